@@ -1,0 +1,36 @@
+#![doc = include_str!("../README.md")]
+
+mod cose;
+pub mod identity;
+pub mod nsm;
+pub mod sim;
+pub mod verify;
+
+pub use identity::IdentityKeys;
+pub use nsm::{AttestationRequest, Nsm, NsmError};
+pub use verify::{Policy, VerifiedDocument, VerifyError, verify};
+
+/// PEM of the AWS Nitro Enclaves root certificate (G1), the default pinned root.
+///
+/// SHA-256 fingerprint `641A0321A3E244EFE456463195D606317ED7CDCC3C1756E09893F3C68F79BB5B`, as
+/// published by AWS; a test checks it.
+pub const AWS_NITRO_ROOT_G1_PEM: &str = include_str!("roots/aws-nitro-root-g1.pem");
+
+/// DER of [`AWS_NITRO_ROOT_G1_PEM`].
+pub fn aws_nitro_root_der() -> Vec<u8> {
+    sim::pem_to_der(AWS_NITRO_ROOT_G1_PEM).expect("the embedded AWS root is a valid certificate")
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::Digest;
+
+    #[test]
+    fn aws_root_fingerprint() {
+        let fp = sha2::Sha256::digest(super::aws_nitro_root_der());
+        assert_eq!(
+            hex::encode_upper(fp),
+            "641A0321A3E244EFE456463195D606317ED7CDCC3C1756E09893F3C68F79BB5B"
+        );
+    }
+}

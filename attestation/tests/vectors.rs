@@ -1,0 +1,96 @@
+//! The committed attestation test vectors: each is rejected with its own error kind, and the
+//! generator still produces them byte for byte.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod support {
+    pub mod vectors;
+}
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use attestation::{IdentityKeys, Policy, verify};
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/attestation")
+}
+
+fn policy_from_manifest(m: &serde_json::Value) -> (Policy, Duration) {
+    let root = std::fs::read_to_string(dir().join(m["root"].as_str().unwrap())).unwrap();
+    let mut policy = Policy::default().with_root(attestation::sim::pem_to_der(&root).unwrap());
+    for (i, v) in m["pcrs"].as_object().unwrap() {
+        policy = policy.allow_pcr(i.parse().unwrap(), hex::decode(v.as_str().unwrap()).unwrap());
+    }
+    policy.nonce = Some(hex::decode(m["nonce"].as_str().unwrap()).unwrap());
+    policy.max_age = Some(Duration::from_secs(m["max_age_secs"].as_u64().unwrap()));
+    policy.require_identity = true;
+    (policy, Duration::from_secs(m["validation_time"].as_u64().unwrap()))
+}
+
+#[test]
+fn every_vector_gets_its_own_verdict() {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir().join("vectors.json")).unwrap()).unwrap();
+    let (policy, at) = policy_from_manifest(&manifest);
+    let mut kinds = BTreeSet::new();
+    let vectors = manifest["vectors"].as_array().unwrap();
+    assert!(vectors.len() >= 14);
+    for v in vectors {
+        let file = v["file"].as_str().unwrap();
+        let expect = v["expect"].as_str().unwrap();
+        let bytes = std::fs::read(dir().join(file)).unwrap();
+        let got = match verify(&bytes, &policy, at) {
+            Ok(doc) => {
+                let id = &manifest["identity"];
+                assert_eq!(
+                    doc.identity,
+                    Some(IdentityKeys {
+                        signing: hex::decode(id["signing"].as_str().unwrap()).unwrap().try_into().unwrap(),
+                        encryption: hex::decode(id["encryption"].as_str().unwrap()).unwrap().try_into().unwrap(),
+                    })
+                );
+                "ok"
+            }
+            Err(e) => e.kind(),
+        };
+        assert_eq!(got, expect, "{file}");
+        assert!(kinds.insert(got), "two vectors share the verdict {got}");
+    }
+}
+
+#[test]
+fn valid_vector_fails_without_the_simulated_root() {
+    let bytes = std::fs::read(dir().join("valid.cose")).unwrap();
+    let at = Duration::from_secs(support::vectors::AT);
+    // The default policy pins only the AWS root.
+    assert_eq!(
+        verify(&bytes, &Policy::default(), at).unwrap_err().kind(),
+        "unknown_root"
+    );
+}
+
+#[test]
+fn valid_vector_at_other_times() {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir().join("vectors.json")).unwrap()).unwrap();
+    let (mut policy, at) = policy_from_manifest(&manifest);
+    let bytes = std::fs::read(dir().join("valid.cose")).unwrap();
+    // Four hours later the leaf has expired, whatever the age limit.
+    policy.max_age = None;
+    assert_eq!(
+        verify(&bytes, &policy, at + Duration::from_secs(4 * 3600)).unwrap_err().kind(),
+        "certificate_expired"
+    );
+    // With no age limit a ten-minute-old document still verifies.
+    assert!(verify(&bytes, &policy, at + Duration::from_secs(600)).is_ok());
+}
+
+#[test]
+fn generator_reproduces_the_committed_vectors() {
+    for (name, bytes) in support::vectors::generate().files {
+        let committed = std::fs::read(dir().join(&name)).unwrap();
+        assert!(committed == bytes, "{name} differs from the generator's output; rerun gen-vectors");
+    }
+}

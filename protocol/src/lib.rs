@@ -1,0 +1,464 @@
+#![doc = include_str!("../README.md")]
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+/// The only protocol version this build speaks. Every frame carries it.
+pub const PROTOCOL_VERSION: u64 = 1;
+
+/// Largest payload a frame may carry (8 MiB). Protocol rounds of threshold ECDSA with Paillier
+/// proofs stay far below it; anything larger is refused before it is read.
+pub const MAX_FRAME_LEN: usize = 8 * 1024 * 1024;
+
+/// Size of the big-endian length prefix of a frame.
+pub const FRAME_HEADER_LEN: usize = 4;
+
+/// Largest nonce an attestation request may carry (the NSM's own limit).
+pub const MAX_NONCE_LEN: usize = 512;
+
+/// Why a frame could not be encoded or decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    /// The length prefix announces more than [`MAX_FRAME_LEN`] bytes.
+    #[error("frame of {len} bytes exceeds the maximum of {max} bytes")]
+    TooLarge {
+        /// Announced (or produced) payload length.
+        len: usize,
+        /// The maximum allowed.
+        max: usize,
+    },
+    /// Fewer bytes than the frame (or its CBOR payload) needs.
+    #[error("truncated frame: needed {needed} bytes, got {got}")]
+    Truncated {
+        /// Bytes needed (for the payload: as announced by the prefix).
+        needed: usize,
+        /// Bytes available.
+        got: usize,
+    },
+    /// Bytes left over after the frame's single message.
+    #[error("{count} trailing bytes after the message")]
+    TrailingBytes {
+        /// How many bytes were left over.
+        count: usize,
+    },
+    /// A protocol version this build does not speak.
+    #[error("unsupported protocol version {0} (this build speaks {PROTOCOL_VERSION})")]
+    UnsupportedVersion(u64),
+    /// The payload is not a well-formed message (bad CBOR, unknown variant or field, ...).
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+/// Reads the length prefix of a frame and checks it against [`MAX_FRAME_LEN`].
+///
+/// Readers call this on the first [`FRAME_HEADER_LEN`] bytes before reading the payload.
+pub fn payload_len(header: [u8; FRAME_HEADER_LEN]) -> Result<usize, FrameError> {
+    let len = u32::from_be_bytes(header) as usize;
+    if len > MAX_FRAME_LEN {
+        return Err(FrameError::TooLarge {
+            len,
+            max: MAX_FRAME_LEN,
+        });
+    }
+    Ok(len)
+}
+
+/// Encodes `message` as one complete frame (length prefix, version, message).
+pub fn encode_frame<M: Serialize>(message: &M) -> Result<Vec<u8>, FrameError> {
+    let mut buf = vec![0u8; FRAME_HEADER_LEN];
+    ciborium::into_writer(&(PROTOCOL_VERSION, message), &mut buf)
+        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let len = buf.len() - FRAME_HEADER_LEN;
+    if len > MAX_FRAME_LEN {
+        return Err(FrameError::TooLarge {
+            len,
+            max: MAX_FRAME_LEN,
+        });
+    }
+    let prefix = u32::try_from(len).expect("len <= MAX_FRAME_LEN fits in u32");
+    buf[..FRAME_HEADER_LEN].copy_from_slice(&prefix.to_be_bytes());
+    Ok(buf)
+}
+
+/// Decodes exactly one complete frame: no byte missing, no byte left over.
+pub fn decode_frame<M: DeserializeOwned>(frame: &[u8]) -> Result<M, FrameError> {
+    let Some((header, payload)) = frame.split_first_chunk::<FRAME_HEADER_LEN>() else {
+        return Err(FrameError::Truncated {
+            needed: FRAME_HEADER_LEN,
+            got: frame.len(),
+        });
+    };
+    let len = payload_len(*header)?;
+    match payload.len() {
+        got if got < len => Err(FrameError::Truncated { needed: len, got }),
+        got if got > len => Err(FrameError::TrailingBytes { count: got - len }),
+        _ => decode_payload(payload),
+    }
+}
+
+/// Decodes the payload of a frame whose length prefix has already been read and checked.
+pub fn decode_payload<M: DeserializeOwned>(payload: &[u8]) -> Result<M, FrameError> {
+    if payload.len() > MAX_FRAME_LEN {
+        return Err(FrameError::TooLarge {
+            len: payload.len(),
+            max: MAX_FRAME_LEN,
+        });
+    }
+    let mut rest = payload;
+    let (version, body): (u64, ciborium::Value) =
+        ciborium::from_reader(&mut rest).map_err(|e| match e {
+            ciborium::de::Error::Io(_) => FrameError::Truncated {
+                needed: payload.len() + 1,
+                got: payload.len(),
+            },
+            other => FrameError::Malformed(other.to_string()),
+        })?;
+    if !rest.is_empty() {
+        return Err(FrameError::TrailingBytes { count: rest.len() });
+    }
+    if version != PROTOCOL_VERSION {
+        return Err(FrameError::UnsupportedVersion(version));
+    }
+    body.deserialized()
+        .map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
+/// A request from the parent proxy to its enclave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum EnclaveRequest {
+    /// Produce an attestation document binding the enclave's identity keys, with the caller's
+    /// nonce (at most [`MAX_NONCE_LEN`] bytes).
+    Attest {
+        /// Caller-chosen freshness nonce.
+        nonce: Option<ByteBuf>,
+    },
+    /// Report the enclave's lifecycle phase.
+    Status,
+}
+
+impl EnclaveRequest {
+    /// The request's kind, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Attest { .. } => "attest",
+            Self::Status => "status",
+        }
+    }
+}
+
+impl fmt::Display for EnclaveRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind())
+    }
+}
+
+/// The enclave's lifecycle phase, as reported on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Generating identity keys and measuring itself.
+    Booting,
+    /// Identity keys exist and attestation works; no cluster genesis yet.
+    Ready,
+    /// Boot failed; the enclave answers nothing but errors until restarted.
+    BootFailed,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Booting => "booting",
+            Self::Ready => "ready",
+            Self::BootFailed => "boot_failed",
+        })
+    }
+}
+
+/// A response from the enclave to its parent proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum EnclaveResponse {
+    /// A COSE_Sign1 attestation document (raw bytes, as the NSM returns it).
+    Attestation {
+        /// The document.
+        document: ByteBuf,
+    },
+    /// The enclave's lifecycle phase.
+    Status {
+        /// Current phase.
+        phase: Phase,
+    },
+    /// The request failed.
+    Error(EnclaveError),
+}
+
+impl EnclaveResponse {
+    /// The response's kind, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Attestation { .. } => "attestation",
+            Self::Status { .. } => "status",
+            Self::Error(_) => "error",
+        }
+    }
+}
+
+impl fmt::Display for EnclaveResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind())
+    }
+}
+
+/// Stable error codes the enclave returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame could not be decoded or the request is invalid.
+    BadRequest,
+    /// The frame's protocol version is not spoken by this enclave.
+    UnsupportedVersion,
+    /// The request is not allowed in the enclave's current lifecycle phase.
+    WrongPhase,
+    /// The Nitro Secure Module (or its simulation) failed.
+    Nsm,
+    /// An internal error; the message says which.
+    Internal,
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::BadRequest => "bad_request",
+            Self::UnsupportedVersion => "unsupported_version",
+            Self::WrongPhase => "wrong_phase",
+            Self::Nsm => "nsm",
+            Self::Internal => "internal",
+        })
+    }
+}
+
+/// An error answered by the enclave. The message never carries secret material.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnclaveError {
+    /// Stable code.
+    pub code: ErrorCode,
+    /// Human-readable detail (lowercase, no secrets).
+    pub message: String,
+}
+
+impl EnclaveError {
+    /// Builds an error from its code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for EnclaveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for EnclaveError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attest() -> EnclaveRequest {
+        EnclaveRequest::Attest {
+            nonce: Some(ByteBuf::from(vec![0xAB; 4])),
+        }
+    }
+
+    /// Byte snapshots: every encoding is pinned. A change here is a wire-format change and needs
+    /// a new protocol version.
+    #[test]
+    fn snapshots() {
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (
+                encode_frame(&attest()).unwrap(),
+                "000000168201a166617474657374a1656e6f6e636544abababab",
+            ),
+            (
+                encode_frame(&EnclaveRequest::Attest { nonce: None }).unwrap(),
+                "000000128201a166617474657374a1656e6f6e6365f6",
+            ),
+            (
+                encode_frame(&EnclaveRequest::Status).unwrap(),
+                "00000009820166737461747573",
+            ),
+            (
+                encode_frame(&EnclaveResponse::Attestation {
+                    document: ByteBuf::from(vec![1, 2, 3]),
+                })
+                .unwrap(),
+                "0000001d8201a16b6174746573746174696f6ea168646f63756d656e7443010203",
+            ),
+            (
+                encode_frame(&EnclaveResponse::Status {
+                    phase: Phase::Ready,
+                })
+                .unwrap(),
+                "000000178201a166737461747573a1657068617365657265616479",
+            ),
+            (
+                encode_frame(&EnclaveResponse::Error(EnclaveError::new(
+                    ErrorCode::WrongPhase,
+                    "not ready",
+                )))
+                .unwrap(),
+                "0000002d8201a1656572726f72a264636f64656b77726f6e675f7068617365676d657373616765696e6f74207265616479",
+            ),
+        ];
+        for (bytes, expected) in cases {
+            let expected: String = expected.split_whitespace().collect();
+            assert_eq!(hex::encode(&bytes), expected);
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let requests = [attest(), EnclaveRequest::Status];
+        for r in requests {
+            let frame = encode_frame(&r).unwrap();
+            assert_eq!(decode_frame::<EnclaveRequest>(&frame).unwrap(), r);
+        }
+        let responses = [
+            EnclaveResponse::Attestation {
+                document: ByteBuf::from(vec![9; 100]),
+            },
+            EnclaveResponse::Status {
+                phase: Phase::BootFailed,
+            },
+            EnclaveResponse::Error(EnclaveError::new(ErrorCode::Nsm, "x")),
+        ];
+        for r in responses {
+            let frame = encode_frame(&r).unwrap();
+            assert_eq!(decode_frame::<EnclaveResponse>(&frame).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn rejects_oversized_prefix_before_reading() {
+        let mut frame = ((MAX_FRAME_LEN + 1) as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&[0; 16]);
+        assert_eq!(
+            decode_frame::<EnclaveRequest>(&frame),
+            Err(FrameError::TooLarge {
+                len: MAX_FRAME_LEN + 1,
+                max: MAX_FRAME_LEN
+            })
+        );
+        assert!(payload_len(u32::MAX.to_be_bytes()).is_err());
+    }
+
+    #[test]
+    fn rejects_oversized_message_on_encode() {
+        let big = EnclaveResponse::Attestation {
+            document: ByteBuf::from(vec![0; MAX_FRAME_LEN]),
+        };
+        assert!(matches!(
+            encode_frame(&big),
+            Err(FrameError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_truncated() {
+        let frame = encode_frame(&attest()).unwrap();
+        assert_eq!(
+            decode_frame::<EnclaveRequest>(&frame[..2]),
+            Err(FrameError::Truncated { needed: 4, got: 2 })
+        );
+        let short = &frame[..frame.len() - 1];
+        assert!(matches!(
+            decode_frame::<EnclaveRequest>(short),
+            Err(FrameError::Truncated { .. })
+        ));
+        // A prefix that matches a payload whose CBOR is cut short.
+        let payload = &frame[4..frame.len() - 2];
+        assert!(matches!(
+            decode_payload::<EnclaveRequest>(payload),
+            Err(FrameError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_trailing_bytes() {
+        let mut frame = encode_frame(&attest()).unwrap();
+        frame.push(0);
+        assert_eq!(
+            decode_frame::<EnclaveRequest>(&frame),
+            Err(FrameError::TrailingBytes { count: 1 })
+        );
+        // Trailing bytes inside the announced payload.
+        let mut payload = frame[4..frame.len() - 1].to_vec();
+        payload.push(0xf6);
+        assert_eq!(
+            decode_payload::<EnclaveRequest>(&payload),
+            Err(FrameError::TrailingBytes { count: 1 })
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_version() {
+        let mut frame = encode_frame(&attest()).unwrap();
+        assert_eq!(frame[5], 0x01);
+        frame[5] = 0x02;
+        assert_eq!(
+            decode_frame::<EnclaveRequest>(&frame),
+            Err(FrameError::UnsupportedVersion(2))
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_variant_and_field() {
+        let unknown_variant = encode_frame(&("launch_missiles", 1)).unwrap();
+        assert!(matches!(
+            decode_frame::<EnclaveRequest>(&unknown_variant),
+            Err(FrameError::Malformed(_))
+        ));
+
+        #[derive(Serialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Extended {
+            Attest { nonce: Option<ByteBuf>, extra: u8 },
+        }
+        let extra = encode_frame(&Extended::Attest {
+            nonce: None,
+            extra: 1,
+        })
+        .unwrap();
+        assert!(matches!(
+            decode_frame::<EnclaveRequest>(&extra),
+            Err(FrameError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for len in 0..64u8 {
+            let junk: Vec<u8> = (0..len).map(|i| i.wrapping_mul(37).wrapping_add(len)).collect();
+            let _ = decode_frame::<EnclaveRequest>(&junk);
+            let _ = decode_payload::<EnclaveResponse>(&junk);
+        }
+    }
+
+    #[test]
+    fn display_prints_kind_only() {
+        assert_eq!(attest().to_string(), "attest");
+        let doc = EnclaveResponse::Attestation {
+            document: ByteBuf::from(b"secret-looking".to_vec()),
+        };
+        assert_eq!(doc.to_string(), "attestation");
+    }
+}

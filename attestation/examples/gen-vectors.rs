@@ -7,9 +7,12 @@
 mod vectors;
 
 fn main() {
-    let dir = std::env::args().nth(1).map(std::path::PathBuf::from).unwrap_or_else(|| {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/attestation")
-    });
+    let dir = std::env::args()
+        .nth(1)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/attestation")
+        });
     std::fs::create_dir_all(&dir).unwrap();
     for (name, bytes) in vectors::generate().files {
         std::fs::write(dir.join(&name), bytes).unwrap();

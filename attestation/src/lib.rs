@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+#[cfg(feature = "aws-crosscheck")]
+pub mod aws;
 mod cose;
 pub mod identity;
 pub mod nsm;

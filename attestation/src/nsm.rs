@@ -38,18 +38,30 @@ pub trait Nsm: Send + Sync {
 /// Checks a request against the NSM's documented limits.
 pub fn check_request(request: &AttestationRequest) -> Result<(), NsmError> {
     let limits = [
-        ("user_data", request.user_data.as_ref(), crate::verify::MAX_USER_DATA_LEN),
-        ("nonce", request.nonce.as_ref(), crate::verify::MAX_NONCE_LEN),
-        ("public_key", request.public_key.as_ref(), crate::verify::MAX_PUBLIC_KEY_LEN),
+        (
+            "user_data",
+            request.user_data.as_ref(),
+            crate::verify::MAX_USER_DATA_LEN,
+        ),
+        (
+            "nonce",
+            request.nonce.as_ref(),
+            crate::verify::MAX_NONCE_LEN,
+        ),
+        (
+            "public_key",
+            request.public_key.as_ref(),
+            crate::verify::MAX_PUBLIC_KEY_LEN,
+        ),
     ];
     for (field, value, max) in limits {
-        if let Some(v) = value {
-            if v.len() > max {
-                return Err(NsmError::InvalidRequest(format!(
-                    "{field} is {} bytes, more than {max}",
-                    v.len()
-                )));
-            }
+        if let Some(v) = value
+            && v.len() > max
+        {
+            return Err(NsmError::InvalidRequest(format!(
+                "{field} is {} bytes, more than {max}",
+                v.len()
+            )));
         }
     }
     Ok(())

@@ -75,7 +75,10 @@ pub struct SimulatedCa {
 impl std::fmt::Debug for SimulatedCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimulatedCa")
-            .field("root_sha256", &hex::encode(sha2::Sha256::digest(&self.root_der)))
+            .field(
+                "root_sha256",
+                &hex::encode(sha2::Sha256::digest(&self.root_der)),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -198,6 +201,7 @@ impl SimulatedCa {
     /// PEM of the root certificate.
     pub fn root_pem(&self) -> String {
         der_to_pem(&self.root_der)
+            .expect("the root certificate was parsed when it was made or loaded")
     }
 
     /// Issues a leaf certificate for a new key, valid from `not_before` for `lifetime`.
@@ -237,7 +241,7 @@ impl SimulatedCa {
         write_atomic(
             dir,
             "intermediate.pem",
-            der_to_pem(&self.intermediate_der).as_bytes(),
+            der_to_pem(&self.intermediate_der)?.as_bytes(),
             0o644,
         )?;
         let key = self
@@ -252,7 +256,8 @@ impl SimulatedCa {
     pub fn load(dir: &Path) -> Result<Self, SimError> {
         let root_der = pem_to_der(&fs::read_to_string(dir.join("root.pem"))?)?;
         let intermediate_der = pem_to_der(&fs::read_to_string(dir.join("intermediate.pem"))?)?;
-        let key_pem = zeroize::Zeroizing::new(fs::read_to_string(dir.join("intermediate.key.pem"))?);
+        let key_pem =
+            zeroize::Zeroizing::new(fs::read_to_string(dir.join("intermediate.key.pem"))?);
         let intermediate_key = SigningKey::from_pkcs8_pem(&key_pem).map_err(invalid)?;
         let cert = Certificate::from_der(&intermediate_der).map_err(invalid)?;
         let stored = cert
@@ -299,11 +304,10 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::Result<(
 }
 
 /// PEM ("CERTIFICATE") of a DER certificate.
-pub fn der_to_pem(der_bytes: &[u8]) -> String {
-    match Certificate::from_der(der_bytes).and_then(|c| c.to_pem(LineEnding::LF)) {
-        Ok(pem) => pem,
-        Err(_) => String::new(),
-    }
+pub fn der_to_pem(der_bytes: &[u8]) -> Result<String, SimError> {
+    Certificate::from_der(der_bytes)
+        .and_then(|c| c.to_pem(LineEnding::LF))
+        .map_err(invalid)
 }
 
 /// DER of a PEM certificate.
@@ -325,7 +329,10 @@ pub fn measure_file(path: &Path) -> io::Result<[u8; 48]> {
 pub fn simulated_pcrs(image_digest: &[u8; 48]) -> BTreeMap<usize, Vec<u8>> {
     let mut pcrs: BTreeMap<usize, Vec<u8>> = (0..PCR_COUNT).map(|i| (i, vec![0u8; 48])).collect();
     pcrs.insert(0, image_digest.to_vec());
-    pcrs.insert(1, Sha384::digest(b"cohort-simulated-kernel-and-boot-ramfs/v1").to_vec());
+    pcrs.insert(
+        1,
+        Sha384::digest(b"cohort-simulated-kernel-and-boot-ramfs/v1").to_vec(),
+    );
     let mut h = Sha384::new();
     h.update(b"cohort-simulated-application/v1");
     h.update(image_digest);
@@ -356,7 +363,10 @@ pub struct DocumentParts<'a> {
 
 /// Builds and signs a COSE_Sign1 attestation document with `leaf_key` (no limit checks: the
 /// test vectors use this to build documents that break them).
-pub fn build_document(leaf_key: &SigningKey, parts: DocumentParts<'_>) -> Result<Vec<u8>, NsmError> {
+pub fn build_document(
+    leaf_key: &SigningKey,
+    parts: DocumentParts<'_>,
+) -> Result<Vec<u8>, NsmError> {
     let doc = AttestationDoc::new(
         parts.module_id.to_string(),
         NsmDigest::SHA384,
@@ -435,7 +445,12 @@ impl Nsm for SimulatedNsm {
             let not_before = now.saturating_sub(Duration::from_secs(60));
             let (key, der) = self
                 .ca
-                .issue_leaf(&mut rand::rngs::OsRng, &self.module_id, not_before, LEAF_LIFETIME)
+                .issue_leaf(
+                    &mut rand::rngs::OsRng,
+                    &self.module_id,
+                    not_before,
+                    LEAF_LIFETIME,
+                )
                 .map_err(|e| NsmError::Device(e.to_string()))?;
             *guard = Some(Leaf {
                 key,
@@ -490,7 +505,9 @@ mod tests {
                 public_key: Some(keys.to_bytes().to_vec()),
             })
             .unwrap();
-        let mut policy = Policy::default().with_root(root).allow_pcr(0, image.to_vec());
+        let mut policy = Policy::default()
+            .with_root(root)
+            .allow_pcr(0, image.to_vec());
         policy.nonce = Some(nonce);
         policy.max_age = Some(Duration::from_secs(60));
         policy.identity = Some(keys);
@@ -524,6 +541,9 @@ mod tests {
             dir.path().join("intermediate.key.pem"),
         )
         .unwrap();
-        assert!(matches!(SimulatedCa::load(dir.path()), Err(SimError::Invalid(_))));
+        assert!(matches!(
+            SimulatedCa::load(dir.path()),
+            Err(SimError::Invalid(_))
+        ));
     }
 }

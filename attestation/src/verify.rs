@@ -164,7 +164,9 @@ pub enum VerifyError {
     #[error("certificate chain does not start at a pinned root")]
     UnknownRoot,
     /// A certificate is not signed by its issuer, or names another issuer.
-    #[error("certificate at depth {depth} is not validly issued by the certificate before it: {reason}")]
+    #[error(
+        "certificate at depth {depth} is not validly issued by the certificate before it: {reason}"
+    )]
     ChainBroken {
         /// Depth of the child certificate.
         depth: usize,
@@ -235,7 +237,8 @@ pub enum VerifyError {
     /// `user_data` does not bind the expected identity keys.
     #[error("user_data does not bind the {0}")]
     UserDataMismatch(&'static str),
-    /// The `attestation-doc-validation` cross-check rejected a production document.
+    /// The `attestation-doc-validation` cross-check rejected a production document
+    /// ([`crate::aws::cross_check`]).
     #[error("cross-check with attestation-doc-validation failed: {0}")]
     CrossCheck(String),
 }
@@ -291,8 +294,9 @@ fn parse(document: &[u8]) -> Result<(CoseSign1, AttestationDoc), VerifyError> {
         Some(CborValue::Integer(alg)) if i128::from(*alg) == ES384 => {}
         _ => return Err(VerifyError::UnsupportedAlgorithm),
     }
-    let doc = AttestationDoc::from_binary(&payload)
-        .map_err(|e| VerifyError::Malformed(format!("payload is not an attestation document: {e:?}")))?;
+    let doc = AttestationDoc::from_binary(&payload).map_err(|e| {
+        VerifyError::Malformed(format!("payload is not an attestation document: {e:?}"))
+    })?;
     Ok((cose, doc))
 }
 
@@ -311,16 +315,12 @@ pub fn verify(
         Err(CoseError::SignatureError(_)) => return Err(VerifyError::SignatureMalformed),
         Err(e) => return Err(VerifyError::Malformed(format!("cose: {e}"))),
     }
-    let pcrs: BTreeMap<usize, Vec<u8>> = doc
-        .pcrs
-        .iter()
-        .map(|(i, v)| (*i, v.to_vec()))
-        .collect();
+    let pcrs: BTreeMap<usize, Vec<u8>> = doc.pcrs.iter().map(|(i, v)| (*i, v.to_vec())).collect();
     check_pcrs(&pcrs, policy)?;
-    if let Some(expected) = &policy.nonce {
-        if doc.nonce.as_deref().map(|n| n.as_slice()) != Some(expected.as_slice()) {
-            return Err(VerifyError::NonceMismatch);
-        }
+    if let Some(expected) = &policy.nonce
+        && doc.nonce.as_deref().map(|n| n.as_slice()) != Some(expected.as_slice())
+    {
+        return Err(VerifyError::NonceMismatch);
     }
     check_time(doc.timestamp, policy.max_age, at)?;
     let identity = check_identity(&doc, policy)?;
@@ -334,28 +334,7 @@ pub fn verify(
         identity,
         leaf_der: doc.certificate.into_vec(),
     };
-    cross_check(document, policy, at)?;
     Ok(verified)
-}
-
-#[cfg(feature = "aws-crosscheck")]
-fn cross_check(document: &[u8], policy: &Policy, at: Duration) -> Result<(), VerifyError> {
-    // The crate pins the AWS root and reads the system clock; it can only speak to production
-    // documents verified at (about) the present time.
-    let aws = crate::aws_nitro_root_der();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    if policy.roots.iter().any(|r| *r == aws) && now.abs_diff(at) < Duration::from_secs(60) {
-        attestation_doc_validation::validate_attestation_doc(document)
-            .map_err(|e| VerifyError::CrossCheck(e.to_string()))?;
-    }
-    Ok(())
-}
-
-#[cfg(not(feature = "aws-crosscheck"))]
-fn cross_check(_: &[u8], _: &Policy, _: Duration) -> Result<(), VerifyError> {
-    Ok(())
 }
 
 fn too_large(field: &'static str, len: usize, max: usize) -> Result<(), VerifyError> {
@@ -424,7 +403,9 @@ fn parse_cert(der_bytes: &[u8], depth: usize) -> Result<ParsedCert, VerifyError>
     let raw = RawCertificate::from_der(der_bytes).map_err(|e| malformed(e.to_string()))?;
     let cert = Certificate::from_der(der_bytes).map_err(|e| malformed(e.to_string()))?;
     if cert.signature_algorithm.oid != ECDSA_WITH_SHA384 {
-        return Err(malformed("signature algorithm is not ecdsa-with-SHA384".into()));
+        return Err(malformed(
+            "signature algorithm is not ecdsa-with-SHA384".into(),
+        ));
     }
     let tbs_der = raw.tbs.to_der().map_err(|e| malformed(e.to_string()))?;
     let signature = raw
@@ -540,7 +521,9 @@ fn verify_chain(
     for (depth, p) in parsed.iter().enumerate() {
         check_validity(&p.cert, depth, at)?;
     }
-    Ok(keys.pop().expect("chain has at least the root and the leaf"))
+    Ok(keys
+        .pop()
+        .expect("chain has at least the root and the leaf"))
 }
 
 fn check_pcrs(pcrs: &BTreeMap<usize, Vec<u8>>, policy: &Policy) -> Result<(), VerifyError> {
@@ -562,7 +545,11 @@ fn check_pcrs(pcrs: &BTreeMap<usize, Vec<u8>>, policy: &Policy) -> Result<(), Ve
     Ok(())
 }
 
-fn check_time(timestamp_ms: u64, max_age: Option<Duration>, at: Duration) -> Result<(), VerifyError> {
+fn check_time(
+    timestamp_ms: u64,
+    max_age: Option<Duration>,
+    at: Duration,
+) -> Result<(), VerifyError> {
     let ts = Duration::from_millis(timestamp_ms);
     if ts > at + MAX_CLOCK_SKEW {
         return Err(VerifyError::TimestampInFuture {

@@ -21,12 +21,18 @@ fn policy_from_manifest(m: &serde_json::Value) -> (Policy, Duration) {
     let root = std::fs::read_to_string(dir().join(m["root"].as_str().unwrap())).unwrap();
     let mut policy = Policy::default().with_root(attestation::sim::pem_to_der(&root).unwrap());
     for (i, v) in m["pcrs"].as_object().unwrap() {
-        policy = policy.allow_pcr(i.parse().unwrap(), hex::decode(v.as_str().unwrap()).unwrap());
+        policy = policy.allow_pcr(
+            i.parse().unwrap(),
+            hex::decode(v.as_str().unwrap()).unwrap(),
+        );
     }
     policy.nonce = Some(hex::decode(m["nonce"].as_str().unwrap()).unwrap());
     policy.max_age = Some(Duration::from_secs(m["max_age_secs"].as_u64().unwrap()));
     policy.require_identity = true;
-    (policy, Duration::from_secs(m["validation_time"].as_u64().unwrap()))
+    (
+        policy,
+        Duration::from_secs(m["validation_time"].as_u64().unwrap()),
+    )
 }
 
 #[test]
@@ -47,8 +53,14 @@ fn every_vector_gets_its_own_verdict() {
                 assert_eq!(
                     doc.identity,
                     Some(IdentityKeys {
-                        signing: hex::decode(id["signing"].as_str().unwrap()).unwrap().try_into().unwrap(),
-                        encryption: hex::decode(id["encryption"].as_str().unwrap()).unwrap().try_into().unwrap(),
+                        signing: hex::decode(id["signing"].as_str().unwrap())
+                            .unwrap()
+                            .try_into()
+                            .unwrap(),
+                        encryption: hex::decode(id["encryption"].as_str().unwrap())
+                            .unwrap()
+                            .try_into()
+                            .unwrap(),
                     })
                 );
                 "ok"
@@ -80,7 +92,9 @@ fn valid_vector_at_other_times() {
     // Four hours later the leaf has expired, whatever the age limit.
     policy.max_age = None;
     assert_eq!(
-        verify(&bytes, &policy, at + Duration::from_secs(4 * 3600)).unwrap_err().kind(),
+        verify(&bytes, &policy, at + Duration::from_secs(4 * 3600))
+            .unwrap_err()
+            .kind(),
         "certificate_expired"
     );
     // With no age limit a ten-minute-old document still verifies.
@@ -91,6 +105,9 @@ fn valid_vector_at_other_times() {
 fn generator_reproduces_the_committed_vectors() {
     for (name, bytes) in support::vectors::generate().files {
         let committed = std::fs::read(dir().join(&name)).unwrap();
-        assert!(committed == bytes, "{name} differs from the generator's output; rerun gen-vectors");
+        assert!(
+            committed == bytes,
+            "{name} differs from the generator's output; rerun gen-vectors"
+        );
     }
 }

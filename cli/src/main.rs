@@ -1,1 +1,315 @@
-fn main() {}
+//! `cohort`: the operator and client CLI.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use attestation::Policy;
+use clap::{Args, Parser, Subcommand};
+use cli::client::HttpClient;
+use cli::sim::{SimCluster, SimOptions};
+use rand::RngCore;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cohort",
+    version,
+    about = "Cohort threshold-signing cluster: operator and client CLI"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a simulated cluster on this machine.
+    #[command(subcommand)]
+    Sim(SimCommand),
+    /// Fetch and verify attestation documents.
+    #[command(subcommand)]
+    Attest(AttestCommand),
+    /// Boot a simulated cluster, attest and verify every node, and stop it (the main job).
+    Demo {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Cluster directory (default: a temporary one, removed afterwards).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SimCommand {
+    /// Start N enclaves and N proxies; stop them on Ctrl-C or SIGTERM.
+    Up {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Cluster directory (reused if it exists).
+        #[arg(long, default_value = ".cohort-sim")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AttestCommand {
+    /// Fetch an attestation document (raw COSE bytes) through a proxy.
+    Fetch {
+        /// The proxy's base URL, e.g. http://127.0.0.1:7070.
+        #[arg(long)]
+        proxy: String,
+        /// Nonce to include, hex (default: 32 random bytes, printed).
+        #[arg(long, value_parser = parse_hex)]
+        nonce: Option<Vec<u8>>,
+        /// Where to write the document.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify a document; exit 0 if it verifies, 1 if not.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// The document (raw COSE bytes).
+    file: PathBuf,
+    /// PEM of the root to pin instead of the AWS Nitro root.
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Allowed PCR0 values (hex, repeatable).
+    #[arg(long, value_parser = parse_hex)]
+    pcr0: Vec<Vec<u8>>,
+    /// Allowed PCR1 values (hex, repeatable).
+    #[arg(long, value_parser = parse_hex)]
+    pcr1: Vec<Vec<u8>>,
+    /// Allowed PCR2 values (hex, repeatable).
+    #[arg(long, value_parser = parse_hex)]
+    pcr2: Vec<Vec<u8>>,
+    /// Allowed PCR8 values (hex, repeatable).
+    #[arg(long, value_parser = parse_hex)]
+    pcr8: Vec<Vec<u8>>,
+    /// The nonce the document must carry (hex).
+    #[arg(long, value_parser = parse_hex)]
+    nonce: Option<Vec<u8>>,
+    /// Maximum age of the document at the validation time, seconds.
+    #[arg(long)]
+    max_age: Option<u64>,
+    /// Validation time, seconds since the Unix epoch (default: now).
+    #[arg(long)]
+    at: Option<u64>,
+    /// Accept debug-mode documents (all-zero PCRs).
+    #[arg(long)]
+    allow_debug: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+    hex::decode(s).map_err(|e| format!("not hex: {e}"))
+}
+
+fn now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+fn read_root(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    let pem =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    attestation::sim::pem_to_der(&pem)
+        .with_context(|| format!("{} is not a PEM certificate", path.display()))
+}
+
+fn verify_command(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let document = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let mut policy = Policy::default();
+    if let Some(root) = &args.root {
+        policy = policy.with_root(read_root(root)?);
+    }
+    let mut pcrs = BTreeMap::new();
+    for (i, v) in [
+        (0, args.pcr0),
+        (1, args.pcr1),
+        (2, args.pcr2),
+        (8, args.pcr8),
+    ] {
+        if !v.is_empty() {
+            pcrs.insert(i, v);
+        }
+    }
+    policy.pcrs = pcrs;
+    policy.nonce = args.nonce;
+    policy.max_age = args.max_age.map(Duration::from_secs);
+    policy.allow_debug = args.allow_debug;
+    let at = args.at.map(Duration::from_secs).unwrap_or_else(now);
+    let report = cli::attest::report(&document, &policy, at);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(if report.valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn shutdown_signal() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn sim_up(nodes: usize, dir: PathBuf) -> anyhow::Result<ExitCode> {
+    let cluster = SimCluster::start(&SimOptions::new(nodes, dir)?).await?;
+    println!("simulated cluster up in {}", cluster.dir.display());
+    println!("root certificate: {}", cluster.info.root_pem_path.display());
+    println!("pcr0: {}", cluster.info.pcrs[0]);
+    for n in &cluster.info.nodes {
+        println!(
+            "node {}: enclave {} ({}), proxy {}",
+            n.id, n.enclave, n.module_id, n.proxy_url
+        );
+    }
+    println!(
+        "endpoints written to {}",
+        cluster.dir.join("cluster.json").display()
+    );
+    println!("press Ctrl-C to stop");
+    shutdown_signal().await;
+    println!("stopping");
+    cluster.stop().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn fetch(proxy: String, nonce: Option<Vec<u8>>, out: PathBuf) -> anyhow::Result<ExitCode> {
+    let nonce = nonce.unwrap_or_else(|| {
+        let mut n = vec![0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut n);
+        n
+    });
+    let document = HttpClient::new().fetch_attestation(&proxy, &nonce).await?;
+    std::fs::write(&out, &document).with_context(|| format!("cannot write {}", out.display()))?;
+    println!("wrote {} bytes to {}", document.len(), out.display());
+    println!("nonce: {}", hex::encode(&nonce));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn demo(nodes: usize, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let temp;
+    let dir = match dir {
+        Some(d) => d,
+        None => {
+            temp = tempfile::Builder::new().prefix("cohort-demo-").tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    println!(
+        "[1/3] booting a simulated cluster of {nodes} enclaves and {nodes} proxies in {}",
+        dir.display()
+    );
+    let cluster = SimCluster::start(&SimOptions::new(nodes, dir)?).await?;
+    let root = read_root(&cluster.info.root_pem_path)?;
+    let expected: Vec<Vec<u8>> = cluster
+        .info
+        .pcrs
+        .iter()
+        .map(|h| hex::decode(h))
+        .collect::<Result<_, _>>()?;
+    println!("      enclave measurement pcr0 = {}", cluster.info.pcrs[0]);
+
+    println!("[2/3] attesting every node through its proxy with a fresh nonce");
+    let client = HttpClient::new();
+    let mut failures = 0;
+    let mut first_doc = None;
+    for node in &cluster.info.nodes {
+        let mut nonce = vec![0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let document = client.fetch_attestation(&node.proxy_url, &nonce).await?;
+        let mut policy = Policy::default().with_root(root.clone());
+        for (i, v) in expected.iter().enumerate() {
+            policy = policy.allow_pcr(i, v.clone());
+        }
+        policy.nonce = Some(nonce);
+        policy.max_age = Some(Duration::from_secs(60));
+        policy.require_identity = true;
+        match attestation::verify(&document, &policy, now()) {
+            Ok(doc) => {
+                let id = doc
+                    .identity
+                    .map(|k| hex::encode(k.signing))
+                    .unwrap_or_default();
+                println!(
+                    "      node {} ({}): VERIFIED, identity key {}",
+                    node.id, doc.module_id, id
+                );
+            }
+            Err(e) => {
+                failures += 1;
+                println!("      node {}: FAILED: {e}", node.id);
+            }
+        }
+        first_doc.get_or_insert(document);
+    }
+
+    println!("[3/3] checking that a verifier expecting another enclave image refuses the document");
+    if let Some(doc) = first_doc {
+        let policy = Policy::default()
+            .with_root(root)
+            .allow_pcr(0, vec![0xAB; 48]);
+        match attestation::verify(&doc, &policy, now()) {
+            Err(attestation::VerifyError::PcrMismatch { .. }) => {
+                println!("      refused: pcr0 mismatch (as expected)")
+            }
+            other => {
+                failures += 1;
+                println!("      UNEXPECTED: {other:?}");
+            }
+        }
+    }
+    cluster.stop().await?;
+    println!(
+        "key generation and signing of Bitcoin, Ethereum and Solana transactions are not built yet"
+    );
+    if failures > 0 {
+        bail!("{failures} check(s) failed");
+    }
+    println!("demo passed");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Sim(SimCommand::Up { nodes, dir }) => sim_up(nodes, dir).await,
+        Command::Attest(AttestCommand::Fetch { proxy, nonce, out }) => {
+            fetch(proxy, nonce, out).await
+        }
+        Command::Attest(AttestCommand::Verify(args)) => verify_command(args),
+        Command::Demo { nodes, dir } => demo(nodes, dir).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cohort: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

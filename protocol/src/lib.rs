@@ -6,6 +6,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+mod endpoint;
+pub use endpoint::{Endpoint, EndpointError};
+
 /// The only protocol version this build speaks. Every frame carries it.
 pub const PROTOCOL_VERSION: u64 = 1;
 
@@ -447,7 +450,9 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         for len in 0..64u8 {
-            let junk: Vec<u8> = (0..len).map(|i| i.wrapping_mul(37).wrapping_add(len)).collect();
+            let junk: Vec<u8> = (0..len)
+                .map(|i| i.wrapping_mul(37).wrapping_add(len))
+                .collect();
             let _ = decode_frame::<EnclaveRequest>(&junk);
             let _ = decode_payload::<EnclaveResponse>(&junk);
         }

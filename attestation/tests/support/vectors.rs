@@ -50,28 +50,40 @@ pub fn generate() -> Vectors {
     let ts = |d: Duration| u64::try_from(d.as_millis()).unwrap();
     let leaf_start = at - Duration::from_secs(3600);
     let (leaf_key, leaf_der) = ca
-        .issue_leaf(&mut rng, "i-vectors-enc-0001", leaf_start, sim::LEAF_LIFETIME)
+        .issue_leaf(
+            &mut rng,
+            "i-vectors-enc-0001",
+            leaf_start,
+            sim::LEAF_LIFETIME,
+        )
         .unwrap();
     let good_request = AttestationRequest {
         user_data: Some(identity.binding().to_vec()),
         nonce: Some(nonce.clone()),
         public_key: Some(identity.to_bytes().to_vec()),
     };
-    let parts = |pcrs: BTreeMap<usize, Vec<u8>>, leaf_der: &[u8], cabundle, request, t| DocumentParts {
-        module_id: "i-vectors-enc-0001",
-        timestamp_ms: t,
-        pcrs,
-        leaf_der: leaf_der.to_vec(),
-        cabundle,
-        request,
-    };
+    let parts =
+        |pcrs: BTreeMap<usize, Vec<u8>>, leaf_der: &[u8], cabundle, request, t| DocumentParts {
+            module_id: "i-vectors-enc-0001",
+            timestamp_ms: t,
+            pcrs,
+            leaf_der: leaf_der.to_vec(),
+            cabundle,
+            request,
+        };
     let doc_ts = ts(at - Duration::from_secs(10));
     let build = |key: &SigningKey, p| sim::build_document(key, p).unwrap();
 
     let mut files = Vec::new();
     let valid = build(
         &leaf_key,
-        parts(pcrs.clone(), &leaf_der, ca.cabundle(), good_request.clone(), doc_ts),
+        parts(
+            pcrs.clone(),
+            &leaf_der,
+            ca.cabundle(),
+            good_request.clone(),
+            doc_ts,
+        ),
     );
     files.push(("valid.cose".to_string(), valid.clone()));
 
@@ -85,13 +97,24 @@ pub fn generate() -> Vectors {
     files.push(("tampered-signature.cose".into(), tampered_signature));
 
     let (other_leaf_key, other_leaf_der) = other_ca
-        .issue_leaf(&mut rng, "i-vectors-enc-0001", leaf_start, sim::LEAF_LIFETIME)
+        .issue_leaf(
+            &mut rng,
+            "i-vectors-enc-0001",
+            leaf_start,
+            sim::LEAF_LIFETIME,
+        )
         .unwrap();
     files.push((
         "unknown-root.cose".into(),
         build(
             &other_leaf_key,
-            parts(pcrs.clone(), &other_leaf_der, other_ca.cabundle(), good_request.clone(), doc_ts),
+            parts(
+                pcrs.clone(),
+                &other_leaf_der,
+                other_ca.cabundle(),
+                good_request.clone(),
+                doc_ts,
+            ),
         ),
     ));
 
@@ -101,29 +124,57 @@ pub fn generate() -> Vectors {
         "forged-leaf.cose".into(),
         build(
             &other_leaf_key,
-            parts(pcrs.clone(), &other_leaf_der, ca.cabundle(), good_request.clone(), doc_ts),
+            parts(
+                pcrs.clone(),
+                &other_leaf_der,
+                ca.cabundle(),
+                good_request.clone(),
+                doc_ts,
+            ),
         ),
     ));
 
     let (expired_key, expired_der) = ca
-        .issue_leaf(&mut rng, "i-vectors-enc-0001", at - Duration::from_secs(4 * 3600), sim::LEAF_LIFETIME)
+        .issue_leaf(
+            &mut rng,
+            "i-vectors-enc-0001",
+            at - Duration::from_secs(4 * 3600),
+            sim::LEAF_LIFETIME,
+        )
         .unwrap();
     files.push((
         "expired-leaf.cose".into(),
         build(
             &expired_key,
-            parts(pcrs.clone(), &expired_der, ca.cabundle(), good_request.clone(), doc_ts),
+            parts(
+                pcrs.clone(),
+                &expired_der,
+                ca.cabundle(),
+                good_request.clone(),
+                doc_ts,
+            ),
         ),
     ));
 
     let (future_key, future_der) = ca
-        .issue_leaf(&mut rng, "i-vectors-enc-0001", at + Duration::from_secs(3600), sim::LEAF_LIFETIME)
+        .issue_leaf(
+            &mut rng,
+            "i-vectors-enc-0001",
+            at + Duration::from_secs(3600),
+            sim::LEAF_LIFETIME,
+        )
         .unwrap();
     files.push((
         "not-yet-valid-leaf.cose".into(),
         build(
             &future_key,
-            parts(pcrs.clone(), &future_der, ca.cabundle(), good_request.clone(), doc_ts),
+            parts(
+                pcrs.clone(),
+                &future_der,
+                ca.cabundle(),
+                good_request.clone(),
+                doc_ts,
+            ),
         ),
     ));
 
@@ -131,7 +182,13 @@ pub fn generate() -> Vectors {
         "pcr-mismatch.cose".into(),
         build(
             &leaf_key,
-            parts(sim::simulated_pcrs(&other_image), &leaf_der, ca.cabundle(), good_request.clone(), doc_ts),
+            parts(
+                sim::simulated_pcrs(&other_image),
+                &leaf_der,
+                ca.cabundle(),
+                good_request.clone(),
+                doc_ts,
+            ),
         ),
     ));
 
@@ -139,7 +196,13 @@ pub fn generate() -> Vectors {
         "debug-mode.cose".into(),
         build(
             &leaf_key,
-            parts(sim::debug_pcrs(), &leaf_der, ca.cabundle(), good_request.clone(), doc_ts),
+            parts(
+                sim::debug_pcrs(),
+                &leaf_der,
+                ca.cabundle(),
+                good_request.clone(),
+                doc_ts,
+            ),
         ),
     ));
 
@@ -147,14 +210,23 @@ pub fn generate() -> Vectors {
     wrong_nonce.nonce = Some(vec![0x5A; 32]);
     files.push((
         "wrong-nonce.cose".into(),
-        build(&leaf_key, parts(pcrs.clone(), &leaf_der, ca.cabundle(), wrong_nonce, doc_ts)),
+        build(
+            &leaf_key,
+            parts(pcrs.clone(), &leaf_der, ca.cabundle(), wrong_nonce, doc_ts),
+        ),
     ));
 
     files.push((
         "stale.cose".into(),
         build(
             &leaf_key,
-            parts(pcrs.clone(), &leaf_der, ca.cabundle(), good_request.clone(), ts(at - Duration::from_secs(3000))),
+            parts(
+                pcrs.clone(),
+                &leaf_der,
+                ca.cabundle(),
+                good_request.clone(),
+                ts(at - Duration::from_secs(3000)),
+            ),
         ),
     ));
 
@@ -162,7 +234,13 @@ pub fn generate() -> Vectors {
         "future-timestamp.cose".into(),
         build(
             &leaf_key,
-            parts(pcrs.clone(), &leaf_der, ca.cabundle(), good_request.clone(), ts(at + Duration::from_secs(1800))),
+            parts(
+                pcrs.clone(),
+                &leaf_der,
+                ca.cabundle(),
+                good_request.clone(),
+                ts(at + Duration::from_secs(1800)),
+            ),
         ),
     ));
 
@@ -170,14 +248,20 @@ pub fn generate() -> Vectors {
     mismatched.user_data = Some(other_identity.binding().to_vec());
     files.push((
         "user-data-mismatch.cose".into(),
-        build(&leaf_key, parts(pcrs.clone(), &leaf_der, ca.cabundle(), mismatched, doc_ts)),
+        build(
+            &leaf_key,
+            parts(pcrs.clone(), &leaf_der, ca.cabundle(), mismatched, doc_ts),
+        ),
     ));
 
     let mut oversized = good_request.clone();
     oversized.user_data = Some(vec![0x55; 600]);
     files.push((
         "oversized-field.cose".into(),
-        build(&leaf_key, parts(pcrs.clone(), &leaf_der, ca.cabundle(), oversized, doc_ts)),
+        build(
+            &leaf_key,
+            parts(pcrs.clone(), &leaf_der, ca.cabundle(), oversized, doc_ts),
+        ),
     ));
 
     let mut garbage = vec![0u8; 512];

@@ -1,0 +1,104 @@
+//! A small HTTP client for proxies (and, later, the coordinator).
+
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use protocol::{EnclaveRequest, EnclaveResponse};
+
+/// Default time limit of one HTTP exchange.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An HTTP/1 client with a time limit per request.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HttpClient {
+    /// A client.
+    pub fn new() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Self {
+            inner: Client::builder(TokioExecutor::new()).build(connector),
+        }
+    }
+
+    /// Sends a request and returns status and body.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
+        let mut builder = Request::builder().method(method).uri(url);
+        if let Some(ct) = content_type {
+            builder = builder.header(header::CONTENT_TYPE, ct);
+        }
+        let request = builder
+            .body(Full::new(Bytes::from(body)))
+            .with_context(|| format!("bad url {url}"))?;
+        let exchange = async {
+            let response = self.inner.request(request).await?;
+            let status = response.status();
+            let body = response.into_body().collect().await?.to_bytes();
+            anyhow::Ok((status, body))
+        };
+        tokio::time::timeout(TIMEOUT, exchange)
+            .await
+            .map_err(|_| anyhow!("{url}: no answer within {} s", TIMEOUT.as_secs()))?
+            .with_context(|| format!("request to {url} failed"))
+    }
+
+    /// GET, returning status and body.
+    pub async fn get(&self, url: &str) -> anyhow::Result<(StatusCode, Bytes)> {
+        self.send(Method::GET, url, None, Vec::new()).await
+    }
+
+    /// Sends `request` to the enclave behind the proxy at `proxy` (base URL).
+    pub async fn enclave_call(
+        &self,
+        proxy: &str,
+        request: &EnclaveRequest,
+    ) -> anyhow::Result<EnclaveResponse> {
+        let frame = protocol::encode_frame(request)?;
+        let url = format!("{}/v1/enclave", proxy.trim_end_matches('/'));
+        let (status, body) = self
+            .send(Method::POST, &url, Some("application/cbor"), frame)
+            .await?;
+        if status != StatusCode::OK {
+            bail!("{url}: {status}: {}", String::from_utf8_lossy(&body));
+        }
+        protocol::decode_frame(&body).with_context(|| format!("{url}: bad frame in answer"))
+    }
+
+    /// Fetches an attestation document with `nonce` through a proxy.
+    pub async fn fetch_attestation(&self, proxy: &str, nonce: &[u8]) -> anyhow::Result<Vec<u8>> {
+        match self
+            .enclave_call(
+                proxy,
+                &EnclaveRequest::Attest {
+                    nonce: Some(nonce.to_vec().into()),
+                },
+            )
+            .await?
+        {
+            EnclaveResponse::Attestation { document } => Ok(document.into_vec()),
+            EnclaveResponse::Error(e) => bail!("enclave refused: {e}"),
+            other => bail!("unexpected {other} answer"),
+        }
+    }
+}

@@ -1,0 +1,5 @@
+#![doc = include_str!("../README.md")]
+
+pub mod attest;
+pub mod client;
+pub mod sim;

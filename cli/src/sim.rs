@@ -1,0 +1,312 @@
+//! A simulated cluster: N enclaves and N parent proxies as separate processes, in one directory.
+//!
+//! ```text
+//! DIR/ca/{root.pem, intermediate.pem, intermediate.key.pem}   simulated CA (kept across runs)
+//! DIR/node-I/enclave.sock                                    enclave I's Unix socket
+//! DIR/node-I/{enclave.log, proxy.log, proxy.addr}            logs and the proxy's HTTP address
+//! DIR/cluster.json                                           root, measurements and endpoints
+//! DIR/sim.pid                                                pid of the `cohort sim up` running it
+//! ```
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use attestation::sim::{SimulatedCa, measure_file, simulated_pcrs};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde::Serialize;
+use tokio::process::{Child, Command};
+
+use crate::client::HttpClient;
+
+/// Name of the enclave executable.
+pub const ENCLAVE_BIN: &str = "cohort-enclave";
+/// Name of the proxy executable.
+pub const PROXY_BIN: &str = "cohort-parent-proxy";
+
+/// How to start a cluster.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Number of enclave/proxy pairs.
+    pub nodes: usize,
+    /// The cluster directory.
+    pub dir: PathBuf,
+    /// Where `cohort-enclave` and `cohort-parent-proxy` are.
+    pub bin_dir: PathBuf,
+    /// How long to wait for every proxy to report its enclave attested.
+    pub ready_timeout: Duration,
+}
+
+impl SimOptions {
+    /// Options with the binaries next to the running executable.
+    pub fn new(nodes: usize, dir: PathBuf) -> anyhow::Result<Self> {
+        Ok(Self {
+            nodes,
+            dir,
+            bin_dir: sibling_bin_dir()?,
+            ready_timeout: Duration::from_secs(60),
+        })
+    }
+}
+
+/// The directory of the running executable (where cargo puts all of the workspace's binaries).
+pub fn sibling_bin_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot locate the running executable")?;
+    let dir = exe.parent().context("executable has no parent directory")?;
+    // Test executables live in target/<profile>/deps; binaries one level up.
+    Ok(if dir.ends_with("deps") {
+        dir.parent().unwrap_or(dir).to_path_buf()
+    } else {
+        dir.to_path_buf()
+    })
+}
+
+/// One node as started.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeInfo {
+    /// 1-based node number.
+    pub id: usize,
+    /// The NSM module id of its enclave.
+    pub module_id: String,
+    /// The enclave's socket.
+    pub enclave: String,
+    /// The proxy's base URL.
+    pub proxy_url: String,
+}
+
+/// What `cluster.json` holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterInfo {
+    /// PEM of the simulated root, to pin when verifying.
+    pub root_pem_path: PathBuf,
+    /// Expected PCRs (hex) of the enclave executable.
+    pub pcrs: [String; 3],
+    /// The nodes.
+    pub nodes: Vec<NodeInfo>,
+}
+
+/// A running simulated cluster. Dropping it kills every process it started.
+pub struct SimCluster {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Endpoints and measurements.
+    pub info: ClusterInfo,
+    children: Vec<(String, Child)>,
+}
+
+fn log_file(path: &Path) -> anyhow::Result<Stdio> {
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open log {}", path.display()))?;
+    Ok(Stdio::from(f))
+}
+
+fn check_binary(path: &Path) -> anyhow::Result<()> {
+    if !path.is_file() {
+        bail!(
+            "{} not found; build the workspace binaries first (cargo build --workspace --bins)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn claim_dir(dir: &Path) -> anyhow::Result<()> {
+    let pid_file = dir.join("sim.pid");
+    if let Ok(text) = fs::read_to_string(&pid_file)
+        && let Ok(pid) = text.trim().parse::<i32>()
+        && pid != std::process::id() as i32
+        && kill(Pid::from_raw(pid), None).is_ok()
+    {
+        bail!(
+            "{} is in use by a running cluster (pid {pid})",
+            dir.display()
+        );
+    }
+    fs::write(&pid_file, std::process::id().to_string())
+        .with_context(|| format!("cannot write {}", pid_file.display()))
+}
+
+impl SimCluster {
+    /// Starts the cluster and waits until every proxy reports its enclave attested.
+    pub async fn start(options: &SimOptions) -> anyhow::Result<Self> {
+        if options.nodes == 0 {
+            bail!("a cluster needs at least one node");
+        }
+        let dir = options.dir.clone();
+        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let dir = dir.canonicalize()?;
+        claim_dir(&dir)?;
+        let ca_dir = dir.join("ca");
+        SimulatedCa::load_or_generate(&ca_dir).context("simulated CA")?;
+        let enclave_bin = options.bin_dir.join(ENCLAVE_BIN);
+        let proxy_bin = options.bin_dir.join(PROXY_BIN);
+        check_binary(&enclave_bin)?;
+        check_binary(&proxy_bin)?;
+        let pcrs = simulated_pcrs(&measure_file(&enclave_bin)?);
+        let pcrs_hex = [0, 1, 2].map(|i| hex::encode(&pcrs[&i]));
+
+        let mut cluster = Self {
+            dir: dir.clone(),
+            info: ClusterInfo {
+                root_pem_path: ca_dir.join("root.pem"),
+                pcrs: pcrs_hex.clone(),
+                nodes: Vec::new(),
+            },
+            children: Vec::new(),
+        };
+        for id in 1..=options.nodes {
+            let node_dir = dir.join(format!("node-{id}"));
+            fs::create_dir_all(&node_dir)?;
+            let socket = format!("unix:{}", node_dir.join("enclave.sock").display());
+            let module_id = format!("sim-node-{id}");
+            let enclave = Command::new(&enclave_bin)
+                .args([
+                    "--mode",
+                    "simulated",
+                    "--listen",
+                    &socket,
+                    "--module-id",
+                    &module_id,
+                ])
+                .arg("--sim-ca")
+                .arg(&ca_dir)
+                .stdin(Stdio::null())
+                .stdout(log_file(&node_dir.join("enclave.log"))?)
+                .stderr(log_file(&node_dir.join("enclave.log"))?)
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("cannot start {}", enclave_bin.display()))?;
+            cluster.children.push((format!("enclave-{id}"), enclave));
+
+            let addr_file = node_dir.join("proxy.addr");
+            let _ = fs::remove_file(&addr_file);
+            let proxy = Command::new(&proxy_bin)
+                .args(["--enclave", &socket, "--listen", "127.0.0.1:0"])
+                .arg("--addr-file")
+                .arg(&addr_file)
+                .arg("--root")
+                .arg(&cluster.info.root_pem_path)
+                .args([
+                    "--pcr0",
+                    &pcrs_hex[0],
+                    "--pcr1",
+                    &pcrs_hex[1],
+                    "--pcr2",
+                    &pcrs_hex[2],
+                ])
+                .stdin(Stdio::null())
+                .stdout(log_file(&node_dir.join("proxy.log"))?)
+                .stderr(log_file(&node_dir.join("proxy.log"))?)
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("cannot start {}", proxy_bin.display()))?;
+            cluster.children.push((format!("proxy-{id}"), proxy));
+            cluster.info.nodes.push(NodeInfo {
+                id,
+                module_id,
+                enclave: socket,
+                proxy_url: String::new(),
+            });
+        }
+
+        let deadline = Instant::now() + options.ready_timeout;
+        for i in 0..cluster.info.nodes.len() {
+            let addr_file = dir.join(format!("node-{}", i + 1)).join("proxy.addr");
+            let addr = loop {
+                cluster.check_alive()?;
+                if let Ok(a) = fs::read_to_string(&addr_file) {
+                    break a;
+                }
+                if Instant::now() > deadline {
+                    bail!(
+                        "proxy {} did not start; see its log in {}",
+                        i + 1,
+                        dir.display()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            cluster.info.nodes[i].proxy_url = format!("http://{}", addr.trim());
+        }
+        let client = HttpClient::new();
+        for node in cluster.info.nodes.clone() {
+            loop {
+                cluster.check_alive()?;
+                let health = client.get(&format!("{}/healthz", node.proxy_url)).await;
+                match health {
+                    Ok((status, _)) if status.is_success() => break,
+                    Ok((_, body)) if Instant::now() > deadline => {
+                        bail!(
+                            "node {} not attested: {}",
+                            node.id,
+                            String::from_utf8_lossy(&body)
+                        )
+                    }
+                    Err(e) if Instant::now() > deadline => return Err(e),
+                    _ => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        }
+        let json = serde_json::to_string_pretty(&cluster.info)?;
+        fs::write(dir.join("cluster.json"), json + "\n")?;
+        Ok(cluster)
+    }
+
+    fn check_alive(&mut self) -> anyhow::Result<()> {
+        for (name, child) in &mut self.children {
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "{name} exited early ({status}); see its log in {}",
+                    self.dir.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Process ids of the cluster's processes, by name (`enclave-1`, `proxy-1`, ...).
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.children
+            .iter()
+            .filter_map(|(n, c)| c.id().map(|p| (n.clone(), p)))
+            .collect()
+    }
+
+    /// Stops every process (SIGTERM, then SIGKILL after five seconds) and releases the directory.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        for (_, child) in &self.children {
+            if let Some(pid) = child.id() {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            }
+        }
+        for (name, child) in &mut self.children {
+            match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+                Ok(_) => {}
+                Err(_) => {
+                    eprintln!("{name} ignored SIGTERM; killing it");
+                    let _ = child.kill().await;
+                }
+            }
+        }
+        self.children.clear();
+        let _ = fs::remove_file(self.dir.join("sim.pid"));
+        Ok(())
+    }
+}
+
+impl Drop for SimCluster {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.start_kill();
+        }
+        if !self.children.is_empty() {
+            let _ = fs::remove_file(self.dir.join("sim.pid"));
+        }
+    }
+}

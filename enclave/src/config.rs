@@ -1,0 +1,70 @@
+//! The enclave's configuration: flags or environment variables, one struct.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use protocol::Endpoint;
+
+/// Which NSM and which kind of socket the enclave uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Inside a Nitro Enclave: `/dev/nsm` and vsock.
+    Production,
+    /// On any Linux machine: the simulated NSM and Unix or TCP sockets.
+    Simulated,
+}
+
+/// `cohort-enclave` configuration.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "cohort-enclave",
+    version,
+    about = "Cohort threshold-signing enclave"
+)]
+pub struct Config {
+    /// Production (Nitro Enclave) or simulated mode.
+    #[arg(
+        long,
+        env = "COHORT_ENCLAVE_MODE",
+        value_enum,
+        default_value = "production"
+    )]
+    pub mode: Mode,
+    /// Where to listen: vsock:any:PORT in production, unix:PATH or tcp:HOST:PORT in simulated mode.
+    #[arg(long, env = "COHORT_ENCLAVE_LISTEN", default_value = "vsock:any:5005")]
+    pub listen: Endpoint,
+    /// Simulated mode: directory of the simulated CA (root.pem, intermediate.pem, intermediate.key.pem).
+    #[arg(long, env = "COHORT_SIM_CA")]
+    pub sim_ca: Option<PathBuf>,
+    /// Simulated mode: the module id reported in attestation documents.
+    #[arg(long, env = "COHORT_SIM_MODULE_ID")]
+    pub module_id: Option<String>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "COHORT_LOG_JSON")]
+    pub log_json: bool,
+}
+
+impl Config {
+    /// Checks combinations clap cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        match self.mode {
+            Mode::Production => {
+                if !matches!(self.listen, Endpoint::Vsock { .. }) {
+                    return Err("production mode listens on vsock only".into());
+                }
+                if self.sim_ca.is_some() || self.module_id.is_some() {
+                    return Err("--sim-ca and --module-id belong to simulated mode".into());
+                }
+            }
+            Mode::Simulated => {
+                if matches!(self.listen, Endpoint::Vsock { .. }) {
+                    return Err("simulated mode listens on unix:PATH or tcp:HOST:PORT".into());
+                }
+                if self.sim_ca.is_none() {
+                    return Err("simulated mode needs --sim-ca DIR".into());
+                }
+            }
+        }
+        Ok(())
+    }
+}

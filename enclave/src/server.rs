@@ -1,0 +1,278 @@
+//! The enclave's request handling and its accept loop.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use attestation::nsm::{AttestationRequest, Nsm};
+use protocol::{
+    EnclaveError, EnclaveRequest, EnclaveResponse, ErrorCode, FrameError, MAX_NONCE_LEN, Phase,
+};
+use serde_bytes::ByteBuf;
+use tracing::{debug, info, warn};
+
+use crate::identity::SecretIdentity;
+use crate::lifecycle::{Event, Lifecycle};
+use crate::transport::{self, Listener, Stream, TransportError};
+
+/// One enclave: its lifecycle, identity and NSM.
+pub struct Enclave {
+    lifecycle: Mutex<Lifecycle>,
+    identity: SecretIdentity,
+    nsm: Option<Box<dyn Nsm>>,
+}
+
+impl std::fmt::Debug for Enclave {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enclave")
+            .field("phase", &self.phase())
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Enclave {
+    /// Boots an enclave: generates identity keys and checks that `nsm` attests them. A missing
+    /// NSM (`Err(reason)`) or a failing one leaves the enclave in the terminal `boot_failed` phase.
+    pub fn boot(nsm: Result<Box<dyn Nsm>, String>) -> Self {
+        let identity = SecretIdentity::generate();
+        let mut lifecycle = Lifecycle::new();
+        let (nsm, outcome) = match nsm {
+            Ok(nsm) => {
+                let probe = identity_request(&identity, None);
+                let outcome = nsm.attest(&probe).map(|_| ()).map_err(|e| e.to_string());
+                (Some(nsm), outcome)
+            }
+            Err(reason) => (None, Err(reason)),
+        };
+        let (event, reason) = match outcome {
+            Ok(()) => (Event::BootSucceeded, None),
+            Err(reason) => (Event::BootFailed, Some(reason)),
+        };
+        let phase = lifecycle
+            .apply(event, reason.clone())
+            .expect("booting accepts both boot outcomes");
+        match reason {
+            None => info!(%phase, identity = ?identity.public().signing, "enclave booted"),
+            Some(why) => warn!(%phase, reason = %why, "enclave boot failed"),
+        }
+        Self {
+            lifecycle: Mutex::new(lifecycle),
+            identity,
+            nsm,
+        }
+    }
+
+    fn lifecycle(&self) -> MutexGuard<'_, Lifecycle> {
+        // A panic while holding this lock cannot leave the lifecycle half-updated (apply only
+        // assigns after all checks), so a poisoned lock is still consistent.
+        self.lifecycle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current lifecycle phase.
+    pub fn phase(&self) -> Phase {
+        self.lifecycle().phase()
+    }
+
+    /// The public identity keys.
+    pub fn identity(&self) -> attestation::IdentityKeys {
+        self.identity.public()
+    }
+
+    /// Answers one request.
+    pub fn handle(&self, request: EnclaveRequest) -> EnclaveResponse {
+        if let Err(e) = self.lifecycle().admit(&request) {
+            return EnclaveResponse::Error(e);
+        }
+        match request {
+            EnclaveRequest::Status => EnclaveResponse::Status {
+                phase: self.phase(),
+            },
+            EnclaveRequest::Attest { nonce } => self.attest(nonce),
+        }
+    }
+
+    fn attest(&self, nonce: Option<ByteBuf>) -> EnclaveResponse {
+        if nonce.as_ref().is_some_and(|n| n.len() > MAX_NONCE_LEN) {
+            return EnclaveResponse::Error(EnclaveError::new(
+                ErrorCode::BadRequest,
+                format!("nonce longer than {MAX_NONCE_LEN} bytes"),
+            ));
+        }
+        let Some(nsm) = &self.nsm else {
+            return EnclaveResponse::Error(EnclaveError::new(ErrorCode::Nsm, "no nsm"));
+        };
+        let request = identity_request(&self.identity, nonce.map(ByteBuf::into_vec));
+        match nsm.attest(&request) {
+            Ok(document) => EnclaveResponse::Attestation {
+                document: ByteBuf::from(document),
+            },
+            Err(e) => EnclaveResponse::Error(EnclaveError::new(ErrorCode::Nsm, e.to_string())),
+        }
+    }
+
+    /// Decodes a frame payload and answers it; undecodable frames get a typed error.
+    pub fn handle_payload(&self, payload: &[u8]) -> EnclaveResponse {
+        match protocol::decode_payload::<EnclaveRequest>(payload) {
+            Ok(request) => {
+                debug!(request = %request, "request");
+                self.handle(request)
+            }
+            Err(FrameError::UnsupportedVersion(v)) => EnclaveResponse::Error(EnclaveError::new(
+                ErrorCode::UnsupportedVersion,
+                format!("protocol version {v} is not supported"),
+            )),
+            Err(e) => {
+                EnclaveResponse::Error(EnclaveError::new(ErrorCode::BadRequest, e.to_string()))
+            }
+        }
+    }
+}
+
+fn identity_request(identity: &SecretIdentity, nonce: Option<Vec<u8>>) -> AttestationRequest {
+    let keys = identity.public();
+    AttestationRequest {
+        user_data: Some(keys.binding().to_vec()),
+        nonce,
+        public_key: Some(keys.to_bytes().to_vec()),
+    }
+}
+
+/// Serves `enclave` on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: Listener,
+    enclave: Arc<Enclave>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => {
+                info!("shutting down");
+                return Ok(());
+            }
+            accepted = listener.accept() => match accepted {
+                Ok(stream) => {
+                    let enclave = enclave.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = serve_connection(stream, &enclave).await {
+                            debug!(error = %e, "connection closed");
+                        }
+                    });
+                }
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn serve_connection(mut stream: Stream, enclave: &Enclave) -> Result<(), TransportError> {
+    loop {
+        let payload = match transport::read_frame(&mut stream).await {
+            Ok(Some(p)) => p,
+            Ok(None) => return Ok(()),
+            Err(TransportError::Frame(e)) => {
+                // The stream cannot be resynchronised after a bad length: answer, then close.
+                let reply =
+                    EnclaveResponse::Error(EnclaveError::new(ErrorCode::BadRequest, e.to_string()));
+                if let Ok(frame) = protocol::encode_frame(&reply) {
+                    let _ = transport::write_frame(&mut stream, &frame).await;
+                }
+                return Err(TransportError::Frame(e));
+            }
+            Err(e) => return Err(e),
+        };
+        let response = enclave.handle_payload(&payload);
+        let frame = protocol::encode_frame(&response).or_else(|e| {
+            protocol::encode_frame(&EnclaveResponse::Error(EnclaveError::new(
+                ErrorCode::Internal,
+                format!("response could not be encoded: {e}"),
+            )))
+        })?;
+        transport::write_frame(&mut stream, &frame).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attestation::sim::{SimulatedCa, SimulatedNsm, simulated_pcrs};
+    use attestation::{Policy, verify};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    fn simulated() -> (Enclave, Vec<u8>) {
+        let ca = SimulatedCa::generate().unwrap();
+        let root = ca.root_der().to_vec();
+        let nsm = SimulatedNsm::new(ca, "test-enclave".into(), simulated_pcrs(&[3; 48]));
+        (Enclave::boot(Ok(Box::new(nsm))), root)
+    }
+
+    #[test]
+    fn attestation_binds_identity_and_nonce() {
+        let (enclave, root) = simulated();
+        assert_eq!(enclave.phase(), Phase::Ready);
+        let nonce = vec![0x42; 24];
+        let EnclaveResponse::Attestation { document } = enclave.handle(EnclaveRequest::Attest {
+            nonce: Some(ByteBuf::from(nonce.clone())),
+        }) else {
+            panic!("expected a document")
+        };
+        let mut policy = Policy::default().with_root(root).allow_pcr(0, vec![3; 48]);
+        policy.nonce = Some(nonce);
+        policy.identity = Some(enclave.identity());
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let doc = verify(&document, &policy, now).unwrap();
+        assert_eq!(doc.identity, Some(enclave.identity()));
+        let _ = Duration::ZERO;
+    }
+
+    #[test]
+    fn boot_failure_is_terminal_and_explained() {
+        let enclave = Enclave::boot(Err("cannot open /dev/nsm".into()));
+        assert_eq!(enclave.phase(), Phase::BootFailed);
+        let EnclaveResponse::Error(e) = enclave.handle(EnclaveRequest::Attest { nonce: None })
+        else {
+            panic!("expected an error")
+        };
+        assert_eq!(e.code, ErrorCode::WrongPhase);
+        assert!(e.message.contains("/dev/nsm"));
+        assert_eq!(
+            enclave.handle(EnclaveRequest::Status),
+            EnclaveResponse::Status {
+                phase: Phase::BootFailed
+            }
+        );
+    }
+
+    #[test]
+    fn bad_payloads_get_typed_errors() {
+        let (enclave, _) = simulated();
+        let cases: Vec<(Vec<u8>, ErrorCode)> = vec![
+            (vec![0xff, 0x00], ErrorCode::BadRequest),
+            (vec![], ErrorCode::BadRequest),
+            // [2, "status"]: a version this build does not speak.
+            (
+                vec![0x82, 0x02, 0x66, b's', b't', b'a', b't', b'u', b's'],
+                ErrorCode::UnsupportedVersion,
+            ),
+        ];
+        for (payload, code) in cases {
+            match enclave.handle_payload(&payload) {
+                EnclaveResponse::Error(e) => assert_eq!(e.code, code, "{payload:?}"),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let long = EnclaveRequest::Attest {
+            nonce: Some(ByteBuf::from(vec![0; MAX_NONCE_LEN + 1])),
+        };
+        assert!(matches!(
+            enclave.handle(long),
+            EnclaveResponse::Error(EnclaveError {
+                code: ErrorCode::BadRequest,
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,208 @@
+//! The proxy's view of its enclave's attestation, kept fresh by a background task.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use attestation::{Policy, verify};
+use protocol::{EnclaveRequest, EnclaveResponse};
+use rand::RngCore;
+use serde::Serialize;
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use crate::link::EnclaveLink;
+
+/// What the proxy knows of its enclave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum AttestationState {
+    /// Not attested yet (enclave not reachable, or connection lost).
+    Pending {
+        /// Why not yet.
+        reason: String,
+    },
+    /// The last attestation verified.
+    Attested {
+        /// NSM module id.
+        module_id: String,
+        /// PCRs (hex) by index.
+        pcrs: BTreeMap<String, String>,
+        /// Identity keys (hex).
+        identity: Identity,
+        /// When the document was verified, ms since the epoch.
+        attested_at_ms: u64,
+    },
+    /// The enclave's document failed verification: the proxy relays nothing.
+    Refused {
+        /// The verification failure.
+        reason: String,
+        /// Its stable kind (`pcr_mismatch`, `unknown_root`, ...).
+        kind: String,
+    },
+}
+
+/// Identity keys, hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    /// Ed25519 public key.
+    pub signing: String,
+    /// X25519 public key.
+    pub encryption: String,
+}
+
+impl AttestationState {
+    /// Whether frames may be relayed.
+    pub fn is_attested(&self) -> bool {
+        matches!(self, Self::Attested { .. })
+    }
+
+    /// Why frames may not be relayed.
+    pub fn reason(&self) -> String {
+        match self {
+            Self::Pending { reason } => format!("enclave not attested yet: {reason}"),
+            Self::Refused { reason, .. } => format!("enclave failed attestation: {reason}"),
+            Self::Attested { .. } => "attested".into(),
+        }
+    }
+}
+
+/// Shared attestation state plus a way to ask for a re-attestation now.
+pub struct Attestor {
+    state: RwLock<AttestationState>,
+    wake: Notify,
+}
+
+impl Default for Attestor {
+    fn default() -> Self {
+        Self {
+            state: RwLock::new(AttestationState::Pending {
+                reason: "starting".into(),
+            }),
+            wake: Notify::new(),
+        }
+    }
+}
+
+impl Attestor {
+    /// The current state.
+    pub fn state(&self) -> AttestationState {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, next: AttestationState) {
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if *state != next {
+            match &next {
+                AttestationState::Attested { module_id, .. } => {
+                    info!(module_id, "enclave attested")
+                }
+                AttestationState::Refused { reason, .. } => {
+                    warn!(reason, "enclave refused: attestation failed")
+                }
+                AttestationState::Pending { reason } => info!(reason, "enclave pending"),
+            }
+        }
+        *state = next;
+    }
+
+    /// The enclave connection broke: stop relaying until it attests again.
+    pub fn connection_lost(&self, reason: String) {
+        self.set(AttestationState::Pending { reason });
+        self.wake.notify_one();
+    }
+}
+
+fn now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// One attestation round: fresh nonce, fetch, verify.
+pub async fn attest_once(link: &EnclaveLink, policy: &Policy) -> AttestationState {
+    let mut nonce = vec![0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let response = link
+        .call(&EnclaveRequest::Attest {
+            nonce: Some(nonce.clone().into()),
+        })
+        .await;
+    let document = match response {
+        Ok(EnclaveResponse::Attestation { document }) => document,
+        Ok(EnclaveResponse::Error(e)) => {
+            return AttestationState::Refused {
+                reason: format!("enclave cannot attest: {e}"),
+                kind: "enclave_error".into(),
+            };
+        }
+        Ok(other) => {
+            return AttestationState::Refused {
+                reason: format!("unexpected {other} response to attest"),
+                kind: "protocol".into(),
+            };
+        }
+        Err(e) => {
+            link.reset();
+            return AttestationState::Pending {
+                reason: e.to_string(),
+            };
+        }
+    };
+    let mut policy = policy.clone();
+    policy.nonce = Some(nonce);
+    let at = now();
+    let verified = verify(&document, &policy, at)
+        .and_then(|doc| attestation::aws::cross_check(&document, &policy, at).map(|_| doc));
+    match verified {
+        Ok(doc) => {
+            let Some(identity) = doc.identity else {
+                return AttestationState::Refused {
+                    reason: "document binds no identity keys".into(),
+                    kind: "user_data_mismatch".into(),
+                };
+            };
+            AttestationState::Attested {
+                module_id: doc.module_id,
+                pcrs: doc
+                    .pcrs
+                    .iter()
+                    .filter(|(_, v)| v.iter().any(|b| *b != 0))
+                    .map(|(i, v)| (i.to_string(), hex::encode(v)))
+                    .collect(),
+                identity: Identity {
+                    signing: hex::encode(identity.signing),
+                    encryption: hex::encode(identity.encryption),
+                },
+                attested_at_ms: u64::try_from(at.as_millis()).unwrap_or(u64::MAX),
+            }
+        }
+        Err(e) => AttestationState::Refused {
+            reason: e.to_string(),
+            kind: e.kind().into(),
+        },
+    }
+}
+
+/// Keeps `attestor` fresh: attests now, then every `interval` (every second while pending),
+/// and at once when woken by [`Attestor::connection_lost`].
+pub async fn keep_attested(
+    attestor: Arc<Attestor>,
+    link: Arc<EnclaveLink>,
+    policy: Policy,
+    interval: Duration,
+) {
+    loop {
+        let state = attest_once(&link, &policy).await;
+        let wait = match state {
+            AttestationState::Pending { .. } => Duration::from_secs(1).min(interval),
+            AttestationState::Refused { .. } => Duration::from_secs(5).min(interval),
+            AttestationState::Attested { .. } => interval,
+        };
+        attestor.set(state);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = attestor.wake.notified() => {}
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Proxy configuration: flags or environment variables, one struct.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use attestation::Policy;
+use clap::Parser;
+use protocol::Endpoint;
+
+/// `cohort-parent-proxy` configuration.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "cohort-parent-proxy",
+    version,
+    about = "Cohort parent-instance proxy"
+)]
+pub struct Config {
+    /// The enclave: vsock:CID:PORT (production), unix:PATH or tcp:HOST:PORT (simulated).
+    #[arg(long, env = "COHORT_PROXY_ENCLAVE")]
+    pub enclave: Endpoint,
+    /// HTTP listen address (port 0 picks a free port; see --addr-file).
+    #[arg(long, env = "COHORT_PROXY_LISTEN", default_value = "127.0.0.1:7070")]
+    pub listen: String,
+    /// Write the bound HTTP address into this file once listening.
+    #[arg(long, env = "COHORT_PROXY_ADDR_FILE")]
+    pub addr_file: Option<PathBuf>,
+    /// PEM of the root to pin instead of the AWS Nitro root (simulated mode: the simulated root).
+    #[arg(long, env = "COHORT_PROXY_ROOT")]
+    pub root: Option<PathBuf>,
+    /// Allowed PCR0 values, hex (repeat for several). Required.
+    #[arg(long = "pcr0", required = true, value_parser = parse_hex)]
+    pub pcr0: Vec<Vec<u8>>,
+    /// Allowed PCR1 values, hex.
+    #[arg(long = "pcr1", value_parser = parse_hex)]
+    pub pcr1: Vec<Vec<u8>>,
+    /// Allowed PCR2 values, hex.
+    #[arg(long = "pcr2", value_parser = parse_hex)]
+    pub pcr2: Vec<Vec<u8>>,
+    /// Allowed PCR3 values (parent IAM role), hex.
+    #[arg(long = "pcr3", value_parser = parse_hex)]
+    pub pcr3: Vec<Vec<u8>>,
+    /// Allowed PCR4 values (parent instance id), hex.
+    #[arg(long = "pcr4", value_parser = parse_hex)]
+    pub pcr4: Vec<Vec<u8>>,
+    /// Allowed PCR8 values (image signing certificate), hex.
+    #[arg(long = "pcr8", value_parser = parse_hex)]
+    pub pcr8: Vec<Vec<u8>>,
+    /// Accept a debug-mode enclave (all-zero PCRs). Never in production.
+    #[arg(long)]
+    pub allow_debug: bool,
+    /// Maximum age of an attestation document, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub max_age_secs: u64,
+    /// Re-attest the enclave this often, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub reattest_secs: u64,
+    /// Log as JSON lines.
+    #[arg(long, env = "COHORT_LOG_JSON")]
+    pub log_json: bool,
+}
+
+fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+    let bytes = hex::decode(s).map_err(|e| format!("not hex: {e}"))?;
+    if ![32, 48, 64].contains(&bytes.len()) {
+        return Err(format!("a PCR is 32, 48 or 64 bytes, not {}", bytes.len()));
+    }
+    Ok(bytes)
+}
+
+impl Config {
+    /// The verification policy (the nonce is set per attestation).
+    pub fn policy(&self) -> Result<Policy, String> {
+        let mut policy = Policy::default();
+        if let Some(path) = &self.root {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read root {}: {e}", path.display()))?;
+            let der = attestation::sim::pem_to_der(&pem)
+                .map_err(|e| format!("root {} is not a PEM certificate: {e}", path.display()))?;
+            policy = policy.with_root(der);
+        }
+        let mut pcrs = BTreeMap::new();
+        for (i, values) in [
+            (0, &self.pcr0),
+            (1, &self.pcr1),
+            (2, &self.pcr2),
+            (3, &self.pcr3),
+            (4, &self.pcr4),
+            (8, &self.pcr8),
+        ] {
+            if !values.is_empty() {
+                pcrs.insert(i, values.clone());
+            }
+        }
+        policy.pcrs = pcrs;
+        policy.allow_debug = self.allow_debug;
+        policy.max_age = Some(Duration::from_secs(self.max_age_secs));
+        policy.require_identity = true;
+        Ok(policy)
+    }
+}

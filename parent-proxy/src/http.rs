@@ -1,0 +1,179 @@
+//! The proxy's HTTP side: health and the frame relay.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use protocol::{FRAME_HEADER_LEN, MAX_FRAME_LEN};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tracing::{debug, info, warn};
+
+use crate::attest::Attestor;
+use crate::link::{EnclaveLink, LinkError};
+
+/// What the HTTP handlers share.
+pub struct Proxy {
+    /// Attestation state of the enclave.
+    pub attestor: Arc<Attestor>,
+    /// The enclave connection.
+    pub link: Arc<EnclaveLink>,
+}
+
+type Body = Full<Bytes>;
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response<Body> {
+    json_response(
+        status,
+        json!({"error": {"code": code, "message": message.to_string()}}),
+    )
+}
+
+async fn health(proxy: &Proxy) -> Response<Body> {
+    let state = proxy.attestor.state();
+    let status = if state.is_attested() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut body = serde_json::to_value(&state).unwrap_or_else(|_| json!({}));
+    body["enclave"] = json!(proxy.link.endpoint().to_string());
+    json_response(status, body)
+}
+
+async fn relay(proxy: &Proxy, request: Request<Incoming>) -> Response<Body> {
+    let state = proxy.attestor.state();
+    if !state.is_attested() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "enclave_not_attested",
+            state.reason(),
+        );
+    }
+    let limit = FRAME_HEADER_LEN + MAX_FRAME_LEN;
+    let frame = match Limited::new(request.into_body(), limit).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("a frame is at most {limit} bytes"),
+            );
+        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_frame", e),
+    };
+    // Only the length prefix is checked: the proxy relays, it does not interpret.
+    let Some((header, payload)) = frame.split_first_chunk::<FRAME_HEADER_LEN>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_frame",
+            "shorter than a frame header",
+        );
+    };
+    match protocol::payload_len(*header) {
+        Ok(len) if len == payload.len() => {}
+        Ok(len) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_frame",
+                format!("length prefix says {len} bytes, body has {}", payload.len()),
+            );
+        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_frame", e),
+    }
+    match proxy.link.call_frame(&frame).await {
+        Ok(reply) => {
+            let mut r = Response::new(Full::new(Bytes::from(reply)));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/cbor"),
+            );
+            r
+        }
+        Err(LinkError::Io(e)) => {
+            proxy.link.reset();
+            proxy.attestor.connection_lost(e.to_string());
+            error(StatusCode::BAD_GATEWAY, "enclave_unreachable", e)
+        }
+        Err(e @ LinkError::Frame(_)) => error(StatusCode::BAD_GATEWAY, "enclave_unreachable", e),
+    }
+}
+
+async fn route(
+    proxy: Arc<Proxy>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let path = request.uri().path().to_string();
+    let response = match (request.method(), path.as_str()) {
+        (&Method::GET, "/healthz") => health(&proxy).await,
+        (&Method::POST, "/v1/enclave") => relay(&proxy, request).await,
+        (_, "/healthz" | "/v1/enclave") => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed",
+        ),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route {path}"),
+        ),
+    };
+    debug!(%path, status = response.status().as_u16(), "http");
+    Ok(response)
+}
+
+/// Serves HTTP on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => {
+                info!("shutting down");
+                return Ok(());
+            }
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let proxy = proxy.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| route(proxy.clone(), req));
+                    if let Err(e) = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await
+                    {
+                        debug!(error = %e, "http connection ended");
+                    }
+                });
+            }
+        }
+    }
+}

@@ -30,7 +30,7 @@ pub fn cross_check(
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    if !policy.roots.iter().any(|r| *r == aws) || now.abs_diff(at) > Duration::from_secs(60) {
+    if !policy.roots.contains(&aws) || now.abs_diff(at) > Duration::from_secs(60) {
         return Ok(CrossCheck::NotApplicable);
     }
     attestation_doc_validation::validate_attestation_doc(document)

@@ -63,8 +63,8 @@ enum AttestCommand {
         #[arg(long)]
         proxy: String,
         /// Nonce to include, hex (default: 32 random bytes, printed).
-        #[arg(long, value_parser = parse_hex)]
-        nonce: Option<Vec<u8>>,
+        #[arg(long, value_parser = parse_hex_arg)]
+        nonce: Option<Hex>,
         /// Where to write the document.
         #[arg(long)]
         out: PathBuf,
@@ -93,8 +93,8 @@ struct VerifyArgs {
     #[arg(long, value_parser = parse_hex)]
     pcr8: Vec<Vec<u8>>,
     /// The nonce the document must carry (hex).
-    #[arg(long, value_parser = parse_hex)]
-    nonce: Option<Vec<u8>>,
+    #[arg(long, value_parser = parse_hex_arg)]
+    nonce: Option<Hex>,
     /// Maximum age of the document at the validation time, seconds.
     #[arg(long)]
     max_age: Option<u64>,
@@ -111,6 +111,15 @@ struct VerifyArgs {
 
 fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
     hex::decode(s).map_err(|e| format!("not hex: {e}"))
+}
+
+/// Bytes given as hex on the command line (a newtype, so that clap does not read
+/// `Option<Vec<u8>>` as a list of numbers).
+#[derive(Debug, Clone)]
+struct Hex(Vec<u8>);
+
+fn parse_hex_arg(s: &str) -> Result<Hex, String> {
+    parse_hex(s).map(Hex)
 }
 
 fn now() -> Duration {
@@ -145,7 +154,7 @@ fn verify_command(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         }
     }
     policy.pcrs = pcrs;
-    policy.nonce = args.nonce;
+    policy.nonce = args.nonce.map(|h| h.0);
     policy.max_age = args.max_age.map(Duration::from_secs);
     policy.allow_debug = args.allow_debug;
     let at = args.at.map(Duration::from_secs).unwrap_or_else(now);
@@ -198,8 +207,8 @@ async fn sim_up(nodes: usize, dir: PathBuf) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn fetch(proxy: String, nonce: Option<Vec<u8>>, out: PathBuf) -> anyhow::Result<ExitCode> {
-    let nonce = nonce.unwrap_or_else(|| {
+async fn fetch(proxy: String, nonce: Option<Hex>, out: PathBuf) -> anyhow::Result<ExitCode> {
+    let nonce = nonce.map(|h| h.0).unwrap_or_else(|| {
         let mut n = vec![0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut n);
         n
@@ -230,7 +239,7 @@ async fn demo(nodes: usize, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         .info
         .pcrs
         .iter()
-        .map(|h| hex::decode(h))
+        .map(hex::decode)
         .collect::<Result<_, _>>()?;
     println!("      enclave measurement pcr0 = {}", cluster.info.pcrs[0]);
 

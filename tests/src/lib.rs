@@ -1,1 +1,190 @@
-//! Shared helpers for integration tests.
+//! Helpers for the workspace integration tests: find the binaries, start enclaves and proxies
+//! as real processes with drop guards, wait for them.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use cli::client::HttpClient;
+use tokio::process::{Child, Command};
+
+/// The directory holding the workspace binaries (`target/<profile>`).
+pub fn bin_dir() -> PathBuf {
+    let dir = cli::sim::sibling_bin_dir().expect("test executable has a directory");
+    for bin in ["cohort", "cohort-enclave", "cohort-parent-proxy"] {
+        assert!(
+            dir.join(bin).is_file(),
+            "{} is missing: run `cargo build --workspace --bins` before the tests (scripts/test.sh does)",
+            dir.join(bin).display()
+        );
+    }
+    dir
+}
+
+/// Path of one workspace binary.
+pub fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
+/// A process that is killed when dropped.
+pub struct Proc {
+    /// The child.
+    pub child: Child,
+    /// Where its output goes.
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Starts `program` with `args`, output to `log`.
+    pub fn spawn(program: &Path, args: &[String], log: &Path) -> anyhow::Result<Self> {
+        let out = std::fs::File::create(log)?;
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", program.display()))?;
+        Ok(Self {
+            child,
+            log: log.to_path_buf(),
+        })
+    }
+
+    /// The process's output so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the process and waits for it.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// A simulated CA and the expected measurements of the enclave binary, in `dir`.
+pub struct SimEnv {
+    /// The directory.
+    pub dir: PathBuf,
+    /// The CA directory.
+    pub ca_dir: PathBuf,
+    /// DER of the simulated root.
+    pub root_der: Vec<u8>,
+    /// Expected PCR0..2 of `cohort-enclave`.
+    pub pcrs: Vec<Vec<u8>>,
+}
+
+impl SimEnv {
+    /// Creates the CA in `dir/ca` and measures the enclave binary.
+    pub fn new(dir: &Path) -> anyhow::Result<Self> {
+        let ca_dir = dir.join("ca");
+        let ca = attestation::sim::SimulatedCa::load_or_generate(&ca_dir)?;
+        let pcrs = attestation::sim::simulated_pcrs(&attestation::sim::measure_file(&bin(
+            "cohort-enclave",
+        ))?);
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            ca_dir,
+            root_der: ca.root_der().to_vec(),
+            pcrs: (0..3).map(|i| pcrs[&i].clone()).collect(),
+        })
+    }
+
+    /// Starts an enclave listening on `dir/NAME.sock`.
+    pub fn enclave(&self, name: &str) -> anyhow::Result<(Proc, String)> {
+        let socket = format!("unix:{}", self.dir.join(format!("{name}.sock")).display());
+        let args = vec![
+            "--mode".into(),
+            "simulated".into(),
+            "--listen".into(),
+            socket.clone(),
+            "--sim-ca".into(),
+            self.ca_dir.display().to_string(),
+            "--module-id".into(),
+            name.into(),
+        ];
+        let p = Proc::spawn(
+            &bin("cohort-enclave"),
+            &args,
+            &self.dir.join(format!("{name}.log")),
+        )?;
+        Ok((p, socket))
+    }
+
+    /// Starts a proxy for `enclave` expecting `pcr0` (hex); returns it and its base URL.
+    pub async fn proxy(
+        &self,
+        name: &str,
+        enclave: &str,
+        pcr0: &str,
+    ) -> anyhow::Result<(Proc, String)> {
+        let addr_file = self.dir.join(format!("{name}.addr"));
+        let _ = std::fs::remove_file(&addr_file);
+        let args = vec![
+            "--enclave".into(),
+            enclave.into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--addr-file".into(),
+            addr_file.display().to_string(),
+            "--root".into(),
+            self.ca_dir.join("root.pem").display().to_string(),
+            "--pcr0".into(),
+            pcr0.into(),
+            "--reattest-secs".into(),
+            "2".into(),
+        ];
+        let mut p = Proc::spawn(
+            &bin("cohort-parent-proxy"),
+            &args,
+            &self.dir.join(format!("{name}.log")),
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            if let Ok(a) = std::fs::read_to_string(&addr_file) {
+                break a;
+            }
+            if let Some(status) = p.child.try_wait()? {
+                bail!("proxy exited ({status}): {}", p.output());
+            }
+            if Instant::now() > deadline {
+                bail!("proxy did not start: {}", p.output());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        Ok((p, format!("http://{}", addr.trim())))
+    }
+}
+
+/// Polls `url/healthz` until its JSON `status` is `want`; returns the body.
+pub async fn wait_for_status(
+    url: &str,
+    want: &str,
+    timeout: Duration,
+) -> anyhow::Result<serde_json::Value> {
+    let client = HttpClient::new();
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        if let Ok((_, body)) = client.get(&format!("{url}/healthz")).await {
+            let v: serde_json::Value = serde_json::from_slice(&body)?;
+            if v["status"] == want {
+                return Ok(v);
+            }
+            last = v.to_string();
+        }
+        if Instant::now() > deadline {
+            bail!("{url} never reported {want}; last health: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Now, since the epoch.
+pub fn now() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}

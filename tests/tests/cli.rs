@@ -1,0 +1,240 @@
+//! The `cohort` binary as a user runs it: `sim up`, `attest fetch`, `attest verify`.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use cli::client::HttpClient;
+use cohort_tests::{Proc, bin};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+fn cohort(args: &[&str]) -> Output {
+    std::process::Command::new(bin("cohort"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn vectors_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors/attestation")
+}
+
+#[test]
+fn attest_verify_gives_each_vector_its_verdict() {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(vectors_dir().join("vectors.json")).unwrap())
+            .unwrap();
+    let root = vectors_dir().join("root.pem");
+    let at = manifest["validation_time"].as_u64().unwrap().to_string();
+    let max_age = manifest["max_age_secs"].as_u64().unwrap().to_string();
+    let pcrs = &manifest["pcrs"];
+    for v in manifest["vectors"].as_array().unwrap() {
+        let file = vectors_dir().join(v["file"].as_str().unwrap());
+        let out = cohort(&[
+            "attest",
+            "verify",
+            file.to_str().unwrap(),
+            "--json",
+            "--root",
+            root.to_str().unwrap(),
+            "--pcr0",
+            pcrs["0"].as_str().unwrap(),
+            "--pcr1",
+            pcrs["1"].as_str().unwrap(),
+            "--pcr2",
+            pcrs["2"].as_str().unwrap(),
+            "--nonce",
+            manifest["nonce"].as_str().unwrap(),
+            "--max-age",
+            &max_age,
+            "--at",
+            &at,
+        ]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let expect = v["expect"].as_str().unwrap();
+        if expect == "ok" {
+            assert_eq!(out.status.code(), Some(0), "{file:?}: {report}");
+            assert_eq!(report["valid"], true);
+            assert_eq!(report["document"]["module_id"], "i-vectors-enc-0001");
+            assert_eq!(
+                report["document"]["identity_signing"],
+                manifest["identity"]["signing"]
+            );
+        } else {
+            assert_eq!(out.status.code(), Some(1), "{file:?}: {report}");
+            assert_eq!(report["error"]["kind"], expect, "{file:?}");
+        }
+    }
+    // Text output names the reason; without --root the AWS root is pinned.
+    let out = cohort(&[
+        "attest",
+        "verify",
+        vectors_dir().join("valid.cose").to_str().unwrap(),
+        "--at",
+        &at,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("INVALID (unknown_root)"), "{text}");
+    assert!(text.contains("module id:"), "{text}");
+    // A file that does not exist is a usage error, not a verdict.
+    let out = cohort(&["attest", "verify", "/nonexistent/doc.cose"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+async fn wait_for_file(path: &Path, proc: &mut Proc) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            return text;
+        }
+        if let Some(status) = proc.child.try_wait().unwrap() {
+            panic!("cohort sim up exited ({status}): {}", proc.output());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {}: {}",
+            path.display(),
+            proc.output()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sim_up_serves_attests_reuses_its_dir_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim_dir = dir.path().join("cluster");
+    let args: Vec<String> = [
+        "sim",
+        "up",
+        "--nodes",
+        "2",
+        "--dir",
+        sim_dir.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut up = Proc::spawn(&bin("cohort"), &args, &dir.path().join("up.log")).unwrap();
+    let cluster: serde_json::Value =
+        serde_json::from_str(&wait_for_file(&sim_dir.join("cluster.json"), &mut up).await).unwrap();
+    let nodes = cluster["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    let root_pem = std::fs::read(sim_dir.join("ca/root.pem")).unwrap();
+
+    // A second `sim up` on the same directory while this one runs is refused.
+    let second = cohort(&[
+        "sim",
+        "up",
+        "--nodes",
+        "1",
+        "--dir",
+        sim_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(second.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("in use"));
+
+    // fetch + verify, as a security team would.
+    let doc = dir.path().join("doc.cose");
+    let nonce = "00112233445566778899aabbccddeeff";
+    let proxy = nodes[0]["proxy_url"].as_str().unwrap();
+    let out = cohort(&[
+        "attest",
+        "fetch",
+        "--proxy",
+        proxy,
+        "--nonce",
+        nonce,
+        "--out",
+        doc.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = sim_dir.join("ca/root.pem");
+    let pcr0 = cluster["pcrs"][0].as_str().unwrap();
+    let verify = |pcr0: &str, nonce: &str| {
+        cohort(&[
+            "attest",
+            "verify",
+            doc.to_str().unwrap(),
+            "--json",
+            "--root",
+            root.to_str().unwrap(),
+            "--pcr0",
+            pcr0,
+            "--nonce",
+            nonce,
+            "--max-age",
+            "120",
+        ])
+    };
+    let ok = verify(pcr0, nonce);
+    let report: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{report}");
+    assert_eq!(report["document"]["module_id"], nodes[0]["module_id"]);
+    assert_eq!(report["document"]["pcrs"]["0"], pcr0);
+    let wrong_pcr = verify(&"ab".repeat(48), nonce);
+    assert_eq!(wrong_pcr.status.code(), Some(1));
+    let wrong_nonce = verify(pcr0, "ffff");
+    let report: serde_json::Value = serde_json::from_slice(&wrong_nonce.stdout).unwrap();
+    assert_eq!(report["error"]["kind"], "nonce_mismatch");
+
+    // SIGTERM stops the cluster: `sim up` exits 0 and its proxies stop answering.
+    kill(
+        Pid::from_raw(up.child.id().unwrap() as i32),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), up.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{}", up.output());
+    let client = HttpClient::new();
+    for node in nodes {
+        let url = format!("{}/healthz", node["proxy_url"].as_str().unwrap());
+        assert!(
+            client.get(&url).await.is_err(),
+            "{url} still answers after sim up stopped"
+        );
+    }
+
+    // A second run on the same directory reuses the CA.
+    let mut again = Proc::spawn(&bin("cohort"), &args, &dir.path().join("up2.log")).unwrap();
+    std::fs::remove_file(sim_dir.join("cluster.json")).unwrap();
+    wait_for_file(&sim_dir.join("cluster.json"), &mut again).await;
+    assert_eq!(
+        std::fs::read(sim_dir.join("ca/root.pem")).unwrap(),
+        root_pem
+    );
+    kill(
+        Pid::from_raw(again.child.id().unwrap() as i32),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), again.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn demo_boots_attests_and_exits_zero() {
+    let out = cohort(&["demo", "--nodes", "2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches("VERIFIED").count(), 2, "{text}");
+    assert!(text.contains("refused: pcr0 mismatch"), "{text}");
+}

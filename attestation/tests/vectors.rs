@@ -111,3 +111,44 @@ fn generator_reproduces_the_committed_vectors() {
         );
     }
 }
+
+/// A genuine AWS document (see tests/vectors/attestation/aws/README.md).
+#[test]
+fn genuine_aws_document_chains_to_the_aws_root() {
+    let bytes = std::fs::read(dir().join("aws/nitro-debug-2022-11-16.cose")).unwrap();
+    let at = Duration::from_millis(1_668_589_955_179) + Duration::from_secs(1);
+    // Default policy: AWS root pinned, debug mode refused. Chain and signature pass first.
+    assert_eq!(
+        verify(&bytes, &Policy::default(), at).unwrap_err().kind(),
+        "debug_mode"
+    );
+    let mut lab = Policy::default();
+    lab.allow_debug = true;
+    let doc = verify(&bytes, &lab, at).unwrap();
+    assert_eq!(doc.module_id, "i-025cfe04ec207e1bf-enc01847fb5d285b74b");
+    assert_eq!(doc.nonce.as_ref().map(Vec::len), Some(256));
+    // Any altered byte of the payload breaks the signature.
+    let mut tampered = bytes.clone();
+    let pos = tampered.windows(6).position(|w| w == b"SHA384").unwrap();
+    tampered[pos + 100] ^= 1;
+    assert_eq!(
+        verify(&tampered, &lab, at).unwrap_err().kind(),
+        "signature_mismatch"
+    );
+    // Years later its certificates have expired.
+    assert_eq!(
+        verify(&bytes, &lab, Duration::from_secs(AT_2026))
+            .unwrap_err()
+            .kind(),
+        "certificate_expired"
+    );
+    // Under a simulated root it is unknown.
+    let sim = std::fs::read_to_string(dir().join("root.pem")).unwrap();
+    let sim_policy = Policy::default().with_root(attestation::sim::pem_to_der(&sim).unwrap());
+    assert_eq!(
+        verify(&bytes, &sim_policy, at).unwrap_err().kind(),
+        "unknown_root"
+    );
+}
+
+const AT_2026: u64 = support::vectors::AT;

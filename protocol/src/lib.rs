@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 mod endpoint;
+pub mod peer;
+pub mod policy;
+pub mod relay;
+pub mod session;
 pub use endpoint::{Endpoint, EndpointError};
 
 /// The only protocol version this build speaks. Every frame carries it.
@@ -139,8 +143,41 @@ pub enum EnclaveRequest {
         /// Caller-chosen freshness nonce.
         nonce: Option<ByteBuf>,
     },
-    /// Report the enclave's lifecycle phase.
+    /// Report the enclave's lifecycle phase and readiness.
     Status,
+    /// Initialise the cluster at this enclave, which is node `node`.
+    Genesis {
+        /// The genesis, approved by its admin quorum.
+        request: policy::Approved<policy::Genesis>,
+        /// This enclave's node index.
+        node: u16,
+    },
+    /// Reload sealed state after a restart: the genesis blob, auxiliary info and key shares.
+    Restore {
+        /// Sealed blobs, as the enclave returned them.
+        blobs: Vec<ByteBuf>,
+    },
+    /// Verify peers' attestation documents and admit them for peer channels.
+    AdmitPeers {
+        /// One document per peer.
+        documents: Vec<session::PeerDocument>,
+    },
+    /// Start a threshold-protocol session.
+    StartSession {
+        /// Session id (32 bytes, never reused).
+        session: ByteBuf,
+        /// Node indices taking part, in protocol order.
+        participants: Vec<u16>,
+        /// What to compute.
+        kind: session::SessionKind,
+    },
+    /// Deliver envelopes of a running session.
+    Deliver {
+        /// The session.
+        session: ByteBuf,
+        /// Envelopes addressed to (or broadcast to) this enclave.
+        envelopes: Vec<peer::PeerEnvelope>,
+    },
 }
 
 impl EnclaveRequest {
@@ -149,6 +186,11 @@ impl EnclaveRequest {
         match self {
             Self::Attest { .. } => "attest",
             Self::Status => "status",
+            Self::Genesis { .. } => "genesis",
+            Self::Restore { .. } => "restore",
+            Self::AdmitPeers { .. } => "admit_peers",
+            Self::StartSession { .. } => "start_session",
+            Self::Deliver { .. } => "deliver",
         }
     }
 }
@@ -167,6 +209,8 @@ pub enum Phase {
     Booting,
     /// Identity keys exist and attestation works; no cluster genesis yet.
     Ready,
+    /// Genesis done (or restored): the enclave takes part in the cluster.
+    Operational,
     /// Boot failed; the enclave answers nothing but errors until restarted.
     BootFailed,
 }
@@ -176,6 +220,7 @@ impl fmt::Display for Phase {
         f.write_str(match self {
             Self::Booting => "booting",
             Self::Ready => "ready",
+            Self::Operational => "operational",
             Self::BootFailed => "boot_failed",
         })
     }
@@ -190,11 +235,42 @@ pub enum EnclaveResponse {
         /// The document.
         document: ByteBuf,
     },
-    /// The enclave's lifecycle phase.
+    /// The enclave's lifecycle phase and readiness.
     Status {
         /// Current phase.
         phase: Phase,
+        /// This enclave's node index, once genesis is known.
+        node: Option<u16>,
+        /// Keys it holds a share of.
+        keys: u32,
+        /// Presignatures ready in its memory.
+        presignatures: u32,
+        /// Whether pregenerated safe primes are ready for the next auxiliary-info run.
+        primes_ready: bool,
     },
+    /// Genesis accepted: the sealed genesis state to store, and a receipt.
+    GenesisAccepted {
+        /// Sealed genesis state.
+        sealed: ByteBuf,
+        /// Identity-key signature over [`session::genesis_receipt_message`].
+        receipt: ByteBuf,
+    },
+    /// Sealed state reloaded.
+    Restored {
+        /// Keys whose shares were loaded.
+        keys: Vec<String>,
+        /// Whether auxiliary info was loaded.
+        aux: bool,
+    },
+    /// Peers admitted (and refused, with the reason).
+    PeersAdmitted {
+        /// Admitted node indices.
+        nodes: Vec<u16>,
+        /// Refused node indices and why.
+        refused: Vec<(u16, String)>,
+    },
+    /// Progress of a session.
+    Session(session::SessionUpdate),
     /// The request failed.
     Error(EnclaveError),
 }
@@ -205,6 +281,10 @@ impl EnclaveResponse {
         match self {
             Self::Attestation { .. } => "attestation",
             Self::Status { .. } => "status",
+            Self::GenesisAccepted { .. } => "genesis_accepted",
+            Self::Restored { .. } => "restored",
+            Self::PeersAdmitted { .. } => "peers_admitted",
+            Self::Session(_) => "session",
             Self::Error(_) => "error",
         }
     }
@@ -228,6 +308,12 @@ pub enum ErrorCode {
     WrongPhase,
     /// The Nitro Secure Module (or its simulation) failed.
     Nsm,
+    /// The request is well formed but refused: approvals, expiry, replay, unknown key.
+    Refused,
+    /// A peer failed attestation or misbehaved.
+    Peer,
+    /// Sealing or unsealing failed.
+    Sealing,
     /// An internal error; the message says which.
     Internal,
 }
@@ -239,6 +325,9 @@ impl fmt::Display for ErrorCode {
             Self::UnsupportedVersion => "unsupported_version",
             Self::WrongPhase => "wrong_phase",
             Self::Nsm => "nsm",
+            Self::Refused => "refused",
+            Self::Peer => "peer",
+            Self::Sealing => "sealing",
             Self::Internal => "internal",
         })
     }
@@ -309,9 +398,13 @@ mod tests {
             (
                 encode_frame(&EnclaveResponse::Status {
                     phase: Phase::Ready,
+                    node: None,
+                    keys: 0,
+                    presignatures: 0,
+                    primes_ready: false,
                 })
                 .unwrap(),
-                "000000178201a166737461747573a1657068617365657265616479",
+                "000000408201a166737461747573a5657068617365657265616479646e6f6465f6646b657973006d7072657369676e617475726573006c7072696d65735f7265616479f4",
             ),
             (
                 encode_frame(&EnclaveResponse::Error(EnclaveError::new(
@@ -341,6 +434,10 @@ mod tests {
             },
             EnclaveResponse::Status {
                 phase: Phase::BootFailed,
+                node: Some(2),
+                keys: 3,
+                presignatures: 4,
+                primes_ready: true,
             },
             EnclaveResponse::Error(EnclaveError::new(ErrorCode::Nsm, "x")),
         ];

@@ -1,0 +1,141 @@
+//! Cluster operations on the enclave <-> proxy link: genesis, restore, peer admission, and
+//! threshold-protocol sessions whose messages the coordinator (or a test driver) relays.
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::peer::PeerEnvelope;
+use crate::policy::{Approved, CreateKey, Scheme, SignRequest};
+
+/// A peer's attestation document, for admission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerDocument {
+    /// The peer's node index.
+    pub node: u16,
+    /// Its attestation document (COSE bytes), binding its identity keys.
+    pub document: ByteBuf,
+}
+
+/// What a session computes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum SessionKind {
+    /// CGGMP21 auxiliary info (Paillier keys) for the whole cluster; needed once before ECDSA keys.
+    AuxInfo,
+    /// Distributed key generation of a new key, approved by the admins. All nodes take part.
+    CreateKey {
+        /// The approved request.
+        request: Approved<CreateKey>,
+    },
+    /// An ECDSA presignature for `key_id`, bound to derivation path `path`, among the session's
+    /// participants (exactly the key's threshold).
+    Presign {
+        /// The key.
+        key_id: String,
+        /// The derivation path the presignature may be used for.
+        path: Vec<u32>,
+    },
+    /// Sign payload `payload` of an approved request. With `presignature` (the id of a ready
+    /// presignature among the same participants), one round; without, full signing.
+    Sign {
+        /// The approved request.
+        request: Approved<SignRequest>,
+        /// Index into the request's payloads.
+        payload: u16,
+        /// A presignature id, for one-round ECDSA signing.
+        presignature: Option<ByteBuf>,
+    },
+}
+
+impl SessionKind {
+    /// The kind's name, for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::AuxInfo => "aux_info",
+            Self::CreateKey { .. } => "create_key",
+            Self::Presign { .. } => "presign",
+            Self::Sign {
+                presignature: Some(_),
+                ..
+            } => "sign_presigned",
+            Self::Sign { .. } => "sign",
+        }
+    }
+}
+
+/// How a session ended at one enclave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Outcome {
+    /// Auxiliary info is ready; the sealed blob is for the proxy to store.
+    AuxReady {
+        /// Sealed auxiliary info.
+        sealed: ByteBuf,
+    },
+    /// The key exists; the sealed share is for the proxy to store.
+    KeyCreated {
+        /// The key.
+        key_id: String,
+        /// Its scheme.
+        scheme: Scheme,
+        /// Public key: 33-byte compressed secp256k1, or 32-byte Ed25519.
+        public_key: ByteBuf,
+        /// BIP32 chain code of an ECDSA key (32 bytes), for deriving child public keys.
+        chain_code: Option<ByteBuf>,
+        /// Sealed share.
+        sealed: ByteBuf,
+        /// The enclave's identity-key signature over
+        /// `"cohort/key-receipt/v1" || key_id || scheme || public_key`.
+        receipt: ByteBuf,
+    },
+    /// A presignature is ready (its id is the session id).
+    PresignatureReady,
+    /// The signature, verified against the (derived) public key by the enclave.
+    Signed {
+        /// 64 bytes: r || s (low s) for ECDSA, R || s for EdDSA.
+        signature: ByteBuf,
+        /// The public key it verifies under (derived for an ECDSA path).
+        public_key: ByteBuf,
+    },
+    /// The session failed at this enclave.
+    Failed {
+        /// Stable code: `bad_request`, `refused`, `peer`, `protocol`, `no_presignature`, `internal`.
+        code: String,
+        /// What happened (no secrets).
+        message: String,
+        /// Nodes to blame, when known.
+        culprits: Vec<u16>,
+    },
+}
+
+/// What an enclave answers to a session request: envelopes to relay and, once done, the outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionUpdate {
+    /// The session.
+    pub session: ByteBuf,
+    /// Envelopes to deliver (to their `to`, or to every other participant for a broadcast).
+    pub outgoing: Vec<PeerEnvelope>,
+    /// Set once the session ended at this enclave.
+    pub outcome: Option<Outcome>,
+}
+
+/// The key-receipt message an enclave signs for a new key.
+pub fn key_receipt_message(key_id: &str, scheme: Scheme, public_key: &[u8]) -> Vec<u8> {
+    let mut m = b"cohort/key-receipt/v1\0".to_vec();
+    m.extend_from_slice(&(key_id.len() as u32).to_be_bytes());
+    m.extend_from_slice(key_id.as_bytes());
+    m.extend_from_slice(scheme.to_string().as_bytes());
+    m.push(0);
+    m.extend_from_slice(public_key);
+    m
+}
+
+/// The genesis-receipt message an enclave signs when it accepts a genesis.
+pub fn genesis_receipt_message(genesis_canonical: &[u8], node: u16) -> Vec<u8> {
+    let mut m = b"cohort/genesis-receipt/v1\0".to_vec();
+    m.extend_from_slice(&node.to_be_bytes());
+    m.extend_from_slice(genesis_canonical);
+    m
+}

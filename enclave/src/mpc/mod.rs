@@ -1,0 +1,92 @@
+//! Threshold protocols driven as state machines fed by relayed messages.
+//!
+//! Every protocol here (ECDSA keygen, auxiliary info, presignature, signing; EdDSA DKG and
+//! signing) has the same shape, so the session layer and the peer channels handle them alike:
+//!
+//! * `start(..) -> (machine, Vec<OutgoingMessage>)` creates the local party and its first messages;
+//! * `handle(IncomingMessage) -> Step<Output>` feeds one message received from a peer and returns
+//!   the messages to send next, or the output once the protocol finished.
+//!
+//! Payloads are opaque bytes (CBOR of the protocol crate's message type); the peer layer wraps
+//! them in authenticated envelopes bound to session, round, sender and receiver. Local secret
+//! state never leaves the machine and never reaches `Debug`.
+
+pub mod ecdsa;
+pub mod eddsa;
+
+/// A party's index within one protocol run (0-based, as the protocol crates number parties).
+pub type PartyIndex = u16;
+
+/// A message to send to one peer (`to = Some(i)`) or to all peers (`to = None`, broadcast).
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    /// Receiver, or `None` for a broadcast.
+    pub to: Option<PartyIndex>,
+    /// Opaque protocol bytes.
+    pub payload: Vec<u8>,
+}
+
+impl std::fmt::Debug for OutgoingMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutgoingMessage")
+            .field("to", &self.to)
+            .field("len", &self.payload.len())
+            .finish()
+    }
+}
+
+/// A message received from a peer.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IncomingMessage {
+    /// Sender.
+    pub from: PartyIndex,
+    /// Whether it was sent as a broadcast.
+    pub broadcast: bool,
+    /// Opaque protocol bytes.
+    pub payload: Vec<u8>,
+}
+
+impl std::fmt::Debug for IncomingMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IncomingMessage")
+            .field("from", &self.from)
+            .field("broadcast", &self.broadcast)
+            .field("len", &self.payload.len())
+            .finish()
+    }
+}
+
+/// What feeding a message produced.
+pub enum Step<T> {
+    /// Not finished: send these (possibly none) and wait for more messages.
+    Continue(Vec<OutgoingMessage>),
+    /// Finished with this output; send these final messages too (possibly none).
+    Done(T, Vec<OutgoingMessage>),
+}
+
+/// Errors of the threshold protocols. Messages are lowercase and carry no secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MpcError {
+    /// A peer's message does not decode or does not fit the protocol's current round.
+    #[error("bad message from party {from}: {reason}")]
+    BadMessage {
+        /// The sender.
+        from: PartyIndex,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The protocol aborted; `culprits` are the parties it blames (possibly empty).
+    #[error("protocol aborted (culprits {culprits:?}): {reason}")]
+    Aborted {
+        /// Blamed parties.
+        culprits: Vec<PartyIndex>,
+        /// Why.
+        reason: String,
+    },
+    /// The caller's input is invalid (bad threshold, index out of range, bad derivation path).
+    #[error("invalid input: {0}")]
+    BadInput(String),
+    /// A bug or an impossible state.
+    #[error("internal error: {0}")]
+    Internal(String),
+}

@@ -39,6 +39,11 @@ pub struct Config {
     /// Simulated mode: the module id reported in attestation documents.
     #[arg(long, env = "COHORT_SIM_MODULE_ID")]
     pub module_id: Option<String>,
+    /// Test builds only (feature `test-fixtures`): load committed safe primes number N instead
+    /// of generating them. Absent from production builds.
+    #[cfg(feature = "test-fixtures")]
+    #[arg(long)]
+    pub fixture_primes: Option<usize>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "COHORT_LOG_JSON")]
     pub log_json: bool,

@@ -22,6 +22,21 @@ impl SecretIdentity {
         }
     }
 
+    /// Signs `message` with the Ed25519 identity key.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        self.signing.sign(message).to_bytes()
+    }
+
+    /// X25519 agreement with a peer's public key; `None` for a low-order (non-contributory) key.
+    pub fn agree(&self, peer: &[u8; 32]) -> Option<zeroize::Zeroizing<[u8; 32]>> {
+        let shared = self.encryption.diffie_hellman(&PublicKey::from(*peer));
+        if !shared.was_contributory() {
+            return None;
+        }
+        Some(zeroize::Zeroizing::new(shared.to_bytes()))
+    }
+
     /// The public halves, as bound into attestation documents.
     pub fn public(&self) -> IdentityKeys {
         IdentityKeys {

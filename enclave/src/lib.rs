@@ -3,8 +3,17 @@
 pub mod config;
 pub mod identity;
 pub mod lifecycle;
+pub mod node;
 pub mod nsm;
+pub mod peer;
+pub mod policy;
+pub mod primes;
+pub mod seal;
 pub mod server;
 pub mod transport;
 
 pub use server::{Enclave, run};
+pub mod mpc;
+
+#[cfg(test)]
+mod cluster_tests;

@@ -1,8 +1,8 @@
 //! The enclave's lifecycle as an explicit state machine.
 //!
 //! ```text
-//!   booting --boot_succeeded--> ready
-//!   booting --boot_failed-----> boot_failed   (terminal)
+//!   booting --boot_succeeded--> ready --genesis_accepted--> operational
+//!   booting --boot_failed-----> boot_failed   (terminal)      ready --restored--> operational
 //! ```
 //!
 //! Each request names the phase it needs ([`required_phase`]); the server refuses it with a
@@ -17,6 +17,10 @@ pub enum Event {
     BootSucceeded,
     /// Boot could not complete.
     BootFailed,
+    /// A genesis was accepted.
+    GenesisAccepted,
+    /// Sealed state was restored.
+    Restored,
 }
 
 /// An event that is not allowed in the current phase (a bug in the caller).
@@ -34,15 +38,21 @@ pub struct InvalidTransition {
 pub enum Requirement {
     /// Any phase, even `boot_failed` (status reporting).
     Any,
-    /// Exactly this phase.
-    In(Phase),
+    /// One of these phases.
+    In(&'static [Phase]),
 }
 
 /// Which phase each request needs.
 pub fn required_phase(request: &EnclaveRequest) -> Requirement {
     match request {
         EnclaveRequest::Status => Requirement::Any,
-        EnclaveRequest::Attest { .. } => Requirement::In(Phase::Ready),
+        EnclaveRequest::Attest { .. } => Requirement::In(&[Phase::Ready, Phase::Operational]),
+        EnclaveRequest::Genesis { .. } | EnclaveRequest::Restore { .. } => {
+            Requirement::In(&[Phase::Ready])
+        }
+        EnclaveRequest::AdmitPeers { .. }
+        | EnclaveRequest::StartSession { .. }
+        | EnclaveRequest::Deliver { .. } => Requirement::In(&[Phase::Operational]),
     }
 }
 
@@ -82,6 +92,7 @@ impl Lifecycle {
         let next = match (self.phase, event) {
             (Phase::Booting, Event::BootSucceeded) => Phase::Ready,
             (Phase::Booting, Event::BootFailed) => Phase::BootFailed,
+            (Phase::Ready, Event::GenesisAccepted | Event::Restored) => Phase::Operational,
             (phase, event) => return Err(InvalidTransition { phase, event }),
         };
         if next == Phase::BootFailed {
@@ -95,16 +106,20 @@ impl Lifecycle {
     pub fn admit(&self, request: &EnclaveRequest) -> Result<(), EnclaveError> {
         match required_phase(request) {
             Requirement::Any => Ok(()),
-            Requirement::In(p) if p == self.phase => Ok(()),
-            Requirement::In(p) => Err(EnclaveError::new(
-                ErrorCode::WrongPhase,
+            Requirement::In(allowed) if allowed.contains(&self.phase) => Ok(()),
+            Requirement::In(allowed) => Err(EnclaveError::new(ErrorCode::WrongPhase, {
+                let p = allowed
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or ");
                 match (&self.phase, &self.failure) {
                     (Phase::BootFailed, Some(why)) => {
                         format!("{request} needs phase {p}; boot failed: {why}")
                     }
                     (phase, _) => format!("{request} needs phase {p}, enclave is {phase}"),
-                },
-            )),
+                }
+            })),
         }
     }
 }
@@ -121,6 +136,22 @@ mod tests {
         // No way back into booting or into failure from ready.
         assert!(ok.apply(Event::BootFailed, None).is_err());
         assert!(ok.apply(Event::BootSucceeded, None).is_err());
+        let session = EnclaveRequest::Deliver {
+            session: vec![0; 32].into(),
+            envelopes: vec![],
+        };
+        assert!(ok.admit(&session).is_err(), "sessions need genesis");
+        assert_eq!(
+            ok.apply(Event::GenesisAccepted, None),
+            Ok(Phase::Operational)
+        );
+        assert!(ok.admit(&session).is_ok());
+        assert!(
+            ok.admit(&EnclaveRequest::Restore { blobs: vec![] })
+                .is_err(),
+            "genesis is once"
+        );
+        assert!(ok.apply(Event::Restored, None).is_err());
 
         let mut failed = Lifecycle::new();
         failed

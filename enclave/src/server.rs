@@ -1,8 +1,9 @@
 //! The enclave's request handling and its accept loop.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 
+use attestation::Policy;
 use attestation::nsm::{AttestationRequest, Nsm};
 use protocol::{
     EnclaveError, EnclaveRequest, EnclaveResponse, ErrorCode, FrameError, MAX_NONCE_LEN, Phase,
@@ -12,13 +13,38 @@ use tracing::{debug, info, warn};
 
 use crate::identity::SecretIdentity;
 use crate::lifecycle::{Event, Lifecycle};
+use crate::node::Node;
+use crate::primes::PrimePool;
+use crate::seal::SealingAuthority;
 use crate::transport::{self, Listener, Stream, TransportError};
 
-/// One enclave: its lifecycle, identity and NSM.
+/// What an enclave boots with.
+pub struct BootConfig {
+    /// Its NSM, or why there is none.
+    pub nsm: Result<Box<dyn Nsm>, String>,
+    /// The sealing authority.
+    pub sealing: Box<dyn SealingAuthority>,
+    /// DER of the root that peers' documents must chain to (the AWS root in production).
+    pub root_der: Vec<u8>,
+    /// Safe primes for auxiliary info.
+    pub primes: PrimePool,
+}
+
+/// One enclave: its lifecycle, identity, NSM and cluster state.
+///
+/// The cluster state ([`Node`]) lives on one worker thread: the threshold-protocol state
+/// machines are not `Send`, and one thread also serialises every change to keys, presignatures
+/// and sessions. Requests reach it through a channel.
 pub struct Enclave {
-    lifecycle: Mutex<Lifecycle>,
-    identity: SecretIdentity,
+    lifecycle: Arc<Mutex<Lifecycle>>,
+    identity: Arc<SecretIdentity>,
     nsm: Option<Box<dyn Nsm>>,
+    worker: Option<Mutex<mpsc::Sender<Job>>>,
+}
+
+struct Job {
+    request: EnclaveRequest,
+    reply: mpsc::Sender<EnclaveResponse>,
 }
 
 impl std::fmt::Debug for Enclave {
@@ -31,15 +57,31 @@ impl std::fmt::Debug for Enclave {
 }
 
 impl Enclave {
-    /// Boots an enclave: generates identity keys and checks that `nsm` attests them. A missing
-    /// NSM (`Err(reason)`) or a failing one leaves the enclave in the terminal `boot_failed` phase.
-    pub fn boot(nsm: Result<Box<dyn Nsm>, String>) -> Self {
-        let identity = SecretIdentity::generate();
+    /// Boots an enclave: generates identity keys and checks that its NSM attests them; its own
+    /// PCRs (read from that document) become the PCRs peers must have. A missing NSM
+    /// (`Err(reason)`) or a failing one leaves the enclave in the terminal `boot_failed` phase.
+    pub fn boot(config: BootConfig) -> Self {
+        let identity = Arc::new(SecretIdentity::generate());
         let mut lifecycle = Lifecycle::new();
-        let (nsm, outcome) = match nsm {
+        let mut node_policy = None;
+        let (nsm, outcome) = match config.nsm {
             Ok(nsm) => {
                 let probe = identity_request(&identity, None);
-                let outcome = nsm.attest(&probe).map(|_| ()).map_err(|e| e.to_string());
+                let outcome = nsm
+                    .attest(&probe)
+                    .map_err(|e| e.to_string())
+                    .and_then(|doc| {
+                        attestation::verify::decode_unverified(&doc).map_err(|e| e.to_string())
+                    })
+                    .map(|own| {
+                        let mut policy = Policy::default().with_root(config.root_der.clone());
+                        for i in [0usize, 1, 2] {
+                            if let Some(v) = own.pcrs.get(&i) {
+                                policy = policy.allow_pcr(i, v.to_vec());
+                            }
+                        }
+                        node_policy = Some(policy);
+                    });
                 (Some(nsm), outcome)
             }
             Err(reason) => (None, Err(reason)),
@@ -52,13 +94,62 @@ impl Enclave {
             .apply(event, reason.clone())
             .expect("booting accepts both boot outcomes");
         match reason {
-            None => info!(%phase, identity = ?identity.public().signing, "enclave booted"),
+            None => {
+                info!(%phase, identity = %hex_key(&identity.public().signing), "enclave booted")
+            }
             Some(why) => warn!(%phase, reason = %why, "enclave boot failed"),
         }
+        let lifecycle = Arc::new(Mutex::new(lifecycle));
+        let worker = node_policy.map(|policy| {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let (identity, lifecycle) = (identity.clone(), lifecycle.clone());
+            let (sealing, primes) = (config.sealing, config.primes);
+            std::thread::Builder::new()
+                .name("cluster-node".into())
+                .spawn(move || {
+                    let mut node = Node::new(policy, sealing, primes);
+                    for job in rx {
+                        let response =
+                            cluster_request(&mut node, &identity, &lifecycle, job.request);
+                        let _ = job.reply.send(response);
+                    }
+                })
+                .map(|_| Mutex::new(tx))
+        });
+        let worker = match worker {
+            Some(Ok(w)) => Some(w),
+            Some(Err(e)) => {
+                warn!(error = %e, "cannot start the cluster worker thread");
+                None
+            }
+            None => None,
+        };
         Self {
-            lifecycle: Mutex::new(lifecycle),
+            lifecycle,
             identity,
             nsm,
+            worker,
+        }
+    }
+
+    fn ask_worker(&self, request: EnclaveRequest) -> EnclaveResponse {
+        let Some(worker) = &self.worker else {
+            return EnclaveResponse::Error(EnclaveError::new(
+                ErrorCode::Internal,
+                "no cluster state",
+            ));
+        };
+        let (reply, answer) = mpsc::channel();
+        let sent = worker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(Job { request, reply });
+        match sent.ok().and_then(|()| answer.recv().ok()) {
+            Some(response) => response,
+            None => EnclaveResponse::Error(EnclaveError::new(
+                ErrorCode::Internal,
+                "cluster worker stopped",
+            )),
         }
     }
 
@@ -84,10 +175,15 @@ impl Enclave {
             return EnclaveResponse::Error(e);
         }
         match request {
-            EnclaveRequest::Status => EnclaveResponse::Status {
+            EnclaveRequest::Status if self.worker.is_none() => EnclaveResponse::Status {
                 phase: self.phase(),
+                node: None,
+                keys: 0,
+                presignatures: 0,
+                primes_ready: false,
             },
             EnclaveRequest::Attest { nonce } => self.attest(nonce),
+            other => self.ask_worker(other),
         }
     }
 
@@ -126,6 +222,69 @@ impl Enclave {
             }
         }
     }
+}
+
+/// Runs one cluster request on the worker thread.
+fn cluster_request(
+    node: &mut Node,
+    identity: &SecretIdentity,
+    lifecycle: &Mutex<Lifecycle>,
+    request: EnclaveRequest,
+) -> EnclaveResponse {
+    let advance = |event| {
+        if let Err(e) = lifecycle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .apply(event, None)
+        {
+            warn!(error = %e, "lifecycle transition refused");
+        }
+    };
+    let result = match request {
+        EnclaveRequest::Status => Ok(EnclaveResponse::Status {
+            phase: lifecycle.lock().unwrap_or_else(|p| p.into_inner()).phase(),
+            node: node.index(),
+            keys: node.key_count() as u32,
+            presignatures: node.presignature_count() as u32,
+            primes_ready: node.primes_ready(),
+        }),
+        EnclaveRequest::Genesis {
+            request,
+            node: index,
+        } => node
+            .genesis_request(identity, &request, index)
+            .map(|(sealed, receipt)| {
+                advance(Event::GenesisAccepted);
+                EnclaveResponse::GenesisAccepted {
+                    sealed: ByteBuf::from(sealed),
+                    receipt: ByteBuf::from(receipt),
+                }
+            }),
+        EnclaveRequest::Restore { blobs } => node.restore(identity, &blobs).map(|(keys, aux)| {
+            advance(Event::Restored);
+            EnclaveResponse::Restored { keys, aux }
+        }),
+        EnclaveRequest::AdmitPeers { documents } => node
+            .admit_peers(&documents)
+            .map(|(nodes, refused)| EnclaveResponse::PeersAdmitted { nodes, refused }),
+        EnclaveRequest::StartSession {
+            session,
+            participants,
+            kind,
+        } => node
+            .start_session(identity, &session, &participants, &kind)
+            .map(EnclaveResponse::Session),
+        EnclaveRequest::Deliver { session, envelopes } => node
+            .deliver(identity, &session, &envelopes)
+            .map(EnclaveResponse::Session),
+        EnclaveRequest::Attest { .. } => {
+            return EnclaveResponse::Error(EnclaveError::new(
+                ErrorCode::Internal,
+                "not a cluster request",
+            ));
+        }
+    };
+    result.unwrap_or_else(|e| EnclaveResponse::Error(e.into()))
 }
 
 fn identity_request(identity: &SecretIdentity, nonce: Option<Vec<u8>>) -> AttestationRequest {
@@ -168,7 +327,10 @@ pub async fn run(
     }
 }
 
-async fn serve_connection(mut stream: Stream, enclave: &Enclave) -> Result<(), TransportError> {
+async fn serve_connection(
+    mut stream: Stream,
+    enclave: &Arc<Enclave>,
+) -> Result<(), TransportError> {
     loop {
         let payload = match transport::read_frame(&mut stream).await {
             Ok(Some(p)) => p,
@@ -184,7 +346,16 @@ async fn serve_connection(mut stream: Stream, enclave: &Enclave) -> Result<(), T
             }
             Err(e) => return Err(e),
         };
-        let response = enclave.handle_payload(&payload);
+        let handler = enclave.clone();
+        // Protocol steps can take CPU-seconds: keep them off the async runtime's threads.
+        let response = tokio::task::spawn_blocking(move || handler.handle_payload(&payload))
+            .await
+            .unwrap_or_else(|_| {
+                EnclaveResponse::Error(EnclaveError::new(
+                    ErrorCode::Internal,
+                    "request handler panicked",
+                ))
+            });
         let frame = protocol::encode_frame(&response).or_else(|e| {
             protocol::encode_frame(&EnclaveResponse::Error(EnclaveError::new(
                 ErrorCode::Internal,
@@ -195,6 +366,10 @@ async fn serve_connection(mut stream: Stream, enclave: &Enclave) -> Result<(), T
     }
 }
 
+fn hex_key(key: &[u8; 32]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,11 +377,20 @@ mod tests {
     use attestation::{Policy, verify};
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+    fn config(nsm: Result<Box<dyn Nsm>, String>, root: Vec<u8>) -> BootConfig {
+        BootConfig {
+            nsm,
+            sealing: Box::new(crate::seal::UnavailableSealing("test".into())),
+            root_der: root,
+            primes: PrimePool::default(),
+        }
+    }
+
     fn simulated() -> (Enclave, Vec<u8>) {
         let ca = SimulatedCa::generate().unwrap();
         let root = ca.root_der().to_vec();
         let nsm = SimulatedNsm::new(ca, "test-enclave".into(), simulated_pcrs(&[3; 48]));
-        (Enclave::boot(Ok(Box::new(nsm))), root)
+        (Enclave::boot(config(Ok(Box::new(nsm)), root.clone())), root)
     }
 
     #[test]
@@ -230,7 +414,7 @@ mod tests {
 
     #[test]
     fn boot_failure_is_terminal_and_explained() {
-        let enclave = Enclave::boot(Err("cannot open /dev/nsm".into()));
+        let enclave = Enclave::boot(config(Err("cannot open /dev/nsm".into()), vec![]));
         assert_eq!(enclave.phase(), Phase::BootFailed);
         let EnclaveResponse::Error(e) = enclave.handle(EnclaveRequest::Attest { nonce: None })
         else {
@@ -238,12 +422,13 @@ mod tests {
         };
         assert_eq!(e.code, ErrorCode::WrongPhase);
         assert!(e.message.contains("/dev/nsm"));
-        assert_eq!(
+        assert!(matches!(
             enclave.handle(EnclaveRequest::Status),
             EnclaveResponse::Status {
-                phase: Phase::BootFailed
+                phase: Phase::BootFailed,
+                ..
             }
-        );
+        ));
     }
 
     #[test]

@@ -1,0 +1,688 @@
+//! In-process cluster tests: several enclaves (real `Enclave`s with simulated NSMs and the
+//! local sealing authority) driven through their request handler, with every envelope relayed
+//! by [`protocol::relay::Relay`] — the same path the coordinator will use.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use attestation::sim::{SimulatedCa, SimulatedNsm, simulated_pcrs};
+use ed25519_dalek::{Signer, SigningKey};
+use protocol::peer::PeerEnvelope;
+use protocol::policy::{
+    Approval, Approved, Canonical, CreateKey, Genesis, KeyPolicy, Scheme, SignRequest,
+};
+use protocol::relay::Relay;
+use protocol::session::{Outcome, PeerDocument, SessionKind};
+use protocol::{EnclaveRequest, EnclaveResponse, ErrorCode};
+use rand::RngCore;
+use serde_bytes::ByteBuf;
+
+use crate::mpc::ecdsa::fixtures;
+use crate::primes::PrimePool;
+use crate::seal::LocalSealingAuthority;
+use crate::server::{BootConfig, Enclave};
+
+const IMAGE: [u8; 48] = [0x42; 48];
+const MASTER: [u8; 32] = [0x17; 32];
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn random32() -> ByteBuf {
+    let mut b = vec![0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    ByteBuf::from(b)
+}
+
+fn request_id() -> ByteBuf {
+    let mut b = vec![0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    ByteBuf::from(b)
+}
+
+fn approve<T: Canonical>(request: &T, keys: &[&SigningKey]) -> Vec<Approval> {
+    keys.iter()
+        .map(|k| Approval {
+            approver: ByteBuf::from(k.verifying_key().to_bytes().to_vec()),
+            signature: ByteBuf::from(k.sign(&request.canonical_bytes()).to_bytes().to_vec()),
+        })
+        .collect()
+}
+
+struct Cluster {
+    ca: Arc<SimulatedCa>,
+    enclaves: Vec<Arc<Enclave>>,
+    admins: Vec<SigningKey>,
+    approvers: Vec<SigningKey>,
+    /// Sealed blobs each node's proxy would store.
+    blobs: Vec<Vec<ByteBuf>>,
+}
+
+fn boot(ca: &SimulatedCa, node: usize, image: [u8; 48]) -> Arc<Enclave> {
+    // A CA clone: same root and intermediate (the simulated "hardware").
+    let dir = tempfile::tempdir().unwrap();
+    ca.save(dir.path()).unwrap();
+    let ca = SimulatedCa::load(dir.path()).unwrap();
+    let root = ca.root_der().to_vec();
+    let nsm = SimulatedNsm::new(ca, format!("node-{node}"), simulated_pcrs(&image));
+    Arc::new(Enclave::boot(BootConfig {
+        nsm: Ok(Box::new(nsm)),
+        sealing: Box::new(LocalSealingAuthority::new(&MASTER, &image)),
+        root_der: root,
+        primes: PrimePool::preloaded(fixtures::primes(node).unwrap()),
+    }))
+}
+
+fn document(e: &Enclave) -> ByteBuf {
+    match e.handle(EnclaveRequest::Attest { nonce: None }) {
+        EnclaveResponse::Attestation { document } => document,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+impl Cluster {
+    fn new(n: usize) -> Self {
+        let ca = Arc::new(SimulatedCa::generate().unwrap());
+        let enclaves: Vec<_> = (0..n).map(|i| boot(&ca, i, IMAGE)).collect();
+        let admins: Vec<SigningKey> = (0..3)
+            .map(|i| SigningKey::from_bytes(&[10 + i; 32]))
+            .collect();
+        let approvers: Vec<SigningKey> = (0..3)
+            .map(|i| SigningKey::from_bytes(&[20 + i; 32]))
+            .collect();
+        let genesis = Genesis {
+            v: 1,
+            cluster: "test-cluster".into(),
+            nodes: n as u16,
+            admins: admins
+                .iter()
+                .map(|k| ByteBuf::from(k.verifying_key().to_bytes().to_vec()))
+                .collect(),
+            admin_quorum: 2,
+        };
+        let approved = Approved {
+            approvals: approve(&genesis, &[&admins[0], &admins[2]]),
+            request: genesis,
+        };
+        let mut blobs = vec![Vec::new(); n];
+        for (i, e) in enclaves.iter().enumerate() {
+            match e.handle(EnclaveRequest::Genesis {
+                request: approved.clone(),
+                node: i as u16,
+            }) {
+                EnclaveResponse::GenesisAccepted { sealed, .. } => blobs[i].push(sealed),
+                other => panic!("genesis: {other:?}"),
+            }
+        }
+        let mut c = Self {
+            ca,
+            enclaves,
+            admins,
+            approvers,
+            blobs,
+        };
+        c.admit_all();
+        c
+    }
+
+    fn admit_all(&mut self) {
+        let docs: Vec<PeerDocument> = self
+            .enclaves
+            .iter()
+            .enumerate()
+            .map(|(i, e)| PeerDocument {
+                node: i as u16,
+                document: document(e),
+            })
+            .collect();
+        for (i, e) in self.enclaves.iter().enumerate() {
+            let others: Vec<PeerDocument> = docs
+                .iter()
+                .filter(|d| d.node != i as u16)
+                .cloned()
+                .collect();
+            match e.handle(EnclaveRequest::AdmitPeers { documents: others }) {
+                EnclaveResponse::PeersAdmitted { nodes, refused } => {
+                    assert!(refused.is_empty(), "{refused:?}");
+                    assert_eq!(nodes.len(), self.enclaves.len() - 1);
+                }
+                other => panic!("admit: {other:?}"),
+            }
+        }
+    }
+
+    /// Runs a session among `participants`; `tamper` may alter each batch before delivery.
+    fn run(
+        &self,
+        participants: &[u16],
+        kind: SessionKind,
+        tamper: impl FnMut(u16, &mut Vec<PeerEnvelope>),
+    ) -> BTreeMap<u16, Outcome> {
+        self.run_in(random32(), participants, kind, tamper)
+    }
+
+    fn run_in(
+        &self,
+        session: ByteBuf,
+        participants: &[u16],
+        kind: SessionKind,
+        mut tamper: impl FnMut(u16, &mut Vec<PeerEnvelope>),
+    ) -> BTreeMap<u16, Outcome> {
+        let mut relay = Relay::new(participants);
+        for p in participants {
+            let request = EnclaveRequest::StartSession {
+                session: session.clone(),
+                participants: participants.to_vec(),
+                kind: kind.clone(),
+            };
+            match self.enclaves[usize::from(*p)].handle(request) {
+                EnclaveResponse::Session(update) => relay.absorb(*p, update),
+                EnclaveResponse::Error(e) => relay.fail(
+                    *p,
+                    Outcome::Failed {
+                        code: e.code.to_string(),
+                        message: e.message,
+                        culprits: vec![],
+                    },
+                ),
+                other => panic!("start: {other:?}"),
+            }
+        }
+        let mut rounds = 0;
+        while let Some((node, mut envelopes)) = relay.next_delivery() {
+            rounds += 1;
+            assert!(rounds < 10_000, "session does not terminate");
+            tamper(node, &mut envelopes);
+            let request = EnclaveRequest::Deliver {
+                session: session.clone(),
+                envelopes,
+            };
+            match self.enclaves[usize::from(node)].handle(request) {
+                EnclaveResponse::Session(update) => relay.absorb(node, update),
+                EnclaveResponse::Error(e) => relay.fail(
+                    node,
+                    Outcome::Failed {
+                        code: e.code.to_string(),
+                        message: e.message,
+                        culprits: vec![],
+                    },
+                ),
+                other => panic!("deliver: {other:?}"),
+            }
+        }
+        relay.outcomes().clone()
+    }
+
+    fn create_key(&mut self, key_id: &str, scheme: Scheme, threshold: u16) -> Vec<u8> {
+        let t = now();
+        let request = CreateKey {
+            v: 1,
+            cluster: "test-cluster".into(),
+            key_id: key_id.into(),
+            scheme,
+            threshold,
+            policy: KeyPolicy {
+                approvers: self
+                    .approvers
+                    .iter()
+                    .map(|k| ByteBuf::from(k.verifying_key().to_bytes().to_vec()))
+                    .collect(),
+                approvals_needed: 2,
+            },
+            request_id: request_id(),
+            created: t,
+            expiry: t + 120,
+        };
+        let approved = Approved {
+            approvals: approve(&request, &[&self.admins[0], &self.admins[1]]),
+            request,
+        };
+        let all: Vec<u16> = (0..self.enclaves.len() as u16).collect();
+        let outcomes = self.run(
+            &all,
+            SessionKind::CreateKey { request: approved },
+            |_, _| {},
+        );
+        let mut public = None;
+        for (node, outcome) in outcomes {
+            match outcome {
+                Outcome::KeyCreated {
+                    public_key, sealed, ..
+                } => {
+                    assert!(
+                        public.get_or_insert(public_key.to_vec()) == &public_key.to_vec(),
+                        "receipts disagree"
+                    );
+                    self.blobs[usize::from(node)].push(sealed);
+                }
+                other => panic!("create key at {node}: {other:?}"),
+            }
+        }
+        public.unwrap()
+    }
+
+    fn sign_request(
+        &self,
+        key_id: &str,
+        path: Vec<u32>,
+        payload: Vec<u8>,
+    ) -> Approved<SignRequest> {
+        let t = now();
+        let request = SignRequest {
+            v: 1,
+            cluster: "test-cluster".into(),
+            key_id: key_id.into(),
+            path,
+            payloads: vec![ByteBuf::from(payload)],
+            request_id: request_id(),
+            created: t,
+            expiry: t + 120,
+        };
+        Approved {
+            approvals: approve(&request, &[&self.approvers[0], &self.approvers[2]]),
+            request,
+        }
+    }
+
+    fn sign(
+        &self,
+        participants: &[u16],
+        request: Approved<SignRequest>,
+        presignature: Option<ByteBuf>,
+    ) -> BTreeMap<u16, Outcome> {
+        self.run(
+            participants,
+            SessionKind::Sign {
+                request,
+                payload: 0,
+                presignature,
+            },
+            |_, _| {},
+        )
+    }
+}
+
+fn signature_of(outcomes: &BTreeMap<u16, Outcome>) -> (Vec<u8>, Vec<u8>) {
+    let mut result = None;
+    for (node, o) in outcomes {
+        match o {
+            Outcome::Signed {
+                signature,
+                public_key,
+            } => {
+                let r = (signature.to_vec(), public_key.to_vec());
+                if let Some(prev) = &result {
+                    assert_eq!(prev, &r, "nodes disagree");
+                }
+                result = Some(r);
+            }
+            other => panic!("node {node}: {other:?}"),
+        }
+    }
+    result.unwrap()
+}
+
+fn verify_ecdsa(public_key: &[u8], digest: &[u8; 32], signature: &[u8]) {
+    use k256::ecdsa::signature::hazmat::PrehashVerifier;
+    let vk = k256::ecdsa::VerifyingKey::from_sec1_bytes(public_key).unwrap();
+    let sig = k256::ecdsa::Signature::from_slice(signature).unwrap();
+    assert!(sig.normalize_s().is_none(), "low-s signature");
+    vk.verify_prehash(digest, &sig).unwrap();
+}
+
+fn failure(outcomes: &BTreeMap<u16, Outcome>) -> Vec<(String, Vec<u16>)> {
+    outcomes
+        .values()
+        .filter_map(|o| match o {
+            Outcome::Failed { code, culprits, .. } => Some((code.clone(), culprits.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// One cluster for the whole file: auxiliary info costs tens of seconds.
+fn cluster() -> &'static std::sync::Mutex<Cluster> {
+    static C: OnceLock<std::sync::Mutex<Cluster>> = OnceLock::new();
+    C.get_or_init(|| {
+        let c = Cluster::new(3);
+        let all = [0u16, 1, 2];
+        let outcomes = c.run(&all, SessionKind::AuxInfo, |_, _| {});
+        let mut c = c;
+        for (node, o) in outcomes {
+            match o {
+                Outcome::AuxReady { sealed } => c.blobs[usize::from(node)].push(sealed),
+                other => panic!("aux at {node}: {other:?}"),
+            }
+        }
+        std::sync::Mutex::new(c)
+    })
+}
+
+fn lock() -> std::sync::MutexGuard<'static, Cluster> {
+    cluster().lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[test]
+fn ecdsa_keygen_full_and_presigned_signing_with_derivation() {
+    let mut c = lock();
+    let master = c.create_key("btc-1", Scheme::EcdsaSecp256k1, 2);
+    assert_eq!(master.len(), 33);
+
+    // Full signing by a 2-of-3 quorum, root key.
+    let digest = [7u8; 32];
+    let out = c.sign(
+        &[0, 2],
+        c.sign_request("btc-1", vec![], digest.to_vec()),
+        None,
+    );
+    let (sig, pk) = signature_of(&out);
+    assert_eq!(pk, master);
+    verify_ecdsa(&pk, &digest, &sig);
+
+    // Derived path m/0/1.
+    let out = c.sign(
+        &[1, 2],
+        c.sign_request("btc-1", vec![0, 1], digest.to_vec()),
+        None,
+    );
+    let (sig, child) = signature_of(&out);
+    assert_ne!(child, master);
+    verify_ecdsa(&child, &digest, &sig);
+
+    // Presignature for path m/0/1 among {0, 1}, then one-round signing.
+    let pid = random32();
+    let presign = c.run_in(
+        pid.clone(),
+        &[0, 1],
+        SessionKind::Presign {
+            key_id: "btc-1".into(),
+            path: vec![0, 1],
+        },
+        |_, _| {},
+    );
+    assert!(
+        presign.values().all(|o| *o == Outcome::PresignatureReady),
+        "{presign:?}"
+    );
+    // Not for another path or quorum: the presignature is bound to both.
+    let wrong_path = c.sign(
+        &[0, 1],
+        c.sign_request("btc-1", vec![0, 2], digest.to_vec()),
+        Some(pid.clone()),
+    );
+    assert!(
+        failure(&wrong_path)
+            .iter()
+            .all(|(code, _)| code == "no_presignature"),
+        "{wrong_path:?}"
+    );
+    let digest2 = [8u8; 32];
+    let out = c.sign(
+        &[0, 1],
+        c.sign_request("btc-1", vec![0, 1], digest2.to_vec()),
+        Some(pid.clone()),
+    );
+    let (sig, pk) = signature_of(&out);
+    assert_eq!(pk, child);
+    verify_ecdsa(&pk, &digest2, &sig);
+    // Used once: a second request for the same presignature finds none.
+    let again = c.sign(
+        &[0, 1],
+        c.sign_request("btc-1", vec![0, 1], [3u8; 32].to_vec()),
+        Some(pid),
+    );
+    assert!(
+        failure(&again)
+            .iter()
+            .all(|(code, _)| code == "no_presignature"),
+        "{again:?}"
+    );
+
+    // One signer alone (t - 1) cannot sign: the session is refused outright.
+    let lonely = c.sign(&[0], c.sign_request("btc-1", vec![], digest.to_vec()), None);
+    assert!(!failure(&lonely).is_empty(), "{lonely:?}");
+}
+
+#[test]
+fn eddsa_dkg_and_signing() {
+    let mut c = lock();
+    let pk = c.create_key("sol-1", Scheme::EddsaEd25519, 2);
+    assert_eq!(pk.len(), 32);
+    let message = b"a solana message".to_vec();
+    for quorum in [&[0u16, 1][..], &[1, 2], &[0, 1, 2]] {
+        let out = c.sign(
+            quorum,
+            c.sign_request("sol-1", vec![], message.clone()),
+            None,
+        );
+        let (sig, signer) = signature_of(&out);
+        assert_eq!(signer, pk);
+        let vk = ed25519_dalek::VerifyingKey::from_bytes(&pk.clone().try_into().unwrap()).unwrap();
+        vk.verify_strict(
+            &message,
+            &ed25519_dalek::Signature::from_slice(&sig).unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn refusals_are_made_by_every_enclave() {
+    let mut c = lock();
+    c.create_key("refusals", Scheme::EddsaEd25519, 2);
+    let message = b"pay".to_vec();
+
+    // Too few approvals.
+    let mut one = c.sign_request("refusals", vec![], message.clone());
+    one.approvals.truncate(1);
+    // Foreign approvals (admins are not this key's approvers).
+    let mut foreign = c.sign_request("refusals", vec![], message.clone());
+    foreign.approvals = approve(&foreign.request, &[&c.admins[0], &c.admins[1]]);
+    // Approvals for other payloads.
+    let mut other_payload = c.sign_request("refusals", vec![], message.clone());
+    other_payload.request.payloads[0] = ByteBuf::from(b"pay more".to_vec());
+    // Expired.
+    let mut expired = c.sign_request("refusals", vec![], message.clone());
+    expired.request.created = now() - 300;
+    expired.request.expiry = now() - 1;
+    expired.approvals = approve(&expired.request, &[&c.approvers[0], &c.approvers[1]]);
+    for bad in [one, foreign, other_payload, expired] {
+        for node in 0..3u16 {
+            let r = c.enclaves[usize::from(node)].handle(EnclaveRequest::StartSession {
+                session: random32(),
+                participants: vec![0, 1],
+                kind: SessionKind::Sign {
+                    request: bad.clone(),
+                    payload: 0,
+                    presignature: None,
+                },
+            });
+            match r {
+                EnclaveResponse::Error(e) if node == 2 => assert_eq!(e.code, ErrorCode::BadRequest),
+                EnclaveResponse::Error(e) => {
+                    assert_eq!(e.code, ErrorCode::Refused, "{}", e.message)
+                }
+                other => panic!("node {node} accepted: {other:?}"),
+            }
+        }
+    }
+
+    // A request id is used once.
+    let ok = c.sign_request("refusals", vec![], message.clone());
+    signature_of(&c.sign(&[0, 1], ok.clone(), None));
+    let again = c.sign(&[0, 1], ok, None);
+    assert!(
+        failure(&again).iter().all(|(code, _)| code == "refused"),
+        "{again:?}"
+    );
+}
+
+#[test]
+fn tampering_relay_is_detected_and_blamed() {
+    let mut c = lock();
+    c.create_key("tamper", Scheme::EddsaEd25519, 2);
+    let message = b"m".to_vec();
+
+    // Altered body: signature check fails.
+    let out = c.run(
+        &[0, 1],
+        SessionKind::Sign {
+            request: c.sign_request("tamper", vec![], message.clone()),
+            payload: 0,
+            presignature: None,
+        },
+        |_, batch| {
+            if let Some(e) = batch.first_mut() {
+                e.body.push(0);
+            }
+        },
+    );
+    assert!(!failure(&out).is_empty(), "{out:?}");
+    assert!(out.values().all(|o| !matches!(o, Outcome::Signed { .. })));
+
+    // Duplicated (replayed) envelope: out of sequence, the sender is named.
+    let out = c.run(
+        &[0, 1],
+        SessionKind::Sign {
+            request: c.sign_request("tamper", vec![], message.clone()),
+            payload: 0,
+            presignature: None,
+        },
+        |_, batch| {
+            if let Some(e) = batch.first().cloned() {
+                batch.push(e);
+            }
+        },
+    );
+    let f = failure(&out);
+    assert!(
+        f.iter()
+            .any(|(code, culprits)| code == "peer" && !culprits.is_empty()),
+        "{out:?}"
+    );
+
+    // Moved from another session: record envelopes of one run, inject into the next.
+    let mut recorded = Vec::new();
+    let first = c.run(
+        &[1, 2],
+        SessionKind::Sign {
+            request: c.sign_request("tamper", vec![], message.clone()),
+            payload: 0,
+            presignature: None,
+        },
+        |_, batch| recorded.extend(batch.iter().cloned()),
+    );
+    signature_of(&first);
+    let out = c.run(
+        &[1, 2],
+        SessionKind::Sign {
+            request: c.sign_request("tamper", vec![], message.clone()),
+            payload: 0,
+            presignature: None,
+        },
+        |_, batch| *batch = recorded.clone(),
+    );
+    assert!(
+        failure(&out).iter().any(|(code, _)| code == "peer"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn restart_unseals_and_signs_again() {
+    let mut c = lock();
+    let pk = c.create_key("restart", Scheme::EddsaEd25519, 2);
+    let ecdsa_pk = c.create_key("restart-ecdsa", Scheme::EcdsaSecp256k1, 2);
+    let pid = random32();
+    let presign = c.run_in(
+        pid.clone(),
+        &[0, 1],
+        SessionKind::Presign {
+            key_id: "restart-ecdsa".into(),
+            path: vec![],
+        },
+        |_, _| {},
+    );
+    assert!(
+        presign.values().all(|o| *o == Outcome::PresignatureReady),
+        "{presign:?}"
+    );
+
+    // Node 1 "restarts": a new enclave process with the same image, fed its sealed blobs.
+    let fresh = boot(&c.ca, 1, IMAGE);
+    match fresh.handle(EnclaveRequest::Restore {
+        blobs: c.blobs[1].clone(),
+    }) {
+        EnclaveResponse::Restored { keys, aux } => {
+            assert!(aux);
+            assert!(
+                keys.contains(&"restart".to_string())
+                    && keys.contains(&"restart-ecdsa".to_string())
+            );
+        }
+        other => panic!("restore: {other:?}"),
+    }
+    c.enclaves[1] = fresh;
+    c.admit_all();
+    // The presignature made before the restart is gone from node 1's memory: never used.
+    let stale = c.sign(
+        &[0, 1],
+        c.sign_request("restart-ecdsa", vec![], [5u8; 32].to_vec()),
+        Some(pid),
+    );
+    assert!(
+        stale.values().all(|o| !matches!(o, Outcome::Signed { .. })),
+        "{stale:?}"
+    );
+    assert!(
+        failure(&stale)
+            .iter()
+            .any(|(code, _)| code == "no_presignature"),
+        "{stale:?}"
+    );
+    let out = c.sign(
+        &[1, 2],
+        c.sign_request("restart", vec![], b"after".to_vec()),
+        None,
+    );
+    assert_eq!(signature_of(&out).1, pk);
+    let digest = [9u8; 32];
+    let out = c.sign(
+        &[0, 1],
+        c.sign_request("restart-ecdsa", vec![], digest.to_vec()),
+        None,
+    );
+    let (sig, signer) = signature_of(&out);
+    assert_eq!(signer, ecdsa_pk);
+    verify_ecdsa(&signer, &digest, &sig);
+
+    // An enclave built from another binary cannot open the blobs.
+    let impostor = boot(&c.ca, 1, [0x99; 48]);
+    match impostor.handle(EnclaveRequest::Restore {
+        blobs: c.blobs[1].clone(),
+    }) {
+        EnclaveResponse::Error(e) => assert_eq!(e.code, ErrorCode::Sealing),
+        other => panic!("impostor restored: {other:?}"),
+    }
+    // ... and is not admitted as a peer either.
+    let doc = document(&impostor);
+    let _ = Duration::ZERO;
+    match c.enclaves[0].handle(EnclaveRequest::AdmitPeers {
+        documents: vec![PeerDocument {
+            node: 1,
+            document: doc,
+        }],
+    }) {
+        EnclaveResponse::PeersAdmitted { nodes, refused } => {
+            assert!(nodes.is_empty());
+            assert!(refused[0].1.contains("PCR"), "{refused:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    c.admit_all();
+}

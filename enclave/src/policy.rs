@@ -1,0 +1,247 @@
+//! Approvals ("stamps"): every enclave checks them itself, whatever the coordinator says.
+//!
+//! * An approval is an Ed25519 signature by an approver over the request's canonical bytes
+//!   ([`protocol::policy::Canonical`]). Approvals by keys outside the policy, bad signatures and
+//!   too few distinct approvers are refused.
+//! * Requests expire: an expiry in the past, a creation time in the future (beyond the clock
+//!   skew), or a validity (expiry minus creation) over `MAX_REQUEST_VALIDITY_SECS` is refused.
+//! * Request ids are single use. The set of seen ids lives in memory; it needs no persistence
+//!   because a request is only accepted if it was created after this enclave booted. Whatever an
+//!   earlier incarnation saw was created before this boot, so it is refused after a restart (a
+//!   request in flight during the restart is refused too; the client makes a new one).
+
+use std::collections::HashSet;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use protocol::policy::{Approval, Canonical, MAX_CLOCK_SKEW_SECS, MAX_REQUEST_VALIDITY_SECS};
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// An approval names a key outside the policy.
+    #[error("approval by a key that is not an approver of this policy")]
+    ForeignApprover,
+    /// An approval's signature does not verify (wrong request, payloads or key).
+    #[error("approval signature does not verify over this request")]
+    BadApproval,
+    /// Too few distinct approvers.
+    #[error("{got} distinct approvals, {needed} needed")]
+    Insufficient {
+        /// Valid distinct approvals.
+        got: usize,
+        /// Needed.
+        needed: usize,
+    },
+    /// Expired, or valid for longer than allowed, or made before this enclave booted.
+    #[error("request expired or outside its validity window: {0}")]
+    Expired(&'static str),
+    /// The request id was used before.
+    #[error("request id already used")]
+    Replayed,
+    /// The request is malformed (bad id length, unsupported version, bad key encoding).
+    #[error("malformed request: {0}")]
+    Malformed(String),
+}
+
+/// Checks `approvals` of `request` against `approvers` (32-byte Ed25519 keys) and `needed`.
+pub fn check_approvals<T: Canonical>(
+    request: &T,
+    approvals: &[Approval],
+    approvers: &[[u8; 32]],
+    needed: u16,
+) -> Result<(), PolicyError> {
+    if needed == 0 {
+        return Err(PolicyError::Malformed(
+            "a policy needs at least one approval".into(),
+        ));
+    }
+    let message = request.canonical_bytes();
+    let mut distinct = HashSet::new();
+    for approval in approvals {
+        let key: [u8; 32] = approval
+            .approver
+            .as_slice()
+            .try_into()
+            .map_err(|_| PolicyError::Malformed("approver key is not 32 bytes".into()))?;
+        if !approvers.contains(&key) {
+            return Err(PolicyError::ForeignApprover);
+        }
+        let vk = VerifyingKey::from_bytes(&key).map_err(|_| PolicyError::BadApproval)?;
+        let sig =
+            Signature::from_slice(&approval.signature).map_err(|_| PolicyError::BadApproval)?;
+        vk.verify_strict(&message, &sig)
+            .map_err(|_| PolicyError::BadApproval)?;
+        distinct.insert(key);
+    }
+    if distinct.len() < usize::from(needed) {
+        return Err(PolicyError::Insufficient {
+            got: distinct.len(),
+            needed: usize::from(needed),
+        });
+    }
+    Ok(())
+}
+
+/// Parses a list of 32-byte public keys.
+pub fn keys32(keys: &[serde_bytes::ByteBuf]) -> Result<Vec<[u8; 32]>, PolicyError> {
+    keys.iter()
+        .map(|k| {
+            let key: [u8; 32] = k
+                .as_slice()
+                .try_into()
+                .map_err(|_| PolicyError::Malformed("public key is not 32 bytes".into()))?;
+            VerifyingKey::from_bytes(&key)
+                .map_err(|_| PolicyError::Malformed("not an Ed25519 public key".into()))?;
+            Ok(key)
+        })
+        .collect()
+}
+
+/// Expiry and single use of request ids.
+#[derive(Debug)]
+pub struct RequestGuard {
+    boot_time: u64,
+    seen: HashSet<Vec<u8>>,
+}
+
+impl RequestGuard {
+    /// A guard for an enclave booted at `boot_time` (Unix seconds).
+    pub fn new(boot_time: u64) -> Self {
+        Self {
+            boot_time,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Checks expiry and freshness at `now` without consuming the id (`request_id` is the
+    /// caller's use key: the request id, with the payload index for signing requests).
+    pub fn check(
+        &self,
+        request_id: &[u8],
+        created: u64,
+        expiry: u64,
+        now: u64,
+    ) -> Result<(), PolicyError> {
+        if request_id.is_empty() {
+            return Err(PolicyError::Malformed("empty request id".into()));
+        }
+        if expiry <= now {
+            return Err(PolicyError::Expired("expiry has passed"));
+        }
+        if created > now + MAX_CLOCK_SKEW_SECS {
+            return Err(PolicyError::Expired("creation time lies in the future"));
+        }
+        if expiry.saturating_sub(created) > MAX_REQUEST_VALIDITY_SECS {
+            return Err(PolicyError::Expired("valid for longer than allowed"));
+        }
+        if created < self.boot_time {
+            return Err(PolicyError::Expired("request predates this enclave's boot"));
+        }
+        if self.seen.contains(request_id) {
+            return Err(PolicyError::Replayed);
+        }
+        Ok(())
+    }
+
+    /// Checks, then marks the id used.
+    pub fn consume(
+        &mut self,
+        request_id: &[u8],
+        created: u64,
+        expiry: u64,
+        now: u64,
+    ) -> Result<(), PolicyError> {
+        self.check(request_id, created, expiry, now)?;
+        self.seen.insert(request_id.to_vec());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::{Signer, SigningKey};
+    use protocol::policy::SignRequest;
+    use serde_bytes::ByteBuf;
+
+    fn request(payload: u8) -> SignRequest {
+        SignRequest {
+            v: 1,
+            cluster: "test".into(),
+            key_id: "k1".into(),
+            path: vec![],
+            payloads: vec![ByteBuf::from(vec![payload; 32])],
+            request_id: ByteBuf::from(vec![9; 16]),
+            created: 1_000_000,
+            expiry: 1_000_100,
+        }
+    }
+
+    fn approve(key: &SigningKey, req: &SignRequest) -> Approval {
+        Approval {
+            approver: ByteBuf::from(key.verifying_key().to_bytes().to_vec()),
+            signature: ByteBuf::from(key.sign(&req.canonical_bytes()).to_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn approvals_are_counted_and_checked() {
+        let keys: Vec<SigningKey> = (1..=3u8)
+            .map(|i| SigningKey::from_bytes(&[i; 32]))
+            .collect();
+        let approvers: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
+        let req = request(1);
+        let a0 = approve(&keys[0], &req);
+        let a1 = approve(&keys[1], &req);
+        assert!(check_approvals(&req, &[a0.clone(), a1.clone()], &approvers, 2).is_ok());
+        // The same approver twice counts once.
+        assert_eq!(
+            check_approvals(&req, &[a0.clone(), a0.clone()], &approvers, 2),
+            Err(PolicyError::Insufficient { got: 1, needed: 2 })
+        );
+        // A foreign approver.
+        let stranger = SigningKey::from_bytes(&[7; 32]);
+        assert_eq!(
+            check_approvals(&req, &[a0.clone(), approve(&stranger, &req)], &approvers, 2),
+            Err(PolicyError::ForeignApprover)
+        );
+        // Approvals of other payloads do not carry over.
+        let other = request(2);
+        assert_eq!(
+            check_approvals(&other, &[a0, a1], &approvers, 2),
+            Err(PolicyError::BadApproval)
+        );
+    }
+
+    #[test]
+    fn expiry_replay_and_restart() {
+        let mut guard = RequestGuard::new(1_000_000);
+        let id = [5u8; 16];
+        let now = 1_000_050;
+        assert_eq!(
+            guard.consume(&id, now - 10, now - 1, now),
+            Err(PolicyError::Expired("expiry has passed"))
+        );
+        assert!(
+            guard
+                .consume(&id, now, now + MAX_REQUEST_VALIDITY_SECS + 1, now)
+                .is_err()
+        );
+        assert!(
+            guard.consume(&id, now + 120, now + 180, now).is_err(),
+            "created in the future"
+        );
+        guard.consume(&id, now, now + 60, now).unwrap();
+        assert_eq!(
+            guard.consume(&id, now, now + 60, now),
+            Err(PolicyError::Replayed)
+        );
+        // After a restart the same request is refused: it was made before the boot.
+        let restarted = RequestGuard::new(now + 10);
+        assert!(matches!(
+            restarted.check(&id, now, now + 60, now + 11),
+            Err(PolicyError::Expired(_))
+        ));
+        assert!(guard.check(&[], now, now + 60, now).is_err());
+    }
+}

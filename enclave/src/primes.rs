@@ -1,0 +1,90 @@
+//! Safe primes for CGGMP21 auxiliary info, generated in the background so that no request ever
+//! waits on them (20 to 50 seconds of CPU per set on small machines).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tracing::info;
+
+use crate::mpc::ecdsa::SecretPrimes;
+
+/// One set of pregenerated primes, refilled in the background after it is taken.
+#[derive(Clone, Default)]
+pub struct PrimePool {
+    ready: Arc<Mutex<Option<SecretPrimes>>>,
+    generating: Arc<AtomicBool>,
+    refill: bool,
+}
+
+impl std::fmt::Debug for PrimePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrimePool")
+            .field("ready", &self.ready())
+            .field("generating", &self.generating.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl PrimePool {
+    /// A pool that generates on its own thread once [`PrimePool::warm_up`] is called (at
+    /// genesis: an enclave that never joins a cluster spends no CPU on primes), and refills
+    /// after each use.
+    pub fn background() -> Self {
+        Self {
+            refill: true,
+            ..Self::default()
+        }
+    }
+
+    /// Starts generating now if nothing is ready and nothing is being generated.
+    pub fn warm_up(&self) {
+        if self.refill && !self.ready() {
+            self.spawn_generation();
+        }
+    }
+
+    /// A pool holding `primes` and never refilling (test fixtures).
+    pub fn preloaded(primes: SecretPrimes) -> Self {
+        Self {
+            ready: Arc::new(Mutex::new(Some(primes))),
+            ..Self::default()
+        }
+    }
+
+    fn spawn_generation(&self) {
+        if self.generating.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let ready = self.ready.clone();
+        let generating = self.generating.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            info!("generating safe primes in the background");
+            let primes = SecretPrimes::generate();
+            info!(
+                seconds = started.elapsed().as_secs_f32(),
+                "safe primes ready"
+            );
+            *ready.lock().unwrap_or_else(|p| p.into_inner()) = Some(primes);
+            generating.store(false, Ordering::SeqCst);
+        });
+    }
+
+    /// Whether a set is ready.
+    pub fn ready(&self) -> bool {
+        self.ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Takes the ready set (if any) and starts generating the next.
+    pub fn take(&self) -> Option<SecretPrimes> {
+        let taken = self.ready.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if taken.is_some() && self.refill {
+            self.spawn_generation();
+        }
+        taken
+    }
+}

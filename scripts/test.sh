@@ -5,8 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 
+# Test builds load committed safe primes instead of generating them (feature `test-fixtures`,
+# off in production builds).
+FEATURES=(--features enclave/test-fixtures)
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked "${FEATURES[@]}" -- -D warnings
 # The cluster tests start the real binaries: build them before the tests run.
-cargo build --workspace --bins --locked
-cargo test --workspace --locked
+cargo build --workspace --bins --locked "${FEATURES[@]}"
+cargo test --workspace --locked "${FEATURES[@]}"

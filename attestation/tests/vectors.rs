@@ -122,8 +122,10 @@ fn genuine_aws_document_chains_to_the_aws_root() {
         verify(&bytes, &Policy::default(), at).unwrap_err().kind(),
         "debug_mode"
     );
-    let mut lab = Policy::default();
-    lab.allow_debug = true;
+    let lab = Policy {
+        allow_debug: true,
+        ..Policy::default()
+    };
     let doc = verify(&bytes, &lab, at).unwrap();
     assert_eq!(doc.module_id, "i-025cfe04ec207e1bf-enc01847fb5d285b74b");
     assert_eq!(doc.nonce.as_ref().map(Vec::len), Some(256));

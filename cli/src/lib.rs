@@ -2,4 +2,7 @@
 
 pub mod attest;
 pub mod client;
+pub mod cluster;
+pub mod ops;
+pub mod requests;
 pub mod sim;

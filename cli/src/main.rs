@@ -31,6 +31,54 @@ enum Command {
     /// Fetch and verify attestation documents.
     #[command(subcommand)]
     Attest(AttestCommand),
+    /// Create an Ed25519 key file for an admin or approver; prints its public key.
+    Keygen {
+        /// Where to write the key (hex seed, mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Initialise the cluster: admins and their quorum, peer admission, auxiliary info.
+    Genesis {
+        /// Cluster directory (from `cohort sim up`).
+        #[arg(long, default_value = ".cohort-sim")]
+        dir: PathBuf,
+        /// The cluster's name.
+        #[arg(long, default_value = "cohort")]
+        cluster: String,
+        /// Admin key files (the first QUORUM of them approve the genesis).
+        #[arg(long = "admin", required = true)]
+        admins: Vec<PathBuf>,
+        /// How many admins must approve admin requests.
+        #[arg(long, default_value_t = 1)]
+        quorum: u16,
+    },
+    /// Keys: create.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Sign a payload (32-byte digest for ECDSA, message for EdDSA) with a key.
+    Sign {
+        /// Cluster directory.
+        #[arg(long, default_value = ".cohort-sim")]
+        dir: PathBuf,
+        /// The key.
+        #[arg(long)]
+        key: String,
+        /// Payload, hex.
+        #[arg(long, value_parser = parse_hex_arg)]
+        payload: Hex,
+        /// Derivation path (ECDSA keys), e.g. m/0/1.
+        #[arg(long, default_value = "m", value_parser = cli::requests::parse_path)]
+        path: std::vec::Vec<u32>,
+        /// Approver key files.
+        #[arg(long = "approver", required = true)]
+        approvers: Vec<PathBuf>,
+        /// Nodes to sign with, comma separated (default: the first threshold nodes).
+        #[arg(long, value_delimiter = ',')]
+        nodes: Option<Vec<u16>>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Boot a simulated cluster, attest and verify every node, and stop it (the main job).
     Demo {
         /// Number of nodes.
@@ -52,6 +100,41 @@ enum SimCommand {
         /// Cluster directory (reused if it exists).
         #[arg(long, default_value = ".cohort-sim")]
         dir: PathBuf,
+        /// Tests only: enclaves load committed safe primes (their binary must be built with the
+        /// `test-fixtures` feature).
+        #[arg(long, hide = true)]
+        fixture_primes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Create a key by distributed key generation on every node.
+    Create {
+        /// Cluster directory.
+        #[arg(long, default_value = ".cohort-sim")]
+        dir: PathBuf,
+        /// The key's id.
+        #[arg(long)]
+        id: String,
+        /// ecdsa-secp256k1 or eddsa-ed25519.
+        #[arg(long)]
+        scheme: protocol::policy::Scheme,
+        /// Nodes needed to sign.
+        #[arg(long)]
+        threshold: u16,
+        /// Admin key files approving the creation (at least the genesis quorum).
+        #[arg(long = "admin", required = true)]
+        admins: Vec<PathBuf>,
+        /// Approvers' public keys (hex), or key files.
+        #[arg(long = "approver", required = true)]
+        approvers: Vec<String>,
+        /// Approvals a signature needs.
+        #[arg(long, default_value_t = 1)]
+        approvals: u16,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -185,8 +268,10 @@ async fn shutdown_signal() {
     }
 }
 
-async fn sim_up(nodes: usize, dir: PathBuf) -> anyhow::Result<ExitCode> {
-    let cluster = SimCluster::start(&SimOptions::new(nodes, dir)?).await?;
+async fn sim_up(nodes: usize, dir: PathBuf, fixture_primes: bool) -> anyhow::Result<ExitCode> {
+    let mut options = SimOptions::new(nodes, dir)?;
+    options.fixture_primes = fixture_primes;
+    let cluster = SimCluster::start(&options).await?;
     println!("simulated cluster up in {}", cluster.dir.display());
     println!("root certificate: {}", cluster.info.root_pem_path.display());
     println!("pcr0: {}", cluster.info.pcrs[0]);
@@ -303,16 +388,70 @@ async fn demo(nodes: usize, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn approver_public(text: &str) -> anyhow::Result<[u8; 32]> {
+    if let Ok(bytes) = hex::decode(text)
+        && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
+    {
+        return Ok(key);
+    }
+    Ok(cli::ops::read_key(std::path::Path::new(text))?
+        .verifying_key()
+        .to_bytes())
+}
+
+fn read_keys(paths: &[PathBuf]) -> anyhow::Result<Vec<ed25519_dalek::SigningKey>> {
+    paths.iter().map(|p| cli::ops::read_key(p)).collect()
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Sim(SimCommand::Up { nodes, dir }) => sim_up(nodes, dir).await,
+        Command::Sim(SimCommand::Up { nodes, dir, fixture_primes }) => sim_up(nodes, dir, fixture_primes).await,
         Command::Attest(AttestCommand::Fetch { proxy, nonce, out }) => {
             fetch(proxy, nonce, out).await
         }
         Command::Attest(AttestCommand::Verify(args)) => verify_command(args),
         Command::Demo { nodes, dir } => demo(nodes, dir).await,
+        Command::Keygen { out } => cli::ops::keygen(&out).map(|pk| {
+            println!("public key: {}", hex::encode(pk));
+            ExitCode::SUCCESS
+        }),
+        Command::Genesis { dir, cluster, admins, quorum } => async {
+            cli::ops::genesis(&dir, &cluster, &read_keys(&admins)?, quorum).await?;
+            println!("genesis done on every node; peers admitted; auxiliary info ready");
+            Ok(ExitCode::SUCCESS)
+        }
+        .await,
+        Command::Key(KeyCommand::Create { dir, id, scheme, threshold, admins, approvers, approvals, json }) => async {
+            let approvers = approvers.iter().map(|a| approver_public(a)).collect::<anyhow::Result<Vec<_>>>()?;
+            let info = cli::ops::create_key(&dir, &id, scheme, threshold, &read_keys(&admins)?, &approvers, approvals).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"key_id": id, "key": info}))?);
+            } else {
+                println!("key {id} ({scheme}, {threshold} of the cluster): public key {}", info.public_key);
+                if let Some(c) = &info.chain_code {
+                    println!("chain code: {c}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        .await,
+        Command::Sign { dir, key, payload, path, approvers, nodes, json } => async {
+            let (signature, public_key) =
+                cli::ops::sign(&dir, &key, &path, payload.0, &read_keys(&approvers)?, nodes).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"signature": hex::encode(&signature), "public_key": hex::encode(&public_key)})
+                );
+            } else {
+                println!("signature:  {}", hex::encode(&signature));
+                println!("public key: {}", hex::encode(&public_key));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        .await,
     };
     match result {
         Ok(code) => code,

@@ -38,6 +38,9 @@ pub struct SimOptions {
     pub bin_dir: PathBuf,
     /// How long to wait for every proxy to report its enclave attested.
     pub ready_timeout: Duration,
+    /// Tests only: start enclaves with `--fixture-primes I` (the enclave binary must be built
+    /// with the `test-fixtures` feature).
+    pub fixture_primes: bool,
 }
 
 impl SimOptions {
@@ -48,6 +51,7 @@ impl SimOptions {
             dir,
             bin_dir: sibling_bin_dir()?,
             ready_timeout: Duration::from_secs(60),
+            fixture_primes: false,
         })
     }
 }
@@ -95,6 +99,18 @@ pub struct SimCluster {
     /// Endpoints and measurements.
     pub info: ClusterInfo,
     children: Vec<(String, Child)>,
+    enclave_commands: Vec<(PathBuf, Vec<String>, PathBuf)>,
+}
+
+fn spawn_logged(program: &Path, args: &[String], log: &Path) -> anyhow::Result<Child> {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log_file(log)?)
+        .stderr(log_file(log)?)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", program.display()))
 }
 
 fn log_file(path: &Path) -> anyhow::Result<Stdio> {
@@ -159,30 +175,34 @@ impl SimCluster {
                 nodes: Vec::new(),
             },
             children: Vec::new(),
+            enclave_commands: Vec::new(),
         };
         for id in 1..=options.nodes {
             let node_dir = dir.join(format!("node-{id}"));
             fs::create_dir_all(&node_dir)?;
             let socket = format!("unix:{}", node_dir.join("enclave.sock").display());
             let module_id = format!("sim-node-{id}");
-            let enclave = Command::new(&enclave_bin)
-                .args([
-                    "--mode",
-                    "simulated",
-                    "--listen",
-                    &socket,
-                    "--module-id",
-                    &module_id,
-                ])
-                .arg("--sim-ca")
-                .arg(&ca_dir)
-                .stdin(Stdio::null())
-                .stdout(log_file(&node_dir.join("enclave.log"))?)
-                .stderr(log_file(&node_dir.join("enclave.log"))?)
-                .kill_on_drop(true)
-                .spawn()
-                .with_context(|| format!("cannot start {}", enclave_bin.display()))?;
+            let mut args: Vec<String> = [
+                "--mode",
+                "simulated",
+                "--listen",
+                &socket,
+                "--module-id",
+                &module_id,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            args.extend(["--sim-ca".to_string(), ca_dir.display().to_string()]);
+            if options.fixture_primes {
+                args.extend(["--fixture-primes".to_string(), (id - 1).to_string()]);
+            }
+            let log = node_dir.join("enclave.log");
+            let enclave = spawn_logged(&enclave_bin, &args, &log)?;
             cluster.children.push((format!("enclave-{id}"), enclave));
+            cluster
+                .enclave_commands
+                .push((enclave_bin.clone(), args, log));
 
             let addr_file = node_dir.join("proxy.addr");
             let _ = fs::remove_file(&addr_file);
@@ -200,6 +220,9 @@ impl SimCluster {
                     "--pcr2",
                     &pcrs_hex[2],
                 ])
+                .arg("--blob-dir")
+                .arg(node_dir.join("blobs"))
+                .args(["--reattest-secs", "5"])
                 .stdin(Stdio::null())
                 .stdout(log_file(&node_dir.join("proxy.log"))?)
                 .stderr(log_file(&node_dir.join("proxy.log"))?)
@@ -267,6 +290,25 @@ impl SimCluster {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// Kills enclave `id` (1-based) and starts it again: a new process, new identity keys, no
+    /// state until its proxy hands it its sealed blobs.
+    pub async fn restart_enclave(&mut self, id: usize) -> anyhow::Result<()> {
+        let name = format!("enclave-{id}");
+        let (program, args, log) = self
+            .enclave_commands
+            .get(id.wrapping_sub(1))
+            .cloned()
+            .with_context(|| format!("no enclave {id}"))?;
+        let slot = self
+            .children
+            .iter_mut()
+            .find(|(n, _)| *n == name)
+            .with_context(|| format!("no process {name}"))?;
+        let _ = slot.1.kill().await;
+        slot.1 = spawn_logged(&program, &args, &log)?;
         Ok(())
     }
 

@@ -11,7 +11,33 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
+use crate::blobs::BlobStore;
 use crate::link::EnclaveLink;
+
+/// After an enclave (re)starts it is `ready` with no state: hand it its sealed blobs.
+async fn restore_if_needed(link: &EnclaveLink, store: &BlobStore) {
+    let Ok(EnclaveResponse::Status { phase, .. }) = link.call(&EnclaveRequest::Status).await else {
+        return;
+    };
+    if phase != protocol::Phase::Ready {
+        return;
+    }
+    let blobs = match store.all() {
+        Ok(b) if !b.is_empty() => b,
+        Ok(_) => return,
+        Err(e) => {
+            warn!(error = %e, "cannot read sealed blobs");
+            return;
+        }
+    };
+    match link.call(&EnclaveRequest::Restore { blobs }).await {
+        Ok(EnclaveResponse::Restored { keys, aux }) => {
+            info!(keys = keys.len(), aux, "enclave state restored")
+        }
+        Ok(other) => warn!(response = %other, "enclave refused its sealed state"),
+        Err(e) => warn!(error = %e, "restore failed"),
+    }
+}
 
 /// What the proxy knows of its enclave.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -191,9 +217,15 @@ pub async fn keep_attested(
     link: Arc<EnclaveLink>,
     policy: Policy,
     interval: Duration,
+    blobs: Option<BlobStore>,
 ) {
     loop {
         let state = attest_once(&link, &policy).await;
+        if state.is_attested()
+            && let Some(store) = &blobs
+        {
+            restore_if_needed(&link, store).await;
+        }
         let wait = match state {
             AttestationState::Pending { .. } => Duration::from_secs(1).min(interval),
             AttestationState::Refused { .. } => Duration::from_secs(5).min(interval),

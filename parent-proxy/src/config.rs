@@ -55,6 +55,10 @@ pub struct Config {
     /// Re-attest the enclave this often, seconds.
     #[arg(long, default_value_t = 60)]
     pub reattest_secs: u64,
+    /// Directory for the enclave's sealed blobs (stored as the enclave returns them, handed
+    /// back after it restarts).
+    #[arg(long, env = "COHORT_PROXY_BLOB_DIR")]
+    pub blob_dir: Option<PathBuf>,
     /// Log as JSON lines.
     #[arg(long, env = "COHORT_LOG_JSON")]
     pub log_json: bool,

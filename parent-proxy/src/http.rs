@@ -24,6 +24,8 @@ pub struct Proxy {
     pub attestor: Arc<Attestor>,
     /// The enclave connection.
     pub link: Arc<EnclaveLink>,
+    /// Where sealed blobs are kept.
+    pub blobs: Option<crate::blobs::BlobStore>,
 }
 
 type Body = Full<Bytes>;
@@ -102,6 +104,15 @@ async fn relay(proxy: &Proxy, request: Request<Incoming>) -> Response<Body> {
     }
     match proxy.link.call_frame(&frame).await {
         Ok(reply) => {
+            if let Some(store) = &proxy.blobs
+                && let Ok(response) = protocol::decode_frame::<protocol::EnclaveResponse>(&reply)
+                && let Err(e) = store.keep(&response)
+            {
+                // The enclave holds the state in memory; losing the blob only matters after a
+                // restart. Report it loudly instead of dropping the answer.
+                warn!(error = %e, "cannot store a sealed blob");
+                return error(StatusCode::INTERNAL_SERVER_ERROR, "blob_storage", e);
+            }
             let mut r = Response::new(Full::new(Bytes::from(reply)));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod attest;
+pub mod blobs;
 pub mod config;
 pub mod http;
 pub mod link;
@@ -13,16 +14,19 @@ use attestation::Policy;
 use tokio::net::TcpListener;
 
 use crate::attest::{Attestor, keep_attested};
+use crate::blobs::BlobStore;
 use crate::http::Proxy;
 use crate::link::EnclaveLink;
 
 /// Runs a proxy for the enclave at `link` on `listener` until `shutdown` completes: keeps the
-/// enclave attested under `policy` in the background and serves HTTP.
+/// enclave attested under `policy` in the background, stores the sealed blobs it returns in
+/// `blobs` (and restores them after an enclave restart), and serves HTTP.
 pub async fn run(
     listener: TcpListener,
     link: EnclaveLink,
     policy: Policy,
     reattest: Duration,
+    blobs: Option<BlobStore>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let attestor = Arc::new(Attestor::default());
@@ -32,8 +36,14 @@ pub async fn run(
         link.clone(),
         policy,
         reattest,
+        blobs.clone(),
     ));
-    let result = http::serve(listener, Arc::new(Proxy { attestor, link }), shutdown).await;
+    let proxy = Arc::new(Proxy {
+        attestor,
+        link,
+        blobs,
+    });
+    let result = http::serve(listener, proxy, shutdown).await;
     background.abort();
     result
 }

@@ -72,12 +72,26 @@ async fn main() -> ExitCode {
         eprintln!("cohort-parent-proxy: cannot write {}: {e}", path.display());
         return ExitCode::from(1);
     }
+    let blobs = match &config.blob_dir {
+        Some(dir) => match parent_proxy::blobs::BlobStore::open(dir) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!(
+                    "cohort-parent-proxy: cannot use blob directory {}: {e}",
+                    dir.display()
+                );
+                return ExitCode::from(1);
+            }
+        },
+        None => None,
+    };
     info!(%addr, enclave = %config.enclave, "listening");
     let result = parent_proxy::run(
         listener,
         EnclaveLink::new(config.enclave.clone()),
         policy,
         Duration::from_secs(config.reattest_secs.max(1)),
+        blobs,
         shutdown_signal(),
     )
     .await;

@@ -27,7 +27,7 @@ pub fn bin(name: &str) -> PathBuf {
     bin_dir().join(name)
 }
 
-/// A process that is killed when dropped.
+/// A process that is killed, with its whole process group, when dropped.
 pub struct Proc {
     /// The child.
     pub child: Child,
@@ -44,6 +44,8 @@ impl Proc {
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
+            // Its own process group: dropping the guard kills whatever it started too.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start {}", program.display()))?;
@@ -58,7 +60,7 @@ impl Proc {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Kills the process and waits for it.
+    /// Kills the process (and its group) and waits for it.
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;
     }
@@ -187,4 +189,15 @@ pub fn now() -> Duration {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
 }

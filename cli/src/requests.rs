@@ -1,0 +1,133 @@
+//! Building and approving requests: what an admin or approver does on their own machine.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ed25519_dalek::{Signer, SigningKey};
+use protocol::policy::{
+    Approval, Approved, Canonical, CreateKey, Genesis, KeyPolicy, REQUEST_VERSION, Scheme,
+    SignRequest,
+};
+use rand::RngCore;
+use serde_bytes::ByteBuf;
+
+/// How long requests made here stay valid, seconds.
+pub const VALIDITY_SECS: u64 = 300;
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+fn request_id() -> ByteBuf {
+    let mut b = vec![0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    ByteBuf::from(b)
+}
+
+/// The 32-byte public key of an approver, as the wire carries it.
+pub fn public(key: &SigningKey) -> ByteBuf {
+    ByteBuf::from(key.verifying_key().to_bytes().to_vec())
+}
+
+/// `request` with one approval per key in `keys`.
+pub fn approve<T: Canonical + Clone>(request: &T, keys: &[SigningKey]) -> Approved<T> {
+    let message = request.canonical_bytes();
+    Approved {
+        request: request.clone(),
+        approvals: keys
+            .iter()
+            .map(|k| Approval {
+                approver: public(k),
+                signature: ByteBuf::from(k.sign(&message).to_bytes().to_vec()),
+            })
+            .collect(),
+    }
+}
+
+/// A genesis for `nodes` nodes with `admins` and `quorum`.
+pub fn genesis(cluster: &str, nodes: u16, admins: &[SigningKey], quorum: u16) -> Genesis {
+    Genesis {
+        v: REQUEST_VERSION,
+        cluster: cluster.into(),
+        nodes,
+        admins: admins.iter().map(public).collect(),
+        admin_quorum: quorum,
+    }
+}
+
+/// A key-creation request.
+pub fn create_key(
+    cluster: &str,
+    key_id: &str,
+    scheme: Scheme,
+    threshold: u16,
+    approvers: &[ByteBuf],
+    approvals_needed: u16,
+) -> CreateKey {
+    let t = now();
+    CreateKey {
+        v: REQUEST_VERSION,
+        cluster: cluster.into(),
+        key_id: key_id.into(),
+        scheme,
+        threshold,
+        policy: KeyPolicy {
+            approvers: approvers.to_vec(),
+            approvals_needed,
+        },
+        request_id: request_id(),
+        created: t,
+        expiry: t + VALIDITY_SECS,
+    }
+}
+
+/// A signing request.
+pub fn sign_request(
+    cluster: &str,
+    key_id: &str,
+    path: &[u32],
+    payloads: Vec<Vec<u8>>,
+) -> SignRequest {
+    let t = now();
+    SignRequest {
+        v: REQUEST_VERSION,
+        cluster: cluster.into(),
+        key_id: key_id.into(),
+        path: path.to_vec(),
+        payloads: payloads.into_iter().map(ByteBuf::from).collect(),
+        request_id: request_id(),
+        created: t,
+        expiry: t + VALIDITY_SECS,
+    }
+}
+
+/// Parses `m/0/1` (non-hardened indices only).
+pub fn parse_path(path: &str) -> Result<Vec<u32>, String> {
+    let rest = path.strip_prefix('m').ok_or("a path starts with m")?;
+    rest.split('/')
+        .skip(1)
+        .map(|c| {
+            let i: u32 = c.parse().map_err(|_| format!("bad path component `{c}`"))?;
+            if i >= 1 << 31 {
+                return Err("hardened indices cannot be derived from a threshold key".into());
+            }
+            Ok(i)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_path;
+
+    #[test]
+    fn paths() {
+        assert_eq!(parse_path("m").unwrap(), Vec::<u32>::new());
+        assert_eq!(parse_path("m/0/1").unwrap(), vec![0, 1]);
+        assert!(parse_path("0/1").is_err());
+        assert!(parse_path("m/x").is_err());
+        assert!(parse_path("m/2147483648").is_err());
+    }
+}

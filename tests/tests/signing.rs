@@ -1,0 +1,333 @@
+//! Threshold keys and signatures across real enclave and proxy processes, every envelope
+//! relayed over HTTP by an untrusted driver: genesis, peer admission by attestation, auxiliary
+//! info, 2-of-3 ECDSA and EdDSA keys, many signatures checked by k256 / ed25519-dalek and an
+//! independent BIP32 implementation, t-1 refusal, and an enclave restart from sealed blobs.
+//!
+//! The enclave binary must be built with `--features enclave/test-fixtures` (scripts/test.sh
+//! does): its safe primes come from committed fixtures instead of minutes of generation.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use cli::cluster::{ClusterClient, new_session_id};
+use cli::requests::{approve, create_key, genesis, public, sign_request};
+use cli::sim::{SimCluster, SimOptions};
+use ed25519_dalek::SigningKey;
+use protocol::policy::Scheme;
+use protocol::session::{Outcome, SessionKind};
+use protocol::{EnclaveRequest, EnclaveResponse, Phase};
+use serde_bytes::ByteBuf;
+use sha2::Digest;
+
+const CLUSTER: &str = "it-cluster";
+
+struct Keys {
+    admins: Vec<SigningKey>,
+    approvers: Vec<SigningKey>,
+}
+
+fn signed(outcomes: &BTreeMap<u16, Outcome>) -> (Vec<u8>, Vec<u8>) {
+    let mut result: Option<(Vec<u8>, Vec<u8>)> = None;
+    for (node, o) in outcomes {
+        match o {
+            Outcome::Signed {
+                signature,
+                public_key,
+            } => {
+                let r = (signature.to_vec(), public_key.to_vec());
+                if let Some(prev) = &result {
+                    assert_eq!(prev, &r, "nodes disagree");
+                }
+                result = Some(r);
+            }
+            other => panic!("node {node}: {other:?}"),
+        }
+    }
+    result.expect("no outcome")
+}
+
+async fn sign(
+    client: &ClusterClient,
+    keys: &Keys,
+    quorum: &[u16],
+    key_id: &str,
+    path: &[u32],
+    payload: Vec<u8>,
+    presignature: Option<ByteBuf>,
+) -> BTreeMap<u16, Outcome> {
+    let request = approve(
+        &sign_request(CLUSTER, key_id, path, vec![payload]),
+        &keys.approvers[..2],
+    );
+    let kind = SessionKind::Sign {
+        request,
+        payload: 0,
+        presignature,
+    };
+    client
+        .run_session(&new_session_id(), quorum, &kind)
+        .await
+        .unwrap()
+}
+
+async fn create(
+    client: &ClusterClient,
+    keys: &Keys,
+    key_id: &str,
+    scheme: Scheme,
+) -> (Vec<u8>, Option<Vec<u8>>) {
+    let approvers: Vec<ByteBuf> = keys.approvers.iter().map(public).collect();
+    let request = approve(
+        &create_key(CLUSTER, key_id, scheme, 2, &approvers, 2),
+        &keys.admins[..2],
+    );
+    let outcomes = client
+        .run_session(
+            &new_session_id(),
+            &[0, 1, 2],
+            &SessionKind::CreateKey { request },
+        )
+        .await
+        .unwrap();
+    let mut public_key = None;
+    let mut chain = None;
+    for (node, o) in &outcomes {
+        match o {
+            Outcome::KeyCreated {
+                public_key: pk,
+                chain_code,
+                ..
+            } => {
+                assert_eq!(
+                    public_key.get_or_insert(pk.to_vec()),
+                    &pk.to_vec(),
+                    "nodes disagree on the key"
+                );
+                chain = chain_code.as_ref().map(|c| c.to_vec());
+            }
+            other => panic!("node {node}: {other:?}"),
+        }
+    }
+    (public_key.unwrap(), chain)
+}
+
+fn bip32_child(master: &[u8], chain_code: &[u8], path: &[u32]) -> Vec<u8> {
+    let attrs = bip32::ExtendedKeyAttrs {
+        depth: 0,
+        parent_fingerprint: [0; 4],
+        child_number: bip32::ChildNumber(0),
+        chain_code: chain_code.try_into().unwrap(),
+    };
+    let mut xpub = bip32::XPub::new(
+        k256::ecdsa::VerifyingKey::from_sec1_bytes(master).unwrap(),
+        attrs,
+    );
+    for i in path {
+        xpub = xpub
+            .derive_child(bip32::ChildNumber::new(*i, false).unwrap())
+            .unwrap();
+    }
+    xpub.public_key().to_encoded_point(true).as_bytes().to_vec()
+}
+
+fn verify_ecdsa(public_key: &[u8], digest: &[u8; 32], signature: &[u8]) {
+    use k256::ecdsa::signature::hazmat::PrehashVerifier;
+    let vk = k256::ecdsa::VerifyingKey::from_sec1_bytes(public_key).unwrap();
+    let sig = k256::ecdsa::Signature::from_slice(signature).unwrap();
+    vk.verify_prehash(digest, &sig).unwrap();
+}
+
+fn verify_eddsa(public_key: &[u8], message: &[u8], signature: &[u8]) {
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(public_key.try_into().unwrap()).unwrap();
+    vk.verify_strict(
+        message,
+        &ed25519_dalek::Signature::from_slice(signature).unwrap(),
+    )
+    .unwrap();
+}
+
+async fn wait_operational(client: &ClusterClient, node: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(EnclaveResponse::Status {
+            phase: Phase::Operational,
+            keys,
+            ..
+        }) = client.call(node, &EnclaveRequest::Status).await
+            && keys >= 2
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {node} never restored its sealed state"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_of_three_keys_sign_across_processes_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = SimOptions::new(3, dir.path().to_path_buf()).unwrap();
+    options.bin_dir = cohort_tests::bin_dir();
+    options.fixture_primes = true;
+    let mut cluster = SimCluster::start(&options).await.unwrap();
+    let client = ClusterClient::new(
+        cluster
+            .info
+            .nodes
+            .iter()
+            .map(|n| n.proxy_url.clone())
+            .collect(),
+    );
+    let keys = Keys {
+        admins: (0..3)
+            .map(|i| SigningKey::from_bytes(&[40 + i; 32]))
+            .collect(),
+        approvers: (0..3)
+            .map(|i| SigningKey::from_bytes(&[50 + i; 32]))
+            .collect(),
+    };
+
+    // Genesis approved by two of three admins; peers admitted on their own attestation.
+    let g = approve(&genesis(CLUSTER, 3, &keys.admins, 2), &keys.admins[1..]);
+    assert_eq!(client.genesis(&g).await.unwrap().len(), 3);
+    let refused = client.admit_peers().await.unwrap();
+    assert!(refused.values().all(Vec::is_empty), "{refused:?}");
+
+    let aux = client
+        .run_session(&new_session_id(), &[0, 1, 2], &SessionKind::AuxInfo)
+        .await
+        .unwrap();
+    assert!(
+        aux.values().all(|o| matches!(o, Outcome::AuxReady { .. })),
+        "{aux:?}"
+    );
+
+    let (ecdsa_pk, chain) = create(&client, &keys, "btc-main", Scheme::EcdsaSecp256k1).await;
+    let (eddsa_pk, _) = create(&client, &keys, "sol-main", Scheme::EddsaEd25519).await;
+    let chain = chain.expect("ECDSA keys carry a chain code");
+
+    // 100 EdDSA signatures over rotating quorums.
+    let quorums: [&[u16]; 4] = [&[0, 1], &[1, 2], &[0, 2], &[0, 1, 2]];
+    for i in 0..100u32 {
+        let message = format!("solana message {i}").into_bytes();
+        let (sig, pk) = signed(
+            &sign(
+                &client,
+                &keys,
+                quorums[i as usize % 4],
+                "sol-main",
+                &[],
+                message.clone(),
+                None,
+            )
+            .await,
+        );
+        assert_eq!(pk, eddsa_pk);
+        verify_eddsa(&pk, &message, &sig);
+    }
+
+    // ECDSA: full signing on the root key and on BIP32 children, and one-round signing from
+    // presignatures bound to a path.
+    for i in 0..6u32 {
+        let quorum = quorums[i as usize % 3];
+        let path: Vec<u32> = if i % 2 == 0 { vec![] } else { vec![0, i] };
+        let digest: [u8; 32] = sha2::Sha256::digest(format!("tx {i}")).into();
+        let (sig, pk) = signed(
+            &sign(
+                &client,
+                &keys,
+                quorum,
+                "btc-main",
+                &path,
+                digest.to_vec(),
+                None,
+            )
+            .await,
+        );
+        assert_eq!(pk, bip32_child(&ecdsa_pk, &chain, &path));
+        verify_ecdsa(&pk, &digest, &sig);
+
+        let pid = new_session_id();
+        let kind = SessionKind::Presign {
+            key_id: "btc-main".into(),
+            path: path.clone(),
+        };
+        let pre = client.run_session(&pid, quorum, &kind).await.unwrap();
+        assert!(
+            pre.values().all(|o| *o == Outcome::PresignatureReady),
+            "{pre:?}"
+        );
+        let digest: [u8; 32] = sha2::Sha256::digest(format!("presigned tx {i}")).into();
+        let (sig, pk) = signed(
+            &sign(
+                &client,
+                &keys,
+                quorum,
+                "btc-main",
+                &path,
+                digest.to_vec(),
+                Some(pid),
+            )
+            .await,
+        );
+        verify_ecdsa(&pk, &digest, &sig);
+    }
+
+    // Fewer than t enclaves cannot sign.
+    let lonely = sign(
+        &client,
+        &keys,
+        &[2],
+        "sol-main",
+        &[],
+        b"alone".to_vec(),
+        None,
+    )
+    .await;
+    assert!(
+        lonely.values().all(|o| matches!(o, Outcome::Failed { .. })),
+        "{lonely:?}"
+    );
+
+    // Restart node 1's enclave: its proxy hands it the sealed blobs, peers admit its new
+    // identity, and it signs again with both keys.
+    cluster.restart_enclave(2).await.unwrap();
+    wait_operational(&client, 1).await;
+    let refused = client.admit_peers().await.unwrap();
+    assert!(refused.values().all(Vec::is_empty), "{refused:?}");
+    let (sig, pk) = signed(
+        &sign(
+            &client,
+            &keys,
+            &[1, 2],
+            "sol-main",
+            &[],
+            b"after restart".to_vec(),
+            None,
+        )
+        .await,
+    );
+    verify_eddsa(&pk, b"after restart", &sig);
+    let digest = [0x5Au8; 32];
+    let (sig, pk) = signed(
+        &sign(
+            &client,
+            &keys,
+            &[0, 1],
+            "btc-main",
+            &[0, 7],
+            digest.to_vec(),
+            None,
+        )
+        .await,
+    );
+    assert_eq!(pk, bip32_child(&ecdsa_pk, &chain, &[0, 7]));
+    verify_ecdsa(&pk, &digest, &sig);
+
+    cluster.stop().await.unwrap();
+}

@@ -305,7 +305,10 @@ mod tests {
     fn round_trip_and_binding() {
         let auth = LocalSealingAuthority::new(&[1; 32], &[0xAA; 48]);
         let blob = seal(&auth, BlobKind::EcdsaShare, "k1", b"share bytes").unwrap();
-        assert!(!blob.windows(11).any(|w| w == b"share bytes"), "plaintext in the blob");
+        assert!(
+            !blob.windows(11).any(|w| w == b"share bytes"),
+            "plaintext in the blob"
+        );
         let (id, plain) = unseal(&auth, &blob, BlobKind::EcdsaShare, Some("k1")).unwrap();
         assert_eq!((id.as_str(), plain.as_slice()), ("k1", &b"share bytes"[..]));
         assert_eq!(

@@ -331,3 +331,92 @@ async fn two_of_three_keys_sign_across_processes_and_survive_a_restart() {
 
     cluster.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_of_five_keys_sign_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = SimOptions::new(5, dir.path().to_path_buf()).unwrap();
+    options.bin_dir = cohort_tests::bin_dir();
+    options.fixture_primes = true;
+    let cluster = SimCluster::start(&options).await.unwrap();
+    let client = ClusterClient::new(
+        cluster
+            .info
+            .nodes
+            .iter()
+            .map(|n| n.proxy_url.clone())
+            .collect(),
+    );
+    let keys = Keys {
+        admins: (0..3)
+            .map(|i| SigningKey::from_bytes(&[60 + i; 32]))
+            .collect(),
+        approvers: (0..3)
+            .map(|i| SigningKey::from_bytes(&[70 + i; 32]))
+            .collect(),
+    };
+    let g = approve(&genesis(CLUSTER, 5, &keys.admins, 2), &keys.admins[..2]);
+    client.genesis(&g).await.unwrap();
+    let refused = client.admit_peers().await.unwrap();
+    assert!(refused.values().all(Vec::is_empty), "{refused:?}");
+    let all = [0u16, 1, 2, 3, 4];
+    let aux = client
+        .run_session(&new_session_id(), &all, &SessionKind::AuxInfo)
+        .await
+        .unwrap();
+    assert!(
+        aux.values().all(|o| matches!(o, Outcome::AuxReady { .. })),
+        "{aux:?}"
+    );
+
+    for (key_id, scheme) in [
+        ("eth-5", Scheme::EcdsaSecp256k1),
+        ("sol-5", Scheme::EddsaEd25519),
+    ] {
+        let approvers: Vec<ByteBuf> = keys.approvers.iter().map(public).collect();
+        let request = approve(
+            &create_key(CLUSTER, key_id, scheme, 3, &approvers, 2),
+            &keys.admins[1..],
+        );
+        let outcomes = client
+            .run_session(&new_session_id(), &all, &SessionKind::CreateKey { request })
+            .await
+            .unwrap();
+        let mut pks: Vec<Vec<u8>> = outcomes
+            .values()
+            .map(|o| match o {
+                Outcome::KeyCreated { public_key, .. } => public_key.to_vec(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        pks.dedup();
+        assert_eq!(pks.len(), 1, "all five nodes report the same key");
+        let pk = pks.remove(0);
+        for quorum in [[0u16, 2, 4], [1, 3, 4], [0, 1, 2]] {
+            let payload: [u8; 32] = sha2::Sha256::digest(format!("{key_id} {quorum:?}")).into();
+            let (sig, signer) =
+                signed(&sign(&client, &keys, &quorum, key_id, &[], payload.to_vec(), None).await);
+            assert_eq!(signer, pk);
+            match scheme {
+                Scheme::EcdsaSecp256k1 => verify_ecdsa(&pk, &payload, &sig),
+                Scheme::EddsaEd25519 => verify_eddsa(&pk, &payload, &sig),
+            }
+        }
+        // Two of five (t - 1) cannot sign.
+        let short = sign(
+            &client,
+            &keys,
+            &[3, 4],
+            key_id,
+            &[],
+            [1u8; 32].to_vec(),
+            None,
+        )
+        .await;
+        assert!(
+            short.values().all(|o| matches!(o, Outcome::Failed { .. })),
+            "{short:?}"
+        );
+    }
+    cluster.stop().await.unwrap();
+}

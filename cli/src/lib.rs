@@ -3,6 +3,7 @@
 pub mod attest;
 pub mod client;
 pub mod cluster;
+pub mod demo;
 pub mod ops;
 pub mod requests;
 pub mod sim;

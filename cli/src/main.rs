@@ -87,6 +87,9 @@ enum Command {
         /// Cluster directory (default: a temporary one, removed afterwards).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Tests only: enclaves load committed safe primes.
+        #[arg(long, hide = true)]
+        fixture_primes: bool,
     },
 }
 
@@ -305,7 +308,11 @@ async fn fetch(proxy: String, nonce: Option<Hex>, out: PathBuf) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
-async fn demo(nodes: usize, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+async fn demo(
+    nodes: usize,
+    dir: Option<PathBuf>,
+    fixture_primes: bool,
+) -> anyhow::Result<ExitCode> {
     let temp;
     let dir = match dir {
         Some(d) => d,
@@ -315,10 +322,12 @@ async fn demo(nodes: usize, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         }
     };
     println!(
-        "[1/3] booting a simulated cluster of {nodes} enclaves and {nodes} proxies in {}",
+        "[1/4] booting a simulated cluster of {nodes} enclaves and {nodes} proxies in {}",
         dir.display()
     );
-    let cluster = SimCluster::start(&SimOptions::new(nodes, dir)?).await?;
+    let mut options = SimOptions::new(nodes, dir)?;
+    options.fixture_primes = fixture_primes;
+    let cluster = SimCluster::start(&options).await?;
     let root = read_root(&cluster.info.root_pem_path)?;
     let expected: Vec<Vec<u8>> = cluster
         .info
@@ -328,7 +337,7 @@ async fn demo(nodes: usize, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         .collect::<Result<_, _>>()?;
     println!("      enclave measurement pcr0 = {}", cluster.info.pcrs[0]);
 
-    println!("[2/3] attesting every node through its proxy with a fresh nonce");
+    println!("[2/4] attesting every node through its proxy with a fresh nonce");
     let client = HttpClient::new();
     let mut failures = 0;
     let mut first_doc = None;
@@ -362,7 +371,7 @@ async fn demo(nodes: usize, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         first_doc.get_or_insert(document);
     }
 
-    println!("[3/3] checking that a verifier expecting another enclave image refuses the document");
+    println!("[3/4] checking that a verifier expecting another enclave image refuses the document");
     if let Some(doc) = first_doc {
         let policy = Policy::default()
             .with_root(root)
@@ -377,10 +386,21 @@ async fn demo(nodes: usize, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    cluster.stop().await?;
     println!(
-        "key generation and signing of Bitcoin, Ethereum and Solana transactions are not built yet"
+        "[4/4] threshold keys: genesis, auxiliary info, an ECDSA and an EdDSA key, signatures"
     );
+    let cluster_client = cli::cluster::ClusterClient::new(
+        cluster
+            .info
+            .nodes
+            .iter()
+            .map(|n| n.proxy_url.clone())
+            .collect(),
+    );
+    let threshold = cli::demo::run(&cluster_client).await;
+    cluster.stop().await?;
+    failures += threshold?;
+    println!("chain transactions (Bitcoin, Ethereum, Solana) are not built yet");
     if failures > 0 {
         bail!("{failures} check(s) failed");
     }
@@ -412,7 +432,7 @@ async fn main() -> ExitCode {
             fetch(proxy, nonce, out).await
         }
         Command::Attest(AttestCommand::Verify(args)) => verify_command(args),
-        Command::Demo { nodes, dir } => demo(nodes, dir).await,
+        Command::Demo { nodes, dir, fixture_primes } => demo(nodes, dir, fixture_primes).await,
         Command::Keygen { out } => cli::ops::keygen(&out).map(|pk| {
             println!("public key: {}", hex::encode(pk));
             ExitCode::SUCCESS

@@ -227,16 +227,21 @@ async fn sim_up_serves_attests_reuses_its_dir_and_stops_on_sigterm() {
 }
 
 #[test]
-fn demo_boots_attests_and_exits_zero() {
-    let out = cohort(&["demo", "--nodes", "2"]);
+fn demo_boots_attests_creates_keys_signs_and_exits_zero() {
+    let out = cohort(&["demo", "--nodes", "2", "--fixture-primes"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(text.matches("VERIFIED").count(), 2, "{text}");
+    assert_eq!(text.matches("VERIFIED, identity key").count(), 2, "{text}");
     assert!(text.contains("refused: pcr0 mismatch"), "{text}");
+    assert_eq!(
+        text.matches("VERIFIED (independent library)").count(),
+        2,
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use std::time::{Duration, Instant};
+
 use anyhow::{Context, bail};
 use protocol::policy::{Approved, Genesis};
 use protocol::relay::Relay;
@@ -111,6 +113,11 @@ impl ClusterClient {
         Ok(refusals)
     }
 
+    /// Waits (printing progress) until every node has safe primes ready for auxiliary info.
+    pub async fn wait_for_primes(&self) -> anyhow::Result<()> {
+        wait_for_primes(self).await
+    }
+
     /// Runs one session among `participants` and returns each node's outcome. Nodes that
     /// cannot be reached or refuse get a `Failed` outcome.
     pub async fn run_session(
@@ -171,5 +178,40 @@ fn absorb(relay: &mut Relay, node: u16, result: anyhow::Result<EnclaveResponse>)
         ),
         Ok(other) => relay.fail(node, fail(format!("unexpected {other}"))),
         Err(e) => relay.fail(node, fail(e.to_string())),
+    }
+}
+
+async fn wait_for_primes(client: &ClusterClient) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut last_report = Instant::now() - Duration::from_secs(60);
+    loop {
+        let mut ready = 0;
+        for node in 0..client.nodes() {
+            if let Ok(EnclaveResponse::Status {
+                primes_ready: true, ..
+            }) = client.call(node, &EnclaveRequest::Status).await
+            {
+                ready += 1;
+            }
+        }
+        if ready == client.nodes() {
+            println!(
+                "      safe primes ready on every node after {} s",
+                started.elapsed().as_secs()
+            );
+            return Ok(());
+        }
+        if last_report.elapsed() >= Duration::from_secs(10) {
+            println!(
+                "      generating safe primes in the enclaves: {ready}/{} ready ({} s)",
+                client.nodes(),
+                started.elapsed().as_secs()
+            );
+            last_report = Instant::now();
+        }
+        if started.elapsed() > Duration::from_secs(900) {
+            bail!("safe primes not ready after 15 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

@@ -1,14 +1,13 @@
 //! The threshold part of `cohort demo`: genesis, safe primes, auxiliary info, an ECDSA and an
 //! EdDSA key, and signatures checked by libraries that are not Cohort's (k256, ed25519-dalek).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use ed25519_dalek::SigningKey;
 use k256::ecdsa::signature::hazmat::PrehashVerifier;
 use protocol::policy::Scheme;
 use protocol::session::{Outcome, SessionKind};
-use protocol::{EnclaveRequest, EnclaveResponse};
 use serde_bytes::ByteBuf;
 
 use crate::cluster::{ClusterClient, new_session_id};
@@ -33,41 +32,6 @@ fn one_signature(
     result.context("no signature")
 }
 
-async fn wait_for_primes(client: &ClusterClient) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let mut last_report = Instant::now() - Duration::from_secs(60);
-    loop {
-        let mut ready = 0;
-        for node in 0..client.nodes() {
-            if let Ok(EnclaveResponse::Status {
-                primes_ready: true, ..
-            }) = client.call(node, &EnclaveRequest::Status).await
-            {
-                ready += 1;
-            }
-        }
-        if ready == client.nodes() {
-            println!(
-                "      safe primes ready on every node after {} s",
-                started.elapsed().as_secs()
-            );
-            return Ok(());
-        }
-        if last_report.elapsed() >= Duration::from_secs(10) {
-            println!(
-                "      generating safe primes in the enclaves: {ready}/{} ready ({} s)",
-                client.nodes(),
-                started.elapsed().as_secs()
-            );
-            last_report = Instant::now();
-        }
-        if started.elapsed() > Duration::from_secs(900) {
-            bail!("safe primes not ready after 15 minutes");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 /// Runs the threshold part of the demo; returns the number of failed checks.
 pub async fn run(client: &ClusterClient) -> anyhow::Result<usize> {
     let admins: Vec<SigningKey> = (0..2)
@@ -84,7 +48,7 @@ pub async fn run(client: &ClusterClient) -> anyhow::Result<usize> {
         }
     }
     println!("      genesis accepted by every node; every node verified its peers' attestation");
-    wait_for_primes(client).await?;
+    client.wait_for_primes().await?;
     let all: Vec<u16> = (0..client.nodes()).collect();
     let t = Instant::now();
     for (node, o) in client

@@ -148,13 +148,14 @@ pub async fn genesis(
         },
     )?;
     refused_any(&client.admit_peers().await?)?;
+    client.wait_for_primes().await?;
     let all: Vec<u16> = (0..client.nodes()).collect();
     let outcomes = client
         .run_session(&new_session_id(), &all, &SessionKind::AuxInfo)
         .await?;
     for (node, o) in outcomes {
         if let Outcome::Failed { message, .. } = o {
-            bail!("auxiliary info failed at node {node}: {message} (retry once primes are ready)");
+            bail!("auxiliary info failed at node {node}: {message}");
         }
     }
     Ok(())

@@ -41,6 +41,8 @@ pub struct SimOptions {
     /// Tests only: start enclaves with `--fixture-primes I` (the enclave binary must be built
     /// with the `test-fixtures` feature).
     pub fixture_primes: bool,
+    /// Extra environment for the enclave processes (e.g. `RUST_LOG=trace`).
+    pub enclave_env: Vec<(String, String)>,
 }
 
 impl SimOptions {
@@ -52,6 +54,7 @@ impl SimOptions {
             bin_dir: sibling_bin_dir()?,
             ready_timeout: Duration::from_secs(60),
             fixture_primes: false,
+            enclave_env: Vec::new(),
         })
     }
 }
@@ -92,6 +95,8 @@ pub struct ClusterInfo {
     pub nodes: Vec<NodeInfo>,
 }
 
+type EnclaveCommand = (PathBuf, Vec<String>, Vec<(String, String)>, PathBuf);
+
 /// A running simulated cluster. Dropping it kills every process it started.
 pub struct SimCluster {
     /// Its directory.
@@ -99,12 +104,18 @@ pub struct SimCluster {
     /// Endpoints and measurements.
     pub info: ClusterInfo,
     children: Vec<(String, Child)>,
-    enclave_commands: Vec<(PathBuf, Vec<String>, PathBuf)>,
+    enclave_commands: Vec<EnclaveCommand>,
 }
 
-fn spawn_logged(program: &Path, args: &[String], log: &Path) -> anyhow::Result<Child> {
+fn spawn_logged(
+    program: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    log: &Path,
+) -> anyhow::Result<Child> {
     Command::new(program)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(log_file(log)?)
         .stderr(log_file(log)?)
@@ -198,11 +209,14 @@ impl SimCluster {
                 args.extend(["--fixture-primes".to_string(), (id - 1).to_string()]);
             }
             let log = node_dir.join("enclave.log");
-            let enclave = spawn_logged(&enclave_bin, &args, &log)?;
+            let enclave = spawn_logged(&enclave_bin, &args, &options.enclave_env, &log)?;
             cluster.children.push((format!("enclave-{id}"), enclave));
-            cluster
-                .enclave_commands
-                .push((enclave_bin.clone(), args, log));
+            cluster.enclave_commands.push((
+                enclave_bin.clone(),
+                args,
+                options.enclave_env.clone(),
+                log,
+            ));
 
             let addr_file = node_dir.join("proxy.addr");
             let _ = fs::remove_file(&addr_file);
@@ -297,7 +311,7 @@ impl SimCluster {
     /// state until its proxy hands it its sealed blobs.
     pub async fn restart_enclave(&mut self, id: usize) -> anyhow::Result<()> {
         let name = format!("enclave-{id}");
-        let (program, args, log) = self
+        let (program, args, env, log) = self
             .enclave_commands
             .get(id.wrapping_sub(1))
             .cloned()
@@ -308,7 +322,7 @@ impl SimCluster {
             .find(|(n, _)| *n == name)
             .with_context(|| format!("no process {name}"))?;
         let _ = slot.1.kill().await;
-        slot.1 = spawn_logged(&program, &args, &log)?;
+        slot.1 = spawn_logged(&program, &args, &env, &log)?;
         Ok(())
     }
 

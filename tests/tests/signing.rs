@@ -174,6 +174,8 @@ async fn two_of_three_keys_sign_across_processes_and_survive_a_restart() {
     let mut options = SimOptions::new(3, dir.path().to_path_buf()).unwrap();
     options.bin_dir = cohort_tests::bin_dir();
     options.fixture_primes = true;
+    // Everything the enclaves log, at the most verbose level, is scanned for secrets below.
+    options.enclave_env = vec![("RUST_LOG".into(), "trace".into())];
     let mut cluster = SimCluster::start(&options).await.unwrap();
     let client = ClusterClient::new(
         cluster
@@ -278,6 +280,58 @@ async fn two_of_three_keys_sign_across_processes_and_survive_a_restart() {
         verify_ecdsa(&pk, &digest, &sig);
     }
 
+    // A tampering relay, between real processes: altered, duplicated and cross-session
+    // envelopes are detected; nothing is signed.
+    let fresh = || {
+        let r = approve(
+            &sign_request(CLUSTER, "sol-main", &[], vec![b"tamper".to_vec()]),
+            &keys.approvers[..2],
+        );
+        SessionKind::Sign {
+            request: r,
+            payload: 0,
+            presignature: None,
+        }
+    };
+    let altered = run_tampering(&client, &[0, 1], fresh(), |batch| {
+        if let Some(e) = batch.first_mut() {
+            e.body.push(1);
+        }
+    })
+    .await;
+    assert!(no_signature(&altered), "{altered:?}");
+    let duplicated = run_tampering(&client, &[0, 1], fresh(), |batch| {
+        if let Some(e) = batch.first().cloned() {
+            batch.push(e);
+        }
+    })
+    .await;
+    // The duplicate reaches one enclave, which aborts; a peer that had all it needed may
+    // finish, and its signature is then a correct one.
+    for o in duplicated.values() {
+        if let Outcome::Signed {
+            signature,
+            public_key,
+        } = o
+        {
+            verify_eddsa(public_key, b"tamper", signature);
+        }
+    }
+    assert!(
+        duplicated
+            .values()
+            .any(|o| matches!(o, Outcome::Failed { culprits, .. } if !culprits.is_empty())),
+        "the duplicating relay's victim names the sender: {duplicated:?}"
+    );
+    let mut recorded = Vec::new();
+    let first = run_tampering(&client, &[1, 2], fresh(), |batch| {
+        recorded.extend(batch.iter().cloned())
+    })
+    .await;
+    signed(&first);
+    let moved = run_tampering(&client, &[1, 2], fresh(), |batch| *batch = recorded.clone()).await;
+    assert!(no_signature(&moved), "{moved:?}");
+
     // Fewer than t enclaves cannot sign.
     let lonely = sign(
         &client,
@@ -329,7 +383,108 @@ async fn two_of_three_keys_sign_across_processes_and_survive_a_restart() {
     assert_eq!(pk, bip32_child(&ecdsa_pk, &chain, &[0, 7]));
     verify_ecdsa(&pk, &digest, &sig);
 
+    let dir = cluster.dir.clone();
     cluster.stop().await.unwrap();
+    scan_logs_for_secrets(&dir);
+}
+
+fn no_signature(outcomes: &BTreeMap<u16, Outcome>) -> bool {
+    !outcomes.is_empty()
+        && outcomes
+            .values()
+            .all(|o| !matches!(o, Outcome::Signed { .. }))
+        && outcomes
+            .values()
+            .any(|o| matches!(o, Outcome::Failed { .. }))
+}
+
+/// Relays one session by hand through the proxies, letting `tamper` alter each batch.
+async fn run_tampering(
+    client: &ClusterClient,
+    participants: &[u16],
+    kind: SessionKind,
+    mut tamper: impl FnMut(&mut Vec<protocol::peer::PeerEnvelope>),
+) -> BTreeMap<u16, Outcome> {
+    let session = new_session_id();
+    let mut relay = protocol::relay::Relay::new(participants);
+    let absorb = |relay: &mut protocol::relay::Relay, node: u16, r: EnclaveResponse| match r {
+        EnclaveResponse::Session(update) => relay.absorb(node, update),
+        EnclaveResponse::Error(e) => relay.fail(
+            node,
+            Outcome::Failed {
+                code: e.code.to_string(),
+                message: e.message,
+                culprits: vec![],
+            },
+        ),
+        other => panic!("{other:?}"),
+    };
+    for p in participants {
+        let request = EnclaveRequest::StartSession {
+            session: session.clone(),
+            participants: participants.to_vec(),
+            kind: kind.clone(),
+        };
+        let r = client.call(*p, &request).await.unwrap();
+        absorb(&mut relay, *p, r);
+    }
+    while let Some((node, mut envelopes)) = relay.next_delivery() {
+        tamper(&mut envelopes);
+        let request = EnclaveRequest::Deliver {
+            session: session.clone(),
+            envelopes,
+        };
+        let r = client.call(node, &request).await.unwrap();
+        absorb(&mut relay, node, r);
+    }
+    relay.outcomes().clone()
+}
+
+/// The enclaves ran at trace level: their logs must hold no secret. Secrets have no fixed
+/// printed form, so every long hex string must be a known public value (identity keys), no
+/// byte array may be printed, and the host's sealing secret must not appear.
+fn scan_logs_for_secrets(dir: &std::path::Path) {
+    let sealing = hex::encode(std::fs::read(dir.join("ca/sealing.key")).unwrap());
+    let mut logs = String::new();
+    for node in 1..=3 {
+        logs.push_str(
+            &std::fs::read_to_string(dir.join(format!("node-{node}/enclave.log"))).unwrap(),
+        );
+    }
+    assert!(logs.contains("DEBUG"), "the enclaves did not log verbosely");
+    assert!(!logs.contains(&sealing), "the sealing secret reached a log");
+    let allowed: Vec<String> = logs
+        .lines()
+        .filter(|l| l.contains("enclave booted"))
+        .filter_map(|l| l.split("identity=").nth(1))
+        .map(|rest| rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect())
+        .collect();
+    assert!(!allowed.is_empty());
+    let mut run = String::new();
+    let plain: String = logs
+        .chars()
+        .map(|c| if c.is_ascii_hexdigit() { c } else { ' ' })
+        .collect();
+    for word in plain.split(' ').chain(std::iter::once("")) {
+        run.clear();
+        run.push_str(word);
+        if run.len() >= 40 {
+            assert!(
+                allowed.iter().any(|a| *a == run),
+                "a long hex value reached a log: {run}"
+            );
+        }
+    }
+    // A Debug-printed byte array of 16 or more elements, e.g. [12, 250, 7, ...].
+    let mut count = 0;
+    for token in logs.split(|c: char| !(c.is_ascii_digit() || c == ',' || c == ' ')) {
+        let numbers = token
+            .split(',')
+            .filter(|t| !t.trim().is_empty() && t.trim().parse::<u8>().is_ok())
+            .count();
+        count = count.max(numbers);
+    }
+    assert!(count < 16, "a byte array was printed in a log");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -470,7 +470,7 @@ fn scan_logs_for_secrets(dir: &std::path::Path) {
         run.push_str(word);
         if run.len() >= 40 {
             assert!(
-                allowed.iter().any(|a| *a == run),
+                allowed.contains(&run),
                 "a long hex value reached a log: {run}"
             );
         }

@@ -280,6 +280,31 @@ async fn two_of_three_keys_sign_across_processes_and_survive_a_restart() {
         verify_ecdsa(&pk, &digest, &sig);
     }
 
+    // ... and 88 more, to 100 ECDSA signatures, on rotating quorums and paths.
+    for i in 0..88u32 {
+        let quorum = quorums[i as usize % 3];
+        let path: Vec<u32> = match i % 3 {
+            0 => vec![],
+            1 => vec![i],
+            _ => vec![1, i, 7],
+        };
+        let digest: [u8; 32] = sha2::Sha256::digest(format!("batch tx {i}")).into();
+        let (sig, pk) = signed(
+            &sign(
+                &client,
+                &keys,
+                quorum,
+                "btc-main",
+                &path,
+                digest.to_vec(),
+                None,
+            )
+            .await,
+        );
+        assert_eq!(pk, bip32_child(&ecdsa_pk, &chain, &path));
+        verify_ecdsa(&pk, &digest, &sig);
+    }
+
     // A tampering relay, between real processes: altered, duplicated and cross-session
     // envelopes are detected; nothing is signed.
     let fresh = || {

@@ -168,15 +168,19 @@ async fn wait_operational(client: &ClusterClient, node: u16) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn two_of_three_keys_sign_across_processes_and_survive_a_restart() {
+/// Starts `n` enclaves and proxies, runs genesis (approved by two of three admins), has every
+/// node admit its peers on their own attestation, and generates auxiliary info.
+async fn bootstrap(
+    n: usize,
+    seed: u8,
+    enclave_env: Vec<(String, String)>,
+) -> (tempfile::TempDir, SimCluster, ClusterClient, Keys) {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = SimOptions::new(3, dir.path().to_path_buf()).unwrap();
+    let mut options = SimOptions::new(n, dir.path().to_path_buf()).unwrap();
     options.bin_dir = cohort_tests::bin_dir();
     options.fixture_primes = true;
-    // Everything the enclaves log, at the most verbose level, is scanned for secrets below.
-    options.enclave_env = vec![("RUST_LOG".into(), "trace".into())];
-    let mut cluster = SimCluster::start(&options).await.unwrap();
+    options.enclave_env = enclave_env;
+    let cluster = SimCluster::start(&options).await.unwrap();
     let client = ClusterClient::new(
         cluster
             .info
@@ -187,27 +191,36 @@ async fn two_of_three_keys_sign_across_processes_and_survive_a_restart() {
     );
     let keys = Keys {
         admins: (0..3)
-            .map(|i| SigningKey::from_bytes(&[40 + i; 32]))
+            .map(|i| SigningKey::from_bytes(&[seed + i; 32]))
             .collect(),
         approvers: (0..3)
-            .map(|i| SigningKey::from_bytes(&[50 + i; 32]))
+            .map(|i| SigningKey::from_bytes(&[seed + 10 + i; 32]))
             .collect(),
     };
-
-    // Genesis approved by two of three admins; peers admitted on their own attestation.
-    let g = approve(&genesis(CLUSTER, 3, &keys.admins, 2), &keys.admins[1..]);
-    assert_eq!(client.genesis(&g).await.unwrap().len(), 3);
+    let g = approve(
+        &genesis(CLUSTER, n as u16, &keys.admins, 2),
+        &keys.admins[1..],
+    );
+    assert_eq!(client.genesis(&g).await.unwrap().len(), n);
     let refused = client.admit_peers().await.unwrap();
     assert!(refused.values().all(Vec::is_empty), "{refused:?}");
-
+    let all: Vec<u16> = (0..n as u16).collect();
     let aux = client
-        .run_session(&new_session_id(), &[0, 1, 2], &SessionKind::AuxInfo)
+        .run_session(&new_session_id(), &all, &SessionKind::AuxInfo)
         .await
         .unwrap();
     assert!(
         aux.values().all(|o| matches!(o, Outcome::AuxReady { .. })),
         "{aux:?}"
     );
+    (dir, cluster, client, keys)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_of_three_keys_sign_across_processes_and_survive_a_restart() {
+    // Everything the enclaves log, at the most verbose level, is scanned for secrets below.
+    let trace = vec![("RUST_LOG".to_string(), "trace".to_string())];
+    let (_dir, mut cluster, client, keys) = bootstrap(3, 40, trace).await;
 
     let (ecdsa_pk, chain) = create(&client, &keys, "btc-main", Scheme::EcdsaSecp256k1).await;
     let (eddsa_pk, _) = create(&client, &keys, "sol-main", Scheme::EddsaEd25519).await;
@@ -514,40 +527,8 @@ fn scan_logs_for_secrets(dir: &std::path::Path) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_of_five_keys_sign_across_processes() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut options = SimOptions::new(5, dir.path().to_path_buf()).unwrap();
-    options.bin_dir = cohort_tests::bin_dir();
-    options.fixture_primes = true;
-    let cluster = SimCluster::start(&options).await.unwrap();
-    let client = ClusterClient::new(
-        cluster
-            .info
-            .nodes
-            .iter()
-            .map(|n| n.proxy_url.clone())
-            .collect(),
-    );
-    let keys = Keys {
-        admins: (0..3)
-            .map(|i| SigningKey::from_bytes(&[60 + i; 32]))
-            .collect(),
-        approvers: (0..3)
-            .map(|i| SigningKey::from_bytes(&[70 + i; 32]))
-            .collect(),
-    };
-    let g = approve(&genesis(CLUSTER, 5, &keys.admins, 2), &keys.admins[..2]);
-    client.genesis(&g).await.unwrap();
-    let refused = client.admit_peers().await.unwrap();
-    assert!(refused.values().all(Vec::is_empty), "{refused:?}");
     let all = [0u16, 1, 2, 3, 4];
-    let aux = client
-        .run_session(&new_session_id(), &all, &SessionKind::AuxInfo)
-        .await
-        .unwrap();
-    assert!(
-        aux.values().all(|o| matches!(o, Outcome::AuxReady { .. })),
-        "{aux:?}"
-    );
+    let (_dir, cluster, client, keys) = bootstrap(5, 60, vec![]).await;
 
     for (key_id, scheme) in [
         ("eth-5", Scheme::EcdsaSecp256k1),

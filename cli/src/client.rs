@@ -18,6 +18,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct HttpClient {
     inner: Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
 }
 
 impl Default for HttpClient {
@@ -33,7 +34,14 @@ impl HttpClient {
         connector.set_nodelay(true);
         Self {
             inner: Client::builder(TokioExecutor::new()).build(connector),
+            timeout: TIMEOUT,
         }
+    }
+
+    /// The same client with another time limit per request.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// Sends a request and returns status and body.
@@ -57,9 +65,9 @@ impl HttpClient {
             let body = response.into_body().collect().await?.to_bytes();
             anyhow::Ok((status, body))
         };
-        tokio::time::timeout(TIMEOUT, exchange)
+        tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| anyhow!("{url}: no answer within {} s", TIMEOUT.as_secs()))?
+            .map_err(|_| anyhow!("{url}: no answer within {} s", self.timeout.as_secs()))?
             .with_context(|| format!("request to {url} failed"))
     }
 

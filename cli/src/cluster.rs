@@ -17,6 +17,9 @@ use tokio::task::JoinSet;
 
 use crate::client::HttpClient;
 
+/// Time limit of one request to an enclave during a session.
+pub const SESSION_STEP_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// The proxies of a cluster, by node index.
 #[derive(Clone)]
 pub struct ClusterClient {
@@ -35,7 +38,9 @@ impl ClusterClient {
     /// A client for proxies at `proxies` (node `i` behind `proxies[i]`).
     pub fn new(proxies: Vec<String>) -> Self {
         Self {
-            http: HttpClient::new(),
+            // One protocol step can take tens of CPU-seconds (auxiliary info with five parties
+            // on a loaded machine); the coordinator will bound rounds by its own deadlines.
+            http: HttpClient::new().with_timeout(SESSION_STEP_TIMEOUT),
             proxies,
         }
     }

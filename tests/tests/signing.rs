@@ -168,6 +168,9 @@ async fn wait_operational(client: &ClusterClient, node: u16) {
     }
 }
 
+/// The clusters of this file each keep two cores busy for a minute: one at a time.
+static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Starts `n` enclaves and proxies, runs genesis (approved by two of three admins), has every
 /// node admit its peers on their own attestation, and generates auxiliary info.
 async fn bootstrap(
@@ -220,6 +223,7 @@ async fn bootstrap(
 async fn two_of_three_keys_sign_across_processes_and_survive_a_restart() {
     // Everything the enclaves log, at the most verbose level, is scanned for secrets below.
     let trace = vec![("RUST_LOG".to_string(), "trace".to_string())];
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
     let (_dir, mut cluster, client, keys) = bootstrap(3, 40, trace).await;
 
     let (ecdsa_pk, chain) = create(&client, &keys, "btc-main", Scheme::EcdsaSecp256k1).await;
@@ -528,6 +532,7 @@ fn scan_logs_for_secrets(dir: &std::path::Path) {
 #[tokio::test(flavor = "multi_thread")]
 async fn three_of_five_keys_sign_across_processes() {
     let all = [0u16, 1, 2, 3, 4];
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
     let (_dir, cluster, client, keys) = bootstrap(5, 60, vec![]).await;
 
     for (key_id, scheme) in [

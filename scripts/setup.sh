@@ -16,6 +16,36 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# PostgreSQL for the coordinator's storage suite: start the local cluster if it is down, install
+# it (with trust authentication on 127.0.0.1, as on these machines) if it is absent.
+as_postgres() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi
+}
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  installed_here=""
+  if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    echo "setup: installing PostgreSQL"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+    installed_here=1
+  fi
+  version=$(ls /etc/postgresql | sort -n | tail -n 1)
+  if [ -n "$installed_here" ]; then
+    echo "host all all 127.0.0.1/32 trust" | $SUDO tee -a "/etc/postgresql/$version/main/pg_hba.conf" >/dev/null
+  fi
+  echo "setup: starting PostgreSQL $version"
+  $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 30); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && break
+    sleep 1
+  done
+  if ! as_postgres psql -lqt 2>/dev/null | cut -d'|' -f1 | grep -qw test; then
+    as_postgres createdb test 2>/dev/null || true
+  fi
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is missing; install the Rust toolchain (rustc 1.95) first" >&2
   exit 1

@@ -55,6 +55,9 @@ enum Command {
     /// Keys: create.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Sign a payload (32-byte digest for ECDSA, message for EdDSA) with a key.
     Sign {
         /// Cluster directory.
@@ -107,6 +110,16 @@ enum SimCommand {
         /// `test-fixtures` feature).
         #[arg(long, hide = true)]
         fixture_primes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain of the audit log; exit 1 at the first broken link.
+    Verify {
+        /// The coordinator's store: sqlite:PATH or postgres://...
+        #[arg(long)]
+        store: String,
     },
 }
 
@@ -433,6 +446,19 @@ async fn main() -> ExitCode {
         }
         Command::Attest(AttestCommand::Verify(args)) => verify_command(args),
         Command::Demo { nodes, dir, fixture_primes } => demo(nodes, dir, fixture_primes).await,
+        Command::Audit(AuditCommand::Verify { store }) => (|| {
+            let mut store = coordinator::store::open(&store)?;
+            Ok(match coordinator::store::verify_log(store.as_mut())? {
+                Ok(n) => {
+                    println!("audit chain intact: {n} records");
+                    ExitCode::SUCCESS
+                }
+                Err(broken) => {
+                    println!("{broken}");
+                    ExitCode::from(1)
+                }
+            })
+        })(),
         Command::Keygen { out } => cli::ops::keygen(&out).map(|pk| {
             println!("public key: {}", hex::encode(pk));
             ExitCode::SUCCESS

@@ -409,3 +409,36 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn audit_verify_reports_the_chain() {
+    use coordinator::audit::AuditEntry;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("coordinator.db");
+    let mut store = coordinator::store::SqliteStore::open(&db).unwrap();
+    for i in 0..3u16 {
+        let entry = AuditEntry {
+            action: "sign".into(),
+            actors: vec!["aa".repeat(32)],
+            key_id: Some("k".into()),
+            payload_digests: vec![],
+            path: vec![],
+            nodes: vec![i],
+            outcome: "ok".into(),
+        };
+        coordinator::store::Store::append_audit(&mut store, 10, &entry).unwrap();
+    }
+    drop(store);
+    let url = format!("sqlite:{}", db.display());
+    let out = cohort(&["audit", "verify", "--store", &url]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("intact: 3 records"));
+    let out = cohort(&["audit", "verify", "--store", "mysql://nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported store url"));
+}

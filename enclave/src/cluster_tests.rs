@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use attestation::sim::{SimulatedCa, SimulatedNsm, simulated_pcrs};
 use ed25519_dalek::{Signer, SigningKey};
@@ -671,7 +671,6 @@ fn restart_unseals_and_signs_again() {
     }
     // ... and is not admitted as a peer either.
     let doc = document(&impostor);
-    let _ = Duration::ZERO;
     match c.enclaves[0].handle(EnclaveRequest::AdmitPeers {
         documents: vec![PeerDocument {
             node: 1,

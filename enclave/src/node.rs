@@ -53,6 +53,13 @@ struct KeyRecord {
     share: ByteBuf,
 }
 
+impl Drop for KeyRecord {
+    fn drop(&mut self) {
+        // The plaintext share bytes are not left behind in freed memory.
+        zeroize::Zeroize::zeroize(&mut *self.share);
+    }
+}
+
 enum Share {
     Ecdsa(SecretKeyShare),
     Eddsa(Box<SecretEddsaShare>),

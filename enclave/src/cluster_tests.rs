@@ -685,3 +685,56 @@ fn restart_unseals_and_signs_again() {
     }
     c.admit_all();
 }
+
+#[test]
+fn an_aborted_session_releases_its_request_for_another_quorum() {
+    let mut c = lock();
+    c.create_key("abort", Scheme::EddsaEd25519, 2);
+    let request = c.sign_request("abort", vec![], b"retry me".to_vec());
+    let kind = SessionKind::Sign {
+        request: request.clone(),
+        payload: 0,
+        presignature: None,
+    };
+    // Quorum {0, 1} starts, then node 1 "dies": node 0 holds the request in flight.
+    let stuck = random32();
+    let started = c.enclaves[0].handle(EnclaveRequest::StartSession {
+        session: stuck.clone(),
+        participants: vec![0, 1],
+        kind: kind.clone(),
+    });
+    assert!(
+        matches!(started, EnclaveResponse::Session(_)),
+        "{started:?}"
+    );
+    let second = random32();
+    let blocked = c.run_in(second.clone(), &[0, 2], kind.clone(), |_, _| {});
+    assert!(
+        failure(&blocked).iter().any(|(code, _)| code == "refused"),
+        "{blocked:?}"
+    );
+    // The relay aborts the stuck session; the other quorum signs.
+    match c.enclaves[0].handle(EnclaveRequest::AbortSession {
+        session: stuck.clone(),
+    }) {
+        EnclaveResponse::Session(u) => assert!(
+            matches!(u.outcome, Some(Outcome::Failed { ref code, .. }) if code == "aborted"),
+            "{u:?}"
+        ),
+        other => panic!("abort: {other:?}"),
+    }
+    // Node 2 started the second attempt and holds the request too: the relay aborts that one.
+    assert!(matches!(
+        c.enclaves[2].handle(EnclaveRequest::AbortSession { session: second }),
+        EnclaveResponse::Session(_)
+    ));
+    signature_of(&c.sign(&[0, 2], request.clone(), None));
+    // The aborted session cannot be resumed, and the signed request is now spent.
+    let resumed = c.enclaves[0].handle(EnclaveRequest::Deliver {
+        session: stuck,
+        envelopes: vec![],
+    });
+    assert!(matches!(resumed, EnclaveResponse::Error(ref e) if e.code == ErrorCode::Refused));
+    let again = c.sign(&[1, 2], request, None);
+    assert!(failure(&again).iter().all(|(code, _)| code == "refused"));
+}

@@ -52,7 +52,8 @@ pub fn required_phase(request: &EnclaveRequest) -> Requirement {
         }
         EnclaveRequest::AdmitPeers { .. }
         | EnclaveRequest::StartSession { .. }
-        | EnclaveRequest::Deliver { .. } => Requirement::In(&[Phase::Operational]),
+        | EnclaveRequest::Deliver { .. }
+        | EnclaveRequest::AbortSession { .. } => Requirement::In(&[Phase::Operational]),
     }
 }
 

@@ -104,11 +104,28 @@ struct Session {
     machine: Machine,
     /// Request held in flight by this session (released on failure, consumed on success).
     use_key: Option<Vec<u8>>,
+    /// When the relay last touched the session (Unix seconds).
+    last_active: u64,
 }
+
+/// How long a signing session may sit without a message before the enclave drops it and
+/// releases the request it holds (a relay that died mid-session must not block a retry forever).
+pub const SIGNING_SESSION_IDLE_SECS: u64 = 30;
+/// The same for key generation, auxiliary info and presignatures, whose rounds take long.
+pub const SETUP_SESSION_IDLE_SECS: u64 = 900;
 
 impl Session {
     /// Whether protocol party indices are positions among the participants (ECDSA signing) or
     /// node indices (keygen, auxiliary info, FROST, whose indices are those of keygen).
+    fn idle_limit(&self) -> u64 {
+        match self.machine {
+            Machine::EcdsaSign(..) | Machine::EcdsaPresigned(..) | Machine::EddsaSign(..) => {
+                SIGNING_SESSION_IDLE_SECS
+            }
+            _ => SETUP_SESSION_IDLE_SECS,
+        }
+    }
+
     fn positional(&self) -> bool {
         matches!(
             self.machine,
@@ -468,6 +485,7 @@ impl Node {
         kind: &SessionKind,
     ) -> Result<SessionUpdate, NodeError> {
         let sid = session_id(session)?;
+        self.expire_idle_sessions();
         if self.used_sessions.contains(&sid) {
             return Err(NodeError::Refused("session id already used".into()));
         }
@@ -629,6 +647,7 @@ impl Node {
             participants: participants.to_vec(),
             machine,
             use_key,
+            last_active: self.now(),
         };
         info!(session = %hex_short(&sid), kind = kind.name(), "session started");
         let outgoing = match seal_all(identity, &self.roster, &mut session, first) {
@@ -644,6 +663,44 @@ impl Node {
             outgoing,
             outcome: None,
         })
+    }
+
+    /// Abandons a session at the relay's request, releasing the request it held.
+    pub fn abort_session(&mut self, session: &[u8]) -> Result<SessionUpdate, NodeError> {
+        let sid = session_id(session)?;
+        if let Some(s) = self.sessions.remove(&sid) {
+            info!(session = %hex_short(&sid), "session aborted by the relay");
+            self.release(&s);
+        }
+        // Never reusable, even if it had not started here yet.
+        self.used_sessions.insert(sid);
+        Ok(SessionUpdate {
+            session: ByteBuf::from(sid.to_vec()),
+            outgoing: vec![],
+            outcome: Some(failed("aborted", "session aborted by the relay", vec![])),
+        })
+    }
+
+    /// Drops sessions idle for longer than their limit and releases what they held.
+    fn expire_idle_sessions(&mut self) {
+        let now = self.now();
+        let idle: Vec<[u8; SESSION_ID_LEN]> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| now.saturating_sub(s.last_active) > s.idle_limit())
+            .map(|(id, _)| *id)
+            .collect();
+        for sid in idle {
+            if let Some(s) = self.sessions.remove(&sid) {
+                warn!(session = %hex_short(&sid), "idle session dropped");
+                self.release(&s);
+            }
+        }
+    }
+
+    /// Number of sessions in progress.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
     }
 
     fn claim(&mut self, use_key: &[u8]) -> Result<(), NodeError> {
@@ -764,10 +821,12 @@ impl Node {
         envelopes: &[PeerEnvelope],
     ) -> Result<SessionUpdate, NodeError> {
         let sid = session_id(session)?;
+        self.expire_idle_sessions();
         let mut s = self
             .sessions
             .remove(&sid)
             .ok_or_else(|| NodeError::Refused("unknown or finished session".into()))?;
+        s.last_active = self.now();
         let mut outgoing = Vec::new();
         for envelope in envelopes {
             match self.feed(identity, &mut s, envelope) {

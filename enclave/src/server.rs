@@ -277,6 +277,9 @@ fn cluster_request(
         EnclaveRequest::Deliver { session, envelopes } => node
             .deliver(identity, &session, &envelopes)
             .map(EnclaveResponse::Session),
+        EnclaveRequest::AbortSession { session } => {
+            node.abort_session(&session).map(EnclaveResponse::Session)
+        }
         EnclaveRequest::Attest { .. } => {
             return EnclaveResponse::Error(EnclaveError::new(
                 ErrorCode::Internal,

@@ -178,6 +178,14 @@ pub enum EnclaveRequest {
         /// Envelopes addressed to (or broadcast to) this enclave.
         envelopes: Vec<peer::PeerEnvelope>,
     },
+    /// Abandon a running session (the relay gave up on it: a peer died or was too slow). A
+    /// request the session held in flight may be signed again by another quorum; a presignature
+    /// already spent stays spent. Answered with a `Failed { code: "aborted" }` outcome, also for
+    /// a session the enclave does not know (aborting is idempotent).
+    AbortSession {
+        /// The session.
+        session: ByteBuf,
+    },
 }
 
 impl EnclaveRequest {
@@ -191,6 +199,7 @@ impl EnclaveRequest {
             Self::AdmitPeers { .. } => "admit_peers",
             Self::StartSession { .. } => "start_session",
             Self::Deliver { .. } => "deliver",
+            Self::AbortSession { .. } => "abort_session",
         }
     }
 }

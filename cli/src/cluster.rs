@@ -15,7 +15,7 @@ use rand::RngCore;
 use serde_bytes::ByteBuf;
 use tokio::task::JoinSet;
 
-use crate::client::HttpClient;
+use coordinator::client::HttpClient;
 
 /// Time limit of one request to an enclave during a session.
 pub const SESSION_STEP_TIMEOUT: Duration = Duration::from_secs(300);

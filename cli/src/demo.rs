@@ -1,155 +1,155 @@
-//! The threshold part of `cohort demo`: genesis, safe primes, auxiliary info, an ECDSA and an
-//! EdDSA key, and signatures checked by libraries that are not Cohort's (k256, ed25519-dalek).
+//! The threshold part of `cohort demo`, through the coordinator's API: genesis (peer admission,
+//! safe primes, auxiliary info), an ECDSA and an EdDSA key, and signatures — full interactive
+//! ECDSA under a derived key, ECDSA from a presignature, FROST — each checked by a library that
+//! is not Cohort's (k256, ed25519-dalek).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use coordinator::api::{ClusterStatus, PresignatureUse, SignResult};
+use coordinator::client::ApiClient;
 use ed25519_dalek::SigningKey;
 use k256::ecdsa::signature::hazmat::PrehashVerifier;
 use protocol::policy::Scheme;
-use protocol::session::{Outcome, SessionKind};
-use serde_bytes::ByteBuf;
 
-use crate::cluster::{ClusterClient, new_session_id};
-use crate::requests::{approve, create_key, genesis, public, sign_request};
+use crate::ops;
+use crate::requests::public;
 
 const CLUSTER: &str = "demo";
 
-fn one_signature(
-    outcomes: &std::collections::BTreeMap<u16, Outcome>,
-) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
-    let mut result = None;
-    for (node, o) in outcomes {
-        match o {
-            Outcome::Signed {
-                signature,
-                public_key,
-            } => result = Some((signature.to_vec(), public_key.to_vec())),
-            Outcome::Failed { message, .. } => bail!("node {node}: {message}"),
-            other => bail!("node {node}: unexpected {other:?}"),
-        }
+fn verified(scheme: Scheme, payload: &[u8], result: &SignResult) -> bool {
+    let Some(s) = result.signatures.first() else {
+        return false;
+    };
+    let (signature, signer) = (&s.signature.0, &s.public_key.0);
+    match scheme {
+        Scheme::EcdsaSecp256k1 => k256::ecdsa::VerifyingKey::from_sec1_bytes(signer)
+            .ok()
+            .zip(k256::ecdsa::Signature::from_slice(signature).ok())
+            .is_some_and(|(vk, sig)| vk.verify_prehash(payload, &sig).is_ok()),
+        Scheme::EddsaEd25519 => <[u8; 32]>::try_from(signer.as_slice())
+            .ok()
+            .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
+            .zip(ed25519_dalek::Signature::from_slice(signature).ok())
+            .is_some_and(|(vk, sig)| vk.verify_strict(payload, &sig).is_ok()),
     }
-    result.context("no signature")
 }
 
 /// Runs the threshold part of the demo; returns the number of failed checks.
-pub async fn run(client: &ClusterClient) -> anyhow::Result<usize> {
+pub async fn run(api: &ApiClient) -> anyhow::Result<usize> {
     let admins: Vec<SigningKey> = (0..2)
         .map(|_| SigningKey::generate(&mut rand::rngs::OsRng))
         .collect();
     let approvers: Vec<SigningKey> = (0..2)
         .map(|_| SigningKey::generate(&mut rand::rngs::OsRng))
         .collect();
-    let g = approve(&genesis(CLUSTER, client.nodes(), &admins, 2), &admins);
-    client.genesis(&g).await?;
-    for (node, refused) in client.admit_peers().await? {
-        if let Some((peer, why)) = refused.first() {
-            bail!("node {node} refused peer {peer}: {why}");
-        }
-    }
-    println!("      genesis accepted by every node; every node verified its peers' attestation");
-    client.wait_for_primes().await?;
-    let all: Vec<u16> = (0..client.nodes()).collect();
+    println!("      coordinator at {}", api.base());
     let t = Instant::now();
-    for (node, o) in client
-        .run_session(&new_session_id(), &all, &SessionKind::AuxInfo)
-        .await?
-    {
-        if let Outcome::Failed { message, .. } = o {
-            bail!("auxiliary info failed at node {node}: {message}");
-        }
-    }
+    ops::genesis(api, CLUSTER, None, &admins, 2).await?;
     println!(
-        "      auxiliary info (Paillier keys) ready in {:.1} s",
+        "      cluster ready in {:.1} s: every node verified its peers' attestation; auxiliary info ready",
         t.elapsed().as_secs_f32()
     );
-
-    let approver_keys: Vec<ByteBuf> = approvers.iter().map(public).collect();
+    let approver_keys: Vec<[u8; 32]> = approvers
+        .iter()
+        .map(|k| {
+            let p = public(k);
+            let mut a = [0u8; 32];
+            a.copy_from_slice(&p);
+            a
+        })
+        .collect();
     let mut failures = 0;
     for (key_id, scheme) in [
         ("demo-ecdsa", Scheme::EcdsaSecp256k1),
         ("demo-eddsa", Scheme::EddsaEd25519),
     ] {
-        let request = approve(
-            &create_key(CLUSTER, key_id, scheme, 2, &approver_keys, 2),
-            &admins,
+        let key = ops::create_key(api, key_id, scheme, 2, &admins, &approver_keys, 2).await?;
+        let nodes = {
+            let status: ClusterStatus = api
+                .get("/v1/cluster")
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            status.nodes.len()
+        };
+        println!(
+            "      {key_id} ({scheme}, 2 of {nodes}): public key {}",
+            hex::encode(&key.public_key.0)
         );
-        let outcomes = client
-            .run_session(&new_session_id(), &all, &SessionKind::CreateKey { request })
-            .await?;
-        let mut pk = None;
-        for (node, o) in outcomes {
-            match o {
-                Outcome::KeyCreated { public_key, .. } => {
-                    if pk.get_or_insert(public_key.to_vec()) != &public_key.to_vec() {
-                        bail!("nodes disagree on {key_id}");
-                    }
+        let runs: Vec<(Vec<u32>, PresignatureUse, &str)> = match scheme {
+            Scheme::EcdsaSecp256k1 => vec![
+                (
+                    vec![0, 0],
+                    PresignatureUse::Never,
+                    "full signing, child key m/0/0",
+                ),
+                (
+                    vec![],
+                    PresignatureUse::Prefer,
+                    "from a presignature, key m",
+                ),
+            ],
+            Scheme::EddsaEd25519 => vec![(vec![], PresignatureUse::Never, "FROST")],
+        };
+        for (path, presignature, what) in runs {
+            if presignature == PresignatureUse::Prefer {
+                ops::wait_for_pool(api, key_id, &path, 1, Duration::from_secs(600))
+                    .await
+                    .context("waiting for the coordinator's presignature pool")?;
+            }
+            let payload = match scheme {
+                Scheme::EcdsaSecp256k1 => {
+                    use sha2::Digest;
+                    sha2::Sha256::digest(b"cohort demo transaction").to_vec()
                 }
-                other => bail!("key generation at node {node}: {other:?}"),
+                Scheme::EddsaEd25519 => b"cohort demo message".to_vec(),
+            };
+            let t = Instant::now();
+            let result = ops::sign(
+                api,
+                key_id,
+                &path,
+                payload.clone(),
+                &approvers,
+                Some(presignature),
+            )
+            .await?;
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            let ok = verified(scheme, &payload, &result);
+            let s = result.signatures.first().context("no signature")?;
+            println!(
+                "      {what}: nodes {:?}{} in {ms:.1} ms; signature {}",
+                s.nodes,
+                if s.presigned { " (presigned)" } else { "" },
+                if ok {
+                    "VERIFIED (independent library)"
+                } else {
+                    "FAILED verification"
+                }
+            );
+            if !ok {
+                failures += 1;
             }
         }
-        let pk = pk.context("no key")?;
+    }
+    let verification: coordinator::api::AuditVerification = api
+        .get("/v1/audit/verify")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if verification.ok {
         println!(
-            "      {key_id} ({scheme}, 2 of {}): public key {}",
-            client.nodes(),
-            hex::encode(&pk)
+            "      audit log: {} hash-chained records, chain intact",
+            verification.records
         );
-
-        let path: Vec<u32> = if scheme == Scheme::EcdsaSecp256k1 {
-            vec![0, 0]
-        } else {
-            vec![]
-        };
-        let payload = match scheme {
-            Scheme::EcdsaSecp256k1 => {
-                use sha2::Digest;
-                sha2::Sha256::digest(b"cohort demo transaction").to_vec()
-            }
-            Scheme::EddsaEd25519 => b"cohort demo message".to_vec(),
-        };
-        let request = approve(
-            &sign_request(CLUSTER, key_id, &path, vec![payload.clone()]),
-            &approvers,
-        );
-        let kind = SessionKind::Sign {
-            request,
-            payload: 0,
-            presignature: None,
-        };
-        let t = Instant::now();
-        let (signature, signer) = one_signature(
-            &client
-                .run_session(&new_session_id(), &[0, 1], &kind)
-                .await?,
-        )?;
-        let ok = match scheme {
-            Scheme::EcdsaSecp256k1 => k256::ecdsa::VerifyingKey::from_sec1_bytes(&signer)
-                .ok()
-                .zip(k256::ecdsa::Signature::from_slice(&signature).ok())
-                .is_some_and(|(vk, sig)| vk.verify_prehash(&payload, &sig).is_ok()),
-            Scheme::EddsaEd25519 => <[u8; 32]>::try_from(signer.as_slice())
-                .ok()
-                .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
-                .zip(ed25519_dalek::Signature::from_slice(&signature).ok())
-                .is_some_and(|(vk, sig)| vk.verify_strict(&payload, &sig).is_ok()),
-        };
-        let what = if path.is_empty() {
-            "key".to_string()
-        } else {
-            "child key m/0/0".to_string()
-        };
+    } else {
+        failures += 1;
         println!(
-            "      signed by nodes 0 and 1 in {:.0} ms; signature {} under the {what}",
-            t.elapsed().as_secs_f64() * 1000.0,
-            if ok {
-                "VERIFIED (independent library)"
-            } else {
-                "FAILED verification"
-            }
+            "      audit log BROKEN at record {:?}",
+            verification.broken_at
         );
-        if !ok {
-            failures += 1;
-        }
+    }
+    if failures > 0 {
+        bail!("{failures} threshold check(s) failed");
     }
     Ok(failures)
 }

@@ -1,7 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod attest;
-pub mod client;
+pub use coordinator::client;
 pub mod cluster;
 pub mod demo;
 pub mod ops;

@@ -10,6 +10,7 @@ use attestation::Policy;
 use clap::{Args, Parser, Subcommand};
 use cli::client::HttpClient;
 use cli::sim::{SimCluster, SimOptions};
+use coordinator::api::PresignatureUse;
 use rand::RngCore;
 
 #[derive(Debug, Parser)]
@@ -39,9 +40,12 @@ enum Command {
     },
     /// Initialise the cluster: admins and their quorum, peer admission, auxiliary info.
     Genesis {
-        /// Cluster directory (from `cohort sim up`).
+        /// Cluster directory (from `cohort sim up`), to find its coordinator.
         #[arg(long, default_value = ".cohort-sim")]
         dir: PathBuf,
+        /// The coordinator's URL (default: the one of the sim cluster in --dir).
+        #[arg(long, env = "COHORT_COORDINATOR")]
+        coordinator: Option<String>,
         /// The cluster's name.
         #[arg(long, default_value = "cohort")]
         cluster: String,
@@ -60,9 +64,12 @@ enum Command {
     Audit(AuditCommand),
     /// Sign a payload (32-byte digest for ECDSA, message for EdDSA) with a key.
     Sign {
-        /// Cluster directory.
+        /// Cluster directory (from `cohort sim up`), to find its coordinator.
         #[arg(long, default_value = ".cohort-sim")]
         dir: PathBuf,
+        /// The coordinator's URL (default: the one of the sim cluster in --dir).
+        #[arg(long, env = "COHORT_COORDINATOR")]
+        coordinator: Option<String>,
         /// The key.
         #[arg(long)]
         key: String,
@@ -75,9 +82,46 @@ enum Command {
         /// Approver key files.
         #[arg(long = "approver", required = true)]
         approvers: Vec<PathBuf>,
-        /// Nodes to sign with, comma separated (default: the first threshold nodes).
-        #[arg(long, value_delimiter = ',')]
-        nodes: Option<Vec<u16>>,
+        /// Use a ready presignature if a healthy quorum holds one (`prefer`), or not (`never`).
+        #[arg(long, default_value = "prefer", value_parser = parse_presignature)]
+        presignature: PresignatureUse,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drive signing through the coordinator at a given concurrency; print p50/p95/p99
+    /// latency, throughput and failures.
+    Bench {
+        /// Cluster directory (from `cohort sim up`), to find its coordinator.
+        #[arg(long, default_value = ".cohort-sim")]
+        dir: PathBuf,
+        /// The coordinator's URL (default: the one of the sim cluster in --dir).
+        #[arg(long, env = "COHORT_COORDINATOR")]
+        coordinator: Option<String>,
+        /// The key.
+        #[arg(long)]
+        key: String,
+        /// Derivation path (ECDSA keys).
+        #[arg(long, default_value = "m", value_parser = cli::requests::parse_path)]
+        path: std::vec::Vec<u32>,
+        /// Approver key files.
+        #[arg(long = "approver", required = true)]
+        approvers: Vec<PathBuf>,
+        /// Signing requests to measure.
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// Requests sent first and not measured.
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        /// `prefer` (sign from presignatures when the pools hold some) or `never`.
+        #[arg(long, default_value = "prefer", value_parser = parse_presignature)]
+        presignature: PresignatureUse,
+        /// Before measuring, wait until every quorum's pool holds this many presignatures.
+        #[arg(long, default_value_t = 0)]
+        wait_pool: u32,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -115,11 +159,18 @@ enum SimCommand {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Check the hash chain of the audit log; exit 1 at the first broken link.
+    /// Check the hash chain of the audit log; exit 1 at the first broken link. Reads the
+    /// coordinator's store directly with --store, or asks the coordinator.
     Verify {
         /// The coordinator's store: sqlite:PATH or postgres://...
         #[arg(long)]
-        store: String,
+        store: Option<String>,
+        /// Cluster directory (from `cohort sim up`), to find its coordinator.
+        #[arg(long, default_value = ".cohort-sim")]
+        dir: PathBuf,
+        /// The coordinator's URL (default: the one of the sim cluster in --dir).
+        #[arg(long, env = "COHORT_COORDINATOR")]
+        coordinator: Option<String>,
     },
 }
 
@@ -127,9 +178,12 @@ enum AuditCommand {
 enum KeyCommand {
     /// Create a key by distributed key generation on every node.
     Create {
-        /// Cluster directory.
+        /// Cluster directory (from `cohort sim up`), to find its coordinator.
         #[arg(long, default_value = ".cohort-sim")]
         dir: PathBuf,
+        /// The coordinator's URL (default: the one of the sim cluster in --dir).
+        #[arg(long, env = "COHORT_COORDINATOR")]
+        coordinator: Option<String>,
         /// The key's id.
         #[arg(long)]
         id: String,
@@ -151,6 +205,15 @@ enum KeyCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// List the cluster's keys (JSON).
+    List {
+        /// Cluster directory (from `cohort sim up`), to find its coordinator.
+        #[arg(long, default_value = ".cohort-sim")]
+        dir: PathBuf,
+        /// The coordinator's URL (default: the one of the sim cluster in --dir).
+        #[arg(long, env = "COHORT_COORDINATOR")]
+        coordinator: Option<String>,
     },
 }
 
@@ -206,6 +269,14 @@ struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_presignature(s: &str) -> Result<PresignatureUse, String> {
+    match s {
+        "prefer" => Ok(PresignatureUse::Prefer),
+        "never" => Ok(PresignatureUse::Never),
+        other => Err(format!("`{other}`: expected prefer or never")),
+    }
 }
 
 fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
@@ -297,6 +368,7 @@ async fn sim_up(nodes: usize, dir: PathBuf, fixture_primes: bool) -> anyhow::Res
             n.id, n.enclave, n.module_id, n.proxy_url
         );
     }
+    println!("coordinator: {}", cluster.info.coordinator_url);
     println!(
         "endpoints written to {}",
         cluster.dir.join("cluster.json").display()
@@ -402,15 +474,8 @@ async fn demo(
     println!(
         "[4/4] threshold keys: genesis, auxiliary info, an ECDSA and an EdDSA key, signatures"
     );
-    let cluster_client = cli::cluster::ClusterClient::new(
-        cluster
-            .info
-            .nodes
-            .iter()
-            .map(|n| n.proxy_url.clone())
-            .collect(),
-    );
-    let threshold = cli::demo::run(&cluster_client).await;
+    let api = coordinator::client::ApiClient::new(&cluster.info.coordinator_url);
+    let threshold = cli::demo::run(&api).await;
     cluster.stop().await?;
     failures += threshold?;
     println!("chain transactions (Bitcoin, Ethereum, Solana) are not built yet");
@@ -446,9 +511,9 @@ async fn main() -> ExitCode {
         }
         Command::Attest(AttestCommand::Verify(args)) => verify_command(args),
         Command::Demo { nodes, dir, fixture_primes } => demo(nodes, dir, fixture_primes).await,
-        Command::Audit(AuditCommand::Verify { store }) => (|| {
+        Command::Audit(AuditCommand::Verify { store: Some(store), .. }) => (|| {
             let mut store = coordinator::store::open(&store)?;
-            Ok(match coordinator::store::verify_log(store.as_mut())? {
+            Ok(match coordinator::store::verify_log(&mut store)? {
                 Ok(n) => {
                     println!("audit chain intact: {n} records");
                     ExitCode::SUCCESS
@@ -459,43 +524,101 @@ async fn main() -> ExitCode {
                 }
             })
         })(),
+        Command::Audit(AuditCommand::Verify { store: None, dir, coordinator }) => async {
+            let api = cli::ops::api(coordinator.as_deref(), &dir)?;
+            let v: coordinator::api::AuditVerification =
+                api.get("/v1/audit/verify").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(if v.ok {
+                println!("audit chain intact: {} records", v.records);
+                ExitCode::SUCCESS
+            } else {
+                println!(
+                    "audit chain broken at record {}: {}",
+                    v.broken_at.unwrap_or_default(),
+                    v.reason.unwrap_or_default()
+                );
+                ExitCode::from(1)
+            })
+        }
+        .await,
         Command::Keygen { out } => cli::ops::keygen(&out).map(|pk| {
             println!("public key: {}", hex::encode(pk));
             ExitCode::SUCCESS
         }),
-        Command::Genesis { dir, cluster, admins, quorum } => async {
-            cli::ops::genesis(&dir, &cluster, &read_keys(&admins)?, quorum).await?;
+        Command::Genesis { dir, coordinator, cluster, admins, quorum } => async {
+            let api = cli::ops::api(coordinator.as_deref(), &dir)?;
+            cli::ops::genesis(&api, &cluster, None, &read_keys(&admins)?, quorum).await?;
             println!("genesis done on every node; peers admitted; auxiliary info ready");
             Ok(ExitCode::SUCCESS)
         }
         .await,
-        Command::Key(KeyCommand::Create { dir, id, scheme, threshold, admins, approvers, approvals, json }) => async {
+        Command::Key(KeyCommand::Create { dir, coordinator, id, scheme, threshold, admins, approvers, approvals, json }) => async {
+            let api = cli::ops::api(coordinator.as_deref(), &dir)?;
             let approvers = approvers.iter().map(|a| approver_public(a)).collect::<anyhow::Result<Vec<_>>>()?;
-            let info = cli::ops::create_key(&dir, &id, scheme, threshold, &read_keys(&admins)?, &approvers, approvals).await?;
+            let info = cli::ops::create_key(&api, &id, scheme, threshold, &read_keys(&admins)?, &approvers, approvals).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"key_id": id, "key": info}))?);
+                println!("{}", serde_json::to_string_pretty(&info)?);
             } else {
-                println!("key {id} ({scheme}, {threshold} of the cluster): public key {}", info.public_key);
+                println!("key {id} ({scheme}, {threshold} of the cluster): public key {}", hex::encode(&info.public_key.0));
                 if let Some(c) = &info.chain_code {
-                    println!("chain code: {c}");
+                    println!("chain code: {}", hex::encode(&c.0));
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
         .await,
-        Command::Sign { dir, key, payload, path, approvers, nodes, json } => async {
-            let (signature, public_key) =
-                cli::ops::sign(&dir, &key, &path, payload.0, &read_keys(&approvers)?, nodes).await?;
+        Command::Key(KeyCommand::List { dir, coordinator }) => async {
+            let api = cli::ops::api(coordinator.as_deref(), &dir)?;
+            let list: coordinator::api::KeyList =
+                api.get("/v1/keys").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string_pretty(&list)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        .await,
+        Command::Sign { dir, coordinator, key, payload, path, approvers, presignature, json } => async {
+            let api = cli::ops::api(coordinator.as_deref(), &dir)?;
+            let result =
+                cli::ops::sign(&api, &key, &path, payload.0, &read_keys(&approvers)?, Some(presignature)).await?;
+            let s = result.signatures.first().context("no signature in the answer")?;
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"signature": hex::encode(&signature), "public_key": hex::encode(&public_key)})
+                    serde_json::json!({
+                        "signature": hex::encode(&s.signature.0),
+                        "public_key": hex::encode(&s.public_key.0),
+                        "nodes": s.nodes,
+                        "presigned": s.presigned,
+                        "request_id": hex::encode(&result.request_id.0),
+                    })
                 );
             } else {
-                println!("signature:  {}", hex::encode(&signature));
-                println!("public key: {}", hex::encode(&public_key));
+                println!("signature:  {}", hex::encode(&s.signature.0));
+                println!("public key: {}", hex::encode(&s.public_key.0));
+                println!("nodes:      {:?}{}", s.nodes, if s.presigned { " (presigned)" } else { "" });
             }
             Ok(ExitCode::SUCCESS)
+        }
+        .await,
+        Command::Bench { dir, coordinator, key, path, approvers, count, concurrency, warmup, presignature, wait_pool, json } => async {
+            let api = cli::ops::api(coordinator.as_deref(), &dir)?;
+            let approvers = read_keys(&approvers)?;
+            if wait_pool > 0 {
+                cli::ops::wait_for_pool(&api, &key, &path, wait_pool, Duration::from_secs(1800)).await?;
+            }
+            let r = cli::ops::bench(&api, &key, &path, &approvers, count, concurrency, warmup, presignature).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "{} {} ({:?}): {} requests at concurrency {}: {} ok ({} presigned), failures {:?}",
+                    r.key_id, r.scheme, r.presignature, r.requests, r.concurrency, r.ok, r.presigned, r.failures
+                );
+                println!(
+                    "latency ms: p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}; throughput {:.1}/s over {:.1} s",
+                    r.p50_ms, r.p95_ms, r.p99_ms, r.max_ms, r.throughput_per_s, r.wall_s
+                );
+            }
+            Ok(if r.ok == r.requests { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         .await,
     };

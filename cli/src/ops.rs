@@ -1,17 +1,25 @@
-//! Cluster operations behind `cohort genesis`, `cohort key create` and `cohort sign`, run against
-//! a cluster directory written by `cohort sim up` (its `cluster.json` names the proxies).
-//! Until the coordinator exists, the CLI relays the sessions itself.
+//! Cluster operations behind `cohort genesis`, `cohort key create`, `cohort sign` and
+//! `cohort bench`: requests are built and approved here (where the admin and approver keys are)
+//! and sent to the coordinator's API. Without `--coordinator`, the URL comes from the
+//! `cluster.json` that `cohort sim up` wrote in its directory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use coordinator::api::{
+    ApprovedJson, ClusterStatus, CreateKeyJson, GenesisJson, GenesisStatus, KeyInfo,
+    PresignatureUse, SignRequestJson, SignResult,
+};
+use coordinator::client::{ApiCallError, ApiClient};
 use ed25519_dalek::SigningKey;
 use protocol::policy::Scheme;
-use protocol::session::{Outcome, SessionKind};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
+use tokio::task::JoinSet;
 
-use crate::cluster::{ClusterClient, new_session_id};
 use crate::requests;
 
 /// Writes a new Ed25519 key (hex seed, mode 0600) and returns its public key.
@@ -46,125 +54,99 @@ pub fn read_key(path: &Path) -> anyhow::Result<SigningKey> {
 
 #[derive(Deserialize)]
 struct ClusterFile {
-    nodes: Vec<NodeEntry>,
+    coordinator_url: String,
 }
 
-#[derive(Deserialize)]
-struct NodeEntry {
-    proxy_url: String,
-}
-
-/// What the CLI remembers of the cluster (in `DIR/state.json`).
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct CliState {
-    /// The cluster's name, from genesis.
-    pub cluster: String,
-    /// Keys created, by id.
-    pub keys: std::collections::BTreeMap<String, KeyInfo>,
-}
-
-/// A created key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct KeyInfo {
-    /// Its scheme.
-    pub scheme: Scheme,
-    /// Its threshold.
-    pub threshold: u16,
-    /// Public key, hex.
-    pub public_key: String,
-    /// BIP32 chain code, hex (ECDSA).
-    pub chain_code: Option<String>,
-}
-
-fn state_path(dir: &Path) -> PathBuf {
-    dir.join("state.json")
-}
-
-/// Loads `DIR/state.json`.
-pub fn load_state(dir: &Path) -> anyhow::Result<CliState> {
-    let text = std::fs::read_to_string(state_path(dir)).with_context(|| {
-        format!(
-            "no cluster state in {} (run cohort genesis first)",
-            dir.display()
-        )
-    })?;
-    Ok(serde_json::from_str(&text)?)
-}
-
-fn save_state(dir: &Path, state: &CliState) -> anyhow::Result<()> {
-    let tmp = dir.join(".state.json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(state)? + "\n")?;
-    std::fs::rename(tmp, state_path(dir))?;
-    Ok(())
-}
-
-/// A client for the proxies listed in `DIR/cluster.json`.
-pub fn client(dir: &Path) -> anyhow::Result<ClusterClient> {
-    let text = std::fs::read_to_string(dir.join("cluster.json")).with_context(|| {
-        format!(
-            "no cluster.json in {} (is `cohort sim up` running?)",
-            dir.display()
-        )
-    })?;
-    let file: ClusterFile = serde_json::from_str(&text)?;
-    Ok(ClusterClient::new(
-        file.nodes.into_iter().map(|n| n.proxy_url).collect(),
-    ))
-}
-
-fn refused_any(
-    refusals: &std::collections::BTreeMap<u16, Vec<(u16, String)>>,
-) -> anyhow::Result<()> {
-    for (node, refused) in refusals {
-        if let Some((peer, why)) = refused.first() {
-            bail!("node {node} refused peer {peer}: {why}");
-        }
+/// The coordinator to talk to: `--coordinator URL`, or the one of the sim cluster in `dir`.
+pub fn api(coordinator: Option<&str>, dir: &Path) -> anyhow::Result<ApiClient> {
+    if let Some(url) = coordinator {
+        return Ok(ApiClient::new(url));
     }
-    Ok(())
+    let path = dir.join("cluster.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "no --coordinator given and no {} (is `cohort sim up` running?)",
+            path.display()
+        )
+    })?;
+    let file: ClusterFile = serde_json::from_str(&text)
+        .with_context(|| format!("{} names no coordinator", path.display()))?;
+    Ok(ApiClient::new(&file.coordinator_url))
 }
 
-/// Genesis on every node, peer admission, and auxiliary info for ECDSA keys.
+fn api_err(e: ApiCallError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+/// The cluster's name, from its genesis.
+pub async fn cluster_name(api: &ApiClient) -> anyhow::Result<String> {
+    let status: ClusterStatus = api.get("/v1/cluster").await.map_err(api_err)?;
+    status
+        .genesis
+        .cluster
+        .context("the cluster has no genesis yet (run cohort genesis)")
+}
+
+/// Submits a genesis and waits (printing progress) until the cluster is ready.
 pub async fn genesis(
-    dir: &Path,
+    api: &ApiClient,
     cluster: &str,
+    nodes: Option<u16>,
     admins: &[SigningKey],
     quorum: u16,
-) -> anyhow::Result<()> {
-    let client = client(dir)?;
+) -> anyhow::Result<GenesisStatus> {
     let q = usize::from(quorum);
     if q == 0 || q > admins.len() {
         bail!("the quorum must be between 1 and the number of admins");
     }
+    let nodes = match nodes {
+        Some(n) => n,
+        None => {
+            let status: ClusterStatus = api.get("/v1/cluster").await.map_err(api_err)?;
+            status.nodes.len() as u16
+        }
+    };
     let g = requests::approve(
-        &requests::genesis(cluster, client.nodes(), admins, quorum),
+        &requests::genesis(cluster, nodes, admins, quorum),
         &admins[..q],
     );
-    client.genesis(&g).await?;
-    save_state(
-        dir,
-        &CliState {
-            cluster: cluster.into(),
-            keys: Default::default(),
-        },
-    )?;
-    refused_any(&client.admit_peers().await?)?;
-    client.wait_for_primes().await?;
-    let all: Vec<u16> = (0..client.nodes()).collect();
-    let outcomes = client
-        .run_session(&new_session_id(), &all, &SessionKind::AuxInfo)
-        .await?;
-    for (node, o) in outcomes {
-        if let Outcome::Failed { message, .. } = o {
-            bail!("auxiliary info failed at node {node}: {message}");
-        }
-    }
-    Ok(())
+    let body = ApprovedJson::<GenesisJson>::from_wire(&g);
+    let _: GenesisStatus = api.post("/v1/genesis", &body).await.map_err(api_err)?;
+    wait_ready(api).await
 }
 
-/// Creates a key; returns its info.
-#[allow(clippy::too_many_arguments)]
+/// Waits until the cluster's genesis is done, printing each new step.
+pub async fn wait_ready(api: &ApiClient) -> anyhow::Result<GenesisStatus> {
+    let started = Instant::now();
+    let mut last = String::new();
+    loop {
+        let status: ClusterStatus = api.get("/v1/cluster").await.map_err(api_err)?;
+        let g = status.genesis;
+        if g.detail != last {
+            println!(
+                "      [{:>3} s] {}: {}",
+                started.elapsed().as_secs(),
+                g.state,
+                g.detail
+            );
+            last = g.detail.clone();
+        }
+        match g.state.as_str() {
+            "ready" => return Ok(g),
+            "failed" => bail!("genesis failed: {}", g.detail),
+            "none" => bail!("the coordinator has no genesis"),
+            _ => {}
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            bail!("the cluster is not ready after 30 minutes: {}", g.detail);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Creates a key through the coordinator.
 pub async fn create_key(
-    dir: &Path,
+    api: &ApiClient,
     key_id: &str,
     scheme: Scheme,
     threshold: u16,
@@ -172,16 +154,14 @@ pub async fn create_key(
     approvers: &[[u8; 32]],
     approvals_needed: u16,
 ) -> anyhow::Result<KeyInfo> {
-    let mut state = load_state(dir)?;
-    let client = client(dir)?;
-    refused_any(&client.admit_peers().await?)?;
+    let cluster = cluster_name(api).await?;
     let approvers: Vec<ByteBuf> = approvers
         .iter()
         .map(|k| ByteBuf::from(k.to_vec()))
         .collect();
     let request = requests::approve(
         &requests::create_key(
-            &state.cluster,
+            &cluster,
             key_id,
             scheme,
             threshold,
@@ -190,80 +170,247 @@ pub async fn create_key(
         ),
         admins,
     );
-    let all: Vec<u16> = (0..client.nodes()).collect();
-    let outcomes = client
-        .run_session(&new_session_id(), &all, &SessionKind::CreateKey { request })
-        .await?;
-    let mut info: Option<KeyInfo> = None;
-    for (node, o) in outcomes {
-        match o {
-            Outcome::KeyCreated {
-                public_key,
-                chain_code,
-                ..
-            } => {
-                let this = KeyInfo {
-                    scheme,
-                    threshold,
-                    public_key: hex::encode(&public_key),
-                    chain_code: chain_code.map(hex::encode),
-                };
-                if let Some(prev) = &info
-                    && prev.public_key != this.public_key
-                {
-                    bail!("nodes disagree on the new key's public key: refusing it");
-                }
-                info = Some(this);
-            }
-            Outcome::Failed { message, .. } => bail!("node {node}: {message}"),
-            other => bail!("node {node}: unexpected {other:?}"),
-        }
-    }
-    let info = info.context("no node answered")?;
-    state.keys.insert(key_id.into(), info.clone());
-    save_state(dir, &state)?;
-    Ok(info)
+    api.post(
+        "/v1/keys",
+        &ApprovedJson::<CreateKeyJson>::from_wire(&request),
+    )
+    .await
+    .map_err(api_err)
 }
 
-/// Signs one payload; returns (signature, public key).
+/// An approved signing request body, ready to submit.
+pub fn sign_body(
+    cluster: &str,
+    key_id: &str,
+    path: &[u32],
+    payloads: Vec<Vec<u8>>,
+    approvers: &[SigningKey],
+    presignature: Option<PresignatureUse>,
+) -> ApprovedJson<SignRequestJson> {
+    let request = requests::approve(
+        &requests::sign_request(cluster, key_id, path, payloads),
+        approvers,
+    );
+    let mut body = ApprovedJson::<SignRequestJson>::from_wire(&request);
+    body.presignature = presignature;
+    body
+}
+
+/// Signs one payload through the coordinator.
 pub async fn sign(
-    dir: &Path,
+    api: &ApiClient,
     key_id: &str,
     path: &[u32],
     payload: Vec<u8>,
     approvers: &[SigningKey],
-    quorum: Option<Vec<u16>>,
-) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
-    let state = load_state(dir)?;
-    let key = state
-        .keys
-        .get(key_id)
-        .with_context(|| format!("unknown key {key_id}"))?;
-    let client = client(dir)?;
-    refused_any(&client.admit_peers().await?)?;
-    let request = requests::approve(
-        &requests::sign_request(&state.cluster, key_id, path, vec![payload]),
+    presignature: Option<PresignatureUse>,
+) -> anyhow::Result<SignResult> {
+    let cluster = cluster_name(api).await?;
+    let body = sign_body(
+        &cluster,
+        key_id,
+        path,
+        vec![payload],
         approvers,
+        presignature,
     );
-    let quorum = quorum.unwrap_or_else(|| (0..key.threshold).collect());
-    let kind = SessionKind::Sign {
-        request,
-        payload: 0,
-        presignature: None,
+    api.post("/v1/signatures", &body).await.map_err(api_err)
+}
+
+/// What `cohort bench` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// The key.
+    pub key_id: String,
+    /// Its scheme.
+    pub scheme: Scheme,
+    /// Derivation path.
+    pub path: String,
+    /// Presignature use requested.
+    pub presignature: PresignatureUse,
+    /// Requests sent (after warm-up).
+    pub requests: usize,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Succeeded.
+    pub ok: usize,
+    /// Of those, signed from a presignature.
+    pub presigned: usize,
+    /// Failed, by error code.
+    pub failures: BTreeMap<String, usize>,
+    /// Latency percentiles of successful requests, milliseconds.
+    pub p50_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Slowest.
+    pub max_ms: f64,
+    /// Successful signatures per second over the whole run.
+    pub throughput_per_s: f64,
+    /// Wall time of the run, seconds.
+    pub wall_s: f64,
+}
+
+/// The `p`-th percentile (nearest rank) of sorted samples.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Drives `count` signing requests at `concurrency` through the coordinator and measures them.
+#[allow(clippy::too_many_arguments)]
+pub async fn bench(
+    api: &ApiClient,
+    key_id: &str,
+    path: &[u32],
+    approvers: &[SigningKey],
+    count: usize,
+    concurrency: usize,
+    warmup: usize,
+    presignature: PresignatureUse,
+) -> anyhow::Result<BenchReport> {
+    let cluster = cluster_name(api).await?;
+    let key: KeyInfo = api
+        .get(&format!("/v1/keys/{key_id}"))
+        .await
+        .map_err(api_err)?;
+    let payload = |i: usize| -> Vec<u8> {
+        match key.scheme {
+            Scheme::EcdsaSecp256k1 => {
+                use sha2::Digest;
+                sha2::Sha256::digest(format!("cohort bench {i} {}", rand::random::<u64>())).to_vec()
+            }
+            Scheme::EddsaEd25519 => format!("cohort bench message {i}").into_bytes(),
+        }
     };
-    let outcomes = client
-        .run_session(&new_session_id(), &quorum, &kind)
-        .await?;
-    let mut result = None;
-    for (node, o) in outcomes {
-        match o {
-            Outcome::Signed {
-                signature,
-                public_key,
-            } => result = Some((signature.to_vec(), public_key.to_vec())),
-            Outcome::Failed { message, .. } => bail!("node {node}: {message}"),
-            other => bail!("node {node}: unexpected {other:?}"),
+    // Requests are built and approved before the clock starts: approving is the client's work.
+    let bodies: Vec<ApprovedJson<SignRequestJson>> = (0..warmup + count)
+        .map(|i| {
+            sign_body(
+                &cluster,
+                key_id,
+                path,
+                vec![payload(i)],
+                approvers,
+                Some(presignature),
+            )
+        })
+        .collect();
+    let (warm, measured) = bodies.split_at(warmup);
+    for body in warm {
+        let _: Result<SignResult, _> = api.post("/v1/signatures", body).await;
+    }
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(measured.to_vec()));
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let (api, queue) = (api.clone(), queue.clone());
+        tasks.spawn(async move {
+            let mut samples = Vec::new();
+            loop {
+                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                let Some(body) = next else { break };
+                let t = Instant::now();
+                let r: Result<SignResult, ApiCallError> = api.post("/v1/signatures", &body).await;
+                samples.push((t.elapsed().as_secs_f64() * 1000.0, r));
+            }
+            samples
+        });
+    }
+    let mut latencies = Vec::new();
+    let mut presigned = 0;
+    let mut failures: BTreeMap<String, usize> = BTreeMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        for (ms, r) in joined.context("bench task")? {
+            match r {
+                Ok(result) if result.status == "completed" => {
+                    latencies.push(ms);
+                    if result.signatures.iter().all(|s| s.presigned) {
+                        presigned += 1;
+                    }
+                }
+                Ok(result) => {
+                    let code = result.error.map_or("failed".to_string(), |e| e.code);
+                    *failures.entry(code).or_default() += 1;
+                }
+                Err(e) => {
+                    let code = e.code().unwrap_or("transport").to_string();
+                    *failures.entry(code).or_default() += 1;
+                }
+            }
         }
     }
-    result.context("no node answered")
+    let wall = started.elapsed().as_secs_f64();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    Ok(BenchReport {
+        key_id: key_id.to_string(),
+        scheme: key.scheme,
+        path: coordinator::api::path_string(path),
+        presignature,
+        requests: count,
+        concurrency,
+        ok: latencies.len(),
+        presigned,
+        failures,
+        p50_ms: percentile(&latencies, 50.0),
+        p95_ms: percentile(&latencies, 95.0),
+        p99_ms: percentile(&latencies, 99.0),
+        max_ms: latencies.last().copied().unwrap_or(0.0),
+        throughput_per_s: if wall > 0.0 {
+            latencies.len() as f64 / wall
+        } else {
+            0.0
+        },
+        wall_s: wall,
+    })
+}
+
+/// Waits until the coordinator's pools hold at least `level` presignatures for every quorum of
+/// `key_id` at `path` (for benchmarks of presigned signing).
+pub async fn wait_for_pool(
+    api: &ApiClient,
+    key_id: &str,
+    path: &[u32],
+    level: u32,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let path = coordinator::api::path_string(path);
+    let started = Instant::now();
+    loop {
+        let status: ClusterStatus = api.get("/v1/cluster").await.map_err(api_err)?;
+        let pools: Vec<_> = status
+            .pools
+            .iter()
+            .filter(|p| p.key_id == key_id && p.path == path && p.target > 0)
+            .collect();
+        if !pools.is_empty() && pools.iter().all(|p| p.ready >= level.min(p.target)) {
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            bail!(
+                "presignature pools of {key_id} not filled after {} s",
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let s: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&s, 50.0), 50.0);
+        assert_eq!(percentile(&s, 95.0), 95.0);
+        assert_eq!(percentile(&s, 99.0), 99.0);
+        assert_eq!(percentile(&[7.0], 99.0), 7.0);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+    }
 }

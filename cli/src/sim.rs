@@ -4,6 +4,8 @@
 //! DIR/ca/{root.pem, intermediate.pem, intermediate.key.pem}   simulated CA (kept across runs)
 //! DIR/node-I/enclave.sock                                    enclave I's Unix socket
 //! DIR/node-I/{enclave.log, proxy.log, proxy.addr}            logs and the proxy's HTTP address
+//! DIR/coordinator/{coordinator.db, coordinator.log}         the coordinator's store and log
+//! DIR/coordinator.addr                                       the coordinator's HTTP address
 //! DIR/cluster.json                                           root, measurements and endpoints
 //! DIR/sim.pid                                                pid of the `cohort sim up` running it
 //! ```
@@ -20,12 +22,14 @@ use nix::unistd::Pid;
 use serde::Serialize;
 use tokio::process::{Child, Command};
 
-use crate::client::HttpClient;
+use coordinator::client::HttpClient;
 
 /// Name of the enclave executable.
 pub const ENCLAVE_BIN: &str = "cohort-enclave";
 /// Name of the proxy executable.
 pub const PROXY_BIN: &str = "cohort-parent-proxy";
+/// Name of the coordinator executable.
+pub const COORDINATOR_BIN: &str = "cohort-coordinator";
 
 /// How to start a cluster.
 #[derive(Debug, Clone)]
@@ -43,6 +47,8 @@ pub struct SimOptions {
     pub fixture_primes: bool,
     /// Extra environment for the enclave processes (e.g. `RUST_LOG=trace`).
     pub enclave_env: Vec<(String, String)>,
+    /// Extra arguments for the coordinator (e.g. `--store postgres://...`, `--pool-level 8`).
+    pub coordinator_args: Vec<String>,
 }
 
 impl SimOptions {
@@ -55,6 +61,7 @@ impl SimOptions {
             ready_timeout: Duration::from_secs(60),
             fixture_primes: false,
             enclave_env: Vec::new(),
+            coordinator_args: Vec::new(),
         })
     }
 }
@@ -93,9 +100,12 @@ pub struct ClusterInfo {
     pub pcrs: [String; 3],
     /// The nodes.
     pub nodes: Vec<NodeInfo>,
+    /// The coordinator's base URL.
+    pub coordinator_url: String,
 }
 
-type EnclaveCommand = (PathBuf, Vec<String>, Vec<(String, String)>, PathBuf);
+/// How a process was started, to start it again: program, arguments, environment, log.
+type ProcessCommand = (PathBuf, Vec<String>, Vec<(String, String)>, PathBuf);
 
 /// A running simulated cluster. Dropping it kills every process it started.
 pub struct SimCluster {
@@ -104,7 +114,7 @@ pub struct SimCluster {
     /// Endpoints and measurements.
     pub info: ClusterInfo,
     children: Vec<(String, Child)>,
-    enclave_commands: Vec<EnclaveCommand>,
+    commands: std::collections::BTreeMap<String, ProcessCommand>,
 }
 
 fn spawn_logged(
@@ -173,8 +183,10 @@ impl SimCluster {
         SimulatedCa::load_or_generate(&ca_dir).context("simulated CA")?;
         let enclave_bin = options.bin_dir.join(ENCLAVE_BIN);
         let proxy_bin = options.bin_dir.join(PROXY_BIN);
+        let coordinator_bin = options.bin_dir.join(COORDINATOR_BIN);
         check_binary(&enclave_bin)?;
         check_binary(&proxy_bin)?;
+        check_binary(&coordinator_bin)?;
         let pcrs = simulated_pcrs(&measure_file(&enclave_bin)?);
         let pcrs_hex = [0, 1, 2].map(|i| hex::encode(&pcrs[&i]));
 
@@ -184,9 +196,10 @@ impl SimCluster {
                 root_pem_path: ca_dir.join("root.pem"),
                 pcrs: pcrs_hex.clone(),
                 nodes: Vec::new(),
+                coordinator_url: String::new(),
             },
             children: Vec::new(),
-            enclave_commands: Vec::new(),
+            commands: Default::default(),
         };
         for id in 1..=options.nodes {
             let node_dir = dir.join(format!("node-{id}"));
@@ -209,41 +222,37 @@ impl SimCluster {
                 args.extend(["--fixture-primes".to_string(), (id - 1).to_string()]);
             }
             let log = node_dir.join("enclave.log");
-            let enclave = spawn_logged(&enclave_bin, &args, &options.enclave_env, &log)?;
-            cluster.children.push((format!("enclave-{id}"), enclave));
-            cluster.enclave_commands.push((
-                enclave_bin.clone(),
-                args,
-                options.enclave_env.clone(),
-                log,
-            ));
+            cluster.launch(
+                format!("enclave-{id}"),
+                (enclave_bin.clone(), args, options.enclave_env.clone(), log),
+            )?;
 
             let addr_file = node_dir.join("proxy.addr");
             let _ = fs::remove_file(&addr_file);
-            let proxy = Command::new(&proxy_bin)
-                .args(["--enclave", &socket, "--listen", "127.0.0.1:0"])
-                .arg("--addr-file")
-                .arg(&addr_file)
-                .arg("--root")
-                .arg(&cluster.info.root_pem_path)
-                .args([
-                    "--pcr0",
-                    &pcrs_hex[0],
-                    "--pcr1",
-                    &pcrs_hex[1],
-                    "--pcr2",
-                    &pcrs_hex[2],
-                ])
-                .arg("--blob-dir")
-                .arg(node_dir.join("blobs"))
-                .args(["--reattest-secs", "5"])
-                .stdin(Stdio::null())
-                .stdout(log_file(&node_dir.join("proxy.log"))?)
-                .stderr(log_file(&node_dir.join("proxy.log"))?)
-                .kill_on_drop(true)
-                .spawn()
-                .with_context(|| format!("cannot start {}", proxy_bin.display()))?;
-            cluster.children.push((format!("proxy-{id}"), proxy));
+            let args: Vec<String> = vec![
+                "--enclave".into(),
+                socket.clone(),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--addr-file".into(),
+                addr_file.display().to_string(),
+                "--root".into(),
+                cluster.info.root_pem_path.display().to_string(),
+                "--pcr0".into(),
+                pcrs_hex[0].clone(),
+                "--pcr1".into(),
+                pcrs_hex[1].clone(),
+                "--pcr2".into(),
+                pcrs_hex[2].clone(),
+                "--blob-dir".into(),
+                node_dir.join("blobs").display().to_string(),
+                "--reattest-secs".into(),
+                "5".into(),
+            ];
+            cluster.launch(
+                format!("proxy-{id}"),
+                (proxy_bin.clone(), args, vec![], node_dir.join("proxy.log")),
+            )?;
             cluster.info.nodes.push(NodeInfo {
                 id,
                 module_id,
@@ -269,7 +278,14 @@ impl SimCluster {
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             };
-            cluster.info.nodes[i].proxy_url = format!("http://{}", addr.trim());
+            let addr = addr.trim().to_string();
+            cluster.info.nodes[i].proxy_url = format!("http://{addr}");
+            // A restarted proxy comes back on the same address: the coordinator knows it.
+            if let Some((_, args, _, _)) = cluster.commands.get_mut(&format!("proxy-{}", i + 1))
+                && let Some(pos) = args.iter().position(|a| a == "--listen")
+            {
+                args[pos + 1] = addr;
+            }
         }
         let client = HttpClient::new();
         for node in cluster.info.nodes.clone() {
@@ -290,9 +306,104 @@ impl SimCluster {
                 }
             }
         }
+        cluster.start_coordinator(&coordinator_bin, options).await?;
         let json = serde_json::to_string_pretty(&cluster.info)?;
         fs::write(dir.join("cluster.json"), json + "\n")?;
         Ok(cluster)
+    }
+
+    async fn start_coordinator(
+        &mut self,
+        program: &Path,
+        options: &SimOptions,
+    ) -> anyhow::Result<()> {
+        let data = self.dir.join("coordinator");
+        fs::create_dir_all(&data)?;
+        let addr_file = self.dir.join("coordinator.addr");
+        let _ = fs::remove_file(&addr_file);
+        let mut args: Vec<String> = vec![
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--addr-file".into(),
+            addr_file.display().to_string(),
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--root".into(),
+            self.info.root_pem_path.display().to_string(),
+        ];
+        for (i, pcr) in self.info.pcrs.iter().enumerate() {
+            args.extend([format!("--pcr{i}"), pcr.clone()]);
+        }
+        for n in &self.info.nodes {
+            args.extend(["--proxy".into(), n.proxy_url.clone()]);
+        }
+        args.extend(options.coordinator_args.iter().cloned());
+        self.launch(
+            "coordinator".into(),
+            (
+                program.to_path_buf(),
+                args,
+                vec![],
+                data.join("coordinator.log"),
+            ),
+        )?;
+        let deadline = Instant::now() + options.ready_timeout;
+        let addr = loop {
+            self.check_alive()?;
+            if let Ok(a) = fs::read_to_string(&addr_file) {
+                break a.trim().to_string();
+            }
+            if Instant::now() > deadline {
+                bail!("the coordinator did not start; see {}", data.display());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        self.info.coordinator_url = format!("http://{addr}");
+        if let Some((_, args, _, _)) = self.commands.get_mut("coordinator")
+            && let Some(pos) = args.iter().position(|a| a == "--listen")
+        {
+            args[pos + 1] = addr;
+        }
+        Ok(())
+    }
+
+    fn launch(&mut self, name: String, command: ProcessCommand) -> anyhow::Result<()> {
+        let (program, args, env, log) = &command;
+        let child = spawn_logged(program, args, env, log)?;
+        self.children.push((name.clone(), child));
+        self.commands.insert(name, command);
+        Ok(())
+    }
+
+    /// Kills process `name` (`enclave-1`, `proxy-2`, `coordinator`, ...) with SIGKILL.
+    pub async fn kill(&mut self, name: &str) -> anyhow::Result<()> {
+        let slot = self
+            .children
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .with_context(|| format!("no process {name}"))?;
+        let _ = slot.1.kill().await;
+        Ok(())
+    }
+
+    /// Starts process `name` again with the arguments it was started with (after [`kill`],
+    /// or killing it first if it still runs). Proxies and the coordinator keep their address.
+    ///
+    /// [`kill`]: SimCluster::kill
+    pub async fn restart(&mut self, name: &str) -> anyhow::Result<()> {
+        let (program, args, env, log) = self
+            .commands
+            .get(name)
+            .cloned()
+            .with_context(|| format!("no process {name}"))?;
+        let slot = self
+            .children
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .with_context(|| format!("no process {name}"))?;
+        let _ = slot.1.kill().await;
+        slot.1 = spawn_logged(&program, &args, &env, &log)?;
+        Ok(())
     }
 
     fn check_alive(&mut self) -> anyhow::Result<()> {
@@ -310,20 +421,7 @@ impl SimCluster {
     /// Kills enclave `id` (1-based) and starts it again: a new process, new identity keys, no
     /// state until its proxy hands it its sealed blobs.
     pub async fn restart_enclave(&mut self, id: usize) -> anyhow::Result<()> {
-        let name = format!("enclave-{id}");
-        let (program, args, env, log) = self
-            .enclave_commands
-            .get(id.wrapping_sub(1))
-            .cloned()
-            .with_context(|| format!("no enclave {id}"))?;
-        let slot = self
-            .children
-            .iter_mut()
-            .find(|(n, _)| *n == name)
-            .with_context(|| format!("no process {name}"))?;
-        let _ = slot.1.kill().await;
-        slot.1 = spawn_logged(&program, &args, &env, &log)?;
-        Ok(())
+        self.restart(&format!("enclave-{id}")).await
     }
 
     /// Process ids of the cluster's processes, by name (`enclave-1`, `proxy-1`, ...).

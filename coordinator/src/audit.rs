@@ -28,6 +28,10 @@ pub struct AuditEntry {
     pub nodes: Vec<u16>,
     /// `ok`, or the failure code.
     pub outcome: String,
+    /// The request id (hex) of an approved request, when there is one. Absent from records
+    /// written before it existed (and then not part of their encoding or hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// A stored record.

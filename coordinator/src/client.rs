@@ -1,4 +1,4 @@
-//! A small HTTP client for proxies (and, later, the coordinator).
+//! Small HTTP clients: for parent proxies (enclave frames) and for the coordinator's JSON API.
 
 use std::time::Duration;
 
@@ -59,6 +59,15 @@ impl HttpClient {
         let request = builder
             .body(Full::new(Bytes::from(body)))
             .with_context(|| format!("bad url {url}"))?;
+        self.exchange(request, url).await
+    }
+
+    /// Sends a prepared request and returns status and body.
+    pub async fn exchange(
+        &self,
+        request: Request<Full<Bytes>>,
+        url: &str,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
         let exchange = async {
             let response = self.inner.request(request).await?;
             let status = response.status();
@@ -108,5 +117,112 @@ impl HttpClient {
             EnclaveResponse::Error(e) => bail!("enclave refused: {e}"),
             other => bail!("unexpected {other} answer"),
         }
+    }
+}
+
+/// What a coordinator API call returned that was not the expected success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiCallError {
+    /// The coordinator answered with an error body.
+    #[error("{status}: {} ({})", .body.error.message, .body.error.code)]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The error.
+        body: crate::api::ErrorBody,
+    },
+    /// No (usable) answer.
+    #[error("{0:#}")]
+    Transport(anyhow::Error),
+}
+
+impl ApiCallError {
+    /// The stable code of an API error.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api { body, .. } => Some(&body.error.code),
+            Self::Transport(_) => None,
+        }
+    }
+}
+
+/// A client of the coordinator's JSON API.
+#[derive(Clone)]
+pub struct ApiClient {
+    http: HttpClient,
+    base: String,
+}
+
+impl ApiClient {
+    /// A client for the coordinator at `base` (e.g. `http://127.0.0.1:7000`).
+    pub fn new(base: &str) -> Self {
+        Self {
+            http: HttpClient::new().with_timeout(Duration::from_secs(900)),
+            base: base.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends `body` (JSON) with optional extra headers; decodes a 2xx answer as `T`.
+    pub async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl serde::Serialize>,
+        headers: &[(&str, &str)],
+    ) -> Result<T, ApiCallError> {
+        let url = format!("{}{path}", self.base);
+        let mut builder = Request::builder().method(method).uri(&url);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let bytes = match body {
+            Some(b) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                serde_json::to_vec(b).map_err(|e| ApiCallError::Transport(e.into()))?
+            }
+            None => Vec::new(),
+        };
+        let request = builder
+            .body(Full::new(Bytes::from(bytes)))
+            .map_err(|e| ApiCallError::Transport(e.into()))?;
+        let (status, body) = self
+            .http
+            .exchange(request, &url)
+            .await
+            .map_err(ApiCallError::Transport)?;
+        if status.is_success() {
+            serde_json::from_slice(&body)
+                .map_err(|e| ApiCallError::Transport(anyhow!("{url}: unexpected answer: {e}")))
+        } else {
+            match serde_json::from_slice::<crate::api::ErrorBody>(&body) {
+                Ok(body) => Err(ApiCallError::Api {
+                    status: status.as_u16(),
+                    body,
+                }),
+                Err(_) => Err(ApiCallError::Transport(anyhow!(
+                    "{url}: {status}: {}",
+                    String::from_utf8_lossy(&body)
+                ))),
+            }
+        }
+    }
+
+    /// GET `path`.
+    pub async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ApiCallError> {
+        self.call(Method::GET, path, None::<&()>, &[]).await
+    }
+
+    /// POST JSON to `path`.
+    pub async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<T, ApiCallError> {
+        self.call(Method::POST, path, Some(body), &[]).await
     }
 }

@@ -1,4 +1,11 @@
 #![doc = include_str!("../README.md")]
 
+pub mod api;
 pub mod audit;
+pub mod client;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod nodes;
+pub mod service;
 pub mod store;

@@ -1,6 +1,11 @@
 //! Persistence behind one interface: SQLite in the data directory by default, PostgreSQL (by URL)
 //! when several coordinators share one database. Schema migrations are numbered and applied once,
 //! each in its own transaction.
+//!
+//! Every operation is one transaction, written once for both backends over a small SQL layer
+//! ([`Tx`]): the same statements (`$1`-style placeholders) run on SQLite and PostgreSQL; only the
+//! table definitions and the presignature claim differ. A state change and the audit record that
+//! describes it commit together, so a crash leaves either both or neither.
 
 use crate::audit::{AuditEntry, AuditRecord, decode_entry, encode_entry, record_hash};
 
@@ -28,37 +33,316 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sqlite: "CREATE TABLE audit_log (
-        seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, entry BLOB NOT NULL,
-        prev_hash BLOB NOT NULL, hash BLOB NOT NULL)",
-    postgres: "CREATE TABLE audit_log (
-        seq BIGINT PRIMARY KEY, time BIGINT NOT NULL, entry BYTEA NOT NULL,
-        prev_hash BYTEA NOT NULL, hash BYTEA NOT NULL)",
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sqlite: "CREATE TABLE audit_log (
+            seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, entry BLOB NOT NULL,
+            prev_hash BLOB NOT NULL, hash BLOB NOT NULL)",
+        postgres: "CREATE TABLE audit_log (
+            seq BIGINT PRIMARY KEY, time BIGINT NOT NULL, entry BYTEA NOT NULL,
+            prev_hash BYTEA NOT NULL, hash BYTEA NOT NULL)",
+    },
+    Migration {
+        version: 2,
+        sqlite: "CREATE TABLE cluster (
+                id INTEGER PRIMARY KEY CHECK (id = 1), genesis TEXT NOT NULL,
+                state TEXT NOT NULL, detail TEXT NOT NULL, updated INTEGER NOT NULL);
+            CREATE TABLE keys (
+                key_id TEXT PRIMARY KEY, scheme TEXT NOT NULL, threshold INTEGER NOT NULL,
+                public_key BLOB NOT NULL, chain_code BLOB, policy TEXT NOT NULL,
+                created INTEGER NOT NULL);
+            CREATE TABLE requests (
+                idem_key TEXT PRIMARY KEY, kind TEXT NOT NULL, request_hash BLOB NOT NULL, request TEXT NOT NULL,
+                state TEXT NOT NULL, response TEXT, lease_until INTEGER NOT NULL,
+                created INTEGER NOT NULL, updated INTEGER NOT NULL);
+            CREATE INDEX requests_state ON requests (state, lease_until);
+            CREATE TABLE presignatures (
+                id BLOB PRIMARY KEY, key_id TEXT NOT NULL, path TEXT NOT NULL,
+                quorum TEXT NOT NULL, state TEXT NOT NULL, created INTEGER NOT NULL,
+                claimed_at INTEGER);
+            CREATE INDEX presignatures_ready ON presignatures (key_id, path, quorum, state);",
+        postgres: "CREATE TABLE cluster (
+                id BIGINT PRIMARY KEY CHECK (id = 1), genesis TEXT NOT NULL,
+                state TEXT NOT NULL, detail TEXT NOT NULL, updated BIGINT NOT NULL);
+            CREATE TABLE keys (
+                key_id TEXT PRIMARY KEY, scheme TEXT NOT NULL, threshold BIGINT NOT NULL,
+                public_key BYTEA NOT NULL, chain_code BYTEA, policy TEXT NOT NULL,
+                created BIGINT NOT NULL);
+            CREATE TABLE requests (
+                idem_key TEXT PRIMARY KEY, kind TEXT NOT NULL, request_hash BYTEA NOT NULL, request TEXT NOT NULL,
+                state TEXT NOT NULL, response TEXT, lease_until BIGINT NOT NULL,
+                created BIGINT NOT NULL, updated BIGINT NOT NULL);
+            CREATE INDEX requests_state ON requests (state, lease_until);
+            CREATE TABLE presignatures (
+                id BYTEA PRIMARY KEY, key_id TEXT NOT NULL, path TEXT NOT NULL,
+                quorum TEXT NOT NULL, state TEXT NOT NULL, created BIGINT NOT NULL,
+                claimed_at BIGINT);
+            CREATE INDEX presignatures_ready ON presignatures (key_id, path, quorum, state);",
+    },
+];
 
 /// The latest schema version this build knows.
 pub fn latest_schema_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
-/// The coordinator's storage.
-pub trait Store: Send {
-    /// Appends an audit record, chained to the last one, atomically.
-    fn append_audit(&mut self, time: u64, entry: &AuditEntry) -> Result<AuditRecord, StoreError>;
-    /// Records with `seq > after`, in order, at most `limit`.
-    fn audit_page(&mut self, after: u64, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
-    /// The applied schema version.
-    fn schema_version(&mut self) -> Result<i64, StoreError>;
+/// A value bound to, or read from, a statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// 64-bit integer.
+    Int(i64),
+    /// Text.
+    Text(String),
+    /// Bytes.
+    Bytes(Vec<u8>),
+    /// Bytes or NULL.
+    OptBytes(Option<Vec<u8>>),
+    /// Text or NULL.
+    OptText(Option<String>),
 }
 
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(match self {
+            Value::Int(i) => ToSqlOutput::Borrowed(ValueRef::Integer(*i)),
+            Value::Text(t) | Value::OptText(Some(t)) => {
+                ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes()))
+            }
+            Value::Bytes(b) | Value::OptBytes(Some(b)) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            Value::OptBytes(None) | Value::OptText(None) => ToSqlOutput::Borrowed(ValueRef::Null),
+        })
+    }
+}
+
+/// A result row: its columns in order (NULL as `OptBytes(None)`).
+#[derive(Debug)]
+pub struct Row(Vec<Value>);
+
+impl Row {
+    fn get(&self, i: usize) -> Result<&Value, StoreError> {
+        self.0
+            .get(i)
+            .ok_or_else(|| StoreError::Corrupt(format!("no column {i}")))
+    }
+
+    /// Column `i` as an integer.
+    pub fn int(&self, i: usize) -> Result<i64, StoreError> {
+        match self.get(i)? {
+            Value::Int(v) => Ok(*v),
+            other => Err(StoreError::Corrupt(format!("column {i}: {other:?}"))),
+        }
+    }
+
+    /// Column `i` as text.
+    pub fn text(&self, i: usize) -> Result<String, StoreError> {
+        match self.get(i)? {
+            Value::Text(v) | Value::OptText(Some(v)) => Ok(v.clone()),
+            other => Err(StoreError::Corrupt(format!("column {i}: {other:?}"))),
+        }
+    }
+
+    /// Column `i` as text or NULL.
+    pub fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        match self.get(i)? {
+            Value::OptBytes(None) | Value::OptText(None) => Ok(None),
+            _ => self.text(i).map(Some),
+        }
+    }
+
+    /// Column `i` as bytes.
+    pub fn bytes(&self, i: usize) -> Result<Vec<u8>, StoreError> {
+        match self.get(i)? {
+            Value::Bytes(v) | Value::OptBytes(Some(v)) => Ok(v.clone()),
+            other => Err(StoreError::Corrupt(format!("column {i}: {other:?}"))),
+        }
+    }
+
+    /// Column `i` as bytes or NULL.
+    pub fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.get(i)? {
+            Value::OptBytes(None) | Value::OptText(None) => Ok(None),
+            _ => self.bytes(i).map(Some),
+        }
+    }
+}
+
+/// A transaction on either backend.
+pub enum Tx<'a> {
+    /// SQLite (an IMMEDIATE transaction: writers take turns).
+    Sqlite(rusqlite::Transaction<'a>),
+    /// PostgreSQL (READ COMMITTED; appends serialise on an advisory lock).
+    Postgres(postgres::Transaction<'a>),
+}
+
+fn pg_params(params: &[Value]) -> Vec<Box<dyn postgres::types::ToSql + Sync>> {
+    params
+        .iter()
+        .map(|v| -> Box<dyn postgres::types::ToSql + Sync> {
+            match v {
+                Value::Int(i) => Box::new(*i),
+                Value::Text(t) => Box::new(t.clone()),
+                Value::Bytes(b) => Box::new(b.clone()),
+                Value::OptBytes(b) => Box::new(b.clone()),
+                Value::OptText(t) => Box::new(t.clone()),
+            }
+        })
+        .collect()
+}
+
+fn pg_row(row: &postgres::Row) -> Result<Row, StoreError> {
+    use postgres::types::Type;
+    let mut out = Vec::with_capacity(row.len());
+    for (i, column) in row.columns().iter().enumerate() {
+        let t = column.type_();
+        let v = if *t == Type::INT8 {
+            row.try_get::<_, Option<i64>>(i)?
+                .map_or(Value::OptBytes(None), Value::Int)
+        } else if *t == Type::INT4 {
+            row.try_get::<_, Option<i32>>(i)?
+                .map_or(Value::OptBytes(None), |v| Value::Int(v.into()))
+        } else if *t == Type::BOOL {
+            row.try_get::<_, Option<bool>>(i)?
+                .map_or(Value::OptBytes(None), |v| Value::Int(v.into()))
+        } else if *t == Type::BYTEA {
+            Value::OptBytes(row.try_get::<_, Option<Vec<u8>>>(i)?)
+        } else {
+            Value::OptText(row.try_get::<_, Option<String>>(i)?)
+        };
+        out.push(v);
+    }
+    Ok(Row(out))
+}
+
+fn sqlite_value(v: rusqlite::types::Value) -> Value {
+    use rusqlite::types::Value as V;
+    match v {
+        V::Null => Value::OptBytes(None),
+        V::Integer(i) => Value::Int(i),
+        V::Real(r) => Value::Int(r as i64),
+        V::Text(t) => Value::Text(t),
+        V::Blob(b) => Value::Bytes(b),
+    }
+}
+
+impl Tx<'_> {
+    /// Whether this is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Tx::Postgres(_))
+    }
+
+    /// Runs a statement; returns the number of rows changed.
+    pub fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
+        Ok(match self {
+            Tx::Sqlite(tx) => tx.execute(sql, rusqlite::params_from_iter(params.iter()))? as u64,
+            Tx::Postgres(tx) => {
+                let boxed = pg_params(params);
+                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                    boxed.iter().map(|b| b.as_ref()).collect();
+                tx.execute(sql, &refs)?
+            }
+        })
+    }
+
+    /// Runs a query; returns its rows.
+    pub fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        match self {
+            Tx::Sqlite(tx) => {
+                let mut stmt = tx.prepare(sql)?;
+                let n = stmt.column_count();
+                let rows = stmt.query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                    (0..n)
+                        .map(|i| r.get::<_, rusqlite::types::Value>(i).map(sqlite_value))
+                        .collect::<rusqlite::Result<Vec<Value>>>()
+                })?;
+                let mut out = Vec::new();
+                for row in rows {
+                    out.push(Row(row?));
+                }
+                Ok(out)
+            }
+            Tx::Postgres(tx) => {
+                let boxed = pg_params(params);
+                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                    boxed.iter().map(|b| b.as_ref()).collect();
+                tx.query(sql, &refs)?.iter().map(pg_row).collect()
+            }
+        }
+    }
+
+    /// The first row of a query, if any.
+    pub fn query_opt(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>, StoreError> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+
+    /// Appends an audit record chained to the last one, inside this transaction.
+    pub fn append_audit(
+        &mut self,
+        time: u64,
+        entry: &AuditEntry,
+    ) -> Result<AuditRecord, StoreError> {
+        if let Tx::Postgres(tx) = self {
+            // Two coordinators appending at once take turns: the chain stays linear.
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])?;
+        }
+        let last = self.query_opt(
+            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            &[],
+        )?;
+        let (seq, prev_hash) = match last {
+            Some(row) => (row.int(0)? as u64 + 1, hash32(row.bytes(1)?)?),
+            None => (1, [0u8; 32]),
+        };
+        let hash = record_hash(seq, time, entry, &prev_hash);
+        self.exec(
+            "INSERT INTO audit_log (seq, time, entry, prev_hash, hash) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                Value::Int(seq as i64),
+                Value::Int(time as i64),
+                Value::Bytes(encode_entry(entry)),
+                Value::Bytes(prev_hash.to_vec()),
+                Value::Bytes(hash.to_vec()),
+            ],
+        )?;
+        Ok(AuditRecord {
+            seq,
+            time,
+            entry: entry.clone(),
+            prev_hash,
+            hash,
+        })
+    }
+}
+
+enum Conn {
+    Sqlite(rusqlite::Connection),
+    Postgres(postgres::Client),
+}
+
+/// The coordinator's storage: one connection to SQLite or PostgreSQL.
+pub struct Store {
+    conn: Conn,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.conn {
+            Conn::Sqlite(_) => "Store(sqlite)",
+            Conn::Postgres(_) => "Store(postgres)",
+        })
+    }
+}
+
+/// Advisory-lock key serialising appends and migrations across coordinators.
+const LOCK_KEY: i64 = 0x636f_686f_7274; // "cohort"
+
 /// Opens a store by URL: `sqlite:PATH` or `postgres://...`.
-pub fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
+pub fn open(url: &str) -> Result<Store, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite:") {
-        Ok(Box::new(SqliteStore::open(std::path::Path::new(path))?))
+        Store::sqlite(std::path::Path::new(path))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Box::new(PostgresStore::connect(url)?))
+        Store::postgres(postgres::Client::connect(url, postgres::NoTls)?)
     } else {
         Err(StoreError::BadUrl(url.to_string()))
     }
@@ -70,30 +354,108 @@ fn hash32(bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
         .map_err(|_| StoreError::Corrupt("stored hash is not 32 bytes".into()))
 }
 
-fn record(
-    seq: i64,
-    time: i64,
-    entry: Vec<u8>,
-    prev: Vec<u8>,
-    hash: Vec<u8>,
-) -> Result<AuditRecord, StoreError> {
-    Ok(AuditRecord {
-        seq: seq as u64,
-        time: time as u64,
-        entry: decode_entry(&entry).map_err(StoreError::Corrupt)?,
-        prev_hash: hash32(prev)?,
-        hash: hash32(hash)?,
+/// The cluster as the coordinator knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterRow {
+    /// The approved genesis, as JSON of the API's genesis body.
+    pub genesis: String,
+    /// `initialising`, `ready` or `failed`.
+    pub state: String,
+    /// What is happening, or why it failed.
+    pub detail: String,
+}
+
+/// A key as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    /// Its id.
+    pub key_id: String,
+    /// Its scheme name.
+    pub scheme: String,
+    /// Its threshold.
+    pub threshold: u16,
+    /// Its public key.
+    pub public_key: Vec<u8>,
+    /// BIP32 chain code (ECDSA).
+    pub chain_code: Option<Vec<u8>>,
+    /// Its policy, as JSON.
+    pub policy: String,
+    /// Unix seconds.
+    pub created: u64,
+}
+
+/// An idempotency record: one request and, once it ended, its response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRow {
+    /// The idempotency key.
+    pub idem_key: String,
+    /// What kind of request (`sign`).
+    pub kind: String,
+    /// SHA-256 of the request's canonical body: a resubmission must match it.
+    pub request_hash: Vec<u8>,
+    /// The request as submitted (JSON), for the audit record of an interrupted request.
+    pub request: String,
+    /// `in_progress`, `completed` or `failed`.
+    pub state: String,
+    /// The response (JSON) once ended.
+    pub response: Option<String>,
+    /// Until when (Unix seconds) the coordinator running it owns it.
+    pub lease_until: u64,
+}
+
+/// What [`Store::begin_request`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begin {
+    /// A new record, owned by the caller until its lease ends.
+    Started,
+    /// A record with this key exists.
+    Existing(RequestRow),
+}
+
+/// A ready presignature as the coordinator counts it (the enclaves hold it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresigRow {
+    /// Its id (the session id that made it).
+    pub id: Vec<u8>,
+    /// The key.
+    pub key_id: String,
+    /// The derivation path it is bound to (`m/...`).
+    pub path: String,
+    /// The quorum holding it, as `0,2`.
+    pub quorum: String,
+}
+
+fn key_row(r: &Row) -> Result<KeyRow, StoreError> {
+    Ok(KeyRow {
+        key_id: r.text(0)?,
+        scheme: r.text(1)?,
+        threshold: u16::try_from(r.int(2)?)
+            .map_err(|_| StoreError::Corrupt("threshold out of range".into()))?,
+        public_key: r.bytes(3)?,
+        chain_code: r.opt_bytes(4)?,
+        policy: r.text(5)?,
+        created: r.int(6)? as u64,
     })
 }
 
-/// SQLite, one file.
-pub struct SqliteStore {
-    conn: rusqlite::Connection,
+fn request_row(r: &Row) -> Result<RequestRow, StoreError> {
+    Ok(RequestRow {
+        idem_key: r.text(0)?,
+        kind: r.text(1)?,
+        request_hash: r.bytes(2)?,
+        request: r.text(3)?,
+        state: r.text(4)?,
+        response: r.opt_text(5)?,
+        lease_until: r.int(6)? as u64,
+    })
 }
 
-impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and migrates it.
-    pub fn open(path: &std::path::Path) -> Result<Self, StoreError> {
+const REQUEST_COLUMNS: &str = "idem_key, kind, request_hash, request, state, response, lease_until";
+const KEY_COLUMNS: &str = "key_id, scheme, threshold, public_key, chain_code, policy, created";
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path` and migrates it.
+    pub fn sqlite(path: &std::path::Path) -> Result<Self, StoreError> {
         let mut conn = rusqlite::Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -118,92 +480,13 @@ impl SqliteStore {
             }
             tx.commit()?;
         }
-        Ok(Self { conn })
-    }
-}
-
-impl Store for SqliteStore {
-    fn append_audit(&mut self, time: u64, entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let last: Option<(i64, Vec<u8>)> = tx
-            .query_row(
-                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })?;
-        let (seq, prev_hash) = match last {
-            Some((s, h)) => (s as u64 + 1, hash32(h)?),
-            None => (1, [0u8; 32]),
-        };
-        let hash = record_hash(seq, time, entry, &prev_hash);
-        tx.execute(
-            "INSERT INTO audit_log (seq, time, entry, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
-            rusqlite::params![
-                seq as i64,
-                time as i64,
-                encode_entry(entry),
-                prev_hash.to_vec(),
-                hash.to_vec()
-            ],
-        )?;
-        tx.commit()?;
-        Ok(AuditRecord {
-            seq,
-            time,
-            entry: entry.clone(),
-            prev_hash,
-            hash,
+        Ok(Self {
+            conn: Conn::Sqlite(conn),
         })
     }
 
-    fn audit_page(&mut self, after: u64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT seq, time, entry, prev_hash, hash FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(rusqlite::params![after as i64, limit], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, time, entry, prev, hash) = row?;
-            out.push(record(seq, time, entry, prev, hash)?);
-        }
-        Ok(out)
-    }
-
-    fn schema_version(&mut self) -> Result<i64, StoreError> {
-        Ok(self.conn.query_row(
-            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-            [],
-            |r| r.get(0),
-        )?)
-    }
-}
-
-/// PostgreSQL, shared by several coordinators.
-pub struct PostgresStore {
-    client: postgres::Client,
-}
-
-/// Advisory-lock key serialising appends and migrations across coordinators.
-const LOCK_KEY: i64 = 0x636f_686f_7274; // "cohort"
-
-impl PostgresStore {
-    /// Connects to `url` and migrates the database.
-    pub fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = postgres::Client::connect(url, postgres::NoTls)?;
-        Self::from_client(client)
-    }
-
-    /// Uses an existing connection (tests set a private schema first) and migrates.
-    pub fn from_client(mut client: postgres::Client) -> Result<Self, StoreError> {
+    /// Uses a PostgreSQL connection (tests set a private schema first) and migrates.
+    pub fn postgres(mut client: postgres::Client) -> Result<Self, StoreError> {
         let mut tx = client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])?;
         tx.batch_execute(
@@ -225,69 +508,406 @@ impl PostgresStore {
             }
         }
         tx.commit()?;
-        Ok(Self { client })
-    }
-}
-
-impl Store for PostgresStore {
-    fn append_audit(&mut self, time: u64, entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
-        let mut tx = self.client.transaction()?;
-        // Two coordinators appending at once take turns: the chain stays linear.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])?;
-        let last = tx.query_opt(
-            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-            &[],
-        )?;
-        let (seq, prev_hash) = match last {
-            Some(row) => (row.get::<_, i64>(0) as u64 + 1, hash32(row.get(1))?),
-            None => (1, [0u8; 32]),
-        };
-        let hash = record_hash(seq, time, entry, &prev_hash);
-        tx.execute(
-            "INSERT INTO audit_log (seq, time, entry, prev_hash, hash) VALUES ($1, $2, $3, $4, $5)",
-            &[
-                &(seq as i64),
-                &(time as i64),
-                &encode_entry(entry),
-                &prev_hash.to_vec(),
-                &hash.to_vec(),
-            ],
-        )?;
-        tx.commit()?;
-        Ok(AuditRecord {
-            seq,
-            time,
-            entry: entry.clone(),
-            prev_hash,
-            hash,
+        Ok(Self {
+            conn: Conn::Postgres(client),
         })
     }
 
-    fn audit_page(&mut self, after: u64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = self.client.query(
-            "SELECT seq, time, entry, prev_hash, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
-            &[&(after as i64), &i64::from(limit)],
-        )?;
-        rows.into_iter()
-            .map(|r| record(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-            .collect()
+    /// Runs `f` in one transaction: committed if it returns `Ok`, rolled back otherwise.
+    pub fn transaction<R>(
+        &mut self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        match &mut self.conn {
+            Conn::Sqlite(conn) => {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let mut tx = Tx::Sqlite(tx);
+                let r = f(&mut tx)?;
+                if let Tx::Sqlite(tx) = tx {
+                    tx.commit()?;
+                }
+                Ok(r)
+            }
+            Conn::Postgres(client) => {
+                let mut tx = Tx::Postgres(client.transaction()?);
+                let r = f(&mut tx)?;
+                if let Tx::Postgres(tx) = tx {
+                    tx.commit()?;
+                }
+                Ok(r)
+            }
+        }
     }
 
-    fn schema_version(&mut self) -> Result<i64, StoreError> {
-        Ok(self
-            .client
-            .query_one(
+    /// Appends an audit record, chained to the last one, atomically.
+    pub fn append_audit(
+        &mut self,
+        time: u64,
+        entry: &AuditEntry,
+    ) -> Result<AuditRecord, StoreError> {
+        self.transaction(|tx| tx.append_audit(time, entry))
+    }
+
+    /// Records with `seq > after`, in order, at most `limit`.
+    pub fn audit_page(&mut self, after: u64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        self.transaction(|tx| {
+            tx.query(
+                "SELECT seq, time, entry, prev_hash, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[Value::Int(after as i64), Value::Int(i64::from(limit))],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(AuditRecord {
+                    seq: r.int(0)? as u64,
+                    time: r.int(1)? as u64,
+                    entry: decode_entry(&r.bytes(2)?).map_err(StoreError::Corrupt)?,
+                    prev_hash: hash32(r.bytes(3)?)?,
+                    hash: hash32(r.bytes(4)?)?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    /// The applied schema version.
+    pub fn schema_version(&mut self) -> Result<i64, StoreError> {
+        self.transaction(|tx| {
+            tx.query_opt(
                 "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
                 &[],
             )?
-            .get(0))
+            .map_or(Ok(0), |r| r.int(0))
+        })
+    }
+
+    /// The cluster record, once genesis was submitted.
+    pub fn cluster(&mut self) -> Result<Option<ClusterRow>, StoreError> {
+        self.transaction(|tx| {
+            tx.query_opt(
+                "SELECT genesis, state, detail FROM cluster WHERE id = 1",
+                &[],
+            )?
+            .map(|r| {
+                Ok(ClusterRow {
+                    genesis: r.text(0)?,
+                    state: r.text(1)?,
+                    detail: r.text(2)?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    /// Records a new genesis (with its audit record); `false` if one exists.
+    pub fn insert_cluster(
+        &mut self,
+        row: &ClusterRow,
+        time: u64,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        self.transaction(|tx| {
+            let n = tx.exec(
+                "INSERT INTO cluster (id, genesis, state, detail, updated) VALUES (1, $1, $2, $3, $4)
+                 ON CONFLICT (id) DO NOTHING",
+                &[
+                    Value::Text(row.genesis.clone()),
+                    Value::Text(row.state.clone()),
+                    Value::Text(row.detail.clone()),
+                    Value::Int(time as i64),
+                ],
+            )?;
+            if n == 1 {
+                tx.append_audit(time, entry)?;
+            }
+            Ok(n == 1)
+        })
+    }
+
+    /// Updates the cluster's state, with an audit record when given.
+    pub fn set_cluster_state(
+        &mut self,
+        state: &str,
+        detail: &str,
+        time: u64,
+        entry: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        self.transaction(|tx| {
+            tx.exec(
+                "UPDATE cluster SET state = $1, detail = $2, updated = $3 WHERE id = 1",
+                &[
+                    Value::Text(state.into()),
+                    Value::Text(detail.into()),
+                    Value::Int(time as i64),
+                ],
+            )?;
+            if let Some(e) = entry {
+                tx.append_audit(time, e)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Stores a new key with its audit record; `false` if the id is taken.
+    pub fn insert_key(
+        &mut self,
+        key: &KeyRow,
+        time: u64,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        self.transaction(|tx| {
+            let n = tx.exec(
+                &format!(
+                    "INSERT INTO keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (key_id) DO NOTHING"
+                ),
+                &[
+                    Value::Text(key.key_id.clone()),
+                    Value::Text(key.scheme.clone()),
+                    Value::Int(key.threshold.into()),
+                    Value::Bytes(key.public_key.clone()),
+                    Value::OptBytes(key.chain_code.clone()),
+                    Value::Text(key.policy.clone()),
+                    Value::Int(key.created as i64),
+                ],
+            )?;
+            tx.append_audit(time, entry)?;
+            Ok(n == 1)
+        })
+    }
+
+    /// A key by id.
+    pub fn key(&mut self, key_id: &str) -> Result<Option<KeyRow>, StoreError> {
+        self.transaction(|tx| {
+            tx.query_opt(
+                &format!("SELECT {KEY_COLUMNS} FROM keys WHERE key_id = $1"),
+                &[Value::Text(key_id.into())],
+            )?
+            .as_ref()
+            .map(key_row)
+            .transpose()
+        })
+    }
+
+    /// Every key, by id.
+    pub fn keys(&mut self) -> Result<Vec<KeyRow>, StoreError> {
+        self.transaction(|tx| {
+            tx.query(
+                &format!("SELECT {KEY_COLUMNS} FROM keys ORDER BY key_id"),
+                &[],
+            )?
+            .iter()
+            .map(key_row)
+            .collect()
+        })
+    }
+
+    /// Starts an idempotent request, or returns the record already holding its key.
+    pub fn begin_request(
+        &mut self,
+        idem_key: &str,
+        kind: &str,
+        request_hash: &[u8],
+        request: &str,
+        lease_until: u64,
+        now: u64,
+    ) -> Result<Begin, StoreError> {
+        self.transaction(|tx| {
+            let n = tx.exec(
+                "INSERT INTO requests (idem_key, kind, request_hash, request, state, response, lease_until, created, updated)
+                 VALUES ($1, $2, $3, $4, 'in_progress', NULL, $5, $6, $6) ON CONFLICT (idem_key) DO NOTHING",
+                &[
+                    Value::Text(idem_key.into()),
+                    Value::Text(kind.into()),
+                    Value::Bytes(request_hash.to_vec()),
+                    Value::Text(request.into()),
+                    Value::Int(lease_until as i64),
+                    Value::Int(now as i64),
+                ],
+            )?;
+            if n == 1 {
+                return Ok(Begin::Started);
+            }
+            let row = tx
+                .query_opt(
+                    &format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE idem_key = $1"),
+                    &[Value::Text(idem_key.into())],
+                )?
+                .ok_or_else(|| StoreError::Corrupt("request vanished".into()))?;
+            Ok(Begin::Existing(request_row(&row)?))
+        })
+    }
+
+    /// The record of an idempotency key.
+    pub fn request(&mut self, idem_key: &str) -> Result<Option<RequestRow>, StoreError> {
+        self.transaction(|tx| {
+            tx.query_opt(
+                &format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE idem_key = $1"),
+                &[Value::Text(idem_key.into())],
+            )?
+            .as_ref()
+            .map(request_row)
+            .transpose()
+        })
+    }
+
+    /// Ends an in-progress request owned under `lease` with its response and audit records,
+    /// in one transaction. `false` (and nothing written) if another coordinator took it over.
+    pub fn finish_request(
+        &mut self,
+        idem_key: &str,
+        lease: u64,
+        state: &str,
+        response: &str,
+        time: u64,
+        entries: &[AuditEntry],
+    ) -> Result<bool, StoreError> {
+        self.transaction(|tx| {
+            let n = tx.exec(
+                "UPDATE requests SET state = $1, response = $2, updated = $3
+                 WHERE idem_key = $4 AND state = 'in_progress' AND lease_until = $5",
+                &[
+                    Value::Text(state.into()),
+                    Value::Text(response.into()),
+                    Value::Int(time as i64),
+                    Value::Text(idem_key.into()),
+                    Value::Int(lease as i64),
+                ],
+            )?;
+            if n == 1 {
+                for e in entries {
+                    tx.append_audit(time, e)?;
+                }
+            }
+            Ok(n == 1)
+        })
+    }
+
+    /// Takes over an in-progress request whose lease `old_lease` has ended (its coordinator
+    /// stopped); `false` if someone else did first or it ended meanwhile.
+    pub fn take_over_request(
+        &mut self,
+        idem_key: &str,
+        old_lease: u64,
+        new_lease: u64,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        self.transaction(|tx| {
+            Ok(tx.exec(
+                "UPDATE requests SET lease_until = $1, updated = $2
+                 WHERE idem_key = $3 AND state = 'in_progress' AND lease_until = $4",
+                &[
+                    Value::Int(new_lease as i64),
+                    Value::Int(now as i64),
+                    Value::Text(idem_key.into()),
+                    Value::Int(old_lease as i64),
+                ],
+            )? == 1)
+        })
+    }
+
+    /// In-progress requests whose lease ended before `now`.
+    pub fn stale_requests(&mut self, now: u64) -> Result<Vec<RequestRow>, StoreError> {
+        self.transaction(|tx| {
+            tx.query(
+                &format!(
+                    "SELECT {REQUEST_COLUMNS} FROM requests WHERE state = 'in_progress' AND lease_until < $1"
+                ),
+                &[Value::Int(now as i64)],
+            )?
+            .iter()
+            .map(request_row)
+            .collect()
+        })
+    }
+
+    /// Records a presignature the enclaves of `quorum` hold.
+    pub fn add_presignature(&mut self, p: &PresigRow, now: u64) -> Result<(), StoreError> {
+        self.transaction(|tx| {
+            tx.exec(
+                "INSERT INTO presignatures (id, key_id, path, quorum, state, created)
+                 VALUES ($1, $2, $3, $4, 'ready', $5)",
+                &[
+                    Value::Bytes(p.id.clone()),
+                    Value::Text(p.key_id.clone()),
+                    Value::Text(p.path.clone()),
+                    Value::Text(p.quorum.clone()),
+                    Value::Int(now as i64),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Claims one ready presignature of `key_id` at `path` held by `quorum`: no two callers,
+    /// even on two coordinators sharing PostgreSQL, ever get the same one.
+    pub fn claim_presignature(
+        &mut self,
+        key_id: &str,
+        path: &str,
+        quorum: &str,
+        now: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.transaction(|tx| {
+            let pick = if tx.is_postgres() {
+                "SELECT id FROM presignatures WHERE key_id = $2 AND path = $3 AND quorum = $4
+                 AND state = 'ready' ORDER BY created LIMIT 1 FOR UPDATE SKIP LOCKED"
+            } else {
+                "SELECT id FROM presignatures WHERE key_id = $2 AND path = $3 AND quorum = $4
+                 AND state = 'ready' ORDER BY created LIMIT 1"
+            };
+            let sql = format!(
+                "UPDATE presignatures SET state = 'claimed', claimed_at = $1
+                 WHERE id = ({pick}) AND state = 'ready' RETURNING id"
+            );
+            tx.query_opt(
+                &sql,
+                &[
+                    Value::Int(now as i64),
+                    Value::Text(key_id.into()),
+                    Value::Text(path.into()),
+                    Value::Text(quorum.into()),
+                ],
+            )?
+            .map(|r| r.bytes(0))
+            .transpose()
+        })
+    }
+
+    /// Sets a presignature's state (`used`, or `dead` when its enclaves no longer hold it).
+    pub fn set_presignature_state(&mut self, id: &[u8], state: &str) -> Result<(), StoreError> {
+        self.transaction(|tx| {
+            tx.exec(
+                "UPDATE presignatures SET state = $1 WHERE id = $2",
+                &[Value::Text(state.into()), Value::Bytes(id.to_vec())],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Every ready presignature.
+    pub fn ready_presignatures(&mut self) -> Result<Vec<PresigRow>, StoreError> {
+        self.transaction(|tx| {
+            tx.query(
+                "SELECT id, key_id, path, quorum FROM presignatures WHERE state = 'ready'",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(PresigRow {
+                    id: r.bytes(0)?,
+                    key_id: r.text(1)?,
+                    path: r.text(2)?,
+                    quorum: r.text(3)?,
+                })
+            })
+            .collect()
+        })
     }
 }
 
 /// Verifies the whole audit log page by page; returns the number of records.
-pub fn verify_log(
-    store: &mut dyn Store,
-) -> Result<Result<u64, crate::audit::BrokenLink>, StoreError> {
+pub fn verify_log(store: &mut Store) -> Result<Result<u64, crate::audit::BrokenLink>, StoreError> {
     let mut prev = (0u64, [0u8; 32]);
     loop {
         let page = store.audit_page(prev.0, 1000)?;

@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use coordinator::audit::{AuditEntry, verify_chain};
-use coordinator::store::{PostgresStore, SqliteStore, Store, latest_schema_version, verify_log};
+use coordinator::store::{
+    Begin, ClusterRow, KeyRow, PresigRow, Store, latest_schema_version, verify_log,
+};
 
 fn entry(i: u32) -> AuditEntry {
     AuditEntry {
@@ -15,6 +17,7 @@ fn entry(i: u32) -> AuditEntry {
         path: vec![0, i],
         nodes: vec![0, 2],
         outcome: "ok".into(),
+        request_id: Some(hex::encode([i as u8; 16])),
     }
 }
 
@@ -39,7 +42,7 @@ fn postgres(schema: &str) -> Option<postgres::Client> {
     }
 }
 
-fn suite(store: &mut dyn Store, tamper: &mut dyn FnMut(&str)) {
+fn suite(store: &mut Store, tamper: &mut dyn FnMut(&str)) {
     assert_eq!(store.schema_version().unwrap(), latest_schema_version());
     for i in 0..25 {
         let r = store.append_audit(1_000 + u64::from(i), &entry(i)).unwrap();
@@ -68,13 +71,100 @@ fn suite(store: &mut dyn Store, tamper: &mut dyn FnMut(&str)) {
     tamper("DELETE FROM audit_log WHERE seq = 8");
     let broken = verify_log(store).unwrap().unwrap_err();
     assert_eq!(broken.seq, 8, "{broken}");
+    tamper("DELETE FROM audit_log");
+
+    state_suite(store);
+}
+
+/// Cluster, keys, idempotency records and presignatures: each change commits with its audit
+/// record, and conditional updates refuse stale owners.
+fn state_suite(store: &mut Store) {
+    assert_eq!(store.cluster().unwrap(), None);
+    let cluster = ClusterRow {
+        genesis: "{}".into(),
+        state: "initialising".into(),
+        detail: "x".into(),
+    };
+    assert!(store.insert_cluster(&cluster, 5, &entry(1)).unwrap());
+    assert!(!store.insert_cluster(&cluster, 5, &entry(2)).unwrap());
+    store
+        .set_cluster_state("ready", "done", 6, Some(&entry(3)))
+        .unwrap();
+    assert_eq!(store.cluster().unwrap().unwrap().state, "ready");
+
+    let key = KeyRow {
+        key_id: "btc".into(),
+        scheme: "ecdsa-secp256k1".into(),
+        threshold: 2,
+        public_key: vec![2; 33],
+        chain_code: Some(vec![7; 32]),
+        policy: "{}".into(),
+        created: 9,
+    };
+    assert!(store.insert_key(&key, 7, &entry(4)).unwrap());
+    assert!(!store.insert_key(&key, 7, &entry(5)).unwrap());
+    assert_eq!(store.key("btc").unwrap(), Some(key.clone()));
+    assert_eq!(store.keys().unwrap(), vec![key]);
+    assert_eq!(store.key("eth").unwrap(), None);
+
+    // Idempotency: the first caller owns the request; the second finds it.
+    assert_eq!(
+        store.begin_request("r1", "sign", b"h1", "{}", 100, 10).unwrap(),
+        Begin::Started
+    );
+    let Begin::Existing(row) = store.begin_request("r1", "sign", b"h2", "{}", 200, 11).unwrap()
+    else {
+        panic!("second begin must find the first");
+    };
+    assert_eq!((row.state.as_str(), row.lease_until), ("in_progress", 100));
+    assert_eq!(row.request_hash, b"h1");
+    // A stale owner (wrong lease) cannot finish it; the owner can, once, with its audit record.
+    assert!(!store.finish_request("r1", 99, "completed", "{}", 12, &[entry(6)]).unwrap());
+    let before = verify_log(store).unwrap().unwrap();
+    assert!(store.finish_request("r1", 100, "completed", "{\"ok\":1}", 12, &[entry(6)]).unwrap());
+    assert!(!store.finish_request("r1", 100, "failed", "{}", 13, &[entry(7)]).unwrap());
+    assert_eq!(verify_log(store).unwrap().unwrap(), before + 1);
+    let row = store.request("r1").unwrap().unwrap();
+    assert_eq!(row.response.as_deref(), Some("{\"ok\":1}"));
+
+    // Stale requests: an expired lease can be taken over exactly once.
+    store.begin_request("r2", "sign", b"h", "{}", 50, 10).unwrap();
+    let stale = store.stale_requests(60).unwrap();
+    assert_eq!(stale.iter().map(|r| r.idem_key.as_str()).collect::<Vec<_>>(), vec!["r2"]);
+    assert!(store.take_over_request("r2", 50, 90, 60).unwrap());
+    assert!(!store.take_over_request("r2", 50, 95, 60).unwrap());
+    assert!(store.stale_requests(60).unwrap().is_empty());
+
+    // Presignatures: claimed once, by quorum; dead ones are not counted.
+    for (i, q) in [(1u8, "0,1"), (2, "0,1"), (3, "1,2")] {
+        store
+            .add_presignature(
+                &PresigRow {
+                    id: vec![i; 32],
+                    key_id: "btc".into(),
+                    path: "m".into(),
+                    quorum: q.into(),
+                },
+                20 + u64::from(i),
+            )
+            .unwrap();
+    }
+    assert_eq!(store.ready_presignatures().unwrap().len(), 3);
+    assert_eq!(
+        store.claim_presignature("btc", "m", "0,1", 30).unwrap(),
+        Some(vec![1; 32])
+    );
+    store.set_presignature_state(&[2; 32], "dead").unwrap();
+    assert_eq!(store.claim_presignature("btc", "m", "0,1", 30).unwrap(), None);
+    assert_eq!(store.claim_presignature("btc", "m/0", "1,2", 30).unwrap(), None);
+    assert_eq!(store.ready_presignatures().unwrap().len(), 1);
 }
 
 #[test]
 fn sqlite_store() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("coordinator.db");
-    let mut store = SqliteStore::open(&path).unwrap();
+    let mut store = Store::sqlite(&path).unwrap();
     // A second, independent connection: what someone with access to the file could do.
     let side = rusqlite::Connection::open(&path).unwrap();
     let mut tamper = |sql: &str| {
@@ -83,9 +173,10 @@ fn sqlite_store() {
     suite(&mut store, &mut tamper);
     drop(store);
     // Reopening does not re-run migrations, and the data survived.
-    let mut again = SqliteStore::open(&path).unwrap();
+    let mut again = Store::sqlite(&path).unwrap();
     assert_eq!(again.schema_version().unwrap(), latest_schema_version());
-    assert_eq!(again.audit_page(0, 100).unwrap().len(), 24);
+    assert!(again.audit_page(0, 100).unwrap().len() > 3);
+    assert_eq!(again.keys().unwrap().len(), 1);
 }
 
 #[test]
@@ -98,8 +189,8 @@ fn postgres_store_shared_by_two_coordinators() {
     ) else {
         return;
     };
-    let mut first = PostgresStore::from_client(a).unwrap();
-    let mut second = PostgresStore::from_client(b).unwrap();
+    let mut first = Store::postgres(a).unwrap();
+    let mut second = Store::postgres(b).unwrap();
     assert_eq!(second.schema_version().unwrap(), latest_schema_version());
 
     // Two coordinators append at the same time: one linear chain, no seq handed out twice.
@@ -120,6 +211,38 @@ fn postgres_store_shared_by_two_coordinators() {
         side.batch_execute(sql).unwrap();
     };
     suite(&mut second, &mut tamper);
+    side.batch_execute("DELETE FROM presignatures").unwrap();
+
+    // Two coordinators claiming from one pool at once never get the same presignature.
+    for i in 0..60u8 {
+        second
+            .add_presignature(
+                &PresigRow {
+                    id: vec![i; 32],
+                    key_id: "eth".into(),
+                    path: "m".into(),
+                    quorum: "0,2".into(),
+                },
+                u64::from(i),
+            )
+            .unwrap();
+    }
+    let claim_all = |mut s: Store| {
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            while let Some(id) = s.claim_presignature("eth", "m", "0,2", 1).unwrap() {
+                got.push(id);
+            }
+            got
+        })
+    };
+    let (x, y) = (claim_all(first), claim_all(second));
+    let (x, y) = (x.join().unwrap(), y.join().unwrap());
+    let mut all: Vec<Vec<u8>> = x.iter().chain(&y).cloned().collect();
+    assert_eq!(all.len(), 60, "{} + {}", x.len(), y.len());
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 60, "a presignature was handed out twice");
 }
 
 /// Another connection to an existing private schema.

@@ -314,7 +314,7 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
             String::from_utf8_lossy(&out.stderr)
         );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        public_keys.push(hex::decode(v["key"]["public_key"].as_str().unwrap()).unwrap());
+        public_keys.push(hex::decode(v["public_key"].as_str().unwrap()).unwrap());
     }
 
     // EdDSA: sign a message, check with ed25519-dalek.
@@ -329,8 +329,6 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
         &hex::encode(message),
         "--approver",
         approver.to_str().unwrap(),
-        "--nodes",
-        "1,2",
         "--json",
     ]);
     assert!(
@@ -398,6 +396,25 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // The coordinator kept the keys and an intact audit log of all of it.
+    let out = cohort(&["key", "list", "--dir", d]);
+    assert!(out.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["keys"].as_array().unwrap().len(), 2);
+    let out = cohort(&["audit", "verify", "--dir", d]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // genesis, cluster ready, two keys, two signatures (the refused request left no record).
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("intact: 6 records"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
     kill(
         Pid::from_raw(up.child.id().unwrap() as i32),
         Signal::SIGTERM,
@@ -415,7 +432,7 @@ fn audit_verify_reports_the_chain() {
     use coordinator::audit::AuditEntry;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("coordinator.db");
-    let mut store = coordinator::store::SqliteStore::open(&db).unwrap();
+    let mut store = coordinator::store::Store::sqlite(&db).unwrap();
     for i in 0..3u16 {
         let entry = AuditEntry {
             action: "sign".into(),
@@ -425,8 +442,9 @@ fn audit_verify_reports_the_chain() {
             path: vec![],
             nodes: vec![i],
             outcome: "ok".into(),
+            request_id: None,
         };
-        coordinator::store::Store::append_audit(&mut store, 10, &entry).unwrap();
+        store.append_audit(10, &entry).unwrap();
     }
     drop(store);
     let url = format!("sqlite:{}", db.display());

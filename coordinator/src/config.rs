@@ -1,0 +1,135 @@
+//! Coordinator configuration: flags or environment variables, one struct.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use attestation::Policy;
+use clap::Parser;
+
+use crate::service::Settings;
+
+/// `cohort-coordinator` configuration.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "cohort-coordinator", version, about = "Cohort coordinator")]
+pub struct Config {
+    /// HTTP listen address (port 0 picks a free port; see --addr-file).
+    #[arg(
+        long,
+        env = "COHORT_COORDINATOR_LISTEN",
+        default_value = "127.0.0.1:7000"
+    )]
+    pub listen: String,
+    /// Write the bound address into this file once listening.
+    #[arg(long, env = "COHORT_COORDINATOR_ADDR_FILE")]
+    pub addr_file: Option<PathBuf>,
+    /// Base URL of node I's parent proxy (repeat, in node order).
+    #[arg(long = "proxy", required = true)]
+    pub proxies: Vec<String>,
+    /// Storage: sqlite:PATH or postgres://... (default: sqlite in --data-dir).
+    #[arg(long, env = "COHORT_COORDINATOR_STORE")]
+    pub store: Option<String>,
+    /// Directory for the default SQLite database.
+    #[arg(
+        long,
+        env = "COHORT_COORDINATOR_DATA_DIR",
+        default_value = "./coordinator-data"
+    )]
+    pub data_dir: PathBuf,
+    /// PEM of the root to pin instead of the AWS Nitro root (simulated mode: the simulated root).
+    #[arg(long, env = "COHORT_COORDINATOR_ROOT")]
+    pub root: Option<PathBuf>,
+    /// Allowed PCR0 values, hex (repeat for several). Required.
+    #[arg(long = "pcr0", required = true, value_parser = parse_hex)]
+    pub pcr0: Vec<Vec<u8>>,
+    /// Allowed PCR1 values, hex.
+    #[arg(long = "pcr1", value_parser = parse_hex)]
+    pub pcr1: Vec<Vec<u8>>,
+    /// Allowed PCR2 values, hex.
+    #[arg(long = "pcr2", value_parser = parse_hex)]
+    pub pcr2: Vec<Vec<u8>>,
+    /// Accept debug-mode enclaves. Never in production.
+    #[arg(long)]
+    pub allow_debug: bool,
+    /// Ready presignatures to keep per ECDSA key, path and quorum (0 disables pools).
+    #[arg(long, default_value_t = 4)]
+    pub pool_level: u32,
+    /// Derivation paths the pools serve, like m/0/0 (repeat; default: the key itself, m).
+    #[arg(long = "pool-path", value_parser = crate::api::parse_path)]
+    pub pool_paths: Vec<Vec<u32>>,
+    /// Time limit of one signing round at one enclave, milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    pub sign_round_timeout_ms: u64,
+    /// Time limit of one round of key generation, auxiliary info or presigning, seconds.
+    #[arg(long, default_value_t = 300)]
+    pub setup_round_timeout_secs: u64,
+    /// Time one signing request may take in all, failover included, milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    pub sign_deadline_ms: u64,
+    /// Largest request body, bytes.
+    #[arg(long, default_value_t = crate::http::DEFAULT_MAX_BODY)]
+    pub max_body_bytes: usize,
+    /// Node health check interval, milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub health_interval_ms: u64,
+    /// Log as JSON lines.
+    #[arg(long, env = "COHORT_LOG_JSON")]
+    pub log_json: bool,
+}
+
+fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+    let bytes = hex::decode(s).map_err(|e| format!("not hex: {e}"))?;
+    if ![32, 48, 64].contains(&bytes.len()) {
+        return Err(format!("a PCR is 32, 48 or 64 bytes, not {}", bytes.len()));
+    }
+    Ok(bytes)
+}
+
+impl Config {
+    /// The attestation policy nodes must satisfy (the nonce is set per attestation).
+    pub fn policy(&self) -> Result<Policy, String> {
+        let mut policy = Policy::default();
+        if let Some(path) = &self.root {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read root {}: {e}", path.display()))?;
+            let der = attestation::sim::pem_to_der(&pem)
+                .map_err(|e| format!("root {} is not a PEM certificate: {e}", path.display()))?;
+            policy = policy.with_root(der);
+        }
+        let mut pcrs = BTreeMap::new();
+        for (i, values) in [(0, &self.pcr0), (1, &self.pcr1), (2, &self.pcr2)] {
+            if !values.is_empty() {
+                pcrs.insert(i, values.clone());
+            }
+        }
+        policy.pcrs = pcrs;
+        policy.allow_debug = self.allow_debug;
+        policy.max_age = Some(Duration::from_secs(60));
+        policy.require_identity = true;
+        Ok(policy)
+    }
+
+    /// The store URL.
+    pub fn store_url(&self) -> String {
+        self.store
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("coordinator.db").display()))
+    }
+
+    /// The service settings.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            sign_round_timeout: Duration::from_millis(self.sign_round_timeout_ms.max(50)),
+            setup_round_timeout: Duration::from_secs(self.setup_round_timeout_secs.max(1)),
+            sign_deadline: Duration::from_millis(self.sign_deadline_ms.max(100)),
+            pool_level: self.pool_level,
+            pool_paths: if self.pool_paths.is_empty() {
+                vec![vec![]]
+            } else {
+                self.pool_paths.clone()
+            },
+            health_interval: Duration::from_millis(self.health_interval_ms.max(50)),
+            ..Settings::default()
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! The HTTP server: routes, body limits, JSON errors with stable codes.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+use tracing::{debug, warn};
+
+use crate::api::{
+    ApiError, AuditPage, AuditRecordJson, AuditVerification, ClusterStatus, ErrorCode, Hex, KeyList,
+};
+use crate::service::{Coordinator, StoredResponse};
+
+/// The OpenAPI document describing this API (also served at `/openapi.json`).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Largest request body accepted by default.
+pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+
+/// Every route: (method, path pattern, name for metrics).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/v1/cluster"),
+    ("POST", "/v1/genesis"),
+    ("GET", "/v1/keys"),
+    ("POST", "/v1/keys"),
+    ("GET", "/v1/keys/{key_id}"),
+    ("POST", "/v1/signatures"),
+    ("GET", "/v1/signatures/{idempotency_key}"),
+    ("GET", "/v1/audit"),
+    ("GET", "/v1/audit/verify"),
+];
+
+type Body = Full<Bytes>;
+
+fn json<T: Serialize>(status: u16, value: &T) -> Response<Body> {
+    let bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(bytes)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+fn error(e: &ApiError) -> Response<Body> {
+    json(e.code.status(), &e.body())
+}
+
+fn text(status: u16, content_type: &str, body: String) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+/// Matches a path against a pattern with `{param}` segments; returns the parameter.
+fn matches(pattern: &str, path: &str) -> Option<Option<String>> {
+    let p: Vec<&str> = pattern.split('/').collect();
+    let a: Vec<&str> = path.split('/').collect();
+    if p.len() != a.len() {
+        return None;
+    }
+    let mut param = None;
+    for (x, y) in p.iter().zip(&a) {
+        if x.starts_with('{') {
+            if y.is_empty() {
+                return None;
+            }
+            param = Some(y.to_string());
+        } else if x != y {
+            return None;
+        }
+    }
+    Some(param)
+}
+
+/// Finds the route of a request: Ok((pattern, param)), or the error for an unknown path or a
+/// known path with another method.
+fn route(method: &Method, path: &str) -> Result<(&'static str, Option<String>), ApiError> {
+    let mut path_known = false;
+    for (m, pattern) in ROUTES {
+        if let Some(param) = matches(pattern, path) {
+            path_known = true;
+            if *m == method.as_str() {
+                return Ok((pattern, param));
+            }
+        }
+    }
+    Err(if path_known {
+        ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            format!("{method} is not allowed on {path}"),
+        )
+    } else {
+        ApiError::new(ErrorCode::NotFound, format!("no route {path}"))
+    })
+}
+
+async fn read_json<T: DeserializeOwned>(
+    request: Request<Incoming>,
+    max_body: usize,
+) -> Result<T, ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/json") {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the body as application/json",
+        ));
+    }
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body exceeds {max_body} bytes"),
+        )
+    };
+    if let Some(len) = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && len > max_body
+    {
+        return Err(too_large());
+    }
+    let body = Limited::new(request.into_body(), max_body)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                too_large()
+            } else {
+                ApiError::new(
+                    ErrorCode::MalformedRequest,
+                    format!("cannot read the body: {e}"),
+                )
+            }
+        })?
+        .to_bytes();
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(ErrorCode::MalformedRequest, format!("bad JSON: {e}")))
+}
+
+fn query_u64(query: Option<&str>, name: &str) -> Result<Option<u64>, ApiError> {
+    let Some(q) = query else { return Ok(None) };
+    for pair in q.split('&') {
+        if let Some((k, v)) = pair.split_once('=')
+            && k == name
+        {
+            return v.parse().map(Some).map_err(|_| {
+                ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("query parameter {name} is not a number"),
+                )
+            });
+        }
+    }
+    Ok(None)
+}
+
+fn stored(r: StoredResponse) -> Response<Body> {
+    json(r.status, &r.body)
+}
+
+async fn handle(
+    c: Arc<Coordinator>,
+    request: Request<Incoming>,
+    max_body: usize,
+) -> (String, Response<Body>) {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().map(str::to_string);
+    let (pattern, param) = match route(&method, &path) {
+        Ok(r) => r,
+        Err(e) => return ("unknown".into(), error(&e)),
+    };
+    let name = format!("{method} {pattern}");
+    let result: Result<Response<Body>, ApiError> = async {
+        Ok(match (method.as_str(), pattern) {
+            ("GET", "/healthz") => json(200, &serde_json::json!({"status": "ok"})),
+            ("GET", "/readyz") => match c.ready().await {
+                Ok(()) => json(200, &serde_json::json!({"status": "ready"})),
+                Err(why) => json(
+                    503,
+                    &serde_json::json!({"status": "not_ready", "reason": why}),
+                ),
+            },
+            ("GET", "/metrics") => text(200, "text/plain; version=0.0.4", c.render_metrics().await),
+            ("GET", "/openapi.json") => text(200, "application/json", OPENAPI.to_string()),
+            ("GET", "/v1/cluster") => json(
+                200,
+                &ClusterStatus {
+                    genesis: c.genesis_status().await?,
+                    nodes: c.nodes().status(),
+                    pools: c.pool_levels().await?,
+                },
+            ),
+            ("POST", "/v1/genesis") => {
+                let body = read_json(request, max_body).await?;
+                json(202, &c.genesis(body).await?)
+            }
+            ("GET", "/v1/keys") => json(
+                200,
+                &KeyList {
+                    keys: c.keys().await?,
+                },
+            ),
+            ("POST", "/v1/keys") => {
+                let body = read_json(request, max_body).await?;
+                json(201, &c.create_key(body).await?)
+            }
+            ("GET", "/v1/keys/{key_id}") => json(200, &c.key(&param.unwrap_or_default()).await?),
+            ("POST", "/v1/signatures") => {
+                let idem = match request.headers().get("idempotency-key") {
+                    Some(v) => Some(
+                        v.to_str()
+                            .map_err(|_| {
+                                ApiError::new(
+                                    ErrorCode::InvalidRequest,
+                                    "the Idempotency-Key header is not ASCII",
+                                )
+                            })?
+                            .to_string(),
+                    ),
+                    None => None,
+                };
+                let body = read_json(request, max_body).await?;
+                stored(c.sign(body, idem).await?)
+            }
+            ("GET", "/v1/signatures/{idempotency_key}") => {
+                stored(c.signature_record(&param.unwrap_or_default()).await?)
+            }
+            ("GET", "/v1/audit") => {
+                let after = query_u64(query.as_deref(), "after")?.unwrap_or(0);
+                let limit = query_u64(query.as_deref(), "limit")?
+                    .unwrap_or(100)
+                    .clamp(1, 1000) as u32;
+                let records = c.db(move |s| s.audit_page(after, limit)).await?;
+                let next_after = (records.len() == limit as usize)
+                    .then(|| records.last().map(|r| r.seq))
+                    .flatten();
+                json(
+                    200,
+                    &AuditPage {
+                        records: records
+                            .into_iter()
+                            .map(|r| AuditRecordJson {
+                                seq: r.seq,
+                                time: r.time,
+                                entry: r.entry,
+                                prev_hash: Hex(r.prev_hash.to_vec()),
+                                hash: Hex(r.hash.to_vec()),
+                            })
+                            .collect(),
+                        next_after,
+                    },
+                )
+            }
+            ("GET", "/v1/audit/verify") => {
+                let result = c.db(|s| crate::store::verify_log(s)).await?;
+                json(
+                    200,
+                    &match result {
+                        Ok(n) => AuditVerification {
+                            ok: true,
+                            records: n,
+                            broken_at: None,
+                            reason: None,
+                        },
+                        Err(b) => AuditVerification {
+                            ok: false,
+                            records: b.seq.saturating_sub(1),
+                            broken_at: Some(b.seq),
+                            reason: Some(b.reason),
+                        },
+                    },
+                )
+            }
+            _ => {
+                return Err(ApiError::new(
+                    ErrorCode::NotFound,
+                    format!("no route {path}"),
+                ));
+            }
+        })
+    }
+    .await;
+    (
+        name,
+        result.unwrap_or_else(|e| {
+            if e.code.status() >= 500 {
+                warn!(
+                    code = e.code.as_str(),
+                    message = e.message,
+                    "request failed"
+                );
+            } else {
+                debug!(
+                    code = e.code.as_str(),
+                    message = e.message,
+                    "request refused"
+                );
+            }
+            error(&e)
+        }),
+    )
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    coordinator: Arc<Coordinator>,
+    listener: TcpListener,
+    max_body: usize,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let c = coordinator.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let c = c.clone();
+                async move {
+                    let (name, response) = handle(c.clone(), request, max_body).await;
+                    c.metrics().http(&name, response.status().as_u16());
+                    Ok::<_, Infallible>(response)
+                }
+            });
+            if let Err(e) = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                debug!(error = %e, "connection ended");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_and_methods() {
+        assert_eq!(route(&Method::GET, "/v1/keys").unwrap().0, "/v1/keys");
+        assert_eq!(
+            route(&Method::GET, "/v1/keys/btc").unwrap(),
+            ("/v1/keys/{key_id}", Some("btc".into()))
+        );
+        assert_eq!(
+            route(&Method::DELETE, "/v1/keys").unwrap_err().code,
+            ErrorCode::MethodNotAllowed
+        );
+        assert_eq!(
+            route(&Method::GET, "/v2/keys").unwrap_err().code,
+            ErrorCode::NotFound
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/keys/").unwrap_err().code,
+            ErrorCode::NotFound
+        );
+    }
+
+    #[test]
+    fn the_openapi_document_describes_every_route_and_code() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+        for (method, path) in ROUTES {
+            assert!(
+                doc["paths"][path][method.to_lowercase()].is_object(),
+                "{method} {path} is not in openapi.json"
+            );
+        }
+        let paths = doc["paths"].as_object().unwrap();
+        for (path, ops) in paths {
+            for method in ops.as_object().unwrap().keys() {
+                assert!(
+                    ROUTES
+                        .iter()
+                        .any(|(m, p)| p == path && m.to_lowercase() == *method),
+                    "openapi.json documents {method} {path}, which the server does not serve"
+                );
+            }
+        }
+        let codes = doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]
+            ["code"]["enum"]
+            .as_array()
+            .unwrap();
+        for c in ErrorCode::ALL {
+            assert!(
+                codes.iter().any(|v| v == c.as_str()),
+                "error code {} is not in openapi.json",
+                c.as_str()
+            );
+        }
+    }
+}

@@ -1,0 +1,493 @@
+//! The cluster's nodes as the coordinator sees them: their proxies, their health and attestation,
+//! peer admission, and the relay that runs a protocol session among some of them with a time
+//! limit on every round.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use attestation::{IdentityKeys, Policy};
+use protocol::relay::Relay;
+use protocol::session::{Outcome, PeerDocument, SessionKind};
+use protocol::{EnclaveRequest, EnclaveResponse, Phase};
+use rand::RngCore;
+use serde_bytes::ByteBuf;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::api::{Hex, NodeStatus};
+use crate::client::HttpClient;
+
+/// How long a node that just failed a session is left out of new quorums (unless the health
+/// check sees it well again first).
+pub const SUSPEND_AFTER_FAILURE: Duration = Duration::from_secs(3);
+
+/// What the coordinator knows of one node.
+#[derive(Debug, Clone, Default)]
+struct NodeState {
+    reachable: bool,
+    phase: Option<Phase>,
+    attested: bool,
+    attestation_error: Option<String>,
+    module_id: Option<String>,
+    identity: Option<IdentityKeys>,
+    keys: u32,
+    presignatures: u32,
+    primes_ready: bool,
+    error: Option<String>,
+    suspended_until: Option<Instant>,
+    last_attested: Option<Instant>,
+}
+
+/// A change the health check noticed that the coordinator must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// A node came (back) with a new identity: a new enclave process. Its peers must admit it
+    /// again, and presignatures it held are gone.
+    Restarted(u16),
+    /// A node holds no presignatures although the pool counts some for it.
+    LostPresignatures(u16),
+}
+
+/// The nodes, by index.
+pub struct Nodes {
+    proxies: Vec<String>,
+    http: HttpClient,
+    states: RwLock<Vec<NodeState>>,
+    policy: Policy,
+}
+
+fn now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// Why a call to a node failed.
+#[derive(Debug, Clone)]
+pub struct CallError(pub String);
+
+impl Nodes {
+    /// Nodes behind `proxies`; attestation documents are checked against `policy`.
+    pub fn new(proxies: Vec<String>, policy: Policy) -> Self {
+        let n = proxies.len();
+        Self {
+            proxies,
+            http: HttpClient::new(),
+            states: RwLock::new(vec![NodeState::default(); n]),
+            policy,
+        }
+    }
+
+    /// Number of nodes.
+    pub fn count(&self) -> u16 {
+        self.proxies.len() as u16
+    }
+
+    fn states(&self) -> std::sync::RwLockReadGuard<'_, Vec<NodeState>> {
+        self.states.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn update(&self, node: u16, f: impl FnOnce(&mut NodeState)) {
+        let mut states = self.states.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = states.get_mut(usize::from(node)) {
+            f(s);
+        }
+    }
+
+    /// Sends one request to node `node`, with a time limit.
+    pub async fn call(
+        &self,
+        node: u16,
+        request: &EnclaveRequest,
+        timeout: Duration,
+    ) -> Result<EnclaveResponse, CallError> {
+        let proxy = self
+            .proxies
+            .get(usize::from(node))
+            .ok_or_else(|| CallError(format!("no node {node}")))?;
+        match tokio::time::timeout(timeout, self.http.enclave_call(proxy, request)).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(CallError(format!("node {node}: {e:#}"))),
+            Err(_) => Err(CallError(format!(
+                "node {node}: no answer within {} ms",
+                timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// Whether a node may take part in new sessions.
+    pub fn healthy(&self, node: u16) -> bool {
+        self.states()
+            .get(usize::from(node))
+            .is_some_and(|s| Self::is_healthy(s))
+    }
+
+    fn is_healthy(s: &NodeState) -> bool {
+        s.reachable
+            && s.attested
+            && s.phase == Some(Phase::Operational)
+            && s.suspended_until.is_none_or(|t| Instant::now() >= t)
+    }
+
+    /// Healthy node indices.
+    pub fn healthy_nodes(&self) -> Vec<u16> {
+        (0..self.count()).filter(|n| self.healthy(*n)).collect()
+    }
+
+    /// Leaves a node out of new quorums for a while after it failed a session.
+    pub fn suspend(&self, node: u16, why: &str) {
+        warn!(node, why, "node suspended from quorums");
+        self.update(node, |s| {
+            s.suspended_until = Some(Instant::now() + SUSPEND_AFTER_FAILURE);
+            s.error = Some(why.to_string());
+        });
+    }
+
+    /// Every node's status, for the API.
+    pub fn status(&self) -> Vec<NodeStatus> {
+        self.states()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| NodeStatus {
+                node: i as u16,
+                proxy: self.proxies[i].clone(),
+                reachable: s.reachable,
+                healthy: Self::is_healthy(s),
+                phase: s.phase.map(|p| p.to_string()),
+                attested: s.attested,
+                attestation_error: s.attestation_error.clone(),
+                module_id: s.module_id.clone(),
+                identity: s.identity.as_ref().map(|k| Hex(k.signing.to_vec())),
+                keys: s.keys,
+                presignatures: s.presignatures,
+                primes_ready: s.primes_ready,
+                error: s.error.clone(),
+            })
+            .collect()
+    }
+
+    /// The identity keys of a node, as last attested.
+    pub fn identity(&self, node: u16) -> Option<IdentityKeys> {
+        self.states()
+            .get(usize::from(node))
+            .and_then(|s| s.identity.clone())
+    }
+
+    /// Whether every node has safe primes ready.
+    pub fn primes_ready(&self) -> bool {
+        self.states().iter().all(|s| s.primes_ready)
+    }
+
+    /// Attests a node with a fresh nonce and verifies its document; returns the document.
+    pub async fn attest(&self, node: u16) -> Result<Vec<u8>, CallError> {
+        let mut nonce = vec![0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let r = self
+            .call(
+                node,
+                &EnclaveRequest::Attest {
+                    nonce: Some(ByteBuf::from(nonce.clone())),
+                },
+                Duration::from_secs(5),
+            )
+            .await?;
+        let document = match r {
+            EnclaveResponse::Attestation { document } => document.into_vec(),
+            other => return Err(CallError(format!("node {node}: unexpected {other}"))),
+        };
+        let mut policy = self.policy.clone();
+        policy.nonce = Some(nonce);
+        policy.require_identity = true;
+        match attestation::verify(&document, &policy, now()) {
+            Ok(v) => {
+                self.update(node, |s| {
+                    s.attested = true;
+                    s.attestation_error = None;
+                    s.module_id = Some(v.module_id.clone());
+                    s.identity = v.identity.clone();
+                    s.last_attested = Some(Instant::now());
+                });
+                Ok(document)
+            }
+            Err(e) => {
+                let why = format!("{} ({})", e, e.kind());
+                self.update(node, |s| {
+                    s.attested = false;
+                    s.attestation_error = Some(why.clone());
+                });
+                Err(CallError(format!("node {node} failed attestation: {why}")))
+            }
+        }
+    }
+
+    /// One health round: status of every node, attestation when due. Returns what changed.
+    pub async fn check(self: &Arc<Self>, attest_every: Duration) -> Vec<NodeEvent> {
+        let mut tasks = JoinSet::new();
+        for node in 0..self.count() {
+            let me = self.clone();
+            tasks.spawn(async move { (node, me.check_one(node, attest_every).await) });
+        }
+        let mut events = Vec::new();
+        while let Some(Ok((_, e))) = tasks.join_next().await {
+            events.extend(e);
+        }
+        events
+    }
+
+    async fn check_one(&self, node: u16, attest_every: Duration) -> Vec<NodeEvent> {
+        let mut events = Vec::new();
+        match self
+            .call(node, &EnclaveRequest::Status, Duration::from_secs(2))
+            .await
+        {
+            Ok(EnclaveResponse::Status {
+                phase,
+                keys,
+                presignatures,
+                primes_ready,
+                ..
+            }) => {
+                let (was_reachable, due, had) = {
+                    let s = &self.states()[usize::from(node)];
+                    (
+                        s.reachable,
+                        s.last_attested.is_none_or(|t| t.elapsed() >= attest_every),
+                        s.presignatures,
+                    )
+                };
+                self.update(node, |s| {
+                    s.reachable = true;
+                    s.phase = Some(phase);
+                    s.keys = keys;
+                    s.presignatures = presignatures;
+                    s.primes_ready = primes_ready;
+                    s.error = None;
+                    if s.suspended_until.is_some_and(|t| Instant::now() >= t) {
+                        s.suspended_until = None;
+                    }
+                });
+                if presignatures == 0 && had > 0 {
+                    events.push(NodeEvent::LostPresignatures(node));
+                }
+                if (due || !was_reachable) && phase != Phase::Booting && phase != Phase::BootFailed
+                {
+                    let before = self.identity(node);
+                    if self.attest(node).await.is_ok() {
+                        let after = self.identity(node);
+                        if before.is_some() && before != after {
+                            info!(node, "node has a new identity: it restarted");
+                            events.push(NodeEvent::Restarted(node));
+                        } else if before.is_none() {
+                            events.push(NodeEvent::Restarted(node));
+                        }
+                    }
+                }
+            }
+            Ok(other) => self.update(node, |s| {
+                s.reachable = true;
+                s.error = Some(format!("unexpected answer {other} to status"));
+            }),
+            Err(e) => self.update(node, |s| {
+                s.reachable = false;
+                s.error = Some(e.0);
+            }),
+        }
+        events
+    }
+
+    /// Fetches every reachable node's attestation document and has every node verify and admit
+    /// the others. Returns the refusals (node, peer, reason).
+    pub async fn admit_all(&self) -> Vec<(u16, u16, String)> {
+        let mut documents = Vec::new();
+        for node in 0..self.count() {
+            if let Ok(document) = self.attest(node).await {
+                documents.push(PeerDocument {
+                    node,
+                    document: ByteBuf::from(document),
+                });
+            }
+        }
+        let mut refusals = Vec::new();
+        for node in 0..self.count() {
+            let others: Vec<PeerDocument> = documents
+                .iter()
+                .filter(|d| d.node != node)
+                .cloned()
+                .collect();
+            match self
+                .call(
+                    node,
+                    &EnclaveRequest::AdmitPeers { documents: others },
+                    Duration::from_secs(10),
+                )
+                .await
+            {
+                Ok(EnclaveResponse::PeersAdmitted { refused, .. }) => {
+                    for (peer, why) in refused {
+                        warn!(node, peer, why, "peer refused");
+                        refusals.push((node, peer, why));
+                    }
+                }
+                Ok(EnclaveResponse::Error(e)) => {
+                    warn!(node, error = %e, "cannot admit peers")
+                }
+                Ok(other) => warn!(node, response = %other, "unexpected answer to admit"),
+                Err(e) => warn!(node, error = e.0, "cannot admit peers"),
+            }
+        }
+        refusals
+    }
+}
+
+/// A fresh random 32-byte session id.
+pub fn new_session_id() -> ByteBuf {
+    let mut b = vec![0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    ByteBuf::from(b)
+}
+
+/// How a session ended.
+#[derive(Debug, Clone)]
+pub struct SessionRun {
+    /// Each participant's outcome (a node that could not be reached gets a `Failed` one).
+    pub outcomes: BTreeMap<u16, Outcome>,
+    /// Nodes that did not answer in time or could not be reached.
+    pub unresponsive: Vec<u16>,
+}
+
+impl SessionRun {
+    /// Nodes to blame for a failure: the unresponsive, and the culprits enclaves named.
+    pub fn blamed(&self) -> Vec<u16> {
+        let mut blamed = self.unresponsive.clone();
+        for o in self.outcomes.values() {
+            if let Outcome::Failed { culprits, .. } = o {
+                blamed.extend(culprits);
+            }
+        }
+        blamed.sort_unstable();
+        blamed.dedup();
+        blamed
+    }
+
+    /// The first failure, if any: (node, code, message).
+    pub fn failure(&self) -> Option<(u16, String, String)> {
+        self.outcomes.iter().find_map(|(n, o)| match o {
+            Outcome::Failed { code, message, .. } => Some((*n, code.clone(), message.clone())),
+            _ => None,
+        })
+    }
+}
+
+fn unreachable(message: String) -> Outcome {
+    Outcome::Failed {
+        code: "unreachable".into(),
+        message,
+        culprits: vec![],
+    }
+}
+
+/// Runs one session among `participants`, relaying every round, with `round_timeout` on each
+/// call to an enclave. On the first failure the session is aborted at every participant (so a
+/// request it held can be retried by another quorum) and the run ends.
+pub async fn run_session(
+    nodes: &Arc<Nodes>,
+    session: &ByteBuf,
+    participants: &[u16],
+    kind: &SessionKind,
+    round_timeout: Duration,
+) -> SessionRun {
+    let mut relay = Relay::new(participants);
+    let mut unresponsive = Vec::new();
+    let mut tasks = JoinSet::new();
+    for p in participants {
+        let (nodes, node) = (nodes.clone(), *p);
+        let request = EnclaveRequest::StartSession {
+            session: session.clone(),
+            participants: participants.to_vec(),
+            kind: kind.clone(),
+        };
+        tasks.spawn(async move { (node, nodes.call(node, &request, round_timeout).await) });
+    }
+    let mut failed = false;
+    'rounds: loop {
+        while let Some(joined) = tasks.join_next().await {
+            let Ok((node, result)) = joined else {
+                failed = true;
+                break 'rounds;
+            };
+            match result {
+                Ok(EnclaveResponse::Session(update)) => relay.absorb(node, update),
+                Ok(EnclaveResponse::Error(e)) => relay.fail(
+                    node,
+                    Outcome::Failed {
+                        code: e.code.to_string(),
+                        message: e.message,
+                        culprits: vec![],
+                    },
+                ),
+                Ok(other) => relay.fail(node, unreachable(format!("unexpected answer {other}"))),
+                Err(e) => {
+                    unresponsive.push(node);
+                    relay.fail(node, unreachable(e.0));
+                }
+            }
+            if relay
+                .outcomes()
+                .values()
+                .any(|o| matches!(o, Outcome::Failed { .. }))
+            {
+                failed = true;
+                break 'rounds;
+            }
+        }
+        let mut any = false;
+        while let Some((node, envelopes)) = relay.next_delivery() {
+            any = true;
+            let nodes = nodes.clone();
+            let request = EnclaveRequest::Deliver {
+                session: session.clone(),
+                envelopes,
+            };
+            tasks.spawn(async move { (node, nodes.call(node, &request, round_timeout).await) });
+        }
+        if !any {
+            break;
+        }
+    }
+    if failed || !relay.finished() {
+        tasks.abort_all();
+        abort(nodes, session, participants, &unresponsive).await;
+        for p in participants {
+            if !relay.outcomes().contains_key(p) {
+                relay.fail(
+                    *p,
+                    Outcome::Failed {
+                        code: "aborted".into(),
+                        message: "session aborted after another participant failed".into(),
+                        culprits: vec![],
+                    },
+                );
+            }
+        }
+    }
+    SessionRun {
+        outcomes: relay.outcomes().clone(),
+        unresponsive,
+    }
+}
+
+/// Aborts a session at every participant that still answers (best effort, briefly).
+async fn abort(nodes: &Arc<Nodes>, session: &ByteBuf, participants: &[u16], skip: &[u16]) {
+    let mut tasks = JoinSet::new();
+    for p in participants.iter().filter(|p| !skip.contains(p)) {
+        let (nodes, node) = (nodes.clone(), *p);
+        let request = EnclaveRequest::AbortSession {
+            session: session.clone(),
+        };
+        tasks.spawn(async move {
+            let _ = nodes.call(node, &request, Duration::from_secs(2)).await;
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}

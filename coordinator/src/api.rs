@@ -585,6 +585,15 @@ impl ErrorCode {
         }
     }
 
+    /// Whether a request that failed with this code may run again when resubmitted under the
+    /// same idempotency key (the cluster could not serve it then; nothing was signed).
+    pub fn retryable(self) -> bool {
+        matches!(
+            self,
+            Self::NoQuorum | Self::DeadlineExceeded | Self::SigningFailed
+        )
+    }
+
     /// Every code, for documentation checks.
     pub const ALL: [ErrorCode; 20] = [
         Self::MalformedRequest,

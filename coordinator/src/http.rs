@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -23,6 +23,9 @@ use crate::service::{Coordinator, StoredResponse};
 
 /// The OpenAPI document describing this API (also served at `/openapi.json`).
 pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// How far past the body limit a request is still read (and dropped) to answer 413 cleanly.
+const DRAIN_FACTOR: usize = 4;
 
 /// Largest request body accepted by default.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
@@ -131,31 +134,41 @@ async fn read_json<T: DeserializeOwned>(
             format!("the body exceeds {max_body} bytes"),
         )
     };
+    // A body somewhat over the limit is read and dropped, so that the client, still sending,
+    // gets the 413 instead of a broken connection; a far larger one is refused at once.
+    let drain_limit = max_body.saturating_mul(DRAIN_FACTOR);
     if let Some(len) = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
-        && len > max_body
+        && len > drain_limit
     {
         return Err(too_large());
     }
-    let body = Limited::new(request.into_body(), max_body)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                too_large()
-            } else {
-                ApiError::new(
-                    ErrorCode::MalformedRequest,
-                    format!("cannot read the body: {e}"),
-                )
+    let mut incoming = request.into_body();
+    let mut body = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = incoming.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::new(
+                ErrorCode::MalformedRequest,
+                format!("cannot read the body: {e}"),
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            total = total.saturating_add(data.len());
+            if total > drain_limit {
+                break;
             }
-        })?
-        .to_bytes();
+            if total <= max_body {
+                body.extend_from_slice(&data);
+            }
+        }
+    }
+    if total > max_body {
+        return Err(too_large());
+    }
     serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(ErrorCode::MalformedRequest, format!("bad JSON: {e}")))
 }

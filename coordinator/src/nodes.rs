@@ -45,8 +45,11 @@ pub enum NodeEvent {
     /// A node came (back) with a new identity: a new enclave process. Its peers must admit it
     /// again, and presignatures it held are gone.
     Restarted(u16),
-    /// A node holds no presignatures although the pool counts some for it.
-    LostPresignatures(u16),
+    /// The coordinator sees a node for the first time since it started: its peers are admitted
+    /// again in case it restarted while no coordinator watched.
+    FirstSeen(u16),
+    /// A node holds no presignatures: any the pool counts for it are gone.
+    NoPresignatures(u16),
 }
 
 /// The nodes, by index.
@@ -248,12 +251,11 @@ impl Nodes {
                 primes_ready,
                 ..
             }) => {
-                let (was_reachable, due, had) = {
+                let (was_reachable, due) = {
                     let s = &self.states()[usize::from(node)];
                     (
                         s.reachable,
                         s.last_attested.is_none_or(|t| t.elapsed() >= attest_every),
-                        s.presignatures,
                     )
                 };
                 self.update(node, |s| {
@@ -267,8 +269,8 @@ impl Nodes {
                         s.suspended_until = None;
                     }
                 });
-                if presignatures == 0 && had > 0 {
-                    events.push(NodeEvent::LostPresignatures(node));
+                if presignatures == 0 && phase == Phase::Operational {
+                    events.push(NodeEvent::NoPresignatures(node));
                 }
                 if (due || !was_reachable) && phase != Phase::Booting && phase != Phase::BootFailed
                 {
@@ -279,7 +281,7 @@ impl Nodes {
                             info!(node, "node has a new identity: it restarted");
                             events.push(NodeEvent::Restarted(node));
                         } else if before.is_none() {
-                            events.push(NodeEvent::Restarted(node));
+                            events.push(NodeEvent::FirstSeen(node));
                         }
                     }
                 }

@@ -101,6 +101,7 @@ pub struct Coordinator {
     last_live: Mutex<Instant>,
     rotation: AtomicUsize,
     presign_gate: tokio::sync::Mutex<()>,
+    initialising: tokio::sync::Mutex<()>,
 }
 
 /// Keeps the count of live signing requests while alive.
@@ -111,6 +112,13 @@ impl Drop for Live<'_> {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
+
+/// How often a request waiting for a healthy quorum looks again.
+pub const NO_QUORUM_POLL: Duration = Duration::from_millis(200);
+
+/// How long after its lease ended an interrupted request is marked failed, if no client
+/// resubmitted it meanwhile.
+pub const STALE_GRACE: Duration = Duration::from_secs(60);
 
 /// How long the coordinator must have had no live signing request before a refill starts.
 pub const REFILL_QUIET: Duration = Duration::from_millis(250);
@@ -315,6 +323,34 @@ fn digest_hex(payload: &[u8]) -> String {
     hex::encode(Sha256::digest(payload))
 }
 
+/// Most sessions one payload may take (failover included).
+pub const MAX_ATTEMPTS: u32 = 16;
+
+/// Who runs a signing request: its idempotency key and the lease it holds it under. Session ids
+/// derive from it, so a coordinator taking over an interrupted request can abort the sessions
+/// its predecessor left at the enclaves (releasing the request there) before signing again.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    /// The idempotency key.
+    pub idem: String,
+    /// The lease (Unix seconds) the request is held under.
+    pub lease: u64,
+}
+
+impl Ticket {
+    /// The session id of attempt `attempt` at payload `payload`.
+    pub fn session(&self, payload: u16, attempt: u32) -> ByteBuf {
+        let mut h = Sha256::new();
+        h.update(b"cohort/sign-session/v1\0");
+        h.update((self.idem.len() as u32).to_be_bytes());
+        h.update(self.idem.as_bytes());
+        h.update(self.lease.to_be_bytes());
+        h.update(payload.to_be_bytes());
+        h.update(attempt.to_be_bytes());
+        ByteBuf::from(h.finalize().to_vec())
+    }
+}
+
 /// One payload's signing attempt ended.
 enum Attempt {
     Signed(SignatureInfo),
@@ -339,6 +375,7 @@ impl Coordinator {
             last_live: Mutex::new(Instant::now()),
             rotation: AtomicUsize::new(0),
             presign_gate: tokio::sync::Mutex::new(()),
+            initialising: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -503,6 +540,10 @@ impl Coordinator {
     /// admission, safe primes, auxiliary info. Each step tolerates having been done before, so
     /// a coordinator that restarts mid-way resumes here.
     pub async fn initialise(self: Arc<Self>) {
+        // One run at a time (the API and the start-up resume may both ask).
+        let Ok(_running) = self.initialising.try_lock() else {
+            return;
+        };
         let Ok(Some(row)) = self.db(|s| s.cluster()).await else {
             return;
         };
@@ -566,7 +607,10 @@ impl Coordinator {
                 .map_err(|e| err(ErrorCode::NoQuorum, e.0))?;
             match r {
                 protocol::EnclaveResponse::GenesisAccepted { .. } => {}
-                protocol::EnclaveResponse::Error(e) if e.message.contains("already") => {}
+                // Done before (a resumed genesis), or restored from its sealed blobs.
+                protocol::EnclaveResponse::Error(e)
+                    if e.message.contains("already")
+                        || e.code == protocol::ErrorCode::WrongPhase => {}
                 protocol::EnclaveResponse::Error(e) => {
                     return Err(err(ErrorCode::Refused, format!("node {node}: {e}")));
                 }
@@ -627,6 +671,7 @@ impl Coordinator {
                 format!("auxiliary info failed at node {node}: {code}: {message}"),
             ));
         }
+        self.nodes.check(self.settings.attest_interval).await;
         Ok(())
     }
 
@@ -716,6 +761,10 @@ impl Coordinator {
             ));
         }
         let all: Vec<u16> = (0..nodes).collect();
+        if self.nodes.healthy_nodes().len() != all.len() {
+            // The last health round may predate a change: look again before refusing.
+            self.nodes.check(self.settings.attest_interval).await;
+        }
         if self.nodes.healthy_nodes().len() != all.len() {
             return Err(err(
                 ErrorCode::NoQuorum,
@@ -874,6 +923,7 @@ impl Coordinator {
         let k = idem.clone();
         if let Some(row) = self.db(move |s| s.request(&k)).await?
             && row.request_hash == hash
+            && row.state != "retryable"
             && let Some(resp) = &row.response
         {
             return serde_json::from_str(resp)
@@ -924,6 +974,12 @@ impl Coordinator {
                             .await?
                         {
                             warn!(idem, "taking over an interrupted request");
+                            let previous = Ticket {
+                                idem: idem.clone(),
+                                lease: old,
+                            };
+                            self.abort_sessions_of(&previous, r.payloads.len() as u16)
+                                .await;
                             lease = new_lease;
                             break;
                         }
@@ -933,8 +989,12 @@ impl Coordinator {
                 }
             }
         }
+        let ticket = Ticket {
+            idem: idem.clone(),
+            lease,
+        };
         let response = self
-            .run_sign(&r, &wire, &key, &key_row, &idem, body.presignature)
+            .run_sign(&r, &wire, &key, &key_row, &ticket, body.presignature)
             .await;
         let (state, stored, entries) = match response {
             Ok((result, entry)) => (
@@ -950,7 +1010,14 @@ impl Coordinator {
                 }],
             ),
             Err((e, nodes)) => (
-                "failed",
+                // A request the cluster could not serve now (no quorum, deadline, every quorum
+                // failed) may be resubmitted under the same key and run again; one it refused
+                // or that was interrupted ends here.
+                if e.code.retryable() {
+                    "retryable"
+                } else {
+                    "failed"
+                },
                 StoredResponse {
                     status: e.code.status(),
                     body: serde_json::to_value(e.body())
@@ -1037,7 +1104,7 @@ impl Coordinator {
         wire: &Approved<SignRequest>,
         key: &KeyInfo,
         key_row: &KeyRow,
-        idem: &str,
+        ticket: &Ticket,
         presign: Option<PresignatureUse>,
     ) -> Result<(SignResult, AuditEntry), (ApiError, Vec<u16>)> {
         self.live.fetch_add(1, Ordering::SeqCst);
@@ -1064,6 +1131,7 @@ impl Coordinator {
                     key,
                     index,
                     &expected_key,
+                    ticket,
                     deadline,
                     presign,
                     &mut attempts,
@@ -1098,7 +1166,7 @@ impl Coordinator {
         };
         Ok((
             SignResult {
-                idempotency_key: idem.to_string(),
+                idempotency_key: ticket.idem.clone(),
                 request_id: Hex(r.request_id.to_vec()),
                 key_id: r.key_id.clone(),
                 status: "completed".into(),
@@ -1170,11 +1238,13 @@ impl Coordinator {
         key: &KeyInfo,
         index: u16,
         expected_key: &[u8],
+        ticket: &Ticket,
         deadline: Instant,
         presign: Option<PresignatureUse>,
         attempts: &mut u32,
     ) -> Result<SignatureInfo, ApiError> {
         let r = &wire.request;
+        let mut attempt_no = 0u32;
         let mut excluded = BTreeSet::new();
         let mut use_presig = presign != Some(PresignatureUse::Never);
         let mut last_error = String::new();
@@ -1188,17 +1258,35 @@ impl Coordinator {
             let (quorum, presig) = match self.pick_quorum(key, &r.path, &excluded, use_presig).await
             {
                 Ok(q) => q,
-                Err(e) if e.code == ErrorCode::NoQuorum && !last_error.is_empty() => {
-                    return Err(err(
-                        ErrorCode::SigningFailed,
-                        format!("{}; last error: {last_error}", e.message),
-                    ));
+                Err(e) if e.code == ErrorCode::NoQuorum => {
+                    // Wait, within the deadline, for enough nodes to be healthy again (a node
+                    // restarting, a coordinator that just started and has not attested yet).
+                    if Instant::now() + NO_QUORUM_POLL >= deadline {
+                        let why = if last_error.is_empty() {
+                            e.message
+                        } else {
+                            format!("{}; last error: {last_error}", e.message)
+                        };
+                        return Err(err(ErrorCode::NoQuorum, why));
+                    }
+                    self.nodes.check(self.settings.attest_interval).await;
+                    tokio::time::sleep(NO_QUORUM_POLL).await;
+                    excluded.clear();
+                    continue;
                 }
                 Err(e) => return Err(e),
             };
-            if *attempts > 0 {
+            if attempt_no >= MAX_ATTEMPTS {
+                return Err(err(
+                    ErrorCode::SigningFailed,
+                    format!("{MAX_ATTEMPTS} sessions failed; last error: {last_error}"),
+                ));
+            }
+            if attempt_no > 0 {
                 self.metrics.failover();
             }
+            let session = ticket.session(index, attempt_no);
+            attempt_no += 1;
             *attempts += 1;
             let attempt = self
                 .attempt(
@@ -1208,6 +1296,7 @@ impl Coordinator {
                     expected_key,
                     &quorum,
                     presig.clone(),
+                    &session,
                     deadline,
                 )
                 .await;
@@ -1250,6 +1339,7 @@ impl Coordinator {
         expected_key: &[u8],
         quorum: &[u16],
         presignature: Option<Vec<u8>>,
+        session: &ByteBuf,
         deadline: Instant,
     ) -> Attempt {
         let presigned = presignature.is_some();
@@ -1263,7 +1353,7 @@ impl Coordinator {
             .sign_round_timeout
             .min(deadline.saturating_duration_since(Instant::now()))
             .max(Duration::from_millis(100));
-        let run = run_session(&self.nodes, &new_session_id(), quorum, &kind, round).await;
+        let run = run_session(&self.nodes, session, quorum, &kind, round).await;
         let payload = &wire.request.payloads[usize::from(index)];
         for (node, o) in &run.outcomes {
             if let Outcome::Signed {
@@ -1313,6 +1403,17 @@ impl Coordinator {
                 why: format!("no_presignature: {why}"),
             };
         }
+        // An enclave that consumed the request but no longer holds its signature: the request
+        // was signed in a session whose result was lost, and cannot be signed again.
+        if let Some((n, _, m)) = failures.iter().find(|(_, _, m)| m.contains("already used")) {
+            return Attempt::Fatal(err(
+                ErrorCode::Interrupted,
+                format!(
+                    "node {n} refuses this request ({m}): it was signed in a session whose result \
+                     was lost; make a new request"
+                ),
+            ));
+        }
         // Refusals by every participant: the request itself is refused (used, expired).
         let refused: Vec<&(u16, String, String)> = failures
             .iter()
@@ -1349,6 +1450,25 @@ impl Coordinator {
                 why
             },
         }
+    }
+
+    /// Aborts, at every node, every session a previous owner of a request may have started.
+    async fn abort_sessions_of(&self, previous: &Ticket, payloads: u16) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for payload in 0..payloads {
+            for attempt in 0..MAX_ATTEMPTS {
+                for node in 0..self.nodes.count() {
+                    let nodes = self.nodes.clone();
+                    let request = protocol::EnclaveRequest::AbortSession {
+                        session: previous.session(payload, attempt),
+                    };
+                    tasks.spawn(async move {
+                        let _ = nodes.call(node, &request, Duration::from_secs(2)).await;
+                    });
+                }
+            }
+        }
+        while tasks.join_next().await.is_some() {}
     }
 
     // ----- presignature pools ---------------------------------------------------------------
@@ -1489,7 +1609,10 @@ impl Coordinator {
     /// Ends requests whose coordinator stopped before recording their result: they fail
     /// visibly (`interrupted`), with an audit record, instead of staying in progress forever.
     pub async fn fail_stale_requests(&self) -> Result<usize, ApiError> {
-        let stale = self.db(|s| s.stale_requests(unix_now())).await?;
+        // A client resubmitting within the grace period takes the request over and may still
+        // complete it; after that it ends as failed.
+        let cutoff = unix_now().saturating_sub(STALE_GRACE.as_secs());
+        let stale = self.db(move |s| s.stale_requests(cutoff)).await?;
         let mut n = 0;
         for row in stale {
             let e = err(
@@ -1562,7 +1685,8 @@ impl Coordinator {
                             readmit = true;
                             me.drop_presignatures_of(n).await;
                         }
-                        NodeEvent::LostPresignatures(n) => me.drop_presignatures_of(n).await,
+                        NodeEvent::FirstSeen(_) => readmit = true,
+                        NodeEvent::NoPresignatures(n) => me.drop_presignatures_of(n).await,
                     }
                 }
                 if readmit && me.genesis_status().await.is_ok_and(|g| g.state != "none") {

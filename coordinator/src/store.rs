@@ -395,7 +395,8 @@ pub struct RequestRow {
     pub request_hash: Vec<u8>,
     /// The request as submitted (JSON), for the audit record of an interrupted request.
     pub request: String,
-    /// `in_progress`, `completed` or `failed`.
+    /// `in_progress`, `completed`, `failed`, or `retryable` (failed, and runs again when
+    /// resubmitted).
     pub state: String,
     /// The response (JSON) once ended.
     pub response: Option<String>,
@@ -723,6 +724,20 @@ impl Store {
                     Value::Text(request.into()),
                     Value::Int(lease_until as i64),
                     Value::Int(now as i64),
+                ],
+            )?;
+            if n == 1 {
+                return Ok(Begin::Started);
+            }
+            // A request that failed in a way worth retrying runs again under the same key.
+            let n = tx.exec(
+                "UPDATE requests SET state = 'in_progress', response = NULL, lease_until = $1, updated = $2
+                 WHERE idem_key = $3 AND state = 'retryable' AND request_hash = $4",
+                &[
+                    Value::Int(lease_until as i64),
+                    Value::Int(now as i64),
+                    Value::Text(idem_key.into()),
+                    Value::Bytes(request_hash.to_vec()),
                 ],
             )?;
             if n == 1 {

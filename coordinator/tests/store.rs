@@ -109,28 +109,52 @@ fn state_suite(store: &mut Store) {
 
     // Idempotency: the first caller owns the request; the second finds it.
     assert_eq!(
-        store.begin_request("r1", "sign", b"h1", "{}", 100, 10).unwrap(),
+        store
+            .begin_request("r1", "sign", b"h1", "{}", 100, 10)
+            .unwrap(),
         Begin::Started
     );
-    let Begin::Existing(row) = store.begin_request("r1", "sign", b"h2", "{}", 200, 11).unwrap()
+    let Begin::Existing(row) = store
+        .begin_request("r1", "sign", b"h2", "{}", 200, 11)
+        .unwrap()
     else {
         panic!("second begin must find the first");
     };
     assert_eq!((row.state.as_str(), row.lease_until), ("in_progress", 100));
     assert_eq!(row.request_hash, b"h1");
     // A stale owner (wrong lease) cannot finish it; the owner can, once, with its audit record.
-    assert!(!store.finish_request("r1", 99, "completed", "{}", 12, &[entry(6)]).unwrap());
+    assert!(
+        !store
+            .finish_request("r1", 99, "completed", "{}", 12, &[entry(6)])
+            .unwrap()
+    );
     let before = verify_log(store).unwrap().unwrap();
-    assert!(store.finish_request("r1", 100, "completed", "{\"ok\":1}", 12, &[entry(6)]).unwrap());
-    assert!(!store.finish_request("r1", 100, "failed", "{}", 13, &[entry(7)]).unwrap());
+    assert!(
+        store
+            .finish_request("r1", 100, "completed", "{\"ok\":1}", 12, &[entry(6)])
+            .unwrap()
+    );
+    assert!(
+        !store
+            .finish_request("r1", 100, "failed", "{}", 13, &[entry(7)])
+            .unwrap()
+    );
     assert_eq!(verify_log(store).unwrap().unwrap(), before + 1);
     let row = store.request("r1").unwrap().unwrap();
     assert_eq!(row.response.as_deref(), Some("{\"ok\":1}"));
 
     // Stale requests: an expired lease can be taken over exactly once.
-    store.begin_request("r2", "sign", b"h", "{}", 50, 10).unwrap();
+    store
+        .begin_request("r2", "sign", b"h", "{}", 50, 10)
+        .unwrap();
     let stale = store.stale_requests(60).unwrap();
-    assert_eq!(stale.iter().map(|r| r.idem_key.as_str()).collect::<Vec<_>>(), vec!["r2"]);
+    assert_eq!(
+        stale
+            .iter()
+            .map(|r| r.idem_key.as_str())
+            .collect::<Vec<_>>(),
+        vec!["r2"]
+    );
     assert!(store.take_over_request("r2", 50, 90, 60).unwrap());
     assert!(!store.take_over_request("r2", 50, 95, 60).unwrap());
     assert!(store.stale_requests(60).unwrap().is_empty());
@@ -155,8 +179,14 @@ fn state_suite(store: &mut Store) {
         Some(vec![1; 32])
     );
     store.set_presignature_state(&[2; 32], "dead").unwrap();
-    assert_eq!(store.claim_presignature("btc", "m", "0,1", 30).unwrap(), None);
-    assert_eq!(store.claim_presignature("btc", "m/0", "1,2", 30).unwrap(), None);
+    assert_eq!(
+        store.claim_presignature("btc", "m", "0,1", 30).unwrap(),
+        None
+    );
+    assert_eq!(
+        store.claim_presignature("btc", "m/0", "1,2", 30).unwrap(),
+        None
+    );
     assert_eq!(store.ready_presignatures().unwrap().len(), 1);
 }
 

@@ -512,13 +512,19 @@ fn refusals_are_made_by_every_enclave() {
         }
     }
 
-    // A request id is used once.
+    // A request id is used once: asked again, the enclaves release the same signature (a relay
+    // may have lost it) and make no new one; another payload under that id is refused.
     let ok = c.sign_request("refusals", vec![], message.clone());
-    signature_of(&c.sign(&[0, 1], ok.clone(), None));
-    let again = c.sign(&[0, 1], ok, None);
+    let first = signature_of(&c.sign(&[0, 1], ok.clone(), None));
+    let again = c.sign(&[0, 1], ok.clone(), None);
+    assert_eq!(signature_of(&again), first);
+    let mut other = ok.clone();
+    other.request.payloads[0] = ByteBuf::from(b"pay someone else".to_vec());
+    other.approvals = approve(&other.request, &[&c.approvers[0], &c.approvers[2]]);
+    let refused = c.sign(&[0, 1], other, None);
     assert!(
-        failure(&again).iter().all(|(code, _)| code == "refused"),
-        "{again:?}"
+        failure(&refused).iter().all(|(code, _)| code == "refused"),
+        "{refused:?}"
     );
 }
 
@@ -728,13 +734,19 @@ fn an_aborted_session_releases_its_request_for_another_quorum() {
         c.enclaves[2].handle(EnclaveRequest::AbortSession { session: second }),
         EnclaveResponse::Session(_)
     ));
-    signature_of(&c.sign(&[0, 2], request.clone(), None));
+    let (first, _) = signature_of(&c.sign(&[0, 2], request.clone(), None));
     // The aborted session cannot be resumed, and the signed request is now spent.
     let resumed = c.enclaves[0].handle(EnclaveRequest::Deliver {
         session: stuck,
         envelopes: vec![],
     });
     assert!(matches!(resumed, EnclaveResponse::Error(ref e) if e.code == ErrorCode::Refused));
+    // Asked again (a relay that lost the answer), node 2 releases the same signature; node 1,
+    // which never signed it, gets no partner for a new one.
     let again = c.sign(&[1, 2], request, None);
-    assert!(failure(&again).iter().all(|(code, _)| code == "refused"));
+    assert!(
+        matches!(again.get(&2), Some(Outcome::Signed { signature, .. }) if signature.to_vec() == first),
+        "{again:?}"
+    );
+    assert!(!again.contains_key(&1), "{again:?}");
 }

@@ -22,6 +22,7 @@ use protocol::session::{
 use protocol::{EnclaveError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
+use sha2::Digest;
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
@@ -94,7 +95,18 @@ struct Signing {
     use_key: Vec<u8>,
     public_key: Vec<u8>,
     digest: [u8; 32],
+    /// SHA-256 of the payload (digest or message), to recognise the same request again.
+    payload_hash: [u8; 32],
     created: u64,
+    expiry: u64,
+}
+
+/// A signature this enclave released, kept until its request expires: a relay that lost it
+/// (its coordinator died) gets the same signature again instead of a refusal. It is public.
+struct Released {
+    payload_hash: [u8; 32],
+    signature: Vec<u8>,
+    public_key: Vec<u8>,
     expiry: u64,
 }
 
@@ -228,6 +240,7 @@ pub struct Node {
     sessions: HashMap<[u8; SESSION_ID_LEN], Session>,
     used_sessions: HashSet<[u8; SESSION_ID_LEN]>,
     in_flight: HashSet<Vec<u8>>,
+    released: HashMap<Vec<u8>, Released>,
     guard: RequestGuard,
     sealing: Box<dyn SealingAuthority>,
     primes: PrimePool,
@@ -266,6 +279,7 @@ impl Node {
             sessions: HashMap::new(),
             used_sessions: HashSet::new(),
             in_flight: HashSet::new(),
+            released: HashMap::new(),
             guard: RequestGuard::new(clock().as_secs()),
             sealing,
             primes,
@@ -554,6 +568,14 @@ impl Node {
                 payload,
                 presignature,
             } => {
+                if let Some(outcome) = self.released_signature(request, *payload)? {
+                    self.used_sessions.insert(sid);
+                    return Ok(SessionUpdate {
+                        session: ByteBuf::from(sid.to_vec()),
+                        outgoing: vec![],
+                        outcome: Some(outcome),
+                    });
+                }
                 let (key, signing) = self.check_sign(request, *payload)?;
                 let threshold = usize::from(key.threshold);
                 let r = &request.request;
@@ -663,6 +685,44 @@ impl Node {
             outgoing,
             outcome: None,
         })
+    }
+
+    /// The signature this enclave already released for exactly this approved request and
+    /// payload, if it still holds it. Approvals are checked as for a new signature.
+    fn released_signature(
+        &mut self,
+        request: &Approved<SignRequest>,
+        payload: u16,
+    ) -> Result<Option<Outcome>, NodeError> {
+        let now = self.now();
+        self.released.retain(|_, r| r.expiry >= now);
+        let r = &request.request;
+        let mut use_key = r.request_id.to_vec();
+        use_key.extend_from_slice(&payload.to_be_bytes());
+        let Some(released) = self.released.get(&use_key) else {
+            return Ok(None);
+        };
+        let Some(message) = r.payloads.get(usize::from(payload)) else {
+            return Ok(None);
+        };
+        let hash: [u8; 32] = sha2::Sha256::digest(message).into();
+        if hash != released.payload_hash {
+            return Ok(None);
+        }
+        let g = self.genesis()?;
+        if r.cluster != g.genesis.cluster {
+            return Ok(None);
+        }
+        let key = self
+            .keys
+            .get(&r.key_id)
+            .ok_or_else(|| NodeError::Refused(format!("unknown key {}", r.key_id)))?;
+        check_approvals(r, &request.approvals, &key.approvers, key.approvals_needed)?;
+        info!(request = %hex_short(&r.request_id), "signature released again");
+        Ok(Some(Outcome::Signed {
+            signature: ByteBuf::from(released.signature.clone()),
+            public_key: ByteBuf::from(released.public_key.clone()),
+        }))
     }
 
     /// Abandons a session at the relay's request, releasing the request it held.
@@ -807,6 +867,7 @@ impl Node {
                 use_key,
                 public_key,
                 digest,
+                payload_hash: sha2::Sha256::digest(message).into(),
                 created: r.created,
                 expiry: r.expiry,
             },
@@ -872,6 +933,21 @@ impl Node {
                     | Machine::EddsaSign(_, sg) = &s.machine
                     {
                         let _ = self.guard.consume(k, sg.created, sg.expiry, self.now());
+                        if let Outcome::Signed {
+                            signature,
+                            public_key,
+                        } = &outcome
+                        {
+                            self.released.insert(
+                                k.clone(),
+                                Released {
+                                    payload_hash: sg.payload_hash,
+                                    signature: signature.to_vec(),
+                                    public_key: public_key.to_vec(),
+                                    expiry: sg.expiry,
+                                },
+                            );
+                        }
                     } else if let Machine::EcdsaKeygen(_, r) | Machine::EddsaDkg(_, r) = &s.machine
                     {
                         let _ = self.guard.consume(k, r.created, r.expiry, self.now());

@@ -12,7 +12,12 @@ use tokio::process::{Child, Command};
 /// The directory holding the workspace binaries (`target/<profile>`).
 pub fn bin_dir() -> PathBuf {
     let dir = cli::sim::sibling_bin_dir().expect("test executable has a directory");
-    for bin in ["cohort", "cohort-enclave", "cohort-parent-proxy"] {
+    for bin in [
+        "cohort",
+        "cohort-enclave",
+        "cohort-parent-proxy",
+        "cohort-coordinator",
+    ] {
         assert!(
             dir.join(bin).is_file(),
             "{} is missing: run `cargo build --workspace --bins` before the tests (scripts/test.sh does)",

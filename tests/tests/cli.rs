@@ -239,7 +239,7 @@ fn demo_boots_attests_creates_keys_signs_and_exits_zero() {
     assert!(text.contains("refused: pcr0 mismatch"), "{text}");
     assert_eq!(
         text.matches("VERIFIED (independent library)").count(),
-        2,
+        3,
         "{text}"
     );
 }

@@ -1,0 +1,882 @@
+//! The coordinator over HTTP, against simulated clusters of real processes: the API end to end
+//! for both schemes, bad input, idempotency, a coordinator killed and restarted mid-run, and
+//! failover when an enclave or a proxy dies (or an enclave stalls) during a run of signatures.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use cli::ops;
+use cli::requests::{approve, create_key, public, sign_request};
+use cli::sim::{SimCluster, SimOptions};
+use coordinator::api::{
+    ApprovedJson, AuditPage, AuditVerification, ClusterStatus, CreateKeyJson, ErrorBody, KeyInfo,
+    KeyList, PresignatureUse, SignRequestJson, SignResult, Wire,
+};
+use coordinator::client::{ApiCallError, ApiClient, HttpClient};
+use ed25519_dalek::SigningKey;
+use http::{Method, StatusCode};
+use k256::ecdsa::signature::hazmat::PrehashVerifier;
+use protocol::policy::Scheme;
+use tokio::task::JoinSet;
+
+const CLUSTER: &str = "coord-test";
+
+/// The clusters of this file each keep two cores busy: one at a time.
+static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+struct Keys {
+    admins: Vec<SigningKey>,
+    approvers: Vec<SigningKey>,
+}
+
+fn keys(seed: u8) -> Keys {
+    Keys {
+        admins: (0..3)
+            .map(|i| SigningKey::from_bytes(&[seed + i; 32]))
+            .collect(),
+        approvers: (0..3)
+            .map(|i| SigningKey::from_bytes(&[seed + 10 + i; 32]))
+            .collect(),
+    }
+}
+
+fn pk32(k: &SigningKey) -> [u8; 32] {
+    k.verifying_key().to_bytes()
+}
+
+async fn start(coordinator_args: &[&str]) -> (tempfile::TempDir, SimCluster, ApiClient) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = SimOptions::new(3, dir.path().to_path_buf()).unwrap();
+    options.bin_dir = cohort_tests::bin_dir();
+    options.fixture_primes = true;
+    options.coordinator_args = coordinator_args.iter().map(|s| s.to_string()).collect();
+    let cluster = SimCluster::start(&options).await.unwrap();
+    let api = ApiClient::new(&cluster.info.coordinator_url);
+    (dir, cluster, api)
+}
+
+/// Genesis (two of three admins) and two 2-of-3 keys: `ecdsa` and `eddsa`, approved by two of
+/// three approvers.
+async fn bootstrap(api: &ApiClient, k: &Keys) -> (KeyInfo, KeyInfo) {
+    ops::genesis(api, CLUSTER, Some(3), &k.admins[1..], 2)
+        .await
+        .unwrap();
+    let approvers: Vec<[u8; 32]> = k.approvers.iter().map(pk32).collect();
+    let ecdsa = ops::create_key(
+        api,
+        "ecdsa",
+        Scheme::EcdsaSecp256k1,
+        2,
+        &k.admins[1..],
+        &approvers,
+        2,
+    )
+    .await
+    .unwrap();
+    let eddsa = ops::create_key(
+        api,
+        "eddsa",
+        Scheme::EddsaEd25519,
+        2,
+        &k.admins[1..],
+        &approvers,
+        2,
+    )
+    .await
+    .unwrap();
+    (ecdsa, eddsa)
+}
+
+fn bip32_child(master: &[u8], chain_code: &[u8], path: &[u32]) -> Vec<u8> {
+    let attrs = bip32::ExtendedKeyAttrs {
+        depth: 0,
+        parent_fingerprint: [0; 4],
+        child_number: bip32::ChildNumber(0),
+        chain_code: chain_code.try_into().unwrap(),
+    };
+    let mut xpub = bip32::XPub::new(
+        k256::ecdsa::VerifyingKey::from_sec1_bytes(master).unwrap(),
+        attrs,
+    );
+    for i in path {
+        xpub = xpub
+            .derive_child(bip32::ChildNumber::new(*i, false).unwrap())
+            .unwrap();
+    }
+    xpub.public_key().to_encoded_point(true).as_bytes().to_vec()
+}
+
+fn verify(scheme: Scheme, public_key: &[u8], payload: &[u8], signature: &[u8]) {
+    match scheme {
+        Scheme::EcdsaSecp256k1 => k256::ecdsa::VerifyingKey::from_sec1_bytes(public_key)
+            .unwrap()
+            .verify_prehash(
+                payload,
+                &k256::ecdsa::Signature::from_slice(signature).unwrap(),
+            )
+            .unwrap(),
+        Scheme::EddsaEd25519 => {
+            ed25519_dalek::VerifyingKey::from_bytes(public_key.try_into().unwrap())
+                .unwrap()
+                .verify_strict(
+                    payload,
+                    &ed25519_dalek::Signature::from_slice(signature).unwrap(),
+                )
+                .unwrap()
+        }
+    }
+}
+
+fn digest(i: usize) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(format!("payload {i}")).to_vec()
+}
+
+fn body(
+    k: &Keys,
+    key: &str,
+    path: &[u32],
+    payloads: Vec<Vec<u8>>,
+    presignature: PresignatureUse,
+) -> ApprovedJson<SignRequestJson> {
+    ops::sign_body(
+        CLUSTER,
+        key,
+        path,
+        payloads,
+        &k.approvers[1..],
+        Some(presignature),
+    )
+}
+
+async fn sign(api: &ApiClient, body: &ApprovedJson<SignRequestJson>) -> SignResult {
+    let r: SignResult = api.post("/v1/signatures", body).await.unwrap();
+    assert_eq!(r.status, "completed", "{r:?}");
+    r
+}
+
+fn expect_code<T: std::fmt::Debug>(r: Result<T, ApiCallError>, status: u16, code: &str) {
+    match r {
+        Err(ApiCallError::Api { status: s, body }) => {
+            assert_eq!((s, body.error.code.as_str()), (status, code), "{body:?}")
+        }
+        other => panic!("expected {status} {code}, got {other:?}"),
+    }
+}
+
+async fn audit(api: &ApiClient) -> Vec<coordinator::api::AuditRecordJson> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page: AuditPage = api
+            .get(&format!("/v1/audit?after={after}&limit=100"))
+            .await
+            .unwrap();
+        out.extend(page.records);
+        match page.next_after {
+            Some(n) => after = n,
+            None => return out,
+        }
+    }
+}
+
+async fn audit_intact(api: &ApiClient) -> u64 {
+    let v: AuditVerification = api.get("/v1/audit/verify").await.unwrap();
+    assert!(v.ok, "{v:?}");
+    v.records
+}
+
+/// Sends raw bytes; returns status and decoded error body.
+async fn raw(
+    http: &HttpClient,
+    url: &str,
+    method: Method,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, Option<ErrorBody>) {
+    let (status, bytes) = http.send(method, url, content_type, body).await.unwrap();
+    (status, serde_json::from_slice(&bytes).ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    // A short signing deadline keeps the lease of an interrupted request short.
+    let (_dir, mut cluster, api) = start(&["--sign-deadline-ms", "4000"]).await;
+    let base = cluster.info.coordinator_url.clone();
+    let http = HttpClient::new();
+    let k = keys(60);
+
+    // Before genesis: bad input is refused with stable codes and changes nothing.
+    let unapproved = {
+        let g = approve(
+            &cli::requests::genesis(CLUSTER, 3, &k.admins, 2),
+            &k.approvers[..2],
+        );
+        ApprovedJson::<coordinator::api::GenesisJson>::from_wire(&g)
+    };
+    expect_code(
+        api.post::<serde_json::Value>("/v1/genesis", &unapproved)
+            .await,
+        403,
+        "unapproved",
+    );
+    let genesis_url = format!("{base}/v1/genesis");
+    for (content_type, bytes, status, code) in [
+        (
+            Some("application/json"),
+            b"{not json".to_vec(),
+            400,
+            "malformed_request",
+        ),
+        (
+            Some("application/json"),
+            b"{\"request\":1}".to_vec(),
+            400,
+            "malformed_request",
+        ),
+        (
+            Some("text/plain"),
+            b"{}".to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            Some("application/json"),
+            vec![b' '; 2 * 1024 * 1024],
+            413,
+            "payload_too_large",
+        ),
+    ] {
+        let (s, e) = raw(&http, &genesis_url, Method::POST, content_type, bytes).await;
+        assert_eq!(
+            (s.as_u16(), e.map(|e| e.error.code)),
+            (status, Some(code.to_string()))
+        );
+    }
+    let (s, e) = raw(
+        &http,
+        &format!("{base}/v2/nothing"),
+        Method::GET,
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), e.unwrap().error.code.as_str()),
+        (404, "not_found")
+    );
+    let (s, e) = raw(
+        &http,
+        &format!("{base}/v1/keys"),
+        Method::DELETE,
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), e.unwrap().error.code.as_str()),
+        (405, "method_not_allowed")
+    );
+    expect_code(
+        api.post::<serde_json::Value>(
+            "/v1/keys",
+            &serde_json::json!({"request": {}, "approvals": []}),
+        )
+        .await,
+        400,
+        "malformed_request",
+    );
+    let status: ClusterStatus = api.get("/v1/cluster").await.unwrap();
+    assert_eq!(status.genesis.state, "none");
+    assert_eq!(audit_intact(&api).await, 0);
+    let (s, _) = raw(&http, &format!("{base}/readyz"), Method::GET, None, vec![]).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+
+    let (ecdsa, eddsa) = bootstrap(&api, &k).await;
+    let (s, _) = raw(&http, &format!("{base}/readyz"), Method::GET, None, vec![]).await;
+    assert_eq!(s, StatusCode::OK);
+    let status: ClusterStatus = api.get("/v1/cluster").await.unwrap();
+    assert_eq!(status.genesis.state, "ready");
+    assert!(
+        status.nodes.iter().all(|n| n.healthy && n.attested),
+        "{status:?}"
+    );
+    let list: KeyList = api.get("/v1/keys").await.unwrap();
+    assert_eq!(list.keys.len(), 2);
+    let got: KeyInfo = api.get("/v1/keys/ecdsa").await.unwrap();
+    assert_eq!(got, ecdsa);
+    expect_code(api.get::<KeyInfo>("/v1/keys/nope").await, 404, "not_found");
+
+    // Key creation: a taken id and an unapproved request are refused.
+    let approvers: Vec<[u8; 32]> = k.approvers.iter().map(pk32).collect();
+    let dup = ops::create_key(
+        &api,
+        "eddsa",
+        Scheme::EddsaEd25519,
+        2,
+        &k.admins[1..],
+        &approvers,
+        2,
+    )
+    .await
+    .unwrap_err();
+    assert!(dup.to_string().contains("key_exists"), "{dup}");
+    let by_approvers = approve(
+        &create_key(
+            CLUSTER,
+            "rogue",
+            Scheme::EddsaEd25519,
+            2,
+            &k.approvers.iter().map(public).collect::<Vec<_>>(),
+            1,
+        ),
+        &k.approvers,
+    );
+    expect_code(
+        api.post::<KeyInfo>(
+            "/v1/keys",
+            &ApprovedJson::<CreateKeyJson>::from_wire(&by_approvers),
+        )
+        .await,
+        403,
+        "unapproved",
+    );
+    let records_after_setup = audit_intact(&api).await;
+
+    // EdDSA, ECDSA full signing under a derived key, a two-payload request.
+    let message = b"solana message".to_vec();
+    let r = sign(
+        &api,
+        &body(
+            &k,
+            "eddsa",
+            &[],
+            vec![message.clone()],
+            PresignatureUse::Never,
+        ),
+    )
+    .await;
+    verify(
+        Scheme::EddsaEd25519,
+        &eddsa.public_key.0,
+        &message,
+        &r.signatures[0].signature.0,
+    );
+    assert_eq!(r.signatures[0].nodes.len(), 2);
+    let path = [0u32, 7];
+    let child = bip32_child(
+        &ecdsa.public_key.0,
+        &ecdsa.chain_code.as_ref().unwrap().0,
+        &path,
+    );
+    let b = body(
+        &k,
+        "ecdsa",
+        &path,
+        vec![digest(1), digest(2)],
+        PresignatureUse::Never,
+    );
+    let r = sign(&api, &b).await;
+    assert_eq!(r.signatures.len(), 2);
+    for (i, s) in r.signatures.iter().enumerate() {
+        assert_eq!(s.public_key.0, child);
+        assert!(!s.presigned);
+        verify(
+            Scheme::EcdsaSecp256k1,
+            &child,
+            &digest(i + 1),
+            &s.signature.0,
+        );
+    }
+
+    // Resubmitting returns the first result and signs nothing again; another request under the
+    // same idempotency key is refused.
+    let records = audit(&api).await.len();
+    let again: SignResult = api.post("/v1/signatures", &b).await.unwrap();
+    assert_eq!(again, r);
+    assert_eq!(audit(&api).await.len(), records);
+    let other = body(&k, "ecdsa", &path, vec![digest(3)], PresignatureUse::Never);
+    let idem = hex::encode(&b.request.request_id.0);
+    expect_code(
+        api.call::<SignResult>(
+            Method::POST,
+            "/v1/signatures",
+            Some(&other),
+            &[("idempotency-key", &idem)],
+        )
+        .await,
+        409,
+        "idempotency_conflict",
+    );
+    let stored: SignResult = api.get(&format!("/v1/signatures/{idem}")).await.unwrap();
+    assert_eq!(stored, r);
+
+    // ECDSA from a presignature, once the pools hold some.
+    ops::wait_for_pool(&api, "ecdsa", &[], 1, Duration::from_secs(300))
+        .await
+        .unwrap();
+    let before: ClusterStatus = api.get("/v1/cluster").await.unwrap();
+    let ready_before: u32 = before.pools.iter().map(|p| p.ready).sum();
+    let r = sign(
+        &api,
+        &body(&k, "ecdsa", &[], vec![digest(9)], PresignatureUse::Prefer),
+    )
+    .await;
+    assert!(r.signatures[0].presigned, "{r:?}");
+    verify(
+        Scheme::EcdsaSecp256k1,
+        &ecdsa.public_key.0,
+        &digest(9),
+        &r.signatures[0].signature.0,
+    );
+    assert!(ready_before > 0);
+    assert!(
+        before
+            .pools
+            .iter()
+            .all(|p| p.target == 4 && p.ready <= 4 && p.path == "m"),
+        "{before:?}"
+    );
+
+    // Unapproved, under-approved, expired and malformed signing requests: 4xx, nothing changes.
+    let records = audit(&api).await.len();
+    let mut foreign = body(
+        &k,
+        "eddsa",
+        &[],
+        vec![b"x".to_vec()],
+        PresignatureUse::Never,
+    );
+    let f = approve(&foreign.request.to_wire(), &k.admins[1..]);
+    foreign.approvals = ApprovedJson::<SignRequestJson>::from_wire(&f).approvals;
+    expect_code(
+        api.post::<SignResult>("/v1/signatures", &foreign).await,
+        403,
+        "unapproved",
+    );
+    let mut one = body(
+        &k,
+        "eddsa",
+        &[],
+        vec![b"x".to_vec()],
+        PresignatureUse::Never,
+    );
+    one.approvals.truncate(1);
+    expect_code(
+        api.post::<SignResult>("/v1/signatures", &one).await,
+        403,
+        "unapproved",
+    );
+    let mut tampered = body(
+        &k,
+        "eddsa",
+        &[],
+        vec![b"x".to_vec()],
+        PresignatureUse::Never,
+    );
+    tampered.request.payloads[0].0 = b"y".to_vec();
+    expect_code(
+        api.post::<SignResult>("/v1/signatures", &tampered).await,
+        403,
+        "unapproved",
+    );
+    let mut expired_req = sign_request(CLUSTER, "eddsa", &[], vec![b"x".to_vec()]);
+    expired_req.created -= 400;
+    expired_req.expiry = expired_req.created + 300;
+    let expired =
+        ApprovedJson::<SignRequestJson>::from_wire(&approve(&expired_req, &k.approvers[..2]));
+    expect_code(
+        api.post::<SignResult>("/v1/signatures", &expired).await,
+        400,
+        "request_expired",
+    );
+    let short = body(&k, "ecdsa", &[], vec![vec![1; 31]], PresignatureUse::Never);
+    expect_code(
+        api.post::<SignResult>("/v1/signatures", &short).await,
+        400,
+        "invalid_request",
+    );
+    let unknown = body(&k, "nope", &[], vec![digest(0)], PresignatureUse::Never);
+    expect_code(
+        api.post::<SignResult>("/v1/signatures", &unknown).await,
+        404,
+        "not_found",
+    );
+    let with_path = body(
+        &k,
+        "eddsa",
+        &[1],
+        vec![b"x".to_vec()],
+        PresignatureUse::Never,
+    );
+    expect_code(
+        api.post::<SignResult>("/v1/signatures", &with_path).await,
+        400,
+        "invalid_request",
+    );
+    assert_eq!(audit(&api).await.len(), records);
+
+    // Metrics: latency histograms per operation, failures by code, pools and node health.
+    let (s, bytes) = http.get(&format!("{base}/metrics")).await.unwrap();
+    assert_eq!(s, StatusCode::OK);
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    for needle in [
+        "cohort_operation_duration_seconds_bucket{operation=\"sign_eddsa\"",
+        "cohort_operation_duration_seconds_bucket{operation=\"sign_ecdsa_full\"",
+        "cohort_operation_duration_seconds_bucket{operation=\"sign_ecdsa_presigned\"",
+        "cohort_operation_duration_seconds_count{operation=\"presign\"}",
+        "cohort_operation_failures_total{operation=\"create_key\",code=\"key_exists\"} 1",
+        "cohort_presignatures_ready{key=\"ecdsa\",path=\"m\",quorum=\"0,1\"}",
+        "cohort_node_healthy{node=\"2\"} 1",
+        "cohort_http_responses_total{route=\"POST /v1/signatures\",status=\"403\"}",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+    let (_, doc) = http.get(&format!("{base}/openapi.json")).await.unwrap();
+    assert_eq!(&doc[..], coordinator::http::OPENAPI.as_bytes());
+
+    // The audit log names who asked, what, which nodes, and the outcome.
+    let log = audit(&api).await;
+    let signed: Vec<_> = log.iter().filter(|r| r.entry.action == "sign").collect();
+    assert_eq!(signed.len(), 3);
+    let two = signed
+        .iter()
+        .find(|r| r.entry.payload_digests.len() == 2)
+        .unwrap();
+    assert_eq!(two.entry.path, path.to_vec());
+    assert_eq!(two.entry.key_id.as_deref(), Some("ecdsa"));
+    assert_eq!(two.entry.outcome, "ok");
+    assert_eq!(
+        two.entry.actors.iter().cloned().collect::<BTreeSet<_>>(),
+        k.approvers[1..]
+            .iter()
+            .map(|a| hex::encode(pk32(a)))
+            .collect()
+    );
+    assert!(two.entry.nodes.len() >= 2);
+    assert_eq!(two.entry.request_id.as_deref(), Some(idem.as_str()));
+    assert!(audit_intact(&api).await > records_after_setup);
+
+    // Kill the coordinator (SIGKILL) in the middle of 200 signatures at concurrency 4 and
+    // start it again. Clients resubmit each request until it has a final answer.
+    let bodies: Vec<ApprovedJson<SignRequestJson>> = (0..200)
+        .map(|i| {
+            body(
+                &k,
+                "eddsa",
+                &[],
+                vec![format!("m{i}").into_bytes()],
+                PresignatureUse::Never,
+            )
+        })
+        .collect();
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(bodies.clone()));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = JoinSet::new();
+    for _ in 0..4 {
+        let (api, queue, done) = (api.clone(), queue.clone(), done.clone());
+        tasks.spawn(async move {
+            let mut results = Vec::new();
+            loop {
+                let next = queue.lock().unwrap().pop();
+                let Some(b) = next else { return results };
+                let deadline = Instant::now() + Duration::from_secs(120);
+                let outcome = loop {
+                    match api.post::<SignResult>("/v1/signatures", &b).await {
+                        Ok(r) => break Ok(r),
+                        Err(ApiCallError::Api { body, .. }) => {
+                            eprintln!("request ended {}: {}", body.error.code, body.error.message);
+                            break Err(body.error.code);
+                        }
+                        Err(ApiCallError::Transport(_)) => {
+                            assert!(Instant::now() < deadline, "coordinator never came back");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                };
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                results.push((b, outcome));
+            }
+        });
+    }
+    while done.load(std::sync::atomic::Ordering::SeqCst) < 60 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    cluster.kill("coordinator").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster.restart("coordinator").await.unwrap();
+    let mut results = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        results.extend(r.unwrap());
+    }
+    assert_eq!(results.len(), 200);
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    for (b, outcome) in &results {
+        match outcome {
+            Ok(r) => {
+                verify(
+                    Scheme::EddsaEd25519,
+                    &eddsa.public_key.0,
+                    &b.request.payloads[0].0,
+                    &r.signatures[0].signature.0,
+                );
+                *outcomes.entry("completed".into()).or_default() += 1;
+                // A resubmission now returns the very same answer.
+                let again: SignResult = api.post("/v1/signatures", b).await.unwrap();
+                assert_eq!(&again, r);
+            }
+            Err(code) => *outcomes.entry(code.clone()).or_default() += 1,
+        }
+    }
+    // Every request ended completed, or visibly failed as interrupted (signed by the enclaves
+    // while its coordinator died, so it cannot be resumed) — at most one per client in flight.
+    let interrupted = outcomes.get("interrupted").copied().unwrap_or(0);
+    assert_eq!(
+        outcomes.get("completed").copied().unwrap_or(0) + interrupted,
+        200,
+        "{outcomes:?}"
+    );
+    assert!(interrupted <= 4, "{outcomes:?}");
+    // Nothing signed twice: at most one successful sign record per request id, and the chain
+    // survived the crash.
+    let log = audit(&api).await;
+    let mut ok_per_request: BTreeMap<String, usize> = BTreeMap::new();
+    for r in log
+        .iter()
+        .filter(|r| r.entry.action == "sign" && r.entry.outcome == "ok")
+    {
+        *ok_per_request
+            .entry(r.entry.request_id.clone().unwrap())
+            .or_default() += 1;
+    }
+    assert!(
+        ok_per_request.values().all(|n| *n == 1),
+        "{ok_per_request:?}"
+    );
+    assert_eq!(
+        ok_per_request.len(),
+        3 + outcomes.get("completed").copied().unwrap_or(0)
+    );
+    audit_intact(&api).await;
+    cluster.stop().await.unwrap();
+}
+
+/// Runs `count` signatures at concurrency 4 (every tenth with the ECDSA key, full signing; the
+/// rest EdDSA) and calls `fault` once `fault_after` have finished. Returns the failures.
+async fn run_with_fault(
+    api: &ApiClient,
+    k: &Keys,
+    keys: &(KeyInfo, KeyInfo),
+    count: usize,
+    fault_after: usize,
+    cluster: &mut SimCluster,
+    fault: &str,
+) -> Vec<String> {
+    let bodies: Vec<(Scheme, ApprovedJson<SignRequestJson>)> = (0..count)
+        .map(|i| {
+            if i % 10 == 0 {
+                (
+                    Scheme::EcdsaSecp256k1,
+                    body(k, "ecdsa", &[], vec![digest(i)], PresignatureUse::Never),
+                )
+            } else {
+                (
+                    Scheme::EddsaEd25519,
+                    body(
+                        k,
+                        "eddsa",
+                        &[],
+                        vec![format!("f{i}").into_bytes()],
+                        PresignatureUse::Never,
+                    ),
+                )
+            }
+        })
+        .collect();
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(bodies));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = JoinSet::new();
+    for _ in 0..4 {
+        let (api, queue, done) = (api.clone(), queue.clone(), done.clone());
+        tasks.spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                let next = queue.lock().unwrap().pop();
+                let Some((scheme, b)) = next else { return out };
+                let r = api.post::<SignResult>("/v1/signatures", &b).await;
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                out.push((scheme, b, r));
+            }
+        });
+    }
+    while done.load(std::sync::atomic::Ordering::SeqCst) < fault_after {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    match fault {
+        "stop-enclave-1" => {
+            let pid = cluster
+                .pids()
+                .into_iter()
+                .find(|(n, _)| n == "enclave-1")
+                .unwrap()
+                .1;
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGSTOP,
+            )
+            .unwrap();
+        }
+        name => cluster.kill(name).await.unwrap(),
+    }
+    let mut failures = Vec::new();
+    let mut ok = 0;
+    while let Some(joined) = tasks.join_next().await {
+        for (scheme, b, r) in joined.unwrap() {
+            match r {
+                Ok(r) if r.status == "completed" => {
+                    let public_key = match scheme {
+                        Scheme::EcdsaSecp256k1 => &keys.0.public_key.0,
+                        Scheme::EddsaEd25519 => &keys.1.public_key.0,
+                    };
+                    verify(
+                        scheme,
+                        public_key,
+                        &b.request.payloads[0].0,
+                        &r.signatures[0].signature.0,
+                    );
+                    ok += 1;
+                }
+                Ok(r) => failures.push(format!("{r:?}")),
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+    }
+    assert_eq!(ok + failures.len(), count);
+    failures
+}
+
+async fn wait_healthy(api: &ApiClient, node: u16) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let s: ClusterStatus = api.get("/v1/cluster").await.unwrap();
+        if s.nodes[usize::from(node)].healthy && s.nodes[usize::from(node)].keys >= 2 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {node} never came back: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// The coordinator's store for the failover cluster: a private schema of the local PostgreSQL
+/// (required in CI), or SQLite elsewhere when PostgreSQL is not running.
+fn failover_store() -> Vec<String> {
+    let url = std::env::var("COHORT_TEST_POSTGRES").unwrap_or_else(|_| PG_URL.to_string());
+    match postgres::Client::connect(&url, postgres::NoTls) {
+        Ok(mut c) => {
+            c.batch_execute(
+                "DROP SCHEMA IF EXISTS cohort_failover CASCADE; CREATE SCHEMA cohort_failover",
+            )
+            .unwrap();
+            let sep = if url.contains('?') { '&' } else { '?' };
+            vec![
+                "--store".into(),
+                format!("{url}{sep}options=-c%20search_path%3Dcohort_failover"),
+            ]
+        }
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("PostgreSQL at {url} is unreachable in CI: {e}")
+        }
+        Err(e) => {
+            eprintln!(
+                "PostgreSQL unreachable ({e}): the failover cluster's coordinator uses SQLite"
+            );
+            vec![]
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signing_survives_a_dead_enclave_a_dead_proxy_and_a_stalled_enclave() {
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let mut args = failover_store();
+    args.extend([
+        "--sign-round-timeout-ms".into(),
+        "1500".into(),
+        "--pool-level".into(),
+        "0".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (_dir, mut cluster, api) = start(&args).await;
+    let k = keys(90);
+    let keys = bootstrap(&api, &k).await;
+
+    // An enclave dies (SIGKILL) during 200 2-of-3 signatures: every request succeeds.
+    let failures = run_with_fault(&api, &k, &keys, 200, 40, &mut cluster, "enclave-2").await;
+    assert!(failures.is_empty(), "{failures:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s: ClusterStatus = api.get("/v1/cluster").await.unwrap();
+        if !s.nodes[1].healthy && !s.nodes[1].reachable {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dead enclave still counts as healthy: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // It comes back: its proxy restores its sealed shares, the coordinator re-admits it.
+    cluster.restart("enclave-2").await.unwrap();
+    wait_healthy(&api, 1).await;
+
+    // A proxy dies during 200 signatures: every request succeeds.
+    let failures = run_with_fault(&api, &k, &keys, 200, 40, &mut cluster, "proxy-3").await;
+    assert!(failures.is_empty(), "{failures:?}");
+    cluster.restart("proxy-3").await.unwrap();
+    wait_healthy(&api, 2).await;
+
+    // An enclave stalls (SIGSTOP): rounds time out, other quorums sign.
+    let failures = run_with_fault(&api, &k, &keys, 40, 5, &mut cluster, "stop-enclave-1").await;
+    let pid = cluster
+        .pids()
+        .into_iter()
+        .find(|(n, _)| n == "enclave-1")
+        .unwrap()
+        .1;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGCONT,
+    )
+    .unwrap();
+    assert!(failures.is_empty(), "{failures:?}");
+
+    let (_, bytes) = HttpClient::new()
+        .get(&format!("{}/metrics", cluster.info.coordinator_url))
+        .await
+        .unwrap();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let failovers: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("cohort_failovers_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(failovers > 0, "{text}");
+    let log = audit(&api).await;
+    assert_eq!(
+        log.iter()
+            .filter(|r| r.entry.action == "sign" && r.entry.outcome == "ok")
+            .count(),
+        440
+    );
+    audit_intact(&api).await;
+    cluster.stop().await.unwrap();
+}

@@ -289,7 +289,7 @@ async fn handle(
                 )
             }
             ("GET", "/v1/audit/verify") => {
-                let result = c.db(|s| crate::store::verify_log(s)).await?;
+                let result = c.db(crate::store::verify_log).await?;
                 json(
                     200,
                     &match result {

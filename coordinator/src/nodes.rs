@@ -123,7 +123,7 @@ impl Nodes {
     pub fn healthy(&self, node: u16) -> bool {
         self.states()
             .get(usize::from(node))
-            .is_some_and(|s| Self::is_healthy(s))
+            .is_some_and(Self::is_healthy)
     }
 
     fn is_healthy(s: &NodeState) -> bool {
@@ -174,7 +174,7 @@ impl Nodes {
     pub fn identity(&self, node: u16) -> Option<IdentityKeys> {
         self.states()
             .get(usize::from(node))
-            .and_then(|s| s.identity.clone())
+            .and_then(|s| s.identity)
     }
 
     /// Whether every node has safe primes ready.
@@ -208,7 +208,7 @@ impl Nodes {
                     s.attested = true;
                     s.attestation_error = None;
                     s.module_id = Some(v.module_id.clone());
-                    s.identity = v.identity.clone();
+                    s.identity = v.identity;
                     s.last_attested = Some(Instant::now());
                 });
                 Ok(document)

@@ -1216,7 +1216,7 @@ impl Coordinator {
                 })
                 .filter(|(n, _)| *n > 0)
                 .collect();
-            candidates.sort_by(|a, b| b.0.cmp(&a.0));
+            candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
             for (_, q) in candidates {
                 let (k, p, qs) = (key.key_id.clone(), path_s.clone(), quorum_string(q));
                 if let Some(id) = self

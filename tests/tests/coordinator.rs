@@ -806,7 +806,8 @@ fn failover_store() -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn signing_survives_a_dead_enclave_a_dead_proxy_and_a_stalled_enclave() {
     let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
-    let mut args = failover_store();
+    // The synchronous PostgreSQL client runs its own runtime: not on this one's threads.
+    let mut args = tokio::task::spawn_blocking(failover_store).await.unwrap();
     args.extend([
         "--sign-round-timeout-ms".into(),
         "1500".into(),

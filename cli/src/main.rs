@@ -154,6 +154,9 @@ enum SimCommand {
         /// `test-fixtures` feature).
         #[arg(long, hide = true)]
         fixture_primes: bool,
+        /// Extra argument for the coordinator, e.g. --coordinator-arg=--pool-level=8 (repeat).
+        #[arg(long = "coordinator-arg", allow_hyphen_values = true)]
+        coordinator_args: Vec<String>,
     },
 }
 
@@ -355,9 +358,15 @@ async fn shutdown_signal() {
     }
 }
 
-async fn sim_up(nodes: usize, dir: PathBuf, fixture_primes: bool) -> anyhow::Result<ExitCode> {
+async fn sim_up(
+    nodes: usize,
+    dir: PathBuf,
+    fixture_primes: bool,
+    coordinator_args: Vec<String>,
+) -> anyhow::Result<ExitCode> {
     let mut options = SimOptions::new(nodes, dir)?;
     options.fixture_primes = fixture_primes;
+    options.coordinator_args = coordinator_args;
     let cluster = SimCluster::start(&options).await?;
     println!("simulated cluster up in {}", cluster.dir.display());
     println!("root certificate: {}", cluster.info.root_pem_path.display());
@@ -505,7 +514,12 @@ fn read_keys(paths: &[PathBuf]) -> anyhow::Result<Vec<ed25519_dalek::SigningKey>
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Sim(SimCommand::Up { nodes, dir, fixture_primes }) => sim_up(nodes, dir, fixture_primes).await,
+        Command::Sim(SimCommand::Up {
+            nodes,
+            dir,
+            fixture_primes,
+            coordinator_args,
+        }) => sim_up(nodes, dir, fixture_primes, coordinator_args).await,
         Command::Attest(AttestCommand::Fetch { proxy, nonce, out }) => {
             fetch(proxy, nonce, out).await
         }

@@ -102,6 +102,8 @@ pub struct Coordinator {
     rotation: AtomicUsize,
     presign_gate: tokio::sync::Mutex<()>,
     initialising: tokio::sync::Mutex<()>,
+    ready_genesis: std::sync::OnceLock<ApprovedJson<GenesisJson>>,
+    key_cache: Mutex<std::collections::HashMap<String, KeyRow>>,
 }
 
 /// Keeps the count of live signing requests while alive.
@@ -376,6 +378,8 @@ impl Coordinator {
             rotation: AtomicUsize::new(0),
             presign_gate: tokio::sync::Mutex::new(()),
             initialising: tokio::sync::Mutex::new(()),
+            ready_genesis: std::sync::OnceLock::new(),
+            key_cache: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -448,6 +452,10 @@ impl Coordinator {
     }
 
     async fn cluster(&self) -> Result<ApprovedJson<GenesisJson>, ApiError> {
+        // A ready genesis never changes: read it once.
+        if let Some(g) = self.ready_genesis.get() {
+            return Ok(g.clone());
+        }
         let row = self
             .db(|s| s.cluster())
             .await?
@@ -458,8 +466,10 @@ impl Coordinator {
                 format!("the cluster is not ready: {} ({})", row.state, row.detail),
             ));
         }
-        serde_json::from_str(&row.genesis)
-            .map_err(|e| err(ErrorCode::Storage, format!("stored genesis: {e}")))
+        let g: ApprovedJson<GenesisJson> = serde_json::from_str(&row.genesis)
+            .map_err(|e| err(ErrorCode::Storage, format!("stored genesis: {e}")))?;
+        let _ = self.ready_genesis.set(g.clone());
+        Ok(g)
     }
 
     /// Accepts a genesis and starts initialising the cluster in the background.
@@ -690,6 +700,29 @@ impl Coordinator {
             .await?
             .ok_or_else(|| err(ErrorCode::NotFound, format!("no key {key_id}")))?;
         key_info(&row)
+    }
+
+    /// A stored key (cached: keys never change once created).
+    async fn key_row(&self, key_id: &str) -> Result<KeyRow, ApiError> {
+        let cached = self
+            .key_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key_id)
+            .cloned();
+        if let Some(k) = cached {
+            return Ok(k);
+        }
+        let id = key_id.to_string();
+        let row = self
+            .db(move |s| s.key(&id))
+            .await?
+            .ok_or_else(|| err(ErrorCode::NotFound, format!("no key {key_id}")))?;
+        self.key_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key_id.to_string(), row.clone());
+        Ok(row)
     }
 
     /// Creates a key across all nodes.
@@ -930,12 +963,7 @@ impl Coordinator {
                 .map_err(|e| err(ErrorCode::Storage, format!("stored response: {e}")));
         }
         let genesis = self.cluster().await?;
-        let key_row = {
-            let id = r.key_id.clone();
-            self.db(move |s| s.key(&id))
-                .await?
-                .ok_or_else(|| err(ErrorCode::NotFound, format!("no key {}", r.key_id)))?
-        };
+        let key_row = self.key_row(&r.key_id).await?;
         let key = key_info(&key_row)?;
         self.check_sign(&r, &key, &genesis.request.cluster)?;
         let wire = body.to_wire();
@@ -1203,28 +1231,13 @@ impl Coordinator {
         }
         if use_presignature && key.scheme == Scheme::EcdsaSecp256k1 && self.settings.pool_level > 0
         {
-            let levels = self.pool_counts().await?;
-            let path_s = path_string(path);
-            let mut candidates: Vec<(u32, &Vec<u16>)> = quorums
-                .iter()
-                .map(|q| {
-                    let n = levels
-                        .get(&(key.key_id.clone(), path_s.clone(), quorum_string(q)))
-                        .copied()
-                        .unwrap_or(0);
-                    (n, q)
-                })
-                .filter(|(n, _)| *n > 0)
-                .collect();
-            candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
-            for (_, q) in candidates {
-                let (k, p, qs) = (key.key_id.clone(), path_s.clone(), quorum_string(q));
-                if let Some(id) = self
-                    .db(move |s| s.claim_presignature(&k, &p, &qs, unix_now()))
-                    .await?
-                {
-                    return Ok((q.clone(), Some(id)));
-                }
+            let (k, p) = (key.key_id.clone(), path_string(path));
+            let qs: Vec<String> = quorums.iter().map(|q| quorum_string(q)).collect();
+            if let Some((id, q)) = self
+                .db(move |s| s.claim_best_presignature(&k, &p, &qs, unix_now()))
+                .await?
+            {
+                return Ok((parse_quorum(&q), Some(id)));
             }
         }
         let i = self.rotation.fetch_add(1, Ordering::Relaxed) % quorums.len();
@@ -1300,13 +1313,6 @@ impl Coordinator {
                     deadline,
                 )
                 .await;
-            if let Some(id) = presig {
-                // Claimed presignatures are spent whatever happened: an enclave deletes its
-                // share of one before its partial signature leaves.
-                let _ = self
-                    .db(move |s| s.set_presignature_state(&id, "used"))
-                    .await;
-            }
             match attempt {
                 Attempt::Signed(sig) => return Ok(sig),
                 Attempt::Fatal(e) => return Err(e),
@@ -1474,12 +1480,7 @@ impl Coordinator {
     // ----- presignature pools ---------------------------------------------------------------
 
     async fn pool_counts(&self) -> Result<BTreeMap<(String, String, String), u32>, ApiError> {
-        let rows = self.db(|s| s.ready_presignatures()).await?;
-        let mut counts = BTreeMap::new();
-        for p in rows {
-            *counts.entry((p.key_id, p.path, p.quorum)).or_insert(0) += 1;
-        }
-        Ok(counts)
+        self.db(|s| s.presignature_counts()).await
     }
 
     /// Pool levels: every (ECDSA key, pool path, quorum) the pools serve, and any other
@@ -1753,6 +1754,33 @@ mod tests {
         );
         assert_eq!(combinations(&[0, 1], 3), Vec::<Vec<u16>>::new());
         assert_eq!(combinations(&[0, 1, 2, 3, 4], 3).len(), 10);
+    }
+
+    #[test]
+    fn session_ids_are_derived_per_owner_payload_and_attempt() {
+        let t = Ticket {
+            idem: "k".into(),
+            lease: 10,
+        };
+        let ids: BTreeSet<Vec<u8>> = (0..3u16)
+            .flat_map(|p| (0..MAX_ATTEMPTS).map(move |a| (p, a)))
+            .map(|(p, a)| t.session(p, a).to_vec())
+            .collect();
+        assert_eq!(ids.len(), 3 * MAX_ATTEMPTS as usize);
+        assert_eq!(t.session(1, 2), t.clone().session(1, 2));
+        let next_owner = Ticket {
+            lease: 11,
+            ..t.clone()
+        };
+        assert!(!ids.contains(&next_owner.session(0, 0).to_vec()));
+        assert_eq!(t.session(0, 0).len(), 32);
+    }
+
+    #[test]
+    fn retryable_codes() {
+        assert!(ErrorCode::NoQuorum.retryable());
+        assert!(!ErrorCode::Refused.retryable());
+        assert!(!ErrorCode::Interrupted.retryable());
     }
 
     #[test]

@@ -276,6 +276,38 @@ impl Tx<'_> {
         Ok(self.query(sql, params)?.into_iter().next())
     }
 
+    /// Claims one ready presignature (see [`Store::claim_presignature`]) in this transaction.
+    pub fn claim_presignature(
+        &mut self,
+        key_id: &str,
+        path: &str,
+        quorum: &str,
+        now: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let pick = if self.is_postgres() {
+            "SELECT id FROM presignatures WHERE key_id = $2 AND path = $3 AND quorum = $4
+             AND state = 'ready' ORDER BY created LIMIT 1 FOR UPDATE SKIP LOCKED"
+        } else {
+            "SELECT id FROM presignatures WHERE key_id = $2 AND path = $3 AND quorum = $4
+             AND state = 'ready' ORDER BY created LIMIT 1"
+        };
+        let sql = format!(
+            "UPDATE presignatures SET state = 'used', claimed_at = $1
+             WHERE id = ({pick}) AND state = 'ready' RETURNING id"
+        );
+        self.query_opt(
+            &sql,
+            &[
+                Value::Int(now as i64),
+                Value::Text(key_id.into()),
+                Value::Text(path.into()),
+                Value::Text(quorum.into()),
+            ],
+        )?
+        .map(|r| r.bytes(0))
+        .transpose()
+    }
+
     /// Appends an audit record chained to the last one, inside this transaction.
     pub fn append_audit(
         &mut self,
@@ -855,7 +887,9 @@ impl Store {
     }
 
     /// Claims one ready presignature of `key_id` at `path` held by `quorum`: no two callers,
-    /// even on two coordinators sharing PostgreSQL, ever get the same one.
+    /// even on two coordinators sharing PostgreSQL, ever get the same one. A claimed
+    /// presignature is spent whatever happens next (an enclave deletes its share of one before
+    /// its partial signature leaves), so it is marked `used` at once.
     pub fn claim_presignature(
         &mut self,
         key_id: &str,
@@ -863,29 +897,36 @@ impl Store {
         quorum: &str,
         now: u64,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.transaction(|tx| tx.claim_presignature(key_id, path, quorum, now))
+    }
+
+    /// Claims a ready presignature of `key_id` at `path` from the fullest of `quorums`, in one
+    /// transaction; returns it with its quorum.
+    pub fn claim_best_presignature(
+        &mut self,
+        key_id: &str,
+        path: &str,
+        quorums: &[String],
+        now: u64,
+    ) -> Result<Option<(Vec<u8>, String)>, StoreError> {
         self.transaction(|tx| {
-            let pick = if tx.is_postgres() {
-                "SELECT id FROM presignatures WHERE key_id = $2 AND path = $3 AND quorum = $4
-                 AND state = 'ready' ORDER BY created LIMIT 1 FOR UPDATE SKIP LOCKED"
-            } else {
-                "SELECT id FROM presignatures WHERE key_id = $2 AND path = $3 AND quorum = $4
-                 AND state = 'ready' ORDER BY created LIMIT 1"
-            };
-            let sql = format!(
-                "UPDATE presignatures SET state = 'claimed', claimed_at = $1
-                 WHERE id = ({pick}) AND state = 'ready' RETURNING id"
-            );
-            tx.query_opt(
-                &sql,
-                &[
-                    Value::Int(now as i64),
-                    Value::Text(key_id.into()),
-                    Value::Text(path.into()),
-                    Value::Text(quorum.into()),
-                ],
-            )?
-            .map(|r| r.bytes(0))
-            .transpose()
+            let mut levels: Vec<(i64, String)> = tx
+                .query(
+                    "SELECT quorum, COUNT(*) FROM presignatures
+                     WHERE key_id = $1 AND path = $2 AND state = 'ready' GROUP BY quorum",
+                    &[Value::Text(key_id.into()), Value::Text(path.into())],
+                )?
+                .iter()
+                .map(|r| Ok((r.int(1)?, r.text(0)?)))
+                .collect::<Result<_, StoreError>>()?;
+            levels.retain(|(_, q)| quorums.contains(q));
+            levels.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+            for (_, q) in levels {
+                if let Some(id) = tx.claim_presignature(key_id, path, &q, now)? {
+                    return Ok(Some((id, q)));
+                }
+            }
+            Ok(None)
         })
     }
 
@@ -897,6 +938,26 @@ impl Store {
                 &[Value::Text(state.into()), Value::Bytes(id.to_vec())],
             )?;
             Ok(())
+        })
+    }
+
+    /// Ready presignatures per (key, path, quorum).
+    pub fn presignature_counts(
+        &mut self,
+    ) -> Result<std::collections::BTreeMap<(String, String, String), u32>, StoreError> {
+        self.transaction(|tx| {
+            let mut out = std::collections::BTreeMap::new();
+            for r in tx.query(
+                "SELECT key_id, path, quorum, COUNT(*) FROM presignatures WHERE state = 'ready'
+                 GROUP BY key_id, path, quorum",
+                &[],
+            )? {
+                out.insert(
+                    (r.text(0)?, r.text(1)?, r.text(2)?),
+                    u32::try_from(r.int(3)?).unwrap_or(u32::MAX),
+                );
+            }
+            Ok(out)
         })
     }
 

@@ -174,6 +174,15 @@ fn state_suite(store: &mut Store) {
             .unwrap();
     }
     assert_eq!(store.ready_presignatures().unwrap().len(), 3);
+    let counts = store.presignature_counts().unwrap();
+    assert_eq!(
+        counts.get(&("btc".into(), "m".into(), "0,1".into())),
+        Some(&2)
+    );
+    assert_eq!(
+        counts.get(&("btc".into(), "m".into(), "1,2".into())),
+        Some(&1)
+    );
     assert_eq!(
         store.claim_presignature("btc", "m", "0,1", 30).unwrap(),
         Some(vec![1; 32])

@@ -6,25 +6,17 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use attestation::sim::{SimulatedCa, SimulatedNsm, simulated_pcrs};
-use ed25519_dalek::{Signer, SigningKey};
+use attestation::sim::SimulatedCa;
+use ed25519_dalek::SigningKey;
 use protocol::peer::PeerEnvelope;
-use protocol::policy::{
-    Approval, Approved, Canonical, CreateKey, Genesis, KeyPolicy, Scheme, SignRequest,
-};
-use protocol::relay::Relay;
+use protocol::policy::{Approved, CreateKey, Genesis, KeyPolicy, Scheme, SignRequest};
 use protocol::session::{Outcome, PeerDocument, SessionKind};
 use protocol::{EnclaveRequest, EnclaveResponse, ErrorCode};
 use rand::RngCore;
 use serde_bytes::ByteBuf;
 
-use crate::mpc::ecdsa::fixtures;
-use crate::primes::PrimePool;
-use crate::seal::LocalSealingAuthority;
-use crate::server::{BootConfig, Enclave};
-
-const IMAGE: [u8; 48] = [0x42; 48];
-const MASTER: [u8; 32] = [0x17; 32];
+use crate::server::Enclave;
+use crate::testkit::{IMAGE, admit_all, approve, boot, document, run_session};
 
 fn now() -> u64 {
     SystemTime::now()
@@ -45,15 +37,6 @@ fn request_id() -> ByteBuf {
     ByteBuf::from(b)
 }
 
-fn approve<T: Canonical>(request: &T, keys: &[&SigningKey]) -> Vec<Approval> {
-    keys.iter()
-        .map(|k| Approval {
-            approver: ByteBuf::from(k.verifying_key().to_bytes().to_vec()),
-            signature: ByteBuf::from(k.sign(&request.canonical_bytes()).to_bytes().to_vec()),
-        })
-        .collect()
-}
-
 struct Cluster {
     ca: Arc<SimulatedCa>,
     enclaves: Vec<Arc<Enclave>>,
@@ -61,28 +44,6 @@ struct Cluster {
     approvers: Vec<SigningKey>,
     /// Sealed blobs each node's proxy would store.
     blobs: Vec<Vec<ByteBuf>>,
-}
-
-fn boot(ca: &SimulatedCa, node: usize, image: [u8; 48]) -> Arc<Enclave> {
-    // A CA clone: same root and intermediate (the simulated "hardware").
-    let dir = tempfile::tempdir().unwrap();
-    ca.save(dir.path()).unwrap();
-    let ca = SimulatedCa::load(dir.path()).unwrap();
-    let root = ca.root_der().to_vec();
-    let nsm = SimulatedNsm::new(ca, format!("node-{node}"), simulated_pcrs(&image));
-    Arc::new(Enclave::boot(BootConfig {
-        nsm: Ok(Box::new(nsm)),
-        sealing: Box::new(LocalSealingAuthority::new(&MASTER, &image)),
-        root_der: root,
-        primes: PrimePool::preloaded(fixtures::primes(node).unwrap()),
-    }))
-}
-
-fn document(e: &Enclave) -> ByteBuf {
-    match e.handle(EnclaveRequest::Attest { nonce: None }) {
-        EnclaveResponse::Attestation { document } => document,
-        other => panic!("unexpected {other:?}"),
-    }
 }
 
 impl Cluster {
@@ -131,29 +92,7 @@ impl Cluster {
     }
 
     fn admit_all(&mut self) {
-        let docs: Vec<PeerDocument> = self
-            .enclaves
-            .iter()
-            .enumerate()
-            .map(|(i, e)| PeerDocument {
-                node: i as u16,
-                document: document(e),
-            })
-            .collect();
-        for (i, e) in self.enclaves.iter().enumerate() {
-            let others: Vec<PeerDocument> = docs
-                .iter()
-                .filter(|d| d.node != i as u16)
-                .cloned()
-                .collect();
-            match e.handle(EnclaveRequest::AdmitPeers { documents: others }) {
-                EnclaveResponse::PeersAdmitted { nodes, refused } => {
-                    assert!(refused.is_empty(), "{refused:?}");
-                    assert_eq!(nodes.len(), self.enclaves.len() - 1);
-                }
-                other => panic!("admit: {other:?}"),
-            }
-        }
+        admit_all(&self.enclaves);
     }
 
     /// Runs a session among `participants`; `tamper` may alter each batch before delivery.
@@ -171,51 +110,9 @@ impl Cluster {
         session: ByteBuf,
         participants: &[u16],
         kind: SessionKind,
-        mut tamper: impl FnMut(u16, &mut Vec<PeerEnvelope>),
+        tamper: impl FnMut(u16, &mut Vec<PeerEnvelope>),
     ) -> BTreeMap<u16, Outcome> {
-        let mut relay = Relay::new(participants);
-        for p in participants {
-            let request = EnclaveRequest::StartSession {
-                session: session.clone(),
-                participants: participants.to_vec(),
-                kind: kind.clone(),
-            };
-            match self.enclaves[usize::from(*p)].handle(request) {
-                EnclaveResponse::Session(update) => relay.absorb(*p, update),
-                EnclaveResponse::Error(e) => relay.fail(
-                    *p,
-                    Outcome::Failed {
-                        code: e.code.to_string(),
-                        message: e.message,
-                        culprits: vec![],
-                    },
-                ),
-                other => panic!("start: {other:?}"),
-            }
-        }
-        let mut rounds = 0;
-        while let Some((node, mut envelopes)) = relay.next_delivery() {
-            rounds += 1;
-            assert!(rounds < 10_000, "session does not terminate");
-            tamper(node, &mut envelopes);
-            let request = EnclaveRequest::Deliver {
-                session: session.clone(),
-                envelopes,
-            };
-            match self.enclaves[usize::from(node)].handle(request) {
-                EnclaveResponse::Session(update) => relay.absorb(node, update),
-                EnclaveResponse::Error(e) => relay.fail(
-                    node,
-                    Outcome::Failed {
-                        code: e.code.to_string(),
-                        message: e.message,
-                        culprits: vec![],
-                    },
-                ),
-                other => panic!("deliver: {other:?}"),
-            }
-        }
-        relay.outcomes().clone()
+        run_session(&self.enclaves, session, participants, kind, tamper)
     }
 
     fn create_key(&mut self, key_id: &str, scheme: Scheme, threshold: u16) -> Vec<u8> {

@@ -17,3 +17,5 @@ pub mod mpc;
 
 #[cfg(test)]
 mod cluster_tests;
+#[cfg(any(test, feature = "test-fixtures"))]
+pub mod testkit;

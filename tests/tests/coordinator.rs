@@ -808,6 +808,7 @@ async fn signing_survives_a_dead_enclave_a_dead_proxy_and_a_stalled_enclave() {
     let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
     // The synchronous PostgreSQL client runs its own runtime: not on this one's threads.
     let mut args = tokio::task::spawn_blocking(failover_store).await.unwrap();
+    let store = args.clone();
     args.extend([
         "--sign-round-timeout-ms".into(),
         "1500".into(),
@@ -879,5 +880,94 @@ async fn signing_survives_a_dead_enclave_a_dead_proxy_and_a_stalled_enclave() {
         440
     );
     audit_intact(&api).await;
+
+    if store.is_empty() {
+        eprintln!("no PostgreSQL: skipping the second coordinator sharing the database");
+    } else {
+        two_coordinators_share_one_database(&cluster, &api, &k, &store, _dir.path()).await;
+    }
     cluster.stop().await.unwrap();
+}
+
+/// A second coordinator on the same PostgreSQL: both serve the cluster, the same request sent to
+/// both at once is signed once, and the audit chain stays one linear chain.
+async fn two_coordinators_share_one_database(
+    cluster: &SimCluster,
+    first: &ApiClient,
+    k: &Keys,
+    store: &[String],
+    dir: &std::path::Path,
+) {
+    let addr_file = dir.join("second.addr");
+    let mut args: Vec<String> = vec![
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--addr-file".into(),
+        addr_file.display().to_string(),
+        "--root".into(),
+        cluster.info.root_pem_path.display().to_string(),
+        "--pool-level".into(),
+        "0".into(),
+    ];
+    for (i, pcr) in cluster.info.pcrs.iter().enumerate() {
+        args.extend([format!("--pcr{i}"), pcr.clone()]);
+    }
+    for n in &cluster.info.nodes {
+        args.extend(["--proxy".into(), n.proxy_url.clone()]);
+    }
+    args.extend(store.iter().cloned());
+    let _second = cohort_tests::Proc::spawn(
+        &cohort_tests::bin("cohort-coordinator"),
+        &args,
+        &dir.join("second.log"),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = loop {
+        if let Ok(a) = std::fs::read_to_string(&addr_file) {
+            break a.trim().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second coordinator did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let second = ApiClient::new(&format!("http://{addr}"));
+    let before = audit(first).await.len();
+
+    // The same 40 requests, each sent to both coordinators at once.
+    let mut tasks = JoinSet::new();
+    for i in 0..40 {
+        let b = body(
+            k,
+            "eddsa",
+            &[],
+            vec![format!("both {i}").into_bytes()],
+            PresignatureUse::Never,
+        );
+        for api in [first.clone(), second.clone()] {
+            let b = b.clone();
+            tasks.spawn(async move {
+                (
+                    hex::encode(&b.request.request_id.0),
+                    api.post::<SignResult>("/v1/signatures", &b).await.unwrap(),
+                )
+            });
+        }
+    }
+    let mut answers: BTreeMap<String, Vec<SignResult>> = BTreeMap::new();
+    while let Some(r) = tasks.join_next().await {
+        let (id, result) = r.unwrap();
+        answers.entry(id).or_default().push(result);
+    }
+    assert_eq!(answers.len(), 40);
+    for (id, both) in &answers {
+        assert_eq!(both.len(), 2);
+        assert_eq!(both[0], both[1], "request {id} got two different answers");
+        assert_eq!(both[0].status, "completed");
+    }
+    let log = audit(&second).await;
+    assert_eq!(log.len(), before + 40, "one audit record per request");
+    assert_eq!(audit_intact(&second).await, audit_intact(first).await);
 }

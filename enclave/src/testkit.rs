@@ -1,0 +1,148 @@
+//! In-process clusters for tests and the in-process benchmark: real [`Enclave`]s with simulated
+//! NSMs and the local sealing authority, driven through their request handler, every envelope
+//! relayed by [`protocol::relay::Relay`] — the coordinator's path without proxies or HTTP.
+//!
+//! Compiled only for this crate's tests or with the `test-fixtures` feature (off by default):
+//! enclaves boot with the committed safe primes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use attestation::sim::{SimulatedCa, SimulatedNsm, simulated_pcrs};
+use ed25519_dalek::{Signer, SigningKey};
+use protocol::peer::PeerEnvelope;
+use protocol::policy::{Approval, Canonical};
+use protocol::relay::Relay;
+use protocol::session::{Outcome, PeerDocument, SessionKind};
+use protocol::{EnclaveRequest, EnclaveResponse};
+use serde_bytes::ByteBuf;
+
+use crate::mpc::ecdsa::fixtures;
+use crate::primes::PrimePool;
+use crate::seal::LocalSealingAuthority;
+use crate::server::{BootConfig, Enclave};
+
+/// The measurement of the in-process enclaves' image.
+pub const IMAGE: [u8; 48] = [0x42; 48];
+/// The local sealing authority's master key.
+pub const MASTER: [u8; 32] = [0x17; 32];
+
+/// Boots node `node` (with committed primes) under `ca`, measured as `image`.
+///
+/// # Panics
+/// If the CA cannot be copied or the committed primes are missing (test code).
+pub fn boot(ca: &SimulatedCa, node: usize, image: [u8; 48]) -> Arc<Enclave> {
+    // A CA clone: same root and intermediate (the simulated "hardware").
+    let dir = tempfile::tempdir().expect("temporary directory");
+    ca.save(dir.path()).expect("save the simulated CA");
+    let ca = SimulatedCa::load(dir.path()).expect("load the simulated CA");
+    let root = ca.root_der().to_vec();
+    let nsm = SimulatedNsm::new(ca, format!("node-{node}"), simulated_pcrs(&image));
+    Arc::new(Enclave::boot(BootConfig {
+        nsm: Ok(Box::new(nsm)),
+        sealing: Box::new(LocalSealingAuthority::new(&MASTER, &image)),
+        root_der: root,
+        primes: PrimePool::preloaded(fixtures::primes(node).expect("committed primes")),
+    }))
+}
+
+/// An enclave's attestation document.
+///
+/// # Panics
+/// If the enclave does not attest.
+pub fn document(e: &Enclave) -> ByteBuf {
+    match e.handle(EnclaveRequest::Attest { nonce: None }) {
+        EnclaveResponse::Attestation { document } => document,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Approvals of `request` by `keys`.
+pub fn approve<T: Canonical>(request: &T, keys: &[&SigningKey]) -> Vec<Approval> {
+    keys.iter()
+        .map(|k| Approval {
+            approver: ByteBuf::from(k.verifying_key().to_bytes().to_vec()),
+            signature: ByteBuf::from(k.sign(&request.canonical_bytes()).to_bytes().to_vec()),
+        })
+        .collect()
+}
+
+/// Has every enclave verify and admit every other one.
+///
+/// # Panics
+/// If an enclave refuses a peer.
+pub fn admit_all(enclaves: &[Arc<Enclave>]) {
+    let docs: Vec<PeerDocument> = enclaves
+        .iter()
+        .enumerate()
+        .map(|(i, e)| PeerDocument {
+            node: i as u16,
+            document: document(e),
+        })
+        .collect();
+    for (i, e) in enclaves.iter().enumerate() {
+        let others: Vec<PeerDocument> = docs
+            .iter()
+            .filter(|d| d.node != i as u16)
+            .cloned()
+            .collect();
+        match e.handle(EnclaveRequest::AdmitPeers { documents: others }) {
+            EnclaveResponse::PeersAdmitted { nodes, refused } => {
+                assert!(refused.is_empty(), "{refused:?}");
+                assert_eq!(nodes.len(), enclaves.len() - 1);
+            }
+            other => panic!("admit: {other:?}"),
+        }
+    }
+}
+
+fn failed(e: protocol::EnclaveError) -> Outcome {
+    Outcome::Failed {
+        code: e.code.to_string(),
+        message: e.message,
+        culprits: vec![],
+    }
+}
+
+/// Runs one session among `participants` of `enclaves`; `tamper` may alter each batch of
+/// envelopes before it is delivered.
+///
+/// # Panics
+/// On an answer that is not a session update or an error, or a session that never ends.
+pub fn run_session(
+    enclaves: &[Arc<Enclave>],
+    session: ByteBuf,
+    participants: &[u16],
+    kind: SessionKind,
+    mut tamper: impl FnMut(u16, &mut Vec<PeerEnvelope>),
+) -> BTreeMap<u16, Outcome> {
+    let mut relay = Relay::new(participants);
+    for p in participants {
+        let request = EnclaveRequest::StartSession {
+            session: session.clone(),
+            participants: participants.to_vec(),
+            kind: kind.clone(),
+        };
+        match enclaves[usize::from(*p)].handle(request) {
+            EnclaveResponse::Session(update) => relay.absorb(*p, update),
+            EnclaveResponse::Error(e) => relay.fail(*p, failed(e)),
+            other => panic!("start: {other:?}"),
+        }
+    }
+    let mut rounds = 0;
+    while let Some((node, mut envelopes)) = relay.next_delivery() {
+        rounds += 1;
+        assert!(rounds < 10_000, "session does not terminate");
+        tamper(node, &mut envelopes);
+        let request = EnclaveRequest::Deliver {
+            session: session.clone(),
+            envelopes,
+        };
+        match enclaves[usize::from(node)].handle(request) {
+            EnclaveResponse::Session(update) => relay.absorb(node, update),
+            EnclaveResponse::Error(e) => relay.fail(node, failed(e)),
+            other => panic!("deliver: {other:?}"),
+        }
+    }
+    relay.outcomes().clone()
+}

@@ -2,7 +2,6 @@
 
 pub mod attest;
 pub use coordinator::client;
-pub mod cluster;
 pub mod demo;
 pub mod ops;
 pub mod requests;

@@ -103,20 +103,7 @@ pub fn sign_request(
     }
 }
 
-/// Parses `m/0/1` (non-hardened indices only).
-pub fn parse_path(path: &str) -> Result<Vec<u32>, String> {
-    let rest = path.strip_prefix('m').ok_or("a path starts with m")?;
-    rest.split('/')
-        .skip(1)
-        .map(|c| {
-            let i: u32 = c.parse().map_err(|_| format!("bad path component `{c}`"))?;
-            if i >= 1 << 31 {
-                return Err("hardened indices cannot be derived from a threshold key".into());
-            }
-            Ok(i)
-        })
-        .collect()
-}
+pub use coordinator::api::parse_path;
 
 #[cfg(test)]
 mod tests {

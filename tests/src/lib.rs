@@ -206,3 +206,85 @@ impl Drop for Proc {
         }
     }
 }
+
+/// A bare relay through the proxies of a simulated cluster, for tests that drive the enclaves
+/// directly (genesis, admission, sessions) instead of through the coordinator: the
+/// coordinator's own node calls and session relay, without its API, store or policy checks.
+pub struct ClusterClient {
+    nodes: std::sync::Arc<coordinator::nodes::Nodes>,
+}
+
+/// Time limit of one enclave call in a test session (aux info on a loaded machine is slow).
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl ClusterClient {
+    /// A client for the proxies of `info`, verifying documents against its root and PCRs.
+    pub fn new(info: &cli::sim::ClusterInfo) -> anyhow::Result<Self> {
+        let pem = std::fs::read_to_string(&info.root_pem_path)?;
+        let mut policy = attestation::Policy::default()
+            .with_root(attestation::sim::pem_to_der(&pem).map_err(|e| anyhow::anyhow!("{e}"))?);
+        for (i, pcr) in info.pcrs.iter().enumerate() {
+            policy = policy.allow_pcr(i, hex::decode(pcr)?);
+        }
+        let proxies = info.nodes.iter().map(|n| n.proxy_url.clone()).collect();
+        Ok(Self {
+            nodes: std::sync::Arc::new(coordinator::nodes::Nodes::new(proxies, policy)),
+        })
+    }
+
+    /// Number of nodes.
+    pub fn nodes(&self) -> u16 {
+        self.nodes.count()
+    }
+
+    /// Sends one request to node `node`.
+    pub async fn call(
+        &self,
+        node: u16,
+        request: &protocol::EnclaveRequest,
+    ) -> anyhow::Result<protocol::EnclaveResponse> {
+        self.nodes
+            .call(node, request, STEP_TIMEOUT)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.0))
+    }
+
+    /// Runs genesis on every node; returns their receipts.
+    pub async fn genesis(
+        &self,
+        request: &protocol::policy::Approved<protocol::policy::Genesis>,
+    ) -> anyhow::Result<Vec<serde_bytes::ByteBuf>> {
+        let mut receipts = Vec::new();
+        for node in 0..self.nodes() {
+            let r = protocol::EnclaveRequest::Genesis {
+                request: request.clone(),
+                node,
+            };
+            match self.call(node, &r).await? {
+                protocol::EnclaveResponse::GenesisAccepted { receipt, .. } => {
+                    receipts.push(receipt)
+                }
+                other => bail!("node {node}: {other:?}"),
+            }
+        }
+        Ok(receipts)
+    }
+
+    /// Has every node verify and admit the others; returns the refusals (node, peer, why).
+    pub async fn admit_peers(&self) -> Vec<(u16, u16, String)> {
+        self.nodes.admit_all().await
+    }
+
+    /// Runs one session among `participants`, relayed round by round; returns each node's
+    /// outcome.
+    pub async fn run_session(
+        &self,
+        session: &serde_bytes::ByteBuf,
+        participants: &[u16],
+        kind: &protocol::session::SessionKind,
+    ) -> std::collections::BTreeMap<u16, protocol::session::Outcome> {
+        coordinator::nodes::run_session(&self.nodes, session, participants, kind, STEP_TIMEOUT)
+            .await
+            .outcomes
+    }
+}

@@ -11,9 +11,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use cli::cluster::{ClusterClient, new_session_id};
 use cli::requests::{approve, create_key, genesis, public, sign_request};
 use cli::sim::{SimCluster, SimOptions};
+use cohort_tests::ClusterClient;
+use coordinator::nodes::new_session_id;
 use ed25519_dalek::SigningKey;
 use protocol::policy::Scheme;
 use protocol::session::{Outcome, SessionKind};
@@ -66,10 +67,7 @@ async fn sign(
         payload: 0,
         presignature,
     };
-    client
-        .run_session(&new_session_id(), quorum, &kind)
-        .await
-        .unwrap()
+    client.run_session(&new_session_id(), quorum, &kind).await
 }
 
 async fn create(
@@ -89,8 +87,7 @@ async fn create(
             &[0, 1, 2],
             &SessionKind::CreateKey { request },
         )
-        .await
-        .unwrap();
+        .await;
     let mut public_key = None;
     let mut chain = None;
     for (node, o) in &outcomes {
@@ -184,14 +181,7 @@ async fn bootstrap(
     options.fixture_primes = true;
     options.enclave_env = enclave_env;
     let cluster = SimCluster::start(&options).await.unwrap();
-    let client = ClusterClient::new(
-        cluster
-            .info
-            .nodes
-            .iter()
-            .map(|n| n.proxy_url.clone())
-            .collect(),
-    );
+    let client = ClusterClient::new(&cluster.info).unwrap();
     let keys = Keys {
         admins: (0..3)
             .map(|i| SigningKey::from_bytes(&[seed + i; 32]))
@@ -205,13 +195,12 @@ async fn bootstrap(
         &keys.admins[1..],
     );
     assert_eq!(client.genesis(&g).await.unwrap().len(), n);
-    let refused = client.admit_peers().await.unwrap();
-    assert!(refused.values().all(Vec::is_empty), "{refused:?}");
+    let refused = client.admit_peers().await;
+    assert!(refused.is_empty(), "{refused:?}");
     let all: Vec<u16> = (0..n as u16).collect();
     let aux = client
         .run_session(&new_session_id(), &all, &SessionKind::AuxInfo)
-        .await
-        .unwrap();
+        .await;
     assert!(
         aux.values().all(|o| matches!(o, Outcome::AuxReady { .. })),
         "{aux:?}"
@@ -276,7 +265,7 @@ async fn two_of_three_keys_sign_across_processes_and_survive_a_restart() {
             key_id: "btc-main".into(),
             path: path.clone(),
         };
-        let pre = client.run_session(&pid, quorum, &kind).await.unwrap();
+        let pre = client.run_session(&pid, quorum, &kind).await;
         assert!(
             pre.values().all(|o| *o == Outcome::PresignatureReady),
             "{pre:?}"
@@ -394,8 +383,8 @@ async fn two_of_three_keys_sign_across_processes_and_survive_a_restart() {
     // identity, and it signs again with both keys.
     cluster.restart_enclave(2).await.unwrap();
     wait_operational(&client, 1).await;
-    let refused = client.admit_peers().await.unwrap();
-    assert!(refused.values().all(Vec::is_empty), "{refused:?}");
+    let refused = client.admit_peers().await;
+    assert!(refused.is_empty(), "{refused:?}");
     let (sig, pk) = signed(
         &sign(
             &client,
@@ -546,8 +535,7 @@ async fn three_of_five_keys_sign_across_processes() {
         );
         let outcomes = client
             .run_session(&new_session_id(), &all, &SessionKind::CreateKey { request })
-            .await
-            .unwrap();
+            .await;
         let mut pks: Vec<Vec<u8>> = outcomes
             .values()
             .map(|o| match o {

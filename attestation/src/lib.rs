@@ -10,7 +10,7 @@ pub mod verify;
 
 pub use identity::IdentityKeys;
 pub use nsm::{AttestationRequest, Nsm, NsmError};
-pub use verify::{Policy, VerifiedDocument, VerifyError, verify};
+pub use verify::{Policy, VerifiedDocument, VerifyError, parse_pcr_hex, verify};
 
 /// PEM of the AWS Nitro Enclaves root certificate (G1), the default pinned root.
 ///

@@ -101,6 +101,43 @@ impl Policy {
         self.roots = vec![root_der];
         self
     }
+
+    /// The policy a service configures from its flags: the root in the PEM file `root` (the AWS
+    /// Nitro root when `None`), the allowed values per PCR index (indices with no value are not
+    /// checked), debug mode, a maximum age, and an identity binding required.
+    pub fn configured(
+        root: Option<&std::path::Path>,
+        pcrs: &[(usize, &Vec<Vec<u8>>)],
+        allow_debug: bool,
+        max_age: Duration,
+    ) -> Result<Self, String> {
+        let mut policy = Policy::default();
+        if let Some(path) = root {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read root {}: {e}", path.display()))?;
+            let der = crate::sim::pem_to_der(&pem)
+                .map_err(|e| format!("root {} is not a PEM certificate: {e}", path.display()))?;
+            policy = policy.with_root(der);
+        }
+        policy.pcrs = pcrs
+            .iter()
+            .filter(|(_, values)| !values.is_empty())
+            .map(|(i, values)| (*i, (*values).clone()))
+            .collect();
+        policy.allow_debug = allow_debug;
+        policy.max_age = Some(max_age);
+        policy.require_identity = true;
+        Ok(policy)
+    }
+}
+
+/// Parses a PCR value given in hex (32, 48 or 64 bytes), as command-line flags carry them.
+pub fn parse_pcr_hex(s: &str) -> Result<Vec<u8>, String> {
+    let bytes = hex::decode(s).map_err(|e| format!("not hex: {e}"))?;
+    if ![32, 48, 64].contains(&bytes.len()) {
+        return Err(format!("a PCR is 32, 48 or 64 bytes, not {}", bytes.len()));
+    }
+    Ok(bytes)
 }
 
 /// A document that passed verification, with what a verifier wants to print or use.

@@ -104,6 +104,26 @@ pub struct ClusterInfo {
     pub coordinator_url: String,
 }
 
+/// The arguments that point a coordinator at the cluster `info` describes (its proxies, root
+/// and measurements), listening on a free port written to `addr_file`.
+pub fn coordinator_args(info: &ClusterInfo, addr_file: &Path) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--addr-file".into(),
+        addr_file.display().to_string(),
+        "--root".into(),
+        info.root_pem_path.display().to_string(),
+    ];
+    for (i, pcr) in info.pcrs.iter().enumerate() {
+        args.extend([format!("--pcr{i}"), pcr.clone()]);
+    }
+    for n in &info.nodes {
+        args.extend(["--proxy".into(), n.proxy_url.clone()]);
+    }
+    args
+}
+
 /// How a process was started, to start it again: program, arguments, environment, log.
 type ProcessCommand = (PathBuf, Vec<String>, Vec<(String, String)>, PathBuf);
 
@@ -321,22 +341,8 @@ impl SimCluster {
         fs::create_dir_all(&data)?;
         let addr_file = self.dir.join("coordinator.addr");
         let _ = fs::remove_file(&addr_file);
-        let mut args: Vec<String> = vec![
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--addr-file".into(),
-            addr_file.display().to_string(),
-            "--data-dir".into(),
-            data.display().to_string(),
-            "--root".into(),
-            self.info.root_pem_path.display().to_string(),
-        ];
-        for (i, pcr) in self.info.pcrs.iter().enumerate() {
-            args.extend([format!("--pcr{i}"), pcr.clone()]);
-        }
-        for n in &self.info.nodes {
-            args.extend(["--proxy".into(), n.proxy_url.clone()]);
-        }
+        let mut args = coordinator_args(&self.info, &addr_file);
+        args.extend(["--data-dir".into(), data.display().to_string()]);
         args.extend(options.coordinator_args.iter().cloned());
         self.launch(
             "coordinator".into(),

@@ -1,6 +1,5 @@
 //! Coordinator configuration: flags or environment variables, one struct.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -40,13 +39,13 @@ pub struct Config {
     #[arg(long, env = "COHORT_COORDINATOR_ROOT")]
     pub root: Option<PathBuf>,
     /// Allowed PCR0 values, hex (repeat for several). Required.
-    #[arg(long = "pcr0", required = true, value_parser = parse_hex)]
+    #[arg(long = "pcr0", required = true, value_parser = attestation::parse_pcr_hex)]
     pub pcr0: Vec<Vec<u8>>,
     /// Allowed PCR1 values, hex.
-    #[arg(long = "pcr1", value_parser = parse_hex)]
+    #[arg(long = "pcr1", value_parser = attestation::parse_pcr_hex)]
     pub pcr1: Vec<Vec<u8>>,
     /// Allowed PCR2 values, hex.
-    #[arg(long = "pcr2", value_parser = parse_hex)]
+    #[arg(long = "pcr2", value_parser = attestation::parse_pcr_hex)]
     pub pcr2: Vec<Vec<u8>>,
     /// Accept debug-mode enclaves. Never in production.
     #[arg(long)]
@@ -77,36 +76,15 @@ pub struct Config {
     pub log_json: bool,
 }
 
-fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
-    let bytes = hex::decode(s).map_err(|e| format!("not hex: {e}"))?;
-    if ![32, 48, 64].contains(&bytes.len()) {
-        return Err(format!("a PCR is 32, 48 or 64 bytes, not {}", bytes.len()));
-    }
-    Ok(bytes)
-}
-
 impl Config {
     /// The attestation policy nodes must satisfy (the nonce is set per attestation).
     pub fn policy(&self) -> Result<Policy, String> {
-        let mut policy = Policy::default();
-        if let Some(path) = &self.root {
-            let pem = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read root {}: {e}", path.display()))?;
-            let der = attestation::sim::pem_to_der(&pem)
-                .map_err(|e| format!("root {} is not a PEM certificate: {e}", path.display()))?;
-            policy = policy.with_root(der);
-        }
-        let mut pcrs = BTreeMap::new();
-        for (i, values) in [(0, &self.pcr0), (1, &self.pcr1), (2, &self.pcr2)] {
-            if !values.is_empty() {
-                pcrs.insert(i, values.clone());
-            }
-        }
-        policy.pcrs = pcrs;
-        policy.allow_debug = self.allow_debug;
-        policy.max_age = Some(Duration::from_secs(60));
-        policy.require_identity = true;
-        Ok(policy)
+        Policy::configured(
+            self.root.as_deref(),
+            &[(0, &self.pcr0), (1, &self.pcr1), (2, &self.pcr2)],
+            self.allow_debug,
+            Duration::from_secs(60),
+        )
     }
 
     /// The store URL.

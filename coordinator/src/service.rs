@@ -567,16 +567,7 @@ impl Coordinator {
         };
         match self.initialise_steps(&body).await {
             Ok(()) => {
-                let entry = AuditEntry {
-                    action: "cluster_ready".into(),
-                    actors: vec![],
-                    key_id: None,
-                    payload_digests: vec![],
-                    path: vec![],
-                    nodes: (0..self.nodes.count()).collect(),
-                    outcome: "ok".into(),
-                    request_id: None,
-                };
+                let entry = self.cluster_ready_entry("ok");
                 self.set_state(
                     "ready",
                     "auxiliary info ready on every node".into(),
@@ -585,18 +576,22 @@ impl Coordinator {
                 .await;
             }
             Err(e) => {
-                let entry = AuditEntry {
-                    action: "cluster_ready".into(),
-                    actors: vec![],
-                    key_id: None,
-                    payload_digests: vec![],
-                    path: vec![],
-                    nodes: (0..self.nodes.count()).collect(),
-                    outcome: e.code.as_str().into(),
-                    request_id: None,
-                };
+                let entry = self.cluster_ready_entry(e.code.as_str());
                 self.set_state("failed", e.message, Some(entry)).await;
             }
+        }
+    }
+
+    fn cluster_ready_entry(&self, outcome: &str) -> AuditEntry {
+        AuditEntry {
+            action: "cluster_ready".into(),
+            actors: vec![],
+            key_id: None,
+            payload_digests: vec![],
+            path: vec![],
+            nodes: (0..self.nodes.count()).collect(),
+            outcome: outcome.into(),
+            request_id: None,
         }
     }
 

@@ -1,6 +1,5 @@
 //! Proxy configuration: flags or environment variables, one struct.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,22 +28,22 @@ pub struct Config {
     #[arg(long, env = "COHORT_PROXY_ROOT")]
     pub root: Option<PathBuf>,
     /// Allowed PCR0 values, hex (repeat for several). Required.
-    #[arg(long = "pcr0", required = true, value_parser = parse_hex)]
+    #[arg(long = "pcr0", required = true, value_parser = attestation::parse_pcr_hex)]
     pub pcr0: Vec<Vec<u8>>,
     /// Allowed PCR1 values, hex.
-    #[arg(long = "pcr1", value_parser = parse_hex)]
+    #[arg(long = "pcr1", value_parser = attestation::parse_pcr_hex)]
     pub pcr1: Vec<Vec<u8>>,
     /// Allowed PCR2 values, hex.
-    #[arg(long = "pcr2", value_parser = parse_hex)]
+    #[arg(long = "pcr2", value_parser = attestation::parse_pcr_hex)]
     pub pcr2: Vec<Vec<u8>>,
     /// Allowed PCR3 values (parent IAM role), hex.
-    #[arg(long = "pcr3", value_parser = parse_hex)]
+    #[arg(long = "pcr3", value_parser = attestation::parse_pcr_hex)]
     pub pcr3: Vec<Vec<u8>>,
     /// Allowed PCR4 values (parent instance id), hex.
-    #[arg(long = "pcr4", value_parser = parse_hex)]
+    #[arg(long = "pcr4", value_parser = attestation::parse_pcr_hex)]
     pub pcr4: Vec<Vec<u8>>,
     /// Allowed PCR8 values (image signing certificate), hex.
-    #[arg(long = "pcr8", value_parser = parse_hex)]
+    #[arg(long = "pcr8", value_parser = attestation::parse_pcr_hex)]
     pub pcr8: Vec<Vec<u8>>,
     /// Accept a debug-mode enclave (all-zero PCRs). Never in production.
     #[arg(long)]
@@ -64,42 +63,21 @@ pub struct Config {
     pub log_json: bool,
 }
 
-fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
-    let bytes = hex::decode(s).map_err(|e| format!("not hex: {e}"))?;
-    if ![32, 48, 64].contains(&bytes.len()) {
-        return Err(format!("a PCR is 32, 48 or 64 bytes, not {}", bytes.len()));
-    }
-    Ok(bytes)
-}
-
 impl Config {
     /// The verification policy (the nonce is set per attestation).
     pub fn policy(&self) -> Result<Policy, String> {
-        let mut policy = Policy::default();
-        if let Some(path) = &self.root {
-            let pem = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read root {}: {e}", path.display()))?;
-            let der = attestation::sim::pem_to_der(&pem)
-                .map_err(|e| format!("root {} is not a PEM certificate: {e}", path.display()))?;
-            policy = policy.with_root(der);
-        }
-        let mut pcrs = BTreeMap::new();
-        for (i, values) in [
-            (0, &self.pcr0),
-            (1, &self.pcr1),
-            (2, &self.pcr2),
-            (3, &self.pcr3),
-            (4, &self.pcr4),
-            (8, &self.pcr8),
-        ] {
-            if !values.is_empty() {
-                pcrs.insert(i, values.clone());
-            }
-        }
-        policy.pcrs = pcrs;
-        policy.allow_debug = self.allow_debug;
-        policy.max_age = Some(Duration::from_secs(self.max_age_secs));
-        policy.require_identity = true;
-        Ok(policy)
+        Policy::configured(
+            self.root.as_deref(),
+            &[
+                (0, &self.pcr0),
+                (1, &self.pcr1),
+                (2, &self.pcr2),
+                (3, &self.pcr3),
+                (4, &self.pcr4),
+                (8, &self.pcr8),
+            ],
+            self.allow_debug,
+            Duration::from_secs(self.max_age_secs),
+        )
     }
 }

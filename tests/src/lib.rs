@@ -288,3 +288,53 @@ impl ClusterClient {
             .outcomes
     }
 }
+
+/// The compressed public key of the non-hardened BIP32 child of an ECDSA key, derived by the
+/// `bip32` crate (independently of the cluster).
+///
+/// # Panics
+/// On malformed inputs (test code).
+pub fn bip32_child(master: &[u8], chain_code: &[u8], path: &[u32]) -> Vec<u8> {
+    let attrs = bip32::ExtendedKeyAttrs {
+        depth: 0,
+        parent_fingerprint: [0; 4],
+        child_number: bip32::ChildNumber(0),
+        chain_code: chain_code.try_into().expect("a 32-byte chain code"),
+    };
+    let mut xpub = bip32::XPub::new(
+        k256::ecdsa::VerifyingKey::from_sec1_bytes(master).expect("a secp256k1 public key"),
+        attrs,
+    );
+    for i in path {
+        xpub = xpub
+            .derive_child(bip32::ChildNumber::new(*i, false).expect("a non-hardened index"))
+            .expect("a derivable child");
+    }
+    xpub.public_key().to_encoded_point(true).as_bytes().to_vec()
+}
+
+/// Verifies an ECDSA signature (r || s) over a digest with `k256`.
+///
+/// # Panics
+/// If it does not verify.
+pub fn verify_ecdsa(public_key: &[u8], digest: &[u8; 32], signature: &[u8]) {
+    use k256::ecdsa::signature::hazmat::PrehashVerifier;
+    let vk =
+        k256::ecdsa::VerifyingKey::from_sec1_bytes(public_key).expect("a secp256k1 public key");
+    let sig = k256::ecdsa::Signature::from_slice(signature).expect("a 64-byte signature");
+    vk.verify_prehash(digest, &sig).expect("verifies");
+}
+
+/// Verifies an Ed25519 signature with `ed25519-dalek` (strict).
+///
+/// # Panics
+/// If it does not verify.
+pub fn verify_eddsa(public_key: &[u8], message: &[u8], signature: &[u8]) {
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(public_key.try_into().expect("a 32-byte key"))
+        .expect("an Ed25519 public key");
+    vk.verify_strict(
+        message,
+        &ed25519_dalek::Signature::from_slice(signature).expect("a 64-byte signature"),
+    )
+    .expect("verifies");
+}

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use cli::ops;
 use cli::requests::{approve, create_key, public, sign_request};
 use cli::sim::{SimCluster, SimOptions};
+use cohort_tests::bip32_child;
 use coordinator::api::{
     ApprovedJson, AuditPage, AuditVerification, ClusterStatus, CreateKeyJson, ErrorBody, KeyInfo,
     KeyList, PresignatureUse, SignRequestJson, SignResult, Wire,
@@ -17,7 +18,6 @@ use coordinator::api::{
 use coordinator::client::{ApiCallError, ApiClient, HttpClient};
 use ed25519_dalek::SigningKey;
 use http::{Method, StatusCode};
-use k256::ecdsa::signature::hazmat::PrehashVerifier;
 use protocol::policy::Scheme;
 use tokio::task::JoinSet;
 
@@ -89,43 +89,12 @@ async fn bootstrap(api: &ApiClient, k: &Keys) -> (KeyInfo, KeyInfo) {
     (ecdsa, eddsa)
 }
 
-fn bip32_child(master: &[u8], chain_code: &[u8], path: &[u32]) -> Vec<u8> {
-    let attrs = bip32::ExtendedKeyAttrs {
-        depth: 0,
-        parent_fingerprint: [0; 4],
-        child_number: bip32::ChildNumber(0),
-        chain_code: chain_code.try_into().unwrap(),
-    };
-    let mut xpub = bip32::XPub::new(
-        k256::ecdsa::VerifyingKey::from_sec1_bytes(master).unwrap(),
-        attrs,
-    );
-    for i in path {
-        xpub = xpub
-            .derive_child(bip32::ChildNumber::new(*i, false).unwrap())
-            .unwrap();
-    }
-    xpub.public_key().to_encoded_point(true).as_bytes().to_vec()
-}
-
 fn verify(scheme: Scheme, public_key: &[u8], payload: &[u8], signature: &[u8]) {
     match scheme {
-        Scheme::EcdsaSecp256k1 => k256::ecdsa::VerifyingKey::from_sec1_bytes(public_key)
-            .unwrap()
-            .verify_prehash(
-                payload,
-                &k256::ecdsa::Signature::from_slice(signature).unwrap(),
-            )
-            .unwrap(),
-        Scheme::EddsaEd25519 => {
-            ed25519_dalek::VerifyingKey::from_bytes(public_key.try_into().unwrap())
-                .unwrap()
-                .verify_strict(
-                    payload,
-                    &ed25519_dalek::Signature::from_slice(signature).unwrap(),
-                )
-                .unwrap()
+        Scheme::EcdsaSecp256k1 => {
+            cohort_tests::verify_ecdsa(public_key, payload.try_into().unwrap(), signature)
         }
+        Scheme::EddsaEd25519 => cohort_tests::verify_eddsa(public_key, payload, signature),
     }
 }
 
@@ -899,22 +868,8 @@ async fn two_coordinators_share_one_database(
     dir: &std::path::Path,
 ) {
     let addr_file = dir.join("second.addr");
-    let mut args: Vec<String> = vec![
-        "--listen".into(),
-        "127.0.0.1:0".into(),
-        "--addr-file".into(),
-        addr_file.display().to_string(),
-        "--root".into(),
-        cluster.info.root_pem_path.display().to_string(),
-        "--pool-level".into(),
-        "0".into(),
-    ];
-    for (i, pcr) in cluster.info.pcrs.iter().enumerate() {
-        args.extend([format!("--pcr{i}"), pcr.clone()]);
-    }
-    for n in &cluster.info.nodes {
-        args.extend(["--proxy".into(), n.proxy_url.clone()]);
-    }
+    let mut args = cli::sim::coordinator_args(&cluster.info, &addr_file);
+    args.extend(["--pool-level".into(), "0".into()]);
     args.extend(store.iter().cloned());
     let _second = cohort_tests::Proc::spawn(
         &cohort_tests::bin("cohort-coordinator"),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use cli::requests::{approve, create_key, genesis, public, sign_request};
 use cli::sim::{SimCluster, SimOptions};
-use cohort_tests::ClusterClient;
+use cohort_tests::{ClusterClient, bip32_child, verify_ecdsa, verify_eddsa};
 use coordinator::nodes::new_session_id;
 use ed25519_dalek::SigningKey;
 use protocol::policy::Scheme;
@@ -108,41 +108,6 @@ async fn create(
         }
     }
     (public_key.unwrap(), chain)
-}
-
-fn bip32_child(master: &[u8], chain_code: &[u8], path: &[u32]) -> Vec<u8> {
-    let attrs = bip32::ExtendedKeyAttrs {
-        depth: 0,
-        parent_fingerprint: [0; 4],
-        child_number: bip32::ChildNumber(0),
-        chain_code: chain_code.try_into().unwrap(),
-    };
-    let mut xpub = bip32::XPub::new(
-        k256::ecdsa::VerifyingKey::from_sec1_bytes(master).unwrap(),
-        attrs,
-    );
-    for i in path {
-        xpub = xpub
-            .derive_child(bip32::ChildNumber::new(*i, false).unwrap())
-            .unwrap();
-    }
-    xpub.public_key().to_encoded_point(true).as_bytes().to_vec()
-}
-
-fn verify_ecdsa(public_key: &[u8], digest: &[u8; 32], signature: &[u8]) {
-    use k256::ecdsa::signature::hazmat::PrehashVerifier;
-    let vk = k256::ecdsa::VerifyingKey::from_sec1_bytes(public_key).unwrap();
-    let sig = k256::ecdsa::Signature::from_slice(signature).unwrap();
-    vk.verify_prehash(digest, &sig).unwrap();
-}
-
-fn verify_eddsa(public_key: &[u8], message: &[u8], signature: &[u8]) {
-    let vk = ed25519_dalek::VerifyingKey::from_bytes(public_key.try_into().unwrap()).unwrap();
-    vk.verify_strict(
-        message,
-        &ed25519_dalek::Signature::from_slice(signature).unwrap(),
-    )
-    .unwrap();
 }
 
 async fn wait_operational(client: &ClusterClient, node: u16) {

@@ -399,6 +399,24 @@ pub async fn run_session(
     kind: &SessionKind,
     round_timeout: Duration,
 ) -> SessionRun {
+    run_session_yielding(nodes, session, participants, kind, round_timeout, &|| false).await
+}
+
+/// Longest a background session waits between two rounds for live requests to pass (well
+/// under the enclaves' idle limit for setup sessions).
+pub const MAX_YIELD: Duration = Duration::from_secs(120);
+
+/// [`run_session`] for background work: before each round it waits while `yield_now()` says
+/// live requests are running (at most [`MAX_YIELD`] per round), so that an enclave, which
+/// computes one request at a time, serves them first.
+pub async fn run_session_yielding(
+    nodes: &Arc<Nodes>,
+    session: &ByteBuf,
+    participants: &[u16],
+    kind: &SessionKind,
+    round_timeout: Duration,
+    yield_now: &(dyn Fn() -> bool + Sync),
+) -> SessionRun {
     let mut relay = Relay::new(participants);
     let mut unresponsive = Vec::new();
     let mut tasks = JoinSet::new();
@@ -442,6 +460,10 @@ pub async fn run_session(
                 failed = true;
                 break 'rounds;
             }
+        }
+        let waiting = Instant::now();
+        while yield_now() && waiting.elapsed() < MAX_YIELD {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let mut any = false;
         while let Some((node, envelopes)) = relay.next_delivery() {

@@ -29,7 +29,7 @@ use crate::api::{
 };
 use crate::audit::AuditEntry;
 use crate::metrics::{Gauges, Metrics};
-use crate::nodes::{NodeEvent, Nodes, new_session_id, run_session};
+use crate::nodes::{NodeEvent, Nodes, new_session_id, run_session, run_session_yielding};
 use crate::store::{Begin, ClusterRow, KeyRow, PresigRow, Store, StoreError};
 
 /// Tunables of the coordinator.
@@ -1546,7 +1546,8 @@ impl Coordinator {
         let path = crate::api::parse_path(&target.path).map_err(|e| err(ErrorCode::Internal, e))?;
         let session = new_session_id();
         let started = Instant::now();
-        let run = run_session(
+        let live = || self.live.load(Ordering::SeqCst) > 0;
+        let run = run_session_yielding(
             &self.nodes,
             &session,
             &target.quorum,
@@ -1555,6 +1556,7 @@ impl Coordinator {
                 path,
             },
             self.settings.setup_round_timeout,
+            &live,
         )
         .await;
         if run

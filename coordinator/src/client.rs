@@ -11,6 +11,21 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use protocol::{EnclaveRequest, EnclaveResponse};
 
+/// Largest answer read from a proxy or the coordinator.
+pub const MAX_RESPONSE: usize = protocol::MAX_FRAME_LEN + 1024 * 1024;
+
+/// At most this much of an error body is quoted in messages.
+const QUOTE: usize = 512;
+
+fn quote(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(QUOTE)]).into_owned();
+    if body.len() > QUOTE {
+        format!("{text}...")
+    } else {
+        text
+    }
+}
+
 /// Default time limit of one HTTP exchange.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -71,7 +86,12 @@ impl HttpClient {
         let exchange = async {
             let response = self.inner.request(request).await?;
             let status = response.status();
-            let body = response.into_body().collect().await?.to_bytes();
+            // Nothing legitimate is larger than a frame: a misbehaving peer cannot exhaust memory.
+            let body = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE)
+                .collect()
+                .await
+                .map_err(|e| anyhow!("{e}"))?
+                .to_bytes();
             anyhow::Ok((status, body))
         };
         tokio::time::timeout(self.timeout, exchange)
@@ -97,7 +117,7 @@ impl HttpClient {
             .send(Method::POST, &url, Some("application/cbor"), frame)
             .await?;
         if status != StatusCode::OK {
-            bail!("{url}: {status}: {}", String::from_utf8_lossy(&body));
+            bail!("{url}: {status}: {}", quote(&body));
         }
         protocol::decode_frame(&body).with_context(|| format!("{url}: bad frame in answer"))
     }
@@ -206,7 +226,7 @@ impl ApiClient {
                 }),
                 Err(_) => Err(ApiCallError::Transport(anyhow!(
                     "{url}: {status}: {}",
-                    String::from_utf8_lossy(&body)
+                    quote(&body)
                 ))),
             }
         }

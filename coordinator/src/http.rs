@@ -194,6 +194,33 @@ fn stored(r: StoredResponse) -> Response<Body> {
     json(r.status, &r.body)
 }
 
+/// Runs a request's work as its own task: a client that disconnects (or times out) does not
+/// cancel a signing session half-way; the result is recorded and a resubmission gets it.
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("request task: {e}")))?
+}
+
+/// Verifies the audit chain page by page, one store call per page, so that a long log does not
+/// hold the store while signing requests wait.
+async fn verify_audit(c: &Coordinator) -> Result<Result<u64, crate::audit::BrokenLink>, ApiError> {
+    let mut prev = (0u64, [0u8; 32]);
+    loop {
+        let after = prev.0;
+        let page = c.db(move |s| s.audit_page(after, 500)).await?;
+        if page.is_empty() {
+            return Ok(Ok(prev.0));
+        }
+        match crate::audit::verify_chain(&page, prev) {
+            Ok(last) => prev = last,
+            Err(broken) => return Ok(Err(broken)),
+        }
+    }
+}
+
 async fn handle(
     c: Arc<Coordinator>,
     request: Request<Incoming>,
@@ -229,7 +256,8 @@ async fn handle(
             ),
             ("POST", "/v1/genesis") => {
                 let body = read_json(request, max_body).await?;
-                json(202, &c.genesis(body).await?)
+                let c = c.clone();
+                json(202, &detached(async move { c.genesis(body).await }).await?)
             }
             ("GET", "/v1/keys") => json(
                 200,
@@ -239,7 +267,11 @@ async fn handle(
             ),
             ("POST", "/v1/keys") => {
                 let body = read_json(request, max_body).await?;
-                json(201, &c.create_key(body).await?)
+                let c = c.clone();
+                json(
+                    201,
+                    &detached(async move { c.create_key(body).await }).await?,
+                )
             }
             ("GET", "/v1/keys/{key_id}") => json(200, &c.key(&param.unwrap_or_default()).await?),
             ("POST", "/v1/signatures") => {
@@ -257,7 +289,8 @@ async fn handle(
                     None => None,
                 };
                 let body = read_json(request, max_body).await?;
-                stored(c.sign(body, idem).await?)
+                let c = c.clone();
+                stored(detached(async move { c.sign(body, idem).await }).await?)
             }
             ("GET", "/v1/signatures/{idempotency_key}") => {
                 stored(c.signature_record(&param.unwrap_or_default()).await?)
@@ -289,7 +322,7 @@ async fn handle(
                 )
             }
             ("GET", "/v1/audit/verify") => {
-                let result = c.db(crate::store::verify_log).await?;
+                let result = verify_audit(&c).await?;
                 json(
                     200,
                     &match result {

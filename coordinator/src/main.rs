@@ -80,12 +80,18 @@ async fn main() -> ExitCode {
     }
     info!(%addr, nodes = config.proxies.len(), "coordinator listening");
     coordinator::http::serve(
-        coordinator,
+        coordinator.clone(),
         listener,
         config.max_body_bytes,
         shutdown_signal(),
     )
     .await;
+    // Let signing requests in flight finish and record their results (bounded).
+    let draining = std::time::Instant::now();
+    while coordinator.live_requests() > 0 && draining.elapsed() < std::time::Duration::from_secs(30)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     info!("coordinator stopped");
     ExitCode::SUCCESS
 }

@@ -399,7 +399,16 @@ pub async fn run_session(
     kind: &SessionKind,
     round_timeout: Duration,
 ) -> SessionRun {
-    run_session_yielding(nodes, session, participants, kind, round_timeout, &|| false).await
+    run_session_yielding(
+        nodes,
+        session,
+        participants,
+        kind,
+        round_timeout,
+        None,
+        &|| false,
+    )
+    .await
 }
 
 /// Longest a background session waits between two rounds for live requests to pass (well
@@ -415,8 +424,16 @@ pub async fn run_session_yielding(
     participants: &[u16],
     kind: &SessionKind,
     round_timeout: Duration,
+    deadline: Option<Instant>,
     yield_now: &(dyn Fn() -> bool + Sync),
 ) -> SessionRun {
+    // Each call gets the round's limit, cut to what is left before the deadline.
+    let limit = move || match deadline {
+        Some(d) => round_timeout
+            .min(d.saturating_duration_since(Instant::now()))
+            .max(Duration::from_millis(50)),
+        None => round_timeout,
+    };
     let mut relay = Relay::new(participants);
     let mut unresponsive = Vec::new();
     let mut tasks = JoinSet::new();
@@ -427,7 +444,8 @@ pub async fn run_session_yielding(
             participants: participants.to_vec(),
             kind: kind.clone(),
         };
-        tasks.spawn(async move { (node, nodes.call(node, &request, round_timeout).await) });
+        let t = limit();
+        tasks.spawn(async move { (node, nodes.call(node, &request, t).await) });
     }
     let mut failed = false;
     'rounds: loop {
@@ -473,7 +491,8 @@ pub async fn run_session_yielding(
                 session: session.clone(),
                 envelopes,
             };
-            tasks.spawn(async move { (node, nodes.call(node, &request, round_timeout).await) });
+            let t = limit();
+            tasks.spawn(async move { (node, nodes.call(node, &request, t).await) });
         }
         if !any {
             break;
@@ -481,7 +500,9 @@ pub async fn run_session_yielding(
     }
     if failed || !relay.finished() {
         tasks.abort_all();
-        abort(nodes, session, participants, &unresponsive).await;
+        // Also at nodes that did not answer in time: a slow node may be alive and hold the
+        // request until it hears of the abort.
+        abort(nodes, session, participants).await;
         for p in participants {
             if !relay.outcomes().contains_key(p) {
                 relay.fail(
@@ -502,9 +523,9 @@ pub async fn run_session_yielding(
 }
 
 /// Aborts a session at every participant that still answers (best effort, briefly).
-async fn abort(nodes: &Arc<Nodes>, session: &ByteBuf, participants: &[u16], skip: &[u16]) {
+async fn abort(nodes: &Arc<Nodes>, session: &ByteBuf, participants: &[u16]) {
     let mut tasks = JoinSet::new();
-    for p in participants.iter().filter(|p| !skip.contains(p)) {
+    for p in participants {
         let (nodes, node) = (nodes.clone(), *p);
         let request = EnclaveRequest::AbortSession {
             session: session.clone(),

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::Verifier;
 use protocol::policy::{
-    Approval, Approved, Canonical, MAX_CLOCK_SKEW_SECS, MAX_REQUEST_VALIDITY_SECS, REQUEST_ID_LEN,
-    REQUEST_VERSION, Scheme, SignRequest,
+    Approval, Approved, Canonical, CreateKey, MAX_CLOCK_SKEW_SECS, MAX_REQUEST_VALIDITY_SECS,
+    REQUEST_ID_LEN, REQUEST_VERSION, Scheme, SignRequest,
 };
 use protocol::session::{Outcome, SessionKind, key_receipt_message};
 use serde::{Deserialize, Serialize};
@@ -668,7 +668,16 @@ impl Coordinator {
         )
         .await;
         if let Some((node, code, message)) = run.failure() {
-            if message.contains("already exists") && run.outcomes.values().all(|o| matches!(o, Outcome::Failed { message, .. } if message.contains("already exists"))) {
+            // A resumed genesis: every node that refused already has auxiliary info (the
+            // others only saw the session aborted).
+            let done = |o: &Outcome| match o {
+                Outcome::Failed { code, message, .. } => {
+                    message.contains("auxiliary info already exists") || code == "aborted"
+                }
+                _ => false,
+            };
+            if message.contains("auxiliary info already exists") && run.outcomes.values().all(done)
+            {
                 return Ok(());
             }
             return Err(err(
@@ -799,6 +808,9 @@ impl Coordinator {
                 "key generation needs every node healthy",
             ));
         }
+        // Reserve the key id: one generation of a key at a time, across coordinators too.
+        let reservation = format!("create-key:{}", r.key_id);
+        let lease = self.reserve_key_id(&reservation, &r).await?;
         let run = run_session(
             &self.nodes,
             &new_session_id(),
@@ -817,10 +829,16 @@ impl Coordinator {
             outcome: "ok".into(),
             request_id: Some(hex::encode(&r.request_id)),
         };
-        let fail = |code: ErrorCode, message: String, mut entry: AuditEntry| async move {
-            entry.outcome = code.as_str().into();
-            let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
-            Err(err(code, message))
+        // A failed generation frees the key id again, with its audit record.
+        let fail = |code: ErrorCode, message: String, mut entry: AuditEntry| {
+            let reservation = reservation.clone();
+            async move {
+                entry.outcome = code.as_str().into();
+                let _ = self
+                    .db(move |s| s.drop_request(&reservation, lease, unix_now(), &[entry]))
+                    .await;
+                Err(err(code, message))
+            }
         };
         if let Some((node, code, message)) = run.failure() {
             let api_code = if code == "refused" || code == "bad_request" {
@@ -895,8 +913,19 @@ impl Coordinator {
         };
         let stored = row.clone();
         entry.outcome = "ok".into();
+        let info = key_info(&row)?;
+        let response = serde_json::to_string(&StoredResponse {
+            status: 201,
+            body: serde_json::to_value(&info)
+                .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
+        })
+        .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
         let inserted = self
-            .db(move |s| s.insert_key(&stored, unix_now(), &entry))
+            .db(move |s| {
+                let inserted = s.insert_key(&stored, unix_now(), &entry)?;
+                s.finish_request(&reservation, lease, "completed", &response, unix_now(), &[])?;
+                Ok(inserted)
+            })
             .await?;
         if !inserted {
             return Err(err(
@@ -905,7 +934,61 @@ impl Coordinator {
             ));
         }
         info!(key = r.key_id, scheme = %r.scheme, "key created");
-        key_info(&row)
+        Ok(info)
+    }
+
+    /// Reserves a key id for one generation; returns the lease it is held under.
+    async fn reserve_key_id(&self, reservation: &str, r: &CreateKey) -> Result<u64, ApiError> {
+        let lease_secs = self
+            .settings
+            .setup_round_timeout
+            .as_secs()
+            .saturating_mul(4)
+            + 60;
+        let (k, rid) = (reservation.to_string(), hex::encode(&r.request_id));
+        let hash = Sha256::digest(r.canonical_bytes()).to_vec();
+        let json = serde_json::to_string(&CreateKeyJson::from_wire(r))
+            .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        let now = unix_now();
+        let begun = self
+            .db(move |s| {
+                s.begin_request(&k, "create_key", &rid, &hash, &json, now + lease_secs, now)
+            })
+            .await?;
+        match begun {
+            Begin::Started(lease) => Ok(lease),
+            Begin::Existing(row) if row.state == "in_progress" && row.lease_until < now => {
+                // Its coordinator stopped mid-generation: take the reservation over (enclaves
+                // still running the old generation refuse the new one until it idles out).
+                let (k, old, new) = (reservation.to_string(), row.lease_until, now + lease_secs);
+                if self
+                    .db(move |s| s.take_over_request(&k, old, new, now))
+                    .await?
+                {
+                    Ok(new)
+                } else {
+                    Err(err(
+                        ErrorCode::KeyExists,
+                        format!("key {} is being created", r.key_id),
+                    ))
+                }
+            }
+            Begin::Existing(row) if row.idem_key != reservation => Err(err(
+                ErrorCode::IdempotencyConflict,
+                format!(
+                    "request {} was already submitted",
+                    hex::encode(&r.request_id)
+                ),
+            )),
+            Begin::Existing(row) if row.state == "in_progress" => Err(err(
+                ErrorCode::KeyExists,
+                format!("key {} is being created", r.key_id),
+            )),
+            Begin::Existing(_) => Err(err(
+                ErrorCode::KeyExists,
+                format!("key {} exists", r.key_id),
+            )),
+        }
     }
 
     // ----- signing -------------------------------------------------------------------------
@@ -936,11 +1019,15 @@ impl Coordinator {
         let r = body.request.to_wire();
         let idem = match idempotency_key {
             Some(k)
-                if k.is_empty() || k.len() > 128 || !k.bytes().all(|b| b.is_ascii_graphic()) =>
+                if k.is_empty()
+                    || k.len() > 128
+                    || !k
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)) =>
             {
                 return Err(err(
                     ErrorCode::InvalidRequest,
-                    "an idempotency key has 1 to 128 printable ASCII characters",
+                    "an idempotency key has 1 to 128 characters from A-Z a-z 0-9 . _ : -",
                 ));
             }
             Some(k) => k,
@@ -966,15 +1053,29 @@ impl Coordinator {
         let actors = check_approvals(&r, &wire.approvals, &approvers, key.policy.approvals_needed)?;
         let request_json =
             serde_json::to_string(&body).map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
-        let mut lease = unix_now() + self.settings.sign_deadline.as_secs() + 5;
-        loop {
-            let (k, h, j, l) = (idem.clone(), hash.clone(), request_json.clone(), lease);
+        let request_id = hex::encode(&r.request_id);
+        let lease = loop {
+            let lease = unix_now() + self.lease_secs();
+            let (k, rid, h, j) = (
+                idem.clone(),
+                request_id.clone(),
+                hash.clone(),
+                request_json.clone(),
+            );
             let begun = self
-                .db(move |s| s.begin_request(&k, "sign", &h, &j, l, unix_now()))
+                .db(move |s| s.begin_request(&k, "sign", &rid, &h, &j, lease, unix_now()))
                 .await?;
             match begun {
-                Begin::Started => break,
+                Begin::Started(lease) => break lease,
                 Begin::Existing(row) => {
+                    if row.idem_key != idem {
+                        return Err(err(
+                            ErrorCode::IdempotencyConflict,
+                            format!(
+                                "request {request_id} was submitted under another idempotency key"
+                            ),
+                        ));
+                    }
                     if row.request_hash != hash {
                         return Err(err(
                             ErrorCode::IdempotencyConflict,
@@ -989,7 +1090,7 @@ impl Coordinator {
                     if row.lease_until < now {
                         // Its coordinator stopped: take it over and run it (the enclaves refuse
                         // it if it was consumed meanwhile, and it then fails visibly).
-                        let new_lease = now + self.settings.sign_deadline.as_secs() + 5;
+                        let new_lease = (now + self.lease_secs()).max(row.lease_until + 1);
                         let k = idem.clone();
                         let old = row.lease_until;
                         if self
@@ -1003,15 +1104,14 @@ impl Coordinator {
                             };
                             self.abort_sessions_of(&previous, r.payloads.len() as u16)
                                 .await;
-                            lease = new_lease;
-                            break;
+                            break new_lease;
                         }
                     }
                     // In flight elsewhere: wait for its end.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
-        }
+        };
         let ticket = Ticket {
             idem: idem.clone(),
             lease,
@@ -1069,6 +1169,12 @@ impl Coordinator {
             return self.signature_record(&idem).await;
         }
         Ok(stored)
+    }
+
+    /// How long a signing request is owned: its deadline, the aborts after a failed last
+    /// attempt, and a margin.
+    fn lease_secs(&self) -> u64 {
+        self.settings.sign_deadline.as_secs() + 10
     }
 
     fn check_sign(&self, r: &SignRequest, key: &KeyInfo, cluster: &str) -> Result<(), ApiError> {
@@ -1263,6 +1369,12 @@ impl Coordinator {
                     format!("no quorum signed before the deadline; last error: {last_error}"),
                 ));
             }
+            if attempt_no >= MAX_ATTEMPTS {
+                return Err(err(
+                    ErrorCode::SigningFailed,
+                    format!("{MAX_ATTEMPTS} sessions failed; last error: {last_error}"),
+                ));
+            }
             let (quorum, presig) = match self.pick_quorum(key, &r.path, &excluded, use_presig).await
             {
                 Ok(q) => q,
@@ -1284,12 +1396,6 @@ impl Coordinator {
                 }
                 Err(e) => return Err(e),
             };
-            if attempt_no >= MAX_ATTEMPTS {
-                return Err(err(
-                    ErrorCode::SigningFailed,
-                    format!("{MAX_ATTEMPTS} sessions failed; last error: {last_error}"),
-                ));
-            }
             if attempt_no > 0 {
                 self.metrics.failover();
             }
@@ -1354,7 +1460,16 @@ impl Coordinator {
             .sign_round_timeout
             .min(deadline.saturating_duration_since(Instant::now()))
             .max(Duration::from_millis(100));
-        let run = run_session(&self.nodes, session, quorum, &kind, round).await;
+        let run = run_session_yielding(
+            &self.nodes,
+            session,
+            quorum,
+            &kind,
+            round,
+            Some(deadline),
+            &|| false,
+        )
+        .await;
         let payload = &wire.request.payloads[usize::from(index)];
         for (node, o) in &run.outcomes {
             if let Outcome::Signed {
@@ -1420,7 +1535,10 @@ impl Coordinator {
             .iter()
             .filter(|(_, c, _)| c == "refused" || c == "bad_request")
             .collect();
-        if !refused.is_empty() && refused.len() == quorum.len() {
+        // "request already in progress": a session the relay lost track of still holds it at
+        // these nodes (until they hear the abort, or it idles out): try other nodes.
+        let in_progress = refused.iter().any(|(_, _, m)| m.contains("in progress"));
+        if !refused.is_empty() && refused.len() == quorum.len() && !in_progress {
             let message = refused[0].2.clone();
             let code = if message.contains("already") {
                 ErrorCode::Interrupted
@@ -1456,6 +1574,7 @@ impl Coordinator {
     /// Aborts, at every node, every session a previous owner of a request may have started.
     async fn abort_sessions_of(&self, previous: &Ticket, payloads: u16) {
         let mut tasks = tokio::task::JoinSet::new();
+        let permits = Arc::new(tokio::sync::Semaphore::new(32));
         for payload in 0..payloads {
             for attempt in 0..MAX_ATTEMPTS {
                 for node in 0..self.nodes.count() {
@@ -1463,7 +1582,9 @@ impl Coordinator {
                     let request = protocol::EnclaveRequest::AbortSession {
                         session: previous.session(payload, attempt),
                     };
+                    let permits = permits.clone();
                     tasks.spawn(async move {
+                        let _permit = permits.acquire().await;
                         let _ = nodes.call(node, &request, Duration::from_secs(2)).await;
                     });
                 }
@@ -1556,6 +1677,7 @@ impl Coordinator {
                 path,
             },
             self.settings.setup_round_timeout,
+            None,
             &live,
         )
         .await;
@@ -1571,9 +1693,9 @@ impl Coordinator {
                 key_id: target.key_id,
                 path: target.path,
                 quorum: quorum_string(&target.quorum),
+                created: unix_now(),
             };
-            self.db(move |s| s.add_presignature(&row, unix_now()))
-                .await?;
+            self.db(move |s| s.add_presignature(&row)).await?;
             Ok(true)
         } else {
             self.metrics.failure("presign", "failed");
@@ -1592,8 +1714,10 @@ impl Coordinator {
         let Ok(rows) = self.db(|s| s.ready_presignatures()).await else {
             return;
         };
+        // One recorded in the last seconds may be newer than the status that said "none".
+        let cutoff = unix_now().saturating_sub(5);
         for p in rows {
-            if parse_quorum(&p.quorum).contains(&node) {
+            if p.created < cutoff && parse_quorum(&p.quorum).contains(&node) {
                 let id = p.id;
                 let _ = self
                     .db(move |s| s.set_presignature_state(&id, "dead"))
@@ -1722,6 +1846,11 @@ impl Coordinator {
             tokio::time::sleep(Duration::from_secs(1)).await;
             me.initialise().await;
         });
+    }
+
+    /// Signing requests in flight.
+    pub fn live_requests(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
     }
 
     /// Whether the coordinator can serve signing: store reachable, cluster ready, and enough

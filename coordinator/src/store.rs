@@ -18,8 +18,8 @@ pub enum StoreError {
     /// PostgreSQL failed.
     #[error("postgres: {0}")]
     Postgres(#[from] postgres::Error),
-    /// The URL names no known backend.
-    #[error("unsupported store url `{0}` (expected sqlite:PATH or postgres://...)")]
+    /// The URL names no known backend (only its scheme is kept: a URL may hold a password).
+    #[error("unsupported store url scheme `{0}` (expected sqlite:PATH or postgres://...)")]
     BadUrl(String),
     /// Stored data does not decode.
     #[error("corrupt stored data: {0}")]
@@ -54,9 +54,11 @@ const MIGRATIONS: &[Migration] = &[
                 created INTEGER NOT NULL);
             CREATE TABLE requests (
                 idem_key TEXT PRIMARY KEY, kind TEXT NOT NULL, request_hash BLOB NOT NULL, request TEXT NOT NULL,
+                request_id TEXT NOT NULL,
                 state TEXT NOT NULL, response TEXT, lease_until INTEGER NOT NULL,
                 created INTEGER NOT NULL, updated INTEGER NOT NULL);
             CREATE INDEX requests_state ON requests (state, lease_until);
+            CREATE UNIQUE INDEX requests_request_id ON requests (request_id);
             CREATE TABLE presignatures (
                 id BLOB PRIMARY KEY, key_id TEXT NOT NULL, path TEXT NOT NULL,
                 quorum TEXT NOT NULL, state TEXT NOT NULL, created INTEGER NOT NULL,
@@ -71,9 +73,11 @@ const MIGRATIONS: &[Migration] = &[
                 created BIGINT NOT NULL);
             CREATE TABLE requests (
                 idem_key TEXT PRIMARY KEY, kind TEXT NOT NULL, request_hash BYTEA NOT NULL, request TEXT NOT NULL,
+                request_id TEXT NOT NULL,
                 state TEXT NOT NULL, response TEXT, lease_until BIGINT NOT NULL,
                 created BIGINT NOT NULL, updated BIGINT NOT NULL);
             CREATE INDEX requests_state ON requests (state, lease_until);
+            CREATE UNIQUE INDEX requests_request_id ON requests (request_id);
             CREATE TABLE presignatures (
                 id BYTEA PRIMARY KEY, key_id TEXT NOT NULL, path TEXT NOT NULL,
                 quorum TEXT NOT NULL, state TEXT NOT NULL, created BIGINT NOT NULL,
@@ -376,7 +380,8 @@ pub fn open(url: &str) -> Result<Store, StoreError> {
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Store::postgres(postgres::Client::connect(url, postgres::NoTls)?)
     } else {
-        Err(StoreError::BadUrl(url.to_string()))
+        let scheme = url.split(':').next().unwrap_or_default();
+        Err(StoreError::BadUrl(scheme.chars().take(32).collect()))
     }
 }
 
@@ -427,6 +432,8 @@ pub struct RequestRow {
     pub request_hash: Vec<u8>,
     /// The request as submitted (JSON), for the audit record of an interrupted request.
     pub request: String,
+    /// The approved request's id (hex): one record per request id, whatever the key.
+    pub request_id: String,
     /// `in_progress`, `completed`, `failed`, or `retryable` (failed, and runs again when
     /// resubmitted).
     pub state: String,
@@ -439,8 +446,8 @@ pub struct RequestRow {
 /// What [`Store::begin_request`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begin {
-    /// A new record, owned by the caller until its lease ends.
-    Started,
+    /// A new record (or a retryable one run again), owned by the caller under this lease.
+    Started(u64),
     /// A record with this key exists.
     Existing(RequestRow),
 }
@@ -456,6 +463,8 @@ pub struct PresigRow {
     pub path: String,
     /// The quorum holding it, as `0,2`.
     pub quorum: String,
+    /// Unix seconds when it was recorded.
+    pub created: u64,
 }
 
 fn key_row(r: &Row) -> Result<KeyRow, StoreError> {
@@ -480,10 +489,12 @@ fn request_row(r: &Row) -> Result<RequestRow, StoreError> {
         state: r.text(4)?,
         response: r.opt_text(5)?,
         lease_until: r.int(6)? as u64,
+        request_id: r.text(7)?,
     })
 }
 
-const REQUEST_COLUMNS: &str = "idem_key, kind, request_hash, request, state, response, lease_until";
+const REQUEST_COLUMNS: &str =
+    "idem_key, kind, request_hash, request, state, response, lease_until, request_id";
 const KEY_COLUMNS: &str = "key_id, scheme, threshold, public_key, chain_code, policy, created";
 
 impl Store {
@@ -704,7 +715,9 @@ impl Store {
                     Value::Int(key.created as i64),
                 ],
             )?;
-            tx.append_audit(time, entry)?;
+            if n == 1 {
+                tx.append_audit(time, entry)?;
+            }
             Ok(n == 1)
         })
     }
@@ -736,10 +749,12 @@ impl Store {
     }
 
     /// Starts an idempotent request, or returns the record already holding its key.
+    #[allow(clippy::too_many_arguments)]
     pub fn begin_request(
         &mut self,
         idem_key: &str,
         kind: &str,
+        request_id: &str,
         request_hash: &[u8],
         request: &str,
         lease_until: u64,
@@ -747,8 +762,8 @@ impl Store {
     ) -> Result<Begin, StoreError> {
         self.transaction(|tx| {
             let n = tx.exec(
-                "INSERT INTO requests (idem_key, kind, request_hash, request, state, response, lease_until, created, updated)
-                 VALUES ($1, $2, $3, $4, 'in_progress', NULL, $5, $6, $6) ON CONFLICT (idem_key) DO NOTHING",
+                "INSERT INTO requests (idem_key, kind, request_hash, request, state, response, lease_until, created, updated, request_id)
+                 VALUES ($1, $2, $3, $4, 'in_progress', NULL, $5, $6, $6, $7) ON CONFLICT DO NOTHING",
                 &[
                     Value::Text(idem_key.into()),
                     Value::Text(kind.into()),
@@ -756,32 +771,64 @@ impl Store {
                     Value::Text(request.into()),
                     Value::Int(lease_until as i64),
                     Value::Int(now as i64),
+                    Value::Text(request_id.into()),
                 ],
             )?;
             if n == 1 {
-                return Ok(Begin::Started);
+                return Ok(Begin::Started(lease_until));
             }
-            // A request that failed in a way worth retrying runs again under the same key.
-            let n = tx.exec(
-                "UPDATE requests SET state = 'in_progress', response = NULL, lease_until = $1, updated = $2
-                 WHERE idem_key = $3 AND state = 'retryable' AND request_hash = $4",
+            // A request that failed in a way worth retrying runs again under the same key, with
+            // a lease later than any before (session ids derive from it).
+            let again = tx.query_opt(
+                "UPDATE requests SET state = 'in_progress', response = NULL, updated = $1,
+                     lease_until = CASE WHEN lease_until >= $2 THEN lease_until + 1 ELSE $2 END
+                 WHERE idem_key = $3 AND state = 'retryable' AND request_hash = $4
+                 RETURNING lease_until",
                 &[
-                    Value::Int(lease_until as i64),
                     Value::Int(now as i64),
+                    Value::Int(lease_until as i64),
                     Value::Text(idem_key.into()),
                     Value::Bytes(request_hash.to_vec()),
                 ],
             )?;
-            if n == 1 {
-                return Ok(Begin::Started);
+            if let Some(r) = again {
+                return Ok(Begin::Started(r.int(0)? as u64));
             }
-            let row = tx
-                .query_opt(
-                    &format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE idem_key = $1"),
-                    &[Value::Text(idem_key.into())],
-                )?
-                .ok_or_else(|| StoreError::Corrupt("request vanished".into()))?;
+            let row = match tx.query_opt(
+                &format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE idem_key = $1"),
+                &[Value::Text(idem_key.into())],
+            )? {
+                Some(row) => row,
+                // The request id is recorded under another idempotency key.
+                None => tx
+                    .query_opt(
+                        &format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE request_id = $1"),
+                        &[Value::Text(request_id.into())],
+                    )?
+                    .ok_or_else(|| StoreError::Corrupt("request vanished".into()))?,
+            };
             Ok(Begin::Existing(request_row(&row)?))
+        })
+    }
+
+    /// Removes an in-progress record owned under `lease` (a key creation that failed frees its
+    /// key id for another attempt), with its audit records, in one transaction.
+    pub fn drop_request(
+        &mut self,
+        idem_key: &str,
+        lease: u64,
+        time: u64,
+        entries: &[AuditEntry],
+    ) -> Result<bool, StoreError> {
+        self.transaction(|tx| {
+            let n = tx.exec(
+                "DELETE FROM requests WHERE idem_key = $1 AND state = 'in_progress' AND lease_until = $2",
+                &[Value::Text(idem_key.into()), Value::Int(lease as i64)],
+            )?;
+            for e in entries {
+                tx.append_audit(time, e)?;
+            }
+            Ok(n == 1)
         })
     }
 
@@ -869,7 +916,7 @@ impl Store {
     }
 
     /// Records a presignature the enclaves of `quorum` hold.
-    pub fn add_presignature(&mut self, p: &PresigRow, now: u64) -> Result<(), StoreError> {
+    pub fn add_presignature(&mut self, p: &PresigRow) -> Result<(), StoreError> {
         self.transaction(|tx| {
             tx.exec(
                 "INSERT INTO presignatures (id, key_id, path, quorum, state, created)
@@ -879,7 +926,7 @@ impl Store {
                     Value::Text(p.key_id.clone()),
                     Value::Text(p.path.clone()),
                     Value::Text(p.quorum.clone()),
-                    Value::Int(now as i64),
+                    Value::Int(p.created as i64),
                 ],
             )?;
             Ok(())
@@ -965,7 +1012,7 @@ impl Store {
     pub fn ready_presignatures(&mut self) -> Result<Vec<PresigRow>, StoreError> {
         self.transaction(|tx| {
             tx.query(
-                "SELECT id, key_id, path, quorum FROM presignatures WHERE state = 'ready'",
+                "SELECT id, key_id, path, quorum, created FROM presignatures WHERE state = 'ready'",
                 &[],
             )?
             .iter()
@@ -975,6 +1022,7 @@ impl Store {
                     key_id: r.text(1)?,
                     path: r.text(2)?,
                     quorum: r.text(3)?,
+                    created: r.int(4)? as u64,
                 })
             })
             .collect()

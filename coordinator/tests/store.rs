@@ -110,16 +110,24 @@ fn state_suite(store: &mut Store) {
     // Idempotency: the first caller owns the request; the second finds it.
     assert_eq!(
         store
-            .begin_request("r1", "sign", b"h1", "{}", 100, 10)
+            .begin_request("r1", "sign", "id1", b"h1", "{}", 100, 10)
             .unwrap(),
-        Begin::Started
+        Begin::Started(100)
     );
     let Begin::Existing(row) = store
-        .begin_request("r1", "sign", b"h2", "{}", 200, 11)
+        .begin_request("r1", "sign", "id1", b"h2", "{}", 200, 11)
         .unwrap()
     else {
         panic!("second begin must find the first");
     };
+    // The same request id under another idempotency key finds the first record too.
+    let Begin::Existing(other) = store
+        .begin_request("r9", "sign", "id1", b"h1", "{}", 200, 11)
+        .unwrap()
+    else {
+        panic!("a request id is recorded once");
+    };
+    assert_eq!(other.idem_key, "r1");
     assert_eq!((row.state.as_str(), row.lease_until), ("in_progress", 100));
     assert_eq!(row.request_hash, b"h1");
     // A stale owner (wrong lease) cannot finish it; the owner can, once, with its audit record.
@@ -145,7 +153,7 @@ fn state_suite(store: &mut Store) {
 
     // Stale requests: an expired lease can be taken over exactly once.
     store
-        .begin_request("r2", "sign", b"h", "{}", 50, 10)
+        .begin_request("r2", "sign", "id2", b"h", "{}", 50, 10)
         .unwrap();
     let stale = store.stale_requests(60).unwrap();
     assert_eq!(
@@ -159,18 +167,37 @@ fn state_suite(store: &mut Store) {
     assert!(!store.take_over_request("r2", 50, 95, 60).unwrap());
     assert!(store.stale_requests(60).unwrap().is_empty());
 
+    // A retryable failure runs again under a strictly later lease; a dropped record frees its key.
+    assert!(
+        store
+            .finish_request("r2", 90, "retryable", "{}", 61, &[])
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .begin_request("r2", "sign", "id2", b"h", "{}", 80, 62)
+            .unwrap(),
+        Begin::Started(91)
+    );
+    assert!(store.drop_request("r2", 91, 63, &[entry(8)]).unwrap());
+    assert_eq!(store.request("r2").unwrap(), None);
+    assert_eq!(
+        store
+            .begin_request("r2", "sign", "id2", b"h", "{}", 99, 64)
+            .unwrap(),
+        Begin::Started(99)
+    );
+
     // Presignatures: claimed once, by quorum; dead ones are not counted.
     for (i, q) in [(1u8, "0,1"), (2, "0,1"), (3, "1,2")] {
         store
-            .add_presignature(
-                &PresigRow {
-                    id: vec![i; 32],
-                    key_id: "btc".into(),
-                    path: "m".into(),
-                    quorum: q.into(),
-                },
-                20 + u64::from(i),
-            )
+            .add_presignature(&PresigRow {
+                id: vec![i; 32],
+                key_id: "btc".into(),
+                path: "m".into(),
+                quorum: q.into(),
+                created: 20 + u64::from(i),
+            })
             .unwrap();
     }
     assert_eq!(store.ready_presignatures().unwrap().len(), 3);
@@ -255,15 +282,13 @@ fn postgres_store_shared_by_two_coordinators() {
     // Two coordinators claiming from one pool at once never get the same presignature.
     for i in 0..60u8 {
         second
-            .add_presignature(
-                &PresigRow {
-                    id: vec![i; 32],
-                    key_id: "eth".into(),
-                    path: "m".into(),
-                    quorum: "0,2".into(),
-                },
-                u64::from(i),
-            )
+            .add_presignature(&PresigRow {
+                id: vec![i; 32],
+                key_id: "eth".into(),
+                path: "m".into(),
+                quorum: "0,2".into(),
+                created: u64::from(i),
+            })
             .unwrap();
     }
     let claim_all = |mut s: Store| {

@@ -647,3 +647,74 @@ fn an_aborted_session_releases_its_request_for_another_quorum() {
     );
     assert!(!again.contains_key(&1), "{again:?}");
 }
+
+#[test]
+fn one_generation_per_key_id_and_keys_are_never_replaced() {
+    let c = lock();
+    let t = now();
+    let make = |c: &Cluster| {
+        let request = CreateKey {
+            v: 1,
+            cluster: "test-cluster".into(),
+            key_id: "once".into(),
+            scheme: Scheme::EddsaEd25519,
+            threshold: 2,
+            policy: KeyPolicy {
+                approvers: c
+                    .approvers
+                    .iter()
+                    .map(|k| ByteBuf::from(k.verifying_key().to_bytes().to_vec()))
+                    .collect(),
+                approvals_needed: 2,
+            },
+            request_id: request_id(),
+            created: t,
+            expiry: t + 120,
+        };
+        Approved {
+            approvals: approve(&request, &[&c.admins[0], &c.admins[1]]),
+            request,
+        }
+    };
+    let (first, second) = (make(&c), make(&c));
+    let all = [0u16, 1, 2];
+    // Two generations of one key id at once (two requests): the second is refused.
+    let r = c.enclaves[0].handle(EnclaveRequest::StartSession {
+        session: random32(),
+        participants: all.to_vec(),
+        kind: SessionKind::CreateKey { request: first },
+    });
+    assert!(matches!(r, EnclaveResponse::Session(_)), "{r:?}");
+    let r = c.enclaves[0].handle(EnclaveRequest::StartSession {
+        session: random32(),
+        participants: all.to_vec(),
+        kind: SessionKind::CreateKey {
+            request: second.clone(),
+        },
+    });
+    assert!(
+        matches!(r, EnclaveResponse::Error(ref e) if e.code == ErrorCode::Refused && e.message.contains("in progress")),
+        "{r:?}"
+    );
+    drop(c);
+    // Once the key exists, another request for its id is refused by every node.
+    let pk = lock().create_key("once-more", Scheme::EddsaEd25519, 2);
+    assert_eq!(pk.len(), 32);
+    let c = lock();
+    let mut again = make(&c);
+    again.request.key_id = "once-more".into();
+    again.approvals = approve(&again.request, &[&c.admins[0], &c.admins[1]]);
+    for node in 0..3 {
+        let r = c.enclaves[node].handle(EnclaveRequest::StartSession {
+            session: random32(),
+            participants: all.to_vec(),
+            kind: SessionKind::CreateKey {
+                request: again.clone(),
+            },
+        });
+        assert!(
+            matches!(r, EnclaveResponse::Error(ref e) if e.code == ErrorCode::Refused),
+            "{r:?}"
+        );
+    }
+}

@@ -95,8 +95,8 @@ struct Signing {
     use_key: Vec<u8>,
     public_key: Vec<u8>,
     digest: [u8; 32],
-    /// SHA-256 of the payload (digest or message), to recognise the same request again.
-    payload_hash: [u8; 32],
+    /// SHA-256 of the request's canonical bytes, to recognise exactly this request again.
+    request_hash: [u8; 32],
     created: u64,
     expiry: u64,
 }
@@ -104,7 +104,8 @@ struct Signing {
 /// A signature this enclave released, kept until its request expires: a relay that lost it
 /// (its coordinator died) gets the same signature again instead of a refusal. It is public.
 struct Released {
-    payload_hash: [u8; 32],
+    /// SHA-256 of the approved request's canonical bytes: only exactly that request gets it.
+    request_hash: [u8; 32],
     signature: Vec<u8>,
     public_key: Vec<u8>,
     expiry: u64,
@@ -531,7 +532,9 @@ impl Node {
                 }
                 let r = &request.request;
                 self.check_create_key(request)?;
-                let key = create_key_use(r);
+                // Held for the whole generation: no second generation of this key id (under
+                // this request or another) runs at the same time.
+                let key = key_id_use(&r.key_id);
                 self.claim(&key)?;
                 use_key = Some(key);
                 match r.scheme {
@@ -702,11 +705,8 @@ impl Node {
         let Some(released) = self.released.get(&use_key) else {
             return Ok(None);
         };
-        let Some(message) = r.payloads.get(usize::from(payload)) else {
-            return Ok(None);
-        };
-        let hash: [u8; 32] = sha2::Sha256::digest(message).into();
-        if hash != released.payload_hash {
+        let hash: [u8; 32] = sha2::Sha256::digest(r.canonical_bytes()).into();
+        if hash != released.request_hash {
             return Ok(None);
         }
         let g = self.genesis()?;
@@ -867,7 +867,7 @@ impl Node {
                 use_key,
                 public_key,
                 digest,
-                payload_hash: sha2::Sha256::digest(message).into(),
+                request_hash: sha2::Sha256::digest(r.canonical_bytes()).into(),
                 created: r.created,
                 expiry: r.expiry,
             },
@@ -941,7 +941,7 @@ impl Node {
                             self.released.insert(
                                 k.clone(),
                                 Released {
-                                    payload_hash: sg.payload_hash,
+                                    request_hash: sg.request_hash,
                                     signature: signature.to_vec(),
                                     public_key: public_key.to_vec(),
                                     expiry: sg.expiry,
@@ -950,7 +950,9 @@ impl Node {
                         }
                     } else if let Machine::EcdsaKeygen(_, r) | Machine::EddsaDkg(_, r) = &s.machine
                     {
-                        let _ = self.guard.consume(k, r.created, r.expiry, self.now());
+                        let _ =
+                            self.guard
+                                .consume(&create_key_use(r), r.created, r.expiry, self.now());
                     }
                 }
             }
@@ -1128,6 +1130,13 @@ impl Node {
         public_key: Vec<u8>,
         chain_code: Option<Vec<u8>>,
     ) -> Result<Outcome, MpcError> {
+        if self.keys.contains_key(&request.key_id) {
+            // Never replace a key: its shares may already guard funds.
+            return Err(MpcError::Internal(format!(
+                "key {} exists; refusing to replace it",
+                request.key_id
+            )));
+        }
         let record = KeyRecord {
             key_id: request.key_id.clone(),
             scheme: request.scheme,
@@ -1182,6 +1191,12 @@ fn signed(signature: Vec<u8>, signing: &Signing) -> Outcome {
         signature: ByteBuf::from(signature),
         public_key: ByteBuf::from(signing.public_key.clone()),
     }
+}
+
+fn key_id_use(key_id: &str) -> Vec<u8> {
+    let mut k = b"key-id:".to_vec();
+    k.extend_from_slice(key_id.as_bytes());
+    k
 }
 
 fn create_key_use(r: &CreateKey) -> Vec<u8> {

@@ -809,7 +809,8 @@ impl Coordinator {
             ));
         }
         // Reserve the key id: one generation of a key at a time, across coordinators too.
-        let reservation = format!("create-key:{}", r.key_id);
+        // A `/` cannot appear in client idempotency keys: no client request can take this one.
+        let reservation = format!("create-key/{}", r.key_id);
         let lease = self.reserve_key_id(&reservation, &r).await?;
         let run = run_session(
             &self.nodes,

@@ -358,7 +358,10 @@ enum Attempt {
     Signed(SignatureInfo),
     /// Try again (with another quorum, or without the presignature).
     Retry {
+        /// Nodes not to use again for this payload.
         exclude: Vec<u16>,
+        /// Nodes that misbehaved or did not answer: left out of every quorum for a while.
+        suspend: Vec<u16>,
         why: String,
     },
     /// Stop: retrying cannot help.
@@ -842,7 +845,10 @@ impl Coordinator {
             }
         };
         if let Some((node, code, message)) = run.failure() {
-            let api_code = if code == "refused" || code == "bad_request" {
+            let api_code = if matches!(
+                code.as_str(),
+                "refused" | "bad_request" | "in_progress" | "replayed"
+            ) {
                 ErrorCode::Refused
             } else {
                 ErrorCode::KeygenFailed
@@ -1418,7 +1424,11 @@ impl Coordinator {
             match attempt {
                 Attempt::Signed(sig) => return Ok(sig),
                 Attempt::Fatal(e) => return Err(e),
-                Attempt::Retry { exclude, why } => {
+                Attempt::Retry {
+                    exclude,
+                    suspend,
+                    why,
+                } => {
                     warn!(
                         key = r.key_id,
                         ?quorum,
@@ -1428,7 +1438,7 @@ impl Coordinator {
                     if why.contains("no_presignature") {
                         use_presig = false;
                     }
-                    for n in &exclude {
+                    for n in &suspend {
                         self.nodes.suspend(*n, &why);
                     }
                     excluded.extend(exclude);
@@ -1481,12 +1491,14 @@ impl Coordinator {
                 if public_key.as_slice() != expected_key {
                     return Attempt::Retry {
                         exclude: vec![*node],
+                        suspend: vec![*node],
                         why: format!("node {node} signed under an unexpected public key"),
                     };
                 }
                 if let Err(e) = verify_signature(key.scheme, expected_key, payload, signature) {
                     return Attempt::Retry {
                         exclude: vec![*node],
+                        suspend: vec![*node],
                         why: format!("node {node} returned a signature that does not verify: {e}"),
                     };
                 }
@@ -1517,12 +1529,13 @@ impl Coordinator {
         if failures.iter().any(|(_, c, _)| c == "no_presignature") {
             return Attempt::Retry {
                 exclude: vec![],
+                suspend: vec![],
                 why: format!("no_presignature: {why}"),
             };
         }
-        // An enclave that consumed the request but no longer holds its signature: the request
-        // was signed in a session whose result was lost, and cannot be signed again.
-        if let Some((n, _, m)) = failures.iter().find(|(_, _, m)| m.contains("already used")) {
+        // An enclave that consumed the request but no longer holds its signature (`replayed`):
+        // the request was signed in a session whose result was lost, and cannot be signed again.
+        if let Some((n, _, m)) = failures.iter().find(|(_, c, _)| c == "replayed") {
             return Attempt::Fatal(err(
                 ErrorCode::Interrupted,
                 format!(
@@ -1531,39 +1544,32 @@ impl Coordinator {
                 ),
             ));
         }
-        // Refusals by every participant: the request itself is refused (used, expired).
+        // `in_progress`: a session the relay lost track of still holds the request at these
+        // nodes (until they hear the abort, or it idles out): other nodes are tried.
+        let busy: Vec<u16> = failures
+            .iter()
+            .filter(|(_, c, _)| c == "in_progress")
+            .map(|(n, _, _)| *n)
+            .collect();
+        // Refused by every participant: the request itself is refused (approvals, expiry).
         let refused: Vec<&(u16, String, String)> = failures
             .iter()
             .filter(|(_, c, _)| c == "refused" || c == "bad_request")
             .collect();
-        // "request already in progress": a session the relay lost track of still holds it at
-        // these nodes (until they hear the abort, or it idles out): try other nodes.
-        let in_progress = refused.iter().any(|(_, _, m)| m.contains("in progress"));
-        if !refused.is_empty() && refused.len() == quorum.len() && !in_progress {
-            let message = refused[0].2.clone();
-            let code = if message.contains("already") {
-                ErrorCode::Interrupted
-            } else {
-                ErrorCode::Refused
-            };
-            let message = if code == ErrorCode::Interrupted {
-                format!(
-                    "the enclaves refuse this request ({message}): it was signed or is being signed \
-                     by a session whose coordinator stopped; make a new request"
-                )
-            } else {
-                message
-            };
-            return Attempt::Fatal(err(code, message));
+        if !refused.is_empty() && refused.len() == quorum.len() {
+            return Attempt::Fatal(err(ErrorCode::Refused, refused[0].2.clone()));
         }
-        let mut exclude = run.blamed();
+        let suspend = run.blamed();
+        let mut exclude = suspend.clone();
         exclude.extend(refused.iter().map(|(n, _, _)| *n));
+        exclude.extend(busy);
         if exclude.is_empty() {
             // A failure no one is blamed for: leave out whoever reported it.
             exclude.extend(failures.iter().map(|(n, _, _)| *n));
         }
         Attempt::Retry {
             exclude,
+            suspend,
             why: if why.is_empty() {
                 "session did not finish".into()
             } else {

@@ -420,7 +420,7 @@ fn refusals_are_made_by_every_enclave() {
     other.approvals = approve(&other.request, &[&c.approvers[0], &c.approvers[2]]);
     let refused = c.sign(&[0, 1], other, None);
     assert!(
-        failure(&refused).iter().all(|(code, _)| code == "refused"),
+        failure(&refused).iter().all(|(code, _)| code == "replayed"),
         "{refused:?}"
     );
 }
@@ -613,7 +613,9 @@ fn an_aborted_session_releases_its_request_for_another_quorum() {
     let second = random32();
     let blocked = c.run_in(second.clone(), &[0, 2], kind.clone(), |_, _| {});
     assert!(
-        failure(&blocked).iter().any(|(code, _)| code == "refused"),
+        failure(&blocked)
+            .iter()
+            .any(|(code, _)| code == "in_progress"),
         "{blocked:?}"
     );
     // The relay aborts the stuck session; the other quorum signs.
@@ -693,7 +695,7 @@ fn one_generation_per_key_id_and_keys_are_never_replaced() {
         },
     });
     assert!(
-        matches!(r, EnclaveResponse::Error(ref e) if e.code == ErrorCode::Refused && e.message.contains("in progress")),
+        matches!(r, EnclaveResponse::Error(ref e) if e.code == ErrorCode::InProgress),
         "{r:?}"
     );
     drop(c);

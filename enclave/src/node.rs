@@ -172,9 +172,15 @@ pub enum NodeError {
     /// The request is malformed or inconsistent.
     #[error("{0}")]
     BadRequest(String),
-    /// Refused by policy (approvals, expiry, replay, unknown key).
+    /// Refused by policy (approvals, expiry, unknown key).
     #[error("refused: {0}")]
     Refused(String),
+    /// Another session at this enclave holds the request (or the key id being generated).
+    #[error("refused: {0}")]
+    InProgress(String),
+    /// The request id was used before.
+    #[error("refused: {0}")]
+    Replayed(String),
     /// A peer failed attestation or misbehaved.
     #[error("{0}")]
     Peer(#[from] PeerError),
@@ -188,7 +194,10 @@ pub enum NodeError {
 
 impl From<PolicyError> for NodeError {
     fn from(e: PolicyError) -> Self {
-        Self::Refused(e.to_string())
+        match e {
+            PolicyError::Replayed => Self::Replayed(e.to_string()),
+            other => Self::Refused(other.to_string()),
+        }
     }
 }
 
@@ -197,6 +206,8 @@ impl From<NodeError> for EnclaveError {
         let code = match &e {
             NodeError::BadRequest(_) => ErrorCode::BadRequest,
             NodeError::Refused(_) => ErrorCode::Refused,
+            NodeError::InProgress(_) => ErrorCode::InProgress,
+            NodeError::Replayed(_) => ErrorCode::Replayed,
             NodeError::Peer(_) => ErrorCode::Peer,
             NodeError::Seal(_) => ErrorCode::Sealing,
             NodeError::Internal(_) => ErrorCode::Internal,
@@ -765,7 +776,7 @@ impl Node {
 
     fn claim(&mut self, use_key: &[u8]) -> Result<(), NodeError> {
         if !self.in_flight.insert(use_key.to_vec()) {
-            return Err(NodeError::Refused("request already in progress".into()));
+            return Err(NodeError::InProgress("request already in progress".into()));
         }
         Ok(())
     }

@@ -317,8 +317,13 @@ pub enum ErrorCode {
     WrongPhase,
     /// The Nitro Secure Module (or its simulation) failed.
     Nsm,
-    /// The request is well formed but refused: approvals, expiry, replay, unknown key.
+    /// The request is well formed but refused: approvals, expiry, unknown key.
     Refused,
+    /// The request is already being worked on by another session at this enclave (retry
+    /// elsewhere, or after that session ends or is aborted).
+    InProgress,
+    /// The request id was already used: this enclave signed (or generated) it before.
+    Replayed,
     /// A peer failed attestation or misbehaved.
     Peer,
     /// Sealing or unsealing failed.
@@ -335,6 +340,8 @@ impl fmt::Display for ErrorCode {
             Self::WrongPhase => "wrong_phase",
             Self::Nsm => "nsm",
             Self::Refused => "refused",
+            Self::InProgress => "in_progress",
+            Self::Replayed => "replayed",
             Self::Peer => "peer",
             Self::Sealing => "sealing",
             Self::Internal => "internal",

@@ -544,9 +544,20 @@ impl Coordinator {
 
     async fn set_state(&self, state: &'static str, detail: String, entry: Option<AuditEntry>) {
         info!(state, detail, "cluster state");
-        let _ = self
-            .db(move |s| s.set_cluster_state(state, &detail, unix_now(), entry.as_ref()))
-            .await;
+        // Retried: a lost "ready" would leave the cluster initialising until the next start.
+        for attempt in 0..5u64 {
+            let (d, e) = (detail.clone(), entry.clone());
+            match self
+                .db(move |s| s.set_cluster_state(state, &d, unix_now(), e.as_ref()))
+                .await
+            {
+                Ok(()) => return,
+                Err(e) => {
+                    warn!(error = %e, attempt, "cannot record the cluster state");
+                    tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
+                }
+            }
+        }
     }
 
     /// Brings the cluster from an accepted genesis to ready: genesis at every node, peer
@@ -615,10 +626,38 @@ impl Coordinator {
                 .map_err(|e| err(ErrorCode::NoQuorum, e.0))?;
             match r {
                 protocol::EnclaveResponse::GenesisAccepted { .. } => {}
-                // Done before (a resumed genesis), or restored from its sealed blobs.
+                // Done before (a resumed genesis), or restored from its sealed blobs: only if the
+                // node is operational as this very node of a cluster.
                 protocol::EnclaveResponse::Error(e)
                     if e.message.contains("already")
-                        || e.code == protocol::ErrorCode::WrongPhase => {}
+                        || e.code == protocol::ErrorCode::WrongPhase =>
+                {
+                    let status = self
+                        .nodes
+                        .call(
+                            node,
+                            &protocol::EnclaveRequest::Status,
+                            Duration::from_secs(10),
+                        )
+                        .await
+                        .map_err(|e| err(ErrorCode::NoQuorum, e.0))?;
+                    let ok = matches!(
+                        status,
+                        protocol::EnclaveResponse::Status {
+                            phase: protocol::Phase::Operational,
+                            node: Some(n),
+                            ..
+                        } if n == node
+                    );
+                    if !ok {
+                        return Err(err(
+                            ErrorCode::Refused,
+                            format!(
+                                "node {node} refused the genesis and is not node {node} of a cluster: {e}"
+                            ),
+                        ));
+                    }
+                }
                 protocol::EnclaveResponse::Error(e) => {
                     return Err(err(ErrorCode::Refused, format!("node {node}: {e}")));
                 }

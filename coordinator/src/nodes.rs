@@ -76,7 +76,8 @@ impl Nodes {
         let n = proxies.len();
         Self {
             proxies,
-            http: HttpClient::new(),
+            // Every call sets its own limit (`call`); the client's must not cut a long round.
+            http: HttpClient::new().with_timeout(Duration::from_secs(3600)),
             states: RwLock::new(vec![NodeState::default(); n]),
             policy,
         }

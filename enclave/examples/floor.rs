@@ -18,8 +18,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use attestation::sim::SimulatedCa;
 use ed25519_dalek::SigningKey;
 use enclave::Enclave;
-use enclave::testkit::{IMAGE, admit_all, approve, boot, run_session};
-use protocol::policy::{Approved, CreateKey, Genesis, KeyPolicy, Scheme, SignRequest};
+use enclave::testkit::{
+    IMAGE, admit_all, approve, boot, create_key_request, genesis_request, run_session,
+};
+use protocol::policy::{Approved, Scheme, SignRequest};
 use protocol::session::{Outcome, SessionKind};
 use protocol::{EnclaveRequest, EnclaveResponse};
 use rand::RngCore;
@@ -109,20 +111,7 @@ fn main() {
     let approvers: Vec<SigningKey> = (0..2)
         .map(|i| SigningKey::from_bytes(&[9 + i; 32]))
         .collect();
-    let genesis = Genesis {
-        v: 1,
-        cluster: "floor".into(),
-        nodes: 3,
-        admins: admins
-            .iter()
-            .map(|k| ByteBuf::from(k.verifying_key().to_bytes().to_vec()))
-            .collect(),
-        admin_quorum: 2,
-    };
-    let approved = Approved {
-        approvals: approve(&genesis, &[&admins[0], &admins[1]]),
-        request: genesis,
-    };
+    let approved = genesis_request("floor", 3, &admins, &[&admins[0], &admins[1]]);
     for (i, e) in enclaves.iter().enumerate() {
         let r = e.handle(EnclaveRequest::Genesis {
             request: approved.clone(),
@@ -147,28 +136,14 @@ fn main() {
         ("ecdsa", Scheme::EcdsaSecp256k1),
         ("eddsa", Scheme::EddsaEd25519),
     ] {
-        let t = now();
-        let request = CreateKey {
-            v: 1,
-            cluster: "floor".into(),
-            key_id: key_id.into(),
+        let approved = create_key_request(
+            "floor",
+            key_id,
             scheme,
-            threshold: 2,
-            policy: KeyPolicy {
-                approvers: approvers
-                    .iter()
-                    .map(|k| ByteBuf::from(k.verifying_key().to_bytes().to_vec()))
-                    .collect(),
-                approvals_needed: 2,
-            },
-            request_id: random(16),
-            created: t,
-            expiry: t + 300,
-        };
-        let approved = Approved {
-            approvals: approve(&request, &[&admins[0], &admins[1]]),
-            request,
-        };
+            2,
+            &approvers,
+            &[&admins[0], &admins[1]],
+        );
         let out = run_session(
             &enclaves,
             random(32),

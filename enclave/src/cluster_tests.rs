@@ -9,14 +9,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use attestation::sim::SimulatedCa;
 use ed25519_dalek::SigningKey;
 use protocol::peer::PeerEnvelope;
-use protocol::policy::{Approved, CreateKey, Genesis, KeyPolicy, Scheme, SignRequest};
+use protocol::policy::{Approved, CreateKey, Scheme, SignRequest};
 use protocol::session::{Outcome, PeerDocument, SessionKind};
 use protocol::{EnclaveRequest, EnclaveResponse, ErrorCode};
 use rand::RngCore;
 use serde_bytes::ByteBuf;
 
 use crate::server::Enclave;
-use crate::testkit::{IMAGE, admit_all, approve, boot, document, run_session};
+use crate::testkit::{
+    IMAGE, admit_all, approve, boot, create_key_request, document, genesis_request, run_session,
+};
 
 fn now() -> u64 {
     SystemTime::now()
@@ -56,20 +58,8 @@ impl Cluster {
         let approvers: Vec<SigningKey> = (0..3)
             .map(|i| SigningKey::from_bytes(&[20 + i; 32]))
             .collect();
-        let genesis = Genesis {
-            v: 1,
-            cluster: "test-cluster".into(),
-            nodes: n as u16,
-            admins: admins
-                .iter()
-                .map(|k| ByteBuf::from(k.verifying_key().to_bytes().to_vec()))
-                .collect(),
-            admin_quorum: 2,
-        };
-        let approved = Approved {
-            approvals: approve(&genesis, &[&admins[0], &admins[2]]),
-            request: genesis,
-        };
+        let approved =
+            genesis_request("test-cluster", n as u16, &admins, &[&admins[0], &admins[2]]);
         let mut blobs = vec![Vec::new(); n];
         for (i, e) in enclaves.iter().enumerate() {
             match e.handle(EnclaveRequest::Genesis {
@@ -115,30 +105,24 @@ impl Cluster {
         run_session(&self.enclaves, session, participants, kind, tamper)
     }
 
-    fn create_key(&mut self, key_id: &str, scheme: Scheme, threshold: u16) -> Vec<u8> {
-        let t = now();
-        let request = CreateKey {
-            v: 1,
-            cluster: "test-cluster".into(),
-            key_id: key_id.into(),
+    fn create_key_request(
+        &self,
+        key_id: &str,
+        scheme: Scheme,
+        threshold: u16,
+    ) -> Approved<CreateKey> {
+        create_key_request(
+            "test-cluster",
+            key_id,
             scheme,
             threshold,
-            policy: KeyPolicy {
-                approvers: self
-                    .approvers
-                    .iter()
-                    .map(|k| ByteBuf::from(k.verifying_key().to_bytes().to_vec()))
-                    .collect(),
-                approvals_needed: 2,
-            },
-            request_id: request_id(),
-            created: t,
-            expiry: t + 120,
-        };
-        let approved = Approved {
-            approvals: approve(&request, &[&self.admins[0], &self.admins[1]]),
-            request,
-        };
+            &self.approvers,
+            &[&self.admins[0], &self.admins[1]],
+        )
+    }
+
+    fn create_key(&mut self, key_id: &str, scheme: Scheme, threshold: u16) -> Vec<u8> {
+        let approved = self.create_key_request(key_id, scheme, threshold);
         let all: Vec<u16> = (0..self.enclaves.len() as u16).collect();
         let outcomes = self.run(
             &all,
@@ -653,31 +637,7 @@ fn an_aborted_session_releases_its_request_for_another_quorum() {
 #[test]
 fn one_generation_per_key_id_and_keys_are_never_replaced() {
     let c = lock();
-    let t = now();
-    let make = |c: &Cluster| {
-        let request = CreateKey {
-            v: 1,
-            cluster: "test-cluster".into(),
-            key_id: "once".into(),
-            scheme: Scheme::EddsaEd25519,
-            threshold: 2,
-            policy: KeyPolicy {
-                approvers: c
-                    .approvers
-                    .iter()
-                    .map(|k| ByteBuf::from(k.verifying_key().to_bytes().to_vec()))
-                    .collect(),
-                approvals_needed: 2,
-            },
-            request_id: request_id(),
-            created: t,
-            expiry: t + 120,
-        };
-        Approved {
-            approvals: approve(&request, &[&c.admins[0], &c.admins[1]]),
-            request,
-        }
-    };
+    let make = |c: &Cluster| c.create_key_request("once", Scheme::EddsaEd25519, 2);
     let (first, second) = (make(&c), make(&c));
     let all = [0u16, 1, 2];
     // Two generations of one key id at once (two requests): the second is refused.

@@ -11,7 +11,10 @@ use std::sync::Arc;
 use attestation::sim::{SimulatedCa, SimulatedNsm, simulated_pcrs};
 use ed25519_dalek::{Signer, SigningKey};
 use protocol::peer::PeerEnvelope;
-use protocol::policy::{Approval, Canonical};
+use protocol::policy::{
+    Approval, Approved, Canonical, CreateKey, Genesis, KeyPolicy, REQUEST_ID_LEN, REQUEST_VERSION,
+    Scheme,
+};
 use protocol::relay::Relay;
 use protocol::session::{Outcome, PeerDocument, SessionKind};
 use protocol::{EnclaveRequest, EnclaveResponse};
@@ -145,4 +148,67 @@ pub fn run_session(
         }
     }
     relay.outcomes().clone()
+}
+
+/// The 32-byte public keys of `keys`, as requests carry them.
+pub fn public_keys(keys: &[SigningKey]) -> Vec<ByteBuf> {
+    keys.iter()
+        .map(|k| ByteBuf::from(k.verifying_key().to_bytes().to_vec()))
+        .collect()
+}
+
+/// A genesis of `nodes` nodes for `cluster` with `admins` (quorum 2), approved by `approving`.
+pub fn genesis_request(
+    cluster: &str,
+    nodes: u16,
+    admins: &[SigningKey],
+    approving: &[&SigningKey],
+) -> Approved<Genesis> {
+    let genesis = Genesis {
+        v: REQUEST_VERSION,
+        cluster: cluster.into(),
+        nodes,
+        admins: public_keys(admins),
+        admin_quorum: 2,
+    };
+    Approved {
+        approvals: approve(&genesis, approving),
+        request: genesis,
+    }
+}
+
+/// A request (fresh id, valid for two minutes) to create `key_id` whose signatures need two of
+/// `approvers`, approved by the admins `approving`.
+pub fn create_key_request(
+    cluster: &str,
+    key_id: &str,
+    scheme: Scheme,
+    threshold: u16,
+    approvers: &[SigningKey],
+    approving: &[&SigningKey],
+) -> Approved<CreateKey> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let mut request_id = vec![0u8; REQUEST_ID_LEN];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut request_id);
+    let request = CreateKey {
+        v: REQUEST_VERSION,
+        cluster: cluster.into(),
+        key_id: key_id.into(),
+        scheme,
+        threshold,
+        policy: KeyPolicy {
+            approvers: public_keys(approvers),
+            approvals_needed: 2,
+        },
+        request_id: ByteBuf::from(request_id),
+        created: now,
+        expiry: now + 120,
+    };
+    Approved {
+        approvals: approve(&request, approving),
+        request,
+    }
 }

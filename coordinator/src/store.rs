@@ -452,8 +452,9 @@ pub enum Begin {
     Existing(RequestRow),
 }
 
-/// A ready presignature as the coordinator counts it (the enclaves hold it).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A ready presignature as the coordinator counts it: a name, not the secret, which only the
+/// enclaves of its quorum hold. `Debug` still prints only a prefix of its id.
+#[derive(Clone, PartialEq, Eq)]
 pub struct PresigRow {
     /// Its id (the session id that made it).
     pub id: Vec<u8>,
@@ -465,6 +466,18 @@ pub struct PresigRow {
     pub quorum: String,
     /// Unix seconds when it was recorded.
     pub created: u64,
+}
+
+impl std::fmt::Debug for PresigRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PresigRow")
+            .field("id", &hex::encode(&self.id[..self.id.len().min(4)]))
+            .field("key_id", &self.key_id)
+            .field("path", &self.path)
+            .field("quorum", &self.quorum)
+            .field("created", &self.created)
+            .finish()
+    }
 }
 
 fn key_row(r: &Row) -> Result<KeyRow, StoreError> {
@@ -1042,5 +1055,24 @@ pub fn verify_log(store: &mut Store) -> Result<Result<u64, crate::audit::BrokenL
             Ok(last) => prev = last,
             Err(broken) => return Ok(Err(broken)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PresigRow;
+
+    #[test]
+    fn presignature_rows_print_only_an_id_prefix() {
+        let row = PresigRow {
+            id: vec![0xab; 32],
+            key_id: "k".into(),
+            path: "m".into(),
+            quorum: "0,1".into(),
+            created: 1,
+        };
+        let text = format!("{row:?}");
+        assert!(text.contains("abababab"), "{text}");
+        assert!(!text.contains(&"ab".repeat(5)), "{text}");
     }
 }

@@ -1080,20 +1080,25 @@ impl Coordinator {
             None => hex::encode(&r.request_id),
         };
         let hash = Sha256::digest(r.canonical_bytes()).to_vec();
-        // A resubmission of a finished request gets its first answer, even after it expired.
-        let k = idem.clone();
-        if let Some(row) = self.db(move |s| s.request(&k)).await?
-            && row.request_hash == hash
-            && row.state != "retryable"
-            && let Some(resp) = &row.response
-        {
-            return serde_json::from_str(resp)
-                .map_err(|e| err(ErrorCode::Storage, format!("stored response: {e}")));
-        }
         let genesis = self.cluster().await?;
         let key_row = self.key_row(&r.key_id).await?;
         let key = key_info(&key_row)?;
-        self.check_sign(&r, &key, &genesis.request.cluster)?;
+        if let Err(e) = self.check_sign(&r, &key, &genesis.request.cluster) {
+            // A resubmission of a finished request gets its first answer, even after it
+            // expired (a fresh request is recorded below; only this case needs a lookup).
+            if e.code == ErrorCode::RequestExpired {
+                let k = idem.clone();
+                if let Some(row) = self.db(move |s| s.request(&k)).await?
+                    && row.request_hash == hash
+                    && row.state != "retryable"
+                    && let Some(resp) = &row.response
+                {
+                    return serde_json::from_str(resp)
+                        .map_err(|e| err(ErrorCode::Storage, format!("stored response: {e}")));
+                }
+            }
+            return Err(e);
+        }
         let wire = body.to_wire();
         let approvers = keys_of(&key.policy.approvers, "approver")?;
         let actors = check_approvals(&r, &wire.approvals, &approvers, key.policy.approvals_needed)?;

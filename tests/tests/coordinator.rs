@@ -382,6 +382,15 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
     );
     let stored: SignResult = api.get(&format!("/v1/signatures/{idem}")).await.unwrap();
     assert_eq!(stored, r);
+    // After the request expired, a resubmission still gets its first answer.
+    let mut short_lived = sign_request(CLUSTER, "eddsa", &[], vec![b"soon void".to_vec()]);
+    short_lived.expiry = short_lived.created + 3;
+    let short_lived =
+        ApprovedJson::<SignRequestJson>::from_wire(&approve(&short_lived, &k.approvers[1..]));
+    let first = sign(&api, &short_lived).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let late: SignResult = api.post("/v1/signatures", &short_lived).await.unwrap();
+    assert_eq!(late, first);
 
     // ECDSA from a presignature, once the pools hold some.
     ops::wait_for_pool(&api, "ecdsa", &[], 1, Duration::from_secs(300))
@@ -510,7 +519,7 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
     // The audit log names who asked, what, which nodes, and the outcome.
     let log = audit(&api).await;
     let signed: Vec<_> = log.iter().filter(|r| r.entry.action == "sign").collect();
-    assert_eq!(signed.len(), 3);
+    assert_eq!(signed.len(), 4);
     let two = signed
         .iter()
         .find(|r| r.entry.payload_digests.len() == 2)
@@ -627,7 +636,7 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
     );
     assert_eq!(
         ok_per_request.len(),
-        3 + outcomes.get("completed").copied().unwrap_or(0)
+        4 + outcomes.get("completed").copied().unwrap_or(0)
     );
     audit_intact(&api).await;
     cluster.stop().await.unwrap();

@@ -474,6 +474,107 @@ pub struct AuditVerification {
     pub reason: Option<String>,
 }
 
+/// `POST /v1/transactions`: an intent to prepare for signing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrepareRequest {
+    /// The sending key.
+    pub key_id: String,
+    /// Chain id in the registry (`bitcoin`, `ethereum`, `solana`…).
+    pub chain: String,
+    /// Network (default `mainnet`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// Derivation path of the sending key, `m/0/0` (ECDSA; default `m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// What to do; values left out (EVM nonce and fees, Solana blockhash) are fetched from the
+    /// chain's JSON-RPC endpoint when the coordinator has one.
+    pub intent: adapters::Intent,
+}
+
+/// A prepared transaction: the unsigned bytes, what to sign, and what it does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreparedTransaction {
+    /// Chain.
+    pub chain: String,
+    /// Network.
+    pub network: String,
+    /// The sending key.
+    pub key_id: String,
+    /// Its derivation path.
+    pub path: String,
+    /// The sending address.
+    pub from: String,
+    /// The (derived) public key that signs.
+    pub public_key: Hex,
+    /// The unsigned transaction (PSBT, EIP-2718 signing preimage, or Solana message).
+    pub unsigned_tx: Hex,
+    /// What the cluster must sign, in order: the `payloads` of the signing request.
+    pub payloads: Vec<Hex>,
+    /// What the transaction does.
+    pub summary: adapters::Summary,
+    /// Intent fields the coordinator fetched from the chain.
+    pub filled: Vec<String>,
+}
+
+/// `POST /v1/transactions/assemble`: signatures to put into a prepared transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssembleRequest {
+    /// The sending key.
+    pub key_id: String,
+    /// Chain.
+    pub chain: String,
+    /// Network (default `mainnet`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// Derivation path (default `m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The unsigned transaction, as prepared.
+    pub unsigned_tx: Hex,
+    /// One 64-byte signature per payload, in order.
+    pub signatures: Vec<Hex>,
+}
+
+/// A signed transaction, ready to broadcast.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssembledTransaction {
+    /// Chain.
+    pub chain: String,
+    /// Network.
+    pub network: String,
+    /// Its id as explorers show it.
+    pub txid: String,
+    /// The bytes to broadcast.
+    pub raw_tx: Hex,
+    /// Bitcoin: the finalized PSBT.
+    pub psbt: Option<Hex>,
+    /// What it does, decoded from the signed bytes.
+    pub summary: adapters::Summary,
+}
+
+/// `GET /v1/keys/{key_id}/address?chain=…&network=…&path=…`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressInfo {
+    /// The key.
+    pub key_id: String,
+    /// Chain.
+    pub chain: String,
+    /// Network.
+    pub network: String,
+    /// Derivation path.
+    pub path: String,
+    /// The address.
+    pub address: String,
+    /// The (derived) public key.
+    pub public_key: Hex,
+}
+
 /// An error's code and message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -501,6 +602,12 @@ pub enum ErrorCode {
     InvalidRequest,
     /// 400: the request's validity window is over (or has not begun).
     RequestExpired,
+    /// 400: no adapter for the chain (or network) named.
+    UnknownChain,
+    /// 400: an address that does not parse or belongs to another network.
+    BadAddress,
+    /// 400: the spent outputs do not cover amount and fee.
+    InsufficientFunds,
     /// 403: approvals missing, unknown or not over this request.
     Unapproved,
     /// 404: no such route, key or record.
@@ -527,6 +634,8 @@ pub enum ErrorCode {
     KeygenFailed,
     /// 502: the request was in flight when its coordinator stopped, and cannot be resumed.
     Interrupted,
+    /// 502: the chain's JSON-RPC endpoint failed or refused (or none is configured).
+    RpcFailed,
     /// 503: fewer healthy nodes than the threshold.
     NoQuorum,
     /// 504: the request's deadline passed.
@@ -544,6 +653,9 @@ impl ErrorCode {
             Self::MalformedRequest => "malformed_request",
             Self::InvalidRequest => "invalid_request",
             Self::RequestExpired => "request_expired",
+            Self::UnknownChain => "unknown_chain",
+            Self::BadAddress => "bad_address",
+            Self::InsufficientFunds => "insufficient_funds",
             Self::Unapproved => "unapproved",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -557,6 +669,7 @@ impl ErrorCode {
             Self::SigningFailed => "signing_failed",
             Self::KeygenFailed => "keygen_failed",
             Self::Interrupted => "interrupted",
+            Self::RpcFailed => "rpc_failed",
             Self::NoQuorum => "no_quorum",
             Self::DeadlineExceeded => "deadline_exceeded",
             Self::Storage => "storage",
@@ -567,7 +680,12 @@ impl ErrorCode {
     /// Its HTTP status.
     pub fn status(self) -> u16 {
         match self {
-            Self::MalformedRequest | Self::InvalidRequest | Self::RequestExpired => 400,
+            Self::MalformedRequest
+            | Self::InvalidRequest
+            | Self::RequestExpired
+            | Self::UnknownChain
+            | Self::BadAddress
+            | Self::InsufficientFunds => 400,
             Self::Unapproved => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
@@ -578,7 +696,7 @@ impl ErrorCode {
             | Self::Refused => 409,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
-            Self::SigningFailed | Self::KeygenFailed | Self::Interrupted => 502,
+            Self::SigningFailed | Self::KeygenFailed | Self::Interrupted | Self::RpcFailed => 502,
             Self::NoQuorum => 503,
             Self::DeadlineExceeded => 504,
             Self::Storage | Self::Internal => 500,
@@ -595,10 +713,13 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation checks.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 24] = [
         Self::MalformedRequest,
         Self::InvalidRequest,
         Self::RequestExpired,
+        Self::UnknownChain,
+        Self::BadAddress,
+        Self::InsufficientFunds,
         Self::Unapproved,
         Self::NotFound,
         Self::MethodNotAllowed,
@@ -612,6 +733,7 @@ impl ErrorCode {
         Self::SigningFailed,
         Self::KeygenFailed,
         Self::Interrupted,
+        Self::RpcFailed,
         Self::NoQuorum,
         Self::DeadlineExceeded,
         Self::Storage,
@@ -646,6 +768,25 @@ impl ApiError {
                 message: self.message.clone(),
             },
         }
+    }
+}
+
+impl From<adapters::AdapterError> for ApiError {
+    fn from(e: adapters::AdapterError) -> Self {
+        use adapters::AdapterError as A;
+        let code = match &e {
+            A::UnknownChain { .. } | A::UnknownNetwork { .. } => ErrorCode::UnknownChain,
+            A::BadAddress { .. } => ErrorCode::BadAddress,
+            A::InsufficientFunds { .. } => ErrorCode::InsufficientFunds,
+            _ => ErrorCode::InvalidRequest,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+impl From<crate::rpc::RpcError> for ApiError {
+    fn from(e: crate::rpc::RpcError) -> Self {
+        ApiError::new(ErrorCode::RpcFailed, e.to_string())
     }
 }
 

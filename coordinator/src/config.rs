@@ -6,6 +6,7 @@ use std::time::Duration;
 use attestation::Policy;
 use clap::Parser;
 
+use crate::chains::ChainSettings;
 use crate::service::Settings;
 
 /// `cohort-coordinator` configuration.
@@ -71,6 +72,13 @@ pub struct Config {
     /// Node health check interval, milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub health_interval_ms: u64,
+    /// JSON-RPC endpoint of a chain, `CHAIN[:NETWORK]=URL` (repeat): the prepare endpoint
+    /// fetches EVM nonces and fees and Solana blockhashes from it.
+    #[arg(long = "rpc", value_parser = crate::chains::parse_rpc)]
+    pub rpc: Vec<(String, String)>,
+    /// More EVM chains: a TOML file in the format of adapters/src/evm_chains.toml.
+    #[arg(long)]
+    pub evm_chains: Option<PathBuf>,
     /// Log as JSON lines.
     #[arg(long, env = "COHORT_LOG_JSON")]
     pub log_json: bool,
@@ -94,9 +102,17 @@ impl Config {
             .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("coordinator.db").display()))
     }
 
-    /// The service settings.
-    pub fn settings(&self) -> Settings {
-        Settings {
+    /// The service settings (fails when the EVM chain file does not load).
+    pub fn settings(&self) -> Result<Settings, String> {
+        let mut registry = adapters::Registry::builtin();
+        if let Some(f) = &self.evm_chains {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| format!("--evm-chains {}: {e}", f.display()))?;
+            registry = registry
+                .with_evm_chains(&text)
+                .map_err(|e| format!("--evm-chains {}: {e}", f.display()))?;
+        }
+        Ok(Settings {
             sign_round_timeout: Duration::from_millis(self.sign_round_timeout_ms.max(50)),
             setup_round_timeout: Duration::from_secs(self.setup_round_timeout_secs.max(1)),
             sign_deadline: Duration::from_millis(self.sign_deadline_ms.max(100)),
@@ -107,7 +123,11 @@ impl Config {
                 self.pool_paths.clone()
             },
             health_interval: Duration::from_millis(self.health_interval_ms.max(50)),
+            chains: ChainSettings {
+                registry,
+                rpc: self.rpc.iter().cloned().collect(),
+            },
             ..Settings::default()
-        }
+        })
     }
 }

@@ -41,6 +41,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/keys"),
     ("POST", "/v1/keys"),
     ("GET", "/v1/keys/{key_id}"),
+    ("GET", "/v1/keys/{key_id}/address"),
+    ("POST", "/v1/transactions"),
+    ("POST", "/v1/transactions/assemble"),
     ("POST", "/v1/signatures"),
     ("GET", "/v1/signatures/{idempotency_key}"),
     ("GET", "/v1/audit"),
@@ -190,6 +193,48 @@ fn query_u64(query: Option<&str>, name: &str) -> Result<Option<u64>, ApiError> {
     Ok(None)
 }
 
+/// A query parameter, percent-decoded.
+fn query_str(query: Option<&str>, name: &str) -> Result<Option<String>, ApiError> {
+    let Some(q) = query else { return Ok(None) };
+    for pair in q.split('&') {
+        if let Some((k, v)) = pair.split_once('=')
+            && k == name
+        {
+            return percent_decode(v).map(Some).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("query parameter {name} is not valid percent-encoded UTF-8"),
+                )
+            });
+        }
+    }
+    Ok(None)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(h, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 fn stored(r: StoredResponse) -> Response<Body> {
     json(r.status, &r.body)
 }
@@ -274,6 +319,35 @@ async fn handle(
                 )
             }
             ("GET", "/v1/keys/{key_id}") => json(200, &c.key(&param.unwrap_or_default()).await?),
+            ("GET", "/v1/keys/{key_id}/address") => {
+                let q = query.as_deref();
+                let chain = query_str(q, "chain")?.ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::InvalidRequest,
+                        "query parameter chain is required",
+                    )
+                })?;
+                let network = query_str(q, "network")?;
+                let path = query_str(q, "path")?;
+                json(
+                    200,
+                    &c.address(
+                        &param.unwrap_or_default(),
+                        &chain,
+                        network.as_deref(),
+                        path.as_deref(),
+                    )
+                    .await?,
+                )
+            }
+            ("POST", "/v1/transactions") => {
+                let body = read_json(request, max_body).await?;
+                json(200, &c.prepare(body).await?)
+            }
+            ("POST", "/v1/transactions/assemble") => {
+                let body = read_json(request, max_body).await?;
+                json(200, &c.assemble(body).await?)
+            }
             ("POST", "/v1/signatures") => {
                 let idem = match request.headers().get("idempotency-key") {
                     Some(v) => Some(

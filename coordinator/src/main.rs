@@ -70,7 +70,11 @@ async fn main() -> ExitCode {
         Err(e) => return fail(e.to_string()),
     };
     let nodes = Arc::new(Nodes::new(config.proxies.clone(), policy));
-    let coordinator = Coordinator::new(config.settings(), nodes, store);
+    let settings = match config.settings() {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let coordinator = Coordinator::new(settings, nodes, store);
     coordinator.spawn_background();
     if let Some(path) = &config.addr_file {
         let tmp = path.with_extension("tmp");

@@ -178,6 +178,15 @@ impl Nodes {
             .and_then(|s| s.identity)
     }
 
+    /// How many nodes have their safe primes ready, of how many.
+    pub fn primes_progress(&self) -> (usize, usize) {
+        let states = self.states();
+        (
+            states.iter().filter(|s| s.primes_ready).count(),
+            states.len(),
+        )
+    }
+
     /// Whether every node has safe primes ready.
     pub fn primes_ready(&self) -> bool {
         self.states().iter().all(|s| s.primes_ready)

@@ -49,6 +49,8 @@ pub struct Settings {
     pub health_interval: Duration,
     /// How often each node is attested again.
     pub attest_interval: Duration,
+    /// Chains and their JSON-RPC endpoints.
+    pub chains: crate::chains::ChainSettings,
 }
 
 impl Default for Settings {
@@ -61,6 +63,7 @@ impl Default for Settings {
             pool_paths: vec![vec![]],
             health_interval: Duration::from_millis(1000),
             attest_interval: Duration::from_secs(10),
+            chains: crate::chains::ChainSettings::default(),
         }
     }
 }
@@ -386,6 +389,11 @@ impl Coordinator {
         })
     }
 
+    /// Its settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     /// Its metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
@@ -678,16 +686,23 @@ impl Coordinator {
                 format!("node {node} refused peer {peer}: {why}"),
             ));
         }
-        self.set_state(
-            "initialising",
-            "waiting for safe primes in every enclave".into(),
-            None,
-        )
-        .await;
         let started = Instant::now();
+        let mut shown = None;
         loop {
             self.nodes.check(self.settings.attest_interval).await;
-            if self.nodes.primes_ready() {
+            let (ready, total) = self.nodes.primes_progress();
+            if shown != Some(ready) {
+                // Progress for `GET /v1/cluster` (and `cohort genesis`): each enclave generates
+                // its safe primes in the background from boot.
+                self.set_state(
+                    "initialising",
+                    format!("safe primes (Paillier keys) ready in {ready} of {total} enclaves"),
+                    None,
+                )
+                .await;
+                shown = Some(ready);
+            }
+            if ready == total {
                 break;
             }
             if started.elapsed() > Duration::from_secs(1800) {

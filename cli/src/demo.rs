@@ -12,8 +12,10 @@ use ed25519_dalek::SigningKey;
 use k256::ecdsa::signature::hazmat::PrehashVerifier;
 use protocol::policy::Scheme;
 
+use crate::devchain::{Anvil, LocalSolana, bitcoin_verify};
 use crate::ops;
 use crate::requests::public;
+use crate::tx::{Rpc, Sent, TxRequest, send};
 
 const CLUSTER: &str = "demo";
 
@@ -35,8 +37,42 @@ fn verified(scheme: Scheme, payload: &[u8], result: &SignResult) -> bool {
     }
 }
 
-/// Runs the threshold part of the demo; returns the number of failed checks.
-pub async fn run(api: &ApiClient) -> anyhow::Result<usize> {
+/// The local chains the demo sends transactions to.
+pub struct LocalChains {
+    /// anvil, with the chain id of the registry's `ethereum` network `anvil`.
+    pub anvil: Anvil,
+    /// The Solana runtime behind JSON-RPC.
+    pub solana: LocalSolana,
+}
+
+/// anvil's chain id in the registry (`ethereum`, network `anvil`).
+pub const ANVIL_CHAIN_ID: u64 = 31337;
+
+impl LocalChains {
+    /// Starts anvil and the Solana runtime.
+    pub async fn start() -> anyhow::Result<Self> {
+        Ok(Self {
+            anvil: Anvil::start(ANVIL_CHAIN_ID)
+                .await
+                .context("starting anvil")?,
+            solana: LocalSolana::start()
+                .await
+                .context("starting the Solana runtime")?,
+        })
+    }
+
+    /// Coordinator arguments pointing its prepare endpoint at these chains.
+    pub fn coordinator_args(&self) -> Vec<String> {
+        vec![
+            format!("--rpc=ethereum:anvil={}", self.anvil.url),
+            format!("--rpc=solana={}", self.solana.url),
+        ]
+    }
+}
+
+/// Runs the threshold part of the demo, then the chain transactions; returns the number of
+/// failed checks.
+pub async fn run(api: &ApiClient, chains: &LocalChains) -> anyhow::Result<usize> {
     let admins: Vec<SigningKey> = (0..2)
         .map(|_| SigningKey::generate(&mut rand::rngs::OsRng))
         .collect();
@@ -132,6 +168,10 @@ pub async fn run(api: &ApiClient) -> anyhow::Result<usize> {
             }
         }
     }
+    println!(
+        "      --- chain transactions: built by the adapters, signed by the cluster, checked by chain software ---"
+    );
+    failures += transactions(api, &approvers, chains).await?;
     let verification: coordinator::api::AuditVerification = api
         .get("/v1/audit/verify")
         .await
@@ -150,6 +190,237 @@ pub async fn run(api: &ApiClient) -> anyhow::Result<usize> {
     }
     if failures > 0 {
         bail!("{failures} threshold check(s) failed");
+    }
+    Ok(failures)
+}
+
+fn check(what: &str, ok: bool, detail: &str) -> usize {
+    println!(
+        "      {what}: {} ({detail})",
+        if ok { "OK" } else { "FAILED" }
+    );
+    usize::from(!ok)
+}
+
+fn show(p: &coordinator::api::PreparedTransaction) {
+    let filled = if p.filled.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; the coordinator fetched {} from the chain",
+            p.filled.join(", ")
+        )
+    };
+    println!(
+        "      {} {} from {} ({} payload(s) to sign{filled})",
+        p.chain,
+        p.network,
+        p.from,
+        p.payloads.len()
+    );
+    for line in p.summary.to_string().lines().skip(1) {
+        println!("        {line}");
+    }
+}
+
+fn sent_line(s: &Sent) {
+    let sig = &s.signed.signatures;
+    println!(
+        "      signed by nodes {:?}{}; {} bytes, txid {}",
+        sig.first().map(|s| s.nodes.clone()).unwrap_or_default(),
+        if sig.iter().all(|s| s.presigned) {
+            " (presigned)"
+        } else {
+            ""
+        },
+        s.assembled.raw_tx.0.len(),
+        s.assembled.txid
+    );
+}
+
+/// Bitcoin (regtest, checked by Core's interpreter), Ethereum (anvil: ETH and an ERC-20),
+/// Solana (the runtime: SOL and an SPL token).
+async fn transactions(
+    api: &ApiClient,
+    approvers: &[SigningKey],
+    chains: &LocalChains,
+) -> anyhow::Result<usize> {
+    let registry = adapters::Registry::builtin();
+    let mut failures = 0;
+    let path = vec![0, 0];
+
+    // Bitcoin: spend two outputs of the cluster's address (their funding transaction is
+    // invented: Core's interpreter needs only the spent scripts and amounts).
+    let utxos: Vec<adapters::Utxo> = [(1u8, 70_000u64), (2, 50_000)]
+        .iter()
+        .map(|(n, amount)| {
+            use sha2::Digest;
+            adapters::Utxo {
+                txid: hex::encode(sha2::Sha256::digest(
+                    [b"cohort demo funding ".as_slice(), &[*n]].concat(),
+                )),
+                vout: u32::from(*n),
+                amount: *amount,
+            }
+        })
+        .collect();
+    let btc = send(
+        api,
+        &registry,
+        TxRequest {
+            key_id: "demo-ecdsa".into(),
+            chain: "bitcoin".into(),
+            network: Some("regtest".into()),
+            path: path.clone(),
+            intent: adapters::Intent {
+                to: Some("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080".into()),
+                amount: Some("100000".into()),
+                utxos: Some(utxos),
+                fee_rate: Some(2),
+                ..Default::default()
+            },
+        },
+        approvers,
+        Rpc::default(),
+        show,
+    )
+    .await
+    .context("bitcoin transaction")?;
+    sent_line(&btc);
+    let psbt = btc.assembled.psbt.as_ref().context("no finalized PSBT")?;
+    let spent = adapters::bitcoin::spent_outputs(&psbt.0)?;
+    let verdict = bitcoin_verify(&btc.assembled.raw_tx.0, &spent).await;
+    failures += check(
+        "bitcoin: every input under Bitcoin Core's script interpreter",
+        verdict.is_ok(),
+        &match &verdict {
+            Ok(v) => v.clone(),
+            Err(e) => e.to_string(),
+        },
+    );
+
+    // Ethereum on anvil: fund the cluster's address, deploy a token it holds, send ETH and
+    // tokens; anvil fills nothing in for us: the coordinator fetched nonce and fees.
+    let from = crate::tx::address(api, "demo-ecdsa", "ethereum", Some("anvil"), &path).await?;
+    let anvil = &chains.anvil;
+    anvil.set_balance(&from.address, 10u128.pow(19)).await?;
+    let token = anvil.deploy_token(&from.address).await?;
+    let recipient = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+    for (what, token_addr, amount) in [
+        ("ETH", None, 12_340_000_000_000_000u128),
+        ("ERC-20", Some(token.clone()), 5_000_000_000_000_000_000u128),
+    ] {
+        let before = match &token_addr {
+            None => anvil.balance(recipient).await?,
+            Some(t) => anvil.token_balance(t, recipient).await?,
+        };
+        let sent = send(
+            api,
+            &registry,
+            TxRequest {
+                key_id: "demo-ecdsa".into(),
+                chain: "ethereum".into(),
+                network: Some("anvil".into()),
+                path: path.clone(),
+                intent: adapters::Intent {
+                    to: Some(recipient.into()),
+                    amount: Some(amount.to_string()),
+                    token: token_addr.clone(),
+                    ..Default::default()
+                },
+            },
+            approvers,
+            Rpc {
+                url: Some(&anvil.url),
+                fill_locally: false,
+            },
+            show,
+        )
+        .await
+        .with_context(|| format!("ethereum {what} transaction"))?;
+        sent_line(&sent);
+        let hash = sent.broadcast.clone().unwrap_or_default();
+        let mined = anvil.succeeded(&hash).await?;
+        let after = match &token_addr {
+            None => anvil.balance(recipient).await?,
+            Some(t) => anvil.token_balance(t, recipient).await?,
+        };
+        failures += check(
+            &format!(
+                "ethereum {what}: accepted and mined by anvil, recipient balance grew by the amount"
+            ),
+            mined && after == before + amount,
+            &format!("tx {hash}, balance {before} -> {after}"),
+        );
+    }
+
+    // Solana: airdrop to the cluster's address, send SOL and an SPL token through the runtime.
+    let sol = &chains.solana;
+    let from = crate::tx::address(api, "demo-eddsa", "solana", Some("localnet"), &[]).await?;
+    sol.airdrop(&from.address, 2_000_000_000).await?;
+    // Any 32 bytes serve as a mint address on a local runtime; this is USDC's on mainnet.
+    let mint = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v";
+    sol.mint_to(mint, &from.address, 1_000_000, 6).await?;
+    let recipient = registry.adapter("solana", Some("localnet"))?.address(
+        SigningKey::generate(&mut rand::rngs::OsRng)
+            .verifying_key()
+            .as_bytes(),
+    )?;
+    let recipient = recipient.as_str();
+    for (what, token, amount) in [
+        ("SOL", None, 500_000_000u64),
+        ("SPL token", Some(mint.to_string()), 250_000u64),
+    ] {
+        let account = match &token {
+            None => recipient.to_string(),
+            Some(m) => adapters::solana::associated_token_address(recipient, m)?,
+        };
+        let is_token = token.is_some();
+        let balance = |a: String| async move {
+            if is_token {
+                sol.token_balance(&a).await
+            } else {
+                sol.balance(&a).await
+            }
+        };
+        let before = balance(account.clone()).await?;
+        let sent = send(
+            api,
+            &registry,
+            TxRequest {
+                key_id: "demo-eddsa".into(),
+                chain: "solana".into(),
+                network: Some("localnet".into()),
+                path: vec![],
+                intent: adapters::Intent {
+                    to: Some(recipient.into()),
+                    amount: Some(amount.to_string()),
+                    token: token.clone(),
+                    decimals: token.as_ref().map(|_| 6),
+                    ..Default::default()
+                },
+            },
+            approvers,
+            Rpc {
+                url: Some(&sol.url),
+                fill_locally: false,
+            },
+            show,
+        )
+        .await
+        .with_context(|| format!("solana {what} transaction"))?;
+        sent_line(&sent);
+        let after = balance(account.clone()).await?;
+        failures += check(
+            &format!(
+                "solana {what}: executed by the Solana runtime, recipient balance grew by the amount"
+            ),
+            after == before + amount,
+            &format!(
+                "signature {}, balance {before} -> {after}",
+                sent.broadcast.unwrap_or_default()
+            ),
+        );
     }
     Ok(failures)
 }

@@ -3,6 +3,8 @@
 pub mod attest;
 pub use coordinator::client;
 pub mod demo;
+pub mod devchain;
 pub mod ops;
 pub mod requests;
 pub mod sim;
+pub mod tx;

@@ -126,6 +126,33 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The address of a key on a chain.
+    Address {
+        /// Cluster directory (from `cohort sim up`), to find its coordinator.
+        #[arg(long, default_value = ".cohort-sim")]
+        dir: PathBuf,
+        /// The coordinator's URL (default: the one of the sim cluster in --dir).
+        #[arg(long, env = "COHORT_COORDINATOR")]
+        coordinator: Option<String>,
+        /// The key.
+        #[arg(long)]
+        key: String,
+        /// bitcoin, solana, or an EVM chain of the registry (ethereum, …).
+        #[arg(long)]
+        chain: String,
+        /// Network (default mainnet): bitcoin testnet/signet/regtest, ethereum sepolia/anvil, …
+        #[arg(long)]
+        network: Option<String>,
+        /// Derivation path (ECDSA keys), e.g. m/0/1.
+        #[arg(long, default_value = "m", value_parser = cli::requests::parse_path)]
+        path: std::vec::Vec<u32>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Chain transactions.
+    #[command(subcommand)]
+    Tx(TxCommand),
     /// Boot a simulated cluster, attest and verify every node, and stop it (the main job).
     Demo {
         /// Number of nodes.
@@ -138,6 +165,189 @@ enum Command {
         #[arg(long, hide = true)]
         fixture_primes: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum TxCommand {
+    /// Build a transfer through the coordinator, check it locally, approve and sign it,
+    /// assemble it; print the raw signed transaction, and broadcast it with --rpc.
+    Send(Box<SendArgs>),
+}
+
+#[derive(Debug, Args)]
+struct SendArgs {
+    /// Cluster directory (from `cohort sim up`), to find its coordinator.
+    #[arg(long, default_value = ".cohort-sim")]
+    dir: PathBuf,
+    /// The coordinator's URL (default: the one of the sim cluster in --dir).
+    #[arg(long, env = "COHORT_COORDINATOR")]
+    coordinator: Option<String>,
+    /// bitcoin, solana, or an EVM chain of the registry (ethereum, …).
+    #[arg(long)]
+    chain: String,
+    /// Network (default mainnet).
+    #[arg(long)]
+    network: Option<String>,
+    /// The sending key.
+    #[arg(long)]
+    key: String,
+    /// Derivation path of the sending key (ECDSA), e.g. m/0/0.
+    #[arg(long, default_value = "m", value_parser = cli::requests::parse_path)]
+    path: std::vec::Vec<u32>,
+    /// Recipient address.
+    #[arg(long)]
+    to: Option<String>,
+    /// Amount in base units (satoshi, wei, lamports, token units).
+    #[arg(long)]
+    amount: Option<String>,
+    /// ERC-20 contract or SPL mint to send instead of the native coin.
+    #[arg(long)]
+    token: Option<String>,
+    /// SPL: the mint's decimals.
+    #[arg(long)]
+    decimals: Option<u8>,
+    /// Bitcoin: an output to spend, TXID:VOUT:SATOSHI (repeat).
+    #[arg(long = "utxo")]
+    utxos: Vec<String>,
+    /// Bitcoin: fee rate, sat/vB.
+    #[arg(long)]
+    fee_rate: Option<u64>,
+    /// Bitcoin: sign this unsigned PSBT (base64 or hex, or @FILE) instead of building one.
+    #[arg(long)]
+    psbt: Option<String>,
+    /// EVM: nonce (default: from --rpc or the coordinator's endpoint).
+    #[arg(long)]
+    nonce: Option<u64>,
+    /// EVM: gas limit.
+    #[arg(long)]
+    gas_limit: Option<u64>,
+    /// EVM (EIP-1559): max fee per gas, wei.
+    #[arg(long)]
+    max_fee_per_gas: Option<String>,
+    /// EVM (EIP-1559): max priority fee per gas, wei.
+    #[arg(long)]
+    max_priority_fee_per_gas: Option<String>,
+    /// EVM (legacy EIP-155): gas price, wei.
+    #[arg(long)]
+    gas_price: Option<String>,
+    /// Solana: recent blockhash (default: from --rpc or the coordinator's endpoint).
+    #[arg(long)]
+    blockhash: Option<String>,
+    /// Approver key files.
+    #[arg(long = "approver", required = true)]
+    approvers: Vec<PathBuf>,
+    /// The chain's JSON-RPC endpoint: fill nonce/fees/blockhash from it and broadcast there.
+    #[arg(long)]
+    rpc: Option<String>,
+    /// More EVM chains (TOML, the format of adapters/src/evm_chains.toml).
+    #[arg(long)]
+    evm_chains: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_utxo(s: &str) -> anyhow::Result<adapters::Utxo> {
+    let mut it = s.split(':');
+    match (it.next(), it.next(), it.next(), it.next()) {
+        (Some(txid), Some(vout), Some(amount), None) => Ok(adapters::Utxo {
+            txid: txid.to_string(),
+            vout: vout.parse().context("--utxo: VOUT is not a number")?,
+            amount: amount.parse().context("--utxo: SATOSHI is not a number")?,
+        }),
+        _ => bail!("--utxo takes TXID:VOUT:SATOSHI, got `{s}`"),
+    }
+}
+
+async fn tx_send(a: SendArgs) -> anyhow::Result<ExitCode> {
+    let api = cli::ops::api(a.coordinator.as_deref(), &a.dir)?;
+    let mut registry = adapters::Registry::builtin();
+    if let Some(f) = &a.evm_chains {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        registry = registry.with_evm_chains(&text)?;
+    }
+    let psbt = match &a.psbt {
+        Some(p) if p.starts_with('@') => Some(
+            std::fs::read_to_string(&p[1..])
+                .with_context(|| format!("reading {}", &p[1..]))?
+                .trim()
+                .to_string(),
+        ),
+        other => other.clone(),
+    };
+    let utxos = if a.utxos.is_empty() {
+        None
+    } else {
+        Some(
+            a.utxos
+                .iter()
+                .map(|u| parse_utxo(u))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        )
+    };
+    let intent = adapters::Intent {
+        to: a.to.clone(),
+        amount: a.amount.clone(),
+        token: a.token.clone(),
+        decimals: a.decimals,
+        utxos,
+        fee_rate: a.fee_rate,
+        psbt,
+        nonce: a.nonce,
+        gas_limit: a.gas_limit,
+        max_fee_per_gas: a.max_fee_per_gas.clone(),
+        max_priority_fee_per_gas: a.max_priority_fee_per_gas.clone(),
+        gas_price: a.gas_price.clone(),
+        recent_blockhash: a.blockhash.clone(),
+    };
+    let json = a.json;
+    let sent = cli::tx::send(
+        &api,
+        &registry,
+        cli::tx::TxRequest {
+            key_id: a.key.clone(),
+            chain: a.chain.clone(),
+            network: a.network.clone(),
+            path: a.path.clone(),
+            intent,
+        },
+        &read_keys(&a.approvers)?,
+        cli::tx::Rpc {
+            url: a.rpc.as_deref(),
+            fill_locally: true,
+        },
+        |p| {
+            if !json {
+                print!("{}", p.summary);
+            }
+        },
+    )
+    .await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "chain": sent.assembled.chain,
+                "network": sent.assembled.network,
+                "txid": sent.assembled.txid,
+                "raw_tx": hex::encode(&sent.assembled.raw_tx.0),
+                "psbt": sent.assembled.psbt.as_ref().map(|p| hex::encode(&p.0)),
+                "summary": sent.assembled.summary,
+                "broadcast": sent.broadcast,
+            }))?
+        );
+    } else {
+        println!("txid:   {}", sent.assembled.txid);
+        println!("raw tx: {}", hex::encode(&sent.assembled.raw_tx.0));
+        if let Some(p) = &sent.assembled.psbt {
+            println!("psbt:   {}", hex::encode(&p.0));
+        }
+        if let Some(id) = &sent.broadcast {
+            println!("broadcast: the node accepted it as {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Debug, Subcommand)]
@@ -419,8 +629,11 @@ async fn demo(
         "[1/4] booting a simulated cluster of {nodes} enclaves and {nodes} proxies in {}",
         dir.display()
     );
+    println!("      starting local chains: anvil (EVM) and the Solana runtime (LiteSVM)");
+    let chains = cli::demo::LocalChains::start().await?;
     let mut options = SimOptions::new(nodes, dir)?;
     options.fixture_primes = fixture_primes;
+    options.coordinator_args = chains.coordinator_args();
     let cluster = SimCluster::start(&options).await?;
     let root = read_root(&cluster.info.root_pem_path)?;
     let expected: Vec<Vec<u8>> = cluster
@@ -481,13 +694,13 @@ async fn demo(
         }
     }
     println!(
-        "[4/4] threshold keys: genesis, auxiliary info, an ECDSA and an EdDSA key, signatures"
+        "[4/4] threshold keys (genesis, auxiliary info, an ECDSA and an EdDSA key, signatures) and \
+         chain transactions"
     );
     let api = coordinator::client::ApiClient::new(&cluster.info.coordinator_url);
-    let threshold = cli::demo::run(&api).await;
+    let threshold = cli::demo::run(&api, &chains).await;
     cluster.stop().await?;
     failures += threshold?;
-    println!("chain transactions (Bitcoin, Ethereum, Solana) are not built yet");
     if failures > 0 {
         bail!("{failures} check(s) failed");
     }
@@ -525,6 +738,18 @@ async fn main() -> ExitCode {
         }
         Command::Attest(AttestCommand::Verify(args)) => verify_command(args),
         Command::Demo { nodes, dir, fixture_primes } => demo(nodes, dir, fixture_primes).await,
+        Command::Address { dir, coordinator, key, chain, network, path, json } => async {
+            let api = cli::ops::api(coordinator.as_deref(), &dir)?;
+            let a = cli::tx::address(&api, &key, &chain, network.as_deref(), &path).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&a)?);
+            } else {
+                println!("{}", a.address);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        .await,
+        Command::Tx(TxCommand::Send(args)) => tx_send(*args).await,
         Command::Audit(AuditCommand::Verify { store: Some(store), .. }) => (|| {
             let mut store = coordinator::store::open(&store)?;
             Ok(match coordinator::store::verify_log(&mut store)? {

@@ -1,0 +1,217 @@
+//! Chain transactions from the client's side: prepare through the coordinator, check what it
+//! prepared the way an approver must (recompute the public key, payloads and summary locally),
+//! approve and sign, assemble, and optionally broadcast.
+
+use adapters::{Intent, Registry};
+use anyhow::{Context, anyhow, bail};
+use coordinator::api::{
+    AddressInfo, AssembleRequest, AssembledTransaction, Hex, KeyInfo, PrepareRequest,
+    PreparedTransaction, PresignatureUse, SignResult, path_string,
+};
+use coordinator::chains::ChainSettings;
+use coordinator::client::ApiClient;
+use coordinator::rpc::{JsonRpc, fill_intent};
+use ed25519_dalek::SigningKey;
+
+use crate::ops;
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub struct TxRequest {
+    /// The sending key.
+    pub key_id: String,
+    /// Chain id in the registry.
+    pub chain: String,
+    /// Network (default mainnet).
+    pub network: Option<String>,
+    /// Derivation path of the sending key (ECDSA).
+    pub path: Vec<u32>,
+    /// The intent.
+    pub intent: Intent,
+}
+
+/// A transaction carried through every step.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// What the coordinator prepared (and the client checked).
+    pub prepared: PreparedTransaction,
+    /// The cluster's signatures.
+    pub signed: SignResult,
+    /// The signed transaction.
+    pub assembled: AssembledTransaction,
+    /// The id the chain's node returned, when broadcast.
+    pub broadcast: Option<String>,
+}
+
+fn api_err(e: coordinator::client::ApiCallError) -> anyhow::Error {
+    anyhow!("{e}")
+}
+
+/// The address of a key on a chain, asked of the coordinator.
+pub async fn address(
+    api: &ApiClient,
+    key_id: &str,
+    chain: &str,
+    network: Option<&str>,
+    path: &[u32],
+) -> anyhow::Result<AddressInfo> {
+    let mut q = format!("chain={chain}&path={}", path_string(path));
+    if let Some(n) = network {
+        q.push_str(&format!("&network={n}"));
+    }
+    api.get(&format!("/v1/keys/{key_id}/address?{q}"))
+        .await
+        .map_err(api_err)
+}
+
+/// Checks a prepared transaction as an approver must before approving it: the public key is
+/// the key's (derived here from the key's public key and chain code), and the payloads and
+/// summary are what this machine's adapter computes from the unsigned bytes.
+pub fn check_prepared(
+    registry: &Registry,
+    key: &KeyInfo,
+    path: &[u32],
+    prepared: &PreparedTransaction,
+) -> anyhow::Result<()> {
+    let public_key = match &key.chain_code {
+        Some(cc) => coordinator::service::derive_public_key(&key.public_key.0, &cc.0, path)
+            .map_err(|e| anyhow!("cannot derive the key at {}: {e}", path_string(path)))?,
+        None => key.public_key.0.clone(),
+    };
+    if public_key != prepared.public_key.0 {
+        bail!("the coordinator prepared a transaction for another public key");
+    }
+    let adapter = registry
+        .adapter(&prepared.chain, Some(&prepared.network))
+        .context("this client does not know the chain (pass --evm-chains for extra EVM chains)")?;
+    let local = adapter
+        .inspect(&public_key, path, &prepared.unsigned_tx.0)
+        .context("the prepared transaction does not check")?;
+    let payloads: Vec<Vec<u8>> = local.payloads.into_iter().map(|p| p.data).collect();
+    let theirs: Vec<Vec<u8>> = prepared.payloads.iter().map(|h| h.0.clone()).collect();
+    if payloads != theirs {
+        bail!("the coordinator's payloads are not the transaction's: refusing to approve");
+    }
+    if local.summary != prepared.summary {
+        bail!("the coordinator's summary is not the transaction's: refusing to approve");
+    }
+    Ok(())
+}
+
+/// Where a transaction's chain values come from and where it goes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rpc<'a> {
+    /// The chain's JSON-RPC endpoint: broadcast there.
+    pub url: Option<&'a str>,
+    /// Also fetch the values the intent leaves out from `url` here, before preparing (when
+    /// false, the coordinator fetches them from its own endpoint, if it has one).
+    pub fill_locally: bool,
+}
+
+/// Prepares, checks, approves and signs, assembles, and (with an RPC URL) broadcasts. `show`
+/// sees the checked summary before anything is signed.
+pub async fn send(
+    api: &ApiClient,
+    registry: &Registry,
+    req: TxRequest,
+    approvers: &[SigningKey],
+    rpc: Rpc<'_>,
+    show: impl FnOnce(&PreparedTransaction),
+) -> anyhow::Result<Sent> {
+    let key: KeyInfo = api
+        .get(&format!("/v1/keys/{}", req.key_id))
+        .await
+        .map_err(api_err)?;
+    let mut intent = req.intent;
+    let settings = ChainSettings {
+        registry: registry.clone(),
+        rpc: Default::default(),
+    };
+    let network = req.network.clone().unwrap_or_else(|| "mainnet".into());
+    if let (Some(url), true) = (rpc.url, rpc.fill_locally) {
+        let kind = settings
+            .kind(&req.chain, &network)
+            .with_context(|| format!("unknown chain {} {network}", req.chain))?;
+        let from = address(api, &req.key_id, &req.chain, Some(&network), &req.path).await?;
+        fill_intent(&JsonRpc::new(url), kind, &from.address, &mut intent)
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+    }
+    let prepared: PreparedTransaction = api
+        .post(
+            "/v1/transactions",
+            &PrepareRequest {
+                key_id: req.key_id.clone(),
+                chain: req.chain.clone(),
+                network: Some(network.clone()),
+                path: Some(path_string(&req.path)),
+                intent,
+            },
+        )
+        .await
+        .map_err(api_err)?;
+    check_prepared(registry, &key, &req.path, &prepared)?;
+    show(&prepared);
+    let cluster = ops::cluster_name(api).await?;
+    let payloads: Vec<Vec<u8>> = prepared.payloads.iter().map(|h| h.0.clone()).collect();
+    let body = ops::sign_body(
+        &cluster,
+        &req.key_id,
+        &req.path,
+        payloads,
+        approvers,
+        Some(PresignatureUse::Prefer),
+    );
+    let signed: SignResult = api.post("/v1/signatures", &body).await.map_err(api_err)?;
+    if signed.status != "completed" {
+        bail!(
+            "signing {}: {}",
+            signed.status,
+            signed
+                .error
+                .as_ref()
+                .map(|e| format!("{}: {}", e.code, e.message))
+                .unwrap_or_default()
+        );
+    }
+    let mut signatures: Vec<(u16, Hex)> = signed
+        .signatures
+        .iter()
+        .map(|s| (s.payload, s.signature.clone()))
+        .collect();
+    signatures.sort_by_key(|(i, _)| *i);
+    let assembled: AssembledTransaction = api
+        .post(
+            "/v1/transactions/assemble",
+            &AssembleRequest {
+                key_id: req.key_id.clone(),
+                chain: prepared.chain.clone(),
+                network: Some(prepared.network.clone()),
+                path: Some(prepared.path.clone()),
+                unsigned_tx: prepared.unsigned_tx.clone(),
+                signatures: signatures.into_iter().map(|(_, s)| s).collect(),
+            },
+        )
+        .await
+        .map_err(api_err)?;
+    let broadcast = match rpc.url {
+        Some(url) => Some(
+            coordinator::chains::send_raw(
+                &settings,
+                url,
+                &prepared.chain,
+                &prepared.network,
+                &assembled.raw_tx.0,
+            )
+            .await
+            .map_err(|e| anyhow!("broadcast: {}", e.message))?,
+        ),
+        None => None,
+    };
+    Ok(Sent {
+        prepared,
+        signed,
+        assembled,
+        broadcast,
+    })
+}

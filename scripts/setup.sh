@@ -2,10 +2,13 @@
 # Installs what building and testing Cohort needs on a fresh Debian machine, and nothing that is
 # already there. Called by scripts/demo.sh and scripts/test.sh; safe to run again.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v m4 >/dev/null 2>&1 || need_apt+=(m4)            # GMP (cggmp21 via rug) builds with m4
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+command -v c++ >/dev/null 2>&1 || need_apt+=(g++)              # libbitcoinconsensus (C++)
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)       # installs anvil (EVM node)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -56,3 +59,12 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
+
+# anvil, the EVM node the Ethereum tests and the demo send transactions to: the npm package
+# @foundry-rs/anvil-linux-amd64 at the version tools/package-lock.json pins, into tools/.
+ANVIL=tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+if ! "$ANVIL" --version >/dev/null 2>&1; then
+  echo "setup: installing anvil (npm @foundry-rs/anvil-linux-amd64) into tools/"
+  npm ci --prefix tools --no-audit --no-fund --loglevel=error >/dev/null
+  "$ANVIL" --version | head -n 1
+fi

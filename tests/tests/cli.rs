@@ -242,6 +242,18 @@ fn demo_boots_attests_creates_keys_signs_and_exits_zero() {
         3,
         "{text}"
     );
+    // One Bitcoin, two Ethereum and two Solana transactions, each checked by chain software.
+    for check in [
+        "bitcoin: every input under Bitcoin Core's script interpreter: OK",
+        "ethereum ETH: accepted and mined by anvil, recipient balance grew by the amount: OK",
+        "ethereum ERC-20: accepted and mined by anvil, recipient balance grew by the amount: OK",
+        "solana SOL: executed by the Solana runtime, recipient balance grew by the amount: OK",
+        "solana SPL token: executed by the Solana runtime, recipient balance grew by the amount: OK",
+    ] {
+        assert!(text.contains(check), "{check}\n{text}");
+    }
+    assert!(!text.contains("FAILED"), "{text}");
+    assert!(text.ends_with("demo passed\n"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -396,6 +408,97 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // Addresses and a transaction from the command line, broadcast to anvil.
+    let out = cohort(&[
+        "address",
+        "--dir",
+        d,
+        "--key",
+        "cli-btc",
+        "--chain",
+        "bitcoin",
+        "--network",
+        "regtest",
+        "--path",
+        "m/0/1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("bcrt1q"));
+    let out = cohort(&[
+        "address",
+        "--dir",
+        d,
+        "--key",
+        "cli-btc",
+        "--chain",
+        "ethereum",
+        "--network",
+        "anvil",
+        "--path",
+        "m/0/1",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(hex::decode(a["public_key"].as_str().unwrap()).unwrap(), pk);
+    let from = a["address"].as_str().unwrap().to_string();
+    let anvil = cli::devchain::Anvil::start(31337).await.unwrap();
+    anvil.set_balance(&from, 10u128.pow(18)).await.unwrap();
+    let recipient = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+    let before = anvil.balance(recipient).await.unwrap();
+    let send = |to: &str| {
+        cohort(&[
+            "tx",
+            "send",
+            "--dir",
+            d,
+            "--chain",
+            "ethereum",
+            "--network",
+            "anvil",
+            "--key",
+            "cli-btc",
+            "--path",
+            "m/0/1",
+            "--to",
+            to,
+            "--amount",
+            "1000",
+            "--approver",
+            approver.to_str().unwrap(),
+            "--rpc",
+            &anvil.url,
+            "--json",
+        ])
+    };
+    let out = send(recipient);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hash = v["broadcast"].as_str().unwrap();
+    assert_eq!(hash, v["txid"].as_str().unwrap());
+    assert!(anvil.succeeded(hash).await.unwrap());
+    assert_eq!(anvil.balance(recipient).await.unwrap(), before + 1000);
+    // A mistyped address (broken checksum) is refused before anything is signed.
+    let out = send("0x70997970C51812dc3A010C7d01b50e0d17dc79c8");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad_address") && err.contains("checksum"),
+        "{err}"
+    );
+
     // The coordinator kept the keys and an intact audit log of all of it.
     let out = cohort(&["key", "list", "--dir", d]);
     assert!(out.status.success());
@@ -408,9 +511,9 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    // genesis, cluster ready, two keys, two signatures (the refused request left no record).
+    // genesis, cluster ready, two keys, three signatures (the refused requests left no record).
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("intact: 6 records"),
+        String::from_utf8_lossy(&out.stdout).contains("intact: 7 records"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );

@@ -1,0 +1,661 @@
+//! Chain transactions signed by a simulated cluster, end to end through the coordinator's API
+//! (prepare, approve and sign, assemble), and checked by chain software none of us wrote:
+//! Bitcoin Core's script interpreter, anvil (EVM), the Solana runtime. Also what the API says
+//! to bad requests, and what a client says to a coordinator that lies about a transaction.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use adapters::{Intent, Registry, Utxo};
+use cli::devchain::{Anvil, LocalSolana, bitcoin_verify};
+use cli::ops;
+use cli::sim::{SimCluster, SimOptions};
+use cli::tx::{Rpc, Sent, TxRequest, address, check_prepared, send};
+use coordinator::api::{
+    AssembleRequest, AssembledTransaction, Hex, KeyInfo, PrepareRequest, PreparedTransaction,
+};
+use coordinator::client::{ApiCallError, ApiClient};
+use ed25519_dalek::SigningKey;
+use protocol::policy::Scheme;
+
+const CLUSTER: &str = "chains-test";
+const RECIPIENT: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+
+struct World {
+    _dir: tempfile::TempDir,
+    cluster: SimCluster,
+    api: ApiClient,
+    anvil: Anvil,
+    solana: LocalSolana,
+    approvers: Vec<SigningKey>,
+    ecdsa: KeyInfo,
+    eddsa: KeyInfo,
+    registry: Registry,
+}
+
+async fn world() -> World {
+    let anvil = Anvil::start(31337).await.unwrap();
+    let solana = LocalSolana::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = SimOptions::new(3, dir.path().to_path_buf()).unwrap();
+    options.bin_dir = cohort_tests::bin_dir();
+    options.fixture_primes = true;
+    options.coordinator_args = vec![
+        format!("--rpc=ethereum:anvil={}", anvil.url),
+        format!("--rpc=solana={}", solana.url),
+        // Nothing listens there: preparing for sepolia must fail with rpc_failed.
+        "--rpc=ethereum:sepolia=http://127.0.0.1:1".into(),
+    ];
+    let cluster = SimCluster::start(&options).await.unwrap();
+    let api = ApiClient::new(&cluster.info.coordinator_url);
+    let admins: Vec<SigningKey> = (0..2)
+        .map(|i| SigningKey::from_bytes(&[40 + i; 32]))
+        .collect();
+    let approvers: Vec<SigningKey> = (0..2)
+        .map(|i| SigningKey::from_bytes(&[50 + i; 32]))
+        .collect();
+    ops::genesis(&api, CLUSTER, Some(3), &admins, 2)
+        .await
+        .unwrap();
+    let approver_keys: Vec<[u8; 32]> = approvers
+        .iter()
+        .map(|k| k.verifying_key().to_bytes())
+        .collect();
+    let ecdsa = ops::create_key(
+        &api,
+        "ecdsa",
+        Scheme::EcdsaSecp256k1,
+        2,
+        &admins,
+        &approver_keys,
+        2,
+    )
+    .await
+    .unwrap();
+    let eddsa = ops::create_key(
+        &api,
+        "eddsa",
+        Scheme::EddsaEd25519,
+        2,
+        &admins,
+        &approver_keys,
+        2,
+    )
+    .await
+    .unwrap();
+    World {
+        _dir: dir,
+        cluster,
+        api,
+        anvil,
+        solana,
+        approvers,
+        ecdsa,
+        eddsa,
+        registry: Registry::builtin(),
+    }
+}
+
+impl World {
+    async fn send(
+        &self,
+        key: &str,
+        chain: &str,
+        network: &str,
+        path: &[u32],
+        intent: Intent,
+        rpc: Rpc<'_>,
+    ) -> Sent {
+        send(
+            &self.api,
+            &self.registry,
+            TxRequest {
+                key_id: key.into(),
+                chain: chain.into(),
+                network: Some(network.into()),
+                path: path.to_vec(),
+                intent,
+            },
+            &self.approvers,
+            rpc,
+            |_| {},
+        )
+        .await
+        .unwrap()
+    }
+}
+
+fn expect_code<T: std::fmt::Debug>(r: Result<T, ApiCallError>, status: u16, code: &str) -> String {
+    match r {
+        Err(ApiCallError::Api { status: s, body }) => {
+            assert_eq!((s, body.error.code.as_str()), (status, code), "{body:?}");
+            body.error.message
+        }
+        other => panic!("expected {status} {code}, got {other:?}"),
+    }
+}
+
+fn funding(n: u8, amount: u64) -> Utxo {
+    use sha2::Digest;
+    Utxo {
+        txid: hex::encode(sha2::Sha256::digest(
+            [b"funding ".as_slice(), &[n]].concat(),
+        )),
+        vout: u32::from(n % 3),
+        amount,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_signed_transactions_pass_the_chains_own_software() {
+    let w = world().await;
+
+    // Addresses: the coordinator's BIP32 derivation agrees with an independent one.
+    let path = [0u32, 5];
+    let a = address(&w.api, "ecdsa", "bitcoin", Some("regtest"), &path)
+        .await
+        .unwrap();
+    let child = cohort_tests::bip32_child(
+        &w.ecdsa.public_key.0,
+        &w.ecdsa.chain_code.as_ref().unwrap().0,
+        &path,
+    );
+    assert_eq!(a.public_key.0, child);
+    let btc = w.registry.adapter("bitcoin", Some("regtest")).unwrap();
+    assert_eq!(a.address, btc.address(&child).unwrap());
+    assert!(a.address.starts_with("bcrt1q"), "{}", a.address);
+    let sol_addr = address(&w.api, "eddsa", "solana", None, &[]).await.unwrap();
+    assert_eq!(sol_addr.public_key, w.eddsa.public_key);
+
+    // --- Bitcoin: three inputs, every one through Core's interpreter. ---
+    let sent = w
+        .send(
+            "ecdsa",
+            "bitcoin",
+            "regtest",
+            &path,
+            Intent {
+                to: Some("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080".into()),
+                amount: Some("150000".into()),
+                utxos: Some(vec![
+                    funding(1, 60_000),
+                    funding(2, 60_000),
+                    funding(3, 60_000),
+                ]),
+                fee_rate: Some(3),
+                ..Default::default()
+            },
+            Rpc::default(),
+        )
+        .await;
+    assert_eq!(sent.prepared.payloads.len(), 3);
+    let spent = adapters::bitcoin::spent_outputs(&sent.assembled.psbt.as_ref().unwrap().0).unwrap();
+    assert_eq!(spent.len(), 3);
+    let verdict = bitcoin_verify(&sent.assembled.raw_tx.0, &spent).await;
+    assert!(verdict.is_ok(), "{verdict:?}");
+    // The checker is not a rubber stamp: one satoshi off in a spent amount fails.
+    let mut wrong = spent.clone();
+    wrong[2].1 -= 1;
+    assert!(
+        bitcoin_verify(&sent.assembled.raw_tx.0, &wrong)
+            .await
+            .is_err()
+    );
+
+    // A PSBT from elsewhere (here: the first transaction's unsigned PSBT for other coins).
+    let wallet = btc
+        .build(
+            &child,
+            &path,
+            &Intent {
+                to: Some("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080".into()),
+                amount: Some("10000".into()),
+                utxos: Some(vec![funding(9, 25_000)]),
+                fee_rate: Some(1),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let sent = w
+        .send(
+            "ecdsa",
+            "bitcoin",
+            "regtest",
+            &path,
+            Intent {
+                psbt: Some(hex::encode(&wallet.tx)),
+                ..Default::default()
+            },
+            Rpc::default(),
+        )
+        .await;
+    let spent = adapters::bitcoin::spent_outputs(&sent.assembled.psbt.as_ref().unwrap().0).unwrap();
+    bitcoin_verify(&sent.assembled.raw_tx.0, &spent)
+        .await
+        .unwrap();
+
+    // --- Ethereum on anvil: EIP-1559 (the coordinator fetches nonce and fees), legacy EIP-155
+    // (the client fetches the nonce), ERC-20. ---
+    let eth_path = [0u32, 0];
+    let from = address(&w.api, "ecdsa", "ethereum", Some("anvil"), &eth_path)
+        .await
+        .unwrap();
+    w.anvil
+        .set_balance(&from.address, 10u128.pow(19))
+        .await
+        .unwrap();
+    let token = w.anvil.deploy_token(&from.address).await.unwrap();
+    let before = w.anvil.balance(RECIPIENT).await.unwrap();
+    let url = w.anvil.url.clone();
+    let eip1559 = w
+        .send(
+            "ecdsa",
+            "ethereum",
+            "anvil",
+            &eth_path,
+            Intent {
+                to: Some(RECIPIENT.into()),
+                amount: Some("1234567890000000".into()),
+                ..Default::default()
+            },
+            Rpc {
+                url: Some(&url),
+                fill_locally: false,
+            },
+        )
+        .await;
+    assert!(
+        eip1559.prepared.filled.contains(&"nonce".to_string()),
+        "{:?}",
+        eip1559.prepared.filled
+    );
+    assert!(
+        w.anvil
+            .succeeded(eip1559.broadcast.as_ref().unwrap())
+            .await
+            .unwrap()
+    );
+    let legacy = w
+        .send(
+            "ecdsa",
+            "ethereum",
+            "anvil",
+            &eth_path,
+            Intent {
+                to: Some(RECIPIENT.into()),
+                amount: Some("42".into()),
+                gas_price: Some("3000000000".into()),
+                ..Default::default()
+            },
+            Rpc {
+                url: Some(&url),
+                fill_locally: true,
+            },
+        )
+        .await;
+    assert!(
+        legacy.prepared.filled.is_empty(),
+        "the client filled the nonce itself"
+    );
+    assert_eq!(
+        legacy.assembled.raw_tx.0[0] >= 0xc0,
+        true,
+        "a legacy transaction is an RLP list"
+    );
+    assert!(
+        w.anvil
+            .succeeded(legacy.broadcast.as_ref().unwrap())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        w.anvil.balance(RECIPIENT).await.unwrap(),
+        before + 1_234_567_890_000_042
+    );
+    let erc20 = w
+        .send(
+            "ecdsa",
+            "ethereum",
+            "anvil",
+            &eth_path,
+            Intent {
+                to: Some(RECIPIENT.into()),
+                amount: Some("777".into()),
+                token: Some(token.clone()),
+                ..Default::default()
+            },
+            Rpc {
+                url: Some(&url),
+                fill_locally: false,
+            },
+        )
+        .await;
+    assert!(
+        w.anvil
+            .succeeded(erc20.broadcast.as_ref().unwrap())
+            .await
+            .unwrap()
+    );
+    assert_eq!(w.anvil.token_balance(&token, RECIPIENT).await.unwrap(), 777);
+    // The signer anvil recovered is the cluster's address.
+    let tx = w
+        .anvil
+        .call(
+            "eth_getTransactionByHash",
+            serde_json::json!([erc20.assembled.txid]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        tx["from"].as_str().unwrap().to_lowercase(),
+        from.address.to_lowercase()
+    );
+
+    // --- Solana: SOL and an SPL token through the runtime. ---
+    let sol = &w.solana;
+    sol.airdrop(&sol_addr.address, 1_000_000_000).await.unwrap();
+    let to = w
+        .registry
+        .adapter("solana", None)
+        .unwrap()
+        .address(SigningKey::from_bytes(&[77; 32]).verifying_key().as_bytes())
+        .unwrap();
+    let sent = w
+        .send(
+            "eddsa",
+            "solana",
+            "localnet",
+            &[],
+            Intent {
+                to: Some(to.clone()),
+                amount: Some("1000000".into()),
+                ..Default::default()
+            },
+            Rpc {
+                url: Some(&sol.url),
+                fill_locally: false,
+            },
+        )
+        .await;
+    assert_eq!(sent.prepared.filled, vec!["recent_blockhash".to_string()]);
+    assert_eq!(sol.balance(&to).await.unwrap(), 1_000_000);
+    assert_eq!(
+        sol.balance(&sol_addr.address).await.unwrap(),
+        1_000_000_000 - 1_000_000 - 5_000
+    );
+    let mint = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v";
+    let source = sol.mint_to(mint, &sol_addr.address, 500, 2).await.unwrap();
+    w.send(
+        "eddsa",
+        "solana",
+        "localnet",
+        &[],
+        Intent {
+            to: Some(to.clone()),
+            amount: Some("123".into()),
+            token: Some(mint.into()),
+            decimals: Some(2),
+            ..Default::default()
+        },
+        Rpc {
+            url: Some(&sol.url),
+            fill_locally: false,
+        },
+    )
+    .await;
+    let dest = adapters::solana::associated_token_address(&to, mint).unwrap();
+    assert_eq!(sol.token_balance(&dest).await.unwrap(), 123);
+    assert_eq!(sol.token_balance(&source).await.unwrap(), 377);
+
+    // --- What a client does with a coordinator that lies. ---
+    let prepared: PreparedTransaction = w
+        .api
+        .post(
+            "/v1/transactions",
+            &PrepareRequest {
+                key_id: "ecdsa".into(),
+                chain: "ethereum".into(),
+                network: Some("anvil".into()),
+                path: Some("m/0/0".into()),
+                intent: Intent {
+                    to: Some(RECIPIENT.into()),
+                    amount: Some("1".into()),
+                    ..Default::default()
+                },
+            },
+        )
+        .await
+        .unwrap();
+    check_prepared(&w.registry, &w.ecdsa, &eth_path, &prepared).unwrap();
+    let mut lie = prepared.clone();
+    lie.payloads[0].0[0] ^= 1;
+    assert!(check_prepared(&w.registry, &w.ecdsa, &eth_path, &lie).is_err());
+    let mut lie = prepared.clone();
+    lie.summary.transfers[0].amount = "1000".into();
+    assert!(check_prepared(&w.registry, &w.ecdsa, &eth_path, &lie).is_err());
+    let mut lie = prepared.clone();
+    lie.public_key = w.ecdsa.public_key.clone();
+    assert!(check_prepared(&w.registry, &w.ecdsa, &eth_path, &lie).is_err());
+
+    // --- Bad requests. ---
+    let prep =
+        |key: &str, chain: &str, network: Option<&str>, path: Option<&str>, intent: Intent| {
+            PrepareRequest {
+                key_id: key.into(),
+                chain: chain.into(),
+                network: network.map(str::to_string),
+                path: path.map(str::to_string),
+                intent,
+            }
+        };
+    let pay = |to: &str| Intent {
+        to: Some(to.into()),
+        amount: Some("1000".into()),
+        nonce: Some(0),
+        gas_price: Some("1".into()),
+        ..Default::default()
+    };
+    let r = w
+        .api
+        .post::<PreparedTransaction>(
+            "/v1/transactions",
+            &prep("ecdsa", "dogecoin", None, None, pay(RECIPIENT)),
+        )
+        .await;
+    let m = expect_code(r, 400, "unknown_chain");
+    assert!(
+        m.contains("bitcoin") && m.contains("ethereum") && m.contains("solana"),
+        "{m}"
+    );
+    let r = w
+        .api
+        .post::<PreparedTransaction>(
+            "/v1/transactions",
+            &prep("ecdsa", "ethereum", Some("ropsten"), None, pay(RECIPIENT)),
+        )
+        .await;
+    expect_code(r, 400, "unknown_chain");
+    let r = w
+        .api
+        .post::<PreparedTransaction>(
+            "/v1/transactions",
+            &prep(
+                "ecdsa",
+                "ethereum",
+                Some("anvil"),
+                None,
+                pay("0x70997970C51812dc3A010C7d01b50e0d17dc79c8"),
+            ),
+        )
+        .await;
+    let m = expect_code(r, 400, "bad_address");
+    assert!(m.contains("checksum"), "{m}");
+    let r = w
+        .api
+        .post::<PreparedTransaction>(
+            "/v1/transactions",
+            &prep(
+                "ecdsa",
+                "bitcoin",
+                Some("regtest"),
+                None,
+                Intent {
+                    to: Some("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4".into()),
+                    amount: Some("1000".into()),
+                    utxos: Some(vec![funding(1, 5000)]),
+                    fee_rate: Some(1),
+                    ..Default::default()
+                },
+            ),
+        )
+        .await;
+    expect_code(r, 400, "bad_address");
+    let r = w
+        .api
+        .post::<PreparedTransaction>(
+            "/v1/transactions",
+            &prep(
+                "ecdsa",
+                "bitcoin",
+                Some("regtest"),
+                None,
+                Intent {
+                    to: Some("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080".into()),
+                    amount: Some("100000".into()),
+                    utxos: Some(vec![funding(1, 5000)]),
+                    fee_rate: Some(1),
+                    ..Default::default()
+                },
+            ),
+        )
+        .await;
+    expect_code(r, 400, "insufficient_funds");
+    let r = w
+        .api
+        .post::<PreparedTransaction>(
+            "/v1/transactions",
+            &prep("eddsa", "ethereum", Some("anvil"), None, pay(RECIPIENT)),
+        )
+        .await;
+    let m = expect_code(r, 400, "invalid_request");
+    assert!(m.contains("ecdsa-secp256k1"), "{m}");
+    let r = w
+        .api
+        .post::<PreparedTransaction>(
+            "/v1/transactions",
+            &prep(
+                "ecdsa",
+                "ethereum",
+                Some("anvil"),
+                Some("m/2147483648"),
+                pay(RECIPIENT),
+            ),
+        )
+        .await;
+    expect_code(r, 400, "invalid_request");
+    let r = w
+        .api
+        .post::<PreparedTransaction>(
+            "/v1/transactions",
+            &prep("nokey", "ethereum", Some("anvil"), None, pay(RECIPIENT)),
+        )
+        .await;
+    expect_code(r, 404, "not_found");
+    let r = w
+        .api
+        .post::<PreparedTransaction>(
+            "/v1/transactions",
+            &prep(
+                "ecdsa",
+                "ethereum",
+                Some("sepolia"),
+                None,
+                Intent {
+                    to: Some(RECIPIENT.into()),
+                    amount: Some("1".into()),
+                    ..Default::default()
+                },
+            ),
+        )
+        .await;
+    expect_code(r, 502, "rpc_failed");
+    let r = w
+        .api
+        .post::<PreparedTransaction>(
+            "/v1/transactions",
+            &serde_json::json!({
+                "key_id": "ecdsa", "chain": "ethereum", "intent": {"to": RECIPIENT, "colour": "red"}
+            }),
+        )
+        .await;
+    expect_code(r, 400, "malformed_request");
+    let r = w
+        .api
+        .post::<PreparedTransaction>(
+            "/v1/transactions",
+            &prep(
+                "ecdsa",
+                "ethereum",
+                Some("anvil"),
+                None,
+                Intent {
+                    to: Some(RECIPIENT.into()),
+                    amount: Some("1".into()),
+                    fee_rate: Some(3),
+                    ..Default::default()
+                },
+            ),
+        )
+        .await;
+    let m = expect_code(r, 400, "invalid_request");
+    assert!(m.contains("fee_rate"), "{m}");
+    let r = w
+        .api
+        .get::<coordinator::api::AddressInfo>("/v1/keys/ecdsa/address")
+        .await;
+    expect_code(r, 400, "invalid_request");
+    let r = w
+        .api
+        .get::<coordinator::api::AddressInfo>("/v1/keys/ecdsa/address?chain=solana")
+        .await;
+    expect_code(r, 400, "invalid_request");
+
+    // Assemble refuses signatures that are not the key's, and wrong counts.
+    let assemble = |signatures: Vec<Hex>| AssembleRequest {
+        key_id: "ecdsa".into(),
+        chain: "ethereum".into(),
+        network: Some("anvil".into()),
+        path: Some("m/0/0".into()),
+        unsigned_tx: prepared.unsigned_tx.clone(),
+        signatures,
+    };
+    let r = w
+        .api
+        .post::<AssembledTransaction>(
+            "/v1/transactions/assemble",
+            &assemble(vec![Hex(vec![7; 64])]),
+        )
+        .await;
+    let m = expect_code(r, 400, "invalid_request");
+    assert!(m.contains("signature"), "{m}");
+    let r = w
+        .api
+        .post::<AssembledTransaction>("/v1/transactions/assemble", &assemble(vec![]))
+        .await;
+    expect_code(r, 400, "invalid_request");
+    let r = w
+        .api
+        .post::<AssembledTransaction>(
+            "/v1/transactions/assemble",
+            &AssembleRequest {
+                unsigned_tx: Hex(vec![0xde, 0xad]),
+                ..assemble(vec![Hex(vec![7; 64])])
+            },
+        )
+        .await;
+    expect_code(r, 400, "invalid_request");
+
+    // Every signature went through the audit log, and the chain holds.
+    let v: coordinator::api::AuditVerification = w.api.get("/v1/audit/verify").await.unwrap();
+    assert!(v.ok, "{v:?}");
+    w.cluster.stop().await.unwrap();
+}

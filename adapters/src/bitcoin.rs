@@ -26,8 +26,8 @@ use bitcoin::{
 use protocol::policy::Scheme;
 
 use crate::{
-    AdapterError, ChainAdapter, Intent, Payload, Result, Signed, Summary, Transfer, Unsigned,
-    check_count, format_units, parse_amount, refuse_fields, required, signature64,
+    AdapterError, ChainAdapter, Intent, Payload, Result, RpcDialect, Signed, Summary, Transfer,
+    Unsigned, check_count, format_units, parse_amount, refuse_fields, required, signature64,
 };
 
 /// Highest fee rate an intent may ask for, sat/vB (a typo guard).
@@ -470,6 +470,10 @@ impl ChainAdapter for Bitcoin {
 
     fn scheme(&self) -> Scheme {
         Scheme::EcdsaSecp256k1
+    }
+
+    fn rpc_dialect(&self) -> RpcDialect {
+        RpcDialect::Bitcoind
     }
 
     fn address(&self, public_key: &[u8]) -> Result<String> {

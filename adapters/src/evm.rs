@@ -17,8 +17,9 @@ use protocol::policy::Scheme;
 pub use alloy_primitives::{Address, U256};
 
 use crate::{
-    AdapterError, ChainAdapter, EvmChain, Intent, Payload, Result, Signed, Summary, Transfer,
-    Unsigned, check_count, format_units, parse_amount, refuse_fields, required, signature64,
+    AdapterError, ChainAdapter, EvmChain, Intent, Payload, Result, RpcDialect, Signed, Summary,
+    Transfer, Unsigned, check_count, format_units, parse_amount, refuse_fields, required,
+    signature64,
 };
 
 /// ERC-20 `transfer(address,uint256)`.
@@ -305,6 +306,12 @@ impl ChainAdapter for Evm {
 
     fn scheme(&self) -> Scheme {
         Scheme::EcdsaSecp256k1
+    }
+
+    fn rpc_dialect(&self) -> RpcDialect {
+        RpcDialect::Ethereum {
+            chain_id: self.chain_id,
+        }
     }
 
     fn address(&self, public_key: &[u8]) -> Result<String> {

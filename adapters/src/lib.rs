@@ -252,6 +252,21 @@ impl std::fmt::Display for Summary {
     }
 }
 
+/// How a chain's nodes speak JSON-RPC (what fetching nonces or blockhashes and broadcasting
+/// need to know).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RpcDialect {
+    /// bitcoind's (`sendrawtransaction`), and that of its forks.
+    Bitcoind,
+    /// Ethereum's (`eth_*`), for a chain with this EIP-155 id.
+    Ethereum {
+        /// EIP-155 chain id.
+        chain_id: u64,
+    },
+    /// Solana's (`getLatestBlockhash`, `sendTransaction`).
+    Solana,
+}
+
 /// One chain (and network): everything Cohort needs to move value on it.
 pub trait ChainAdapter: Send + Sync {
     /// The chain's id in the registry.
@@ -260,6 +275,8 @@ pub trait ChainAdapter: Send + Sync {
     fn network(&self) -> &str;
     /// The signature scheme its keys use.
     fn scheme(&self) -> Scheme;
+    /// How its nodes speak JSON-RPC.
+    fn rpc_dialect(&self) -> RpcDialect;
     /// The address of a public key (33-byte compressed secp256k1 or 32-byte Ed25519).
     fn address(&self, public_key: &[u8]) -> Result<String>;
     /// Builds the unsigned transaction for an intent, sent from `public_key` (the key at

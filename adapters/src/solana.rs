@@ -17,8 +17,8 @@ use spl_token_interface::instruction::TokenInstruction;
 use protocol::policy::Scheme;
 
 use crate::{
-    AdapterError, ChainAdapter, Intent, Payload, Result, Signed, Summary, Transfer, Unsigned,
-    check_count, format_units, parse_amount, refuse_fields, required, signature64,
+    AdapterError, ChainAdapter, Intent, Payload, Result, RpcDialect, Signed, Summary, Transfer,
+    Unsigned, check_count, format_units, parse_amount, refuse_fields, required, signature64,
 };
 
 /// Lamports per SOL.
@@ -216,6 +216,10 @@ impl ChainAdapter for Solana {
 
     fn scheme(&self) -> Scheme {
         Scheme::EddsaEd25519
+    }
+
+    fn rpc_dialect(&self) -> RpcDialect {
+        RpcDialect::Solana
     }
 
     fn address(&self, public_key: &[u8]) -> Result<String> {

@@ -9,7 +9,7 @@
 use adapters::{Intent, Registry, Utxo};
 use chain_check::bitcoin::{Spent, VerifyError, input_count, verify};
 use chain_check::solana::LocalSolana;
-use coordinator::rpc::{ChainKind, JsonRpc, RpcError, broadcast};
+use coordinator::rpc::{JsonRpc, RpcDialect, RpcError, broadcast};
 use ed25519_dalek::Signer;
 use k256::ecdsa::SigningKey;
 use k256::ecdsa::signature::hazmat::PrehashSigner;
@@ -204,7 +204,7 @@ async fn the_solana_runtime_executes_transfers_and_refuses_bad_ones() {
         recent_blockhash: Some(blockhash.clone()),
         ..Default::default()
     });
-    let id = broadcast(&rpc, ChainKind::Solana, &transfer.raw)
+    let id = broadcast(&rpc, RpcDialect::Solana, &transfer.raw)
         .await
         .unwrap();
     assert_eq!(id, transfer.txid);
@@ -214,7 +214,7 @@ async fn the_solana_runtime_executes_transfers_and_refuses_bad_ones() {
         3_000_000_000 - 1_234_567 - 5_000
     );
     // The same bytes again: refused (already processed); nothing moves.
-    let e = broadcast(&rpc, ChainKind::Solana, &transfer.raw)
+    let e = broadcast(&rpc, RpcDialect::Solana, &transfer.raw)
         .await
         .unwrap_err();
     assert!(matches!(e, RpcError::Rpc { .. }), "{e}");
@@ -239,7 +239,7 @@ async fn the_solana_runtime_executes_transfers_and_refuses_bad_ones() {
     let mut raw = transfer.raw.clone();
     // Same layout as a signed transfer: 1-byte count, then the 64-byte signature.
     raw[1..65].copy_from_slice(&forged);
-    assert!(broadcast(&rpc, ChainKind::Solana, &raw).await.is_err());
+    assert!(broadcast(&rpc, RpcDialect::Solana, &raw).await.is_err());
 
     // A stale blockhash: refused.
     let stale = build(Intent {
@@ -248,7 +248,7 @@ async fn the_solana_runtime_executes_transfers_and_refuses_bad_ones() {
         recent_blockhash: Some("11111111111111111111111111111111".into()),
         ..Default::default()
     });
-    let e = broadcast(&rpc, ChainKind::Solana, &stale.raw)
+    let e = broadcast(&rpc, RpcDialect::Solana, &stale.raw)
         .await
         .unwrap_err();
     assert!(e.to_string().contains("BlockhashNotFound"), "{e}");
@@ -265,7 +265,7 @@ async fn the_solana_runtime_executes_transfers_and_refuses_bad_ones() {
         recent_blockhash: Some(blockhash.clone()),
         ..Default::default()
     });
-    broadcast(&rpc, ChainKind::Solana, &token.raw)
+    broadcast(&rpc, RpcDialect::Solana, &token.raw)
         .await
         .unwrap();
     let dest = adapters::solana::associated_token_address(&to, mint).unwrap();
@@ -288,7 +288,7 @@ async fn the_solana_runtime_executes_transfers_and_refuses_bad_ones() {
         ..Default::default()
     });
     assert!(
-        broadcast(&rpc, ChainKind::Solana, &wrong.raw)
+        broadcast(&rpc, RpcDialect::Solana, &wrong.raw)
             .await
             .is_err()
     );

@@ -129,11 +129,11 @@ pub async fn send(
     };
     let network = req.network.clone().unwrap_or_else(|| "mainnet".into());
     if let (Some(url), true) = (rpc.url, rpc.fill_locally) {
-        let kind = settings
-            .kind(&req.chain, &network)
+        let dialect = settings
+            .dialect(&req.chain, &network)
             .with_context(|| format!("unknown chain {} {network}", req.chain))?;
         let from = address(api, &req.key_id, &req.chain, Some(&network), &req.path).await?;
-        fill_intent(&JsonRpc::new(url), kind, &from.address, &mut intent)
+        fill_intent(&JsonRpc::new(url), dialect, &from.address, &mut intent)
             .await
             .map_err(|e| anyhow!("{e}"))?;
     }

@@ -13,7 +13,7 @@ use crate::api::{
     AddressInfo, ApiError, AssembleRequest, AssembledTransaction, ErrorCode, Hex, PrepareRequest,
     PreparedTransaction, parse_path, path_string,
 };
-use crate::rpc::{ChainKind, JsonRpc, broadcast, fill_intent};
+use crate::rpc::{JsonRpc, RpcDialect, broadcast, fill_intent};
 use crate::service::{Coordinator, derive_public_key};
 
 /// Which chains the coordinator serves and where their JSON-RPC endpoints are.
@@ -43,17 +43,12 @@ impl ChainSettings {
             .map(String::as_str)
     }
 
-    /// What kind of chain `chain` is, for JSON-RPC.
-    pub fn kind(&self, chain: &str, network: &str) -> Option<ChainKind> {
-        match chain {
-            "solana" => Some(ChainKind::Solana),
-            "bitcoin" => Some(ChainKind::Bitcoin),
-            _ => self
-                .registry
-                .evm_chain(chain)
-                .and_then(|c| c.networks.get(network))
-                .map(|id| ChainKind::Evm(*id)),
-        }
+    /// How the nodes of `chain` on `network` speak JSON-RPC.
+    pub fn dialect(&self, chain: &str, network: &str) -> Option<RpcDialect> {
+        self.registry
+            .adapter(chain, Some(network))
+            .ok()
+            .map(|a| a.rpc_dialect())
     }
 }
 
@@ -153,11 +148,9 @@ impl Coordinator {
         let mut intent = req.intent;
         let chains = &self.settings().chains;
         let mut filled = Vec::new();
-        if let (Some(url), Some(kind)) = (
-            chains.rpc_url(adapter.chain(), adapter.network()),
-            chains.kind(adapter.chain(), adapter.network()),
-        ) {
-            filled = fill_intent(&JsonRpc::new(url), kind, &from, &mut intent).await?;
+        if let Some(url) = chains.rpc_url(adapter.chain(), adapter.network()) {
+            let dialect = adapter.rpc_dialect();
+            filled = fill_intent(&JsonRpc::new(url), dialect, &from, &mut intent).await?;
         }
         let unsigned = adapter.build(&public_key, &path, &intent)?;
         Ok(PreparedTransaction {
@@ -206,13 +199,13 @@ pub async fn send_raw(
     network: &str,
     raw: &[u8],
 ) -> Result<String, ApiError> {
-    let kind = settings.kind(chain, network).ok_or_else(|| {
+    let dialect = settings.dialect(chain, network).ok_or_else(|| {
         ApiError::new(
             ErrorCode::UnknownChain,
             format!("unknown chain {chain} {network}"),
         )
     })?;
-    Ok(broadcast(&JsonRpc::new(url), kind, raw).await?)
+    Ok(broadcast(&JsonRpc::new(url), dialect, raw).await?)
 }
 
 #[cfg(test)]
@@ -233,8 +226,11 @@ mod tests {
         assert_eq!(s.rpc_url("ethereum", "anvil"), Some("http://b"));
         assert_eq!(s.rpc_url("ethereum", "mainnet"), Some("http://a"));
         assert_eq!(s.rpc_url("solana", "mainnet"), None);
-        assert_eq!(s.kind("ethereum", "anvil"), Some(ChainKind::Evm(31337)));
-        assert_eq!(s.kind("ethereum", "nope"), None);
-        assert_eq!(s.kind("solana", "devnet"), Some(ChainKind::Solana));
+        assert_eq!(
+            s.dialect("ethereum", "anvil"),
+            Some(RpcDialect::Ethereum { chain_id: 31337 })
+        );
+        assert_eq!(s.dialect("ethereum", "nope"), None);
+        assert_eq!(s.dialect("solana", "devnet"), Some(RpcDialect::Solana));
     }
 }

@@ -129,29 +129,20 @@ pub fn parse_quantity(v: &Value) -> Option<u128> {
     u128::from_str_radix(if s.is_empty() { "0" } else { s }, 16).ok()
 }
 
-/// What kind of chain an RPC endpoint serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChainKind {
-    /// An EVM chain with this EIP-155 id.
-    Evm(u64),
-    /// Solana.
-    Solana,
-    /// Bitcoin (bitcoind's JSON-RPC).
-    Bitcoin,
-}
+pub use adapters::RpcDialect;
 
 /// Fills the values an intent leaves out from the chain: EVM nonce (pending), fees and, for
 /// token transfers, the gas limit (estimated, plus a fifth); Solana's recent blockhash.
 /// Returns the names of the fields it filled.
 pub async fn fill_intent(
     rpc: &JsonRpc,
-    kind: ChainKind,
+    dialect: RpcDialect,
     from: &str,
     intent: &mut Intent,
 ) -> Result<Vec<String>, RpcError> {
     let mut filled = Vec::new();
-    match kind {
-        ChainKind::Evm(chain_id) => {
+    match dialect {
+        RpcDialect::Ethereum { chain_id } => {
             let served = rpc.quantity("eth_chainId", json!([])).await?;
             if served != u128::from(chain_id) {
                 return Err(RpcError::WrongChain {
@@ -206,7 +197,7 @@ pub async fn fill_intent(
                 filled.push("gas_limit".into());
             }
         }
-        ChainKind::Solana => {
+        RpcDialect::Solana => {
             if intent.recent_blockhash.is_none() {
                 let v = rpc
                     .call("getLatestBlockhash", json!([{"commitment": "finalized"}]))
@@ -222,7 +213,7 @@ pub async fn fill_intent(
                 filled.push("recent_blockhash".into());
             }
         }
-        ChainKind::Bitcoin => {}
+        RpcDialect::Bitcoind => {}
     }
     Ok(filled)
 }
@@ -232,20 +223,20 @@ fn alloy_u256(v: u128) -> adapters::evm::U256 {
 }
 
 /// Broadcasts a signed transaction; returns the id the node reports.
-pub async fn broadcast(rpc: &JsonRpc, kind: ChainKind, raw: &[u8]) -> Result<String, RpcError> {
-    let (method, params) = match kind {
-        ChainKind::Evm(_) => (
+pub async fn broadcast(rpc: &JsonRpc, dialect: RpcDialect, raw: &[u8]) -> Result<String, RpcError> {
+    let (method, params) = match dialect {
+        RpcDialect::Ethereum { .. } => (
             "eth_sendRawTransaction",
             json!([format!("0x{}", hex::encode(raw))]),
         ),
-        ChainKind::Solana => (
+        RpcDialect::Solana => (
             "sendTransaction",
             json!([
                 base64::engine::general_purpose::STANDARD.encode(raw),
                 {"encoding": "base64"}
             ]),
         ),
-        ChainKind::Bitcoin => ("sendrawtransaction", json!([hex::encode(raw)])),
+        RpcDialect::Bitcoind => ("sendrawtransaction", json!([hex::encode(raw)])),
     };
     let v = rpc.call(method, params).await?;
     v.as_str()

@@ -350,6 +350,55 @@ async fn cluster_signed_transactions_pass_the_chains_own_software() {
         from.address.to_lowercase()
     );
 
+    // --- Polygon: an EVM chain added by one entry in the registry, on an anvil with its chain
+    // id (137); the client fetches nonce and fees. ---
+    let polygon = Anvil::start(137).await.unwrap();
+    polygon
+        .set_balance(&from.address, 10u128.pow(19))
+        .await
+        .unwrap();
+    let sent = w
+        .send(
+            "ecdsa",
+            "polygon",
+            "mainnet",
+            &eth_path,
+            Intent {
+                to: Some(RECIPIENT.into()),
+                amount: Some("5000000000000000".into()),
+                ..Default::default()
+            },
+            Rpc {
+                url: Some(&polygon.url),
+                fill_locally: true,
+            },
+        )
+        .await;
+    assert!(
+        polygon
+            .succeeded(sent.broadcast.as_ref().unwrap())
+            .await
+            .unwrap()
+    );
+    assert_eq!(sent.assembled.summary.from, from.address);
+    assert_eq!(sent.assembled.summary.transfers[0].display, "0.005 POL");
+    assert!(
+        sent.assembled
+            .summary
+            .details
+            .contains(&("chain id".into(), "137".into()))
+    );
+    // The same bytes are refused by the Ethereum (31337) node: EIP-155 binds the chain.
+    assert!(
+        coordinator::rpc::broadcast(
+            &coordinator::rpc::JsonRpc::new(&w.anvil.url),
+            adapters::RpcDialect::Ethereum { chain_id: 31337 },
+            &sent.assembled.raw_tx.0,
+        )
+        .await
+        .is_err()
+    );
+
     // --- Solana: SOL and an SPL token through the runtime. ---
     let sol = &w.solana;
     sol.airdrop(&sol_addr.address, 1_000_000_000).await.unwrap();

@@ -174,7 +174,7 @@ impl Bitcoin {
         if lower.starts_with(&format!("{}1", self.net.hrp)) {
             let (hrp, version, program) = bech32::segwit::decode(address)
                 .map_err(|e| bad(format!("bad bech32 address: {e}")))?;
-            if hrp.as_str() != self.net.hrp {
+            if !hrp.as_str().eq_ignore_ascii_case(self.net.hrp) {
                 return Err(bad(format!(
                     "not a {} {} address",
                     self.family.id, self.net.name
@@ -715,6 +715,15 @@ mod tests {
             let spk = btc.parse_address(addr).unwrap();
             assert_eq!(btc.address_of(&spk).unwrap(), addr);
         }
+        // BIP173: upper case is valid too (QR codes use it).
+        let upper = Bitcoin::new("mainnet").unwrap();
+        assert_eq!(
+            upper
+                .parse_address("BC1QW508D6QEJXTDG4Y5R3ZARVARY0C5XW7KV8F3T4")
+                .unwrap()
+                .to_hex_string(),
+            "0014751e76e8199196d454941c45d1b3a323f1433bd6"
+        );
         // Other address types round-trip: P2PKH, P2SH, P2WSH, P2TR (BIP350 vector).
         let btc = Bitcoin::new("mainnet").unwrap();
         for a in [

@@ -25,6 +25,7 @@
 
 pub mod bitcoin;
 pub mod evm;
+pub mod litecoin;
 mod registry;
 pub mod solana;
 

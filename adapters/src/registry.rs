@@ -89,6 +89,7 @@ impl Registry {
         let network = network.unwrap_or("mainnet");
         match chain {
             "bitcoin" => Ok(Arc::new(Bitcoin::new(network)?)),
+            "litecoin" => Ok(Arc::new(crate::litecoin::litecoin(network)?)),
             "solana" => Ok(Arc::new(Solana::new(network)?)),
             _ => match self.evm.get(chain) {
                 Some(c) => Ok(Arc::new(Evm::new(c.clone(), network)?)),
@@ -102,7 +103,7 @@ impl Registry {
 }
 
 /// Chains with their own module.
-const NON_EVM: &[&str] = &["bitcoin", "solana"];
+const NON_EVM: &[&str] = &["bitcoin", "litecoin", "solana"];
 
 fn parse_evm(text: &str) -> Result<Vec<EvmChain>> {
     let t: EvmTable = toml::from_str(text)

@@ -233,6 +233,54 @@ async fn cluster_signed_transactions_pass_the_chains_own_software() {
         .await
         .unwrap();
 
+    // --- Litecoin (a Bitcoin-family chain, one adapter module): the same interpreter rules. ---
+    let ltc = address(&w.api, "ecdsa", "litecoin", Some("regtest"), &path)
+        .await
+        .unwrap();
+    assert!(ltc.address.starts_with("rltc1q"), "{}", ltc.address);
+    assert_eq!(ltc.public_key.0, child);
+    let sent = w
+        .send(
+            "ecdsa",
+            "litecoin",
+            "regtest",
+            &path,
+            Intent {
+                to: Some(ltc.address.clone()),
+                amount: Some("40000".into()),
+                utxos: Some(vec![funding(4, 50_000)]),
+                fee_rate: Some(10),
+                ..Default::default()
+            },
+            Rpc::default(),
+        )
+        .await;
+    assert_eq!(sent.assembled.summary.transfers[0].display, "0.0004 LTC");
+    let spent = adapters::bitcoin::spent_outputs(&sent.assembled.psbt.as_ref().unwrap().0).unwrap();
+    bitcoin_verify(&sent.assembled.raw_tx.0, &spent)
+        .await
+        .unwrap();
+    let r = w
+        .api
+        .post::<PreparedTransaction>(
+            "/v1/transactions",
+            &PrepareRequest {
+                key_id: "ecdsa".into(),
+                chain: "litecoin".into(),
+                network: Some("regtest".into()),
+                path: None,
+                intent: Intent {
+                    to: Some("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080".into()),
+                    amount: Some("1000".into()),
+                    utxos: Some(vec![funding(4, 50_000)]),
+                    fee_rate: Some(1),
+                    ..Default::default()
+                },
+            },
+        )
+        .await;
+    expect_code(r, 400, "bad_address");
+
     // --- Ethereum on anvil: EIP-1559 (the coordinator fetches nonce and fees), legacy EIP-155
     // (the client fetches the nonce), ERC-20. ---
     let eth_path = [0u32, 0];

@@ -44,6 +44,11 @@ pub struct Net {
     pub p2pkh: u8,
     /// Base58 version byte of P2SH addresses.
     pub p2sh: u8,
+    /// The first component every signing path must have (SLIP-44 coin type on mainnets, 1 on
+    /// test networks). BIP143 digests commit to no chain or network, so a key used at the same
+    /// path on two Bitcoin-family chains would sign transactions valid on both; this keeps
+    /// their keys apart.
+    pub coin: u32,
 }
 
 /// A Bitcoin-family chain: its id, coin, and networks.
@@ -67,24 +72,28 @@ pub const BITCOIN: Family = Family {
             hrp: "bc",
             p2pkh: 0x00,
             p2sh: 0x05,
+            coin: 0,
         },
         Net {
             name: "testnet",
             hrp: "tb",
             p2pkh: 0x6f,
             p2sh: 0xc4,
+            coin: 1,
         },
         Net {
             name: "signet",
             hrp: "tb",
             p2pkh: 0x6f,
             p2sh: 0xc4,
+            coin: 1,
         },
         Net {
             name: "regtest",
             hrp: "bcrt",
             p2pkh: 0x6f,
             p2sh: 0xc4,
+            coin: 1,
         },
     ],
 };
@@ -127,6 +136,17 @@ impl Bitcoin {
                     .join(", "),
             })?;
         Ok(Self { family, net })
+    }
+
+    fn check_coin(&self, path: &[u32]) -> Result<()> {
+        if path.first() != Some(&self.net.coin) {
+            return Err(AdapterError::InvalidIntent(format!(
+                "{} {} keys are used under m/{}/…: the first path component keeps the keys of \
+                 Bitcoin-family chains and networks apart (their signatures commit to no chain)",
+                self.family.id, self.net.name, self.net.coin
+            )));
+        }
+        Ok(())
     }
 
     fn key(public_key: &[u8]) -> Result<CompressedPublicKey> {
@@ -251,6 +271,19 @@ impl Bitcoin {
             if input.final_script_witness.is_some() || input.final_script_sig.is_some() {
                 return Err(bad(format!("input {i} is already finalized")));
             }
+            // The full previous transaction, when the PSBT carries it, must be the one spent
+            // and must agree on the amount (a signature commits only to its own input's amount:
+            // see the SegWit fee attack in docs/threat-model.md).
+            if let Some(prev) = &input.non_witness_utxo {
+                let outpoint = psbt.unsigned_tx.input[i].previous_output;
+                if prev.compute_txid() != outpoint.txid
+                    || prev.output.get(outpoint.vout as usize) != Some(utxo)
+                {
+                    return Err(bad(format!(
+                        "input {i}: non_witness_utxo does not match the outpoint and witness_utxo"
+                    )));
+                }
+            }
             spent.push(utxo.clone());
         }
         let total_in = spent
@@ -266,15 +299,14 @@ impl Bitcoin {
         let fee = total_in
             .checked_sub(total_out)
             .ok_or_else(|| bad(format!("outputs ({total_out}) exceed inputs ({total_in})")))?;
-        let mut cache = SighashCache::new(&psbt.unsigned_tx);
-        let mut digests = Vec::with_capacity(spent.len());
-        for (i, prev) in spent.iter().enumerate() {
-            let h = cache
-                .p2wpkh_signature_hash(i, &prev.script_pubkey, prev.value, EcdsaSighashType::All)
-                .map_err(|e| bad(format!("input {i}: {e}")))?;
-            digests.push(h.to_byte_array());
-        }
+        let digests = bip143_digests(&psbt.unsigned_tx, &spent)?;
         let vsize = estimate_vsize(&psbt.unsigned_tx);
+        if fee.to_sat() > MAX_FEE_RATE.saturating_mul(vsize) {
+            return Err(bad(format!(
+                "the fee ({}) is over {MAX_FEE_RATE} sat/vB",
+                self.coins(fee.to_sat())
+            )));
+        }
         let mut details = vec![
             (
                 "inputs".to_string(),
@@ -289,13 +321,33 @@ impl Bitcoin {
                 format!("{:.1} sat/vB", fee.to_sat() as f64 / vsize as f64),
             ),
         ];
+        if psbt.unsigned_tx.lock_time != LockTime::ZERO {
+            details.push((
+                "lock time".into(),
+                format!("{} (not valid before it)", psbt.unsigned_tx.lock_time),
+            ));
+        }
+        if psbt.unsigned_tx.version != Version::TWO {
+            details.push(("version".into(), psbt.unsigned_tx.version.0.to_string()));
+        }
         for (i, (txin, prev)) in psbt.unsigned_tx.input.iter().zip(&spent).enumerate() {
+            let rbf = if txin.sequence.is_rbf() {
+                ""
+            } else {
+                ", not replaceable"
+            };
+            let checked = if psbt.inputs[i].non_witness_utxo.is_some() {
+                ", amount checked against the previous transaction"
+            } else {
+                ""
+            };
             details.push((
                 format!("input {i}"),
                 format!(
-                    "{} ({})",
+                    "{} ({}{checked}), sequence {:#x}{rbf}",
                     txin.previous_output,
-                    self.coins(prev.value.to_sat())
+                    self.coins(prev.value.to_sat()),
+                    txin.sequence.0
                 ),
             ));
         }
@@ -333,6 +385,9 @@ impl Bitcoin {
         let amount = u64::try_from(parse_amount(intent)?)
             .map_err(|_| invalid("amount exceeds 64 bits".into()))?;
         let amount = Amount::from_sat(amount);
+        if amount > Amount::MAX_MONEY {
+            return Err(invalid(format!("{amount} exceeds the coin's supply")));
+        }
         if amount < to.minimal_non_dust() {
             return Err(invalid(format!(
                 "{amount} is below the dust limit ({}) for that output",
@@ -412,11 +467,16 @@ impl Bitcoin {
                 break;
             }
             // Enough without one (the remainder, below dust, goes to the fee)?
-            if total >= amount + fee_for(&tx, fee_rate) {
+            if amount
+                .checked_add(fee_for(&tx, fee_rate))
+                .is_some_and(|need| total >= need)
+            {
                 break;
             }
         }
-        let need = amount + fee_for(&tx, fee_rate);
+        let need = amount
+            .checked_add(fee_for(&tx, fee_rate))
+            .ok_or_else(|| invalid("amount and fee overflow".into()))?;
         if total < need {
             return Err(AdapterError::InsufficientFunds {
                 need: self.coins(need.to_sat()),
@@ -431,6 +491,21 @@ impl Bitcoin {
         }
         Ok(psbt)
     }
+}
+
+/// The BIP143 digest (P2WPKH, SIGHASH_ALL) of every input, given the outputs they spend.
+fn bip143_digests(tx: &Transaction, spent: &[TxOut]) -> Result<Vec<[u8; 32]>> {
+    let mut cache = SighashCache::new(tx);
+    spent
+        .iter()
+        .enumerate()
+        .map(|(i, prev)| {
+            cache
+                .p2wpkh_signature_hash(i, &prev.script_pubkey, prev.value, EcdsaSighashType::All)
+                .map(|h| h.to_byte_array())
+                .map_err(|e| AdapterError::MalformedTransaction(format!("input {i}: {e}")))
+        })
+        .collect()
 }
 
 /// Virtual size of a transaction once every input carries a P2WPKH witness (signature at its
@@ -505,7 +580,12 @@ impl ChainAdapter for Bitcoin {
         self.inspect(public_key, path, &bytes)
     }
 
+    fn check_path(&self, path: &[u32]) -> Result<()> {
+        self.check_coin(path)
+    }
+
     fn inspect(&self, public_key: &[u8], path: &[u32], unsigned: &[u8]) -> Result<Unsigned> {
+        self.check_coin(path)?;
         let pk = Self::key(public_key)?;
         let i = self.inspect_psbt(&pk, unsigned)?;
         Ok(Unsigned {
@@ -681,20 +761,17 @@ mod tests {
             Bitcoin::own_script(&cpk).to_hex_string(),
             "00141d0f172a0ecb48aee1be1f2687d2963ae33f71a1"
         );
-        // Wrap the BIP's transaction in a PSBT; input 0 (P2PK, not ours) is replaced by a copy
-        // of input 1's UTXO so that inspect accepts the PSBT: input 1's digest does not depend
-        // on input 0's amount or script under BIP143.
-        let mut psbt = Psbt::from_unsigned_tx(tx).unwrap();
+        // The digests the adapter's payloads come from (`bip143_digests`, which `inspect`
+        // uses); input 1 spends 6 BTC from the key above. Input 0 is a P2PK spend in the BIP,
+        // whose digest this adapter never computes; its output does not enter input 1's.
         let own = TxOut {
             value: Amount::from_sat(600_000_000),
             script_pubkey: Bitcoin::own_script(&cpk),
         };
-        psbt.inputs[0].witness_utxo = Some(own.clone());
-        psbt.inputs[1].witness_utxo = Some(own);
-        let btc = Bitcoin::new("mainnet").unwrap();
-        let u = btc.inspect(&pk, &[], &psbt.serialize()).unwrap();
+        let digests = bip143_digests(&tx, &[own.clone(), own]).unwrap();
+        let u = &digests;
         assert_eq!(
-            hex::encode(&u.payloads[1].data),
+            hex::encode(u[1]),
             "c37af31116d1b27caf68aae9e3ac82f1477929014d5b917657d0eb49478cb670"
         );
     }
@@ -748,13 +825,13 @@ mod tests {
             fee_rate: Some(2),
             ..Default::default()
         };
-        let u = btc.build(&pk, &[0, 7], &intent).unwrap();
+        let u = btc.build(&pk, &[1, 7], &intent).unwrap();
         // Two inputs cover 100 000 + fee; the third is not spent.
         assert_eq!(u.payloads.len(), 2);
         assert!(
             u.payloads
                 .iter()
-                .all(|p| p.path == vec![0, 7] && p.data.len() == 32)
+                .all(|p| p.path == vec![1, 7] && p.data.len() == 32)
         );
         let change = u.summary.transfers.iter().find(|t| t.change).unwrap();
         let fee: u64 = 120_000 - 100_000 - change.amount.parse::<u64>().unwrap();
@@ -791,7 +868,7 @@ mod tests {
         let again = btc
             .build(
                 &pk,
-                &[0, 7],
+                &[1, 7],
                 &Intent {
                     psbt: Some(b64),
                     ..Default::default()
@@ -812,7 +889,7 @@ mod tests {
             fee_rate: Some(2),
             ..Default::default()
         };
-        assert!(btc.build(&pk, &[], &ok).is_ok());
+        assert!(btc.build(&pk, &[1], &ok).is_ok());
         for (to, want) in [
             (
                 "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
@@ -828,7 +905,7 @@ mod tests {
             let e = btc
                 .build(
                     &pk,
-                    &[],
+                    &[1],
                     &Intent {
                         to: Some(to.into()),
                         ..ok.clone()
@@ -841,7 +918,7 @@ mod tests {
         let e = btc
             .build(
                 &pk,
-                &[],
+                &[1],
                 &Intent {
                     amount: Some("1000000".into()),
                     ..ok.clone()
@@ -852,7 +929,7 @@ mod tests {
         let e = btc
             .build(
                 &pk,
-                &[],
+                &[1],
                 &Intent {
                     amount: Some("100".into()),
                     ..ok.clone()
@@ -863,7 +940,7 @@ mod tests {
         let e = btc
             .build(
                 &pk,
-                &[],
+                &[1],
                 &Intent {
                     fee_rate: Some(1_000_000),
                     ..ok.clone()
@@ -874,7 +951,7 @@ mod tests {
         let e = btc
             .build(
                 &pk,
-                &[],
+                &[1],
                 &Intent {
                     utxos: Some(vec![utxo(1, 70_000), utxo(1, 70_000)]),
                     ..ok.clone()
@@ -885,7 +962,7 @@ mod tests {
         let e = btc
             .build(
                 &pk,
-                &[],
+                &[1],
                 &Intent {
                     nonce: Some(1),
                     ..ok.clone()
@@ -900,11 +977,11 @@ mod tests {
             .to_encoded_point(true)
             .as_bytes()
             .to_vec();
-        let u = btc.build(&other_pk, &[], &ok).unwrap();
-        let e = btc.inspect(&pk, &[], &u.tx).unwrap_err();
+        let u = btc.build(&other_pk, &[1], &ok).unwrap();
+        let e = btc.inspect(&pk, &[1], &u.tx).unwrap_err();
         assert!(e.to_string().contains("does not spend this key"), "{e}");
         // Wrong signatures, wrong counts.
-        let u = btc.build(&pk, &[], &ok).unwrap();
+        let u = btc.build(&pk, &[1], &ok).unwrap();
         assert!(matches!(
             btc.assemble(&pk, &u.tx, &[sign(&other, &u.payloads[0].data)]),
             Err(AdapterError::BadSignature { index: 0, .. })
@@ -918,10 +995,18 @@ mod tests {
                 .is_ok()
         );
         for junk in [&b""[..], &b"psbt\xff"[..], &[0u8; 50][..]] {
-            assert!(btc.inspect(&pk, &[], junk).is_err());
+            assert!(btc.inspect(&pk, &[1], junk).is_err());
             assert!(btc.decode(junk).is_err());
         }
         assert!(Bitcoin::new("mainnet-beta").is_err());
+        // Regtest keys live under m/1/…: another first component (or none) is refused, so a
+        // signature for one Bitcoin-family network cannot be asked under another's path.
+        for path in [&[][..], &[0][..], &[2, 1][..]] {
+            let e = btc.build(&pk, path, &ok).unwrap_err();
+            assert!(e.to_string().contains("m/1/"), "{e}");
+            assert!(btc.check_path(path).is_err());
+        }
+        assert!(btc.check_path(&[1, 0]).is_ok());
         assert!(matches!(
             btc.address(&pk[..32]),
             Err(AdapterError::BadPublicKey(_))

@@ -264,8 +264,12 @@ pub enum RpcDialect {
         /// EIP-155 chain id.
         chain_id: u64,
     },
-    /// Solana's (`getLatestBlockhash`, `sendTransaction`).
-    Solana,
+    /// Solana's (`getLatestBlockhash`, `sendTransaction`), on the cluster with this genesis
+    /// hash (none for a local cluster).
+    Solana {
+        /// The cluster's genesis hash (base58), checked with `getGenesisHash`.
+        genesis: Option<&'static str>,
+    },
 }
 
 /// One chain (and network): everything Cohort needs to move value on it.
@@ -278,6 +282,11 @@ pub trait ChainAdapter: Send + Sync {
     fn scheme(&self) -> Scheme;
     /// How its nodes speak JSON-RPC.
     fn rpc_dialect(&self) -> RpcDialect;
+    /// Refuses derivation paths this chain's keys must not use (Bitcoin-family chains keep
+    /// their keys apart by the first component). Every signing operation checks it too.
+    fn check_path(&self, _path: &[u32]) -> Result<()> {
+        Ok(())
+    }
     /// The address of a public key (33-byte compressed secp256k1 or 32-byte Ed25519).
     fn address(&self, public_key: &[u8]) -> Result<String>;
     /// Builds the unsigned transaction for an intent, sent from `public_key` (the key at
@@ -302,7 +311,9 @@ pub trait ChainAdapter: Send + Sync {
 
 /// Formats a base-unit amount in whole units: `format_units(150_000_000, 8) == "1.5"`.
 pub fn format_units(amount: u128, decimals: u8) -> String {
-    let scale = 10u128.pow(u32::from(decimals));
+    let Some(scale) = 10u128.checked_pow(u32::from(decimals)) else {
+        return format!("{amount}e-{decimals}");
+    };
     let whole = amount / scale;
     let frac = amount % scale;
     if frac == 0 {
@@ -402,6 +413,7 @@ mod tests {
         assert_eq!(format_units(1, 18), "0.000000000000000001");
         assert_eq!(format_units(5_000_000_000, 9), "5");
         assert_eq!(format_units(0, 0), "0");
+        assert_eq!(format_units(7, 200), "7e-200");
     }
 
     #[test]

@@ -15,18 +15,21 @@ pub const LITECOIN: Family = Family {
             hrp: "ltc",
             p2pkh: 0x30,
             p2sh: 0x32,
+            coin: 2,
         },
         Net {
             name: "testnet",
             hrp: "tltc",
             p2pkh: 0x6f,
             p2sh: 0x3a,
+            coin: 1,
         },
         Net {
             name: "regtest",
             hrp: "rltc",
             p2pkh: 0x6f,
             p2sh: 0x3a,
+            coin: 1,
         },
     ],
 };
@@ -103,7 +106,7 @@ mod tests {
         let u = ltc
             .build(
                 &pk,
-                &[],
+                &[1],
                 &Intent {
                     to: Some(to),
                     amount: Some("250000000".into()),
@@ -120,6 +123,9 @@ mod tests {
         assert_eq!(u.summary.chain, "litecoin");
         assert_eq!(u.summary.transfers[0].display, "2.5 LTC");
         assert!(u.summary.from.starts_with("rltc1q"));
+        // Litecoin mainnet keys live under m/2/…, Bitcoin mainnet's under m/0/….
+        assert!(litecoin("mainnet").unwrap().check_path(&[2, 0]).is_ok());
+        assert!(litecoin("mainnet").unwrap().check_path(&[0, 0]).is_err());
         let sig: k256::ecdsa::Signature = sk.sign_prehash(&u.payloads[0].data).unwrap();
         let signed = ltc
             .assemble(&pk, &u.tx, &[sig.to_bytes().to_vec()])

@@ -68,6 +68,7 @@ impl Registry {
             }
             self.evm.insert(c.id.clone(), c);
         }
+        check_distinct(self.evm.values())?;
         Ok(self)
     }
 
@@ -105,6 +106,23 @@ impl Registry {
 /// Chains with their own module.
 const NON_EVM: &[&str] = &["bitcoin", "litecoin", "solana"];
 
+/// Two entries with one EIP-155 chain id would sign transactions valid on each other's chain
+/// under two names: refused.
+fn check_distinct<'a>(chains: impl Iterator<Item = &'a EvmChain>) -> Result<()> {
+    let mut seen = BTreeMap::new();
+    for c in chains {
+        for (network, id) in &c.networks {
+            if let Some(other) = seen.insert(*id, format!("{} {network}", c.id)) {
+                return Err(AdapterError::InvalidIntent(format!(
+                    "EIP-155 chain id {id} is both {other} and {} {network}",
+                    c.id
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn parse_evm(text: &str) -> Result<Vec<EvmChain>> {
     let t: EvmTable = toml::from_str(text)
         .map_err(|e| AdapterError::InvalidIntent(format!("EVM chain table: {e}")))?;
@@ -137,6 +155,7 @@ mod tests {
     #[test]
     fn builtin_table_parses() {
         let chains = parse_evm(EVM_CHAINS).unwrap();
+        check_distinct(chains.iter()).unwrap();
         assert!(
             chains
                 .iter()
@@ -174,6 +193,13 @@ networks = { mainnet = 8453 }
             .unwrap();
         let a = r.adapter("base", None).unwrap();
         assert_eq!(a.chain(), "base");
+        // A second name for Ethereum mainnet's chain id is refused.
+        let e = Registry::builtin()
+            .with_evm_chains(
+                "[[chain]]\nid = \"eth2\"\nname = \"x\"\nsymbol = \"x\"\ndecimals = 18\nnetworks = { mainnet = 1 }",
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("chain id 1"), "{e}");
         assert!(Registry::builtin().with_evm_chains("[[chain]]\nid = \"bitcoin\"\nname=\"x\"\nsymbol=\"x\"\ndecimals=1\nnetworks={a=1}").is_err());
         assert!(
             Registry::builtin()

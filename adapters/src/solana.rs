@@ -30,6 +30,13 @@ const PACKET_DATA_SIZE: usize = 1232;
 
 const NETWORKS: &[&str] = &["mainnet", "devnet", "testnet", "localnet"];
 
+/// The compute budget program (priority fees).
+const COMPUTE_BUDGET: Pubkey =
+    Pubkey::from_str_const("ComputeBudget111111111111111111111111111111");
+/// Compute units an instruction may use when no limit is set, and the most a transaction may.
+const DEFAULT_UNITS_PER_INSTRUCTION: u64 = 200_000;
+const MAX_UNITS: u64 = 1_400_000;
+
 /// Solana on one network (addresses and transactions look the same on all of them; the
 /// network names the cluster whose blockhash the transaction carries).
 #[derive(Debug, Clone)]
@@ -74,6 +81,28 @@ impl Solana {
             "recent blockhash".to_string(),
             message.recent_blockhash.to_string(),
         )];
+        let ata_program = spl_associated_token_account_interface::program::id();
+        let key_at = |ix: &solana_message::compiled_instruction::CompiledInstruction, i: usize| {
+            ix.accounts
+                .get(i)
+                .and_then(|k| keys.get(usize::from(*k)))
+                .copied()
+        };
+        // Token accounts this transaction creates: account -> (owner, mint).
+        let mut created = std::collections::BTreeMap::new();
+        for ix in &message.instructions {
+            if keys.get(usize::from(ix.program_id_index)) == Some(&ata_program)
+                && (ix.data.is_empty() || ix.data == [0] || ix.data == [1])
+                && let (Some(ata), Some(owner), Some(mint)) =
+                    (key_at(ix, 1), key_at(ix, 2), key_at(ix, 3))
+                && get_associated_token_address(&owner, &mint) == ata
+            {
+                created.insert(ata, (owner, mint));
+            }
+        }
+        let mut unit_limit: Option<u64> = None;
+        let mut unit_price: u64 = 0;
+        let mut other_instructions = 0u64;
         for (n, ix) in message.instructions.iter().enumerate() {
             let account = |i: usize| -> Result<Pubkey> {
                 ix.accounts
@@ -91,6 +120,25 @@ impl Solana {
                     "instruction {n}: program index out of range"
                 ))
             })?;
+            if *program == COMPUTE_BUDGET {
+                match (ix.data.first(), ix.data.get(1..)) {
+                    (Some(2), Some(v)) if v.len() == 4 => {
+                        let mut b = [0u8; 4];
+                        b.copy_from_slice(v);
+                        unit_limit = Some(u64::from(u32::from_le_bytes(b)));
+                        continue;
+                    }
+                    (Some(3), Some(v)) if v.len() == 8 => {
+                        let mut b = [0u8; 8];
+                        b.copy_from_slice(v);
+                        unit_price = u64::from_le_bytes(b);
+                        continue;
+                    }
+                    _ => {}
+                }
+            } else {
+                other_instructions += 1;
+            }
             if *program == solana_system_interface::program::ID {
                 if let Ok(solana_system_interface::instruction::SystemInstruction::Transfer {
                     lamports,
@@ -109,17 +157,33 @@ impl Solana {
                 if let Ok(TokenInstruction::TransferChecked { amount, decimals }) =
                     TokenInstruction::unpack(&ix.data)
                 {
-                    let mint = account(1)?;
+                    let (source, mint, dest, authority) =
+                        (account(0)?, account(1)?, account(2)?, account(3)?);
+                    // Name the recipient when the destination is the associated token account
+                    // of a wallet this transaction creates it for; else only the account.
+                    let to = match created.get(&dest) {
+                        Some((owner, m)) if *m == mint => owner.to_string(),
+                        _ => format!("token account {dest}"),
+                    };
                     transfers.push(Transfer {
-                        to: format!("token account {}", account(2)?),
+                        to,
                         amount: amount.to_string(),
                         asset: mint.to_string(),
                         display: format!(
-                            "{} of mint {mint}",
+                            "{} of mint {mint} (into token account {dest})",
                             format_units(u128::from(amount), decimals)
                         ),
                         change: false,
                     });
+                    if authority != *from || source != get_associated_token_address(from, &mint) {
+                        details.push((
+                            format!("instruction {n}"),
+                            format!(
+                                "the tokens come from {source} with authority {authority}, not \
+                                 the sender's own token account"
+                            ),
+                        ));
+                    }
                     continue;
                 }
             } else if *program == spl_associated_token_account_interface::program::id()
@@ -145,15 +209,33 @@ impl Solana {
             ));
         }
         let signatures = u64::from(message.header.num_required_signatures);
+        let base = u128::from(signatures * FEE_PER_SIGNATURE);
+        let fee = if unit_price == 0 {
+            format!("{} SOL (base fee)", format_units(base, DECIMALS))
+        } else {
+            // Priority fee: price (micro-lamports per compute unit) times the unit limit, the
+            // runtime's default limit when none is set.
+            let limit = unit_limit
+                .unwrap_or(DEFAULT_UNITS_PER_INSTRUCTION.saturating_mul(other_instructions))
+                .min(MAX_UNITS);
+            let priority = (u128::from(unit_price) * u128::from(limit)).div_ceil(1_000_000);
+            details.push((
+                "compute budget".into(),
+                format!("{limit} units at {unit_price} micro-lamports"),
+            ));
+            format!(
+                "at most {} SOL (base {} + priority {})",
+                format_units(base + priority, DECIMALS),
+                format_units(base, DECIMALS),
+                format_units(priority, DECIMALS)
+            )
+        };
         Ok(Summary {
             chain: "solana".into(),
             network: self.network.clone(),
             from: from.to_string(),
             transfers,
-            fee: format!(
-                "{} SOL (base fee)",
-                format_units(u128::from(signatures * FEE_PER_SIGNATURE), DECIMALS)
-            ),
+            fee,
             details,
         })
     }
@@ -219,7 +301,16 @@ impl ChainAdapter for Solana {
     }
 
     fn rpc_dialect(&self) -> RpcDialect {
-        RpcDialect::Solana
+        // A message names no cluster: the blockhash it carries ties it to one. Checking the
+        // endpoint's genesis hash keeps a "devnet" transaction from getting a mainnet blockhash.
+        RpcDialect::Solana {
+            genesis: match self.network.as_str() {
+                "mainnet" => Some("5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d"),
+                "devnet" => Some("EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG"),
+                "testnet" => Some("4uhcVJyU9pJkvQyS88uRDiswHXSCkY3zQawwpjk2NsNY"),
+                _ => None,
+            },
+        }
     }
 
     fn address(&self, public_key: &[u8]) -> Result<String> {
@@ -406,6 +497,38 @@ mod tests {
         assert_eq!(u.summary.transfers[0].display, "0.001234567 SOL");
     }
 
+    /// Known answer published by another implementation (Trust Wallet's wallet-core,
+    /// `tests/chains/Solana/TransactionTests.cpp`, `TransferMessageData`): 42 lamports from
+    /// 6eoo7i… to 56B334…, blockhash of zeros.
+    #[test]
+    fn published_transfer_message() {
+        let from: Pubkey = "6eoo7i1khGhVm8tLBMAdq4ax2FxkKP4G7mCcfHyr3STN"
+            .parse()
+            .unwrap();
+        let sol = Solana::new("mainnet").unwrap();
+        let u = sol
+            .build(
+                &from.to_bytes(),
+                &[],
+                &Intent {
+                    to: Some("56B334QvCDMSirsmtEJGfanZm8GqeQarrSjdAb2MbeNM".into()),
+                    amount: Some("42".into()),
+                    recent_blockhash: Some("11111111111111111111111111111111".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            hex::encode(&u.tx),
+            concat!(
+                "0100010353f9d600fe925083bb399907ea648d23a6a081fc7e9059202fd725f7edd281dd3cc1ff9ba3c7a876c8",
+                "082df2f8a36ea9342ce3819dd4b6fa72d4a18e04a5363a00000000000000000000000000000000000000000000",
+                "000000000000000000000000000000000000000000000000000000000000000000000000000000000000010202",
+                "00010c020000002a00000000000000"
+            )
+        );
+    }
+
     #[test]
     fn token_transfer_round_trips() {
         let (sk, pk) = key(0x33);
@@ -426,10 +549,14 @@ mod tests {
                 },
             )
             .unwrap();
+        let dest = get_associated_token_address(&to, &mint);
         assert_eq!(
             u.summary.transfers[0].display,
-            format!("0.25 of mint {mint}")
+            format!("0.25 of mint {mint} (into token account {dest})")
         );
+        // The recipient is named: the destination is the token account created for them.
+        assert_eq!(u.summary.transfers[0].to, to.to_string());
+        assert_eq!(u.summary.details.len(), 2, "{:?}", u.summary.details);
         assert!(
             u.summary
                 .details
@@ -453,6 +580,40 @@ mod tests {
             sol.assemble(&pk, &u.tx, &[vec![0; 64], vec![0; 64]]),
             Err(AdapterError::SignatureCount { .. })
         ));
+    }
+
+    /// A priority fee (compute budget instructions) is in the fee an approver sees.
+    #[test]
+    fn priority_fees_are_shown() {
+        let (_, pk) = key(0x33);
+        let from = Pubkey::new_from_array(pk.clone().try_into().unwrap());
+        let ixs = [
+            solana_instruction::Instruction::new_with_bytes(
+                COMPUTE_BUDGET,
+                &[2, 0xe0, 0x93, 0x04, 0x00], // SetComputeUnitLimit(300 000)
+                vec![],
+            ),
+            solana_instruction::Instruction::new_with_bytes(
+                COMPUTE_BUDGET,
+                &[3, 0x40, 0x42, 0x0f, 0, 0, 0, 0, 0], // SetComputeUnitPrice(1 000 000)
+                vec![],
+            ),
+            solana_system_interface::instruction::transfer(
+                &from,
+                &Pubkey::new_from_array([7u8; 32]),
+                1,
+            ),
+        ];
+        let message =
+            Message::new_with_blockhash(&ixs, Some(&from), &BLOCKHASH.parse::<Hash>().unwrap());
+        let u = Solana::new("mainnet")
+            .unwrap()
+            .inspect(&pk, &[], &message.serialize())
+            .unwrap();
+        assert_eq!(
+            u.summary.fee,
+            "at most 0.000305 SOL (base 0.000005 + priority 0.0003)"
+        );
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! One thread owns the runtime and executes requests in order, as a validator would; the HTTP
 //! side runs on tokio. Supported methods, with Solana's request and response shapes:
-//! `getLatestBlockhash`, `getBalance`, `requestAirdrop`, `sendTransaction` (base58 or base64),
-//! `getTokenAccountBalance`, `getSignatureStatuses`. One extra, development-only method seeds
+//! `getGenesisHash`, `getLatestBlockhash`, `getBalance`, `requestAirdrop`, `sendTransaction`
+//! (base58 or base64), `getTokenAccountBalance`, `getSignatureStatuses`. One extra, development-only method seeds
 //! SPL tokens: `cohort_mintTo [mint, owner, amount, decimals]` creates the mint when missing
 //! and credits `amount` to the owner's associated token account.
 
@@ -153,13 +153,18 @@ struct Node {
     svm: LiteSVM,
     slot: u64,
     processed: HashSet<String>,
+    /// The first blockhash, standing in for a genesis hash (`getGenesisHash`).
+    genesis: String,
 }
 
 fn runtime(rx: mpsc::Receiver<Call>) {
+    let svm = LiteSVM::new();
+    let genesis = svm.latest_blockhash().to_string();
     let mut node = Node {
-        svm: LiteSVM::new(),
+        svm,
         slot: 1,
         processed: HashSet::new(),
+        genesis,
     };
     while let Ok(call) = rx.recv() {
         let result = node.handle(&call.method, &call.params);
@@ -178,6 +183,7 @@ impl Node {
                 "blockhash": self.svm.latest_blockhash().to_string(),
                 "lastValidBlockHeight": self.slot + 150,
             }))),
+            "getGenesisHash" => Ok(json!(self.genesis)),
             "getBalance" => {
                 let k = pubkey(params, 0)?;
                 Ok(self.context(json!(self.svm.get_balance(&k).unwrap_or(0))))

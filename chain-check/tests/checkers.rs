@@ -52,7 +52,7 @@ fn bitcoin_core_accepts_every_input_and_refuses_tampering() {
     let u = btc
         .build(
             &pk,
-            &[],
+            &[1],
             &Intent {
                 to: Some("tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx".into()),
                 amount: Some("150000".into()),
@@ -118,7 +118,7 @@ fn a_psbt_from_elsewhere_is_signed_and_verifies() {
     let wallet = btc
         .build(
             &pk,
-            &[0, 3],
+            &[1, 3],
             &Intent {
                 to: Some("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080".into()),
                 amount: Some("20000".into()),
@@ -132,7 +132,7 @@ fn a_psbt_from_elsewhere_is_signed_and_verifies() {
     let u = btc
         .build(
             &pk,
-            &[0, 3],
+            &[1, 3],
             &Intent {
                 psbt: Some(text),
                 ..Default::default()
@@ -146,7 +146,7 @@ fn a_psbt_from_elsewhere_is_signed_and_verifies() {
     let e = btc
         .build(
             &pk,
-            &[],
+            &[1],
             &Intent {
                 psbt: Some("cHNidP8=".into()),
                 fee_rate: Some(3),
@@ -166,6 +166,9 @@ async fn lamports(rpc: &JsonRpc, who: &str) -> u64 {
         .as_u64()
         .unwrap()
 }
+
+/// A local cluster: no genesis hash to check.
+const LOCAL: RpcDialect = RpcDialect::Solana { genesis: None };
 
 #[tokio::test]
 async fn the_solana_runtime_executes_transfers_and_refuses_bad_ones() {
@@ -204,9 +207,7 @@ async fn the_solana_runtime_executes_transfers_and_refuses_bad_ones() {
         recent_blockhash: Some(blockhash.clone()),
         ..Default::default()
     });
-    let id = broadcast(&rpc, RpcDialect::Solana, &transfer.raw)
-        .await
-        .unwrap();
+    let id = broadcast(&rpc, LOCAL, &transfer.raw).await.unwrap();
     assert_eq!(id, transfer.txid);
     assert_eq!(lamports(&rpc, &to).await, 1_234_567);
     assert_eq!(
@@ -214,9 +215,7 @@ async fn the_solana_runtime_executes_transfers_and_refuses_bad_ones() {
         3_000_000_000 - 1_234_567 - 5_000
     );
     // The same bytes again: refused (already processed); nothing moves.
-    let e = broadcast(&rpc, RpcDialect::Solana, &transfer.raw)
-        .await
-        .unwrap_err();
+    let e = broadcast(&rpc, LOCAL, &transfer.raw).await.unwrap_err();
     assert!(matches!(e, RpcError::Rpc { .. }), "{e}");
     assert_eq!(lamports(&rpc, &to).await, 1_234_567);
 
@@ -239,7 +238,7 @@ async fn the_solana_runtime_executes_transfers_and_refuses_bad_ones() {
     let mut raw = transfer.raw.clone();
     // Same layout as a signed transfer: 1-byte count, then the 64-byte signature.
     raw[1..65].copy_from_slice(&forged);
-    assert!(broadcast(&rpc, RpcDialect::Solana, &raw).await.is_err());
+    assert!(broadcast(&rpc, LOCAL, &raw).await.is_err());
 
     // A stale blockhash: refused.
     let stale = build(Intent {
@@ -248,9 +247,7 @@ async fn the_solana_runtime_executes_transfers_and_refuses_bad_ones() {
         recent_blockhash: Some("11111111111111111111111111111111".into()),
         ..Default::default()
     });
-    let e = broadcast(&rpc, RpcDialect::Solana, &stale.raw)
-        .await
-        .unwrap_err();
+    let e = broadcast(&rpc, LOCAL, &stale.raw).await.unwrap_err();
     assert!(e.to_string().contains("BlockhashNotFound"), "{e}");
 
     // SPL: seed a mint held by the sender, transfer with transfer_checked; the recipient's
@@ -265,9 +262,7 @@ async fn the_solana_runtime_executes_transfers_and_refuses_bad_ones() {
         recent_blockhash: Some(blockhash.clone()),
         ..Default::default()
     });
-    broadcast(&rpc, RpcDialect::Solana, &token.raw)
-        .await
-        .unwrap();
+    broadcast(&rpc, LOCAL, &token.raw).await.unwrap();
     let dest = adapters::solana::associated_token_address(&to, mint).unwrap();
     let amount = |v: serde_json::Value| v["value"]["amount"].as_str().unwrap().to_string();
     assert_eq!(
@@ -287,11 +282,7 @@ async fn the_solana_runtime_executes_transfers_and_refuses_bad_ones() {
         recent_blockhash: Some(blockhash),
         ..Default::default()
     });
-    assert!(
-        broadcast(&rpc, RpcDialect::Solana, &wrong.raw)
-            .await
-            .is_err()
-    );
+    assert!(broadcast(&rpc, LOCAL, &wrong.raw).await.is_err());
 
     // Bad requests get JSON-RPC errors, not a dead node.
     for (method, params) in [
@@ -306,4 +297,13 @@ async fn the_solana_runtime_executes_transfers_and_refuses_bad_ones() {
         );
     }
     assert!(lamports(&rpc, &to).await > 0);
+
+    // A mainnet transaction is not sent to another cluster (this one's genesis differs).
+    let mainnet = Registry::builtin()
+        .adapter("solana", Some("mainnet"))
+        .unwrap();
+    let e = broadcast(&rpc, mainnet.rpc_dialect(), &transfer.raw)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RpcError::WrongCluster { .. }), "{e}");
 }

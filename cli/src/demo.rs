@@ -247,6 +247,8 @@ async fn transactions(
 ) -> anyhow::Result<usize> {
     let registry = adapters::Registry::builtin();
     let mut failures = 0;
+    // Bitcoin-family test networks keep their keys under m/1/…; the EVM key is m/0/0.
+    let btc_path = vec![1, 0];
     let path = vec![0, 0];
 
     // Bitcoin: spend two outputs of the cluster's address (their funding transaction is
@@ -271,7 +273,7 @@ async fn transactions(
             key_id: "demo-ecdsa".into(),
             chain: "bitcoin".into(),
             network: Some("regtest".into()),
-            path: path.clone(),
+            path: btc_path,
             intent: adapters::Intent {
                 to: Some("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080".into()),
                 amount: Some("100000".into()),

@@ -64,29 +64,82 @@ pub async fn address(
         .map_err(api_err)
 }
 
-/// Checks a prepared transaction as an approver must before approving it: the public key is
-/// the key's (derived here from the key's public key and chain code), and the payloads and
-/// summary are what this machine's adapter computes from the unsigned bytes.
+/// Intent fields a coordinator may fill in from the chain.
+const FILLABLE: &[&str] = &[
+    "nonce",
+    "gas_limit",
+    "max_fee_per_gas",
+    "max_priority_fee_per_gas",
+    "gas_price",
+    "recent_blockhash",
+];
+
+/// Checks a prepared transaction as an approver must before approving it:
+///
+/// * it is for the chain, network and path asked for, and the public key is the key's
+///   (derived here from the key's public key and chain code);
+/// * its intent is the one asked for: every field the client gave is unchanged, and the
+///   coordinator only added fields it may fetch from the chain (and said so);
+/// * rebuilding that intent with this machine's adapter gives exactly the unsigned bytes,
+///   payloads and summary the coordinator returned.
+///
+/// A coordinator that shows one transaction and asks for the signature of another, or builds a
+/// transaction other than the one asked for, is refused.
 pub fn check_prepared(
     registry: &Registry,
     key: &KeyInfo,
-    path: &[u32],
+    req: &TxRequest,
     prepared: &PreparedTransaction,
 ) -> anyhow::Result<()> {
+    let network = req.network.as_deref().unwrap_or("mainnet");
+    if prepared.chain != req.chain || prepared.network != network {
+        bail!(
+            "the coordinator prepared a {} {} transaction, not {} {network}",
+            prepared.chain,
+            prepared.network,
+            req.chain
+        );
+    }
+    if prepared.path != path_string(&req.path) {
+        bail!(
+            "the coordinator prepared a transaction for path {}",
+            prepared.path
+        );
+    }
     let public_key = match &key.chain_code {
-        Some(cc) => coordinator::service::derive_public_key(&key.public_key.0, &cc.0, path)
-            .map_err(|e| anyhow!("cannot derive the key at {}: {e}", path_string(path)))?,
+        Some(cc) => coordinator::service::derive_public_key(&key.public_key.0, &cc.0, &req.path)
+            .map_err(|e| anyhow!("cannot derive the key at {}: {e}", path_string(&req.path)))?,
         None => key.public_key.0.clone(),
     };
     if public_key != prepared.public_key.0 {
         bail!("the coordinator prepared a transaction for another public key");
     }
+    let asked = serde_json::to_value(&req.intent)?;
+    let built = serde_json::to_value(&prepared.intent)?;
+    let (Some(asked), Some(built)) = (asked.as_object(), built.as_object()) else {
+        bail!("intents are JSON objects");
+    };
+    for (field, value) in asked {
+        if built.get(field) != Some(value) {
+            bail!("the coordinator changed the intent's `{field}`: refusing to approve");
+        }
+    }
+    for field in built.keys().filter(|f| !asked.contains_key(*f)) {
+        if !FILLABLE.contains(&field.as_str()) || !prepared.filled.contains(field) {
+            bail!("the coordinator added `{field}` to the intent: refusing to approve");
+        }
+    }
     let adapter = registry
         .adapter(&prepared.chain, Some(&prepared.network))
         .context("this client does not know the chain (pass --evm-chains for extra EVM chains)")?;
     let local = adapter
-        .inspect(&public_key, path, &prepared.unsigned_tx.0)
-        .context("the prepared transaction does not check")?;
+        .build(&public_key, &req.path, &prepared.intent)
+        .context("the prepared intent does not build here")?;
+    if local.tx != prepared.unsigned_tx.0 {
+        bail!(
+            "the coordinator's transaction is not the one its intent builds: refusing to approve"
+        );
+    }
     let payloads: Vec<Vec<u8>> = local.payloads.into_iter().map(|p| p.data).collect();
     let theirs: Vec<Vec<u8>> = prepared.payloads.iter().map(|h| h.0.clone()).collect();
     if payloads != theirs {
@@ -122,7 +175,7 @@ pub async fn send(
         .get(&format!("/v1/keys/{}", req.key_id))
         .await
         .map_err(api_err)?;
-    let mut intent = req.intent;
+    let mut req = req;
     let settings = ChainSettings {
         registry: registry.clone(),
         rpc: Default::default(),
@@ -133,7 +186,7 @@ pub async fn send(
             .dialect(&req.chain, &network)
             .with_context(|| format!("unknown chain {} {network}", req.chain))?;
         let from = address(api, &req.key_id, &req.chain, Some(&network), &req.path).await?;
-        fill_intent(&JsonRpc::new(url), dialect, &from.address, &mut intent)
+        fill_intent(&JsonRpc::new(url), dialect, &from.address, &mut req.intent)
             .await
             .map_err(|e| anyhow!("{e}"))?;
     }
@@ -145,12 +198,12 @@ pub async fn send(
                 chain: req.chain.clone(),
                 network: Some(network.clone()),
                 path: Some(path_string(&req.path)),
-                intent,
+                intent: req.intent.clone(),
             },
         )
         .await
         .map_err(api_err)?;
-    check_prepared(registry, &key, &req.path, &prepared)?;
+    check_prepared(registry, &key, &req, &prepared)?;
     show(&prepared);
     let cluster = ops::cluster_name(api).await?;
     let payloads: Vec<Vec<u8>> = prepared.payloads.iter().map(|h| h.0.clone()).collect();

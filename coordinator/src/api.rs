@@ -515,6 +515,8 @@ pub struct PreparedTransaction {
     pub payloads: Vec<Hex>,
     /// What the transaction does.
     pub summary: adapters::Summary,
+    /// The intent the transaction was built from: the request's, plus the fields in `filled`.
+    pub intent: adapters::Intent,
     /// Intent fields the coordinator fetched from the chain.
     pub filled: Vec<String>,
 }

@@ -126,6 +126,7 @@ impl Coordinator {
     ) -> Result<AddressInfo, ApiError> {
         let adapter = self.adapter(chain, network)?;
         let path = optional_path(path)?;
+        adapter.check_path(&path)?;
         let public_key = self.sending_key(key_id, adapter.as_ref(), &path).await?;
         Ok(AddressInfo {
             key_id: key_id.to_string(),
@@ -167,6 +168,7 @@ impl Coordinator {
                 .collect(),
             unsigned_tx: Hex(unsigned.tx),
             summary: unsigned.summary,
+            intent,
             filled,
         })
     }
@@ -231,6 +233,11 @@ mod tests {
             Some(RpcDialect::Ethereum { chain_id: 31337 })
         );
         assert_eq!(s.dialect("ethereum", "nope"), None);
-        assert_eq!(s.dialect("solana", "devnet"), Some(RpcDialect::Solana));
+        assert_eq!(
+            s.dialect("solana", "devnet"),
+            Some(RpcDialect::Solana {
+                genesis: Some("EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG")
+            })
+        );
     }
 }

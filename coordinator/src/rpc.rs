@@ -51,6 +51,14 @@ pub enum RpcError {
         /// The chain id the transaction is for.
         expected: u64,
     },
+    /// The endpoint serves another Solana cluster.
+    #[error("the RPC endpoint serves the Solana cluster with genesis {served}, not {expected}")]
+    WrongCluster {
+        /// Its genesis hash.
+        served: String,
+        /// The genesis hash of the transaction's network.
+        expected: String,
+    },
 }
 
 /// A JSON-RPC 2.0 endpoint over HTTP.
@@ -168,7 +176,8 @@ pub async fn fill_intent(
                     Some(base) => {
                         let tip = rpc.quantity("eth_maxPriorityFeePerGas", json!([])).await?;
                         // Room for the base fee to double before the transaction is stuck.
-                        intent.max_fee_per_gas = Some((base * 2 + tip).to_string());
+                        let max = base.saturating_mul(2).saturating_add(tip);
+                        intent.max_fee_per_gas = Some(max.to_string());
                         intent.max_priority_fee_per_gas = Some(tip.to_string());
                         filled.push("max_fee_per_gas".into());
                         filled.push("max_priority_fee_per_gas".into());
@@ -193,12 +202,14 @@ pub async fn fill_intent(
                         json!([{"from": from, "to": token, "data": format!("0x{}", hex::encode(&data))}]),
                     )
                     .await?;
-                intent.gas_limit = Some(u64::try_from(gas + gas / 5).unwrap_or(u64::MAX));
+                let with_margin = gas.saturating_add(gas / 5);
+                intent.gas_limit = Some(u64::try_from(with_margin).unwrap_or(u64::MAX));
                 filled.push("gas_limit".into());
             }
         }
-        RpcDialect::Solana => {
+        RpcDialect::Solana { genesis } => {
             if intent.recent_blockhash.is_none() {
+                check_cluster(rpc, genesis).await?;
                 let v = rpc
                     .call("getLatestBlockhash", json!([{"commitment": "finalized"}]))
                     .await?;
@@ -222,14 +233,34 @@ fn alloy_u256(v: u128) -> adapters::evm::U256 {
     adapters::evm::U256::from(v)
 }
 
-/// Broadcasts a signed transaction; returns the id the node reports.
+/// Checks that a Solana endpoint serves the cluster with this genesis hash.
+async fn check_cluster(rpc: &JsonRpc, genesis: Option<&str>) -> Result<(), RpcError> {
+    let Some(expected) = genesis else {
+        return Ok(());
+    };
+    let served = rpc.call("getGenesisHash", json!([])).await?;
+    let served = served.as_str().unwrap_or_default();
+    if served != expected {
+        return Err(RpcError::WrongCluster {
+            served: served.to_string(),
+            expected: expected.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Broadcasts a signed transaction; returns the id the node reports. A Solana transaction goes
+/// only to an endpoint of its network's cluster.
 pub async fn broadcast(rpc: &JsonRpc, dialect: RpcDialect, raw: &[u8]) -> Result<String, RpcError> {
+    if let RpcDialect::Solana { genesis } = dialect {
+        check_cluster(rpc, genesis).await?;
+    }
     let (method, params) = match dialect {
         RpcDialect::Ethereum { .. } => (
             "eth_sendRawTransaction",
             json!([format!("0x{}", hex::encode(raw))]),
         ),
-        RpcDialect::Solana => (
+        RpcDialect::Solana { .. } => (
             "sendTransaction",
             json!([
                 base64::engine::general_purpose::STANDARD.encode(raw),

@@ -150,7 +150,8 @@ async fn cluster_signed_transactions_pass_the_chains_own_software() {
     let w = world().await;
 
     // Addresses: the coordinator's BIP32 derivation agrees with an independent one.
-    let path = [0u32, 5];
+    // Bitcoin-family test networks keep their keys under m/1/….
+    let path = [1u32, 5];
     let a = address(&w.api, "ecdsa", "bitcoin", Some("regtest"), &path)
         .await
         .unwrap();
@@ -268,7 +269,7 @@ async fn cluster_signed_transactions_pass_the_chains_own_software() {
                 key_id: "ecdsa".into(),
                 chain: "litecoin".into(),
                 network: Some("regtest".into()),
-                path: None,
+                path: Some("m/1/5".into()),
                 intent: Intent {
                     to: Some("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080".into()),
                     amount: Some("1000".into()),
@@ -344,9 +345,8 @@ async fn cluster_signed_transactions_pass_the_chains_own_software() {
         legacy.prepared.filled.is_empty(),
         "the client filled the nonce itself"
     );
-    assert_eq!(
+    assert!(
         legacy.assembled.raw_tx.0[0] >= 0xc0,
-        true,
         "a legacy transaction is an RLP list"
     );
     assert!(
@@ -504,34 +504,88 @@ async fn cluster_signed_transactions_pass_the_chains_own_software() {
     assert_eq!(sol.token_balance(&source).await.unwrap(), 377);
 
     // --- What a client does with a coordinator that lies. ---
+    let asked = TxRequest {
+        key_id: "ecdsa".into(),
+        chain: "ethereum".into(),
+        network: Some("anvil".into()),
+        path: eth_path.to_vec(),
+        intent: Intent {
+            to: Some(RECIPIENT.into()),
+            amount: Some("1".into()),
+            ..Default::default()
+        },
+    };
+    let prepare = |intent: Intent, network: &str| PrepareRequest {
+        key_id: "ecdsa".into(),
+        chain: "ethereum".into(),
+        network: Some(network.into()),
+        path: Some("m/0/0".into()),
+        intent,
+    };
     let prepared: PreparedTransaction = w
+        .api
+        .post("/v1/transactions", &prepare(asked.intent.clone(), "anvil"))
+        .await
+        .unwrap();
+    check_prepared(&w.registry, &w.ecdsa, &asked, &prepared).unwrap();
+    let refused = |lie: &PreparedTransaction| {
+        let e = check_prepared(&w.registry, &w.ecdsa, &asked, lie).unwrap_err();
+        e.to_string()
+    };
+    // Payload or summary that is not the transaction's; another key.
+    let mut lie = prepared.clone();
+    lie.payloads[0].0[0] ^= 1;
+    assert!(refused(&lie).contains("payloads"));
+    let mut lie = prepared.clone();
+    lie.summary.transfers[0].amount = "1000".into();
+    assert!(refused(&lie).contains("summary"));
+    let mut lie = prepared.clone();
+    lie.public_key = w.ecdsa.public_key.clone();
+    assert!(refused(&lie).contains("public key"));
+    // A whole, self-consistent transaction to someone else, or for more: refused, because it is
+    // not the intent asked for.
+    for other in [
+        Intent {
+            to: Some("0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC".into()),
+            ..asked.intent.clone()
+        },
+        Intent {
+            amount: Some("1000000000000000000".into()),
+            ..asked.intent.clone()
+        },
+    ] {
+        let lie: PreparedTransaction = w
+            .api
+            .post("/v1/transactions", &prepare(other, "anvil"))
+            .await
+            .unwrap();
+        assert!(refused(&lie).contains("changed the intent"));
+    }
+    // The same intent on another network (holesky: no endpoint configured, nonce and fees
+    // given): refused.
+    let mut lie: PreparedTransaction = w
         .api
         .post(
             "/v1/transactions",
-            &PrepareRequest {
-                key_id: "ecdsa".into(),
-                chain: "ethereum".into(),
-                network: Some("anvil".into()),
-                path: Some("m/0/0".into()),
-                intent: Intent {
-                    to: Some(RECIPIENT.into()),
-                    amount: Some("1".into()),
-                    ..Default::default()
+            &prepare(
+                Intent {
+                    nonce: Some(0),
+                    gas_price: Some("1".into()),
+                    ..asked.intent.clone()
                 },
-            },
+                "holesky",
+            ),
         )
         .await
         .unwrap();
-    check_prepared(&w.registry, &w.ecdsa, &eth_path, &prepared).unwrap();
-    let mut lie = prepared.clone();
-    lie.payloads[0].0[0] ^= 1;
-    assert!(check_prepared(&w.registry, &w.ecdsa, &eth_path, &lie).is_err());
-    let mut lie = prepared.clone();
-    lie.summary.transfers[0].amount = "1000".into();
-    assert!(check_prepared(&w.registry, &w.ecdsa, &eth_path, &lie).is_err());
-    let mut lie = prepared.clone();
-    lie.public_key = w.ecdsa.public_key.clone();
-    assert!(check_prepared(&w.registry, &w.ecdsa, &eth_path, &lie).is_err());
+    assert!(refused(&lie).contains("holesky"));
+    // A field the coordinator may not fill (or did not say it filled).
+    lie = prepared.clone();
+    lie.intent.token = Some(token.clone());
+    assert!(refused(&lie).contains("added `token`"));
+    lie = prepared.clone();
+    lie.filled.clear();
+    assert!(refused(&lie).contains("to the intent"));
 
     // --- Bad requests. ---
     let prep =

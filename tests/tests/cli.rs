@@ -420,7 +420,7 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
         "--network",
         "regtest",
         "--path",
-        "m/0/1",
+        "m/1/1",
     ]);
     assert!(
         out.status.success(),

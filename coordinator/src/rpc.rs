@@ -139,8 +139,9 @@ pub fn parse_quantity(v: &Value) -> Option<u128> {
 
 pub use adapters::RpcDialect;
 
-/// Fills the values an intent leaves out from the chain: EVM nonce (pending), fees and, for
-/// token transfers, the gas limit (estimated, plus a fifth); Solana's recent blockhash.
+/// Fills the values an intent leaves out from the chain: EVM nonce (pending), fees and the gas
+/// limit (estimated; plus a fifth unless it is a plain 21 000 transfer); Solana's recent
+/// blockhash.
 /// Returns the names of the fields it filled.
 pub async fn fill_intent(
     rpc: &JsonRpc,
@@ -190,20 +191,35 @@ pub async fn fill_intent(
                 }
             }
             if intent.gas_limit.is_none()
-                && let (Some(token), Some(to), Some(amount)) =
-                    (&intent.token, &intent.to, &intent.amount)
+                && let (Some(to), Some(amount)) = (&intent.to, &intent.amount)
                 && let (Ok(to), Ok(amount)) =
                     (adapters::evm::parse_address(to), amount.parse::<u128>())
             {
-                let data = adapters::evm::erc20_transfer(to, alloy_u256(amount));
-                let gas = rpc
-                    .quantity(
-                        "eth_estimateGas",
-                        json!([{"from": from, "to": token, "data": format!("0x{}", hex::encode(&data))}]),
-                    )
-                    .await?;
-                let with_margin = gas.saturating_add(gas / 5);
-                intent.gas_limit = Some(u64::try_from(with_margin).unwrap_or(u64::MAX));
+                // What the transaction will run: a token's `transfer`, or a value transfer,
+                // which costs more than 21 000 when the recipient is a contract.
+                let call = match &intent.token {
+                    Some(token) => json!({
+                        "from": from,
+                        "to": token,
+                        "data": format!(
+                            "0x{}",
+                            hex::encode(adapters::evm::erc20_transfer(to, alloy_u256(amount)))
+                        ),
+                    }),
+                    None => json!({
+                        "from": from,
+                        "to": to.to_checksum(None),
+                        "value": format!("{amount:#x}"),
+                    }),
+                };
+                let gas = rpc.quantity("eth_estimateGas", json!([call])).await?;
+                // A margin for state that changes before inclusion; none for a plain transfer.
+                let limit = if gas == 21_000 {
+                    gas
+                } else {
+                    gas.saturating_add(gas / 5)
+                };
+                intent.gas_limit = Some(u64::try_from(limit).unwrap_or(u64::MAX));
                 filled.push("gas_limit".into());
             }
         }

@@ -313,10 +313,13 @@ async fn cluster_signed_transactions_pass_the_chains_own_software() {
         )
         .await;
     assert!(
-        eip1559.prepared.filled.contains(&"nonce".to_string()),
+        eip1559.prepared.filled.contains(&"nonce".to_string())
+            && eip1559.prepared.filled.contains(&"gas_limit".to_string()),
         "{:?}",
         eip1559.prepared.filled
     );
+    // A plain transfer to an account without code: estimated at exactly 21 000, no margin.
+    assert_eq!(eip1559.prepared.intent.gas_limit, Some(21_000));
     assert!(
         w.anvil
             .succeeded(eip1559.broadcast.as_ref().unwrap())

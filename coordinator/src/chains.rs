@@ -69,12 +69,20 @@ fn optional_path(path: Option<&str>) -> Result<Vec<u32>, ApiError> {
 }
 
 impl Coordinator {
-    fn adapter(
+    /// The chain's adapter, the checked derivation path, and the public key that signs there:
+    /// what every chain endpoint starts from.
+    async fn sender(
         &self,
+        key_id: &str,
         chain: &str,
         network: Option<&str>,
-    ) -> Result<Arc<dyn ChainAdapter>, ApiError> {
-        Ok(self.settings().chains.registry.adapter(chain, network)?)
+        path: Option<&str>,
+    ) -> Result<(Arc<dyn ChainAdapter>, Vec<u32>, Vec<u8>), ApiError> {
+        let adapter = self.settings().chains.registry.adapter(chain, network)?;
+        let path = optional_path(path)?;
+        adapter.check_path(&path)?;
+        let public_key = self.sending_key(key_id, adapter.as_ref(), &path).await?;
+        Ok((adapter, path, public_key))
     }
 
     /// The public key at `path` of a key, checked against the chain's scheme.
@@ -124,10 +132,7 @@ impl Coordinator {
         network: Option<&str>,
         path: Option<&str>,
     ) -> Result<AddressInfo, ApiError> {
-        let adapter = self.adapter(chain, network)?;
-        let path = optional_path(path)?;
-        adapter.check_path(&path)?;
-        let public_key = self.sending_key(key_id, adapter.as_ref(), &path).await?;
+        let (adapter, path, public_key) = self.sender(key_id, chain, network, path).await?;
         Ok(AddressInfo {
             key_id: key_id.to_string(),
             chain: adapter.chain().to_string(),
@@ -140,10 +145,13 @@ impl Coordinator {
 
     /// Prepares a transaction for signing.
     pub async fn prepare(&self, req: PrepareRequest) -> Result<PreparedTransaction, ApiError> {
-        let adapter = self.adapter(&req.chain, req.network.as_deref())?;
-        let path = optional_path(req.path.as_deref())?;
-        let public_key = self
-            .sending_key(&req.key_id, adapter.as_ref(), &path)
+        let (adapter, path, public_key) = self
+            .sender(
+                &req.key_id,
+                &req.chain,
+                req.network.as_deref(),
+                req.path.as_deref(),
+            )
             .await?;
         let from = adapter.address(&public_key)?;
         let mut intent = req.intent;
@@ -175,10 +183,13 @@ impl Coordinator {
 
     /// Assembles a signed transaction from a prepared one and its signatures.
     pub async fn assemble(&self, req: AssembleRequest) -> Result<AssembledTransaction, ApiError> {
-        let adapter = self.adapter(&req.chain, req.network.as_deref())?;
-        let path = optional_path(req.path.as_deref())?;
-        let public_key = self
-            .sending_key(&req.key_id, adapter.as_ref(), &path)
+        let (adapter, _, public_key) = self
+            .sender(
+                &req.key_id,
+                &req.chain,
+                req.network.as_deref(),
+                req.path.as_deref(),
+            )
             .await?;
         let signatures: Vec<Vec<u8>> = req.signatures.into_iter().map(|h| h.0).collect();
         let signed = adapter.assemble(&public_key, &req.unsigned_tx.0, &signatures)?;

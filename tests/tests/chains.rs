@@ -590,17 +590,17 @@ async fn cluster_signed_transactions_pass_the_chains_own_software() {
     lie.filled.clear();
     assert!(refused(&lie).contains("to the intent"));
 
-    // --- Bad requests. ---
-    let prep =
-        |key: &str, chain: &str, network: Option<&str>, path: Option<&str>, intent: Intent| {
-            PrepareRequest {
-                key_id: key.into(),
-                chain: chain.into(),
-                network: network.map(str::to_string),
-                path: path.map(str::to_string),
-                intent,
-            }
-        };
+    // --- Bad requests: each gets its code, and a message naming what is wrong. ---
+    let prep = |key: &str, chain: &str, network: Option<&str>, path: Option<&str>, intent| {
+        serde_json::to_value(PrepareRequest {
+            key_id: key.into(),
+            chain: chain.into(),
+            network: network.map(str::to_string),
+            path: path.map(str::to_string),
+            intent,
+        })
+        .unwrap()
+    };
     let pay = |to: &str| Intent {
         to: Some(to.into()),
         amount: Some("1000".into()),
@@ -608,160 +608,137 @@ async fn cluster_signed_transactions_pass_the_chains_own_software() {
         gas_price: Some("1".into()),
         ..Default::default()
     };
-    let r = w
-        .api
-        .post::<PreparedTransaction>(
-            "/v1/transactions",
-            &prep("ecdsa", "dogecoin", None, None, pay(RECIPIENT)),
-        )
-        .await;
-    let m = expect_code(r, 400, "unknown_chain");
-    assert!(
-        m.contains("bitcoin") && m.contains("ethereum") && m.contains("solana"),
-        "{m}"
-    );
-    let r = w
-        .api
-        .post::<PreparedTransaction>(
-            "/v1/transactions",
-            &prep("ecdsa", "ethereum", Some("ropsten"), None, pay(RECIPIENT)),
-        )
-        .await;
-    expect_code(r, 400, "unknown_chain");
-    let r = w
-        .api
-        .post::<PreparedTransaction>(
-            "/v1/transactions",
-            &prep(
+    let spend = |to: &str, amount: &str| Intent {
+        to: Some(to.into()),
+        amount: Some(amount.into()),
+        utxos: Some(vec![funding(1, 5000)]),
+        fee_rate: Some(1),
+        ..Default::default()
+    };
+    let unfilled = |extra: Intent| Intent {
+        to: Some(RECIPIENT.into()),
+        amount: Some("1".into()),
+        ..extra
+    };
+    let anvil = Some("anvil");
+    let regtest = Some("regtest");
+    let cases = [
+        (
+            prep("ecdsa", "dogecoin", None, None, pay(RECIPIENT)),
+            400,
+            "unknown_chain",
+            "bitcoin, ethereum, litecoin, polygon, solana",
+        ),
+        (
+            prep("ecdsa", "ethereum", Some("ropsten"), None, pay(RECIPIENT)),
+            400,
+            "unknown_chain",
+            "ropsten",
+        ),
+        (
+            prep(
                 "ecdsa",
                 "ethereum",
-                Some("anvil"),
+                anvil,
                 None,
                 pay("0x70997970C51812dc3A010C7d01b50e0d17dc79c8"),
             ),
-        )
-        .await;
-    let m = expect_code(r, 400, "bad_address");
-    assert!(m.contains("checksum"), "{m}");
-    let r = w
-        .api
-        .post::<PreparedTransaction>(
-            "/v1/transactions",
-            &prep(
+            400,
+            "bad_address",
+            "checksum",
+        ),
+        (
+            prep(
                 "ecdsa",
                 "bitcoin",
-                Some("regtest"),
-                None,
-                Intent {
-                    to: Some("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4".into()),
-                    amount: Some("1000".into()),
-                    utxos: Some(vec![funding(1, 5000)]),
-                    fee_rate: Some(1),
-                    ..Default::default()
-                },
+                regtest,
+                Some("m/1/0"),
+                spend("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4", "1000"),
             ),
-        )
-        .await;
-    expect_code(r, 400, "bad_address");
-    let r = w
-        .api
-        .post::<PreparedTransaction>(
-            "/v1/transactions",
-            &prep(
+            400,
+            "bad_address",
+            "regtest",
+        ),
+        (
+            prep(
                 "ecdsa",
                 "bitcoin",
-                Some("regtest"),
-                None,
-                Intent {
-                    to: Some("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080".into()),
-                    amount: Some("100000".into()),
-                    utxos: Some(vec![funding(1, 5000)]),
-                    fee_rate: Some(1),
-                    ..Default::default()
-                },
+                regtest,
+                Some("m/1/0"),
+                spend("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080", "100000"),
             ),
-        )
-        .await;
-    expect_code(r, 400, "insufficient_funds");
-    let r = w
-        .api
-        .post::<PreparedTransaction>(
-            "/v1/transactions",
-            &prep("eddsa", "ethereum", Some("anvil"), None, pay(RECIPIENT)),
-        )
-        .await;
-    let m = expect_code(r, 400, "invalid_request");
-    assert!(m.contains("ecdsa-secp256k1"), "{m}");
-    let r = w
-        .api
-        .post::<PreparedTransaction>(
-            "/v1/transactions",
-            &prep(
+            400,
+            "insufficient_funds",
+            "have",
+        ),
+        (
+            prep("eddsa", "ethereum", anvil, None, pay(RECIPIENT)),
+            400,
+            "invalid_request",
+            "ecdsa-secp256k1",
+        ),
+        (
+            prep(
                 "ecdsa",
                 "ethereum",
-                Some("anvil"),
+                anvil,
                 Some("m/2147483648"),
                 pay(RECIPIENT),
             ),
-        )
-        .await;
-    expect_code(r, 400, "invalid_request");
-    let r = w
-        .api
-        .post::<PreparedTransaction>(
-            "/v1/transactions",
-            &prep("nokey", "ethereum", Some("anvil"), None, pay(RECIPIENT)),
-        )
-        .await;
-    expect_code(r, 404, "not_found");
-    let r = w
-        .api
-        .post::<PreparedTransaction>(
-            "/v1/transactions",
-            &prep(
+            400,
+            "invalid_request",
+            "hardened",
+        ),
+        (
+            prep("nokey", "ethereum", anvil, None, pay(RECIPIENT)),
+            404,
+            "not_found",
+            "nokey",
+        ),
+        (
+            prep(
                 "ecdsa",
                 "ethereum",
                 Some("sepolia"),
                 None,
-                Intent {
-                    to: Some(RECIPIENT.into()),
-                    amount: Some("1".into()),
-                    ..Default::default()
-                },
+                unfilled(Intent::default()),
             ),
-        )
-        .await;
-    expect_code(r, 502, "rpc_failed");
-    let r = w
-        .api
-        .post::<PreparedTransaction>(
-            "/v1/transactions",
-            &serde_json::json!({
+            502,
+            "rpc_failed",
+            "127.0.0.1:1",
+        ),
+        (
+            serde_json::json!({
                 "key_id": "ecdsa", "chain": "ethereum", "intent": {"to": RECIPIENT, "colour": "red"}
             }),
-        )
-        .await;
-    expect_code(r, 400, "malformed_request");
-    let r = w
-        .api
-        .post::<PreparedTransaction>(
-            "/v1/transactions",
-            &prep(
+            400,
+            "malformed_request",
+            "colour",
+        ),
+        (
+            prep(
                 "ecdsa",
                 "ethereum",
-                Some("anvil"),
+                anvil,
                 None,
-                Intent {
-                    to: Some(RECIPIENT.into()),
-                    amount: Some("1".into()),
+                unfilled(Intent {
                     fee_rate: Some(3),
                     ..Default::default()
-                },
+                }),
             ),
-        )
-        .await;
-    let m = expect_code(r, 400, "invalid_request");
-    assert!(m.contains("fee_rate"), "{m}");
+            400,
+            "invalid_request",
+            "fee_rate",
+        ),
+    ];
+    for (body, status, code, named) in cases {
+        let r = w
+            .api
+            .post::<PreparedTransaction>("/v1/transactions", &body)
+            .await;
+        let m = expect_code(r, status, code);
+        assert!(m.contains(named), "{code}: {m}");
+    }
     let r = w
         .api
         .get::<coordinator::api::AddressInfo>("/v1/keys/ecdsa/address")

@@ -5,6 +5,7 @@ pub mod aws;
 mod cose;
 pub mod identity;
 pub mod nsm;
+pub mod recipient;
 pub mod sim;
 pub mod verify;
 

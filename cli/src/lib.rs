@@ -4,6 +4,7 @@ pub mod attest;
 pub use coordinator::client;
 pub mod demo;
 pub mod devchain;
+pub mod kms;
 pub mod ops;
 pub mod requests;
 pub mod sim;

@@ -32,6 +32,9 @@ enum Command {
     /// Fetch and verify attestation documents.
     #[command(subcommand)]
     Attest(AttestCommand),
+    /// KMS key policies.
+    #[command(subcommand)]
+    Kms(KmsCommand),
     /// Create an Ed25519 key file for an admin or approver; prints its public key.
     Keygen {
         /// Where to write the key (hex seed, mode 0600).
@@ -431,6 +434,28 @@ enum KeyCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum KmsCommand {
+    /// Print the key policy of a node's KMS key: only an enclave with these measurements may
+    /// have data keys, and nobody without an attestation document.
+    Policy {
+        /// The node (1-based), for the policy id.
+        #[arg(long)]
+        node: usize,
+        /// Measurements JSON (`{"PCR0": .., "PCR1": .., "PCR2": ..}`, at the top level or under
+        /// `Measurements`, as eif-build and `nitro-cli describe-eif` print them); repeat during
+        /// an image rotation to allow both images.
+        #[arg(long = "measurements", required = true)]
+        measurements: Vec<PathBuf>,
+        /// The IAM role ARN of the node's parent instance.
+        #[arg(long)]
+        parent_role: String,
+        /// The principal ARN that administers the key (it cannot use it).
+        #[arg(long)]
+        admin: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum AttestCommand {
     /// Fetch an attestation document (raw COSE bytes) through a proxy.
     Fetch {
@@ -737,6 +762,20 @@ async fn main() -> ExitCode {
             fetch(proxy, nonce, out).await
         }
         Command::Attest(AttestCommand::Verify(args)) => verify_command(args),
+        Command::Kms(KmsCommand::Policy { node, measurements, parent_role, admin }) => (|| {
+            let images = measurements
+                .iter()
+                .map(|p| cli::kms::read_measurements(p))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let policy = cli::kms::key_policy(&cli::kms::PolicyParams {
+                node,
+                images,
+                parent_role,
+                admin,
+            })?;
+            println!("{}", serde_json::to_string_pretty(&policy)?);
+            Ok(ExitCode::SUCCESS)
+        })(),
         Command::Demo { nodes, dir, fixture_primes } => demo(nodes, dir, fixture_primes).await,
         Command::Address { dir, coordinator, key, chain, network, path, json } => async {
             let api = cli::ops::api(coordinator.as_deref(), &dir)?;

@@ -3,6 +3,11 @@
 //! ```text
 //! DIR/ca/{root.pem, intermediate.pem, intermediate.key.pem}   simulated CA (kept across runs)
 //! DIR/node-I/enclave.sock                                    enclave I's Unix socket
+//! DIR/node-I/kms.sock                                        proxy I's KMS channel (enclave -> KMS)
+//! DIR/node-I/kms-key-id                                      node I's KMS key in the stand-in
+//! DIR/node-I/blobs/                                          node I's sealed blobs
+//! DIR/kms/{keys/, audit.jsonl, kms.log}                      the local KMS stand-in's keys and log
+//! DIR/kms.addr                                               the stand-in's HTTP address
 //! DIR/node-I/{enclave.log, proxy.log, proxy.addr}            logs and the proxy's HTTP address
 //! DIR/coordinator/{coordinator.db, coordinator.log}         the coordinator's store and log
 //! DIR/coordinator.addr                                       the coordinator's HTTP address
@@ -30,6 +35,15 @@ pub const ENCLAVE_BIN: &str = "cohort-enclave";
 pub const PROXY_BIN: &str = "cohort-parent-proxy";
 /// Name of the coordinator executable.
 pub const COORDINATOR_BIN: &str = "cohort-coordinator";
+/// Name of the local KMS stand-in executable.
+pub const KMS_BIN: &str = "cohort-kms";
+/// The static credentials the proxies give the stand-in (it checks no signature).
+pub const SIM_AWS_ENV: [(&str, &str); 4] = [
+    ("AWS_ACCESS_KEY_ID", "cohort-sim"),
+    ("AWS_SECRET_ACCESS_KEY", "cohort-sim"),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
 
 /// How to start a cluster.
 #[derive(Debug, Clone)]
@@ -89,6 +103,8 @@ pub struct NodeInfo {
     pub enclave: String,
     /// The proxy's base URL.
     pub proxy_url: String,
+    /// The node's KMS key (id) in the local stand-in.
+    pub kms_key_id: String,
 }
 
 /// What `cluster.json` holds.
@@ -102,6 +118,8 @@ pub struct ClusterInfo {
     pub nodes: Vec<NodeInfo>,
     /// The coordinator's base URL.
     pub coordinator_url: String,
+    /// The local KMS stand-in's base URL.
+    pub kms_url: String,
 }
 
 /// The arguments that point a coordinator at the cluster `info` describes (its proxies, root
@@ -207,6 +225,8 @@ impl SimCluster {
         check_binary(&enclave_bin)?;
         check_binary(&proxy_bin)?;
         check_binary(&coordinator_bin)?;
+        let kms_bin = options.bin_dir.join(KMS_BIN);
+        check_binary(&kms_bin)?;
         let pcrs = simulated_pcrs(&measure_file(&enclave_bin)?);
         let pcrs_hex = [0, 1, 2].map(|i| hex::encode(&pcrs[&i]));
 
@@ -217,10 +237,13 @@ impl SimCluster {
                 pcrs: pcrs_hex.clone(),
                 nodes: Vec::new(),
                 coordinator_url: String::new(),
+                kms_url: String::new(),
             },
             children: Vec::new(),
             commands: Default::default(),
         };
+        cluster.start_kms(&kms_bin, options.ready_timeout).await?;
+        let kms = crate::kms::sim_client(&cluster.info.kms_url);
         for id in 1..=options.nodes {
             let node_dir = dir.join(format!("node-{id}"));
             fs::create_dir_all(&node_dir)?;
@@ -238,6 +261,12 @@ impl SimCluster {
             .map(|s| s.to_string())
             .collect();
             args.extend(["--sim-ca".to_string(), ca_dir.display().to_string()]);
+            let kms_socket = format!("unix:{}", node_dir.join("kms.sock").display());
+            args.extend(["--parent".to_string(), kms_socket.clone()]);
+            let kms_key_id = cluster
+                .node_key(&kms, id, &node_dir, &pcrs_hex)
+                .await
+                .with_context(|| format!("KMS key of node {id}"))?;
             if options.fixture_primes {
                 args.extend(["--fixture-primes".to_string(), (id - 1).to_string()]);
             }
@@ -268,16 +297,27 @@ impl SimCluster {
                 node_dir.join("blobs").display().to_string(),
                 "--reattest-secs".into(),
                 "5".into(),
+                "--kms-listen".into(),
+                kms_socket,
+                "--kms-key-id".into(),
+                kms_key_id.clone(),
+                "--kms-endpoint".into(),
+                cluster.info.kms_url.clone(),
             ];
+            let env = SIM_AWS_ENV
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             cluster.launch(
                 format!("proxy-{id}"),
-                (proxy_bin.clone(), args, vec![], node_dir.join("proxy.log")),
+                (proxy_bin.clone(), args, env, node_dir.join("proxy.log")),
             )?;
             cluster.info.nodes.push(NodeInfo {
                 id,
                 module_id,
                 enclave: socket,
                 proxy_url: String::new(),
+                kms_key_id,
             });
         }
 
@@ -330,6 +370,93 @@ impl SimCluster {
         let json = serde_json::to_string_pretty(&cluster.info)?;
         fs::write(dir.join("cluster.json"), json + "\n")?;
         Ok(cluster)
+    }
+
+    /// Starts the local KMS stand-in; a restart keeps its address.
+    async fn start_kms(&mut self, program: &Path, timeout: Duration) -> anyhow::Result<()> {
+        let data = self.dir.join("kms");
+        fs::create_dir_all(&data)?;
+        let addr_file = self.dir.join("kms.addr");
+        let _ = fs::remove_file(&addr_file);
+        let args: Vec<String> = vec![
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--addr-file".into(),
+            addr_file.display().to_string(),
+            "--attestation-root".into(),
+            self.info.root_pem_path.display().to_string(),
+        ];
+        self.launch(
+            "kms".into(),
+            (program.to_path_buf(), args, vec![], data.join("kms.log")),
+        )?;
+        let deadline = Instant::now() + timeout;
+        let addr = loop {
+            self.check_alive()?;
+            if let Ok(a) = fs::read_to_string(&addr_file) {
+                break a.trim().to_string();
+            }
+            if Instant::now() > deadline {
+                bail!("the KMS stand-in did not start; see {}", data.display());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        self.info.kms_url = format!("http://{addr}");
+        if let Some((_, args, _, _)) = self.commands.get_mut("kms")
+            && let Some(pos) = args.iter().position(|a| a == "--listen")
+        {
+            args[pos + 1] = addr;
+        }
+        Ok(())
+    }
+
+    /// Node `id`'s KMS key: created on first start with a policy admitting only the enclave
+    /// image measured now; on later starts its policy is set to the current image (the
+    /// operator's image rotation, done by `cohort sim up`).
+    async fn node_key(
+        &self,
+        kms: &aws_sdk_kms::Client,
+        id: usize,
+        node_dir: &Path,
+        pcrs_hex: &[String; 3],
+    ) -> anyhow::Result<String> {
+        let image = pcrs_hex
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i, v.clone()))
+            .collect();
+        let policy = crate::kms::key_policy(&crate::kms::PolicyParams::simulated(id, image))?;
+        fs::write(
+            node_dir.join("kms-policy.json"),
+            serde_json::to_string_pretty(&policy)? + "\n",
+        )?;
+        let key_file = node_dir.join("kms-key-id");
+        if let Ok(existing) = fs::read_to_string(&key_file) {
+            let key_id = existing.trim().to_string();
+            crate::kms::put_policy(kms, &key_id, &policy).await?;
+            return Ok(key_id);
+        }
+        let key_id =
+            crate::kms::create_key(kms, &format!("cohort node {id} sealing"), &policy).await?;
+        fs::write(&key_file, format!("{key_id}\n"))?;
+        Ok(key_id)
+    }
+
+    /// Changes how process `name` is started the next time (its program and arguments), e.g.
+    /// to run another enclave image.
+    pub fn edit_command(
+        &mut self,
+        name: &str,
+        edit: impl FnOnce(&mut PathBuf, &mut Vec<String>),
+    ) -> anyhow::Result<()> {
+        let (program, args, _, _) = self
+            .commands
+            .get_mut(name)
+            .with_context(|| format!("no process {name}"))?;
+        edit(program, args);
+        Ok(())
     }
 
     async fn start_coordinator(

@@ -37,6 +37,9 @@ struct NodeState {
     error: Option<String>,
     suspended_until: Option<Instant>,
     last_attested: Option<Instant>,
+    /// The node admitted its peers since its current identity appeared (an enclave that is not
+    /// operational yet cannot): it can run sessions.
+    admitted: bool,
 }
 
 /// A change the health check noticed that the coordinator must act on.
@@ -50,6 +53,10 @@ pub enum NodeEvent {
     FirstSeen(u16),
     /// A node holds no presignatures: any the pool counts for it are gone.
     NoPresignatures(u16),
+    /// A node became operational after the coordinator saw it in another phase (a restarted
+    /// enclave got its sealed state back, possibly long after it restarted, e.g. when KMS was
+    /// down): peers admit each other again, which it could not do before.
+    Operational(u16),
 }
 
 /// The nodes, by index.
@@ -131,6 +138,7 @@ impl Nodes {
         s.reachable
             && s.attested
             && s.phase == Some(Phase::Operational)
+            && s.admitted
             && s.suspended_until.is_none_or(|t| Instant::now() >= t)
     }
 
@@ -261,13 +269,18 @@ impl Nodes {
                 primes_ready,
                 ..
             }) => {
-                let (was_reachable, due) = {
+                let (was_reachable, due, was_phase) = {
                     let s = &self.states()[usize::from(node)];
                     (
                         s.reachable,
                         s.last_attested.is_none_or(|t| t.elapsed() >= attest_every),
+                        s.phase,
                     )
                 };
+                if phase == Phase::Operational && was_phase.is_some_and(|p| p != Phase::Operational)
+                {
+                    events.push(NodeEvent::Operational(node));
+                }
                 self.update(node, |s| {
                     s.reachable = true;
                     s.phase = Some(phase);
@@ -289,6 +302,7 @@ impl Nodes {
                         let after = self.identity(node);
                         if before.is_some() && before != after {
                             info!(node, "node has a new identity: it restarted");
+                            self.update(node, |s| s.admitted = false);
                             events.push(NodeEvent::Restarted(node));
                         } else if before.is_none() {
                             events.push(NodeEvent::FirstSeen(node));
@@ -336,6 +350,7 @@ impl Nodes {
                 .await
             {
                 Ok(EnclaveResponse::PeersAdmitted { refused, .. }) => {
+                    self.update(node, |s| s.admitted = true);
                     for (peer, why) in refused {
                         warn!(node, peer, why, "peer refused");
                         refusals.push((node, peer, why));

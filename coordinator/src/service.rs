@@ -1867,6 +1867,7 @@ impl Coordinator {
             loop {
                 let events = me.nodes.check(me.settings.attest_interval).await;
                 let mut readmit = false;
+                let mut restored = false;
                 for e in events {
                     match e {
                         NodeEvent::Restarted(n) => {
@@ -1875,9 +1876,15 @@ impl Coordinator {
                         }
                         NodeEvent::FirstSeen(_) => readmit = true,
                         NodeEvent::NoPresignatures(n) => me.drop_presignatures_of(n).await,
+                        NodeEvent::Operational(_) => restored = true,
                     }
                 }
-                if readmit && me.genesis_status().await.is_ok_and(|g| g.state != "none") {
+                let genesis = me.genesis_status().await.map(|g| g.state);
+                // A node that got its state back after genesis finished can only now admit
+                // its peers (genesis itself admits everyone when it gets there).
+                let readmit = readmit && genesis.as_ref().is_ok_and(|g| g != "none")
+                    || restored && genesis.as_ref().is_ok_and(|g| g == "ready");
+                if readmit {
                     info!("a node restarted: peers admit each other again");
                     me.nodes.admit_all().await;
                 }

@@ -505,8 +505,13 @@ fn restart_unseals_and_signs_again() {
     match fresh.handle(EnclaveRequest::Restore {
         blobs: c.blobs[1].clone(),
     }) {
-        EnclaveResponse::Restored { keys, aux } => {
+        EnclaveResponse::Restored {
+            keys,
+            aux,
+            resealed,
+        } => {
             assert!(aux);
+            assert!(resealed.iter().all(Option::is_none), "nothing to migrate");
             assert!(
                 keys.contains(&"restart".to_string())
                     && keys.contains(&"restart-ecdsa".to_string())

@@ -33,6 +33,11 @@ pub struct Config {
     /// Where to listen: vsock:any:PORT in production, unix:PATH or tcp:HOST:PORT in simulated mode.
     #[arg(long, env = "COHORT_ENCLAVE_LISTEN", default_value = "vsock:any:5005")]
     pub listen: Endpoint,
+    /// The parent proxy's KMS channel, where sealing requests go: vsock:3:PORT in production
+    /// (CID 3 is the parent), unix:PATH or tcp:HOST:PORT in simulated mode. Without it the
+    /// enclave boots and attests but cannot seal or unseal.
+    #[arg(long, env = "COHORT_ENCLAVE_PARENT")]
+    pub parent: Option<Endpoint>,
     /// Simulated mode: directory of the simulated CA (root.pem, intermediate.pem, intermediate.key.pem).
     #[arg(long, env = "COHORT_SIM_CA")]
     pub sim_ca: Option<PathBuf>,
@@ -56,6 +61,13 @@ impl Config {
             Mode::Production => {
                 if !matches!(self.listen, Endpoint::Vsock { .. }) {
                     return Err("production mode listens on vsock only".into());
+                }
+                if self
+                    .parent
+                    .as_ref()
+                    .is_some_and(|p| !matches!(p, Endpoint::Vsock { cid: Some(_), .. }))
+                {
+                    return Err("production mode reaches its parent on vsock:3:PORT only".into());
                 }
                 if self.sim_ca.is_some() || self.module_id.is_some() {
                     return Err("--sim-ca and --module-id belong to simulated mode".into());

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod identity;
+pub mod kms;
 pub mod lifecycle;
 pub mod node;
 pub mod nsm;

@@ -7,18 +7,21 @@ use attestation::Nsm;
 use attestation::sim::{SimulatedCa, SimulatedNsm, measure_file, simulated_pcrs};
 use clap::Parser;
 use enclave::config::{Config, Mode};
+use enclave::kms::KmsSealingAuthority;
 use enclave::nsm::NitroNsm;
 use enclave::primes::PrimePool;
-use enclave::seal::{LocalSealingAuthority, SealingAuthority, UnavailableSealing};
+use enclave::seal::{LocalSealingAuthority, Sealer, SealingAuthority, UnavailableSealing};
 use enclave::server::BootConfig;
 use enclave::transport::Listener;
 use enclave::{Enclave, run};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
-type SimParts = (Box<dyn Nsm>, Box<dyn SealingAuthority>, Vec<u8>);
+/// The NSM, the root peers' documents chain to, and the legacy local sealing authority.
+type Parts = (Arc<dyn Nsm>, Vec<u8>, Option<LocalSealingAuthority>);
 
-/// Simulated mode: the NSM, the local sealing authority and the root, from the CA directory.
-fn simulated(config: &Config) -> Result<SimParts, String> {
+/// Simulated mode: the NSM, the root, and the interim local authority if this cluster ever
+/// sealed with it (to read and migrate those blobs), from the CA directory.
+fn simulated(config: &Config) -> Result<Parts, String> {
     let dir = config
         .sim_ca
         .as_ref()
@@ -32,13 +35,16 @@ fn simulated(config: &Config) -> Result<SimParts, String> {
         .module_id
         .clone()
         .unwrap_or_else(|| format!("sim-enclave-{}", std::process::id()));
-    let sealing: Box<dyn SealingAuthority> =
-        match LocalSealingAuthority::from_file(&dir.join("sealing.key"), &digest) {
-            Ok(a) => Box::new(a),
-            Err(e) => Box::new(UnavailableSealing(e.to_string())),
-        };
+    let legacy = match LocalSealingAuthority::from_existing_file(&dir.join("sealing.key"), &digest)
+    {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(error = %e, "blobs of the interim local sealing authority cannot be read");
+            None
+        }
+    };
     let nsm = SimulatedNsm::new(ca, module_id, simulated_pcrs(&digest));
-    Ok((Box::new(nsm), sealing, root))
+    Ok((Arc::new(nsm), root, legacy))
 }
 
 fn primes(config: &Config) -> PrimePool {
@@ -53,31 +59,41 @@ fn primes(config: &Config) -> PrimePool {
     PrimePool::background()
 }
 
+/// KMS through the parent, attested by `nsm`.
+fn kms(config: &Config, nsm: &Arc<dyn Nsm>) -> Box<dyn SealingAuthority> {
+    match &config.parent {
+        Some(parent) => Box::new(KmsSealingAuthority::new(parent.clone(), nsm.clone())),
+        None => Box::new(UnavailableSealing(
+            "no --parent endpoint: sealing needs KMS through the parent proxy".into(),
+        )),
+    }
+}
+
 fn boot_config(config: &Config) -> BootConfig {
-    match config.mode {
-        Mode::Production => BootConfig {
-            nsm: NitroNsm::open()
-                .map(|n| Box::new(n) as Box<dyn Nsm>)
-                .map_err(|e| e.to_string()),
-            sealing: Box::new(UnavailableSealing(
-                "production sealing (KMS with attestation) is not built yet".into(),
-            )),
-            root_der: attestation::aws_nitro_root_der(),
+    let parts = match config.mode {
+        Mode::Production => NitroNsm::open()
+            .map(|n| {
+                (
+                    Arc::new(n) as Arc<dyn Nsm>,
+                    attestation::aws_nitro_root_der(),
+                    None,
+                )
+            })
+            .map_err(|e| e.to_string()),
+        Mode::Simulated => simulated(config),
+    };
+    match parts {
+        Ok((nsm, root_der, legacy)) => BootConfig {
+            sealing: Sealer::new(kms(config, &nsm), legacy),
+            nsm: Ok(nsm),
+            root_der,
             primes: primes(config),
         },
-        Mode::Simulated => match simulated(config) {
-            Ok((nsm, sealing, root_der)) => BootConfig {
-                nsm: Ok(nsm),
-                sealing,
-                root_der,
-                primes: primes(config),
-            },
-            Err(reason) => BootConfig {
-                nsm: Err(reason.clone()),
-                sealing: Box::new(UnavailableSealing(reason)),
-                root_der: Vec::new(),
-                primes: PrimePool::default(),
-            },
+        Err(reason) => BootConfig {
+            nsm: Err(reason.clone()),
+            sealing: Sealer::new(Box::new(UnavailableSealing(reason)), None),
+            root_der: Vec::new(),
+            primes: PrimePool::default(),
         },
     }
 }

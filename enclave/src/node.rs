@@ -33,7 +33,7 @@ use crate::mpc::{IncomingMessage, MpcError, OutgoingMessage, PartyIndex, Step};
 use crate::peer::{Channel, PeerError, Roster};
 use crate::policy::{PolicyError, RequestGuard, check_approvals, keys32};
 use crate::primes::PrimePool;
-use crate::seal::{self, BlobKind, SealingAuthority};
+use crate::seal::{self, BlobKind, Sealer};
 
 /// The cluster as this enclave knows it from its genesis.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -209,6 +209,7 @@ impl From<NodeError> for EnclaveError {
             NodeError::InProgress(_) => ErrorCode::InProgress,
             NodeError::Replayed(_) => ErrorCode::Replayed,
             NodeError::Peer(_) => ErrorCode::Peer,
+            NodeError::Seal(e) if e.is_retryable() => ErrorCode::SealingUnavailable,
             NodeError::Seal(_) => ErrorCode::Sealing,
             NodeError::Internal(_) => ErrorCode::Internal,
         };
@@ -238,6 +239,9 @@ fn failed(code: &str, message: impl Into<String>, culprits: Vec<u16>) -> Outcome
     }
 }
 
+/// What a restore loaded: key ids, whether auxiliary info was loaded, migrated blobs.
+pub type Restored = (Vec<String>, bool, Vec<Option<ByteBuf>>);
+
 /// Admitted node indices, and refused ones with the reason.
 pub type Admission = (Vec<u16>, Vec<(u16, String)>);
 
@@ -254,7 +258,7 @@ pub struct Node {
     in_flight: HashSet<Vec<u8>>,
     released: HashMap<Vec<u8>, Released>,
     guard: RequestGuard,
-    sealing: Box<dyn SealingAuthority>,
+    sealing: Sealer,
     primes: PrimePool,
     clock: fn() -> Duration,
 }
@@ -279,7 +283,7 @@ fn system_clock() -> Duration {
 impl Node {
     /// A node without genesis. `peer_policy` pins the root and this enclave's own PCRs: peers
     /// must run the same image.
-    pub fn new(peer_policy: Policy, sealing: Box<dyn SealingAuthority>, primes: PrimePool) -> Self {
+    pub fn new(peer_policy: Policy, sealing: Sealer, primes: PrimePool) -> Self {
         let clock: fn() -> Duration = system_clock;
         Self {
             genesis: None,
@@ -360,7 +364,7 @@ impl Node {
         let mut plain = Zeroizing::new(Vec::new());
         ciborium::into_writer(&state, &mut *plain)
             .map_err(|e| NodeError::Internal(e.to_string()))?;
-        let sealed = seal::seal(self.sealing.as_ref(), BlobKind::Genesis, &g.cluster, &plain)?;
+        let sealed = self.sealing.seal(BlobKind::Genesis, &g.cluster, &plain)?;
         self.roster.insert_self(node, identity.public());
         let receipt = identity.sign(&genesis_receipt_message(&g.canonical_bytes(), node));
         info!(cluster = %g.cluster, node, nodes = g.nodes, "genesis accepted");
@@ -369,21 +373,25 @@ impl Node {
         Ok((sealed, receipt.to_vec()))
     }
 
-    /// Reloads sealed state: the genesis blob, auxiliary info and key shares.
+    /// Reloads sealed state: the genesis blob, auxiliary info and key shares. Returns the keys
+    /// loaded, whether auxiliary info was, and blobs sealed again in the current format (entry
+    /// `i` replaces `blobs[i]`). Nothing changes unless every blob opens.
     pub fn restore(
         &mut self,
         identity: &SecretIdentity,
         blobs: &[ByteBuf],
-    ) -> Result<(Vec<String>, bool), NodeError> {
+    ) -> Result<Restored, NodeError> {
         if self.genesis.is_some() {
             return Err(NodeError::Refused("state already loaded".into()));
         }
         let mut genesis = None;
         let mut aux = None;
         let mut records = Vec::new();
+        let mut resealed = Vec::with_capacity(blobs.len());
         for blob in blobs {
             let (kind, _) = seal::peek(blob)?;
-            let (_, plain) = seal::unseal(self.sealing.as_ref(), blob, kind, None)?;
+            let (_, plain, migrated) = self.sealing.open(blob, kind, None)?;
+            resealed.push(migrated.map(ByteBuf::from));
             match kind {
                 BlobKind::Genesis => {
                     let state: GenesisState = ciborium::from_reader(plain.as_slice())
@@ -452,7 +460,7 @@ impl Node {
             self.primes.warm_up();
         }
         self.aux = aux;
-        Ok((names, has_aux))
+        Ok((names, has_aux, resealed))
     }
 
     /// Verifies peers' attestation documents and admits those that pass.
@@ -1034,9 +1042,10 @@ impl Node {
                 Step::Continue(o) => StepOut::Continue(o),
                 Step::Done(aux, o) => {
                     let plain = aux.to_bytes()?;
-                    let sealed =
-                        seal::seal(self.sealing.as_ref(), BlobKind::AuxInfo, "aux", &plain)
-                            .map_err(|e| MpcError::Internal(e.to_string()))?;
+                    let sealed = self
+                        .sealing
+                        .seal(BlobKind::AuxInfo, "aux", &plain)
+                        .map_err(|e| MpcError::Internal(e.to_string()))?;
                     self.aux = Some(aux);
                     StepOut::Done(
                         Outcome::AuxReady {
@@ -1163,7 +1172,9 @@ impl Node {
             Scheme::EcdsaSecp256k1 => BlobKind::EcdsaShare,
             Scheme::EddsaEd25519 => BlobKind::EddsaShare,
         };
-        let sealed = seal::seal(self.sealing.as_ref(), kind, &request.key_id, &plain)
+        let sealed = self
+            .sealing
+            .seal(kind, &request.key_id, &plain)
             .map_err(|e| MpcError::Internal(e.to_string()))?;
         let approvers =
             keys32(&request.policy.approvers).map_err(|e| MpcError::Internal(e.to_string()))?;

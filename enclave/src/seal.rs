@@ -1,19 +1,23 @@
 //! Sealing: shares and cluster state exist at rest only as sealed blobs that the parent proxy
 //! stores and cannot open.
 //!
-//! Envelope encryption, shaped like KMS: a [`SealingAuthority`] issues a fresh 256-bit data key
-//! with its wrapped form (`GenerateDataKey`) and unwraps it later (`Decrypt`). The blob carries
-//! the wrapped key; the plaintext is AES-256-GCM-encrypted under the data key with the blob's
+//! Envelope encryption with KMS: a [`SealingAuthority`] issues a fresh 256-bit data key with
+//! its wrapped form (`GenerateDataKey`) and unwraps it later (`Decrypt`). The blob carries the
+//! wrapped key; the plaintext is AES-256-GCM-encrypted under the data key with the blob's
 //! header as associated data. The data key is zeroized after use.
 //!
-//! Blob format, version 1 (CBOR map, unknown fields rejected):
-//! `{ v: 1, kind, key_id, wrapped_key, nonce (12 bytes), ciphertext }`, associated data
-//! `"cohort/sealed-blob/v1" || CBOR([v, kind, key_id, wrapped_key])`.
+//! The authority is [`crate::kms::KmsSealingAuthority`] in both modes: KMS (or, in simulated
+//! mode, the local KMS stand-in) through the parent, gated by a key policy on this enclave's
+//! PCRs. [`LocalSealingAuthority`], the interim authority of simulated clusters before KMS
+//! sealing existed, remains only to read the blobs it sealed (migrated on the first restore,
+//! see [`Sealer`]) and for in-process test clusters.
 //!
-//! Until the KMS-backed authority exists, [`LocalSealingAuthority`] stands in: it wraps data
-//! keys under a key derived from a local master secret *and this enclave's PCR0*, so an enclave
-//! built from another binary cannot unwrap them. Its master secret is a file on the host — it
-//! models the KMS policy's effect, not its protection.
+//! Blob format, version 2 (CBOR map, unknown fields rejected):
+//! `{ v: 2, authority, kind, key_id, wrapped_key, nonce (12 bytes), ciphertext }`, associated
+//! data `"cohort/sealed-blob/v2" || CBOR([2, authority, kind, key_id, wrapped_key])`.
+//! Version 1 (`{ v: 1, kind, key_id, wrapped_key, nonce, ciphertext }`, associated data
+//! `"cohort/sealed-blob/v1" || CBOR([1, kind, key_id, wrapped_key])`) was always sealed by the
+//! local authority.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -24,18 +28,24 @@ use serde_bytes::ByteBuf;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-/// Version of the sealed-blob format.
-pub const SEALED_BLOB_VERSION: u8 = 1;
-const AAD_DST: &[u8] = b"cohort/sealed-blob/v1";
+/// Version of the sealed-blob format written by this build.
+pub const SEALED_BLOB_VERSION: u8 = 2;
 /// Largest blob accepted for unsealing.
 pub const MAX_BLOB_LEN: usize = 4 * 1024 * 1024;
 
 /// Errors of sealing and unsealing. None carries key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SealError {
-    /// The sealing authority failed or refused.
-    #[error("sealing authority: {0}")]
-    Authority(String),
+    /// The sealing authority cannot be reached now (parent or KMS down): retry later.
+    #[error("sealing authority unavailable: {0}")]
+    Unavailable(String),
+    /// The sealing authority refused (the KMS key policy does not allow this enclave).
+    #[error("sealing authority refused: {0}")]
+    Refused(String),
+    /// The authority's answer does not open or is not what was asked for (a tampered CMS
+    /// envelope, a key of the wrong size, a confused parent).
+    #[error("sealing authority answer rejected: {0}")]
+    BadAnswer(String),
     /// The blob does not parse, has another version, or is too large.
     #[error("malformed sealed blob: {0}")]
     Malformed(String),
@@ -52,29 +62,52 @@ pub enum SealError {
     Tampered,
 }
 
+impl SealError {
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// Which authority wrapped a blob's data key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthorityKind {
+    /// KMS (or the local KMS stand-in) through the parent, gated by attestation.
+    Kms,
+    /// The interim local authority (simulated clusters before KMS sealing; in-process tests).
+    Local,
+}
+
 /// Issues and unwraps data keys (KMS GenerateDataKey / Decrypt, or the local stand-in).
 pub trait SealingAuthority: Send + Sync {
+    /// Which authority this is (recorded in every blob it seals).
+    fn kind(&self) -> AuthorityKind;
     /// A fresh data key and its wrapped form.
     fn generate_data_key(&self) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>), SealError>;
     /// Unwraps a data key produced by [`SealingAuthority::generate_data_key`].
     fn decrypt_data_key(&self, wrapped: &[u8]) -> Result<Zeroizing<[u8; 32]>, SealError>;
 }
 
-/// No sealing available (production mode until the KMS authority exists): every call fails
-/// with the reason, so the enclave boots and attests but refuses to create or load keys.
+/// No sealing available (no parent endpoint configured, or the NSM is missing): every call
+/// fails with the reason, so the enclave boots and attests but refuses to create or load keys.
 #[derive(Debug)]
 pub struct UnavailableSealing(pub String);
 
 impl SealingAuthority for UnavailableSealing {
+    fn kind(&self) -> AuthorityKind {
+        AuthorityKind::Kms
+    }
     fn generate_data_key(&self) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>), SealError> {
-        Err(SealError::Authority(self.0.clone()))
+        Err(SealError::Unavailable(self.0.clone()))
     }
     fn decrypt_data_key(&self, _: &[u8]) -> Result<Zeroizing<[u8; 32]>, SealError> {
-        Err(SealError::Authority(self.0.clone()))
+        Err(SealError::Unavailable(self.0.clone()))
     }
 }
 
-/// The interim local authority (simulated mode).
+/// The interim local authority: reads blobs of simulated clusters sealed before KMS sealing
+/// existed, and seals for in-process test clusters.
 pub struct LocalSealingAuthority {
     kek: Zeroizing<[u8; 32]>,
 }
@@ -95,44 +128,35 @@ impl LocalSealingAuthority {
         Self { kek }
     }
 
-    /// Reads (or creates, once, shared by all nodes of a simulated cluster) the master secret
-    /// file and builds the authority.
-    pub fn from_file(path: &std::path::Path, pcr0: &[u8]) -> Result<Self, SealError> {
-        use std::io::Write;
-        let mut secret = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut secret);
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-        {
-            Ok(mut f) => {
-                f.write_all(&secret).map_err(|e| {
-                    SealError::Authority(format!("cannot write master secret: {e}"))
-                })?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+    /// The authority of an existing master secret file (`None` if there is none: the cluster
+    /// never sealed with the local authority).
+    pub fn from_existing_file(
+        path: &std::path::Path,
+        pcr0: &[u8],
+    ) -> Result<Option<Self>, SealError> {
+        let master = match std::fs::read(path) {
+            Ok(m) => Zeroizing::new(m),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
-                return Err(SealError::Authority(format!(
-                    "cannot create master secret: {e}"
+                return Err(SealError::Unavailable(format!(
+                    "cannot read the local master secret: {e}"
                 )));
             }
-        }
-        zeroize::Zeroize::zeroize(&mut secret);
-        let master = Zeroizing::new(
-            std::fs::read(path)
-                .map_err(|e| SealError::Authority(format!("cannot read master secret: {e}")))?,
-        );
+        };
         if master.len() != 32 {
-            return Err(SealError::Authority(
-                "master secret is not 32 bytes (still being written?)".into(),
+            return Err(SealError::Unavailable(
+                "local master secret is not 32 bytes".into(),
             ));
         }
-        Ok(Self::new(&master, pcr0))
+        Ok(Some(Self::new(&master, pcr0)))
     }
 }
 
 impl SealingAuthority for LocalSealingAuthority {
+    fn kind(&self) -> AuthorityKind {
+        AuthorityKind::Local
+    }
+
     fn generate_data_key(&self) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>), SealError> {
         let mut key = Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng.fill_bytes(key.as_mut_slice());
@@ -140,7 +164,7 @@ impl SealingAuthority for LocalSealingAuthority {
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let wrapped = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*self.kek))
             .encrypt(&Nonce::from(nonce), key.as_slice())
-            .map_err(|_| SealError::Authority("wrapping failed".into()))?;
+            .map_err(|_| SealError::BadAnswer("wrapping failed".into()))?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&wrapped);
         Ok((key, out))
@@ -188,6 +212,8 @@ pub enum BlobKind {
 #[serde(deny_unknown_fields)]
 struct Blob {
     v: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    authority: Option<AuthorityKind>,
     kind: BlobKind,
     key_id: String,
     wrapped_key: ByteBuf,
@@ -195,18 +221,37 @@ struct Blob {
     ciphertext: ByteBuf,
 }
 
-fn aad(kind: BlobKind, key_id: &str, wrapped_key: &[u8]) -> Vec<u8> {
-    let mut out = AAD_DST.to_vec();
-    ciborium::into_writer(
-        &(
-            SEALED_BLOB_VERSION,
-            kind,
-            key_id,
-            ByteBuf::from(wrapped_key),
-        ),
-        &mut out,
-    )
-    .expect("serializing into a Vec cannot fail");
+impl Blob {
+    /// The authority that wrapped the data key (version 1: always the local one).
+    fn authority(&self) -> AuthorityKind {
+        self.authority.unwrap_or(AuthorityKind::Local)
+    }
+
+    fn aad(&self) -> Vec<u8> {
+        aad(
+            self.v,
+            self.authority,
+            self.kind,
+            &self.key_id,
+            &self.wrapped_key,
+        )
+    }
+}
+
+fn aad(
+    v: u8,
+    authority: Option<AuthorityKind>,
+    kind: BlobKind,
+    key_id: &str,
+    wrapped_key: &[u8],
+) -> Vec<u8> {
+    let mut out = format!("cohort/sealed-blob/v{v}").into_bytes();
+    let wrapped_key = ByteBuf::from(wrapped_key);
+    let written = match authority {
+        None => ciborium::into_writer(&(v, kind, key_id, wrapped_key), &mut out),
+        Some(a) => ciborium::into_writer(&(v, a, kind, key_id, wrapped_key), &mut out),
+    };
+    written.expect("serializing into a Vec cannot fail");
     out
 }
 
@@ -220,23 +265,25 @@ pub fn seal(
     let (key, wrapped) = authority.generate_data_key()?;
     let mut nonce = [0u8; 12];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let mut blob = Blob {
+        v: SEALED_BLOB_VERSION,
+        authority: Some(authority.kind()),
+        kind,
+        key_id: key_id.to_string(),
+        wrapped_key: ByteBuf::from(wrapped),
+        nonce: ByteBuf::from(nonce.to_vec()),
+        ciphertext: ByteBuf::new(),
+    };
     let ciphertext = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key))
         .encrypt(
             &Nonce::from(nonce),
             Payload {
                 msg: plaintext,
-                aad: &aad(kind, key_id, &wrapped),
+                aad: &blob.aad(),
             },
         )
-        .map_err(|_| SealError::Authority("encryption failed".into()))?;
-    let blob = Blob {
-        v: SEALED_BLOB_VERSION,
-        kind,
-        key_id: key_id.to_string(),
-        wrapped_key: ByteBuf::from(wrapped),
-        nonce: ByteBuf::from(nonce.to_vec()),
-        ciphertext: ByteBuf::from(ciphertext),
-    };
+        .map_err(|_| SealError::BadAnswer("encryption failed".into()))?;
+    blob.ciphertext = ByteBuf::from(ciphertext);
     let mut out = Vec::new();
     ciborium::into_writer(&blob, &mut out).map_err(|e| SealError::Malformed(e.to_string()))?;
     Ok(out)
@@ -258,16 +305,95 @@ fn parse(blob: &[u8]) -> Result<Blob, SealError> {
     if !rest.is_empty() {
         return Err(SealError::Malformed("trailing bytes".into()));
     }
-    if b.v != SEALED_BLOB_VERSION {
-        return Err(SealError::Malformed(format!(
-            "unsupported blob version {}",
-            b.v
-        )));
+    match (b.v, b.authority) {
+        (1, None) | (2, Some(_)) => {}
+        (1 | 2, _) => {
+            return Err(SealError::Malformed(format!(
+                "a version {} blob {} an authority field",
+                b.v,
+                if b.v == 1 { "with" } else { "without" }
+            )));
+        }
+        (v, _) => {
+            return Err(SealError::Malformed(format!(
+                "unsupported blob version {v}"
+            )));
+        }
     }
     if b.nonce.len() != 12 {
         return Err(SealError::Malformed("nonce is not 12 bytes".into()));
     }
     Ok(b)
+}
+
+/// An opened blob: its key id, its plaintext, and the blob sealed again in the current format
+/// when it was not (see [`Sealer::open`]).
+pub type Opened = (String, Zeroizing<Vec<u8>>, Option<Vec<u8>>);
+
+/// The authority an enclave seals with, and the local one it can still read (migration).
+pub struct Sealer {
+    current: Box<dyn SealingAuthority>,
+    legacy: Option<LocalSealingAuthority>,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealer")
+            .field("current", &self.current.kind())
+            .field("legacy", &self.legacy.is_some())
+            .finish()
+    }
+}
+
+impl Sealer {
+    /// Seals with `current`; opens blobs of the local authority with `legacy`, if given.
+    pub fn new(current: Box<dyn SealingAuthority>, legacy: Option<LocalSealingAuthority>) -> Self {
+        Self { current, legacy }
+    }
+
+    /// Seals `plaintext` with the current authority.
+    pub fn seal(
+        &self,
+        kind: BlobKind,
+        key_id: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, SealError> {
+        seal(self.current.as_ref(), kind, key_id, plaintext)
+    }
+
+    /// Opens a blob of `kind` (for `key_id`, or any); returns its key id, its plaintext and,
+    /// when it was sealed by another authority or in an older format, the same plaintext
+    /// sealed again with the current authority (the caller stores it in place of the old one).
+    pub fn open(
+        &self,
+        blob: &[u8],
+        kind: BlobKind,
+        key_id: Option<&str>,
+    ) -> Result<Opened, SealError> {
+        let b = parse(blob)?;
+        let authority: &dyn SealingAuthority = if b.authority() == self.current.kind() {
+            self.current.as_ref()
+        } else {
+            match (&self.legacy, b.authority()) {
+                (Some(local), AuthorityKind::Local) => local,
+                (_, other) => {
+                    return Err(SealError::Refused(format!(
+                        "the blob was sealed by the {other:?} authority, which this enclave cannot reach"
+                    )));
+                }
+            }
+        };
+        let (id, plain) = open_with(authority, b, kind, key_id)?;
+        let migrated = parse(blob)
+            .map(|b| b.v != SEALED_BLOB_VERSION || b.authority() != self.current.kind())
+            .unwrap_or(false);
+        let resealed = if migrated {
+            Some(self.seal(kind, &id, &plain)?)
+        } else {
+            None
+        };
+        Ok((id, plain, resealed))
+    }
 }
 
 /// Opens a blob, which must be of `kind` for `key_id` (`None`: any key id).
@@ -278,6 +404,22 @@ pub fn unseal(
     key_id: Option<&str>,
 ) -> Result<(String, Zeroizing<Vec<u8>>), SealError> {
     let b = parse(blob)?;
+    if b.authority() != authority.kind() {
+        return Err(SealError::Refused(format!(
+            "the blob was sealed by the {:?} authority, not {:?}",
+            b.authority(),
+            authority.kind()
+        )));
+    }
+    open_with(authority, b, kind, key_id)
+}
+
+fn open_with(
+    authority: &dyn SealingAuthority,
+    b: Blob,
+    kind: BlobKind,
+    key_id: Option<&str>,
+) -> Result<(String, Zeroizing<Vec<u8>>), SealError> {
     if b.kind != kind || key_id.is_some_and(|k| k != b.key_id) {
         return Err(SealError::WrongKind {
             found: format!("{:?} for {}", b.kind, b.key_id),
@@ -290,7 +432,7 @@ pub fn unseal(
             &nonce_of(&b.nonce)?,
             Payload {
                 msg: &b.ciphertext,
-                aad: &aad(b.kind, &b.key_id, &b.wrapped_key),
+                aad: &b.aad(),
             },
         )
         .map_err(|_| SealError::Tampered)?;
@@ -341,6 +483,102 @@ mod tests {
             );
         }
         assert!(unseal(&auth, b"", BlobKind::EcdsaShare, None).is_err());
+    }
+
+    /// A version 1 blob exactly as the interim authority wrote it.
+    fn v1_blob(
+        auth: &LocalSealingAuthority,
+        kind: BlobKind,
+        key_id: &str,
+        plain: &[u8],
+    ) -> Vec<u8> {
+        let (key, wrapped) = auth.generate_data_key().unwrap();
+        let nonce = [7u8; 12];
+        let aad = aad(1, None, kind, key_id, &wrapped);
+        let ciphertext = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key))
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plain,
+                    aad: &aad,
+                },
+            )
+            .unwrap();
+        let blob = Blob {
+            v: 1,
+            authority: None,
+            kind,
+            key_id: key_id.into(),
+            wrapped_key: ByteBuf::from(wrapped),
+            nonce: ByteBuf::from(nonce.to_vec()),
+            ciphertext: ByteBuf::from(ciphertext),
+        };
+        let mut out = Vec::new();
+        ciborium::into_writer(&blob, &mut out).unwrap();
+        out
+    }
+
+    /// Stands in for KMS in unit tests: another key-encryption key, reported as KMS.
+    struct FakeKms(LocalSealingAuthority);
+    impl SealingAuthority for FakeKms {
+        fn kind(&self) -> AuthorityKind {
+            AuthorityKind::Kms
+        }
+        fn generate_data_key(&self) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>), SealError> {
+            self.0.generate_data_key()
+        }
+        fn decrypt_data_key(&self, w: &[u8]) -> Result<Zeroizing<[u8; 32]>, SealError> {
+            self.0.decrypt_data_key(w)
+        }
+    }
+
+    #[test]
+    fn version_1_blobs_migrate_to_the_current_authority() {
+        let local = LocalSealingAuthority::new(&[1; 32], &[0xAA; 48]);
+        let old = v1_blob(&local, BlobKind::EddsaShare, "k1", b"old share");
+        let kms = || Box::new(FakeKms(LocalSealingAuthority::new(&[9; 32], &[0xAA; 48])));
+
+        // Without the local authority the old blob cannot be read, and says why.
+        let without = Sealer::new(kms(), None);
+        let e = without.open(&old, BlobKind::EddsaShare, None).unwrap_err();
+        assert!(
+            matches!(e, SealError::Refused(ref m) if m.contains("Local")),
+            "{e}"
+        );
+
+        let sealer = Sealer {
+            current: kms(),
+            legacy: Some(LocalSealingAuthority::new(&[1; 32], &[0xAA; 48])),
+        };
+        let (id, plain, resealed) = sealer.open(&old, BlobKind::EddsaShare, None).unwrap();
+        assert_eq!((id.as_str(), plain.as_slice()), ("k1", &b"old share"[..]));
+        let new = resealed.expect("a version 1 blob is sealed again");
+        let b = parse(&new).unwrap();
+        assert_eq!((b.v, b.authority), (2, Some(AuthorityKind::Kms)));
+        // The new blob opens with the current authority alone and is not migrated again.
+        let (_, plain, again) = without
+            .open(&new, BlobKind::EddsaShare, Some("k1"))
+            .unwrap();
+        assert_eq!(plain.as_slice(), b"old share");
+        assert!(again.is_none());
+        // The old blob still authenticates its header: relabelling it fails.
+        let mut relabelled: Blob = ciborium::from_reader(old.as_slice()).unwrap();
+        relabelled.key_id = "k2".into();
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&relabelled, &mut bytes).unwrap();
+        assert_eq!(
+            sealer.open(&bytes, BlobKind::EddsaShare, None).unwrap_err(),
+            SealError::Tampered
+        );
+        // A version 2 blob stripped of its authority, or a version 1 blob given one: malformed.
+        let mut stripped: Blob = ciborium::from_reader(new.as_slice()).unwrap();
+        stripped.authority = None;
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&stripped, &mut bytes).unwrap();
+        assert!(matches!(
+            sealer.open(&bytes, BlobKind::EddsaShare, None),
+            Err(SealError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -15,15 +15,15 @@ use crate::identity::SecretIdentity;
 use crate::lifecycle::{Event, Lifecycle};
 use crate::node::Node;
 use crate::primes::PrimePool;
-use crate::seal::SealingAuthority;
+use crate::seal::Sealer;
 use crate::transport::{self, Listener, Stream, TransportError};
 
 /// What an enclave boots with.
 pub struct BootConfig {
     /// Its NSM, or why there is none.
-    pub nsm: Result<Box<dyn Nsm>, String>,
-    /// The sealing authority.
-    pub sealing: Box<dyn SealingAuthority>,
+    pub nsm: Result<Arc<dyn Nsm>, String>,
+    /// The sealing authority (and the legacy one it can still read).
+    pub sealing: Sealer,
     /// DER of the root that peers' documents must chain to (the AWS root in production).
     pub root_der: Vec<u8>,
     /// Safe primes for auxiliary info.
@@ -38,7 +38,7 @@ pub struct BootConfig {
 pub struct Enclave {
     lifecycle: Arc<Mutex<Lifecycle>>,
     identity: Arc<SecretIdentity>,
-    nsm: Option<Box<dyn Nsm>>,
+    nsm: Option<Arc<dyn Nsm>>,
     worker: Option<Mutex<mpsc::Sender<Job>>>,
 }
 
@@ -260,10 +260,16 @@ fn cluster_request(
                     receipt: ByteBuf::from(receipt),
                 }
             }),
-        EnclaveRequest::Restore { blobs } => node.restore(identity, &blobs).map(|(keys, aux)| {
-            advance(Event::Restored);
-            EnclaveResponse::Restored { keys, aux }
-        }),
+        EnclaveRequest::Restore { blobs } => {
+            node.restore(identity, &blobs).map(|(keys, aux, resealed)| {
+                advance(Event::Restored);
+                EnclaveResponse::Restored {
+                    keys,
+                    aux,
+                    resealed,
+                }
+            })
+        }
         EnclaveRequest::AdmitPeers { documents } => node
             .admit_peers(&documents)
             .map(|(nodes, refused)| EnclaveResponse::PeersAdmitted { nodes, refused }),
@@ -380,10 +386,13 @@ mod tests {
     use attestation::{Policy, verify};
     use std::time::{SystemTime, UNIX_EPOCH};
 
-    fn config(nsm: Result<Box<dyn Nsm>, String>, root: Vec<u8>) -> BootConfig {
+    fn config(nsm: Result<Arc<dyn Nsm>, String>, root: Vec<u8>) -> BootConfig {
         BootConfig {
             nsm,
-            sealing: Box::new(crate::seal::UnavailableSealing("test".into())),
+            sealing: crate::seal::Sealer::new(
+                Box::new(crate::seal::UnavailableSealing("test".into())),
+                None,
+            ),
             root_der: root,
             primes: PrimePool::default(),
         }
@@ -393,7 +402,7 @@ mod tests {
         let ca = SimulatedCa::generate().unwrap();
         let root = ca.root_der().to_vec();
         let nsm = SimulatedNsm::new(ca, "test-enclave".into(), simulated_pcrs(&[3; 48]));
-        (Enclave::boot(config(Ok(Box::new(nsm)), root.clone())), root)
+        (Enclave::boot(config(Ok(Arc::new(nsm)), root.clone())), root)
     }
 
     #[test]

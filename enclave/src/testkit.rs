@@ -22,7 +22,7 @@ use serde_bytes::ByteBuf;
 
 use crate::mpc::ecdsa::fixtures;
 use crate::primes::PrimePool;
-use crate::seal::LocalSealingAuthority;
+use crate::seal::{LocalSealingAuthority, Sealer};
 use crate::server::{BootConfig, Enclave};
 
 /// The measurement of the in-process enclaves' image.
@@ -42,8 +42,8 @@ pub fn boot(ca: &SimulatedCa, node: usize, image: [u8; 48]) -> Arc<Enclave> {
     let root = ca.root_der().to_vec();
     let nsm = SimulatedNsm::new(ca, format!("node-{node}"), simulated_pcrs(&image));
     Arc::new(Enclave::boot(BootConfig {
-        nsm: Ok(Box::new(nsm)),
-        sealing: Box::new(LocalSealingAuthority::new(&MASTER, &image)),
+        nsm: Ok(Arc::new(nsm)),
+        sealing: Sealer::new(Box::new(LocalSealingAuthority::new(&MASTER, &image)), None),
         root_der: root,
         primes: PrimePool::preloaded(fixtures::primes(node).expect("committed primes")),
     }))

@@ -14,28 +14,57 @@ use tracing::{info, warn};
 use crate::blobs::BlobStore;
 use crate::link::EnclaveLink;
 
-/// After an enclave (re)starts it is `ready` with no state: hand it its sealed blobs.
-async fn restore_if_needed(link: &EnclaveLink, store: &BlobStore) {
+/// After an enclave (re)starts it is `ready` with no state: hand it its sealed blobs, and store
+/// the blobs it sealed again in the current format in place of the old ones. Returns `false`
+/// when the enclave still waits for its state (the sealing authority was unreachable or
+/// refused), so the caller tries again soon.
+async fn restore_if_needed(link: &EnclaveLink, store: &BlobStore) -> bool {
     let Ok(EnclaveResponse::Status { phase, .. }) = link.call(&EnclaveRequest::Status).await else {
-        return;
+        return true;
     };
     if phase != protocol::Phase::Ready {
-        return;
+        return true;
     }
-    let blobs = match store.all() {
-        Ok(b) if !b.is_empty() => b,
-        Ok(_) => return,
+    let (names, blobs): (Vec<String>, Vec<_>) = match store.all() {
+        Ok(b) if !b.is_empty() => b.into_iter().unzip(),
+        Ok(_) => return true,
         Err(e) => {
             warn!(error = %e, "cannot read sealed blobs");
-            return;
+            return false;
         }
     };
     match link.call(&EnclaveRequest::Restore { blobs }).await {
-        Ok(EnclaveResponse::Restored { keys, aux }) => {
-            info!(keys = keys.len(), aux, "enclave state restored")
+        Ok(EnclaveResponse::Restored {
+            keys,
+            aux,
+            resealed,
+        }) => {
+            let mut migrated = 0;
+            for (name, blob) in names.iter().zip(resealed) {
+                if let Some(blob) = blob {
+                    match store.replace(name, &blob) {
+                        Ok(()) => migrated += 1,
+                        Err(e) => {
+                            warn!(name, error = %e, "cannot store a resealed blob; the old one stays")
+                        }
+                    }
+                }
+            }
+            info!(keys = keys.len(), aux, migrated, "enclave state restored");
+            true
         }
-        Ok(other) => warn!(response = %other, "enclave refused its sealed state"),
-        Err(e) => warn!(error = %e, "restore failed"),
+        Ok(EnclaveResponse::Error(e)) => {
+            warn!(code = %e.code, reason = %e.message, "enclave could not restore its sealed state; retrying");
+            false
+        }
+        Ok(other) => {
+            warn!(response = %other, "unexpected answer to restore");
+            false
+        }
+        Err(e) => {
+            warn!(error = %e, "restore failed");
+            false
+        }
     }
 }
 
@@ -221,14 +250,17 @@ pub async fn keep_attested(
 ) {
     loop {
         let state = attest_once(&link, &policy).await;
+        let mut restored = true;
         if state.is_attested()
             && let Some(store) = &blobs
         {
-            restore_if_needed(&link, store).await;
+            restored = restore_if_needed(&link, store).await;
         }
         let wait = match state {
             AttestationState::Pending { .. } => Duration::from_secs(1).min(interval),
             AttestationState::Refused { .. } => Duration::from_secs(5).min(interval),
+            // Sealed state not loaded yet (KMS unreachable or refusing): try again soon.
+            AttestationState::Attested { .. } if !restored => Duration::from_secs(2).min(interval),
             AttestationState::Attested { .. } => interval,
         };
         attestor.set(state);

@@ -53,13 +53,27 @@ impl BlobStore {
         }
     }
 
-    /// Every stored blob, genesis first; empty when there is no genesis.
-    pub fn all(&self) -> io::Result<Vec<ByteBuf>> {
+    /// Replaces the stored blob `name` (as [`BlobStore::all`] names it), atomically.
+    pub fn replace(&self, name: &str, blob: &[u8]) -> io::Result<()> {
+        if name.contains('/') || !name.ends_with(".blob") {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a blob name",
+            ));
+        }
+        self.put(name, blob)
+    }
+
+    /// Every stored blob with its name, genesis first; empty when there is no genesis.
+    pub fn all(&self) -> io::Result<Vec<(String, ByteBuf)>> {
         let genesis = self.dir.join("genesis.blob");
         if !genesis.exists() {
             return Ok(Vec::new());
         }
-        let mut out = vec![ByteBuf::from(std::fs::read(genesis)?)];
+        let mut out = vec![(
+            "genesis.blob".to_string(),
+            ByteBuf::from(std::fs::read(genesis)?),
+        )];
         let mut names: Vec<PathBuf> = std::fs::read_dir(&self.dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
@@ -69,8 +83,12 @@ impl BlobStore {
             .collect();
         names.sort();
         for p in names {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             match std::fs::read(&p) {
-                Ok(b) => out.push(ByteBuf::from(b)),
+                Ok(b) => out.push((name, ByteBuf::from(b))),
                 Err(e) => warn!(path = %p.display(), error = %e, "unreadable blob skipped"),
             }
         }

@@ -58,6 +58,19 @@ pub struct Config {
     /// back after it restarts).
     #[arg(long, env = "COHORT_PROXY_BLOB_DIR")]
     pub blob_dir: Option<PathBuf>,
+    /// Where the enclave reaches the proxy for KMS calls: vsock:any:PORT in production (the
+    /// enclave connects to CID 3), unix:PATH or tcp:HOST:PORT in simulated mode.
+    #[arg(long, env = "COHORT_PROXY_KMS_LISTEN", requires = "kms_key_id")]
+    pub kms_listen: Option<Endpoint>,
+    /// This node's KMS key (id or ARN), whose policy admits only the enclave's measurements.
+    #[arg(long, env = "COHORT_PROXY_KMS_KEY_ID")]
+    pub kms_key_id: Option<String>,
+    /// KMS endpoint override (the local stand-in in simulated mode).
+    #[arg(long, env = "COHORT_PROXY_KMS_ENDPOINT")]
+    pub kms_endpoint: Option<String>,
+    /// KMS region (default: the AWS SDK's region chain).
+    #[arg(long, env = "COHORT_PROXY_KMS_REGION")]
+    pub kms_region: Option<String>,
     /// Log as JSON lines.
     #[arg(long, env = "COHORT_LOG_JSON")]
     pub log_json: bool,

@@ -4,6 +4,7 @@ pub mod attest;
 pub mod blobs;
 pub mod config;
 pub mod http;
+pub mod kms;
 pub mod link;
 
 use std::future::Future;

@@ -1,10 +1,12 @@
 //! `cohort-parent-proxy`: attests its enclave and relays frames to it.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use parent_proxy::config::Config;
+use parent_proxy::kms::{self, KmsListener, KmsRelay, KmsSettings};
 use parent_proxy::link::EnclaveLink;
 use tokio::net::TcpListener;
 use tracing::{error, info};
@@ -90,6 +92,23 @@ async fn main() -> ExitCode {
         },
         None => None,
     };
+    if let (Some(endpoint), Some(key_id)) = (&config.kms_listen, &config.kms_key_id) {
+        let settings = KmsSettings {
+            key_id: key_id.clone(),
+            endpoint: config.kms_endpoint.clone(),
+            region: config.kms_region.clone(),
+        };
+        let listener = match KmsListener::bind(endpoint).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("cohort-parent-proxy: cannot listen for KMS calls on {endpoint}: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let relay = Arc::new(KmsRelay::new(kms::client(&settings).await, key_id.clone()));
+        info!(%endpoint, key = %key_id, "KMS channel listening");
+        tokio::spawn(kms::serve(listener, relay));
+    }
     info!(%addr, enclave = %config.enclave, "listening");
     let result = parent_proxy::run(
         listener,

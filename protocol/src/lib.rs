@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 mod endpoint;
+pub mod parent;
 pub mod peer;
 pub mod policy;
 pub mod relay;
@@ -270,6 +271,10 @@ pub enum EnclaveResponse {
         keys: Vec<String>,
         /// Whether auxiliary info was loaded.
         aux: bool,
+        /// Blobs of an older format, sealed again in the current one: entry `i` replaces the
+        /// request's blob `i` (`None`: keep it).
+        #[serde(default)]
+        resealed: Vec<Option<ByteBuf>>,
     },
     /// Peers admitted (and refused, with the reason).
     PeersAdmitted {
@@ -326,8 +331,11 @@ pub enum ErrorCode {
     Replayed,
     /// A peer failed attestation or misbehaved.
     Peer,
-    /// Sealing or unsealing failed.
+    /// Sealing or unsealing failed: refused by the sealing authority (KMS key policy), or the
+    /// blob or envelope does not authenticate.
     Sealing,
+    /// The sealing authority (KMS through the parent) cannot be reached now: retry later.
+    SealingUnavailable,
     /// An internal error; the message says which.
     Internal,
 }
@@ -344,6 +352,7 @@ impl fmt::Display for ErrorCode {
             Self::Replayed => "replayed",
             Self::Peer => "peer",
             Self::Sealing => "sealing",
+            Self::SealingUnavailable => "sealing_unavailable",
             Self::Internal => "internal",
         })
     }

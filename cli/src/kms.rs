@@ -1,0 +1,273 @@
+//! KMS key policies from measured PCRs, and the key administration `cohort sim up` does on the
+//! local KMS stand-in.
+//!
+//! Each node has its own KMS key. Its policy, in the JSON form Terraform passes to
+//! `aws_kms_key.policy`:
+//!
+//! * `KeyAdministration`: the admin principal manages the key but cannot use it;
+//! * `EnclaveUse` (one statement per allowed image): the node's parent role may call
+//!   `GenerateDataKey` and `Decrypt` only with a Recipient attestation document whose
+//!   `ImageSha384` (PCR0), PCR0, PCR1 and PCR2 (and PCR8 when the image is signed) match;
+//! * `DenyWithoutAttestation`: anyone calling `Decrypt` or `GenerateDataKey*` without an
+//!   attestation document is denied, whatever else allows it;
+//! * `DenyReEncrypt`: `ReEncrypt*` (which takes no Recipient) is denied to everyone.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+/// The account id of the local stand-in's ARNs.
+pub const SIM_ACCOUNT: &str = "000000000000";
+
+/// One image's measurements, lowercase hex by PCR index (0, 1, 2 and optionally 8).
+pub type Measurements = BTreeMap<usize, String>;
+
+/// Who the policy names.
+#[derive(Debug, Clone)]
+pub struct PolicyParams {
+    /// The node (1-based), for the policy id.
+    pub node: usize,
+    /// The images whose enclaves may use the key (several during an image rotation).
+    pub images: Vec<Measurements>,
+    /// The IAM role of the node's parent instance.
+    pub parent_role: String,
+    /// The principal that administers the key.
+    pub admin: String,
+}
+
+impl PolicyParams {
+    /// Parameters for node `node` of a simulated cluster (the stand-in has no IAM; the ARNs
+    /// only keep the document in its production shape).
+    pub fn simulated(node: usize, image: Measurements) -> Self {
+        Self {
+            node,
+            images: vec![image],
+            parent_role: format!("arn:aws:iam::{SIM_ACCOUNT}:role/cohort-node-{node}-parent"),
+            admin: format!("arn:aws:iam::{SIM_ACCOUNT}:role/cohort-kms-admin"),
+        }
+    }
+}
+
+/// The key policy of a node.
+pub fn key_policy(params: &PolicyParams) -> anyhow::Result<Value> {
+    if params.images.is_empty() {
+        bail!("a key policy needs the measurements of at least one image");
+    }
+    let mut statements = vec![json!({
+        "Sid": "KeyAdministration",
+        "Effect": "Allow",
+        "Principal": {"AWS": params.admin},
+        "Action": [
+            "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*",
+            "kms:Update*", "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*",
+            "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion",
+            "kms:CancelKeyDeletion"
+        ],
+        "Resource": "*"
+    })];
+    for (n, image) in params.images.iter().enumerate() {
+        let mut condition = serde_json::Map::new();
+        for i in [0usize, 1, 2] {
+            if !image.contains_key(&i) {
+                bail!("image {n}: PCR{i} is missing");
+            }
+        }
+        for (i, value) in image {
+            if ![0, 1, 2, 8].contains(i) {
+                bail!("image {n}: PCR{i} is not an image measurement (0, 1, 2 or 8)");
+            }
+            let bytes = hex::decode(value).with_context(|| format!("image {n}: PCR{i}"))?;
+            if bytes.len() != 48 || bytes.iter().all(|b| *b == 0) {
+                bail!("image {n}: PCR{i} is not a 48-byte SHA-384 measurement of a release image");
+            }
+            condition.insert(
+                format!("kms:RecipientAttestation:PCR{i}"),
+                json!(value.to_ascii_lowercase()),
+            );
+        }
+        condition.insert(
+            "kms:RecipientAttestation:ImageSha384".into(),
+            json!(image[&0].to_ascii_lowercase()),
+        );
+        statements.push(json!({
+            "Sid": if params.images.len() == 1 { "EnclaveUse".to_string() } else { format!("EnclaveUseImage{n}") },
+            "Effect": "Allow",
+            "Principal": {"AWS": params.parent_role},
+            "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+            "Resource": "*",
+            "Condition": {"StringEqualsIgnoreCase": condition}
+        }));
+    }
+    statements.push(json!({
+        "Sid": "DenyWithoutAttestation",
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+        "Resource": "*",
+        "Condition": {"Null": {"kms:RecipientAttestation:ImageSha384": "true"}}
+    }));
+    statements.push(json!({
+        "Sid": "DenyReEncrypt",
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Action": "kms:ReEncrypt*",
+        "Resource": "*"
+    }));
+    Ok(json!({
+        "Version": "2012-10-17",
+        "Id": format!("cohort-node-{}", params.node),
+        "Statement": statements
+    }))
+}
+
+/// Reads measurements from a JSON file: `{"PCR0": "..", "PCR1": "..", "PCR2": ..}`, at the top
+/// level or under `Measurements` (the form `nitro-cli describe-eif` and eif-build print).
+pub fn read_measurements(path: &Path) -> anyhow::Result<Measurements> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let doc: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let m = doc.get("Measurements").unwrap_or(&doc);
+    let mut out = Measurements::new();
+    for i in [0usize, 1, 2, 8] {
+        if let Some(v) = m.get(format!("PCR{i}")) {
+            let v = v
+                .as_str()
+                .with_context(|| format!("PCR{i} in {} is not a string", path.display()))?;
+            out.insert(i, v.to_ascii_lowercase());
+        }
+    }
+    Ok(out)
+}
+
+/// A KMS client for the local stand-in at `endpoint` (static credentials; the stand-in checks
+/// no signature).
+pub fn sim_client(endpoint: &str) -> aws_sdk_kms::Client {
+    let config = aws_sdk_kms::Config::builder()
+        .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+        .region(aws_sdk_kms::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_kms::config::Credentials::new(
+            "cohort-sim",
+            "cohort-sim",
+            None,
+            None,
+            "cohort-sim",
+        ))
+        .http_client(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                ))
+                .build_https(),
+        )
+        .build();
+    aws_sdk_kms::Client::from_conf(config)
+}
+
+fn sdk(e: impl std::error::Error + Send + Sync + 'static) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}",
+        aws_smithy_types::error::display::DisplayErrorContext(e)
+    )
+}
+
+/// Creates a key with `policy`; returns its id.
+pub async fn create_key(
+    client: &aws_sdk_kms::Client,
+    description: &str,
+    policy: &Value,
+) -> anyhow::Result<String> {
+    let out = client
+        .create_key()
+        .description(description)
+        .policy(policy.to_string())
+        .send()
+        .await
+        .map_err(sdk)?;
+    out.key_metadata()
+        .map(|m| m.key_id().to_string())
+        .context("CreateKey answered without key metadata")
+}
+
+/// Replaces a key's policy.
+pub async fn put_policy(
+    client: &aws_sdk_kms::Client,
+    key_id: &str,
+    policy: &Value,
+) -> anyhow::Result<()> {
+    client
+        .put_key_policy()
+        .key_id(key_id)
+        .policy(policy.to_string())
+        .send()
+        .await
+        .map_err(sdk)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(b: u8) -> Measurements {
+        (0..3)
+            .map(|i| (i, hex::encode([b + i as u8; 48])))
+            .collect()
+    }
+
+    #[test]
+    fn policy_shape() {
+        let p = key_policy(&PolicyParams::simulated(2, image(0x10))).unwrap();
+        assert_eq!(p["Id"], "cohort-node-2");
+        let st = p["Statement"].as_array().unwrap();
+        let sids: Vec<&str> = st.iter().map(|s| s["Sid"].as_str().unwrap()).collect();
+        assert_eq!(
+            sids,
+            [
+                "KeyAdministration",
+                "EnclaveUse",
+                "DenyWithoutAttestation",
+                "DenyReEncrypt"
+            ]
+        );
+        let cond = &st[1]["Condition"]["StringEqualsIgnoreCase"];
+        assert_eq!(
+            cond["kms:RecipientAttestation:ImageSha384"],
+            hex::encode([0x10; 48])
+        );
+        assert_eq!(
+            cond["kms:RecipientAttestation:PCR2"],
+            hex::encode([0x12; 48])
+        );
+        // The admin manages the key but may not use it.
+        let admin = st[0]["Action"].as_array().unwrap();
+        assert!(admin.iter().all(|a| a != "kms:Decrypt" && a != "kms:*"));
+    }
+
+    #[test]
+    fn bad_measurements_are_refused() {
+        let mut missing = image(1);
+        missing.remove(&1);
+        let mut zero = image(1);
+        zero.insert(0, hex::encode([0; 48]));
+        let mut short = image(1);
+        short.insert(2, "abcd".into());
+        let mut foreign = image(1);
+        foreign.insert(4, hex::encode([9; 48]));
+        for (bad, why) in [
+            (missing, "PCR1 is missing"),
+            (zero, "release image"),
+            (short, "48-byte"),
+            (foreign, "PCR4"),
+        ] {
+            let e = key_policy(&PolicyParams::simulated(1, bad)).unwrap_err();
+            assert!(e.to_string().contains(why), "{e}");
+        }
+        let mut none = PolicyParams::simulated(1, image(1));
+        none.images.clear();
+        assert!(key_policy(&none).is_err());
+    }
+}

@@ -1,0 +1,194 @@
+//! Sealing through KMS, gated by attestation: the production sealing authority (and the
+//! simulated one, against the local KMS stand-in).
+//!
+//! For each data key the enclave makes a fresh RSA-2048 key pair, asks its NSM for an
+//! attestation document carrying the public key, and sends the document to its parent
+//! ([`protocol::parent`]). The parent calls KMS `GenerateDataKey` or `Decrypt` with a
+//! `Recipient`; KMS checks the document and the key policy (PCRs) and returns the data key only
+//! as `CiphertextForRecipient`, a CMS envelope for that RSA key, which the enclave opens here. The
+//! private key never leaves this module and is dropped after one use, so the parent sees the
+//! wrapped key and the envelope, never the data key.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use attestation::nsm::{AttestationRequest, Nsm};
+use attestation::recipient::EphemeralKey;
+use protocol::parent::{ParentErrorCode, ParentRequest, ParentResponse};
+use protocol::{Endpoint, FRAME_HEADER_LEN};
+use serde_bytes::ByteBuf;
+use zeroize::Zeroizing;
+
+use crate::seal::{AuthorityKind, SealError, SealingAuthority};
+
+/// How long one call to the parent (and through it to KMS) may take.
+pub const PARENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The user data of a Recipient attestation document: says what the key is for.
+pub const RECIPIENT_USER_DATA: &[u8] = b"cohort/kms-recipient/v1";
+
+/// Data keys from KMS through the parent.
+pub struct KmsSealingAuthority {
+    parent: Endpoint,
+    nsm: Arc<dyn Nsm>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for KmsSealingAuthority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KmsSealingAuthority")
+            .field("parent", &self.parent.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KmsSealingAuthority {
+    /// An authority that reaches KMS through the parent at `parent`, attesting with `nsm`.
+    pub fn new(parent: Endpoint, nsm: Arc<dyn Nsm>) -> Self {
+        Self {
+            parent,
+            nsm,
+            timeout: PARENT_TIMEOUT,
+        }
+    }
+
+    /// A fresh ephemeral key and the attestation document that carries its public key.
+    fn recipient(&self) -> Result<(EphemeralKey, Vec<u8>), SealError> {
+        let key = EphemeralKey::generate()
+            .map_err(|e| SealError::BadAnswer(format!("cannot make an ephemeral key: {e}")))?;
+        let document = self
+            .nsm
+            .attest(&AttestationRequest {
+                user_data: Some(RECIPIENT_USER_DATA.to_vec()),
+                nonce: None,
+                public_key: Some(key.public_key_der().to_vec()),
+            })
+            .map_err(|e| SealError::Unavailable(format!("nsm: {e}")))?;
+        Ok((key, document))
+    }
+
+    fn call(&self, request: &ParentRequest) -> Result<ParentResponse, SealError> {
+        let frame = protocol::encode_frame(request)
+            .map_err(|e| SealError::BadAnswer(format!("cannot encode the request: {e}")))?;
+        let reply = exchange(&self.parent, &frame, self.timeout).map_err(|e| {
+            SealError::Unavailable(format!("parent at {} unreachable: {e}", self.parent))
+        })?;
+        protocol::decode_payload(&reply)
+            .map_err(|e| SealError::BadAnswer(format!("undecodable answer from the parent: {e}")))
+    }
+
+    fn open(key: &EphemeralKey, envelope: &[u8]) -> Result<Zeroizing<[u8; 32]>, SealError> {
+        let plain = key
+            .open(envelope)
+            .map_err(|e| SealError::BadAnswer(format!("CiphertextForRecipient: {e}")))?;
+        let bytes: [u8; 32] = plain.as_slice().try_into().map_err(|_| {
+            SealError::BadAnswer(format!("data key is {} bytes, not 32", plain.len()))
+        })?;
+        Ok(Zeroizing::new(bytes))
+    }
+}
+
+fn refused(code: ParentErrorCode, message: String) -> SealError {
+    let message = format!("{code}: {message}");
+    match code {
+        ParentErrorCode::Unavailable | ParentErrorCode::NotConfigured => {
+            SealError::Unavailable(message)
+        }
+        ParentErrorCode::AccessDenied => SealError::Refused(message),
+        ParentErrorCode::InvalidCiphertext => SealError::Tampered,
+        ParentErrorCode::BadRequest => SealError::BadAnswer(message),
+    }
+}
+
+impl SealingAuthority for KmsSealingAuthority {
+    fn kind(&self) -> AuthorityKind {
+        AuthorityKind::Kms
+    }
+
+    fn generate_data_key(&self) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>), SealError> {
+        let (key, document) = self.recipient()?;
+        match self.call(&ParentRequest::GenerateDataKey {
+            attestation: ByteBuf::from(document),
+        })? {
+            ParentResponse::DataKey {
+                ciphertext_blob,
+                ciphertext_for_recipient,
+                ..
+            } => {
+                if ciphertext_blob.is_empty() {
+                    return Err(SealError::BadAnswer("empty ciphertext blob".into()));
+                }
+                Ok((
+                    Self::open(&key, &ciphertext_for_recipient)?,
+                    ciphertext_blob.into_vec(),
+                ))
+            }
+            ParentResponse::Error { code, message } => Err(refused(code, message)),
+            other => Err(SealError::BadAnswer(format!(
+                "unexpected answer to GenerateDataKey: {other:?}"
+            ))),
+        }
+    }
+
+    fn decrypt_data_key(&self, wrapped: &[u8]) -> Result<Zeroizing<[u8; 32]>, SealError> {
+        let (key, document) = self.recipient()?;
+        match self.call(&ParentRequest::Decrypt {
+            ciphertext_blob: ByteBuf::from(wrapped),
+            attestation: ByteBuf::from(document),
+        })? {
+            ParentResponse::Decrypted {
+                ciphertext_for_recipient,
+                ..
+            } => Self::open(&key, &ciphertext_for_recipient),
+            ParentResponse::Error { code, message } => Err(refused(code, message)),
+            other => Err(SealError::BadAnswer(format!(
+                "unexpected answer to Decrypt: {other:?}"
+            ))),
+        }
+    }
+}
+
+trait SyncIo: Read + Write {}
+impl<T: Read + Write> SyncIo for T {}
+
+/// One request frame out, one response payload back, on a fresh blocking connection (the
+/// authority runs on the enclave's worker thread, outside the async runtime).
+fn exchange(endpoint: &Endpoint, frame: &[u8], timeout: Duration) -> std::io::Result<Vec<u8>> {
+    let mut stream: Box<dyn SyncIo> = match endpoint {
+        Endpoint::Vsock { cid, port } => {
+            let cid = cid.ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the parent's vsock endpoint needs a context id (3)",
+                )
+            })?;
+            let s = vsock::VsockStream::connect_with_cid_port(cid, *port)?;
+            s.set_read_timeout(Some(timeout))?;
+            s.set_write_timeout(Some(timeout))?;
+            Box::new(s)
+        }
+        Endpoint::Unix(path) => {
+            let s = std::os::unix::net::UnixStream::connect(path)?;
+            s.set_read_timeout(Some(timeout))?;
+            s.set_write_timeout(Some(timeout))?;
+            Box::new(s)
+        }
+        Endpoint::Tcp(addr) => {
+            let s = std::net::TcpStream::connect(addr)?;
+            s.set_read_timeout(Some(timeout))?;
+            s.set_write_timeout(Some(timeout))?;
+            s.set_nodelay(true)?;
+            Box::new(s)
+        }
+    };
+    stream.write_all(frame)?;
+    stream.flush()?;
+    let mut header = [0u8; FRAME_HEADER_LEN];
+    stream.read_exact(&mut header)?;
+    let len = protocol::payload_len(header)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload)?;
+    Ok(payload)
+}

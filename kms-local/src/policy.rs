@@ -1,0 +1,462 @@
+//! Key policies: the subset of the IAM policy language KMS key policies use for enclaves,
+//! evaluated with the semantics of the `kms:RecipientAttestation:*` condition keys.
+//!
+//! A policy is `{"Version", "Statement": [ ... ]}`; each statement has `Effect` (`Allow` or
+//! `Deny`), `Principal`, `Action` (a string or list; `kms:*` and trailing-`*` patterns), `Resource`
+//! and an optional `Condition` of operators over keys. Evaluation as in IAM: an explicit `Deny`
+//! wins, otherwise an `Allow` is needed, otherwise the request is denied. Within a condition
+//! block every operator and every key must match (and); the values listed for one key are
+//! alternatives (or).
+//!
+//! Operators: `StringEquals`, `StringEqualsIgnoreCase`, `StringNotEquals`,
+//! `StringNotEqualsIgnoreCase`, `StringLike` and `Null`. A string operator on a key the request
+//! does not carry does not match (the `Not` ones too, as in IAM); `Null: "true"` matches exactly
+//! when the key is absent. Condition keys: `kms:RecipientAttestation:ImageSha384` (the
+//! document's PCR0) and `kms:RecipientAttestation:PCR0` .. `PCR31`, as lowercase hex, present only
+//! when the request carries a verified Recipient attestation document. Anything else in a
+//! policy — another operator, an `…IfExists` suffix, `NotAction`, `NotPrincipal` — is refused
+//! when the policy is stored, so nothing is silently ignored. The stand-in has no IAM: every
+//! caller matches every `Principal`.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// The condition-key prefix of attested recipients.
+pub const RECIPIENT_PREFIX: &str = "kms:RecipientAttestation:";
+
+/// What a request offers to a policy: its action and condition keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestContext {
+    /// `kms:GenerateDataKey`, `kms:Decrypt`, ...
+    pub action: String,
+    /// Condition keys (lowercase key names) and values.
+    pub keys: BTreeMap<String, String>,
+}
+
+impl RequestContext {
+    /// The context of `action` by a caller whose Recipient document carried `pcrs` (verified),
+    /// or no Recipient (`None`).
+    pub fn new(action: &str, pcrs: Option<&BTreeMap<usize, Vec<u8>>>) -> Self {
+        let mut keys = BTreeMap::new();
+        if let Some(pcrs) = pcrs {
+            for (i, v) in pcrs {
+                keys.insert(
+                    format!("{RECIPIENT_PREFIX}PCR{i}").to_ascii_lowercase(),
+                    hex::encode(v),
+                );
+            }
+            if let Some(pcr0) = pcrs.get(&0) {
+                keys.insert(
+                    format!("{RECIPIENT_PREFIX}ImageSha384").to_ascii_lowercase(),
+                    hex::encode(pcr0),
+                );
+            }
+        }
+        Self {
+            action: action.to_string(),
+            keys,
+        }
+    }
+}
+
+/// The policy's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// An `Allow` statement matched and no `Deny` did.
+    Allow,
+    /// A `Deny` statement matched (its `Sid`, or its position).
+    ExplicitDeny(String),
+    /// No statement allows the request.
+    ImplicitDeny,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operator {
+    Equals { ignore_case: bool, negated: bool },
+    Like,
+    Null,
+}
+
+#[derive(Debug, Clone)]
+struct Condition {
+    operator: Operator,
+    key: String,
+    values: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Statement {
+    sid: String,
+    allow: bool,
+    actions: Vec<String>,
+    conditions: Vec<Condition>,
+}
+
+/// A parsed key policy.
+#[derive(Debug, Clone)]
+pub struct KeyPolicy {
+    statements: Vec<Statement>,
+}
+
+fn strings(v: &Value, what: &str) -> Result<Vec<String>, String> {
+    match v {
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("{what} must hold strings"))
+            })
+            .collect(),
+        Value::Bool(b) => Ok(vec![b.to_string()]),
+        _ => Err(format!("{what} must be a string or a list of strings")),
+    }
+}
+
+fn operator(name: &str) -> Result<Operator, String> {
+    Ok(match name {
+        "StringEquals" => Operator::Equals {
+            ignore_case: false,
+            negated: false,
+        },
+        "StringEqualsIgnoreCase" => Operator::Equals {
+            ignore_case: true,
+            negated: false,
+        },
+        "StringNotEquals" => Operator::Equals {
+            ignore_case: false,
+            negated: true,
+        },
+        "StringNotEqualsIgnoreCase" => Operator::Equals {
+            ignore_case: true,
+            negated: true,
+        },
+        "StringLike" => Operator::Like,
+        "Null" => Operator::Null,
+        other => return Err(format!("condition operator {other} is not supported")),
+    })
+}
+
+impl KeyPolicy {
+    /// Parses a policy document; anything the stand-in would not evaluate is an error.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.len() > 32 * 1024 {
+            return Err("a key policy is at most 32 KiB".into());
+        }
+        let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+        let obj = doc.as_object().ok_or("a policy is a JSON object")?;
+        for k in obj.keys() {
+            if !["Version", "Id", "Statement"].contains(&k.as_str()) {
+                return Err(format!("unknown policy element {k}"));
+            }
+        }
+        let statements = match obj.get("Statement") {
+            Some(Value::Array(a)) => a.clone(),
+            Some(s @ Value::Object(_)) => vec![s.clone()],
+            _ => return Err("Statement is missing".into()),
+        };
+        let mut out = Vec::new();
+        for (n, st) in statements.iter().enumerate() {
+            let st = st
+                .as_object()
+                .ok_or_else(|| format!("statement {n} is not an object"))?;
+            for k in st.keys() {
+                if ![
+                    "Sid",
+                    "Effect",
+                    "Principal",
+                    "Action",
+                    "Resource",
+                    "Condition",
+                ]
+                .contains(&k.as_str())
+                {
+                    return Err(format!("statement {n}: {k} is not supported"));
+                }
+            }
+            let sid = st
+                .get("Sid")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("statement {n}"));
+            let allow = match st.get("Effect").and_then(Value::as_str) {
+                Some("Allow") => true,
+                Some("Deny") => false,
+                _ => return Err(format!("{sid}: Effect must be Allow or Deny")),
+            };
+            if st.get("Principal").is_none() {
+                return Err(format!("{sid}: a key policy statement needs a Principal"));
+            }
+            let actions = strings(
+                st.get("Action")
+                    .ok_or_else(|| format!("{sid}: Action is missing"))?,
+                "Action",
+            )?;
+            let mut conditions = Vec::new();
+            if let Some(c) = st.get("Condition") {
+                let c = c
+                    .as_object()
+                    .ok_or_else(|| format!("{sid}: Condition is an object"))?;
+                for (op, keys) in c {
+                    let operator = operator(op).map_err(|e| format!("{sid}: {e}"))?;
+                    let keys = keys
+                        .as_object()
+                        .ok_or_else(|| format!("{sid}: {op} maps keys to values"))?;
+                    for (key, values) in keys {
+                        let values = strings(values, key)?;
+                        if operator == Operator::Null
+                            && values.iter().any(|v| v != "true" && v != "false")
+                        {
+                            return Err(format!("{sid}: Null takes \"true\" or \"false\""));
+                        }
+                        conditions.push(Condition {
+                            operator,
+                            key: key.to_ascii_lowercase(),
+                            values,
+                        });
+                    }
+                }
+            }
+            out.push(Statement {
+                sid,
+                allow,
+                actions,
+                conditions,
+            });
+        }
+        Ok(Self { statements: out })
+    }
+
+    /// The verdict on `request`.
+    pub fn evaluate(&self, request: &RequestContext) -> Decision {
+        let mut allowed = false;
+        for st in &self.statements {
+            if !st.actions.iter().any(|a| like(a, &request.action, true)) {
+                continue;
+            }
+            if !st.conditions.iter().all(|c| c.matches(request)) {
+                continue;
+            }
+            if !st.allow {
+                return Decision::ExplicitDeny(st.sid.clone());
+            }
+            allowed = true;
+        }
+        if allowed {
+            Decision::Allow
+        } else {
+            Decision::ImplicitDeny
+        }
+    }
+}
+
+impl Condition {
+    fn matches(&self, request: &RequestContext) -> bool {
+        let value = request.keys.get(&self.key);
+        match self.operator {
+            Operator::Null => {
+                let want_absent = self.values.iter().any(|v| v == "true");
+                value.is_none() == want_absent
+            }
+            Operator::Equals {
+                ignore_case,
+                negated,
+            } => {
+                let Some(value) = value else {
+                    return false;
+                };
+                let hit = self.values.iter().any(|v| {
+                    if ignore_case {
+                        v.eq_ignore_ascii_case(value)
+                    } else {
+                        v == value
+                    }
+                });
+                hit != negated
+            }
+            Operator::Like => value.is_some_and(|v| self.values.iter().any(|p| like(p, v, false))),
+        }
+    }
+}
+
+/// IAM wildcard match (`*` any run, `?` one character); actions compare case-insensitively.
+fn like(pattern: &str, value: &str, ignore_case: bool) -> bool {
+    let (p, v): (Vec<char>, Vec<char>) = if ignore_case {
+        (
+            pattern.to_ascii_lowercase().chars().collect(),
+            value.to_ascii_lowercase().chars().collect(),
+        )
+    } else {
+        (pattern.chars().collect(), value.chars().collect())
+    };
+    // Iterative glob match with backtracking on the last `*`.
+    let (mut pi, mut vi, mut star, mut mark) = (0, 0, None, 0);
+    while vi < v.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == v[vi]) {
+            pi += 1;
+            vi += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = vi;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            vi = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pcrs(image: u8) -> BTreeMap<usize, Vec<u8>> {
+        (0..3).map(|i| (i, vec![image + i as u8; 48])).collect()
+    }
+
+    fn enclave_policy(image: u8) -> String {
+        let p = pcrs(image);
+        serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Sid": "Admin", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:role/admin"},
+                 "Action": ["kms:Describe*", "kms:Get*", "kms:PutKeyPolicy"], "Resource": "*"},
+                {"Sid": "EnclaveOnly", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:role/parent"},
+                 "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*",
+                 "Condition": {"StringEqualsIgnoreCase": {
+                    "kms:RecipientAttestation:ImageSha384": hex::encode_upper(&p[&0]),
+                    "kms:RecipientAttestation:PCR1": hex::encode(&p[&1]),
+                    "kms:RecipientAttestation:PCR2": [hex::encode(&p[&2]), "00"]}}},
+                {"Sid": "DenyWithoutAttestation", "Effect": "Deny", "Principal": "*",
+                 "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
+                 "Condition": {"Null": {"kms:RecipientAttestation:ImageSha384": "true"}}}
+            ]
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn attested_image_only() {
+        let policy = KeyPolicy::parse(&enclave_policy(0x10)).unwrap();
+        let ok = pcrs(0x10);
+        assert_eq!(
+            policy.evaluate(&RequestContext::new("kms:Decrypt", Some(&ok))),
+            Decision::Allow
+        );
+        assert_eq!(
+            policy.evaluate(&RequestContext::new("kms:GenerateDataKey", Some(&ok))),
+            Decision::Allow
+        );
+        // Another image, or one PCR off: no statement allows it.
+        assert_eq!(
+            policy.evaluate(&RequestContext::new("kms:Decrypt", Some(&pcrs(0x20)))),
+            Decision::ImplicitDeny
+        );
+        let mut one_off = ok.clone();
+        one_off.insert(2, vec![0x99; 48]);
+        assert_eq!(
+            policy.evaluate(&RequestContext::new("kms:Decrypt", Some(&one_off))),
+            Decision::ImplicitDeny
+        );
+        // No Recipient: the explicit deny, whatever else allows.
+        assert_eq!(
+            policy.evaluate(&RequestContext::new("kms:Decrypt", None)),
+            Decision::ExplicitDeny("DenyWithoutAttestation".into())
+        );
+        assert_eq!(
+            policy.evaluate(&RequestContext::new(
+                "kms:GenerateDataKeyWithoutPlaintext",
+                None
+            )),
+            Decision::ExplicitDeny("DenyWithoutAttestation".into())
+        );
+        // Other actions follow their own statements.
+        assert_eq!(
+            policy.evaluate(&RequestContext::new("kms:GetKeyPolicy", None)),
+            Decision::Allow
+        );
+        assert_eq!(
+            policy.evaluate(&RequestContext::new("kms:ScheduleKeyDeletion", None)),
+            Decision::ImplicitDeny
+        );
+    }
+
+    #[test]
+    fn operators() {
+        let ctx = RequestContext::new("kms:Decrypt", Some(&pcrs(0x10)));
+        let check = |cond: Value| {
+            let p = serde_json::json!({"Statement": {"Effect": "Allow", "Principal": "*",
+                "Action": "kms:*", "Condition": cond}});
+            KeyPolicy::parse(&p.to_string()).unwrap().evaluate(&ctx) == Decision::Allow
+        };
+        let pcr0 = hex::encode([0x10; 48]);
+        assert!(check(
+            serde_json::json!({"StringEquals": {"kms:RecipientAttestation:PCR0": pcr0}})
+        ));
+        assert!(!check(
+            serde_json::json!({"StringEquals": {"kms:RecipientAttestation:PCR0": pcr0.to_uppercase()}})
+        ));
+        assert!(check(
+            serde_json::json!({"StringLike": {"kms:RecipientAttestation:PCR0": "1010*"}})
+        ));
+        assert!(check(
+            serde_json::json!({"StringNotEquals": {"kms:RecipientAttestation:PCR0": "00"}})
+        ));
+        // A key the request lacks never matches a string operator, negated or not.
+        assert!(!check(
+            serde_json::json!({"StringNotEquals": {"kms:RecipientAttestation:PCR8": "00"}})
+        ));
+        assert!(check(
+            serde_json::json!({"Null": {"kms:RecipientAttestation:PCR8": "true"}})
+        ));
+        assert!(!check(
+            serde_json::json!({"Null": {"kms:RecipientAttestation:PCR0": "true"}})
+        ));
+        assert!(like(
+            "kms:GenerateDataKey*",
+            "kms:generatedatakeypair",
+            true
+        ));
+        assert!(!like("kms:Get*", "kms:Decrypt", true));
+    }
+
+    #[test]
+    fn unsupported_elements_are_refused() {
+        for (bad, why) in [
+            (
+                r#"{"Statement": [{"Effect": "Allow", "Principal": "*", "NotAction": "kms:Decrypt"}]}"#,
+                "NotAction",
+            ),
+            (
+                r#"{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Condition": {"StringEqualsIfExists": {"a": "b"}}}]}"#,
+                "StringEqualsIfExists",
+            ),
+            (
+                r#"{"Statement": [{"Effect": "Maybe", "Principal": "*", "Action": "kms:*"}]}"#,
+                "Effect",
+            ),
+            (
+                r#"{"Statement": [{"Effect": "Allow", "Action": "kms:*"}]}"#,
+                "Principal",
+            ),
+            (
+                r#"{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Condition": {"Null": {"a": "maybe"}}}]}"#,
+                "Null",
+            ),
+            ("[]", "object"),
+            ("not json", "JSON"),
+        ] {
+            let e = KeyPolicy::parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! KMS sealing in a simulated cluster of real processes: every node's shares are sealed under
+//! its own KMS key in the local stand-in, whose policy admits only the measured enclave image.
+//! A restarted enclave unseals and signs; an enclave of another binary is refused by KMS even
+//! when its (compromised) proxy lets it through; with KMS down a restarted enclave stays sealed
+//! and recovers when KMS is back.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::time::{Duration, Instant};
+
+use attestation::sim::{measure_file, simulated_pcrs};
+use cli::ops;
+use cli::sim::{SimCluster, SimOptions};
+use coordinator::api::{
+    ApprovedJson, ClusterStatus, KeyInfo, NodeStatus, SignRequestJson, SignResult,
+};
+use coordinator::client::ApiClient;
+use ed25519_dalek::SigningKey;
+use protocol::policy::Scheme;
+
+const CLUSTER: &str = "sealing-test";
+
+async fn node(api: &ApiClient, id: usize) -> NodeStatus {
+    let status: ClusterStatus = api.get("/v1/cluster").await.unwrap();
+    status.nodes[id - 1].clone()
+}
+
+/// Waits until node `id` (1-based) is in `phase` with `keys` keys (and, when operational,
+/// healthy).
+async fn wait_node(api: &ApiClient, id: usize, phase: &str, keys: u32, within: Duration) {
+    let start = Instant::now();
+    loop {
+        let n = node(api, id).await;
+        // Operational and healthy: its peers admitted it again, it can sign.
+        if n.phase.as_deref() == Some(phase)
+            && n.keys == keys
+            && n.attested
+            && (phase != "operational" || n.healthy)
+        {
+            return;
+        }
+        assert!(
+            start.elapsed() < within,
+            "node {id} is not {phase} with {keys} keys after {within:?}: {n:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn sign_eddsa(
+    api: &ApiClient,
+    key: &KeyInfo,
+    approvers: &[SigningKey],
+    msg: &[u8],
+) -> Vec<u16> {
+    let result = ops::sign(api, &key.key_id, &[], msg.to_vec(), approvers, None)
+        .await
+        .unwrap();
+    assert_eq!(result.status, "completed", "{result:?}");
+    let sig = &result.signatures[0];
+    cohort_tests::verify_eddsa(&key.public_key.0, msg, &sig.signature.0);
+    sig.nodes.clone()
+}
+
+fn log(cluster: &SimCluster, file: &str) -> String {
+    std::fs::read_to_string(cluster.dir.join(file)).unwrap_or_default()
+}
+
+fn audit(cluster: &SimCluster) -> Vec<serde_json::Value> {
+    log(cluster, "kms/audit.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_opens_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = SimOptions::new(3, dir.path().to_path_buf()).unwrap();
+    options.bin_dir = cohort_tests::bin_dir();
+    options.fixture_primes = true;
+    let mut cluster = SimCluster::start(&options).await.unwrap();
+    let api = ApiClient::new(&cluster.info.coordinator_url);
+    let admins: Vec<SigningKey> = (0..2)
+        .map(|i| SigningKey::from_bytes(&[60 + i; 32]))
+        .collect();
+    let approvers: Vec<SigningKey> = (0..2)
+        .map(|i| SigningKey::from_bytes(&[70 + i; 32]))
+        .collect();
+    let approver_keys: Vec<[u8; 32]> = approvers
+        .iter()
+        .map(|k| k.verifying_key().to_bytes())
+        .collect();
+    ops::genesis(&api, CLUSTER, Some(3), &admins, 2)
+        .await
+        .unwrap();
+    let key = ops::create_key(
+        &api,
+        "vault",
+        Scheme::EddsaEd25519,
+        2,
+        &admins,
+        &approver_keys,
+        2,
+    )
+    .await
+    .unwrap();
+
+    // Every node sealed through KMS, under its own key, as the measured image.
+    let pcr0 = cluster.info.pcrs[0].clone();
+    let events = audit(&cluster);
+    for n in &cluster.info.nodes {
+        let allowed = events
+            .iter()
+            .filter(|e| {
+                e["operation"] == "kms:GenerateDataKey"
+                    && e["decision"] == "allow"
+                    && e["key_id"] == n.kms_key_id.as_str()
+                    && e["recipient"]["pcr0"] == pcr0.as_str()
+            })
+            .count();
+        // Genesis, auxiliary info and the key share.
+        assert!(allowed >= 3, "node {}: {allowed} data keys", n.id);
+        let policy = log(&cluster, &format!("node-{}/kms-policy.json", n.id));
+        assert!(policy.contains(&pcr0) && policy.contains("DenyWithoutAttestation"));
+        for entry in std::fs::read_dir(cluster.dir.join(format!("node-{}/blobs", n.id))).unwrap() {
+            let blob = std::fs::read(entry.unwrap().path()).unwrap();
+            let v: ciborium::Value = ciborium::from_reader(blob.as_slice()).unwrap();
+            let authority = v
+                .as_map()
+                .unwrap()
+                .iter()
+                .find(|(k, _)| k.as_text() == Some("authority"))
+                .and_then(|(_, v)| v.as_text().map(str::to_string));
+            assert_eq!(authority.as_deref(), Some("kms"));
+        }
+    }
+
+    // A restarted enclave unseals through KMS and signs (node 2 is down, so node 1 must sign).
+    cluster.kill("enclave-2").await.unwrap();
+    cluster.restart_enclave(1).await.unwrap();
+    wait_node(&api, 1, "operational", 1, Duration::from_secs(30)).await;
+    let signers = sign_eddsa(&api, &key, &approvers, b"after a restart").await;
+    assert_eq!(signers, vec![0, 2], "nodes 1 and 3 signed");
+    cluster.restart_enclave(2).await.unwrap();
+    wait_node(&api, 2, "operational", 1, Duration::from_secs(30)).await;
+
+    // KMS down while an enclave restarts: it stays sealed (and out of quorums), the proxy
+    // retries, and it recovers when KMS is back.
+    cluster.kill("kms").await.unwrap();
+    cluster.restart_enclave(2).await.unwrap();
+    let start = Instant::now();
+    while !log(&cluster, "node-2/proxy.log").contains("code=sealing_unavailable") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the proxy never reported the outage: {}",
+            log(&cluster, "node-2/proxy.log")
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let n2 = node(&api, 2).await;
+    assert_eq!((n2.phase.as_deref(), n2.keys), (Some("ready"), 0), "{n2:?}");
+    assert!(!n2.healthy);
+    cluster.restart("kms").await.unwrap();
+    wait_node(&api, 2, "operational", 1, Duration::from_secs(30)).await;
+    cluster.kill("enclave-3").await.unwrap();
+    let signers = sign_eddsa(&api, &key, &approvers, b"after the outage").await;
+    assert_eq!(signers, vec![0, 1]);
+    cluster.restart_enclave(3).await.unwrap();
+    wait_node(&api, 3, "operational", 1, Duration::from_secs(30)).await;
+
+    // Node 1 runs another binary (one byte appended: another PCR0). Its proxy is compromised
+    // and lets it through; KMS refuses it, so it never gets its shares.
+    let other = dir.path().join("cohort-enclave-other");
+    let enclave_bin = cohort_tests::bin("cohort-enclave");
+    std::fs::copy(&enclave_bin, &other).unwrap();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&other)
+            .unwrap();
+        f.write_all(b"\0").unwrap();
+    }
+    let other_pcrs = simulated_pcrs(&measure_file(&other).unwrap());
+    assert_ne!(hex::encode(&other_pcrs[&0]), pcr0);
+    cluster
+        .edit_command("enclave-1", |program, _| *program = other.clone())
+        .unwrap();
+    cluster
+        .edit_command("proxy-1", |_, args| {
+            for i in 0..3 {
+                args.extend([format!("--pcr{i}"), hex::encode(&other_pcrs[&i])]);
+            }
+        })
+        .unwrap();
+    cluster.restart("proxy-1").await.unwrap();
+    cluster.restart_enclave(1).await.unwrap();
+    let other_pcr0 = hex::encode(&other_pcrs[&0]);
+    let start = Instant::now();
+    while !audit(&cluster)
+        .iter()
+        .any(|e| e["decision"] == "deny" && e["recipient"]["pcr0"] == other_pcr0.as_str())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "KMS was never asked by the other image"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let health = cohort_tests::wait_for_status(
+        &cluster.info.nodes[0].proxy_url,
+        "attested",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        health["pcrs"]["0"],
+        other_pcr0.as_str(),
+        "the compromised proxy admits it"
+    );
+    // KMS kept its shares from it; the coordinator (which checks measurements itself) does not
+    // attest it either.
+    let n1 = node(&api, 1).await;
+    assert_eq!((n1.phase.as_deref(), n1.keys), (Some("ready"), 0), "{n1:?}");
+    assert!(!n1.attested && !n1.healthy, "{n1:?}");
+    let proxy_log = log(&cluster, "node-1/proxy.log");
+    assert!(
+        proxy_log.contains("AccessDeniedException"),
+        "the proxy log says why"
+    );
+    // With node 2 down, only node 1 could complete a quorum with node 3: nothing is signed.
+    // (The coordinator sees node 1 without keys and reports no quorum at once.)
+    cluster.kill("enclave-2").await.unwrap();
+    // A request valid for 3 s: the coordinator gives up when it expires.
+    let mut request =
+        cli::requests::sign_request(CLUSTER, &key.key_id, &[], vec![b"must not sign".to_vec()]);
+    request.expiry = request.created + 3;
+    let body =
+        ApprovedJson::<SignRequestJson>::from_wire(&cli::requests::approve(&request, &approvers));
+    let answer: Result<SignResult, _> = api.post("/v1/signatures", &body).await;
+    match answer {
+        Ok(r) => assert_ne!(r.status, "completed", "{r:?}"),
+        Err(e) => {
+            let e = e.to_string();
+            assert!(
+                e.contains("no_quorum") || e.contains("deadline_exceeded"),
+                "{e}"
+            );
+        }
+    }
+
+    // The measured binary again: it unseals and signs.
+    cluster
+        .edit_command("enclave-1", |program, _| *program = enclave_bin.clone())
+        .unwrap();
+    cluster.restart_enclave(1).await.unwrap();
+    cluster.restart_enclave(2).await.unwrap();
+    wait_node(&api, 1, "operational", 1, Duration::from_secs(30)).await;
+    wait_node(&api, 2, "operational", 1, Duration::from_secs(30)).await;
+    cluster.kill("enclave-3").await.unwrap();
+    let signers = sign_eddsa(&api, &key, &approvers, b"measured image again").await;
+    assert_eq!(signers, vec![0, 1]);
+    cluster.stop().await.unwrap();
+}

@@ -392,13 +392,13 @@ mod tests {
 
     #[test]
     fn operators() {
-        let ctx = RequestContext::new("kms:Decrypt", Some(&pcrs(0x10)));
+        let ctx = RequestContext::new("kms:Decrypt", Some(&pcrs(0xaa)));
         let check = |cond: Value| {
             let p = serde_json::json!({"Statement": {"Effect": "Allow", "Principal": "*",
                 "Action": "kms:*", "Condition": cond}});
             KeyPolicy::parse(&p.to_string()).unwrap().evaluate(&ctx) == Decision::Allow
         };
-        let pcr0 = hex::encode([0x10; 48]);
+        let pcr0 = hex::encode([0xaa; 48]);
         assert!(check(
             serde_json::json!({"StringEquals": {"kms:RecipientAttestation:PCR0": pcr0}})
         ));
@@ -406,7 +406,7 @@ mod tests {
             serde_json::json!({"StringEquals": {"kms:RecipientAttestation:PCR0": pcr0.to_uppercase()}})
         ));
         assert!(check(
-            serde_json::json!({"StringLike": {"kms:RecipientAttestation:PCR0": "1010*"}})
+            serde_json::json!({"StringLike": {"kms:RecipientAttestation:PCR0": "aaaa*"}})
         ));
         assert!(check(
             serde_json::json!({"StringNotEquals": {"kms:RecipientAttestation:PCR0": "00"}})

@@ -1,6 +1,11 @@
 #!/bin/sh
 # Builds a KMS-shaped CiphertextForRecipient (byte layout identical to the AWS sample) with a known key,
 # then checks it with `openssl cms -decrypt`.
+# Run in an empty directory; the committed fixtures are its outputs, renamed:
+#   kat_envelope.ber -> openssl-envelope.ber, kat_key.pem -> openssl-envelope-key.pem,
+#   pt.bin -> openssl-envelope-plaintext.bin.
+# kms-recipient-sample.ber is `input_ber[]` of aws-nitro-enclaves-sdk-c's tests/cms_test.c: a
+# CiphertextForRecipient returned by AWS KMS (its private key is not public).
 set -e
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out kat_key.pem
 openssl pkey -in kat_key.pem -pubout -outform DER -out kat_pub_spki.der

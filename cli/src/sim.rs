@@ -84,8 +84,9 @@ impl SimOptions {
 pub fn sibling_bin_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot locate the running executable")?;
     let dir = exe.parent().context("executable has no parent directory")?;
-    // Test executables live in target/<profile>/deps; binaries one level up.
-    Ok(if dir.ends_with("deps") {
+    // Test executables live in target/<profile>/deps, examples in target/<profile>/examples;
+    // binaries one level up.
+    Ok(if dir.ends_with("deps") || dir.ends_with("examples") {
         dir.parent().unwrap_or(dir).to_path_buf()
     } else {
         dir.to_path_buf()

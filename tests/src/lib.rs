@@ -1,6 +1,8 @@
 //! Helpers for the workspace integration tests: find the binaries, start enclaves and proxies
 //! as real processes with drop guards, wait for them.
 
+pub mod kms;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -17,6 +19,7 @@ pub fn bin_dir() -> PathBuf {
         "cohort-enclave",
         "cohort-parent-proxy",
         "cohort-coordinator",
+        "cohort-kms",
     ] {
         assert!(
             dir.join(bin).is_file(),

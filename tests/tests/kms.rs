@@ -14,9 +14,12 @@ use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{DataKeySpec, KeyEncryptionMechanism, RecipientInfo};
 use cohort_tests::kms::{IMAGE, Mode, OTHER_IMAGE, world};
+use enclave::kms::KmsSealingAuthority;
 use enclave::seal::{
     BlobKind, LocalSealingAuthority, SealError, Sealer, SealingAuthority, seal, unseal,
 };
+use protocol::parent::{ParentErrorCode, ParentRequest, ParentResponse};
+use serde_bytes::ByteBuf;
 
 /// The authority blocks (it runs on the enclave's worker thread): run it off the runtime.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -215,4 +218,169 @@ async fn blobs_of_the_interim_local_authority_migrate_to_kms() {
     assert_eq!(plain.as_slice(), b"genesis state");
     assert!(again.is_none());
     assert_eq!(local.kind(), enclave::seal::AuthorityKind::Local);
+}
+
+/// One raw exchange on a socket: bytes out, everything until the peer closes back.
+async fn raw(path: &std::path::Path, bytes: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::UnixStream::connect(path).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    out
+}
+
+fn answers(bytes: &[u8]) -> Vec<ParentResponse> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        out.push(protocol::decode_frame(&rest[..4 + len]).unwrap());
+        rest = &rest[4 + len..];
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_proxys_kms_channel_answers_bad_input_with_typed_errors() {
+    let w = world().await;
+    let path = w.dir.path().join("proxy-kms.sock");
+    let listener = parent_proxy::kms::KmsListener::bind(&protocol::Endpoint::Unix(path.clone()))
+        .await
+        .unwrap();
+    let relay = Arc::new(parent_proxy::kms::KmsRelay::new(
+        w.client(),
+        w.key_id.clone(),
+    ));
+    tokio::spawn(parent_proxy::kms::serve(listener, relay));
+
+    let code = |r: &ParentResponse| match r {
+        ParentResponse::Error { code, message } => (*code, message.clone()),
+        other => panic!("expected an error, got {other:?}"),
+    };
+    // Not a parent request (an enclave request), then junk CBOR: each answered, in order.
+    let mut bytes = protocol::encode_frame(&protocol::EnclaveRequest::Status).unwrap();
+    bytes.extend_from_slice(&[0, 0, 0, 3, 0xff, 0xff, 0xff]);
+    let replies = answers(&raw(&path, &bytes).await);
+    assert_eq!(replies.len(), 2);
+    for r in &replies {
+        assert_eq!(code(r).0, ParentErrorCode::BadRequest, "{r:?}");
+    }
+    // An absurd length prefix: one answer, then the connection closes.
+    let replies = answers(&raw(&path, &[0x7f, 0xff, 0xff, 0xff]).await);
+    assert_eq!(replies.len(), 1);
+    assert!(code(&replies[0]).1.contains("exceeds") || code(&replies[0]).1.contains("larger"));
+    // Empty or oversized fields never reach KMS.
+    let empty = ParentRequest::GenerateDataKey {
+        attestation: ByteBuf::new(),
+    };
+    let r = answers(&raw(&path, &protocol::encode_frame(&empty).unwrap()).await);
+    assert_eq!(
+        code(&r[0]),
+        (ParentErrorCode::BadRequest, "attestation is empty".into())
+    );
+    // A document that is not one: KMS refuses it, and says why.
+    let junk = ParentRequest::Decrypt {
+        ciphertext_blob: ByteBuf::from(vec![1; 101]),
+        attestation: ByteBuf::from(vec![0xa0; 300]),
+    };
+    let r = answers(&raw(&path, &protocol::encode_frame(&junk).unwrap()).await);
+    let (c, m) = code(&r[0]);
+    assert!(
+        matches!(
+            c,
+            ParentErrorCode::AccessDenied | ParentErrorCode::InvalidCiphertext
+        ),
+        "{c:?} {m}"
+    );
+    // And an honest enclave through the real channel seals and unseals.
+    let auth = Arc::new(KmsSealingAuthority::new(
+        protocol::Endpoint::Unix(path.clone()),
+        w.nsm(IMAGE),
+    ));
+    let a = auth.clone();
+    let blob = blocking(move || seal(a.as_ref(), BlobKind::AuxInfo, "aux", b"paillier"))
+        .await
+        .unwrap();
+    let (_, plain) = blocking(move || unseal(auth.as_ref(), &blob, BlobKind::AuxInfo, None))
+        .await
+        .unwrap();
+    assert_eq!(plain.as_slice(), b"paillier");
+}
+
+/// One raw HTTP request to the stand-in; returns the status and the JSON body.
+async fn http(url: &str, target: Option<&str>, body: &[u8]) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut head = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if let Some(t) = target {
+        head.push_str(&format!("X-Amz-Target: TrentService.{t}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text[9..12].parse().unwrap();
+    let json = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    (
+        status,
+        serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_kms_stand_in_answers_bad_requests_as_kms_does() {
+    let w = world().await;
+    let url = &w.kms_url;
+    let cases: Vec<(Option<&str>, Vec<u8>, u16, &str)> = vec![
+        (None, b"{}".to_vec(), 400, "UnknownOperationException"),
+        (Some("ScheduleKeyDeletion"), b"{}".to_vec(), 400, "UnknownOperationException"),
+        (Some("Decrypt"), b"not json".to_vec(), 400, "SerializationException"),
+        (Some("Decrypt"), b"[1, 2]".to_vec(), 400, "SerializationException"),
+        (Some("Decrypt"), br#"{"CiphertextBlob": "!!"}"#.to_vec(), 400, "SerializationException"),
+        (Some("Decrypt"), br#"{"CiphertextBlob": "AAAA"}"#.to_vec(), 400, "InvalidCiphertextException"),
+        (Some("Decrypt"), b"{}".to_vec(), 400, "ValidationException"),
+        (
+            Some("GenerateDataKey"),
+            br#"{"KeyId": "00000000-0000-4000-8000-000000000000", "KeySpec": "AES_256"}"#.to_vec(),
+            400,
+            "NotFoundException",
+        ),
+        (Some("GenerateDataKey"), format!(r#"{{"KeyId": "{}"}}"#, w.key_id).into_bytes(), 400, "ValidationException"),
+        (
+            Some("GenerateDataKey"),
+            format!(r#"{{"KeyId": "{}", "KeySpec": "AES_256", "Recipient": {{"KeyEncryptionAlgorithm": "RSAES_PKCS1_V1_5", "AttestationDocument": "AAAA"}}}}"#, w.key_id).into_bytes(),
+            400,
+            "ValidationException",
+        ),
+        (
+            Some("CreateKey"),
+            br#"{"Policy": "{\"Statement\": [{\"Effect\": \"Allow\", \"Principal\": \"*\", \"NotAction\": \"kms:*\"}]}"}"#.to_vec(),
+            400,
+            "MalformedPolicyDocumentException",
+        ),
+        (Some("CreateKey"), br#"{"KeySpec": "RSA_2048"}"#.to_vec(), 400, "UnsupportedOperationException"),
+        (Some("Decrypt"), vec![b' '; 300 * 1024], 413, "SerializationException"),
+    ];
+    for (target, body, status, kind) in cases {
+        let (s, json) = http(url, target, &body).await;
+        assert_eq!(
+            (s, json["__type"].as_str()),
+            (status, Some(kind)),
+            "{target:?}: {json}"
+        );
+        assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    // Nothing was created by the refused CreateKey calls.
+    let keys = std::fs::read_dir(w.dir.path().join("kms/keys"))
+        .unwrap()
+        .count();
+    assert_eq!(keys, 1);
 }

@@ -37,9 +37,9 @@ struct NodeState {
     error: Option<String>,
     suspended_until: Option<Instant>,
     last_attested: Option<Instant>,
-    /// The node admitted its peers since its current identity appeared (an enclave that is not
-    /// operational yet cannot): it can run sessions.
-    admitted: bool,
+    /// The identity (signing key) the node had when it last admitted its peers: it can run
+    /// sessions only while that is still its identity.
+    admitted: Option<[u8; 32]>,
 }
 
 /// A change the health check noticed that the coordinator must act on.
@@ -53,10 +53,6 @@ pub enum NodeEvent {
     FirstSeen(u16),
     /// A node holds no presignatures: any the pool counts for it are gone.
     NoPresignatures(u16),
-    /// A node became operational after the coordinator saw it in another phase (a restarted
-    /// enclave got its sealed state back, possibly long after it restarted, e.g. when KMS was
-    /// down): peers admit each other again, which it could not do before.
-    Operational(u16),
 }
 
 /// The nodes, by index.
@@ -127,6 +123,27 @@ impl Nodes {
         }
     }
 
+    fn is_admitted(s: &NodeState) -> bool {
+        s.admitted.is_some() && s.admitted == s.identity.map(|k| k.signing)
+    }
+
+    /// Operational, attested nodes that have not admitted their peers under their current
+    /// identity (a restarted enclave whose state came back, a round that missed a peer): the
+    /// coordinator runs an admission round for them.
+    pub fn unadmitted(&self) -> Vec<u16> {
+        self.states()
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                s.reachable
+                    && s.attested
+                    && s.phase == Some(Phase::Operational)
+                    && !Self::is_admitted(s)
+            })
+            .map(|(i, _)| i as u16)
+            .collect()
+    }
+
     /// Whether a node may take part in new sessions.
     pub fn healthy(&self, node: u16) -> bool {
         self.states()
@@ -138,7 +155,7 @@ impl Nodes {
         s.reachable
             && s.attested
             && s.phase == Some(Phase::Operational)
-            && s.admitted
+            && Self::is_admitted(s)
             && s.suspended_until.is_none_or(|t| Instant::now() >= t)
     }
 
@@ -269,18 +286,16 @@ impl Nodes {
                 primes_ready,
                 ..
             }) => {
-                let (was_reachable, due, was_phase) = {
+                let (was_reachable, due) = {
                     let s = &self.states()[usize::from(node)];
                     (
                         s.reachable,
-                        s.last_attested.is_none_or(|t| t.elapsed() >= attest_every),
-                        s.phase,
+                        // A phase change (operational -> ready is a restart the status poll
+                        // did not see as an outage) also calls for a fresh attestation.
+                        s.last_attested.is_none_or(|t| t.elapsed() >= attest_every)
+                            || s.phase != Some(phase),
                     )
                 };
-                if phase == Phase::Operational && was_phase.is_some_and(|p| p != Phase::Operational)
-                {
-                    events.push(NodeEvent::Operational(node));
-                }
                 self.update(node, |s| {
                     s.reachable = true;
                     s.phase = Some(phase);
@@ -302,7 +317,6 @@ impl Nodes {
                         let after = self.identity(node);
                         if before.is_some() && before != after {
                             info!(node, "node has a new identity: it restarted");
-                            self.update(node, |s| s.admitted = false);
                             events.push(NodeEvent::Restarted(node));
                         } else if before.is_none() {
                             events.push(NodeEvent::FirstSeen(node));
@@ -326,12 +340,14 @@ impl Nodes {
     /// the others. Returns the refusals (node, peer, reason).
     pub async fn admit_all(&self) -> Vec<(u16, u16, String)> {
         let mut documents = Vec::new();
+        let mut attested = std::collections::BTreeMap::new();
         for node in 0..self.count() {
             if let Ok(document) = self.attest(node).await {
                 documents.push(PeerDocument {
                     node,
                     document: ByteBuf::from(document),
                 });
+                attested.insert(node, self.identity(node).map(|k| k.signing));
             }
         }
         let mut refusals = Vec::new();
@@ -350,7 +366,10 @@ impl Nodes {
                 .await
             {
                 Ok(EnclaveResponse::PeersAdmitted { refused, .. }) => {
-                    self.update(node, |s| s.admitted = true);
+                    // Under the identity attested in this round; a peer that was down now is
+                    // admitted in the round its return (a new identity) triggers.
+                    let identity = attested.get(&node).copied().flatten();
+                    self.update(node, |s| s.admitted = identity);
                     for (peer, why) in refused {
                         warn!(node, peer, why, "peer refused");
                         refusals.push((node, peer, why));

@@ -1864,10 +1864,10 @@ impl Coordinator {
     pub fn spawn_background(self: &Arc<Self>) {
         let me = self.clone();
         tokio::spawn(async move {
+            let mut last_admission: Option<Instant> = None;
             loop {
                 let events = me.nodes.check(me.settings.attest_interval).await;
                 let mut readmit = false;
-                let mut restored = false;
                 for e in events {
                     match e {
                         NodeEvent::Restarted(n) => {
@@ -1876,15 +1876,19 @@ impl Coordinator {
                         }
                         NodeEvent::FirstSeen(_) => readmit = true,
                         NodeEvent::NoPresignatures(n) => me.drop_presignatures_of(n).await,
-                        NodeEvent::Operational(_) => restored = true,
                     }
                 }
                 let genesis = me.genesis_status().await.map(|g| g.state);
-                // A node that got its state back after genesis finished can only now admit
-                // its peers (genesis itself admits everyone when it gets there).
-                let readmit = readmit && genesis.as_ref().is_ok_and(|g| g != "none")
-                    || restored && genesis.as_ref().is_ok_and(|g| g == "ready");
+                // Also, after genesis, whenever an operational node has not admitted its peers
+                // under its current identity (its state came back after it restarted, e.g.
+                // after a KMS outage, or a round missed a peer): every 2 s at most.
+                let unadmitted = genesis.as_ref().is_ok_and(|g| g == "ready")
+                    && !me.nodes.unadmitted().is_empty()
+                    && last_admission
+                        .is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(2));
+                let readmit = readmit && genesis.as_ref().is_ok_and(|g| g != "none") || unadmitted;
                 if readmit {
+                    last_admission = Some(Instant::now());
                     info!("a node restarted: peers admit each other again");
                     me.nodes.admit_all().await;
                 }

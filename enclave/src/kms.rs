@@ -82,20 +82,26 @@ impl KmsSealingAuthority {
         let plain = key
             .open(envelope)
             .map_err(|e| SealError::BadAnswer(format!("CiphertextForRecipient: {e}")))?;
-        let bytes: [u8; 32] = plain.as_slice().try_into().map_err(|_| {
-            SealError::BadAnswer(format!("data key is {} bytes, not 32", plain.len()))
-        })?;
-        Ok(Zeroizing::new(bytes))
+        if plain.len() != 32 {
+            return Err(SealError::BadAnswer(format!(
+                "data key is {} bytes, not 32",
+                plain.len()
+            )));
+        }
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&plain);
+        Ok(key)
     }
 }
 
 fn refused(code: ParentErrorCode, message: String) -> SealError {
     let message = format!("{code}: {message}");
     match code {
-        ParentErrorCode::Unavailable | ParentErrorCode::NotConfigured => {
-            SealError::Unavailable(message)
+        ParentErrorCode::Unavailable => SealError::Unavailable(message),
+        // A missing or misconfigured KMS key needs an operator, not a quick retry.
+        ParentErrorCode::AccessDenied | ParentErrorCode::NotConfigured => {
+            SealError::Refused(message)
         }
-        ParentErrorCode::AccessDenied => SealError::Refused(message),
         ParentErrorCode::InvalidCiphertext => SealError::Tampered,
         ParentErrorCode::BadRequest => SealError::BadAnswer(message),
     }

@@ -119,6 +119,9 @@ struct Session {
     use_key: Option<Vec<u8>>,
     /// When the relay last touched the session (Unix seconds).
     last_active: u64,
+    /// The data key its result (auxiliary info, a key share) will be sealed under, fetched
+    /// before the session started.
+    data_key: Option<seal::DataKey>,
 }
 
 /// How long a signing session may sit without a message before the enclave drops it and
@@ -365,6 +368,7 @@ impl Node {
         ciborium::into_writer(&state, &mut *plain)
             .map_err(|e| NodeError::Internal(e.to_string()))?;
         let sealed = self.sealing.seal(BlobKind::Genesis, &g.cluster, &plain)?;
+        self.sealing.retire_legacy();
         self.roster.insert_self(node, identity.public());
         let receipt = identity.sign(&genesis_receipt_message(&g.canonical_bytes(), node));
         info!(cluster = %g.cluster, node, nodes = g.nodes, "genesis accepted");
@@ -388,6 +392,15 @@ impl Node {
         let mut aux = None;
         let mut records = Vec::new();
         let mut resealed = Vec::with_capacity(blobs.len());
+        // Migration reads local blobs only while the genesis itself is still one.
+        let genesis_authority = blobs
+            .iter()
+            .find(|b| seal::peek(b).is_ok_and(|(k, _)| k == BlobKind::Genesis))
+            .map(|b| seal::authority_of(b))
+            .transpose()?;
+        if genesis_authority.is_some_and(|a| a != seal::AuthorityKind::Local) {
+            self.sealing.retire_legacy();
+        }
         for blob in blobs {
             let (kind, _) = seal::peek(blob)?;
             let (_, plain, migrated) = self.sealing.open(blob, kind, None)?;
@@ -528,6 +541,7 @@ impl Node {
         let nodes = self.genesis()?.genesis.nodes;
         let all_nodes: Vec<u16> = (0..nodes).collect();
         let mut use_key = None;
+        let mut data_key = None;
         let (machine, first) = match kind {
             SessionKind::AuxInfo => {
                 if participants != all_nodes.as_slice() {
@@ -538,6 +552,14 @@ impl Node {
                 if self.aux.is_some() {
                     return Err(NodeError::Refused("auxiliary info already exists".into()));
                 }
+                if !self.primes_ready() {
+                    return Err(NodeError::Refused(
+                        "safe primes are still being generated".into(),
+                    ));
+                }
+                // The data key first: with KMS unreachable the session fails now, not after
+                // every node has done the work.
+                data_key = Some(self.sealing.data_key()?);
                 let primes = self.primes.take().ok_or_else(|| {
                     NodeError::Refused("safe primes are still being generated".into())
                 })?;
@@ -551,6 +573,7 @@ impl Node {
                 }
                 let r = &request.request;
                 self.check_create_key(request)?;
+                data_key = Some(self.sealing.data_key()?);
                 // Held for the whole generation: no second generation of this key id (under
                 // this request or another) runs at the same time.
                 let key = key_id_use(&r.key_id);
@@ -692,6 +715,7 @@ impl Node {
             machine,
             use_key,
             last_active: self.now(),
+            data_key,
         };
         info!(session = %hex_short(&sid), kind = kind.name(), "session started");
         let outgoing = match seal_all(identity, &self.roster, &mut session, first) {
@@ -1042,9 +1066,12 @@ impl Node {
                 Step::Continue(o) => StepOut::Continue(o),
                 Step::Done(aux, o) => {
                     let plain = aux.to_bytes()?;
+                    let data_key = s.data_key.take().ok_or_else(|| {
+                        MpcError::Internal("no data key for the auxiliary info".into())
+                    })?;
                     let sealed = self
                         .sealing
-                        .seal(BlobKind::AuxInfo, "aux", &plain)
+                        .seal_with(data_key, BlobKind::AuxInfo, "aux", &plain)
                         .map_err(|e| MpcError::Internal(e.to_string()))?;
                     self.aux = Some(aux);
                     StepOut::Done(
@@ -1067,8 +1094,12 @@ impl Node {
                     let public_key = share.master_public_key().to_vec();
                     let chain_code = share.extended_public_key().chain_code.to_vec();
                     let bytes = share.to_bytes()?;
+                    let data_key = s.data_key.take().ok_or_else(|| {
+                        MpcError::Internal("no data key for the key share".into())
+                    })?;
                     let outcome = self.store_key(
                         identity,
+                        data_key,
                         request.clone(),
                         Share::Ecdsa(share),
                         &bytes,
@@ -1083,8 +1114,12 @@ impl Node {
                 Step::Done(share, o) => {
                     let public_key = share.public_key().to_vec();
                     let bytes = share.to_bytes()?;
+                    let data_key = s.data_key.take().ok_or_else(|| {
+                        MpcError::Internal("no data key for the key share".into())
+                    })?;
                     let outcome = self.store_key(
                         identity,
+                        data_key,
                         request.clone(),
                         Share::Eddsa(Box::new(share)),
                         &bytes,
@@ -1141,9 +1176,11 @@ impl Node {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn store_key(
         &mut self,
         identity: &SecretIdentity,
+        data_key: seal::DataKey,
         request: CreateKey,
         share: Share,
         share_bytes: &[u8],
@@ -1174,7 +1211,7 @@ impl Node {
         };
         let sealed = self
             .sealing
-            .seal(kind, &request.key_id, &plain)
+            .seal_with(data_key, kind, &request.key_id, &plain)
             .map_err(|e| MpcError::Internal(e.to_string()))?;
         let approvers =
             keys32(&request.policy.approvers).map_err(|e| MpcError::Internal(e.to_string()))?;

@@ -255,6 +255,22 @@ fn aad(
     out
 }
 
+/// A data key fetched ahead of the blob it will seal (so a session that ends in a secret to
+/// seal cannot fail at its very end because KMS is down: it fails before it starts).
+pub struct DataKey {
+    authority: AuthorityKind,
+    key: Zeroizing<[u8; 32]>,
+    wrapped: Vec<u8>,
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataKey")
+            .field("authority", &self.authority)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Seals `plaintext` as a blob of `kind` for `key_id`.
 pub fn seal(
     authority: &dyn SealingAuthority,
@@ -263,11 +279,35 @@ pub fn seal(
     plaintext: &[u8],
 ) -> Result<Vec<u8>, SealError> {
     let (key, wrapped) = authority.generate_data_key()?;
+    seal_with(
+        DataKey {
+            authority: authority.kind(),
+            key,
+            wrapped,
+        },
+        kind,
+        key_id,
+        plaintext,
+    )
+}
+
+/// Seals `plaintext` under a data key fetched earlier (used once).
+fn seal_with(
+    data_key: DataKey,
+    kind: BlobKind,
+    key_id: &str,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, SealError> {
+    let DataKey {
+        authority,
+        key,
+        wrapped,
+    } = data_key;
     let mut nonce = [0u8; 12];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let mut blob = Blob {
         v: SEALED_BLOB_VERSION,
-        authority: Some(authority.kind()),
+        authority: Some(authority),
         kind,
         key_id: key_id.to_string(),
         wrapped_key: ByteBuf::from(wrapped),
@@ -287,6 +327,11 @@ pub fn seal(
     let mut out = Vec::new();
     ciborium::into_writer(&blob, &mut out).map_err(|e| SealError::Malformed(e.to_string()))?;
     Ok(out)
+}
+
+/// Which authority wrapped a blob's data key, without opening it.
+pub fn authority_of(blob: &[u8]) -> Result<AuthorityKind, SealError> {
+    parse(blob).map(|b| b.authority())
 }
 
 /// Reads a blob's kind and key id without opening it.
@@ -349,6 +394,34 @@ impl Sealer {
     /// Seals with `current`; opens blobs of the local authority with `legacy`, if given.
     pub fn new(current: Box<dyn SealingAuthority>, legacy: Option<LocalSealingAuthority>) -> Self {
         Self { current, legacy }
+    }
+
+    /// Stops reading blobs of the interim local authority: once an enclave's genesis is sealed
+    /// under the current authority, a local blob can only be one the host made up (it holds
+    /// the local master secret), never one to migrate.
+    pub fn retire_legacy(&mut self) {
+        self.legacy = None;
+    }
+
+    /// Fetches a data key from the current authority, to seal one blob later.
+    pub fn data_key(&self) -> Result<DataKey, SealError> {
+        let (key, wrapped) = self.current.generate_data_key()?;
+        Ok(DataKey {
+            authority: self.current.kind(),
+            key,
+            wrapped,
+        })
+    }
+
+    /// Seals `plaintext` under `data_key` (from [`Sealer::data_key`]).
+    pub fn seal_with(
+        &self,
+        data_key: DataKey,
+        kind: BlobKind,
+        key_id: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, SealError> {
+        seal_with(data_key, kind, key_id, plaintext)
     }
 
     /// Seals `plaintext` with the current authority.
@@ -546,7 +619,7 @@ mod tests {
             "{e}"
         );
 
-        let sealer = Sealer {
+        let mut sealer = Sealer {
             current: kms(),
             legacy: Some(LocalSealingAuthority::new(&[1; 32], &[0xAA; 48])),
         };
@@ -578,6 +651,12 @@ mod tests {
         assert!(matches!(
             sealer.open(&bytes, BlobKind::EddsaShare, None),
             Err(SealError::Malformed(_))
+        ));
+        // Once retired (the genesis is sealed under KMS), local blobs are refused.
+        sealer.retire_legacy();
+        assert!(matches!(
+            sealer.open(&old, BlobKind::EddsaShare, None),
+            Err(SealError::Refused(_))
         ));
     }
 

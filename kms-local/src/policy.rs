@@ -9,9 +9,9 @@
 //! alternatives (or).
 //!
 //! Operators: `StringEquals`, `StringEqualsIgnoreCase`, `StringNotEquals`,
-//! `StringNotEqualsIgnoreCase`, `StringLike` and `Null`. A string operator on a key the request
-//! does not carry does not match (the `Not` ones too, as in IAM); `Null: "true"` matches exactly
-//! when the key is absent. Condition keys: `kms:RecipientAttestation:ImageSha384` (the
+//! `StringNotEqualsIgnoreCase`, `StringLike` and `Null`. As in IAM, a positive string operator
+//! on a key the request does not carry does not match, a negated one (`StringNotEquals…`) does;
+//! `Null: "true"` matches exactly when the key is absent. Condition keys: `kms:RecipientAttestation:ImageSha384` (the
 //! document's PCR0) and `kms:RecipientAttestation:PCR0` .. `PCR31`, as lowercase hex, present only
 //! when the request carries a verified Recipient attestation document. Anything else in a
 //! policy — another operator, an `…IfExists` suffix, `NotAction`, `NotPrincipal` — is refused
@@ -265,7 +265,9 @@ impl Condition {
                 negated,
             } => {
                 let Some(value) = value else {
-                    return false;
+                    // IAM: an absent key fails every positive operator and satisfies every
+                    // negated one.
+                    return negated;
                 };
                 let hit = self.values.iter().any(|v| {
                     if ignore_case {
@@ -411,10 +413,22 @@ mod tests {
         assert!(check(
             serde_json::json!({"StringNotEquals": {"kms:RecipientAttestation:PCR0": "00"}})
         ));
-        // A key the request lacks never matches a string operator, negated or not.
+        // A key the request lacks fails a positive string operator and satisfies a negated one
+        // (so "StringNotEquals PCR0 = zeros" alone would also admit callers without a document).
         assert!(!check(
+            serde_json::json!({"StringEquals": {"kms:RecipientAttestation:PCR8": "00"}})
+        ));
+        assert!(check(
             serde_json::json!({"StringNotEquals": {"kms:RecipientAttestation:PCR8": "00"}})
         ));
+        let bare = RequestContext::new("kms:Decrypt", None);
+        let p = serde_json::json!({"Statement": {"Effect": "Allow", "Principal": "*",
+            "Action": "kms:*",
+            "Condition": {"StringNotEquals": {"kms:RecipientAttestation:PCR0": "00"}}}});
+        assert_eq!(
+            KeyPolicy::parse(&p.to_string()).unwrap().evaluate(&bare),
+            Decision::Allow
+        );
         assert!(check(
             serde_json::json!({"Null": {"kms:RecipientAttestation:PCR8": "true"}})
         ));

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use attestation::{Policy, verify};
 use protocol::{EnclaveRequest, EnclaveResponse};
@@ -15,22 +15,21 @@ use crate::blobs::BlobStore;
 use crate::link::EnclaveLink;
 
 /// After an enclave (re)starts it is `ready` with no state: hand it its sealed blobs, and store
-/// the blobs it sealed again in the current format in place of the old ones. Returns `false`
-/// when the enclave still waits for its state (the sealing authority was unreachable or
-/// refused), so the caller tries again soon.
-async fn restore_if_needed(link: &EnclaveLink, store: &BlobStore) -> bool {
+/// the blobs it sealed again in the current format in place of the old ones. Says when to try
+/// again if the enclave still waits for its state.
+async fn restore_if_needed(link: &EnclaveLink, store: &BlobStore) -> Restore {
     let Ok(EnclaveResponse::Status { phase, .. }) = link.call(&EnclaveRequest::Status).await else {
-        return true;
+        return Restore::Done;
     };
     if phase != protocol::Phase::Ready {
-        return true;
+        return Restore::Done;
     }
     let (names, blobs): (Vec<String>, Vec<_>) = match store.all() {
         Ok(b) if !b.is_empty() => b.into_iter().unzip(),
-        Ok(_) => return true,
+        Ok(_) => return Restore::Done,
         Err(e) => {
             warn!(error = %e, "cannot read sealed blobs");
-            return false;
+            return Restore::Later;
         }
     };
     match link.call(&EnclaveRequest::Restore { blobs }).await {
@@ -51,21 +50,37 @@ async fn restore_if_needed(link: &EnclaveLink, store: &BlobStore) -> bool {
                 }
             }
             info!(keys = keys.len(), aux, migrated, "enclave state restored");
-            true
+            Restore::Done
+        }
+        Ok(EnclaveResponse::Error(e)) if e.code == protocol::ErrorCode::SealingUnavailable => {
+            warn!(code = %e.code, reason = %e.message, "enclave could not restore its sealed state; retrying soon");
+            Restore::Soon
         }
         Ok(EnclaveResponse::Error(e)) => {
-            warn!(code = %e.code, reason = %e.message, "enclave could not restore its sealed state; retrying");
-            false
+            warn!(code = %e.code, reason = %e.message, "enclave refused its sealed state; retrying in a while");
+            Restore::Later
         }
         Ok(other) => {
             warn!(response = %other, "unexpected answer to restore");
-            false
+            Restore::Later
         }
         Err(e) => {
             warn!(error = %e, "restore failed");
-            false
+            Restore::Soon
         }
     }
+}
+
+/// When to offer the sealed state again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Restore {
+    /// Nothing to restore, or restored.
+    Done,
+    /// KMS or the enclave was unreachable: soon.
+    Soon,
+    /// Refused (KMS policy, a blob that does not authenticate): an operator must act; retrying
+    /// often would only fill the KMS audit trail.
+    Later,
 }
 
 /// What the proxy knows of its enclave.
@@ -248,20 +263,30 @@ pub async fn keep_attested(
     interval: Duration,
     blobs: Option<BlobStore>,
 ) {
+    // After a refusal, the same enclave (same identity) is offered its blobs again only every
+    // 30 s; a restarted one (new identity) at once. Attestation keeps its own pace.
+    let mut refused: Option<(String, Instant)> = None;
     loop {
         let state = attest_once(&link, &policy).await;
-        let mut restored = true;
-        if state.is_attested()
-            && let Some(store) = &blobs
-        {
-            restored = restore_if_needed(&link, store).await;
+        let mut restore = Restore::Done;
+        if let (AttestationState::Attested { identity, .. }, Some(store)) = (&state, &blobs) {
+            let backing_off = refused.as_ref().is_some_and(|(who, when)| {
+                *who == identity.signing && when.elapsed() < Duration::from_secs(30)
+            });
+            if !backing_off {
+                restore = restore_if_needed(&link, store).await;
+                refused =
+                    (restore == Restore::Later).then(|| (identity.signing.clone(), Instant::now()));
+            }
         }
-        let wait = match state {
-            AttestationState::Pending { .. } => Duration::from_secs(1).min(interval),
-            AttestationState::Refused { .. } => Duration::from_secs(5).min(interval),
-            // Sealed state not loaded yet (KMS unreachable or refusing): try again soon.
-            AttestationState::Attested { .. } if !restored => Duration::from_secs(2).min(interval),
-            AttestationState::Attested { .. } => interval,
+        let wait = match (&state, restore) {
+            (AttestationState::Pending { .. }, _) => Duration::from_secs(1).min(interval),
+            (AttestationState::Refused { .. }, _) => Duration::from_secs(5).min(interval),
+            // Sealed state not loaded yet because KMS is unreachable: offer it again soon.
+            (AttestationState::Attested { .. }, Restore::Soon) => {
+                Duration::from_secs(2).min(interval)
+            }
+            (AttestationState::Attested { .. }, _) => interval,
         };
         attestor.set(state);
         tokio::select! {

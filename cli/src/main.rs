@@ -608,11 +608,16 @@ async fn sim_up(
     println!("pcr0: {}", cluster.info.pcrs[0]);
     for n in &cluster.info.nodes {
         println!(
-            "node {}: enclave {} ({}), proxy {}",
-            n.id, n.enclave, n.module_id, n.proxy_url
+            "node {}: enclave {} ({}), proxy {}, KMS key {}",
+            n.id, n.enclave, n.module_id, n.proxy_url, n.kms_key_id
         );
     }
     println!("coordinator: {}", cluster.info.coordinator_url);
+    println!(
+        "KMS stand-in: {} (key policies admit pcr0 above only; decisions in {})",
+        cluster.info.kms_url,
+        cluster.dir.join("kms/audit.jsonl").display()
+    );
     println!(
         "endpoints written to {}",
         cluster.dir.join("cluster.json").display()

@@ -563,3 +563,89 @@ fn audit_verify_reports_the_chain() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported store url"));
 }
+
+#[test]
+fn kms_policy_is_made_from_measurement_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (dir.path().join("old.json"), dir.path().join("new.json"));
+    let pcr = |b: u8| hex::encode([b; 48]);
+    // The form `nitro-cli describe-eif` prints, and a bare one.
+    std::fs::write(
+        &old,
+        serde_json::json!({"Measurements": {"HashAlgorithm": "Sha384 { ... }",
+            "PCR0": pcr(0xa0), "PCR1": pcr(0xa1), "PCR2": pcr(0xa2)}})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        &new,
+        serde_json::json!({"PCR0": pcr(0xb0), "PCR1": pcr(0xb1), "PCR2": pcr(0xb2), "PCR8": pcr(0xb8)})
+            .to_string(),
+    )
+    .unwrap();
+    let role = "arn:aws:iam::111122223333:role/cohort-node-2-parent";
+    let admin = "arn:aws:iam::111122223333:role/kms-admin";
+    let out = cohort(&[
+        "kms",
+        "policy",
+        "--node",
+        "2",
+        "--measurements",
+        old.to_str().unwrap(),
+        "--measurements",
+        new.to_str().unwrap(),
+        "--parent-role",
+        role,
+        "--admin",
+        admin,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let policy: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let st = policy["Statement"].as_array().unwrap();
+    assert_eq!(st.len(), 5, "admin, two images, two denies");
+    assert_eq!(st[1]["Principal"]["AWS"], role);
+    let cond = |i: usize, k: &str| st[i]["Condition"]["StringEqualsIgnoreCase"][k].clone();
+    assert_eq!(
+        cond(1, "kms:RecipientAttestation:ImageSha384"),
+        pcr(0xa0).as_str()
+    );
+    assert_eq!(cond(2, "kms:RecipientAttestation:PCR8"), pcr(0xb8).as_str());
+    assert_eq!(st[3]["Sid"], "DenyWithoutAttestation");
+    assert_eq!(
+        st[3]["Condition"]["Null"]["kms:RecipientAttestation:ImageSha384"],
+        "true"
+    );
+    // The stand-in accepts the document as a key policy (its parser refuses what it would
+    // not evaluate).
+    kms_local::policy::KeyPolicy::parse(&policy.to_string()).unwrap();
+
+    // A debug image (all-zero PCRs) or a missing PCR is refused, with the reason.
+    std::fs::write(
+        &old,
+        serde_json::json!({"PCR0": hex::encode([0; 48]), "PCR1": pcr(1), "PCR2": pcr(2)})
+            .to_string(),
+    )
+    .unwrap();
+    std::fs::write(&new, serde_json::json!({"PCR0": pcr(3)}).to_string()).unwrap();
+    for (file, why) in [(&old, "release image"), (&new, "PCR1 is missing")] {
+        let out = cohort(&[
+            "kms",
+            "policy",
+            "--node",
+            "1",
+            "--measurements",
+            file.to_str().unwrap(),
+            "--parent-role",
+            role,
+            "--admin",
+            admin,
+        ]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{err}");
+    }
+}

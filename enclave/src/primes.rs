@@ -9,6 +9,23 @@ use tracing::info;
 
 use crate::mpc::ecdsa::SecretPrimes;
 
+/// Tells whether a [`PrimePool`] has a set ready; reveals nothing else.
+#[derive(Clone)]
+pub struct PrimesProbe(Arc<Mutex<Option<SecretPrimes>>>);
+
+impl PrimesProbe {
+    /// Whether a set is ready.
+    pub fn ready(&self) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+}
+
+impl std::fmt::Debug for PrimesProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PrimesProbe {{ ready: {} }}", self.ready())
+    }
+}
+
 /// One set of pregenerated primes, refilled in the background after it is taken.
 #[derive(Clone, Default)]
 pub struct PrimePool {
@@ -69,6 +86,11 @@ impl PrimePool {
             *ready.lock().unwrap_or_else(|p| p.into_inner()) = Some(primes);
             generating.store(false, Ordering::SeqCst);
         });
+    }
+
+    /// A handle that tells whether a set is ready, for another thread (status answers).
+    pub fn probe(&self) -> PrimesProbe {
+        PrimesProbe(self.ready.clone())
     }
 
     /// Whether a set is ready.

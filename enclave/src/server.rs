@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use crate::identity::SecretIdentity;
 use crate::lifecycle::{Event, Lifecycle};
 use crate::node::Node;
-use crate::primes::PrimePool;
+use crate::primes::{PrimePool, PrimesProbe};
 use crate::seal::Sealer;
 use crate::transport::{self, Listener, Stream, TransportError};
 
@@ -40,6 +40,29 @@ pub struct Enclave {
     identity: Arc<SecretIdentity>,
     nsm: Option<Arc<dyn Nsm>>,
     worker: Option<Mutex<mpsc::Sender<Job>>>,
+    /// What `status` reports, refreshed by the worker after every request: status is answered
+    /// without waiting for the worker, which may be busy for seconds (a protocol round, KMS
+    /// calls during a restore).
+    snapshot: Arc<Mutex<Snapshot>>,
+    primes: PrimesProbe,
+}
+
+/// The cluster state `status` reports.
+#[derive(Debug, Clone, Copy, Default)]
+struct Snapshot {
+    node: Option<u16>,
+    keys: u32,
+    presignatures: u32,
+}
+
+impl Snapshot {
+    fn of(node: &Node) -> Self {
+        Self {
+            node: node.index(),
+            keys: node.key_count() as u32,
+            presignatures: node.presignature_count() as u32,
+        }
+    }
 }
 
 struct Job {
@@ -100,10 +123,13 @@ impl Enclave {
             Some(why) => warn!(%phase, reason = %why, "enclave boot failed"),
         }
         let lifecycle = Arc::new(Mutex::new(lifecycle));
+        let snapshot = Arc::new(Mutex::new(Snapshot::default()));
+        let probe = config.primes.probe();
         let worker = node_policy.map(|policy| {
             let (tx, rx) = mpsc::channel::<Job>();
             let (identity, lifecycle) = (identity.clone(), lifecycle.clone());
             let (sealing, primes) = (config.sealing, config.primes);
+            let snapshot = snapshot.clone();
             std::thread::Builder::new()
                 .name("cluster-node".into())
                 .spawn(move || {
@@ -111,6 +137,7 @@ impl Enclave {
                     for job in rx {
                         let response =
                             cluster_request(&mut node, &identity, &lifecycle, job.request);
+                        *snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Snapshot::of(&node);
                         let _ = job.reply.send(response);
                     }
                 })
@@ -129,6 +156,8 @@ impl Enclave {
             identity,
             nsm,
             worker,
+            snapshot,
+            primes: probe,
         }
     }
 
@@ -175,13 +204,16 @@ impl Enclave {
             return EnclaveResponse::Error(e);
         }
         match request {
-            EnclaveRequest::Status if self.worker.is_none() => EnclaveResponse::Status {
-                phase: self.phase(),
-                node: None,
-                keys: 0,
-                presignatures: 0,
-                primes_ready: false,
-            },
+            EnclaveRequest::Status => {
+                let s = *self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+                EnclaveResponse::Status {
+                    phase: self.phase(),
+                    node: s.node,
+                    keys: s.keys,
+                    presignatures: s.presignatures,
+                    primes_ready: self.worker.is_some() && self.primes.ready(),
+                }
+            }
             EnclaveRequest::Attest { nonce } => self.attest(nonce),
             other => self.ask_worker(other),
         }
@@ -241,13 +273,6 @@ fn cluster_request(
         }
     };
     let result = match request {
-        EnclaveRequest::Status => Ok(EnclaveResponse::Status {
-            phase: lifecycle.lock().unwrap_or_else(|p| p.into_inner()).phase(),
-            node: node.index(),
-            keys: node.key_count() as u32,
-            presignatures: node.presignature_count() as u32,
-            primes_ready: node.primes_ready(),
-        }),
         EnclaveRequest::Genesis {
             request,
             node: index,
@@ -286,7 +311,7 @@ fn cluster_request(
         EnclaveRequest::AbortSession { session } => {
             node.abort_session(&session).map(EnclaveResponse::Session)
         }
-        EnclaveRequest::Attest { .. } => {
+        EnclaveRequest::Attest { .. } | EnclaveRequest::Status => {
             return EnclaveResponse::Error(EnclaveError::new(
                 ErrorCode::Internal,
                 "not a cluster request",

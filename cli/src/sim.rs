@@ -393,24 +393,39 @@ impl SimCluster {
             "kms".into(),
             (program.to_path_buf(), args, vec![], data.join("kms.log")),
         )?;
+        self.info.kms_url = self
+            .bound_address("kms", &addr_file, timeout, "the KMS stand-in", &data)
+            .await?;
+        Ok(())
+    }
+
+    /// Waits for process `name` to write the address it listens on into `addr_file`, and pins
+    /// that address in its command so that a restart comes back on it. Returns `http://ADDR`.
+    async fn bound_address(
+        &mut self,
+        name: &str,
+        addr_file: &Path,
+        timeout: Duration,
+        what: &str,
+        logs: &Path,
+    ) -> anyhow::Result<String> {
         let deadline = Instant::now() + timeout;
         let addr = loop {
             self.check_alive()?;
-            if let Ok(a) = fs::read_to_string(&addr_file) {
+            if let Ok(a) = fs::read_to_string(addr_file) {
                 break a.trim().to_string();
             }
             if Instant::now() > deadline {
-                bail!("the KMS stand-in did not start; see {}", data.display());
+                bail!("{what} did not start; see {}", logs.display());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        self.info.kms_url = format!("http://{addr}");
-        if let Some((_, args, _, _)) = self.commands.get_mut("kms")
+        if let Some((_, args, _, _)) = self.commands.get_mut(name)
             && let Some(pos) = args.iter().position(|a| a == "--listen")
         {
-            args[pos + 1] = addr;
+            args[pos + 1] = addr.clone();
         }
-        Ok(())
+        Ok(format!("http://{addr}"))
     }
 
     /// Node `id`'s KMS key: created on first start with a policy admitting only the enclave
@@ -481,23 +496,15 @@ impl SimCluster {
                 data.join("coordinator.log"),
             ),
         )?;
-        let deadline = Instant::now() + options.ready_timeout;
-        let addr = loop {
-            self.check_alive()?;
-            if let Ok(a) = fs::read_to_string(&addr_file) {
-                break a.trim().to_string();
-            }
-            if Instant::now() > deadline {
-                bail!("the coordinator did not start; see {}", data.display());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        self.info.coordinator_url = format!("http://{addr}");
-        if let Some((_, args, _, _)) = self.commands.get_mut("coordinator")
-            && let Some(pos) = args.iter().position(|a| a == "--listen")
-        {
-            args[pos + 1] = addr;
-        }
+        self.info.coordinator_url = self
+            .bound_address(
+                "coordinator",
+                &addr_file,
+                options.ready_timeout,
+                "the coordinator",
+                &data,
+            )
+            .await?;
         Ok(())
     }
 

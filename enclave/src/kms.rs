@@ -32,7 +32,6 @@ pub const RECIPIENT_USER_DATA: &[u8] = b"cohort/kms-recipient/v1";
 pub struct KmsSealingAuthority {
     parent: Endpoint,
     nsm: Arc<dyn Nsm>,
-    timeout: Duration,
 }
 
 impl std::fmt::Debug for KmsSealingAuthority {
@@ -46,11 +45,7 @@ impl std::fmt::Debug for KmsSealingAuthority {
 impl KmsSealingAuthority {
     /// An authority that reaches KMS through the parent at `parent`, attesting with `nsm`.
     pub fn new(parent: Endpoint, nsm: Arc<dyn Nsm>) -> Self {
-        Self {
-            parent,
-            nsm,
-            timeout: PARENT_TIMEOUT,
-        }
+        Self { parent, nsm }
     }
 
     /// A fresh ephemeral key and the attestation document that carries its public key.
@@ -71,7 +66,7 @@ impl KmsSealingAuthority {
     fn call(&self, request: &ParentRequest) -> Result<ParentResponse, SealError> {
         let frame = protocol::encode_frame(request)
             .map_err(|e| SealError::BadAnswer(format!("cannot encode the request: {e}")))?;
-        let reply = exchange(&self.parent, &frame, self.timeout).map_err(|e| {
+        let reply = exchange(&self.parent, &frame, PARENT_TIMEOUT).map_err(|e| {
             SealError::Unavailable(format!("parent at {} unreachable: {e}", self.parent))
         })?;
         protocol::decode_payload(&reply)

@@ -444,6 +444,7 @@ impl Sealer {
         key_id: Option<&str>,
     ) -> Result<Opened, SealError> {
         let b = parse(blob)?;
+        let migrated = b.v != SEALED_BLOB_VERSION || b.authority() != self.current.kind();
         let authority: &dyn SealingAuthority = if b.authority() == self.current.kind() {
             self.current.as_ref()
         } else {
@@ -457,9 +458,6 @@ impl Sealer {
             }
         };
         let (id, plain) = open_with(authority, b, kind, key_id)?;
-        let migrated = parse(blob)
-            .map(|b| b.v != SEALED_BLOB_VERSION || b.authority() != self.current.kind())
-            .unwrap_or(false);
         let resealed = if migrated {
             Some(self.seal(kind, &id, &plain)?)
         } else {

@@ -394,34 +394,20 @@ impl LocalKms {
 
     fn generate_data_key(&self, request: &Value) -> Result<Value, KmsError> {
         let key = self.key(request)?;
-        let len = match (field_str(request, "KeySpec")?, request.get("NumberOfBytes")) {
-            (Some("AES_256"), None) => 32,
-            (Some("AES_128"), None) => 16,
-            (None, Some(n)) => match n.as_u64() {
-                Some(n @ 1..=1024) => n as usize,
-                _ => {
-                    return Err(KmsError::new(
-                        "ValidationException",
-                        "NumberOfBytes must be between 1 and 1024",
-                    ));
-                }
-            },
-            (Some(_), Some(_)) => {
-                return Err(KmsError::new(
-                    "ValidationException",
-                    "give KeySpec or NumberOfBytes, not both",
-                ));
-            }
+        // Data keys for AES-256 only: the ciphertext-blob format holds 32-byte keys.
+        match (field_str(request, "KeySpec")?, request.get("NumberOfBytes")) {
+            (Some("AES_256"), None) => {}
+            (None, Some(n)) if n.as_u64() == Some(32) => {}
             _ => {
                 return Err(KmsError::new(
                     "ValidationException",
-                    "KeySpec (AES_256 or AES_128) or NumberOfBytes is required",
+                    "the local KMS stand-in makes 32-byte data keys only: KeySpec AES_256 or NumberOfBytes 32",
                 ));
             }
-        };
+        }
         let recipient = self.recipient(request)?;
         self.authorize(&key, "kms:GenerateDataKey", recipient.as_ref())?;
-        let mut plaintext = Zeroizing::new(vec![0u8; len]);
+        let mut plaintext = Zeroizing::new(vec![0u8; 32]);
         rand::rngs::OsRng.fill_bytes(&mut plaintext);
         let blob = self.wrap(&key, &plaintext, &context_aad(request)?)?;
         let mut out = json!({"KeyId": key.arn, "CiphertextBlob": B64.encode(blob)});
@@ -500,13 +486,6 @@ impl LocalKms {
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let mut aad = blob.clone();
         aad.extend_from_slice(context);
-        if plaintext.len() != 32 {
-            // The blob format holds 32-byte keys; other sizes are wrapped by length too.
-            return Err(KmsError::new(
-                "ValidationException",
-                "the local KMS stand-in wraps 32-byte data keys (AES_256) only",
-            ));
-        }
         let sealed = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*material))
             .encrypt(
                 &Nonce::from(nonce),

@@ -102,7 +102,7 @@ pub enum ParentErrorCode {
     AccessDenied,
     /// KMS could not decrypt the ciphertext blob (altered, or of another key).
     InvalidCiphertext,
-    /// The proxy has no KMS key configured.
+    /// KMS does not know the proxy's key (`--kms-key-id` wrong, or the key deleted).
     NotConfigured,
 }
 

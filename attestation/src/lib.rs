@@ -11,7 +11,7 @@ pub mod verify;
 
 pub use identity::IdentityKeys;
 pub use nsm::{AttestationRequest, Nsm, NsmError};
-pub use verify::{Policy, VerifiedDocument, VerifyError, parse_pcr_hex, verify};
+pub use verify::{Policy, VerifiedDocument, VerifyError, parse_pcr_hex, read_measurements, verify};
 
 /// PEM of the AWS Nitro Enclaves root certificate (G1), the default pinned root.
 ///

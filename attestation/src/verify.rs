@@ -96,6 +96,15 @@ impl Policy {
         self
     }
 
+    /// Also allows the enclave image a measurements file describes: its PCR0, PCR1, PCR2 and,
+    /// for a signed image, PCR8 (see [`read_measurements`]). Repeat for an image rotation.
+    pub fn allow_measurements(mut self, path: &std::path::Path) -> Result<Self, String> {
+        for (index, value) in read_measurements(path)? {
+            self = self.allow_pcr(index, value);
+        }
+        Ok(self)
+    }
+
     /// Pins one root (replacing the default AWS root).
     pub fn with_root(mut self, root_der: Vec<u8>) -> Self {
         self.roots = vec![root_der];
@@ -129,6 +138,38 @@ impl Policy {
         policy.require_identity = true;
         Ok(policy)
     }
+}
+
+/// The PCRs of one enclave image from a measurements file: the JSON eif-build writes
+/// (`cohort.eif`'s `measurements.json`) or `nitro-cli describe-eif` prints, that is `PCR0`,
+/// `PCR1`, `PCR2` and optionally `PCR8` as hex strings, under `Measurements` or at the top level.
+/// PCR0 (the whole image) is required; other keys are ignored.
+pub fn read_measurements(path: &std::path::Path) -> Result<BTreeMap<usize, Vec<u8>>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read measurements {}: {e}", path.display()))?;
+    let doc: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("measurements {} are not JSON: {e}", path.display()))?;
+    let m = doc.get("Measurements").unwrap_or(&doc);
+    let mut out = BTreeMap::new();
+    for index in [0usize, 1, 2, 8] {
+        let Some(value) = m.get(format!("PCR{index}")) else {
+            continue;
+        };
+        let value = value
+            .as_str()
+            .ok_or_else(|| format!("PCR{index} in {} is not a string", path.display()))
+            .and_then(|v| {
+                parse_pcr_hex(v).map_err(|e| format!("PCR{index} in {}: {e}", path.display()))
+            })?;
+        out.insert(index, value);
+    }
+    if !out.contains_key(&0) {
+        return Err(format!(
+            "measurements {} carry no PCR0 (expected eif-build's or nitro-cli's JSON)",
+            path.display()
+        ));
+    }
+    Ok(out)
 }
 
 /// Parses a PCR value given in hex (32, 48 or 64 bytes), as command-line flags carry them.

@@ -123,23 +123,14 @@ pub fn key_policy(params: &PolicyParams) -> anyhow::Result<Value> {
 }
 
 /// Reads measurements from a JSON file: `{"PCR0": "..", "PCR1": "..", "PCR2": ..}`, at the top
-/// level or under `Measurements` (the form `nitro-cli describe-eif` and eif-build print).
+/// level or under `Measurements` (the form `nitro-cli describe-eif` and eif-build print), by
+/// the same reader the proxies' and the coordinator's `--measurements` use.
 pub fn read_measurements(path: &Path) -> anyhow::Result<Measurements> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let doc: Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    let m = doc.get("Measurements").unwrap_or(&doc);
-    let mut out = Measurements::new();
-    for i in [0usize, 1, 2, 8] {
-        if let Some(v) = m.get(format!("PCR{i}")) {
-            let v = v
-                .as_str()
-                .with_context(|| format!("PCR{i} in {} is not a string", path.display()))?;
-            out.insert(i, v.to_ascii_lowercase());
-        }
-    }
-    Ok(out)
+    let pcrs = attestation::read_measurements(path).map_err(anyhow::Error::msg)?;
+    Ok(pcrs
+        .into_iter()
+        .map(|(index, value)| (index, hex::encode(value)))
+        .collect())
 }
 
 /// A KMS client for the local stand-in at `endpoint` (static credentials; the stand-in checks

@@ -492,6 +492,10 @@ struct VerifyArgs {
     /// Allowed PCR8 values (hex, repeatable).
     #[arg(long, value_parser = parse_hex)]
     pcr8: Vec<Vec<u8>>,
+    /// The image's measurements file (eif-build's measurements.json or `nitro-cli describe-eif`
+    /// output): allows its PCR0, PCR1, PCR2 (and PCR8). Repeatable.
+    #[arg(long = "measurements")]
+    measurements: Vec<PathBuf>,
     /// The nonce the document must carry (hex).
     #[arg(long, value_parser = parse_hex_arg)]
     nonce: Option<Hex>,
@@ -562,6 +566,11 @@ fn verify_command(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         }
     }
     policy.pcrs = pcrs;
+    for file in &args.measurements {
+        policy = policy
+            .allow_measurements(file)
+            .map_err(|e| anyhow::anyhow!(e))?;
+    }
     policy.nonce = args.nonce.map(|h| h.0);
     policy.max_age = args.max_age.map(Duration::from_secs);
     policy.allow_debug = args.allow_debug;

@@ -39,8 +39,12 @@ pub struct Config {
     /// PEM of the root to pin instead of the AWS Nitro root (simulated mode: the simulated root).
     #[arg(long, env = "COHORT_COORDINATOR_ROOT")]
     pub root: Option<PathBuf>,
-    /// Allowed PCR0 values, hex (repeat for several). Required.
-    #[arg(long = "pcr0", required = true, value_parser = attestation::parse_pcr_hex)]
+    /// Allowed PCR0 values, hex (repeat for several). Required unless --measurements is given.
+    #[arg(
+        long = "pcr0",
+        required_unless_present = "measurements",
+        value_parser = attestation::parse_pcr_hex
+    )]
     pub pcr0: Vec<Vec<u8>>,
     /// Allowed PCR1 values, hex.
     #[arg(long = "pcr1", value_parser = attestation::parse_pcr_hex)]
@@ -48,6 +52,11 @@ pub struct Config {
     /// Allowed PCR2 values, hex.
     #[arg(long = "pcr2", value_parser = attestation::parse_pcr_hex)]
     pub pcr2: Vec<Vec<u8>>,
+    /// The enclave image's measurements file (eif-build's measurements.json or `nitro-cli
+    /// describe-eif` output): allows its PCR0, PCR1, PCR2 (and PCR8). Repeat during an image
+    /// rotation. Adds to the --pcrN flags.
+    #[arg(long = "measurements", env = "COHORT_COORDINATOR_MEASUREMENTS")]
+    pub measurements: Vec<PathBuf>,
     /// Accept debug-mode enclaves. Never in production.
     #[arg(long)]
     pub allow_debug: bool,
@@ -87,12 +96,16 @@ pub struct Config {
 impl Config {
     /// The attestation policy nodes must satisfy (the nonce is set per attestation).
     pub fn policy(&self) -> Result<Policy, String> {
-        Policy::configured(
+        let mut policy = Policy::configured(
             self.root.as_deref(),
             &[(0, &self.pcr0), (1, &self.pcr1), (2, &self.pcr2)],
             self.allow_debug,
             Duration::from_secs(60),
-        )
+        )?;
+        for file in &self.measurements {
+            policy = policy.allow_measurements(file)?;
+        }
+        Ok(policy)
     }
 
     /// The store URL.

@@ -28,7 +28,11 @@ pub struct Config {
     #[arg(long, env = "COHORT_PROXY_ROOT")]
     pub root: Option<PathBuf>,
     /// Allowed PCR0 values, hex (repeat for several). Required.
-    #[arg(long = "pcr0", required = true, value_parser = attestation::parse_pcr_hex)]
+    #[arg(
+        long = "pcr0",
+        required_unless_present = "measurements",
+        value_parser = attestation::parse_pcr_hex
+    )]
     pub pcr0: Vec<Vec<u8>>,
     /// Allowed PCR1 values, hex.
     #[arg(long = "pcr1", value_parser = attestation::parse_pcr_hex)]
@@ -48,6 +52,11 @@ pub struct Config {
     /// Accept a debug-mode enclave (all-zero PCRs). Never in production.
     #[arg(long)]
     pub allow_debug: bool,
+    /// The enclave image's measurements file (eif-build's measurements.json or `nitro-cli
+    /// describe-eif` output): allows its PCR0, PCR1, PCR2 (and PCR8). Repeat during an image
+    /// rotation. Adds to the --pcrN flags.
+    #[arg(long = "measurements", env = "COHORT_PROXY_MEASUREMENTS")]
+    pub measurements: Vec<PathBuf>,
     /// Maximum age of an attestation document, seconds.
     #[arg(long, default_value_t = 60)]
     pub max_age_secs: u64,
@@ -79,7 +88,7 @@ pub struct Config {
 impl Config {
     /// The verification policy (the nonce is set per attestation).
     pub fn policy(&self) -> Result<Policy, String> {
-        Policy::configured(
+        let mut policy = Policy::configured(
             self.root.as_deref(),
             &[
                 (0, &self.pcr0),
@@ -91,6 +100,10 @@ impl Config {
             ],
             self.allow_debug,
             Duration::from_secs(self.max_age_secs),
-        )
+        )?;
+        for file in &self.measurements {
+            policy = policy.allow_measurements(file)?;
+        }
+        Ok(policy)
     }
 }

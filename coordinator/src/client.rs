@@ -6,6 +6,7 @@ use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -29,11 +30,36 @@ fn quote(body: &[u8]) -> String {
 /// Default time limit of one HTTP exchange.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// An HTTP/1 client with a time limit per request.
+/// An HTTP/1 client with a time limit per request, for `http://` and `https://` URLs. HTTPS
+/// trusts the system's roots (`SSL_CERT_FILE` or `SSL_CERT_DIR` name others): the client API
+/// behind a TLS load balancer, chains' JSON-RPC endpoints.
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<HttpConnector, Full<Bytes>>,
+    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
+}
+
+/// TLS settings: rustls with ring, the system's roots. A root that does not parse is skipped,
+/// and a machine without roots gets a client whose HTTPS requests fail with an unknown-issuer
+/// error, which names the problem.
+fn tls_config() -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for cert in found.certs {
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        tracing::warn!(
+            errors = found.errors.len(),
+            "no trusted root certificates found (set SSL_CERT_FILE): HTTPS requests will fail"
+        );
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports TLS 1.2 and 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
 }
 
 impl Default for HttpClient {
@@ -45,8 +71,14 @@ impl Default for HttpClient {
 impl HttpClient {
     /// A client.
     pub fn new() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         Self {
             inner: Client::builder(TokioExecutor::new()).build(connector),
             timeout: TIMEOUT,

@@ -10,6 +10,8 @@ command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v c++ >/dev/null 2>&1 || need_apt+=(g++)              # libbitcoinconsensus (C++)
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)       # installs anvil (EVM node)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+[ -f /usr/include/openssl/ssl.h ] || need_apt+=(libssl-dev)       # the EIF library signs with OpenSSL
+[ -x /bin/busybox ] || need_apt+=(busybox-static)                  # stand-in init of test images
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
@@ -59,6 +61,32 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
+
+# A Linux kernel from Debian's packages for the enclave image tests (eif-build/); images for AWS
+# use nitro-cli's kernel instead. Kept in the cache directory beside the CI target directory.
+KERNEL_DIR="${COHORT_CACHE:-$HOME/.cache/cohort}/kernel"
+if [ ! -s "$KERNEL_DIR/vmlinuz" ]; then
+  kernel_package() {
+    apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}'
+  }
+  pkg=$(kernel_package)
+  if [ -z "$pkg" ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    pkg=$(kernel_package)
+  fi
+  echo "setup: fetching Debian's kernel package $pkg for the enclave image tests"
+  scratch=$(mktemp -d)
+  (cd "$scratch" && apt-get download -qq "$pkg" 2>/dev/null)
+  dpkg-deb --fsys-tarfile "$scratch"/*.deb | tar -x -C "$scratch" ./boot
+  mkdir -p "$KERNEL_DIR"
+  cp "$scratch"/boot/config-* "$KERNEL_DIR/config"
+  cp "$scratch"/boot/vmlinuz-* "$KERNEL_DIR/vmlinuz.part"
+  echo "$pkg" >"$KERNEL_DIR/package"
+  mv "$KERNEL_DIR/vmlinuz.part" "$KERNEL_DIR/vmlinuz"
+  rm -rf "$scratch"
+fi
 
 # anvil, the EVM node the Ethereum tests and the demo send transactions to: the npm package
 # @foundry-rs/anvil-linux-amd64 at the version tools/package-lock.json pins, into tools/.

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The enclave image build's checks, as scripts/test.sh runs them: formatting, lints and tests of
+# the image tool, then the production pipeline (eif-build/build.sh: the static release
+# cohort-enclave, the EIF, its PCRs recomputed from the file) run twice on the same inputs,
+# which must give byte-identical images.
+#
+# Off AWS there are no nitro-cli blobs: the kernel is Debian's cloud kernel (scripts/setup.sh
+# fetches it) and `init` is Debian's static busybox. Such an image is measured, not booted.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+CACHE="${COHORT_CACHE:-$HOME/.cache/cohort}"
+KERNEL="${COHORT_EIF_KERNEL:-$CACHE/kernel/vmlinuz}"
+INIT="${COHORT_EIF_INIT:-/bin/busybox}"
+for f in "$KERNEL" "$INIT"; do
+  [ -f "$f" ] || { echo "eif-build: $f is missing: run scripts/setup.sh" >&2; exit 1; }
+done
+
+cd "$ROOT/eif-build"
+cargo fmt --check
+cargo clippy --all-targets --locked -- -D warnings
+
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+for run in 1 2; do
+  "$ROOT/eif-build/build.sh" --kernel "$KERNEL" --cmdline-file "$ROOT/eif-build/dev-cmdline" \
+    --init "$INIT" --out "$scratch/$run" >/dev/null
+done
+if ! cmp -s "$scratch/1/cohort.eif" "$scratch/2/cohort.eif" \
+  || ! cmp -s "$scratch/1/measurements.json" "$scratch/2/measurements.json"; then
+  echo "eif-build: two builds of the same inputs differ" >&2
+  diff "$scratch/1/measurements.json" "$scratch/2/measurements.json" >&2 || true
+  exit 1
+fi
+echo "eif-build: two builds, identical images; PCRs:"
+grep -E '"PCR[0-9]"' "$scratch/1/measurements.json"
+
+# The image tool's tests, on the real static cohort-enclave just built.
+COHORT_EIF_ENCLAVE="$scratch/1/cohort-enclave" COHORT_EIF_KERNEL="$KERNEL" cargo test --locked

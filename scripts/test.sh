@@ -15,3 +15,11 @@ cargo clippy --workspace --all-targets --locked "${FEATURES[@]}" -- -D warnings
 # The cluster tests start the real binaries: build them before the tests run.
 cargo build --workspace --bins --locked "${FEATURES[@]}"
 cargo test --workspace --locked "${FEATURES[@]}"
+
+# The enclave image: the image tool's own workspace (fmt, clippy, tests) and the production
+# pipeline run twice (static release cohort-enclave, EIF, PCRs recomputed, identical images).
+./eif-build/check.sh
+
+# The AWS deployment: terraform fmt, validate and tests (offline, against /opt/tf-plugins; a
+# notice where terraform or the mirror is absent), checkov with zero failed checks.
+./scripts/terraform-check.sh

@@ -649,3 +649,205 @@ fn kms_policy_is_made_from_measurement_files() {
         assert!(err.contains(why), "{err}");
     }
 }
+
+/// Runs openssl with `args`, failing the test if it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The CLI (and the coordinator's client) speak HTTPS: the AWS deployment puts the client API
+/// behind a TLS load balancer. A server whose certificate chains to a root the machine trusts
+/// (here named by SSL_CERT_FILE) is reached; one from an unknown issuer is refused before any
+/// request is sent.
+#[test]
+fn https_endpoints_are_reached_and_unknown_issuers_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for args in [
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "ca.key",
+        ][..],
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "ca.key",
+            "-subj",
+            "/CN=cohort test CA",
+            "-days",
+            "2",
+            "-out",
+            "ca.pem",
+        ],
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "other.key",
+        ],
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "other.key",
+            "-subj",
+            "/CN=other CA",
+            "-days",
+            "2",
+            "-out",
+            "other.pem",
+        ],
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "leaf.key",
+        ],
+        &[
+            "req",
+            "-new",
+            "-key",
+            "leaf.key",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-out",
+            "leaf.csr",
+        ],
+    ] {
+        openssl(d, args);
+    }
+    std::fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "leaf.pem",
+        ],
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = KillOnDrop(
+        std::process::Command::new("openssl")
+            .current_dir(d)
+            .args([
+                "s_server", "-quiet", "-www", "-cert", "leaf.pem", "-key", "leaf.key",
+            ])
+            .args(["-accept", &format!("127.0.0.1:{port}")])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl s_server starts"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "openssl s_server did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let url = format!("https://127.0.0.1:{port}");
+    let run = |roots: &str| {
+        let out = std::process::Command::new(bin("cohort"))
+            .args(["key", "list", "--coordinator", &url])
+            .env("SSL_CERT_FILE", d.join(roots))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "s_server is no coordinator");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // Trusted: the TLS session is made and the request answered (by openssl's status page,
+    // which is not the coordinator's JSON).
+    let trusted = run("ca.pem");
+    assert!(!trusted.to_lowercase().contains("certificate"), "{trusted}");
+    assert!(trusted.contains("unexpected answer"), "{trusted}");
+    // Another root: refused during the handshake, and the message says why.
+    let untrusted = run("other.pem");
+    assert!(
+        untrusted.contains("UnknownIssuer") && !untrusted.contains("unexpected answer"),
+        "{untrusted}"
+    );
+}
+
+/// Terraform's KMS key policy (terraform/examples/cluster, checked by `terraform test` against
+/// tests/cli-policy-node-1.json) and `cohort kms policy` are the same document: this side checks
+/// that the committed file is what the CLI prints for the same inputs.
+#[test]
+fn terraform_and_the_cli_make_the_same_key_policy() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../terraform/examples/cluster");
+    let out = cohort(&[
+        "kms",
+        "policy",
+        "--node",
+        "1",
+        "--measurements",
+        example.join("measurements.example.json").to_str().unwrap(),
+        "--parent-role",
+        "arn:aws:iam::111122223333:role/mock-parent",
+        "--admin",
+        "arn:aws:iam::111122223333:role/cohort-deployer",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(example.join("tests/cli-policy-node-1.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        cli, committed,
+        "regenerate tests/cli-policy-node-1.json and check terraform/modules/node/kms.tf"
+    );
+}

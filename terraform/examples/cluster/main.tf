@@ -1,0 +1,105 @@
+# A whole Cohort cluster: the network, the sealed-blob storage, node_count signing nodes (each
+# with its parent instance, enclave and attestation-gated KMS key), the coordinators with their
+# database and client API load balancer, and the alarms.
+
+locals {
+  nodes = {
+    for i in range(1, var.node_count + 1) :
+    tostring(i) => lookup(var.node_az_overrides, tostring(i), var.azs[(i - 1) % length(var.azs)])
+  }
+}
+
+module "measurements" {
+  source = "../../modules/measurements"
+  files  = var.measurements_files
+}
+
+module "network" {
+  source = "../../modules/network"
+
+  name                     = var.name
+  vpc_cidr                 = var.vpc_cidr
+  azs                      = var.azs
+  client_cidrs             = var.client_cidrs
+  coordinator_egress_cidrs = var.coordinator_egress_cidrs
+  tags                     = var.tags
+}
+
+module "storage" {
+  source = "../../modules/storage"
+
+  name                = var.name
+  admin_principal_arn = var.admin_principal_arn
+  tags                = var.tags
+}
+
+module "node" {
+  source   = "../../modules/node"
+  for_each = local.nodes
+
+  name                = var.name
+  node_index          = tonumber(each.key)
+  subnet_id           = module.network.app_subnet_ids_by_az[each.value]
+  security_group_id   = module.network.security_group_ids.node
+  measurements_files  = var.measurements_files
+  admin_principal_arn = var.admin_principal_arn
+  instance_type       = var.node_instance_type
+  enclave_cpu_count   = var.enclave_cpu_count
+  enclave_memory_mib  = var.enclave_memory_mib
+
+  artifact_bucket      = var.artifact_bucket
+  artifact_kms_key_arn = var.artifact_kms_key_arn
+  eif_key              = var.eif_key
+  proxy_binary_key     = var.proxy_binary_key
+
+  blob_bucket_name    = module.storage.blob_bucket_name
+  storage_kms_key_arn = module.storage.storage_kms_key_arn
+  logs_kms_key_arn    = module.network.logs_kms_key_arn
+  tags                = var.tags
+}
+
+module "coordinator" {
+  source = "../../modules/coordinator"
+
+  name               = var.name
+  vpc_id             = module.network.vpc_id
+  app_subnet_ids     = module.network.app_subnet_ids
+  public_subnet_ids  = module.network.public_subnet_ids
+  data_subnet_ids    = module.network.data_subnet_ids
+  security_group_ids = module.network.security_group_ids
+
+  # In node order: --proxy is positional.
+  proxy_urls         = [for i in range(1, var.node_count + 1) : module.node[tostring(i)].proxy_url]
+  measurements_files = var.measurements_files
+
+  artifact_bucket        = var.artifact_bucket
+  artifact_kms_key_arn   = var.artifact_kms_key_arn
+  coordinator_binary_key = var.coordinator_binary_key
+  admin_principal_arn    = var.admin_principal_arn
+
+  instance_type          = var.coordinator_instance_type
+  coordinator_count      = var.coordinator_count
+  db_instance_class      = var.db_instance_class
+  load_balancer_internal = var.load_balancer_internal
+  certificate_arn        = var.certificate_arn
+  log_bucket_name        = module.storage.log_bucket_name
+  logs_kms_key_arn       = module.network.logs_kms_key_arn
+  tags                   = var.tags
+}
+
+module "monitoring" {
+  source = "../../modules/monitoring"
+
+  name                          = var.name
+  alarm_email                   = var.alarm_email
+  threshold                     = var.threshold
+  node_asg_names                = { for i, n in module.node : i => n.autoscaling_group_name }
+  coordinator_asg_name          = module.coordinator.autoscaling_group_name
+  coordinator_count             = module.coordinator.coordinator_count
+  coordinator_metrics_namespace = module.coordinator.metrics_namespace
+  load_balancer_arn_suffix      = module.coordinator.load_balancer_arn_suffix
+  target_group_arn_suffix       = module.coordinator.target_group_arn_suffix
+  db_instance_identifier        = module.coordinator.db_instance_identifier
+  db_allocated_storage_gb       = module.coordinator.db_allocated_storage_gb
+  tags                          = var.tags
+}

@@ -1,0 +1,203 @@
+# Applies the whole example against a mocked AWS provider (nothing reaches AWS) and checks what
+# the configuration computes: the KMS key policies against `cohort kms policy` (cli/src/kms.rs),
+# node placement, the coordinators' proxy order, and that every user data fits EC2's limit
+# (a precondition). Run by scripts/terraform-check.sh.
+
+mock_provider "aws" {
+  mock_data "aws_region" {
+    defaults = { name = "eu-west-1" }
+  }
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "111122223333" }
+  }
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+  mock_data "aws_ssm_parameter" {
+    defaults = { insecure_value = "ami-0123456789abcdef0" }
+  }
+  mock_data "aws_elb_service_account" {
+    defaults = { arn = "arn:aws:iam::156460612806:root" }
+  }
+  mock_resource "aws_iam_role" {
+    defaults = { arn = "arn:aws:iam::111122223333:role/mock-parent" }
+  }
+  mock_resource "aws_kms_key" {
+    defaults = { arn = "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000" }
+  }
+  mock_resource "aws_network_interface" {
+    defaults = { private_ip = "10.40.16.10" }
+  }
+  mock_resource "aws_db_instance" {
+    defaults = {
+      address = "cohort-coordinator.mock.eu-west-1.rds.amazonaws.com"
+      master_user_secret = [{
+        secret_arn    = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!db-mock"
+        kms_key_id    = "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000"
+        secret_status = "active"
+      }]
+    }
+  }
+  mock_resource "aws_lb_target_group" {
+    defaults = {
+      arn        = "arn:aws:elasticloadbalancing:eu-west-1:111122223333:targetgroup/cohort-coordinator/0123456789abcdef"
+      arn_suffix = "targetgroup/cohort-coordinator/0123456789abcdef"
+    }
+  }
+  mock_resource "aws_wafv2_web_acl" {
+    defaults = { arn = "arn:aws:wafv2:eu-west-1:111122223333:regional/webacl/cohort-client-api/mock" }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = { arn = "arn:aws:logs:eu-west-1:111122223333:log-group:mock" }
+  }
+  mock_resource "aws_sns_topic" {
+    defaults = { arn = "arn:aws:sns:eu-west-1:111122223333:cohort-alarms" }
+  }
+  mock_resource "aws_iam_instance_profile" {
+    defaults = { arn = "arn:aws:iam::111122223333:instance-profile/mock" }
+  }
+  mock_resource "aws_s3_bucket" {
+    defaults = { arn = "arn:aws:s3:::mock" }
+  }
+  mock_resource "aws_launch_template" {
+    defaults = { id = "lt-0123456789abcdef0", latest_version = 1 }
+  }
+  mock_resource "aws_lb_listener" {
+    defaults = { arn = "arn:aws:elasticloadbalancing:eu-west-1:111122223333:listener/app/cohort-client-api/0123456789abcdef/0123456789abcdef" }
+  }
+  mock_resource "aws_lb" {
+    defaults = {
+      arn        = "arn:aws:elasticloadbalancing:eu-west-1:111122223333:loadbalancer/app/cohort-client-api/0123456789abcdef"
+      arn_suffix = "app/cohort-client-api/0123456789abcdef"
+      dns_name   = "cohort-client-api-123.eu-west-1.elb.amazonaws.com"
+    }
+  }
+}
+
+variables {
+  region                 = "eu-west-1"
+  azs                    = ["eu-west-1a", "eu-west-1b"]
+  measurements_files     = ["measurements.example.json"]
+  artifact_bucket        = "artifacts"
+  eif_key                = "cohort.eif"
+  proxy_binary_key       = "cohort-parent-proxy"
+  coordinator_binary_key = "cohort-coordinator"
+  client_cidrs           = ["203.0.113.0/24"]
+  certificate_arn        = "arn:aws:acm:eu-west-1:111122223333:certificate/mock"
+  admin_principal_arn    = "arn:aws:iam::111122223333:role/cohort-deployer"
+}
+
+run "one_image" {
+  command = apply
+
+  assert {
+    condition     = toset(keys(output.nodes)) == toset(["1", "2", "3"])
+    error_message = "node_count = 3 makes nodes 1, 2 and 3."
+  }
+
+  assert {
+    condition     = [for i in ["1", "2", "3"] : output.nodes[i].az] == ["eu-west-1a", "eu-west-1b", "eu-west-1a"]
+    error_message = "Nodes are spread round-robin over the AZs."
+  }
+
+  assert {
+    condition = [for s in jsondecode(output.kms_key_policies["2"]).Statement : s.Sid] == [
+      "KeyAdministration", "EnclaveUse", "DenyWithoutAttestation", "DenyReEncrypt",
+    ]
+    error_message = "The key policy has the statements of `cohort kms policy`, in its order."
+  }
+
+  assert {
+    condition     = jsondecode(output.kms_key_policies["1"]) == jsondecode(file("tests/cli-policy-node-1.json"))
+    error_message = "Node 1's key policy equals `cohort kms policy --node 1` for the same measurements, role and admin (tests/cli-policy-node-1.json, which tests/tests/cli.rs checks against the CLI)."
+  }
+
+  assert {
+    condition     = jsondecode(output.kms_key_policies["2"]).Id == "cohort-node-2"
+    error_message = "The policy id names the node."
+  }
+
+  assert {
+    condition = jsondecode(output.kms_key_policies["1"]).Statement[1].Condition.StringEqualsIgnoreCase == {
+      "kms:RecipientAttestation:ImageSha384" = jsondecode(file("measurements.example.json")).Measurements.PCR0
+      "kms:RecipientAttestation:PCR0"        = jsondecode(file("measurements.example.json")).Measurements.PCR0
+      "kms:RecipientAttestation:PCR1"        = jsondecode(file("measurements.example.json")).Measurements.PCR1
+      "kms:RecipientAttestation:PCR2"        = jsondecode(file("measurements.example.json")).Measurements.PCR2
+    }
+    error_message = "EnclaveUse requires exactly the image's ImageSha384 (PCR0), PCR0, PCR1 and PCR2."
+  }
+
+  assert {
+    condition = (
+      jsondecode(output.kms_key_policies["1"]).Statement[1].Action == ["kms:GenerateDataKey", "kms:Decrypt"] &&
+      jsondecode(output.kms_key_policies["1"]).Statement[1].Principal.AWS == output.nodes["1"].parent_role_arn
+    )
+    error_message = "Only the node's parent role may GenerateDataKey and Decrypt."
+  }
+
+  assert {
+    condition = alltrue([
+      for a in jsondecode(output.kms_key_policies["3"]).Statement[0].Action :
+      !contains(["kms:Decrypt", "kms:GenerateDataKey", "kms:*", "kms:ReEncrypt*"], a)
+    ])
+    error_message = "The admin manages the key but may not use it."
+  }
+
+  assert {
+    condition = jsondecode(output.kms_key_policies["3"]).Statement[2] == {
+      Sid       = "DenyWithoutAttestation"
+      Effect    = "Deny"
+      Principal = { AWS = "*" }
+      Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+      Resource  = "*"
+      Condition = { Null = { "kms:RecipientAttestation:ImageSha384" = "true" } }
+    }
+    error_message = "Decrypt and GenerateDataKey* without an attestation document are denied to everyone."
+  }
+
+  assert {
+    condition     = output.nodes["2"].proxy_url == "http://10.40.16.10:7070"
+    error_message = "The proxy URL is the fixed interface's address on port 7070."
+  }
+}
+
+run "image_rotation" {
+  command = apply
+
+  variables {
+    measurements_files = ["measurements.example.json", "tests/next-image.json"]
+  }
+
+  assert {
+    condition = [for s in jsondecode(output.kms_key_policies["1"]).Statement : s.Sid] == [
+      "KeyAdministration", "EnclaveUseImage0", "EnclaveUseImage1", "DenyWithoutAttestation", "DenyReEncrypt",
+    ]
+    error_message = "Two images give one EnclaveUse statement each, so their PCRs cannot be mixed."
+  }
+
+  assert {
+    condition = (
+      jsondecode(output.kms_key_policies["1"]).Statement[2].Condition.StringEqualsIgnoreCase["kms:RecipientAttestation:PCR8"]
+      == jsondecode(file("tests/next-image.json")).Measurements.PCR8
+    )
+    error_message = "A signed image's statement also requires its PCR8."
+  }
+
+  assert {
+    condition     = length(output.measurements) == 2
+    error_message = "Both images are reported in effect."
+  }
+}
+
+run "node_moved_after_az_loss" {
+  command = apply
+
+  variables {
+    node_az_overrides = { "1" = "eu-west-1b" }
+  }
+
+  assert {
+    condition     = output.nodes["1"].az == "eu-west-1b"
+    error_message = "node_az_overrides moves a node to another AZ."
+  }
+}

@@ -1,0 +1,161 @@
+variable "region" {
+  description = "AWS region of the cluster."
+  type        = string
+}
+
+variable "name" {
+  description = "The cluster's name: prefix of every resource."
+  type        = string
+  default     = "cohort"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,19}$", var.name))
+    error_message = "name: 2-20 characters, lowercase letters, digits and dashes, starting with a letter."
+  }
+}
+
+variable "azs" {
+  description = "Availability zones (at least two); nodes are spread across them round-robin."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.azs) >= 2
+    error_message = "azs must name at least two availability zones."
+  }
+}
+
+variable "vpc_cidr" {
+  description = "The VPC's IPv4 range."
+  type        = string
+  default     = "10.40.0.0/16"
+}
+
+variable "node_count" {
+  description = "Signing nodes n (one enclave, parent instance and KMS key each)."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.node_count >= 2 && var.node_count <= 10
+    error_message = "node_count is between 2 and 10."
+  }
+}
+
+variable "threshold" {
+  description = "Signing threshold t (nodes needed to sign); the healthy-nodes alarm fires below it."
+  type        = number
+  default     = 2
+}
+
+variable "node_az_overrides" {
+  description = "Availability zone of a node, by node index (\"2\" = \"eu-west-1c\"), overriding the round-robin placement: the procedure after losing an AZ (README)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "measurements_files" {
+  description = "Measurements JSON files printed by eif-build, one per enclave image the cluster accepts (two during an image rotation). They feed the KMS key policies and /etc/cohort/measurements*.json on every instance."
+  type        = list(string)
+}
+
+variable "artifact_bucket" {
+  description = "S3 bucket of the release artifacts (in this account and region)."
+  type        = string
+}
+
+variable "artifact_kms_key_arn" {
+  description = "KMS key of artifact_bucket when it uses SSE-KMS (null: SSE-S3)."
+  type        = string
+  default     = null
+}
+
+variable "eif_key" {
+  description = "Object key of the enclave image (EIF) whose measurements are in measurements_files."
+  type        = string
+}
+
+variable "proxy_binary_key" {
+  description = "Object key of the cohort-parent-proxy binary."
+  type        = string
+}
+
+variable "coordinator_binary_key" {
+  description = "Object key of the cohort-coordinator binary."
+  type        = string
+}
+
+variable "node_instance_type" {
+  description = "Parent instance type (Nitro Enclaves capable)."
+  type        = string
+  default     = "m6i.xlarge"
+}
+
+variable "enclave_cpu_count" {
+  description = "vCPUs of each enclave."
+  type        = number
+  default     = 2
+}
+
+variable "enclave_memory_mib" {
+  description = "Memory of each enclave, MiB."
+  type        = number
+  default     = 4096
+}
+
+variable "coordinator_instance_type" {
+  description = "Coordinator instance type."
+  type        = string
+  default     = "m6i.large"
+}
+
+variable "coordinator_count" {
+  description = "Coordinators behind the load balancer."
+  type        = number
+  default     = 2
+}
+
+variable "db_instance_class" {
+  description = "RDS instance class of the coordinators' PostgreSQL."
+  type        = string
+  default     = "db.m6g.large"
+}
+
+variable "client_cidrs" {
+  description = "CIDRs allowed to call the client API (443). Empty: nobody."
+  type        = list(string)
+  default     = []
+}
+
+variable "coordinator_egress_cidrs" {
+  description = "CIDRs of chain JSON-RPC providers the coordinators may reach on 443."
+  type        = list(string)
+  default     = []
+}
+
+variable "load_balancer_internal" {
+  description = "Make the client API load balancer internal instead of internet-facing."
+  type        = bool
+  default     = false
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate of the client API's TLS listener."
+  type        = string
+}
+
+variable "admin_principal_arn" {
+  description = "IAM principal that administers the KMS keys (and runs Terraform: KMS refuses a node key policy that would lock its creator out)."
+  type        = string
+}
+
+variable "alarm_email" {
+  description = "Address that receives the alarms (null: none; subscribe to the topic otherwise)."
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = { Project = "cohort" }
+}

@@ -1,0 +1,23 @@
+terraform {
+  required_version = ">= 1.6"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = "~> 5.100"
+    }
+  }
+
+  # Configure a remote backend (S3 with locking) for real deployments, e.g.:
+  # backend "s3" {
+  #   bucket       = "my-terraform-state"
+  #   key          = "cohort/cluster.tfstate"
+  #   region       = "eu-west-1"
+  #   encrypt      = true
+  #   use_lockfile = true
+  # }
+}
+
+provider "aws" {
+  region = var.region
+}

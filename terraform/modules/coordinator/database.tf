@@ -1,0 +1,162 @@
+# PostgreSQL shared by the coordinators: Multi-AZ, encrypted under its own key, deletion
+# protection, automated backups, IAM authentication on, Performance Insights and enhanced
+# monitoring. The master password is generated and kept by RDS in Secrets Manager
+# (manage_master_user_password); coordinators read it at start (files/db-env.sh.tftpl).
+
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+locals {
+  partition    = data.aws_partition.current.partition
+  region       = data.aws_region.current.name
+  account_root = "arn:${local.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
+  db_name      = "cohort"
+  db_port      = 5432
+}
+
+resource "aws_kms_key" "database" {
+  description         = "${var.name}: database storage, Performance Insights and master secret"
+  enable_key_rotation = true
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "EnableIamPolicies"
+        Effect    = "Allow"
+        Principal = { AWS = local.account_root }
+        Action    = "kms:*"
+        Resource  = "*"
+      },
+      {
+        Sid       = "KeyAdministration"
+        Effect    = "Allow"
+        Principal = { AWS = var.admin_principal_arn }
+        Action = [
+          "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*",
+          "kms:Update*", "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*",
+          "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion",
+          "kms:CancelKeyDeletion",
+        ]
+        Resource = "*"
+      },
+    ]
+  })
+
+  tags = merge(var.tags, { Name = "${var.name}-database" })
+}
+
+resource "aws_kms_alias" "database" {
+  name          = "alias/${var.name}-database"
+  target_key_id = aws_kms_key.database.key_id
+}
+
+resource "aws_db_subnet_group" "this" {
+  name        = "${var.name}-database"
+  description = "${var.name} coordinator database"
+  subnet_ids  = var.data_subnet_ids
+  tags        = var.tags
+}
+
+resource "aws_db_parameter_group" "this" {
+  name        = "${var.name}-postgres${var.db_engine_version}"
+  family      = "postgres${var.db_engine_version}"
+  description = "${var.name} coordinator database"
+
+  # The coordinator's PostgreSQL client does not speak TLS yet (postgres::NoTls in
+  # coordinator/src/store.rs); see db_require_tls.
+  parameter {
+    name  = "rds.force_ssl"
+    value = var.db_require_tls ? "1" : "0"
+  }
+
+  parameter {
+    name  = "log_connections"
+    value = "1"
+  }
+
+  parameter {
+    name  = "log_disconnections"
+    value = "1"
+  }
+
+  # Statements that change the schema, and every statement slower than a second.
+  parameter {
+    name  = "log_statement"
+    value = "ddl"
+  }
+
+  parameter {
+    name  = "log_min_duration_statement"
+    value = "1000"
+  }
+
+  tags = var.tags
+}
+
+resource "aws_iam_role" "rds_monitoring" {
+  name = "${var.name}-rds-monitoring"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "monitoring.rds.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "rds_monitoring" {
+  role       = aws_iam_role.rds_monitoring.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+}
+
+resource "aws_db_instance" "this" {
+  # checkov:skip=CKV2_AWS_69: encryption in transit is variable-driven (db_require_tls) and off by default on purpose: the coordinator's PostgreSQL client connects without TLS today (postgres::NoTls); traffic stays inside the VPC between the coordinator and database security groups. Turn it on with the client change.
+  identifier     = "${var.name}-coordinator"
+  engine         = "postgres"
+  engine_version = var.db_engine_version
+  instance_class = var.db_instance_class
+
+  db_name  = local.db_name
+  username = "cohort"
+  port     = local.db_port
+
+  manage_master_user_password   = true
+  master_user_secret_kms_key_id = aws_kms_key.database.arn
+
+  allocated_storage     = var.db_allocated_storage_gb
+  max_allocated_storage = var.db_max_allocated_storage_gb
+  storage_type          = "gp3"
+  storage_encrypted     = true
+  kms_key_id            = aws_kms_key.database.arn
+
+  multi_az               = true
+  db_subnet_group_name   = aws_db_subnet_group.this.name
+  vpc_security_group_ids = [var.security_group_ids.database]
+  publicly_accessible    = false
+  parameter_group_name   = aws_db_parameter_group.this.name
+
+  iam_database_authentication_enabled = true
+  deletion_protection                 = true
+  backup_retention_period             = var.db_backup_retention_days
+  backup_window                       = "03:00-04:00"
+  maintenance_window                  = "sun:04:30-sun:05:30"
+  copy_tags_to_snapshot               = true
+  skip_final_snapshot                 = false
+  final_snapshot_identifier           = "${var.name}-coordinator-final"
+  auto_minor_version_upgrade          = true
+  allow_major_version_upgrade         = false
+
+  performance_insights_enabled          = true
+  performance_insights_kms_key_id       = aws_kms_key.database.arn
+  performance_insights_retention_period = 7
+  monitoring_interval                   = 60
+  monitoring_role_arn                   = aws_iam_role.rds_monitoring.arn
+  enabled_cloudwatch_logs_exports       = ["postgresql", "upgrade"]
+
+  tags = merge(var.tags, { Name = "${var.name}-coordinator" })
+
+  depends_on = [aws_iam_role_policy_attachment.rds_monitoring]
+}

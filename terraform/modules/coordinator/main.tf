@@ -1,0 +1,231 @@
+# The coordinators: an Auto Scaling group spread across the AZs behind the client API load
+# balancer (lb.tf), sharing the PostgreSQL database (database.tf).
+
+module "measurements" {
+  source = "../measurements"
+  files  = var.measurements_files
+}
+
+data "aws_ssm_parameter" "ami" {
+  name = var.ami_ssm_parameter
+}
+
+resource "aws_cloudwatch_log_group" "service" {
+  name              = "/${var.name}/coordinator"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.logs_kms_key_arn
+  tags              = var.tags
+}
+
+# The CloudWatch agent's Prometheus scrapes land here as embedded-metric-format events, from
+# which CloudWatch extracts the metrics named in the agent configuration below.
+resource "aws_cloudwatch_log_group" "prometheus" {
+  name              = "/${var.name}/coordinator/prometheus"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.logs_kms_key_arn
+  tags              = var.tags
+}
+
+locals {
+  template_vars = {
+    region             = local.region
+    coordinator_port   = var.coordinator_port
+    proxy_urls         = var.proxy_urls
+    measurements_paths = module.measurements.paths
+    pool_level         = var.pool_level
+    secret_arn         = local.db_secret
+    db_host            = aws_db_instance.this.address
+    db_port            = local.db_port
+    db_name            = local.db_name
+  }
+
+  # Prometheus scrape of the local coordinator. The cluster label becomes a metric dimension.
+  prometheus = {
+    global = { scrape_interval = "1m", scrape_timeout = "10s" }
+    scrape_configs = [{
+      job_name     = "cohort-coordinator"
+      metrics_path = "/metrics"
+      static_configs = [{
+        targets = ["127.0.0.1:${var.coordinator_port}"]
+        labels  = { cluster = var.name }
+      }]
+    }]
+  }
+
+  # Node gauges from coordinator/src/metrics.rs (cohort_node_healthy: eligible for quorums), by
+  # node; the in-flight signing requests for the whole cluster.
+  cloudwatch_agent = {
+    logs = {
+      logs_collected = {
+        files = {
+          collect_list = [{
+            file_path       = "/var/log/cohort/coordinator.log"
+            log_group_name  = aws_cloudwatch_log_group.service.name
+            log_stream_name = "{instance_id}/coordinator"
+          }]
+        }
+      }
+      metrics_collected = {
+        prometheus = {
+          log_group_name         = aws_cloudwatch_log_group.prometheus.name
+          prometheus_config_path = "/etc/cohort/prometheus.yaml"
+          emf_processor = {
+            metric_declaration_dedup = true
+            metric_namespace         = var.metrics_namespace
+            metric_declaration = [
+              {
+                source_labels    = ["job"]
+                label_matcher    = "^cohort-coordinator$"
+                dimensions       = [["cluster", "node"]]
+                metric_selectors = ["^cohort_node_healthy$", "^cohort_node_up$", "^cohort_node_attested$"]
+              },
+              {
+                source_labels    = ["job"]
+                label_matcher    = "^cohort-coordinator$"
+                dimensions       = [["cluster"]]
+                metric_selectors = ["^cohort_live_requests$"]
+              },
+            ]
+          }
+        }
+      }
+    }
+    metrics = {
+      namespace         = var.metrics_namespace
+      append_dimensions = { InstanceId = "$${aws:InstanceId}" }
+      metrics_collected = {
+        mem  = { measurement = ["mem_used_percent"] }
+        disk = { measurement = ["used_percent"], resources = ["/"] }
+      }
+    }
+  }
+
+  files = concat(
+    [
+      for i, doc in module.measurements.documents : {
+        path        = module.measurements.paths[i]
+        permissions = "0644"
+        content     = doc
+      }
+    ],
+    [
+      { path = "/usr/local/libexec/cohort/db-env", permissions = "0700", content = templatefile("${path.module}/files/db-env.sh.tftpl", local.template_vars) },
+      { path = "/etc/systemd/system/cohort-db-env.service", permissions = "0644", content = file("${path.module}/files/cohort-db-env.service") },
+      { path = "/etc/systemd/system/cohort-db-env-refresh.service", permissions = "0644", content = file("${path.module}/files/cohort-db-env-refresh.service") },
+      { path = "/etc/systemd/system/cohort-db-env-refresh.timer", permissions = "0644", content = file("${path.module}/files/cohort-db-env-refresh.timer") },
+      { path = "/etc/systemd/system/cohort-coordinator.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-coordinator.service.tftpl", local.template_vars) },
+      { path = "/etc/logrotate.d/cohort", permissions = "0644", content = file("${path.module}/files/logrotate.conf") },
+      { path = "/etc/cohort/prometheus.yaml", permissions = "0644", content = yamlencode(local.prometheus) },
+      { path = "/etc/cohort/cloudwatch-agent.json", permissions = "0644", content = jsonencode(local.cloudwatch_agent) },
+    ],
+  )
+
+  user_data = "#cloud-config\n${yamlencode({
+    packages    = ["jq", "amazon-cloudwatch-agent", "logrotate"]
+    write_files = local.files
+    runcmd = [
+      ["useradd", "--system", "--no-create-home", "--shell", "/sbin/nologin", "cohort"],
+      ["aws", "s3", "cp", "--region", local.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.coordinator_binary_key}", "/usr/local/bin/cohort-coordinator"],
+      ["chmod", "0755", "/usr/local/bin/cohort-coordinator"],
+      ["/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl", "-a", "fetch-config", "-m", "ec2", "-s", "-c", "file:/etc/cohort/cloudwatch-agent.json"],
+      ["systemctl", "daemon-reload"],
+      ["systemctl", "enable", "--now", "cohort-coordinator.service", "cohort-db-env-refresh.timer"],
+    ]
+  })}"
+}
+
+resource "aws_launch_template" "coordinator" {
+  name                   = "${var.name}-coordinator"
+  description            = "${var.name} coordinator"
+  image_id               = data.aws_ssm_parameter.ami.insecure_value
+  instance_type          = var.instance_type
+  ebs_optimized          = true
+  update_default_version = true
+  user_data              = base64encode(local.user_data)
+  vpc_security_group_ids = [var.security_group_ids.coordinator]
+
+  iam_instance_profile {
+    arn = aws_iam_instance_profile.coordinator.arn
+  }
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+    instance_metadata_tags      = "disabled"
+  }
+
+  monitoring {
+    enabled = true
+  }
+
+  block_device_mappings {
+    device_name = "/dev/xvda"
+    ebs {
+      volume_size           = var.root_volume_gb
+      volume_type           = "gp3"
+      encrypted             = true
+      delete_on_termination = true
+    }
+  }
+
+  tag_specifications {
+    resource_type = "instance"
+    tags          = merge(var.tags, { Name = "${var.name}-coordinator" })
+  }
+
+  tag_specifications {
+    resource_type = "volume"
+    tags          = merge(var.tags, { Name = "${var.name}-coordinator" })
+  }
+
+  tags = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = length(local.user_data) < 16384
+      error_message = "The coordinator's cloud-init user data exceeds EC2's 16 KiB limit."
+    }
+  }
+}
+
+# The load balancer routes on /readyz, but the group replaces instances on EC2 health only:
+# /readyz also fails while the cluster awaits genesis or has fewer than two healthy nodes
+# (Service::ready), and replacing coordinators then would not help. The coordinator process
+# itself is restarted by systemd.
+resource "aws_autoscaling_group" "coordinator" {
+  name                      = "${var.name}-coordinator"
+  min_size                  = var.coordinator_count
+  max_size                  = var.coordinator_count + 1
+  desired_capacity          = var.coordinator_count
+  vpc_zone_identifier       = var.app_subnet_ids
+  target_group_arns         = [aws_lb_target_group.coordinator.arn]
+  health_check_type         = "EC2"
+  health_check_grace_period = 300
+  enabled_metrics           = ["GroupInServiceInstances", "GroupDesiredCapacity", "GroupTotalInstances"]
+  metrics_granularity       = "1Minute"
+
+  launch_template {
+    id      = aws_launch_template.coordinator.id
+    version = aws_launch_template.coordinator.latest_version
+  }
+
+  # A changed launch template (new binary key, measurements, proxies) rolls the coordinators one
+  # at a time, launching the replacement before terminating.
+  instance_refresh {
+    strategy = "Rolling"
+    preferences {
+      min_healthy_percentage = 100
+      max_healthy_percentage = 150
+    }
+  }
+
+  dynamic "tag" {
+    for_each = merge(var.tags, { Name = "${var.name}-coordinator" })
+    content {
+      key                 = tag.key
+      value               = tag.value
+      propagate_at_launch = true
+    }
+  }
+}

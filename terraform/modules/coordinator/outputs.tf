@@ -1,0 +1,59 @@
+output "client_api_url" {
+  description = "The client API (TLS at the load balancer); point a DNS name of the certificate at load_balancer_dns_name."
+  value       = "https://${aws_lb.client_api.dns_name}"
+}
+
+output "load_balancer_dns_name" {
+  description = "DNS name of the client API load balancer."
+  value       = aws_lb.client_api.dns_name
+}
+
+output "load_balancer_arn_suffix" {
+  description = "ARN suffix of the load balancer (CloudWatch dimension)."
+  value       = aws_lb.client_api.arn_suffix
+}
+
+output "target_group_arn_suffix" {
+  description = "ARN suffix of the coordinators' target group (CloudWatch dimension)."
+  value       = aws_lb_target_group.coordinator.arn_suffix
+}
+
+output "autoscaling_group_name" {
+  description = "The coordinators' Auto Scaling group."
+  value       = aws_autoscaling_group.coordinator.name
+}
+
+output "coordinator_count" {
+  description = "Coordinators the group keeps in service."
+  value       = var.coordinator_count
+}
+
+output "db_instance_identifier" {
+  description = "The RDS instance."
+  value       = aws_db_instance.this.identifier
+}
+
+output "db_endpoint" {
+  description = "PostgreSQL host:port."
+  value       = aws_db_instance.this.endpoint
+}
+
+output "db_secret_arn" {
+  description = "Secrets Manager secret with the database master credentials (managed and rotated by RDS)."
+  value       = local.db_secret
+}
+
+output "db_allocated_storage_gb" {
+  description = "The database's initial storage, GB."
+  value       = var.db_allocated_storage_gb
+}
+
+output "metrics_namespace" {
+  description = "CloudWatch namespace of the coordinator metrics (cohort_node_healthy etc.)."
+  value       = var.metrics_namespace
+}
+
+output "role_arn" {
+  description = "IAM role of the coordinators."
+  value       = aws_iam_role.coordinator.arn
+}

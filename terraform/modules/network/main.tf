@@ -1,0 +1,251 @@
+# The VPC: per availability zone a public subnet (NAT gateway, client-API load balancer), an
+# application subnet (parent instances, coordinators, interface endpoints) and a database subnet.
+# Parents reach KMS, STS, S3, CloudWatch and SSM through VPC endpoints, never the internet.
+
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  region = data.aws_region.current.name
+  # Subnet numbers inside the VPC range (/24s at a /16): tier offset + AZ index.
+  tiers    = { public = 0, app = 16, data = 32 }
+  az_index = { for i, az in var.azs : az => i }
+  newbits  = 24 - tonumber(split("/", var.vpc_cidr)[1])
+
+  log_group_arn_prefix = "arn:${data.aws_partition.current.partition}:logs:${local.region}:${data.aws_caller_identity.current.account_id}:log-group:"
+}
+
+resource "aws_vpc" "this" {
+  cidr_block           = var.vpc_cidr
+  enable_dns_support   = true
+  enable_dns_hostnames = true
+
+  tags = merge(var.tags, { Name = var.name })
+}
+
+# The default security group allows nothing; every resource gets its own group below.
+resource "aws_default_security_group" "this" {
+  vpc_id = aws_vpc.this.id
+  tags   = merge(var.tags, { Name = "${var.name}-default-deny" })
+}
+
+resource "aws_internet_gateway" "this" {
+  vpc_id = aws_vpc.this.id
+  tags   = merge(var.tags, { Name = var.name })
+}
+
+resource "aws_subnet" "public" {
+  for_each = local.az_index
+
+  vpc_id                  = aws_vpc.this.id
+  availability_zone       = each.key
+  cidr_block              = cidrsubnet(var.vpc_cidr, local.newbits, local.tiers.public + each.value)
+  map_public_ip_on_launch = false
+
+  tags = merge(var.tags, { Name = "${var.name}-public-${each.key}", Tier = "public" })
+}
+
+resource "aws_subnet" "app" {
+  for_each = local.az_index
+
+  vpc_id            = aws_vpc.this.id
+  availability_zone = each.key
+  cidr_block        = cidrsubnet(var.vpc_cidr, local.newbits, local.tiers.app + each.value)
+
+  tags = merge(var.tags, { Name = "${var.name}-app-${each.key}", Tier = "app" })
+}
+
+resource "aws_subnet" "data" {
+  for_each = local.az_index
+
+  vpc_id            = aws_vpc.this.id
+  availability_zone = each.key
+  cidr_block        = cidrsubnet(var.vpc_cidr, local.newbits, local.tiers.data + each.value)
+
+  tags = merge(var.tags, { Name = "${var.name}-data-${each.key}", Tier = "data" })
+}
+
+# One NAT gateway per AZ, so losing an AZ does not cut the others' egress.
+resource "aws_eip" "nat" {
+  for_each = local.az_index
+
+  domain = "vpc"
+  tags   = merge(var.tags, { Name = "${var.name}-nat-${each.key}" })
+
+  depends_on = [aws_internet_gateway.this]
+}
+
+resource "aws_nat_gateway" "this" {
+  for_each = local.az_index
+
+  allocation_id = aws_eip.nat[each.key].id
+  subnet_id     = aws_subnet.public[each.key].id
+  tags          = merge(var.tags, { Name = "${var.name}-${each.key}" })
+}
+
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.this.id
+  tags   = merge(var.tags, { Name = "${var.name}-public" })
+}
+
+resource "aws_route" "public_internet" {
+  route_table_id         = aws_route_table.public.id
+  destination_cidr_block = "0.0.0.0/0"
+  gateway_id             = aws_internet_gateway.this.id
+}
+
+resource "aws_route_table_association" "public" {
+  for_each = aws_subnet.public
+
+  subnet_id      = each.value.id
+  route_table_id = aws_route_table.public.id
+}
+
+resource "aws_route_table" "app" {
+  for_each = local.az_index
+
+  vpc_id = aws_vpc.this.id
+  tags   = merge(var.tags, { Name = "${var.name}-app-${each.key}" })
+}
+
+resource "aws_route" "app_nat" {
+  for_each = local.az_index
+
+  route_table_id         = aws_route_table.app[each.key].id
+  destination_cidr_block = "0.0.0.0/0"
+  nat_gateway_id         = aws_nat_gateway.this[each.key].id
+}
+
+resource "aws_route_table_association" "app" {
+  for_each = aws_subnet.app
+
+  subnet_id      = each.value.id
+  route_table_id = aws_route_table.app[each.key].id
+}
+
+# Database subnets have only the VPC-local route.
+resource "aws_route_table" "data" {
+  vpc_id = aws_vpc.this.id
+  tags   = merge(var.tags, { Name = "${var.name}-data" })
+}
+
+resource "aws_route_table_association" "data" {
+  for_each = aws_subnet.data
+
+  subnet_id      = each.value.id
+  route_table_id = aws_route_table.data.id
+}
+
+# --- VPC endpoints ---------------------------------------------------------------------------
+
+resource "aws_vpc_endpoint" "s3" {
+  vpc_id            = aws_vpc.this.id
+  service_name      = "com.amazonaws.${local.region}.s3"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = [for rt in aws_route_table.app : rt.id]
+
+  tags = merge(var.tags, { Name = "${var.name}-s3" })
+}
+
+resource "aws_vpc_endpoint" "interface" {
+  for_each = toset(var.interface_endpoints)
+
+  vpc_id              = aws_vpc.this.id
+  service_name        = "com.amazonaws.${local.region}.${each.key}"
+  vpc_endpoint_type   = "Interface"
+  private_dns_enabled = true
+  subnet_ids          = [for s in aws_subnet.app : s.id]
+  security_group_ids  = [aws_security_group.endpoints.id]
+
+  tags = merge(var.tags, { Name = "${var.name}-${each.key}" })
+}
+
+# --- Logs key and VPC flow logs --------------------------------------------------------------
+
+# One customer-managed key for the cluster's CloudWatch log groups (flow logs, node and
+# coordinator logs).
+resource "aws_kms_key" "logs" {
+  description         = "${var.name}: CloudWatch Logs encryption"
+  enable_key_rotation = true
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "AccountAdministration"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
+        Action    = "kms:*"
+        Resource  = "*"
+      },
+      {
+        Sid       = "CloudWatchLogs"
+        Effect    = "Allow"
+        Principal = { Service = "logs.${local.region}.amazonaws.com" }
+        Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+        Resource  = "*"
+        Condition = {
+          ArnLike = {
+            "kms:EncryptionContext:aws:logs:arn" = [
+              "${local.log_group_arn_prefix}/${var.name}/*",
+              "${local.log_group_arn_prefix}aws-waf-logs-${var.name}*",
+            ]
+          }
+        }
+      },
+    ]
+  })
+
+  tags = merge(var.tags, { Name = "${var.name}-logs" })
+}
+
+resource "aws_kms_alias" "logs" {
+  name          = "alias/${var.name}-logs"
+  target_key_id = aws_kms_key.logs.key_id
+}
+
+resource "aws_cloudwatch_log_group" "flow_logs" {
+  name              = "/${var.name}/vpc-flow-logs"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.logs.arn
+  tags              = var.tags
+}
+
+resource "aws_iam_role" "flow_logs" {
+  name = "${var.name}-vpc-flow-logs"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "vpc-flow-logs.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+      Condition = {
+        StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
+      }
+    }]
+  })
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy" "flow_logs" {
+  name = "write-flow-logs"
+  role = aws_iam_role.flow_logs.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect   = "Allow"
+      Action   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+      Resource = ["${aws_cloudwatch_log_group.flow_logs.arn}:*"]
+    }]
+  })
+}
+
+resource "aws_flow_log" "this" {
+  vpc_id               = aws_vpc.this.id
+  traffic_type         = "ALL"
+  log_destination_type = "cloud-watch-logs"
+  log_destination      = aws_cloudwatch_log_group.flow_logs.arn
+  iam_role_arn         = aws_iam_role.flow_logs.arn
+
+  tags = merge(var.tags, { Name = var.name })
+}

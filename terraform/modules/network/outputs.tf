@@ -1,0 +1,55 @@
+output "vpc_id" {
+  description = "The VPC."
+  value       = aws_vpc.this.id
+}
+
+output "vpc_cidr" {
+  description = "The VPC's IPv4 range."
+  value       = aws_vpc.this.cidr_block
+}
+
+output "azs" {
+  description = "The availability zones, in the order given."
+  value       = var.azs
+}
+
+output "public_subnet_ids" {
+  description = "Public subnets (NAT gateways, internet-facing load balancer), in AZ order."
+  value       = [for az in var.azs : aws_subnet.public[az].id]
+}
+
+output "app_subnet_ids" {
+  description = "Application subnets (parents, coordinators, interface endpoints), in AZ order."
+  value       = [for az in var.azs : aws_subnet.app[az].id]
+}
+
+output "app_subnet_ids_by_az" {
+  description = "Application subnet of each availability zone."
+  value       = { for az, s in aws_subnet.app : az => s.id }
+}
+
+output "data_subnet_ids" {
+  description = "Database subnets, in AZ order."
+  value       = [for az in var.azs : aws_subnet.data[az].id]
+}
+
+output "security_group_ids" {
+  description = "Security group of each tier."
+  value = {
+    load_balancer = aws_security_group.load_balancer.id
+    coordinator   = aws_security_group.coordinator.id
+    node          = aws_security_group.node.id
+    database      = aws_security_group.database.id
+    endpoints     = aws_security_group.endpoints.id
+  }
+}
+
+output "logs_kms_key_arn" {
+  description = "KMS key for the cluster's CloudWatch log groups (named /NAME/... or aws-waf-logs-NAME...)."
+  value       = aws_kms_key.logs.arn
+}
+
+output "flow_log_group_name" {
+  description = "CloudWatch log group of the VPC flow logs."
+  value       = aws_cloudwatch_log_group.flow_logs.name
+}

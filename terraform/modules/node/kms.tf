@@ -1,0 +1,89 @@
+# The node's KMS key: the enclave seals its shares under it, and only an enclave whose
+# attestation document carries an allowed image's PCRs can use it. The statements are those of
+# `cohort kms policy` (cli/src/kms.rs, key_policy), one EnclaveUse statement per allowed image so
+# that PCRs of different images cannot be mixed:
+#
+# * KeyAdministration: the admin principal manages the key but cannot use it;
+# * EnclaveUse / EnclaveUseImageN: the parent role may call GenerateDataKey and Decrypt only with
+#   a Recipient attestation document whose ImageSha384 (= PCR0), PCR0, PCR1, PCR2 (and PCR8 when
+#   the image is signed) match, compared with StringEqualsIgnoreCase;
+# * DenyWithoutAttestation: Decrypt and GenerateDataKey* without an attestation document are
+#   denied to everyone, whatever else allows them;
+# * DenyReEncrypt: ReEncrypt* (which takes no Recipient) is denied to everyone.
+#
+# There is deliberately no statement for the account root: IAM policies cannot widen access to
+# this key.
+
+module "measurements" {
+  source = "../measurements"
+  files  = var.measurements_files
+}
+
+locals {
+  images = module.measurements.images
+
+  key_policy = {
+    Version = "2012-10-17"
+    Id      = "cohort-node-${var.node_index}"
+    Statement = concat(
+      [{
+        Sid       = "KeyAdministration"
+        Effect    = "Allow"
+        Principal = { AWS = var.admin_principal_arn }
+        Action = [
+          "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*",
+          "kms:Update*", "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*",
+          "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion",
+          "kms:CancelKeyDeletion",
+        ]
+        Resource = "*"
+      }],
+      [
+        for n, image in local.images : {
+          Sid       = length(local.images) == 1 ? "EnclaveUse" : "EnclaveUseImage${n}"
+          Effect    = "Allow"
+          Principal = { AWS = aws_iam_role.parent.arn }
+          Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
+          Resource  = "*"
+          Condition = {
+            StringEqualsIgnoreCase = merge(
+              { for pcr, value in image : "kms:RecipientAttestation:${pcr}" => value },
+              { "kms:RecipientAttestation:ImageSha384" = image.PCR0 },
+            )
+          }
+        }
+      ],
+      [
+        {
+          Sid       = "DenyWithoutAttestation"
+          Effect    = "Deny"
+          Principal = { AWS = "*" }
+          Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+          Resource  = "*"
+          Condition = { Null = { "kms:RecipientAttestation:ImageSha384" = "true" } }
+        },
+        {
+          Sid       = "DenyReEncrypt"
+          Effect    = "Deny"
+          Principal = { AWS = "*" }
+          Action    = "kms:ReEncrypt*"
+          Resource  = "*"
+        },
+      ],
+    )
+  }
+}
+
+resource "aws_kms_key" "node" {
+  description             = "${var.name} node ${var.node_index}: enclave sealing key (attestation-gated)"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = jsonencode(local.key_policy)
+
+  tags = merge(var.tags, { Name = "${var.name}-node-${var.node_index}" })
+}
+
+resource "aws_kms_alias" "node" {
+  name          = "alias/${var.name}-node-${var.node_index}"
+  target_key_id = aws_kms_key.node.key_id
+}

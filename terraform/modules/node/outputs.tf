@@ -1,0 +1,44 @@
+output "node_index" {
+  description = "This node's index (1-based)."
+  value       = var.node_index
+}
+
+output "proxy_ip" {
+  description = "The proxy's private IP: stable across instance replacements (fixed network interface)."
+  value       = aws_network_interface.proxy.private_ip
+}
+
+output "proxy_url" {
+  description = "The coordinators' --proxy URL of this node."
+  value       = "http://${aws_network_interface.proxy.private_ip}:${var.proxy_port}"
+}
+
+output "kms_key_arn" {
+  description = "This node's attestation-gated KMS key (the proxy's --kms-key-id)."
+  value       = aws_kms_key.node.arn
+}
+
+output "kms_key_policy" {
+  description = "This node's KMS key policy, as JSON (same statements as `cohort kms policy`)."
+  value       = aws_kms_key.node.policy
+}
+
+output "parent_role_arn" {
+  description = "IAM role of the parent instance."
+  value       = aws_iam_role.parent.arn
+}
+
+output "autoscaling_group_name" {
+  description = "The node's Auto Scaling group (always one instance)."
+  value       = aws_autoscaling_group.node.name
+}
+
+output "network_interface_id" {
+  description = "The node's fixed network interface."
+  value       = aws_network_interface.proxy.id
+}
+
+output "log_group_name" {
+  description = "CloudWatch log group of the node's proxy."
+  value       = aws_cloudwatch_log_group.node.name
+}

@@ -1,0 +1,125 @@
+variable "name" {
+  description = "Name prefix of every resource (the cluster's name)."
+  type        = string
+  default     = "cohort"
+}
+
+variable "node_index" {
+  description = "This node's index, 1-based, in the coordinators' --proxy order (the enclave's party index)."
+  type        = number
+
+  validation {
+    condition     = var.node_index >= 1 && floor(var.node_index) == var.node_index
+    error_message = "node_index is a whole number from 1."
+  }
+}
+
+variable "subnet_id" {
+  description = "Application subnet of this node: its fixed network interface, and so every instance the node ever runs, lives there (moving it to another AZ: README, \"Losing an availability zone\")."
+  type        = string
+}
+
+variable "security_group_id" {
+  description = "Security group of the parent instances (network module, security_group_ids.node)."
+  type        = string
+}
+
+variable "measurements_files" {
+  description = "eif-build measurements files of the enclave images this node's KMS key and proxy accept (several during an image rotation)."
+  type        = list(string)
+}
+
+variable "admin_principal_arn" {
+  description = "IAM principal that administers this node's KMS key but may not use it. Terraform must run as this principal (KMS refuses a key policy that locks out its creator)."
+  type        = string
+}
+
+variable "instance_type" {
+  description = "Parent instance type; must support Nitro Enclaves and leave the parent at least 2 vCPUs besides the enclave's."
+  type        = string
+  default     = "m6i.xlarge"
+}
+
+variable "ami_ssm_parameter" {
+  description = "SSM parameter holding the parent AMI id (Amazon Linux 2023, x86_64)."
+  type        = string
+  default     = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+}
+
+variable "root_volume_gb" {
+  description = "Root volume size (encrypted gp3)."
+  type        = number
+  default     = 30
+}
+
+variable "enclave_cpu_count" {
+  description = "vCPUs given to the enclave (allocator.yaml cpu_count and run-enclave --cpu-count)."
+  type        = number
+  default     = 2
+}
+
+variable "enclave_memory_mib" {
+  description = "Memory given to the enclave, MiB (allocator.yaml memory_mib and run-enclave --memory)."
+  type        = number
+  default     = 4096
+}
+
+variable "proxy_port" {
+  description = "Port of the proxy's HTTP API (--listen 0.0.0.0:PORT)."
+  type        = number
+  default     = 7070
+}
+
+variable "artifact_bucket" {
+  description = "S3 bucket holding the release artifacts."
+  type        = string
+}
+
+variable "eif_key" {
+  description = "Object key of the enclave image (EIF) in artifact_bucket; installed as /opt/cohort/cohort.eif."
+  type        = string
+}
+
+variable "proxy_binary_key" {
+  description = "Object key of the cohort-parent-proxy binary (x86_64 Linux) in artifact_bucket."
+  type        = string
+}
+
+variable "artifact_kms_key_arn" {
+  description = "KMS key encrypting artifact_bucket's objects, when it uses SSE-KMS (null: SSE-S3)."
+  type        = string
+  default     = null
+}
+
+variable "blob_bucket_name" {
+  description = "Sealed-blob bucket (storage module); this node uses the prefix node-INDEX/."
+  type        = string
+}
+
+variable "storage_kms_key_arn" {
+  description = "SSE-KMS key of the sealed-blob bucket (storage module)."
+  type        = string
+}
+
+variable "logs_kms_key_arn" {
+  description = "KMS key for the node's CloudWatch log group (network module)."
+  type        = string
+}
+
+variable "log_retention_days" {
+  description = "Retention of the node's CloudWatch log group."
+  type        = number
+  default     = 365
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the host metrics the CloudWatch agent publishes."
+  type        = string
+  default     = "Cohort/Host"
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,260 @@
+# Durable storage shared by the cluster:
+#
+# * the sealed-blob bucket: each parent proxy's --blob-dir is mirrored to s3://BUCKET/node-I/
+#   (each node's role reaches only its own prefix). The blobs are already sealed by the enclave
+#   under the node's attestation-gated KMS key; the bucket adds SSE-KMS under a separate storage
+#   key (S3 cannot use the node keys: their policy denies every call without an attestation
+#   document), versioning, and a TLS-only policy;
+# * the access-log bucket: S3 server access logs of the blob bucket and the load balancer's
+#   access logs (both services write only to SSE-S3 buckets).
+
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  account_root  = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
+  bucket_prefix = "${var.name}-${data.aws_caller_identity.current.account_id}-${data.aws_region.current.name}"
+}
+
+# --- Storage key ------------------------------------------------------------------------------
+
+# Usable by principals the account's IAM policies allow (each node role: through S3 only, on
+# its own prefix's objects); administered by admin_principal_arn.
+resource "aws_kms_key" "storage" {
+  description         = "${var.name}: SSE-KMS of the sealed-blob bucket"
+  enable_key_rotation = true
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "EnableIamPolicies"
+        Effect    = "Allow"
+        Principal = { AWS = local.account_root }
+        Action    = "kms:*"
+        Resource  = "*"
+      },
+      {
+        Sid       = "KeyAdministration"
+        Effect    = "Allow"
+        Principal = { AWS = var.admin_principal_arn }
+        Action = [
+          "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*",
+          "kms:Update*", "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*",
+          "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion",
+          "kms:CancelKeyDeletion",
+        ]
+        Resource = "*"
+      },
+    ]
+  })
+
+  tags = merge(var.tags, { Name = "${var.name}-blob-storage" })
+}
+
+resource "aws_kms_alias" "storage" {
+  name          = "alias/${var.name}-blob-storage"
+  target_key_id = aws_kms_key.storage.key_id
+}
+
+# --- Sealed-blob bucket -----------------------------------------------------------------------
+
+resource "aws_s3_bucket" "blobs" {
+  # checkov:skip=CKV_AWS_144: no cross-region replication on purpose: a sealed blob opens only through its node's KMS key, which is regional; a replica in another region is useless without a multi-region key design (see README, "Region loss").
+  # checkov:skip=CKV2_AWS_62: no event notifications: nothing consumes blob writes; the nodes' sync units are the only writers and readers.
+  bucket        = "${local.bucket_prefix}-sealed-blobs"
+  force_destroy = false
+  tags          = merge(var.tags, { Name = "${var.name}-sealed-blobs" })
+}
+
+resource "aws_s3_bucket_versioning" "blobs" {
+  bucket = aws_s3_bucket.blobs.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "blobs" {
+  bucket = aws_s3_bucket.blobs.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = aws_kms_key.storage.arn
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "blobs" {
+  bucket                  = aws_s3_bucket.blobs.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "blobs" {
+  bucket = aws_s3_bucket.blobs.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "blobs" {
+  bucket = aws_s3_bucket.blobs.id
+
+  rule {
+    id     = "noncurrent-versions"
+    status = "Enabled"
+    filter {}
+
+    # A blob overwritten by a reseal (or by a compromised parent) stays recoverable this long.
+    noncurrent_version_expiration {
+      noncurrent_days = var.blob_noncurrent_days
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.blobs]
+}
+
+resource "aws_s3_bucket_logging" "blobs" {
+  bucket        = aws_s3_bucket.blobs.id
+  target_bucket = aws_s3_bucket.logs.id
+  target_prefix = "s3/sealed-blobs/"
+}
+
+resource "aws_s3_bucket_policy" "blobs" {
+  bucket = aws_s3_bucket.blobs.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "DenyInsecureTransport"
+        Effect    = "Deny"
+        Principal = { AWS = "*" }
+        Action    = "s3:*"
+        Resource  = [aws_s3_bucket.blobs.arn, "${aws_s3_bucket.blobs.arn}/*"]
+        Condition = { Bool = { "aws:SecureTransport" = "false" } }
+      },
+    ]
+  })
+
+  depends_on = [aws_s3_bucket_public_access_block.blobs]
+}
+
+# --- Access-log bucket ------------------------------------------------------------------------
+
+resource "aws_s3_bucket" "logs" {
+  # checkov:skip=CKV_AWS_145: SSE-S3, not SSE-KMS, on purpose: S3 server access logging and load balancer access logs can only be delivered to SSE-S3 buckets.
+  # checkov:skip=CKV_AWS_144: access logs are not replicated across regions; they are evidence for this region's resources only.
+  # checkov:skip=CKV2_AWS_62: no event notifications: nothing consumes log deliveries as events.
+  bucket        = "${local.bucket_prefix}-access-logs"
+  force_destroy = false
+  tags          = merge(var.tags, { Name = "${var.name}-access-logs" })
+}
+
+resource "aws_s3_bucket_versioning" "logs" {
+  bucket = aws_s3_bucket.logs.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "logs" {
+  bucket = aws_s3_bucket.logs.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "logs" {
+  bucket                  = aws_s3_bucket.logs.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "logs" {
+  bucket = aws_s3_bucket.logs.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "logs" {
+  bucket = aws_s3_bucket.logs.id
+
+  rule {
+    id     = "expire-logs"
+    status = "Enabled"
+    filter {}
+
+    expiration {
+      days = var.access_log_days
+    }
+    noncurrent_version_expiration {
+      noncurrent_days = 30
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.logs]
+}
+
+# The load balancer writes under lb/, S3 server access logging under s3/.
+data "aws_elb_service_account" "this" {}
+
+resource "aws_s3_bucket_policy" "logs" {
+  bucket = aws_s3_bucket.logs.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "DenyInsecureTransport"
+        Effect    = "Deny"
+        Principal = { AWS = "*" }
+        Action    = "s3:*"
+        Resource  = [aws_s3_bucket.logs.arn, "${aws_s3_bucket.logs.arn}/*"]
+        Condition = { Bool = { "aws:SecureTransport" = "false" } }
+      },
+      {
+        Sid       = "S3ServerAccessLogs"
+        Effect    = "Allow"
+        Principal = { Service = "logging.s3.amazonaws.com" }
+        Action    = "s3:PutObject"
+        Resource  = "${aws_s3_bucket.logs.arn}/s3/*"
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
+          ArnLike      = { "aws:SourceArn" = aws_s3_bucket.blobs.arn }
+        }
+      },
+      {
+        # Regions opened before August 2022 deliver load balancer logs from the regional
+        # Elastic Load Balancing account; later regions from the log delivery service (there
+        # aws_elb_service_account has no account: drop this statement and the data source).
+        Sid       = "LoadBalancerAccessLogsLegacy"
+        Effect    = "Allow"
+        Principal = { AWS = data.aws_elb_service_account.this.arn }
+        Action    = "s3:PutObject"
+        Resource  = "${aws_s3_bucket.logs.arn}/lb/AWSLogs/${data.aws_caller_identity.current.account_id}/*"
+      },
+      {
+        Sid       = "LoadBalancerAccessLogs"
+        Effect    = "Allow"
+        Principal = { Service = "logdelivery.elasticloadbalancing.amazonaws.com" }
+        Action    = "s3:PutObject"
+        Resource  = "${aws_s3_bucket.logs.arn}/lb/AWSLogs/${data.aws_caller_identity.current.account_id}/*"
+      },
+    ]
+  })
+
+  depends_on = [aws_s3_bucket_public_access_block.logs]
+}

@@ -1,0 +1,19 @@
+output "blob_bucket_name" {
+  description = "Sealed-blob bucket; node I keeps its blobs under node-I/."
+  value       = aws_s3_bucket.blobs.bucket
+}
+
+output "blob_bucket_arn" {
+  description = "ARN of the sealed-blob bucket."
+  value       = aws_s3_bucket.blobs.arn
+}
+
+output "storage_kms_key_arn" {
+  description = "KMS key of the sealed-blob bucket's SSE-KMS."
+  value       = aws_kms_key.storage.arn
+}
+
+output "log_bucket_name" {
+  description = "Access-log bucket (load balancer logs go under lb/)."
+  value       = aws_s3_bucket.logs.bucket
+}

@@ -10,7 +10,7 @@
 # Writes DIR/cohort.eif, DIR/measurements.json (the file Terraform, `cohort kms policy` and the
 # verifiers' --measurements read) and DIR/cohort-enclave (the static binary in the image).
 #
-# Reproducibility: the toolchain is the one rust-toolchain.toml pins; dependencies come from
+# Reproducibility: the compiler is pinned (rustc 1.95.0, from rustup; checked below); dependencies come from
 # Cargo.lock, fetched before the build, which then runs with --offline (no network); the binary
 # is statically linked (crt-static) so the image needs no libc; source and registry paths are
 # remapped so that the checkout's location does not show; every time in the image is
@@ -62,6 +62,7 @@ CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}"
 
 # Everything the build reads comes from Cargo.lock, fetched now; the build itself is offline.
 (cd "$ROOT" && cargo fetch --locked --target "$TARGET" >/dev/null)
+(cd "$ROOT/eif-build" && cargo fetch --locked >/dev/null)
 
 # RUSTFLAGS apply to the target only (build scripts and proc macros run on the host).
 export RUSTFLAGS="-C target-feature=+crt-static \

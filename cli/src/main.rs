@@ -52,9 +52,14 @@ enum Command {
         /// The cluster's name.
         #[arg(long, default_value = "cohort")]
         cluster: String,
-        /// Admin key files (the first QUORUM of them approve the genesis).
+        /// Key files of the admins approving the genesis here (at least QUORUM of them; all of
+        /// them sign).
         #[arg(long = "admin", required = true)]
         admins: Vec<PathBuf>,
+        /// Public key (hex) of a further admin, who does not sign the genesis (repeat). Their key
+        /// files stay with them.
+        #[arg(long = "admin-public")]
+        admin_publics: Vec<String>,
         /// How many admins must approve admin requests.
         #[arg(long, default_value_t = 1)]
         quorum: u16,
@@ -758,6 +763,13 @@ fn approver_public(text: &str) -> anyhow::Result<[u8; 32]> {
         .to_bytes())
 }
 
+fn admin_public(text: &str) -> anyhow::Result<[u8; 32]> {
+    hex::decode(text)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+        .ok_or_else(|| anyhow::anyhow!("--admin-public {text}: not a 32-byte hex public key"))
+}
+
 fn read_keys(paths: &[PathBuf]) -> anyhow::Result<Vec<ed25519_dalek::SigningKey>> {
     paths.iter().map(|p| cli::ops::read_key(p)).collect()
 }
@@ -837,9 +849,10 @@ async fn main() -> ExitCode {
             println!("public key: {}", hex::encode(pk));
             ExitCode::SUCCESS
         }),
-        Command::Genesis { dir, coordinator, cluster, admins, quorum } => async {
+        Command::Genesis { dir, coordinator, cluster, admins, admin_publics, quorum } => async {
             let api = cli::ops::api(coordinator.as_deref(), &dir)?;
-            cli::ops::genesis(&api, &cluster, None, &read_keys(&admins)?, quorum).await?;
+            let others = admin_publics.iter().map(|a| admin_public(a)).collect::<anyhow::Result<Vec<_>>>()?;
+            cli::ops::genesis_with(&api, &cluster, None, &read_keys(&admins)?, &others, quorum).await?;
             println!("genesis done on every node; peers admitted; auxiliary info ready");
             Ok(ExitCode::SUCCESS)
         }

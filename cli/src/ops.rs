@@ -99,6 +99,30 @@ pub async fn genesis(
     if q == 0 || q > admins.len() {
         bail!("the quorum must be between 1 and the number of admins");
     }
+    let others: Vec<[u8; 32]> = admins[q..]
+        .iter()
+        .map(|k| k.verifying_key().to_bytes())
+        .collect();
+    genesis_with(api, cluster, nodes, &admins[..q], &others, quorum).await
+}
+
+/// A genesis whose admins are `signers` (who approve it now, at least `quorum` of them) and
+/// `others` (public keys of admins who do not sign it); waits until it is done.
+pub async fn genesis_with(
+    api: &ApiClient,
+    cluster: &str,
+    nodes: Option<u16>,
+    signers: &[SigningKey],
+    others: &[[u8; 32]],
+    quorum: u16,
+) -> anyhow::Result<GenesisStatus> {
+    let q = usize::from(quorum);
+    if q == 0 || q > signers.len() {
+        bail!(
+            "the quorum ({quorum}) must be at least 1 and at most the admins signing here ({})",
+            signers.len()
+        );
+    }
     let nodes = match nodes {
         Some(n) => n,
         None => {
@@ -106,9 +130,15 @@ pub async fn genesis(
             status.nodes.len() as u16
         }
     };
+    let mut admins: Vec<serde_bytes::ByteBuf> = signers.iter().map(requests::public).collect();
+    admins.extend(
+        others
+            .iter()
+            .map(|k| serde_bytes::ByteBuf::from(k.to_vec())),
+    );
     let g = requests::approve(
-        &requests::genesis(cluster, nodes, admins, quorum),
-        &admins[..q],
+        &requests::genesis_of(cluster, nodes, admins, quorum),
+        signers,
     );
     let body = ApprovedJson::<GenesisJson>::from_wire(&g);
     let _: GenesisStatus = api.post("/v1/genesis", &body).await.map_err(api_err)?;

@@ -48,11 +48,16 @@ pub fn approve<T: Canonical + Clone>(request: &T, keys: &[SigningKey]) -> Approv
 
 /// A genesis for `nodes` nodes with `admins` and `quorum`.
 pub fn genesis(cluster: &str, nodes: u16, admins: &[SigningKey], quorum: u16) -> Genesis {
+    genesis_of(cluster, nodes, admins.iter().map(public).collect(), quorum)
+}
+
+/// A genesis for `nodes` nodes with the admins' public keys and `quorum`.
+pub fn genesis_of(cluster: &str, nodes: u16, admins: Vec<ByteBuf>, quorum: u16) -> Genesis {
     Genesis {
         v: REQUEST_VERSION,
         cluster: cluster.into(),
         nodes,
-        admins: admins.iter().map(public).collect(),
+        admins,
         admin_quorum: quorum,
     }
 }

@@ -851,3 +851,36 @@ fn terraform_and_the_cli_make_the_same_key_policy() {
         "regenerate tests/cli-policy-node-1.json and check terraform/modules/node/kms.tf"
     );
 }
+
+/// Admins who do not sign the genesis are named by public key (their key files stay with them);
+/// bad keys and a quorum larger than the admins signing here are refused before anything is
+/// sent.
+#[test]
+fn genesis_takes_public_keys_of_admins_who_do_not_sign() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("admin1.key");
+    let out = cohort(&["keygen", "--out", key.to_str().unwrap()]);
+    assert!(out.status.success());
+    let other = hex::encode([7u8; 32]);
+    // Nothing listens on port 9: an attempt to reach the coordinator would fail differently.
+    let genesis = |extra: &[&str]| {
+        let mut args = vec![
+            "genesis",
+            "--coordinator",
+            "http://127.0.0.1:9",
+            "--admin",
+            key.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = cohort(&args);
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = genesis(&["--admin-public", "zz"]);
+    assert!(err.contains("not a 32-byte hex public key"), "{err}");
+    let err = genesis(&["--admin-public", &other, "--quorum", "2"]);
+    assert!(err.contains("at most the admins signing here (1)"), "{err}");
+    // Well-formed: it gets as far as the coordinator.
+    let err = genesis(&["--admin-public", &other, "--quorum", "1"]);
+    assert!(err.contains("127.0.0.1:9"), "{err}");
+}

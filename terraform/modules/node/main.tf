@@ -198,4 +198,10 @@ resource "aws_autoscaling_group" "node" {
       propagate_at_launch = true
     }
   }
+
+  # Operators suspend launches while they move a node after losing an AZ (docs/operator-guide.md,
+  # step 8) and resume them afterwards themselves; an apply in between must not resume them.
+  lifecycle {
+    ignore_changes = [suspended_processes]
+  }
 }

@@ -69,16 +69,17 @@ if [ ! -s "$KERNEL_DIR/vmlinuz" ]; then
   kernel_package() {
     apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}'
   }
+  scratch=$(mktemp -d)
   pkg=$(kernel_package)
-  if [ -z "$pkg" ]; then
+  # Stale package lists name a version the mirror no longer has: refresh them and retry once.
+  if [ -z "$pkg" ] || ! (cd "$scratch" && apt-get download -qq "$pkg" 2>/dev/null); then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
     pkg=$(kernel_package)
+    (cd "$scratch" && apt-get download -qq "$pkg")
   fi
-  echo "setup: fetching Debian's kernel package $pkg for the enclave image tests"
-  scratch=$(mktemp -d)
-  (cd "$scratch" && apt-get download -qq "$pkg" 2>/dev/null)
+  echo "setup: fetched Debian's kernel package $pkg for the enclave image tests"
   dpkg-deb --fsys-tarfile "$scratch"/*.deb | tar -x -C "$scratch" ./boot
   mkdir -p "$KERNEL_DIR"
   cp "$scratch"/boot/config-* "$KERNEL_DIR/config"

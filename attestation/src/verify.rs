@@ -117,6 +117,7 @@ impl Policy {
     pub fn configured(
         root: Option<&std::path::Path>,
         pcrs: &[(usize, &Vec<Vec<u8>>)],
+        measurements: &[std::path::PathBuf],
         allow_debug: bool,
         max_age: Duration,
     ) -> Result<Self, String> {
@@ -133,6 +134,9 @@ impl Policy {
             .filter(|(_, values)| !values.is_empty())
             .map(|(i, values)| (*i, (*values).clone()))
             .collect();
+        for file in measurements {
+            policy = policy.allow_measurements(file)?;
+        }
         policy.allow_debug = allow_debug;
         policy.max_age = Some(max_age);
         policy.require_identity = true;

@@ -752,10 +752,13 @@ async fn demo(
     Ok(ExitCode::SUCCESS)
 }
 
+/// A 32-byte public key given in hex.
+fn hex_public(text: &str) -> Option<[u8; 32]> {
+    <[u8; 32]>::try_from(hex::decode(text).ok()?.as_slice()).ok()
+}
+
 fn approver_public(text: &str) -> anyhow::Result<[u8; 32]> {
-    if let Ok(bytes) = hex::decode(text)
-        && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
-    {
+    if let Some(key) = hex_public(text) {
         return Ok(key);
     }
     Ok(cli::ops::read_key(std::path::Path::new(text))?
@@ -764,9 +767,7 @@ fn approver_public(text: &str) -> anyhow::Result<[u8; 32]> {
 }
 
 fn admin_public(text: &str) -> anyhow::Result<[u8; 32]> {
-    hex::decode(text)
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+    hex_public(text)
         .ok_or_else(|| anyhow::anyhow!("--admin-public {text}: not a 32-byte hex public key"))
 }
 

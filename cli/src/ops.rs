@@ -130,12 +130,8 @@ pub async fn genesis_with(
             status.nodes.len() as u16
         }
     };
-    let mut admins: Vec<serde_bytes::ByteBuf> = signers.iter().map(requests::public).collect();
-    admins.extend(
-        others
-            .iter()
-            .map(|k| serde_bytes::ByteBuf::from(k.to_vec())),
-    );
+    let mut admins: Vec<ByteBuf> = signers.iter().map(requests::public).collect();
+    admins.extend(others.iter().map(|k| ByteBuf::from(k.to_vec())));
     let g = requests::approve(
         &requests::genesis_of(cluster, nodes, admins, quorum),
         signers,

@@ -39,10 +39,15 @@ pub struct HttpClient {
     timeout: Duration,
 }
 
-/// TLS settings: rustls with ring, the system's roots. A root that does not parse is skipped,
-/// and a machine without roots gets a client whose HTTPS requests fail with an unknown-issuer
-/// error, which names the problem.
+/// TLS settings: rustls with ring, the system's roots, loaded once per process (clients are
+/// made per chain RPC call). A root that does not parse is skipped, and a machine without roots
+/// gets a client whose HTTPS requests fail with an unknown-issuer error, which names the problem.
 fn tls_config() -> rustls::ClientConfig {
+    static CONFIG: std::sync::OnceLock<rustls::ClientConfig> = std::sync::OnceLock::new();
+    CONFIG.get_or_init(load_tls_config).clone()
+}
+
+fn load_tls_config() -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
     for cert in found.certs {

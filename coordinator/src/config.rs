@@ -96,16 +96,13 @@ pub struct Config {
 impl Config {
     /// The attestation policy nodes must satisfy (the nonce is set per attestation).
     pub fn policy(&self) -> Result<Policy, String> {
-        let mut policy = Policy::configured(
+        Policy::configured(
             self.root.as_deref(),
             &[(0, &self.pcr0), (1, &self.pcr1), (2, &self.pcr2)],
+            &self.measurements,
             self.allow_debug,
             Duration::from_secs(60),
-        )?;
-        for file in &self.measurements {
-            policy = policy.allow_measurements(file)?;
-        }
-        Ok(policy)
+        )
     }
 
     /// The store URL.

@@ -27,7 +27,7 @@ pub struct Config {
     /// PEM of the root to pin instead of the AWS Nitro root (simulated mode: the simulated root).
     #[arg(long, env = "COHORT_PROXY_ROOT")]
     pub root: Option<PathBuf>,
-    /// Allowed PCR0 values, hex (repeat for several). Required.
+    /// Allowed PCR0 values, hex (repeat for several). Required unless --measurements is given.
     #[arg(
         long = "pcr0",
         required_unless_present = "measurements",
@@ -88,7 +88,7 @@ pub struct Config {
 impl Config {
     /// The verification policy (the nonce is set per attestation).
     pub fn policy(&self) -> Result<Policy, String> {
-        let mut policy = Policy::configured(
+        Policy::configured(
             self.root.as_deref(),
             &[
                 (0, &self.pcr0),
@@ -98,12 +98,9 @@ impl Config {
                 (4, &self.pcr4),
                 (8, &self.pcr8),
             ],
+            &self.measurements,
             self.allow_debug,
             Duration::from_secs(self.max_age_secs),
-        )?;
-        for file in &self.measurements {
-            policy = policy.allow_measurements(file)?;
-        }
-        Ok(policy)
+        )
     }
 }

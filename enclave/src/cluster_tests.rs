@@ -685,3 +685,239 @@ fn one_generation_per_key_id_and_keys_are_never_replaced() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Known attacks (docs/threat-model.md, "Attacks tried"), as a coordinator, a second coordinator
+// or a relay would mount them against the enclaves.
+// ---------------------------------------------------------------------------------------------
+
+fn sign_kind(request: Approved<SignRequest>, presignature: Option<ByteBuf>) -> SessionKind {
+    SessionKind::Sign {
+        request,
+        payload: 0,
+        presignature,
+    }
+}
+
+/// Two coordinators (each with its own database, so no shared claim) name one presignature
+/// for two different requests at the same time: the enclaves sign one of them with it, never
+/// both; the other request signs later without it, with another nonce.
+#[test]
+fn one_presignature_named_by_two_coordinators_at_once_signs_once() {
+    let mut c = lock();
+    c.create_key("two-coordinators", Scheme::EcdsaSecp256k1, 2);
+    let pid = random32();
+    let presign = c.run_in(
+        pid.clone(),
+        &[0, 1],
+        SessionKind::Presign {
+            key_id: "two-coordinators".into(),
+            path: vec![],
+        },
+        |_, _| {},
+    );
+    assert!(
+        presign.values().all(|o| *o == Outcome::PresignatureReady),
+        "{presign:?}"
+    );
+    let (d1, d2) = ([0x11u8; 32], [0x22u8; 32]);
+    let r1 = c.sign_request("two-coordinators", vec![], d1.to_vec());
+    let r2 = c.sign_request("two-coordinators", vec![], d2.to_vec());
+    // Coordinator A has started its session at both nodes when coordinator B runs its own.
+    let mut second = None;
+    let first = c.run(&[0, 1], sign_kind(r1, Some(pid.clone())), |_, _| {
+        if second.is_none() {
+            second = Some(c.run(&[0, 1], sign_kind(r2.clone(), Some(pid.clone())), |_, _| {}));
+        }
+    });
+    let second = second.unwrap();
+    assert!(!failure(&second).is_empty(), "{second:?}");
+    let (sig1, pk) = signature_of(&first);
+    verify_ecdsa(&pk, &d1, &sig1);
+    assert!(
+        second
+            .values()
+            .all(|o| !matches!(o, Outcome::Signed { .. })),
+        "{second:?}"
+    );
+    assert!(
+        failure(&second)
+            .iter()
+            .all(|(code, _)| code == "no_presignature"),
+        "{second:?}"
+    );
+    // Named again once A is done: still spent.
+    let again = c.sign(&[0, 1], r2.clone(), Some(pid));
+    assert!(
+        failure(&again)
+            .iter()
+            .all(|(code, _)| code == "no_presignature"),
+        "{again:?}"
+    );
+    // Request 2 signs in full, with a fresh nonce (r differs).
+    let (sig2, _) = signature_of(&c.sign(&[0, 1], r2, None));
+    verify_ecdsa(&pk, &d2, &sig2);
+    assert_ne!(sig1[..32], sig2[..32], "two signatures share a nonce");
+}
+
+/// A coordinator names duplicated participants, indices outside the cluster (u16::MAX would
+/// become FROST identifier 0 if it wrapped), too few signers, or none: every enclave refuses
+/// before any protocol state exists.
+#[test]
+fn duplicated_out_of_range_and_zero_party_indices_are_refused() {
+    let mut c = lock();
+    c.create_key("indices-ecdsa", Scheme::EcdsaSecp256k1, 2);
+    c.create_key("indices-eddsa", Scheme::EddsaEd25519, 2);
+    let kinds = [
+        sign_kind(
+            c.sign_request("indices-ecdsa", vec![], [1u8; 32].to_vec()),
+            None,
+        ),
+        sign_kind(c.sign_request("indices-eddsa", vec![], b"m".to_vec()), None),
+        SessionKind::Presign {
+            key_id: "indices-ecdsa".into(),
+            path: vec![],
+        },
+        SessionKind::CreateKey {
+            request: c.create_key_request("indices-new", Scheme::EddsaEd25519, 2),
+        },
+    ];
+    let sets: [&[u16]; 8] = [
+        &[0, 0],
+        &[1, 1],
+        &[0, 0, 1],
+        &[0, 1, 1],
+        &[0, 3],
+        &[u16::MAX, 0],
+        &[0],
+        &[],
+    ];
+    for kind in &kinds {
+        for participants in sets {
+            for node in 0..3u16 {
+                let session = random32();
+                let r = c.enclaves[usize::from(node)].handle(EnclaveRequest::StartSession {
+                    session: session.clone(),
+                    participants: participants.to_vec(),
+                    kind: kind.clone(),
+                });
+                match r {
+                    EnclaveResponse::Error(e) => assert_eq!(
+                        e.code,
+                        ErrorCode::BadRequest,
+                        "{participants:?} at {node}: {}",
+                        e.message
+                    ),
+                    other => panic!("node {node} accepted {participants:?}: {other:?}"),
+                }
+                // Nothing was started under that session id.
+                let r = c.enclaves[usize::from(node)].handle(EnclaveRequest::Deliver {
+                    session,
+                    envelopes: vec![],
+                });
+                assert!(
+                    matches!(r, EnclaveResponse::Error(ref e) if e.code != ErrorCode::Internal),
+                    "{r:?}"
+                );
+            }
+        }
+    }
+    // The keys still sign with a proper set.
+    signature_of(&c.sign(
+        &[0, 2],
+        c.sign_request("indices-eddsa", vec![], b"m".to_vec()),
+        None,
+    ));
+}
+
+/// FROST nonces are fresh for every signature and die with their session: many signatures of
+/// one message by one quorum never repeat R; a session's rounds replayed after it finished, or
+/// its round-1 commitments moved into another session, are refused.
+#[test]
+fn frost_nonces_are_never_reused() {
+    let mut c = lock();
+    let pk = c.create_key("frost-nonces", Scheme::EddsaEd25519, 2);
+    let message = b"the same message every time".to_vec();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..24 {
+        let (sig, signer) = signature_of(&c.sign(
+            &[0, 1],
+            c.sign_request("frost-nonces", vec![], message.clone()),
+            None,
+        ));
+        assert_eq!(signer, pk);
+        assert!(seen.insert(sig[..32].to_vec()), "R repeated");
+    }
+
+    // Record a whole session, then replay its deliveries to the same session: it is over.
+    let session = random32();
+    let mut recorded: Vec<(u16, Vec<PeerEnvelope>)> = Vec::new();
+    let out = c.run_in(
+        session.clone(),
+        &[1, 2],
+        sign_kind(
+            c.sign_request("frost-nonces", vec![], message.clone()),
+            None,
+        ),
+        |to, batch| recorded.push((to, batch.clone())),
+    );
+    signature_of(&out);
+    assert!(!recorded.is_empty());
+    for (to, envelopes) in recorded.clone() {
+        let r = c.enclaves[usize::from(to)].handle(EnclaveRequest::Deliver {
+            session: session.clone(),
+            envelopes,
+        });
+        assert!(
+            matches!(r, EnclaveResponse::Error(ref e) if e.code == ErrorCode::Refused),
+            "{r:?}"
+        );
+    }
+    // Its round-1 commitments delivered into a new session of the same signers (another
+    // request): refused, and no signature comes out of it.
+    let round1 = recorded.first().unwrap().1.clone();
+    let mut injected = false;
+    let out = c.run(
+        &[1, 2],
+        sign_kind(
+            c.sign_request("frost-nonces", vec![], b"other".to_vec()),
+            None,
+        ),
+        |_, batch| {
+            if !injected {
+                *batch = round1.clone();
+                injected = true;
+            }
+        },
+    );
+    assert!(
+        out.values().all(|o| !matches!(o, Outcome::Signed { .. })),
+        "{out:?}"
+    );
+    assert!(!failure(&out).is_empty(), "{out:?}");
+}
+
+/// An enclave running in debug mode (its PCRs zero: the parent can read its memory) attests
+/// with a genuine document from the same hardware root, and is still never admitted as a peer.
+#[test]
+fn a_debug_mode_enclave_is_never_admitted() {
+    let mut c = lock();
+    let debug = crate::testkit::boot_debug(&c.ca, 1);
+    let doc = document(&debug);
+    for node in [0usize, 2] {
+        match c.enclaves[node].handle(EnclaveRequest::AdmitPeers {
+            documents: vec![PeerDocument {
+                node: 1,
+                document: doc.clone(),
+            }],
+        }) {
+            EnclaveResponse::PeersAdmitted { nodes, refused } => {
+                assert!(nodes.is_empty(), "admitted {nodes:?}");
+                assert!(refused[0].1.contains("debug"), "{refused:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // The genuine node 1 is admitted again.
+    c.admit_all();
+}

@@ -35,12 +35,31 @@ pub const MASTER: [u8; 32] = [0x17; 32];
 /// # Panics
 /// If the CA cannot be copied or the committed primes are missing (test code).
 pub fn boot(ca: &SimulatedCa, node: usize, image: [u8; 48]) -> Arc<Enclave> {
+    boot_measured(ca, node, image, simulated_pcrs(&image))
+}
+
+/// Boots node `node` as an enclave in debug mode would attest: PCR0, PCR1 and PCR2 all zero
+/// (Nitro zeroes them when an enclave runs with `--debug-mode`), whatever its image.
+///
+/// # Panics
+/// As [`boot`].
+pub fn boot_debug(ca: &SimulatedCa, node: usize) -> Arc<Enclave> {
+    let zero = (0..3).map(|i| (i, vec![0u8; 48])).collect();
+    boot_measured(ca, node, IMAGE, zero)
+}
+
+fn boot_measured(
+    ca: &SimulatedCa,
+    node: usize,
+    image: [u8; 48],
+    pcrs: BTreeMap<usize, Vec<u8>>,
+) -> Arc<Enclave> {
     // A CA clone: same root and intermediate (the simulated "hardware").
     let dir = tempfile::tempdir().expect("temporary directory");
     ca.save(dir.path()).expect("save the simulated CA");
     let ca = SimulatedCa::load(dir.path()).expect("load the simulated CA");
     let root = ca.root_der().to_vec();
-    let nsm = SimulatedNsm::new(ca, format!("node-{node}"), simulated_pcrs(&image));
+    let nsm = SimulatedNsm::new(ca, format!("node-{node}"), pcrs);
     Arc::new(Enclave::boot(BootConfig {
         nsm: Ok(Arc::new(nsm)),
         sealing: Sealer::new(Box::new(LocalSealingAuthority::new(&MASTER, &image)), None),

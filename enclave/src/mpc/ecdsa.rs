@@ -1494,6 +1494,56 @@ mod tests {
         );
     }
 
+    /// A malicious peer in auxiliary-info generation: its Paillier modulus has the right size
+    /// but not the structure CGGMP21 relies on (a Blum integer of two large primes). Its own
+    /// proofs cannot hide that: the honest party aborts and blames it, and keeps nothing.
+    #[test]
+    fn malformed_paillier_parameters_from_a_peer_are_rejected() {
+        use cggmp21::rug::Integer;
+        let (p, q) = fixtures::primes(1).unwrap().0.split();
+        // A prime = 1 (mod 4) of p's size: N is not a Blum integer (the mod proof fails).
+        let mut not_blum = p.clone();
+        loop {
+            not_blum.next_prime_mut();
+            if not_blum.mod_u(4) == 1 {
+                break;
+            }
+        }
+        // p replaced by 3 times a prime of about p/3: N has a small factor (the factor proof,
+        // and the Paillier key itself, fail).
+        let small_factor = Integer::from(3) * Integer::from(&p / 3u32).next_prime();
+        let cases = [
+            ("not a Blum integer", not_blum, q.clone()),
+            ("a factor of 3", small_factor, q),
+        ];
+        std::thread::scope(|s| {
+            for (what, bad_p, bad_q) in cases {
+                s.spawn(move || {
+                    let malicious = SecretPrimes(
+                        PregeneratedPrimes::new(bad_p, bad_q).expect("primes of the right size"),
+                    );
+                    let honest = fixtures::primes(0).unwrap();
+                    let sid = format!("malformed paillier: {what}");
+                    let started = vec![
+                        AuxInfoGen::start(sid.as_bytes(), 0, 2, honest).unwrap(),
+                        AuxInfoGen::start(sid.as_bytes(), 1, 2, malicious).unwrap(),
+                    ];
+                    let results = route(started, |_, _| {});
+                    match &results[0] {
+                        Some(Err(MpcError::Aborted { culprits, reason })) => {
+                            eprintln!("{what}: party 0 aborted: {reason}");
+                            assert_eq!(culprits, &[1], "{what}: {reason}")
+                        }
+                        other => panic!(
+                            "{what}: the honest party should abort, got {:?}",
+                            other.as_ref().map(|r| r.as_ref().err())
+                        ),
+                    }
+                });
+            }
+        });
+    }
+
     #[test]
     fn primes_round_trip_and_reject_garbage() {
         let primes = fixtures::primes(0).unwrap();

@@ -2,6 +2,7 @@
 //! as real processes with drop guards, wait for them.
 
 pub mod kms;
+pub mod relay;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -1,0 +1,134 @@
+//! A TCP relay that injects network faults between the coordinator and one node's proxy: it
+//! forwards faithfully, adds latency, or partitions the node.
+//!
+//! Every byte between the coordinator and a node crosses its proxy's HTTP port (enclaves reach
+//! each other only through the coordinator's relay of their envelopes), so putting this relay in
+//! front of one proxy is the same, for Cohort, as putting that node behind a slow or cut link.
+//! A partition holds what it receives instead of dropping it, as TCP would while its
+//! retransmissions go unanswered: when the link heals, connections that are still open carry on
+//! and those their ends gave up on are closed, as after a real partition.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// What the link does to traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// Forward at once.
+    Up,
+    /// Forward every chunk after this delay (in each direction).
+    Slow(Duration),
+    /// Forward nothing until the link is `Up` or `Slow` again; connections accepted meanwhile
+    /// reach the node only then.
+    Partitioned,
+}
+
+/// A running relay; dropping it stops accepting (open connections end with their peers).
+pub struct FaultRelay {
+    addr: SocketAddr,
+    link: watch::Sender<Link>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultRelay {
+    /// Listens on a free loopback port and relays to `target`.
+    pub async fn start(target: SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (link, watch) = watch::channel(Link::Up);
+        let task = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let watch = watch.clone();
+                tokio::spawn(async move {
+                    let _ = relay(inbound, target, watch).await;
+                });
+            }
+        });
+        Ok(Self { addr, link, task })
+    }
+
+    /// `http://ADDR` of the relay.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Changes what the link does, for traffic from now on.
+    pub fn set(&self, link: Link) {
+        self.link.send_replace(link);
+    }
+}
+
+impl Drop for FaultRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Waits until the link carries traffic; returns the delay to apply.
+async fn passable(watch: &mut watch::Receiver<Link>) -> Option<Duration> {
+    loop {
+        let link = *watch.borrow_and_update();
+        match link {
+            Link::Up => return Some(Duration::ZERO),
+            Link::Slow(d) => return Some(d),
+            Link::Partitioned => {
+                if watch.changed().await.is_err() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+async fn relay(
+    inbound: TcpStream,
+    target: SocketAddr,
+    mut watch: watch::Receiver<Link>,
+) -> std::io::Result<()> {
+    if passable(&mut watch).await.is_none() {
+        return Ok(());
+    }
+    let outbound = TcpStream::connect(target).await?;
+    inbound.set_nodelay(true)?;
+    outbound.set_nodelay(true)?;
+    let (ri, wi) = inbound.into_split();
+    let (ro, wo) = outbound.into_split();
+    let closed = Arc::new(tokio::sync::Notify::new());
+    let up = tokio::spawn(pump(ri, wo, watch.clone(), closed.clone()));
+    let down = tokio::spawn(pump(ro, wi, watch, closed.clone()));
+    // When either direction ends, both do (a half-open HTTP connection serves no one).
+    closed.notified().await;
+    up.abort();
+    down.abort();
+    Ok(())
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut watch: watch::Receiver<Link>,
+    closed: Arc<tokio::sync::Notify>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let Some(delay) = passable(&mut watch).await else {
+            break;
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    closed.notify_one();
+}

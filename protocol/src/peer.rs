@@ -15,6 +15,8 @@ pub const PEER_ENVELOPE_VERSION: u8 = 1;
 /// Length of a session id.
 pub const SESSION_ID_LEN: usize = 32;
 const SIGNING_DST: &[u8] = b"cohort/peer-envelope/v1";
+/// The header's length byte announcing a four-byte session length.
+const LONG_SESSION: u8 = 0xff;
 
 /// One protocol message between two enclaves (or from one to all, `to = None`).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,10 +51,21 @@ impl std::fmt::Debug for PeerEnvelope {
 
 impl PeerEnvelope {
     /// The header: version, session, seq, sender, receiver (also the AEAD's associated data).
+    ///
+    /// The session is length-prefixed: one byte for up to 254 bytes (a session id is 32), else
+    /// `0xff` and four bytes, so that no two headers are alike whatever a peer sends (a session
+    /// of 256 bytes once encoded its length as 0, as an empty one does; found by fuzzing).
     pub fn header_bytes(v: u8, session: &[u8], seq: u32, from: u16, to: Option<u16>) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1 + 1 + session.len() + 4 + 2 + 3);
+        let mut out = Vec::with_capacity(1 + 5 + session.len() + 4 + 2 + 3);
         out.push(v);
-        out.push(session.len() as u8);
+        match u8::try_from(session.len()) {
+            Ok(len) if len < LONG_SESSION => out.push(len),
+            _ => {
+                out.push(LONG_SESSION);
+                let len = u32::try_from(session.len()).unwrap_or(u32::MAX);
+                out.extend_from_slice(&len.to_be_bytes());
+            }
+        }
         out.extend_from_slice(session);
         out.extend_from_slice(&seq.to_be_bytes());
         out.extend_from_slice(&from.to_be_bytes());
@@ -75,5 +88,36 @@ impl PeerEnvelope {
         out.extend_from_slice(&(self.body.len() as u64).to_be_bytes());
         out.extend_from_slice(&self.body);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads the session length back from a header (what makes the encoding unambiguous).
+    fn session_len(header: &[u8]) -> usize {
+        match header[1] {
+            LONG_SESSION => u32::from_be_bytes(header[2..6].try_into().unwrap()) as usize,
+            n => usize::from(n),
+        }
+    }
+
+    #[test]
+    fn headers_are_unambiguous_for_every_session_length() {
+        // Regression (fuzzing): a 256-byte session encoded its length as 0, as an empty one did,
+        // so two different envelopes could share their signed bytes.
+        let long = PeerEnvelope::header_bytes(1, &[7; 256], 0, 0, None);
+        let empty = PeerEnvelope::header_bytes(1, &[], 0, 0, None);
+        assert_ne!(long[..2], empty[..2]);
+        for len in [0usize, 1, 32, 254, 255, 256, 1000] {
+            let h = PeerEnvelope::header_bytes(1, &vec![9; len], 5, 2, Some(1));
+            assert_eq!(session_len(&h), len);
+            let prefix = if len < 255 { 2 } else { 6 };
+            assert_eq!(h.len(), prefix + len + 4 + 2 + 3);
+        }
+        // A session id's header is what it always was.
+        let id = PeerEnvelope::header_bytes(1, &[3; SESSION_ID_LEN], 0, 1, None);
+        assert_eq!(id[..2], [1, 32]);
     }
 }

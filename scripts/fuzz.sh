@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Bounded fuzzing of Cohort's untrusted-bytes decoders (fuzz/README.md): builds every cargo-fuzz
+# target once, replays the committed seeds and regressions, then fuzzes each target for
+# SECONDS_PER_TARGET with libFuzzer, and reports executions and crashes.
+#
+#   ./scripts/fuzz.sh [SECONDS_PER_TARGET]      (default 30)
+#
+# Builds with the stable toolchain: cargo-fuzz passes -Zsanitizer=address and friends, which
+# RUSTC_BOOTSTRAP=1 lets stable rustc take (stable ships the ASan runtime). Work files stay out
+# of the tree, under ~/.cache/cohort: fuzz-target/ (CARGO_TARGET_DIR), fuzz-corpus/<target>/
+# (the growing corpus; fuzz/seeds/<target>/ is read as a second corpus), fuzz-runs/<time>/ (logs
+# and crash artifacts). The report goes to stdout as a table and to $COHORT_FUZZ_REPORT
+# (default ~/.cache/cohort/fuzz-report.json) as JSON. Exits non-zero if any target crashed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_EACH="${1:-30}"
+case "$SECONDS_EACH" in
+  '' | *[!0-9]* | 0)
+    echo "usage: $0 [SECONDS_PER_TARGET]  (a positive whole number)" >&2
+    exit 2
+    ;;
+esac
+
+CARGO_FUZZ_VERSION=0.13.2
+# cargo fuzz's default --target: the binaries land in $CARGO_TARGET_DIR/$TRIPLE/release.
+TRIPLE=x86_64-unknown-linux-gnu
+CACHE="${COHORT_CACHE:-$HOME/.cache/cohort}"
+export CARGO_TARGET_DIR="$CACHE/fuzz-target"
+REPORT="${COHORT_FUZZ_REPORT:-$CACHE/fuzz-report.json}"
+CORPORA="$CACHE/fuzz-corpus"
+RUN="$CACHE/fuzz-runs/$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$RUN" "$(dirname "$REPORT")"
+
+if [ "$(cargo fuzz --version 2> /dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
+  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
+fi
+
+# cargo fuzz has no --locked: check that fuzz/Cargo.lock is current first.
+cargo metadata --manifest-path fuzz/Cargo.toml --locked --format-version 1 > /dev/null
+started=$(date +%s)
+RUSTC_BOOTSTRAP=1 cargo fuzz build --fuzz-dir fuzz
+echo "fuzz: targets built in $(($(date +%s) - started)) s ($(rustc --version))" >&2
+
+mapfile -t TARGETS < <(cargo fuzz list --fuzz-dir fuzz)
+if [ "${#TARGETS[@]}" -eq 0 ]; then
+  echo "fuzz: cargo fuzz list found no targets" >&2
+  exit 1
+fi
+
+# Replay the seeds and every regression first, one run per file, with the instrumented binaries
+# (the same check as `cargo test --manifest-path fuzz/Cargo.toml`, without a second build).
+shopt -s nullglob
+for target in "${TARGETS[@]}"; do
+  seeds=(fuzz/seeds/"$target"/*)
+  if [ "${#seeds[@]}" -eq 0 ]; then
+    echo "fuzz: fuzz/seeds/$target/ is empty" >&2
+    exit 1
+  fi
+  inputs=("${seeds[@]}" fuzz/regressions/"$target"/*)
+  if ! "$CARGO_TARGET_DIR/$TRIPLE/release/$target" "${inputs[@]}" > "$RUN/$target.replay.log" 2>&1; then
+    echo "fuzz: $target fails on a committed seed or regression (log $RUN/$target.replay.log)" >&2
+    tail -n 30 "$RUN/$target.replay.log" >&2
+    exit 1
+  fi
+done
+shopt -u nullglob
+echo "fuzz: committed seeds and regressions replayed" >&2
+
+json_string() {
+  local s=${1//\\/\\\\}
+  printf '"%s"' "${s//\"/\\\"}"
+}
+
+rows=()
+entries=()
+crashed=()
+for target in "${TARGETS[@]}"; do
+  corpus="$CORPORA/$target"
+  artifacts="$RUN/$target"
+  log="$RUN/$target.log"
+  mkdir -p "$corpus" "$artifacts"
+  echo "fuzz: $target for ${SECONDS_EACH} s (log $log)" >&2
+  t0=$(date +%s)
+  status=0
+  "$CARGO_TARGET_DIR/$TRIPLE/release/$target" "$corpus" "fuzz/seeds/$target" \
+    -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -max_len=65536 -timeout=30 \
+    -artifact_prefix="$artifacts/" -print_final_stats=1 > "$log" 2>&1 || status=$?
+  elapsed=$(($(date +%s) - t0))
+
+  # libFuzzer's last line on success: "Done N runs in S second(s)"; after a crash, the final
+  # stats it prints still count the executions.
+  execs=""
+  seconds="$elapsed"
+  done_line=$(grep -E '^Done [0-9]+ runs in [0-9]+ second' "$log" | tail -n 1 || true)
+  if [ -n "$done_line" ]; then
+    read -r _ execs _ _ seconds _ <<< "$done_line"
+  else
+    execs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
+  fi
+  execs="${execs:-0}"
+  per_second=$((execs / (seconds > 0 ? seconds : 1)))
+
+  found=()
+  while IFS= read -r -d '' f; do
+    found+=("$f")
+  done < <(find "$artifacts" -maxdepth 1 -type f \
+    \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) -print0)
+  if [ "$status" -ne 0 ] && [ "${#found[@]}" -eq 0 ]; then
+    found=("$log")
+  fi
+  corpus_size=$(find "$corpus" -maxdepth 1 -type f | wc -l)
+
+  rows+=("$(printf '%-16s %12s %12s %8s %8s' "$target" "$execs" "$per_second" "${#found[@]}" "$corpus_size")")
+  artifact_json=""
+  for f in "${found[@]}"; do
+    artifact_json+="${artifact_json:+, }$(json_string "$f")"
+    crashed+=("$target:$f")
+  done
+  entries+=("$(printf '{"target": "%s", "execs": %s, "seconds": %s, "execs_per_sec": %s, "crashes": %s, "corpus": %s, "log": %s, "artifacts": [%s]}' \
+    "$target" "$execs" "$seconds" "$per_second" "${#found[@]}" "$corpus_size" \
+    "$(json_string "$log")" "$artifact_json")")
+done
+
+printf '%-16s %12s %12s %8s %8s\n' target execs execs/s crashes corpus
+printf '%s\n' "${rows[@]}"
+{
+  printf '{\n  "seconds_per_target": %s,\n  "rustc": %s,\n  "run": %s,\n  "targets": [\n' \
+    "$SECONDS_EACH" "$(json_string "$(rustc --version)")" "$(json_string "$RUN")"
+  last=$((${#entries[@]} - 1))
+  for i in "${!entries[@]}"; do
+    printf '    %s%s\n' "${entries[$i]}" "$([ "$i" -lt "$last" ] && echo ,)"
+  done
+  printf '  ]\n}\n'
+} > "$REPORT"
+echo "fuzz: report in $REPORT" >&2
+
+if [ "${#crashed[@]}" -gt 0 ]; then
+  for c in "${crashed[@]}"; do
+    target="${c%%:*}"
+    file="${c#*:}"
+    cat >&2 << EOF
+
+fuzz: $target crashed: $file
+  reproduce: $CARGO_TARGET_DIR/$TRIPLE/release/$target $file
+  minimise:  RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$CARGO_TARGET_DIR cargo fuzz tmin --fuzz-dir fuzz $target $file
+  then copy the (minimised) input to fuzz/regressions/$target/ and fix the bug:
+  cargo test --manifest-path fuzz/Cargo.toml replays it from then on.
+EOF
+  done
+  exit 1
+fi

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Signing latency through the whole architecture (cohort bench against a simulated 2-of-3
-# cluster: coordinator, proxies, enclaves as processes) beside the in-process floor (the same
-# protocols with no proxies, sockets, HTTP, coordinator or database). Results go to stdout as
-# JSON lines; docs/benchmarks.md records them.
+# Signing under load through the whole architecture (cohort bench against a simulated 2-of-3
+# cluster: coordinator, proxies, enclaves as processes), then the in-process floor (the same
+# protocols with no proxies, sockets, HTTP, coordinator or database) in the same run. Results go
+# to stdout as JSON; docs/benchmarks.md records them.
 #
-#   ./scripts/bench.sh [COUNT]        (default 200 requests per operation)
+#   ./scripts/bench.sh [SECONDS]      (default 120 s per sustained run)
+#
+# Runs: presigned ECDSA latency (a burst the pools serve), then sustained runs of SECONDS each:
+# EdDSA at concurrency 1, 4 and 16; ECDSA preferring presignatures at 1 and 4 (the pools drain
+# and signing falls back to full ECDSA); full ECDSA at 1 and 4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-COUNT="${1:-200}"
+SECONDS_EACH="${1:-120}"
 FEATURES=(--features enclave/test-fixtures)
 cargo build --workspace --bins --locked "${FEATURES[@]}"
 cargo build -p enclave --example floor --locked "${FEATURES[@]}"
@@ -16,8 +20,8 @@ BIN="${CARGO_TARGET_DIR:-target}/debug"
 WORK="$(mktemp -d)"
 trap 'kill "$SIM" 2>/dev/null || true; wait "$SIM" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-# Enough presignatures for every measured request: COUNT per run, spread over three quorums.
-LEVEL=$(( COUNT / 3 + 10 ))
+# Presignatures kept per quorum (three quorums).
+LEVEL=20
 "$BIN/cohort" sim up --nodes 3 --dir "$WORK/sim" --fixture-primes \
   --coordinator-arg="--pool-level=$LEVEL" > "$WORK/sim.log" 2>&1 &
 SIM=$!
@@ -31,16 +35,23 @@ for k in "ecdsa ecdsa-secp256k1" "eddsa eddsa-ed25519"; do
   "${C[@]}" key create --dir "$WORK/sim" --id "$1" --scheme "$2" --threshold 2 \
     --admin "$WORK/admin.key" --approver "$WORK/approver.key" > /dev/null
 done
-echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)" >&2
+echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)" >&2
 B=(bench --dir "$WORK/sim" --approver "$WORK/approver.key" --json)
-# Pools refill only while no signing request runs: fill them first, so no refill competes with
-# the measured requests (full ECDSA signing does not use them).
-"${C[@]}" "${B[@]}" --key ecdsa --presignature never --concurrency 1 --count $(( COUNT / 4 )) \
+# Presigned latency: fill the pools first (refills run only while no signing request does), then
+# a burst they serve entirely.
+"${C[@]}" "${B[@]}" --key ecdsa --presignature prefer --concurrency 1 --count $(( LEVEL * 3 / 2 )) \
   --warmup 2 --wait-pool "$LEVEL"
-"${C[@]}" "${B[@]}" --key eddsa --presignature never --concurrency 1 --count "$COUNT"
-"${C[@]}" "${B[@]}" --key eddsa --presignature never --concurrency 4 --count "$COUNT"
-"${C[@]}" "${B[@]}" --key ecdsa --presignature prefer --concurrency 1 --count "$COUNT" --warmup 0
+for c in 1 4 16; do
+  "${C[@]}" "${B[@]}" --key eddsa --presignature never --concurrency "$c" --duration "$SECONDS_EACH"
+done
+for c in 1 4; do
+  "${C[@]}" "${B[@]}" --key ecdsa --presignature prefer --concurrency "$c" --duration "$SECONDS_EACH" \
+    --warmup 0 --wait-pool "$LEVEL"
+done
+for c in 1 4; do
+  "${C[@]}" "${B[@]}" --key ecdsa --presignature never --concurrency "$c" --duration "$SECONDS_EACH"
+done
 # The floor runs alone: stop the cluster first (its pools would start refilling).
 kill "$SIM"
 wait "$SIM" || true
-"$BIN/examples/floor" --count "$COUNT"
+"$BIN/examples/floor" --count 50

@@ -116,8 +116,11 @@ enum Command {
         #[arg(long = "approver", required = true)]
         approvers: Vec<PathBuf>,
         /// Signing requests to measure.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, conflicts_with = "duration")]
         count: usize,
+        /// Instead of a count: send new requests for this many seconds (a sustained load).
+        #[arg(long)]
+        duration: Option<u64>,
         /// Requests in flight at once.
         #[arg(long, default_value_t = 1)]
         concurrency: usize,
@@ -905,13 +908,17 @@ async fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         .await,
-        Command::Bench { dir, coordinator, key, path, approvers, count, concurrency, warmup, presignature, wait_pool, json } => async {
+        Command::Bench { dir, coordinator, key, path, approvers, count, duration, concurrency, warmup, presignature, wait_pool, json } => async {
             let api = cli::ops::api(coordinator.as_deref(), &dir)?;
             let approvers = read_keys(&approvers)?;
             if wait_pool > 0 {
                 cli::ops::wait_for_pool(&api, &key, &path, wait_pool, Duration::from_secs(1800)).await?;
             }
-            let r = cli::ops::bench(&api, &key, &path, &approvers, count, concurrency, warmup, presignature).await?;
+            let length = match duration {
+                Some(secs) => cli::ops::BenchLength::Duration(Duration::from_secs(secs)),
+                None => cli::ops::BenchLength::Count(count),
+            };
+            let r = cli::ops::bench(&api, &key, &path, &approvers, length, concurrency, warmup, presignature).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -922,6 +929,10 @@ async fn main() -> ExitCode {
                 println!(
                     "latency ms: p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}; throughput {:.1}/s over {:.1} s",
                     r.p50_ms, r.p95_ms, r.p99_ms, r.max_ms, r.throughput_per_s, r.wall_s
+                );
+                println!(
+                    "p50 of the first tenth {:.2} ms, of the last tenth {:.2} ms",
+                    r.p50_first_tenth_ms, r.p50_last_tenth_ms
                 );
             }
             Ok(if r.ok == r.requests { ExitCode::SUCCESS } else { ExitCode::from(1) })

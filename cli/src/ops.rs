@@ -276,6 +276,11 @@ pub struct BenchReport {
     pub throughput_per_s: f64,
     /// Wall time of the run, seconds.
     pub wall_s: f64,
+    /// Median latency of the first tenth of the successful requests (by start time) and of the
+    /// last tenth: over a sustained run, whether latency drifts.
+    pub p50_first_tenth_ms: f64,
+    /// See `p50_first_tenth_ms`.
+    pub p50_last_tenth_ms: f64,
 }
 
 /// The `p`-th percentile (nearest rank) of sorted samples.
@@ -287,14 +292,24 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Drives `count` signing requests at `concurrency` through the coordinator and measures them.
+/// How long `cohort bench` runs.
+#[derive(Debug, Clone, Copy)]
+pub enum BenchLength {
+    /// This many requests.
+    Count(usize),
+    /// New requests for this long (those in flight at the end still count).
+    Duration(Duration),
+}
+
+/// Drives signing requests at `concurrency` through the coordinator, for `length`, and measures
+/// them.
 #[allow(clippy::too_many_arguments)]
 pub async fn bench(
     api: &ApiClient,
     key_id: &str,
     path: &[u32],
     approvers: &[SigningKey],
-    count: usize,
+    length: BenchLength,
     concurrency: usize,
     warmup: usize,
     presignature: PresignatureUse,
@@ -304,57 +319,66 @@ pub async fn bench(
         .get(&format!("/v1/keys/{key_id}"))
         .await
         .map_err(api_err)?;
-    let payload = |i: usize| -> Vec<u8> {
-        match key.scheme {
+    let scheme = key.scheme;
+    let salt = rand::random::<u64>();
+    let (path_owned, approvers_owned) = (path.to_vec(), approvers.to_vec());
+    let key_owned = key_id.to_string();
+    // Approving is the client's work: a request is built before its clock starts.
+    let body = std::sync::Arc::new(move |i: usize| -> ApprovedJson<SignRequestJson> {
+        let payload = match scheme {
             Scheme::EcdsaSecp256k1 => {
                 use sha2::Digest;
-                sha2::Sha256::digest(format!("cohort bench {i} {}", rand::random::<u64>())).to_vec()
+                sha2::Sha256::digest(format!("cohort bench {i} {salt}")).to_vec()
             }
-            Scheme::EddsaEd25519 => format!("cohort bench message {i}").into_bytes(),
-        }
-    };
-    // Requests are built and approved before the clock starts: approving is the client's work.
-    let bodies: Vec<ApprovedJson<SignRequestJson>> = (0..warmup + count)
-        .map(|i| {
-            sign_body(
-                &cluster,
-                key_id,
-                path,
-                vec![payload(i)],
-                approvers,
-                Some(presignature),
-            )
-        })
-        .collect();
-    let (warm, measured) = bodies.split_at(warmup);
-    for body in warm {
-        let _: Result<SignResult, _> = api.post("/v1/signatures", body).await;
+            Scheme::EddsaEd25519 => format!("cohort bench message {i} {salt}").into_bytes(),
+        };
+        sign_body(
+            &cluster,
+            &key_owned,
+            &path_owned,
+            vec![payload],
+            &approvers_owned,
+            Some(presignature),
+        )
+    });
+    for i in 0..warmup {
+        let _: Result<SignResult, _> = api.post("/v1/signatures", &body(i)).await;
     }
-    let queue = std::sync::Arc::new(std::sync::Mutex::new(measured.to_vec()));
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(warmup));
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for _ in 0..concurrency.max(1) {
-        let (api, queue) = (api.clone(), queue.clone());
+        let (api, next, body) = (api.clone(), next.clone(), body.clone());
         tasks.spawn(async move {
             let mut samples = Vec::new();
             loop {
-                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
-                let Some(body) = next else { break };
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let more = match length {
+                    BenchLength::Count(count) => i < warmup + count,
+                    BenchLength::Duration(d) => started.elapsed() < d,
+                };
+                if !more {
+                    break;
+                }
+                let body = body(i);
                 let t = Instant::now();
                 let r: Result<SignResult, ApiCallError> = api.post("/v1/signatures", &body).await;
-                samples.push((t.elapsed().as_secs_f64() * 1000.0, r));
+                let at = t.duration_since(started).as_secs_f64();
+                samples.push((at, t.elapsed().as_secs_f64() * 1000.0, r));
             }
             samples
         });
     }
     let mut latencies = Vec::new();
+    let mut timeline: Vec<(f64, f64)> = Vec::new();
     let mut presigned = 0;
     let mut failures: BTreeMap<String, usize> = BTreeMap::new();
     while let Some(joined) = tasks.join_next().await {
-        for (ms, r) in joined.context("bench task")? {
+        for (at, ms, r) in joined.context("bench task")? {
             match r {
                 Ok(result) if result.status == "completed" => {
                     latencies.push(ms);
+                    timeline.push((at, ms));
                     if result.signatures.iter().all(|s| s.presigned) {
                         presigned += 1;
                     }
@@ -371,6 +395,7 @@ pub async fn bench(
         }
     }
     let wall = started.elapsed().as_secs_f64();
+    let count = latencies.len() + failures.values().sum::<usize>();
     latencies.sort_by(|a, b| a.total_cmp(b));
     Ok(BenchReport {
         key_id: key_id.to_string(),
@@ -392,7 +417,24 @@ pub async fn bench(
             0.0
         },
         wall_s: wall,
+        p50_first_tenth_ms: tenth(&timeline, false),
+        p50_last_tenth_ms: tenth(&timeline, true),
     })
+}
+
+/// The median latency of the first (or last) tenth of `(start, latency)` samples by start time.
+fn tenth(samples: &[(f64, f64)], last: bool) -> f64 {
+    let mut by_start = samples.to_vec();
+    by_start.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let n = by_start.len().div_ceil(10);
+    let part = if last {
+        &by_start[by_start.len() - n..]
+    } else {
+        &by_start[..n]
+    };
+    let mut ms: Vec<f64> = part.iter().map(|s| s.1).collect();
+    ms.sort_by(|a, b| a.total_cmp(b));
+    percentile(&ms, 50.0)
 }
 
 /// Waits until the coordinator's pools hold at least `level` presignatures for every quorum of

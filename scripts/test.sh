@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # All of Cohort's tests, as CI runs them: formatting, lints, every unit, protocol and
-# simulated-cluster test. Installs what it needs first.
+# simulated-cluster test (fault injection and known attacks included), bounded fuzzing, the
+# enclave image and the Terraform checks. Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -15,6 +16,15 @@ cargo clippy --workspace --all-targets --locked "${FEATURES[@]}" -- -D warnings
 # The cluster tests start the real binaries: build them before the tests run.
 cargo build --workspace --bins --locked "${FEATURES[@]}"
 cargo test --workspace --locked "${FEATURES[@]}"
+# The fault-injection suite's failure rates (tests/tests/faults.rs; COHORT_FAULT_REPORT moves them).
+if [ -z "${COHORT_FAULT_REPORT:-}" ]; then
+  cat "${CARGO_TARGET_DIR:-target}/tmp/fault-report.md"
+fi
+
+# Bounded fuzzing of every decoder of untrusted bytes (fuzz/README.md): the targets built with
+# cargo-fuzz, the committed seeds and regressions replayed, each target fuzzed for a while.
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+./scripts/fuzz.sh "${COHORT_FUZZ_SECONDS:-20}"
 
 # The enclave image: the image tool's own workspace (fmt, clippy, tests) and the production
 # pipeline run twice (static release cohort-enclave, EIF, PCRs recomputed, identical images).

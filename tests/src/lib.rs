@@ -342,3 +342,23 @@ pub fn verify_eddsa(public_key: &[u8], message: &[u8], signature: &[u8]) {
     )
     .expect("verifies");
 }
+
+/// Every record of a coordinator's audit log, page by page.
+///
+/// # Panics
+/// If a page cannot be fetched (test code).
+pub async fn audit_log(api: &cli::client::ApiClient) -> Vec<coordinator::api::AuditRecordJson> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page: coordinator::api::AuditPage = api
+            .get(&format!("/v1/audit?after={after}&limit=100"))
+            .await
+            .expect("an audit page");
+        out.extend(page.records);
+        match page.next_after {
+            Some(n) => after = n,
+            None => return out,
+        }
+    }
+}

@@ -12,8 +12,8 @@ use cli::requests::{approve, create_key, public, sign_request};
 use cli::sim::{SimCluster, SimOptions};
 use cohort_tests::bip32_child;
 use coordinator::api::{
-    ApprovedJson, AuditPage, AuditVerification, ClusterStatus, CreateKeyJson, ErrorBody, KeyInfo,
-    KeyList, PresignatureUse, SignRequestJson, SignResult, Wire,
+    ApprovedJson, AuditVerification, ClusterStatus, CreateKeyJson, ErrorBody, KeyInfo, KeyList,
+    PresignatureUse, SignRequestJson, SignResult, Wire,
 };
 use coordinator::client::{ApiCallError, ApiClient, HttpClient};
 use ed25519_dalek::SigningKey;
@@ -136,19 +136,7 @@ fn expect_code<T: std::fmt::Debug>(r: Result<T, ApiCallError>, status: u16, code
 }
 
 async fn audit(api: &ApiClient) -> Vec<coordinator::api::AuditRecordJson> {
-    let mut out = Vec::new();
-    let mut after = 0;
-    loop {
-        let page: AuditPage = api
-            .get(&format!("/v1/audit?after={after}&limit=100"))
-            .await
-            .unwrap();
-        out.extend(page.records);
-        match page.next_after {
-            Some(n) => after = n,
-            None => return out,
-        }
-    }
+    cohort_tests::audit_log(api).await
 }
 
 async fn audit_intact(api: &ApiClient) -> u64 {

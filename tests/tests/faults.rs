@@ -28,8 +28,8 @@ use cli::ops;
 use cli::sim::{SimCluster, SimOptions};
 use cohort_tests::relay::{FaultRelay, Link};
 use coordinator::api::{
-    ApprovedJson, AuditPage, AuditVerification, ClusterStatus, KeyInfo, PresignatureUse,
-    SignRequestJson, SignResult,
+    ApprovedJson, AuditVerification, ClusterStatus, KeyInfo, PresignatureUse, SignRequestJson,
+    SignResult,
 };
 use coordinator::client::{ApiCallError, ApiClient};
 use ed25519_dalek::SigningKey;
@@ -682,19 +682,7 @@ fn report(name: &str, outcomes: &[Outcome], seconds: f64) -> Report {
 }
 
 async fn audit(api: &ApiClient) -> Vec<coordinator::api::AuditRecordJson> {
-    let mut out = Vec::new();
-    let mut after = 0;
-    loop {
-        let page: AuditPage = api
-            .get(&format!("/v1/audit?after={after}&limit=100"))
-            .await
-            .unwrap();
-        out.extend(page.records);
-        match page.next_after {
-            Some(n) => after = n,
-            None => return out,
-        }
-    }
+    cohort_tests::audit_log(api).await
 }
 
 fn write_reports(reports: &[Report]) -> PathBuf {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use attestation::{IdentityKeys, Policy};
 use protocol::relay::Relay;
-use protocol::session::{Outcome, PeerDocument, SessionKind};
+use protocol::session::{FailureCode, Outcome, PeerDocument, SessionKind};
 use protocol::{EnclaveRequest, EnclaveResponse, Phase};
 use rand::RngCore;
 use serde_bytes::ByteBuf;
@@ -417,9 +417,9 @@ impl SessionRun {
     }
 
     /// The first failure, if any: (node, code, message).
-    pub fn failure(&self) -> Option<(u16, String, String)> {
+    pub fn failure(&self) -> Option<(u16, FailureCode, String)> {
         self.outcomes.iter().find_map(|(n, o)| match o {
-            Outcome::Failed { code, message, .. } => Some((*n, code.clone(), message.clone())),
+            Outcome::Failed { code, message, .. } => Some((*n, *code, message.clone())),
             _ => None,
         })
     }
@@ -427,7 +427,7 @@ impl SessionRun {
 
 fn unreachable(message: String) -> Outcome {
     Outcome::Failed {
-        code: "unreachable".into(),
+        code: FailureCode::Unreachable,
         message,
         culprits: vec![],
     }
@@ -503,7 +503,7 @@ pub async fn run_session_yielding(
                 Ok(EnclaveResponse::Error(e)) => relay.fail(
                     node,
                     Outcome::Failed {
-                        code: e.code.to_string(),
+                        code: e.code.into(),
                         message: e.message,
                         culprits: vec![],
                     },
@@ -552,7 +552,7 @@ pub async fn run_session_yielding(
                 relay.fail(
                     *p,
                     Outcome::Failed {
-                        code: "aborted".into(),
+                        code: FailureCode::Aborted,
                         message: "session aborted after another participant failed".into(),
                         culprits: vec![],
                     },

@@ -16,7 +16,7 @@ use protocol::policy::{
     Approval, Approved, Canonical, CreateKey, MAX_CLOCK_SKEW_SECS, MAX_REQUEST_VALIDITY_SECS,
     REQUEST_ID_LEN, REQUEST_VERSION, Scheme, SignRequest,
 };
-use protocol::session::{Outcome, SessionKind, key_receipt_message};
+use protocol::session::{FailureCode, Outcome, SessionKind, key_receipt_message};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
@@ -729,7 +729,8 @@ impl Coordinator {
             // others only saw the session aborted).
             let done = |o: &Outcome| match o {
                 Outcome::Failed { code, message, .. } => {
-                    message.contains("auxiliary info already exists") || code == "aborted"
+                    message.contains("auxiliary info already exists")
+                        || *code == FailureCode::Aborted
                 }
                 _ => false,
             };
@@ -1570,12 +1571,12 @@ impl Coordinator {
                 });
             }
         }
-        let failures: Vec<(u16, String, String)> = run
+        let failures: Vec<(u16, FailureCode, String)> = run
             .outcomes
             .iter()
             .filter_map(|(n, o)| match o {
-                Outcome::Failed { code, message, .. } if code != "aborted" => {
-                    Some((*n, code.clone(), message.clone()))
+                Outcome::Failed { code, message, .. } if *code != FailureCode::Aborted => {
+                    Some((*n, *code, message.clone()))
                 }
                 _ => None,
             })
@@ -1585,7 +1586,10 @@ impl Coordinator {
             .map(|(n, c, m)| format!("node {n}: {c}: {m}"))
             .collect::<Vec<_>>()
             .join("; ");
-        if failures.iter().any(|(_, c, _)| c == "no_presignature") {
+        if failures
+            .iter()
+            .any(|(_, c, _)| *c == FailureCode::NoPresignature)
+        {
             return Attempt::Retry {
                 exclude: vec![],
                 suspend: vec![],
@@ -1594,7 +1598,10 @@ impl Coordinator {
         }
         // An enclave that consumed the request but no longer holds its signature (`replayed`):
         // the request was signed in a session whose result was lost, and cannot be signed again.
-        if let Some((n, _, m)) = failures.iter().find(|(_, c, _)| c == "replayed") {
+        if let Some((n, _, m)) = failures
+            .iter()
+            .find(|(_, c, _)| *c == FailureCode::Replayed)
+        {
             return Attempt::Fatal(err(
                 ErrorCode::Interrupted,
                 format!(
@@ -1607,13 +1614,13 @@ impl Coordinator {
         // nodes (until they hear the abort, or it idles out): other nodes are tried.
         let busy: Vec<u16> = failures
             .iter()
-            .filter(|(_, c, _)| c == "in_progress")
+            .filter(|(_, c, _)| *c == FailureCode::InProgress)
             .map(|(n, _, _)| *n)
             .collect();
         // Refused by every participant: the request itself is refused (approvals, expiry).
-        let refused: Vec<&(u16, String, String)> = failures
+        let refused: Vec<&(u16, FailureCode, String)> = failures
             .iter()
-            .filter(|(_, c, _)| c == "refused" || c == "bad_request")
+            .filter(|(_, c, _)| matches!(c, FailureCode::Refused | FailureCode::BadRequest))
             .collect();
         if !refused.is_empty() && refused.len() == quorum.len() {
             return Attempt::Fatal(err(ErrorCode::Refused, refused[0].2.clone()));

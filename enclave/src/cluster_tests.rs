@@ -10,7 +10,7 @@ use attestation::sim::SimulatedCa;
 use ed25519_dalek::SigningKey;
 use protocol::peer::PeerEnvelope;
 use protocol::policy::{Approved, CreateKey, Scheme, SignRequest};
-use protocol::session::{Outcome, PeerDocument, SessionKind};
+use protocol::session::{FailureCode, Outcome, PeerDocument, SessionKind};
 use protocol::{EnclaveRequest, EnclaveResponse, ErrorCode};
 use rand::RngCore;
 use serde_bytes::ByteBuf;
@@ -299,7 +299,7 @@ fn ecdsa_keygen_full_and_presigned_signing_with_derivation() {
     assert!(
         failure(&wrong_path)
             .iter()
-            .all(|(code, _)| code == "no_presignature"),
+            .all(|(code, _)| *code == FailureCode::NoPresignature),
         "{wrong_path:?}"
     );
     let digest2 = [8u8; 32];
@@ -320,7 +320,7 @@ fn ecdsa_keygen_full_and_presigned_signing_with_derivation() {
     assert!(
         failure(&again)
             .iter()
-            .all(|(code, _)| code == "no_presignature"),
+            .all(|(code, _)| *code == FailureCode::NoPresignature),
         "{again:?}"
     );
 
@@ -534,7 +534,7 @@ fn restart_unseals_and_signs_again() {
     assert!(
         failure(&stale)
             .iter()
-            .any(|(code, _)| code == "no_presignature"),
+            .any(|(code, _)| *code == FailureCode::NoPresignature),
         "{stale:?}"
     );
     let out = c.sign(
@@ -612,7 +612,7 @@ fn an_aborted_session_releases_its_request_for_another_quorum() {
         session: stuck.clone(),
     }) {
         EnclaveResponse::Session(u) => assert!(
-            matches!(u.outcome, Some(Outcome::Failed { ref code, .. }) if code == "aborted"),
+            matches!(u.outcome, Some(Outcome::Failed { ref code, .. }) if *code == FailureCode::Aborted),
             "{u:?}"
         ),
         other => panic!("abort: {other:?}"),
@@ -743,7 +743,7 @@ fn one_presignature_named_by_two_coordinators_at_once_signs_once() {
     assert!(
         failure(&second)
             .iter()
-            .all(|(code, _)| code == "no_presignature"),
+            .all(|(code, _)| *code == FailureCode::NoPresignature),
         "{second:?}"
     );
     // Named again once A is done: still spent.
@@ -751,7 +751,7 @@ fn one_presignature_named_by_two_coordinators_at_once_signs_once() {
     assert!(
         failure(&again)
             .iter()
-            .all(|(code, _)| code == "no_presignature"),
+            .all(|(code, _)| *code == FailureCode::NoPresignature),
         "{again:?}"
     );
     // Request 2 signs in full, with a fresh nonce (r differs).

@@ -17,7 +17,8 @@ use protocol::policy::{
     SignRequest,
 };
 use protocol::session::{
-    Outcome, PeerDocument, SessionKind, SessionUpdate, genesis_receipt_message, key_receipt_message,
+    FailureCode, Outcome, PeerDocument, SessionKind, SessionUpdate, genesis_receipt_message,
+    key_receipt_message,
 };
 use protocol::{EnclaveError, ErrorCode};
 use serde::{Deserialize, Serialize};
@@ -234,9 +235,9 @@ fn session_id(bytes: &[u8]) -> Result<[u8; SESSION_ID_LEN], NodeError> {
         .map_err(|_| bad("session id must be 32 bytes"))
 }
 
-fn failed(code: &str, message: impl Into<String>, culprits: Vec<u16>) -> Outcome {
+fn failed(code: FailureCode, message: impl Into<String>, culprits: Vec<u16>) -> Outcome {
     Outcome::Failed {
-        code: code.into(),
+        code,
         message: message.into(),
         culprits,
     }
@@ -654,7 +655,7 @@ impl Node {
                                 session: ByteBuf::from(sid.to_vec()),
                                 outgoing: vec![],
                                 outcome: Some(failed(
-                                    "no_presignature",
+                                    FailureCode::NoPresignature,
                                     "no ready presignature for this key, path and quorum",
                                     vec![],
                                 )),
@@ -780,7 +781,11 @@ impl Node {
         Ok(SessionUpdate {
             session: ByteBuf::from(sid.to_vec()),
             outgoing: vec![],
-            outcome: Some(failed("aborted", "session aborted by the relay", vec![])),
+            outcome: Some(failed(
+                FailureCode::Aborted,
+                "session aborted by the relay",
+                vec![],
+            )),
         })
     }
 
@@ -1019,14 +1024,14 @@ impl Node {
                 .open(identity, &self.roster, envelope)
                 .map_err(|e| {
                     Box::new(failed(
-                        "peer",
+                        FailureCode::Peer,
                         e.to_string(),
                         e.culprit().into_iter().collect(),
                     ))
                 })?;
         let party = s.party_of(from).ok_or_else(|| {
             Box::new(failed(
-                "peer",
+                FailureCode::Peer,
                 format!("node {from} is not a participant"),
                 vec![from],
             ))
@@ -1044,7 +1049,7 @@ impl Node {
                 }
                 _ => vec![],
             };
-            Box::new(failed("protocol", e.to_string(), culprits))
+            Box::new(failed(FailureCode::Protocol, e.to_string(), culprits))
         })?;
         let (out, outcome) = match step {
             StepOut::Continue(out) => (out, None),

@@ -120,7 +120,7 @@ pub fn admit_all(enclaves: &[Arc<Enclave>]) {
 
 fn failed(e: protocol::EnclaveError) -> Outcome {
     Outcome::Failed {
-        code: e.code.to_string(),
+        code: e.code.into(),
         message: e.message,
         culprits: vec![],
     }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use crate::ErrorCode;
 use crate::peer::PeerEnvelope;
 use crate::policy::{Approved, CreateKey, Scheme, SignRequest};
 
@@ -100,13 +101,99 @@ pub enum Outcome {
     },
     /// The session failed at this enclave.
     Failed {
-        /// Stable code: `bad_request`, `refused`, `peer`, `protocol`, `no_presignature`, `internal`.
-        code: String,
+        /// Stable code (encoded as its snake_case name, as before it was typed).
+        code: FailureCode,
         /// What happened (no secrets).
         message: String,
         /// Nodes to blame, when known.
         culprits: Vec<u16>,
     },
+}
+
+/// Why a session failed at one participant: every enclave [`ErrorCode`] plus the codes only a
+/// session has. One vocabulary for the enclave's outcomes, the coordinator's failover and its
+/// audit records; encoded as the snake_case name (the wire bytes of the string it replaced).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureCode {
+    /// See [`ErrorCode::BadRequest`].
+    BadRequest,
+    /// See [`ErrorCode::UnsupportedVersion`].
+    UnsupportedVersion,
+    /// See [`ErrorCode::WrongPhase`].
+    WrongPhase,
+    /// See [`ErrorCode::Nsm`].
+    Nsm,
+    /// See [`ErrorCode::Refused`].
+    Refused,
+    /// See [`ErrorCode::InProgress`].
+    InProgress,
+    /// See [`ErrorCode::Replayed`].
+    Replayed,
+    /// See [`ErrorCode::Peer`].
+    Peer,
+    /// See [`ErrorCode::Sealing`].
+    Sealing,
+    /// See [`ErrorCode::SealingUnavailable`].
+    SealingUnavailable,
+    /// See [`ErrorCode::Internal`].
+    Internal,
+    /// The threshold protocol failed (a peer misbehaved or a message did not verify); the
+    /// culprits are named when known.
+    Protocol,
+    /// The named presignature does not exist (any more) at this enclave.
+    NoPresignature,
+    /// The relay aborted the session (another participant failed or it timed out).
+    Aborted,
+    /// The participant did not answer (set by the relay, never by an enclave).
+    Unreachable,
+}
+
+impl FailureCode {
+    /// The stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::UnsupportedVersion => "unsupported_version",
+            Self::WrongPhase => "wrong_phase",
+            Self::Nsm => "nsm",
+            Self::Refused => "refused",
+            Self::InProgress => "in_progress",
+            Self::Replayed => "replayed",
+            Self::Peer => "peer",
+            Self::Sealing => "sealing",
+            Self::SealingUnavailable => "sealing_unavailable",
+            Self::Internal => "internal",
+            Self::Protocol => "protocol",
+            Self::NoPresignature => "no_presignature",
+            Self::Aborted => "aborted",
+            Self::Unreachable => "unreachable",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<ErrorCode> for FailureCode {
+    fn from(code: ErrorCode) -> Self {
+        match code {
+            ErrorCode::BadRequest => Self::BadRequest,
+            ErrorCode::UnsupportedVersion => Self::UnsupportedVersion,
+            ErrorCode::WrongPhase => Self::WrongPhase,
+            ErrorCode::Nsm => Self::Nsm,
+            ErrorCode::Refused => Self::Refused,
+            ErrorCode::InProgress => Self::InProgress,
+            ErrorCode::Replayed => Self::Replayed,
+            ErrorCode::Peer => Self::Peer,
+            ErrorCode::Sealing => Self::Sealing,
+            ErrorCode::SealingUnavailable => Self::SealingUnavailable,
+            ErrorCode::Internal => Self::Internal,
+        }
+    }
 }
 
 /// What an enclave answers to a session request: envelopes to relay and, once done, the outcome.
@@ -138,4 +225,62 @@ pub fn genesis_receipt_message(genesis_canonical: &[u8], node: u16) -> Vec<u8> {
     m.extend_from_slice(&node.to_be_bytes());
     m.extend_from_slice(genesis_canonical);
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [FailureCode; 15] = [
+        FailureCode::BadRequest,
+        FailureCode::UnsupportedVersion,
+        FailureCode::WrongPhase,
+        FailureCode::Nsm,
+        FailureCode::Refused,
+        FailureCode::InProgress,
+        FailureCode::Replayed,
+        FailureCode::Peer,
+        FailureCode::Sealing,
+        FailureCode::SealingUnavailable,
+        FailureCode::Internal,
+        FailureCode::Protocol,
+        FailureCode::NoPresignature,
+        FailureCode::Aborted,
+        FailureCode::Unreachable,
+    ];
+
+    fn cbor<T: Serialize>(v: &T) -> Vec<u8> {
+        let mut out = Vec::new();
+        ciborium::into_writer(v, &mut out).expect("in-memory cbor");
+        out
+    }
+
+    /// The typed code encodes exactly as the string it replaced, so the wire bytes of a failed
+    /// outcome did not change; and every enclave error code maps to the failure of that name.
+    #[test]
+    fn failure_codes_encode_as_their_names() {
+        for code in ALL {
+            assert_eq!(cbor(&code), cbor(&code.as_str()), "{code}");
+            let back: FailureCode =
+                ciborium::from_reader(cbor(&code.as_str()).as_slice()).expect("decodes");
+            assert_eq!(back, code);
+        }
+        let junk = cbor(&"no_such_code");
+        assert!(ciborium::from_reader::<FailureCode, _>(junk.as_slice()).is_err());
+        for e in [
+            ErrorCode::BadRequest,
+            ErrorCode::UnsupportedVersion,
+            ErrorCode::WrongPhase,
+            ErrorCode::Nsm,
+            ErrorCode::Refused,
+            ErrorCode::InProgress,
+            ErrorCode::Replayed,
+            ErrorCode::Peer,
+            ErrorCode::Sealing,
+            ErrorCode::SealingUnavailable,
+            ErrorCode::Internal,
+        ] {
+            assert_eq!(FailureCode::from(e).as_str(), e.to_string());
+        }
+    }
 }

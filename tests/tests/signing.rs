@@ -408,7 +408,7 @@ async fn run_tampering(
         EnclaveResponse::Error(e) => relay.fail(
             node,
             Outcome::Failed {
-                code: e.code.to_string(),
+                code: e.code.into(),
                 message: e.message,
                 culprits: vec![],
             },

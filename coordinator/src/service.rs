@@ -1776,7 +1776,12 @@ impl Coordinator {
                 self.nodes.suspend(n, "presignature session failed");
             }
             if let Some((node, code, message)) = run.failure() {
-                warn!(node, code, message, "presignature session failed");
+                warn!(
+                    node,
+                    code = code.as_str(),
+                    message,
+                    "presignature session failed"
+                );
             }
             Ok(false)
         }

@@ -968,7 +968,7 @@ impl Node {
                 message,
                 culprits,
             } => {
-                warn!(session = %hex_short(&sid), code, message, ?culprits, "session failed");
+                warn!(session = %hex_short(&sid), code = code.as_str(), message, ?culprits, "session failed");
                 self.release(&s);
             }
             _ => {
@@ -1056,7 +1056,7 @@ impl Node {
             StepOut::Done(outcome, out) => (out, Some(outcome)),
         };
         let sealed = seal_all(identity, &self.roster, s, out)
-            .map_err(|e| Box::new(failed("internal", e.to_string(), vec![])))?;
+            .map_err(|e| Box::new(failed(FailureCode::Internal, e.to_string(), vec![])))?;
         Ok((sealed, outcome))
     }
 

@@ -14,7 +14,9 @@
 //! cargo's test temp dir).
 //!
 //! The coordinator's SQLite database lives on a small tmpfs mounted in a mount namespace of the
-//! test's own (`unshare`, no root needed), so the disk really fills. Slow and partitioned links
+//! test's own (`unshare`, no root needed), so the disk really fills. No fault depends on timing
+//! to bite: the full disk is held until a client has been refused a write (`storage`), after the
+//! write-ahead log was emptied so that the next write needs new blocks. Slow and partitioned links
 //! are TCP relays between the coordinator and one node's proxy (`cohort_tests::relay`).
 
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -44,6 +46,19 @@ const REQUESTS: usize = 40;
 const CLIENT_PATIENCE: Duration = Duration::from_secs(120);
 /// The tmpfs under the coordinator's database.
 const DB_FS_BYTES: u64 = 16 << 20;
+/// The longest a fault is held while waiting for it to show (a failure if it never does).
+const HIT_PATIENCE: Duration = Duration::from_secs(120);
+
+/// When a scenario's fault is healed.
+#[derive(Debug, Clone, Copy)]
+enum Heal {
+    /// Once every request has finished.
+    AtEnd,
+    /// This long after it struck, while clients still run.
+    After(Duration),
+    /// Once a client has been answered with this error code: the fault has demonstrably hit.
+    OnceAnswered(&'static str),
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -184,6 +199,34 @@ impl SmallDisk {
 
     fn free(&self) {
         std::fs::remove_file(self.path("filler")).unwrap();
+    }
+
+    /// Moves the write-ahead log of the SQLite database `name` into the database and truncates
+    /// it to zero bytes, so the next write needs new blocks: a log with room left from earlier
+    /// writes would absorb writes on a full disk, and the fault would not bite.
+    fn truncate_wal(&self, name: &str) {
+        let db = rusqlite::Connection::open(self.path(name)).unwrap();
+        db.busy_timeout(Duration::from_secs(10)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let busy: i64 = db
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+                .unwrap();
+            if busy == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the coordinator's write-ahead log could not be checkpointed"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            std::fs::metadata(self.path(&format!("{name}-wal")))
+                .unwrap()
+                .len(),
+            0
+        );
     }
 
     /// The command prefix that runs a program in the namespace.
@@ -376,13 +419,7 @@ impl Harness {
     /// Runs one scenario: `REQUESTS` requests from four clients; the fault strikes once
     /// `after` requests have finished, and heals `heal_in` later (while clients still run) or,
     /// without it, once every request has finished.
-    async fn scenario(
-        &mut self,
-        name: &str,
-        fault: Fault,
-        after: usize,
-        heal_in: Option<Duration>,
-    ) {
+    async fn scenario(&mut self, name: &str, fault: Fault, after: usize, heal: Heal) {
         eprintln!("--- scenario: {name}");
         self.wait_all_healthy().await;
         self.wait_pools(Duration::from_secs(60)).await;
@@ -392,35 +429,51 @@ impl Harness {
             self.inject(fault).await;
         }
         let queue = Arc::new(Mutex::new(bodies));
-        let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = Arc::new(Seen::default());
         let mut tasks = JoinSet::new();
         for _ in 0..4 {
-            let (api, queue, done) = (self.api.clone(), queue.clone(), done.clone());
+            let (api, queue, seen) = (self.api.clone(), queue.clone(), seen.clone());
             tasks.spawn(async move {
                 let mut out = Vec::new();
                 loop {
                     let next = queue.lock().unwrap().pop();
                     let Some((kind, body)) = next else { return out };
-                    out.push(submit(&api, kind, body, &done).await);
+                    out.push(submit(&api, kind, body, &seen).await);
                 }
             });
         }
+        let done = &seen.first_answers;
         if after > 0 {
             while done.load(std::sync::atomic::Ordering::SeqCst) < after {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             self.inject(fault).await;
         }
-        if let Some(d) = heal_in {
-            tokio::time::sleep(d).await;
-            self.heal(fault).await;
+        match heal {
+            Heal::AtEnd => {}
+            Heal::After(d) => {
+                tokio::time::sleep(d).await;
+                self.heal(fault).await;
+            }
+            Heal::OnceAnswered(code) => {
+                let deadline = Instant::now() + HIT_PATIENCE;
+                while !seen.errors.lock().unwrap().contains(code) {
+                    assert!(
+                        Instant::now() < deadline,
+                        "{name}: no client was answered `{code}` within {HIT_PATIENCE:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                eprintln!("{name}: a client was answered `{code}`; healing");
+                self.heal(fault).await;
+            }
         }
         let mut outcomes = Vec::new();
         while let Some(joined) = tasks.join_next().await {
             outcomes.extend(joined.unwrap());
         }
         let seconds = started.elapsed().as_secs_f64();
-        if heal_in.is_none() {
+        if matches!(heal, Heal::AtEnd) {
             self.heal(fault).await;
         }
         assert_eq!(outcomes.len(), REQUESTS);
@@ -456,6 +509,7 @@ impl Harness {
                 self.cluster.restart_enclave(restart_enclave).await.unwrap();
             }
             Fault::FullDisk => {
+                self.disk.truncate_wal("coordinator.db");
                 let bytes = self.disk.fill();
                 eprintln!("filled the coordinator's disk with {bytes} bytes");
             }
@@ -605,19 +659,32 @@ async fn wait_ready_api(api: &ApiClient) {
     }
 }
 
+/// What the clients of one scenario have seen so far.
+#[derive(Default)]
+struct Seen {
+    /// Requests answered at least once.
+    first_answers: std::sync::atomic::AtomicUsize,
+    /// Every API error code any client was answered.
+    errors: Mutex<BTreeSet<String>>,
+}
+
 /// Submits `body` until it completes, fails for good, or the client's patience ends.
 async fn submit(
     api: &ApiClient,
     kind: Kind,
     body: ApprovedJson<SignRequestJson>,
-    done: &std::sync::atomic::AtomicUsize,
+    seen: &Seen,
 ) -> Outcome {
     let started = Instant::now();
     let mut attempts = Vec::new();
     loop {
         let r = api.post::<SignResult>("/v1/signatures", &body).await;
         if attempts.is_empty() {
-            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            seen.first_answers
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        if let Err(ApiCallError::Api { body, .. }) = &r {
+            seen.errors.lock().unwrap().insert(body.error.code.clone());
         }
         let again = match &r {
             Ok(r) => r.status != "completed",
@@ -717,39 +784,54 @@ fn write_reports(reports: &[Report]) -> PathBuf {
 #[tokio::test(flavor = "multi_thread")]
 async fn signing_goes_on_through_faults_without_signing_twice_or_losing_answers() {
     let mut h = Harness::start().await;
-    h.scenario("no fault", Fault::None, 0, None).await;
-    h.scenario("enclave crash (node 2)", Fault::Kill("enclave-2"), 8, None)
-        .await;
-    h.scenario("proxy crash (node 3)", Fault::Kill("proxy-3"), 8, None)
-        .await;
+    h.scenario("no fault", Fault::None, 0, Heal::AtEnd).await;
+    h.scenario(
+        "enclave crash (node 2)",
+        Fault::Kill("enclave-2"),
+        8,
+        Heal::AtEnd,
+    )
+    .await;
+    h.scenario(
+        "proxy crash (node 3)",
+        Fault::Kill("proxy-3"),
+        8,
+        Heal::AtEnd,
+    )
+    .await;
     h.scenario(
         "coordinator crash and restart",
         Fault::KillCoordinator,
         8,
-        Some(Duration::from_secs(2)),
+        Heal::After(Duration::from_secs(2)),
     )
     .await;
     h.scenario(
         "slow node (node 1, +3 s per hop)",
         Fault::SlowLink(1, Duration::from_secs(3)),
         4,
-        None,
+        Heal::AtEnd,
     )
     .await;
-    h.scenario("partitioned node (node 2)", Fault::Partition(2), 4, None)
-        .await;
+    h.scenario(
+        "partitioned node (node 2)",
+        Fault::Partition(2),
+        4,
+        Heal::AtEnd,
+    )
+    .await;
     h.scenario(
         "KMS stand-in down, node 3 restarted",
         Fault::KmsOutage { restart_enclave: 3 },
         8,
-        None,
+        Heal::AtEnd,
     )
     .await;
     h.scenario(
-        "coordinator's disk full for 5 s",
+        "coordinator's disk full until a write is refused",
         Fault::FullDisk,
         0,
-        Some(Duration::from_secs(5)),
+        Heal::OnceAnswered("storage"),
     )
     .await;
 
@@ -759,7 +841,7 @@ async fn signing_goes_on_through_faults_without_signing_twice_or_losing_answers(
     let by_name: BTreeMap<&str, &Report> =
         h.reports.iter().map(|r| (r.scenario.as_str(), r)).collect();
     assert!(by_name["coordinator crash and restart"].first_attempt_failures > 0);
-    assert!(by_name["coordinator's disk full for 5 s"].first_attempt_failures > 0);
+    assert!(by_name["coordinator's disk full until a write is refused"].first_attempt_failures > 0);
     assert!(h.reports.iter().map(|r| r.failed_over).sum::<usize>() > 0);
     assert!(h.reports.iter().map(|r| r.presigned).sum::<usize>() > 0);
     let Harness { cluster, .. } = h;

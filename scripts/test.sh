@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 FEATURES=(--features enclave/test-fixtures)
 
 cargo fmt --all -- --check
+# The supply-chain gate: cargo-deny (advisories from the offline RustSec snapshot in
+# ../shared/advisory-db, licences, bans, sources; reasons in deny.toml).
+./scripts/supply-chain.sh
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy --workspace --all-targets --locked "${FEATURES[@]}" -- -D warnings
 # The cluster tests start the real binaries: build them before the tests run.

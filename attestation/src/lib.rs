@@ -5,12 +5,17 @@ pub mod aws;
 mod cose;
 pub mod identity;
 pub mod nsm;
+mod pem;
 pub mod recipient;
+/// The simulated NSM and CA (simulated clusters and tests): only with the `sim` feature, which
+/// production enclave images leave off (eif-build/check.sh proves it).
+#[cfg(any(feature = "sim", test))]
 pub mod sim;
 pub mod verify;
 
 pub use identity::IdentityKeys;
 pub use nsm::{AttestationRequest, Nsm, NsmError};
+pub use pem::{PemError, der_to_pem, pem_to_der};
 pub use verify::{Policy, VerifiedDocument, VerifyError, parse_pcr_hex, read_measurements, verify};
 
 /// PEM of the AWS Nitro Enclaves root certificate (G1), the default pinned root.
@@ -21,7 +26,7 @@ pub const AWS_NITRO_ROOT_G1_PEM: &str = include_str!("roots/aws-nitro-root-g1.pe
 
 /// DER of [`AWS_NITRO_ROOT_G1_PEM`].
 pub fn aws_nitro_root_der() -> Vec<u8> {
-    sim::pem_to_der(AWS_NITRO_ROOT_G1_PEM).expect("the embedded AWS root is a valid certificate")
+    pem_to_der(AWS_NITRO_ROOT_G1_PEM).expect("the embedded AWS root is a valid certificate")
 }
 
 #[cfg(test)]

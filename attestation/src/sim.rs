@@ -25,7 +25,7 @@ use aws_nitro_enclaves_cose::header_map::HeaderMap;
 use aws_nitro_enclaves_nsm_api::api::{AttestationDoc, Digest as NsmDigest};
 use der::asn1::{GeneralizedTime, UtcTime};
 use der::pem::LineEnding;
-use der::{Decode, DecodePem, Encode, EncodePem};
+use der::{Decode, Encode};
 use p384::ecdsa::{DerSignature, SigningKey};
 use p384::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use rand::{CryptoRng, RngCore};
@@ -63,6 +63,12 @@ pub enum SimError {
 
 fn invalid(e: impl std::fmt::Display) -> SimError {
     SimError::Invalid(e.to_string())
+}
+
+impl From<crate::pem::PemError> for SimError {
+    fn from(e: crate::pem::PemError) -> Self {
+        invalid(e)
+    }
 }
 
 /// The simulated CA: a root certificate and an intermediate that issues leaf certificates.
@@ -303,19 +309,7 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::Result<(
     fs::rename(tmp, dir.join(name))
 }
 
-/// PEM ("CERTIFICATE") of a DER certificate.
-pub fn der_to_pem(der_bytes: &[u8]) -> Result<String, SimError> {
-    Certificate::from_der(der_bytes)
-        .and_then(|c| c.to_pem(LineEnding::LF))
-        .map_err(invalid)
-}
-
-/// DER of a PEM certificate.
-pub fn pem_to_der(pem: &str) -> Result<Vec<u8>, SimError> {
-    Certificate::from_pem(pem)
-        .and_then(|c| c.to_der())
-        .map_err(invalid)
-}
+pub use crate::pem::{der_to_pem, pem_to_der};
 
 /// SHA-384 of a file: the simulated measurement of an enclave executable.
 pub fn measure_file(path: &Path) -> io::Result<[u8; 48]> {

@@ -125,7 +125,7 @@ impl Policy {
         if let Some(path) = root {
             let pem = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read root {}: {e}", path.display()))?;
-            let der = crate::sim::pem_to_der(&pem)
+            let der = crate::pem_to_der(&pem)
                 .map_err(|e| format!("root {} is not a PEM certificate: {e}", path.display()))?;
             policy = policy.with_root(der);
         }

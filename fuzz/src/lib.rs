@@ -141,7 +141,7 @@ fn attestation_policies() -> &'static AttestationPolicies {
     POLICIES.get_or_init(|| {
         let m: serde_json::Value =
             serde_json::from_str(VECTORS_JSON).expect("the committed vectors.json is JSON");
-        let root = attestation::sim::pem_to_der(VECTORS_ROOT_PEM)
+        let root = attestation::pem_to_der(VECTORS_ROOT_PEM)
             .expect("the committed simulated root is a PEM certificate");
         let mut sim = Policy::default().with_root(root.clone());
         for (i, v) in m["pcrs"].as_object().expect("vectors.json has pcrs") {

@@ -64,7 +64,7 @@ async fn main() -> ExitCode {
         .init();
     let root = match std::fs::read_to_string(&config.attestation_root)
         .map_err(|e| e.to_string())
-        .and_then(|pem| attestation::sim::pem_to_der(&pem).map_err(|e| e.to_string()))
+        .and_then(|pem| attestation::pem_to_der(&pem).map_err(|e| e.to_string()))
     {
         Ok(r) => r,
         Err(e) => {

@@ -216,11 +216,11 @@ fn verify_ecdsa(public_key: &[u8], digest: &[u8; 32], signature: &[u8]) {
     vk.verify_prehash(digest, &sig).unwrap();
 }
 
-fn failure(outcomes: &BTreeMap<u16, Outcome>) -> Vec<(String, Vec<u16>)> {
+fn failure(outcomes: &BTreeMap<u16, Outcome>) -> Vec<(FailureCode, Vec<u16>)> {
     outcomes
         .values()
         .filter_map(|o| match o {
-            Outcome::Failed { code, culprits, .. } => Some((code.clone(), culprits.clone())),
+            Outcome::Failed { code, culprits, .. } => Some((*code, culprits.clone())),
             _ => None,
         })
         .collect()
@@ -404,7 +404,9 @@ fn refusals_are_made_by_every_enclave() {
     other.approvals = approve(&other.request, &[&c.approvers[0], &c.approvers[2]]);
     let refused = c.sign(&[0, 1], other, None);
     assert!(
-        failure(&refused).iter().all(|(code, _)| code == "replayed"),
+        failure(&refused)
+            .iter()
+            .all(|(code, _)| *code == FailureCode::Replayed),
         "{refused:?}"
     );
 }
@@ -449,7 +451,7 @@ fn tampering_relay_is_detected_and_blamed() {
     let f = failure(&out);
     assert!(
         f.iter()
-            .any(|(code, culprits)| code == "peer" && !culprits.is_empty()),
+            .any(|(code, culprits)| *code == FailureCode::Peer && !culprits.is_empty()),
         "{out:?}"
     );
 
@@ -475,7 +477,9 @@ fn tampering_relay_is_detected_and_blamed() {
         |_, batch| *batch = recorded.clone(),
     );
     assert!(
-        failure(&out).iter().any(|(code, _)| code == "peer"),
+        failure(&out)
+            .iter()
+            .any(|(code, _)| *code == FailureCode::Peer),
         "{out:?}"
     );
 }
@@ -604,7 +608,7 @@ fn an_aborted_session_releases_its_request_for_another_quorum() {
     assert!(
         failure(&blocked)
             .iter()
-            .any(|(code, _)| code == "in_progress"),
+            .any(|(code, _)| *code == FailureCode::InProgress),
         "{blocked:?}"
     );
     // The relay aborts the stuck session; the other quorum signs.

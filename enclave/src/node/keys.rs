@@ -1,0 +1,390 @@
+//! Key material: auxiliary info and key shares, from the sessions that create them (checks,
+//! sealing, receipts) and back from their sealed blobs on restore.
+
+use std::collections::BTreeMap;
+
+use protocol::policy::{Approved, CreateKey, KeyPolicy, Scheme};
+use protocol::session::{Outcome, key_receipt_message};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use tracing::info;
+use zeroize::Zeroizing;
+
+use super::genesis::GenesisState;
+use super::machine::Machine;
+use super::session::{Purpose, Start};
+use super::single_use::{create_key_use, key_id_use};
+use super::{Node, NodeError, Restored, bad, internal};
+use crate::identity::SecretIdentity;
+use crate::mpc::ecdsa::{self, SecretAuxInfo, SecretKeyShare};
+use crate::mpc::eddsa::{self, SecretEddsaShare};
+use crate::mpc::{MpcError, PartyIndex};
+use crate::policy::{PolicyError, check_approvals, keys32};
+use crate::seal::{self, BlobKind, DataKey};
+
+/// A key record as sealed: metadata and the share.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyRecord {
+    key_id: String,
+    scheme: Scheme,
+    threshold: u16,
+    policy: KeyPolicy,
+    share: ByteBuf,
+}
+
+impl Drop for KeyRecord {
+    fn drop(&mut self) {
+        // The plaintext share bytes are not left behind in freed memory.
+        zeroize::Zeroize::zeroize(&mut *self.share);
+    }
+}
+
+/// This enclave's share of a key, per scheme.
+pub(super) enum Share {
+    Ecdsa(SecretKeyShare),
+    Eddsa(Box<SecretEddsaShare>),
+}
+
+impl From<SecretKeyShare> for Share {
+    fn from(share: SecretKeyShare) -> Self {
+        Self::Ecdsa(share)
+    }
+}
+
+impl From<Box<SecretEddsaShare>> for Share {
+    fn from(share: Box<SecretEddsaShare>) -> Self {
+        Self::Eddsa(share)
+    }
+}
+
+impl Share {
+    fn index(&self) -> PartyIndex {
+        match self {
+            Share::Ecdsa(s) => s.index(),
+            Share::Eddsa(s) => s.index(),
+        }
+    }
+
+    /// The key's public key and, for an HD-capable ECDSA key, its chain code.
+    fn public_key(&self) -> (Vec<u8>, Option<Vec<u8>>) {
+        match self {
+            Share::Ecdsa(s) => (
+                s.master_public_key().to_vec(),
+                Some(s.extended_public_key().chain_code.to_vec()),
+            ),
+            Share::Eddsa(s) => (s.public_key().to_vec(), None),
+        }
+    }
+
+    fn to_bytes(&self) -> Result<Zeroizing<Vec<u8>>, MpcError> {
+        match self {
+            Share::Ecdsa(s) => s.to_bytes(),
+            Share::Eddsa(s) => s.to_bytes(),
+        }
+    }
+}
+
+/// A key held: its share and the policy its signing requests must meet.
+pub(super) struct Key {
+    pub(super) threshold: u16,
+    pub(super) approvers: Vec<[u8; 32]>,
+    pub(super) approvals_needed: u16,
+    pub(super) share: Share,
+}
+
+impl Key {
+    fn new(threshold: u16, policy: &KeyPolicy, share: Share) -> Result<Self, PolicyError> {
+        Ok(Key {
+            threshold,
+            approvers: keys32(&policy.approvers)?,
+            approvals_needed: policy.approvals_needed,
+            share,
+        })
+    }
+}
+
+/// A key share as loaded from its blob, before it is checked against the genesis.
+fn load_share(kind: BlobKind, record: &KeyRecord) -> Result<Share, NodeError> {
+    Ok(match (kind, record.scheme) {
+        (BlobKind::EcdsaShare, Scheme::EcdsaSecp256k1) => {
+            Share::Ecdsa(SecretKeyShare::from_bytes(&record.share).map_err(internal)?)
+        }
+        (BlobKind::EddsaShare, Scheme::EddsaEd25519) => Share::Eddsa(Box::new(
+            SecretEddsaShare::from_bytes(&record.share).map_err(internal)?,
+        )),
+        _ => {
+            return Err(bad(format!(
+                "key {} has a blob of the wrong kind",
+                record.key_id
+            )));
+        }
+    })
+}
+
+/// The sealed state as opened: genesis, auxiliary info, key records, migrated blobs.
+#[derive(Default)]
+struct Opened {
+    genesis: Option<GenesisState>,
+    aux: Option<SecretAuxInfo>,
+    records: Vec<(BlobKind, KeyRecord)>,
+    resealed: Vec<Option<ByteBuf>>,
+}
+
+impl Node {
+    /// Reloads sealed state: the genesis blob, auxiliary info and key shares. Returns the keys
+    /// loaded, whether auxiliary info was, and blobs sealed again in the current format (entry
+    /// `i` replaces `blobs[i]`). Nothing changes unless every blob opens.
+    pub fn restore(
+        &mut self,
+        identity: &SecretIdentity,
+        blobs: &[ByteBuf],
+    ) -> Result<Restored, NodeError> {
+        if self.genesis.is_some() {
+            return Err(NodeError::Refused("state already loaded".into()));
+        }
+        let opened = self.open_blobs(blobs)?;
+        let state = opened
+            .genesis
+            .ok_or_else(|| bad("restore needs the genesis blob"))?;
+        let mut keys = BTreeMap::new();
+        for (kind, record) in opened.records {
+            let share = load_share(kind, &record)?;
+            let index = share.index();
+            if index != state.node {
+                return Err(bad(format!(
+                    "share of {} belongs to node {index}",
+                    record.key_id
+                )));
+            }
+            let key = Key::new(record.threshold, &record.policy, share)?;
+            keys.insert(record.key_id.clone(), key);
+        }
+        self.roster.insert_self(state.node, identity.public());
+        let names: Vec<String> = keys.keys().cloned().collect();
+        let aux = opened.aux;
+        let has_aux = aux.is_some();
+        info!(
+            node = state.node,
+            keys = names.len(),
+            aux = has_aux,
+            "sealed state restored"
+        );
+        self.genesis = Some(state);
+        self.keys = keys;
+        if aux.is_none() {
+            self.primes.warm_up();
+        }
+        self.aux = aux;
+        Ok((names, has_aux, opened.resealed))
+    }
+
+    fn open_blobs(&mut self, blobs: &[ByteBuf]) -> Result<Opened, NodeError> {
+        let mut opened = Opened {
+            resealed: Vec::with_capacity(blobs.len()),
+            ..Opened::default()
+        };
+        // Migration reads local blobs only while the genesis itself is still one.
+        let genesis_authority = blobs
+            .iter()
+            .find(|b| seal::peek(b).is_ok_and(|(k, _)| k == BlobKind::Genesis))
+            .map(|b| seal::authority_of(b))
+            .transpose()?;
+        if genesis_authority.is_some_and(|a| a != seal::AuthorityKind::Local) {
+            self.sealing.retire_legacy();
+        }
+        for blob in blobs {
+            let (kind, _) = seal::peek(blob)?;
+            let (_, plain, migrated) = self.sealing.open(blob, kind, None)?;
+            opened.resealed.push(migrated.map(ByteBuf::from));
+            match kind {
+                BlobKind::Genesis => {
+                    let state: GenesisState = ciborium::from_reader(plain.as_slice())
+                        .map_err(|e| bad(format!("genesis blob: {e}")))?;
+                    opened.genesis = Some(state);
+                }
+                BlobKind::AuxInfo => {
+                    opened.aux = Some(SecretAuxInfo::from_bytes(&plain).map_err(internal)?);
+                }
+                BlobKind::EcdsaShare | BlobKind::EddsaShare => {
+                    let record: KeyRecord = ciborium::from_reader(plain.as_slice())
+                        .map_err(|e| bad(format!("key blob: {e}")))?;
+                    opened.records.push((kind, record));
+                }
+            }
+        }
+        Ok(opened)
+    }
+
+    /// Starts the auxiliary-info run of all nodes.
+    pub(super) fn start_aux(
+        &mut self,
+        sid: &[u8],
+        participants: &[u16],
+    ) -> Result<Start, NodeError> {
+        if !self.all_nodes(participants)? {
+            return Err(bad(
+                "auxiliary info is generated by all nodes, in index order",
+            ));
+        }
+        if self.aux.is_some() {
+            return Err(NodeError::Refused("auxiliary info already exists".into()));
+        }
+        if !self.primes_ready() {
+            return Err(NodeError::Refused(
+                "safe primes are still being generated".into(),
+            ));
+        }
+        // The data key first: with KMS unreachable the session fails now, not after every node
+        // has done the work.
+        let data_key = self.sealing.data_key()?;
+        let primes = self
+            .primes
+            .take()
+            .ok_or_else(|| NodeError::Refused("safe primes are still being generated".into()))?;
+        let g = self.genesis()?;
+        let (m, first) =
+            ecdsa::AuxInfoGen::start(sid, g.node, g.genesis.nodes, primes).map_err(internal)?;
+        Ok(Start::new(Box::new(m), Purpose::AuxInfo, first).sealed_under(data_key))
+    }
+
+    /// Seals auxiliary info just generated and keeps it.
+    pub(super) fn keep_aux(
+        &mut self,
+        aux: SecretAuxInfo,
+        data_key: DataKey,
+        plain: &[u8],
+    ) -> Result<Outcome, MpcError> {
+        let sealed = self
+            .sealing
+            .seal_with(data_key, BlobKind::AuxInfo, "aux", plain)
+            .map_err(|e| MpcError::Internal(e.to_string()))?;
+        self.aux = Some(aux);
+        Ok(Outcome::AuxReady {
+            sealed: ByteBuf::from(sealed),
+        })
+    }
+
+    /// Starts generating the key an approved request creates, with all nodes.
+    pub(super) fn start_keygen(
+        &mut self,
+        sid: &[u8],
+        participants: &[u16],
+        request: &Approved<CreateKey>,
+    ) -> Result<Start, NodeError> {
+        if !self.all_nodes(participants)? {
+            return Err(bad("key generation involves all nodes, in index order"));
+        }
+        let r = &request.request;
+        self.check_create_key(request)?;
+        let data_key = self.sealing.data_key()?;
+        // Held for the whole generation: no second generation of this key id (under this
+        // request or another) runs at the same time.
+        let key = key_id_use(&r.key_id);
+        self.claim(&key)?;
+        let g = self.genesis()?;
+        let (me, nodes) = (g.node, g.genesis.nodes);
+        let (machine, first): (Box<dyn Machine>, _) = match r.scheme {
+            Scheme::EcdsaSecp256k1 => {
+                let (m, out) =
+                    ecdsa::Keygen::start(sid, me, nodes, r.threshold).map_err(internal)?;
+                (Box::new(m), out)
+            }
+            Scheme::EddsaEd25519 => {
+                let (m, out) =
+                    eddsa::Dkg::start(sid, me, nodes, r.threshold, &mut rand::rngs::OsRng)
+                        .map_err(internal)?;
+                (Box::new(m), out)
+            }
+        };
+        Ok(Start::new(machine, Purpose::CreateKey(r.clone()), first)
+            .holding(key)
+            .sealed_under(data_key))
+    }
+
+    fn check_create_key(&self, request: &Approved<CreateKey>) -> Result<(), NodeError> {
+        let r = &request.request;
+        let g = self.check_request(r.v, &r.cluster, &r.request_id)?;
+        if r.key_id.is_empty() || r.key_id.len() > 128 || self.keys.contains_key(&r.key_id) {
+            return Err(NodeError::Refused(format!(
+                "key id {} is empty, too long or taken",
+                r.key_id
+            )));
+        }
+        if r.threshold < 2 || r.threshold > g.genesis.nodes {
+            return Err(bad("threshold must be between 2 and the number of nodes"));
+        }
+        let approvers = keys32(&r.policy.approvers)?;
+        if r.policy.approvals_needed == 0
+            || usize::from(r.policy.approvals_needed) > approvers.len()
+        {
+            return Err(bad(
+                "approvals needed must be between 1 and the number of approvers",
+            ));
+        }
+        if r.scheme == Scheme::EcdsaSecp256k1 && self.aux.is_none() {
+            return Err(NodeError::Refused(
+                "ECDSA keys need auxiliary info first".into(),
+            ));
+        }
+        let admins = keys32(&g.genesis.admins)?;
+        check_approvals(r, &request.approvals, &admins, g.genesis.admin_quorum)?;
+        self.guard
+            .check(&create_key_use(r), r.created, r.expiry, self.now())?;
+        Ok(())
+    }
+
+    /// Seals a new key's share under `data_key`, keeps the key and signs its receipt.
+    pub(super) fn store_key(
+        &mut self,
+        identity: &SecretIdentity,
+        data_key: DataKey,
+        request: CreateKey,
+        share: Share,
+    ) -> Result<Outcome, MpcError> {
+        let (public_key, chain_code) = share.public_key();
+        let share_bytes = share.to_bytes()?;
+        if self.keys.contains_key(&request.key_id) {
+            // Never replace a key: its shares may already guard funds.
+            return Err(MpcError::Internal(format!(
+                "key {} exists; refusing to replace it",
+                request.key_id
+            )));
+        }
+        let record = KeyRecord {
+            key_id: request.key_id.clone(),
+            scheme: request.scheme,
+            threshold: request.threshold,
+            policy: request.policy.clone(),
+            share: ByteBuf::from(share_bytes.to_vec()),
+        };
+        let mut plain = Zeroizing::new(Vec::new());
+        ciborium::into_writer(&record, &mut *plain)
+            .map_err(|e| MpcError::Internal(e.to_string()))?;
+        drop(record);
+        let kind = match request.scheme {
+            Scheme::EcdsaSecp256k1 => BlobKind::EcdsaShare,
+            Scheme::EddsaEd25519 => BlobKind::EddsaShare,
+        };
+        let sealed = self
+            .sealing
+            .seal_with(data_key, kind, &request.key_id, &plain)
+            .map_err(|e| MpcError::Internal(e.to_string()))?;
+        let key = Key::new(request.threshold, &request.policy, share)
+            .map_err(|e| MpcError::Internal(e.to_string()))?;
+        self.keys.insert(request.key_id.clone(), key);
+        let receipt = identity.sign(&key_receipt_message(
+            &request.key_id,
+            request.scheme,
+            &public_key,
+        ));
+        Ok(Outcome::KeyCreated {
+            key_id: request.key_id,
+            scheme: request.scheme,
+            public_key: ByteBuf::from(public_key),
+            chain_code: chain_code.map(ByteBuf::from),
+            sealed: ByteBuf::from(sealed),
+            receipt: ByteBuf::from(receipt.to_vec()),
+        })
+    }
+}

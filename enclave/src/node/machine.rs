@@ -1,0 +1,163 @@
+//! The one interface a session steps its protocol machine through, whatever the protocol and
+//! scheme, and what is done with each kind of protocol output.
+
+use protocol::session::Outcome;
+use serde_bytes::ByteBuf;
+
+use super::Node;
+use super::session::{Purpose, Session};
+use super::signing::Presignature;
+use crate::identity::SecretIdentity;
+use crate::mpc::ecdsa::{
+    self, SecretAuxInfo, SecretIncompleteKeyShare, SecretKeyShare, SecretPresignature,
+};
+use crate::mpc::eddsa::{self, SecretEddsaShare};
+use crate::mpc::{IncomingMessage, MpcError, Step};
+use crate::seal::DataKey;
+
+/// A running threshold protocol at this enclave, fed one relayed message at a time.
+pub(super) trait Machine {
+    /// Feeds one message from party `msg.from`.
+    fn step(&mut self, msg: IncomingMessage) -> Result<Step<Product>, MpcError>;
+
+    /// Whether its party indices are positions among the participants (ECDSA presignatures
+    /// and signing) rather than node indices (keygen, auxiliary info, FROST, whose indices are
+    /// those of keygen).
+    fn positional(&self) -> bool;
+}
+
+/// What a finished protocol produced.
+pub(super) enum Product {
+    AuxInfo(SecretAuxInfo),
+    EcdsaShare(SecretIncompleteKeyShare),
+    EddsaShare(Box<SecretEddsaShare>),
+    Presignature(SecretPresignature),
+    Signature(Vec<u8>),
+}
+
+impl From<SecretAuxInfo> for Product {
+    fn from(aux: SecretAuxInfo) -> Self {
+        Self::AuxInfo(aux)
+    }
+}
+
+impl From<SecretIncompleteKeyShare> for Product {
+    fn from(share: SecretIncompleteKeyShare) -> Self {
+        Self::EcdsaShare(share)
+    }
+}
+
+impl From<SecretEddsaShare> for Product {
+    fn from(share: SecretEddsaShare) -> Self {
+        Self::EddsaShare(Box::new(share))
+    }
+}
+
+impl From<SecretPresignature> for Product {
+    fn from(presignature: SecretPresignature) -> Self {
+        Self::Presignature(presignature)
+    }
+}
+
+impl From<ecdsa::Signature> for Product {
+    fn from(signature: ecdsa::Signature) -> Self {
+        Self::Signature(signature.to_bytes().to_vec())
+    }
+}
+
+impl From<[u8; eddsa::SIGNATURE_LEN]> for Product {
+    fn from(signature: [u8; eddsa::SIGNATURE_LEN]) -> Self {
+        Self::Signature(signature.to_vec())
+    }
+}
+
+/// The protocol's own step, with its output as a [`Product`].
+fn lift<T: Into<Product>>(step: Step<T>) -> Step<Product> {
+    match step {
+        Step::Continue(out) => Step::Continue(out),
+        Step::Done(output, out) => Step::Done(output.into(), out),
+    }
+}
+
+/// Each protocol machine of `mpc` is a [`Machine`]; `positional` as documented there.
+macro_rules! protocol_machines {
+    ($($machine:ty => $positional:literal),* $(,)?) => {$(
+        impl Machine for $machine {
+            fn step(&mut self, msg: IncomingMessage) -> Result<Step<Product>, MpcError> {
+                self.handle(msg).map(lift)
+            }
+
+            fn positional(&self) -> bool {
+                $positional
+            }
+        }
+    )*};
+}
+
+protocol_machines! {
+    ecdsa::AuxInfoGen => false,
+    ecdsa::Keygen => false,
+    ecdsa::Presign => true,
+    ecdsa::Sign => true,
+    eddsa::Dkg => false,
+    eddsa::Sign => false,
+}
+
+fn data_key(s: &mut Session, what: &str) -> Result<DataKey, MpcError> {
+    s.data_key
+        .take()
+        .ok_or_else(|| MpcError::Internal(format!("no data key for the {what}")))
+}
+
+impl Node {
+    /// Keeps what session `s` produced (auxiliary info, a key share, a presignature, a
+    /// signature) and says so in its outcome.
+    pub(super) fn complete(
+        &mut self,
+        identity: &SecretIdentity,
+        s: &mut Session,
+        product: Product,
+    ) -> Result<Outcome, MpcError> {
+        match (product, &s.purpose) {
+            (Product::AuxInfo(aux), Purpose::AuxInfo) => {
+                let plain = aux.to_bytes()?;
+                let data_key = data_key(s, "auxiliary info")?;
+                self.keep_aux(aux, data_key, &plain)
+            }
+            (Product::EcdsaShare(incomplete), Purpose::CreateKey(request)) => {
+                let aux = self
+                    .aux
+                    .as_ref()
+                    .ok_or_else(|| MpcError::Internal("auxiliary info disappeared".into()))?;
+                let aux = SecretAuxInfo::from_bytes(&aux.to_bytes()?)?;
+                let share = SecretKeyShare::from_parts(incomplete, aux)?;
+                let request = request.clone();
+                let data_key = data_key(s, "key share")?;
+                self.store_key(identity, data_key, request, share.into())
+            }
+            (Product::EddsaShare(share), Purpose::CreateKey(request)) => {
+                let request = request.clone();
+                let data_key = data_key(s, "key share")?;
+                self.store_key(identity, data_key, request, share.into())
+            }
+            (Product::Presignature(secret), Purpose::Presign(key_id)) => {
+                self.presignatures.insert(
+                    s.channel.session(),
+                    Presignature {
+                        key_id: key_id.clone(),
+                        participants: s.participants.clone(),
+                        secret,
+                    },
+                );
+                Ok(Outcome::PresignatureReady)
+            }
+            (Product::Signature(signature), Purpose::Sign(signing)) => Ok(Outcome::Signed {
+                signature: ByteBuf::from(signature),
+                public_key: ByteBuf::from(signing.public_key.clone()),
+            }),
+            _ => Err(MpcError::Internal(
+                "the protocol's output does not fit its session".into(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The enclave as a cluster member: genesis, sealed state, admitted peers, keys, presignatures
+//! and the threshold-protocol sessions that the coordinator relays.
+//!
+//! Every decision that protects keys is taken here, inside the enclave: approvals are checked
+//! against the genesis admins or the key's policy, requests expire and are single use, peers are
+//! admitted only on their own verified attestation, every envelope is authenticated, and every
+//! signature is verified before it is released. Presignatures live only in memory and are
+//! removed before the partial signature made from them leaves the enclave.
+//!
+//! The concerns, one module each:
+//!
+//! * `genesis`: accepting the genesis, admitting peers, checking a session's participants;
+//! * `keys`: auxiliary info and key shares: creation, sealing, receipts, restore;
+//! * `signing`: presignatures and signing sessions;
+//! * `session`: starting, stepping, finishing and aborting sessions;
+//! * `machine`: the one interface every protocol machine is stepped through;
+//! * `single_use`: requests held in flight, consumed request ids, released signatures.
+
+mod genesis;
+mod keys;
+mod machine;
+mod session;
+mod signing;
+mod single_use;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use attestation::Policy;
+use protocol::peer::SESSION_ID_LEN;
+use protocol::session::{FailureCode, Outcome};
+use protocol::{EnclaveError, ErrorCode};
+use serde_bytes::ByteBuf;
+
+use crate::mpc::MpcError;
+use crate::mpc::ecdsa::SecretAuxInfo;
+use crate::peer::{PeerError, Roster};
+use crate::policy::{PolicyError, RequestGuard};
+use crate::primes::PrimePool;
+use crate::seal::{self, Sealer};
+
+use genesis::GenesisState;
+use keys::Key;
+use session::Session;
+pub use session::{SETUP_SESSION_IDLE_SECS, SIGNING_SESSION_IDLE_SECS};
+use signing::Presignature;
+use single_use::Released;
+
+/// Why a cluster request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The request is malformed or inconsistent.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Refused by policy (approvals, expiry, unknown key).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// Another session at this enclave holds the request (or the key id being generated).
+    #[error("refused: {0}")]
+    InProgress(String),
+    /// The request id was used before.
+    #[error("refused: {0}")]
+    Replayed(String),
+    /// A peer failed attestation or misbehaved.
+    #[error("{0}")]
+    Peer(#[from] PeerError),
+    /// Sealing failed.
+    #[error("{0}")]
+    Seal(#[from] seal::SealError),
+    /// A bug.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<PolicyError> for NodeError {
+    fn from(e: PolicyError) -> Self {
+        match e {
+            PolicyError::Replayed => Self::Replayed(e.to_string()),
+            other => Self::Refused(other.to_string()),
+        }
+    }
+}
+
+impl From<NodeError> for EnclaveError {
+    fn from(e: NodeError) -> Self {
+        let code = match &e {
+            NodeError::BadRequest(_) => ErrorCode::BadRequest,
+            NodeError::Refused(_) => ErrorCode::Refused,
+            NodeError::InProgress(_) => ErrorCode::InProgress,
+            NodeError::Replayed(_) => ErrorCode::Replayed,
+            NodeError::Peer(_) => ErrorCode::Peer,
+            NodeError::Seal(e) if e.is_retryable() => ErrorCode::SealingUnavailable,
+            NodeError::Seal(_) => ErrorCode::Sealing,
+            NodeError::Internal(_) => ErrorCode::Internal,
+        };
+        EnclaveError::new(code, e.to_string())
+    }
+}
+
+fn bad(m: impl Into<String>) -> NodeError {
+    NodeError::BadRequest(m.into())
+}
+
+fn internal(e: MpcError) -> NodeError {
+    NodeError::Internal(e.to_string())
+}
+
+fn session_id(bytes: &[u8]) -> Result<[u8; SESSION_ID_LEN], NodeError> {
+    bytes
+        .try_into()
+        .map_err(|_| bad("session id must be 32 bytes"))
+}
+
+fn failed(code: FailureCode, message: impl Into<String>, culprits: Vec<u16>) -> Outcome {
+    Outcome::Failed {
+        code,
+        message: message.into(),
+        culprits,
+    }
+}
+
+fn hex_short(id: &[u8]) -> String {
+    id.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// What a restore loaded: key ids, whether auxiliary info was loaded, migrated blobs.
+pub type Restored = (Vec<String>, bool, Vec<Option<ByteBuf>>);
+
+/// Admitted node indices, and refused ones with the reason.
+pub type Admission = (Vec<u16>, Vec<(u16, String)>);
+
+/// Cluster state of one enclave.
+pub struct Node {
+    genesis: Option<GenesisState>,
+    roster: Roster,
+    peer_policy: Policy,
+    aux: Option<SecretAuxInfo>,
+    keys: BTreeMap<String, Key>,
+    presignatures: HashMap<[u8; SESSION_ID_LEN], Presignature>,
+    sessions: HashMap<[u8; SESSION_ID_LEN], Session>,
+    used_sessions: HashSet<[u8; SESSION_ID_LEN]>,
+    in_flight: HashSet<Vec<u8>>,
+    released: HashMap<Vec<u8>, Released>,
+    guard: RequestGuard,
+    sealing: Sealer,
+    primes: PrimePool,
+    clock: fn() -> Duration,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("node", &self.genesis.as_ref().map(|g| g.node))
+            .field("keys", &self.keys.len())
+            .field("presignatures", &self.presignatures.len())
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn system_clock() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+impl Node {
+    /// A node without genesis. `peer_policy` pins the root and this enclave's own PCRs: peers
+    /// must run the same image.
+    pub fn new(peer_policy: Policy, sealing: Sealer, primes: PrimePool) -> Self {
+        let clock: fn() -> Duration = system_clock;
+        Self {
+            genesis: None,
+            roster: Roster::default(),
+            peer_policy,
+            aux: None,
+            keys: BTreeMap::new(),
+            presignatures: HashMap::new(),
+            sessions: HashMap::new(),
+            used_sessions: HashSet::new(),
+            in_flight: HashSet::new(),
+            released: HashMap::new(),
+            guard: RequestGuard::new(clock().as_secs()),
+            sealing,
+            primes,
+            clock,
+        }
+    }
+
+    /// This node's index, once genesis is known.
+    pub fn index(&self) -> Option<u16> {
+        self.genesis.as_ref().map(|g| g.node)
+    }
+
+    /// Number of keys held.
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Number of presignatures ready.
+    pub fn presignature_count(&self) -> usize {
+        self.presignatures.len()
+    }
+
+    /// Number of sessions in progress.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Whether safe primes are ready for an auxiliary-info run.
+    pub fn primes_ready(&self) -> bool {
+        self.primes.ready()
+    }
+
+    fn now(&self) -> u64 {
+        (self.clock)().as_secs()
+    }
+
+    fn genesis(&self) -> Result<&GenesisState, NodeError> {
+        self.genesis.as_ref().ok_or_else(|| bad("no genesis yet"))
+    }
+}

@@ -1,0 +1,352 @@
+//! Sessions: starting one with the protocol machine its kind needs, feeding it the envelopes
+//! the relay delivers, finishing it with its outcome, and dropping it when aborted or idle.
+
+use protocol::peer::{PeerEnvelope, SESSION_ID_LEN};
+use protocol::policy::CreateKey;
+use protocol::session::{FailureCode, Outcome, SessionKind, SessionUpdate};
+use serde_bytes::ByteBuf;
+use tracing::{info, warn};
+
+use super::machine::Machine;
+use super::signing::Signing;
+use super::{Node, NodeError, failed, hex_short, session_id};
+use crate::identity::SecretIdentity;
+use crate::mpc::{IncomingMessage, MpcError, OutgoingMessage, PartyIndex, Step};
+use crate::peer::{Channel, Roster};
+use crate::seal::DataKey;
+
+/// How long a signing session may sit without a message before the enclave drops it and
+/// releases the request it holds (a relay that died mid-session must not block a retry forever).
+pub const SIGNING_SESSION_IDLE_SECS: u64 = 30;
+/// The same for key generation, auxiliary info and presignatures, whose rounds take long.
+pub const SETUP_SESSION_IDLE_SECS: u64 = 900;
+
+/// What a session is for, and what it needs to keep its result.
+pub(super) enum Purpose {
+    AuxInfo,
+    CreateKey(CreateKey),
+    /// A presignature for this key id.
+    Presign(String),
+    Sign(Signing),
+}
+
+/// A session as its kind starts it: the machine, its first messages, and what it holds.
+pub(super) struct Start {
+    machine: Box<dyn Machine>,
+    purpose: Purpose,
+    first: Vec<OutgoingMessage>,
+    use_key: Option<Vec<u8>>,
+    data_key: Option<DataKey>,
+}
+
+impl Start {
+    pub(super) fn new(
+        machine: Box<dyn Machine>,
+        purpose: Purpose,
+        first: Vec<OutgoingMessage>,
+    ) -> Self {
+        Self {
+            machine,
+            purpose,
+            first,
+            use_key: None,
+            data_key: None,
+        }
+    }
+
+    /// The session holds `use_key` in flight (released on failure, consumed on success).
+    pub(super) fn holding(mut self, use_key: Vec<u8>) -> Self {
+        self.use_key = Some(use_key);
+        self
+    }
+
+    /// Its result will be sealed under `data_key`, fetched before the session starts.
+    pub(super) fn sealed_under(mut self, data_key: DataKey) -> Self {
+        self.data_key = Some(data_key);
+        self
+    }
+}
+
+/// How a session kind opens: a running session, or an outcome given at once.
+pub(super) enum Opening {
+    Run(Start),
+    Answered(Outcome),
+}
+
+pub(super) struct Session {
+    pub(super) channel: Channel,
+    pub(super) participants: Vec<u16>,
+    machine: Box<dyn Machine>,
+    pub(super) purpose: Purpose,
+    /// Request held in flight by this session (released on failure, consumed on success).
+    pub(super) use_key: Option<Vec<u8>>,
+    /// When the relay last touched the session (Unix seconds).
+    last_active: u64,
+    /// The data key its result (auxiliary info, a key share) will be sealed under, fetched
+    /// before the session started.
+    pub(super) data_key: Option<DataKey>,
+}
+
+impl Session {
+    fn idle_limit(&self) -> u64 {
+        match self.purpose {
+            Purpose::Sign(_) => SIGNING_SESSION_IDLE_SECS,
+            _ => SETUP_SESSION_IDLE_SECS,
+        }
+    }
+
+    fn party_of(&self, node: u16) -> Option<PartyIndex> {
+        if self.machine.positional() {
+            self.participants
+                .iter()
+                .position(|p| *p == node)
+                .map(|p| p as PartyIndex)
+        } else {
+            self.participants.contains(&node).then_some(node)
+        }
+    }
+
+    fn node_of(&self, party: PartyIndex) -> Option<u16> {
+        if self.machine.positional() {
+            self.participants.get(usize::from(party)).copied()
+        } else {
+            Some(party)
+        }
+    }
+}
+
+fn update(
+    sid: [u8; SESSION_ID_LEN],
+    outgoing: Vec<PeerEnvelope>,
+    outcome: Option<Outcome>,
+) -> SessionUpdate {
+    SessionUpdate {
+        session: ByteBuf::from(sid.to_vec()),
+        outgoing,
+        outcome,
+    }
+}
+
+impl Node {
+    /// Starts a session.
+    pub fn start_session(
+        &mut self,
+        identity: &SecretIdentity,
+        session: &[u8],
+        participants: &[u16],
+        kind: &SessionKind,
+    ) -> Result<SessionUpdate, NodeError> {
+        let sid = session_id(session)?;
+        self.expire_idle_sessions();
+        if self.used_sessions.contains(&sid) {
+            return Err(NodeError::Refused("session id already used".into()));
+        }
+        let my_position = self.check_participants(participants)?;
+        let me = self.genesis()?.node;
+        let start = match kind {
+            SessionKind::AuxInfo => self.start_aux(&sid, participants)?,
+            SessionKind::CreateKey { request } => self.start_keygen(&sid, participants, request)?,
+            SessionKind::Presign { key_id, path } => {
+                self.start_presign(&sid, participants, my_position, key_id, path)?
+            }
+            SessionKind::Sign {
+                request,
+                payload,
+                presignature,
+            } => {
+                let presignature = presignature.as_deref().map(|id| id.as_slice());
+                match self.start_sign(
+                    sid,
+                    participants,
+                    my_position,
+                    request,
+                    *payload,
+                    presignature,
+                )? {
+                    Opening::Run(start) => start,
+                    Opening::Answered(outcome) => return Ok(update(sid, vec![], Some(outcome))),
+                }
+            }
+        };
+        self.used_sessions.insert(sid);
+        let mut session = Session {
+            channel: Channel::new(sid, me, participants.iter().copied()),
+            participants: participants.to_vec(),
+            machine: start.machine,
+            purpose: start.purpose,
+            use_key: start.use_key,
+            last_active: self.now(),
+            data_key: start.data_key,
+        };
+        info!(session = %hex_short(&sid), kind = kind.name(), "session started");
+        let outgoing = match seal_all(identity, &self.roster, &mut session, start.first) {
+            Ok(o) => o,
+            Err(e) => {
+                self.release(&session);
+                return Err(e);
+            }
+        };
+        self.sessions.insert(sid, session);
+        Ok(update(sid, outgoing, None))
+    }
+
+    /// Delivers envelopes to a running session.
+    pub fn deliver(
+        &mut self,
+        identity: &SecretIdentity,
+        session: &[u8],
+        envelopes: &[PeerEnvelope],
+    ) -> Result<SessionUpdate, NodeError> {
+        let sid = session_id(session)?;
+        self.expire_idle_sessions();
+        let mut s = self
+            .sessions
+            .remove(&sid)
+            .ok_or_else(|| NodeError::Refused("unknown or finished session".into()))?;
+        s.last_active = self.now();
+        let mut outgoing = Vec::new();
+        for envelope in envelopes {
+            match self.feed(identity, &mut s, envelope) {
+                Ok((out, None)) => outgoing.extend(out),
+                Ok((out, Some(outcome))) => {
+                    outgoing.extend(out);
+                    return Ok(self.finish(sid, s, outgoing, outcome));
+                }
+                Err(outcome) => return Ok(self.finish(sid, s, outgoing, *outcome)),
+            }
+        }
+        self.sessions.insert(sid, s);
+        Ok(update(sid, outgoing, None))
+    }
+
+    fn finish(
+        &mut self,
+        sid: [u8; SESSION_ID_LEN],
+        s: Session,
+        outgoing: Vec<PeerEnvelope>,
+        outcome: Outcome,
+    ) -> SessionUpdate {
+        match &outcome {
+            Outcome::Failed {
+                code,
+                message,
+                culprits,
+            } => {
+                warn!(session = %hex_short(&sid), code = %code, message, ?culprits, "session failed");
+                self.release(&s);
+            }
+            _ => {
+                info!(session = %hex_short(&sid), "session done");
+                self.consume(&s, &outcome);
+            }
+        }
+        update(sid, outgoing, Some(outcome))
+    }
+
+    /// Feeds one envelope. `Err` carries the failure outcome.
+    fn feed(
+        &mut self,
+        identity: &SecretIdentity,
+        s: &mut Session,
+        envelope: &PeerEnvelope,
+    ) -> Result<(Vec<PeerEnvelope>, Option<Outcome>), Box<Outcome>> {
+        let (from, broadcast, body) =
+            s.channel
+                .open(identity, &self.roster, envelope)
+                .map_err(|e| {
+                    Box::new(failed(
+                        FailureCode::Peer,
+                        e.to_string(),
+                        e.culprit().into_iter().collect(),
+                    ))
+                })?;
+        let party = s.party_of(from).ok_or_else(|| {
+            Box::new(failed(
+                FailureCode::Peer,
+                format!("node {from} is not a participant"),
+                vec![from],
+            ))
+        })?;
+        let msg = IncomingMessage {
+            from: party,
+            broadcast,
+            payload: body,
+        };
+        let (out, outcome) = self.step(identity, s, msg).map_err(|e| {
+            let culprits = match &e {
+                MpcError::BadMessage { from, .. } => s.node_of(*from).into_iter().collect(),
+                MpcError::Aborted { culprits, .. } => {
+                    culprits.iter().filter_map(|c| s.node_of(*c)).collect()
+                }
+                _ => vec![],
+            };
+            Box::new(failed(FailureCode::Protocol, e.to_string(), culprits))
+        })?;
+        let sealed = seal_all(identity, &self.roster, s, out)
+            .map_err(|e| Box::new(failed(FailureCode::Internal, e.to_string(), vec![])))?;
+        Ok((sealed, outcome))
+    }
+
+    /// Steps the session's machine with one message; a finished protocol's output is kept.
+    fn step(
+        &mut self,
+        identity: &SecretIdentity,
+        s: &mut Session,
+        msg: IncomingMessage,
+    ) -> Result<(Vec<OutgoingMessage>, Option<Outcome>), MpcError> {
+        Ok(match s.machine.step(msg)? {
+            Step::Continue(out) => (out, None),
+            Step::Done(product, out) => (out, Some(self.complete(identity, s, product)?)),
+        })
+    }
+
+    /// Abandons a session at the relay's request, releasing the request it held.
+    pub fn abort_session(&mut self, session: &[u8]) -> Result<SessionUpdate, NodeError> {
+        let sid = session_id(session)?;
+        if let Some(s) = self.sessions.remove(&sid) {
+            info!(session = %hex_short(&sid), "session aborted by the relay");
+            self.release(&s);
+        }
+        // Never reusable, even if it had not started here yet.
+        self.used_sessions.insert(sid);
+        let outcome = failed(FailureCode::Aborted, "session aborted by the relay", vec![]);
+        Ok(update(sid, vec![], Some(outcome)))
+    }
+
+    /// Drops sessions idle for longer than their limit and releases what they held.
+    fn expire_idle_sessions(&mut self) {
+        let now = self.now();
+        let idle: Vec<[u8; SESSION_ID_LEN]> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| now.saturating_sub(s.last_active) > s.idle_limit())
+            .map(|(id, _)| *id)
+            .collect();
+        for sid in idle {
+            if let Some(s) = self.sessions.remove(&sid) {
+                warn!(session = %hex_short(&sid), "idle session dropped");
+                self.release(&s);
+            }
+        }
+    }
+}
+
+fn seal_all(
+    identity: &SecretIdentity,
+    roster: &Roster,
+    s: &mut Session,
+    messages: Vec<OutgoingMessage>,
+) -> Result<Vec<PeerEnvelope>, NodeError> {
+    let mut out = Vec::with_capacity(messages.len());
+    for m in messages {
+        let to = match m.to {
+            None => None,
+            Some(p) => Some(
+                s.node_of(p)
+                    .ok_or_else(|| NodeError::Internal(format!("no node for party {p}")))?,
+            ),
+        };
+        out.push(s.channel.seal(identity, roster, to, &m.payload)?);
+    }
+    Ok(out)
+}

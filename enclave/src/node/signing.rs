@@ -1,0 +1,269 @@
+//! Signing: checking a signing request, ECDSA presignatures, and starting the signing session
+//! a key's scheme needs (ECDSA in full or from a presignature, FROST).
+
+use std::collections::BTreeMap;
+
+use protocol::peer::SESSION_ID_LEN;
+use protocol::policy::{Approved, SignRequest};
+use protocol::session::FailureCode;
+
+use super::keys::{Key, Share};
+use super::machine::{Machine, Product};
+use super::session::{Opening, Purpose, Start};
+use super::single_use::{request_hash, sign_use};
+use super::{Node, NodeError, bad, failed, internal, session_id};
+use crate::mpc::ecdsa::{self, SecretPresignature};
+use crate::mpc::eddsa;
+use crate::mpc::{IncomingMessage, MpcError, OutgoingMessage, PartyIndex, Step};
+use crate::policy::check_approvals;
+
+/// A presignature ready at this enclave, for one key, derivation path and quorum.
+pub(super) struct Presignature {
+    pub(super) key_id: String,
+    pub(super) participants: Vec<u16>,
+    pub(super) secret: SecretPresignature,
+}
+
+/// What a signing session signs, for the outcome.
+pub(super) struct Signing {
+    pub(super) use_key: Vec<u8>,
+    pub(super) public_key: Vec<u8>,
+    pub(super) digest: [u8; 32],
+    /// SHA-256 of the request's canonical bytes, to recognise exactly this request again.
+    pub(super) request_hash: [u8; 32],
+    pub(super) created: u64,
+    pub(super) expiry: u64,
+}
+
+/// One-round signing from a presignature: collecting every participant's partial signature.
+struct Presigned {
+    partials: BTreeMap<PartyIndex, ecdsa::PartialSignature>,
+    participants: usize,
+    public_key: Vec<u8>,
+    digest: [u8; 32],
+}
+
+impl Machine for Presigned {
+    fn step(&mut self, msg: IncomingMessage) -> Result<Step<Product>, MpcError> {
+        let partial = ecdsa::PartialSignature::from_bytes(&msg.payload)?;
+        if self.partials.insert(msg.from, partial).is_some() {
+            return Err(MpcError::BadMessage {
+                from: msg.from,
+                reason: "second partial signature".into(),
+            });
+        }
+        if self.partials.len() < self.participants {
+            return Ok(Step::Continue(vec![]));
+        }
+        let all: Vec<_> = self.partials.values().cloned().collect();
+        let pk: [u8; 33] = self
+            .public_key
+            .as_slice()
+            .try_into()
+            .map_err(|_| MpcError::Internal("bad public key length".into()))?;
+        let sig = ecdsa::combine(&all, &self.digest, &pk)?;
+        Ok(Step::Done(sig.into(), vec![]))
+    }
+
+    fn positional(&self) -> bool {
+        true
+    }
+}
+
+impl Node {
+    /// Starts a presignature for an ECDSA key, with exactly threshold participants.
+    pub(super) fn start_presign(
+        &self,
+        sid: &[u8],
+        participants: &[u16],
+        my_position: u16,
+        key_id: &str,
+        path: &[u32],
+    ) -> Result<Start, NodeError> {
+        let key = self
+            .keys
+            .get(key_id)
+            .ok_or_else(|| NodeError::Refused(format!("unknown key {key_id}")))?;
+        let Share::Ecdsa(share) = &key.share else {
+            return Err(bad("presignatures exist for ECDSA keys only"));
+        };
+        if participants.len() != usize::from(key.threshold) {
+            return Err(bad("a presignature needs exactly threshold participants"));
+        }
+        let (m, first) =
+            ecdsa::Presign::start(sid, my_position, participants, share, path).map_err(internal)?;
+        Ok(Start::new(
+            Box::new(m),
+            Purpose::Presign(key_id.to_string()),
+            first,
+        ))
+    }
+
+    /// Starts signing one payload of an approved request, or answers at once: with the
+    /// signature already released for it, or without a matching presignature.
+    pub(super) fn start_sign(
+        &mut self,
+        sid: [u8; SESSION_ID_LEN],
+        participants: &[u16],
+        my_position: u16,
+        request: &Approved<SignRequest>,
+        payload: u16,
+        presignature: Option<&[u8]>,
+    ) -> Result<Opening, NodeError> {
+        if let Some(outcome) = self.released_signature(request, payload)? {
+            self.used_sessions.insert(sid);
+            return Ok(Opening::Answered(outcome));
+        }
+        let (key, signing) = self.check_sign(request, payload)?;
+        let threshold = usize::from(key.threshold);
+        let r = &request.request;
+        let (machine, first): (Box<dyn Machine>, _) = match (&key.share, presignature) {
+            (Share::Ecdsa(share), None) => {
+                if participants.len() != threshold {
+                    return Err(bad("ECDSA signing needs exactly threshold participants"));
+                }
+                let (m, out) = ecdsa::Sign::start(
+                    &sid,
+                    my_position,
+                    participants,
+                    share,
+                    &r.path,
+                    signing.digest,
+                )
+                .map_err(internal)?;
+                (Box::new(m), out)
+            }
+            (Share::Ecdsa(_), Some(id)) => {
+                return self.start_presigned(participants, my_position, r, signing, id);
+            }
+            (Share::Eddsa(share), None) => {
+                if participants.len() < threshold {
+                    return Err(bad("FROST signing needs at least threshold participants"));
+                }
+                let message = r
+                    .payloads
+                    .get(usize::from(payload))
+                    .ok_or_else(|| bad("payload index out of range"))?;
+                let (m, out) =
+                    eddsa::Sign::start(share, &sid, participants, message, &mut rand::rngs::OsRng)
+                        .map_err(internal)?;
+                (Box::new(m), out)
+            }
+            (Share::Eddsa(_), Some(_)) => {
+                return Err(bad("presignatures exist for ECDSA keys only"));
+            }
+        };
+        self.claim(&signing.use_key)?;
+        let use_key = signing.use_key.clone();
+        Ok(Opening::Run(
+            Start::new(machine, Purpose::Sign(signing), first).holding(use_key),
+        ))
+    }
+
+    /// ECDSA signing from presignature `id`: this enclave's partial signature goes out at once.
+    fn start_presigned(
+        &mut self,
+        participants: &[u16],
+        my_position: u16,
+        r: &SignRequest,
+        signing: Signing,
+        id: &[u8],
+    ) -> Result<Opening, NodeError> {
+        let pid = session_id(id)?;
+        let matches = self.presignatures.get(&pid).is_some_and(|p| {
+            p.key_id == r.key_id && p.participants == participants && p.secret.path() == r.path
+        });
+        if !matches {
+            return Ok(Opening::Answered(failed(
+                FailureCode::NoPresignature,
+                "no ready presignature for this key, path and quorum",
+                vec![],
+            )));
+        }
+        self.claim(&signing.use_key)?;
+        // Removed before the partial signature exists: never used twice.
+        let presig = self
+            .presignatures
+            .remove(&pid)
+            .ok_or_else(|| NodeError::Internal("presignature vanished".into()))?;
+        let partial = presig
+            .secret
+            .issue_partial_signature(signing.digest, &r.path)
+            .map_err(internal)?;
+        let bytes = partial.to_bytes().map_err(internal)?;
+        let machine = Presigned {
+            partials: BTreeMap::from([(my_position, partial)]),
+            participants: participants.len(),
+            public_key: signing.public_key.clone(),
+            digest: signing.digest,
+        };
+        let first = vec![OutgoingMessage {
+            to: None,
+            payload: bytes,
+        }];
+        let use_key = signing.use_key.clone();
+        Ok(Opening::Run(
+            Start::new(Box::new(machine), Purpose::Sign(signing), first).holding(use_key),
+        ))
+    }
+
+    /// The key of a signing request, once the request meets its policy.
+    pub(super) fn approved_key(&self, request: &Approved<SignRequest>) -> Result<&Key, NodeError> {
+        let r = &request.request;
+        let key = self
+            .keys
+            .get(&r.key_id)
+            .ok_or_else(|| NodeError::Refused(format!("unknown key {}", r.key_id)))?;
+        check_approvals(r, &request.approvals, &key.approvers, key.approvals_needed)?;
+        Ok(key)
+    }
+
+    fn check_sign(
+        &self,
+        request: &Approved<SignRequest>,
+        payload: u16,
+    ) -> Result<(&Key, Signing), NodeError> {
+        let r = &request.request;
+        self.check_request(r.v, &r.cluster, &r.request_id)?;
+        let key = self.approved_key(request)?;
+        let message = r
+            .payloads
+            .get(usize::from(payload))
+            .ok_or_else(|| bad("payload index out of range"))?;
+        let use_key = sign_use(r, payload);
+        self.guard
+            .check(&use_key, r.created, r.expiry, self.now())?;
+        let (public_key, digest) = match &key.share {
+            Share::Ecdsa(share) => {
+                let digest: [u8; 32] = message
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| bad("ECDSA payloads are 32-byte digests"))?;
+                (
+                    share
+                        .derive_public_key(&r.path)
+                        .map_err(|e| bad(e.to_string()))?
+                        .to_vec(),
+                    digest,
+                )
+            }
+            Share::Eddsa(share) => {
+                if !r.path.is_empty() {
+                    return Err(bad("derivation paths apply to ECDSA keys only"));
+                }
+                (share.public_key().to_vec(), [0; 32])
+            }
+        };
+        Ok((
+            key,
+            Signing {
+                use_key,
+                public_key,
+                digest,
+                request_hash: request_hash(r),
+                created: r.created,
+                expiry: r.expiry,
+            },
+        ))
+    }
+}

@@ -418,17 +418,12 @@ impl ChainAdapter for Evm {
         })
     }
 
-    fn assemble(
-        &self,
-        public_key: &[u8],
-        unsigned: &[u8],
-        signatures: &[Vec<u8>],
-    ) -> Result<Signed> {
+    fn assemble(&self, public_key: &[u8], unsigned: &[u8], sigs: &[Vec<u8>]) -> Result<Signed> {
         let vk = Self::verifying_key(public_key)?;
         let decoded = self.decode_unsigned(unsigned)?;
-        check_count(1, signatures.len())?;
+        check_count(1, sigs.len())?;
         let hash = keccak256(unsigned);
-        let sig = eth_signature(&signature64(0, &signatures[0])?, &hash, &vk)?;
+        let sig = eth_signature(&signature64(0, &sigs[0])?, &hash, &vk)?;
         let envelope = match decoded {
             Decoded::Eip1559(tx) => TxEnvelope::from(tx.into_signed(sig)),
             Decoded::Legacy(tx) => TxEnvelope::from(tx.into_signed(sig)),
@@ -493,13 +488,7 @@ fn eth_signature(compact: &[u8; 64], hash: &B256, vk: &VerifyingKey) -> Result<S
 mod tests {
     use super::*;
     use crate::Registry;
-    use k256::ecdsa::SigningKey;
-    use k256::ecdsa::signature::hazmat::PrehashSigner;
-
-    fn sign(sk: &SigningKey, digest: &[u8]) -> Vec<u8> {
-        let s: k256::ecdsa::Signature = sk.sign_prehash(digest).unwrap();
-        s.to_bytes().to_vec()
-    }
+    use crate::test_support::{build_err, secp256k1_key, sign_prehash as sign};
 
     fn adapter(network: &str) -> std::sync::Arc<dyn ChainAdapter> {
         Registry::builtin()
@@ -512,12 +501,7 @@ mod tests {
     /// ones.
     #[test]
     fn eip155_known_answer() {
-        let sk = SigningKey::from_bytes(&[0x46u8; 32].into()).unwrap();
-        let pk = sk
-            .verifying_key()
-            .to_encoded_point(true)
-            .as_bytes()
-            .to_vec();
+        let (sk, pk) = secp256k1_key(0x46);
         let eth = adapter("mainnet");
         let intent = Intent {
             to: Some("0x3535353535353535353535353535353535353535".into()),
@@ -551,12 +535,7 @@ mod tests {
 
     #[test]
     fn eip1559_and_erc20_round_trip_with_high_s_signatures() {
-        let sk = SigningKey::from_bytes(&[0x11u8; 32].into()).unwrap();
-        let pk = sk
-            .verifying_key()
-            .to_encoded_point(true)
-            .as_bytes()
-            .to_vec();
+        let (sk, pk) = secp256k1_key(0x11);
         let eth = adapter("anvil");
         for token in [
             None,
@@ -590,7 +569,7 @@ mod tests {
                 assert_eq!(&t.asset, token);
             }
             // Another key's signature is refused.
-            let other = SigningKey::from_bytes(&[0x12u8; 32].into()).unwrap();
+            let (other, _) = secp256k1_key(0x12);
             assert!(matches!(
                 eth.assemble(&pk, &u.tx, &[sign(&other, &u.payloads[0].data)]),
                 Err(AdapterError::BadSignature { .. })
@@ -600,12 +579,7 @@ mod tests {
 
     #[test]
     fn bad_intents_and_addresses_get_clear_errors() {
-        let sk = SigningKey::from_bytes(&[0x11u8; 32].into()).unwrap();
-        let pk = sk
-            .verifying_key()
-            .to_encoded_point(true)
-            .as_bytes()
-            .to_vec();
+        let (_, pk) = secp256k1_key(0x11);
         let eth = adapter("mainnet");
         let ok = Intent {
             to: Some("0x70997970c51812dc3a010c7d01b50e0d17dc79c8".into()),
@@ -629,38 +603,13 @@ mod tests {
             assert!(matches!(e, AdapterError::BadAddress { .. }), "{e}");
             assert!(e.to_string().contains(want), "{e}");
         }
-        let e = eth
-            .build(
-                &pk,
-                &[],
-                &Intent {
-                    nonce: None,
-                    ..ok.clone()
-                },
-            )
-            .unwrap_err();
+        let e = build_err(&*eth, &pk, &[], &ok, |i| i.nonce = None);
         assert!(e.to_string().contains("nonce"), "{e}");
-        let e = eth
-            .build(
-                &pk,
-                &[],
-                &Intent {
-                    fee_rate: Some(3),
-                    ..ok.clone()
-                },
-            )
-            .unwrap_err();
+        let e = build_err(&*eth, &pk, &[], &ok, |i| i.fee_rate = Some(3));
         assert!(e.to_string().contains("fee_rate"), "{e}");
-        let e = eth
-            .build(
-                &pk,
-                &[],
-                &Intent {
-                    max_fee_per_gas: Some("5".into()),
-                    ..ok.clone()
-                },
-            )
-            .unwrap_err();
+        let e = build_err(&*eth, &pk, &[], &ok, |i| {
+            i.max_fee_per_gas = Some("5".into())
+        });
         assert!(e.to_string().contains("gas_price alone"), "{e}");
         assert!(matches!(
             eth.build(&[5u8; 33], &[], &ok),

@@ -28,6 +28,8 @@ pub mod evm;
 pub mod litecoin;
 mod registry;
 pub mod solana;
+#[cfg(test)]
+mod test_support;
 
 use protocol::policy::Scheme;
 use serde::{Deserialize, Serialize};
@@ -339,6 +341,12 @@ pub(crate) fn parse_amount(intent: &Intent) -> Result<u128> {
         ));
     }
     Ok(v)
+}
+
+/// The intent's amount where the chain counts in 64 bits (satoshi, lamports).
+pub(crate) fn parse_amount_u64(intent: &Intent) -> Result<u64> {
+    u64::try_from(parse_amount(intent)?)
+        .map_err(|_| AdapterError::InvalidIntent("amount exceeds 64 bits".into()))
 }
 
 pub(crate) fn required<'a>(field: &'a Option<String>, name: &str) -> Result<&'a str> {

@@ -42,6 +42,7 @@ pub fn litecoin(network: &str) -> Result<Bitcoin> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{secp256k1_key, sign_prehash};
     use crate::{AdapterError, ChainAdapter, Intent, Utxo};
 
     /// Litecoin's BIP173 vectors (the generator point's P2WPKH, a P2WSH on testnet), and
@@ -91,13 +92,7 @@ mod tests {
 
     #[test]
     fn builds_and_summarises_in_litecoin() {
-        use k256::ecdsa::signature::hazmat::PrehashSigner;
-        let sk = k256::ecdsa::SigningKey::from_bytes(&[0x31u8; 32].into()).unwrap();
-        let pk = sk
-            .verifying_key()
-            .to_encoded_point(true)
-            .as_bytes()
-            .to_vec();
+        let (sk, pk) = secp256k1_key(0x31);
         let ltc = litecoin("regtest").unwrap();
         let g = hex::decode("0279BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798")
             .unwrap();
@@ -126,10 +121,8 @@ mod tests {
         // Litecoin mainnet keys live under m/2/…, Bitcoin mainnet's under m/0/….
         assert!(litecoin("mainnet").unwrap().check_path(&[2, 0]).is_ok());
         assert!(litecoin("mainnet").unwrap().check_path(&[0, 0]).is_err());
-        let sig: k256::ecdsa::Signature = sk.sign_prehash(&u.payloads[0].data).unwrap();
-        let signed = ltc
-            .assemble(&pk, &u.tx, &[sig.to_bytes().to_vec()])
-            .unwrap();
+        let sig = sign_prehash(&sk, &u.payloads[0].data);
+        let signed = ltc.assemble(&pk, &u.tx, &[sig]).unwrap();
         assert_eq!(ltc.decode(&signed.raw).unwrap().from, u.summary.from);
     }
 }

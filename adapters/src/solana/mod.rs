@@ -5,6 +5,8 @@
 //! signer. A token transfer creates the recipient's associated token account when it is missing
 //! (idempotently) and uses `transfer_checked`, so the mint's decimals are checked on chain.
 
+mod summary;
+
 use solana_hash::Hash;
 use solana_message::Message;
 use solana_pubkey::Pubkey;
@@ -12,13 +14,12 @@ use solana_signature::Signature;
 use solana_transaction::Transaction;
 use spl_associated_token_account_interface::address::get_associated_token_address;
 use spl_associated_token_account_interface::instruction::create_associated_token_account_idempotent;
-use spl_token_interface::instruction::TokenInstruction;
 
 use protocol::policy::Scheme;
 
 use crate::{
-    AdapterError, ChainAdapter, Intent, Payload, Result, RpcDialect, Signed, Summary, Transfer,
-    Unsigned, check_count, format_units, parse_amount, refuse_fields, required, signature64,
+    AdapterError, ChainAdapter, Intent, Payload, Result, RpcDialect, Signed, Summary, Unsigned,
+    check_count, parse_amount_u64, refuse_fields, required, signature64,
 };
 
 /// Lamports per SOL.
@@ -41,22 +42,20 @@ const MAX_UNITS: u64 = 1_400_000;
 /// network names the cluster whose blockhash the transaction carries).
 #[derive(Debug, Clone)]
 pub struct Solana {
-    network: String,
+    network: &'static str,
 }
 
 impl Solana {
     /// The adapter for `mainnet`, `devnet`, `testnet` or `localnet`.
     pub fn new(network: &str) -> Result<Self> {
-        if !NETWORKS.contains(&network) {
-            return Err(AdapterError::UnknownNetwork {
+        let network = NETWORKS.iter().find(|n| **n == network).ok_or_else(|| {
+            AdapterError::UnknownNetwork {
                 chain: "solana".into(),
                 network: network.into(),
                 known: NETWORKS.join(", "),
-            });
-        }
-        Ok(Self {
-            network: network.to_string(),
-        })
+            }
+        })?;
+        Ok(Self { network })
     }
 
     fn key(public_key: &[u8]) -> Result<Pubkey> {
@@ -71,184 +70,12 @@ impl Solana {
         Ok(Pubkey::new_from_array(bytes))
     }
 
-    fn summarize(&self, message: &Message) -> Result<Summary> {
-        let keys = &message.account_keys;
-        let from = keys
-            .first()
-            .ok_or_else(|| AdapterError::MalformedTransaction("no accounts".into()))?;
-        let mut transfers = Vec::new();
-        let mut details = vec![(
-            "recent blockhash".to_string(),
-            message.recent_blockhash.to_string(),
-        )];
-        let ata_program = spl_associated_token_account_interface::program::id();
-        let key_at = |ix: &solana_message::compiled_instruction::CompiledInstruction, i: usize| {
-            ix.accounts
-                .get(i)
-                .and_then(|k| keys.get(usize::from(*k)))
-                .copied()
-        };
-        // Token accounts this transaction creates: account -> (owner, mint).
-        let mut created = std::collections::BTreeMap::new();
-        for ix in &message.instructions {
-            if keys.get(usize::from(ix.program_id_index)) == Some(&ata_program)
-                && (ix.data.is_empty() || ix.data == [0] || ix.data == [1])
-                && let (Some(ata), Some(owner), Some(mint)) =
-                    (key_at(ix, 1), key_at(ix, 2), key_at(ix, 3))
-                && get_associated_token_address(&owner, &mint) == ata
-            {
-                created.insert(ata, (owner, mint));
-            }
-        }
-        let mut unit_limit: Option<u64> = None;
-        let mut unit_price: u64 = 0;
-        let mut other_instructions = 0u64;
-        for (n, ix) in message.instructions.iter().enumerate() {
-            let account = |i: usize| -> Result<Pubkey> {
-                ix.accounts
-                    .get(i)
-                    .and_then(|k| keys.get(usize::from(*k)))
-                    .copied()
-                    .ok_or_else(|| {
-                        AdapterError::MalformedTransaction(format!(
-                            "instruction {n}: account {i} is missing"
-                        ))
-                    })
-            };
-            let program = keys.get(usize::from(ix.program_id_index)).ok_or_else(|| {
-                AdapterError::MalformedTransaction(format!(
-                    "instruction {n}: program index out of range"
-                ))
-            })?;
-            if *program == COMPUTE_BUDGET {
-                match (ix.data.first(), ix.data.get(1..)) {
-                    (Some(2), Some(v)) if v.len() == 4 => {
-                        let mut b = [0u8; 4];
-                        b.copy_from_slice(v);
-                        unit_limit = Some(u64::from(u32::from_le_bytes(b)));
-                        continue;
-                    }
-                    (Some(3), Some(v)) if v.len() == 8 => {
-                        let mut b = [0u8; 8];
-                        b.copy_from_slice(v);
-                        unit_price = u64::from_le_bytes(b);
-                        continue;
-                    }
-                    _ => {}
-                }
-            } else {
-                other_instructions += 1;
-            }
-            if *program == solana_system_interface::program::ID {
-                if let Ok(solana_system_interface::instruction::SystemInstruction::Transfer {
-                    lamports,
-                }) = bincode::deserialize(&ix.data)
-                {
-                    transfers.push(Transfer {
-                        to: account(1)?.to_string(),
-                        amount: lamports.to_string(),
-                        asset: "SOL".into(),
-                        display: format!("{} SOL", format_units(u128::from(lamports), DECIMALS)),
-                        change: false,
-                    });
-                    continue;
-                }
-            } else if *program == spl_token_interface::id() {
-                if let Ok(TokenInstruction::TransferChecked { amount, decimals }) =
-                    TokenInstruction::unpack(&ix.data)
-                {
-                    let (source, mint, dest, authority) =
-                        (account(0)?, account(1)?, account(2)?, account(3)?);
-                    // Name the recipient when the destination is the associated token account
-                    // of a wallet this transaction creates it for; else only the account.
-                    let to = match created.get(&dest) {
-                        Some((owner, m)) if *m == mint => owner.to_string(),
-                        _ => format!("token account {dest}"),
-                    };
-                    transfers.push(Transfer {
-                        to,
-                        amount: amount.to_string(),
-                        asset: mint.to_string(),
-                        display: format!(
-                            "{} of mint {mint} (into token account {dest})",
-                            format_units(u128::from(amount), decimals)
-                        ),
-                        change: false,
-                    });
-                    if authority != *from || source != get_associated_token_address(from, &mint) {
-                        details.push((
-                            format!("instruction {n}"),
-                            format!(
-                                "the tokens come from {source} with authority {authority}, not \
-                                 the sender's own token account"
-                            ),
-                        ));
-                    }
-                    continue;
-                }
-            } else if *program == spl_associated_token_account_interface::program::id()
-                && ix.data == [1]
-            {
-                details.push((
-                    format!("instruction {n}"),
-                    format!(
-                        "create the token account of {} for mint {} if missing (paid by the sender)",
-                        account(2)?,
-                        account(3)?
-                    ),
-                ));
-                continue;
-            }
-            details.push((
-                format!("instruction {n}"),
-                format!(
-                    "program {program}, {} accounts, data 0x{}",
-                    ix.accounts.len(),
-                    hex::encode(&ix.data)
-                ),
-            ));
-        }
-        let signatures = u64::from(message.header.num_required_signatures);
-        let base = u128::from(signatures * FEE_PER_SIGNATURE);
-        let fee = if unit_price == 0 {
-            format!("{} SOL (base fee)", format_units(base, DECIMALS))
-        } else {
-            // Priority fee: price (micro-lamports per compute unit) times the unit limit, the
-            // runtime's default limit when none is set.
-            let limit = unit_limit
-                .unwrap_or(DEFAULT_UNITS_PER_INSTRUCTION.saturating_mul(other_instructions))
-                .min(MAX_UNITS);
-            let priority = (u128::from(unit_price) * u128::from(limit)).div_ceil(1_000_000);
-            details.push((
-                "compute budget".into(),
-                format!("{limit} units at {unit_price} micro-lamports"),
-            ));
-            format!(
-                "at most {} SOL (base {} + priority {})",
-                format_units(base + priority, DECIMALS),
-                format_units(base, DECIMALS),
-                format_units(priority, DECIMALS)
-            )
-        };
-        Ok(Summary {
-            chain: "solana".into(),
-            network: self.network.clone(),
-            from: from.to_string(),
-            transfers,
-            fee,
-            details,
-        })
-    }
-
     fn message(&self, from: &Pubkey, unsigned: &[u8]) -> Result<Message> {
-        let message: Message = bincode::deserialize(unsigned).map_err(|e| {
-            AdapterError::MalformedTransaction(format!("not a Solana message: {e}"))
-        })?;
-        if bincode::serialize(&message).ok().as_deref() != Some(unsigned) {
-            return Err(AdapterError::MalformedTransaction(
-                "not a canonical Solana message (trailing or non-canonical bytes)".into(),
-            ));
-        }
+        let message: Message = decode_canonical(
+            unsigned,
+            "message",
+            "not a canonical Solana message (trailing or non-canonical bytes)",
+        )?;
         if message.account_keys.first() != Some(from) {
             return Err(AdapterError::MalformedTransaction(
                 "the sending key is not the fee payer".into(),
@@ -274,6 +101,20 @@ impl Solana {
     }
 }
 
+/// Decodes a Solana `what` (message or transaction) from bincode, refusing bytes that do not
+/// encode it back exactly (trailing or non-canonical bytes) with `non_canonical`.
+fn decode_canonical<T>(bytes: &[u8], what: &str, non_canonical: &str) -> Result<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let v: T = bincode::deserialize(bytes)
+        .map_err(|e| AdapterError::MalformedTransaction(format!("not a Solana {what}: {e}")))?;
+    if bincode::serialize(&v).ok().as_deref() != Some(bytes) {
+        return Err(AdapterError::MalformedTransaction(non_canonical.into()));
+    }
+    Ok(v)
+}
+
 /// Parses a base58 Solana address.
 pub fn parse_address(s: &str) -> Result<Pubkey> {
     s.parse::<Pubkey>().map_err(|_| AdapterError::BadAddress {
@@ -293,7 +134,7 @@ impl ChainAdapter for Solana {
     }
 
     fn network(&self) -> &str {
-        &self.network
+        self.network
     }
 
     fn scheme(&self) -> Scheme {
@@ -304,7 +145,7 @@ impl ChainAdapter for Solana {
         // A message names no cluster: the blockhash it carries ties it to one. Checking the
         // endpoint's genesis hash keeps a "devnet" transaction from getting a mainnet blockhash.
         RpcDialect::Solana {
-            genesis: match self.network.as_str() {
+            genesis: match self.network {
                 "mainnet" => Some("5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d"),
                 "devnet" => Some("EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG"),
                 "testnet" => Some("4uhcVJyU9pJkvQyS88uRDiswHXSCkY3zQawwpjk2NsNY"),
@@ -325,8 +166,7 @@ impl ChainAdapter for Solana {
         )?;
         let from = Self::key(public_key)?;
         let to = parse_address(required(&intent.to, "to")?)?;
-        let amount = u64::try_from(parse_amount(intent)?)
-            .map_err(|_| AdapterError::InvalidIntent("amount exceeds 64 bits".into()))?;
+        let amount = parse_amount_u64(intent)?;
         let blockhash = required(&intent.recent_blockhash, "recent_blockhash")?;
         let blockhash: Hash = blockhash.parse().map_err(|_| {
             AdapterError::InvalidIntent(format!(
@@ -399,16 +239,11 @@ impl ChainAdapter for Solana {
         })
     }
 
-    fn assemble(
-        &self,
-        public_key: &[u8],
-        unsigned: &[u8],
-        signatures: &[Vec<u8>],
-    ) -> Result<Signed> {
+    fn assemble(&self, public_key: &[u8], unsigned: &[u8], sigs: &[Vec<u8>]) -> Result<Signed> {
         let from = Self::key(public_key)?;
         let message = self.message(&from, unsigned)?;
-        check_count(1, signatures.len())?;
-        let sig = signature64(0, &signatures[0])?;
+        check_count(1, sigs.len())?;
+        let sig = signature64(0, &sigs[0])?;
         let tx = Transaction {
             signatures: vec![Signature::from(sig)],
             message,
@@ -429,14 +264,8 @@ impl ChainAdapter for Solana {
     }
 
     fn decode(&self, raw: &[u8]) -> Result<Summary> {
-        let tx: Transaction = bincode::deserialize(raw).map_err(|e| {
-            AdapterError::MalformedTransaction(format!("not a Solana transaction: {e}"))
-        })?;
-        if bincode::serialize(&tx).ok().as_deref() != Some(raw) {
-            return Err(AdapterError::MalformedTransaction(
-                "trailing or non-canonical bytes".into(),
-            ));
-        }
+        let tx: Transaction =
+            decode_canonical(raw, "transaction", "trailing or non-canonical bytes")?;
         if tx.signatures.len() != usize::from(tx.message.header.num_required_signatures)
             || tx.verify().is_err()
         {
@@ -455,6 +284,7 @@ impl ChainAdapter for Solana {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::build_err;
     use ed25519_dalek::{Signer, SigningKey};
 
     const BLOCKHASH: &str = "9zrUHnA1nCByPksy3aL8tQ47vqdaG2vnFs4HrxgcZj4F";
@@ -465,6 +295,16 @@ mod tests {
         (sk, pk)
     }
 
+    /// A transfer of `amount` base units to `to`, on [`BLOCKHASH`].
+    fn transfer(to: &Pubkey, amount: &str) -> Intent {
+        Intent {
+            to: Some(to.to_string()),
+            amount: Some(amount.into()),
+            recent_blockhash: Some(BLOCKHASH.into()),
+            ..Default::default()
+        }
+    }
+
     /// Known answer: a system transfer message laid out by hand from the Solana wire format
     /// (header, short-vec account keys, blockhash, compiled instruction with the little-endian
     /// `Transfer` discriminant 2 and lamports), independent of solana-message.
@@ -473,18 +313,7 @@ mod tests {
         let (_, pk) = key(0x33);
         let to = Pubkey::new_from_array([7u8; 32]);
         let sol = Solana::new("localnet").unwrap();
-        let u = sol
-            .build(
-                &pk,
-                &[],
-                &Intent {
-                    to: Some(to.to_string()),
-                    amount: Some("1234567".into()),
-                    recent_blockhash: Some(BLOCKHASH.into()),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+        let u = sol.build(&pk, &[], &transfer(&to, "1234567")).unwrap();
         let mut want = vec![1u8, 0, 1, 3]; // 1 signer, 0 ro-signed, 1 ro-unsigned; 3 keys
         want.extend_from_slice(&pk);
         want.extend_from_slice(&[7u8; 32]);
@@ -540,12 +369,9 @@ mod tests {
                 &pk,
                 &[],
                 &Intent {
-                    to: Some(to.to_string()),
-                    amount: Some("250000".into()),
                     token: Some(mint.to_string()),
                     decimals: Some(6),
-                    recent_blockhash: Some(BLOCKHASH.into()),
-                    ..Default::default()
+                    ..transfer(&to, "250000")
                 },
             )
             .unwrap();
@@ -620,55 +446,16 @@ mod tests {
     fn bad_input_gets_clear_errors() {
         let (_, pk) = key(0x33);
         let sol = Solana::new("devnet").unwrap();
-        let ok = Intent {
-            to: Some(Pubkey::new_from_array([7u8; 32]).to_string()),
-            amount: Some("1".into()),
-            recent_blockhash: Some(BLOCKHASH.into()),
-            ..Default::default()
-        };
-        let e = sol
-            .build(
-                &pk,
-                &[],
-                &Intent {
-                    to: Some("0OIl".into()),
-                    ..ok.clone()
-                },
-            )
-            .unwrap_err();
+        let ok = transfer(&Pubkey::new_from_array([7u8; 32]), "1");
+        let e = build_err(&sol, &pk, &[], &ok, |i| i.to = Some("0OIl".into()));
         assert!(matches!(e, AdapterError::BadAddress { .. }), "{e}");
-        let e = sol
-            .build(
-                &pk,
-                &[],
-                &Intent {
-                    recent_blockhash: None,
-                    ..ok.clone()
-                },
-            )
-            .unwrap_err();
+        let e = build_err(&sol, &pk, &[], &ok, |i| i.recent_blockhash = None);
         assert!(e.to_string().contains("recent_blockhash"), "{e}");
-        let e = sol
-            .build(
-                &pk,
-                &[],
-                &Intent {
-                    token: Some(Pubkey::new_from_array([9u8; 32]).to_string()),
-                    ..ok.clone()
-                },
-            )
-            .unwrap_err();
+        let e = build_err(&sol, &pk, &[], &ok, |i| {
+            i.token = Some(Pubkey::new_from_array([9u8; 32]).to_string())
+        });
         assert!(e.to_string().contains("decimals"), "{e}");
-        let e = sol
-            .build(
-                &pk,
-                &[],
-                &Intent {
-                    nonce: Some(1),
-                    ..ok.clone()
-                },
-            )
-            .unwrap_err();
+        let e = build_err(&sol, &pk, &[], &ok, |i| i.nonce = Some(1));
         assert!(e.to_string().contains("nonce"), "{e}");
         assert!(matches!(
             sol.build(&pk[..31], &[], &ok),

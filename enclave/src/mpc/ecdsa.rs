@@ -1933,6 +1933,40 @@ mod tests {
 
     type KeygenMsgOf = cggmp21::keygen::msg::threshold::Msg<E, L, D>;
 
+    /// Writes today's storage encodings (a key share and a partial signature) to
+    /// `src/mpc/testdata/`, so later versions can prove they still decode them.
+    #[test]
+    #[ignore = "writes the committed legacy storage fixtures"]
+    fn generate_storage_fixtures() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/mpc/testdata");
+        std::fs::create_dir_all(&dir).unwrap();
+        let shares = group_2_of_3();
+        let epub = shares[1].extended_public_key();
+        std::fs::write(
+            dir.join("ecdsa-key-share-v1.bin"),
+            &*shares[1].to_bytes().unwrap(),
+        )
+        .unwrap();
+        let hexs = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        std::fs::write(
+            dir.join("ecdsa-key-share-v1.txt"),
+            format!(
+                "index 1\nparties 3\nthreshold 2\npublic_key {}\nchain_code {}\n",
+                hexs(&epub.public_key),
+                hexs(&epub.chain_code)
+            ),
+        )
+        .unwrap();
+        let partial = PartialSignature {
+            signer: 1,
+            r: Scalar::from(7u64),
+            sigma: Scalar::from(11u64),
+        };
+        let bytes = partial.to_bytes().unwrap();
+        println!("partial signature: {}", hexs(&bytes));
+        std::fs::write(dir.join("ecdsa-partial-signature-v1.hex"), hexs(&bytes) + "\n").unwrap();
+    }
+
     #[test]
     fn culprits_parsed_from_cggmp21_errors() {
         let keygen = "KeygenError(Aborted(InvalidSchnorrProof([AbortBlame { faulty_party: 2, data_message: 4, proof_message: 9 }])))";

@@ -11,8 +11,13 @@
 //! them in authenticated envelopes bound to session, round, sender and receiver. Local secret
 //! state never leaves the machine and never reaches `Debug`.
 
+mod blame;
+mod driver;
 pub mod ecdsa;
 pub mod eddsa;
+mod envelope;
+#[cfg(test)]
+mod test_router;
 
 /// A party's index within one protocol run (0-based, as the protocol crates number parties).
 pub type PartyIndex = u16;

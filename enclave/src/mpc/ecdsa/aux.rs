@@ -1,0 +1,187 @@
+//! Auxiliary-info generation (Paillier keys and ring-Pedersen parameters) and its output.
+
+use std::fmt;
+
+use cggmp21::ExecutionId;
+use cggmp21::key_share::AuxInfo;
+use cggmp21::round_based::MessageType;
+use rand::rngs::OsRng;
+use zeroize::Zeroizing;
+
+use super::{D, L, SecretPrimes, check_party};
+use crate::mpc::blame::protocol_error;
+use crate::mpc::driver::RoundMachine;
+use crate::mpc::envelope::{self, Kind};
+use crate::mpc::{MpcError, OutgoingMessage, PartyIndex};
+
+type AuxMsg = cggmp21::key_refresh::msg::aux_only::Msg<D, L>;
+
+/// This party's auxiliary info: its Paillier secret key and every party's Paillier and
+/// ring-Pedersen public parameters. Validated; completes an [`SecretIncompleteKeyShare`].
+pub struct SecretAuxInfo(pub(super) AuxInfo<L>);
+
+impl SecretAuxInfo {
+    /// Number of parties the auxiliary info was generated for.
+    pub fn parties(&self) -> usize {
+        self.0.parties.len()
+    }
+
+    /// Encodes the auxiliary info for storage (versioned CBOR envelope).
+    pub fn to_bytes(&self) -> Result<Zeroizing<Vec<u8>>, MpcError> {
+        envelope::encode(Kind::EcdsaAuxInfo, &self.0)
+    }
+
+    /// Decodes and validates auxiliary info written by [`to_bytes`](Self::to_bytes).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, MpcError> {
+        envelope::decode_body(Kind::EcdsaAuxInfo, bytes).map(Self)
+    }
+}
+
+impl fmt::Debug for SecretAuxInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretAuxInfo")
+            .field("parties", &self.parties())
+            .finish_non_exhaustive()
+    }
+}
+
+fn aux_msg_type(msg: &AuxMsg) -> Option<MessageType> {
+    use cggmp21::key_refresh::msg::aux_only::Msg;
+    Some(match msg {
+        Msg::Round1(_) | Msg::Round2(_) | Msg::ReliabilityCheck(_) => MessageType::Broadcast,
+        Msg::Round3(_) => MessageType::P2P,
+    })
+}
+
+/// Auxiliary-info generation (Paillier keys and ring-Pedersen parameters with their proofs).
+/// Run once per group of `n` parties; the output can serve several keys of that group.
+///
+/// The output includes CRT parameters of this party's Paillier key (cggmp21's
+/// `precompute_crt`), which speed up signing; like the primes, they are secret.
+pub type AuxInfoGen = RoundMachine<AuxMsg, SecretAuxInfo>;
+
+impl AuxInfoGen {
+    /// Starts party `i` of `n`, consuming its pregenerated primes.
+    pub fn start(
+        session_id: &[u8],
+        i: PartyIndex,
+        n: u16,
+        primes: SecretPrimes,
+    ) -> Result<(Self, Vec<OutgoingMessage>), MpcError> {
+        check_party(i, n)?;
+        let sid = session_id.to_vec();
+        let primes = primes.0;
+        RoundMachine::launch("AuxInfoGen", i, n, aux_msg_type, move |party| async move {
+            let aux = cggmp21::aux_info_gen(ExecutionId::new(&sid), i, n, primes)
+                .enforce_reliable_broadcast(true)
+                .precompute_crt(true)
+                .start(&mut OsRng, party)
+                .await;
+            aux.map(SecretAuxInfo).map_err(|e| protocol_error(&e, n))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cggmp21::PregeneratedPrimes;
+
+    use super::super::fixtures;
+    use super::super::testutil::*;
+    use super::*;
+    use crate::mpc::ecdsa::{Keygen, SecretKeyShare};
+
+    #[test]
+    #[ignore = "slow (minutes): regenerates the committed aux-info fixtures from the primes"]
+    fn generate_aux_fixtures() {
+        for n in fixtures::AUX_GROUPS {
+            let aux = run_aux_info_gen(n, format!("aux fixtures n={n}").as_bytes());
+            std::fs::create_dir_all(fixtures::aux_info_path(n, 0).parent().unwrap()).unwrap();
+            for (i, aux) in (0..).zip(aux) {
+                std::fs::write(fixtures::aux_info_path(n, i), &*aux.to_bytes().unwrap()).unwrap();
+                fixtures::aux_info(n, i).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn aux_info_gen_then_keygen_2_of_2() {
+        let aux = run_aux_info_gen(2, b"live aux 2");
+        assert!(aux.iter().all(|a| a.parties() == 2));
+        // Aux info survives storage.
+        let aux: Vec<_> = aux
+            .iter()
+            .map(|a| SecretAuxInfo::from_bytes(&a.to_bytes().unwrap()).unwrap())
+            .collect();
+        let cores = route_ok(
+            (0..2)
+                .map(|i| Keygen::start(b"keygen 2", i, 2, 2).unwrap())
+                .collect(),
+        );
+        let epub = cores[0].extended_public_key().unwrap();
+        let shares: Vec<_> = cores
+            .into_iter()
+            .zip(aux)
+            .map(|(core, aux)| SecretKeyShare::from_parts(core, aux).unwrap())
+            .collect();
+        assert!(shares.iter().all(|s| s.extended_public_key() == epub));
+        assert_eq!(
+            (
+                shares[1].index(),
+                shares[1].parties(),
+                shares[1].threshold()
+            ),
+            (1, 2, 2)
+        );
+    }
+
+    /// A malicious peer in auxiliary-info generation: its Paillier modulus has the right size
+    /// but not the structure CGGMP21 relies on (a Blum integer of two large primes). Its own
+    /// proofs cannot hide that: the honest party aborts and blames it, and keeps nothing.
+    #[test]
+    fn malformed_paillier_parameters_from_a_peer_are_rejected() {
+        use cggmp21::rug::Integer;
+        let (p, q) = fixtures::primes(1).unwrap().0.split();
+        // A prime = 1 (mod 4) of p's size: N is not a Blum integer (the mod proof fails).
+        let mut not_blum = p.clone();
+        loop {
+            not_blum.next_prime_mut();
+            if not_blum.mod_u(4) == 1 {
+                break;
+            }
+        }
+        // p replaced by 3 times a prime of about p/3: N has a small factor (the factor proof,
+        // and the Paillier key itself, fail).
+        let small_factor = Integer::from(3) * Integer::from(&p / 3u32).next_prime();
+        let cases = [
+            ("not a Blum integer", not_blum, q.clone()),
+            ("a factor of 3", small_factor, q),
+        ];
+        std::thread::scope(|s| {
+            for (what, bad_p, bad_q) in cases {
+                s.spawn(move || {
+                    let malicious = SecretPrimes(
+                        PregeneratedPrimes::new(bad_p, bad_q).expect("primes of the right size"),
+                    );
+                    let honest = fixtures::primes(0).unwrap();
+                    let sid = format!("malformed paillier: {what}");
+                    let started = vec![
+                        AuxInfoGen::start(sid.as_bytes(), 0, 2, honest).unwrap(),
+                        AuxInfoGen::start(sid.as_bytes(), 1, 2, malicious).unwrap(),
+                    ];
+                    let results = route(started, |_, _| {});
+                    match &results[0] {
+                        Some(Err(MpcError::Aborted { culprits, reason })) => {
+                            eprintln!("{what}: party 0 aborted: {reason}");
+                            assert_eq!(culprits, &[1], "{what}: {reason}")
+                        }
+                        other => panic!(
+                            "{what}: the honest party should abort, got {:?}",
+                            other.as_ref().map(|r| r.as_ref().err())
+                        ),
+                    }
+                });
+            }
+        });
+    }
+}

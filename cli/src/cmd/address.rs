@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::ClusterArgs;
+use super::{ClusterArgs, JsonFlag};
 
 #[derive(Debug, Args)]
 pub struct AddressArgs {
@@ -22,19 +22,14 @@ pub struct AddressArgs {
     /// Derivation path (ECDSA keys), e.g. m/0/1.
     #[arg(long, default_value = "m", value_parser = cli::requests::parse_path)]
     path: std::vec::Vec<u32>,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: JsonFlag,
 }
 
 /// Prints the address (or its JSON description).
 pub async fn run(a: AddressArgs) -> anyhow::Result<ExitCode> {
     let api = a.cluster.api()?;
     let address = cli::tx::address(&api, &a.key, &a.chain, a.network.as_deref(), &a.path).await?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&address)?);
-    } else {
-        println!("{}", address.address);
-    }
+    a.output.print(&address, |a| println!("{}", a.address))?;
     Ok(ExitCode::SUCCESS)
 }

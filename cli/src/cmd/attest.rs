@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use cli::client::HttpClient;
 use rand::RngCore;
 
-use super::{Hex, now, parse_hex, parse_hex_arg};
+use super::{Hex, now, parse_hex, parse_hex_arg, print_json};
 
 #[derive(Debug, Subcommand)]
 pub enum AttestCommand {
@@ -130,7 +130,7 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let at = args.at.map(Duration::from_secs).unwrap_or_else(now);
     let report = cli::attest::report(&document, &policy, at);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        print_json(&report)?;
     } else {
         print!("{report}");
     }

@@ -48,11 +48,7 @@ fn verify_store(store: &str) -> anyhow::Result<ExitCode> {
 }
 
 async fn verify_remote(cluster: &ClusterArgs) -> anyhow::Result<ExitCode> {
-    let api = cluster.api()?;
-    let v: coordinator::api::AuditVerification = api
-        .get("/v1/audit/verify")
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let v: coordinator::api::AuditVerification = cluster.get("/v1/audit/verify").await?;
     Ok(if v.ok {
         println!("audit chain intact: {} records", v.records);
         ExitCode::SUCCESS

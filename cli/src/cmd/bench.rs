@@ -8,7 +8,7 @@ use clap::Args;
 use cli::ops::BenchLength;
 use coordinator::api::PresignatureUse;
 
-use super::{ClusterArgs, parse_presignature, read_keys};
+use super::{ClusterArgs, JsonFlag, parse_presignature, read_keys};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -41,9 +41,8 @@ pub struct BenchArgs {
     /// Before measuring, wait until every quorum's pool holds this many presignatures.
     #[arg(long, default_value_t = 0)]
     wait_pool: u32,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: JsonFlag,
 }
 
 /// Runs the benchmark; exit 1 if any request failed.
@@ -69,9 +68,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         a.presignature,
     )
     .await?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
-    } else {
+    a.output.print(&r, |r| {
         println!(
             "{} {} ({:?}): {} requests at concurrency {}: {} ok ({} presigned), failures {:?}",
             r.key_id,
@@ -91,7 +88,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
             "p50 of the first tenth {:.2} ms, of the last tenth {:.2} ms",
             r.p50_first_tenth_ms, r.p50_last_tenth_ms
         );
-    }
+    })?;
     Ok(if r.ok == r.requests {
         ExitCode::SUCCESS
     } else {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{ClusterArgs, hex_public, read_keys};
+use super::{ClusterArgs, hex_public, public_keys, read_keys};
 
 #[derive(Debug, Args)]
 pub struct GenesisArgs {
@@ -36,11 +36,7 @@ fn admin_public(text: &str) -> anyhow::Result<[u8; 32]> {
 /// Submits the genesis and waits until every node is ready.
 pub async fn run(a: GenesisArgs) -> anyhow::Result<ExitCode> {
     let api = a.cluster_args.api()?;
-    let others = a
-        .admin_publics
-        .iter()
-        .map(|p| admin_public(p))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let others = public_keys(&a.admin_publics, admin_public)?;
     let admins = read_keys(&a.admins)?;
     cli::ops::genesis_with(&api, &a.cluster, None, &admins, &others, a.quorum).await?;
     println!("genesis done on every node; peers admitted; auxiliary info ready");

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::{ClusterArgs, hex_public, read_keys};
+use super::{ClusterArgs, JsonFlag, hex_public, print_json, public_keys, read_keys};
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
@@ -40,9 +40,8 @@ pub struct CreateArgs {
     /// Approvals a signature needs.
     #[arg(long, default_value_t = 1)]
     approvals: u16,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: JsonFlag,
 }
 
 /// Runs a key command.
@@ -64,11 +63,7 @@ fn approver_public(text: &str) -> anyhow::Result<[u8; 32]> {
 
 async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     let api = a.cluster.api()?;
-    let approvers = a
-        .approvers
-        .iter()
-        .map(|p| approver_public(p))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let approvers = public_keys(&a.approvers, approver_public)?;
     let admins = read_keys(&a.admins)?;
     let (id, scheme, threshold) = (&a.id, a.scheme, a.threshold);
     let info = cli::ops::create_key(
@@ -81,9 +76,7 @@ async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         a.approvals,
     )
     .await?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
-    } else {
+    a.output.print(&info, |info| {
         println!(
             "key {id} ({scheme}, {threshold} of the cluster): public key {}",
             hex::encode(&info.public_key.0)
@@ -91,16 +84,12 @@ async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         if let Some(c) = &info.chain_code {
             println!("chain code: {}", hex::encode(&c.0));
         }
-    }
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
 async fn list(cluster: &ClusterArgs) -> anyhow::Result<ExitCode> {
-    let api = cluster.api()?;
-    let list: coordinator::api::KeyList = api
-        .get("/v1/keys")
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!("{}", serde_json::to_string_pretty(&list)?);
+    let list: coordinator::api::KeyList = cluster.get("/v1/keys").await?;
+    print_json(&list)?;
     Ok(ExitCode::SUCCESS)
 }

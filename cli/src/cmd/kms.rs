@@ -45,6 +45,6 @@ pub fn run(command: KmsCommand) -> anyhow::Result<ExitCode> {
         parent_role,
         admin,
     })?;
-    println!("{}", serde_json::to_string_pretty(&policy)?);
+    super::print_json(&policy)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -20,6 +20,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::Args;
 use coordinator::api::PresignatureUse;
 use coordinator::client::ApiClient;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// How a command finds the cluster: the coordinator's URL, or the directory of a running
 /// `cohort sim up` that names it.
@@ -38,6 +40,48 @@ impl ClusterArgs {
     pub fn api(&self) -> anyhow::Result<ApiClient> {
         cli::ops::api(self.coordinator.as_deref(), &self.dir)
     }
+
+    /// GETs `path` of the coordinator's API.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.api()?
+            .get(path)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
+/// `--json`: print JSON instead of text.
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl JsonFlag {
+    /// Prints `value` as pretty JSON with --json, else as `text` prints it.
+    pub fn print<T: Serialize>(&self, value: &T, text: impl FnOnce(&T)) -> anyhow::Result<()> {
+        if self.json {
+            print_json(value)
+        } else {
+            text(value);
+            Ok(())
+        }
+    }
+}
+
+/// Prints `value` as pretty JSON.
+pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Public keys given on the command line, each read by `parse`.
+pub fn public_keys(
+    texts: &[String],
+    parse: fn(&str) -> anyhow::Result<[u8; 32]>,
+) -> anyhow::Result<Vec<[u8; 32]>> {
+    texts.iter().map(|t| parse(t)).collect()
 }
 
 /// Bytes given as hex on the command line (a newtype, so that clap does not read

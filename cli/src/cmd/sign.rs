@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use coordinator::api::PresignatureUse;
 
-use super::{ClusterArgs, Hex, parse_hex_arg, parse_presignature, read_keys};
+use super::{ClusterArgs, Hex, JsonFlag, parse_hex_arg, parse_presignature, read_keys};
 
 #[derive(Debug, Args)]
 pub struct SignArgs {
@@ -28,9 +28,8 @@ pub struct SignArgs {
     /// Use a ready presignature if a healthy quorum holds one (`prefer`), or not (`never`).
     #[arg(long, default_value = "prefer", value_parser = parse_presignature)]
     presignature: PresignatureUse,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: JsonFlag,
 }
 
 /// Signs and prints the signature, its public key and the nodes that made it.
@@ -44,7 +43,7 @@ pub async fn run(a: SignArgs) -> anyhow::Result<ExitCode> {
         .signatures
         .first()
         .context("no signature in the answer")?;
-    if a.json {
+    if a.output.json {
         println!(
             "{}",
             serde_json::json!({

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
-use super::{ClusterArgs, read_keys};
+use super::{ClusterArgs, JsonFlag, read_keys};
 
 #[derive(Debug, Subcommand)]
 pub enum TxCommand {
@@ -80,9 +80,8 @@ pub struct SendArgs {
     /// More EVM chains (TOML, the format of adapters/src/evm_chains.toml).
     #[arg(long)]
     evm_chains: Option<PathBuf>,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: JsonFlag,
 }
 
 /// Runs a tx command.
@@ -151,7 +150,7 @@ async fn send(a: SendArgs) -> anyhow::Result<ExitCode> {
         registry = registry.with_evm_chains(&text)?;
     }
     let intent = intent(&a)?;
-    let json = a.json;
+    let json = a.output.json;
     let sent = cli::tx::send(
         &api,
         &registry,

@@ -74,33 +74,54 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-async fn wait_until_answers(
-    rpc: &JsonRpc,
-    method: &str,
-    params: Value,
-    child: &mut Child,
-) -> anyhow::Result<()> {
-    let start = Instant::now();
-    loop {
-        if rpc.call(method, params.clone()).await.is_ok() {
-            return Ok(());
+/// Starts `command` with its output discarded, killed when dropped.
+fn spawn_quiet(command: &mut Command, bin: &Path) -> anyhow::Result<Child> {
+    command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))
+}
+
+/// A local chain process and its JSON-RPC client; the process is stopped when dropped.
+struct RpcProcess {
+    _child: Child,
+    rpc: JsonRpc,
+}
+
+impl RpcProcess {
+    /// Waits until `child` answers `method` at `url`.
+    async fn answering(mut child: Child, url: &str, method: &str) -> anyhow::Result<Self> {
+        let rpc = JsonRpc::new(url);
+        let start = Instant::now();
+        loop {
+            if rpc.call(method, json!([])).await.is_ok() {
+                return Ok(Self { _child: child, rpc });
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!("{} exited before answering: {status}", rpc.url());
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                bail!("{} did not answer {method} within 30 s", rpc.url());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        if let Some(status) = child.try_wait()? {
-            bail!("{} exited before answering: {status}", rpc.url());
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            bail!("{} did not answer {method} within 30 s", rpc.url());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    async fn call(&self, method: &str, params: Value) -> anyhow::Result<Value> {
+        self.rpc
+            .call(method, params)
+            .await
+            .map_err(|e| anyhow!("{e}"))
     }
 }
 
 /// A running anvil on 127.0.0.1, stopped when dropped.
 pub struct Anvil {
-    _child: Child,
+    process: RpcProcess,
     /// Its JSON-RPC URL.
     pub url: String,
-    rpc: JsonRpc,
 }
 
 impl Anvil {
@@ -108,36 +129,26 @@ impl Anvil {
     pub async fn start(chain_id: u64) -> anyhow::Result<Self> {
         let bin = anvil_binary()?;
         let port = free_port()?;
-        let mut child = Command::new(&bin)
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--silent",
-            ])
-            .args(["--chain-id", &chain_id.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let child = spawn_quiet(
+            Command::new(&bin)
+                .args([
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    &port.to_string(),
+                    "--silent",
+                ])
+                .args(["--chain-id", &chain_id.to_string()]),
+            &bin,
+        )?;
         let url = format!("http://127.0.0.1:{port}");
-        let rpc = JsonRpc::new(&url);
-        wait_until_answers(&rpc, "eth_chainId", json!([]), &mut child).await?;
-        Ok(Self {
-            _child: child,
-            url,
-            rpc,
-        })
+        let process = RpcProcess::answering(child, &url, "eth_chainId").await?;
+        Ok(Self { process, url })
     }
 
     /// Calls a method.
     pub async fn call(&self, method: &str, params: Value) -> anyhow::Result<Value> {
-        self.rpc
-            .call(method, params)
-            .await
-            .map_err(|e| anyhow!("{e}"))
+        self.process.call(method, params).await
     }
 
     async fn quantity(&self, method: &str, params: Value) -> anyhow::Result<u128> {
@@ -216,11 +227,10 @@ impl Anvil {
 
 /// A running `cohort-chain-check solana-rpc`, stopped when dropped.
 pub struct LocalSolana {
-    _child: Child,
+    process: RpcProcess,
     _dir: tempfile::TempDir,
     /// Its JSON-RPC URL.
     pub url: String,
-    rpc: JsonRpc,
 }
 
 impl LocalSolana {
@@ -229,15 +239,13 @@ impl LocalSolana {
         let bin = chain_check_binary()?;
         let dir = tempfile::tempdir()?;
         let addr_file = dir.path().join("url");
-        let mut child = Command::new(&bin)
-            .arg("solana-rpc")
-            .arg("--addr-file")
-            .arg(&addr_file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let mut child = spawn_quiet(
+            Command::new(&bin)
+                .arg("solana-rpc")
+                .arg("--addr-file")
+                .arg(&addr_file),
+            &bin,
+        )?;
         let start = Instant::now();
         let url = loop {
             if let Ok(u) = std::fs::read_to_string(&addr_file) {
@@ -251,22 +259,17 @@ impl LocalSolana {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        let rpc = JsonRpc::new(&url);
-        wait_until_answers(&rpc, "getLatestBlockhash", json!([]), &mut child).await?;
+        let process = RpcProcess::answering(child, &url, "getLatestBlockhash").await?;
         Ok(Self {
-            _child: child,
+            process,
             _dir: dir,
             url,
-            rpc,
         })
     }
 
     /// Calls a method.
     pub async fn call(&self, method: &str, params: Value) -> anyhow::Result<Value> {
-        self.rpc
-            .call(method, params)
-            .await
-            .map_err(|e| anyhow!("{e}"))
+        self.process.call(method, params).await
     }
 
     /// Credits lamports.

@@ -123,17 +123,21 @@ pub struct ClusterInfo {
     pub kms_url: String,
 }
 
-/// The arguments that point a coordinator at the cluster `info` describes (its proxies, root
-/// and measurements), listening on a free port written to `addr_file`.
-pub fn coordinator_args(info: &ClusterInfo, addr_file: &Path) -> Vec<String> {
-    let mut args: Vec<String> = vec![
+/// `--listen 127.0.0.1:0 --addr-file ADDR_FILE`: listen on a free port, written to `addr_file`.
+fn listen_args(addr_file: &Path) -> Vec<String> {
+    vec![
         "--listen".into(),
         "127.0.0.1:0".into(),
         "--addr-file".into(),
         addr_file.display().to_string(),
-        "--root".into(),
-        info.root_pem_path.display().to_string(),
-    ];
+    ]
+}
+
+/// The arguments that point a coordinator at the cluster `info` describes (its proxies, root
+/// and measurements), listening on a free port written to `addr_file`.
+pub fn coordinator_args(info: &ClusterInfo, addr_file: &Path) -> Vec<String> {
+    let mut args = listen_args(addr_file);
+    args.extend(["--root".into(), info.root_pem_path.display().to_string()]);
     for (i, pcr) in info.pcrs.iter().enumerate() {
         args.extend([format!("--pcr{i}"), pcr.clone()]);
     }
@@ -246,112 +250,131 @@ impl SimCluster {
         cluster.start_kms(&kms_bin, options.ready_timeout).await?;
         let kms = crate::kms::sim_client(&cluster.info.kms_url);
         for id in 1..=options.nodes {
-            let node_dir = dir.join(format!("node-{id}"));
-            fs::create_dir_all(&node_dir)?;
-            let socket = format!("unix:{}", node_dir.join("enclave.sock").display());
-            let module_id = format!("sim-node-{id}");
-            let mut args: Vec<String> = [
-                "--mode",
-                "simulated",
-                "--listen",
-                &socket,
-                "--module-id",
-                &module_id,
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            args.extend(["--sim-ca".to_string(), ca_dir.display().to_string()]);
-            let kms_socket = format!("unix:{}", node_dir.join("kms.sock").display());
-            args.extend(["--parent".to_string(), kms_socket.clone()]);
-            let kms_key_id = cluster
-                .node_key(&kms, id, &node_dir, &pcrs_hex)
-                .await
-                .with_context(|| format!("KMS key of node {id}"))?;
-            if options.fixture_primes {
-                args.extend(["--fixture-primes".to_string(), (id - 1).to_string()]);
-            }
-            let log = node_dir.join("enclave.log");
-            cluster.launch(
-                format!("enclave-{id}"),
-                (enclave_bin.clone(), args, options.enclave_env.clone(), log),
-            )?;
-
-            let addr_file = node_dir.join("proxy.addr");
-            let _ = fs::remove_file(&addr_file);
-            let args: Vec<String> = vec![
-                "--enclave".into(),
-                socket.clone(),
-                "--listen".into(),
-                "127.0.0.1:0".into(),
-                "--addr-file".into(),
-                addr_file.display().to_string(),
-                "--root".into(),
-                cluster.info.root_pem_path.display().to_string(),
-                "--pcr0".into(),
-                pcrs_hex[0].clone(),
-                "--pcr1".into(),
-                pcrs_hex[1].clone(),
-                "--pcr2".into(),
-                pcrs_hex[2].clone(),
-                "--blob-dir".into(),
-                node_dir.join("blobs").display().to_string(),
-                "--reattest-secs".into(),
-                "5".into(),
-                "--kms-listen".into(),
-                kms_socket,
-                "--kms-key-id".into(),
-                kms_key_id.clone(),
-                "--kms-endpoint".into(),
-                cluster.info.kms_url.clone(),
-            ];
-            let env = SIM_AWS_ENV
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            cluster.launch(
-                format!("proxy-{id}"),
-                (proxy_bin.clone(), args, env, node_dir.join("proxy.log")),
-            )?;
-            cluster.info.nodes.push(NodeInfo {
-                id,
-                module_id,
-                enclave: socket,
-                proxy_url: String::new(),
-                kms_key_id,
-            });
+            let bins = (enclave_bin.as_path(), proxy_bin.as_path());
+            cluster
+                .start_node(id, options, bins, &kms, &pcrs_hex)
+                .await?;
         }
+        cluster.wait_for_proxies(options.ready_timeout).await?;
+        cluster.start_coordinator(&coordinator_bin, options).await?;
+        let json = serde_json::to_string_pretty(&cluster.info)?;
+        fs::write(dir.join("cluster.json"), json + "\n")?;
+        Ok(cluster)
+    }
 
-        let deadline = Instant::now() + options.ready_timeout;
-        for i in 0..cluster.info.nodes.len() {
-            let addr_file = dir.join(format!("node-{}", i + 1)).join("proxy.addr");
-            let addr = loop {
-                cluster.check_alive()?;
-                if let Ok(a) = fs::read_to_string(&addr_file) {
-                    break a;
-                }
-                if Instant::now() > deadline {
-                    bail!(
-                        "proxy {} did not start; see its log in {}",
-                        i + 1,
-                        dir.display()
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            };
-            let addr = addr.trim().to_string();
-            cluster.info.nodes[i].proxy_url = format!("http://{addr}");
+    /// Starts node `id`'s enclave and proxy (`bins`), with its KMS key admitting `pcrs_hex`.
+    async fn start_node(
+        &mut self,
+        id: usize,
+        options: &SimOptions,
+        (enclave_bin, proxy_bin): (&Path, &Path),
+        kms: &aws_sdk_kms::Client,
+        pcrs_hex: &[String; 3],
+    ) -> anyhow::Result<()> {
+        let node_dir = self.dir.join(format!("node-{id}"));
+        fs::create_dir_all(&node_dir)?;
+        let socket = format!("unix:{}", node_dir.join("enclave.sock").display());
+        let module_id = format!("sim-node-{id}");
+        let mut args: Vec<String> = [
+            "--mode",
+            "simulated",
+            "--listen",
+            &socket,
+            "--module-id",
+            &module_id,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let ca_dir = self.dir.join("ca");
+        args.extend(["--sim-ca".to_string(), ca_dir.display().to_string()]);
+        let kms_socket = format!("unix:{}", node_dir.join("kms.sock").display());
+        args.extend(["--parent".to_string(), kms_socket.clone()]);
+        let kms_key_id = self
+            .node_key(kms, id, &node_dir, pcrs_hex)
+            .await
+            .with_context(|| format!("KMS key of node {id}"))?;
+        if options.fixture_primes {
+            args.extend(["--fixture-primes".to_string(), (id - 1).to_string()]);
+        }
+        let log = node_dir.join("enclave.log");
+        self.launch(
+            format!("enclave-{id}"),
+            (
+                enclave_bin.to_path_buf(),
+                args,
+                options.enclave_env.clone(),
+                log,
+            ),
+        )?;
+
+        let addr_file = node_dir.join("proxy.addr");
+        let _ = fs::remove_file(&addr_file);
+        let mut args: Vec<String> = vec!["--enclave".into(), socket.clone()];
+        args.extend(listen_args(&addr_file));
+        args.extend([
+            "--root".into(),
+            self.info.root_pem_path.display().to_string(),
+            "--pcr0".into(),
+            pcrs_hex[0].clone(),
+            "--pcr1".into(),
+            pcrs_hex[1].clone(),
+            "--pcr2".into(),
+            pcrs_hex[2].clone(),
+            "--blob-dir".into(),
+            node_dir.join("blobs").display().to_string(),
+            "--reattest-secs".into(),
+            "5".into(),
+            "--kms-listen".into(),
+            kms_socket,
+            "--kms-key-id".into(),
+            kms_key_id.clone(),
+            "--kms-endpoint".into(),
+            self.info.kms_url.clone(),
+        ]);
+        let env = SIM_AWS_ENV
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.launch(
+            format!("proxy-{id}"),
+            (
+                proxy_bin.to_path_buf(),
+                args,
+                env,
+                node_dir.join("proxy.log"),
+            ),
+        )?;
+        self.info.nodes.push(NodeInfo {
+            id,
+            module_id,
+            enclave: socket,
+            proxy_url: String::new(),
+            kms_key_id,
+        });
+        Ok(())
+    }
+
+    /// Waits (until `timeout` from now) for every proxy's address, then for every proxy to
+    /// report its enclave attested.
+    async fn wait_for_proxies(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        for i in 0..self.info.nodes.len() {
+            let id = i + 1;
+            let addr_file = self.dir.join(format!("node-{id}")).join("proxy.addr");
+            let failure = format!(
+                "proxy {id} did not start; see its log in {}",
+                self.dir.display()
+            );
             // A restarted proxy comes back on the same address: the coordinator knows it.
-            if let Some((_, args, _, _)) = cluster.commands.get_mut(&format!("proxy-{}", i + 1))
-                && let Some(pos) = args.iter().position(|a| a == "--listen")
-            {
-                args[pos + 1] = addr;
-            }
+            self.info.nodes[i].proxy_url = self
+                .bound_address(&format!("proxy-{id}"), &addr_file, deadline, failure)
+                .await?;
         }
         let client = HttpClient::new();
-        for node in cluster.info.nodes.clone() {
+        for node in self.info.nodes.clone() {
             loop {
-                cluster.check_alive()?;
+                self.check_alive()?;
                 let health = client.get(&format!("{}/healthz", node.proxy_url)).await;
                 match health {
                     Ok((status, _)) if status.is_success() => break,
@@ -367,10 +390,7 @@ impl SimCluster {
                 }
             }
         }
-        cluster.start_coordinator(&coordinator_bin, options).await?;
-        let json = serde_json::to_string_pretty(&cluster.info)?;
-        fs::write(dir.join("cluster.json"), json + "\n")?;
-        Ok(cluster)
+        Ok(())
     }
 
     /// Starts the local KMS stand-in; a restart keeps its address.
@@ -379,44 +399,40 @@ impl SimCluster {
         fs::create_dir_all(&data)?;
         let addr_file = self.dir.join("kms.addr");
         let _ = fs::remove_file(&addr_file);
-        let args: Vec<String> = vec![
-            "--data-dir".into(),
-            data.display().to_string(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--addr-file".into(),
-            addr_file.display().to_string(),
+        let mut args: Vec<String> = vec!["--data-dir".into(), data.display().to_string()];
+        args.extend(listen_args(&addr_file));
+        args.extend([
             "--attestation-root".into(),
             self.info.root_pem_path.display().to_string(),
-        ];
+        ]);
         self.launch(
             "kms".into(),
             (program.to_path_buf(), args, vec![], data.join("kms.log")),
         )?;
+        let failure = format!("the KMS stand-in did not start; see {}", data.display());
         self.info.kms_url = self
-            .bound_address("kms", &addr_file, timeout, "the KMS stand-in", &data)
+            .bound_address("kms", &addr_file, Instant::now() + timeout, failure)
             .await?;
         Ok(())
     }
 
     /// Waits for process `name` to write the address it listens on into `addr_file`, and pins
-    /// that address in its command so that a restart comes back on it. Returns `http://ADDR`.
+    /// that address in its command so that a restart comes back on it. Returns `http://ADDR`;
+    /// the error `failure` if no address by `deadline`.
     async fn bound_address(
         &mut self,
         name: &str,
         addr_file: &Path,
-        timeout: Duration,
-        what: &str,
-        logs: &Path,
+        deadline: Instant,
+        failure: String,
     ) -> anyhow::Result<String> {
-        let deadline = Instant::now() + timeout;
         let addr = loop {
             self.check_alive()?;
             if let Ok(a) = fs::read_to_string(addr_file) {
                 break a.trim().to_string();
             }
             if Instant::now() > deadline {
-                bail!("{what} did not start; see {}", logs.display());
+                bail!(failure);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
@@ -496,14 +512,10 @@ impl SimCluster {
                 data.join("coordinator.log"),
             ),
         )?;
+        let failure = format!("the coordinator did not start; see {}", data.display());
+        let deadline = Instant::now() + options.ready_timeout;
         self.info.coordinator_url = self
-            .bound_address(
-                "coordinator",
-                &addr_file,
-                options.ready_timeout,
-                "the coordinator",
-                &data,
-            )
+            .bound_address("coordinator", &addr_file, deadline, failure)
             .await?;
         Ok(())
     }
@@ -518,13 +530,17 @@ impl SimCluster {
 
     /// Kills process `name` (`enclave-1`, `proxy-2`, `coordinator`, ...) with SIGKILL.
     pub async fn kill(&mut self, name: &str) -> anyhow::Result<()> {
-        let slot = self
-            .children
+        let _ = self.child(name)?.kill().await;
+        Ok(())
+    }
+
+    /// The running process `name`.
+    fn child(&mut self, name: &str) -> anyhow::Result<&mut Child> {
+        self.children
             .iter_mut()
             .find(|(n, _)| n == name)
-            .with_context(|| format!("no process {name}"))?;
-        let _ = slot.1.kill().await;
-        Ok(())
+            .map(|(_, child)| child)
+            .with_context(|| format!("no process {name}"))
     }
 
     /// Starts process `name` again with the arguments it was started with (after [`kill`],
@@ -537,13 +553,9 @@ impl SimCluster {
             .get(name)
             .cloned()
             .with_context(|| format!("no process {name}"))?;
-        let slot = self
-            .children
-            .iter_mut()
-            .find(|(n, _)| n == name)
-            .with_context(|| format!("no process {name}"))?;
-        let _ = slot.1.kill().await;
-        slot.1 = spawn_logged(&program, &args, &env, &log)?;
+        let child = self.child(name)?;
+        let _ = child.kill().await;
+        *child = spawn_logged(&program, &args, &env, &log)?;
         Ok(())
     }
 

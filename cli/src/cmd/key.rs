@@ -1,0 +1,95 @@
+//! `cohort key`: create a key by distributed key generation; list the cluster's keys.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use super::{ClusterArgs, JsonFlag, hex_public, print_json, public_keys, read_keys};
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a key by distributed key generation on every node.
+    Create(CreateArgs),
+    /// List the cluster's keys (JSON).
+    List {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// The key's id.
+    #[arg(long)]
+    id: String,
+    /// ecdsa-secp256k1 or eddsa-ed25519.
+    #[arg(long)]
+    scheme: protocol::policy::Scheme,
+    /// Nodes needed to sign.
+    #[arg(long)]
+    threshold: u16,
+    /// Admin key files approving the creation (at least the genesis quorum).
+    #[arg(long = "admin", required = true)]
+    admins: Vec<PathBuf>,
+    /// Approvers' public keys (hex), or key files.
+    #[arg(long = "approver", required = true)]
+    approvers: Vec<String>,
+    /// Approvals a signature needs.
+    #[arg(long, default_value_t = 1)]
+    approvals: u16,
+    #[command(flatten)]
+    output: JsonFlag,
+}
+
+/// Runs a key command.
+pub async fn run(command: KeyCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        KeyCommand::Create(a) => create(a).await,
+        KeyCommand::List { cluster } => list(&cluster).await,
+    }
+}
+
+fn approver_public(text: &str) -> anyhow::Result<[u8; 32]> {
+    if let Some(key) = hex_public(text) {
+        return Ok(key);
+    }
+    Ok(cli::ops::read_key(std::path::Path::new(text))?
+        .verifying_key()
+        .to_bytes())
+}
+
+async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
+    let api = a.cluster.api()?;
+    let approvers = public_keys(&a.approvers, approver_public)?;
+    let admins = read_keys(&a.admins)?;
+    let (id, scheme, threshold) = (&a.id, a.scheme, a.threshold);
+    let info = cli::ops::create_key(
+        &api,
+        id,
+        scheme,
+        threshold,
+        &admins,
+        &approvers,
+        a.approvals,
+    )
+    .await?;
+    a.output.print(&info, |info| {
+        println!(
+            "key {id} ({scheme}, {threshold} of the cluster): public key {}",
+            hex::encode(&info.public_key.0)
+        );
+        if let Some(c) = &info.chain_code {
+            println!("chain code: {}", hex::encode(&c.0));
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list(cluster: &ClusterArgs) -> anyhow::Result<ExitCode> {
+    let list: coordinator::api::KeyList = cluster.get("/v1/keys").await?;
+    print_json(&list)?;
+    Ok(ExitCode::SUCCESS)
+}

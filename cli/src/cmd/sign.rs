@@ -1,0 +1,64 @@
+//! `cohort sign`: sign one payload with a key.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use coordinator::api::PresignatureUse;
+
+use super::{ClusterArgs, Hex, JsonFlag, parse_hex_arg, parse_presignature, read_keys};
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// The key.
+    #[arg(long)]
+    key: String,
+    /// Payload, hex.
+    #[arg(long, value_parser = parse_hex_arg)]
+    payload: Hex,
+    /// Derivation path (ECDSA keys), e.g. m/0/1.
+    #[arg(long, default_value = "m", value_parser = cli::requests::parse_path)]
+    path: std::vec::Vec<u32>,
+    /// Approver key files.
+    #[arg(long = "approver", required = true)]
+    approvers: Vec<PathBuf>,
+    /// Use a ready presignature if a healthy quorum holds one (`prefer`), or not (`never`).
+    #[arg(long, default_value = "prefer", value_parser = parse_presignature)]
+    presignature: PresignatureUse,
+    #[command(flatten)]
+    output: JsonFlag,
+}
+
+/// Signs and prints the signature, its public key and the nodes that made it.
+pub async fn run(a: SignArgs) -> anyhow::Result<ExitCode> {
+    let api = a.cluster.api()?;
+    let approvers = read_keys(&a.approvers)?;
+    let presignature = Some(a.presignature);
+    let result =
+        cli::ops::sign(&api, &a.key, &a.path, a.payload.0, &approvers, presignature).await?;
+    let s = result
+        .signatures
+        .first()
+        .context("no signature in the answer")?;
+    if a.output.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "signature": hex::encode(&s.signature.0),
+                "public_key": hex::encode(&s.public_key.0),
+                "nodes": s.nodes,
+                "presigned": s.presigned,
+                "request_id": hex::encode(&result.request_id.0),
+            })
+        );
+    } else {
+        println!("signature:  {}", hex::encode(&s.signature.0));
+        println!("public key: {}", hex::encode(&s.public_key.0));
+        let presigned = if s.presigned { " (presigned)" } else { "" };
+        println!("nodes:      {:?}{presigned}", s.nodes);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,79 @@
+//! `cohort sim up`: run a simulated cluster on this machine until Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use cli::sim::{SimCluster, SimOptions};
+
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Start N enclaves and N proxies; stop them on Ctrl-C or SIGTERM.
+    Up {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Cluster directory (reused if it exists).
+        #[arg(long, default_value = ".cohort-sim")]
+        dir: PathBuf,
+        /// Tests only: enclaves load committed safe primes (their binary must be built with the
+        /// `test-fixtures` feature).
+        #[arg(long, hide = true)]
+        fixture_primes: bool,
+        /// Extra argument for the coordinator, e.g. --coordinator-arg=--pool-level=8 (repeat).
+        #[arg(long = "coordinator-arg", allow_hyphen_values = true)]
+        coordinator_args: Vec<String>,
+    },
+}
+
+async fn shutdown_signal() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Starts the cluster, prints its endpoints, and stops it on Ctrl-C or SIGTERM.
+pub async fn run(command: SimCommand) -> anyhow::Result<ExitCode> {
+    let SimCommand::Up {
+        nodes,
+        dir,
+        fixture_primes,
+        coordinator_args,
+    } = command;
+    let mut options = SimOptions::new(nodes, dir)?;
+    options.fixture_primes = fixture_primes;
+    options.coordinator_args = coordinator_args;
+    let cluster = SimCluster::start(&options).await?;
+    println!("simulated cluster up in {}", cluster.dir.display());
+    println!("root certificate: {}", cluster.info.root_pem_path.display());
+    println!("pcr0: {}", cluster.info.pcrs[0]);
+    for n in &cluster.info.nodes {
+        println!(
+            "node {}: enclave {} ({}), proxy {}, KMS key {}",
+            n.id, n.enclave, n.module_id, n.proxy_url, n.kms_key_id
+        );
+    }
+    println!("coordinator: {}", cluster.info.coordinator_url);
+    println!(
+        "KMS stand-in: {} (key policies admit pcr0 above only; decisions in {})",
+        cluster.info.kms_url,
+        cluster.dir.join("kms/audit.jsonl").display()
+    );
+    println!(
+        "endpoints written to {}",
+        cluster.dir.join("cluster.json").display()
+    );
+    println!("press Ctrl-C to stop");
+    shutdown_signal().await;
+    println!("stopping");
+    cluster.stop().await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -5,7 +5,8 @@
 
 use coordinator::audit::{AuditEntry, verify_chain};
 use coordinator::store::{
-    Begin, ClusterRow, KeyRow, PresigRow, Store, latest_schema_version, verify_log,
+    Begin, ClusterRow, ClusterState, KeyRow, PresigRow, PresigState, RequestState, Store,
+    latest_schema_version, verify_log,
 };
 
 fn entry(i: u32) -> AuditEntry {
@@ -82,15 +83,15 @@ fn state_suite(store: &mut Store) {
     assert_eq!(store.cluster().unwrap(), None);
     let cluster = ClusterRow {
         genesis: "{}".into(),
-        state: "initialising".into(),
+        state: ClusterState::Initialising,
         detail: "x".into(),
     };
     assert!(store.insert_cluster(&cluster, 5, &entry(1)).unwrap());
     assert!(!store.insert_cluster(&cluster, 5, &entry(2)).unwrap());
     store
-        .set_cluster_state("ready", "done", 6, Some(&entry(3)))
+        .set_cluster_state(ClusterState::Ready, "done", 6, Some(&entry(3)))
         .unwrap();
-    assert_eq!(store.cluster().unwrap().unwrap().state, "ready");
+    assert_eq!(store.cluster().unwrap().unwrap().state, ClusterState::Ready);
 
     let key = KeyRow {
         key_id: "btc".into(),
@@ -128,23 +129,33 @@ fn state_suite(store: &mut Store) {
         panic!("a request id is recorded once");
     };
     assert_eq!(other.idem_key, "r1");
-    assert_eq!((row.state.as_str(), row.lease_until), ("in_progress", 100));
+    assert_eq!(
+        (row.state, row.lease_until),
+        (RequestState::InProgress, 100)
+    );
     assert_eq!(row.request_hash, b"h1");
     // A stale owner (wrong lease) cannot finish it; the owner can, once, with its audit record.
     assert!(
         !store
-            .finish_request("r1", 99, "completed", "{}", 12, &[entry(6)])
+            .finish_request("r1", 99, RequestState::Completed, "{}", 12, &[entry(6)])
             .unwrap()
     );
     let before = verify_log(store).unwrap().unwrap();
     assert!(
         store
-            .finish_request("r1", 100, "completed", "{\"ok\":1}", 12, &[entry(6)])
+            .finish_request(
+                "r1",
+                100,
+                RequestState::Completed,
+                "{\"ok\":1}",
+                12,
+                &[entry(6)]
+            )
             .unwrap()
     );
     assert!(
         !store
-            .finish_request("r1", 100, "failed", "{}", 13, &[entry(7)])
+            .finish_request("r1", 100, RequestState::Failed, "{}", 13, &[entry(7)])
             .unwrap()
     );
     assert_eq!(verify_log(store).unwrap().unwrap(), before + 1);
@@ -170,7 +181,7 @@ fn state_suite(store: &mut Store) {
     // A retryable failure runs again under a strictly later lease; a dropped record frees its key.
     assert!(
         store
-            .finish_request("r2", 90, "retryable", "{}", 61, &[])
+            .finish_request("r2", 90, RequestState::Retryable, "{}", 61, &[])
             .unwrap()
     );
     assert_eq!(
@@ -214,7 +225,9 @@ fn state_suite(store: &mut Store) {
         store.claim_presignature("btc", "m", "0,1", 30).unwrap(),
         Some(vec![1; 32])
     );
-    store.set_presignature_state(&[2; 32], "dead").unwrap();
+    store
+        .set_presignature_state(&[2; 32], PresigState::Dead)
+        .unwrap();
     assert_eq!(
         store.claim_presignature("btc", "m", "0,1", 30).unwrap(),
         None

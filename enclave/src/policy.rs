@@ -12,8 +12,10 @@
 
 use std::collections::HashSet;
 
-use ed25519_dalek::{Signature, VerifyingKey};
-use protocol::policy::{Approval, Canonical, MAX_CLOCK_SKEW_SECS, MAX_REQUEST_VALIDITY_SECS};
+use ed25519_dalek::VerifyingKey;
+#[cfg(test)]
+use protocol::policy::MAX_REQUEST_VALIDITY_SECS;
+use protocol::policy::{self, Approval, Canonical, PolicyViolation};
 
 /// Why a request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,43 +45,37 @@ pub enum PolicyError {
     Malformed(String),
 }
 
-/// Checks `approvals` of `request` against `approvers` (32-byte Ed25519 keys) and `needed`.
+/// Checks `approvals` of `request` against `approvers` (32-byte Ed25519 keys) and `needed`
+/// ([`protocol::policy::check_approvals`], the one rule the coordinator applies too).
 pub fn check_approvals<T: Canonical>(
     request: &T,
     approvals: &[Approval],
     approvers: &[[u8; 32]],
     needed: u16,
 ) -> Result<(), PolicyError> {
-    if needed == 0 {
-        return Err(PolicyError::Malformed(
-            "a policy needs at least one approval".into(),
-        ));
-    }
-    let message = request.canonical_bytes();
-    let mut distinct = HashSet::new();
-    for approval in approvals {
-        let key: [u8; 32] = approval
-            .approver
-            .as_slice()
-            .try_into()
-            .map_err(|_| PolicyError::Malformed("approver key is not 32 bytes".into()))?;
-        if !approvers.contains(&key) {
-            return Err(PolicyError::ForeignApprover);
+    policy::check_approvals(request, approvals, approvers, needed)
+        .map(|_| ())
+        .map_err(PolicyError::from)
+}
+
+impl From<PolicyViolation> for PolicyError {
+    fn from(v: PolicyViolation) -> Self {
+        match v {
+            PolicyViolation::NoThreshold => {
+                Self::Malformed("a policy needs at least one approval".into())
+            }
+            PolicyViolation::MalformedApprover => {
+                Self::Malformed("approver key is not 32 bytes".into())
+            }
+            PolicyViolation::ForeignApprover(_) => Self::ForeignApprover,
+            PolicyViolation::BadApproval(_) => Self::BadApproval,
+            PolicyViolation::Insufficient { got, needed } => Self::Insufficient { got, needed },
+            PolicyViolation::Expired => Self::Expired("expiry has passed"),
+            PolicyViolation::FromTheFuture => Self::Expired("creation time lies in the future"),
+            PolicyViolation::TooLong => Self::Expired("valid for longer than allowed"),
+            PolicyViolation::Inverted => Self::Expired("expiry is not after creation"),
         }
-        let vk = VerifyingKey::from_bytes(&key).map_err(|_| PolicyError::BadApproval)?;
-        let sig =
-            Signature::from_slice(&approval.signature).map_err(|_| PolicyError::BadApproval)?;
-        vk.verify_strict(&message, &sig)
-            .map_err(|_| PolicyError::BadApproval)?;
-        distinct.insert(key);
     }
-    if distinct.len() < usize::from(needed) {
-        return Err(PolicyError::Insufficient {
-            got: distinct.len(),
-            needed: usize::from(needed),
-        });
-    }
-    Ok(())
 }
 
 /// Parses a list of 32-byte public keys.
@@ -125,15 +121,7 @@ impl RequestGuard {
         if request_id.is_empty() {
             return Err(PolicyError::Malformed("empty request id".into()));
         }
-        if expiry <= now {
-            return Err(PolicyError::Expired("expiry has passed"));
-        }
-        if created > now + MAX_CLOCK_SKEW_SECS {
-            return Err(PolicyError::Expired("creation time lies in the future"));
-        }
-        if expiry.saturating_sub(created) > MAX_REQUEST_VALIDITY_SECS {
-            return Err(PolicyError::Expired("valid for longer than allowed"));
-        }
+        policy::check_window(created, expiry, now)?;
         if created < self.boot_time {
             return Err(PolicyError::Expired("request predates this enclave's boot"));
         }

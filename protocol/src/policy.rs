@@ -165,6 +165,103 @@ impl Canonical for SignRequest {
     const DOMAIN: &'static [u8] = b"cohort/sign-request/v1\0";
 }
 
+/// Why approvals or a validity window do not hold (see [`check_approvals`], [`check_window`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyViolation {
+    /// The policy needs no approval at all (a zero threshold): refused, never "anyone may".
+    #[error("a policy needs at least one approval")]
+    NoThreshold,
+    /// An approval names a key that is not 32 bytes.
+    #[error("approver key is not 32 bytes")]
+    MalformedApprover,
+    /// An approval names a key outside the policy.
+    #[error("{} is not an approver of this request", hex(.0))]
+    ForeignApprover([u8; 32]),
+    /// An approval's signature does not verify over the request (or is not 64 bytes).
+    #[error("the approval of {} does not sign this request", hex(.0))]
+    BadApproval([u8; 32]),
+    /// Too few distinct approvers.
+    #[error("{got} distinct approvals, {needed} needed")]
+    Insufficient {
+        /// Valid distinct approvals.
+        got: usize,
+        /// Needed.
+        needed: usize,
+    },
+    /// The expiry has passed.
+    #[error("expiry has passed")]
+    Expired,
+    /// The creation time lies ahead of `now` by more than the clock skew.
+    #[error("creation time lies in the future")]
+    FromTheFuture,
+    /// Valid (expiry minus creation) for longer than [`MAX_REQUEST_VALIDITY_SECS`].
+    #[error("valid for longer than allowed")]
+    TooLong,
+    /// The expiry is not after the creation time.
+    #[error("expiry is not after creation")]
+    Inverted,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks `approvals` of `request` against `approvers` (32-byte Ed25519 keys) needing `needed`
+/// distinct valid ones; returns the distinct approvers, in order. Pure: no I/O, no clock.
+pub fn check_approvals<T: Canonical>(
+    request: &T,
+    approvals: &[Approval],
+    approvers: &[[u8; 32]],
+    needed: u16,
+) -> Result<std::collections::BTreeSet<[u8; 32]>, PolicyViolation> {
+    if needed == 0 {
+        return Err(PolicyViolation::NoThreshold);
+    }
+    let message = request.canonical_bytes();
+    let mut distinct = std::collections::BTreeSet::new();
+    for approval in approvals {
+        let key: [u8; 32] = approval
+            .approver
+            .as_slice()
+            .try_into()
+            .map_err(|_| PolicyViolation::MalformedApprover)?;
+        if !approvers.contains(&key) {
+            return Err(PolicyViolation::ForeignApprover(key));
+        }
+        let bad = || PolicyViolation::BadApproval(key);
+        let vk = ed25519_dalek::VerifyingKey::from_bytes(&key).map_err(|_| bad())?;
+        let sig = ed25519_dalek::Signature::from_slice(&approval.signature).map_err(|_| bad())?;
+        vk.verify_strict(&message, &sig).map_err(|_| bad())?;
+        distinct.insert(key);
+    }
+    if distinct.len() < usize::from(needed) {
+        return Err(PolicyViolation::Insufficient {
+            got: distinct.len(),
+            needed: usize::from(needed),
+        });
+    }
+    Ok(distinct)
+}
+
+/// Checks a request's validity window at `now` (Unix seconds, from the caller's clock): not
+/// expired, not made in the future beyond [`MAX_CLOCK_SKEW_SECS`], valid for at most
+/// [`MAX_REQUEST_VALIDITY_SECS`], expiry after creation. Pure: no I/O, no clock.
+pub fn check_window(created: u64, expiry: u64, now: u64) -> Result<(), PolicyViolation> {
+    if expiry <= now {
+        return Err(PolicyViolation::Expired);
+    }
+    if created > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
+        return Err(PolicyViolation::FromTheFuture);
+    }
+    if expiry.saturating_sub(created) > MAX_REQUEST_VALIDITY_SECS {
+        return Err(PolicyViolation::TooLong);
+    }
+    if expiry <= created {
+        return Err(PolicyViolation::Inverted);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +294,87 @@ mod tests {
             assert_eq!(s.to_string().parse::<Scheme>().unwrap(), s);
         }
         assert!("rsa".parse::<Scheme>().is_err());
+    }
+    fn approve(seed: u8, req: &SignRequest) -> (Approval, [u8; 32]) {
+        use ed25519_dalek::Signer;
+        let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+        let public = key.verifying_key().to_bytes();
+        let approval = Approval {
+            approver: ByteBuf::from(public.to_vec()),
+            signature: ByteBuf::from(key.sign(&req.canonical_bytes()).to_bytes().to_vec()),
+        };
+        (approval, public)
+    }
+
+    fn sign_request(payload: u8) -> SignRequest {
+        SignRequest {
+            v: 1,
+            cluster: "c".into(),
+            key_id: "k".into(),
+            path: vec![],
+            payloads: vec![ByteBuf::from(vec![payload; 32])],
+            request_id: ByteBuf::from(vec![1; 16]),
+            created: 100,
+            expiry: 200,
+        }
+    }
+
+    #[test]
+    fn approvals() {
+        let req = sign_request(1);
+        let (a1, k1) = approve(1, &req);
+        let (a2, k2) = approve(2, &req);
+        let (stranger, _) = approve(3, &req);
+        let keys = [k1, k2];
+        let both = [a1.clone(), a2.clone()];
+        assert_eq!(check_approvals(&req, &both, &keys, 2).unwrap().len(), 2);
+        assert_eq!(
+            check_approvals(&req, &both, &keys, 0),
+            Err(PolicyViolation::NoThreshold)
+        );
+        assert_eq!(
+            check_approvals(&req, &[a1.clone(), a1.clone()], &keys, 2),
+            Err(PolicyViolation::Insufficient { got: 1, needed: 2 })
+        );
+        assert!(matches!(
+            check_approvals(&req, &[a1.clone(), stranger], &keys, 1),
+            Err(PolicyViolation::ForeignApprover(_))
+        ));
+        let short = Approval {
+            approver: ByteBuf::from(vec![1; 31]),
+            signature: a1.signature.clone(),
+        };
+        assert_eq!(
+            check_approvals(&req, &[short], &keys, 1),
+            Err(PolicyViolation::MalformedApprover)
+        );
+        assert_eq!(
+            check_approvals(&sign_request(2), &both, &keys, 1),
+            Err(PolicyViolation::BadApproval(k1))
+        );
+        let torn = Approval {
+            approver: a2.approver.clone(),
+            signature: ByteBuf::from(vec![0; 63]),
+        };
+        assert_eq!(
+            check_approvals(&req, &[torn], &keys, 1),
+            Err(PolicyViolation::BadApproval(k2))
+        );
+    }
+
+    #[test]
+    fn windows() {
+        assert_eq!(check_window(100, 200, 150), Ok(()));
+        assert_eq!(check_window(100, 200, 200), Err(PolicyViolation::Expired));
+        assert_eq!(
+            check_window(100, 100 + MAX_REQUEST_VALIDITY_SECS + 1, 150),
+            Err(PolicyViolation::TooLong)
+        );
+        assert_eq!(
+            check_window(150 + MAX_CLOCK_SKEW_SECS + 1, 400, 150),
+            Err(PolicyViolation::FromTheFuture)
+        );
+        assert_eq!(check_window(180, 180, 150), Err(PolicyViolation::Inverted));
+        assert_eq!(check_window(180, 170, 150), Err(PolicyViolation::Inverted));
     }
 }

@@ -1,0 +1,149 @@
+//! Background tasks: health checks (re-admitting restarted nodes), pool refills, the
+//! stale-request sweep, and resuming a genesis left half-done.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::ledger::StoredResponse;
+use super::{Coordinator, STALE_GRACE, digest_hex, err, unix_now};
+use crate::api::{ApiError, ApprovedJson, ErrorCode, SignRequestJson};
+use crate::audit::AuditEntry;
+use crate::nodes::NodeEvent;
+use crate::store::{ClusterState, RequestState};
+
+impl Coordinator {
+    /// Ends requests whose coordinator stopped before recording their result: they fail
+    /// visibly (`interrupted`), with an audit record, instead of staying in progress forever.
+    pub async fn fail_stale_requests(&self) -> Result<usize, ApiError> {
+        // A client resubmitting within the grace period takes the request over and may still
+        // complete it; after that it ends as failed.
+        let cutoff = unix_now().saturating_sub(STALE_GRACE.as_secs());
+        let stale = self.db(move |s| s.stale_requests(cutoff)).await?;
+        let mut n = 0;
+        for row in stale {
+            let e = err(
+                ErrorCode::Interrupted,
+                "the coordinator running this request stopped before it finished; \
+                 whether the enclaves signed is unknown to it: make a new request",
+            );
+            let stored = StoredResponse::of_error(&e)?;
+            let request: Option<ApprovedJson<SignRequestJson>> =
+                serde_json::from_str(&row.request).ok();
+            let entry = AuditEntry {
+                action: "sign".into(),
+                actors: request
+                    .as_ref()
+                    .map(|b| {
+                        b.approvals
+                            .iter()
+                            .map(|a| hex::encode(&a.approver.0))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                key_id: request.as_ref().map(|b| b.request.key_id.clone()),
+                payload_digests: request
+                    .as_ref()
+                    .map(|b| {
+                        b.request
+                            .payloads
+                            .iter()
+                            .map(|p| digest_hex(&p.0))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                path: request
+                    .as_ref()
+                    .map(|b| b.request.path.clone())
+                    .unwrap_or_default(),
+                nodes: vec![],
+                outcome: e.code.as_str().into(),
+                request_id: request
+                    .as_ref()
+                    .map(|b| hex::encode(&b.request.request_id.0)),
+            };
+            if self
+                .finish(
+                    &row.idem_key,
+                    row.lease_until,
+                    RequestState::Failed,
+                    &stored,
+                    vec![entry],
+                )
+                .await?
+            {
+                warn!(idem = row.idem_key, "interrupted request marked failed");
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Starts the background tasks: health checks (re-admitting restarted nodes), pool refills,
+    /// the stale-request sweep, and a genesis left half-done by a previous run.
+    pub fn spawn_background(self: &Arc<Self>) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut last_admission: Option<Instant> = None;
+            loop {
+                let events = me.nodes.check(me.settings.attest_interval).await;
+                let mut readmit = false;
+                for e in events {
+                    match e {
+                        NodeEvent::Restarted(n) => {
+                            readmit = true;
+                            me.drop_presignatures_of(n).await;
+                        }
+                        NodeEvent::FirstSeen(_) => readmit = true,
+                        NodeEvent::NoPresignatures(n) => me.drop_presignatures_of(n).await,
+                    }
+                }
+                let genesis = me.cluster_state().await;
+                // Also, after genesis, whenever an operational node has not admitted its peers
+                // under its current identity (its state came back after it restarted, e.g.
+                // after a KMS outage, or a round missed a peer): every 2 s at most.
+                let unadmitted = genesis.as_ref().is_ok_and(|g| *g == ClusterState::Ready)
+                    && !me.nodes.unadmitted().is_empty()
+                    && last_admission
+                        .is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(2));
+                let readmit = readmit && genesis.as_ref().is_ok_and(|g| *g != ClusterState::None)
+                    || unadmitted;
+                if readmit {
+                    last_admission = Some(Instant::now());
+                    info!("a node restarted: peers admit each other again");
+                    me.nodes.admit_all().await;
+                }
+                tokio::time::sleep(me.settings.health_interval).await;
+            }
+        });
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match me.refill_once().await {
+                    Ok(true) => {}
+                    Ok(false) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    Err(e) => {
+                        warn!(error = %e, "pool refill");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = me.fail_stale_requests().await {
+                    warn!(error = %e, "stale request sweep");
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        });
+        let me = self.clone();
+        tokio::spawn(async move {
+            // Let the first health round land before resuming a genesis.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            me.initialise().await;
+        });
+    }
+}

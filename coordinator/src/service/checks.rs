@@ -1,0 +1,80 @@
+//! Early refusals: the validity window and approvals (the same rules as the enclaves',
+//! [`protocol::policy`]), and the shape of the public keys a request names.
+
+use protocol::policy::{self, Approval, Canonical, PolicyViolation};
+
+use super::err;
+use crate::api::{ApiError, ErrorCode, Hex};
+
+/// Checks approvals as the enclaves will; returns the distinct approvers (hex, in order).
+pub(super) fn check_approvals<T: Canonical>(
+    request: &T,
+    approvals: &[Approval],
+    allowed: &[[u8; 32]],
+    needed: u16,
+) -> Result<Vec<String>, ApiError> {
+    policy::check_approvals(request, approvals, allowed, needed)
+        .map(|seen| seen.into_iter().map(hex::encode).collect())
+        .map_err(|v| err(ErrorCode::Unapproved, v.to_string()))
+}
+
+/// Checks a request's validity window at `now`, as the enclaves will.
+pub(super) fn check_window(created: u64, expiry: u64, now: u64) -> Result<(), ApiError> {
+    policy::check_window(created, expiry, now).map_err(|v| match v {
+        PolicyViolation::Expired => err(ErrorCode::RequestExpired, "the request has expired"),
+        PolicyViolation::FromTheFuture => err(
+            ErrorCode::RequestExpired,
+            "the request was made in the future",
+        ),
+        _ => err(
+            ErrorCode::InvalidRequest,
+            format!(
+                "a request is valid for at most {} s",
+                policy::MAX_REQUEST_VALIDITY_SECS
+            ),
+        ),
+    })
+}
+
+/// Parses the 32-byte Ed25519 public keys a request names (`what`: admin, approver).
+pub(super) fn keys_of(hexes: &[Hex], what: &str) -> Result<Vec<[u8; 32]>, ApiError> {
+    hexes
+        .iter()
+        .map(|h| {
+            let key: [u8; 32] = h.0.as_slice().try_into().map_err(|_| {
+                err(
+                    ErrorCode::InvalidRequest,
+                    format!("{what} keys are 32-byte Ed25519 public keys"),
+                )
+            })?;
+            ed25519_dalek::VerifyingKey::from_bytes(&key).map_err(|_| {
+                err(
+                    ErrorCode::InvalidRequest,
+                    format!("a {what} key is not a valid point"),
+                )
+            })?;
+            Ok(key)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::policy::MAX_REQUEST_VALIDITY_SECS;
+
+    #[test]
+    fn windows() {
+        assert!(check_window(100, 200, 150).is_ok());
+        assert_eq!(
+            check_window(100, 200, 200).unwrap_err().code,
+            ErrorCode::RequestExpired
+        );
+        assert_eq!(
+            check_window(100, 100 + MAX_REQUEST_VALIDITY_SECS + 1, 150)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidRequest
+        );
+    }
+}

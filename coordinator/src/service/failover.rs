@@ -1,0 +1,380 @@
+//! Failover: choosing a quorum (one holding a presignature when allowed, else the next in
+//! rotation), running one signing attempt, and judging its failure by its typed codes.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use protocol::policy::{Approved, Scheme, SignRequest};
+use protocol::session::{FailureCode, Outcome, SessionKind};
+use serde_bytes::ByteBuf;
+use tracing::warn;
+
+use super::ledger::Ticket;
+use super::{Coordinator, MAX_ATTEMPTS, NO_QUORUM_POLL, err, unix_now, verify_signature};
+use crate::api::{ApiError, ErrorCode, Hex, KeyInfo, PresignatureUse, SignatureInfo, path_string};
+use crate::nodes::run_session_yielding;
+
+/// All `k`-subsets of `nodes`, in order.
+pub fn combinations(nodes: &[u16], k: usize) -> Vec<Vec<u16>> {
+    fn go(nodes: &[u16], k: usize, start: usize, cur: &mut Vec<u16>, out: &mut Vec<Vec<u16>>) {
+        if cur.len() == k {
+            out.push(cur.clone());
+            return;
+        }
+        for i in start..nodes.len() {
+            cur.push(nodes[i]);
+            go(nodes, k, i + 1, cur, out);
+            cur.pop();
+        }
+    }
+    let mut out = Vec::new();
+    if k > 0 && k <= nodes.len() {
+        go(nodes, k, 0, &mut Vec::new(), &mut out);
+    }
+    out
+}
+
+pub(super) fn quorum_string(q: &[u16]) -> String {
+    q.iter().map(u16::to_string).collect::<Vec<_>>().join(",")
+}
+
+pub(super) fn parse_quorum(q: &str) -> Vec<u16> {
+    q.split(',').filter_map(|n| n.parse().ok()).collect()
+}
+
+/// Whether an enclave refused the request itself (its approvals, expiry or shape), as opposed
+/// to failing to run it.
+pub(super) fn refusal(code: FailureCode) -> bool {
+    matches!(code, FailureCode::Refused | FailureCode::BadRequest)
+}
+
+/// One payload's signing attempt ended.
+enum Attempt {
+    Signed(SignatureInfo),
+    /// Try again (with another quorum, or without the presignature).
+    Retry {
+        /// Nodes not to use again for this payload.
+        exclude: Vec<u16>,
+        /// Nodes that misbehaved or did not answer: left out of every quorum for a while.
+        suspend: Vec<u16>,
+        /// The failure that decides how to retry (`NoPresignature`: retry without one).
+        code: Option<FailureCode>,
+        why: String,
+    },
+    /// Stop: retrying cannot help.
+    Fatal(ApiError),
+}
+
+impl Coordinator {
+    /// Picks a quorum among healthy nodes not excluded: one holding a ready presignature when
+    /// allowed (claimed atomically), otherwise the next in rotation.
+    async fn pick_quorum(
+        &self,
+        key: &KeyInfo,
+        path: &[u32],
+        excluded: &BTreeSet<u16>,
+        use_presignature: bool,
+    ) -> Result<(Vec<u16>, Option<Vec<u8>>), ApiError> {
+        let healthy: Vec<u16> = self
+            .nodes
+            .healthy_nodes()
+            .into_iter()
+            .filter(|n| !excluded.contains(n))
+            .collect();
+        let t = usize::from(key.threshold);
+        let quorums = combinations(&healthy, t);
+        if quorums.is_empty() {
+            return Err(err(
+                ErrorCode::NoQuorum,
+                format!("{} healthy node(s) available, {t} needed", healthy.len()),
+            ));
+        }
+        if use_presignature && key.scheme == Scheme::EcdsaSecp256k1 && self.settings.pool_level > 0
+        {
+            let (k, p) = (key.key_id.clone(), path_string(path));
+            let qs: Vec<String> = quorums.iter().map(|q| quorum_string(q)).collect();
+            if let Some((id, q)) = self
+                .db(move |s| s.claim_best_presignature(&k, &p, &qs, unix_now()))
+                .await?
+            {
+                return Ok((parse_quorum(&q), Some(id)));
+            }
+        }
+        let i = self.rotation.fetch_add(1, Ordering::Relaxed) % quorums.len();
+        Ok((quorums[i].clone(), None))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn sign_payload(
+        &self,
+        wire: &Approved<SignRequest>,
+        key: &KeyInfo,
+        index: u16,
+        expected_key: &[u8],
+        ticket: &Ticket,
+        deadline: Instant,
+        presign: Option<PresignatureUse>,
+        attempts: &mut u32,
+    ) -> Result<SignatureInfo, ApiError> {
+        let r = &wire.request;
+        let mut attempt_no = 0u32;
+        let mut excluded = BTreeSet::new();
+        let mut use_presig = presign != Some(PresignatureUse::Never);
+        let mut last_error = String::new();
+        loop {
+            if Instant::now() >= deadline {
+                return Err(err(
+                    ErrorCode::DeadlineExceeded,
+                    format!("no quorum signed before the deadline; last error: {last_error}"),
+                ));
+            }
+            if attempt_no >= MAX_ATTEMPTS {
+                return Err(err(
+                    ErrorCode::SigningFailed,
+                    format!("{MAX_ATTEMPTS} sessions failed; last error: {last_error}"),
+                ));
+            }
+            let (quorum, presig) = match self.pick_quorum(key, &r.path, &excluded, use_presig).await
+            {
+                Ok(q) => q,
+                Err(e) if e.code == ErrorCode::NoQuorum => {
+                    // Wait, within the deadline, for enough nodes to be healthy again (a node
+                    // restarting, a coordinator that just started and has not attested yet).
+                    if Instant::now() + NO_QUORUM_POLL >= deadline {
+                        let why = if last_error.is_empty() {
+                            e.message
+                        } else {
+                            format!("{}; last error: {last_error}", e.message)
+                        };
+                        return Err(err(ErrorCode::NoQuorum, why));
+                    }
+                    self.nodes.check(self.settings.attest_interval).await;
+                    tokio::time::sleep(NO_QUORUM_POLL).await;
+                    excluded.clear();
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if attempt_no > 0 {
+                self.metrics.failover();
+            }
+            let session = ticket.session(index, attempt_no);
+            attempt_no += 1;
+            *attempts += 1;
+            let attempt = self
+                .attempt(
+                    wire,
+                    key,
+                    index,
+                    expected_key,
+                    &quorum,
+                    presig.clone(),
+                    &session,
+                    deadline,
+                )
+                .await;
+            match attempt {
+                Attempt::Signed(sig) => return Ok(sig),
+                Attempt::Fatal(e) => return Err(e),
+                Attempt::Retry {
+                    exclude,
+                    suspend,
+                    code,
+                    why,
+                } => {
+                    warn!(
+                        key = r.key_id,
+                        ?quorum,
+                        why,
+                        "signing attempt failed; retrying"
+                    );
+                    if code == Some(FailureCode::NoPresignature) {
+                        use_presig = false;
+                    }
+                    for n in &suspend {
+                        self.nodes.suspend(*n, &why);
+                    }
+                    excluded.extend(exclude);
+                    last_error = why;
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &self,
+        wire: &Approved<SignRequest>,
+        key: &KeyInfo,
+        index: u16,
+        expected_key: &[u8],
+        quorum: &[u16],
+        presignature: Option<Vec<u8>>,
+        session: &ByteBuf,
+        deadline: Instant,
+    ) -> Attempt {
+        let presigned = presignature.is_some();
+        let kind = SessionKind::Sign {
+            request: wire.clone(),
+            payload: index,
+            presignature: presignature.map(ByteBuf::from),
+        };
+        let round = self
+            .settings
+            .sign_round_timeout
+            .min(deadline.saturating_duration_since(Instant::now()))
+            .max(Duration::from_millis(100));
+        let run = run_session_yielding(
+            &self.nodes,
+            session,
+            quorum,
+            &kind,
+            round,
+            Some(deadline),
+            &|| false,
+        )
+        .await;
+        let payload = &wire.request.payloads[usize::from(index)];
+        for (node, o) in &run.outcomes {
+            if let Outcome::Signed {
+                signature,
+                public_key,
+            } = o
+            {
+                if public_key.as_slice() != expected_key {
+                    return Attempt::Retry {
+                        exclude: vec![*node],
+                        suspend: vec![*node],
+                        code: None,
+                        why: format!("node {node} signed under an unexpected public key"),
+                    };
+                }
+                if let Err(e) = verify_signature(key.scheme, expected_key, payload, signature) {
+                    return Attempt::Retry {
+                        exclude: vec![*node],
+                        suspend: vec![*node],
+                        code: None,
+                        why: format!("node {node} returned a signature that does not verify: {e}"),
+                    };
+                }
+                return Attempt::Signed(SignatureInfo {
+                    payload: index,
+                    signature: Hex(signature.to_vec()),
+                    public_key: Hex(expected_key.to_vec()),
+                    nodes: quorum.to_vec(),
+                    presigned,
+                });
+            }
+        }
+        let failures: Vec<(u16, FailureCode, String)> = run
+            .outcomes
+            .iter()
+            .filter_map(|(n, o)| match o {
+                Outcome::Failed { code, message, .. } if *code != FailureCode::Aborted => {
+                    Some((*n, *code, message.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        let why = failures
+            .iter()
+            .map(|(n, c, m)| format!("node {n}: {c}: {m}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if failures
+            .iter()
+            .any(|(_, c, _)| *c == FailureCode::NoPresignature)
+        {
+            return Attempt::Retry {
+                exclude: vec![],
+                suspend: vec![],
+                code: Some(FailureCode::NoPresignature),
+                why: format!("{}: {why}", FailureCode::NoPresignature),
+            };
+        }
+        // An enclave that consumed the request but no longer holds its signature (`replayed`):
+        // the request was signed in a session whose result was lost, and cannot be signed again.
+        if let Some((n, _, m)) = failures
+            .iter()
+            .find(|(_, c, _)| *c == FailureCode::Replayed)
+        {
+            return Attempt::Fatal(err(
+                ErrorCode::Interrupted,
+                format!(
+                    "node {n} refuses this request ({m}): it was signed in a session whose result \
+                     was lost; make a new request"
+                ),
+            ));
+        }
+        // `in_progress`: a session the relay lost track of still holds the request at these
+        // nodes (until they hear the abort, or it idles out): other nodes are tried.
+        let busy: Vec<u16> = failures
+            .iter()
+            .filter(|(_, c, _)| *c == FailureCode::InProgress)
+            .map(|(n, _, _)| *n)
+            .collect();
+        // Refused by every participant: the request itself is refused (approvals, expiry).
+        let refused: Vec<&(u16, FailureCode, String)> =
+            failures.iter().filter(|(_, c, _)| refusal(*c)).collect();
+        if !refused.is_empty() && refused.len() == quorum.len() {
+            return Attempt::Fatal(err(ErrorCode::Refused, refused[0].2.clone()));
+        }
+        let suspend = run.blamed();
+        let mut exclude = suspend.clone();
+        exclude.extend(refused.iter().map(|(n, _, _)| *n));
+        exclude.extend(busy);
+        if exclude.is_empty() {
+            // A failure no one is blamed for: leave out whoever reported it.
+            exclude.extend(failures.iter().map(|(n, _, _)| *n));
+        }
+        Attempt::Retry {
+            exclude,
+            suspend,
+            code: failures.first().map(|(_, c, _)| *c),
+            why: if why.is_empty() {
+                "session did not finish".into()
+            } else {
+                why
+            },
+        }
+    }
+
+    /// Aborts, at every node, every session a previous owner of a request may have started.
+    pub(super) async fn abort_sessions_of(&self, previous: &Ticket, payloads: u16) {
+        let mut tasks = tokio::task::JoinSet::new();
+        let permits = Arc::new(tokio::sync::Semaphore::new(32));
+        for payload in 0..payloads {
+            for attempt in 0..MAX_ATTEMPTS {
+                for node in 0..self.nodes.count() {
+                    let nodes = self.nodes.clone();
+                    let request = protocol::EnclaveRequest::AbortSession {
+                        session: previous.session(payload, attempt),
+                    };
+                    let permits = permits.clone();
+                    tasks.spawn(async move {
+                        let _permit = permits.acquire().await;
+                        let _ = nodes.call(node, &request, Duration::from_secs(2)).await;
+                    });
+                }
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combinations_are_all_subsets() {
+        assert_eq!(
+            combinations(&[0, 1, 2], 2),
+            vec![vec![0, 1], vec![0, 2], vec![1, 2]]
+        );
+        assert_eq!(combinations(&[0, 1], 3), Vec::<Vec<u16>>::new());
+        assert_eq!(combinations(&[0, 1, 2, 3, 4], 3).len(), 10);
+    }
+}

@@ -1,0 +1,334 @@
+//! Keys: listing them, and creating one across all nodes under a key-id reservation.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use ed25519_dalek::Verifier;
+use protocol::policy::{Canonical, CreateKey, REQUEST_ID_LEN, REQUEST_VERSION};
+use protocol::session::{FailureCode, Outcome, SessionKind, key_receipt_message};
+use sha2::{Digest, Sha256};
+use tracing::info;
+
+use super::checks::{check_approvals, check_window, keys_of};
+use super::failover::refusal;
+use super::ledger::{Claim, Entry, StoredResponse};
+use super::{Coordinator, err, unix_now};
+use crate::api::{
+    ApiError, ApprovedJson, CreateKeyJson, ErrorCode, Hex, KeyInfo, PolicyJson, Wire,
+};
+use crate::audit::AuditEntry;
+use crate::nodes::{new_session_id, run_session};
+use crate::store::{KeyRow, RequestState};
+
+pub(super) fn key_info(row: &KeyRow) -> Result<KeyInfo, ApiError> {
+    Ok(KeyInfo {
+        key_id: row.key_id.clone(),
+        scheme: row
+            .scheme
+            .parse()
+            .map_err(|e: String| err(ErrorCode::Storage, e))?,
+        threshold: row.threshold,
+        public_key: Hex(row.public_key.clone()),
+        chain_code: row.chain_code.clone().map(Hex),
+        policy: serde_json::from_str(&row.policy)
+            .map_err(|e| err(ErrorCode::Storage, format!("stored policy: {e}")))?,
+        created: row.created,
+    })
+}
+
+impl Coordinator {
+    /// Every key.
+    pub async fn keys(&self) -> Result<Vec<KeyInfo>, ApiError> {
+        self.db(|s| s.keys()).await?.iter().map(key_info).collect()
+    }
+
+    /// One key.
+    pub async fn key(&self, key_id: &str) -> Result<KeyInfo, ApiError> {
+        let id = key_id.to_string();
+        let row = self
+            .db(move |s| s.key(&id))
+            .await?
+            .ok_or_else(|| err(ErrorCode::NotFound, format!("no key {key_id}")))?;
+        key_info(&row)
+    }
+
+    /// A stored key (cached: keys never change once created).
+    pub(super) async fn key_row(&self, key_id: &str) -> Result<KeyRow, ApiError> {
+        let cached = self
+            .key_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key_id)
+            .cloned();
+        if let Some(k) = cached {
+            return Ok(k);
+        }
+        let id = key_id.to_string();
+        let row = self
+            .db(move |s| s.key(&id))
+            .await?
+            .ok_or_else(|| err(ErrorCode::NotFound, format!("no key {key_id}")))?;
+        self.key_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key_id.to_string(), row.clone());
+        Ok(row)
+    }
+
+    /// Creates a key across all nodes.
+    pub async fn create_key(
+        self: &Arc<Self>,
+        body: ApprovedJson<CreateKeyJson>,
+    ) -> Result<KeyInfo, ApiError> {
+        let started = Instant::now();
+        let result = self.create_key_inner(body).await;
+        self.metrics.observe("create_key", started.elapsed());
+        if let Err(e) = &result {
+            self.metrics.failure("create_key", e.code.as_str());
+        }
+        result
+    }
+
+    async fn create_key_inner(
+        self: &Arc<Self>,
+        body: ApprovedJson<CreateKeyJson>,
+    ) -> Result<KeyInfo, ApiError> {
+        let genesis = self.cluster().await?;
+        let r = body.request.to_wire();
+        let nodes = self.nodes.count();
+        if r.v != REQUEST_VERSION || r.cluster != genesis.request.cluster {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                "the request is for another cluster or version",
+            ));
+        }
+        if r.request_id.len() != REQUEST_ID_LEN {
+            return Err(err(ErrorCode::InvalidRequest, "a request id has 16 bytes"));
+        }
+        if r.key_id.is_empty()
+            || r.key_id.len() > 128
+            || !r
+                .key_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                "a key id has 1 to 128 characters from A-Z a-z 0-9 . _ -",
+            ));
+        }
+        if r.threshold < 2 || r.threshold > nodes {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                format!("the threshold must be between 2 and {nodes}"),
+            ));
+        }
+        let approvers = keys_of(&body.request.policy.approvers, "approver")?;
+        if r.policy.approvals_needed == 0
+            || usize::from(r.policy.approvals_needed) > approvers.len()
+        {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                "approvals needed must be between 1 and the number of approvers",
+            ));
+        }
+        check_window(r.created, r.expiry, unix_now())?;
+        let admins = keys_of(&genesis.request.admins, "admin")?;
+        let wire = body.to_wire();
+        let actors = check_approvals(&r, &wire.approvals, &admins, genesis.request.admin_quorum)?;
+        let id = r.key_id.clone();
+        if self.db(move |s| s.key(&id)).await?.is_some() {
+            return Err(err(
+                ErrorCode::KeyExists,
+                format!("key {} exists", r.key_id),
+            ));
+        }
+        let all: Vec<u16> = (0..nodes).collect();
+        if self.nodes.healthy_nodes().len() != all.len() {
+            // The last health round may predate a change: look again before refusing.
+            self.nodes.check(self.settings.attest_interval).await;
+        }
+        if self.nodes.healthy_nodes().len() != all.len() {
+            return Err(err(
+                ErrorCode::NoQuorum,
+                "key generation needs every node healthy",
+            ));
+        }
+        // Reserve the key id: one generation of a key at a time, across coordinators too.
+        // A `/` cannot appear in client idempotency keys: no client request can take this one.
+        let reservation = format!("create-key/{}", r.key_id);
+        let lease = self.reserve_key_id(&reservation, &r).await?;
+        let run = run_session(
+            &self.nodes,
+            &new_session_id(),
+            &all,
+            &SessionKind::CreateKey { request: wire },
+            self.settings.setup_round_timeout,
+        )
+        .await;
+        let mut entry = AuditEntry {
+            action: "create_key".into(),
+            actors,
+            key_id: Some(r.key_id.clone()),
+            payload_digests: vec![],
+            path: vec![],
+            nodes: all.clone(),
+            outcome: "ok".into(),
+            request_id: Some(hex::encode(&r.request_id)),
+        };
+        // A failed generation frees the key id again, with its audit record.
+        let fail = |code: ErrorCode, message: String, mut entry: AuditEntry| {
+            let reservation = reservation.clone();
+            async move {
+                entry.outcome = code.as_str().into();
+                let _ = self
+                    .db(move |s| s.drop_request(&reservation, lease, unix_now(), &[entry]))
+                    .await;
+                Err(err(code, message))
+            }
+        };
+        if let Some((node, code, message)) = run.failure() {
+            let api_code = if refusal(code)
+                || matches!(code, FailureCode::InProgress | FailureCode::Replayed)
+            {
+                ErrorCode::Refused
+            } else {
+                ErrorCode::KeygenFailed
+            };
+            return fail(api_code, format!("node {node}: {code}: {message}"), entry).await;
+        }
+        let mut created: Option<(Vec<u8>, Option<Vec<u8>>)> = None;
+        for (node, o) in &run.outcomes {
+            let Outcome::KeyCreated {
+                public_key,
+                chain_code,
+                receipt,
+                scheme,
+                ..
+            } = o
+            else {
+                return fail(
+                    ErrorCode::KeygenFailed,
+                    format!("node {node} answered {o:?}"),
+                    entry,
+                )
+                .await;
+            };
+            // Every receipt must be signed by the node's attested identity key.
+            let identity = self.nodes.identity(*node);
+            let receipt_ok = identity.is_some_and(|id| {
+                let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&id.signing) else {
+                    return false;
+                };
+                let Ok(sig) = ed25519_dalek::Signature::from_slice(receipt) else {
+                    return false;
+                };
+                vk.verify(&key_receipt_message(&r.key_id, *scheme, public_key), &sig)
+                    .is_ok()
+            });
+            if !receipt_ok || *scheme != r.scheme {
+                return fail(
+                    ErrorCode::KeygenFailed,
+                    format!("node {node}'s key receipt does not verify"),
+                    entry,
+                )
+                .await;
+            }
+            let this = (public_key.to_vec(), chain_code.as_ref().map(|c| c.to_vec()));
+            if let Some(prev) = &created
+                && *prev != this
+            {
+                return fail(
+                    ErrorCode::KeygenFailed,
+                    "nodes disagree on the new key: refusing it".into(),
+                    entry,
+                )
+                .await;
+            }
+            created = Some(this);
+        }
+        let Some((public_key, chain_code)) = created else {
+            return fail(ErrorCode::KeygenFailed, "no node answered".into(), entry).await;
+        };
+        let row = KeyRow {
+            key_id: r.key_id.clone(),
+            scheme: r.scheme.to_string(),
+            threshold: r.threshold,
+            public_key,
+            chain_code,
+            policy: serde_json::to_string(&PolicyJson::from_wire(&r.policy))
+                .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
+            created: unix_now(),
+        };
+        let stored = row.clone();
+        entry.outcome = "ok".into();
+        let info = key_info(&row)?;
+        let response = StoredResponse {
+            status: 201,
+            body: serde_json::to_value(&info)
+                .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
+        }
+        .encode()?;
+        let inserted = self
+            .db(move |s| {
+                let inserted = s.insert_key(&stored, unix_now(), &entry)?;
+                s.finish_request(
+                    &reservation,
+                    lease,
+                    RequestState::Completed,
+                    &response,
+                    unix_now(),
+                    &[],
+                )?;
+                Ok(inserted)
+            })
+            .await?;
+        if !inserted {
+            return Err(err(
+                ErrorCode::KeyExists,
+                format!("key {} exists", r.key_id),
+            ));
+        }
+        info!(key = r.key_id, scheme = %r.scheme, "key created");
+        Ok(info)
+    }
+
+    /// Reserves a key id for one generation; returns the lease it is held under.
+    async fn reserve_key_id(&self, reservation: &str, r: &CreateKey) -> Result<u64, ApiError> {
+        let claim = Claim {
+            idem: reservation.to_string(),
+            kind: "create_key",
+            request_id: hex::encode(&r.request_id),
+            hash: Sha256::digest(r.canonical_bytes()).to_vec(),
+            request: serde_json::to_string(&CreateKeyJson::from_wire(r))
+                .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
+            lease_secs: self
+                .settings
+                .setup_round_timeout
+                .as_secs()
+                .saturating_mul(4)
+                + 60,
+            same_request: false,
+        };
+        match self.claim(&claim).await? {
+            // A reservation whose coordinator stopped mid-generation is taken over (enclaves
+            // still running the old generation refuse the new one until it idles out).
+            Entry::Fresh(lease) | Entry::TakenOver { lease, .. } => Ok(lease),
+            Entry::Conflict(_) => Err(err(
+                ErrorCode::IdempotencyConflict,
+                format!(
+                    "request {} was already submitted",
+                    hex::encode(&r.request_id)
+                ),
+            )),
+            Entry::Busy => Err(err(
+                ErrorCode::KeyExists,
+                format!("key {} is being created", r.key_id),
+            )),
+            Entry::Replay(_) => Err(err(
+                ErrorCode::KeyExists,
+                format!("key {} exists", r.key_id),
+            )),
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! What the coordinator does: genesis, key creation, signing with quorum choice and failover,
+//! idempotent requests, presignature pools, and the background tasks that keep node health,
+//! pools and interrupted requests in order.
+//!
+//! The coordinator checks requests (shape, validity window, approvals) before it bothers the
+//! enclaves, so bad requests are refused cheaply and change nothing; the enclaves check the same
+//! things again themselves (with the same rules, [`protocol::policy`]), because the coordinator
+//! is not trusted.
+//!
+//! One concern per module: [`genesis`](self) (cluster set-up), `keys`, `signing`, `failover`
+//! (quorum choice and one attempt), `ledger` (idempotency records and their leases), `pools`,
+//! `background`, `checks` (early refusals) and `crypto` (derivation and signature checks).
+
+mod background;
+mod checks;
+mod crypto;
+mod failover;
+mod genesis;
+mod keys;
+mod ledger;
+mod pools;
+mod signing;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+use crate::api::{ApiError, ApprovedJson, ErrorCode, GenesisJson};
+use crate::metrics::{Gauges, Metrics};
+use crate::nodes::Nodes;
+use crate::store::{ClusterState, KeyRow, Store, StoreError};
+use failover::quorum_string;
+
+pub use crypto::{derive_public_key, verify_signature};
+pub use failover::combinations;
+pub use ledger::{StoredResponse, Ticket};
+
+/// Tunables of the coordinator.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Time limit of one round of a signing session (per enclave call).
+    pub sign_round_timeout: Duration,
+    /// Time limit of one round of key generation, auxiliary info or presigning.
+    pub setup_round_timeout: Duration,
+    /// How long one signing request may take in all, failover included.
+    pub sign_deadline: Duration,
+    /// Presignatures to keep ready per ECDSA key, path and quorum (0: no pools).
+    pub pool_level: u32,
+    /// Derivation paths pools serve (the key's root `m` by default).
+    pub pool_paths: Vec<Vec<u32>>,
+    /// How often node health is checked.
+    pub health_interval: Duration,
+    /// How often each node is attested again.
+    pub attest_interval: Duration,
+    /// Chains and their JSON-RPC endpoints.
+    pub chains: crate::chains::ChainSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            sign_round_timeout: Duration::from_secs(5),
+            setup_round_timeout: Duration::from_secs(300),
+            sign_deadline: Duration::from_secs(30),
+            pool_level: 4,
+            pool_paths: vec![vec![]],
+            health_interval: Duration::from_millis(1000),
+            attest_interval: Duration::from_secs(10),
+            chains: crate::chains::ChainSettings::default(),
+        }
+    }
+}
+
+/// Most payloads one signing request may carry.
+pub const MAX_PAYLOADS: usize = 64;
+/// Largest EdDSA message, bytes.
+pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+fn err(code: ErrorCode, message: impl Into<String>) -> ApiError {
+    ApiError::new(code, message)
+}
+
+/// The coordinator.
+pub struct Coordinator {
+    settings: Settings,
+    nodes: Arc<Nodes>,
+    store: Arc<Mutex<Store>>,
+    metrics: Arc<Metrics>,
+    live: AtomicUsize,
+    /// When the last live signing request ended: refills wait for a quiet moment.
+    last_live: Mutex<Instant>,
+    rotation: AtomicUsize,
+    presign_gate: tokio::sync::Mutex<()>,
+    initialising: tokio::sync::Mutex<()>,
+    ready_genesis: std::sync::OnceLock<ApprovedJson<GenesisJson>>,
+    key_cache: Mutex<std::collections::HashMap<String, KeyRow>>,
+}
+
+/// Keeps the count of live signing requests while alive.
+struct Live<'a>(&'a AtomicUsize, &'a Mutex<Instant>);
+impl Drop for Live<'_> {
+    fn drop(&mut self) {
+        *self.1.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// How often a request waiting for a healthy quorum looks again.
+pub const NO_QUORUM_POLL: Duration = Duration::from_millis(200);
+
+/// How long after its lease ended an interrupted request is marked failed, if no client
+/// resubmitted it meanwhile.
+pub const STALE_GRACE: Duration = Duration::from_secs(60);
+
+/// How long the coordinator must have had no live signing request before a refill starts.
+pub const REFILL_QUIET: Duration = Duration::from_millis(250);
+
+/// Most sessions one payload may take (failover included).
+pub const MAX_ATTEMPTS: u32 = 16;
+
+fn digest_hex(payload: &[u8]) -> String {
+    hex::encode(Sha256::digest(payload))
+}
+
+impl Coordinator {
+    /// A coordinator over `nodes` and `store`.
+    pub fn new(settings: Settings, nodes: Arc<Nodes>, store: Store) -> Arc<Self> {
+        Arc::new(Self {
+            settings,
+            nodes,
+            store: Arc::new(Mutex::new(store)),
+            metrics: Arc::new(Metrics::default()),
+            live: AtomicUsize::new(0),
+            last_live: Mutex::new(Instant::now()),
+            rotation: AtomicUsize::new(0),
+            presign_gate: tokio::sync::Mutex::new(()),
+            initialising: tokio::sync::Mutex::new(()),
+            ready_genesis: std::sync::OnceLock::new(),
+            key_cache: Mutex::new(std::collections::HashMap::new()),
+        })
+    }
+
+    /// Its settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Its metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Its nodes.
+    pub fn nodes(&self) -> &Arc<Nodes> {
+        &self.nodes
+    }
+
+    /// Runs `f` on the store, off the async threads.
+    pub async fn db<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, ApiError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut s)
+        })
+        .await
+        .map_err(|e| err(ErrorCode::Internal, format!("store task: {e}")))?
+        .map_err(ApiError::from)
+    }
+
+    /// Metrics text, with gauges read now.
+    pub async fn render_metrics(&self) -> String {
+        let pools = self
+            .pool_levels()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| (p.key_id, p.path, quorum_string(&p.quorum), p.ready))
+            .collect();
+        let nodes = self
+            .nodes
+            .status()
+            .into_iter()
+            .map(|n| (n.node, n.reachable, n.attested, n.healthy))
+            .collect();
+        self.metrics.render(&Gauges {
+            pools,
+            nodes,
+            live_requests: self.live.load(Ordering::SeqCst),
+        })
+    }
+
+    /// Signing requests in flight.
+    pub fn live_requests(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    /// Whether the coordinator can serve signing: store reachable, cluster ready, and enough
+    /// healthy nodes for the smallest threshold (2).
+    pub async fn ready(&self) -> Result<(), String> {
+        let g = self.genesis_status().await.map_err(|e| e.message)?;
+        if g.state != ClusterState::Ready.as_str() {
+            return Err(format!("cluster {}: {}", g.state, g.detail));
+        }
+        let healthy = self.nodes.healthy_nodes().len();
+        if healthy < 2 {
+            return Err(format!("{healthy} healthy node(s)"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::ErrorCode;
+
+    #[test]
+    fn retryable_codes() {
+        assert!(ErrorCode::NoQuorum.retryable());
+        assert!(!ErrorCode::Refused.retryable());
+        assert!(!ErrorCode::Interrupted.retryable());
+    }
+}

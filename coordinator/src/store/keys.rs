@@ -1,0 +1,96 @@
+//! The keys table: every key the cluster created, as the enclaves reported it.
+
+use super::{Row, Store, StoreError, Value};
+use crate::audit::AuditEntry;
+
+/// A key as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    /// Its id.
+    pub key_id: String,
+    /// Its scheme name.
+    pub scheme: String,
+    /// Its threshold.
+    pub threshold: u16,
+    /// Its public key.
+    pub public_key: Vec<u8>,
+    /// BIP32 chain code (ECDSA).
+    pub chain_code: Option<Vec<u8>>,
+    /// Its policy, as JSON.
+    pub policy: String,
+    /// Unix seconds.
+    pub created: u64,
+}
+
+fn key_row(r: &Row) -> Result<KeyRow, StoreError> {
+    Ok(KeyRow {
+        key_id: r.text(0)?,
+        scheme: r.text(1)?,
+        threshold: u16::try_from(r.int(2)?)
+            .map_err(|_| StoreError::Corrupt("threshold out of range".into()))?,
+        public_key: r.bytes(3)?,
+        chain_code: r.opt_bytes(4)?,
+        policy: r.text(5)?,
+        created: r.int(6)? as u64,
+    })
+}
+
+const KEY_COLUMNS: &str = "key_id, scheme, threshold, public_key, chain_code, policy, created";
+
+impl Store {
+    /// Stores a new key with its audit record; `false` if the id is taken.
+    pub fn insert_key(
+        &mut self,
+        key: &KeyRow,
+        time: u64,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        self.transaction(|tx| {
+            let n = tx.exec(
+                &format!(
+                    "INSERT INTO keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (key_id) DO NOTHING"
+                ),
+                &[
+                    Value::Text(key.key_id.clone()),
+                    Value::Text(key.scheme.clone()),
+                    Value::Int(key.threshold.into()),
+                    Value::Bytes(key.public_key.clone()),
+                    Value::OptBytes(key.chain_code.clone()),
+                    Value::Text(key.policy.clone()),
+                    Value::Int(key.created as i64),
+                ],
+            )?;
+            if n == 1 {
+                tx.append_audit(time, entry)?;
+            }
+            Ok(n == 1)
+        })
+    }
+
+    /// A key by id.
+    pub fn key(&mut self, key_id: &str) -> Result<Option<KeyRow>, StoreError> {
+        self.transaction(|tx| {
+            tx.query_opt(
+                &format!("SELECT {KEY_COLUMNS} FROM keys WHERE key_id = $1"),
+                &[Value::Text(key_id.into())],
+            )?
+            .as_ref()
+            .map(key_row)
+            .transpose()
+        })
+    }
+
+    /// Every key, by id.
+    pub fn keys(&mut self) -> Result<Vec<KeyRow>, StoreError> {
+        self.transaction(|tx| {
+            tx.query(
+                &format!("SELECT {KEY_COLUMNS} FROM keys ORDER BY key_id"),
+                &[],
+            )?
+            .iter()
+            .map(key_row)
+            .collect()
+        })
+    }
+}

@@ -1,0 +1,71 @@
+//! The schema: numbered migrations, each applied once in its own transaction. Each is written
+//! once in SQLite's types; PostgreSQL's text is the same with `BIGINT` and `BYTEA`.
+
+/// One migration: its number and its SQL (SQLite types).
+pub(super) struct Migration {
+    pub(super) version: i64,
+    sql: &'static str,
+}
+
+impl Migration {
+    /// Its SQL for SQLite.
+    pub(super) fn sqlite(&self) -> &'static str {
+        self.sql
+    }
+
+    /// Its SQL for PostgreSQL: the same statements with PostgreSQL's integer and byte types.
+    pub(super) fn postgres(&self) -> String {
+        self.sql
+            .replace("INTEGER", "BIGINT")
+            .replace("BLOB", "BYTEA")
+    }
+}
+
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: "CREATE TABLE audit_log (
+            seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, entry BLOB NOT NULL,
+            prev_hash BLOB NOT NULL, hash BLOB NOT NULL)",
+    },
+    Migration {
+        version: 2,
+        sql: "CREATE TABLE cluster (
+                id INTEGER PRIMARY KEY CHECK (id = 1), genesis TEXT NOT NULL,
+                state TEXT NOT NULL, detail TEXT NOT NULL, updated INTEGER NOT NULL);
+            CREATE TABLE keys (
+                key_id TEXT PRIMARY KEY, scheme TEXT NOT NULL, threshold INTEGER NOT NULL,
+                public_key BLOB NOT NULL, chain_code BLOB, policy TEXT NOT NULL,
+                created INTEGER NOT NULL);
+            CREATE TABLE requests (
+                idem_key TEXT PRIMARY KEY, kind TEXT NOT NULL, request_hash BLOB NOT NULL, request TEXT NOT NULL,
+                request_id TEXT NOT NULL,
+                state TEXT NOT NULL, response TEXT, lease_until INTEGER NOT NULL,
+                created INTEGER NOT NULL, updated INTEGER NOT NULL);
+            CREATE INDEX requests_state ON requests (state, lease_until);
+            CREATE UNIQUE INDEX requests_request_id ON requests (request_id);
+            CREATE TABLE presignatures (
+                id BLOB PRIMARY KEY, key_id TEXT NOT NULL, path TEXT NOT NULL,
+                quorum TEXT NOT NULL, state TEXT NOT NULL, created INTEGER NOT NULL,
+                claimed_at INTEGER);
+            CREATE INDEX presignatures_ready ON presignatures (key_id, path, quorum, state);",
+    },
+];
+
+/// The latest schema version this build knows.
+pub fn latest_schema_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+
+    #[test]
+    fn postgres_schema_uses_its_own_types() {
+        let v2 = MIGRATIONS[1].postgres();
+        assert!(v2.contains("threshold BIGINT NOT NULL"), "{v2}");
+        assert!(v2.contains("id BYTEA PRIMARY KEY"), "{v2}");
+        assert!(!v2.contains("INTEGER") && !v2.contains("BLOB"), "{v2}");
+    }
+}

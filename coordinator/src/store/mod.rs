@@ -1,0 +1,182 @@
+//! Persistence behind one interface: SQLite in the data directory by default, PostgreSQL (by URL)
+//! when several coordinators share one database. Schema migrations are numbered and applied once,
+//! each in its own transaction.
+//!
+//! Every operation is one transaction, written once for both backends over a small SQL layer
+//! ([`Tx`]): the same statements (`$1`-style placeholders) run on SQLite and PostgreSQL; only the
+//! table definitions and the presignature claim differ. A state change and the audit record that
+//! describes it commit together, so a crash leaves either both or neither.
+//!
+//! One module per table: [`cluster`], [`keys`], [`requests`], [`presignatures`], and the audit
+//! log ([`audit`]). States are typed ([`ClusterState`], [`RequestState`], [`PresigState`]) and
+//! turned into the stored names only here.
+
+mod audit;
+mod cluster;
+mod keys;
+mod migrations;
+mod presignatures;
+mod requests;
+mod sql;
+mod states;
+
+pub use audit::verify_log;
+pub use cluster::ClusterRow;
+pub use keys::KeyRow;
+pub use migrations::latest_schema_version;
+pub use presignatures::PresigRow;
+pub use requests::{Begin, RequestRow};
+pub use sql::{Row, Tx, Value};
+pub use states::{ClusterState, PresigState, RequestState};
+
+use migrations::MIGRATIONS;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL failed.
+    #[error("postgres: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// The URL names no known backend (only its scheme is kept: a URL may hold a password).
+    #[error("unsupported store url scheme `{0}` (expected sqlite:PATH or postgres://...)")]
+    BadUrl(String),
+    /// Stored data does not decode.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+enum Conn {
+    Sqlite(rusqlite::Connection),
+    Postgres(postgres::Client),
+}
+
+/// The coordinator's storage: one connection to SQLite or PostgreSQL.
+pub struct Store {
+    conn: Conn,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.conn {
+            Conn::Sqlite(_) => "Store(sqlite)",
+            Conn::Postgres(_) => "Store(postgres)",
+        })
+    }
+}
+
+/// Advisory-lock key serialising appends and migrations across coordinators.
+const LOCK_KEY: i64 = 0x636f_686f_7274; // "cohort"
+
+/// Opens a store by URL: `sqlite:PATH` or `postgres://...`.
+pub fn open(url: &str) -> Result<Store, StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite:") {
+        Store::sqlite(std::path::Path::new(path))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Store::postgres(postgres::Client::connect(url, postgres::NoTls)?)
+    } else {
+        let scheme = url.split(':').next().unwrap_or_default();
+        Err(StoreError::BadUrl(scheme.chars().take(32).collect()))
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path` and migrates it.
+    pub fn sqlite(path: &std::path::Path) -> Result<Self, StoreError> {
+        let mut conn = rusqlite::Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+            [],
+        )?;
+        for m in MIGRATIONS {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let done: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)",
+                [m.version],
+                |r| r.get(0),
+            )?;
+            if !done {
+                tx.execute_batch(m.sqlite())?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, strftime('%s','now'))",
+                    [m.version],
+                )?;
+            }
+            tx.commit()?;
+        }
+        Ok(Self {
+            conn: Conn::Sqlite(conn),
+        })
+    }
+
+    /// Uses a PostgreSQL connection (tests set a private schema first) and migrates.
+    pub fn postgres(mut client: postgres::Client) -> Result<Self, StoreError> {
+        let mut tx = client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )?;
+        for m in MIGRATIONS {
+            let done: bool = tx
+                .query_one(
+                    "SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = $1)",
+                    &[&m.version],
+                )?
+                .get(0);
+            if !done {
+                tx.batch_execute(&m.postgres())?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, EXTRACT(EPOCH FROM now())::BIGINT)",
+                    &[&m.version],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(Self {
+            conn: Conn::Postgres(client),
+        })
+    }
+
+    /// Runs `f` in one transaction: committed if it returns `Ok`, rolled back otherwise.
+    pub fn transaction<R>(
+        &mut self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        match &mut self.conn {
+            Conn::Sqlite(conn) => {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let mut tx = Tx::Sqlite(tx);
+                let r = f(&mut tx)?;
+                if let Tx::Sqlite(tx) = tx {
+                    tx.commit()?;
+                }
+                Ok(r)
+            }
+            Conn::Postgres(client) => {
+                let mut tx = Tx::Postgres(client.transaction()?);
+                let r = f(&mut tx)?;
+                if let Tx::Postgres(tx) = tx {
+                    tx.commit()?;
+                }
+                Ok(r)
+            }
+        }
+    }
+
+    /// The applied schema version.
+    pub fn schema_version(&mut self) -> Result<i64, StoreError> {
+        self.transaction(|tx| {
+            tx.query_opt(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                &[],
+            )?
+            .map_or(Ok(0), |r| r.int(0))
+        })
+    }
+}

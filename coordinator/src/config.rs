@@ -5,13 +5,20 @@ use std::time::Duration;
 
 use attestation::Policy;
 use clap::Parser;
+use host::PolicyArgs;
 
 use crate::chains::ChainSettings;
 use crate::service::Settings;
 
 /// `cohort-coordinator` configuration.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "cohort-coordinator", version, about = "Cohort coordinator")]
+#[command(
+    name = "cohort-coordinator",
+    version,
+    about = "Cohort coordinator",
+    mut_arg("root", |a| a.env("COHORT_COORDINATOR_ROOT")),
+    mut_arg("measurements", |a| a.env("COHORT_COORDINATOR_MEASUREMENTS"))
+)]
 pub struct Config {
     /// HTTP listen address (port 0 picks a free port; see --addr-file).
     #[arg(
@@ -36,30 +43,9 @@ pub struct Config {
         default_value = "./coordinator-data"
     )]
     pub data_dir: PathBuf,
-    /// PEM of the root to pin instead of the AWS Nitro root (simulated mode: the simulated root).
-    #[arg(long, env = "COHORT_COORDINATOR_ROOT")]
-    pub root: Option<PathBuf>,
-    /// Allowed PCR0 values, hex (repeat for several). Required unless --measurements is given.
-    #[arg(
-        long = "pcr0",
-        required_unless_present = "measurements",
-        value_parser = attestation::parse_pcr_hex
-    )]
-    pub pcr0: Vec<Vec<u8>>,
-    /// Allowed PCR1 values, hex.
-    #[arg(long = "pcr1", value_parser = attestation::parse_pcr_hex)]
-    pub pcr1: Vec<Vec<u8>>,
-    /// Allowed PCR2 values, hex.
-    #[arg(long = "pcr2", value_parser = attestation::parse_pcr_hex)]
-    pub pcr2: Vec<Vec<u8>>,
-    /// The enclave image's measurements file (eif-build's measurements.json or `nitro-cli
-    /// describe-eif` output): allows its PCR0, PCR1, PCR2 (and PCR8). Repeat during an image
-    /// rotation. Adds to the --pcrN flags.
-    #[arg(long = "measurements", env = "COHORT_COORDINATOR_MEASUREMENTS")]
-    pub measurements: Vec<PathBuf>,
-    /// Accept debug-mode enclaves. Never in production.
-    #[arg(long)]
-    pub allow_debug: bool,
+    /// The attestation policy: root, PCR0-2, measurements files, debug mode.
+    #[command(flatten)]
+    pub attestation: PolicyArgs,
     /// Ready presignatures to keep per ECDSA key, path and quorum (0 disables pools).
     #[arg(long, default_value_t = 4)]
     pub pool_level: u32,
@@ -96,13 +82,7 @@ pub struct Config {
 impl Config {
     /// The attestation policy nodes must satisfy (the nonce is set per attestation).
     pub fn policy(&self) -> Result<Policy, String> {
-        Policy::configured(
-            self.root.as_deref(),
-            &[(0, &self.pcr0), (1, &self.pcr1), (2, &self.pcr2)],
-            &self.measurements,
-            self.allow_debug,
-            Duration::from_secs(60),
-        )
+        self.attestation.policy(&[], Duration::from_secs(60))
     }
 
     /// The store URL.
@@ -139,5 +119,28 @@ impl Config {
             },
             ..Settings::default()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_policy_flags_keep_their_environment_variables() {
+        let command = Config::command();
+        let env = |id: &str| {
+            command
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .and_then(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned())
+        };
+        assert_eq!(env("root").as_deref(), Some("COHORT_COORDINATOR_ROOT"));
+        assert_eq!(
+            env("measurements").as_deref(),
+            Some("COHORT_COORDINATOR_MEASUREMENTS")
+        );
     }
 }

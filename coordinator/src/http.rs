@@ -1,19 +1,16 @@
 //! The HTTP server: routes, body limits, JSON errors with stable codes.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use host::Listener;
+use host::body::{BodyError, read_body};
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
 use crate::api::{
@@ -26,6 +23,9 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 
 /// How far past the body limit a request is still read (and dropped) to answer 413 cleanly.
 const DRAIN_FACTOR: usize = 4;
+
+/// How long a client may take to send a request's head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Largest request body accepted by default.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
@@ -131,47 +131,21 @@ async fn read_json<T: DeserializeOwned>(
             "send the body as application/json",
         ));
     }
-    let too_large = || {
-        ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("the body exceeds {max_body} bytes"),
-        )
-    };
     // A body somewhat over the limit is read and dropped, so that the client, still sending,
     // gets the 413 instead of a broken connection; a far larger one is refused at once.
     let drain_limit = max_body.saturating_mul(DRAIN_FACTOR);
-    if let Some(len) = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        && len > drain_limit
-    {
-        return Err(too_large());
-    }
-    let mut incoming = request.into_body();
-    let mut body = Vec::new();
-    let mut total = 0usize;
-    while let Some(frame) = incoming.frame().await {
-        let frame = frame.map_err(|e| {
-            ApiError::new(
+    let body = read_body(request.into_body(), max_body, drain_limit)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the body exceeds {max_body} bytes"),
+            ),
+            BodyError::Unreadable(e) => ApiError::new(
                 ErrorCode::MalformedRequest,
                 format!("cannot read the body: {e}"),
-            )
+            ),
         })?;
-        if let Ok(data) = frame.into_data() {
-            total = total.saturating_add(data.len());
-            if total > drain_limit {
-                break;
-            }
-            if total <= max_body {
-                body.extend_from_slice(&data);
-            }
-        }
-    }
-    if total > max_body {
-        return Err(too_large());
-    }
     serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(ErrorCode::MalformedRequest, format!("bad JSON: {e}")))
 }
@@ -448,44 +422,19 @@ async fn handle(
 /// Serves the API on `listener` until `shutdown` completes.
 pub async fn serve(
     coordinator: Arc<Coordinator>,
-    listener: TcpListener,
+    listener: &Listener,
     max_body: usize,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
+    let answer = move |request: Request<Incoming>| {
         let c = coordinator.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request: Request<Incoming>| {
-                let c = c.clone();
-                async move {
-                    let (name, response) = handle(c.clone(), request, max_body).await;
-                    c.metrics().http(&name, response.status().as_u16());
-                    Ok::<_, Infallible>(response)
-                }
-            });
-            if let Err(e) = http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                debug!(error = %e, "connection ended");
-            }
-        });
-    }
+        async move {
+            let (name, response) = handle(c.clone(), request, max_body).await;
+            c.metrics().http(&name, response.status().as_u16());
+            response
+        }
+    };
+    host::serve::serve_http(listener, Some(HEADER_READ_TIMEOUT), shutdown, answer).await;
 }
 
 #[cfg(test)]

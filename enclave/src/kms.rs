@@ -9,18 +9,18 @@
 //! private key never leaves this module and is dropped after one use, so the parent sees the
 //! wrapped key and the envelope, never the data key.
 
-use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
 use attestation::nsm::{AttestationRequest, Nsm};
 use attestation::recipient::EphemeralKey;
+use protocol::Endpoint;
 use protocol::parent::{ParentErrorCode, ParentRequest, ParentResponse};
-use protocol::{Endpoint, FRAME_HEADER_LEN};
 use serde_bytes::ByteBuf;
 use zeroize::Zeroizing;
 
 use crate::seal::{AuthorityKind, SealError, SealingAuthority};
+use crate::transport;
 
 /// How long one call to the parent (and through it to KMS) may take.
 pub const PARENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -66,7 +66,7 @@ impl KmsSealingAuthority {
     fn call(&self, request: &ParentRequest) -> Result<ParentResponse, SealError> {
         let frame = protocol::encode_frame(request)
             .map_err(|e| SealError::BadAnswer(format!("cannot encode the request: {e}")))?;
-        let reply = exchange(&self.parent, &frame, PARENT_TIMEOUT).map_err(|e| {
+        let reply = transport::exchange(&self.parent, &frame, PARENT_TIMEOUT).map_err(|e| {
             SealError::Unavailable(format!("parent at {} unreachable: {e}", self.parent))
         })?;
         protocol::decode_payload(&reply)
@@ -148,48 +148,4 @@ impl SealingAuthority for KmsSealingAuthority {
             ))),
         }
     }
-}
-
-trait SyncIo: Read + Write {}
-impl<T: Read + Write> SyncIo for T {}
-
-/// One request frame out, one response payload back, on a fresh blocking connection (the
-/// authority runs on the enclave's worker thread, outside the async runtime).
-fn exchange(endpoint: &Endpoint, frame: &[u8], timeout: Duration) -> std::io::Result<Vec<u8>> {
-    let mut stream: Box<dyn SyncIo> = match endpoint {
-        Endpoint::Vsock { cid, port } => {
-            let cid = cid.ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "the parent's vsock endpoint needs a context id (3)",
-                )
-            })?;
-            let s = vsock::VsockStream::connect_with_cid_port(cid, *port)?;
-            s.set_read_timeout(Some(timeout))?;
-            s.set_write_timeout(Some(timeout))?;
-            Box::new(s)
-        }
-        Endpoint::Unix(path) => {
-            let s = std::os::unix::net::UnixStream::connect(path)?;
-            s.set_read_timeout(Some(timeout))?;
-            s.set_write_timeout(Some(timeout))?;
-            Box::new(s)
-        }
-        Endpoint::Tcp(addr) => {
-            let s = std::net::TcpStream::connect(addr)?;
-            s.set_read_timeout(Some(timeout))?;
-            s.set_write_timeout(Some(timeout))?;
-            s.set_nodelay(true)?;
-            Box::new(s)
-        }
-    };
-    stream.write_all(frame)?;
-    stream.flush()?;
-    let mut header = [0u8; FRAME_HEADER_LEN];
-    stream.read_exact(&mut header)?;
-    let len = protocol::payload_len(header)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    let mut payload = vec![0u8; len];
-    stream.read_exact(&mut payload)?;
-    Ok(payload)
 }

@@ -1,5 +1,6 @@
 //! `cohort-enclave`: boots the enclave and serves its proxy.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -14,7 +15,9 @@ use enclave::seal::{LocalSealingAuthority, Sealer, SealingAuthority, Unavailable
 use enclave::server::BootConfig;
 use enclave::transport::Listener;
 use enclave::{Enclave, run};
+use nix::sys::signal::{SigSet, Signal};
 use tracing::{error, info, warn};
+use tracing_subscriber::EnvFilter;
 
 /// The NSM, the root peers' documents chain to, and the legacy local sealing authority.
 type Parts = (Arc<dyn Nsm>, Vec<u8>, Option<LocalSealingAuthority>);
@@ -98,45 +101,44 @@ fn boot_config(config: &Config) -> BootConfig {
     }
 }
 
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
+/// Exit code for a bad configuration: the one every Cohort binary uses (`host::startup::BAD_CONFIG`,
+/// which the enclave cannot link).
+const BAD_CONFIG: u8 = 2;
+
+/// Blocks SIGINT and SIGTERM in this thread and in every thread it starts from now on, and
+/// returns what waits for one of them. Call it before any thread is started.
+fn shutdown_signal() -> impl FnOnce() {
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    let blocked = signals.thread_block();
+    move || match blocked.and_then(|()| signals.wait()) {
+        Ok(signal) => info!(signal = signal.as_str(), "signal received"),
         Err(e) => {
-            error!(error = %e, "cannot install SIGTERM handler");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+            // Signals keep their default action (they end the process): wait for one.
+            error!(error = %e, "cannot wait for SIGINT or SIGTERM");
+            loop {
+                std::thread::park();
+            }
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let config = Config::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    if config.log_json {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
-    } else {
-        // Colour only on a terminal: log files stay plain text.
-        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-        tracing_subscriber::fmt()
-            .with_ansi(ansi)
-            .with_env_filter(filter)
-            .init();
+    let shutdown = shutdown_signal();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log_json {
+        true => logs.json().init(),
+        false => logs.with_ansi(std::io::stdout().is_terminal()).init(),
     }
     if let Err(e) = config.validate() {
         eprintln!("cohort-enclave: invalid configuration: {e}");
-        return ExitCode::from(2);
+        return ExitCode::from(BAD_CONFIG);
     }
     let enclave = Arc::new(Enclave::boot(boot_config(&config)));
-    let listener = match Listener::bind(&config.listen).await {
+    let listener = match Listener::bind(&config.listen) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("cohort-enclave: cannot listen on {}: {e}", config.listen);
@@ -144,7 +146,7 @@ async fn main() -> ExitCode {
         }
     };
     info!(listen = %config.listen, mode = ?config.mode, phase = %enclave.phase(), "listening");
-    match run(listener, enclave, shutdown_signal()).await {
+    match run(listener, enclave, shutdown) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!(error = %e, "enclave stopped");

@@ -1,6 +1,5 @@
 //! The enclave's request handling and its accept loop.
 
-use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 
 use attestation::Policy;
@@ -16,7 +15,7 @@ use crate::lifecycle::{Event, Lifecycle};
 use crate::node::Node;
 use crate::primes::{PrimePool, PrimesProbe};
 use crate::seal::Sealer;
-use crate::transport::{self, Listener, Stream, TransportError};
+use crate::transport::{self, Listener, Stream};
 
 /// What an enclave boots with.
 pub struct BootConfig {
@@ -330,73 +329,87 @@ fn identity_request(identity: &SecretIdentity, nonce: Option<Vec<u8>>) -> Attest
     }
 }
 
-/// Serves `enclave` on `listener` until `shutdown` completes.
-pub async fn run(
+/// Serves `enclave` on `listener`, one thread per connection, until `shutdown` returns (the
+/// connections end with the process).
+pub fn run(
     listener: Listener,
     enclave: Arc<Enclave>,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl FnOnce(),
 ) -> std::io::Result<()> {
-    tokio::pin!(shutdown);
+    let listener = Arc::new(listener);
+    let accepting = listener.clone();
+    std::thread::Builder::new()
+        .name("accept".into())
+        .spawn(move || accept_loop(&accepting, &enclave))?;
+    shutdown();
+    info!("shutting down");
+    listener.remove_socket_file();
+    Ok(())
+}
+
+fn accept_loop(listener: &Listener, enclave: &Arc<Enclave>) {
     loop {
-        tokio::select! {
-            () = &mut shutdown => {
-                info!("shutting down");
-                return Ok(());
+        match listener.accept() {
+            Ok(stream) => {
+                let enclave = enclave.clone();
+                let spawned =
+                    std::thread::Builder::new()
+                        .name("connection".into())
+                        .spawn(move || {
+                            if let Err(e) = serve_connection(stream, &enclave) {
+                                debug!(error = %e, "connection closed");
+                            }
+                        });
+                if let Err(e) = spawned {
+                    warn!(error = %e, "cannot start a connection thread");
+                }
             }
-            accepted = listener.accept() => match accepted {
-                Ok(stream) => {
-                    let enclave = enclave.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = serve_connection(stream, &enclave).await {
-                            debug!(error = %e, "connection closed");
-                        }
-                    });
-                }
-                Err(e) => {
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                std::thread::sleep(std::time::Duration::from_millis(50));
             }
         }
     }
 }
 
-async fn serve_connection(
-    mut stream: Stream,
-    enclave: &Arc<Enclave>,
-) -> Result<(), TransportError> {
+fn serve_connection(mut stream: Stream, enclave: &Enclave) -> std::io::Result<()> {
     loop {
-        let payload = match transport::read_frame(&mut stream).await {
+        let payload = match transport::read_frame(&mut stream) {
             Ok(Some(p)) => p,
             Ok(None) => return Ok(()),
-            Err(TransportError::Frame(e)) => {
-                // The stream cannot be resynchronised after a bad length: answer, then close.
-                let reply =
-                    EnclaveResponse::Error(EnclaveError::new(ErrorCode::BadRequest, e.to_string()));
-                if let Ok(frame) = protocol::encode_frame(&reply) {
-                    let _ = transport::write_frame(&mut stream, &frame).await;
+            Err(e) => {
+                if let Some(bad) = transport::frame_error(&e) {
+                    // The stream cannot be resynchronised after a bad length: answer, then close.
+                    let reply = EnclaveResponse::Error(EnclaveError::new(
+                        ErrorCode::BadRequest,
+                        bad.to_string(),
+                    ));
+                    if let Ok(frame) = protocol::encode_frame(&reply) {
+                        let _ = transport::write_frame(&mut stream, &frame);
+                    }
                 }
-                return Err(TransportError::Frame(e));
+                return Err(e);
             }
-            Err(e) => return Err(e),
         };
-        let handler = enclave.clone();
-        // Protocol steps can take CPU-seconds: keep them off the async runtime's threads.
-        let response = tokio::task::spawn_blocking(move || handler.handle_payload(&payload))
-            .await
-            .unwrap_or_else(|_| {
-                EnclaveResponse::Error(EnclaveError::new(
-                    ErrorCode::Internal,
-                    "request handler panicked",
-                ))
-            });
-        let frame = protocol::encode_frame(&response).or_else(|e| {
-            protocol::encode_frame(&EnclaveResponse::Error(EnclaveError::new(
+        // A panicking handler answers with an error instead of dropping the connection.
+        let response = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            enclave.handle_payload(&payload)
+        }))
+        .unwrap_or_else(|_| {
+            EnclaveResponse::Error(EnclaveError::new(
                 ErrorCode::Internal,
-                format!("response could not be encoded: {e}"),
-            )))
-        })?;
-        transport::write_frame(&mut stream, &frame).await?;
+                "request handler panicked",
+            ))
+        });
+        let frame = protocol::encode_frame(&response)
+            .or_else(|e| {
+                protocol::encode_frame(&EnclaveResponse::Error(EnclaveError::new(
+                    ErrorCode::Internal,
+                    format!("response could not be encoded: {e}"),
+                )))
+            })
+            .map_err(transport::bad_frame)?;
+        transport::write_frame(&mut stream, &frame)?;
     }
 }
 

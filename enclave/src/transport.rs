@@ -1,32 +1,22 @@
 //! Every socket syscall of the enclave lives here: vsock in production, Unix or TCP sockets in
-//! simulated mode, behind one [`Listener`] and one [`Stream`] type. The rest of the enclave sees
-//! frames.
+//! simulated mode, bound and connected here, behind one [`Listener`] and one [`Stream`] type,
+//! with the one (blocking) frame reader and writer. The rest of the enclave sees frames.
 
-use std::io;
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use protocol::{Endpoint, FRAME_HEADER_LEN, FrameError};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, UnixListener};
-use tokio_vsock::{VMADDR_CID_ANY, VsockAddr, VsockListener};
+use vsock::{VMADDR_CID_ANY, VsockAddr, VsockListener, VsockStream};
 
 /// A bidirectional byte stream of any transport.
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+pub trait Io: Read + Write + Send {}
+impl<T: Read + Write + Send> Io for T {}
 
-/// An accepted connection.
+/// A connected stream (accepted or dialled).
 pub type Stream = Box<dyn Io>;
-
-/// Errors of the transport.
-#[derive(Debug, thiserror::Error)]
-pub enum TransportError {
-    /// The socket failed.
-    #[error("transport i/o: {0}")]
-    Io(#[from] io::Error),
-    /// The peer sent a frame that cannot be read (too large, cut short).
-    #[error("bad frame: {0}")]
-    Frame(#[from] FrameError),
-}
 
 /// A listening socket of one of the three kinds.
 pub enum Listener {
@@ -40,31 +30,31 @@ pub enum Listener {
 
 impl Listener {
     /// Binds `endpoint`. A stale Unix socket file from an earlier run is replaced.
-    pub async fn bind(endpoint: &Endpoint) -> io::Result<Self> {
-        match endpoint {
-            Endpoint::Vsock { cid, port } => Ok(Self::Vsock(VsockListener::bind(VsockAddr::new(
+    pub fn bind(endpoint: &Endpoint) -> io::Result<Self> {
+        Ok(match endpoint {
+            Endpoint::Vsock { cid, port } => Self::Vsock(VsockListener::bind(&VsockAddr::new(
                 cid.unwrap_or(VMADDR_CID_ANY),
                 *port,
-            ))?)),
+            ))?),
             Endpoint::Unix(path) => {
                 match std::fs::remove_file(path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(e) => return Err(e),
                 }
-                Ok(Self::Unix(UnixListener::bind(path)?, path.clone()))
+                Self::Unix(UnixListener::bind(path)?, path.clone())
             }
-            Endpoint::Tcp(addr) => Ok(Self::Tcp(TcpListener::bind(addr).await?)),
-        }
+            Endpoint::Tcp(addr) => Self::Tcp(TcpListener::bind(addr)?),
+        })
     }
 
     /// Waits for the next connection.
-    pub async fn accept(&self) -> io::Result<Stream> {
+    pub fn accept(&self) -> io::Result<Stream> {
         Ok(match self {
-            Self::Vsock(l) => Box::new(l.accept().await?.0),
-            Self::Unix(l, _) => Box::new(l.accept().await?.0),
+            Self::Vsock(l) => Box::new(l.accept()?.0),
+            Self::Unix(l, _) => Box::new(l.accept()?.0),
             Self::Tcp(l) => {
-                let (s, _) = l.accept().await?;
+                let (s, _) = l.accept()?;
                 s.set_nodelay(true)?;
                 Box::new(s)
             }
@@ -87,39 +77,160 @@ impl Listener {
     }
 }
 
-impl Drop for Listener {
-    fn drop(&mut self) {
+impl Listener {
+    /// Removes a Unix listener's socket file (at shutdown, or when the listener is dropped).
+    pub fn remove_socket_file(&self) {
         if let Self::Unix(_, path) = self {
             let _ = std::fs::remove_file(path);
         }
     }
 }
 
-/// Reads one frame's payload. `Ok(None)` is a clean end of stream between frames.
-pub async fn read_frame(stream: &mut Stream) -> Result<Option<Vec<u8>>, TransportError> {
-    let mut header = [0u8; FRAME_HEADER_LEN];
-    match stream.read_exact(&mut header).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.remove_socket_file();
     }
-    let len = protocol::payload_len(header)?;
+}
+
+/// Connects to `endpoint`; each read and write on the stream may take at most `timeout`.
+pub fn connect(endpoint: &Endpoint, timeout: Duration) -> io::Result<Stream> {
+    Ok(match endpoint {
+        Endpoint::Vsock { cid, port } => {
+            let cid = cid.ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the parent's vsock endpoint needs a context id (3)",
+                )
+            })?;
+            let s = VsockStream::connect_with_cid_port(cid, *port)?;
+            s.set_read_timeout(Some(timeout))?;
+            s.set_write_timeout(Some(timeout))?;
+            Box::new(s)
+        }
+        Endpoint::Unix(path) => {
+            let s = UnixStream::connect(path)?;
+            s.set_read_timeout(Some(timeout))?;
+            s.set_write_timeout(Some(timeout))?;
+            Box::new(s)
+        }
+        Endpoint::Tcp(addr) => {
+            let s = TcpStream::connect(addr)?;
+            s.set_read_timeout(Some(timeout))?;
+            s.set_write_timeout(Some(timeout))?;
+            s.set_nodelay(true)?;
+            Box::new(s)
+        }
+    })
+}
+
+/// Reads one frame's payload. `Ok(None)` is a clean end of stream between frames. A frame
+/// that cannot be read (too large, cut short) is an `InvalidData` error carrying the
+/// [`FrameError`]: see [`frame_error`].
+pub fn read_frame(stream: &mut dyn Read) -> io::Result<Option<Vec<u8>>> {
+    let mut header = [0u8; FRAME_HEADER_LEN];
+    match stream.read_exact(&mut header) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = protocol::payload_len(header).map_err(bad_frame)?;
     let mut payload = vec![0u8; len];
-    stream.read_exact(&mut payload).await.map_err(|e| {
+    stream.read_exact(&mut payload).map_err(|e| {
         if e.kind() == io::ErrorKind::UnexpectedEof {
-            TransportError::Frame(FrameError::Truncated {
+            bad_frame(FrameError::Truncated {
                 needed: len,
                 got: 0,
             })
         } else {
-            e.into()
+            e
         }
     })?;
     Ok(Some(payload))
 }
 
+/// The error of a frame that could not be read or written.
+pub fn bad_frame(e: FrameError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+/// The frame error inside an error of [`read_frame`], if that is what it is.
+pub fn frame_error(e: &io::Error) -> Option<&FrameError> {
+    e.get_ref()?.downcast_ref()
+}
+
 /// Writes one complete frame (as produced by [`protocol::encode_frame`]).
-pub async fn write_frame(stream: &mut Stream, frame: &[u8]) -> io::Result<()> {
-    stream.write_all(frame).await?;
-    stream.flush().await
+pub fn write_frame(stream: &mut dyn Write, frame: &[u8]) -> io::Result<()> {
+    stream.write_all(frame)?;
+    stream.flush()
+}
+
+/// One request frame out, one response payload back, on a fresh connection to `endpoint`.
+pub fn exchange(endpoint: &Endpoint, frame: &[u8], timeout: Duration) -> io::Result<Vec<u8>> {
+    let mut stream = connect(endpoint, timeout)?;
+    write_frame(&mut stream, frame)?;
+    read_frame(&mut stream)?.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the connection closed without an answer",
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_goes_through_a_unix_socket_and_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let endpoint = Endpoint::Unix(dir.path().join("t.sock"));
+        let listener = Listener::bind(&endpoint).unwrap();
+        let server = std::thread::spawn(move || {
+            let mut s = listener.accept().unwrap();
+            let payload = read_frame(&mut s).unwrap().unwrap();
+            let request: protocol::EnclaveRequest = protocol::decode_payload(&payload).unwrap();
+            assert!(matches!(request, protocol::EnclaveRequest::Status));
+            let reply = protocol::encode_frame(&protocol::EnclaveRequest::Status).unwrap();
+            write_frame(&mut s, &reply).unwrap();
+            assert!(read_frame(&mut s).unwrap().is_none(), "a clean end");
+        });
+        let frame = protocol::encode_frame(&protocol::EnclaveRequest::Status).unwrap();
+        let payload = exchange(&endpoint, &frame, Duration::from_secs(5)).unwrap();
+        assert_eq!(payload, frame[FRAME_HEADER_LEN..]);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn bad_length_prefixes_and_cut_frames_are_frame_errors() {
+        let mut oversized: &[u8] = &[0x7f, 0xff, 0xff, 0xff];
+        let e = read_frame(&mut oversized).unwrap_err();
+        assert!(matches!(frame_error(&e), Some(FrameError::TooLarge { .. })));
+        let mut cut: &[u8] = &[0, 0, 0, 4, 1];
+        let e = read_frame(&mut cut).unwrap_err();
+        assert!(matches!(
+            frame_error(&e),
+            Some(FrameError::Truncated { needed: 4, .. })
+        ));
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert!(frame_error(&refused).is_none());
+        let mut empty: &[u8] = &[];
+        assert!(read_frame(&mut empty).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_tcp_listener_reports_its_port() {
+        let listener = Listener::bind(&Endpoint::Tcp("127.0.0.1:0".into())).unwrap();
+        let Endpoint::Tcp(addr) = listener.local_endpoint().unwrap() else {
+            panic!("not tcp")
+        };
+        assert!(!addr.ends_with(":0"));
+        let vsock = connect(
+            &Endpoint::Vsock { cid: None, port: 1 },
+            Duration::from_secs(1),
+        );
+        assert_eq!(
+            vsock.err().map(|e| e.kind()),
+            Some(io::ErrorKind::InvalidInput)
+        );
+    }
 }

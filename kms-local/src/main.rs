@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use host::startup::{self, BAD_CONFIG, FAILED};
 use kms_local::LocalKms;
-use tokio::net::TcpListener;
 use tracing::info;
 
 /// `cohort-kms` configuration.
@@ -38,41 +38,20 @@ struct Config {
     max_age_secs: u64,
 }
 
-async fn shutdown_signal() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
+const NAME: &str = "cohort-kms";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    let config = startup::start(|_: &Config| false);
     let root = match std::fs::read_to_string(&config.attestation_root)
         .map_err(|e| e.to_string())
         .and_then(|pem| attestation::pem_to_der(&pem).map_err(|e| e.to_string()))
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!(
-                "cohort-kms: cannot read the attestation root {}: {e}",
-                config.attestation_root.display()
-            );
-            return ExitCode::from(2);
+            let root = config.attestation_root.display();
+            let message = format!("cannot read the attestation root {root}: {e}");
+            return startup::exit(NAME, BAD_CONFIG, message);
         }
     };
     let kms = match LocalKms::open(
@@ -83,37 +62,20 @@ async fn main() -> ExitCode {
     ) {
         Ok(k) => Arc::new(k),
         Err(e) => {
-            eprintln!("cohort-kms: cannot use {}: {e}", config.data_dir.display());
-            return ExitCode::from(1);
+            let message = format!("cannot use {}: {e}", config.data_dir.display());
+            return startup::exit(NAME, FAILED, message);
         }
     };
-    let listener = match TcpListener::bind(&config.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("cohort-kms: cannot listen on {}: {e}", config.listen);
-            return ExitCode::from(1);
-        }
+    let (listener, addr) = match startup::listen_tcp(&config.listen).await {
+        Ok(bound) => bound,
+        Err(e) => return startup::exit(NAME, FAILED, e),
     };
-    let addr = match listener.local_addr() {
-        Ok(a) => a.to_string(),
-        Err(e) => {
-            eprintln!("cohort-kms: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    if let Some(path) = &config.addr_file {
-        let tmp = path.with_extension("tmp");
-        if let Err(e) = std::fs::write(&tmp, &addr).and_then(|()| std::fs::rename(&tmp, path)) {
-            eprintln!("cohort-kms: cannot write {}: {e}", path.display());
-            return ExitCode::from(1);
-        }
+    if let Err(e) = startup::write_addr_file(config.addr_file.as_deref(), &addr) {
+        return startup::exit(NAME, FAILED, e);
     }
     info!(%addr, data_dir = %config.data_dir.display(), "local KMS stand-in listening");
-    match kms_local::server::serve(listener, kms, shutdown_signal()).await {
+    match kms_local::server::serve(&listener, kms, startup::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("cohort-kms: {e}");
-            ExitCode::from(1)
-        }
+        Err(e) => startup::exit(NAME, FAILED, e),
     }
 }

@@ -4,19 +4,17 @@
 //! Requests are not authenticated: the SigV4 signature the SDK sends is not checked (the
 //! stand-in has no IAM). What it guards is the key policy on attestation.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use host::Listener;
+use host::body::read_body;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::{KmsError, LocalKms};
 
@@ -41,19 +39,16 @@ fn error(e: &KmsError) -> Response<Full<Bytes>> {
     r
 }
 
-async fn route(
-    kms: Arc<LocalKms>,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn route(kms: Arc<LocalKms>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     if request.method() == Method::GET && request.uri().path() == "/healthz" {
-        return Ok(reply(200, &json!({"status": "ok"})));
+        return reply(200, &json!({"status": "ok"}));
     }
     if request.method() != Method::POST || request.uri().path() != "/" {
-        return Ok(error(&KmsError {
+        return error(&KmsError {
             kind: "UnknownOperationException",
             message: "KMS requests are POST /".into(),
             status: 404,
-        }));
+        });
     }
     let target = request
         .headers()
@@ -62,20 +57,20 @@ async fn route(
         .and_then(|t| t.strip_prefix("TrentService."))
         .map(str::to_string);
     let Some(operation) = target else {
-        return Ok(error(&KmsError {
+        return error(&KmsError {
             kind: "UnknownOperationException",
             message: "missing X-Amz-Target: TrentService.<Operation>".into(),
             status: 400,
-        }));
+        });
     };
-    let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
+    let body = match read_body(request.into_body(), MAX_BODY, MAX_BODY).await {
+        Ok(b) => b,
         Err(_) => {
-            return Ok(error(&KmsError {
+            return error(&KmsError {
                 kind: "SerializationException",
                 message: format!("the request body is unreadable or larger than {MAX_BODY} bytes"),
                 status: 413,
-            }));
+            });
         }
     };
     let parsed: Value = if body.is_empty() {
@@ -84,11 +79,11 @@ async fn route(
         match serde_json::from_slice(&body) {
             Ok(v) => v,
             Err(e) => {
-                return Ok(error(&KmsError {
+                return error(&KmsError {
                     kind: "SerializationException",
                     message: format!("the request body is not JSON: {e}"),
                     status: 400,
-                }));
+                });
             }
         }
     };
@@ -103,7 +98,7 @@ async fn route(
                 status: 500,
             })
         });
-    Ok(match result {
+    match result {
         Ok(v) => {
             debug!(%operation, "ok");
             reply(200, &v)
@@ -112,41 +107,18 @@ async fn route(
             info!(%operation, error = %e, "refused");
             error(&e)
         }
-    })
+    }
 }
 
 /// Serves `kms` on `listener` until `shutdown` completes.
 pub async fn serve(
-    listener: TcpListener,
+    listener: &Listener,
     kms: Arc<LocalKms>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => {
-                info!("shutting down");
-                return Ok(());
-            }
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                };
-                let kms = kms.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| route(kms.clone(), req));
-                    if let Err(e) = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await
-                    {
-                        debug!(error = %e, "http connection ended");
-                    }
-                });
-            }
-        }
-    }
+    host::serve::serve_http(listener, None, shutdown, move |request| {
+        route(kms.clone(), request)
+    })
+    .await;
+    Ok(())
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use attestation::Policy;
 use clap::Parser;
+use host::PolicyArgs;
 use protocol::Endpoint;
 
 /// `cohort-parent-proxy` configuration.
@@ -12,7 +13,9 @@ use protocol::Endpoint;
 #[command(
     name = "cohort-parent-proxy",
     version,
-    about = "Cohort parent-instance proxy"
+    about = "Cohort parent-instance proxy",
+    mut_arg("root", |a| a.env("COHORT_PROXY_ROOT")),
+    mut_arg("measurements", |a| a.env("COHORT_PROXY_MEASUREMENTS"))
 )]
 pub struct Config {
     /// The enclave: vsock:CID:PORT (production), unix:PATH or tcp:HOST:PORT (simulated).
@@ -24,22 +27,9 @@ pub struct Config {
     /// Write the bound HTTP address into this file once listening.
     #[arg(long, env = "COHORT_PROXY_ADDR_FILE")]
     pub addr_file: Option<PathBuf>,
-    /// PEM of the root to pin instead of the AWS Nitro root (simulated mode: the simulated root).
-    #[arg(long, env = "COHORT_PROXY_ROOT")]
-    pub root: Option<PathBuf>,
-    /// Allowed PCR0 values, hex (repeat for several). Required unless --measurements is given.
-    #[arg(
-        long = "pcr0",
-        required_unless_present = "measurements",
-        value_parser = attestation::parse_pcr_hex
-    )]
-    pub pcr0: Vec<Vec<u8>>,
-    /// Allowed PCR1 values, hex.
-    #[arg(long = "pcr1", value_parser = attestation::parse_pcr_hex)]
-    pub pcr1: Vec<Vec<u8>>,
-    /// Allowed PCR2 values, hex.
-    #[arg(long = "pcr2", value_parser = attestation::parse_pcr_hex)]
-    pub pcr2: Vec<Vec<u8>>,
+    /// The attestation policy: root, PCR0-2, measurements files, debug mode.
+    #[command(flatten)]
+    pub attestation: PolicyArgs,
     /// Allowed PCR3 values (parent IAM role), hex.
     #[arg(long = "pcr3", value_parser = attestation::parse_pcr_hex)]
     pub pcr3: Vec<Vec<u8>>,
@@ -49,14 +39,6 @@ pub struct Config {
     /// Allowed PCR8 values (image signing certificate), hex.
     #[arg(long = "pcr8", value_parser = attestation::parse_pcr_hex)]
     pub pcr8: Vec<Vec<u8>>,
-    /// Accept a debug-mode enclave (all-zero PCRs). Never in production.
-    #[arg(long)]
-    pub allow_debug: bool,
-    /// The enclave image's measurements file (eif-build's measurements.json or `nitro-cli
-    /// describe-eif` output): allows its PCR0, PCR1, PCR2 (and PCR8). Repeat during an image
-    /// rotation. Adds to the --pcrN flags.
-    #[arg(long = "measurements", env = "COHORT_PROXY_MEASUREMENTS")]
-    pub measurements: Vec<PathBuf>,
     /// Maximum age of an attestation document, seconds.
     #[arg(long, default_value_t = 60)]
     pub max_age_secs: u64,
@@ -88,19 +70,34 @@ pub struct Config {
 impl Config {
     /// The verification policy (the nonce is set per attestation).
     pub fn policy(&self) -> Result<Policy, String> {
-        Policy::configured(
-            self.root.as_deref(),
-            &[
-                (0, &self.pcr0),
-                (1, &self.pcr1),
-                (2, &self.pcr2),
-                (3, &self.pcr3),
-                (4, &self.pcr4),
-                (8, &self.pcr8),
-            ],
-            &self.measurements,
-            self.allow_debug,
+        self.attestation.policy(
+            &[(3, &self.pcr3), (4, &self.pcr4), (8, &self.pcr8)],
             Duration::from_secs(self.max_age_secs),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_policy_flags_keep_their_environment_variables() {
+        let command = Config::command();
+        let env = |id: &str| {
+            command
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .and_then(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned())
+        };
+        assert_eq!(env("root").as_deref(), Some("COHORT_PROXY_ROOT"));
+        assert_eq!(
+            env("measurements").as_deref(),
+            Some("COHORT_PROXY_MEASUREMENTS")
+        );
     }
 }

@@ -1,19 +1,17 @@
 //! The proxy's HTTP side: health and the frame relay.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use host::Listener;
+use host::body::{BodyError, read_body};
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use protocol::{FRAME_HEADER_LEN, MAX_FRAME_LEN};
 use serde_json::json;
-use tokio::net::TcpListener;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::attest::Attestor;
 use crate::link::{EnclaveLink, LinkError};
@@ -69,19 +67,18 @@ async fn relay(proxy: &Proxy, request: Request<Incoming>) -> Response<Body> {
         );
     }
     let limit = FRAME_HEADER_LEN + MAX_FRAME_LEN;
-    let frame = match Limited::new(request.into_body(), limit).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
+    let frame = match read_body(request.into_body(), limit, limit).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 format!("a frame is at most {limit} bytes"),
             );
         }
-        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_frame", e),
+        Err(e @ BodyError::Unreadable(_)) => {
+            return error(StatusCode::BAD_REQUEST, "bad_frame", e);
+        }
     };
     // Only the length prefix is checked: the proxy relays, it does not interpret.
     let Some((header, payload)) = frame.split_first_chunk::<FRAME_HEADER_LEN>() else {
@@ -129,10 +126,7 @@ async fn relay(proxy: &Proxy, request: Request<Incoming>) -> Response<Body> {
     }
 }
 
-async fn route(
-    proxy: Arc<Proxy>,
-    request: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
+async fn route(proxy: Arc<Proxy>, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path().to_string();
     let response = match (request.method(), path.as_str()) {
         (&Method::GET, "/healthz") => health(&proxy).await,
@@ -149,42 +143,18 @@ async fn route(
         ),
     };
     debug!(%path, status = response.status().as_u16(), "http");
-    Ok(response)
+    response
 }
 
 /// Serves HTTP on `listener` until `shutdown` completes.
 pub async fn serve(
-    listener: TcpListener,
+    listener: &Listener,
     proxy: Arc<Proxy>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => {
-                info!("shutting down");
-                return Ok(());
-            }
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let proxy = proxy.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| route(proxy.clone(), req));
-                    if let Err(e) = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await
-                    {
-                        debug!(error = %e, "http connection ended");
-                    }
-                });
-            }
-        }
-    }
+    host::serve::serve_http(listener, None, shutdown, move |request| {
+        route(proxy.clone(), request)
+    })
+    .await;
+    Ok(())
 }

@@ -9,7 +9,6 @@
 //! answer would be dropped, never relayed or logged.
 
 use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,12 +19,10 @@ use aws_sdk_kms::config::{BehaviorVersion, Region};
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{DataKeySpec, KeyEncryptionMechanism, RecipientInfo};
+use host::Stream;
+use host::frame::{self, ReadError};
 use protocol::parent::{ParentErrorCode, ParentRequest, ParentResponse};
-use protocol::{Endpoint, FRAME_HEADER_LEN};
 use serde_bytes::ByteBuf;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, UnixListener};
-use tokio_vsock::{VMADDR_CID_ANY, VsockAddr, VsockListener};
 use tracing::{debug, info, warn};
 
 /// Where KMS is and which key seals this node's shares.
@@ -192,117 +189,48 @@ impl KmsRelay {
     }
 }
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+/// The KMS channel's listening socket: vsock in production (the enclave reaches it at CID 3),
+/// a Unix or TCP socket in simulated mode.
+pub type KmsListener = host::Listener;
 
-/// The KMS channel's listening socket.
-pub enum KmsListener {
-    /// Production: vsock, for the enclave to reach at CID 3.
-    Vsock(VsockListener),
-    /// Simulated: a Unix socket.
-    Unix(UnixListener, PathBuf),
-    /// Simulated: TCP.
-    Tcp(TcpListener),
-}
-
-impl KmsListener {
-    /// Binds `endpoint` (a stale Unix socket file is replaced).
-    pub async fn bind(endpoint: &Endpoint) -> io::Result<Self> {
-        Ok(match endpoint {
-            Endpoint::Vsock { cid, port } => Self::Vsock(VsockListener::bind(VsockAddr::new(
-                cid.unwrap_or(VMADDR_CID_ANY),
-                *port,
-            ))?),
-            Endpoint::Unix(path) => {
-                match std::fs::remove_file(path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
-                }
-                Self::Unix(UnixListener::bind(path)?, path.clone())
-            }
-            Endpoint::Tcp(addr) => Self::Tcp(TcpListener::bind(addr).await?),
-        })
-    }
-
-    async fn accept(&self) -> io::Result<Box<dyn Io>> {
-        Ok(match self {
-            Self::Vsock(l) => Box::new(l.accept().await?.0),
-            Self::Unix(l, _) => Box::new(l.accept().await?.0),
-            Self::Tcp(l) => Box::new(l.accept().await?.0),
-        })
-    }
-}
-
-impl Drop for KmsListener {
-    fn drop(&mut self) {
-        if let Self::Unix(_, path) = self {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
+/// Largest request payload the channel reads: no KMS request comes near it.
+const MAX_REQUEST_LEN: usize = 4 * protocol::parent::MAX_PARENT_FIELD_LEN;
 
 /// Serves the KMS channel: each connection carries request frames, answered in order.
 pub async fn serve(listener: KmsListener, relay: Arc<KmsRelay>) {
-    loop {
-        match listener.accept().await {
-            Ok(stream) => {
-                let relay = relay.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = serve_connection(stream, &relay).await {
-                        debug!(error = %e, "kms channel connection closed");
-                    }
-                });
-            }
-            Err(e) => {
-                warn!(error = %e, "kms channel accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    host::serve::accept_loop(&listener, std::future::pending(), |stream| {
+        let relay = relay.clone();
+        async move {
+            if let Err(e) = serve_connection(stream, &relay).await {
+                debug!(error = %e, "kms channel connection closed");
             }
         }
-    }
+    })
+    .await;
 }
 
-async fn serve_connection(mut stream: Box<dyn Io>, relay: &KmsRelay) -> io::Result<()> {
+async fn serve_connection(mut stream: Stream, relay: &KmsRelay) -> io::Result<()> {
     loop {
-        let mut header = [0u8; FRAME_HEADER_LEN];
-        match stream.read_exact(&mut header).await {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(e) => return Err(e),
-        }
-        let response = match protocol::payload_len(header) {
-            Ok(len) if len <= 4 * protocol::parent::MAX_PARENT_FIELD_LEN => {
-                let mut payload = vec![0u8; len];
-                stream.read_exact(&mut payload).await?;
-                match protocol::decode_payload::<ParentRequest>(&payload) {
-                    Ok(request) => relay.handle(&request).await,
-                    Err(e) => failure(ParentErrorCode::BadRequest, e.to_string()),
-                }
+        let response = match frame::read_frame(&mut stream, MAX_REQUEST_LEN).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(request)) => match protocol::decode_frame::<ParentRequest>(&request) {
+                Ok(request) => relay.handle(&request).await,
+                Err(e) => failure(ParentErrorCode::BadRequest, e.to_string()),
+            },
+            Err(ReadError::Io(e)) => return Err(e),
+            // The stream cannot be resynchronised after a bad length: answer, then close.
+            Err(e @ ReadError::Frame(_)) => {
+                let refusal = failure(ParentErrorCode::BadRequest, e.to_string());
+                return frame::write_message(&mut stream, &refusal).await;
             }
-            Ok(len) => {
-                let r = failure(
+            Err(ReadError::OverLimit { len }) => {
+                let refusal = failure(
                     ParentErrorCode::BadRequest,
                     format!("a {len}-byte request is larger than any KMS request"),
                 );
-                write(&mut stream, &r).await?;
-                return Ok(());
-            }
-            Err(e) => {
-                write(
-                    &mut stream,
-                    &failure(ParentErrorCode::BadRequest, e.to_string()),
-                )
-                .await?;
-                return Ok(());
+                return frame::write_message(&mut stream, &refusal).await;
             }
         };
-        write(&mut stream, &response).await?;
+        frame::write_message(&mut stream, &response).await?;
     }
-}
-
-async fn write(stream: &mut Box<dyn Io>, response: &ParentResponse) -> io::Result<()> {
-    let frame = protocol::encode_frame(response)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    stream.write_all(&frame).await?;
-    stream.flush().await
 }

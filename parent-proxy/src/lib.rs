@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use attestation::Policy;
-use tokio::net::TcpListener;
+use host::Listener;
 
 use crate::attest::{Attestor, keep_attested};
 use crate::blobs::BlobStore;
@@ -23,7 +23,7 @@ use crate::link::EnclaveLink;
 /// enclave attested under `policy` in the background, stores the sealed blobs it returns in
 /// `blobs` (and restores them after an enclave restart), and serves HTTP.
 pub async fn run(
-    listener: TcpListener,
+    listener: Listener,
     link: EnclaveLink,
     policy: Policy,
     reattest: Duration,
@@ -44,7 +44,7 @@ pub async fn run(
         link,
         blobs,
     });
-    let result = http::serve(listener, proxy, shutdown).await;
+    let result = http::serve(&listener, proxy, shutdown).await;
     background.abort();
     result
 }

@@ -4,13 +4,9 @@
 use std::io;
 use std::sync::Mutex;
 
-use protocol::{EnclaveRequest, EnclaveResponse, Endpoint, FRAME_HEADER_LEN, FrameError};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpStream, UnixStream};
-use tokio_vsock::{VsockAddr, VsockStream};
-
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+use host::Stream;
+use host::frame::{self, ReadError};
+use protocol::{EnclaveRequest, EnclaveResponse, Endpoint, FrameError, MAX_FRAME_LEN};
 
 /// Why a call to the enclave failed.
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +22,7 @@ pub enum LinkError {
 /// Streams to one enclave.
 pub struct EnclaveLink {
     endpoint: Endpoint,
-    idle: Mutex<Vec<Box<dyn Io>>>,
+    idle: Mutex<Vec<Stream>>,
 }
 
 const MAX_IDLE: usize = 32;
@@ -45,31 +41,11 @@ impl EnclaveLink {
         &self.endpoint
     }
 
-    async fn connect(&self) -> io::Result<Box<dyn Io>> {
-        Ok(match &self.endpoint {
-            Endpoint::Vsock { cid, port } => {
-                let cid = cid.ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "vsock endpoint needs a context id",
-                    )
-                })?;
-                Box::new(VsockStream::connect(VsockAddr::new(cid, *port)).await?)
-            }
-            Endpoint::Unix(path) => Box::new(UnixStream::connect(path).await?),
-            Endpoint::Tcp(addr) => {
-                let s = TcpStream::connect(addr).await?;
-                s.set_nodelay(true)?;
-                Box::new(s)
-            }
-        })
-    }
-
-    fn take_idle(&self) -> Option<Box<dyn Io>> {
+    fn take_idle(&self) -> Option<Stream> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
     }
 
-    fn put_idle(&self, stream: Box<dyn Io>) {
+    fn put_idle(&self, stream: Stream) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE {
             idle.push(stream);
@@ -91,7 +67,7 @@ impl EnclaveLink {
             self.put_idle(stream);
             return Ok(reply);
         }
-        let (stream, reply) = exchange(self.connect().await?, frame).await?;
+        let (stream, reply) = exchange(host::connect(&self.endpoint).await?, frame).await?;
         self.put_idle(stream);
         Ok(reply)
     }
@@ -104,17 +80,19 @@ impl EnclaveLink {
     }
 }
 
-async fn exchange(
-    mut stream: Box<dyn Io>,
-    frame: &[u8],
-) -> Result<(Box<dyn Io>, Vec<u8>), LinkError> {
-    stream.write_all(frame).await?;
-    stream.flush().await?;
-    let mut header = [0u8; FRAME_HEADER_LEN];
-    stream.read_exact(&mut header).await?;
-    let len = protocol::payload_len(header)?;
-    let mut reply = vec![0u8; FRAME_HEADER_LEN + len];
-    reply[..FRAME_HEADER_LEN].copy_from_slice(&header);
-    stream.read_exact(&mut reply[FRAME_HEADER_LEN..]).await?;
-    Ok((stream, reply))
+async fn exchange(mut stream: Stream, frame: &[u8]) -> Result<(Stream, Vec<u8>), LinkError> {
+    frame::write_frame(&mut stream, frame).await?;
+    match frame::read_frame(&mut stream, MAX_FRAME_LEN).await {
+        Ok(Some(reply)) => Ok((stream, reply)),
+        Ok(None) => Err(LinkError::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the enclave closed the connection without an answer",
+        ))),
+        Err(ReadError::Io(e)) => Err(LinkError::Io(e)),
+        Err(ReadError::Frame(e)) => Err(LinkError::Frame(e)),
+        Err(ReadError::OverLimit { len }) => Err(LinkError::Frame(FrameError::TooLarge {
+            len,
+            max: MAX_FRAME_LEN,
+        })),
+    }
 }

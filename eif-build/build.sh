@@ -69,8 +69,10 @@ export RUSTFLAGS="-C target-feature=+crt-static \
   --remap-path-prefix=$CARGO_HOME/registry/src=/cargo/registry/src \
   --remap-path-prefix=$ROOT=/cohort \
   -C link-arg=-Wl,--build-id=none"
+# Without the enclave's default `simulated` feature: the production image has no simulated NSM
+# or CA (attestation's `sim` module is not compiled in; eif-build/check.sh proves it).
 (cd "$ROOT" && cargo build --release --locked --offline --target "$TARGET" \
-  -p enclave --bin cohort-enclave)
+  -p enclave --bin cohort-enclave --no-default-features)
 install -m 0755 "$CARGO_TARGET_DIR/$TARGET/release/cohort-enclave" "$out/cohort-enclave"
 
 # The image tool is a workspace of its own (eif-build/Cargo.toml), built for this machine.

@@ -1,12 +1,10 @@
 //! COSE_Sign1 ES384 with RustCrypto's P-384, plugged into `aws-nitro-enclaves-cose`'s traits
 //! so that neither the enclave nor the verifier links OpenSSL.
 
-use aws_nitro_enclaves_cose::crypto::{
-    Hash, MessageDigest, SignatureAlgorithm, SigningPrivateKey, SigningPublicKey,
-};
+use aws_nitro_enclaves_cose::crypto::{Hash, MessageDigest, SignatureAlgorithm, SigningPublicKey};
 use aws_nitro_enclaves_cose::error::CoseError;
-use p384::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
-use p384::ecdsa::{Signature, SigningKey, VerifyingKey};
+use p384::ecdsa::signature::hazmat::PrehashVerifier;
+use p384::ecdsa::{Signature, VerifyingKey};
 use sha2::Digest;
 
 /// SHA-2 hashing for the COSE crate.
@@ -39,28 +37,5 @@ impl SigningPublicKey for P384Public {
         let sig = Signature::from_slice(signature)
             .map_err(|_| CoseError::SignatureError(Box::new(MalformedSignature)))?;
         Ok(self.0.verify_prehash(digest, &sig).is_ok())
-    }
-}
-
-/// A P-384 signing key (the simulated NSM's leaf key).
-pub(crate) struct P384Private(pub SigningKey);
-
-impl SigningPublicKey for P384Private {
-    fn get_parameters(&self) -> Result<(SignatureAlgorithm, MessageDigest), CoseError> {
-        Ok((SignatureAlgorithm::ES384, MessageDigest::Sha384))
-    }
-
-    fn verify(&self, digest: &[u8], signature: &[u8]) -> Result<bool, CoseError> {
-        P384Public(*self.0.verifying_key()).verify(digest, signature)
-    }
-}
-
-impl SigningPrivateKey for P384Private {
-    fn sign(&self, digest: &[u8]) -> Result<Vec<u8>, CoseError> {
-        let sig: Signature = self
-            .0
-            .sign_prehash(digest)
-            .map_err(|e| CoseError::SignatureError(Box::new(e)))?;
-        Ok(sig.to_bytes().to_vec())
     }
 }

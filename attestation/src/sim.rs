@@ -37,7 +37,14 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use x509_cert::time::{Time, Validity};
 
-use crate::cose::{P384Private, Sha2};
+use aws_nitro_enclaves_cose::crypto::{
+    MessageDigest, SignatureAlgorithm, SigningPrivateKey, SigningPublicKey,
+};
+use aws_nitro_enclaves_cose::error::CoseError;
+use p384::ecdsa::Signature;
+use p384::ecdsa::signature::hazmat::PrehashSigner;
+
+use crate::cose::Sha2;
 use crate::nsm::{AttestationRequest, Nsm, NsmError, check_request};
 
 /// Lifetime of a simulated leaf certificate.
@@ -468,6 +475,29 @@ impl Nsm for SimulatedNsm {
 
     fn kind(&self) -> &'static str {
         "simulated"
+    }
+}
+
+/// A P-384 signing key (the simulated NSM's leaf key).
+struct P384Private(pub SigningKey);
+
+impl SigningPublicKey for P384Private {
+    fn get_parameters(&self) -> Result<(SignatureAlgorithm, MessageDigest), CoseError> {
+        Ok((SignatureAlgorithm::ES384, MessageDigest::Sha384))
+    }
+
+    fn verify(&self, digest: &[u8], signature: &[u8]) -> Result<bool, CoseError> {
+        crate::cose::P384Public(*self.0.verifying_key()).verify(digest, signature)
+    }
+}
+
+impl SigningPrivateKey for P384Private {
+    fn sign(&self, digest: &[u8]) -> Result<Vec<u8>, CoseError> {
+        let sig: Signature = self
+            .0
+            .sign_prehash(digest)
+            .map_err(|e| CoseError::SignatureError(Box::new(e)))?;
+        Ok(sig.to_bytes().to_vec())
     }
 }
 

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use attestation::Nsm;
+#[cfg(feature = "simulated")]
 use attestation::sim::{SimulatedCa, SimulatedNsm, measure_file, simulated_pcrs};
 use clap::Parser;
 use enclave::config::{Config, Mode};
@@ -16,7 +17,7 @@ use enclave::server::BootConfig;
 use enclave::transport::Listener;
 use enclave::{Enclave, run};
 use nix::sys::signal::{SigSet, Signal};
-use tracing::{error, info, warn};
+use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
 /// The NSM, the root peers' documents chain to, and the legacy local sealing authority.
@@ -24,6 +25,7 @@ type Parts = (Arc<dyn Nsm>, Vec<u8>, Option<LocalSealingAuthority>);
 
 /// Simulated mode: the NSM, the root, and the interim local authority if this cluster ever
 /// sealed with it (to read and migrate those blobs), from the CA directory.
+#[cfg(feature = "simulated")]
 fn simulated(config: &Config) -> Result<Parts, String> {
     let dir = config
         .sim_ca
@@ -42,12 +44,18 @@ fn simulated(config: &Config) -> Result<Parts, String> {
     {
         Ok(l) => l,
         Err(e) => {
-            warn!(error = %e, "blobs of the interim local sealing authority cannot be read");
+            tracing::warn!(error = %e, "blobs of the interim local sealing authority cannot be read");
             None
         }
     };
     let nsm = SimulatedNsm::new(ca, module_id, simulated_pcrs(&digest));
     Ok((Arc::new(nsm), root, legacy))
+}
+
+/// A production build (without the `simulated` feature) has no simulated NSM to start.
+#[cfg(not(feature = "simulated"))]
+fn simulated(_: &Config) -> Result<Parts, String> {
+    Err("this cohort-enclave was built without simulated mode (a production image)".into())
 }
 
 fn primes(config: &Config) -> PrimePool {

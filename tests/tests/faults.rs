@@ -221,12 +221,8 @@ impl SmallDisk {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert_eq!(
-            std::fs::metadata(self.path(&format!("{name}-wal")))
-                .unwrap()
-                .len(),
-            0
-        );
+        // The coordinator may append again right away; what matters is that the log has no room
+        // left from before. Whether the fault bit is decided by the clients' answers.
     }
 
     /// The command prefix that runs a program in the namespace.

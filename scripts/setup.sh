@@ -90,10 +90,10 @@ if [ ! -s "$KERNEL_DIR/vmlinuz" ]; then
 fi
 
 # anvil, the EVM node the Ethereum tests and the demo send transactions to: the npm package
-# @foundry-rs/anvil-linux-amd64 at the version tools/package-lock.json pins, into tools/.
-ANVIL=tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+# @foundry-rs/anvil-linux-amd64 at the version dev/tools/package-lock.json pins, into dev/tools/.
+ANVIL=dev/tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 if ! "$ANVIL" --version >/dev/null 2>&1; then
-  echo "setup: installing anvil (npm @foundry-rs/anvil-linux-amd64) into tools/"
-  npm ci --prefix tools --no-audit --no-fund --loglevel=error >/dev/null
+  echo "setup: installing anvil (npm @foundry-rs/anvil-linux-amd64) into dev/tools/"
+  npm ci --prefix dev/tools --no-audit --no-fund --loglevel=error >/dev/null
   "$ANVIL" --version | head -n 1
 fi

@@ -16,6 +16,8 @@ cargo fmt --all -- --check
 ./scripts/supply-chain.sh
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy --workspace --all-targets --locked "${FEATURES[@]}" -- -D warnings
+# The production enclave's feature set (no simulated mode), as eif-build/build.sh builds it.
+cargo clippy -p enclave -p attestation --locked --no-default-features -- -D warnings
 # The cluster tests start the real binaries: build them before the tests run.
 cargo build --workspace --bins --locked "${FEATURES[@]}"
 cargo test --workspace --locked "${FEATURES[@]}"

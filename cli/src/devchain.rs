@@ -1,7 +1,7 @@
 //! Local chains for `cohort demo` and the tests, all software none of us wrote:
 //!
 //! * [`Anvil`]: the anvil EVM node (npm `@foundry-rs/anvil-linux-amd64`, installed into
-//!   `tools/` by `scripts/setup.sh`), driven over its JSON-RPC;
+//!   `dev/tools/` by `scripts/setup.sh`), driven over its JSON-RPC;
 //! * [`LocalSolana`]: the Solana runtime (LiteSVM) served over Solana's JSON-RPC by
 //!   `cohort-chain-check solana-rpc`;
 //! * [`bitcoin_verify`]: Bitcoin Core's script interpreter, run by
@@ -22,9 +22,9 @@ use tokio::process::{Child, Command};
 /// The ERC-20 token the demo deploys (see `cli/assets/README.md`).
 pub const TOKEN_BYTECODE: &str = include_str!("../assets/Token.bin");
 
-const ANVIL_IN_TOOLS: &str = "tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil";
+const ANVIL_IN_TOOLS: &str = "dev/tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil";
 
-/// Where anvil is: `$COHORT_ANVIL`, else `tools/` of this checkout (as `scripts/setup.sh`
+/// Where anvil is: `$COHORT_ANVIL`, else `dev/tools/` of this checkout (as `scripts/setup.sh`
 /// installs it), else `anvil` on the PATH.
 pub fn anvil_binary() -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os("COHORT_ANVIL") {
@@ -41,7 +41,7 @@ pub fn anvil_binary() -> anyhow::Result<PathBuf> {
     candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
         anyhow!(
             "anvil not found: run scripts/setup.sh (it installs the npm package \
-             @foundry-rs/anvil-linux-amd64 into tools/) or set COHORT_ANVIL"
+             @foundry-rs/anvil-linux-amd64 into dev/tools/) or set COHORT_ANVIL"
         )
     })
 }

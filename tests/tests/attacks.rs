@@ -9,7 +9,7 @@
 //! The other known attacks live next to the code they attack: presignature reuse through a
 //! restart, a replayed request and two coordinators, duplicated or zero party indices, FROST
 //! nonce reuse and a debug-mode peer in `enclave/src/cluster_tests.rs`; malformed Paillier
-//! parameters from a peer in `enclave/src/mpc/ecdsa.rs`; presignature reuse across two
+//! parameters from a peer in `enclave/src/mpc/ecdsa/aux.rs`; presignature reuse across two
 //! coordinators sharing a database in `tests/tests/coordinator.rs`. docs/threat-model.md lists
 //! them all.
 
@@ -199,8 +199,9 @@ fn no_crate_decodes_attestation_documents_outside_the_verifier() {
         "coordinator",
         "cli",
         "adapters",
-        "chain-check",
-        "kms-local",
+        "host",
+        "dev/chain-check",
+        "dev/kms-local",
     ] {
         sources(&root.join(krate), &mut files);
     }
@@ -238,7 +239,7 @@ fn no_crate_decodes_attestation_documents_outside_the_verifier() {
         ("parent-proxy/src/attest.rs", "verify(&document, &policy"),
         ("coordinator/src/nodes.rs", "attestation::verify(&document"),
         ("enclave/src/peer.rs", "verify(document, &policy"),
-        ("kms-local/src/lib.rs", "attestation::verify(&document"),
+        ("dev/kms-local/src/lib.rs", "attestation::verify(&document"),
     ] {
         let text = std::fs::read_to_string(root.join(file)).unwrap();
         assert!(text.contains(call), "{file} no longer calls {call}");

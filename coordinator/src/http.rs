@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use host::Listener;
-use host::body::{BodyError, read_body};
+use host::body::{BodyError, DRAIN_FACTOR, read_body};
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -20,9 +20,6 @@ use crate::service::{Coordinator, StoredResponse};
 
 /// The OpenAPI document describing this API (also served at `/openapi.json`).
 pub const OPENAPI: &str = include_str!("../openapi.json");
-
-/// How far past the body limit a request is still read (and dropped) to answer 413 cleanly.
-const DRAIN_FACTOR: usize = 4;
 
 /// How long a client may take to send a request's head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);

@@ -15,6 +15,12 @@ pub enum BodyError {
     Unreadable(String),
 }
 
+/// How far past its limit a body is still read (and dropped) by servers that want a client that
+/// is still sending to get their `413` rather than a broken connection: a body announced up to
+/// `DRAIN_FACTOR` times the limit is read to its end before the answer, a larger one refused at
+/// once.
+pub const DRAIN_FACTOR: usize = 4;
+
 /// Reads a whole body of at most `limit` bytes.
 ///
 /// A larger body is an error; it is still read (and dropped) up to `drain_limit` bytes, so that

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use host::Listener;
-use host::body::{BodyError, read_body};
+use host::body::{BodyError, DRAIN_FACTOR, read_body};
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -67,7 +67,9 @@ async fn relay(proxy: &Proxy, request: Request<Incoming>) -> Response<Body> {
         );
     }
     let limit = FRAME_HEADER_LEN + MAX_FRAME_LEN;
-    let frame = match read_body(request.into_body(), limit, limit).await {
+    // A frame somewhat over the limit is read and dropped, so the client gets the 413 (not a
+    // connection broken while it was still sending); a far larger one is refused at once.
+    let frame = match read_body(request.into_body(), limit, limit * DRAIN_FACTOR).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
             return error(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use host::Listener;
-use host::body::read_body;
+use host::body::{DRAIN_FACTOR, read_body};
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -63,7 +63,7 @@ async fn route(kms: Arc<LocalKms>, request: Request<Incoming>) -> Response<Full<
             status: 400,
         });
     };
-    let body = match read_body(request.into_body(), MAX_BODY, MAX_BODY).await {
+    let body = match read_body(request.into_body(), MAX_BODY, MAX_BODY * DRAIN_FACTOR).await {
         Ok(b) => b,
         Err(_) => {
             return error(&KmsError {

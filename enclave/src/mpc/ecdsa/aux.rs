@@ -6,6 +6,7 @@ use cggmp21::ExecutionId;
 use cggmp21::key_share::AuxInfo;
 use cggmp21::round_based::MessageType;
 use rand::rngs::OsRng;
+use rand::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
 use super::{D, L, SecretPrimes, check_party};
@@ -68,6 +69,18 @@ impl AuxInfoGen {
         n: u16,
         primes: SecretPrimes,
     ) -> Result<(Self, Vec<OutgoingMessage>), MpcError> {
+        Self::start_with_rng(session_id, i, n, primes, OsRng)
+    }
+
+    /// [`start`](Self::start) drawing its randomness from `rng` (tests seed it, so that a run
+    /// with a malicious party takes the same path every time).
+    fn start_with_rng<R: RngCore + CryptoRng + 'static>(
+        session_id: &[u8],
+        i: PartyIndex,
+        n: u16,
+        primes: SecretPrimes,
+        mut rng: R,
+    ) -> Result<(Self, Vec<OutgoingMessage>), MpcError> {
         check_party(i, n)?;
         let sid = session_id.to_vec();
         let primes = primes.0;
@@ -75,7 +88,7 @@ impl AuxInfoGen {
             let aux = cggmp21::aux_info_gen(ExecutionId::new(&sid), i, n, primes)
                 .enforce_reliable_broadcast(true)
                 .precompute_crt(true)
-                .start(&mut OsRng, party)
+                .start(&mut rng, party)
                 .await;
             aux.map(SecretAuxInfo).map_err(|e| protocol_error(&e, n))
         })
@@ -138,9 +151,21 @@ mod tests {
     /// A malicious peer in auxiliary-info generation: its Paillier modulus has the right size
     /// but not the structure CGGMP21 relies on (a Blum integer of two large primes). Its own
     /// proofs cannot hide that: the honest party aborts and blames it, and keeps nothing.
+    ///
+    /// Both parties draw from seeded generators, so each case takes the same path every run.
+    /// With fresh randomness the factor-of-3 case was caught only most of the time: the
+    /// malicious party proves its ring-Pedersen parameters (Π_prm) with φ = (3r-1)(q-1), the
+    /// wrong group order, so a response z = a + λ is wrong only when it wraps modulo that φ;
+    /// with no wrap among the ~64 challenge bits set (chance about 1/65 over λ) the proof
+    /// verifies, the malicious party then fails on its own in Π_mod (a challenge divisible by
+    /// 3 has no Jacobi symbol modulo 3r: `FindResidue`, no culprits) and never sends round 3,
+    /// and the honest party waits forever instead of blaming it. The seeds here make Π_prm
+    /// fail (culprit 1, "N, s and t parameters are invalid"); the not-Blum case fails Π_mod.
     #[test]
     fn malformed_paillier_parameters_from_a_peer_are_rejected() {
         use cggmp21::rug::Integer;
+        use rand::SeedableRng;
+        use rand::rngs::StdRng;
         let (p, q) = fixtures::primes(1).unwrap().0.split();
         // A prime = 1 (mod 4) of p's size: N is not a Blum integer (the mod proof fails).
         let mut not_blum = p.clone();
@@ -154,20 +179,22 @@ mod tests {
         // and the Paillier key itself, fail).
         let small_factor = Integer::from(3) * Integer::from(&p / 3u32).next_prime();
         let cases = [
-            ("not a Blum integer", not_blum, q.clone()),
-            ("a factor of 3", small_factor, q),
+            ("not a Blum integer", not_blum, q.clone(), 1),
+            ("a factor of 3", small_factor, q, 2),
         ];
         std::thread::scope(|s| {
-            for (what, bad_p, bad_q) in cases {
+            for (what, bad_p, bad_q, seed) in cases {
                 s.spawn(move || {
                     let malicious = SecretPrimes(
                         PregeneratedPrimes::new(bad_p, bad_q).expect("primes of the right size"),
                     );
                     let honest = fixtures::primes(0).unwrap();
                     let sid = format!("malformed paillier: {what}");
+                    let rng = |party: u64| StdRng::seed_from_u64(seed << 8 | party);
                     let started = vec![
-                        AuxInfoGen::start(sid.as_bytes(), 0, 2, honest).unwrap(),
-                        AuxInfoGen::start(sid.as_bytes(), 1, 2, malicious).unwrap(),
+                        AuxInfoGen::start_with_rng(sid.as_bytes(), 0, 2, honest, rng(0)).unwrap(),
+                        AuxInfoGen::start_with_rng(sid.as_bytes(), 1, 2, malicious, rng(1))
+                            .unwrap(),
                     ];
                     let results = route(started, |_, _| {});
                     match &results[0] {

@@ -284,6 +284,25 @@ mod tests {
         }
     }
 
+    /// FROST round 1 by hand for `signers`: their nonces and the signing package of `message`.
+    fn commit_all(
+        shares: &[SecretEddsaShare],
+        signers: &[u16],
+        message: &[u8],
+    ) -> (BTreeMap<u16, SigningNonces>, SigningPackage) {
+        let mut nonces = BTreeMap::new();
+        let mut commitments = BTreeMap::new();
+        for &i in signers {
+            let (n, c) = frost::round1::commit(
+                shares[usize::from(i)].key_package.signing_share(),
+                &mut OsRng,
+            );
+            nonces.insert(i, n);
+            commitments.insert(identifier(i).expect("id"), c);
+        }
+        (nonces, SigningPackage::new(commitments, message))
+    }
+
     #[test]
     fn t_minus_1_shares_do_not_aggregate() {
         let shares = run_dkg(5, 3);
@@ -292,17 +311,7 @@ mod tests {
 
         // Shares of a threshold set, minus one, do not aggregate.
         let signers = [0u16, 1, 2];
-        let mut nonces = BTreeMap::new();
-        let mut commitments = BTreeMap::new();
-        for &i in &signers {
-            let (n, c) = frost::round1::commit(
-                shares[usize::from(i)].key_package.signing_share(),
-                &mut OsRng,
-            );
-            nonces.insert(i, n);
-            commitments.insert(identifier(i).expect("id"), c);
-        }
-        let package = SigningPackage::new(commitments.clone(), message);
+        let (nonces, package) = commit_all(&shares, &signers, message);
         let mut sig_shares = BTreeMap::new();
         for &i in &signers {
             let share =
@@ -316,17 +325,7 @@ mod tests {
 
         // Two parties that pretend the threshold is two produce no valid signature either.
         let signers = [3u16, 4];
-        let mut nonces = BTreeMap::new();
-        let mut commitments = BTreeMap::new();
-        for &i in &signers {
-            let (n, c) = frost::round1::commit(
-                shares[usize::from(i)].key_package.signing_share(),
-                &mut OsRng,
-            );
-            nonces.insert(i, n);
-            commitments.insert(identifier(i).expect("id"), c);
-        }
-        let package = SigningPackage::new(commitments, message);
+        let (nonces, package) = commit_all(&shares, &signers, message);
         let mut sig_shares = BTreeMap::new();
         for &i in &signers {
             let kp = &shares[usize::from(i)].key_package;

@@ -112,61 +112,7 @@ pub async fn run(api: &ApiClient, chains: &LocalChains) -> anyhow::Result<usize>
             "      {key_id} ({scheme}, 2 of {nodes}): public key {}",
             hex::encode(&key.public_key.0)
         );
-        let runs: Vec<(Vec<u32>, PresignatureUse, &str)> = match scheme {
-            Scheme::EcdsaSecp256k1 => vec![
-                (
-                    vec![0, 0],
-                    PresignatureUse::Never,
-                    "full signing, child key m/0/0",
-                ),
-                (
-                    vec![],
-                    PresignatureUse::Prefer,
-                    "from a presignature, key m",
-                ),
-            ],
-            Scheme::EddsaEd25519 => vec![(vec![], PresignatureUse::Never, "FROST")],
-        };
-        for (path, presignature, what) in runs {
-            if presignature == PresignatureUse::Prefer {
-                ops::wait_for_pool(api, key_id, &path, 1, Duration::from_secs(600))
-                    .await
-                    .context("waiting for the coordinator's presignature pool")?;
-            }
-            let payload = match scheme {
-                Scheme::EcdsaSecp256k1 => {
-                    use sha2::Digest;
-                    sha2::Sha256::digest(b"cohort demo transaction").to_vec()
-                }
-                Scheme::EddsaEd25519 => b"cohort demo message".to_vec(),
-            };
-            let t = Instant::now();
-            let result = ops::sign(
-                api,
-                key_id,
-                &path,
-                payload.clone(),
-                &approvers,
-                Some(presignature),
-            )
-            .await?;
-            let ms = t.elapsed().as_secs_f64() * 1000.0;
-            let ok = verified(scheme, &payload, &result);
-            let s = result.signatures.first().context("no signature")?;
-            println!(
-                "      {what}: nodes {:?}{} in {ms:.1} ms; signature {}",
-                s.nodes,
-                if s.presigned { " (presigned)" } else { "" },
-                if ok {
-                    "VERIFIED (independent library)"
-                } else {
-                    "FAILED verification"
-                }
-            );
-            if !ok {
-                failures += 1;
-            }
-        }
+        failures += sign_runs(api, key_id, scheme, &approvers).await?;
     }
     println!(
         "      --- chain transactions: built by the adapters, signed by the cluster, checked by chain software ---"
@@ -190,6 +136,74 @@ pub async fn run(api: &ApiClient, chains: &LocalChains) -> anyhow::Result<usize>
     }
     if failures > 0 {
         bail!("{failures} threshold check(s) failed");
+    }
+    Ok(failures)
+}
+
+/// Signs the demo payload of `scheme` with `key_id` in each of the scheme's ways (full
+/// signing, from a presignature, FROST), verifies each signature with an independent library and
+/// prints the outcome; returns how many failed verification.
+async fn sign_runs(
+    api: &ApiClient,
+    key_id: &str,
+    scheme: Scheme,
+    approvers: &[SigningKey],
+) -> anyhow::Result<usize> {
+    let mut failures = 0;
+    let runs: Vec<(Vec<u32>, PresignatureUse, &str)> = match scheme {
+        Scheme::EcdsaSecp256k1 => vec![
+            (
+                vec![0, 0],
+                PresignatureUse::Never,
+                "full signing, child key m/0/0",
+            ),
+            (
+                vec![],
+                PresignatureUse::Prefer,
+                "from a presignature, key m",
+            ),
+        ],
+        Scheme::EddsaEd25519 => vec![(vec![], PresignatureUse::Never, "FROST")],
+    };
+    for (path, presignature, what) in runs {
+        if presignature == PresignatureUse::Prefer {
+            ops::wait_for_pool(api, key_id, &path, 1, Duration::from_secs(600))
+                .await
+                .context("waiting for the coordinator's presignature pool")?;
+        }
+        let payload = match scheme {
+            Scheme::EcdsaSecp256k1 => {
+                use sha2::Digest;
+                sha2::Sha256::digest(b"cohort demo transaction").to_vec()
+            }
+            Scheme::EddsaEd25519 => b"cohort demo message".to_vec(),
+        };
+        let t = Instant::now();
+        let result = ops::sign(
+            api,
+            key_id,
+            &path,
+            payload.clone(),
+            approvers,
+            Some(presignature),
+        )
+        .await?;
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        let ok = verified(scheme, &payload, &result);
+        let s = result.signatures.first().context("no signature")?;
+        println!(
+            "      {what}: nodes {:?}{} in {ms:.1} ms; signature {}",
+            s.nodes,
+            if s.presigned { " (presigned)" } else { "" },
+            if ok {
+                "VERIFIED (independent library)"
+            } else {
+                "FAILED verification"
+            }
+        );
+        if !ok {
+            failures += 1;
+        }
     }
     Ok(failures)
 }
@@ -238,6 +252,42 @@ fn sent_line(s: &Sent) {
     );
 }
 
+/// What every demo transaction shares: the coordinator, the chain adapters and the approvers.
+struct Sender<'a> {
+    api: &'a ApiClient,
+    registry: adapters::Registry,
+    approvers: &'a [SigningKey],
+}
+
+impl Sender<'_> {
+    /// Sends `intent` from `key_id` at `path` on `chain`'s `network` (broadcast to `url` when
+    /// given), shows the checked summary first and prints the signing line.
+    async fn send(
+        &self,
+        key_id: &str,
+        chain: &str,
+        network: &str,
+        path: Vec<u32>,
+        intent: adapters::Intent,
+        url: Option<&str>,
+    ) -> anyhow::Result<Sent> {
+        let req = TxRequest {
+            key_id: key_id.into(),
+            chain: chain.into(),
+            network: Some(network.into()),
+            path,
+            intent,
+        };
+        let rpc = Rpc {
+            url,
+            fill_locally: false,
+        };
+        let sent = send(self.api, &self.registry, req, self.approvers, rpc, show).await?;
+        sent_line(&sent);
+        Ok(sent)
+    }
+}
+
 /// Bitcoin (regtest, checked by Core's interpreter), Ethereum (anvil: ETH and an ERC-20),
 /// Solana (the runtime: SOL and an SPL token).
 async fn transactions(
@@ -245,12 +295,20 @@ async fn transactions(
     approvers: &[SigningKey],
     chains: &LocalChains,
 ) -> anyhow::Result<usize> {
-    let registry = adapters::Registry::builtin();
-    let mut failures = 0;
-    // Bitcoin-family test networks keep their keys under m/1/…; the EVM key is m/0/0.
-    let btc_path = vec![1, 0];
-    let path = vec![0, 0];
+    let tx = Sender {
+        api,
+        registry: adapters::Registry::builtin(),
+        approvers,
+    };
+    let mut failures = bitcoin(&tx).await?;
+    failures += ethereum(&tx, &chains.anvil).await?;
+    failures += solana(&tx, &chains.solana).await?;
+    Ok(failures)
+}
 
+/// Bitcoin on regtest, checked by Core's interpreter; returns 1 if the check failed. Bitcoin-family
+/// test networks keep their keys under m/1/…
+async fn bitcoin(tx: &Sender<'_>) -> anyhow::Result<usize> {
     // Bitcoin: spend two outputs of the cluster's address (their funding transaction is
     // invented: Core's interpreter needs only the spent scripts and amounts).
     let utxos: Vec<adapters::Utxo> = [(1u8, 70_000u64), (2, 50_000)]
@@ -266,45 +324,43 @@ async fn transactions(
             }
         })
         .collect();
-    let btc = send(
-        api,
-        &registry,
-        TxRequest {
-            key_id: "demo-ecdsa".into(),
-            chain: "bitcoin".into(),
-            network: Some("regtest".into()),
-            path: btc_path,
-            intent: adapters::Intent {
+    let btc = tx
+        .send(
+            "demo-ecdsa",
+            "bitcoin",
+            "regtest",
+            vec![1, 0],
+            adapters::Intent {
                 to: Some("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080".into()),
                 amount: Some("100000".into()),
                 utxos: Some(utxos),
                 fee_rate: Some(2),
                 ..Default::default()
             },
-        },
-        approvers,
-        Rpc::default(),
-        show,
-    )
-    .await
-    .context("bitcoin transaction")?;
-    sent_line(&btc);
+            None,
+        )
+        .await
+        .context("bitcoin transaction")?;
     let psbt = btc.assembled.psbt.as_ref().context("no finalized PSBT")?;
     let spent = adapters::bitcoin::spent_outputs(&psbt.0)?;
     let verdict = bitcoin_verify(&btc.assembled.raw_tx.0, &spent).await;
-    failures += check(
+    Ok(check(
         "bitcoin: every input under Bitcoin Core's script interpreter",
         verdict.is_ok(),
         &match &verdict {
             Ok(v) => v.clone(),
             Err(e) => e.to_string(),
         },
-    );
+    ))
+}
 
+/// Ethereum on anvil, ETH and an ERC-20 (the EVM key is m/0/0); returns the failed checks.
+async fn ethereum(tx: &Sender<'_>, anvil: &Anvil) -> anyhow::Result<usize> {
+    let path = vec![0, 0];
+    let mut failures = 0;
     // Ethereum on anvil: fund the cluster's address, deploy a token it holds, send ETH and
     // tokens; anvil fills nothing in for us: the coordinator fetched nonce and fees.
-    let from = crate::tx::address(api, "demo-ecdsa", "ethereum", Some("anvil"), &path).await?;
-    let anvil = &chains.anvil;
+    let from = crate::tx::address(tx.api, "demo-ecdsa", "ethereum", Some("anvil"), &path).await?;
     anvil.set_balance(&from.address, 10u128.pow(19)).await?;
     let token = anvil.deploy_token(&from.address).await?;
     let recipient = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
@@ -316,31 +372,22 @@ async fn transactions(
             None => anvil.balance(recipient).await?,
             Some(t) => anvil.token_balance(t, recipient).await?,
         };
-        let sent = send(
-            api,
-            &registry,
-            TxRequest {
-                key_id: "demo-ecdsa".into(),
-                chain: "ethereum".into(),
-                network: Some("anvil".into()),
-                path: path.clone(),
-                intent: adapters::Intent {
+        let sent = tx
+            .send(
+                "demo-ecdsa",
+                "ethereum",
+                "anvil",
+                path.clone(),
+                adapters::Intent {
                     to: Some(recipient.into()),
                     amount: Some(amount.to_string()),
                     token: token_addr.clone(),
                     ..Default::default()
                 },
-            },
-            approvers,
-            Rpc {
-                url: Some(&anvil.url),
-                fill_locally: false,
-            },
-            show,
-        )
-        .await
-        .with_context(|| format!("ethereum {what} transaction"))?;
-        sent_line(&sent);
+                Some(&anvil.url),
+            )
+            .await
+            .with_context(|| format!("ethereum {what} transaction"))?;
         let hash = sent.broadcast.clone().unwrap_or_default();
         let mined = anvil.succeeded(&hash).await?;
         let after = match &token_addr {
@@ -355,15 +402,19 @@ async fn transactions(
             &format!("tx {hash}, balance {before} -> {after}"),
         );
     }
+    Ok(failures)
+}
 
+/// Solana through the runtime, SOL and an SPL token; returns the failed checks.
+async fn solana(tx: &Sender<'_>, sol: &LocalSolana) -> anyhow::Result<usize> {
+    let mut failures = 0;
     // Solana: airdrop to the cluster's address, send SOL and an SPL token through the runtime.
-    let sol = &chains.solana;
-    let from = crate::tx::address(api, "demo-eddsa", "solana", Some("localnet"), &[]).await?;
+    let from = crate::tx::address(tx.api, "demo-eddsa", "solana", Some("localnet"), &[]).await?;
     sol.airdrop(&from.address, 2_000_000_000).await?;
     // Any 32 bytes serve as a mint address on a local runtime; this is USDC's on mainnet.
     let mint = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v";
     sol.mint_to(mint, &from.address, 1_000_000, 6).await?;
-    let recipient = registry.adapter("solana", Some("localnet"))?.address(
+    let recipient = tx.registry.adapter("solana", Some("localnet"))?.address(
         SigningKey::generate(&mut rand::rngs::OsRng)
             .verifying_key()
             .as_bytes(),
@@ -386,32 +437,23 @@ async fn transactions(
             }
         };
         let before = balance(account.clone()).await?;
-        let sent = send(
-            api,
-            &registry,
-            TxRequest {
-                key_id: "demo-eddsa".into(),
-                chain: "solana".into(),
-                network: Some("localnet".into()),
-                path: vec![],
-                intent: adapters::Intent {
+        let sent = tx
+            .send(
+                "demo-eddsa",
+                "solana",
+                "localnet",
+                vec![],
+                adapters::Intent {
                     to: Some(recipient.into()),
                     amount: Some(amount.to_string()),
                     token: token.clone(),
                     decimals: token.as_ref().map(|_| 6),
                     ..Default::default()
                 },
-            },
-            approvers,
-            Rpc {
-                url: Some(&sol.url),
-                fill_locally: false,
-            },
-            show,
-        )
-        .await
-        .with_context(|| format!("solana {what} transaction"))?;
-        sent_line(&sent);
+                Some(&sol.url),
+            )
+            .await
+            .with_context(|| format!("solana {what} transaction"))?;
         let after = balance(account.clone()).await?;
         failures += check(
             &format!(

@@ -165,19 +165,22 @@ fn sdk(e: impl std::error::Error + Send + Sync + 'static) -> anyhow::Error {
     )
 }
 
+/// Awaits a KMS call, its error rendered with its whole context.
+async fn call<T, E>(sent: impl Future<Output = Result<T, E>>) -> anyhow::Result<T>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    sent.await.map_err(sdk)
+}
+
 /// Creates a key with `policy`; returns its id.
 pub async fn create_key(
     client: &aws_sdk_kms::Client,
     description: &str,
     policy: &Value,
 ) -> anyhow::Result<String> {
-    let out = client
-        .create_key()
-        .description(description)
-        .policy(policy.to_string())
-        .send()
-        .await
-        .map_err(sdk)?;
+    let request = client.create_key().description(description);
+    let out = call(request.policy(policy.to_string()).send()).await?;
     out.key_metadata()
         .map(|m| m.key_id().to_string())
         .context("CreateKey answered without key metadata")
@@ -189,13 +192,8 @@ pub async fn put_policy(
     key_id: &str,
     policy: &Value,
 ) -> anyhow::Result<()> {
-    client
-        .put_key_policy()
-        .key_id(key_id)
-        .policy(policy.to_string())
-        .send()
-        .await
-        .map_err(sdk)?;
+    let request = client.put_key_policy().key_id(key_id);
+    call(request.policy(policy.to_string()).send()).await?;
     Ok(())
 }
 

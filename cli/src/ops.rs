@@ -369,31 +369,12 @@ pub async fn bench(
             samples
         });
     }
-    let mut latencies = Vec::new();
-    let mut timeline: Vec<(f64, f64)> = Vec::new();
-    let mut presigned = 0;
-    let mut failures: BTreeMap<String, usize> = BTreeMap::new();
-    while let Some(joined) = tasks.join_next().await {
-        for (at, ms, r) in joined.context("bench task")? {
-            match r {
-                Ok(result) if result.status == "completed" => {
-                    latencies.push(ms);
-                    timeline.push((at, ms));
-                    if result.signatures.iter().all(|s| s.presigned) {
-                        presigned += 1;
-                    }
-                }
-                Ok(result) => {
-                    let code = result.error.map_or("failed".to_string(), |e| e.code);
-                    *failures.entry(code).or_default() += 1;
-                }
-                Err(e) => {
-                    let code = e.code().unwrap_or("transport").to_string();
-                    *failures.entry(code).or_default() += 1;
-                }
-            }
-        }
-    }
+    let Tally {
+        mut latencies,
+        timeline,
+        presigned,
+        failures,
+    } = Tally::collect(tasks).await?;
     let wall = started.elapsed().as_secs_f64();
     let count = latencies.len() + failures.values().sum::<usize>();
     latencies.sort_by(|a, b| a.total_cmp(b));
@@ -420,6 +401,56 @@ pub async fn bench(
         p50_first_tenth_ms: tenth(&timeline, false),
         p50_last_tenth_ms: tenth(&timeline, true),
     })
+}
+
+/// The outcomes of a benchmark's requests.
+#[derive(Default)]
+struct Tally {
+    /// Latencies of the successful requests, milliseconds.
+    latencies: Vec<f64>,
+    /// `(start, latency)` of the successful requests.
+    timeline: Vec<(f64, f64)>,
+    /// Successful requests signed from presignatures.
+    presigned: usize,
+    /// Failed requests, by error code.
+    failures: BTreeMap<String, usize>,
+}
+
+/// What one benchmark task measured: `(start, latency in ms, outcome)` per request.
+type Samples = Vec<(f64, f64, Result<SignResult, ApiCallError>)>;
+
+impl Tally {
+    /// Waits for every task and sorts their samples into successes and failures.
+    async fn collect(mut tasks: JoinSet<Samples>) -> anyhow::Result<Self> {
+        let mut tally = Tally::default();
+        while let Some(joined) = tasks.join_next().await {
+            for (at, ms, r) in joined.context("bench task")? {
+                tally.add(at, ms, r);
+            }
+        }
+        Ok(tally)
+    }
+
+    /// Counts one request that started at `at` and took `ms`.
+    fn add(&mut self, at: f64, ms: f64, r: Result<SignResult, ApiCallError>) {
+        match r {
+            Ok(result) if result.status == "completed" => {
+                self.latencies.push(ms);
+                self.timeline.push((at, ms));
+                if result.signatures.iter().all(|s| s.presigned) {
+                    self.presigned += 1;
+                }
+            }
+            Ok(result) => {
+                let code = result.error.map_or("failed".to_string(), |e| e.code);
+                *self.failures.entry(code).or_default() += 1;
+            }
+            Err(e) => {
+                let code = e.code().unwrap_or("transport").to_string();
+                *self.failures.entry(code).or_default() += 1;
+            }
+        }
+    }
 }
 
 /// The median latency of the first (or last) tenth of `(start, latency)` samples by start time.

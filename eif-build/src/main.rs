@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use cohort_eif::{EifError, ImageSpec, Report, build, describe};
 
 #[derive(Debug, Parser)]
@@ -22,58 +22,7 @@ struct Cli {
 enum Command {
     /// Assemble an EIF from a kernel, its command line, `init` and the static enclave binary;
     /// print the measurements JSON (and write it with --measurements-out).
-    Build {
-        /// The kernel: bzImage (x86-64) or Image (arm64). On AWS, nitro-cli's blobs/bzImage.
-        #[arg(long)]
-        kernel: PathBuf,
-        /// The kernel command line.
-        #[arg(
-            long,
-            conflicts_with = "cmdline_file",
-            required_unless_present = "cmdline_file"
-        )]
-        cmdline: Option<String>,
-        /// A file holding the kernel command line (nitro-cli's blobs/cmdline); trailing
-        /// whitespace is dropped.
-        #[arg(long)]
-        cmdline_file: Option<PathBuf>,
-        /// The bootstrap `init` (nitro-cli's blobs/init on AWS).
-        #[arg(long)]
-        init: PathBuf,
-        /// The NSM driver module (nitro-cli's blobs/nsm.ko), for kernels without it built in.
-        #[arg(long)]
-        nsm_module: Option<PathBuf>,
-        /// The statically linked cohort-enclave.
-        #[arg(long)]
-        enclave: PathBuf,
-        /// An argument for the enclave binary (repeat), e.g. --arg=--parent --arg=vsock:3:8000.
-        #[arg(long = "arg", allow_hyphen_values = true)]
-        args: Vec<String>,
-        /// An environment entry NAME=VALUE for the enclave binary (repeat).
-        #[arg(long = "env")]
-        env: Vec<String>,
-        /// The time every archive entry carries (default: $SOURCE_DATE_EPOCH, else 0).
-        #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0)]
-        source_date_epoch: u64,
-        /// Image name recorded in its metadata.
-        #[arg(long, default_value = "cohort-enclave")]
-        name: String,
-        /// Image version recorded in its metadata.
-        #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
-        image_version: String,
-        /// Sign the image (PCR8) with this private key (PEM)...
-        #[arg(long, requires = "signing_cert")]
-        signing_key: Option<PathBuf>,
-        /// ...whose certificate (PEM) this is.
-        #[arg(long, requires = "signing_key")]
-        signing_cert: Option<PathBuf>,
-        /// Where to write the image.
-        #[arg(long)]
-        out: PathBuf,
-        /// Also write the measurements JSON here.
-        #[arg(long)]
-        measurements_out: Option<PathBuf>,
-    },
+    Build(BuildArgs),
     /// Recompute an image's PCRs from the file and print them; with --expect, exit 1 unless
     /// they equal those of a measurements file.
     Describe {
@@ -83,6 +32,96 @@ enum Command {
         #[arg(long)]
         expect: Option<PathBuf>,
     },
+}
+
+// `cohort-eif build`'s arguments (a plain comment: the subcommand's help is its variant's).
+#[derive(Debug, Args)]
+struct BuildArgs {
+    /// The kernel: bzImage (x86-64) or Image (arm64). On AWS, nitro-cli's blobs/bzImage.
+    #[arg(long)]
+    kernel: PathBuf,
+    /// The kernel command line.
+    #[arg(
+        long,
+        conflicts_with = "cmdline_file",
+        required_unless_present = "cmdline_file"
+    )]
+    cmdline: Option<String>,
+    /// A file holding the kernel command line (nitro-cli's blobs/cmdline); trailing
+    /// whitespace is dropped.
+    #[arg(long)]
+    cmdline_file: Option<PathBuf>,
+    /// The bootstrap `init` (nitro-cli's blobs/init on AWS).
+    #[arg(long)]
+    init: PathBuf,
+    /// The NSM driver module (nitro-cli's blobs/nsm.ko), for kernels without it built in.
+    #[arg(long)]
+    nsm_module: Option<PathBuf>,
+    /// The statically linked cohort-enclave.
+    #[arg(long)]
+    enclave: PathBuf,
+    /// An argument for the enclave binary (repeat), e.g. --arg=--parent --arg=vsock:3:8000.
+    #[arg(long = "arg", allow_hyphen_values = true)]
+    args: Vec<String>,
+    /// An environment entry NAME=VALUE for the enclave binary (repeat).
+    #[arg(long = "env")]
+    env: Vec<String>,
+    /// The time every archive entry carries (default: $SOURCE_DATE_EPOCH, else 0).
+    #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0)]
+    source_date_epoch: u64,
+    /// Image name recorded in its metadata.
+    #[arg(long, default_value = "cohort-enclave")]
+    name: String,
+    /// Image version recorded in its metadata.
+    #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
+    image_version: String,
+    /// Sign the image (PCR8) with this private key (PEM)...
+    #[arg(long, requires = "signing_cert")]
+    signing_key: Option<PathBuf>,
+    /// ...whose certificate (PEM) this is.
+    #[arg(long, requires = "signing_key")]
+    signing_cert: Option<PathBuf>,
+    /// Where to write the image.
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write the measurements JSON here.
+    #[arg(long)]
+    measurements_out: Option<PathBuf>,
+}
+
+impl BuildArgs {
+    /// The image these arguments describe (reading --cmdline-file), where to write it, and
+    /// where to write its measurements.
+    fn into_spec(self) -> Result<(ImageSpec, PathBuf, Option<PathBuf>), EifError> {
+        let cmdline = match (self.cmdline, self.cmdline_file) {
+            (Some(c), _) => c,
+            (None, Some(f)) => std::fs::read_to_string(&f)
+                .map_err(|source| EifError::Read {
+                    what: "command line file",
+                    path: f,
+                    source,
+                })?
+                .trim_end()
+                .to_string(),
+            (None, None) => {
+                return Err(EifError::BadText("give --cmdline or --cmdline-file".into()));
+            }
+        };
+        let spec = ImageSpec {
+            name: self.name,
+            version: self.image_version,
+            kernel: self.kernel,
+            cmdline,
+            init: self.init,
+            nsm_module: self.nsm_module,
+            enclave: self.enclave,
+            args: self.args,
+            env: self.env,
+            source_date_epoch: self.source_date_epoch,
+            signing: self.signing_key.zip(self.signing_cert),
+        };
+        Ok((spec, self.out, self.measurements_out))
+    }
 }
 
 fn main() -> ExitCode {
@@ -101,50 +140,8 @@ fn print(report: &Report) -> Result<String, EifError> {
 
 fn run(cli: Cli) -> Result<ExitCode, EifError> {
     match cli.command {
-        Command::Build {
-            kernel,
-            cmdline,
-            cmdline_file,
-            init,
-            nsm_module,
-            enclave,
-            args,
-            env,
-            source_date_epoch,
-            name,
-            image_version,
-            signing_key,
-            signing_cert,
-            out,
-            measurements_out,
-        } => {
-            let cmdline = match (cmdline, cmdline_file) {
-                (Some(c), _) => c,
-                (None, Some(f)) => std::fs::read_to_string(&f)
-                    .map_err(|source| EifError::Read {
-                        what: "command line file",
-                        path: f,
-                        source,
-                    })?
-                    .trim_end()
-                    .to_string(),
-                (None, None) => {
-                    return Err(EifError::BadText("give --cmdline or --cmdline-file".into()));
-                }
-            };
-            let spec = ImageSpec {
-                name,
-                version: image_version,
-                kernel,
-                cmdline,
-                init,
-                nsm_module,
-                enclave,
-                args,
-                env,
-                source_date_epoch,
-                signing: signing_key.zip(signing_cert),
-            };
+        Command::Build(args) => {
+            let (spec, out, measurements_out) = args.into_spec()?;
             let report = build(&spec, &out)?;
             let json = print(&report)?;
             if let Some(path) = measurements_out {

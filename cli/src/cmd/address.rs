@@ -4,15 +4,12 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{ClusterArgs, JsonFlag};
+use super::{JsonFlag, KeyArgs};
 
 #[derive(Debug, Args)]
 pub struct AddressArgs {
     #[command(flatten)]
-    cluster: ClusterArgs,
-    /// The key.
-    #[arg(long)]
-    key: String,
+    target: KeyArgs,
     /// bitcoin, solana, or an EVM chain of the registry (ethereum, …).
     #[arg(long)]
     chain: String,
@@ -28,8 +25,9 @@ pub struct AddressArgs {
 
 /// Prints the address (or its JSON description).
 pub async fn run(a: AddressArgs) -> anyhow::Result<ExitCode> {
-    let api = a.cluster.api()?;
-    let address = cli::tx::address(&api, &a.key, &a.chain, a.network.as_deref(), &a.path).await?;
+    let api = a.target.api()?;
+    let address =
+        cli::tx::address(&api, &a.target.key, &a.chain, a.network.as_deref(), &a.path).await?;
     a.output.print(&address, |a| println!("{}", a.address))?;
     Ok(ExitCode::SUCCESS)
 }

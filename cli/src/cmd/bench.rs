@@ -1,6 +1,5 @@
 //! `cohort bench`: drive signing through the coordinator and report latency and throughput.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -8,21 +7,17 @@ use clap::Args;
 use cli::ops::BenchLength;
 use coordinator::api::PresignatureUse;
 
-use super::{ClusterArgs, JsonFlag, parse_presignature, read_keys};
+use super::{ApproverFiles, JsonFlag, KeyArgs, parse_presignature};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     #[command(flatten)]
-    cluster: ClusterArgs,
-    /// The key.
-    #[arg(long)]
-    key: String,
+    target: KeyArgs,
     /// Derivation path (ECDSA keys).
     #[arg(long, default_value = "m", value_parser = cli::requests::parse_path)]
     path: std::vec::Vec<u32>,
-    /// Approver key files.
-    #[arg(long = "approver", required = true)]
-    approvers: Vec<PathBuf>,
+    #[command(flatten)]
+    approvers: ApproverFiles,
     /// Signing requests to measure.
     #[arg(long, default_value_t = 100, conflicts_with = "duration")]
     count: usize,
@@ -47,11 +42,11 @@ pub struct BenchArgs {
 
 /// Runs the benchmark; exit 1 if any request failed.
 pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
-    let api = a.cluster.api()?;
-    let approvers = read_keys(&a.approvers)?;
+    let api = a.target.api()?;
+    let approvers = a.approvers.read()?;
     if a.wait_pool > 0 {
         let patience = Duration::from_secs(1800);
-        cli::ops::wait_for_pool(&api, &a.key, &a.path, a.wait_pool, patience).await?;
+        cli::ops::wait_for_pool(&api, &a.target.key, &a.path, a.wait_pool, patience).await?;
     }
     let length = match a.duration {
         Some(secs) => BenchLength::Duration(Duration::from_secs(secs)),
@@ -59,7 +54,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     let r = cli::ops::bench(
         &api,
-        &a.key,
+        &a.target.key,
         &a.path,
         &approvers,
         length,

@@ -50,6 +50,38 @@ impl ClusterArgs {
     }
 }
 
+/// Which key, on which cluster.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// The key.
+    #[arg(long)]
+    pub key: String,
+}
+
+impl KeyArgs {
+    /// A client of the cluster's coordinator (see [`ClusterArgs::api`]).
+    pub fn api(&self) -> anyhow::Result<ApiClient> {
+        self.cluster.api()
+    }
+}
+
+/// `--approver`: the approvers' key files.
+#[derive(Debug, Args)]
+pub struct ApproverFiles {
+    /// Approver key files.
+    #[arg(long = "approver", required = true)]
+    approvers: Vec<PathBuf>,
+}
+
+impl ApproverFiles {
+    /// Reads the approvers' Ed25519 keys.
+    pub fn read(&self) -> anyhow::Result<Vec<ed25519_dalek::SigningKey>> {
+        read_keys(&self.approvers)
+    }
+}
+
 /// `--json`: print JSON instead of text.
 #[derive(Debug, Args)]
 pub struct JsonFlag {

@@ -1,30 +1,25 @@
 //! `cohort sign`: sign one payload with a key.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
 use coordinator::api::PresignatureUse;
 
-use super::{ClusterArgs, Hex, JsonFlag, parse_hex_arg, parse_presignature, read_keys};
+use super::{ApproverFiles, Hex, JsonFlag, KeyArgs, parse_hex_arg, parse_presignature};
 
 #[derive(Debug, Args)]
 pub struct SignArgs {
     #[command(flatten)]
-    cluster: ClusterArgs,
-    /// The key.
-    #[arg(long)]
-    key: String,
+    target: KeyArgs,
     /// Payload, hex.
     #[arg(long, value_parser = parse_hex_arg)]
     payload: Hex,
     /// Derivation path (ECDSA keys), e.g. m/0/1.
     #[arg(long, default_value = "m", value_parser = cli::requests::parse_path)]
     path: std::vec::Vec<u32>,
-    /// Approver key files.
-    #[arg(long = "approver", required = true)]
-    approvers: Vec<PathBuf>,
+    #[command(flatten)]
+    approvers: ApproverFiles,
     /// Use a ready presignature if a healthy quorum holds one (`prefer`), or not (`never`).
     #[arg(long, default_value = "prefer", value_parser = parse_presignature)]
     presignature: PresignatureUse,
@@ -34,11 +29,18 @@ pub struct SignArgs {
 
 /// Signs and prints the signature, its public key and the nodes that made it.
 pub async fn run(a: SignArgs) -> anyhow::Result<ExitCode> {
-    let api = a.cluster.api()?;
-    let approvers = read_keys(&a.approvers)?;
+    let api = a.target.api()?;
+    let approvers = a.approvers.read()?;
     let presignature = Some(a.presignature);
-    let result =
-        cli::ops::sign(&api, &a.key, &a.path, a.payload.0, &approvers, presignature).await?;
+    let result = cli::ops::sign(
+        &api,
+        &a.target.key,
+        &a.path,
+        a.payload.0,
+        &approvers,
+        presignature,
+    )
+    .await?;
     let s = result
         .signatures
         .first()

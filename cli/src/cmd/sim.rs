@@ -26,20 +26,6 @@ pub enum SimCommand {
     },
 }
 
-async fn shutdown_signal() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
 /// Starts the cluster, prints its endpoints, and stops it on Ctrl-C or SIGTERM.
 pub async fn run(command: SimCommand) -> anyhow::Result<ExitCode> {
     let SimCommand::Up {
@@ -72,7 +58,7 @@ pub async fn run(command: SimCommand) -> anyhow::Result<ExitCode> {
         cluster.dir.join("cluster.json").display()
     );
     println!("press Ctrl-C to stop");
-    shutdown_signal().await;
+    host::startup::shutdown_signal().await;
     println!("stopping");
     cluster.stop().await?;
     Ok(ExitCode::SUCCESS)

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
-use super::{ClusterArgs, JsonFlag, read_keys};
+use super::{ApproverFiles, ClusterArgs, JsonFlag};
 
 #[derive(Debug, Subcommand)]
 pub enum TxCommand {
@@ -71,9 +71,8 @@ pub struct SendArgs {
     /// Solana: recent blockhash (default: from --rpc or the coordinator's endpoint).
     #[arg(long)]
     blockhash: Option<String>,
-    /// Approver key files.
-    #[arg(long = "approver", required = true)]
-    approvers: Vec<PathBuf>,
+    #[command(flatten)]
+    approvers: ApproverFiles,
     /// The chain's JSON-RPC endpoint: fill nonce/fees/blockhash from it and broadcast there.
     #[arg(long)]
     rpc: Option<String>,
@@ -161,7 +160,7 @@ async fn send(a: SendArgs) -> anyhow::Result<ExitCode> {
             path: a.path.clone(),
             intent,
         },
-        &read_keys(&a.approvers)?,
+        &a.approvers.read()?,
         cli::tx::Rpc {
             url: a.rpc.as_deref(),
             fill_locally: true,

@@ -17,11 +17,11 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = startup::start(|c: &Config| c.log_json);
-    let policy = match config.policy() {
-        Ok(p) => p,
-        Err(e) => return startup::bad_config(NAME, e),
-    };
+    let (config, policy) =
+        match startup::start_with_policy(NAME, |c: &Config| c.log_json, Config::policy) {
+            Ok(started) => started,
+            Err(code) => return code,
+        };
     let url = config.store_url();
     if url.starts_with("sqlite:")
         && let Err(e) = std::fs::create_dir_all(&config.data_dir)

@@ -26,6 +26,20 @@ pub fn start<C: clap::Parser>(json: impl FnOnce(&C) -> bool) -> C {
     config
 }
 
+/// [`start`], then derives the run's policy from the configuration: a configuration it does
+/// not derive from exits with [`bad_config`] (the `Err` to return from `main`).
+pub fn start_with_policy<C: clap::Parser, P, E: std::fmt::Display>(
+    program: &str,
+    json: impl FnOnce(&C) -> bool,
+    policy: impl FnOnce(&C) -> Result<P, E>,
+) -> Result<(C, P), ExitCode> {
+    let config = start(json);
+    match policy(&config) {
+        Ok(p) => Ok((config, p)),
+        Err(e) => Err(bad_config(program, e)),
+    }
+}
+
 /// Logs to standard output through `tracing`: JSON lines with `json`, otherwise text (coloured
 /// only on a terminal, so that log files stay plain). `RUST_LOG` filters; the default is `info`.
 pub fn init_tracing(json: bool) {

@@ -34,11 +34,11 @@ async fn start_kms_channel(config: &Config) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = startup::start(|c: &Config| c.log_json);
-    let policy = match config.policy() {
-        Ok(p) => p,
-        Err(e) => return startup::bad_config(NAME, e),
-    };
+    let (config, policy) =
+        match startup::start_with_policy(NAME, |c: &Config| c.log_json, Config::policy) {
+            Ok(started) => started,
+            Err(code) => return code,
+        };
     let (listener, addr) = match startup::listen_tcp(&config.listen).await {
         Ok(bound) => bound,
         Err(e) => return startup::exit(NAME, FAILED, e),

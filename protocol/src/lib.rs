@@ -6,12 +6,14 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+mod codes;
 mod endpoint;
 pub mod parent;
 pub mod peer;
 pub mod policy;
 pub mod relay;
 pub mod session;
+pub use codes::ErrorCode;
 pub use endpoint::{Endpoint, EndpointError};
 
 /// The only protocol version this build speaks. Every frame carries it.
@@ -307,54 +309,6 @@ impl EnclaveResponse {
 impl fmt::Display for EnclaveResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.kind())
-    }
-}
-
-/// Stable error codes the enclave returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// The frame could not be decoded or the request is invalid.
-    BadRequest,
-    /// The frame's protocol version is not spoken by this enclave.
-    UnsupportedVersion,
-    /// The request is not allowed in the enclave's current lifecycle phase.
-    WrongPhase,
-    /// The Nitro Secure Module (or its simulation) failed.
-    Nsm,
-    /// The request is well formed but refused: approvals, expiry, unknown key.
-    Refused,
-    /// The request is already being worked on by another session at this enclave (retry
-    /// elsewhere, or after that session ends or is aborted).
-    InProgress,
-    /// The request id was already used: this enclave signed (or generated) it before.
-    Replayed,
-    /// A peer failed attestation or misbehaved.
-    Peer,
-    /// Sealing or unsealing failed: refused by the sealing authority (KMS key policy), or the
-    /// blob or envelope does not authenticate.
-    Sealing,
-    /// The sealing authority (KMS through the parent) cannot be reached now: retry later.
-    SealingUnavailable,
-    /// An internal error; the message says which.
-    Internal,
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::BadRequest => "bad_request",
-            Self::UnsupportedVersion => "unsupported_version",
-            Self::WrongPhase => "wrong_phase",
-            Self::Nsm => "nsm",
-            Self::Refused => "refused",
-            Self::InProgress => "in_progress",
-            Self::Replayed => "replayed",
-            Self::Peer => "peer",
-            Self::Sealing => "sealing",
-            Self::SealingUnavailable => "sealing_unavailable",
-            Self::Internal => "internal",
-        })
     }
 }
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use crate::ErrorCode;
+pub use crate::codes::FailureCode;
 use crate::peer::PeerEnvelope;
 use crate::policy::{Approved, CreateKey, Scheme, SignRequest};
 
@@ -110,92 +110,6 @@ pub enum Outcome {
     },
 }
 
-/// Why a session failed at one participant: every enclave [`ErrorCode`] plus the codes only a
-/// session has. One vocabulary for the enclave's outcomes, the coordinator's failover and its
-/// audit records; encoded as the snake_case name (the wire bytes of the string it replaced).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureCode {
-    /// See [`ErrorCode::BadRequest`].
-    BadRequest,
-    /// See [`ErrorCode::UnsupportedVersion`].
-    UnsupportedVersion,
-    /// See [`ErrorCode::WrongPhase`].
-    WrongPhase,
-    /// See [`ErrorCode::Nsm`].
-    Nsm,
-    /// See [`ErrorCode::Refused`].
-    Refused,
-    /// See [`ErrorCode::InProgress`].
-    InProgress,
-    /// See [`ErrorCode::Replayed`].
-    Replayed,
-    /// See [`ErrorCode::Peer`].
-    Peer,
-    /// See [`ErrorCode::Sealing`].
-    Sealing,
-    /// See [`ErrorCode::SealingUnavailable`].
-    SealingUnavailable,
-    /// See [`ErrorCode::Internal`].
-    Internal,
-    /// The threshold protocol failed (a peer misbehaved or a message did not verify); the
-    /// culprits are named when known.
-    Protocol,
-    /// The named presignature does not exist (any more) at this enclave.
-    NoPresignature,
-    /// The relay aborted the session (another participant failed or it timed out).
-    Aborted,
-    /// The participant did not answer (set by the relay, never by an enclave).
-    Unreachable,
-}
-
-impl FailureCode {
-    /// The stable snake_case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::BadRequest => "bad_request",
-            Self::UnsupportedVersion => "unsupported_version",
-            Self::WrongPhase => "wrong_phase",
-            Self::Nsm => "nsm",
-            Self::Refused => "refused",
-            Self::InProgress => "in_progress",
-            Self::Replayed => "replayed",
-            Self::Peer => "peer",
-            Self::Sealing => "sealing",
-            Self::SealingUnavailable => "sealing_unavailable",
-            Self::Internal => "internal",
-            Self::Protocol => "protocol",
-            Self::NoPresignature => "no_presignature",
-            Self::Aborted => "aborted",
-            Self::Unreachable => "unreachable",
-        }
-    }
-}
-
-impl std::fmt::Display for FailureCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl From<ErrorCode> for FailureCode {
-    fn from(code: ErrorCode) -> Self {
-        match code {
-            ErrorCode::BadRequest => Self::BadRequest,
-            ErrorCode::UnsupportedVersion => Self::UnsupportedVersion,
-            ErrorCode::WrongPhase => Self::WrongPhase,
-            ErrorCode::Nsm => Self::Nsm,
-            ErrorCode::Refused => Self::Refused,
-            ErrorCode::InProgress => Self::InProgress,
-            ErrorCode::Replayed => Self::Replayed,
-            ErrorCode::Peer => Self::Peer,
-            ErrorCode::Sealing => Self::Sealing,
-            ErrorCode::SealingUnavailable => Self::SealingUnavailable,
-            ErrorCode::Internal => Self::Internal,
-        }
-    }
-}
-
 /// What an enclave answers to a session request: envelopes to relay and, once done, the outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -230,6 +144,7 @@ pub fn genesis_receipt_message(genesis_canonical: &[u8], node: u16) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorCode;
 
     const ALL: [FailureCode; 15] = [
         FailureCode::BadRequest,

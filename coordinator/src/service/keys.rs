@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ed25519_dalek::Verifier;
-use protocol::policy::{Canonical, CreateKey, REQUEST_ID_LEN, REQUEST_VERSION};
+use protocol::policy::{Approved, Canonical, CreateKey, REQUEST_ID_LEN, REQUEST_VERSION};
 use protocol::session::{FailureCode, Outcome, SessionKind, key_receipt_message};
 use sha2::{Digest, Sha256};
 use tracing::info;
@@ -14,10 +14,10 @@ use super::failover::refusal;
 use super::ledger::{Claim, Entry, StoredResponse};
 use super::{Coordinator, err, unix_now};
 use crate::api::{
-    ApiError, ApprovedJson, CreateKeyJson, ErrorCode, Hex, KeyInfo, PolicyJson, Wire,
+    ApiError, ApprovedJson, CreateKeyJson, ErrorCode, GenesisJson, Hex, KeyInfo, PolicyJson, Wire,
 };
 use crate::audit::AuditEntry;
-use crate::nodes::{new_session_id, run_session};
+use crate::nodes::{SessionRun, new_session_id, run_session};
 use crate::store::{KeyRow, RequestState};
 
 pub(super) fn key_info(row: &KeyRow) -> Result<KeyInfo, ApiError> {
@@ -34,6 +34,58 @@ pub(super) fn key_info(row: &KeyRow) -> Result<KeyInfo, ApiError> {
             .map_err(|e| err(ErrorCode::Storage, format!("stored policy: {e}")))?,
         created: row.created,
     })
+}
+
+/// A new key's public key and (ECDSA) chain code.
+type NewKey = (Vec<u8>, Option<Vec<u8>>);
+
+/// Checks a key-creation request against the cluster's genesis and size: its fields, validity
+/// window and admin approvals. Returns its wire form, the approved wire form and the approvers.
+fn validate_create_key(
+    body: &ApprovedJson<CreateKeyJson>,
+    genesis: &ApprovedJson<GenesisJson>,
+    nodes: u16,
+) -> Result<(CreateKey, Approved<CreateKey>, Vec<String>), ApiError> {
+    let r = body.request.to_wire();
+    if r.v != REQUEST_VERSION || r.cluster != genesis.request.cluster {
+        return Err(err(
+            ErrorCode::InvalidRequest,
+            "the request is for another cluster or version",
+        ));
+    }
+    if r.request_id.len() != REQUEST_ID_LEN {
+        return Err(err(ErrorCode::InvalidRequest, "a request id has 16 bytes"));
+    }
+    if r.key_id.is_empty()
+        || r.key_id.len() > 128
+        || !r
+            .key_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return Err(err(
+            ErrorCode::InvalidRequest,
+            "a key id has 1 to 128 characters from A-Z a-z 0-9 . _ -",
+        ));
+    }
+    if r.threshold < 2 || r.threshold > nodes {
+        return Err(err(
+            ErrorCode::InvalidRequest,
+            format!("the threshold must be between 2 and {nodes}"),
+        ));
+    }
+    let approvers = keys_of(&body.request.policy.approvers, "approver")?;
+    if r.policy.approvals_needed == 0 || usize::from(r.policy.approvals_needed) > approvers.len() {
+        return Err(err(
+            ErrorCode::InvalidRequest,
+            "approvals needed must be between 1 and the number of approvers",
+        ));
+    }
+    check_window(r.created, r.expiry, unix_now())?;
+    let admins = keys_of(&genesis.request.admins, "admin")?;
+    let wire = body.to_wire();
+    let actors = check_approvals(&r, &wire.approvals, &admins, genesis.request.admin_quorum)?;
+    Ok((r, wire, actors))
 }
 
 impl Coordinator {
@@ -94,48 +146,8 @@ impl Coordinator {
         body: ApprovedJson<CreateKeyJson>,
     ) -> Result<KeyInfo, ApiError> {
         let genesis = self.cluster().await?;
-        let r = body.request.to_wire();
         let nodes = self.nodes.count();
-        if r.v != REQUEST_VERSION || r.cluster != genesis.request.cluster {
-            return Err(err(
-                ErrorCode::InvalidRequest,
-                "the request is for another cluster or version",
-            ));
-        }
-        if r.request_id.len() != REQUEST_ID_LEN {
-            return Err(err(ErrorCode::InvalidRequest, "a request id has 16 bytes"));
-        }
-        if r.key_id.is_empty()
-            || r.key_id.len() > 128
-            || !r
-                .key_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        {
-            return Err(err(
-                ErrorCode::InvalidRequest,
-                "a key id has 1 to 128 characters from A-Z a-z 0-9 . _ -",
-            ));
-        }
-        if r.threshold < 2 || r.threshold > nodes {
-            return Err(err(
-                ErrorCode::InvalidRequest,
-                format!("the threshold must be between 2 and {nodes}"),
-            ));
-        }
-        let approvers = keys_of(&body.request.policy.approvers, "approver")?;
-        if r.policy.approvals_needed == 0
-            || usize::from(r.policy.approvals_needed) > approvers.len()
-        {
-            return Err(err(
-                ErrorCode::InvalidRequest,
-                "approvals needed must be between 1 and the number of approvers",
-            ));
-        }
-        check_window(r.created, r.expiry, unix_now())?;
-        let admins = keys_of(&genesis.request.admins, "admin")?;
-        let wire = body.to_wire();
-        let actors = check_approvals(&r, &wire.approvals, &admins, genesis.request.admin_quorum)?;
+        let (r, wire, actors) = validate_create_key(&body, &genesis, nodes)?;
         let id = r.key_id.clone();
         if self.db(move |s| s.key(&id)).await?.is_some() {
             return Err(err(
@@ -187,68 +199,9 @@ impl Coordinator {
                 Err(err(code, message))
             }
         };
-        if let Some((node, code, message)) = run.failure() {
-            let api_code = if refusal(code)
-                || matches!(code, FailureCode::InProgress | FailureCode::Replayed)
-            {
-                ErrorCode::Refused
-            } else {
-                ErrorCode::KeygenFailed
-            };
-            return fail(api_code, format!("node {node}: {code}: {message}"), entry).await;
-        }
-        let mut created: Option<(Vec<u8>, Option<Vec<u8>>)> = None;
-        for (node, o) in &run.outcomes {
-            let Outcome::KeyCreated {
-                public_key,
-                chain_code,
-                receipt,
-                scheme,
-                ..
-            } = o
-            else {
-                return fail(
-                    ErrorCode::KeygenFailed,
-                    format!("node {node} answered {o:?}"),
-                    entry,
-                )
-                .await;
-            };
-            // Every receipt must be signed by the node's attested identity key.
-            let identity = self.nodes.identity(*node);
-            let receipt_ok = identity.is_some_and(|id| {
-                let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&id.signing) else {
-                    return false;
-                };
-                let Ok(sig) = ed25519_dalek::Signature::from_slice(receipt) else {
-                    return false;
-                };
-                vk.verify(&key_receipt_message(&r.key_id, *scheme, public_key), &sig)
-                    .is_ok()
-            });
-            if !receipt_ok || *scheme != r.scheme {
-                return fail(
-                    ErrorCode::KeygenFailed,
-                    format!("node {node}'s key receipt does not verify"),
-                    entry,
-                )
-                .await;
-            }
-            let this = (public_key.to_vec(), chain_code.as_ref().map(|c| c.to_vec()));
-            if let Some(prev) = &created
-                && *prev != this
-            {
-                return fail(
-                    ErrorCode::KeygenFailed,
-                    "nodes disagree on the new key: refusing it".into(),
-                    entry,
-                )
-                .await;
-            }
-            created = Some(this);
-        }
-        let Some((public_key, chain_code)) = created else {
-            return fail(ErrorCode::KeygenFailed, "no node answered".into(), entry).await;
+        let (public_key, chain_code) = match self.key_from_outcomes(&r, &run) {
+            Ok(key) => key,
+            Err((code, message)) => return fail(code, message, entry).await,
         };
         let row = KeyRow {
             key_id: r.key_id.clone(),
@@ -291,6 +244,70 @@ impl Coordinator {
         }
         info!(key = r.key_id, scheme = %r.scheme, "key created");
         Ok(info)
+    }
+
+    /// The new key the nodes agree on, from a finished generation: every node created it, with
+    /// a receipt signed by its attested identity key. Else the code and message to fail with.
+    fn key_from_outcomes(
+        &self,
+        r: &CreateKey,
+        run: &SessionRun,
+    ) -> Result<NewKey, (ErrorCode, String)> {
+        if let Some((node, code, message)) = run.failure() {
+            let api_code = if refusal(code)
+                || matches!(code, FailureCode::InProgress | FailureCode::Replayed)
+            {
+                ErrorCode::Refused
+            } else {
+                ErrorCode::KeygenFailed
+            };
+            return Err((api_code, format!("node {node}: {code}: {message}")));
+        }
+        let mut created: Option<NewKey> = None;
+        for (node, o) in &run.outcomes {
+            let Outcome::KeyCreated {
+                public_key,
+                chain_code,
+                receipt,
+                scheme,
+                ..
+            } = o
+            else {
+                return Err((
+                    ErrorCode::KeygenFailed,
+                    format!("node {node} answered {o:?}"),
+                ));
+            };
+            // Every receipt must be signed by the node's attested identity key.
+            let identity = self.nodes.identity(*node);
+            let receipt_ok = identity.is_some_and(|id| {
+                let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&id.signing) else {
+                    return false;
+                };
+                let Ok(sig) = ed25519_dalek::Signature::from_slice(receipt) else {
+                    return false;
+                };
+                vk.verify(&key_receipt_message(&r.key_id, *scheme, public_key), &sig)
+                    .is_ok()
+            });
+            if !receipt_ok || *scheme != r.scheme {
+                return Err((
+                    ErrorCode::KeygenFailed,
+                    format!("node {node}'s key receipt does not verify"),
+                ));
+            }
+            let this = (public_key.to_vec(), chain_code.as_ref().map(|c| c.to_vec()));
+            if let Some(prev) = &created
+                && *prev != this
+            {
+                return Err((
+                    ErrorCode::KeygenFailed,
+                    "nodes disagree on the new key: refusing it".into(),
+                ));
+            }
+            created = Some(this);
+        }
+        created.ok_or((ErrorCode::KeygenFailed, "no node answered".into()))
     }
 
     /// Reserves a key id for one generation; returns the lease it is held under.

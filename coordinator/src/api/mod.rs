@@ -1,0 +1,25 @@
+//! The coordinator's public JSON API: request and response bodies, and the stable error codes.
+//! Byte strings travel as lowercase hex. `openapi.json` in this crate describes the same types;
+//! the CLI and the tests use these definitions as the client side.
+
+mod error;
+mod hex;
+mod path;
+mod requests;
+mod responses;
+mod transactions;
+
+pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
+pub use hex::{Hex, buf};
+pub use path::{parse_path, path_string};
+pub use requests::{
+    ApprovalJson, ApprovedJson, CreateKeyJson, GenesisJson, PolicyJson, PresignatureUse,
+    SignRequestJson, Wire,
+};
+pub use responses::{
+    AuditPage, AuditRecordJson, AuditVerification, ClusterStatus, GenesisStatus, KeyInfo, KeyList,
+    NodeStatus, PoolLevel, SignResult, SignatureInfo,
+};
+pub use transactions::{
+    AddressInfo, AssembleRequest, AssembledTransaction, PrepareRequest, PreparedTransaction,
+};

@@ -1,0 +1,273 @@
+//! Request bodies as approvers sign them, and their conversion to and from the wire form.
+
+use protocol::policy::{Approval, Approved, CreateKey, Genesis, KeyPolicy, Scheme, SignRequest};
+use serde::{Deserialize, Serialize};
+
+use super::hex::{Hex, buf, bufs, hexes};
+
+/// One approval: an approver's Ed25519 signature over the request's canonical bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalJson {
+    /// The approver's public key (32 bytes).
+    pub approver: Hex,
+    /// The signature (64 bytes).
+    pub signature: Hex,
+}
+
+fn approvals_json(a: &[Approval]) -> Vec<ApprovalJson> {
+    a.iter()
+        .map(|a| ApprovalJson {
+            approver: Hex::from(&a.approver),
+            signature: Hex::from(&a.signature),
+        })
+        .collect()
+}
+
+fn approvals_wire(a: &[ApprovalJson]) -> Vec<Approval> {
+    a.iter()
+        .map(|a| Approval {
+            approver: buf(&a.approver),
+            signature: buf(&a.signature),
+        })
+        .collect()
+}
+
+/// A genesis, as approvers sign it (see `protocol::policy::Genesis`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisJson {
+    /// Request format version.
+    pub v: u8,
+    /// Cluster name.
+    pub cluster: String,
+    /// Number of nodes.
+    pub nodes: u16,
+    /// Admin public keys.
+    pub admins: Vec<Hex>,
+    /// Admins needed to approve admin requests.
+    pub admin_quorum: u16,
+}
+
+/// Who approves a key's signatures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyJson {
+    /// Approver public keys.
+    pub approvers: Vec<Hex>,
+    /// Distinct approvals a signature needs.
+    pub approvals_needed: u16,
+}
+
+/// A key-creation request, as the admins sign it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyJson {
+    /// Request format version.
+    pub v: u8,
+    /// Cluster name.
+    pub cluster: String,
+    /// New key id.
+    pub key_id: String,
+    /// `ecdsa-secp256k1` or `eddsa-ed25519`.
+    pub scheme: Scheme,
+    /// Signers needed.
+    pub threshold: u16,
+    /// Approval policy.
+    pub policy: PolicyJson,
+    /// 16 random bytes.
+    pub request_id: Hex,
+    /// Unix seconds.
+    pub created: u64,
+    /// Unix seconds.
+    pub expiry: u64,
+}
+
+/// A signing request, as the approvers sign it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignRequestJson {
+    /// Request format version.
+    pub v: u8,
+    /// Cluster name.
+    pub cluster: String,
+    /// The key.
+    pub key_id: String,
+    /// Non-hardened derivation path (ECDSA).
+    pub path: Vec<u32>,
+    /// 32-byte digests (ECDSA) or messages (EdDSA).
+    pub payloads: Vec<Hex>,
+    /// 16 random bytes.
+    pub request_id: Hex,
+    /// Unix seconds.
+    pub created: u64,
+    /// Unix seconds.
+    pub expiry: u64,
+}
+
+/// A request with its approvals: the body of `POST /v1/genesis`, `/v1/keys`, `/v1/signatures`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovedJson<T> {
+    /// The request.
+    pub request: T,
+    /// Its approvals.
+    pub approvals: Vec<ApprovalJson>,
+    /// Signing only: whether to use a ready presignature (`prefer`, the default, or `never`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presignature: Option<PresignatureUse>,
+}
+
+/// Whether a signature may come from a presignature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresignatureUse {
+    /// Use one when a healthy quorum holds one (the default).
+    Prefer,
+    /// Always run full interactive signing.
+    Never,
+}
+
+/// Conversion between the JSON and the wire form of a request.
+pub trait Wire: Sized {
+    /// The wire type.
+    type Wire;
+    /// JSON -> wire.
+    fn to_wire(&self) -> Self::Wire;
+    /// Wire -> JSON.
+    fn from_wire(w: &Self::Wire) -> Self;
+}
+
+impl Wire for GenesisJson {
+    type Wire = Genesis;
+    fn to_wire(&self) -> Genesis {
+        Genesis {
+            v: self.v,
+            cluster: self.cluster.clone(),
+            nodes: self.nodes,
+            admins: bufs(&self.admins),
+            admin_quorum: self.admin_quorum,
+        }
+    }
+    fn from_wire(g: &Genesis) -> Self {
+        Self {
+            v: g.v,
+            cluster: g.cluster.clone(),
+            nodes: g.nodes,
+            admins: hexes(&g.admins),
+            admin_quorum: g.admin_quorum,
+        }
+    }
+}
+
+impl Wire for PolicyJson {
+    type Wire = KeyPolicy;
+    fn to_wire(&self) -> KeyPolicy {
+        KeyPolicy {
+            approvers: bufs(&self.approvers),
+            approvals_needed: self.approvals_needed,
+        }
+    }
+    fn from_wire(p: &KeyPolicy) -> Self {
+        Self {
+            approvers: hexes(&p.approvers),
+            approvals_needed: p.approvals_needed,
+        }
+    }
+}
+
+impl Wire for CreateKeyJson {
+    type Wire = CreateKey;
+    fn to_wire(&self) -> CreateKey {
+        CreateKey {
+            v: self.v,
+            cluster: self.cluster.clone(),
+            key_id: self.key_id.clone(),
+            scheme: self.scheme,
+            threshold: self.threshold,
+            policy: self.policy.to_wire(),
+            request_id: buf(&self.request_id),
+            created: self.created,
+            expiry: self.expiry,
+        }
+    }
+    fn from_wire(r: &CreateKey) -> Self {
+        Self {
+            v: r.v,
+            cluster: r.cluster.clone(),
+            key_id: r.key_id.clone(),
+            scheme: r.scheme,
+            threshold: r.threshold,
+            policy: PolicyJson::from_wire(&r.policy),
+            request_id: Hex::from(&r.request_id),
+            created: r.created,
+            expiry: r.expiry,
+        }
+    }
+}
+
+impl Wire for SignRequestJson {
+    type Wire = SignRequest;
+    fn to_wire(&self) -> SignRequest {
+        SignRequest {
+            v: self.v,
+            cluster: self.cluster.clone(),
+            key_id: self.key_id.clone(),
+            path: self.path.clone(),
+            payloads: bufs(&self.payloads),
+            request_id: buf(&self.request_id),
+            created: self.created,
+            expiry: self.expiry,
+        }
+    }
+    fn from_wire(r: &SignRequest) -> Self {
+        Self {
+            v: r.v,
+            cluster: r.cluster.clone(),
+            key_id: r.key_id.clone(),
+            path: r.path.clone(),
+            payloads: hexes(&r.payloads),
+            request_id: Hex::from(&r.request_id),
+            created: r.created,
+            expiry: r.expiry,
+        }
+    }
+}
+
+impl<T: Wire> ApprovedJson<T> {
+    /// The wire form.
+    pub fn to_wire(&self) -> Approved<T::Wire> {
+        Approved {
+            request: self.request.to_wire(),
+            approvals: approvals_wire(&self.approvals),
+        }
+    }
+
+    /// From the wire form.
+    pub fn from_wire(a: &Approved<T::Wire>) -> Self {
+        Self {
+            request: T::from_wire(&a.request),
+            approvals: approvals_json(&a.approvals),
+            presignature: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_fields_and_unknown_fields() {
+        let a: ApprovalJson =
+            serde_json::from_str(r#"{"approver":"0a0b","signature":"ff"}"#).unwrap();
+        assert_eq!(a.approver, Hex(vec![10, 11]));
+        assert!(
+            serde_json::from_str::<ApprovalJson>(r#"{"approver":"zz","signature":"ff"}"#).is_err()
+        );
+        assert!(
+            serde_json::from_str::<ApprovalJson>(r#"{"approver":"00","signature":"ff","x":1}"#)
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! Response bodies: keys, signatures, cluster status and the audit log.
+
+use protocol::policy::Scheme;
+use serde::{Deserialize, Serialize};
+
+use super::{ErrorDetail, Hex, PolicyJson};
+
+/// A key as `GET /v1/keys/{id}` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyInfo {
+    /// Its id.
+    pub key_id: String,
+    /// Its scheme.
+    pub scheme: Scheme,
+    /// Signers needed.
+    pub threshold: u16,
+    /// Public key (33-byte compressed secp256k1, or 32-byte Ed25519).
+    pub public_key: Hex,
+    /// BIP32 chain code (ECDSA).
+    pub chain_code: Option<Hex>,
+    /// Approval policy.
+    pub policy: PolicyJson,
+    /// Unix seconds.
+    pub created: u64,
+}
+
+/// `GET /v1/keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyList {
+    /// Every key, by id.
+    pub keys: Vec<KeyInfo>,
+}
+
+/// One signed payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureInfo {
+    /// Index into the request's payloads.
+    pub payload: u16,
+    /// 64 bytes: r || s (low s) for ECDSA, R || s for EdDSA.
+    pub signature: Hex,
+    /// The (derived) public key it verifies under.
+    pub public_key: Hex,
+    /// The nodes that signed.
+    pub nodes: Vec<u16>,
+    /// Whether it came from a presignature.
+    pub presigned: bool,
+}
+
+/// `POST /v1/signatures` result (also what a resubmission returns).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignResult {
+    /// The idempotency key the request ran under.
+    pub idempotency_key: String,
+    /// The request id.
+    pub request_id: Hex,
+    /// The key.
+    pub key_id: String,
+    /// `completed` or `failed`.
+    pub status: String,
+    /// One per payload signed (all of them when completed).
+    pub signatures: Vec<SignatureInfo>,
+    /// Why it failed.
+    pub error: Option<ErrorDetail>,
+    /// Sessions tried (more than one payload count means failover happened).
+    pub attempts: u32,
+}
+
+/// Genesis progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisStatus {
+    /// `none`, `initialising`, `ready` or `failed`.
+    pub state: String,
+    /// What is happening, or why it failed.
+    pub detail: String,
+    /// The cluster's name.
+    pub cluster: Option<String>,
+}
+
+/// One node as the coordinator sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeStatus {
+    /// Node index.
+    pub node: u16,
+    /// Its proxy's URL.
+    pub proxy: String,
+    /// Whether the last status call answered.
+    pub reachable: bool,
+    /// Reachable, attested, operational, and not failing: eligible for quorums.
+    pub healthy: bool,
+    /// Enclave lifecycle phase.
+    pub phase: Option<String>,
+    /// Whether the coordinator verified its attestation document (fresh nonce).
+    pub attested: bool,
+    /// Why attestation failed, if it did.
+    pub attestation_error: Option<String>,
+    /// Its NSM module id.
+    pub module_id: Option<String>,
+    /// Its identity signing key.
+    pub identity: Option<Hex>,
+    /// Keys it holds.
+    pub keys: u32,
+    /// Presignatures it holds.
+    pub presignatures: u32,
+    /// Safe primes ready.
+    pub primes_ready: bool,
+    /// Last error.
+    pub error: Option<String>,
+}
+
+/// A presignature pool level.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolLevel {
+    /// The key.
+    pub key_id: String,
+    /// Derivation path (`m/...`).
+    pub path: String,
+    /// The quorum holding them.
+    pub quorum: Vec<u16>,
+    /// Ready presignatures.
+    pub ready: u32,
+    /// The level refills aim for.
+    pub target: u32,
+}
+
+/// `GET /v1/cluster`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterStatus {
+    /// Genesis progress.
+    pub genesis: GenesisStatus,
+    /// Every node.
+    pub nodes: Vec<NodeStatus>,
+    /// Presignature pools.
+    pub pools: Vec<PoolLevel>,
+}
+
+/// One audit record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRecordJson {
+    /// Position, from 1.
+    pub seq: u64,
+    /// Unix seconds.
+    pub time: u64,
+    /// What happened.
+    pub entry: crate::audit::AuditEntry,
+    /// Previous record's hash.
+    pub prev_hash: Hex,
+    /// This record's hash.
+    pub hash: Hex,
+}
+
+/// `GET /v1/audit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditPage {
+    /// Records, in order.
+    pub records: Vec<AuditRecordJson>,
+    /// Pass as `after` for the next page; absent at the end.
+    pub next_after: Option<u64>,
+}
+
+/// `GET /v1/audit/verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditVerification {
+    /// Whether the whole chain holds.
+    pub ok: bool,
+    /// Records checked.
+    pub records: u64,
+    /// The first broken record.
+    pub broken_at: Option<u64>,
+    /// Why it is broken.
+    pub reason: Option<String>,
+}

@@ -291,25 +291,7 @@ async fn handle(
             }
             ("GET", "/v1/keys/{key_id}") => json(200, &c.key(&param.unwrap_or_default()).await?),
             ("GET", "/v1/keys/{key_id}/address") => {
-                let q = query.as_deref();
-                let chain = query_str(q, "chain")?.ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::InvalidRequest,
-                        "query parameter chain is required",
-                    )
-                })?;
-                let network = query_str(q, "network")?;
-                let path = query_str(q, "path")?;
-                json(
-                    200,
-                    &c.address(
-                        &param.unwrap_or_default(),
-                        &chain,
-                        network.as_deref(),
-                        path.as_deref(),
-                    )
-                    .await?,
-                )
+                address(&c, &param.unwrap_or_default(), query.as_deref()).await?
             }
             ("POST", "/v1/transactions") => {
                 let body = read_json(request, max_body).await?;
@@ -320,19 +302,7 @@ async fn handle(
                 json(200, &c.assemble(body).await?)
             }
             ("POST", "/v1/signatures") => {
-                let idem = match request.headers().get("idempotency-key") {
-                    Some(v) => Some(
-                        v.to_str()
-                            .map_err(|_| {
-                                ApiError::new(
-                                    ErrorCode::InvalidRequest,
-                                    "the Idempotency-Key header is not ASCII",
-                                )
-                            })?
-                            .to_string(),
-                    ),
-                    None => None,
-                };
+                let idem = idempotency_key(&request)?;
                 let body = read_json(request, max_body).await?;
                 let c = c.clone();
                 stored(detached(async move { c.sign(body, idem).await }).await?)
@@ -340,52 +310,8 @@ async fn handle(
             ("GET", "/v1/signatures/{idempotency_key}") => {
                 stored(c.signature_record(&param.unwrap_or_default()).await?)
             }
-            ("GET", "/v1/audit") => {
-                let after = query_u64(query.as_deref(), "after")?.unwrap_or(0);
-                let limit = query_u64(query.as_deref(), "limit")?
-                    .unwrap_or(100)
-                    .clamp(1, 1000) as u32;
-                let records = c.db(move |s| s.audit_page(after, limit)).await?;
-                let next_after = (records.len() == limit as usize)
-                    .then(|| records.last().map(|r| r.seq))
-                    .flatten();
-                json(
-                    200,
-                    &AuditPage {
-                        records: records
-                            .into_iter()
-                            .map(|r| AuditRecordJson {
-                                seq: r.seq,
-                                time: r.time,
-                                entry: r.entry,
-                                prev_hash: Hex(r.prev_hash.to_vec()),
-                                hash: Hex(r.hash.to_vec()),
-                            })
-                            .collect(),
-                        next_after,
-                    },
-                )
-            }
-            ("GET", "/v1/audit/verify") => {
-                let result = verify_audit(&c).await?;
-                json(
-                    200,
-                    &match result {
-                        Ok(n) => AuditVerification {
-                            ok: true,
-                            records: n,
-                            broken_at: None,
-                            reason: None,
-                        },
-                        Err(b) => AuditVerification {
-                            ok: false,
-                            records: b.seq.saturating_sub(1),
-                            broken_at: Some(b.seq),
-                            reason: Some(b.reason),
-                        },
-                    },
-                )
-            }
+            ("GET", "/v1/audit") => audit_page(&c, query.as_deref()).await?,
+            ("GET", "/v1/audit/verify") => json(200, &audit_verification(&c).await?),
             _ => {
                 return Err(ApiError::new(
                     ErrorCode::NotFound,
@@ -395,25 +321,106 @@ async fn handle(
         })
     }
     .await;
-    (
-        name,
-        result.unwrap_or_else(|e| {
-            if e.code.status() >= 500 {
-                warn!(
-                    code = e.code.as_str(),
-                    message = e.message,
-                    "request failed"
-                );
-            } else {
-                debug!(
-                    code = e.code.as_str(),
-                    message = e.message,
-                    "request refused"
-                );
-            }
-            error(&e)
-        }),
-    )
+    (name, result.unwrap_or_else(|e| logged_error(&e)))
+}
+
+/// The error's answer, logged as a failure (5xx) or a refusal.
+fn logged_error(e: &ApiError) -> Response<Body> {
+    if e.code.status() >= 500 {
+        warn!(
+            code = e.code.as_str(),
+            message = e.message,
+            "request failed"
+        );
+    } else {
+        debug!(
+            code = e.code.as_str(),
+            message = e.message,
+            "request refused"
+        );
+    }
+    error(e)
+}
+
+/// `GET /v1/keys/{key_id}/address?chain=…&network=…&path=…`.
+async fn address(
+    c: &Coordinator,
+    key_id: &str,
+    query: Option<&str>,
+) -> Result<Response<Body>, ApiError> {
+    let chain = query_str(query, "chain")?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            "query parameter chain is required",
+        )
+    })?;
+    let network = query_str(query, "network")?;
+    let path = query_str(query, "path")?;
+    let answer = c
+        .address(key_id, &chain, network.as_deref(), path.as_deref())
+        .await?;
+    Ok(json(200, &answer))
+}
+
+/// The `Idempotency-Key` header, if any.
+fn idempotency_key(request: &Request<Incoming>) -> Result<Option<String>, ApiError> {
+    request
+        .headers()
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str().map(str::to_string).map_err(|_| {
+                ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "the Idempotency-Key header is not ASCII",
+                )
+            })
+        })
+        .transpose()
+}
+
+/// `GET /v1/audit?after=…&limit=…`: one page of the audit log.
+async fn audit_page(c: &Coordinator, query: Option<&str>) -> Result<Response<Body>, ApiError> {
+    let after = query_u64(query, "after")?.unwrap_or(0);
+    let limit = query_u64(query, "limit")?.unwrap_or(100).clamp(1, 1000) as u32;
+    let records = c.db(move |s| s.audit_page(after, limit)).await?;
+    let next_after = (records.len() == limit as usize)
+        .then(|| records.last().map(|r| r.seq))
+        .flatten();
+    let records = records
+        .into_iter()
+        .map(|r| AuditRecordJson {
+            seq: r.seq,
+            time: r.time,
+            entry: r.entry,
+            prev_hash: Hex(r.prev_hash.to_vec()),
+            hash: Hex(r.hash.to_vec()),
+        })
+        .collect();
+    Ok(json(
+        200,
+        &AuditPage {
+            records,
+            next_after,
+        },
+    ))
+}
+
+/// `GET /v1/audit/verify`: the whole chain checked.
+async fn audit_verification(c: &Coordinator) -> Result<AuditVerification, ApiError> {
+    Ok(match verify_audit(c).await? {
+        Ok(n) => AuditVerification {
+            ok: true,
+            records: n,
+            broken_at: None,
+            reason: None,
+        },
+        Err(b) => AuditVerification {
+            ok: false,
+            records: b.seq.saturating_sub(1),
+            broken_at: Some(b.seq),
+            reason: Some(b.reason),
+        },
+    })
 }
 
 /// Serves the API on `listener` until `shutdown` completes.

@@ -360,6 +360,28 @@ fn library<T>(f: impl FnOnce() -> T) -> Result<T, EifError> {
     })
 }
 
+/// Checks the command line, arguments and environment (one line each, `NAME=VALUE`) and that
+/// the signing files, if any, can be read.
+fn check_text_and_signing(spec: &ImageSpec) -> Result<(), EifError> {
+    line("the kernel command line", &spec.cmdline)?;
+    for a in &spec.args {
+        line("the argument", a)?;
+    }
+    for e in &spec.env {
+        line("the environment entry", e)?;
+        if e.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
+            return Err(EifError::BadText(format!(
+                "the environment entry {e:?} is not NAME=VALUE"
+            )));
+        }
+    }
+    if let Some((key, cert)) = &spec.signing {
+        read("signing key", key)?;
+        read("signing certificate", cert)?;
+    }
+    Ok(())
+}
+
 /// Builds the image at `out` (written to a temporary file and renamed: never half-written) and
 /// returns its report.
 pub fn build(spec: &ImageSpec, out: &Path) -> Result<Report, EifError> {
@@ -379,22 +401,7 @@ pub fn build(spec: &ImageSpec, out: &Path) -> Result<Report, EifError> {
             enclave: arch.name(),
         });
     }
-    line("the kernel command line", &spec.cmdline)?;
-    for a in &spec.args {
-        line("the argument", a)?;
-    }
-    for e in &spec.env {
-        line("the environment entry", e)?;
-        if e.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
-            return Err(EifError::BadText(format!(
-                "the environment entry {e:?} is not NAME=VALUE"
-            )));
-        }
-    }
-    if let Some((key, cert)) = &spec.signing {
-        read("signing key", key)?;
-        read("signing certificate", cert)?;
-    }
+    check_text_and_signing(spec)?;
 
     let mut cmd = vec![ENCLAVE_PATH.to_string()];
     cmd.extend(spec.args.iter().cloned());

@@ -14,7 +14,7 @@ use tracing::warn;
 use super::ledger::Ticket;
 use super::{Coordinator, MAX_ATTEMPTS, NO_QUORUM_POLL, err, unix_now, verify_signature};
 use crate::api::{ApiError, ErrorCode, Hex, KeyInfo, PresignatureUse, SignatureInfo, path_string};
-use crate::nodes::run_session_yielding;
+use crate::nodes::{SessionRun, run_session_yielding};
 
 /// All `k`-subsets of `nodes`, in order.
 pub fn combinations(nodes: &[u16], k: usize) -> Vec<Vec<u16>> {
@@ -237,107 +237,17 @@ impl Coordinator {
         )
         .await;
         let payload = &wire.request.payloads[usize::from(index)];
-        for (node, o) in &run.outcomes {
-            if let Outcome::Signed {
-                signature,
-                public_key,
-            } = o
-            {
-                if public_key.as_slice() != expected_key {
-                    return Attempt::Retry {
-                        exclude: vec![*node],
-                        suspend: vec![*node],
-                        code: None,
-                        why: format!("node {node} signed under an unexpected public key"),
-                    };
-                }
-                if let Err(e) = verify_signature(key.scheme, expected_key, payload, signature) {
-                    return Attempt::Retry {
-                        exclude: vec![*node],
-                        suspend: vec![*node],
-                        code: None,
-                        why: format!("node {node} returned a signature that does not verify: {e}"),
-                    };
-                }
-                return Attempt::Signed(SignatureInfo {
-                    payload: index,
-                    signature: Hex(signature.to_vec()),
-                    public_key: Hex(expected_key.to_vec()),
-                    nodes: quorum.to_vec(),
-                    presigned,
-                });
-            }
-        }
-        let failures: Vec<(u16, FailureCode, String)> = run
-            .outcomes
-            .iter()
-            .filter_map(|(n, o)| match o {
-                Outcome::Failed { code, message, .. } if *code != FailureCode::Aborted => {
-                    Some((*n, *code, message.clone()))
-                }
-                _ => None,
-            })
-            .collect();
-        let why = failures
-            .iter()
-            .map(|(n, c, m)| format!("node {n}: {c}: {m}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        if failures
-            .iter()
-            .any(|(_, c, _)| *c == FailureCode::NoPresignature)
-        {
-            return Attempt::Retry {
-                exclude: vec![],
-                suspend: vec![],
-                code: Some(FailureCode::NoPresignature),
-                why: format!("{}: {why}", FailureCode::NoPresignature),
-            };
-        }
-        // An enclave that consumed the request but no longer holds its signature (`replayed`):
-        // the request was signed in a session whose result was lost, and cannot be signed again.
-        if let Some((n, _, m)) = failures
-            .iter()
-            .find(|(_, c, _)| *c == FailureCode::Replayed)
-        {
-            return Attempt::Fatal(err(
-                ErrorCode::Interrupted,
-                format!(
-                    "node {n} refuses this request ({m}): it was signed in a session whose result \
-                     was lost; make a new request"
-                ),
-            ));
-        }
-        // `in_progress`: a session the relay lost track of still holds the request at these
-        // nodes (until they hear the abort, or it idles out): other nodes are tried.
-        let busy: Vec<u16> = failures
-            .iter()
-            .filter(|(_, c, _)| *c == FailureCode::InProgress)
-            .map(|(n, _, _)| *n)
-            .collect();
-        // Refused by every participant: the request itself is refused (approvals, expiry).
-        let refused: Vec<&(u16, FailureCode, String)> =
-            failures.iter().filter(|(_, c, _)| refusal(*c)).collect();
-        if !refused.is_empty() && refused.len() == quorum.len() {
-            return Attempt::Fatal(err(ErrorCode::Refused, refused[0].2.clone()));
-        }
-        let suspend = run.blamed();
-        let mut exclude = suspend.clone();
-        exclude.extend(refused.iter().map(|(n, _, _)| *n));
-        exclude.extend(busy);
-        if exclude.is_empty() {
-            // A failure no one is blamed for: leave out whoever reported it.
-            exclude.extend(failures.iter().map(|(n, _, _)| *n));
-        }
-        Attempt::Retry {
-            exclude,
-            suspend,
-            code: failures.first().map(|(_, c, _)| *c),
-            why: if why.is_empty() {
-                "session did not finish".into()
-            } else {
-                why
-            },
+        let expected = Expected {
+            scheme: key.scheme,
+            public_key: expected_key,
+            payload,
+            index,
+            quorum,
+            presigned,
+        };
+        match signed(&run.outcomes, &expected) {
+            Some(attempt) => attempt,
+            None => judge_failures(&run, quorum),
         }
     }
 
@@ -361,6 +271,132 @@ impl Coordinator {
             }
         }
         while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// What a signing attempt must produce.
+struct Expected<'a> {
+    scheme: Scheme,
+    public_key: &'a [u8],
+    payload: &'a [u8],
+    index: u16,
+    quorum: &'a [u16],
+    presigned: bool,
+}
+
+/// The attempt's result if a participant answered with a signature: accepted only if it is
+/// under the expected key and verifies.
+fn signed(
+    outcomes: &std::collections::BTreeMap<u16, Outcome>,
+    e: &Expected<'_>,
+) -> Option<Attempt> {
+    for (node, o) in outcomes {
+        if let Outcome::Signed {
+            signature,
+            public_key,
+        } = o
+        {
+            if public_key.as_slice() != e.public_key {
+                return Some(Attempt::Retry {
+                    exclude: vec![*node],
+                    suspend: vec![*node],
+                    code: None,
+                    why: format!("node {node} signed under an unexpected public key"),
+                });
+            }
+            if let Err(err) = verify_signature(e.scheme, e.public_key, e.payload, signature) {
+                return Some(Attempt::Retry {
+                    exclude: vec![*node],
+                    suspend: vec![*node],
+                    code: None,
+                    why: format!("node {node} returned a signature that does not verify: {err}"),
+                });
+            }
+            return Some(Attempt::Signed(SignatureInfo {
+                payload: e.index,
+                signature: Hex(signature.to_vec()),
+                public_key: Hex(e.public_key.to_vec()),
+                nodes: e.quorum.to_vec(),
+                presigned: e.presigned,
+            }));
+        }
+    }
+    None
+}
+
+/// What to do after a session that produced no signature: retry (elsewhere, or without the
+/// presignature) or give up, from the participants' failure codes.
+fn judge_failures(run: &SessionRun, quorum: &[u16]) -> Attempt {
+    let failures: Vec<(u16, FailureCode, String)> = run
+        .outcomes
+        .iter()
+        .filter_map(|(n, o)| match o {
+            Outcome::Failed { code, message, .. } if *code != FailureCode::Aborted => {
+                Some((*n, *code, message.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let why = failures
+        .iter()
+        .map(|(n, c, m)| format!("node {n}: {c}: {m}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if failures
+        .iter()
+        .any(|(_, c, _)| *c == FailureCode::NoPresignature)
+    {
+        return Attempt::Retry {
+            exclude: vec![],
+            suspend: vec![],
+            code: Some(FailureCode::NoPresignature),
+            why: format!("{}: {why}", FailureCode::NoPresignature),
+        };
+    }
+    // An enclave that consumed the request but no longer holds its signature (`replayed`):
+    // the request was signed in a session whose result was lost, and cannot be signed again.
+    if let Some((n, _, m)) = failures
+        .iter()
+        .find(|(_, c, _)| *c == FailureCode::Replayed)
+    {
+        return Attempt::Fatal(err(
+            ErrorCode::Interrupted,
+            format!(
+                "node {n} refuses this request ({m}): it was signed in a session whose result \
+                 was lost; make a new request"
+            ),
+        ));
+    }
+    // `in_progress`: a session the relay lost track of still holds the request at these
+    // nodes (until they hear the abort, or it idles out): other nodes are tried.
+    let busy: Vec<u16> = failures
+        .iter()
+        .filter(|(_, c, _)| *c == FailureCode::InProgress)
+        .map(|(n, _, _)| *n)
+        .collect();
+    // Refused by every participant: the request itself is refused (approvals, expiry).
+    let refused: Vec<&(u16, FailureCode, String)> =
+        failures.iter().filter(|(_, c, _)| refusal(*c)).collect();
+    if !refused.is_empty() && refused.len() == quorum.len() {
+        return Attempt::Fatal(err(ErrorCode::Refused, refused[0].2.clone()));
+    }
+    let suspend = run.blamed();
+    let mut exclude = suspend.clone();
+    exclude.extend(refused.iter().map(|(n, _, _)| *n));
+    exclude.extend(busy);
+    if exclude.is_empty() {
+        // A failure no one is blamed for: leave out whoever reported it.
+        exclude.extend(failures.iter().map(|(n, _, _)| *n));
+    }
+    Attempt::Retry {
+        exclude,
+        suspend,
+        code: failures.first().map(|(_, c, _)| *c),
+        why: if why.is_empty() {
+            "session did not finish".into()
+        } else {
+            why
+        },
     }
 }
 

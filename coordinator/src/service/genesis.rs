@@ -204,6 +204,31 @@ impl Coordinator {
     }
 
     async fn initialise_steps(&self, body: &ApprovedJson<GenesisJson>) -> Result<(), ApiError> {
+        self.hand_out_genesis(body).await?;
+        self.set_state(ClusterState::Initialising, "admitting peers".into(), None)
+            .await;
+        let refusals = self.nodes.admit_all().await;
+        if let Some((node, peer, why)) = refusals.first() {
+            return Err(err(
+                ErrorCode::Refused,
+                format!("node {node} refused peer {peer}: {why}"),
+            ));
+        }
+        self.wait_for_primes().await?;
+        self.set_state(
+            ClusterState::Initialising,
+            "generating auxiliary info".into(),
+            None,
+        )
+        .await;
+        self.generate_aux_info().await?;
+        self.nodes.check(self.settings.attest_interval).await;
+        Ok(())
+    }
+
+    /// Gives every node the approved genesis (a node that already holds it, as this very
+    /// node, counts as done: a resumed genesis).
+    async fn hand_out_genesis(&self, body: &ApprovedJson<GenesisJson>) -> Result<(), ApiError> {
         let approved = body.to_wire();
         for node in 0..self.nodes.count() {
             let r = self
@@ -263,15 +288,11 @@ impl Coordinator {
                 }
             }
         }
-        self.set_state(ClusterState::Initialising, "admitting peers".into(), None)
-            .await;
-        let refusals = self.nodes.admit_all().await;
-        if let Some((node, peer, why)) = refusals.first() {
-            return Err(err(
-                ErrorCode::Refused,
-                format!("node {node} refused peer {peer}: {why}"),
-            ));
-        }
+        Ok(())
+    }
+
+    /// Waits until every enclave has its safe primes, showing progress in the cluster state.
+    async fn wait_for_primes(&self) -> Result<(), ApiError> {
         let started = Instant::now();
         let mut shown = None;
         loop {
@@ -299,12 +320,11 @@ impl Coordinator {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        self.set_state(
-            ClusterState::Initialising,
-            "generating auxiliary info".into(),
-            None,
-        )
-        .await;
+        Ok(())
+    }
+
+    /// Runs auxiliary-info generation among all nodes (done before counts as done).
+    async fn generate_aux_info(&self) -> Result<(), ApiError> {
         let all: Vec<u16> = (0..self.nodes.count()).collect();
         let run = run_session(
             &self.nodes,
@@ -333,7 +353,6 @@ impl Coordinator {
                 format!("auxiliary info failed at node {node}: {code}: {message}"),
             ));
         }
-        self.nodes.check(self.settings.attest_interval).await;
         Ok(())
     }
 }

@@ -35,28 +35,33 @@ echo "eif-build: two builds, identical images; PCRs:"
 grep -E '"PCR[0-9]"' "$scratch/1/measurements.json"
 
 # The production enclave contains no simulated NSM or CA: not in the feature graph it is built
-# with, and not in the binary (the simulated measurement's domain string, which simulated mode
-# always uses, is absent). The control: a simulated-mode build does contain it, so the binary
-# check can fail.
-MARKER="cohort-simulated-application/v1"
-if (cd "$ROOT" && cargo tree --locked -p enclave --no-default-features -e features --prefix none) \
-  | grep -q '^attestation feature "sim"'; then
+# with, and not in the binary (neither the simulated measurement's domain string nor the
+# simulated NSM's certificate names, which simulated mode always uses). The control: a
+# simulated-mode build does contain both, so the binary check can fail.
+MARKERS=("cohort-simulated-application/v1" ".simulated.cohort,OU=simulation")
+# Normal and build edges only: the enclave's dev-dependencies (its tests) do enable the sim.
+if (cd "$ROOT" && cargo tree --locked -p enclave --no-default-features -e features,normal,build \
+  --prefix none) | grep -q '^attestation feature "sim"'; then
   echo "eif-build: the production enclave's feature graph enables attestation/sim" >&2
   exit 1
 fi
-if grep -qaF "$MARKER" "$scratch/1/cohort-enclave"; then
-  echo "eif-build: the production cohort-enclave contains the simulated NSM" >&2
-  exit 1
-fi
+for marker in "${MARKERS[@]}"; do
+  if grep -qaF "$marker" "$scratch/1/cohort-enclave"; then
+    echo "eif-build: the production cohort-enclave contains the simulated NSM ($marker)" >&2
+    exit 1
+  fi
+done
 SIMULATED="${CARGO_TARGET_DIR:-$ROOT/target}/debug/cohort-enclave"
 if [ ! -f "$SIMULATED" ]; then
   echo "eif-build: no simulated-mode $SIMULATED for the control: build the workspace first" >&2
   exit 1
 fi
-if ! grep -qaF "$MARKER" "$SIMULATED"; then
-  echo "eif-build: control failed: the simulated-mode $SIMULATED lacks the marker" >&2
-  exit 1
-fi
+for marker in "${MARKERS[@]}"; do
+  if ! grep -qaF "$marker" "$SIMULATED"; then
+    echo "eif-build: control failed: the simulated-mode $SIMULATED lacks \"$marker\"" >&2
+    exit 1
+  fi
+done
 echo "eif-build: the production cohort-enclave has no simulated NSM (feature graph and binary)"
 
 # The image tool's tests, on the real static cohort-enclave just built.

@@ -1,5 +1,6 @@
 //! The enclave's request handling and its accept loop.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 
 use attestation::Policy;
@@ -347,11 +348,26 @@ pub fn run(
     Ok(())
 }
 
+/// The most connections served at once (one thread each). The parent's proxy keeps a small
+/// pool; a host that opens more gets them closed at once instead of exhausting threads and
+/// memory (DESIGN: the parent may deny service, never more).
+pub const MAX_CONNECTIONS: usize = 64;
+
 fn accept_loop(listener: &Listener, enclave: &Arc<Enclave>) {
+    let open = Arc::new(AtomicUsize::new(0));
     loop {
         match listener.accept() {
             Ok(stream) => {
-                let enclave = enclave.clone();
+                if open.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+                    open.fetch_sub(1, Ordering::SeqCst);
+                    warn!(
+                        max = MAX_CONNECTIONS,
+                        "too many connections; closing a new one"
+                    );
+                    drop(stream);
+                    continue;
+                }
+                let (enclave, held) = (enclave.clone(), open.clone());
                 let spawned =
                     std::thread::Builder::new()
                         .name("connection".into())
@@ -359,8 +375,10 @@ fn accept_loop(listener: &Listener, enclave: &Arc<Enclave>) {
                             if let Err(e) = serve_connection(stream, &enclave) {
                                 debug!(error = %e, "connection closed");
                             }
+                            held.fetch_sub(1, Ordering::SeqCst);
                         });
                 if let Err(e) = spawned {
+                    open.fetch_sub(1, Ordering::SeqCst);
                     warn!(error = %e, "cannot start a connection thread");
                 }
             }
@@ -441,6 +459,61 @@ mod tests {
         let root = ca.root_der().to_vec();
         let nsm = SimulatedNsm::new(ca, "test-enclave".into(), simulated_pcrs(&[3; 48]));
         (Enclave::boot(config(Ok(Arc::new(nsm)), root.clone())), root)
+    }
+
+    /// A host that opens more than `MAX_CONNECTIONS` connections gets the extra ones closed at
+    /// once, and the connections already served keep working.
+    #[test]
+    fn connections_beyond_the_limit_are_closed() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let endpoint = protocol::Endpoint::Unix(dir.path().join("e.sock"));
+        let listener = Listener::bind(&endpoint).unwrap();
+        let (enclave, _) = simulated();
+        let (stop, stopped) = mpsc::channel::<()>();
+        let server = std::thread::spawn(move || {
+            run(listener, Arc::new(enclave), move || {
+                let _ = stopped.recv();
+            })
+        });
+        let timeout = std::time::Duration::from_secs(10);
+        let status = protocol::encode_frame(&EnclaveRequest::Status).unwrap();
+        let mut held = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            let mut c = transport::connect(&endpoint, timeout).unwrap();
+            // Served: each connection answers before the next is opened, so all are counted.
+            transport::write_frame(&mut c, &status).unwrap();
+            assert!(transport::read_frame(&mut c).unwrap().is_some());
+            held.push(c);
+        }
+        let mut extra = transport::connect(&endpoint, timeout).unwrap();
+        let _ = transport::write_frame(&mut extra, &status);
+        let mut rest = Vec::new();
+        assert_eq!(
+            extra.read_to_end(&mut rest).unwrap_or(0),
+            0,
+            "closed unanswered"
+        );
+        // A served connection still answers; once some close, new ones are served again.
+        transport::write_frame(&mut held[0], &status).unwrap();
+        assert!(transport::read_frame(&mut held[0]).unwrap().is_some());
+        held.truncate(MAX_CONNECTIONS - 8);
+        let deadline = std::time::Instant::now() + timeout;
+        let served = loop {
+            let mut again = transport::connect(&endpoint, timeout).unwrap();
+            if transport::write_frame(&mut again, &status).is_ok()
+                && matches!(transport::read_frame(&mut again), Ok(Some(_)))
+            {
+                break true;
+            }
+            if std::time::Instant::now() > deadline {
+                break false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert!(served, "a connection was served again once others closed");
+        stop.send(()).unwrap();
+        server.join().unwrap().unwrap();
     }
 
     #[test]

@@ -134,17 +134,25 @@ pub fn read_frame(stream: &mut dyn Read) -> io::Result<Option<Vec<u8>>> {
         Err(e) => return Err(e),
     }
     let len = protocol::payload_len(header).map_err(bad_frame)?;
-    let mut payload = vec![0u8; len];
-    stream.read_exact(&mut payload).map_err(|e| {
-        if e.kind() == io::ErrorKind::UnexpectedEof {
-            bad_frame(FrameError::Truncated {
-                needed: len,
-                got: 0,
-            })
-        } else {
-            e
-        }
-    })?;
+    // Memory follows the bytes that arrive, not the length announced: a header promising the
+    // maximum and then nothing costs nothing.
+    let mut payload = Vec::new();
+    let got = stream
+        .take(len as u64)
+        .read_to_end(&mut payload)
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                bad_frame(FrameError::Truncated {
+                    needed: len,
+                    got: 0,
+                })
+            } else {
+                e
+            }
+        })?;
+    if got < len {
+        return Err(bad_frame(FrameError::Truncated { needed: len, got }));
+    }
     Ok(Some(payload))
 }
 
@@ -215,6 +223,34 @@ mod tests {
         assert!(frame_error(&refused).is_none());
         let mut empty: &[u8] = &[];
         assert!(read_frame(&mut empty).unwrap().is_none());
+    }
+
+    /// A host announcing the largest frame and sending a few bytes costs those bytes, not the
+    /// announced length; the cut frame says how much arrived.
+    #[test]
+    fn memory_follows_the_bytes_that_arrive() {
+        struct Counting<'a>(&'a [u8], usize);
+        impl Read for Counting<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.read(buf)?;
+                self.1 = self.1.max(buf.len());
+                Ok(n)
+            }
+        }
+        let max = u32::try_from(protocol::MAX_FRAME_LEN).unwrap();
+        let mut bytes = max.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&[7; 10]);
+        let mut host = Counting(&bytes, 0);
+        let e = read_frame(&mut host).unwrap_err();
+        assert!(matches!(
+            frame_error(&e),
+            Some(FrameError::Truncated { got: 10, .. })
+        ));
+        assert!(
+            host.1 < protocol::MAX_FRAME_LEN / 2,
+            "a {} byte buffer was offered for 10 bytes",
+            host.1
+        );
     }
 
     #[test]

@@ -42,6 +42,9 @@ if [ ! -f "$DB/.cohort-stamp" ] || [ "$(cat "$DB/.cohort-stamp")" != "$stamp" ];
   echo "$stamp" >"$DB/.cohort-stamp"
 fi
 
+# cargo-deny --offline reads the crates from cargo's registry cache: on a fresh machine nothing
+# is there yet, so the locked graph is fetched first (a no-op when it is).
+cargo fetch --locked
 "$DENY" --offline --locked check --show-stats advisories licenses bans sources
 
 # The control: without the written exceptions the same snapshot must refuse the tree, naming

@@ -12,12 +12,9 @@ use cmd::{
     sign::SignArgs, sim::SimCommand, tx::TxCommand,
 };
 
+/// Cohort threshold-signing cluster: operator and client CLI.
 #[derive(Debug, Parser)]
-#[command(
-    name = "cohort",
-    version,
-    about = "Cohort threshold-signing cluster: operator and client CLI"
-)]
+#[command(name = "cohort", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

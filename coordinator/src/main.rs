@@ -6,47 +6,32 @@ use std::sync::Arc;
 use coordinator::config::Config;
 use coordinator::nodes::Nodes;
 use coordinator::service::Coordinator;
-use host::startup::{self, FAILED};
+use host::startup;
 use tracing::info;
 
 const NAME: &str = "cohort-coordinator";
 
-fn fail(message: impl std::fmt::Display) -> ExitCode {
-    startup::exit(NAME, FAILED, message)
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (config, policy) =
-        match startup::start_with_policy(NAME, |c: &Config| c.log_json, Config::policy) {
-            Ok(started) => started,
-            Err(code) => return code,
-        };
+    startup::run_with_policy(NAME, |c: &Config| c.log_json, Config::policy, run).await
+}
+
+async fn run(config: Config, policy: attestation::Policy) -> Result<(), String> {
     let url = config.store_url();
-    if url.starts_with("sqlite:")
-        && let Err(e) = std::fs::create_dir_all(&config.data_dir)
-    {
-        return fail(format!("cannot create {}: {e}", config.data_dir.display()));
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
     }
-    let store = match tokio::task::spawn_blocking(move || coordinator::store::open(&url)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return fail(format!("cannot open the store: {e}")),
-        Err(e) => return fail(format!("cannot open the store: {e}")),
-    };
-    let (listener, addr) = match startup::listen_tcp(&config.listen).await {
-        Ok(bound) => bound,
-        Err(e) => return fail(e),
-    };
+    let store = tokio::task::spawn_blocking(move || coordinator::store::open(&url))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|opened| opened.map_err(|e| e.to_string()))
+        .map_err(|e| format!("cannot open the store: {e}"))?;
+    let (listener, addr) = startup::listen_tcp(&config.listen).await?;
     let nodes = Arc::new(Nodes::new(config.proxies.clone(), policy));
-    let settings = match config.settings() {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
-    let coordinator = Coordinator::new(settings, nodes, store);
+    let coordinator = Coordinator::new(config.settings()?, nodes, store);
     coordinator.spawn_background();
-    if let Err(e) = startup::write_addr_file(config.addr_file.as_deref(), &addr) {
-        return fail(e);
-    }
+    startup::write_addr_file(config.addr_file.as_deref(), &addr)?;
     info!(%addr, nodes = config.proxies.len(), "coordinator listening");
     coordinator::http::serve(
         coordinator.clone(),
@@ -62,5 +47,5 @@ async fn main() -> ExitCode {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     info!("coordinator stopped");
-    ExitCode::SUCCESS
+    Ok(())
 }

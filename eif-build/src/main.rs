@@ -6,12 +6,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use cohort_eif::{EifError, ImageSpec, Report, build, describe};
 
+/// Cohort's enclave image (EIF) build.
 #[derive(Debug, Parser)]
-#[command(
-    name = "cohort-eif",
-    version,
-    about = "Cohort's enclave image (EIF) build"
-)]
+#[command(name = "cohort-eif", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

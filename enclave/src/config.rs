@@ -14,13 +14,9 @@ pub enum Mode {
     Simulated,
 }
 
-/// `cohort-enclave` configuration.
+/// Cohort threshold-signing enclave.
 #[derive(Debug, Clone, Parser)]
-#[command(
-    name = "cohort-enclave",
-    version,
-    about = "Cohort threshold-signing enclave"
-)]
+#[command(name = "cohort-enclave", version)]
 pub struct Config {
     /// Production (Nitro Enclave) or simulated mode.
     #[arg(

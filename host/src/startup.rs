@@ -40,6 +40,31 @@ pub fn start_with_policy<C: clap::Parser, P, E: std::fmt::Display>(
     }
 }
 
+/// The whole life of a host binary: [`start_with_policy`] (a bad configuration exits with
+/// [`BAD_CONFIG`]), then `run` with the configuration and the policy; an `Err` from `run` is
+/// printed and exits with [`FAILED`].
+pub async fn run_with_policy<C, P, E, F, Fut>(
+    program: &str,
+    json: impl FnOnce(&C) -> bool,
+    policy: impl FnOnce(&C) -> Result<P, E>,
+    run: F,
+) -> ExitCode
+where
+    C: clap::Parser,
+    E: std::fmt::Display,
+    F: FnOnce(C, P) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let (config, policy) = match start_with_policy(program, json, policy) {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    match run(config, policy).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => exit(program, FAILED, e),
+    }
+}
+
 /// Logs to standard output through `tracing`: JSON lines with `json`, otherwise text (coloured
 /// only on a terminal, so that log files stay plain). `RUST_LOG` filters; the default is `info`.
 pub fn init_tracing(json: bool) {
@@ -94,6 +119,16 @@ pub async fn listen_tcp(listen: &str) -> Result<(Listener, String), String> {
         protocol::Endpoint::Tcp(addr) => Ok((listener, addr)),
         other => Err(format!("bound {other}, not a TCP address")),
     }
+}
+
+/// [`listen_tcp`], then [`write_addr_file`]: bound and announced.
+pub async fn listen_and_announce(
+    listen: &str,
+    addr_file: Option<&Path>,
+) -> Result<(Listener, String), String> {
+    let (listener, addr) = listen_tcp(listen).await?;
+    write_addr_file(addr_file, &addr)?;
+    Ok((listener, addr))
 }
 
 /// Writes the bound address into `path` (when given), atomically: whoever waits for the file

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use host::startup::{self, FAILED};
+use host::startup;
 use parent_proxy::blobs::BlobStore;
 use parent_proxy::config::Config;
 use parent_proxy::kms::{self, KmsListener, KmsRelay, KmsSettings};
@@ -34,34 +34,22 @@ async fn start_kms_channel(config: &Config) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (config, policy) =
-        match startup::start_with_policy(NAME, |c: &Config| c.log_json, Config::policy) {
-            Ok(started) => started,
-            Err(code) => return code,
-        };
-    let (listener, addr) = match startup::listen_tcp(&config.listen).await {
-        Ok(bound) => bound,
-        Err(e) => return startup::exit(NAME, FAILED, e),
+    startup::run_with_policy(NAME, |c: &Config| c.log_json, Config::policy, run).await
+}
+
+async fn run(config: Config, policy: attestation::Policy) -> Result<(), String> {
+    let (listener, addr) =
+        startup::listen_and_announce(&config.listen, config.addr_file.as_deref()).await?;
+    let blobs = match config.blob_dir.as_deref() {
+        Some(dir) => Some(
+            BlobStore::open(dir)
+                .map_err(|e| format!("cannot use blob directory {}: {e}", dir.display()))?,
+        ),
+        None => None,
     };
-    if let Err(e) = startup::write_addr_file(config.addr_file.as_deref(), &addr) {
-        return startup::exit(NAME, FAILED, e);
-    }
-    let blobs = match config.blob_dir.as_deref().map(BlobStore::open).transpose() {
-        Ok(b) => b,
-        Err(e) => {
-            let dir = config
-                .blob_dir
-                .as_deref()
-                .unwrap_or(std::path::Path::new(""));
-            let message = format!("cannot use blob directory {}: {e}", dir.display());
-            return startup::exit(NAME, FAILED, message);
-        }
-    };
-    if let Err(e) = start_kms_channel(&config).await {
-        return startup::exit(NAME, FAILED, e);
-    }
+    start_kms_channel(&config).await?;
     info!(%addr, enclave = %config.enclave, "listening");
-    let result = parent_proxy::run(
+    parent_proxy::run(
         listener,
         EnclaveLink::new(config.enclave.clone()),
         policy,
@@ -69,12 +57,9 @@ async fn main() -> ExitCode {
         blobs,
         startup::shutdown_signal(),
     )
-    .await;
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            error!(error = %e, "proxy stopped");
-            ExitCode::from(FAILED)
-        }
-    }
+    .await
+    .map_err(|e| {
+        error!(error = %e, "proxy stopped");
+        format!("proxy stopped: {e}")
+    })
 }

@@ -6,17 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use host::startup::{self, BAD_CONFIG, FAILED};
+use host::startup;
 use kms_local::LocalKms;
 use tracing::info;
 
-/// `cohort-kms` configuration.
+/// Local AWS KMS stand-in (simulated clusters only).
 #[derive(Debug, Parser)]
-#[command(
-    name = "cohort-kms",
-    version,
-    about = "Local AWS KMS stand-in (simulated clusters only)"
-)]
+#[command(name = "cohort-kms", version)]
 struct Config {
     /// Directory of the keys (key material, policies) and the audit log.
     #[arg(long, env = "COHORT_KMS_DATA_DIR")]
@@ -42,40 +38,33 @@ const NAME: &str = "cohort-kms";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = startup::start(|_: &Config| false);
-    let root = match std::fs::read_to_string(&config.attestation_root)
+    startup::run_with_policy(NAME, |_: &Config| false, attestation_root, run).await
+}
+
+/// The DER root Recipient attestation documents must chain to (a bad configuration if unread).
+fn attestation_root(config: &Config) -> Result<Vec<u8>, String> {
+    std::fs::read_to_string(&config.attestation_root)
         .map_err(|e| e.to_string())
         .and_then(|pem| attestation::pem_to_der(&pem).map_err(|e| e.to_string()))
-    {
-        Ok(r) => r,
-        Err(e) => {
+        .map_err(|e| {
             let root = config.attestation_root.display();
-            let message = format!("cannot read the attestation root {root}: {e}");
-            return startup::exit(NAME, BAD_CONFIG, message);
-        }
-    };
-    let kms = match LocalKms::open(
+            format!("cannot read the attestation root {root}: {e}")
+        })
+}
+
+async fn run(config: Config, root: Vec<u8>) -> Result<(), String> {
+    let kms = LocalKms::open(
         &config.data_dir,
         &config.region,
         root,
         Duration::from_secs(config.max_age_secs),
-    ) {
-        Ok(k) => Arc::new(k),
-        Err(e) => {
-            let message = format!("cannot use {}: {e}", config.data_dir.display());
-            return startup::exit(NAME, FAILED, message);
-        }
-    };
-    let (listener, addr) = match startup::listen_tcp(&config.listen).await {
-        Ok(bound) => bound,
-        Err(e) => return startup::exit(NAME, FAILED, e),
-    };
-    if let Err(e) = startup::write_addr_file(config.addr_file.as_deref(), &addr) {
-        return startup::exit(NAME, FAILED, e);
-    }
+    )
+    .map(Arc::new)
+    .map_err(|e| format!("cannot use {}: {e}", config.data_dir.display()))?;
+    let (listener, addr) =
+        startup::listen_and_announce(&config.listen, config.addr_file.as_deref()).await?;
     info!(%addr, data_dir = %config.data_dir.display(), "local KMS stand-in listening");
-    match kms_local::server::serve(&listener, kms, startup::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => startup::exit(NAME, FAILED, e),
-    }
+    kms_local::server::serve(&listener, kms, startup::shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
 }

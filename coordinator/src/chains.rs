@@ -11,7 +11,7 @@ use protocol::policy::Scheme;
 
 use crate::api::{
     AddressInfo, ApiError, AssembleRequest, AssembledTransaction, ErrorCode, Hex, PrepareRequest,
-    PreparedTransaction, parse_path, path_string,
+    PreparedTransaction, SenderRef, parse_path, path_string,
 };
 use crate::rpc::{JsonRpc, RpcDialect, broadcast, fill_intent};
 use crate::service::{Coordinator, derive_public_key};
@@ -73,10 +73,7 @@ impl Coordinator {
     /// what every chain endpoint starts from.
     async fn sender(
         &self,
-        key_id: &str,
-        chain: &str,
-        network: Option<&str>,
-        path: Option<&str>,
+        (key_id, chain, network, path): SenderRef<'_>,
     ) -> Result<(Arc<dyn ChainAdapter>, Vec<u32>, Vec<u8>), ApiError> {
         let adapter = self.settings().chains.registry.adapter(chain, network)?;
         let path = optional_path(path)?;
@@ -132,7 +129,7 @@ impl Coordinator {
         network: Option<&str>,
         path: Option<&str>,
     ) -> Result<AddressInfo, ApiError> {
-        let (adapter, path, public_key) = self.sender(key_id, chain, network, path).await?;
+        let (adapter, path, public_key) = self.sender((key_id, chain, network, path)).await?;
         Ok(AddressInfo {
             key_id: key_id.to_string(),
             chain: adapter.chain().to_string(),
@@ -145,14 +142,7 @@ impl Coordinator {
 
     /// Prepares a transaction for signing.
     pub async fn prepare(&self, req: PrepareRequest) -> Result<PreparedTransaction, ApiError> {
-        let (adapter, path, public_key) = self
-            .sender(
-                &req.key_id,
-                &req.chain,
-                req.network.as_deref(),
-                req.path.as_deref(),
-            )
-            .await?;
+        let (adapter, path, public_key) = self.sender(req.sender()).await?;
         let from = adapter.address(&public_key)?;
         let mut intent = req.intent;
         let chains = &self.settings().chains;
@@ -183,14 +173,7 @@ impl Coordinator {
 
     /// Assembles a signed transaction from a prepared one and its signatures.
     pub async fn assemble(&self, req: AssembleRequest) -> Result<AssembledTransaction, ApiError> {
-        let (adapter, _, public_key) = self
-            .sender(
-                &req.key_id,
-                &req.chain,
-                req.network.as_deref(),
-                req.path.as_deref(),
-            )
-            .await?;
+        let (adapter, _, public_key) = self.sender(req.sender()).await?;
         let signatures: Vec<Vec<u8>> = req.signatures.into_iter().map(|h| h.0).collect();
         let signed = adapter.assemble(&public_key, &req.unsigned_tx.0, &signatures)?;
         Ok(AssembledTransaction {

@@ -6,7 +6,7 @@
 use coordinator::audit::{AuditEntry, verify_chain};
 use coordinator::store::{
     Begin, ClusterRow, ClusterState, KeyRow, PresigRow, PresigState, RequestState, Store,
-    latest_schema_version, verify_log,
+    StoreError, latest_schema_version, verify_log,
 };
 
 fn entry(i: u32) -> AuditEntry {
@@ -222,20 +222,14 @@ fn state_suite(store: &mut Store) {
         Some(&1)
     );
     assert_eq!(
-        store.claim_presignature("btc", "m", "0,1", 30).unwrap(),
+        claim(store, "btc", "m", "0,1", 30).unwrap(),
         Some(vec![1; 32])
     );
     store
         .set_presignature_state(&[2; 32], PresigState::Dead)
         .unwrap();
-    assert_eq!(
-        store.claim_presignature("btc", "m", "0,1", 30).unwrap(),
-        None
-    );
-    assert_eq!(
-        store.claim_presignature("btc", "m/0", "1,2", 30).unwrap(),
-        None
-    );
+    assert_eq!(claim(store, "btc", "m", "0,1", 30).unwrap(), None);
+    assert_eq!(claim(store, "btc", "m/0", "1,2", 30).unwrap(), None);
     assert_eq!(store.ready_presignatures().unwrap().len(), 1);
 }
 
@@ -307,7 +301,7 @@ fn postgres_store_shared_by_two_coordinators() {
     let claim_all = |mut s: Store| {
         std::thread::spawn(move || {
             let mut got = Vec::new();
-            while let Some(id) = s.claim_presignature("eth", "m", "0,2", 1).unwrap() {
+            while let Some(id) = claim(&mut s, "eth", "m", "0,2", 1).unwrap() {
                 got.push(id);
             }
             got
@@ -329,4 +323,15 @@ fn postgres_existing(schema: &str) -> Option<postgres::Client> {
     c.batch_execute(&format!("SET search_path TO {schema}"))
         .unwrap();
     Some(c)
+}
+
+/// Claims one ready presignature in a transaction of its own.
+fn claim(
+    store: &mut Store,
+    key_id: &str,
+    path: &str,
+    quorum: &str,
+    now: u64,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    store.transaction(|tx| tx.claim_presignature(key_id, path, quorum, now))
 }

@@ -22,4 +22,5 @@ pub use responses::{
 };
 pub use transactions::{
     AddressInfo, AssembleRequest, AssembledTransaction, PrepareRequest, PreparedTransaction,
+    SenderRef,
 };

@@ -23,6 +23,21 @@ pub struct PrepareRequest {
     pub intent: adapters::Intent,
 }
 
+/// Who sends, as a request names it: key, chain, network and derivation path.
+pub type SenderRef<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>);
+
+impl PrepareRequest {
+    /// The sending key, chain, network and path.
+    pub fn sender(&self) -> SenderRef<'_> {
+        (
+            &self.key_id,
+            &self.chain,
+            self.network.as_deref(),
+            self.path.as_deref(),
+        )
+    }
+}
+
 /// A prepared transaction: the unsigned bytes, what to sign, and what it does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,6 +84,18 @@ pub struct AssembleRequest {
     pub unsigned_tx: Hex,
     /// One 64-byte signature per payload, in order.
     pub signatures: Vec<Hex>,
+}
+
+impl AssembleRequest {
+    /// The sending key, chain, network and path.
+    pub fn sender(&self) -> SenderRef<'_> {
+        (
+            &self.key_id,
+            &self.chain,
+            self.network.as_deref(),
+            self.path.as_deref(),
+        )
+    }
 }
 
 /// A signed transaction, ready to broadcast.

@@ -32,7 +32,10 @@ impl std::fmt::Debug for PresigRow {
 }
 
 impl Tx<'_> {
-    /// Claims one ready presignature (see [`Store::claim_presignature`]) in this transaction.
+    /// Claims one ready presignature of `key_id` at `path` held by `quorum`: no two callers,
+    /// even on two coordinators sharing PostgreSQL, ever get the same one. A claimed
+    /// presignature is spent whatever happens next (an enclave deletes its share of one before
+    /// its partial signature leaves), so it is marked `used` at once.
     pub fn claim_presignature(
         &mut self,
         key_id: &str,
@@ -82,20 +85,6 @@ impl Store {
             )?;
             Ok(())
         })
-    }
-
-    /// Claims one ready presignature of `key_id` at `path` held by `quorum`: no two callers,
-    /// even on two coordinators sharing PostgreSQL, ever get the same one. A claimed
-    /// presignature is spent whatever happens next (an enclave deletes its share of one before
-    /// its partial signature leaves), so it is marked `used` at once.
-    pub fn claim_presignature(
-        &mut self,
-        key_id: &str,
-        path: &str,
-        quorum: &str,
-        now: u64,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        self.transaction(|tx| tx.claim_presignature(key_id, path, quorum, now))
     }
 
     /// Claims a ready presignature of `key_id` at `path` from the fullest of `quorums`, in one

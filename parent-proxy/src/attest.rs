@@ -268,6 +268,9 @@ pub async fn keep_attested(
     let mut refused: Option<(String, Instant)> = None;
     loop {
         let state = attest_once(&link, &policy).await;
+        // What the enclave is, before what it holds: the state is visible before a restore is
+        // tried, so whoever reads a restore's outcome in the log also sees the attestation.
+        attestor.set(state.clone());
         let mut restore = Restore::Done;
         if let (AttestationState::Attested { identity, .. }, Some(store)) = (&state, &blobs) {
             let backing_off = refused.as_ref().is_some_and(|(who, when)| {
@@ -288,7 +291,6 @@ pub async fn keep_attested(
             }
             (AttestationState::Attested { .. }, _) => interval,
         };
-        attestor.set(state);
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = attestor.wake.notified() => {}

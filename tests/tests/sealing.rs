@@ -158,6 +158,9 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // The coordinator sees it at its next poll of the proxy; KMS stays down until then, so the
+    // state waited for holds (sealed: ready, no keys, not healthy).
+    wait_node(&api, 2, "ready", 0, Duration::from_secs(30)).await;
     let n2 = node(&api, 2).await;
     assert_eq!((n2.phase.as_deref(), n2.keys), (Some("ready"), 0), "{n2:?}");
     assert!(!n2.healthy);

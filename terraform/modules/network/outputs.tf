@@ -35,13 +35,7 @@ output "data_subnet_ids" {
 
 output "security_group_ids" {
   description = "Security group of each tier."
-  value = {
-    load_balancer = aws_security_group.load_balancer.id
-    coordinator   = aws_security_group.coordinator.id
-    node          = aws_security_group.node.id
-    database      = aws_security_group.database.id
-    endpoints     = aws_security_group.endpoints.id
-  }
+  value       = local.groups
 }
 
 output "logs_kms_key_arn" {

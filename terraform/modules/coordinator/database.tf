@@ -15,40 +15,24 @@ locals {
   db_port      = 5432
 }
 
-resource "aws_kms_key" "database" {
-  description         = "${var.name}: database storage, Performance Insights and master secret"
-  enable_key_rotation = true
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "EnableIamPolicies"
-        Effect    = "Allow"
-        Principal = { AWS = local.account_root }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-      {
-        Sid       = "KeyAdministration"
-        Effect    = "Allow"
-        Principal = { AWS = var.admin_principal_arn }
-        Action = [
-          "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*",
-          "kms:Update*", "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*",
-          "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion",
-          "kms:CancelKeyDeletion",
-        ]
-        Resource = "*"
-      },
-    ]
-  })
+module "database_key" {
+  source = "../kms_key"
 
-  tags = merge(var.tags, { Name = "${var.name}-database" })
+  name                = "${var.name}-database"
+  description         = "${var.name}: database storage, Performance Insights and master secret"
+  account_root_arn    = local.account_root
+  admin_principal_arn = var.admin_principal_arn
+  tags                = var.tags
 }
 
-resource "aws_kms_alias" "database" {
-  name          = "alias/${var.name}-database"
-  target_key_id = aws_kms_key.database.key_id
+moved {
+  from = aws_kms_key.database
+  to   = module.database_key.aws_kms_key.this
+}
+
+moved {
+  from = aws_kms_alias.database
+  to   = module.database_key.aws_kms_alias.this
 }
 
 resource "aws_db_subnet_group" "this" {
@@ -124,13 +108,13 @@ resource "aws_db_instance" "this" {
   port     = local.db_port
 
   manage_master_user_password   = true
-  master_user_secret_kms_key_id = aws_kms_key.database.arn
+  master_user_secret_kms_key_id = module.database_key.arn
 
   allocated_storage     = var.db_allocated_storage_gb
   max_allocated_storage = var.db_max_allocated_storage_gb
   storage_type          = "gp3"
   storage_encrypted     = true
-  kms_key_id            = aws_kms_key.database.arn
+  kms_key_id            = module.database_key.arn
 
   multi_az               = true
   db_subnet_group_name   = aws_db_subnet_group.this.name
@@ -150,7 +134,7 @@ resource "aws_db_instance" "this" {
   allow_major_version_upgrade         = false
 
   performance_insights_enabled          = true
-  performance_insights_kms_key_id       = aws_kms_key.database.arn
+  performance_insights_kms_key_id       = module.database_key.arn
   performance_insights_retention_period = 7
   monitoring_interval                   = 60
   monitoring_role_arn                   = aws_iam_role.rds_monitoring.arn

@@ -50,7 +50,7 @@ resource "aws_iam_role_policy" "coordinator" {
           Sid      = "DecryptDatabaseSecret"
           Effect   = "Allow"
           Action   = "kms:Decrypt"
-          Resource = aws_kms_key.database.arn
+          Resource = module.database_key.arn
           Condition = {
             StringEquals = { "kms:ViaService" = "secretsmanager.${local.region}.amazonaws.com" }
           }

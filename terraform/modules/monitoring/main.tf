@@ -11,43 +11,38 @@ locals {
 }
 
 # CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key, hence this one.
-resource "aws_kms_key" "alarms" {
-  description         = "${var.name}: alarm topic encryption"
-  enable_key_rotation = true
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "EnableIamPolicies"
-        Effect    = "Allow"
-        Principal = { AWS = local.account_root }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-      {
-        Sid       = "CloudWatchAlarms"
-        Effect    = "Allow"
-        Principal = { Service = "cloudwatch.amazonaws.com" }
-        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
-        Resource  = "*"
-        Condition = {
-          StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
-        }
-      },
-    ]
-  })
+module "alarms_key" {
+  source = "../kms_key"
 
-  tags = merge(var.tags, { Name = "${var.name}-alarms" })
+  name             = "${var.name}-alarms"
+  description      = "${var.name}: alarm topic encryption"
+  account_root_arn = local.account_root
+  statements = [{
+    Sid       = "CloudWatchAlarms"
+    Effect    = "Allow"
+    Principal = { Service = "cloudwatch.amazonaws.com" }
+    Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    Resource  = "*"
+    Condition = {
+      StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
+    }
+  }]
+  tags = var.tags
 }
 
-resource "aws_kms_alias" "alarms" {
-  name          = "alias/${var.name}-alarms"
-  target_key_id = aws_kms_key.alarms.key_id
+moved {
+  from = aws_kms_key.alarms
+  to   = module.alarms_key.aws_kms_key.this
+}
+
+moved {
+  from = aws_kms_alias.alarms
+  to   = module.alarms_key.aws_kms_alias.this
 }
 
 resource "aws_sns_topic" "alarms" {
   name              = "${var.name}-alarms"
-  kms_master_key_id = aws_kms_key.alarms.arn
+  kms_master_key_id = module.alarms_key.arn
   tags              = var.tags
 }
 

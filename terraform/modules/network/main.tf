@@ -165,49 +165,44 @@ resource "aws_vpc_endpoint" "interface" {
 
 # One customer-managed key for the cluster's CloudWatch log groups (flow logs, node and
 # coordinator logs).
-resource "aws_kms_key" "logs" {
-  description         = "${var.name}: CloudWatch Logs encryption"
-  enable_key_rotation = true
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "AccountAdministration"
-        Effect    = "Allow"
-        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-      {
-        Sid       = "CloudWatchLogs"
-        Effect    = "Allow"
-        Principal = { Service = "logs.${local.region}.amazonaws.com" }
-        Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-        Resource  = "*"
-        Condition = {
-          ArnLike = {
-            "kms:EncryptionContext:aws:logs:arn" = [
-              "${local.log_group_arn_prefix}/${var.name}/*",
-              "${local.log_group_arn_prefix}aws-waf-logs-${var.name}*",
-            ]
-          }
-        }
-      },
-    ]
-  })
+module "logs_key" {
+  source = "../kms_key"
 
-  tags = merge(var.tags, { Name = "${var.name}-logs" })
+  name             = "${var.name}-logs"
+  description      = "${var.name}: CloudWatch Logs encryption"
+  account_root_arn = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
+  statements = [{
+    Sid       = "CloudWatchLogs"
+    Effect    = "Allow"
+    Principal = { Service = "logs.${local.region}.amazonaws.com" }
+    Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+    Resource  = "*"
+    Condition = {
+      ArnLike = {
+        "kms:EncryptionContext:aws:logs:arn" = [
+          "${local.log_group_arn_prefix}/${var.name}/*",
+          "${local.log_group_arn_prefix}aws-waf-logs-${var.name}*",
+        ]
+      }
+    }
+  }]
+  tags = var.tags
 }
 
-resource "aws_kms_alias" "logs" {
-  name          = "alias/${var.name}-logs"
-  target_key_id = aws_kms_key.logs.key_id
+moved {
+  from = aws_kms_key.logs
+  to   = module.logs_key.aws_kms_key.this
+}
+
+moved {
+  from = aws_kms_alias.logs
+  to   = module.logs_key.aws_kms_alias.this
 }
 
 resource "aws_cloudwatch_log_group" "flow_logs" {
   name              = "/${var.name}/vpc-flow-logs"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.logs.arn
+  kms_key_id        = module.logs_key.arn
   tags              = var.tags
 }
 

@@ -40,7 +40,7 @@ output "security_group_ids" {
 
 output "logs_kms_key_arn" {
   description = "KMS key for the cluster's CloudWatch log groups (named /NAME/... or aws-waf-logs-NAME...)."
-  value       = aws_kms_key.logs.arn
+  value       = module.logs_key.arn
 }
 
 output "flow_log_group_name" {

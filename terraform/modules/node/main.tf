@@ -32,7 +32,7 @@ locals {
     memory_mib         = var.enclave_memory_mib
     proxy_port         = var.proxy_port
     blob_bucket        = var.blob_bucket_name
-    kms_key_arn        = aws_kms_key.node.arn
+    kms_key_arn        = module.key.arn
     measurements_paths = module.measurements.paths
   }
 

@@ -15,12 +15,12 @@ output "proxy_url" {
 
 output "kms_key_arn" {
   description = "This node's attestation-gated KMS key (the proxy's --kms-key-id)."
-  value       = aws_kms_key.node.arn
+  value       = module.key.arn
 }
 
 output "kms_key_policy" {
   description = "This node's KMS key policy, as JSON (same statements as `cohort kms policy`)."
-  value       = aws_kms_key.node.policy
+  value       = module.key.policy
 }
 
 output "parent_role_arn" {

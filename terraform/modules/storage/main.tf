@@ -21,40 +21,24 @@ locals {
 
 # Usable by principals the account's IAM policies allow (each node role: through S3 only, on
 # its own prefix's objects); administered by admin_principal_arn.
-resource "aws_kms_key" "storage" {
-  description         = "${var.name}: SSE-KMS of the sealed-blob bucket"
-  enable_key_rotation = true
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "EnableIamPolicies"
-        Effect    = "Allow"
-        Principal = { AWS = local.account_root }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-      {
-        Sid       = "KeyAdministration"
-        Effect    = "Allow"
-        Principal = { AWS = var.admin_principal_arn }
-        Action = [
-          "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*",
-          "kms:Update*", "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*",
-          "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion",
-          "kms:CancelKeyDeletion",
-        ]
-        Resource = "*"
-      },
-    ]
-  })
+module "storage_key" {
+  source = "../kms_key"
 
-  tags = merge(var.tags, { Name = "${var.name}-blob-storage" })
+  name                = "${var.name}-blob-storage"
+  description         = "${var.name}: SSE-KMS of the sealed-blob bucket"
+  account_root_arn    = local.account_root
+  admin_principal_arn = var.admin_principal_arn
+  tags                = var.tags
 }
 
-resource "aws_kms_alias" "storage" {
-  name          = "alias/${var.name}-blob-storage"
-  target_key_id = aws_kms_key.storage.key_id
+moved {
+  from = aws_kms_key.storage
+  to   = module.storage_key.aws_kms_key.this
+}
+
+moved {
+  from = aws_kms_alias.storage
+  to   = module.storage_key.aws_kms_alias.this
 }
 
 # --- Sealed-blob bucket -----------------------------------------------------------------------
@@ -79,7 +63,7 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "blobs" {
   rule {
     apply_server_side_encryption_by_default {
       sse_algorithm     = "aws:kms"
-      kms_master_key_id = aws_kms_key.storage.arn
+      kms_master_key_id = module.storage_key.arn
     }
     bucket_key_enabled = true
   }

@@ -78,22 +78,23 @@ resource "aws_db_parameter_group" "this" {
   tags = var.tags
 }
 
-resource "aws_iam_role" "rds_monitoring" {
-  name = "${var.name}-rds-monitoring"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "monitoring.rds.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-    }]
-  })
-  tags = var.tags
+module "rds_monitoring_role" {
+  source = "../service_role"
+
+  name             = "${var.name}-rds-monitoring"
+  service          = "monitoring.rds.amazonaws.com"
+  managed_policies = { enhanced_monitoring = "service-role/AmazonRDSEnhancedMonitoringRole" }
+  tags             = var.tags
 }
 
-resource "aws_iam_role_policy_attachment" "rds_monitoring" {
-  role       = aws_iam_role.rds_monitoring.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+moved {
+  from = aws_iam_role.rds_monitoring
+  to   = module.rds_monitoring_role.aws_iam_role.this
+}
+
+moved {
+  from = aws_iam_role_policy_attachment.rds_monitoring
+  to   = module.rds_monitoring_role.aws_iam_role_policy_attachment.this["enhanced_monitoring"]
 }
 
 resource "aws_db_instance" "this" {
@@ -137,10 +138,10 @@ resource "aws_db_instance" "this" {
   performance_insights_kms_key_id       = module.database_key.arn
   performance_insights_retention_period = 7
   monitoring_interval                   = 60
-  monitoring_role_arn                   = aws_iam_role.rds_monitoring.arn
+  monitoring_role_arn                   = module.rds_monitoring_role.arn
   enabled_cloudwatch_logs_exports       = ["postgresql", "upgrade"]
 
   tags = merge(var.tags, { Name = "${var.name}-coordinator" })
 
-  depends_on = [aws_iam_role_policy_attachment.rds_monitoring]
+  depends_on = [module.rds_monitoring_role]
 }

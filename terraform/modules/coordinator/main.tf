@@ -145,7 +145,7 @@ resource "aws_launch_template" "coordinator" {
   vpc_security_group_ids = [var.security_group_ids.coordinator]
 
   iam_instance_profile {
-    arn = aws_iam_instance_profile.coordinator.arn
+    arn = module.role.instance_profile_arn
   }
 
   metadata_options {

@@ -55,5 +55,5 @@ output "metrics_namespace" {
 
 output "role_arn" {
   description = "IAM role of the coordinators."
-  value       = aws_iam_role.coordinator.arn
+  value       = module.role.arn
 }

@@ -37,7 +37,7 @@ module "key" {
       for n, image in local.images : {
         Sid       = length(local.images) == 1 ? "EnclaveUse" : "EnclaveUseImage${n}"
         Effect    = "Allow"
-        Principal = { AWS = aws_iam_role.parent.arn }
+        Principal = { AWS = module.role.arn }
         Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
         Resource  = "*"
         Condition = {

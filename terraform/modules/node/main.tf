@@ -111,7 +111,7 @@ resource "aws_launch_template" "node" {
   user_data              = base64encode(local.user_data)
 
   iam_instance_profile {
-    arn = aws_iam_instance_profile.parent.arn
+    arn = module.role.instance_profile_arn
   }
 
   enclave_options {

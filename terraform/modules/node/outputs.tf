@@ -25,7 +25,7 @@ output "kms_key_policy" {
 
 output "parent_role_arn" {
   description = "IAM role of the parent instance."
-  value       = aws_iam_role.parent.arn
+  value       = module.role.arn
 }
 
 output "autoscaling_group_name" {

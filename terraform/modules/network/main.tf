@@ -156,7 +156,7 @@ resource "aws_vpc_endpoint" "interface" {
   vpc_endpoint_type   = "Interface"
   private_dns_enabled = true
   subnet_ids          = [for s in aws_subnet.app : s.id]
-  security_group_ids  = [aws_security_group.this["endpoints"].id]
+  security_group_ids  = [aws_security_group.endpoints.id]
 
   tags = merge(var.tags, { Name = "${var.name}-${each.key}" })
 }

@@ -13,19 +13,19 @@ locals {
   s3_prefix_list = aws_vpc_endpoint.s3.prefix_list_id
 }
 
-# One group per tier: its name after the cluster's, and what it is for.
+# One group per tier: its name after the cluster's, and what it is for. These four are attached
+# outside this module; the endpoints' group (below) in it.
 locals {
   security_groups = {
     load_balancer = { name = "client-api-lb", description = "Client API load balancer: HTTPS from client_cidrs, to coordinators" }
     coordinator   = { name = "coordinator", description = "Coordinators: client API from the load balancer; to proxies, database, endpoints" }
     node          = { name = "node", description = "Parent instances: proxy API from coordinators; to endpoints and S3 only" }
     database      = { name = "database", description = "PostgreSQL: from coordinators only, no egress" }
-    endpoints     = { name = "vpc-endpoints", description = "Interface VPC endpoints: HTTPS from parents and coordinators" }
   }
 }
 
 resource "aws_security_group" "this" {
-  # checkov:skip=CKV2_AWS_5: every group but endpoints (which the interface endpoints in main.tf use) is attached outside this module: the load balancer's and the coordinators' in the coordinator module (with the RDS instance's), the nodes' on each node's fixed network interface; checkov does not follow module outputs into other modules.
+  # checkov:skip=CKV2_AWS_5: attached outside this module: the load balancer's, the coordinators' and the database's in the coordinator module (load balancer, launch template, RDS instance), the nodes' on each node's fixed network interface; checkov does not follow module outputs into other modules.
   for_each = local.security_groups
 
   name        = "${var.name}-${each.value.name}"
@@ -34,11 +34,21 @@ resource "aws_security_group" "this" {
   tags        = merge(var.tags, { Name = "${var.name}-${each.value.name}" })
 }
 
+resource "aws_security_group" "endpoints" {
+  name        = "${var.name}-vpc-endpoints"
+  description = "Interface VPC endpoints: HTTPS from parents and coordinators"
+  vpc_id      = aws_vpc.this.id
+  tags        = merge(var.tags, { Name = "${var.name}-vpc-endpoints" })
+}
+
 # --- Rules -----------------------------------------------------------------------------------
 
 locals {
   # The groups above, by tier.
-  groups = { for tier, g in aws_security_group.this : tier => g.id }
+  groups = merge(
+    { for tier, g in aws_security_group.this : tier => g.id },
+    { endpoints = aws_security_group.endpoints.id },
+  )
 
   # Every permitted flow, once. `from` and `to` are a tier (a group above), "s3" (the S3 gateway
   # endpoint's prefix list) or a CIDR. A flow between two tiers is an egress rule on `from` and
@@ -120,8 +130,8 @@ locals {
   # group, the prefix list or a CIDR (exactly one of them).
   rules = {
     for direction, flows in {
-      egress  = merge({ for k, f in local.flows : k => f if contains(keys(local.security_groups), f.from) }, local.rpc_flows)
-      ingress = merge({ for k, f in local.flows : k => f if contains(keys(local.security_groups), f.to) }, local.client_flows)
+      egress  = merge({ for k, f in local.flows : k => f if contains(keys(local.groups), f.from) }, local.rpc_flows)
+      ingress = merge({ for k, f in local.flows : k => f if contains(keys(local.groups), f.to) }, local.client_flows)
       } : direction => {
       for k, f in flows : k => {
         group       = local.groups[direction == "egress" ? f.from : f.to]
@@ -175,10 +185,6 @@ moved {
 moved {
   from = aws_security_group.database
   to   = aws_security_group.this["database"]
-}
-moved {
-  from = aws_security_group.endpoints
-  to   = aws_security_group.this["endpoints"]
 }
 moved {
   from = aws_vpc_security_group_ingress_rule.lb_from_clients

@@ -6,10 +6,6 @@ module "measurements" {
   files  = var.measurements_files
 }
 
-data "aws_ssm_parameter" "ami" {
-  name = var.ami_ssm_parameter
-}
-
 resource "aws_cloudwatch_log_group" "service" {
   name              = "/${var.name}/coordinator"
   retention_in_days = var.log_retention_days
@@ -134,98 +130,41 @@ locals {
   })}"
 }
 
-resource "aws_launch_template" "coordinator" {
-  name                   = "${var.name}-coordinator"
-  description            = "${var.name} coordinator"
-  image_id               = data.aws_ssm_parameter.ami.insecure_value
-  instance_type          = var.instance_type
-  ebs_optimized          = true
-  update_default_version = true
-  user_data              = base64encode(local.user_data)
-  vpc_security_group_ids = [var.security_group_ids.coordinator]
-
-  iam_instance_profile {
-    arn = module.role.instance_profile_arn
-  }
-
-  metadata_options {
-    http_endpoint               = "enabled"
-    http_tokens                 = "required"
-    http_put_response_hop_limit = 1
-    instance_metadata_tags      = "disabled"
-  }
-
-  monitoring {
-    enabled = true
-  }
-
-  block_device_mappings {
-    device_name = "/dev/xvda"
-    ebs {
-      volume_size           = var.root_volume_gb
-      volume_type           = "gp3"
-      encrypted             = true
-      delete_on_termination = true
-    }
-  }
-
-  tag_specifications {
-    resource_type = "instance"
-    tags          = merge(var.tags, { Name = "${var.name}-coordinator" })
-  }
-
-  tag_specifications {
-    resource_type = "volume"
-    tags          = merge(var.tags, { Name = "${var.name}-coordinator" })
-  }
-
-  tags = var.tags
-
-  lifecycle {
-    precondition {
-      condition     = length(local.user_data) < 16384
-      error_message = "The coordinator's cloud-init user data exceeds EC2's 16 KiB limit."
-    }
-  }
-}
-
 # The load balancer routes on /readyz, but the group replaces instances on EC2 health only:
 # /readyz also fails while the cluster awaits genesis or has fewer than two healthy nodes
 # (Service::ready), and replacing coordinators then would not help. The coordinator process
 # itself is restarted by systemd.
-resource "aws_autoscaling_group" "coordinator" {
-  name                      = "${var.name}-coordinator"
+module "group" {
+  source = "../instance_group"
+
+  name                 = "${var.name}-coordinator"
+  kind                 = "coordinator"
+  description          = "${var.name} coordinator"
+  ami_ssm_parameter    = var.ami_ssm_parameter
+  instance_type        = var.instance_type
+  user_data            = local.user_data
+  instance_profile_arn = module.role.instance_profile_arn
+  security_group_ids   = [var.security_group_ids.coordinator]
+  root_volume_gb       = var.root_volume_gb
+
   min_size                  = var.coordinator_count
   max_size                  = var.coordinator_count + 1
-  desired_capacity          = var.coordinator_count
-  vpc_zone_identifier       = var.app_subnet_ids
+  subnet_ids                = var.app_subnet_ids
   target_group_arns         = [aws_lb_target_group.coordinator.arn]
-  health_check_type         = "EC2"
   health_check_grace_period = 300
-  enabled_metrics           = ["GroupInServiceInstances", "GroupDesiredCapacity", "GroupTotalInstances"]
-  metrics_granularity       = "1Minute"
-
-  launch_template {
-    id      = aws_launch_template.coordinator.id
-    version = aws_launch_template.coordinator.latest_version
-  }
-
   # A changed launch template (new binary key, measurements, proxies) rolls the coordinators one
   # at a time, launching the replacement before terminating.
-  instance_refresh {
-    strategy = "Rolling"
-    preferences {
-      min_healthy_percentage = 100
-      max_healthy_percentage = 150
-    }
-  }
+  rolling_refresh = { min_healthy_percentage = 100, max_healthy_percentage = 150 }
 
-  dynamic "tag" {
-    for_each = merge(var.tags, { Name = "${var.name}-coordinator" })
-    content {
-      key                 = tag.key
-      value               = tag.value
-      propagate_at_launch = true
-    }
-  }
+  tags = var.tags
+}
+
+moved {
+  from = aws_launch_template.coordinator
+  to   = module.group.aws_launch_template.this
+}
+
+moved {
+  from = aws_autoscaling_group.coordinator
+  to   = module.group.aws_autoscaling_group.this
 }

@@ -2,10 +2,6 @@
 # exactly one, always launched onto the same network interface, so the proxy's private IP (the
 # coordinators' --proxy URL) survives every instance replacement.
 
-data "aws_ssm_parameter" "ami" {
-  name = var.ami_ssm_parameter
-}
-
 # The node's fixed address. The launch template attaches it as the primary interface
 # (delete_on_termination = false), so it outlives instances. It pins the node to one subnet and
 # so one availability zone.
@@ -101,107 +97,39 @@ locals {
   })}"
 }
 
-resource "aws_launch_template" "node" {
-  name                   = "${var.name}-node-${var.node_index}"
-  description            = "${var.name} node ${var.node_index}: Nitro Enclaves parent"
-  image_id               = data.aws_ssm_parameter.ami.insecure_value
-  instance_type          = var.instance_type
-  ebs_optimized          = true
-  update_default_version = true
-  user_data              = base64encode(local.user_data)
-
-  iam_instance_profile {
-    arn = module.role.instance_profile_arn
-  }
-
-  enclave_options {
-    enabled = true
-  }
-
-  metadata_options {
-    http_endpoint               = "enabled"
-    http_tokens                 = "required"
-    http_put_response_hop_limit = 1
-    instance_metadata_tags      = "disabled"
-  }
-
-  monitoring {
-    enabled = true
-  }
-
-  # The node's fixed interface as the primary one; it carries the security group.
-  network_interfaces {
-    device_index          = 0
-    network_interface_id  = aws_network_interface.proxy.id
-    delete_on_termination = false
-  }
-
-  block_device_mappings {
-    device_name = "/dev/xvda"
-    ebs {
-      volume_size           = var.root_volume_gb
-      volume_type           = "gp3"
-      encrypted             = true
-      delete_on_termination = true
-    }
-  }
-
-  tag_specifications {
-    resource_type = "instance"
-    tags          = merge(var.tags, { Name = "${var.name}-node-${var.node_index}", CohortNode = tostring(var.node_index) })
-  }
-
-  tag_specifications {
-    resource_type = "volume"
-    tags          = merge(var.tags, { Name = "${var.name}-node-${var.node_index}" })
-  }
-
-  tags = var.tags
-
-  lifecycle {
-    precondition {
-      condition     = length(local.user_data) < 16384
-      error_message = "The node's cloud-init user data exceeds EC2's 16 KiB limit."
-    }
-  }
-}
-
 # Self-healing: an instance that fails its EC2 status checks is terminated and replaced onto the
 # same interface. The group never runs two instances (the interface can be attached to only one),
 # so replacements terminate first (min_healthy_percentage = 0).
-resource "aws_autoscaling_group" "node" {
-  name                      = "${var.name}-node-${var.node_index}"
+module "group" {
+  source = "../instance_group"
+
+  name                 = "${var.name}-node-${var.node_index}"
+  kind                 = "node"
+  description          = "${var.name} node ${var.node_index}: Nitro Enclaves parent"
+  ami_ssm_parameter    = var.ami_ssm_parameter
+  instance_type        = var.instance_type
+  user_data            = local.user_data
+  instance_profile_arn = module.role.instance_profile_arn
+  network_interface_id = aws_network_interface.proxy.id
+  enclave              = true
+  root_volume_gb       = var.root_volume_gb
+  instance_tags        = { CohortNode = tostring(var.node_index) }
+
   min_size                  = 1
   max_size                  = 1
-  desired_capacity          = 1
-  vpc_zone_identifier       = [var.subnet_id]
-  health_check_type         = "EC2"
+  subnet_ids                = [var.subnet_id]
   health_check_grace_period = 600
-  enabled_metrics           = ["GroupInServiceInstances", "GroupDesiredCapacity", "GroupTotalInstances"]
-  metrics_granularity       = "1Minute"
+  maintenance_policy        = { min_healthy_percentage = 0, max_healthy_percentage = 100 }
 
-  launch_template {
-    id      = aws_launch_template.node.id
-    version = aws_launch_template.node.latest_version
-  }
+  tags = var.tags
+}
 
-  instance_maintenance_policy {
-    min_healthy_percentage = 0
-    max_healthy_percentage = 100
-  }
+moved {
+  from = aws_launch_template.node
+  to   = module.group.aws_launch_template.this
+}
 
-  dynamic "tag" {
-    for_each = merge(var.tags, { Name = "${var.name}-node-${var.node_index}" })
-    content {
-      key                 = tag.key
-      value               = tag.value
-      propagate_at_launch = true
-    }
-  }
-
-  # Operators suspend launches while they move a node after losing an AZ (docs/operator-guide.md,
-  # step 8) and resume them afterwards themselves; an apply in between must not resume them.
-  lifecycle {
-    ignore_changes = [suspended_processes]
-  }
+moved {
+  from = aws_autoscaling_group.node
+  to   = module.group.aws_autoscaling_group.this
 }

@@ -30,7 +30,7 @@ output "parent_role_arn" {
 
 output "autoscaling_group_name" {
   description = "The node's Auto Scaling group (always one instance)."
-  value       = aws_autoscaling_group.node.name
+  value       = module.group.autoscaling_group_name
 }
 
 output "network_interface_id" {

@@ -48,86 +48,45 @@ locals {
     }]
   }
 
-  # Node gauges from coordinator/src/metrics.rs (cohort_node_healthy: eligible for quorums), by
-  # node; the in-flight signing requests for the whole cluster.
-  cloudwatch_agent = {
-    logs = {
-      logs_collected = {
-        files = {
-          collect_list = [{
-            file_path       = "/var/log/cohort/coordinator.log"
-            log_group_name  = aws_cloudwatch_log_group.service.name
-            log_stream_name = "{instance_id}/coordinator"
-          }]
-        }
-      }
-      metrics_collected = {
-        prometheus = {
-          log_group_name         = aws_cloudwatch_log_group.prometheus.name
-          prometheus_config_path = "/etc/cohort/prometheus.yaml"
-          emf_processor = {
-            metric_declaration_dedup = true
-            metric_namespace         = var.metrics_namespace
-            metric_declaration = [
-              {
-                source_labels    = ["job"]
-                label_matcher    = "^cohort-coordinator$"
-                dimensions       = [["cluster", "node"]]
-                metric_selectors = ["^cohort_node_healthy$", "^cohort_node_up$", "^cohort_node_attested$"]
-              },
-              {
-                source_labels    = ["job"]
-                label_matcher    = "^cohort-coordinator$"
-                dimensions       = [["cluster"]]
-                metric_selectors = ["^cohort_live_requests$"]
-              },
-            ]
-          }
-        }
+  # The agent's logs: the coordinator's log file, and the Prometheus scrapes as embedded-metric-
+  # format events in their own group.
+  agent_logs = {
+    logs_collected = {
+      files = {
+        collect_list = [{
+          file_path       = "/var/log/cohort/coordinator.log"
+          log_group_name  = aws_cloudwatch_log_group.service.name
+          log_stream_name = "{instance_id}/coordinator"
+        }]
       }
     }
-    metrics = {
-      namespace         = var.metrics_namespace
-      append_dimensions = { InstanceId = "$${aws:InstanceId}" }
-      metrics_collected = {
-        mem  = { measurement = ["mem_used_percent"] }
-        disk = { measurement = ["used_percent"], resources = ["/"] }
+    metrics_collected = {
+      prometheus = {
+        log_group_name         = aws_cloudwatch_log_group.prometheus.name
+        prometheus_config_path = "/etc/cohort/prometheus.yaml"
+        emf_processor = {
+          metric_declaration_dedup = true
+          metric_namespace         = var.metrics_namespace
+          # Node gauges from coordinator/src/metrics.rs (cohort_node_healthy: eligible for
+          # quorums), by node; the in-flight signing requests for the whole cluster.
+          metric_declaration = [
+            {
+              source_labels    = ["job"]
+              label_matcher    = "^cohort-coordinator$"
+              dimensions       = [["cluster", "node"]]
+              metric_selectors = ["^cohort_node_healthy$", "^cohort_node_up$", "^cohort_node_attested$"]
+            },
+            {
+              source_labels    = ["job"]
+              label_matcher    = "^cohort-coordinator$"
+              dimensions       = [["cluster"]]
+              metric_selectors = ["^cohort_live_requests$"]
+            },
+          ]
+        }
       }
     }
   }
-
-  files = concat(
-    [
-      for i, doc in module.measurements.documents : {
-        path        = module.measurements.paths[i]
-        permissions = "0644"
-        content     = doc
-      }
-    ],
-    [
-      { path = "/usr/local/libexec/cohort/db-env", permissions = "0700", content = templatefile("${path.module}/files/db-env.sh.tftpl", local.template_vars) },
-      { path = "/etc/systemd/system/cohort-db-env.service", permissions = "0644", content = file("${path.module}/files/cohort-db-env.service") },
-      { path = "/etc/systemd/system/cohort-db-env-refresh.service", permissions = "0644", content = file("${path.module}/files/cohort-db-env-refresh.service") },
-      { path = "/etc/systemd/system/cohort-db-env-refresh.timer", permissions = "0644", content = file("${path.module}/files/cohort-db-env-refresh.timer") },
-      { path = "/etc/systemd/system/cohort-coordinator.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-coordinator.service.tftpl", local.template_vars) },
-      { path = "/etc/logrotate.d/cohort", permissions = "0644", content = file("${path.module}/files/logrotate.conf") },
-      { path = "/etc/cohort/prometheus.yaml", permissions = "0644", content = yamlencode(local.prometheus) },
-      { path = "/etc/cohort/cloudwatch-agent.json", permissions = "0644", content = jsonencode(local.cloudwatch_agent) },
-    ],
-  )
-
-  user_data = "#cloud-config\n${yamlencode({
-    packages    = ["jq", "amazon-cloudwatch-agent", "logrotate"]
-    write_files = local.files
-    runcmd = [
-      ["useradd", "--system", "--no-create-home", "--shell", "/sbin/nologin", "cohort"],
-      ["aws", "s3", "cp", "--region", local.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.coordinator_binary_key}", "/usr/local/bin/cohort-coordinator"],
-      ["chmod", "0755", "/usr/local/bin/cohort-coordinator"],
-      ["/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl", "-a", "fetch-config", "-m", "ec2", "-s", "-c", "file:/etc/cohort/cloudwatch-agent.json"],
-      ["systemctl", "daemon-reload"],
-      ["systemctl", "enable", "--now", "cohort-coordinator.service", "cohort-db-env-refresh.timer"],
-    ]
-  })}"
 }
 
 # The load balancer routes on /readyz, but the group replaces instances on EC2 health only:
@@ -142,10 +101,26 @@ module "group" {
   description          = "${var.name} coordinator"
   ami_ssm_parameter    = var.ami_ssm_parameter
   instance_type        = var.instance_type
-  user_data            = local.user_data
   instance_profile_arn = module.role.instance_profile_arn
   security_group_ids   = [var.security_group_ids.coordinator]
   root_volume_gb       = var.root_volume_gb
+
+  measurements = module.measurements
+  files = [
+    { path = "/usr/local/libexec/cohort/db-env", permissions = "0700", content = templatefile("${path.module}/files/db-env.sh.tftpl", local.template_vars) },
+    { path = "/etc/systemd/system/cohort-db-env.service", permissions = "0644", content = file("${path.module}/files/cohort-db-env.service") },
+    { path = "/etc/systemd/system/cohort-db-env-refresh.service", permissions = "0644", content = file("${path.module}/files/cohort-db-env-refresh.service") },
+    { path = "/etc/systemd/system/cohort-db-env-refresh.timer", permissions = "0644", content = file("${path.module}/files/cohort-db-env-refresh.timer") },
+    { path = "/etc/systemd/system/cohort-coordinator.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-coordinator.service.tftpl", local.template_vars) },
+  ]
+  agent_files       = [{ path = "/etc/cohort/prometheus.yaml", permissions = "0644", content = yamlencode(local.prometheus) }]
+  agent_logs        = local.agent_logs
+  metrics_namespace = var.metrics_namespace
+  install_commands = [
+    ["aws", "s3", "cp", "--region", local.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.coordinator_binary_key}", "/usr/local/bin/cohort-coordinator"],
+    ["chmod", "0755", "/usr/local/bin/cohort-coordinator"],
+  ]
+  start_commands = [["systemctl", "enable", "--now", "cohort-coordinator.service", "cohort-db-env-refresh.timer"]]
 
   min_size                  = var.coordinator_count
   max_size                  = var.coordinator_count + 1

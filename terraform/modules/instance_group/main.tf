@@ -1,9 +1,57 @@
 # Instances of one kind kept running by an Auto Scaling group: the launch template (the AMI from
 # an SSM parameter, IMDSv2 only, detailed monitoring, an encrypted gp3 root volume, the cloud-init
-# user data checked against EC2's 16 KiB limit) and the group (EC2 health checks, group metrics,
+# user data, built here around the caller's files and commands and checked against EC2's 16 KiB
+# limit) and the group (EC2 health checks, group metrics,
 # every tag propagated). The coordinators and each node's parent instance are such groups; what
 # differs between them is variables: the network (security groups, or a fixed interface), Nitro
 # Enclaves, the group's sizes and how it replaces instances.
+
+locals {
+  # The CloudWatch agent: the caller's logs section, and the host's memory and disk metrics.
+  cloudwatch_agent = {
+    logs = var.agent_logs
+    metrics = {
+      namespace         = var.metrics_namespace
+      append_dimensions = { InstanceId = "$${aws:InstanceId}" }
+      metrics_collected = {
+        mem  = { measurement = ["mem_used_percent"] }
+        disk = { measurement = ["used_percent"], resources = ["/"] }
+      }
+    }
+  }
+
+  # Files written by cloud-init: the enclave images' measurements, the caller's files, the log
+  # rotation, the agent's further configuration and its own.
+  files = concat(
+    [
+      for i, doc in var.measurements.documents : {
+        path        = var.measurements.paths[i]
+        permissions = "0644"
+        content     = doc
+      }
+    ],
+    var.files,
+    [{ path = "/etc/logrotate.d/cohort", permissions = "0644", content = file("${path.module}/files/logrotate.conf") }],
+    var.agent_files,
+    [{ path = "/etc/cohort/cloudwatch-agent.json", permissions = "0644", content = jsonencode(local.cloudwatch_agent) }],
+  )
+
+  # The service user, the caller's install commands, the agent started, systemd reloaded, then
+  # the caller's start commands.
+  user_data = "#cloud-config\n${yamlencode({
+    packages    = concat(var.packages, ["jq", "amazon-cloudwatch-agent", "logrotate"])
+    write_files = local.files
+    runcmd = concat(
+      [["useradd", "--system", "--no-create-home", "--shell", "/sbin/nologin", "cohort"]],
+      var.install_commands,
+      [
+        ["/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl", "-a", "fetch-config", "-m", "ec2", "-s", "-c", "file:/etc/cohort/cloudwatch-agent.json"],
+        ["systemctl", "daemon-reload"],
+      ],
+      var.start_commands,
+    )
+  })}"
+}
 
 data "aws_ssm_parameter" "ami" {
   name = var.ami_ssm_parameter
@@ -16,7 +64,7 @@ resource "aws_launch_template" "this" {
   instance_type          = var.instance_type
   ebs_optimized          = true
   update_default_version = true
-  user_data              = base64encode(var.user_data)
+  user_data              = base64encode(local.user_data)
   vpc_security_group_ids = var.security_group_ids
 
   iam_instance_profile {
@@ -75,7 +123,7 @@ resource "aws_launch_template" "this" {
 
   lifecycle {
     precondition {
-      condition     = length(var.user_data) < 16384
+      condition     = length(local.user_data) < 16384
       error_message = "The ${var.kind}'s cloud-init user data exceeds EC2's 16 KiB limit."
     }
   }

@@ -23,9 +23,57 @@ variable "instance_type" {
   type        = string
 }
 
-variable "user_data" {
-  description = "Cloud-init user data, not yet base64-encoded."
+variable "measurements" {
+  description = "The measurements module of the enclave images (documents and the paths they are written to)."
+  type = object({
+    documents = list(string)
+    paths     = list(string)
+  })
+}
+
+variable "packages" {
+  description = "Packages to install besides jq, the CloudWatch agent and logrotate (before them)."
+  type        = list(string)
+  default     = []
+}
+
+variable "files" {
+  description = "Files cloud-init writes (path, permissions, content), after the measurements."
+  type = list(object({
+    path        = string
+    permissions = string
+    content     = string
+  }))
+}
+
+variable "agent_files" {
+  description = "Further CloudWatch agent configuration files, written after the log rotation."
+  type = list(object({
+    path        = string
+    permissions = string
+    content     = string
+  }))
+  default = []
+}
+
+variable "agent_logs" {
+  description = "The CloudWatch agent configuration's logs section."
+  type        = any
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the hosts' metrics."
   type        = string
+}
+
+variable "install_commands" {
+  description = "cloud-init runcmd commands after the service user is made, before the agent starts."
+  type        = list(list(string))
+}
+
+variable "start_commands" {
+  description = "cloud-init runcmd commands after the agent started and systemd reloaded."
+  type        = list(list(string))
 }
 
 variable "instance_profile_arn" {

@@ -31,70 +31,6 @@ locals {
     kms_key_arn        = module.key.arn
     measurements_paths = module.measurements.paths
   }
-
-  cloudwatch_agent = {
-    logs = {
-      logs_collected = {
-        files = {
-          collect_list = [{
-            file_path       = "/var/log/cohort/parent-proxy.log"
-            log_group_name  = aws_cloudwatch_log_group.node.name
-            log_stream_name = "{instance_id}/parent-proxy"
-          }]
-        }
-      }
-    }
-    metrics = {
-      namespace         = var.metrics_namespace
-      append_dimensions = { InstanceId = "$${aws:InstanceId}" }
-      metrics_collected = {
-        mem  = { measurement = ["mem_used_percent"] }
-        disk = { measurement = ["used_percent"], resources = ["/"] }
-      }
-    }
-  }
-
-  # Files written by cloud-init (before it installs packages: configuration that a package also
-  # ships is written under /etc/cohort and installed in place by runcmd). The units and the
-  # allocator configuration are templates in files/ so an operator can read exactly what runs.
-  files = concat(
-    [
-      for i, doc in module.measurements.documents : {
-        path        = module.measurements.paths[i]
-        permissions = "0644"
-        content     = doc
-      }
-    ],
-    [
-      { path = "/etc/cohort/allocator.yaml", permissions = "0644", content = templatefile("${path.module}/files/allocator.yaml.tftpl", local.template_vars) },
-      { path = "/usr/local/libexec/cohort/run-enclave", permissions = "0755", content = templatefile("${path.module}/files/run-enclave.sh.tftpl", local.template_vars) },
-      { path = "/etc/systemd/system/cohort-enclave.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-enclave.service.tftpl", local.template_vars) },
-      { path = "/etc/systemd/system/cohort-parent-proxy.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-parent-proxy.service.tftpl", local.template_vars) },
-      { path = "/etc/systemd/system/cohort-blob-sync.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-blob-sync.service.tftpl", local.template_vars) },
-      { path = "/etc/systemd/system/cohort-blob-sync.path", permissions = "0644", content = file("${path.module}/files/cohort-blob-sync.path") },
-      { path = "/etc/systemd/system/cohort-blob-sync.timer", permissions = "0644", content = file("${path.module}/files/cohort-blob-sync.timer") },
-      { path = "/etc/logrotate.d/cohort", permissions = "0644", content = file("${path.module}/files/logrotate.conf") },
-      { path = "/etc/cohort/cloudwatch-agent.json", permissions = "0644", content = jsonencode(local.cloudwatch_agent) },
-    ],
-  )
-
-  user_data = "#cloud-config\n${yamlencode({
-    packages    = ["aws-nitro-enclaves-cli", "jq", "amazon-cloudwatch-agent", "logrotate"]
-    write_files = local.files
-    runcmd = [
-      ["useradd", "--system", "--no-create-home", "--shell", "/sbin/nologin", "cohort"],
-      ["mkdir", "-p", "/opt/cohort"],
-      ["aws", "s3", "cp", "--region", local.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.eif_key}", "/opt/cohort/cohort.eif"],
-      ["aws", "s3", "cp", "--region", local.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.proxy_binary_key}", "/usr/local/bin/cohort-parent-proxy"],
-      ["chmod", "0755", "/usr/local/bin/cohort-parent-proxy"],
-      ["install", "-m", "0644", "/etc/cohort/allocator.yaml", "/etc/nitro_enclaves/allocator.yaml"],
-      ["/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl", "-a", "fetch-config", "-m", "ec2", "-s", "-c", "file:/etc/cohort/cloudwatch-agent.json"],
-      ["systemctl", "daemon-reload"],
-      ["systemctl", "enable", "--now", "nitro-enclaves-allocator.service"],
-      ["systemctl", "enable", "--now", "cohort-enclave.service", "cohort-parent-proxy.service"],
-      ["systemctl", "enable", "--now", "cohort-blob-sync.path", "cohort-blob-sync.timer"],
-    ]
-  })}"
 }
 
 # Self-healing: an instance that fails its EC2 status checks is terminated and replaced onto the
@@ -108,12 +44,50 @@ module "group" {
   description          = "${var.name} node ${var.node_index}: Nitro Enclaves parent"
   ami_ssm_parameter    = var.ami_ssm_parameter
   instance_type        = var.instance_type
-  user_data            = local.user_data
   instance_profile_arn = module.role.instance_profile_arn
   network_interface_id = aws_network_interface.proxy.id
   enclave              = true
   root_volume_gb       = var.root_volume_gb
   instance_tags        = { CohortNode = tostring(var.node_index) }
+
+  # The units and the allocator configuration are templates in files/ so an operator can read
+  # exactly what runs. Configuration that a package also ships is written under /etc/cohort
+  # (cloud-init writes files before it installs packages) and installed in place.
+  packages     = ["aws-nitro-enclaves-cli"]
+  measurements = module.measurements
+  files = [
+    { path = "/etc/cohort/allocator.yaml", permissions = "0644", content = templatefile("${path.module}/files/allocator.yaml.tftpl", local.template_vars) },
+    { path = "/usr/local/libexec/cohort/run-enclave", permissions = "0755", content = templatefile("${path.module}/files/run-enclave.sh.tftpl", local.template_vars) },
+    { path = "/etc/systemd/system/cohort-enclave.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-enclave.service.tftpl", local.template_vars) },
+    { path = "/etc/systemd/system/cohort-parent-proxy.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-parent-proxy.service.tftpl", local.template_vars) },
+    { path = "/etc/systemd/system/cohort-blob-sync.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-blob-sync.service.tftpl", local.template_vars) },
+    { path = "/etc/systemd/system/cohort-blob-sync.path", permissions = "0644", content = file("${path.module}/files/cohort-blob-sync.path") },
+    { path = "/etc/systemd/system/cohort-blob-sync.timer", permissions = "0644", content = file("${path.module}/files/cohort-blob-sync.timer") },
+  ]
+  agent_logs = {
+    logs_collected = {
+      files = {
+        collect_list = [{
+          file_path       = "/var/log/cohort/parent-proxy.log"
+          log_group_name  = aws_cloudwatch_log_group.node.name
+          log_stream_name = "{instance_id}/parent-proxy"
+        }]
+      }
+    }
+  }
+  metrics_namespace = var.metrics_namespace
+  install_commands = [
+    ["mkdir", "-p", "/opt/cohort"],
+    ["aws", "s3", "cp", "--region", local.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.eif_key}", "/opt/cohort/cohort.eif"],
+    ["aws", "s3", "cp", "--region", local.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.proxy_binary_key}", "/usr/local/bin/cohort-parent-proxy"],
+    ["chmod", "0755", "/usr/local/bin/cohort-parent-proxy"],
+    ["install", "-m", "0644", "/etc/cohort/allocator.yaml", "/etc/nitro_enclaves/allocator.yaml"],
+  ]
+  start_commands = [
+    ["systemctl", "enable", "--now", "nitro-enclaves-allocator.service"],
+    ["systemctl", "enable", "--now", "cohort-enclave.service", "cohort-parent-proxy.service"],
+    ["systemctl", "enable", "--now", "cohort-blob-sync.path", "cohort-blob-sync.timer"],
+  ]
 
   min_size                  = 1
   max_size                  = 1

@@ -51,13 +51,6 @@ resource "aws_s3_bucket" "blobs" {
   tags          = merge(var.tags, { Name = "${var.name}-sealed-blobs" })
 }
 
-resource "aws_s3_bucket_versioning" "blobs" {
-  bucket = aws_s3_bucket.blobs.id
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
 resource "aws_s3_bucket_server_side_encryption_configuration" "blobs" {
   bucket = aws_s3_bucket.blobs.id
   rule {
@@ -69,64 +62,10 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "blobs" {
   }
 }
 
-resource "aws_s3_bucket_public_access_block" "blobs" {
-  bucket                  = aws_s3_bucket.blobs.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_ownership_controls" "blobs" {
-  bucket = aws_s3_bucket.blobs.id
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "blobs" {
-  bucket = aws_s3_bucket.blobs.id
-
-  rule {
-    id     = "noncurrent-versions"
-    status = "Enabled"
-    filter {}
-
-    # A blob overwritten by a reseal (or by a compromised parent) stays recoverable this long.
-    noncurrent_version_expiration {
-      noncurrent_days = var.blob_noncurrent_days
-    }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 7
-    }
-  }
-
-  depends_on = [aws_s3_bucket_versioning.blobs]
-}
-
 resource "aws_s3_bucket_logging" "blobs" {
   bucket        = aws_s3_bucket.blobs.id
   target_bucket = aws_s3_bucket.logs.id
   target_prefix = "s3/sealed-blobs/"
-}
-
-resource "aws_s3_bucket_policy" "blobs" {
-  bucket = aws_s3_bucket.blobs.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "DenyInsecureTransport"
-        Effect    = "Deny"
-        Principal = { AWS = "*" }
-        Action    = "s3:*"
-        Resource  = [aws_s3_bucket.blobs.arn, "${aws_s3_bucket.blobs.arn}/*"]
-        Condition = { Bool = { "aws:SecureTransport" = "false" } }
-      },
-    ]
-  })
-
-  depends_on = [aws_s3_bucket_public_access_block.blobs]
 }
 
 # --- Access-log bucket ------------------------------------------------------------------------
@@ -140,13 +79,6 @@ resource "aws_s3_bucket" "logs" {
   tags          = merge(var.tags, { Name = "${var.name}-access-logs" })
 }
 
-resource "aws_s3_bucket_versioning" "logs" {
-  bucket = aws_s3_bucket.logs.id
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
 resource "aws_s3_bucket_server_side_encryption_configuration" "logs" {
   bucket = aws_s3_bucket.logs.id
   rule {
@@ -156,59 +88,25 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "logs" {
   }
 }
 
-resource "aws_s3_bucket_public_access_block" "logs" {
-  bucket                  = aws_s3_bucket.logs.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
+# --- Both buckets ------------------------------------------------------------------------------
 
-resource "aws_s3_bucket_ownership_controls" "logs" {
-  bucket = aws_s3_bucket.logs.id
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
+# Versioned, never public, owner-enforced (no ACLs), TLS-only, with a lifecycle each. Their
+# encryption differs (SSE-KMS for the blobs, SSE-S3 for the logs), so it stays with each bucket.
+locals {
+  buckets = { blobs = aws_s3_bucket.blobs, logs = aws_s3_bucket.logs }
 
-resource "aws_s3_bucket_lifecycle_configuration" "logs" {
-  bucket = aws_s3_bucket.logs.id
-
-  rule {
-    id     = "expire-logs"
-    status = "Enabled"
-    filter {}
-
-    expiration {
-      days = var.access_log_days
-    }
-    noncurrent_version_expiration {
-      noncurrent_days = 30
-    }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 7
-    }
+  lifecycle_rules = {
+    # A blob overwritten by a reseal (or by a compromised parent) stays recoverable
+    # blob_noncurrent_days.
+    blobs = { rule = "noncurrent-versions", expiration_days = null, noncurrent_days = var.blob_noncurrent_days }
+    logs  = { rule = "expire-logs", expiration_days = var.access_log_days, noncurrent_days = 30 }
   }
 
-  depends_on = [aws_s3_bucket_versioning.logs]
-}
-
-# The load balancer writes under lb/, S3 server access logging under s3/.
-data "aws_elb_service_account" "this" {}
-
-resource "aws_s3_bucket_policy" "logs" {
-  bucket = aws_s3_bucket.logs.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "DenyInsecureTransport"
-        Effect    = "Deny"
-        Principal = { AWS = "*" }
-        Action    = "s3:*"
-        Resource  = [aws_s3_bucket.logs.arn, "${aws_s3_bucket.logs.arn}/*"]
-        Condition = { Bool = { "aws:SecureTransport" = "false" } }
-      },
+  # Besides DenyInsecureTransport: the log bucket accepts the deliveries. The load balancer
+  # writes under lb/, S3 server access logging under s3/.
+  policy_statements = {
+    blobs = []
+    logs = [
       {
         Sid       = "S3ServerAccessLogs"
         Effect    = "Allow"
@@ -238,7 +136,134 @@ resource "aws_s3_bucket_policy" "logs" {
         Resource  = "${aws_s3_bucket.logs.arn}/lb/AWSLogs/${data.aws_caller_identity.current.account_id}/*"
       },
     ]
+  }
+}
+
+data "aws_elb_service_account" "this" {}
+
+resource "aws_s3_bucket_versioning" "this" {
+  for_each = local.buckets
+
+  bucket = each.value.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "this" {
+  for_each = local.buckets
+
+  bucket                  = each.value.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "this" {
+  for_each = local.buckets
+
+  bucket = each.value.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "this" {
+  for_each = local.buckets
+
+  bucket = each.value.id
+
+  rule {
+    id     = local.lifecycle_rules[each.key].rule
+    status = "Enabled"
+    filter {}
+
+    dynamic "expiration" {
+      for_each = local.lifecycle_rules[each.key].expiration_days == null ? [] : [local.lifecycle_rules[each.key].expiration_days]
+      content {
+        days = expiration.value
+      }
+    }
+    noncurrent_version_expiration {
+      noncurrent_days = local.lifecycle_rules[each.key].noncurrent_days
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.this]
+}
+
+resource "aws_s3_bucket_policy" "this" {
+  for_each = local.buckets
+
+  bucket = each.value.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = concat(
+      [{
+        Sid       = "DenyInsecureTransport"
+        Effect    = "Deny"
+        Principal = { AWS = "*" }
+        Action    = "s3:*"
+        Resource  = [each.value.arn, "${each.value.arn}/*"]
+        Condition = { Bool = { "aws:SecureTransport" = "false" } }
+      }],
+      local.policy_statements[each.key],
+    )
   })
 
-  depends_on = [aws_s3_bucket_public_access_block.logs]
+  depends_on = [aws_s3_bucket_public_access_block.this]
+}
+
+moved {
+  from = aws_s3_bucket_versioning.blobs
+  to   = aws_s3_bucket_versioning.this["blobs"]
+}
+
+moved {
+  from = aws_s3_bucket_versioning.logs
+  to   = aws_s3_bucket_versioning.this["logs"]
+}
+
+moved {
+  from = aws_s3_bucket_public_access_block.blobs
+  to   = aws_s3_bucket_public_access_block.this["blobs"]
+}
+
+moved {
+  from = aws_s3_bucket_public_access_block.logs
+  to   = aws_s3_bucket_public_access_block.this["logs"]
+}
+
+moved {
+  from = aws_s3_bucket_ownership_controls.blobs
+  to   = aws_s3_bucket_ownership_controls.this["blobs"]
+}
+
+moved {
+  from = aws_s3_bucket_ownership_controls.logs
+  to   = aws_s3_bucket_ownership_controls.this["logs"]
+}
+
+moved {
+  from = aws_s3_bucket_lifecycle_configuration.blobs
+  to   = aws_s3_bucket_lifecycle_configuration.this["blobs"]
+}
+
+moved {
+  from = aws_s3_bucket_lifecycle_configuration.logs
+  to   = aws_s3_bucket_lifecycle_configuration.this["logs"]
+}
+
+moved {
+  from = aws_s3_bucket_policy.blobs
+  to   = aws_s3_bucket_policy.this["blobs"]
+}
+
+moved {
+  from = aws_s3_bucket_policy.logs
+  to   = aws_s3_bucket_policy.this["logs"]
 }

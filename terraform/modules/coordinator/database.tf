@@ -25,16 +25,6 @@ module "database_key" {
   tags                = var.tags
 }
 
-moved {
-  from = aws_kms_key.database
-  to   = module.database_key.aws_kms_key.this
-}
-
-moved {
-  from = aws_kms_alias.database
-  to   = module.database_key.aws_kms_alias.this
-}
-
 resource "aws_db_subnet_group" "this" {
   name        = "${var.name}-database"
   description = "${var.name} coordinator database"
@@ -85,16 +75,6 @@ module "rds_monitoring_role" {
   service          = "monitoring.rds.amazonaws.com"
   managed_policies = { enhanced_monitoring = "service-role/AmazonRDSEnhancedMonitoringRole" }
   tags             = var.tags
-}
-
-moved {
-  from = aws_iam_role.rds_monitoring
-  to   = module.rds_monitoring_role.aws_iam_role.this
-}
-
-moved {
-  from = aws_iam_role_policy_attachment.rds_monitoring
-  to   = module.rds_monitoring_role.aws_iam_role_policy_attachment.this["enhanced_monitoring"]
 }
 
 resource "aws_db_instance" "this" {

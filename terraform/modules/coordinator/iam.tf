@@ -45,23 +45,3 @@ module "role" {
   managed_policies = { ssm = "AmazonSSMManagedInstanceCore" }
   tags             = var.tags
 }
-
-moved {
-  from = aws_iam_role.coordinator
-  to   = module.role.aws_iam_role.this
-}
-
-moved {
-  from = aws_iam_instance_profile.coordinator
-  to   = module.role.aws_iam_instance_profile.this[0]
-}
-
-moved {
-  from = aws_iam_role_policy.coordinator
-  to   = module.role.aws_iam_role_policy.this[0]
-}
-
-moved {
-  from = aws_iam_role_policy_attachment.ssm
-  to   = module.role.aws_iam_role_policy_attachment.this["ssm"]
-}

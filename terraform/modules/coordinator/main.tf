@@ -133,13 +133,3 @@ module "group" {
 
   tags = var.tags
 }
-
-moved {
-  from = aws_launch_template.coordinator
-  to   = module.group.aws_launch_template.this
-}
-
-moved {
-  from = aws_autoscaling_group.coordinator
-  to   = module.group.aws_autoscaling_group.this
-}

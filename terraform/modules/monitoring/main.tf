@@ -30,16 +30,6 @@ module "alarms_key" {
   tags = var.tags
 }
 
-moved {
-  from = aws_kms_key.alarms
-  to   = module.alarms_key.aws_kms_key.this
-}
-
-moved {
-  from = aws_kms_alias.alarms
-  to   = module.alarms_key.aws_kms_alias.this
-}
-
 resource "aws_sns_topic" "alarms" {
   name              = "${var.name}-alarms"
   kms_master_key_id = module.alarms_key.arn
@@ -173,31 +163,6 @@ module "alarms" {
   alarms  = each.value
   actions = local.actions
   tags    = var.tags
-}
-
-moved {
-  from = aws_cloudwatch_metric_alarm.node_status_check
-  to   = module.alarms["node_status_check"].aws_cloudwatch_metric_alarm.this
-}
-moved {
-  from = aws_cloudwatch_metric_alarm.node_in_service
-  to   = module.alarms["node_in_service"].aws_cloudwatch_metric_alarm.this
-}
-moved {
-  from = aws_cloudwatch_metric_alarm.coordinators_in_service
-  to   = module.alarms["cluster"].aws_cloudwatch_metric_alarm.this["coordinators_in_service"]
-}
-moved {
-  from = aws_cloudwatch_metric_alarm.coordinator_unhealthy_hosts
-  to   = module.alarms["cluster"].aws_cloudwatch_metric_alarm.this["coordinator_unhealthy_hosts"]
-}
-moved {
-  from = aws_cloudwatch_metric_alarm.db_cpu
-  to   = module.alarms["cluster"].aws_cloudwatch_metric_alarm.this["db_cpu"]
-}
-moved {
-  from = aws_cloudwatch_metric_alarm.db_free_storage
-  to   = module.alarms["cluster"].aws_cloudwatch_metric_alarm.this["db_free_storage"]
 }
 
 # --- Healthy nodes against the threshold --------------------------------------------------

@@ -189,16 +189,6 @@ module "logs_key" {
   tags = var.tags
 }
 
-moved {
-  from = aws_kms_key.logs
-  to   = module.logs_key.aws_kms_key.this
-}
-
-moved {
-  from = aws_kms_alias.logs
-  to   = module.logs_key.aws_kms_alias.this
-}
-
 resource "aws_cloudwatch_log_group" "flow_logs" {
   name              = "/${var.name}/vpc-flow-logs"
   retention_in_days = var.log_retention_days
@@ -221,16 +211,6 @@ module "flow_logs_role" {
     Resource = ["${aws_cloudwatch_log_group.flow_logs.arn}:*"]
   }]
   tags = var.tags
-}
-
-moved {
-  from = aws_iam_role.flow_logs
-  to   = module.flow_logs_role.aws_iam_role.this
-}
-
-moved {
-  from = aws_iam_role_policy.flow_logs
-  to   = module.flow_logs_role.aws_iam_role_policy.this[0]
 }
 
 resource "aws_flow_log" "this" {

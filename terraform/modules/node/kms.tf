@@ -68,13 +68,3 @@ module "key" {
   )
   tags = var.tags
 }
-
-moved {
-  from = aws_kms_key.node
-  to   = module.key.aws_kms_key.this
-}
-
-moved {
-  from = aws_kms_alias.node
-  to   = module.key.aws_kms_alias.this
-}

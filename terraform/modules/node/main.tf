@@ -97,13 +97,3 @@ module "group" {
 
   tags = var.tags
 }
-
-moved {
-  from = aws_launch_template.node
-  to   = module.group.aws_launch_template.this
-}
-
-moved {
-  from = aws_autoscaling_group.node
-  to   = module.group.aws_autoscaling_group.this
-}

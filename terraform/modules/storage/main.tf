@@ -31,16 +31,6 @@ module "storage_key" {
   tags                = var.tags
 }
 
-moved {
-  from = aws_kms_key.storage
-  to   = module.storage_key.aws_kms_key.this
-}
-
-moved {
-  from = aws_kms_alias.storage
-  to   = module.storage_key.aws_kms_alias.this
-}
-
 # --- Sealed-blob bucket -----------------------------------------------------------------------
 
 resource "aws_s3_bucket" "blobs" {
@@ -216,54 +206,4 @@ resource "aws_s3_bucket_policy" "this" {
   })
 
   depends_on = [aws_s3_bucket_public_access_block.this]
-}
-
-moved {
-  from = aws_s3_bucket_versioning.blobs
-  to   = aws_s3_bucket_versioning.this["blobs"]
-}
-
-moved {
-  from = aws_s3_bucket_versioning.logs
-  to   = aws_s3_bucket_versioning.this["logs"]
-}
-
-moved {
-  from = aws_s3_bucket_public_access_block.blobs
-  to   = aws_s3_bucket_public_access_block.this["blobs"]
-}
-
-moved {
-  from = aws_s3_bucket_public_access_block.logs
-  to   = aws_s3_bucket_public_access_block.this["logs"]
-}
-
-moved {
-  from = aws_s3_bucket_ownership_controls.blobs
-  to   = aws_s3_bucket_ownership_controls.this["blobs"]
-}
-
-moved {
-  from = aws_s3_bucket_ownership_controls.logs
-  to   = aws_s3_bucket_ownership_controls.this["logs"]
-}
-
-moved {
-  from = aws_s3_bucket_lifecycle_configuration.blobs
-  to   = aws_s3_bucket_lifecycle_configuration.this["blobs"]
-}
-
-moved {
-  from = aws_s3_bucket_lifecycle_configuration.logs
-  to   = aws_s3_bucket_lifecycle_configuration.this["logs"]
-}
-
-moved {
-  from = aws_s3_bucket_policy.blobs
-  to   = aws_s3_bucket_policy.this["blobs"]
-}
-
-moved {
-  from = aws_s3_bucket_policy.logs
-  to   = aws_s3_bucket_policy.this["logs"]
 }

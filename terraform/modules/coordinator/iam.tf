@@ -4,7 +4,7 @@
 locals {
   artifacts  = "arn:${local.partition}:s3:::${var.artifact_bucket}"
   db_secret  = aws_db_instance.this.master_user_secret[0].secret_arn
-  log_groups = [aws_cloudwatch_log_group.service.arn, aws_cloudwatch_log_group.prometheus.arn]
+  log_groups = [aws_cloudwatch_log_group.this["service"].arn, aws_cloudwatch_log_group.this["prometheus"].arn]
 }
 
 module "role" {

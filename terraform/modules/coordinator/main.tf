@@ -6,17 +6,21 @@ module "measurements" {
   files  = var.measurements_files
 }
 
-resource "aws_cloudwatch_log_group" "service" {
-  name              = "/${var.name}/coordinator"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.logs_kms_key_arn
-  tags              = var.tags
+# The coordinators' log groups: their log file; the CloudWatch agent's Prometheus scrapes as
+# embedded-metric-format events, from which CloudWatch extracts the metrics named in the agent
+# configuration below; the client API's WAF (whose log groups must be named aws-waf-logs-*).
+locals {
+  log_group_names = {
+    service    = "/${var.name}/coordinator"
+    prometheus = "/${var.name}/coordinator/prometheus"
+    waf        = "aws-waf-logs-${var.name}-client-api"
+  }
 }
 
-# The CloudWatch agent's Prometheus scrapes land here as embedded-metric-format events, from
-# which CloudWatch extracts the metrics named in the agent configuration below.
-resource "aws_cloudwatch_log_group" "prometheus" {
-  name              = "/${var.name}/coordinator/prometheus"
+resource "aws_cloudwatch_log_group" "this" {
+  for_each = local.log_group_names
+
+  name              = each.value
   retention_in_days = var.log_retention_days
   kms_key_id        = var.logs_kms_key_arn
   tags              = var.tags
@@ -55,14 +59,14 @@ locals {
       files = {
         collect_list = [{
           file_path       = "/var/log/cohort/coordinator.log"
-          log_group_name  = aws_cloudwatch_log_group.service.name
+          log_group_name  = aws_cloudwatch_log_group.this["service"].name
           log_stream_name = "{instance_id}/coordinator"
         }]
       }
     }
     metrics_collected = {
       prometheus = {
-        log_group_name         = aws_cloudwatch_log_group.prometheus.name
+        log_group_name         = aws_cloudwatch_log_group.this["prometheus"].name
         prometheus_config_path = "/etc/cohort/prometheus.yaml"
         emf_processor = {
           metric_declaration_dedup = true

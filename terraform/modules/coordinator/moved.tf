@@ -55,3 +55,19 @@ moved {
   from = aws_autoscaling_group.coordinator
   to   = module.group.aws_autoscaling_group.this
 }
+
+# The log groups of main.tf and lb.tf:
+moved {
+  from = aws_cloudwatch_log_group.service
+  to   = aws_cloudwatch_log_group.this["service"]
+}
+
+moved {
+  from = aws_cloudwatch_log_group.prometheus
+  to   = aws_cloudwatch_log_group.this["prometheus"]
+}
+
+moved {
+  from = aws_cloudwatch_log_group.waf
+  to   = aws_cloudwatch_log_group.this["waf"]
+}

@@ -3,16 +3,15 @@
 # monitoring. The master password is generated and kept by RDS in Secrets Manager
 # (manage_master_user_password); coordinators read it at start (files/db-env.sh.tftpl).
 
-data "aws_partition" "current" {}
-data "aws_region" "current" {}
-data "aws_caller_identity" "current" {}
+module "account" {
+  source = "../account"
+}
 
 locals {
-  partition    = data.aws_partition.current.partition
-  region       = data.aws_region.current.name
-  account_root = "arn:${local.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
-  db_name      = "cohort"
-  db_port      = 5432
+  partition = module.account.partition
+  region    = module.account.region
+  db_name   = "cohort"
+  db_port   = 5432
 }
 
 module "database_key" {
@@ -20,7 +19,7 @@ module "database_key" {
 
   name                = "${var.name}-database"
   description         = "${var.name}: database storage, Performance Insights and master secret"
-  account_root_arn    = local.account_root
+  account_root_arn    = module.account.account_root
   admin_principal_arn = var.admin_principal_arn
   tags                = var.tags
 }

@@ -2,12 +2,12 @@
 # the coordinators' in-service count and target health, the database's CPU and free storage,
 # and the number of healthy nodes the coordinators see against the signing threshold.
 
-data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
+module "account" {
+  source = "../account"
+}
 
 locals {
-  account_root = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
-  actions      = [aws_sns_topic.alarms.arn]
+  actions = [aws_sns_topic.alarms.arn]
 }
 
 # CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key, hence this one.
@@ -16,7 +16,7 @@ module "alarms_key" {
 
   name             = "${var.name}-alarms"
   description      = "${var.name}: alarm topic encryption"
-  account_root_arn = local.account_root
+  account_root_arn = module.account.account_root
   statements = [{
     Sid       = "CloudWatchAlarms"
     Effect    = "Allow"
@@ -24,7 +24,7 @@ module "alarms_key" {
     Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
     Resource  = "*"
     Condition = {
-      StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
+      StringEquals = { "aws:SourceAccount" = module.account.account_id }
     }
   }]
   tags = var.tags
@@ -47,7 +47,7 @@ resource "aws_sns_topic_policy" "alarms" {
       Action    = "sns:Publish"
       Resource  = aws_sns_topic.alarms.arn
       Condition = {
-        StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
+        StringEquals = { "aws:SourceAccount" = module.account.account_id }
       }
     }]
   })

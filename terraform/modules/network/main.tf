@@ -2,18 +2,18 @@
 # application subnet (parent instances, coordinators, interface endpoints) and a database subnet.
 # Parents reach KMS, STS, S3, CloudWatch and SSM through VPC endpoints, never the internet.
 
-data "aws_region" "current" {}
-data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
+module "account" {
+  source = "../account"
+}
 
 locals {
-  region = data.aws_region.current.name
+  region = module.account.region
   # Subnet numbers inside the VPC range (/24s at a /16): tier offset + AZ index.
   tiers    = { public = 0, app = 16, data = 32 }
   az_index = { for i, az in var.azs : az => i }
   newbits  = 24 - tonumber(split("/", var.vpc_cidr)[1])
 
-  log_group_arn_prefix = "arn:${data.aws_partition.current.partition}:logs:${local.region}:${data.aws_caller_identity.current.account_id}:log-group:"
+  log_group_arn_prefix = "arn:${module.account.partition}:logs:${local.region}:${module.account.account_id}:log-group:"
 }
 
 resource "aws_vpc" "this" {
@@ -170,7 +170,7 @@ module "logs_key" {
 
   name             = "${var.name}-logs"
   description      = "${var.name}: CloudWatch Logs encryption"
-  account_root_arn = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
+  account_root_arn = module.account.account_root
   statements = [{
     Sid       = "CloudWatchLogs"
     Effect    = "Allow"
@@ -202,7 +202,7 @@ module "flow_logs_role" {
   name    = "${var.name}-vpc-flow-logs"
   service = "vpc-flow-logs.amazonaws.com"
   assume_role_condition = {
-    StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
+    StringEquals = { "aws:SourceAccount" = module.account.account_id }
   }
   policy_name = "write-flow-logs"
   statements = [{

@@ -2,13 +2,13 @@
 # (kms.tf); here: its own blob prefix, the two release artifacts, its log group and metrics,
 # and Systems Manager (Session Manager instead of SSH).
 
-data "aws_partition" "current" {}
-data "aws_region" "current" {}
-data "aws_caller_identity" "current" {}
+module "account" {
+  source = "../account"
+}
 
 locals {
-  partition   = data.aws_partition.current.partition
-  region      = data.aws_region.current.name
+  partition   = module.account.partition
+  region      = module.account.region
   blob_prefix = "node-${var.node_index}"
   blob_bucket = "arn:${local.partition}:s3:::${var.blob_bucket_name}"
   artifacts   = "arn:${local.partition}:s3:::${var.artifact_bucket}"

@@ -4,13 +4,13 @@
 # groups, let the CloudWatch agent look them up, put its metrics in its namespace and, when the
 # release artifacts are encrypted under a customer key, decrypt them through S3.
 
-data "aws_partition" "current" {}
-data "aws_region" "current" {}
-data "aws_caller_identity" "current" {}
+module "account" {
+  source = "../account"
+}
 
 locals {
-  partition = data.aws_partition.current.partition
-  region    = data.aws_region.current.name
+  partition = module.account.partition
+  region    = module.account.region
 
   host_statements = flatten([for host in var.host == null ? [] : [var.host] : concat(
     [
@@ -25,7 +25,7 @@ locals {
         Sid      = "DescribeLogGroups"
         Effect   = "Allow"
         Action   = "logs:DescribeLogGroups"
-        Resource = "arn:${local.partition}:logs:${local.region}:${data.aws_caller_identity.current.account_id}:log-group:*"
+        Resource = "arn:${local.partition}:logs:${local.region}:${module.account.account_id}:log-group:*"
       },
       {
         Sid      = "PutHostMetrics"

@@ -8,13 +8,12 @@
 # * the access-log bucket: S3 server access logs of the blob bucket and the load balancer's
 #   access logs (both services write only to SSE-S3 buckets).
 
-data "aws_region" "current" {}
-data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
+module "account" {
+  source = "../account"
+}
 
 locals {
-  account_root  = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
-  bucket_prefix = "${var.name}-${data.aws_caller_identity.current.account_id}-${data.aws_region.current.name}"
+  bucket_prefix = "${var.name}-${module.account.account_id}-${module.account.region}"
 }
 
 # --- Storage key ------------------------------------------------------------------------------
@@ -26,7 +25,7 @@ module "storage_key" {
 
   name                = "${var.name}-blob-storage"
   description         = "${var.name}: SSE-KMS of the sealed-blob bucket"
-  account_root_arn    = local.account_root
+  account_root_arn    = module.account.account_root
   admin_principal_arn = var.admin_principal_arn
   tags                = var.tags
 }
@@ -104,7 +103,7 @@ locals {
         Action    = "s3:PutObject"
         Resource  = "${aws_s3_bucket.logs.arn}/s3/*"
         Condition = {
-          StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
+          StringEquals = { "aws:SourceAccount" = module.account.account_id }
           ArnLike      = { "aws:SourceArn" = aws_s3_bucket.blobs.arn }
         }
       },
@@ -116,14 +115,14 @@ locals {
         Effect    = "Allow"
         Principal = { AWS = data.aws_elb_service_account.this.arn }
         Action    = "s3:PutObject"
-        Resource  = "${aws_s3_bucket.logs.arn}/lb/AWSLogs/${data.aws_caller_identity.current.account_id}/*"
+        Resource  = "${aws_s3_bucket.logs.arn}/lb/AWSLogs/${module.account.account_id}/*"
       },
       {
         Sid       = "LoadBalancerAccessLogs"
         Effect    = "Allow"
         Principal = { Service = "logdelivery.elasticloadbalancing.amazonaws.com" }
         Action    = "s3:PutObject"
-        Resource  = "${aws_s3_bucket.logs.arn}/lb/AWSLogs/${data.aws_caller_identity.current.account_id}/*"
+        Resource  = "${aws_s3_bucket.logs.arn}/lb/AWSLogs/${module.account.account_id}/*"
       },
     ]
   }

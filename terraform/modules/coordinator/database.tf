@@ -8,10 +8,8 @@ module "account" {
 }
 
 locals {
-  partition = module.account.partition
-  region    = module.account.region
-  db_name   = "cohort"
-  db_port   = 5432
+  db_name = "cohort"
+  db_port = 5432
 }
 
 module "database_key" {

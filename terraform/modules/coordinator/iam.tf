@@ -2,7 +2,7 @@
 # and Systems Manager (Session Manager instead of SSH). No KMS key of a node, no blob.
 
 locals {
-  artifacts  = "arn:${local.partition}:s3:::${var.artifact_bucket}"
+  artifacts  = "arn:${module.account.partition}:s3:::${var.artifact_bucket}"
   db_secret  = aws_db_instance.this.master_user_secret[0].secret_arn
   log_groups = [aws_cloudwatch_log_group.this["service"].arn, aws_cloudwatch_log_group.this["prometheus"].arn]
 }
@@ -33,7 +33,7 @@ module "role" {
       Action   = "kms:Decrypt"
       Resource = module.database_key.arn
       Condition = {
-        StringEquals = { "kms:ViaService" = "secretsmanager.${local.region}.amazonaws.com" }
+        StringEquals = { "kms:ViaService" = "secretsmanager.${module.account.region}.amazonaws.com" }
       }
     },
   ]

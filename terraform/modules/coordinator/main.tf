@@ -28,7 +28,7 @@ resource "aws_cloudwatch_log_group" "this" {
 
 locals {
   template_vars = {
-    region             = local.region
+    region             = module.account.region
     coordinator_port   = var.coordinator_port
     proxy_urls         = var.proxy_urls
     measurements_paths = module.measurements.paths
@@ -121,7 +121,7 @@ module "group" {
   agent_logs        = local.agent_logs
   metrics_namespace = var.metrics_namespace
   install_commands = [
-    ["aws", "s3", "cp", "--region", local.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.coordinator_binary_key}", "/usr/local/bin/cohort-coordinator"],
+    ["aws", "s3", "cp", "--region", module.account.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.coordinator_binary_key}", "/usr/local/bin/cohort-coordinator"],
     ["chmod", "0755", "/usr/local/bin/cohort-coordinator"],
   ]
   start_commands = [["systemctl", "enable", "--now", "cohort-coordinator.service", "cohort-db-env-refresh.timer"]]

@@ -7,11 +7,9 @@ module "account" {
 }
 
 locals {
-  partition   = module.account.partition
-  region      = module.account.region
   blob_prefix = "node-${var.node_index}"
-  blob_bucket = "arn:${local.partition}:s3:::${var.blob_bucket_name}"
-  artifacts   = "arn:${local.partition}:s3:::${var.artifact_bucket}"
+  blob_bucket = "arn:${module.account.partition}:s3:::${var.blob_bucket_name}"
+  artifacts   = "arn:${module.account.partition}:s3:::${var.artifact_bucket}"
 }
 
 module "role" {
@@ -50,7 +48,7 @@ module "role" {
       Action   = ["kms:GenerateDataKey", "kms:Decrypt"]
       Resource = var.storage_kms_key_arn
       Condition = {
-        StringEquals = { "kms:ViaService" = "s3.${local.region}.amazonaws.com" }
+        StringEquals = { "kms:ViaService" = "s3.${module.account.region}.amazonaws.com" }
       }
     },
   ]

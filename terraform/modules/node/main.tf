@@ -23,7 +23,7 @@ resource "aws_cloudwatch_log_group" "node" {
 locals {
   template_vars = {
     node               = var.node_index
-    region             = local.region
+    region             = module.account.region
     cpu_count          = var.enclave_cpu_count
     memory_mib         = var.enclave_memory_mib
     proxy_port         = var.proxy_port
@@ -78,8 +78,8 @@ module "group" {
   metrics_namespace = var.metrics_namespace
   install_commands = [
     ["mkdir", "-p", "/opt/cohort"],
-    ["aws", "s3", "cp", "--region", local.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.eif_key}", "/opt/cohort/cohort.eif"],
-    ["aws", "s3", "cp", "--region", local.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.proxy_binary_key}", "/usr/local/bin/cohort-parent-proxy"],
+    ["aws", "s3", "cp", "--region", module.account.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.eif_key}", "/opt/cohort/cohort.eif"],
+    ["aws", "s3", "cp", "--region", module.account.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.proxy_binary_key}", "/usr/local/bin/cohort-parent-proxy"],
     ["chmod", "0755", "/usr/local/bin/cohort-parent-proxy"],
     ["install", "-m", "0644", "/etc/cohort/allocator.yaml", "/etc/nitro_enclaves/allocator.yaml"],
   ]

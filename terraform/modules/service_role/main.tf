@@ -9,9 +9,6 @@ module "account" {
 }
 
 locals {
-  partition = module.account.partition
-  region    = module.account.region
-
   host_statements = flatten([for host in var.host == null ? [] : [var.host] : concat(
     [
       {
@@ -25,7 +22,7 @@ locals {
         Sid      = "DescribeLogGroups"
         Effect   = "Allow"
         Action   = "logs:DescribeLogGroups"
-        Resource = "arn:${local.partition}:logs:${local.region}:${module.account.account_id}:log-group:*"
+        Resource = "arn:${module.account.partition}:logs:${module.account.region}:${module.account.account_id}:log-group:*"
       },
       {
         Sid      = "PutHostMetrics"
@@ -43,7 +40,7 @@ locals {
       Action   = "kms:Decrypt"
       Resource = host.artifact_kms_key_arn
       Condition = {
-        StringEquals = { "kms:ViaService" = "s3.${local.region}.amazonaws.com" }
+        StringEquals = { "kms:ViaService" = "s3.${module.account.region}.amazonaws.com" }
       }
     }],
   )])
@@ -91,5 +88,5 @@ resource "aws_iam_role_policy_attachment" "this" {
   for_each = var.managed_policies
 
   role       = aws_iam_role.this.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/${each.value}"
+  policy_arn = "arn:${module.account.partition}:iam::aws:policy/${each.value}"
 }

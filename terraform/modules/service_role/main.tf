@@ -59,7 +59,7 @@ resource "aws_iam_role" "this" {
         Principal = { Service = var.service }
         Action    = "sts:AssumeRole"
       },
-      { for k, v in { Condition = var.assume_role_condition } : k => v if v != null },
+      var.assume_role_condition == null ? {} : { Condition = var.assume_role_condition },
     )]
   })
   tags = var.tags

@@ -113,22 +113,24 @@ set +e
 status=$?
 set -e
 
-# The counts, from checkov's JSON report (one report, or a list of them).
-read -r passed failed skipped < <("$VENV/bin/python" - "$work/checkov.json" <<'PY'
+# The counts, from checkov's JSON report (one report, or a list of them). A file checkov cannot
+# parse is not checked at all and would otherwise pass unnoticed: parsing errors fail too.
+read -r passed failed skipped parse_errors < <("$VENV/bin/python" - "$work/checkov.json" <<'PY'
 import json, sys
 data = json.load(open(sys.argv[1]))
 reports = data if isinstance(data, list) else [data]
-totals = [sum(r.get("summary", {}).get(k, 0) for r in reports) for k in ("passed", "failed", "skipped")]
+keys = ("passed", "failed", "skipped", "parsing_errors")
+totals = [sum(r.get("summary", {}).get(k, 0) for r in reports) for k in keys]
 print(*totals)
 PY
 )
 
 echo
 echo "terraform-check: terraform validate: $validated"
-echo "terraform-check: checkov $CHECKOV_VERSION: $passed passed, $failed failed, $skipped skipped"
+echo "terraform-check: checkov $CHECKOV_VERSION: $passed passed, $failed failed, $skipped skipped, $parse_errors parsing errors"
 echo "terraform-check: $((SECONDS - started)) s"
-if [ "$failed" -ne 0 ] || [ "$status" -ne 0 ]; then
-  echo "terraform-check: FAILED (checkov exit status $status)" >&2
+if [ "$failed" -ne 0 ] || [ "$parse_errors" -ne 0 ] || [ "$status" -ne 0 ]; then
+  echo "terraform-check: FAILED (checkov exit status $status, $parse_errors parsing errors)" >&2
   exit 1
 fi
 echo "terraform-check: OK"

@@ -1,6 +1,9 @@
 terraform {
   required_version = ">= 1.10" # the S3 backend's use_lockfile
 
+  # The provider constraint lives here, in the root, only: the modules under ../../modules use the
+  # aws provider without a version of their own (Terraform takes hashicorp/aws for them) and
+  # inherit this one.
   required_providers {
     aws = {
       source  = "hashicorp/aws"

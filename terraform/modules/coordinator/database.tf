@@ -3,52 +3,23 @@
 # monitoring. The master password is generated and kept by RDS in Secrets Manager
 # (manage_master_user_password); coordinators read it at start (files/db-env.sh.tftpl).
 
-data "aws_partition" "current" {}
-data "aws_region" "current" {}
-data "aws_caller_identity" "current" {}
+module "account" {
+  source = "../account"
+}
 
 locals {
-  partition    = data.aws_partition.current.partition
-  region       = data.aws_region.current.name
-  account_root = "arn:${local.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
-  db_name      = "cohort"
-  db_port      = 5432
+  db_name = "cohort"
+  db_port = 5432
 }
 
-resource "aws_kms_key" "database" {
+module "database_key" {
+  source = "../kms_key"
+
+  name                = "${var.name}-database"
   description         = "${var.name}: database storage, Performance Insights and master secret"
-  enable_key_rotation = true
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "EnableIamPolicies"
-        Effect    = "Allow"
-        Principal = { AWS = local.account_root }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-      {
-        Sid       = "KeyAdministration"
-        Effect    = "Allow"
-        Principal = { AWS = var.admin_principal_arn }
-        Action = [
-          "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*",
-          "kms:Update*", "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*",
-          "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion",
-          "kms:CancelKeyDeletion",
-        ]
-        Resource = "*"
-      },
-    ]
-  })
-
-  tags = merge(var.tags, { Name = "${var.name}-database" })
-}
-
-resource "aws_kms_alias" "database" {
-  name          = "alias/${var.name}-database"
-  target_key_id = aws_kms_key.database.key_id
+  account_root_arn    = module.account.account_root
+  admin_principal_arn = var.admin_principal_arn
+  tags                = var.tags
 }
 
 resource "aws_db_subnet_group" "this" {
@@ -94,22 +65,13 @@ resource "aws_db_parameter_group" "this" {
   tags = var.tags
 }
 
-resource "aws_iam_role" "rds_monitoring" {
-  name = "${var.name}-rds-monitoring"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "monitoring.rds.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-    }]
-  })
-  tags = var.tags
-}
+module "rds_monitoring_role" {
+  source = "../service_role"
 
-resource "aws_iam_role_policy_attachment" "rds_monitoring" {
-  role       = aws_iam_role.rds_monitoring.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+  name             = "${var.name}-rds-monitoring"
+  service          = "monitoring.rds.amazonaws.com"
+  managed_policies = { enhanced_monitoring = "service-role/AmazonRDSEnhancedMonitoringRole" }
+  tags             = var.tags
 }
 
 resource "aws_db_instance" "this" {
@@ -124,13 +86,13 @@ resource "aws_db_instance" "this" {
   port     = local.db_port
 
   manage_master_user_password   = true
-  master_user_secret_kms_key_id = aws_kms_key.database.arn
+  master_user_secret_kms_key_id = module.database_key.arn
 
   allocated_storage     = var.db_allocated_storage_gb
   max_allocated_storage = var.db_max_allocated_storage_gb
   storage_type          = "gp3"
   storage_encrypted     = true
-  kms_key_id            = aws_kms_key.database.arn
+  kms_key_id            = module.database_key.arn
 
   multi_az               = true
   db_subnet_group_name   = aws_db_subnet_group.this.name
@@ -150,13 +112,13 @@ resource "aws_db_instance" "this" {
   allow_major_version_upgrade         = false
 
   performance_insights_enabled          = true
-  performance_insights_kms_key_id       = aws_kms_key.database.arn
+  performance_insights_kms_key_id       = module.database_key.arn
   performance_insights_retention_period = 7
   monitoring_interval                   = 60
-  monitoring_role_arn                   = aws_iam_role.rds_monitoring.arn
+  monitoring_role_arn                   = module.rds_monitoring_role.arn
   enabled_cloudwatch_logs_exports       = ["postgresql", "upgrade"]
 
   tags = merge(var.tags, { Name = "${var.name}-coordinator" })
 
-  depends_on = [aws_iam_role_policy_attachment.rds_monitoring]
+  depends_on = [module.rds_monitoring_role]
 }

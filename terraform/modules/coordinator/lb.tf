@@ -172,17 +172,9 @@ resource "aws_wafv2_web_acl_association" "client_api" {
   web_acl_arn  = aws_wafv2_web_acl.client_api.arn
 }
 
-# WAF log groups must be named aws-waf-logs-*.
-resource "aws_cloudwatch_log_group" "waf" {
-  name              = "aws-waf-logs-${var.name}-client-api"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.logs_kms_key_arn
-  tags              = var.tags
-}
-
 resource "aws_wafv2_web_acl_logging_configuration" "client_api" {
   resource_arn            = aws_wafv2_web_acl.client_api.arn
-  log_destination_configs = [aws_cloudwatch_log_group.waf.arn]
+  log_destination_configs = [aws_cloudwatch_log_group.this["waf"].arn]
 
   # Clients' credentials never reach the logs.
   redacted_fields {

@@ -6,21 +6,21 @@ module "measurements" {
   files  = var.measurements_files
 }
 
-data "aws_ssm_parameter" "ami" {
-  name = var.ami_ssm_parameter
+# The coordinators' log groups: their log file; the CloudWatch agent's Prometheus scrapes as
+# embedded-metric-format events, from which CloudWatch extracts the metrics named in the agent
+# configuration below; the client API's WAF (whose log groups must be named aws-waf-logs-*).
+locals {
+  log_group_names = {
+    service    = "/${var.name}/coordinator"
+    prometheus = "/${var.name}/coordinator/prometheus"
+    waf        = "aws-waf-logs-${var.name}-client-api"
+  }
 }
 
-resource "aws_cloudwatch_log_group" "service" {
-  name              = "/${var.name}/coordinator"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.logs_kms_key_arn
-  tags              = var.tags
-}
+resource "aws_cloudwatch_log_group" "this" {
+  for_each = local.log_group_names
 
-# The CloudWatch agent's Prometheus scrapes land here as embedded-metric-format events, from
-# which CloudWatch extracts the metrics named in the agent configuration below.
-resource "aws_cloudwatch_log_group" "prometheus" {
-  name              = "/${var.name}/coordinator/prometheus"
+  name              = each.value
   retention_in_days = var.log_retention_days
   kms_key_id        = var.logs_kms_key_arn
   tags              = var.tags
@@ -28,7 +28,7 @@ resource "aws_cloudwatch_log_group" "prometheus" {
 
 locals {
   template_vars = {
-    region             = local.region
+    region             = module.account.region
     coordinator_port   = var.coordinator_port
     proxy_urls         = var.proxy_urls
     measurements_paths = module.measurements.paths
@@ -52,139 +52,43 @@ locals {
     }]
   }
 
-  # Node gauges from coordinator/src/metrics.rs (cohort_node_healthy: eligible for quorums), by
-  # node; the in-flight signing requests for the whole cluster.
-  cloudwatch_agent = {
-    logs = {
-      logs_collected = {
-        files = {
-          collect_list = [{
-            file_path       = "/var/log/cohort/coordinator.log"
-            log_group_name  = aws_cloudwatch_log_group.service.name
-            log_stream_name = "{instance_id}/coordinator"
-          }]
+  # The agent's logs: the coordinator's log file, and the Prometheus scrapes as embedded-metric-
+  # format events in their own group.
+  agent_logs = {
+    logs_collected = {
+      files = {
+        collect_list = [{
+          file_path       = "/var/log/cohort/coordinator.log"
+          log_group_name  = aws_cloudwatch_log_group.this["service"].name
+          log_stream_name = "{instance_id}/coordinator"
+        }]
+      }
+    }
+    metrics_collected = {
+      prometheus = {
+        log_group_name         = aws_cloudwatch_log_group.this["prometheus"].name
+        prometheus_config_path = "/etc/cohort/prometheus.yaml"
+        emf_processor = {
+          metric_declaration_dedup = true
+          metric_namespace         = var.metrics_namespace
+          # Node gauges from coordinator/src/metrics.rs (cohort_node_healthy: eligible for
+          # quorums), by node; the in-flight signing requests for the whole cluster.
+          metric_declaration = [
+            {
+              source_labels    = ["job"]
+              label_matcher    = "^cohort-coordinator$"
+              dimensions       = [["cluster", "node"]]
+              metric_selectors = ["^cohort_node_healthy$", "^cohort_node_up$", "^cohort_node_attested$"]
+            },
+            {
+              source_labels    = ["job"]
+              label_matcher    = "^cohort-coordinator$"
+              dimensions       = [["cluster"]]
+              metric_selectors = ["^cohort_live_requests$"]
+            },
+          ]
         }
       }
-      metrics_collected = {
-        prometheus = {
-          log_group_name         = aws_cloudwatch_log_group.prometheus.name
-          prometheus_config_path = "/etc/cohort/prometheus.yaml"
-          emf_processor = {
-            metric_declaration_dedup = true
-            metric_namespace         = var.metrics_namespace
-            metric_declaration = [
-              {
-                source_labels    = ["job"]
-                label_matcher    = "^cohort-coordinator$"
-                dimensions       = [["cluster", "node"]]
-                metric_selectors = ["^cohort_node_healthy$", "^cohort_node_up$", "^cohort_node_attested$"]
-              },
-              {
-                source_labels    = ["job"]
-                label_matcher    = "^cohort-coordinator$"
-                dimensions       = [["cluster"]]
-                metric_selectors = ["^cohort_live_requests$"]
-              },
-            ]
-          }
-        }
-      }
-    }
-    metrics = {
-      namespace         = var.metrics_namespace
-      append_dimensions = { InstanceId = "$${aws:InstanceId}" }
-      metrics_collected = {
-        mem  = { measurement = ["mem_used_percent"] }
-        disk = { measurement = ["used_percent"], resources = ["/"] }
-      }
-    }
-  }
-
-  files = concat(
-    [
-      for i, doc in module.measurements.documents : {
-        path        = module.measurements.paths[i]
-        permissions = "0644"
-        content     = doc
-      }
-    ],
-    [
-      { path = "/usr/local/libexec/cohort/db-env", permissions = "0700", content = templatefile("${path.module}/files/db-env.sh.tftpl", local.template_vars) },
-      { path = "/etc/systemd/system/cohort-db-env.service", permissions = "0644", content = file("${path.module}/files/cohort-db-env.service") },
-      { path = "/etc/systemd/system/cohort-db-env-refresh.service", permissions = "0644", content = file("${path.module}/files/cohort-db-env-refresh.service") },
-      { path = "/etc/systemd/system/cohort-db-env-refresh.timer", permissions = "0644", content = file("${path.module}/files/cohort-db-env-refresh.timer") },
-      { path = "/etc/systemd/system/cohort-coordinator.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-coordinator.service.tftpl", local.template_vars) },
-      { path = "/etc/logrotate.d/cohort", permissions = "0644", content = file("${path.module}/files/logrotate.conf") },
-      { path = "/etc/cohort/prometheus.yaml", permissions = "0644", content = yamlencode(local.prometheus) },
-      { path = "/etc/cohort/cloudwatch-agent.json", permissions = "0644", content = jsonencode(local.cloudwatch_agent) },
-    ],
-  )
-
-  user_data = "#cloud-config\n${yamlencode({
-    packages    = ["jq", "amazon-cloudwatch-agent", "logrotate"]
-    write_files = local.files
-    runcmd = [
-      ["useradd", "--system", "--no-create-home", "--shell", "/sbin/nologin", "cohort"],
-      ["aws", "s3", "cp", "--region", local.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.coordinator_binary_key}", "/usr/local/bin/cohort-coordinator"],
-      ["chmod", "0755", "/usr/local/bin/cohort-coordinator"],
-      ["/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl", "-a", "fetch-config", "-m", "ec2", "-s", "-c", "file:/etc/cohort/cloudwatch-agent.json"],
-      ["systemctl", "daemon-reload"],
-      ["systemctl", "enable", "--now", "cohort-coordinator.service", "cohort-db-env-refresh.timer"],
-    ]
-  })}"
-}
-
-resource "aws_launch_template" "coordinator" {
-  name                   = "${var.name}-coordinator"
-  description            = "${var.name} coordinator"
-  image_id               = data.aws_ssm_parameter.ami.insecure_value
-  instance_type          = var.instance_type
-  ebs_optimized          = true
-  update_default_version = true
-  user_data              = base64encode(local.user_data)
-  vpc_security_group_ids = [var.security_group_ids.coordinator]
-
-  iam_instance_profile {
-    arn = aws_iam_instance_profile.coordinator.arn
-  }
-
-  metadata_options {
-    http_endpoint               = "enabled"
-    http_tokens                 = "required"
-    http_put_response_hop_limit = 1
-    instance_metadata_tags      = "disabled"
-  }
-
-  monitoring {
-    enabled = true
-  }
-
-  block_device_mappings {
-    device_name = "/dev/xvda"
-    ebs {
-      volume_size           = var.root_volume_gb
-      volume_type           = "gp3"
-      encrypted             = true
-      delete_on_termination = true
-    }
-  }
-
-  tag_specifications {
-    resource_type = "instance"
-    tags          = merge(var.tags, { Name = "${var.name}-coordinator" })
-  }
-
-  tag_specifications {
-    resource_type = "volume"
-    tags          = merge(var.tags, { Name = "${var.name}-coordinator" })
-  }
-
-  tags = var.tags
-
-  lifecycle {
-    precondition {
-      condition     = length(local.user_data) < 16384
-      error_message = "The coordinator's cloud-init user data exceeds EC2's 16 KiB limit."
     }
   }
 }
@@ -193,39 +97,43 @@ resource "aws_launch_template" "coordinator" {
 # /readyz also fails while the cluster awaits genesis or has fewer than two healthy nodes
 # (Service::ready), and replacing coordinators then would not help. The coordinator process
 # itself is restarted by systemd.
-resource "aws_autoscaling_group" "coordinator" {
-  name                      = "${var.name}-coordinator"
+module "group" {
+  source = "../instance_group"
+
+  name                 = "${var.name}-coordinator"
+  kind                 = "coordinator"
+  description          = "${var.name} coordinator"
+  ami_ssm_parameter    = var.ami_ssm_parameter
+  instance_type        = var.instance_type
+  instance_profile_arn = module.role.instance_profile_arn
+  security_group_ids   = [var.security_group_ids.coordinator]
+  root_volume_gb       = var.root_volume_gb
+
+  measurements = module.measurements
+  files = [
+    { path = "/usr/local/libexec/cohort/db-env", permissions = "0700", content = templatefile("${path.module}/files/db-env.sh.tftpl", local.template_vars) },
+    { path = "/etc/systemd/system/cohort-db-env.service", permissions = "0644", content = file("${path.module}/files/cohort-db-env.service") },
+    { path = "/etc/systemd/system/cohort-db-env-refresh.service", permissions = "0644", content = file("${path.module}/files/cohort-db-env-refresh.service") },
+    { path = "/etc/systemd/system/cohort-db-env-refresh.timer", permissions = "0644", content = file("${path.module}/files/cohort-db-env-refresh.timer") },
+    { path = "/etc/systemd/system/cohort-coordinator.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-coordinator.service.tftpl", local.template_vars) },
+  ]
+  agent_files       = [{ path = "/etc/cohort/prometheus.yaml", permissions = "0644", content = yamlencode(local.prometheus) }]
+  agent_logs        = local.agent_logs
+  metrics_namespace = var.metrics_namespace
+  install_commands = [
+    ["aws", "s3", "cp", "--region", module.account.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.coordinator_binary_key}", "/usr/local/bin/cohort-coordinator"],
+    ["chmod", "0755", "/usr/local/bin/cohort-coordinator"],
+  ]
+  start_commands = [["systemctl", "enable", "--now", "cohort-coordinator.service", "cohort-db-env-refresh.timer"]]
+
   min_size                  = var.coordinator_count
   max_size                  = var.coordinator_count + 1
-  desired_capacity          = var.coordinator_count
-  vpc_zone_identifier       = var.app_subnet_ids
+  subnet_ids                = var.app_subnet_ids
   target_group_arns         = [aws_lb_target_group.coordinator.arn]
-  health_check_type         = "EC2"
   health_check_grace_period = 300
-  enabled_metrics           = ["GroupInServiceInstances", "GroupDesiredCapacity", "GroupTotalInstances"]
-  metrics_granularity       = "1Minute"
-
-  launch_template {
-    id      = aws_launch_template.coordinator.id
-    version = aws_launch_template.coordinator.latest_version
-  }
-
   # A changed launch template (new binary key, measurements, proxies) rolls the coordinators one
   # at a time, launching the replacement before terminating.
-  instance_refresh {
-    strategy = "Rolling"
-    preferences {
-      min_healthy_percentage = 100
-      max_healthy_percentage = 150
-    }
-  }
+  rolling_refresh = { min_healthy_percentage = 100, max_healthy_percentage = 150 }
 
-  dynamic "tag" {
-    for_each = merge(var.tags, { Name = "${var.name}-coordinator" })
-    content {
-      key                 = tag.key
-      value               = tag.value
-      propagate_at_launch = true
-    }
-  }
+  tags = var.tags
 }

@@ -20,7 +20,7 @@ output "target_group_arn_suffix" {
 
 output "autoscaling_group_name" {
   description = "The coordinators' Auto Scaling group."
-  value       = aws_autoscaling_group.coordinator.name
+  value       = module.group.autoscaling_group_name
 }
 
 output "coordinator_count" {
@@ -55,5 +55,5 @@ output "metrics_namespace" {
 
 output "role_arn" {
   description = "IAM role of the coordinators."
-  value       = aws_iam_role.coordinator.arn
+  value       = module.role.arn
 }

@@ -2,52 +2,37 @@
 # the coordinators' in-service count and target health, the database's CPU and free storage,
 # and the number of healthy nodes the coordinators see against the signing threshold.
 
-data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
+module "account" {
+  source = "../account"
+}
 
 locals {
-  account_root = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
-  actions      = [aws_sns_topic.alarms.arn]
+  actions = [aws_sns_topic.alarms.arn]
 }
 
 # CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key, hence this one.
-resource "aws_kms_key" "alarms" {
-  description         = "${var.name}: alarm topic encryption"
-  enable_key_rotation = true
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "EnableIamPolicies"
-        Effect    = "Allow"
-        Principal = { AWS = local.account_root }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-      {
-        Sid       = "CloudWatchAlarms"
-        Effect    = "Allow"
-        Principal = { Service = "cloudwatch.amazonaws.com" }
-        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
-        Resource  = "*"
-        Condition = {
-          StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
-        }
-      },
-    ]
-  })
+module "alarms_key" {
+  source = "../kms_key"
 
-  tags = merge(var.tags, { Name = "${var.name}-alarms" })
-}
-
-resource "aws_kms_alias" "alarms" {
-  name          = "alias/${var.name}-alarms"
-  target_key_id = aws_kms_key.alarms.key_id
+  name             = "${var.name}-alarms"
+  description      = "${var.name}: alarm topic encryption"
+  account_root_arn = module.account.account_root
+  statements = [{
+    Sid       = "CloudWatchAlarms"
+    Effect    = "Allow"
+    Principal = { Service = "cloudwatch.amazonaws.com" }
+    Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    Resource  = "*"
+    Condition = {
+      StringEquals = { "aws:SourceAccount" = module.account.account_id }
+    }
+  }]
+  tags = var.tags
 }
 
 resource "aws_sns_topic" "alarms" {
   name              = "${var.name}-alarms"
-  kms_master_key_id = aws_kms_key.alarms.arn
+  kms_master_key_id = module.alarms_key.arn
   tags              = var.tags
 }
 
@@ -62,7 +47,7 @@ resource "aws_sns_topic_policy" "alarms" {
       Action    = "sns:Publish"
       Resource  = aws_sns_topic.alarms.arn
       Condition = {
-        StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
+        StringEquals = { "aws:SourceAccount" = module.account.account_id }
       }
     }]
   })
@@ -76,47 +61,111 @@ resource "aws_sns_topic_subscription" "email" {
   endpoint  = var.alarm_email
 }
 
-# --- Nodes ------------------------------------------------------------------------------------
+# --- Alarms on one metric -----------------------------------------------------------------
 
-# EC2 publishes the status checks of an Auto Scaling group's instances by group name, so the
-# alarm follows the node across instance replacements.
-resource "aws_cloudwatch_metric_alarm" "node_status_check" {
-  for_each = var.node_asg_names
-
-  alarm_name          = "${var.name}-node-${each.key}-status-check"
-  alarm_description   = "Node ${each.key}'s parent instance fails its EC2 status checks (the group replaces it; its enclave is out of quorums meanwhile)."
-  namespace           = "AWS/EC2"
-  metric_name         = "StatusCheckFailed"
-  dimensions          = { AutoScalingGroupName = each.value }
-  statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 3
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  threshold           = 1
-  treat_missing_data  = "notBreaching" # no instance at all: node_in_service alarms
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-  tags                = var.tags
+# Every alarm on a single metric, in one table, grouped by how its resources were keyed: each
+# node's two alarms by node, the coordinators' and the database's by name.
+locals {
+  alarms = {
+    # EC2 publishes the status checks of an Auto Scaling group's instances by group name, so the
+    # alarm follows the node across instance replacements.
+    node_status_check = {
+      for node, asg in var.node_asg_names : node => {
+        name               = "${var.name}-node-${node}-status-check"
+        description        = "Node ${node}'s parent instance fails its EC2 status checks (the group replaces it; its enclave is out of quorums meanwhile)."
+        namespace          = "AWS/EC2"
+        metric             = "StatusCheckFailed"
+        dimensions         = { AutoScalingGroupName = asg }
+        statistic          = "Maximum"
+        period             = 60
+        evaluation_periods = 3
+        comparison         = "GreaterThanOrEqualToThreshold"
+        threshold          = 1
+        missing_data       = "notBreaching" # no instance at all: node_in_service alarms
+      }
+    }
+    node_in_service = {
+      for node, asg in var.node_asg_names : node => {
+        name               = "${var.name}-node-${node}-in-service"
+        description        = "Node ${node} has no instance in service."
+        namespace          = "AWS/AutoScaling"
+        metric             = "GroupInServiceInstances"
+        dimensions         = { AutoScalingGroupName = asg }
+        statistic          = "Minimum"
+        period             = 60
+        evaluation_periods = 5
+        comparison         = "LessThanThreshold"
+        threshold          = 1
+        missing_data       = "breaching"
+      }
+    }
+    cluster = {
+      coordinators_in_service = {
+        name               = "${var.name}-coordinators-in-service"
+        description        = "Fewer coordinators in service than the ${var.coordinator_count} wanted."
+        namespace          = "AWS/AutoScaling"
+        metric             = "GroupInServiceInstances"
+        dimensions         = { AutoScalingGroupName = var.coordinator_asg_name }
+        statistic          = "Minimum"
+        period             = 60
+        evaluation_periods = 5
+        comparison         = "LessThanThreshold"
+        threshold          = var.coordinator_count
+        missing_data       = "breaching"
+      }
+      coordinator_unhealthy_hosts = {
+        name               = "${var.name}-coordinator-unhealthy-hosts"
+        description        = "A coordinator fails /readyz: it is down, the cluster awaits genesis, or fewer than two nodes are healthy."
+        namespace          = "AWS/ApplicationELB"
+        metric             = "UnHealthyHostCount"
+        dimensions         = { LoadBalancer = var.load_balancer_arn_suffix, TargetGroup = var.target_group_arn_suffix }
+        statistic          = "Maximum"
+        period             = 60
+        evaluation_periods = 3
+        comparison         = "GreaterThanThreshold"
+        threshold          = 0
+        missing_data       = "notBreaching"
+      }
+      db_cpu = {
+        name               = "${var.name}-database-cpu"
+        description        = "The coordinators' database CPU has been above 80% for 15 minutes."
+        namespace          = "AWS/RDS"
+        metric             = "CPUUtilization"
+        dimensions         = { DBInstanceIdentifier = var.db_instance_identifier }
+        statistic          = "Average"
+        period             = 300
+        evaluation_periods = 3
+        comparison         = "GreaterThanThreshold"
+        threshold          = 80
+        missing_data       = "breaching"
+      }
+      db_free_storage = {
+        name               = "${var.name}-database-free-storage"
+        description        = "The coordinators' database has less than 10% of its allocated storage free."
+        namespace          = "AWS/RDS"
+        metric             = "FreeStorageSpace"
+        dimensions         = { DBInstanceIdentifier = var.db_instance_identifier }
+        statistic          = "Minimum"
+        period             = 300
+        evaluation_periods = 2
+        comparison         = "LessThanThreshold"
+        threshold          = var.db_allocated_storage_gb * 1024 * 1024 * 1024 / 10
+        missing_data       = "breaching"
+      }
+    }
+  }
 }
 
-resource "aws_cloudwatch_metric_alarm" "node_in_service" {
-  for_each = var.node_asg_names
+module "alarms" {
+  source   = "../metric_alarms"
+  for_each = local.alarms
 
-  alarm_name          = "${var.name}-node-${each.key}-in-service"
-  alarm_description   = "Node ${each.key} has no instance in service."
-  namespace           = "AWS/AutoScaling"
-  metric_name         = "GroupInServiceInstances"
-  dimensions          = { AutoScalingGroupName = each.value }
-  statistic           = "Minimum"
-  period              = 60
-  evaluation_periods  = 5
-  comparison_operator = "LessThanThreshold"
-  threshold           = 1
-  treat_missing_data  = "breaching"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-  tags                = var.tags
+  alarms  = each.value
+  actions = local.actions
+  tags    = var.tags
 }
+
+# --- Healthy nodes against the threshold --------------------------------------------------
 
 # cohort_node_healthy{node} (coordinator/src/metrics.rs) is 1 while the coordinator considers
 # the node eligible for quorums. Every coordinator publishes it; a node counts as healthy when
@@ -161,76 +210,4 @@ resource "aws_cloudwatch_metric_alarm" "healthy_nodes" {
       error_message = "threshold must be between 1 and the number of nodes."
     }
   }
-}
-
-# --- Coordinators -----------------------------------------------------------------------------
-
-resource "aws_cloudwatch_metric_alarm" "coordinators_in_service" {
-  alarm_name          = "${var.name}-coordinators-in-service"
-  alarm_description   = "Fewer coordinators in service than the ${var.coordinator_count} wanted."
-  namespace           = "AWS/AutoScaling"
-  metric_name         = "GroupInServiceInstances"
-  dimensions          = { AutoScalingGroupName = var.coordinator_asg_name }
-  statistic           = "Minimum"
-  period              = 60
-  evaluation_periods  = 5
-  comparison_operator = "LessThanThreshold"
-  threshold           = var.coordinator_count
-  treat_missing_data  = "breaching"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-  tags                = var.tags
-}
-
-resource "aws_cloudwatch_metric_alarm" "coordinator_unhealthy_hosts" {
-  alarm_name          = "${var.name}-coordinator-unhealthy-hosts"
-  alarm_description   = "A coordinator fails /readyz: it is down, the cluster awaits genesis, or fewer than two nodes are healthy."
-  namespace           = "AWS/ApplicationELB"
-  metric_name         = "UnHealthyHostCount"
-  dimensions          = { LoadBalancer = var.load_balancer_arn_suffix, TargetGroup = var.target_group_arn_suffix }
-  statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 3
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-  tags                = var.tags
-}
-
-# --- Database ---------------------------------------------------------------------------------
-
-resource "aws_cloudwatch_metric_alarm" "db_cpu" {
-  alarm_name          = "${var.name}-database-cpu"
-  alarm_description   = "The coordinators' database CPU has been above 80% for 15 minutes."
-  namespace           = "AWS/RDS"
-  metric_name         = "CPUUtilization"
-  dimensions          = { DBInstanceIdentifier = var.db_instance_identifier }
-  statistic           = "Average"
-  period              = 300
-  evaluation_periods  = 3
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 80
-  treat_missing_data  = "breaching"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-  tags                = var.tags
-}
-
-resource "aws_cloudwatch_metric_alarm" "db_free_storage" {
-  alarm_name          = "${var.name}-database-free-storage"
-  alarm_description   = "The coordinators' database has less than 10% of its allocated storage free."
-  namespace           = "AWS/RDS"
-  metric_name         = "FreeStorageSpace"
-  dimensions          = { DBInstanceIdentifier = var.db_instance_identifier }
-  statistic           = "Minimum"
-  period              = 300
-  evaluation_periods  = 2
-  comparison_operator = "LessThanThreshold"
-  threshold           = var.db_allocated_storage_gb * 1024 * 1024 * 1024 / 10
-  treat_missing_data  = "breaching"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-  tags                = var.tags
 }

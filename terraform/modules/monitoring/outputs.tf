@@ -6,14 +6,7 @@ output "alarm_topic_arn" {
 output "alarm_names" {
   description = "Every alarm this module made."
   value = concat(
-    [for a in aws_cloudwatch_metric_alarm.node_status_check : a.alarm_name],
-    [for a in aws_cloudwatch_metric_alarm.node_in_service : a.alarm_name],
-    [
-      aws_cloudwatch_metric_alarm.healthy_nodes.alarm_name,
-      aws_cloudwatch_metric_alarm.coordinators_in_service.alarm_name,
-      aws_cloudwatch_metric_alarm.coordinator_unhealthy_hosts.alarm_name,
-      aws_cloudwatch_metric_alarm.db_cpu.alarm_name,
-      aws_cloudwatch_metric_alarm.db_free_storage.alarm_name,
-    ],
+    flatten([for group in module.alarms : values(group.alarm_names)]),
+    [aws_cloudwatch_metric_alarm.healthy_nodes.alarm_name],
   )
 }

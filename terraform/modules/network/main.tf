@@ -2,18 +2,18 @@
 # application subnet (parent instances, coordinators, interface endpoints) and a database subnet.
 # Parents reach KMS, STS, S3, CloudWatch and SSM through VPC endpoints, never the internet.
 
-data "aws_region" "current" {}
-data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
+module "account" {
+  source = "../account"
+}
 
 locals {
-  region = data.aws_region.current.name
+  region = module.account.region
   # Subnet numbers inside the VPC range (/24s at a /16): tier offset + AZ index.
   tiers    = { public = 0, app = 16, data = 32 }
   az_index = { for i, az in var.azs : az => i }
   newbits  = 24 - tonumber(split("/", var.vpc_cidr)[1])
 
-  log_group_arn_prefix = "arn:${data.aws_partition.current.partition}:logs:${local.region}:${data.aws_caller_identity.current.account_id}:log-group:"
+  log_group_arn_prefix = "arn:${module.account.partition}:logs:${local.region}:${module.account.account_id}:log-group:"
 }
 
 resource "aws_vpc" "this" {
@@ -165,79 +165,52 @@ resource "aws_vpc_endpoint" "interface" {
 
 # One customer-managed key for the cluster's CloudWatch log groups (flow logs, node and
 # coordinator logs).
-resource "aws_kms_key" "logs" {
-  description         = "${var.name}: CloudWatch Logs encryption"
-  enable_key_rotation = true
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "AccountAdministration"
-        Effect    = "Allow"
-        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-      {
-        Sid       = "CloudWatchLogs"
-        Effect    = "Allow"
-        Principal = { Service = "logs.${local.region}.amazonaws.com" }
-        Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-        Resource  = "*"
-        Condition = {
-          ArnLike = {
-            "kms:EncryptionContext:aws:logs:arn" = [
-              "${local.log_group_arn_prefix}/${var.name}/*",
-              "${local.log_group_arn_prefix}aws-waf-logs-${var.name}*",
-            ]
-          }
-        }
-      },
-    ]
-  })
+module "logs_key" {
+  source = "../kms_key"
 
-  tags = merge(var.tags, { Name = "${var.name}-logs" })
-}
-
-resource "aws_kms_alias" "logs" {
-  name          = "alias/${var.name}-logs"
-  target_key_id = aws_kms_key.logs.key_id
+  name             = "${var.name}-logs"
+  description      = "${var.name}: CloudWatch Logs encryption"
+  account_root_arn = module.account.account_root
+  statements = [{
+    Sid       = "CloudWatchLogs"
+    Effect    = "Allow"
+    Principal = { Service = "logs.${local.region}.amazonaws.com" }
+    Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+    Resource  = "*"
+    Condition = {
+      ArnLike = {
+        "kms:EncryptionContext:aws:logs:arn" = [
+          "${local.log_group_arn_prefix}/${var.name}/*",
+          "${local.log_group_arn_prefix}aws-waf-logs-${var.name}*",
+        ]
+      }
+    }
+  }]
+  tags = var.tags
 }
 
 resource "aws_cloudwatch_log_group" "flow_logs" {
   name              = "/${var.name}/vpc-flow-logs"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.logs.arn
+  kms_key_id        = module.logs_key.arn
   tags              = var.tags
 }
 
-resource "aws_iam_role" "flow_logs" {
-  name = "${var.name}-vpc-flow-logs"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "vpc-flow-logs.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-      Condition = {
-        StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
-      }
-    }]
-  })
-  tags = var.tags
-}
+module "flow_logs_role" {
+  source = "../service_role"
 
-resource "aws_iam_role_policy" "flow_logs" {
-  name = "write-flow-logs"
-  role = aws_iam_role.flow_logs.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect   = "Allow"
-      Action   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
-      Resource = ["${aws_cloudwatch_log_group.flow_logs.arn}:*"]
-    }]
-  })
+  name    = "${var.name}-vpc-flow-logs"
+  service = "vpc-flow-logs.amazonaws.com"
+  assume_role_condition = {
+    StringEquals = { "aws:SourceAccount" = module.account.account_id }
+  }
+  policy_name = "write-flow-logs"
+  statements = [{
+    Effect   = "Allow"
+    Action   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    Resource = ["${aws_cloudwatch_log_group.flow_logs.arn}:*"]
+  }]
+  tags = var.tags
 }
 
 resource "aws_flow_log" "this" {
@@ -245,7 +218,7 @@ resource "aws_flow_log" "this" {
   traffic_type         = "ALL"
   log_destination_type = "cloud-watch-logs"
   log_destination      = aws_cloudwatch_log_group.flow_logs.arn
-  iam_role_arn         = aws_iam_role.flow_logs.arn
+  iam_role_arn         = module.flow_logs_role.arn
 
   tags = merge(var.tags, { Name = var.name })
 }

@@ -35,18 +35,12 @@ output "data_subnet_ids" {
 
 output "security_group_ids" {
   description = "Security group of each tier."
-  value = {
-    load_balancer = aws_security_group.load_balancer.id
-    coordinator   = aws_security_group.coordinator.id
-    node          = aws_security_group.node.id
-    database      = aws_security_group.database.id
-    endpoints     = aws_security_group.endpoints.id
-  }
+  value       = local.groups
 }
 
 output "logs_kms_key_arn" {
   description = "KMS key for the cluster's CloudWatch log groups (named /NAME/... or aws-waf-logs-NAME...)."
-  value       = aws_kms_key.logs.arn
+  value       = module.logs_key.arn
 }
 
 output "flow_log_group_name" {

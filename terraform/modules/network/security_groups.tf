@@ -13,36 +13,25 @@ locals {
   s3_prefix_list = aws_vpc_endpoint.s3.prefix_list_id
 }
 
-resource "aws_security_group" "load_balancer" {
-  # checkov:skip=CKV2_AWS_5: attached outside this module (coordinator module: the client API load balancer); checkov does not follow module outputs into other modules.
-  name        = "${var.name}-client-api-lb"
-  description = "Client API load balancer: HTTPS from client_cidrs, to coordinators"
-  vpc_id      = aws_vpc.this.id
-  tags        = merge(var.tags, { Name = "${var.name}-client-api-lb" })
+# One group per tier: its name after the cluster's, and what it is for. These four are attached
+# outside this module; the endpoints' group (below) in it.
+locals {
+  security_groups = {
+    load_balancer = { name = "client-api-lb", description = "Client API load balancer: HTTPS from client_cidrs, to coordinators" }
+    coordinator   = { name = "coordinator", description = "Coordinators: client API from the load balancer; to proxies, database, endpoints" }
+    node          = { name = "node", description = "Parent instances: proxy API from coordinators; to endpoints and S3 only" }
+    database      = { name = "database", description = "PostgreSQL: from coordinators only, no egress" }
+  }
 }
 
-resource "aws_security_group" "coordinator" {
-  # checkov:skip=CKV2_AWS_5: attached outside this module (coordinator module: the coordinators' launch template); checkov does not follow module outputs into other modules.
-  name        = "${var.name}-coordinator"
-  description = "Coordinators: client API from the load balancer; to proxies, database, endpoints"
-  vpc_id      = aws_vpc.this.id
-  tags        = merge(var.tags, { Name = "${var.name}-coordinator" })
-}
+resource "aws_security_group" "this" {
+  # checkov:skip=CKV2_AWS_5: attached outside this module: the load balancer's, the coordinators' and the database's in the coordinator module (load balancer, launch template, RDS instance), the nodes' on each node's fixed network interface; checkov does not follow module outputs into other modules.
+  for_each = local.security_groups
 
-resource "aws_security_group" "node" {
-  # checkov:skip=CKV2_AWS_5: attached outside this module (node module: each node's fixed network interface); checkov does not follow module outputs into other modules.
-  name        = "${var.name}-node"
-  description = "Parent instances: proxy API from coordinators; to endpoints and S3 only"
+  name        = "${var.name}-${each.value.name}"
+  description = each.value.description
   vpc_id      = aws_vpc.this.id
-  tags        = merge(var.tags, { Name = "${var.name}-node" })
-}
-
-resource "aws_security_group" "database" {
-  # checkov:skip=CKV2_AWS_5: attached outside this module (coordinator module: the RDS instance); checkov does not follow module outputs into other modules.
-  name        = "${var.name}-database"
-  description = "PostgreSQL: from coordinators only, no egress"
-  vpc_id      = aws_vpc.this.id
-  tags        = merge(var.tags, { Name = "${var.name}-database" })
+  tags        = merge(var.tags, { Name = "${var.name}-${each.value.name}" })
 }
 
 resource "aws_security_group" "endpoints" {
@@ -52,138 +41,130 @@ resource "aws_security_group" "endpoints" {
   tags        = merge(var.tags, { Name = "${var.name}-vpc-endpoints" })
 }
 
-# --- Load balancer ----------------------------------------------------------------------------
+# --- Rules -----------------------------------------------------------------------------------
 
-resource "aws_vpc_security_group_ingress_rule" "lb_from_clients" {
-  for_each = toset(var.client_cidrs)
+locals {
+  # The groups above, by tier.
+  groups = merge(
+    { for tier, g in aws_security_group.this : tier => g.id },
+    { endpoints = aws_security_group.endpoints.id },
+  )
 
-  security_group_id = aws_security_group.load_balancer.id
-  description       = "Client API (HTTPS) from ${each.key}"
-  ip_protocol       = "tcp"
-  from_port         = 443
-  to_port           = 443
-  cidr_ipv4         = each.key
-}
-
-resource "aws_vpc_security_group_egress_rule" "lb_to_coordinator" {
-  security_group_id            = aws_security_group.load_balancer.id
-  description                  = "Forward to the coordinators' API"
-  ip_protocol                  = "tcp"
-  from_port                    = var.coordinator_port
-  to_port                      = var.coordinator_port
-  referenced_security_group_id = aws_security_group.coordinator.id
-}
-
-# --- Coordinators -----------------------------------------------------------------------------
-
-resource "aws_vpc_security_group_ingress_rule" "coordinator_from_lb" {
-  security_group_id            = aws_security_group.coordinator.id
-  description                  = "Client API and health checks from the load balancer"
-  ip_protocol                  = "tcp"
-  from_port                    = var.coordinator_port
-  to_port                      = var.coordinator_port
-  referenced_security_group_id = aws_security_group.load_balancer.id
-}
-
-resource "aws_vpc_security_group_egress_rule" "coordinator_to_node" {
-  security_group_id            = aws_security_group.coordinator.id
-  description                  = "Parent proxies' HTTP API"
-  ip_protocol                  = "tcp"
-  from_port                    = var.proxy_port
-  to_port                      = var.proxy_port
-  referenced_security_group_id = aws_security_group.node.id
-}
-
-resource "aws_vpc_security_group_egress_rule" "coordinator_to_database" {
-  security_group_id            = aws_security_group.coordinator.id
-  description                  = "PostgreSQL"
-  ip_protocol                  = "tcp"
-  from_port                    = 5432
-  to_port                      = 5432
-  referenced_security_group_id = aws_security_group.database.id
-}
-
-resource "aws_vpc_security_group_egress_rule" "coordinator_to_endpoints" {
-  security_group_id            = aws_security_group.coordinator.id
-  description                  = "AWS APIs through the interface endpoints"
-  ip_protocol                  = "tcp"
-  from_port                    = 443
-  to_port                      = 443
-  referenced_security_group_id = aws_security_group.endpoints.id
-}
-
-resource "aws_vpc_security_group_egress_rule" "coordinator_to_s3" {
-  security_group_id = aws_security_group.coordinator.id
-  description       = "S3 (artifacts, packages) through the gateway endpoint"
-  ip_protocol       = "tcp"
-  from_port         = 443
-  to_port           = 443
-  prefix_list_id    = local.s3_prefix_list
-}
-
-resource "aws_vpc_security_group_egress_rule" "coordinator_to_rpc" {
-  for_each = toset(var.coordinator_egress_cidrs)
-
-  security_group_id = aws_security_group.coordinator.id
-  description       = "Chain JSON-RPC (HTTPS) at ${each.key} through NAT"
-  ip_protocol       = "tcp"
-  from_port         = 443
-  to_port           = 443
-  cidr_ipv4         = each.key
-}
-
-# --- Parent instances -------------------------------------------------------------------------
-
-resource "aws_vpc_security_group_ingress_rule" "node_from_coordinator" {
-  security_group_id            = aws_security_group.node.id
-  description                  = "Proxy HTTP API from the coordinators"
-  ip_protocol                  = "tcp"
-  from_port                    = var.proxy_port
-  to_port                      = var.proxy_port
-  referenced_security_group_id = aws_security_group.coordinator.id
-}
-
-resource "aws_vpc_security_group_egress_rule" "node_to_endpoints" {
-  security_group_id            = aws_security_group.node.id
-  description                  = "KMS, STS, CloudWatch, SSM through the interface endpoints"
-  ip_protocol                  = "tcp"
-  from_port                    = 443
-  to_port                      = 443
-  referenced_security_group_id = aws_security_group.endpoints.id
-}
-
-resource "aws_vpc_security_group_egress_rule" "node_to_s3" {
-  security_group_id = aws_security_group.node.id
-  description       = "S3 (EIF, proxy binary, sealed blobs, packages) through the gateway endpoint"
-  ip_protocol       = "tcp"
-  from_port         = 443
-  to_port           = 443
-  prefix_list_id    = local.s3_prefix_list
-}
-
-# --- Database ---------------------------------------------------------------------------------
-
-resource "aws_vpc_security_group_ingress_rule" "database_from_coordinator" {
-  security_group_id            = aws_security_group.database.id
-  description                  = "PostgreSQL from the coordinators"
-  ip_protocol                  = "tcp"
-  from_port                    = 5432
-  to_port                      = 5432
-  referenced_security_group_id = aws_security_group.coordinator.id
-}
-
-# --- Interface endpoints ----------------------------------------------------------------------
-
-resource "aws_vpc_security_group_ingress_rule" "endpoints_from_tiers" {
-  for_each = {
-    node        = aws_security_group.node.id
-    coordinator = aws_security_group.coordinator.id
+  # Every permitted flow, once. `from` and `to` are a tier (a group above), "s3" (the S3 gateway
+  # endpoint's prefix list) or a CIDR. A flow between two tiers is an egress rule on `from` and
+  # an ingress rule on `to`; a flow with one end outside the tiers is the rule on the tier's side
+  # only. `egress` and `ingress` are the rules' descriptions.
+  flows = {
+    lb_to_coordinator = {
+      from    = "load_balancer"
+      to      = "coordinator"
+      port    = var.coordinator_port
+      egress  = "Forward to the coordinators' API"
+      ingress = "Client API and health checks from the load balancer"
+    }
+    coordinator_to_node = {
+      from    = "coordinator"
+      to      = "node"
+      port    = var.proxy_port
+      egress  = "Parent proxies' HTTP API"
+      ingress = "Proxy HTTP API from the coordinators"
+    }
+    coordinator_to_database = {
+      from    = "coordinator"
+      to      = "database"
+      port    = 5432
+      egress  = "PostgreSQL"
+      ingress = "PostgreSQL from the coordinators"
+    }
+    coordinator_to_endpoints = {
+      from    = "coordinator"
+      to      = "endpoints"
+      port    = 443
+      egress  = "AWS APIs through the interface endpoints"
+      ingress = "HTTPS from the coordinator tier"
+    }
+    node_to_endpoints = {
+      from    = "node"
+      to      = "endpoints"
+      port    = 443
+      egress  = "KMS, STS, CloudWatch, SSM through the interface endpoints"
+      ingress = "HTTPS from the node tier"
+    }
+    coordinator_to_s3 = {
+      from    = "coordinator"
+      to      = "s3"
+      port    = 443
+      egress  = "S3 (artifacts, packages) through the gateway endpoint"
+      ingress = null
+    }
+    node_to_s3 = {
+      from    = "node"
+      to      = "s3"
+      port    = 443
+      egress  = "S3 (EIF, proxy binary, sealed blobs, packages) through the gateway endpoint"
+      ingress = null
+    }
   }
 
-  security_group_id            = aws_security_group.endpoints.id
-  description                  = "HTTPS from the ${each.key} tier"
+  # Flows to or from CIDRs, keyed by the CIDR (one map per direction: a CIDR may be in both).
+  client_flows = {
+    for cidr in var.client_cidrs : cidr => {
+      from    = cidr
+      to      = "load_balancer"
+      port    = 443
+      egress  = null
+      ingress = "Client API (HTTPS) from ${cidr}"
+    }
+  }
+  rpc_flows = {
+    for cidr in var.coordinator_egress_cidrs : cidr => {
+      from    = "coordinator"
+      to      = cidr
+      port    = 443
+      ingress = null
+      egress  = "Chain JSON-RPC (HTTPS) at ${cidr} through NAT"
+    }
+  }
+
+  # The rules, as the two resources below take them: the tier's group, and the other end as a
+  # group, the prefix list or a CIDR (exactly one of them).
+  rules = {
+    for direction, flows in {
+      egress  = merge({ for k, f in local.flows : k => f if contains(keys(local.groups), f.from) }, local.rpc_flows)
+      ingress = merge({ for k, f in local.flows : k => f if contains(keys(local.groups), f.to) }, local.client_flows)
+      } : direction => {
+      for k, f in flows : k => {
+        group       = local.groups[direction == "egress" ? f.from : f.to]
+        peer        = direction == "egress" ? f.to : f.from
+        description = f[direction]
+        port        = f.port
+      }
+    }
+  }
+}
+
+resource "aws_vpc_security_group_egress_rule" "this" {
+  for_each = local.rules.egress
+
+  security_group_id            = each.value.group
+  description                  = each.value.description
   ip_protocol                  = "tcp"
-  from_port                    = 443
-  to_port                      = 443
-  referenced_security_group_id = each.value
+  from_port                    = each.value.port
+  to_port                      = each.value.port
+  referenced_security_group_id = lookup(local.groups, each.value.peer, null)
+  prefix_list_id               = each.value.peer == "s3" ? local.s3_prefix_list : null
+  cidr_ipv4                    = can(cidrhost(each.value.peer, 0)) ? each.value.peer : null
+}
+
+resource "aws_vpc_security_group_ingress_rule" "this" {
+  for_each = local.rules.ingress
+
+  security_group_id            = each.value.group
+  description                  = each.value.description
+  ip_protocol                  = "tcp"
+  from_port                    = each.value.port
+  to_port                      = each.value.port
+  referenced_security_group_id = lookup(local.groups, each.value.peer, null)
+  prefix_list_id               = each.value.peer == "s3" ? local.s3_prefix_list : null
+  cidr_ipv4                    = can(cidrhost(each.value.peer, 0)) ? each.value.peer : null
 }

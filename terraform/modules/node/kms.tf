@@ -12,7 +12,8 @@
 # * DenyReEncrypt: ReEncrypt* (which takes no Recipient) is denied to everyone.
 #
 # There is deliberately no statement for the account root: IAM policies cannot widen access to
-# this key.
+# this key. The key, its alias and the KeyAdministration statement are those of ../kms_key, as
+# for the cluster's other keys.
 
 module "measurements" {
   source = "../measurements"
@@ -21,69 +22,49 @@ module "measurements" {
 
 locals {
   images = module.measurements.images
-
-  key_policy = {
-    Version = "2012-10-17"
-    Id      = "cohort-node-${var.node_index}"
-    Statement = concat(
-      [{
-        Sid       = "KeyAdministration"
-        Effect    = "Allow"
-        Principal = { AWS = var.admin_principal_arn }
-        Action = [
-          "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*",
-          "kms:Update*", "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*",
-          "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion",
-          "kms:CancelKeyDeletion",
-        ]
-        Resource = "*"
-      }],
-      [
-        for n, image in local.images : {
-          Sid       = length(local.images) == 1 ? "EnclaveUse" : "EnclaveUseImage${n}"
-          Effect    = "Allow"
-          Principal = { AWS = aws_iam_role.parent.arn }
-          Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
-          Resource  = "*"
-          Condition = {
-            StringEqualsIgnoreCase = merge(
-              { for pcr, value in image : "kms:RecipientAttestation:${pcr}" => value },
-              { "kms:RecipientAttestation:ImageSha384" = image.PCR0 },
-            )
-          }
-        }
-      ],
-      [
-        {
-          Sid       = "DenyWithoutAttestation"
-          Effect    = "Deny"
-          Principal = { AWS = "*" }
-          Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
-          Resource  = "*"
-          Condition = { Null = { "kms:RecipientAttestation:ImageSha384" = "true" } }
-        },
-        {
-          Sid       = "DenyReEncrypt"
-          Effect    = "Deny"
-          Principal = { AWS = "*" }
-          Action    = "kms:ReEncrypt*"
-          Resource  = "*"
-        },
-      ],
-    )
-  }
 }
 
-resource "aws_kms_key" "node" {
+module "key" {
+  source = "../kms_key"
+
+  name                    = "${var.name}-node-${var.node_index}"
   description             = "${var.name} node ${var.node_index}: enclave sealing key (attestation-gated)"
-  enable_key_rotation     = true
+  policy_id               = "cohort-node-${var.node_index}"
+  admin_principal_arn     = var.admin_principal_arn
   deletion_window_in_days = 30
-  policy                  = jsonencode(local.key_policy)
-
-  tags = merge(var.tags, { Name = "${var.name}-node-${var.node_index}" })
-}
-
-resource "aws_kms_alias" "node" {
-  name          = "alias/${var.name}-node-${var.node_index}"
-  target_key_id = aws_kms_key.node.key_id
+  statements = concat(
+    [
+      for n, image in local.images : {
+        Sid       = length(local.images) == 1 ? "EnclaveUse" : "EnclaveUseImage${n}"
+        Effect    = "Allow"
+        Principal = { AWS = module.role.arn }
+        Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
+        Resource  = "*"
+        Condition = {
+          StringEqualsIgnoreCase = merge(
+            { for pcr, value in image : "kms:RecipientAttestation:${pcr}" => value },
+            { "kms:RecipientAttestation:ImageSha384" = image.PCR0 },
+          )
+        }
+      }
+    ],
+    [
+      {
+        Sid       = "DenyWithoutAttestation"
+        Effect    = "Deny"
+        Principal = { AWS = "*" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        Resource  = "*"
+        Condition = { Null = { "kms:RecipientAttestation:ImageSha384" = "true" } }
+      },
+      {
+        Sid       = "DenyReEncrypt"
+        Effect    = "Deny"
+        Principal = { AWS = "*" }
+        Action    = "kms:ReEncrypt*"
+        Resource  = "*"
+      },
+    ],
+  )
+  tags = var.tags
 }

@@ -2,10 +2,6 @@
 # exactly one, always launched onto the same network interface, so the proxy's private IP (the
 # coordinators' --proxy URL) survives every instance replacement.
 
-data "aws_ssm_parameter" "ami" {
-  name = var.ami_ssm_parameter
-}
-
 # The node's fixed address. The launch template attaches it as the primary interface
 # (delete_on_termination = false), so it outlives instances. It pins the node to one subnet and
 # so one availability zone.
@@ -27,181 +23,77 @@ resource "aws_cloudwatch_log_group" "node" {
 locals {
   template_vars = {
     node               = var.node_index
-    region             = local.region
+    region             = module.account.region
     cpu_count          = var.enclave_cpu_count
     memory_mib         = var.enclave_memory_mib
     proxy_port         = var.proxy_port
     blob_bucket        = var.blob_bucket_name
-    kms_key_arn        = aws_kms_key.node.arn
+    kms_key_arn        = module.key.arn
     measurements_paths = module.measurements.paths
-  }
-
-  cloudwatch_agent = {
-    logs = {
-      logs_collected = {
-        files = {
-          collect_list = [{
-            file_path       = "/var/log/cohort/parent-proxy.log"
-            log_group_name  = aws_cloudwatch_log_group.node.name
-            log_stream_name = "{instance_id}/parent-proxy"
-          }]
-        }
-      }
-    }
-    metrics = {
-      namespace         = var.metrics_namespace
-      append_dimensions = { InstanceId = "$${aws:InstanceId}" }
-      metrics_collected = {
-        mem  = { measurement = ["mem_used_percent"] }
-        disk = { measurement = ["used_percent"], resources = ["/"] }
-      }
-    }
-  }
-
-  # Files written by cloud-init (before it installs packages: configuration that a package also
-  # ships is written under /etc/cohort and installed in place by runcmd). The units and the
-  # allocator configuration are templates in files/ so an operator can read exactly what runs.
-  files = concat(
-    [
-      for i, doc in module.measurements.documents : {
-        path        = module.measurements.paths[i]
-        permissions = "0644"
-        content     = doc
-      }
-    ],
-    [
-      { path = "/etc/cohort/allocator.yaml", permissions = "0644", content = templatefile("${path.module}/files/allocator.yaml.tftpl", local.template_vars) },
-      { path = "/usr/local/libexec/cohort/run-enclave", permissions = "0755", content = templatefile("${path.module}/files/run-enclave.sh.tftpl", local.template_vars) },
-      { path = "/etc/systemd/system/cohort-enclave.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-enclave.service.tftpl", local.template_vars) },
-      { path = "/etc/systemd/system/cohort-parent-proxy.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-parent-proxy.service.tftpl", local.template_vars) },
-      { path = "/etc/systemd/system/cohort-blob-sync.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-blob-sync.service.tftpl", local.template_vars) },
-      { path = "/etc/systemd/system/cohort-blob-sync.path", permissions = "0644", content = file("${path.module}/files/cohort-blob-sync.path") },
-      { path = "/etc/systemd/system/cohort-blob-sync.timer", permissions = "0644", content = file("${path.module}/files/cohort-blob-sync.timer") },
-      { path = "/etc/logrotate.d/cohort", permissions = "0644", content = file("${path.module}/files/logrotate.conf") },
-      { path = "/etc/cohort/cloudwatch-agent.json", permissions = "0644", content = jsonencode(local.cloudwatch_agent) },
-    ],
-  )
-
-  user_data = "#cloud-config\n${yamlencode({
-    packages    = ["aws-nitro-enclaves-cli", "jq", "amazon-cloudwatch-agent", "logrotate"]
-    write_files = local.files
-    runcmd = [
-      ["useradd", "--system", "--no-create-home", "--shell", "/sbin/nologin", "cohort"],
-      ["mkdir", "-p", "/opt/cohort"],
-      ["aws", "s3", "cp", "--region", local.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.eif_key}", "/opt/cohort/cohort.eif"],
-      ["aws", "s3", "cp", "--region", local.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.proxy_binary_key}", "/usr/local/bin/cohort-parent-proxy"],
-      ["chmod", "0755", "/usr/local/bin/cohort-parent-proxy"],
-      ["install", "-m", "0644", "/etc/cohort/allocator.yaml", "/etc/nitro_enclaves/allocator.yaml"],
-      ["/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl", "-a", "fetch-config", "-m", "ec2", "-s", "-c", "file:/etc/cohort/cloudwatch-agent.json"],
-      ["systemctl", "daemon-reload"],
-      ["systemctl", "enable", "--now", "nitro-enclaves-allocator.service"],
-      ["systemctl", "enable", "--now", "cohort-enclave.service", "cohort-parent-proxy.service"],
-      ["systemctl", "enable", "--now", "cohort-blob-sync.path", "cohort-blob-sync.timer"],
-    ]
-  })}"
-}
-
-resource "aws_launch_template" "node" {
-  name                   = "${var.name}-node-${var.node_index}"
-  description            = "${var.name} node ${var.node_index}: Nitro Enclaves parent"
-  image_id               = data.aws_ssm_parameter.ami.insecure_value
-  instance_type          = var.instance_type
-  ebs_optimized          = true
-  update_default_version = true
-  user_data              = base64encode(local.user_data)
-
-  iam_instance_profile {
-    arn = aws_iam_instance_profile.parent.arn
-  }
-
-  enclave_options {
-    enabled = true
-  }
-
-  metadata_options {
-    http_endpoint               = "enabled"
-    http_tokens                 = "required"
-    http_put_response_hop_limit = 1
-    instance_metadata_tags      = "disabled"
-  }
-
-  monitoring {
-    enabled = true
-  }
-
-  # The node's fixed interface as the primary one; it carries the security group.
-  network_interfaces {
-    device_index          = 0
-    network_interface_id  = aws_network_interface.proxy.id
-    delete_on_termination = false
-  }
-
-  block_device_mappings {
-    device_name = "/dev/xvda"
-    ebs {
-      volume_size           = var.root_volume_gb
-      volume_type           = "gp3"
-      encrypted             = true
-      delete_on_termination = true
-    }
-  }
-
-  tag_specifications {
-    resource_type = "instance"
-    tags          = merge(var.tags, { Name = "${var.name}-node-${var.node_index}", CohortNode = tostring(var.node_index) })
-  }
-
-  tag_specifications {
-    resource_type = "volume"
-    tags          = merge(var.tags, { Name = "${var.name}-node-${var.node_index}" })
-  }
-
-  tags = var.tags
-
-  lifecycle {
-    precondition {
-      condition     = length(local.user_data) < 16384
-      error_message = "The node's cloud-init user data exceeds EC2's 16 KiB limit."
-    }
   }
 }
 
 # Self-healing: an instance that fails its EC2 status checks is terminated and replaced onto the
 # same interface. The group never runs two instances (the interface can be attached to only one),
 # so replacements terminate first (min_healthy_percentage = 0).
-resource "aws_autoscaling_group" "node" {
-  name                      = "${var.name}-node-${var.node_index}"
-  min_size                  = 1
-  max_size                  = 1
-  desired_capacity          = 1
-  vpc_zone_identifier       = [var.subnet_id]
-  health_check_type         = "EC2"
-  health_check_grace_period = 600
-  enabled_metrics           = ["GroupInServiceInstances", "GroupDesiredCapacity", "GroupTotalInstances"]
-  metrics_granularity       = "1Minute"
+module "group" {
+  source = "../instance_group"
 
-  launch_template {
-    id      = aws_launch_template.node.id
-    version = aws_launch_template.node.latest_version
-  }
+  name                 = "${var.name}-node-${var.node_index}"
+  kind                 = "node"
+  description          = "${var.name} node ${var.node_index}: Nitro Enclaves parent"
+  ami_ssm_parameter    = var.ami_ssm_parameter
+  instance_type        = var.instance_type
+  instance_profile_arn = module.role.instance_profile_arn
+  network_interface_id = aws_network_interface.proxy.id
+  enclave              = true
+  root_volume_gb       = var.root_volume_gb
+  instance_tags        = { CohortNode = tostring(var.node_index) }
 
-  instance_maintenance_policy {
-    min_healthy_percentage = 0
-    max_healthy_percentage = 100
-  }
-
-  dynamic "tag" {
-    for_each = merge(var.tags, { Name = "${var.name}-node-${var.node_index}" })
-    content {
-      key                 = tag.key
-      value               = tag.value
-      propagate_at_launch = true
+  # The units and the allocator configuration are templates in files/ so an operator can read
+  # exactly what runs. Configuration that a package also ships is written under /etc/cohort
+  # (cloud-init writes files before it installs packages) and installed in place.
+  packages     = ["aws-nitro-enclaves-cli"]
+  measurements = module.measurements
+  files = [
+    { path = "/etc/cohort/allocator.yaml", permissions = "0644", content = templatefile("${path.module}/files/allocator.yaml.tftpl", local.template_vars) },
+    { path = "/usr/local/libexec/cohort/run-enclave", permissions = "0755", content = templatefile("${path.module}/files/run-enclave.sh.tftpl", local.template_vars) },
+    { path = "/etc/systemd/system/cohort-enclave.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-enclave.service.tftpl", local.template_vars) },
+    { path = "/etc/systemd/system/cohort-parent-proxy.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-parent-proxy.service.tftpl", local.template_vars) },
+    { path = "/etc/systemd/system/cohort-blob-sync.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-blob-sync.service.tftpl", local.template_vars) },
+    { path = "/etc/systemd/system/cohort-blob-sync.path", permissions = "0644", content = file("${path.module}/files/cohort-blob-sync.path") },
+    { path = "/etc/systemd/system/cohort-blob-sync.timer", permissions = "0644", content = file("${path.module}/files/cohort-blob-sync.timer") },
+  ]
+  agent_logs = {
+    logs_collected = {
+      files = {
+        collect_list = [{
+          file_path       = "/var/log/cohort/parent-proxy.log"
+          log_group_name  = aws_cloudwatch_log_group.node.name
+          log_stream_name = "{instance_id}/parent-proxy"
+        }]
+      }
     }
   }
+  metrics_namespace = var.metrics_namespace
+  install_commands = [
+    ["mkdir", "-p", "/opt/cohort"],
+    ["aws", "s3", "cp", "--region", module.account.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.eif_key}", "/opt/cohort/cohort.eif"],
+    ["aws", "s3", "cp", "--region", module.account.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.proxy_binary_key}", "/usr/local/bin/cohort-parent-proxy"],
+    ["chmod", "0755", "/usr/local/bin/cohort-parent-proxy"],
+    ["install", "-m", "0644", "/etc/cohort/allocator.yaml", "/etc/nitro_enclaves/allocator.yaml"],
+  ]
+  start_commands = [
+    ["systemctl", "enable", "--now", "nitro-enclaves-allocator.service"],
+    ["systemctl", "enable", "--now", "cohort-enclave.service", "cohort-parent-proxy.service"],
+    ["systemctl", "enable", "--now", "cohort-blob-sync.path", "cohort-blob-sync.timer"],
+  ]
 
-  # Operators suspend launches while they move a node after losing an AZ (docs/operator-guide.md,
-  # step 8) and resume them afterwards themselves; an apply in between must not resume them.
-  lifecycle {
-    ignore_changes = [suspended_processes]
-  }
+  min_size                  = 1
+  max_size                  = 1
+  subnet_ids                = [var.subnet_id]
+  health_check_grace_period = 600
+  maintenance_policy        = { min_healthy_percentage = 0, max_healthy_percentage = 100 }
+
+  tags = var.tags
 }

@@ -15,22 +15,22 @@ output "proxy_url" {
 
 output "kms_key_arn" {
   description = "This node's attestation-gated KMS key (the proxy's --kms-key-id)."
-  value       = aws_kms_key.node.arn
+  value       = module.key.arn
 }
 
 output "kms_key_policy" {
   description = "This node's KMS key policy, as JSON (same statements as `cohort kms policy`)."
-  value       = aws_kms_key.node.policy
+  value       = module.key.policy
 }
 
 output "parent_role_arn" {
   description = "IAM role of the parent instance."
-  value       = aws_iam_role.parent.arn
+  value       = module.role.arn
 }
 
 output "autoscaling_group_name" {
   description = "The node's Auto Scaling group (always one instance)."
-  value       = aws_autoscaling_group.node.name
+  value       = module.group.autoscaling_group_name
 }
 
 output "network_interface_id" {

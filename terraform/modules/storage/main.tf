@@ -8,53 +8,26 @@
 # * the access-log bucket: S3 server access logs of the blob bucket and the load balancer's
 #   access logs (both services write only to SSE-S3 buckets).
 
-data "aws_region" "current" {}
-data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
+module "account" {
+  source = "../account"
+}
 
 locals {
-  account_root  = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
-  bucket_prefix = "${var.name}-${data.aws_caller_identity.current.account_id}-${data.aws_region.current.name}"
+  bucket_prefix = "${var.name}-${module.account.account_id}-${module.account.region}"
 }
 
 # --- Storage key ------------------------------------------------------------------------------
 
 # Usable by principals the account's IAM policies allow (each node role: through S3 only, on
 # its own prefix's objects); administered by admin_principal_arn.
-resource "aws_kms_key" "storage" {
+module "storage_key" {
+  source = "../kms_key"
+
+  name                = "${var.name}-blob-storage"
   description         = "${var.name}: SSE-KMS of the sealed-blob bucket"
-  enable_key_rotation = true
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "EnableIamPolicies"
-        Effect    = "Allow"
-        Principal = { AWS = local.account_root }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-      {
-        Sid       = "KeyAdministration"
-        Effect    = "Allow"
-        Principal = { AWS = var.admin_principal_arn }
-        Action = [
-          "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*",
-          "kms:Update*", "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*",
-          "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion",
-          "kms:CancelKeyDeletion",
-        ]
-        Resource = "*"
-      },
-    ]
-  })
-
-  tags = merge(var.tags, { Name = "${var.name}-blob-storage" })
-}
-
-resource "aws_kms_alias" "storage" {
-  name          = "alias/${var.name}-blob-storage"
-  target_key_id = aws_kms_key.storage.key_id
+  account_root_arn    = module.account.account_root
+  admin_principal_arn = var.admin_principal_arn
+  tags                = var.tags
 }
 
 # --- Sealed-blob bucket -----------------------------------------------------------------------
@@ -67,82 +40,21 @@ resource "aws_s3_bucket" "blobs" {
   tags          = merge(var.tags, { Name = "${var.name}-sealed-blobs" })
 }
 
-resource "aws_s3_bucket_versioning" "blobs" {
-  bucket = aws_s3_bucket.blobs.id
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
 resource "aws_s3_bucket_server_side_encryption_configuration" "blobs" {
   bucket = aws_s3_bucket.blobs.id
   rule {
     apply_server_side_encryption_by_default {
       sse_algorithm     = "aws:kms"
-      kms_master_key_id = aws_kms_key.storage.arn
+      kms_master_key_id = module.storage_key.arn
     }
     bucket_key_enabled = true
   }
-}
-
-resource "aws_s3_bucket_public_access_block" "blobs" {
-  bucket                  = aws_s3_bucket.blobs.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_ownership_controls" "blobs" {
-  bucket = aws_s3_bucket.blobs.id
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "blobs" {
-  bucket = aws_s3_bucket.blobs.id
-
-  rule {
-    id     = "noncurrent-versions"
-    status = "Enabled"
-    filter {}
-
-    # A blob overwritten by a reseal (or by a compromised parent) stays recoverable this long.
-    noncurrent_version_expiration {
-      noncurrent_days = var.blob_noncurrent_days
-    }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 7
-    }
-  }
-
-  depends_on = [aws_s3_bucket_versioning.blobs]
 }
 
 resource "aws_s3_bucket_logging" "blobs" {
   bucket        = aws_s3_bucket.blobs.id
   target_bucket = aws_s3_bucket.logs.id
   target_prefix = "s3/sealed-blobs/"
-}
-
-resource "aws_s3_bucket_policy" "blobs" {
-  bucket = aws_s3_bucket.blobs.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "DenyInsecureTransport"
-        Effect    = "Deny"
-        Principal = { AWS = "*" }
-        Action    = "s3:*"
-        Resource  = [aws_s3_bucket.blobs.arn, "${aws_s3_bucket.blobs.arn}/*"]
-        Condition = { Bool = { "aws:SecureTransport" = "false" } }
-      },
-    ]
-  })
-
-  depends_on = [aws_s3_bucket_public_access_block.blobs]
 }
 
 # --- Access-log bucket ------------------------------------------------------------------------
@@ -156,13 +68,6 @@ resource "aws_s3_bucket" "logs" {
   tags          = merge(var.tags, { Name = "${var.name}-access-logs" })
 }
 
-resource "aws_s3_bucket_versioning" "logs" {
-  bucket = aws_s3_bucket.logs.id
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
 resource "aws_s3_bucket_server_side_encryption_configuration" "logs" {
   bucket = aws_s3_bucket.logs.id
   rule {
@@ -172,59 +77,25 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "logs" {
   }
 }
 
-resource "aws_s3_bucket_public_access_block" "logs" {
-  bucket                  = aws_s3_bucket.logs.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
+# --- Both buckets ------------------------------------------------------------------------------
 
-resource "aws_s3_bucket_ownership_controls" "logs" {
-  bucket = aws_s3_bucket.logs.id
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
+# Versioned, never public, owner-enforced (no ACLs), TLS-only, with a lifecycle each. Their
+# encryption differs (SSE-KMS for the blobs, SSE-S3 for the logs), so it stays with each bucket.
+locals {
+  buckets = { blobs = aws_s3_bucket.blobs, logs = aws_s3_bucket.logs }
 
-resource "aws_s3_bucket_lifecycle_configuration" "logs" {
-  bucket = aws_s3_bucket.logs.id
-
-  rule {
-    id     = "expire-logs"
-    status = "Enabled"
-    filter {}
-
-    expiration {
-      days = var.access_log_days
-    }
-    noncurrent_version_expiration {
-      noncurrent_days = 30
-    }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 7
-    }
+  lifecycle_rules = {
+    # A blob overwritten by a reseal (or by a compromised parent) stays recoverable
+    # blob_noncurrent_days.
+    blobs = { rule = "noncurrent-versions", expiration_days = null, noncurrent_days = var.blob_noncurrent_days }
+    logs  = { rule = "expire-logs", expiration_days = var.access_log_days, noncurrent_days = 30 }
   }
 
-  depends_on = [aws_s3_bucket_versioning.logs]
-}
-
-# The load balancer writes under lb/, S3 server access logging under s3/.
-data "aws_elb_service_account" "this" {}
-
-resource "aws_s3_bucket_policy" "logs" {
-  bucket = aws_s3_bucket.logs.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "DenyInsecureTransport"
-        Effect    = "Deny"
-        Principal = { AWS = "*" }
-        Action    = "s3:*"
-        Resource  = [aws_s3_bucket.logs.arn, "${aws_s3_bucket.logs.arn}/*"]
-        Condition = { Bool = { "aws:SecureTransport" = "false" } }
-      },
+  # Besides DenyInsecureTransport: the log bucket accepts the deliveries. The load balancer
+  # writes under lb/, S3 server access logging under s3/.
+  policy_statements = {
+    blobs = []
+    logs = [
       {
         Sid       = "S3ServerAccessLogs"
         Effect    = "Allow"
@@ -232,7 +103,7 @@ resource "aws_s3_bucket_policy" "logs" {
         Action    = "s3:PutObject"
         Resource  = "${aws_s3_bucket.logs.arn}/s3/*"
         Condition = {
-          StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
+          StringEquals = { "aws:SourceAccount" = module.account.account_id }
           ArnLike      = { "aws:SourceArn" = aws_s3_bucket.blobs.arn }
         }
       },
@@ -244,17 +115,94 @@ resource "aws_s3_bucket_policy" "logs" {
         Effect    = "Allow"
         Principal = { AWS = data.aws_elb_service_account.this.arn }
         Action    = "s3:PutObject"
-        Resource  = "${aws_s3_bucket.logs.arn}/lb/AWSLogs/${data.aws_caller_identity.current.account_id}/*"
+        Resource  = "${aws_s3_bucket.logs.arn}/lb/AWSLogs/${module.account.account_id}/*"
       },
       {
         Sid       = "LoadBalancerAccessLogs"
         Effect    = "Allow"
         Principal = { Service = "logdelivery.elasticloadbalancing.amazonaws.com" }
         Action    = "s3:PutObject"
-        Resource  = "${aws_s3_bucket.logs.arn}/lb/AWSLogs/${data.aws_caller_identity.current.account_id}/*"
+        Resource  = "${aws_s3_bucket.logs.arn}/lb/AWSLogs/${module.account.account_id}/*"
       },
     ]
+  }
+}
+
+data "aws_elb_service_account" "this" {}
+
+resource "aws_s3_bucket_versioning" "this" {
+  for_each = local.buckets
+
+  bucket = each.value.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "this" {
+  for_each = local.buckets
+
+  bucket                  = each.value.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "this" {
+  for_each = local.buckets
+
+  bucket = each.value.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "this" {
+  for_each = local.buckets
+
+  bucket = each.value.id
+
+  rule {
+    id     = local.lifecycle_rules[each.key].rule
+    status = "Enabled"
+    filter {}
+
+    dynamic "expiration" {
+      for_each = local.lifecycle_rules[each.key].expiration_days == null ? [] : [local.lifecycle_rules[each.key].expiration_days]
+      content {
+        days = expiration.value
+      }
+    }
+    noncurrent_version_expiration {
+      noncurrent_days = local.lifecycle_rules[each.key].noncurrent_days
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.this]
+}
+
+resource "aws_s3_bucket_policy" "this" {
+  for_each = local.buckets
+
+  bucket = each.value.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = concat(
+      [{
+        Sid       = "DenyInsecureTransport"
+        Effect    = "Deny"
+        Principal = { AWS = "*" }
+        Action    = "s3:*"
+        Resource  = [each.value.arn, "${each.value.arn}/*"]
+        Condition = { Bool = { "aws:SecureTransport" = "false" } }
+      }],
+      local.policy_statements[each.key],
+    )
   })
 
-  depends_on = [aws_s3_bucket_public_access_block.logs]
+  depends_on = [aws_s3_bucket_public_access_block.this]
 }

@@ -10,7 +10,7 @@ output "blob_bucket_arn" {
 
 output "storage_kms_key_arn" {
   description = "KMS key of the sealed-blob bucket's SSE-KMS."
-  value       = aws_kms_key.storage.arn
+  value       = module.storage_key.arn
 }
 
 output "log_bucket_name" {

@@ -1,0 +1,51 @@
+# One customer-managed KMS key with rotation on, its alias (alias/NAME) and its key policy. The
+# policy is, in this order: the account root's kms:* (when account_root_arn is set: IAM policies
+# may then grant use of the key), the administration statement of admin_principal_arn (manage
+# but not use the key; when set), then the caller's own statements.
+
+locals {
+  administration = [
+    "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*",
+    "kms:Update*", "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*",
+    "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+  ]
+
+  policy = merge(
+    { Version = "2012-10-17" },
+    { for k, v in { Id = var.policy_id } : k => v if v != null },
+    {
+      Statement = concat(
+        var.account_root_arn == null ? [] : [{
+          Sid       = "EnableIamPolicies"
+          Effect    = "Allow"
+          Principal = { AWS = var.account_root_arn }
+          Action    = "kms:*"
+          Resource  = "*"
+        }],
+        var.admin_principal_arn == null ? [] : [{
+          Sid       = "KeyAdministration"
+          Effect    = "Allow"
+          Principal = { AWS = var.admin_principal_arn }
+          Action    = local.administration
+          Resource  = "*"
+        }],
+        var.statements,
+      )
+    },
+  )
+}
+
+resource "aws_kms_key" "this" {
+  description             = var.description
+  enable_key_rotation     = true
+  deletion_window_in_days = var.deletion_window_in_days
+  policy                  = jsonencode(local.policy)
+
+  tags = merge(var.tags, { Name = var.name })
+}
+
+resource "aws_kms_alias" "this" {
+  name          = "alias/${var.name}"
+  target_key_id = aws_kms_key.this.key_id
+}

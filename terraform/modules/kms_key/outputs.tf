@@ -1,0 +1,14 @@
+output "arn" {
+  description = "The key's ARN."
+  value       = aws_kms_key.this.arn
+}
+
+output "key_id" {
+  description = "The key's id."
+  value       = aws_kms_key.this.key_id
+}
+
+output "policy" {
+  description = "The key policy, as JSON."
+  value       = aws_kms_key.this.policy
+}

@@ -1,0 +1,4 @@
+output "alarm_names" {
+  description = "The alarms' names, by key."
+  value       = { for k, a in aws_cloudwatch_metric_alarm.this : k => a.alarm_name }
+}

@@ -1,0 +1,70 @@
+# The security-group rules generated from the flows table (security_groups.tf): every expected
+# flow is there, on the right groups and port, and nothing else. Applied against the mocked AWS
+# provider (nothing reaches AWS). Run by scripts/terraform-check.sh.
+
+mock_provider "aws" {
+  source = "../../tests/mocks"
+}
+
+variables {
+  azs                      = ["eu-west-1a", "eu-west-1b"]
+  client_cidrs             = ["203.0.113.0/24", "198.51.100.0/24"]
+  coordinator_egress_cidrs = ["192.0.2.10/32"]
+}
+
+run "rules" {
+  command = apply
+
+  # [direction, the tier's group, the other end (group, S3 prefix list or CIDR), port]
+  assert {
+    condition = {
+      for k, r in merge(
+        { for k, r in aws_vpc_security_group_egress_rule.this : "egress ${k}" => r },
+        { for k, r in aws_vpc_security_group_ingress_rule.this : "ingress ${k}" => r },
+      ) : k => [r.security_group_id, coalesce(r.referenced_security_group_id, r.prefix_list_id, r.cidr_ipv4), r.from_port]
+      } == {
+      "egress lb_to_coordinator"         = [local.groups.load_balancer, local.groups.coordinator, 7000]
+      "ingress lb_to_coordinator"        = [local.groups.coordinator, local.groups.load_balancer, 7000]
+      "egress coordinator_to_node"       = [local.groups.coordinator, local.groups.node, 7070]
+      "ingress coordinator_to_node"      = [local.groups.node, local.groups.coordinator, 7070]
+      "egress coordinator_to_database"   = [local.groups.coordinator, local.groups.database, 5432]
+      "ingress coordinator_to_database"  = [local.groups.database, local.groups.coordinator, 5432]
+      "egress coordinator_to_endpoints"  = [local.groups.coordinator, local.groups.endpoints, 443]
+      "ingress coordinator_to_endpoints" = [local.groups.endpoints, local.groups.coordinator, 443]
+      "egress node_to_endpoints"         = [local.groups.node, local.groups.endpoints, 443]
+      "ingress node_to_endpoints"        = [local.groups.endpoints, local.groups.node, 443]
+      "egress coordinator_to_s3"         = [local.groups.coordinator, aws_vpc_endpoint.s3.prefix_list_id, 443]
+      "egress node_to_s3"                = [local.groups.node, aws_vpc_endpoint.s3.prefix_list_id, 443]
+      "egress 192.0.2.10/32"             = [local.groups.coordinator, "192.0.2.10/32", 443]
+      "ingress 203.0.113.0/24"           = [local.groups.load_balancer, "203.0.113.0/24", 443]
+      "ingress 198.51.100.0/24"          = [local.groups.load_balancer, "198.51.100.0/24", 443]
+    }
+    error_message = "Exactly the expected rules: no flow missing, none more."
+  }
+
+  assert {
+    condition = alltrue([
+      for r in concat(values(aws_vpc_security_group_egress_rule.this), values(aws_vpc_security_group_ingress_rule.this)) :
+      r.ip_protocol == "tcp" && r.to_port == r.from_port && r.description != null &&
+      length(compact([r.referenced_security_group_id, r.prefix_list_id, r.cidr_ipv4])) == 1
+    ])
+    error_message = "Every rule is one TCP port, described, with exactly one other end."
+  }
+}
+
+run "no_outside_ends" {
+  command = apply
+
+  variables {
+    client_cidrs             = []
+    coordinator_egress_cidrs = []
+  }
+
+  assert {
+    condition = alltrue([
+      for r in concat(values(aws_vpc_security_group_egress_rule.this), values(aws_vpc_security_group_ingress_rule.this)) :
+      r.cidr_ipv4 == null
+    ])
+    error_message = "Without client_cidrs and coordinator_egress_cidrs no rule names a CIDR."
+  }
+}

@@ -9,15 +9,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use attestation::sim::SimulatedCa;
 use ed25519_dalek::SigningKey;
 use protocol::peer::PeerEnvelope;
-use protocol::policy::{Approved, CreateKey, Scheme, SignRequest};
-use protocol::session::{FailureCode, Outcome, PeerDocument, SessionKind};
+use protocol::policy::{Approved, CreateKey, Genesis, Scheme, SignRequest};
+use protocol::session::{FailureCode, Outcome, PeerDocument, SessionKind, key_receipt_message};
 use protocol::{EnclaveRequest, EnclaveResponse, ErrorCode};
 use rand::RngCore;
 use serde_bytes::ByteBuf;
 
+use crate::mpc::eddsa::SecretEddsaShare;
+use crate::seal::{self, BlobKind, LocalSealingAuthority};
 use crate::server::Enclave;
 use crate::testkit::{
-    IMAGE, admit_all, approve, boot, create_key_request, document, genesis_request, run_session,
+    IMAGE, admit_all, approve, boot, boot_sealed_by, create_key_request, document, genesis_request,
+    run_session,
 };
 
 fn now() -> u64 {
@@ -44,6 +47,8 @@ struct Cluster {
     enclaves: Vec<Arc<Enclave>>,
     admins: Vec<SigningKey>,
     approvers: Vec<SigningKey>,
+    /// The approved genesis, as the coordinator stores it.
+    genesis: Approved<Genesis>,
     /// Sealed blobs each node's proxy would store.
     blobs: Vec<Vec<ByteBuf>>,
 }
@@ -75,6 +80,7 @@ impl Cluster {
             enclaves,
             admins,
             approvers,
+            genesis: approved,
             blobs,
         };
         c.admit_all();
@@ -924,4 +930,229 @@ fn a_debug_mode_enclave_is_never_admitted() {
     }
     // The genuine node 1 is admitted again.
     c.admit_all();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Membership (DESIGN §2 property 8; docs/threat-model.md, "Open attacks"). These tests show
+// attacks that SUCCEED against today's code: peer admission checks only the image's
+// measurements, and the image is public. Issue 17 pins the membership (node keys, an
+// admin-approved roster) and inverts each of them into "attack refused".
+// ---------------------------------------------------------------------------------------------
+
+/// The master key of the local sealing authority the attacker's own enclaves seal through. It
+/// stands for the KMS key in the attacker's own AWS account, whose key policy the attacker
+/// writes: whatever such an enclave seals, the attacker can open.
+const ATTACKER_MASTER: [u8; 32] = [0xA7; 32];
+
+/// A key record as the attacker reads it from an opened share blob (the layout of
+/// `node/keys.rs`' `KeyRecord` is public; fields the attacker does not need are skipped).
+#[derive(serde::Deserialize)]
+struct RecoveredRecord {
+    key_id: String,
+    share: ByteBuf,
+}
+
+/// A stored EdDSA share as the attacker reads it: the storage envelope of `mpc/envelope.rs`
+/// (version 1) around the body of `mpc/eddsa/share.rs`, decoded with frost-ed25519's own serde.
+#[derive(serde::Deserialize)]
+struct RecoveredShare {
+    version: u16,
+    kind: String,
+    body: RecoveredShareBody,
+}
+
+#[derive(serde::Deserialize)]
+struct RecoveredShareBody {
+    index: u16,
+    threshold: u16,
+    key_package: frost_ed25519::keys::KeyPackage,
+}
+
+/// Opens one of the attacker's enclaves' sealed share blobs with the attacker's sealing key and
+/// decodes the FROST key package inside: no enclave takes part, and nothing but public formats
+/// is used.
+fn recover_eddsa_share(blob: &[u8], key_id: &str) -> frost_ed25519::keys::KeyPackage {
+    let attacker = LocalSealingAuthority::new(&ATTACKER_MASTER, &IMAGE);
+    let (id, plain) = seal::unseal(&attacker, blob, BlobKind::EddsaShare, Some(key_id))
+        .expect("the attacker's sealing key opens its own enclaves' blobs");
+    assert_eq!(id, key_id);
+    let record: RecoveredRecord = ciborium::from_reader(plain.as_slice()).unwrap();
+    assert_eq!(record.key_id, key_id);
+    let stored: RecoveredShare = ciborium::from_reader(record.share.as_slice()).unwrap();
+    assert_eq!(
+        (stored.version, stored.kind.as_str()),
+        (1, "frost-ed25519/key-share")
+    );
+    // The enclave's own decoder agrees: a complete, consistent share for that party index.
+    let share = SecretEddsaShare::from_bytes(&record.share).unwrap();
+    assert_eq!(
+        (stored.body.index, stored.body.threshold),
+        (share.index(), share.threshold())
+    );
+    stored.body.key_package
+}
+
+/// Attack found by the code-reading audit of issue 17, shown to SUCCEED against today's code.
+/// **To be inverted by issue 17** into "attack refused": node 0 never admits the rogue
+/// enclaves (their node keys are not in the approved roster), so key generation among them is
+/// refused by the honest node and no share is ever sealed where the attacker can read it.
+///
+/// Who: a compromised coordinator alone. No enclave and no parent of the cluster is
+/// compromised. The image is public and reproducible, so the attacker starts two more genuine
+/// enclaves of it (same hardware root, same measurements) in its own account, where their parent
+/// and KMS, and so the keys they seal under, are its own ([`boot_sealed_by`] with
+/// [`ATTACKER_MASTER`]). Then:
+/// 1. it gives them the approved genesis it stores, at indices 1 and 2: the node index is not
+///    part of what the admins approved, and both accept it;
+/// 2. honest node 0 admits them at 1 and 2, replacing the honest nodes 1 and 2 it had admitted:
+///    admission checks only the measurements, and any entry is replaced at any time;
+/// 3. it runs the next admin-approved EdDSA key generation (the admins approve a key id, a
+///    scheme and a threshold, not who generates it) among {node 0, rogue 1, rogue 2}: every
+///    enclave reports the same public key with a receipt that verifies under its admitted
+///    identity key, so the coordinator's all-receipts-agree check passes;
+/// 4. it opens the rogue enclaves' sealed share blobs with its own sealing key, decodes the two
+///    FROST key packages, and interpolates them (t = 2) with frost-ed25519's `reconstruct`:
+///    the secret's verifying key is the key's public key, and the secret alone makes Ed25519
+///    signatures that ed25519-dalek accepts under it.
+#[test]
+fn rogue_enclaves_of_the_public_image_obtain_shares_today() {
+    const KEY: &str = "rogue-held";
+    let c = Cluster::new(3);
+
+    // Two genuine enclaves of the public image, sealing through the attacker's KMS.
+    let rogues = [1usize, 2].map(|i| boot_sealed_by(&c.ca, i, IMAGE, &ATTACKER_MASTER));
+
+    // 1. The stored approved genesis, replayed at indices 1 and 2: accepted (today).
+    for (index, rogue) in [1u16, 2].into_iter().zip(&rogues) {
+        let r = rogue.handle(EnclaveRequest::Genesis {
+            request: c.genesis.clone(),
+            node: index,
+        });
+        assert!(
+            matches!(r, EnclaveResponse::GenesisAccepted { .. }),
+            "rogue genesis at {index}: {r:?}"
+        );
+    }
+
+    // 2. Honest node 0 admits them at 1 and 2, in place of the honest nodes it had admitted;
+    // the rogues admit node 0 and each other. (`admit_all` asserts that nothing is refused.)
+    let attack: Vec<Arc<Enclave>> =
+        vec![c.enclaves[0].clone(), rogues[0].clone(), rogues[1].clone()];
+    admit_all(&attack);
+
+    // 3. An admin-approved EdDSA key, generated among {node 0, rogue 1, rogue 2}.
+    let request = c.create_key_request(KEY, Scheme::EddsaEd25519, 2);
+    let outcomes = run_session(
+        &attack,
+        random32(),
+        &[0, 1, 2],
+        SessionKind::CreateKey { request },
+        |_, _| {},
+    );
+    let mut public_key = None;
+    let mut blobs = BTreeMap::new();
+    for (node, outcome) in outcomes {
+        let (key_id, scheme, pk, sealed, receipt) = match outcome {
+            Outcome::KeyCreated {
+                key_id,
+                scheme,
+                public_key,
+                sealed,
+                receipt,
+                ..
+            } => (key_id, scheme, public_key, sealed, receipt),
+            other => panic!("key generation at {node}: {other:?}"),
+        };
+        // Every receipt verifies under the identity key the enclave attested: the coordinator
+        // would store the key.
+        let identity = attack[usize::from(node)].identity();
+        ed25519_dalek::VerifyingKey::from_bytes(&identity.signing)
+            .unwrap()
+            .verify_strict(
+                &key_receipt_message(&key_id, scheme, &pk),
+                &ed25519_dalek::Signature::from_slice(&receipt).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(
+            public_key.get_or_insert_with(|| pk.to_vec()),
+            &pk.to_vec(),
+            "receipts disagree"
+        );
+        blobs.insert(node, sealed);
+    }
+    assert_eq!(blobs.len(), 3, "every participant reported the key");
+    let public_key: [u8; 32] = public_key.unwrap().try_into().unwrap();
+
+    // 4. The attacker opens its own enclaves' blobs (never the honest node's: it needs none)...
+    let attacker = LocalSealingAuthority::new(&ATTACKER_MASTER, &IMAGE);
+    assert!(seal::unseal(&attacker, &blobs[&0], BlobKind::EddsaShare, Some(KEY)).is_err());
+    let shares: Vec<frost_ed25519::keys::KeyPackage> = [1u16, 2]
+        .iter()
+        .map(|node| recover_eddsa_share(&blobs[node], KEY))
+        .collect();
+    assert_eq!(
+        shares.len(),
+        usize::from(*shares[0].min_signers()),
+        "t shares"
+    );
+
+    // ... and interpolates them to the key's secret.
+    let secret = frost_ed25519::keys::reconstruct(&shares).unwrap();
+    let reconstructed = frost_ed25519::VerifyingKey::from(&secret);
+    assert_eq!(
+        reconstructed.serialize().unwrap(),
+        public_key.to_vec(),
+        "t rogue shares reconstruct the key the cluster reported"
+    );
+    // The whole key, outside any enclave, signs what the attacker likes.
+    let message = b"spend everything the key holds";
+    let signature = secret.sign(rand::rngs::OsRng, message);
+    ed25519_dalek::VerifyingKey::from_bytes(&public_key)
+        .unwrap()
+        .verify_strict(
+            message,
+            &ed25519_dalek::Signature::from_slice(&signature.serialize().unwrap()).unwrap(),
+        )
+        .unwrap();
+}
+
+/// Hole found by the code-reading audit of issue 17, shown to be OPEN in today's code: one
+/// enclave identity is admitted at two indices. **To be inverted by issue 17** into "refused":
+/// one identity is never admitted at two indices, and a peer is admitted at index j only with
+/// the node key the approved roster lists for j.
+///
+/// A compromised coordinator starts one genuine enclave of the public image and has honest
+/// node 0 admit its document at index 1 and at index 2, replacing both honest peers; node 0
+/// then starts a key generation among {0, 1, 2} whose two other parties are that one identity.
+/// With that identity in its hands, the coordinator would sit in the middle of node 0's
+/// point-to-point key-generation traffic to both indices.
+#[test]
+fn one_enclave_identity_is_admitted_at_two_indices_today() {
+    let c = Cluster::new(3);
+    let rogue = boot_sealed_by(&c.ca, 1, IMAGE, &ATTACKER_MASTER);
+    let doc = document(&rogue);
+    let documents = [1u16, 2]
+        .map(|node| PeerDocument {
+            node,
+            document: doc.clone(),
+        })
+        .to_vec();
+    match c.enclaves[0].handle(EnclaveRequest::AdmitPeers { documents }) {
+        EnclaveResponse::PeersAdmitted { nodes, refused } => {
+            assert_eq!(nodes, vec![1, 2], "one identity admitted at both indices");
+            assert!(refused.is_empty(), "{refused:?}");
+        }
+        other => panic!("admit: {other:?}"),
+    }
+    // Node 0 takes part in a key generation whose peers 1 and 2 are the one identity.
+    let session = random32();
+    let request = c.create_key_request("one-identity-twice", Scheme::EddsaEd25519, 2);
+    let r = c.enclaves[0].handle(EnclaveRequest::StartSession {
+        session: session.clone(),
+        participants: vec![0, 1, 2],
+        kind: SessionKind::CreateKey { request },
+    });
+    assert!(matches!(r, EnclaveResponse::Session(_)), "{r:?}");
+    let r = c.enclaves[0].handle(EnclaveRequest::AbortSession { session });
+    assert!(matches!(r, EnclaveResponse::Session(_)), "{r:?}");
 }

@@ -35,7 +35,24 @@ pub const MASTER: [u8; 32] = [0x17; 32];
 /// # Panics
 /// If the CA cannot be copied or the committed primes are missing (test code).
 pub fn boot(ca: &SimulatedCa, node: usize, image: [u8; 48]) -> Arc<Enclave> {
-    boot_measured(ca, node, image, simulated_pcrs(&image))
+    boot_measured(ca, node, image, simulated_pcrs(&image), &MASTER)
+}
+
+/// Boots an enclave of `image` as anyone can run the public image: genuine hardware (the same
+/// simulated root as `ca`), genuine measurements, but sealing through a local sealing authority
+/// whose master key is `master` — the parent and KMS of whoever started it. An attacker who
+/// starts enclaves in its own account holds the keys they seal under (the membership attack
+/// tests, issue 17).
+///
+/// # Panics
+/// As [`boot`].
+pub fn boot_sealed_by(
+    ca: &SimulatedCa,
+    node: usize,
+    image: [u8; 48],
+    master: &[u8; 32],
+) -> Arc<Enclave> {
+    boot_measured(ca, node, image, simulated_pcrs(&image), master)
 }
 
 /// Boots node `node` as an enclave in debug mode would attest: PCR0, PCR1 and PCR2 all zero
@@ -45,7 +62,7 @@ pub fn boot(ca: &SimulatedCa, node: usize, image: [u8; 48]) -> Arc<Enclave> {
 /// As [`boot`].
 pub fn boot_debug(ca: &SimulatedCa, node: usize) -> Arc<Enclave> {
     let zero = (0..3).map(|i| (i, vec![0u8; 48])).collect();
-    boot_measured(ca, node, IMAGE, zero)
+    boot_measured(ca, node, IMAGE, zero, &MASTER)
 }
 
 fn boot_measured(
@@ -53,6 +70,7 @@ fn boot_measured(
     node: usize,
     image: [u8; 48],
     pcrs: BTreeMap<usize, Vec<u8>>,
+    master: &[u8; 32],
 ) -> Arc<Enclave> {
     // A CA clone: same root and intermediate (the simulated "hardware").
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -62,7 +80,7 @@ fn boot_measured(
     let nsm = SimulatedNsm::new(ca, format!("node-{node}"), pcrs);
     Arc::new(Enclave::boot(BootConfig {
         nsm: Ok(Arc::new(nsm)),
-        sealing: Sealer::new(Box::new(LocalSealingAuthority::new(&MASTER, &image)), None),
+        sealing: Sealer::new(Box::new(LocalSealingAuthority::new(master, &image)), None),
         root_der: root,
         primes: PrimePool::preloaded(fixtures::primes(node).expect("committed primes")),
     }))

@@ -10,8 +10,9 @@
 //! restart, a replayed request and two coordinators, duplicated or zero party indices, FROST
 //! nonce reuse and a debug-mode peer in `enclave/src/cluster_tests.rs`; malformed Paillier
 //! parameters from a peer in `enclave/src/mpc/ecdsa/aux.rs`; presignature reuse across two
-//! coordinators sharing a database in `tests/tests/coordinator.rs`. docs/threat-model.md lists
-//! them all.
+//! coordinators sharing a database in `tests/tests/coordinator.rs`. Attacks that still succeed
+//! (rogue enclaves of the public image admitted as peers, issue 17) are asserted as such in
+//! `enclave/src/cluster_tests.rs`. docs/threat-model.md lists them all.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 

@@ -26,16 +26,13 @@ pub struct PrepareRequest {
 /// Who sends, as a request names it: key, chain, network and derivation path.
 pub type SenderRef<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>);
 
-impl PrepareRequest {
-    /// The sending key, chain, network and path.
-    pub fn sender(&self) -> SenderRef<'_> {
-        (
-            &self.key_id,
-            &self.chain,
-            self.network.as_deref(),
-            self.path.as_deref(),
-        )
-    }
+fn sender_ref<'a>(
+    key_id: &'a str,
+    chain: &'a str,
+    network: &'a Option<String>,
+    path: &'a Option<String>,
+) -> SenderRef<'a> {
+    (key_id, chain, network.as_deref(), path.as_deref())
 }
 
 /// A prepared transaction: the unsigned bytes, what to sign, and what it does.
@@ -86,18 +83,6 @@ pub struct AssembleRequest {
     pub signatures: Vec<Hex>,
 }
 
-impl AssembleRequest {
-    /// The sending key, chain, network and path.
-    pub fn sender(&self) -> SenderRef<'_> {
-        (
-            &self.key_id,
-            &self.chain,
-            self.network.as_deref(),
-            self.path.as_deref(),
-        )
-    }
-}
-
 /// A signed transaction, ready to broadcast.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,4 +117,18 @@ pub struct AddressInfo {
     pub address: String,
     /// The (derived) public key.
     pub public_key: Hex,
+}
+
+impl PrepareRequest {
+    /// The sending key, chain, network and path.
+    pub fn sender(&self) -> SenderRef<'_> {
+        sender_ref(&self.key_id, &self.chain, &self.network, &self.path)
+    }
+}
+
+impl AssembleRequest {
+    /// The sending key, chain, network and path.
+    pub fn sender(&self) -> SenderRef<'_> {
+        sender_ref(&self.key_id, &self.chain, &self.network, &self.path)
+    }
 }

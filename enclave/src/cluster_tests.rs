@@ -1116,18 +1116,16 @@ fn rogue_enclaves_of_the_public_image_obtain_shares_today() {
         .unwrap();
 }
 
-/// Hole found by the code-reading audit of issue 17, shown to be OPEN in today's code: one
-/// enclave identity is admitted at two indices. **To be inverted by issue 17** into "refused":
-/// one identity is never admitted at two indices, and a peer is admitted at index j only with
-/// the node key the approved roster lists for j.
+/// One enclave identity is never admitted at two indices (issue 17, first step; the audit's
+/// hole was shown open by this test before the fix).
 ///
-/// A compromised coordinator starts one genuine enclave of the public image and has honest
-/// node 0 admit its document at index 1 and at index 2, replacing both honest peers; node 0
-/// then starts a key generation among {0, 1, 2} whose two other parties are that one identity.
-/// With that identity in its hands, the coordinator would sit in the middle of node 0's
-/// point-to-point key-generation traffic to both indices.
+/// A compromised coordinator starts one genuine enclave of the public image and offers its
+/// document to honest node 0 at index 1 and at index 2, and node 0's own document at index 1:
+/// with one identity at two indices it would sit in the middle of node 0's point-to-point
+/// key-generation traffic. Node 0 admits the document at one index only and refuses the rest,
+/// naming the index that holds the identity.
 #[test]
-fn one_enclave_identity_is_admitted_at_two_indices_today() {
+fn one_enclave_identity_is_never_admitted_at_two_indices() {
     let c = Cluster::new(3);
     let rogue = boot_sealed_by(&c.ca, 1, IMAGE, &ATTACKER_MASTER);
     let doc = document(&rogue);
@@ -1139,20 +1137,38 @@ fn one_enclave_identity_is_admitted_at_two_indices_today() {
         .to_vec();
     match c.enclaves[0].handle(EnclaveRequest::AdmitPeers { documents }) {
         EnclaveResponse::PeersAdmitted { nodes, refused } => {
-            assert_eq!(nodes, vec![1, 2], "one identity admitted at both indices");
-            assert!(refused.is_empty(), "{refused:?}");
+            assert_eq!(nodes, vec![1], "the identity is admitted at one index only");
+            assert_eq!(refused.len(), 1, "{refused:?}");
+            assert_eq!(refused[0].0, 2);
+            assert!(refused[0].1.contains("already node 1"), "{}", refused[0].1);
         }
         other => panic!("admit: {other:?}"),
     }
-    // Node 0 takes part in a key generation whose peers 1 and 2 are the one identity.
-    let session = random32();
-    let request = c.create_key_request("one-identity-twice", Scheme::EddsaEd25519, 2);
-    let r = c.enclaves[0].handle(EnclaveRequest::StartSession {
-        session: session.clone(),
-        participants: vec![0, 1, 2],
-        kind: SessionKind::CreateKey { request },
-    });
-    assert!(matches!(r, EnclaveResponse::Session(_)), "{r:?}");
-    let r = c.enclaves[0].handle(EnclaveRequest::AbortSession { session });
-    assert!(matches!(r, EnclaveResponse::Session(_)), "{r:?}");
+    // Node 0's own document, offered at another index, is refused as well.
+    let own = PeerDocument {
+        node: 2,
+        document: document(&c.enclaves[0]),
+    };
+    match c.enclaves[0].handle(EnclaveRequest::AdmitPeers {
+        documents: vec![own],
+    }) {
+        EnclaveResponse::PeersAdmitted { nodes, refused } => {
+            assert!(nodes.is_empty(), "{nodes:?}");
+            assert!(refused[0].1.contains("already node 0"), "{refused:?}");
+        }
+        other => panic!("admit: {other:?}"),
+    }
+    // Index 2 still holds the honest node 2, whose document stays admissible there.
+    let honest = PeerDocument {
+        node: 2,
+        document: document(&c.enclaves[2]),
+    };
+    match c.enclaves[0].handle(EnclaveRequest::AdmitPeers {
+        documents: vec![honest],
+    }) {
+        EnclaveResponse::PeersAdmitted { nodes, refused } => {
+            assert_eq!((nodes, refused), (vec![2], vec![]));
+        }
+        other => panic!("admit: {other:?}"),
+    }
 }

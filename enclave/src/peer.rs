@@ -96,6 +96,15 @@ pub enum PeerError {
     /// A peer's key is unusable (low-order X25519 point).
     #[error("node {0} has an unusable encryption key")]
     BadKey(u16),
+    /// The document's identity is already admitted at another index (or is this enclave's
+    /// own): one enclave is never two nodes.
+    #[error("node {node}'s identity is already node {other}'s")]
+    DuplicateIdentity {
+        /// The index the document was offered for.
+        node: u16,
+        /// The index that holds the identity.
+        other: u16,
+    },
 }
 
 impl PeerError {
@@ -140,6 +149,17 @@ impl Roster {
             node,
             reason: "document binds no identity keys".into(),
         })?;
+        // One identity, one index: an enclave admitted (or this enclave itself) at one index
+        // is refused at any other, so that no one enclave speaks for two nodes.
+        let holder = self.peers.iter().find(|(i, k)| {
+            **i != node && (k.signing == keys.signing || k.encryption == keys.encryption)
+        });
+        if let Some((other, _)) = holder {
+            return Err(PeerError::DuplicateIdentity {
+                node,
+                other: *other,
+            });
+        }
         self.peers.insert(node, keys);
         Ok(keys)
     }

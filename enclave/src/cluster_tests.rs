@@ -1172,3 +1172,61 @@ fn one_enclave_identity_is_never_admitted_at_two_indices() {
         other => panic!("admit: {other:?}"),
     }
 }
+
+/// A peer admitted again while a session runs (a new document at its index) changes nothing
+/// for that session: its peers' keys are the ones admitted when it started. Otherwise a
+/// coordinator could swap a peer's keys in the middle of a key generation, between rounds.
+/// A session started afterwards uses the new entry.
+#[test]
+fn readmitting_a_peer_mid_session_changes_nothing() {
+    let c = Cluster::new(3);
+    let other = boot_sealed_by(&c.ca, 1, IMAGE, &ATTACKER_MASTER);
+    let readmit = || {
+        let documents = vec![PeerDocument {
+            node: 1,
+            document: document(&other),
+        }];
+        match c.enclaves[0].handle(EnclaveRequest::AdmitPeers { documents }) {
+            EnclaveResponse::PeersAdmitted { nodes, refused } => {
+                assert_eq!((nodes, refused), (vec![1], vec![]));
+            }
+            r => panic!("admit: {r:?}"),
+        }
+    };
+    let request = c.create_key_request("readmitted-mid-session", Scheme::EddsaEd25519, 2);
+    let mut readmitted = false;
+    let outcomes = run_session(
+        &c.enclaves,
+        random32(),
+        &[0, 1, 2],
+        SessionKind::CreateKey { request },
+        |_, _| {
+            if !readmitted {
+                readmit();
+                readmitted = true;
+            }
+        },
+    );
+    assert!(readmitted, "the re-admission never happened");
+    assert_eq!(outcomes.len(), 3);
+    for (node, outcome) in &outcomes {
+        assert!(
+            matches!(outcome, Outcome::KeyCreated { .. }),
+            "node {node}: {outcome:?}"
+        );
+    }
+
+    // The next session takes the new entry: the real node 1's envelopes no longer open at 0.
+    let request = c.create_key_request("after-the-readmission", Scheme::EddsaEd25519, 2);
+    let outcomes = run_session(
+        &c.enclaves,
+        random32(),
+        &[0, 1, 2],
+        SessionKind::CreateKey { request },
+        |_, _| {},
+    );
+    match outcomes.get(&0) {
+        Some(Outcome::Failed { code, .. }) => assert_eq!(*code, FailureCode::Peer),
+        other => panic!("node 0: {other:?}"),
+    }
+}

@@ -174,6 +174,16 @@ impl Roster {
         self.peers.get(&node)
     }
 
+    /// The entries of `nodes` alone, as they are now: a session's own view of its peers.
+    pub fn subset(&self, nodes: &[u16]) -> Self {
+        Self {
+            peers: nodes
+                .iter()
+                .filter_map(|n| self.peers.get(n).map(|k| (*n, *k)))
+                .collect(),
+        }
+    }
+
     /// Admitted node indices.
     pub fn nodes(&self) -> impl Iterator<Item = u16> + '_ {
         self.peers.keys().copied()

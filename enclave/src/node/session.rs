@@ -76,6 +76,9 @@ pub(super) enum Opening {
 pub(super) struct Session {
     pub(super) channel: Channel,
     pub(super) participants: Vec<u16>,
+    /// The participants' identity keys as admitted when the session started: a peer admitted
+    /// again meanwhile (a new document at its index) takes part only in later sessions.
+    peers: Roster,
     machine: Box<dyn Machine>,
     pub(super) purpose: Purpose,
     /// Request held in flight by this session (released on failure, consumed on success).
@@ -172,6 +175,7 @@ impl Node {
         let mut session = Session {
             channel: Channel::new(sid, me, participants.iter().copied()),
             participants: participants.to_vec(),
+            peers: self.roster.subset(participants),
             machine: start.machine,
             purpose: start.purpose,
             use_key: start.use_key,
@@ -179,7 +183,7 @@ impl Node {
             data_key: start.data_key,
         };
         info!(session = %hex_short(&sid), kind = kind.name(), "session started");
-        let outgoing = match seal_all(identity, &self.roster, &mut session, start.first) {
+        let outgoing = match seal_all(identity, &mut session, start.first) {
             Ok(o) => o,
             Err(e) => {
                 self.release(&session);
@@ -251,15 +255,13 @@ impl Node {
         envelope: &PeerEnvelope,
     ) -> Result<(Vec<PeerEnvelope>, Option<Outcome>), Box<Outcome>> {
         let (from, broadcast, body) =
-            s.channel
-                .open(identity, &self.roster, envelope)
-                .map_err(|e| {
-                    Box::new(failed(
-                        FailureCode::Peer,
-                        e.to_string(),
-                        e.culprit().into_iter().collect(),
-                    ))
-                })?;
+            s.channel.open(identity, &s.peers, envelope).map_err(|e| {
+                Box::new(failed(
+                    FailureCode::Peer,
+                    e.to_string(),
+                    e.culprit().into_iter().collect(),
+                ))
+            })?;
         let party = s.party_of(from).ok_or_else(|| {
             Box::new(failed(
                 FailureCode::Peer,
@@ -282,7 +284,7 @@ impl Node {
             };
             Box::new(failed(FailureCode::Protocol, e.to_string(), culprits))
         })?;
-        let sealed = seal_all(identity, &self.roster, s, out)
+        let sealed = seal_all(identity, s, out)
             .map_err(|e| Box::new(failed(FailureCode::Internal, e.to_string(), vec![])))?;
         Ok((sealed, outcome))
     }
@@ -333,7 +335,6 @@ impl Node {
 
 fn seal_all(
     identity: &SecretIdentity,
-    roster: &Roster,
     s: &mut Session,
     messages: Vec<OutgoingMessage>,
 ) -> Result<Vec<PeerEnvelope>, NodeError> {
@@ -346,7 +347,7 @@ fn seal_all(
                     .ok_or_else(|| NodeError::Internal(format!("no node for party {p}")))?,
             ),
         };
-        out.push(s.channel.seal(identity, roster, to, &m.payload)?);
+        out.push(s.channel.seal(identity, &s.peers, to, &m.payload)?);
     }
     Ok(out)
 }

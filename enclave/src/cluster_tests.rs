@@ -933,10 +933,11 @@ fn a_debug_mode_enclave_is_never_admitted() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Membership (DESIGN §2 property 8; docs/threat-model.md, "Open attacks"). These tests show
-// attacks that SUCCEED against today's code: peer admission checks only the image's
-// measurements, and the image is public. Issue 17 pins the membership (node keys, an
-// admin-approved roster) and inverts each of them into "attack refused".
+// Membership (DESIGN §2 property 8; docs/threat-model.md, "Known attacks" and "Open attacks";
+// docs/adr/0013). The rogue-enclave test shows an attack that still SUCCEEDS: peer admission
+// checks only the image's measurements, and the image is public; issue 17 pins the membership
+// (node keys, an admin-approved roster) and inverts it into "attack refused". The others show
+// what is already refused: one identity at two indices, a peer's keys swapped mid-session.
 // ---------------------------------------------------------------------------------------------
 
 /// The master key of the local sealing authority the attacker's own enclaves seal through. It
@@ -1229,4 +1230,34 @@ fn readmitting_a_peer_mid_session_changes_nothing() {
         Some(Outcome::Failed { code, .. }) => assert_eq!(*code, FailureCode::Peer),
         other => panic!("node 0: {other:?}"),
     }
+}
+
+/// An identity offered at a wrong index does not keep its rightful node out: node 1 restarts
+/// (new keys), a misbehaving coordinator first has node 0 admit the new document at index 2;
+/// the next honest round (node 1's document at 1, node 2's at 2) admits both, because the batch
+/// is admitted as a whole (attacker review of issue 17's first step).
+#[test]
+fn an_honest_round_heals_an_identity_offered_at_another_index() {
+    let c = Cluster::new(3);
+    let restarted = boot(&c.ca, 1, IMAGE);
+    let admit = |documents| match c.enclaves[0].handle(EnclaveRequest::AdmitPeers { documents }) {
+        EnclaveResponse::PeersAdmitted { nodes, refused } => (nodes, refused),
+        r => panic!("admit: {r:?}"),
+    };
+    let misplaced = vec![PeerDocument {
+        node: 2,
+        document: document(&restarted),
+    }];
+    assert_eq!(admit(misplaced), (vec![2], vec![]));
+    let round = vec![
+        PeerDocument {
+            node: 1,
+            document: document(&restarted),
+        },
+        PeerDocument {
+            node: 2,
+            document: document(&c.enclaves[2]),
+        },
+    ];
+    assert_eq!(admit(round), (vec![1, 2], vec![]));
 }

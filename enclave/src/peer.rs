@@ -149,19 +149,22 @@ impl Roster {
             node,
             reason: "document binds no identity keys".into(),
         })?;
-        // One identity, one index: an enclave admitted (or this enclave itself) at one index
-        // is refused at any other, so that no one enclave speaks for two nodes.
-        let holder = self.peers.iter().find(|(i, k)| {
-            **i != node && (k.signing == keys.signing || k.encryption == keys.encryption)
-        });
-        if let Some((other, _)) = holder {
-            return Err(PeerError::DuplicateIdentity {
-                node,
-                other: *other,
-            });
+        if let Some(other) = self.holder(node, &keys) {
+            return Err(PeerError::DuplicateIdentity { node, other });
         }
         self.peers.insert(node, keys);
         Ok(keys)
+    }
+
+    /// The index other than `node` that holds either of `keys` (this enclave's own included):
+    /// one identity, one index, so that no one key pair speaks for two nodes.
+    pub fn holder(&self, node: u16, keys: &IdentityKeys) -> Option<u16> {
+        self.peers
+            .iter()
+            .find(|(i, k)| {
+                **i != node && (k.signing == keys.signing || k.encryption == keys.encryption)
+            })
+            .map(|(i, _)| *i)
     }
 
     /// Admits `node` with known keys (this enclave itself).
@@ -378,6 +381,49 @@ mod tests {
 
     fn channels(session: [u8; 32]) -> Vec<Channel> {
         (0..3).map(|i| Channel::new(session, i, 0..3)).collect()
+    }
+
+    #[test]
+    fn an_identity_is_held_at_one_index_only() {
+        let (ids, roster) = setup();
+        let one = ids[1].public();
+        assert_eq!(roster.holder(1, &one), None, "its own index");
+        assert_eq!(roster.holder(2, &one), Some(1));
+        let fresh = SecretIdentity::generate().public();
+        assert_eq!(roster.holder(2, &fresh), None);
+        // Either key alone is the identity.
+        let signing_only = IdentityKeys {
+            signing: one.signing,
+            encryption: fresh.encryption,
+        };
+        let encryption_only = IdentityKeys {
+            signing: fresh.signing,
+            encryption: one.encryption,
+        };
+        assert_eq!(roster.holder(2, &signing_only), Some(1));
+        assert_eq!(roster.holder(2, &encryption_only), Some(1));
+    }
+
+    #[test]
+    fn a_subset_keeps_the_keys_it_was_taken_with() {
+        let (ids, mut roster) = setup();
+        let view = roster.subset(&[0, 1, 2]);
+        let newcomer = SecretIdentity::generate();
+        roster.insert_self(1, newcomer.public()); // node 1 admitted again, with other keys
+        let mut ch = channels([1; 32]);
+        let forged = Channel::new([1; 32], 1, 0..3)
+            .seal(&newcomer, &roster, Some(0), b"x")
+            .unwrap();
+        assert!(matches!(
+            ch[0].open(&ids[0], &view, &forged),
+            Err(PeerError::BadSignature { from: 1 })
+        ));
+        let real = ch[1].seal(&ids[1], &view, Some(0), b"y").unwrap();
+        assert_eq!(ch[0].open(&ids[0], &view, &real).unwrap().2, b"y");
+        assert_eq!(
+            roster.subset(&[0, 2]).nodes().collect::<Vec<_>>(),
+            vec![0, 2]
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 
 use super::{Admission, Node, NodeError, bad};
 use crate::identity::SecretIdentity;
+use crate::peer::PeerError;
 use crate::policy::{check_approvals, keys32};
 use crate::seal::BlobKind;
 
@@ -67,27 +68,58 @@ impl Node {
     }
 
     /// Verifies peers' attestation documents and admits those that pass.
+    ///
+    /// The batch is admitted as a whole: a document refused because its identity is held by
+    /// another index that the same batch re-admits is tried again once that index has taken
+    /// its new document, until a pass admits nothing more. So an identity once placed at a
+    /// wrong index (one identity is never at two, `PeerError::DuplicateIdentity`) does not
+    /// keep its rightful node out of the next honest round.
     pub fn admit_peers(&mut self, documents: &[PeerDocument]) -> Result<Admission, NodeError> {
         let g = self.genesis()?.clone();
         let now = (self.clock)();
         let mut admitted = Vec::new();
         let mut refused = Vec::new();
+        let mut pending = Vec::new();
         for doc in documents {
             if doc.node >= g.genesis.nodes || doc.node == g.node {
                 refused.push((doc.node, "not a peer node index".to_string()));
-                continue;
-            }
-            match self
-                .roster
-                .admit(doc.node, &doc.document, &self.peer_policy, now)
-            {
-                Ok(_) => admitted.push(doc.node),
-                Err(e) => {
-                    warn!(node = doc.node, error = %e, "peer refused");
-                    refused.push((doc.node, e.to_string()));
-                }
+            } else {
+                pending.push(doc);
             }
         }
+        let offered: HashSet<u16> = pending.iter().map(|d| d.node).collect();
+        loop {
+            let mut again = Vec::new();
+            let before = admitted.len();
+            for doc in pending {
+                match self
+                    .roster
+                    .admit(doc.node, &doc.document, &self.peer_policy, now)
+                {
+                    Ok(_) => admitted.push(doc.node),
+                    Err(e @ PeerError::DuplicateIdentity { other, .. })
+                        if offered.contains(&other) =>
+                    {
+                        again.push((doc, e.to_string()))
+                    }
+                    Err(e) => {
+                        warn!(node = doc.node, error = %e, "peer refused");
+                        refused.push((doc.node, e.to_string()));
+                    }
+                }
+            }
+            if again.is_empty() || admitted.len() == before {
+                for (doc, e) in again {
+                    warn!(node = doc.node, error = %e, "peer refused");
+                    refused.push((doc.node, e));
+                }
+                break;
+            }
+            pending = again.into_iter().map(|(doc, _)| doc).collect();
+        }
+        admitted.sort_unstable();
+        admitted.dedup();
+        refused.sort();
         Ok((admitted, refused))
     }
 

@@ -20,7 +20,7 @@ pub const FAILED: u8 = 1;
 /// Parses the command line into `C` and sets up logging, as JSON lines when `json(&config)`
 /// says so (see [`init_tracing`]). A command line that does not parse ends the program with
 /// clap's message and [`BAD_CONFIG`].
-pub fn start<C: clap::Parser>(json: impl FnOnce(&C) -> bool) -> C {
+fn start<C: clap::Parser>(json: impl FnOnce(&C) -> bool) -> C {
     let config = C::parse();
     init_tracing(json(&config));
     config
@@ -28,7 +28,7 @@ pub fn start<C: clap::Parser>(json: impl FnOnce(&C) -> bool) -> C {
 
 /// [`start`], then derives the run's policy from the configuration: a configuration it does
 /// not derive from exits with [`bad_config`] (the `Err` to return from `main`).
-pub fn start_with_policy<C: clap::Parser, P, E: std::fmt::Display>(
+fn start_with_policy<C: clap::Parser, P, E: std::fmt::Display>(
     program: &str,
     json: impl FnOnce(&C) -> bool,
     policy: impl FnOnce(&C) -> Result<P, E>,
@@ -40,9 +40,10 @@ pub fn start_with_policy<C: clap::Parser, P, E: std::fmt::Display>(
     }
 }
 
-/// The whole life of a host binary: [`start_with_policy`] (a bad configuration exits with
-/// [`BAD_CONFIG`]), then `run` with the configuration and the policy; an `Err` from `run` is
-/// printed and exits with [`FAILED`].
+/// The whole life of a host binary: parses the command line into `C`, sets up logging (JSON
+/// lines when `json(&config)` says so), derives the run's policy (a command line or policy
+/// that does not parse or derive exits with [`BAD_CONFIG`]), then `run` with the configuration
+/// and the policy; an `Err` from `run` is printed and exits with [`FAILED`].
 pub async fn run_with_policy<C, P, E, F, Fut>(
     program: &str,
     json: impl FnOnce(&C) -> bool,
@@ -67,7 +68,7 @@ where
 
 /// Logs to standard output through `tracing`: JSON lines with `json`, otherwise text (coloured
 /// only on a terminal, so that log files stay plain). `RUST_LOG` filters; the default is `info`.
-pub fn init_tracing(json: bool) {
+fn init_tracing(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if json {
@@ -95,13 +96,13 @@ pub async fn shutdown_signal() {
 }
 
 /// Prints `program: message` to standard error and returns the exit code `code`.
-pub fn exit(program: &str, code: u8, message: impl std::fmt::Display) -> ExitCode {
+fn exit(program: &str, code: u8, message: impl std::fmt::Display) -> ExitCode {
     eprintln!("{program}: {message}");
     ExitCode::from(code)
 }
 
 /// Prints `program: invalid configuration: message` and returns [`BAD_CONFIG`].
-pub fn bad_config(program: &str, message: impl std::fmt::Display) -> ExitCode {
+fn bad_config(program: &str, message: impl std::fmt::Display) -> ExitCode {
     exit(
         program,
         BAD_CONFIG,

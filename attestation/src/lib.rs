@@ -13,7 +13,7 @@ pub mod recipient;
 pub mod sim;
 pub mod verify;
 
-pub use identity::IdentityKeys;
+pub use identity::{Binding, BindingError, IdentityKeys, NodeBinding};
 pub use nsm::{AttestationRequest, Nsm, NsmError};
 pub use pem::{PemError, der_to_pem, pem_to_der};
 pub use verify::{Policy, VerifiedDocument, VerifyError, parse_pcr_hex, read_measurements, verify};

@@ -30,7 +30,7 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::BasicConstraints;
 
 use crate::cose::{P384Public, Sha2};
-use crate::identity::IdentityKeys;
+use crate::identity::{Binding, BindingError, IdentityKeys, NodeBinding};
 
 /// Largest COSE document accepted (real ones are about 4.5 KiB).
 pub const MAX_DOCUMENT_LEN: usize = 16 * 1024;
@@ -73,6 +73,11 @@ pub struct Policy {
     pub identity: Option<IdentityKeys>,
     /// Require an identity binding (from `identity`, or keys carried in `public_key`).
     pub require_identity: bool,
+    /// The node key and KMS key the document must bind (a version-2 binding); implies
+    /// `require_node`.
+    pub node: Option<NodeBinding>,
+    /// Require a version-2 binding: an enrolled enclave with a node key (ADR 0013).
+    pub require_node: bool,
 }
 
 impl Default for Policy {
@@ -85,6 +90,8 @@ impl Default for Policy {
             max_age: None,
             identity: None,
             require_identity: false,
+            node: None,
+            require_node: false,
         }
     }
 }
@@ -207,6 +214,9 @@ pub struct VerifiedDocument {
     /// The identity keys bound by `user_data`, when known.
     #[serde(serialize_with = "identity_opt")]
     pub identity: Option<IdentityKeys>,
+    /// The node key and KMS key bound by `user_data` (a version-2 binding), when known.
+    #[serde(serialize_with = "node_opt")]
+    pub node: Option<NodeBinding>,
     /// DER of the leaf certificate that signed the document.
     #[serde(skip)]
     pub leaf_der: Vec<u8>,
@@ -319,6 +329,22 @@ pub enum VerifyError {
     /// `user_data` does not bind the expected identity keys.
     #[error("user_data does not bind the {0}")]
     UserDataMismatch(&'static str),
+    /// The document binds no node key (a version-1 binding) where one is required.
+    #[error(
+        "document binds no node key: an enclave not enrolled yet, or an image older than node keys"
+    )]
+    NoNodeBinding,
+    /// The document binds another node key or KMS key than the expected one.
+    #[error("document binds another node key or KMS key than the expected one")]
+    NodeBindingMismatch,
+    /// The document's `public_key` is an identity binding of a version this build does not know.
+    #[error(
+        "identity binding version {version} is not supported by this verifier (it knows 1 and 2)"
+    )]
+    UnsupportedBinding {
+        /// The version byte found.
+        version: u8,
+    },
     /// The `attestation-doc-validation` cross-check rejected a production document
     /// ([`crate::aws::cross_check`]).
     #[error("cross-check with attestation-doc-validation failed: {0}")]
@@ -348,6 +374,9 @@ impl VerifyError {
             Self::Stale { .. } => "stale",
             Self::TimestampInFuture { .. } => "timestamp_in_future",
             Self::UserDataMismatch(_) => "user_data_mismatch",
+            Self::NoNodeBinding => "no_node_binding",
+            Self::NodeBindingMismatch => "node_binding_mismatch",
+            Self::UnsupportedBinding { .. } => "unsupported_binding",
             Self::CrossCheck(_) => "cross_check",
         }
     }
@@ -405,7 +434,11 @@ pub fn verify(
         return Err(VerifyError::NonceMismatch);
     }
     check_time(doc.timestamp, policy.max_age, at)?;
-    let identity = check_identity(&doc, policy)?;
+    let binding = check_binding(&doc, policy)?;
+    let (identity, node) = match binding {
+        Some(b) => (Some(b.identity), b.node),
+        None => (None, None),
+    };
     let verified = VerifiedDocument {
         module_id: doc.module_id,
         timestamp_ms: doc.timestamp,
@@ -414,6 +447,7 @@ pub fn verify(
         user_data: doc.user_data.map(|b| b.into_vec()),
         public_key: doc.public_key.map(|b| b.into_vec()),
         identity,
+        node,
         leaf_der: doc.certificate.into_vec(),
     };
     Ok(verified)
@@ -650,35 +684,66 @@ fn check_time(
     Ok(())
 }
 
-fn check_identity(
-    doc: &AttestationDoc,
-    policy: &Policy,
-) -> Result<Option<IdentityKeys>, VerifyError> {
+/// The binding `user_data` commits to: the expected identity keys (with the expected node
+/// binding, or a node binding carried in `public_key`), else what `public_key` carries; then the
+/// node-binding requirements.
+fn check_binding(doc: &AttestationDoc, policy: &Policy) -> Result<Option<Binding>, VerifyError> {
     let user_data = doc.user_data.as_deref().map(|u| u.as_slice());
-    let carried = doc
-        .public_key
-        .as_deref()
-        .and_then(|k| IdentityKeys::from_bytes(k).ok());
-    if let Some(expected) = &policy.identity {
-        if user_data != Some(expected.binding().as_slice()) {
-            return Err(VerifyError::UserDataMismatch("expected identity keys"));
+    let carried = doc.public_key.as_deref().map(|k| Binding::parse(k));
+    let binds = |b: &Binding| user_data == Some(b.user_data().as_slice());
+    let required = policy.require_identity || policy.require_node || policy.node.is_some();
+    let binding = if let Some(expected) = policy.identity {
+        let mut candidates = vec![Binding {
+            identity: expected,
+            node: policy.node.clone(),
+        }];
+        if let Some(Ok(b)) = &carried
+            && b.identity == expected
+        {
+            candidates.push(b.clone());
         }
-        return Ok(Some(*expected));
-    }
-    if let Some(keys) = carried {
-        if user_data != Some(keys.binding().as_slice()) {
-            return Err(VerifyError::UserDataMismatch(
-                "identity keys carried in public_key",
-            ));
+        if policy.node.is_some() {
+            candidates.push(Binding {
+                identity: expected,
+                node: None,
+            });
         }
-        return Ok(Some(keys));
+        let found = candidates.into_iter().find(|b| binds(b));
+        Some(found.ok_or(VerifyError::UserDataMismatch("expected identity keys"))?)
+    } else {
+        match carried {
+            Some(Ok(b)) if binds(&b) => Some(b),
+            Some(Ok(_)) => {
+                return Err(VerifyError::UserDataMismatch(
+                    "identity keys carried in public_key",
+                ));
+            }
+            Some(Err(BindingError::Unsupported { version })) if required => {
+                return Err(VerifyError::UnsupportedBinding { version });
+            }
+            Some(Err(_)) if required => {
+                return Err(VerifyError::UserDataMismatch(
+                    "identity keys (public_key is a malformed binding)",
+                ));
+            }
+            _ if required => {
+                return Err(VerifyError::UserDataMismatch(
+                    "identity keys (none were given or carried)",
+                ));
+            }
+            _ => None,
+        }
+    };
+    let node = binding.as_ref().and_then(|b| b.node.as_ref());
+    if (policy.require_node || policy.node.is_some()) && node.is_none() {
+        return Err(VerifyError::NoNodeBinding);
     }
-    if policy.require_identity {
-        return Err(VerifyError::UserDataMismatch(
-            "identity keys (none were given or carried)",
-        ));
+    if let Some(expected) = &policy.node
+        && node != Some(expected)
+    {
+        return Err(VerifyError::NodeBindingMismatch);
     }
-    Ok(None)
+    Ok(binding)
 }
 
 fn hex_map<S: serde::Serializer>(m: &BTreeMap<usize, Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
@@ -702,6 +767,21 @@ fn identity_opt<S: serde::Serializer>(v: &Option<IdentityKeys>, s: S) -> Result<
         Some(k) => s.serialize_some(&Keys {
             signing: hex::encode(k.signing),
             encryption: hex::encode(k.encryption),
+        }),
+        None => s.serialize_none(),
+    }
+}
+
+fn node_opt<S: serde::Serializer>(v: &Option<NodeBinding>, s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Node<'a> {
+        node_key: String,
+        kms_key_arn: &'a str,
+    }
+    match v {
+        Some(n) => s.serialize_some(&Node {
+            node_key: hex::encode(n.node_key),
+            kms_key_arn: n.kms_key_arn(),
         }),
         None => s.serialize_none(),
     }

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use attestation::{IdentityKeys, Policy, verify};
+use attestation::{IdentityKeys, NodeBinding, Policy, verify};
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/attestation")
@@ -70,6 +70,83 @@ fn every_vector_gets_its_own_verdict() {
         assert_eq!(got, expect, "{file}");
         assert!(kinds.insert(got), "two vectors share the verdict {got}");
     }
+}
+
+#[test]
+fn node_vectors_get_their_verdicts() {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir().join("vectors.json")).unwrap()).unwrap();
+    let (mut policy, at) = policy_from_manifest(&manifest);
+    let node = &manifest["node"];
+    let expected = NodeBinding::new(
+        hex::decode(node["node_key"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap(),
+        node["kms_key_arn"].as_str().unwrap(),
+    )
+    .unwrap();
+    policy.node = Some(expected.clone());
+    let vectors = node["vectors"].as_array().unwrap();
+    assert!(vectors.len() >= 4);
+    for v in vectors {
+        let file = v["file"].as_str().unwrap();
+        let bytes = std::fs::read(dir().join(file)).unwrap();
+        let got = match verify(&bytes, &policy, at) {
+            Ok(doc) => {
+                assert_eq!(doc.node.as_ref(), Some(&expected));
+                "ok"
+            }
+            Err(e) => e.kind(),
+        };
+        assert_eq!(got, v["expect"].as_str().unwrap(), "{file}");
+    }
+    // Requiring a node binding without naming one: any version-2 document passes, a version-1
+    // document does not; without any requirement both pass and report what they bind.
+    policy.node = None;
+    policy.require_node = true;
+    let read = |f: &str| std::fs::read(dir().join(f)).unwrap();
+    assert_eq!(
+        verify(&read("node-mismatch.cose"), &policy, at)
+            .unwrap()
+            .node
+            .unwrap()
+            .node_key,
+        [0x43; 32]
+    );
+    assert_eq!(
+        verify(&read("valid.cose"), &policy, at).unwrap_err().kind(),
+        "no_node_binding"
+    );
+    policy.require_node = false;
+    assert_eq!(verify(&read("valid.cose"), &policy, at).unwrap().node, None);
+    // An expected identity with a version-2 document: its node binding is found and checked.
+    let id = &manifest["identity"];
+    policy.identity = Some(IdentityKeys {
+        signing: hex::decode(id["signing"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap(),
+        encryption: hex::decode(id["encryption"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    });
+    assert_eq!(
+        verify(&read("node-valid.cose"), &policy, at).unwrap().node,
+        Some(expected.clone())
+    );
+    policy.node = Some(expected);
+    assert_eq!(
+        verify(&read("node-other-kms-key.cose"), &policy, at)
+            .unwrap_err()
+            .kind(),
+        "node_binding_mismatch"
+    );
+    assert_eq!(
+        verify(&read("valid.cose"), &policy, at).unwrap_err().kind(),
+        "no_node_binding"
+    );
 }
 
 #[test]

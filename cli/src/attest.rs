@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use attestation::verify::decode_unverified;
-use attestation::{IdentityKeys, Policy, verify};
+use attestation::{Binding, Policy, verify};
 use serde::Serialize;
 
 /// What a verification found.
@@ -42,6 +42,10 @@ pub struct Summary {
     pub identity_signing: Option<String>,
     /// X25519 identity key (hex), from `public_key`.
     pub identity_encryption: Option<String>,
+    /// The enclave's long-term node key (hex), from a version-2 binding in `public_key`.
+    pub node_key: Option<String>,
+    /// The KMS key ARN the node key is sealed under, from a version-2 binding.
+    pub kms_key_arn: Option<String>,
     /// The nonce (hex).
     pub nonce: Option<String>,
 }
@@ -53,13 +57,17 @@ fn summary(
     public_key: Option<&[u8]>,
     nonce: Option<&[u8]>,
 ) -> Summary {
-    let identity = public_key.and_then(|k| IdentityKeys::from_bytes(k).ok());
+    let binding = public_key.and_then(|k| Binding::parse(k).ok());
+    let identity = binding.as_ref().map(|b| b.identity);
+    let node = binding.and_then(|b| b.node);
     Summary {
         module_id,
         timestamp_ms,
         pcrs: pcrs.map(|(i, v)| (i.to_string(), hex::encode(v))).collect(),
         identity_signing: identity.map(|k| hex::encode(k.signing)),
         identity_encryption: identity.map(|k| hex::encode(k.encryption)),
+        node_key: node.as_ref().map(|n| hex::encode(n.node_key)),
+        kms_key_arn: node.as_ref().map(|n| n.kms_key_arn().to_string()),
         nonce: nonce.map(hex::encode),
     }
 }
@@ -139,6 +147,16 @@ impl std::fmt::Display for Report {
             f,
             "identity (x25519):   {}",
             d.identity_encryption.as_ref().unwrap_or(&none)
+        )?;
+        writeln!(
+            f,
+            "node key (ed25519):  {}",
+            d.node_key.as_ref().unwrap_or(&none)
+        )?;
+        writeln!(
+            f,
+            "kms key:             {}",
+            d.kms_key_arn.as_ref().unwrap_or(&none)
         )?;
         writeln!(
             f,

@@ -130,6 +130,8 @@ struct AttestationPolicies {
     aws_debug: Policy,
     /// The simulated root of the committed vectors, with the vectors' policy.
     sim: Policy,
+    /// The vectors' policy requiring a node binding (version 2).
+    sim_node: Policy,
     /// The simulated root with nothing else required (more inputs reach the content checks).
     sim_loose: Policy,
     /// The vectors' validation time.
@@ -163,6 +165,10 @@ fn attestation_policies() -> &'static AttestationPolicies {
                 allow_debug: true,
                 ..Policy::default()
             },
+            sim_node: Policy {
+                require_node: true,
+                ..sim.clone()
+            },
             sim,
             sim_loose: Policy {
                 allow_debug: true,
@@ -192,6 +198,7 @@ pub fn attestation_doc(data: &[u8]) {
         (&p.aws_debug, AWS_AT),
         (&p.sim, p.sim_at),
         (&p.sim_loose, p.sim_at),
+        (&p.sim_node, p.sim_at),
     ] {
         match attestation::verify(data, policy, at) {
             Ok(doc) => {
@@ -208,6 +215,7 @@ pub fn attestation_doc(data: &[u8]) {
                     user_data: raw.user_data.as_ref().map(|b| b.to_vec()),
                     public_key: raw.public_key.as_ref().map(|b| b.to_vec()),
                     identity: doc.identity,
+                    node: doc.node.clone(),
                     leaf_der: raw.certificate.to_vec(),
                 };
                 assert_eq!(doc, decoded, "verified and decoded documents differ");

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use attestation::sim::{self, DocumentParts, SimulatedCa};
-use attestation::{AttestationRequest, IdentityKeys};
+use attestation::{AttestationRequest, Binding, IdentityKeys, NodeBinding};
 use p384::ecdsa::SigningKey;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -16,6 +16,9 @@ pub const AT: u64 = 1_780_315_200;
 /// 2026-01-01T00:00:00Z: the start of the simulated CA's validity.
 const CA_START: u64 = 1_767_225_600;
 pub const MAX_AGE_SECS: u64 = 300;
+/// The KMS key the node vectors' node key is sealed under.
+pub const NODE_KMS_KEY_ARN: &str =
+    "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
 pub struct Vectors {
     /// (file name, bytes)
@@ -269,6 +272,47 @@ pub fn generate() -> Vectors {
     garbage[0] = 0x84; // starts like a 4-element CBOR array, then nonsense
     files.push(("garbage.bin".into(), garbage));
 
+    // Version-2 bindings (node key and KMS key, ADR 0013). Made after everything above, so the
+    // random stream of the older vectors is unchanged.
+    let node = NodeBinding::new([0x33; 32], NODE_KMS_KEY_ARN).unwrap();
+    let v2 = |node: &NodeBinding| {
+        let b = Binding {
+            identity,
+            node: Some(node.clone()),
+        };
+        AttestationRequest {
+            user_data: Some(b.user_data().to_vec()),
+            nonce: Some(nonce.clone()),
+            public_key: Some(b.public_key()),
+        }
+    };
+    let doc = |request| {
+        build(
+            &leaf_key,
+            parts(pcrs.clone(), &leaf_der, ca.cabundle(), request, doc_ts),
+        )
+    };
+    files.push(("node-valid.cose".into(), doc(v2(&node))));
+    let other_node = NodeBinding::new([0x43; 32], NODE_KMS_KEY_ARN).unwrap();
+    files.push(("node-mismatch.cose".into(), doc(v2(&other_node))));
+    let other_arn = NodeBinding::new(
+        [0x33; 32],
+        &NODE_KMS_KEY_ARN.replace("111122223333", "444455556666"),
+    )
+    .unwrap();
+    files.push(("node-other-kms-key.cose".into(), doc(v2(&other_arn))));
+    // A binding version no verifier knows yet: named, not reported as a generic mismatch.
+    let mut v3 = vec![3u8];
+    v3.extend_from_slice(&[0x51; 96]);
+    files.push((
+        "binding-v3.cose".into(),
+        doc(AttestationRequest {
+            user_data: Some([3u8; 49].to_vec()),
+            nonce: Some(nonce.clone()),
+            public_key: Some(v3),
+        }),
+    ));
+
     let expect = [
         ("valid.cose", "ok"),
         ("tampered-payload.cose", "signature_mismatch"),
@@ -285,6 +329,14 @@ pub fn generate() -> Vectors {
         ("user-data-mismatch.cose", "user_data_mismatch"),
         ("oversized-field.cose", "field_too_large"),
         ("garbage.bin", "malformed"),
+        ("binding-v3.cose", "unsupported_binding"),
+    ];
+    // Checked with the same policy plus the expected node binding.
+    let node_expect = [
+        ("node-valid.cose", "ok"),
+        ("valid.cose", "no_node_binding"),
+        ("node-mismatch.cose", "node_binding_mismatch"),
+        ("node-other-kms-key.cose", "node_binding_mismatch"),
     ];
     let manifest = json!({
         "description": "Attestation test vectors: every document is checked with the same policy; \
@@ -303,6 +355,13 @@ pub fn generate() -> Vectors {
             "encryption": hex::encode(identity.encryption),
         },
         "vectors": expect.iter().map(|(f, e)| json!({"file": f, "expect": e})).collect::<Vec<_>>(),
+        "node": {
+            "description": "The same policy, also requiring this node binding (identity binding \
+                            version 2: node key and KMS key ARN).",
+            "node_key": hex::encode(node.node_key),
+            "kms_key_arn": NODE_KMS_KEY_ARN,
+            "vectors": node_expect.iter().map(|(f, e)| json!({"file": f, "expect": e})).collect::<Vec<_>>(),
+        },
     });
     files.push(("root.pem".into(), ca.root_pem().into_bytes()));
     files.push((

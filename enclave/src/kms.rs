@@ -9,13 +9,13 @@
 //! private key never leaves this module and is dropped after one use, so the parent sees the
 //! wrapped key and the envelope, never the data key.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use attestation::nsm::{AttestationRequest, Nsm};
 use attestation::recipient::EphemeralKey;
-use protocol::Endpoint;
 use protocol::parent::{ParentErrorCode, ParentRequest, ParentResponse};
+use protocol::{Endpoint, KmsKeyArn};
 use serde_bytes::ByteBuf;
 use zeroize::Zeroizing;
 
@@ -32,12 +32,16 @@ pub const RECIPIENT_USER_DATA: &[u8] = b"cohort/kms-recipient/v1";
 pub struct KmsSealingAuthority {
     parent: Endpoint,
     nsm: Arc<dyn Nsm>,
+    /// The KMS key every call names, once the enclave knows it (ADR 0013). Before that (an
+    /// enclave that has not enrolled) calls name no key and the proxy uses its configured one.
+    key: OnceLock<KmsKeyArn>,
 }
 
 impl std::fmt::Debug for KmsSealingAuthority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KmsSealingAuthority")
             .field("parent", &self.parent.to_string())
+            .field("key", &self.key.get())
             .finish_non_exhaustive()
     }
 }
@@ -45,7 +49,27 @@ impl std::fmt::Debug for KmsSealingAuthority {
 impl KmsSealingAuthority {
     /// An authority that reaches KMS through the parent at `parent`, attesting with `nsm`.
     pub fn new(parent: Endpoint, nsm: Arc<dyn Nsm>) -> Self {
-        Self { parent, nsm }
+        Self {
+            parent,
+            nsm,
+            key: OnceLock::new(),
+        }
+    }
+
+    /// The KMS key this authority names, if named.
+    pub fn kms_key(&self) -> Option<&KmsKeyArn> {
+        self.key.get()
+    }
+
+    /// Refuses an answer for a key other than the named one.
+    fn check_answer_key(&self, got: &str) -> Result<(), SealError> {
+        match self.key.get() {
+            Some(named) if named.as_str() != got => Err(SealError::WrongKmsKey {
+                expected: named.to_string(),
+                got: got.to_string(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// A fresh ephemeral key and the attestation document that carries its public key.
@@ -110,13 +134,15 @@ impl SealingAuthority for KmsSealingAuthority {
     fn generate_data_key(&self) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>), SealError> {
         let (key, document) = self.recipient()?;
         match self.call(&ParentRequest::GenerateDataKey {
+            key_id: self.key.get().cloned(),
             attestation: ByteBuf::from(document),
         })? {
             ParentResponse::DataKey {
+                key_id,
                 ciphertext_blob,
                 ciphertext_for_recipient,
-                ..
             } => {
+                self.check_answer_key(&key_id)?;
                 if ciphertext_blob.is_empty() {
                     return Err(SealError::BadAnswer("empty ciphertext blob".into()));
                 }
@@ -135,17 +161,32 @@ impl SealingAuthority for KmsSealingAuthority {
     fn decrypt_data_key(&self, wrapped: &[u8]) -> Result<Zeroizing<[u8; 32]>, SealError> {
         let (key, document) = self.recipient()?;
         match self.call(&ParentRequest::Decrypt {
+            key_id: self.key.get().cloned(),
             ciphertext_blob: ByteBuf::from(wrapped),
             attestation: ByteBuf::from(document),
         })? {
             ParentResponse::Decrypted {
+                key_id,
                 ciphertext_for_recipient,
-                ..
-            } => Self::open(&key, &ciphertext_for_recipient),
+            } => {
+                self.check_answer_key(&key_id)?;
+                Self::open(&key, &ciphertext_for_recipient)
+            }
             ParentResponse::Error { code, message } => Err(refused(code, message)),
             other => Err(SealError::BadAnswer(format!(
                 "unexpected answer to Decrypt: {other:?}"
             ))),
         }
+    }
+
+    fn name_kms_key(&self, arn: &KmsKeyArn) -> Result<(), SealError> {
+        let pinned = self.key.get_or_init(|| arn.clone());
+        if pinned != arn {
+            return Err(SealError::KmsKeyPinned {
+                pinned: pinned.to_string(),
+                asked: arn.to_string(),
+            });
+        }
+        Ok(())
     }
 }

@@ -57,6 +57,22 @@ pub enum SealError {
         /// Expected kind and key.
         expected: String,
     },
+    /// The parent answered for another KMS key than the one the enclave named (ADR 0013).
+    #[error("the parent answered for KMS key {got}, not the named key {expected}")]
+    WrongKmsKey {
+        /// The key the enclave named.
+        expected: String,
+        /// The key the answer is for.
+        got: String,
+    },
+    /// The enclave's KMS key is already named, as another key: it never changes.
+    #[error("the KMS key is already named as {pinned}; {asked} is refused")]
+    KmsKeyPinned {
+        /// The key named first.
+        pinned: String,
+        /// The key asked for now.
+        asked: String,
+    },
     /// Authentication failed: the blob was altered or sealed under another key.
     #[error("sealed blob does not authenticate (altered, or sealed for another enclave image)")]
     Tampered,
@@ -87,6 +103,13 @@ pub trait SealingAuthority: Send + Sync {
     fn generate_data_key(&self) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>), SealError>;
     /// Unwraps a data key produced by [`SealingAuthority::generate_data_key`].
     fn decrypt_data_key(&self, wrapped: &[u8]) -> Result<Zeroizing<[u8; 32]>, SealError>;
+    /// Names the KMS key every later call must use (ADR 0013): once named, a call for another
+    /// key is never made and an answer for another key is refused. Naming the same key again is
+    /// no change; naming another is [`SealError::KmsKeyPinned`]. Authorities that do not call
+    /// KMS accept and ignore it.
+    fn name_kms_key(&self, _arn: &protocol::KmsKeyArn) -> Result<(), SealError> {
+        Ok(())
+    }
 }
 
 /// No sealing available (no parent endpoint configured, or the NSM is missing): every call
@@ -401,6 +424,12 @@ impl Sealer {
     /// the local master secret), never one to migrate.
     pub fn retire_legacy(&mut self) {
         self.legacy = None;
+    }
+
+    /// Names the KMS key every later call of the current authority uses
+    /// ([`SealingAuthority::name_kms_key`]).
+    pub fn name_kms_key(&self, arn: &protocol::KmsKeyArn) -> Result<(), SealError> {
+        self.current.name_kms_key(arn)
     }
 
     /// Fetches a data key from the current authority, to seal one blob later.

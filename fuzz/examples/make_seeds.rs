@@ -244,6 +244,10 @@ fn frames() {
         (
             "parent-decrypt",
             encode_frame(&ParentRequest::Decrypt {
+                key_id: Some(
+                    protocol::KmsKeyArn::parse("arn:aws:kms:eu-west-1:111122223333:key/fuzz")
+                        .unwrap(),
+                ),
                 ciphertext_blob: buf(&[0x01; 40]),
                 attestation: buf(&[0xd2; 40]),
             }),
@@ -271,7 +275,13 @@ fn frames() {
 
 fn attestation() {
     let v = "../tests/vectors/attestation";
-    for name in ["valid.cose", "forged-leaf.cose", "user-data-mismatch.cose"] {
+    for name in [
+        "valid.cose",
+        "forged-leaf.cose",
+        "user-data-mismatch.cose",
+        "node-valid.cose",
+        "binding-v3.cose",
+    ] {
         copy("attestation_doc", name, &Path::new(v).join(name));
     }
     copy(

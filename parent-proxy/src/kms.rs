@@ -127,12 +127,29 @@ impl KmsRelay {
         if let Err(e) = request.check() {
             return failure(ParentErrorCode::BadRequest, e);
         }
+        // The key the call names: the enclave's own choice when it made one (its pinned key,
+        // which must be the one this proxy serves), else the configured key.
+        let named = match request {
+            ParentRequest::GenerateDataKey { key_id, .. }
+            | ParentRequest::Decrypt { key_id, .. } => key_id.as_ref(),
+        };
+        if let Some(arn) = named
+            && !arn.is_named_by(&self.key_id)
+        {
+            let message = format!(
+                "the enclave names KMS key {arn}; this proxy serves {} (--kms-key-id)",
+                self.key_id
+            );
+            warn!(operation = request.operation(), %message, "KMS call refused");
+            return failure(ParentErrorCode::NotConfigured, message);
+        }
+        let key_id = named.map_or(self.key_id.as_str(), |arn| arn.as_str());
         let response = match request {
-            ParentRequest::GenerateDataKey { attestation } => {
+            ParentRequest::GenerateDataKey { attestation, .. } => {
                 match self
                     .client
                     .generate_data_key()
-                    .key_id(&self.key_id)
+                    .key_id(key_id)
                     .key_spec(DataKeySpec::Aes256)
                     .recipient(recipient(attestation))
                     .send()
@@ -140,7 +157,7 @@ impl KmsRelay {
                 {
                     Ok(out) => match (out.ciphertext_blob(), out.ciphertext_for_recipient()) {
                         (Some(blob), Some(envelope)) => ParentResponse::DataKey {
-                            key_id: out.key_id().unwrap_or(&self.key_id).to_string(),
+                            key_id: out.key_id().unwrap_or(key_id).to_string(),
                             ciphertext_blob: ByteBuf::from(blob.as_ref().to_vec()),
                             ciphertext_for_recipient: ByteBuf::from(envelope.as_ref().to_vec()),
                         },
@@ -155,11 +172,12 @@ impl KmsRelay {
             ParentRequest::Decrypt {
                 ciphertext_blob,
                 attestation,
+                ..
             } => {
                 match self
                     .client
                     .decrypt()
-                    .key_id(&self.key_id)
+                    .key_id(key_id)
                     .ciphertext_blob(Blob::new(ciphertext_blob.to_vec()))
                     .recipient(recipient(attestation))
                     .send()
@@ -167,7 +185,7 @@ impl KmsRelay {
                 {
                     Ok(out) => match out.ciphertext_for_recipient() {
                         Some(envelope) => ParentResponse::Decrypted {
-                            key_id: out.key_id().unwrap_or(&self.key_id).to_string(),
+                            key_id: out.key_id().unwrap_or(key_id).to_string(),
                             ciphertext_for_recipient: ByteBuf::from(envelope.as_ref().to_vec()),
                         },
                         None => failure(
@@ -183,7 +201,7 @@ impl KmsRelay {
             ParentResponse::Error { code, message } => {
                 warn!(operation = request.operation(), %code, message, "KMS call failed")
             }
-            _ => info!(operation = request.operation(), key = %self.key_id, "KMS call served"),
+            _ => info!(operation = request.operation(), key = %key_id, "KMS call served"),
         }
         response
     }

@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+mod arn;
 mod codes;
 mod endpoint;
 pub mod parent;
@@ -13,6 +14,7 @@ pub mod peer;
 pub mod policy;
 pub mod relay;
 pub mod session;
+pub use arn::{ArnError, KmsKeyArn, MAX_KMS_KEY_ARN_LEN};
 pub use codes::ErrorCode;
 pub use endpoint::{Endpoint, EndpointError};
 

@@ -12,6 +12,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use crate::KmsKeyArn;
+
 /// Largest attestation document, ciphertext blob or envelope a parent message may carry.
 pub const MAX_PARENT_FIELD_LEN: usize = 64 * 1024;
 
@@ -21,11 +23,16 @@ pub const MAX_PARENT_FIELD_LEN: usize = 64 * 1024;
 pub enum ParentRequest {
     /// KMS `GenerateDataKey` (AES-256) for the enclave.
     GenerateDataKey {
+        /// The KMS key the enclave names (its pinned key, ADR 0013); `None` only before the
+        /// enclave has enrolled, when the proxy uses the key it is configured with.
+        key_id: Option<KmsKeyArn>,
         /// The enclave's attestation document carrying its ephemeral RSA-2048 public key.
         attestation: ByteBuf,
     },
     /// KMS `Decrypt` of a data key for the enclave.
     Decrypt {
+        /// The KMS key the enclave names, as for `GenerateDataKey`.
+        key_id: Option<KmsKeyArn>,
         /// The wrapped data key (`CiphertextBlob`) from a sealed blob.
         ciphertext_blob: ByteBuf,
         /// The enclave's attestation document carrying its ephemeral RSA-2048 public key.
@@ -45,10 +52,11 @@ impl ParentRequest {
     /// Checks field sizes before anything is sent to KMS.
     pub fn check(&self) -> Result<(), String> {
         let fields: &[(&str, &ByteBuf)] = match self {
-            Self::GenerateDataKey { attestation } => &[("attestation", attestation)],
+            Self::GenerateDataKey { attestation, .. } => &[("attestation", attestation)],
             Self::Decrypt {
                 ciphertext_blob,
                 attestation,
+                ..
             } => &[
                 ("ciphertext_blob", ciphertext_blob),
                 ("attestation", attestation),
@@ -73,15 +81,21 @@ impl fmt::Debug for ParentRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Nothing here is secret, but documents are long: lengths are enough for logs.
         match self {
-            Self::GenerateDataKey { attestation } => f
+            Self::GenerateDataKey {
+                key_id,
+                attestation,
+            } => f
                 .debug_struct("GenerateDataKey")
+                .field("key_id", key_id)
                 .field("attestation_len", &attestation.len())
                 .finish(),
             Self::Decrypt {
+                key_id,
                 ciphertext_blob,
                 attestation,
             } => f
                 .debug_struct("Decrypt")
+                .field("key_id", key_id)
                 .field("ciphertext_blob_len", &ciphertext_blob.len())
                 .field("attestation_len", &attestation.len())
                 .finish(),
@@ -102,7 +116,8 @@ pub enum ParentErrorCode {
     AccessDenied,
     /// KMS could not decrypt the ciphertext blob (altered, or of another key).
     InvalidCiphertext,
-    /// KMS does not know the proxy's key (`--kms-key-id` wrong, or the key deleted).
+    /// KMS does not know the proxy's key (`--kms-key-id` wrong, or the key deleted), or the
+    /// enclave named a key other than the one the proxy is configured for.
     NotConfigured,
 }
 
@@ -124,7 +139,7 @@ impl fmt::Display for ParentErrorCode {
 pub enum ParentResponse {
     /// `GenerateDataKey` succeeded.
     DataKey {
-        /// The KMS key that wrapped it (ARN).
+        /// The KMS key that wrapped it (ARN). An enclave that named its key refuses any other.
         key_id: String,
         /// The data key wrapped under the KMS key: stored in the sealed blob.
         ciphertext_blob: ByteBuf,
@@ -133,7 +148,7 @@ pub enum ParentResponse {
     },
     /// `Decrypt` succeeded.
     Decrypted {
-        /// The KMS key that unwrapped it (ARN).
+        /// The KMS key that unwrapped it (ARN). An enclave that named its key refuses any other.
         key_id: String,
         /// The data key as CMS EnvelopedData for the enclave's ephemeral RSA key.
         ciphertext_for_recipient: ByteBuf,
@@ -184,6 +199,7 @@ mod tests {
     #[test]
     fn round_trip_and_limits() {
         let request = ParentRequest::Decrypt {
+            key_id: Some(KmsKeyArn::parse("arn:aws:kms:eu-west-1:111122223333:key/k").unwrap()),
             ciphertext_blob: ByteBuf::from(vec![1; 10]),
             attestation: ByteBuf::from(vec![2; 20]),
         };
@@ -194,10 +210,12 @@ mod tests {
         assert!(format!("{request:?}").contains("ciphertext_blob_len: 10"));
 
         let empty = ParentRequest::GenerateDataKey {
+            key_id: None,
             attestation: ByteBuf::new(),
         };
         assert_eq!(empty.check().unwrap_err(), "attestation is empty");
         let huge = ParentRequest::GenerateDataKey {
+            key_id: None,
             attestation: ByteBuf::from(vec![0; MAX_PARENT_FIELD_LEN + 1]),
         };
         assert!(huge.check().unwrap_err().contains("more than"));

@@ -39,13 +39,21 @@ pub enum Mode {
     FlipAttestation,
     /// Hangs up without an answer.
     Down,
+    /// Answers for another KMS key: rewrites the key id of every successful answer.
+    OtherKeyId,
 }
+
+/// The key id the parent puts in answers in [`Mode::OtherKeyId`].
+pub const OTHER_KEY_ARN: &str =
+    "arn:aws:kms:us-east-1:999999999999:key/00000000-0000-4000-8000-000000000000";
 
 /// The parent in the middle: a mode, what it saw, the proxy's real KMS relay.
 pub struct Parent {
     mode: Mutex<Mode>,
     /// The last Recipient document the enclave sent (what a parent sees).
     pub seen: Mutex<Option<Vec<u8>>>,
+    /// The KMS key the enclave's last request named.
+    pub named: Mutex<Option<protocol::KmsKeyArn>>,
     relay: KmsRelay,
 }
 
@@ -76,9 +84,17 @@ async fn serve_parent(listener: UnixListener, parent: Arc<Parent>) {
                     return; // hang up without an answer
                 }
                 match &mut request {
-                    ParentRequest::GenerateDataKey { attestation }
-                    | ParentRequest::Decrypt { attestation, .. } => {
+                    ParentRequest::GenerateDataKey {
+                        attestation,
+                        key_id,
+                    }
+                    | ParentRequest::Decrypt {
+                        attestation,
+                        key_id,
+                        ..
+                    } => {
                         *parent.seen.lock().unwrap() = Some(attestation.to_vec());
+                        *parent.named.lock().unwrap() = key_id.clone();
                         if mode == Mode::FlipAttestation {
                             flip_last(attestation);
                         }
@@ -94,6 +110,15 @@ async fn serve_parent(listener: UnixListener, parent: Arc<Parent>) {
                     flip_last(ciphertext_blob);
                 }
                 let mut response = parent.relay.handle(&request).await;
+                if mode == Mode::OtherKeyId {
+                    match &mut response {
+                        ParentResponse::DataKey { key_id, .. }
+                        | ParentResponse::Decrypted { key_id, .. } => {
+                            *key_id = OTHER_KEY_ARN.to_string()
+                        }
+                        ParentResponse::Error { .. } => {}
+                    }
+                }
                 if mode == Mode::FlipEnvelope {
                     match &mut response {
                         ParentResponse::DataKey {
@@ -122,8 +147,10 @@ pub struct World {
     pub kms: Proc,
     /// The stand-in's URL.
     pub kms_url: String,
-    /// The KMS key.
+    /// The KMS key (its bare id, as `CreateKey` returns it and `--kms-key-id` takes it).
     pub key_id: String,
+    /// The KMS key's ARN.
+    pub key_arn: protocol::KmsKeyArn,
     /// The simulated CA.
     pub ca_dir: PathBuf,
     /// The parent in the middle.
@@ -203,10 +230,23 @@ pub async fn world() -> World {
     let key_id = cli::kms::create_key(&client, "test", &policy)
         .await
         .unwrap();
+    let arn = client
+        .describe_key()
+        .key_id(&key_id)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    let key_arn = protocol::KmsKeyArn::parse(&arn).unwrap();
     let socket = dir.path().join("parent.sock");
     let parent = Arc::new(Parent {
         mode: Mutex::new(Mode::Honest),
         seen: Mutex::new(None),
+        named: Mutex::new(None),
         relay: KmsRelay::new(client, key_id.clone()),
     });
     tokio::spawn(serve_parent(
@@ -218,6 +258,7 @@ pub async fn world() -> World {
         kms,
         kms_url,
         key_id,
+        key_arn,
         ca_dir,
         parent,
         socket,

@@ -13,7 +13,7 @@ use attestation::sim::simulated_pcrs;
 use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{DataKeySpec, KeyEncryptionMechanism, RecipientInfo};
-use cohort_tests::kms::{IMAGE, Mode, OTHER_IMAGE, world};
+use cohort_tests::kms::{IMAGE, Mode, OTHER_IMAGE, OTHER_KEY_ARN, world};
 use enclave::kms::KmsSealingAuthority;
 use enclave::seal::{
     BlobKind, LocalSealingAuthority, SealError, Sealer, SealingAuthority, seal, unseal,
@@ -273,6 +273,7 @@ async fn the_proxys_kms_channel_answers_bad_input_with_typed_errors() {
     assert!(code(&replies[0]).1.contains("exceeds") || code(&replies[0]).1.contains("larger"));
     // Empty or oversized fields never reach KMS.
     let empty = ParentRequest::GenerateDataKey {
+        key_id: None,
         attestation: ByteBuf::new(),
     };
     let r = answers(&raw(&path, &protocol::encode_frame(&empty).unwrap()).await);
@@ -282,6 +283,7 @@ async fn the_proxys_kms_channel_answers_bad_input_with_typed_errors() {
     );
     // A document that is not one: KMS refuses it, and says why.
     let junk = ParentRequest::Decrypt {
+        key_id: None,
         ciphertext_blob: ByteBuf::from(vec![1; 101]),
         attestation: ByteBuf::from(vec![0xa0; 300]),
     };
@@ -307,6 +309,93 @@ async fn the_proxys_kms_channel_answers_bad_input_with_typed_errors() {
         .await
         .unwrap();
     assert_eq!(plain.as_slice(), b"paillier");
+
+    // An enclave that names another key than the proxy serves: refused before KMS is asked.
+    let other = protocol::KmsKeyArn::parse(OTHER_KEY_ARN).unwrap();
+    let request = ParentRequest::GenerateDataKey {
+        key_id: Some(other.clone()),
+        attestation: ByteBuf::from(vec![0xa0; 300]),
+    };
+    let r = answers(&raw(&path, &protocol::encode_frame(&request).unwrap()).await);
+    let (c, m) = code(&r[0]);
+    assert_eq!(c, ParentErrorCode::NotConfigured, "{m}");
+    assert!(m.contains(OTHER_KEY_ARN) && m.contains(&w.key_id), "{m}");
+    // Through the sealing authority it is a refusal that names the key, and nothing is sealed.
+    let named = Arc::new(KmsSealingAuthority::new(
+        protocol::Endpoint::Unix(path.clone()),
+        w.nsm(IMAGE),
+    ));
+    named.name_kms_key(&other).unwrap();
+    let a = named.clone();
+    let e = blocking(move || seal(a.as_ref(), BlobKind::AuxInfo, "aux", b"x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, SealError::Refused(ref m) if m.contains("not_configured") && m.contains(OTHER_KEY_ARN)),
+        "{e}"
+    );
+    // An alias is not a key ARN: it cannot even be named.
+    assert!(protocol::KmsKeyArn::parse("arn:aws:kms:eu-west-1:000000000000:alias/node-0").is_err());
+}
+
+/// ADR 0013: once an enclave names its KMS key, every call names it and an answer for another
+/// key is refused; the name never changes. (Before issue 18 the answer's key id is the parent's
+/// word: this stops a confused or lazy parent, not a lying one.)
+#[tokio::test(flavor = "multi_thread")]
+async fn an_enclave_that_named_its_kms_key_refuses_answers_for_another() {
+    let w = world().await;
+    let auth = Arc::new(w.authority(IMAGE));
+    auth.name_kms_key(&w.key_arn).unwrap();
+    assert_eq!(auth.kms_key(), Some(&w.key_arn));
+    // Naming it again is no change; naming another key is refused.
+    auth.name_kms_key(&w.key_arn).unwrap();
+    let other = protocol::KmsKeyArn::parse(OTHER_KEY_ARN).unwrap();
+    assert!(matches!(
+        auth.name_kms_key(&other),
+        Err(SealError::KmsKeyPinned { .. })
+    ));
+    assert_eq!(auth.kms_key(), Some(&w.key_arn));
+
+    // Honest parent: the named key seals and opens.
+    let a = auth.clone();
+    let blob = blocking(move || seal(a.as_ref(), BlobKind::EddsaShare, "k1", b"the share"))
+        .await
+        .unwrap();
+    assert_eq!(w.parent.named.lock().unwrap().as_ref(), Some(&w.key_arn));
+    let a = auth.clone();
+    let b = blob.clone();
+    blocking(move || unseal(a.as_ref(), &b, BlobKind::EddsaShare, None))
+        .await
+        .unwrap();
+    assert_eq!(w.parent.named.lock().unwrap().as_ref(), Some(&w.key_arn));
+
+    // A parent answering for another key: refused on both calls, no blob, no plaintext.
+    w.set(Mode::OtherKeyId);
+    let a = auth.clone();
+    let e = blocking(move || seal(a.as_ref(), BlobKind::EddsaShare, "k2", b"x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, SealError::WrongKmsKey { ref got, .. } if got == OTHER_KEY_ARN),
+        "{e}"
+    );
+    assert!(!e.is_retryable());
+    let a = auth.clone();
+    let b = blob.clone();
+    let e = blocking(move || unseal(a.as_ref(), &b, BlobKind::EddsaShare, None))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SealError::WrongKmsKey { .. }), "{e}");
+    // An authority that named no key (an enclave not enrolled yet) takes the answer as before:
+    // the check exists only once a key is named, which is what this test is about.
+    let unnamed = Arc::new(w.authority(IMAGE));
+    let b = blob.clone();
+    let (_, plain) = blocking(move || unseal(unnamed.as_ref(), &b, BlobKind::EddsaShare, None))
+        .await
+        .unwrap();
+    assert_eq!(plain.as_slice(), b"the share");
+    assert_eq!(*w.parent.named.lock().unwrap(), None);
+    w.set(Mode::Honest);
 }
 
 /// One raw HTTP request to the stand-in; returns the status and the JSON body.

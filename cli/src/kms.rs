@@ -186,6 +186,19 @@ pub async fn create_key(
         .context("CreateKey answered without key metadata")
 }
 
+/// The full ARN of the key `key_id` names (what an enclave names at enrollment, ADR 0013).
+pub async fn key_arn(
+    client: &aws_sdk_kms::Client,
+    key_id: &str,
+) -> anyhow::Result<protocol::KmsKeyArn> {
+    let out = call(client.describe_key().key_id(key_id).send()).await?;
+    let arn = out
+        .key_metadata()
+        .and_then(|m| m.arn())
+        .context("DescribeKey answered without the key's ARN")?;
+    protocol::KmsKeyArn::parse(arn).with_context(|| format!("KMS answered an ARN {arn}"))
+}
+
 /// Replaces a key's policy.
 pub async fn put_policy(
     client: &aws_sdk_kms::Client,

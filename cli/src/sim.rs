@@ -5,6 +5,7 @@
 //! DIR/node-I/enclave.sock                                    enclave I's Unix socket
 //! DIR/node-I/kms.sock                                        proxy I's KMS channel (enclave -> KMS)
 //! DIR/node-I/kms-key-id                                      node I's KMS key in the stand-in
+//! DIR/node-I/kms-key-arn                                     the same key's full ARN
 //! DIR/node-I/blobs/                                          node I's sealed blobs
 //! DIR/kms/{keys/, audit.jsonl, kms.log}                      the local KMS stand-in's keys and log
 //! DIR/kms.addr                                               the stand-in's HTTP address
@@ -106,6 +107,8 @@ pub struct NodeInfo {
     pub proxy_url: String,
     /// The node's KMS key (id) in the local stand-in.
     pub kms_key_id: String,
+    /// The same key's full ARN (what its enclave names when it enrolls).
+    pub kms_key_arn: String,
 }
 
 /// What `cluster.json` holds.
@@ -294,6 +297,11 @@ impl SimCluster {
             .node_key(kms, id, &node_dir, pcrs_hex)
             .await
             .with_context(|| format!("KMS key of node {id}"))?;
+        let kms_key_arn = crate::kms::key_arn(kms, &kms_key_id)
+            .await
+            .with_context(|| format!("KMS key ARN of node {id}"))?
+            .to_string();
+        fs::write(node_dir.join("kms-key-arn"), format!("{kms_key_arn}\n"))?;
         if options.fixture_primes {
             args.extend(["--fixture-primes".to_string(), (id - 1).to_string()]);
         }
@@ -351,6 +359,7 @@ impl SimCluster {
             enclave: socket,
             proxy_url: String::new(),
             kms_key_id,
+            kms_key_arn,
         });
         Ok(())
     }

@@ -1261,3 +1261,174 @@ fn an_honest_round_heals_an_identity_offered_at_another_index() {
     ];
     assert_eq!(admit(round), (vec![1, 2], vec![]));
 }
+
+fn enroll(e: &Enclave, arn: &protocol::KmsKeyArn) -> (ByteBuf, [u8; 32]) {
+    match e.handle(EnclaveRequest::Enroll {
+        kms_key_arn: arn.clone(),
+    }) {
+        EnclaveResponse::Enrolled {
+            sealed,
+            node_key,
+            kms_key_arn,
+        } => {
+            assert_eq!(&kms_key_arn, arn);
+            (sealed, node_key.as_slice().try_into().unwrap())
+        }
+        other => panic!("enroll: {other:?}"),
+    }
+}
+
+fn membership_refusal(response: EnclaveResponse) -> String {
+    match response {
+        EnclaveResponse::Error(e) => {
+            assert_eq!(e.code, ErrorCode::Membership, "{e}");
+            e.message
+        }
+        other => panic!("expected a membership refusal, got {other:?}"),
+    }
+}
+
+/// ADR 0013 step 5: an enclave makes its node key once, binds it (and its KMS key) into every
+/// identity document from then on, and gets the same key back from its sealed blob after a
+/// restart; a second enrollment, two node keys, or a record naming another KMS key than its
+/// blob are refused by name and change nothing.
+#[test]
+fn a_node_key_is_made_once_bound_into_documents_and_restored() {
+    use attestation::{NodeBinding, verify};
+    let ca = SimulatedCa::generate().unwrap();
+    let arn = protocol::KmsKeyArn::parse(
+        "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    )
+    .unwrap();
+    let at = || std::time::Duration::from_secs(now());
+    let mut policy = attestation::Policy::default().with_root(ca.root_der().to_vec());
+    policy.require_node = true;
+
+    let e = boot(&ca, 0, IMAGE);
+    assert_eq!(
+        verify(&document(&e), &policy, at()).unwrap_err().kind(),
+        "no_node_binding",
+        "a fresh enclave attests without a node key"
+    );
+    let (sealed, node_key) = enroll(&e, &arn);
+    assert_eq!(e.phase(), protocol::Phase::Enrolled);
+    let binding = NodeBinding::new(node_key, arn.as_str()).unwrap();
+    policy.node = Some(binding.clone());
+    let doc = verify(&document(&e), &policy, at()).unwrap();
+    assert_eq!(doc.identity, Some(e.identity()));
+    assert_eq!(e.node_binding(), Some(binding.clone()));
+
+    // Once only, whatever KMS key the second request names.
+    let other_arn =
+        protocol::KmsKeyArn::parse("arn:aws:kms:eu-west-1:444455556666:key/other").unwrap();
+    for a in [&arn, &other_arn] {
+        let m = membership_refusal(e.handle(EnclaveRequest::Enroll {
+            kms_key_arn: a.clone(),
+        }));
+        assert!(m.starts_with("already_enrolled:"), "{m}");
+    }
+    assert_eq!(e.node_binding(), Some(binding.clone()));
+
+    // A restart: the node key comes back from its blob, and documents bind it again.
+    let fresh = boot(&ca, 0, IMAGE);
+    match fresh.handle(EnclaveRequest::Restore {
+        blobs: vec![sealed.clone()],
+    }) {
+        EnclaveResponse::Restored { keys, aux, .. } => assert!(keys.is_empty() && !aux),
+        other => panic!("restore: {other:?}"),
+    }
+    assert_eq!(fresh.phase(), protocol::Phase::Enrolled);
+    assert_ne!(fresh.identity(), e.identity(), "identity keys are per boot");
+    verify(&document(&fresh), &policy, at()).unwrap();
+    let m = membership_refusal(fresh.handle(EnclaveRequest::Enroll {
+        kms_key_arn: arn.clone(),
+    }));
+    assert!(m.starts_with("already_enrolled:"), "{m}");
+
+    // Two node keys, or a record whose KMS key is not its blob's: refused, nothing kept.
+    let local = LocalSealingAuthority::new(&crate::testkit::MASTER, &IMAGE);
+    #[derive(serde::Serialize)]
+    struct Record<'a> {
+        v: u8,
+        secret: ByteBuf,
+        kms_key_arn: &'a str,
+        created: u64,
+    }
+    let record = |arn: &str| {
+        let mut plain = Vec::new();
+        ciborium::into_writer(
+            &Record {
+                v: 1,
+                secret: ByteBuf::from(vec![7u8; 32]),
+                kms_key_arn: arn,
+                created: now(),
+            },
+            &mut plain,
+        )
+        .unwrap();
+        plain
+    };
+    let mismatched = seal::seal(
+        &local,
+        BlobKind::NodeKey,
+        arn.as_str(),
+        &record(other_arn.as_str()),
+    )
+    .unwrap();
+    let second = seal::seal(
+        &local,
+        BlobKind::NodeKey,
+        arn.as_str(),
+        &record(arn.as_str()),
+    )
+    .unwrap();
+    let third = boot(&ca, 0, IMAGE);
+    for (blobs, kind) in [
+        (
+            vec![sealed.clone(), ByteBuf::from(second)],
+            "two_node_keys:",
+        ),
+        (vec![ByteBuf::from(mismatched)], "kms_key_mismatch:"),
+    ] {
+        let m = membership_refusal(third.handle(EnclaveRequest::Restore { blobs }));
+        assert!(m.starts_with(kind), "{m}");
+        assert_eq!(third.phase(), protocol::Phase::Ready);
+        assert_eq!(third.node_binding(), None);
+    }
+    // ... and the real blob still restores afterwards.
+    assert!(matches!(
+        third.handle(EnclaveRequest::Restore {
+            blobs: vec![sealed.clone()],
+        }),
+        EnclaveResponse::Restored { .. }
+    ));
+    assert_eq!(third.node_binding(), Some(binding.clone()));
+
+    // Until step 9, a genesis without a roster is still accepted once enrolled; a restore of
+    // the node key with that genesis is operational and keeps binding the node key.
+    let admins: Vec<SigningKey> = (0..2)
+        .map(|i| SigningKey::from_bytes(&[80 + i; 32]))
+        .collect();
+    let genesis = genesis_request("enrolled", 2, &admins, &[&admins[0], &admins[1]]);
+    let genesis_blob = match third.handle(EnclaveRequest::Genesis {
+        request: genesis,
+        node: 0,
+    }) {
+        EnclaveResponse::GenesisAccepted { sealed, .. } => sealed,
+        other => panic!("genesis: {other:?}"),
+    };
+    assert_eq!(third.phase(), protocol::Phase::Operational);
+    let fourth = boot(&ca, 0, IMAGE);
+    assert!(matches!(
+        fourth.handle(EnclaveRequest::Restore {
+            blobs: vec![sealed, genesis_blob],
+        }),
+        EnclaveResponse::Restored { .. }
+    ));
+    assert_eq!(fourth.phase(), protocol::Phase::Operational);
+    assert_eq!(fourth.node_binding(), Some(binding));
+    match fourth.handle(EnclaveRequest::Enroll { kms_key_arn: arn }) {
+        EnclaveResponse::Error(e) => assert_eq!(e.code, ErrorCode::WrongPhase),
+        other => panic!("{other:?}"),
+    }
+}

@@ -9,7 +9,7 @@
 //! private key never leaves this module and is dropped after one use, so the parent sees the
 //! wrapped key and the envelope, never the data key.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use attestation::nsm::{AttestationRequest, Nsm};
@@ -34,14 +34,14 @@ pub struct KmsSealingAuthority {
     nsm: Arc<dyn Nsm>,
     /// The KMS key every call names, once the enclave knows it (ADR 0013). Before that (an
     /// enclave that has not enrolled) calls name no key and the proxy uses its configured one.
-    key: OnceLock<KmsKeyArn>,
+    key: Mutex<Option<KmsKeyArn>>,
 }
 
 impl std::fmt::Debug for KmsSealingAuthority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KmsSealingAuthority")
             .field("parent", &self.parent.to_string())
-            .field("key", &self.key.get())
+            .field("key", &*self.key())
             .finish_non_exhaustive()
     }
 }
@@ -52,18 +52,23 @@ impl KmsSealingAuthority {
         Self {
             parent,
             nsm,
-            key: OnceLock::new(),
+            key: Mutex::new(None),
         }
     }
 
+    fn key(&self) -> MutexGuard<'_, Option<KmsKeyArn>> {
+        // Only ever assigned whole: a poisoned lock still holds a consistent value.
+        self.key.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The KMS key this authority names, if named.
-    pub fn kms_key(&self) -> Option<&KmsKeyArn> {
-        self.key.get()
+    pub fn kms_key(&self) -> Option<KmsKeyArn> {
+        self.key().clone()
     }
 
     /// Refuses an answer for a key other than the named one.
     fn check_answer_key(&self, got: &str) -> Result<(), SealError> {
-        match self.key.get() {
+        match &*self.key() {
             Some(named) if named.as_str() != got => Err(SealError::WrongKmsKey {
                 expected: named.to_string(),
                 got: got.to_string(),
@@ -134,7 +139,7 @@ impl SealingAuthority for KmsSealingAuthority {
     fn generate_data_key(&self) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>), SealError> {
         let (key, document) = self.recipient()?;
         match self.call(&ParentRequest::GenerateDataKey {
-            key_id: self.key.get().cloned(),
+            key_id: self.kms_key(),
             attestation: ByteBuf::from(document),
         })? {
             ParentResponse::DataKey {
@@ -161,7 +166,7 @@ impl SealingAuthority for KmsSealingAuthority {
     fn decrypt_data_key(&self, wrapped: &[u8]) -> Result<Zeroizing<[u8; 32]>, SealError> {
         let (key, document) = self.recipient()?;
         match self.call(&ParentRequest::Decrypt {
-            key_id: self.key.get().cloned(),
+            key_id: self.kms_key(),
             ciphertext_blob: ByteBuf::from(wrapped),
             attestation: ByteBuf::from(document),
         })? {
@@ -180,13 +185,21 @@ impl SealingAuthority for KmsSealingAuthority {
     }
 
     fn name_kms_key(&self, arn: &KmsKeyArn) -> Result<(), SealError> {
-        let pinned = self.key.get_or_init(|| arn.clone());
-        if pinned != arn {
-            return Err(SealError::KmsKeyPinned {
+        let mut key = self.key();
+        match &*key {
+            Some(pinned) if pinned != arn => Err(SealError::KmsKeyPinned {
                 pinned: pinned.to_string(),
                 asked: arn.to_string(),
-            });
+            }),
+            Some(_) => Ok(()),
+            None => {
+                *key = Some(arn.clone());
+                Ok(())
+            }
         }
-        Ok(())
+    }
+
+    fn forget_kms_key(&self) {
+        *self.key() = None;
     }
 }

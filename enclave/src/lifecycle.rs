@@ -1,9 +1,14 @@
 //! The enclave's lifecycle as an explicit state machine.
 //!
 //! ```text
-//!   booting --boot_succeeded--> ready --genesis_accepted--> operational
-//!   booting --boot_failed-----> boot_failed   (terminal)      ready --restored--> operational
+//!   booting --boot_succeeded--> ready --enrolled--> enrolled --genesis_accepted--> operational
+//!   booting --boot_failed-----> boot_failed (terminal)
+//!   ready --genesis_accepted | restored--> operational   (a genesis without node keys: until
+//!                                                        ADR 0013 step 9 refuses it)
 //! ```
+//!
+//! `enrolled` is reached by `Enroll` or by restoring a node key alone; a restore with the
+//! genesis goes to `operational`.
 //!
 //! Each request names the phase it needs ([`required_phase`]); the server refuses it with a
 //! `wrong_phase` error in any other phase. Later phases (genesis, keys loaded) extend this table.
@@ -17,6 +22,8 @@ pub enum Event {
     BootSucceeded,
     /// Boot could not complete.
     BootFailed,
+    /// A node key was made (`Enroll`) or restored without a genesis.
+    Enrolled,
     /// A genesis was accepted.
     GenesisAccepted,
     /// Sealed state was restored.
@@ -46,10 +53,13 @@ pub enum Requirement {
 pub fn required_phase(request: &EnclaveRequest) -> Requirement {
     match request {
         EnclaveRequest::Status => Requirement::Any,
-        EnclaveRequest::Attest { .. } => Requirement::In(&[Phase::Ready, Phase::Operational]),
-        EnclaveRequest::Genesis { .. } | EnclaveRequest::Restore { .. } => {
-            Requirement::In(&[Phase::Ready])
+        EnclaveRequest::Attest { .. } => {
+            Requirement::In(&[Phase::Ready, Phase::Enrolled, Phase::Operational])
         }
+        EnclaveRequest::Enroll { .. } | EnclaveRequest::Genesis { .. } => {
+            Requirement::In(&[Phase::Ready, Phase::Enrolled])
+        }
+        EnclaveRequest::Restore { .. } => Requirement::In(&[Phase::Ready]),
         EnclaveRequest::AdmitPeers { .. }
         | EnclaveRequest::StartSession { .. }
         | EnclaveRequest::Deliver { .. }
@@ -93,7 +103,9 @@ impl Lifecycle {
         let next = match (self.phase, event) {
             (Phase::Booting, Event::BootSucceeded) => Phase::Ready,
             (Phase::Booting, Event::BootFailed) => Phase::BootFailed,
-            (Phase::Ready, Event::GenesisAccepted | Event::Restored) => Phase::Operational,
+            (Phase::Ready, Event::Enrolled) => Phase::Enrolled,
+            (Phase::Ready | Phase::Enrolled, Event::GenesisAccepted) => Phase::Operational,
+            (Phase::Ready, Event::Restored) => Phase::Operational,
             (phase, event) => return Err(InvalidTransition { phase, event }),
         };
         if next == Phase::BootFailed {
@@ -168,6 +180,39 @@ mod tests {
         assert_eq!(err.code, ErrorCode::WrongPhase);
         assert!(err.message.contains("no nsm"));
         assert!(failed.admit(&EnclaveRequest::Status).is_ok());
+    }
+
+    /// The enrolled phase (ADR 0013): reached from ready only, left only by a genesis; a node
+    /// key is not made in any other phase, and restore is for a fresh enclave only.
+    #[test]
+    fn the_enrolled_phase_table() {
+        let arn = protocol::KmsKeyArn::parse("arn:aws:kms:eu-west-1:111122223333:key/k").unwrap();
+        let enroll = EnclaveRequest::Enroll { kms_key_arn: arn };
+        let restore = EnclaveRequest::Restore { blobs: vec![] };
+        let admit = EnclaveRequest::AdmitPeers { documents: vec![] };
+        assert!(
+            Lifecycle::new().admit(&enroll).is_err(),
+            "not while booting"
+        );
+        let mut l = Lifecycle::new();
+        l.apply(Event::BootSucceeded, None).unwrap();
+        assert!(l.admit(&enroll).is_ok());
+        assert_eq!(l.apply(Event::Enrolled, None), Ok(Phase::Enrolled));
+        // Enrolled: attest, a (second) enroll reaches the node, which refuses it by name;
+        // no restore over a held node key, no cluster work before a genesis.
+        assert!(l.admit(&EnclaveRequest::Attest { nonce: None }).is_ok());
+        assert!(l.admit(&enroll).is_ok());
+        assert_eq!(l.admit(&restore).unwrap_err().code, ErrorCode::WrongPhase);
+        assert_eq!(l.admit(&admit).unwrap_err().code, ErrorCode::WrongPhase);
+        assert!(l.apply(Event::Enrolled, None).is_err());
+        assert!(l.apply(Event::Restored, None).is_err());
+        assert_eq!(
+            l.apply(Event::GenesisAccepted, None),
+            Ok(Phase::Operational)
+        );
+        assert_eq!(l.admit(&enroll).unwrap_err().code, ErrorCode::WrongPhase);
+        assert!(l.admit(&admit).is_ok());
+        assert!(l.apply(Event::Enrolled, None).is_err());
     }
 
     #[test]

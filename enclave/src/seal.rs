@@ -110,6 +110,9 @@ pub trait SealingAuthority: Send + Sync {
     fn name_kms_key(&self, _arn: &protocol::KmsKeyArn) -> Result<(), SealError> {
         Ok(())
     }
+    /// Forgets the named KMS key. Only for a key nothing was sealed or opened under yet (an
+    /// enrollment or a restore that failed), so that the next attempt may name another.
+    fn forget_kms_key(&self) {}
 }
 
 /// No sealing available (no parent endpoint configured, or the NSM is missing): every call
@@ -229,6 +232,8 @@ pub enum BlobKind {
     EcdsaShare,
     /// A threshold EdDSA key share.
     EddsaShare,
+    /// The enclave's long-term node key (ADR 0013); the header's key id is the KMS key ARN.
+    NodeKey,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -430,6 +435,11 @@ impl Sealer {
     /// ([`SealingAuthority::name_kms_key`]).
     pub fn name_kms_key(&self, arn: &protocol::KmsKeyArn) -> Result<(), SealError> {
         self.current.name_kms_key(arn)
+    }
+
+    /// Forgets the named KMS key ([`SealingAuthority::forget_kms_key`]).
+    pub fn forget_kms_key(&self) {
+        self.current.forget_kms_key()
     }
 
     /// Fetches a data key from the current authority, to seal one blob later.

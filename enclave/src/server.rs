@@ -1,10 +1,10 @@
 //! The enclave's request handling and its accept loop.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, mpsc};
 
-use attestation::Policy;
 use attestation::nsm::{AttestationRequest, Nsm};
+use attestation::{Binding, NodeBinding, Policy};
 use protocol::{
     EnclaveError, EnclaveRequest, EnclaveResponse, ErrorCode, FrameError, MAX_NONCE_LEN, Phase,
 };
@@ -38,6 +38,9 @@ pub struct BootConfig {
 pub struct Enclave {
     lifecycle: Arc<Mutex<Lifecycle>>,
     identity: Arc<SecretIdentity>,
+    /// The node key and KMS key, once enrolled or restored: identity documents bind them
+    /// (binding version 2) from then on. Set once by the worker, never changed.
+    node: Arc<OnceLock<NodeBinding>>,
     nsm: Option<Arc<dyn Nsm>>,
     worker: Option<Mutex<mpsc::Sender<Job>>>,
     /// What `status` reports, refreshed by the worker after every request: status is answered
@@ -89,7 +92,7 @@ impl Enclave {
         let mut node_policy = None;
         let (nsm, outcome) = match config.nsm {
             Ok(nsm) => {
-                let probe = identity_request(&identity, None);
+                let probe = identity_request(&identity, None, None);
                 let outcome = nsm
                     .attest(&probe)
                     .map_err(|e| e.to_string())
@@ -124,12 +127,14 @@ impl Enclave {
         }
         let lifecycle = Arc::new(Mutex::new(lifecycle));
         let snapshot = Arc::new(Mutex::new(Snapshot::default()));
+        let node_binding = Arc::new(OnceLock::new());
         let probe = config.primes.probe();
         let worker = node_policy.map(|policy| {
             let (tx, rx) = mpsc::channel::<Job>();
             let (identity, lifecycle) = (identity.clone(), lifecycle.clone());
             let (sealing, primes) = (config.sealing, config.primes);
             let snapshot = snapshot.clone();
+            let binding = node_binding.clone();
             std::thread::Builder::new()
                 .name("cluster-node".into())
                 .spawn(move || {
@@ -137,6 +142,7 @@ impl Enclave {
                     for job in rx {
                         let response =
                             cluster_request(&mut node, &identity, &lifecycle, job.request);
+                        publish_node_binding(&node, &binding);
                         *snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Snapshot::of(&node);
                         let _ = job.reply.send(response);
                     }
@@ -154,6 +160,7 @@ impl Enclave {
         Self {
             lifecycle,
             identity,
+            node: node_binding,
             nsm,
             worker,
             snapshot,
@@ -198,6 +205,11 @@ impl Enclave {
         self.identity.public()
     }
 
+    /// The node key and KMS key identity documents bind, once enrolled or restored.
+    pub fn node_binding(&self) -> Option<NodeBinding> {
+        self.node.get().cloned()
+    }
+
     /// Answers one request.
     pub fn handle(&self, request: EnclaveRequest) -> EnclaveResponse {
         if let Err(e) = self.lifecycle().admit(&request) {
@@ -229,7 +241,11 @@ impl Enclave {
         let Some(nsm) = &self.nsm else {
             return EnclaveResponse::Error(EnclaveError::new(ErrorCode::Nsm, "no nsm"));
         };
-        let request = identity_request(&self.identity, nonce.map(ByteBuf::into_vec));
+        let request = identity_request(
+            &self.identity,
+            self.node.get(),
+            nonce.map(ByteBuf::into_vec),
+        );
         match nsm.attest(&request) {
             Ok(document) => EnclaveResponse::Attestation {
                 document: ByteBuf::from(document),
@@ -273,6 +289,16 @@ fn cluster_request(
         }
     };
     let result = match request {
+        EnclaveRequest::Enroll { kms_key_arn } => {
+            node.enroll(&kms_key_arn).map(|(sealed, node_key)| {
+                advance(Event::Enrolled);
+                EnclaveResponse::Enrolled {
+                    sealed: ByteBuf::from(sealed),
+                    node_key: ByteBuf::from(node_key.to_vec()),
+                    kms_key_arn,
+                }
+            })
+        }
         EnclaveRequest::Genesis {
             request,
             node: index,
@@ -287,7 +313,11 @@ fn cluster_request(
             }),
         EnclaveRequest::Restore { blobs } => {
             node.restore(identity, &blobs).map(|(keys, aux, resealed)| {
-                advance(Event::Restored);
+                advance(if node.index().is_some() {
+                    Event::Restored
+                } else {
+                    Event::Enrolled
+                });
                 EnclaveResponse::Restored {
                     keys,
                     aux,
@@ -321,12 +351,36 @@ fn cluster_request(
     result.unwrap_or_else(|e| EnclaveResponse::Error(e.into()))
 }
 
-fn identity_request(identity: &SecretIdentity, nonce: Option<Vec<u8>>) -> AttestationRequest {
-    let keys = identity.public();
+/// An identity document's request: binding version 1 before the enclave holds a node key,
+/// version 2 (node key and KMS key as well) after.
+fn identity_request(
+    identity: &SecretIdentity,
+    node: Option<&NodeBinding>,
+    nonce: Option<Vec<u8>>,
+) -> AttestationRequest {
+    let binding = Binding {
+        identity: identity.public(),
+        node: node.cloned(),
+    };
     AttestationRequest {
-        user_data: Some(keys.binding().to_vec()),
+        user_data: Some(binding.user_data().to_vec()),
         nonce,
-        public_key: Some(keys.to_bytes().to_vec()),
+        public_key: Some(binding.public_key()),
+    }
+}
+
+/// Publishes the node's node key for attestation once it holds one (it never changes after).
+fn publish_node_binding(node: &Node, published: &OnceLock<NodeBinding>) {
+    if published.get().is_some() {
+        return;
+    }
+    if let Some((key, arn)) = node.node_binding() {
+        match NodeBinding::new(key, arn.as_str()) {
+            Ok(b) => {
+                let _ = published.set(b);
+            }
+            Err(e) => warn!(error = %e, "the node key cannot be bound into documents"),
+        }
     }
 }
 

@@ -99,6 +99,10 @@ fn sign_request() -> Approved<SignRequest> {
     })
 }
 
+fn arn() -> protocol::KmsKeyArn {
+    protocol::KmsKeyArn::parse("arn:aws:kms:eu-west-1:111122223333:key/fuzz").unwrap()
+}
+
 fn frames() {
     let kms_sample =
         fs::read(root().join("../attestation/src/testdata/kms-recipient-sample.ber")).unwrap();
@@ -110,6 +114,12 @@ fn frames() {
             },
         ),
         ("status", EnclaveRequest::Status),
+        (
+            "enroll",
+            EnclaveRequest::Enroll {
+                kms_key_arn: arn(),
+            },
+        ),
         (
             "genesis",
             EnclaveRequest::Genesis {
@@ -178,6 +188,14 @@ fn frames() {
     }
     let responses = [
         (
+            "enrolled",
+            EnclaveResponse::Enrolled {
+                sealed: buf(b"sealed-node-key"),
+                node_key: buf(&[0x4e; 32]),
+                kms_key_arn: arn(),
+            },
+        ),
+        (
             "status",
             EnclaveResponse::Status {
                 phase: Phase::Operational,
@@ -244,10 +262,7 @@ fn frames() {
         (
             "parent-decrypt",
             encode_frame(&ParentRequest::Decrypt {
-                key_id: Some(
-                    protocol::KmsKeyArn::parse("arn:aws:kms:eu-west-1:111122223333:key/fuzz")
-                        .unwrap(),
-                ),
+                key_id: Some(arn()),
                 ciphertext_blob: buf(&[0x01; 40]),
                 attestation: buf(&[0xd2; 40]),
             }),

@@ -1,6 +1,6 @@
-//! Sealed-blob storage on the parent: the enclave's genesis state, auxiliary info and key
-//! shares, sealed by the enclave (the proxy cannot open them), kept on disk and handed back to
-//! the enclave after it restarts.
+//! Sealed-blob storage on the parent: the enclave's node key, genesis state, auxiliary info and
+//! key shares, sealed by the enclave (the proxy cannot open them), kept on disk and handed back
+//! to the enclave after it restarts.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -9,6 +9,11 @@ use protocol::EnclaveResponse;
 use protocol::session::Outcome;
 use serde_bytes::ByteBuf;
 use tracing::{info, warn};
+
+/// The sealed node key's file.
+pub const NODE_KEY_BLOB: &str = "node-key.blob";
+/// The sealed genesis state's file.
+pub const GENESIS_BLOB: &str = "genesis.blob";
 
 /// A directory of sealed blobs.
 #[derive(Debug, Clone)]
@@ -41,7 +46,8 @@ impl BlobStore {
     /// Stores the sealed blobs an enclave response carries, if any.
     pub fn keep(&self, response: &EnclaveResponse) -> io::Result<()> {
         match response {
-            EnclaveResponse::GenesisAccepted { sealed, .. } => self.put("genesis.blob", sealed),
+            EnclaveResponse::Enrolled { sealed, .. } => self.put_new(NODE_KEY_BLOB, sealed),
+            EnclaveResponse::GenesisAccepted { sealed, .. } => self.put(GENESIS_BLOB, sealed),
             EnclaveResponse::Session(update) => match &update.outcome {
                 Some(Outcome::AuxReady { sealed }) => self.put("aux.blob", sealed),
                 Some(Outcome::KeyCreated { key_id, sealed, .. }) => {
@@ -51,6 +57,23 @@ impl BlobStore {
             },
             _ => Ok(()),
         }
+    }
+
+    /// Whether a node key is stored: the enclave enrolled once, and enrolling again would make a
+    /// node key the roster does not know (ADR 0013).
+    pub fn has_node_key(&self) -> bool {
+        self.dir.join(NODE_KEY_BLOB).exists()
+    }
+
+    /// Stores `name` only if it does not exist yet.
+    fn put_new(&self, name: &str, blob: &[u8]) -> io::Result<()> {
+        if self.dir.join(name).exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{name} exists: this node is enrolled, its node key is never replaced"),
+            ));
+        }
+        self.put(name, blob)
     }
 
     /// Replaces the stored blob `name` (as [`BlobStore::all`] names it), atomically.
@@ -64,21 +87,25 @@ impl BlobStore {
         self.put(name, blob)
     }
 
-    /// Every stored blob with its name, genesis first; empty when there is no genesis.
+    /// Every stored blob with its name: the node key first, then the genesis, then the rest;
+    /// empty when there is neither (nothing to restore).
     pub fn all(&self) -> io::Result<Vec<(String, ByteBuf)>> {
-        let genesis = self.dir.join("genesis.blob");
-        if !genesis.exists() {
-            return Ok(Vec::new());
+        let mut out = Vec::new();
+        for first in [NODE_KEY_BLOB, GENESIS_BLOB] {
+            let path = self.dir.join(first);
+            if path.exists() {
+                out.push((first.to_string(), ByteBuf::from(std::fs::read(path)?)));
+            }
         }
-        let mut out = vec![(
-            "genesis.blob".to_string(),
-            ByteBuf::from(std::fs::read(genesis)?),
-        )];
+        if out.is_empty() {
+            return Ok(out);
+        }
         let mut names: Vec<PathBuf> = std::fs::read_dir(&self.dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
                 p.extension().is_some_and(|e| e == "blob")
-                    && p.file_name().is_some_and(|n| n != "genesis.blob")
+                    && p.file_name()
+                        .is_some_and(|n| n != GENESIS_BLOB && n != NODE_KEY_BLOB)
             })
             .collect();
         names.sort();

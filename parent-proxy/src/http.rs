@@ -101,6 +101,22 @@ async fn relay(proxy: &Proxy, request: Request<Incoming>) -> Response<Body> {
         }
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_frame", e),
     }
+    // An enrolled node is never enrolled again: a second node key would not be the roster's,
+    // and storing it would overwrite the one that is (ADR 0013). The enclave refuses it too
+    // once it holds its key; this also covers a node whose key is stored but not yet restored.
+    if let Some(store) = &proxy.blobs
+        && store.has_node_key()
+        && matches!(
+            protocol::decode_payload::<protocol::EnclaveRequest>(payload),
+            Ok(protocol::EnclaveRequest::Enroll { .. })
+        )
+    {
+        return error(
+            StatusCode::CONFLICT,
+            "already_enrolled",
+            "this node's sealed node key is stored (node-key.blob); it is never replaced",
+        );
+    }
     match proxy.link.call_frame(&frame).await {
         Ok(reply) => {
             if let Some(store) = &proxy.blobs

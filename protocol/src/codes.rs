@@ -84,6 +84,10 @@ codes! {
         Sealing => "sealing",
         /// The sealing authority (KMS through the parent) cannot be reached now: retry later.
         SealingUnavailable => "sealing_unavailable",
+        /// Refused for membership (ADR 0013): enrolling twice, a genesis or roster that does not
+        /// list this enclave, a peer that is not the roster's node. The message starts with the
+        /// stable kind (`already_enrolled: …`).
+        Membership => "membership",
         /// An internal error; the message says which.
         Internal => "internal",
     }

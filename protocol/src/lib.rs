@@ -150,6 +150,13 @@ pub enum EnclaveRequest {
     },
     /// Report the enclave's lifecycle phase and readiness.
     Status,
+    /// Make this enclave's long-term node key, sealed under the KMS key named here, which it
+    /// uses for every KMS call from then on (ADR 0013). Only once: a second `Enroll`, or one
+    /// after the node key was restored, is refused (`membership`).
+    Enroll {
+        /// The node's KMS key (a full key ARN, never an alias).
+        kms_key_arn: KmsKeyArn,
+    },
     /// Initialise the cluster at this enclave, which is node `node`.
     Genesis {
         /// The genesis, approved by its admin quorum.
@@ -199,6 +206,7 @@ impl EnclaveRequest {
         match self {
             Self::Attest { .. } => "attest",
             Self::Status => "status",
+            Self::Enroll { .. } => "enroll",
             Self::Genesis { .. } => "genesis",
             Self::Restore { .. } => "restore",
             Self::AdmitPeers { .. } => "admit_peers",
@@ -221,8 +229,10 @@ impl fmt::Display for EnclaveRequest {
 pub enum Phase {
     /// Generating identity keys and measuring itself.
     Booting,
-    /// Identity keys exist and attestation works; no cluster genesis yet.
+    /// Identity keys exist and attestation works; no node key and no cluster genesis yet.
     Ready,
+    /// The enclave holds its node key (made by `Enroll`, or restored) and waits for a genesis.
+    Enrolled,
     /// Genesis done (or restored): the enclave takes part in the cluster.
     Operational,
     /// Boot failed; the enclave answers nothing but errors until restarted.
@@ -234,6 +244,7 @@ impl fmt::Display for Phase {
         f.write_str(match self {
             Self::Booting => "booting",
             Self::Ready => "ready",
+            Self::Enrolled => "enrolled",
             Self::Operational => "operational",
             Self::BootFailed => "boot_failed",
         })
@@ -261,6 +272,15 @@ pub enum EnclaveResponse {
         presignatures: u32,
         /// Whether pregenerated safe primes are ready for the next auxiliary-info run.
         primes_ready: bool,
+    },
+    /// Enrolled: the sealed node key to store (`node-key.blob` at the proxy) and its public half.
+    Enrolled {
+        /// The sealed node-key record.
+        sealed: ByteBuf,
+        /// The Ed25519 node key (32 bytes).
+        node_key: ByteBuf,
+        /// The KMS key it is sealed under.
+        kms_key_arn: KmsKeyArn,
     },
     /// Genesis accepted: the sealed genesis state to store, and a receipt.
     GenesisAccepted {
@@ -299,6 +319,7 @@ impl EnclaveResponse {
         match self {
             Self::Attestation { .. } => "attestation",
             Self::Status { .. } => "status",
+            Self::Enrolled { .. } => "enrolled",
             Self::GenesisAccepted { .. } => "genesis_accepted",
             Self::Restored { .. } => "restored",
             Self::PeersAdmitted { .. } => "peers_admitted",

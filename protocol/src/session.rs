@@ -146,7 +146,7 @@ mod tests {
     use super::*;
     use crate::ErrorCode;
 
-    const ALL: [FailureCode; 15] = [
+    const ALL: [FailureCode; 16] = [
         FailureCode::BadRequest,
         FailureCode::UnsupportedVersion,
         FailureCode::WrongPhase,
@@ -157,6 +157,7 @@ mod tests {
         FailureCode::Peer,
         FailureCode::Sealing,
         FailureCode::SealingUnavailable,
+        FailureCode::Membership,
         FailureCode::Internal,
         FailureCode::Protocol,
         FailureCode::NoPresignature,
@@ -193,6 +194,7 @@ mod tests {
             ErrorCode::Peer,
             ErrorCode::Sealing,
             ErrorCode::SealingUnavailable,
+            ErrorCode::Membership,
             ErrorCode::Internal,
         ] {
             assert_eq!(FailureCode::from(e).as_str(), e.to_string());

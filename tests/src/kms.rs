@@ -230,18 +230,7 @@ pub async fn world() -> World {
     let key_id = cli::kms::create_key(&client, "test", &policy)
         .await
         .unwrap();
-    let arn = client
-        .describe_key()
-        .key_id(&key_id)
-        .send()
-        .await
-        .unwrap()
-        .key_metadata()
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string();
-    let key_arn = protocol::KmsKeyArn::parse(&arn).unwrap();
+    let key_arn = cli::kms::key_arn(&client, &key_id).await.unwrap();
     let socket = dir.path().join("parent.sock");
     let parent = Arc::new(Parent {
         mode: Mutex::new(Mode::Honest),

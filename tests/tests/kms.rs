@@ -346,7 +346,7 @@ async fn an_enclave_that_named_its_kms_key_refuses_answers_for_another() {
     let w = world().await;
     let auth = Arc::new(w.authority(IMAGE));
     auth.name_kms_key(&w.key_arn).unwrap();
-    assert_eq!(auth.kms_key(), Some(&w.key_arn));
+    assert_eq!(auth.kms_key(), Some(w.key_arn.clone()));
     // Naming it again is no change; naming another key is refused.
     auth.name_kms_key(&w.key_arn).unwrap();
     let other = protocol::KmsKeyArn::parse(OTHER_KEY_ARN).unwrap();
@@ -354,7 +354,7 @@ async fn an_enclave_that_named_its_kms_key_refuses_answers_for_another() {
         auth.name_kms_key(&other),
         Err(SealError::KmsKeyPinned { .. })
     ));
-    assert_eq!(auth.kms_key(), Some(&w.key_arn));
+    assert_eq!(auth.kms_key(), Some(w.key_arn.clone()));
 
     // Honest parent: the named key seals and opens.
     let a = auth.clone();

@@ -14,9 +14,10 @@ use cli::sim::{SimCluster, SimOptions};
 use coordinator::api::{
     ApprovedJson, ClusterStatus, KeyInfo, NodeStatus, SignRequestJson, SignResult,
 };
-use coordinator::client::ApiClient;
+use coordinator::client::{ApiClient, HttpClient};
 use ed25519_dalek::SigningKey;
 use protocol::policy::Scheme;
+use protocol::{EnclaveRequest, EnclaveResponse};
 
 const CLUSTER: &str = "sealing-test";
 
@@ -62,6 +63,39 @@ async fn sign_eddsa(
     sig.nodes.clone()
 }
 
+/// The node key and KMS key node `id`'s current identity document binds (verified under the
+/// cluster's root with a fresh nonce), or `None` for a version-1 document.
+async fn bound_node_key(
+    cluster: &SimCluster,
+    id: usize,
+) -> anyhow::Result<Option<attestation::NodeBinding>> {
+    let root = std::fs::read_to_string(&cluster.info.root_pem_path)?;
+    let mut policy = attestation::Policy::default().with_root(attestation::pem_to_der(&root)?);
+    let nonce = rand::random::<[u8; 32]>().to_vec();
+    policy.nonce = Some(nonce.clone());
+    let document = HttpClient::new()
+        .fetch_attestation(&cluster.info.nodes[id - 1].proxy_url, &nonce)
+        .await?;
+    Ok(attestation::verify(&document, &policy, cohort_tests::now())?.node)
+}
+
+/// Waits until node `id`'s enclave (a restarted one answers only once it listens, and binds its
+/// node key only once it restored it) attests binding `want`.
+async fn wait_bound(cluster: &SimCluster, id: usize, want: Option<&attestation::NodeBinding>) {
+    let start = Instant::now();
+    loop {
+        let got = bound_node_key(cluster, id).await;
+        if got.as_ref().is_ok_and(|g| g.as_ref() == want) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "node {id} does not bind {want:?}: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 fn log(cluster: &SimCluster, file: &str) -> String {
     std::fs::read_to_string(cluster.dir.join(file)).unwrap_or_default()
 }
@@ -91,6 +125,32 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
         .iter()
         .map(|k| k.verifying_key().to_bytes())
         .collect();
+    // ADR 0013 step 5: node 2 enrolls before the genesis. Its node key is sealed under the KMS
+    // key it names (its own, as an ARN), its documents bind both from then on, it is never
+    // enrolled twice, and every restart below gives it the same node key back.
+    let http = HttpClient::new();
+    let proxy2 = cluster.info.nodes[1].proxy_url.clone();
+    let arn = protocol::KmsKeyArn::parse(&cluster.info.nodes[1].kms_key_arn).unwrap();
+    wait_bound(&cluster, 2, None).await;
+    let enroll = EnclaveRequest::Enroll {
+        kms_key_arn: arn.clone(),
+    };
+    let node_key: [u8; 32] = match http.enclave_call(&proxy2, &enroll).await.unwrap() {
+        EnclaveResponse::Enrolled { node_key, .. } => node_key.as_slice().try_into().unwrap(),
+        other => panic!("enroll: {other:?}"),
+    };
+    assert!(cluster.dir.join("node-2/blobs/node-key.blob").exists());
+    let enrolled = attestation::NodeBinding::new(node_key, arn.as_str()).unwrap();
+    assert_eq!(
+        bound_node_key(&cluster, 2).await.unwrap(),
+        Some(enrolled.clone())
+    );
+    let again = http.enclave_call(&proxy2, &enroll).await.unwrap_err();
+    assert!(again.to_string().contains("already_enrolled"), "{again}");
+    wait_node(&api, 2, "enrolled", 0, Duration::from_secs(30)).await;
+    cluster.restart_enclave(2).await.unwrap();
+    wait_bound(&cluster, 2, Some(&enrolled)).await;
+    wait_node(&api, 2, "enrolled", 0, Duration::from_secs(30)).await;
     ops::genesis(&api, CLUSTER, Some(3), &admins, 2)
         .await
         .unwrap();
@@ -144,6 +204,12 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
     assert_eq!(signers, vec![0, 2], "nodes 1 and 3 signed");
     cluster.restart_enclave(2).await.unwrap();
     wait_node(&api, 2, "operational", 1, Duration::from_secs(30)).await;
+    wait_bound(&cluster, 2, Some(&enrolled)).await;
+    assert_eq!(
+        bound_node_key(&cluster, 1).await.unwrap(),
+        None,
+        "node 1 never enrolled"
+    );
 
     // KMS down while an enclave restarts: it stays sealed (and out of quorums), the proxy
     // retries, and it recovers when KMS is back.
@@ -166,6 +232,7 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
     assert!(!n2.healthy);
     cluster.restart("kms").await.unwrap();
     wait_node(&api, 2, "operational", 1, Duration::from_secs(30)).await;
+    wait_bound(&cluster, 2, Some(&enrolled)).await;
     cluster.kill("enclave-3").await.unwrap();
     let signers = sign_eddsa(&api, &key, &approvers, b"after the outage").await;
     assert_eq!(signers, vec![0, 1]);

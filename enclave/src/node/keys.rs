@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use protocol::KmsKeyArn;
 use protocol::policy::{Approved, CreateKey, KeyPolicy, Scheme};
 use protocol::session::{Outcome, key_receipt_message};
 use serde::{Deserialize, Serialize};
@@ -10,8 +11,10 @@ use serde_bytes::ByteBuf;
 use tracing::info;
 use zeroize::Zeroizing;
 
+use super::enroll::NodeKey;
 use super::genesis::GenesisState;
 use super::machine::Machine;
+use super::membership::MembershipError;
 use super::session::{Purpose, Start};
 use super::single_use::{create_key_use, key_id_use};
 use super::{Node, NodeError, Restored, bad, internal};
@@ -122,9 +125,10 @@ fn load_share(kind: BlobKind, record: &KeyRecord) -> Result<Share, NodeError> {
     })
 }
 
-/// The sealed state as opened: genesis, auxiliary info, key records, migrated blobs.
+/// The sealed state as opened: node key, genesis, auxiliary info, key records, migrated blobs.
 #[derive(Default)]
 struct Opened {
+    node_key: Option<NodeKey>,
     genesis: Option<GenesisState>,
     aux: Option<SecretAuxInfo>,
     records: Vec<(BlobKind, KeyRecord)>,
@@ -132,21 +136,43 @@ struct Opened {
 }
 
 impl Node {
-    /// Reloads sealed state: the genesis blob, auxiliary info and key shares. Returns the keys
-    /// loaded, whether auxiliary info was, and blobs sealed again in the current format (entry
-    /// `i` replaces `blobs[i]`). Nothing changes unless every blob opens.
+    /// Reloads sealed state: the node key, the genesis blob, auxiliary info and key shares.
+    /// Returns the keys loaded, whether auxiliary info was, and blobs sealed again in the current
+    /// format (entry `i` replaces `blobs[i]`). Nothing changes unless every blob opens. A node
+    /// key alone (a node enrolled, no genesis yet) restores the node key only.
     pub fn restore(
         &mut self,
         identity: &SecretIdentity,
         blobs: &[ByteBuf],
     ) -> Result<Restored, NodeError> {
-        if self.genesis.is_some() {
+        if self.genesis.is_some() || self.node_key.is_some() {
             return Err(NodeError::Refused("state already loaded".into()));
         }
+        let restored = self.restore_opened(identity, blobs);
+        if restored.is_err() {
+            // Whatever KMS key the node-key blob named, nothing was loaded under it.
+            self.sealing.forget_kms_key();
+        }
+        restored
+    }
+
+    fn restore_opened(
+        &mut self,
+        identity: &SecretIdentity,
+        blobs: &[ByteBuf],
+    ) -> Result<Restored, NodeError> {
         let opened = self.open_blobs(blobs)?;
-        let state = opened
-            .genesis
-            .ok_or_else(|| bad("restore needs the genesis blob"))?;
+        let Some(state) = opened.genesis else {
+            if !opened.records.is_empty() || opened.aux.is_some() {
+                return Err(bad("restore needs the genesis blob"));
+            }
+            let node_key = opened
+                .node_key
+                .ok_or_else(|| bad("nothing to restore: no node key and no genesis blob"))?;
+            info!(node_key = %super::enroll::key_hex(&node_key.key.public()), "node key restored (enrolled)");
+            self.node_key = Some(node_key);
+            return Ok((Vec::new(), false, opened.resealed));
+        };
         let mut keys = BTreeMap::new();
         for (kind, record) in opened.records {
             let share = load_share(kind, &record)?;
@@ -168,8 +194,10 @@ impl Node {
             node = state.node,
             keys = names.len(),
             aux = has_aux,
+            node_key = opened.node_key.is_some(),
             "sealed state restored"
         );
+        self.node_key = opened.node_key;
         self.genesis = Some(state);
         self.keys = keys;
         if aux.is_none() {
@@ -179,11 +207,37 @@ impl Node {
         Ok((names, has_aux, opened.resealed))
     }
 
+    /// Names the KMS key the node-key blob's header carries, before anything is opened: every
+    /// blob of an enrolled node is opened (and any migrated blob sealed again) under that key.
+    fn name_kms_key_of(&self, blobs: &[ByteBuf]) -> Result<Option<KmsKeyArn>, NodeError> {
+        let mut headers = Vec::new();
+        for blob in blobs {
+            if let Ok((BlobKind::NodeKey, header)) = seal::peek(blob) {
+                headers.push(header);
+            }
+        }
+        if headers.len() > 1 {
+            return Err(MembershipError::TwoNodeKeys {
+                count: headers.len(),
+            }
+            .into());
+        }
+        let Some(header) = headers.pop() else {
+            return Ok(None);
+        };
+        let arn = KmsKeyArn::parse(&header).map_err(|e| {
+            MembershipError::MalformedNodeKey(format!("the blob names no KMS key ARN: {e}"))
+        })?;
+        self.sealing.name_kms_key(&arn)?;
+        Ok(Some(arn))
+    }
+
     fn open_blobs(&mut self, blobs: &[ByteBuf]) -> Result<Opened, NodeError> {
         let mut opened = Opened {
             resealed: Vec::with_capacity(blobs.len()),
             ..Opened::default()
         };
+        let arn = self.name_kms_key_of(blobs)?;
         // Migration reads local blobs only while the genesis itself is still one.
         let genesis_authority = blobs
             .iter()
@@ -198,6 +252,12 @@ impl Node {
             let (_, plain, migrated) = self.sealing.open(blob, kind, None)?;
             opened.resealed.push(migrated.map(ByteBuf::from));
             match kind {
+                BlobKind::NodeKey => {
+                    let arn = arn.as_ref().ok_or_else(|| {
+                        NodeError::Internal("a node-key blob without its KMS key".into())
+                    })?;
+                    opened.node_key = Some(NodeKey::from_record(&plain, arn)?);
+                }
                 BlobKind::Genesis => {
                     let state: GenesisState = ciborium::from_reader(plain.as_slice())
                         .map_err(|e| bad(format!("genesis blob: {e}")))?;

@@ -9,6 +9,8 @@
 //!
 //! The concerns, one module each:
 //!
+//! * `enroll`: the long-term node key (ADR 0013), made once and sealed under the named KMS key;
+//! * `membership`: the typed membership refusals;
 //! * `genesis`: accepting the genesis, admitting peers, checking a session's participants;
 //! * `keys`: auxiliary info and key shares: creation, sealing, receipts, restore;
 //! * `signing`: presignatures and signing sessions;
@@ -16,9 +18,11 @@
 //! * `machine`: the one interface every protocol machine is stepped through;
 //! * `single_use`: requests held in flight, consumed request ids, released signatures.
 
+mod enroll;
 mod genesis;
 mod keys;
 mod machine;
+pub mod membership;
 mod session;
 mod signing;
 mod single_use;
@@ -39,8 +43,10 @@ use crate::policy::{PolicyError, RequestGuard};
 use crate::primes::PrimePool;
 use crate::seal::{self, Sealer};
 
+use enroll::NodeKey;
 use genesis::GenesisState;
 use keys::Key;
+pub use membership::MembershipError;
 use session::Session;
 pub use session::{SETUP_SESSION_IDLE_SECS, SIGNING_SESSION_IDLE_SECS};
 use signing::Presignature;
@@ -67,6 +73,9 @@ pub enum NodeError {
     /// Sealing failed.
     #[error("{0}")]
     Seal(#[from] seal::SealError),
+    /// Refused for membership (ADR 0013).
+    #[error("{0}")]
+    Membership(#[from] MembershipError),
     /// A bug.
     #[error("internal error: {0}")]
     Internal(String),
@@ -91,6 +100,7 @@ impl From<NodeError> for EnclaveError {
             NodeError::Peer(_) => ErrorCode::Peer,
             NodeError::Seal(e) if e.is_retryable() => ErrorCode::SealingUnavailable,
             NodeError::Seal(_) => ErrorCode::Sealing,
+            NodeError::Membership(_) => ErrorCode::Membership,
             NodeError::Internal(_) => ErrorCode::Internal,
         };
         EnclaveError::new(code, e.to_string())
@@ -131,6 +141,7 @@ pub type Admission = (Vec<u16>, Vec<(u16, String)>);
 
 /// Cluster state of one enclave.
 pub struct Node {
+    node_key: Option<NodeKey>,
     genesis: Option<GenesisState>,
     roster: Roster,
     peer_policy: Policy,
@@ -151,6 +162,7 @@ impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
             .field("node", &self.genesis.as_ref().map(|g| g.node))
+            .field("node_key", &self.node_key)
             .field("keys", &self.keys.len())
             .field("presignatures", &self.presignatures.len())
             .field("sessions", &self.sessions.len())
@@ -170,6 +182,7 @@ impl Node {
     pub fn new(peer_policy: Policy, sealing: Sealer, primes: PrimePool) -> Self {
         let clock: fn() -> Duration = system_clock;
         Self {
+            node_key: None,
             genesis: None,
             roster: Roster::default(),
             peer_policy,

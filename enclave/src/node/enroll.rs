@@ -1,0 +1,135 @@
+//! The node key (ADR 0013): made once by `Enroll`, sealed under the KMS key the request names,
+//! restored from its blob after every restart. The KMS key is named to the sealing authority
+//! with it, and every later KMS call uses that key.
+
+use protocol::KmsKeyArn;
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use tracing::info;
+use zeroize::Zeroizing;
+
+use super::membership::MembershipError;
+use super::{Node, NodeError};
+use crate::identity::SecretNodeKey;
+use crate::seal::BlobKind;
+
+/// Version of [`NodeKeyRecord`].
+const NODE_KEY_RECORD_VERSION: u8 = 1;
+
+/// The node key as sealed.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NodeKeyRecord {
+    v: u8,
+    secret: ByteBuf,
+    kms_key_arn: String,
+    created: u64,
+}
+
+impl Drop for NodeKeyRecord {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut *self.secret);
+    }
+}
+
+/// The node key held, with the KMS key it is sealed under.
+pub(super) struct NodeKey {
+    pub(super) key: SecretNodeKey,
+    pub(super) kms_key_arn: KmsKeyArn,
+}
+
+impl std::fmt::Debug for NodeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeKey")
+            .field("key", &self.key)
+            .field("kms_key_arn", &self.kms_key_arn)
+            .finish()
+    }
+}
+
+impl NodeKey {
+    /// Opens a node-key record whose blob header names `header_arn`.
+    pub(super) fn from_record(plain: &[u8], header_arn: &KmsKeyArn) -> Result<Self, NodeError> {
+        let malformed = |m: String| NodeError::Membership(MembershipError::MalformedNodeKey(m));
+        let record: NodeKeyRecord =
+            ciborium::from_reader(plain).map_err(|e| malformed(e.to_string()))?;
+        if record.v != NODE_KEY_RECORD_VERSION {
+            return Err(malformed(format!("record version {}", record.v)));
+        }
+        if record.kms_key_arn != header_arn.as_str() {
+            return Err(MembershipError::KmsKeyMismatch {
+                record: record.kms_key_arn.clone(),
+                header: header_arn.to_string(),
+            }
+            .into());
+        }
+        let secret: Zeroizing<[u8; 32]> = Zeroizing::new(
+            record
+                .secret
+                .as_slice()
+                .try_into()
+                .map_err(|_| malformed("the secret is not 32 bytes".into()))?,
+        );
+        Ok(Self {
+            key: SecretNodeKey::from_secret(&secret),
+            kms_key_arn: header_arn.clone(),
+        })
+    }
+}
+
+impl Node {
+    /// The node key and its KMS key, once enrolled or restored.
+    pub fn node_binding(&self) -> Option<([u8; 32], &KmsKeyArn)> {
+        self.node_key
+            .as_ref()
+            .map(|k| (k.key.public(), &k.kms_key_arn))
+    }
+
+    /// Makes the node key, seals it under `arn` and names `arn` to the sealing authority for
+    /// every later call. Returns the sealed record and the public node key. A refusal or a KMS
+    /// failure leaves no node key and no KMS key named: enrolling again starts afresh.
+    pub fn enroll(&mut self, arn: &KmsKeyArn) -> Result<(Vec<u8>, [u8; 32]), NodeError> {
+        if let Some(held) = &self.node_key {
+            return Err(MembershipError::AlreadyEnrolled {
+                node_key: key_hex(&held.key.public()),
+                kms_key_arn: held.kms_key_arn.to_string(),
+            }
+            .into());
+        }
+        if self.genesis.is_some() {
+            return Err(MembershipError::LegacyGenesis.into());
+        }
+        let key = SecretNodeKey::generate();
+        let record = NodeKeyRecord {
+            v: NODE_KEY_RECORD_VERSION,
+            secret: ByteBuf::from(key.secret().to_vec()),
+            kms_key_arn: arn.to_string(),
+            created: self.now(),
+        };
+        let mut plain = Zeroizing::new(Vec::new());
+        ciborium::into_writer(&record, &mut *plain)
+            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        self.sealing.name_kms_key(arn)?;
+        let sealed = match self.sealing.seal(BlobKind::NodeKey, arn.as_str(), &plain) {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                // Nothing was sealed under the key: an operator may enroll again, with the
+                // right key if this one was wrong.
+                self.sealing.forget_kms_key();
+                return Err(e.into());
+            }
+        };
+        let public = key.public();
+        info!(node_key = %key_hex(&public), kms_key = %arn, "enrolled");
+        self.node_key = Some(NodeKey {
+            key,
+            kms_key_arn: arn.clone(),
+        });
+        Ok((sealed, public))
+    }
+}
+
+/// A public key in hex, for messages and logs.
+pub(super) fn key_hex(key: &[u8; 32]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}

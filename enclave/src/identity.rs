@@ -66,8 +66,10 @@ fn hex_short(bytes: &[u8; 32]) -> String {
 
 /// Domain tags a node key signs under: a node-key signature is never an envelope signature or
 /// an approval, whatever the bytes after the tag.
-pub const NODE_KEY_DOMAINS: [&[u8]; 2] =
-    [b"cohort/genesis-receipt/v2\0", b"cohort/key-receipt/v2\0"];
+pub const NODE_KEY_DOMAINS: [&[u8]; 2] = [
+    protocol::genesis::GENESIS_RECEIPT_DOMAIN,
+    protocol::receipt::KEY_RECEIPT_DOMAIN,
+];
 
 /// The enclave's long-term node key (ADR 0013): made once, at `Enroll`, sealed under the node's
 /// KMS key, restored after every restart. `Debug` prints the public half only; the secret is

@@ -541,6 +541,41 @@ mod tests {
         assert_eq!(verified.identity, Some(keys));
     }
 
+    /// Review finding: what `public_key` holds when it is not a binding this verifier knows is
+    /// said plainly — a KMS Recipient document's DER key is "not an identity binding", a small
+    /// unknown version is `unsupported_binding` (also when the verifier expects given keys).
+    #[test]
+    fn documents_without_a_known_binding_are_named() {
+        let ca = SimulatedCa::generate().unwrap();
+        let root = ca.root_der().to_vec();
+        let nsm = SimulatedNsm::new(ca, "sim-1".into(), simulated_pcrs(&[7u8; 48]));
+        let doc = |public_key: Vec<u8>| {
+            nsm.attest(&AttestationRequest {
+                user_data: Some(b"cohort/kms-recipient/v1".to_vec()),
+                nonce: None,
+                public_key: Some(public_key),
+            })
+            .unwrap()
+        };
+        let mut policy = Policy::default().with_root(root);
+        policy.require_identity = true;
+        let recipient = doc(vec![0x30, 0x82, 0x01, 0x22, 0x30]);
+        let e = verify(&recipient, &policy, unix_now()).unwrap_err();
+        assert_eq!(e.kind(), "user_data_mismatch");
+        assert!(e.to_string().contains("not an identity binding"), "{e}");
+        let future = doc(vec![3; 98]);
+        let e = verify(&future, &policy, unix_now()).unwrap_err();
+        assert_eq!(e, crate::VerifyError::UnsupportedBinding { version: 3 });
+        policy.identity = Some(IdentityKeys {
+            signing: [1; 32],
+            encryption: [2; 32],
+        });
+        let e = verify(&future, &policy, unix_now()).unwrap_err();
+        assert_eq!(e, crate::VerifyError::UnsupportedBinding { version: 3 });
+        let e = verify(&recipient, &policy, unix_now()).unwrap_err();
+        assert_eq!(e.kind(), "user_data_mismatch");
+    }
+
     #[test]
     fn oversized_requests_are_refused() {
         let ca = SimulatedCa::generate().unwrap();

@@ -684,6 +684,13 @@ fn check_time(
     Ok(())
 }
 
+/// Whether a `public_key`'s first byte can be a (future) identity-binding version: small
+/// numbers only. Anything else (a KMS Recipient document's DER key starts with 0x30) is not an
+/// identity binding at all.
+fn is_binding_version(version: u8) -> bool {
+    (1..0x20).contains(&version)
+}
+
 /// The binding `user_data` commits to: the expected identity keys (with the expected node
 /// binding, or a node binding carried in `public_key`), else what `public_key` carries; then the
 /// node-binding requirements.
@@ -708,8 +715,19 @@ fn check_binding(doc: &AttestationDoc, policy: &Policy) -> Result<Option<Binding
                 node: None,
             });
         }
-        let found = candidates.into_iter().find(|b| binds(b));
-        Some(found.ok_or(VerifyError::UserDataMismatch("expected identity keys"))?)
+        match candidates.into_iter().find(|b| binds(b)) {
+            Some(found) => Some(found),
+            None => {
+                return Err(match carried {
+                    Some(Err(BindingError::Unsupported { version }))
+                        if is_binding_version(version) =>
+                    {
+                        VerifyError::UnsupportedBinding { version }
+                    }
+                    _ => VerifyError::UserDataMismatch("expected identity keys"),
+                });
+            }
+        }
     } else {
         match carried {
             Some(Ok(b)) if binds(&b) => Some(b),
@@ -718,8 +736,15 @@ fn check_binding(doc: &AttestationDoc, policy: &Policy) -> Result<Option<Binding
                     "identity keys carried in public_key",
                 ));
             }
-            Some(Err(BindingError::Unsupported { version })) if required => {
+            Some(Err(BindingError::Unsupported { version }))
+                if required && is_binding_version(version) =>
+            {
                 return Err(VerifyError::UnsupportedBinding { version });
+            }
+            Some(Err(BindingError::Unsupported { .. })) if required => {
+                return Err(VerifyError::UserDataMismatch(
+                    "identity keys (public_key is not an identity binding)",
+                ));
             }
             Some(Err(_)) if required => {
                 return Err(VerifyError::UserDataMismatch(

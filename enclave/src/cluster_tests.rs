@@ -1318,15 +1318,16 @@ fn a_node_key_is_made_once_bound_into_documents_and_restored() {
     assert_eq!(doc.identity, Some(e.identity()));
     assert_eq!(e.node_binding(), Some(binding.clone()));
 
-    // Once only, whatever KMS key the second request names.
+    // Once only: asked again with the same KMS key it answers the same node key and blob (the
+    // first answer may not have been stored); with another key it refuses.
+    assert_eq!(enroll(&e, &arn), (sealed.clone(), node_key));
+    assert_eq!(e.phase(), protocol::Phase::Enrolled);
     let other_arn =
         protocol::KmsKeyArn::parse("arn:aws:kms:eu-west-1:444455556666:key/other").unwrap();
-    for a in [&arn, &other_arn] {
-        let m = membership_refusal(e.handle(EnclaveRequest::Enroll {
-            kms_key_arn: a.clone(),
-        }));
-        assert!(m.starts_with("already_enrolled:"), "{m}");
-    }
+    let m = membership_refusal(e.handle(EnclaveRequest::Enroll {
+        kms_key_arn: other_arn.clone(),
+    }));
+    assert!(m.starts_with("already_enrolled:"), "{m}");
     assert_eq!(e.node_binding(), Some(binding.clone()));
 
     // A restart: the node key comes back from its blob, and documents bind it again.
@@ -1340,8 +1341,9 @@ fn a_node_key_is_made_once_bound_into_documents_and_restored() {
     assert_eq!(fresh.phase(), protocol::Phase::Enrolled);
     assert_ne!(fresh.identity(), e.identity(), "identity keys are per boot");
     verify(&document(&fresh), &policy, at()).unwrap();
+    assert_eq!(enroll(&fresh, &arn), (sealed.clone(), node_key));
     let m = membership_refusal(fresh.handle(EnclaveRequest::Enroll {
-        kms_key_arn: arn.clone(),
+        kms_key_arn: other_arn.clone(),
     }));
     assert!(m.starts_with("already_enrolled:"), "{m}");
 
@@ -1431,4 +1433,203 @@ fn a_node_key_is_made_once_bound_into_documents_and_restored() {
         EnclaveResponse::Error(e) => assert_eq!(e.code, ErrorCode::WrongPhase),
         other => panic!("{other:?}"),
     }
+}
+
+/// ADR 0013 step 7: an enclave accepts a genesis with a roster only at the index that lists its
+/// own node key (never an index it is given), answers a receipt under its node key, and refuses
+/// every bad genesis by name, changing nothing; after a restart the sealed genesis is checked
+/// again under the restored node key, so a forged genesis blob is refused too.
+#[test]
+fn a_genesis_with_a_roster_is_accepted_only_where_it_lists_this_node() {
+    use crate::testkit::{enroll_all, genesis_v2, node_arn};
+    use protocol::genesis::{ClusterId, genesis_receipt_message};
+    let ca = SimulatedCa::generate().unwrap();
+    let enclaves: Vec<_> = (0..3).map(|i| boot(&ca, i, IMAGE)).collect();
+    let admins: Vec<SigningKey> = (0..3)
+        .map(|i| SigningKey::from_bytes(&[90 + i; 32]))
+        .collect();
+    let both = [&admins[0], &admins[1]];
+    // Not enrolled yet: a genesis with a roster needs the node key.
+    let early = genesis_v2("roster", IMAGE, vec![], &admins, &both);
+    match enclaves[0].handle(EnclaveRequest::GenesisV2 { request: early }) {
+        EnclaveResponse::Error(e) => assert_eq!(e.code, ErrorCode::WrongPhase),
+        other => panic!("{other:?}"),
+    }
+    let entries = enroll_all(&enclaves);
+    // Enclave 0's sealed node key, as its proxy stores it (asked again: the same blob).
+    let key0 = match enclaves[0].handle(EnclaveRequest::Enroll {
+        kms_key_arn: node_arn(0),
+    }) {
+        EnclaveResponse::Enrolled { sealed, .. } => sealed,
+        other => panic!("{other:?}"),
+    };
+    // The roster lists enclave 2 first, enclave 0 second, enclave 1 third.
+    let roster = vec![entries[2].clone(), entries[0].clone(), entries[1].clone()];
+    let good = genesis_v2("roster", IMAGE, roster.clone(), &admins, &both);
+    let cluster: ClusterId = good.request.cluster_id();
+
+    // Each bad genesis is refused by name at enclave 0, which stays enrolled with nothing kept.
+    let refused = |request, kind: &str| {
+        let m = membership_refusal(enclaves[0].handle(EnclaveRequest::GenesisV2 { request }));
+        assert!(m.starts_with(kind), "{kind}: {m}");
+        assert_eq!(enclaves[0].phase(), protocol::Phase::Enrolled);
+    };
+    let others: Vec<_> = (0..3).map(|i| boot(&ca, i, IMAGE)).collect();
+    let strangers = enroll_all(&others);
+    refused(
+        genesis_v2("roster", IMAGE, strangers.clone(), &admins, &both),
+        "not_in_roster:",
+    );
+    let mut twice = roster.clone();
+    twice[2] = twice[1].clone();
+    refused(
+        genesis_v2("roster", IMAGE, twice, &admins, &both),
+        "duplicate_node_key:",
+    );
+    refused(
+        genesis_v2("roster", IMAGE, roster.clone(), &admins, &[&admins[0]]),
+        "approvals:",
+    );
+    let outsider = SigningKey::from_bytes(&[99; 32]);
+    refused(
+        genesis_v2(
+            "roster",
+            IMAGE,
+            roster.clone(),
+            &admins,
+            &[&admins[0], &outsider],
+        ),
+        "approvals:",
+    );
+    refused(
+        genesis_v2("roster", [0x99; 48], roster.clone(), &admins, &both),
+        "other_image:",
+    );
+    let mut other_kms = roster.clone();
+    other_kms[1].kms_key_arn = node_arn(7);
+    refused(
+        genesis_v2("roster", IMAGE, other_kms, &admins, &both),
+        "kms_key_mismatch:",
+    );
+    let mut other_parent = roster.clone();
+    other_parent[1].pcr3 = Some(ByteBuf::from(vec![0x33; 48]));
+    refused(
+        genesis_v2("roster", IMAGE, other_parent, &admins, &both),
+        "parent_mismatch:",
+    );
+    // A parent pinned to what this enclave's parent is (simulated: zero) is accepted below.
+    let mut pinned = roster.clone();
+    pinned[1].pcr3 = Some(ByteBuf::from(vec![0; 48]));
+    let good = genesis_v2("roster", IMAGE, pinned, &admins, &both);
+    let cluster_pinned = good.request.cluster_id();
+    assert_ne!(cluster_pinned, cluster);
+
+    // The good genesis: each enclave finds its own index and signs a receipt with its node key.
+    let mut blobs = Vec::new();
+    for (i, e) in enclaves.iter().enumerate() {
+        let expected = [1u16, 2, 0][i];
+        match e.handle(EnclaveRequest::GenesisV2 {
+            request: good.clone(),
+        }) {
+            EnclaveResponse::GenesisAccepted {
+                sealed,
+                receipt,
+                node,
+            } => {
+                assert_eq!(node, Some(expected));
+                let key = e.node_binding().unwrap().node_key;
+                let vk = ed25519_dalek::VerifyingKey::from_bytes(&key).unwrap();
+                let sig = ed25519_dalek::Signature::from_slice(&receipt).unwrap();
+                vk.verify_strict(&genesis_receipt_message(&cluster_pinned, expected), &sig)
+                    .unwrap();
+                blobs.push(sealed);
+            }
+            other => panic!("genesis at {i}: {other:?}"),
+        }
+        assert_eq!(e.phase(), protocol::Phase::Operational);
+    }
+    match enclaves[0].handle(EnclaveRequest::GenesisV2 {
+        request: good.clone(),
+    }) {
+        EnclaveResponse::Error(e) => assert_eq!(e.code, ErrorCode::WrongPhase),
+        other => panic!("a second genesis: {other:?}"),
+    }
+
+    // The cluster works: by roster index, the enclaves are [2, 0, 1].
+    let by_index: Vec<Arc<Enclave>> = vec![
+        enclaves[2].clone(),
+        enclaves[0].clone(),
+        enclaves[1].clone(),
+    ];
+    admit_all(&by_index);
+    let approvers: Vec<SigningKey> = (0..2)
+        .map(|i| SigningKey::from_bytes(&[95 + i; 32]))
+        .collect();
+    let create = create_key_request(
+        "roster",
+        "rostered",
+        Scheme::EddsaEd25519,
+        2,
+        &approvers,
+        &both,
+    );
+    let out = run_session(
+        &by_index,
+        random32(),
+        &[0, 1, 2],
+        SessionKind::CreateKey { request: create },
+        |_, _| {},
+    );
+    assert!(
+        out.values()
+            .all(|o| matches!(o, Outcome::KeyCreated { .. })),
+        "{out:?}"
+    );
+
+    // A restart restores the node key and the genesis, checked again: same index.
+    let fresh = boot(&ca, 0, IMAGE);
+    assert!(matches!(
+        fresh.handle(EnclaveRequest::Restore {
+            blobs: vec![blobs[0].clone(), key0.clone()],
+        }),
+        EnclaveResponse::Restored { .. }
+    ));
+    assert_eq!(fresh.phase(), protocol::Phase::Operational);
+    assert_eq!(
+        fresh.node_binding().map(|b| b.node_key),
+        enclaves[0].node_binding().map(|b| b.node_key)
+    );
+    // Without its node key, a genesis with a roster is not restored.
+    let lone = boot(&ca, 0, IMAGE);
+    let m = membership_refusal(lone.handle(EnclaveRequest::Restore {
+        blobs: vec![blobs[0].clone()],
+    }));
+    assert!(m.starts_with("no_node_key:"), "{m}");
+    // A forged genesis blob (sealed by a parent that knows the local master, approved by the
+    // admins — say an old proposal) whose roster does not list this node key: refused at
+    // restore, nothing kept.
+    #[derive(serde::Serialize)]
+    struct Sealed {
+        v: u8,
+        genesis: Approved<protocol::genesis::Genesis>,
+    }
+    let forged_genesis = genesis_v2("roster", IMAGE, strangers, &admins, &both);
+    let mut plain = Vec::new();
+    ciborium::into_writer(
+        &Sealed {
+            v: 2,
+            genesis: forged_genesis,
+        },
+        &mut plain,
+    )
+    .unwrap();
+    let local = LocalSealingAuthority::new(&crate::testkit::MASTER, &IMAGE);
+    let forged = seal::seal(&local, BlobKind::Genesis, "forged", &plain).unwrap();
+    let victim = boot(&ca, 0, IMAGE);
+    let m = membership_refusal(victim.handle(EnclaveRequest::Restore {
+        blobs: vec![key0.clone(), ByteBuf::from(forged)],
+    }));
+    assert!(m.starts_with("not_in_roster:"), "{m}");
+    assert_eq!(victim.phase(), protocol::Phase::Ready);
+    assert_eq!(victim.node_binding(), None);
 }

@@ -71,7 +71,8 @@ impl KmsSealingAuthority {
         match &*self.key() {
             Some(named) if named.as_str() != got => Err(SealError::WrongKmsKey {
                 expected: named.to_string(),
-                got: got.to_string(),
+                // The parent's text: bounded and quoted before it reaches errors and logs.
+                got: format!("{:?}", got.chars().take(200).collect::<String>()),
             }),
             _ => Ok(()),
         }

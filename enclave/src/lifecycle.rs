@@ -59,6 +59,7 @@ pub fn required_phase(request: &EnclaveRequest) -> Requirement {
         EnclaveRequest::Enroll { .. } | EnclaveRequest::Genesis { .. } => {
             Requirement::In(&[Phase::Ready, Phase::Enrolled])
         }
+        EnclaveRequest::GenesisV2 { .. } => Requirement::In(&[Phase::Enrolled]),
         EnclaveRequest::Restore { .. } => Requirement::In(&[Phase::Ready]),
         EnclaveRequest::AdmitPeers { .. }
         | EnclaveRequest::StartSession { .. }

@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 
 use crate::identity::SecretIdentity;
 use crate::lifecycle::{Event, Lifecycle};
-use crate::node::Node;
+use crate::node::{Node, OwnPcrs};
 use crate::primes::{PrimePool, PrimesProbe};
 use crate::seal::Sealer;
 use crate::transport::{self, Listener, Stream};
@@ -106,7 +106,8 @@ impl Enclave {
                                 policy = policy.allow_pcr(i, v.to_vec());
                             }
                         }
-                        node_policy = Some(policy);
+                        let own_pcrs = own.pcrs.iter().map(|(i, v)| (*i, v.to_vec())).collect();
+                        node_policy = Some((policy, OwnPcrs(own_pcrs)));
                     });
                 (Some(nsm), outcome)
             }
@@ -129,7 +130,7 @@ impl Enclave {
         let snapshot = Arc::new(Mutex::new(Snapshot::default()));
         let node_binding = Arc::new(OnceLock::new());
         let probe = config.primes.probe();
-        let worker = node_policy.map(|policy| {
+        let worker = node_policy.map(|(policy, own_pcrs)| {
             let (tx, rx) = mpsc::channel::<Job>();
             let (identity, lifecycle) = (identity.clone(), lifecycle.clone());
             let (sealing, primes) = (config.sealing, config.primes);
@@ -138,11 +139,15 @@ impl Enclave {
             std::thread::Builder::new()
                 .name("cluster-node".into())
                 .spawn(move || {
-                    let mut node = Node::new(policy, sealing, primes);
+                    let mut node = Node::new(policy, own_pcrs, sealing, primes);
                     for job in rx {
-                        let response =
-                            cluster_request(&mut node, &identity, &lifecycle, job.request);
-                        publish_node_binding(&node, &binding);
+                        let response = cluster_request(
+                            &mut node,
+                            &identity,
+                            &lifecycle,
+                            &binding,
+                            job.request,
+                        );
                         *snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Snapshot::of(&node);
                         let _ = job.reply.send(response);
                     }
@@ -277,9 +282,13 @@ fn cluster_request(
     node: &mut Node,
     identity: &SecretIdentity,
     lifecycle: &Mutex<Lifecycle>,
+    binding: &OnceLock<NodeBinding>,
     request: EnclaveRequest,
 ) -> EnclaveResponse {
-    let advance = |event| {
+    // The node key is published for documents before the phase says enrolled (or operational
+    // after a restore): no document of those phases binds less than the node holds.
+    let advance = |node: &Node, event| {
+        publish_node_binding(node, binding);
         if let Err(e) = lifecycle
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -291,7 +300,12 @@ fn cluster_request(
     let result = match request {
         EnclaveRequest::Enroll { kms_key_arn } => {
             node.enroll(&kms_key_arn).map(|(sealed, node_key)| {
-                advance(Event::Enrolled);
+                // A repeated enroll (same key) answers the same node key and moves nothing.
+                let ready =
+                    lifecycle.lock().unwrap_or_else(|p| p.into_inner()).phase() == Phase::Ready;
+                if ready {
+                    advance(node, Event::Enrolled);
+                }
                 EnclaveResponse::Enrolled {
                     sealed: ByteBuf::from(sealed),
                     node_key: ByteBuf::from(node_key.to_vec()),
@@ -305,19 +319,34 @@ fn cluster_request(
         } => node
             .genesis_request(identity, &request, index)
             .map(|(sealed, receipt)| {
-                advance(Event::GenesisAccepted);
+                advance(node, Event::GenesisAccepted);
                 EnclaveResponse::GenesisAccepted {
                     sealed: ByteBuf::from(sealed),
                     receipt: ByteBuf::from(receipt),
+                    node: None,
                 }
             }),
+        EnclaveRequest::GenesisV2 { request } => {
+            node.genesis_v2_request(identity, &request)
+                .map(|(sealed, index, receipt)| {
+                    advance(node, Event::GenesisAccepted);
+                    EnclaveResponse::GenesisAccepted {
+                        sealed: ByteBuf::from(sealed),
+                        receipt: ByteBuf::from(receipt),
+                        node: Some(index),
+                    }
+                })
+        }
         EnclaveRequest::Restore { blobs } => {
             node.restore(identity, &blobs).map(|(keys, aux, resealed)| {
-                advance(if node.index().is_some() {
-                    Event::Restored
-                } else {
-                    Event::Enrolled
-                });
+                advance(
+                    node,
+                    if node.index().is_some() {
+                        Event::Restored
+                    } else {
+                        Event::Enrolled
+                    },
+                );
                 EnclaveResponse::Restored {
                     keys,
                     aux,

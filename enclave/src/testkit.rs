@@ -249,3 +249,72 @@ pub fn create_key_request(
         request,
     }
 }
+
+/// The KMS key ARN the in-process node `i` enrolls with (the local sealing authority ignores
+/// it; the roster and the documents carry it).
+///
+/// # Panics
+/// Never: the ARN is well formed.
+pub fn node_arn(i: usize) -> protocol::KmsKeyArn {
+    protocol::KmsKeyArn::parse(&format!(
+        "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-4000-8000-{i:012}"
+    ))
+    .expect("a well-formed key ARN")
+}
+
+/// Enrolls every enclave (node `i` with [`node_arn`]`(i)`); returns each one's roster entry.
+///
+/// # Panics
+/// If an enclave does not enroll.
+pub fn enroll_all(enclaves: &[Arc<Enclave>]) -> Vec<protocol::genesis::RosterEntry> {
+    enclaves
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            match e.handle(EnclaveRequest::Enroll {
+                kms_key_arn: node_arn(i),
+            }) {
+                EnclaveResponse::Enrolled {
+                    node_key,
+                    kms_key_arn,
+                    ..
+                } => protocol::genesis::RosterEntry {
+                    node_key,
+                    kms_key_arn,
+                    pcr3: None,
+                    pcr4: None,
+                },
+                other => panic!("enroll: {other:?}"),
+            }
+        })
+        .collect()
+}
+
+/// A version-2 genesis named `name` for enclaves of `image` with `roster`, admins `admins`
+/// (quorum 2), approved by `approving`.
+pub fn genesis_v2(
+    name: &str,
+    image: [u8; 48],
+    roster: Vec<protocol::genesis::RosterEntry>,
+    admins: &[SigningKey],
+    approving: &[&SigningKey],
+) -> Approved<protocol::genesis::Genesis> {
+    let pcrs = simulated_pcrs(&image);
+    let pcr = |i: usize| ByteBuf::from(pcrs.get(&i).cloned().unwrap_or_default());
+    let genesis = protocol::genesis::Genesis {
+        v: protocol::genesis::GENESIS_VERSION,
+        name: name.into(),
+        admins: public_keys(admins),
+        admin_quorum: 2,
+        image: protocol::genesis::Image {
+            pcr0: pcr(0),
+            pcr1: pcr(1),
+            pcr2: pcr(2),
+        },
+        roster,
+    };
+    Approved {
+        approvals: approve(&genesis, approving),
+        request: genesis,
+    }
+}

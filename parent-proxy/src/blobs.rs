@@ -47,7 +47,9 @@ impl BlobStore {
     pub fn keep(&self, response: &EnclaveResponse) -> io::Result<()> {
         match response {
             EnclaveResponse::Enrolled { sealed, .. } => self.put_new(NODE_KEY_BLOB, sealed),
-            EnclaveResponse::GenesisAccepted { sealed, .. } => self.put(GENESIS_BLOB, sealed),
+            // A genesis is stored once: a genesis relayed to an enclave that has not been given
+            // its sealed state back yet must not replace the node's real one.
+            EnclaveResponse::GenesisAccepted { sealed, .. } => self.put_new(GENESIS_BLOB, sealed),
             EnclaveResponse::Session(update) => match &update.outcome {
                 Some(Outcome::AuxReady { sealed }) => self.put("aux.blob", sealed),
                 Some(Outcome::KeyCreated { key_id, sealed, .. }) => {
@@ -65,15 +67,38 @@ impl BlobStore {
         self.dir.join(NODE_KEY_BLOB).exists()
     }
 
-    /// Stores `name` only if it does not exist yet.
+    /// Stores `name` only if it does not exist yet: written to a temporary file, synced, then
+    /// hard-linked into place (which, unlike a rename, never replaces an existing file).
     fn put_new(&self, name: &str, blob: &[u8]) -> io::Result<()> {
-        if self.dir.join(name).exists() {
-            return Err(io::Error::new(
+        let target = self.dir.join(name);
+        let exists = || {
+            io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!("{name} exists: this node is enrolled, its node key is never replaced"),
-            ));
+                format!(
+                    "{name} exists and is never replaced (this node is enrolled or has its genesis)"
+                ),
+            )
+        };
+        if target.exists() {
+            return Err(exists());
         }
-        self.put(name, blob)
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(blob)?;
+            f.sync_all()?;
+        }
+        let linked = std::fs::hard_link(&tmp, &target);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {
+                info!(name, bytes = blob.len(), "sealed blob stored");
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(exists()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Replaces the stored blob `name` (as [`BlobStore::all`] names it), atomically.
@@ -120,5 +145,47 @@ impl BlobStore {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_bytes::ByteBuf;
+
+    /// Review finding (ADR 0013 step 5): the node key and the genesis are stored once; a second
+    /// answer carrying either (a genesis relayed to an enclave not yet given its state back,
+    /// or two enrollments of two boots) fails loudly and leaves the first one as it was.
+    #[test]
+    fn the_node_key_and_the_genesis_are_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let arn = protocol::KmsKeyArn::parse("arn:aws:kms:eu-west-1:111122223333:key/k").unwrap();
+        let enrolled = |sealed: &[u8]| EnclaveResponse::Enrolled {
+            sealed: ByteBuf::from(sealed.to_vec()),
+            node_key: ByteBuf::from(vec![1; 32]),
+            kms_key_arn: arn.clone(),
+        };
+        let genesis = |sealed: &[u8]| EnclaveResponse::GenesisAccepted {
+            sealed: ByteBuf::from(sealed.to_vec()),
+            receipt: ByteBuf::new(),
+            node: Some(0),
+        };
+        assert!(!store.has_node_key());
+        store.keep(&enrolled(b"first key")).unwrap();
+        store.keep(&genesis(b"first genesis")).unwrap();
+        assert!(store.has_node_key());
+        for second in [enrolled(b"second key"), genesis(b"second genesis")] {
+            let e = store.keep(&second).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::AlreadyExists, "{e}");
+        }
+        let all = store.all().unwrap();
+        let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, [NODE_KEY_BLOB, GENESIS_BLOB]);
+        assert_eq!(all[0].1.as_slice(), b"first key");
+        assert_eq!(all[1].1.as_slice(), b"first genesis");
+        // No temporary file is left behind.
+        let left = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(left, 2);
     }
 }

@@ -101,15 +101,24 @@ async fn relay(proxy: &Proxy, request: Request<Incoming>) -> Response<Body> {
         }
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_frame", e),
     }
+    // Sealed state is the proxy's to hand back: a relayed `restore` could give a restarted
+    // enclave part of it (its node key without its genesis and shares) before the proxy's own
+    // restore runs.
+    let request = protocol::decode_payload::<protocol::EnclaveRequest>(payload);
+    if matches!(request, Ok(protocol::EnclaveRequest::Restore { .. })) {
+        return error(
+            StatusCode::CONFLICT,
+            "restore_is_the_proxys",
+            "the proxy restores its enclave's sealed state itself; restore is not relayed",
+        );
+    }
     // An enrolled node is never enrolled again: a second node key would not be the roster's,
-    // and storing it would overwrite the one that is (ADR 0013). The enclave refuses it too
-    // once it holds its key; this also covers a node whose key is stored but not yet restored.
+    // and storing it would overwrite the one that is (ADR 0013). The enclave refuses another
+    // key too once it holds one; this also covers a node whose key is stored but not yet
+    // restored.
     if let Some(store) = &proxy.blobs
         && store.has_node_key()
-        && matches!(
-            protocol::decode_payload::<protocol::EnclaveRequest>(payload),
-            Ok(protocol::EnclaveRequest::Enroll { .. })
-        )
+        && matches!(request, Ok(protocol::EnclaveRequest::Enroll { .. }))
     {
         return error(
             StatusCode::CONFLICT,

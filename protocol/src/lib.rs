@@ -166,6 +166,12 @@ pub enum EnclaveRequest {
         /// This enclave's node index.
         node: u16,
     },
+    /// Initialise the cluster at this enclave from a genesis with a roster (ADR 0013): the
+    /// enclave takes the index that lists its own node key. Needs phase `enrolled`.
+    GenesisV2 {
+        /// The genesis, approved by its admin quorum.
+        request: policy::Approved<genesis::Genesis>,
+    },
     /// Reload sealed state after a restart: the genesis blob, auxiliary info and key shares.
     Restore {
         /// Sealed blobs, as the enclave returned them.
@@ -210,6 +216,7 @@ impl EnclaveRequest {
             Self::Status => "status",
             Self::Enroll { .. } => "enroll",
             Self::Genesis { .. } => "genesis",
+            Self::GenesisV2 { .. } => "genesis_v2",
             Self::Restore { .. } => "restore",
             Self::AdmitPeers { .. } => "admit_peers",
             Self::StartSession { .. } => "start_session",
@@ -288,8 +295,13 @@ pub enum EnclaveResponse {
     GenesisAccepted {
         /// Sealed genesis state.
         sealed: ByteBuf,
-        /// Identity-key signature over [`session::genesis_receipt_message`].
+        /// For a version-1 genesis: the identity key's signature over
+        /// [`session::genesis_receipt_message`]. For version 2: the node key's signature over
+        /// [`genesis::genesis_receipt_message`] of the cluster id and `node`.
         receipt: ByteBuf,
+        /// The index this enclave found for itself (version 2); `None` for version 1.
+        #[serde(default)]
+        node: Option<u16>,
     },
     /// Sealed state reloaded.
     Restored {

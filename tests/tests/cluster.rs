@@ -223,6 +223,17 @@ async fn bad_frames_and_routes_get_typed_errors() {
         (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
     );
 
+    // Sealed state is the proxy's to hand back: a relayed restore never reaches the enclave.
+    let restore = protocol::encode_frame(&EnclaveRequest::Restore {
+        blobs: vec![vec![1, 2, 3].into()],
+    })
+    .unwrap();
+    let (s, b) = post(restore).await;
+    assert_eq!(
+        (s, code(&b).as_str()),
+        (StatusCode::CONFLICT, "restore_is_the_proxys")
+    );
+
     // After all that the enclave still serves.
     let reply = client
         .enclave_call(&url, &EnclaveRequest::Status)

@@ -32,10 +32,12 @@ impl Drop for NodeKeyRecord {
     }
 }
 
-/// The node key held, with the KMS key it is sealed under.
+/// The node key held, with the KMS key it is sealed under and its sealed blob (ciphertext:
+/// answered again to a repeated `enroll`, so that a blob the proxy failed to store is not lost).
 pub(super) struct NodeKey {
     pub(super) key: SecretNodeKey,
     pub(super) kms_key_arn: KmsKeyArn,
+    pub(super) sealed: Vec<u8>,
 }
 
 impl std::fmt::Debug for NodeKey {
@@ -43,13 +45,17 @@ impl std::fmt::Debug for NodeKey {
         f.debug_struct("NodeKey")
             .field("key", &self.key)
             .field("kms_key_arn", &self.kms_key_arn)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl NodeKey {
-    /// Opens a node-key record whose blob header names `header_arn`.
-    pub(super) fn from_record(plain: &[u8], header_arn: &KmsKeyArn) -> Result<Self, NodeError> {
+    /// Opens a node-key record (from the blob `sealed`) whose blob header names `header_arn`.
+    pub(super) fn from_record(
+        plain: &[u8],
+        header_arn: &KmsKeyArn,
+        sealed: &[u8],
+    ) -> Result<Self, NodeError> {
         let malformed = |m: String| NodeError::Membership(MembershipError::MalformedNodeKey(m));
         let record: NodeKeyRecord =
             ciborium::from_reader(plain).map_err(|e| malformed(e.to_string()))?;
@@ -73,6 +79,7 @@ impl NodeKey {
         Ok(Self {
             key: SecretNodeKey::from_secret(&secret),
             kms_key_arn: header_arn.clone(),
+            sealed: sealed.to_vec(),
         })
     }
 }
@@ -87,9 +94,14 @@ impl Node {
 
     /// Makes the node key, seals it under `arn` and names `arn` to the sealing authority for
     /// every later call. Returns the sealed record and the public node key. A refusal or a KMS
-    /// failure leaves no node key and no KMS key named: enrolling again starts afresh.
+    /// failure leaves no node key and no KMS key named: enrolling again starts afresh. Asked
+    /// again with the same `arn`, it answers the same blob and key (the first answer may not
+    /// have been stored); with another, `already_enrolled`.
     pub fn enroll(&mut self, arn: &KmsKeyArn) -> Result<(Vec<u8>, [u8; 32]), NodeError> {
         if let Some(held) = &self.node_key {
+            if &held.kms_key_arn == arn {
+                return Ok((held.sealed.clone(), held.key.public()));
+            }
             return Err(MembershipError::AlreadyEnrolled {
                 node_key: key_hex(&held.key.public()),
                 kms_key_arn: held.kms_key_arn.to_string(),
@@ -106,7 +118,8 @@ impl Node {
             kms_key_arn: arn.to_string(),
             created: self.now(),
         };
-        let mut plain = Zeroizing::new(Vec::new());
+        // Room for the whole record up front: no reallocation leaves a copy of the secret behind.
+        let mut plain = Zeroizing::new(Vec::with_capacity(512));
         ciborium::into_writer(&record, &mut *plain)
             .map_err(|e| NodeError::Internal(e.to_string()))?;
         self.sealing.name_kms_key(arn)?;
@@ -124,6 +137,7 @@ impl Node {
         self.node_key = Some(NodeKey {
             key,
             kms_key_arn: arn.clone(),
+            sealed: sealed.clone(),
         });
         Ok((sealed, public))
     }

@@ -1,30 +1,158 @@
 //! The cluster this enclave belongs to: accepting its genesis, admitting peers on their
 //! attestation, and checking that a session's participants are admitted members.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
+use protocol::genesis::{self as g2, ClusterId, RosterEntry};
 use protocol::policy::{Approved, Canonical, Genesis, REQUEST_VERSION};
 use protocol::session::{PeerDocument, genesis_receipt_message};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
+use super::enroll::{NodeKey, key_hex};
+use super::membership::MembershipError;
 use super::{Admission, Node, NodeError, bad};
 use crate::identity::SecretIdentity;
 use crate::peer::PeerError;
 use crate::policy::{check_approvals, keys32};
 use crate::seal::BlobKind;
 
-/// The cluster as this enclave knows it from its genesis.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The cluster as this enclave knows it from its genesis (in memory; never sealed as such).
+#[derive(Debug, Clone)]
 pub(super) struct GenesisState {
-    pub(super) genesis: Genesis,
+    /// This node's index.
     pub(super) node: u16,
+    /// Number of nodes.
+    pub(super) nodes: u16,
+    /// The cluster's name (version 1: what requests name; version 2: the genesis' label).
+    pub(super) name: String,
+    /// Ed25519 keys of the admins.
+    pub(super) admins: Vec<serde_bytes::ByteBuf>,
+    /// Admin quorum.
+    pub(super) admin_quorum: u16,
+    /// The cluster id and roster of a version-2 genesis; `None` for version 1.
+    pub(super) pinned: Option<Pinned>,
+}
+
+/// What a version-2 genesis pins.
+#[derive(Debug, Clone)]
+pub(super) struct Pinned {
+    /// The cluster id.
+    pub(super) cluster: ClusterId,
+    /// The roster, by index.
+    #[allow(dead_code)] // admission by roster is ADR 0013 step 10
+    pub(super) roster: Vec<RosterEntry>,
+}
+
+/// The genesis as sealed before node keys: the approved genesis' request and the index the
+/// caller gave.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SealedGenesisV1 {
+    genesis: Genesis,
+    node: u16,
+}
+
+/// The genesis as sealed from version 2 on: the approved genesis only. The index and the
+/// cluster id are recomputed (and every check run again) at each restore.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SealedGenesisV2 {
+    v: u8,
+    genesis: Approved<g2::Genesis>,
+}
+
+/// This enclave's own PCRs, from its own NSM's document at boot: a genesis names the image its
+/// members run and may pin each parent's PCR3 and PCR4.
+#[derive(Debug, Clone, Default)]
+pub struct OwnPcrs(pub BTreeMap<usize, Vec<u8>>);
+
+impl OwnPcrs {
+    fn get(&self, index: usize) -> Option<&[u8]> {
+        self.0.get(&index).map(Vec::as_slice)
+    }
+}
+
+/// Every check a version-2 genesis must pass at this enclave, in order, before anything is
+/// sealed or kept; at genesis and again at every restore. Returns the cluster as this node's.
+pub(super) fn check_genesis(
+    approved: &Approved<g2::Genesis>,
+    node_key: &NodeKey,
+    own: &OwnPcrs,
+) -> Result<GenesisState, MembershipError> {
+    let g = &approved.request;
+    g.check().map_err(MembershipError::Genesis)?;
+    let admins: Vec<[u8; 32]> = keys32(&g.admins).map_err(|_| {
+        MembershipError::Approvals(protocol::policy::PolicyViolation::MalformedApprover)
+    })?;
+    protocol::policy::check_approvals(g, &approved.approvals, &admins, g.admin_quorum)
+        .map_err(MembershipError::Approvals)?;
+    let public = node_key.key.public();
+    let index = g
+        .index_of(&public)
+        .ok_or_else(|| MembershipError::NotInRoster {
+            node_key: key_hex(&public),
+        })?;
+    let entry = &g.roster[usize::from(index)];
+    if entry.kms_key_arn != node_key.kms_key_arn {
+        return Err(MembershipError::RosterKmsKey {
+            listed: entry.kms_key_arn.to_string(),
+            pinned: node_key.kms_key_arn.to_string(),
+        });
+    }
+    let image = [&g.image.pcr0, &g.image.pcr1, &g.image.pcr2];
+    if (0..3).any(|i| own.get(i) != Some(image[i].as_slice())) {
+        return Err(MembershipError::OtherImage);
+    }
+    for (pcr, expected) in [(3u8, &entry.pcr3), (4, &entry.pcr4)] {
+        if let Some(expected) = expected
+            && own.get(usize::from(pcr)) != Some(expected.as_slice())
+        {
+            return Err(MembershipError::ParentMismatch { pcr });
+        }
+    }
+    Ok(GenesisState {
+        node: index,
+        nodes: u16::try_from(g.roster.len()).unwrap_or(u16::MAX),
+        name: g.name.clone(),
+        admins: g.admins.clone(),
+        admin_quorum: g.admin_quorum,
+        pinned: Some(Pinned {
+            cluster: g.cluster_id(),
+            roster: g.roster.clone(),
+        }),
+    })
+}
+
+/// The sealed genesis as restored: version 2 is checked again under the restored node key
+/// (which it needs); version 1 is taken as sealed (until ADR 0013 step 9 refuses it).
+pub(super) fn open_genesis(
+    plain: &[u8],
+    node_key: Option<&NodeKey>,
+    own: &OwnPcrs,
+) -> Result<GenesisState, NodeError> {
+    if let Ok(v2) = ciborium::from_reader::<SealedGenesisV2, _>(plain) {
+        if v2.v != g2::GENESIS_VERSION {
+            return Err(bad(format!("genesis blob version {}", v2.v)));
+        }
+        let node_key = node_key.ok_or(MembershipError::NoNodeKey)?;
+        return Ok(check_genesis(&v2.genesis, node_key, own)?);
+    }
+    let v1: SealedGenesisV1 =
+        ciborium::from_reader(plain).map_err(|e| bad(format!("genesis blob: {e}")))?;
+    Ok(GenesisState {
+        node: v1.node,
+        nodes: v1.genesis.nodes,
+        name: v1.genesis.cluster,
+        admins: v1.genesis.admins,
+        admin_quorum: v1.genesis.admin_quorum,
+        pinned: None,
+    })
 }
 
 impl Node {
-    /// Accepts a genesis approved by its own admin quorum.
+    /// Accepts a genesis (version 1, without a roster) approved by its own admin quorum.
     pub fn genesis_request(
         &mut self,
         identity: &SecretIdentity,
@@ -50,12 +178,12 @@ impl Node {
             ));
         }
         check_approvals(g, &request.approvals, &admins, g.admin_quorum)?;
-        let state = GenesisState {
+        let sealed_state = SealedGenesisV1 {
             genesis: g.clone(),
             node,
         };
         let mut plain = Zeroizing::new(Vec::new());
-        ciborium::into_writer(&state, &mut *plain)
+        ciborium::into_writer(&sealed_state, &mut *plain)
             .map_err(|e| NodeError::Internal(e.to_string()))?;
         let sealed = self.sealing.seal(BlobKind::Genesis, &g.cluster, &plain)?;
         self.sealing.retire_legacy();
@@ -63,8 +191,65 @@ impl Node {
         let receipt = identity.sign(&genesis_receipt_message(&g.canonical_bytes(), node));
         info!(cluster = %g.cluster, node, nodes = g.nodes, "genesis accepted");
         self.primes.warm_up();
-        self.genesis = Some(state);
+        self.genesis = Some(GenesisState {
+            node,
+            nodes: g.nodes,
+            name: g.cluster.clone(),
+            admins: g.admins.clone(),
+            admin_quorum: g.admin_quorum,
+            pinned: None,
+        });
         Ok((sealed, receipt.to_vec()))
+    }
+
+    /// Accepts a version-2 genesis: approved by its own admin quorum, listing this enclave's
+    /// node key (whose position is this node's index: never an input) with the KMS key it is
+    /// sealed under, for this image and, where pinned, this parent. Every check runs before the
+    /// data key is fetched; a refusal seals and keeps nothing. Returns the sealed genesis, this
+    /// node's index and its genesis receipt (the node key's signature).
+    pub fn genesis_v2_request(
+        &mut self,
+        identity: &SecretIdentity,
+        request: &Approved<g2::Genesis>,
+    ) -> Result<(Vec<u8>, u16, Vec<u8>), NodeError> {
+        if let Some(held) = &self.genesis {
+            return Err(match &held.pinned {
+                Some(p) => MembershipError::AlreadyMember {
+                    cluster: p.cluster.to_string(),
+                },
+                None => MembershipError::LegacyGenesis,
+            }
+            .into());
+        }
+        let node_key = self.node_key.as_ref().ok_or(MembershipError::NotEnrolled)?;
+        let state = check_genesis(request, node_key, &self.own_pcrs)?;
+        let Some(pinned) = &state.pinned else {
+            return Err(NodeError::Internal(
+                "a version-2 genesis pins a cluster".into(),
+            ));
+        };
+        let cluster = pinned.cluster;
+        let receipt = node_key
+            .key
+            .sign(&g2::genesis_receipt_message(&cluster, state.node))
+            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        let sealed_state = SealedGenesisV2 {
+            v: g2::GENESIS_VERSION,
+            genesis: request.clone(),
+        };
+        let mut plain = Zeroizing::new(Vec::new());
+        ciborium::into_writer(&sealed_state, &mut *plain)
+            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        let sealed = self
+            .sealing
+            .seal(BlobKind::Genesis, &cluster.to_string(), &plain)?;
+        self.sealing.retire_legacy();
+        self.roster.insert_self(state.node, identity.public());
+        info!(%cluster, name = %state.name, node = state.node, nodes = state.nodes, "genesis accepted");
+        self.primes.warm_up();
+        let node = state.node;
+        self.genesis = Some(state);
+        Ok((sealed, node, receipt.to_vec()))
     }
 
     /// Verifies peers' attestation documents and admits those that pass.
@@ -81,7 +266,7 @@ impl Node {
         let mut refused = Vec::new();
         let mut pending = Vec::new();
         for doc in documents {
-            if doc.node >= g.genesis.nodes || doc.node == g.node {
+            if doc.node >= g.nodes || doc.node == g.node {
                 refused.push((doc.node, "not a peer node index".to_string()));
             } else {
                 pending.push(doc);
@@ -129,7 +314,7 @@ impl Node {
         let g = self.genesis()?;
         let mut seen = HashSet::new();
         for p in participants {
-            if *p >= g.genesis.nodes || !seen.insert(*p) {
+            if *p >= g.nodes || !seen.insert(*p) {
                 return Err(bad(
                     "participants must be distinct node indices of the cluster",
                 ));
@@ -149,7 +334,7 @@ impl Node {
 
     /// Whether `participants` are all the cluster's nodes in index order.
     pub(super) fn all_nodes(&self, participants: &[u16]) -> Result<bool, NodeError> {
-        let nodes = self.genesis()?.genesis.nodes;
+        let nodes = self.genesis()?.nodes;
         Ok(participants.iter().copied().eq(0..nodes))
     }
 }

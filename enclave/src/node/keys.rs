@@ -12,7 +12,7 @@ use tracing::info;
 use zeroize::Zeroizing;
 
 use super::enroll::NodeKey;
-use super::genesis::GenesisState;
+use super::genesis::open_genesis;
 use super::machine::Machine;
 use super::membership::MembershipError;
 use super::session::{Purpose, Start};
@@ -129,7 +129,9 @@ fn load_share(kind: BlobKind, record: &KeyRecord) -> Result<Share, NodeError> {
 #[derive(Default)]
 struct Opened {
     node_key: Option<NodeKey>,
-    genesis: Option<GenesisState>,
+    /// The genesis blob's plaintext: read once the node key is known (a version-2 genesis is
+    /// checked again under it), whatever order the blobs came in.
+    genesis: Option<Zeroizing<Vec<u8>>>,
     aux: Option<SecretAuxInfo>,
     records: Vec<(BlobKind, KeyRecord)>,
     resealed: Vec<Option<ByteBuf>>,
@@ -162,7 +164,12 @@ impl Node {
         blobs: &[ByteBuf],
     ) -> Result<Restored, NodeError> {
         let opened = self.open_blobs(blobs)?;
-        let Some(state) = opened.genesis else {
+        let genesis = opened
+            .genesis
+            .as_ref()
+            .map(|plain| open_genesis(plain, opened.node_key.as_ref(), &self.own_pcrs))
+            .transpose()?;
+        let Some(state) = genesis else {
             if !opened.records.is_empty() || opened.aux.is_some() {
                 return Err(bad("restore needs the genesis blob"));
             }
@@ -250,18 +257,19 @@ impl Node {
         for blob in blobs {
             let (kind, _) = seal::peek(blob)?;
             let (_, plain, migrated) = self.sealing.open(blob, kind, None)?;
+            let current = migrated.clone().unwrap_or_else(|| blob.to_vec());
             opened.resealed.push(migrated.map(ByteBuf::from));
             match kind {
                 BlobKind::NodeKey => {
                     let arn = arn.as_ref().ok_or_else(|| {
                         NodeError::Internal("a node-key blob without its KMS key".into())
                     })?;
-                    opened.node_key = Some(NodeKey::from_record(&plain, arn)?);
+                    opened.node_key = Some(NodeKey::from_record(&plain, arn, &current)?);
                 }
                 BlobKind::Genesis => {
-                    let state: GenesisState = ciborium::from_reader(plain.as_slice())
-                        .map_err(|e| bad(format!("genesis blob: {e}")))?;
-                    opened.genesis = Some(state);
+                    if opened.genesis.replace(plain).is_some() {
+                        return Err(bad("two genesis blobs"));
+                    }
                 }
                 BlobKind::AuxInfo => {
                     opened.aux = Some(SecretAuxInfo::from_bytes(&plain).map_err(internal)?);
@@ -304,7 +312,7 @@ impl Node {
             .ok_or_else(|| NodeError::Refused("safe primes are still being generated".into()))?;
         let g = self.genesis()?;
         let (m, first) =
-            ecdsa::AuxInfoGen::start(sid, g.node, g.genesis.nodes, primes).map_err(internal)?;
+            ecdsa::AuxInfoGen::start(sid, g.node, g.nodes, primes).map_err(internal)?;
         Ok(Start::new(Box::new(m), Purpose::AuxInfo, first).sealed_under(data_key))
     }
 
@@ -343,7 +351,7 @@ impl Node {
         let key = key_id_use(&r.key_id);
         self.claim(&key)?;
         let g = self.genesis()?;
-        let (me, nodes) = (g.node, g.genesis.nodes);
+        let (me, nodes) = (g.node, g.nodes);
         let (machine, first): (Box<dyn Machine>, _) = match r.scheme {
             Scheme::EcdsaSecp256k1 => {
                 let (m, out) =
@@ -371,7 +379,7 @@ impl Node {
                 r.key_id
             )));
         }
-        if r.threshold < 2 || r.threshold > g.genesis.nodes {
+        if r.threshold < 2 || r.threshold > g.nodes {
             return Err(bad("threshold must be between 2 and the number of nodes"));
         }
         let approvers = keys32(&r.policy.approvers)?;
@@ -387,8 +395,8 @@ impl Node {
                 "ECDSA keys need auxiliary info first".into(),
             ));
         }
-        let admins = keys32(&g.genesis.admins)?;
-        check_approvals(r, &request.approvals, &admins, g.genesis.admin_quorum)?;
+        let admins = keys32(&g.admins)?;
+        check_approvals(r, &request.approvals, &admins, g.admin_quorum)?;
         self.guard
             .check(&create_key_use(r), r.created, r.expiry, self.now())?;
         Ok(())

@@ -1,10 +1,60 @@
 //! Membership refusals (ADR 0013): typed, each message starting with its stable kind, answered
 //! as `membership`. A refusal changes nothing: no node key, genesis or KMS key is kept.
 
+use protocol::genesis::GenesisError;
+use protocol::policy::PolicyViolation;
+
 /// Why a membership request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MembershipError {
-    /// A second `Enroll`, or one after the node key was restored.
+    /// The genesis breaks a structural rule (sizes, ranges, a node key or KMS key listed twice).
+    #[error("{kind}: {error}", kind = genesis_kind(.0), error = .0)]
+    Genesis(GenesisError),
+    /// Too few distinct, or foreign, or bad admin approvals of the genesis.
+    #[error("approvals: {0}")]
+    Approvals(PolicyViolation),
+    /// This enclave's node key is not in the roster.
+    #[error("not_in_roster: this enclave's node key {node_key} is not in the genesis roster")]
+    NotInRoster {
+        /// This enclave's node key (hex).
+        node_key: String,
+    },
+    /// The roster lists this enclave's node key with another KMS key than the one it enrolled
+    /// with.
+    #[error(
+        "kms_key_mismatch: the roster lists this node with KMS key {listed}; its node key is sealed under {pinned}"
+    )]
+    RosterKmsKey {
+        /// The ARN the roster lists.
+        listed: String,
+        /// The ARN this enclave enrolled with.
+        pinned: String,
+    },
+    /// The genesis names another image than this enclave's own PCR0-2.
+    #[error("other_image: the genesis names another enclave image than this one's PCR0-2")]
+    OtherImage,
+    /// This enclave's parent's PCR3 or PCR4 differs from the roster's expectation.
+    #[error("parent_mismatch: this enclave's PCR{pcr} is not the one the roster pins")]
+    ParentMismatch {
+        /// 3 or 4.
+        pcr: u8,
+    },
+    /// A genesis is held already.
+    #[error("already_member: this enclave is a member of cluster {cluster}")]
+    AlreadyMember {
+        /// The cluster id held (hex).
+        cluster: String,
+    },
+    /// A version-2 genesis needs a node key (enroll first).
+    #[error("not_enrolled: a genesis with a roster needs this enclave's node key (enroll first)")]
+    NotEnrolled,
+    /// A sealed version-2 genesis restored without its node key.
+    #[error(
+        "no_node_key: the sealed genesis has a roster but no node key was restored with it (node-key.blob missing)"
+    )]
+    NoNodeKey,
+    /// An `Enroll` naming another KMS key than the node key is sealed under (asked again with
+    /// the same key, the enclave answers the same node key).
     #[error(
         "already_enrolled: this enclave holds node key {node_key}, sealed under {kms_key_arn}; a node key is made once"
     )]
@@ -42,11 +92,30 @@ impl MembershipError {
     /// The stable kind (the message's first word).
     pub fn kind(&self) -> &'static str {
         match self {
+            Self::Genesis(g) => genesis_kind(g),
+            Self::Approvals(_) => "approvals",
+            Self::NotInRoster { .. } => "not_in_roster",
+            Self::RosterKmsKey { .. } => "kms_key_mismatch",
+            Self::OtherImage => "other_image",
+            Self::ParentMismatch { .. } => "parent_mismatch",
+            Self::AlreadyMember { .. } => "already_member",
+            Self::NotEnrolled => "not_enrolled",
+            Self::NoNodeKey => "no_node_key",
             Self::AlreadyEnrolled { .. } => "already_enrolled",
             Self::LegacyGenesis => "legacy_genesis",
             Self::TwoNodeKeys { .. } => "two_node_keys",
             Self::KmsKeyMismatch { .. } => "kms_key_mismatch",
             Self::MalformedNodeKey(_) => "malformed_node_key",
         }
+    }
+}
+
+/// The stable kind of a malformed genesis: duplicates are named apart (ADR 0013 §2).
+fn genesis_kind(e: &GenesisError) -> &'static str {
+    match e {
+        GenesisError::Version(_) => "unsupported_genesis",
+        GenesisError::DuplicateNodeKey { .. } => "duplicate_node_key",
+        GenesisError::DuplicateKmsKey { .. } => "duplicate_kms_key",
+        _ => "malformed_genesis",
     }
 }

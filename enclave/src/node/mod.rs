@@ -45,6 +45,7 @@ use crate::seal::{self, Sealer};
 
 use enroll::NodeKey;
 use genesis::GenesisState;
+pub use genesis::OwnPcrs;
 use keys::Key;
 pub use membership::MembershipError;
 use session::Session;
@@ -142,6 +143,7 @@ pub type Admission = (Vec<u16>, Vec<(u16, String)>);
 /// Cluster state of one enclave.
 pub struct Node {
     node_key: Option<NodeKey>,
+    own_pcrs: OwnPcrs,
     genesis: Option<GenesisState>,
     roster: Roster,
     peer_policy: Policy,
@@ -178,11 +180,13 @@ fn system_clock() -> Duration {
 
 impl Node {
     /// A node without genesis. `peer_policy` pins the root and this enclave's own PCRs: peers
-    /// must run the same image.
-    pub fn new(peer_policy: Policy, sealing: Sealer, primes: PrimePool) -> Self {
+    /// must run the same image. `own_pcrs` are this enclave's PCRs (a genesis names the image
+    /// and may pin the parent's PCR3 and PCR4).
+    pub fn new(peer_policy: Policy, own_pcrs: OwnPcrs, sealing: Sealer, primes: PrimePool) -> Self {
         let clock: fn() -> Duration = system_clock;
         Self {
             node_key: None,
+            own_pcrs,
             genesis: None,
             roster: Roster::default(),
             peer_policy,

@@ -60,7 +60,7 @@ impl Node {
         request_id: &[u8],
     ) -> Result<&GenesisState, NodeError> {
         let g = self.genesis()?;
-        if v != REQUEST_VERSION || cluster != g.genesis.cluster {
+        if v != REQUEST_VERSION || cluster != g.name {
             return Err(bad("request is for another cluster or version"));
         }
         if request_id.len() != REQUEST_ID_LEN {
@@ -137,7 +137,7 @@ impl Node {
             return Ok(None);
         }
         let g = self.genesis()?;
-        if r.cluster != g.genesis.cluster {
+        if r.cluster != g.name {
             return Ok(None);
         }
         self.approved_key(request)?;

@@ -72,7 +72,11 @@ impl LocalChains {
 
 /// Runs the threshold part of the demo, then the chain transactions; returns the number of
 /// failed checks.
-pub async fn run(api: &ApiClient, chains: &LocalChains) -> anyhow::Result<usize> {
+pub async fn run(
+    api: &ApiClient,
+    chains: &LocalChains,
+    expect: &crate::ceremony::Expectations,
+) -> anyhow::Result<usize> {
     let admins: Vec<SigningKey> = (0..2)
         .map(|_| SigningKey::generate(&mut rand::rngs::OsRng))
         .collect();
@@ -81,7 +85,7 @@ pub async fn run(api: &ApiClient, chains: &LocalChains) -> anyhow::Result<usize>
         .collect();
     println!("      coordinator at {}", api.base());
     let t = Instant::now();
-    ops::genesis(api, CLUSTER, None, &admins, 2).await?;
+    crate::ceremony::run(api, CLUSTER, &admins, &[], 2, expect).await?;
     println!(
         "      cluster ready in {:.1} s: every node verified its peers' attestation; auxiliary info ready",
         t.elapsed().as_secs_f32()

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod attest;
+pub mod ceremony;
 pub use coordinator::client;
 pub mod demo;
 pub mod devchain;

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use coordinator::api::{
-    ApprovedJson, ClusterStatus, CreateKeyJson, GenesisJson, GenesisStatus, KeyInfo,
-    PresignatureUse, SignRequestJson, SignResult,
+    ApprovedJson, ClusterStatus, CreateKeyJson, GenesisStatus, KeyInfo, PresignatureUse,
+    SignRequestJson, SignResult,
 };
 use coordinator::client::{ApiCallError, ApiClient};
 use ed25519_dalek::SigningKey;
@@ -87,11 +87,12 @@ pub async fn cluster_name(api: &ApiClient) -> anyhow::Result<String> {
         .context("the cluster has no genesis yet (run cohort genesis)")
 }
 
-/// Submits a genesis and waits (printing progress) until the cluster is ready.
+/// The genesis ceremony (ADR 0013) for the nodes `expect` describes: the first `quorum` of
+/// `admins` approve it, the others are admins who do not sign here. Waits until it is done.
 pub async fn genesis(
     api: &ApiClient,
+    expect: &crate::ceremony::Expectations,
     cluster: &str,
-    nodes: Option<u16>,
     admins: &[SigningKey],
     quorum: u16,
 ) -> anyhow::Result<GenesisStatus> {
@@ -103,42 +104,9 @@ pub async fn genesis(
         .iter()
         .map(|k| k.verifying_key().to_bytes())
         .collect();
-    genesis_with(api, cluster, nodes, &admins[..q], &others, quorum).await
-}
-
-/// A genesis whose admins are `signers` (who approve it now, at least `quorum` of them) and
-/// `others` (public keys of admins who do not sign it); waits until it is done.
-pub async fn genesis_with(
-    api: &ApiClient,
-    cluster: &str,
-    nodes: Option<u16>,
-    signers: &[SigningKey],
-    others: &[[u8; 32]],
-    quorum: u16,
-) -> anyhow::Result<GenesisStatus> {
-    let q = usize::from(quorum);
-    if q == 0 || q > signers.len() {
-        bail!(
-            "the quorum ({quorum}) must be at least 1 and at most the admins signing here ({})",
-            signers.len()
-        );
-    }
-    let nodes = match nodes {
-        Some(n) => n,
-        None => {
-            let status: ClusterStatus = api.get("/v1/cluster").await.map_err(api_err)?;
-            status.nodes.len() as u16
-        }
-    };
-    let mut admins: Vec<ByteBuf> = signers.iter().map(requests::public).collect();
-    admins.extend(others.iter().map(|k| ByteBuf::from(k.to_vec())));
-    let g = requests::approve(
-        &requests::genesis_of(cluster, nodes, admins, quorum),
-        signers,
-    );
-    let body = ApprovedJson::<GenesisJson>::from_wire(&g);
-    let _: GenesisStatus = api.post("/v1/genesis", &body).await.map_err(api_err)?;
-    wait_ready(api).await
+    let (_, status) =
+        crate::ceremony::run(api, cluster, &admins[..q], &others, quorum, expect).await?;
+    Ok(status)
 }
 
 /// Waits until the cluster's genesis is done, printing each new step.

@@ -35,6 +35,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/openapi.json"),
     ("GET", "/v1/cluster"),
     ("POST", "/v1/genesis"),
+    ("POST", "/v1/nodes/{node}/enroll"),
+    ("POST", "/v1/nodes/{node}/attest"),
     ("GET", "/v1/keys"),
     ("POST", "/v1/keys"),
     ("GET", "/v1/keys/{key_id}"),
@@ -274,6 +276,14 @@ async fn handle(
                 let body = read_json(request, max_body).await?;
                 let c = c.clone();
                 json(202, &detached(async move { c.genesis(body).await }).await?)
+            }
+            ("POST", "/v1/nodes/{node}/enroll") => {
+                let body = read_json(request, max_body).await?;
+                json(200, &c.enroll_node(&param.unwrap_or_default(), body).await?)
+            }
+            ("POST", "/v1/nodes/{node}/attest") => {
+                let body = read_json(request, max_body).await?;
+                json(200, &c.attest_node(&param.unwrap_or_default(), body).await?)
             }
             ("GET", "/v1/keys") => json(
                 200,

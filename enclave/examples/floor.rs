@@ -18,12 +18,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use attestation::sim::SimulatedCa;
 use ed25519_dalek::SigningKey;
 use enclave::Enclave;
-use enclave::testkit::{
-    IMAGE, admit_all, approve, boot, create_key_request, genesis_request, run_session,
-};
+use enclave::testkit::{IMAGE, admit_all, approve, boot, create_key_request, found, run_session};
 use protocol::policy::{Approved, Scheme, SignRequest};
 use protocol::session::{Outcome, SessionKind};
-use protocol::{EnclaveRequest, EnclaveResponse};
 use rand::RngCore;
 use serde_bytes::ByteBuf;
 
@@ -111,17 +108,7 @@ fn main() {
     let approvers: Vec<SigningKey> = (0..2)
         .map(|i| SigningKey::from_bytes(&[9 + i; 32]))
         .collect();
-    let approved = genesis_request("floor", 3, &admins, &[&admins[0], &admins[1]]);
-    for (i, e) in enclaves.iter().enumerate() {
-        let r = e.handle(EnclaveRequest::Genesis {
-            request: approved.clone(),
-            node: i as u16,
-        });
-        assert!(
-            matches!(r, EnclaveResponse::GenesisAccepted { .. }),
-            "{r:?}"
-        );
-    }
+    found(&enclaves, "floor", &admins, &[&admins[0], &admins[1]]);
     admit_all(&enclaves);
     eprintln!("auxiliary info (tens of seconds)...");
     let aux = run_session(

@@ -9,8 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use attestation::sim::SimulatedCa;
 use ed25519_dalek::SigningKey;
 use protocol::peer::PeerEnvelope;
-use protocol::policy::{Approved, CreateKey, Genesis, Scheme, SignRequest};
-use protocol::session::{FailureCode, Outcome, PeerDocument, SessionKind, key_receipt_message};
+use protocol::policy::{Approved, CreateKey, Scheme, SignRequest};
+use protocol::session::{FailureCode, Outcome, PeerDocument, SessionKind};
 use protocol::{EnclaveRequest, EnclaveResponse, ErrorCode};
 use rand::RngCore;
 use serde_bytes::ByteBuf;
@@ -19,7 +19,7 @@ use crate::mpc::eddsa::SecretEddsaShare;
 use crate::seal::{self, BlobKind, LocalSealingAuthority};
 use crate::server::Enclave;
 use crate::testkit::{
-    IMAGE, admit_all, approve, boot, boot_sealed_by, create_key_request, document, genesis_request,
+    IMAGE, admit_all, approve, boot, boot_sealed_by, create_key_request, document, found,
     run_session,
 };
 
@@ -48,7 +48,7 @@ struct Cluster {
     admins: Vec<SigningKey>,
     approvers: Vec<SigningKey>,
     /// The approved genesis, as the coordinator stores it.
-    genesis: Approved<Genesis>,
+    genesis: Approved<protocol::genesis::Genesis>,
     /// Sealed blobs each node's proxy would store.
     blobs: Vec<Vec<ByteBuf>>,
 }
@@ -63,18 +63,12 @@ impl Cluster {
         let approvers: Vec<SigningKey> = (0..3)
             .map(|i| SigningKey::from_bytes(&[20 + i; 32]))
             .collect();
-        let approved =
-            genesis_request("test-cluster", n as u16, &admins, &[&admins[0], &admins[2]]);
-        let mut blobs = vec![Vec::new(); n];
-        for (i, e) in enclaves.iter().enumerate() {
-            match e.handle(EnclaveRequest::Genesis {
-                request: approved.clone(),
-                node: i as u16,
-            }) {
-                EnclaveResponse::GenesisAccepted { sealed, .. } => blobs[i].push(sealed),
-                other => panic!("genesis: {other:?}"),
-            }
-        }
+        let (approved, blobs) = found(
+            &enclaves,
+            "test-cluster",
+            &admins,
+            &[&admins[0], &admins[2]],
+        );
         let mut c = Self {
             ca,
             enclaves,
@@ -993,55 +987,117 @@ fn recover_eddsa_share(blob: &[u8], key_id: &str) -> frost_ed25519::keys::KeyPac
     stored.body.key_package
 }
 
-/// Attack found by the code-reading audit of issue 17, shown to SUCCEED against today's code.
-/// **To be inverted by issue 17** into "attack refused": node 0 never admits the rogue
-/// enclaves (their node keys are not in the approved roster), so key generation among them is
-/// refused by the honest node and no share is ever sealed where the attacker can read it.
+/// The audit's membership attack (issue 17), refused. It succeeded before node keys and the
+/// roster: this test asserted then that the attacker ends up holding t shares of a cluster key.
 ///
 /// Who: a compromised coordinator alone. No enclave and no parent of the cluster is
 /// compromised. The image is public and reproducible, so the attacker starts two more genuine
 /// enclaves of it (same hardware root, same measurements) in its own account, where their parent
 /// and KMS, and so the keys they seal under, are its own ([`boot_sealed_by`] with
-/// [`ATTACKER_MASTER`]). Then:
-/// 1. it gives them the approved genesis it stores, at indices 1 and 2: the node index is not
-///    part of what the admins approved, and both accept it;
-/// 2. honest node 0 admits them at 1 and 2, replacing the honest nodes 1 and 2 it had admitted:
-///    admission checks only the measurements, and any entry is replaced at any time;
-/// 3. it runs the next admin-approved EdDSA key generation (the admins approve a key id, a
-///    scheme and a threshold, not who generates it) among {node 0, rogue 1, rogue 2}: every
-///    enclave reports the same public key with a receipt that verifies under its admitted
-///    identity key, so the coordinator's all-receipts-agree check passes;
-/// 4. it opens the rogue enclaves' sealed share blobs with its own sealing key, decodes the two
-///    FROST key packages, and interpolates them (t = 2) with frost-ed25519's `reconstruct`:
-///    the secret's verifying key is the key's public key, and the secret alone makes Ed25519
-///    signatures that ed25519-dalek accepts under it.
+/// [`ATTACKER_MASTER`]; enrolled under its own KMS keys). Then:
+/// 1. it replays the approved genesis it stores to them: refused, `not_in_roster` (their node
+///    keys are not listed, and the index is not an input); a genesis without a roster at an
+///    index of its choosing: refused, `legacy_genesis`;
+/// 2. it gives them a genesis of its own admins, listing honest node 0's node key at 0 and the
+///    rogues at 1 and 2: they accept it, but honest node 0 admits neither, because their
+///    documents bind node keys its roster does not list at 1 and 2;
+/// 3. it runs the next admin-approved EdDSA key generation among {node 0, rogue 1, rogue 2}:
+///    nothing is created anywhere, so no share is ever sealed where the attacker can read it.
+///
+/// A control shows the attacker's tooling works: its rogues do make a key between themselves
+/// under its own genesis, and it recovers that key from their blobs — a key of its own
+/// cluster, under a cluster id no client of the real one trusts.
 #[test]
-fn rogue_enclaves_of_the_public_image_obtain_shares_today() {
+fn rogue_enclaves_of_the_public_image_are_refused() {
+    use crate::testkit::genesis_v2;
     const KEY: &str = "rogue-held";
     let c = Cluster::new(3);
 
-    // Two genuine enclaves of the public image, sealing through the attacker's KMS.
+    // Two genuine enclaves of the public image, enrolled under the attacker's KMS keys.
     let rogues = [1usize, 2].map(|i| boot_sealed_by(&c.ca, i, IMAGE, &ATTACKER_MASTER));
+    let entries: Vec<protocol::genesis::RosterEntry> = rogues
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let arn = protocol::KmsKeyArn::parse(&format!(
+                "arn:aws:kms:eu-west-1:999999999999:key/rogue-{i}"
+            ))
+            .unwrap();
+            let (_, node_key) = enroll(r, &arn);
+            protocol::genesis::RosterEntry {
+                node_key: ByteBuf::from(node_key.to_vec()),
+                kms_key_arn: arn,
+                pcr3: None,
+                pcr4: None,
+            }
+        })
+        .collect();
 
-    // 1. The stored approved genesis, replayed at indices 1 and 2: accepted (today).
+    // 1. The stored approved genesis, replayed: not in its roster. A genesis without a roster,
+    // at an index of the attacker's choosing: refused.
     for (index, rogue) in [1u16, 2].into_iter().zip(&rogues) {
-        let r = rogue.handle(EnclaveRequest::Genesis {
+        let m = membership_refusal(rogue.handle(EnclaveRequest::GenesisV2 {
             request: c.genesis.clone(),
-            node: index,
-        });
-        assert!(
-            matches!(r, EnclaveResponse::GenesisAccepted { .. }),
-            "rogue genesis at {index}: {r:?}"
+        }));
+        assert!(m.starts_with("not_in_roster:"), "{m}");
+        let legacy = crate::testkit::genesis_request(
+            &c.genesis.request.name,
+            3,
+            &c.admins,
+            &[&c.admins[0], &c.admins[2]],
         );
+        let m = membership_refusal(rogue.handle(EnclaveRequest::Genesis {
+            request: legacy,
+            node: index,
+        }));
+        assert!(m.starts_with("legacy_genesis:"), "{m}");
+        assert_eq!(rogue.phase(), protocol::Phase::Enrolled);
     }
 
-    // 2. Honest node 0 admits them at 1 and 2, in place of the honest nodes it had admitted;
-    // the rogues admit node 0 and each other. (`admit_all` asserts that nothing is refused.)
+    // 2. A genesis of the attacker's own admins listing its rogues: they take it (their own
+    // cluster, at indices 0 and 1 of it); honest node 0 admits neither at 1 or 2.
+    let attacker_admins: Vec<SigningKey> = (0..2)
+        .map(|i| SigningKey::from_bytes(&[0xE0 + i; 32]))
+        .collect();
+    let own = genesis_v2(
+        &c.genesis.request.name,
+        IMAGE,
+        entries.clone(),
+        &attacker_admins,
+        &[&attacker_admins[0], &attacker_admins[1]],
+    );
+    for rogue in &rogues {
+        assert!(matches!(
+            rogue.handle(EnclaveRequest::GenesisV2 {
+                request: own.clone()
+            }),
+            EnclaveResponse::GenesisAccepted { .. }
+        ));
+    }
+    let offered: Vec<PeerDocument> = [1u16, 2]
+        .iter()
+        .zip(&rogues)
+        .map(|(node, r)| PeerDocument {
+            node: *node,
+            document: document(r),
+        })
+        .collect();
+    match c.enclaves[0].handle(EnclaveRequest::AdmitPeers { documents: offered }) {
+        EnclaveResponse::PeersAdmitted { nodes, refused } => {
+            assert!(nodes.is_empty(), "node 0 admitted rogues at {nodes:?}");
+            assert_eq!(refused.len(), 2, "{refused:?}");
+            for (_, why) in &refused {
+                assert!(why.contains("another node key"), "{why}");
+            }
+        }
+        other => panic!("admit: {other:?}"),
+    }
+    // The rogues admit each other in their own cluster.
+    admit_all(&rogues);
+
+    // 3. An admin-approved EdDSA key among {node 0, rogue 1, rogue 2}: nothing is created.
     let attack: Vec<Arc<Enclave>> =
         vec![c.enclaves[0].clone(), rogues[0].clone(), rogues[1].clone()];
-    admit_all(&attack);
-
-    // 3. An admin-approved EdDSA key, generated among {node 0, rogue 1, rogue 2}.
     let request = c.create_key_request(KEY, Scheme::EddsaEd25519, 2);
     let outcomes = run_session(
         &attack,
@@ -1050,86 +1106,108 @@ fn rogue_enclaves_of_the_public_image_obtain_shares_today() {
         SessionKind::CreateKey { request },
         |_, _| {},
     );
-    let mut public_key = None;
-    let mut blobs = BTreeMap::new();
-    for (node, outcome) in outcomes {
-        let (key_id, scheme, pk, sealed, receipt) = match outcome {
-            Outcome::KeyCreated {
-                key_id,
-                scheme,
-                public_key,
-                sealed,
-                receipt,
-                ..
-            } => (key_id, scheme, public_key, sealed, receipt),
-            other => panic!("key generation at {node}: {other:?}"),
-        };
-        // Every receipt verifies under the identity key the enclave attested: the coordinator
-        // would store the key.
-        let identity = attack[usize::from(node)].identity();
-        ed25519_dalek::VerifyingKey::from_bytes(&identity.signing)
-            .unwrap()
-            .verify_strict(
-                &key_receipt_message(&key_id, scheme, &pk),
-                &ed25519_dalek::Signature::from_slice(&receipt).unwrap(),
-            )
-            .unwrap();
-        assert_eq!(
-            public_key.get_or_insert_with(|| pk.to_vec()),
-            &pk.to_vec(),
-            "receipts disagree"
+    for (node, outcome) in &outcomes {
+        assert!(
+            !matches!(outcome, Outcome::KeyCreated { .. }),
+            "node {node} created the key: {outcome:?}"
         );
-        blobs.insert(node, sealed);
     }
-    assert_eq!(blobs.len(), 3, "every participant reported the key");
-    let public_key: [u8; 32] = public_key.unwrap().try_into().unwrap();
-
-    // 4. The attacker opens its own enclaves' blobs (never the honest node's: it needs none)...
-    let attacker = LocalSealingAuthority::new(&ATTACKER_MASTER, &IMAGE);
-    assert!(seal::unseal(&attacker, &blobs[&0], BlobKind::EddsaShare, Some(KEY)).is_err());
-    let shares: Vec<frost_ed25519::keys::KeyPackage> = [1u16, 2]
-        .iter()
-        .map(|node| recover_eddsa_share(&blobs[node], KEY))
-        .collect();
-    assert_eq!(
-        shares.len(),
-        usize::from(*shares[0].min_signers()),
-        "t shares"
+    assert!(
+        outcomes
+            .values()
+            .any(|o| matches!(o, Outcome::Failed { .. })),
+        "{outcomes:?}"
     );
 
-    // ... and interpolates them to the key's secret.
+    // Control: under its own genesis, its rogues make a key between themselves, and the
+    // attacker recovers it from their blobs — its own cluster's key, not the real one's.
+    let mut own_request = crate::testkit::create_key_request(
+        &c.genesis.request.name,
+        "attackers-own",
+        Scheme::EddsaEd25519,
+        2,
+        &c.approvers,
+        &[&attacker_admins[0], &attacker_admins[1]],
+    );
+    own_request.approvals = approve(
+        &own_request.request,
+        &[&attacker_admins[0], &attacker_admins[1]],
+    );
+    let outcomes = run_session(
+        &rogues,
+        random32(),
+        &[0, 1],
+        SessionKind::CreateKey {
+            request: own_request,
+        },
+        |_, _| {},
+    );
+    let mut public_key = None;
+    let mut shares = Vec::new();
+    for (node, outcome) in outcomes {
+        match outcome {
+            Outcome::KeyCreated {
+                public_key: pk,
+                sealed,
+                ..
+            } => {
+                public_key = Some(pk.to_vec());
+                shares.push(recover_eddsa_share(&sealed, "attackers-own"));
+            }
+            other => panic!("the control key at {node}: {other:?}"),
+        }
+    }
     let secret = frost_ed25519::keys::reconstruct(&shares).unwrap();
-    let reconstructed = frost_ed25519::VerifyingKey::from(&secret);
     assert_eq!(
-        reconstructed.serialize().unwrap(),
-        public_key.to_vec(),
-        "t rogue shares reconstruct the key the cluster reported"
+        frost_ed25519::VerifyingKey::from(&secret)
+            .serialize()
+            .unwrap(),
+        public_key.unwrap()
     );
-    // The whole key, outside any enclave, signs what the attacker likes.
-    let message = b"spend everything the key holds";
-    let signature = secret.sign(rand::rngs::OsRng, message);
-    ed25519_dalek::VerifyingKey::from_bytes(&public_key)
-        .unwrap()
-        .verify_strict(
-            message,
-            &ed25519_dalek::Signature::from_slice(&signature.serialize().unwrap()).unwrap(),
-        )
-        .unwrap();
+    assert_ne!(own.request.cluster_id(), c.genesis.request.cluster_id());
 }
 
 /// One enclave identity is never admitted at two indices (issue 17, first step; the audit's
-/// hole was shown open by this test before the fix).
+/// hole was shown open by this test before the fix), and since the roster (ADR 0013 step 10)
+/// each index admits only the node key it lists.
 ///
-/// A compromised coordinator starts one genuine enclave of the public image and offers its
-/// document to honest node 0 at index 1 and at index 2, and node 0's own document at index 1:
-/// with one identity at two indices it would sit in the middle of node 0's point-to-point
-/// key-generation traffic. Node 0 admits the document at one index only and refuses the rest,
-/// naming the index that holds the identity.
+/// A compromised coordinator offers honest node 0 a rogue enclave's document (the public
+/// image, the attacker's own node key) at index 1 and at index 2, node 1's real (restarted)
+/// document at 1 and at 2, and node 0's own document at index 2: with one identity at two
+/// indices it would sit in the middle of node 0's point-to-point key-generation traffic. Node 0
+/// refuses the rogue everywhere, admits node 1 at 1 only and refuses its own document.
 #[test]
 fn one_enclave_identity_is_never_admitted_at_two_indices() {
     let c = Cluster::new(3);
     let rogue = boot_sealed_by(&c.ca, 1, IMAGE, &ATTACKER_MASTER);
+    enroll(&rogue, &crate::testkit::node_arn(1));
     let doc = document(&rogue);
+    let documents = [1u16, 2]
+        .map(|node| PeerDocument {
+            node,
+            document: doc.clone(),
+        })
+        .to_vec();
+    match c.enclaves[0].handle(EnclaveRequest::AdmitPeers { documents }) {
+        EnclaveResponse::PeersAdmitted { nodes, refused } => {
+            assert!(nodes.is_empty(), "a rogue node key admitted at {nodes:?}");
+            assert_eq!(refused.len(), 2, "{refused:?}");
+            assert!(
+                refused
+                    .iter()
+                    .all(|(_, why)| why.contains("another node key"))
+            );
+        }
+        other => panic!("admit: {other:?}"),
+    }
+    let restarted = boot(&c.ca, 1, IMAGE);
+    assert!(matches!(
+        restarted.handle(EnclaveRequest::Restore {
+            blobs: c.blobs[1].clone()
+        }),
+        EnclaveResponse::Restored { .. }
+    ));
+    let doc = document(&restarted);
     let documents = [1u16, 2]
         .map(|node| PeerDocument {
             node,
@@ -1141,7 +1219,11 @@ fn one_enclave_identity_is_never_admitted_at_two_indices() {
             assert_eq!(nodes, vec![1], "the identity is admitted at one index only");
             assert_eq!(refused.len(), 1, "{refused:?}");
             assert_eq!(refused[0].0, 2);
-            assert!(refused[0].1.contains("already node 1"), "{}", refused[0].1);
+            assert!(
+                refused[0].1.contains("another node key"),
+                "{}",
+                refused[0].1
+            );
         }
         other => panic!("admit: {other:?}"),
     }
@@ -1155,7 +1237,7 @@ fn one_enclave_identity_is_never_admitted_at_two_indices() {
     }) {
         EnclaveResponse::PeersAdmitted { nodes, refused } => {
             assert!(nodes.is_empty(), "{nodes:?}");
-            assert!(refused[0].1.contains("already node 0"), "{refused:?}");
+            assert!(refused[0].1.contains("another node key"), "{refused:?}");
         }
         other => panic!("admit: {other:?}"),
     }
@@ -1181,7 +1263,14 @@ fn one_enclave_identity_is_never_admitted_at_two_indices() {
 #[test]
 fn readmitting_a_peer_mid_session_changes_nothing() {
     let c = Cluster::new(3);
-    let other = boot_sealed_by(&c.ca, 1, IMAGE, &ATTACKER_MASTER);
+    // Node 1 restarted elsewhere: its node key restored, new identity keys.
+    let other = boot(&c.ca, 1, IMAGE);
+    assert!(matches!(
+        other.handle(EnclaveRequest::Restore {
+            blobs: c.blobs[1].clone()
+        }),
+        EnclaveResponse::Restored { .. }
+    ));
     let readmit = || {
         let documents = vec![PeerDocument {
             node: 1,
@@ -1240,6 +1329,12 @@ fn readmitting_a_peer_mid_session_changes_nothing() {
 fn an_honest_round_heals_an_identity_offered_at_another_index() {
     let c = Cluster::new(3);
     let restarted = boot(&c.ca, 1, IMAGE);
+    assert!(matches!(
+        restarted.handle(EnclaveRequest::Restore {
+            blobs: c.blobs[1].clone()
+        }),
+        EnclaveResponse::Restored { .. }
+    ));
     let admit = |documents| match c.enclaves[0].handle(EnclaveRequest::AdmitPeers { documents }) {
         EnclaveResponse::PeersAdmitted { nodes, refused } => (nodes, refused),
         r => panic!("admit: {r:?}"),
@@ -1248,7 +1343,9 @@ fn an_honest_round_heals_an_identity_offered_at_another_index() {
         node: 2,
         document: document(&restarted),
     }];
-    assert_eq!(admit(misplaced), (vec![2], vec![]));
+    // Since the roster, the misplaced document is refused outright (it binds node 1's key).
+    let (nodes, refused) = admit(misplaced);
+    assert!(nodes.is_empty() && refused.len() == 1, "{refused:?}");
     let round = vec![
         PeerDocument {
             node: 1,
@@ -1406,16 +1503,32 @@ fn a_node_key_is_made_once_bound_into_documents_and_restored() {
     ));
     assert_eq!(third.node_binding(), Some(binding.clone()));
 
-    // Until step 9, a genesis without a roster is still accepted once enrolled; a restore of
-    // the node key with that genesis is operational and keeps binding the node key.
+    // A genesis without a roster is refused (ADR 0013 step 9), changing nothing; one whose
+    // roster lists this node key is accepted, and a restore of the node key with it is
+    // operational and keeps binding the node key.
     let admins: Vec<SigningKey> = (0..2)
         .map(|i| SigningKey::from_bytes(&[80 + i; 32]))
         .collect();
-    let genesis = genesis_request("enrolled", 2, &admins, &[&admins[0], &admins[1]]);
-    let genesis_blob = match third.handle(EnclaveRequest::Genesis {
-        request: genesis,
+    let both = [&admins[0], &admins[1]];
+    let legacy = crate::testkit::genesis_request("enrolled", 2, &admins, &both);
+    let m = membership_refusal(third.handle(EnclaveRequest::Genesis {
+        request: legacy,
         node: 0,
-    }) {
+    }));
+    assert!(m.starts_with("legacy_genesis:"), "{m}");
+    assert_eq!(third.phase(), protocol::Phase::Enrolled);
+    let peer = boot(&ca, 1, IMAGE);
+    let roster = vec![
+        protocol::genesis::RosterEntry {
+            node_key: ByteBuf::from(binding.node_key.to_vec()),
+            kms_key_arn: arn.clone(),
+            pcr3: None,
+            pcr4: None,
+        },
+        crate::testkit::enroll_all(&[peer]).remove(0),
+    ];
+    let genesis = crate::testkit::genesis_v2("enrolled", IMAGE, roster, &admins, &both);
+    let genesis_blob = match third.handle(EnclaveRequest::GenesisV2 { request: genesis }) {
         EnclaveResponse::GenesisAccepted { sealed, .. } => sealed,
         other => panic!("genesis: {other:?}"),
     };

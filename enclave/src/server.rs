@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 
 use crate::identity::SecretIdentity;
 use crate::lifecycle::{Event, Lifecycle};
-use crate::node::{Node, OwnPcrs};
+use crate::node::{MembershipError, Node, OwnPcrs};
 use crate::primes::{PrimePool, PrimesProbe};
 use crate::seal::Sealer;
 use crate::transport::{self, Listener, Stream};
@@ -313,19 +313,8 @@ fn cluster_request(
                 }
             })
         }
-        EnclaveRequest::Genesis {
-            request,
-            node: index,
-        } => node
-            .genesis_request(identity, &request, index)
-            .map(|(sealed, receipt)| {
-                advance(node, Event::GenesisAccepted);
-                EnclaveResponse::GenesisAccepted {
-                    sealed: ByteBuf::from(sealed),
-                    receipt: ByteBuf::from(receipt),
-                    node: None,
-                }
-            }),
+        // A genesis without a roster: refused (ADR 0013 step 9), changing nothing.
+        EnclaveRequest::Genesis { .. } => Err(MembershipError::LegacyGenesis.into()),
         EnclaveRequest::GenesisV2 { request } => {
             node.genesis_v2_request(identity, &request)
                 .map(|(sealed, index, receipt)| {

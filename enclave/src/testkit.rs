@@ -262,11 +262,12 @@ pub fn node_arn(i: usize) -> protocol::KmsKeyArn {
     .expect("a well-formed key ARN")
 }
 
-/// Enrolls every enclave (node `i` with [`node_arn`]`(i)`); returns each one's roster entry.
+/// Enrolls every enclave (node `i` with [`node_arn`]`(i)`); returns each one's roster entry
+/// and its sealed node key.
 ///
 /// # Panics
 /// If an enclave does not enroll.
-pub fn enroll_all(enclaves: &[Arc<Enclave>]) -> Vec<protocol::genesis::RosterEntry> {
+pub fn enroll_each(enclaves: &[Arc<Enclave>]) -> Vec<(protocol::genesis::RosterEntry, ByteBuf)> {
     enclaves
         .iter()
         .enumerate()
@@ -275,19 +276,64 @@ pub fn enroll_all(enclaves: &[Arc<Enclave>]) -> Vec<protocol::genesis::RosterEnt
                 kms_key_arn: node_arn(i),
             }) {
                 EnclaveResponse::Enrolled {
+                    sealed,
                     node_key,
                     kms_key_arn,
-                    ..
-                } => protocol::genesis::RosterEntry {
-                    node_key,
-                    kms_key_arn,
-                    pcr3: None,
-                    pcr4: None,
-                },
+                } => (
+                    protocol::genesis::RosterEntry {
+                        node_key,
+                        kms_key_arn,
+                        pcr3: None,
+                        pcr4: None,
+                    },
+                    sealed,
+                ),
                 other => panic!("enroll: {other:?}"),
             }
         })
         .collect()
+}
+
+/// Enrolls every enclave; returns each one's roster entry.
+///
+/// # Panics
+/// If an enclave does not enroll.
+pub fn enroll_all(enclaves: &[Arc<Enclave>]) -> Vec<protocol::genesis::RosterEntry> {
+    enroll_each(enclaves).into_iter().map(|(e, _)| e).collect()
+}
+
+/// Founds a cluster of `enclaves` (of [`IMAGE`]) by the ceremony: enrolls each, approves a
+/// genesis listing them in order with `approving` of `admins`, hands it to each. Returns the
+/// approved genesis and each node's sealed blobs (node key, genesis), as its proxy stores them.
+///
+/// # Panics
+/// If an enclave refuses.
+pub fn found(
+    enclaves: &[Arc<Enclave>],
+    name: &str,
+    admins: &[SigningKey],
+    approving: &[&SigningKey],
+) -> (Approved<protocol::genesis::Genesis>, Vec<Vec<ByteBuf>>) {
+    let enrolled = enroll_each(enclaves);
+    let roster = enrolled.iter().map(|(e, _)| e.clone()).collect();
+    let approved = genesis_v2(name, IMAGE, roster, admins, approving);
+    let blobs = enclaves
+        .iter()
+        .zip(enrolled)
+        .enumerate()
+        .map(|(i, (e, (_, node_key)))| {
+            match e.handle(EnclaveRequest::GenesisV2 {
+                request: approved.clone(),
+            }) {
+                EnclaveResponse::GenesisAccepted { sealed, node, .. } => {
+                    assert_eq!(node, Some(i as u16));
+                    vec![node_key, sealed]
+                }
+                other => panic!("genesis at {i}: {other:?}"),
+            }
+        })
+        .collect();
+    (approved, blobs)
 }
 
 /// A version-2 genesis named `name` for enclaves of `image` with `roster`, admins `admins`

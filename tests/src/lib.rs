@@ -253,16 +253,60 @@ impl ClusterClient {
             .map_err(|e| anyhow::anyhow!(e.0))
     }
 
-    /// Runs genesis on every node; returns their receipts.
-    pub async fn genesis(
+    /// Founds the cluster (ADR 0013) by the enclaves' own requests, without the coordinator's
+    /// ceremony: enrolls every node under its KMS key in `info`, builds a genesis listing the
+    /// node keys they answer (admins `admins`, approved by `signers`, quorum `quorum`) and hands
+    /// it to every node. Returns the approved genesis and each node's genesis receipt.
+    pub async fn found(
         &self,
-        request: &protocol::policy::Approved<protocol::policy::Genesis>,
-    ) -> anyhow::Result<Vec<serde_bytes::ByteBuf>> {
+        info: &cli::sim::ClusterInfo,
+        name: &str,
+        admins: &[ed25519_dalek::SigningKey],
+        signers: &[ed25519_dalek::SigningKey],
+        quorum: u16,
+    ) -> anyhow::Result<(
+        protocol::policy::Approved<protocol::genesis::Genesis>,
+        Vec<serde_bytes::ByteBuf>,
+    )> {
+        let mut roster = Vec::new();
+        for (node, n) in (0..self.nodes()).zip(&info.nodes) {
+            let kms_key_arn = protocol::KmsKeyArn::parse(&n.kms_key_arn)?;
+            let r = protocol::EnclaveRequest::Enroll { kms_key_arn };
+            match self.call(node, &r).await? {
+                protocol::EnclaveResponse::Enrolled {
+                    node_key,
+                    kms_key_arn,
+                    ..
+                } => roster.push(protocol::genesis::RosterEntry {
+                    node_key,
+                    kms_key_arn,
+                    pcr3: None,
+                    pcr4: None,
+                }),
+                other => bail!("node {node}: {other:?}"),
+            }
+        }
+        let pcr = |i: usize| hex::decode(&info.pcrs[i]).map(serde_bytes::ByteBuf::from);
+        let genesis = protocol::genesis::Genesis {
+            v: protocol::genesis::GENESIS_VERSION,
+            name: name.into(),
+            admins: admins
+                .iter()
+                .map(|k| serde_bytes::ByteBuf::from(k.verifying_key().to_bytes().to_vec()))
+                .collect(),
+            admin_quorum: quorum,
+            image: protocol::genesis::Image {
+                pcr0: pcr(0)?,
+                pcr1: pcr(1)?,
+                pcr2: pcr(2)?,
+            },
+            roster,
+        };
+        let approved = cli::requests::approve(&genesis, signers);
         let mut receipts = Vec::new();
         for node in 0..self.nodes() {
-            let r = protocol::EnclaveRequest::Genesis {
-                request: request.clone(),
-                node,
+            let r = protocol::EnclaveRequest::GenesisV2 {
+                request: approved.clone(),
             };
             match self.call(node, &r).await? {
                 protocol::EnclaveResponse::GenesisAccepted { receipt, .. } => {
@@ -271,7 +315,7 @@ impl ClusterClient {
                 other => bail!("node {node}: {other:?}"),
             }
         }
-        Ok(receipts)
+        Ok((approved, receipts))
     }
 
     /// Has every node verify and admit the others; returns the refusals (node, peer, why).
@@ -361,4 +405,13 @@ pub async fn audit_log(api: &cli::client::ApiClient) -> Vec<coordinator::api::Au
             None => return out,
         }
     }
+}
+
+/// What the genesis ceremony expects of a simulated cluster's nodes (its root, image and KMS
+/// keys, from its `cluster.json`).
+///
+/// # Panics
+/// If the cluster's description cannot be read (test code).
+pub fn expectations(cluster: &cli::sim::SimCluster) -> cli::ceremony::Expectations {
+    cli::ceremony::Expectations::of_sim_dir(&cluster.dir).expect("the cluster's cluster.json")
 }

@@ -53,9 +53,15 @@ async fn world() -> World {
     let approvers: Vec<SigningKey> = (0..2)
         .map(|i| SigningKey::from_bytes(&[50 + i; 32]))
         .collect();
-    ops::genesis(&api, CLUSTER, Some(3), &admins, 2)
-        .await
-        .unwrap();
+    ops::genesis(
+        &api,
+        &cohort_tests::expectations(&cluster),
+        CLUSTER,
+        &admins,
+        2,
+    )
+    .await
+    .unwrap();
     let approver_keys: Vec<[u8; 32]> = approvers
         .iter()
         .map(|k| k.verifying_key().to_bytes())

@@ -59,8 +59,12 @@ async fn start(coordinator_args: &[&str]) -> (tempfile::TempDir, SimCluster, Api
 
 /// Genesis (two of three admins) and two 2-of-3 keys: `ecdsa` and `eddsa`, approved by two of
 /// three approvers.
-async fn bootstrap(api: &ApiClient, k: &Keys) -> (KeyInfo, KeyInfo) {
-    ops::genesis(api, CLUSTER, Some(3), &k.admins[1..], 2)
+async fn bootstrap(
+    api: &ApiClient,
+    expect: &cli::ceremony::Expectations,
+    k: &Keys,
+) -> (KeyInfo, KeyInfo) {
+    ops::genesis(api, expect, CLUSTER, &k.admins[1..], 2)
         .await
         .unwrap();
     let approvers: Vec<[u8; 32]> = k.approvers.iter().map(pk32).collect();
@@ -252,7 +256,7 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
     let (s, _) = raw(&http, &format!("{base}/readyz"), Method::GET, None, vec![]).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
 
-    let (ecdsa, eddsa) = bootstrap(&api, &k).await;
+    let (ecdsa, eddsa) = bootstrap(&api, &cohort_tests::expectations(&cluster), &k).await;
     let (s, _) = raw(&http, &format!("{base}/readyz"), Method::GET, None, vec![]).await;
     assert_eq!(s, StatusCode::OK);
     let status: ClusterStatus = api.get("/v1/cluster").await.unwrap();
@@ -784,7 +788,7 @@ async fn signing_survives_a_dead_enclave_a_dead_proxy_and_a_stalled_enclave() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (_dir, mut cluster, api) = start(&args).await;
     let k = keys(90);
-    let keys = bootstrap(&api, &k).await;
+    let keys = bootstrap(&api, &cohort_tests::expectations(&cluster), &k).await;
 
     // An enclave dies (SIGKILL) during 200 2-of-3 signatures: every request succeeds.
     let failures = run_with_fault(&api, &k, &keys, 200, 40, &mut cluster, "enclave-2").await;

@@ -343,9 +343,15 @@ impl Harness {
                 .map(|i| SigningKey::from_bytes(&[50 + i; 32]))
                 .collect(),
         };
-        ops::genesis(&api, CLUSTER, Some(3), &keys.admins[1..], 2)
-            .await
-            .unwrap();
+        ops::genesis(
+            &api,
+            &cohort_tests::expectations(&cluster),
+            CLUSTER,
+            &keys.admins[1..],
+            2,
+        )
+        .await
+        .unwrap();
         let approvers: Vec<[u8; 32]> = keys
             .approvers
             .iter()

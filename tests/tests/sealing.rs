@@ -125,9 +125,10 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
         .iter()
         .map(|k| k.verifying_key().to_bytes())
         .collect();
-    // ADR 0013 step 5: node 2 enrolls before the genesis. Its node key is sealed under the KMS
-    // key it names (its own, as an ARN), its documents bind both from then on, it is never
-    // enrolled twice, and every restart below gives it the same node key back.
+    // ADR 0013 step 5: node 2 enrolls before the genesis ceremony. Its node key is sealed under
+    // the KMS key it names (its own, as an ARN), its documents bind both from then on, it is
+    // never enrolled twice (the ceremony finds it enrolled and takes its key from its verified
+    // document), and every restart below gives it the same node key back.
     let http = HttpClient::new();
     let proxy2 = cluster.info.nodes[1].proxy_url.clone();
     let arn = protocol::KmsKeyArn::parse(&cluster.info.nodes[1].kms_key_arn).unwrap();
@@ -151,9 +152,15 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
     cluster.restart_enclave(2).await.unwrap();
     wait_bound(&cluster, 2, Some(&enrolled)).await;
     wait_node(&api, 2, "enrolled", 0, Duration::from_secs(30)).await;
-    ops::genesis(&api, CLUSTER, Some(3), &admins, 2)
-        .await
-        .unwrap();
+    ops::genesis(
+        &api,
+        &cohort_tests::expectations(&cluster),
+        CLUSTER,
+        &admins,
+        2,
+    )
+    .await
+    .unwrap();
     let key = ops::create_key(
         &api,
         "vault",
@@ -205,11 +212,10 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
     cluster.restart_enclave(2).await.unwrap();
     wait_node(&api, 2, "operational", 1, Duration::from_secs(30)).await;
     wait_bound(&cluster, 2, Some(&enrolled)).await;
-    assert_eq!(
-        bound_node_key(&cluster, 1).await.unwrap(),
-        None,
-        "node 1 never enrolled"
-    );
+    // The ceremony enrolled the others: node 1 binds its own node key and KMS key.
+    let node1 = bound_node_key(&cluster, 1).await.unwrap().unwrap();
+    assert_eq!(node1.kms_key_arn(), cluster.info.nodes[0].kms_key_arn);
+    assert_ne!(node1.node_key, enrolled.node_key);
 
     // KMS down while an enclave restarts: it stays sealed (and out of quorums), the proxy
     // retries, and it recovers when KMS is back.

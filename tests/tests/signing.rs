@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use cli::requests::{approve, create_key, genesis, public, sign_request};
+use cli::requests::{approve, create_key, public, sign_request};
 use cli::sim::{SimCluster, SimOptions};
 use cohort_tests::{ClusterClient, bip32_child, verify_ecdsa, verify_eddsa};
 use coordinator::nodes::new_session_id;
@@ -155,11 +155,11 @@ async fn bootstrap(
             .map(|i| SigningKey::from_bytes(&[seed + 10 + i; 32]))
             .collect(),
     };
-    let g = approve(
-        &genesis(CLUSTER, n as u16, &keys.admins, 2),
-        &keys.admins[1..],
-    );
-    assert_eq!(client.genesis(&g).await.unwrap().len(), n);
+    let (_, receipts) = client
+        .found(&cluster.info, CLUSTER, &keys.admins, &keys.admins[1..], 2)
+        .await
+        .unwrap();
+    assert_eq!(receipts.len(), n);
     let refused = client.admit_peers().await;
     assert!(refused.is_empty(), "{refused:?}");
     let all: Vec<u16> = (0..n as u16).collect();
@@ -465,10 +465,15 @@ fn scan_logs_for_secrets(dir: &std::path::Path) {
             "KMS key material reached a log"
         );
     }
+    // Public values the enclave logs by name: its identity key at boot, its node key when it
+    // enrolls or restores it, the cluster id at genesis.
     let allowed: Vec<String> = logs
         .lines()
-        .filter(|l| l.contains("enclave booted"))
-        .filter_map(|l| l.split("identity=").nth(1))
+        .flat_map(|l| {
+            ["identity=", "node_key=", "cluster="]
+                .iter()
+                .filter_map(move |field| l.split(field).nth(1))
+        })
         .map(|rest| rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect())
         .collect();
     assert!(!allowed.is_empty());

@@ -65,7 +65,8 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
          chain transactions"
     );
     let api = coordinator::client::ApiClient::new(&cluster.info.coordinator_url);
-    let threshold = cli::demo::run(&api, &chains).await;
+    let expect = cli::ceremony::Expectations::of_sim_dir(&cluster.dir)?;
+    let threshold = cli::demo::run(&api, &chains, &expect).await;
     cluster.stop().await?;
     failures += threshold?;
     if failures > 0 {

@@ -41,6 +41,11 @@ impl ClusterArgs {
         cli::ops::api(self.coordinator.as_deref(), &self.dir)
     }
 
+    /// The sim cluster's directory, when no --coordinator is given.
+    pub fn sim_dir(&self) -> Option<&std::path::Path> {
+        self.coordinator.is_none().then_some(self.dir.as_path())
+    }
+
     /// GETs `path` of the coordinator's API.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         self.api()?

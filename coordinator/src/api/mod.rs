@@ -13,12 +13,13 @@ pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
 pub use hex::{Hex, buf};
 pub use path::{parse_path, path_string};
 pub use requests::{
-    ApprovalJson, ApprovedJson, CreateKeyJson, GenesisJson, PolicyJson, PresignatureUse,
+    ApprovalJson, ApprovedJson, AttestRequest, CreateKeyJson, EnrollRequest, GenesisBody,
+    GenesisJson, GenesisV2Json, ImageJson, PolicyJson, PresignatureUse, RosterEntryJson,
     SignRequestJson, Wire,
 };
 pub use responses::{
-    AuditPage, AuditRecordJson, AuditVerification, ClusterStatus, GenesisStatus, KeyInfo, KeyList,
-    NodeStatus, PoolLevel, SignResult, SignatureInfo,
+    AuditPage, AuditRecordJson, AuditVerification, ClusterStatus, EnrolledNode, GenesisStatus,
+    KeyInfo, KeyList, NodeDocument, NodeStatus, PoolLevel, SignResult, SignatureInfo,
 };
 pub use transactions::{
     AddressInfo, AssembleRequest, AssembledTransaction, PrepareRequest, PreparedTransaction,

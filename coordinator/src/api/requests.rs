@@ -49,6 +49,194 @@ pub struct GenesisJson {
     pub admin_quorum: u16,
 }
 
+/// The enclave image a version-2 genesis names (hex, 48 bytes each).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageJson {
+    /// PCR0.
+    pub pcr0: Hex,
+    /// PCR1.
+    pub pcr1: Hex,
+    /// PCR2.
+    pub pcr2: Hex,
+}
+
+/// One node of a version-2 genesis' roster (its index is its position).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterEntryJson {
+    /// The node key its enclave made at enrollment (32 bytes).
+    pub node_key: Hex,
+    /// The KMS key the node key is sealed under (a full key ARN).
+    pub kms_key_arn: protocol::KmsKeyArn,
+    /// The parent's expected PCR3, if pinned.
+    #[serde(default)]
+    pub pcr3: Option<Hex>,
+    /// The parent's expected PCR4, if pinned.
+    #[serde(default)]
+    pub pcr4: Option<Hex>,
+}
+
+/// A genesis with a roster (version 2, ADR 0013), as admins sign it (see
+/// `protocol::genesis::Genesis`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisV2Json {
+    /// Request format version: 2.
+    pub v: u8,
+    /// The cluster's name (a label; the cluster id is the genesis' digest).
+    pub name: String,
+    /// Admin public keys.
+    pub admins: Vec<Hex>,
+    /// Admins needed to approve admin requests.
+    pub admin_quorum: u16,
+    /// The image every node runs.
+    pub image: ImageJson,
+    /// The nodes, by index.
+    pub roster: Vec<RosterEntryJson>,
+}
+
+impl Wire for GenesisV2Json {
+    type Wire = protocol::genesis::Genesis;
+    fn to_wire(&self) -> protocol::genesis::Genesis {
+        protocol::genesis::Genesis {
+            v: self.v,
+            name: self.name.clone(),
+            admins: bufs(&self.admins),
+            admin_quorum: self.admin_quorum,
+            image: protocol::genesis::Image {
+                pcr0: buf(&self.image.pcr0),
+                pcr1: buf(&self.image.pcr1),
+                pcr2: buf(&self.image.pcr2),
+            },
+            roster: self
+                .roster
+                .iter()
+                .map(|e| protocol::genesis::RosterEntry {
+                    node_key: buf(&e.node_key),
+                    kms_key_arn: e.kms_key_arn.clone(),
+                    pcr3: e.pcr3.as_ref().map(buf),
+                    pcr4: e.pcr4.as_ref().map(buf),
+                })
+                .collect(),
+        }
+    }
+    fn from_wire(g: &protocol::genesis::Genesis) -> Self {
+        Self {
+            v: g.v,
+            name: g.name.clone(),
+            admins: hexes(&g.admins),
+            admin_quorum: g.admin_quorum,
+            image: ImageJson {
+                pcr0: Hex::from(&g.image.pcr0),
+                pcr1: Hex::from(&g.image.pcr1),
+                pcr2: Hex::from(&g.image.pcr2),
+            },
+            roster: g
+                .roster
+                .iter()
+                .map(|e| RosterEntryJson {
+                    node_key: Hex::from(&e.node_key),
+                    kms_key_arn: e.kms_key_arn.clone(),
+                    pcr3: e.pcr3.as_ref().map(Hex::from),
+                    pcr4: e.pcr4.as_ref().map(Hex::from),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The body of `POST /v1/genesis`, as stored: a genesis with a roster (version 2), or one
+/// without (version 1, until ADR 0013 step 9 refuses it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum GenesisBody {
+    /// Version 2.
+    V2(ApprovedJson<GenesisV2Json>),
+    /// Version 1.
+    V1(ApprovedJson<GenesisJson>),
+}
+
+impl<'de> Deserialize<'de> for GenesisBody {
+    /// By `request.v`: 2 reads a genesis with a roster, anything else version 1, each with its
+    /// own errors (not "matches no variant").
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        let v2 = value
+            .get("request")
+            .and_then(|r| r.get("v"))
+            .and_then(serde_json::Value::as_u64)
+            == Some(2);
+        if v2 {
+            serde_json::from_value(value)
+                .map(Self::V2)
+                .map_err(serde::de::Error::custom)
+        } else {
+            serde_json::from_value(value)
+                .map(Self::V1)
+                .map_err(serde::de::Error::custom)
+        }
+    }
+}
+
+impl GenesisBody {
+    /// The cluster's name (what requests name until they name the cluster id).
+    pub fn name(&self) -> &str {
+        match self {
+            Self::V2(g) => &g.request.name,
+            Self::V1(g) => &g.request.cluster,
+        }
+    }
+
+    /// The admins.
+    pub fn admins(&self) -> &[Hex] {
+        match self {
+            Self::V2(g) => &g.request.admins,
+            Self::V1(g) => &g.request.admins,
+        }
+    }
+
+    /// The admin quorum.
+    pub fn admin_quorum(&self) -> u16 {
+        match self {
+            Self::V2(g) => g.request.admin_quorum,
+            Self::V1(g) => g.request.admin_quorum,
+        }
+    }
+
+    /// The number of nodes.
+    pub fn nodes(&self) -> usize {
+        match self {
+            Self::V2(g) => g.request.roster.len(),
+            Self::V1(g) => usize::from(g.request.nodes),
+        }
+    }
+
+    /// The cluster id (version 2).
+    pub fn cluster_id(&self) -> Option<protocol::genesis::ClusterId> {
+        match self {
+            Self::V2(g) => Some(g.request.to_wire().cluster_id()),
+            Self::V1(_) => None,
+        }
+    }
+}
+
+/// The body of `POST /v1/nodes/{node}/enroll`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// The node's KMS key (a full key ARN, never an alias).
+    pub kms_key_arn: protocol::KmsKeyArn,
+}
+
+/// The body of `POST /v1/nodes/{node}/attest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestRequest {
+    /// A fresh nonce (16 to 512 bytes, hex).
+    pub nonce: Hex,
+}
+
 /// Who approves a key's signatures.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

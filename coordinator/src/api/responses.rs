@@ -180,3 +180,25 @@ pub struct AuditVerification {
     /// Why it is broken.
     pub reason: Option<String>,
 }
+
+/// The answer to `POST /v1/nodes/{node}/enroll` (the enclave's word; verify its document).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolledNode {
+    /// The node index.
+    pub node: u16,
+    /// Its node key (32 bytes).
+    pub node_key: Hex,
+    /// The KMS key it is sealed under.
+    pub kms_key_arn: protocol::KmsKeyArn,
+}
+
+/// The answer to `POST /v1/nodes/{node}/attest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeDocument {
+    /// The node index.
+    pub node: u16,
+    /// Its enclave's attestation document (COSE_Sign1, hex).
+    pub document: Hex,
+}

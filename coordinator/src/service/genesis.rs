@@ -4,13 +4,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use protocol::policy::REQUEST_VERSION;
 use protocol::session::{FailureCode, Outcome, SessionKind};
 use tracing::{info, warn};
 
 use super::checks::{check_approvals, keys_of};
 use super::{Coordinator, err, unix_now};
-use crate::api::{ApiError, ApprovedJson, ErrorCode, GenesisJson, GenesisStatus, Wire};
+use crate::api::{
+    ApiError, ApprovedJson, AttestRequest, EnrollRequest, EnrolledNode, ErrorCode, GenesisBody,
+    GenesisStatus, GenesisV2Json, Hex, NodeDocument, Wire,
+};
 use crate::audit::AuditEntry;
 use crate::nodes::{new_session_id, run_session};
 use crate::store::{ClusterRow, ClusterState};
@@ -28,9 +30,9 @@ impl Coordinator {
             Some(r) => GenesisStatus {
                 state: r.state.to_string(),
                 detail: r.detail,
-                cluster: serde_json::from_str::<ApprovedJson<GenesisJson>>(&r.genesis)
+                cluster: serde_json::from_str::<GenesisBody>(&r.genesis)
                     .ok()
-                    .map(|g| g.request.cluster),
+                    .map(|g| g.name().to_string()),
             },
         })
     }
@@ -43,7 +45,7 @@ impl Coordinator {
             .map_or(ClusterState::None, |r| r.state))
     }
 
-    pub(super) async fn cluster(&self) -> Result<ApprovedJson<GenesisJson>, ApiError> {
+    pub(super) async fn cluster(&self) -> Result<GenesisBody, ApiError> {
         // A ready genesis never changes: read it once.
         if let Some(g) = self.ready_genesis.get() {
             return Ok(g.clone());
@@ -58,49 +60,21 @@ impl Coordinator {
                 format!("the cluster is not ready: {} ({})", row.state, row.detail),
             ));
         }
-        let g: ApprovedJson<GenesisJson> = serde_json::from_str(&row.genesis)
+        let g: GenesisBody = serde_json::from_str(&row.genesis)
             .map_err(|e| err(ErrorCode::Storage, format!("stored genesis: {e}")))?;
+        if matches!(g, GenesisBody::V1(_)) {
+            return Err(legacy_genesis());
+        }
         let _ = self.ready_genesis.set(g.clone());
         Ok(g)
     }
 
     /// Accepts a genesis and starts initialising the cluster in the background.
-    pub async fn genesis(
-        self: &Arc<Self>,
-        body: ApprovedJson<GenesisJson>,
-    ) -> Result<GenesisStatus, ApiError> {
-        let g = body.request.to_wire();
-        if g.v != REQUEST_VERSION {
-            return Err(err(
-                ErrorCode::InvalidRequest,
-                "unsupported request version",
-            ));
-        }
-        if g.cluster.is_empty() || g.cluster.len() > 128 {
-            return Err(err(
-                ErrorCode::InvalidRequest,
-                "a cluster name has 1 to 128 bytes",
-            ));
-        }
-        if g.nodes != self.nodes.count() {
-            return Err(err(
-                ErrorCode::InvalidRequest,
-                format!(
-                    "the genesis names {} nodes; this coordinator relays to {}",
-                    g.nodes,
-                    self.nodes.count()
-                ),
-            ));
-        }
-        let admins = keys_of(&body.request.admins, "admin")?;
-        if g.admin_quorum == 0 || usize::from(g.admin_quorum) > admins.len() {
-            return Err(err(
-                ErrorCode::InvalidRequest,
-                "the admin quorum must be between 1 and the number of admins",
-            ));
-        }
-        let wire = body.to_wire();
-        let actors = check_approvals(&g, &wire.approvals, &admins, g.admin_quorum)?;
+    pub async fn genesis(self: &Arc<Self>, body: GenesisBody) -> Result<GenesisStatus, ApiError> {
+        let (actors, nodes) = match &body {
+            GenesisBody::V1(_) => return Err(legacy_genesis()),
+            GenesisBody::V2(b) => (self.check_genesis_v2(b)?, self.nodes.count()),
+        };
         let row = ClusterRow {
             genesis: serde_json::to_string(&body)
                 .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
@@ -113,7 +87,7 @@ impl Coordinator {
             key_id: None,
             payload_digests: vec![],
             path: vec![],
-            nodes: (0..g.nodes).collect(),
+            nodes: (0..nodes).collect(),
             outcome: "accepted".into(),
             request_id: None,
         };
@@ -129,6 +103,121 @@ impl Coordinator {
         let me = self.clone();
         tokio::spawn(async move { me.initialise().await });
         self.genesis_status().await
+    }
+
+    /// Relays `enroll` to node `node` (the genesis ceremony, ADR 0013): its enclave makes its
+    /// node key, sealed under `kms_key_arn`. Asked again with the same key an enrolled enclave
+    /// answers the same node key; its proxy refuses once it stores the key (`refused`). The
+    /// answer is the enclave's word: the ceremony takes the node key from a verified document
+    /// (`POST /v1/nodes/{node}/attest`).
+    pub async fn enroll_node(
+        &self,
+        node: &str,
+        body: EnrollRequest,
+    ) -> Result<EnrolledNode, ApiError> {
+        let node = self.node_index(node)?;
+        let request = protocol::EnclaveRequest::Enroll {
+            kms_key_arn: body.kms_key_arn,
+        };
+        match self
+            .nodes
+            .call(node, &request, Duration::from_secs(60))
+            .await
+            .map_err(|e| err(ErrorCode::Refused, e.0))?
+        {
+            protocol::EnclaveResponse::Enrolled {
+                node_key,
+                kms_key_arn,
+                ..
+            } => Ok(EnrolledNode {
+                node,
+                node_key: Hex::from(&node_key),
+                kms_key_arn,
+            }),
+            protocol::EnclaveResponse::Error(e) => {
+                Err(err(ErrorCode::Refused, format!("node {node}: {e}")))
+            }
+            other => Err(err(
+                ErrorCode::Internal,
+                format!("node {node}: unexpected {other}"),
+            )),
+        }
+    }
+
+    /// Relays `attest` with the caller's nonce to node `node`: the document the ceremony
+    /// verifies itself.
+    pub async fn attest_node(
+        &self,
+        node: &str,
+        body: AttestRequest,
+    ) -> Result<NodeDocument, ApiError> {
+        let node = self.node_index(node)?;
+        if body.nonce.0.len() < 16 || body.nonce.0.len() > protocol::MAX_NONCE_LEN {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                format!("a nonce has 16 to {} bytes", protocol::MAX_NONCE_LEN),
+            ));
+        }
+        let request = protocol::EnclaveRequest::Attest {
+            nonce: Some(serde_bytes::ByteBuf::from(body.nonce.0)),
+        };
+        match self
+            .nodes
+            .call(node, &request, Duration::from_secs(30))
+            .await
+            .map_err(|e| err(ErrorCode::NoQuorum, e.0))?
+        {
+            protocol::EnclaveResponse::Attestation { document } => Ok(NodeDocument {
+                node,
+                document: Hex::from(&document),
+            }),
+            protocol::EnclaveResponse::Error(e) => {
+                Err(err(ErrorCode::Refused, format!("node {node}: {e}")))
+            }
+            other => Err(err(
+                ErrorCode::Internal,
+                format!("node {node}: unexpected {other}"),
+            )),
+        }
+    }
+
+    fn node_index(&self, text: &str) -> Result<u16, ApiError> {
+        text.parse::<u16>()
+            .ok()
+            .filter(|n| *n < self.nodes.count())
+            .ok_or_else(|| {
+                err(
+                    ErrorCode::NotFound,
+                    format!(
+                        "no node {text} (nodes are 0 to {})",
+                        self.nodes.count().saturating_sub(1)
+                    ),
+                )
+            })
+    }
+
+    /// The early checks of a genesis with a roster (ADR 0013); not relied on: every enclave
+    /// checks it again, and finds its own index by its node key.
+    fn check_genesis_v2(
+        &self,
+        body: &ApprovedJson<GenesisV2Json>,
+    ) -> Result<Vec<String>, ApiError> {
+        let g = body.request.to_wire();
+        g.check()
+            .map_err(|e| err(ErrorCode::InvalidRequest, format!("genesis: {e}")))?;
+        if g.roster.len() != usize::from(self.nodes.count()) {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "the roster lists {} nodes; this coordinator relays to {}",
+                    g.roster.len(),
+                    self.nodes.count()
+                ),
+            ));
+        }
+        let admins = keys_of(&body.request.admins, "admin")?;
+        let wire = body.to_wire();
+        check_approvals(&g, &wire.approvals, &admins, g.admin_quorum)
     }
 
     async fn set_state(&self, state: ClusterState, detail: String, entry: Option<AuditEntry>) {
@@ -163,7 +252,7 @@ impl Coordinator {
         if row.state != ClusterState::Initialising {
             return;
         }
-        let Ok(body) = serde_json::from_str::<ApprovedJson<GenesisJson>>(&row.genesis) else {
+        let Ok(body) = serde_json::from_str::<GenesisBody>(&row.genesis) else {
             self.set_state(
                 ClusterState::Failed,
                 "stored genesis does not decode".into(),
@@ -203,8 +292,11 @@ impl Coordinator {
         }
     }
 
-    async fn initialise_steps(&self, body: &ApprovedJson<GenesisJson>) -> Result<(), ApiError> {
-        self.hand_out_genesis(body).await?;
+    async fn initialise_steps(&self, body: &GenesisBody) -> Result<(), ApiError> {
+        match body {
+            GenesisBody::V1(_) => return Err(legacy_genesis()),
+            GenesisBody::V2(b) => self.hand_out_genesis_v2(b).await?,
+        }
         self.set_state(ClusterState::Initialising, "admitting peers".into(), None)
             .await;
         let refusals = self.nodes.admit_all().await;
@@ -226,56 +318,62 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Gives every node the approved genesis (a node that already holds it, as this very
-    /// node, counts as done: a resumed genesis).
-    async fn hand_out_genesis(&self, body: &ApprovedJson<GenesisJson>) -> Result<(), ApiError> {
+    /// Gives every node the approved genesis with a roster. Each enclave finds its index by its
+    /// node key; the answer must be the index the roster lists it at, with a receipt its node
+    /// key signed. A node that already holds this genesis (a resumed genesis) counts as done
+    /// when its status says it is this very node, operational.
+    async fn hand_out_genesis_v2(
+        &self,
+        body: &ApprovedJson<GenesisV2Json>,
+    ) -> Result<(), ApiError> {
         let approved = body.to_wire();
+        let cluster = approved.request.cluster_id();
         for node in 0..self.nodes.count() {
             let r = self
                 .nodes
                 .call(
                     node,
-                    &protocol::EnclaveRequest::Genesis {
+                    &protocol::EnclaveRequest::GenesisV2 {
                         request: approved.clone(),
-                        node,
                     },
                     Duration::from_secs(30),
                 )
                 .await
                 .map_err(|e| err(ErrorCode::NoQuorum, e.0))?;
             match r {
-                protocol::EnclaveResponse::GenesisAccepted { .. } => {}
-                // Done before (a resumed genesis), or restored from its sealed blobs: only if the
-                // node is operational as this very node of a cluster.
-                protocol::EnclaveResponse::Error(e)
-                    if e.message.contains("already")
-                        || e.code == protocol::ErrorCode::WrongPhase =>
-                {
-                    let status = self
-                        .nodes
-                        .call(
-                            node,
-                            &protocol::EnclaveRequest::Status,
-                            Duration::from_secs(10),
-                        )
-                        .await
-                        .map_err(|e| err(ErrorCode::NoQuorum, e.0))?;
-                    let ok = matches!(
-                        status,
-                        protocol::EnclaveResponse::Status {
-                            phase: protocol::Phase::Operational,
-                            node: Some(n),
-                            ..
-                        } if n == node
-                    );
-                    if !ok {
+                protocol::EnclaveResponse::GenesisAccepted {
+                    node: found,
+                    receipt,
+                    ..
+                } => {
+                    if found != Some(node) {
                         return Err(err(
                             ErrorCode::Refused,
                             format!(
-                                "node {node} refused the genesis and is not node {node} of a cluster: {e}"
+                                "node {node} took index {found:?}: its enclave is not the roster's node {node}"
                             ),
                         ));
                     }
+                    let key = &approved.request.roster[usize::from(node)].node_key;
+                    let message = protocol::genesis::genesis_receipt_message(&cluster, node);
+                    let verified = <[u8; 32]>::try_from(key.as_slice())
+                        .ok()
+                        .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
+                        .zip(ed25519_dalek::Signature::from_slice(&receipt).ok())
+                        .is_some_and(|(vk, sig)| vk.verify_strict(&message, &sig).is_ok());
+                    if !verified {
+                        return Err(err(
+                            ErrorCode::Refused,
+                            format!(
+                                "node {node}'s genesis receipt does not verify under its roster node key"
+                            ),
+                        ));
+                    }
+                }
+                protocol::EnclaveResponse::Error(e)
+                    if e.code == protocol::ErrorCode::WrongPhase =>
+                {
+                    self.resumed(node, &e).await?;
                 }
                 protocol::EnclaveResponse::Error(e) => {
                     return Err(err(ErrorCode::Refused, format!("node {node}: {e}")));
@@ -287,6 +385,35 @@ impl Coordinator {
                     ));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A node that refused the genesis as done before: accepted only when its status says it
+    /// is this very node of a cluster, operational.
+    async fn resumed(&self, node: u16, e: &protocol::EnclaveError) -> Result<(), ApiError> {
+        let status = self
+            .nodes
+            .call(
+                node,
+                &protocol::EnclaveRequest::Status,
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|e| err(ErrorCode::NoQuorum, e.0))?;
+        let ok = matches!(
+            status,
+            protocol::EnclaveResponse::Status {
+                phase: protocol::Phase::Operational,
+                node: Some(n),
+                ..
+            } if n == node
+        );
+        if !ok {
+            return Err(err(
+                ErrorCode::Refused,
+                format!("node {node} refused the genesis and is not node {node} of a cluster: {e}"),
+            ));
         }
         Ok(())
     }
@@ -355,4 +482,15 @@ impl Coordinator {
         }
         Ok(())
     }
+}
+
+/// A genesis without a roster (version 1): refused since ADR 0013 step 9, as a request and as
+/// what an old database holds.
+fn legacy_genesis() -> ApiError {
+    err(
+        ErrorCode::InvalidRequest,
+        "legacy_genesis: a genesis without a roster (version 1, before node keys) is refused: run \
+         the genesis ceremony (cohort genesis); a database or enclave state from before node keys \
+         cannot be used: start a new cluster (docs/operator-guide.md)",
+    )
 }

@@ -14,7 +14,7 @@ use super::failover::refusal;
 use super::ledger::{Claim, Entry, StoredResponse};
 use super::{Coordinator, err, unix_now};
 use crate::api::{
-    ApiError, ApprovedJson, CreateKeyJson, ErrorCode, GenesisJson, Hex, KeyInfo, PolicyJson, Wire,
+    ApiError, ApprovedJson, CreateKeyJson, ErrorCode, GenesisBody, Hex, KeyInfo, PolicyJson, Wire,
 };
 use crate::audit::AuditEntry;
 use crate::nodes::{SessionRun, new_session_id, run_session};
@@ -43,11 +43,11 @@ type NewKey = (Vec<u8>, Option<Vec<u8>>);
 /// window and admin approvals. Returns its wire form, the approved wire form and the approvers.
 fn validate_create_key(
     body: &ApprovedJson<CreateKeyJson>,
-    genesis: &ApprovedJson<GenesisJson>,
+    genesis: &GenesisBody,
     nodes: u16,
 ) -> Result<(CreateKey, Approved<CreateKey>, Vec<String>), ApiError> {
     let r = body.request.to_wire();
-    if r.v != REQUEST_VERSION || r.cluster != genesis.request.cluster {
+    if r.v != REQUEST_VERSION || r.cluster != genesis.name() {
         return Err(err(
             ErrorCode::InvalidRequest,
             "the request is for another cluster or version",
@@ -82,9 +82,9 @@ fn validate_create_key(
         ));
     }
     check_window(r.created, r.expiry, unix_now())?;
-    let admins = keys_of(&genesis.request.admins, "admin")?;
+    let admins = keys_of(genesis.admins(), "admin")?;
     let wire = body.to_wire();
-    let actors = check_approvals(&r, &wire.approvals, &admins, genesis.request.admin_quorum)?;
+    let actors = check_approvals(&r, &wire.approvals, &admins, genesis.admin_quorum())?;
     Ok((r, wire, actors))
 }
 

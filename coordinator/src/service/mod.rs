@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
-use crate::api::{ApiError, ApprovedJson, ErrorCode, GenesisJson};
+use crate::api::{ApiError, ErrorCode, GenesisBody};
 use crate::metrics::{Gauges, Metrics};
 use crate::nodes::Nodes;
 use crate::store::{ClusterState, KeyRow, Store, StoreError};
@@ -101,7 +101,7 @@ pub struct Coordinator {
     rotation: AtomicUsize,
     presign_gate: tokio::sync::Mutex<()>,
     initialising: tokio::sync::Mutex<()>,
-    ready_genesis: std::sync::OnceLock<ApprovedJson<GenesisJson>>,
+    ready_genesis: std::sync::OnceLock<GenesisBody>,
     key_cache: Mutex<std::collections::HashMap<String, KeyRow>>,
 }
 

@@ -51,7 +51,7 @@ impl Coordinator {
         let genesis = self.cluster().await?;
         let key_row = self.key_row(&r.key_id).await?;
         let key = key_info(&key_row)?;
-        if let Err(e) = self.check_sign(&r, &key, &genesis.request.cluster) {
+        if let Err(e) = self.check_sign(&r, &key, genesis.name()) {
             // A resubmission of a finished request gets its first answer, even after it
             // expired (a fresh request is recorded below; only this case needs a lookup).
             if e.code == ErrorCode::RequestExpired

@@ -3,9 +3,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use attestation::{NodeBinding, Policy};
 use protocol::genesis::{self as g2, ClusterId, RosterEntry};
-use protocol::policy::{Approved, Canonical, Genesis, REQUEST_VERSION};
-use protocol::session::{PeerDocument, genesis_receipt_message};
+use protocol::policy::{Approved, Genesis};
+use protocol::session::PeerDocument;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 use zeroize::Zeroizing;
@@ -15,7 +16,7 @@ use super::membership::MembershipError;
 use super::{Admission, Node, NodeError, bad};
 use crate::identity::SecretIdentity;
 use crate::peer::PeerError;
-use crate::policy::{check_approvals, keys32};
+use crate::policy::keys32;
 use crate::seal::BlobKind;
 
 /// The cluster as this enclave knows it from its genesis (in memory; never sealed as such).
@@ -41,14 +42,14 @@ pub(super) struct Pinned {
     /// The cluster id.
     pub(super) cluster: ClusterId,
     /// The roster, by index.
-    #[allow(dead_code)] // admission by roster is ADR 0013 step 10
     pub(super) roster: Vec<RosterEntry>,
 }
 
-/// The genesis as sealed before node keys: the approved genesis' request and the index the
-/// caller gave.
-#[derive(Serialize, Deserialize)]
+/// The genesis as sealed before node keys (the approved genesis' request and the index the
+/// caller gave): only recognised, to be refused by name.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)] // read only to tell a legacy blob from a malformed one
 struct SealedGenesisV1 {
     genesis: Genesis,
     node: u16,
@@ -126,7 +127,7 @@ pub(super) fn check_genesis(
 }
 
 /// The sealed genesis as restored: version 2 is checked again under the restored node key
-/// (which it needs); version 1 is taken as sealed (until ADR 0013 step 9 refuses it).
+/// (which it needs); version 1 (sealed before node keys) is refused as `legacy_genesis`.
 pub(super) fn open_genesis(
     plain: &[u8],
     node_key: Option<&NodeKey>,
@@ -139,69 +140,13 @@ pub(super) fn open_genesis(
         let node_key = node_key.ok_or(MembershipError::NoNodeKey)?;
         return Ok(check_genesis(&v2.genesis, node_key, own)?);
     }
-    let v1: SealedGenesisV1 =
-        ciborium::from_reader(plain).map_err(|e| bad(format!("genesis blob: {e}")))?;
-    Ok(GenesisState {
-        node: v1.node,
-        nodes: v1.genesis.nodes,
-        name: v1.genesis.cluster,
-        admins: v1.genesis.admins,
-        admin_quorum: v1.genesis.admin_quorum,
-        pinned: None,
-    })
+    match ciborium::from_reader::<SealedGenesisV1, _>(plain) {
+        Ok(_) => Err(MembershipError::LegacyGenesis.into()),
+        Err(e) => Err(bad(format!("genesis blob: {e}"))),
+    }
 }
 
 impl Node {
-    /// Accepts a genesis (version 1, without a roster) approved by its own admin quorum.
-    pub fn genesis_request(
-        &mut self,
-        identity: &SecretIdentity,
-        request: &Approved<Genesis>,
-        node: u16,
-    ) -> Result<(Vec<u8>, Vec<u8>), NodeError> {
-        if self.genesis.is_some() {
-            return Err(NodeError::Refused("genesis already done".into()));
-        }
-        let g = &request.request;
-        if g.v != REQUEST_VERSION {
-            return Err(bad("unsupported genesis version"));
-        }
-        if g.cluster.is_empty() || g.nodes < 2 || node >= g.nodes {
-            return Err(bad(
-                "a cluster needs a name, at least 2 nodes, and this node among them",
-            ));
-        }
-        let admins = keys32(&g.admins)?;
-        if g.admin_quorum == 0 || usize::from(g.admin_quorum) > admins.len() {
-            return Err(bad(
-                "admin quorum must be between 1 and the number of admins",
-            ));
-        }
-        check_approvals(g, &request.approvals, &admins, g.admin_quorum)?;
-        let sealed_state = SealedGenesisV1 {
-            genesis: g.clone(),
-            node,
-        };
-        let mut plain = Zeroizing::new(Vec::new());
-        ciborium::into_writer(&sealed_state, &mut *plain)
-            .map_err(|e| NodeError::Internal(e.to_string()))?;
-        let sealed = self.sealing.seal(BlobKind::Genesis, &g.cluster, &plain)?;
-        self.sealing.retire_legacy();
-        self.roster.insert_self(node, identity.public());
-        let receipt = identity.sign(&genesis_receipt_message(&g.canonical_bytes(), node));
-        info!(cluster = %g.cluster, node, nodes = g.nodes, "genesis accepted");
-        self.primes.warm_up();
-        self.genesis = Some(GenesisState {
-            node,
-            nodes: g.nodes,
-            name: g.cluster.clone(),
-            admins: g.admins.clone(),
-            admin_quorum: g.admin_quorum,
-            pinned: None,
-        });
-        Ok((sealed, receipt.to_vec()))
-    }
-
     /// Accepts a version-2 genesis: approved by its own admin quorum, listing this enclave's
     /// node key (whose position is this node's index: never an input) with the KMS key it is
     /// sealed under, for this image and, where pinned, this parent. Every check runs before the
@@ -277,10 +222,8 @@ impl Node {
             let mut again = Vec::new();
             let before = admitted.len();
             for doc in pending {
-                match self
-                    .roster
-                    .admit(doc.node, &doc.document, &self.peer_policy, now)
-                {
+                let policy = self.peer_policy_for(&g, doc.node);
+                match self.roster.admit(doc.node, &doc.document, &policy, now) {
                     Ok(_) => admitted.push(doc.node),
                     Err(e @ PeerError::DuplicateIdentity { other, .. })
                         if offered.contains(&other) =>
@@ -306,6 +249,31 @@ impl Node {
         admitted.dedup();
         refused.sort();
         Ok((admitted, refused))
+    }
+
+    /// What a peer's document must show to be admitted at `node`: this enclave's image (and
+    /// root), and the node key and KMS key the roster lists at `node`, with the parent PCR3 and
+    /// PCR4 the entry pins. A document of any other enclave of the image — an attacker's, a
+    /// replacement that lost the node key, another index's — is refused.
+    fn peer_policy_for(&self, g: &GenesisState, node: u16) -> Policy {
+        let mut policy = self.peer_policy.clone();
+        policy.require_node = true;
+        let Some(entry) = g
+            .pinned
+            .as_ref()
+            .and_then(|p| p.roster.get(usize::from(node)))
+        else {
+            return policy;
+        };
+        let key: Option<[u8; 32]> = entry.node_key.as_slice().try_into().ok();
+        policy.node = key.and_then(|k| NodeBinding::new(k, entry.kms_key_arn.as_str()).ok());
+        if let Some(v) = &entry.pcr3 {
+            policy = policy.allow_pcr(3, v.to_vec());
+        }
+        if let Some(v) = &entry.pcr4 {
+            policy = policy.allow_pcr(4, v.to_vec());
+        }
+        policy
     }
 
     /// Checks that `participants` are distinct admitted members; returns this node's position

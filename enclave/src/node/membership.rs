@@ -64,9 +64,9 @@ pub enum MembershipError {
         /// Its KMS key.
         kms_key_arn: String,
     },
-    /// The enclave joined a cluster without a node key (a genesis of version 1).
+    /// A genesis without a roster (version 1): refused, as a request and as sealed state.
     #[error(
-        "legacy_genesis: this enclave joined its cluster without a node key (state that predates node keys, ADR 0013); it cannot enroll now"
+        "legacy_genesis: a genesis without a roster (version 1, before node keys) is refused: run the genesis ceremony (cohort genesis); a node whose sealed state predates node keys cannot rejoin: start a new cluster (docs/operator-guide.md)"
     )]
     LegacyGenesis,
     /// The sealed state offered at restore holds more than one node key.

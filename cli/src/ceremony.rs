@@ -1,0 +1,275 @@
+//! The genesis ceremony (ADR 0013), in its one-command form: enroll every node under its own KMS
+//! key, take each node key from a document the node attests with a fresh nonce and that this
+//! machine verifies itself (root, image, nonce, age, the node binding and its KMS key), build a
+//! genesis whose roster lists them, have the admins given here approve it, submit it, and wait
+//! until the cluster is ready. It prints what an operator would check: each node's key and KMS
+//! key (account, region) and the cluster id.
+//!
+//! The coordinator only relays: every node key comes from a verified document, never from an
+//! answer it could have made up, and the enclaves check the genesis again themselves.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use attestation::{NodeBinding, Policy, VerifiedDocument};
+use coordinator::api::{
+    ApprovedJson, AttestRequest, EnrollRequest, EnrolledNode, GenesisStatus, GenesisV2Json, Hex,
+    NodeDocument,
+};
+use coordinator::client::ApiClient;
+use ed25519_dalek::SigningKey;
+use protocol::KmsKeyArn;
+use protocol::genesis::{ClusterId, GENESIS_VERSION, Genesis, Image, RosterEntry};
+use serde::Deserialize;
+use serde_bytes::ByteBuf;
+
+use crate::{ops, requests};
+
+/// Maximum age of a node's document when the ceremony verifies it.
+pub const MAX_DOCUMENT_AGE: Duration = Duration::from_secs(300);
+
+/// What the operator expects of the nodes: the attestation root, the image, each node's KMS key.
+#[derive(Debug, Clone)]
+pub struct Expectations {
+    /// DER of the root documents must chain to.
+    pub root_der: Vec<u8>,
+    /// PCR0, PCR1 and PCR2 of the image.
+    pub image: [Vec<u8>; 3],
+    /// Each node's KMS key, by index.
+    pub kms_keys: Vec<KmsKeyArn>,
+    /// Accept debug-mode documents (never in production).
+    pub allow_debug: bool,
+}
+
+#[derive(Deserialize)]
+struct SimFile {
+    root_pem_path: std::path::PathBuf,
+    pcrs: [String; 3],
+    nodes: Vec<SimNode>,
+}
+
+#[derive(Deserialize)]
+struct SimNode {
+    kms_key_arn: String,
+}
+
+impl Expectations {
+    /// The expectations of the simulated cluster in `dir` (its `cluster.json`).
+    pub fn of_sim_dir(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join("cluster.json");
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read {} (is `cohort sim up` running?)",
+                path.display()
+            )
+        })?;
+        let file: SimFile = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a simulated cluster's description",
+                path.display()
+            )
+        })?;
+        let pem = std::fs::read_to_string(&file.root_pem_path)
+            .with_context(|| format!("cannot read {}", file.root_pem_path.display()))?;
+        let root_der = attestation::pem_to_der(&pem)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.root_pem_path.display()))?;
+        let image = [0, 1, 2].map(|i| hex::decode(&file.pcrs[i]).unwrap_or_default());
+        let kms_keys = file
+            .nodes
+            .iter()
+            .map(|n| KmsKeyArn::parse(&n.kms_key_arn))
+            .collect::<Result<_, _>>()
+            .context("a node's KMS key in cluster.json")?;
+        Ok(Self {
+            root_der,
+            image,
+            kms_keys,
+            allow_debug: false,
+        })
+    }
+
+    /// The policy a node's document must pass (besides its node binding).
+    fn policy(&self, nonce: &[u8]) -> Policy {
+        let mut policy = Policy::default().with_root(self.root_der.clone());
+        for (i, v) in self.image.iter().enumerate() {
+            policy = policy.allow_pcr(i, v.clone());
+        }
+        policy.nonce = Some(nonce.to_vec());
+        policy.max_age = Some(MAX_DOCUMENT_AGE);
+        policy.require_identity = true;
+        policy.allow_debug = self.allow_debug;
+        policy
+    }
+}
+
+/// A node as the ceremony verified it.
+#[derive(Debug, Clone)]
+pub struct VerifiedNode {
+    /// Its index.
+    pub node: u16,
+    /// Its node key and KMS key, from its verified document.
+    pub binding: NodeBinding,
+    /// Its parent's PCR3 and PCR4, from the same document.
+    pub pcr3: Option<Vec<u8>>,
+    /// See `pcr3`.
+    pub pcr4: Option<Vec<u8>>,
+}
+
+fn now() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// Node `node`'s current document, with a fresh nonce, verified here.
+async fn verified_document(
+    api: &ApiClient,
+    node: u16,
+    expect: &Expectations,
+) -> anyhow::Result<VerifiedDocument> {
+    let nonce: [u8; 32] = rand::random();
+    let answer: NodeDocument = api
+        .post(
+            &format!("/v1/nodes/{node}/attest"),
+            &AttestRequest {
+                nonce: Hex(nonce.to_vec()),
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("node {node}: {e}"))?;
+    attestation::verify(&answer.document.0, &expect.policy(&nonce), now())
+        .map_err(|e| anyhow::anyhow!("node {node}'s document does not verify: {e}"))
+}
+
+/// Enrolls node `node` under its KMS key unless its document already binds a node key, and
+/// returns the node as its verified document shows it. A node enrolled under another KMS key is
+/// an error: its node key is never replaced.
+pub async fn enroll(
+    api: &ApiClient,
+    node: u16,
+    expect: &Expectations,
+) -> anyhow::Result<VerifiedNode> {
+    let arn = expect
+        .kms_keys
+        .get(usize::from(node))
+        .with_context(|| format!("no KMS key given for node {node}"))?;
+    let mut doc = verified_document(api, node, expect).await?;
+    if doc.node.is_none() {
+        let _: EnrolledNode = api
+            .post(
+                &format!("/v1/nodes/{node}/enroll"),
+                &EnrollRequest {
+                    kms_key_arn: arn.clone(),
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("enrolling node {node}: {e}"))?;
+        doc = verified_document(api, node, expect).await?;
+    }
+    let binding = doc
+        .node
+        .clone()
+        .with_context(|| format!("node {node} attests no node key after enrolling"))?;
+    if binding.kms_key_arn() != arn.as_str() {
+        bail!(
+            "node {node} is enrolled under KMS key {}, not {arn}: a node key is never replaced \
+             (a node enrolled by mistake needs a new enclave host and an empty blob store)",
+            binding.kms_key_arn()
+        );
+    }
+    Ok(VerifiedNode {
+        node,
+        binding,
+        pcr3: doc.pcrs.get(&3).cloned(),
+        pcr4: doc.pcrs.get(&4).cloned(),
+    })
+}
+
+/// The genesis listing `nodes` (in index order) for `expect`'s image.
+pub fn genesis(
+    name: &str,
+    admins: Vec<ByteBuf>,
+    quorum: u16,
+    expect: &Expectations,
+    nodes: &[VerifiedNode],
+) -> Genesis {
+    let [pcr0, pcr1, pcr2] = expect.image.clone().map(ByteBuf::from);
+    Genesis {
+        v: GENESIS_VERSION,
+        name: name.into(),
+        admins,
+        admin_quorum: quorum,
+        image: Image { pcr0, pcr1, pcr2 },
+        roster: nodes
+            .iter()
+            .map(|n| RosterEntry {
+                node_key: ByteBuf::from(n.binding.node_key.to_vec()),
+                kms_key_arn: KmsKeyArn::parse(n.binding.kms_key_arn())
+                    .expect("enroll compared it with a parsed ARN"),
+                pcr3: None,
+                pcr4: None,
+            })
+            .collect(),
+    }
+}
+
+/// Prints what an operator checks before approving: each node's key, KMS key (account and
+/// region, to compare with the deployment's outputs) and parent PCRs, and the cluster id.
+pub fn print_summary(nodes: &[VerifiedNode], cluster: &ClusterId) {
+    for n in nodes {
+        let arn = KmsKeyArn::parse(n.binding.kms_key_arn());
+        let (account, region) = arn
+            .as_ref()
+            .map(|a| (a.account().to_string(), a.region().to_string()))
+            .unwrap_or_default();
+        println!(
+            "      node {}: node key {}, KMS key {} (account {account}, region {region}), pcr3 {}",
+            n.node,
+            hex::encode(n.binding.node_key),
+            n.binding.kms_key_arn(),
+            n.pcr3
+                .as_deref()
+                .map(hex::encode)
+                .unwrap_or_else(|| "-".into()),
+        );
+    }
+    println!("      cluster id {cluster}");
+}
+
+/// The one-command ceremony: enroll and verify every node, build the genesis, have `signers`
+/// approve it (admins are `signers` and `others`), submit it and wait until the cluster is
+/// ready. Returns the approved genesis and the final status.
+pub async fn run(
+    api: &ApiClient,
+    name: &str,
+    signers: &[SigningKey],
+    others: &[[u8; 32]],
+    quorum: u16,
+    expect: &Expectations,
+) -> anyhow::Result<(ApprovedJson<GenesisV2Json>, GenesisStatus)> {
+    let q = usize::from(quorum);
+    if q == 0 || q > signers.len() {
+        bail!(
+            "the quorum ({quorum}) must be at least 1 and at most the admins signing here ({})",
+            signers.len()
+        );
+    }
+    let mut nodes = Vec::new();
+    for node in 0..expect.kms_keys.len() {
+        let node = u16::try_from(node).context("too many nodes")?;
+        nodes.push(enroll(api, node, expect).await?);
+    }
+    let mut admins: Vec<ByteBuf> = signers.iter().map(requests::public).collect();
+    admins.extend(others.iter().map(|k| ByteBuf::from(k.to_vec())));
+    let g = genesis(name, admins, quorum, expect, &nodes);
+    g.check().map_err(|e| anyhow::anyhow!("genesis: {e}"))?;
+    print_summary(&nodes, &g.cluster_id());
+    let approved = ApprovedJson::<GenesisV2Json>::from_wire(&requests::approve(&g, signers));
+    let _: GenesisStatus = api
+        .post("/v1/genesis", &approved)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let status = ops::wait_ready(api).await?;
+    Ok((approved, status))
+}

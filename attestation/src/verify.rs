@@ -736,9 +736,9 @@ fn check_binding(doc: &AttestationDoc, policy: &Policy) -> Result<Option<Binding
                     "identity keys carried in public_key",
                 ));
             }
-            Some(Err(BindingError::Unsupported { version }))
-                if required && is_binding_version(version) =>
-            {
+            // A binding of a version this verifier does not know is never passed over as
+            // "no binding": what it binds cannot be said.
+            Some(Err(BindingError::Unsupported { version })) if is_binding_version(version) => {
                 return Err(VerifyError::UnsupportedBinding { version });
             }
             Some(Err(BindingError::Unsupported { .. })) if required => {

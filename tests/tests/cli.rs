@@ -862,6 +862,8 @@ fn genesis_takes_public_keys_of_admins_who_do_not_sign() {
     let out = cohort(&["keygen", "--out", key.to_str().unwrap()]);
     assert!(out.status.success());
     let other = hex::encode([7u8; 32]);
+    let measurements = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../terraform/examples/cluster/measurements.example.json");
     // Nothing listens on port 9: an attempt to reach the coordinator would fail differently.
     let genesis = |extra: &[&str]| {
         let mut args = vec![
@@ -870,6 +872,12 @@ fn genesis_takes_public_keys_of_admins_who_do_not_sign() {
             "http://127.0.0.1:9",
             "--admin",
             key.to_str().unwrap(),
+            "--measurements",
+            measurements.to_str().unwrap(),
+            "--kms-key",
+            "0=arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-4000-8000-000000000000",
+            "--kms-key",
+            "1=arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-4000-8000-000000000001",
         ];
         args.extend_from_slice(extra);
         let out = cohort(&args);
@@ -883,4 +891,15 @@ fn genesis_takes_public_keys_of_admins_who_do_not_sign() {
     // Well-formed: it gets as far as the coordinator.
     let err = genesis(&["--admin-public", &other, "--quorum", "1"]);
     assert!(err.contains("127.0.0.1:9"), "{err}");
+    // Without the image's measurements a ceremony against a coordinator cannot check anything.
+    let out = cohort(&[
+        "genesis",
+        "--coordinator",
+        "http://127.0.0.1:9",
+        "--admin",
+        key.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--measurements FILE is needed"), "{err}");
 }

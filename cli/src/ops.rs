@@ -15,6 +15,7 @@ use coordinator::api::{
 };
 use coordinator::client::{ApiCallError, ApiClient};
 use ed25519_dalek::SigningKey;
+use protocol::genesis::ClusterId;
 use protocol::policy::Scheme;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -78,13 +79,16 @@ fn api_err(e: ApiCallError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }
 
-/// The cluster's name, from its genesis.
-pub async fn cluster_name(api: &ApiClient) -> anyhow::Result<String> {
+/// The cluster id every request names, from the coordinator's genesis. (A coordinator that
+/// names another id only gets its requests refused: the enclaves compare it with the genesis
+/// they hold.)
+pub async fn cluster_id(api: &ApiClient) -> anyhow::Result<ClusterId> {
     let status: ClusterStatus = api.get("/v1/cluster").await.map_err(api_err)?;
     status
         .genesis
-        .cluster
-        .context("the cluster has no genesis yet (run cohort genesis)")
+        .cluster_id
+        .map(|c| c.0)
+        .context("the cluster has no genesis with a roster yet (run cohort genesis)")
 }
 
 /// The genesis ceremony (ADR 0013) for the nodes `expect` describes: the first `quorum` of
@@ -148,14 +152,14 @@ pub async fn create_key(
     approvers: &[[u8; 32]],
     approvals_needed: u16,
 ) -> anyhow::Result<KeyInfo> {
-    let cluster = cluster_name(api).await?;
+    let cluster = cluster_id(api).await?;
     let approvers: Vec<ByteBuf> = approvers
         .iter()
         .map(|k| ByteBuf::from(k.to_vec()))
         .collect();
     let request = requests::approve(
         &requests::create_key(
-            &cluster,
+            cluster,
             key_id,
             scheme,
             threshold,
@@ -174,7 +178,7 @@ pub async fn create_key(
 
 /// An approved signing request body, ready to submit.
 pub fn sign_body(
-    cluster: &str,
+    cluster: ClusterId,
     key_id: &str,
     path: &[u32],
     payloads: Vec<Vec<u8>>,
@@ -199,9 +203,9 @@ pub async fn sign(
     approvers: &[SigningKey],
     presignature: Option<PresignatureUse>,
 ) -> anyhow::Result<SignResult> {
-    let cluster = cluster_name(api).await?;
+    let cluster = cluster_id(api).await?;
     let body = sign_body(
-        &cluster,
+        cluster,
         key_id,
         path,
         vec![payload],
@@ -282,7 +286,7 @@ pub async fn bench(
     warmup: usize,
     presignature: PresignatureUse,
 ) -> anyhow::Result<BenchReport> {
-    let cluster = cluster_name(api).await?;
+    let cluster = cluster_id(api).await?;
     let key: KeyInfo = api
         .get(&format!("/v1/keys/{key_id}"))
         .await
@@ -301,7 +305,7 @@ pub async fn bench(
             Scheme::EddsaEd25519 => format!("cohort bench message {i} {salt}").into_bytes(),
         };
         sign_body(
-            &cluster,
+            cluster,
             &key_owned,
             &path_owned,
             vec![payload],

@@ -3,8 +3,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::{Signer, SigningKey};
+use protocol::genesis::ClusterId;
 use protocol::policy::{
-    Approval, Approved, Canonical, CreateKey, Genesis, KeyPolicy, REQUEST_VERSION, Scheme,
+    Approval, Approved, Canonical, CreateKey, GENESIS_V1_VERSION, Genesis, KeyPolicy, REQUEST_VERSION, Scheme,
     SignRequest,
 };
 use rand::RngCore;
@@ -46,7 +47,8 @@ pub fn approve<T: Canonical + Clone>(request: &T, keys: &[SigningKey]) -> Approv
     }
 }
 
-/// A genesis for `nodes` nodes with `admins` and `quorum`.
+/// A legacy (version-1) genesis for `nodes` nodes with `admins` and `quorum`: refused by
+/// every enclave and coordinator; for the tests of that refusal.
 pub fn genesis(cluster: &str, nodes: u16, admins: &[SigningKey], quorum: u16) -> Genesis {
     genesis_of(cluster, nodes, admins.iter().map(public).collect(), quorum)
 }
@@ -54,7 +56,7 @@ pub fn genesis(cluster: &str, nodes: u16, admins: &[SigningKey], quorum: u16) ->
 /// A genesis for `nodes` nodes with the admins' public keys and `quorum`.
 pub fn genesis_of(cluster: &str, nodes: u16, admins: Vec<ByteBuf>, quorum: u16) -> Genesis {
     Genesis {
-        v: REQUEST_VERSION,
+        v: GENESIS_V1_VERSION,
         cluster: cluster.into(),
         nodes,
         admins,
@@ -64,7 +66,7 @@ pub fn genesis_of(cluster: &str, nodes: u16, admins: Vec<ByteBuf>, quorum: u16) 
 
 /// A key-creation request.
 pub fn create_key(
-    cluster: &str,
+    cluster: ClusterId,
     key_id: &str,
     scheme: Scheme,
     threshold: u16,
@@ -74,7 +76,7 @@ pub fn create_key(
     let t = now();
     CreateKey {
         v: REQUEST_VERSION,
-        cluster: cluster.into(),
+        cluster,
         key_id: key_id.into(),
         scheme,
         threshold,
@@ -90,7 +92,7 @@ pub fn create_key(
 
 /// A signing request.
 pub fn sign_request(
-    cluster: &str,
+    cluster: ClusterId,
     key_id: &str,
     path: &[u32],
     payloads: Vec<Vec<u8>>,
@@ -98,7 +100,7 @@ pub fn sign_request(
     let t = now();
     SignRequest {
         v: REQUEST_VERSION,
-        cluster: cluster.into(),
+        cluster,
         key_id: key_id.into(),
         path: path.to_vec(),
         payloads: payloads.into_iter().map(ByteBuf::from).collect(),

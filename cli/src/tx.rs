@@ -205,10 +205,10 @@ pub async fn send(
         .map_err(api_err)?;
     check_prepared(registry, &key, &req, &prepared)?;
     show(&prepared);
-    let cluster = ops::cluster_name(api).await?;
+    let cluster = ops::cluster_id(api).await?;
     let payloads: Vec<Vec<u8>> = prepared.payloads.iter().map(|h| h.0.clone()).collect();
     let body = ops::sign_body(
-        &cluster,
+        cluster,
         &req.key_id,
         &req.path,
         payloads,

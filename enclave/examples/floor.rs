@@ -56,6 +56,7 @@ fn report(name: &str, mut samples: Vec<f64>) {
 
 struct Setup {
     enclaves: Vec<Arc<Enclave>>,
+    cluster: protocol::genesis::ClusterId,
     approvers: Vec<SigningKey>,
 }
 
@@ -63,8 +64,8 @@ impl Setup {
     fn sign(&self, key: &str, payload: Vec<u8>, quorum: &[u16], presignature: Option<ByteBuf>) {
         let t = now();
         let request = SignRequest {
-            v: 1,
-            cluster: "floor".into(),
+            v: protocol::policy::REQUEST_VERSION,
+            cluster: self.cluster,
             key_id: key.into(),
             path: vec![],
             payloads: vec![ByteBuf::from(payload)],
@@ -108,7 +109,8 @@ fn main() {
     let approvers: Vec<SigningKey> = (0..2)
         .map(|i| SigningKey::from_bytes(&[9 + i; 32]))
         .collect();
-    found(&enclaves, "floor", &admins, &[&admins[0], &admins[1]]);
+    let (genesis, _) = found(&enclaves, "floor", &admins, &[&admins[0], &admins[1]]);
+    let cluster = genesis.request.cluster_id();
     admit_all(&enclaves);
     eprintln!("auxiliary info (tens of seconds)...");
     let aux = run_session(
@@ -124,7 +126,7 @@ fn main() {
         ("eddsa", Scheme::EddsaEd25519),
     ] {
         let approved = create_key_request(
-            "floor",
+            cluster,
             key_id,
             scheme,
             2,
@@ -145,6 +147,7 @@ fn main() {
     }
     let s = Setup {
         enclaves,
+        cluster,
         approvers,
     };
     let quorum = [0u16, 1];

@@ -112,7 +112,7 @@ impl Cluster {
         threshold: u16,
     ) -> Approved<CreateKey> {
         create_key_request(
-            "test-cluster",
+            self.genesis.request.cluster_id(),
             key_id,
             scheme,
             threshold,
@@ -155,8 +155,8 @@ impl Cluster {
     ) -> Approved<SignRequest> {
         let t = now();
         let request = SignRequest {
-            v: 1,
-            cluster: "test-cluster".into(),
+            v: protocol::policy::REQUEST_VERSION,
+            cluster: self.genesis.request.cluster_id(),
             key_id: key_id.into(),
             path,
             payloads: vec![ByteBuf::from(payload)],
@@ -390,6 +390,29 @@ fn refusals_are_made_by_every_enclave() {
                 }
                 other => panic!("node {node} accepted: {other:?}"),
             }
+        }
+    }
+
+    // Approved for another cluster (its own approvers' valid signatures, another cluster id):
+    // every participant refuses it by name, as membership.
+    let mut elsewhere = c.sign_request("refusals", vec![], message.clone());
+    elsewhere.request.cluster = protocol::genesis::ClusterId([0xEE; 32]);
+    elsewhere.approvals = approve(&elsewhere.request, &[&c.approvers[0], &c.approvers[1]]);
+    for node in 0..2u16 {
+        match c.enclaves[usize::from(node)].handle(EnclaveRequest::StartSession {
+            session: random32(),
+            participants: vec![0, 1],
+            kind: SessionKind::Sign {
+                request: elsewhere.clone(),
+                payload: 0,
+                presignature: None,
+            },
+        }) {
+            EnclaveResponse::Error(e) => {
+                assert_eq!(e.code, ErrorCode::Membership, "{}", e.message);
+                assert!(e.message.starts_with("other_cluster:"), "{}", e.message);
+            }
+            other => panic!("node {node} accepted another cluster's request: {other:?}"),
         }
     }
 
@@ -1121,8 +1144,27 @@ fn rogue_enclaves_of_the_public_image_are_refused() {
 
     // Control: under its own genesis, its rogues make a key between themselves, and the
     // attacker recovers it from their blobs — its own cluster's key, not the real one's.
+    // Its rogues refuse the real cluster's approved request: it names the real cluster's id,
+    // not the id of the genesis they hold (however the attacker named it).
+    let outcomes = run_session(
+        &rogues,
+        random32(),
+        &[0, 1],
+        SessionKind::CreateKey {
+            request: c.create_key_request("the-real-clusters", Scheme::EddsaEd25519, 2),
+        },
+        |_, _| {},
+    );
+    for (node, outcome) in &outcomes {
+        match outcome {
+            Outcome::Failed { message, .. } => {
+                assert!(message.contains("other_cluster"), "rogue {node}: {message}")
+            }
+            other => panic!("rogue {node} took the real cluster's request: {other:?}"),
+        }
+    }
     let mut own_request = crate::testkit::create_key_request(
-        &c.genesis.request.name,
+        own.request.cluster_id(),
         "attackers-own",
         Scheme::EddsaEd25519,
         2,
@@ -1679,7 +1721,7 @@ fn a_genesis_with_a_roster_is_accepted_only_where_it_lists_this_node() {
         .map(|i| SigningKey::from_bytes(&[95 + i; 32]))
         .collect();
     let create = create_key_request(
-        "roster",
+        good.request.cluster_id(),
         "rostered",
         Scheme::EddsaEd25519,
         2,

@@ -154,8 +154,8 @@ mod tests {
 
     fn request(payload: u8) -> SignRequest {
         SignRequest {
-            v: 1,
-            cluster: "test".into(),
+            v: protocol::policy::REQUEST_VERSION,
+            cluster: protocol::genesis::ClusterId([7; 32]),
             key_id: "k1".into(),
             path: vec![],
             payloads: vec![ByteBuf::from(vec![payload; 32])],

@@ -194,7 +194,8 @@ pub fn public_keys(keys: &[SigningKey]) -> Vec<ByteBuf> {
         .collect()
 }
 
-/// A genesis of `nodes` nodes for `cluster` with `admins` (quorum 2), approved by `approving`.
+/// A legacy (version-1) genesis of `nodes` nodes for `cluster` with `admins` (quorum 2),
+/// approved by `approving`: refused everywhere; for the tests of that refusal.
 pub fn genesis_request(
     cluster: &str,
     nodes: u16,
@@ -202,7 +203,7 @@ pub fn genesis_request(
     approving: &[&SigningKey],
 ) -> Approved<Genesis> {
     let genesis = Genesis {
-        v: REQUEST_VERSION,
+        v: protocol::policy::GENESIS_V1_VERSION,
         cluster: cluster.into(),
         nodes,
         admins: public_keys(admins),
@@ -217,7 +218,7 @@ pub fn genesis_request(
 /// A request (fresh id, valid for two minutes) to create `key_id` whose signatures need two of
 /// `approvers`, approved by the admins `approving`.
 pub fn create_key_request(
-    cluster: &str,
+    cluster: protocol::genesis::ClusterId,
     key_id: &str,
     scheme: Scheme,
     threshold: u16,
@@ -232,7 +233,7 @@ pub fn create_key_request(
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut request_id);
     let request = CreateKey {
         v: REQUEST_VERSION,
-        cluster: cluster.into(),
+        cluster,
         key_id: key_id.into(),
         scheme,
         threshold,

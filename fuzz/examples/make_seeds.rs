@@ -88,8 +88,8 @@ fn genesis() -> Approved<Genesis> {
 
 fn sign_request() -> Approved<SignRequest> {
     approve(SignRequest {
-        v: 1,
-        cluster: "fuzz".into(),
+        v: protocol::policy::REQUEST_VERSION,
+        cluster: protocol::genesis::ClusterId([0xc1; 32]),
         key_id: "treasury".into(),
         path: vec![0, 1],
         payloads: vec![buf(&[0xd1; 32])],
@@ -493,8 +493,8 @@ fn api() {
     write("api_request", "sign", &serde_json::to_vec(&body).unwrap());
     let create = ApprovedJson {
         request: CreateKeyJson {
-            v: 1,
-            cluster: "fuzz".into(),
+            v: protocol::policy::REQUEST_VERSION,
+            cluster: coordinator::api::ClusterHex(protocol::genesis::ClusterId([0xc1; 32])),
             key_id: "treasury".into(),
             scheme: Scheme::EcdsaSecp256k1,
             threshold: 2,
@@ -522,6 +522,39 @@ fn api() {
         "api_request",
         "genesis",
         &serde_json::to_vec(&genesis).unwrap(),
+    );
+    let node = |i: u8| coordinator::api::RosterEntryJson {
+        node_key: Hex(vec![0x40 + i; 32]),
+        kms_key_arn: protocol::KmsKeyArn::parse(&format!(
+            "arn:aws:kms:eu-west-1:111122223333:key/fuzz-{i}"
+        ))
+        .unwrap(),
+        pcr3: (i == 0).then(|| Hex(vec![0x33; 48])),
+        pcr4: None,
+    };
+    let genesis_v2 = ApprovedJson {
+        request: coordinator::api::GenesisV2Json {
+            v: protocol::genesis::GENESIS_VERSION,
+            name: "fuzz".into(),
+            admins: vec![Hex(approver().verifying_key().to_bytes().to_vec())],
+            admin_quorum: 1,
+            image: coordinator::api::ImageJson {
+                pcr0: Hex(vec![0x10; 48]),
+                pcr1: Hex(vec![0x11; 48]),
+                pcr2: Hex(vec![0x12; 48]),
+            },
+            roster: vec![node(0), node(1)],
+        },
+        approvals: vec![ApprovalJson {
+            approver: Hex(approver().verifying_key().to_bytes().to_vec()),
+            signature: Hex(vec![0x99; 64]),
+        }],
+        presignature: None,
+    };
+    write(
+        "api_request",
+        "genesis-v2",
+        &serde_json::to_vec(&genesis_v2).unwrap(),
     );
 
     let registry = adapters::Registry::builtin();

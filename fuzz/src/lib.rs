@@ -20,8 +20,8 @@ use std::time::Duration;
 use adapters::{AdapterError, ChainAdapter, Registry, Unsigned};
 use attestation::{Policy, VerifiedDocument};
 use coordinator::api::{
-    ApiError, ApprovedJson, AssembleRequest, CreateKeyJson, ErrorCode, GenesisJson, PrepareRequest,
-    SignRequestJson, Wire, parse_path,
+    ApiError, ApprovedJson, AssembleRequest, CreateKeyJson, ErrorCode, GenesisBody, GenesisJson,
+    GenesisV2Json, PrepareRequest, SignRequestJson, Wire, parse_path,
 };
 use ed25519_dalek::Signer as _;
 use k256::ecdsa::signature::hazmat::PrehashSigner as _;
@@ -591,6 +591,16 @@ pub fn api_request(data: &[u8]) {
     approved::<SignRequestJson>(data);
     approved::<CreateKeyJson>(data);
     approved::<GenesisJson>(data);
+    approved::<GenesisV2Json>(data);
+    // What POST /v1/genesis reads: by version, each with its own errors.
+    match parse_body::<GenesisBody>(data) {
+        Ok(GenesisBody::V2(g)) => {
+            json_round_trip(&g);
+            let _ = g.request.to_wire().check();
+        }
+        Ok(GenesisBody::V1(g)) => json_round_trip(&g),
+        Err(e) => error_body(&e),
+    }
     match parse_body::<PrepareRequest>(data) {
         Ok(req) => {
             json_round_trip(&req);

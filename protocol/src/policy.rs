@@ -8,8 +8,15 @@
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-/// Version of the request formats below.
-pub const REQUEST_VERSION: u8 = 1;
+use crate::genesis::ClusterId;
+
+/// Version of [`CreateKey`] and [`SignRequest`]. Version 2 names the cluster by its id (the
+/// digest of the approved genesis, ADR 0013) where version 1 named it by a label any cluster
+/// could share.
+pub const REQUEST_VERSION: u8 = 2;
+/// Version of the legacy [`Genesis`] (without a roster), which every enclave and coordinator
+/// refuses (`legacy_genesis`); kept so the refusal can be tested and named.
+pub const GENESIS_V1_VERSION: u8 = 1;
 /// Length of a request id.
 pub const REQUEST_ID_LEN: usize = 16;
 /// Longest a signed request may be valid (expiry minus creation), seconds.
@@ -63,7 +70,7 @@ pub struct KeyPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Genesis {
-    /// [`REQUEST_VERSION`].
+    /// [`GENESIS_V1_VERSION`].
     pub v: u8,
     /// A name for the cluster (binds approvals to this cluster).
     pub cluster: String,
@@ -81,8 +88,8 @@ pub struct Genesis {
 pub struct CreateKey {
     /// [`REQUEST_VERSION`].
     pub v: u8,
-    /// The cluster's name, as in its genesis.
-    pub cluster: String,
+    /// The cluster's id: the digest of its approved genesis.
+    pub cluster: ClusterId,
     /// The new key's id (unique in the cluster).
     pub key_id: String,
     /// Its scheme.
@@ -105,8 +112,8 @@ pub struct CreateKey {
 pub struct SignRequest {
     /// [`REQUEST_VERSION`].
     pub v: u8,
-    /// The cluster's name, as in its genesis.
-    pub cluster: String,
+    /// The cluster's id: the digest of its approved genesis.
+    pub cluster: ClusterId,
     /// The key.
     pub key_id: String,
     /// Non-hardened derivation path (empty: the key itself). ECDSA keys only.
@@ -159,10 +166,10 @@ impl Canonical for Genesis {
     const DOMAIN: &'static [u8] = b"cohort/genesis/v1\0";
 }
 impl Canonical for CreateKey {
-    const DOMAIN: &'static [u8] = b"cohort/create-key/v1\0";
+    const DOMAIN: &'static [u8] = b"cohort/create-key/v2\0";
 }
 impl Canonical for SignRequest {
-    const DOMAIN: &'static [u8] = b"cohort/sign-request/v1\0";
+    const DOMAIN: &'static [u8] = b"cohort/sign-request/v2\0";
 }
 
 /// Why approvals or a validity window do not hold (see [`check_approvals`], [`check_window`]).
@@ -269,8 +276,8 @@ mod tests {
     #[test]
     fn canonical_bytes_are_pinned() {
         let req = SignRequest {
-            v: 1,
-            cluster: "c".into(),
+            v: 2,
+            cluster: ClusterId([0xC1; 32]),
             key_id: "k".into(),
             path: vec![0, 1],
             payloads: vec![ByteBuf::from(vec![0xAA; 2])],
@@ -279,12 +286,13 @@ mod tests {
             expiry: 5,
         };
         let bytes = req.canonical_bytes();
-        assert!(bytes.starts_with(b"cohort/sign-request/v1\0"));
+        // Computed independently with Python's cbor2 (the struct's fields in order).
+        assert!(bytes.starts_with(b"cohort/sign-request/v2\0"));
         assert_eq!(
             hex::encode(&bytes[SignRequest::DOMAIN.len()..]),
-            "a861760167636c75737465726163666b65795f6964616b6470617468820001687061796c6f61647381\
-             42aaaa6a726571756573745f6964420101676372656174656404666578706972790\
-             5"
+"a861760267636c75737465725820c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1\
+             c1c1c1c1c1c1666b65795f6964616b6470617468820001687061796c6f6164738142aaaa6a726571\
+             756573745f69644201016763726561746564046665787069727905"
         );
     }
 
@@ -308,8 +316,8 @@ mod tests {
 
     fn sign_request(payload: u8) -> SignRequest {
         SignRequest {
-            v: 1,
-            cluster: "c".into(),
+            v: 2,
+            cluster: ClusterId([0xC1; 32]),
             key_id: "k".into(),
             path: vec![],
             payloads: vec![ByteBuf::from(vec![payload; 32])],

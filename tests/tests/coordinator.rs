@@ -18,6 +18,7 @@ use coordinator::api::{
 use coordinator::client::{ApiCallError, ApiClient, HttpClient};
 use ed25519_dalek::SigningKey;
 use http::{Method, StatusCode};
+use protocol::genesis::ClusterId;
 use protocol::policy::Scheme;
 use tokio::task::JoinSet;
 
@@ -29,10 +30,19 @@ static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const
 struct Keys {
     admins: Vec<SigningKey>,
     approvers: Vec<SigningKey>,
+    /// The cluster id requests name, once the genesis is done ([`bootstrap`]).
+    cluster: Option<ClusterId>,
+}
+
+impl Keys {
+    fn cluster(&self) -> ClusterId {
+        self.cluster.expect("bootstrap first: requests name the cluster id")
+    }
 }
 
 fn keys(seed: u8) -> Keys {
     Keys {
+        cluster: None,
         admins: (0..3)
             .map(|i| SigningKey::from_bytes(&[seed + i; 32]))
             .collect(),
@@ -62,11 +72,12 @@ async fn start(coordinator_args: &[&str]) -> (tempfile::TempDir, SimCluster, Api
 async fn bootstrap(
     api: &ApiClient,
     expect: &cli::ceremony::Expectations,
-    k: &Keys,
+    k: &mut Keys,
 ) -> (KeyInfo, KeyInfo) {
     ops::genesis(api, expect, CLUSTER, &k.admins[1..], 2)
         .await
         .unwrap();
+    k.cluster = Some(ops::cluster_id(api).await.unwrap());
     let approvers: Vec<[u8; 32]> = k.approvers.iter().map(pk32).collect();
     let ecdsa = ops::create_key(
         api,
@@ -115,7 +126,7 @@ fn body(
     presignature: PresignatureUse,
 ) -> ApprovedJson<SignRequestJson> {
     ops::sign_body(
-        CLUSTER,
+        k.cluster(),
         key,
         path,
         payloads,
@@ -168,7 +179,7 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
     let (_dir, mut cluster, api) = start(&["--sign-deadline-ms", "4000"]).await;
     let base = cluster.info.coordinator_url.clone();
     let http = HttpClient::new();
-    let k = keys(60);
+    let mut k = keys(60);
 
     // Before genesis: bad input is refused with stable codes and changes nothing.
     let unapproved = {
@@ -256,7 +267,7 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
     let (s, _) = raw(&http, &format!("{base}/readyz"), Method::GET, None, vec![]).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
 
-    let (ecdsa, eddsa) = bootstrap(&api, &cohort_tests::expectations(&cluster), &k).await;
+    let (ecdsa, eddsa) = bootstrap(&api, &cohort_tests::expectations(&cluster), &mut k).await;
     let (s, _) = raw(&http, &format!("{base}/readyz"), Method::GET, None, vec![]).await;
     assert_eq!(s, StatusCode::OK);
     let status: ClusterStatus = api.get("/v1/cluster").await.unwrap();
@@ -287,7 +298,7 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
     assert!(dup.to_string().contains("key_exists"), "{dup}");
     let by_approvers = approve(
         &create_key(
-            CLUSTER,
+            k.cluster(),
             "rogue",
             Scheme::EddsaEd25519,
             2,
@@ -375,7 +386,7 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
     let stored: SignResult = api.get(&format!("/v1/signatures/{idem}")).await.unwrap();
     assert_eq!(stored, r);
     // After the request expired, a resubmission still gets its first answer.
-    let mut short_lived = sign_request(CLUSTER, "eddsa", &[], vec![b"soon void".to_vec()]);
+    let mut short_lived = sign_request(k.cluster(), "eddsa", &[], vec![b"soon void".to_vec()]);
     short_lived.expiry = short_lived.created + 3;
     let short_lived =
         ApprovedJson::<SignRequestJson>::from_wire(&approve(&short_lived, &k.approvers[1..]));
@@ -453,7 +464,19 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
         403,
         "unapproved",
     );
-    let mut expired_req = sign_request(CLUSTER, "eddsa", &[], vec![b"x".to_vec()]);
+    // Approved by this key's own approvers, but for another cluster: refused by name.
+    let mut elsewhere = sign_request(k.cluster(), "eddsa", &[], vec![b"x".to_vec()]);
+    elsewhere.cluster = protocol::genesis::ClusterId([0xEE; 32]);
+    let elsewhere =
+        ApprovedJson::<SignRequestJson>::from_wire(&approve(&elsewhere, &k.approvers[..2]));
+    match api.post::<SignResult>("/v1/signatures", &elsewhere).await {
+        Err(ApiCallError::Api { status, body }) => {
+            assert_eq!((status, body.error.code.as_str()), (400, "invalid_request"));
+            assert!(body.error.message.starts_with("other_cluster:"), "{body:?}");
+        }
+        other => panic!("another cluster's request: {other:?}"),
+    }
+    let mut expired_req = sign_request(k.cluster(), "eddsa", &[], vec![b"x".to_vec()]);
     expired_req.created -= 400;
     expired_req.expiry = expired_req.created + 300;
     let expired =
@@ -787,8 +810,8 @@ async fn signing_survives_a_dead_enclave_a_dead_proxy_and_a_stalled_enclave() {
     ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (_dir, mut cluster, api) = start(&args).await;
-    let k = keys(90);
-    let keys = bootstrap(&api, &cohort_tests::expectations(&cluster), &k).await;
+    let mut k = keys(90);
+    let keys = bootstrap(&api, &cohort_tests::expectations(&cluster), &mut k).await;
 
     // An enclave dies (SIGKILL) during 200 2-of-3 signatures: every request succeeds.
     let failures = run_with_fault(&api, &k, &keys, 200, 40, &mut cluster, "enclave-2").await;

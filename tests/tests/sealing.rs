@@ -161,6 +161,7 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
     )
     .await
     .unwrap();
+    let cluster_id = ops::cluster_id(&api).await.unwrap();
     let key = ops::create_key(
         &api,
         "vault",
@@ -312,7 +313,7 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
     cluster.kill("enclave-2").await.unwrap();
     // A request valid for 3 s: the coordinator gives up when it expires.
     let mut request =
-        cli::requests::sign_request(CLUSTER, &key.key_id, &[], vec![b"must not sign".to_vec()]);
+        cli::requests::sign_request(cluster_id, &key.key_id, &[], vec![b"must not sign".to_vec()]);
     request.expiry = request.created + 3;
     let body =
         ApprovedJson::<SignRequestJson>::from_wire(&cli::requests::approve(&request, &approvers));

@@ -16,6 +16,7 @@ use cli::sim::{SimCluster, SimOptions};
 use cohort_tests::{ClusterClient, bip32_child, verify_ecdsa, verify_eddsa};
 use coordinator::nodes::new_session_id;
 use ed25519_dalek::SigningKey;
+use protocol::genesis::ClusterId;
 use protocol::policy::Scheme;
 use protocol::session::{Outcome, SessionKind};
 use protocol::{EnclaveRequest, EnclaveResponse, Phase};
@@ -27,6 +28,8 @@ const CLUSTER: &str = "it-cluster";
 struct Keys {
     admins: Vec<SigningKey>,
     approvers: Vec<SigningKey>,
+    /// The cluster id the genesis hashes to: what every request names.
+    cluster: ClusterId,
 }
 
 fn signed(outcomes: &BTreeMap<u16, Outcome>) -> (Vec<u8>, Vec<u8>) {
@@ -59,7 +62,7 @@ async fn sign(
     presignature: Option<ByteBuf>,
 ) -> BTreeMap<u16, Outcome> {
     let request = approve(
-        &sign_request(CLUSTER, key_id, path, vec![payload]),
+        &sign_request(keys.cluster, key_id, path, vec![payload]),
         &keys.approvers[..2],
     );
     let kind = SessionKind::Sign {
@@ -78,7 +81,7 @@ async fn create(
 ) -> (Vec<u8>, Option<Vec<u8>>) {
     let approvers: Vec<ByteBuf> = keys.approvers.iter().map(public).collect();
     let request = approve(
-        &create_key(CLUSTER, key_id, scheme, 2, &approvers, 2),
+        &create_key(keys.cluster, key_id, scheme, 2, &approvers, 2),
         &keys.admins[..2],
     );
     let outcomes = client
@@ -147,18 +150,20 @@ async fn bootstrap(
     options.enclave_env = enclave_env;
     let cluster = SimCluster::start(&options).await.unwrap();
     let client = ClusterClient::new(&cluster.info).unwrap();
+    let admins: Vec<SigningKey> = (0..3)
+        .map(|i| SigningKey::from_bytes(&[seed + i; 32]))
+        .collect();
+    let (genesis, receipts) = client
+        .found(&cluster.info, CLUSTER, &admins, &admins[1..], 2)
+        .await
+        .unwrap();
     let keys = Keys {
-        admins: (0..3)
-            .map(|i| SigningKey::from_bytes(&[seed + i; 32]))
-            .collect(),
+        admins,
         approvers: (0..3)
             .map(|i| SigningKey::from_bytes(&[seed + 10 + i; 32]))
             .collect(),
+        cluster: genesis.request.cluster_id(),
     };
-    let (_, receipts) = client
-        .found(&cluster.info, CLUSTER, &keys.admins, &keys.admins[1..], 2)
-        .await
-        .unwrap();
     assert_eq!(receipts.len(), n);
     let refused = client.admit_peers().await;
     assert!(refused.is_empty(), "{refused:?}");
@@ -280,7 +285,7 @@ async fn two_of_three_keys_sign_across_processes_and_survive_a_restart() {
     // envelopes are detected; nothing is signed.
     let fresh = || {
         let r = approve(
-            &sign_request(CLUSTER, "sol-main", &[], vec![b"tamper".to_vec()]),
+            &sign_request(keys.cluster, "sol-main", &[], vec![b"tamper".to_vec()]),
             &keys.approvers[..2],
         );
         SessionKind::Sign {
@@ -516,7 +521,7 @@ async fn three_of_five_keys_sign_across_processes() {
     ] {
         let approvers: Vec<ByteBuf> = keys.approvers.iter().map(public).collect();
         let request = approve(
-            &create_key(CLUSTER, key_id, scheme, 3, &approvers, 2),
+            &create_key(keys.cluster, key_id, scheme, 3, &approvers, 2),
             &keys.admins[1..],
         );
         let outcomes = client

@@ -48,3 +48,28 @@ pub(super) fn hexes(v: &[ByteBuf]) -> Vec<Hex> {
 pub(super) fn bufs(v: &[Hex]) -> Vec<ByteBuf> {
     v.iter().map(buf).collect()
 }
+
+/// A cluster id as 64 hex digits (the digest of the approved genesis, ADR 0013).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClusterHex(pub protocol::genesis::ClusterId);
+
+impl std::fmt::Debug for ClusterHex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl Serialize for ClusterHex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for ClusterHex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        protocol::genesis::ClusterId::from_hex(&s)
+            .map(ClusterHex)
+            .map_err(serde::de::Error::custom)
+    }
+}

@@ -10,7 +10,7 @@ mod responses;
 mod transactions;
 
 pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
-pub use hex::{Hex, buf};
+pub use hex::{ClusterHex, Hex, buf};
 pub use path::{parse_path, path_string};
 pub use requests::{
     ApprovalJson, ApprovedJson, AttestRequest, CreateKeyJson, EnrollRequest, GenesisBody,

@@ -3,7 +3,7 @@
 use protocol::policy::{Approval, Approved, CreateKey, Genesis, KeyPolicy, Scheme, SignRequest};
 use serde::{Deserialize, Serialize};
 
-use super::hex::{Hex, buf, bufs, hexes};
+use super::hex::{ClusterHex, Hex, buf, bufs, hexes};
 
 /// One approval: an approver's Ed25519 signature over the request's canonical bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -253,8 +253,8 @@ pub struct PolicyJson {
 pub struct CreateKeyJson {
     /// Request format version.
     pub v: u8,
-    /// Cluster name.
-    pub cluster: String,
+    /// The cluster id (64 hex digits): the digest of the approved genesis.
+    pub cluster: ClusterHex,
     /// New key id.
     pub key_id: String,
     /// `ecdsa-secp256k1` or `eddsa-ed25519`.
@@ -277,8 +277,8 @@ pub struct CreateKeyJson {
 pub struct SignRequestJson {
     /// Request format version.
     pub v: u8,
-    /// Cluster name.
-    pub cluster: String,
+    /// The cluster id (64 hex digits): the digest of the approved genesis.
+    pub cluster: ClusterHex,
     /// The key.
     pub key_id: String,
     /// Non-hardened derivation path (ECDSA).
@@ -369,7 +369,7 @@ impl Wire for CreateKeyJson {
     fn to_wire(&self) -> CreateKey {
         CreateKey {
             v: self.v,
-            cluster: self.cluster.clone(),
+            cluster: self.cluster.0,
             key_id: self.key_id.clone(),
             scheme: self.scheme,
             threshold: self.threshold,
@@ -382,7 +382,7 @@ impl Wire for CreateKeyJson {
     fn from_wire(r: &CreateKey) -> Self {
         Self {
             v: r.v,
-            cluster: r.cluster.clone(),
+            cluster: ClusterHex(r.cluster),
             key_id: r.key_id.clone(),
             scheme: r.scheme,
             threshold: r.threshold,
@@ -399,7 +399,7 @@ impl Wire for SignRequestJson {
     fn to_wire(&self) -> SignRequest {
         SignRequest {
             v: self.v,
-            cluster: self.cluster.clone(),
+            cluster: self.cluster.0,
             key_id: self.key_id.clone(),
             path: self.path.clone(),
             payloads: bufs(&self.payloads),
@@ -411,7 +411,7 @@ impl Wire for SignRequestJson {
     fn from_wire(r: &SignRequest) -> Self {
         Self {
             v: r.v,
-            cluster: r.cluster.clone(),
+            cluster: ClusterHex(r.cluster),
             key_id: r.key_id.clone(),
             path: r.path.clone(),
             payloads: hexes(&r.payloads),

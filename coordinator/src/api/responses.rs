@@ -3,7 +3,7 @@
 use protocol::policy::Scheme;
 use serde::{Deserialize, Serialize};
 
-use super::{ErrorDetail, Hex, PolicyJson};
+use super::{ClusterHex, ErrorDetail, Hex, PolicyJson};
 
 /// A key as `GET /v1/keys/{id}` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,8 +77,11 @@ pub struct GenesisStatus {
     pub state: String,
     /// What is happening, or why it failed.
     pub detail: String,
-    /// The cluster's name.
+    /// The cluster's name (a label).
     pub cluster: Option<String>,
+    /// The cluster id (64 hex digits): the digest of the approved genesis, which every
+    /// key-creation and signing request names.
+    pub cluster_id: Option<ClusterHex>,
 }
 
 /// One node as the coordinator sees it.

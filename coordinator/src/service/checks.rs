@@ -3,8 +3,39 @@
 
 use protocol::policy::{self, Approval, Canonical, PolicyViolation};
 
+use protocol::genesis::ClusterId;
+
 use super::err;
-use crate::api::{ApiError, ErrorCode, Hex};
+use crate::api::{ApiError, ErrorCode, GenesisBody, Hex};
+
+/// Checks a key-creation or signing request's version and the cluster id it names, as the
+/// enclaves will: an approval made for another cluster is refused here already.
+pub(super) fn check_version_and_cluster(
+    v: u8,
+    cluster: &ClusterId,
+    genesis: &GenesisBody,
+) -> Result<(), ApiError> {
+    if v != policy::REQUEST_VERSION {
+        return Err(err(
+            ErrorCode::InvalidRequest,
+            format!(
+                "request version {v} is not supported (version {} names the cluster id)",
+                policy::REQUEST_VERSION
+            ),
+        ));
+    }
+    match genesis.cluster_id() {
+        Some(ours) if ours == *cluster => Ok(()),
+        Some(ours) => Err(err(
+            ErrorCode::InvalidRequest,
+            format!("other_cluster: the request names cluster {cluster}; this cluster is {ours}"),
+        )),
+        None => Err(err(
+            ErrorCode::InvalidRequest,
+            "legacy_genesis: this cluster's genesis has no roster; requests cannot name it",
+        )),
+    }
+}
 
 /// Checks approvals as the enclaves will; returns the distinct approvers (hex, in order).
 pub(super) fn check_approvals<T: Canonical>(

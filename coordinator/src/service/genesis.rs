@@ -10,7 +10,7 @@ use tracing::{info, warn};
 use super::checks::{check_approvals, keys_of};
 use super::{Coordinator, err, unix_now};
 use crate::api::{
-    ApiError, ApprovedJson, AttestRequest, EnrollRequest, EnrolledNode, ErrorCode, GenesisBody,
+    ApiError, ApprovedJson, ClusterHex, AttestRequest, EnrollRequest, EnrolledNode, ErrorCode, GenesisBody,
     GenesisStatus, GenesisV2Json, Hex, NodeDocument, Wire,
 };
 use crate::audit::AuditEntry;
@@ -26,14 +26,17 @@ impl Coordinator {
                 state: ClusterState::None.to_string(),
                 detail: "no genesis yet".into(),
                 cluster: None,
+                cluster_id: None,
             },
-            Some(r) => GenesisStatus {
-                state: r.state.to_string(),
-                detail: r.detail,
-                cluster: serde_json::from_str::<GenesisBody>(&r.genesis)
-                    .ok()
-                    .map(|g| g.name().to_string()),
-            },
+            Some(r) => {
+                let genesis = serde_json::from_str::<GenesisBody>(&r.genesis).ok();
+                GenesisStatus {
+                    state: r.state.to_string(),
+                    detail: r.detail,
+                    cluster: genesis.as_ref().map(|g| g.name().to_string()),
+                    cluster_id: genesis.and_then(|g| g.cluster_id()).map(ClusterHex),
+                }
+            }
         })
     }
 

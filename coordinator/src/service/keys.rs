@@ -4,12 +4,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ed25519_dalek::Verifier;
-use protocol::policy::{Approved, Canonical, CreateKey, REQUEST_ID_LEN, REQUEST_VERSION};
+use protocol::policy::{Approved, Canonical, CreateKey, REQUEST_ID_LEN};
 use protocol::session::{FailureCode, Outcome, SessionKind, key_receipt_message};
 use sha2::{Digest, Sha256};
 use tracing::info;
 
-use super::checks::{check_approvals, check_window, keys_of};
+use super::checks::{check_approvals, check_version_and_cluster, check_window, keys_of};
 use super::failover::refusal;
 use super::ledger::{Claim, Entry, StoredResponse};
 use super::{Coordinator, err, unix_now};
@@ -47,12 +47,7 @@ fn validate_create_key(
     nodes: u16,
 ) -> Result<(CreateKey, Approved<CreateKey>, Vec<String>), ApiError> {
     let r = body.request.to_wire();
-    if r.v != REQUEST_VERSION || r.cluster != genesis.name() {
-        return Err(err(
-            ErrorCode::InvalidRequest,
-            "the request is for another cluster or version",
-        ));
-    }
+    check_version_and_cluster(r.v, &r.cluster, genesis)?;
     if r.request_id.len() != REQUEST_ID_LEN {
         return Err(err(ErrorCode::InvalidRequest, "a request id has 16 bytes"));
     }

@@ -6,18 +6,19 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use protocol::policy::{Approved, Canonical, REQUEST_ID_LEN, REQUEST_VERSION, Scheme, SignRequest};
+use protocol::policy::{Approved, Canonical, REQUEST_ID_LEN, Scheme, SignRequest};
 use sha2::{Digest, Sha256};
 use tracing::warn;
 
-use super::checks::{check_approvals, check_window, keys_of};
+use super::checks::{check_approvals, check_version_and_cluster, check_window, keys_of};
 use super::keys::key_info;
 use super::ledger::{Claim, Conflict, Entry, StoredResponse, Ticket};
 use super::{
     Coordinator, Live, MAX_MESSAGE_LEN, MAX_PAYLOADS, derive_public_key, digest_hex, err, unix_now,
 };
 use crate::api::{
-    ApiError, ApprovedJson, ErrorCode, Hex, KeyInfo, PresignatureUse, SignRequestJson, SignResult,
+    ApiError, ApprovedJson, ErrorCode, GenesisBody, Hex, KeyInfo, PresignatureUse, SignRequestJson,
+    SignResult,
     Wire,
 };
 use crate::audit::AuditEntry;
@@ -51,7 +52,7 @@ impl Coordinator {
         let genesis = self.cluster().await?;
         let key_row = self.key_row(&r.key_id).await?;
         let key = key_info(&key_row)?;
-        if let Err(e) = self.check_sign(&r, &key, genesis.name()) {
+        if let Err(e) = self.check_sign(&r, &key, &genesis) {
             // A resubmission of a finished request gets its first answer, even after it
             // expired (a fresh request is recorded below; only this case needs a lookup).
             if e.code == ErrorCode::RequestExpired
@@ -185,13 +186,13 @@ impl Coordinator {
         self.settings.sign_deadline.as_secs() + 10
     }
 
-    fn check_sign(&self, r: &SignRequest, key: &KeyInfo, cluster: &str) -> Result<(), ApiError> {
-        if r.v != REQUEST_VERSION || r.cluster != cluster {
-            return Err(err(
-                ErrorCode::InvalidRequest,
-                "the request is for another cluster or version",
-            ));
-        }
+    fn check_sign(
+        &self,
+        r: &SignRequest,
+        key: &KeyInfo,
+        genesis: &GenesisBody,
+    ) -> Result<(), ApiError> {
+        check_version_and_cluster(r.v, &r.cluster, genesis)?;
         if r.request_id.len() != REQUEST_ID_LEN {
             return Err(err(ErrorCode::InvalidRequest, "a request id has 16 bytes"));
         }

@@ -36,6 +36,13 @@ pub(super) struct GenesisState {
     pub(super) pinned: Option<Pinned>,
 }
 
+impl GenesisState {
+    /// The cluster id requests must name (`None` only for a legacy genesis, refused anyway).
+    pub(super) fn cluster_id(&self) -> Option<ClusterId> {
+        self.pinned.as_ref().map(|p| p.cluster)
+    }
+}
+
 /// What a version-2 genesis pins.
 #[derive(Debug, Clone)]
 pub(super) struct Pinned {

@@ -86,6 +86,15 @@ pub enum MembershipError {
     /// The node-key blob is not a node-key record.
     #[error("malformed_node_key: {0}")]
     MalformedNodeKey(String),
+    /// A key-creation or signing request names another cluster id than this node's genesis
+    /// hashes to (an approval made for another cluster, replayed here).
+    #[error("other_cluster: the request names cluster {named}; this node is a member of {ours}")]
+    OtherCluster {
+        /// The cluster id the request names (hex).
+        named: String,
+        /// This node's cluster id (hex).
+        ours: String,
+    },
 }
 
 impl MembershipError {
@@ -106,6 +115,7 @@ impl MembershipError {
             Self::TwoNodeKeys { .. } => "two_node_keys",
             Self::KmsKeyMismatch { .. } => "kms_key_mismatch",
             Self::MalformedNodeKey(_) => "malformed_node_key",
+            Self::OtherCluster { .. } => "other_cluster",
         }
     }
 }

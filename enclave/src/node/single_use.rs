@@ -2,6 +2,7 @@
 //! session, request ids consumed when a session succeeds, and signatures kept so that exactly
 //! the same request gets the same signature again.
 
+use protocol::genesis::ClusterId;
 use protocol::policy::{
     Approved, Canonical, CreateKey, REQUEST_ID_LEN, REQUEST_VERSION, SignRequest,
 };
@@ -11,6 +12,7 @@ use sha2::Digest;
 use tracing::info;
 
 use super::genesis::GenesisState;
+use super::membership::MembershipError;
 use super::session::{Purpose, Session};
 use super::{Node, NodeError, bad, hex_short};
 
@@ -52,16 +54,26 @@ pub(super) fn request_hash(r: &SignRequest) -> [u8; 32] {
 }
 
 impl Node {
-    /// Checks a request's version, cluster and id length; returns the genesis.
+    /// Checks a request's version, cluster id and id length; returns the genesis.
     pub(super) fn check_request(
         &self,
         v: u8,
-        cluster: &str,
+        cluster: &ClusterId,
         request_id: &[u8],
     ) -> Result<&GenesisState, NodeError> {
         let g = self.genesis()?;
-        if v != REQUEST_VERSION || cluster != g.name {
-            return Err(bad("request is for another cluster or version"));
+        if v != REQUEST_VERSION {
+            return Err(bad(format!(
+                "request version {v} is not supported (version {REQUEST_VERSION} names the cluster id)"
+            )));
+        }
+        let ours = g.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
+        if *cluster != ours {
+            return Err(MembershipError::OtherCluster {
+                named: cluster.to_string(),
+                ours: ours.to_string(),
+            }
+            .into());
         }
         if request_id.len() != REQUEST_ID_LEN {
             return Err(bad("request id must be 16 bytes"));
@@ -136,8 +148,7 @@ impl Node {
         if request_hash(r) != released.request_hash {
             return Ok(None);
         }
-        let g = self.genesis()?;
-        if r.cluster != g.name {
+        if self.genesis()?.cluster_id() != Some(r.cluster) {
             return Ok(None);
         }
         self.approved_key(request)?;

@@ -273,3 +273,13 @@ pub async fn run(
     let status = ops::wait_ready(api).await?;
     Ok((approved, status))
 }
+
+/// Pins the genesis the ceremony approved at `path` (see [`crate::trust`]).
+pub fn pin(
+    approved: &ApprovedJson<GenesisV2Json>,
+    path: &std::path::Path,
+) -> anyhow::Result<crate::trust::Trust> {
+    let trust = crate::trust::Trust::new(approved.to_wire(), std::path::Path::new("the ceremony"))?;
+    trust.pin(path)?;
+    Ok(trust)
+}

@@ -85,7 +85,9 @@ pub async fn run(
         .collect();
     println!("      coordinator at {}", api.base());
     let t = Instant::now();
-    crate::ceremony::run(api, CLUSTER, &admins, &[], 2, expect).await?;
+    let (approved, _) = crate::ceremony::run(api, CLUSTER, &admins, &[], 2, expect).await?;
+    // What a client pins: every key below is checked against it before it is used.
+    let trust = crate::trust::Trust::new(approved.to_wire(), std::path::Path::new("the ceremony"))?;
     println!(
         "      cluster ready in {:.1} s: every node verified its peers' attestation; auxiliary info ready",
         t.elapsed().as_secs_f32()
@@ -104,7 +106,13 @@ pub async fn run(
         ("demo-ecdsa", Scheme::EcdsaSecp256k1),
         ("demo-eddsa", Scheme::EddsaEd25519),
     ] {
-        let key = ops::create_key(api, key_id, scheme, 2, &admins, &approver_keys, 2).await?;
+        let created = ops::create_key(api, key_id, scheme, 2, &admins, &approver_keys, 2).await?;
+        // The key as the coordinator reports it, checked against the pinned genesis.
+        let key = trust.fetch_key(api, key_id).await?;
+        if key.info() != &created {
+            bail!("the coordinator reports {key_id} differently from its creation");
+        }
+        let key = key.info();
         let nodes = {
             let status: ClusterStatus = api
                 .get("/v1/cluster")
@@ -113,7 +121,7 @@ pub async fn run(
             status.nodes.len()
         };
         println!(
-            "      {key_id} ({scheme}, 2 of {nodes}): public key {}",
+            "      {key_id} ({scheme}, 2 of {nodes}): public key {}; every node's receipt verified against the pinned genesis",
             hex::encode(&key.public_key.0)
         );
         failures += sign_runs(api, key_id, scheme, &approvers).await?;
@@ -121,7 +129,7 @@ pub async fn run(
     println!(
         "      --- chain transactions: built by the adapters, signed by the cluster, checked by chain software ---"
     );
-    failures += transactions(api, &approvers, chains).await?;
+    failures += transactions(api, &trust, &approvers, chains).await?;
     let verification: coordinator::api::AuditVerification = api
         .get("/v1/audit/verify")
         .await
@@ -259,6 +267,7 @@ fn sent_line(s: &Sent) {
 /// What every demo transaction shares: the coordinator, the chain adapters and the approvers.
 struct Sender<'a> {
     api: &'a ApiClient,
+    trust: &'a crate::trust::Trust,
     registry: adapters::Registry,
     approvers: &'a [SigningKey],
 }
@@ -286,7 +295,16 @@ impl Sender<'_> {
             url,
             fill_locally: false,
         };
-        let sent = send(self.api, &self.registry, req, self.approvers, rpc, show).await?;
+        let sent = send(
+            self.api,
+            self.trust,
+            &self.registry,
+            req,
+            self.approvers,
+            rpc,
+            show,
+        )
+        .await?;
         sent_line(&sent);
         Ok(sent)
     }
@@ -296,11 +314,13 @@ impl Sender<'_> {
 /// Solana (the runtime: SOL and an SPL token).
 async fn transactions(
     api: &ApiClient,
+    trust: &crate::trust::Trust,
     approvers: &[SigningKey],
     chains: &LocalChains,
 ) -> anyhow::Result<usize> {
     let tx = Sender {
         api,
+        trust,
         registry: adapters::Registry::builtin(),
         approvers,
     };
@@ -364,7 +384,16 @@ async fn ethereum(tx: &Sender<'_>, anvil: &Anvil) -> anyhow::Result<usize> {
     let mut failures = 0;
     // Ethereum on anvil: fund the cluster's address, deploy a token it holds, send ETH and
     // tokens; anvil fills nothing in for us: the coordinator fetched nonce and fees.
-    let from = crate::tx::address(tx.api, "demo-ecdsa", "ethereum", Some("anvil"), &path).await?;
+    let from = crate::tx::address(
+        tx.api,
+        tx.trust,
+        &tx.registry,
+        "demo-ecdsa",
+        "ethereum",
+        Some("anvil"),
+        &path,
+    )
+    .await?;
     anvil.set_balance(&from.address, 10u128.pow(19)).await?;
     let token = anvil.deploy_token(&from.address).await?;
     let recipient = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
@@ -413,7 +442,16 @@ async fn ethereum(tx: &Sender<'_>, anvil: &Anvil) -> anyhow::Result<usize> {
 async fn solana(tx: &Sender<'_>, sol: &LocalSolana) -> anyhow::Result<usize> {
     let mut failures = 0;
     // Solana: airdrop to the cluster's address, send SOL and an SPL token through the runtime.
-    let from = crate::tx::address(tx.api, "demo-eddsa", "solana", Some("localnet"), &[]).await?;
+    let from = crate::tx::address(
+        tx.api,
+        tx.trust,
+        &tx.registry,
+        "demo-eddsa",
+        "solana",
+        Some("localnet"),
+        &[],
+    )
+    .await?;
     sol.airdrop(&from.address, 2_000_000_000).await?;
     // Any 32 bytes serve as a mint address on a local runtime; this is USDC's on mainnet.
     let mint = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v";

@@ -9,4 +9,5 @@ pub mod kms;
 pub mod ops;
 pub mod requests;
 pub mod sim;
+pub mod trust;
 pub mod tx;

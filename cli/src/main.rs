@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use cmd::{
     address::AddressArgs, attest::AttestCommand, audit::AuditCommand, bench::BenchArgs,
     demo::DemoArgs, genesis::GenesisArgs, key::KeyCommand, keygen::KeygenArgs, kms::KmsCommand,
-    sign::SignArgs, sim::SimCommand, tx::TxCommand,
+    sign::SignArgs, sim::SimCommand, trust::TrustArgs, tx::TxCommand,
 };
 
 /// Cohort threshold-signing cluster: operator and client CLI.
@@ -35,7 +35,9 @@ enum Command {
     Keygen(KeygenArgs),
     /// Initialise the cluster: admins and their quorum, peer admission, auxiliary info.
     Genesis(GenesisArgs),
-    /// Keys: create.
+    /// Pin the cluster's approved genesis on this machine: keys are checked against it.
+    Trust(TrustArgs),
+    /// Keys: create, show (checked against the pinned genesis), list.
     #[command(subcommand)]
     Key(KeyCommand),
     /// The audit log.
@@ -63,6 +65,7 @@ impl Command {
             Command::Kms(c) => cmd::kms::run(c),
             Command::Keygen(a) => cmd::keygen::run(a),
             Command::Genesis(a) => cmd::genesis::run(a).await,
+            Command::Trust(a) => cmd::trust::run(a),
             Command::Key(c) => cmd::key::run(c).await,
             Command::Audit(c) => cmd::audit::run(c).await,
             Command::Sign(a) => cmd::sign::run(a).await,

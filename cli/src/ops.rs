@@ -92,14 +92,15 @@ pub async fn cluster_id(api: &ApiClient) -> anyhow::Result<ClusterId> {
 }
 
 /// The genesis ceremony (ADR 0013) for the nodes `expect` describes: the first `quorum` of
-/// `admins` approve it, the others are admins who do not sign here. Waits until it is done.
+/// `admins` approve it, the others are admins who do not sign here. Waits until it is done;
+/// returns the approved genesis as a client pins it.
 pub async fn genesis(
     api: &ApiClient,
     expect: &crate::ceremony::Expectations,
     cluster: &str,
     admins: &[SigningKey],
     quorum: u16,
-) -> anyhow::Result<GenesisStatus> {
+) -> anyhow::Result<crate::trust::Trust> {
     let q = usize::from(quorum);
     if q == 0 || q > admins.len() {
         bail!("the quorum must be between 1 and the number of admins");
@@ -108,9 +109,12 @@ pub async fn genesis(
         .iter()
         .map(|k| k.verifying_key().to_bytes())
         .collect();
-    let (_, status) =
+    let (approved, _) =
         crate::ceremony::run(api, cluster, &admins[..q], &others, quorum, expect).await?;
-    Ok(status)
+    Ok(crate::trust::Trust::new(
+        approved.to_wire(),
+        std::path::Path::new("the ceremony"),
+    )?)
 }
 
 /// Waits until the cluster's genesis is done, printing each new step.

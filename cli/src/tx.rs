@@ -5,7 +5,7 @@
 use adapters::{Intent, Registry};
 use anyhow::{Context, anyhow, bail};
 use coordinator::api::{
-    AddressInfo, AssembleRequest, AssembledTransaction, Hex, KeyInfo, PrepareRequest,
+    AddressInfo, AssembleRequest, AssembledTransaction, Hex, PrepareRequest,
     PreparedTransaction, PresignatureUse, SignResult, path_string,
 };
 use coordinator::chains::ChainSettings;
@@ -14,6 +14,7 @@ use coordinator::rpc::{JsonRpc, fill_intent};
 use ed25519_dalek::SigningKey;
 
 use crate::ops;
+use crate::trust::{Trust, VerifiedKey};
 
 /// What to send.
 #[derive(Debug, Clone)]
@@ -47,21 +48,67 @@ fn api_err(e: coordinator::client::ApiCallError) -> anyhow::Error {
     anyhow!("{e}")
 }
 
-/// The address of a key on a chain, asked of the coordinator.
+/// The public key at `path` of a verified key.
+fn derived(key: &VerifiedKey, path: &[u32]) -> anyhow::Result<Vec<u8>> {
+    let key = key.info();
+    match &key.chain_code {
+        Some(cc) => coordinator::service::derive_public_key(&key.public_key.0, &cc.0, path)
+            .map_err(|e| anyhow!("cannot derive the key at {}: {e}", path_string(path))),
+        None if path.is_empty() => Ok(key.public_key.0.clone()),
+        None => bail!("{} keys have no derivation paths", key.scheme),
+    }
+}
+
+/// The address of a key on a chain, made here: the key is fetched from the coordinator and
+/// checked against the pinned genesis (its receipts), then the child key is derived and the
+/// address encoded with this machine's adapter. The coordinator never names the address.
 pub async fn address(
     api: &ApiClient,
+    trust: &Trust,
+    registry: &Registry,
     key_id: &str,
     chain: &str,
     network: Option<&str>,
     path: &[u32],
 ) -> anyhow::Result<AddressInfo> {
-    let mut q = format!("chain={chain}&path={}", path_string(path));
-    if let Some(n) = network {
-        q.push_str(&format!("&network={n}"));
+    let key = trust.fetch_key(api, key_id).await?;
+    address_of(registry, &key, chain, network, path)
+}
+
+/// The address of a verified key on a chain (see [`address`]).
+pub fn address_of(
+    registry: &Registry,
+    key: &VerifiedKey,
+    chain: &str,
+    network: Option<&str>,
+    path: &[u32],
+) -> anyhow::Result<AddressInfo> {
+    let adapter = registry
+        .adapter(chain, network)
+        .map_err(|e| anyhow!("{e}"))?;
+    adapter
+        .check_path(path)
+        .map_err(|e| anyhow!("{e}"))?;
+    if adapter.scheme() != key.info().scheme {
+        bail!(
+            "{} signs with {}; key {} is {}",
+            adapter.chain(),
+            adapter.scheme(),
+            key.info().key_id,
+            key.info().scheme
+        );
     }
-    api.get(&format!("/v1/keys/{key_id}/address?{q}"))
-        .await
-        .map_err(api_err)
+    let public_key = derived(key, path)?;
+    Ok(AddressInfo {
+        key_id: key.info().key_id.clone(),
+        chain: adapter.chain().to_string(),
+        network: adapter.network().to_string(),
+        path: path_string(path),
+        address: adapter
+            .address(&public_key)
+            .map_err(|e| anyhow!("{e}"))?,
+        public_key: Hex(public_key),
+    })
 }
 
 /// Intent fields a coordinator may fill in from the chain.
@@ -87,7 +134,7 @@ const FILLABLE: &[&str] = &[
 /// transaction other than the one asked for, is refused.
 pub fn check_prepared(
     registry: &Registry,
-    key: &KeyInfo,
+    key: &VerifiedKey,
     req: &TxRequest,
     prepared: &PreparedTransaction,
 ) -> anyhow::Result<()> {
@@ -106,11 +153,7 @@ pub fn check_prepared(
             prepared.path
         );
     }
-    let public_key = match &key.chain_code {
-        Some(cc) => coordinator::service::derive_public_key(&key.public_key.0, &cc.0, &req.path)
-            .map_err(|e| anyhow!("cannot derive the key at {}: {e}", path_string(&req.path)))?,
-        None => key.public_key.0.clone(),
-    };
+    let public_key = derived(key, &req.path)?;
     if public_key != prepared.public_key.0 {
         bail!("the coordinator prepared a transaction for another public key");
     }
@@ -165,16 +208,14 @@ pub struct Rpc<'a> {
 /// sees the checked summary before anything is signed.
 pub async fn send(
     api: &ApiClient,
+    trust: &Trust,
     registry: &Registry,
     req: TxRequest,
     approvers: &[SigningKey],
     rpc: Rpc<'_>,
     show: impl FnOnce(&PreparedTransaction),
 ) -> anyhow::Result<Sent> {
-    let key: KeyInfo = api
-        .get(&format!("/v1/keys/{}", req.key_id))
-        .await
-        .map_err(api_err)?;
+    let key = trust.fetch_key(api, &req.key_id).await?;
     let mut req = req;
     let settings = ChainSettings {
         registry: registry.clone(),
@@ -185,7 +226,7 @@ pub async fn send(
         let dialect = settings
             .dialect(&req.chain, &network)
             .with_context(|| format!("unknown chain {} {network}", req.chain))?;
-        let from = address(api, &req.key_id, &req.chain, Some(&network), &req.path).await?;
+        let from = address_of(registry, &key, &req.chain, Some(&network), &req.path)?;
         fill_intent(&JsonRpc::new(url), dialect, &from.address, &mut req.intent)
             .await
             .map_err(|e| anyhow!("{e}"))?;
@@ -205,7 +246,7 @@ pub async fn send(
         .map_err(api_err)?;
     check_prepared(registry, &key, &req, &prepared)?;
     show(&prepared);
-    let cluster = ops::cluster_id(api).await?;
+    let cluster = trust.cluster_id();
     let payloads: Vec<Vec<u8>> = prepared.payloads.iter().map(|h| h.0.clone()).collect();
     let body = ops::sign_body(
         cluster,

@@ -101,6 +101,7 @@ fn state_suite(store: &mut Store) {
         chain_code: Some(vec![7; 32]),
         policy: "{}".into(),
         created: 9,
+        receipts: Some("{\"signatures\":[]}".into()),
     };
     assert!(store.insert_key(&key, 7, &entry(4)).unwrap());
     assert!(!store.insert_key(&key, 7, &entry(5)).unwrap());

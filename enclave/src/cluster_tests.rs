@@ -9,11 +9,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use attestation::sim::SimulatedCa;
 use ed25519_dalek::SigningKey;
 use protocol::peer::PeerEnvelope;
-use protocol::policy::{Approved, CreateKey, Scheme, SignRequest};
+use protocol::policy::{Approved, Canonical, CreateKey, Scheme, SignRequest};
 use protocol::session::{FailureCode, Outcome, PeerDocument, SessionKind};
 use protocol::{EnclaveRequest, EnclaveResponse, ErrorCode};
 use rand::RngCore;
 use serde_bytes::ByteBuf;
+use sha2::Digest;
 
 use crate::mpc::eddsa::SecretEddsaShare;
 use crate::seal::{self, BlobKind, LocalSealingAuthority};
@@ -123,6 +124,7 @@ impl Cluster {
 
     fn create_key(&mut self, key_id: &str, scheme: Scheme, threshold: u16) -> Vec<u8> {
         let approved = self.create_key_request(key_id, scheme, threshold);
+        let request_hash = sha2::Sha256::digest(approved.request.canonical_bytes()).to_vec();
         let all: Vec<u16> = (0..self.enclaves.len() as u16).collect();
         let outcomes = self.run(
             &all,
@@ -130,20 +132,53 @@ impl Cluster {
             |_, _| {},
         );
         let mut public = None;
+        let mut chain = None;
+        let mut signatures = Vec::new();
         for (node, outcome) in outcomes {
             match outcome {
                 Outcome::KeyCreated {
-                    public_key, sealed, ..
+                    public_key,
+                    chain_code,
+                    sealed,
+                    receipt,
+                    ..
                 } => {
                     assert!(
                         public.get_or_insert(public_key.to_vec()) == &public_key.to_vec(),
-                        "receipts disagree"
+                        "public keys disagree"
                     );
+                    chain = chain_code;
+                    signatures.push((node, receipt.to_vec()));
                     self.blobs[usize::from(node)].push(sealed);
                 }
                 other => panic!("create key at {node}: {other:?}"),
             }
         }
+        // Every node signed the key's receipt with the node key the roster lists for it
+        // (ADR 0013): what a client checks against its pinned genesis.
+        let claim = protocol::receipt::KeyReceipt {
+            v: protocol::receipt::KEY_RECEIPT_VERSION,
+            cluster: self.genesis.request.cluster_id(),
+            node: 0,
+            key_id: key_id.into(),
+            scheme,
+            threshold,
+            participants: all,
+            public_key: ByteBuf::from(public.clone().unwrap()),
+            chain_code: chain,
+            generation: 0,
+            request: ByteBuf::from(request_hash),
+        };
+        protocol::receipt::verify_key_receipts(&self.genesis.request, &claim, &signatures)
+            .unwrap();
+        let mut other = claim.clone();
+        other.public_key[1] ^= 1;
+        assert_eq!(
+            protocol::receipt::verify_key_receipts(&self.genesis.request, &other, &signatures)
+                .unwrap_err()
+                .kind(),
+            "bad_receipt"
+        );
         public.unwrap()
     }
 

@@ -308,7 +308,7 @@ pub fn genesis_receipt_message(cluster: &ClusterId, index: u16) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn arn(i: u8) -> KmsKeyArn {

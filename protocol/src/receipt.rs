@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use crate::genesis::ClusterId;
+use crate::genesis::{ClusterId, Genesis};
 use crate::policy::Scheme;
 
 /// Version of [`KeyReceipt`].
@@ -51,6 +51,115 @@ impl KeyReceipt {
         ciborium::into_writer(self, &mut m).expect("serializing a receipt into a Vec cannot fail");
         m
     }
+}
+
+/// Why a key's receipts do not show that the pinned cluster's nodes hold it (each its own
+/// variant; [`ReceiptError::kind`] is stable).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiptError {
+    /// No node's signature at all.
+    #[error("no_receipts: no node's receipt is given for this key")]
+    Missing,
+    /// The receipts are for another cluster than the pinned genesis.
+    #[error("other_cluster: the receipts name cluster {named}; the pinned genesis is {pinned}")]
+    OtherCluster {
+        /// The cluster id named (hex).
+        named: String,
+        /// The pinned cluster id (hex).
+        pinned: String,
+    },
+    /// The participants are not every node of the pinned roster, in order.
+    #[error(
+        "participants: the receipts name nodes {named:?}; every node of the pinned roster ({nodes}) holds a share"
+    )]
+    Participants {
+        /// The participants named.
+        named: Vec<u16>,
+        /// The roster's size.
+        nodes: usize,
+    },
+    /// A signature from a node that is not a participant, or a second one from a node.
+    #[error("unexpected_receipt: node {0} is not a participant or signed twice")]
+    Unexpected(u16),
+    /// A participant's receipt is missing.
+    #[error("missing_receipt: node {0} gives no receipt")]
+    MissingNode(u16),
+    /// A participant's signature does not verify under the node key the roster lists for it.
+    #[error(
+        "bad_receipt: node {0}'s receipt does not verify under its node key in the pinned roster (the key's fields are not what that node signed)"
+    )]
+    BadSignature(u16),
+}
+
+impl ReceiptError {
+    /// The stable kind (the message's first word).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Missing => "no_receipts",
+            Self::OtherCluster { .. } => "other_cluster",
+            Self::Participants { .. } => "participants",
+            Self::Unexpected(_) => "unexpected_receipt",
+            Self::MissingNode(_) => "missing_receipt",
+            Self::BadSignature(_) => "bad_receipt",
+        }
+    }
+}
+
+/// Checks that every node of `genesis`' roster signed `claimed` (its `node` field is ignored:
+/// each receipt is rebuilt with its signer's index) with the node key the roster lists for it.
+/// `signatures` are (node index, Ed25519 signature). A key passes only if each participant's
+/// enclave signed exactly these fields, so a coordinator that substitutes a public key, a chain
+/// code, a scheme or a threshold is caught.
+pub fn verify_key_receipts(
+    genesis: &Genesis,
+    claimed: &KeyReceipt,
+    signatures: &[(u16, Vec<u8>)],
+) -> Result<(), ReceiptError> {
+    if signatures.is_empty() {
+        return Err(ReceiptError::Missing);
+    }
+    let pinned = genesis.cluster_id();
+    if claimed.cluster != pinned {
+        return Err(ReceiptError::OtherCluster {
+            named: claimed.cluster.to_string(),
+            pinned: pinned.to_string(),
+        });
+    }
+    let nodes = genesis.roster.len();
+    if !claimed.participants.iter().copied().eq(0..nodes as u16) {
+        return Err(ReceiptError::Participants {
+            named: claimed.participants.clone(),
+            nodes,
+        });
+    }
+    let mut seen = vec![false; nodes];
+    for (node, _) in signatures {
+        match seen.get_mut(usize::from(*node)) {
+            Some(s) if !*s => *s = true,
+            _ => return Err(ReceiptError::Unexpected(*node)),
+        }
+    }
+    if let Some(missing) = seen.iter().position(|s| !s) {
+        return Err(ReceiptError::MissingNode(missing as u16));
+    }
+    for (node, signature) in signatures {
+        let entry = &genesis.roster[usize::from(*node)];
+        let ok = <[u8; 32]>::try_from(entry.node_key.as_slice())
+            .ok()
+            .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
+            .zip(ed25519_dalek::Signature::from_slice(signature).ok())
+            .is_some_and(|(vk, sig)| {
+                let receipt = KeyReceipt {
+                    node: *node,
+                    ..claimed.clone()
+                };
+                vk.verify_strict(&receipt.message(), &sig).is_ok()
+            });
+        if !ok {
+            return Err(ReceiptError::BadSignature(*node));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -107,5 +216,98 @@ mod tests {
             edit(&mut r);
             assert_ne!(r.message(), base, "edit {i}");
         }
+    }
+
+    /// A genesis of three nodes with node keys from seeds 1..=3, and each node's signature over
+    /// `claimed`.
+    fn signed(claimed: &KeyReceipt) -> (Genesis, Vec<(u16, Vec<u8>)>) {
+        use ed25519_dalek::Signer;
+        let keys: Vec<_> = (1..=3u8)
+            .map(|i| ed25519_dalek::SigningKey::from_bytes(&[i; 32]))
+            .collect();
+        let mut genesis = crate::genesis::tests::sample();
+        genesis.roster.truncate(3);
+        for (entry, key) in genesis.roster.iter_mut().zip(&keys) {
+            entry.node_key = ByteBuf::from(key.verifying_key().to_bytes().to_vec());
+        }
+        let claimed = KeyReceipt {
+            cluster: genesis.cluster_id(),
+            ..claimed.clone()
+        };
+        let signatures = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let r = KeyReceipt {
+                    node: i as u16,
+                    ..claimed.clone()
+                };
+                (i as u16, k.sign(&r.message()).to_bytes().to_vec())
+            })
+            .collect();
+        (genesis, signatures)
+    }
+
+    /// Each way a coordinator could misreport a key is refused by name.
+    #[test]
+    fn receipts_verify_against_the_pinned_roster_only() {
+        let (genesis, sigs) = signed(&sample());
+        let claimed = KeyReceipt {
+            cluster: genesis.cluster_id(),
+            ..sample()
+        };
+        assert_eq!(verify_key_receipts(&genesis, &claimed, &sigs), Ok(()));
+        // The order of the signatures does not matter.
+        let mut reversed = sigs.clone();
+        reversed.reverse();
+        assert_eq!(verify_key_receipts(&genesis, &claimed, &reversed), Ok(()));
+
+        let kind = |c: &KeyReceipt, s: &[(u16, Vec<u8>)]| {
+            verify_key_receipts(&genesis, c, s).unwrap_err().kind()
+        };
+        // Another public key, chain code, threshold, scheme, key id or request.
+        let edits: [fn(&mut KeyReceipt); 6] = [
+            |r| r.public_key[1] ^= 1,
+            |r| r.chain_code = None,
+            |r| r.threshold = 3,
+            |r| r.scheme = Scheme::EddsaEd25519,
+            |r| r.key_id.push('x'),
+            |r| r.request[0] ^= 1,
+        ];
+        for edit in edits {
+            let mut c = claimed.clone();
+            edit(&mut c);
+            assert_eq!(kind(&c, &sigs), "bad_receipt");
+        }
+        assert_eq!(kind(&claimed, &[]), "no_receipts");
+        let mut other = claimed.clone();
+        other.cluster = ClusterId([9; 32]);
+        assert_eq!(kind(&other, &sigs), "other_cluster");
+        let mut fewer = claimed.clone();
+        fewer.participants = vec![0, 1];
+        assert_eq!(kind(&fewer, &sigs), "participants");
+        assert_eq!(kind(&claimed, &sigs[..2]), "missing_receipt");
+        let mut twice = sigs.clone();
+        twice.push(sigs[0].clone());
+        assert_eq!(kind(&claimed, &twice), "unexpected_receipt");
+        let mut stranger = sigs.clone();
+        stranger.push((3, sigs[0].1.clone()));
+        assert_eq!(kind(&claimed, &stranger), "unexpected_receipt");
+        // Node 1's signature presented as node 0's: node 0's key does not verify it.
+        let mut swapped = sigs.clone();
+        swapped[0].1 = sigs[1].1.clone();
+        assert_eq!(kind(&claimed, &swapped), "bad_receipt");
+        // A signature by a key outside the roster (an attacker's enclave) for node 2.
+        let mut forged = sigs.clone();
+        forged[2].1 = {
+            use ed25519_dalek::Signer;
+            let attacker = ed25519_dalek::SigningKey::from_bytes(&[0xAA; 32]);
+            let r = KeyReceipt { node: 2, ..claimed.clone() };
+            attacker.sign(&r.message()).to_bytes().to_vec()
+        };
+        assert_eq!(kind(&claimed, &forged), "bad_receipt");
+        let mut short = sigs.clone();
+        short[1].1.truncate(10);
+        assert_eq!(kind(&claimed, &short), "bad_receipt");
     }
 }

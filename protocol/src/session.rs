@@ -86,8 +86,9 @@ pub enum Outcome {
         chain_code: Option<ByteBuf>,
         /// Sealed share.
         sealed: ByteBuf,
-        /// The enclave's identity-key signature over
-        /// `"cohort/key-receipt/v1" || key_id || scheme || public_key`.
+        /// The enclave's node-key signature over its [`crate::receipt::KeyReceipt`] for this
+        /// key (ADR 0013): cluster id, its node index, key id, scheme, threshold, participants,
+        /// public key, chain code, generation 0 and the creation request's hash.
         receipt: ByteBuf,
     },
     /// A presignature is ready (its id is the session id).
@@ -120,17 +121,6 @@ pub struct SessionUpdate {
     pub outgoing: Vec<PeerEnvelope>,
     /// Set once the session ended at this enclave.
     pub outcome: Option<Outcome>,
-}
-
-/// The key-receipt message an enclave signs for a new key.
-pub fn key_receipt_message(key_id: &str, scheme: Scheme, public_key: &[u8]) -> Vec<u8> {
-    let mut m = b"cohort/key-receipt/v1\0".to_vec();
-    m.extend_from_slice(&(key_id.len() as u32).to_be_bytes());
-    m.extend_from_slice(key_id.as_bytes());
-    m.extend_from_slice(scheme.to_string().as_bytes());
-    m.push(0);
-    m.extend_from_slice(public_key);
-    m
 }
 
 /// The genesis-receipt message an enclave signs when it accepts a genesis.

@@ -9,9 +9,10 @@ use adapters::{Intent, Registry, Utxo};
 use cli::devchain::{Anvil, LocalSolana, bitcoin_verify};
 use cli::ops;
 use cli::sim::{SimCluster, SimOptions};
+use cli::trust::{Trust, VerifiedKey};
 use cli::tx::{Rpc, Sent, TxRequest, address, check_prepared, send};
 use coordinator::api::{
-    AssembleRequest, AssembledTransaction, Hex, KeyInfo, PrepareRequest, PreparedTransaction,
+    AddressInfo, AssembleRequest, AssembledTransaction, Hex, PrepareRequest, PreparedTransaction,
 };
 use coordinator::client::{ApiCallError, ApiClient};
 use ed25519_dalek::SigningKey;
@@ -27,8 +28,10 @@ struct World {
     anvil: Anvil,
     solana: LocalSolana,
     approvers: Vec<SigningKey>,
-    ecdsa: KeyInfo,
-    eddsa: KeyInfo,
+    /// The genesis the ceremony approved, as a client pins it.
+    trust: Trust,
+    ecdsa: VerifiedKey,
+    eddsa: VerifiedKey,
     registry: Registry,
 }
 
@@ -53,7 +56,7 @@ async fn world() -> World {
     let approvers: Vec<SigningKey> = (0..2)
         .map(|i| SigningKey::from_bytes(&[50 + i; 32]))
         .collect();
-    ops::genesis(
+    let trust = ops::genesis(
         &api,
         &cohort_tests::expectations(&cluster),
         CLUSTER,
@@ -88,6 +91,8 @@ async fn world() -> World {
     )
     .await
     .unwrap();
+    let ecdsa = trust.verify_key(ecdsa).unwrap();
+    let eddsa = trust.verify_key(eddsa).unwrap();
     World {
         _dir: dir,
         cluster,
@@ -95,6 +100,7 @@ async fn world() -> World {
         anvil,
         solana,
         approvers,
+        trust,
         ecdsa,
         eddsa,
         registry: Registry::builtin(),
@@ -102,6 +108,28 @@ async fn world() -> World {
 }
 
 impl World {
+    /// The address of `key`, made by the client from the key checked against the pinned
+    /// genesis.
+    async fn address(
+        &self,
+        key: &str,
+        chain: &str,
+        network: Option<&str>,
+        path: &[u32],
+    ) -> AddressInfo {
+        address(
+            &self.api,
+            &self.trust,
+            &self.registry,
+            key,
+            chain,
+            network,
+            path,
+        )
+        .await
+        .unwrap()
+    }
+
     async fn send(
         &self,
         key: &str,
@@ -113,6 +141,7 @@ impl World {
     ) -> Sent {
         send(
             &self.api,
+            &self.trust,
             &self.registry,
             TxRequest {
                 key_id: key.into(),
@@ -155,23 +184,28 @@ fn funding(n: u8, amount: u64) -> Utxo {
 async fn cluster_signed_transactions_pass_the_chains_own_software() {
     let w = world().await;
 
-    // Addresses: the coordinator's BIP32 derivation agrees with an independent one.
+    // Addresses: the client's BIP32 derivation (from the key checked against the pinned
+    // genesis) and the coordinator's agree with an independent one.
     // Bitcoin-family test networks keep their keys under m/1/….
     let path = [1u32, 5];
-    let a = address(&w.api, "ecdsa", "bitcoin", Some("regtest"), &path)
-        .await
-        .unwrap();
+    let a = w.address("ecdsa", "bitcoin", Some("regtest"), &path).await;
     let child = cohort_tests::bip32_child(
-        &w.ecdsa.public_key.0,
-        &w.ecdsa.chain_code.as_ref().unwrap().0,
+        &w.ecdsa.info().public_key.0,
+        &w.ecdsa.info().chain_code.as_ref().unwrap().0,
         &path,
     );
     assert_eq!(a.public_key.0, child);
     let btc = w.registry.adapter("bitcoin", Some("regtest")).unwrap();
     assert_eq!(a.address, btc.address(&child).unwrap());
     assert!(a.address.starts_with("bcrt1q"), "{}", a.address);
-    let sol_addr = address(&w.api, "eddsa", "solana", None, &[]).await.unwrap();
-    assert_eq!(sol_addr.public_key, w.eddsa.public_key);
+    let theirs: AddressInfo = w
+        .api
+        .get("/v1/keys/ecdsa/address?chain=bitcoin&network=regtest&path=m/1/5")
+        .await
+        .unwrap();
+    assert_eq!(theirs, a);
+    let sol_addr = w.address("eddsa", "solana", None, &[]).await;
+    assert_eq!(sol_addr.public_key, w.eddsa.info().public_key);
 
     // --- Bitcoin: three inputs, every one through Core's interpreter. ---
     let sent = w
@@ -241,9 +275,7 @@ async fn cluster_signed_transactions_pass_the_chains_own_software() {
         .unwrap();
 
     // --- Litecoin (a Bitcoin-family chain, one adapter module): the same interpreter rules. ---
-    let ltc = address(&w.api, "ecdsa", "litecoin", Some("regtest"), &path)
-        .await
-        .unwrap();
+    let ltc = w.address("ecdsa", "litecoin", Some("regtest"), &path).await;
     assert!(ltc.address.starts_with("rltc1q"), "{}", ltc.address);
     assert_eq!(ltc.public_key.0, child);
     let sent = w
@@ -291,9 +323,7 @@ async fn cluster_signed_transactions_pass_the_chains_own_software() {
     // --- Ethereum on anvil: EIP-1559 (the coordinator fetches nonce and fees), legacy EIP-155
     // (the client fetches the nonce), ERC-20. ---
     let eth_path = [0u32, 0];
-    let from = address(&w.api, "ecdsa", "ethereum", Some("anvil"), &eth_path)
-        .await
-        .unwrap();
+    let from = w.address("ecdsa", "ethereum", Some("anvil"), &eth_path).await;
     w.anvil
         .set_balance(&from.address, 10u128.pow(19))
         .await
@@ -549,7 +579,7 @@ async fn cluster_signed_transactions_pass_the_chains_own_software() {
     lie.summary.transfers[0].amount = "1000".into();
     assert!(refused(&lie).contains("summary"));
     let mut lie = prepared.clone();
-    lie.public_key = w.ecdsa.public_key.clone();
+    lie.public_key = w.ecdsa.info().public_key.clone();
     assert!(refused(&lie).contains("public key"));
     // A whole, self-consistent transaction to someone else, or for more: refused, because it is
     // not the intent asked for.

@@ -518,6 +518,105 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
         String::from_utf8_lossy(&out.stdout)
     );
 
+    // The genesis was pinned by the ceremony; `cohort key show` checks every node's receipt
+    // against it.
+    let show = |key: &str| cohort(&["key", "show", "--dir", d, "--key", key, "--json"]);
+    let out = show("cli-sol");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["public_key"].as_str().unwrap(), hex::encode(&public_keys[0]));
+    assert_eq!(v["receipts"]["signatures"].as_array().unwrap().len(), 3);
+    // The attack: whoever controls the coordinator's database substitutes a key of its own
+    // (an Ed25519 public key, an ECDSA chain code) or drops the receipts. The CLI refuses each
+    // key before showing it, deriving an address from it or preparing a transaction with it.
+    let db = rusqlite::Connection::open(sim.join("coordinator/coordinator.db")).unwrap();
+    let attacker = ed25519_dalek::SigningKey::from_bytes(&[0xA7; 32]);
+    db.execute(
+        "UPDATE keys SET public_key = ?1 WHERE key_id = 'cli-sol'",
+        [attacker.verifying_key().to_bytes().to_vec()],
+    )
+    .unwrap();
+    db.execute(
+        "UPDATE keys SET chain_code = ?1 WHERE key_id = 'cli-btc'",
+        [vec![0xC7u8; 32]],
+    )
+    .unwrap();
+    let refused = |out: std::process::Output, key: &str, kind: &str| {
+        assert!(!out.status.success(), "{key} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("key {key} is refused")) && err.contains(kind),
+            "{err}"
+        );
+    };
+    refused(show("cli-sol"), "cli-sol", "bad_receipt");
+    refused(show("cli-btc"), "cli-btc", "bad_receipt");
+    refused(
+        cohort(&[
+            "address", "--dir", d, "--key", "cli-btc", "--chain", "bitcoin", "--network",
+            "regtest", "--path", "m/1/1",
+        ]),
+        "cli-btc",
+        "bad_receipt",
+    );
+    refused(
+        cohort(&[
+            "address", "--dir", d, "--key", "cli-sol", "--chain", "solana",
+        ]),
+        "cli-sol",
+        "bad_receipt",
+    );
+    refused(send(recipient), "cli-btc", "bad_receipt");
+    db.execute("UPDATE keys SET receipts = NULL WHERE key_id = 'cli-sol'", [])
+        .unwrap();
+    refused(show("cli-sol"), "cli-sol", "no_receipts");
+    // The coordinator still serves the substituted key: only the client's check stops it.
+    let out = cohort(&["key", "list", "--dir", d]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        list.to_string()
+            .contains(&hex::encode(attacker.verifying_key().to_bytes())),
+        "{list}"
+    );
+
+    // The pin: another genesis is not pinned over it, and an edited pin is refused.
+    let pinned = sim.join("trusted-genesis.json");
+    let mut other: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&pinned).unwrap()).unwrap();
+    other["request"]["name"] = "another-cluster".into();
+    let other_file = dir.path().join("other-genesis.json");
+    std::fs::write(&other_file, other.to_string()).unwrap();
+    let out = cohort(&["trust", "--dir", d, "--genesis", other_file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Renamed, its admins' approvals no longer verify.
+    assert!(err.contains("not approved by its admin quorum"), "{err}");
+    let elsewhere = dir.path().join("elsewhere.json");
+    let out = cohort(&[
+        "trust",
+        "--dir",
+        d,
+        "--trust",
+        elsewhere.to_str().unwrap(),
+        "--genesis",
+        pinned.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pinned cluster"));
+    std::fs::write(&pinned, other.to_string()).unwrap();
+    let out = show("cli-btc");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not approved by its admin quorum"), "{err}");
+
     kill(
         Pid::from_raw(up.child.id().unwrap() as i32),
         Signal::SIGTERM,

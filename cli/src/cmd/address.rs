@@ -1,4 +1,5 @@
-//! `cohort address`: a key's address on a chain.
+//! `cohort address`: a key's address on a chain, made on this machine from the key checked
+//! against the pinned genesis.
 
 use std::process::ExitCode;
 
@@ -26,8 +27,17 @@ pub struct AddressArgs {
 /// Prints the address (or its JSON description).
 pub async fn run(a: AddressArgs) -> anyhow::Result<ExitCode> {
     let api = a.target.api()?;
-    let address =
-        cli::tx::address(&api, &a.target.key, &a.chain, a.network.as_deref(), &a.path).await?;
+    let trust = a.target.trust()?;
+    let address = cli::tx::address(
+        &api,
+        &trust,
+        &adapters::Registry::builtin(),
+        &a.target.key,
+        &a.chain,
+        a.network.as_deref(),
+        &a.path,
+    )
+    .await?;
     a.output.print(&address, |a| println!("{}", a.address))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -39,6 +39,10 @@ pub struct GenesisArgs {
     /// PEM of the attestation root (default: the AWS Nitro root).
     #[arg(long)]
     root: Option<PathBuf>,
+    /// Also write the approved genesis here (JSON), for every client to pin with `cohort
+    /// trust --genesis FILE`. This machine pins it at --trust (or its default) either way.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 fn admin_public(text: &str) -> anyhow::Result<[u8; 32]> {
@@ -102,7 +106,19 @@ pub async fn run(a: GenesisArgs) -> anyhow::Result<ExitCode> {
     let others = public_keys(&a.admin_publics, admin_public)?;
     let admins = read_keys(&a.admins)?;
     let expect = expectations(&a)?;
-    cli::ceremony::run(&api, &a.cluster, &admins, &others, a.quorum, &expect).await?;
+    let (approved, _) =
+        cli::ceremony::run(&api, &a.cluster, &admins, &others, a.quorum, &expect).await?;
     println!("genesis done on every node; peers admitted; auxiliary info ready");
+    let trust = cli::ceremony::pin(&approved, &a.cluster_args.trust_path())?;
+    println!(
+        "pinned cluster {} at {}",
+        trust.cluster_id(),
+        a.cluster_args.trust_path().display()
+    );
+    if let Some(out) = &a.out {
+        std::fs::write(out, serde_json::to_vec_pretty(&approved)?)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        println!("approved genesis written to {}", out.display());
+    }
     Ok(ExitCode::SUCCESS)
 }

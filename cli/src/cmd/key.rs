@@ -1,4 +1,5 @@
-//! `cohort key`: create a key by distributed key generation; list the cluster's keys.
+//! `cohort key`: create a key by distributed key generation; show one, checked against the
+//! pinned genesis; list the cluster's keys.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +12,14 @@ use super::{ClusterArgs, JsonFlag, hex_public, print_json, public_keys, read_key
 pub enum KeyCommand {
     /// Create a key by distributed key generation on every node.
     Create(CreateArgs),
+    /// Show a key after checking its receipts against the pinned genesis: every node of the
+    /// roster signed its public key, chain code, scheme and threshold with its node key.
+    Show {
+        #[command(flatten)]
+        target: super::KeyArgs,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
     /// List the cluster's keys (JSON).
     List {
         #[command(flatten)]
@@ -48,6 +57,7 @@ pub struct CreateArgs {
 pub async fn run(command: KeyCommand) -> anyhow::Result<ExitCode> {
     match command {
         KeyCommand::Create(a) => create(a).await,
+        KeyCommand::Show { target, output } => show(&target, &output).await,
         KeyCommand::List { cluster } => list(&cluster).await,
     }
 }
@@ -84,6 +94,23 @@ async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         if let Some(c) = &info.chain_code {
             println!("chain code: {}", hex::encode(&c.0));
         }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show(target: &super::KeyArgs, output: &JsonFlag) -> anyhow::Result<ExitCode> {
+    let trust = target.trust()?;
+    let key = trust.fetch_key(&target.api()?, &target.key).await?;
+    output.print(key.info(), |k| {
+        println!("key {} ({}, {} of {})", k.key_id, k.scheme, k.threshold, trust.genesis().roster.len());
+        println!("public key: {}", hex::encode(&k.public_key.0));
+        if let Some(c) = &k.chain_code {
+            println!("chain code: {}", hex::encode(&c.0));
+        }
+        println!(
+            "receipts:   verified: every node of cluster {} signed this key",
+            trust.cluster_id()
+        );
     })?;
     Ok(ExitCode::SUCCESS)
 }

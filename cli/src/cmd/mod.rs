@@ -12,6 +12,7 @@ pub mod keygen;
 pub mod kms;
 pub mod sign;
 pub mod sim;
+pub mod trust;
 pub mod tx;
 
 use std::path::PathBuf;
@@ -33,6 +34,10 @@ pub struct ClusterArgs {
     /// The coordinator's URL (default: the one of the sim cluster in --dir).
     #[arg(long, env = "COHORT_COORDINATOR")]
     coordinator: Option<String>,
+    /// The pinned genesis keys are checked against (default: DIR/trusted-genesis.json for a
+    /// sim cluster, else ~/.config/cohort/trusted-genesis.json).
+    #[arg(long, env = "COHORT_TRUST")]
+    trust: Option<PathBuf>,
 }
 
 impl ClusterArgs {
@@ -44,6 +49,16 @@ impl ClusterArgs {
     /// The sim cluster's directory, when no --coordinator is given.
     pub fn sim_dir(&self) -> Option<&std::path::Path> {
         self.coordinator.is_none().then_some(self.dir.as_path())
+    }
+
+    /// Where the pinned genesis is (see [`cli::trust::trust_path`]).
+    pub fn trust_path(&self) -> PathBuf {
+        cli::trust::trust_path(self.trust.as_deref(), self.sim_dir())
+    }
+
+    /// The pinned genesis.
+    pub fn trust(&self) -> anyhow::Result<cli::trust::Trust> {
+        Ok(cli::trust::Trust::load(&self.trust_path())?)
     }
 
     /// GETs `path` of the coordinator's API.
@@ -69,6 +84,11 @@ impl KeyArgs {
     /// A client of the cluster's coordinator (see [`ClusterArgs::api`]).
     pub fn api(&self) -> anyhow::Result<ApiClient> {
         self.cluster.api()
+    }
+
+    /// The pinned genesis (see [`ClusterArgs::trust`]).
+    pub fn trust(&self) -> anyhow::Result<cli::trust::Trust> {
+        self.cluster.trust()
     }
 }
 

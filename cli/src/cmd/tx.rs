@@ -150,8 +150,10 @@ async fn send(a: SendArgs) -> anyhow::Result<ExitCode> {
     }
     let intent = intent(&a)?;
     let json = a.output.json;
+    let trust = a.cluster.trust()?;
     let sent = cli::tx::send(
         &api,
+        &trust,
         &registry,
         cli::tx::TxRequest {
             key_id: a.key.clone(),

@@ -23,6 +23,68 @@ pub struct KeyInfo {
     pub policy: PolicyJson,
     /// Unix seconds.
     pub created: u64,
+    /// What every node's enclave signed for this key with its node key: a client holding the
+    /// pinned genesis checks the fields above with them (`cohort key show`). `null` for none.
+    pub receipts: Option<KeyReceipts>,
+}
+
+/// The key receipts of a key (ADR 0013; `protocol::receipt::KeyReceipt`): the fields every
+/// participant signed besides the key's own, and each one's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyReceipts {
+    /// The cluster id.
+    pub cluster: ClusterHex,
+    /// The nodes holding a share (every node, in index order).
+    pub participants: Vec<u16>,
+    /// The key generation (0 at creation).
+    pub generation: u32,
+    /// SHA-256 of the approved creation request's canonical bytes.
+    pub request: Hex,
+    /// Each participant's node-key signature over its receipt.
+    pub signatures: Vec<NodeReceipt>,
+}
+
+/// One node's signature over its key receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeReceipt {
+    /// The node index.
+    pub node: u16,
+    /// Ed25519 signature (64 bytes) by its node key.
+    pub signature: Hex,
+}
+
+impl KeyInfo {
+    /// The receipt this key info claims every participant signed (with node 0's index: a
+    /// verifier sets each signer's own) and the signatures; `None` without receipts.
+    pub fn receipt_claim(
+        &self,
+    ) -> Option<(protocol::receipt::KeyReceipt, Vec<(u16, Vec<u8>)>)> {
+        let r = self.receipts.as_ref()?;
+        let claim = protocol::receipt::KeyReceipt {
+            v: protocol::receipt::KEY_RECEIPT_VERSION,
+            cluster: r.cluster.0,
+            node: 0,
+            key_id: self.key_id.clone(),
+            scheme: self.scheme,
+            threshold: self.threshold,
+            participants: r.participants.clone(),
+            public_key: serde_bytes::ByteBuf::from(self.public_key.0.clone()),
+            chain_code: self
+                .chain_code
+                .as_ref()
+                .map(|c| serde_bytes::ByteBuf::from(c.0.clone())),
+            generation: r.generation,
+            request: serde_bytes::ByteBuf::from(r.request.0.clone()),
+        };
+        let signatures = r
+            .signatures
+            .iter()
+            .map(|s| (s.node, s.signature.0.clone()))
+            .collect();
+        Some((claim, signatures))
+    }
 }
 
 /// `GET /v1/keys`.

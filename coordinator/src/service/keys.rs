@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use ed25519_dalek::Verifier;
 use protocol::policy::{Approved, Canonical, CreateKey, REQUEST_ID_LEN};
-use protocol::session::{FailureCode, Outcome, SessionKind, key_receipt_message};
+use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt, verify_key_receipts};
+use protocol::session::{FailureCode, Outcome, SessionKind};
 use sha2::{Digest, Sha256};
 use tracing::info;
 
@@ -14,7 +14,8 @@ use super::failover::refusal;
 use super::ledger::{Claim, Entry, StoredResponse};
 use super::{Coordinator, err, unix_now};
 use crate::api::{
-    ApiError, ApprovedJson, CreateKeyJson, ErrorCode, GenesisBody, Hex, KeyInfo, PolicyJson, Wire,
+    ApiError, ApprovedJson, ClusterHex, CreateKeyJson, ErrorCode, GenesisBody, Hex, KeyInfo,
+    KeyReceipts, NodeReceipt, PolicyJson, Wire,
 };
 use crate::audit::AuditEntry;
 use crate::nodes::{SessionRun, new_session_id, run_session};
@@ -33,11 +34,115 @@ pub(super) fn key_info(row: &KeyRow) -> Result<KeyInfo, ApiError> {
         policy: serde_json::from_str(&row.policy)
             .map_err(|e| err(ErrorCode::Storage, format!("stored policy: {e}")))?,
         created: row.created,
+        receipts: row
+            .receipts
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| err(ErrorCode::Storage, format!("stored receipts: {e}")))?,
     })
 }
 
-/// A new key's public key and (ECDSA) chain code.
-type NewKey = (Vec<u8>, Option<Vec<u8>>);
+/// A new key's public key, (ECDSA) chain code and receipts.
+type NewKey = (Vec<u8>, Option<Vec<u8>>, KeyReceipts);
+
+/// The new key the nodes agree on, from a finished generation: every node created it and
+/// signed its receipt with the node key the genesis roster lists for it (the same check a client
+/// makes, `protocol::receipt::verify_key_receipts`). Else the code and message to fail with.
+fn key_from_outcomes(
+    genesis: &GenesisBody,
+    r: &CreateKey,
+    participants: &[u16],
+    run: &SessionRun,
+) -> Result<NewKey, (ErrorCode, String)> {
+    if let Some((node, code, message)) = run.failure() {
+        let api_code = if refusal(code)
+            || matches!(code, FailureCode::InProgress | FailureCode::Replayed)
+        {
+            ErrorCode::Refused
+        } else {
+            ErrorCode::KeygenFailed
+        };
+        return Err((api_code, format!("node {node}: {code}: {message}")));
+    }
+    let GenesisBody::V2(approved) = genesis else {
+        return Err((
+            ErrorCode::KeygenFailed,
+            "legacy_genesis: no roster to check key receipts against".into(),
+        ));
+    };
+    let genesis = approved.request.to_wire();
+    let mut created: Option<(Vec<u8>, Option<Vec<u8>>)> = None;
+    let mut signatures = Vec::new();
+    for (node, o) in &run.outcomes {
+        let Outcome::KeyCreated {
+            public_key,
+            chain_code,
+            receipt,
+            scheme,
+            ..
+        } = o
+        else {
+            return Err((
+                ErrorCode::KeygenFailed,
+                format!("node {node} answered {o:?}"),
+            ));
+        };
+        if *scheme != r.scheme {
+            return Err((
+                ErrorCode::KeygenFailed,
+                format!("node {node} made a {scheme} key"),
+            ));
+        }
+        let this = (public_key.to_vec(), chain_code.as_ref().map(|c| c.to_vec()));
+        if let Some(prev) = &created
+            && *prev != this
+        {
+            return Err((
+                ErrorCode::KeygenFailed,
+                "nodes disagree on the new key: refusing it".into(),
+            ));
+        }
+        created = Some(this);
+        signatures.push((*node, receipt.to_vec()));
+    }
+    let (public_key, chain_code) =
+        created.ok_or((ErrorCode::KeygenFailed, "no node answered".into()))?;
+    let claim = KeyReceipt {
+        v: KEY_RECEIPT_VERSION,
+        cluster: genesis.cluster_id(),
+        node: 0,
+        key_id: r.key_id.clone(),
+        scheme: r.scheme,
+        threshold: r.threshold,
+        participants: participants.to_vec(),
+        public_key: serde_bytes::ByteBuf::from(public_key.clone()),
+        chain_code: chain_code.clone().map(serde_bytes::ByteBuf::from),
+        generation: 0,
+        request: serde_bytes::ByteBuf::from(Sha256::digest(r.canonical_bytes()).to_vec()),
+    };
+    verify_key_receipts(&genesis, &claim, &signatures).map_err(|e| {
+        (
+            ErrorCode::KeygenFailed,
+            format!("the key's receipts do not verify: {e}"),
+        )
+    })?;
+    let receipts = KeyReceipts {
+        cluster: ClusterHex(claim.cluster),
+        participants: participants.to_vec(),
+        generation: 0,
+        request: Hex(claim.request.to_vec()),
+        signatures: signatures
+            .into_iter()
+            .map(|(node, signature)| NodeReceipt {
+                node,
+                signature: Hex(signature),
+            })
+            .collect(),
+    };
+    Ok((public_key, chain_code, receipts))
+}
+
 
 /// Checks a key-creation request against the cluster's genesis and size: its fields, validity
 /// window and admin approvals. Returns its wire form, the approved wire form and the approvers.
@@ -194,7 +299,7 @@ impl Coordinator {
                 Err(err(code, message))
             }
         };
-        let (public_key, chain_code) = match self.key_from_outcomes(&r, &run) {
+        let (public_key, chain_code, receipts) = match key_from_outcomes(&genesis, &r, &all, &run) {
             Ok(key) => key,
             Err((code, message)) => return fail(code, message, entry).await,
         };
@@ -207,6 +312,10 @@ impl Coordinator {
             policy: serde_json::to_string(&PolicyJson::from_wire(&r.policy))
                 .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
             created: unix_now(),
+            receipts: Some(
+                serde_json::to_string(&receipts)
+                    .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
+            ),
         };
         let stored = row.clone();
         entry.outcome = "ok".into();
@@ -239,70 +348,6 @@ impl Coordinator {
         }
         info!(key = r.key_id, scheme = %r.scheme, "key created");
         Ok(info)
-    }
-
-    /// The new key the nodes agree on, from a finished generation: every node created it, with
-    /// a receipt signed by its attested identity key. Else the code and message to fail with.
-    fn key_from_outcomes(
-        &self,
-        r: &CreateKey,
-        run: &SessionRun,
-    ) -> Result<NewKey, (ErrorCode, String)> {
-        if let Some((node, code, message)) = run.failure() {
-            let api_code = if refusal(code)
-                || matches!(code, FailureCode::InProgress | FailureCode::Replayed)
-            {
-                ErrorCode::Refused
-            } else {
-                ErrorCode::KeygenFailed
-            };
-            return Err((api_code, format!("node {node}: {code}: {message}")));
-        }
-        let mut created: Option<NewKey> = None;
-        for (node, o) in &run.outcomes {
-            let Outcome::KeyCreated {
-                public_key,
-                chain_code,
-                receipt,
-                scheme,
-                ..
-            } = o
-            else {
-                return Err((
-                    ErrorCode::KeygenFailed,
-                    format!("node {node} answered {o:?}"),
-                ));
-            };
-            // Every receipt must be signed by the node's attested identity key.
-            let identity = self.nodes.identity(*node);
-            let receipt_ok = identity.is_some_and(|id| {
-                let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&id.signing) else {
-                    return false;
-                };
-                let Ok(sig) = ed25519_dalek::Signature::from_slice(receipt) else {
-                    return false;
-                };
-                vk.verify(&key_receipt_message(&r.key_id, *scheme, public_key), &sig)
-                    .is_ok()
-            });
-            if !receipt_ok || *scheme != r.scheme {
-                return Err((
-                    ErrorCode::KeygenFailed,
-                    format!("node {node}'s key receipt does not verify"),
-                ));
-            }
-            let this = (public_key.to_vec(), chain_code.as_ref().map(|c| c.to_vec()));
-            if let Some(prev) = &created
-                && *prev != this
-            {
-                return Err((
-                    ErrorCode::KeygenFailed,
-                    "nodes disagree on the new key: refusing it".into(),
-                ));
-            }
-            created = Some(this);
-        }
-        created.ok_or((ErrorCode::KeygenFailed, "no node answered".into()))
     }
 
     /// Reserves a key id for one generation; returns the lease it is held under.

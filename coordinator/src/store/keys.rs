@@ -20,6 +20,8 @@ pub struct KeyRow {
     pub policy: String,
     /// Unix seconds.
     pub created: u64,
+    /// What each participant's node key signed for it (JSON of `api::KeyReceipts`).
+    pub receipts: Option<String>,
 }
 
 fn key_row(r: &Row) -> Result<KeyRow, StoreError> {
@@ -32,10 +34,12 @@ fn key_row(r: &Row) -> Result<KeyRow, StoreError> {
         chain_code: r.opt_bytes(4)?,
         policy: r.text(5)?,
         created: r.int(6)? as u64,
+        receipts: r.opt_text(7)?,
     })
 }
 
-const KEY_COLUMNS: &str = "key_id, scheme, threshold, public_key, chain_code, policy, created";
+const KEY_COLUMNS: &str =
+    "key_id, scheme, threshold, public_key, chain_code, policy, created, receipts";
 
 impl Store {
     /// Stores a new key with its audit record; `false` if the id is taken.
@@ -48,7 +52,7 @@ impl Store {
         self.transaction(|tx| {
             let n = tx.exec(
                 &format!(
-                    "INSERT INTO keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                    "INSERT INTO keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                      ON CONFLICT (key_id) DO NOTHING"
                 ),
                 &[
@@ -59,6 +63,7 @@ impl Store {
                     Value::OptBytes(key.chain_code.clone()),
                     Value::Text(key.policy.clone()),
                     Value::Int(key.created as i64),
+                    Value::OptText(key.receipts.clone()),
                 ],
             )?;
             if n == 1 {

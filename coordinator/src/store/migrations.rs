@@ -50,6 +50,12 @@ pub(super) const MIGRATIONS: &[Migration] = &[
                 claimed_at INTEGER);
             CREATE INDEX presignatures_ready ON presignatures (key_id, path, quorum, state);",
     },
+    // ADR 0013: each key's receipts, signed by every participant's node key (JSON of
+    // `api::KeyReceipts`); NULL for none.
+    Migration {
+        version: 3,
+        sql: "ALTER TABLE keys ADD COLUMN receipts TEXT",
+    },
 ];
 
 /// The latest schema version this build knows.

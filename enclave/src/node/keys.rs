@@ -4,10 +4,12 @@
 use std::collections::BTreeMap;
 
 use protocol::KmsKeyArn;
-use protocol::policy::{Approved, CreateKey, KeyPolicy, Scheme};
-use protocol::session::{Outcome, key_receipt_message};
+use protocol::policy::{Approved, Canonical, CreateKey, KeyPolicy, Scheme};
+use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt};
+use protocol::session::Outcome;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
+use sha2::Digest;
 use tracing::info;
 use zeroize::Zeroizing;
 
@@ -402,15 +404,42 @@ impl Node {
         Ok(())
     }
 
-    /// Seals a new key's share under `data_key`, keeps the key and signs its receipt.
+    /// Seals a new key's share under `data_key`, signs its receipt with the node key and keeps
+    /// the key.
     pub(super) fn store_key(
         &mut self,
-        identity: &SecretIdentity,
         data_key: DataKey,
         request: CreateKey,
+        participants: &[u16],
         share: Share,
     ) -> Result<Outcome, MpcError> {
         let (public_key, chain_code) = share.public_key();
+        let g = self
+            .genesis
+            .as_ref()
+            .ok_or_else(|| MpcError::Internal("no genesis".into()))?;
+        let receipt = KeyReceipt {
+            v: KEY_RECEIPT_VERSION,
+            cluster: g
+                .cluster_id()
+                .ok_or_else(|| MpcError::Internal("no cluster id".into()))?,
+            node: g.node,
+            key_id: request.key_id.clone(),
+            scheme: request.scheme,
+            threshold: request.threshold,
+            participants: participants.to_vec(),
+            public_key: ByteBuf::from(public_key.clone()),
+            chain_code: chain_code.clone().map(ByteBuf::from),
+            generation: 0,
+            request: ByteBuf::from(sha2::Sha256::digest(request.canonical_bytes()).to_vec()),
+        };
+        let receipt = self
+            .node_key
+            .as_ref()
+            .ok_or_else(|| MpcError::Internal("no node key".into()))?
+            .key
+            .sign(&receipt.message())
+            .map_err(|e| MpcError::Internal(e.to_string()))?;
         let share_bytes = share.to_bytes()?;
         if self.keys.contains_key(&request.key_id) {
             // Never replace a key: its shares may already guard funds.
@@ -441,11 +470,6 @@ impl Node {
         let key = Key::new(request.threshold, &request.policy, share)
             .map_err(|e| MpcError::Internal(e.to_string()))?;
         self.keys.insert(request.key_id.clone(), key);
-        let receipt = identity.sign(&key_receipt_message(
-            &request.key_id,
-            request.scheme,
-            &public_key,
-        ));
         Ok(Outcome::KeyCreated {
             key_id: request.key_id,
             scheme: request.scheme,

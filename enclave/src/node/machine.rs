@@ -7,7 +7,6 @@ use serde_bytes::ByteBuf;
 use super::Node;
 use super::session::{Purpose, Session};
 use super::signing::Presignature;
-use crate::identity::SecretIdentity;
 use crate::mpc::ecdsa::{
     self, SecretAuxInfo, SecretIncompleteKeyShare, SecretKeyShare, SecretPresignature,
 };
@@ -114,7 +113,6 @@ impl Node {
     /// signature) and says so in its outcome.
     pub(super) fn complete(
         &mut self,
-        identity: &SecretIdentity,
         s: &mut Session,
         product: Product,
     ) -> Result<Outcome, MpcError> {
@@ -133,12 +131,12 @@ impl Node {
                 let share = SecretKeyShare::from_parts(incomplete, aux)?;
                 let request = request.clone();
                 let data_key = data_key(s, "key share")?;
-                self.store_key(identity, data_key, request, share.into())
+                self.store_key(data_key, request, &s.participants, share.into())
             }
             (Product::EddsaShare(share), Purpose::CreateKey(request)) => {
                 let request = request.clone();
                 let data_key = data_key(s, "key share")?;
-                self.store_key(identity, data_key, request, share.into())
+                self.store_key(data_key, request, &s.participants, share.into())
             }
             (Product::Presignature(secret), Purpose::Presign(key_id)) => {
                 self.presignatures.insert(

@@ -274,7 +274,7 @@ impl Node {
             broadcast,
             payload: body,
         };
-        let (out, outcome) = self.step(identity, s, msg).map_err(|e| {
+        let (out, outcome) = self.step(s, msg).map_err(|e| {
             let culprits = match &e {
                 MpcError::BadMessage { from, .. } => s.node_of(*from).into_iter().collect(),
                 MpcError::Aborted { culprits, .. } => {
@@ -292,13 +292,12 @@ impl Node {
     /// Steps the session's machine with one message; a finished protocol's output is kept.
     fn step(
         &mut self,
-        identity: &SecretIdentity,
         s: &mut Session,
         msg: IncomingMessage,
     ) -> Result<(Vec<OutgoingMessage>, Option<Outcome>), MpcError> {
         Ok(match s.machine.step(msg)? {
             Step::Continue(out) => (out, None),
-            Step::Done(product, out) => (out, Some(self.complete(identity, s, product)?)),
+            Step::Done(product, out) => (out, Some(self.complete(s, product)?)),
         })
     }
 

@@ -1,0 +1,259 @@
+//! The pinned genesis (ADR 0013 §4): what this machine trusts about a cluster, and the check
+//! of every key the coordinator reports against it.
+//!
+//! The coordinator is outside the trust boundary. It could report a public key or chain code
+//! of its own, so a client that is about to show an address or approve a transaction checks
+//! the key first: every node of the pinned roster must have signed the key's receipt
+//! (`protocol::receipt::KeyReceipt`) with the node key the roster lists for it. The genesis is
+//! pinned once, by the ceremony (`cohort genesis`) or by `cohort trust --genesis FILE`, and
+//! read from this machine afterwards, never from the coordinator.
+
+use std::path::{Path, PathBuf};
+
+use coordinator::api::{ApprovedJson, GenesisV2Json, KeyInfo, Wire};
+use coordinator::client::ApiClient;
+use protocol::genesis::{ClusterId, Genesis};
+use protocol::policy::Approved;
+use protocol::receipt::{ReceiptError, verify_key_receipts};
+
+/// The file a pinned genesis lives in, inside a sim cluster's directory.
+pub const SIM_TRUST_FILE: &str = "trusted-genesis.json";
+
+/// Why a genesis cannot be pinned or read, or a key is not the pinned cluster's.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// Nothing is pinned at the path.
+    #[error(
+        "no pinned genesis at {0}: pin the cluster's approved genesis first (cohort trust --genesis FILE, or the genesis ceremony)"
+    )]
+    NotPinned(PathBuf),
+    /// The file cannot be read or written.
+    #[error("{path}: {error}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        error: std::io::Error,
+    },
+    /// The file is not an approved genesis with a roster.
+    #[error("{path}: not an approved genesis with a roster: {error}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: String,
+    },
+    /// The genesis does not carry its admin quorum's approvals.
+    #[error("{path}: the genesis is not approved by its admin quorum: {error}")]
+    Unapproved {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: String,
+    },
+    /// Another genesis is pinned at the path already.
+    #[error(
+        "{path} pins cluster {pinned} already; refusing to replace it with {offered} (remove the file to trust another cluster)"
+    )]
+    OtherPinned {
+        /// The file.
+        path: PathBuf,
+        /// The cluster pinned.
+        pinned: ClusterId,
+        /// The cluster offered.
+        offered: ClusterId,
+    },
+    /// The key's receipts do not show that the pinned cluster's nodes hold it.
+    #[error(
+        "key {key_id} is refused: its receipts do not verify against the pinned genesis of cluster {cluster}: {error}"
+    )]
+    Key {
+        /// The key.
+        key_id: String,
+        /// The pinned cluster.
+        cluster: ClusterId,
+        /// Why.
+        error: ReceiptError,
+    },
+}
+
+/// An approved genesis this machine trusts.
+#[derive(Debug, Clone)]
+pub struct Trust {
+    approved: Approved<Genesis>,
+    cluster: ClusterId,
+}
+
+/// A key whose receipts verified against the pinned genesis: only [`Trust::verify_key`]
+/// makes one, so whatever takes it uses a public key and chain code the cluster's nodes signed.
+#[derive(Debug, Clone)]
+pub struct VerifiedKey(KeyInfo);
+
+impl VerifiedKey {
+    /// The key, as verified.
+    pub fn info(&self) -> &KeyInfo {
+        &self.0
+    }
+}
+
+/// Checks that `approved` is a well-formed genesis with a roster carrying its admin quorum's
+/// approvals (what every enclave checked before accepting it).
+fn check(approved: &Approved<Genesis>, path: &Path) -> Result<(), TrustError> {
+    approved.request.check().map_err(|e| TrustError::Malformed {
+        path: path.to_path_buf(),
+        error: e.to_string(),
+    })?;
+    let admins: Vec<[u8; 32]> = approved
+        .request
+        .admins
+        .iter()
+        .filter_map(|a| a.as_slice().try_into().ok())
+        .collect();
+    protocol::policy::check_approvals(
+        &approved.request,
+        &approved.approvals,
+        &admins,
+        approved.request.admin_quorum,
+    )
+    .map_err(|e| TrustError::Unapproved {
+        path: path.to_path_buf(),
+        error: e.to_string(),
+    })?;
+    Ok(())
+}
+
+fn parse(bytes: &[u8], path: &Path) -> Result<Approved<Genesis>, TrustError> {
+    let json: ApprovedJson<GenesisV2Json> =
+        serde_json::from_slice(bytes).map_err(|e| TrustError::Malformed {
+            path: path.to_path_buf(),
+            error: e.to_string(),
+        })?;
+    Ok(json.to_wire())
+}
+
+impl Trust {
+    /// Trusts `approved` (checked: structure and admin approvals).
+    pub fn new(approved: Approved<Genesis>, source: &Path) -> Result<Self, TrustError> {
+        check(&approved, source)?;
+        let cluster = approved.request.cluster_id();
+        Ok(Self { approved, cluster })
+    }
+
+    /// Reads the genesis pinned at `path`, checking it again (a file edited since is refused).
+    pub fn load(path: &Path) -> Result<Self, TrustError> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(TrustError::NotPinned(path.to_path_buf()));
+            }
+            Err(error) => {
+                return Err(TrustError::Io {
+                    path: path.to_path_buf(),
+                    error,
+                });
+            }
+        };
+        Self::new(parse(&bytes, path)?, path)
+    }
+
+    /// Reads an approved genesis from `file` (as `cohort genesis --out` wrote it), checks it,
+    /// and pins it at `path`. Pinning the same genesis again changes nothing; another one is
+    /// refused ([`TrustError::OtherPinned`]).
+    pub fn pin_file(file: &Path, path: &Path) -> Result<Self, TrustError> {
+        let bytes = std::fs::read(file).map_err(|error| TrustError::Io {
+            path: file.to_path_buf(),
+            error,
+        })?;
+        let trust = Self::new(parse(&bytes, file)?, file)?;
+        trust.pin(path)?;
+        Ok(trust)
+    }
+
+    /// Pins this genesis at `path` (written to a temporary file and renamed: never half
+    /// written). The same genesis pinned again changes nothing; another one is refused.
+    pub fn pin(&self, path: &Path) -> Result<(), TrustError> {
+        match Self::load(path) {
+            Ok(pinned) if pinned.cluster == self.cluster => return Ok(()),
+            Ok(pinned) => {
+                return Err(TrustError::OtherPinned {
+                    path: path.to_path_buf(),
+                    pinned: pinned.cluster,
+                    offered: self.cluster,
+                });
+            }
+            Err(TrustError::NotPinned(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let io = |error| TrustError::Io {
+            path: path.to_path_buf(),
+            error,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let json = serde_json::to_vec_pretty(&ApprovedJson::<GenesisV2Json>::from_wire(
+            &self.approved,
+        ))
+        .map_err(|e| io(std::io::Error::other(e)))?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, json).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// The pinned cluster id: what every request made here names.
+    pub fn cluster_id(&self) -> ClusterId {
+        self.cluster
+    }
+
+    /// The pinned genesis.
+    pub fn genesis(&self) -> &Genesis {
+        &self.approved.request
+    }
+
+    /// Checks `key` against the pinned roster: every node signed its receipt with the node
+    /// key the roster lists for it, over exactly these fields.
+    pub fn verify_key(&self, key: KeyInfo) -> Result<VerifiedKey, TrustError> {
+        let refused = |error| TrustError::Key {
+            key_id: key.key_id.clone(),
+            cluster: self.cluster,
+            error,
+        };
+        let (claim, signatures) = key
+            .receipt_claim()
+            .ok_or_else(|| refused(ReceiptError::Missing))?;
+        verify_key_receipts(&self.approved.request, &claim, &signatures).map_err(refused)?;
+        Ok(VerifiedKey(key))
+    }
+
+    /// Fetches `key_id` from the coordinator and verifies it ([`Trust::verify_key`]).
+    pub async fn fetch_key(&self, api: &ApiClient, key_id: &str) -> anyhow::Result<VerifiedKey> {
+        let key: KeyInfo = api
+            .get(&format!("/v1/keys/{key_id}"))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if key.key_id != key_id {
+            anyhow::bail!(
+                "the coordinator answered key {} for key {key_id}",
+                key.key_id
+            );
+        }
+        Ok(self.verify_key(key)?)
+    }
+}
+
+/// Where the pinned genesis is: `explicit` (--trust or COHORT_TRUST); else, for a sim cluster,
+/// `DIR/trusted-genesis.json`; else `$XDG_CONFIG_HOME/cohort/trusted-genesis.json` (or
+/// `~/.config/...`).
+pub fn trust_path(explicit: Option<&Path>, sim_dir: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    if let Some(dir) = sim_dir {
+        return dir.join(SIM_TRUST_FILE);
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    config.join("cohort").join(SIM_TRUST_FILE)
+}

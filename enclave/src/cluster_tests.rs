@@ -637,6 +637,34 @@ fn restart_unseals_and_signs_again() {
         }
         other => panic!("{other:?}"),
     }
+
+    // A node that lost its sealed node key cannot rejoin (ADR 0013; the recovery is node
+    // replacement under an admin-approved roster change, issue 20): its other blobs do not
+    // restore without it, and a new enclave that enrolls again has another node key, which
+    // its peers never admit at its index and the genesis does not list.
+    let amnesiac = boot(&c.ca, 1, IMAGE);
+    let m = membership_refusal(amnesiac.handle(EnclaveRequest::Restore {
+        blobs: c.blobs[1][1..].to_vec(),
+    }));
+    assert!(m.starts_with("no_node_key:"), "{m}");
+    assert_eq!(amnesiac.phase(), protocol::Phase::Ready, "nothing kept");
+    enroll(&amnesiac, &crate::testkit::node_arn(1));
+    match c.enclaves[0].handle(EnclaveRequest::AdmitPeers {
+        documents: vec![PeerDocument {
+            node: 1,
+            document: document(&amnesiac),
+        }],
+    }) {
+        EnclaveResponse::PeersAdmitted { nodes, refused } => {
+            assert!(nodes.is_empty(), "node 0 admitted a new node key at index 1");
+            assert!(refused[0].1.contains("another node key"), "{refused:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let m = membership_refusal(amnesiac.handle(EnclaveRequest::GenesisV2 {
+        request: c.genesis.clone(),
+    }));
+    assert!(m.starts_with("not_in_roster:"), "{m}");
     c.admit_all();
 }
 

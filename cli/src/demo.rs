@@ -106,7 +106,17 @@ pub async fn run(
         ("demo-ecdsa", Scheme::EcdsaSecp256k1),
         ("demo-eddsa", Scheme::EddsaEd25519),
     ] {
-        let created = ops::create_key(api, key_id, scheme, 2, &admins, &approver_keys, 2).await?;
+        let created = ops::create_key(
+            api,
+            trust.cluster_id(),
+            key_id,
+            scheme,
+            2,
+            &admins,
+            &approver_keys,
+            2,
+        )
+        .await?;
         // The key as the coordinator reports it, checked against the pinned genesis.
         let key = trust.fetch_key(api, key_id).await?;
         if key.info() != &created {
@@ -124,7 +134,7 @@ pub async fn run(
             "      {key_id} ({scheme}, 2 of {nodes}): public key {}; every node's receipt verified against the pinned genesis",
             hex::encode(&key.public_key.0)
         );
-        failures += sign_runs(api, key_id, scheme, &approvers).await?;
+        failures += sign_runs(api, &trust, key_id, scheme, &approvers).await?;
     }
     println!(
         "      --- chain transactions: built by the adapters, signed by the cluster, checked by chain software ---"
@@ -157,6 +167,7 @@ pub async fn run(
 /// prints the outcome; returns how many failed verification.
 async fn sign_runs(
     api: &ApiClient,
+    trust: &crate::trust::Trust,
     key_id: &str,
     scheme: Scheme,
     approvers: &[SigningKey],
@@ -193,6 +204,7 @@ async fn sign_runs(
         let t = Instant::now();
         let result = ops::sign(
             api,
+            trust.cluster_id(),
             key_id,
             &path,
             payload.clone(),

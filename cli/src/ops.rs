@@ -79,9 +79,10 @@ fn api_err(e: ApiCallError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }
 
-/// The cluster id every request names, from the coordinator's genesis. (A coordinator that
-/// names another id only gets its requests refused: the enclaves compare it with the genesis
-/// they hold.)
+/// The cluster id the coordinator reports (`GET /v1/cluster`). Clients name the id of the
+/// genesis they pinned instead ([`crate::trust::Trust::cluster_id`]): a coordinator could
+/// report the id of another cluster the same approvers serve, and relay their approvals there.
+/// For tests and tools that compare the two.
 pub async fn cluster_id(api: &ApiClient) -> anyhow::Result<ClusterId> {
     let status: ClusterStatus = api.get("/v1/cluster").await.map_err(api_err)?;
     status
@@ -146,9 +147,13 @@ pub async fn wait_ready(api: &ApiClient) -> anyhow::Result<GenesisStatus> {
     }
 }
 
-/// Creates a key through the coordinator.
+/// Creates a key through the coordinator, in `cluster` (the pinned genesis' id: a client
+/// never takes it from the coordinator, which could name another cluster the same approvers
+/// serve).
+#[allow(clippy::too_many_arguments)]
 pub async fn create_key(
     api: &ApiClient,
+    cluster: ClusterId,
     key_id: &str,
     scheme: Scheme,
     threshold: u16,
@@ -156,7 +161,6 @@ pub async fn create_key(
     approvers: &[[u8; 32]],
     approvals_needed: u16,
 ) -> anyhow::Result<KeyInfo> {
-    let cluster = cluster_id(api).await?;
     let approvers: Vec<ByteBuf> = approvers
         .iter()
         .map(|k| ByteBuf::from(k.to_vec()))
@@ -198,16 +202,16 @@ pub fn sign_body(
     body
 }
 
-/// Signs one payload through the coordinator.
+/// Signs one payload through the coordinator, in `cluster` (see [`create_key`]).
 pub async fn sign(
     api: &ApiClient,
+    cluster: ClusterId,
     key_id: &str,
     path: &[u32],
     payload: Vec<u8>,
     approvers: &[SigningKey],
     presignature: Option<PresignatureUse>,
 ) -> anyhow::Result<SignResult> {
-    let cluster = cluster_id(api).await?;
     let body = sign_body(
         cluster,
         key_id,
@@ -282,6 +286,7 @@ pub enum BenchLength {
 #[allow(clippy::too_many_arguments)]
 pub async fn bench(
     api: &ApiClient,
+    cluster: ClusterId,
     key_id: &str,
     path: &[u32],
     approvers: &[SigningKey],
@@ -290,7 +295,6 @@ pub async fn bench(
     warmup: usize,
     presignature: PresignatureUse,
 ) -> anyhow::Result<BenchReport> {
-    let cluster = cluster_id(api).await?;
     let key: KeyInfo = api
         .get(&format!("/v1/keys/{key_id}"))
         .await

@@ -51,6 +51,17 @@ pub enum TrustError {
         /// Why.
         error: String,
     },
+    /// The pin is a symbolic link, or others may write it: whoever can write the file chooses
+    /// what this machine trusts.
+    #[error(
+        "{path}: {why}; a pinned genesis must be a regular file only its owner may write (chmod go-w)"
+    )]
+    Unsafe {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: &'static str,
+    },
     /// Another genesis is pinned at the path already.
     #[error(
         "{path} pins cluster {pinned} already; refusing to replace it with {offered} (remove the file to trust another cluster)"
@@ -141,6 +152,30 @@ impl Trust {
 
     /// Reads the genesis pinned at `path`, checking it again (a file edited since is refused).
     pub fn load(path: &Path) -> Result<Self, TrustError> {
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(TrustError::Unsafe {
+                    path: path.to_path_buf(),
+                    why: "it is a symbolic link",
+                });
+            }
+            Ok(m) if !m.is_file() => {
+                return Err(TrustError::Unsafe {
+                    path: path.to_path_buf(),
+                    why: "it is not a regular file",
+                });
+            }
+            Ok(m) => {
+                use std::os::unix::fs::PermissionsExt;
+                if m.permissions().mode() & 0o022 != 0 {
+                    return Err(TrustError::Unsafe {
+                        path: path.to_path_buf(),
+                        why: "its group or others may write it",
+                    });
+                }
+            }
+            Err(_) => {}
+        }
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -169,8 +204,9 @@ impl Trust {
         Ok(trust)
     }
 
-    /// Pins this genesis at `path` (written to a temporary file and renamed: never half
-    /// written). The same genesis pinned again changes nothing; another one is refused.
+    /// Pins this genesis at `path` (written to a new temporary file of a random name, mode 0600,
+    /// synced, and renamed over: never half written, never through a planted link). The same
+    /// genesis pinned again changes nothing; another one is refused.
     pub fn pin(&self, path: &Path) -> Result<(), TrustError> {
         match Self::load(path) {
             Ok(pinned) if pinned.cluster == self.cluster => return Ok(()),
@@ -188,16 +224,21 @@ impl Trust {
             path: path.to_path_buf(),
             error,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(io)?;
         let json = serde_json::to_vec_pretty(&ApprovedJson::<GenesisV2Json>::from_wire(
             &self.approved,
         ))
         .map_err(|e| io(std::io::Error::other(e)))?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, json).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        use std::io::Write;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+        tmp.write_all(&json).map_err(io)?;
+        tmp.as_file().sync_all().map_err(io)?;
+        tmp.persist(path).map_err(|e| io(e.error))?;
+        Ok(())
     }
 
     /// The pinned cluster id: what every request made here names.

@@ -48,8 +48,32 @@ fn api_err(e: coordinator::client::ApiCallError) -> anyhow::Error {
     anyhow!("{e}")
 }
 
+/// Whether `signature` by `public_key` verifies over `payload` (a 32-byte digest for ECDSA, the
+/// message for EdDSA), checked here with k256 / ed25519-dalek.
+pub fn signature_verifies(
+    scheme: protocol::policy::Scheme,
+    public_key: &[u8],
+    payload: &[u8],
+    signature: &[u8],
+) -> bool {
+    use k256::ecdsa::signature::hazmat::PrehashVerifier;
+    match scheme {
+        protocol::policy::Scheme::EcdsaSecp256k1 => {
+            k256::ecdsa::VerifyingKey::from_sec1_bytes(public_key)
+                .ok()
+                .zip(k256::ecdsa::Signature::from_slice(signature).ok())
+                .is_some_and(|(vk, sig)| vk.verify_prehash(payload, &sig).is_ok())
+        }
+        protocol::policy::Scheme::EddsaEd25519 => <[u8; 32]>::try_from(public_key)
+            .ok()
+            .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
+            .zip(ed25519_dalek::Signature::from_slice(signature).ok())
+            .is_some_and(|(vk, sig)| vk.verify_strict(payload, &sig).is_ok()),
+    }
+}
+
 /// The public key at `path` of a verified key.
-fn derived(key: &VerifiedKey, path: &[u32]) -> anyhow::Result<Vec<u8>> {
+pub fn derived(key: &VerifiedKey, path: &[u32]) -> anyhow::Result<Vec<u8>> {
     let key = key.info();
     match &key.chain_code {
         Some(cc) => coordinator::service::derive_public_key(&key.public_key.0, &cc.0, path)

@@ -71,6 +71,7 @@ async fn world() -> World {
         .collect();
     let ecdsa = ops::create_key(
         &api,
+        trust.cluster_id(),
         "ecdsa",
         Scheme::EcdsaSecp256k1,
         2,
@@ -82,6 +83,7 @@ async fn world() -> World {
     .unwrap();
     let eddsa = ops::create_key(
         &api,
+        trust.cluster_id(),
         "eddsa",
         Scheme::EddsaEd25519,
         2,

@@ -595,6 +595,27 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     // Renamed, its admins' approvals no longer verify.
     assert!(err.contains("not approved by its admin quorum"), "{err}");
+    // Properly approved by its admin, another genesis is still not pinned over the first.
+    let mut approved: coordinator::api::ApprovedJson<coordinator::api::GenesisV2Json> =
+        serde_json::from_value(other.clone()).unwrap();
+    let admin_key = cli::ops::read_key(&admin).unwrap();
+    approved.approvals = coordinator::api::ApprovedJson::<coordinator::api::GenesisV2Json>::from_wire(
+        &cli::requests::approve(&coordinator::api::Wire::to_wire(&approved.request), &[admin_key]),
+    )
+    .approvals;
+    std::fs::write(&other_file, serde_json::to_vec(&approved).unwrap()).unwrap();
+    let out = cohort(&["trust", "--dir", d, "--genesis", other_file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refusing to replace it"), "{err}");
+    // A pin others may write is refused.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pinned, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = show("cli-btc");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("group or others may write it"), "{err}");
+    std::fs::set_permissions(&pinned, std::fs::Permissions::from_mode(0o600)).unwrap();
     let elsewhere = dir.path().join("elsewhere.json");
     let out = cohort(&[
         "trust",

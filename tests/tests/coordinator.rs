@@ -74,13 +74,16 @@ async fn bootstrap(
     expect: &cli::ceremony::Expectations,
     k: &mut Keys,
 ) -> (KeyInfo, KeyInfo) {
-    ops::genesis(api, expect, CLUSTER, &k.admins[1..], 2)
+    let trust = ops::genesis(api, expect, CLUSTER, &k.admins[1..], 2)
         .await
         .unwrap();
-    k.cluster = Some(ops::cluster_id(api).await.unwrap());
+    k.cluster = Some(trust.cluster_id());
+    // The coordinator reports the same id the ceremony approved.
+    assert_eq!(ops::cluster_id(api).await.unwrap(), trust.cluster_id());
     let approvers: Vec<[u8; 32]> = k.approvers.iter().map(pk32).collect();
     let ecdsa = ops::create_key(
         api,
+        k.cluster(),
         "ecdsa",
         Scheme::EcdsaSecp256k1,
         2,
@@ -92,6 +95,7 @@ async fn bootstrap(
     .unwrap();
     let eddsa = ops::create_key(
         api,
+        k.cluster(),
         "eddsa",
         Scheme::EddsaEd25519,
         2,
@@ -286,6 +290,7 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
     let approvers: Vec<[u8; 32]> = k.approvers.iter().map(pk32).collect();
     let dup = ops::create_key(
         &api,
+        k.cluster(),
         "eddsa",
         Scheme::EddsaEd25519,
         2,

@@ -343,7 +343,7 @@ impl Harness {
                 .map(|i| SigningKey::from_bytes(&[50 + i; 32]))
                 .collect(),
         };
-        ops::genesis(
+        let trust = ops::genesis(
             &api,
             &cohort_tests::expectations(&cluster),
             CLUSTER,
@@ -363,9 +363,18 @@ impl Harness {
             ("eddsa", Scheme::EddsaEd25519),
         ] {
             created.push(
-                ops::create_key(&api, name, scheme, 2, &keys.admins[1..], &approvers, 2)
-                    .await
-                    .unwrap(),
+                ops::create_key(
+                    &api,
+                    trust.cluster_id(),
+                    name,
+                    scheme,
+                    2,
+                    &keys.admins[1..],
+                    &approvers,
+                    2,
+                )
+                .await
+                .unwrap(),
             );
         }
         let eddsa = created.pop().unwrap();

@@ -54,7 +54,8 @@ async fn sign_eddsa(
     approvers: &[SigningKey],
     msg: &[u8],
 ) -> Vec<u16> {
-    let result = ops::sign(api, &key.key_id, &[], msg.to_vec(), approvers, None)
+    let cluster = ops::cluster_id(api).await.unwrap();
+    let result = ops::sign(api, cluster, &key.key_id, &[], msg.to_vec(), approvers, None)
         .await
         .unwrap();
     assert_eq!(result.status, "completed", "{result:?}");
@@ -152,7 +153,7 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
     cluster.restart_enclave(2).await.unwrap();
     wait_bound(&cluster, 2, Some(&enrolled)).await;
     wait_node(&api, 2, "enrolled", 0, Duration::from_secs(30)).await;
-    ops::genesis(
+    let trust = ops::genesis(
         &api,
         &cohort_tests::expectations(&cluster),
         CLUSTER,
@@ -161,9 +162,10 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
     )
     .await
     .unwrap();
-    let cluster_id = ops::cluster_id(&api).await.unwrap();
+    let cluster_id = trust.cluster_id();
     let key = ops::create_key(
         &api,
+        cluster_id,
         "vault",
         Scheme::EddsaEd25519,
         2,

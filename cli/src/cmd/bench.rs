@@ -52,8 +52,10 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         Some(secs) => BenchLength::Duration(Duration::from_secs(secs)),
         None => BenchLength::Count(a.count),
     };
+    let trust = a.target.trust()?;
     let r = cli::ops::bench(
         &api,
+        trust.cluster_id(),
         &a.target.key,
         &a.path,
         &approvers,

@@ -73,11 +73,13 @@ fn approver_public(text: &str) -> anyhow::Result<[u8; 32]> {
 
 async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     let api = a.cluster.api()?;
+    let trust = a.cluster.trust()?;
     let approvers = public_keys(&a.approvers, approver_public)?;
     let admins = read_keys(&a.admins)?;
     let (id, scheme, threshold) = (&a.id, a.scheme, a.threshold);
     let info = cli::ops::create_key(
         &api,
+        trust.cluster_id(),
         id,
         scheme,
         threshold,
@@ -86,7 +88,13 @@ async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         a.approvals,
     )
     .await?;
-    a.output.print(&info, |info| {
+    // What the coordinator answers is checked like any key: every node signed it.
+    let info = trust.verify_key(info)?;
+    let info = info.info();
+    if info.key_id != *id || info.scheme != scheme || info.threshold != threshold {
+        anyhow::bail!("the coordinator answered another key than the one created");
+    }
+    a.output.print(info, |info| {
         println!(
             "key {id} ({scheme}, {threshold} of the cluster): public key {}",
             hex::encode(&info.public_key.0)
@@ -94,6 +102,7 @@ async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         if let Some(c) = &info.chain_code {
             println!("chain code: {}", hex::encode(&c.0));
         }
+        println!("receipts: every node's verified against the pinned genesis");
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -30,10 +30,16 @@ pub struct SignArgs {
 /// Signs and prints the signature, its public key and the nodes that made it.
 pub async fn run(a: SignArgs) -> anyhow::Result<ExitCode> {
     let api = a.target.api()?;
+    let trust = a.target.trust()?;
+    // The key, checked against the pinned genesis: the signature must verify under it.
+    let key = trust.fetch_key(&api, &a.target.key).await?;
+    let expected = cli::tx::derived(&key, &a.path)?;
     let approvers = a.approvers.read()?;
     let presignature = Some(a.presignature);
+    let payload = a.payload.0.clone();
     let result = cli::ops::sign(
         &api,
+        trust.cluster_id(),
         &a.target.key,
         &a.path,
         a.payload.0,
@@ -45,6 +51,14 @@ pub async fn run(a: SignArgs) -> anyhow::Result<ExitCode> {
         .signatures
         .first()
         .context("no signature in the answer")?;
+    if s.public_key.0 != expected
+        || !cli::tx::signature_verifies(key.info().scheme, &expected, &payload, &s.signature.0)
+    {
+        anyhow::bail!(
+            "the coordinator's signature does not verify under key {} at this path (checked against the pinned genesis)",
+            a.target.key
+        );
+    }
     if a.output.json {
         println!(
             "{}",

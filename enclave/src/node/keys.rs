@@ -414,6 +414,15 @@ impl Node {
         share: Share,
     ) -> Result<Outcome, MpcError> {
         let (public_key, chain_code) = share.public_key();
+        let share_bytes = share.to_bytes()?;
+        if self.keys.contains_key(&request.key_id) {
+            // Never replace a key: its shares may already guard funds.
+            return Err(MpcError::Internal(format!(
+                "key {} exists; refusing to replace it",
+                request.key_id
+            )));
+        }
+        // Signed only once every check passed: a receipt is never made for a key not kept.
         let g = self
             .genesis
             .as_ref()
@@ -440,14 +449,6 @@ impl Node {
             .key
             .sign(&receipt.message())
             .map_err(|e| MpcError::Internal(e.to_string()))?;
-        let share_bytes = share.to_bytes()?;
-        if self.keys.contains_key(&request.key_id) {
-            // Never replace a key: its shares may already guard funds.
-            return Err(MpcError::Internal(format!(
-                "key {} exists; refusing to replace it",
-                request.key_id
-            )));
-        }
         let record = KeyRecord {
             key_id: request.key_id.clone(),
             scheme: request.scheme,

@@ -74,6 +74,16 @@ pub enum TrustError {
         /// The cluster offered.
         offered: ClusterId,
     },
+    /// The key as reported differs from its approved creation request.
+    #[error(
+        "key {key_id} is refused: its {what} is not the one its approved creation request names (creation_mismatch)"
+    )]
+    Creation {
+        /// The key.
+        key_id: String,
+        /// Which field.
+        what: &'static str,
+    },
     /// The key's receipts do not show that the pinned cluster's nodes hold it.
     #[error(
         "key {key_id} is refused: its receipts do not verify against the pinned genesis of cluster {cluster}: {error}"
@@ -252,7 +262,8 @@ impl Trust {
     }
 
     /// Checks `key` against the pinned roster: every node signed its receipt with the node
-    /// key the roster lists for it, over exactly these fields.
+    /// key the roster lists for it, over exactly these fields and the hash of the creation
+    /// request served with it, whose id, scheme, threshold and approval policy are the key's.
     pub fn verify_key(&self, key: KeyInfo) -> Result<VerifiedKey, TrustError> {
         let refused = |error| TrustError::Key {
             key_id: key.key_id.clone(),
@@ -262,6 +273,12 @@ impl Trust {
         let (claim, signatures) = key
             .receipt_claim()
             .ok_or_else(|| refused(ReceiptError::Missing))?;
+        if let Some(what) = key.creation_mismatch() {
+            return Err(TrustError::Creation {
+                key_id: key.key_id.clone(),
+                what,
+            });
+        }
         verify_key_receipts(&self.approved.request, &claim, &signatures).map_err(refused)?;
         Ok(VerifiedKey(key))
     }

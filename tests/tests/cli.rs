@@ -571,6 +571,21 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
         "bad_receipt",
     );
     refused(send(recipient), "cli-btc", "bad_receipt");
+    // The right public key with another approval policy (an approver of the attacker's): the
+    // receipts sign the creation request, whose policy is not that one.
+    db.execute(
+        "UPDATE keys SET public_key = ?1, policy = ?2 WHERE key_id = 'cli-sol'",
+        rusqlite::params![
+            public_keys[0].clone(),
+            serde_json::json!({
+                "approvers": [hex::encode(attacker.verifying_key().to_bytes())],
+                "approvals_needed": 1
+            })
+            .to_string()
+        ],
+    )
+    .unwrap();
+    refused(show("cli-sol"), "cli-sol", "approval policy");
     db.execute("UPDATE keys SET receipts = NULL WHERE key_id = 'cli-sol'", [])
         .unwrap();
     refused(show("cli-sol"), "cli-sol", "no_receipts");

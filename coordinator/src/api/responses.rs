@@ -3,7 +3,7 @@
 use protocol::policy::Scheme;
 use serde::{Deserialize, Serialize};
 
-use super::{ClusterHex, ErrorDetail, Hex, PolicyJson};
+use super::{ClusterHex, CreateKeyJson, ErrorDetail, Hex, PolicyJson};
 
 /// A key as `GET /v1/keys/{id}` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,8 +39,10 @@ pub struct KeyReceipts {
     pub participants: Vec<u16>,
     /// The key generation (0 at creation).
     pub generation: u32,
-    /// SHA-256 of the approved creation request's canonical bytes.
-    pub request: Hex,
+    /// The creation request the admins approved (the receipts sign the SHA-256 of its
+    /// canonical bytes): a client checks the key's id, scheme, threshold and approval policy
+    /// against it.
+    pub creation: CreateKeyJson,
     /// Each participant's node-key signature over its receipt.
     pub signatures: Vec<NodeReceipt>,
 }
@@ -56,12 +58,33 @@ pub struct NodeReceipt {
 }
 
 impl KeyInfo {
+    /// Which of the key's fields differs from its approved creation request (id, scheme,
+    /// threshold, approval policy, cluster), if any; `None` also without receipts.
+    pub fn creation_mismatch(&self) -> Option<&'static str> {
+        let r = self.receipts.as_ref()?;
+        let c = &r.creation;
+        [
+            (c.key_id != self.key_id, "key id"),
+            (c.scheme != self.scheme, "scheme"),
+            (c.threshold != self.threshold, "threshold"),
+            (c.policy != self.policy, "approval policy"),
+            (c.cluster != r.cluster, "cluster"),
+        ]
+        .into_iter()
+        .find_map(|(differs, what)| differs.then_some(what))
+    }
+
     /// The receipt this key info claims every participant signed (with node 0's index: a
-    /// verifier sets each signer's own) and the signatures; `None` without receipts.
+    /// verifier sets each signer's own; the request hash is that of the creation request
+    /// served with it) and the signatures; `None` without receipts.
     pub fn receipt_claim(
         &self,
     ) -> Option<(protocol::receipt::KeyReceipt, Vec<(u16, Vec<u8>)>)> {
+        use protocol::policy::Canonical;
+        use sha2::Digest;
         let r = self.receipts.as_ref()?;
+        let request =
+            sha2::Sha256::digest(super::Wire::to_wire(&r.creation).canonical_bytes()).to_vec();
         let claim = protocol::receipt::KeyReceipt {
             v: protocol::receipt::KEY_RECEIPT_VERSION,
             cluster: r.cluster.0,
@@ -76,7 +99,7 @@ impl KeyInfo {
                 .as_ref()
                 .map(|c| serde_bytes::ByteBuf::from(c.0.clone())),
             generation: r.generation,
-            request: serde_bytes::ByteBuf::from(r.request.0.clone()),
+            request: serde_bytes::ByteBuf::from(request),
         };
         let signatures = r
             .signatures

@@ -131,7 +131,7 @@ fn key_from_outcomes(
         cluster: ClusterHex(claim.cluster),
         participants: participants.to_vec(),
         generation: 0,
-        request: Hex(claim.request.to_vec()),
+        creation: CreateKeyJson::from_wire(r),
         signatures: signatures
             .into_iter()
             .map(|(node, signature)| NodeReceipt {

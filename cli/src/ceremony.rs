@@ -1,4 +1,5 @@
-//! The genesis ceremony (ADR 0013), in its one-command form: enroll every node under its own KMS
+//! The genesis ceremony (ADR 0013), in three steps (`prepare` on the ceremony machine,
+//! `approve` on each admin's own machine, `submit`) or in one command: enroll every node under its own KMS
 //! key, take each node key from a document the node attests with a fresh nonce and that this
 //! machine verifies itself (root, image, nonce, age, the node binding and its KMS key), build a
 //! genesis whose roster lists them, have the admins given here approve it, submit it, and wait
@@ -14,8 +15,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use attestation::{NodeBinding, Policy, VerifiedDocument};
 use coordinator::api::{
-    ApprovedJson, AttestRequest, EnrollRequest, EnrolledNode, GenesisStatus, GenesisV2Json, Hex,
-    NodeDocument,
+    ApprovalJson, ApprovedJson, AttestRequest, EnrollRequest, EnrolledNode, GenesisStatus,
+    GenesisV2Json, Hex, NodeDocument, Wire,
 };
 use coordinator::client::ApiClient;
 use ed25519_dalek::SigningKey;
@@ -237,9 +238,103 @@ pub fn print_summary(nodes: &[VerifiedNode], cluster: &ClusterId) {
     println!("      cluster id {cluster}");
 }
 
-/// The one-command ceremony: enroll and verify every node, build the genesis, have `signers`
-/// approve it (admins are `signers` and `others`), submit it and wait until the cluster is
-/// ready. Returns the approved genesis and the final status.
+/// Step 1, `prepare`: enroll and verify every node, and the genesis (the proposal) listing them
+/// with `admins` and `quorum`. Prints what an operator checks.
+pub async fn prepare(
+    api: &ApiClient,
+    name: &str,
+    admins: Vec<ByteBuf>,
+    quorum: u16,
+    expect: &Expectations,
+) -> anyhow::Result<Genesis> {
+    let mut nodes = Vec::new();
+    for node in 0..expect.kms_keys.len() {
+        let node = u16::try_from(node).context("too many nodes")?;
+        nodes.push(enroll(api, node, expect).await?);
+    }
+    let g = genesis(name, admins, quorum, expect, &nodes);
+    g.check().map_err(|e| anyhow::anyhow!("genesis: {e}"))?;
+    print_summary(&nodes, &g.cluster_id());
+    Ok(g)
+}
+
+/// Prints a proposal as an admin reads it before approving: name, admins, image, roster.
+pub fn print_proposal(g: &Genesis) {
+    println!("cluster {} (id {})", g.name, g.cluster_id());
+    println!(
+        "  admins ({} of them must approve admin requests):",
+        g.admin_quorum
+    );
+    for a in &g.admins {
+        println!("    {}", hex::encode(a));
+    }
+    println!(
+        "  image: pcr0 {} pcr1 {} pcr2 {}",
+        hex::encode(&g.image.pcr0),
+        hex::encode(&g.image.pcr1),
+        hex::encode(&g.image.pcr2)
+    );
+    for (i, e) in g.roster.iter().enumerate() {
+        println!(
+            "  node {i}: node key {}, KMS key {} (account {}, region {}), pcr3 {}, pcr4 {}",
+            hex::encode(&e.node_key),
+            e.kms_key_arn,
+            e.kms_key_arn.account(),
+            e.kms_key_arn.region(),
+            e.pcr3.as_deref().map(hex::encode).unwrap_or_else(|| "-".into()),
+            e.pcr4.as_deref().map(hex::encode).unwrap_or_else(|| "-".into()),
+        );
+    }
+}
+
+/// Step 2, `approve`, on an admin's own machine: checks the proposal's structure and that
+/// `admin` is one of its admins, and signs its canonical bytes.
+pub fn approve(proposal: &Genesis, admin: &SigningKey) -> anyhow::Result<ApprovalJson> {
+    proposal
+        .check()
+        .map_err(|e| anyhow::anyhow!("the proposal is malformed: {e}"))?;
+    let me = requests::public(admin);
+    if !proposal.admins.contains(&me) {
+        bail!(
+            "{} is not one of the proposal's admins: refusing to approve",
+            hex::encode(&me)
+        );
+    }
+    let approved = requests::approve(proposal, std::slice::from_ref(admin));
+    let a = approved
+        .approvals
+        .first()
+        .context("an approval was made")?;
+    Ok(ApprovalJson {
+        approver: Hex(a.approver.to_vec()),
+        signature: Hex(a.signature.to_vec()),
+    })
+}
+
+/// Step 3, `submit`: checks here that the approvals are the proposal's admin quorum's (an
+/// approval of another proposal, or too few, is refused before anything is sent), submits it
+/// and waits until the cluster is ready.
+pub async fn submit(
+    api: &ApiClient,
+    proposal: Genesis,
+    approvals: Vec<ApprovalJson>,
+) -> anyhow::Result<(ApprovedJson<GenesisV2Json>, GenesisStatus)> {
+    let approved = ApprovedJson::<GenesisV2Json> {
+        request: GenesisV2Json::from_wire(&proposal),
+        approvals,
+        presignature: None,
+    };
+    crate::trust::Trust::new(approved.to_wire(), Path::new("the proposal"))?;
+    let _: GenesisStatus = api
+        .post("/v1/genesis", &approved)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let status = ops::wait_ready(api).await?;
+    Ok((approved, status))
+}
+
+/// The one-command ceremony: [`prepare`], [`approve`] by each of `signers` (admins are
+/// `signers` and `others`), [`submit`]. Returns the approved genesis and the final status.
 pub async fn run(
     api: &ApiClient,
     name: &str,
@@ -255,23 +350,14 @@ pub async fn run(
             signers.len()
         );
     }
-    let mut nodes = Vec::new();
-    for node in 0..expect.kms_keys.len() {
-        let node = u16::try_from(node).context("too many nodes")?;
-        nodes.push(enroll(api, node, expect).await?);
-    }
     let mut admins: Vec<ByteBuf> = signers.iter().map(requests::public).collect();
     admins.extend(others.iter().map(|k| ByteBuf::from(k.to_vec())));
-    let g = genesis(name, admins, quorum, expect, &nodes);
-    g.check().map_err(|e| anyhow::anyhow!("genesis: {e}"))?;
-    print_summary(&nodes, &g.cluster_id());
-    let approved = ApprovedJson::<GenesisV2Json>::from_wire(&requests::approve(&g, signers));
-    let _: GenesisStatus = api
-        .post("/v1/genesis", &approved)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let status = ops::wait_ready(api).await?;
-    Ok((approved, status))
+    let g = prepare(api, name, admins, quorum, expect).await?;
+    let approvals = signers
+        .iter()
+        .map(|s| approve(&g, s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    submit(api, g, approvals).await
 }
 
 /// Pins the genesis the ceremony approved at `path` (see [`crate::trust`]).

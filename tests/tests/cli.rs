@@ -277,8 +277,9 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
     let d = sim.to_str().unwrap();
 
     let admin = dir.path().join("admin.key");
+    let admin2 = dir.path().join("admin2.key");
     let approver = dir.path().join("approver.key");
-    for k in [&admin, &approver] {
+    for k in [&admin, &admin2, &approver] {
         let out = cohort(&["keygen", "--out", k.to_str().unwrap()]);
         assert!(
             out.status.success(),
@@ -286,20 +287,84 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let out = cohort(&[
-        "genesis",
-        "--dir",
-        d,
-        "--cluster",
-        "cli-test",
-        "--admin",
-        admin.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let public = |k: &Path| hex::encode(cli::ops::read_key(k).unwrap().verifying_key().to_bytes());
+    let file = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let ok = |out: &Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let failed = |out: &Output, needle: &str| {
+        assert!(!out.status.success(), "succeeded: {needle}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{err}");
+    };
+
+    // The ceremony in three steps: prepare on the ceremony machine (every node enrolled and
+    // its document verified here), approve on each admin's own machine, submit.
+    let (p1, p2) = (public(&admin), public(&admin2));
+    ok(&cohort(&[
+        "genesis", "prepare", "--dir", d, "--cluster", "cli-test", "--admin-public", &p1,
+        "--admin-public", &p2, "--quorum", "2", "--out", &file("proposal.json"),
+    ]));
+    let approve = |key: &Path, proposal: &str, out: &str| {
+        cohort(&[
+            "genesis", "approve", "--proposal", &file(proposal), "--admin", key.to_str().unwrap(),
+            "--out", &file(out),
+        ])
+    };
+    let out = approve(&admin, "proposal.json", "approval1.json");
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("node 2: node key"));
+    ok(&approve(&admin2, "proposal.json", "approval2.json"));
+    // Someone who is not one of its admins does not approve it.
+    failed(
+        &approve(&approver, "proposal.json", "stranger.json"),
+        "not one of the proposal's admins",
     );
+    // Another proposal (renamed), approved by admin 2: its approval does not count for this one.
+    let mut other: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(file("proposal.json")).unwrap()).unwrap();
+    other["name"] = "not-cli-test".into();
+    std::fs::write(file("other-proposal.json"), other.to_string()).unwrap();
+    ok(&approve(&admin2, "other-proposal.json", "approval-other.json"));
+    let submit = |approvals: &[&str]| {
+        let mut args = vec![
+            "genesis".to_string(),
+            "submit".into(),
+            "--dir".into(),
+            d.into(),
+            "--proposal".into(),
+            file("proposal.json"),
+            "--out".into(),
+            file("genesis.json"),
+        ];
+        for a in approvals {
+            args.extend(["--approval".to_string(), file(a)]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cohort(&args)
+    };
+    failed(
+        &submit(&["approval1.json"]),
+        "not approved by its admin quorum",
+    );
+    failed(
+        &submit(&["approval1.json", "approval-other.json"]),
+        "does not sign this request",
+    );
+    // Nothing was submitted.
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sim.join("cluster.json")).unwrap()).unwrap();
+    let api = coordinator::client::ApiClient::new(info["coordinator_url"].as_str().unwrap());
+    let status: coordinator::api::ClusterStatus = api.get("/v1/cluster").await.unwrap();
+    assert_eq!(status.genesis.state, "none", "{status:?}");
+    let out = submit(&["approval1.json", "approval2.json"]);
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pinned cluster"));
+    assert!(Path::new(&file("genesis.json")).exists());
 
     let mut public_keys = Vec::new();
     for (id, scheme) in [("cli-sol", "eddsa-ed25519"), ("cli-btc", "ecdsa-secp256k1")] {
@@ -316,6 +381,8 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
             "2",
             "--admin",
             admin.to_str().unwrap(),
+            "--admin",
+            admin2.to_str().unwrap(),
             "--approver",
             approver.to_str().unwrap(),
             "--json",
@@ -613,9 +680,12 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
     // Properly approved by its admin, another genesis is still not pinned over the first.
     let mut approved: coordinator::api::ApprovedJson<coordinator::api::GenesisV2Json> =
         serde_json::from_value(other.clone()).unwrap();
-    let admin_key = cli::ops::read_key(&admin).unwrap();
+    let admin_keys = [
+        cli::ops::read_key(&admin).unwrap(),
+        cli::ops::read_key(&admin2).unwrap(),
+    ];
     approved.approvals = coordinator::api::ApprovedJson::<coordinator::api::GenesisV2Json>::from_wire(
-        &cli::requests::approve(&coordinator::api::Wire::to_wire(&approved.request), &[admin_key]),
+        &cli::requests::approve(&coordinator::api::Wire::to_wire(&approved.request), &admin_keys),
     )
     .approvals;
     std::fs::write(&other_file, serde_json::to_vec(&approved).unwrap()).unwrap();

@@ -281,8 +281,14 @@ pub fn print_proposal(g: &Genesis) {
             e.kms_key_arn,
             e.kms_key_arn.account(),
             e.kms_key_arn.region(),
-            e.pcr3.as_deref().map(hex::encode).unwrap_or_else(|| "-".into()),
-            e.pcr4.as_deref().map(hex::encode).unwrap_or_else(|| "-".into()),
+            e.pcr3
+                .as_deref()
+                .map(hex::encode)
+                .unwrap_or_else(|| "-".into()),
+            e.pcr4
+                .as_deref()
+                .map(hex::encode)
+                .unwrap_or_else(|| "-".into()),
         );
     }
 }
@@ -301,10 +307,7 @@ pub fn approve(proposal: &Genesis, admin: &SigningKey) -> anyhow::Result<Approva
         );
     }
     let approved = requests::approve(proposal, std::slice::from_ref(admin));
-    let a = approved
-        .approvals
-        .first()
-        .context("an approval was made")?;
+    let a = approved.approvals.first().context("an approval was made")?;
     Ok(ApprovalJson {
         approver: Hex(a.approver.to_vec()),
         signature: Hex(a.signature.to_vec()),

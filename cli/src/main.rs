@@ -34,7 +34,7 @@ enum Command {
     /// Create an Ed25519 key file for an admin or approver; prints its public key.
     Keygen(KeygenArgs),
     /// Initialise the cluster: admins and their quorum, peer admission, auxiliary info.
-    Genesis(GenesisArgs),
+    Genesis(Box<GenesisArgs>),
     /// Pin the cluster's approved genesis on this machine: keys are checked against it.
     Trust(TrustArgs),
     /// Keys: create, show (checked against the pinned genesis), list.
@@ -64,7 +64,7 @@ impl Command {
             Command::Attest(c) => cmd::attest::run(c).await,
             Command::Kms(c) => cmd::kms::run(c),
             Command::Keygen(a) => cmd::keygen::run(a),
-            Command::Genesis(a) => cmd::genesis::run(a).await,
+            Command::Genesis(a) => cmd::genesis::run(*a).await,
             Command::Trust(a) => cmd::trust::run(a),
             Command::Key(c) => cmd::key::run(c).await,
             Command::Audit(c) => cmd::audit::run(c).await,

@@ -5,8 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ed25519_dalek::{Signer, SigningKey};
 use protocol::genesis::ClusterId;
 use protocol::policy::{
-    Approval, Approved, Canonical, CreateKey, GENESIS_V1_VERSION, Genesis, KeyPolicy, REQUEST_VERSION, Scheme,
-    SignRequest,
+    Approval, Approved, Canonical, CreateKey, GENESIS_V1_VERSION, Genesis, KeyPolicy,
+    REQUEST_VERSION, Scheme, SignRequest,
 };
 use rand::RngCore;
 use serde_bytes::ByteBuf;

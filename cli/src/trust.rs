@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use coordinator::api::{ApprovedJson, GenesisV2Json, KeyInfo, Wire};
+use coordinator::api::{ApprovedJson, GenesisV2Json, KeyInfo};
 use coordinator::client::ApiClient;
 use protocol::genesis::{ClusterId, Genesis};
 use protocol::policy::Approved;
@@ -120,10 +120,13 @@ impl VerifiedKey {
 /// Checks that `approved` is a well-formed genesis with a roster carrying its admin quorum's
 /// approvals (what every enclave checked before accepting it).
 fn check(approved: &Approved<Genesis>, path: &Path) -> Result<(), TrustError> {
-    approved.request.check().map_err(|e| TrustError::Malformed {
-        path: path.to_path_buf(),
-        error: e.to_string(),
-    })?;
+    approved
+        .request
+        .check()
+        .map_err(|e| TrustError::Malformed {
+            path: path.to_path_buf(),
+            error: e.to_string(),
+        })?;
     let admins: Vec<[u8; 32]> = approved
         .request
         .admins
@@ -239,10 +242,9 @@ impl Trust {
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(io)?;
-        let json = serde_json::to_vec_pretty(&ApprovedJson::<GenesisV2Json>::from_wire(
-            &self.approved,
-        ))
-        .map_err(|e| io(std::io::Error::other(e)))?;
+        let json =
+            serde_json::to_vec_pretty(&ApprovedJson::<GenesisV2Json>::from_wire(&self.approved))
+                .map_err(|e| io(std::io::Error::other(e)))?;
         use std::io::Write;
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
         tmp.write_all(&json).map_err(io)?;

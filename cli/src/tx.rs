@@ -5,8 +5,8 @@
 use adapters::{Intent, Registry};
 use anyhow::{Context, anyhow, bail};
 use coordinator::api::{
-    AddressInfo, AssembleRequest, AssembledTransaction, Hex, PrepareRequest,
-    PreparedTransaction, PresignatureUse, SignResult, path_string,
+    AddressInfo, AssembleRequest, AssembledTransaction, Hex, PrepareRequest, PreparedTransaction,
+    PresignatureUse, SignResult, path_string,
 };
 use coordinator::chains::ChainSettings;
 use coordinator::client::ApiClient;
@@ -110,9 +110,7 @@ pub fn address_of(
     let adapter = registry
         .adapter(chain, network)
         .map_err(|e| anyhow!("{e}"))?;
-    adapter
-        .check_path(path)
-        .map_err(|e| anyhow!("{e}"))?;
+    adapter.check_path(path).map_err(|e| anyhow!("{e}"))?;
     if adapter.scheme() != key.info().scheme {
         bail!(
             "{} signs with {}; key {} is {}",
@@ -128,9 +126,7 @@ pub fn address_of(
         chain: adapter.chain().to_string(),
         network: adapter.network().to_string(),
         path: path_string(path),
-        address: adapter
-            .address(&public_key)
-            .map_err(|e| anyhow!("{e}"))?,
+        address: adapter.address(&public_key).map_err(|e| anyhow!("{e}"))?,
         public_key: Hex(public_key),
     })
 }

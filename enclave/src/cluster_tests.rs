@@ -169,8 +169,7 @@ impl Cluster {
             generation: 0,
             request: ByteBuf::from(request_hash),
         };
-        protocol::receipt::verify_key_receipts(&self.genesis.request, &claim, &signatures)
-            .unwrap();
+        protocol::receipt::verify_key_receipts(&self.genesis.request, &claim, &signatures).unwrap();
         let mut other = claim.clone();
         other.public_key[1] ^= 1;
         assert_eq!(
@@ -656,7 +655,10 @@ fn restart_unseals_and_signs_again() {
         }],
     }) {
         EnclaveResponse::PeersAdmitted { nodes, refused } => {
-            assert!(nodes.is_empty(), "node 0 admitted a new node key at index 1");
+            assert!(
+                nodes.is_empty(),
+                "node 0 admitted a new node key at index 1"
+            );
             assert!(refused[0].1.contains("another node key"), "{refused:?}");
         }
         other => panic!("{other:?}"),

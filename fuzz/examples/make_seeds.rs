@@ -114,12 +114,7 @@ fn frames() {
             },
         ),
         ("status", EnclaveRequest::Status),
-        (
-            "enroll",
-            EnclaveRequest::Enroll {
-                kms_key_arn: arn(),
-            },
-        ),
+        ("enroll", EnclaveRequest::Enroll { kms_key_arn: arn() }),
         (
             "genesis",
             EnclaveRequest::Genesis {

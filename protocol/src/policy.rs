@@ -290,7 +290,7 @@ mod tests {
         assert!(bytes.starts_with(b"cohort/sign-request/v2\0"));
         assert_eq!(
             hex::encode(&bytes[SignRequest::DOMAIN.len()..]),
-"a861760267636c75737465725820c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1\
+            "a861760267636c75737465725820c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1\
              c1c1c1c1c1c1666b65795f6964616b6470617468820001687061796c6f6164738142aaaa6a726571\
              756573745f69644201016763726561746564046665787069727905"
         );

@@ -302,7 +302,10 @@ mod tests {
         forged[2].1 = {
             use ed25519_dalek::Signer;
             let attacker = ed25519_dalek::SigningKey::from_bytes(&[0xAA; 32]);
-            let r = KeyReceipt { node: 2, ..claimed.clone() };
+            let r = KeyReceipt {
+                node: 2,
+                ..claimed.clone()
+            };
             attacker.sign(&r.message()).to_bytes().to_vec()
         };
         assert_eq!(kind(&claimed, &forged), "bad_receipt");

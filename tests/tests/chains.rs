@@ -325,7 +325,9 @@ async fn cluster_signed_transactions_pass_the_chains_own_software() {
     // --- Ethereum on anvil: EIP-1559 (the coordinator fetches nonce and fees), legacy EIP-155
     // (the client fetches the nonce), ERC-20. ---
     let eth_path = [0u32, 0];
-    let from = w.address("ecdsa", "ethereum", Some("anvil"), &eth_path).await;
+    let from = w
+        .address("ecdsa", "ethereum", Some("anvil"), &eth_path)
+        .await;
     w.anvil
         .set_balance(&from.address, 10u128.pow(19))
         .await

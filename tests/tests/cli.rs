@@ -306,13 +306,31 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
     // its document verified here), approve on each admin's own machine, submit.
     let (p1, p2) = (public(&admin), public(&admin2));
     ok(&cohort(&[
-        "genesis", "prepare", "--dir", d, "--cluster", "cli-test", "--admin-public", &p1,
-        "--admin-public", &p2, "--quorum", "2", "--out", &file("proposal.json"),
+        "genesis",
+        "prepare",
+        "--dir",
+        d,
+        "--cluster",
+        "cli-test",
+        "--admin-public",
+        &p1,
+        "--admin-public",
+        &p2,
+        "--quorum",
+        "2",
+        "--out",
+        &file("proposal.json"),
     ]));
     let approve = |key: &Path, proposal: &str, out: &str| {
         cohort(&[
-            "genesis", "approve", "--proposal", &file(proposal), "--admin", key.to_str().unwrap(),
-            "--out", &file(out),
+            "genesis",
+            "approve",
+            "--proposal",
+            &file(proposal),
+            "--admin",
+            key.to_str().unwrap(),
+            "--out",
+            &file(out),
         ])
     };
     let out = approve(&admin, "proposal.json", "approval1.json");
@@ -329,7 +347,11 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
         serde_json::from_slice(&std::fs::read(file("proposal.json")).unwrap()).unwrap();
     other["name"] = "not-cli-test".into();
     std::fs::write(file("other-proposal.json"), other.to_string()).unwrap();
-    ok(&approve(&admin2, "other-proposal.json", "approval-other.json"));
+    ok(&approve(
+        &admin2,
+        "other-proposal.json",
+        "approval-other.json",
+    ));
     let submit = |approvals: &[&str]| {
         let mut args = vec![
             "genesis".to_string(),
@@ -595,7 +617,10 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["public_key"].as_str().unwrap(), hex::encode(&public_keys[0]));
+    assert_eq!(
+        v["public_key"].as_str().unwrap(),
+        hex::encode(&public_keys[0])
+    );
     assert_eq!(v["receipts"]["signatures"].as_array().unwrap().len(), 3);
     // The attack: whoever controls the coordinator's database substitutes a key of its own
     // (an Ed25519 public key, an ECDSA chain code) or drops the receipts. The CLI refuses each
@@ -624,8 +649,17 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
     refused(show("cli-btc"), "cli-btc", "bad_receipt");
     refused(
         cohort(&[
-            "address", "--dir", d, "--key", "cli-btc", "--chain", "bitcoin", "--network",
-            "regtest", "--path", "m/1/1",
+            "address",
+            "--dir",
+            d,
+            "--key",
+            "cli-btc",
+            "--chain",
+            "bitcoin",
+            "--network",
+            "regtest",
+            "--path",
+            "m/1/1",
         ]),
         "cli-btc",
         "bad_receipt",
@@ -653,8 +687,11 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
     )
     .unwrap();
     refused(show("cli-sol"), "cli-sol", "approval policy");
-    db.execute("UPDATE keys SET receipts = NULL WHERE key_id = 'cli-sol'", [])
-        .unwrap();
+    db.execute(
+        "UPDATE keys SET receipts = NULL WHERE key_id = 'cli-sol'",
+        [],
+    )
+    .unwrap();
     refused(show("cli-sol"), "cli-sol", "no_receipts");
     // The coordinator still serves the substituted key: only the client's check stops it.
     let out = cohort(&["key", "list", "--dir", d]);
@@ -672,7 +709,13 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
     other["request"]["name"] = "another-cluster".into();
     let other_file = dir.path().join("other-genesis.json");
     std::fs::write(&other_file, other.to_string()).unwrap();
-    let out = cohort(&["trust", "--dir", d, "--genesis", other_file.to_str().unwrap()]);
+    let out = cohort(&[
+        "trust",
+        "--dir",
+        d,
+        "--genesis",
+        other_file.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     // Renamed, its admins' approvals no longer verify.
@@ -684,12 +727,22 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
         cli::ops::read_key(&admin).unwrap(),
         cli::ops::read_key(&admin2).unwrap(),
     ];
-    approved.approvals = coordinator::api::ApprovedJson::<coordinator::api::GenesisV2Json>::from_wire(
-        &cli::requests::approve(&coordinator::api::Wire::to_wire(&approved.request), &admin_keys),
-    )
-    .approvals;
+    approved.approvals =
+        coordinator::api::ApprovedJson::<coordinator::api::GenesisV2Json>::from_wire(
+            &cli::requests::approve(
+                &coordinator::api::Wire::to_wire(&approved.request),
+                &admin_keys,
+            ),
+        )
+        .approvals;
     std::fs::write(&other_file, serde_json::to_vec(&approved).unwrap()).unwrap();
-    let out = cohort(&["trust", "--dir", d, "--genesis", other_file.to_str().unwrap()]);
+    let out = cohort(&[
+        "trust",
+        "--dir",
+        d,
+        "--genesis",
+        other_file.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refusing to replace it"), "{err}");

@@ -20,6 +20,7 @@ use ed25519_dalek::SigningKey;
 use http::{Method, StatusCode};
 use protocol::genesis::ClusterId;
 use protocol::policy::Scheme;
+use serde_bytes::ByteBuf;
 use tokio::task::JoinSet;
 
 const CLUSTER: &str = "coord-test";
@@ -36,7 +37,8 @@ struct Keys {
 
 impl Keys {
     fn cluster(&self) -> ClusterId {
-        self.cluster.expect("bootstrap first: requests name the cluster id")
+        self.cluster
+            .expect("bootstrap first: requests name the cluster id")
     }
 }
 
@@ -185,13 +187,50 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
     let http = HttpClient::new();
     let mut k = keys(60);
 
-    // Before genesis: bad input is refused with stable codes and changes nothing.
-    let unapproved = {
+    // Before genesis: bad input is refused with stable codes and changes nothing. A genesis
+    // without a roster (version 1) is refused by name, however approved.
+    let legacy = {
         let g = approve(
             &cli::requests::genesis(CLUSTER, 3, &k.admins, 2),
-            &k.approvers[..2],
+            &k.admins[..2],
         );
         ApprovedJson::<coordinator::api::GenesisJson>::from_wire(&g)
+    };
+    match api.post::<serde_json::Value>("/v1/genesis", &legacy).await {
+        Err(ApiCallError::Api { status, body }) => {
+            assert_eq!((status, body.error.code.as_str()), (400, "invalid_request"));
+            assert!(
+                body.error.message.starts_with("legacy_genesis:"),
+                "{body:?}"
+            );
+        }
+        other => panic!("a version-1 genesis: {other:?}"),
+    }
+    // A genesis with a roster signed by keys that are not its admins.
+    let unapproved = {
+        let g = protocol::genesis::Genesis {
+            v: protocol::genesis::GENESIS_VERSION,
+            name: CLUSTER.into(),
+            admins: k.admins.iter().map(public).collect(),
+            admin_quorum: 2,
+            image: protocol::genesis::Image {
+                pcr0: ByteBuf::from(vec![1; 48]),
+                pcr1: ByteBuf::from(vec![2; 48]),
+                pcr2: ByteBuf::from(vec![3; 48]),
+            },
+            roster: (0..3u8)
+                .map(|i| protocol::genesis::RosterEntry {
+                    node_key: ByteBuf::from(vec![0x40 + i; 32]),
+                    kms_key_arn: protocol::KmsKeyArn::parse(&format!(
+                        "arn:aws:kms:eu-west-1:111122223333:key/node-{i}"
+                    ))
+                    .unwrap(),
+                    pcr3: None,
+                    pcr4: None,
+                })
+                .collect(),
+        };
+        ApprovedJson::<coordinator::api::GenesisV2Json>::from_wire(&approve(&g, &k.approvers[..2]))
     };
     expect_code(
         api.post::<serde_json::Value>("/v1/genesis", &unapproved)

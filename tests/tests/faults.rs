@@ -256,6 +256,8 @@ struct Harness {
     outcomes: Vec<Outcome>,
     reports: Vec<Report>,
     serial: usize,
+    /// The cluster id the ceremony approved: what every request names.
+    cluster_id: protocol::genesis::ClusterId,
     _dir: tempfile::TempDir,
 }
 
@@ -390,6 +392,7 @@ impl Harness {
             outcomes: Vec::new(),
             reports: Vec::new(),
             serial: 0,
+            cluster_id: trust.cluster_id(),
             _dir: guard,
         }
     }
@@ -415,7 +418,7 @@ impl Harness {
                     ),
                 };
                 let body = ops::sign_body(
-                    CLUSTER,
+                    self.cluster_id,
                     key,
                     &[],
                     vec![payload],

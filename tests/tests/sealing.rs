@@ -55,9 +55,17 @@ async fn sign_eddsa(
     msg: &[u8],
 ) -> Vec<u16> {
     let cluster = ops::cluster_id(api).await.unwrap();
-    let result = ops::sign(api, cluster, &key.key_id, &[], msg.to_vec(), approvers, None)
-        .await
-        .unwrap();
+    let result = ops::sign(
+        api,
+        cluster,
+        &key.key_id,
+        &[],
+        msg.to_vec(),
+        approvers,
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(result.status, "completed", "{result:?}");
     let sig = &result.signatures[0];
     cohort_tests::verify_eddsa(&key.public_key.0, msg, &sig.signature.0);
@@ -314,8 +322,12 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
     // (The coordinator sees node 1 without keys and reports no quorum at once.)
     cluster.kill("enclave-2").await.unwrap();
     // A request valid for 3 s: the coordinator gives up when it expires.
-    let mut request =
-        cli::requests::sign_request(cluster_id, &key.key_id, &[], vec![b"must not sign".to_vec()]);
+    let mut request = cli::requests::sign_request(
+        cluster_id,
+        &key.key_id,
+        &[],
+        vec![b"must not sign".to_vec()],
+    );
     request.expiry = request.created + 3;
     let body =
         ApprovedJson::<SignRequestJson>::from_wire(&cli::requests::approve(&request, &approvers));

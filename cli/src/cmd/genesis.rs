@@ -199,10 +199,17 @@ fn finish(
     println!("genesis done on every node; peers admitted; auxiliary info ready");
     let path = cluster_args.trust_path();
     let trust = cli::ceremony::pin(approved, &path)?;
-    println!("pinned cluster {} at {}", trust.cluster_id(), path.display());
+    println!(
+        "pinned cluster {} at {}",
+        trust.cluster_id(),
+        path.display()
+    );
     if let Some(out) = out {
         write_json(out, approved)?;
-        println!("approved genesis written to {} (cohort trust --genesis FILE)", out.display());
+        println!(
+            "approved genesis written to {} (cohort trust --genesis FILE)",
+            out.display()
+        );
     }
     Ok(())
 }

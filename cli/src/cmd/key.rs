@@ -111,7 +111,13 @@ async fn show(target: &super::KeyArgs, output: &JsonFlag) -> anyhow::Result<Exit
     let trust = target.trust()?;
     let key = trust.fetch_key(&target.api()?, &target.key).await?;
     output.print(key.info(), |k| {
-        println!("key {} ({}, {} of {})", k.key_id, k.scheme, k.threshold, trust.genesis().roster.len());
+        println!(
+            "key {} ({}, {} of {})",
+            k.key_id,
+            k.scheme,
+            k.threshold,
+            trust.genesis().roster.len()
+        );
         println!("public key: {}", hex::encode(&k.public_key.0));
         if let Some(c) = &k.chain_code {
             println!("chain code: {}", hex::encode(&c.0));

@@ -24,12 +24,13 @@ pub fn run(a: TrustArgs) -> anyhow::Result<ExitCode> {
     let path = a.cluster.trust_path();
     let trust = cli::trust::Trust::pin_file(&a.genesis, &path)?;
     let g = trust.genesis();
-    println!("pinned cluster {} ({}) at {}", trust.cluster_id(), g.name, path.display());
     println!(
-        "  admins: {} (quorum {})",
-        g.admins.len(),
-        g.admin_quorum
+        "pinned cluster {} ({}) at {}",
+        trust.cluster_id(),
+        g.name,
+        path.display()
     );
+    println!("  admins: {} (quorum {})", g.admins.len(), g.admin_quorum);
     for (i, e) in g.roster.iter().enumerate() {
         println!(
             "  node {i}: node key {}, KMS key {}",

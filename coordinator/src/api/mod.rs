@@ -19,7 +19,8 @@ pub use requests::{
 };
 pub use responses::{
     AuditPage, AuditRecordJson, AuditVerification, ClusterStatus, EnrolledNode, GenesisStatus,
-    KeyInfo, KeyList, KeyReceipts, NodeDocument, NodeReceipt, NodeStatus, PoolLevel, SignResult, SignatureInfo,
+    KeyInfo, KeyList, KeyReceipts, NodeDocument, NodeReceipt, NodeStatus, PoolLevel, SignResult,
+    SignatureInfo,
 };
 pub use transactions::{
     AddressInfo, AssembleRequest, AssembledTransaction, PrepareRequest, PreparedTransaction,

@@ -57,6 +57,9 @@ pub struct NodeReceipt {
     pub signature: Hex,
 }
 
+/// A key's receipt as its key info claims it, and each node's signature (node index, bytes).
+pub type ReceiptClaim = (protocol::receipt::KeyReceipt, Vec<(u16, Vec<u8>)>);
+
 impl KeyInfo {
     /// Which of the key's fields differs from its approved creation request (id, scheme,
     /// threshold, approval policy, cluster), if any; `None` also without receipts.
@@ -77,9 +80,7 @@ impl KeyInfo {
     /// The receipt this key info claims every participant signed (with node 0's index: a
     /// verifier sets each signer's own; the request hash is that of the creation request
     /// served with it) and the signatures; `None` without receipts.
-    pub fn receipt_claim(
-        &self,
-    ) -> Option<(protocol::receipt::KeyReceipt, Vec<(u16, Vec<u8>)>)> {
+    pub fn receipt_claim(&self) -> Option<ReceiptClaim> {
         use protocol::policy::Canonical;
         use sha2::Digest;
         let r = self.receipts.as_ref()?;

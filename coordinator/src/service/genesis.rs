@@ -10,8 +10,8 @@ use tracing::{info, warn};
 use super::checks::{check_approvals, keys_of};
 use super::{Coordinator, err, unix_now};
 use crate::api::{
-    ApiError, ApprovedJson, ClusterHex, AttestRequest, EnrollRequest, EnrolledNode, ErrorCode, GenesisBody,
-    GenesisStatus, GenesisV2Json, Hex, NodeDocument, Wire,
+    ApiError, ApprovedJson, AttestRequest, ClusterHex, EnrollRequest, EnrolledNode, ErrorCode,
+    GenesisBody, GenesisStatus, GenesisV2Json, Hex, NodeDocument, Wire,
 };
 use crate::audit::AuditEntry;
 use crate::nodes::{new_session_id, run_session};

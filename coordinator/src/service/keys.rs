@@ -56,13 +56,12 @@ fn key_from_outcomes(
     run: &SessionRun,
 ) -> Result<NewKey, (ErrorCode, String)> {
     if let Some((node, code, message)) = run.failure() {
-        let api_code = if refusal(code)
-            || matches!(code, FailureCode::InProgress | FailureCode::Replayed)
-        {
-            ErrorCode::Refused
-        } else {
-            ErrorCode::KeygenFailed
-        };
+        let api_code =
+            if refusal(code) || matches!(code, FailureCode::InProgress | FailureCode::Replayed) {
+                ErrorCode::Refused
+            } else {
+                ErrorCode::KeygenFailed
+            };
         return Err((api_code, format!("node {node}: {code}: {message}")));
     }
     let GenesisBody::V2(approved) = genesis else {
@@ -142,7 +141,6 @@ fn key_from_outcomes(
     };
     Ok((public_key, chain_code, receipts))
 }
-
 
 /// Checks a key-creation request against the cluster's genesis and size: its fields, validity
 /// window and admin approvals. Returns its wire form, the approved wire form and the approvers.

@@ -18,8 +18,7 @@ use super::{
 };
 use crate::api::{
     ApiError, ApprovedJson, ErrorCode, GenesisBody, Hex, KeyInfo, PresignatureUse, SignRequestJson,
-    SignResult,
-    Wire,
+    SignResult, Wire,
 };
 use crate::audit::AuditEntry;
 use crate::store::{KeyRow, RequestState};

@@ -40,6 +40,13 @@ struct NodeState {
     /// The identity (signing key) the node had when it last admitted its peers: it can run
     /// sessions only while that is still its identity.
     admitted: Option<[u8; 32]>,
+    /// The identity of each peer this node admitted, as last answered: the node can run
+    /// sessions with a peer only while that is still the peer's identity.
+    admitted_peers: BTreeMap<u16, [u8; 32]>,
+    /// The identity of each peer this node refused, as last answered. A peer refused by
+    /// another node under its current identity is left out of quorums (it is not the node the
+    /// others expect); a change of its phase or identity clears the refusal.
+    refused_peers: BTreeMap<u16, [u8; 32]>,
 }
 
 /// A change the health check noticed that the coordinator must act on.
@@ -123,39 +130,91 @@ impl Nodes {
         }
     }
 
-    fn is_admitted(s: &NodeState) -> bool {
+    /// Whether a node admitted its peers under its current identity.
+    fn admitted_own(s: &NodeState) -> bool {
         s.admitted.is_some() && s.admitted == s.identity.map(|k| k.signing)
     }
 
-    /// Operational, attested nodes that have not admitted their peers under their current
-    /// identity (a restarted enclave whose state came back, a round that missed a peer): the
-    /// coordinator runs an admission round for them.
-    pub fn unadmitted(&self) -> Vec<u16> {
-        self.states()
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| {
-                s.reachable
-                    && s.attested
-                    && s.phase == Some(Phase::Operational)
-                    && !Self::is_admitted(s)
-            })
-            .map(|(i, _)| i as u16)
+    /// Whether every other node that is up (operational and attested) answered for `node`'s
+    /// current identity in an admission round: admitted it (`refusals_count = false`), or
+    /// admitted or refused it (`true`).
+    fn known_to_peers(states: &[NodeState], node: usize, refusals_count: bool) -> bool {
+        let Some(id) = states[node].identity.map(|k| k.signing) else {
+            return false;
+        };
+        let n16 = node as u16;
+        states.iter().enumerate().all(|(p, peer)| {
+            p == node
+                || Self::live_identity(peer).is_none()
+                || peer.admitted_peers.get(&n16) == Some(&id)
+                || refusals_count && peer.refused_peers.get(&n16) == Some(&id)
+        })
+    }
+
+    /// The peers that admitted `node`'s current identity.
+    fn known_to(states: &[NodeState], node: usize) -> Vec<u16> {
+        let Some(id) = states[node].identity.map(|k| k.signing) else {
+            return vec![];
+        };
+        (0..states.len())
+            .filter(|p| *p != node && states[*p].admitted_peers.get(&(node as u16)) == Some(&id))
+            .map(|p| p as u16)
             .collect()
+    }
+
+    /// A node's identity while it is up: reachable, attested and operational.
+    fn live_identity(s: &NodeState) -> Option<[u8; 32]> {
+        (s.reachable && s.attested && s.phase == Some(Phase::Operational))
+            .then_some(s.identity.map(|k| k.signing))
+            .flatten()
+    }
+
+    /// Whether a node is known to its peers and knows them: it admitted its peers under its
+    /// current identity, and every peer that is up admitted that identity. A restarted node
+    /// that an admission round did not get to every peer (a call that timed out while a peer
+    /// was busy) stays out of quorums, and the coordinator runs another round, instead of
+    /// being put in a quorum with a peer that does not know it. Only the node that changed is
+    /// held back, so a node that keeps restarting, or one its peers refuse (not the node key
+    /// the roster lists), keeps itself out and no one else.
+    fn is_admitted(states: &[NodeState], node: usize) -> bool {
+        Self::admitted_own(&states[node]) && Self::known_to_peers(states, node, false)
+    }
+
+    /// Operational, attested nodes that have not admitted their peers under their current
+    /// identity, or that a peer has not answered for yet (a restarted enclave whose state came
+    /// back, a round that missed a node): the coordinator runs an admission round for them. A
+    /// node its peers refused is not asked about again until its phase or identity changes.
+    pub fn unadmitted(&self) -> Vec<u16> {
+        let states = self.states();
+        (0..states.len())
+            .filter(|i| {
+                Self::live_identity(&states[*i]).is_some()
+                    && !(Self::admitted_own(&states[*i]) && Self::known_to_peers(&states, *i, true))
+            })
+            .map(|i| i as u16)
+            .collect()
+    }
+
+    /// Clears every peer's refusal of `node`.
+    fn forget_refusals_of(&self, node: u16) {
+        let mut states = self.states.write().unwrap_or_else(|p| p.into_inner());
+        for s in states.iter_mut() {
+            s.refused_peers.remove(&node);
+        }
     }
 
     /// Whether a node may take part in new sessions.
     pub fn healthy(&self, node: u16) -> bool {
-        self.states()
-            .get(usize::from(node))
-            .is_some_and(Self::is_healthy)
+        let states = self.states();
+        usize::from(node) < states.len() && Self::is_healthy(&states, usize::from(node))
     }
 
-    fn is_healthy(s: &NodeState) -> bool {
+    fn is_healthy(states: &[NodeState], node: usize) -> bool {
+        let s = &states[node];
         s.reachable
             && s.attested
             && s.phase == Some(Phase::Operational)
-            && Self::is_admitted(s)
+            && Self::is_admitted(states, node)
             && s.suspended_until.is_none_or(|t| Instant::now() >= t)
     }
 
@@ -175,14 +234,15 @@ impl Nodes {
 
     /// Every node's status, for the API.
     pub fn status(&self) -> Vec<NodeStatus> {
-        self.states()
+        let states = self.states();
+        states
             .iter()
             .enumerate()
             .map(|(i, s)| NodeStatus {
                 node: i as u16,
                 proxy: self.proxies[i].clone(),
                 reachable: s.reachable,
-                healthy: Self::is_healthy(s),
+                healthy: Self::is_healthy(&states, i),
                 phase: s.phase.map(|p| p.to_string()),
                 attested: s.attested,
                 attestation_error: s.attestation_error.clone(),
@@ -191,7 +251,12 @@ impl Nodes {
                 keys: s.keys,
                 presignatures: s.presignatures,
                 primes_ready: s.primes_ready,
-                error: s.error.clone(),
+                known_to: Self::known_to(&states, i),
+                error: s.error.clone().or_else(|| {
+                    (Self::known_to_peers(&states, i, true)
+                        && !Self::known_to_peers(&states, i, false))
+                    .then(|| "refused by a peer".to_string())
+                }),
             })
             .collect()
     }
@@ -296,6 +361,11 @@ impl Nodes {
                             || s.phase != Some(phase),
                     )
                 };
+                if self.states()[usize::from(node)].phase != Some(phase) {
+                    // What its peers refused was another phase's document (a restarted enclave
+                    // before its node key came back): they are asked again.
+                    self.forget_refusals_of(node);
+                }
                 self.update(node, |s| {
                     s.reachable = true;
                     s.phase = Some(phase);
@@ -365,11 +435,22 @@ impl Nodes {
                 )
                 .await
             {
-                Ok(EnclaveResponse::PeersAdmitted { refused, .. }) => {
-                    // Under the identity attested in this round; a peer that was down now is
-                    // admitted in the round its return (a new identity) triggers.
+                Ok(EnclaveResponse::PeersAdmitted { nodes, refused }) => {
+                    // Under the identities attested in this round; a peer that was down now is
+                    // admitted in the round its return triggers.
                     let identity = attested.get(&node).copied().flatten();
-                    self.update(node, |s| s.admitted = identity);
+                    let of = |p: &u16| attested.get(p).copied().flatten().map(|k| (*p, k));
+                    self.update(node, |s| {
+                        s.admitted = identity;
+                        for (p, k) in nodes.iter().filter_map(of) {
+                            s.admitted_peers.insert(p, k);
+                            s.refused_peers.remove(&p);
+                        }
+                        for (p, k) in refused.iter().filter_map(|(p, _)| of(p)) {
+                            s.refused_peers.insert(p, k);
+                            s.admitted_peers.remove(&p);
+                        }
+                    });
                     for (peer, why) in refused {
                         warn!(node, peer, why, "peer refused");
                         refusals.push((node, peer, why));
@@ -579,4 +660,107 @@ async fn abort(nodes: &Arc<Nodes>, session: &ByteBuf, participants: &[u16]) {
         });
     }
     while tasks.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(b: u8) -> IdentityKeys {
+        IdentityKeys {
+            signing: [b; 32],
+            encryption: [b; 32],
+        }
+    }
+
+    /// Three operational, attested nodes with identities 1, 2, 3 that all admitted each other.
+    fn admitted_cluster() -> Nodes {
+        let nodes = Nodes::new(vec!["a".into(), "b".into(), "c".into()], Policy::default());
+        {
+            let mut states = nodes.states.write().unwrap();
+            for (i, s) in states.iter_mut().enumerate() {
+                s.reachable = true;
+                s.attested = true;
+                s.phase = Some(Phase::Operational);
+                s.identity = Some(keys(i as u8 + 1));
+                s.admitted = Some([i as u8 + 1; 32]);
+                s.admitted_peers = (0..3u16)
+                    .filter(|p| usize::from(*p) != i)
+                    .map(|p| (p, [p as u8 + 1; 32]))
+                    .collect();
+            }
+        }
+        nodes
+    }
+
+    #[test]
+    fn a_restarted_node_is_left_out_until_every_peer_has_admitted_it() {
+        let nodes = admitted_cluster();
+        assert_eq!(nodes.healthy_nodes(), vec![0, 1, 2]);
+        assert!(nodes.unadmitted().is_empty());
+        // Node 1 restarts (a new identity); an admission round reaches nodes 1 and 2, but the
+        // call to node 0 times out: node 0 still knows node 1's old identity only.
+        nodes.update(1, |s| s.identity = Some(keys(9)));
+        nodes.update(1, |s| s.admitted = Some([9; 32]));
+        nodes.update(2, |s| {
+            s.admitted_peers.insert(1, [9; 32]);
+        });
+        assert_eq!(
+            nodes.unadmitted(),
+            vec![1],
+            "another round, for node 0 to learn node 1"
+        );
+        assert_eq!(
+            nodes.healthy_nodes(),
+            vec![0, 2],
+            "no quorum with node 1 in it; nodes 0 and 2 go on"
+        );
+        // The next round reaches node 0.
+        nodes.update(0, |s| {
+            s.admitted_peers.insert(1, [9; 32]);
+        });
+        assert!(nodes.unadmitted().is_empty());
+        assert_eq!(nodes.healthy_nodes(), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_node_its_peers_refused_is_left_out_and_the_others_go_on() {
+        let nodes = admitted_cluster();
+        // Node 2 came back as an enclave the others refuse (not the roster's node key).
+        nodes.update(2, |s| s.identity = Some(keys(7)));
+        nodes.update(2, |s| s.admitted = Some([7; 32]));
+        for n in [0, 1] {
+            nodes.update(n, |s| {
+                s.admitted_peers.remove(&2);
+                s.refused_peers.insert(2, [7; 32]);
+            });
+        }
+        assert!(nodes.unadmitted().is_empty(), "every node answered");
+        assert_eq!(nodes.healthy_nodes(), vec![0, 1]);
+        let status = nodes.status();
+        assert_eq!(status[2].error.as_deref(), Some("refused by a peer"));
+        assert!(status[0].error.is_none());
+        // Once its phase changes, the others are asked again; it stays out until they admit it.
+        nodes.forget_refusals_of(2);
+        assert_eq!(nodes.unadmitted(), vec![2]);
+        assert_eq!(nodes.healthy_nodes(), vec![0, 1]);
+    }
+
+    #[test]
+    fn a_peer_that_is_down_does_not_hold_the_others_back() {
+        let nodes = admitted_cluster();
+        nodes.update(1, |s| {
+            s.reachable = false;
+            s.identity = Some(keys(9));
+        });
+        assert!(nodes.unadmitted().is_empty());
+        assert_eq!(nodes.healthy_nodes(), vec![0, 2]);
+        // It comes back, not yet operational (its state not restored): still not waited for.
+        nodes.update(1, |s| {
+            s.reachable = true;
+            s.phase = Some(Phase::Ready);
+        });
+        assert!(nodes.unadmitted().is_empty());
+        assert_eq!(nodes.healthy_nodes(), vec![0, 2]);
+    }
 }

@@ -30,8 +30,8 @@ use cli::ops;
 use cli::sim::{SimCluster, SimOptions};
 use cohort_tests::relay::{FaultRelay, Link};
 use coordinator::api::{
-    ApprovedJson, AuditVerification, ClusterStatus, KeyInfo, PresignatureUse, SignRequestJson,
-    SignResult,
+    ApprovedJson, AuditVerification, ClusterStatus, KeyInfo, NodeStatus, PresignatureUse,
+    SignRequestJson, SignResult,
 };
 use coordinator::client::{ApiCallError, ApiClient};
 use ed25519_dalek::SigningKey;
@@ -268,8 +268,18 @@ enum Fault {
     KillCoordinator,
     SlowLink(usize, Duration),
     Partition(usize),
-    KmsOutage { restart_enclave: usize },
+    KmsOutage {
+        restart_enclave: usize,
+    },
     FullDisk,
+    /// Node `cut` is cut off from the coordinator while node `restarted`'s enclave restarts
+    /// and is admitted again by the peers the coordinator reaches; then `cut` comes back and
+    /// node `down`'s proxy goes down, so that `cut` and `restarted` must sign together.
+    MissedRestart {
+        cut: usize,
+        restarted: usize,
+        down: usize,
+    },
 }
 
 impl Harness {
@@ -522,6 +532,31 @@ impl Harness {
                 self.cluster.kill("kms").await.unwrap();
                 self.cluster.restart_enclave(restart_enclave).await.unwrap();
             }
+            Fault::MissedRestart {
+                cut,
+                restarted,
+                down,
+            } => {
+                self.relays[cut - 1].set(Link::Partitioned);
+                self.wait_node(cut, "cut off", |n| !n.reachable).await;
+                let before = self.node(restarted).await.identity;
+                self.cluster.restart_enclave(restarted).await.unwrap();
+                // The restarted enclave is back under a new identity, and the peer still in
+                // reach admitted it, while `cut` knew nothing of it (the fault has hit).
+                let third = (1..=3).find(|n| *n != cut && *n != restarted).unwrap();
+                self.wait_node(restarted, "back and admitted by the peer in reach", |n| {
+                    n.identity.is_some()
+                        && n.identity != before
+                        && n.phase.as_deref() == Some("operational")
+                        && n.known_to.contains(&(third as u16 - 1))
+                })
+                .await;
+                assert!(!self.node(cut).await.reachable);
+                self.relays[cut - 1].set(Link::Up);
+                self.wait_node(cut, "back in reach", |n| n.reachable && n.attested)
+                    .await;
+                self.cluster.kill(&format!("proxy-{down}")).await.unwrap();
+            }
             Fault::FullDisk => {
                 self.disk.truncate_wal("coordinator.db");
                 let bytes = self.disk.fill();
@@ -549,6 +584,33 @@ impl Harness {
                 self.cluster.restart("kms").await.unwrap();
             }
             Fault::FullDisk => self.disk.free(),
+            Fault::MissedRestart { down, .. } => self
+                .cluster
+                .restart(&format!("proxy-{down}"))
+                .await
+                .unwrap(),
+        }
+    }
+
+    /// Node `node` (1-based) as the coordinator sees it.
+    async fn node(&self, node: usize) -> NodeStatus {
+        let s: ClusterStatus = self.api.get("/v1/cluster").await.unwrap();
+        s.nodes[node - 1].clone()
+    }
+
+    /// Waits until node `node` (1-based) is as `test` wants it.
+    async fn wait_node(&self, node: usize, what: &str, test: impl Fn(&NodeStatus) -> bool) {
+        let deadline = Instant::now() + HIT_PATIENCE;
+        loop {
+            let n = self.node(node).await;
+            if test(&n) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {node} not {what} within {HIT_PATIENCE:?}: {n:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -838,6 +900,17 @@ async fn signing_goes_on_through_faults_without_signing_twice_or_losing_answers(
         "KMS stand-in down, node 3 restarted",
         Fault::KmsOutage { restart_enclave: 3 },
         8,
+        Heal::AtEnd,
+    )
+    .await;
+    h.scenario(
+        "node 1 cut off while node 2 restarts, then node 3's proxy down",
+        Fault::MissedRestart {
+            cut: 1,
+            restarted: 2,
+            down: 3,
+        },
+        0,
         Heal::AtEnd,
     )
     .await;

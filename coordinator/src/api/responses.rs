@@ -198,6 +198,9 @@ pub struct NodeStatus {
     pub presignatures: u32,
     /// Safe primes ready.
     pub primes_ready: bool,
+    /// The peers that admitted its current identity. It takes part in sessions only once every
+    /// peer that is up has.
+    pub known_to: Vec<u16>,
     /// Last error.
     pub error: Option<String>,
 }

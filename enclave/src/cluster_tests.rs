@@ -21,7 +21,7 @@ use crate::seal::{self, BlobKind, LocalSealingAuthority};
 use crate::server::Enclave;
 use crate::testkit::{
     IMAGE, admit_all, approve, boot, boot_sealed_by, create_key_request, document, found,
-    run_session,
+    run_session, run_session_as,
 };
 
 fn now() -> u64 {
@@ -539,6 +539,85 @@ fn tampering_relay_is_detected_and_blamed() {
             .any(|(code, _)| *code == FailureCode::Peer),
         "{out:?}"
     );
+}
+
+/// ADR 0013 step 12. A relay (the coordinator) starts one session id as different sessions at
+/// different nodes: a presignature for another path, or for another key, a full signature
+/// where the other node presigns, or one signing request's payload where the other node signs
+/// another. Before the execution id, the nodes ran the protocol with each other, and the
+/// mismatch surfaced (if at all) inside cggmp21 or FROST, likely as a failed proof blaming an
+/// honest peer. Now every participant refuses the first envelope as a bad signature, blaming no
+/// one, and nothing reaches a protocol machine.
+#[test]
+fn one_session_id_started_as_different_sessions_fails_blaming_no_one() {
+    let mut c = lock();
+    c.create_key("eid-ecdsa", Scheme::EcdsaSecp256k1, 2);
+    c.create_key("eid-other", Scheme::EcdsaSecp256k1, 2);
+    c.create_key("eid-eddsa", Scheme::EddsaEd25519, 2);
+    let presign = |key: &str, path: Vec<u32>| SessionKind::Presign {
+        key_id: key.into(),
+        path,
+    };
+    let sign = |request: &Approved<SignRequest>, payload: u16| SessionKind::Sign {
+        request: request.clone(),
+        payload,
+        presignature: None,
+    };
+    let ecdsa = c.sign_request("eid-ecdsa", vec![1], vec![7; 32]);
+    let mut two = c.sign_request("eid-eddsa", vec![], b"first".to_vec());
+    two.request.payloads.push(ByteBuf::from(b"second".to_vec()));
+    two.approvals = approve(&two.request, &[&c.approvers[0], &c.approvers[2]]);
+    let cases: Vec<(&str, SessionKind, SessionKind)> = vec![
+        (
+            "another path",
+            presign("eid-ecdsa", vec![1]),
+            presign("eid-ecdsa", vec![2]),
+        ),
+        (
+            "another key",
+            presign("eid-ecdsa", vec![1]),
+            presign("eid-other", vec![1]),
+        ),
+        (
+            "a presignature here, a signature there",
+            presign("eid-ecdsa", vec![1]),
+            sign(&ecdsa, 0),
+        ),
+        ("another payload", sign(&two, 0), sign(&two, 1)),
+    ];
+    for (what, at0, at1) in cases {
+        let out = run_session_as(
+            &c.enclaves,
+            random32(),
+            &[0, 1],
+            |n| if n == 0 { at0.clone() } else { at1.clone() },
+            |_, _| {},
+        );
+        assert_eq!(out.len(), 2, "{what}: {out:?}");
+        for (node, o) in &out {
+            match o {
+                Outcome::Failed {
+                    code,
+                    message,
+                    culprits,
+                } => {
+                    assert_eq!(*code, FailureCode::Peer, "{what}, node {node}: {message}");
+                    assert!(message.contains("invalid signature"), "{what}: {message}");
+                    assert!(culprits.is_empty(), "{what}: blamed {culprits:?}");
+                }
+                other => panic!("{what}, node {node}: {other:?}"),
+            }
+        }
+    }
+    // The same sessions started alike at both nodes succeed: the refusal was the mismatch.
+    let out = c.run(&[0, 1], presign("eid-ecdsa", vec![1]), |_, _| {});
+    assert!(
+        out.values()
+            .all(|o| matches!(o, Outcome::PresignatureReady)),
+        "{out:?}"
+    );
+    let out = c.run(&[0, 1], sign(&two, 1), |_, _| {});
+    signature_of(&out);
 }
 
 #[test]

@@ -5,10 +5,15 @@
 //!   itself ([`Roster::admit`]): chain to the pinned root, PCRs equal to this enclave's own (all
 //!   nodes run the same image), no debug mode, freshness, identity binding in `user_data`.
 //! * Every envelope is signed with the sender's Ed25519 identity key over its header
-//!   (version, session, seq, sender, receiver) and body.
+//!   (version, session, seq, sender, receiver), the session's execution id and its body. The
+//!   execution id (`protocol::session::SessionKind::execution_id`) is not sent: each enclave
+//!   derives it from what it was asked to run (cluster, roster, session id, kind, key, path,
+//!   participants and their identities, request, payload, presignature), so an envelope of a
+//!   session started as something else at its sender fails as a bad signature.
 //! * Point-to-point bodies are ChaCha20-Poly1305 ciphertexts under
-//!   `HKDF-SHA256(X25519(sender, receiver), salt = session, info = DST || from || to)`, nonce
-//!   `seq`, associated data the header: a key per session and direction, a nonce per message.
+//!   `HKDF-SHA256(X25519(sender, receiver), salt = execution id, info = DST || from || to)`,
+//!   nonce `seq`, associated data the header: a key per session and direction, a nonce per
+//!   message.
 //! * Each sender numbers its broadcasts 0, 1, 2, ... and, separately, its point-to-point
 //!   messages to each receiver. A receiver accepts each of its streams from each sender only in
 //!   order without gaps: a replayed, duplicated, reordered or dropped message, or one moved from
@@ -197,14 +202,14 @@ fn p2p_key(
     identity: &SecretIdentity,
     peer: &IdentityKeys,
     peer_node: u16,
-    session: &[u8],
+    context: &[u8; 32],
     from: u16,
     to: u16,
 ) -> Result<Zeroizing<[u8; 32]>, PeerError> {
     let shared = identity
         .agree(&peer.encryption)
         .ok_or(PeerError::BadKey(peer_node))?;
-    let hk = Hkdf::<Sha256>::new(Some(session), shared.as_slice());
+    let hk = Hkdf::<Sha256>::new(Some(context), shared.as_slice());
     let mut info = P2P_DST.to_vec();
     info.extend_from_slice(&from.to_be_bytes());
     info.extend_from_slice(&to.to_be_bytes());
@@ -225,6 +230,8 @@ fn nonce(seq: u32) -> Nonce {
 #[derive(Debug)]
 pub struct Channel {
     session: [u8; SESSION_ID_LEN],
+    /// The session's execution id: signed in every envelope, the point-to-point keys' salt.
+    context: [u8; 32],
     me: u16,
     /// Next counter out, by receiver (`None`: broadcast stream).
     next_out: BTreeMap<Option<u16>, u32>,
@@ -233,14 +240,17 @@ pub struct Channel {
 }
 
 impl Channel {
-    /// A channel for `session` at node `me`, accepting messages from `peers`.
+    /// A channel for `session` with execution id `context` at node `me`, accepting messages
+    /// from `peers`.
     pub fn new(
         session: [u8; SESSION_ID_LEN],
+        context: [u8; 32],
         me: u16,
         peers: impl IntoIterator<Item = u16>,
     ) -> Self {
         Self {
             session,
+            context,
             me,
             next_out: BTreeMap::new(),
             next_in: peers
@@ -271,7 +281,7 @@ impl Channel {
             None => body.to_vec(),
             Some(node) => {
                 let peer = roster.get(node).ok_or(PeerError::UnknownSender(node))?;
-                let key = p2p_key(identity, peer, node, &self.session, self.me, node)?;
+                let key = p2p_key(identity, peer, node, &self.context, self.me, node)?;
                 ChaCha20Poly1305::new(&Key::from(*key))
                     .encrypt(
                         &nonce(seq),
@@ -292,7 +302,11 @@ impl Channel {
             body: ByteBuf::from(body),
             sig: ByteBuf::new(),
         };
-        envelope.sig = ByteBuf::from(identity.sign(&envelope.signed_bytes()).to_vec());
+        envelope.sig = ByteBuf::from(
+            identity
+                .sign(&envelope.signed_bytes(&self.context))
+                .to_vec(),
+        );
         self.next_out.insert(to, seq + 1);
         Ok(envelope)
     }
@@ -314,7 +328,7 @@ impl Channel {
         let vk = VerifyingKey::from_bytes(&peer.signing).map_err(|_| PeerError::BadKey(from))?;
         let sig =
             Signature::from_slice(&envelope.sig).map_err(|_| PeerError::BadSignature { from })?;
-        vk.verify_strict(&envelope.signed_bytes(), &sig)
+        vk.verify_strict(&envelope.signed_bytes(&self.context), &sig)
             .map_err(|_| PeerError::BadSignature { from })?;
         // From here on the sender is authenticated: what is wrong is its doing.
         if envelope.v != PEER_ENVELOPE_VERSION {
@@ -349,7 +363,7 @@ impl Channel {
                     from,
                     envelope.to,
                 );
-                let key = p2p_key(identity, peer, from, &self.session, from, self.me)?;
+                let key = p2p_key(identity, peer, from, &self.context, from, self.me)?;
                 ChaCha20Poly1305::new(&Key::from(*key))
                     .decrypt(
                         &nonce(envelope.seq),
@@ -379,8 +393,38 @@ mod tests {
         (ids, roster)
     }
 
+    /// The channels of session `session` at nodes 0..3, all started as the same session (its
+    /// execution id stands in as `session` itself).
     fn channels(session: [u8; 32]) -> Vec<Channel> {
-        (0..3).map(|i| Channel::new(session, i, 0..3)).collect()
+        (0..3)
+            .map(|i| Channel::new(session, session, i, 0..3))
+            .collect()
+    }
+
+    #[test]
+    fn a_session_started_as_something_else_at_the_sender_is_refused_blaming_no_one() {
+        // A relay starts one session id with different execution ids at nodes 0 and 1 (another
+        // kind, key, path, request, participant list or peer identity): each envelope fails
+        // as a bad signature, broadcast and point to point alike; no one is blamed.
+        let (ids, roster) = setup();
+        let mut at0 = Channel::new([1; 32], [0xa0; 32], 0, 0..3);
+        let mut at1 = Channel::new([1; 32], [0xa1; 32], 1, 0..3);
+        for to in [None, Some(1)] {
+            let e = at1
+                .open(
+                    &ids[1],
+                    &roster,
+                    &at0.seal(&ids[0], &roster, to, b"r1").unwrap(),
+                )
+                .unwrap_err();
+            assert_eq!(e, PeerError::BadSignature { from: 0 });
+            assert_eq!(e.culprit(), None);
+        }
+        // The same envelope opens where the session was started as at its sender.
+        let mut same = Channel::new([1; 32], [0xa0; 32], 1, 0..3);
+        let mut again = Channel::new([1; 32], [0xa0; 32], 0, 0..3);
+        let p = again.seal(&ids[0], &roster, Some(1), b"r1").unwrap();
+        assert_eq!(same.open(&ids[1], &roster, &p).unwrap().2, b"r1");
     }
 
     #[test]
@@ -411,7 +455,7 @@ mod tests {
         let newcomer = SecretIdentity::generate();
         roster.insert_self(1, newcomer.public()); // node 1 admitted again, with other keys
         let mut ch = channels([1; 32]);
-        let forged = Channel::new([1; 32], 1, 0..3)
+        let forged = Channel::new([1; 32], [1; 32], 1, 0..3)
             .seal(&newcomer, &roster, Some(0), b"x")
             .unwrap();
         assert!(matches!(
@@ -500,23 +544,30 @@ mod tests {
             Err(PeerError::NotForMe { .. })
         ));
 
-        // Moved to another session.
+        // Moved to another session: signed under another execution id.
         let mut other = channels([2; 32]);
         assert!(matches!(
             other[1].open(&ids[1], &roster, &m2),
-            Err(PeerError::WrongSession { from: 0 })
+            Err(PeerError::BadSignature { from: 0 })
         ));
+        // Signed for this execution id but naming another session: the sender's doing.
+        let mut renamed = Channel::new([2; 32], [1; 32], 0, 0..3);
+        let m = renamed.seal(&ids[0], &roster, None, b"x").unwrap();
+        assert_eq!(
+            ch[1].open(&ids[1], &roster, &m),
+            Err(PeerError::WrongSession { from: 0 })
+        );
 
         // Forged by a node outside the roster.
         let stranger = SecretIdentity::generate();
-        let mut outsider = Channel::new([1; 32], 7, 0..3);
+        let mut outsider = Channel::new([1; 32], [1; 32], 7, 0..3);
         let forged = outsider.seal(&stranger, &roster, None, b"x").unwrap();
         assert_eq!(
             ch[1].open(&ids[1], &roster, &forged),
             Err(PeerError::UnknownSender(7))
         );
         // Claiming to be node 0 with another key.
-        let mut imposter = Channel::new([1; 32], 0, 0..3);
+        let mut imposter = Channel::new([1; 32], [1; 32], 0, 0..3);
         let mut forged = imposter.seal(&stranger, &roster, None, b"x").unwrap();
         forged.seq = 2;
         assert!(matches!(

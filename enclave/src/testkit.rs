@@ -154,6 +154,21 @@ pub fn run_session(
     session: ByteBuf,
     participants: &[u16],
     kind: SessionKind,
+    tamper: impl FnMut(u16, &mut Vec<PeerEnvelope>),
+) -> BTreeMap<u16, Outcome> {
+    run_session_as(enclaves, session, participants, |_| kind.clone(), tamper)
+}
+
+/// [`run_session`], with the session started as `kind_at(node)` at each participant: what a
+/// relay that asks different nodes to run different things under one session id does.
+///
+/// # Panics
+/// As [`run_session`].
+pub fn run_session_as(
+    enclaves: &[Arc<Enclave>],
+    session: ByteBuf,
+    participants: &[u16],
+    kind_at: impl Fn(u16) -> SessionKind,
     mut tamper: impl FnMut(u16, &mut Vec<PeerEnvelope>),
 ) -> BTreeMap<u16, Outcome> {
     let mut relay = Relay::new(participants);
@@ -161,7 +176,7 @@ pub fn run_session(
         let request = EnclaveRequest::StartSession {
             session: session.clone(),
             participants: participants.to_vec(),
-            kind: kind.clone(),
+            kind: kind_at(*p),
         };
         match enclaves[usize::from(*p)].handle(request) {
             EnclaveResponse::Session(update) => relay.absorb(*p, update),

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use adapters::{ChainAdapter, Intent, Utxo};
 use cohort_fuzz::{
-    AdapterCase, MODE_SIGN, adapter_cases, ecdsa_key, ecdsa_public, eddsa_key, eddsa_public,
-    peer_key,
+    AdapterCase, MODE_SIGN, PEER_CONTEXT, adapter_cases, ecdsa_key, ecdsa_public, eddsa_key,
+    eddsa_public, peer_key,
 };
 use coordinator::api::{
     ApprovalJson, ApprovedJson, AssembleRequest, CreateKeyJson, GenesisJson, Hex, PolicyJson,
@@ -56,7 +56,7 @@ fn envelope(seq: u32, to: Option<u16>, body: &[u8]) -> PeerEnvelope {
         body: buf(body),
         sig: ByteBuf::new(),
     };
-    e.sig = buf(&peer_key().sign(&e.signed_bytes()).to_bytes());
+    e.sig = buf(&peer_key().sign(&e.signed_bytes(&PEER_CONTEXT)).to_bytes());
     e
 }
 

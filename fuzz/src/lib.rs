@@ -249,10 +249,14 @@ pub fn kms_envelope(data: &[u8]) {
 // ---------------------------------------------------------------------------------------------
 
 /// Domain tag at the start of [`PeerEnvelope::signed_bytes`] (pinned: a change is a wire change).
-const PEER_SIGNING_DST: &[u8] = b"cohort/peer-envelope/v1";
+const PEER_SIGNING_DST: &[u8] = b"cohort/peer-envelope/v2";
 
 /// Seed of the Ed25519 key that signs the envelopes in `seeds/peer_envelope/`.
 pub const PEER_KEY_SEED: [u8; 32] = [0x44; 32];
+
+/// The execution id the seed envelopes are signed under (the enclave derives it from the
+/// session it was asked to run; it is not in the envelope).
+pub const PEER_CONTEXT: [u8; 32] = [0x3c; 32];
 
 /// The key that signs the seed envelopes.
 pub fn peer_key() -> ed25519_dalek::SigningKey {
@@ -263,8 +267,8 @@ pub fn peer_key() -> ed25519_dalek::SigningKey {
 /// `ciborium::Value` like [`protocol::decode_payload`]) and the coordinator in a session
 /// update: one envelope, a list of them, or a [`SessionUpdate`]. On what decodes:
 /// [`PeerEnvelope::signed_bytes`] and [`PeerEnvelope::header_bytes`] must lay out the fields
-/// unambiguously, an envelope signed by [`peer_key`] must stop verifying when any signed field
-/// changes (the enclave checks the signature with `verify_strict`, as here), and the envelope
+/// unambiguously, an envelope signed by [`peer_key`] under [`PEER_CONTEXT`] must stop verifying
+/// when any signed field or the execution id changes (the enclave checks the signature with `verify_strict`, as here), and the envelope
 /// must survive a `Deliver` frame round trip.
 pub fn peer_envelope(data: &[u8]) {
     let _ = ciborium::from_reader::<PeerEnvelope, _>(data);
@@ -291,13 +295,17 @@ pub fn peer_envelope(data: &[u8]) {
 
 fn check_envelope(e: &PeerEnvelope) {
     let header = PeerEnvelope::header_bytes(e.v, &e.session, e.seq, e.from, e.to);
-    let signed = e.signed_bytes();
-    let expected_len = PEER_SIGNING_DST.len() + header.len() + 8 + e.body.len();
+    let signed = e.signed_bytes(&PEER_CONTEXT);
+    let expected_len = PEER_SIGNING_DST.len() + header.len() + 32 + 8 + e.body.len();
     assert_eq!(signed.len(), expected_len);
     assert!(signed.starts_with(PEER_SIGNING_DST));
     assert_eq!(
         &signed[PEER_SIGNING_DST.len()..][..header.len()],
         header.as_slice()
+    );
+    assert_eq!(
+        &signed[PEER_SIGNING_DST.len() + header.len()..][..32],
+        PEER_CONTEXT.as_slice()
     );
     assert!(signed.ends_with(&e.body));
     // The header parses back to the fields, whatever the session's length (one length byte
@@ -324,11 +332,19 @@ fn check_envelope(e: &PeerEnvelope) {
     }
     // The signature check of `enclave::peer::Channel::open`.
     let vk = peer_key().verifying_key();
-    let verifies = |env: &PeerEnvelope| {
+    let verifies_in = |env: &PeerEnvelope, context: &[u8; 32]| {
         ed25519_dalek::Signature::from_slice(&env.sig)
-            .is_ok_and(|sig| vk.verify_strict(&env.signed_bytes(), &sig).is_ok())
+            .is_ok_and(|sig| vk.verify_strict(&env.signed_bytes(context), &sig).is_ok())
     };
+    let verifies = |env: &PeerEnvelope| verifies_in(env, &PEER_CONTEXT);
     if verifies(e) {
+        // Under another execution id (the session started as something else): refused.
+        let mut other = PEER_CONTEXT;
+        other[0] ^= 1;
+        assert!(
+            !verifies_in(e, &other),
+            "an envelope verifies under another execution id"
+        );
         let mut changed: Vec<PeerEnvelope> = Vec::new();
         let mut c = e.clone();
         c.v = c.v.wrapping_add(1);

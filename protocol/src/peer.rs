@@ -1,7 +1,8 @@
 //! Enclave-to-enclave envelopes: how one protocol message travels between enclaves through
 //! untrusted proxies and the coordinator.
 //!
-//! An envelope is bound to `(session, seq, from, to)`. Its body is plaintext for a broadcast and
+//! An envelope is bound to `(session, seq, from, to)` and to the session's execution id, which
+//! it does not carry: each enclave derives it from what it was asked to run. Its body is plaintext for a broadcast and
 //! ChaCha20-Poly1305 ciphertext for a point-to-point message; in both cases the sender signs
 //! [`PeerEnvelope::signed_bytes`] with its attested Ed25519 identity key. `seq` counts the
 //! sender's messages in the session from 0 without gaps, so a receiver detects a replayed,
@@ -11,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 /// Version of the envelope format.
-pub const PEER_ENVELOPE_VERSION: u8 = 1;
+pub const PEER_ENVELOPE_VERSION: u8 = 2;
 /// Length of a session id.
 pub const SESSION_ID_LEN: usize = 32;
-const SIGNING_DST: &[u8] = b"cohort/peer-envelope/v1";
+const SIGNING_DST: &[u8] = b"cohort/peer-envelope/v2";
 /// The header's length byte announcing a four-byte session length.
 const LONG_SESSION: u8 = 0xff;
 
@@ -79,12 +80,16 @@ impl PeerEnvelope {
         out
     }
 
-    /// What the sender signs: a domain tag, the header, and the body.
-    pub fn signed_bytes(&self) -> Vec<u8> {
+    /// What the sender signs: a domain tag, the header, the session's execution id `context`
+    /// ([`crate::session::SessionKind::execution_id`]: what the session is, which the envelope
+    /// does not carry), and the body.
+    pub fn signed_bytes(&self, context: &[u8; 32]) -> Vec<u8> {
         let header = Self::header_bytes(self.v, &self.session, self.seq, self.from, self.to);
-        let mut out = Vec::with_capacity(SIGNING_DST.len() + header.len() + 8 + self.body.len());
+        let mut out =
+            Vec::with_capacity(SIGNING_DST.len() + header.len() + 32 + 8 + self.body.len());
         out.extend_from_slice(SIGNING_DST);
         out.extend_from_slice(&header);
+        out.extend_from_slice(context);
         out.extend_from_slice(&(self.body.len() as u64).to_be_bytes());
         out.extend_from_slice(&self.body);
         out
@@ -101,6 +106,29 @@ mod tests {
             LONG_SESSION => u32::from_be_bytes(header[2..6].try_into().unwrap()) as usize,
             n => usize::from(n),
         }
+    }
+
+    /// The signed bytes of envelope version 2, pinned (computed independently with Python's
+    /// hashlib and struct): the header, then the execution id, then the body's length and body.
+    #[test]
+    fn signed_bytes_are_pinned() {
+        use sha2::{Digest, Sha256};
+        let e = PeerEnvelope {
+            v: PEER_ENVELOPE_VERSION,
+            session: ByteBuf::from(vec![3; 32]),
+            seq: 5,
+            from: 1,
+            to: Some(2),
+            body: ByteBuf::from(b"hi".to_vec()),
+            sig: ByteBuf::new(),
+        };
+        let signed = e.signed_bytes(&[0xc0; 32]);
+        assert_eq!(signed.len(), 108);
+        assert_eq!(
+            hex::encode(Sha256::digest(&signed)),
+            "22f229c40c0479121e5f4aa7a09082dcdd9627c4fc10f20d7c1aedba017da10e"
+        );
+        assert_ne!(signed, e.signed_bytes(&[0xc1; 32]));
     }
 
     #[test]

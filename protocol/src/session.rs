@@ -3,10 +3,15 @@
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
+use sha2::{Digest, Sha256};
 
 pub use crate::codes::FailureCode;
+use crate::genesis::ClusterId;
 use crate::peer::PeerEnvelope;
-use crate::policy::{Approved, CreateKey, Scheme, SignRequest};
+use crate::policy::{Approved, Canonical, CreateKey, Scheme, SignRequest};
+
+/// Domain tag of [`SessionKind::execution_id`].
+pub const EXECUTION_ID_DOMAIN: &[u8] = b"cohort/execution-id/v1\0";
 
 /// A peer's attestation document, for admission.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,7 +54,117 @@ pub enum SessionKind {
     },
 }
 
+/// One participant of a session as the execution id names it: its node index and the identity
+/// keys (Ed25519, X25519) this enclave holds for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Participant {
+    /// Node index.
+    pub node: u16,
+    /// Its Ed25519 identity (signing) key.
+    pub signing: [u8; 32],
+    /// Its X25519 identity (encryption) key.
+    pub encryption: [u8; 32],
+}
+
+/// `u32` big-endian length, then the bytes.
+fn lp(h: &mut Sha256, bytes: &[u8]) {
+    h.update(u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
+    h.update(bytes);
+}
+
 impl SessionKind {
+    /// The kind's code in the execution id.
+    pub fn code(&self) -> u8 {
+        match self {
+            Self::AuxInfo => 1,
+            Self::CreateKey { .. } => 2,
+            Self::Presign { .. } => 3,
+            Self::Sign {
+                presignature: None, ..
+            } => 4,
+            Self::Sign { .. } => 5,
+        }
+    }
+
+    /// The execution id of session `session` of this kind among `participants` (in session
+    /// order), in cluster `cluster` whose roster has digest `roster_digest` (ADR 0013, section
+    /// 3):
+    ///
+    /// ```text
+    /// SHA-256("cohort/execution-id/v1\0" || cluster id || roster digest || session id
+    ///   || u8 kind || lp(key id) || u32 n || path (u32 BE each)
+    ///   || u16 n || participants (u16 BE) || for each participant: Ed25519 || X25519
+    ///   || request hash (SHA-256 of the approved request's canonical bytes; zeros for
+    ///      auxiliary info and presignatures)
+    ///   || u16 payload index (signing, else 0) || lp(presignature id) (presigned signing))
+    /// ```
+    ///
+    /// `lp` is a `u32` big-endian length, then the bytes. Every enclave of a session derives
+    /// it from what it was asked to run; it is the protocol's execution id and it is signed in
+    /// every peer envelope, so a relay that starts one session id as different sessions at
+    /// different nodes (another kind, key, path, request, participant list or peer identity)
+    /// is caught at the first envelope, before any protocol machine sees a message.
+    pub fn execution_id(
+        &self,
+        cluster: &ClusterId,
+        roster_digest: &[u8; 32],
+        session: &[u8; 32],
+        participants: &[Participant],
+    ) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(EXECUTION_ID_DOMAIN);
+        h.update(cluster.0);
+        h.update(roster_digest);
+        h.update(session);
+        h.update([self.code()]);
+        let none: &[u32] = &[];
+        let (key_id, path, request, payload, presignature): (&str, &[u32], _, u16, &[u8]) =
+            match self {
+                Self::AuxInfo => ("", none, None, 0, &[]),
+                Self::CreateKey { request } => (
+                    &request.request.key_id,
+                    none,
+                    Some(request.request.canonical_bytes()),
+                    0,
+                    &[],
+                ),
+                Self::Presign { key_id, path } => (key_id, path, None, 0, &[]),
+                Self::Sign {
+                    request,
+                    payload,
+                    presignature,
+                } => (
+                    &request.request.key_id,
+                    &request.request.path,
+                    Some(request.request.canonical_bytes()),
+                    *payload,
+                    presignature.as_deref().map_or(&[][..], |p| p.as_slice()),
+                ),
+            };
+        lp(&mut h, key_id.as_bytes());
+        h.update(u32::try_from(path.len()).unwrap_or(u32::MAX).to_be_bytes());
+        for step in path {
+            h.update(step.to_be_bytes());
+        }
+        h.update(
+            u16::try_from(participants.len())
+                .unwrap_or(u16::MAX)
+                .to_be_bytes(),
+        );
+        for p in participants {
+            h.update(p.node.to_be_bytes());
+        }
+        for p in participants {
+            h.update(p.signing);
+            h.update(p.encryption);
+        }
+        let request_hash: [u8; 32] = request.map_or([0; 32], |b| Sha256::digest(b).into());
+        h.update(request_hash);
+        h.update(payload.to_be_bytes());
+        lp(&mut h, presignature);
+        h.finalize().into()
+    }
+
     /// The kind's name, for logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {
@@ -135,6 +250,135 @@ pub fn genesis_receipt_message(genesis_canonical: &[u8], node: u16) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::ErrorCode;
+    use crate::policy::KeyPolicy;
+
+    fn participants() -> Vec<Participant> {
+        vec![
+            Participant {
+                node: 0,
+                signing: [1; 32],
+                encryption: [2; 32],
+            },
+            Participant {
+                node: 2,
+                signing: [3; 32],
+                encryption: [4; 32],
+            },
+        ]
+    }
+
+    fn eid(kind: &SessionKind, participants: &[Participant]) -> [u8; 32] {
+        kind.execution_id(&ClusterId([7; 32]), &[8; 32], &[9; 32], participants)
+    }
+
+    fn sign(payload: u16, presignature: Option<&[u8]>) -> SessionKind {
+        SessionKind::Sign {
+            request: Approved {
+                request: SignRequest {
+                    v: 2,
+                    cluster: ClusterId([7; 32]),
+                    key_id: "hot1".into(),
+                    path: vec![1],
+                    payloads: vec![ByteBuf::from(vec![5; 32]), ByteBuf::from(vec![6; 32])],
+                    request_id: ByteBuf::from(vec![1; 16]),
+                    created: 100,
+                    expiry: 200,
+                },
+                approvals: vec![],
+            },
+            payload,
+            presignature: presignature.map(|p| ByteBuf::from(p.to_vec())),
+        }
+    }
+
+    /// Known answer, computed independently (Python's hashlib and struct, from the layout in
+    /// ADR 0013 section 3): a presignature for key `hot1` at path 1/2147483647 among nodes 0
+    /// and 2.
+    #[test]
+    fn the_execution_id_is_pinned() {
+        let kind = SessionKind::Presign {
+            key_id: "hot1".into(),
+            path: vec![1, 0x7fff_ffff],
+        };
+        assert_eq!(
+            hex::encode(eid(&kind, &participants())),
+            "478ff6dabc7aa96959d86de461c2e5c048ca16fede079e79500ab39f9826c498"
+        );
+    }
+
+    /// Whatever a relay changes in what it asks one node to run, that node's execution id
+    /// differs from the others'.
+    #[test]
+    fn every_part_of_a_session_changes_its_execution_id() {
+        let p = participants();
+        let presign = |key: &str, path: Vec<u32>| SessionKind::Presign {
+            key_id: key.into(),
+            path,
+        };
+        let create = |threshold: u16| SessionKind::CreateKey {
+            request: Approved {
+                request: CreateKey {
+                    v: 2,
+                    cluster: ClusterId([7; 32]),
+                    key_id: "hot1".into(),
+                    scheme: Scheme::EcdsaSecp256k1,
+                    threshold,
+                    policy: KeyPolicy {
+                        approvers: vec![],
+                        approvals_needed: 1,
+                    },
+                    request_id: ByteBuf::from(vec![1; 16]),
+                    created: 100,
+                    expiry: 200,
+                },
+                approvals: vec![],
+            },
+        };
+        let mut reversed = p.clone();
+        reversed.reverse();
+        let mut other_identity = p.clone();
+        other_identity[1].encryption[0] ^= 1;
+        let mut other_signing = p.clone();
+        other_signing[0].signing[31] ^= 1;
+        let ids = [
+            eid(&SessionKind::AuxInfo, &p),
+            eid(&create(2), &p),
+            eid(&create(3), &p),
+            eid(&presign("hot1", vec![]), &p),
+            eid(&presign("hot1", vec![1]), &p),
+            eid(&presign("hot1", vec![2]), &p),
+            eid(&presign("hot2", vec![1]), &p),
+            eid(&presign("hot1", vec![1]), &reversed),
+            eid(&presign("hot1", vec![1]), &p[..1]),
+            eid(&presign("hot1", vec![1]), &other_identity),
+            eid(&presign("hot1", vec![1]), &other_signing),
+            eid(&sign(0, None), &p),
+            eid(&sign(1, None), &p),
+            eid(&sign(0, Some(b"pre-1")), &p),
+            eid(&sign(0, Some(b"pre-2")), &p),
+            // A presign whose key id is the sign request's, path the same.
+            eid(&presign("hot1", vec![1]), &p),
+        ];
+        let distinct: std::collections::BTreeSet<_> = ids[..ids.len() - 1].iter().collect();
+        assert_eq!(distinct.len(), ids.len() - 1, "{ids:x?}");
+        assert_eq!(ids[4], ids[ids.len() - 1], "the same session, the same id");
+        // And the cluster, the roster and the session id.
+        let kind = presign("hot1", vec![1]);
+        let base = kind.execution_id(&ClusterId([7; 32]), &[8; 32], &[9; 32], &p);
+        assert_eq!(base, ids[4]);
+        assert_ne!(
+            base,
+            kind.execution_id(&ClusterId([6; 32]), &[8; 32], &[9; 32], &p)
+        );
+        assert_ne!(
+            base,
+            kind.execution_id(&ClusterId([7; 32]), &[6; 32], &[9; 32], &p)
+        );
+        assert_ne!(
+            base,
+            kind.execution_id(&ClusterId([7; 32]), &[8; 32], &[6; 32], &p)
+        );
+    }
 
     const ALL: [FailureCode; 16] = [
         FailureCode::BadRequest,

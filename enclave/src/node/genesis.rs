@@ -50,6 +50,8 @@ pub(super) struct Pinned {
     pub(super) cluster: ClusterId,
     /// The roster, by index.
     pub(super) roster: Vec<RosterEntry>,
+    /// The roster's digest (version 0), in every session's execution id.
+    pub(super) roster_digest: [u8; 32],
 }
 
 /// The genesis as sealed before node keys (the approved genesis' request and the index the
@@ -129,6 +131,7 @@ pub(super) fn check_genesis(
         pinned: Some(Pinned {
             cluster: g.cluster_id(),
             roster: g.roster.clone(),
+            roster_digest: g.roster_digest(0),
         }),
     })
 }

@@ -286,10 +286,10 @@ impl Node {
         Ok(opened)
     }
 
-    /// Starts the auxiliary-info run of all nodes.
+    /// Starts the auxiliary-info run of all nodes, under execution id `eid`.
     pub(super) fn start_aux(
         &mut self,
-        sid: &[u8],
+        eid: &[u8; 32],
         participants: &[u16],
     ) -> Result<Start, NodeError> {
         if !self.all_nodes(participants)? {
@@ -314,7 +314,7 @@ impl Node {
             .ok_or_else(|| NodeError::Refused("safe primes are still being generated".into()))?;
         let g = self.genesis()?;
         let (m, first) =
-            ecdsa::AuxInfoGen::start(sid, g.node, g.nodes, primes).map_err(internal)?;
+            ecdsa::AuxInfoGen::start(eid, g.node, g.nodes, primes).map_err(internal)?;
         Ok(Start::new(Box::new(m), Purpose::AuxInfo, first).sealed_under(data_key))
     }
 
@@ -335,10 +335,11 @@ impl Node {
         })
     }
 
-    /// Starts generating the key an approved request creates, with all nodes.
+    /// Starts generating the key an approved request creates, with all nodes, under execution
+    /// id `eid`.
     pub(super) fn start_keygen(
         &mut self,
-        sid: &[u8],
+        eid: &[u8; 32],
         participants: &[u16],
         request: &Approved<CreateKey>,
     ) -> Result<Start, NodeError> {
@@ -357,12 +358,12 @@ impl Node {
         let (machine, first): (Box<dyn Machine>, _) = match r.scheme {
             Scheme::EcdsaSecp256k1 => {
                 let (m, out) =
-                    ecdsa::Keygen::start(sid, me, nodes, r.threshold).map_err(internal)?;
+                    ecdsa::Keygen::start(eid, me, nodes, r.threshold).map_err(internal)?;
                 (Box::new(m), out)
             }
             Scheme::EddsaEd25519 => {
                 let (m, out) =
-                    eddsa::Dkg::start(sid, me, nodes, r.threshold, &mut rand::rngs::OsRng)
+                    eddsa::Dkg::start(eid, me, nodes, r.threshold, &mut rand::rngs::OsRng)
                         .map_err(internal)?;
                 (Box::new(m), out)
             }

@@ -3,13 +3,14 @@
 
 use protocol::peer::{PeerEnvelope, SESSION_ID_LEN};
 use protocol::policy::CreateKey;
-use protocol::session::{FailureCode, Outcome, SessionKind, SessionUpdate};
+use protocol::session::{FailureCode, Outcome, Participant, SessionKind, SessionUpdate};
 use serde_bytes::ByteBuf;
 use tracing::{info, warn};
 
 use super::machine::Machine;
+use super::membership::MembershipError;
 use super::signing::Signing;
-use super::{Node, NodeError, failed, hex_short, session_id};
+use super::{Node, NodeError, bad, failed, hex_short, session_id};
 use crate::identity::SecretIdentity;
 use crate::mpc::{IncomingMessage, MpcError, OutgoingMessage, PartyIndex, Step};
 use crate::peer::{Channel, Roster};
@@ -146,11 +147,13 @@ impl Node {
         }
         let my_position = self.check_participants(participants)?;
         let me = self.genesis()?.node;
+        let peers = self.roster.subset(participants);
+        let eid = self.execution_id(&sid, participants, &peers, kind)?;
         let start = match kind {
-            SessionKind::AuxInfo => self.start_aux(&sid, participants)?,
-            SessionKind::CreateKey { request } => self.start_keygen(&sid, participants, request)?,
+            SessionKind::AuxInfo => self.start_aux(&eid, participants)?,
+            SessionKind::CreateKey { request } => self.start_keygen(&eid, participants, request)?,
             SessionKind::Presign { key_id, path } => {
-                self.start_presign(&sid, participants, my_position, key_id, path)?
+                self.start_presign(&eid, participants, my_position, key_id, path)?
             }
             SessionKind::Sign {
                 request,
@@ -159,7 +162,7 @@ impl Node {
             } => {
                 let presignature = presignature.as_deref().map(|id| id.as_slice());
                 match self.start_sign(
-                    sid,
+                    &eid,
                     participants,
                     my_position,
                     request,
@@ -167,15 +170,19 @@ impl Node {
                     presignature,
                 )? {
                     Opening::Run(start) => start,
-                    Opening::Answered(outcome) => return Ok(update(sid, vec![], Some(outcome))),
+                    Opening::Answered(outcome) => {
+                        // The session id is spent all the same.
+                        self.used_sessions.insert(sid);
+                        return Ok(update(sid, vec![], Some(outcome)));
+                    }
                 }
             }
         };
         self.used_sessions.insert(sid);
         let mut session = Session {
-            channel: Channel::new(sid, me, participants.iter().copied()),
+            channel: Channel::new(sid, eid, me, participants.iter().copied()),
             participants: participants.to_vec(),
-            peers: self.roster.subset(participants),
+            peers,
             machine: start.machine,
             purpose: start.purpose,
             use_key: start.use_key,
@@ -192,6 +199,39 @@ impl Node {
         };
         self.sessions.insert(sid, session);
         Ok(update(sid, outgoing, None))
+    }
+
+    /// The execution id of session `sid` of `kind` among `participants`, with their identities
+    /// as this enclave admitted them (`peers`, its own included): what every participant must
+    /// have been asked to run for their envelopes to verify (ADR 0013, section 3).
+    fn execution_id(
+        &self,
+        sid: &[u8; SESSION_ID_LEN],
+        participants: &[u16],
+        peers: &Roster,
+        kind: &SessionKind,
+    ) -> Result<[u8; 32], NodeError> {
+        let pinned = self
+            .genesis()?
+            .pinned
+            .as_ref()
+            .ok_or(MembershipError::LegacyGenesis)?;
+        let named = participants
+            .iter()
+            .map(|&node| {
+                let keys = peers.get(node).ok_or_else(|| {
+                    bad(format!(
+                        "node {node} has not been admitted (no verified attestation)"
+                    ))
+                })?;
+                Ok(Participant {
+                    node,
+                    signing: keys.signing,
+                    encryption: keys.encryption,
+                })
+            })
+            .collect::<Result<Vec<_>, NodeError>>()?;
+        Ok(kind.execution_id(&pinned.cluster, &pinned.roster_digest, sid, &named))
     }
 
     /// Delivers envelopes to a running session.

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use protocol::peer::SESSION_ID_LEN;
 use protocol::policy::{Approved, SignRequest};
 use protocol::session::FailureCode;
 
@@ -71,10 +70,11 @@ impl Machine for Presigned {
 }
 
 impl Node {
-    /// Starts a presignature for an ECDSA key, with exactly threshold participants.
+    /// Starts a presignature for an ECDSA key, with exactly threshold participants, under
+    /// execution id `eid`.
     pub(super) fn start_presign(
         &self,
-        sid: &[u8],
+        eid: &[u8; 32],
         participants: &[u16],
         my_position: u16,
         key_id: &str,
@@ -91,7 +91,7 @@ impl Node {
             return Err(bad("a presignature needs exactly threshold participants"));
         }
         let (m, first) =
-            ecdsa::Presign::start(sid, my_position, participants, share, path).map_err(internal)?;
+            ecdsa::Presign::start(eid, my_position, participants, share, path).map_err(internal)?;
         Ok(Start::new(
             Box::new(m),
             Purpose::Presign(key_id.to_string()),
@@ -99,11 +99,11 @@ impl Node {
         ))
     }
 
-    /// Starts signing one payload of an approved request, or answers at once: with the
-    /// signature already released for it, or without a matching presignature.
+    /// Starts signing one payload of an approved request under execution id `eid`, or answers
+    /// at once: with the signature already released for it, or without a matching presignature.
     pub(super) fn start_sign(
         &mut self,
-        sid: [u8; SESSION_ID_LEN],
+        eid: &[u8; 32],
         participants: &[u16],
         my_position: u16,
         request: &Approved<SignRequest>,
@@ -111,7 +111,6 @@ impl Node {
         presignature: Option<&[u8]>,
     ) -> Result<Opening, NodeError> {
         if let Some(outcome) = self.released_signature(request, payload)? {
-            self.used_sessions.insert(sid);
             return Ok(Opening::Answered(outcome));
         }
         let (key, signing) = self.check_sign(request, payload)?;
@@ -123,7 +122,7 @@ impl Node {
                     return Err(bad("ECDSA signing needs exactly threshold participants"));
                 }
                 let (m, out) = ecdsa::Sign::start(
-                    &sid,
+                    eid,
                     my_position,
                     participants,
                     share,
@@ -145,7 +144,7 @@ impl Node {
                     .get(usize::from(payload))
                     .ok_or_else(|| bad("payload index out of range"))?;
                 let (m, out) =
-                    eddsa::Sign::start(share, &sid, participants, message, &mut rand::rngs::OsRng)
+                    eddsa::Sign::start(share, eid, participants, message, &mut rand::rngs::OsRng)
                         .map_err(internal)?;
                 (Box::new(m), out)
             }

@@ -43,11 +43,15 @@ struct NodeState {
     /// The identity of each peer this node admitted, as last answered: the node can run
     /// sessions with a peer only while that is still the peer's identity.
     admitted_peers: BTreeMap<u16, [u8; 32]>,
-    /// The identity of each peer this node refused, as last answered. A peer refused by
-    /// another node under its current identity is left out of quorums (it is not the node the
-    /// others expect); a change of its phase or identity clears the refusal.
-    refused_peers: BTreeMap<u16, [u8; 32]>,
+    /// The identity of each peer this node refused, as last answered, and when. The two are
+    /// not put in a quorum together; the refusal is asked again after [`REFUSAL_RETRY`], or
+    /// when the refused node's phase changes.
+    refused_peers: BTreeMap<u16, ([u8; 32], Instant)>,
 }
+
+/// How long a peer's refusal stands before an admission round asks again (a refusal may be
+/// passing: a document corrupted on the way, a clock skew).
+pub const REFUSAL_RETRY: Duration = Duration::from_secs(60);
 
 /// A change the health check noticed that the coordinator must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,31 +139,24 @@ impl Nodes {
         s.admitted.is_some() && s.admitted == s.identity.map(|k| k.signing)
     }
 
-    /// Whether every other node that is up (operational and attested) answered for `node`'s
-    /// current identity in an admission round: admitted it (`refusals_count = false`), or
-    /// admitted or refused it (`true`).
-    fn known_to_peers(states: &[NodeState], node: usize, refusals_count: bool) -> bool {
-        let Some(id) = states[node].identity.map(|k| k.signing) else {
-            return false;
-        };
-        let n16 = node as u16;
-        states.iter().enumerate().all(|(p, peer)| {
-            p == node
-                || Self::live_identity(peer).is_none()
-                || peer.admitted_peers.get(&n16) == Some(&id)
-                || refusals_count && peer.refused_peers.get(&n16) == Some(&id)
-        })
+    /// Whether node `a` admitted node `b`'s current identity (as `a`'s own enclave answered).
+    fn admitted_by(states: &[NodeState], a: usize, b: usize) -> bool {
+        states[b]
+            .identity
+            .is_some_and(|k| states[a].admitted_peers.get(&(b as u16)) == Some(&k.signing))
     }
 
-    /// The peers that admitted `node`'s current identity.
-    fn known_to(states: &[NodeState], node: usize) -> Vec<u16> {
-        let Some(id) = states[node].identity.map(|k| k.signing) else {
-            return vec![];
+    /// Whether node `a` answered for node `b`'s current identity: admitted it, or refused it
+    /// less than [`REFUSAL_RETRY`] ago.
+    fn answered(states: &[NodeState], a: usize, b: usize) -> bool {
+        let Some(id) = states[b].identity.map(|k| k.signing) else {
+            return true;
         };
-        (0..states.len())
-            .filter(|p| *p != node && states[*p].admitted_peers.get(&(node as u16)) == Some(&id))
-            .map(|p| p as u16)
-            .collect()
+        Self::admitted_by(states, a, b)
+            || states[a]
+                .refused_peers
+                .get(&(b as u16))
+                .is_some_and(|(k, at)| *k == id && at.elapsed() < REFUSAL_RETRY)
     }
 
     /// A node's identity while it is up: reachable, attested and operational.
@@ -169,29 +166,81 @@ impl Nodes {
             .flatten()
     }
 
-    /// Whether a node is known to its peers and knows them: it admitted its peers under its
-    /// current identity, and every peer that is up admitted that identity. A restarted node
-    /// that an admission round did not get to every peer (a call that timed out while a peer
-    /// was busy) stays out of quorums, and the coordinator runs another round, instead of
-    /// being put in a quorum with a peer that does not know it. Only the node that changed is
-    /// held back, so a node that keeps restarting, or one its peers refuse (not the node key
-    /// the roster lists), keeps itself out and no one else.
-    fn is_admitted(states: &[NodeState], node: usize) -> bool {
-        Self::admitted_own(&states[node]) && Self::known_to_peers(states, node, false)
+    /// The peers that admitted `node`'s current identity.
+    fn known_to(states: &[NodeState], node: usize) -> Vec<u16> {
+        (0..states.len())
+            .filter(|p| *p != node && Self::admitted_by(states, *p, node))
+            .map(|p| p as u16)
+            .collect()
     }
 
-    /// Operational, attested nodes that have not admitted their peers under their current
-    /// identity, or that a peer has not answered for yet (a restarted enclave whose state came
-    /// back, a round that missed a node): the coordinator runs an admission round for them. A
-    /// node its peers refused is not asked about again until its phase or identity changes.
+    /// Whether the nodes of `quorum` can run a session together: each admitted every other's
+    /// current identity, as each one's own enclave answered. Checked per pair, so what one
+    /// node answers (a parent can forge its node's answers) decides only the pairs it is in: a
+    /// node that refuses, or claims to refuse, everyone keeps only itself out, and a restarted
+    /// node that an admission round did not get to a peer (or a peer to it) is not put in a
+    /// quorum with that peer until another round has.
+    pub fn usable(&self, quorum: &[u16]) -> bool {
+        let states = self.states();
+        let n = states.len();
+        quorum.iter().all(|a| {
+            quorum.iter().all(|b| {
+                a == b
+                    || usize::from(*a) < n
+                        && usize::from(*b) < n
+                        && Self::admitted_by(&states, usize::from(*a), usize::from(*b))
+            })
+        })
+    }
+
+    /// Nodes that are up and either have not admitted their peers under their current identity
+    /// (a restarted enclave whose state came back) or whose current identity some other node
+    /// that is up has not answered for (a round that missed one of them, a refusal to ask
+    /// again): the coordinator runs an admission round for them.
     pub fn unadmitted(&self) -> Vec<u16> {
         let states = self.states();
-        (0..states.len())
+        let live: Vec<usize> = (0..states.len())
+            .filter(|i| Self::live_identity(&states[*i]).is_some())
+            .collect();
+        live.iter()
+            .copied()
             .filter(|i| {
-                Self::live_identity(&states[*i]).is_some()
-                    && !(Self::admitted_own(&states[*i]) && Self::known_to_peers(&states, *i, true))
+                !Self::admitted_own(&states[*i])
+                    || live
+                        .iter()
+                        .any(|p| *p != *i && !Self::answered(&states, *p, *i))
             })
             .map(|i| i as u16)
+            .collect()
+    }
+
+    /// Records `node`'s identity as attested. A new identity is a new enclave process: the
+    /// peers the old one admitted or refused are unknown to it.
+    fn set_identity(&self, node: u16, identity: Option<IdentityKeys>) {
+        self.update(node, |s| {
+            if s.identity != identity {
+                s.admitted_peers.clear();
+                s.refused_peers.clear();
+            }
+            s.identity = identity;
+        });
+    }
+
+    /// The peers whose enclaves refused `node`'s current identity (and are up).
+    fn refused_by(states: &[NodeState], node: usize) -> Vec<u16> {
+        let Some(id) = states[node].identity.map(|k| k.signing) else {
+            return vec![];
+        };
+        (0..states.len())
+            .filter(|p| {
+                *p != node
+                    && Self::live_identity(&states[*p]).is_some()
+                    && states[*p]
+                        .refused_peers
+                        .get(&(node as u16))
+                        .is_some_and(|(k, _)| *k == id)
+            })
+            .map(|p| p as u16)
             .collect()
     }
 
@@ -214,7 +263,7 @@ impl Nodes {
         s.reachable
             && s.attested
             && s.phase == Some(Phase::Operational)
-            && Self::is_admitted(states, node)
+            && Self::admitted_own(s)
             && s.suspended_until.is_none_or(|t| Instant::now() >= t)
     }
 
@@ -253,9 +302,8 @@ impl Nodes {
                 primes_ready: s.primes_ready,
                 known_to: Self::known_to(&states, i),
                 error: s.error.clone().or_else(|| {
-                    (Self::known_to_peers(&states, i, true)
-                        && !Self::known_to_peers(&states, i, false))
-                    .then(|| "refused by a peer".to_string())
+                    let by = Self::refused_by(&states, i);
+                    (!by.is_empty()).then(|| format!("refused as a peer by node(s) {by:?}"))
                 }),
             })
             .collect()
@@ -282,8 +330,9 @@ impl Nodes {
         self.states().iter().all(|s| s.primes_ready)
     }
 
-    /// Attests a node with a fresh nonce and verifies its document; returns the document.
-    pub async fn attest(&self, node: u16) -> Result<Vec<u8>, CallError> {
+    /// Attests a node with a fresh nonce and verifies its document; returns the document and
+    /// the identity it binds.
+    pub async fn attest(&self, node: u16) -> Result<(Vec<u8>, Option<IdentityKeys>), CallError> {
         let mut nonce = vec![0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let r = self
@@ -308,10 +357,10 @@ impl Nodes {
                     s.attested = true;
                     s.attestation_error = None;
                     s.module_id = Some(v.module_id.clone());
-                    s.identity = v.identity;
                     s.last_attested = Some(Instant::now());
                 });
-                Ok(document)
+                self.set_identity(node, v.identity);
+                Ok((document, v.identity))
             }
             Err(e) => {
                 let why = format!("{} ({})", e, e.kind());
@@ -412,12 +461,12 @@ impl Nodes {
         let mut documents = Vec::new();
         let mut attested = std::collections::BTreeMap::new();
         for node in 0..self.count() {
-            if let Ok(document) = self.attest(node).await {
+            if let Ok((document, identity)) = self.attest(node).await {
                 documents.push(PeerDocument {
                     node,
                     document: ByteBuf::from(document),
                 });
-                attested.insert(node, self.identity(node).map(|k| k.signing));
+                attested.insert(node, identity.map(|k| k.signing));
             }
         }
         let mut refusals = Vec::new();
@@ -441,13 +490,17 @@ impl Nodes {
                     let identity = attested.get(&node).copied().flatten();
                     let of = |p: &u16| attested.get(p).copied().flatten().map(|k| (*p, k));
                     self.update(node, |s| {
+                        if s.identity.map(|k| k.signing) != identity {
+                            // It restarted during the round: this was another process's answer.
+                            return;
+                        }
                         s.admitted = identity;
                         for (p, k) in nodes.iter().filter_map(of) {
                             s.admitted_peers.insert(p, k);
                             s.refused_peers.remove(&p);
                         }
                         for (p, k) in refused.iter().filter_map(|(p, _)| of(p)) {
-                            s.refused_peers.insert(p, k);
+                            s.refused_peers.insert(p, (k, Instant::now()));
                             s.admitted_peers.remove(&p);
                         }
                     });
@@ -693,69 +746,132 @@ mod tests {
         nodes
     }
 
-    #[test]
-    fn a_restarted_node_is_left_out_until_every_peer_has_admitted_it() {
-        let nodes = admitted_cluster();
-        assert_eq!(nodes.healthy_nodes(), vec![0, 1, 2]);
-        assert!(nodes.unadmitted().is_empty());
-        // Node 1 restarts (a new identity); an admission round reaches nodes 1 and 2, but the
-        // call to node 0 times out: node 0 still knows node 1's old identity only.
-        nodes.update(1, |s| s.identity = Some(keys(9)));
-        nodes.update(1, |s| s.admitted = Some([9; 32]));
-        nodes.update(2, |s| {
-            s.admitted_peers.insert(1, [9; 32]);
+    /// What an admission round records of node `node`'s answer.
+    fn answers(nodes: &Nodes, node: u16, admitted: &[(u16, u8)], refused: &[(u16, u8)]) {
+        nodes.update(node, |s| {
+            for (p, k) in admitted {
+                s.admitted_peers.insert(*p, [*k; 32]);
+                s.refused_peers.remove(p);
+            }
+            for (p, k) in refused {
+                s.refused_peers.insert(*p, ([*k; 32], Instant::now()));
+                s.admitted_peers.remove(p);
+            }
         });
+    }
+
+    fn restart(nodes: &Nodes, node: u16, identity: u8) {
+        nodes.set_identity(node, Some(keys(identity)));
+        nodes.update(node, |s| s.admitted = Some([identity; 32]));
+    }
+
+    #[test]
+    fn a_restarted_node_is_paired_only_with_peers_that_admitted_it() {
+        let nodes = admitted_cluster();
+        assert!(nodes.usable(&[0, 1, 2]));
+        assert!(nodes.unadmitted().is_empty());
+        // Node 1 restarts (a new identity, and a process that knows no peer).
+        restart(&nodes, 1, 9);
+        assert!(nodes.states()[1].admitted_peers.is_empty());
+        // A round reaches nodes 1 and 2; the call to node 0 times out.
+        answers(&nodes, 1, &[(0, 1), (2, 3)], &[]);
+        answers(&nodes, 2, &[(1, 9)], &[]);
         assert_eq!(
             nodes.unadmitted(),
             vec![1],
             "another round, for node 0 to learn node 1"
         );
-        assert_eq!(
-            nodes.healthy_nodes(),
-            vec![0, 2],
-            "no quorum with node 1 in it; nodes 0 and 2 go on"
+        assert!(!nodes.usable(&[0, 1]), "node 0 does not know node 1");
+        assert!(
+            nodes.usable(&[1, 2]) && nodes.usable(&[0, 2]),
+            "the others go on"
         );
-        // The next round reaches node 0.
-        nodes.update(0, |s| {
-            s.admitted_peers.insert(1, [9; 32]);
-        });
-        assert!(nodes.unadmitted().is_empty());
         assert_eq!(nodes.healthy_nodes(), vec![0, 1, 2]);
+        answers(&nodes, 0, &[(1, 9)], &[]);
+        assert!(nodes.unadmitted().is_empty());
+        assert!(nodes.usable(&[0, 1, 2]));
+    }
+
+    /// The fault suite's "node 1 cut off while node 2 restarts": the restarted enclave was
+    /// offered only the peers the coordinator reached; what its previous process admitted does
+    /// not count for it.
+    #[test]
+    fn a_restarted_node_that_missed_a_peer_is_not_paired_with_it_until_it_admits_it() {
+        let nodes = admitted_cluster();
+        nodes.update(0, |s| s.reachable = false);
+        restart(&nodes, 1, 9);
+        answers(&nodes, 1, &[(2, 3)], &[]);
+        answers(&nodes, 2, &[(1, 9)], &[]);
+        assert!(nodes.unadmitted().is_empty(), "node 0 is down");
+        assert!(nodes.usable(&[1, 2]));
+        // Node 0 is back, unchanged: neither it nor node 1 knows the other's identity.
+        nodes.update(0, |s| s.reachable = true);
+        assert_eq!(nodes.unadmitted(), vec![0, 1]);
+        assert!(!nodes.usable(&[0, 1]));
+        assert!(nodes.usable(&[0, 2]) && nodes.usable(&[1, 2]));
+        answers(&nodes, 1, &[(0, 1)], &[]);
+        answers(&nodes, 0, &[(1, 9)], &[]);
+        assert!(nodes.usable(&[0, 1, 2]));
+    }
+
+    /// The attack a helper's review found in the first form of this bookkeeping (every live
+    /// peer had to admit a node for it to be healthy): a parent forging its node's
+    /// `PeersAdmitted` (unauthenticated) as a refusal of everyone kept every other node out.
+    /// Per pair, it keeps only its own node out.
+    #[test]
+    fn a_node_that_refuses_everyone_keeps_only_itself_out() {
+        let nodes = admitted_cluster();
+        answers(&nodes, 2, &[], &[(0, 1), (1, 2)]);
+        assert!(
+            nodes.unadmitted().is_empty(),
+            "answered: no storm of rounds"
+        );
+        assert!(nodes.usable(&[0, 1]));
+        assert!(!nodes.usable(&[0, 2]) && !nodes.usable(&[1, 2]));
+        assert_eq!(nodes.healthy_nodes(), vec![0, 1, 2]);
+        let status = nodes.status();
+        assert!(status[2].error.is_none(), "{:?}", status[2].error);
+        assert!(status[0].error.as_deref().unwrap().contains("[2]"));
     }
 
     #[test]
-    fn a_node_its_peers_refused_is_left_out_and_the_others_go_on() {
+    fn a_refused_node_is_asked_about_again_after_a_while_or_a_phase_change() {
         let nodes = admitted_cluster();
-        // Node 2 came back as an enclave the others refuse (not the roster's node key).
-        nodes.update(2, |s| s.identity = Some(keys(7)));
-        nodes.update(2, |s| s.admitted = Some([7; 32]));
-        for n in [0, 1] {
-            nodes.update(n, |s| {
-                s.admitted_peers.remove(&2);
-                s.refused_peers.insert(2, [7; 32]);
-            });
-        }
-        assert!(nodes.unadmitted().is_empty(), "every node answered");
-        assert_eq!(nodes.healthy_nodes(), vec![0, 1]);
-        let status = nodes.status();
-        assert_eq!(status[2].error.as_deref(), Some("refused by a peer"));
-        assert!(status[0].error.is_none());
-        // Once its phase changes, the others are asked again; it stays out until they admit it.
+        // Node 2 came back as an enclave the others refuse (not the roster's node key, or a
+        // document that did not bind it yet).
+        restart(&nodes, 2, 7);
+        answers(&nodes, 2, &[(0, 1), (1, 2)], &[]);
+        answers(&nodes, 0, &[], &[(2, 7)]);
+        answers(&nodes, 1, &[], &[(2, 7)]);
+        assert!(nodes.unadmitted().is_empty());
+        assert!(nodes.usable(&[0, 1]) && !nodes.usable(&[0, 2]));
+        assert_eq!(
+            nodes.status()[2].error.as_deref(),
+            Some("refused as a peer by node(s) [0, 1]")
+        );
+        // A refusal older than REFUSAL_RETRY is asked again.
+        let long_ago = Instant::now().checked_sub(REFUSAL_RETRY).unwrap();
+        nodes.update(0, |s| {
+            s.refused_peers.get_mut(&2).unwrap().1 = long_ago;
+        });
+        assert_eq!(nodes.unadmitted(), vec![2]);
+        // So is one of a node whose phase changed.
+        answers(&nodes, 0, &[], &[(2, 7)]);
+        assert!(nodes.unadmitted().is_empty());
         nodes.forget_refusals_of(2);
         assert_eq!(nodes.unadmitted(), vec![2]);
-        assert_eq!(nodes.healthy_nodes(), vec![0, 1]);
+        assert!(!nodes.usable(&[0, 2]), "still not admitted");
     }
 
     #[test]
     fn a_peer_that_is_down_does_not_hold_the_others_back() {
         let nodes = admitted_cluster();
-        nodes.update(1, |s| {
-            s.reachable = false;
-            s.identity = Some(keys(9));
-        });
+        nodes.update(1, |s| s.reachable = false);
+        restart(&nodes, 1, 9);
         assert!(nodes.unadmitted().is_empty());
         assert_eq!(nodes.healthy_nodes(), vec![0, 2]);
-        // It comes back, not yet operational (its state not restored): still not waited for.
+        assert!(nodes.usable(&[0, 2]));
+        // It comes back, not yet operational (its state not restored): not waited for.
         nodes.update(1, |s| {
             s.reachable = true;
             s.phase = Some(Phase::Ready);

@@ -13,6 +13,11 @@ use crate::audit::AuditEntry;
 use crate::nodes::NodeEvent;
 use crate::store::{ClusterState, RequestState};
 
+/// The first wait before another admission round for nodes still unadmitted.
+const ADMISSION_RETRY_MIN: Duration = Duration::from_secs(2);
+/// The longest: while the same nodes stay unadmitted, the wait doubles up to this.
+const ADMISSION_RETRY_MAX: Duration = Duration::from_secs(60);
+
 impl Coordinator {
     /// Ends requests whose coordinator stopped before recording their result: they fail
     /// visibly (`interrupted`), with an audit record, instead of staying in progress forever.
@@ -86,6 +91,11 @@ impl Coordinator {
         let me = self.clone();
         tokio::spawn(async move {
             let mut last_admission: Option<Instant> = None;
+            // Rounds for unadmitted nodes back off (2 s, doubling to a minute) while the same
+            // nodes stay unadmitted: a node that never answers, or keeps being refused, costs
+            // a round a minute, not one every 2 s. A restart, or a change, starts again at 2 s.
+            let mut backoff = ADMISSION_RETRY_MIN;
+            let mut last_unadmitted: Vec<u16> = Vec::new();
             loop {
                 let events = me.nodes.check(me.settings.attest_interval).await;
                 let mut readmit = false;
@@ -103,12 +113,19 @@ impl Coordinator {
                 // Also, after genesis, whenever an operational node has not admitted its peers
                 // under its current identity (its state came back after it restarted, e.g.
                 // after a KMS outage, or a round missed a peer): every 2 s at most.
+                let waiting = me.nodes.unadmitted();
+                if readmit || waiting != last_unadmitted {
+                    backoff = ADMISSION_RETRY_MIN;
+                }
                 let unadmitted = genesis.as_ref().is_ok_and(|g| *g == ClusterState::Ready)
-                    && !me.nodes.unadmitted().is_empty()
-                    && last_admission
-                        .is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(2));
+                    && !waiting.is_empty()
+                    && last_admission.is_none_or(|t: Instant| t.elapsed() >= backoff);
                 let readmit = readmit && genesis.as_ref().is_ok_and(|g| *g != ClusterState::None)
                     || unadmitted;
+                if unadmitted && waiting == last_unadmitted {
+                    backoff = (backoff * 2).min(ADMISSION_RETRY_MAX);
+                }
+                last_unadmitted = waiting;
                 if readmit {
                     last_admission = Some(Instant::now());
                     info!("a node restarted: peers admit each other again");

@@ -68,13 +68,15 @@ enum Attempt {
 }
 
 impl Coordinator {
-    /// Picks a quorum among healthy nodes not excluded: one holding a ready presignature when
-    /// allowed (claimed atomically), otherwise the next in rotation.
+    /// Picks a quorum among healthy nodes not excluded whose members admitted each other
+    /// (`Nodes::usable`) and that did not fail this request already: one holding a ready
+    /// presignature when allowed (claimed atomically), otherwise the next in rotation.
     async fn pick_quorum(
         &self,
         key: &KeyInfo,
         path: &[u32],
         excluded: &BTreeSet<u16>,
+        failed: &BTreeSet<Vec<u16>>,
         use_presignature: bool,
     ) -> Result<(Vec<u16>, Option<Vec<u8>>), ApiError> {
         let healthy: Vec<u16> = self
@@ -84,11 +86,18 @@ impl Coordinator {
             .filter(|n| !excluded.contains(n))
             .collect();
         let t = usize::from(key.threshold);
-        let quorums = combinations(&healthy, t);
+        let mut quorums = combinations(&healthy, t);
+        let candidates = quorums.len();
+        quorums.retain(|q| self.nodes.usable(q) && !failed.contains(q));
         if quorums.is_empty() {
             return Err(err(
                 ErrorCode::NoQuorum,
-                format!("{} healthy node(s) available, {t} needed", healthy.len()),
+                format!(
+                    "{} healthy node(s) available, {t} needed; {} of their {candidates} \
+                     quorum(s) not yet admitted by each other or already failed",
+                    healthy.len(),
+                    candidates
+                ),
             ));
         }
         if use_presignature && key.scheme == Scheme::EcdsaSecp256k1 && self.settings.pool_level > 0
@@ -121,6 +130,10 @@ impl Coordinator {
         let r = &wire.request;
         let mut attempt_no = 0u32;
         let mut excluded = BTreeSet::new();
+        // Quorums whose session failed for this payload: not tried again (a failure no one is
+        // blamed for, such as an envelope that does not verify, leaves out the pair, not
+        // whoever reported it).
+        let mut failed = BTreeSet::new();
         let mut use_presig = presign != Some(PresignatureUse::Never);
         let mut last_error = String::new();
         loop {
@@ -136,7 +149,9 @@ impl Coordinator {
                     format!("{MAX_ATTEMPTS} sessions failed; last error: {last_error}"),
                 ));
             }
-            let (quorum, presig) = match self.pick_quorum(key, &r.path, &excluded, use_presig).await
+            let (quorum, presig) = match self
+                .pick_quorum(key, &r.path, &excluded, &failed, use_presig)
+                .await
             {
                 Ok(q) => q,
                 Err(e) if e.code == ErrorCode::NoQuorum => {
@@ -153,6 +168,7 @@ impl Coordinator {
                     self.nodes.check(self.settings.attest_interval).await;
                     tokio::time::sleep(NO_QUORUM_POLL).await;
                     excluded.clear();
+                    failed.clear();
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -192,6 +208,8 @@ impl Coordinator {
                     );
                     if code == Some(FailureCode::NoPresignature) {
                         use_presig = false;
+                    } else {
+                        failed.insert(quorum);
                     }
                     for n in &suspend {
                         self.nodes.suspend(*n, &why);
@@ -381,13 +399,13 @@ fn judge_failures(run: &SessionRun, quorum: &[u16]) -> Attempt {
         return Attempt::Fatal(err(ErrorCode::Refused, refused[0].2.clone()));
     }
     let suspend = run.blamed();
+    // A failure no one is blamed for (an envelope that does not verify: the relay's doing,
+    // or a peer's parent's) leaves out no node: the caller does not try this quorum again.
+    // Leaving out whoever reported it would let one parent, by corrupting its own node's
+    // envelopes, have every honest partner it is paired with left out in turn.
     let mut exclude = suspend.clone();
     exclude.extend(refused.iter().map(|(n, _, _)| *n));
     exclude.extend(busy);
-    if exclude.is_empty() {
-        // A failure no one is blamed for: leave out whoever reported it.
-        exclude.extend(failures.iter().map(|(n, _, _)| *n));
-    }
     Attempt::Retry {
         exclude,
         suspend,

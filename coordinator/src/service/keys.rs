@@ -254,14 +254,15 @@ impl Coordinator {
             ));
         }
         let all: Vec<u16> = (0..nodes).collect();
-        if self.nodes.healthy_nodes().len() != all.len() {
+        let ready = || self.nodes.healthy_nodes().len() == all.len() && self.nodes.usable(&all);
+        if !ready() {
             // The last health round may predate a change: look again before refusing.
             self.nodes.check(self.settings.attest_interval).await;
         }
-        if self.nodes.healthy_nodes().len() != all.len() {
+        if !ready() {
             return Err(err(
                 ErrorCode::NoQuorum,
-                "key generation needs every node healthy",
+                "key generation needs every node healthy and admitted by every other",
             ));
         }
         // Reserve the key id: one generation of a key at a time, across coordinators too.

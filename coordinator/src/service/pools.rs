@@ -79,7 +79,9 @@ impl Coordinator {
         let Some(target) = levels
             .iter()
             .filter(|p| p.target > 0 && p.ready < p.target)
-            .filter(|p| p.quorum.iter().all(|n| healthy.contains(n)))
+            .filter(|p| {
+                p.quorum.iter().all(|n| healthy.contains(n)) && self.nodes.usable(&p.quorum)
+            })
             .min_by_key(|p| p.ready)
             .cloned()
         else {

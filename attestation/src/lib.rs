@@ -5,6 +5,7 @@ pub mod aws;
 mod cose;
 pub mod identity;
 pub mod nsm;
+pub mod parent;
 mod pem;
 pub mod recipient;
 /// The simulated NSM and CA (simulated clusters and tests): only with the `sim` feature, which

@@ -39,6 +39,10 @@ pub struct Expectations {
     pub image: [Vec<u8>; 3],
     /// Each node's KMS key, by index.
     pub kms_keys: Vec<KmsKeyArn>,
+    /// The PCR3 (parent IAM role, `cohort kms pcr3`) each node's document must show, by index.
+    /// The roster pins it, so that its peers admit that node only on a parent with that role.
+    /// A node without one is not pinned (the ceremony says so).
+    pub pcr3: std::collections::BTreeMap<u16, Vec<u8>>,
     /// Accept debug-mode documents (never in production).
     pub allow_debug: bool,
 }
@@ -53,6 +57,8 @@ struct SimFile {
 #[derive(Deserialize)]
 struct SimNode {
     kms_key_arn: String,
+    #[serde(default)]
+    pcr3: Option<String>,
 }
 
 impl Expectations {
@@ -82,10 +88,19 @@ impl Expectations {
             .map(|n| KmsKeyArn::parse(&n.kms_key_arn))
             .collect::<Result<_, _>>()
             .context("a node's KMS key in cluster.json")?;
+        let mut pcr3 = std::collections::BTreeMap::new();
+        for (i, n) in file.nodes.iter().enumerate() {
+            if let Some(hex) = &n.pcr3 {
+                let value = attestation::parse_pcr_hex(hex)
+                    .map_err(|e| anyhow::anyhow!("node {i}'s pcr3 in cluster.json: {e}"))?;
+                pcr3.insert(u16::try_from(i)?, value);
+            }
+        }
         Ok(Self {
             root_der,
             image,
             kms_keys,
+            pcr3,
             allow_debug: false,
         })
     }
@@ -115,6 +130,8 @@ pub struct VerifiedNode {
     pub pcr3: Option<Vec<u8>>,
     /// See `pcr3`.
     pub pcr4: Option<Vec<u8>>,
+    /// Whether the operator gave its PCR3 (checked equal): the roster pins it.
+    pub pcr3_pinned: bool,
 }
 
 fn now() -> Duration {
@@ -179,10 +196,24 @@ pub async fn enroll(
             binding.kms_key_arn()
         );
     }
+    let pcr3 = doc.pcrs.get(&3).cloned();
+    if let Some(expected) = expect.pcr3.get(&node)
+        && pcr3.as_ref() != Some(expected)
+    {
+        bail!(
+            "node {node}'s enclave runs on a parent whose PCR3 is {}, not {} (the role \
+             `cohort kms pcr3` was given): not the instance role the deployment gave this node",
+            pcr3.as_deref()
+                .map(hex::encode)
+                .unwrap_or_else(|| "absent".into()),
+            hex::encode(expected)
+        );
+    }
     Ok(VerifiedNode {
         node,
         binding,
-        pcr3: doc.pcrs.get(&3).cloned(),
+        pcr3_pinned: expect.pcr3.contains_key(&node),
+        pcr3,
         pcr4: doc.pcrs.get(&4).cloned(),
     })
 }
@@ -208,7 +239,12 @@ pub fn genesis(
                 node_key: ByteBuf::from(n.binding.node_key.to_vec()),
                 kms_key_arn: KmsKeyArn::parse(n.binding.kms_key_arn())
                     .expect("enroll compared it with a parsed ARN"),
-                pcr3: None,
+                // The parent role as the operator expected it; PCR4 (the instance id) is not
+                // pinned: the node's instance is replaced by its Auto Scaling group.
+                pcr3: n
+                    .pcr3_pinned
+                    .then(|| n.pcr3.clone().map(ByteBuf::from))
+                    .flatten(),
                 pcr4: None,
             })
             .collect(),
@@ -225,7 +261,7 @@ pub fn print_summary(nodes: &[VerifiedNode], cluster: &ClusterId) {
             .map(|a| (a.account().to_string(), a.region().to_string()))
             .unwrap_or_default();
         println!(
-            "      node {}: node key {}, KMS key {} (account {account}, region {region}), pcr3 {}",
+            "      node {}: node key {}, KMS key {} (account {account}, region {region}), pcr3 {} ({})",
             n.node,
             hex::encode(n.binding.node_key),
             n.binding.kms_key_arn(),
@@ -233,6 +269,11 @@ pub fn print_summary(nodes: &[VerifiedNode], cluster: &ClusterId) {
                 .as_deref()
                 .map(hex::encode)
                 .unwrap_or_else(|| "-".into()),
+            if n.pcr3_pinned {
+                "as expected; pinned"
+            } else {
+                "not pinned: no --pcr3 given"
+            },
         );
     }
     println!("      cluster id {cluster}");

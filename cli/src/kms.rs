@@ -7,7 +7,9 @@
 //! * `KeyAdministration`: the admin principal manages the key but cannot use it;
 //! * `EnclaveUse` (one statement per allowed image): the node's parent role may call
 //!   `GenerateDataKey` and `Decrypt` only with a Recipient attestation document whose
-//!   `ImageSha384` (PCR0), PCR0, PCR1 and PCR2 (and PCR8 when the image is signed) match;
+//!   `ImageSha384` (PCR0), PCR0, PCR1 and PCR2 (and PCR8 when the image is signed) match, and,
+//!   with `pin_pcr3`, whose PCR3 is that of the parent role (an enclave on an instance with that
+//!   role: `attestation::parent::pcr3_of_role`);
 //! * `DenyWithoutAttestation`: anyone calling `Decrypt` or `GenerateDataKey*` without an
 //!   attestation document is denied, whatever else allows it;
 //! * `DenyReEncrypt`: `ReEncrypt*` (which takes no Recipient) is denied to everyone.
@@ -33,6 +35,8 @@ pub struct PolicyParams {
     pub images: Vec<Measurements>,
     /// The IAM role of the node's parent instance.
     pub parent_role: String,
+    /// Whether the key answers only enclaves whose PCR3 is `parent_role`'s.
+    pub pin_pcr3: bool,
     /// The principal that administers the key.
     pub admin: String,
 }
@@ -44,10 +48,23 @@ impl PolicyParams {
         Self {
             node,
             images: vec![image],
-            parent_role: format!("arn:aws:iam::{SIM_ACCOUNT}:role/cohort-node-{node}-parent"),
+            parent_role: sim_parent_role(node),
+            pin_pcr3: true,
             admin: format!("arn:aws:iam::{SIM_ACCOUNT}:role/cohort-kms-admin"),
         }
     }
+}
+
+/// The parent role of node `node` (1-based) of a simulated cluster: its simulated enclave
+/// reports this role's PCR3, and its key policy pins it.
+pub fn sim_parent_role(node: usize) -> String {
+    format!("arn:aws:iam::{SIM_ACCOUNT}:role/cohort-node-{node}-parent")
+}
+
+/// PCR3 of an enclave on an instance with role `role_arn`, lowercase hex (what the key policy
+/// and `cohort genesis prepare --pcr3` take).
+pub fn pcr3_hex(role_arn: &str) -> String {
+    hex::encode(attestation::parent::pcr3_of_role(role_arn))
 }
 
 /// The key policy of a node.
@@ -91,6 +108,12 @@ pub fn key_policy(params: &PolicyParams) -> anyhow::Result<Value> {
             "kms:RecipientAttestation:ImageSha384".into(),
             json!(image[&0].to_ascii_lowercase()),
         );
+        if params.pin_pcr3 {
+            condition.insert(
+                "kms:RecipientAttestation:PCR3".into(),
+                json!(pcr3_hex(&params.parent_role)),
+            );
+        }
         statements.push(json!({
             "Sid": if params.images.len() == 1 { "EnclaveUse".to_string() } else { format!("EnclaveUseImage{n}") },
             "Effect": "Allow",

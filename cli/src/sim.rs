@@ -6,6 +6,7 @@
 //! DIR/node-I/kms.sock                                        proxy I's KMS channel (enclave -> KMS)
 //! DIR/node-I/kms-key-id                                      node I's KMS key in the stand-in
 //! DIR/node-I/kms-key-arn                                     the same key's full ARN
+//! DIR/node-I/pcr3                                            its parent role's PCR3 (hex)
 //! DIR/node-I/blobs/                                          node I's sealed blobs
 //! DIR/kms/{keys/, audit.jsonl, kms.log}                      the local KMS stand-in's keys and log
 //! DIR/kms.addr                                               the stand-in's HTTP address
@@ -109,6 +110,8 @@ pub struct NodeInfo {
     pub kms_key_id: String,
     /// The same key's full ARN (what its enclave names when it enrolls).
     pub kms_key_arn: String,
+    /// The PCR3 its enclave reports (its simulated parent's role), hex.
+    pub pcr3: String,
 }
 
 /// What `cluster.json` holds.
@@ -291,6 +294,12 @@ impl SimCluster {
         .collect();
         let ca_dir = self.dir.join("ca");
         args.extend(["--sim-ca".to_string(), ca_dir.display().to_string()]);
+        // The simulated parent's role: its enclave reports the role's PCR3, its key policy
+        // pins it, and the ceremony expects it (`pcr3`, beside `kms-key-arn`).
+        let role = crate::kms::sim_parent_role(id);
+        args.extend(["--sim-parent-role".to_string(), role.clone()]);
+        let pcr3 = crate::kms::pcr3_hex(&role);
+        fs::write(node_dir.join("pcr3"), format!("{pcr3}\n"))?;
         let kms_socket = format!("unix:{}", node_dir.join("kms.sock").display());
         args.extend(["--parent".to_string(), kms_socket.clone()]);
         let kms_key_id = self
@@ -360,6 +369,7 @@ impl SimCluster {
             proxy_url: String::new(),
             kms_key_id,
             kms_key_arn,
+            pcr3,
         });
         Ok(())
     }

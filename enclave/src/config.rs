@@ -40,6 +40,10 @@ pub struct Config {
     /// Simulated mode: the module id reported in attestation documents.
     #[arg(long, env = "COHORT_SIM_MODULE_ID")]
     pub module_id: Option<String>,
+    /// Simulated mode: the IAM role ARN of the simulated parent instance; documents report its
+    /// PCR3 as Nitro measures it (zero without).
+    #[arg(long, env = "COHORT_SIM_PARENT_ROLE")]
+    pub sim_parent_role: Option<String>,
     /// Test builds only (feature `test-fixtures`): load committed safe primes number N instead
     /// of generating them. Absent from production builds.
     #[cfg(feature = "test-fixtures")]
@@ -65,8 +69,14 @@ impl Config {
                 {
                     return Err("production mode reaches its parent on vsock:3:PORT only".into());
                 }
-                if self.sim_ca.is_some() || self.module_id.is_some() {
-                    return Err("--sim-ca and --module-id belong to simulated mode".into());
+                if self.sim_ca.is_some()
+                    || self.module_id.is_some()
+                    || self.sim_parent_role.is_some()
+                {
+                    return Err(
+                        "--sim-ca, --module-id and --sim-parent-role belong to simulated mode"
+                            .into(),
+                    );
                 }
             }
             Mode::Simulated => {

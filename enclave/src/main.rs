@@ -48,7 +48,11 @@ fn simulated(config: &Config) -> Result<Parts, String> {
             None
         }
     };
-    let nsm = SimulatedNsm::new(ca, module_id, simulated_pcrs(&digest));
+    let mut pcrs = simulated_pcrs(&digest);
+    if let Some(role) = &config.sim_parent_role {
+        pcrs.insert(3, attestation::parent::pcr3_of_role(role).to_vec());
+    }
+    let nsm = SimulatedNsm::new(ca, module_id, pcrs);
     Ok((Arc::new(nsm), root, legacy))
 }
 

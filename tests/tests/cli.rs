@@ -321,6 +321,39 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
         "--out",
         &file("proposal.json"),
     ]));
+    // The roster pins each node's parent PCR3 (the simulated parent's role, as the deployment
+    // gives it), checked against its document.
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sim.join("cluster.json")).unwrap()).unwrap();
+    let proposal: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(file("proposal.json")).unwrap()).unwrap();
+    for i in 0..3 {
+        let expected = info["nodes"][i]["pcr3"].as_str().unwrap();
+        assert_eq!(expected.len(), 96);
+        assert_ne!(expected, "0".repeat(96));
+        assert_eq!(proposal["roster"][i]["pcr3"].as_str(), Some(expected));
+    }
+    // A node whose enclave runs on another parent role than the deployment says: refused
+    // before any proposal is written.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let mut wrong = info.clone();
+    wrong["nodes"][1]["pcr3"] = cli::kms::pcr3_hex("arn:aws:iam::000000000000:role/another").into();
+    std::fs::write(elsewhere.join("cluster.json"), wrong.to_string()).unwrap();
+    failed(
+        &cohort(&[
+            "genesis",
+            "prepare",
+            "--dir",
+            elsewhere.to_str().unwrap(),
+            "--admin-public",
+            &p1,
+            "--out",
+            &file("elsewhere.json"),
+        ]),
+        "node 1's enclave runs on a parent whose PCR3 is",
+    );
+    assert!(!Path::new(&file("elsewhere.json")).exists());
     let approve = |key: &Path, proposal: &str, out: &str| {
         cohort(&[
             "genesis",
@@ -1091,6 +1124,7 @@ fn terraform_and_the_cli_make_the_same_key_policy() {
         example.join("measurements.example.json").to_str().unwrap(),
         "--parent-role",
         "arn:aws:iam::111122223333:role/mock-parent",
+        "--pin-pcr3",
         "--admin",
         "arn:aws:iam::111122223333:role/cohort-deployer",
     ]);
@@ -1108,6 +1142,28 @@ fn terraform_and_the_cli_make_the_same_key_policy() {
         cli, committed,
         "regenerate tests/cli-policy-node-1.json and check terraform/modules/node/kms.tf"
     );
+    // The PCR3 Terraform's test gives node 1 (tests/cluster.tftest.hcl, parent_pcr3) is what
+    // `cohort kms pcr3` computes for the mocked role, and what the policy above pins.
+    let out = cohort(&[
+        "kms",
+        "pcr3",
+        "--role-arn",
+        "arn:aws:iam::111122223333:role/mock-parent",
+    ]);
+    assert!(out.status.success());
+    let pcr3 = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let tftest = std::fs::read_to_string(example.join("tests/cluster.tftest.hcl")).unwrap();
+    assert!(
+        tftest.contains(&format!("parent_pcr3 = {{ \"1\" = \"{pcr3}\" }}")),
+        "{pcr3}"
+    );
+    assert_eq!(
+        committed["Statement"][1]["Condition"]["StringEqualsIgnoreCase"]["kms:RecipientAttestation:PCR3"],
+        serde_json::Value::from(pcr3)
+    );
+    let out = cohort(&["kms", "pcr3", "--role-arn", "i-0123456789abcdef0"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not an IAM role ARN"));
 }
 
 /// Admins who do not sign the genesis are named by public key (their key files stay with them);

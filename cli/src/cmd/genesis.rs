@@ -42,6 +42,11 @@ struct NodeArgs {
     /// deployment's outputs; a simulated cluster's come from its directory.
     #[arg(long = "kms-key", value_name = "I=ARN")]
     kms_keys: Vec<String>,
+    /// Node I's parent PCR3, `I=HEX` (repeat; `cohort kms pcr3 --role-arn` of the node's
+    /// parent role, Terraform's `genesis_inputs`): its document must show it, and the roster
+    /// pins it. A node without one is not pinned to a parent role.
+    #[arg(long = "pcr3", value_name = "I=HEX")]
+    pcr3: Vec<String>,
     /// The image's measurements (eif-build's measurements.json; with --coordinator).
     #[arg(long)]
     measurements: Option<PathBuf>,
@@ -164,6 +169,25 @@ fn expectations(cluster: &ClusterArgs, a: &NodeArgs) -> anyhow::Result<Expectati
     if by_node.keys().copied().ne(0..by_node.len()) || by_node.len() < 2 {
         bail!("--kms-key must name every node 0..N-1 once (at least two nodes)");
     }
+    let mut pcr3 = std::collections::BTreeMap::new();
+    for text in &a.pcr3 {
+        let (i, value) = text
+            .split_once('=')
+            .with_context(|| format!("--pcr3 {text}: expected I=HEX"))?;
+        let i: u16 = i
+            .parse()
+            .with_context(|| format!("--pcr3 {text}: {i} is not a node index"))?;
+        if usize::from(i) >= by_node.len() {
+            bail!("--pcr3 {text}: there is no node {i}");
+        }
+        let value = attestation::parse_pcr_hex(value)
+            .ok()
+            .filter(|v| v.len() == 48)
+            .with_context(|| format!("--pcr3 {text}: not a 48-byte SHA-384 value in hex"))?;
+        if pcr3.insert(i, value).is_some() {
+            bail!("--pcr3 names node {i} twice");
+        }
+    }
     let root_der = match &a.root {
         Some(path) => {
             let pem = std::fs::read_to_string(path)
@@ -176,6 +200,7 @@ fn expectations(cluster: &ClusterArgs, a: &NodeArgs) -> anyhow::Result<Expectati
         root_der,
         image,
         kms_keys: by_node.into_values().collect(),
+        pcr3,
         allow_debug: false,
     })
 }

@@ -42,6 +42,7 @@ module "node" {
   subnet_id           = module.network.app_subnet_ids_by_az[each.value]
   security_group_id   = module.network.security_group_ids.node
   measurements_files  = var.measurements_files
+  parent_pcr3         = lookup(var.parent_pcr3, each.key, null)
   admin_principal_arn = var.admin_principal_arn
   instance_type       = var.node_instance_type
   enclave_cpu_count   = var.enclave_cpu_count

@@ -17,9 +17,21 @@ output "nodes" {
       proxy_url              = n.proxy_url
       kms_key_arn            = n.kms_key_arn
       parent_role_arn        = n.parent_role_arn
+      parent_pcr3            = n.parent_pcr3
       autoscaling_group_name = n.autoscaling_group_name
     }
   }
+}
+
+output "genesis_prepare_args" {
+  description = "What `cohort genesis prepare` takes from this deployment, 0-based as the roster counts: each node's KMS key (--kms-key=I=ARN) and, where pinned, its parent PCR3 (--pcr3=I=HEX)."
+  value = concat(
+    [for i in range(1, var.node_count + 1) : "--kms-key=${i - 1}=${module.node[tostring(i)].kms_key_arn}"],
+    [
+      for i in range(1, var.node_count + 1) : "--pcr3=${i - 1}=${module.node[tostring(i)].parent_pcr3}"
+      if module.node[tostring(i)].parent_pcr3 != null
+    ],
+  )
 }
 
 output "kms_key_policies" {

@@ -53,6 +53,17 @@ variable "node_az_overrides" {
   default     = {}
 }
 
+variable "parent_pcr3" {
+  description = "By node index (\"1\" = ..), the PCR3 of the node's parent role: `cohort kms pcr3 --role-arn arn:aws:iam::ACCOUNT:role/NAME-node-I-parent` (NAME = var.name). The node's KMS key then answers only enclaves on an instance with that role, and `cohort genesis prepare` expects it (output genesis_prepare_args). A node left out is not pinned."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k, v in var.parent_pcr3 : can(regex("^[1-9][0-9]*$", k)) && can(regex("^[0-9a-f]{96}$", v))])
+    error_message = "parent_pcr3 maps node indices (\"1\", \"2\", ..) to 48 bytes of lowercase hex."
+  }
+}
+
 variable "measurements_files" {
   description = "Measurements JSON files printed by eif-build, one per enclave image the cluster accepts (two during an image rotation). They feed the KMS key policies and /etc/cohort/measurements*.json on every instance."
   type        = list(string)

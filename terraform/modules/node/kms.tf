@@ -6,7 +6,9 @@
 # * KeyAdministration: the admin principal manages the key but cannot use it;
 # * EnclaveUse / EnclaveUseImageN: the parent role may call GenerateDataKey and Decrypt only with
 #   a Recipient attestation document whose ImageSha384 (= PCR0), PCR0, PCR1, PCR2 (and PCR8 when
-#   the image is signed) match, compared with StringEqualsIgnoreCase;
+#   the image is signed) match, and, with parent_pcr3, whose PCR3 is the parent role's (the
+#   enclave runs on an instance with this node's role; `cohort kms policy --pin-pcr3`), compared
+#   with StringEqualsIgnoreCase;
 # * DenyWithoutAttestation: Decrypt and GenerateDataKey* without an attestation document are
 #   denied to everyone, whatever else allows them;
 # * DenyReEncrypt: ReEncrypt* (which takes no Recipient) is denied to everyone.
@@ -44,6 +46,7 @@ module "key" {
           StringEqualsIgnoreCase = merge(
             { for pcr, value in image : "kms:RecipientAttestation:${pcr}" => value },
             { "kms:RecipientAttestation:ImageSha384" = image.PCR0 },
+            var.parent_pcr3 == null ? {} : { "kms:RecipientAttestation:PCR3" = var.parent_pcr3 },
           )
         }
       }

@@ -28,6 +28,11 @@ output "parent_role_arn" {
   value       = module.role.arn
 }
 
+output "parent_pcr3" {
+  description = "The PCR3 the node's KMS key requires (its parent role's, as given), or null."
+  value       = var.parent_pcr3
+}
+
 output "autoscaling_group_name" {
   description = "The node's Auto Scaling group (always one instance)."
   value       = module.group.autoscaling_group_name

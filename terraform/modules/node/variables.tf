@@ -29,6 +29,22 @@ variable "measurements_files" {
   type        = list(string)
 }
 
+variable "parent_pcr3" {
+  description = "PCR3 an enclave reports on an instance with this node's parent role: `cohort kms pcr3 --role-arn ARN` of the role this module names (output parent_role_arn; its ARN is known before apply: arn:PARTITION:iam::ACCOUNT:role/NAME-node-I-parent). When set, the KMS key answers only enclaves on such an instance. Terraform has no SHA-384, so it is computed outside. Null: not pinned."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.parent_pcr3 == null || can(regex("^[0-9a-f]{96}$", var.parent_pcr3))
+    error_message = "parent_pcr3 is 48 bytes of lowercase hex (`cohort kms pcr3`), or null."
+  }
+
+  validation {
+    condition     = var.parent_pcr3 == null || var.parent_pcr3 != join("", [for i in range(96) : "0"])
+    error_message = "parent_pcr3 is all zeros: that is an instance without an IAM role, not this node's parent."
+  }
+}
+
 variable "admin_principal_arn" {
   description = "IAM principal that administers this node's KMS key but may not use it. Terraform must run as this principal (KMS refuses a key policy that locks out its creator)."
   type        = string

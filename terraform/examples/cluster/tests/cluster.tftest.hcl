@@ -18,6 +18,8 @@ variables {
   client_cidrs           = ["203.0.113.0/24"]
   certificate_arn        = "arn:aws:acm:eu-west-1:111122223333:certificate/mock"
   admin_principal_arn    = "arn:aws:iam::111122223333:role/cohort-deployer"
+  # `cohort kms pcr3 --role-arn arn:aws:iam::111122223333:role/mock-parent` (the mocked role).
+  parent_pcr3 = { "1" = "391dc275119dab28f7c0ff33ac135cb618f1ae7e183991fed433748a562a2a6ee036e67082847d43b7d26535cc594ed1" }
 }
 
 run "one_image" {
@@ -46,18 +48,36 @@ run "one_image" {
   }
 
   assert {
+    condition = (
+      jsondecode(output.kms_key_policies["1"]).Statement[1].Condition.StringEqualsIgnoreCase["kms:RecipientAttestation:PCR3"] == var.parent_pcr3["1"] &&
+      !contains(keys(jsondecode(output.kms_key_policies["2"]).Statement[1].Condition.StringEqualsIgnoreCase), "kms:RecipientAttestation:PCR3")
+    )
+    error_message = "A node given parent_pcr3 requires it of every enclave; a node without is not pinned."
+  }
+
+  assert {
+    condition = output.genesis_prepare_args == [
+      "--kms-key=0=arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000",
+      "--kms-key=1=arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000",
+      "--kms-key=2=arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000",
+      "--pcr3=0=${var.parent_pcr3["1"]}",
+    ]
+    error_message = "genesis_prepare_args gives prepare every node's KMS key and the pinned PCR3, 0-based."
+  }
+
+  assert {
     condition     = jsondecode(output.kms_key_policies["2"]).Id == "cohort-node-2"
     error_message = "The policy id names the node."
   }
 
   assert {
-    condition = jsondecode(output.kms_key_policies["1"]).Statement[1].Condition.StringEqualsIgnoreCase == {
+    condition = jsondecode(output.kms_key_policies["2"]).Statement[1].Condition.StringEqualsIgnoreCase == {
       "kms:RecipientAttestation:ImageSha384" = jsondecode(file("measurements.example.json")).Measurements.PCR0
       "kms:RecipientAttestation:PCR0"        = jsondecode(file("measurements.example.json")).Measurements.PCR0
       "kms:RecipientAttestation:PCR1"        = jsondecode(file("measurements.example.json")).Measurements.PCR1
       "kms:RecipientAttestation:PCR2"        = jsondecode(file("measurements.example.json")).Measurements.PCR2
     }
-    error_message = "EnclaveUse requires exactly the image's ImageSha384 (PCR0), PCR0, PCR1 and PCR2."
+    error_message = "EnclaveUse requires exactly the image's ImageSha384 (PCR0), PCR0, PCR1 and PCR2 (and PCR3 where pinned)."
   }
 
   assert {
@@ -133,4 +153,14 @@ run "node_moved_after_az_loss" {
     condition     = output.nodes["1"].az == "eu-west-1b"
     error_message = "node_az_overrides moves a node to another AZ."
   }
+}
+
+run "parent_pcr3_must_be_a_sha384_value" {
+  command = plan
+
+  variables {
+    parent_pcr3 = { "1" = "391dc275" }
+  }
+
+  expect_failures = [var.parent_pcr3]
 }

@@ -173,6 +173,9 @@ pub async fn enroll(
         .get(usize::from(node))
         .with_context(|| format!("no KMS key given for node {node}"))?;
     let mut doc = verified_document(api, node, expect).await?;
+    // Before enrolling: a node on another parent role is named as such, not as a KMS key
+    // policy's refusal to seal its node key.
+    check_pcr3(node, &doc, expect)?;
     if doc.node.is_none() {
         let _: EnrolledNode = api
             .post(
@@ -196,19 +199,8 @@ pub async fn enroll(
             binding.kms_key_arn()
         );
     }
+    check_pcr3(node, &doc, expect)?;
     let pcr3 = doc.pcrs.get(&3).cloned();
-    if let Some(expected) = expect.pcr3.get(&node)
-        && pcr3.as_ref() != Some(expected)
-    {
-        bail!(
-            "node {node}'s enclave runs on a parent whose PCR3 is {}, not {} (the role \
-             `cohort kms pcr3` was given): not the instance role the deployment gave this node",
-            pcr3.as_deref()
-                .map(hex::encode)
-                .unwrap_or_else(|| "absent".into()),
-            hex::encode(expected)
-        );
-    }
     Ok(VerifiedNode {
         node,
         binding,
@@ -216,6 +208,22 @@ pub async fn enroll(
         pcr3,
         pcr4: doc.pcrs.get(&4).cloned(),
     })
+}
+
+/// Node `node`'s document shows the PCR3 the operator expects of it, if any.
+fn check_pcr3(node: u16, doc: &VerifiedDocument, expect: &Expectations) -> anyhow::Result<()> {
+    let pcr3 = doc.pcrs.get(&3);
+    if let Some(expected) = expect.pcr3.get(&node)
+        && pcr3 != Some(expected)
+    {
+        bail!(
+            "node {node}'s enclave runs on a parent whose PCR3 is {}, not {} (the role \
+             `cohort kms pcr3` was given): not the instance role the deployment gave this node",
+            pcr3.map(hex::encode).unwrap_or_else(|| "absent".into()),
+            hex::encode(expected)
+        );
+    }
+    Ok(())
 }
 
 /// The genesis listing `nodes` (in index order) for `expect`'s image.

@@ -538,11 +538,13 @@ pub struct SessionRun {
 
 impl SessionRun {
     /// Nodes to blame for a failure: the unresponsive, and the culprits enclaves named.
+    /// A culprit outside the session is ignored: session results are not authenticated yet
+    /// (issue 18), so one parent could otherwise name every node of the cluster.
     pub fn blamed(&self) -> Vec<u16> {
         let mut blamed = self.unresponsive.clone();
         for o in self.outcomes.values() {
             if let Outcome::Failed { culprits, .. } = o {
-                blamed.extend(culprits);
+                blamed.extend(culprits.iter().filter(|c| self.outcomes.contains_key(c)));
             }
         }
         blamed.sort_unstable();
@@ -861,6 +863,22 @@ mod tests {
         nodes.forget_refusals_of(2);
         assert_eq!(nodes.unadmitted(), vec![2]);
         assert!(!nodes.usable(&[0, 2]), "still not admitted");
+    }
+
+    /// A parent rewrites its node's session result to name every node of the cluster: only
+    /// the session's participants are blamed.
+    #[test]
+    fn culprits_outside_the_session_are_ignored() {
+        let failed = |culprits: Vec<u16>| Outcome::Failed {
+            code: FailureCode::Peer,
+            message: "forged".into(),
+            culprits,
+        };
+        let run = SessionRun {
+            outcomes: BTreeMap::from([(0, failed(vec![1, 2, 3, 4])), (1, failed(vec![]))]),
+            unresponsive: vec![],
+        };
+        assert_eq!(run.blamed(), vec![1]);
     }
 
     #[test]

@@ -160,19 +160,31 @@ pub struct World {
 }
 
 impl World {
-    /// A simulated NSM measuring `image`.
+    /// A simulated NSM measuring `image`, on an instance with node 1's parent role (whose
+    /// PCR3 the key policy pins).
     pub fn nsm(&self, image: [u8; 48]) -> Arc<dyn Nsm> {
+        self.nsm_on_role(image, &cli::kms::sim_parent_role(1))
+    }
+
+    /// A simulated NSM measuring `image`, on an instance with the IAM role `role`.
+    pub fn nsm_on_role(&self, image: [u8; 48], role: &str) -> Arc<dyn Nsm> {
         let ca = SimulatedCa::load(&self.ca_dir).unwrap();
-        Arc::new(SimulatedNsm::new(
-            ca,
-            "kms-test".into(),
-            simulated_pcrs(&image),
-        ))
+        let mut pcrs = simulated_pcrs(&image);
+        pcrs.insert(3, attestation::parent::pcr3_of_role(role).to_vec());
+        Arc::new(SimulatedNsm::new(ca, "kms-test".into(), pcrs))
     }
 
     /// An enclave's sealing authority for `image`, through the parent.
     pub fn authority(&self, image: [u8; 48]) -> KmsSealingAuthority {
         KmsSealingAuthority::new(Endpoint::Unix(self.socket.clone()), self.nsm(image))
+    }
+
+    /// An enclave's sealing authority for `image` on an instance with the IAM role `role`.
+    pub fn authority_on_role(&self, image: [u8; 48], role: &str) -> KmsSealingAuthority {
+        KmsSealingAuthority::new(
+            Endpoint::Unix(self.socket.clone()),
+            self.nsm_on_role(image, role),
+        )
     }
 
     /// Changes what the parent does.

@@ -448,10 +448,12 @@ impl Harness {
         self.wait_all_healthy().await;
         self.wait_pools(Duration::from_secs(60)).await;
         let started = Instant::now();
-        let bodies = self.bodies();
         if after == 0 {
             self.inject(fault).await;
         }
+        // Made after a fault struck at once: an enclave restarted by it refuses requests made
+        // before it booted (it cannot know whether it signed them in its previous life).
+        let bodies = self.bodies();
         let queue = Arc::new(Mutex::new(bodies));
         let seen = Arc::new(Seen::default());
         let mut tasks = JoinSet::new();
@@ -904,6 +906,14 @@ async fn signing_goes_on_through_faults_without_signing_twice_or_losing_answers(
     )
     .await;
     h.scenario(
+        "coordinator's disk full until a write is refused",
+        Fault::FullDisk,
+        0,
+        Heal::OnceAnswered("storage"),
+    )
+    .await;
+
+    h.scenario(
         "node 1 cut off while node 2 restarts, then node 3's proxy down",
         Fault::MissedRestart {
             cut: 1,
@@ -914,14 +924,6 @@ async fn signing_goes_on_through_faults_without_signing_twice_or_losing_answers(
         Heal::AtEnd,
     )
     .await;
-    h.scenario(
-        "coordinator's disk full until a write is refused",
-        Fault::FullDisk,
-        0,
-        Heal::OnceAnswered("storage"),
-    )
-    .await;
-
     let path = write_reports(&h.reports);
     eprintln!("fault report: {}", path.display());
     // Faults that cost the client something did show up (the suite is not vacuous).

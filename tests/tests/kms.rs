@@ -40,6 +40,24 @@ fn wrapped_key(blob: &[u8]) -> Vec<u8> {
     get("wrapped_key").as_bytes().unwrap().clone()
 }
 
+/// ADR 0013 step 16: the key policy pins the parent role's PCR3. An enclave of the right image
+/// on an instance with another role (another account's copy of the image, or a parent the
+/// deployment did not make, using node 1's KMS key) gets no data key; on node 1's role it does.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_enclave_on_another_parent_role_gets_no_data_key() {
+    let w = world().await;
+    let elsewhere = Arc::new(w.authority_on_role(IMAGE, "arn:aws:iam::000000000000:role/another"));
+    let a = elsewhere.clone();
+    let e = blocking(move || seal(a.as_ref(), BlobKind::EddsaShare, "k1", b"the share"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("access_denied"), "{e}");
+    let home = Arc::new(w.authority(IMAGE));
+    blocking(move || seal(home.as_ref(), BlobKind::EddsaShare, "k1", b"the share"))
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tampering_parent_gets_clear_errors_and_never_the_key() {
     let w = world().await;

@@ -184,6 +184,9 @@ fn expectations(cluster: &ClusterArgs, a: &NodeArgs) -> anyhow::Result<Expectati
             .ok()
             .filter(|v| v.len() == 48)
             .with_context(|| format!("--pcr3 {text}: not a 48-byte SHA-384 value in hex"))?;
+        if value.iter().all(|b| *b == 0) {
+            bail!("--pcr3 {text}: all zeros is an instance without an IAM role, not a parent role");
+        }
         if pcr3.insert(i, value).is_some() {
             bail!("--pcr3 names node {i} twice");
         }

@@ -206,7 +206,7 @@ impl Coordinator {
                         why,
                         "signing attempt failed; retrying"
                     );
-                    if code == Some(FailureCode::NoPresignature) {
+                    if code == Some(FailureCode::NoPresignature) && presig.is_some() {
                         use_presig = false;
                     } else {
                         failed.insert(quorum);

@@ -145,5 +145,10 @@ impl Node {
 
 /// A public key in hex, for messages and logs.
 pub(super) fn key_hex(key: &[u8; 32]) -> String {
-    key.iter().map(|b| format!("{b:02x}")).collect()
+    bytes_hex(key)
+}
+
+/// Lowercase hex of public bytes (keys, measurements; never secrets).
+pub(super) fn bytes_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

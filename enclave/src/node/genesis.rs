@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
-use super::enroll::{NodeKey, key_hex};
+use super::enroll::{NodeKey, bytes_hex, key_hex};
 use super::membership::MembershipError;
 use super::{Admission, Node, NodeError, bad};
 use crate::identity::SecretIdentity;
@@ -119,7 +119,13 @@ pub(super) fn check_genesis(
         if let Some(expected) = expected
             && own.get(usize::from(pcr)) != Some(expected.as_slice())
         {
-            return Err(MembershipError::ParentMismatch { pcr });
+            return Err(MembershipError::ParentMismatch {
+                pcr,
+                actual: own
+                    .get(usize::from(pcr))
+                    .map_or_else(|| "absent".into(), bytes_hex),
+                pinned: bytes_hex(expected),
+            });
         }
     }
     Ok(GenesisState {

@@ -34,10 +34,18 @@ pub enum MembershipError {
     #[error("other_image: the genesis names another enclave image than this one's PCR0-2")]
     OtherImage,
     /// This enclave's parent's PCR3 or PCR4 differs from the roster's expectation.
-    #[error("parent_mismatch: this enclave's PCR{pcr} is not the one the roster pins")]
+    #[error(
+        "parent_mismatch: this enclave's PCR{pcr} is {actual}, the roster pins {pinned} (PCR3 is \
+         the parent instance's IAM role: its name, path and account are fixed once a genesis \
+         pins it)"
+    )]
     ParentMismatch {
         /// 3 or 4.
         pcr: u8,
+        /// This enclave's value (hex; measurements, not secrets).
+        actual: String,
+        /// The roster's (hex).
+        pinned: String,
     },
     /// A genesis is held already.
     #[error("already_member: this enclave is a member of cluster {cluster}")]

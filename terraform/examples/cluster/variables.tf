@@ -62,6 +62,11 @@ variable "parent_pcr3" {
     condition     = alltrue([for k, v in var.parent_pcr3 : can(regex("^[1-9][0-9]*$", k)) && can(regex("^[0-9a-f]{96}$", v))])
     error_message = "parent_pcr3 maps node indices (\"1\", \"2\", ..) to 48 bytes of lowercase hex."
   }
+
+  validation {
+    condition     = alltrue([for k, v in var.parent_pcr3 : !can(tonumber(k)) || tonumber(k) <= var.node_count])
+    error_message = "parent_pcr3 names a node beyond node_count: a value for a node that does not exist would be ignored."
+  }
 }
 
 variable "measurements_files" {

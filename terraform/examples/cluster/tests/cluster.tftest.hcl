@@ -164,3 +164,13 @@ run "parent_pcr3_must_be_a_sha384_value" {
 
   expect_failures = [var.parent_pcr3]
 }
+
+run "parent_pcr3_of_a_node_that_does_not_exist_is_refused" {
+  command = plan
+
+  variables {
+    parent_pcr3 = { "4" = "391dc275119dab28f7c0ff33ac135cb618f1ae7e183991fed433748a562a2a6ee036e67082847d43b7d26535cc594ed1" }
+  }
+
+  expect_failures = [var.parent_pcr3]
+}

@@ -153,44 +153,26 @@ fn expectations(cluster: &ClusterArgs, a: &NodeArgs) -> anyhow::Result<Expectati
             .with_context(|| format!("{} has no PCR{i}", file.display()))
     };
     let image = [pcr(0)?, pcr(1)?, pcr(2)?];
-    let mut by_node = std::collections::BTreeMap::new();
-    for text in &a.kms_keys {
-        let (i, arn) = text
-            .split_once('=')
-            .with_context(|| format!("--kms-key {text}: expected I=ARN"))?;
-        let i: usize = i
-            .parse()
-            .with_context(|| format!("--kms-key {text}: {i} is not a node index"))?;
-        let arn = protocol::KmsKeyArn::parse(arn).with_context(|| format!("--kms-key {text}"))?;
-        if by_node.insert(i, arn).is_some() {
-            bail!("--kms-key names node {i} twice");
-        }
-    }
+    let by_node = indexed("--kms-key", "ARN", &a.kms_keys, |arn| {
+        protocol::KmsKeyArn::parse(arn).map_err(anyhow::Error::from)
+    })?;
     if by_node.keys().copied().ne(0..by_node.len()) || by_node.len() < 2 {
         bail!("--kms-key must name every node 0..N-1 once (at least two nodes)");
     }
-    let mut pcr3 = std::collections::BTreeMap::new();
-    for text in &a.pcr3 {
-        let (i, value) = text
-            .split_once('=')
-            .with_context(|| format!("--pcr3 {text}: expected I=HEX"))?;
-        let i: u16 = i
-            .parse()
-            .with_context(|| format!("--pcr3 {text}: {i} is not a node index"))?;
-        if usize::from(i) >= by_node.len() {
-            bail!("--pcr3 {text}: there is no node {i}");
-        }
+    let pcr3 = indexed("--pcr3", "HEX", &a.pcr3, |value| {
         let value = attestation::parse_pcr_hex(value)
             .ok()
             .filter(|v| v.len() == 48)
-            .with_context(|| format!("--pcr3 {text}: not a 48-byte SHA-384 value in hex"))?;
+            .context("not a 48-byte SHA-384 value in hex")?;
         if value.iter().all(|b| *b == 0) {
-            bail!("--pcr3 {text}: all zeros is an instance without an IAM role, not a parent role");
+            bail!("all zeros is an instance without an IAM role, not a parent role");
         }
-        if pcr3.insert(i, value).is_some() {
-            bail!("--pcr3 names node {i} twice");
-        }
+        Ok(value)
+    })?;
+    if let Some(i) = pcr3.keys().find(|i| **i >= by_node.len()) {
+        bail!("--pcr3 names node {i}, and there is no node {i}");
     }
+    let pcr3 = pcr3.into_iter().map(|(i, v)| (i as u16, v)).collect();
     let root_der = match &a.root {
         Some(path) => {
             let pem = std::fs::read_to_string(path)
@@ -206,6 +188,29 @@ fn expectations(cluster: &ClusterArgs, a: &NodeArgs) -> anyhow::Result<Expectati
         pcr3,
         allow_debug: false,
     })
+}
+
+/// Parses repeated `FLAG I=VALUE` arguments into values by node index, each index once.
+fn indexed<T>(
+    flag: &str,
+    what: &str,
+    texts: &[String],
+    parse: impl Fn(&str) -> anyhow::Result<T>,
+) -> anyhow::Result<std::collections::BTreeMap<usize, T>> {
+    let mut by_node = std::collections::BTreeMap::new();
+    for text in texts {
+        let (i, value) = text
+            .split_once('=')
+            .with_context(|| format!("{flag} {text}: expected I={what}"))?;
+        let i: u16 = i
+            .parse()
+            .with_context(|| format!("{flag} {text}: {i} is not a node index"))?;
+        let value = parse(value).with_context(|| format!("{flag} {text}"))?;
+        if by_node.insert(usize::from(i), value).is_some() {
+            bail!("{flag} names node {i} twice");
+        }
+    }
+    Ok(by_node)
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> anyhow::Result<T> {

@@ -93,10 +93,9 @@ impl Coordinator {
             return Err(err(
                 ErrorCode::NoQuorum,
                 format!(
-                    "{} healthy node(s) available, {t} needed; {} of their {candidates} \
-                     quorum(s) not yet admitted by each other or already failed",
-                    healthy.len(),
-                    candidates
+                    "{} healthy node(s) available, {t} needed; none of their {candidates} \
+                     quorum(s) both admitted by each other and not yet failed",
+                    healthy.len()
                 ),
             ));
         }

@@ -1,0 +1,180 @@
+//! The admission bookkeeping and blame of `Nodes`, without a cluster.
+
+use super::*;
+
+fn keys(b: u8) -> IdentityKeys {
+    IdentityKeys {
+        signing: [b; 32],
+        encryption: [b; 32],
+    }
+}
+
+/// Three operational, attested nodes with identities 1, 2, 3 that all admitted each other.
+fn admitted_cluster() -> Nodes {
+    let nodes = Nodes::new(vec!["a".into(), "b".into(), "c".into()], Policy::default());
+    {
+        let mut states = nodes.states.write().unwrap();
+        for (i, s) in states.iter_mut().enumerate() {
+            s.reachable = true;
+            s.attested = true;
+            s.phase = Some(Phase::Operational);
+            s.identity = Some(keys(i as u8 + 1));
+            s.admitted = Some([i as u8 + 1; 32]);
+            s.admitted_peers = (0..3u16)
+                .filter(|p| usize::from(*p) != i)
+                .map(|p| (p, [p as u8 + 1; 32]))
+                .collect();
+        }
+    }
+    nodes
+}
+
+/// What an admission round records of node `node`'s answer.
+fn answers(nodes: &Nodes, node: u16, admitted: &[(u16, u8)], refused: &[(u16, u8)]) {
+    nodes.update(node, |s| {
+        for (p, k) in admitted {
+            s.admitted_peers.insert(*p, [*k; 32]);
+            s.refused_peers.remove(p);
+        }
+        for (p, k) in refused {
+            s.refused_peers.insert(*p, ([*k; 32], Instant::now()));
+            s.admitted_peers.remove(p);
+        }
+    });
+}
+
+fn restart(nodes: &Nodes, node: u16, identity: u8) {
+    nodes.set_identity(node, Some(keys(identity)));
+    nodes.update(node, |s| s.admitted = Some([identity; 32]));
+}
+
+#[test]
+fn a_restarted_node_is_paired_only_with_peers_that_admitted_it() {
+    let nodes = admitted_cluster();
+    assert!(nodes.usable(&[0, 1, 2]));
+    assert!(nodes.unadmitted().is_empty());
+    // Node 1 restarts (a new identity, and a process that knows no peer).
+    restart(&nodes, 1, 9);
+    assert!(nodes.states()[1].admitted_peers.is_empty());
+    // A round reaches nodes 1 and 2; the call to node 0 times out.
+    answers(&nodes, 1, &[(0, 1), (2, 3)], &[]);
+    answers(&nodes, 2, &[(1, 9)], &[]);
+    assert_eq!(
+        nodes.unadmitted(),
+        vec![1],
+        "another round, for node 0 to learn node 1"
+    );
+    assert!(!nodes.usable(&[0, 1]), "node 0 does not know node 1");
+    assert!(
+        nodes.usable(&[1, 2]) && nodes.usable(&[0, 2]),
+        "the others go on"
+    );
+    assert_eq!(nodes.healthy_nodes(), vec![0, 1, 2]);
+    answers(&nodes, 0, &[(1, 9)], &[]);
+    assert!(nodes.unadmitted().is_empty());
+    assert!(nodes.usable(&[0, 1, 2]));
+}
+
+/// The fault suite's "node 1 cut off while node 2 restarts": the restarted enclave was
+/// offered only the peers the coordinator reached; what its previous process admitted does
+/// not count for it.
+#[test]
+fn a_restarted_node_that_missed_a_peer_is_not_paired_with_it_until_it_admits_it() {
+    let nodes = admitted_cluster();
+    nodes.update(0, |s| s.reachable = false);
+    restart(&nodes, 1, 9);
+    answers(&nodes, 1, &[(2, 3)], &[]);
+    answers(&nodes, 2, &[(1, 9)], &[]);
+    assert!(nodes.unadmitted().is_empty(), "node 0 is down");
+    assert!(nodes.usable(&[1, 2]));
+    // Node 0 is back, unchanged: neither it nor node 1 knows the other's identity.
+    nodes.update(0, |s| s.reachable = true);
+    assert_eq!(nodes.unadmitted(), vec![0, 1]);
+    assert!(!nodes.usable(&[0, 1]));
+    assert!(nodes.usable(&[0, 2]) && nodes.usable(&[1, 2]));
+    answers(&nodes, 1, &[(0, 1)], &[]);
+    answers(&nodes, 0, &[(1, 9)], &[]);
+    assert!(nodes.usable(&[0, 1, 2]));
+}
+
+/// The attack a helper's review found in the first form of this bookkeeping (every live
+/// peer had to admit a node for it to be healthy): a parent forging its node's
+/// `PeersAdmitted` (unauthenticated) as a refusal of everyone kept every other node out.
+/// Per pair, it keeps only its own node out.
+#[test]
+fn a_node_that_refuses_everyone_keeps_only_itself_out() {
+    let nodes = admitted_cluster();
+    answers(&nodes, 2, &[], &[(0, 1), (1, 2)]);
+    assert!(
+        nodes.unadmitted().is_empty(),
+        "answered: no storm of rounds"
+    );
+    assert!(nodes.usable(&[0, 1]));
+    assert!(!nodes.usable(&[0, 2]) && !nodes.usable(&[1, 2]));
+    assert_eq!(nodes.healthy_nodes(), vec![0, 1, 2]);
+    let status = nodes.status();
+    assert!(status[2].error.is_none(), "{:?}", status[2].error);
+    assert!(status[0].error.as_deref().unwrap().contains("[2]"));
+}
+
+#[test]
+fn a_refused_node_is_asked_about_again_after_a_while_or_a_phase_change() {
+    let nodes = admitted_cluster();
+    // Node 2 came back as an enclave the others refuse (not the roster's node key, or a
+    // document that did not bind it yet).
+    restart(&nodes, 2, 7);
+    answers(&nodes, 2, &[(0, 1), (1, 2)], &[]);
+    answers(&nodes, 0, &[], &[(2, 7)]);
+    answers(&nodes, 1, &[], &[(2, 7)]);
+    assert!(nodes.unadmitted().is_empty());
+    assert!(nodes.usable(&[0, 1]) && !nodes.usable(&[0, 2]));
+    assert_eq!(
+        nodes.status()[2].error.as_deref(),
+        Some("refused as a peer by node(s) [0, 1]")
+    );
+    // A refusal older than REFUSAL_RETRY is asked again.
+    let long_ago = Instant::now().checked_sub(REFUSAL_RETRY).unwrap();
+    nodes.update(0, |s| {
+        s.refused_peers.get_mut(&2).unwrap().1 = long_ago;
+    });
+    assert_eq!(nodes.unadmitted(), vec![2]);
+    // So is one of a node whose phase changed.
+    answers(&nodes, 0, &[], &[(2, 7)]);
+    assert!(nodes.unadmitted().is_empty());
+    nodes.forget_refusals_of(2);
+    assert_eq!(nodes.unadmitted(), vec![2]);
+    assert!(!nodes.usable(&[0, 2]), "still not admitted");
+}
+
+/// A parent rewrites its node's session result to name every node of the cluster: only
+/// the session's participants are blamed.
+#[test]
+fn culprits_outside_the_session_are_ignored() {
+    let failed = |culprits: Vec<u16>| Outcome::Failed {
+        code: FailureCode::Peer,
+        message: "forged".into(),
+        culprits,
+    };
+    let run = SessionRun {
+        outcomes: BTreeMap::from([(0, failed(vec![1, 2, 3, 4])), (1, failed(vec![]))]),
+        unresponsive: vec![],
+    };
+    assert_eq!(run.blamed(), vec![1]);
+}
+
+#[test]
+fn a_peer_that_is_down_does_not_hold_the_others_back() {
+    let nodes = admitted_cluster();
+    nodes.update(1, |s| s.reachable = false);
+    restart(&nodes, 1, 9);
+    assert!(nodes.unadmitted().is_empty());
+    assert_eq!(nodes.healthy_nodes(), vec![0, 2]);
+    assert!(nodes.usable(&[0, 2]));
+    // It comes back, not yet operational (its state not restored): not waited for.
+    nodes.update(1, |s| {
+        s.reachable = true;
+        s.phase = Some(Phase::Ready);
+    });
+    assert!(nodes.unadmitted().is_empty());
+    assert_eq!(nodes.healthy_nodes(), vec![0, 2]);
+}

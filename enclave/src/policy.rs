@@ -6,9 +6,14 @@
 //! * Requests expire: an expiry in the past, a creation time in the future (beyond the clock
 //!   skew), or a validity (expiry minus creation) over `MAX_REQUEST_VALIDITY_SECS` is refused.
 //! * Request ids are single use. The set of seen ids lives in memory; it needs no persistence
-//!   because a request is only accepted if it was created after this enclave booted. Whatever an
-//!   earlier incarnation saw was created before this boot, so it is refused after a restart (a
-//!   request in flight during the restart is refused too; the client makes a new one).
+//!   because a request is only consumed if it was created after this enclave booted and not
+//!   after its clock now: its creation time is a "not before". An earlier incarnation consumed
+//!   only requests created before it died, so before this boot: every one of them is refused
+//!   after a restart, however quickly the restart followed (issue 18: a request created ahead of
+//!   the clock, which the skew allowance lets through the coordinator's window check, used to be
+//!   consumed at once and could be consumed again by an incarnation booted before its creation
+//!   time). A request created ahead of the enclave's clock is refused as not valid yet; the
+//!   coordinator holds such a request until its creation time before it sends it.
 
 use std::collections::HashSet;
 
@@ -125,6 +130,11 @@ impl RequestGuard {
         if created < self.boot_time {
             return Err(PolicyError::Expired("request predates this enclave's boot"));
         }
+        if created > now {
+            return Err(PolicyError::Expired(
+                "request not valid yet: created after this enclave's clock (its creation time is a not-before)",
+            ));
+        }
         if self.seen.contains(request_id) {
             return Err(PolicyError::Replayed);
         }
@@ -231,5 +241,40 @@ mod tests {
             Err(PolicyError::Expired(_))
         ));
         assert!(guard.check(&[], now, now + 60, now).is_err());
+    }
+
+    /// Issue 18 (audit finding 3): a request created 50 s ahead of the enclave's clock (inside
+    /// the skew allowance) comes in, the enclave restarts 5 s later, and the same request comes
+    /// again. Before the fix the first incarnation consumed it at once and the new one, booted
+    /// before its creation time, consumed it again: two signatures. Now neither consumes it
+    /// before its creation time, and from then on exactly one incarnation does.
+    #[test]
+    fn a_request_created_ahead_is_refused_after_a_quick_restart() {
+        let boot = 2_000_000;
+        let now = boot + 3600;
+        let id = [7u8; 16];
+        let (created, expiry) = (now + 50, now + 300);
+        let mut first = RequestGuard::new(boot);
+        assert!(matches!(
+            first.consume(&id, created, expiry, now),
+            Err(PolicyError::Expired(m)) if m.contains("not valid yet")
+        ));
+        let mut restarted = RequestGuard::new(now + 5);
+        assert!(matches!(
+            restarted.consume(&id, created, expiry, now + 5),
+            Err(PolicyError::Expired(m)) if m.contains("not valid yet")
+        ));
+        // At its creation time the running incarnation takes it, once.
+        restarted.consume(&id, created, expiry, created).unwrap();
+        assert_eq!(
+            restarted.consume(&id, created, expiry, created + 1),
+            Err(PolicyError::Replayed)
+        );
+        // Whatever incarnation comes after refuses it: it predates that one's boot.
+        let mut later = RequestGuard::new(created + 2);
+        assert!(matches!(
+            later.consume(&id, created, expiry, created + 2),
+            Err(PolicyError::Expired(m)) if m.contains("predates")
+        ));
     }
 }

@@ -5,7 +5,7 @@ use protocol::policy::{self, Approval, Canonical, PolicyViolation};
 
 use protocol::genesis::ClusterId;
 
-use super::err;
+use super::{err, unix_now};
 use crate::api::{ApiError, ErrorCode, GenesisBody, Hex};
 
 /// Checks a key-creation or signing request's version and the cluster id it names, as the
@@ -65,6 +65,17 @@ pub(super) fn check_window(created: u64, expiry: u64, now: u64) -> Result<(), Ap
             ),
         ),
     })
+}
+
+/// Holds a request created ahead of this clock (inside the skew allowance that
+/// [`check_window`] grants) until its creation time: enclaves take a request's creation time as
+/// a "not before" (single use across restarts, issue 18) and would refuse it until then.
+pub(super) async fn not_before(created: u64) {
+    let now = unix_now();
+    if created > now {
+        let wait = (created - now).min(policy::MAX_CLOCK_SKEW_SECS);
+        tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    }
 }
 
 /// Parses the 32-byte Ed25519 public keys a request names (`what`: admin, approver).

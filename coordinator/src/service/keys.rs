@@ -9,7 +9,9 @@ use protocol::session::{FailureCode, Outcome, SessionKind};
 use sha2::{Digest, Sha256};
 use tracing::info;
 
-use super::checks::{check_approvals, check_version_and_cluster, check_window, keys_of};
+use super::checks::{
+    check_approvals, check_version_and_cluster, check_window, keys_of, not_before,
+};
 use super::failover::refusal;
 use super::ledger::{Claim, Entry, StoredResponse};
 use super::{Coordinator, err, unix_now};
@@ -269,6 +271,7 @@ impl Coordinator {
         // A `/` cannot appear in client idempotency keys: no client request can take this one.
         let reservation = format!("create-key/{}", r.key_id);
         let lease = self.reserve_key_id(&reservation, &r).await?;
+        not_before(r.created).await;
         let run = run_session(
             &self.nodes,
             &new_session_id(),

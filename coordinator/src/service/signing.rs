@@ -10,7 +10,9 @@ use protocol::policy::{Approved, Canonical, REQUEST_ID_LEN, Scheme, SignRequest}
 use sha2::{Digest, Sha256};
 use tracing::warn;
 
-use super::checks::{check_approvals, check_version_and_cluster, check_window, keys_of};
+use super::checks::{
+    check_approvals, check_version_and_cluster, check_window, keys_of, not_before,
+};
 use super::keys::key_info;
 use super::ledger::{Claim, Conflict, Entry, StoredResponse, Ticket};
 use super::{
@@ -244,6 +246,7 @@ impl Coordinator {
         ticket: &Ticket,
         presign: Option<PresignatureUse>,
     ) -> Result<(SignResult, AuditEntry), (ApiError, Vec<u16>)> {
+        not_before(r.created).await;
         self.live.fetch_add(1, Ordering::SeqCst);
         let _live = Live(&self.live, &self.last_live);
         let expected_key = match (key.scheme, &key_row.chain_code) {

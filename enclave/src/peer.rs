@@ -317,7 +317,7 @@ impl Channel {
         identity: &SecretIdentity,
         roster: &Roster,
         envelope: &PeerEnvelope,
-    ) -> Result<(u16, bool, Vec<u8>), PeerError> {
+    ) -> Result<(u16, bool, Zeroizing<Vec<u8>>), PeerError> {
         let from = envelope.from;
         let stream = (from, envelope.to.is_none());
         let expected = *self
@@ -376,7 +376,7 @@ impl Channel {
             }
         };
         self.next_in.insert(stream, expected + 1);
-        Ok((from, envelope.to.is_none(), body))
+        Ok((from, envelope.to.is_none(), Zeroizing::new(body)))
     }
 }
 
@@ -424,7 +424,7 @@ mod tests {
         let mut same = Channel::new([1; 32], [0xa0; 32], 1, 0..3);
         let mut again = Channel::new([1; 32], [0xa0; 32], 0, 0..3);
         let p = again.seal(&ids[0], &roster, Some(1), b"r1").unwrap();
-        assert_eq!(same.open(&ids[1], &roster, &p).unwrap().2, b"r1");
+        assert_eq!(same.open(&ids[1], &roster, &p).unwrap().2.as_slice(), b"r1");
     }
 
     #[test]
@@ -463,7 +463,10 @@ mod tests {
             Err(PeerError::BadSignature { from: 1 })
         ));
         let real = ch[1].seal(&ids[1], &view, Some(0), b"y").unwrap();
-        assert_eq!(ch[0].open(&ids[0], &view, &real).unwrap().2, b"y");
+        assert_eq!(
+            ch[0].open(&ids[0], &view, &real).unwrap().2.as_slice(),
+            b"y"
+        );
         assert_eq!(
             roster.subset(&[0, 2]).nodes().collect::<Vec<_>>(),
             vec![0, 2]
@@ -477,11 +480,11 @@ mod tests {
         let b = ch[0].seal(&ids[0], &roster, None, b"hello all").unwrap();
         assert_eq!(
             ch[1].open(&ids[1], &roster, &b).unwrap(),
-            (0, true, b"hello all".to_vec())
+            (0, true, Zeroizing::new(b"hello all".to_vec()))
         );
         assert_eq!(
             ch[2].open(&ids[2], &roster, &b).unwrap(),
-            (0, true, b"hello all".to_vec())
+            (0, true, Zeroizing::new(b"hello all".to_vec()))
         );
         let p = ch[0]
             .seal(&ids[0], &roster, Some(2), b"secret for 2")
@@ -492,7 +495,7 @@ mod tests {
         );
         assert_eq!(
             ch[2].open(&ids[2], &roster, &p).unwrap(),
-            (0, false, b"secret for 2".to_vec())
+            (0, false, Zeroizing::new(b"secret for 2".to_vec()))
         );
     }
 

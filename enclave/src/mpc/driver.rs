@@ -178,7 +178,10 @@ fn encode_outgoing<M: Serialize>(msg: Outgoing<M>) -> Result<OutgoingMessage, Mp
     let mut payload = Vec::new();
     ciborium::into_writer(&msg.msg, &mut payload)
         .map_err(|e| MpcError::Internal(format!("encoding a protocol message: {e}")))?;
-    Ok(OutgoingMessage { to, payload })
+    Ok(OutgoingMessage {
+        to,
+        payload: payload.into(),
+    })
 }
 
 /// A hand-written protocol machine (FROST) whose abort or internal error is terminal: after one,

@@ -27,8 +27,9 @@ pub type PartyIndex = u16;
 pub struct OutgoingMessage {
     /// Receiver, or `None` for a broadcast.
     pub to: Option<PartyIndex>,
-    /// Opaque protocol bytes.
-    pub payload: Vec<u8>,
+    /// Opaque protocol bytes (a point-to-point one may carry a secret share of a key
+    /// generation or a nonce: zeroized when dropped).
+    pub payload: zeroize::Zeroizing<Vec<u8>>,
 }
 
 impl std::fmt::Debug for OutgoingMessage {
@@ -47,8 +48,8 @@ pub struct IncomingMessage {
     pub from: PartyIndex,
     /// Whether it was sent as a broadcast.
     pub broadcast: bool,
-    /// Opaque protocol bytes.
-    pub payload: Vec<u8>,
+    /// Opaque protocol bytes, as decrypted (zeroized when dropped, like outgoing ones).
+    pub payload: zeroize::Zeroizing<Vec<u8>>,
 }
 
 impl std::fmt::Debug for IncomingMessage {

@@ -40,7 +40,7 @@ pub(crate) struct Delivery {
     pub(crate) from: PartyIndex,
     pub(crate) to: PartyIndex,
     pub(crate) broadcast: bool,
-    pub(crate) payload: Vec<u8>,
+    pub(crate) payload: zeroize::Zeroizing<Vec<u8>>,
 }
 
 /// The order messages are delivered in.

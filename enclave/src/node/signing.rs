@@ -198,7 +198,7 @@ impl Node {
         };
         let first = vec![OutgoingMessage {
             to: None,
-            payload: bytes,
+            payload: bytes.into(),
         }];
         let use_key = signing.use_key.clone();
         Ok(Opening::Run(

@@ -124,7 +124,7 @@ mod tests {
                     ciborium::from_reader(msg.payload.as_slice())
             {
                 m.sigma += Scalar::one();
-                msg.payload = encode(&KeygenMsgOf::Round2Uni(m));
+                msg.payload = encode(&KeygenMsgOf::Round2Uni(m)).into();
             }
         });
         match &results[0] {

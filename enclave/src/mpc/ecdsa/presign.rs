@@ -246,7 +246,7 @@ mod tests {
         let msg = |from, broadcast, payload: &[u8]| IncomingMessage {
             from,
             broadcast,
-            payload: payload.to_vec(),
+            payload: payload.to_vec().into(),
         };
         let bad_from = |r: Result<Step<SecretPresignature>, MpcError>| match r {
             Err(MpcError::BadMessage { from, .. }) => from,
@@ -303,7 +303,7 @@ mod tests {
                 && let SigningMsg::Round3(mut r3) = decode_signing(&msg.payload)
             {
                 r3.Delta += Point::generator();
-                msg.payload = encode(&SigningMsg::Round3(r3));
+                msg.payload = encode(&SigningMsg::Round3(r3)).into();
             }
         });
         match &results[0] {

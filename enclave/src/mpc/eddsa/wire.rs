@@ -108,7 +108,7 @@ pub(super) fn decode(
 pub(super) fn broadcast(session_id: &[u8], body: Body) -> Result<OutgoingMessage, MpcError> {
     Ok(OutgoingMessage {
         to: None,
-        payload: encode(session_id, body)?,
+        payload: encode(session_id, body)?.into(),
     })
 }
 
@@ -176,7 +176,7 @@ mod tests {
         let msg = |from, broadcast, payload: &Vec<u8>| IncomingMessage {
             from,
             broadcast,
-            payload: payload.clone(),
+            payload: payload.clone().into(),
         };
 
         // Signing message to the DKG, DKG message to signing.

@@ -129,6 +129,43 @@ fn spki(key: &SigningKey) -> Result<SubjectPublicKeyInfoOwned, SimError> {
     SubjectPublicKeyInfoOwned::from_key(*key.verifying_key()).map_err(invalid)
 }
 
+#[allow(clippy::too_many_arguments)]
+fn issue_with(
+    profile: Profile,
+    subject: &str,
+    subject_key: &SigningKey,
+    issuer_key: &SigningKey,
+    not_before: Duration,
+    lifetime: Duration,
+    rng: &mut (impl RngCore + CryptoRng),
+    dns_name: Option<&str>,
+) -> Result<Vec<u8>, SimError> {
+    let mut builder = CertificateBuilder::new(
+        profile,
+        serial(rng)?,
+        validity(not_before, lifetime)?,
+        Name::from_str(subject).map_err(invalid)?,
+        spki(subject_key)?,
+        issuer_key,
+    )
+    .map_err(invalid)?;
+    if let Some(name) = dns_name {
+        use x509_cert::ext::pkix::name::GeneralName;
+        use x509_cert::ext::pkix::{ExtendedKeyUsage, SubjectAltName};
+        let name = der::asn1::Ia5String::new(name).map_err(invalid)?;
+        builder
+            .add_extension(&SubjectAltName(vec![GeneralName::DnsName(name)]))
+            .map_err(invalid)?;
+        builder
+            .add_extension(&ExtendedKeyUsage(vec![
+                der::oid::db::rfc5280::ID_KP_SERVER_AUTH,
+            ]))
+            .map_err(invalid)?;
+    }
+    let cert = builder.build::<DerSignature>().map_err(invalid)?;
+    cert.to_der().map_err(invalid)
+}
+
 fn issue(
     profile: Profile,
     subject: &str,
@@ -138,17 +175,16 @@ fn issue(
     lifetime: Duration,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<Vec<u8>, SimError> {
-    let builder = CertificateBuilder::new(
+    issue_with(
         profile,
-        serial(rng)?,
-        validity(not_before, lifetime)?,
-        Name::from_str(subject).map_err(invalid)?,
-        spki(subject_key)?,
+        subject,
+        subject_key,
         issuer_key,
+        not_before,
+        lifetime,
+        rng,
+        None,
     )
-    .map_err(invalid)?;
-    let cert = builder.build::<DerSignature>().map_err(invalid)?;
-    cert.to_der().map_err(invalid)
 }
 
 fn subject_of(der_bytes: &[u8]) -> Result<Name, SimError> {
@@ -240,6 +276,38 @@ impl SimulatedCa {
             rng,
         )?;
         Ok((key, der_bytes))
+    }
+
+    /// Issues a TLS server certificate for `dns_name` (subject alternative name, server
+    /// authentication), valid from an hour ago for `lifetime`: the local KMS stand-in's, which
+    /// simulated enclaves check against this CA's root as production enclaves check KMS's
+    /// against Amazon's. Returns the key (PKCS#8 DER) and the chain, leaf first.
+    pub fn issue_tls_server(
+        &self,
+        dns_name: &str,
+        lifetime: Duration,
+    ) -> Result<(zeroize::Zeroizing<Vec<u8>>, Vec<Vec<u8>>), SimError> {
+        let rng = &mut rand::rngs::OsRng;
+        let key = SigningKey::random(rng);
+        let leaf = issue_with(
+            Profile::Leaf {
+                issuer: subject_of(&self.intermediate_der)?,
+                enable_key_agreement: false,
+                enable_key_encipherment: false,
+            },
+            &format!("CN={dns_name},OU=simulation,O=Cohort"),
+            &key,
+            &self.intermediate_key,
+            unix_now().saturating_sub(Duration::from_secs(3600)),
+            lifetime,
+            rng,
+            Some(dns_name),
+        )?;
+        let pkcs8 = key.to_pkcs8_der().map_err(invalid)?;
+        Ok((
+            zeroize::Zeroizing::new(pkcs8.as_bytes().to_vec()),
+            vec![leaf, self.intermediate_der.clone()],
+        ))
     }
 
     /// The `cabundle` of documents issued under this CA: root first.

@@ -127,6 +127,10 @@ pub struct ClusterInfo {
     pub coordinator_url: String,
     /// The local KMS stand-in's base URL.
     pub kms_url: String,
+    /// The stand-in's HTTPS address (HOST:PORT), where the proxies' tunnels lead: enclaves
+    /// check its certificate against the simulated CA's root.
+    #[serde(default)]
+    pub kms_tls_addr: String,
 }
 
 /// `--listen 127.0.0.1:0 --addr-file ADDR_FILE`: listen on a free port, written to `addr_file`.
@@ -249,6 +253,7 @@ impl SimCluster {
                 nodes: Vec::new(),
                 coordinator_url: String::new(),
                 kms_url: String::new(),
+                kms_tls_addr: String::new(),
             },
             children: Vec::new(),
             commands: Default::default(),
@@ -346,8 +351,8 @@ impl SimCluster {
             kms_socket,
             "--kms-key-id".into(),
             kms_key_id.clone(),
-            "--kms-endpoint".into(),
-            self.info.kms_url.clone(),
+            "--kms-tunnel-to".into(),
+            self.info.kms_tls_addr.clone(),
         ]);
         let env = SIM_AWS_ENV
             .iter()
@@ -417,12 +422,24 @@ impl SimCluster {
         let data = self.dir.join("kms");
         fs::create_dir_all(&data)?;
         let addr_file = self.dir.join("kms.addr");
+        let tls_addr_file = self.dir.join("kms-tls.addr");
         let _ = fs::remove_file(&addr_file);
+        let _ = fs::remove_file(&tls_addr_file);
         let mut args: Vec<String> = vec!["--data-dir".into(), data.display().to_string()];
         args.extend(listen_args(&addr_file));
+        let tls_listen = match self.info.kms_tls_addr.as_str() {
+            "" => "127.0.0.1:0".to_string(),
+            known => known.to_string(),
+        };
         args.extend([
             "--attestation-root".into(),
             self.info.root_pem_path.display().to_string(),
+            "--tls-listen".into(),
+            tls_listen,
+            "--tls-addr-file".into(),
+            tls_addr_file.display().to_string(),
+            "--tls-ca".into(),
+            self.dir.join("ca").display().to_string(),
         ]);
         self.launch(
             "kms".into(),
@@ -432,6 +449,18 @@ impl SimCluster {
         self.info.kms_url = self
             .bound_address("kms", &addr_file, Instant::now() + timeout, failure)
             .await?;
+        // The HTTPS address is written before the plain one: it is there now. Pinned too, so
+        // that a restarted stand-in comes back where the proxies' tunnels lead.
+        let tls_addr = fs::read_to_string(&tls_addr_file)
+            .with_context(|| format!("the KMS stand-in wrote no {}", tls_addr_file.display()))?
+            .trim()
+            .to_string();
+        if let Some((_, args, _, _)) = self.commands.get_mut("kms")
+            && let Some(pos) = args.iter().position(|a| a == "--tls-listen")
+        {
+            args[pos + 1] = tls_addr.clone();
+        }
+        self.info.kms_tls_addr = tls_addr;
         Ok(())
     }
 

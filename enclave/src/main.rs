@@ -9,7 +9,7 @@ use attestation::Nsm;
 use attestation::sim::{SimulatedCa, SimulatedNsm, measure_file, simulated_pcrs};
 use clap::Parser;
 use enclave::config::{Config, Mode};
-use enclave::kms::KmsSealingAuthority;
+use enclave::kms::{KmsSealingAuthority, Roots};
 use enclave::nsm::NitroNsm;
 use enclave::primes::PrimePool;
 use enclave::seal::{LocalSealingAuthority, Sealer, SealingAuthority, UnavailableSealing};
@@ -20,8 +20,9 @@ use nix::sys::signal::{SigSet, Signal};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
-/// The NSM, the root peers' documents chain to, and the legacy local sealing authority.
-type Parts = (Arc<dyn Nsm>, Vec<u8>, Option<LocalSealingAuthority>);
+/// The NSM, the root peers' documents chain to, the legacy local sealing authority, and the
+/// roots KMS's TLS certificate must chain to.
+type Parts = (Arc<dyn Nsm>, Vec<u8>, Option<LocalSealingAuthority>, Roots);
 
 /// Simulated mode: the NSM, the root, and the interim local authority if this cluster ever
 /// sealed with it (to read and migrate those blobs), from the CA directory.
@@ -33,6 +34,9 @@ fn simulated(config: &Config) -> Result<Parts, String> {
         .ok_or("simulated mode needs --sim-ca")?;
     let ca = SimulatedCa::load(dir).map_err(|e| e.to_string())?;
     let root = ca.root_der().to_vec();
+    // The local KMS stand-in's certificate is issued by the simulated CA: pinned the same way
+    // as Amazon's roots are in production.
+    let kms_roots = Roots::from_der(std::slice::from_ref(&root))?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot locate own executable: {e}"))?;
     let digest =
         measure_file(&exe).map_err(|e| format!("cannot measure {}: {e}", exe.display()))?;
@@ -53,7 +57,7 @@ fn simulated(config: &Config) -> Result<Parts, String> {
         pcrs.insert(3, attestation::parent::pcr3_of_role(role).to_vec());
     }
     let nsm = SimulatedNsm::new(ca, module_id, pcrs);
-    Ok((Arc::new(nsm), root, legacy))
+    Ok((Arc::new(nsm), root, legacy, kms_roots))
 }
 
 /// A production build (without the `simulated` feature) has no simulated NSM to start.
@@ -74,10 +78,10 @@ fn primes(config: &Config) -> PrimePool {
     PrimePool::background()
 }
 
-/// KMS through the parent, attested by `nsm`.
-fn kms(config: &Config, nsm: &Arc<dyn Nsm>) -> Box<dyn SealingAuthority> {
+/// KMS through the parent, attested by `nsm`, over TLS checked against `roots`.
+fn kms(config: &Config, nsm: &Arc<dyn Nsm>, roots: Roots) -> Box<dyn SealingAuthority> {
     match &config.parent {
-        Some(parent) => Box::new(KmsSealingAuthority::new(parent.clone(), nsm.clone())),
+        Some(parent) => Box::new(KmsSealingAuthority::new(parent.clone(), nsm.clone(), roots)),
         None => Box::new(UnavailableSealing(
             "no --parent endpoint: sealing needs KMS through the parent proxy".into(),
         )),
@@ -92,14 +96,15 @@ fn boot_config(config: &Config) -> BootConfig {
                     Arc::new(n) as Arc<dyn Nsm>,
                     attestation::aws_nitro_root_der(),
                     None,
+                    Roots::amazon(),
                 )
             })
             .map_err(|e| e.to_string()),
         Mode::Simulated => simulated(config),
     };
     match parts {
-        Ok((nsm, root_der, legacy)) => BootConfig {
-            sealing: Sealer::new(kms(config, &nsm), legacy),
+        Ok((nsm, root_der, legacy, roots)) => BootConfig {
+            sealing: Sealer::new(kms(config, &nsm, roots), legacy),
             nsm: Ok(nsm),
             root_der,
             primes: primes(config),

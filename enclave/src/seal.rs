@@ -12,12 +12,23 @@
 //! sealing existed, remains only to read the blobs it sealed (migrated on the first restore,
 //! see [`Sealer`]) and for in-process test clusters.
 //!
-//! Blob format, version 2 (CBOR map, unknown fields rejected):
-//! `{ v: 2, authority, kind, key_id, wrapped_key, nonce (12 bytes), ciphertext }`, associated
-//! data `"cohort/sealed-blob/v2" || CBOR([2, authority, kind, key_id, wrapped_key])`.
+//! Blob format, version 3 (CBOR map, unknown fields rejected):
+//! `{ v: 3, authority, kind, key_id, context, wrapped_key, nonce (12 bytes), ciphertext }`,
+//! associated data `"cohort/sealed-blob/v3" || CBOR([3, authority, kind, key_id, context,
+//! wrapped_key])`. `context` is the KMS encryption context the data key was made under (and
+//! must be given again to `Decrypt`): the blob's kind and key id, and the node key and cluster
+//! id it belongs to once they exist ([`Context`]). KMS binds the wrapped key to it and the
+//! blob's associated data repeats it, so a blob of another node or cluster sealed under the
+//! same KMS key is refused ([`SealError::WrongBinding`]) even though it opens.
+//! Version 2 (`{ v: 2, authority, kind, key_id, wrapped_key, nonce, ciphertext }`, associated
+//! data `"cohort/sealed-blob/v2" || CBOR([2, authority, kind, key_id, wrapped_key])`, no
+//! context) is still read.
 //! Version 1 (`{ v: 1, kind, key_id, wrapped_key, nonce, ciphertext }`, associated data
 //! `"cohort/sealed-blob/v1" || CBOR([1, kind, key_id, wrapped_key])`) was always sealed by the
 //! local authority.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -29,7 +40,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 /// Version of the sealed-blob format written by this build.
-pub const SEALED_BLOB_VERSION: u8 = 2;
+pub const SEALED_BLOB_VERSION: u8 = 3;
 /// Largest blob accepted for unsealing.
 pub const MAX_BLOB_LEN: usize = 4 * 1024 * 1024;
 
@@ -73,6 +84,20 @@ pub enum SealError {
         /// The key asked for now.
         asked: String,
     },
+    /// The connection to KMS did not authenticate: the parent's tunnel leads somewhere else
+    /// (a certificate that does not chain to a pinned root, altered or replayed TLS records).
+    #[error("the KMS connection is not authentic: {0}")]
+    Untrusted(String),
+    /// The blob opens but belongs to another node or cluster (its encryption context).
+    #[error("wrong_binding: the blob belongs to {what} {blob}, not {expected}")]
+    WrongBinding {
+        /// `node` or `cluster`.
+        what: &'static str,
+        /// The blob's.
+        blob: String,
+        /// This enclave's.
+        expected: String,
+    },
     /// Authentication failed: the blob was altered or sealed under another key.
     #[error("sealed blob does not authenticate (altered, or sealed for another enclave image)")]
     Tampered,
@@ -99,10 +124,17 @@ pub enum AuthorityKind {
 pub trait SealingAuthority: Send + Sync {
     /// Which authority this is (recorded in every blob it seals).
     fn kind(&self) -> AuthorityKind;
-    /// A fresh data key and its wrapped form.
-    fn generate_data_key(&self) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>), SealError>;
-    /// Unwraps a data key produced by [`SealingAuthority::generate_data_key`].
-    fn decrypt_data_key(&self, wrapped: &[u8]) -> Result<Zeroizing<[u8; 32]>, SealError>;
+    /// A fresh data key and its wrapped form, bound to `context` (KMS's encryption context).
+    fn generate_data_key(
+        &self,
+        context: &Context,
+    ) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>), SealError>;
+    /// Unwraps a data key produced by [`SealingAuthority::generate_data_key`] under `context`.
+    fn decrypt_data_key(
+        &self,
+        wrapped: &[u8],
+        context: &Context,
+    ) -> Result<Zeroizing<[u8; 32]>, SealError>;
     /// Names the KMS key every later call must use (ADR 0013): once named, a call for another
     /// key is never made and an answer for another key is refused. Naming the same key again is
     /// no change; naming another is [`SealError::KmsKeyPinned`]. Authorities that do not call
@@ -124,10 +156,10 @@ impl SealingAuthority for UnavailableSealing {
     fn kind(&self) -> AuthorityKind {
         AuthorityKind::Kms
     }
-    fn generate_data_key(&self) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>), SealError> {
+    fn generate_data_key(&self, _: &Context) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>), SealError> {
         Err(SealError::Unavailable(self.0.clone()))
     }
-    fn decrypt_data_key(&self, _: &[u8]) -> Result<Zeroizing<[u8; 32]>, SealError> {
+    fn decrypt_data_key(&self, _: &[u8], _: &Context) -> Result<Zeroizing<[u8; 32]>, SealError> {
         Err(SealError::Unavailable(self.0.clone()))
     }
 }
@@ -183,7 +215,8 @@ impl SealingAuthority for LocalSealingAuthority {
         AuthorityKind::Local
     }
 
-    fn generate_data_key(&self) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>), SealError> {
+    // The context is in the blob's associated data; the local wrapping does not repeat it.
+    fn generate_data_key(&self, _: &Context) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>), SealError> {
         let mut key = Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng.fill_bytes(key.as_mut_slice());
         let mut nonce = [0u8; 12];
@@ -196,7 +229,11 @@ impl SealingAuthority for LocalSealingAuthority {
         Ok((key, out))
     }
 
-    fn decrypt_data_key(&self, wrapped: &[u8]) -> Result<Zeroizing<[u8; 32]>, SealError> {
+    fn decrypt_data_key(
+        &self,
+        wrapped: &[u8],
+        _: &Context,
+    ) -> Result<Zeroizing<[u8; 32]>, SealError> {
         if wrapped.len() != 12 + 32 + 16 {
             return Err(SealError::Malformed(
                 "wrapped key has the wrong length".into(),
@@ -244,6 +281,8 @@ struct Blob {
     authority: Option<AuthorityKind>,
     kind: BlobKind,
     key_id: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    context: Context,
     wrapped_key: ByteBuf,
     nonce: ByteBuf,
     ciphertext: ByteBuf,
@@ -256,31 +295,80 @@ impl Blob {
     }
 
     fn aad(&self) -> Vec<u8> {
-        aad(
-            self.v,
-            self.authority,
-            self.kind,
-            &self.key_id,
-            &self.wrapped_key,
-        )
+        let mut out = format!("cohort/sealed-blob/v{}", self.v).into_bytes();
+        let (v, kind, key_id) = (self.v, self.kind, &self.key_id);
+        let wrapped_key = &self.wrapped_key;
+        let written = match (self.authority, v) {
+            (None, _) => ciborium::into_writer(&(v, kind, key_id, wrapped_key), &mut out),
+            (Some(a), 2) => ciborium::into_writer(&(v, a, kind, key_id, wrapped_key), &mut out),
+            (Some(a), _) => {
+                ciborium::into_writer(&(v, a, kind, key_id, &self.context, wrapped_key), &mut out)
+            }
+        };
+        written.expect("serializing into a Vec cannot fail");
+        out
     }
 }
 
-fn aad(
-    v: u8,
-    authority: Option<AuthorityKind>,
-    kind: BlobKind,
-    key_id: &str,
-    wrapped_key: &[u8],
-) -> Vec<u8> {
-    let mut out = format!("cohort/sealed-blob/v{v}").into_bytes();
-    let wrapped_key = ByteBuf::from(wrapped_key);
-    let written = match authority {
-        None => ciborium::into_writer(&(v, kind, key_id, wrapped_key), &mut out),
-        Some(a) => ciborium::into_writer(&(v, a, kind, key_id, wrapped_key), &mut out),
+/// A KMS encryption context: string pairs, in a canonical order.
+pub type Context = BTreeMap<String, String>;
+
+/// The context key naming the blob's kind.
+pub const CONTEXT_BLOB: &str = "cohort:blob";
+/// The context key naming the blob's key id.
+pub const CONTEXT_ID: &str = "cohort:id";
+/// The context key naming the node key (hex) the blob belongs to.
+pub const CONTEXT_NODE: &str = "cohort:node";
+/// The context key naming the cluster id (hex) the blob belongs to.
+pub const CONTEXT_CLUSTER: &str = "cohort:cluster";
+
+/// Which node and cluster new blobs belong to (hex; `None` until known).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Binding {
+    /// The node key, once enrolled.
+    pub node: Option<String>,
+    /// The cluster id, once genesis is accepted.
+    pub cluster: Option<String>,
+}
+
+/// The encryption context of a blob of `kind` for `key_id`, bound as `binding` says.
+pub fn context_of(kind: BlobKind, key_id: &str, binding: &Binding) -> Context {
+    let mut c = Context::new();
+    let kind = match kind {
+        BlobKind::Genesis => "genesis",
+        BlobKind::AuxInfo => "aux-info",
+        BlobKind::EcdsaShare => "ecdsa-share",
+        BlobKind::EddsaShare => "eddsa-share",
+        BlobKind::NodeKey => "node-key",
     };
-    written.expect("serializing into a Vec cannot fail");
-    out
+    c.insert(CONTEXT_BLOB.into(), kind.into());
+    c.insert(CONTEXT_ID.into(), key_id.into());
+    if let Some(node) = &binding.node {
+        c.insert(CONTEXT_NODE.into(), node.clone());
+    }
+    if let Some(cluster) = &binding.cluster {
+        c.insert(CONTEXT_CLUSTER.into(), cluster.clone());
+    }
+    c
+}
+
+/// Refuses a blob context naming another node or cluster than `binding` (where both name one).
+pub fn check_binding(context: &Context, binding: &Binding) -> Result<(), SealError> {
+    for (what, key, expected) in [
+        ("node", CONTEXT_NODE, &binding.node),
+        ("cluster", CONTEXT_CLUSTER, &binding.cluster),
+    ] {
+        if let (Some(blob), Some(expected)) = (context.get(key), expected)
+            && blob != expected
+        {
+            return Err(SealError::WrongBinding {
+                what,
+                blob: blob.chars().take(80).collect(),
+                expected: expected.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A data key fetched ahead of the blob it will seal (so a session that ends in a secret to
@@ -289,6 +377,7 @@ pub struct DataKey {
     authority: AuthorityKind,
     key: Zeroizing<[u8; 32]>,
     wrapped: Vec<u8>,
+    context: Context,
 }
 
 impl std::fmt::Debug for DataKey {
@@ -299,19 +388,32 @@ impl std::fmt::Debug for DataKey {
     }
 }
 
-/// Seals `plaintext` as a blob of `kind` for `key_id`.
+/// Seals `plaintext` as a blob of `kind` for `key_id`, bound to no node or cluster.
 pub fn seal(
     authority: &dyn SealingAuthority,
     kind: BlobKind,
     key_id: &str,
     plaintext: &[u8],
 ) -> Result<Vec<u8>, SealError> {
-    let (key, wrapped) = authority.generate_data_key()?;
+    seal_bound(authority, kind, key_id, &Binding::default(), plaintext)
+}
+
+/// Seals `plaintext` as a blob of `kind` for `key_id`, bound as `binding` says.
+pub fn seal_bound(
+    authority: &dyn SealingAuthority,
+    kind: BlobKind,
+    key_id: &str,
+    binding: &Binding,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, SealError> {
+    let context = context_of(kind, key_id, binding);
+    let (key, wrapped) = authority.generate_data_key(&context)?;
     seal_with(
         DataKey {
             authority: authority.kind(),
             key,
             wrapped,
+            context,
         },
         kind,
         key_id,
@@ -330,7 +432,17 @@ fn seal_with(
         authority,
         key,
         wrapped,
+        context,
     } = data_key;
+    // The data key was made under a context naming the blob: it seals that blob only.
+    if context.get(CONTEXT_BLOB) != context_of(kind, key_id, &Binding::default()).get(CONTEXT_BLOB)
+        || context.get(CONTEXT_ID).map(String::as_str) != Some(key_id)
+    {
+        return Err(SealError::WrongKind {
+            found: format!("a data key for {:?}", context),
+            expected: format!("{kind:?} for {key_id}"),
+        });
+    }
     let mut nonce = [0u8; 12];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let mut blob = Blob {
@@ -338,6 +450,7 @@ fn seal_with(
         authority: Some(authority),
         kind,
         key_id: key_id.to_string(),
+        context,
         wrapped_key: ByteBuf::from(wrapped),
         nonce: ByteBuf::from(nonce.to_vec()),
         ciphertext: ByteBuf::new(),
@@ -378,9 +491,15 @@ fn parse(blob: &[u8]) -> Result<Blob, SealError> {
     if !rest.is_empty() {
         return Err(SealError::Malformed("trailing bytes".into()));
     }
+    if b.v < 3 && !b.context.is_empty() {
+        return Err(SealError::Malformed(format!(
+            "a version {} blob with a context",
+            b.v
+        )));
+    }
     match (b.v, b.authority) {
-        (1, None) | (2, Some(_)) => {}
-        (1 | 2, _) => {
+        (1, None) | (2 | 3, Some(_)) => {}
+        (1..=3, _) => {
             return Err(SealError::Malformed(format!(
                 "a version {} blob {} an authority field",
                 b.v,
@@ -403,10 +522,18 @@ fn parse(blob: &[u8]) -> Result<Blob, SealError> {
 /// when it was not (see [`Sealer::open`]).
 pub type Opened = (String, Zeroizing<Vec<u8>>, Option<Vec<u8>>);
 
-/// The authority an enclave seals with, and the local one it can still read (migration).
+/// A blob's encryption context, without opening it (authentic once the blob has opened: KMS
+/// and the associated data both bind it).
+pub fn context(blob: &[u8]) -> Result<Context, SealError> {
+    parse(blob).map(|b| b.context)
+}
+
+/// The authority an enclave seals with, the local one it can still read (migration), and the
+/// node and cluster new blobs are bound to.
 pub struct Sealer {
     current: Box<dyn SealingAuthority>,
     legacy: Option<LocalSealingAuthority>,
+    binding: Mutex<Binding>,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -414,6 +541,7 @@ impl std::fmt::Debug for Sealer {
         f.debug_struct("Sealer")
             .field("current", &self.current.kind())
             .field("legacy", &self.legacy.is_some())
+            .field("binding", &*self.binding())
             .finish()
     }
 }
@@ -421,7 +549,38 @@ impl std::fmt::Debug for Sealer {
 impl Sealer {
     /// Seals with `current`; opens blobs of the local authority with `legacy`, if given.
     pub fn new(current: Box<dyn SealingAuthority>, legacy: Option<LocalSealingAuthority>) -> Self {
-        Self { current, legacy }
+        Self {
+            current,
+            legacy,
+            binding: Mutex::new(Binding::default()),
+        }
+    }
+
+    fn binding(&self) -> MutexGuard<'_, Binding> {
+        // Only ever assigned whole fields: a poisoned lock still holds a consistent value.
+        self.binding.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Binds blobs sealed from now on to the node key `node` (hex), and refuses to open blobs
+    /// of another node.
+    pub fn bind_node(&self, node: &str) {
+        self.binding().node = Some(node.to_string());
+    }
+
+    /// Binds blobs sealed from now on to the cluster `cluster` (hex), and refuses to open blobs
+    /// of another cluster.
+    pub fn bind_cluster(&self, cluster: &str) {
+        self.binding().cluster = Some(cluster.to_string());
+    }
+
+    /// Forgets the binding (an enrollment or a restore that failed).
+    pub fn unbind(&self) {
+        *self.binding() = Binding::default();
+    }
+
+    /// The current binding.
+    pub fn current_binding(&self) -> Binding {
+        self.binding().clone()
     }
 
     /// Stops reading blobs of the interim local authority: once an enclave's genesis is sealed
@@ -442,17 +601,20 @@ impl Sealer {
         self.current.forget_kms_key()
     }
 
-    /// Fetches a data key from the current authority, to seal one blob later.
-    pub fn data_key(&self) -> Result<DataKey, SealError> {
-        let (key, wrapped) = self.current.generate_data_key()?;
+    /// Fetches a data key from the current authority, to seal one blob of `kind` for `key_id`
+    /// later.
+    pub fn data_key(&self, kind: BlobKind, key_id: &str) -> Result<DataKey, SealError> {
+        let context = context_of(kind, key_id, &self.current_binding());
+        let (key, wrapped) = self.current.generate_data_key(&context)?;
         Ok(DataKey {
             authority: self.current.kind(),
             key,
             wrapped,
+            context,
         })
     }
 
-    /// Seals `plaintext` under `data_key` (from [`Sealer::data_key`]).
+    /// Seals `plaintext` under `data_key` (from [`Sealer::data_key`] for this kind and id).
     pub fn seal_with(
         &self,
         data_key: DataKey,
@@ -463,19 +625,22 @@ impl Sealer {
         seal_with(data_key, kind, key_id, plaintext)
     }
 
-    /// Seals `plaintext` with the current authority.
+    /// Seals `plaintext` with the current authority, bound to the current node and cluster.
     pub fn seal(
         &self,
         kind: BlobKind,
         key_id: &str,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, SealError> {
-        seal(self.current.as_ref(), kind, key_id, plaintext)
+        let binding = self.current_binding();
+        seal_bound(self.current.as_ref(), kind, key_id, &binding, plaintext)
     }
 
-    /// Opens a blob of `kind` (for `key_id`, or any); returns its key id, its plaintext and,
-    /// when it was sealed by another authority or in an older format, the same plaintext
-    /// sealed again with the current authority (the caller stores it in place of the old one).
+    /// Opens a blob of `kind` (for `key_id`, or any) that belongs to this node and cluster
+    /// (where the blob and this sealer both name one); returns its key id, its plaintext and,
+    /// when it was sealed by another authority or in version 1, the same plaintext sealed again
+    /// with the current authority (the caller stores it in place of the old one). Version 2
+    /// KMS blobs (no context) are read as they are.
     pub fn open(
         &self,
         blob: &[u8],
@@ -483,7 +648,8 @@ impl Sealer {
         key_id: Option<&str>,
     ) -> Result<Opened, SealError> {
         let b = parse(blob)?;
-        let migrated = b.v != SEALED_BLOB_VERSION || b.authority() != self.current.kind();
+        check_binding(&b.context, &self.current_binding())?;
+        let migrated = b.v == 1 || b.authority() != self.current.kind();
         let authority: &dyn SealingAuthority = if b.authority() == self.current.kind() {
             self.current.as_ref()
         } else {
@@ -536,7 +702,16 @@ fn open_with(
             expected: format!("{kind:?} for {}", key_id.unwrap_or("any key")),
         });
     }
-    let key = authority.decrypt_data_key(&b.wrapped_key)?;
+    // A context that names another kind or id than the header: made up (KMS would refuse it
+    // anyway, as the data key was made under the context written at sealing).
+    if b.v >= 3
+        && (b.context.get(CONTEXT_ID) != Some(&b.key_id)
+            || b.context.get(CONTEXT_BLOB)
+                != context_of(b.kind, &b.key_id, &Binding::default()).get(CONTEXT_BLOB))
+    {
+        return Err(SealError::Tampered);
+    }
+    let key = authority.decrypt_data_key(&b.wrapped_key, &b.context)?;
     let plain = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key))
         .decrypt(
             &nonce_of(&b.nonce)?,
@@ -602,9 +777,19 @@ mod tests {
         key_id: &str,
         plain: &[u8],
     ) -> Vec<u8> {
-        let (key, wrapped) = auth.generate_data_key().unwrap();
+        let (key, wrapped) = auth.generate_data_key(&Context::new()).unwrap();
         let nonce = [7u8; 12];
-        let aad = aad(1, None, kind, key_id, &wrapped);
+        let mut blob = Blob {
+            v: 1,
+            authority: None,
+            kind,
+            key_id: key_id.into(),
+            context: Context::new(),
+            wrapped_key: ByteBuf::from(wrapped),
+            nonce: ByteBuf::from(nonce.to_vec()),
+            ciphertext: ByteBuf::new(),
+        };
+        let aad = blob.aad();
         let ciphertext = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key))
             .encrypt(
                 &Nonce::from(nonce),
@@ -614,15 +799,7 @@ mod tests {
                 },
             )
             .unwrap();
-        let blob = Blob {
-            v: 1,
-            authority: None,
-            kind,
-            key_id: key_id.into(),
-            wrapped_key: ByteBuf::from(wrapped),
-            nonce: ByteBuf::from(nonce.to_vec()),
-            ciphertext: ByteBuf::from(ciphertext),
-        };
+        blob.ciphertext = ByteBuf::from(ciphertext);
         let mut out = Vec::new();
         ciborium::into_writer(&blob, &mut out).unwrap();
         out
@@ -634,12 +811,80 @@ mod tests {
         fn kind(&self) -> AuthorityKind {
             AuthorityKind::Kms
         }
-        fn generate_data_key(&self) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>), SealError> {
-            self.0.generate_data_key()
+        fn generate_data_key(
+            &self,
+            c: &Context,
+        ) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>), SealError> {
+            self.0.generate_data_key(c)
         }
-        fn decrypt_data_key(&self, w: &[u8]) -> Result<Zeroizing<[u8; 32]>, SealError> {
-            self.0.decrypt_data_key(w)
+        fn decrypt_data_key(
+            &self,
+            w: &[u8],
+            c: &Context,
+        ) -> Result<Zeroizing<[u8; 32]>, SealError> {
+            self.0.decrypt_data_key(w, c)
         }
+    }
+
+    /// Issue 18 (audit finding 5): a blob is bound to its node and cluster by the encryption
+    /// context its data key was made under, which the header repeats as associated data.
+    #[test]
+    fn blobs_are_bound_to_their_node_and_cluster() {
+        let kms = || Box::new(FakeKms(LocalSealingAuthority::new(&[9; 32], &[0xAA; 48])));
+        let sealer = Sealer::new(kms(), None);
+        sealer.bind_node("aa");
+        sealer.bind_cluster("c1");
+        let blob = sealer.seal(BlobKind::EcdsaShare, "k1", b"share").unwrap();
+        let c = context(&blob).unwrap();
+        assert_eq!(c[CONTEXT_BLOB], "ecdsa-share");
+        assert_eq!(c[CONTEXT_ID], "k1");
+        assert_eq!(
+            (c[CONTEXT_NODE].as_str(), c[CONTEXT_CLUSTER].as_str()),
+            ("aa", "c1")
+        );
+        assert_eq!(
+            sealer
+                .open(&blob, BlobKind::EcdsaShare, None)
+                .unwrap()
+                .1
+                .as_slice(),
+            b"share"
+        );
+        // The same KMS key, another node or another cluster: refused, though it would open.
+        for (node, cluster, what) in [("bb", "c1", "node"), ("aa", "c2", "cluster")] {
+            let other = Sealer::new(kms(), None);
+            other.bind_node(node);
+            other.bind_cluster(cluster);
+            let e = other.open(&blob, BlobKind::EcdsaShare, None).unwrap_err();
+            assert!(
+                matches!(e, SealError::WrongBinding { what: w, .. } if w == what),
+                "{e}"
+            );
+        }
+        // Unbound (a restore, before the node key and genesis are known), it opens; the caller
+        // checks the context afterwards (`check_binding`).
+        let fresh = Sealer::new(kms(), None);
+        fresh.open(&blob, BlobKind::EcdsaShare, None).unwrap();
+        let wrong = Binding {
+            node: Some("bb".into()),
+            cluster: None,
+        };
+        assert!(check_binding(&c, &wrong).is_err());
+        // A relabelled context does not authenticate.
+        let mut b: Blob = ciborium::from_reader(blob.as_slice()).unwrap();
+        b.context.insert(CONTEXT_NODE.into(), "bb".into());
+        let mut forged = Vec::new();
+        ciborium::into_writer(&b, &mut forged).unwrap();
+        assert_eq!(
+            fresh.open(&forged, BlobKind::EcdsaShare, None).unwrap_err(),
+            SealError::Tampered
+        );
+        // A data key fetched for one blob seals no other.
+        let dk = sealer.data_key(BlobKind::AuxInfo, "aux").unwrap();
+        assert!(matches!(
+            sealer.seal_with(dk, BlobKind::EcdsaShare, "k1", b"x"),
+            Err(SealError::WrongKind { .. })
+        ));
     }
 
     #[test]
@@ -656,15 +901,15 @@ mod tests {
             "{e}"
         );
 
-        let mut sealer = Sealer {
-            current: kms(),
-            legacy: Some(LocalSealingAuthority::new(&[1; 32], &[0xAA; 48])),
-        };
+        let mut sealer = Sealer::new(
+            kms(),
+            Some(LocalSealingAuthority::new(&[1; 32], &[0xAA; 48])),
+        );
         let (id, plain, resealed) = sealer.open(&old, BlobKind::EddsaShare, None).unwrap();
         assert_eq!((id.as_str(), plain.as_slice()), ("k1", &b"old share"[..]));
         let new = resealed.expect("a version 1 blob is sealed again");
         let b = parse(&new).unwrap();
-        assert_eq!((b.v, b.authority), (2, Some(AuthorityKind::Kms)));
+        assert_eq!((b.v, b.authority), (3, Some(AuthorityKind::Kms)));
         // The new blob opens with the current authority alone and is not migrated again.
         let (_, plain, again) = without
             .open(&new, BlobKind::EddsaShare, Some("k1"))

@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use protocol::{Endpoint, FRAME_HEADER_LEN, FrameError};
 use vsock::{VMADDR_CID_ANY, VsockAddr, VsockListener, VsockStream};
@@ -121,6 +121,108 @@ pub fn connect(endpoint: &Endpoint, timeout: Duration) -> io::Result<Stream> {
             Box::new(s)
         }
     })
+}
+
+/// A connection under one deadline: every read and write may take only what is left of it,
+/// so a peer dripping bytes cannot stretch an exchange past the deadline.
+pub struct DeadlineStream {
+    conn: Conn,
+    deadline: Instant,
+}
+
+enum Conn {
+    Vsock(VsockStream),
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl DeadlineStream {
+    /// Connects to `endpoint`; the connection ends being usable at `deadline`.
+    pub fn connect(endpoint: &Endpoint, deadline: Instant) -> io::Result<Self> {
+        let left = left_until(deadline)?;
+        let conn = match endpoint {
+            Endpoint::Vsock { cid, port } => {
+                let cid = cid.ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "the parent's vsock endpoint needs a context id (3)",
+                    )
+                })?;
+                Conn::Vsock(VsockStream::connect_with_cid_port(cid, *port)?)
+            }
+            Endpoint::Unix(path) => Conn::Unix(UnixStream::connect(path)?),
+            Endpoint::Tcp(addr) => {
+                let addr = std::net::ToSocketAddrs::to_socket_addrs(addr)?
+                    .next()
+                    .ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to")
+                    })?;
+                let s = TcpStream::connect_timeout(&addr, left)?;
+                s.set_nodelay(true)?;
+                Conn::Tcp(s)
+            }
+        };
+        Ok(Self { conn, deadline })
+    }
+
+    /// When the connection stops being usable.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    fn arm(&self, read: bool) -> io::Result<()> {
+        let left = Some(left_until(self.deadline)?);
+        match (&self.conn, read) {
+            (Conn::Vsock(s), true) => s.set_read_timeout(left),
+            (Conn::Vsock(s), false) => s.set_write_timeout(left),
+            (Conn::Unix(s), true) => s.set_read_timeout(left),
+            (Conn::Unix(s), false) => s.set_write_timeout(left),
+            (Conn::Tcp(s), true) => s.set_read_timeout(left),
+            (Conn::Tcp(s), false) => s.set_write_timeout(left),
+        }
+    }
+}
+
+/// What is left until `deadline` (never zero, which would mean "no timeout"), or `TimedOut`.
+fn left_until(deadline: Instant) -> io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left < Duration::from_millis(1) {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the deadline passed",
+        ));
+    }
+    Ok(left)
+}
+
+impl Read for DeadlineStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.arm(true)?;
+        match &mut self.conn {
+            Conn::Vsock(s) => s.read(buf),
+            Conn::Unix(s) => s.read(buf),
+            Conn::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for DeadlineStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.arm(false)?;
+        match &mut self.conn {
+            Conn::Vsock(s) => s.write(buf),
+            Conn::Unix(s) => s.write(buf),
+            Conn::Tcp(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.conn {
+            Conn::Vsock(s) => s.flush(),
+            Conn::Unix(s) => s.flush(),
+            Conn::Tcp(s) => s.flush(),
+        }
+    }
 }
 
 /// Reads one frame's payload. `Ok(None)` is a clean end of stream between frames. A frame

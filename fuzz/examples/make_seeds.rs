@@ -19,7 +19,7 @@ use coordinator::api::{
 };
 use ed25519_dalek::Signer as _;
 use k256::ecdsa::signature::hazmat::PrehashSigner as _;
-use protocol::parent::{ParentErrorCode, ParentRequest, ParentResponse};
+use protocol::parent::{KmsOperation, ParentErrorCode, ParentRequest, ParentResponse};
 use protocol::peer::{PEER_ENVELOPE_VERSION, PeerEnvelope};
 use protocol::policy::{Approval, Approved, Canonical, Genesis, Scheme, SignRequest};
 use protocol::session::{Outcome, PeerDocument, SessionKind, SessionUpdate};
@@ -104,8 +104,6 @@ fn arn() -> protocol::KmsKeyArn {
 }
 
 fn frames() {
-    let kms_sample =
-        fs::read(root().join("../attestation/src/testdata/kms-recipient-sample.ber")).unwrap();
     let requests = [
         (
             "attest",
@@ -255,19 +253,25 @@ fn frames() {
     }
     let parent = [
         (
-            "parent-decrypt",
-            encode_frame(&ParentRequest::Decrypt {
-                key_id: Some(arn()),
-                ciphertext_blob: buf(&[0x01; 40]),
-                attestation: buf(&[0xd2; 40]),
+            "parent-sign",
+            encode_frame(&ParentRequest::SignKms {
+                key: arn(),
+                operation: KmsOperation::Decrypt,
+                body_sha256: buf(&[0x01; 32]),
             }),
         ),
         (
-            "parent-data-key",
-            encode_frame(&ParentResponse::DataKey {
-                key_id: "arn:aws:kms:eu-west-1:111122223333:key/fuzz".into(),
-                ciphertext_blob: buf(&[0x01; 40]),
-                ciphertext_for_recipient: buf(&kms_sample),
+            "parent-tunnel",
+            encode_frame(&ParentRequest::OpenTunnel { key: arn() }),
+        ),
+        (
+            "parent-tunnel-open",
+            encode_frame(&ParentResponse::TunnelOpen),
+        ),
+        (
+            "parent-signed",
+            encode_frame(&ParentResponse::Signed {
+                headers: vec![("authorization".into(), "AWS4-HMAC-SHA256 Credential=x".into())],
             }),
         ),
         (

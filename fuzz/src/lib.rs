@@ -59,18 +59,7 @@ pub fn frame(data: &[u8]) {
         let _ = m.operation();
     });
     frame_as::<ParentResponse>(data, |m| {
-        // What the enclave does with an answer's envelope (see `kms_envelope`).
-        if let ParentResponse::DataKey {
-            ciphertext_for_recipient,
-            ..
-        }
-        | ParentResponse::Decrypted {
-            ciphertext_for_recipient,
-            ..
-        } = m
-        {
-            let _ = attestation::recipient::parse(ciphertext_for_recipient);
-        }
+        let _ = format!("{m:?}");
     });
 }
 

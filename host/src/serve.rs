@@ -84,6 +84,50 @@ pub async fn serve_http<H, Fut>(
     .await;
 }
 
+/// Serves HTTP/1 over TLS (`tls`) on `listener` until `shutdown` completes. A handshake that
+/// fails or does not finish within `handshake_timeout` ends the connection.
+pub async fn serve_https<H, Fut>(
+    listener: &Listener,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+    handshake_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+    handler: H,
+) where
+    H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    accept_loop(listener, shutdown, |stream| {
+        let handler = handler.clone();
+        let acceptor = acceptor.clone();
+        async move {
+            let stream =
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        debug!(error = %e, "tls handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        debug!("tls handshake timed out");
+                        return;
+                    }
+                };
+            let service = service_fn(move |request| {
+                let answer = handler(request);
+                async move { Ok::<_, Infallible>(answer.await) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                debug!(error = %e, "https connection ended");
+            }
+        }
+    })
+    .await;
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

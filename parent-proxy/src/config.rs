@@ -56,10 +56,12 @@ pub struct Config {
     /// This node's KMS key (id or ARN), whose policy admits only the enclave's measurements.
     #[arg(long, env = "COHORT_PROXY_KMS_KEY_ID")]
     pub kms_key_id: Option<String>,
-    /// KMS endpoint override (the local stand-in in simulated mode).
-    #[arg(long, env = "COHORT_PROXY_KMS_ENDPOINT")]
-    pub kms_endpoint: Option<String>,
-    /// KMS region (default: the AWS SDK's region chain).
+    /// Where the enclave's KMS tunnel connects, HOST:PORT, instead of
+    /// `kms.<region>.amazonaws.com:443` (the local stand-in's HTTPS port in simulated mode). The
+    /// enclave checks KMS's certificate itself: this changes where bytes go, not whom it trusts.
+    #[arg(long, env = "COHORT_PROXY_KMS_TUNNEL_TO")]
+    pub kms_tunnel_to: Option<String>,
+    /// Region for the AWS credential chain (default: the AWS SDK's region chain).
     #[arg(long, env = "COHORT_PROXY_KMS_REGION")]
     pub kms_region: Option<String>,
     /// Log as JSON lines.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use host::startup;
 use parent_proxy::blobs::BlobStore;
 use parent_proxy::config::Config;
-use parent_proxy::kms::{self, KmsListener, KmsRelay, KmsSettings};
+use parent_proxy::kms::{self, KmsGateway, KmsListener, KmsSettings};
 use parent_proxy::link::EnclaveLink;
 use tracing::{error, info};
 
@@ -20,15 +20,15 @@ async fn start_kms_channel(config: &Config) -> Result<(), String> {
     };
     let settings = KmsSettings {
         key_id: key_id.clone(),
-        endpoint: config.kms_endpoint.clone(),
+        tunnel_to: config.kms_tunnel_to.clone(),
         region: config.kms_region.clone(),
     };
     let listener = KmsListener::bind(endpoint)
         .await
         .map_err(|e| format!("cannot listen for KMS calls on {endpoint}: {e}"))?;
-    let relay = Arc::new(KmsRelay::new(kms::client(&settings).await, key_id.clone()));
+    let gateway = Arc::new(KmsGateway::new(kms::credentials(&settings).await, settings));
     info!(%endpoint, key = %key_id, "KMS channel listening");
-    tokio::spawn(kms::serve(listener, relay));
+    tokio::spawn(kms::serve(listener, gateway));
     Ok(())
 }
 

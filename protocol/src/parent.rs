@@ -1,11 +1,16 @@
-//! The enclave's requests to its parent: KMS calls made on the enclave's behalf.
+//! The enclave's requests to its parent: what it needs to reach KMS itself (ADR 0014).
 //!
-//! The enclave links no AWS SDK, HTTP client or TLS. To seal or unseal it connects to its
-//! parent proxy (vsock CID 3 in production; a Unix or TCP socket in simulated mode) and sends a
-//! [`ParentRequest`] in a frame ([`crate::encode_frame`]). The proxy makes the KMS call with a
-//! `Recipient` holding the enclave's attestation document, and answers a [`ParentResponse`]. KMS
-//! answers such calls with `CiphertextForRecipient` only (never a plaintext key), encrypted to
-//! the RSA key in that document, so what crosses the parent is useless to it.
+//! The enclave talks to KMS over TLS that it terminates itself, so the parent can neither read
+//! nor forge KMS's answers. It needs two things from its parent, asked for in frames on the
+//! parent's KMS channel (vsock CID 3 in production; a Unix or TCP socket in simulated mode):
+//!
+//! - [`ParentRequest::SignKms`]: the parent signs a KMS request (AWS SigV4) with the instance
+//!   role's credentials, over the SHA-256 of a body only the enclave composes. The signature
+//!   authenticates the caller to AWS; it gives the parent no say over what KMS answers.
+//! - [`ParentRequest::OpenTunnel`]: the parent connects to KMS's HTTPS endpoint and, after
+//!   [`ParentResponse::TunnelOpen`], the same connection carries bytes both ways unchanged (AWS's
+//!   vsock-proxy pattern). The enclave's TLS runs through it, checked against roots pinned in the
+//!   image.
 
 use std::fmt;
 
@@ -14,93 +19,120 @@ use serde_bytes::ByteBuf;
 
 use crate::KmsKeyArn;
 
-/// Largest attestation document, ciphertext blob or envelope a parent message may carry.
+/// Largest field (header value, message) a parent message may carry.
 pub const MAX_PARENT_FIELD_LEN: usize = 64 * 1024;
+
+/// The KMS operations an enclave makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KmsOperation {
+    /// `GenerateDataKey` (AES-256, with a Recipient).
+    GenerateDataKey,
+    /// `Decrypt` (with a Recipient).
+    Decrypt,
+}
+
+impl KmsOperation {
+    /// The operation's name (`X-Amz-Target: TrentService.<name>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::GenerateDataKey => "GenerateDataKey",
+            Self::Decrypt => "Decrypt",
+        }
+    }
+}
+
+impl fmt::Display for KmsOperation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The HTTP request every KMS call of the enclave is: what the parent signs and the enclave
+/// sends. Host `kms.<region>.<domain>`, `POST /`, these headers, the body whose SHA-256 is given.
+pub mod kms_http {
+    /// The content type of KMS's JSON protocol.
+    pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+    /// The target header's prefix.
+    pub const TARGET_PREFIX: &str = "TrentService.";
+    /// The headers a parent may add (lowercase): the signature and what it covers.
+    pub const SIGNED_HEADERS: [&str; 4] = [
+        "authorization",
+        "x-amz-date",
+        "x-amz-security-token",
+        "x-amz-content-sha256",
+    ];
+}
 
 /// An enclave's request to its parent.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ParentRequest {
-    /// KMS `GenerateDataKey` (AES-256) for the enclave.
-    GenerateDataKey {
-        /// The KMS key the enclave names (its pinned key, ADR 0013); `None` only before the
-        /// enclave has enrolled, when the proxy uses the key it is configured with.
-        key_id: Option<KmsKeyArn>,
-        /// The enclave's attestation document carrying its ephemeral RSA-2048 public key.
-        attestation: ByteBuf,
+    /// Sign a KMS request (SigV4, service `kms`, the key's region) with the parent's credentials.
+    SignKms {
+        /// The KMS key the call names (the node's pinned key): its region and partition give
+        /// the host; a proxy configured for another key refuses.
+        key: KmsKeyArn,
+        /// The operation (the `X-Amz-Target` header).
+        operation: KmsOperation,
+        /// SHA-256 of the JSON body the enclave will send.
+        body_sha256: ByteBuf,
     },
-    /// KMS `Decrypt` of a data key for the enclave.
-    Decrypt {
-        /// The KMS key the enclave names, as for `GenerateDataKey`.
-        key_id: Option<KmsKeyArn>,
-        /// The wrapped data key (`CiphertextBlob`) from a sealed blob.
-        ciphertext_blob: ByteBuf,
-        /// The enclave's attestation document carrying its ephemeral RSA-2048 public key.
-        attestation: ByteBuf,
+    /// Open a byte tunnel to the HTTPS endpoint of KMS for `key`'s region. After the answer
+    /// [`ParentResponse::TunnelOpen`] the connection carries TLS, no more frames.
+    OpenTunnel {
+        /// The KMS key the calls will name.
+        key: KmsKeyArn,
     },
 }
 
 impl ParentRequest {
-    /// The KMS operation this request makes.
+    /// What is asked, for logs.
     pub fn operation(&self) -> &'static str {
         match self {
-            Self::GenerateDataKey { .. } => "GenerateDataKey",
-            Self::Decrypt { .. } => "Decrypt",
+            Self::SignKms { operation, .. } => operation.name(),
+            Self::OpenTunnel { .. } => "OpenTunnel",
         }
     }
 
-    /// Checks field sizes before anything is sent to KMS.
-    pub fn check(&self) -> Result<(), String> {
-        let fields: &[(&str, &ByteBuf)] = match self {
-            Self::GenerateDataKey { attestation, .. } => &[("attestation", attestation)],
-            Self::Decrypt {
-                ciphertext_blob,
-                attestation,
-                ..
-            } => &[
-                ("ciphertext_blob", ciphertext_blob),
-                ("attestation", attestation),
-            ],
-        };
-        for (name, value) in fields {
-            if value.is_empty() {
-                return Err(format!("{name} is empty"));
-            }
-            if value.len() > MAX_PARENT_FIELD_LEN {
-                return Err(format!(
-                    "{name} is {} bytes, more than {MAX_PARENT_FIELD_LEN}",
-                    value.len()
-                ));
-            }
+    /// The KMS key named.
+    pub fn key(&self) -> &KmsKeyArn {
+        match self {
+            Self::SignKms { key, .. } | Self::OpenTunnel { key } => key,
         }
-        Ok(())
+    }
+
+    /// Checks field sizes before anything is signed or dialled.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            Self::SignKms { body_sha256, .. } if body_sha256.len() != 32 => Err(format!(
+                "body_sha256 is {} bytes, not 32",
+                body_sha256.len()
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
 impl fmt::Debug for ParentRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Nothing here is secret, but documents are long: lengths are enough for logs.
         match self {
-            Self::GenerateDataKey {
-                key_id,
-                attestation,
+            Self::SignKms {
+                key,
+                operation,
+                body_sha256,
             } => f
-                .debug_struct("GenerateDataKey")
-                .field("key_id", key_id)
-                .field("attestation_len", &attestation.len())
+                .debug_struct("SignKms")
+                .field("key", key)
+                .field("operation", operation)
+                .field("body_sha256", &hex(body_sha256))
                 .finish(),
-            Self::Decrypt {
-                key_id,
-                ciphertext_blob,
-                attestation,
-            } => f
-                .debug_struct("Decrypt")
-                .field("key_id", key_id)
-                .field("ciphertext_blob_len", &ciphertext_blob.len())
-                .field("attestation_len", &attestation.len())
-                .finish(),
+            Self::OpenTunnel { key } => f.debug_struct("OpenTunnel").field("key", key).finish(),
         }
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Why the parent could not serve a request.
@@ -109,15 +141,13 @@ impl fmt::Debug for ParentRequest {
 pub enum ParentErrorCode {
     /// The request was malformed or of an unknown kind.
     BadRequest,
-    /// KMS (or the stand-in) could not be reached or failed: retry later.
+    /// KMS could not be reached, or the parent has no credentials now: retry later.
     Unavailable,
-    /// KMS refused: the key policy does not allow this enclave (its PCRs), or the attestation
-    /// document did not verify.
+    /// The parent refuses (a key it does not serve).
     AccessDenied,
-    /// KMS could not decrypt the ciphertext blob (altered, or of another key).
+    /// Kept for the wire: no longer answered (the enclave reads KMS's own errors).
     InvalidCiphertext,
-    /// KMS does not know the proxy's key (`--kms-key-id` wrong, or the key deleted), or the
-    /// enclave named a key other than the one the proxy is configured for.
+    /// The enclave named a key other than the one the proxy is configured for.
     NotConfigured,
 }
 
@@ -137,27 +167,18 @@ impl fmt::Display for ParentErrorCode {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ParentResponse {
-    /// `GenerateDataKey` succeeded.
-    DataKey {
-        /// The KMS key that wrapped it (ARN). An enclave that named its key refuses any other.
-        key_id: String,
-        /// The data key wrapped under the KMS key: stored in the sealed blob.
-        ciphertext_blob: ByteBuf,
-        /// The data key as CMS EnvelopedData for the enclave's ephemeral RSA key.
-        ciphertext_for_recipient: ByteBuf,
+    /// The signature headers to add to the request ([`kms_http::SIGNED_HEADERS`] only).
+    Signed {
+        /// Name (lowercase) and value of each header.
+        headers: Vec<(String, String)>,
     },
-    /// `Decrypt` succeeded.
-    Decrypted {
-        /// The KMS key that unwrapped it (ARN). An enclave that named its key refuses any other.
-        key_id: String,
-        /// The data key as CMS EnvelopedData for the enclave's ephemeral RSA key.
-        ciphertext_for_recipient: ByteBuf,
-    },
+    /// The tunnel is open: TLS from here on.
+    TunnelOpen,
     /// The request failed.
     Error {
         /// Stable code.
         code: ParentErrorCode,
-        /// What failed (KMS's own message where there is one).
+        /// What failed.
         message: String,
     },
 }
@@ -165,24 +186,15 @@ pub enum ParentResponse {
 impl fmt::Debug for ParentResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::DataKey {
-                key_id,
-                ciphertext_blob,
-                ciphertext_for_recipient,
-            } => f
-                .debug_struct("DataKey")
-                .field("key_id", key_id)
-                .field("ciphertext_blob_len", &ciphertext_blob.len())
-                .field("envelope_len", &ciphertext_for_recipient.len())
+            // Signatures and session tokens are credentials of a kind: names only.
+            Self::Signed { headers } => f
+                .debug_struct("Signed")
+                .field(
+                    "headers",
+                    &headers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+                )
                 .finish(),
-            Self::Decrypted {
-                key_id,
-                ciphertext_for_recipient,
-            } => f
-                .debug_struct("Decrypted")
-                .field("key_id", key_id)
-                .field("envelope_len", &ciphertext_for_recipient.len())
-                .finish(),
+            Self::TunnelOpen => f.write_str("TunnelOpen"),
             Self::Error { code, message } => f
                 .debug_struct("Error")
                 .field("code", code)
@@ -198,27 +210,34 @@ mod tests {
 
     #[test]
     fn round_trip_and_limits() {
-        let request = ParentRequest::Decrypt {
-            key_id: Some(KmsKeyArn::parse("arn:aws:kms:eu-west-1:111122223333:key/k").unwrap()),
-            ciphertext_blob: ByteBuf::from(vec![1; 10]),
-            attestation: ByteBuf::from(vec![2; 20]),
+        let key = KmsKeyArn::parse("arn:aws:kms:eu-west-1:111122223333:key/k").unwrap();
+        let request = ParentRequest::SignKms {
+            key: key.clone(),
+            operation: KmsOperation::Decrypt,
+            body_sha256: ByteBuf::from(vec![1; 32]),
         };
         let frame = crate::encode_frame(&request).unwrap();
         let back: ParentRequest = crate::decode_frame(&frame).unwrap();
         assert_eq!(back, request);
         assert!(request.check().is_ok());
-        assert!(format!("{request:?}").contains("ciphertext_blob_len: 10"));
+        assert_eq!(request.operation(), "Decrypt");
+        assert!(format!("{request:?}").contains("0101"));
 
-        let empty = ParentRequest::GenerateDataKey {
-            key_id: None,
-            attestation: ByteBuf::new(),
+        let short = ParentRequest::SignKms {
+            key: key.clone(),
+            operation: KmsOperation::GenerateDataKey,
+            body_sha256: ByteBuf::from(vec![1; 31]),
         };
-        assert_eq!(empty.check().unwrap_err(), "attestation is empty");
-        let huge = ParentRequest::GenerateDataKey {
-            key_id: None,
-            attestation: ByteBuf::from(vec![0; MAX_PARENT_FIELD_LEN + 1]),
+        assert_eq!(
+            short.check().unwrap_err(),
+            "body_sha256 is 31 bytes, not 32"
+        );
+        assert!(ParentRequest::OpenTunnel { key }.check().is_ok());
+
+        let signed = ParentResponse::Signed {
+            headers: vec![("authorization".into(), "AWS4-HMAC-SHA256 secret".into())],
         };
-        assert!(huge.check().unwrap_err().contains("more than"));
+        assert!(!format!("{signed:?}").contains("secret"));
 
         // An enclave request is not a parent request.
         let other = crate::encode_frame(&crate::EnclaveRequest::Status).unwrap();

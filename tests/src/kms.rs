@@ -1,23 +1,33 @@
-//! A local KMS stand-in (a real `cohort-kms` process) behind the proxy's real `aws-sdk-kms`
-//! relay, with a parent in the middle that the test controls: the world of `tests/kms.rs` and
-//! of the `seal_latency` example.
+//! A local KMS stand-in (a real `cohort-kms` process, serving HTTPS with a certificate from the
+//! simulated CA) behind the proxy's real KMS gateway (SigV4 signing, the byte tunnel), with a
+//! parent in the middle that the test controls: the world of `tests/kms.rs` and of the
+//! `seal_latency` example.
+//!
+//! The parent in the middle does what a compromised parent can: cut the tunnel, alter or drip
+//! its bytes, replay an earlier session's bytes, or lead the tunnel to a KMS of its own — one
+//! that answers `GenerateDataKey` with a data key the parent chose, wrapped to the enclave's
+//! Recipient key, behind a certificate from another CA.
 
 // Test support: a broken invariant here should stop the test at once.
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use attestation::Nsm;
 use attestation::sim::{SimulatedCa, SimulatedNsm, simulated_pcrs};
-use enclave::kms::KmsSealingAuthority;
-use parent_proxy::kms::KmsRelay;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use enclave::kms::{KmsSealingAuthority, Roots};
+use parent_proxy::kms::{KmsGateway, KmsSettings};
 use protocol::parent::{ParentRequest, ParentResponse};
 use protocol::{Endpoint, FRAME_HEADER_LEN};
-use serde_bytes::ByteBuf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixListener;
+use tokio::net::{TcpStream, UnixListener, UnixStream};
 
 use crate::Proc;
 
@@ -26,41 +36,157 @@ pub const IMAGE: [u8; 48] = [0x42; 48];
 /// Another image: the key policy refuses it.
 pub const OTHER_IMAGE: [u8; 48] = [0x43; 48];
 
-/// What the parent in the middle does to each exchange.
+/// The data key the parent's own KMS hands out: what the parent would know.
+pub const PARENTS_DATA_KEY: [u8; 32] = [0x66; 32];
+
+/// What the parent in the middle does to each tunnel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Relays faithfully.
+    /// Relays faithfully (and records what it relayed).
     Honest,
-    /// Alters the CMS envelope of every answer.
-    FlipEnvelope,
-    /// Alters the wrapped key of every `Decrypt`.
-    FlipCiphertextBlob,
-    /// Alters the attestation document of every request.
-    FlipAttestation,
     /// Hangs up without an answer.
     Down,
-    /// Answers for another KMS key: rewrites the key id of every successful answer.
-    OtherKeyId,
+    /// Flips one bit of what KMS sends, past the first 100 bytes.
+    FlipTunnel,
+    /// Leads the tunnel to the parent's own KMS: TLS with a certificate for KMS's host name
+    /// from another CA, answering with [`PARENTS_DATA_KEY`] wrapped to the Recipient key.
+    ParentsKms,
+    /// Answers in the clear, as KMS's JSON would be, without TLS.
+    Cleartext,
+    /// Sends what KMS sent in the last honest tunnel again, without asking KMS.
+    Replay,
+    /// Relays faithfully but passes KMS's bytes on one per second.
+    Drip,
 }
 
-/// The key id the parent puts in answers in [`Mode::OtherKeyId`].
-pub const OTHER_KEY_ARN: &str =
-    "arn:aws:kms:us-east-1:999999999999:key/00000000-0000-4000-8000-000000000000";
-
-/// The parent in the middle: a mode, what it saw, the proxy's real KMS relay.
+/// The parent in the middle: a mode, what it relayed, the proxy's real gateway.
 pub struct Parent {
     mode: Mutex<Mode>,
-    /// The last Recipient document the enclave sent (what a parent sees).
-    pub seen: Mutex<Option<Vec<u8>>>,
+    /// Every byte that went through an honest tunnel, both ways (what a parent sees).
+    pub seen: Mutex<Vec<u8>>,
+    /// What KMS sent in the last honest tunnel.
+    last_answer: Mutex<Vec<u8>>,
     /// The KMS key the enclave's last request named.
     pub named: Mutex<Option<protocol::KmsKeyArn>>,
-    relay: KmsRelay,
+    /// Bytes passed on in [`Mode::Drip`].
+    pub dripped: AtomicUsize,
+    gateway: KmsGateway,
+    kms_tls: String,
+    parents_kms: String,
 }
 
-/// Flips a byte near the end: in a document's COSE signature, in a ciphertext blob's tag.
-fn flip_last(b: &mut ByteBuf) {
-    let n = b.len();
-    b[n - 20] ^= 0x01;
+async fn read_request(stream: &mut UnixStream) -> Option<ParentRequest> {
+    let mut header = [0u8; FRAME_HEADER_LEN];
+    stream.read_exact(&mut header).await.ok()?;
+    let len = protocol::payload_len(header).unwrap();
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).await.ok()?;
+    Some(protocol::decode_payload(&payload).unwrap())
+}
+
+async fn answer(stream: &mut UnixStream, response: &ParentResponse) {
+    let frame = protocol::encode_frame(response).unwrap();
+    let _ = stream.write_all(&frame).await;
+}
+
+/// Copies `from` to `to` until either ends, passing each chunk through `f`.
+async fn pump<R, W>(mut from: R, mut to: W, mut f: impl FnMut(&mut Vec<u8>))
+where
+    R: AsyncReadExt + Unpin,
+    W: AsyncWriteExt + Unpin,
+{
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut chunk = buf[..n].to_vec();
+        f(&mut chunk);
+        if to.write_all(&chunk).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+impl Parent {
+    async fn tunnel(self: Arc<Self>, mut enclave: UnixStream, mode: Mode) {
+        match mode {
+            Mode::Cleartext => {
+                answer(&mut enclave, &ParentResponse::TunnelOpen).await;
+                // Whatever the enclave says, a KMS answer in the clear.
+                let mut first = [0u8; 512];
+                let _ = enclave.read(&mut first).await;
+                let body = format!(
+                    r#"{{"KeyId":"{}","CiphertextBlob":"{}","CiphertextForRecipient":"{}"}}"#,
+                    self.named.lock().unwrap().as_ref().unwrap(),
+                    B64.encode(b"forged"),
+                    B64.encode(b"forged")
+                );
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = enclave.write_all(reply.as_bytes()).await;
+            }
+            Mode::Replay => {
+                answer(&mut enclave, &ParentResponse::TunnelOpen).await;
+                let recorded = self.last_answer.lock().unwrap().clone();
+                assert!(!recorded.is_empty(), "replay needs an honest tunnel first");
+                let (mut read, mut write) = enclave.into_split();
+                tokio::spawn(async move {
+                    let mut sink = vec![0u8; 16 * 1024];
+                    while read.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+                });
+                let _ = write.write_all(&recorded).await;
+                // Keep the connection open: the enclave decides, not an end of stream.
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            }
+            _ => {
+                let target = if mode == Mode::ParentsKms {
+                    &self.parents_kms
+                } else {
+                    &self.kms_tls
+                };
+                let upstream = TcpStream::connect(target).await.unwrap();
+                answer(&mut enclave, &ParentResponse::TunnelOpen).await;
+                let (er, ew) = enclave.into_split();
+                let (ur, uw) = upstream.into_split();
+                let me = self.clone();
+                let up = tokio::spawn(pump(er, uw, move |chunk| {
+                    me.seen.lock().unwrap().extend_from_slice(chunk);
+                }));
+                let me = self.clone();
+                let mut offset = 0usize;
+                if mode == Mode::Drip {
+                    let mut ur = ur;
+                    let mut ew = ew;
+                    let mut byte = [0u8; 1];
+                    while ur.read_exact(&mut byte).await.is_ok() {
+                        if ew.write_all(&byte).await.is_err() {
+                            break;
+                        }
+                        me.dripped.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    up.abort();
+                    return;
+                }
+                me.last_answer.lock().unwrap().clear();
+                pump(ur, ew, move |chunk| {
+                    if mode == Mode::FlipTunnel && offset <= 100 && offset + chunk.len() > 100 {
+                        chunk[100 - offset] ^= 0x01;
+                    }
+                    offset += chunk.len();
+                    me.seen.lock().unwrap().extend_from_slice(chunk);
+                    me.last_answer.lock().unwrap().extend_from_slice(chunk);
+                })
+                .await;
+                let _ = up.await;
+            }
+        }
+    }
 }
 
 async fn serve_parent(listener: UnixListener, parent: Arc<Parent>) {
@@ -70,73 +196,88 @@ async fn serve_parent(listener: UnixListener, parent: Arc<Parent>) {
         };
         let parent = parent.clone();
         tokio::spawn(async move {
-            loop {
-                let mut header = [0u8; FRAME_HEADER_LEN];
-                if stream.read_exact(&mut header).await.is_err() {
-                    return;
-                }
-                let len = protocol::payload_len(header).unwrap();
-                let mut payload = vec![0u8; len];
-                stream.read_exact(&mut payload).await.unwrap();
-                let mut request: ParentRequest = protocol::decode_payload(&payload).unwrap();
+            while let Some(request) = read_request(&mut stream).await {
                 let mode = *parent.mode.lock().unwrap();
                 if mode == Mode::Down {
                     return; // hang up without an answer
                 }
-                match &mut request {
-                    ParentRequest::GenerateDataKey {
-                        attestation,
-                        key_id,
-                    }
-                    | ParentRequest::Decrypt {
-                        attestation,
-                        key_id,
-                        ..
+                *parent.named.lock().unwrap() = Some(request.key().clone());
+                match request {
+                    ParentRequest::SignKms {
+                        key,
+                        operation,
+                        body_sha256,
                     } => {
-                        *parent.seen.lock().unwrap() = Some(attestation.to_vec());
-                        *parent.named.lock().unwrap() = key_id.clone();
-                        if mode == Mode::FlipAttestation {
-                            flip_last(attestation);
-                        }
+                        let signed = parent.gateway.sign(&key, operation, &body_sha256).await;
+                        answer(&mut stream, &signed).await;
+                    }
+                    ParentRequest::OpenTunnel { .. } => {
+                        parent.clone().tunnel(stream, mode).await;
+                        return;
                     }
                 }
-                if let (
-                    Mode::FlipCiphertextBlob,
-                    ParentRequest::Decrypt {
-                        ciphertext_blob, ..
-                    },
-                ) = (mode, &mut request)
-                {
-                    flip_last(ciphertext_blob);
-                }
-                let mut response = parent.relay.handle(&request).await;
-                if mode == Mode::OtherKeyId {
-                    match &mut response {
-                        ParentResponse::DataKey { key_id, .. }
-                        | ParentResponse::Decrypted { key_id, .. } => {
-                            *key_id = OTHER_KEY_ARN.to_string()
-                        }
-                        ParentResponse::Error { .. } => {}
-                    }
-                }
-                if mode == Mode::FlipEnvelope {
-                    match &mut response {
-                        ParentResponse::DataKey {
-                            ciphertext_for_recipient,
-                            ..
-                        }
-                        | ParentResponse::Decrypted {
-                            ciphertext_for_recipient,
-                            ..
-                        } => ciphertext_for_recipient[200] ^= 0x01, // the RSA-OAEP key
-                        ParentResponse::Error { .. } => {}
-                    }
-                }
-                let frame = protocol::encode_frame(&response).unwrap();
-                stream.write_all(&frame).await.unwrap();
             }
         });
     }
+}
+
+/// The parent's own KMS: HTTPS with a certificate for `kms.us-east-1.amazonaws.com` from
+/// `ca`, answering every `GenerateDataKey` and `Decrypt` with [`PARENTS_DATA_KEY`] wrapped to
+/// the Recipient's key (read from the document, which it does not need to verify).
+async fn start_parents_kms(ca: &SimulatedCa) -> String {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    let tls = {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        let (key, chain) = ca
+            .issue_tls_server("kms.us-east-1.amazonaws.com", Duration::from_secs(3600))
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                chain.into_iter().map(CertificateDer::from).collect(),
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec())),
+            )
+            .unwrap()
+    };
+    let listener = host::Listener::bind(&Endpoint::Tcp("127.0.0.1:0".into()))
+        .await
+        .unwrap();
+    let Endpoint::Tcp(addr) = listener.local_endpoint().unwrap() else {
+        unreachable!()
+    };
+    tokio::spawn(async move {
+        host::serve::serve_https(
+            &listener,
+            Arc::new(tls),
+            Duration::from_secs(10),
+            std::future::pending(),
+            |request: http::Request<hyper::body::Incoming>| async move {
+                let body = request.into_body().collect().await.unwrap().to_bytes();
+                let asked: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                let document = B64
+                    .decode(asked["Recipient"]["AttestationDocument"].as_str().unwrap())
+                    .unwrap();
+                let doc = attestation::verify::decode_unverified(&document).unwrap();
+                let envelope = attestation::recipient::seal_envelope(
+                    doc.public_key.as_ref().unwrap(),
+                    &PARENTS_DATA_KEY,
+                )
+                .unwrap();
+                let answer = serde_json::json!({
+                    "KeyId": asked["KeyId"],
+                    "CiphertextBlob": B64.encode(b"the parent knows this key"),
+                    "CiphertextForRecipient": B64.encode(envelope),
+                });
+                http::Response::new(Full::new(Bytes::from(answer.to_string())))
+            },
+        )
+        .await;
+    });
+    addr
 }
 
 /// A running stand-in with one key (policy: [`IMAGE`] only) and the parent in front of it.
@@ -145,18 +286,33 @@ pub struct World {
     pub dir: tempfile::TempDir,
     /// The stand-in process.
     pub kms: Proc,
-    /// The stand-in's URL.
+    /// The stand-in's URL (plain HTTP: the account owner's and the parent's own calls).
     pub kms_url: String,
+    /// The stand-in's HTTPS address (where honest tunnels lead).
+    pub kms_tls: String,
     /// The KMS key (its bare id, as `CreateKey` returns it and `--kms-key-id` takes it).
     pub key_id: String,
     /// The KMS key's ARN.
     pub key_arn: protocol::KmsKeyArn,
     /// The simulated CA.
     pub ca_dir: PathBuf,
+    /// Another CA: the parent's own, which issued its KMS's certificate.
+    pub parents_ca: SimulatedCa,
     /// The parent in the middle.
     pub parent: Arc<Parent>,
     /// The parent's socket (what enclaves dial).
     pub socket: PathBuf,
+}
+
+/// The simulated clusters' static credentials (what `cohort sim up` gives the proxies).
+pub fn sim_credentials() -> SharedCredentialsProvider {
+    SharedCredentialsProvider::new(Credentials::new(
+        "cohort-sim",
+        "cohort-sim",
+        None,
+        None,
+        "cohort-tests",
+    ))
 }
 
 impl World {
@@ -174,17 +330,28 @@ impl World {
         Arc::new(SimulatedNsm::new(ca, "kms-test".into(), pcrs))
     }
 
-    /// An enclave's sealing authority for `image`, through the parent.
+    /// The roots a simulated enclave pins: the simulated CA's.
+    pub fn roots(&self) -> Roots {
+        let ca = SimulatedCa::load(&self.ca_dir).unwrap();
+        Roots::from_der(&[ca.root_der().to_vec()]).unwrap()
+    }
+
+    /// An enclave's sealing authority for `image`, through the parent, its KMS key named.
     pub fn authority(&self, image: [u8; 48]) -> KmsSealingAuthority {
-        KmsSealingAuthority::new(Endpoint::Unix(self.socket.clone()), self.nsm(image))
+        self.authority_with(self.nsm(image), self.roots())
     }
 
     /// An enclave's sealing authority for `image` on an instance with the IAM role `role`.
     pub fn authority_on_role(&self, image: [u8; 48], role: &str) -> KmsSealingAuthority {
-        KmsSealingAuthority::new(
-            Endpoint::Unix(self.socket.clone()),
-            self.nsm_on_role(image, role),
-        )
+        self.authority_with(self.nsm_on_role(image, role), self.roots())
+    }
+
+    /// An authority with `nsm` trusting `roots`, its KMS key named.
+    pub fn authority_with(&self, nsm: Arc<dyn Nsm>, roots: Roots) -> KmsSealingAuthority {
+        use enclave::seal::SealingAuthority;
+        let a = KmsSealingAuthority::new(Endpoint::Unix(self.socket.clone()), nsm, roots);
+        a.name_kms_key(&self.key_arn).unwrap();
+        a
     }
 
     /// Changes what the parent does.
@@ -198,6 +365,16 @@ impl World {
     }
 }
 
+async fn addr_of(file: &std::path::Path, kms: &Proc) -> String {
+    for _ in 0..200 {
+        if let Ok(a) = std::fs::read_to_string(file) {
+            return a.trim().to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("cohort-kms did not start: {}", kms.output());
+}
+
 /// Starts the stand-in, creates the key, and puts the parent in front of it.
 pub async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
@@ -205,6 +382,7 @@ pub async fn world() -> World {
     let ca = SimulatedCa::load_or_generate(&ca_dir).unwrap();
     drop(ca);
     let addr_file = dir.path().join("kms.addr");
+    let tls_addr_file = dir.path().join("kms-tls.addr");
     let kms = Proc::spawn(
         &crate::bin("cohort-kms"),
         &[
@@ -214,23 +392,18 @@ pub async fn world() -> World {
             addr_file.display().to_string(),
             "--attestation-root".into(),
             ca_dir.join("root.pem").display().to_string(),
+            "--tls-listen".into(),
+            "127.0.0.1:0".into(),
+            "--tls-addr-file".into(),
+            tls_addr_file.display().to_string(),
+            "--tls-ca".into(),
+            ca_dir.display().to_string(),
         ],
         &dir.path().join("kms.log"),
     )
     .unwrap();
-    let mut addr = String::new();
-    for _ in 0..200 {
-        if let Ok(a) = std::fs::read_to_string(&addr_file) {
-            addr = a.trim().to_string();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(
-        !addr.is_empty(),
-        "cohort-kms did not start: {}",
-        kms.output()
-    );
+    let addr = addr_of(&addr_file, &kms).await;
+    let kms_tls = addr_of(&tls_addr_file, &kms).await;
     let kms_url = format!("http://{addr}");
     let client = cli::kms::sim_client(&kms_url);
     let image = simulated_pcrs(&IMAGE)
@@ -243,12 +416,25 @@ pub async fn world() -> World {
         .await
         .unwrap();
     let key_arn = cli::kms::key_arn(&client, &key_id).await.unwrap();
+    let parents_ca = SimulatedCa::generate().unwrap();
+    let parents_kms = start_parents_kms(&parents_ca).await;
     let socket = dir.path().join("parent.sock");
     let parent = Arc::new(Parent {
         mode: Mutex::new(Mode::Honest),
-        seen: Mutex::new(None),
+        seen: Mutex::new(Vec::new()),
+        last_answer: Mutex::new(Vec::new()),
         named: Mutex::new(None),
-        relay: KmsRelay::new(client, key_id.clone()),
+        dripped: AtomicUsize::new(0),
+        gateway: KmsGateway::new(
+            Some(sim_credentials()),
+            KmsSettings {
+                key_id: key_id.clone(),
+                tunnel_to: Some(kms_tls.clone()),
+                region: None,
+            },
+        ),
+        kms_tls: kms_tls.clone(),
+        parents_kms,
     });
     tokio::spawn(serve_parent(
         UnixListener::bind(&socket).unwrap(),
@@ -258,9 +444,11 @@ pub async fn world() -> World {
         dir,
         kms,
         kms_url,
+        kms_tls,
         key_id,
         key_arn,
         ca_dir,
+        parents_ca,
         parent,
         socket,
     }

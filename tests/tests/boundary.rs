@@ -1,5 +1,7 @@
 //! The trust boundary in the dependency graph (DESIGN §3): untrusted crates never depend on the
-//! enclave, and the enclave links no HTTP server, AWS SDK or TLS stack.
+//! enclave; the enclave links no HTTP server, AWS SDK, async runtime or chain code, and exactly
+//! the crates listed in `tests/enclave-links.txt` — among them one TLS client (rustls with ring,
+//! for KMS, ADR 0014).
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -106,15 +108,16 @@ fn untrusted_crates_never_depend_on_the_enclave() {
 }
 
 #[test]
-fn the_enclave_links_no_http_server_aws_sdk_tls_or_chain_code() {
+fn the_enclave_links_no_http_server_aws_sdk_runtime_or_chain_code() {
     let meta = metadata();
     let (names, deps) = graph(&meta);
     let closure = closure("enclave", &names, &deps);
     for forbidden in [
         "hyper",
         "reqwest",
-        "rustls",
         "openssl",
+        "aws-lc-rs",
+        "aws-sigv4",
         "aws-config",
         "aws-sdk-kms",
         "aws-smithy-runtime",
@@ -139,4 +142,28 @@ fn the_enclave_links_no_http_server_aws_sdk_tls_or_chain_code() {
         );
     }
     assert!(closure.contains("protocol") && closure.contains("attestation"));
+    // The one TLS client, for KMS (ADR 0014).
+    assert!(closure.contains("rustls") && closure.contains("ring"));
+}
+
+/// Exactly the listed crates: a new dependency of the enclave (direct or not) fails here until
+/// it is added to `tests/enclave-links.txt`, in the same change, for review.
+#[test]
+fn the_enclave_links_exactly_the_listed_crates() {
+    let meta = metadata();
+    let (names, deps) = graph(&meta);
+    let closure = closure("enclave", &names, &deps);
+    let listed: BTreeSet<String> = include_str!("../enclave-links.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    let added: Vec<&String> = closure.difference(&listed).collect();
+    let gone: Vec<&String> = listed.difference(&closure).collect();
+    assert!(
+        added.is_empty() && gone.is_empty(),
+        "the enclave's dependencies changed: new {added:?}, no longer linked {gone:?}; \
+         review the change and update tests/enclave-links.txt"
+    );
 }

@@ -167,6 +167,11 @@ impl LocalKms {
         })
     }
 
+    /// The region of this stand-in's keys.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
     /// Answers one JSON-protocol request (`X-Amz-Target: TrentService.<operation>`).
     pub fn handle(&self, operation: &str, request: &Value) -> Result<Value, KmsError> {
         if !request.is_object() {

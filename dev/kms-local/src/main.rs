@@ -29,6 +29,16 @@ struct Config {
     /// Region in key ARNs.
     #[arg(long, default_value = "us-east-1")]
     region: String,
+    /// HTTPS listen address for enclaves (through their parent's tunnel), with a certificate
+    /// for `kms.<region>.amazonaws.com` from the simulated CA in --tls-ca.
+    #[arg(long, requires = "tls_ca")]
+    tls_listen: Option<String>,
+    /// Write the bound HTTPS address into this file once listening.
+    #[arg(long)]
+    tls_addr_file: Option<PathBuf>,
+    /// Directory of the simulated CA that issues the HTTPS certificate.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
     /// Maximum age of a Recipient attestation document, seconds.
     #[arg(long, default_value_t = 300)]
     max_age_secs: u64,
@@ -61,6 +71,16 @@ async fn run(config: Config, root: Vec<u8>) -> Result<(), String> {
     )
     .map(Arc::new)
     .map_err(|e| format!("cannot use {}: {e}", config.data_dir.display()))?;
+    if let (Some(listen), Some(ca)) = (&config.tls_listen, &config.tls_ca) {
+        let tls = kms_local::server::tls_config(ca, &config.region)?;
+        let (listener, addr) =
+            startup::listen_and_announce(listen, config.tls_addr_file.as_deref()).await?;
+        info!(%addr, "local KMS stand-in listening for HTTPS");
+        let kms = kms.clone();
+        tokio::spawn(async move {
+            let _ = kms_local::server::serve_tls(&listener, kms, tls, std::future::pending()).await;
+        });
+    }
     let (listener, addr) =
         startup::listen_and_announce(&config.listen, config.addr_file.as_deref()).await?;
     info!(%addr, data_dir = %config.data_dir.display(), "local KMS stand-in listening");

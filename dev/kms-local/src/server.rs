@@ -1,8 +1,11 @@
 //! The stand-in's HTTP side: KMS's JSON protocol (`POST /`, `X-Amz-Target:
 //! TrentService.<Operation>`, `application/x-amz-json-1.1`), errors as `{"__type", "message"}`.
 //!
-//! Requests are not authenticated: the SigV4 signature the SDK sends is not checked (the
-//! stand-in has no IAM). What it guards is the key policy on attestation.
+//! Requests are not authenticated: the SigV4 signature is not verified (the stand-in has no
+//! IAM). What it guards is the key policy on attestation. On the HTTPS port — the one enclaves
+//! reach through their parent's tunnel, as they reach KMS's public endpoint — a request must at
+//! least carry a SigV4 `authorization` for service `kms` in the stand-in's region and an
+//! `x-amz-date`: that is what shows the parent signed it.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,7 +42,43 @@ fn error(e: &KmsError) -> Response<Full<Bytes>> {
     r
 }
 
-async fn route(kms: Arc<LocalKms>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+/// Checks the SigV4 shape of a request on the HTTPS port (see the module comment).
+fn check_signed(kms: &LocalKms, request: &Request<Incoming>) -> Result<(), KmsError> {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let authorization = header("authorization");
+    let scope = format!("/{}/kms/aws4_request", kms.region());
+    let well_formed = authorization.starts_with("AWS4-HMAC-SHA256 Credential=")
+        && authorization.contains(&scope)
+        && authorization.contains("SignedHeaders=")
+        && authorization.contains("Signature=");
+    if !well_formed || header("x-amz-date").len() != 16 {
+        return Err(KmsError {
+            kind: "IncompleteSignatureException",
+            message: format!(
+                "the request is not signed with SigV4 for kms in {}",
+                kms.region()
+            ),
+            status: 400,
+        });
+    }
+    Ok(())
+}
+
+async fn route(
+    kms: Arc<LocalKms>,
+    request: Request<Incoming>,
+    signed_only: bool,
+) -> Response<Full<Bytes>> {
+    if signed_only && let Err(e) = check_signed(&kms, &request) {
+        info!(error = %e, "refused");
+        return error(&e);
+    }
     if request.method() == Method::GET && request.uri().path() == "/healthz" {
         return reply(200, &json!({"status": "ok"}));
     }
@@ -117,8 +156,53 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     host::serve::serve_http(listener, None, shutdown, move |request| {
-        route(kms.clone(), request)
+        route(kms.clone(), request, false)
     })
     .await;
     Ok(())
+}
+
+/// Serves `kms` over TLS on `listener` (a certificate from the simulated CA for the region's
+/// KMS host name) until `shutdown` completes; requests must be signed (see the module comment).
+pub async fn serve_tls(
+    listener: &Listener,
+    kms: Arc<LocalKms>,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    host::serve::serve_https(
+        listener,
+        tls,
+        std::time::Duration::from_secs(10),
+        shutdown,
+        move |request| route(kms.clone(), request, true),
+    )
+    .await;
+    Ok(())
+}
+
+/// The TLS configuration of the HTTPS port: a certificate for `kms.<region>.amazonaws.com`
+/// issued now by the simulated CA in `ca_dir`.
+pub fn tls_config(
+    ca_dir: &std::path::Path,
+    region: &str,
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ca = attestation::sim::SimulatedCa::load(ca_dir)
+        .map_err(|e| format!("cannot load the simulated CA in {}: {e}", ca_dir.display()))?;
+    let host = format!("kms.{region}.amazonaws.com");
+    let (key, chain) = ca
+        .issue_tls_server(&host, std::time::Duration::from_secs(30 * 24 * 3600))
+        .map_err(|e| format!("cannot issue a certificate for {host}: {e}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(
+            chain.into_iter().map(CertificateDer::from).collect(),
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec())),
+        )
+        .map_err(|e| format!("cannot use the certificate for {host}: {e}"))?;
+    Ok(Arc::new(config))
 }

@@ -123,12 +123,15 @@ impl Node {
         ciborium::into_writer(&record, &mut *plain)
             .map_err(|e| NodeError::Internal(e.to_string()))?;
         self.sealing.name_kms_key(arn)?;
+        // Every blob of this node is bound to its node key (the KMS encryption context).
+        self.sealing.bind_node(&key_hex(&key.public()));
         let sealed = match self.sealing.seal(BlobKind::NodeKey, arn.as_str(), &plain) {
             Ok(sealed) => sealed,
             Err(e) => {
                 // Nothing was sealed under the key: an operator may enroll again, with the
                 // right key if this one was wrong.
                 self.sealing.forget_kms_key();
+                self.sealing.unbind();
                 return Err(e.into());
             }
         };

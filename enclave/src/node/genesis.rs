@@ -201,6 +201,8 @@ impl Node {
         let mut plain = Zeroizing::new(Vec::new());
         ciborium::into_writer(&sealed_state, &mut *plain)
             .map_err(|e| NodeError::Internal(e.to_string()))?;
+        // This blob and every later one are bound to the cluster (the KMS encryption context).
+        self.sealing.bind_cluster(&cluster.to_string());
         let sealed = self
             .sealing
             .seal(BlobKind::Genesis, &cluster.to_string(), &plain)?;

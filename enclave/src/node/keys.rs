@@ -156,6 +156,7 @@ impl Node {
         if restored.is_err() {
             // Whatever KMS key the node-key blob named, nothing was loaded under it.
             self.sealing.forget_kms_key();
+            self.sealing.unbind();
         }
         restored
     }
@@ -171,6 +172,28 @@ impl Node {
             .as_ref()
             .map(|plain| open_genesis(plain, opened.node_key.as_ref(), &self.own_pcrs))
             .transpose()?;
+        // Every blob must belong to this node and cluster (its encryption context, authentic
+        // now that it opened): a blob of another cluster sealed under the same KMS key is not
+        // this node's state.
+        let binding = seal::Binding {
+            node: opened
+                .node_key
+                .as_ref()
+                .map(|k| super::enroll::key_hex(&k.key.public())),
+            cluster: genesis
+                .as_ref()
+                .and_then(|g| g.cluster_id())
+                .map(|c| c.to_string()),
+        };
+        for blob in blobs {
+            seal::check_binding(&seal::context(blob)?, &binding)?;
+        }
+        if let Some(node) = &binding.node {
+            self.sealing.bind_node(node);
+        }
+        if let Some(cluster) = &binding.cluster {
+            self.sealing.bind_cluster(cluster);
+        }
         let Some(state) = genesis else {
             if !opened.records.is_empty() || opened.aux.is_some() {
                 return Err(bad("restore needs the genesis blob"));
@@ -307,7 +330,7 @@ impl Node {
         }
         // The data key first: with KMS unreachable the session fails now, not after every node
         // has done the work.
-        let data_key = self.sealing.data_key()?;
+        let data_key = self.sealing.data_key(BlobKind::AuxInfo, "aux")?;
         let primes = self
             .primes
             .take()
@@ -348,7 +371,11 @@ impl Node {
         }
         let r = &request.request;
         self.check_create_key(request)?;
-        let data_key = self.sealing.data_key()?;
+        let kind = match r.scheme {
+            Scheme::EcdsaSecp256k1 => BlobKind::EcdsaShare,
+            Scheme::EddsaEd25519 => BlobKind::EddsaShare,
+        };
+        let data_key = self.sealing.data_key(kind, &r.key_id)?;
         // Held for the whole generation: no second generation of this key id (under this
         // request or another) runs at the same time.
         let key = key_id_use(&r.key_id);

@@ -194,6 +194,9 @@ fn subject_of(der_bytes: &[u8]) -> Result<Name, SimError> {
         .subject)
 }
 
+/// A TLS server's key (PKCS#8 DER) and certificate chain (leaf first).
+pub type TlsServerCredentials = (zeroize::Zeroizing<Vec<u8>>, Vec<Vec<u8>>);
+
 const ROOT_SUBJECT: &str = "CN=cohort-simulated-nitro-root,OU=simulation,O=Cohort";
 const INTERMEDIATE_SUBJECT: &str = "CN=cohort-simulated-nitro-intermediate,OU=simulation,O=Cohort";
 
@@ -286,7 +289,7 @@ impl SimulatedCa {
         &self,
         dns_name: &str,
         lifetime: Duration,
-    ) -> Result<(zeroize::Zeroizing<Vec<u8>>, Vec<Vec<u8>>), SimError> {
+    ) -> Result<TlsServerCredentials, SimError> {
         let rng = &mut rand::rngs::OsRng;
         let key = SigningKey::random(rng);
         let leaf = issue_with(

@@ -386,6 +386,48 @@ fn eddsa_dkg_and_signing() {
     }
 }
 
+/// Issue 18 (audit finding 4): 100,000 aborts of sessions that never started cost the enclave
+/// nothing that grows, by its own counters; an abort that arrives before its start still
+/// refuses that start.
+#[test]
+fn unknown_aborts_leave_memory_flat() {
+    let c = lock();
+    let node = &c.enclaves[0];
+    let abort = |session: &[u8]| {
+        node.handle(EnclaveRequest::AbortSession {
+            session: ByteBuf::from(session.to_vec()),
+        })
+    };
+    // One request first, so the counters reflect this enclave's state.
+    let _ = abort(&[0u8; 32]);
+    let before = node.counters();
+    for i in 0..100_000u32 {
+        let mut sid = [0x5a; 32];
+        sid[..4].copy_from_slice(&i.to_be_bytes());
+        assert!(matches!(abort(&sid), EnclaveResponse::Session(_)));
+    }
+    let after = node.counters();
+    assert_eq!(
+        after, before,
+        "aborts of unknown sessions grew the enclave's state"
+    );
+    // The last one aborted is still refused if its start comes after all.
+    let mut last = [0x5a; 32];
+    last[..4].copy_from_slice(&99_999u32.to_be_bytes());
+    let start = node.handle(EnclaveRequest::StartSession {
+        session: ByteBuf::from(last.to_vec()),
+        participants: vec![0, 1],
+        kind: SessionKind::Presign {
+            key_id: "no-such-key".into(),
+            path: vec![],
+        },
+    });
+    match start {
+        EnclaveResponse::Error(e) => assert!(e.message.contains("already used"), "{e:?}"),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn refusals_are_made_by_every_enclave() {
     let mut c = lock();

@@ -15,7 +15,7 @@
 //!   time). A request created ahead of the enclave's clock is refused as not valid yet; the
 //!   coordinator holds such a request until its creation time before it sends it.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use ed25519_dalek::VerifyingKey;
 #[cfg(test)]
@@ -45,6 +45,14 @@ pub enum PolicyError {
     /// The request id was used before.
     #[error("request id already used")]
     Replayed,
+    /// Created after this enclave's clock: valid from its creation time on.
+    #[error(
+        "request not valid yet: created {ahead} s after this enclave's clock (its creation time is a not-before)"
+    )]
+    NotYet {
+        /// Seconds until it becomes valid.
+        ahead: u64,
+    },
     /// The request is malformed (bad id length, unsupported version, bad key encoding).
     #[error("malformed request: {0}")]
     Malformed(String),
@@ -102,7 +110,12 @@ pub fn keys32(keys: &[serde_bytes::ByteBuf]) -> Result<Vec<[u8; 32]>, PolicyErro
 #[derive(Debug)]
 pub struct RequestGuard {
     boot_time: u64,
-    seen: HashSet<Vec<u8>>,
+    /// Consumed use keys with their request's expiry. An expired request is refused by its
+    /// window whether or not its id is here, so its entry is dropped (issue 18: memory follows
+    /// the requests still valid, not every request ever seen).
+    seen: HashMap<Vec<u8>, u64>,
+    /// When expired entries were last dropped (at most once a second).
+    pruned_at: u64,
 }
 
 impl RequestGuard {
@@ -110,7 +123,8 @@ impl RequestGuard {
     pub fn new(boot_time: u64) -> Self {
         Self {
             boot_time,
-            seen: HashSet::new(),
+            seen: HashMap::new(),
+            pruned_at: 0,
         }
     }
 
@@ -127,18 +141,36 @@ impl RequestGuard {
             return Err(PolicyError::Malformed("empty request id".into()));
         }
         policy::check_window(created, expiry, now)?;
+        // An earlier incarnation consumed only requests created by its own clock, so before
+        // this boot. (In whole seconds: a boot in the very second of the last consumption
+        // would let that request through again. A Nitro enclave takes seconds to boot, so
+        // only a simulated enclave, which has no security claims, can restart that fast.)
         if created < self.boot_time {
             return Err(PolicyError::Expired("request predates this enclave's boot"));
         }
         if created > now {
-            return Err(PolicyError::Expired(
-                "request not valid yet: created after this enclave's clock (its creation time is a not-before)",
-            ));
+            return Err(PolicyError::NotYet {
+                ahead: created - now,
+            });
         }
-        if self.seen.contains(request_id) {
+        if self.seen.contains_key(request_id) {
             return Err(PolicyError::Replayed);
         }
         Ok(())
+    }
+
+    /// How many consumed use keys are remembered (requests not expired yet, and those consumed
+    /// within the last second).
+    pub fn remembered(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Drops the use keys of expired requests (at most once a second of `now`).
+    fn prune(&mut self, now: u64) {
+        if now > self.pruned_at {
+            self.seen.retain(|_, expiry| *expiry > now);
+            self.pruned_at = now;
+        }
     }
 
     /// Checks, then marks the id used.
@@ -150,7 +182,8 @@ impl RequestGuard {
         now: u64,
     ) -> Result<(), PolicyError> {
         self.check(request_id, created, expiry, now)?;
-        self.seen.insert(request_id.to_vec());
+        self.prune(now);
+        self.seen.insert(request_id.to_vec(), expiry);
         Ok(())
     }
 }
@@ -243,6 +276,30 @@ mod tests {
         assert!(guard.check(&[], now, now + 60, now).is_err());
     }
 
+    /// Issue 18 (audit finding 4): 10,000 consumed requests that expire are forgotten, so memory
+    /// follows the requests still valid; an expired one stays refused by its window.
+    #[test]
+    fn ten_thousand_expired_requests_leave_memory_flat() {
+        let boot = 3_000_000;
+        let now = boot + 100;
+        let mut guard = RequestGuard::new(boot);
+        for i in 0..10_000u32 {
+            let id = [&i.to_be_bytes()[..], &[0u8; 12]].concat();
+            guard.consume(&id, now - 10, now + 5, now).unwrap();
+        }
+        assert_eq!(guard.remembered(), 10_000);
+        // Once they expired, the next request leaves only itself remembered...
+        let later = now + 6;
+        guard.consume(&[1; 16], later, later + 60, later).unwrap();
+        assert_eq!(guard.remembered(), 1);
+        // ...and an expired one is refused all the same.
+        let first = [&0u32.to_be_bytes()[..], &[0u8; 12]].concat();
+        assert!(matches!(
+            guard.consume(&first, now - 10, now + 5, later),
+            Err(PolicyError::Expired(_))
+        ));
+    }
+
     /// Issue 18 (audit finding 3): a request created 50 s ahead of the enclave's clock (inside
     /// the skew allowance) comes in, the enclave restarts 5 s later, and the same request comes
     /// again. Before the fix the first incarnation consumed it at once and the new one, booted
@@ -255,22 +312,22 @@ mod tests {
         let id = [7u8; 16];
         let (created, expiry) = (now + 50, now + 300);
         let mut first = RequestGuard::new(boot);
-        assert!(matches!(
+        assert_eq!(
             first.consume(&id, created, expiry, now),
-            Err(PolicyError::Expired(m)) if m.contains("not valid yet")
-        ));
+            Err(PolicyError::NotYet { ahead: 50 })
+        );
         let mut restarted = RequestGuard::new(now + 5);
-        assert!(matches!(
+        assert_eq!(
             restarted.consume(&id, created, expiry, now + 5),
-            Err(PolicyError::Expired(m)) if m.contains("not valid yet")
-        ));
+            Err(PolicyError::NotYet { ahead: 45 })
+        );
         // At its creation time the running incarnation takes it, once.
         restarted.consume(&id, created, expiry, created).unwrap();
         assert_eq!(
             restarted.consume(&id, created, expiry, created + 1),
             Err(PolicyError::Replayed)
         );
-        // Whatever incarnation comes after refuses it: it predates that one's boot.
+        // Whatever incarnation boots in a later second refuses it: it predates that boot.
         let mut later = RequestGuard::new(created + 2);
         assert!(matches!(
             later.consume(&id, created, expiry, created + 2),

@@ -528,6 +528,39 @@ pub fn context(blob: &[u8]) -> Result<Context, SealError> {
     parse(blob).map(|b| b.context)
 }
 
+/// Checks an opened blob against the node and cluster being restored. A version-3 blob must
+/// name both where `binding` has them (a node-key blob names its node only: it precedes every
+/// cluster); a version-2 blob (sealed before contexts existed) names neither and is taken as it
+/// is (it is sealed again as version 3 once the binding is known, see [`Sealer::needs_reseal`]).
+pub fn check_restored(blob: &[u8], binding: &Binding) -> Result<(), SealError> {
+    let b = parse(blob)?;
+    if b.v < 3 {
+        return check_binding(&b.context, binding);
+    }
+    let required: &[(&'static str, &str, &Option<String>)] = match b.kind {
+        BlobKind::NodeKey => &[("node", CONTEXT_NODE, &binding.node)],
+        _ => &[
+            ("node", CONTEXT_NODE, &binding.node),
+            ("cluster", CONTEXT_CLUSTER, &binding.cluster),
+        ],
+    };
+    for (what, key, expected) in required {
+        if let Some(expected) = expected
+            && b.context.get(*key) != Some(expected)
+        {
+            return Err(SealError::WrongBinding {
+                what,
+                blob: b
+                    .context
+                    .get(*key)
+                    .map_or_else(|| "none".into(), |v| v.chars().take(80).collect()),
+                expected: expected.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The authority an enclave seals with, the local one it can still read (migration), and the
 /// node and cluster new blobs are bound to.
 pub struct Sealer {
@@ -636,11 +669,48 @@ impl Sealer {
         seal_bound(self.current.as_ref(), kind, key_id, &binding, plaintext)
     }
 
+    /// Whether a blob should be sealed again in the current format once opened: one of another
+    /// authority (migration), of version 1, or a version-2 share or auxiliary-info blob (no
+    /// context: sealed again bound to the node and cluster). Version-2 node-key and genesis
+    /// blobs are not (the proxy never replaces those files; their contents name the node and
+    /// cluster themselves).
+    pub fn needs_reseal(&self, blob: &[u8]) -> Result<bool, SealError> {
+        let b = parse(blob)?;
+        Ok(b.v == 1
+            || b.authority() != self.current.kind()
+            || (b.v == 2 && !matches!(b.kind, BlobKind::NodeKey | BlobKind::Genesis)))
+    }
+
+    /// Opens a blob of `kind` (for `key_id`, or any) that belongs to this node and cluster
+    /// (where the blob and this sealer both name one); returns its key id and its plaintext,
+    /// sealing nothing again (the caller does, once the binding is known: a restore).
+    pub fn open_only(
+        &self,
+        blob: &[u8],
+        kind: BlobKind,
+        key_id: Option<&str>,
+    ) -> Result<(String, Zeroizing<Vec<u8>>), SealError> {
+        let b = parse(blob)?;
+        check_binding(&b.context, &self.current_binding())?;
+        let authority: &dyn SealingAuthority = if b.authority() == self.current.kind() {
+            self.current.as_ref()
+        } else {
+            match (&self.legacy, b.authority()) {
+                (Some(local), AuthorityKind::Local) => local,
+                (_, other) => {
+                    return Err(SealError::Refused(format!(
+                        "the blob was sealed by the {other:?} authority, which this enclave cannot reach"
+                    )));
+                }
+            }
+        };
+        open_with(authority, b, kind, key_id)
+    }
+
     /// Opens a blob of `kind` (for `key_id`, or any) that belongs to this node and cluster
     /// (where the blob and this sealer both name one); returns its key id, its plaintext and,
-    /// when it was sealed by another authority or in version 1, the same plaintext sealed again
-    /// with the current authority (the caller stores it in place of the old one). Version 2
-    /// KMS blobs (no context) are read as they are.
+    /// when [`Sealer::needs_reseal`], the same plaintext sealed again with the current authority
+    /// under the current binding (the caller stores it in place of the old one).
     pub fn open(
         &self,
         blob: &[u8],
@@ -649,7 +719,7 @@ impl Sealer {
     ) -> Result<Opened, SealError> {
         let b = parse(blob)?;
         check_binding(&b.context, &self.current_binding())?;
-        let migrated = b.v == 1 || b.authority() != self.current.kind();
+        let migrated = self.needs_reseal(blob)?;
         let authority: &dyn SealingAuthority = if b.authority() == self.current.kind() {
             self.current.as_ref()
         } else {
@@ -879,6 +949,26 @@ mod tests {
             fresh.open(&forged, BlobKind::EcdsaShare, None).unwrap_err(),
             SealError::Tampered
         );
+        // At restore every version-3 blob but the node key's must name the node and the
+        // cluster restored: one sealed before the cluster existed (or with a context stripped
+        // of them) is refused, not taken as unbound.
+        let both = Binding {
+            node: Some("aa".into()),
+            cluster: Some("c1".into()),
+        };
+        check_restored(&blob, &both).unwrap();
+        let early = Sealer::new(kms(), None);
+        early.bind_node("aa");
+        let unclustered = early.seal(BlobKind::EcdsaShare, "k1", b"share").unwrap();
+        assert!(matches!(
+            check_restored(&unclustered, &both),
+            Err(SealError::WrongBinding {
+                what: "cluster",
+                ..
+            })
+        ));
+        let node_key = early.seal(BlobKind::NodeKey, "arn", b"key").unwrap();
+        check_restored(&node_key, &both).unwrap();
         // A data key fetched for one blob seals no other.
         let dk = sealer.data_key(BlobKind::AuxInfo, "aux").unwrap();
         assert!(matches!(

@@ -56,6 +56,20 @@ struct Snapshot {
     node: Option<u16>,
     keys: u32,
     presignatures: u32,
+    counters: Counters,
+}
+
+/// What the enclave's memory holds that grows with use (issue 18: bounded, and measured).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Sessions in progress.
+    pub sessions: usize,
+    /// Session ids used for good.
+    pub used_sessions: usize,
+    /// Consumed request use keys remembered (requests not expired yet).
+    pub remembered_requests: usize,
+    /// Presignatures held.
+    pub presignatures: usize,
 }
 
 impl Snapshot {
@@ -64,6 +78,12 @@ impl Snapshot {
             node: node.index(),
             keys: node.key_count() as u32,
             presignatures: node.presignature_count() as u32,
+            counters: Counters {
+                sessions: node.session_count(),
+                used_sessions: node.used_session_count(),
+                remembered_requests: node.remembered_request_count(),
+                presignatures: node.presignature_count(),
+            },
         }
     }
 }
@@ -213,6 +233,14 @@ impl Enclave {
     /// The node key and KMS key identity documents bind, once enrolled or restored.
     pub fn node_binding(&self) -> Option<NodeBinding> {
         self.node.get().cloned()
+    }
+
+    /// The enclave's own counters of what its memory holds, as of its last request.
+    pub fn counters(&self) -> Counters {
+        self.snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .counters
     }
 
     /// Answers one request.

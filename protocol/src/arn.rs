@@ -45,6 +45,27 @@ pub enum ArnError {
     Resource(String),
 }
 
+/// Whether `region` has the shape of an AWS region: `<two letters>(-<word>)+-<number>`
+/// (`eu-west-1`, `us-gov-west-1`, `cn-north-1`, `ap-southeast-4`). The enclave derives KMS's host
+/// name from it, so nothing else may pass: not `s3`, `s3-us-west-2` or `fips`-style names that
+/// would name another service's host.
+fn region_shaped(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    let (Some(first), Some(last)) = (parts.first(), parts.last()) else {
+        return false;
+    };
+    region.len() <= 32
+        && parts.len() >= 3
+        && first.len() == 2
+        && first.bytes().all(|b| b.is_ascii_lowercase())
+        && !last.is_empty()
+        && last.len() <= 2
+        && last.bytes().all(|b| b.is_ascii_digit())
+        && parts[1..parts.len() - 1]
+            .iter()
+            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+}
+
 impl KmsKeyArn {
     /// Parses and checks a key ARN.
     pub fn parse(s: &str) -> Result<Self, ArnError> {
@@ -61,11 +82,7 @@ impl KmsKeyArn {
         if !PARTITIONS.contains(&partition) {
             return Err(ArnError::Partition(partition.to_string()));
         }
-        let region_ok = !region.is_empty()
-            && region
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !region_ok {
+        if !region_shaped(region) {
             return Err(ArnError::Region(region.to_string()));
         }
         if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
@@ -215,6 +232,36 @@ mod tests {
         for (input, expected) in cases {
             let e = KmsKeyArn::parse(input).unwrap_err();
             assert!(expected(&e), "{input}: {e:?}");
+        }
+        // Regions that would make the enclave's KMS host name another service's host, or no
+        // region at all (issue 18 review): refused by shape.
+        for region in [
+            "s3",
+            "s3-us-west-2",
+            "s3-accelerate",
+            "eu-west",
+            "eu--1",
+            "e-west-1",
+            "eu-west-1a",
+            "eu-west-123",
+            "fips-eu-west-1",
+            "eu.west-1",
+        ] {
+            let arn = format!("arn:aws:kms:{region}:111122223333:key/k");
+            assert!(
+                matches!(KmsKeyArn::parse(&arn), Err(ArnError::Region(_))),
+                "{region}"
+            );
+        }
+        for region in [
+            "us-east-1",
+            "ap-southeast-4",
+            "us-gov-west-1",
+            "il-central-1",
+            "us-isob-east-1",
+        ] {
+            let arn = format!("arn:aws:kms:{region}:111122223333:key/k");
+            assert!(KmsKeyArn::parse(&arn).is_ok(), "{region}");
         }
         let long = format!("{ARN}{}", "a".repeat(MAX_KMS_KEY_ARN_LEN));
         assert_eq!(KmsKeyArn::parse(&long), Err(ArnError::Length(long.len())));

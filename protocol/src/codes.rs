@@ -77,6 +77,9 @@ codes! {
         InProgress => "in_progress",
         /// The request id was already used: this enclave signed (or generated) it before.
         Replayed => "replayed",
+        /// The request's creation time is after this enclave's clock: it becomes valid then.
+        /// Retry at its creation time (its creation time is a "not before", ADR 0011).
+        NotYet => "not_yet",
         /// A peer failed attestation or misbehaved.
         Peer => "peer",
         /// Sealing or unsealing failed: refused by the sealing authority (KMS key policy), or the

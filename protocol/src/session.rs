@@ -380,7 +380,7 @@ mod tests {
         );
     }
 
-    const ALL: [FailureCode; 16] = [
+    const ALL: [FailureCode; 17] = [
         FailureCode::BadRequest,
         FailureCode::UnsupportedVersion,
         FailureCode::WrongPhase,
@@ -388,6 +388,7 @@ mod tests {
         FailureCode::Refused,
         FailureCode::InProgress,
         FailureCode::Replayed,
+        FailureCode::NotYet,
         FailureCode::Peer,
         FailureCode::Sealing,
         FailureCode::SealingUnavailable,
@@ -425,6 +426,7 @@ mod tests {
             ErrorCode::Refused,
             ErrorCode::InProgress,
             ErrorCode::Replayed,
+            ErrorCode::NotYet,
             ErrorCode::Peer,
             ErrorCode::Sealing,
             ErrorCode::SealingUnavailable,

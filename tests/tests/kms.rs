@@ -522,6 +522,35 @@ async fn http(url: &str, target: Option<&str>, body: &[u8]) -> (u16, serde_json:
     )
 }
 
+/// An unsigned `Decrypt` to the stand-in's HTTPS port, over TLS checked against the simulated
+/// CA as an enclave checks it; returns the raw answer.
+async fn https_unsigned(w: &cohort_tests::kms::World) -> String {
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = attestation::sim::SimulatedCa::load(&w.ca_dir).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(ca.root_der().to_vec()))
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(&w.kms_tls).await.unwrap();
+    let name = ServerName::try_from("kms.us-east-1.amazonaws.com").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let request = "POST / HTTP/1.1\r\nhost: kms.us-east-1.amazonaws.com\r\ncontent-type: application/x-amz-json-1.1\r\nx-amz-target: TrentService.Decrypt\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tls.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out).to_string()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_kms_stand_in_answers_bad_requests_as_kms_does() {
     let w = world().await;
@@ -565,6 +594,13 @@ async fn the_kms_stand_in_answers_bad_requests_as_kms_does() {
         );
         assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
+    // The HTTPS port (where enclaves' tunnels lead) takes only SigV4-signed requests: the
+    // parent's signature is demonstrably there in every sealing test.
+    let unsigned = https_unsigned(&w).await;
+    assert!(
+        unsigned.starts_with("HTTP/1.1 400") && unsigned.contains("IncompleteSignatureException"),
+        "{unsigned}"
+    );
     // Nothing was created by the refused CreateKey calls.
     let keys = std::fs::read_dir(w.dir.path().join("kms/keys"))
         .unwrap()

@@ -44,6 +44,9 @@ pub(super) fn parse_quorum(q: &str) -> Vec<u16> {
     q.split(',').filter_map(|n| n.parse().ok()).collect()
 }
 
+/// How long to wait before trying again after an enclave answered `not_yet`.
+const NOT_YET_PAUSE: std::time::Duration = std::time::Duration::from_millis(1000);
+
 /// Whether an enclave refused the request itself (its approvals, expiry or shape), as opposed
 /// to failing to run it.
 pub(super) fn refusal(code: FailureCode) -> bool {
@@ -205,7 +208,11 @@ impl Coordinator {
                         why,
                         "signing attempt failed; retrying"
                     );
-                    if code == Some(FailureCode::NoPresignature) && presig.is_some() {
+                    if code == Some(FailureCode::NotYet) {
+                        // An enclave whose clock is behind ours: the same quorum, a moment
+                        // later (the request is valid from its creation time at every node).
+                        tokio::time::sleep(NOT_YET_PAUSE).await;
+                    } else if code == Some(FailureCode::NoPresignature) && presig.is_some() {
                         use_presig = false;
                     } else {
                         failed.insert(quorum);
@@ -368,6 +375,16 @@ fn judge_failures(run: &SessionRun, quorum: &[u16]) -> Attempt {
             suspend: vec![],
             code: Some(FailureCode::NoPresignature),
             why: format!("{}: {why}", FailureCode::NoPresignature),
+        };
+    }
+    // An enclave whose clock has not reached the request's creation time yet (`not_yet`):
+    // nothing is wrong with the request or the nodes; try again shortly (ADR 0011).
+    if let Some((n, _, m)) = failures.iter().find(|(_, c, _)| *c == FailureCode::NotYet) {
+        return Attempt::Retry {
+            exclude: vec![],
+            suspend: vec![],
+            code: Some(FailureCode::NotYet),
+            why: format!("node {n}: {m}"),
         };
     }
     // An enclave that consumed the request but no longer holds its signature (`replayed`):

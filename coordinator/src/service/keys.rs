@@ -188,6 +188,9 @@ fn validate_create_key(
     Ok((r, wire, actors))
 }
 
+/// How many times a key generation is run while an enclave answers `not_yet`.
+const NOT_YET_TRIES: usize = 3;
+
 impl Coordinator {
     /// Every key.
     pub async fn keys(&self) -> Result<Vec<KeyInfo>, ApiError> {
@@ -270,16 +273,29 @@ impl Coordinator {
         // Reserve the key id: one generation of a key at a time, across coordinators too.
         // A `/` cannot appear in client idempotency keys: no client request can take this one.
         let reservation = format!("create-key/{}", r.key_id);
-        let lease = self.reserve_key_id(&reservation, &r).await?;
         not_before(r.created).await;
-        let run = run_session(
-            &self.nodes,
-            &new_session_id(),
-            &all,
-            &SessionKind::CreateKey { request: wire },
-            self.settings.setup_round_timeout,
-        )
-        .await;
+        let lease = self.reserve_key_id(&reservation, &r).await?;
+        // An enclave whose clock is behind ours answers `not_yet` (the request is valid from its
+        // creation time on): the generation is tried again a moment later, a few times.
+        let kind = SessionKind::CreateKey { request: wire };
+        let mut run = None;
+        for _ in 0..NOT_YET_TRIES {
+            let this = run_session(
+                &self.nodes,
+                &new_session_id(),
+                &all,
+                &kind,
+                self.settings.setup_round_timeout,
+            )
+            .await;
+            let not_yet = matches!(this.failure(), Some((_, FailureCode::NotYet, _)));
+            run = Some(this);
+            if !not_yet {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        let run = run.expect("NOT_YET_TRIES is at least 1");
         let mut entry = AuditEntry {
             action: "create_key".into(),
             actors,

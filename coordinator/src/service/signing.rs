@@ -76,6 +76,9 @@ impl Coordinator {
             lease_secs: self.lease_secs(),
             same_request: true,
         };
+        // Held before the lease is taken (a lease that ran out while waiting would let a retry
+        // or another coordinator run the request at the same time).
+        not_before(r.created).await;
         let lease = match self.take_request(&claim, r.payloads.len() as u16).await? {
             Ok(lease) => lease,
             Err(stored) => return Ok(stored),
@@ -246,7 +249,6 @@ impl Coordinator {
         ticket: &Ticket,
         presign: Option<PresignatureUse>,
     ) -> Result<(SignResult, AuditEntry), (ApiError, Vec<u16>)> {
-        not_before(r.created).await;
         self.live.fetch_add(1, Ordering::SeqCst);
         let _live = Live(&self.live, &self.last_live);
         let expected_key = match (key.scheme, &key_row.chain_code) {

@@ -95,6 +95,12 @@ impl Roots {
     }
 }
 
+/// Text from the parent (or from an answer it could have shaped), as it may appear in errors
+/// and logs: at most 200 characters, quoted and escaped (no line breaks of its own).
+pub(crate) fn bounded(text: &str) -> String {
+    format!("{:?}", text.chars().take(200).collect::<String>())
+}
+
 /// KMS's host for `key`: `kms.<region>.amazonaws.com` (`.amazonaws.com.cn` in China).
 pub fn kms_host(key: &KmsKeyArn) -> String {
     let domain = match key.partition() {
@@ -153,7 +159,7 @@ pub fn post(
     match answer {
         ParentResponse::TunnelOpen => {}
         ParentResponse::Error { code, message } => {
-            let message = format!("the parent opened no tunnel: {code}: {message}");
+            let message = format!("the parent opened no tunnel: {code}: {}", bounded(&message));
             return Err(match code {
                 protocol::parent::ParentErrorCode::Unavailable => HttpsError::Unavailable(message),
                 _ => HttpsError::Parent(message),
@@ -161,7 +167,8 @@ pub fn post(
         }
         other => {
             return Err(HttpsError::Parent(format!(
-                "unexpected answer to OpenTunnel: {other:?}"
+                "unexpected answer to OpenTunnel: {}",
+                bounded(&format!("{other:?}"))
             )));
         }
     }
@@ -322,7 +329,8 @@ fn read_chunked(stream: &mut impl Read, mut pending: Vec<u8>) -> Result<Vec<u8>,
         if size == 0 {
             return Ok(body);
         }
-        if body.len() + size > MAX_BODY {
+        // `body` never exceeds MAX_BODY, so neither sum below can overflow.
+        if size > MAX_BODY - body.len() {
             return Err(ReadFailure::Malformed(format!(
                 "a body over {MAX_BODY} bytes"
             )));
@@ -388,6 +396,12 @@ mod tests {
                 .contains("chunk size")
         );
         assert!(parse(b"HTTP/1.1 200").unwrap_err().contains("cut short"));
+        // A chunk size near usize::MAX is a bound exceeded, not an overflow or a panic.
+        assert!(
+            parse(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nffffffffffffffff\r\nx")
+                .unwrap_err()
+                .contains("over")
+        );
     }
 
     #[test]

@@ -151,7 +151,8 @@ impl KmsSealingAuthority {
             ParentResponse::Error { code, message } => return Err(refused(code, message)),
             other => {
                 return Err(SealError::BadAnswer(format!(
-                    "unexpected answer to SignKms: {other:?}"
+                    "unexpected answer to SignKms: {}",
+                    https::bounded(&format!("{other:?}"))
                 )));
             }
         };
@@ -270,7 +271,7 @@ fn kms_failure(operation: KmsOperation, status: u16, json: &Value) -> SealError 
 }
 
 fn refused(code: ParentErrorCode, message: String) -> SealError {
-    let message = format!("{code}: {message}");
+    let message = format!("{code}: {}", https::bounded(&message));
     match code {
         ParentErrorCode::Unavailable => SealError::Unavailable(message),
         // A misconfigured proxy needs an operator, not a quick retry.

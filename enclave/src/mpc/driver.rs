@@ -175,13 +175,9 @@ fn encode_outgoing<M: Serialize>(msg: Outgoing<M>) -> Result<OutgoingMessage, Mp
         MessageDestination::AllParties => None,
         MessageDestination::OneParty(j) => Some(j),
     };
-    let mut payload = Vec::new();
-    ciborium::into_writer(&msg.msg, &mut payload)
+    let payload = super::encode_secret(&msg.msg)
         .map_err(|e| MpcError::Internal(format!("encoding a protocol message: {e}")))?;
-    Ok(OutgoingMessage {
-        to,
-        payload: payload.into(),
-    })
+    Ok(OutgoingMessage { to, payload })
 }
 
 /// A hand-written protocol machine (FROST) whose abort or internal error is terminal: after one,

@@ -22,6 +22,28 @@ mod test_router;
 /// A party's index within one protocol run (0-based, as the protocol crates number parties).
 pub type PartyIndex = u16;
 
+/// Serializes `value` as CBOR into a buffer allocated once at its exact size and wiped when
+/// dropped: no reallocation leaves a copy of a secret-bearing message behind.
+pub fn encode_secret<T: serde::Serialize>(
+    value: &T,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, ciborium::ser::Error<std::io::Error>> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    ciborium::into_writer(value, &mut count)?;
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(count.0));
+    ciborium::into_writer(value, &mut *out)?;
+    Ok(out)
+}
+
 /// A message to send to one peer (`to = Some(i)`) or to all peers (`to = None`, broadcast).
 #[derive(Clone, PartialEq, Eq)]
 pub struct OutgoingMessage {

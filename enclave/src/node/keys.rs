@@ -136,8 +136,12 @@ struct Opened {
     genesis: Option<Zeroizing<Vec<u8>>>,
     aux: Option<SecretAuxInfo>,
     records: Vec<(BlobKind, KeyRecord)>,
-    resealed: Vec<Option<ByteBuf>>,
+    /// Per blob, what to seal again in the current format once the binding is known.
+    to_reseal: Vec<Option<Reseal>>,
 }
+
+/// A blob to seal again: its kind, key id and plaintext.
+type Reseal = (BlobKind, String, Zeroizing<Vec<u8>>);
 
 impl Node {
     /// Reloads sealed state: the node key, the genesis blob, auxiliary info and key shares.
@@ -186,13 +190,24 @@ impl Node {
                 .map(|c| c.to_string()),
         };
         for blob in blobs {
-            seal::check_binding(&seal::context(blob)?, &binding)?;
+            seal::check_restored(blob, &binding)?;
         }
         if let Some(node) = &binding.node {
             self.sealing.bind_node(node);
         }
         if let Some(cluster) = &binding.cluster {
             self.sealing.bind_cluster(cluster);
+        }
+        // Blobs of another authority or an older format, sealed again now that the binding is
+        // known (so the new ones carry the node and cluster).
+        let mut resealed = Vec::with_capacity(blobs.len());
+        for entry in &opened.to_reseal {
+            resealed.push(match entry {
+                Some((kind, id, plain)) => {
+                    Some(ByteBuf::from(self.sealing.seal(*kind, id, plain)?))
+                }
+                None => None,
+            });
         }
         let Some(state) = genesis else {
             if !opened.records.is_empty() || opened.aux.is_some() {
@@ -203,7 +218,7 @@ impl Node {
                 .ok_or_else(|| bad("nothing to restore: no node key and no genesis blob"))?;
             info!(node_key = %super::enroll::key_hex(&node_key.key.public()), "node key restored (enrolled)");
             self.node_key = Some(node_key);
-            return Ok((Vec::new(), false, opened.resealed));
+            return Ok((Vec::new(), false, resealed));
         };
         let mut keys = BTreeMap::new();
         for (kind, record) in opened.records {
@@ -236,7 +251,7 @@ impl Node {
             self.primes.warm_up();
         }
         self.aux = aux;
-        Ok((names, has_aux, opened.resealed))
+        Ok((names, has_aux, resealed))
     }
 
     /// Names the KMS key the node-key blob's header carries, before anything is opened: every
@@ -266,7 +281,7 @@ impl Node {
 
     fn open_blobs(&mut self, blobs: &[ByteBuf]) -> Result<Opened, NodeError> {
         let mut opened = Opened {
-            resealed: Vec::with_capacity(blobs.len()),
+            to_reseal: Vec::with_capacity(blobs.len()),
             ..Opened::default()
         };
         let arn = self.name_kms_key_of(blobs)?;
@@ -281,9 +296,12 @@ impl Node {
         }
         for blob in blobs {
             let (kind, _) = seal::peek(blob)?;
-            let (_, plain, migrated) = self.sealing.open(blob, kind, None)?;
-            let current = migrated.clone().unwrap_or_else(|| blob.to_vec());
-            opened.resealed.push(migrated.map(ByteBuf::from));
+            let (id, plain) = self.sealing.open_only(blob, kind, None)?;
+            let again = self.sealing.needs_reseal(blob)?;
+            opened
+                .to_reseal
+                .push(again.then(|| (kind, id, Zeroizing::new(plain.to_vec()))));
+            let current = blob.to_vec();
             match kind {
                 BlobKind::NodeKey => {
                     let arn = arn.as_ref().ok_or_else(|| {

@@ -68,6 +68,9 @@ pub enum NodeError {
     /// The request id was used before.
     #[error("refused: {0}")]
     Replayed(String),
+    /// The request is valid only from its creation time, which is after this enclave's clock.
+    #[error("refused: {0}")]
+    NotYet(String),
     /// A peer failed attestation or misbehaved.
     #[error("{0}")]
     Peer(#[from] PeerError),
@@ -86,6 +89,7 @@ impl From<PolicyError> for NodeError {
     fn from(e: PolicyError) -> Self {
         match e {
             PolicyError::Replayed => Self::Replayed(e.to_string()),
+            PolicyError::NotYet { .. } => Self::NotYet(e.to_string()),
             other => Self::Refused(other.to_string()),
         }
     }
@@ -98,6 +102,7 @@ impl From<NodeError> for EnclaveError {
             NodeError::Refused(_) => ErrorCode::Refused,
             NodeError::InProgress(_) => ErrorCode::InProgress,
             NodeError::Replayed(_) => ErrorCode::Replayed,
+            NodeError::NotYet(_) => ErrorCode::NotYet,
             NodeError::Peer(_) => ErrorCode::Peer,
             NodeError::Seal(e) if e.is_retryable() => ErrorCode::SealingUnavailable,
             NodeError::Seal(_) => ErrorCode::Sealing,
@@ -152,6 +157,8 @@ pub struct Node {
     presignatures: HashMap<[u8; SESSION_ID_LEN], Presignature>,
     sessions: HashMap<[u8; SESSION_ID_LEN], Session>,
     used_sessions: HashSet<[u8; SESSION_ID_LEN]>,
+    /// Ids of sessions aborted before they started here, the last few only.
+    recently_aborted: std::collections::VecDeque<[u8; SESSION_ID_LEN]>,
     in_flight: HashSet<Vec<u8>>,
     released: HashMap<Vec<u8>, Released>,
     guard: RequestGuard,
@@ -195,6 +202,7 @@ impl Node {
             presignatures: HashMap::new(),
             sessions: HashMap::new(),
             used_sessions: HashSet::new(),
+            recently_aborted: std::collections::VecDeque::new(),
             in_flight: HashSet::new(),
             released: HashMap::new(),
             guard: RequestGuard::new(clock().as_secs()),
@@ -217,6 +225,16 @@ impl Node {
     /// Number of presignatures ready.
     pub fn presignature_count(&self) -> usize {
         self.presignatures.len()
+    }
+
+    /// Number of session ids used for good (sessions started here).
+    pub fn used_session_count(&self) -> usize {
+        self.used_sessions.len()
+    }
+
+    /// Number of consumed request use keys remembered (requests not expired yet).
+    pub fn remembered_request_count(&self) -> usize {
+        self.guard.remembered()
     }
 
     /// Number of sessions in progress.

@@ -11,6 +11,10 @@ use super::machine::Machine;
 use super::membership::MembershipError;
 use super::signing::Signing;
 use super::{Node, NodeError, bad, failed, hex_short, session_id};
+
+/// How many ids of sessions aborted before they started are remembered (so that a start
+/// arriving after its abort is refused).
+const RECENTLY_ABORTED: usize = 1024;
 use crate::identity::SecretIdentity;
 use crate::mpc::{IncomingMessage, MpcError, OutgoingMessage, PartyIndex, Step};
 use crate::peer::{Channel, Roster};
@@ -142,7 +146,7 @@ impl Node {
     ) -> Result<SessionUpdate, NodeError> {
         let sid = session_id(session)?;
         self.expire_idle_sessions();
-        if self.used_sessions.contains(&sid) {
+        if self.used_sessions.contains(&sid) || self.recently_aborted.contains(&sid) {
             return Err(NodeError::Refused("session id already used".into()));
         }
         let my_position = self.check_participants(participants)?;
@@ -348,8 +352,15 @@ impl Node {
             info!(session = %hex_short(&sid), "session aborted by the relay");
             self.release(&s);
         }
-        // Never reusable, even if it had not started here yet.
-        self.used_sessions.insert(sid);
+        // A session that had not started here yet (its start may still be on its way) is
+        // remembered among the last few aborted, not forever: an abort of an unknown id costs
+        // nothing that grows (issue 18). A started session's id is used for good already.
+        else if !self.recently_aborted.contains(&sid) {
+            if self.recently_aborted.len() == RECENTLY_ABORTED {
+                self.recently_aborted.pop_front();
+            }
+            self.recently_aborted.push_back(sid);
+        }
         let outcome = failed(FailureCode::Aborted, "session aborted by the relay", vec![]);
         Ok(update(sid, vec![], Some(outcome)))
     }

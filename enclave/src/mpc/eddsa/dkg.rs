@@ -156,8 +156,7 @@ impl Dkg {
                         })?;
                         out.push(OutgoingMessage {
                             to: Some(to),
-                            payload: encode(&self.session_id, Body::DkgRound2(Box::new(package)))?
-                                .into(),
+                            payload: encode(&self.session_id, Body::DkgRound2(Box::new(package)))?,
                         });
                     }
                     self.phase = DkgPhase::Round2(secret);
@@ -325,9 +324,7 @@ mod tests {
         let forged = encode(SESSION, Body::DkgRound1(Box::new(forged))).expect("encodes");
         let mut round2_sent = false;
         let results = route(start_dkg(n, t), 7, |d| match decoded(d) {
-            Some(Body::DkgRound1(_)) if d.from == 0 && d.to == 2 => {
-                d.payload = forged.clone().into()
-            }
+            Some(Body::DkgRound1(_)) if d.from == 0 && d.to == 2 => d.payload = forged.clone(),
             Some(Body::DkgRound2(_)) => round2_sent = true,
             _ => {}
         });

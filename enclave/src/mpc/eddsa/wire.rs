@@ -56,15 +56,17 @@ impl Body {
     }
 }
 
-pub(super) fn encode(session_id: &[u8], body: Body) -> Result<Vec<u8>, MpcError> {
+pub(super) fn encode(
+    session_id: &[u8],
+    body: Body,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, MpcError> {
     let wire = Wire::V1(WireV1 {
         session_id: session_id.to_vec(),
         body,
     });
-    let mut out = Vec::new();
-    ciborium::ser::into_writer(&wire, &mut out)
-        .map_err(|e| MpcError::Internal(format!("cannot encode eddsa message: {e}")))?;
-    Ok(out)
+    // Round-2 DKG packages carry secret shares: one exact allocation, handed over whole.
+    crate::mpc::encode_secret(&wire)
+        .map_err(|e| MpcError::Internal(format!("cannot encode eddsa message: {e}")))
 }
 
 pub(super) fn bad(from: PartyIndex, reason: impl Into<String>) -> MpcError {
@@ -108,7 +110,7 @@ pub(super) fn decode(
 pub(super) fn broadcast(session_id: &[u8], body: Body) -> Result<OutgoingMessage, MpcError> {
     Ok(OutgoingMessage {
         to: None,
-        payload: encode(session_id, body)?.into(),
+        payload: encode(session_id, body)?,
     })
 }
 

@@ -116,6 +116,9 @@ pub struct RequestGuard {
     seen: HashMap<Vec<u8>, u64>,
     /// When expired entries were last dropped (at most once a second).
     pruned_at: u64,
+    /// The latest time seen: a clock stepping back cannot make a pruned (expired) request
+    /// valid again.
+    high_water: u64,
 }
 
 impl RequestGuard {
@@ -125,6 +128,7 @@ impl RequestGuard {
             boot_time,
             seen: HashMap::new(),
             pruned_at: 0,
+            high_water: boot_time,
         }
     }
 
@@ -140,6 +144,7 @@ impl RequestGuard {
         if request_id.is_empty() {
             return Err(PolicyError::Malformed("empty request id".into()));
         }
+        let now = now.max(self.high_water);
         policy::check_window(created, expiry, now)?;
         // An earlier incarnation consumed only requests created by its own clock, so before
         // this boot. (In whole seconds: a boot in the very second of the last consumption
@@ -182,6 +187,8 @@ impl RequestGuard {
         now: u64,
     ) -> Result<(), PolicyError> {
         self.check(request_id, created, expiry, now)?;
+        let now = now.max(self.high_water);
+        self.high_water = now;
         self.prune(now);
         self.seen.insert(request_id.to_vec(), expiry);
         Ok(())
@@ -292,10 +299,15 @@ mod tests {
         let later = now + 6;
         guard.consume(&[1; 16], later, later + 60, later).unwrap();
         assert_eq!(guard.remembered(), 1);
-        // ...and an expired one is refused all the same.
+        // ...and an expired one is refused all the same,
         let first = [&0u32.to_be_bytes()[..], &[0u8; 12]].concat();
         assert!(matches!(
             guard.consume(&first, now - 10, now + 5, later),
+            Err(PolicyError::Expired(_))
+        ));
+        // even if the clock steps back to before its expiry: the guard keeps the latest time.
+        assert!(matches!(
+            guard.consume(&first, now - 10, now + 5, now + 1),
             Err(PolicyError::Expired(_))
         ));
     }

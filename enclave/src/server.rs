@@ -70,6 +70,8 @@ pub struct Counters {
     pub remembered_requests: usize,
     /// Presignatures held.
     pub presignatures: usize,
+    /// Ids of sessions aborted before they started, remembered (at most 65,536).
+    pub aborted_remembered: usize,
 }
 
 impl Snapshot {
@@ -83,6 +85,7 @@ impl Snapshot {
                 used_sessions: node.used_session_count(),
                 remembered_requests: node.remembered_request_count(),
                 presignatures: node.presignature_count(),
+                aborted_remembered: node.aborted_remembered_count(),
             },
         }
     }

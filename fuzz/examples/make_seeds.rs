@@ -271,7 +271,10 @@ fn frames() {
         (
             "parent-signed",
             encode_frame(&ParentResponse::Signed {
-                headers: vec![("authorization".into(), "AWS4-HMAC-SHA256 Credential=x".into())],
+                headers: vec![(
+                    "authorization".into(),
+                    "AWS4-HMAC-SHA256 Credential=x".into(),
+                )],
             }),
         ),
         (

@@ -45,8 +45,9 @@ pub enum ArnError {
     Resource(String),
 }
 
-/// Whether `region` has the shape of an AWS region: `<two letters>(-<word>)+-<number>`
-/// (`eu-west-1`, `us-gov-west-1`, `cn-north-1`, `ap-southeast-4`). The enclave derives KMS's host
+/// Whether `region` has the shape of an AWS region: `<two to four letters>(-<word>)+-<number>`
+/// (`eu-west-1`, `us-gov-west-1`, `cn-north-1`, `ap-southeast-4`, `eusc-de-east-1`), and no
+/// `fips` part (a FIPS endpoint is another host name). The enclave derives KMS's host
 /// name from it, so nothing else may pass: not `s3`, `s3-us-west-2` or `fips`-style names that
 /// would name another service's host.
 fn region_shaped(region: &str) -> bool {
@@ -56,7 +57,8 @@ fn region_shaped(region: &str) -> bool {
     };
     region.len() <= 32
         && parts.len() >= 3
-        && first.len() == 2
+        && (2..=4).contains(&first.len())
+        && !parts.contains(&"fips")
         && first.bytes().all(|b| b.is_ascii_lowercase())
         && !last.is_empty()
         && last.len() <= 2
@@ -245,7 +247,10 @@ mod tests {
             "eu-west-1a",
             "eu-west-123",
             "fips-eu-west-1",
+            "eu-west-1-fips",
             "eu.west-1",
+            "s3-external-1",
+            "abcde-west-1",
         ] {
             let arn = format!("arn:aws:kms:{region}:111122223333:key/k");
             assert!(
@@ -259,6 +264,9 @@ mod tests {
             "us-gov-west-1",
             "il-central-1",
             "us-isob-east-1",
+            "eusc-de-east-1",
+            "ca-west-1",
+            "cn-northwest-1",
         ] {
             let arn = format!("arn:aws:kms:{region}:111122223333:key/k");
             assert!(KmsKeyArn::parse(&arn).is_ok(), "{region}");

@@ -44,6 +44,10 @@ pub(super) fn parse_quorum(q: &str) -> Vec<u16> {
     q.split(',').filter_map(|n| n.parse().ok()).collect()
 }
 
+/// How many times a payload's signing waits and tries the same quorum again after `not_yet`;
+/// after that the quorum counts as failed.
+const NOT_YET_RETRIES: u32 = 2;
+
 /// How long to wait before trying again after an enclave answered `not_yet`.
 const NOT_YET_PAUSE: std::time::Duration = std::time::Duration::from_millis(1000);
 
@@ -138,6 +142,7 @@ impl Coordinator {
         let mut failed = BTreeSet::new();
         let mut use_presig = presign != Some(PresignatureUse::Never);
         let mut last_error = String::new();
+        let mut not_yet_left = NOT_YET_RETRIES;
         loop {
             if Instant::now() >= deadline {
                 return Err(err(
@@ -208,10 +213,13 @@ impl Coordinator {
                         why,
                         "signing attempt failed; retrying"
                     );
-                    if code == Some(FailureCode::NotYet) {
+                    if code == Some(FailureCode::NotYet) && not_yet_left > 0 {
                         // An enclave whose clock is behind ours: the same quorum, a moment
                         // later (the request is valid from its creation time at every node).
-                        tokio::time::sleep(NOT_YET_PAUSE).await;
+                        // Only a few times: a parent could answer `not_yet` for ever.
+                        not_yet_left -= 1;
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        tokio::time::sleep(NOT_YET_PAUSE.min(left)).await;
                     } else if code == Some(FailureCode::NoPresignature) && presig.is_some() {
                         use_presig = false;
                     } else {
@@ -379,10 +387,13 @@ fn judge_failures(run: &SessionRun, quorum: &[u16]) -> Attempt {
     }
     // An enclave whose clock has not reached the request's creation time yet (`not_yet`):
     // nothing is wrong with the request or the nodes; try again shortly (ADR 0011).
+    // Blame still applies (the answer is not authenticated: a parent could send it to shield a
+    // partner), and the caller tries the same quorum only a couple of times.
     if let Some((n, _, m)) = failures.iter().find(|(_, c, _)| *c == FailureCode::NotYet) {
+        let suspend = run.blamed();
         return Attempt::Retry {
-            exclude: vec![],
-            suspend: vec![],
+            exclude: suspend.clone(),
+            suspend,
             code: Some(FailureCode::NotYet),
             why: format!("node {n}: {m}"),
         };

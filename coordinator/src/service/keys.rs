@@ -189,7 +189,7 @@ fn validate_create_key(
 }
 
 /// How many times a key generation is run while an enclave answers `not_yet`.
-const NOT_YET_TRIES: usize = 3;
+const NOT_YET_TRIES: u32 = 5;
 
 impl Coordinator {
     /// Every key.
@@ -276,10 +276,10 @@ impl Coordinator {
         not_before(r.created).await;
         let lease = self.reserve_key_id(&reservation, &r).await?;
         // An enclave whose clock is behind ours answers `not_yet` (the request is valid from its
-        // creation time on): the generation is tried again a moment later, a few times.
+        // creation time on): the generation is tried again after 1, 2, 4 and 8 s.
         let kind = SessionKind::CreateKey { request: wire };
         let mut run = None;
-        for _ in 0..NOT_YET_TRIES {
+        for attempt in 0..NOT_YET_TRIES {
             let this = run_session(
                 &self.nodes,
                 &new_session_id(),
@@ -288,12 +288,21 @@ impl Coordinator {
                 self.settings.setup_round_timeout,
             )
             .await;
-            let not_yet = matches!(this.failure(), Some((_, FailureCode::NotYet, _)));
+            // Any node's `not_yet` (the others' outcomes are `aborted` once one fails).
+            let not_yet = this.outcomes.values().any(|o| {
+                matches!(
+                    o,
+                    Outcome::Failed {
+                        code: FailureCode::NotYet,
+                        ..
+                    }
+                )
+            });
             run = Some(this);
-            if !not_yet {
+            if !not_yet || attempt + 1 == NOT_YET_TRIES {
                 break;
             }
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            tokio::time::sleep(std::time::Duration::from_secs(1 << attempt)).await;
         }
         let run = run.expect("NOT_YET_TRIES is at least 1");
         let mut entry = AuditEntry {

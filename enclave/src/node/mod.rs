@@ -157,8 +157,10 @@ pub struct Node {
     presignatures: HashMap<[u8; SESSION_ID_LEN], Presignature>,
     sessions: HashMap<[u8; SESSION_ID_LEN], Session>,
     used_sessions: HashSet<[u8; SESSION_ID_LEN]>,
-    /// Ids of sessions aborted before they started here, the last few only.
+    /// Ids of sessions aborted before they started here, the last few only (in order, and as
+    /// a set for lookups).
     recently_aborted: std::collections::VecDeque<[u8; SESSION_ID_LEN]>,
+    aborted_set: HashSet<[u8; SESSION_ID_LEN]>,
     in_flight: HashSet<Vec<u8>>,
     released: HashMap<Vec<u8>, Released>,
     guard: RequestGuard,
@@ -203,6 +205,7 @@ impl Node {
             sessions: HashMap::new(),
             used_sessions: HashSet::new(),
             recently_aborted: std::collections::VecDeque::new(),
+            aborted_set: HashSet::new(),
             in_flight: HashSet::new(),
             released: HashMap::new(),
             guard: RequestGuard::new(clock().as_secs()),
@@ -230,6 +233,11 @@ impl Node {
     /// Number of session ids used for good (sessions started here).
     pub fn used_session_count(&self) -> usize {
         self.used_sessions.len()
+    }
+
+    /// Number of ids of sessions aborted before they started that are remembered (bounded).
+    pub fn aborted_remembered_count(&self) -> usize {
+        self.recently_aborted.len()
     }
 
     /// Number of consumed request use keys remembered (requests not expired yet).

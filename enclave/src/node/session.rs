@@ -13,8 +13,9 @@ use super::signing::Signing;
 use super::{Node, NodeError, bad, failed, hex_short, session_id};
 
 /// How many ids of sessions aborted before they started are remembered (so that a start
-/// arriving after its abort is refused).
-const RECENTLY_ABORTED: usize = 1024;
+/// arriving after its abort is refused): 2 MiB at most, and far more than a coordinator taking
+/// over a request aborts at once (64 payloads x 16 attempts).
+const RECENTLY_ABORTED: usize = 65_536;
 use crate::identity::SecretIdentity;
 use crate::mpc::{IncomingMessage, MpcError, OutgoingMessage, PartyIndex, Step};
 use crate::peer::{Channel, Roster};
@@ -146,7 +147,7 @@ impl Node {
     ) -> Result<SessionUpdate, NodeError> {
         let sid = session_id(session)?;
         self.expire_idle_sessions();
-        if self.used_sessions.contains(&sid) || self.recently_aborted.contains(&sid) {
+        if self.used_sessions.contains(&sid) || self.aborted_set.contains(&sid) {
             return Err(NodeError::Refused("session id already used".into()));
         }
         let my_position = self.check_participants(participants)?;
@@ -355,9 +356,11 @@ impl Node {
         // A session that had not started here yet (its start may still be on its way) is
         // remembered among the last few aborted, not forever: an abort of an unknown id costs
         // nothing that grows (issue 18). A started session's id is used for good already.
-        else if !self.recently_aborted.contains(&sid) {
-            if self.recently_aborted.len() == RECENTLY_ABORTED {
-                self.recently_aborted.pop_front();
+        else if !self.used_sessions.contains(&sid) && self.aborted_set.insert(sid) {
+            if self.recently_aborted.len() == RECENTLY_ABORTED
+                && let Some(oldest) = self.recently_aborted.pop_front()
+            {
+                self.aborted_set.remove(&oldest);
             }
             self.recently_aborted.push_back(sid);
         }

@@ -92,16 +92,21 @@ impl Drop for Listener {
     }
 }
 
+/// The context id of a vsock endpoint the enclave dials (its parent's: 3).
+fn parent_cid(cid: Option<u32>) -> io::Result<u32> {
+    cid.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the parent's vsock endpoint needs a context id (3)",
+        )
+    })
+}
+
 /// Connects to `endpoint`; each read and write on the stream may take at most `timeout`.
 pub fn connect(endpoint: &Endpoint, timeout: Duration) -> io::Result<Stream> {
     Ok(match endpoint {
         Endpoint::Vsock { cid, port } => {
-            let cid = cid.ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "the parent's vsock endpoint needs a context id (3)",
-                )
-            })?;
+            let cid = parent_cid(*cid)?;
             let s = VsockStream::connect_with_cid_port(cid, *port)?;
             s.set_read_timeout(Some(timeout))?;
             s.set_write_timeout(Some(timeout))?;
@@ -142,12 +147,7 @@ impl DeadlineStream {
         let left = left_until(deadline)?;
         let conn = match endpoint {
             Endpoint::Vsock { cid, port } => {
-                let cid = cid.ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "the parent's vsock endpoint needs a context id (3)",
-                    )
-                })?;
+                let cid = parent_cid(*cid)?;
                 Conn::Vsock(VsockStream::connect_with_cid_port(cid, *port)?)
             }
             Endpoint::Unix(path) => Conn::Unix(UnixStream::connect(path)?),

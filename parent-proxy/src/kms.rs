@@ -81,15 +81,6 @@ fn failure(code: ParentErrorCode, message: impl Into<String>) -> ParentResponse 
     }
 }
 
-/// KMS's host for `key` (the enclave computes the same name and checks the certificate for it).
-pub fn kms_host(key: &KmsKeyArn) -> String {
-    let domain = match key.partition() {
-        "aws-cn" => "amazonaws.com.cn",
-        _ => "amazonaws.com",
-    };
-    format!("kms.{}.{domain}", key.region())
-}
-
 impl KmsGateway {
     /// A gateway signing with `credentials` (none: every signature is refused as unavailable).
     pub fn new(credentials: Option<SharedCredentialsProvider>, settings: KmsSettings) -> Self {
@@ -159,7 +150,7 @@ impl KmsGateway {
         self.settings
             .tunnel_to
             .clone()
-            .unwrap_or_else(|| format!("{}:443", kms_host(key)))
+            .unwrap_or_else(|| format!("{}:443", key.kms_host()))
     }
 }
 
@@ -186,7 +177,7 @@ pub fn sign_request(
         ("content-type", kms_http::CONTENT_TYPE),
         ("x-amz-target", target.as_str()),
     ];
-    let uri = format!("https://{}/", kms_host(key));
+    let uri = format!("https://{}/", key.kms_host());
     let hash: String = body_sha256.iter().map(|b| format!("{b:02x}")).collect();
     let signable = SignableRequest::new(
         "POST",

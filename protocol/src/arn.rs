@@ -116,6 +116,16 @@ impl KmsKeyArn {
         self.field(1)
     }
 
+    /// KMS's HTTPS host for this key: `kms.<region>.amazonaws.com` (`.amazonaws.com.cn` in
+    /// China). The enclave checks KMS's certificate for this name; the parent tunnels to it.
+    pub fn kms_host(&self) -> String {
+        let domain = match self.partition() {
+            "aws-cn" => "amazonaws.com.cn",
+            _ => "amazonaws.com",
+        };
+        format!("kms.{}.{domain}", self.region())
+    }
+
     /// The region.
     pub fn region(&self) -> &str {
         self.field(3)

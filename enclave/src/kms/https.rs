@@ -101,15 +101,6 @@ pub(crate) fn bounded(text: &str) -> String {
     format!("{:?}", text.chars().take(200).collect::<String>())
 }
 
-/// KMS's host for `key`: `kms.<region>.amazonaws.com` (`.amazonaws.com.cn` in China).
-pub fn kms_host(key: &KmsKeyArn) -> String {
-    let domain = match key.partition() {
-        "aws-cn" => "amazonaws.com.cn",
-        _ => "amazonaws.com",
-    };
-    format!("kms.{}.{domain}", key.region())
-}
-
 /// Asks the parent one framed question on a fresh connection under `deadline`; returns the
 /// answer and the connection (still open, for a tunnel).
 pub fn ask_parent(
@@ -150,7 +141,7 @@ pub fn post(
     body: &[u8],
     deadline: Instant,
 ) -> Result<(u16, Vec<u8>), HttpsError> {
-    let host = kms_host(key);
+    let host = key.kms_host();
     let (answer, tunnel) = ask_parent(
         parent,
         &ParentRequest::OpenTunnel { key: key.clone() },
@@ -408,9 +399,9 @@ mod tests {
     fn the_pinned_roots_load_and_hosts_follow_the_partition() {
         assert_eq!(format!("{:?}", Roots::amazon()), "Roots(5 anchors)");
         let key = KmsKeyArn::parse("arn:aws:kms:eu-west-1:111122223333:key/k").unwrap();
-        assert_eq!(kms_host(&key), "kms.eu-west-1.amazonaws.com");
+        assert_eq!(key.kms_host(), "kms.eu-west-1.amazonaws.com");
         let cn = KmsKeyArn::parse("arn:aws-cn:kms:cn-north-1:111122223333:key/k").unwrap();
-        assert_eq!(kms_host(&cn), "kms.cn-north-1.amazonaws.com.cn");
+        assert_eq!(cn.kms_host(), "kms.cn-north-1.amazonaws.com.cn");
         assert!(Roots::from_der(&[vec![1, 2, 3]]).is_err());
         assert!(Roots::from_der(&[]).is_err());
     }

@@ -12,7 +12,7 @@ use alloy_eips::eip2718::{Decodable2718, Encodable2718};
 use alloy_primitives::{B256, Bytes, Signature, TxKind, keccak256};
 use alloy_rlp::{Decodable, Header};
 use k256::ecdsa::{RecoveryId, VerifyingKey};
-use protocol::policy::Scheme;
+use protocol::policy::{HashFunction, Scheme};
 
 pub use alloy_primitives::{Address, U256};
 
@@ -409,11 +409,11 @@ impl ChainAdapter for Evm {
         let decoded = self.decode_unsigned(unsigned)?;
         Ok(Unsigned {
             tx: unsigned.to_vec(),
-            payloads: vec![Payload {
-                scheme: Scheme::EcdsaSecp256k1,
-                data: keccak256(unsigned).to_vec(),
-                path: path.to_vec(),
-            }],
+            payloads: vec![Payload::ecdsa(
+                HashFunction::Keccak256,
+                unsigned.to_vec(),
+                path,
+            )],
             summary: self.summarize(from, decoded.tx()),
         })
     }
@@ -516,11 +516,14 @@ mod tests {
             "ec098504a817c800825208943535353535353535353535353535353535353535880de0b6b3a764000080018080"
         );
         assert_eq!(
-            hex::encode(&u.payloads[0].data),
+            hex::encode(u.payloads[0].signed_bytes()),
             "daf5a779ae972f972197303d7b574746c7ef83eadac0f2791ad23db92e4c8e53"
         );
+        // The enclaves get the signing encoding itself and hash it (presigned signing).
+        assert_eq!(u.payloads[0].data, u.tx);
+        assert_eq!(u.payloads[0].hash, Some(HashFunction::Keccak256));
         let signed = eth
-            .assemble(&pk, &u.tx, &[sign(&sk, &u.payloads[0].data)])
+            .assemble(&pk, &u.tx, &[sign(&sk, &u.payloads[0].signed_bytes())])
             .unwrap();
         assert_eq!(
             hex::encode(&signed.raw),
@@ -554,7 +557,8 @@ mod tests {
             assert_eq!(u.tx[0], 0x02);
             assert_eq!(u.payloads[0].path, vec![0, 1]);
             // A threshold signer may return the high-s twin: still assembles to a low-s tx.
-            let low = k256::ecdsa::Signature::from_slice(&sign(&sk, &u.payloads[0].data)).unwrap();
+            let low = k256::ecdsa::Signature::from_slice(&sign(&sk, &u.payloads[0].signed_bytes()))
+                .unwrap();
             let (r, s) = low.split_scalars();
             let high = k256::ecdsa::Signature::from_scalars(r, -*s).unwrap();
             let signed = eth
@@ -571,7 +575,7 @@ mod tests {
             // Another key's signature is refused.
             let (other, _) = secp256k1_key(0x12);
             assert!(matches!(
-                eth.assemble(&pk, &u.tx, &[sign(&other, &u.payloads[0].data)]),
+                eth.assemble(&pk, &u.tx, &[sign(&other, &u.payloads[0].signed_bytes())]),
                 Err(AdapterError::BadSignature { .. })
             ));
         }

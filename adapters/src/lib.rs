@@ -31,7 +31,7 @@ pub mod solana;
 #[cfg(test)]
 mod test_support;
 
-use protocol::policy::Scheme;
+use protocol::policy::{HashFunction, Scheme};
 use serde::{Deserialize, Serialize};
 
 pub use registry::{EvmChain, Registry};
@@ -164,15 +164,63 @@ pub struct Utxo {
 }
 
 /// One thing the cluster must sign.
+///
+/// An ECDSA payload is the preimage with the hash function the chain applies to it (BIP143
+/// signing data and double SHA-256, an EVM transaction's signing encoding and Keccak-256): the
+/// enclaves hash it themselves, which lets them sign it from a presignature (a presignature
+/// never signs a bare digest: RUSTSEC-2025-0127).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Payload {
     /// The signature scheme.
     pub scheme: Scheme,
-    /// A 32-byte digest (ECDSA) or the message itself (EdDSA).
+    /// The preimage (ECDSA) or the message itself (EdDSA).
     #[serde(with = "hex_bytes")]
     pub data: Vec<u8>,
+    /// ECDSA: the hash function the enclaves apply to `data` before signing (absent for
+    /// EdDSA, whose signatures hash the message themselves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<HashFunction>,
     /// The derivation path of the signing key (non-hardened; empty for EdDSA).
     pub path: Vec<u32>,
+}
+
+impl Payload {
+    /// An ECDSA payload: `preimage`, hashed with `hash`, signed under `path`.
+    pub fn ecdsa(hash: HashFunction, preimage: Vec<u8>, path: &[u32]) -> Self {
+        Self {
+            scheme: Scheme::EcdsaSecp256k1,
+            data: preimage,
+            hash: Some(hash),
+            path: path.to_vec(),
+        }
+    }
+
+    /// An EdDSA payload: the message itself.
+    pub fn eddsa(message: Vec<u8>) -> Self {
+        Self {
+            scheme: Scheme::EddsaEd25519,
+            data: message,
+            hash: None,
+            path: vec![],
+        }
+    }
+
+    /// What the signature is over: the digest (ECDSA) or the message (EdDSA).
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        match self.hash {
+            Some(h) => h.digest(&self.data).to_vec(),
+            None => self.data.clone(),
+        }
+    }
+
+    /// The payload of a signing request that signs it.
+    pub fn to_request(&self) -> protocol::policy::Payload {
+        match self.hash {
+            Some(h) => protocol::policy::Payload::hashed(h, self.data.clone()),
+            None => protocol::policy::Payload::raw(self.data.clone()),
+        }
+    }
 }
 
 /// An unsigned transaction, what must be signed to complete it, and what it does.

@@ -121,7 +121,7 @@ mod tests {
         // Litecoin mainnet keys live under m/2/…, Bitcoin mainnet's under m/0/….
         assert!(litecoin("mainnet").unwrap().check_path(&[2, 0]).is_ok());
         assert!(litecoin("mainnet").unwrap().check_path(&[0, 0]).is_err());
-        let sig = sign_prehash(&sk, &u.payloads[0].data);
+        let sig = sign_prehash(&sk, &u.payloads[0].signed_bytes());
         let signed = ltc.assemble(&pk, &u.tx, &[sig]).unwrap();
         assert_eq!(ltc.decode(&signed.raw).unwrap().from, u.summary.from);
     }

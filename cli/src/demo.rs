@@ -10,7 +10,7 @@ use coordinator::api::{ClusterStatus, PresignatureUse, SignResult};
 use coordinator::client::ApiClient;
 use ed25519_dalek::SigningKey;
 use k256::ecdsa::signature::hazmat::PrehashVerifier;
-use protocol::policy::Scheme;
+use protocol::policy::{HashFunction, Payload, Scheme};
 
 use crate::devchain::{Anvil, LocalSolana, bitcoin_verify};
 use crate::ops;
@@ -173,48 +173,70 @@ async fn sign_runs(
     approvers: &[SigningKey],
 ) -> anyhow::Result<usize> {
     let mut failures = 0;
-    let runs: Vec<(Vec<u32>, PresignatureUse, &str)> = match scheme {
+    // ECDSA payloads: a preimage the enclaves hash (which a presignature may sign), and a bare
+    // digest, which is signed in full even when a presignature is ready (RUSTSEC-2025-0127).
+    let preimage = || Payload::hashed(HashFunction::Sha256, b"cohort demo transaction".to_vec());
+    let digest = || {
+        Payload::raw(
+            HashFunction::Sha256
+                .digest(b"cohort demo transaction")
+                .to_vec(),
+        )
+    };
+    let runs: Vec<(Vec<u32>, Payload, PresignatureUse, &str)> = match scheme {
         Scheme::EcdsaSecp256k1 => vec![
             (
                 vec![0, 0],
+                preimage(),
                 PresignatureUse::Never,
                 "full signing, child key m/0/0",
             ),
             (
                 vec![],
+                preimage(),
                 PresignatureUse::Prefer,
                 "from a presignature, key m",
             ),
+            (
+                vec![],
+                digest(),
+                PresignatureUse::Prefer,
+                "a bare digest, key m (full signing only)",
+            ),
         ],
-        Scheme::EddsaEd25519 => vec![(vec![], PresignatureUse::Never, "FROST")],
+        Scheme::EddsaEd25519 => vec![(
+            vec![],
+            Payload::raw(b"cohort demo message".to_vec()),
+            PresignatureUse::Never,
+            "FROST",
+        )],
     };
-    for (path, presignature, what) in runs {
+    for (path, payload, presignature, what) in runs {
         if presignature == PresignatureUse::Prefer {
             ops::wait_for_pool(api, key_id, &path, 1, Duration::from_secs(600))
                 .await
                 .context("waiting for the coordinator's presignature pool")?;
         }
-        let payload = match scheme {
-            Scheme::EcdsaSecp256k1 => {
-                use sha2::Digest;
-                sha2::Sha256::digest(b"cohort demo transaction").to_vec()
-            }
-            Scheme::EddsaEd25519 => b"cohort demo message".to_vec(),
+        let signed_over = match scheme {
+            Scheme::EcdsaSecp256k1 => payload.ecdsa_digest().map(Vec::from).unwrap_or_default(),
+            Scheme::EddsaEd25519 => payload.bytes().to_vec(),
         };
+        let raw_digest = scheme == Scheme::EcdsaSecp256k1 && !payload.is_hashed();
         let t = Instant::now();
         let result = ops::sign(
             api,
             trust.cluster_id(),
             key_id,
             &path,
-            payload.clone(),
+            payload,
             approvers,
             Some(presignature),
         )
         .await?;
         let ms = t.elapsed().as_secs_f64() * 1000.0;
-        let ok = verified(scheme, &payload, &result);
         let s = result.signatures.first().context("no signature")?;
+        // A bare digest from a presignature would be a failure even if it verified.
+        let ok = verified(scheme, &signed_over, &result) && !(raw_digest && s.presigned);
         println!(
             "      {what}: nodes {:?}{} in {ms:.1} ms; signature {}",
             s.nodes,

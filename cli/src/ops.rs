@@ -16,7 +16,7 @@ use coordinator::api::{
 use coordinator::client::{ApiCallError, ApiClient};
 use ed25519_dalek::SigningKey;
 use protocol::genesis::ClusterId;
-use protocol::policy::Scheme;
+use protocol::policy::{HashFunction, Payload, Scheme};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use tokio::task::JoinSet;
@@ -189,7 +189,7 @@ pub fn sign_body(
     cluster: ClusterId,
     key_id: &str,
     path: &[u32],
-    payloads: Vec<Vec<u8>>,
+    payloads: Vec<Payload>,
     approvers: &[SigningKey],
     presignature: Option<PresignatureUse>,
 ) -> ApprovedJson<SignRequestJson> {
@@ -208,7 +208,7 @@ pub async fn sign(
     cluster: ClusterId,
     key_id: &str,
     path: &[u32],
-    payload: Vec<u8>,
+    payload: Payload,
     approvers: &[SigningKey],
     presignature: Option<PresignatureUse>,
 ) -> anyhow::Result<SignResult> {
@@ -305,12 +305,15 @@ pub async fn bench(
     let key_owned = key_id.to_string();
     // Approving is the client's work: a request is built before its clock starts.
     let body = std::sync::Arc::new(move |i: usize| -> ApprovedJson<SignRequestJson> {
+        // ECDSA: a preimage the enclaves hash (a presignature never signs a bare digest).
         let payload = match scheme {
-            Scheme::EcdsaSecp256k1 => {
-                use sha2::Digest;
-                sha2::Sha256::digest(format!("cohort bench {i} {salt}")).to_vec()
+            Scheme::EcdsaSecp256k1 => Payload::hashed(
+                HashFunction::Sha256,
+                format!("cohort bench {i} {salt}").into_bytes(),
+            ),
+            Scheme::EddsaEd25519 => {
+                Payload::raw(format!("cohort bench message {i} {salt}").into_bytes())
             }
-            Scheme::EddsaEd25519 => format!("cohort bench message {i} {salt}").into_bytes(),
         };
         sign_body(
             cluster,

@@ -5,8 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ed25519_dalek::{Signer, SigningKey};
 use protocol::genesis::ClusterId;
 use protocol::policy::{
-    Approval, Approved, Canonical, CreateKey, GENESIS_V1_VERSION, Genesis, KeyPolicy,
-    REQUEST_VERSION, Scheme, SignRequest,
+    Approval, Approved, Canonical, CreateKey, GENESIS_V1_VERSION, Genesis, KeyPolicy, Payload,
+    REQUEST_VERSION, SIGN_REQUEST_VERSION, Scheme, SignRequest,
 };
 use rand::RngCore;
 use serde_bytes::ByteBuf;
@@ -95,15 +95,15 @@ pub fn sign_request(
     cluster: ClusterId,
     key_id: &str,
     path: &[u32],
-    payloads: Vec<Vec<u8>>,
+    payloads: Vec<Payload>,
 ) -> SignRequest {
     let t = now();
     SignRequest {
-        v: REQUEST_VERSION,
+        v: SIGN_REQUEST_VERSION,
         cluster,
         key_id: key_id.into(),
         path: path.to_vec(),
-        payloads: payloads.into_iter().map(ByteBuf::from).collect(),
+        payloads,
         request_id: request_id(),
         created: t,
         expiry: t + VALIDITY_SECS,

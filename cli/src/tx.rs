@@ -12,6 +12,7 @@ use coordinator::chains::ChainSettings;
 use coordinator::client::ApiClient;
 use coordinator::rpc::{JsonRpc, fill_intent};
 use ed25519_dalek::SigningKey;
+use protocol::policy::Payload;
 
 use crate::ops;
 use crate::trust::{Trust, VerifiedKey};
@@ -203,8 +204,8 @@ pub fn check_prepared(
             "the coordinator's transaction is not the one its intent builds: refusing to approve"
         );
     }
-    let payloads: Vec<Vec<u8>> = local.payloads.into_iter().map(|p| p.data).collect();
-    let theirs: Vec<Vec<u8>> = prepared.payloads.iter().map(|h| h.0.clone()).collect();
+    let payloads: Vec<Payload> = local.payloads.iter().map(|p| p.to_request()).collect();
+    let theirs: Vec<Payload> = prepared.payloads.iter().map(|p| p.to_wire()).collect();
     if payloads != theirs {
         bail!("the coordinator's payloads are not the transaction's: refusing to approve");
     }
@@ -267,7 +268,7 @@ pub async fn send(
     check_prepared(registry, &key, &req, &prepared)?;
     show(&prepared);
     let cluster = trust.cluster_id();
-    let payloads: Vec<Vec<u8>> = prepared.payloads.iter().map(|h| h.0.clone()).collect();
+    let payloads: Vec<Payload> = prepared.payloads.iter().map(|p| p.to_wire()).collect();
     let body = ops::sign_body(
         cluster,
         &req.key_id,

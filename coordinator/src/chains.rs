@@ -10,8 +10,8 @@ use adapters::{ChainAdapter, Registry};
 use protocol::policy::Scheme;
 
 use crate::api::{
-    AddressInfo, ApiError, AssembleRequest, AssembledTransaction, ErrorCode, Hex, PrepareRequest,
-    PreparedTransaction, SenderRef, parse_path, path_string,
+    AddressInfo, ApiError, AssembleRequest, AssembledTransaction, ErrorCode, Hex, PayloadJson,
+    PrepareRequest, PreparedTransaction, SenderRef, parse_path, path_string,
 };
 use crate::rpc::{JsonRpc, RpcDialect, broadcast, fill_intent};
 use crate::service::{Coordinator, derive_public_key};
@@ -162,7 +162,7 @@ impl Coordinator {
             payloads: unsigned
                 .payloads
                 .iter()
-                .map(|p| Hex(p.data.clone()))
+                .map(|p| PayloadJson::from_wire(&p.to_request()))
                 .collect(),
             unsigned_tx: Hex(unsigned.tx),
             summary: unsigned.summary,

@@ -19,7 +19,7 @@ use attestation::sim::SimulatedCa;
 use ed25519_dalek::SigningKey;
 use enclave::Enclave;
 use enclave::testkit::{IMAGE, admit_all, approve, boot, create_key_request, found, run_session};
-use protocol::policy::{Approved, Scheme, SignRequest};
+use protocol::policy::{Approved, HashFunction, Payload, Scheme, SignRequest};
 use protocol::session::{Outcome, SessionKind};
 use rand::RngCore;
 use serde_bytes::ByteBuf;
@@ -61,14 +61,14 @@ struct Setup {
 }
 
 impl Setup {
-    fn sign(&self, key: &str, payload: Vec<u8>, quorum: &[u16], presignature: Option<ByteBuf>) {
+    fn sign(&self, key: &str, payload: Payload, quorum: &[u16], presignature: Option<ByteBuf>) {
         let t = now();
         let request = SignRequest {
-            v: protocol::policy::REQUEST_VERSION,
+            v: protocol::policy::SIGN_REQUEST_VERSION,
             cluster: self.cluster,
             key_id: key.into(),
             path: vec![],
-            payloads: vec![ByteBuf::from(payload)],
+            payloads: vec![payload],
             request_id: random(16),
             created: t,
             expiry: t + 300,
@@ -155,7 +155,12 @@ fn main() {
     let mut eddsa = Vec::new();
     for i in 0..count {
         let t = Instant::now();
-        s.sign("eddsa", format!("message {i}").into_bytes(), &quorum, None);
+        s.sign(
+            "eddsa",
+            Payload::raw(format!("message {i}").into_bytes()),
+            &quorum,
+            None,
+        );
         eddsa.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     report("sign_eddsa", eddsa);
@@ -163,7 +168,7 @@ fn main() {
     let mut full = Vec::new();
     for i in 0..count.min(50) {
         let t = Instant::now();
-        s.sign("ecdsa", vec![i as u8; 32], &quorum, None);
+        s.sign("ecdsa", Payload::raw(vec![i as u8; 32]), &quorum, None);
         full.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     report("sign_ecdsa_full", full);
@@ -195,7 +200,14 @@ fn main() {
     let mut presigned = Vec::new();
     for (i, id) in presignatures.into_iter().enumerate() {
         let t = Instant::now();
-        s.sign("ecdsa", vec![(i % 251) as u8 + 1; 32], &quorum, Some(id));
+        // Presignatures sign preimages the enclaves hash (an EVM transaction's size here).
+        let preimage = format!("an unsigned EIP-1559 transaction, number {i:>60}").into_bytes();
+        s.sign(
+            "ecdsa",
+            Payload::hashed(HashFunction::Keccak256, preimage),
+            &quorum,
+            Some(id),
+        );
         presigned.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     report("sign_ecdsa_presigned", presigned);

@@ -9,7 +9,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use attestation::sim::SimulatedCa;
 use ed25519_dalek::SigningKey;
 use protocol::peer::PeerEnvelope;
-use protocol::policy::{Approved, Canonical, CreateKey, Scheme, SignRequest};
+use protocol::policy::{
+    Approved, Canonical, CreateKey, HashFunction, Payload, Scheme, SignRequest,
+};
 use protocol::session::{FailureCode, Outcome, PeerDocument, SessionKind};
 use protocol::{EnclaveRequest, EnclaveResponse, ErrorCode};
 use rand::RngCore;
@@ -181,19 +183,43 @@ impl Cluster {
         public.unwrap()
     }
 
+    /// A request to sign the raw `payload` (an ECDSA digest, an EdDSA message).
     fn sign_request(
         &self,
         key_id: &str,
         path: Vec<u32>,
         payload: Vec<u8>,
     ) -> Approved<SignRequest> {
+        self.request_to_sign(key_id, path, Payload::raw(payload))
+    }
+
+    /// A request to sign the double SHA-256 of `preimage`, which the enclaves hash.
+    fn sign_preimage(
+        &self,
+        key_id: &str,
+        path: Vec<u32>,
+        preimage: &[u8],
+    ) -> Approved<SignRequest> {
+        self.request_to_sign(
+            key_id,
+            path,
+            Payload::hashed(HashFunction::Sha256d, preimage),
+        )
+    }
+
+    fn request_to_sign(
+        &self,
+        key_id: &str,
+        path: Vec<u32>,
+        payload: Payload,
+    ) -> Approved<SignRequest> {
         let t = now();
         let request = SignRequest {
-            v: protocol::policy::REQUEST_VERSION,
+            v: protocol::policy::SIGN_REQUEST_VERSION,
             cluster: self.genesis.request.cluster_id(),
             key_id: key_id.into(),
             path,
-            payloads: vec![ByteBuf::from(payload)],
+            payloads: vec![payload],
             request_id: request_id(),
             created: t,
             expiry: t + 120,
@@ -327,7 +353,7 @@ fn ecdsa_keygen_full_and_presigned_signing_with_derivation() {
     // Not for another path or quorum: the presignature is bound to both.
     let wrong_path = c.sign(
         &[0, 1],
-        c.sign_request("btc-1", vec![0, 2], digest.to_vec()),
+        c.sign_preimage("btc-1", vec![0, 2], b"for another path"),
         Some(pid.clone()),
     );
     assert!(
@@ -336,10 +362,27 @@ fn ecdsa_keygen_full_and_presigned_signing_with_derivation() {
             .all(|(code, _)| *code == FailureCode::NoPresignature),
         "{wrong_path:?}"
     );
-    let digest2 = [8u8; 32];
+    // RUSTSEC-2025-0127: a bare digest is never signed from a presignature. A coordinator
+    // naming one for a raw payload is refused by every participant, and the presignature is
+    // left unspent.
+    let raw = c.sign(
+        &[0, 1],
+        c.sign_request("btc-1", vec![0, 1], [8u8; 32].to_vec()),
+        Some(pid.clone()),
+    );
+    assert!(
+        raw.values().all(|o| matches!(
+            o,
+            Outcome::Failed { code: FailureCode::Refused, message, .. } if message.contains("raw digest")
+        )),
+        "{raw:?}"
+    );
+    // A preimage the enclaves hash themselves is signed from it.
+    let preimage = b"a BIP143 signature-hash preimage".to_vec();
+    let digest2 = HashFunction::Sha256d.digest(&preimage);
     let out = c.sign(
         &[0, 1],
-        c.sign_request("btc-1", vec![0, 1], digest2.to_vec()),
+        c.sign_preimage("btc-1", vec![0, 1], &preimage),
         Some(pid.clone()),
     );
     let (sig, pk) = signature_of(&out);
@@ -348,7 +391,7 @@ fn ecdsa_keygen_full_and_presigned_signing_with_derivation() {
     // Used once: a second request for the same presignature finds none.
     let again = c.sign(
         &[0, 1],
-        c.sign_request("btc-1", vec![0, 1], [3u8; 32].to_vec()),
+        c.sign_preimage("btc-1", vec![0, 1], b"another preimage"),
         Some(pid),
     );
     assert!(
@@ -454,7 +497,7 @@ fn refusals_are_made_by_every_enclave() {
     foreign.approvals = approve(&foreign.request, &[&c.admins[0], &c.admins[1]]);
     // Approvals for other payloads.
     let mut other_payload = c.sign_request("refusals", vec![], message.clone());
-    other_payload.request.payloads[0] = ByteBuf::from(b"pay more".to_vec());
+    other_payload.request.payloads[0] = Payload::raw(b"pay more".to_vec());
     // Expired.
     let mut expired = c.sign_request("refusals", vec![], message.clone());
     expired.request.created = now() - 300;
@@ -511,7 +554,7 @@ fn refusals_are_made_by_every_enclave() {
     let again = c.sign(&[0, 1], ok.clone(), None);
     assert_eq!(signature_of(&again), first);
     let mut other = ok.clone();
-    other.request.payloads[0] = ByteBuf::from(b"pay someone else".to_vec());
+    other.request.payloads[0] = Payload::raw(b"pay someone else".to_vec());
     other.approvals = approve(&other.request, &[&c.approvers[0], &c.approvers[2]]);
     let refused = c.sign(&[0, 1], other, None);
     assert!(
@@ -619,7 +662,7 @@ fn one_session_id_started_as_different_sessions_fails_blaming_no_one() {
     };
     let ecdsa = c.sign_request("eid-ecdsa", vec![1], vec![7; 32]);
     let mut two = c.sign_request("eid-eddsa", vec![], b"first".to_vec());
-    two.request.payloads.push(ByteBuf::from(b"second".to_vec()));
+    two.request.payloads.push(Payload::raw(b"second".to_vec()));
     two.approvals = approve(&two.request, &[&c.approvers[0], &c.approvers[2]]);
     let cases: Vec<(&str, SessionKind, SessionKind)> = vec![
         (
@@ -718,7 +761,7 @@ fn restart_unseals_and_signs_again() {
     // The presignature made before the restart is gone from node 1's memory: never used.
     let stale = c.sign(
         &[0, 1],
-        c.sign_request("restart-ecdsa", vec![], [5u8; 32].to_vec()),
+        c.sign_preimage("restart-ecdsa", vec![], b"stale"),
         Some(pid),
     );
     assert!(
@@ -945,9 +988,13 @@ fn one_presignature_named_by_two_coordinators_at_once_signs_once() {
         presign.values().all(|o| *o == Outcome::PresignatureReady),
         "{presign:?}"
     );
-    let (d1, d2) = ([0x11u8; 32], [0x22u8; 32]);
-    let r1 = c.sign_request("two-coordinators", vec![], d1.to_vec());
-    let r2 = c.sign_request("two-coordinators", vec![], d2.to_vec());
+    let (p1, p2) = (b"first preimage", b"second preimage");
+    let (d1, d2) = (
+        HashFunction::Sha256d.digest(p1),
+        HashFunction::Sha256d.digest(p2),
+    );
+    let r1 = c.sign_preimage("two-coordinators", vec![], p1);
+    let r2 = c.sign_preimage("two-coordinators", vec![], p2);
     // Coordinator A has started its session at both nodes when coordinator B runs its own.
     let mut second = None;
     let first = c.run(&[0, 1], sign_kind(r1, Some(pid.clone())), |_, _| {

@@ -204,11 +204,11 @@ mod tests {
 
     fn request(payload: u8) -> SignRequest {
         SignRequest {
-            v: protocol::policy::REQUEST_VERSION,
+            v: protocol::policy::SIGN_REQUEST_VERSION,
             cluster: protocol::genesis::ClusterId([7; 32]),
             key_id: "k1".into(),
             path: vec![],
-            payloads: vec![ByteBuf::from(vec![payload; 32])],
+            payloads: vec![protocol::policy::Payload::raw(vec![payload; 32])],
             request_id: ByteBuf::from(vec![9; 16]),
             created: 1_000_000,
             expiry: 1_000_100,

@@ -88,11 +88,17 @@ fn genesis() -> Approved<Genesis> {
 
 fn sign_request() -> Approved<SignRequest> {
     approve(SignRequest {
-        v: protocol::policy::REQUEST_VERSION,
+        v: protocol::policy::SIGN_REQUEST_VERSION,
         cluster: protocol::genesis::ClusterId([0xc1; 32]),
         key_id: "treasury".into(),
         path: vec![0, 1],
-        payloads: vec![buf(&[0xd1; 32])],
+        payloads: vec![
+            protocol::policy::Payload::raw([0xd1; 32]),
+            protocol::policy::Payload::hashed(
+                protocol::policy::HashFunction::Keccak256,
+                b"an unsigned EIP-1559 transaction".to_vec(),
+            ),
+        ],
         request_id: buf(&[0x0e; 16]),
         created: 1_780_315_200,
         expiry: 1_780_315_500,
@@ -457,7 +463,8 @@ fn sign(unsigned: &adapters::Unsigned) -> Vec<Vec<u8>> {
         .iter()
         .map(|p| match p.scheme {
             Scheme::EcdsaSecp256k1 => {
-                let s: k256::ecdsa::Signature = ecdsa_key().sign_prehash(&p.data).unwrap();
+                let s: k256::ecdsa::Signature =
+                    ecdsa_key().sign_prehash(&p.signed_bytes()).unwrap();
                 s.to_bytes().to_vec()
             }
             Scheme::EddsaEd25519 => eddsa_key().sign(&p.data).to_bytes().to_vec(),

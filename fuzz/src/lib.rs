@@ -412,7 +412,7 @@ fn sign_payloads(unsigned: &Unsigned) -> Option<Vec<Vec<u8>>> {
         .iter()
         .map(|p| match p.scheme {
             Scheme::EcdsaSecp256k1 => {
-                let s: k256::ecdsa::Signature = ecdsa_key().sign_prehash(&p.data).ok()?;
+                let s: k256::ecdsa::Signature = ecdsa_key().sign_prehash(&p.signed_bytes()).ok()?;
                 Some(s.to_bytes().to_vec())
             }
             Scheme::EddsaEd25519 => Some(eddsa_key().sign(&p.data).to_bytes().to_vec()),

@@ -10,10 +10,12 @@ use serde_bytes::ByteBuf;
 
 use crate::genesis::ClusterId;
 
-/// Version of [`CreateKey`] and [`SignRequest`]. Version 2 names the cluster by its id (the
-/// digest of the approved genesis, ADR 0013) where version 1 named it by a label any cluster
-/// could share.
+/// Version of [`CreateKey`]. Version 2 names the cluster by its id (the digest of the approved
+/// genesis, ADR 0013) where version 1 named it by a label any cluster could share.
 pub const REQUEST_VERSION: u8 = 2;
+/// Version of [`SignRequest`]. Version 3 says of each payload whether it is signed as given or
+/// hashed by the enclave first ([`Payload`], ADR 0016); version 2 carried bare bytes only.
+pub const SIGN_REQUEST_VERSION: u8 = 3;
 /// Version of the legacy [`Genesis`] (without a roster), which every enclave and coordinator
 /// refuses (`legacy_genesis`); kept so the refusal can be tested and named.
 pub const GENESIS_V1_VERSION: u8 = 1;
@@ -106,11 +108,115 @@ pub struct CreateKey {
     pub expiry: u64,
 }
 
+/// A hash function an enclave applies to a preimage before signing the digest (ECDSA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HashFunction {
+    /// SHA-256 once.
+    Sha256,
+    /// SHA-256 twice: Bitcoin's signature hashes (BIP143 for segwit v0 inputs).
+    Sha256d,
+    /// Keccak-256 (the original Keccak padding, not SHA3-256): Ethereum's transaction hashes
+    /// (the EIP-2718 signing encoding).
+    Keccak256,
+}
+
+impl HashFunction {
+    /// Every hash function, in order.
+    pub const ALL: [Self; 3] = [Self::Sha256, Self::Sha256d, Self::Keccak256];
+
+    /// The digest of `data`.
+    pub fn digest(self, data: &[u8]) -> [u8; 32] {
+        use sha2::Digest;
+        match self {
+            Self::Sha256 => sha2::Sha256::digest(data).into(),
+            Self::Sha256d => sha2::Sha256::digest(sha2::Sha256::digest(data)).into(),
+            Self::Keccak256 => sha3::Keccak256::digest(data).into(),
+        }
+    }
+}
+
+impl std::fmt::Display for HashFunction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Sha256 => "sha256",
+            Self::Sha256d => "sha256d",
+            Self::Keccak256 => "keccak256",
+        })
+    }
+}
+
+impl std::str::FromStr for HashFunction {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|h| h.to_string() == s)
+            .ok_or_else(|| format!("unknown hash `{s}` (expected sha256, sha256d or keccak256)"))
+    }
+}
+
+/// One thing a signing request signs.
+///
+/// ECDSA presignatures are used only for [`Payload::Hashed`]: a presignature must never sign a
+/// digest whose preimage the enclave did not hash itself (RUSTSEC-2025-0127, ADR 0016).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Payload {
+    /// Signed as given: a 32-byte digest (ECDSA, by full interactive signing only) or the
+    /// message itself (EdDSA).
+    Raw(ByteBuf),
+    /// A preimage every enclave hashes with `hash` before signing the digest (ECDSA only).
+    Hashed {
+        /// The hash function.
+        hash: HashFunction,
+        /// What it hashes.
+        preimage: ByteBuf,
+    },
+}
+
+impl Payload {
+    /// The raw bytes `bytes`.
+    pub fn raw(bytes: impl Into<Vec<u8>>) -> Self {
+        Self::Raw(ByteBuf::from(bytes.into()))
+    }
+
+    /// `preimage`, to be hashed with `hash`.
+    pub fn hashed(hash: HashFunction, preimage: impl Into<Vec<u8>>) -> Self {
+        Self::Hashed {
+            hash,
+            preimage: ByteBuf::from(preimage.into()),
+        }
+    }
+
+    /// What an ECDSA key signs: the digest of a hashed payload, or a raw payload of exactly 32
+    /// bytes; `None` for a raw payload of another length.
+    pub fn ecdsa_digest(&self) -> Option<[u8; 32]> {
+        match self {
+            Self::Raw(bytes) => bytes.as_slice().try_into().ok(),
+            Self::Hashed { hash, preimage } => Some(hash.digest(preimage)),
+        }
+    }
+
+    /// The bytes as given: the raw payload or the preimage.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Raw(bytes) => bytes,
+            Self::Hashed { preimage, .. } => preimage,
+        }
+    }
+
+    /// Whether the enclave hashes it itself, so that a presignature may sign it.
+    pub fn is_hashed(&self) -> bool {
+        matches!(self, Self::Hashed { .. })
+    }
+}
+
 /// Sign payloads with a key (approved under the key's policy).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignRequest {
-    /// [`REQUEST_VERSION`].
+    /// [`SIGN_REQUEST_VERSION`].
     pub v: u8,
     /// The cluster's id: the digest of its approved genesis.
     pub cluster: ClusterId,
@@ -118,8 +224,8 @@ pub struct SignRequest {
     pub key_id: String,
     /// Non-hardened derivation path (empty: the key itself). ECDSA keys only.
     pub path: Vec<u32>,
-    /// What to sign: 32-byte digests (ECDSA) or messages (EdDSA).
-    pub payloads: Vec<ByteBuf>,
+    /// What to sign.
+    pub payloads: Vec<Payload>,
     /// Unique id of this request (16 bytes).
     pub request_id: ByteBuf,
     /// Unix seconds when the request was made.
@@ -169,7 +275,7 @@ impl Canonical for CreateKey {
     const DOMAIN: &'static [u8] = b"cohort/create-key/v2\0";
 }
 impl Canonical for SignRequest {
-    const DOMAIN: &'static [u8] = b"cohort/sign-request/v2\0";
+    const DOMAIN: &'static [u8] = b"cohort/sign-request/v3\0";
 }
 
 /// Why approvals or a validity window do not hold (see [`check_approvals`], [`check_window`]).
@@ -276,24 +382,63 @@ mod tests {
     #[test]
     fn canonical_bytes_are_pinned() {
         let req = SignRequest {
-            v: 2,
+            v: 3,
             cluster: ClusterId([0xC1; 32]),
             key_id: "k".into(),
             path: vec![0, 1],
-            payloads: vec![ByteBuf::from(vec![0xAA; 2])],
+            payloads: vec![
+                Payload::raw(vec![0xAA; 2]),
+                Payload::hashed(HashFunction::Sha256d, vec![0xBB]),
+            ],
             request_id: ByteBuf::from(vec![1; 2]),
             created: 4,
             expiry: 5,
         };
         let bytes = req.canonical_bytes();
-        // Computed independently with Python's cbor2 (the struct's fields in order).
-        assert!(bytes.starts_with(b"cohort/sign-request/v2\0"));
+        // Computed independently with Python's cbor2 (the struct's fields in order, a payload
+        // as a one-entry map from its kebab-case variant name).
+        assert!(bytes.starts_with(b"cohort/sign-request/v3\0"));
         assert_eq!(
             hex::encode(&bytes[SignRequest::DOMAIN.len()..]),
-            "a861760267636c75737465725820c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1\
-             c1c1c1c1c1c1666b65795f6964616b6470617468820001687061796c6f6164738142aaaa6a726571\
-             756573745f69644201016763726561746564046665787069727905"
+            "a861760367636c75737465725820c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1\
+             c1c1c1c1c1c1666b65795f6964616b6470617468820001687061796c6f61647382a16372617742aa\
+             aaa166686173686564a26468617368677368613235366468707265696d61676541bb6a7265717565\
+             73745f69644201016763726561746564046665787069727905"
         );
+        let back: SignRequest =
+            ciborium::from_reader(&bytes[SignRequest::DOMAIN.len()..]).expect("decodes");
+        assert_eq!(back, req);
+    }
+
+    /// Known answers from Python's hashlib and pycryptodome's Keccak (original padding).
+    #[test]
+    fn hash_functions() {
+        let cases = [
+            (
+                HashFunction::Sha256,
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            ),
+            (
+                HashFunction::Sha256d,
+                "4f8b42c22dd3729b519ba6f68d2da7cc5b2d606d05daed5ad5128cc03e6c6358",
+            ),
+            (
+                HashFunction::Keccak256,
+                "4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45",
+            ),
+        ];
+        for (hash, digest) in cases {
+            assert_eq!(hex::encode(hash.digest(b"abc")), digest, "{hash}");
+            assert_eq!(hash.to_string().parse::<HashFunction>(), Ok(hash));
+            assert_eq!(
+                Payload::hashed(hash, b"abc".to_vec()).ecdsa_digest(),
+                Some(hash.digest(b"abc"))
+            );
+        }
+        assert!("sha3-256".parse::<HashFunction>().is_err());
+        assert_eq!(Payload::raw(vec![7; 32]).ecdsa_digest(), Some([7; 32]));
+        assert_eq!(Payload::raw(vec![7; 31]).ecdsa_digest(), None);
+        assert!(!Payload::raw(vec![7; 32]).is_hashed());
     }
 
     #[test]
@@ -316,11 +461,11 @@ mod tests {
 
     fn sign_request(payload: u8) -> SignRequest {
         SignRequest {
-            v: 2,
+            v: SIGN_REQUEST_VERSION,
             cluster: ClusterId([0xC1; 32]),
             key_id: "k".into(),
             path: vec![],
-            payloads: vec![ByteBuf::from(vec![payload; 32])],
+            payloads: vec![Payload::raw(vec![payload; 32])],
             request_id: ByteBuf::from(vec![1; 16]),
             created: 100,
             expiry: 200,

@@ -250,7 +250,7 @@ pub fn genesis_receipt_message(genesis_canonical: &[u8], node: u16) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::ErrorCode;
-    use crate::policy::KeyPolicy;
+    use crate::policy::{KeyPolicy, Payload};
 
     fn participants() -> Vec<Participant> {
         vec![
@@ -275,11 +275,11 @@ mod tests {
         SessionKind::Sign {
             request: Approved {
                 request: SignRequest {
-                    v: 2,
+                    v: 3,
                     cluster: ClusterId([7; 32]),
                     key_id: "hot1".into(),
                     path: vec![1],
-                    payloads: vec![ByteBuf::from(vec![5; 32]), ByteBuf::from(vec![6; 32])],
+                    payloads: vec![Payload::raw(vec![5; 32]), Payload::raw(vec![6; 32])],
                     request_id: ByteBuf::from(vec![1; 16]),
                     created: 100,
                     expiry: 200,

@@ -12,7 +12,8 @@ use cli::sim::{SimCluster, SimOptions};
 use cli::trust::{Trust, VerifiedKey};
 use cli::tx::{Rpc, Sent, TxRequest, address, check_prepared, send};
 use coordinator::api::{
-    AddressInfo, AssembleRequest, AssembledTransaction, Hex, PrepareRequest, PreparedTransaction,
+    AddressInfo, AssembleRequest, AssembledTransaction, Hex, PayloadJson, PrepareRequest,
+    PreparedTransaction,
 };
 use coordinator::client::{ApiCallError, ApiClient};
 use ed25519_dalek::SigningKey;
@@ -577,7 +578,18 @@ async fn cluster_signed_transactions_pass_the_chains_own_software() {
     };
     // Payload or summary that is not the transaction's; another key.
     let mut lie = prepared.clone();
-    lie.payloads[0].0[0] ^= 1;
+    let PayloadJson::Hashed { hash, preimage } = &mut lie.payloads[0] else {
+        panic!("an EVM payload is a preimage: {:?}", prepared.payloads[0]);
+    };
+    assert_eq!(*hash, protocol::policy::HashFunction::Keccak256);
+    assert_eq!(preimage.0, prepared.unsigned_tx.0);
+    preimage.0[0] ^= 1;
+    assert!(refused(&lie).contains("payloads"));
+    // The same transaction's digest given raw is refused too (it is not what was built).
+    let mut lie = prepared.clone();
+    lie.payloads[0] = PayloadJson::Raw(Hex(protocol::policy::HashFunction::Keccak256
+        .digest(&prepared.unsigned_tx.0)
+        .to_vec()));
     assert!(refused(&lie).contains("payloads"));
     let mut lie = prepared.clone();
     lie.summary.transfers[0].amount = "1000".into();

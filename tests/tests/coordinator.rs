@@ -12,14 +12,14 @@ use cli::requests::{approve, create_key, public, sign_request};
 use cli::sim::{SimCluster, SimOptions};
 use cohort_tests::bip32_child;
 use coordinator::api::{
-    ApprovedJson, AuditVerification, ClusterStatus, CreateKeyJson, ErrorBody, KeyInfo, KeyList,
-    PresignatureUse, SignRequestJson, SignResult, Wire,
+    ApprovedJson, AuditVerification, ClusterStatus, CreateKeyJson, ErrorBody, Hex, KeyInfo,
+    KeyList, PayloadJson, PresignatureUse, SignRequestJson, SignResult, Wire,
 };
 use coordinator::client::{ApiCallError, ApiClient, HttpClient};
 use ed25519_dalek::SigningKey;
 use http::{Method, StatusCode};
 use protocol::genesis::ClusterId;
-use protocol::policy::Scheme;
+use protocol::policy::{HashFunction, Payload, Scheme};
 use serde_bytes::ByteBuf;
 use tokio::task::JoinSet;
 
@@ -119,16 +119,32 @@ fn verify(scheme: Scheme, public_key: &[u8], payload: &[u8], signature: &[u8]) {
     }
 }
 
-fn digest(i: usize) -> Vec<u8> {
-    use sha2::Digest;
-    sha2::Sha256::digest(format!("payload {i}")).to_vec()
+fn preimage(i: usize) -> Vec<u8> {
+    format!("payload {i}").into_bytes()
 }
 
+/// SHA-256 of [`preimage`] `i`.
+fn digest(i: usize) -> Vec<u8> {
+    HashFunction::Sha256.digest(&preimage(i)).to_vec()
+}
+
+/// A request to sign `payloads` as given (raw).
 fn body(
     k: &Keys,
     key: &str,
     path: &[u32],
     payloads: Vec<Vec<u8>>,
+    presignature: PresignatureUse,
+) -> ApprovedJson<SignRequestJson> {
+    let payloads = payloads.into_iter().map(Payload::raw).collect();
+    body_with(k, key, path, payloads, presignature)
+}
+
+fn body_with(
+    k: &Keys,
+    key: &str,
+    path: &[u32],
+    payloads: Vec<Payload>,
     presignature: PresignatureUse,
 ) -> ApprovedJson<SignRequestJson> {
     ops::sign_body(
@@ -430,7 +446,12 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
     let stored: SignResult = api.get(&format!("/v1/signatures/{idem}")).await.unwrap();
     assert_eq!(stored, r);
     // After the request expired, a resubmission still gets its first answer.
-    let mut short_lived = sign_request(k.cluster(), "eddsa", &[], vec![b"soon void".to_vec()]);
+    let mut short_lived = sign_request(
+        k.cluster(),
+        "eddsa",
+        &[],
+        vec![Payload::raw(b"soon void".to_vec())],
+    );
     short_lived.expiry = short_lived.created + 3;
     let short_lived =
         ApprovedJson::<SignRequestJson>::from_wire(&approve(&short_lived, &k.approvers[1..]));
@@ -445,9 +466,35 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
         .unwrap();
     let before: ClusterStatus = api.get("/v1/cluster").await.unwrap();
     let ready_before: u32 = before.pools.iter().map(|p| p.ready).sum();
+    // RUSTSEC-2025-0127: a bare digest is signed in full even with the pool full and a
+    // presignature preferred, and the answer says so; the pool is left as it was.
     let r = sign(
         &api,
-        &body(&k, "ecdsa", &[], vec![digest(9)], PresignatureUse::Prefer),
+        &body(&k, "ecdsa", &[], vec![digest(8)], PresignatureUse::Prefer),
+    )
+    .await;
+    assert!(!r.signatures[0].presigned, "{r:?}");
+    verify(
+        Scheme::EcdsaSecp256k1,
+        &ecdsa.public_key.0,
+        &digest(8),
+        &r.signatures[0].signature.0,
+    );
+    let unspent: ClusterStatus = api.get("/v1/cluster").await.unwrap();
+    assert!(
+        unspent.pools.iter().map(|p| p.ready).sum::<u32>() >= ready_before,
+        "a raw digest took a presignature: {unspent:?}"
+    );
+    // A preimage the enclaves hash is served from the pool.
+    let r = sign(
+        &api,
+        &body_with(
+            &k,
+            "ecdsa",
+            &[],
+            vec![Payload::hashed(HashFunction::Sha256, preimage(9))],
+            PresignatureUse::Prefer,
+        ),
     )
     .await;
     assert!(r.signatures[0].presigned, "{r:?}");
@@ -502,14 +549,14 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
         vec![b"x".to_vec()],
         PresignatureUse::Never,
     );
-    tampered.request.payloads[0].0 = b"y".to_vec();
+    tampered.request.payloads[0] = PayloadJson::Raw(Hex(b"y".to_vec()));
     expect_code(
         api.post::<SignResult>("/v1/signatures", &tampered).await,
         403,
         "unapproved",
     );
     // Approved by this key's own approvers, but for another cluster: refused by name.
-    let mut elsewhere = sign_request(k.cluster(), "eddsa", &[], vec![b"x".to_vec()]);
+    let mut elsewhere = sign_request(k.cluster(), "eddsa", &[], vec![Payload::raw(b"x".to_vec())]);
     elsewhere.cluster = protocol::genesis::ClusterId([0xEE; 32]);
     let elsewhere =
         ApprovedJson::<SignRequestJson>::from_wire(&approve(&elsewhere, &k.approvers[..2]));
@@ -520,7 +567,8 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
         }
         other => panic!("another cluster's request: {other:?}"),
     }
-    let mut expired_req = sign_request(k.cluster(), "eddsa", &[], vec![b"x".to_vec()]);
+    let mut expired_req =
+        sign_request(k.cluster(), "eddsa", &[], vec![Payload::raw(b"x".to_vec())]);
     expired_req.created -= 400;
     expired_req.expiry = expired_req.created + 300;
     let expired =
@@ -578,7 +626,7 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
     // The audit log names who asked, what, which nodes, and the outcome.
     let log = audit(&api).await;
     let signed: Vec<_> = log.iter().filter(|r| r.entry.action == "sign").collect();
-    assert_eq!(signed.len(), 4);
+    assert_eq!(signed.len(), 5);
     let two = signed
         .iter()
         .find(|r| r.entry.payload_digests.len() == 2)
@@ -657,7 +705,7 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
                 verify(
                     Scheme::EddsaEd25519,
                     &eddsa.public_key.0,
-                    &b.request.payloads[0].0,
+                    b.request.payloads[0].bytes(),
                     &r.signatures[0].signature.0,
                 );
                 *outcomes.entry("completed".into()).or_default() += 1;
@@ -695,7 +743,7 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
     );
     assert_eq!(
         ok_per_request.len(),
-        4 + outcomes.get("completed").copied().unwrap_or(0)
+        5 + outcomes.get("completed").copied().unwrap_or(0)
     );
     audit_intact(&api).await;
     cluster.stop().await.unwrap();
@@ -781,7 +829,7 @@ async fn run_with_fault(
                     verify(
                         scheme,
                         public_key,
-                        &b.request.payloads[0].0,
+                        b.request.payloads[0].bytes(),
                         &r.signatures[0].signature.0,
                     );
                     ok += 1;

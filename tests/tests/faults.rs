@@ -35,7 +35,7 @@ use coordinator::api::{
 };
 use coordinator::client::{ApiCallError, ApiClient};
 use ed25519_dalek::SigningKey;
-use protocol::policy::Scheme;
+use protocol::policy::{HashFunction, Payload, Scheme};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
@@ -412,18 +412,24 @@ impl Harness {
             .map(|i| {
                 self.serial += 1;
                 let n = self.serial;
+                // Full ECDSA signs a bare digest; presigned ECDSA a preimage the enclaves hash.
                 let (kind, key, payload, presignature) = match i % 8 {
-                    0 => (Kind::EcdsaFull, "ecdsa", digest(n), PresignatureUse::Never),
+                    0 => (
+                        Kind::EcdsaFull,
+                        "ecdsa",
+                        Payload::raw(digest(n)),
+                        PresignatureUse::Never,
+                    ),
                     1 => (
                         Kind::EcdsaPresigned,
                         "ecdsa",
-                        digest(n),
+                        Payload::hashed(HashFunction::Sha256, preimage(n)),
                         PresignatureUse::Prefer,
                     ),
                     _ => (
                         Kind::Eddsa,
                         "eddsa",
-                        format!("fault run {n}").into_bytes(),
+                        Payload::raw(format!("fault run {n}").into_bytes()),
                         PresignatureUse::Never,
                     ),
                 };
@@ -651,18 +657,18 @@ impl Harness {
     /// Every completed answer verifies under the key it names, which is the right key.
     fn check_outcome(&self, o: &Outcome) {
         let Some(r) = o.completed() else { return };
-        let (key, payload) = (&r.signatures[0], &o.body.request.payloads[0].0);
+        let (key, payload) = (&r.signatures[0], o.body.request.payloads[0].to_wire());
         assert_eq!(r.signatures.len(), 1);
         match o.kind {
             Kind::Eddsa => {
                 assert_eq!(key.public_key.0, self.eddsa.public_key.0);
-                cohort_tests::verify_eddsa(&key.public_key.0, payload, &key.signature.0);
+                cohort_tests::verify_eddsa(&key.public_key.0, payload.bytes(), &key.signature.0);
             }
             Kind::EcdsaFull | Kind::EcdsaPresigned => {
                 assert_eq!(key.public_key.0, self.ecdsa.public_key.0);
                 cohort_tests::verify_ecdsa(
                     &key.public_key.0,
-                    payload.as_slice().try_into().unwrap(),
+                    &payload.ecdsa_digest().unwrap(),
                     &key.signature.0,
                 );
                 if o.kind == Kind::EcdsaFull {
@@ -724,9 +730,12 @@ impl Harness {
     }
 }
 
+fn preimage(i: usize) -> Vec<u8> {
+    format!("fault payload {i}").into_bytes()
+}
+
 fn digest(i: usize) -> Vec<u8> {
-    use sha2::Digest;
-    sha2::Sha256::digest(format!("fault payload {i}")).to_vec()
+    HashFunction::Sha256.digest(&preimage(i)).to_vec()
 }
 
 async fn wait_ready_api(api: &ApiClient) {

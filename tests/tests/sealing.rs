@@ -60,7 +60,7 @@ async fn sign_eddsa(
         cluster,
         &key.key_id,
         &[],
-        msg.to_vec(),
+        protocol::policy::Payload::raw(msg.to_vec()),
         approvers,
         None,
     )
@@ -326,7 +326,7 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
         cluster_id,
         &key.key_id,
         &[],
-        vec![b"must not sign".to_vec()],
+        vec![protocol::policy::Payload::raw(b"must not sign".to_vec())],
     );
     request.expiry = request.created + 3;
     let body =

@@ -17,7 +17,7 @@ use cohort_tests::{ClusterClient, bip32_child, verify_ecdsa, verify_eddsa};
 use coordinator::nodes::new_session_id;
 use ed25519_dalek::SigningKey;
 use protocol::genesis::ClusterId;
-use protocol::policy::Scheme;
+use protocol::policy::{HashFunction, Payload, Scheme};
 use protocol::session::{Outcome, SessionKind};
 use protocol::{EnclaveRequest, EnclaveResponse, Phase};
 use serde_bytes::ByteBuf;
@@ -61,6 +61,12 @@ async fn sign(
     payload: Vec<u8>,
     presignature: Option<ByteBuf>,
 ) -> BTreeMap<u16, Outcome> {
+    // With a presignature, `payload` is a preimage the enclaves hash with SHA-256 (a
+    // presignature never signs a bare digest); without, it is signed as given.
+    let payload = match presignature {
+        Some(_) => Payload::hashed(HashFunction::Sha256, payload),
+        None => Payload::raw(payload),
+    };
     let request = approve(
         &sign_request(keys.cluster, key_id, path, vec![payload]),
         &keys.approvers[..2],
@@ -240,7 +246,8 @@ async fn two_of_three_keys_sign_across_processes_and_survive_a_restart() {
             pre.values().all(|o| *o == Outcome::PresignatureReady),
             "{pre:?}"
         );
-        let digest: [u8; 32] = sha2::Sha256::digest(format!("presigned tx {i}")).into();
+        let preimage = format!("presigned tx {i}").into_bytes();
+        let digest: [u8; 32] = sha2::Sha256::digest(&preimage).into();
         let (sig, pk) = signed(
             &sign(
                 &client,
@@ -248,7 +255,7 @@ async fn two_of_three_keys_sign_across_processes_and_survive_a_restart() {
                 quorum,
                 "btc-main",
                 &path,
-                digest.to_vec(),
+                preimage,
                 Some(pid),
             )
             .await,
@@ -285,7 +292,12 @@ async fn two_of_three_keys_sign_across_processes_and_survive_a_restart() {
     // envelopes are detected; nothing is signed.
     let fresh = || {
         let r = approve(
-            &sign_request(keys.cluster, "sol-main", &[], vec![b"tamper".to_vec()]),
+            &sign_request(
+                keys.cluster,
+                "sol-main",
+                &[],
+                vec![Payload::raw(b"tamper".to_vec())],
+            ),
             &keys.approvers[..2],
         );
         SessionKind::Sign {

@@ -3,7 +3,7 @@
 
 use bitcoin::Transaction;
 use bitcoin::consensus::encode::{deserialize, serialize};
-use protocol::policy::Scheme;
+use protocol::policy::{HashFunction, Scheme};
 
 use super::Bitcoin;
 use super::inspect::Inspected;
@@ -71,13 +71,9 @@ impl ChainAdapter for Bitcoin {
         Ok(Unsigned {
             tx: i.psbt.serialize(),
             payloads: i
-                .digests
-                .iter()
-                .map(|d| Payload {
-                    scheme: Scheme::EcdsaSecp256k1,
-                    data: d.to_vec(),
-                    path: path.to_vec(),
-                })
+                .preimages
+                .into_iter()
+                .map(|p| Payload::ecdsa(HashFunction::Sha256d, p, path))
                 .collect(),
             summary: i.summary,
         })
@@ -89,6 +85,7 @@ impl ChainAdapter for Bitcoin {
             mut psbt,
             digests,
             summary,
+            ..
         } = self.inspect_psbt(&pk, unsigned)?;
         check_count(digests.len(), sigs.len())?;
         finalize(&mut psbt, &pk, &digests, sigs)?;

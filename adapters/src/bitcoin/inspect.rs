@@ -1,18 +1,21 @@
 //! Checking an unsigned PSBT the way an approver would: it spends only this key's P2WPKH
 //! outputs, asks for SIGHASH_ALL only, is not finalized, and pays a sane fee; then its BIP143
-//! digests (the payloads) and its summary.
+//! BIP143 preimages (the payloads) and digests, and its summary.
 
 use bitcoin::psbt::{self, Psbt, PsbtSighashType};
 use bitcoin::sighash::EcdsaSighashType;
 use bitcoin::{Amount, CompressedPublicKey, ScriptBuf, Transaction, TxOut};
 
-use super::sighash::{bip143_digests, estimate_vsize};
+use protocol::policy::HashFunction;
+
+use super::sighash::{bip143_preimages, estimate_vsize};
 use super::{Bitcoin, MAX_FEE_RATE};
 use crate::{AdapterError, Result, Summary};
 
 /// A checked PSBT, the digests to sign (one per input), and what it does.
 pub(super) struct Inspected {
     pub(super) psbt: Psbt,
+    pub(super) preimages: Vec<Vec<u8>>,
     pub(super) digests: Vec<[u8; 32]>,
     pub(super) summary: Summary,
 }
@@ -34,7 +37,11 @@ impl Bitcoin {
             .map(|i| spent_output(&psbt, i, &own))
             .collect::<Result<Vec<_>>>()?;
         let fee = fee_of(&psbt.unsigned_tx, &spent)?;
-        let digests = bip143_digests(&psbt.unsigned_tx, &spent)?;
+        let preimages = bip143_preimages(&psbt.unsigned_tx, &spent)?;
+        let digests = preimages
+            .iter()
+            .map(|p| HashFunction::Sha256d.digest(p))
+            .collect();
         let vsize = estimate_vsize(&psbt.unsigned_tx);
         if fee.to_sat() > MAX_FEE_RATE.saturating_mul(vsize) {
             return Err(bad(format!(
@@ -45,6 +52,7 @@ impl Bitcoin {
         let summary = self.unsigned_summary(&psbt, &spent, &own, fee, vsize);
         Ok(Inspected {
             psbt,
+            preimages,
             digests,
             summary,
         })

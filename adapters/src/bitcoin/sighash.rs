@@ -1,23 +1,36 @@
 //! BIP143 signature hashes (P2WPKH, SIGHASH_ALL) and the signed size they lead to: what the
 //! payloads are and what the fee must pay for.
 
-use bitcoin::hashes::Hash;
 use bitcoin::sighash::{EcdsaSighashType, SighashCache};
 use bitcoin::{Amount, Transaction, TxOut};
 
 use crate::{AdapterError, Result};
 
-/// The BIP143 digest (P2WPKH, SIGHASH_ALL) of every input, given the outputs they spend.
-pub(super) fn bip143_digests(tx: &Transaction, spent: &[TxOut]) -> Result<Vec<[u8; 32]>> {
+/// The BIP143 signing data (P2WPKH, SIGHASH_ALL) of every input, given the outputs they spend:
+/// the preimages whose double SHA-256 each input's signature signs. The enclaves hash them
+/// themselves, so that a presignature never signs a bare digest (RUSTSEC-2025-0127).
+pub(super) fn bip143_preimages(tx: &Transaction, spent: &[TxOut]) -> Result<Vec<Vec<u8>>> {
     let mut cache = SighashCache::new(tx);
     spent
         .iter()
         .enumerate()
         .map(|(i, prev)| {
+            let bad = |e: String| AdapterError::MalformedTransaction(format!("input {i}: {e}"));
+            let code = prev
+                .script_pubkey
+                .p2wpkh_script_code()
+                .ok_or_else(|| bad("not a P2WPKH output".into()))?;
+            let mut preimage = Vec::with_capacity(160);
             cache
-                .p2wpkh_signature_hash(i, &prev.script_pubkey, prev.value, EcdsaSighashType::All)
-                .map(|h| h.to_byte_array())
-                .map_err(|e| AdapterError::MalformedTransaction(format!("input {i}: {e}")))
+                .segwit_v0_encode_signing_data_to(
+                    &mut preimage,
+                    i,
+                    &code,
+                    prev.value,
+                    EcdsaSighashType::All,
+                )
+                .map_err(|e| bad(e.to_string()))?;
+            Ok(preimage)
         })
         .collect()
 }
@@ -42,6 +55,7 @@ mod tests {
     use super::*;
     use crate::bitcoin::Bitcoin;
     use bitcoin::consensus::encode::deserialize;
+    use protocol::policy::HashFunction;
 
     /// BIP143's native P2WPKH example: the digest of input 1 and the published signed bytes'
     /// shape (the adapter's sighash code is rust-bitcoin's, checked against the BIP).
@@ -56,18 +70,25 @@ mod tests {
             Bitcoin::own_script(&cpk).to_hex_string(),
             "00141d0f172a0ecb48aee1be1f2687d2963ae33f71a1"
         );
-        // The digests the adapter's payloads come from (`bip143_digests`, which `inspect`
+        // The preimages the adapter's payloads carry (`bip143_preimages`, which `inspect`
         // uses); input 1 spends 6 BTC from the key above. Input 0 is a P2PK spend in the BIP,
         // whose digest this adapter never computes; its output does not enter input 1's.
         let own = TxOut {
             value: Amount::from_sat(600_000_000),
             script_pubkey: Bitcoin::own_script(&cpk),
         };
-        let digests = bip143_digests(&tx, &[own.clone(), own]).unwrap();
-        let u = &digests;
+        let preimages = bip143_preimages(&tx, &[own.clone(), own.clone()]).unwrap();
+        // Its double SHA-256 is the BIP's sighash of input 1.
+        let digest = HashFunction::Sha256d.digest(&preimages[1]);
         assert_eq!(
-            hex::encode(u[1]),
+            hex::encode(digest),
             "c37af31116d1b27caf68aae9e3ac82f1477929014d5b917657d0eb49478cb670"
         );
+        // rust-bitcoin's own sighash agrees.
+        use bitcoin::hashes::Hash;
+        let theirs = SighashCache::new(&tx)
+            .p2wpkh_signature_hash(1, &own.script_pubkey, own.value, EcdsaSighashType::All)
+            .unwrap();
+        assert_eq!(theirs.to_byte_array(), digest);
     }
 }

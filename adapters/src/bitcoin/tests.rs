@@ -35,11 +35,9 @@ fn builds_with_change_and_assembles() {
     let u = btc.build(&pk, &[1, 7], &intent).unwrap();
     // Two inputs cover 100 000 + fee; the third is not spent.
     assert_eq!(u.payloads.len(), 2);
-    assert!(
-        u.payloads
-            .iter()
-            .all(|p| p.path == vec![1, 7] && p.data.len() == 32)
-    );
+    assert!(u.payloads.iter().all(|p| p.path == vec![1, 7]
+        && p.signed_bytes().len() == 32
+        && p.hash == Some(protocol::policy::HashFunction::Sha256d)));
     let change = u.summary.transfers.iter().find(|t| t.change).unwrap();
     let fee: u64 = 120_000 - 100_000 - change.amount.parse::<u64>().unwrap();
     let signed = btc
@@ -48,7 +46,7 @@ fn builds_with_change_and_assembles() {
             &u.tx,
             &u.payloads
                 .iter()
-                .map(|p| sign(&sk, &p.data))
+                .map(|p| sign(&sk, &p.signed_bytes()))
                 .collect::<Vec<_>>(),
         )
         .unwrap();
@@ -133,7 +131,7 @@ fn bad_input_gets_clear_errors() {
     // Wrong signatures, wrong counts.
     let u = btc.build(&pk, &[1], &ok).unwrap();
     assert!(matches!(
-        btc.assemble(&pk, &u.tx, &[sign(&other, &u.payloads[0].data)]),
+        btc.assemble(&pk, &u.tx, &[sign(&other, &u.payloads[0].signed_bytes())]),
         Err(AdapterError::BadSignature { index: 0, .. })
     ));
     assert!(matches!(
@@ -141,7 +139,7 @@ fn bad_input_gets_clear_errors() {
         Err(AdapterError::SignatureCount { .. })
     ));
     assert!(
-        btc.assemble(&pk, &u.tx, &[sign(&sk, &u.payloads[0].data)])
+        btc.assemble(&pk, &u.tx, &[sign(&sk, &u.payloads[0].signed_bytes())])
             .is_ok()
     );
     for junk in [&b""[..], &b"psbt\xff"[..], &[0u8; 50][..]] {

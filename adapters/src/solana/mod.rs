@@ -230,11 +230,7 @@ impl ChainAdapter for Solana {
         }
         Ok(Unsigned {
             tx: unsigned.to_vec(),
-            payloads: vec![Payload {
-                scheme: Scheme::EddsaEd25519,
-                data: unsigned.to_vec(),
-                path: vec![],
-            }],
+            payloads: vec![Payload::eddsa(unsigned.to_vec())],
             summary: self.summarize(&message)?,
         })
     }

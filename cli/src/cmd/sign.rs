@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use coordinator::api::PresignatureUse;
+use protocol::policy::{HashFunction, Payload};
 
 use super::{ApproverFiles, Hex, JsonFlag, KeyArgs, parse_hex_arg, parse_presignature};
 
@@ -12,9 +13,14 @@ use super::{ApproverFiles, Hex, JsonFlag, KeyArgs, parse_hex_arg, parse_presigna
 pub struct SignArgs {
     #[command(flatten)]
     target: KeyArgs,
-    /// Payload, hex.
+    /// Payload, hex: a 32-byte digest (ECDSA: signed in full, never from a presignature) or the
+    /// message (EdDSA); with --hash, the preimage the enclaves hash.
     #[arg(long, value_parser = parse_hex_arg)]
     payload: Hex,
+    /// ECDSA: hash the payload in the enclaves with `sha256`, `sha256d` or `keccak256` before
+    /// signing it (which lets a presignature sign it).
+    #[arg(long)]
+    hash: Option<HashFunction>,
     /// Derivation path (ECDSA keys), e.g. m/0/1.
     #[arg(long, default_value = "m", value_parser = cli::requests::parse_path)]
     path: std::vec::Vec<u32>,
@@ -36,13 +42,19 @@ pub async fn run(a: SignArgs) -> anyhow::Result<ExitCode> {
     let expected = cli::tx::derived(&key, &a.path)?;
     let approvers = a.approvers.read()?;
     let presignature = Some(a.presignature);
-    let payload = a.payload.0.clone();
+    let (payload, signed_over) = match a.hash {
+        Some(hash) => (
+            Payload::hashed(hash, a.payload.0.clone()),
+            hash.digest(&a.payload.0).to_vec(),
+        ),
+        None => (Payload::raw(a.payload.0.clone()), a.payload.0),
+    };
     let result = cli::ops::sign(
         &api,
         trust.cluster_id(),
         &a.target.key,
         &a.path,
-        a.payload.0,
+        payload,
         &approvers,
         presignature,
     )
@@ -52,7 +64,7 @@ pub async fn run(a: SignArgs) -> anyhow::Result<ExitCode> {
         .first()
         .context("no signature in the answer")?;
     if s.public_key.0 != expected
-        || !cli::tx::signature_verifies(key.info().scheme, &expected, &payload, &s.signature.0)
+        || !cli::tx::signature_verifies(key.info().scheme, &expected, &signed_over, &s.signature.0)
     {
         anyhow::bail!(
             "the coordinator's signature does not verify under key {} at this path (checked against the pinned genesis)",

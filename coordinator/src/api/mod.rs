@@ -14,8 +14,8 @@ pub use hex::{ClusterHex, Hex, buf};
 pub use path::{parse_path, path_string};
 pub use requests::{
     ApprovalJson, ApprovedJson, AttestRequest, CreateKeyJson, EnrollRequest, GenesisBody,
-    GenesisJson, GenesisV2Json, ImageJson, PolicyJson, PresignatureUse, RosterEntryJson,
-    SignRequestJson, Wire,
+    GenesisJson, GenesisV2Json, ImageJson, PayloadJson, PolicyJson, PresignatureUse,
+    RosterEntryJson, SignRequestJson, Wire,
 };
 pub use responses::{
     AuditPage, AuditRecordJson, AuditVerification, ClusterStatus, EnrolledNode, GenesisStatus,

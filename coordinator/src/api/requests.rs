@@ -1,6 +1,8 @@
 //! Request bodies as approvers sign them, and their conversion to and from the wire form.
 
-use protocol::policy::{Approval, Approved, CreateKey, Genesis, KeyPolicy, Scheme, SignRequest};
+use protocol::policy::{
+    Approval, Approved, CreateKey, Genesis, HashFunction, KeyPolicy, Payload, Scheme, SignRequest,
+};
 use serde::{Deserialize, Serialize};
 
 use super::hex::{ClusterHex, Hex, buf, bufs, hexes};
@@ -283,14 +285,88 @@ pub struct SignRequestJson {
     pub key_id: String,
     /// Non-hardened derivation path (ECDSA).
     pub path: Vec<u32>,
-    /// 32-byte digests (ECDSA) or messages (EdDSA).
-    pub payloads: Vec<Hex>,
+    /// What to sign: each a hex string, signed as given (a 32-byte ECDSA digest, signed in
+    /// full only; an EdDSA message), or `{"hash", "preimage"}` for ECDSA, which the enclaves
+    /// hash themselves and may sign from a presignature.
+    pub payloads: Vec<PayloadJson>,
     /// 16 random bytes.
     pub request_id: Hex,
     /// Unix seconds.
     pub created: u64,
     /// Unix seconds.
     pub expiry: u64,
+}
+
+/// One payload of a signing request: a hex string (raw) or `{"hash", "preimage"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum PayloadJson {
+    /// Signed as given.
+    Raw(Hex),
+    /// Hashed by the enclaves with `hash`, then signed.
+    Hashed {
+        /// `sha256`, `sha256d` or `keccak256`.
+        hash: HashFunction,
+        /// The preimage.
+        preimage: Hex,
+    },
+}
+
+impl<'de> Deserialize<'de> for PayloadJson {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Hashed {
+            hash: HashFunction,
+            preimage: Hex,
+        }
+        use serde::de::Error;
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => hex::decode(&s)
+                .map(|b| Self::Raw(Hex(b)))
+                .map_err(|e| D::Error::custom(format!("not hex: {e}"))),
+            v @ serde_json::Value::Object(_) => serde_json::from_value::<Hashed>(v)
+                .map(|h| Self::Hashed {
+                    hash: h.hash,
+                    preimage: h.preimage,
+                })
+                .map_err(|e| D::Error::custom(format!("a hashed payload: {e}"))),
+            _ => Err(D::Error::custom(
+                "a payload is a hex string or an object {\"hash\", \"preimage\"}",
+            )),
+        }
+    }
+}
+
+impl PayloadJson {
+    /// The bytes as given: the raw payload or the preimage.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Raw(h) | Self::Hashed { preimage: h, .. } => &h.0,
+        }
+    }
+
+    /// The wire form.
+    pub fn to_wire(&self) -> Payload {
+        match self {
+            Self::Raw(h) => Payload::Raw(buf(h)),
+            Self::Hashed { hash, preimage } => Payload::Hashed {
+                hash: *hash,
+                preimage: buf(preimage),
+            },
+        }
+    }
+
+    /// From the wire form.
+    pub fn from_wire(p: &Payload) -> Self {
+        match p {
+            Payload::Raw(b) => Self::Raw(Hex::from(b)),
+            Payload::Hashed { hash, preimage } => Self::Hashed {
+                hash: *hash,
+                preimage: Hex::from(preimage),
+            },
+        }
+    }
 }
 
 /// A request with its approvals: the body of `POST /v1/genesis`, `/v1/keys`, `/v1/signatures`.
@@ -402,7 +478,7 @@ impl Wire for SignRequestJson {
             cluster: self.cluster.0,
             key_id: self.key_id.clone(),
             path: self.path.clone(),
-            payloads: bufs(&self.payloads),
+            payloads: self.payloads.iter().map(PayloadJson::to_wire).collect(),
             request_id: buf(&self.request_id),
             created: self.created,
             expiry: self.expiry,
@@ -414,7 +490,7 @@ impl Wire for SignRequestJson {
             cluster: ClusterHex(r.cluster),
             key_id: r.key_id.clone(),
             path: r.path.clone(),
-            payloads: hexes(&r.payloads),
+            payloads: r.payloads.iter().map(PayloadJson::from_wire).collect(),
             request_id: Hex::from(&r.request_id),
             created: r.created,
             expiry: r.expiry,

@@ -131,7 +131,8 @@ pub struct SignatureInfo {
     pub public_key: Hex,
     /// The nodes that signed.
     pub nodes: Vec<u16>,
-    /// Whether it came from a presignature.
+    /// Whether it came from a presignature: only a payload the enclaves hashed can be; a raw
+    /// ECDSA digest is always signed in full (RUSTSEC-2025-0127).
     pub presigned: bool,
 }
 

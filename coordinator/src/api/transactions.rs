@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Hex;
+use super::{Hex, PayloadJson};
 
 /// `POST /v1/transactions`: an intent to prepare for signing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,8 +53,9 @@ pub struct PreparedTransaction {
     pub public_key: Hex,
     /// The unsigned transaction (PSBT, EIP-2718 signing preimage, or Solana message).
     pub unsigned_tx: Hex,
-    /// What the cluster must sign, in order: the `payloads` of the signing request.
-    pub payloads: Vec<Hex>,
+    /// What the cluster must sign, in order: the `payloads` of the signing request (ECDSA: the
+    /// preimage with its hash, so that presignatures may sign them; EdDSA: the message).
+    pub payloads: Vec<PayloadJson>,
     /// What the transaction does.
     pub summary: adapters::Summary,
     /// The intent the transaction was built from: the request's, plus the fields in `filled`.

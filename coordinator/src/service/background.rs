@@ -54,7 +54,7 @@ impl Coordinator {
                         b.request
                             .payloads
                             .iter()
-                            .map(|p| digest_hex(&p.0))
+                            .map(|p| digest_hex(p.bytes()))
                             .collect()
                     })
                     .unwrap_or_default(),

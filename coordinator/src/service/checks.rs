@@ -8,20 +8,19 @@ use protocol::genesis::ClusterId;
 use super::{err, unix_now};
 use crate::api::{ApiError, ErrorCode, GenesisBody, Hex};
 
-/// Checks a key-creation or signing request's version and the cluster id it names, as the
-/// enclaves will: an approval made for another cluster is refused here already.
+/// Checks a key-creation or signing request's version (`v`, where `version` is the one
+/// supported: [`policy::REQUEST_VERSION`], [`policy::SIGN_REQUEST_VERSION`]) and the cluster id
+/// it names, as the enclaves will: an approval made for another cluster is refused here
+/// already.
 pub(super) fn check_version_and_cluster(
-    v: u8,
+    (v, version): (u8, u8),
     cluster: &ClusterId,
     genesis: &GenesisBody,
 ) -> Result<(), ApiError> {
-    if v != policy::REQUEST_VERSION {
+    if v != version {
         return Err(err(
             ErrorCode::InvalidRequest,
-            format!(
-                "request version {v} is not supported (version {} names the cluster id)",
-                policy::REQUEST_VERSION
-            ),
+            format!("request version {v} is not supported (this cluster takes version {version})"),
         ));
     }
     match genesis.cluster_id() {

@@ -140,7 +140,12 @@ impl Coordinator {
         // blamed for, such as an envelope that does not verify, leaves out the pair, not
         // whoever reported it).
         let mut failed = BTreeSet::new();
-        let mut use_presig = presign != Some(PresignatureUse::Never);
+        // A presignature signs only a preimage the enclaves hash themselves; a raw digest is
+        // signed in full (RUSTSEC-2025-0127), and the result says so (`presigned: false`).
+        let mut use_presig = presign != Some(PresignatureUse::Never)
+            && r.payloads
+                .get(usize::from(index))
+                .is_some_and(protocol::policy::Payload::is_hashed);
         let mut last_error = String::new();
         let mut not_yet_left = NOT_YET_RETRIES;
         loop {
@@ -269,10 +274,15 @@ impl Coordinator {
         )
         .await;
         let payload = &wire.request.payloads[usize::from(index)];
+        // What the signature is over: the digest (ECDSA) or the message (EdDSA).
+        let signed_over = match (key.scheme, payload.ecdsa_digest()) {
+            (Scheme::EcdsaSecp256k1, Some(digest)) => digest.to_vec(),
+            _ => payload.bytes().to_vec(),
+        };
         let expected = Expected {
             scheme: key.scheme,
             public_key: expected_key,
-            payload,
+            payload: &signed_over,
             index,
             quorum,
             presigned,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use protocol::policy::{Approved, Canonical, CreateKey, REQUEST_ID_LEN};
+use protocol::policy::{Approved, Canonical, CreateKey, REQUEST_ID_LEN, REQUEST_VERSION};
 use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt, verify_key_receipts};
 use protocol::session::{FailureCode, Outcome, SessionKind};
 use sha2::{Digest, Sha256};
@@ -152,7 +152,7 @@ fn validate_create_key(
     nodes: u16,
 ) -> Result<(CreateKey, Approved<CreateKey>, Vec<String>), ApiError> {
     let r = body.request.to_wire();
-    check_version_and_cluster(r.v, &r.cluster, genesis)?;
+    check_version_and_cluster((r.v, REQUEST_VERSION), &r.cluster, genesis)?;
     if r.request_id.len() != REQUEST_ID_LEN {
         return Err(err(ErrorCode::InvalidRequest, "a request id has 16 bytes"));
     }

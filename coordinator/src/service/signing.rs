@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use protocol::policy::{Approved, Canonical, REQUEST_ID_LEN, Scheme, SignRequest};
+use protocol::policy::{
+    Approved, Canonical, Payload, REQUEST_ID_LEN, SIGN_REQUEST_VERSION, Scheme, SignRequest,
+};
 use sha2::{Digest, Sha256};
 use tracing::warn;
 
@@ -166,7 +168,7 @@ impl Coordinator {
                     action: "sign".into(),
                     actors,
                     key_id: Some(r.key_id.clone()),
-                    payload_digests: r.payloads.iter().map(|p| digest_hex(p)).collect(),
+                    payload_digests: r.payloads.iter().map(|p| digest_hex(p.bytes())).collect(),
                     path: r.path.clone(),
                     nodes,
                     outcome: e.code.as_str().into(),
@@ -196,7 +198,7 @@ impl Coordinator {
         key: &KeyInfo,
         genesis: &GenesisBody,
     ) -> Result<(), ApiError> {
-        check_version_and_cluster(r.v, &r.cluster, genesis)?;
+        check_version_and_cluster((r.v, SIGN_REQUEST_VERSION), &r.cluster, genesis)?;
         if r.request_id.len() != REQUEST_ID_LEN {
             return Err(err(ErrorCode::InvalidRequest, "a request id has 16 bytes"));
         }
@@ -206,12 +208,18 @@ impl Coordinator {
                 format!("a request carries 1 to {MAX_PAYLOADS} payloads"),
             ));
         }
+        if r.payloads.iter().any(|p| p.bytes().len() > MAX_MESSAGE_LEN) {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                format!("a payload (message or preimage) has at most {MAX_MESSAGE_LEN} bytes"),
+            ));
+        }
         match key.scheme {
             Scheme::EcdsaSecp256k1 => {
-                if r.payloads.iter().any(|p| p.len() != 32) {
+                if r.payloads.iter().any(|p| p.ecdsa_digest().is_none()) {
                     return Err(err(
                         ErrorCode::InvalidRequest,
-                        "ECDSA payloads are 32-byte digests",
+                        "a raw ECDSA payload is a 32-byte digest (or give a hash and a preimage)",
                     ));
                 }
                 if r.path.len() > 255 || r.path.iter().any(|i| *i >= 1 << 31) {
@@ -228,10 +236,10 @@ impl Coordinator {
                         "derivation paths apply to ECDSA keys only",
                     ));
                 }
-                if r.payloads.iter().any(|p| p.len() > MAX_MESSAGE_LEN) {
+                if r.payloads.iter().any(Payload::is_hashed) {
                     return Err(err(
                         ErrorCode::InvalidRequest,
-                        format!("EdDSA messages have at most {MAX_MESSAGE_LEN} bytes"),
+                        "EdDSA payloads are raw messages (Ed25519 hashes them itself)",
                     ));
                 }
             }
@@ -300,7 +308,7 @@ impl Coordinator {
             action: "sign".into(),
             actors: vec![],
             key_id: Some(r.key_id.clone()),
-            payload_digests: r.payloads.iter().map(|p| digest_hex(p)).collect(),
+            payload_digests: r.payloads.iter().map(|p| digest_hex(p.bytes())).collect(),
             path: r.path.clone(),
             nodes: all_nodes.into_iter().collect(),
             outcome: "ok".into(),

@@ -63,7 +63,11 @@ fn bitcoin_core_accepts_every_input_and_refuses_tampering() {
         )
         .unwrap();
     assert_eq!(u.payloads.len(), 3);
-    let sigs: Vec<Vec<u8>> = u.payloads.iter().map(|p| ecdsa(&sk, &p.data)).collect();
+    let sigs: Vec<Vec<u8>> = u
+        .payloads
+        .iter()
+        .map(|p| ecdsa(&sk, &p.signed_bytes()))
+        .collect();
     let signed = btc.assemble(&pk, &u.tx, &sigs).unwrap();
     let spent = spent_of(signed.psbt.as_ref().unwrap());
     assert_eq!(input_count(&signed.raw).unwrap(), 3);
@@ -139,7 +143,11 @@ fn a_psbt_from_elsewhere_is_signed_and_verifies() {
             },
         )
         .unwrap();
-    let sigs: Vec<Vec<u8>> = u.payloads.iter().map(|p| ecdsa(&sk, &p.data)).collect();
+    let sigs: Vec<Vec<u8>> = u
+        .payloads
+        .iter()
+        .map(|p| ecdsa(&sk, &p.signed_bytes()))
+        .collect();
     let signed = btc.assemble(&pk, &u.tx, &sigs).unwrap();
     verify(&signed.raw, &spent_of(signed.psbt.as_ref().unwrap())).unwrap();
     // Mixing a PSBT with other fields is refused with a reason.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use protocol::KmsKeyArn;
-use protocol::policy::{Approved, Canonical, CreateKey, KeyPolicy, Scheme};
+use protocol::policy::{Approved, Canonical, CreateKey, KeyPolicy, REQUEST_VERSION, Scheme};
 use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt};
 use protocol::session::Outcome;
 use serde::{Deserialize, Serialize};
@@ -420,7 +420,7 @@ impl Node {
 
     fn check_create_key(&self, request: &Approved<CreateKey>) -> Result<(), NodeError> {
         let r = &request.request;
-        let g = self.check_request(r.v, &r.cluster, &r.request_id)?;
+        let g = self.check_request((r.v, REQUEST_VERSION), &r.cluster, &r.request_id)?;
         if r.key_id.is_empty() || r.key_id.len() > 128 || self.keys.contains_key(&r.key_id) {
             return Err(NodeError::Refused(format!(
                 "key id {} is empty, too long or taken",

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use protocol::policy::{Approved, SignRequest};
+use protocol::policy::{Approved, Payload, SIGN_REQUEST_VERSION, SignRequest};
 use protocol::session::FailureCode;
 
 use super::keys::{Key, Share};
@@ -28,6 +28,9 @@ pub(super) struct Signing {
     pub(super) use_key: Vec<u8>,
     pub(super) public_key: Vec<u8>,
     pub(super) digest: [u8; 32],
+    /// Whether this enclave hashed the payload's preimage itself (only then may a presignature
+    /// sign it: RUSTSEC-2025-0127).
+    pub(super) hashed: bool,
     /// SHA-256 of the request's canonical bytes, to recognise exactly this request again.
     pub(super) request_hash: [u8; 32],
     pub(super) created: u64,
@@ -139,10 +142,9 @@ impl Node {
                 if participants.len() < threshold {
                     return Err(bad("FROST signing needs at least threshold participants"));
                 }
-                let message = r
-                    .payloads
-                    .get(usize::from(payload))
-                    .ok_or_else(|| bad("payload index out of range"))?;
+                let Some(Payload::Raw(message)) = r.payloads.get(usize::from(payload)) else {
+                    return Err(bad("EdDSA payloads are raw messages"));
+                };
                 let (m, out) =
                     eddsa::Sign::start(share, eid, participants, message, &mut rand::rngs::OsRng)
                         .map_err(internal)?;
@@ -168,6 +170,14 @@ impl Node {
         signing: Signing,
         id: &[u8],
     ) -> Result<Opening, NodeError> {
+        if !signing.hashed {
+            // Never a bare digest from a presignature (RUSTSEC-2025-0127): the coordinator
+            // asked for what only full signing may do.
+            return Err(NodeError::Refused(
+                "a presignature signs only a preimage this enclave hashes (the payload is a raw digest)"
+                    .into(),
+            ));
+        }
         let pid = session_id(id)?;
         let matches = self.presignatures.get(&pid).is_some_and(|p| {
             p.key_id == r.key_id && p.participants == participants && p.secret.path() == r.path
@@ -223,7 +233,7 @@ impl Node {
         payload: u16,
     ) -> Result<(&Key, Signing), NodeError> {
         let r = &request.request;
-        self.check_request(r.v, &r.cluster, &r.request_id)?;
+        self.check_request((r.v, SIGN_REQUEST_VERSION), &r.cluster, &r.request_id)?;
         let key = self.approved_key(request)?;
         let message = r
             .payloads
@@ -234,10 +244,9 @@ impl Node {
             .check(&use_key, r.created, r.expiry, self.now())?;
         let (public_key, digest) = match &key.share {
             Share::Ecdsa(share) => {
-                let digest: [u8; 32] = message
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| bad("ECDSA payloads are 32-byte digests"))?;
+                let digest = message.ecdsa_digest().ok_or_else(|| {
+                    bad("raw ECDSA payloads are 32-byte digests (or name a hash and a preimage)")
+                })?;
                 (
                     share
                         .derive_public_key(&r.path)
@@ -247,6 +256,11 @@ impl Node {
                 )
             }
             Share::Eddsa(share) => {
+                if message.is_hashed() {
+                    return Err(bad(
+                        "EdDSA payloads are raw messages (Ed25519 hashes them itself)",
+                    ));
+                }
                 if !r.path.is_empty() {
                     return Err(bad("derivation paths apply to ECDSA keys only"));
                 }
@@ -259,6 +273,7 @@ impl Node {
                 use_key,
                 public_key,
                 digest,
+                hashed: message.is_hashed(),
                 request_hash: request_hash(r),
                 created: r.created,
                 expiry: r.expiry,

@@ -3,9 +3,7 @@
 //! the same request gets the same signature again.
 
 use protocol::genesis::ClusterId;
-use protocol::policy::{
-    Approved, Canonical, CreateKey, REQUEST_ID_LEN, REQUEST_VERSION, SignRequest,
-};
+use protocol::policy::{Approved, Canonical, CreateKey, REQUEST_ID_LEN, SignRequest};
 use protocol::session::Outcome;
 use serde_bytes::ByteBuf;
 use sha2::Digest;
@@ -54,17 +52,18 @@ pub(super) fn request_hash(r: &SignRequest) -> [u8; 32] {
 }
 
 impl Node {
-    /// Checks a request's version, cluster id and id length; returns the genesis.
+    /// Checks a request's version (`v`, where `version` is the one supported), cluster id and
+    /// id length; returns the genesis.
     pub(super) fn check_request(
         &self,
-        v: u8,
+        (v, version): (u8, u8),
         cluster: &ClusterId,
         request_id: &[u8],
     ) -> Result<&GenesisState, NodeError> {
         let g = self.genesis()?;
-        if v != REQUEST_VERSION {
+        if v != version {
             return Err(bad(format!(
-                "request version {v} is not supported (version {REQUEST_VERSION} names the cluster id)"
+                "request version {v} is not supported (this enclave takes version {version})"
             )));
         }
         let ours = g.cluster_id().ok_or(MembershipError::LegacyGenesis)?;

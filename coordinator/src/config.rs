@@ -35,8 +35,9 @@ pub struct Config {
     #[arg(long = "proxy", required = true)]
     pub proxies: Vec<String>,
     /// Storage: sqlite:PATH or postgres://... (default: sqlite in --data-dir). PostgreSQL is
-    /// reached over TLS (see --store-tls).
-    #[arg(long, env = "COHORT_COORDINATOR_STORE")]
+    /// reached over TLS (see --store-tls). Its value (a URL may hold a password) is never shown
+    /// by --help.
+    #[arg(long, env = "COHORT_COORDINATOR_STORE", hide_env_values = true)]
     pub store: Option<String>,
     /// TLS to PostgreSQL. `require`: TLS only, the server's certificate checked (its host name,
     /// and a chain to --store-ca or the system's roots); a server without TLS is refused.
@@ -193,5 +194,9 @@ mod tests {
         assert!(
             Config::try_parse_from(base.iter().copied().chain(["--store-tls", "prefer"])).is_err()
         );
+        // --help never prints the store URL from the environment (it may hold a password).
+        let command = Config::command();
+        let store = command.get_arguments().find(|a| a.get_id() == "store");
+        assert!(store.is_some_and(|a| a.is_hide_env_values_set()));
     }
 }

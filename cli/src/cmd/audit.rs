@@ -53,6 +53,9 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn verify_store(store: &str, tls: &PostgresTls) -> anyhow::Result<ExitCode> {
+    if tls.mode == TlsMode::Disable && store.starts_with("postgres") {
+        eprintln!("warning: reading PostgreSQL without TLS (--store-tls disable)");
+    }
     let mut store = coordinator::store::open(store, tls)?;
     Ok(match coordinator::store::verify_log(&mut store)? {
         Ok(n) => {

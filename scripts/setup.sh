@@ -51,6 +51,19 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   fi
 fi
 
+# initdb and pg_ctl for coordinator/tests/store_tls.rs, which starts a PostgreSQL of its own with
+# TLS (as the postgres user when run as root): Debian's postgresql package brings them, under
+# /usr/lib/postgresql/VERSION/bin, and the postgres user. A server running without them (another
+# package, a container) is not enough.
+if ! ls /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
+  || ! id postgres >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing PostgreSQL's server binaries (initdb, pg_ctl)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is missing; install the Rust toolchain (rustc 1.95) first" >&2
   exit 1

@@ -9,6 +9,7 @@ use host::PolicyArgs;
 
 use crate::chains::ChainSettings;
 use crate::service::Settings;
+use crate::store::{PostgresTls, TlsMode};
 
 /// `cohort-coordinator` configuration.
 #[derive(Debug, Clone, Parser)]
@@ -33,9 +34,26 @@ pub struct Config {
     /// Base URL of node I's parent proxy (repeat, in node order).
     #[arg(long = "proxy", required = true)]
     pub proxies: Vec<String>,
-    /// Storage: sqlite:PATH or postgres://... (default: sqlite in --data-dir).
-    #[arg(long, env = "COHORT_COORDINATOR_STORE")]
+    /// Storage: sqlite:PATH or postgres://... (default: sqlite in --data-dir). PostgreSQL is
+    /// reached over TLS (see --store-tls). Its value (a URL may hold a password) is never shown
+    /// by --help.
+    #[arg(long, env = "COHORT_COORDINATOR_STORE", hide_env_values = true)]
     pub store: Option<String>,
+    /// TLS to PostgreSQL. `require`: TLS only, the server's certificate checked (its host name,
+    /// and a chain to --store-ca or the system's roots); a server without TLS is refused.
+    /// `disable`: plaintext, logged as a warning; only for a database on a path nobody else
+    /// shares (a local test server).
+    #[arg(
+        long,
+        env = "COHORT_COORDINATOR_STORE_TLS",
+        value_enum,
+        default_value_t = TlsMode::Require
+    )]
+    pub store_tls: TlsMode,
+    /// PEM file of the roots PostgreSQL's certificate must chain to (on AWS, the RDS CA bundle);
+    /// without it, the system's roots.
+    #[arg(long, env = "COHORT_COORDINATOR_STORE_CA", value_name = "FILE")]
+    pub store_ca: Option<PathBuf>,
     /// Directory for the default SQLite database.
     #[arg(
         long,
@@ -92,6 +110,14 @@ impl Config {
             .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("coordinator.db").display()))
     }
 
+    /// How the store reaches PostgreSQL (--store-tls, --store-ca).
+    pub fn store_tls(&self) -> PostgresTls {
+        PostgresTls {
+            mode: self.store_tls,
+            ca_file: self.store_ca.clone(),
+        }
+    }
+
     /// The service settings (fails when the EVM chain file does not load).
     pub fn settings(&self) -> Result<Settings, String> {
         let mut registry = adapters::Registry::builtin();
@@ -142,5 +168,35 @@ mod tests {
             env("measurements").as_deref(),
             Some("COHORT_COORDINATOR_MEASUREMENTS")
         );
+    }
+
+    #[test]
+    fn postgres_tls_is_required_unless_disabled_explicitly() {
+        let base = [
+            "cohort-coordinator",
+            "--proxy",
+            "http://p",
+            "--pcr0",
+            &"00".repeat(48),
+        ];
+        let config = Config::try_parse_from(base).unwrap();
+        assert_eq!(config.store_tls(), PostgresTls::require(None));
+        let config =
+            Config::try_parse_from(base.iter().copied().chain(["--store-tls", "disable"])).unwrap();
+        assert_eq!(config.store_tls(), PostgresTls::disabled());
+        let config =
+            Config::try_parse_from(base.iter().copied().chain(["--store-ca", "/etc/rds.pem"]))
+                .unwrap();
+        assert_eq!(
+            config.store_tls(),
+            PostgresTls::require(Some("/etc/rds.pem".into()))
+        );
+        assert!(
+            Config::try_parse_from(base.iter().copied().chain(["--store-tls", "prefer"])).is_err()
+        );
+        // --help never prints the store URL from the environment (it may hold a password).
+        let command = Config::command();
+        let store = command.get_arguments().find(|a| a.get_id() == "store");
+        assert!(store.is_some_and(|a| a.is_hide_env_values_set()));
     }
 }

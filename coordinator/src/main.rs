@@ -18,11 +18,12 @@ async fn main() -> ExitCode {
 
 async fn run(config: Config, policy: attestation::Policy) -> Result<(), String> {
     let url = config.store_url();
+    let tls = config.store_tls();
     if url.starts_with("sqlite:") {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
     }
-    let store = tokio::task::spawn_blocking(move || coordinator::store::open(&url))
+    let store = tokio::task::spawn_blocking(move || coordinator::store::open(&url, &tls))
         .await
         .map_err(|e| e.to_string())
         .and_then(|opened| opened.map_err(|e| e.to_string()))

@@ -871,9 +871,13 @@ fn failover_store() -> Vec<String> {
             )
             .unwrap();
             let sep = if url.contains('?') { '&' } else { '?' };
+            // The local test server is reached in plaintext, said explicitly: the coordinator
+            // requires TLS by default (coordinator/tests/store_tls.rs tests TLS itself).
             vec![
                 "--store".into(),
                 format!("{url}{sep}options=-c%20search_path%3Dcohort_failover"),
+                "--store-tls".into(),
+                "disable".into(),
             ]
         }
         Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {

@@ -1,6 +1,6 @@
 //! Persistence behind one interface: SQLite in the data directory by default, PostgreSQL (by URL)
-//! when several coordinators share one database. Schema migrations are numbered and applied once,
-//! each in its own transaction.
+//! when several coordinators share one database, reached over TLS unless the operator disables
+//! it ([`connect`]). Schema migrations are numbered and applied once, each in its own transaction.
 //!
 //! Every operation is one transaction, written once for both backends over a small SQL layer
 //! ([`Tx`]): the same statements (`$1`-style placeholders) run on SQLite and PostgreSQL; only the
@@ -13,6 +13,7 @@
 
 mod audit;
 mod cluster;
+mod connect;
 mod keys;
 mod migrations;
 mod presignatures;
@@ -22,6 +23,7 @@ mod states;
 
 pub use audit::verify_log;
 pub use cluster::ClusterRow;
+pub use connect::{PostgresTls, TlsMode};
 pub use keys::KeyRow;
 pub use migrations::latest_schema_version;
 pub use presignatures::PresigRow;
@@ -38,14 +40,46 @@ pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL failed.
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", with_causes(.0))]
     Postgres(#[from] postgres::Error),
     /// The URL names no known backend (only its scheme is kept: a URL may hold a password).
     #[error("unsupported store url scheme `{0}` (expected sqlite:PATH or postgres://...)")]
     BadUrl(String),
+    /// A PostgreSQL URL that does not parse (the parser's reason; never the URL).
+    #[error("invalid postgres url: {0}")]
+    BadPostgresUrl(String),
+    /// The TLS settings cannot be used: a CA file that cannot be read or holds no certificate,
+    /// no system roots, or settings that contradict each other.
+    #[error("store tls: {0}")]
+    TlsSetup(String),
+    /// Connecting to PostgreSQL failed, the refusals included: a server that offers no TLS while
+    /// TLS is required, a certificate that does not chain to the roots or names another host, a
+    /// server that refuses plaintext. Names the endpoint, never the user or the password.
+    #[error("cannot connect to postgres at {endpoint} (--store-tls {tls}): {}", with_causes(.error))]
+    Connect {
+        /// The hosts and ports tried.
+        endpoint: String,
+        /// The TLS mode of the attempt.
+        tls: TlsMode,
+        /// The client's error.
+        error: postgres::Error,
+    },
     /// Stored data does not decode.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+}
+
+/// A PostgreSQL error with its causes: the client's own `Display` names only the kind ("db
+/// error", "error performing TLS handshake"), and the reason is in its sources.
+fn with_causes(e: &postgres::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
 }
 
 enum Conn {
@@ -70,12 +104,13 @@ impl std::fmt::Debug for Store {
 /// Advisory-lock key serialising appends and migrations across coordinators.
 const LOCK_KEY: i64 = 0x636f_686f_7274; // "cohort"
 
-/// Opens a store by URL: `sqlite:PATH` or `postgres://...`.
-pub fn open(url: &str) -> Result<Store, StoreError> {
+/// Opens a store by URL: `sqlite:PATH`, or `postgres://...` reached as `tls` says (TLS required
+/// unless it says otherwise).
+pub fn open(url: &str, tls: &PostgresTls) -> Result<Store, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite:") {
         Store::sqlite(std::path::Path::new(path))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Store::postgres(postgres::Client::connect(url, postgres::NoTls)?)
+        Store::postgres(connect::connect(url, tls)?)
     } else {
         let scheme = url.split(':').next().unwrap_or_default();
         Err(StoreError::BadUrl(scheme.chars().take(32).collect()))

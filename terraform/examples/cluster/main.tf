@@ -76,6 +76,7 @@ module "coordinator" {
   artifact_bucket        = var.artifact_bucket
   artifact_kms_key_arn   = var.artifact_kms_key_arn
   coordinator_binary_key = var.coordinator_binary_key
+  db_ca_bundle_key       = var.db_ca_bundle_key
   admin_principal_arn    = var.admin_principal_arn
 
   instance_type          = var.coordinator_instance_type

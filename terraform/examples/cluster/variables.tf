@@ -100,6 +100,11 @@ variable "coordinator_binary_key" {
   type        = string
 }
 
+variable "db_ca_bundle_key" {
+  description = "Object key of the RDS CA bundle (AWS's global-bundle.pem), uploaded beside the binaries: the roots the coordinators check the database's certificate against."
+  type        = string
+}
+
 variable "node_instance_type" {
   description = "Parent instance type (Nitro Enclaves capable)."
   type        = string

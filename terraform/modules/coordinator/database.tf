@@ -1,7 +1,8 @@
-# PostgreSQL shared by the coordinators: Multi-AZ, encrypted under its own key, deletion
-# protection, automated backups, IAM authentication on, Performance Insights and enhanced
-# monitoring. The master password is generated and kept by RDS in Secrets Manager
-# (manage_master_user_password); coordinators read it at start (files/db-env.sh.tftpl).
+# PostgreSQL shared by the coordinators: Multi-AZ, encrypted under its own key, TLS required
+# (rds.force_ssl), deletion protection, automated backups, IAM authentication on, Performance
+# Insights and enhanced monitoring. The master password is generated and kept by RDS in Secrets
+# Manager (manage_master_user_password); coordinators read it at start (files/db-env.sh.tftpl)
+# and check the server's certificate against the RDS CA bundle (db_ca_bundle_key).
 
 module "account" {
   source = "../account"
@@ -34,11 +35,12 @@ resource "aws_db_parameter_group" "this" {
   family      = "postgres${var.db_engine_version}"
   description = "${var.name} coordinator database"
 
-  # The coordinator's PostgreSQL client does not speak TLS yet (postgres::NoTls in
-  # coordinator/src/store.rs); see db_require_tls.
+  # TLS only: the server refuses plaintext connections. The coordinators connect with
+  # --store-tls require and check the certificate against the RDS CA bundle (--store-ca), so
+  # nobody on the path reads approvals and payloads or changes the stored state.
   parameter {
     name  = "rds.force_ssl"
-    value = var.db_require_tls ? "1" : "0"
+    value = "1"
   }
 
   parameter {
@@ -75,7 +77,6 @@ module "rds_monitoring_role" {
 }
 
 resource "aws_db_instance" "this" {
-  # checkov:skip=CKV2_AWS_69: encryption in transit is variable-driven (db_require_tls) and off by default on purpose: the coordinator's PostgreSQL client connects without TLS today (postgres::NoTls); traffic stays inside the VPC between the coordinator and database security groups. Turn it on with the client change.
   identifier     = "${var.name}-coordinator"
   engine         = "postgres"
   engine_version = var.db_engine_version

@@ -1,4 +1,4 @@
-# The coordinators' role: their binary, the database secret, their log groups and metrics,
+# The coordinators' role: their binary and the RDS CA bundle, the database secret, their log groups and metrics,
 # and Systems Manager (Session Manager instead of SSH). No KMS key of a node, no blob.
 
 locals {
@@ -19,7 +19,7 @@ module "role" {
       Sid      = "ReadReleaseArtifact"
       Effect   = "Allow"
       Action   = "s3:GetObject"
-      Resource = "${local.artifacts}/${var.coordinator_binary_key}"
+      Resource = ["${local.artifacts}/${var.coordinator_binary_key}", "${local.artifacts}/${var.db_ca_bundle_key}"]
     },
     {
       Sid      = "ReadDatabaseSecret"

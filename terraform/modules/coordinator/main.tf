@@ -26,6 +26,13 @@ resource "aws_cloudwatch_log_group" "this" {
   tags              = var.tags
 }
 
+# The RDS CA bundle comes from the artifact bucket like the binary (reviewed and uploaded with
+# the release): the coordinators have no route to AWS's trust store on the internet, and the
+# bundle is far larger than the 16 KiB of user data.
+locals {
+  db_ca_file = "/etc/cohort/rds-ca.pem"
+}
+
 locals {
   template_vars = {
     region             = module.account.region
@@ -37,6 +44,7 @@ locals {
     db_host            = aws_db_instance.this.address
     db_port            = local.db_port
     db_name            = local.db_name
+    db_ca_file         = local.db_ca_file
   }
 
   # Prometheus scrape of the local coordinator. The cluster label becomes a metric dimension.
@@ -123,6 +131,8 @@ module "group" {
   install_commands = [
     ["aws", "s3", "cp", "--region", module.account.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.coordinator_binary_key}", "/usr/local/bin/cohort-coordinator"],
     ["chmod", "0755", "/usr/local/bin/cohort-coordinator"],
+    ["aws", "s3", "cp", "--region", module.account.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.db_ca_bundle_key}", local.db_ca_file],
+    ["chmod", "0644", local.db_ca_file],
   ]
   start_commands = [["systemctl", "enable", "--now", "cohort-coordinator.service", "cohort-db-env-refresh.timer"]]
 

@@ -59,6 +59,11 @@ variable "coordinator_binary_key" {
   type        = string
 }
 
+variable "db_ca_bundle_key" {
+  description = "Object key in artifact_bucket of the RDS CA bundle (PEM; AWS's global bundle, global-bundle.pem): installed as /etc/cohort/rds-ca.pem, the roots the coordinators check the database's TLS certificate against (--store-ca)."
+  type        = string
+}
+
 variable "artifact_kms_key_arn" {
   description = "KMS key encrypting artifact_bucket's objects, when it uses SSE-KMS (null: SSE-S3)."
   type        = string
@@ -184,12 +189,6 @@ variable "db_backup_retention_days" {
   description = "Automated backup retention."
   type        = number
   default     = 14
-}
-
-variable "db_require_tls" {
-  description = "Set rds.force_ssl = 1. Leave false until the coordinator's PostgreSQL client speaks TLS: today it connects with postgres::NoTls (coordinator/src/store.rs) and RDS would refuse it."
-  type        = bool
-  default     = false
 }
 
 variable "tags" {

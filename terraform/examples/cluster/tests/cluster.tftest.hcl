@@ -15,6 +15,7 @@ variables {
   eif_key                = "cohort.eif"
   proxy_binary_key       = "cohort-parent-proxy"
   coordinator_binary_key = "cohort-coordinator"
+  db_ca_bundle_key       = "rds-global-bundle.pem"
   client_cidrs           = ["203.0.113.0/24"]
   certificate_arn        = "arn:aws:acm:eu-west-1:111122223333:certificate/mock"
   admin_principal_arn    = "arn:aws:iam::111122223333:role/cohort-deployer"

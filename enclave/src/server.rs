@@ -260,6 +260,7 @@ impl Enclave {
                     keys: s.keys,
                     presignatures: s.presignatures,
                     primes_ready: self.worker.is_some() && self.primes.ready(),
+                    failure: None,
                 }
             }
             EnclaveRequest::Attest { nonce } => self.attest(nonce),

@@ -76,7 +76,8 @@ pub struct Config {
     /// Time limit of one round of key generation, auxiliary info or presigning, seconds.
     #[arg(long, default_value_t = 300)]
     pub setup_round_timeout_secs: u64,
-    /// Time one signing request may take in all, failover included, milliseconds.
+    /// Time one signing request may take in all, failover included, milliseconds (at most
+    /// 30 minutes: its session ids must expire within the hour enclaves accept).
     #[arg(long, default_value_t = 30_000)]
     pub sign_deadline_ms: u64,
     /// Largest request body, bytes.
@@ -96,6 +97,9 @@ pub struct Config {
     #[arg(long, env = "COHORT_LOG_JSON")]
     pub log_json: bool,
 }
+
+/// The longest `--sign-deadline-ms` (30 minutes).
+pub const MAX_SIGN_DEADLINE_MS: u64 = 30 * 60 * 1000;
 
 impl Config {
     /// The attestation policy nodes must satisfy (the nonce is set per attestation).
@@ -127,6 +131,16 @@ impl Config {
             registry = registry
                 .with_evm_chains(&text)
                 .map_err(|e| format!("--evm-chains {}: {e}", f.display()))?;
+        }
+        if self.sign_deadline_ms > MAX_SIGN_DEADLINE_MS {
+            return Err(format!(
+                "--sign-deadline-ms {}: at most {MAX_SIGN_DEADLINE_MS} (30 minutes): a signing \
+                 attempt's session id expires {} s after the request's lease, and enclaves \
+                 refuse ids expiring more than {} s ahead",
+                self.sign_deadline_ms,
+                crate::nodes::SESSION_ID_LIFETIME_SECS,
+                protocol::session::MAX_SESSION_ID_LIFETIME_SECS
+            ));
         }
         Ok(Settings {
             sign_round_timeout: Duration::from_millis(self.sign_round_timeout_ms.max(50)),
@@ -198,5 +212,25 @@ mod tests {
         let command = Config::command();
         let store = command.get_arguments().find(|a| a.get_id() == "store");
         assert!(store.is_some_and(|a| a.is_hide_env_values_set()));
+    }
+
+    /// A signing deadline longer than session ids may live is refused with the reason.
+    #[test]
+    fn a_sign_deadline_beyond_thirty_minutes_is_refused() {
+        let config = |ms: u64| {
+            Config::try_parse_from([
+                "cohort-coordinator",
+                "--proxy",
+                "http://127.0.0.1:1",
+                "--pcr0",
+                &"ab".repeat(48),
+                "--sign-deadline-ms",
+                &ms.to_string(),
+            ])
+            .unwrap()
+        };
+        assert!(config(MAX_SIGN_DEADLINE_MS).settings().is_ok());
+        let e = config(MAX_SIGN_DEADLINE_MS + 1).settings().unwrap_err();
+        assert!(e.contains("--sign-deadline-ms"), "{e}");
     }
 }

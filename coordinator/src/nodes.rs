@@ -398,6 +398,7 @@ impl Nodes {
                 keys,
                 presignatures,
                 primes_ready,
+                failure,
                 ..
             }) => {
                 let (was_reachable, due) = {
@@ -421,7 +422,9 @@ impl Nodes {
                     s.keys = keys;
                     s.presignatures = presignatures;
                     s.primes_ready = primes_ready;
-                    s.error = None;
+                    // What the enclave reports went wrong (a failed phase's reason, a panic it
+                    // contained), for operators.
+                    s.error = failure.map(|f| format!("enclave: {f}"));
                     if s.suspended_until.is_some_and(|t| Instant::now() >= t) {
                         s.suspended_until = None;
                     }
@@ -429,7 +432,8 @@ impl Nodes {
                 if presignatures == 0 && phase == Phase::Operational {
                     events.push(NodeEvent::NoPresignatures(node));
                 }
-                if (due || !was_reachable) && phase != Phase::Booting && phase != Phase::BootFailed
+                if (due || !was_reachable)
+                    && !matches!(phase, Phase::Booting | Phase::BootFailed | Phase::Failed)
                 {
                     let before = self.identity(node);
                     if self.attest(node).await.is_ok() {
@@ -520,11 +524,19 @@ impl Nodes {
     }
 }
 
-/// A fresh random 32-byte session id.
+/// How long after it is made a session id stays startable: the coordinator starts a session
+/// at once, so this is margin for enclave clocks ahead of ours (an enclave refuses an expired
+/// id, and one expiring more than an hour after its clock).
+pub const SESSION_ID_LIFETIME_SECS: u64 = 600;
+const _: () = assert!(SESSION_ID_LIFETIME_SECS < protocol::session::MAX_SESSION_ID_LIFETIME_SECS);
+
+/// A fresh session id: it expires [`SESSION_ID_LIFETIME_SECS`] from now (session ids carry
+/// their expiry, `protocol::session::session_id_expiry`), the rest random.
 pub fn new_session_id() -> ByteBuf {
-    let mut b = vec![0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    ByteBuf::from(b)
+    let mut rest = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut rest);
+    let expiry = now().as_secs() + SESSION_ID_LIFETIME_SECS;
+    ByteBuf::from(protocol::session::session_id_expiring(expiry, &rest).to_vec())
 }
 
 /// How a session ended.

@@ -18,7 +18,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use attestation::sim::SimulatedCa;
 use ed25519_dalek::SigningKey;
 use enclave::Enclave;
-use enclave::testkit::{IMAGE, admit_all, approve, boot, create_key_request, found, run_session};
+use enclave::testkit::{
+    IMAGE, admit_all, approve, boot, create_key_request, found, fresh_session_id, run_session,
+};
 use protocol::policy::{Approved, HashFunction, Payload, Scheme, SignRequest};
 use protocol::session::{Outcome, SessionKind};
 use rand::RngCore;
@@ -79,7 +81,7 @@ impl Setup {
         };
         let out = run_session(
             &self.enclaves,
-            random(32),
+            fresh_session_id(),
             quorum,
             SessionKind::Sign {
                 request: approved,
@@ -115,7 +117,7 @@ fn main() {
     eprintln!("auxiliary info (tens of seconds)...");
     let aux = run_session(
         &enclaves,
-        random(32),
+        fresh_session_id(),
         &[0, 1, 2],
         SessionKind::AuxInfo,
         |_, _| {},
@@ -135,7 +137,7 @@ fn main() {
         );
         let out = run_session(
             &enclaves,
-            random(32),
+            fresh_session_id(),
             &[0, 1, 2],
             SessionKind::CreateKey { request: approved },
             |_, _| {},
@@ -177,7 +179,7 @@ fn main() {
     let mut presignatures = Vec::new();
     let mut presign = Vec::new();
     for _ in 0..count {
-        let id = random(32);
+        let id = fresh_session_id();
         let t = Instant::now();
         let out = run_session(
             &s.enclaves,

@@ -23,20 +23,16 @@ use crate::seal::{self, BlobKind, LocalSealingAuthority};
 use crate::server::Enclave;
 use crate::testkit::{
     IMAGE, admit_all, approve, boot, boot_sealed_by, create_key_request, document, found,
-    run_session, run_session_as,
+    fresh_session_id, run_session, run_session_as,
 };
+
+mod bounds;
 
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-fn random32() -> ByteBuf {
-    let mut b = vec![0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    ByteBuf::from(b)
 }
 
 fn request_id() -> ByteBuf {
@@ -95,7 +91,7 @@ impl Cluster {
         kind: SessionKind,
         tamper: impl FnMut(u16, &mut Vec<PeerEnvelope>),
     ) -> BTreeMap<u16, Outcome> {
-        self.run_in(random32(), participants, kind, tamper)
+        self.run_in(fresh_session_id(), participants, kind, tamper)
     }
 
     fn run_in(
@@ -336,7 +332,7 @@ fn ecdsa_keygen_full_and_presigned_signing_with_derivation() {
     verify_ecdsa(&child, &digest, &sig);
 
     // Presignature for path m/0/1 among {0, 1}, then one-round signing.
-    let pid = random32();
+    let pid = fresh_session_id();
     let presign = c.run_in(
         pid.clone(),
         &[0, 1],
@@ -441,13 +437,18 @@ fn unknown_aborts_leave_memory_flat() {
             session: ByteBuf::from(session.to_vec()),
         })
     };
+    // Ids that could be started (not expired, not too far ahead), each one different.
+    let expiry = now() + 600;
+    let sid = |i: u32| {
+        let mut rest = [0x5a; 24];
+        rest[..4].copy_from_slice(&i.to_be_bytes());
+        protocol::session::session_id_expiring(expiry, &rest)
+    };
     // One request first, so the counters reflect this enclave's state.
     let _ = abort(&[0u8; 32]);
     let before = node.counters();
     for i in 0..100_000u32 {
-        let mut sid = [0x5a; 32];
-        sid[..4].copy_from_slice(&i.to_be_bytes());
-        assert!(matches!(abort(&sid), EnclaveResponse::Session(_)));
+        assert!(matches!(abort(&sid(i)), EnclaveResponse::Session(_)));
     }
     let after = node.counters();
     assert_eq!(
@@ -466,20 +467,27 @@ fn unknown_aborts_leave_memory_flat() {
         "aborts of unknown sessions grew the enclave's state"
     );
     assert_eq!(after.aborted_remembered, 65_536, "bounded");
-    // The last one aborted is still refused if its start comes after all.
-    let mut last = [0x5a; 32];
-    last[..4].copy_from_slice(&99_999u32.to_be_bytes());
-    let start = node.handle(EnclaveRequest::StartSession {
-        session: ByteBuf::from(last.to_vec()),
-        participants: vec![0, 1],
-        kind: SessionKind::Presign {
-            key_id: "no-such-key".into(),
-            path: vec![],
-        },
-    });
-    match start {
-        EnclaveResponse::Error(e) => assert!(e.message.contains("already used"), "{e:?}"),
-        other => panic!("{other:?}"),
+    let start = |i: u32| {
+        node.handle(EnclaveRequest::StartSession {
+            session: ByteBuf::from(sid(i).to_vec()),
+            participants: vec![0, 1],
+            kind: SessionKind::Presign {
+                key_id: "no-such-key".into(),
+                path: vec![],
+            },
+        })
+    };
+    // Ids that could never start (expired, or too far ahead) are not even remembered: the
+    // oldest id remembered (100,000 - 65,536) is not pushed out by them.
+    for far in [[0u8; 32], [0xff; 32]] {
+        let _ = abort(&far);
+    }
+    // The oldest and the last one aborted are still refused if their start comes after all.
+    for i in [100_000 - 65_536, 99_999] {
+        match start(i) {
+            EnclaveResponse::Error(e) => assert!(e.message.contains("already used"), "{e:?}"),
+            other => panic!("{other:?}"),
+        }
     }
 }
 
@@ -506,7 +514,7 @@ fn refusals_are_made_by_every_enclave() {
     for bad in [one, foreign, other_payload, expired] {
         for node in 0..3u16 {
             let r = c.enclaves[usize::from(node)].handle(EnclaveRequest::StartSession {
-                session: random32(),
+                session: fresh_session_id(),
                 participants: vec![0, 1],
                 kind: SessionKind::Sign {
                     request: bad.clone(),
@@ -531,7 +539,7 @@ fn refusals_are_made_by_every_enclave() {
     elsewhere.approvals = approve(&elsewhere.request, &[&c.approvers[0], &c.approvers[1]]);
     for node in 0..2u16 {
         match c.enclaves[usize::from(node)].handle(EnclaveRequest::StartSession {
-            session: random32(),
+            session: fresh_session_id(),
             participants: vec![0, 1],
             kind: SessionKind::Sign {
                 request: elsewhere.clone(),
@@ -685,7 +693,7 @@ fn one_session_id_started_as_different_sessions_fails_blaming_no_one() {
     for (what, at0, at1) in cases {
         let out = run_session_as(
             &c.enclaves,
-            random32(),
+            fresh_session_id(),
             &[0, 1],
             |n| if n == 0 { at0.clone() } else { at1.clone() },
             |_, _| {},
@@ -722,7 +730,7 @@ fn restart_unseals_and_signs_again() {
     let mut c = lock();
     let pk = c.create_key("restart", Scheme::EddsaEd25519, 2);
     let ecdsa_pk = c.create_key("restart-ecdsa", Scheme::EcdsaSecp256k1, 2);
-    let pid = random32();
+    let pid = fresh_session_id();
     let presign = c.run_in(
         pid.clone(),
         &[0, 1],
@@ -857,7 +865,7 @@ fn an_aborted_session_releases_its_request_for_another_quorum() {
         presignature: None,
     };
     // Quorum {0, 1} starts, then node 1 "dies": node 0 holds the request in flight.
-    let stuck = random32();
+    let stuck = fresh_session_id();
     let started = c.enclaves[0].handle(EnclaveRequest::StartSession {
         session: stuck.clone(),
         participants: vec![0, 1],
@@ -867,7 +875,7 @@ fn an_aborted_session_releases_its_request_for_another_quorum() {
         matches!(started, EnclaveResponse::Session(_)),
         "{started:?}"
     );
-    let second = random32();
+    let second = fresh_session_id();
     let blocked = c.run_in(second.clone(), &[0, 2], kind.clone(), |_, _| {});
     assert!(
         failure(&blocked)
@@ -915,13 +923,13 @@ fn one_generation_per_key_id_and_keys_are_never_replaced() {
     let all = [0u16, 1, 2];
     // Two generations of one key id at once (two requests): the second is refused.
     let r = c.enclaves[0].handle(EnclaveRequest::StartSession {
-        session: random32(),
+        session: fresh_session_id(),
         participants: all.to_vec(),
         kind: SessionKind::CreateKey { request: first },
     });
     assert!(matches!(r, EnclaveResponse::Session(_)), "{r:?}");
     let r = c.enclaves[0].handle(EnclaveRequest::StartSession {
-        session: random32(),
+        session: fresh_session_id(),
         participants: all.to_vec(),
         kind: SessionKind::CreateKey {
             request: second.clone(),
@@ -941,7 +949,7 @@ fn one_generation_per_key_id_and_keys_are_never_replaced() {
     again.approvals = approve(&again.request, &[&c.admins[0], &c.admins[1]]);
     for node in 0..3 {
         let r = c.enclaves[node].handle(EnclaveRequest::StartSession {
-            session: random32(),
+            session: fresh_session_id(),
             participants: all.to_vec(),
             kind: SessionKind::CreateKey {
                 request: again.clone(),
@@ -974,7 +982,7 @@ fn sign_kind(request: Approved<SignRequest>, presignature: Option<ByteBuf>) -> S
 fn one_presignature_named_by_two_coordinators_at_once_signs_once() {
     let mut c = lock();
     c.create_key("two-coordinators", Scheme::EcdsaSecp256k1, 2);
-    let pid = random32();
+    let pid = fresh_session_id();
     let presign = c.run_in(
         pid.clone(),
         &[0, 1],
@@ -1067,7 +1075,7 @@ fn duplicated_out_of_range_and_zero_party_indices_are_refused() {
     for kind in &kinds {
         for participants in sets {
             for node in 0..3u16 {
-                let session = random32();
+                let session = fresh_session_id();
                 let r = c.enclaves[usize::from(node)].handle(EnclaveRequest::StartSession {
                     session: session.clone(),
                     participants: participants.to_vec(),
@@ -1122,7 +1130,7 @@ fn frost_nonces_are_never_reused() {
     }
 
     // Record a whole session, then replay its deliveries to the same session: it is over.
-    let session = random32();
+    let session = fresh_session_id();
     let mut recorded: Vec<(u16, Vec<PeerEnvelope>)> = Vec::new();
     let out = c.run_in(
         session.clone(),
@@ -1369,7 +1377,7 @@ fn rogue_enclaves_of_the_public_image_are_refused() {
     let request = c.create_key_request(KEY, Scheme::EddsaEd25519, 2);
     let outcomes = run_session(
         &attack,
-        random32(),
+        fresh_session_id(),
         &[0, 1, 2],
         SessionKind::CreateKey { request },
         |_, _| {},
@@ -1393,7 +1401,7 @@ fn rogue_enclaves_of_the_public_image_are_refused() {
     // not the id of the genesis they hold (however the attacker named it).
     let outcomes = run_session(
         &rogues,
-        random32(),
+        fresh_session_id(),
         &[0, 1],
         SessionKind::CreateKey {
             request: c.create_key_request("the-real-clusters", Scheme::EddsaEd25519, 2),
@@ -1422,7 +1430,7 @@ fn rogue_enclaves_of_the_public_image_are_refused() {
     );
     let outcomes = run_session(
         &rogues,
-        random32(),
+        fresh_session_id(),
         &[0, 1],
         SessionKind::CreateKey {
             request: own_request,
@@ -1574,7 +1582,7 @@ fn readmitting_a_peer_mid_session_changes_nothing() {
     let mut readmitted = false;
     let outcomes = run_session(
         &c.enclaves,
-        random32(),
+        fresh_session_id(),
         &[0, 1, 2],
         SessionKind::CreateKey { request },
         |_, _| {
@@ -1597,7 +1605,7 @@ fn readmitting_a_peer_mid_session_changes_nothing() {
     let request = c.create_key_request("after-the-readmission", Scheme::EddsaEd25519, 2);
     let outcomes = run_session(
         &c.enclaves,
-        random32(),
+        fresh_session_id(),
         &[0, 1, 2],
         SessionKind::CreateKey { request },
         |_, _| {},
@@ -1975,7 +1983,7 @@ fn a_genesis_with_a_roster_is_accepted_only_where_it_lists_this_node() {
     );
     let out = run_session(
         &by_index,
-        random32(),
+        fresh_session_id(),
         &[0, 1, 2],
         SessionKind::CreateKey { request: create },
         |_, _| {},

@@ -10,6 +10,14 @@
 //! `enrolled` is reached by `Enroll` or by restoring a node key alone; a restore with the
 //! genesis goes to `operational`.
 //!
+//! ```text
+//!   ready | enrolled | operational --worker_failed--> failed (terminal)
+//! ```
+//!
+//! `failed`: the cluster worker panicked outside a protocol machine (issue 18). Its state may
+//! be half-changed, so it is not used again: like `boot_failed`, the phase answers `status`
+//! only, with the reason, until the enclave is restarted (and restored from its sealed blobs).
+//!
 //! Each request names the phase it needs ([`required_phase`]); the server refuses it with a
 //! `wrong_phase` error in any other phase. Later phases (genesis, keys loaded) extend this table.
 
@@ -28,6 +36,8 @@ pub enum Event {
     GenesisAccepted,
     /// Sealed state was restored.
     Restored,
+    /// The cluster worker panicked outside a protocol machine, or stopped.
+    WorkerFailed,
 }
 
 /// An event that is not allowed in the current phase (a bug in the caller).
@@ -68,7 +78,7 @@ pub fn required_phase(request: &EnclaveRequest) -> Requirement {
     }
 }
 
-/// The current phase and the reason of a boot failure.
+/// The current phase and the reason of a boot or worker failure.
 #[derive(Debug)]
 pub struct Lifecycle {
     phase: Phase,
@@ -95,7 +105,12 @@ impl Lifecycle {
         self.phase
     }
 
-    /// Applies `event`; `reason` is kept for a boot failure (it must hold no secret).
+    /// Why the phase is `boot_failed` or `failed`, if it is.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    /// Applies `event`; `reason` is kept for a boot or worker failure (it must hold no secret).
     pub fn apply(
         &mut self,
         event: Event,
@@ -107,9 +122,12 @@ impl Lifecycle {
             (Phase::Ready, Event::Enrolled) => Phase::Enrolled,
             (Phase::Ready | Phase::Enrolled, Event::GenesisAccepted) => Phase::Operational,
             (Phase::Ready, Event::Restored) => Phase::Operational,
+            (Phase::Ready | Phase::Enrolled | Phase::Operational, Event::WorkerFailed) => {
+                Phase::Failed
+            }
             (phase, event) => return Err(InvalidTransition { phase, event }),
         };
-        if next == Phase::BootFailed {
+        if matches!(next, Phase::BootFailed | Phase::Failed) {
             self.failure = reason;
         }
         self.phase = next;
@@ -130,6 +148,9 @@ impl Lifecycle {
                 match (&self.phase, &self.failure) {
                     (Phase::BootFailed, Some(why)) => {
                         format!("{request} needs phase {p}; boot failed: {why}")
+                    }
+                    (Phase::Failed, Some(why)) => {
+                        format!("{request} needs phase {p}; the enclave failed: {why}")
                     }
                     (phase, _) => format!("{request} needs phase {p}, enclave is {phase}"),
                 }
@@ -214,6 +235,48 @@ mod tests {
         assert_eq!(l.admit(&enroll).unwrap_err().code, ErrorCode::WrongPhase);
         assert!(l.admit(&admit).is_ok());
         assert!(l.apply(Event::Enrolled, None).is_err());
+    }
+
+    /// Issue 18: a worker failure is terminal from every phase the worker runs in, keeps its
+    /// reason, and leaves only `status`.
+    #[test]
+    fn a_worker_failure_is_terminal_and_explained() {
+        for events in [
+            &[Event::BootSucceeded][..],
+            &[Event::BootSucceeded, Event::Enrolled],
+            &[
+                Event::BootSucceeded,
+                Event::Enrolled,
+                Event::GenesisAccepted,
+            ],
+        ] {
+            let mut l = Lifecycle::new();
+            for e in events {
+                l.apply(*e, None).unwrap();
+            }
+            assert_eq!(
+                l.apply(Event::WorkerFailed, Some("worker panicked".into())),
+                Ok(Phase::Failed)
+            );
+            assert_eq!(l.failure(), Some("worker panicked"));
+            for e in [
+                Event::BootSucceeded,
+                Event::Enrolled,
+                Event::GenesisAccepted,
+                Event::Restored,
+                Event::WorkerFailed,
+            ] {
+                assert!(l.apply(e, None).is_err(), "{e:?} after failed");
+            }
+            assert!(l.admit(&EnclaveRequest::Status).is_ok());
+            let err = l
+                .admit(&EnclaveRequest::Attest { nonce: None })
+                .unwrap_err();
+            assert_eq!(err.code, ErrorCode::WrongPhase);
+            assert!(err.message.contains("the enclave failed: worker panicked"));
+        }
+        let mut booting = Lifecycle::new();
+        assert!(booting.apply(Event::WorkerFailed, None).is_err());
     }
 
     #[test]

@@ -13,7 +13,9 @@ use tracing::{debug, info, warn};
 
 use crate::identity::SecretIdentity;
 use crate::lifecycle::{Event, Lifecycle};
-use crate::node::{MembershipError, Node, OwnPcrs};
+#[cfg(test)]
+use crate::node::TestHook;
+use crate::node::{MembershipError, Node, OwnPcrs, panic_reason};
 use crate::primes::{PrimePool, PrimesProbe};
 use crate::seal::Sealer;
 use crate::transport::{self, Listener, Stream};
@@ -35,6 +37,12 @@ pub struct BootConfig {
 /// The cluster state ([`Node`]) lives on one worker thread: the threshold-protocol state
 /// machines are not `Send`, and one thread also serialises every change to keys, presignatures
 /// and sessions. Requests reach it through a channel.
+///
+/// The worker contains panics (issue 18): one inside a protocol machine fails that session
+/// only (the node reports it in `status` and goes on); one anywhere else leaves the node's
+/// state untrusted, so the worker drops that state and the enclave enters the terminal
+/// `failed` phase with the reason, which `status` reports. A worker thread that is gone all
+/// the same fails the enclave the same way at the next request.
 pub struct Enclave {
     lifecycle: Arc<Mutex<Lifecycle>>,
     identity: Arc<SecretIdentity>,
@@ -51,12 +59,14 @@ pub struct Enclave {
 }
 
 /// The cluster state `status` reports.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Snapshot {
     node: Option<u16>,
     keys: u32,
     presignatures: u32,
     counters: Counters,
+    /// The last panic contained to its session.
+    last_panic: Option<String>,
 }
 
 /// What the enclave's memory holds that grows with use (issue 18: bounded, and measured).
@@ -72,6 +82,8 @@ pub struct Counters {
     pub presignatures: usize,
     /// Ids of sessions aborted before they started, remembered (at most 65,536).
     pub aborted_remembered: usize,
+    /// Panics contained to their session (each failed that session only).
+    pub contained_panics: usize,
 }
 
 impl Snapshot {
@@ -86,13 +98,26 @@ impl Snapshot {
                 remembered_requests: node.remembered_request_count(),
                 presignatures: node.presignature_count(),
                 aborted_remembered: node.aborted_remembered_count(),
+                contained_panics: node.contained_panic_count(),
             },
+            last_panic: node.last_contained_panic().map(str::to_string),
         }
     }
 }
 
+/// What the worker is asked to do.
+// Only tests have a second (small) variant; boxing requests for them would cost production an
+// allocation per request.
+#[cfg_attr(test, allow(clippy::large_enum_variant))]
+enum Work {
+    Request(EnclaveRequest),
+    /// Tests only: a hook into the node or the worker.
+    #[cfg(test)]
+    Test(TestHook),
+}
+
 struct Job {
-    request: EnclaveRequest,
+    work: Work,
     reply: mpsc::Sender<EnclaveResponse>,
 }
 
@@ -162,17 +187,25 @@ impl Enclave {
             std::thread::Builder::new()
                 .name("cluster-node".into())
                 .spawn(move || {
-                    let mut node = Node::new(policy, own_pcrs, sealing, primes);
+                    let mut node = Some(Node::new(policy, own_pcrs, sealing, primes));
                     for job in rx {
-                        let response = cluster_request(
-                            &mut node,
-                            &identity,
-                            &lifecycle,
-                            &binding,
-                            job.request,
-                        );
-                        *snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Snapshot::of(&node);
+                        let (response, go_on) =
+                            work(&mut node, &identity, &lifecycle, &binding, job.work);
+                        let mut shown = snapshot.lock().unwrap_or_else(|p| p.into_inner());
+                        *shown = match &node {
+                            Some(node) => Snapshot::of(node),
+                            // Failed: its state is gone; its index and last panic stay shown.
+                            None => Snapshot {
+                                node: shown.node,
+                                last_panic: shown.last_panic.take(),
+                                ..Snapshot::default()
+                            },
+                        };
+                        drop(shown);
                         let _ = job.reply.send(response);
+                        if !go_on {
+                            break;
+                        }
                     }
                 })
                 .map(|_| Mutex::new(tx))
@@ -196,7 +229,7 @@ impl Enclave {
         }
     }
 
-    fn ask_worker(&self, request: EnclaveRequest) -> EnclaveResponse {
+    fn ask_worker(&self, work: Work) -> EnclaveResponse {
         let Some(worker) = &self.worker else {
             return EnclaveResponse::Error(EnclaveError::new(
                 ErrorCode::Internal,
@@ -207,13 +240,31 @@ impl Enclave {
         let sent = worker
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .send(Job { request, reply });
+            .send(Job { work, reply });
         match sent.ok().and_then(|()| answer.recv().ok()) {
             Some(response) => response,
-            None => EnclaveResponse::Error(EnclaveError::new(
-                ErrorCode::Internal,
-                "cluster worker stopped",
-            )),
+            None => {
+                // The worker contains its panics, so this is a bug; fail visibly all the same.
+                let why = "the cluster worker stopped";
+                if self
+                    .lifecycle()
+                    .apply(Event::WorkerFailed, Some(why.into()))
+                    .is_ok()
+                {
+                    warn!(reason = why, "enclave failed");
+                }
+                EnclaveResponse::Error(EnclaveError::new(ErrorCode::Internal, why))
+            }
+        }
+    }
+
+    /// Tests only: applies `hook` on the worker; answers as `status` would, or with the
+    /// worker's error.
+    #[cfg(test)]
+    pub(crate) fn test_hook(&self, hook: TestHook) -> EnclaveResponse {
+        match self.ask_worker(Work::Test(hook)) {
+            EnclaveResponse::Error(e) => EnclaveResponse::Error(e),
+            _ => self.handle(EnclaveRequest::Status),
         }
     }
 
@@ -253,17 +304,26 @@ impl Enclave {
         }
         match request {
             EnclaveRequest::Status => {
-                let s = *self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+                let s = self
+                    .snapshot
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                let (phase, failure) = {
+                    let l = self.lifecycle();
+                    (l.phase(), l.failure().map(str::to_string))
+                };
                 EnclaveResponse::Status {
-                    phase: self.phase(),
+                    phase,
                     node: s.node,
                     keys: s.keys,
                     presignatures: s.presignatures,
                     primes_ready: self.worker.is_some() && self.primes.ready(),
+                    failure: failure.or(s.last_panic),
                 }
             }
             EnclaveRequest::Attest { nonce } => self.attest(nonce),
-            other => self.ask_worker(other),
+            other => self.ask_worker(Work::Request(other)),
         }
     }
 
@@ -304,6 +364,69 @@ impl Enclave {
             Err(e) => {
                 EnclaveResponse::Error(EnclaveError::new(ErrorCode::BadRequest, e.to_string()))
             }
+        }
+    }
+}
+
+/// Does one piece of work on the worker thread, containing its panics; says whether the
+/// worker goes on.
+///
+/// A panic here (a protocol machine's own panics are contained to their session earlier, in
+/// the node) may have left `node` half-changed: a request id held but never released or
+/// consumed, a signature released but its request not recorded as used. Rather than reason
+/// about every such state, the worker drops it (its secrets are zeroized on drop) and the
+/// enclave enters the terminal `failed` phase with the reason; a restart restores what was
+/// sealed. Presignatures are lost with it, which is safe: they live in memory only.
+fn work(
+    node: &mut Option<Node>,
+    identity: &SecretIdentity,
+    lifecycle: &Mutex<Lifecycle>,
+    binding: &OnceLock<NodeBinding>,
+    work: Work,
+) -> (EnclaveResponse, bool) {
+    let Some(state) = node.as_mut() else {
+        // A job queued before the failure: nothing reaches the state left behind.
+        let l = lifecycle.lock().unwrap_or_else(|p| p.into_inner());
+        let why = l.failure().unwrap_or("the cluster worker failed");
+        let e = EnclaveError::new(ErrorCode::WrongPhase, format!("the enclave failed: {why}"));
+        return (EnclaveResponse::Error(e), true);
+    };
+    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match work {
+        Work::Request(request) => (
+            cluster_request(state, identity, lifecycle, binding, request),
+            true,
+        ),
+        #[cfg(test)]
+        Work::Test(hook) => {
+            state.apply_test_hook(hook);
+            let applied = EnclaveResponse::PeersAdmitted {
+                nodes: vec![],
+                refused: vec![],
+            };
+            (applied, !matches!(hook, TestHook::StopWorker))
+        }
+    }));
+    match done {
+        Ok(done) => done,
+        Err(payload) => {
+            let why = format!(
+                "the cluster worker panicked: {}",
+                panic_reason(payload.as_ref())
+            );
+            warn!(reason = %why, "enclave failed: its cluster state is dropped");
+            if let Err(e) = lifecycle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .apply(Event::WorkerFailed, Some(why.clone()))
+            {
+                warn!(error = %e, "lifecycle transition refused");
+            }
+            let state = node.take();
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(state)));
+            (
+                EnclaveResponse::Error(EnclaveError::new(ErrorCode::Internal, why)),
+                true,
+            )
         }
     }
 }

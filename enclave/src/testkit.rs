@@ -86,6 +86,17 @@ fn boot_measured(
     }))
 }
 
+/// A fresh session id (random, expiring in ten minutes: session ids carry their expiry).
+pub fn fresh_session_id() -> ByteBuf {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let mut rest = [0u8; 24];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut rest);
+    ByteBuf::from(protocol::session::session_id_expiring(now + 600, &rest).to_vec())
+}
+
 /// An enclave's attestation document.
 ///
 /// # Panics

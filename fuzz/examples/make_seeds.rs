@@ -202,6 +202,7 @@ fn frames() {
                 keys: 2,
                 presignatures: 5,
                 primes_ready: true,
+                failure: None,
             },
         ),
         (

@@ -80,6 +80,13 @@ codes! {
         /// The request's creation time is after this enclave's clock: it becomes valid then.
         /// Retry at its creation time (its creation time is a "not before", ADR 0011).
         NotYet => "not_yet",
+        /// The enclave is at one of its caps on live sessions (signing, or setup: auxiliary
+        /// info, key generation, presignatures) or on the session ids it remembers: retry
+        /// elsewhere or a little later (sessions end, idle ones expire, ids expire).
+        Busy => "busy",
+        /// The enclave holds as many presignatures (ready or being made) as it may: ask for no
+        /// more until some are used.
+        Limit => "limit",
         /// A peer failed attestation or misbehaved.
         Peer => "peer",
         /// Sealing or unsealing failed: refused by the sealing authority (KMS key policy), or the

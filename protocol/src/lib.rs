@@ -246,6 +246,10 @@ pub enum Phase {
     Operational,
     /// Boot failed; the enclave answers nothing but errors until restarted.
     BootFailed,
+    /// The cluster worker panicked outside a protocol machine: its state is not trusted any
+    /// more, and the enclave answers nothing but `status` (with the reason) until restarted
+    /// (its state then comes back from its sealed blobs).
+    Failed,
 }
 
 impl fmt::Display for Phase {
@@ -256,6 +260,7 @@ impl fmt::Display for Phase {
             Self::Enrolled => "enrolled",
             Self::Operational => "operational",
             Self::BootFailed => "boot_failed",
+            Self::Failed => "failed",
         })
     }
 }
@@ -281,6 +286,10 @@ pub enum EnclaveResponse {
         presignatures: u32,
         /// Whether pregenerated safe primes are ready for the next auxiliary-info run.
         primes_ready: bool,
+        /// What went wrong, for operators: why the phase is `boot_failed` or `failed`, or the
+        /// last panic contained to its session (the enclave still operational). Never a secret.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<String>,
     },
     /// Enrolled: the sealed node key to store (`node-key.blob` at the proxy) and its public half.
     Enrolled {
@@ -418,6 +427,7 @@ mod tests {
                     keys: 0,
                     presignatures: 0,
                     primes_ready: false,
+                    failure: None,
                 })
                 .unwrap(),
                 "000000408201a166737461747573a5657068617365657265616479646e6f6465f6646b657973006d7072657369676e617475726573006c7072696d65735f7265616479f4",
@@ -454,8 +464,19 @@ mod tests {
                 keys: 3,
                 presignatures: 4,
                 primes_ready: true,
+                failure: Some("boot failed: no nsm".into()),
+            },
+            EnclaveResponse::Status {
+                phase: Phase::Failed,
+                node: Some(1),
+                keys: 3,
+                presignatures: 0,
+                primes_ready: false,
+                failure: Some("the cluster worker panicked".into()),
             },
             EnclaveResponse::Error(EnclaveError::new(ErrorCode::Nsm, "x")),
+            EnclaveResponse::Error(EnclaveError::new(ErrorCode::Busy, "full")),
+            EnclaveResponse::Error(EnclaveError::new(ErrorCode::Limit, "full")),
         ];
         for r in responses {
             let frame = encode_frame(&r).unwrap();

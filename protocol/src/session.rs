@@ -13,6 +13,39 @@ use crate::policy::{Approved, Canonical, CreateKey, Scheme, SignRequest};
 /// Domain tag of [`SessionKind::execution_id`].
 pub const EXECUTION_ID_DOMAIN: &[u8] = b"cohort/execution-id/v1\0";
 
+/// The longest a session id may stay startable: an enclave refuses an id whose expiry is more
+/// than this after its clock (issue 18).
+pub const MAX_SESSION_ID_LIFETIME_SECS: u64 = 3600;
+
+/// Bytes of a session id that carry its expiry.
+pub const SESSION_ID_EXPIRY_LEN: usize = 8;
+
+/// The expiry (Unix seconds) a session id carries: its first eight bytes, big-endian.
+///
+/// Session ids carry their own expiry (issue 18, audit finding 4): no enclave starts a session
+/// whose id expired, nor one whose id expires more than [`MAX_SESSION_ID_LIFETIME_SECS`] after
+/// its clock, so an enclave may forget the ids it used once they expire (an expired id is
+/// refused by its time, remembered or not) and its memory of used ids follows the sessions of
+/// the last hour, not every session ever started. The other 24 bytes are random (or derived,
+/// for the coordinator's signing attempts).
+pub fn session_id_expiry(id: &[u8; crate::peer::SESSION_ID_LEN]) -> u64 {
+    let mut t = [0u8; SESSION_ID_EXPIRY_LEN];
+    t.copy_from_slice(&id[..SESSION_ID_EXPIRY_LEN]);
+    u64::from_be_bytes(t)
+}
+
+/// The session id expiring at `expiry` (Unix seconds) whose other bytes are `rest`. Ids sort
+/// by expiry first, as byte strings.
+pub fn session_id_expiring(
+    expiry: u64,
+    rest: &[u8; crate::peer::SESSION_ID_LEN - SESSION_ID_EXPIRY_LEN],
+) -> [u8; crate::peer::SESSION_ID_LEN] {
+    let mut id = [0u8; crate::peer::SESSION_ID_LEN];
+    id[..SESSION_ID_EXPIRY_LEN].copy_from_slice(&expiry.to_be_bytes());
+    id[SESSION_ID_EXPIRY_LEN..].copy_from_slice(rest);
+    id
+}
+
 /// A peer's attestation document, for admission.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -380,7 +413,20 @@ mod tests {
         );
     }
 
-    const ALL: [FailureCode; 17] = [
+    #[test]
+    fn session_ids_carry_their_expiry_and_sort_by_it() {
+        let a = session_id_expiring(1_700_000_000, &[0xff; 24]);
+        let b = session_id_expiring(1_700_000_001, &[0; 24]);
+        assert_eq!(session_id_expiry(&a), 1_700_000_000);
+        assert_eq!(session_id_expiry(&b), 1_700_000_001);
+        assert_eq!(&a[8..], &[0xff; 24]);
+        assert!(
+            a < b,
+            "a later expiry sorts after, whatever the other bytes"
+        );
+    }
+
+    const ALL: [FailureCode; 19] = [
         FailureCode::BadRequest,
         FailureCode::UnsupportedVersion,
         FailureCode::WrongPhase,
@@ -389,6 +435,8 @@ mod tests {
         FailureCode::InProgress,
         FailureCode::Replayed,
         FailureCode::NotYet,
+        FailureCode::Busy,
+        FailureCode::Limit,
         FailureCode::Peer,
         FailureCode::Sealing,
         FailureCode::SealingUnavailable,
@@ -427,6 +475,8 @@ mod tests {
             ErrorCode::InProgress,
             ErrorCode::Replayed,
             ErrorCode::NotYet,
+            ErrorCode::Busy,
+            ErrorCode::Limit,
             ErrorCode::Peer,
             ErrorCode::Sealing,
             ErrorCode::SealingUnavailable,

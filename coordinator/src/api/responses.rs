@@ -202,7 +202,8 @@ pub struct NodeStatus {
     /// The peers that admitted its current identity. It takes part in sessions only once every
     /// peer that is up has.
     pub known_to: Vec<u16>,
-    /// Last error.
+    /// Last error: a failed call or session, or what the enclave reports went wrong (the
+    /// reason of a `failed` phase, a panic it contained), prefixed `enclave: `.
     pub error: Option<String>,
 }
 

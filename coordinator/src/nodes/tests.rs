@@ -178,3 +178,15 @@ fn a_peer_that_is_down_does_not_hold_the_others_back() {
     assert!(nodes.unadmitted().is_empty());
     assert_eq!(nodes.healthy_nodes(), vec![0, 2]);
 }
+
+/// Session ids carry an expiry every enclave accepts: after now, within the hour.
+#[test]
+fn new_session_ids_expire_within_what_enclaves_accept() {
+    let now = now().as_secs();
+    let a: [u8; 32] = new_session_id().to_vec().try_into().unwrap();
+    let b: [u8; 32] = new_session_id().to_vec().try_into().unwrap();
+    assert_ne!(a, b);
+    let expiry = protocol::session::session_id_expiry(&a);
+    assert!(expiry >= now + SESSION_ID_LIFETIME_SECS, "{expiry} {now}");
+    assert!(expiry <= now + 1 + SESSION_ID_LIFETIME_SECS);
+}

@@ -423,10 +423,12 @@ fn judge_failures(run: &SessionRun, quorum: &[u16]) -> Attempt {
         ));
     }
     // `in_progress`: a session the relay lost track of still holds the request at these
-    // nodes (until they hear the abort, or it idles out): other nodes are tried.
+    // nodes (until they hear the abort, or it idles out); `busy`: these nodes are at their cap
+    // of live sessions (issue 18). Neither is misbehaviour: other nodes are tried, and once
+    // every quorum is left out the caller waits and tries them all again.
     let busy: Vec<u16> = failures
         .iter()
-        .filter(|(_, c, _)| *c == FailureCode::InProgress)
+        .filter(|(_, c, _)| matches!(*c, FailureCode::InProgress | FailureCode::Busy))
         .map(|(n, _, _)| *n)
         .collect();
     // Refused by every participant: the request itself is refused (approvals, expiry).
@@ -458,6 +460,46 @@ fn judge_failures(run: &SessionRun, quorum: &[u16]) -> Attempt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run(outcomes: &[(u16, FailureCode)]) -> SessionRun {
+        SessionRun {
+            outcomes: outcomes
+                .iter()
+                .map(|(n, code)| {
+                    let o = Outcome::Failed {
+                        code: *code,
+                        message: code.to_string(),
+                        culprits: vec![],
+                    };
+                    (*n, o)
+                })
+                .collect(),
+            unresponsive: vec![],
+        }
+    }
+
+    /// Issue 18: a node at its cap of live sessions (`busy`) is left out of this payload's
+    /// next quorums, not suspended: it did nothing wrong.
+    #[test]
+    fn a_busy_node_is_tried_again_later_not_blamed() {
+        let attempt = judge_failures(
+            &run(&[(0, FailureCode::Aborted), (1, FailureCode::Busy)]),
+            &[0, 1],
+        );
+        match attempt {
+            Attempt::Retry {
+                exclude,
+                suspend,
+                code,
+                ..
+            } => {
+                assert_eq!(exclude, vec![1]);
+                assert!(suspend.is_empty());
+                assert_eq!(code, Some(FailureCode::Busy));
+            }
+            _ => panic!("a busy node is retried elsewhere"),
+        }
+    }
 
     #[test]
     fn combinations_are_all_subsets() {

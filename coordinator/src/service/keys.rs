@@ -188,7 +188,7 @@ fn validate_create_key(
     Ok((r, wire, actors))
 }
 
-/// How many times a key generation is run while an enclave answers `not_yet`.
+/// How many times a key generation is run while an enclave answers `not_yet` or `busy`.
 const NOT_YET_TRIES: u32 = 5;
 
 impl Coordinator {
@@ -276,7 +276,8 @@ impl Coordinator {
         not_before(r.created).await;
         let lease = self.reserve_key_id(&reservation, &r).await?;
         // An enclave whose clock is behind ours answers `not_yet` (the request is valid from its
-        // creation time on): the generation is tried again after 1, 2, 4 and 8 s.
+        // creation time on), one at its cap of setup sessions `busy` (they end or idle out):
+        // the generation is tried again after 1, 2, 4 and 8 s.
         let kind = SessionKind::CreateKey { request: wire };
         let mut run = None;
         for attempt in 0..NOT_YET_TRIES {
@@ -288,18 +289,18 @@ impl Coordinator {
                 self.settings.setup_round_timeout,
             )
             .await;
-            // Any node's `not_yet` (the others' outcomes are `aborted` once one fails).
-            let not_yet = this.outcomes.values().any(|o| {
+            // Any node's `not_yet` or `busy` (the others' outcomes are `aborted` once one fails).
+            let later = this.outcomes.values().any(|o| {
                 matches!(
                     o,
                     Outcome::Failed {
-                        code: FailureCode::NotYet,
+                        code: FailureCode::NotYet | FailureCode::Busy,
                         ..
                     }
                 )
             });
             run = Some(this);
-            if !not_yet || attempt + 1 == NOT_YET_TRIES {
+            if !later || attempt + 1 == NOT_YET_TRIES {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_secs(1 << attempt)).await;

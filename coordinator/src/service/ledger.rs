@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use super::{Coordinator, err, unix_now};
 use crate::api::{ApiError, ErrorCode};
 use crate::audit::AuditEntry;
+use crate::nodes::SESSION_ID_LIFETIME_SECS;
 use crate::store::{Begin, RequestState};
 
 /// A response as an idempotency record stores it: status and body, replayed exactly.
@@ -55,7 +56,9 @@ pub struct Ticket {
 }
 
 impl Ticket {
-    /// The session id of attempt `attempt` at payload `payload`.
+    /// The session id of attempt `attempt` at payload `payload`: it expires
+    /// [`SESSION_ID_LIFETIME_SECS`] after the lease (every attempt starts within the lease),
+    /// the rest derived from the ticket.
     pub fn session(&self, payload: u16, attempt: u32) -> ByteBuf {
         let mut h = Sha256::new();
         h.update(b"cohort/sign-session/v1\0");
@@ -64,7 +67,11 @@ impl Ticket {
         h.update(self.lease.to_be_bytes());
         h.update(payload.to_be_bytes());
         h.update(attempt.to_be_bytes());
-        ByteBuf::from(h.finalize().to_vec())
+        let digest = h.finalize();
+        let mut rest = [0u8; 24];
+        rest.copy_from_slice(&digest[..24]);
+        let expiry = self.lease + SESSION_ID_LIFETIME_SECS;
+        ByteBuf::from(protocol::session::session_id_expiring(expiry, &rest).to_vec())
     }
 }
 
@@ -239,5 +246,11 @@ mod tests {
         };
         assert!(!ids.contains(&next_owner.session(0, 0).to_vec()));
         assert_eq!(t.session(0, 0).len(), 32);
+        // Each carries its expiry, after the lease.
+        let id: [u8; 32] = t.session(2, 3).to_vec().try_into().unwrap();
+        assert_eq!(
+            protocol::session::session_id_expiry(&id),
+            10 + SESSION_ID_LIFETIME_SECS
+        );
     }
 }

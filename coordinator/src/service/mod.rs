@@ -100,6 +100,8 @@ pub struct Coordinator {
     last_live: Mutex<Instant>,
     rotation: AtomicUsize,
     presign_gate: tokio::sync::Mutex<()>,
+    /// Nodes the refiller leaves alone for a while (`limit`, `busy`).
+    pool_backoff: Mutex<pools::PoolBackoff>,
     initialising: tokio::sync::Mutex<()>,
     ready_genesis: std::sync::OnceLock<GenesisBody>,
     key_cache: Mutex<std::collections::HashMap<String, KeyRow>>,
@@ -143,6 +145,7 @@ impl Coordinator {
             last_live: Mutex::new(Instant::now()),
             rotation: AtomicUsize::new(0),
             presign_gate: tokio::sync::Mutex::new(()),
+            pool_backoff: Mutex::new(pools::PoolBackoff::default()),
             initialising: tokio::sync::Mutex::new(()),
             ready_genesis: std::sync::OnceLock::new(),
             key_cache: Mutex::new(std::collections::HashMap::new()),

@@ -16,8 +16,10 @@
 //! * `signing`: presignatures and signing sessions;
 //! * `session`: starting, stepping, finishing and aborting sessions;
 //! * `machine`: the one interface every protocol machine is stepped through;
-//! * `single_use`: requests held in flight, consumed request ids, released signatures.
+//! * `single_use`: requests held in flight, consumed request ids, released signatures;
+//! * `bounds`: caps on sessions and presignatures, expiring session ids, contained panics.
 
+mod bounds;
 mod enroll;
 mod genesis;
 mod keys;
@@ -27,7 +29,7 @@ mod session;
 mod signing;
 mod single_use;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use attestation::Policy;
@@ -43,6 +45,9 @@ use crate::policy::{PolicyError, RequestGuard};
 use crate::primes::PrimePool;
 use crate::seal::{self, Sealer};
 
+#[cfg(test)]
+pub use bounds::TestHook;
+pub use bounds::{Limits, panic_reason};
 use enroll::NodeKey;
 use genesis::GenesisState;
 pub use genesis::OwnPcrs;
@@ -71,6 +76,12 @@ pub enum NodeError {
     /// The request is valid only from its creation time, which is after this enclave's clock.
     #[error("refused: {0}")]
     NotYet(String),
+    /// At a cap on live sessions or remembered session ids: retry elsewhere or later.
+    #[error("busy: {0}")]
+    Busy(String),
+    /// At the cap on presignatures: ask for no more until some are used.
+    #[error("limit: {0}")]
+    Limit(String),
     /// A peer failed attestation or misbehaved.
     #[error("{0}")]
     Peer(#[from] PeerError),
@@ -103,6 +114,8 @@ impl From<NodeError> for EnclaveError {
             NodeError::InProgress(_) => ErrorCode::InProgress,
             NodeError::Replayed(_) => ErrorCode::Replayed,
             NodeError::NotYet(_) => ErrorCode::NotYet,
+            NodeError::Busy(_) => ErrorCode::Busy,
+            NodeError::Limit(_) => ErrorCode::Limit,
             NodeError::Peer(_) => ErrorCode::Peer,
             NodeError::Seal(e) if e.is_retryable() => ErrorCode::SealingUnavailable,
             NodeError::Seal(_) => ErrorCode::Sealing,
@@ -156,7 +169,14 @@ pub struct Node {
     keys: BTreeMap<String, Key>,
     presignatures: HashMap<[u8; SESSION_ID_LEN], Presignature>,
     sessions: HashMap<[u8; SESSION_ID_LEN], Session>,
-    used_sessions: HashSet<[u8; SESSION_ID_LEN]>,
+    /// Ids of sessions started here that have not expired yet (ordered by expiry: the expiry
+    /// is their first bytes); an expired one is refused by its expiry alone.
+    used_sessions: BTreeSet<[u8; SESSION_ID_LEN]>,
+    /// The latest time the session-id checks saw.
+    latest: u64,
+    limits: Limits,
+    contained_panics: usize,
+    last_panic: Option<String>,
     /// Ids of sessions aborted before they started here, the last few only (in order, and as
     /// a set for lookups).
     recently_aborted: std::collections::VecDeque<[u8; SESSION_ID_LEN]>,
@@ -167,6 +187,8 @@ pub struct Node {
     sealing: Sealer,
     primes: PrimePool,
     clock: fn() -> Duration,
+    #[cfg(test)]
+    test: bounds::TestState,
 }
 
 impl std::fmt::Debug for Node {
@@ -203,7 +225,11 @@ impl Node {
             keys: BTreeMap::new(),
             presignatures: HashMap::new(),
             sessions: HashMap::new(),
-            used_sessions: HashSet::new(),
+            used_sessions: BTreeSet::new(),
+            latest: clock().as_secs(),
+            limits: Limits::DEFAULT,
+            contained_panics: 0,
+            last_panic: None,
             recently_aborted: std::collections::VecDeque::new(),
             aborted_set: HashSet::new(),
             in_flight: HashSet::new(),
@@ -212,6 +238,8 @@ impl Node {
             sealing,
             primes,
             clock,
+            #[cfg(test)]
+            test: bounds::TestState::default(),
         }
     }
 
@@ -230,7 +258,8 @@ impl Node {
         self.presignatures.len()
     }
 
-    /// Number of session ids used for good (sessions started here).
+    /// Number of session ids remembered as used (sessions started here whose ids have not
+    /// expired yet).
     pub fn used_session_count(&self) -> usize {
         self.used_sessions.len()
     }
@@ -256,7 +285,17 @@ impl Node {
     }
 
     fn now(&self) -> u64 {
-        (self.clock)().as_secs()
+        (self.clock)().as_secs() + self.clock_ahead()
+    }
+
+    #[cfg(test)]
+    fn clock_ahead(&self) -> u64 {
+        self.test.clock_ahead
+    }
+
+    #[cfg(not(test))]
+    fn clock_ahead(&self) -> u64 {
+        0
     }
 
     fn genesis(&self) -> Result<&GenesisState, NodeError> {

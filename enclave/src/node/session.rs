@@ -7,6 +7,7 @@ use protocol::session::{FailureCode, Outcome, Participant, SessionKind, SessionU
 use serde_bytes::ByteBuf;
 use tracing::{info, warn};
 
+use super::bounds::{check_session_id, panic_reason};
 use super::machine::Machine;
 use super::membership::MembershipError;
 use super::signing::Signing;
@@ -147,9 +148,13 @@ impl Node {
     ) -> Result<SessionUpdate, NodeError> {
         let sid = session_id(session)?;
         self.expire_idle_sessions();
+        let now = self.session_clock();
+        self.forget_expired_session_ids(now);
+        check_session_id(&sid, now)?;
         if self.used_sessions.contains(&sid) || self.aborted_set.contains(&sid) {
             return Err(NodeError::Refused("session id already used".into()));
         }
+        self.check_capacity(kind)?;
         let my_position = self.check_participants(participants)?;
         let me = self.genesis()?.node;
         let peers = self.roster.subset(participants);
@@ -319,15 +324,18 @@ impl Node {
             broadcast,
             payload: body,
         };
-        let (out, outcome) = self.step(s, msg).map_err(|e| {
-            let culprits = match &e {
-                MpcError::BadMessage { from, .. } => s.node_of(*from).into_iter().collect(),
-                MpcError::Aborted { culprits, .. } => {
-                    culprits.iter().filter_map(|c| s.node_of(*c)).collect()
-                }
-                _ => vec![],
-            };
-            Box::new(failed(FailureCode::Protocol, e.to_string(), culprits))
+        let (out, outcome) = self.step(s, msg).map_err(|e| match e {
+            Stepped::Failed(e) => {
+                let culprits = match &e {
+                    MpcError::BadMessage { from, .. } => s.node_of(*from).into_iter().collect(),
+                    MpcError::Aborted { culprits, .. } => {
+                        culprits.iter().filter_map(|c| s.node_of(*c)).collect()
+                    }
+                    _ => vec![],
+                };
+                Box::new(failed(FailureCode::Protocol, e.to_string(), culprits))
+            }
+            Stepped::Panicked(reason) => Box::new(failed(FailureCode::Internal, reason, vec![])),
         })?;
         let sealed = seal_all(identity, s, out)
             .map_err(|e| Box::new(failed(FailureCode::Internal, e.to_string(), vec![])))?;
@@ -335,14 +343,44 @@ impl Node {
     }
 
     /// Steps the session's machine with one message; a finished protocol's output is kept.
+    ///
+    /// A panic inside the machine is contained to this session (issue 18): the machine works
+    /// on its own state only (this node's state is not borrowed while it runs), so the session
+    /// fails with the reason, its state is dropped, and the enclave goes on. A panic anywhere
+    /// else in the worker is the server's to handle (the enclave stops as `failed`).
     fn step(
         &mut self,
         s: &mut Session,
         msg: IncomingMessage,
-    ) -> Result<(Vec<OutgoingMessage>, Option<Outcome>), MpcError> {
-        Ok(match s.machine.step(msg)? {
+    ) -> Result<(Vec<OutgoingMessage>, Option<Outcome>), Stepped> {
+        #[cfg(test)]
+        let inject = std::mem::take(&mut self.test.panic_next_step);
+        let machine = &mut s.machine;
+        let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            #[cfg(test)]
+            if inject {
+                panic!("injected panic in a protocol machine");
+            }
+            machine.step(msg)
+        }));
+        let step = match stepped {
+            Ok(step) => step.map_err(Stepped::Failed)?,
+            Err(payload) => {
+                let reason = format!(
+                    "the protocol machine panicked: {}",
+                    panic_reason(payload.as_ref())
+                );
+                warn!(session = %hex_short(&s.channel.session()), reason, "panic contained to its session");
+                self.note_contained_panic(&reason);
+                return Err(Stepped::Panicked(reason));
+            }
+        };
+        Ok(match step {
             Step::Continue(out) => (out, None),
-            Step::Done(product, out) => (out, Some(self.complete(s, product)?)),
+            Step::Done(product, out) => (
+                out,
+                Some(self.complete(s, product).map_err(Stepped::Failed)?),
+            ),
         })
     }
 
@@ -355,8 +393,12 @@ impl Node {
         }
         // A session that had not started here yet (its start may still be on its way) is
         // remembered among the last few aborted, not forever: an abort of an unknown id costs
-        // nothing that grows (issue 18). A started session's id is used for good already.
-        else if !self.used_sessions.contains(&sid) && self.aborted_set.insert(sid) {
+        // nothing that grows (issue 18). A started session's id is used already, and an id
+        // that could not be started (expired, or too far ahead) needs no memory at all.
+        else if !self.used_sessions.contains(&sid)
+            && check_session_id(&sid, self.latest.max(self.now())).is_ok()
+            && self.aborted_set.insert(sid)
+        {
             if self.recently_aborted.len() == RECENTLY_ABORTED
                 && let Some(oldest) = self.recently_aborted.pop_front()
             {
@@ -384,6 +426,13 @@ impl Node {
             }
         }
     }
+}
+
+/// Why stepping a machine failed: the protocol's own error, or a panic contained to the
+/// session (with its reason).
+enum Stepped {
+    Failed(MpcError),
+    Panicked(String),
 }
 
 fn seal_all(

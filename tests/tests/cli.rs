@@ -239,9 +239,19 @@ fn demo_boots_attests_creates_keys_signs_and_exits_zero() {
     assert!(text.contains("refused: pcr0 mismatch"), "{text}");
     assert_eq!(
         text.matches("VERIFIED (independent library)").count(),
-        3,
+        4,
         "{text}"
     );
+    // A preimage is signed from a presignature; a bare digest only in full (RUSTSEC-2025-0127).
+    assert!(
+        text.contains("from a presignature, key m: nodes [0, 1] (presigned)"),
+        "{text}"
+    );
+    let bare = text
+        .lines()
+        .find(|l| l.contains("a bare digest"))
+        .unwrap_or_else(|| panic!("no bare-digest run: {text}"));
+    assert!(!bare.contains("(presigned)"), "{bare}");
     // One Bitcoin, two Ethereum and two Solana transactions, each checked by chain software.
     for check in [
         "bitcoin: every input under Bitcoin Core's script interpreter: OK",

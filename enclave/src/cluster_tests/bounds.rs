@@ -244,10 +244,10 @@ fn presignatures_stop_at_their_cap_with_limit_until_one_is_used() {
     ));
     assert_eq!(c.enclaves[0].counters().presignatures, held + 1);
     // Used: one place free again.
-    let digest = [0x3c; 32];
+    let digest = HashFunction::Sha256d.digest(b"frees a place");
     let out = c.sign(
         &[0, 1],
-        c.sign_request("cap-ecdsa", vec![], digest.to_vec()),
+        c.sign_preimage("cap-ecdsa", vec![], b"frees a place"),
         Some(pid),
     );
     let (sig, pk) = signature_of(&out);

@@ -93,6 +93,15 @@ fn matches(pattern: &str, path: &str) -> Option<Option<String>> {
     Some(param)
 }
 
+/// The methods `path` is served with, in route order.
+fn allowed(path: &str) -> Vec<&'static str> {
+    ROUTES
+        .iter()
+        .filter(|(_, pattern)| matches(pattern, path).is_some())
+        .map(|(m, _)| *m)
+        .collect()
+}
+
 /// Finds the route of a request: Ok((pattern, param)), or the error for an unknown path or a
 /// known path with another method.
 fn route(method: &Method, path: &str) -> Result<(&'static str, Option<String>), ApiError> {
@@ -249,7 +258,16 @@ async fn handle(
     let query = request.uri().query().map(str::to_string);
     let (pattern, param) = match route(&method, &path) {
         Ok(r) => r,
-        Err(e) => return ("unknown".into(), error(&e)),
+        Err(e) => {
+            let mut response = error(&e);
+            if e.code == ErrorCode::MethodNotAllowed {
+                // RFC 9110 section 15.5.6: a 405 names the methods the resource allows.
+                if let Ok(v) = header::HeaderValue::from_str(&allowed(&path).join(", ")) {
+                    response.headers_mut().insert(header::ALLOW, v);
+                }
+            }
+            return ("unknown".into(), response);
+        }
     };
     let name = format!("{method} {pattern}");
     let result: Result<Response<Body>, ApiError> = async {
@@ -466,6 +484,9 @@ mod tests {
             route(&Method::DELETE, "/v1/keys").unwrap_err().code,
             ErrorCode::MethodNotAllowed
         );
+        assert_eq!(allowed("/v1/keys"), ["GET", "POST"]);
+        assert_eq!(allowed("/v1/signatures/abc"), ["GET"]);
+        assert!(allowed("/v2/keys").is_empty());
         assert_eq!(
             route(&Method::GET, "/v2/keys").unwrap_err().code,
             ErrorCode::NotFound

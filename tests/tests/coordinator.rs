@@ -311,6 +311,20 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
         (s.as_u16(), e.unwrap().error.code.as_str()),
         (405, "method_not_allowed")
     );
+    // ... with an Allow header naming the methods the path has (RFC 9110), read off the wire.
+    let head = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = base.trim_start_matches("http://").trim_end_matches('/');
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"DELETE /v1/keys HTTP/1.1\r\nhost: cohort\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        tcp.read_to_end(&mut answer).await.unwrap();
+        String::from_utf8_lossy(&answer).to_ascii_lowercase()
+    };
+    assert!(head.starts_with("http/1.1 405"), "{head}");
+    assert!(head.contains("\r\nallow: get, post\r\n"), "{head}");
     expect_code(
         api.post::<serde_json::Value>(
             "/v1/keys",

@@ -424,7 +424,11 @@ impl Nodes {
                     s.primes_ready = primes_ready;
                     // What the enclave reports went wrong (a failed phase's reason, a panic it
                     // contained), for operators.
-                    s.error = failure.map(|f| format!("enclave: {f}"));
+                    // The parent relays this text: cut and escaped before it reaches status and logs.
+                    s.error = failure.map(|f| {
+                        let f: String = f.chars().take(200).flat_map(char::escape_debug).collect();
+                        format!("enclave: {f}")
+                    });
                     if s.suspended_until.is_some_and(|t| Instant::now() >= t) {
                         s.suspended_until = None;
                     }

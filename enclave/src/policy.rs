@@ -80,6 +80,7 @@ impl From<PolicyViolation> for PolicyError {
             PolicyViolation::MalformedApprover => {
                 Self::Malformed("approver key is not 32 bytes".into())
             }
+            v @ PolicyViolation::TooMany { .. } => Self::Malformed(v.to_string()),
             PolicyViolation::ForeignApprover(_) => Self::ForeignApprover,
             PolicyViolation::BadApproval(_) => Self::BadApproval,
             PolicyViolation::Insufficient { got, needed } => Self::Insufficient { got, needed },

@@ -23,6 +23,12 @@ pub const GENESIS_V1_VERSION: u8 = 1;
 pub const REQUEST_ID_LEN: usize = 16;
 /// Longest a signed request may be valid (expiry minus creation), seconds.
 pub const MAX_REQUEST_VALIDITY_SECS: u64 = 600;
+/// Most payloads one signing request carries.
+pub const MAX_PAYLOADS: usize = 64;
+/// Longest payload (an EdDSA message or an ECDSA preimage), bytes.
+pub const MAX_PAYLOAD_LEN: usize = 64 * 1024;
+/// Longest derivation path (non-hardened indices).
+pub const MAX_PATH_LEN: usize = 255;
 /// How far a request's creation time may lie ahead of an enclave's clock, seconds.
 pub const MAX_CLOCK_SKEW_SECS: u64 = 60;
 
@@ -287,6 +293,14 @@ pub enum PolicyViolation {
     /// An approval names a key that is not 32 bytes.
     #[error("approver key is not 32 bytes")]
     MalformedApprover,
+    /// More approvals than the policy has approvers (each would cost a signature check).
+    #[error("{got} approvals for a policy of {approvers} approvers")]
+    TooMany {
+        /// Approvals given.
+        got: usize,
+        /// Approvers in the policy.
+        approvers: usize,
+    },
     /// An approval names a key outside the policy.
     #[error("{} is not an approver of this request", hex(.0))]
     ForeignApprover([u8; 32]),
@@ -329,6 +343,14 @@ pub fn check_approvals<T: Canonical>(
 ) -> Result<std::collections::BTreeSet<[u8; 32]>, PolicyViolation> {
     if needed == 0 {
         return Err(PolicyViolation::NoThreshold);
+    }
+    // Bounded before any signature is checked: a relay repeating one valid approval tens of
+    // thousands of times would otherwise hold the enclave's worker for seconds per request.
+    if approvals.len() > approvers.len() {
+        return Err(PolicyViolation::TooMany {
+            got: approvals.len(),
+            approvers: approvers.len(),
+        });
     }
     let message = request.canonical_bytes();
     let mut distinct = std::collections::BTreeSet::new();
@@ -488,6 +510,14 @@ mod tests {
         assert_eq!(
             check_approvals(&req, &[a1.clone(), a1.clone()], &keys, 2),
             Err(PolicyViolation::Insufficient { got: 1, needed: 2 })
+        );
+        // More approvals than approvers are refused before any is verified.
+        assert_eq!(
+            check_approvals(&req, &vec![a1.clone(); 10_000], &keys, 2),
+            Err(PolicyViolation::TooMany {
+                got: 10_000,
+                approvers: 2
+            })
         );
         assert!(matches!(
             check_approvals(&req, &[a1.clone(), stranger], &keys, 1),

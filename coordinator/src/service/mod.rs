@@ -73,10 +73,10 @@ impl Default for Settings {
     }
 }
 
-/// Most payloads one signing request may carry.
-pub const MAX_PAYLOADS: usize = 64;
-/// Largest EdDSA message, bytes.
-pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
+/// Most payloads one signing request may carry (the enclaves' limit).
+pub const MAX_PAYLOADS: usize = protocol::policy::MAX_PAYLOADS;
+/// Largest payload (EdDSA message, ECDSA preimage), bytes (the enclaves' limit).
+pub const MAX_MESSAGE_LEN: usize = protocol::policy::MAX_PAYLOAD_LEN;
 
 fn unix_now() -> u64 {
     SystemTime::now()

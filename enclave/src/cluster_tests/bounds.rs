@@ -258,6 +258,35 @@ fn presignatures_stop_at_their_cap_with_limit_until_one_is_used() {
         out.values().all(|o| *o == Outcome::PresignatureReady),
         "{out:?}"
     );
+    // At the cap again, with a presignature nobody will ever name (its id dropped, as when a
+    // partner restarts or the coordinator never recorded it): once presignatures outlive their
+    // lifetime they are dropped and presigning works again (reported by helper-28's review).
+    let (refused, out) = presign();
+    assert!(
+        matches!(
+            out.get(&0),
+            Some(Outcome::Failed {
+                code: FailureCode::Limit,
+                ..
+            })
+        ),
+        "{out:?}"
+    );
+    c.enclaves[1].handle(EnclaveRequest::AbortSession { session: refused });
+    let _stale = CapsFor::set(
+        &c.enclaves[0],
+        Limits {
+            presignatures: held + 1,
+            presignature_lifetime_secs: 0,
+            ..Limits::DEFAULT
+        },
+    );
+    let (_, out) = presign();
+    assert!(
+        out.values().all(|o| *o == Outcome::PresignatureReady),
+        "{out:?}"
+    );
+    assert!(c.enclaves[0].counters().presignatures <= held + 1);
 }
 
 /// A panic inside a protocol machine fails its session only, with the reason; the enclave
@@ -381,5 +410,49 @@ fn a_worker_panic_fails_the_enclave_visibly() {
     assert_eq!(
         status(stopped),
         (Phase::Failed, Some("the cluster worker stopped".into()))
+    );
+}
+
+/// A request padded with 10,000 copies of one valid approval, a path of 256 indices (signing
+/// or presigning) or a preimage over 64 KiB is refused before any costly check: the approvals
+/// are counted before one is verified, the shape checked before the approvals (helper-28's
+/// review: 70,000 copies held the worker for 3.5 s per request).
+#[test]
+fn oversized_requests_are_refused_before_costly_checks() {
+    let mut c = lock();
+    c.create_key("shape-ecdsa", Scheme::EcdsaSecp256k1, 2);
+    let refused_with = |out: &BTreeMap<u16, Outcome>, text: &str| {
+        assert!(
+            out.values()
+                .all(|o| matches!(o, Outcome::Failed { message, .. } if message.contains(text))),
+            "{text}: {out:?}"
+        );
+    };
+    let mut padded = c.sign_preimage("shape-ecdsa", vec![], b"padded");
+    padded.approvals = vec![padded.approvals[0].clone(); 10_000];
+    refused_with(
+        &c.sign(&[0, 1], padded, None),
+        "10000 approvals for a policy of",
+    );
+    let long = c.sign_preimage("shape-ecdsa", vec![1; 256], b"a long path");
+    refused_with(&c.sign(&[0, 1], long, None), "at most 255 non-hardened");
+    let big = c.sign_preimage("shape-ecdsa", vec![], &vec![7; 64 * 1024 + 1]);
+    refused_with(&c.sign(&[0, 1], big, None), "at most 65536 bytes");
+    let presign = c.run(
+        &[0, 1],
+        SessionKind::Presign {
+            key_id: "shape-ecdsa".into(),
+            path: vec![1; 256],
+        },
+        |_, _| {},
+    );
+    refused_with(&presign, "at most 255 non-hardened");
+    // Within bounds, the same key signs.
+    let ok = c.sign_preimage("shape-ecdsa", vec![1; 255], b"the longest path");
+    let (sig, pk) = signature_of(&c.sign(&[0, 1], ok, None));
+    verify_ecdsa(
+        &pk,
+        &HashFunction::Sha256d.digest(b"the longest path"),
+        &sig,
     );
 }

@@ -34,6 +34,10 @@ pub struct Limits {
     pub presignatures: usize,
     /// Session ids remembered as used (ids not expired yet).
     pub used_session_ids: usize,
+    /// Seconds a presignature is kept unused before it is dropped: presignatures whose partners
+    /// restarted, whose run failed at a partner, or that a coordinator never recorded would
+    /// otherwise stay until the cap and answer `limit` for good.
+    pub presignature_lifetime_secs: u64,
 }
 
 impl Limits {
@@ -43,6 +47,7 @@ impl Limits {
         setup_sessions: 32,
         presignatures: 65_536,
         used_session_ids: 1 << 20,
+        presignature_lifetime_secs: 24 * 60 * 60,
     };
 }
 
@@ -109,6 +114,15 @@ impl Node {
         {
             self.used_sessions = unexpired(&mut self.used_sessions, now);
         }
+    }
+
+    /// Drops (and so zeroizes) the presignatures older than their lifetime: a presignature no one
+    /// names within a day will not be named (its pool died with a partner's restart, or its
+    /// coordinator never recorded it).
+    pub(super) fn forget_stale_presignatures(&mut self, now: u64) {
+        let lifetime = self.limits.presignature_lifetime_secs;
+        self.presignatures
+            .retain(|_, p| p.made.saturating_add(lifetime) > now);
     }
 
     /// Refuses a session of `kind` while this enclave is at a cap: `busy` for sessions and

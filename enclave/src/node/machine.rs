@@ -139,12 +139,14 @@ impl Node {
                 self.store_key(data_key, request, &s.participants, share.into())
             }
             (Product::Presignature(secret), Purpose::Presign(key_id)) => {
+                let made = self.session_clock();
                 self.presignatures.insert(
                     s.channel.session(),
                     Presignature {
                         key_id: key_id.clone(),
                         participants: s.participants.clone(),
                         secret,
+                        made,
                     },
                 );
                 Ok(Outcome::PresignatureReady)

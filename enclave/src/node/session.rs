@@ -150,6 +150,7 @@ impl Node {
         self.expire_idle_sessions();
         let now = self.session_clock();
         self.forget_expired_session_ids(now);
+        self.forget_stale_presignatures(now);
         check_session_id(&sid, now)?;
         if self.used_sessions.contains(&sid) || self.aborted_set.contains(&sid) {
             return Err(NodeError::Refused("session id already used".into()));

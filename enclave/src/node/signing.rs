@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use protocol::policy::{Approved, Payload, SIGN_REQUEST_VERSION, SignRequest};
+use protocol::policy::{
+    Approved, MAX_PATH_LEN, MAX_PAYLOAD_LEN, MAX_PAYLOADS, Payload, SIGN_REQUEST_VERSION,
+    SignRequest,
+};
 use protocol::session::FailureCode;
 
 use super::keys::{Key, Share};
@@ -16,11 +19,25 @@ use crate::mpc::eddsa;
 use crate::mpc::{IncomingMessage, MpcError, OutgoingMessage, PartyIndex, Step};
 use crate::policy::check_approvals;
 
+/// Refuses a derivation path longer than [`MAX_PATH_LEN`] (each index is a derivation step on
+/// the worker) or with a hardened index.
+fn check_path(path: &[u32]) -> Result<(), NodeError> {
+    if path.len() > MAX_PATH_LEN || path.iter().any(|i| *i >= 1 << 31) {
+        return Err(bad(format!(
+            "a path has at most {MAX_PATH_LEN} non-hardened indices"
+        )));
+    }
+    Ok(())
+}
+
 /// A presignature ready at this enclave, for one key, derivation path and quorum.
 pub(super) struct Presignature {
     pub(super) key_id: String,
     pub(super) participants: Vec<u16>,
     pub(super) secret: SecretPresignature,
+    /// When it was made (this enclave's session clock): dropped after
+    /// `Limits::presignature_lifetime_secs`.
+    pub(super) made: u64,
 }
 
 /// What a signing session signs, for the outcome.
@@ -90,6 +107,7 @@ impl Node {
         let Share::Ecdsa(share) = &key.share else {
             return Err(bad("presignatures exist for ECDSA keys only"));
         };
+        check_path(path)?;
         if participants.len() != usize::from(key.threshold) {
             return Err(bad("a presignature needs exactly threshold participants"));
         }
@@ -234,6 +252,18 @@ impl Node {
     ) -> Result<(&Key, Signing), NodeError> {
         let r = &request.request;
         self.check_request((r.v, SIGN_REQUEST_VERSION), &r.cluster, &r.request_id)?;
+        // The shape first, then the approvals: nothing costly for a request out of bounds.
+        if r.payloads.is_empty() || r.payloads.len() > MAX_PAYLOADS {
+            return Err(bad(format!(
+                "a request carries 1 to {MAX_PAYLOADS} payloads"
+            )));
+        }
+        if r.payloads.iter().any(|p| p.bytes().len() > MAX_PAYLOAD_LEN) {
+            return Err(bad(format!(
+                "a payload has at most {MAX_PAYLOAD_LEN} bytes"
+            )));
+        }
+        check_path(&r.path)?;
         let key = self.approved_key(request)?;
         let message = r
             .payloads

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use std::time::Duration;
+
 use adapters::{Intent, Registry, Utxo};
 use cli::devchain::{Anvil, LocalSolana, bitcoin_verify};
 use cli::ops;
@@ -48,6 +50,11 @@ async fn world() -> World {
         format!("--rpc=solana={}", solana.url),
         // Nothing listens there: preparing for sepolia must fail with rpc_failed.
         "--rpc=ethereum:sepolia=http://127.0.0.1:1".into(),
+        // Pools at the paths the transactions below spend from: every adapter's payloads are
+        // preimages the enclaves hash, so presignatures serve them (RUSTSEC-2025-0127).
+        "--pool-path=m/1/5".into(),
+        "--pool-path=m/0/0".into(),
+        "--pool-level=2".into(),
     ];
     let cluster = SimCluster::start(&options).await.unwrap();
     let api = ApiClient::new(&cluster.info.coordinator_url);
@@ -211,6 +218,9 @@ async fn cluster_signed_transactions_pass_the_chains_own_software() {
     assert_eq!(sol_addr.public_key, w.eddsa.info().public_key);
 
     // --- Bitcoin: three inputs, every one through Core's interpreter. ---
+    ops::wait_for_pool(&w.api, "ecdsa", &path, 2, Duration::from_secs(600))
+        .await
+        .unwrap();
     let sent = w
         .send(
             "ecdsa",
@@ -232,6 +242,12 @@ async fn cluster_signed_transactions_pass_the_chains_own_software() {
         )
         .await;
     assert_eq!(sent.prepared.payloads.len(), 3);
+    // Each input's BIP143 preimage was signed from a presignature.
+    assert!(
+        sent.signed.signatures.iter().all(|s| s.presigned),
+        "{:?}",
+        sent.signed
+    );
     let spent = adapters::bitcoin::spent_outputs(&sent.assembled.psbt.as_ref().unwrap().0).unwrap();
     assert_eq!(spent.len(), 3);
     let verdict = bitcoin_verify(&sent.assembled.raw_tx.0, &spent).await;
@@ -336,6 +352,9 @@ async fn cluster_signed_transactions_pass_the_chains_own_software() {
     let token = w.anvil.deploy_token(&from.address).await.unwrap();
     let before = w.anvil.balance(RECIPIENT).await.unwrap();
     let url = w.anvil.url.clone();
+    ops::wait_for_pool(&w.api, "ecdsa", &eth_path, 1, Duration::from_secs(600))
+        .await
+        .unwrap();
     let eip1559 = w
         .send(
             "ecdsa",
@@ -358,6 +377,12 @@ async fn cluster_signed_transactions_pass_the_chains_own_software() {
             && eip1559.prepared.filled.contains(&"gas_limit".to_string()),
         "{:?}",
         eip1559.prepared.filled
+    );
+    // The EIP-2718 signing encoding was signed from a presignature.
+    assert!(
+        eip1559.signed.signatures[0].presigned,
+        "{:?}",
+        eip1559.signed
     );
     // A plain transfer to an account without code: estimated at exactly 21 000, no margin.
     assert_eq!(eip1559.prepared.intent.gas_limit, Some(21_000));

@@ -3,24 +3,14 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use coordinator::audit::{AuditEntry, verify_chain};
+use coordinator::audit::verify_chain;
 use coordinator::store::{
     Begin, ClusterRow, ClusterState, KeyRow, PresigRow, PresigState, RequestState, Store,
     StoreError, latest_schema_version, verify_log,
 };
 
-fn entry(i: u32) -> AuditEntry {
-    AuditEntry {
-        action: "sign".into(),
-        actors: vec![hex::encode([i as u8; 32])],
-        key_id: Some("k1".into()),
-        payload_digests: vec![hex::encode([7u8; 32])],
-        path: vec![0, i],
-        nodes: vec![0, 2],
-        outcome: "ok".into(),
-        request_id: Some(hex::encode([i as u8; 16])),
-    }
-}
+mod common;
+use common::entry;
 
 const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 

@@ -22,8 +22,10 @@ use std::time::{Duration, Instant};
 
 use attestation::sim::SimulatedCa;
 use base64::Engine;
-use coordinator::audit::AuditEntry;
 use coordinator::store::{self, PostgresTls, StoreError, latest_schema_version};
+
+mod common;
+use common::entry;
 
 /// The directory holding `initdb` and `pg_ctl`: the newest `/usr/lib/postgresql/*/bin` (Debian's
 /// layout), else the first directory on `PATH` that has both.
@@ -252,19 +254,6 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-fn entry(i: u32) -> AuditEntry {
-    AuditEntry {
-        action: "sign".into(),
-        actors: vec![hex::encode([i as u8; 32])],
-        key_id: Some("k1".into()),
-        payload_digests: vec![hex::encode([7u8; 32])],
-        path: vec![0, i],
-        nodes: vec![0, 2],
-        outcome: "ok".into(),
-        request_id: Some(hex::encode([i as u8; 16])),
     }
 }
 

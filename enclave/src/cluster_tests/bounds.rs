@@ -220,28 +220,32 @@ fn presignatures_stop_at_their_cap_with_limit_until_one_is_used() {
         );
         (pid, out)
     };
+    // At the cap node 0 answers `limit`; the relay then aborts the session its partner started,
+    // as after any failure.
+    let refused_at_the_cap = || {
+        let (refused, out) = presign();
+        assert!(
+            matches!(
+                out.get(&0),
+                Some(Outcome::Failed {
+                    code: FailureCode::Limit,
+                    ..
+                })
+            ),
+            "{out:?}"
+        );
+        assert!(matches!(
+            c.enclaves[1].handle(EnclaveRequest::AbortSession { session: refused }),
+            EnclaveResponse::Session(_)
+        ));
+    };
     let (pid, out) = presign();
     assert!(
         out.values().all(|o| *o == Outcome::PresignatureReady),
         "{out:?}"
     );
     assert_eq!(c.enclaves[0].counters().presignatures, held + 1);
-    let (refused, out) = presign();
-    assert!(
-        matches!(
-            out.get(&0),
-            Some(Outcome::Failed {
-                code: FailureCode::Limit,
-                ..
-            })
-        ),
-        "{out:?}"
-    );
-    // The relay aborts the session its partner started, as after any failure.
-    assert!(matches!(
-        c.enclaves[1].handle(EnclaveRequest::AbortSession { session: refused }),
-        EnclaveResponse::Session(_)
-    ));
+    refused_at_the_cap();
     assert_eq!(c.enclaves[0].counters().presignatures, held + 1);
     // Used: one place free again.
     let digest = HashFunction::Sha256d.digest(b"frees a place");
@@ -261,18 +265,7 @@ fn presignatures_stop_at_their_cap_with_limit_until_one_is_used() {
     // At the cap again, with a presignature nobody will ever name (its id dropped, as when a
     // partner restarts or the coordinator never recorded it): once presignatures outlive their
     // lifetime they are dropped and presigning works again (reported by helper-28's review).
-    let (refused, out) = presign();
-    assert!(
-        matches!(
-            out.get(&0),
-            Some(Outcome::Failed {
-                code: FailureCode::Limit,
-                ..
-            })
-        ),
-        "{out:?}"
-    );
-    c.enclaves[1].handle(EnclaveRequest::AbortSession { session: refused });
+    refused_at_the_cap();
     let _stale = CapsFor::set(
         &c.enclaves[0],
         Limits {

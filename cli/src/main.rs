@@ -8,8 +8,9 @@ use clap::{Parser, Subcommand};
 
 use cmd::{
     address::AddressArgs, attest::AttestCommand, audit::AuditCommand, bench::BenchArgs,
-    demo::DemoArgs, genesis::GenesisArgs, key::KeyCommand, keygen::KeygenArgs, kms::KmsCommand,
-    sign::SignArgs, sim::SimCommand, trust::TrustArgs, tx::TxCommand,
+    credential::CredentialCommand, demo::DemoArgs, genesis::GenesisArgs, key::KeyCommand,
+    keygen::KeygenArgs, kms::KmsCommand, sign::SignArgs, sim::SimCommand, trust::TrustArgs,
+    tx::TxCommand,
 };
 
 /// Cohort threshold-signing cluster: operator and client CLI.
@@ -43,6 +44,11 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// API credentials: make a key, register, list and revoke them.
+    #[command(subcommand)]
+    Credential(CredentialCommand),
+    /// The cluster as the coordinator reports it (JSON): genesis progress, nodes, pools.
+    Status(cmd::ClusterArgs),
     /// Sign a payload (32-byte digest for ECDSA, message for EdDSA) with a key.
     Sign(SignArgs),
     /// Drive signing through the coordinator at a given concurrency; print p50/p95/p99
@@ -68,6 +74,12 @@ impl Command {
             Command::Trust(a) => cmd::trust::run(a),
             Command::Key(c) => cmd::key::run(c).await,
             Command::Audit(c) => cmd::audit::run(c).await,
+            Command::Credential(c) => cmd::credential::run(c).await,
+            Command::Status(a) => {
+                let status: coordinator::api::ClusterStatus = a.get("/v1/cluster").await?;
+                cmd::print_json(&status)?;
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Sign(a) => cmd::sign::run(a).await,
             Command::Bench(a) => cmd::bench::run(a).await,
             Command::Address(a) => cmd::address::run(a).await,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use coordinator::api::{
-    ApprovedJson, ClusterStatus, CreateKeyJson, GenesisStatus, KeyInfo, PresignatureUse,
+    ApiKey, ApprovedJson, ClusterStatus, CreateKeyJson, GenesisStatus, KeyInfo, PresignatureUse,
     SignRequestJson, SignResult,
 };
 use coordinator::client::{ApiCallError, ApiClient};
@@ -58,21 +58,45 @@ struct ClusterFile {
     coordinator_url: String,
 }
 
-/// The coordinator to talk to: `--coordinator URL`, or the one of the sim cluster in `dir`.
-pub fn api(coordinator: Option<&str>, dir: &Path) -> anyhow::Result<ApiClient> {
-    if let Some(url) = coordinator {
-        return Ok(ApiClient::new(url));
-    }
-    let path = dir.join("cluster.json");
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "no --coordinator given and no {} (is `cohort sim up` running?)",
-            path.display()
-        )
-    })?;
-    let file: ClusterFile = serde_json::from_str(&text)
-        .with_context(|| format!("{} names no coordinator", path.display()))?;
-    Ok(ApiClient::new(&file.coordinator_url))
+/// The file `cohort sim up` keeps its admin API key in (`DIR/api-key.json`); its public half is
+/// `DIR/api-key.pub.json`, which the coordinator registers at start (`--admin-key`).
+pub const SIM_API_KEY: &str = "api-key.json";
+/// The public half of [`SIM_API_KEY`].
+pub const SIM_API_PUBLIC: &str = "api-key.pub.json";
+
+/// The coordinator to talk to: `--coordinator URL`, or the one of the sim cluster in `dir`;
+/// calls are signed with `--api-key FILE`, else with the sim cluster's admin key in `dir` when
+/// there is one (ADR 0017).
+pub fn api(
+    coordinator: Option<&str>,
+    dir: &Path,
+    api_key: Option<&Path>,
+) -> anyhow::Result<ApiClient> {
+    let client = match coordinator {
+        Some(url) => ApiClient::new(url),
+        None => {
+            let path = dir.join("cluster.json");
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "no --coordinator given and no {} (is `cohort sim up` running?)",
+                    path.display()
+                )
+            })?;
+            let file: ClusterFile = serde_json::from_str(&text)
+                .with_context(|| format!("{} names no coordinator", path.display()))?;
+            ApiClient::new(&file.coordinator_url)
+        }
+    };
+    let sim_key = dir.join(SIM_API_KEY);
+    let key = match api_key {
+        Some(path) => Some(ApiKey::load(path)?),
+        None if sim_key.exists() => Some(ApiKey::load(&sim_key)?),
+        None => None,
+    };
+    Ok(match key {
+        Some(key) => client.with_key(key),
+        None => client,
+    })
 }
 
 fn api_err(e: ApiCallError) -> anyhow::Error {

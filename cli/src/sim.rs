@@ -13,6 +13,7 @@
 //! DIR/node-I/{enclave.log, proxy.log, proxy.addr}            logs and the proxy's HTTP address
 //! DIR/coordinator/{coordinator.db, coordinator.log}         the coordinator's store and log
 //! DIR/coordinator.addr                                       the coordinator's HTTP address
+//! DIR/api-key.json, DIR/api-key.pub.json                    the admin API key (kept across runs)
 //! DIR/cluster.json                                           root, measurements and endpoints
 //! DIR/sim.pid                                                pid of the `cohort sim up` running it
 //! ```
@@ -131,6 +132,37 @@ pub struct ClusterInfo {
     /// check its certificate against the simulated CA's root.
     #[serde(default)]
     pub kms_tls_addr: String,
+    /// The admin API key every command given `--dir` signs its calls with (ADR 0017).
+    pub api_key: PathBuf,
+    /// Its public half, which the coordinator registers at start (`--admin-key`).
+    pub api_public: PathBuf,
+}
+
+impl ClusterInfo {
+    /// A client of the coordinator, signing with the cluster's admin key.
+    pub fn api(&self) -> anyhow::Result<coordinator::client::ApiClient> {
+        Ok(coordinator::client::ApiClient::new(&self.coordinator_url)
+            .with_key(coordinator::api::ApiKey::load(&self.api_key)?))
+    }
+}
+
+/// The admin API key in `dir` (made on first use, kept across runs) and its public half.
+fn admin_api_key(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    use coordinator::api::ApiKey;
+    let key_path = dir.join(crate::ops::SIM_API_KEY);
+    let public_path = dir.join(crate::ops::SIM_API_PUBLIC);
+    let key = if key_path.exists() {
+        ApiKey::load(&key_path)?
+    } else {
+        let key = ApiKey::generate("admin").map_err(|e| anyhow::anyhow!(e))?;
+        key.save(&key_path)?;
+        key
+    };
+    fs::write(
+        &public_path,
+        serde_json::to_string_pretty(&key.public())? + "\n",
+    )?;
+    Ok((key_path, public_path))
 }
 
 /// `--listen 127.0.0.1:0 --addr-file ADDR_FILE`: listen on a free port, written to `addr_file`.
@@ -154,6 +186,7 @@ pub fn coordinator_args(info: &ClusterInfo, addr_file: &Path) -> Vec<String> {
     for n in &info.nodes {
         args.extend(["--proxy".into(), n.proxy_url.clone()]);
     }
+    args.extend(["--admin-key".into(), info.api_public.display().to_string()]);
     args
 }
 
@@ -244,6 +277,7 @@ impl SimCluster {
         check_binary(&kms_bin)?;
         let pcrs = simulated_pcrs(&measure_file(&enclave_bin)?);
         let pcrs_hex = [0, 1, 2].map(|i| hex::encode(&pcrs[&i]));
+        let (api_key, api_public) = admin_api_key(&dir)?;
 
         let mut cluster = Self {
             dir: dir.clone(),
@@ -254,6 +288,8 @@ impl SimCluster {
                 coordinator_url: String::new(),
                 kms_url: String::new(),
                 kms_tls_addr: String::new(),
+                api_key,
+                api_public,
             },
             children: Vec::new(),
             commands: Default::default(),

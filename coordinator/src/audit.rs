@@ -32,6 +32,14 @@ pub struct AuditEntry {
     /// written before it existed (and then not part of their encoding or hash).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The API credential that asked (ADR 0017), when one did. Absent from records written
+    /// before credentials existed, and from the coordinator's own records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+    /// What the action was about when no other field says it (the credential registered or
+    /// revoked, and its role). Absent when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// A stored record.

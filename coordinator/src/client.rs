@@ -203,11 +203,13 @@ impl ApiCallError {
     }
 }
 
-/// A client of the coordinator's JSON API.
+/// A client of the coordinator's JSON API; with an API key, every call is signed with it
+/// (ADR 0017).
 #[derive(Clone)]
 pub struct ApiClient {
     http: HttpClient,
     base: String,
+    key: Option<std::sync::Arc<crate::api::ApiKey>>,
 }
 
 impl ApiClient {
@@ -216,7 +218,65 @@ impl ApiClient {
         Self {
             http: HttpClient::new().with_timeout(Duration::from_secs(900)),
             base: base.trim_end_matches('/').to_string(),
+            key: None,
         }
+    }
+
+    /// The same client signing every call with `key`.
+    pub fn with_key(mut self, key: crate::api::ApiKey) -> Self {
+        self.key = Some(std::sync::Arc::new(key));
+        self
+    }
+
+    /// The credential calls are signed with, if any.
+    pub fn credential(&self) -> Option<&str> {
+        self.key.as_deref().map(|k| k.credential())
+    }
+
+    /// Builds a request to `path` with `body`, signed when the client has a key: for callers
+    /// that send bodies of their own (tests of malformed input).
+    pub fn request(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> anyhow::Result<Request<Full<Bytes>>> {
+        let url = format!("{}{path}", self.base);
+        let mut builder = Request::builder().method(method.clone()).uri(&url);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        if let Some(ct) = content_type {
+            builder = builder.header(header::CONTENT_TYPE, ct);
+        }
+        if let Some(key) = &self.key {
+            let idem = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("idempotency-key"))
+                .map(|(_, v)| *v);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default();
+            builder = builder.header(
+                header::AUTHORIZATION,
+                key.authorize(method.as_str(), path, idem, &body, now),
+            );
+        }
+        builder
+            .body(Full::new(Bytes::from(body)))
+            .with_context(|| format!("bad url {url}"))
+    }
+
+    /// Sends a request made by [`ApiClient::request`]; returns status and body.
+    pub async fn exchange(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
+        let url = request.uri().to_string();
+        self.http.exchange(request, &url).await
     }
 
     /// The base URL.
@@ -233,20 +293,16 @@ impl ApiClient {
         headers: &[(&str, &str)],
     ) -> Result<T, ApiCallError> {
         let url = format!("{}{path}", self.base);
-        let mut builder = Request::builder().method(method).uri(&url);
-        for (k, v) in headers {
-            builder = builder.header(*k, *v);
-        }
-        let bytes = match body {
-            Some(b) => {
-                builder = builder.header(header::CONTENT_TYPE, "application/json");
-                serde_json::to_vec(b).map_err(|e| ApiCallError::Transport(e.into()))?
-            }
-            None => Vec::new(),
+        let (content_type, bytes) = match body {
+            Some(b) => (
+                Some("application/json"),
+                serde_json::to_vec(b).map_err(|e| ApiCallError::Transport(e.into()))?,
+            ),
+            None => (None, Vec::new()),
         };
-        let request = builder
-            .body(Full::new(Bytes::from(bytes)))
-            .map_err(|e| ApiCallError::Transport(e.into()))?;
+        let request = self
+            .request(method, path, content_type, headers, bytes)
+            .map_err(ApiCallError::Transport)?;
         let (status, body) = self
             .http
             .exchange(request, &url)

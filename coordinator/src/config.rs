@@ -93,6 +93,15 @@ pub struct Config {
     /// More EVM chains: a TOML file in the format of adapters/src/evm_chains.toml.
     #[arg(long)]
     pub evm_chains: Option<PathBuf>,
+    /// An admin credential to register at start, unless one of that name exists (repeat): a
+    /// JSON file `{"credential", "public_key"}` (`cohort credential new` writes one). The first
+    /// admin of a new deployment comes from here; the others are registered through the API.
+    #[arg(
+        long = "admin-key",
+        env = "COHORT_COORDINATOR_ADMIN_KEY",
+        value_name = "FILE"
+    )]
+    pub admin_keys: Vec<PathBuf>,
     /// Log as JSON lines.
     #[arg(long, env = "COHORT_LOG_JSON")]
     pub log_json: bool,
@@ -105,6 +114,26 @@ impl Config {
     /// The attestation policy nodes must satisfy (the nonce is set per attestation).
     pub fn policy(&self) -> Result<Policy, String> {
         self.attestation.policy(&[], Duration::from_secs(60))
+    }
+
+    /// The `--admin-key` files' credentials.
+    pub fn admin_keys(&self) -> Result<Vec<crate::api::PublicCredential>, String> {
+        self.admin_keys
+            .iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(f)
+                    .map_err(|e| format!("--admin-key {}: {e}", f.display()))?;
+                let c: crate::api::PublicCredential = serde_json::from_str(&text).map_err(|e| {
+                    format!(
+                        "--admin-key {}: not {{\"credential\", \"public_key\"}} JSON: {e}",
+                        f.display()
+                    )
+                })?;
+                crate::service::check_public_credential(&c)
+                    .map_err(|e| format!("--admin-key {}: {}", f.display(), e.message))?;
+                Ok(c)
+            })
+            .collect()
     }
 
     /// The store URL.

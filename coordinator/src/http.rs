@@ -14,8 +14,10 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
 use crate::api::{
-    ApiError, AuditPage, AuditRecordJson, AuditVerification, ClusterStatus, ErrorCode, Hex, KeyList,
+    AUTH_SCHEME, ApiError, AuditPage, AuditRecordJson, AuditVerification, ClusterStatus,
+    CredentialList, ErrorCode, Hex, KeyList,
 };
+use crate::auth::{self, Caller, Signed};
 use crate::service::{Coordinator, StoredResponse};
 
 /// The OpenAPI document describing this API (also served at `/openapi.json`).
@@ -47,6 +49,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/signatures/{idempotency_key}"),
     ("GET", "/v1/audit"),
     ("GET", "/v1/audit/verify"),
+    ("GET", "/v1/credentials"),
+    ("POST", "/v1/credentials"),
+    ("POST", "/v1/credentials/{credential}/revoke"),
 ];
 
 type Body = Full<Bytes>;
@@ -124,12 +129,13 @@ fn route(method: &Method, path: &str) -> Result<(&'static str, Option<String>), 
     })
 }
 
-async fn read_json<T: DeserializeOwned>(
-    request: Request<Incoming>,
+/// Reads a JSON request's body (its content type checked first).
+async fn read_json_body(
+    headers: &http::HeaderMap,
+    body: Incoming,
     max_body: usize,
-) -> Result<T, ApiError> {
-    let content_type = request
-        .headers()
+) -> Result<Bytes, ApiError> {
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
@@ -142,7 +148,7 @@ async fn read_json<T: DeserializeOwned>(
     // A body somewhat over the limit is read and dropped, so that the client, still sending,
     // gets the 413 instead of a broken connection; a far larger one is refused at once.
     let drain_limit = max_body.saturating_mul(DRAIN_FACTOR);
-    let body = read_body(request.into_body(), max_body, drain_limit)
+    read_body(body, max_body, drain_limit)
         .await
         .map_err(|e| match e {
             BodyError::TooLarge => ApiError::new(
@@ -153,9 +159,46 @@ async fn read_json<T: DeserializeOwned>(
                 ErrorCode::MalformedRequest,
                 format!("cannot read the body: {e}"),
             ),
-        })?;
-    serde_json::from_slice(&body)
+        })
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
         .map_err(|e| ApiError::new(ErrorCode::MalformedRequest, format!("bad JSON: {e}")))
+}
+
+/// The caller of a route that needs `needed` (checked before the body is read, then with it),
+/// and the body of a POST. A public route has no caller and reads no body.
+async fn authenticate(
+    c: &Coordinator,
+    parts: &http::request::Parts,
+    body: Incoming,
+    needed: Option<crate::api::Role>,
+    max_body: usize,
+) -> Result<(Option<Caller>, Bytes), ApiError> {
+    let Some(needed) = needed else {
+        return Ok((None, Bytes::new()));
+    };
+    let now = crate::service::unix_now();
+    let pending = auth::precheck(c, &parts.headers, now).await?;
+    let idem = idempotency_key(&parts.headers)?;
+    let body = if parts.method == Method::POST {
+        read_json_body(&parts.headers, body, max_body).await?
+    } else {
+        Bytes::new()
+    };
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or(parts.uri.path(), |p| p.as_str());
+    let signed = Signed {
+        method: parts.method.as_str(),
+        path_and_query,
+        idempotency_key: idem.as_deref(),
+        body: &body,
+    };
+    let caller = auth::verify(c, pending, signed, needed, now).await?;
+    Ok((Some(caller), body))
 }
 
 fn query_u64(query: Option<&str>, name: &str) -> Result<Option<u64>, ApiError> {
@@ -253,9 +296,10 @@ async fn handle(
     request: Request<Incoming>,
     max_body: usize,
 ) -> (String, Response<Body>) {
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    let query = request.uri().query().map(str::to_string);
+    let (parts, body) = request.into_parts();
+    let method = parts.method.clone();
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().map(str::to_string);
     let (pattern, param) = match route(&method, &path) {
         Ok(r) => r,
         Err(e) => {
@@ -270,7 +314,11 @@ async fn handle(
         }
     };
     let name = format!("{method} {pattern}");
+    let needed = auth::required_role(method.as_str(), pattern);
     let result: Result<Response<Body>, ApiError> = async {
+        let (caller, body) = authenticate(&c, &parts, body, needed, max_body).await?;
+        // Every route past here but the public ones has a caller.
+        let who = caller.clone().map(|c| c.credential).unwrap_or_default();
         Ok(match (method.as_str(), pattern) {
             ("GET", "/healthz") => json(200, &serde_json::json!({"status": "ok"})),
             ("GET", "/readyz") => match c.ready().await {
@@ -291,16 +339,19 @@ async fn handle(
                 },
             ),
             ("POST", "/v1/genesis") => {
-                let body = read_json(request, max_body).await?;
+                let body = parse_json(&body)?;
                 let c = c.clone();
-                json(202, &detached(async move { c.genesis(body).await }).await?)
+                json(
+                    202,
+                    &detached(async move { c.genesis(body, who).await }).await?,
+                )
             }
             ("POST", "/v1/nodes/{node}/enroll") => {
-                let body = read_json(request, max_body).await?;
+                let body = parse_json(&body)?;
                 json(200, &c.enroll_node(&param.unwrap_or_default(), body).await?)
             }
             ("POST", "/v1/nodes/{node}/attest") => {
-                let body = read_json(request, max_body).await?;
+                let body = parse_json(&body)?;
                 json(200, &c.attest_node(&param.unwrap_or_default(), body).await?)
             }
             ("GET", "/v1/keys") => json(
@@ -310,11 +361,11 @@ async fn handle(
                 },
             ),
             ("POST", "/v1/keys") => {
-                let body = read_json(request, max_body).await?;
+                let body = parse_json(&body)?;
                 let c = c.clone();
                 json(
                     201,
-                    &detached(async move { c.create_key(body).await }).await?,
+                    &detached(async move { c.create_key(body, who).await }).await?,
                 )
             }
             ("GET", "/v1/keys/{key_id}") => json(200, &c.key(&param.unwrap_or_default()).await?),
@@ -322,24 +373,42 @@ async fn handle(
                 address(&c, &param.unwrap_or_default(), query.as_deref()).await?
             }
             ("POST", "/v1/transactions") => {
-                let body = read_json(request, max_body).await?;
+                let body = parse_json(&body)?;
                 json(200, &c.prepare(body).await?)
             }
             ("POST", "/v1/transactions/assemble") => {
-                let body = read_json(request, max_body).await?;
+                let body = parse_json(&body)?;
                 json(200, &c.assemble(body).await?)
             }
             ("POST", "/v1/signatures") => {
-                let idem = idempotency_key(&request)?;
-                let body = read_json(request, max_body).await?;
+                let idem = idempotency_key(&parts.headers)?;
+                let body = parse_json(&body)?;
                 let c = c.clone();
-                stored(detached(async move { c.sign(body, idem).await }).await?)
+                stored(detached(async move { c.sign(body, idem, who).await }).await?)
             }
             ("GET", "/v1/signatures/{idempotency_key}") => {
                 stored(c.signature_record(&param.unwrap_or_default()).await?)
             }
             ("GET", "/v1/audit") => audit_page(&c, query.as_deref()).await?,
             ("GET", "/v1/audit/verify") => json(200, &audit_verification(&c).await?),
+            ("GET", "/v1/credentials") => json(
+                200,
+                &CredentialList {
+                    credentials: c.credentials().await?,
+                },
+            ),
+            ("POST", "/v1/credentials") => {
+                let body = parse_json(&body)?;
+                let by = caller.ok_or_else(unauthenticated)?;
+                json(201, &c.register_credential(body, &by).await?)
+            }
+            ("POST", "/v1/credentials/{credential}/revoke") => {
+                let by = caller.ok_or_else(unauthenticated)?;
+                json(
+                    200,
+                    &c.revoke_credential(&param.unwrap_or_default(), &by).await?,
+                )
+            }
             _ => {
                 return Err(ApiError::new(
                     ErrorCode::NotFound,
@@ -352,7 +421,12 @@ async fn handle(
     (name, result.unwrap_or_else(|e| logged_error(&e)))
 }
 
-/// The error's answer, logged as a failure (5xx) or a refusal.
+fn unauthenticated() -> ApiError {
+    ApiError::new(ErrorCode::Unauthenticated, "this route needs a credential")
+}
+
+/// The error's answer, logged as a failure (5xx) or a refusal. A 401 names the scheme that
+/// authenticates (RFC 9110 section 11.6.1).
 fn logged_error(e: &ApiError) -> Response<Body> {
     if e.code.status() >= 500 {
         warn!(
@@ -367,7 +441,14 @@ fn logged_error(e: &ApiError) -> Response<Body> {
             "request refused"
         );
     }
-    error(e)
+    let mut response = error(e);
+    if e.code.status() == 401 {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static(AUTH_SCHEME),
+        );
+    }
+    response
 }
 
 /// `GET /v1/keys/{key_id}/address?chain=…&network=…&path=…`.
@@ -391,9 +472,8 @@ async fn address(
 }
 
 /// The `Idempotency-Key` header, if any.
-fn idempotency_key(request: &Request<Incoming>) -> Result<Option<String>, ApiError> {
-    request
-        .headers()
+fn idempotency_key(headers: &http::HeaderMap) -> Result<Option<String>, ApiError> {
+    headers
         .get("idempotency-key")
         .map(|v| {
             v.to_str().map(str::to_string).map_err(|_| {
@@ -506,6 +586,26 @@ mod tests {
                 doc["paths"][path][method.to_lowercase()].is_object(),
                 "{method} {path} is not in openapi.json"
             );
+        }
+        // Each operation names the role it needs, as the server checks it; the public ones
+        // need no credential.
+        for (method, path) in ROUTES {
+            let op = &doc["paths"][path][method.to_lowercase()];
+            match auth::required_role(method, path) {
+                Some(role) => {
+                    assert_eq!(op["x-cohort-role"], role.as_str(), "{method} {path}");
+                    for status in ["401", "403"] {
+                        assert!(
+                            op["responses"][status].is_object(),
+                            "{method} {path} does not document {status}"
+                        );
+                    }
+                }
+                None => {
+                    assert_eq!(op["security"], serde_json::json!([]), "{method} {path}");
+                    assert!(op.get("x-cohort-role").is_none(), "{method} {path}");
+                }
+            }
         }
         let paths = doc["paths"].as_object().unwrap();
         for (path, ops) in paths {

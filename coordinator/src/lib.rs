@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod auth;
 pub mod chains;
 pub mod client;
 pub mod config;

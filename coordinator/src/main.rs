@@ -17,6 +17,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config, policy: attestation::Policy) -> Result<(), String> {
+    let admins = config.admin_keys()?;
     let url = config.store_url();
     let tls = config.store_tls();
     if url.starts_with("sqlite:") {
@@ -31,6 +32,10 @@ async fn run(config: Config, policy: attestation::Policy) -> Result<(), String> 
     let (listener, addr) = startup::listen_tcp(&config.listen).await?;
     let nodes = Arc::new(Nodes::new(config.proxies.clone(), policy));
     let coordinator = Coordinator::new(config.settings()?, nodes, store);
+    coordinator
+        .bootstrap_admins(&admins)
+        .await
+        .map_err(|e| format!("--admin-key: {}", e.message))?;
     coordinator.spawn_background();
     startup::write_addr_file(config.addr_file.as_deref(), &addr)?;
     info!(%addr, nodes = config.proxies.len(), "coordinator listening");

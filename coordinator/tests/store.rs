@@ -102,19 +102,19 @@ fn state_suite(store: &mut Store) {
     // Idempotency: the first caller owns the request; the second finds it.
     assert_eq!(
         store
-            .begin_request("r1", "sign", "id1", b"h1", "{}", 100, 10)
+            .begin_request("r1", "sign", "id1", b"h1", "{}", None, 100, 10)
             .unwrap(),
         Begin::Started(100)
     );
     let Begin::Existing(row) = store
-        .begin_request("r1", "sign", "id1", b"h2", "{}", 200, 11)
+        .begin_request("r1", "sign", "id1", b"h2", "{}", None, 200, 11)
         .unwrap()
     else {
         panic!("second begin must find the first");
     };
     // The same request id under another idempotency key finds the first record too.
     let Begin::Existing(other) = store
-        .begin_request("r9", "sign", "id1", b"h1", "{}", 200, 11)
+        .begin_request("r9", "sign", "id1", b"h1", "{}", None, 200, 11)
         .unwrap()
     else {
         panic!("a request id is recorded once");
@@ -155,7 +155,7 @@ fn state_suite(store: &mut Store) {
 
     // Stale requests: an expired lease can be taken over exactly once.
     store
-        .begin_request("r2", "sign", "id2", b"h", "{}", 50, 10)
+        .begin_request("r2", "sign", "id2", b"h", "{}", None, 50, 10)
         .unwrap();
     let stale = store.stale_requests(60).unwrap();
     assert_eq!(
@@ -177,7 +177,7 @@ fn state_suite(store: &mut Store) {
     );
     assert_eq!(
         store
-            .begin_request("r2", "sign", "id2", b"h", "{}", 80, 62)
+            .begin_request("r2", "sign", "id2", b"h", "{}", None, 80, 62)
             .unwrap(),
         Begin::Started(91)
     );
@@ -185,7 +185,7 @@ fn state_suite(store: &mut Store) {
     assert_eq!(store.request("r2").unwrap(), None);
     assert_eq!(
         store
-            .begin_request("r2", "sign", "id2", b"h", "{}", 99, 64)
+            .begin_request("r2", "sign", "id2", b"h", "{}", None, 99, 64)
             .unwrap(),
         Begin::Started(99)
     );

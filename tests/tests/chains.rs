@@ -57,7 +57,7 @@ async fn world() -> World {
         "--pool-level=2".into(),
     ];
     let cluster = SimCluster::start(&options).await.unwrap();
-    let api = ApiClient::new(&cluster.info.coordinator_url);
+    let api = cluster.info.api().unwrap();
     let admins: Vec<SigningKey> = (0..2)
         .map(|i| SigningKey::from_bytes(&[40 + i; 32]))
         .collect();

@@ -186,6 +186,74 @@ async fn sim_up_serves_attests_reuses_its_dir_and_stops_on_sigterm() {
     let report: serde_json::Value = serde_json::from_slice(&wrong_nonce.stdout).unwrap();
     assert_eq!(report["error"]["kind"], "nonce_mismatch");
 
+    // API credentials from the command line (ADR 0017): `--dir` signs with the cluster's
+    // admin key; a reader made with `credential new` and registered with `credential add`
+    // reads but may not list credentials; revoked, it may not read either.
+    let sim = sim_dir.to_str().unwrap();
+    let reader = dir.path().join("reader.json");
+    let reader_pub = dir.path().join("reader.pub.json");
+    let out = cohort(&[
+        "credential",
+        "new",
+        "--credential",
+        "reader",
+        "--out",
+        reader.to_str().unwrap(),
+        "--public",
+        reader_pub.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cohort(&[
+        "credential",
+        "add",
+        "--public",
+        reader_pub.to_str().unwrap(),
+        "--role",
+        "read",
+        "--dir",
+        sim,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let added: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (added["credential"].as_str(), added["role"].as_str()),
+        (Some("reader"), Some("read"))
+    );
+    let as_reader = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--dir", sim, "--api-key", reader.to_str().unwrap()]);
+        cohort(&all)
+    };
+    assert!(as_reader(&["key", "list"]).status.success());
+    let out = as_reader(&["credential", "list"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("forbidden"),
+        "{out:?}"
+    );
+    let out = cohort(&["credential", "revoke", "reader", "--dir", sim]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = as_reader(&["key", "list"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bad_credential"),
+        "{out:?}"
+    );
+    let out = cohort(&["credential", "list", "--dir", sim]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["credentials"].as_array().unwrap().len(), 2, "{list}");
+
     // SIGTERM stops the cluster: `sim up` exits 0 and its proxies stop answering.
     kill(
         Pid::from_raw(up.child.id().unwrap() as i32),
@@ -423,7 +491,11 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
     // Nothing was submitted.
     let info: serde_json::Value =
         serde_json::from_slice(&std::fs::read(sim.join("cluster.json")).unwrap()).unwrap();
-    let api = coordinator::client::ApiClient::new(info["coordinator_url"].as_str().unwrap());
+    let api = coordinator::client::ApiClient::new(info["coordinator_url"].as_str().unwrap())
+        .with_key(
+            coordinator::api::ApiKey::load(std::path::Path::new(info["api_key"].as_str().unwrap()))
+                .unwrap(),
+        );
     let status: coordinator::api::ClusterStatus = api.get("/v1/cluster").await.unwrap();
     assert_eq!(status.genesis.state, "none", "{status:?}");
     let out = submit(&["approval1.json", "approval2.json"]);
@@ -847,6 +919,8 @@ fn audit_verify_reports_the_chain() {
             nodes: vec![i],
             outcome: "ok".into(),
             request_id: None,
+            credential: None,
+            detail: None,
         };
         store.append_audit(10, &entry).unwrap();
     }

@@ -65,7 +65,7 @@ async fn start(coordinator_args: &[&str]) -> (tempfile::TempDir, SimCluster, Api
     options.fixture_primes = true;
     options.coordinator_args = coordinator_args.iter().map(|s| s.to_string()).collect();
     let cluster = SimCluster::start(&options).await.unwrap();
-    let api = ApiClient::new(&cluster.info.coordinator_url);
+    let api = cluster.info.api().unwrap();
     (dir, cluster, api)
 }
 
@@ -182,15 +182,17 @@ async fn audit_intact(api: &ApiClient) -> u64 {
     v.records
 }
 
-/// Sends raw bytes; returns status and decoded error body.
+/// Sends raw bytes to `path`, signed by `api`'s credential; returns status and decoded error
+/// body.
 async fn raw(
-    http: &HttpClient,
-    url: &str,
+    api: &ApiClient,
+    path: &str,
     method: Method,
     content_type: Option<&str>,
     body: Vec<u8>,
 ) -> (StatusCode, Option<ErrorBody>) {
-    let (status, bytes) = http.send(method, url, content_type, body).await.unwrap();
+    let request = api.request(method, path, content_type, &[], body).unwrap();
+    let (status, bytes) = api.exchange(request).await.unwrap();
     (status, serde_json::from_slice(&bytes).ok())
 }
 
@@ -254,7 +256,6 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
         403,
         "unapproved",
     );
-    let genesis_url = format!("{base}/v1/genesis");
     for (content_type, bytes, status, code) in [
         (
             Some("application/json"),
@@ -281,32 +282,18 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
             "payload_too_large",
         ),
     ] {
-        let (s, e) = raw(&http, &genesis_url, Method::POST, content_type, bytes).await;
+        let (s, e) = raw(&api, "/v1/genesis", Method::POST, content_type, bytes).await;
         assert_eq!(
             (s.as_u16(), e.map(|e| e.error.code)),
             (status, Some(code.to_string()))
         );
     }
-    let (s, e) = raw(
-        &http,
-        &format!("{base}/v2/nothing"),
-        Method::GET,
-        None,
-        vec![],
-    )
-    .await;
+    let (s, e) = raw(&api, "/v2/nothing", Method::GET, None, vec![]).await;
     assert_eq!(
         (s.as_u16(), e.unwrap().error.code.as_str()),
         (404, "not_found")
     );
-    let (s, e) = raw(
-        &http,
-        &format!("{base}/v1/keys"),
-        Method::DELETE,
-        None,
-        vec![],
-    )
-    .await;
+    let (s, e) = raw(&api, "/v1/keys", Method::DELETE, None, vec![]).await;
     assert_eq!(
         (s.as_u16(), e.unwrap().error.code.as_str()),
         (405, "method_not_allowed")
@@ -337,11 +324,11 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
     let status: ClusterStatus = api.get("/v1/cluster").await.unwrap();
     assert_eq!(status.genesis.state, "none");
     assert_eq!(audit_intact(&api).await, 0);
-    let (s, _) = raw(&http, &format!("{base}/readyz"), Method::GET, None, vec![]).await;
+    let (s, _) = raw(&api, "/readyz", Method::GET, None, vec![]).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
 
     let (ecdsa, eddsa) = bootstrap(&api, &cohort_tests::expectations(&cluster), &mut k).await;
-    let (s, _) = raw(&http, &format!("{base}/readyz"), Method::GET, None, vec![]).await;
+    let (s, _) = raw(&api, "/readyz", Method::GET, None, vec![]).await;
     assert_eq!(s, StatusCode::OK);
     let status: ClusterStatus = api.get("/v1/cluster").await.unwrap();
     assert_eq!(status.genesis.state, "ready");
@@ -634,7 +621,10 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
     ] {
         assert!(text.contains(needle), "{needle} missing from\n{text}");
     }
-    let (_, doc) = http.get(&format!("{base}/openapi.json")).await.unwrap();
+    let request = api
+        .request(Method::GET, "/openapi.json", None, &[], vec![])
+        .unwrap();
+    let (_, doc) = api.exchange(request).await.unwrap();
     assert_eq!(&doc[..], coordinator::http::OPENAPI.as_bytes());
 
     // The audit log names who asked, what, which nodes, and the outcome.
@@ -657,6 +647,13 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
     );
     assert!(two.entry.nodes.len() >= 2);
     assert_eq!(two.entry.request_id.as_deref(), Some(idem.as_str()));
+    // ... and which API credential submitted each request (ADR 0017).
+    assert!(
+        signed
+            .iter()
+            .all(|r| r.entry.credential.as_deref() == Some("admin")),
+        "{signed:?}"
+    );
     assert!(audit_intact(&api).await > records_after_setup);
 
     // Kill the coordinator (SIGKILL) in the middle of 200 signatures at concurrency 4 and
@@ -1022,7 +1019,9 @@ async fn two_coordinators_share_one_database(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let second = ApiClient::new(&format!("http://{addr}"));
+    // The credentials are in the shared database: the first coordinator's admin key serves.
+    let second = ApiClient::new(&format!("http://{addr}"))
+        .with_key(coordinator::api::ApiKey::load(&cluster.info.api_key).unwrap());
     let before = audit(first).await.len();
 
     // The same 40 requests, each sent to both coordinators at once.

@@ -344,7 +344,7 @@ impl Harness {
             })
             .unwrap();
         cluster.restart("coordinator").await.unwrap();
-        let api = ApiClient::new(&cluster.info.coordinator_url);
+        let api = cluster.info.api().unwrap();
         wait_ready_api(&api).await;
 
         let keys = Keys {

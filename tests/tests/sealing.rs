@@ -123,7 +123,7 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
     options.bin_dir = cohort_tests::bin_dir();
     options.fixture_primes = true;
     let mut cluster = SimCluster::start(&options).await.unwrap();
-    let api = ApiClient::new(&cluster.info.coordinator_url);
+    let api = cluster.info.api().unwrap();
     let admins: Vec<SigningKey> = (0..2)
         .map(|i| SigningKey::from_bytes(&[60 + i; 32]))
         .collect();

@@ -64,7 +64,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         "[4/4] threshold keys (genesis, auxiliary info, an ECDSA and an EdDSA key, signatures) and \
          chain transactions"
     );
-    let api = coordinator::client::ApiClient::new(&cluster.info.coordinator_url);
+    let api = cluster.info.api()?;
     let expect = cli::ceremony::Expectations::of_sim_dir(&cluster.dir)?;
     let threshold = cli::demo::run(&api, &chains, &expect).await;
     cluster.stop().await?;

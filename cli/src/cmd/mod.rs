@@ -5,6 +5,7 @@ pub mod address;
 pub mod attest;
 pub mod audit;
 pub mod bench;
+pub mod credential;
 pub mod demo;
 pub mod genesis;
 pub mod key;
@@ -34,6 +35,10 @@ pub struct ClusterArgs {
     /// The coordinator's URL (default: the one of the sim cluster in --dir).
     #[arg(long, env = "COHORT_COORDINATOR")]
     coordinator: Option<String>,
+    /// The API key calls are signed with (`cohort credential new` writes one; default: the sim
+    /// cluster's admin key, DIR/api-key.json, when there is one).
+    #[arg(long, env = "COHORT_API_KEY", value_name = "FILE")]
+    api_key: Option<PathBuf>,
     /// The pinned genesis keys are checked against (default: DIR/trusted-genesis.json for a
     /// sim cluster, else ~/.config/cohort/trusted-genesis.json).
     #[arg(long, env = "COHORT_TRUST")]
@@ -43,7 +48,11 @@ pub struct ClusterArgs {
 impl ClusterArgs {
     /// A client of the coordinator: --coordinator, else the URL in `DIR/cluster.json`.
     pub fn api(&self) -> anyhow::Result<ApiClient> {
-        cli::ops::api(self.coordinator.as_deref(), &self.dir)
+        cli::ops::api(
+            self.coordinator.as_deref(),
+            &self.dir,
+            self.api_key.as_deref(),
+        )
     }
 
     /// The sim cluster's directory, when no --coordinator is given.

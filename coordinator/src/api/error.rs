@@ -35,8 +35,20 @@ pub enum ErrorCode {
     BadAddress,
     /// 400: the spent outputs do not cover amount and fee.
     InsufficientFunds,
+    /// 401: no `Authorization: Cohort-Ed25519 ...` header, or one that does not parse.
+    Unauthenticated,
+    /// 401: the credential is unknown or revoked, or the signature does not verify.
+    BadCredential,
+    /// 401: the credential's validity ended.
+    CredentialExpired,
+    /// 401: the call's timestamp is more than a minute from the coordinator's clock.
+    StaleRequest,
+    /// 401: the call's nonce was used before (a replayed call).
+    Replayed,
     /// 403: approvals missing, unknown or not over this request.
     Unapproved,
+    /// 403: the credential's role does not allow this route.
+    Forbidden,
     /// 404: no such route, key or record.
     NotFound,
     /// 405: the route exists with another method.
@@ -47,6 +59,10 @@ pub enum ErrorCode {
     KeyExists,
     /// 409: genesis was already submitted.
     GenesisExists,
+    /// 409: the credential name or public key is registered already.
+    CredentialExists,
+    /// 409: revoking the last usable admin credential would lock every admin out.
+    LastAdmin,
     /// 409: the cluster has no completed genesis yet.
     NotInitialised,
     /// 409: the enclaves refused (e.g. the request id was already used).
@@ -83,12 +99,20 @@ impl ErrorCode {
             Self::UnknownChain => "unknown_chain",
             Self::BadAddress => "bad_address",
             Self::InsufficientFunds => "insufficient_funds",
+            Self::Unauthenticated => "unauthenticated",
+            Self::BadCredential => "bad_credential",
+            Self::CredentialExpired => "credential_expired",
+            Self::StaleRequest => "stale_request",
+            Self::Replayed => "replayed",
             Self::Unapproved => "unapproved",
+            Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::IdempotencyConflict => "idempotency_conflict",
             Self::KeyExists => "key_exists",
             Self::GenesisExists => "genesis_exists",
+            Self::CredentialExists => "credential_exists",
+            Self::LastAdmin => "last_admin",
             Self::NotInitialised => "not_initialised",
             Self::Refused => "refused",
             Self::PayloadTooLarge => "payload_too_large",
@@ -113,12 +137,19 @@ impl ErrorCode {
             | Self::UnknownChain
             | Self::BadAddress
             | Self::InsufficientFunds => 400,
-            Self::Unapproved => 403,
+            Self::Unauthenticated
+            | Self::BadCredential
+            | Self::CredentialExpired
+            | Self::StaleRequest
+            | Self::Replayed => 401,
+            Self::Unapproved | Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::IdempotencyConflict
             | Self::KeyExists
             | Self::GenesisExists
+            | Self::CredentialExists
+            | Self::LastAdmin
             | Self::NotInitialised
             | Self::Refused => 409,
             Self::PayloadTooLarge => 413,
@@ -140,19 +171,27 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation checks.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 32] = [
         Self::MalformedRequest,
         Self::InvalidRequest,
         Self::RequestExpired,
         Self::UnknownChain,
         Self::BadAddress,
         Self::InsufficientFunds,
+        Self::Unauthenticated,
+        Self::BadCredential,
+        Self::CredentialExpired,
+        Self::StaleRequest,
+        Self::Replayed,
         Self::Unapproved,
+        Self::Forbidden,
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::IdempotencyConflict,
         Self::KeyExists,
         Self::GenesisExists,
+        Self::CredentialExists,
+        Self::LastAdmin,
         Self::NotInitialised,
         Self::Refused,
         Self::PayloadTooLarge,

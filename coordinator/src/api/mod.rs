@@ -2,6 +2,7 @@
 //! Byte strings travel as lowercase hex. `openapi.json` in this crate describes the same types;
 //! the CLI and the tests use these definitions as the client side.
 
+mod auth;
 mod error;
 mod hex;
 mod path;
@@ -9,6 +10,10 @@ mod requests;
 mod responses;
 mod transactions;
 
+pub use auth::{
+    AUTH_SCHEME, ApiKey, AuthHeader, CredentialInfo, CredentialList, KeyFileError, MAX_SKEW_SECS,
+    PublicCredential, RegisterCredential, Role, signing_bytes, valid_name,
+};
 pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
 pub use hex::{ClusterHex, Hex, buf};
 pub use path::{parse_path, path_string};

@@ -67,6 +67,8 @@ impl Coordinator {
                 request_id: request
                     .as_ref()
                     .map(|b| hex::encode(&b.request.request_id.0)),
+                credential: row.credential.clone(),
+                detail: None,
             };
             if self
                 .finish(

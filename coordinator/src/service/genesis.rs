@@ -73,7 +73,11 @@ impl Coordinator {
     }
 
     /// Accepts a genesis and starts initialising the cluster in the background.
-    pub async fn genesis(self: &Arc<Self>, body: GenesisBody) -> Result<GenesisStatus, ApiError> {
+    pub async fn genesis(
+        self: &Arc<Self>,
+        body: GenesisBody,
+        credential: String,
+    ) -> Result<GenesisStatus, ApiError> {
         let (actors, nodes) = match &body {
             GenesisBody::V1(_) => return Err(legacy_genesis()),
             GenesisBody::V2(b) => (self.check_genesis_v2(b)?, self.nodes.count()),
@@ -93,6 +97,8 @@ impl Coordinator {
             nodes: (0..nodes).collect(),
             outcome: "accepted".into(),
             request_id: None,
+            credential: Some(credential),
+            detail: None,
         };
         let inserted = self
             .db(move |s| s.insert_cluster(&row, unix_now(), &entry))
@@ -292,6 +298,8 @@ impl Coordinator {
             nodes: (0..self.nodes.count()).collect(),
             outcome: outcome.into(),
             request_id: None,
+            credential: None,
+            detail: None,
         }
     }
 

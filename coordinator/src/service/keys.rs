@@ -234,9 +234,10 @@ impl Coordinator {
     pub async fn create_key(
         self: &Arc<Self>,
         body: ApprovedJson<CreateKeyJson>,
+        credential: String,
     ) -> Result<KeyInfo, ApiError> {
         let started = Instant::now();
-        let result = self.create_key_inner(body).await;
+        let result = self.create_key_inner(body, credential).await;
         self.metrics.observe("create_key", started.elapsed());
         if let Err(e) = &result {
             self.metrics.failure("create_key", e.code.as_str());
@@ -247,6 +248,7 @@ impl Coordinator {
     async fn create_key_inner(
         self: &Arc<Self>,
         body: ApprovedJson<CreateKeyJson>,
+        credential: String,
     ) -> Result<KeyInfo, ApiError> {
         let genesis = self.cluster().await?;
         let nodes = self.nodes.count();
@@ -274,7 +276,7 @@ impl Coordinator {
         // A `/` cannot appear in client idempotency keys: no client request can take this one.
         let reservation = format!("create-key/{}", r.key_id);
         not_before(r.created).await;
-        let lease = self.reserve_key_id(&reservation, &r).await?;
+        let lease = self.reserve_key_id(&reservation, &r, &credential).await?;
         // An enclave whose clock is behind ours answers `not_yet` (the request is valid from its
         // creation time on), one at its cap of setup sessions `busy` (they end or idle out):
         // the generation is tried again after 1, 2, 4 and 8 s.
@@ -315,6 +317,8 @@ impl Coordinator {
             nodes: all.clone(),
             outcome: "ok".into(),
             request_id: Some(hex::encode(&r.request_id)),
+            credential: Some(credential),
+            detail: None,
         };
         // A failed generation frees the key id again, with its audit record.
         let fail = |code: ErrorCode, message: String, mut entry: AuditEntry| {
@@ -379,7 +383,12 @@ impl Coordinator {
     }
 
     /// Reserves a key id for one generation; returns the lease it is held under.
-    async fn reserve_key_id(&self, reservation: &str, r: &CreateKey) -> Result<u64, ApiError> {
+    async fn reserve_key_id(
+        &self,
+        reservation: &str,
+        r: &CreateKey,
+        credential: &str,
+    ) -> Result<u64, ApiError> {
         let claim = Claim {
             idem: reservation.to_string(),
             kind: "create_key",
@@ -394,6 +403,7 @@ impl Coordinator {
                 .saturating_mul(4)
                 + 60,
             same_request: false,
+            credential: credential.into(),
         };
         match self.claim(&claim).await? {
             // A reservation whose coordinator stopped mid-generation is taken over (enclaves

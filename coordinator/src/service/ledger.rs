@@ -92,6 +92,8 @@ pub(super) struct Claim {
     /// Whether a record under this key must hold this very request (signing); a key-id
     /// reservation is held by whichever request for the key came first.
     pub same_request: bool,
+    /// The API credential that submitted it.
+    pub credential: String,
 }
 
 /// Why a claim conflicts with the record holding its key or its request id.
@@ -128,15 +130,16 @@ impl Coordinator {
     pub(super) async fn claim(&self, claim: &Claim) -> Result<Entry, ApiError> {
         let now = unix_now();
         let lease = now + claim.lease_secs;
-        let (k, kind, rid, h, j) = (
+        let (k, kind, rid, h, j, who) = (
             claim.idem.clone(),
             claim.kind,
             claim.request_id.clone(),
             claim.hash.clone(),
             claim.request.clone(),
+            claim.credential.clone(),
         );
         let row = match self
-            .db(move |s| s.begin_request(&k, kind, &rid, &h, &j, lease, now))
+            .db(move |s| s.begin_request(&k, kind, &rid, &h, &j, Some(&who), lease, now))
             .await?
         {
             Begin::Started(lease) => return Ok(Entry::Fresh(lease)),

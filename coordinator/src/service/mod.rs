@@ -13,6 +13,7 @@
 
 mod background;
 mod checks;
+mod credentials;
 mod crypto;
 mod failover;
 mod genesis;
@@ -33,6 +34,7 @@ use crate::nodes::Nodes;
 use crate::store::{ClusterState, KeyRow, Store, StoreError};
 use failover::quorum_string;
 
+pub use credentials::{BOOTSTRAP, check_public_credential};
 pub use crypto::{derive_public_key, verify_signature};
 pub use failover::combinations;
 pub use ledger::{StoredResponse, Ticket};
@@ -78,7 +80,8 @@ pub const MAX_PAYLOADS: usize = protocol::policy::MAX_PAYLOADS;
 /// Largest payload (EdDSA message, ECDSA preimage), bytes (the enclaves' limit).
 pub const MAX_MESSAGE_LEN: usize = protocol::policy::MAX_PAYLOAD_LEN;
 
-fn unix_now() -> u64 {
+/// The time, Unix seconds.
+pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -33,6 +33,7 @@ impl Coordinator {
         self: &Arc<Self>,
         body: ApprovedJson<SignRequestJson>,
         idempotency_key: Option<String>,
+        credential: String,
     ) -> Result<StoredResponse, ApiError> {
         let r = body.request.to_wire();
         let idem = match idempotency_key {
@@ -77,6 +78,7 @@ impl Coordinator {
                 .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
             lease_secs: self.lease_secs(),
             same_request: true,
+            credential: credential.clone(),
         };
         // Held before the lease is taken (a lease that ran out while waiting would let a retry
         // or another coordinator run the request at the same time).
@@ -89,7 +91,8 @@ impl Coordinator {
         let response = self
             .run_sign(&r, &wire, &key, &key_row, &ticket, body.presignature)
             .await;
-        self.record_sign(&r, &ticket, actors, response).await
+        self.record_sign(&r, &ticket, (actors, credential), response)
+            .await
     }
 
     /// Takes the ledger record of a signing request: the lease to run it under, or its stored
@@ -141,7 +144,7 @@ impl Coordinator {
         self: &Arc<Self>,
         r: &SignRequest,
         ticket: &Ticket,
-        actors: Vec<String>,
+        (actors, credential): (Vec<String>, String),
         response: Result<(SignResult, AuditEntry), (ApiError, Vec<u16>)>,
     ) -> Result<StoredResponse, ApiError> {
         let (state, stored, entry) = match response {
@@ -152,7 +155,12 @@ impl Coordinator {
                     body: serde_json::to_value(&result)
                         .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
                 },
-                AuditEntry { actors, ..entry },
+                AuditEntry {
+                    actors,
+                    credential: Some(credential),
+                    detail: None,
+                    ..entry
+                },
             ),
             Err((e, nodes)) => (
                 // A request the cluster could not serve now (no quorum, deadline, every quorum
@@ -173,6 +181,8 @@ impl Coordinator {
                     nodes,
                     outcome: e.code.as_str().into(),
                     request_id: Some(hex::encode(&r.request_id)),
+                    credential: Some(credential),
+                    detail: None,
                 },
             ),
         };
@@ -313,6 +323,8 @@ impl Coordinator {
             nodes: all_nodes.into_iter().collect(),
             outcome: "ok".into(),
             request_id: Some(hex::encode(&r.request_id)),
+            credential: None,
+            detail: None,
         };
         Ok((
             SignResult {

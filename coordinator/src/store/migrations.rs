@@ -56,6 +56,21 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         version: 3,
         sql: "ALTER TABLE keys ADD COLUMN receipts TEXT",
     },
+    // ADR 0017: API credentials (`expires` and `revoked` are 0 for none), the nonces of calls
+    // served, and the credential that submitted each request.
+    Migration {
+        version: 4,
+        sql: "CREATE TABLE credentials (
+                name TEXT PRIMARY KEY, public_key BLOB NOT NULL, role TEXT NOT NULL,
+                created INTEGER NOT NULL, expires INTEGER NOT NULL, revoked INTEGER NOT NULL,
+                registered_by TEXT NOT NULL);
+            CREATE UNIQUE INDEX credentials_public_key ON credentials (public_key);
+            CREATE TABLE api_nonces (
+                credential TEXT NOT NULL, nonce BLOB NOT NULL, expires INTEGER NOT NULL,
+                PRIMARY KEY (credential, nonce));
+            CREATE INDEX api_nonces_expires ON api_nonces (expires);
+            ALTER TABLE requests ADD COLUMN credential TEXT;",
+    },
 ];
 
 /// The latest schema version this build knows.

@@ -7,13 +7,14 @@
 //! table definitions and the presignature claim differ. A state change and the audit record that
 //! describes it commit together, so a crash leaves either both or neither.
 //!
-//! One module per table: [`cluster`], [`keys`], [`requests`], [`presignatures`], and the audit
-//! log ([`audit`]). States are typed ([`ClusterState`], [`RequestState`], [`PresigState`]) and
+//! One module per table: [`cluster`], [`keys`], [`requests`], [`presignatures`], [`credentials`]
+//! (with the nonces of calls served), and the audit log ([`audit`]). States are typed ([`ClusterState`], [`RequestState`], [`PresigState`]) and
 //! turned into the stored names only here.
 
 mod audit;
 mod cluster;
 mod connect;
+mod credentials;
 mod keys;
 mod migrations;
 mod presignatures;
@@ -24,6 +25,7 @@ mod states;
 pub use audit::verify_log;
 pub use cluster::ClusterRow;
 pub use connect::{PostgresTls, TlsMode};
+pub use credentials::{CredentialRow, Registered, Revoked};
 pub use keys::KeyRow;
 pub use migrations::latest_schema_version;
 pub use presignatures::PresigRow;

@@ -22,6 +22,8 @@ pub struct RequestRow {
     pub response: Option<String>,
     /// Until when (Unix seconds) the coordinator running it owns it.
     pub lease_until: u64,
+    /// The API credential that submitted it (none for requests from before credentials).
+    pub credential: Option<String>,
 }
 
 /// What [`Store::begin_request`] found.
@@ -43,11 +45,12 @@ fn request_row(r: &Row) -> Result<RequestRow, StoreError> {
         response: r.opt_text(5)?,
         lease_until: r.int(6)? as u64,
         request_id: r.text(7)?,
+        credential: r.opt_text(8)?,
     })
 }
 
 const REQUEST_COLUMNS: &str =
-    "idem_key, kind, request_hash, request, state, response, lease_until, request_id";
+    "idem_key, kind, request_hash, request, state, response, lease_until, request_id, credential";
 impl Store {
     /// Starts an idempotent request, or returns the record already holding its key.
     #[allow(clippy::too_many_arguments)]
@@ -58,13 +61,14 @@ impl Store {
         request_id: &str,
         request_hash: &[u8],
         request: &str,
+        credential: Option<&str>,
         lease_until: u64,
         now: u64,
     ) -> Result<Begin, StoreError> {
         self.transaction(|tx| {
             let n = tx.exec(
-                "INSERT INTO requests (idem_key, kind, request_hash, request, state, response, lease_until, created, updated, request_id)
-                 VALUES ($1, $2, $3, $4, 'in_progress', NULL, $5, $6, $6, $7) ON CONFLICT DO NOTHING",
+                "INSERT INTO requests (idem_key, kind, request_hash, request, state, response, lease_until, created, updated, request_id, credential)
+                 VALUES ($1, $2, $3, $4, 'in_progress', NULL, $5, $6, $6, $7, $8) ON CONFLICT DO NOTHING",
                 &[
                     Value::Text(idem_key.into()),
                     Value::Text(kind.into()),
@@ -73,6 +77,7 @@ impl Store {
                     Value::Int(lease_until as i64),
                     Value::Int(now as i64),
                     Value::Text(request_id.into()),
+                    Value::OptText(credential.map(str::to_string)),
                 ],
             )?;
             if n == 1 {

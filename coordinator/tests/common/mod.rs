@@ -1,6 +1,11 @@
-//! What the store tests share.
+//! What the coordinator's integration tests share: audit entries, a coordinator process.
+
+// Each test binary uses part of this.
+#![allow(dead_code)]
 
 use coordinator::audit::AuditEntry;
+
+pub mod process;
 
 /// An audit entry of a signing, distinct per `i`.
 pub fn entry(i: u32) -> AuditEntry {
@@ -13,5 +18,7 @@ pub fn entry(i: u32) -> AuditEntry {
         nodes: vec![0, 2],
         outcome: "ok".into(),
         request_id: Some(hex::encode([i as u8; 16])),
+        credential: Some("ops".into()),
+        detail: None,
     }
 }

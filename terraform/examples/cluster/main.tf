@@ -78,6 +78,7 @@ module "coordinator" {
   coordinator_binary_key = var.coordinator_binary_key
   db_ca_bundle_key       = var.db_ca_bundle_key
   admin_principal_arn    = var.admin_principal_arn
+  admin_api_keys         = var.admin_api_keys
 
   instance_type          = var.coordinator_instance_type
   coordinator_count      = var.coordinator_count

@@ -33,6 +33,19 @@ locals {
   db_ca_file = "/etc/cohort/rds-ca.pem"
 }
 
+# The bootstrap admins' public halves, one file each in the form `cohort credential new` writes
+# ({"credential", "public_key"}), passed as --admin-key: each coordinator registers them as role
+# admin at start unless the name exists (ADR 0017). Public keys only, so readable by all.
+locals {
+  admin_key_files = [
+    for k in var.admin_api_keys : {
+      path        = "/etc/cohort/admin-keys/${k.credential}.json"
+      permissions = "0644"
+      content     = "${jsonencode({ credential = k.credential, public_key = k.public_key })}\n"
+    }
+  ]
+}
+
 locals {
   template_vars = {
     region             = module.account.region
@@ -45,7 +58,23 @@ locals {
     db_port            = local.db_port
     db_name            = local.db_name
     db_ca_file         = local.db_ca_file
+    admin_key_paths    = local.admin_key_files[*].path
   }
+
+  coordinator_unit = templatefile("${path.module}/files/cohort-coordinator.service.tftpl", local.template_vars)
+
+  # What cloud-init writes besides the measurements (instance_group adds those, the log
+  # rotation and the agent's configuration).
+  files = concat(
+    [
+      { path = "/usr/local/libexec/cohort/db-env", permissions = "0700", content = templatefile("${path.module}/files/db-env.sh.tftpl", local.template_vars) },
+      { path = "/etc/systemd/system/cohort-db-env.service", permissions = "0644", content = file("${path.module}/files/cohort-db-env.service") },
+      { path = "/etc/systemd/system/cohort-db-env-refresh.service", permissions = "0644", content = file("${path.module}/files/cohort-db-env-refresh.service") },
+      { path = "/etc/systemd/system/cohort-db-env-refresh.timer", permissions = "0644", content = file("${path.module}/files/cohort-db-env-refresh.timer") },
+      { path = "/etc/systemd/system/cohort-coordinator.service", permissions = "0644", content = local.coordinator_unit },
+    ],
+    local.admin_key_files,
+  )
 
   # Prometheus scrape of the local coordinator. The cluster label becomes a metric dimension.
   prometheus = {
@@ -117,14 +146,8 @@ module "group" {
   security_group_ids   = [var.security_group_ids.coordinator]
   root_volume_gb       = var.root_volume_gb
 
-  measurements = module.measurements
-  files = [
-    { path = "/usr/local/libexec/cohort/db-env", permissions = "0700", content = templatefile("${path.module}/files/db-env.sh.tftpl", local.template_vars) },
-    { path = "/etc/systemd/system/cohort-db-env.service", permissions = "0644", content = file("${path.module}/files/cohort-db-env.service") },
-    { path = "/etc/systemd/system/cohort-db-env-refresh.service", permissions = "0644", content = file("${path.module}/files/cohort-db-env-refresh.service") },
-    { path = "/etc/systemd/system/cohort-db-env-refresh.timer", permissions = "0644", content = file("${path.module}/files/cohort-db-env-refresh.timer") },
-    { path = "/etc/systemd/system/cohort-coordinator.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-coordinator.service.tftpl", local.template_vars) },
-  ]
+  measurements      = module.measurements
+  files             = local.files
   agent_files       = [{ path = "/etc/cohort/prometheus.yaml", permissions = "0644", content = yamlencode(local.prometheus) }]
   agent_logs        = local.agent_logs
   metrics_namespace = var.metrics_namespace

@@ -64,6 +64,39 @@ variable "db_ca_bundle_key" {
   type        = string
 }
 
+variable "admin_api_keys" {
+  description = "The deployment's bootstrap admin API credentials (ADR 0017): each the public half `cohort credential new --credential NAME --out key.json --public key.pub.json` wrote on its admin's machine, {credential = NAME, public_key = 64 lowercase hex digits of the Ed25519 public key}. Written to /etc/cohort/admin-keys/NAME.json on every coordinator and passed as --admin-key; a coordinator registers each as role admin at start unless a credential of that name exists (same key: left alone, revoked stays revoked; another key: it refuses to start). Public keys, not secrets: plain values in tfvars are fine. The first admin registers every other credential with `cohort credential add`."
+  type = list(object({
+    credential = string
+    public_key = string
+  }))
+
+  validation {
+    condition     = length(var.admin_api_keys) >= 1
+    error_message = "admin_api_keys needs at least one admin credential: every API route but /healthz, /readyz and /metrics requires one."
+  }
+
+  validation {
+    condition     = alltrue([for k in var.admin_api_keys : can(regex("^[a-z0-9][a-z0-9._-]{0,63}$", k.credential))])
+    error_message = "admin_api_keys: a credential name has 1 to 64 characters from a-z 0-9 . _ -, starting with a letter or digit."
+  }
+
+  validation {
+    condition     = alltrue([for k in var.admin_api_keys : can(regex("^[0-9a-f]{64}$", k.public_key))])
+    error_message = "admin_api_keys: public_key is an Ed25519 public key as 64 lowercase hex digits (the public_key of the .pub.json `cohort credential new` wrote)."
+  }
+
+  validation {
+    condition     = length(distinct(var.admin_api_keys[*].credential)) == length(var.admin_api_keys)
+    error_message = "admin_api_keys: credential names must be unique."
+  }
+
+  validation {
+    condition     = length(distinct(var.admin_api_keys[*].public_key)) == length(var.admin_api_keys)
+    error_message = "admin_api_keys: a public key belongs to one credential (the coordinator refuses one key under two names)."
+  }
+}
+
 variable "artifact_kms_key_arn" {
   description = "KMS key encrypting artifact_bucket's objects, when it uses SSE-KMS (null: SSE-S3)."
   type        = string

@@ -1,7 +1,8 @@
 # Applies the whole example against a mocked AWS provider (nothing reaches AWS) and checks what
 # the configuration computes: the KMS key policies against `cohort kms policy` (cli/src/kms.rs),
 # node placement, the coordinators' proxy order, and that every user data fits EC2's limit
-# (a precondition). Run by scripts/terraform-check.sh.
+# (a precondition), also with several bootstrap admin keys; and that bad admin keys are refused
+# (modules/coordinator/tests checks the --admin-key files and flags themselves). Run by scripts/terraform-check.sh.
 
 mock_provider "aws" {
   source = "../../tests/mocks"
@@ -21,6 +22,8 @@ variables {
   admin_principal_arn    = "arn:aws:iam::111122223333:role/cohort-deployer"
   # `cohort kms pcr3 --role-arn arn:aws:iam::111122223333:role/mock-parent` (the mocked role).
   parent_pcr3 = { "1" = "391dc275119dab28f7c0ff33ac135cb618f1ae7e183991fed433748a562a2a6ee036e67082847d43b7d26535cc594ed1" }
+  # RFC 8032's first Ed25519 test vector's public key.
+  admin_api_keys = [{ credential = "alice", public_key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a" }]
 }
 
 run "one_image" {
@@ -174,4 +177,57 @@ run "parent_pcr3_of_a_node_that_does_not_exist_is_refused" {
   }
 
   expect_failures = [var.parent_pcr3]
+}
+
+run "several_admin_keys_fit_the_user_data" {
+  command = apply
+
+  # Eight admins (RFC 8032's test vector 1 key with its last byte varied): the coordinators'
+  # user data still fits EC2's 16 KiB (instance_group's precondition).
+  variables {
+    admin_api_keys = [
+      for i in range(8) : {
+        credential = "admin-${i}"
+        public_key = format("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f70751%02x", i)
+      }
+    ]
+  }
+
+  assert {
+    condition     = length(var.admin_api_keys) == 8
+    error_message = "Eight admin keys are accepted."
+  }
+}
+
+run "admin_key_name_must_be_a_credential_name" {
+  command = plan
+
+  variables {
+    admin_api_keys = [{ credential = "Alice Smith", public_key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a" }]
+  }
+
+  expect_failures = [var.admin_api_keys]
+}
+
+run "admin_key_must_be_an_ed25519_public_key_in_hex" {
+  command = plan
+
+  variables {
+    admin_api_keys = [{ credential = "alice", public_key = "d75a980182b10ab7" }]
+  }
+
+  expect_failures = [var.admin_api_keys]
+}
+
+run "admin_key_in_two_credentials_is_refused" {
+  command = plan
+
+  variables {
+    admin_api_keys = [
+      { credential = "alice", public_key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a" },
+      { credential = "bob", public_key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a" },
+    ]
+  }
+
+  expect_failures = [var.admin_api_keys]
 }

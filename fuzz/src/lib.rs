@@ -580,7 +580,7 @@ fn check_assembly(case: &AdapterCase, pk: &[u8], bytes: &[u8], unsigned: &Unsign
 // api_request
 // ---------------------------------------------------------------------------------------------
 
-/// Parses a request body the way the coordinator's `read_json` does, with its error.
+/// Parses a request body the way the coordinator's `http::parse_json` does, with its error.
 fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::new(ErrorCode::MalformedRequest, format!("bad JSON: {e}")))
@@ -623,6 +623,16 @@ pub fn api_request(data: &[u8]) {
             }
         }
         Err(e) => error_body(&e),
+    }
+    match parse_body::<coordinator::api::RegisterCredential>(data) {
+        Ok(req) => json_round_trip(&req),
+        Err(e) => error_body(&e),
+    }
+    // The Authorization header of a signed call (ADR 0017): what parses renders back the same.
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Some(h) = coordinator::api::AuthHeader::parse(text)
+    {
+        assert_eq!(coordinator::api::AuthHeader::parse(&h.render()), Some(h));
     }
 }
 

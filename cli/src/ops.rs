@@ -65,8 +65,9 @@ pub const SIM_API_KEY: &str = "api-key.json";
 pub const SIM_API_PUBLIC: &str = "api-key.pub.json";
 
 /// The coordinator to talk to: `--coordinator URL`, or the one of the sim cluster in `dir`;
-/// calls are signed with `--api-key FILE`, else with the sim cluster's admin key in `dir` when
-/// there is one (ADR 0017).
+/// calls are signed with `--api-key FILE`, else, for the sim cluster's own coordinator only
+/// (no `--coordinator`), with its admin key in `dir` (ADR 0017): a real coordinator never gets
+/// a call signed with a key that happened to lie in the working directory.
 pub fn api(
     coordinator: Option<&str>,
     dir: &Path,
@@ -90,7 +91,7 @@ pub fn api(
     let sim_key = dir.join(SIM_API_KEY);
     let key = match api_key {
         Some(path) => Some(ApiKey::load(path)?),
-        None if sim_key.exists() => Some(ApiKey::load(&sim_key)?),
+        None if coordinator.is_none() && sim_key.exists() => Some(ApiKey::load(&sim_key)?),
         None => None,
     };
     Ok(match key {

@@ -26,6 +26,10 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 /// How long a client may take to send a request's head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a client may take to send a request's body, from its head on: a call held open
+/// does not outlive its credential, its timestamp or the memory of its nonce.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Largest request body accepted by default.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 
@@ -148,8 +152,17 @@ async fn read_json_body(
     // A body somewhat over the limit is read and dropped, so that the client, still sending,
     // gets the 413 instead of a broken connection; a far larger one is refused at once.
     let drain_limit = max_body.saturating_mul(DRAIN_FACTOR);
-    read_body(body, max_body, drain_limit)
+    tokio::time::timeout(BODY_READ_TIMEOUT, read_body(body, max_body, drain_limit))
         .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::RequestTimeout,
+                format!(
+                    "the body did not arrive within {} s",
+                    BODY_READ_TIMEOUT.as_secs()
+                ),
+            )
+        })?
         .map_err(|e| match e {
             BodyError::TooLarge => ApiError::new(
                 ErrorCode::PayloadTooLarge,
@@ -179,8 +192,7 @@ async fn authenticate(
     let Some(needed) = needed else {
         return Ok((None, Bytes::new()));
     };
-    let now = crate::service::unix_now();
-    let pending = auth::precheck(c, &parts.headers, now).await?;
+    let pending = auth::precheck(&parts.headers, crate::service::unix_now())?;
     let idem = idempotency_key(&parts.headers)?;
     let body = if parts.method == Method::POST {
         read_json_body(&parts.headers, body, max_body).await?
@@ -197,7 +209,7 @@ async fn authenticate(
         idempotency_key: idem.as_deref(),
         body: &body,
     };
-    let caller = auth::verify(c, pending, signed, needed, now).await?;
+    let caller = auth::verify(c, pending, signed, needed).await?;
     Ok((Some(caller), body))
 }
 
@@ -348,7 +360,10 @@ async fn handle(
             }
             ("POST", "/v1/nodes/{node}/enroll") => {
                 let body = parse_json(&body)?;
-                json(200, &c.enroll_node(&param.unwrap_or_default(), body).await?)
+                json(
+                    200,
+                    &c.enroll_node(&param.unwrap_or_default(), body, who).await?,
+                )
             }
             ("POST", "/v1/nodes/{node}/attest") => {
                 let body = parse_json(&body)?;

@@ -89,6 +89,11 @@ fn with_header(
     builder.body(Full::new(Bytes::from(body.to_vec()))).unwrap()
 }
 
+/// A header under a name nobody registered.
+fn unknown_header(key: &SigningKey) -> String {
+    signed_header("nobody", key, "POST", "/v1/credentials", b"x", now())
+}
+
 /// The header of a call by `credential` signed with `key` at `timestamp`.
 fn signed_header(
     credential: &str,
@@ -203,7 +208,29 @@ async fn every_route_refuses_anonymous_forged_stale_replayed_revoked_and_underpr
     let t = now();
     let forged = signed_header("admin", &forger, "GET", "/v1/credentials", b"", t);
     let r = with_header(&admin, Method::GET, "/v1/credentials", &forged, b"");
-    assert_eq!(send(&admin, r).await.0, 401);
+    assert_eq!(send(&admin, r).await, (401, "bad_credential".into()));
+    // ... and a forged call with a body gets the same answer under a name that exists as
+    // under one that does not: nothing answered before the signature depends on which names
+    // exist.
+    let r = with_header(&admin, Method::POST, "/v1/credentials", &forged, b"x");
+    assert_eq!(send(&admin, r).await, (401, "bad_credential".into()));
+    let r = with_header(
+        &admin,
+        Method::POST,
+        "/v1/credentials",
+        &unknown_header(&forger),
+        b"x",
+    );
+    assert_eq!(send(&admin, r).await, (401, "bad_credential".into()));
+    // A signed query or Idempotency-Key changed in flight.
+    let h = admin_key.authorize("GET", "/v1/audit?limit=1", None, b"", now());
+    let r = with_header(&admin, Method::GET, "/v1/audit?limit=1000", &h, b"");
+    assert_eq!(send(&admin, r).await.1, "bad_credential");
+    let h = admin_key.authorize("POST", "/v1/signatures", Some("mine"), b"{}", now());
+    let mut r = with_header(&admin, Method::POST, "/v1/signatures", &h, b"{}");
+    r.headers_mut()
+        .insert("idempotency-key", "theirs".parse().unwrap());
+    assert_eq!(send(&admin, r).await.1, "bad_credential");
     let unknown = signed_header("nobody", &forger, "GET", "/v1/keys", b"", t);
     let r = with_header(&admin, Method::GET, "/v1/keys", &unknown, b"");
     assert_eq!(send(&admin, r).await.1, "bad_credential");
@@ -295,25 +322,36 @@ async fn every_route_refuses_anonymous_forged_stale_replayed_revoked_and_underpr
     assert_eq!(call(&reader, Method::GET, "/v1/audit", None).await.0, 200);
     let before = audit_len(&admin).await;
     let body = serde_json::json!({});
-    for (client, method, path) in [
-        (&reader, Method::POST, "/v1/signatures"),
-        (&reader, Method::POST, "/v1/keys"),
-        (&reader, Method::POST, "/v1/transactions"),
-        (&reader, Method::GET, "/v1/credentials"),
-        (&requester, Method::GET, "/v1/credentials"),
-        (&requester, Method::POST, "/v1/credentials"),
-        (&requester, Method::POST, "/v1/genesis"),
-        (&requester, Method::POST, "/v1/credentials/reader/revoke"),
-        (&requester, Method::POST, "/v1/nodes/0/enroll"),
-    ] {
-        let b = (method == Method::POST).then_some(&body);
-        assert_eq!(
-            call(client, method.clone(), path, b).await,
-            (403, "forbidden".to_string()),
-            "{} {method} {path}",
-            client.credential().unwrap()
-        );
+    // Every route above a role's reach, for the reader and the requester.
+    let mut refused = 0;
+    for (method, pattern) in ROUTES {
+        let Some(needed) = coordinator::auth::required_role(method, pattern) else {
+            continue;
+        };
+        let path = pattern
+            .replace("{node}", "0")
+            .replace("{key_id}", "k")
+            .replace("{idempotency_key}", "i")
+            .replace("{credential}", "reader");
+        let method: Method = method.parse().unwrap();
+        for (client, role) in [(&reader, Role::Read), (&requester, Role::Request)] {
+            if role.allows(needed) {
+                continue;
+            }
+            let b = (method == Method::POST).then_some(&body);
+            assert_eq!(
+                call(client, method.clone(), &path, b).await,
+                (403, "forbidden".to_string()),
+                "{role} {method} {path}"
+            );
+            refused += 1;
+        }
     }
+    assert_eq!(
+        refused,
+        4 + 6 + 6,
+        "read: 4 request routes and 6 admin ones; request: 6"
+    );
     // A requester's own call gets past the credential check to the request's own checks.
     assert_eq!(
         call(&requester, Method::POST, "/v1/signatures", Some(&body)).await,
@@ -376,6 +414,67 @@ async fn every_route_refuses_anonymous_forged_stale_replayed_revoked_and_underpr
         assert_eq!(e.code(), Some("invalid_request"), "{name}");
     }
 
+    // A call held open: an admin sends the head of a registration and holds back the body;
+    // meanwhile it is revoked; the body then arrives. The registration is refused (the store
+    // has the last word), and nothing is registered.
+    let second_key = ApiKey::generate("second").unwrap();
+    register(&admin, &second_key, Role::Admin, None).await;
+    let sneaky = serde_json::to_vec(&RegisterCredential {
+        credential: "sneaky".into(),
+        public_key: ApiKey::generate("sneaky").unwrap().public().public_key,
+        role: Role::Admin,
+        expires: None,
+    })
+    .unwrap();
+    let h = second_key.authorize("POST", "/v1/credentials", None, &sneaky, now());
+    let head = format!(
+        "POST /v1/credentials HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
+         content-type: application/json\r\nauthorization: {h}\r\ncontent-length: {}\r\n\r\n",
+        sneaky.len()
+    );
+    let held = {
+        use tokio::io::AsyncWriteExt;
+        let mut tcp = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        tcp.write_all(&sneaky[..10]).await.unwrap();
+        tcp
+    };
+    let _: CredentialInfo = admin
+        .post("/v1/credentials/second/revoke", &())
+        .await
+        .unwrap();
+    let answer = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = held;
+        tcp.write_all(&sneaky[10..]).await.unwrap();
+        let mut answer = Vec::new();
+        tcp.read_to_end(&mut answer).await.unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("bad_credential"), "{answer}");
+    let list: CredentialList = admin.get("/v1/credentials").await.unwrap();
+    assert!(list.credentials.iter().all(|c| c.credential != "sneaky"));
+
+    // Reserved and out-of-range registrations.
+    for (name, expires) in [("bootstrap", None), ("far", Some(u64::MAX))] {
+        let e = admin
+            .post::<CredentialInfo>(
+                "/v1/credentials",
+                &RegisterCredential {
+                    credential: name.into(),
+                    public_key: ApiKey::generate("x").unwrap().public().public_key,
+                    role: Role::Admin,
+                    expires,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some("invalid_request"), "{name}");
+    }
+
     // Revoked: refused at once, like an unknown credential; revoking is idempotent, and the
     // last admin cannot be revoked.
     let revoked: CredentialInfo = admin
@@ -396,6 +495,14 @@ async fn every_route_refuses_anonymous_forged_stale_replayed_revoked_and_underpr
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some("not_found"));
+    // An admin with an end does not count as the one left: it would leave none once it ends.
+    register(
+        &admin,
+        &ApiKey::generate("temporary").unwrap(),
+        Role::Admin,
+        Some(now() + 3600),
+    )
+    .await;
     let e = admin
         .post::<CredentialInfo>("/v1/credentials/admin/revoke", &())
         .await
@@ -434,11 +541,14 @@ async fn every_route_refuses_anonymous_forged_stale_replayed_revoked_and_underpr
         actions,
         [
             ("register_credential", "bootstrap"),
-            ("register_credential", "admin"),
-            ("register_credential", "admin"),
-            ("register_credential", "admin"),
-            ("revoke_credential", "admin"),
-            ("register_credential", "admin"),
+            ("register_credential", "admin"), // once
+            ("register_credential", "admin"), // reader
+            ("register_credential", "admin"), // requester
+            ("register_credential", "admin"), // second
+            ("revoke_credential", "admin"),   // second
+            ("revoke_credential", "admin"),   // reader (the second revocation changed nothing)
+            ("register_credential", "admin"), // temporary
+            ("register_credential", "admin"), // brief
         ]
     );
     drop(coordinator);

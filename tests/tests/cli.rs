@@ -715,9 +715,10 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    // genesis, cluster ready, two keys, three signatures (the refused requests left no record).
+    // The admin credential's registration, three enrolments, genesis, cluster ready, two keys,
+    // three signatures (the refused requests left no record).
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("intact: 7 records"),
+        String::from_utf8_lossy(&out.stdout).contains("intact: 11 records"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );

@@ -111,6 +111,9 @@ pub async fn run(command: CredentialCommand) -> anyhow::Result<ExitCode> {
             credential,
             cluster,
         } => {
+            if !coordinator::api::valid_name(&credential) {
+                anyhow::bail!("`{credential}` is not a credential name (a-z 0-9 . _ -)");
+            }
             let info: CredentialInfo = cluster
                 .api()?
                 .post(&format!("/v1/credentials/{credential}/revoke"), &())

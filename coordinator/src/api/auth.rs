@@ -272,9 +272,27 @@ impl ApiKey {
         }
     }
 
-    /// Reads a key file written by [`ApiKey::save`].
+    /// Reads a key file written by [`ApiKey::save`]; refuses one that others may read.
     pub fn load(path: &std::path::Path) -> Result<Self, KeyFileError> {
+        use std::os::unix::fs::PermissionsExt;
         let shown = path.display().to_string();
+        let mode = std::fs::metadata(path)
+            .map_err(|error| KeyFileError::Io {
+                path: shown.clone(),
+                error,
+            })?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(KeyFileError::Invalid {
+                path: shown,
+                reason: format!(
+                    "its mode {:o} lets others read it: chmod 600 it (and make a new key if \
+                     others may have read it)",
+                    mode & 0o777
+                ),
+            });
+        }
         let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|error| {
             KeyFileError::Io {
                 path: shown.clone(),
@@ -493,5 +511,8 @@ mod tests {
         std::fs::write(&path, "{\"credential\":\"admin\",\"secret_key\":\"00\"}").unwrap();
         let e = ApiKey::load(&path).unwrap_err().to_string();
         assert!(e.contains("32 bytes"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = ApiKey::load(&path).unwrap_err().to_string();
+        assert!(e.contains("chmod 600"), "{e}");
     }
 }

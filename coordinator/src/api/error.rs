@@ -53,6 +53,8 @@ pub enum ErrorCode {
     NotFound,
     /// 405: the route exists with another method.
     MethodNotAllowed,
+    /// 408: the body did not arrive in time.
+    RequestTimeout,
     /// 409: the idempotency key was used for a different request.
     IdempotencyConflict,
     /// 409: the key id is taken.
@@ -108,6 +110,7 @@ impl ErrorCode {
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::RequestTimeout => "request_timeout",
             Self::IdempotencyConflict => "idempotency_conflict",
             Self::KeyExists => "key_exists",
             Self::GenesisExists => "genesis_exists",
@@ -145,6 +148,7 @@ impl ErrorCode {
             Self::Unapproved | Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
+            Self::RequestTimeout => 408,
             Self::IdempotencyConflict
             | Self::KeyExists
             | Self::GenesisExists
@@ -171,7 +175,7 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation checks.
-    pub const ALL: [ErrorCode; 32] = [
+    pub const ALL: [ErrorCode; 33] = [
         Self::MalformedRequest,
         Self::InvalidRequest,
         Self::RequestExpired,
@@ -187,6 +191,7 @@ impl ErrorCode {
         Self::Forbidden,
         Self::NotFound,
         Self::MethodNotAllowed,
+        Self::RequestTimeout,
         Self::IdempotencyConflict,
         Self::KeyExists,
         Self::GenesisExists,

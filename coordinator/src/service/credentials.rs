@@ -1,7 +1,9 @@
 //! API credentials (ADR 0017): registering, revoking and listing them, and the admins named
 //! by `--admin-key` at start. Every change is one transaction with its audit record.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ed25519_dalek::VerifyingKey;
 
@@ -14,11 +16,31 @@ use crate::audit::AuditEntry;
 use crate::auth::Caller;
 use crate::store::{CredentialRow, Registered, Revoked};
 
-/// The registrar of the credentials named by `--admin-key`.
+/// The registrar of the credentials named by `--admin-key` (a name no credential may take).
 pub const BOOTSTRAP: &str = "bootstrap";
+
+/// How long a credential read from the store is used for the signature check. Revocation
+/// still takes effect at once: the nonce is recorded only if the store says the credential is
+/// active ([`crate::store::NonceUse`]).
+pub const CREDENTIAL_CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// Most names the cache holds; past that it starts again empty.
+const CREDENTIAL_CACHE_MAX: usize = 4096;
+
+/// Latest `expires` accepted (the end of year 9999): stored as a signed 64-bit integer.
+pub const MAX_EXPIRES: u64 = 253_402_300_799;
+
+/// Credentials (or their absence) as last read, with when.
+pub(super) type CredentialCache = HashMap<String, (Instant, Option<CredentialRow>)>;
 
 /// Checks a credential's name and public key (a valid Ed25519 point, not a weak one).
 pub fn check_public_credential(c: &PublicCredential) -> Result<(), ApiError> {
+    if c.credential == BOOTSTRAP {
+        return Err(err(
+            ErrorCode::InvalidRequest,
+            "`bootstrap` names the --admin-key registrar in the audit log: choose another name",
+        ));
+    }
     if !valid_name(&c.credential) {
         return Err(err(
             ErrorCode::InvalidRequest,
@@ -41,6 +63,13 @@ pub fn check_public_credential(c: &PublicCredential) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+fn caller_inactive() -> ApiError {
+    err(
+        ErrorCode::BadCredential,
+        "the credential asking was revoked or ended while the call was read",
+    )
 }
 
 fn info(row: CredentialRow) -> CredentialInfo {
@@ -83,8 +112,11 @@ impl Coordinator {
         };
         check_public_credential(&public)?;
         let now = unix_now();
-        if body.expires.is_some_and(|e| e <= now) {
-            return Err(err(ErrorCode::InvalidRequest, "expires is in the past"));
+        if body.expires.is_some_and(|e| e <= now || e > MAX_EXPIRES) {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                format!("expires must be after now and at most {MAX_EXPIRES} (year 9999)"),
+            ));
         }
         let row = CredentialRow {
             name: body.credential,
@@ -95,13 +127,14 @@ impl Coordinator {
             revoked: None,
             registered_by: by.credential.clone(),
         };
-        self.insert_credential(row, &by.credential).await
+        self.insert_credential(row, Some(&by.credential)).await
     }
 
+    /// Registers `row`; `by` is the admin asking (none for `--admin-key`).
     async fn insert_credential(
         &self,
         row: CredentialRow,
-        by: &str,
+        by: Option<&str>,
     ) -> Result<CredentialInfo, ApiError> {
         let detail = format!(
             "{} role {} key {}",
@@ -109,13 +142,15 @@ impl Coordinator {
             row.role,
             hex::encode(&row.public_key)
         );
-        let audit = entry("register_credential", by, detail, "ok");
-        let stored = row.clone();
-        match self
-            .db(move |s| s.insert_credential(&stored, &audit))
-            .await?
-        {
+        let audit = entry("register_credential", by.unwrap_or(BOOTSTRAP), detail, "ok");
+        let (stored, caller) = (row.clone(), by.map(str::to_string));
+        let outcome = self
+            .db(move |s| s.insert_credential(&stored, caller.as_deref(), &audit))
+            .await?;
+        self.forget_credential(&row.name);
+        match outcome {
             Registered::Done => Ok(info(row)),
+            Registered::CallerInactive => Err(caller_inactive()),
             Registered::NameTaken => Err(err(
                 ErrorCode::CredentialExists,
                 format!(
@@ -137,12 +172,14 @@ impl Coordinator {
         by: &Caller,
     ) -> Result<CredentialInfo, ApiError> {
         let audit = entry("revoke_credential", &by.credential, name.to_string(), "ok");
-        let n = name.to_string();
-        match self
-            .db(move |s| s.revoke_credential(&n, unix_now(), &audit))
-            .await?
-        {
+        let (n, caller) = (name.to_string(), by.credential.clone());
+        let outcome = self
+            .db(move |s| s.revoke_credential(&n, &caller, unix_now(), &audit))
+            .await?;
+        self.forget_credential(name);
+        match outcome {
             Revoked::Done | Revoked::Already => {}
+            Revoked::CallerInactive => return Err(caller_inactive()),
             Revoked::NotFound => {
                 return Err(err(ErrorCode::NotFound, format!("no credential {name}")));
             }
@@ -150,7 +187,7 @@ impl Coordinator {
                 return Err(err(
                     ErrorCode::LastAdmin,
                     format!(
-                        "{name} is the last usable admin credential: register another admin first"
+                        "{name} is the last admin credential without an end: register another first"
                     ),
                 ));
             }
@@ -160,6 +197,35 @@ impl Coordinator {
             .await?
             .map(info)
             .ok_or_else(|| err(ErrorCode::NotFound, format!("no credential {name}")))
+    }
+
+    /// Credential `name` as the store had it at most [`CREDENTIAL_CACHE_TTL`] ago.
+    pub async fn credential_cached(&self, name: &str) -> Result<Option<CredentialRow>, ApiError> {
+        let cache = || {
+            self.credential_cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+        };
+        if let Some((at, row)) = cache().get(name)
+            && at.elapsed() < CREDENTIAL_CACHE_TTL
+        {
+            return Ok(row.clone());
+        }
+        let n = name.to_string();
+        let row = self.db(move |s| s.credential(&n)).await?;
+        let mut c = cache();
+        if c.len() >= CREDENTIAL_CACHE_MAX {
+            c.clear();
+        }
+        c.insert(name.to_string(), (Instant::now(), row.clone()));
+        Ok(row)
+    }
+
+    fn forget_credential(&self, name: &str) {
+        self.credential_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
     }
 
     /// `GET /v1/credentials`.
@@ -206,7 +272,7 @@ impl Coordinator {
                 revoked: None,
                 registered_by: BOOTSTRAP.into(),
             };
-            match self.insert_credential(row, BOOTSTRAP).await {
+            match self.insert_credential(row, None).await {
                 Ok(_) => {
                     tracing::info!(credential = admin.credential, "admin credential registered")
                 }

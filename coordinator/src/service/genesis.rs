@@ -119,12 +119,37 @@ impl Coordinator {
     /// answers the same node key; its proxy refuses once it stores the key (`refused`). The
     /// answer is the enclave's word: the ceremony takes the node key from a verified document
     /// (`POST /v1/nodes/{node}/attest`).
+    /// Each enrolment is recorded in the audit log with the credential that asked, the node,
+    /// the KMS key and the outcome (a node key is made once: who chose its KMS key matters).
     pub async fn enroll_node(
         &self,
         node: &str,
         body: EnrollRequest,
+        credential: String,
     ) -> Result<EnrolledNode, ApiError> {
         let node = self.node_index(node)?;
+        let detail = format!("kms key {}", body.kms_key_arn);
+        let result = self.enroll_at(node, body).await;
+        let entry = AuditEntry {
+            action: "enroll_node".into(),
+            actors: vec![],
+            key_id: None,
+            payload_digests: vec![],
+            path: vec![],
+            nodes: vec![node],
+            outcome: match &result {
+                Ok(_) => "ok".into(),
+                Err(e) => e.code.as_str().into(),
+            },
+            request_id: None,
+            credential: Some(credential),
+            detail: Some(detail),
+        };
+        self.db(move |s| s.append_audit(unix_now(), &entry)).await?;
+        result
+    }
+
+    async fn enroll_at(&self, node: u16, body: EnrollRequest) -> Result<EnrolledNode, ApiError> {
         let request = protocol::EnclaveRequest::Enroll {
             kms_key_arn: body.kms_key_arn,
         };

@@ -108,6 +108,9 @@ pub struct Coordinator {
     initialising: tokio::sync::Mutex<()>,
     ready_genesis: std::sync::OnceLock<GenesisBody>,
     key_cache: Mutex<std::collections::HashMap<String, KeyRow>>,
+    /// Credentials as last read, briefly (`credentials::CREDENTIAL_CACHE_TTL`): a flood of
+    /// calls under made-up or real names costs the store one read per name and second.
+    credential_cache: Mutex<credentials::CredentialCache>,
 }
 
 /// Keeps the count of live signing requests while alive.
@@ -152,6 +155,7 @@ impl Coordinator {
             initialising: tokio::sync::Mutex::new(()),
             ready_genesis: std::sync::OnceLock::new(),
             key_cache: Mutex::new(std::collections::HashMap::new()),
+            credential_cache: Mutex::new(Default::default()),
         })
     }
 

@@ -37,6 +37,8 @@ impl CredentialRow {
 pub enum Registered {
     /// It is registered.
     Done,
+    /// The admin asking is revoked or expired by now (checked in the same transaction).
+    CallerInactive,
     /// The name is taken (revoked credentials keep their names).
     NameTaken,
     /// The public key belongs to another credential.
@@ -48,12 +50,26 @@ pub enum Registered {
 pub enum Revoked {
     /// It is revoked now.
     Done,
+    /// The admin asking is revoked or expired by now (checked in the same transaction).
+    CallerInactive,
     /// It was revoked before.
     Already,
     /// No such credential.
     NotFound,
-    /// It is the last usable admin credential: revoking it would lock every admin out.
+    /// It is the last admin credential without an end: revoking it would lock every admin
+    /// out (sooner or later).
     LastAdmin,
+}
+
+/// What recording a call's nonce found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceUse {
+    /// First use: recorded; the credential was active when it was.
+    Fresh,
+    /// Used before: a replayed call.
+    Replayed,
+    /// The credential is revoked or expired by now (since the call was checked).
+    Inactive,
 }
 
 const COLUMNS: &str = "name, public_key, role, created, expires, revoked, registered_by";
@@ -86,6 +102,11 @@ fn lock(tx: &mut Tx<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Whether credential `name` exists and may be used at `now`, read in `tx`.
+fn active(tx: &mut Tx<'_>, name: &str, now: u64) -> Result<bool, StoreError> {
+    Ok(get(tx, name)?.is_some_and(|r| r.active(now)))
+}
+
 fn get(tx: &mut Tx<'_>, name: &str) -> Result<Option<CredentialRow>, StoreError> {
     tx.query_opt(
         &format!("SELECT {COLUMNS} FROM credentials WHERE name = $1"),
@@ -97,14 +118,21 @@ fn get(tx: &mut Tx<'_>, name: &str) -> Result<Option<CredentialRow>, StoreError>
 }
 
 impl Store {
-    /// Registers a credential with its audit record, unless its name or key is taken.
+    /// Registers a credential with its audit record, unless its name or key is taken or the
+    /// registering admin (`row.registered_by`; none for the bootstrap) is no longer active.
     pub fn insert_credential(
         &mut self,
         row: &CredentialRow,
+        caller: Option<&str>,
         entry: &AuditEntry,
     ) -> Result<Registered, StoreError> {
         self.transaction(|tx| {
             lock(tx)?;
+            if let Some(caller) = caller
+                && !active(tx, caller, row.created)?
+            {
+                return Ok(Registered::CallerInactive);
+            }
             if get(tx, &row.name)?.is_some() {
                 return Ok(Registered::NameTaken);
             }
@@ -148,28 +176,34 @@ impl Store {
         })
     }
 
-    /// Revokes a credential at `now` with its audit record, unless it is the last usable
-    /// admin credential.
+    /// Revokes a credential at `now` with its audit record, unless it is the last admin
+    /// credential without an end or `caller` is no longer active.
     pub fn revoke_credential(
         &mut self,
         name: &str,
+        caller: &str,
         now: u64,
         entry: &AuditEntry,
     ) -> Result<Revoked, StoreError> {
         self.transaction(|tx| {
             lock(tx)?;
+            if !active(tx, caller, now)? {
+                return Ok(Revoked::CallerInactive);
+            }
             let Some(row) = get(tx, name)? else {
                 return Ok(Revoked::NotFound);
             };
             if row.revoked.is_some() {
                 return Ok(Revoked::Already);
             }
-            if row.role == Role::Admin && row.active(now) {
+            // Admins with an end do not count: one that expires in a second would leave no
+            // admin a second later.
+            if row.role == Role::Admin && row.active(now) && row.expires.is_none() {
                 let others = tx
                     .query_opt(
                         "SELECT COUNT(*) FROM credentials WHERE role = 'admin' AND revoked = 0
-                         AND (expires = 0 OR expires >= $1) AND name <> $2",
-                        &[Value::Int(now as i64), Value::Text(name.into())],
+                         AND expires = 0 AND name <> $1",
+                        &[Value::Text(name.into())],
                     )?
                     .map_or(Ok(0), |r| r.int(0))?;
                 if others == 0 {
@@ -185,20 +219,24 @@ impl Store {
         })
     }
 
-    /// Records that `credential` used `nonce`, remembered until `expires`; `false` if it had
-    /// (a replayed call). Forgets nonces that expired before `now`.
+    /// Records that `credential` used `nonce`, remembered until `expires`, if the credential
+    /// is still active at `now` (a revocation that committed while the call was being read
+    /// wins). Forgets nonces that expired before `now`.
     pub fn use_nonce(
         &mut self,
         credential: &str,
         nonce: &[u8],
         expires: u64,
         now: u64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<NonceUse, StoreError> {
         self.transaction(|tx| {
             tx.exec(
                 "DELETE FROM api_nonces WHERE expires < $1",
                 &[Value::Int(now as i64)],
             )?;
+            if !active(tx, credential, now)? {
+                return Ok(NonceUse::Inactive);
+            }
             let n = tx.exec(
                 "INSERT INTO api_nonces (credential, nonce, expires) VALUES ($1, $2, $3)
                  ON CONFLICT DO NOTHING",
@@ -208,7 +246,11 @@ impl Store {
                     Value::Int(expires as i64),
                 ],
             )?;
-            Ok(n == 1)
+            Ok(if n == 1 {
+                NonceUse::Fresh
+            } else {
+                NonceUse::Replayed
+            })
         })
     }
 

@@ -25,7 +25,7 @@ mod states;
 pub use audit::verify_log;
 pub use cluster::ClusterRow;
 pub use connect::{PostgresTls, TlsMode};
-pub use credentials::{CredentialRow, Registered, Revoked};
+pub use credentials::{CredentialRow, NonceUse, Registered, Revoked};
 pub use keys::KeyRow;
 pub use migrations::latest_schema_version;
 pub use presignatures::PresigRow;

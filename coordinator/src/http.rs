@@ -133,16 +133,18 @@ fn route(method: &Method, path: &str) -> Result<(&'static str, Option<String>), 
     })
 }
 
-/// Reads a JSON request's body (its content type checked first).
+/// Reads a JSON request's body (its content type checked first). A POST without a body (a
+/// revocation) needs no content type.
 async fn read_json_body(
     headers: &http::HeaderMap,
     body: Incoming,
     max_body: usize,
 ) -> Result<Bytes, ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let content_type = headers.get(header::CONTENT_TYPE);
+    if content_type.is_none() && hyper::body::Body::is_end_stream(&body) {
+        return Ok(Bytes::new());
+    }
+    let content_type = content_type.and_then(|v| v.to_str().ok()).unwrap_or("");
     if !content_type.starts_with("application/json") {
         return Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,

@@ -5,6 +5,7 @@
 mod auth;
 mod error;
 mod hex;
+mod names;
 mod path;
 mod requests;
 mod responses;
@@ -16,10 +17,11 @@ pub use auth::{
 };
 pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
 pub use hex::{ClusterHex, Hex, buf};
+pub use names::{MAX_IDEMPOTENCY_KEY_LEN, MAX_KEY_ID_LEN, valid_idempotency_key, valid_key_id};
 pub use path::{parse_path, path_string};
 pub use requests::{
     ApprovalJson, ApprovedJson, AttestRequest, CreateKeyJson, EnrollRequest, GenesisBody,
-    GenesisJson, GenesisV2Json, ImageJson, PayloadJson, PolicyJson, PresignatureUse,
+    GenesisJson, GenesisV2Json, ImageJson, MIN_NONCE_LEN, PayloadJson, PolicyJson, PresignatureUse,
     RosterEntryJson, SignRequestJson, Wire,
 };
 pub use responses::{

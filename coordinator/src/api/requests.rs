@@ -231,6 +231,10 @@ pub struct EnrollRequest {
     pub kms_key_arn: protocol::KmsKeyArn,
 }
 
+/// Shortest nonce `POST /v1/nodes/{node}/attest` takes, bytes (the longest is
+/// [`protocol::MAX_NONCE_LEN`]).
+pub const MIN_NONCE_LEN: usize = 16;
+
 /// The body of `POST /v1/nodes/{node}/attest`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -11,7 +11,7 @@ use super::checks::{check_approvals, keys_of};
 use super::{Coordinator, err, unix_now};
 use crate::api::{
     ApiError, ApprovedJson, AttestRequest, ClusterHex, EnrollRequest, EnrolledNode, ErrorCode,
-    GenesisBody, GenesisStatus, GenesisV2Json, Hex, NodeDocument, Wire,
+    GenesisBody, GenesisStatus, GenesisV2Json, Hex, MIN_NONCE_LEN, NodeDocument, Wire,
 };
 use crate::audit::AuditEntry;
 use crate::nodes::{new_session_id, run_session};
@@ -186,10 +186,13 @@ impl Coordinator {
         body: AttestRequest,
     ) -> Result<NodeDocument, ApiError> {
         let node = self.node_index(node)?;
-        if body.nonce.0.len() < 16 || body.nonce.0.len() > protocol::MAX_NONCE_LEN {
+        if body.nonce.0.len() < MIN_NONCE_LEN || body.nonce.0.len() > protocol::MAX_NONCE_LEN {
             return Err(err(
                 ErrorCode::InvalidRequest,
-                format!("a nonce has 16 to {} bytes", protocol::MAX_NONCE_LEN),
+                format!(
+                    "a nonce has {MIN_NONCE_LEN} to {} bytes",
+                    protocol::MAX_NONCE_LEN
+                ),
             ));
         }
         let request = protocol::EnclaveRequest::Attest {

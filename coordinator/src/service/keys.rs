@@ -17,7 +17,7 @@ use super::ledger::{Claim, Entry, StoredResponse};
 use super::{Coordinator, err, unix_now};
 use crate::api::{
     ApiError, ApprovedJson, ClusterHex, CreateKeyJson, ErrorCode, GenesisBody, Hex, KeyInfo,
-    KeyReceipts, NodeReceipt, PolicyJson, Wire,
+    KeyReceipts, NodeReceipt, PolicyJson, Wire, valid_key_id,
 };
 use crate::audit::AuditEntry;
 use crate::nodes::{SessionRun, new_session_id, run_session};
@@ -156,13 +156,7 @@ fn validate_create_key(
     if r.request_id.len() != REQUEST_ID_LEN {
         return Err(err(ErrorCode::InvalidRequest, "a request id has 16 bytes"));
     }
-    if r.key_id.is_empty()
-        || r.key_id.len() > 128
-        || !r
-            .key_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-    {
+    if !valid_key_id(&r.key_id) {
         return Err(err(
             ErrorCode::InvalidRequest,
             "a key id has 1 to 128 characters from A-Z a-z 0-9 . _ -",

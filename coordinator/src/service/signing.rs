@@ -22,7 +22,7 @@ use super::{
 };
 use crate::api::{
     ApiError, ApprovedJson, ErrorCode, GenesisBody, Hex, KeyInfo, PresignatureUse, SignRequestJson,
-    SignResult, Wire,
+    SignResult, Wire, valid_idempotency_key,
 };
 use crate::audit::AuditEntry;
 use crate::store::{KeyRow, RequestState};
@@ -37,13 +37,7 @@ impl Coordinator {
     ) -> Result<StoredResponse, ApiError> {
         let r = body.request.to_wire();
         let idem = match idempotency_key {
-            Some(k)
-                if k.is_empty()
-                    || k.len() > 128
-                    || !k
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)) =>
-            {
+            Some(k) if !valid_idempotency_key(&k) => {
                 return Err(err(
                     ErrorCode::InvalidRequest,
                     "an idempotency key has 1 to 128 characters from A-Z a-z 0-9 . _ : -",

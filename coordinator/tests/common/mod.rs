@@ -6,6 +6,7 @@
 use coordinator::audit::AuditEntry;
 
 pub mod process;
+pub mod schema;
 
 /// An audit entry of a signing, distinct per `i`.
 pub fn entry(i: u32) -> AuditEntry {

@@ -424,6 +424,8 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
             "prepare",
             "--dir",
             elsewhere.to_str().unwrap(),
+            "--api-key",
+            sim.join("api-key.json").to_str().unwrap(),
             "--admin-public",
             &p1,
             "--out",

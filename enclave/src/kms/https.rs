@@ -202,8 +202,13 @@ fn io_failure(host: &str, e: io::Error) -> HttpsError {
     HttpsError::Unavailable(format!("KMS at {host} through the parent's tunnel: {e}"))
 }
 
-enum ReadFailure {
+/// Why [`read_response`] failed.
+#[derive(Debug)]
+pub enum ReadFailure {
+    /// The stream failed: a timeout, a dropped connection, a TLS record that does not
+    /// authenticate.
     Io(io::Error),
+    /// The bytes are not an HTTP/1.1 response as KMS sends one, or exceed a bound.
     Malformed(String),
 }
 
@@ -213,8 +218,12 @@ impl From<io::Error> for ReadFailure {
     }
 }
 
-/// Reads one HTTP/1.1 response: status line, headers, then a `content-length` or chunked body.
-fn read_response(stream: &mut impl Read) -> Result<(u16, Vec<u8>), ReadFailure> {
+/// Reads one HTTP/1.1 response: status line, headers, then a `content-length` or chunked body,
+/// or a body until the stream ends. Returns the status and the body. In [`post`] the bytes are
+/// KMS's, authenticated by TLS; the parser does not rely on that (a mis-issued certificate or a
+/// flaw in the TLS layer would hand it anyone's bytes): it is bounded ([`MAX_BODY`], a 16 KiB
+/// head), and is public for the `kms_response` fuzz target.
+pub fn read_response(stream: &mut impl Read) -> Result<(u16, Vec<u8>), ReadFailure> {
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     let (status, head_len, length, chunked) = loop {

@@ -9,7 +9,9 @@
 //!   `GenerateDataKey` and `Decrypt` only with a Recipient attestation document whose
 //!   `ImageSha384` (PCR0), PCR0, PCR1 and PCR2 (and PCR8 when the image is signed) match, and,
 //!   with `pin_pcr3`, whose PCR3 is that of the parent role (an enclave on an instance with that
-//!   role: `attestation::parent::pcr3_of_role`);
+//!   role: `attestation::parent::pcr3_of_role`), and whose encryption context is one the enclave
+//!   sends: Cohort's keys only, a known blob kind and a key id
+//!   ([`encryption_context_conditions`]);
 //! * `DenyWithoutAttestation`: anyone calling `Decrypt` or `GenerateDataKey*` without an
 //!   attestation document is denied, whatever else allows it;
 //! * `DenyReEncrypt`: `ReEncrypt*` (which takes no Recipient) is denied to everyone.
@@ -114,13 +116,15 @@ pub fn key_policy(params: &PolicyParams) -> anyhow::Result<Value> {
                 json!(pcr3_hex(&params.parent_role)),
             );
         }
+        let mut conditions = encryption_context_conditions();
+        conditions.insert("StringEqualsIgnoreCase".into(), Value::Object(condition));
         statements.push(json!({
             "Sid": if params.images.len() == 1 { "EnclaveUse".to_string() } else { format!("EnclaveUseImage{n}") },
             "Effect": "Allow",
             "Principal": {"AWS": params.parent_role},
             "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
             "Resource": "*",
-            "Condition": {"StringEqualsIgnoreCase": condition}
+            "Condition": conditions
         }));
     }
     statements.push(json!({
@@ -143,6 +147,32 @@ pub fn key_policy(params: &PolicyParams) -> anyhow::Result<Value> {
         "Id": format!("cohort-node-{}", params.node),
         "Statement": statements
     }))
+}
+
+/// The conditions every `EnclaveUse` statement puts on the request's encryption context
+/// (`protocol::parent::kms_http::context`, what the enclave sends): only Cohort's context keys
+/// (`ForAllValues:StringEquals` on `kms:EncryptionContextKeys`), a blob kind from the enclave's
+/// list (`StringEquals` on `kms:EncryptionContext:cohort:blob`, which also requires the key) and
+/// a key id (`Null` false on `kms:EncryptionContext:cohort:id`). `ForAllValues` alone would also
+/// pass a call without any context; the other two make the context required. The node key and
+/// cluster id are not known when the policy is written (the enclave makes its node key at
+/// enrollment, the cluster id comes from genesis), so only their keys are allowed.
+pub fn encryption_context_conditions() -> serde_json::Map<String, Value> {
+    use protocol::parent::kms_http::context::{BLOB, BLOB_KINDS, ID, KEYS};
+    let mut conditions = serde_json::Map::new();
+    conditions.insert(
+        "ForAllValues:StringEquals".into(),
+        json!({"kms:EncryptionContextKeys": KEYS}),
+    );
+    conditions.insert(
+        "StringEquals".into(),
+        json!({format!("kms:EncryptionContext:{BLOB}"): BLOB_KINDS}),
+    );
+    conditions.insert(
+        "Null".into(),
+        json!({format!("kms:EncryptionContext:{ID}"): "false"}),
+    );
+    conditions
 }
 
 /// Reads measurements from a JSON file: `{"PCR0": "..", "PCR1": "..", "PCR2": ..}`, at the top
@@ -267,6 +297,23 @@ mod tests {
             cond["kms:RecipientAttestation:PCR2"],
             hex::encode([0x12; 48])
         );
+        // Only with the enclave's encryption context: its keys only, a known kind, a key id.
+        let cond = &st[1]["Condition"];
+        assert_eq!(
+            cond["ForAllValues:StringEquals"]["kms:EncryptionContextKeys"],
+            json!(["cohort:blob", "cohort:cluster", "cohort:id", "cohort:node"])
+        );
+        assert_eq!(
+            cond["StringEquals"]["kms:EncryptionContext:cohort:blob"],
+            json!([
+                "aux-info",
+                "ecdsa-share",
+                "eddsa-share",
+                "genesis",
+                "node-key"
+            ])
+        );
+        assert_eq!(cond["Null"]["kms:EncryptionContext:cohort:id"], "false");
         // The admin manages the key but may not use it.
         let admin = st[0]["Action"].as_array().unwrap();
         assert!(admin.iter().all(|a| a != "kms:Decrypt" && a != "kms:*"));

@@ -33,6 +33,7 @@ use std::sync::{Mutex, MutexGuard};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use hkdf::Hkdf;
+use protocol::parent::kms_http::context as kms_context;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -313,14 +314,15 @@ impl Blob {
 /// A KMS encryption context: string pairs, in a canonical order.
 pub type Context = BTreeMap<String, String>;
 
-/// The context key naming the blob's kind.
-pub const CONTEXT_BLOB: &str = "cohort:blob";
+/// The context key naming the blob's kind (`protocol::parent::kms_http::context`, which the
+/// key policy requires).
+pub const CONTEXT_BLOB: &str = kms_context::BLOB;
 /// The context key naming the blob's key id.
-pub const CONTEXT_ID: &str = "cohort:id";
+pub const CONTEXT_ID: &str = kms_context::ID;
 /// The context key naming the node key (hex) the blob belongs to.
-pub const CONTEXT_NODE: &str = "cohort:node";
+pub const CONTEXT_NODE: &str = kms_context::NODE;
 /// The context key naming the cluster id (hex) the blob belongs to.
-pub const CONTEXT_CLUSTER: &str = "cohort:cluster";
+pub const CONTEXT_CLUSTER: &str = kms_context::CLUSTER;
 
 /// Which node and cluster new blobs belong to (hex; `None` until known).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -334,6 +334,46 @@ fn kms() {
     }
 }
 
+/// KMS's HTTP answers as the enclave reads them, each behind the target's two read-size bytes
+/// (here 1 + 16·2 and 1 + 6 bytes a read).
+fn kms_responses() {
+    let answer = |name: &str, bytes: &[u8]| {
+        let mut input = vec![2, 6];
+        input.extend_from_slice(bytes);
+        write("kms_response", name, &input);
+    };
+    let ok = br#"{"CiphertextBlob":"AQIDBA==","CiphertextForRecipient":"MIAGCSqGSIb3DQEHA6CAMIACAQIxggFr","KeyId":"arn:aws:kms:us-east-1:000000000000:key/00000000-0000-4000-8000-000000000001"}"#;
+    let mut content_length = format!(
+        "HTTP/1.1 200 OK\r\nx-amzn-RequestId: 4a5b6c7d-0000-4000-8000-000000000000\r\n\
+         Content-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\
+         Date: Fri, 27 Nov 2026 10:00:00 GMT\r\n\r\n",
+        ok.len()
+    )
+    .into_bytes();
+    content_length.extend_from_slice(ok);
+    answer("content-length.http", &content_length);
+    let denied = br#"{"__type":"AccessDeniedException","message":"User: arn:aws:sts::000000000000:assumed-role/parent is not authorized to perform: kms:Decrypt"}"#;
+    let mut chunked = b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\n\
+        Transfer-Encoding: chunked\r\n\r\n"
+        .to_vec();
+    for part in denied.chunks(48) {
+        chunked.extend_from_slice(format!("{:x};name=value\r\n", part.len()).as_bytes());
+        chunked.extend_from_slice(part);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    answer("chunked.http", &chunked);
+    // Cut short: the content-length answer without its last 40 bytes.
+    answer(
+        "truncated.http",
+        &content_length[..content_length.len() - 40],
+    );
+    let mut until_close =
+        b"HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n\r\n".to_vec();
+    until_close.extend_from_slice(br#"{"__type":"KMSInternalException"}"#);
+    answer("until-close.http", &until_close);
+}
+
 fn cbor<T: serde::Serialize>(value: &T) -> Vec<u8> {
     let mut out = Vec::new();
     ciborium::into_writer(value, &mut out).unwrap();
@@ -616,6 +656,7 @@ fn main() {
     frames();
     attestation();
     kms();
+    kms_responses();
     peers();
     adapters_seeds();
     api();

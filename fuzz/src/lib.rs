@@ -234,6 +234,64 @@ pub fn kms_envelope(data: &[u8]) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// kms_response
+// ---------------------------------------------------------------------------------------------
+
+/// A stream that hands over `data` in reads of `sizes[0]`, `sizes[1]`, `sizes[0]`, ... bytes
+/// (TLS hands over records, and whoever writes them chooses where they end).
+struct Trickle<'a> {
+    data: &'a [u8],
+    sizes: [usize; 2],
+    turn: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.sizes[self.turn % 2]
+            .min(buf.len())
+            .min(self.data.len());
+        self.turn += 1;
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+/// The enclave's reader of KMS's HTTP answers ([`enclave::kms::https::read_response`]: status
+/// line, headers, a `content-length`, chunked or until-close body). Input `[a, b, answer…]`:
+/// the answer is read once from a slice (reads of up to 4 KiB) and once in reads of `1 + 16a`
+/// and `1 + b` bytes in turn. Both must give the same answer — the same status and body, or
+/// both a malformed answer — and a body is at most `MAX_BODY` bytes.
+pub fn kms_response(data: &[u8]) {
+    use enclave::kms::https::{MAX_BODY, ReadFailure, read_response};
+    let [a, b, answer @ ..] = data else {
+        return;
+    };
+    let whole = read_response(&mut &answer[..]);
+    let split = read_response(&mut Trickle {
+        data: answer,
+        sizes: [1 + 16 * usize::from(*a), 1 + usize::from(*b)],
+        turn: 0,
+    });
+    match (&whole, &split) {
+        (Ok(w), Ok(s)) => {
+            assert_eq!(
+                w, s,
+                "the answer depends on how its bytes are split into reads"
+            );
+            assert!(w.1.len() <= MAX_BODY, "a {}-byte body", w.1.len());
+            assert!(w.0 <= 999, "status {}", w.0);
+        }
+        (Err(ReadFailure::Malformed(_)), Err(ReadFailure::Malformed(_))) => {}
+        _ => panic!(
+            "the answer depends on how its bytes are split into reads: {:?} / {:?}",
+            whole.map(|(status, body)| (status, body.len())),
+            split.map(|(status, body)| (status, body.len())),
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // peer_envelope
 // ---------------------------------------------------------------------------------------------
 
@@ -733,6 +791,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("frame", frame),
     ("attestation_doc", attestation_doc),
     ("kms_envelope", kms_envelope),
+    ("kms_response", kms_response),
     ("peer_envelope", peer_envelope),
     ("api_request", api_request),
     ("adapter_decode", adapter_decode),

@@ -75,6 +75,11 @@ fn kms_envelope() {
 }
 
 #[test]
+fn kms_response() {
+    replay("kms_response");
+}
+
+#[test]
 fn peer_envelope() {
     replay("peer_envelope");
 }

@@ -61,6 +61,30 @@ pub mod kms_http {
         "x-amz-security-token",
         "x-amz-content-sha256",
     ];
+
+    /// The KMS encryption context of the enclave's calls (a sealed blob's `context`): what the
+    /// enclave sends and what each node's key policy requires (`cohort kms policy`, the
+    /// Terraform node module), so both sides name the same keys.
+    pub mod context {
+        /// The blob's kind, one of [`BLOB_KINDS`]. Always present.
+        pub const BLOB: &str = "cohort:blob";
+        /// The blob's key id. Always present.
+        pub const ID: &str = "cohort:id";
+        /// The node key (hex) the blob belongs to, once the node has one.
+        pub const NODE: &str = "cohort:node";
+        /// The cluster id (hex) the blob belongs to, once genesis is accepted.
+        pub const CLUSTER: &str = "cohort:cluster";
+        /// Every key a context may carry; the key policy allows no other.
+        pub const KEYS: [&str; 4] = [BLOB, CLUSTER, ID, NODE];
+        /// The values of [`BLOB`], one per kind of sealed blob.
+        pub const BLOB_KINDS: [&str; 5] = [
+            "aux-info",
+            "ecdsa-share",
+            "eddsa-share",
+            "genesis",
+            "node-key",
+        ];
+    }
 }
 
 /// An enclave's request to its parent.

@@ -19,8 +19,8 @@ use base64::Engine;
 use cohort_tests::kms::{IMAGE, Mode, OTHER_IMAGE, PARENTS_DATA_KEY, world};
 use enclave::kms::{KmsSealingAuthority, Roots};
 use enclave::seal::{
-    AuthorityKind, BlobKind, Context, LocalSealingAuthority, SealError, Sealer, SealingAuthority,
-    seal, unseal,
+    AuthorityKind, BlobKind, CONTEXT_BLOB, CONTEXT_ID, Context, LocalSealingAuthority, SealError,
+    Sealer, SealingAuthority, seal, unseal,
 };
 use protocol::parent::{KmsOperation, ParentErrorCode, ParentRequest, ParentResponse};
 use serde_bytes::ByteBuf;
@@ -80,6 +80,86 @@ async fn an_enclave_on_another_parent_role_gets_no_data_key() {
     blocking(move || seal(home.as_ref(), BlobKind::EddsaShare, "k1", b"the share"))
         .await
         .unwrap();
+}
+
+/// Issue 18: the key policy requires the encryption context the enclave sends (Cohort's keys
+/// only, a known blob kind, a key id; `cli::kms::encryption_context_conditions`). An enclave of
+/// the measured image on the node's role — the only caller the policy otherwise lets through —
+/// asking without a context, with a key of its own, for a blob kind the enclave never seals or
+/// without a key id is refused by the stand-in with KMS's `AccessDeniedException` (no statement
+/// allows it); so is `Decrypt` of a real wrapped key without its context, which KMS's
+/// cryptography alone would refuse only as `InvalidCiphertextException`. The enclave's own
+/// context passes, and the parent calling with the role's credentials is refused as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_key_policy_requires_the_enclaves_encryption_context() {
+    let w = world().await;
+    let auth = Arc::new(w.authority(IMAGE));
+    let a = auth.clone();
+    let blob = blocking(move || seal(a.as_ref(), BlobKind::EddsaShare, "k1", b"the share"))
+        .await
+        .unwrap();
+    let good = enclave::seal::context(&blob).unwrap();
+    let wrapped = wrapped_key(&blob);
+    let mut foreign = good.clone();
+    foreign.insert("purpose".into(), "export".into());
+    let mut other_kind = good.clone();
+    other_kind.insert(CONTEXT_BLOB.into(), "backup".into());
+    let mut no_id = good.clone();
+    no_id.remove(CONTEXT_ID);
+    let cases = [
+        ("no context", Context::new()),
+        ("a foreign key", foreign),
+        ("another blob kind", other_kind),
+        ("no key id", no_id),
+    ];
+    for (what, context) in cases.clone() {
+        let a = auth.clone();
+        let e = blocking(move || a.generate_data_key(&context))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, SealError::Refused(ref m) if m.contains("AccessDeniedException")),
+            "GenerateDataKey with {what}: {e}"
+        );
+    }
+    for (what, context) in cases {
+        let (a, wrapped) = (auth.clone(), wrapped.clone());
+        let e = blocking(move || a.decrypt_data_key(&wrapped, &context))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, SealError::Refused(ref m) if m.contains("AccessDeniedException")),
+            "Decrypt with {what}: {e}"
+        );
+    }
+    // The parent with the role's credentials and the blob's own context, without a Recipient.
+    let e = w
+        .client()
+        .decrypt()
+        .ciphertext_blob(Blob::new(wrapped.clone()))
+        .set_encryption_context(Some(good.clone().into_iter().collect()))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("AccessDeniedException"), "{e:?}");
+    // The enclave's own context: the blob opens.
+    let a = auth.clone();
+    let (_, plain) = blocking(move || unseal(a.as_ref(), &blob, BlobKind::EddsaShare, None))
+        .await
+        .unwrap();
+    assert_eq!(plain.as_slice(), b"the share");
+    // The stand-in's audit log shows the refusals as implicit denies, with what was asked.
+    let audit = std::fs::read_to_string(w.dir.path().join("kms/audit.jsonl")).unwrap();
+    let denied_without_context = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| {
+            e["decision"] == "deny"
+                && e["statement"].is_null()
+                && e["encryption_context"] == serde_json::json!({})
+        })
+        .count();
+    assert_eq!(denied_without_context, 2, "{audit}");
 }
 
 /// Issue 18, the audit's first finding: a parent that answers `GenerateDataKey` or `Decrypt`

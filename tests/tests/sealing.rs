@@ -201,6 +201,23 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
         assert!(allowed >= 3, "node {}: {allowed} data keys", n.id);
         let policy = log(&cluster, &format!("node-{}/kms-policy.json", n.id));
         assert!(policy.contains(&pcr0) && policy.contains("DenyWithoutAttestation"));
+        // The sim's key policies require the enclave's encryption context (issue 18), and every
+        // data key the cluster got was asked for with one: a blob kind, a key id, and this
+        // node's key (every KMS call comes after enrollment).
+        assert!(policy.contains("kms:EncryptionContextKeys"), "{policy}");
+        for e in events.iter().filter(|e| {
+            e["decision"] == "allow"
+                && e["key_id"] == n.kms_key_id.as_str()
+                && e["operation"] == "kms:GenerateDataKey"
+        }) {
+            let context = &e["encryption_context"];
+            assert!(
+                context["cohort:blob"].is_string()
+                    && context["cohort:id"].is_string()
+                    && context["cohort:node"].is_string(),
+                "{e}"
+            );
+        }
         for entry in std::fs::read_dir(cluster.dir.join(format!("node-{}/blobs", n.id))).unwrap() {
             let blob = std::fs::read(entry.unwrap().path()).unwrap();
             let v: ciborium::Value = ciborium::from_reader(blob.as_slice()).unwrap();

@@ -108,32 +108,37 @@ fn blob_field(req: &Value, name: &str) -> Result<Option<Vec<u8>>, KmsError> {
         .transpose()
 }
 
-/// The encryption context as associated data: sorted `key=value` lines.
-fn context_aad(req: &Value) -> Result<Vec<u8>, KmsError> {
-    let mut out = Vec::new();
+/// The request's encryption context (none: empty).
+fn encryption_context(req: &Value) -> Result<BTreeMap<String, String>, KmsError> {
     match req.get("EncryptionContext") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(m)) => {
-            let sorted: BTreeMap<&String, &Value> = m.iter().collect();
-            for (k, v) in sorted {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| {
                 let v = v.as_str().ok_or_else(|| {
                     KmsError::new(
                         "SerializationException",
                         "EncryptionContext values are strings",
                     )
                 })?;
-                out.extend_from_slice(format!("{}={}\n", k.len(), k).as_bytes());
-                out.extend_from_slice(format!("{}={}\n", v.len(), v).as_bytes());
-            }
-        }
-        Some(_) => {
-            return Err(KmsError::new(
-                "SerializationException",
-                "EncryptionContext is a map",
-            ));
-        }
+                Ok((k.clone(), v.to_string()))
+            })
+            .collect(),
+        Some(_) => Err(KmsError::new(
+            "SerializationException",
+            "EncryptionContext is a map",
+        )),
     }
-    Ok(out)
+}
+
+/// The encryption context as associated data: sorted `key=value` lines.
+fn context_aad(context: &BTreeMap<String, String>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in context {
+        out.extend_from_slice(format!("{}={}\n", k.len(), k).as_bytes());
+        out.extend_from_slice(format!("{}={}\n", v.len(), v).as_bytes());
+    }
+    out
 }
 
 /// A verified Recipient: the PCRs of its document and its RSA public key.
@@ -226,15 +231,20 @@ impl LocalKms {
             })
     }
 
+    /// The key policy's verdict on `action` by a caller with `recipient` (verified) and the
+    /// encryption context `context` (empty for operations without one).
     fn authorize(
         &self,
         key: &KeyRecord,
         action: &str,
         recipient: Option<&Recipient>,
+        context: &BTreeMap<String, String>,
     ) -> Result<(), KmsError> {
         let policy = KeyPolicy::parse(&key.policy).map_err(KmsError::internal)?;
-        let context = RequestContext::new(action, recipient.map(|r| &r.pcrs));
-        let decision = policy.evaluate(&context);
+        let request = RequestContext::new(action, recipient.map(|r| &r.pcrs))
+            .with_encryption_context(context)
+            .map_err(|e| KmsError::new("ValidationException", e))?;
+        let decision = policy.evaluate(&request);
         self.audit(json!({
             "operation": action,
             "key_id": key.key_id,
@@ -242,6 +252,8 @@ impl LocalKms {
                 "module_id": r.module_id,
                 "pcr0": r.pcrs.get(&0).map(hex::encode),
             })),
+            // CloudTrail shows the encryption context of every cryptographic call too.
+            "encryption_context": context,
             "decision": if decision == Decision::Allow { "allow" } else { "deny" },
             "statement": match &decision {
                 Decision::ExplicitDeny(sid) => json!(sid),
@@ -367,13 +379,13 @@ impl LocalKms {
 
     fn describe_key(&self, request: &Value) -> Result<Value, KmsError> {
         let key = self.key(request)?;
-        self.authorize(&key, "kms:DescribeKey", None)?;
+        self.authorize(&key, "kms:DescribeKey", None, &BTreeMap::new())?;
         Ok(json!({"KeyMetadata": self.metadata(&key)}))
     }
 
     fn get_key_policy(&self, request: &Value) -> Result<Value, KmsError> {
         let key = self.key(request)?;
-        self.authorize(&key, "kms:GetKeyPolicy", None)?;
+        self.authorize(&key, "kms:GetKeyPolicy", None, &BTreeMap::new())?;
         Ok(json!({"Policy": key.policy, "PolicyName": "default"}))
     }
 
@@ -390,7 +402,7 @@ impl LocalKms {
         let policy = required(request, "Policy")?;
         store::check_policy(policy)
             .map_err(|e| KmsError::new("MalformedPolicyDocumentException", e))?;
-        self.authorize(&key, "kms:PutKeyPolicy", None)?;
+        self.authorize(&key, "kms:PutKeyPolicy", None, &BTreeMap::new())?;
         self.keys
             .put_policy(&key, policy)
             .map_err(KmsError::internal)?;
@@ -410,11 +422,12 @@ impl LocalKms {
                 ));
             }
         }
+        let context = encryption_context(request)?;
         let recipient = self.recipient(request)?;
-        self.authorize(&key, "kms:GenerateDataKey", recipient.as_ref())?;
+        self.authorize(&key, "kms:GenerateDataKey", recipient.as_ref(), &context)?;
         let mut plaintext = Zeroizing::new(vec![0u8; 32]);
         rand::rngs::OsRng.fill_bytes(&mut plaintext);
-        let blob = self.wrap(&key, &plaintext, &context_aad(request)?)?;
+        let blob = self.wrap(&key, &plaintext, &context_aad(&context))?;
         let mut out = json!({"KeyId": key.arn, "CiphertextBlob": B64.encode(blob)});
         self.answer(&mut out, &plaintext, recipient.as_ref())?;
         Ok(out)
@@ -457,9 +470,10 @@ impl LocalKms {
                 "The key ID in the request does not identify a KMS key that can perform this operation.",
             ));
         }
+        let context = encryption_context(request)?;
         let recipient = self.recipient(request)?;
-        self.authorize(&key, "kms:Decrypt", recipient.as_ref())?;
-        let plaintext = self.unwrap(&key, &blob, &context_aad(request)?)?;
+        self.authorize(&key, "kms:Decrypt", recipient.as_ref(), &context)?;
+        let plaintext = self.unwrap(&key, &blob, &context_aad(&context))?;
         let mut out = json!({"KeyId": key.arn, "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"});
         self.answer(&mut out, &plaintext, recipient.as_ref())?;
         Ok(out)

@@ -11,12 +11,21 @@
 //! Operators: `StringEquals`, `StringEqualsIgnoreCase`, `StringNotEquals`,
 //! `StringNotEqualsIgnoreCase`, `StringLike` and `Null`. As in IAM, a positive string operator
 //! on a key the request does not carry does not match, a negated one (`StringNotEquals…`) does;
-//! `Null: "true"` matches exactly when the key is absent. Condition keys: `kms:RecipientAttestation:ImageSha384` (the
-//! document's PCR0) and `kms:RecipientAttestation:PCR0` .. `PCR31`, as lowercase hex, present only
-//! when the request carries a verified Recipient attestation document. Anything else in a
-//! policy — another operator, an `…IfExists` suffix, `NotAction`, `NotPrincipal` — is refused
-//! when the policy is stored, so nothing is silently ignored. The stand-in has no IAM: every
-//! caller matches every `Principal`.
+//! `Null: "true"` matches exactly when the key is absent. The string operators also take IAM's
+//! set qualifiers for multivalued keys: `ForAllValues:` matches when every value the request
+//! carries matches (so also when it carries none), `ForAnyValue:` when at least one does.
+//!
+//! Condition keys: `kms:RecipientAttestation:ImageSha384` (the document's PCR0) and
+//! `kms:RecipientAttestation:PCR0` .. `PCR31`, as lowercase hex, present only when the request
+//! carries a verified Recipient attestation document; `kms:EncryptionContext:<key>`, the value
+//! of each pair of the request's encryption context (the key name, like every condition key
+//! name, compared without regard to case; the value with it); and `kms:EncryptionContextKeys`,
+//! the multivalued set of the context's keys (compared as the operator says). A multivalued key
+//! without a set qualifier, or a qualifier on a single-valued key, is refused (IAM warns against
+//! both: the result on a missing key is easy to get wrong). Anything else in a policy — another
+//! operator, an `…IfExists` suffix, `NotAction`, `NotPrincipal` — is refused when the policy is
+//! stored, so nothing is silently ignored. The stand-in has no IAM: every caller matches every
+//! `Principal`.
 
 use std::collections::BTreeMap;
 
@@ -25,13 +34,25 @@ use serde_json::Value;
 /// The condition-key prefix of attested recipients.
 pub const RECIPIENT_PREFIX: &str = "kms:RecipientAttestation:";
 
+/// The condition-key prefix of the request's encryption context pairs.
+pub const CONTEXT_PREFIX: &str = "kms:EncryptionContext:";
+
+/// The multivalued condition key of the request's encryption context keys.
+pub const CONTEXT_KEYS: &str = "kms:EncryptionContextKeys";
+
+/// The multivalued condition keys the stand-in knows (lowercase): only these take, and need,
+/// a set qualifier.
+const MULTIVALUED: [&str; 1] = ["kms:encryptioncontextkeys"];
+
 /// What a request offers to a policy: its action and condition keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestContext {
     /// `kms:GenerateDataKey`, `kms:Decrypt`, ...
     pub action: String,
-    /// Condition keys (lowercase key names) and values.
+    /// Single-valued condition keys (lowercase key names) and values.
     pub keys: BTreeMap<String, String>,
+    /// Multivalued condition keys (lowercase key names) and their values.
+    pub sets: BTreeMap<String, Vec<String>>,
 }
 
 impl RequestContext {
@@ -56,7 +77,33 @@ impl RequestContext {
         Self {
             action: action.to_string(),
             keys,
+            sets: BTreeMap::new(),
         }
+    }
+
+    /// The same request with the encryption context `context`: `kms:EncryptionContext:<key>`
+    /// for each pair and `kms:EncryptionContextKeys` for the keys (absent when the context is
+    /// empty). Refused when two keys differ only in case: their condition keys would be the
+    /// same, and the stand-in does not model which value IAM would take.
+    pub fn with_encryption_context(
+        mut self,
+        context: &BTreeMap<String, String>,
+    ) -> Result<Self, String> {
+        for (key, value) in context {
+            let name = format!("{CONTEXT_PREFIX}{key}").to_ascii_lowercase();
+            if self.keys.insert(name, value.clone()).is_some() {
+                return Err(format!(
+                    "encryption context keys that differ only in case ({key:?}) are not supported by the local KMS stand-in"
+                ));
+            }
+        }
+        if !context.is_empty() {
+            self.sets.insert(
+                CONTEXT_KEYS.to_ascii_lowercase(),
+                context.keys().cloned().collect(),
+            );
+        }
+        Ok(self)
     }
 }
 
@@ -78,8 +125,18 @@ enum Operator {
     Null,
 }
 
+/// IAM's set qualifiers, for multivalued keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Qualifier {
+    /// `ForAllValues:`: every value of the request matches (none does too).
+    All,
+    /// `ForAnyValue:`: at least one value of the request matches.
+    Any,
+}
+
 #[derive(Debug, Clone)]
 struct Condition {
+    qualifier: Option<Qualifier>,
     operator: Operator,
     key: String,
     values: Vec<String>,
@@ -113,6 +170,22 @@ fn strings(v: &Value, what: &str) -> Result<Vec<String>, String> {
         Value::Bool(b) => Ok(vec![b.to_string()]),
         _ => Err(format!("{what} must be a string or a list of strings")),
     }
+}
+
+/// An operator, with its set qualifier if any (`ForAllValues:StringEquals`).
+fn qualified_operator(name: &str) -> Result<(Option<Qualifier>, Operator), String> {
+    let (qualifier, base) = if let Some(base) = name.strip_prefix("ForAllValues:") {
+        (Some(Qualifier::All), base)
+    } else if let Some(base) = name.strip_prefix("ForAnyValue:") {
+        (Some(Qualifier::Any), base)
+    } else {
+        (None, name)
+    };
+    let operator = operator(base)?;
+    if qualifier.is_some() && operator == Operator::Null {
+        return Err(format!("condition operator {name} is not supported"));
+    }
+    Ok((qualifier, operator))
 }
 
 fn operator(name: &str) -> Result<Operator, String> {
@@ -200,7 +273,8 @@ impl KeyPolicy {
                     .as_object()
                     .ok_or_else(|| format!("{sid}: Condition is an object"))?;
                 for (op, keys) in c {
-                    let operator = operator(op).map_err(|e| format!("{sid}: {e}"))?;
+                    let (qualifier, operator) =
+                        qualified_operator(op).map_err(|e| format!("{sid}: {e}"))?;
                     let keys = keys
                         .as_object()
                         .ok_or_else(|| format!("{sid}: {op} maps keys to values"))?;
@@ -211,9 +285,22 @@ impl KeyPolicy {
                         {
                             return Err(format!("{sid}: Null takes \"true\" or \"false\""));
                         }
+                        let key = key.to_ascii_lowercase();
+                        let multivalued = MULTIVALUED.contains(&key.as_str());
+                        if multivalued && qualifier.is_none() {
+                            return Err(format!(
+                                "{sid}: {key} is multivalued: use ForAllValues:{op} or ForAnyValue:{op}"
+                            ));
+                        }
+                        if !multivalued && qualifier.is_some() {
+                            return Err(format!(
+                                "{sid}: {op} takes a multivalued key, and {key} is single-valued"
+                            ));
+                        }
                         conditions.push(Condition {
+                            qualifier,
                             operator,
-                            key: key.to_ascii_lowercase(),
+                            key,
                             values,
                         });
                     }
@@ -254,7 +341,18 @@ impl KeyPolicy {
 
 impl Condition {
     fn matches(&self, request: &RequestContext) -> bool {
-        let value = request.keys.get(&self.key);
+        if let Some(qualifier) = self.qualifier {
+            let values = request.sets.get(&self.key).map_or(&[][..], Vec::as_slice);
+            return match qualifier {
+                Qualifier::All => values.iter().all(|v| self.matches_value(Some(v))),
+                Qualifier::Any => values.iter().any(|v| self.matches_value(Some(v))),
+            };
+        }
+        self.matches_value(request.keys.get(&self.key))
+    }
+
+    /// The operator on one value of the request (`None`: the request lacks the key).
+    fn matches_value(&self, value: Option<&String>) -> bool {
         match self.operator {
             Operator::Null => {
                 let want_absent = self.values.iter().any(|v| v == "true");
@@ -443,6 +541,107 @@ mod tests {
         assert!(!like("kms:Get*", "kms:Decrypt", true));
     }
 
+    /// Issue 18: a Cohort node policy's context conditions (as `cohort kms policy` writes
+    /// them), on an attested caller.
+    #[test]
+    fn encryption_context_conditions() {
+        let policy = serde_json::json!({"Statement": [
+            {"Sid": "EnclaveUse", "Effect": "Allow", "Principal": "*",
+             "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+             "Condition": {
+                "StringEqualsIgnoreCase": {"kms:RecipientAttestation:ImageSha384": hex::encode([0x10; 48])},
+                "ForAllValues:StringEquals": {"kms:EncryptionContextKeys":
+                    ["cohort:blob", "cohort:cluster", "cohort:id", "cohort:node"]},
+                "StringEquals": {"kms:EncryptionContext:cohort:blob": ["ecdsa-share", "node-key"]},
+                "Null": {"kms:EncryptionContext:cohort:id": "false"}}}
+        ]});
+        let policy = KeyPolicy::parse(&policy.to_string()).unwrap();
+        let pcrs = pcrs(0x10);
+        let ask = |pairs: &[(&str, &str)]| {
+            let context = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let request = RequestContext::new("kms:Decrypt", Some(&pcrs))
+                .with_encryption_context(&context)
+                .unwrap();
+            policy.evaluate(&request)
+        };
+        let blob = ("cohort:blob", "ecdsa-share");
+        let id = ("cohort:id", "k1");
+        assert_eq!(ask(&[blob, id]), Decision::Allow);
+        assert_eq!(
+            ask(&[blob, id, ("cohort:node", "aa"), ("cohort:cluster", "c1")]),
+            Decision::Allow
+        );
+        // Context values compare with case.
+        assert_eq!(
+            policy.evaluate(
+                &RequestContext::new("kms:Decrypt", Some(&pcrs))
+                    .with_encryption_context(&BTreeMap::from([
+                        ("cohort:blob".to_string(), "ECDSA-SHARE".to_string()),
+                        ("cohort:id".to_string(), "k1".to_string()),
+                    ]))
+                    .unwrap()
+            ),
+            Decision::ImplicitDeny
+        );
+        for refused in [
+            vec![],
+            vec![blob],
+            vec![id],
+            vec![("cohort:blob", "backup"), id],
+            vec![blob, id, ("purpose", "x")],
+            // `kms:EncryptionContextKeys` compares with case: another key.
+            vec![blob, id, ("Cohort:Node", "aa")],
+        ] {
+            assert_eq!(ask(&refused), Decision::ImplicitDeny, "{refused:?}");
+        }
+        // Keys that differ only in case would share a condition key: refused, not guessed.
+        let twins = BTreeMap::from([
+            ("cohort:blob".to_string(), "ecdsa-share".to_string()),
+            ("Cohort:Blob".to_string(), "backup".to_string()),
+        ]);
+        assert!(
+            RequestContext::new("kms:Decrypt", None)
+                .with_encryption_context(&twins)
+                .is_err()
+        );
+    }
+
+    /// IAM's set qualifiers: `ForAllValues` holds for every value (and for none), `ForAnyValue`
+    /// for at least one; a negated operator is applied to each value.
+    #[test]
+    fn set_qualifiers() {
+        let check = |cond: Value, pairs: &[&str]| {
+            let p = serde_json::json!({"Statement": {"Effect": "Allow", "Principal": "*",
+                "Action": "kms:*", "Condition": cond}});
+            let context = pairs
+                .iter()
+                .map(|k| (k.to_string(), "v".to_string()))
+                .collect();
+            let request = RequestContext::new("kms:Decrypt", None)
+                .with_encryption_context(&context)
+                .unwrap();
+            KeyPolicy::parse(&p.to_string()).unwrap().evaluate(&request) == Decision::Allow
+        };
+        let keys = |op: &str| serde_json::json!({op: {"kms:EncryptionContextKeys": ["a", "b"]}});
+        assert!(check(keys("ForAllValues:StringEquals"), &["a", "b"]));
+        assert!(check(keys("ForAllValues:StringEquals"), &[]));
+        assert!(!check(keys("ForAllValues:StringEquals"), &["a", "c"]));
+        assert!(check(keys("ForAnyValue:StringEquals"), &["a", "c"]));
+        assert!(!check(keys("ForAnyValue:StringEquals"), &["c"]));
+        assert!(!check(keys("ForAnyValue:StringEquals"), &[]));
+        assert!(check(keys("ForAllValues:StringNotEquals"), &["c", "d"]));
+        assert!(!check(keys("ForAllValues:StringNotEquals"), &["a", "d"]));
+        assert!(check(keys("ForAnyValue:StringNotEquals"), &["a", "d"]));
+        assert!(!check(keys("ForAnyValue:StringLike"), &["xb"]));
+        assert!(check(
+            serde_json::json!({"ForAnyValue:StringLike": {"kms:EncryptionContextKeys": "x*"}}),
+            &["a", "xb"]
+        ));
+    }
+
     #[test]
     fn unsupported_elements_are_refused() {
         for (bad, why) in [
@@ -465,6 +664,18 @@ mod tests {
             (
                 r#"{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Condition": {"Null": {"a": "maybe"}}}]}"#,
                 "Null",
+            ),
+            (
+                r#"{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Condition": {"StringEquals": {"kms:EncryptionContextKeys": "a"}}}]}"#,
+                "multivalued",
+            ),
+            (
+                r#"{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Condition": {"ForAnyValue:StringEquals": {"kms:EncryptionContext:a": "b"}}}]}"#,
+                "single-valued",
+            ),
+            (
+                r#"{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Condition": {"ForAllValues:Null": {"kms:EncryptionContextKeys": "true"}}}]}"#,
+                "ForAllValues:Null",
             ),
             ("[]", "object"),
             ("not json", "JSON"),

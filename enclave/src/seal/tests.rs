@@ -237,3 +237,47 @@ fn relabelled_blob_does_not_open() {
         SealError::Tampered
     );
 }
+
+/// Every context the enclave sends KMS stays within what the node's key policy allows
+/// (`protocol::parent::kms_http::context`, which `cohort kms policy` and Terraform write into
+/// the policy): a blob kind from its list, and no key outside its set.
+#[test]
+fn every_context_is_one_the_key_policy_allows() {
+    use protocol::parent::kms_http::context::{BLOB_KINDS, KEYS};
+    let all = [
+        BlobKind::Genesis,
+        BlobKind::AuxInfo,
+        BlobKind::EcdsaShare,
+        BlobKind::EddsaShare,
+        BlobKind::NodeKey,
+    ];
+    // Fails to compile when a kind is added without being listed above.
+    for kind in all {
+        match kind {
+            BlobKind::Genesis
+            | BlobKind::AuxInfo
+            | BlobKind::EcdsaShare
+            | BlobKind::EddsaShare
+            | BlobKind::NodeKey => {}
+        }
+    }
+    let bound = Binding {
+        node: Some("aa".into()),
+        cluster: Some("c1".into()),
+    };
+    let mut kinds = Vec::new();
+    for kind in all {
+        for binding in [&Binding::default(), &bound] {
+            let c = context_of(kind, "k1", binding);
+            assert!(c.keys().all(|k| KEYS.contains(&k.as_str())), "{c:?}");
+            assert!(c.contains_key(CONTEXT_ID), "{c:?}");
+            kinds.push(c[CONTEXT_BLOB].clone());
+        }
+    }
+    kinds.sort();
+    kinds.dedup();
+    assert_eq!(
+        kinds, BLOB_KINDS,
+        "one policy value per blob kind, and no other"
+    );
+}

@@ -8,7 +8,12 @@
 #   a Recipient attestation document whose ImageSha384 (= PCR0), PCR0, PCR1, PCR2 (and PCR8 when
 #   the image is signed) match, and, with parent_pcr3, whose PCR3 is the parent role's (the
 #   enclave runs on an instance with this node's role; `cohort kms policy --pin-pcr3`), compared
-#   with StringEqualsIgnoreCase;
+#   with StringEqualsIgnoreCase, and only with an encryption context the enclave sends: no key
+#   but Cohort's four (ForAllValues:StringEquals on kms:EncryptionContextKeys), a known blob kind
+#   (StringEquals on kms:EncryptionContext:cohort:blob, which also requires the key) and a key id
+#   (Null false on kms:EncryptionContext:cohort:id). ForAllValues alone would pass a call with no
+#   context at all. The node key and cluster id are not known when this is applied (the enclave
+#   makes its node key at enrollment, the cluster id comes from genesis): their keys only;
 # * DenyWithoutAttestation: Decrypt and GenerateDataKey* without an attestation document are
 #   denied to everyone, whatever else allows them;
 # * DenyReEncrypt: ReEncrypt* (which takes no Recipient) is denied to everyone.
@@ -24,6 +29,11 @@ module "measurements" {
 
 locals {
   images = module.measurements.images
+
+  # The enclave's encryption context (protocol::parent::kms_http::context in the Rust tree;
+  # tests/cli-policy-node-1.json keeps the two in step).
+  context_keys = ["cohort:blob", "cohort:cluster", "cohort:id", "cohort:node"]
+  blob_kinds   = ["aux-info", "ecdsa-share", "eddsa-share", "genesis", "node-key"]
 }
 
 module "key" {
@@ -48,6 +58,9 @@ module "key" {
             { "kms:RecipientAttestation:ImageSha384" = image.PCR0 },
             var.parent_pcr3 == null ? {} : { "kms:RecipientAttestation:PCR3" = var.parent_pcr3 },
           )
+          "ForAllValues:StringEquals" = { "kms:EncryptionContextKeys" = local.context_keys }
+          StringEquals                = { "kms:EncryptionContext:cohort:blob" = local.blob_kinds }
+          Null                        = { "kms:EncryptionContext:cohort:id" = "false" }
         }
       }
     ],

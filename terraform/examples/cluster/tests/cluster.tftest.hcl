@@ -86,6 +86,21 @@ run "one_image" {
 
   assert {
     condition = (
+      jsondecode(output.kms_key_policies["2"]).Statement[1].Condition["ForAllValues:StringEquals"] == {
+        "kms:EncryptionContextKeys" = ["cohort:blob", "cohort:cluster", "cohort:id", "cohort:node"]
+      } &&
+      jsondecode(output.kms_key_policies["2"]).Statement[1].Condition.StringEquals == {
+        "kms:EncryptionContext:cohort:blob" = ["aux-info", "ecdsa-share", "eddsa-share", "genesis", "node-key"]
+      } &&
+      jsondecode(output.kms_key_policies["2"]).Statement[1].Condition.Null == {
+        "kms:EncryptionContext:cohort:id" = "false"
+      }
+    )
+    error_message = "EnclaveUse requires the enclave's encryption context: Cohort's keys only, a known blob kind, a key id."
+  }
+
+  assert {
+    condition = (
       jsondecode(output.kms_key_policies["1"]).Statement[1].Action == ["kms:GenerateDataKey", "kms:Decrypt"] &&
       jsondecode(output.kms_key_policies["1"]).Statement[1].Principal.AWS == output.nodes["1"].parent_role_arn
     )
@@ -138,6 +153,14 @@ run "image_rotation" {
       == jsondecode(file("tests/next-image.json")).Measurements.PCR8
     )
     error_message = "A signed image's statement also requires its PCR8."
+  }
+
+  assert {
+    condition = alltrue([
+      for s in slice(jsondecode(output.kms_key_policies["1"]).Statement, 1, 3) :
+      s.Condition.StringEquals == { "kms:EncryptionContext:cohort:blob" = ["aux-info", "ecdsa-share", "eddsa-share", "genesis", "node-key"] }
+    ])
+    error_message = "Every image's statement requires the encryption context, not only the first."
   }
 
   assert {

@@ -48,6 +48,15 @@ fn start(admin: &ApiKey, extra: &[&str]) -> (Coordinator, String) {
     (c, format!("http://{addr}"))
 }
 
+/// A route pattern with its parameter filled in (`credential` for `{credential}`).
+fn concrete(pattern: &str, credential: &str) -> String {
+    pattern
+        .replace("{node}", "0")
+        .replace("{key_id}", "k")
+        .replace("{idempotency_key}", "i")
+        .replace("{credential}", credential)
+}
+
 /// Sends `request`; returns the status and the error code (empty for none).
 async fn send(api: &ApiClient, request: Request<Full<Bytes>>) -> (u16, String) {
     let (status, body) = api.exchange(request).await.unwrap();
@@ -169,11 +178,7 @@ async fn every_route_refuses_anonymous_forged_stale_replayed_revoked_and_underpr
         if matches!(*pattern, "/healthz" | "/readyz" | "/metrics") {
             continue;
         }
-        let path = pattern
-            .replace("{node}", "0")
-            .replace("{key_id}", "k")
-            .replace("{idempotency_key}", "i")
-            .replace("{credential}", "admin");
+        let path = concrete(pattern, "admin");
         let method: Method = method.parse().unwrap();
         let body = (method == Method::POST).then(|| serde_json::json!({}));
         assert_eq!(
@@ -328,11 +333,7 @@ async fn every_route_refuses_anonymous_forged_stale_replayed_revoked_and_underpr
         let Some(needed) = coordinator::auth::required_role(method, pattern) else {
             continue;
         };
-        let path = pattern
-            .replace("{node}", "0")
-            .replace("{key_id}", "k")
-            .replace("{idempotency_key}", "i")
-            .replace("{credential}", "reader");
+        let path = concrete(pattern, "reader");
         let method: Method = method.parse().unwrap();
         for (client, role) in [(&reader, Role::Read), (&requester, Role::Request)] {
             if role.allows(needed) {

@@ -399,8 +399,16 @@ impl Nodes {
                 presignatures,
                 primes_ready,
                 failure,
+                identity,
                 ..
             }) => {
+                // An identity other than the one last attested is a new enclave process, even
+                // when no poll saw it down or in another phase (a restart between two polls).
+                // The hint is the parent's word: it only makes the coordinator attest again.
+                let new_process = identity.is_some_and(|hint| {
+                    self.identity(node)
+                        .is_some_and(|k| k.signing.as_slice() != hint.as_slice())
+                });
                 let (was_reachable, due) = {
                     let s = &self.states()[usize::from(node)];
                     (
@@ -408,9 +416,15 @@ impl Nodes {
                         // A phase change (operational -> ready is a restart the status poll
                         // did not see as an outage) also calls for a fresh attestation.
                         s.last_attested.is_none_or(|t| t.elapsed() >= attest_every)
-                            || s.phase != Some(phase),
+                            || s.phase != Some(phase)
+                            || new_process,
                     )
                 };
+                if new_process {
+                    // Out of quorums until it is attested and has admitted its peers again:
+                    // the process that admitted them is gone.
+                    self.update(node, |s| s.admitted = None);
+                }
                 if self.states()[usize::from(node)].phase != Some(phase) {
                     // What its peers refused was another phase's document (a restarted enclave
                     // before its node key came back): they are asked again.

@@ -320,6 +320,7 @@ impl Enclave {
                     presignatures: s.presignatures,
                     primes_ready: self.worker.is_some() && self.primes.ready(),
                     failure: failure.or(s.last_panic),
+                    identity: Some(ByteBuf::from(self.identity.public().signing.to_vec())),
                 }
             }
             EnclaveRequest::Attest { nonce } => self.attest(nonce),

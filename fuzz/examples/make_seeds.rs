@@ -203,6 +203,7 @@ fn frames() {
                 presignatures: 5,
                 primes_ready: true,
                 failure: None,
+                identity: Some(ByteBuf::from(vec![3; 32])),
             },
         ),
         (

@@ -10,6 +10,7 @@ mod arn;
 mod codes;
 mod endpoint;
 pub mod genesis;
+pub mod http1;
 pub mod parent;
 pub mod peer;
 pub mod policy;
@@ -290,6 +291,11 @@ pub enum EnclaveResponse {
         /// last panic contained to its session (the enclave still operational). Never a secret.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         failure: Option<String>,
+        /// The Ed25519 identity key of this enclave process (32 bytes), as its attestation
+        /// documents bind it. A hint only: a watcher that sees it change knows the enclave
+        /// restarted and attests it again; it believes an identity only from a document.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identity: Option<ByteBuf>,
     },
     /// Enrolled: the sealed node key to store (`node-key.blob` at the proxy) and its public half.
     Enrolled {
@@ -428,6 +434,7 @@ mod tests {
                     presignatures: 0,
                     primes_ready: false,
                     failure: None,
+                    identity: None,
                 })
                 .unwrap(),
                 "000000408201a166737461747573a5657068617365657265616479646e6f6465f6646b657973006d7072657369676e617475726573006c7072696d65735f7265616479f4",
@@ -465,6 +472,7 @@ mod tests {
                 presignatures: 4,
                 primes_ready: true,
                 failure: Some("boot failed: no nsm".into()),
+                identity: None,
             },
             EnclaveResponse::Status {
                 phase: Phase::Failed,
@@ -473,6 +481,7 @@ mod tests {
                 presignatures: 0,
                 primes_ready: false,
                 failure: Some("the cluster worker panicked".into()),
+                identity: Some(ByteBuf::from(vec![7; 32])),
             },
             EnclaveResponse::Error(EnclaveError::new(ErrorCode::Nsm, "x")),
             EnclaveResponse::Error(EnclaveError::new(ErrorCode::Busy, "full")),

@@ -276,3 +276,54 @@ async fn proxy_notices_an_enclave_restart_and_reattests() {
         "a restarted enclave has new identity keys"
     );
 }
+
+/// An enclave that restarts between two health checks — never seen down, back in the same
+/// phase — is still noticed: its status names another identity, so the coordinator attests it
+/// again and reports the restart. (Stop 28's flaky sealing test: the coordinator put a fresh
+/// process that had admitted no peer in a quorum, and sixteen sessions failed.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_between_two_health_checks_is_noticed() {
+    use coordinator::nodes::{NodeEvent, Nodes};
+
+    let dir = tempfile::tempdir().unwrap();
+    let env = SimEnv::new(dir.path()).unwrap();
+    let (mut enclave, socket) = env.enclave("e1").unwrap();
+    let (_proxy, url) = env
+        .proxy("p1", &socket, &hex::encode(&env.pcrs[0]))
+        .await
+        .unwrap();
+    wait_for_status(&url, "attested", Duration::from_secs(30))
+        .await
+        .unwrap();
+    let mut policy = Policy::default().with_root(env.root_der.clone());
+    for (i, v) in env.pcrs.iter().enumerate() {
+        policy = policy.allow_pcr(i, v.clone());
+    }
+    let nodes = std::sync::Arc::new(Nodes::new(vec![url.clone()], policy));
+    // Attestation is due only hourly: only a restart makes the coordinator attest again.
+    let hour = Duration::from_secs(3600);
+    assert_eq!(nodes.check(hour).await, vec![NodeEvent::FirstSeen(0)]);
+    let first = nodes.identity(0).unwrap().signing;
+    assert_eq!(nodes.check(hour).await, vec![]);
+
+    // The enclave restarts, and its proxy attests the new process, with no check in between.
+    enclave.kill().await;
+    let (_enclave2, _) = env.enclave("e1").unwrap();
+    let client = HttpClient::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(EnclaveResponse::Status {
+            identity: Some(id), ..
+        }) = client.enclave_call(&url, &EnclaveRequest::Status).await
+        {
+            assert_ne!(id.as_slice(), first.as_slice(), "a new process, new keys");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never restarted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    assert_eq!(nodes.check(hour).await, vec![NodeEvent::Restarted(0)]);
+    assert_ne!(nodes.identity(0).unwrap().signing, first);
+    assert_eq!(nodes.check(hour).await, vec![]);
+}

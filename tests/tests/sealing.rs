@@ -48,6 +48,25 @@ async fn wait_node(api: &ApiClient, id: usize, phase: &str, keys: u32, within: D
     }
 }
 
+/// Restarts node `id`'s enclave and waits until the coordinator has attested the new process:
+/// until then its view of the node is the old process's (operational, healthy, admitted).
+async fn restart_enclave(cluster: &mut SimCluster, api: &ApiClient, id: usize) {
+    let before = node(api, id).await.identity;
+    cluster.restart_enclave(id).await.unwrap();
+    let start = Instant::now();
+    loop {
+        let n = node(api, id).await;
+        if n.identity.is_some() && n.identity != before {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the coordinator never attested node {id}'s new process: {n:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 async fn sign_eddsa(
     api: &ApiClient,
     key: &KeyInfo,
@@ -158,7 +177,7 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
     let again = http.enclave_call(&proxy2, &enroll).await.unwrap_err();
     assert!(again.to_string().contains("already_enrolled"), "{again}");
     wait_node(&api, 2, "enrolled", 0, Duration::from_secs(30)).await;
-    cluster.restart_enclave(2).await.unwrap();
+    restart_enclave(&mut cluster, &api, 2).await;
     wait_bound(&cluster, 2, Some(&enrolled)).await;
     wait_node(&api, 2, "enrolled", 0, Duration::from_secs(30)).await;
     let trust = ops::genesis(
@@ -233,11 +252,11 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
 
     // A restarted enclave unseals through KMS and signs (node 2 is down, so node 1 must sign).
     cluster.kill("enclave-2").await.unwrap();
-    cluster.restart_enclave(1).await.unwrap();
+    restart_enclave(&mut cluster, &api, 1).await;
     wait_node(&api, 1, "operational", 1, Duration::from_secs(30)).await;
     let signers = sign_eddsa(&api, &key, &approvers, b"after a restart").await;
     assert_eq!(signers, vec![0, 2], "nodes 1 and 3 signed");
-    cluster.restart_enclave(2).await.unwrap();
+    restart_enclave(&mut cluster, &api, 2).await;
     wait_node(&api, 2, "operational", 1, Duration::from_secs(30)).await;
     wait_bound(&cluster, 2, Some(&enrolled)).await;
     // The ceremony enrolled the others: node 1 binds its own node key and KMS key.
@@ -248,7 +267,7 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
     // KMS down while an enclave restarts: it stays sealed (and out of quorums), the proxy
     // retries, and it recovers when KMS is back.
     cluster.kill("kms").await.unwrap();
-    cluster.restart_enclave(2).await.unwrap();
+    restart_enclave(&mut cluster, &api, 2).await;
     let start = Instant::now();
     while !log(&cluster, "node-2/proxy.log").contains("code=sealing_unavailable") {
         assert!(
@@ -270,7 +289,7 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
     cluster.kill("enclave-3").await.unwrap();
     let signers = sign_eddsa(&api, &key, &approvers, b"after the outage").await;
     assert_eq!(signers, vec![0, 1]);
-    cluster.restart_enclave(3).await.unwrap();
+    restart_enclave(&mut cluster, &api, 3).await;
     wait_node(&api, 3, "operational", 1, Duration::from_secs(30)).await;
 
     // Node 1 runs another binary (one byte appended: another PCR0). Its proxy is compromised
@@ -364,8 +383,8 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
     cluster
         .edit_command("enclave-1", |program, _| *program = enclave_bin.clone())
         .unwrap();
-    cluster.restart_enclave(1).await.unwrap();
-    cluster.restart_enclave(2).await.unwrap();
+    restart_enclave(&mut cluster, &api, 1).await;
+    restart_enclave(&mut cluster, &api, 2).await;
     wait_node(&api, 1, "operational", 1, Duration::from_secs(30)).await;
     wait_node(&api, 2, "operational", 1, Duration::from_secs(30)).await;
     cluster.kill("enclave-3").await.unwrap();

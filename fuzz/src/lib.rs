@@ -257,13 +257,13 @@ impl std::io::Read for Trickle<'_> {
     }
 }
 
-/// The enclave's reader of KMS's HTTP answers ([`enclave::kms::https::read_response`]: status
+/// The enclave's reader of KMS's HTTP answers ([`protocol::http1::read_response`]: status
 /// line, headers, a `content-length`, chunked or until-close body). Input `[a, b, answer…]`:
 /// the answer is read once from a slice (reads of up to 4 KiB) and once in reads of `1 + 16a`
 /// and `1 + b` bytes in turn. Both must give the same answer — the same status and body, or
 /// both a malformed answer — and a body is at most `MAX_BODY` bytes.
 pub fn kms_response(data: &[u8]) {
-    use enclave::kms::https::{MAX_BODY, ReadFailure, read_response};
+    use protocol::http1::{MAX_BODY, ReadFailure, read_response};
     let [a, b, answer @ ..] = data else {
         return;
     };

@@ -6,7 +6,7 @@
 //! ([`Roots`]: Amazon's in production, the simulated CA's in simulated mode). Everything runs
 //! under one deadline: a parent that drips bytes cannot hold the worker past it.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -39,6 +39,51 @@ impl SecretKeyShare {
         Self::checked(share)
     }
 
+    /// A key share from a redistribution (`docs/resharing.md`; an import or a resharing): this
+    /// party's new share at `index` among `n` parties at points `1..=n` (as cggmp21's keygen
+    /// numbers them), every party's public share, the unchanged key, the new `threshold`, the
+    /// key's `chain_code`, completed with this party's auxiliary info. Validated as any share:
+    /// the secret must match its public share, and the public shares must interpolate to the
+    /// key at the threshold.
+    pub fn from_redistributed(
+        index: PartyIndex,
+        new: reshare::NewShare<E>,
+        threshold: u16,
+        chain_code: [u8; 32],
+        aux: SecretAuxInfo,
+    ) -> Result<Self, MpcError> {
+        use cggmp21::generic_ec::{NonZero, Scalar};
+        use cggmp21::key_share::{DirtyIncompleteKeyShare, DirtyKeyInfo, Validate as _, VssSetup};
+        let zero = || MpcError::BadInput("a redistributed share or public share is zero".into());
+        let public_shares = new
+            .public_shares
+            .iter()
+            .map(|p| NonZero::from_point(*p).ok_or_else(zero))
+            .collect::<Result<Vec<_>, _>>()?;
+        let n = u16::try_from(public_shares.len())
+            .map_err(|_| MpcError::BadInput("too many parties".into()))?;
+        let points = (1..=u64::from(n))
+            .map(|p| NonZero::from_scalar(Scalar::from(p)).ok_or_else(zero))
+            .collect::<Result<Vec<_>, _>>()?;
+        let core = DirtyIncompleteKeyShare {
+            i: index,
+            key_info: DirtyKeyInfo {
+                curve: Default::default(),
+                shared_public_key: NonZero::from_point(new.public_key).ok_or_else(zero)?,
+                public_shares,
+                vss_setup: Some(VssSetup {
+                    min_signers: threshold,
+                    I: points,
+                }),
+                chain_code: Some(chain_code),
+            },
+            x: NonZero::from_secret_scalar(new.secret).ok_or_else(zero)?,
+        }
+        .validate()
+        .map_err(|e| MpcError::BadInput(format!("redistributed share: {}", e.error())))?;
+        Self::from_parts(super::SecretIncompleteKeyShare(core), aux)
+    }
+
     fn checked(share: KeyShare<E, L>) -> Result<Self, MpcError> {
         let epub = share
             .core
@@ -297,6 +342,130 @@ mod tests {
         let sig = combine(&partials, &digest, &bip32_child).unwrap();
         k256_verify(&bip32_child, &digest, &sig);
         assert!(combine(&partials, &digest, &epub.public_key).is_err());
+    }
+
+    /// Issue 19: a 2-of-3 key redistributed (`reshare`) to 3-of-3 and back to 2-of-3 signs
+    /// under the same key with cggmp21, by quorums of the new threshold only; a share of the old
+    /// generation does not sign with new ones.
+    #[test]
+    fn redistributed_shares_sign_under_the_same_key() {
+        use rand::SeedableRng;
+        let shares = group_2_of_3();
+        let epub = shares[0].extended_public_key();
+        let mut rng = rand_chacha::ChaCha20Rng::from_seed([5; 32]);
+        let redistribute = |old: &[SecretKeyShare], dealers: &[u16], t: u16, rng: &mut _| {
+            let core = |s: &SecretKeyShare| s.share.core.clone();
+            let points = reshare::Points::<E>::of_indices(dealers).unwrap();
+            let public: Vec<Point<E>> = dealers
+                .iter()
+                .map(|d| *core(&old[usize::from(*d)]).public_shares[usize::from(*d)])
+                .collect();
+            let key = *core(&old[0]).shared_public_key;
+            let committee =
+                reshare::OldCommittee::new(points.clone(), public.clone(), old[0].threshold(), key)
+                    .unwrap();
+            let new = reshare::Points::<E>::of_indices(&[0, 1, 2]).unwrap();
+            let dealings: Vec<_> = dealers
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let x = core(&old[usize::from(*d)]).x.clone().into_inner();
+                    reshare::deal(rng, &points, i, &x, &public[i], &new, t).unwrap()
+                })
+                .collect();
+            (0..3u16)
+                .map(|j| {
+                    let dealt: Vec<_> = dealings
+                        .iter()
+                        .map(|d| (d.commitments.clone(), d.sub_shares[usize::from(j)].clone()))
+                        .collect();
+                    let share =
+                        reshare::receive(&committee, &new, t, usize::from(j), &dealt).unwrap();
+                    let aux = fixtures::aux_info(3, j).unwrap();
+                    SecretKeyShare::from_redistributed(j, share, t, epub.chain_code, aux).unwrap()
+                })
+                .collect::<Vec<_>>()
+        };
+        let three = redistribute(shares, &[0, 2], 3, &mut rng);
+        assert_eq!(
+            three[1].extended_public_key(),
+            epub,
+            "same key, same chain code"
+        );
+        assert_eq!(three[1].threshold(), 3);
+        let digest = sha256(b"3-of-3 after a redistribution");
+        let sigs = route_ok(start_sign(&three, &[0, 1, 2], &[], digest, b"sign 3-of-3"));
+        k256_verify(&epub.public_key, &digest, &sigs[0]);
+        // Two parties no longer make a quorum.
+        assert!(super::super::Sign::start(b"two", 0, &[0, 1], &three[0], &[], digest).is_err());
+
+        let back = redistribute(&three, &[0, 1, 2], 2, &mut rng);
+        let digest = sha256(b"2-of-3 again");
+        let sigs = route_ok(start_sign(&back, &[2, 0], &[7], digest, b"sign 2-of-3"));
+        k256_verify(&epub.derive(&[7]).unwrap().public_key, &digest, &sigs[0]);
+        for (i, (old, new)) in shares.iter().zip(&back).enumerate() {
+            // x_i·G: a changed public share is a changed share.
+            assert_ne!(
+                old.share.core.public_shares[i], new.share.core.public_shares[i],
+                "share {i} changed"
+            );
+        }
+        // An old-generation share with a new one: the protocol runs, the signature does not
+        // verify (or a party refuses it).
+        let dup = |s: &SecretKeyShare| SecretKeyShare {
+            share: s.share.clone(),
+            epub: s.epub,
+        };
+        let mixed = [dup(&shares[0]), dup(&back[1])];
+        let digest = sha256(b"mixed generations");
+        let out = super::super::testutil::route(
+            start_sign(&mixed, &[0, 1], &[], digest, b"mixed"),
+            |_, _| {},
+        );
+        use k256::ecdsa::signature::hazmat::PrehashVerifier as _;
+        let key = k256::ecdsa::VerifyingKey::from_sec1_bytes(&epub.public_key).unwrap();
+        let verified = out.into_iter().any(|r| {
+            r.and_then(Result::ok).is_some_and(|sig| {
+                let sig = k256::ecdsa::Signature::from_slice(&sig.to_bytes()).unwrap();
+                key.verify_prehash(&digest, &sig).is_ok()
+            })
+        });
+        assert!(!verified, "old and new shares do not sign together");
+
+        // A secret that is not the party's public share, or a threshold the public shares do
+        // not fit, is refused.
+        let public: Vec<Point<E>> = back[0]
+            .share
+            .core
+            .public_shares
+            .iter()
+            .map(|p| **p)
+            .collect();
+        let forged = |secret, public_shares| reshare::NewShare {
+            secret,
+            commitment: vec![],
+            public_shares,
+            public_key: *back[0].share.core.shared_public_key,
+        };
+        let random = cggmp21::generic_ec::SecretScalar::<E>::random(&mut rng);
+        let aux = || fixtures::aux_info(3, 0).unwrap();
+        assert!(matches!(
+            SecretKeyShare::from_redistributed(
+                0,
+                forged(random, public.clone()),
+                2,
+                [0; 32],
+                aux()
+            ),
+            Err(MpcError::BadInput(_))
+        ));
+        let x0 = back[0].share.core.x.clone().into_inner();
+        let mut swapped = public.clone();
+        swapped.swap(1, 2);
+        assert!(matches!(
+            SecretKeyShare::from_redistributed(0, forged(x0, swapped), 2, [0; 32], aux()),
+            Err(MpcError::BadInput(_))
+        ));
     }
 
     /// Writes today's storage encodings (a key share and a partial signature) to

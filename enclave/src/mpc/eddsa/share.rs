@@ -83,7 +83,9 @@ impl SecretEddsaShare {
         if VerifyingShare::from(*key_package.signing_share()) != *key_package.verifying_share() {
             return Err("verifying share does not match the signing share".into());
         }
-        if dkg_commitments.len() != usize::from(parties) {
+        // One commitment per party (a DKG), or one for the whole key (a redistribution: the
+        // dealers' commitments summed, docs/resharing.md).
+        if dkg_commitments.len() != usize::from(parties) && dkg_commitments.len() != 1 {
             return Err("wrong number of dkg commitments".into());
         }
         let mut by_id = BTreeMap::new();
@@ -95,8 +97,16 @@ impl SecretEddsaShare {
             }
             by_id.insert(identifier(party).map_err(|e| e.to_string())?, commitment);
         }
-        let derived = PublicKeyPackage::from_dkg_commitments(&by_id)
-            .map_err(|e| format!("dkg commitments: {}", frost_reason(&e)))?;
+        let derived = if dkg_commitments.len() == 1 {
+            let ids = (0..parties)
+                .map(identifier)
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?;
+            PublicKeyPackage::from_commitment(&ids, &dkg_commitments[0])
+        } else {
+            PublicKeyPackage::from_dkg_commitments(&by_id)
+        }
+        .map_err(|e| format!("dkg commitments: {}", frost_reason(&e)))?;
         if derived != public_key_package {
             return Err("public key package does not match the dkg commitments".into());
         }
@@ -122,6 +132,53 @@ impl SecretEddsaShare {
             dkg_commitments,
             public_key,
         })
+    }
+
+    /// A share from a redistribution (`docs/resharing.md`; an import or a resharing): this
+    /// party's new share at `index` among `n` parties at identifiers `1..=n`, with the new
+    /// polynomial's commitment (stored as the share's one VSS commitment) and the new
+    /// `threshold`. Validated as a DKG's share is.
+    pub fn from_redistributed(
+        index: PartyIndex,
+        new: reshare::NewShare<reshare::generic_ec::curves::Ed25519>,
+        threshold: u16,
+    ) -> Result<Self, MpcError> {
+        use frost_ed25519::VerifyingKey;
+        use frost_ed25519::keys::SigningShare;
+        let bad = |what: &str| MpcError::BadInput(format!("redistributed share: {what}"));
+        let parties = u16::try_from(new.public_shares.len()).map_err(|_| bad("too many"))?;
+        let commitment = VerifiableSecretSharingCommitment::deserialize(
+            new.commitment
+                .iter()
+                .map(|p| p.to_bytes(true).as_ref().to_vec()),
+        )
+        .map_err(|e| bad(&frost_reason(&e)))?;
+        let key = new.public_key.to_bytes(true);
+        let verifying_key =
+            VerifyingKey::deserialize(key.as_ref()).map_err(|e| bad(&frost_reason(&e)))?;
+        let mut secret = Zeroizing::new([0u8; 32]);
+        secret.copy_from_slice(new.secret.as_ref().to_le_bytes().as_ref());
+        let signing_share =
+            SigningShare::deserialize(secret.as_slice()).map_err(|e| bad(&frost_reason(&e)))?;
+        let key_package = KeyPackage::new(
+            identifier(index)?,
+            signing_share,
+            VerifyingShare::from(signing_share),
+            verifying_key,
+            threshold,
+        );
+        let ids = (0..parties).map(identifier).collect::<Result<_, _>>()?;
+        let public_key_package = PublicKeyPackage::from_commitment(&ids, &commitment)
+            .map_err(|e| bad(&frost_reason(&e)))?;
+        Self::validated(
+            index,
+            parties,
+            threshold,
+            key_package,
+            public_key_package,
+            vec![commitment],
+        )
+        .map_err(|reason| bad(&reason))
     }
 
     /// The group's Ed25519 public key (32 bytes, the standard compressed encoding).
@@ -276,6 +333,82 @@ mod tests {
             others[1].dkg_commitments.clone(),
         );
         assert!(err.is_err_and(|e| e.contains("group key") || e.contains("verifying share")));
+    }
+
+    /// Issue 19: a 2-of-3 key redistributed (`reshare`) to 3-of-3 and back signs under the
+    /// same key with FROST, the stored share round-trips, and quorums of the old threshold no
+    /// longer sign.
+    #[test]
+    fn redistributed_shares_sign_under_the_same_key() {
+        use rand::SeedableRng;
+        use reshare::generic_ec::curves::Ed25519;
+        use reshare::generic_ec::{Point, Scalar, SecretScalar};
+        let shares = run_dkg(3, 2);
+        let mut rng = rand_chacha::ChaCha20Rng::from_seed([3; 32]);
+        let redistribute = |old: &[SecretEddsaShare], dealers: &[u16], t: u16, rng: &mut _| {
+            let secret = |s: &SecretEddsaShare| {
+                let mut x =
+                    Scalar::<Ed25519>::from_le_bytes(s.key_package.signing_share().serialize())
+                        .unwrap();
+                SecretScalar::new(&mut x)
+            };
+            let point = |b: Vec<u8>| Point::<Ed25519>::from_bytes(b).unwrap();
+            let points = reshare::Points::<Ed25519>::of_indices(dealers).unwrap();
+            let public: Vec<_> = dealers
+                .iter()
+                .map(|d| {
+                    point(
+                        old[usize::from(*d)]
+                            .key_package
+                            .verifying_share()
+                            .serialize()
+                            .unwrap(),
+                    )
+                })
+                .collect();
+            let key = point(old[0].public_key().to_vec());
+            let committee =
+                reshare::OldCommittee::new(points.clone(), public.clone(), old[0].threshold(), key)
+                    .unwrap();
+            let new = reshare::Points::<Ed25519>::of_indices(&[0, 1, 2]).unwrap();
+            let dealings: Vec<_> = dealers
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let x = secret(&old[usize::from(*d)]);
+                    reshare::deal(rng, &points, i, &x, &public[i], &new, t).unwrap()
+                })
+                .collect();
+            (0..3u16)
+                .map(|j| {
+                    let dealt: Vec<_> = dealings
+                        .iter()
+                        .map(|d| (d.commitments.clone(), d.sub_shares[usize::from(j)].clone()))
+                        .collect();
+                    let share =
+                        reshare::receive(&committee, &new, t, usize::from(j), &dealt).unwrap();
+                    SecretEddsaShare::from_redistributed(j, share, t).unwrap()
+                })
+                .collect::<Vec<_>>()
+        };
+        let three = redistribute(&shares, &[2, 0], 3, &mut rng);
+        assert_eq!(three[0].public_key(), shares[0].public_key());
+        assert_eq!(three[2].threshold(), 3);
+        sign_and_check(&three, &[0, 1, 2], b"3-of-3 after a redistribution");
+        assert!(Sign::start(&three[0], SESSION, &[0, 1], b"two", &mut OsRng).is_err());
+        let stored = three[1].to_bytes().unwrap();
+        let loaded = SecretEddsaShare::from_bytes(&stored).unwrap();
+        assert_eq!(loaded.public_key_package(), three[1].public_key_package());
+
+        let back = redistribute(&three, &[0, 1, 2], 2, &mut rng);
+        sign_and_check(&back, &[2, 0], b"2-of-3 again");
+        for (old, new) in shares.iter().zip(&back) {
+            assert_ne!(
+                old.key_package.signing_share().serialize(),
+                new.key_package.signing_share().serialize(),
+                "every share changed"
+            );
+        }
     }
 
     #[test]

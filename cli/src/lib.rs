@@ -5,6 +5,7 @@ pub mod ceremony;
 pub use coordinator::client;
 pub mod demo;
 pub mod devchain;
+pub mod import;
 pub mod kms;
 pub mod ops;
 pub mod requests;

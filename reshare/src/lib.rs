@@ -15,8 +15,8 @@
 //! constant term against `λ_i·X_i` (a dealer that does not know its share cannot pass), and that
 //! the constant terms sum to the public key; its new share is the sum of its sub-shares. Every
 //! new public share follows from the commitments. What it cannot check alone — that every new
-//! member saw the same commitments — the members check together by comparing
-//! [`commitments_digest`]s.
+//! member saw the same commitments for the same redistribution — the members check together
+//! by comparing [`commitments_digest`]s.
 //!
 //! Every check names the dealer that failed it, by its position in `S`.
 
@@ -94,6 +94,9 @@ pub enum ReshareError {
     /// The dealt constant terms sum to another key.
     #[error("the dealings add up to another public key")]
     PublicKey,
+    /// The key or a public share is the group's identity (a zero secret): nothing to share.
+    #[error("the key or a public share is the identity point")]
+    Identity,
 }
 
 /// A committee's Shamir evaluation points: distinct and non-zero, in member order.
@@ -162,6 +165,18 @@ impl<E: Curve> Points<E> {
         }
         Ok(())
     }
+
+    /// A new committee's threshold: at least 2. At 1 every sub-share would be the dealer's
+    /// weighted share itself, and one member would add them up into the key.
+    fn check_new_threshold(&self, threshold: u16) -> Result<(), ReshareError> {
+        if threshold < 2 || usize::from(threshold) > self.len() {
+            return Err(ReshareError::Threshold {
+                threshold,
+                members: self.len(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Checks that `public_shares` (one per point of `points`) lie on one polynomial of degree
@@ -180,6 +195,9 @@ pub fn check_public_shares<E: Curve>(
             got: public_shares.len(),
             want: points.len(),
         });
+    }
+    if public_key.is_zero() || public_shares.iter().any(Point::is_zero) {
+        return Err(ReshareError::Identity);
     }
     let t = usize::from(threshold);
     let basis = &points.as_slice()[..t];
@@ -231,21 +249,47 @@ impl<E: Curve> Commitments<E> {
     }
 }
 
-/// A digest of every dealer's commitments, in dealer order, for new members to compare: equal
-/// digests mean they checked their sub-shares against the same polynomials.
-pub fn commitments_digest<E: Curve>(dealings: &[Commitments<E>]) -> [u8; 32] {
+/// What new members compare before they keep anything: a digest of the whole public input —
+/// `context` (the caller's binding: session id, key id, generation, chain code), the old
+/// committee (dealers' points and public shares, the key), the new points and threshold — and
+/// every dealer's commitments in dealer order. Equal digests mean the members checked their
+/// sub-shares against the same polynomials for the same redistribution. The exchange itself
+/// must be authenticated (each member signs its digest).
+pub fn commitments_digest<E: Curve>(
+    context: &[u8],
+    old: &OldCommittee<E>,
+    new: &Points<E>,
+    new_threshold: u16,
+    dealings: &[Commitments<E>],
+) -> [u8; 32] {
+    fn field(h: &mut Sha256, bytes: &[u8]) {
+        h.update((bytes.len() as u64).to_be_bytes());
+        h.update(bytes);
+    }
+    fn points<E: Curve>(h: &mut Sha256, ps: &[Point<E>]) {
+        h.update((ps.len() as u64).to_be_bytes());
+        for p in ps {
+            field(h, p.to_bytes(true).as_ref());
+        }
+    }
+    fn scalars<E: Curve>(h: &mut Sha256, xs: &[NonZero<Scalar<E>>]) {
+        h.update((xs.len() as u64).to_be_bytes());
+        for x in xs {
+            field(h, x.to_be_bytes().as_ref());
+        }
+    }
     let mut h = Sha256::new();
     h.update(COMMITMENTS_DST);
-    h.update((E::CURVE_NAME.len() as u64).to_be_bytes());
-    h.update(E::CURVE_NAME.as_bytes());
+    field(&mut h, E::CURVE_NAME.as_bytes());
+    field(&mut h, context);
+    scalars(&mut h, old.dealers.as_slice());
+    points(&mut h, &old.public_shares);
+    points(&mut h, std::slice::from_ref(&old.public_key));
+    scalars(&mut h, new.as_slice());
+    h.update(new_threshold.to_be_bytes());
     h.update((dealings.len() as u64).to_be_bytes());
     for c in dealings {
-        h.update((c.0.len() as u64).to_be_bytes());
-        for p in &c.0 {
-            let bytes = p.to_bytes(true);
-            h.update((bytes.as_ref().len() as u64).to_be_bytes());
-            h.update(bytes.as_ref());
-        }
+        points(&mut h, &c.0);
     }
     h.finalize().into()
 }
@@ -283,7 +327,7 @@ pub fn deal<E: Curve>(
     new: &Points<E>,
     new_threshold: u16,
 ) -> Result<Dealing<E>, ReshareError> {
-    new.check_threshold(new_threshold)?;
+    new.check_new_threshold(new_threshold)?;
     if Point::generator() * share != *public_share {
         return Err(ReshareError::ShareMismatch(me));
     }
@@ -342,6 +386,9 @@ impl<E: Curve> OldCommittee<E> {
                 want: dealers.len(),
             });
         }
+        if public_key.is_zero() || public_shares.iter().any(Point::is_zero) {
+            return Err(ReshareError::Identity);
+        }
         let mut sum = Point::zero();
         for (i, x) in public_shares.iter().enumerate() {
             sum += x * dealers.lagrange_at_zero(i)?;
@@ -397,7 +444,8 @@ pub struct NewShare<E: Curve> {
     /// This member's secret share: the sum of its sub-shares.
     pub secret: SecretScalar<E>,
     /// The new polynomial in the exponent: the dealers' commitments summed coefficient-wise
-    /// (constant term first, `t'` points). FROST stores it as its VSS commitment.
+    /// (constant term first, exactly `t'` points: its length is the threshold the shares were
+    /// dealt at). FROST stores it as its VSS commitment.
     pub commitment: Vec<Point<E>>,
     /// Every new member's public share, in the new committee's order.
     pub public_shares: Vec<Point<E>>,
@@ -426,7 +474,7 @@ pub fn receive<E: Curve>(
     me: usize,
     dealt: &[(Commitments<E>, SecretScalar<E>)],
 ) -> Result<NewShare<E>, ReshareError> {
-    new.check_threshold(new_threshold)?;
+    new.check_new_threshold(new_threshold)?;
     let q = *new.get(me)?;
     if dealt.len() != old.dealers.len() {
         return Err(ReshareError::Count {

@@ -293,13 +293,21 @@ fn cheating_is_caught_and_named<E: Curve>() {
     receive(&s.old, &s.new, 2, 2, &to_2).unwrap();
     let seen_by_0: Vec<_> = s.dealings.iter().map(|d| d.commitments.clone()).collect();
     let seen_by_2: Vec<_> = to_2.iter().map(|(c, _)| c.clone()).collect();
-    assert_ne!(
-        commitments_digest(&seen_by_0),
-        commitments_digest(&seen_by_2)
-    );
+    let digest = |context: &[u8], t: u16, seen: &[Commitments<E>]| {
+        commitments_digest(context, &s.old, &s.new, t, seen)
+    };
+    assert_ne!(digest(b"s", 2, &seen_by_0), digest(b"s", 2, &seen_by_2));
     assert_eq!(
-        commitments_digest(&seen_by_0),
-        commitments_digest(&seen_by_0.clone())
+        digest(b"s", 2, &seen_by_0),
+        digest(b"s", 2, &seen_by_0.clone())
+    );
+    // Bound to the redistribution: another session, threshold or committee differs.
+    assert_ne!(digest(b"s", 2, &seen_by_0), digest(b"t", 2, &seen_by_0));
+    assert_ne!(digest(b"s", 2, &seen_by_0), digest(b"s", 3, &seen_by_0));
+    let other = pick(&s.new, &[0, 2]);
+    assert_ne!(
+        digest(b"s", 2, &seen_by_0),
+        commitments_digest(b"s", &s.old, &other, 2, &seen_by_0)
     );
 
     // A dealing missing, or one too many.
@@ -347,8 +355,9 @@ fn bad_committees_are_refused<E: Curve>() {
         .unwrap_err(),
         ReshareError::ShareMismatch(1)
     );
-    // Thresholds out of range.
-    for t in [0u16, 4] {
+    // Thresholds out of range; a new threshold of 1 would hand each member the dealers'
+    // weighted shares, which add up to the key.
+    for t in [0u16, 1, 4] {
         assert_eq!(
             deal(
                 &mut rng,
@@ -408,6 +417,17 @@ fn bad_committees_are_refused<E: Curve>() {
         check_public_shares(&s.new, &s.public[..2], 2, &key).unwrap_err(),
         ReshareError::Count { .. }
     ));
+    // The identity as the key or a public share (a zero secret): refused, not dealt.
+    let mut zero = s.public.clone();
+    zero[0] = Point::zero();
+    assert_eq!(
+        check_public_shares(&s.new, &zero, 2, &key).unwrap_err(),
+        ReshareError::Identity
+    );
+    assert_eq!(
+        OldCommittee::new(s.dealers.clone(), s.public[..2].to_vec(), 2, Point::zero()).unwrap_err(),
+        ReshareError::Identity
+    );
 }
 
 #[test]

@@ -55,6 +55,14 @@ impl SecretKeyShare {
         use cggmp21::generic_ec::{NonZero, Scalar};
         use cggmp21::key_share::{DirtyIncompleteKeyShare, DirtyKeyInfo, Validate as _, VssSetup};
         let zero = || MpcError::BadInput("a redistributed share or public share is zero".into());
+        // The threshold the shares were dealt at (cggmp21's validation alone would accept any
+        // threshold at or above it, and receipts would state more signers than the key needs).
+        if new.commitment.len() != usize::from(threshold) {
+            return Err(MpcError::BadInput(format!(
+                "redistributed share: dealt at threshold {}, not {threshold}",
+                new.commitment.len()
+            )));
+        }
         let public_shares = new
             .public_shares
             .iter()
@@ -353,7 +361,11 @@ mod tests {
         let shares = group_2_of_3();
         let epub = shares[0].extended_public_key();
         let mut rng = rand_chacha::ChaCha20Rng::from_seed([5; 32]);
-        let redistribute = |old: &[SecretKeyShare], dealers: &[u16], t: u16, rng: &mut _| {
+        let redistribute_as = |old: &[SecretKeyShare],
+                               dealers: &[u16],
+                               t: u16,
+                               claimed: u16,
+                               rng: &mut _| {
             let core = |s: &SecretKeyShare| s.share.core.clone();
             let points = reshare::Points::<E>::of_indices(dealers).unwrap();
             let public: Vec<Point<E>> = dealers
@@ -382,10 +394,22 @@ mod tests {
                     let share =
                         reshare::receive(&committee, &new, t, usize::from(j), &dealt).unwrap();
                     let aux = fixtures::aux_info(3, j).unwrap();
-                    SecretKeyShare::from_redistributed(j, share, t, epub.chain_code, aux).unwrap()
+                    SecretKeyShare::from_redistributed(j, share, claimed, epub.chain_code, aux)
                 })
-                .collect::<Vec<_>>()
+                .collect::<Result<Vec<_>, _>>()
         };
+        let redistribute = |old: &[SecretKeyShare], dealers: &[u16], t: u16, rng: &mut _| {
+            redistribute_as(old, dealers, t, t, rng).unwrap()
+        };
+        // Shares dealt at 2 are not taken as a 3-of-3 key (nor dealt at 3 as 2-of-3).
+        assert!(matches!(
+            redistribute_as(shares, &[0, 1], 2, 3, &mut rng),
+            Err(MpcError::BadInput(_))
+        ));
+        assert!(matches!(
+            redistribute_as(shares, &[0, 1], 3, 2, &mut rng),
+            Err(MpcError::BadInput(_))
+        ));
         let three = redistribute(shares, &[0, 2], 3, &mut rng);
         assert_eq!(
             three[1].extended_public_key(),
@@ -443,7 +467,7 @@ mod tests {
             .collect();
         let forged = |secret, public_shares| reshare::NewShare {
             secret,
-            commitment: vec![],
+            commitment: vec![Point::generator().into(); 2],
             public_shares,
             public_key: *back[0].share.core.shared_public_key,
         };

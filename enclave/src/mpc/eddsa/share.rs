@@ -157,7 +157,9 @@ impl SecretEddsaShare {
         let verifying_key =
             VerifyingKey::deserialize(key.as_ref()).map_err(|e| bad(&frost_reason(&e)))?;
         let mut secret = Zeroizing::new([0u8; 32]);
-        secret.copy_from_slice(new.secret.as_ref().to_le_bytes().as_ref());
+        let mut encoded = new.secret.as_ref().to_le_bytes();
+        secret.copy_from_slice(encoded.as_ref());
+        zeroize::Zeroize::zeroize(encoded.as_mut());
         let signing_share =
             SigningShare::deserialize(secret.as_slice()).map_err(|e| bad(&frost_reason(&e)))?;
         let key_package = KeyPackage::new(

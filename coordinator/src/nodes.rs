@@ -421,9 +421,10 @@ impl Nodes {
                     )
                 };
                 if new_process {
-                    // Out of quorums until it is attested and has admitted its peers again:
-                    // the process that admitted them is gone.
-                    self.update(node, |s| s.admitted = None);
+                    // Out of quorums until the attestation below: if it shows a new identity,
+                    // the node stays out until it has admitted its peers again; if the hint
+                    // was forged, it is back at once, and no admission round is run for it.
+                    self.update(node, |s| s.attested = false);
                 }
                 if self.states()[usize::from(node)].phase != Some(phase) {
                     // What its peers refused was another phase's document (a restarted enclave

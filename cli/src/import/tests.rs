@@ -271,3 +271,153 @@ fn shares_stay_out_of_debug_output() {
         serde_json::from_str(&quote_numbers(&vector("ecdsa", 0)).unwrap()).unwrap();
     assert!(!shown.contains(v["Xi"].as_str().unwrap()));
 }
+
+#[test]
+fn cggmp21_shares_from_its_trusted_dealer_import() {
+    use super::cggmp21::parse_cggmp21;
+    let mut rng = ChaCha20Rng::from_seed([4; 32]);
+    // Shares at random points, as another deployment may hold them, with a chain code.
+    let shares = key_share::trusted_dealer::builder::<Secp256k1>(5)
+        .set_threshold(Some(3))
+        .hd_wallet(true)
+        .generate_shares_at_random(&mut rng)
+        .unwrap();
+    let json: Vec<String> = shares
+        .iter()
+        .map(|s| serde_json::to_string(s).unwrap())
+        .collect();
+    let parsed: Vec<_> = [4, 1, 2]
+        .iter()
+        .map(|i| parse_cggmp21(&json[*i]).unwrap())
+        .collect();
+    let key = parsed[0].public_key;
+    assert_eq!(key, *shares[0].shared_public_key);
+    assert_eq!(parsed[0].chain_code, shares[0].chain_code);
+    assert!(parsed[0].chain_code.is_some());
+    let holders = Holders::check(parsed).unwrap();
+    assert_eq!(holders.threshold, 3);
+    let new = import(&holders);
+    for (a, b) in [(0, 1), (1, 2), (0, 2)] {
+        assert_eq!(Point::generator() * whole(&new, a, b), key);
+    }
+    // A complete key share's JSON reads the same (its auxiliary info is not read).
+    let complete = format!("{{\"core\":{},\"aux\":{{}}}}", json[3]);
+    assert_eq!(parse_cggmp21(&complete).unwrap().public_key, key);
+
+    // An additive (n-of-n) share; another curve; a secret that is not its public share;
+    // truncated; a share of another key among them.
+    let additive = key_share::trusted_dealer::builder::<Secp256k1>(3)
+        .generate_shares(&mut rng)
+        .unwrap();
+    assert!(matches!(
+        parse_cggmp21(&serde_json::to_string(&additive[0]).unwrap()).unwrap_err(),
+        ImportError::Format(_)
+    ));
+    assert!(json[0].contains("\"secp256k1\""), "{}", &json[0][..80]);
+    assert!(matches!(
+        parse_cggmp21(&json[0].replace("\"secp256k1\"", "\"ed25519\"")).unwrap_err(),
+        ImportError::Curve { .. }
+    ));
+    let mut forged = (*shares[0]).clone();
+    forged.x = reshare::generic_ec::NonZero::<SecretScalar<Secp256k1>>::random(&mut rng);
+    assert!(matches!(
+        parse_cggmp21(&serde_json::to_string(&forged).unwrap()).unwrap_err(),
+        ImportError::Malformed(_)
+    ));
+    assert!(matches!(
+        parse_cggmp21(&json[0][..json[0].len() - 9]).unwrap_err(),
+        ImportError::Malformed(_)
+    ));
+    let other = key_share::trusted_dealer::builder::<Secp256k1>(5)
+        .set_threshold(Some(3))
+        .hd_wallet(true)
+        .generate_shares_at_random(&mut rng)
+        .unwrap();
+    let mixed = vec![
+        parse_cggmp21(&json[0]).unwrap(),
+        parse_cggmp21(&json[1]).unwrap(),
+        parse_cggmp21(&serde_json::to_string(&other[2]).unwrap()).unwrap(),
+    ];
+    assert_eq!(
+        Holders::check(mixed).unwrap_err(),
+        ImportError::MixedKeys { holder: 2 }
+    );
+}
+
+#[test]
+fn frost_shares_with_any_identifiers_import() {
+    use frost_ed25519::Identifier;
+    use frost_ed25519::keys::{IdentifierList, KeyPackage, generate_with_dealer};
+
+    use super::frost::parse_frost;
+    let mut rng = ChaCha20Rng::from_seed([6; 32]);
+    let ids: Vec<Identifier> = ["alice", "bob", "carol", "dave", "erin"]
+        .iter()
+        .map(|n| Identifier::derive(n.as_bytes()).unwrap())
+        .collect();
+    let (secret_shares, public) =
+        generate_with_dealer(5, 3, IdentifierList::Custom(&ids), &mut rng).unwrap();
+    let public_bytes = public.serialize().unwrap();
+    let files: Vec<Vec<u8>> = ids
+        .iter()
+        .map(|id| {
+            KeyPackage::try_from(secret_shares[id].clone())
+                .unwrap()
+                .serialize()
+                .unwrap()
+        })
+        .collect();
+    let parsed: Vec<_> = [0, 2, 4]
+        .iter()
+        .map(|i| parse_frost(&files[*i], &public_bytes).unwrap())
+        .collect();
+    let key = parsed[0].public_key;
+    assert_eq!(
+        key.to_bytes(true).as_ref(),
+        public.verifying_key().serialize().unwrap().as_slice()
+    );
+    let holders = Holders::check(parsed).unwrap();
+    assert_eq!(holders.threshold, 3);
+    let new = import(&holders);
+    for (a, b) in [(0, 1), (1, 2), (0, 2)] {
+        assert_eq!(Point::generator() * whole(&new, a, b), key);
+    }
+
+    // A key package with another group's public package; truncated bytes; the two swapped.
+    let (_, other) = generate_with_dealer(5, 3, IdentifierList::Custom(&ids), &mut rng).unwrap();
+    assert_eq!(
+        parse_frost(&files[0], &other.serialize().unwrap()).unwrap_err(),
+        ImportError::MixedKeys { holder: 0 }
+    );
+    assert!(matches!(
+        parse_frost(&files[0][..files[0].len() - 1], &public_bytes).unwrap_err(),
+        ImportError::Malformed(_)
+    ));
+    assert!(matches!(
+        parse_frost(&public_bytes, &files[0]).unwrap_err(),
+        ImportError::Malformed(_)
+    ));
+}
+
+#[test]
+fn decimals_convert_exactly_up_to_two_to_the_256() {
+    use super::tsslib::decimal_32;
+    let max = "115792089237316195423570985008687907853269984665640564039457584007913129639935";
+    assert_eq!(*decimal_32(max, "x").unwrap(), [0xff; 32]);
+    let over = "115792089237316195423570985008687907853269984665640564039457584007913129639936";
+    assert!(decimal_32(over, "x").is_err());
+    assert_eq!(*decimal_32("0", "x").unwrap(), [0; 32]);
+    let mut v = [0u8; 32];
+    v[30] = 0x01;
+    v[31] = 0x00;
+    assert_eq!(*decimal_32("256", "x").unwrap(), v);
+    for text in ["", "12a", "-1", " 1"] {
+        assert!(decimal_32(text, "x").is_err(), "{text:?}");
+    }
+    // Against an independent big-integer library.
+    let n = "59857031556462284717113645237935722663924232558699039874171440941840562677323";
+    let want = num_bigint::BigUint::parse_bytes(n.as_bytes(), 10)
+        .unwrap()
+        .to_bytes_be();
+    assert_eq!(decimal_32(n, "x").unwrap()[32 - want.len()..], want[..]);
+}

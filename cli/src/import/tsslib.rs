@@ -101,19 +101,28 @@ pub fn quote_numbers(text: &str) -> Result<Zeroizing<String>, ImportError> {
     Ok(out)
 }
 
-/// A decimal integer as 32 big-endian bytes; `what` names the field in errors.
-fn decimal_32(text: &str, what: &str) -> Result<Zeroizing<[u8; 32]>, ImportError> {
+/// A decimal integer as 32 big-endian bytes, converted digit by digit in a buffer that is
+/// zeroized (the secret share passes through here); `what` names the field in errors.
+pub(super) fn decimal_32(text: &str, what: &str) -> Result<Zeroizing<[u8; 32]>, ImportError> {
     let bad = || ImportError::Malformed(format!("{what} is not a decimal integer below 2^256"));
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let n = BigUint::parse_bytes(text.as_bytes(), 10).ok_or_else(bad)?;
-    let bytes = Zeroizing::new(n.to_bytes_be());
-    if bytes.len() > 32 {
+    if text.is_empty() {
         return Err(bad());
     }
     let mut out = Zeroizing::new([0u8; 32]);
-    out[32 - bytes.len()..].copy_from_slice(&bytes);
+    for digit in text.bytes() {
+        if !digit.is_ascii_digit() {
+            return Err(bad());
+        }
+        let mut carry = u32::from(digit - b'0');
+        for byte in out.iter_mut().rev() {
+            let v = u32::from(*byte) * 10 + carry;
+            *byte = v as u8;
+            carry = v >> 8;
+        }
+        if carry != 0 {
+            return Err(bad());
+        }
+    }
     Ok(out)
 }
 
@@ -239,6 +248,7 @@ fn parse<E: FromAffine>(text: &str, ecdsa: bool) -> Result<LegacyShare<E>, Impor
         points,
         public_shares,
         public_key,
+        chain_code: None,
     })
 }
 

@@ -519,5 +519,8 @@ pub fn receive<E: Curve>(
     })
 }
 
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
+
 #[cfg(test)]
 mod tests;

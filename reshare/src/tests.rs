@@ -69,22 +69,10 @@ fn redistribute<E: Curve>(
     for (i, d) in which.iter().enumerate() {
         key += old_public[*d] * dealers.lagrange_at_zero(i).unwrap();
     }
-    let dealings: Vec<Dealing<E>> = which
-        .iter()
-        .enumerate()
-        .map(|(i, d)| deal(rng, &dealers, i, &old_shares[*d], &old_public[*d], new, t).unwrap())
-        .collect();
     let publics = which.iter().map(|d| old_public[*d]).collect();
     let old = OldCommittee::new(dealers, publics, old_t, key).unwrap();
-    (0..new.len())
-        .map(|j| {
-            let dealt: Vec<_> = dealings
-                .iter()
-                .map(|d| (d.commitments.clone(), d.sub_shares[j].clone()))
-                .collect();
-            receive(&old, new, t, j, &dealt).unwrap()
-        })
-        .collect()
+    let shares: Vec<_> = which.iter().map(|d| &old_shares[*d]).collect();
+    crate::testkit::redistribute(rng, &old, &shares, new, t).unwrap()
 }
 
 fn moves_a_key_to_another_threshold_and_back<E: Curve>() {

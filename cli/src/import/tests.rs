@@ -5,8 +5,8 @@
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+use reshare::OldCommittee;
 use reshare::generic_ec::curves::{Ed25519, Secp256k1};
-use reshare::{OldCommittee, deal, receive};
 
 use super::tsslib::{parse_ecdsa, parse_eddsa, quote_numbers};
 use super::*;
@@ -37,40 +37,15 @@ fn eddsa(which: &[usize]) -> Vec<LegacyShare<Ed25519>> {
 fn import<E: Curve>(holders: &Holders<E>) -> Vec<reshare::NewShare<E>> {
     let mut rng = ChaCha20Rng::from_seed([9; 32]);
     let cluster = Points::<E>::of_indices(&[0, 1, 2]).unwrap();
-    let public = holders.dealer_public_shares();
-    let dealings: Vec<_> = holders
-        .shares
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            deal(
-                &mut rng,
-                &holders.dealers,
-                i,
-                &s.share,
-                &public[i],
-                &cluster,
-                2,
-            )
-            .unwrap()
-        })
-        .collect();
     let old = OldCommittee::new(
         holders.dealers.clone(),
-        public,
+        holders.dealer_public_shares(),
         holders.threshold,
         holders.public_key(),
     )
     .unwrap();
-    (0..3)
-        .map(|j| {
-            let dealt: Vec<_> = dealings
-                .iter()
-                .map(|d| (d.commitments.clone(), d.sub_shares[j].clone()))
-                .collect();
-            receive(&old, &cluster, 2, j, &dealt).unwrap()
-        })
-        .collect()
+    let shares: Vec<_> = holders.shares.iter().map(|s| &s.share).collect();
+    reshare::testkit::redistribute(&mut rng, &old, &shares, &cluster, 2).unwrap()
 }
 
 /// Test-only: the key two new shares (nodes `a`, `b`) give.

@@ -377,22 +377,15 @@ mod tests {
                 reshare::OldCommittee::new(points.clone(), public.clone(), old[0].threshold(), key)
                     .unwrap();
             let new = reshare::Points::<E>::of_indices(&[0, 1, 2]).unwrap();
-            let dealings: Vec<_> = dealers
+            let xs: Vec<_> = dealers
                 .iter()
-                .enumerate()
-                .map(|(i, d)| {
-                    let x = core(&old[usize::from(*d)]).x.clone().into_inner();
-                    reshare::deal(rng, &points, i, &x, &public[i], &new, t).unwrap()
-                })
+                .map(|d| core(&old[usize::from(*d)]).x.clone().into_inner())
                 .collect();
+            let xs: Vec<_> = xs.iter().collect();
+            let news = reshare::testkit::redistribute(rng, &committee, &xs, &new, t).unwrap();
             (0..3u16)
-                .map(|j| {
-                    let dealt: Vec<_> = dealings
-                        .iter()
-                        .map(|d| (d.commitments.clone(), d.sub_shares[usize::from(j)].clone()))
-                        .collect();
-                    let share =
-                        reshare::receive(&committee, &new, t, usize::from(j), &dealt).unwrap();
+                .zip(news)
+                .map(|(j, share)| {
                     let aux = fixtures::aux_info(3, j).unwrap();
                     SecretKeyShare::from_redistributed(j, share, claimed, epub.chain_code, aux)
                 })

@@ -373,24 +373,15 @@ mod tests {
                 reshare::OldCommittee::new(points.clone(), public.clone(), old[0].threshold(), key)
                     .unwrap();
             let new = reshare::Points::<Ed25519>::of_indices(&[0, 1, 2]).unwrap();
-            let dealings: Vec<_> = dealers
+            let xs: Vec<_> = dealers
                 .iter()
-                .enumerate()
-                .map(|(i, d)| {
-                    let x = secret(&old[usize::from(*d)]);
-                    reshare::deal(rng, &points, i, &x, &public[i], &new, t).unwrap()
-                })
+                .map(|d| secret(&old[usize::from(*d)]))
                 .collect();
+            let xs: Vec<_> = xs.iter().collect();
+            let news = reshare::testkit::redistribute(rng, &committee, &xs, &new, t).unwrap();
             (0..3u16)
-                .map(|j| {
-                    let dealt: Vec<_> = dealings
-                        .iter()
-                        .map(|d| (d.commitments.clone(), d.sub_shares[usize::from(j)].clone()))
-                        .collect();
-                    let share =
-                        reshare::receive(&committee, &new, t, usize::from(j), &dealt).unwrap();
-                    SecretEddsaShare::from_redistributed(j, share, t).unwrap()
-                })
+                .zip(news)
+                .map(|(j, share)| SecretEddsaShare::from_redistributed(j, share, t).unwrap())
                 .collect::<Vec<_>>()
         };
         let three = redistribute(&shares, &[2, 0], 3, &mut rng);

@@ -201,6 +201,20 @@ fn setup<E: Curve>(rng: &mut ChaCha20Rng) -> Setup<E> {
     }
 }
 
+/// Dealer `dealer` of the setup deals its share again, at threshold `t`.
+fn redeal<E: Curve>(rng: &mut ChaCha20Rng, s: &Setup<E>, dealer: usize, t: u16) -> Dealing<E> {
+    deal(
+        rng,
+        &s.dealers,
+        dealer,
+        &s.shares[dealer],
+        &s.public[dealer],
+        &s.new,
+        t,
+    )
+    .unwrap()
+}
+
 fn dealt_to<E: Curve>(dealings: &[Dealing<E>], j: usize) -> Vec<(Commitments<E>, SecretScalar<E>)> {
     dealings
         .iter()
@@ -243,16 +257,7 @@ fn cheating_is_caught_and_named<E: Curve>() {
     );
 
     // Dealer 1 commits to a polynomial of another degree (it would raise the threshold).
-    let high = deal(
-        &mut rng,
-        &s.dealers,
-        1,
-        &s.shares[1],
-        &s.public[1],
-        &s.new,
-        3,
-    )
-    .unwrap();
+    let high = redeal(&mut rng, &s, 1, 3);
     let mut dealt = dealt_to(&s.dealings, 0);
     dealt[1] = (high.commitments.clone(), high.sub_shares[0].clone());
     assert_eq!(
@@ -266,16 +271,7 @@ fn cheating_is_caught_and_named<E: Curve>() {
 
     // Dealer 1 sends members different commitments: each set checks out alone, the digests
     // the members compare differ.
-    let again = deal(
-        &mut rng,
-        &s.dealers,
-        1,
-        &s.shares[1],
-        &s.public[1],
-        &s.new,
-        2,
-    )
-    .unwrap();
+    let again = redeal(&mut rng, &s, 1, 2);
     let mut to_2 = dealt_to(&s.dealings, 2);
     to_2[1] = (again.commitments.clone(), again.sub_shares[2].clone());
     receive(&s.old, &s.new, 2, 2, &to_2).unwrap();

@@ -242,18 +242,33 @@ async fn bad_frames_and_routes_get_typed_errors() {
     assert!(matches!(reply, EnclaveResponse::Status { .. }));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn proxy_notices_an_enclave_restart_and_reattests() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = SimEnv::new(dir.path()).unwrap();
-    let (mut enclave, socket) = env.enclave("e1").unwrap();
-    let (_proxy, url) = env
+/// One enclave (`e1`) behind its proxy (`p1`), attested: the environment, both processes, the
+/// proxy's URL and its health answer.
+async fn one_attested_enclave(
+    dir: &std::path::Path,
+) -> (
+    SimEnv,
+    cohort_tests::Proc,
+    cohort_tests::Proc,
+    String,
+    serde_json::Value,
+) {
+    let env = SimEnv::new(dir).unwrap();
+    let (enclave, socket) = env.enclave("e1").unwrap();
+    let (proxy, url) = env
         .proxy("p1", &socket, &hex::encode(&env.pcrs[0]))
         .await
         .unwrap();
-    let first = wait_for_status(&url, "attested", Duration::from_secs(30))
+    let health = wait_for_status(&url, "attested", Duration::from_secs(30))
         .await
         .unwrap();
+    (env, enclave, proxy, url, health)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn proxy_notices_an_enclave_restart_and_reattests() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, mut enclave, _proxy, url, first) = one_attested_enclave(dir.path()).await;
 
     enclave.kill().await;
     let client = HttpClient::new();
@@ -286,15 +301,7 @@ async fn a_restart_between_two_health_checks_is_noticed() {
     use coordinator::nodes::{NodeEvent, Nodes};
 
     let dir = tempfile::tempdir().unwrap();
-    let env = SimEnv::new(dir.path()).unwrap();
-    let (mut enclave, socket) = env.enclave("e1").unwrap();
-    let (_proxy, url) = env
-        .proxy("p1", &socket, &hex::encode(&env.pcrs[0]))
-        .await
-        .unwrap();
-    wait_for_status(&url, "attested", Duration::from_secs(30))
-        .await
-        .unwrap();
+    let (env, mut enclave, _proxy, url, _) = one_attested_enclave(dir.path()).await;
     let mut policy = Policy::default().with_root(env.root_der.clone());
     for (i, v) in env.pcrs.iter().enumerate() {
         policy = policy.allow_pcr(i, v.clone());

@@ -1304,3 +1304,124 @@ fn genesis_takes_public_keys_of_admins_who_do_not_sign() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--measurements FILE is needed"), "{err}");
 }
+
+/// Issue 19: `cohort key legacy` reads tss-lib's own save files on this machine and shows the
+/// legacy key, the threshold its public shares show and its addresses (the Ethereum one checked
+/// here with k256 and Keccak-256); a bad set of files is a typed error and a failed exit.
+#[test]
+fn key_legacy_shows_a_tss_lib_key_and_its_addresses() {
+    use k256::elliptic_curve::sec1::ToEncodedPoint as _;
+    use sha3::Digest as _;
+    let file = |scheme: &str, i: usize| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!(
+                "../cli/tests/vectors/tss-lib/{scheme}/keygen_data_{i}.json"
+            ))
+            .display()
+            .to_string()
+    };
+    let (f0, f2, f4) = (file("ecdsa", 0), file("ecdsa", 2), file("ecdsa", 4));
+    let out = cohort(&[
+        "key",
+        "legacy",
+        "--format",
+        "tss-lib-ecdsa",
+        "--share",
+        &f0,
+        "--share",
+        &f2,
+        "--share",
+        &f4,
+        "--chain",
+        "ethereum",
+        "--chain",
+        "bitcoin:testnet",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["scheme"], "ecdsa-secp256k1");
+    assert_eq!(
+        (j["holders"].as_u64(), j["threshold"].as_u64()),
+        (Some(5), Some(3))
+    );
+    assert_eq!(j["given"], serde_json::json!([0, 2, 4]));
+    assert_eq!(j["enough"], true);
+    let key = hex::decode(j["public_key"].as_str().unwrap()).unwrap();
+    let point = k256::PublicKey::from_sec1_bytes(&key)
+        .unwrap()
+        .to_encoded_point(false);
+    let hash = sha3::Keccak256::digest(&point.as_bytes()[1..]);
+    let eth = j["addresses"][0]["address"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    assert_eq!(eth, format!("0x{}", hex::encode(&hash[12..])));
+    assert_eq!(j["addresses"][1]["network"], "testnet");
+    assert!(
+        j["addresses"][1]["address"]
+            .as_str()
+            .unwrap()
+            .starts_with("tb1q")
+    );
+
+    // Two of five EdDSA holders: the key and its Solana address, not enough to deal.
+    let out = cohort(&[
+        "key",
+        "legacy",
+        "--format",
+        "tss-lib-eddsa",
+        "--share",
+        &file("eddsa", 1),
+        "--share",
+        &file("eddsa", 3),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (j["enough"].as_bool(), j["threshold"].as_u64()),
+        (Some(false), Some(3))
+    );
+    assert_eq!(j["addresses"][0]["chain"], "solana");
+
+    // The same holder twice; an ECDSA file read as EdDSA; a chain of the other scheme.
+    for (args, why) in [
+        (
+            vec!["--format", "tss-lib-ecdsa", "--share", &f0, "--share", &f0],
+            "same holder",
+        ),
+        (
+            vec!["--format", "tss-lib-eddsa", "--share", &f0],
+            "wrong format",
+        ),
+        (
+            vec![
+                "--format",
+                "tss-lib-ecdsa",
+                "--share",
+                &f0,
+                "--chain",
+                "solana",
+            ],
+            "signs with",
+        ),
+    ] {
+        let mut all = vec!["key", "legacy"];
+        all.extend(args);
+        let out = cohort(&all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(why),
+            "{all:?}: {stderr}"
+        );
+    }
+}

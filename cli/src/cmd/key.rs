@@ -1,5 +1,5 @@
 //! `cohort key`: create a key by distributed key generation; show one, checked against the
-//! pinned genesis; list the cluster's keys.
+//! pinned genesis; list the cluster's keys; read legacy shares to be imported (`legacy`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +25,29 @@ pub enum KeyCommand {
         #[command(flatten)]
         cluster: ClusterArgs,
     },
+    /// Read legacy key shares on this machine (tss-lib, cggmp21, frost) and show the key they
+    /// share: its public key, the threshold its public shares show, the holders given, and its
+    /// addresses, to compare with the cluster's after an import. Nothing is sent anywhere.
+    Legacy(LegacyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LegacyArgs {
+    /// The files' format.
+    #[arg(long, value_enum)]
+    format: cli::import::inspect::Format,
+    /// One holder's share file (repeat for several holders).
+    #[arg(long = "share", required = true)]
+    shares: Vec<PathBuf>,
+    /// frost-ed25519: the group's public key package.
+    #[arg(long)]
+    public: Option<PathBuf>,
+    /// A chain to show the key's address on, as CHAIN or CHAIN:NETWORK (repeatable; default
+    /// bitcoin and ethereum for ECDSA keys, solana for EdDSA keys).
+    #[arg(long = "chain")]
+    chains: Vec<String>,
+    #[command(flatten)]
+    output: JsonFlag,
 }
 
 #[derive(Debug, Args)]
@@ -59,7 +82,46 @@ pub async fn run(command: KeyCommand) -> anyhow::Result<ExitCode> {
         KeyCommand::Create(a) => create(a).await,
         KeyCommand::Show { target, output } => show(&target, &output).await,
         KeyCommand::List { cluster } => list(&cluster).await,
+        KeyCommand::Legacy(a) => legacy(&a),
     }
+}
+
+fn legacy(a: &LegacyArgs) -> anyhow::Result<ExitCode> {
+    use protocol::policy::Scheme;
+    let chains: Vec<(String, Option<String>)> = if a.chains.is_empty() {
+        match a.format.scheme() {
+            Scheme::EcdsaSecp256k1 => vec![("bitcoin".into(), None), ("ethereum".into(), None)],
+            Scheme::EddsaEd25519 => vec![("solana".into(), None)],
+        }
+    } else {
+        a.chains
+            .iter()
+            .map(|c| match c.split_once(':') {
+                Some((chain, network)) => (chain.to_string(), Some(network.to_string())),
+                None => (c.clone(), None),
+            })
+            .collect()
+    };
+    let summary = cli::import::inspect::inspect(a.format, &a.shares, a.public.as_deref(), &chains)?;
+    a.output.print(&summary, |s| {
+        println!(
+            "legacy {} key {}: {} holders, any {} deal; given {:?} ({})",
+            s.scheme,
+            s.public_key,
+            s.holders,
+            s.threshold,
+            s.given,
+            if s.enough {
+                "enough to deal"
+            } else {
+                "not enough to deal"
+            }
+        );
+        for address in &s.addresses {
+            println!("{} {}: {}", address.chain, address.network, address.address);
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn approver_public(text: &str) -> anyhow::Result<[u8; 32]> {

@@ -11,6 +11,7 @@
 
 pub mod cggmp21;
 pub mod frost;
+pub mod inspect;
 pub mod tsslib;
 
 use reshare::generic_ec::{Curve, Point, Scalar, SecretScalar};

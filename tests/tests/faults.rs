@@ -492,7 +492,10 @@ impl Harness {
                 while !seen.errors.lock().unwrap().contains(code) {
                     assert!(
                         Instant::now() < deadline,
-                        "{name}: no client was answered `{code}` within {HIT_PATIENCE:?}"
+                        "{name}: no client was answered `{code}` within {HIT_PATIENCE:?} \
+                         (answered: {:?}; {} requests answered at least once)",
+                        seen.errors.lock().unwrap(),
+                        done.load(std::sync::atomic::Ordering::SeqCst)
                     );
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }

@@ -204,25 +204,31 @@ impl SmallDisk {
     /// Moves the write-ahead log of the SQLite database `name` into the database and truncates
     /// it to zero bytes, so the next write needs new blocks: a log with room left from earlier
     /// writes would absorb writes on a full disk, and the fault would not bite.
+    ///
+    /// Done by SQLite inside the namespace (Python's `sqlite3`): a connection opened through
+    /// `/proc/PID/root` follows that link (SQLite resolves symbolic links in database paths)
+    /// to the host's side of the mount point and checkpoints another, empty database. It did,
+    /// until stop 29: the log kept its 4 MB, and a full disk refused no write.
     fn truncate_wal(&self, name: &str) {
-        let db = rusqlite::Connection::open(self.path(name)).unwrap();
-        db.busy_timeout(Duration::from_secs(10)).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let busy: i64 = db
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
-                .unwrap();
-            if busy == 0 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the coordinator's write-ahead log could not be checkpointed"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        const SCRIPT: &str = "import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], timeout=10)
+for _ in range(1500):
+    if c.execute('PRAGMA wal_checkpoint(TRUNCATE)').fetchone()[0] == 0:
+        sys.exit(0)
+    time.sleep(0.02)
+sys.exit(1)";
+        let status = std::process::Command::new("nsenter")
+            .args(self.nsenter())
+            .args(["python3", "-c", SCRIPT])
+            .arg(self.dir.join(name))
+            .status()
+            .expect("nsenter and python3 run");
+        assert!(
+            status.success(),
+            "the coordinator's write-ahead log could not be checkpointed"
+        );
         // The coordinator may append again right away; what matters is that the log has no room
-        // left from before. Whether the fault bit is decided by the clients' answers.
+        // left from before. Whether the fault bit, the caller checks with a write.
     }
 
     /// The command prefix that runs a program in the namespace.
@@ -569,9 +575,34 @@ impl Harness {
                 self.cluster.kill(&format!("proxy-{down}")).await.unwrap();
             }
             Fault::FullDisk => {
-                self.disk.truncate_wal("coordinator.db");
-                let bytes = self.disk.fill();
-                eprintln!("filled the coordinator's disk with {bytes} bytes");
+                // Injected until it demonstrably hit: a write made through the API (every call
+                // records its nonce) must be refused before any client starts. A log the
+                // coordinator could still reuse (it wrote, and checkpointed, between the
+                // truncation and the last block) would absorb the clients' writes, and the
+                // fault would never bite (stop 29's CI): then the disk is freed and filled again.
+                for attempt in 1.. {
+                    self.disk.truncate_wal("coordinator.db");
+                    let bytes = self.disk.fill();
+                    let wal = std::fs::metadata(self.disk.path("coordinator.db-wal"))
+                        .map_or(0, |m| m.len());
+                    eprintln!("full disk, injection {attempt}: write-ahead log {wal} bytes");
+                    let probe = self.api.get::<ClusterStatus>("/v1/cluster").await;
+                    if probe.as_ref().err().and_then(ApiCallError::code) == Some("storage") {
+                        eprintln!(
+                            "filled the coordinator's disk with {bytes} bytes; a write was \
+                             refused (injection {attempt})"
+                        );
+                        break;
+                    }
+                    assert!(
+                        attempt < 50,
+                        "the coordinator's writes still succeed on a full disk: {:?}",
+                        probe.map(|_| "answered")
+                    );
+                    eprintln!("a full disk did not refuse a write yet; again");
+                    self.disk.free();
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
             }
         }
     }

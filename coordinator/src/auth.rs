@@ -50,7 +50,11 @@ pub fn required_role(method: &str, pattern: &str) -> Option<Role> {
         ) => Some(Role::Read),
         (
             "POST",
-            "/v1/keys" | "/v1/signatures" | "/v1/transactions" | "/v1/transactions/assemble",
+            "/v1/keys"
+            | "/v1/keys/import"
+            | "/v1/signatures"
+            | "/v1/transactions"
+            | "/v1/transactions/assemble",
         ) => Some(Role::Request),
         _ => Some(Role::Admin),
     }
@@ -201,6 +205,7 @@ mod tests {
             ("POST", "/v1/nodes/{node}/attest", Some(Role::Admin)),
             ("GET", "/v1/keys", Some(Role::Read)),
             ("POST", "/v1/keys", Some(Role::Request)),
+            ("POST", "/v1/keys/import", Some(Role::Request)),
             ("GET", "/v1/keys/{key_id}", Some(Role::Read)),
             ("GET", "/v1/keys/{key_id}/address", Some(Role::Read)),
             ("POST", "/v1/transactions", Some(Role::Request)),

@@ -45,6 +45,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/nodes/{node}/attest"),
     ("GET", "/v1/keys"),
     ("POST", "/v1/keys"),
+    ("POST", "/v1/keys/import"),
     ("GET", "/v1/keys/{key_id}"),
     ("GET", "/v1/keys/{key_id}/address"),
     ("POST", "/v1/transactions"),
@@ -383,6 +384,14 @@ async fn handle(
                 json(
                     201,
                     &detached(async move { c.create_key(body, who).await }).await?,
+                )
+            }
+            ("POST", "/v1/keys/import") => {
+                let body = parse_json(&body)?;
+                let c = c.clone();
+                json(
+                    201,
+                    &detached(async move { c.import_key(body, who).await }).await?,
                 )
             }
             ("GET", "/v1/keys/{key_id}") => json(200, &c.key(&param.unwrap_or_default()).await?),

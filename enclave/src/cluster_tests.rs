@@ -27,6 +27,7 @@ use crate::testkit::{
 };
 
 mod bounds;
+mod import;
 
 fn now() -> u64 {
     SystemTime::now()

@@ -11,6 +11,7 @@ mod codes;
 mod endpoint;
 pub mod genesis;
 pub mod http1;
+pub mod import;
 pub mod parent;
 pub mod peer;
 pub mod policy;

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 pub use crate::codes::FailureCode;
 use crate::genesis::ClusterId;
+use crate::import::{ImportKey, SealedDealing};
 use crate::peer::PeerEnvelope;
 use crate::policy::{Approved, Canonical, CreateKey, Scheme, SignRequest};
 
@@ -85,6 +86,49 @@ pub enum SessionKind {
         /// A presignature id, for one-round ECDSA signing.
         presignature: Option<ByteBuf>,
     },
+    /// Import a legacy key (issue 19): every node receives the legacy holders' dealings and
+    /// keeps the share they make, once every node confirmed the same commitments. All nodes
+    /// take part, in index order.
+    ImportKey {
+        /// The approved request.
+        request: Approved<ImportKey>,
+        /// One dealing per dealer the request names, in its order.
+        dealings: Vec<SealedDealing>,
+    },
+}
+
+/// The digest of an import's dealings that its execution id carries: SHA-256 over each
+/// dealing's commitments, ephemeral key and sealed sub-shares, length-prefixed. Members whose
+/// relay showed them different dealings derive different execution ids, so their first
+/// envelope fails.
+pub fn dealings_digest(dealings: &[SealedDealing]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"cohort/import-dealings/v1\0");
+    h.update(
+        u32::try_from(dealings.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    for d in dealings {
+        h.update(
+            u32::try_from(d.commitments.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
+        for c in &d.commitments {
+            lp(&mut h, c);
+        }
+        lp(&mut h, &d.ephemeral);
+        h.update(
+            u32::try_from(d.sub_shares.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
+        for s in &d.sub_shares {
+            lp(&mut h, s);
+        }
+    }
+    h.finalize().into()
 }
 
 /// One participant of a session as the execution id names it: its node index and the identity
@@ -116,6 +160,7 @@ impl SessionKind {
                 presignature: None, ..
             } => 4,
             Self::Sign { .. } => 5,
+            Self::ImportKey { .. } => 6,
         }
     }
 
@@ -129,7 +174,8 @@ impl SessionKind {
     ///   || u16 n || participants (u16 BE) || for each participant: Ed25519 || X25519
     ///   || request hash (SHA-256 of the approved request's canonical bytes; zeros for
     ///      auxiliary info and presignatures)
-    ///   || u16 payload index (signing, else 0) || lp(presignature id) (presigned signing))
+    ///   || u16 payload index (signing, else 0) || lp(presignature id) (presigned signing;
+    ///      for an import, the dealings' digest, [`dealings_digest`]))
     /// ```
     ///
     /// `lp` is a `u32` big-endian length, then the bytes. Every enclave of a session derives
@@ -151,6 +197,10 @@ impl SessionKind {
         h.update(session);
         h.update([self.code()]);
         let none: &[u32] = &[];
+        let dealings = match self {
+            Self::ImportKey { dealings, .. } => dealings_digest(dealings),
+            _ => [0; 32],
+        };
         let (key_id, path, request, payload, presignature): (&str, &[u32], _, u16, &[u8]) =
             match self {
                 Self::AuxInfo => ("", none, None, 0, &[]),
@@ -172,6 +222,13 @@ impl SessionKind {
                     Some(request.request.canonical_bytes()),
                     *payload,
                     presignature.as_deref().map_or(&[][..], |p| p.as_slice()),
+                ),
+                Self::ImportKey { request, .. } => (
+                    &request.request.key.key_id,
+                    none,
+                    Some(request.request.canonical_bytes()),
+                    0,
+                    &dealings[..],
                 ),
             };
         lp(&mut h, key_id.as_bytes());
@@ -209,6 +266,7 @@ impl SessionKind {
                 ..
             } => "sign_presigned",
             Self::Sign { .. } => "sign",
+            Self::ImportKey { .. } => "import_key",
         }
     }
 }

@@ -97,6 +97,18 @@ pub enum ReshareError {
     /// The key or a public share is the group's identity (a zero secret): nothing to share.
     #[error("the key or a public share is the identity point")]
     Identity,
+    /// A dealer's sealed sub-share does not open for this member (sealed to another key or
+    /// another import, altered on the way, or a low-order ephemeral key).
+    #[error("dealer {0}'s sealed sub-share does not open for this member")]
+    Sealed(usize),
+    /// Bytes that are not a point or scalar of the curve.
+    #[error("{what} {index} is not an encoding of the curve's {what}")]
+    Encoding {
+        /// "point" or "scalar".
+        what: &'static str,
+        /// Its position where it was read.
+        index: usize,
+    },
 }
 
 /// A committee's Shamir evaluation points: distinct and non-zero, in member order.
@@ -518,6 +530,8 @@ pub fn receive<E: Curve>(
         public_key: old.public_key,
     })
 }
+
+pub mod sealed;
 
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

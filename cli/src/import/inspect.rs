@@ -7,6 +7,7 @@ use std::path::Path;
 
 use adapters::Registry;
 use reshare::generic_ec::Curve;
+use reshare::generic_ec::curves::{Ed25519, Secp256k1};
 use serde::Serialize;
 
 use super::{ImportError, LegacyKey, LegacyShare, cggmp21, frost, tsslib};
@@ -83,16 +84,7 @@ fn summarize<E: Curve>(
     shares: &[LegacyShare<E>],
     chains: &[(String, Option<String>)],
 ) -> Result<LegacySummary, ImportError> {
-    let first = shares.first().ok_or(ImportError::NoShares)?;
-    let key = LegacyKey::from_public(
-        first.points.clone(),
-        first.public_shares.clone(),
-        first.public_key,
-        first.chain_code,
-    )?;
-    for (holder, s) in shares.iter().enumerate() {
-        key.check_share(holder, s)?;
-    }
+    let key = LegacyKey::of_shares(shares)?;
     let given: Vec<usize> = shares.iter().map(|s| s.index).collect();
     // Too few files is an answer (not enough to deal); the same holder twice is bad input.
     let enough = match key.dealers(&given) {
@@ -138,49 +130,67 @@ fn summarize<E: Curve>(
     })
 }
 
-/// Reads the holders' files (`shares`; for frost, key packages with the group's public key
-/// package `public`) and summarizes the key with its addresses on `chains` (chain, network).
+/// Holders' shares as read, on the curve their format uses.
+#[derive(Debug)]
+pub enum LegacyShares {
+    /// secp256k1 (tss-lib ECDSA, cggmp21).
+    Secp256k1(Vec<LegacyShare<Secp256k1>>),
+    /// Ed25519 (tss-lib EdDSA, frost).
+    Ed25519(Vec<LegacyShare<Ed25519>>),
+}
+
+impl LegacyShares {
+    /// Reads the holders' files (`shares`; for frost, key packages with the group's public
+    /// key package `public`), each by its format's reader.
+    pub fn read(
+        format: Format,
+        shares: &[impl AsRef<Path>],
+        public: Option<&Path>,
+    ) -> Result<Self, ImportError> {
+        let files = shares
+            .iter()
+            .map(|p| read(p.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let each = |parse: fn(&str) -> Result<LegacyShare<Secp256k1>, ImportError>| {
+            files
+                .iter()
+                .map(|f| parse(text(f)?))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(match format {
+            Format::TssLibEcdsa => Self::Secp256k1(each(tsslib::parse_ecdsa)?),
+            Format::Cggmp21 => Self::Secp256k1(each(cggmp21::parse_cggmp21)?),
+            Format::TssLibEddsa => Self::Ed25519(
+                files
+                    .iter()
+                    .map(|f| tsslib::parse_eddsa(text(f)?))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            Format::FrostEd25519 => {
+                let public = read(public.ok_or(ImportError::Format(
+                    "frost-ed25519 needs the group's public key package (--public)",
+                ))?)?;
+                Self::Ed25519(
+                    files
+                        .iter()
+                        .map(|f| frost::parse_frost(f, &public))
+                        .collect::<Result<Vec<_>, _>>()?,
+                )
+            }
+        })
+    }
+}
+
+/// Reads the holders' files (see [`LegacyShares::read`]) and summarizes the key with its
+/// addresses on `chains` (chain, network).
 pub fn inspect(
     format: Format,
     shares: &[impl AsRef<Path>],
     public: Option<&Path>,
     chains: &[(String, Option<String>)],
 ) -> Result<LegacySummary, ImportError> {
-    let files = shares
-        .iter()
-        .map(|p| read(p.as_ref()))
-        .collect::<Result<Vec<_>, _>>()?;
-    match format {
-        Format::TssLibEcdsa => {
-            let s = files
-                .iter()
-                .map(|f| tsslib::parse_ecdsa(text(f)?))
-                .collect::<Result<Vec<_>, _>>()?;
-            summarize(format, &s, chains)
-        }
-        Format::TssLibEddsa => {
-            let s = files
-                .iter()
-                .map(|f| tsslib::parse_eddsa(text(f)?))
-                .collect::<Result<Vec<_>, _>>()?;
-            summarize(format, &s, chains)
-        }
-        Format::Cggmp21 => {
-            let s = files
-                .iter()
-                .map(|f| cggmp21::parse_cggmp21(text(f)?))
-                .collect::<Result<Vec<_>, _>>()?;
-            summarize(format, &s, chains)
-        }
-        Format::FrostEd25519 => {
-            let public = read(public.ok_or(ImportError::Format(
-                "frost-ed25519 needs the group's public key package (--public)",
-            ))?)?;
-            let s = files
-                .iter()
-                .map(|f| frost::parse_frost(f, &public))
-                .collect::<Result<Vec<_>, _>>()?;
-            summarize(format, &s, chains)
-        }
+    match LegacyShares::read(format, shares, public)? {
+        LegacyShares::Secp256k1(s) => summarize(format, &s, chains),
+        LegacyShares::Ed25519(s) => summarize(format, &s, chains),
     }
 }

@@ -10,8 +10,10 @@
 //! that holds several shares anyway (a holder of several, a simulated cluster's import).
 
 pub mod cggmp21;
+pub mod deal;
 pub mod frost;
 pub mod inspect;
+pub mod submit;
 pub mod tsslib;
 
 use reshare::generic_ec::{Curve, Point, Scalar, SecretScalar};
@@ -207,6 +209,22 @@ impl<E: Curve> LegacyKey<E> {
         Ok(Points::new(points)?)
     }
 
+    /// The key as the first of `shares` states it, with every file checked against it
+    /// ([`Self::check_share`], holders named by position among `shares`).
+    pub fn of_shares(shares: &[LegacyShare<E>]) -> Result<Self, ImportError> {
+        let first = shares.first().ok_or(ImportError::NoShares)?;
+        let key = Self::from_public(
+            first.points.clone(),
+            first.public_shares.clone(),
+            first.public_key,
+            first.chain_code,
+        )?;
+        for (holder, s) in shares.iter().enumerate() {
+            key.check_share(holder, s)?;
+        }
+        Ok(key)
+    }
+
     /// The public shares of the holders at positions `holders`.
     pub fn dealer_public_shares(&self, holders: &[usize]) -> Vec<Point<E>> {
         holders.iter().map(|h| self.public_shares[*h]).collect()
@@ -230,16 +248,7 @@ impl<E: Curve> Holders<E> {
     /// Checks `shares`: the key's public part (from the first file), each file against it,
     /// then the dealers (no holder twice, at least the threshold).
     pub fn check(shares: Vec<LegacyShare<E>>) -> Result<Self, ImportError> {
-        let first = shares.first().ok_or(ImportError::NoShares)?;
-        let key = LegacyKey::from_public(
-            first.points.clone(),
-            first.public_shares.clone(),
-            first.public_key,
-            first.chain_code,
-        )?;
-        for (holder, s) in shares.iter().enumerate() {
-            key.check_share(holder, s)?;
-        }
+        let key = LegacyKey::of_shares(&shares)?;
         let positions: Vec<usize> = shares.iter().map(|s| s.index).collect();
         let dealers = key.dealers(&positions)?;
         Ok(Self {

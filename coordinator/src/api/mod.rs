@@ -5,6 +5,7 @@
 mod auth;
 mod error;
 mod hex;
+mod import;
 mod names;
 mod path;
 mod requests;
@@ -17,6 +18,7 @@ pub use auth::{
 };
 pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
 pub use hex::{ClusterHex, Hex, buf};
+pub use import::{ImportBody, ImportKeyJson, LegacyDealerJson, SealedDealingJson};
 pub use names::{MAX_IDEMPOTENCY_KEY_LEN, MAX_KEY_ID_LEN, valid_idempotency_key, valid_key_id};
 pub use path::{parse_path, path_string};
 pub use requests::{

@@ -43,6 +43,11 @@ pub struct KeyReceipts {
     /// canonical bytes): a client checks the key's id, scheme, threshold and approval policy
     /// against it.
     pub creation: CreateKeyJson,
+    /// For an imported key: the import request the admins approved, whose `key` is
+    /// `creation`; the receipts then sign the SHA-256 of its canonical bytes, and a client
+    /// checks the legacy public key and chain code against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import: Option<super::ImportKeyJson>,
     /// Each participant's node-key signature over its receipt.
     pub signatures: Vec<NodeReceipt>,
 }
@@ -72,6 +77,14 @@ impl KeyInfo {
             (c.threshold != self.threshold, "threshold"),
             (c.policy != self.policy, "approval policy"),
             (c.cluster != r.cluster, "cluster"),
+            (
+                r.import.as_ref().is_some_and(|i| {
+                    i.key != *c
+                        || i.public_key != self.public_key
+                        || (i.chain_code.is_some() && i.chain_code != self.chain_code)
+                }),
+                "import request",
+            ),
         ]
         .into_iter()
         .find_map(|(differs, what)| differs.then_some(what))
@@ -84,8 +97,14 @@ impl KeyInfo {
         use protocol::policy::Canonical;
         use sha2::Digest;
         let r = self.receipts.as_ref()?;
-        let request =
-            sha2::Sha256::digest(super::Wire::to_wire(&r.creation).canonical_bytes()).to_vec();
+        let request = match &r.import {
+            Some(import) => {
+                sha2::Sha256::digest(super::Wire::to_wire(import).canonical_bytes()).to_vec()
+            }
+            None => {
+                sha2::Sha256::digest(super::Wire::to_wire(&r.creation).canonical_bytes()).to_vec()
+            }
+        };
         let claim = protocol::receipt::KeyReceipt {
             v: protocol::receipt::KEY_RECEIPT_VERSION,
             cluster: r.cluster.0,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use protocol::policy::{Approved, Canonical, CreateKey, REQUEST_ID_LEN, REQUEST_VERSION};
+use protocol::policy::{Canonical, CreateKey, REQUEST_ID_LEN, REQUEST_VERSION};
 use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt, verify_key_receipts};
 use protocol::session::{FailureCode, Outcome, SessionKind};
 use sha2::{Digest, Sha256};
@@ -16,8 +16,8 @@ use super::failover::refusal;
 use super::ledger::{Claim, Entry, StoredResponse};
 use super::{Coordinator, err, unix_now};
 use crate::api::{
-    ApiError, ApprovedJson, ClusterHex, CreateKeyJson, ErrorCode, GenesisBody, Hex, KeyInfo,
-    KeyReceipts, NodeReceipt, PolicyJson, Wire, valid_key_id,
+    ApiError, ApprovedJson, ClusterHex, CreateKeyJson, ErrorCode, GenesisBody, Hex, ImportKeyJson,
+    KeyInfo, KeyReceipts, NodeReceipt, PolicyJson, Wire, valid_key_id,
 };
 use crate::audit::AuditEntry;
 use crate::nodes::{SessionRun, new_session_id, run_session};
@@ -48,15 +48,32 @@ pub(super) fn key_info(row: &KeyRow) -> Result<KeyInfo, ApiError> {
 /// A new key's public key, (ECDSA) chain code and receipts.
 type NewKey = (Vec<u8>, Option<Vec<u8>>, KeyReceipts);
 
+/// A key to make at every node: created by a key generation or imported from legacy shares.
+pub(super) struct NewKeyJob {
+    /// The key's fields.
+    pub(super) r: CreateKey,
+    /// SHA-256 of the approved request's canonical bytes (what the receipts sign).
+    pub(super) request_hash: Vec<u8>,
+    /// The import request, for an import.
+    pub(super) import: Option<ImportKeyJson>,
+    /// The session every node runs.
+    pub(super) kind: SessionKind,
+    /// The admins who approved it.
+    pub(super) actors: Vec<String>,
+    /// `create_key` or `import_key`: the audit action and the metrics label.
+    pub(super) action: &'static str,
+}
+
 /// The new key the nodes agree on, from a finished generation: every node created it and
 /// signed its receipt with the node key the genesis roster lists for it (the same check a client
 /// makes, `protocol::receipt::verify_key_receipts`). Else the code and message to fail with.
 fn key_from_outcomes(
     genesis: &GenesisBody,
-    r: &CreateKey,
+    job: &NewKeyJob,
     participants: &[u16],
     run: &SessionRun,
 ) -> Result<NewKey, (ErrorCode, String)> {
+    let r = &job.r;
     if let Some((node, code, message)) = run.failure() {
         let api_code =
             if refusal(code) || matches!(code, FailureCode::InProgress | FailureCode::Replayed) {
@@ -120,7 +137,7 @@ fn key_from_outcomes(
         public_key: serde_bytes::ByteBuf::from(public_key.clone()),
         chain_code: chain_code.clone().map(serde_bytes::ByteBuf::from),
         generation: 0,
-        request: serde_bytes::ByteBuf::from(Sha256::digest(r.canonical_bytes()).to_vec()),
+        request: serde_bytes::ByteBuf::from(job.request_hash.clone()),
     };
     verify_key_receipts(&genesis, &claim, &signatures).map_err(|e| {
         (
@@ -133,6 +150,7 @@ fn key_from_outcomes(
         participants: participants.to_vec(),
         generation: 0,
         creation: CreateKeyJson::from_wire(r),
+        import: job.import.clone(),
         signatures: signatures
             .into_iter()
             .map(|(node, signature)| NodeReceipt {
@@ -145,13 +163,34 @@ fn key_from_outcomes(
 }
 
 /// Checks a key-creation request against the cluster's genesis and size: its fields, validity
-/// window and admin approvals. Returns its wire form, the approved wire form and the approvers.
+/// window and admin approvals.
 fn validate_create_key(
     body: &ApprovedJson<CreateKeyJson>,
     genesis: &GenesisBody,
     nodes: u16,
-) -> Result<(CreateKey, Approved<CreateKey>, Vec<String>), ApiError> {
-    let r = body.request.to_wire();
+) -> Result<NewKeyJob, ApiError> {
+    let r = check_new_key(&body.request, genesis, nodes)?;
+    let admins = keys_of(genesis.admins(), "admin")?;
+    let wire = body.to_wire();
+    let actors = check_approvals(&r, &wire.approvals, &admins, genesis.admin_quorum())?;
+    Ok(NewKeyJob {
+        request_hash: Sha256::digest(r.canonical_bytes()).to_vec(),
+        r,
+        import: None,
+        kind: SessionKind::CreateKey { request: wire },
+        actors,
+        action: "create_key",
+    })
+}
+
+/// Checks a new key's fields (creation or import) against the cluster's genesis and size: its
+/// version, cluster, request id, key id, threshold, approval policy and validity window.
+pub(super) fn check_new_key(
+    body: &CreateKeyJson,
+    genesis: &GenesisBody,
+    nodes: u16,
+) -> Result<CreateKey, ApiError> {
+    let r = body.to_wire();
     check_version_and_cluster((r.v, REQUEST_VERSION), &r.cluster, genesis)?;
     if r.request_id.len() != REQUEST_ID_LEN {
         return Err(err(ErrorCode::InvalidRequest, "a request id has 16 bytes"));
@@ -168,7 +207,7 @@ fn validate_create_key(
             format!("the threshold must be between 2 and {nodes}"),
         ));
     }
-    let approvers = keys_of(&body.request.policy.approvers, "approver")?;
+    let approvers = keys_of(&body.policy.approvers, "approver")?;
     if r.policy.approvals_needed == 0 || usize::from(r.policy.approvals_needed) > approvers.len() {
         return Err(err(
             ErrorCode::InvalidRequest,
@@ -176,10 +215,7 @@ fn validate_create_key(
         ));
     }
     check_window(r.created, r.expiry, unix_now())?;
-    let admins = keys_of(genesis.admins(), "admin")?;
-    let wire = body.to_wire();
-    let actors = check_approvals(&r, &wire.approvals, &admins, genesis.admin_quorum())?;
-    Ok((r, wire, actors))
+    Ok(r)
 }
 
 /// How many times a key generation is run while an enclave answers `not_yet` or `busy`.
@@ -231,7 +267,12 @@ impl Coordinator {
         credential: String,
     ) -> Result<KeyInfo, ApiError> {
         let started = Instant::now();
-        let result = self.create_key_inner(body, credential).await;
+        let result = async {
+            let genesis = self.cluster().await?;
+            let job = validate_create_key(&body, &genesis, self.nodes.count())?;
+            self.new_key(genesis, job, credential).await
+        }
+        .await;
         self.metrics.observe("create_key", started.elapsed());
         if let Err(e) = &result {
             self.metrics.failure("create_key", e.code.as_str());
@@ -239,14 +280,17 @@ impl Coordinator {
         result
     }
 
-    async fn create_key_inner(
+    /// Makes `job`'s key at every node (a generation or an import) under a key-id
+    /// reservation, checks that every node holds the same key and signed its receipt, and
+    /// stores it.
+    pub(super) async fn new_key(
         self: &Arc<Self>,
-        body: ApprovedJson<CreateKeyJson>,
+        genesis: GenesisBody,
+        job: NewKeyJob,
         credential: String,
     ) -> Result<KeyInfo, ApiError> {
-        let genesis = self.cluster().await?;
         let nodes = self.nodes.count();
-        let (r, wire, actors) = validate_create_key(&body, &genesis, nodes)?;
+        let r = &job.r;
         let id = r.key_id.clone();
         if self.db(move |s| s.key(&id)).await?.is_some() {
             return Err(err(
@@ -270,18 +314,20 @@ impl Coordinator {
         // A `/` cannot appear in client idempotency keys: no client request can take this one.
         let reservation = format!("create-key/{}", r.key_id);
         not_before(r.created).await;
-        let lease = self.reserve_key_id(&reservation, &r, &credential).await?;
+        let lease = self
+            .reserve_key_id(&reservation, r, &job.request_hash, &credential)
+            .await?;
         // An enclave whose clock is behind ours answers `not_yet` (the request is valid from its
         // creation time on), one at its cap of setup sessions `busy` (they end or idle out):
         // the generation is tried again after 1, 2, 4 and 8 s.
-        let kind = SessionKind::CreateKey { request: wire };
+        let kind = &job.kind;
         let mut run = None;
         for attempt in 0..NOT_YET_TRIES {
             let this = run_session(
                 &self.nodes,
                 &new_session_id(),
                 &all,
-                &kind,
+                kind,
                 self.settings.setup_round_timeout,
             )
             .await;
@@ -303,8 +349,8 @@ impl Coordinator {
         }
         let run = run.expect("NOT_YET_TRIES is at least 1");
         let mut entry = AuditEntry {
-            action: "create_key".into(),
-            actors,
+            action: job.action.into(),
+            actors: job.actors.clone(),
             key_id: Some(r.key_id.clone()),
             payload_digests: vec![],
             path: vec![],
@@ -325,7 +371,8 @@ impl Coordinator {
                 Err(err(code, message))
             }
         };
-        let (public_key, chain_code, receipts) = match key_from_outcomes(&genesis, &r, &all, &run) {
+        let (public_key, chain_code, receipts) = match key_from_outcomes(&genesis, &job, &all, &run)
+        {
             Ok(key) => key,
             Err((code, message)) => return fail(code, message, entry).await,
         };
@@ -372,7 +419,7 @@ impl Coordinator {
                 format!("key {} exists", r.key_id),
             ));
         }
-        info!(key = r.key_id, scheme = %r.scheme, "key created");
+        info!(key = r.key_id, scheme = %r.scheme, action = job.action, "key made");
         Ok(info)
     }
 
@@ -381,13 +428,14 @@ impl Coordinator {
         &self,
         reservation: &str,
         r: &CreateKey,
+        request_hash: &[u8],
         credential: &str,
     ) -> Result<u64, ApiError> {
         let claim = Claim {
             idem: reservation.to_string(),
             kind: "create_key",
             request_id: hex::encode(&r.request_id),
-            hash: Sha256::digest(r.canonical_bytes()).to_vec(),
+            hash: request_hash.to_vec(),
             request: serde_json::to_string(&CreateKeyJson::from_wire(r))
                 .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
             lease_secs: self

@@ -17,6 +17,7 @@ mod credentials;
 mod crypto;
 mod failover;
 mod genesis;
+mod import;
 mod keys;
 mod ledger;
 mod pools;

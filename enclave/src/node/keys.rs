@@ -4,12 +4,11 @@
 use std::collections::BTreeMap;
 
 use protocol::KmsKeyArn;
-use protocol::policy::{Approved, Canonical, CreateKey, KeyPolicy, REQUEST_VERSION, Scheme};
+use protocol::policy::{Approved, CreateKey, KeyPolicy, REQUEST_VERSION, Scheme};
 use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt};
 use protocol::session::Outcome;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-use sha2::Digest;
 use tracing::info;
 use zeroize::Zeroizing;
 
@@ -420,6 +419,17 @@ impl Node {
 
     fn check_create_key(&self, request: &Approved<CreateKey>) -> Result<(), NodeError> {
         let r = &request.request;
+        self.check_new_key(r)?;
+        let g = self.genesis()?;
+        let admins = keys32(&g.admins)?;
+        check_approvals(r, &request.approvals, &admins, g.admin_quorum)?;
+        self.check_single_use(r)
+    }
+
+    /// Checks a new key's fields (creation or import): version, cluster, id free, threshold,
+    /// policy, auxiliary info for ECDSA. Approvals are checked over the request that carries
+    /// them.
+    pub(super) fn check_new_key(&self, r: &CreateKey) -> Result<(), NodeError> {
         let g = self.check_request((r.v, REQUEST_VERSION), &r.cluster, &r.request_id)?;
         if r.key_id.is_empty() || r.key_id.len() > 128 || self.keys.contains_key(&r.key_id) {
             return Err(NodeError::Refused(format!(
@@ -443,8 +453,11 @@ impl Node {
                 "ECDSA keys need auxiliary info first".into(),
             ));
         }
-        let admins = keys32(&g.admins)?;
-        check_approvals(r, &request.approvals, &admins, g.admin_quorum)?;
+        Ok(())
+    }
+
+    /// Checks that a new key's request id was never used and its window is open.
+    pub(super) fn check_single_use(&self, r: &CreateKey) -> Result<(), NodeError> {
         self.guard
             .check(&create_key_use(r), r.created, r.expiry, self.now())?;
         Ok(())
@@ -456,6 +469,7 @@ impl Node {
         &mut self,
         data_key: DataKey,
         request: CreateKey,
+        request_hash: [u8; 32],
         participants: &[u16],
         share: Share,
     ) -> Result<Outcome, MpcError> {
@@ -486,7 +500,7 @@ impl Node {
             public_key: ByteBuf::from(public_key.clone()),
             chain_code: chain_code.clone().map(ByteBuf::from),
             generation: 0,
-            request: ByteBuf::from(sha2::Sha256::digest(request.canonical_bytes()).to_vec()),
+            request: ByteBuf::from(request_hash.to_vec()),
         };
         let receipt = self
             .node_key

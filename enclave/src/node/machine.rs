@@ -1,8 +1,10 @@
 //! The one interface a session steps its protocol machine through, whatever the protocol and
 //! scheme, and what is done with each kind of protocol output.
 
+use protocol::policy::Canonical;
 use protocol::session::Outcome;
 use serde_bytes::ByteBuf;
+use sha2::Digest;
 
 use super::Node;
 use super::session::{Purpose, Session};
@@ -32,6 +34,9 @@ pub(super) enum Product {
     EddsaShare(Box<SecretEddsaShare>),
     Presignature(SecretPresignature),
     Signature(Vec<u8>),
+    /// A key share made whole before the last round (an import's, kept once every node
+    /// confirmed).
+    Share(super::keys::Share),
 }
 
 impl From<SecretAuxInfo> for Product {
@@ -130,13 +135,20 @@ impl Node {
                 let aux = SecretAuxInfo::from_bytes(&aux.to_bytes()?)?;
                 let share = SecretKeyShare::from_parts(incomplete, aux)?;
                 let request = request.clone();
+                let hash = sha2::Sha256::digest(request.canonical_bytes()).into();
                 let data_key = data_key(s, "key share")?;
-                self.store_key(data_key, request, &s.participants, share.into())
+                self.store_key(data_key, request, hash, &s.participants, share.into())
             }
             (Product::EddsaShare(share), Purpose::CreateKey(request)) => {
                 let request = request.clone();
+                let hash = sha2::Sha256::digest(request.canonical_bytes()).into();
                 let data_key = data_key(s, "key share")?;
-                self.store_key(data_key, request, &s.participants, share.into())
+                self.store_key(data_key, request, hash, &s.participants, share.into())
+            }
+            (Product::Share(share), Purpose::ImportKey(request, request_hash)) => {
+                let (request, request_hash) = (request.clone(), *request_hash);
+                let data_key = data_key(s, "key share")?;
+                self.store_key(data_key, request, request_hash, &s.participants, share)
             }
             (Product::Presignature(secret), Purpose::Presign(key_id)) => {
                 let made = self.session_clock();

@@ -22,6 +22,7 @@
 mod bounds;
 mod enroll;
 mod genesis;
+mod import;
 mod keys;
 mod machine;
 pub mod membership;

@@ -32,6 +32,9 @@ pub const SETUP_SESSION_IDLE_SECS: u64 = 900;
 pub(super) enum Purpose {
     AuxInfo,
     CreateKey(CreateKey),
+    /// An import: the key as it will be held, and the hash of the approved import request
+    /// (its receipts name it).
+    ImportKey(CreateKey, [u8; 32]),
     /// A presignature for this key id.
     Presign(String),
     Sign(Signing),
@@ -163,6 +166,9 @@ impl Node {
         let start = match kind {
             SessionKind::AuxInfo => self.start_aux(&eid, participants)?,
             SessionKind::CreateKey { request } => self.start_keygen(&eid, participants, request)?,
+            SessionKind::ImportKey { request, dealings } => {
+                self.start_import(identity, participants, request, dealings)?
+            }
             SessionKind::Presign { key_id, path } => {
                 self.start_presign(&eid, participants, my_position, key_id, path)?
             }

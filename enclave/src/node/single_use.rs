@@ -122,7 +122,7 @@ impl Node {
                     );
                 }
             }
-            Purpose::CreateKey(r) => {
+            Purpose::CreateKey(r) | Purpose::ImportKey(r, _) => {
                 let _ = self
                     .guard
                     .consume(&create_key_use(r), r.created, r.expiry, now);

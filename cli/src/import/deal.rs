@@ -1,0 +1,190 @@
+//! A legacy holder's side of an import (issue 19, `docs/resharing.md`): find each node's
+//! identity key from a document the node attests now, with a fresh nonce, and that this machine
+//! verifies against the pinned genesis (root, image, the node key and KMS key the roster lists
+//! at that index, its pinned parent PCRs); build the import request the admins approve; deal
+//! each holder's share to the nodes, every sub-share sealed to one node's identity key and
+//! bound to the approved request.
+//!
+//! The coordinator only relays: it cannot substitute a node's key (the document would not
+//! verify), read a sub-share, or move one to another node, dealer or import.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use attestation::{NodeBinding, Policy};
+use coordinator::api::{AttestRequest, Hex, NodeDocument};
+use coordinator::client::ApiClient;
+use protocol::genesis::Genesis;
+use protocol::import::{IMPORT_VERSION, ImportKey, LegacyDealer, SealedDealing};
+use protocol::policy::CreateKey;
+use rand::{CryptoRng, RngCore};
+use reshare::generic_ec::{Curve, Point};
+use reshare::sealed::{Binding, Ephemeral};
+use reshare::{Points, deal};
+use serde_bytes::ByteBuf;
+
+use super::{Holders, ImportError, LegacyShare};
+
+/// How old a node's document may be when a dealer takes its identity key from it.
+pub const MAX_DOCUMENT_AGE: Duration = Duration::from_secs(300);
+
+fn now() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// What node `node`'s document must show: the pinned genesis's image and root, the nonce, an
+/// identity binding, and the node key, KMS key and parent PCRs its roster entry pins.
+pub fn node_policy(
+    genesis: &Genesis,
+    root_der: &[u8],
+    node: u16,
+    nonce: &[u8],
+) -> anyhow::Result<Policy> {
+    let entry = genesis
+        .roster
+        .get(usize::from(node))
+        .with_context(|| format!("node {node} is not in the pinned roster"))?;
+    let mut policy = Policy::default()
+        .with_root(root_der.to_vec())
+        .allow_pcr(0, genesis.image.pcr0.to_vec())
+        .allow_pcr(1, genesis.image.pcr1.to_vec())
+        .allow_pcr(2, genesis.image.pcr2.to_vec());
+    if let Some(v) = &entry.pcr3 {
+        policy = policy.allow_pcr(3, v.to_vec());
+    }
+    if let Some(v) = &entry.pcr4 {
+        policy = policy.allow_pcr(4, v.to_vec());
+    }
+    let node_key: [u8; 32] = entry
+        .node_key
+        .as_slice()
+        .try_into()
+        .context("a roster node key is not 32 bytes")?;
+    policy.node = Some(
+        NodeBinding::new(node_key, entry.kms_key_arn.as_str())
+            .map_err(|e| anyhow::anyhow!("node {node}'s roster entry: {e}"))?,
+    );
+    policy.require_node = true;
+    policy.require_identity = true;
+    policy.allow_debug = false;
+    policy.nonce = Some(nonce.to_vec());
+    policy.max_age = Some(MAX_DOCUMENT_AGE);
+    Ok(policy)
+}
+
+/// Every roster node's X25519 identity key, in index order, each from a document the node
+/// attested just now and that verifies here against the pinned genesis (`root_der`: the
+/// attestation root, AWS's or a simulated cluster's).
+pub async fn member_keys(
+    api: &ApiClient,
+    genesis: &Genesis,
+    root_der: &[u8],
+) -> anyhow::Result<Vec<[u8; 32]>> {
+    let mut keys = Vec::with_capacity(genesis.roster.len());
+    for node in 0..u16::try_from(genesis.roster.len())? {
+        let nonce: [u8; 32] = rand::random();
+        let answer: NodeDocument = api
+            .post(
+                &format!("/v1/nodes/{node}/attest"),
+                &AttestRequest {
+                    nonce: Hex(nonce.to_vec()),
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("node {node}: {e}"))?;
+        let policy = node_policy(genesis, root_der, node, &nonce)?;
+        let doc = attestation::verify(&answer.document.0, &policy, now()).map_err(|e| {
+            anyhow::anyhow!(
+                "node {node}'s document does not verify against the pinned genesis: {e}"
+            )
+        })?;
+        let identity = doc
+            .identity
+            .with_context(|| format!("node {node}'s document binds no identity key"))?;
+        keys.push(identity.encryption);
+    }
+    Ok(keys)
+}
+
+fn compressed<E: Curve>(p: &Point<E>) -> ByteBuf {
+    ByteBuf::from(p.to_bytes(true).as_ref().to_vec())
+}
+
+/// The import request for `holders`' key (every holder given deals, in the order given), with
+/// the key's fields in `key` and the chain code to keep (`chain_code`, else the one the files
+/// carry).
+pub fn import_request<E: Curve>(
+    key: CreateKey,
+    holders: &Holders<E>,
+    chain_code: Option<[u8; 32]>,
+) -> ImportKey {
+    let dealers = holders
+        .shares
+        .iter()
+        .map(|s| LegacyDealer {
+            point: ByteBuf::from(s.points[s.index].to_be_bytes().as_ref().to_vec()),
+            public_share: compressed(&s.public_shares[s.index]),
+        })
+        .collect();
+    ImportKey {
+        v: IMPORT_VERSION,
+        key,
+        public_key: compressed(&holders.public_key()),
+        chain_code: chain_code
+            .or(holders.shares[0].chain_code)
+            .map(|c| ByteBuf::from(c.to_vec())),
+        dealers,
+    }
+}
+
+/// Dealer `dealer` of `dealers` (its share `share`) deals to the nodes whose identity keys are
+/// `members` (index order) at threshold `threshold`, for the import whose approved request has
+/// hash `request_hash`. Only the dealer's own share is used; nothing secret leaves unsealed.
+pub fn seal_dealing<E: Curve>(
+    rng: &mut (impl RngCore + CryptoRng),
+    dealers: &Points<E>,
+    dealer: usize,
+    share: &LegacyShare<E>,
+    members: &[[u8; 32]],
+    threshold: u16,
+    request_hash: &[u8; 32],
+) -> Result<SealedDealing, ImportError> {
+    let indices: Vec<u16> = (0..u16::try_from(members.len()).unwrap_or(u16::MAX)).collect();
+    let new = Points::of_indices(&indices)?;
+    let dealt = deal(
+        rng,
+        dealers,
+        dealer,
+        &share.share,
+        &share.public_shares[share.index],
+        &new,
+        threshold,
+    )?;
+    let ephemeral = Ephemeral::generate(rng);
+    let sub_shares = dealt
+        .sub_shares
+        .iter()
+        .zip(members)
+        .enumerate()
+        .map(|(member, (sub_share, key))| {
+            let binding = Binding {
+                context: request_hash,
+                dealer: u16::try_from(dealer).unwrap_or(u16::MAX),
+                member: u16::try_from(member).unwrap_or(u16::MAX),
+            };
+            ephemeral.seal(key, &binding, sub_share).map(ByteBuf::from)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(SealedDealing {
+        commitments: dealt
+            .commitments
+            .as_slice()
+            .iter()
+            .map(compressed)
+            .collect(),
+        ephemeral: ByteBuf::from(ephemeral.public().to_vec()),
+        sub_shares,
+    })
+}

@@ -1,0 +1,124 @@
+//! `cohort key import` for a process that holds every dealing share (a holder of several, a
+//! simulated cluster's import): check the files, take every node's identity key from a document
+//! verified against the pinned genesis, have the admins approve the import, deal each share,
+//! submit, and check the key the cluster answers (its receipts, the legacy public key).
+
+use anyhow::bail;
+use coordinator::api::{ApprovedJson, ImportBody, ImportKeyJson, KeyInfo, SealedDealingJson, Wire};
+use coordinator::client::ApiClient;
+use ed25519_dalek::SigningKey;
+use protocol::policy::{Canonical, Scheme};
+use reshare::generic_ec::Curve;
+use serde_bytes::ByteBuf;
+use sha2::Digest;
+
+use super::deal::{import_request, member_keys, seal_dealing};
+use super::inspect::{Format, LegacyShares};
+use super::{Holders, LegacyShare};
+use crate::requests;
+use crate::trust::Trust;
+
+/// The key an import makes: what `cohort key create` takes, and the chain code to keep.
+#[derive(Debug, Clone)]
+pub struct ImportPlan {
+    /// The key's id in the cluster.
+    pub key_id: String,
+    /// Nodes needed to sign (the new threshold).
+    pub threshold: u16,
+    /// Approvers' public keys.
+    pub approvers: Vec<[u8; 32]>,
+    /// Approvals a signature needs.
+    pub approvals_needed: u16,
+    /// The chain code to keep, if not the one the files carry.
+    pub chain_code: Option<[u8; 32]>,
+}
+
+/// Where the cluster is and whom it answers to.
+pub struct Cluster<'a> {
+    /// The coordinator.
+    pub api: &'a ApiClient,
+    /// The pinned genesis.
+    pub trust: &'a Trust,
+    /// The attestation root the nodes' documents chain to (DER).
+    pub root_der: &'a [u8],
+}
+
+async fn import_holders<E: Curve>(
+    cluster: &Cluster<'_>,
+    scheme: Scheme,
+    shares: Vec<LegacyShare<E>>,
+    plan: &ImportPlan,
+    admins: &[SigningKey],
+) -> anyhow::Result<KeyInfo> {
+    let holders = Holders::check(shares)?;
+    let members = member_keys(cluster.api, cluster.trust.genesis(), cluster.root_der).await?;
+    let approvers: Vec<ByteBuf> = plan
+        .approvers
+        .iter()
+        .map(|k| ByteBuf::from(k.to_vec()))
+        .collect();
+    let key = requests::create_key(
+        cluster.trust.cluster_id(),
+        &plan.key_id,
+        scheme,
+        plan.threshold,
+        &approvers,
+        plan.approvals_needed,
+    );
+    let request = import_request(key, &holders, plan.chain_code);
+    let approved = requests::approve(&request, admins);
+    let hash: [u8; 32] = sha2::Sha256::digest(request.canonical_bytes()).into();
+    let mut rng = rand::rngs::OsRng;
+    let dealings = holders
+        .shares
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            seal_dealing(
+                &mut rng,
+                &holders.dealers,
+                i,
+                s,
+                &members,
+                plan.threshold,
+                &hash,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let body = ImportBody {
+        import: ApprovedJson::<ImportKeyJson>::from_wire(&approved),
+        dealings: dealings.iter().map(SealedDealingJson::from_wire).collect(),
+    };
+    let info: KeyInfo = cluster
+        .api
+        .post("/v1/keys/import", &body)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Every node signed the key, naming this import request; and the key is the legacy one.
+    let verified = cluster.trust.verify_key(info)?;
+    let info = verified.info();
+    let named = info.receipts.as_ref().and_then(|r| r.import.as_ref());
+    if named.map(Wire::to_wire).as_ref() != Some(&request)
+        || info.public_key.0 != request.public_key.as_slice()
+    {
+        bail!("the coordinator answered another key than the one imported");
+    }
+    Ok(info.clone())
+}
+
+/// Imports the key the holders' files (`shares`, with frost's public key package `public`)
+/// share, every file's holder dealing.
+pub async fn import_files(
+    cluster: &Cluster<'_>,
+    format: Format,
+    shares: &[impl AsRef<std::path::Path>],
+    public: Option<&std::path::Path>,
+    plan: &ImportPlan,
+    admins: &[SigningKey],
+) -> anyhow::Result<KeyInfo> {
+    let scheme = format.scheme();
+    match LegacyShares::read(format, shares, public)? {
+        LegacyShares::Secp256k1(s) => import_holders(cluster, scheme, s, plan, admins).await,
+        LegacyShares::Ed25519(s) => import_holders(cluster, scheme, s, plan, admins).await,
+    }
+}

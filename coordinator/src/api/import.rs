@@ -1,0 +1,111 @@
+//! `POST /v1/keys/import` (issue 19): an admin-approved import of a legacy key and the legacy
+//! holders' sealed dealings, as JSON.
+
+use protocol::import::{ImportKey, LegacyDealer, SealedDealing};
+use serde::{Deserialize, Serialize};
+
+use super::hex::{Hex, buf};
+use super::requests::{ApprovedJson, CreateKeyJson, Wire};
+
+/// One legacy dealer: its evaluation point and public share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegacyDealerJson {
+    /// The holder's evaluation point (32-byte big-endian scalar).
+    pub point: Hex,
+    /// Its public share (compressed point).
+    pub public_share: Hex,
+}
+
+/// An import request, as the admins sign it (`protocol::import::ImportKey`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportKeyJson {
+    /// Request format version (1).
+    pub v: u8,
+    /// The key as it will be held (id, scheme, new threshold, policy, request id, validity).
+    pub key: CreateKeyJson,
+    /// The legacy public key (compressed).
+    pub public_key: Hex,
+    /// The chain code to keep (ECDSA, 32 bytes), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_code: Option<Hex>,
+    /// The legacy holders that deal, in dealing order.
+    pub dealers: Vec<LegacyDealerJson>,
+}
+
+/// One legacy holder's dealing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedDealingJson {
+    /// Feldman commitments, constant term first (compressed points).
+    pub commitments: Vec<Hex>,
+    /// The dealing's ephemeral X25519 key.
+    pub ephemeral: Hex,
+    /// Per node, in index order: its sealed sub-share.
+    pub sub_shares: Vec<Hex>,
+}
+
+/// `POST /v1/keys/import`: the approved request and one dealing per dealer, in its order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportBody {
+    /// The approved import request.
+    pub import: ApprovedJson<ImportKeyJson>,
+    /// The dealings.
+    pub dealings: Vec<SealedDealingJson>,
+}
+
+impl Wire for ImportKeyJson {
+    type Wire = ImportKey;
+    fn to_wire(&self) -> ImportKey {
+        ImportKey {
+            v: self.v,
+            key: self.key.to_wire(),
+            public_key: buf(&self.public_key),
+            chain_code: self.chain_code.as_ref().map(buf),
+            dealers: self
+                .dealers
+                .iter()
+                .map(|d| LegacyDealer {
+                    point: buf(&d.point),
+                    public_share: buf(&d.public_share),
+                })
+                .collect(),
+        }
+    }
+    fn from_wire(r: &ImportKey) -> Self {
+        Self {
+            v: r.v,
+            key: CreateKeyJson::from_wire(&r.key),
+            public_key: Hex::from(&r.public_key),
+            chain_code: r.chain_code.as_ref().map(Hex::from),
+            dealers: r
+                .dealers
+                .iter()
+                .map(|d| LegacyDealerJson {
+                    point: Hex::from(&d.point),
+                    public_share: Hex::from(&d.public_share),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Wire for SealedDealingJson {
+    type Wire = SealedDealing;
+    fn to_wire(&self) -> SealedDealing {
+        SealedDealing {
+            commitments: self.commitments.iter().map(buf).collect(),
+            ephemeral: buf(&self.ephemeral),
+            sub_shares: self.sub_shares.iter().map(buf).collect(),
+        }
+    }
+    fn from_wire(d: &SealedDealing) -> Self {
+        Self {
+            commitments: d.commitments.iter().map(Hex::from).collect(),
+            ephemeral: Hex::from(&d.ephemeral),
+            sub_shares: d.sub_shares.iter().map(Hex::from).collect(),
+        }
+    }
+}

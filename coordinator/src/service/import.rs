@@ -1,0 +1,110 @@
+//! Importing a legacy key (issue 19): the approved import request and the legacy holders'
+//! sealed dealings are checked for shape here and relayed to every node, which checks them
+//! for what they are (`enclave::node::import`); the key is stored like a new key, once every
+//! node's receipt verifies.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use protocol::import::{IMPORT_VERSION, MAX_DEALERS};
+use protocol::policy::{Canonical, Scheme};
+use protocol::session::SessionKind;
+use sha2::{Digest, Sha256};
+
+use super::checks::{check_approvals, keys_of};
+use super::keys::{NewKeyJob, check_new_key};
+use super::{Coordinator, err};
+use crate::api::{ApiError, ErrorCode, GenesisBody, ImportBody, KeyInfo, Wire};
+
+/// Checks an import's shape against the cluster: the key's fields as for a new key, the
+/// request version, the dealers (1 to [`MAX_DEALERS`]), one dealing per dealer with one sealed
+/// sub-share per node, the chain code, and the admins' approvals of the import request.
+fn validate_import(
+    body: &ImportBody,
+    genesis: &GenesisBody,
+    nodes: u16,
+) -> Result<NewKeyJob, ApiError> {
+    let invalid = |m: String| err(ErrorCode::InvalidRequest, m);
+    let request = &body.import.request;
+    let r = check_new_key(&request.key, genesis, nodes)?;
+    if request.v != IMPORT_VERSION {
+        return Err(invalid(format!(
+            "import request version {} (this coordinator takes {IMPORT_VERSION})",
+            request.v
+        )));
+    }
+    if request.dealers.is_empty() || request.dealers.len() > MAX_DEALERS {
+        return Err(invalid(format!(
+            "an import names 1 to {MAX_DEALERS} dealers, not {}",
+            request.dealers.len()
+        )));
+    }
+    if body.dealings.len() != request.dealers.len() {
+        return Err(invalid(format!(
+            "{} dealing(s) for {} dealer(s)",
+            body.dealings.len(),
+            request.dealers.len()
+        )));
+    }
+    if let Some((i, d)) = body
+        .dealings
+        .iter()
+        .enumerate()
+        .find(|(_, d)| d.sub_shares.len() != usize::from(nodes))
+    {
+        return Err(invalid(format!(
+            "dealer {i}'s dealing seals {} sub-share(s); the cluster has {nodes} nodes",
+            d.sub_shares.len()
+        )));
+    }
+    match (&request.chain_code, r.scheme) {
+        (Some(c), Scheme::EcdsaSecp256k1) if c.0.len() != 32 => {
+            return Err(invalid("a chain code has 32 bytes".into()));
+        }
+        (Some(_), Scheme::EddsaEd25519) => {
+            return Err(invalid("an EdDSA key has no chain code".into()));
+        }
+        _ => {}
+    }
+    let admins = keys_of(genesis.admins(), "admin")?;
+    let wire = body.import.to_wire();
+    let actors = check_approvals(
+        &wire.request,
+        &wire.approvals,
+        &admins,
+        genesis.admin_quorum(),
+    )?;
+    Ok(NewKeyJob {
+        request_hash: Sha256::digest(wire.request.canonical_bytes()).to_vec(),
+        r,
+        import: Some(request.clone()),
+        kind: SessionKind::ImportKey {
+            request: wire,
+            dealings: body.dealings.iter().map(Wire::to_wire).collect(),
+        },
+        actors,
+        action: "import_key",
+    })
+}
+
+impl Coordinator {
+    /// Imports a legacy key into every node.
+    pub async fn import_key(
+        self: &Arc<Self>,
+        body: ImportBody,
+        credential: String,
+    ) -> Result<KeyInfo, ApiError> {
+        let started = Instant::now();
+        let result = async {
+            let genesis = self.cluster().await?;
+            let job = validate_import(&body, &genesis, self.nodes.count())?;
+            self.new_key(genesis, job, credential).await
+        }
+        .await;
+        self.metrics.observe("import_key", started.elapsed());
+        if let Err(e) = &result {
+            self.metrics.failure("import_key", e.code.as_str());
+        }
+        result
+    }
+}

@@ -1,0 +1,222 @@
+//! Issue 19: legacy keys imported into a simulated cluster without ever being whole, from the
+//! command line as a holder runs it. tss-lib's own save files (any 3 of 5 holders) become
+//! 2-of-3 cluster keys whose public keys are the files' `ECDSAPub`/`EDDSAPub` (compared here
+//! with the files' decimal coordinates), and whose signatures verify under them with k256 and
+//! ed25519-dalek. Bad dealings are refused by the enclaves, naming the dealer, and nothing is
+//! kept.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use cohort_tests::{Proc, bin};
+
+fn cohort(args: &[&str]) -> Output {
+    std::process::Command::new(bin("cohort"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+fn vector(scheme: &str, i: usize) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "../cli/tests/vectors/tss-lib/{scheme}/keygen_data_{i}.json"
+    ))
+}
+
+/// `bytes` (big-endian) as a decimal number.
+fn decimal(bytes: &[u8]) -> String {
+    let mut n: Vec<u8> = bytes.to_vec();
+    let mut digits = Vec::new();
+    while n.iter().any(|b| *b != 0) {
+        let mut rem = 0u32;
+        for b in n.iter_mut() {
+            let cur = (rem << 8) | u32::from(*b);
+            *b = (cur / 10) as u8;
+            rem = cur % 10;
+        }
+        digits.push(b'0' + rem as u8);
+    }
+    if digits.is_empty() {
+        return "0".into();
+    }
+    digits.reverse();
+    String::from_utf8(digits).unwrap()
+}
+
+/// The decimal coordinates of the point the save file names `field` (`ECDSAPub`, `EDDSAPub`),
+/// read from the file's text as written (JSON numbers wider than any float).
+fn coords(file: &Path, field: &str) -> (String, String) {
+    let text = std::fs::read_to_string(file).unwrap();
+    let at = text.find(&format!("\"{field}\"")).unwrap();
+    let rest = &text[at..];
+    let coords = rest.find("\"Coords\"").unwrap();
+    let open = coords + rest[coords..].find('[').unwrap() + 1;
+    let close = open + rest[open..].find(']').unwrap();
+    let (x, y) = rest[open..close].split_once(',').unwrap();
+    (x.trim().to_string(), y.trim().to_string())
+}
+
+async fn wait_for_file(path: &Path, proc: &mut Proc) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !path.exists() {
+        if let Some(status) = proc.child.try_wait().unwrap() {
+            panic!("cohort sim up exited ({status}): {}", proc.output());
+        }
+        assert!(Instant::now() < deadline, "no {}", path.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tss_lib_keys_import_into_the_cluster_and_sign_under_their_legacy_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("cluster");
+    let d = sim.to_str().unwrap().to_string();
+    let args: Vec<String> = ["sim", "up", "--nodes", "3", "--fixture-primes", "--dir", &d]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut up = Proc::spawn(&bin("cohort"), &args, &dir.path().join("up.log")).unwrap();
+    wait_for_file(&sim.join("cluster.json"), &mut up).await;
+    let admin = dir.path().join("admin.key");
+    let approver = dir.path().join("approver.key");
+    for k in [&admin, &approver] {
+        ok(&cohort(&["keygen", "--out", k.to_str().unwrap()]));
+    }
+    let (admin, approver) = (
+        admin.to_str().unwrap().to_string(),
+        approver.to_str().unwrap().to_string(),
+    );
+    ok(&cohort(&["genesis", "--dir", &d, "--admin", &admin]));
+
+    let import = |id: &str, format: &str, files: &[PathBuf]| {
+        let mut args: Vec<String> = [
+            "key",
+            "import",
+            "--dir",
+            &d,
+            "--id",
+            id,
+            "--format",
+            format,
+            "--threshold",
+            "2",
+            "--admin",
+            &admin,
+            "--approver",
+            &approver,
+            "--json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for f in files {
+            args.extend(["--share".to_string(), f.display().to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cohort(&args)
+    };
+    let sign = |id: &str, payload: &[u8]| {
+        let v = ok(&cohort(&[
+            "sign",
+            "--dir",
+            &d,
+            "--key",
+            id,
+            "--payload",
+            &hex::encode(payload),
+            "--approver",
+            &approver,
+            "--json",
+        ]));
+        hex::decode(v["signature"].as_str().unwrap()).unwrap()
+    };
+
+    // ECDSA: holders 0, 2 and 4 of tss-lib's five deal to the three nodes, 2 of 3 sign.
+    let ecdsa = [vector("ecdsa", 0), vector("ecdsa", 2), vector("ecdsa", 4)];
+    let key = ok(&import("legacy-ecdsa", "tss-lib-ecdsa", &ecdsa));
+    assert_eq!(key["threshold"], 2);
+    let public = hex::decode(key["public_key"].as_str().unwrap()).unwrap();
+    {
+        use k256::elliptic_curve::sec1::ToEncodedPoint as _;
+        let point = k256::PublicKey::from_sec1_bytes(&public)
+            .unwrap()
+            .to_encoded_point(false);
+        let (x, y) = coords(&ecdsa[0], "ECDSAPub");
+        assert_eq!(
+            decimal(point.x().unwrap()),
+            x,
+            "the key is the file's ECDSAPub"
+        );
+        assert_eq!(decimal(point.y().unwrap()), y);
+    }
+    let digest = [0x5au8; 32];
+    let signature = sign("legacy-ecdsa", &digest);
+    use k256::ecdsa::signature::hazmat::PrehashVerifier;
+    k256::ecdsa::VerifyingKey::from_sec1_bytes(&public)
+        .unwrap()
+        .verify_prehash(
+            &digest,
+            &k256::ecdsa::Signature::from_slice(&signature).unwrap(),
+        )
+        .unwrap();
+
+    // EdDSA: holders 1, 3 and 4.
+    let eddsa = [vector("eddsa", 1), vector("eddsa", 3), vector("eddsa", 4)];
+    let key = ok(&import("legacy-eddsa", "tss-lib-eddsa", &eddsa));
+    let public: [u8; 32] = hex::decode(key["public_key"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let (_, y) = coords(&eddsa[0], "EDDSAPub");
+    let mut y_be = public;
+    y_be[31] &= 0x7f;
+    y_be.reverse();
+    assert_eq!(decimal(&y_be), y, "the key is the file's EDDSAPub");
+    let message = b"an imported key signs";
+    let signature = sign("legacy-eddsa", message);
+    ed25519_dalek::VerifyingKey::from_bytes(&public)
+        .unwrap()
+        .verify_strict(
+            message,
+            &ed25519_dalek::Signature::from_slice(&signature).unwrap(),
+        )
+        .unwrap();
+
+    // The same id again: refused, the key unchanged.
+    let out = import("legacy-ecdsa", "tss-lib-ecdsa", &ecdsa);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("key_exists"), "{err}");
+    // Too few holders, or one twice: refused on the holder's machine, nothing sent.
+    let out = import("short", "tss-lib-ecdsa", &ecdsa[..2]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the legacy key needs 3 to deal"), "{err}");
+    let out = import(
+        "twice",
+        "tss-lib-ecdsa",
+        &[ecdsa[0].clone(), ecdsa[1].clone(), ecdsa[0].clone()],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("are the same holder"), "{err}");
+    let listed: serde_json::Value = ok(&cohort(&["key", "list", "--dir", &d]));
+    let ids: Vec<&str> = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["key_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["legacy-ecdsa", "legacy-eddsa"]);
+}

@@ -85,6 +85,38 @@ impl Registry {
         self.evm.get(chain)
     }
 
+    /// [`Self::adapter`] for a key whose own (master) key may sign on `master_key_network`
+    /// (`CHAIN:NETWORK`, an imported key's legacy network, from its approved import request):
+    /// on that Bitcoin-family network the empty path is allowed besides the network's own
+    /// first path component. Any other network, or none, gives [`Self::adapter`]'s.
+    pub fn adapter_for_key(
+        &self,
+        chain: &str,
+        network: Option<&str>,
+        master_key_network: Option<&str>,
+    ) -> Result<Arc<dyn ChainAdapter>> {
+        let net = network.unwrap_or("mainnet");
+        if master_key_network != Some(format!("{chain}:{net}").as_str()) {
+            return self.adapter(chain, network);
+        }
+        match chain {
+            "bitcoin" => Ok(Arc::new(Bitcoin::new(net)?.with_master_key())),
+            "litecoin" => Ok(Arc::new(crate::litecoin::litecoin(net)?.with_master_key())),
+            _ => self.adapter(chain, network),
+        }
+    }
+
+    /// Whether `CHAIN:NETWORK` names a Bitcoin-family network this registry knows (what an
+    /// import may name as its legacy network).
+    pub fn is_bitcoin_family(&self, chain_network: &str) -> bool {
+        chain_network
+            .split_once(':')
+            .is_some_and(|(chain, network)| {
+                matches!(chain, "bitcoin" | "litecoin")
+                    && self.adapter(chain, Some(network)).is_ok()
+            })
+    }
+
     /// The adapter for a chain and network (`None`: the chain's default network, `mainnet`).
     pub fn adapter(&self, chain: &str, network: Option<&str>) -> Result<Arc<dyn ChainAdapter>> {
         let network = network.unwrap_or("mainnet");

@@ -109,7 +109,7 @@ pub fn address_of(
     path: &[u32],
 ) -> anyhow::Result<AddressInfo> {
     let adapter = registry
-        .adapter(chain, network)
+        .adapter_for_key(chain, network, key.info().master_key_network())
         .map_err(|e| anyhow!("{e}"))?;
     adapter.check_path(path).map_err(|e| anyhow!("{e}"))?;
     if adapter.scheme() != key.info().scheme {
@@ -194,7 +194,11 @@ pub fn check_prepared(
         }
     }
     let adapter = registry
-        .adapter(&prepared.chain, Some(&prepared.network))
+        .adapter_for_key(
+            &prepared.chain,
+            Some(&prepared.network),
+            key.info().master_key_network(),
+        )
         .context("this client does not know the chain (pass --evm-chains for extra EVM chains)")?;
     let local = adapter
         .build(&public_key, &req.path, &prepared.intent)

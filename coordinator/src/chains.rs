@@ -75,8 +75,16 @@ impl Coordinator {
         &self,
         (key_id, chain, network, path): SenderRef<'_>,
     ) -> Result<(Arc<dyn ChainAdapter>, Vec<u32>, Vec<u8>), ApiError> {
-        let adapter = self.settings().chains.registry.adapter(chain, network)?;
+        let registry = &self.settings().chains.registry;
+        let mut adapter = registry.adapter(chain, network)?;
         let path = optional_path(path)?;
+        if path.is_empty() {
+            // An imported key's own key signs on the one network its legacy funds are on, as
+            // its approved import names it (an unknown key is refused below).
+            if let Ok(key) = self.key(key_id).await {
+                adapter = registry.adapter_for_key(chain, network, key.master_key_network())?;
+            }
+        }
         adapter.check_path(&path)?;
         let public_key = self.sending_key(key_id, adapter.as_ref(), &path).await?;
         Ok((adapter, path, public_key))

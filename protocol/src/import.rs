@@ -20,6 +20,9 @@ pub const IMPORT_VERSION: u8 = 1;
 /// new member).
 pub const MAX_DEALERS: usize = 64;
 
+/// The longest `CHAIN:NETWORK` an import may name as its master key's network.
+pub const MAX_NETWORK_LEN: usize = 64;
+
 /// One dealer of an import: a legacy holder, by its evaluation point and public share.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,6 +50,13 @@ pub struct ImportKey {
     /// The key's BIP-32 chain code (ECDSA keys, 32 bytes), kept so that derived addresses stay
     /// the same; `None` gives the key an all-zero chain code (its own address is unchanged).
     pub chain_code: Option<ByteBuf>,
+    /// The one Bitcoin-family network (`CHAIN:NETWORK`, e.g. `bitcoin:mainnet`) whose legacy
+    /// funds are at the key's own address: there, and only there, the key's own (master) key
+    /// signs; every other Bitcoin-family network signs under its own first path component, as
+    /// for any key (BIP143 signatures name no chain). Enforced by the chain adapters of the
+    /// coordinator and of every client, which read it from the receipts' import request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_key_network: Option<String>,
     /// The legacy holders that deal, in dealing order: at least the legacy threshold of them,
     /// their public shares interpolating to `public_key`.
     pub dealers: Vec<LegacyDealer>,

@@ -31,6 +31,8 @@ struct World {
     anvil: Anvil,
     solana: LocalSolana,
     approvers: Vec<SigningKey>,
+    /// The genesis's admins (they approve imports).
+    admins: Vec<SigningKey>,
     /// The genesis the ceremony approved, as a client pins it.
     trust: Trust,
     ecdsa: VerifiedKey,
@@ -110,6 +112,7 @@ async fn world() -> World {
         anvil,
         solana,
         approvers,
+        admins,
         trust,
         ecdsa,
         eddsa,
@@ -862,8 +865,206 @@ async fn cluster_signed_transactions_pass_the_chains_own_software() {
         .await;
     expect_code(r, 400, "invalid_request");
 
+    imported_keys_spend_from_their_legacy_addresses(&w).await;
+
     // Every signature went through the audit log, and the chain holds.
     let v: coordinator::api::AuditVerification = w.api.get("/v1/audit/verify").await.unwrap();
     assert!(v.ok, "{v:?}");
     w.cluster.stop().await.unwrap();
+}
+
+/// Issue 19: tss-lib's own save files (3 of 5 holders each) imported into the cluster; the
+/// legacy keys' addresses, computed here from the files' public keys alone, spend on each chain
+/// and the chain's own software accepts the signatures.
+async fn imported_keys_spend_from_their_legacy_addresses(w: &World) {
+    use cli::import::inspect::Format;
+    use cli::import::submit::{Cluster, ImportPlan, import_files};
+    let vectors =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cli/tests/vectors/tss-lib");
+    let root_der = cohort_tests::expectations(&w.cluster).root_der;
+    let cluster = Cluster {
+        api: &w.api,
+        trust: &w.trust,
+        root_der: &root_der,
+    };
+    let plan = |id: &str, master_key_network: Option<&str>| ImportPlan {
+        key_id: id.into(),
+        threshold: 2,
+        approvers: w
+            .approvers
+            .iter()
+            .map(|k| k.verifying_key().to_bytes())
+            .collect(),
+        approvals_needed: 2,
+        chain_code: None,
+        master_key_network: master_key_network.map(String::from),
+    };
+    let files = |scheme: &str, which: [usize; 3]| {
+        which.map(|i| vectors.join(format!("{scheme}/keygen_data_{i}.json")))
+    };
+    let ecdsa = import_files(
+        &cluster,
+        Format::TssLibEcdsa,
+        &files("ecdsa", [1, 2, 3]),
+        None,
+        // Its legacy funds are on regtest: there its own key signs.
+        &plan("legacy-ecdsa", Some("bitcoin:regtest")),
+        &w.admins,
+    )
+    .await
+    .unwrap();
+    let eddsa = import_files(
+        &cluster,
+        Format::TssLibEddsa,
+        &files("eddsa", [0, 2, 3]),
+        None,
+        &plan("legacy-eddsa", None),
+        &w.admins,
+    )
+    .await
+    .unwrap();
+
+    // Bitcoin: the legacy key's own P2WPKH address; every input through Core's interpreter.
+    let btc = w.registry.adapter("bitcoin", Some("regtest")).unwrap();
+    let a = w
+        .address("legacy-ecdsa", "bitcoin", Some("regtest"), &[])
+        .await;
+    assert_eq!(a.public_key, ecdsa.public_key);
+    assert_eq!(a.address, btc.address(&ecdsa.public_key.0).unwrap());
+    let sent = w
+        .send(
+            "legacy-ecdsa",
+            "bitcoin",
+            "regtest",
+            &[],
+            Intent {
+                to: Some("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080".into()),
+                amount: Some("20000".into()),
+                utxos: Some(vec![funding(11, 15_000), funding(12, 15_000)]),
+                fee_rate: Some(2),
+                ..Default::default()
+            },
+            Rpc::default(),
+        )
+        .await;
+    let spent = adapters::bitcoin::spent_outputs(&sent.assembled.psbt.as_ref().unwrap().0).unwrap();
+    assert_eq!(spent.len(), 2);
+    bitcoin_verify(&sent.assembled.raw_tx.0, &spent)
+        .await
+        .unwrap();
+
+    // Ethereum: the address is Keccak-256 of the legacy key (computed here with k256 and sha3),
+    // and anvil recovers it as the sender.
+    let eth = {
+        use k256::elliptic_curve::sec1::ToEncodedPoint as _;
+        use sha3::Digest as _;
+        let point = k256::PublicKey::from_sec1_bytes(&ecdsa.public_key.0)
+            .unwrap()
+            .to_encoded_point(false);
+        format!(
+            "0x{}",
+            hex::encode(&sha3::Keccak256::digest(&point.as_bytes()[1..])[12..])
+        )
+    };
+    let from = w
+        .address("legacy-ecdsa", "ethereum", Some("anvil"), &[])
+        .await;
+    assert_eq!(from.address.to_lowercase(), eth);
+    w.anvil
+        .set_balance(&from.address, 10u128.pow(18))
+        .await
+        .unwrap();
+    let before = w.anvil.balance(RECIPIENT).await.unwrap();
+    let url = w.anvil.url.clone();
+    let transfer = w
+        .send(
+            "legacy-ecdsa",
+            "ethereum",
+            "anvil",
+            &[],
+            Intent {
+                to: Some(RECIPIENT.into()),
+                amount: Some("4242".into()),
+                ..Default::default()
+            },
+            Rpc {
+                url: Some(&url),
+                fill_locally: false,
+            },
+        )
+        .await;
+    assert!(
+        w.anvil
+            .succeeded(transfer.broadcast.as_ref().unwrap())
+            .await
+            .unwrap()
+    );
+    assert_eq!(w.anvil.balance(RECIPIENT).await.unwrap(), before + 4242);
+    let tx = w
+        .anvil
+        .call(
+            "eth_getTransactionByHash",
+            serde_json::json!([transfer.assembled.txid]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(tx["from"].as_str().unwrap().to_lowercase(), eth);
+
+    // Solana: the legacy EdDSA key is the account; a SOL and an SPL transfer execute.
+    let sol = &w.solana;
+    let account = w.address("legacy-eddsa", "solana", None, &[]).await;
+    assert_eq!(account.public_key, eddsa.public_key);
+    assert_eq!(
+        account.address,
+        w.registry
+            .adapter("solana", None)
+            .unwrap()
+            .address(&eddsa.public_key.0)
+            .unwrap()
+    );
+    sol.airdrop(&account.address, 1_000_000_000).await.unwrap();
+    let to = w
+        .registry
+        .adapter("solana", None)
+        .unwrap()
+        .address(SigningKey::from_bytes(&[78; 32]).verifying_key().as_bytes())
+        .unwrap();
+    w.send(
+        "legacy-eddsa",
+        "solana",
+        "localnet",
+        &[],
+        Intent {
+            to: Some(to.clone()),
+            amount: Some("2000000".into()),
+            ..Default::default()
+        },
+        Rpc {
+            url: Some(&sol.url),
+            fill_locally: false,
+        },
+    )
+    .await;
+    assert_eq!(sol.balance(&to).await.unwrap(), 2_000_000);
+    let mint = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v";
+    let source = sol.mint_to(mint, &account.address, 90, 2).await.unwrap();
+    w.send(
+        "legacy-eddsa",
+        "solana",
+        "localnet",
+        &[],
+        Intent {
+            to: Some(to.clone()),
+            amount: Some("40".into()),
+            token: Some(mint.into()),
+            decimals: Some(2),
+            ..Default::default()
+        },
+        Rpc {
+            url: Some(&sol.url),
+            fill_locally: false,
+        },
+    )
+    .await;
+    assert_eq!(sol.token_balance(&source).await.unwrap(), 50);
 }

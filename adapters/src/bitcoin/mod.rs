@@ -100,6 +100,10 @@ pub const BITCOIN: Family = Family {
 pub struct Bitcoin {
     family: Family,
     net: Net,
+    /// Whether the key's own (master) key, the empty path, may sign here: only for an
+    /// imported key whose approved import names this network as the one its legacy funds are
+    /// on (issue 19).
+    master_key: bool,
 }
 
 impl Bitcoin {
@@ -125,10 +129,26 @@ impl Bitcoin {
                     .collect::<Vec<_>>()
                     .join(", "),
             })?;
-        Ok(Self { family, net })
+        Ok(Self {
+            family,
+            net,
+            master_key: false,
+        })
+    }
+
+    /// The same network, where the key's own (master) key, the empty path, may sign too: for
+    /// an imported key whose legacy funds are at its legacy address on this network, and on
+    /// no other (every other Bitcoin-family network still signs only under its own first path
+    /// component, so that no signature is valid on two of them).
+    pub fn with_master_key(mut self) -> Self {
+        self.master_key = true;
+        self
     }
 
     fn check_coin(&self, path: &[u32]) -> Result<()> {
+        if self.master_key && path.is_empty() {
+            return Ok(());
+        }
         if path.first() != Some(&self.net.coin) {
             return Err(AdapterError::InvalidIntent(format!(
                 "{} {} keys are used under m/{}/…: the first path component keeps the keys of \

@@ -155,6 +155,30 @@ fn bad_input_gets_clear_errors() {
         assert!(btc.check_path(path).is_err());
     }
     assert!(btc.check_path(&[1, 0]).is_ok());
+    // An imported key whose legacy funds are on regtest: its own key (the empty path) signs on
+    // regtest, and on no other Bitcoin-family network, nor on one its import does not name.
+    let registry = crate::Registry::builtin();
+    let legacy = registry
+        .adapter_for_key("bitcoin", Some("regtest"), Some("bitcoin:regtest"))
+        .unwrap();
+    assert!(legacy.check_path(&[]).is_ok());
+    assert!(legacy.build(&pk, &[], &ok).is_ok());
+    assert!(legacy.check_path(&[0]).is_err());
+    for (chain, network, named) in [
+        ("bitcoin", "mainnet", Some("bitcoin:regtest")),
+        ("litecoin", "regtest", Some("bitcoin:regtest")),
+        ("bitcoin", "regtest", Some("litecoin:regtest")),
+        ("bitcoin", "regtest", None),
+    ] {
+        let a = registry
+            .adapter_for_key(chain, Some(network), named)
+            .unwrap();
+        assert!(a.check_path(&[]).is_err(), "{chain} {network} {named:?}");
+    }
+    assert!(registry.is_bitcoin_family("litecoin:mainnet"));
+    assert!(!registry.is_bitcoin_family("ethereum:mainnet"));
+    assert!(!registry.is_bitcoin_family("bitcoin:nowhere"));
+    assert!(!registry.is_bitcoin_family("bitcoin"));
     assert!(matches!(
         btc.address(&pk[..32]),
         Err(AdapterError::BadPublicKey(_))

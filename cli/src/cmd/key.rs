@@ -67,6 +67,11 @@ pub struct ImportArgs {
     /// The BIP-32 chain code to keep (64 hex digits; ECDSA), when the files carry none.
     #[arg(long)]
     chain_code: Option<String>,
+    /// The Bitcoin-family network whose legacy funds are at the key's own address, as
+    /// CHAIN:NETWORK (e.g. bitcoin:mainnet): there, and only there, the key's own (master) key
+    /// signs (ECDSA).
+    #[arg(long)]
+    master_key_network: Option<String>,
     /// The attestation root (PEM) the nodes' documents chain to (default: the simulated
     /// cluster's in --dir, else AWS's Nitro root).
     #[arg(long)]
@@ -164,6 +169,7 @@ async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         approvers: public_keys(&a.approvers, approver_public)?,
         approvals_needed: a.approvals,
         chain_code,
+        master_key_network: a.master_key_network.clone(),
     };
     let admins = read_keys(&a.admins)?;
     let cluster = Cluster {

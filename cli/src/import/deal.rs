@@ -113,12 +113,13 @@ fn compressed<E: Curve>(p: &Point<E>) -> ByteBuf {
 }
 
 /// The import request for `holders`' key (every holder given deals, in the order given), with
-/// the key's fields in `key` and the chain code to keep (`chain_code`, else the one the files
-/// carry).
+/// the key's fields in `key`, the chain code to keep (`chain_code`, else the one the files
+/// carry) and the Bitcoin-family network its legacy funds are on, if any.
 pub fn import_request<E: Curve>(
     key: CreateKey,
     holders: &Holders<E>,
     chain_code: Option<[u8; 32]>,
+    master_key_network: Option<String>,
 ) -> ImportKey {
     let dealers = holders
         .shares
@@ -135,6 +136,7 @@ pub fn import_request<E: Curve>(
         chain_code: chain_code
             .or(holders.shares[0].chain_code)
             .map(|c| ByteBuf::from(c.to_vec())),
+        master_key_network,
         dealers,
     }
 }

@@ -31,6 +31,9 @@ pub struct ImportPlan {
     pub approvals_needed: u16,
     /// The chain code to keep, if not the one the files carry.
     pub chain_code: Option<[u8; 32]>,
+    /// The Bitcoin-family network (`CHAIN:NETWORK`) whose legacy funds are at the key's own
+    /// address (there the empty path signs), if any.
+    pub master_key_network: Option<String>,
 }
 
 /// Where the cluster is and whom it answers to.
@@ -65,7 +68,12 @@ async fn import_holders<E: Curve>(
         &approvers,
         plan.approvals_needed,
     );
-    let request = import_request(key, &holders, plan.chain_code);
+    let request = import_request(
+        key,
+        &holders,
+        plan.chain_code,
+        plan.master_key_network.clone(),
+    );
     let approved = requests::approve(&request, admins);
     let hash: [u8; 32] = sha2::Sha256::digest(request.canonical_bytes()).into();
     let mut rng = rand::rngs::OsRng;

@@ -30,6 +30,10 @@ pub struct ImportKeyJson {
     /// The chain code to keep (ECDSA, 32 bytes), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain_code: Option<Hex>,
+    /// The Bitcoin-family network (`CHAIN:NETWORK`) whose legacy funds are at the key's own
+    /// address: there the empty path signs (`protocol::import::ImportKey`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_key_network: Option<String>,
     /// The legacy holders that deal, in dealing order.
     pub dealers: Vec<LegacyDealerJson>,
 }
@@ -64,6 +68,7 @@ impl Wire for ImportKeyJson {
             key: self.key.to_wire(),
             public_key: buf(&self.public_key),
             chain_code: self.chain_code.as_ref().map(buf),
+            master_key_network: self.master_key_network.clone(),
             dealers: self
                 .dealers
                 .iter()
@@ -80,6 +85,7 @@ impl Wire for ImportKeyJson {
             key: CreateKeyJson::from_wire(&r.key),
             public_key: Hex::from(&r.public_key),
             chain_code: r.chain_code.as_ref().map(Hex::from),
+            master_key_network: r.master_key_network.clone(),
             dealers: r
                 .dealers
                 .iter()

@@ -90,6 +90,18 @@ impl KeyInfo {
         .find_map(|(differs, what)| differs.then_some(what))
     }
 
+    /// For an imported key, the Bitcoin-family network (`CHAIN:NETWORK`) whose legacy funds
+    /// are at the key's own address, as its approved import request names it: there the empty
+    /// path signs. Checked against the receipts with the rest of the key.
+    pub fn master_key_network(&self) -> Option<&str> {
+        self.receipts
+            .as_ref()?
+            .import
+            .as_ref()?
+            .master_key_network
+            .as_deref()
+    }
+
     /// The receipt this key info claims every participant signed (with node 0's index: a
     /// verifier sets each signer's own; the request hash is that of the creation request
     /// served with it) and the signatures; `None` without receipts.

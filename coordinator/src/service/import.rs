@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use protocol::import::{IMPORT_VERSION, MAX_DEALERS};
+use protocol::import::{IMPORT_VERSION, MAX_DEALERS, MAX_NETWORK_LEN};
 use protocol::policy::{Canonical, Scheme};
 use protocol::session::SessionKind;
 use sha2::{Digest, Sha256};
@@ -23,6 +23,7 @@ fn validate_import(
     body: &ImportBody,
     genesis: &GenesisBody,
     nodes: u16,
+    registry: &adapters::Registry,
 ) -> Result<NewKeyJob, ApiError> {
     let invalid = |m: String| err(ErrorCode::InvalidRequest, m);
     let request = &body.import.request;
@@ -66,6 +67,16 @@ fn validate_import(
         }
         _ => {}
     }
+    if let Some(network) = &request.master_key_network
+        && (r.scheme != Scheme::EcdsaSecp256k1
+            || network.len() > MAX_NETWORK_LEN
+            || !registry.is_bitcoin_family(network))
+    {
+        return Err(invalid(format!(
+            "the master key's network `{network}` is not a Bitcoin-family CHAIN:NETWORK \
+             (an ECDSA key's legacy funds)"
+        )));
+    }
     let admins = keys_of(genesis.admins(), "admin")?;
     let wire = body.import.to_wire();
     let actors = check_approvals(
@@ -97,7 +108,12 @@ impl Coordinator {
         let started = Instant::now();
         let result = async {
             let genesis = self.cluster().await?;
-            let job = validate_import(&body, &genesis, self.nodes.count())?;
+            let job = validate_import(
+                &body,
+                &genesis,
+                self.nodes.count(),
+                &self.settings().chains.registry,
+            )?;
             self.new_key(genesis, job, credential).await
         }
         .await;

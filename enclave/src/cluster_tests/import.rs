@@ -73,6 +73,7 @@ impl Cluster {
             key,
             public_key: bytes(&legacy.key),
             chain_code: None,
+            master_key_network: None,
             dealers: dealers
                 .iter()
                 .map(|i| LegacyDealer {

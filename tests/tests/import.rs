@@ -211,6 +211,123 @@ async fn tss_lib_keys_import_into_the_cluster_and_sign_under_their_legacy_keys()
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("are the same holder"), "{err}");
+    // cggmp21 shares from another deployment (its trusted dealer, random points, an HD chain
+    // code): the key keeps its chain code, so derived keys and addresses stay the same.
+    use rand::SeedableRng as _;
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed([19; 32]);
+    let shares = key_share::trusted_dealer::builder::<reshare::generic_ec::curves::Secp256k1>(5)
+        .set_threshold(Some(3))
+        .hd_wallet(true)
+        .generate_shares_at_random(&mut rng)
+        .unwrap();
+    let files: Vec<PathBuf> = [4, 1, 2]
+        .iter()
+        .map(|i| {
+            let f = dir.path().join(format!("cggmp21-{i}.json"));
+            std::fs::write(&f, serde_json::to_string(&shares[*i]).unwrap()).unwrap();
+            f
+        })
+        .collect();
+    let key = ok(&import("other-cggmp21", "cggmp21", &files));
+    let legacy_key = shares[0].shared_public_key.to_bytes(true).to_vec();
+    let chain_code = shares[0].chain_code.unwrap();
+    assert_eq!(
+        key["public_key"].as_str().unwrap(),
+        hex::encode(&legacy_key)
+    );
+    assert_eq!(key["chain_code"].as_str().unwrap(), hex::encode(chain_code));
+    let v = ok(&cohort(&[
+        "sign",
+        "--dir",
+        &d,
+        "--key",
+        "other-cggmp21",
+        "--payload",
+        &hex::encode(digest),
+        "--path",
+        "m/0/1",
+        "--approver",
+        &approver,
+        "--json",
+    ]));
+    let derived = hex::decode(v["public_key"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        derived,
+        cohort_tests::bip32_child(&legacy_key, &chain_code, &[0, 1])
+    );
+    k256::ecdsa::VerifyingKey::from_sec1_bytes(&derived)
+        .unwrap()
+        .verify_prehash(
+            &digest,
+            &k256::ecdsa::Signature::from_slice(
+                &hex::decode(v["signature"].as_str().unwrap()).unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+
+    // frost-ed25519 key packages with identifiers derived from names; frost itself verifies
+    // the cluster's signature under the group's verifying key.
+    use frost_ed25519::keys::{IdentifierList, KeyPackage, generate_with_dealer};
+    let ids: Vec<frost_ed25519::Identifier> = ["alice", "bob", "carol", "dave", "erin"]
+        .iter()
+        .map(|n| frost_ed25519::Identifier::derive(n.as_bytes()).unwrap())
+        .collect();
+    let (secret_shares, group) =
+        generate_with_dealer(5, 3, IdentifierList::Custom(&ids), &mut rng).unwrap();
+    let public_file = dir.path().join("frost-public.bin");
+    std::fs::write(&public_file, group.serialize().unwrap()).unwrap();
+    let files: Vec<PathBuf> = [0, 2, 4]
+        .iter()
+        .map(|i| {
+            let f = dir.path().join(format!("frost-{i}.bin"));
+            let package = KeyPackage::try_from(secret_shares[&ids[*i]].clone()).unwrap();
+            std::fs::write(&f, package.serialize().unwrap()).unwrap();
+            f
+        })
+        .collect();
+    let mut args: Vec<String> = [
+        "key",
+        "import",
+        "--dir",
+        &d,
+        "--id",
+        "other-frost",
+        "--format",
+        "frost-ed25519",
+        "--public",
+        public_file.to_str().unwrap(),
+        "--threshold",
+        "2",
+        "--admin",
+        &admin,
+        "--approver",
+        &approver,
+        "--json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for f in &files {
+        args.extend(["--share".to_string(), f.display().to_string()]);
+    }
+    let key = ok(&cohort(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    assert_eq!(
+        key["public_key"].as_str().unwrap(),
+        hex::encode(group.verifying_key().serialize().unwrap())
+    );
+    let message = b"frost verifies the cluster";
+    let signature = sign("other-frost", message);
+    group
+        .verifying_key()
+        .verify(
+            message,
+            &frost_ed25519::Signature::deserialize(&signature).unwrap(),
+        )
+        .unwrap();
+
     let listed: serde_json::Value = ok(&cohort(&["key", "list", "--dir", &d]));
     let ids: Vec<&str> = listed["keys"]
         .as_array()
@@ -218,5 +335,13 @@ async fn tss_lib_keys_import_into_the_cluster_and_sign_under_their_legacy_keys()
         .iter()
         .map(|k| k["key_id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["legacy-ecdsa", "legacy-eddsa"]);
+    assert_eq!(
+        ids,
+        [
+            "legacy-ecdsa",
+            "legacy-eddsa",
+            "other-cggmp21",
+            "other-frost"
+        ]
+    );
 }

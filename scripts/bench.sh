@@ -5,6 +5,7 @@
 # to stdout as JSON; docs/benchmarks.md records them.
 #
 #   ./scripts/bench.sh [SECONDS]      (default 120 s per sustained run)
+#   ./scripts/bench.sh keys [N]       key creation and import latency only (N of each, default 5)
 #
 # Runs: presigned ECDSA latency (a burst the pools serve), then sustained runs of SECONDS each:
 # EdDSA at concurrency 1, 4 and 16; ECDSA preferring presignatures at 1 and 4 (the pools drain
@@ -12,7 +13,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+MODE=sustained
+if [ "${1:-}" = keys ]; then MODE=keys; fi
 SECONDS_EACH="${1:-120}"
+ROUNDS="${2:-5}"
 FEATURES=(--features enclave/test-fixtures)
 cargo build --workspace --bins --locked "${FEATURES[@]}"
 cargo build -p enclave --example floor --locked "${FEATURES[@]}"
@@ -35,6 +39,34 @@ for k in "ecdsa ecdsa-secp256k1" "eddsa eddsa-ed25519"; do
   "${C[@]}" key create --dir "$WORK/sim" --id "$1" --scheme "$2" --threshold 2 \
     --admin "$WORK/admin.key" --approver "$WORK/approver.key" > /dev/null
 done
+# Key setup latency: creation by DKG beside import by redistribution (tss-lib's files, 3 of 5
+# holders dealing), each through the CLI as an operator runs it (holder's checks, attestation
+# of every node, approvals, the session, receipts checked against the pinned genesis).
+VECTORS=cli/tests/vectors/tss-lib
+ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+for op in create-ecdsa create-eddsa import-ecdsa import-eddsa; do
+  times=()
+  for i in $(seq 1 "$ROUNDS"); do
+    id="$op-$i"
+    t0=$(date +%s%N)
+    case $op in
+      create-*)
+        scheme=ecdsa-secp256k1; [ "$op" = create-eddsa ] && scheme=eddsa-ed25519
+        "${C[@]}" key create --dir "$WORK/sim" --id "$id" --scheme "$scheme" --threshold 2 \
+          --admin "$WORK/admin.key" --approver "$WORK/approver.key" > /dev/null ;;
+      import-*)
+        kind=${op#import-}
+        "${C[@]}" key import --dir "$WORK/sim" --id "$id" --format "tss-lib-$kind" \
+          --share "$VECTORS/$kind/keygen_data_0.json" --share "$VECTORS/$kind/keygen_data_2.json" \
+          --share "$VECTORS/$kind/keygen_data_4.json" --threshold 2 \
+          --admin "$WORK/admin.key" --approver "$WORK/approver.key" > /dev/null ;;
+    esac
+    times+=("$(ms "$t0")")
+  done
+  echo "{\"op\":\"$op\",\"nodes\":3,\"threshold\":2,\"ms\":[$(IFS=,; echo "${times[*]}")]}"
+done
+if [ "$MODE" = keys ]; then exit 0; fi
+
 echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)" >&2
 B=(bench --dir "$WORK/sim" --approver "$WORK/approver.key" --json)
 # Presigned latency: fill the pools first (refills run only while no signing request does), then

@@ -682,6 +682,15 @@ pub fn api_request(data: &[u8]) {
         }
         Err(e) => error_body(&e),
     }
+    // What POST /v1/keys/import reads (issue 19): an approved import and sealed dealings.
+    match parse_body::<coordinator::api::ImportBody>(data) {
+        Ok(body) => {
+            json_round_trip(&body);
+            let wire = body.import.to_wire();
+            let _ = protocol::policy::Canonical::canonical_bytes(&wire.request);
+        }
+        Err(e) => error_body(&e),
+    }
     match parse_body::<coordinator::api::RegisterCredential>(data) {
         Ok(req) => json_round_trip(&req),
         Err(e) => error_body(&e),

@@ -23,6 +23,10 @@ pub const MAX_DEALERS: usize = 64;
 /// The longest `CHAIN:NETWORK` an import may name as its master key's network.
 pub const MAX_NETWORK_LEN: usize = 64;
 
+/// The length of a sealed sub-share (`reshare::sealed::SEALED_LEN`): a 32-byte scalar and
+/// ChaCha20-Poly1305's 16-byte tag.
+pub const SEALED_LEN: usize = 48;
+
 /// One dealer of an import: a legacy holder, by its evaluation point and public share.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

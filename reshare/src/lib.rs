@@ -101,10 +101,14 @@ pub enum ReshareError {
     /// another import, altered on the way, or a low-order ephemeral key).
     #[error("dealer {0}'s sealed sub-share does not open for this member")]
     Sealed(usize),
-    /// Bytes that are not a point or scalar of the curve.
-    #[error("{what} {index} is not an encoding of the curve's {what}")]
+    /// The public key is not the one accepted encoding of a point of its curve (or is the
+    /// identity).
+    #[error("the public key is not a canonical encoding of a point on the key's curve")]
+    KeyEncoding,
+    /// Bytes that are not the one accepted encoding of a point or scalar of the key's curve.
+    #[error("{what} {index} is not a canonical encoding on the key's curve")]
     Encoding {
-        /// "point" or "scalar".
+        /// What was read (`the public share of dealer`, ...), read before the index.
         what: &'static str,
         /// Its position where it was read.
         index: usize,

@@ -5,32 +5,63 @@
 //!
 //! ```text
 //! shared = X25519(e, P_j)                       e: the dealing's ephemeral secret
-//! info   = DST || curve name || E || P_j || u16 dealer || u16 member || context
+//! info   = DST || lp(purpose) || lp(curve name) || E || P_j || u16 dealer || u16 member
+//!          || context
 //! key    = HKDF-SHA256(ikm = shared, salt = empty, info)
 //! sealed = ChaCha20-Poly1305(key, nonce = 0, plaintext = sub-share (scalar, big-endian),
 //!                            associated data = info)
 //! ```
 //!
-//! `E` is the dealing's ephemeral public key, `P_j` the member's identity key, `context` the
-//! caller's binding (for an import, SHA-256 of the approved request's canonical bytes). A key
-//! is used for one message only, so the fixed nonce is safe.
+//! `E` is the dealing's ephemeral public key, `P_j` the member's identity key, `purpose` what the
+//! redistribution is for (`import`, `reshare`), `context` the caller's binding (for an import,
+//! SHA-256 of the approved request's canonical bytes), `lp` a 4-byte big-endian length prefix.
+//! A key is used for one message only, so the fixed nonce is safe.
+//!
+//! [`point`] and [`scalar`] read the public values a dealing is checked against. Each accepts
+//! one encoding only (compressed points, 32-byte big-endian scalars below the order, read
+//! back and compared byte for byte), so that two byte strings never name the same value: what
+//! every node hashes and confirms is then what it checked.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use generic_ec::{Curve, Point, Scalar, SecretScalar};
 use hkdf::Hkdf;
 use sha2::Sha256;
 use x25519_dalek::{PublicKey, StaticSecret};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::ReshareError;
 
 /// Domain of a sealed sub-share's key and associated data.
 pub const SUB_SHARE_DST: &[u8] = b"cohort/reshare/sub-share/v1\0";
 
-/// Where a sealed sub-share belongs: which redistribution, dealer and member.
+/// What a redistribution is for. It is part of every sealed sub-share's key, so a sub-share
+/// dealt for one purpose never opens as another's, whatever the two share as context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A legacy key dealt into the cluster by its legacy holders.
+    Import,
+    /// A cluster key dealt by its current holders to a new committee.
+    Reshare,
+}
+
+impl Purpose {
+    fn tag(self) -> &'static [u8] {
+        match self {
+            Self::Import => b"import",
+            Self::Reshare => b"reshare",
+        }
+    }
+}
+
+/// The length of a sealed sub-share: a 32-byte scalar and ChaCha20-Poly1305's 16-byte tag.
+pub const SEALED_LEN: usize = 32 + 16;
+
+/// Where a sealed sub-share belongs: which kind of redistribution, which one, dealer and member.
 #[derive(Debug, Clone, Copy)]
 pub struct Binding<'a> {
+    /// What the redistribution is for.
+    pub purpose: Purpose,
     /// The caller's binding of the redistribution (an approved request's hash).
     pub context: &'a [u8],
     /// The dealer's position among the dealers.
@@ -41,8 +72,10 @@ pub struct Binding<'a> {
 
 fn info<E: Curve>(ephemeral: &[u8; 32], member_key: &[u8; 32], b: &Binding<'_>) -> Vec<u8> {
     let mut info = SUB_SHARE_DST.to_vec();
-    info.extend_from_slice(&(E::CURVE_NAME.len() as u32).to_be_bytes());
-    info.extend_from_slice(E::CURVE_NAME.as_bytes());
+    for part in [b.purpose.tag(), E::CURVE_NAME.as_bytes()] {
+        info.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        info.extend_from_slice(part);
+    }
     info.extend_from_slice(ephemeral);
     info.extend_from_slice(member_key);
     info.extend_from_slice(&b.dealer.to_be_bytes());
@@ -56,7 +89,8 @@ fn cipher(shared: &[u8; 32], info: &[u8]) -> ChaCha20Poly1305 {
     Hkdf::<Sha256>::new(None, shared)
         .expand(info, &mut *key)
         .expect("32 bytes is a valid HKDF-SHA256 output length");
-    ChaCha20Poly1305::new(&Key::from(*key))
+    // From the slice: no copy of the key is left behind on the stack.
+    ChaCha20Poly1305::new_from_slice(&key[..]).expect("32 bytes is a ChaCha20-Poly1305 key")
 }
 
 /// A dealing's ephemeral key: one per dealing, dropped (and zeroized) once it is sealed.
@@ -88,7 +122,9 @@ impl Ephemeral {
         }
         let shared = Zeroizing::new(shared.to_bytes());
         let info = info::<E>(&self.public(), member_key, binding);
-        let plain = Zeroizing::new(sub_share.as_ref().to_be_bytes().as_bytes().to_vec());
+        let mut encoded = sub_share.as_ref().to_be_bytes();
+        let plain = Zeroizing::new(encoded.as_bytes().to_vec());
+        encoded.as_mut().zeroize();
         cipher(&shared, &info)
             .encrypt(
                 &Nonce::default(),
@@ -119,6 +155,9 @@ pub fn open<E: Curve>(
 ) -> Result<SecretScalar<E>, ReshareError> {
     let dealer = usize::from(binding.dealer);
     let info = info::<E>(ephemeral, member_key, binding);
+    if sealed.len() != SEALED_LEN {
+        return Err(ReshareError::Sealed(dealer));
+    }
     let plain = Zeroizing::new(
         cipher(shared, &info)
             .decrypt(
@@ -135,20 +174,35 @@ pub fn open<E: Curve>(
     Ok(SecretScalar::new(&mut scalar))
 }
 
-/// A point from its compressed (or any valid) encoding; `index` names it in the error.
-pub fn point<E: Curve>(bytes: &[u8], index: usize) -> Result<Point<E>, ReshareError> {
-    Point::from_bytes(bytes).map_err(|_| ReshareError::Encoding {
-        what: "point",
-        index,
-    })
+/// A point from its one accepted encoding, compressed; `what` and `index` name it in the
+/// error. The identity is refused where `nonzero` (a public key or public share).
+pub fn point<E: Curve>(
+    bytes: &[u8],
+    nonzero: bool,
+    what: &'static str,
+    index: usize,
+) -> Result<Point<E>, ReshareError> {
+    let bad = || ReshareError::Encoding { what, index };
+    let p = Point::<E>::from_bytes(bytes).map_err(|_| bad())?;
+    if (nonzero && p.is_zero()) || p.to_bytes(true).as_bytes() != bytes {
+        return Err(bad());
+    }
+    Ok(p)
 }
 
-/// A scalar from its big-endian encoding; `index` names it in the error.
-pub fn scalar<E: Curve>(bytes: &[u8], index: usize) -> Result<Scalar<E>, ReshareError> {
-    Scalar::from_be_bytes(bytes).map_err(|_| ReshareError::Encoding {
-        what: "scalar",
-        index,
-    })
+/// A scalar from its one accepted encoding, 32 bytes big-endian and below the order; `what`
+/// and `index` name it in the error.
+pub fn scalar<E: Curve>(
+    bytes: &[u8],
+    what: &'static str,
+    index: usize,
+) -> Result<Scalar<E>, ReshareError> {
+    let bad = || ReshareError::Encoding { what, index };
+    let s = Scalar::<E>::from_be_bytes(bytes).map_err(|_| bad())?;
+    if s.to_be_bytes().as_bytes() != bytes {
+        return Err(bad());
+    }
+    Ok(s)
 }
 
 #[cfg(test)]
@@ -164,6 +218,7 @@ mod tests {
         let member_key = PublicKey::from(&member).to_bytes();
         let e = Ephemeral::generate(&mut rng);
         let b = Binding {
+            purpose: Purpose::Import,
             context: b"request",
             dealer: 1,
             member: 2,
@@ -182,6 +237,10 @@ mod tests {
         for other in [
             Binding { member: 0, ..b },
             Binding { dealer: 0, ..b },
+            Binding {
+                purpose: Purpose::Reshare,
+                ..b
+            },
             Binding {
                 context: b"another request",
                 ..b
@@ -219,19 +278,36 @@ mod tests {
 
     #[test]
     fn bad_encodings_are_named() {
+        let named = |what, index| Some(ReshareError::Encoding { what, index });
         assert_eq!(
-            point::<Secp256k1>(&[5u8; 33], 4).err(),
-            Some(ReshareError::Encoding {
-                what: "point",
-                index: 4
-            })
+            point::<Secp256k1>(&[5u8; 33], false, "public share", 4).err(),
+            named("public share", 4)
         );
         assert_eq!(
-            scalar::<Secp256k1>(&[0xff; 32], 1).err(),
-            Some(ReshareError::Encoding {
-                what: "scalar",
-                index: 1
-            })
+            scalar::<Secp256k1>(&[0xff; 32], "point", 1).err(),
+            named("point", 1)
         );
+        // One value, one encoding: the uncompressed form of a valid point, a scalar with a
+        // leading zero byte or one byte short, the identity where a key is expected.
+        let g = Point::<Secp256k1>::generator().to_point();
+        let compressed = g.to_bytes(true).as_bytes().to_vec();
+        assert_eq!(point::<Secp256k1>(&compressed, true, "k", 0).ok(), Some(g));
+        let uncompressed = g.to_bytes(false).as_bytes().to_vec();
+        assert_eq!(
+            point::<Secp256k1>(&uncompressed, true, "k", 0).err(),
+            named("k", 0)
+        );
+        let zero = Point::<Secp256k1>::zero()
+            .to_bytes(true)
+            .as_bytes()
+            .to_vec();
+        assert_eq!(point::<Secp256k1>(&zero, true, "k", 2).err(), named("k", 2));
+        assert!(point::<Secp256k1>(&zero, false, "c", 0).is_ok());
+        let one = Scalar::<Ed25519>::one().to_be_bytes().as_bytes().to_vec();
+        assert!(scalar::<Ed25519>(&one, "s", 0).is_ok());
+        let mut long = vec![0u8];
+        long.extend_from_slice(&one);
+        assert_eq!(scalar::<Ed25519>(&long, "s", 0).err(), named("s", 0));
+        assert_eq!(scalar::<Ed25519>(&one[1..], "s", 3).err(), named("s", 3));
     }
 }

@@ -70,8 +70,10 @@ pub struct LegacySummary {
     pub addresses: Vec<LegacyAddress>,
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, ImportError> {
+/// A share file's bytes, wiped when dropped (the parsers' own copies are theirs to wipe).
+fn read(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, ImportError> {
     std::fs::read(path)
+        .map(zeroize::Zeroizing::new)
         .map_err(|e| ImportError::Malformed(format!("cannot read {}: {e}", path.display())))
 }
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use protocol::import::{IMPORT_VERSION, MAX_DEALERS, MAX_NETWORK_LEN};
+use protocol::import::{IMPORT_VERSION, MAX_DEALERS, MAX_NETWORK_LEN, SEALED_LEN};
 use protocol::policy::{Canonical, Scheme};
 use protocol::session::SessionKind;
 use sha2::{Digest, Sha256};
@@ -56,6 +56,43 @@ fn validate_import(
         return Err(invalid(format!(
             "dealer {i}'s dealing seals {} sub-share(s); the cluster has {nodes} nodes",
             d.sub_shares.len()
+        )));
+    }
+    // Lengths only (the nodes check what the bytes are): a dealing of the wrong shape does not
+    // reach them.
+    let point_len = match r.scheme {
+        Scheme::EcdsaSecp256k1 => 33,
+        Scheme::EddsaEd25519 => 32,
+    };
+    if request.public_key.0.len() != point_len {
+        return Err(invalid(format!(
+            "the legacy public key has {} bytes; a {} key has {point_len}",
+            request.public_key.0.len(),
+            r.scheme
+        )));
+    }
+    if let Some((i, _)) = request
+        .dealers
+        .iter()
+        .enumerate()
+        .find(|(_, d)| d.point.0.len() != 32 || d.public_share.0.len() != point_len)
+    {
+        return Err(invalid(format!(
+            "dealer {i}: an evaluation point has 32 bytes and a public share {point_len}"
+        )));
+    }
+    if let Some((i, d)) = body.dealings.iter().enumerate().find(|(_, d)| {
+        d.commitments.len() != usize::from(r.threshold)
+            || d.commitments.iter().any(|c| c.0.len() != point_len)
+            || d.ephemeral.0.len() != 32
+            || d.sub_shares.iter().any(|s| s.0.len() != SEALED_LEN)
+    }) {
+        return Err(invalid(format!(
+            "dealer {i}'s dealing is malformed: {} commitment(s) for threshold {} (each \
+             {point_len} bytes), a 32-byte ephemeral key, sealed sub-shares of {SEALED_LEN} \
+             bytes",
+            d.commitments.len(),
+            r.threshold
         )));
     }
     match (&request.chain_code, r.scheme) {

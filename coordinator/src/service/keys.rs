@@ -358,7 +358,15 @@ impl Coordinator {
             outcome: "ok".into(),
             request_id: Some(hex::encode(&r.request_id)),
             credential: Some(credential),
-            detail: None,
+            // An import's record names what the admins approved: the request's hash and the
+            // legacy key it brings in (a creation's request id says enough).
+            detail: job.import.as_ref().map(|i| {
+                format!(
+                    "import request sha256 {}, legacy public key {}",
+                    hex::encode(&job.request_hash),
+                    hex::encode(&i.public_key.0)
+                )
+            }),
         };
         // A failed generation frees the key id again, with its audit record.
         let fail = |code: ErrorCode, message: String, mut entry: AuditEntry| {

@@ -11,7 +11,7 @@ use protocol::{EnclaveRequest, EnclaveResponse};
 use rand::rngs::OsRng;
 use reshare::generic_ec::curves::Ed25519;
 use reshare::generic_ec::{Point, Scalar, SecretScalar};
-use reshare::sealed::{Binding, Ephemeral};
+use reshare::sealed::{Binding, Ephemeral, Purpose};
 use reshare::{Points, deal};
 use serde_bytes::ByteBuf;
 use sha2::Digest;
@@ -118,6 +118,7 @@ impl Cluster {
                     .map(|(m, s)| {
                         let key = self.enclaves[m].identity().encryption;
                         let b = Binding {
+                            purpose: Purpose::Import,
                             context: &hash,
                             dealer: d as u16,
                             member: m as u16,
@@ -239,6 +240,7 @@ fn a_dealer_off_its_polynomial_or_without_its_share_is_named_and_nothing_is_kept
     for m in 0..3u16 {
         let key = c.enclaves[usize::from(m)].identity().encryption;
         let b = Binding {
+            purpose: Purpose::Import,
             context: &hash,
             dealer: 1,
             member: m,
@@ -362,4 +364,78 @@ fn a_dealing_for_another_import_a_tampered_public_share_or_too_few_admins_are_re
         "{outcomes:?}"
     );
     assert_eq!(c.key_counts(), [0, 0, 0]);
+}
+
+#[test]
+fn a_key_in_another_encoding_or_a_misshapen_dealing_is_refused_by_name_and_nothing_is_kept() {
+    let c = Cluster::new(3);
+    let legacy = legacy(3, 5);
+    let dealers = [0, 1, 2];
+    let approve = |r: &mut Approved<ImportKey>| {
+        r.approvals = crate::testkit::approve(&r.request, &[&c.admins[0], &c.admins[1]]);
+    };
+    let refused = |request: Approved<ImportKey>, dealings: Vec<SealedDealing>, why: &str| {
+        let outcomes = c.import(request, dealings);
+        let failed = failures(&outcomes);
+        assert!(
+            !failed.is_empty() && failed.iter().all(|m| m.contains(why)),
+            "{why}: {outcomes:?}"
+        );
+        assert_eq!(c.key_counts(), [0, 0, 0]);
+    };
+    // The key as an encoding no node would hash alike (the identity, or one byte too many):
+    // refused by name before anything is kept.
+    for public_key in [
+        bytes(&Point::zero()),
+        ByteBuf::from([bytes(&legacy.key).to_vec(), vec![0]].concat()),
+    ] {
+        let mut r = c.import_request("k", &legacy, &dealers, &[0, 1]);
+        r.request.public_key = public_key;
+        approve(&mut r);
+        let dealings = c.deal(&r, &legacy, &dealers, own(&legacy));
+        refused(r, dealings, "the public key is not a canonical encoding");
+    }
+    // A dealer point with a leading zero byte: the same scalar, another encoding.
+    let mut r = c.import_request("k", &legacy, &dealers, &[0, 1]);
+    let point = r.request.dealers[2].point.to_vec();
+    r.request.dealers[2].point = ByteBuf::from([vec![0], point].concat());
+    approve(&mut r);
+    let dealings = c.deal(&r, &legacy, &dealers, own(&legacy));
+    refused(
+        r,
+        dealings,
+        "the evaluation point of dealer 2 is not a canonical encoding",
+    );
+    // A dealing with one commitment too many, or a sealed sub-share cut short: the dealer is
+    // named before any point is decompressed or anything decrypted.
+    let r = c.import_request("k", &legacy, &dealers, &[0, 1]);
+    let mut dealings = c.deal(&r, &legacy, &dealers, own(&legacy));
+    let extra = dealings[1].commitments[0].clone();
+    dealings[1].commitments.push(extra);
+    refused(
+        r,
+        dealings,
+        "dealer 1 committed to 3 coefficient(s), 2 expected",
+    );
+    let r = c.import_request("k", &legacy, &dealers, &[0, 1]);
+    let mut dealings = c.deal(&r, &legacy, &dealers, own(&legacy));
+    dealings[0].sub_shares[2] = ByteBuf::from(dealings[0].sub_shares[2][..40].to_vec());
+    refused(r, dealings, "dealer 0's sealed sub-share does not open");
+    // A master key network on an EdDSA key (it has no Bitcoin address).
+    let mut r = c.import_request("k", &legacy, &dealers, &[0, 1]);
+    r.request.master_key_network = Some("bitcoin:mainnet".into());
+    approve(&mut r);
+    let dealings = c.deal(&r, &legacy, &dealers, own(&legacy));
+    refused(r, dealings, "a master key's network is a Bitcoin-family");
+
+    // Nothing was claimed: the honest import under the same id goes through.
+    let r = c.import_request("k", &legacy, &dealers, &[0, 1]);
+    let dealings = c.deal(&r, &legacy, &dealers, own(&legacy));
+    let outcomes = c.import(r, dealings);
+    assert!(
+        outcomes
+            .values()
+            .all(|o| matches!(o, Outcome::KeyCreated { .. })),
+        "{outcomes:?}"
+    );
 }

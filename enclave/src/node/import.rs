@@ -9,7 +9,9 @@
 
 use std::collections::BTreeSet;
 
-use protocol::import::{IMPORT_VERSION, ImportKey, MAX_DEALERS, SealedDealing};
+use protocol::import::{
+    IMPORT_VERSION, ImportKey, MAX_DEALERS, MAX_NETWORK_LEN, SEALED_LEN, SealedDealing,
+};
 use protocol::policy::{Approved, Canonical, Scheme};
 use reshare::generic_ec::Curve;
 use reshare::generic_ec::curves::{Ed25519, Secp256k1};
@@ -27,6 +29,9 @@ use crate::mpc::eddsa::SecretEddsaShare;
 use crate::mpc::{IncomingMessage, MpcError, OutgoingMessage, PartyIndex, Step};
 use crate::policy::check_approvals;
 use crate::seal::BlobKind;
+
+// The coordinator checks lengths by the protocol's constant, the enclave by the sealing's.
+const _: () = assert!(SEALED_LEN == sealed::SEALED_LEN);
 
 /// Why a dealing is refused, naming the dealer (its position in the request's list).
 fn dealing(e: ReshareError) -> NodeError {
@@ -49,25 +54,9 @@ fn receive<E: Curve>(
     participants: &[u16],
     me: usize,
 ) -> Result<Received<E>, ReshareError> {
-    let points = request
-        .dealers
-        .iter()
-        .enumerate()
-        .map(|(i, d)| sealed::scalar::<E>(&d.point, i))
-        .collect::<Result<Vec<_>, _>>()?;
-    let public_shares = request
-        .dealers
-        .iter()
-        .enumerate()
-        .map(|(i, d)| sealed::point::<E>(&d.public_share, i))
-        .collect::<Result<Vec<_>, _>>()?;
-    let public_key = sealed::point::<E>(&request.public_key, 0)?;
-    let n_dealers = u16::try_from(points.len()).map_err(|_| ReshareError::Points(0))?;
-    // The request lists the dealers only: their public shares must give the key, whatever the
-    // legacy threshold was (fewer than it cannot interpolate to the key).
-    let old = OldCommittee::new(Points::new(points)?, public_shares, n_dealers, public_key)?;
-    let new = Points::of_indices(participants)?;
     let t = request.key.threshold;
+    // Every count and length first: nothing is decompressed or decrypted for a dealing of the
+    // wrong shape.
     if dealings.len() != request.dealers.len() {
         return Err(ReshareError::Count {
             what: "dealings",
@@ -75,16 +64,14 @@ fn receive<E: Curve>(
             want: request.dealers.len(),
         });
     }
-    let own_key = identity.public().encryption;
-    let mut dealt = Vec::with_capacity(dealings.len());
     for (i, d) in dealings.iter().enumerate() {
-        let commitments = Commitments::new(
-            d.commitments
-                .iter()
-                .enumerate()
-                .map(|(k, c)| sealed::point::<E>(c, k))
-                .collect::<Result<Vec<_>, _>>()?,
-        );
+        if d.commitments.len() != usize::from(t) {
+            return Err(ReshareError::CommitmentLength {
+                dealer: i,
+                got: d.commitments.len(),
+                want: usize::from(t),
+            });
+        }
         if d.sub_shares.len() != participants.len() {
             return Err(ReshareError::Count {
                 what: "sealed sub-shares",
@@ -92,6 +79,38 @@ fn receive<E: Curve>(
                 want: participants.len(),
             });
         }
+        if d.ephemeral.len() != 32 || d.sub_shares.iter().any(|s| s.len() != sealed::SEALED_LEN) {
+            return Err(ReshareError::Sealed(i));
+        }
+    }
+    let points = request
+        .dealers
+        .iter()
+        .enumerate()
+        .map(|(i, d)| sealed::scalar::<E>(&d.point, "the evaluation point of dealer", i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let public_shares = request
+        .dealers
+        .iter()
+        .enumerate()
+        .map(|(i, d)| sealed::point::<E>(&d.public_share, true, "the public share of dealer", i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let public_key = sealed::point::<E>(&request.public_key, true, "public key", 0)
+        .map_err(|_| ReshareError::KeyEncoding)?;
+    let n_dealers = u16::try_from(points.len()).map_err(|_| ReshareError::Points(0))?;
+    // The request lists the dealers only: their public shares must give the key, whatever the
+    // legacy threshold was (fewer than it cannot interpolate to the key).
+    let old = OldCommittee::new(Points::new(points)?, public_shares, n_dealers, public_key)?;
+    let new = Points::of_indices(participants)?;
+    let own_key = identity.public().encryption;
+    let mut dealt = Vec::with_capacity(dealings.len());
+    for (i, d) in dealings.iter().enumerate() {
+        let commitments = Commitments::new(
+            d.commitments
+                .iter()
+                .map(|c| sealed::point::<E>(c, false, "a commitment of dealer", i))
+                .collect::<Result<Vec<_>, _>>()?,
+        );
         let ephemeral: [u8; 32] = d
             .ephemeral
             .as_slice()
@@ -99,6 +118,7 @@ fn receive<E: Curve>(
             .map_err(|_| ReshareError::Sealed(i))?;
         let shared = identity.agree(&ephemeral).ok_or(ReshareError::Sealed(i))?;
         let binding = sealed::Binding {
+            purpose: sealed::Purpose::Import,
             context: request_hash,
             dealer: u16::try_from(i).map_err(|_| ReshareError::Member(i))?,
             member: u16::try_from(me).map_err(|_| ReshareError::Member(me))?,
@@ -190,6 +210,20 @@ impl Node {
                 return Err(bad("an EdDSA key has no chain code"));
             }
         };
+        if let Some(network) = &r.master_key_network {
+            // Which network is the chain adapters' to judge (they enforce it); the enclave
+            // holds the request to what an approved import may say of it.
+            if r.key.scheme != Scheme::EcdsaSecp256k1
+                || network.is_empty()
+                || network.len() > MAX_NETWORK_LEN
+                || !network.contains(':')
+            {
+                return Err(bad(
+                    "a master key's network is a Bitcoin-family CHAIN:NETWORK of at most \
+                     64 bytes, for an ECDSA key",
+                ));
+            }
+        }
         self.check_new_key(&r.key)?;
         let g = self.genesis()?;
         let admins = crate::policy::keys32(&g.admins)?;

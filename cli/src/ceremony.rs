@@ -348,19 +348,7 @@ pub fn approve(proposal: &Genesis, admin: &SigningKey) -> anyhow::Result<Approva
     proposal
         .check()
         .map_err(|e| anyhow::anyhow!("the proposal is malformed: {e}"))?;
-    let me = requests::public(admin);
-    if !proposal.admins.contains(&me) {
-        bail!(
-            "{} is not one of the proposal's admins: refusing to approve",
-            hex::encode(&me)
-        );
-    }
-    let approved = requests::approve(proposal, std::slice::from_ref(admin));
-    let a = approved.approvals.first().context("an approval was made")?;
-    Ok(ApprovalJson {
-        approver: Hex(a.approver.to_vec()),
-        signature: Hex(a.signature.to_vec()),
-    })
+    requests::approval_by(proposal, &proposal.admins, "the proposal's", admin)
 }
 
 /// Step 3, `submit`: checks here that the approvals are the proposal's admin quorum's (an

@@ -47,6 +47,31 @@ pub fn approve<T: Canonical + Clone>(request: &T, keys: &[SigningKey]) -> Approv
     }
 }
 
+/// One admin's approval of `request`, as a file carries it, made only if `admin` is one of
+/// `admins` (`whose` names that list in the refusal).
+pub fn approval_by<T: Canonical + Clone>(
+    request: &T,
+    admins: &[ByteBuf],
+    whose: &str,
+    admin: &SigningKey,
+) -> anyhow::Result<coordinator::api::ApprovalJson> {
+    let me = public(admin);
+    if !admins.contains(&me) {
+        anyhow::bail!(
+            "{} is not one of {whose} admins: refusing to approve",
+            hex::encode(&me)
+        );
+    }
+    let a = approve(request, std::slice::from_ref(admin))
+        .approvals
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("no approval was made"))?;
+    Ok(coordinator::api::ApprovalJson {
+        approver: coordinator::api::Hex(a.approver.to_vec()),
+        signature: coordinator::api::Hex(a.signature.to_vec()),
+    })
+}
+
 /// A legacy (version-1) genesis for `nodes` nodes with `admins` and `quorum`: refused by
 /// every enclave and coordinator; for the tests of that refusal.
 pub fn genesis(cluster: &str, nodes: u16, admins: &[SigningKey], quorum: u16) -> Genesis {

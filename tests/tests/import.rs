@@ -162,6 +162,21 @@ async fn tss_lib_keys_import_into_the_cluster_and_sign_under_their_legacy_keys()
         );
         assert_eq!(decimal(point.y().unwrap()), y);
     }
+    // The audit record names what the admins approved: the request's hash and the legacy key.
+    let api = cli::ops::api(None, &sim, None).unwrap();
+    let records = cohort_tests::audit_log(&api).await;
+    let record = records
+        .iter()
+        .find(|r| {
+            r.entry.action == "import_key" && r.entry.key_id.as_deref() == Some("legacy-ecdsa")
+        })
+        .expect("an audit record of the import");
+    assert_eq!(record.entry.outcome, "ok");
+    let detail = record.entry.detail.as_deref().unwrap_or_default();
+    assert!(
+        detail.contains(&hex::encode(&public)) && detail.contains("import request sha256 "),
+        "{detail}"
+    );
     let digest = [0x5au8; 32];
     let signature = sign("legacy-ecdsa", &digest);
     use k256::ecdsa::signature::hazmat::PrehashVerifier;
@@ -173,9 +188,179 @@ async fn tss_lib_keys_import_into_the_cluster_and_sign_under_their_legacy_keys()
         )
         .unwrap();
 
-    // EdDSA: holders 1, 3 and 4.
+    // EdDSA: holders 1, 3 and 4, each on its own machine, in the four steps: `begin` writes
+    // the request from one holder's file, each admin approves it on the admin's machine, each
+    // holder deals its own share after checking the request against its own file, `finish`
+    // submits. Nothing here holds more than one share, and no admin key meets a share.
     let eddsa = [vector("eddsa", 1), vector("eddsa", 3), vector("eddsa", 4)];
-    let key = ok(&import("legacy-eddsa", "tss-lib-eddsa", &eddsa));
+    let share_args = |files: &[PathBuf]| {
+        let mut args = vec!["key", "legacy", "--format", "tss-lib-eddsa", "--json"]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        for f in files {
+            args.extend(["--share".to_string(), f.display().to_string()]);
+        }
+        args
+    };
+    let args = share_args(&eddsa);
+    let legacy = ok(&cohort(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    let holders: Vec<String> = legacy["given"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let mut begin: Vec<String> = [
+        "key",
+        "import",
+        "begin",
+        "--dir",
+        &d,
+        "--format",
+        "tss-lib-eddsa",
+        "--id",
+        "legacy-eddsa",
+        "--threshold",
+        "2",
+        "--approver",
+        &approver,
+        "--out",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    begin.extend([
+        file("request.json"),
+        "--share".into(),
+        eddsa[0].display().to_string(),
+    ]);
+    for h in &holders {
+        begin.extend(["--holder".to_string(), h.clone()]);
+    }
+    ok(&cohort(
+        &begin.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    let request = file("request.json");
+    ok(&cohort(&[
+        "key",
+        "import",
+        "approve",
+        "--dir",
+        &d,
+        "--request",
+        &request,
+        "--admin",
+        &admin,
+        "--out",
+        &file("approval.json"),
+    ]));
+    // Someone who is not an admin of the pinned genesis: refused on that machine.
+    let out = cohort(&[
+        "key",
+        "import",
+        "approve",
+        "--dir",
+        &d,
+        "--request",
+        &request,
+        "--admin",
+        &approver,
+        "--out",
+        &file("not-an-approval.json"),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is not one of the pinned genesis's admins"),
+        "{err}"
+    );
+    let contribute = |request: &str, share: &Path, out: &str| {
+        cohort(&[
+            "key",
+            "import",
+            "contribute",
+            "--dir",
+            &d,
+            "--request",
+            request,
+            "--format",
+            "tss-lib-eddsa",
+            "--share",
+            share.to_str().unwrap(),
+            "--out",
+            out,
+        ])
+    };
+    let dealings: Vec<String> = eddsa
+        .iter()
+        .enumerate()
+        .map(|(i, share)| {
+            let out = file(&format!("dealing-{i}.json"));
+            ok(&contribute(&request, share, &out));
+            out
+        })
+        .collect();
+    // A holder not named as a dealer, and a request whose dealer's public share was altered on
+    // its way to a holder: each refused on the holder's machine, before anything is dealt.
+    let out = contribute(&request, &vector("eddsa", 0), &file("stranger.json"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("this holder is not among the request's dealers"),
+        "{err}"
+    );
+    let mut altered: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&request).unwrap()).unwrap();
+    let other = altered["dealers"][0]["public_share"].clone();
+    altered["dealers"][1]["public_share"] = other;
+    let altered_path = file("altered.json");
+    std::fs::write(&altered_path, altered.to_string()).unwrap();
+    let out = contribute(&altered_path, &eddsa[0], &file("refused.json"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not state this key as this holder's file does"),
+        "{err}"
+    );
+    let finish = |dealings: &[String]| {
+        let mut args: Vec<&str> = vec![
+            "key",
+            "import",
+            "finish",
+            "--dir",
+            &d,
+            "--request",
+            &request,
+            "--approval",
+        ];
+        let approval = file("approval.json");
+        args.push(&approval);
+        for f in dealings {
+            args.extend(["--dealing", f.as_str()]);
+        }
+        args.push("--json");
+        cohort(&args)
+    };
+    // A dealing missing: refused before anything is sent.
+    let out = finish(&dealings[..2]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("dealer 2's dealing is missing"), "{err}");
+    // A dealing cut short on its way (its ephemeral key): the coordinator refuses its shape,
+    // naming the dealer, before any node sees it; the request is not used up.
+    let mut cut: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&dealings[1]).unwrap()).unwrap();
+    cut["dealing"]["ephemeral"] = serde_json::json!("00ff");
+    let cut_path = file("cut.json");
+    std::fs::write(&cut_path, cut.to_string()).unwrap();
+    let out = finish(&[dealings[0].clone(), cut_path, dealings[2].clone()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("dealer 1's dealing is malformed"), "{err}");
+    let key = ok(&finish(&[
+        dealings[2].clone(),
+        dealings[0].clone(),
+        dealings[1].clone(),
+    ]));
     let public: [u8; 32] = hex::decode(key["public_key"].as_str().unwrap())
         .unwrap()
         .try_into()

@@ -33,51 +33,7 @@ pub enum KeyCommand {
     /// given deals its part to the cluster's nodes, each sub-share sealed to a node whose
     /// document this machine verified against the pinned genesis; the admins given approve
     /// the import. The key keeps its public key, so every address stays the same.
-    Import(ImportArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct ImportArgs {
-    #[command(flatten)]
-    cluster: ClusterArgs,
-    /// The key's id in the cluster.
-    #[arg(long)]
-    id: String,
-    /// The files' format.
-    #[arg(long, value_enum)]
-    format: cli::import::inspect::Format,
-    /// One holder's share file (repeat for each dealing holder: at least the legacy threshold).
-    #[arg(long = "share", required = true)]
-    shares: Vec<PathBuf>,
-    /// frost-ed25519: the group's public key package.
-    #[arg(long)]
-    public: Option<PathBuf>,
-    /// Nodes needed to sign in the cluster.
-    #[arg(long)]
-    threshold: u16,
-    /// Admin key files approving the import (at least the genesis quorum).
-    #[arg(long = "admin", required = true)]
-    admins: Vec<PathBuf>,
-    /// Approvers' public keys (hex), or key files.
-    #[arg(long = "approver", required = true)]
-    approvers: Vec<String>,
-    /// Approvals a signature needs.
-    #[arg(long, default_value_t = 1)]
-    approvals: u16,
-    /// The BIP-32 chain code to keep (64 hex digits; ECDSA), when the files carry none.
-    #[arg(long)]
-    chain_code: Option<String>,
-    /// The Bitcoin-family network whose legacy funds are at the key's own address, as
-    /// CHAIN:NETWORK (e.g. bitcoin:mainnet): there, and only there, the key's own (master) key
-    /// signs (ECDSA).
-    #[arg(long)]
-    master_key_network: Option<String>,
-    /// The attestation root (PEM) the nodes' documents chain to (default: the simulated
-    /// cluster's in --dir, else AWS's Nitro root).
-    #[arg(long)]
-    root: Option<PathBuf>,
-    #[command(flatten)]
-    output: JsonFlag,
+    Import(Box<super::import::ImportCommand>),
 }
 
 #[derive(Debug, Args)]
@@ -132,74 +88,8 @@ pub async fn run(command: KeyCommand) -> anyhow::Result<ExitCode> {
         KeyCommand::Show { target, output } => show(&target, &output).await,
         KeyCommand::List { cluster } => list(&cluster).await,
         KeyCommand::Legacy(a) => legacy(&a),
-        KeyCommand::Import(a) => import(a).await,
+        KeyCommand::Import(a) => super::import::run(*a).await,
     }
-}
-
-fn root_der(a: &ImportArgs) -> anyhow::Result<Vec<u8>> {
-    let pem = match (&a.root, a.cluster.sim_dir()) {
-        (Some(path), _) => std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
-        (None, Some(dir)) => {
-            return Ok(cli::ceremony::Expectations::of_sim_dir(dir)?.root_der);
-        }
-        (None, None) => attestation::AWS_NITRO_ROOT_G1_PEM.to_string(),
-    };
-    attestation::pem_to_der(&pem).map_err(|e| anyhow::anyhow!("the attestation root: {e}"))
-}
-
-async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
-    use cli::import::submit::{Cluster, ImportPlan, import_files};
-    let api = a.cluster.api()?;
-    let trust = a.cluster.trust()?;
-    let root_der = root_der(&a)?;
-    let chain_code = a
-        .chain_code
-        .as_deref()
-        .map(|h| {
-            hex::decode(h)
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .ok_or_else(|| anyhow::anyhow!("--chain-code takes 64 hex digits"))
-        })
-        .transpose()?;
-    let plan = ImportPlan {
-        key_id: a.id.clone(),
-        threshold: a.threshold,
-        approvers: public_keys(&a.approvers, approver_public)?,
-        approvals_needed: a.approvals,
-        chain_code,
-        master_key_network: a.master_key_network.clone(),
-    };
-    let admins = read_keys(&a.admins)?;
-    let cluster = Cluster {
-        api: &api,
-        trust: &trust,
-        root_der: &root_der,
-    };
-    let info = import_files(
-        &cluster,
-        a.format,
-        &a.shares,
-        a.public.as_deref(),
-        &plan,
-        &admins,
-    )
-    .await?;
-    a.output.print(&info, |info| {
-        println!(
-            "key {} ({}, {} of the cluster) imported: public key {} (the legacy key)",
-            info.key_id,
-            info.scheme,
-            info.threshold,
-            hex::encode(&info.public_key.0)
-        );
-        if let Some(c) = &info.chain_code {
-            println!("chain code: {}", hex::encode(&c.0));
-        }
-        println!("receipts: every node's verified against the pinned genesis");
-    })?;
-    Ok(ExitCode::SUCCESS)
 }
 
 fn legacy(a: &LegacyArgs) -> anyhow::Result<ExitCode> {
@@ -240,7 +130,7 @@ fn legacy(a: &LegacyArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn approver_public(text: &str) -> anyhow::Result<[u8; 32]> {
+pub(super) fn approver_public(text: &str) -> anyhow::Result<[u8; 32]> {
     if let Some(key) = hex_public(text) {
         return Ok(key);
     }

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod credential;
 pub mod demo;
 pub mod genesis;
+pub mod import;
 pub mod key;
 pub mod keygen;
 pub mod kms;

@@ -19,11 +19,11 @@ use protocol::import::{IMPORT_VERSION, ImportKey, LegacyDealer, SealedDealing};
 use protocol::policy::CreateKey;
 use rand::{CryptoRng, RngCore};
 use reshare::generic_ec::{Curve, Point};
-use reshare::sealed::{Binding, Ephemeral};
+use reshare::sealed::{Binding, Ephemeral, Purpose};
 use reshare::{Points, deal};
 use serde_bytes::ByteBuf;
 
-use super::{Holders, ImportError, LegacyShare};
+use super::{ImportError, LegacyKey, LegacyShare};
 
 /// How old a node's document may be when a dealer takes its identity key from it.
 pub const MAX_DOCUMENT_AGE: Duration = Duration::from_secs(300);
@@ -108,37 +108,41 @@ pub async fn member_keys(
     Ok(keys)
 }
 
-fn compressed<E: Curve>(p: &Point<E>) -> ByteBuf {
+pub(super) fn compressed<E: Curve>(p: &Point<E>) -> ByteBuf {
     ByteBuf::from(p.to_bytes(true).as_ref().to_vec())
 }
 
-/// The import request for `holders`' key (every holder given deals, in the order given), with
-/// the key's fields in `key`, the chain code to keep (`chain_code`, else the one the files
-/// carry) and the Bitcoin-family network its legacy funds are on, if any.
+/// The import request for `legacy`'s key, dealt by the holders at positions `holders` of its
+/// holder list (in that order; no holder twice, at least the legacy threshold), with the key's
+/// fields in `key`, the chain code to keep (`chain_code`, else the one the files carry) and the
+/// Bitcoin-family network its legacy funds are on, if any.
 pub fn import_request<E: Curve>(
     key: CreateKey,
-    holders: &Holders<E>,
+    legacy: &LegacyKey<E>,
+    holders: &[usize],
     chain_code: Option<[u8; 32]>,
     master_key_network: Option<String>,
-) -> ImportKey {
-    let dealers = holders
-        .shares
+) -> Result<ImportKey, ImportError> {
+    let points = legacy.dealers(holders)?;
+    let dealers = points
+        .as_slice()
         .iter()
-        .map(|s| LegacyDealer {
-            point: ByteBuf::from(s.points[s.index].to_be_bytes().as_ref().to_vec()),
-            public_share: compressed(&s.public_shares[s.index]),
+        .zip(legacy.dealer_public_shares(holders))
+        .map(|(point, public_share)| LegacyDealer {
+            point: ByteBuf::from(point.to_be_bytes().as_ref().to_vec()),
+            public_share: compressed(&public_share),
         })
         .collect();
-    ImportKey {
+    Ok(ImportKey {
         v: IMPORT_VERSION,
         key,
-        public_key: compressed(&holders.public_key()),
+        public_key: compressed(&legacy.public_key),
         chain_code: chain_code
-            .or(holders.shares[0].chain_code)
+            .or(legacy.chain_code)
             .map(|c| ByteBuf::from(c.to_vec())),
         master_key_network,
         dealers,
-    }
+    })
 }
 
 /// Dealer `dealer` of `dealers` (its share `share`) deals to the nodes whose identity keys are
@@ -172,6 +176,7 @@ pub fn seal_dealing<E: Curve>(
         .enumerate()
         .map(|(member, (sub_share, key))| {
             let binding = Binding {
+                purpose: Purpose::Import,
                 context: request_hash,
                 dealer: u16::try_from(dealer).unwrap_or(u16::MAX),
                 member: u16::try_from(member).unwrap_or(u16::MAX),

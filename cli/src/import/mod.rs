@@ -13,6 +13,7 @@ pub mod cggmp21;
 pub mod deal;
 pub mod frost;
 pub mod inspect;
+pub mod steps;
 pub mod submit;
 pub mod tsslib;
 

@@ -7,14 +7,15 @@ use anyhow::bail;
 use coordinator::api::{ApprovedJson, ImportBody, ImportKeyJson, KeyInfo, SealedDealingJson, Wire};
 use coordinator::client::ApiClient;
 use ed25519_dalek::SigningKey;
-use protocol::policy::{Canonical, Scheme};
+use protocol::import::{ImportKey, SealedDealing};
+use protocol::policy::{Approved, Canonical, CreateKey, MAX_REQUEST_VALIDITY_SECS, Scheme};
 use reshare::generic_ec::Curve;
 use serde_bytes::ByteBuf;
 use sha2::Digest;
 
 use super::deal::{import_request, member_keys, seal_dealing};
 use super::inspect::{Format, LegacyShares};
-use super::{Holders, LegacyShare};
+use super::{Holders, LegacyKey, LegacyShare};
 use crate::requests;
 use crate::trust::Trust;
 
@@ -36,6 +37,28 @@ pub struct ImportPlan {
     pub master_key_network: Option<String>,
 }
 
+impl ImportPlan {
+    /// The key as the cluster will hold it, for the pinned cluster, valid for as long as a
+    /// request may be (an import across machines needs the time).
+    pub fn create_key(&self, trust: &Trust, scheme: Scheme) -> CreateKey {
+        let approvers: Vec<ByteBuf> = self
+            .approvers
+            .iter()
+            .map(|k| ByteBuf::from(k.to_vec()))
+            .collect();
+        let mut key = requests::create_key(
+            trust.cluster_id(),
+            &self.key_id,
+            scheme,
+            self.threshold,
+            &approvers,
+            self.approvals_needed,
+        );
+        key.expiry = key.created + MAX_REQUEST_VALIDITY_SECS;
+        key
+    }
+}
+
 /// Where the cluster is and whom it answers to.
 pub struct Cluster<'a> {
     /// The coordinator.
@@ -54,26 +77,16 @@ async fn import_holders<E: Curve>(
     admins: &[SigningKey],
 ) -> anyhow::Result<KeyInfo> {
     let holders = Holders::check(shares)?;
+    let legacy = LegacyKey::of_shares(&holders.shares)?;
+    let positions: Vec<usize> = holders.shares.iter().map(|s| s.index).collect();
     let members = member_keys(cluster.api, cluster.trust.genesis(), cluster.root_der).await?;
-    let approvers: Vec<ByteBuf> = plan
-        .approvers
-        .iter()
-        .map(|k| ByteBuf::from(k.to_vec()))
-        .collect();
-    let key = requests::create_key(
-        cluster.trust.cluster_id(),
-        &plan.key_id,
-        scheme,
-        plan.threshold,
-        &approvers,
-        plan.approvals_needed,
-    );
     let request = import_request(
-        key,
-        &holders,
+        plan.create_key(cluster.trust, scheme),
+        &legacy,
+        &positions,
         plan.chain_code,
         plan.master_key_network.clone(),
-    );
+    )?;
     let approved = requests::approve(&request, admins);
     let hash: [u8; 32] = sha2::Sha256::digest(request.canonical_bytes()).into();
     let mut rng = rand::rngs::OsRng;
@@ -93,8 +106,20 @@ async fn import_holders<E: Curve>(
             )
         })
         .collect::<Result<Vec<_>, _>>()?;
+    submit(cluster, &approved, &dealings).await
+}
+
+/// Submits an approved import with one dealing per dealer (in the request's order), and checks
+/// the key the cluster answers: every node's receipt against the pinned genesis, naming this
+/// import request, and the legacy public key.
+pub async fn submit(
+    cluster: &Cluster<'_>,
+    approved: &Approved<ImportKey>,
+    dealings: &[SealedDealing],
+) -> anyhow::Result<KeyInfo> {
+    let request = &approved.request;
     let body = ImportBody {
-        import: ApprovedJson::<ImportKeyJson>::from_wire(&approved),
+        import: ApprovedJson::<ImportKeyJson>::from_wire(approved),
         dealings: dealings.iter().map(SealedDealingJson::from_wire).collect(),
     };
     let info: KeyInfo = cluster
@@ -102,11 +127,10 @@ async fn import_holders<E: Curve>(
         .post("/v1/keys/import", &body)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    // Every node signed the key, naming this import request; and the key is the legacy one.
     let verified = cluster.trust.verify_key(info)?;
     let info = verified.info();
     let named = info.receipts.as_ref().and_then(|r| r.import.as_ref());
-    if named.map(Wire::to_wire).as_ref() != Some(&request)
+    if named.map(Wire::to_wire).as_ref() != Some(request)
         || info.public_key.0 != request.public_key.as_slice()
     {
         bail!("the coordinator answered another key than the one imported");

@@ -72,6 +72,30 @@ json_string() {
   printf '"%s"' "${s//\"/\\\"}"
 }
 
+# Each target fuzzes for SECONDS_EACH on one core (libFuzzer runs one process per target);
+# JOBS of them at a time, one per core by default, so every target still gets its full time.
+JOBS="${COHORT_FUZZ_JOBS:-$(nproc)}"
+fuzz_target() {
+  local target=$1 t0 status=0
+  mkdir -p "$CORPORA/$target" "$RUN/$target"
+  t0=$(date +%s)
+  "$CARGO_TARGET_DIR/$TRIPLE/release/$target" "$CORPORA/$target" "fuzz/seeds/$target" \
+    -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -max_len=65536 -timeout=30 \
+    -artifact_prefix="$RUN/$target/" -print_final_stats=1 > "$RUN/$target.log" 2>&1 || status=$?
+  echo "$status $(($(date +%s) - t0))" > "$RUN/$target.status"
+}
+running=0
+for target in "${TARGETS[@]}"; do
+  echo "fuzz: $target for ${SECONDS_EACH} s (log $RUN/$target.log)" >&2
+  fuzz_target "$target" &
+  running=$((running + 1))
+  if [ "$running" -ge "$JOBS" ]; then
+    wait -n
+    running=$((running - 1))
+  fi
+done
+wait
+
 rows=()
 entries=()
 crashed=()
@@ -79,14 +103,7 @@ for target in "${TARGETS[@]}"; do
   corpus="$CORPORA/$target"
   artifacts="$RUN/$target"
   log="$RUN/$target.log"
-  mkdir -p "$corpus" "$artifacts"
-  echo "fuzz: $target for ${SECONDS_EACH} s (log $log)" >&2
-  t0=$(date +%s)
-  status=0
-  "$CARGO_TARGET_DIR/$TRIPLE/release/$target" "$corpus" "fuzz/seeds/$target" \
-    -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -max_len=65536 -timeout=30 \
-    -artifact_prefix="$artifacts/" -print_final_stats=1 > "$log" 2>&1 || status=$?
-  elapsed=$(($(date +%s) - t0))
+  read -r status elapsed < "$RUN/$target.status"
 
   # libFuzzer's last line on success: "Done N runs in S second(s)"; after a crash, the final
   # stats it prints still count the executions.

@@ -6,6 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 
+# The AWS deployment: terraform fmt, validate and tests (offline, against /opt/tf-plugins; a
+# notice where terraform or the mirror is absent), checkov with zero failed checks. They need
+# little CPU (pip, terraform), so they run beside the Rust builds; their log and verdict come
+# at the end.
+tf_log=$(mktemp)
+./scripts/terraform-check.sh > "$tf_log" 2>&1 &
+tf_pid=$!
+trap 'kill "$tf_pid" 2> /dev/null || true; rm -f "$tf_log"' EXIT
+
 # Test builds load committed safe primes instead of generating them (feature `test-fixtures`,
 # off in production builds).
 FEATURES=(--features enclave/test-fixtures)
@@ -35,6 +44,11 @@ cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 # pipeline run twice (static release cohort-enclave, EIF, PCRs recomputed, identical images).
 ./eif-build/check.sh
 
-# The AWS deployment: terraform fmt, validate and tests (offline, against /opt/tf-plugins; a
-# notice where terraform or the mirror is absent), checkov with zero failed checks.
-./scripts/terraform-check.sh
+# The Terraform checks started at the top.
+tf_status=0
+wait "$tf_pid" || tf_status=$?
+cat "$tf_log"
+if [ "$tf_status" -ne 0 ]; then
+  echo "test: the Terraform checks failed (exit $tf_status)" >&2
+  exit "$tf_status"
+fi

@@ -241,43 +241,51 @@ async fn tss_lib_keys_import_into_the_cluster_and_sign_under_their_legacy_keys()
     for h in &holders {
         begin.extend(["--holder".to_string(), h.clone()]);
     }
-    ok(&cohort(
-        &begin.iter().map(String::as_str).collect::<Vec<_>>(),
-    ));
+    let begun = cohort(&begin.iter().map(String::as_str).collect::<Vec<_>>());
+    ok(&begun);
+    // The hash the parties compare over a channel of their own.
+    let sha = String::from_utf8_lossy(&begun.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("import request sha256 ").map(str::to_string))
+        .expect("begin prints the request's sha256");
     let request = file("request.json");
-    ok(&cohort(&[
-        "key",
-        "import",
-        "approve",
-        "--dir",
-        &d,
-        "--request",
-        &request,
-        "--admin",
-        &admin,
-        "--out",
-        &file("approval.json"),
-    ]));
+    let approve = |request: &str, key: &str, sha: &str, out: &str| {
+        cohort(&[
+            "key",
+            "import",
+            "approve",
+            "--dir",
+            &d,
+            "--request",
+            request,
+            "--admin",
+            key,
+            "--expect-sha256",
+            sha,
+            "--out",
+            out,
+        ])
+    };
+    ok(&approve(&request, &admin, &sha, &file("approval.json")));
     // Someone who is not an admin of the pinned genesis: refused on that machine.
-    let out = cohort(&[
-        "key",
-        "import",
-        "approve",
-        "--dir",
-        &d,
-        "--request",
-        &request,
-        "--admin",
-        &approver,
-        "--out",
-        &file("not-an-approval.json"),
-    ]);
+    let out = approve(&request, &approver, &sha, &file("not-an-approval.json"));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("is not one of the pinned genesis's admins"),
         "{err}"
     );
-    let contribute = |request: &str, share: &Path, out: &str| {
+    // A relay that swaps the approvers (keeping every count and everything a holder's file
+    // can check) to give itself the key: the admin's machine refuses, the hash differs.
+    let mut swapped: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&request).unwrap()).unwrap();
+    swapped["key"]["policy"]["approvers"][0] = serde_json::json!(hex::encode([7u8; 32]));
+    let swapped_path = file("swapped.json");
+    std::fs::write(&swapped_path, swapped.to_string()).unwrap();
+    let out = approve(&swapped_path, &admin, &sha, &file("swapped-approval.json"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("it was altered on its way"), "{err}");
+    assert!(!Path::new(&file("swapped-approval.json")).exists());
+    let contribute = |request: &str, sha: &str, share: &Path, out: &str| {
         cohort(&[
             "key",
             "import",
@@ -286,6 +294,8 @@ async fn tss_lib_keys_import_into_the_cluster_and_sign_under_their_legacy_keys()
             &d,
             "--request",
             request,
+            "--expect-sha256",
+            sha,
             "--format",
             "tss-lib-eddsa",
             "--share",
@@ -294,18 +304,27 @@ async fn tss_lib_keys_import_into_the_cluster_and_sign_under_their_legacy_keys()
             out,
         ])
     };
+    let out = contribute(
+        &swapped_path,
+        &sha,
+        &eddsa[0],
+        &file("swapped-dealing.json"),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("it was altered on its way"), "{err}");
     let dealings: Vec<String> = eddsa
         .iter()
         .enumerate()
         .map(|(i, share)| {
             let out = file(&format!("dealing-{i}.json"));
-            ok(&contribute(&request, share, &out));
+            ok(&contribute(&request, &sha, share, &out));
             out
         })
         .collect();
-    // A holder not named as a dealer, and a request whose dealer's public share was altered on
-    // its way to a holder: each refused on the holder's machine, before anything is dealt.
-    let out = contribute(&request, &vector("eddsa", 0), &file("stranger.json"));
+    // A holder not named as a dealer, and a request whose dealer's public share was altered
+    // (even one whose altered hash the holder was given): each refused on the holder's
+    // machine, before anything is dealt.
+    let out = contribute(&request, &sha, &vector("eddsa", 0), &file("stranger.json"));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("this holder is not among the request's dealers"),
@@ -317,7 +336,20 @@ async fn tss_lib_keys_import_into_the_cluster_and_sign_under_their_legacy_keys()
     altered["dealers"][1]["public_share"] = other;
     let altered_path = file("altered.json");
     std::fs::write(&altered_path, altered.to_string()).unwrap();
-    let out = contribute(&altered_path, &eddsa[0], &file("refused.json"));
+    let out = contribute(&altered_path, &sha, &eddsa[0], &file("refused.json"));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    let altered_sha = err
+        .split("SHA-256 is ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .expect("the refusal names the request's hash")
+        .to_string();
+    let out = contribute(
+        &altered_path,
+        &altered_sha,
+        &eddsa[0],
+        &file("refused.json"),
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("does not state this key as this holder's file does"),

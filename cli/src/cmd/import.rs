@@ -158,6 +158,10 @@ struct ApproveArgs {
     /// The request `begin` wrote.
     #[arg(long)]
     request: PathBuf,
+    /// The request's SHA-256 as `begin` printed it, from a channel the relay of the request
+    /// file does not control: a request with another hash is refused.
+    #[arg(long = "expect-sha256", value_name = "HEX")]
+    expect_sha256: String,
     /// This admin's key file.
     #[arg(long)]
     admin: PathBuf,
@@ -173,6 +177,10 @@ struct ContributeArgs {
     /// The request `begin` wrote.
     #[arg(long)]
     request: PathBuf,
+    /// The request's SHA-256 as `begin` printed it, from a channel the relay of the request
+    /// file does not control: a request with another hash is refused.
+    #[arg(long = "expect-sha256", value_name = "HEX")]
+    expect_sha256: String,
     #[command(flatten)]
     file: HolderFile,
     /// The attestation root (PEM) the nodes' documents chain to (default: the simulated
@@ -302,10 +310,11 @@ fn begin(a: &BeginArgs) -> anyhow::Result<ExitCode> {
         &a.plan.plan()?,
     )?;
     write_json(&a.out, &ImportKeyJson::from_wire(&request))?;
-    println!("{}", steps::describe(&request));
+    print!("{}", steps::describe(&request));
     println!(
-        "request written to {}: each admin runs cohort key import approve, each dealing \
-         holder cohort key import contribute, before it expires in 10 minutes",
+        "request written to {}: give every admin and dealing holder its sha256 above over a \
+         channel of your own; each admin runs cohort key import approve, each dealing holder \
+         cohort key import contribute, with --expect-sha256, before it expires in 10 minutes",
         a.out.display()
     );
     Ok(ExitCode::SUCCESS)
@@ -315,8 +324,8 @@ fn approve(a: &ApproveArgs) -> anyhow::Result<ExitCode> {
     let trust = a.cluster.trust()?;
     let request = read_json::<ImportKeyJson>(&a.request, "an import request")?.to_wire();
     let admin = cli::ops::read_key(&a.admin)?;
-    let approval = steps::approve(&trust, &request, &admin)?;
-    println!("{}", steps::describe(&request));
+    print!("{}", steps::describe(&request));
+    let approval = steps::approve(&trust, &request, &a.expect_sha256, &admin)?;
     write_json(&a.out, &approval)?;
     println!(
         "approved by {}: approval written to {}",
@@ -330,9 +339,11 @@ async fn contribute(a: &ContributeArgs) -> anyhow::Result<ExitCode> {
     let conn = Connection::open(&a.cluster, a.root.as_deref())?;
     let cluster = conn.cluster();
     let request = read_json::<ImportKeyJson>(&a.request, "an import request")?.to_wire();
+    print!("{}", steps::describe(&request));
     let dealing = steps::contribute(
         &cluster,
         &request,
+        &a.expect_sha256,
         a.file.format,
         &a.file.share,
         a.file.public.as_deref(),

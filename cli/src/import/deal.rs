@@ -114,7 +114,8 @@ pub(super) fn compressed<E: Curve>(p: &Point<E>) -> ByteBuf {
 
 /// The import request for `legacy`'s key, dealt by the holders at positions `holders` of its
 /// holder list (in that order; no holder twice, at least the legacy threshold), with the key's
-/// fields in `key`, the chain code to keep (`chain_code`, else the one the files carry) and the
+/// fields in `key`, the chain code to keep (the one the files carry, which `chain_code` may only
+/// repeat; else `chain_code`) and the
 /// Bitcoin-family network its legacy funds are on, if any.
 pub fn import_request<E: Curve>(
     key: CreateKey,
@@ -133,13 +134,15 @@ pub fn import_request<E: Curve>(
             public_share: compressed(&public_share),
         })
         .collect();
+    let chain_code = match (chain_code, legacy.chain_code) {
+        (Some(given), Some(carried)) if given != carried => return Err(ImportError::ChainCode),
+        (given, carried) => given.or(carried),
+    };
     Ok(ImportKey {
         v: IMPORT_VERSION,
         key,
         public_key: compressed(&legacy.public_key),
-        chain_code: chain_code
-            .or(legacy.chain_code)
-            .map(|c| ByteBuf::from(c.to_vec())),
+        chain_code: chain_code.map(|c| ByteBuf::from(c.to_vec())),
         master_key_network,
         dealers,
     })

@@ -71,6 +71,10 @@ pub enum ImportError {
         /// The holder.
         holder: usize,
     },
+    /// A chain code given for the key that is not the one the holders' files carry (derived
+    /// keys and addresses would change).
+    #[error("the chain code given is not the one the holders' files carry")]
+    ChainCode,
     /// The redistribution refused its input.
     #[error(transparent)]
     Reshare(#[from] ReshareError),

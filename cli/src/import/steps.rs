@@ -13,6 +13,12 @@
 //! 4. `finish`: puts the dealings in the request's order, submits the approved request and
 //!    checks the key the cluster answers (`submit::submit`).
 //!
+//! The request travels through hands that are not trusted (a relay could swap the approvers, the
+//! threshold or the network and keep everything a holder's file can check). `begin` prints the
+//! SHA-256 of its canonical bytes; the parties compare it over a channel of their own, and
+//! `approve` and `contribute` refuse a request whose hash is not the one they were given
+//! (`--expect-sha256`), after showing it in full (`describe`).
+//!
 //! The whole ceremony must end before the request expires (`MAX_REQUEST_VALIDITY_SECS` after
 //! `begin`); a request that expired is begun again.
 
@@ -22,7 +28,7 @@ use anyhow::{Context, bail};
 use coordinator::api::{ApprovalJson, Hex, KeyInfo, SealedDealingJson, Wire};
 use ed25519_dalek::SigningKey;
 use protocol::import::{ImportKey, SealedDealing};
-use protocol::policy::{Approved, Canonical, Scheme};
+use protocol::policy::{Approved, Canonical};
 use reshare::generic_ec::Curve;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -47,8 +53,41 @@ pub struct DealingFile {
     pub dealing: SealedDealingJson,
 }
 
-fn request_hash(request: &ImportKey) -> [u8; 32] {
+/// SHA-256 of the request's canonical bytes: what the admins sign, what every sub-share is
+/// bound to, and what the parties compare out of band.
+pub fn request_hash(request: &ImportKey) -> [u8; 32] {
     sha2::Sha256::digest(request.canonical_bytes()).into()
+}
+
+/// Whether `network` is a plausible `CHAIN:NETWORK` to show a person: `a-z 0-9 - _ :`.
+fn plain_network(network: &str) -> bool {
+    network.len() <= protocol::import::MAX_NETWORK_LEN
+        && network.contains(':')
+        && network
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_:".contains(&b))
+}
+
+/// Refuses a request that is not the one its `begin` printed (`expected`, hex), or that names
+/// its key or network with characters a terminal could be made to misshow.
+pub fn check_expected(request: &ImportKey, expected: &str) -> anyhow::Result<()> {
+    if !coordinator::api::valid_key_id(&request.key.key_id) {
+        bail!("the request's key id is not 1 to 64 of A-Z a-z 0-9 . _ -: refusing");
+    }
+    if let Some(n) = &request.master_key_network
+        && !plain_network(n)
+    {
+        bail!("the request's master key network is not a plain CHAIN:NETWORK: refusing");
+    }
+    let actual = hex::encode(request_hash(request));
+    if !actual.eq_ignore_ascii_case(expected.trim()) {
+        bail!(
+            "the request's SHA-256 is {actual}, not the {} you were given: it was altered on \
+             its way, or it is another request; refusing",
+            expected.trim()
+        );
+    }
+    Ok(())
 }
 
 /// Step 1: the import request for the key `file` (a holder's share file of `format`, with
@@ -84,12 +123,15 @@ pub fn begin(
 }
 
 /// Step 2, on an admin's machine: `admin` (one of the pinned genesis's admins) approves
-/// `request`, which must be for the pinned cluster.
+/// `request`, which must be the one `begin` printed the hash of (`expected`) and for the pinned
+/// cluster.
 pub fn approve(
     trust: &Trust,
     request: &ImportKey,
+    expected: &str,
     admin: &SigningKey,
 ) -> anyhow::Result<ApprovalJson> {
+    check_expected(request, expected)?;
     if request.key.cluster != trust.cluster_id() {
         bail!("the request is for another cluster than the pinned one: refusing to approve");
     }
@@ -101,15 +143,18 @@ pub fn approve(
     )
 }
 
-/// Step 3, on a holder's machine: checks `request` against the holder's own file and deals
-/// the holder's share to the nodes of the pinned cluster.
+/// Step 3, on a holder's machine: checks `request` (the one `begin` printed the hash of,
+/// `expected`) against the holder's own file and deals the holder's share to the nodes of the
+/// pinned cluster.
 pub async fn contribute(
     cluster: &Cluster<'_>,
     request: &ImportKey,
+    expected: &str,
     format: Format,
     file: &Path,
     public: Option<&Path>,
 ) -> anyhow::Result<DealingFile> {
+    check_expected(request, expected)?;
     if request.key.scheme != format.scheme() {
         bail!(
             "the request imports a {} key; the file is a {} share",
@@ -223,31 +268,66 @@ pub async fn finish(
     submit(cluster, approved, &dealings).await
 }
 
-/// What an admin sees before approving: the key as the cluster will hold it and what the
-/// request says of the legacy key.
+/// What an admin or holder sees before approving or dealing: all of it (the parties compare
+/// the hash, but a person should also read what it stands for).
 pub fn describe(request: &ImportKey) -> String {
+    use std::fmt::Write as _;
     let k = &request.key;
-    let mut out = format!(
-        "import of key {} ({}, {} of the cluster; {} approval(s) of {} approver(s) per signature)\n\
-         legacy public key {}\n{} dealer(s)",
-        k.key_id,
-        k.scheme,
-        k.threshold,
-        k.policy.approvals_needed,
-        k.policy.approvers.len(),
-        hex::encode(&request.public_key),
-        request.dealers.len()
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "import request sha256 {}",
+        hex::encode(request_hash(request))
     );
-    if let Some(c) = &request.chain_code {
-        out.push_str(&format!("\nchain code {}", hex::encode(c)));
+    let _ = writeln!(
+        out,
+        "key {:?} ({}), {} of the cluster's nodes sign; cluster {}",
+        k.key_id, k.scheme, k.threshold, k.cluster
+    );
+    let _ = writeln!(
+        out,
+        "each signature needs {} approval(s) of these {} approver(s):",
+        k.policy.approvals_needed,
+        k.policy.approvers.len()
+    );
+    for a in &k.policy.approvers {
+        let _ = writeln!(out, "  {}", hex::encode(a));
+    }
+    let _ = writeln!(
+        out,
+        "request id {}, valid from {} to {} (unix seconds)",
+        hex::encode(&k.request_id),
+        k.created,
+        k.expiry
+    );
+    let _ = writeln!(
+        out,
+        "legacy public key {}",
+        hex::encode(&request.public_key)
+    );
+    match &request.chain_code {
+        Some(c) => {
+            let _ = writeln!(out, "chain code {}", hex::encode(c));
+        }
+        None => {
+            let _ = writeln!(out, "no chain code (all zeros)");
+        }
     }
     if let Some(n) = &request.master_key_network {
-        out.push_str(&format!(
-            "\nthe key's own address holds its legacy funds on {n}"
-        ));
+        let _ = writeln!(out, "the key's own address holds its legacy funds on {n:?}");
     }
-    if k.scheme == Scheme::EddsaEd25519 && request.chain_code.is_some() {
-        out.push_str("\n(an EdDSA key with a chain code: every node will refuse it)");
+    let _ = writeln!(
+        out,
+        "{} dealer(s), point and public share:",
+        request.dealers.len()
+    );
+    for (i, d) in request.dealers.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  {i}: {} {}",
+            hex::encode(&d.point),
+            hex::encode(&d.public_share)
+        );
     }
     out
 }

@@ -269,6 +269,29 @@ fn cggmp21_shares_from_its_trusted_dealer_import() {
     assert_eq!(key, *shares[0].shared_public_key);
     assert_eq!(parsed[0].chain_code, shares[0].chain_code);
     assert!(parsed[0].chain_code.is_some());
+    // The request keeps the files' chain code; another one given is refused (derived keys and
+    // addresses would change), the same one is taken.
+    let legacy = LegacyKey::of_shares(&parsed).unwrap();
+    let positions: Vec<usize> = parsed.iter().map(|s| s.index).collect();
+    let key_fields = || {
+        crate::requests::create_key(
+            protocol::genesis::ClusterId([7; 32]),
+            "hd",
+            protocol::policy::Scheme::EcdsaSecp256k1,
+            2,
+            &[],
+            1,
+        )
+    };
+    let request = |c| deal::import_request(key_fields(), &legacy, &positions, c, None);
+    assert_eq!(request(Some([9; 32])).unwrap_err(), ImportError::ChainCode);
+    let carried = shares[0].chain_code.unwrap();
+    for given in [None, Some(carried)] {
+        assert_eq!(
+            request(given).unwrap().chain_code.unwrap().as_slice(),
+            carried.as_slice()
+        );
+    }
     let holders = Holders::check(parsed).unwrap();
     assert_eq!(holders.threshold, 3);
     let new = import(&holders);

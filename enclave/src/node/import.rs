@@ -217,10 +217,13 @@ impl Node {
                 || network.is_empty()
                 || network.len() > MAX_NETWORK_LEN
                 || !network.contains(':')
+                || !network
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_:".contains(&b))
             {
                 return Err(bad(
                     "a master key's network is a Bitcoin-family CHAIN:NETWORK of at most \
-                     64 bytes, for an ECDSA key",
+                     64 bytes of a-z 0-9 - _ :, for an ECDSA key",
                 ));
             }
         }

@@ -151,10 +151,9 @@ struct BeginArgs {
     out: PathBuf,
 }
 
+/// The request `begin` wrote, and the hash it printed.
 #[derive(Debug, Args)]
-struct ApproveArgs {
-    #[command(flatten)]
-    cluster: ClusterArgs,
+struct ExpectedRequest {
     /// The request `begin` wrote.
     #[arg(long)]
     request: PathBuf,
@@ -162,6 +161,23 @@ struct ApproveArgs {
     /// file does not control: a request with another hash is refused.
     #[arg(long = "expect-sha256", value_name = "HEX")]
     expect_sha256: String,
+}
+
+impl ExpectedRequest {
+    /// The request, shown in full (the step checks its hash before using it).
+    fn read(&self) -> anyhow::Result<protocol::import::ImportKey> {
+        let request = read_json::<ImportKeyJson>(&self.request, "an import request")?.to_wire();
+        print!("{}", steps::describe(&request));
+        Ok(request)
+    }
+}
+
+#[derive(Debug, Args)]
+struct ApproveArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    #[command(flatten)]
+    request: ExpectedRequest,
     /// This admin's key file.
     #[arg(long)]
     admin: PathBuf,
@@ -174,13 +190,8 @@ struct ApproveArgs {
 struct ContributeArgs {
     #[command(flatten)]
     cluster: ClusterArgs,
-    /// The request `begin` wrote.
-    #[arg(long)]
-    request: PathBuf,
-    /// The request's SHA-256 as `begin` printed it, from a channel the relay of the request
-    /// file does not control: a request with another hash is refused.
-    #[arg(long = "expect-sha256", value_name = "HEX")]
-    expect_sha256: String,
+    #[command(flatten)]
+    request: ExpectedRequest,
     #[command(flatten)]
     file: HolderFile,
     /// The attestation root (PEM) the nodes' documents chain to (default: the simulated
@@ -322,10 +333,9 @@ fn begin(a: &BeginArgs) -> anyhow::Result<ExitCode> {
 
 fn approve(a: &ApproveArgs) -> anyhow::Result<ExitCode> {
     let trust = a.cluster.trust()?;
-    let request = read_json::<ImportKeyJson>(&a.request, "an import request")?.to_wire();
     let admin = cli::ops::read_key(&a.admin)?;
-    print!("{}", steps::describe(&request));
-    let approval = steps::approve(&trust, &request, &a.expect_sha256, &admin)?;
+    let request = a.request.read()?;
+    let approval = steps::approve(&trust, &request, &a.request.expect_sha256, &admin)?;
     write_json(&a.out, &approval)?;
     println!(
         "approved by {}: approval written to {}",
@@ -338,12 +348,11 @@ fn approve(a: &ApproveArgs) -> anyhow::Result<ExitCode> {
 async fn contribute(a: &ContributeArgs) -> anyhow::Result<ExitCode> {
     let conn = Connection::open(&a.cluster, a.root.as_deref())?;
     let cluster = conn.cluster();
-    let request = read_json::<ImportKeyJson>(&a.request, "an import request")?.to_wire();
-    print!("{}", steps::describe(&request));
+    let request = a.request.read()?;
     let dealing = steps::contribute(
         &cluster,
         &request,
-        &a.expect_sha256,
+        &a.request.expect_sha256,
         a.file.format,
         &a.file.share,
         a.file.public.as_deref(),

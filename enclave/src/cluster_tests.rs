@@ -28,6 +28,7 @@ use crate::testkit::{
 
 mod bounds;
 mod import;
+mod reshare;
 
 fn now() -> u64 {
     SystemTime::now()

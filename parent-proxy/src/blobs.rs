@@ -15,6 +15,16 @@ pub const NODE_KEY_BLOB: &str = "node-key.blob";
 /// The sealed genesis state's file.
 pub const GENESIS_BLOB: &str = "genesis.blob";
 
+/// The file of a key's current sealed share.
+fn key_blob(key_id: &str) -> String {
+    format!("key-{}.blob", hex::encode(key_id))
+}
+
+/// The file of a key's pending generation (a resharing not retired into yet).
+fn pending_blob(key_id: &str) -> String {
+    format!("key-{}.pending.blob", hex::encode(key_id))
+}
+
 /// A directory of sealed blobs.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
@@ -53,7 +63,21 @@ impl BlobStore {
             EnclaveResponse::Session(update) => match &update.outcome {
                 Some(Outcome::AuxReady { sealed }) => self.put("aux.blob", sealed),
                 Some(Outcome::KeyCreated { key_id, sealed, .. }) => {
-                    self.put(&format!("key-{}.blob", hex::encode(key_id)), sealed)
+                    self.put(&key_blob(key_id), sealed)
+                }
+                // A resharing's new generation is kept beside the current one until the
+                // enclave retires into it; then the current blob is replaced (atomically) and
+                // the pending copy goes. A crash in between leaves both, and the enclave
+                // ignores the stale one.
+                Some(Outcome::KeyReshared { key_id, sealed, .. }) => {
+                    self.put(&pending_blob(key_id), sealed)
+                }
+                Some(Outcome::GenerationRetired { key_id, sealed, .. }) => {
+                    self.put(&key_blob(key_id), sealed)?;
+                    match std::fs::remove_file(self.dir.join(pending_blob(key_id))) {
+                        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                        _ => Ok(()),
+                    }
                 }
                 _ => Ok(()),
             },

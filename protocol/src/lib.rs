@@ -17,6 +17,7 @@ pub mod peer;
 pub mod policy;
 pub mod receipt;
 pub mod relay;
+pub mod reshare;
 pub mod session;
 pub use arn::{ArnError, KmsKeyArn, MAX_KMS_KEY_ARN_LEN};
 pub use codes::ErrorCode;

@@ -10,6 +10,7 @@ use crate::genesis::ClusterId;
 use crate::import::{ImportKey, SealedDealing};
 use crate::peer::PeerEnvelope;
 use crate::policy::{Approved, Canonical, CreateKey, Scheme, SignRequest};
+use crate::reshare::ReshareKey;
 
 /// Domain tag of [`SessionKind::execution_id`].
 pub const EXECUTION_ID_DOMAIN: &[u8] = b"cohort/execution-id/v1\0";
@@ -95,6 +96,24 @@ pub enum SessionKind {
         /// One dealing per dealer the request names, in its order.
         dealings: Vec<SealedDealing>,
     },
+    /// Reshare or refresh a key (issue 19): the dealers the request names deal their shares of
+    /// the current generation to every node, and every node seals its share of the next
+    /// generation as pending. All nodes take part, in index order.
+    ReshareKey {
+        /// The approved request.
+        request: Approved<ReshareKey>,
+    },
+    /// Make a pending generation the key's current one and drop the old one, on the proof that
+    /// every node sealed the pending one: each node's receipt of it (its node-key signature,
+    /// in node order). Answered at once by each node; no envelopes.
+    RetireGeneration {
+        /// The key.
+        key_id: String,
+        /// The pending generation that becomes current.
+        generation: u32,
+        /// Every node's receipt signature over the new generation, by node index.
+        receipts: Vec<ByteBuf>,
+    },
 }
 
 /// The digest of an import's dealings that its execution id carries: SHA-256 over each
@@ -161,6 +180,8 @@ impl SessionKind {
             } => 4,
             Self::Sign { .. } => 5,
             Self::ImportKey { .. } => 6,
+            Self::ReshareKey { .. } => 7,
+            Self::RetireGeneration { .. } => 8,
         }
     }
 
@@ -230,6 +251,15 @@ impl SessionKind {
                     0,
                     &dealings[..],
                 ),
+                Self::ReshareKey { request } => (
+                    &request.request.key_id,
+                    none,
+                    Some(request.request.canonical_bytes()),
+                    0,
+                    &[],
+                ),
+                // Answered at once: no envelope carries its execution id.
+                Self::RetireGeneration { key_id, .. } => (key_id, none, None, 0, &[]),
             };
         lp(&mut h, key_id.as_bytes());
         h.update(u32::try_from(path.len()).unwrap_or(u32::MAX).to_be_bytes());
@@ -267,6 +297,8 @@ impl SessionKind {
             } => "sign_presigned",
             Self::Sign { .. } => "sign",
             Self::ImportKey { .. } => "import_key",
+            Self::ReshareKey { .. } => "reshare_key",
+            Self::RetireGeneration { .. } => "retire_generation",
         }
     }
 }
@@ -296,6 +328,35 @@ pub enum Outcome {
         /// key (ADR 0013): cluster id, its node index, key id, scheme, threshold, participants,
         /// public key, chain code, generation 0 and the creation request's hash.
         receipt: ByteBuf,
+    },
+    /// A new generation of a key is sealed, pending until it is retired into
+    /// ([`SessionKind::RetireGeneration`]); the sealed share is for the proxy to store beside
+    /// the current one.
+    KeyReshared {
+        /// The key.
+        key_id: String,
+        /// The new generation.
+        generation: u32,
+        /// Public key (unchanged).
+        public_key: ByteBuf,
+        /// Chain code (unchanged), for an ECDSA key.
+        chain_code: Option<ByteBuf>,
+        /// The sealed pending share.
+        sealed: ByteBuf,
+        /// The node-key signature over its [`crate::receipt::KeyReceipt`] of the new generation
+        /// (its threshold, every node as participant, the generation, the reshare request's
+        /// hash).
+        receipt: ByteBuf,
+    },
+    /// The key's pending generation is now its current one and the old one is gone: `sealed`
+    /// replaces the key's stored share, and the pending copy can go.
+    GenerationRetired {
+        /// The key.
+        key_id: String,
+        /// The generation now current.
+        generation: u32,
+        /// The current share, sealed as confirmed.
+        sealed: ByteBuf,
     },
     /// A presignature is ready (its id is the session id).
     PresignatureReady,

@@ -44,6 +44,18 @@ pub fn encode_secret<T: serde::Serialize>(
     Ok(out)
 }
 
+/// What a holder of a share knows of its key, as a dealer of a resharing needs it
+/// (`docs/resharing.md`): its secret share, every party's public share (party `i` at
+/// evaluation point `i + 1`) and the key.
+pub struct Held<E: reshare::generic_ec::Curve> {
+    /// This party's share (zeroized on drop).
+    pub secret: reshare::generic_ec::SecretScalar<E>,
+    /// Every party's public share, by party index.
+    pub public_shares: Vec<reshare::generic_ec::Point<E>>,
+    /// The key.
+    pub public_key: reshare::generic_ec::Point<E>,
+}
+
 /// A message to send to one peer (`to = Some(i)`) or to all peers (`to = None`, broadcast).
 #[derive(Clone, PartialEq, Eq)]
 pub struct OutgoingMessage {

@@ -156,7 +156,7 @@ impl Node {
                 let making = self
                     .sessions
                     .values()
-                    .filter(|s| matches!(s.purpose, Purpose::Presign(_)))
+                    .filter(|s| matches!(s.purpose, Purpose::Presign(..)))
                     .count();
                 let held = self.presignatures.len() + making;
                 if held >= l.presignatures {
@@ -201,6 +201,8 @@ pub enum TestHook {
     Limits(Limits),
     /// Move this node's clock forward by this many seconds.
     ClockAhead(u64),
+    /// Cheat in this node's next dealing of a resharing, as a compromised enclave would.
+    CheatInNextDealing(super::reshare::Cheat),
 }
 
 /// A node's test state: an injected panic pending, its clock's offset.
@@ -209,6 +211,7 @@ pub enum TestHook {
 pub(super) struct TestState {
     pub(super) panic_next_step: bool,
     pub(super) clock_ahead: u64,
+    pub(super) cheat: Option<super::reshare::Cheat>,
 }
 
 #[cfg(test)]
@@ -221,6 +224,7 @@ impl Node {
             TestHook::StopWorker => {}
             TestHook::Limits(l) => self.limits = l,
             TestHook::ClockAhead(secs) => self.test.clock_ahead += secs,
+            TestHook::CheatInNextDealing(cheat) => self.test.cheat = Some(cheat),
         }
     }
 }

@@ -1,8 +1,6 @@
 //! Key material: auxiliary info and key shares, from the sessions that create them (checks,
 //! sealing, receipts) and back from their sealed blobs on restore.
 
-use std::collections::BTreeMap;
-
 use protocol::KmsKeyArn;
 use protocol::policy::{Approved, CreateKey, KeyPolicy, REQUEST_VERSION, Scheme};
 use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt};
@@ -29,12 +27,27 @@ use crate::seal::{self, BlobKind, DataKey};
 /// A key record as sealed: metadata and the share.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct KeyRecord {
-    key_id: String,
-    scheme: Scheme,
-    threshold: u16,
-    policy: KeyPolicy,
-    share: ByteBuf,
+pub(super) struct KeyRecord {
+    pub(super) key_id: String,
+    pub(super) scheme: Scheme,
+    pub(super) threshold: u16,
+    pub(super) policy: KeyPolicy,
+    pub(super) share: ByteBuf,
+    /// The key generation this share belongs to (0 at creation or import; absent in records
+    /// sealed before resharing existed).
+    #[serde(default)]
+    pub(super) generation: u32,
+    /// Whether this generation is the key's current one; `false` for a resharing's pending
+    /// generation, which signs nothing until every node's receipt of it is shown.
+    #[serde(default = "current_by_default")]
+    pub(super) current: bool,
+    /// SHA-256 of the approved request that made this generation (its receipts name it).
+    #[serde(default)]
+    pub(super) request: Option<ByteBuf>,
+}
+
+fn current_by_default() -> bool {
+    true
 }
 
 impl Drop for KeyRecord {
@@ -63,7 +76,22 @@ impl From<Box<SecretEddsaShare>> for Share {
 }
 
 impl Share {
-    fn index(&self) -> PartyIndex {
+    /// The share's scheme.
+    pub(super) fn scheme(&self) -> Scheme {
+        match self {
+            Share::Ecdsa(_) => Scheme::EcdsaSecp256k1,
+            Share::Eddsa(_) => Scheme::EddsaEd25519,
+        }
+    }
+
+    pub(super) fn kind(&self) -> BlobKind {
+        match self {
+            Share::Ecdsa(_) => BlobKind::EcdsaShare,
+            Share::Eddsa(_) => BlobKind::EddsaShare,
+        }
+    }
+
+    pub(super) fn index(&self) -> PartyIndex {
         match self {
             Share::Ecdsa(s) => s.index(),
             Share::Eddsa(s) => s.index(),
@@ -71,7 +99,7 @@ impl Share {
     }
 
     /// The key's public key and, for an HD-capable ECDSA key, its chain code.
-    fn public_key(&self) -> (Vec<u8>, Option<Vec<u8>>) {
+    pub(super) fn public_key(&self) -> (Vec<u8>, Option<Vec<u8>>) {
         match self {
             Share::Ecdsa(s) => (
                 s.master_public_key().to_vec(),
@@ -81,7 +109,7 @@ impl Share {
         }
     }
 
-    fn to_bytes(&self) -> Result<Zeroizing<Vec<u8>>, MpcError> {
+    pub(super) fn to_bytes(&self) -> Result<Zeroizing<Vec<u8>>, MpcError> {
         match self {
             Share::Ecdsa(s) => s.to_bytes(),
             Share::Eddsa(s) => s.to_bytes(),
@@ -89,27 +117,43 @@ impl Share {
     }
 }
 
-/// A key held: its share and the policy its signing requests must meet.
+/// A key held: its share of the current generation, the policy its signing requests must
+/// meet, and a resharing's pending generation, if any.
 pub(super) struct Key {
     pub(super) threshold: u16,
     pub(super) approvers: Vec<[u8; 32]>,
     pub(super) approvals_needed: u16,
     pub(super) share: Share,
+    pub(super) policy: KeyPolicy,
+    /// The current generation.
+    pub(super) generation: u32,
+    /// The request that made the current generation.
+    pub(super) request: Option<[u8; 32]>,
+    /// The next generation, sealed by a resharing and not retired into yet: it signs nothing.
+    pub(super) pending: Option<super::generations::Pending>,
 }
 
 impl Key {
-    fn new(threshold: u16, policy: &KeyPolicy, share: Share) -> Result<Self, PolicyError> {
+    pub(super) fn new(
+        threshold: u16,
+        policy: &KeyPolicy,
+        share: Share,
+    ) -> Result<Self, PolicyError> {
         Ok(Key {
             threshold,
             approvers: keys32(&policy.approvers)?,
             approvals_needed: policy.approvals_needed,
             share,
+            policy: policy.clone(),
+            generation: 0,
+            request: None,
+            pending: None,
         })
     }
 }
 
 /// A key share as loaded from its blob, before it is checked against the genesis.
-fn load_share(kind: BlobKind, record: &KeyRecord) -> Result<Share, NodeError> {
+pub(super) fn load_share(kind: BlobKind, record: &KeyRecord) -> Result<Share, NodeError> {
     Ok(match (kind, record.scheme) {
         (BlobKind::EcdsaShare, Scheme::EcdsaSecp256k1) => {
             Share::Ecdsa(SecretKeyShare::from_bytes(&record.share).map_err(internal)?)
@@ -219,19 +263,7 @@ impl Node {
             self.node_key = Some(node_key);
             return Ok((Vec::new(), false, resealed));
         };
-        let mut keys = BTreeMap::new();
-        for (kind, record) in opened.records {
-            let share = load_share(kind, &record)?;
-            let index = share.index();
-            if index != state.node {
-                return Err(bad(format!(
-                    "share of {} belongs to node {index}",
-                    record.key_id
-                )));
-            }
-            let key = Key::new(record.threshold, &record.policy, share)?;
-            keys.insert(record.key_id.clone(), key);
-        }
+        let keys = super::generations::generations(opened.records, state.node)?;
         self.roster.insert_self(state.node, identity.public());
         let names: Vec<String> = keys.keys().cloned().collect();
         let aux = opened.aux;
@@ -324,6 +356,30 @@ impl Node {
             }
         }
         Ok(opened)
+    }
+
+    pub(super) fn cluster(&self) -> Result<protocol::genesis::ClusterId, MpcError> {
+        self.genesis
+            .as_ref()
+            .and_then(|g| g.cluster_id())
+            .ok_or_else(|| MpcError::Internal("no cluster id".into()))
+    }
+
+    /// Signs `receipt` with the node key, as this node (its `node` field is set here).
+    pub(super) fn sign_receipt(&self, mut receipt: KeyReceipt) -> Result<Vec<u8>, MpcError> {
+        receipt.node = self
+            .genesis
+            .as_ref()
+            .ok_or_else(|| MpcError::Internal("no genesis".into()))?
+            .node;
+        let signature = self
+            .node_key
+            .as_ref()
+            .ok_or_else(|| MpcError::Internal("no node key".into()))?
+            .key
+            .sign(&receipt.message())
+            .map_err(|e| MpcError::Internal(e.to_string()))?;
+        Ok(signature.to_vec())
     }
 
     /// Starts the auxiliary-info run of all nodes, under execution id `eid`.
@@ -483,16 +539,10 @@ impl Node {
             )));
         }
         // Signed only once every check passed: a receipt is never made for a key not kept.
-        let g = self
-            .genesis
-            .as_ref()
-            .ok_or_else(|| MpcError::Internal("no genesis".into()))?;
-        let receipt = KeyReceipt {
+        let receipt = self.sign_receipt(KeyReceipt {
             v: KEY_RECEIPT_VERSION,
-            cluster: g
-                .cluster_id()
-                .ok_or_else(|| MpcError::Internal("no cluster id".into()))?,
-            node: g.node,
+            cluster: self.cluster()?,
+            node: 0,
             key_id: request.key_id.clone(),
             scheme: request.scheme,
             threshold: request.threshold,
@@ -501,20 +551,16 @@ impl Node {
             chain_code: chain_code.clone().map(ByteBuf::from),
             generation: 0,
             request: ByteBuf::from(request_hash.to_vec()),
-        };
-        let receipt = self
-            .node_key
-            .as_ref()
-            .ok_or_else(|| MpcError::Internal("no node key".into()))?
-            .key
-            .sign(&receipt.message())
-            .map_err(|e| MpcError::Internal(e.to_string()))?;
+        })?;
         let record = KeyRecord {
             key_id: request.key_id.clone(),
             scheme: request.scheme,
             threshold: request.threshold,
             policy: request.policy.clone(),
             share: ByteBuf::from(share_bytes.to_vec()),
+            generation: 0,
+            current: true,
+            request: Some(ByteBuf::from(request_hash.to_vec())),
         };
         let mut plain = Zeroizing::new(Vec::new());
         ciborium::into_writer(&record, &mut *plain)
@@ -528,8 +574,9 @@ impl Node {
             .sealing
             .seal_with(data_key, kind, &request.key_id, &plain)
             .map_err(|e| MpcError::Internal(e.to_string()))?;
-        let key = Key::new(request.threshold, &request.policy, share)
+        let mut key = Key::new(request.threshold, &request.policy, share)
             .map_err(|e| MpcError::Internal(e.to_string()))?;
+        key.request = Some(request_hash);
         self.keys.insert(request.key_id.clone(), key);
         Ok(Outcome::KeyCreated {
             key_id: request.key_id,
@@ -537,7 +584,7 @@ impl Node {
             public_key: ByteBuf::from(public_key),
             chain_code: chain_code.map(ByteBuf::from),
             sealed: ByteBuf::from(sealed),
-            receipt: ByteBuf::from(receipt.to_vec()),
+            receipt: ByteBuf::from(receipt),
         })
     }
 }

@@ -150,7 +150,18 @@ impl Node {
                 let data_key = data_key(s, "key share")?;
                 self.store_key(data_key, request, request_hash, &s.participants, share)
             }
-            (Product::Presignature(secret), Purpose::Presign(key_id)) => {
+            (Product::Share(share), Purpose::ReshareKey(resharing)) => {
+                let resharing = resharing.clone();
+                let data_key = data_key(s, "key share")?;
+                self.store_pending(data_key, resharing, &s.participants, share)
+            }
+            (Product::Presignature(secret), Purpose::Presign(key_id, generation)) => {
+                // A presignature of a generation retired while it was made is never used.
+                if self.keys.get(key_id).map(|k| k.generation) != Some(*generation) {
+                    return Err(MpcError::Internal(format!(
+                        "key {key_id} was reshared while this presignature was made"
+                    )));
+                }
                 let made = self.session_clock();
                 self.presignatures.insert(
                     s.channel.session(),

@@ -13,6 +13,7 @@
 //! * `membership`: the typed membership refusals;
 //! * `genesis`: accepting the genesis, admitting peers, checking a session's participants;
 //! * `keys`: auxiliary info and key shares: creation, sealing, receipts, restore;
+//! * `reshare`, `generations`: resharing and refresh, a key's pending and current generations;
 //! * `signing`: presignatures and signing sessions;
 //! * `session`: starting, stepping, finishing and aborting sessions;
 //! * `machine`: the one interface every protocol machine is stepped through;
@@ -21,11 +22,13 @@
 
 mod bounds;
 mod enroll;
+mod generations;
 mod genesis;
 mod import;
 mod keys;
 mod machine;
 pub mod membership;
+mod reshare;
 mod session;
 mod signing;
 mod single_use;
@@ -54,6 +57,8 @@ use genesis::GenesisState;
 pub use genesis::OwnPcrs;
 use keys::Key;
 pub use membership::MembershipError;
+#[cfg(test)]
+pub use reshare::Cheat;
 use session::Session;
 pub use session::{SETUP_SESSION_IDLE_SECS, SIGNING_SESSION_IDLE_SECS};
 use signing::Presignature;

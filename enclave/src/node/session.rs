@@ -35,8 +35,10 @@ pub(super) enum Purpose {
     /// An import: the key as it will be held, and the hash of the approved import request
     /// (its receipts name it).
     ImportKey(CreateKey, [u8; 32]),
-    /// A presignature for this key id.
-    Presign(String),
+    /// A presignature for this key id, with the key's generation when it started.
+    Presign(String, u32),
+    /// A resharing: the new generation it makes, pending.
+    ReshareKey(super::reshare::Resharing),
     Sign(Signing),
 }
 
@@ -168,6 +170,16 @@ impl Node {
             SessionKind::CreateKey { request } => self.start_keygen(&eid, participants, request)?,
             SessionKind::ImportKey { request, dealings } => {
                 self.start_import(identity, participants, request, dealings)?
+            }
+            SessionKind::ReshareKey { request } => self.start_reshare(participants, request)?,
+            SessionKind::RetireGeneration {
+                key_id,
+                generation,
+                receipts,
+            } => {
+                let outcome = self.retire_generation(key_id, *generation, receipts)?;
+                self.used_sessions.insert(sid);
+                return Ok(update(sid, vec![], Some(outcome)));
             }
             SessionKind::Presign { key_id, path } => {
                 self.start_presign(&eid, participants, my_position, key_id, path)?

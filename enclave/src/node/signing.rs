@@ -115,7 +115,7 @@ impl Node {
             ecdsa::Presign::start(eid, my_position, participants, share, path).map_err(internal)?;
         Ok(Start::new(
             Box::new(m),
-            Purpose::Presign(key_id.to_string()),
+            Purpose::Presign(key_id.to_string(), key.generation),
             first,
         ))
     }

@@ -4,6 +4,7 @@
 
 use protocol::genesis::ClusterId;
 use protocol::policy::{Approved, Canonical, CreateKey, REQUEST_ID_LEN, SignRequest};
+use protocol::reshare::ReshareKey;
 use protocol::session::Outcome;
 use serde_bytes::ByteBuf;
 use sha2::Digest;
@@ -33,8 +34,18 @@ pub(super) fn key_id_use(key_id: &str) -> Vec<u8> {
 
 /// What a key-creation request consumes.
 pub(super) fn create_key_use(r: &CreateKey) -> Vec<u8> {
+    request_use(&r.request_id)
+}
+
+/// What a resharing request consumes: its request id, in the same space as key creations' and
+/// imports' (one id, one request that makes key material).
+pub(super) fn reshare_use(r: &ReshareKey) -> Vec<u8> {
+    request_use(&r.request_id)
+}
+
+fn request_use(request_id: &[u8]) -> Vec<u8> {
     let mut k = b"create-key:".to_vec();
-    k.extend_from_slice(&r.request_id);
+    k.extend_from_slice(request_id);
     k
 }
 
@@ -127,7 +138,12 @@ impl Node {
                     .guard
                     .consume(&create_key_use(r), r.created, r.expiry, now);
             }
-            Purpose::AuxInfo | Purpose::Presign(_) => {}
+            Purpose::ReshareKey(r) => {
+                let _ = self
+                    .guard
+                    .consume(&request_use(&r.request_id), r.created, r.expiry, now);
+            }
+            Purpose::AuxInfo | Purpose::Presign(..) => {}
         }
     }
 

@@ -92,6 +92,29 @@ impl SecretKeyShare {
         Self::from_parts(super::SecretIncompleteKeyShare(core), aux)
     }
 
+    /// The share as a dealer of a resharing uses it. Refused for a share whose parties are not
+    /// at points `1..=n` (cggmp21's keygen and [`Self::from_redistributed`] put them there).
+    pub fn held(&self) -> Result<crate::mpc::Held<E>, MpcError> {
+        use cggmp21::generic_ec::{Scalar, SecretScalar};
+        let core = &self.share.core;
+        let at_index_plus_one = core.vss_setup.as_ref().is_some_and(|vss| {
+            vss.I
+                .iter()
+                .zip(1u64..)
+                .all(|(point, p)| *point.as_ref() == Scalar::from(p))
+        });
+        if !at_index_plus_one {
+            return Err(MpcError::BadInput(
+                "the key share's parties are not at points 1..n".into(),
+            ));
+        }
+        Ok(crate::mpc::Held {
+            secret: SecretScalar::clone(core.x.as_ref()),
+            public_shares: core.public_shares.iter().map(|p| *p.as_ref()).collect(),
+            public_key: *core.shared_public_key.as_ref(),
+        })
+    }
+
     fn checked(share: KeyShare<E, L>) -> Result<Self, MpcError> {
         let epub = share
             .core

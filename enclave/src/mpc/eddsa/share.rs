@@ -183,6 +183,32 @@ impl SecretEddsaShare {
         .map_err(|reason| bad(&reason))
     }
 
+    /// The share as a dealer of a resharing uses it: FROST's scalars and points read into
+    /// `generic-ec`'s Ed25519 (party `i` at identifier `i + 1`).
+    pub fn held(&self) -> Result<crate::mpc::Held<reshare::generic_ec::curves::Ed25519>, MpcError> {
+        use reshare::generic_ec::{Point, Scalar, SecretScalar};
+        let bad = |what: &str| MpcError::Internal(format!("the key share's {what} do not convert"));
+        let bytes = Zeroizing::new(self.key_package.signing_share().serialize());
+        let mut scalar = Scalar::from_le_bytes(bytes.as_slice()).map_err(|_| bad("secret"))?;
+        let secret = SecretScalar::new(&mut scalar);
+        let shares = self.public_key_package.verifying_shares();
+        let public_shares = (0..self.parties)
+            .map(|party| {
+                let share = shares
+                    .get(&identifier(party)?)
+                    .ok_or_else(|| bad("public shares"))?;
+                let encoded = share.serialize().map_err(|_| bad("public shares"))?;
+                Point::from_bytes(&encoded).map_err(|_| bad("public shares"))
+            })
+            .collect::<Result<Vec<_>, MpcError>>()?;
+        let public_key = Point::from_bytes(self.public_key).map_err(|_| bad("group key"))?;
+        Ok(crate::mpc::Held {
+            secret,
+            public_shares,
+            public_key,
+        })
+    }
+
     /// The group's Ed25519 public key (32 bytes, the standard compressed encoding).
     pub fn public_key(&self) -> [u8; PUBLIC_KEY_LEN] {
         self.public_key

@@ -1,0 +1,561 @@
+//! Resharing and refresh (issue 19) as the enclaves run them: a key moves 2-of-3 -> 3-of-3 ->
+//! 2-of-3 and is refreshed, keeping its public key while every share changes; the old
+//! generation signs until every node's receipt of the new one is shown, and never after; a
+//! node that crashed mid-way, a stale backup of an old generation and retire proofs that do not
+//! hold each leave exactly one usable generation.
+
+use std::collections::BTreeMap;
+
+use protocol::policy::{Approved, Canonical, Scheme};
+use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt, verify_key_receipts};
+use protocol::reshare::{RESHARE_VERSION, ReshareKey};
+use protocol::session::{Outcome, SessionKind};
+use protocol::{EnclaveRequest, EnclaveResponse};
+use serde_bytes::ByteBuf;
+use sha2::Digest;
+
+use super::{Cluster, failure, lock, now, request_id, signature_of, verify_ecdsa};
+use crate::seal::{self, BlobKind, LocalSealingAuthority};
+use crate::testkit::{IMAGE, MASTER, boot};
+
+/// What one resharing left: each node's sealed pending share and receipt, by node.
+struct Reshared {
+    generation: u32,
+    sealed: Vec<ByteBuf>,
+    receipts: Vec<ByteBuf>,
+}
+
+/// A key record as a test reads it from a blob it opens with the cluster's sealing key.
+#[derive(serde::Deserialize)]
+struct Record {
+    share: ByteBuf,
+    generation: u32,
+    current: bool,
+}
+
+fn open_record(blob: &[u8], kind: BlobKind, key_id: &str) -> Record {
+    let authority = LocalSealingAuthority::new(&MASTER, &IMAGE);
+    let (_, plain) = seal::unseal(&authority, blob, kind, Some(key_id)).unwrap();
+    ciborium::from_reader(plain.as_slice()).unwrap()
+}
+
+/// The FROST signing share inside an EdDSA key blob.
+fn eddsa_secret(blob: &[u8], key_id: &str) -> Vec<u8> {
+    let record = open_record(blob, BlobKind::EddsaShare, key_id);
+    let share = crate::mpc::eddsa::SecretEddsaShare::from_bytes(&record.share).unwrap();
+    share.held().unwrap().secret.as_ref().to_be_bytes().to_vec()
+}
+
+fn verify_eddsa(public_key: &[u8], message: &[u8], signature: &[u8]) {
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(public_key.try_into().unwrap()).unwrap();
+    vk.verify_strict(
+        message,
+        &ed25519_dalek::Signature::from_slice(signature).unwrap(),
+    )
+    .unwrap();
+}
+
+impl Cluster {
+    /// A resharing of `key_id` from `generation` to threshold `threshold`, dealt by `dealers`,
+    /// approved by the admins `admins` (indices into the cluster's admins).
+    fn reshare_request(
+        &self,
+        key_id: &str,
+        generation: u32,
+        threshold: u16,
+        dealers: &[u16],
+        admins: &[usize],
+    ) -> Approved<ReshareKey> {
+        let t = now();
+        let request = ReshareKey {
+            v: RESHARE_VERSION,
+            cluster: self.genesis.request.cluster_id(),
+            key_id: key_id.into(),
+            generation,
+            threshold,
+            dealers: dealers.to_vec(),
+            request_id: request_id(),
+            created: t,
+            expiry: t + 300,
+        };
+        let keys: Vec<&ed25519_dalek::SigningKey> =
+            admins.iter().map(|i| &self.admins[*i]).collect();
+        Approved {
+            approvals: crate::testkit::approve(&request, &keys),
+            request,
+        }
+    }
+
+    fn all(&self) -> Vec<u16> {
+        (0..self.enclaves.len() as u16).collect()
+    }
+
+    /// Runs a resharing and checks that it succeeded everywhere: the same public key, receipts
+    /// that verify for the new generation against the pinned genesis.
+    fn reshare(
+        &self,
+        request: Approved<ReshareKey>,
+        scheme: Scheme,
+        public_key: &[u8],
+    ) -> Reshared {
+        let r = request.request.clone();
+        let hash = sha2::Sha256::digest(r.canonical_bytes()).to_vec();
+        let outcomes = self.run(&self.all(), SessionKind::ReshareKey { request }, |_, _| {});
+        let mut sealed = Vec::new();
+        let mut receipts = Vec::new();
+        let mut signatures = Vec::new();
+        let mut chain = None;
+        for (node, o) in outcomes {
+            match o {
+                Outcome::KeyReshared {
+                    key_id,
+                    generation,
+                    public_key: pk,
+                    chain_code,
+                    sealed: s,
+                    receipt,
+                } => {
+                    assert_eq!(
+                        (key_id.as_str(), generation, pk.as_slice()),
+                        (r.key_id.as_str(), r.generation + 1, public_key)
+                    );
+                    chain = chain_code;
+                    sealed.push(s);
+                    signatures.push((node, receipt.to_vec()));
+                    receipts.push(receipt);
+                }
+                other => panic!("reshare at {node}: {other:?}"),
+            }
+        }
+        // What a client checks: every node of the pinned roster signed the new generation.
+        let claim = KeyReceipt {
+            v: KEY_RECEIPT_VERSION,
+            cluster: self.genesis.request.cluster_id(),
+            node: 0,
+            key_id: r.key_id.clone(),
+            scheme,
+            threshold: r.threshold,
+            participants: self.all(),
+            public_key: ByteBuf::from(public_key.to_vec()),
+            chain_code: chain,
+            generation: r.generation + 1,
+            request: ByteBuf::from(hash),
+        };
+        verify_key_receipts(&self.genesis.request, &claim, &signatures).unwrap();
+        Reshared {
+            generation: r.generation + 1,
+            sealed,
+            receipts,
+        }
+    }
+
+    /// Retires `key_id` into `generation` at `nodes` with `receipts`.
+    fn retire(
+        &self,
+        nodes: &[u16],
+        key_id: &str,
+        generation: u32,
+        receipts: &[ByteBuf],
+    ) -> BTreeMap<u16, Outcome> {
+        self.run(
+            nodes,
+            SessionKind::RetireGeneration {
+                key_id: key_id.into(),
+                generation,
+                receipts: receipts.to_vec(),
+            },
+            |_, _| {},
+        )
+    }
+
+    /// Retires into `reshared` everywhere; returns each node's new current blob.
+    fn retire_all(&self, key_id: &str, reshared: &Reshared) -> Vec<ByteBuf> {
+        let out = self.retire(&self.all(), key_id, reshared.generation, &reshared.receipts);
+        out.into_iter()
+            .map(|(node, o)| match o {
+                Outcome::GenerationRetired {
+                    generation, sealed, ..
+                } => {
+                    assert_eq!(generation, reshared.generation);
+                    sealed
+                }
+                other => panic!("retire at {node}: {other:?}"),
+            })
+            .collect()
+    }
+
+    /// Signs `message` with `key_id` among `quorum`; the outcomes.
+    fn sign_message(&self, quorum: &[u16], key_id: &str, message: &[u8]) -> BTreeMap<u16, Outcome> {
+        self.sign(
+            quorum,
+            self.sign_request(key_id, vec![], message.to_vec()),
+            None,
+        )
+    }
+
+    /// Restarts node `node` from `blobs` (its node key, genesis, auxiliary info and the given
+    /// key blobs); the keys it loaded.
+    fn restart(&mut self, node: usize, key_blobs: &[ByteBuf]) -> Vec<String> {
+        let fresh = boot(&self.ca, node, IMAGE);
+        let mut blobs = self.blobs[node].clone();
+        blobs.extend_from_slice(key_blobs);
+        let keys = match fresh.handle(EnclaveRequest::Restore { blobs }) {
+            EnclaveResponse::Restored { keys, .. } => keys,
+            other => panic!("restore: {other:?}"),
+        };
+        self.enclaves[node] = fresh;
+        self.admit_all();
+        keys
+    }
+}
+
+/// The Done-when of issue 19 for resharing, on an EdDSA key: 2-of-3 -> 3-of-3 -> 2-of-3, then a
+/// refresh. The public key never changes; every node's share changes at every step; the old
+/// generation keeps signing until the retire and is refused after it.
+#[test]
+fn a_key_moves_to_3_of_3_and_back_and_is_refreshed_keeping_its_public_key() {
+    const KEY: &str = "moving";
+    let mut c = Cluster::new(3);
+    let pk = c.create_key(KEY, Scheme::EddsaEd25519, 2);
+    let gen0: Vec<ByteBuf> = (0..3).map(|i| c.blobs[i].pop().unwrap()).collect();
+
+    // 2-of-3 -> 3-of-3, dealt by nodes 0 and 2.
+    let request = c.reshare_request(KEY, 0, 3, &[0, 2], &[0, 1]);
+    let gen1 = c.reshare(request, Scheme::EddsaEd25519, &pk);
+    for (node, blob) in gen1.sealed.iter().enumerate() {
+        let record = open_record(blob, BlobKind::EddsaShare, KEY);
+        assert_eq!(
+            (record.generation, record.current),
+            (1, false),
+            "node {node}"
+        );
+        assert_ne!(
+            eddsa_secret(blob, KEY),
+            eddsa_secret(&gen0[node], KEY),
+            "node {node}'s share did not change"
+        );
+    }
+    // Pending: the old generation still signs, 2 of 3.
+    let out = c.sign_message(&[0, 1], KEY, b"before the retire");
+    verify_eddsa(&pk, b"before the retire", &signature_of(&out).0);
+
+    let current1 = c.retire_all(KEY, &gen1);
+    for blob in &current1 {
+        let record = open_record(blob, BlobKind::EddsaShare, KEY);
+        assert_eq!((record.generation, record.current), (1, true));
+    }
+    // Two signers are no longer enough; all three sign under the same key.
+    let out = c.sign_message(&[0, 1], KEY, b"two of three");
+    assert!(
+        out.values().all(|o| !matches!(o, Outcome::Signed { .. })),
+        "{out:?}"
+    );
+    let out = c.sign_message(&[0, 1, 2], KEY, b"three of three");
+    verify_eddsa(&pk, b"three of three", &signature_of(&out).0);
+
+    // A request for the retired generation is refused everywhere, nothing changes.
+    let stale = c.reshare_request(KEY, 0, 2, &[0, 1, 2], &[0, 1]);
+    let out = c.run(
+        &c.all(),
+        SessionKind::ReshareKey { request: stale },
+        |_, _| {},
+    );
+    assert!(
+        out.values().all(|o| matches!(o, Outcome::Failed { message, .. } if message.contains("generation 1 here"))),
+        "{out:?}"
+    );
+
+    // 3-of-3 -> 2-of-3: every node deals (the old threshold is 3).
+    let request = c.reshare_request(KEY, 1, 2, &[0, 1, 2], &[1, 2]);
+    let gen2 = c.reshare(request, Scheme::EddsaEd25519, &pk);
+    c.retire_all(KEY, &gen2);
+    let out = c.sign_message(&[1, 2], KEY, b"back to two of three");
+    verify_eddsa(&pk, b"back to two of three", &signature_of(&out).0);
+
+    // Refresh: same threshold, dealt by nodes 0 and 1; every share changes again.
+    let request = c.reshare_request(KEY, 2, 2, &[0, 1], &[0, 2]);
+    let gen3 = c.reshare(request, Scheme::EddsaEd25519, &pk);
+    for node in 0..3 {
+        assert_ne!(
+            eddsa_secret(&gen3.sealed[node], KEY),
+            eddsa_secret(&gen2.sealed[node], KEY),
+            "node {node}'s share did not change in the refresh"
+        );
+    }
+    let current3 = c.retire_all(KEY, &gen3);
+    let out = c.sign_message(&[0, 2], KEY, b"refreshed");
+    verify_eddsa(&pk, b"refreshed", &signature_of(&out).0);
+
+    // A stale backup: node 1 restarts from its generation-0 blob beside its current one; the
+    // old generation is ignored and node 1 signs with the others at generation 3.
+    let keys = c.restart(1, &[gen0[1].clone(), current3[1].clone()]);
+    assert_eq!(keys, vec![KEY.to_string()]);
+    let out = c.sign_message(&[0, 1], KEY, b"after a stale backup");
+    verify_eddsa(&pk, b"after a stale backup", &signature_of(&out).0);
+
+    // A parent that withholds the current blob and restores generation 0 alone: node 1 then
+    // holds only the old generation, which no longer signs with the others' shares.
+    let keys = c.restart(1, &[gen0[1].clone()]);
+    assert_eq!(keys, vec![KEY.to_string()]);
+    let out = c.sign_message(&[0, 1], KEY, b"old and new mixed");
+    assert!(
+        out.values().all(|o| !matches!(o, Outcome::Signed { .. })),
+        "a signature by an old generation's share: {out:?}"
+    );
+    // Put right by its current blob.
+    c.restart(1, &[current3[1].clone()]);
+    let out = c.sign_message(&[1, 2], KEY, b"restored");
+    verify_eddsa(&pk, b"restored", &signature_of(&out).0);
+}
+
+/// A crash between the new generation's sealing and its retire, and retire proofs that do not
+/// hold: each leaves exactly one usable generation.
+#[test]
+fn a_crash_mid_reshare_or_a_bad_retire_proof_leaves_exactly_one_usable_generation() {
+    const KEY: &str = "crash";
+    let mut c = Cluster::new(3);
+    let pk = c.create_key(KEY, Scheme::EddsaEd25519, 2);
+    let gen0: Vec<ByteBuf> = (0..3).map(|i| c.blobs[i].pop().unwrap()).collect();
+
+    // Node 2 crashes before it sealed anything: its confirmations never arrive, so nodes 0 and
+    // 1 wait, and node 2 comes back with generation 0 only.
+    let request = c.reshare_request(KEY, 0, 3, &[0, 1], &[0, 1]);
+    let session = crate::testkit::fresh_session_id();
+    let out = c.run_in(
+        session.clone(),
+        &c.all(),
+        SessionKind::ReshareKey { request },
+        |to, envelopes| {
+            if to == 2 {
+                envelopes.clear();
+            }
+        },
+    );
+    assert!(
+        out.values()
+            .all(|o| !matches!(o, Outcome::KeyReshared { .. })),
+        "{out:?}"
+    );
+    // The coordinator gives up on the session: the nodes that waited let it go.
+    for e in &c.enclaves {
+        e.handle(EnclaveRequest::AbortSession {
+            session: session.clone(),
+        });
+    }
+    c.restart(2, &[gen0[2].clone()]);
+    let out = c.sign_message(&[0, 2], KEY, b"the old generation");
+    verify_eddsa(&pk, b"the old generation", &signature_of(&out).0);
+
+    // The resharing again: every node seals generation 1, pending.
+    let request = c.reshare_request(KEY, 0, 3, &[0, 1], &[0, 1]);
+    let gen1 = c.reshare(request, Scheme::EddsaEd25519, &pk);
+
+    // Retire proofs that do not hold, refused with the old generation kept: a receipt
+    // missing, a node's receipt swapped for another's, another generation.
+    let out = c.retire(&c.all(), KEY, 1, &gen1.receipts[..2]);
+    assert!(
+        out.values()
+            .all(|o| matches!(o, Outcome::Failed { message, .. } if message.contains("every node's receipt"))),
+        "{out:?}"
+    );
+    let swapped = vec![
+        gen1.receipts[1].clone(),
+        gen1.receipts[0].clone(),
+        gen1.receipts[2].clone(),
+    ];
+    let out = c.retire(&c.all(), KEY, 1, &swapped);
+    assert!(
+        out.values().all(
+            |o| matches!(o, Outcome::Failed { message, .. } if message.contains("node 0's receipt"))
+        ),
+        "{out:?}"
+    );
+    let out = c.retire(&c.all(), KEY, 2, &gen1.receipts);
+    assert!(
+        out.values()
+            .all(|o| matches!(o, Outcome::Failed { message, .. } if message.contains("no pending generation 2"))),
+        "{out:?}"
+    );
+    let out = c.sign_message(&[1, 2], KEY, b"still the old one");
+    verify_eddsa(&pk, b"still the old one", &signature_of(&out).0);
+
+    // Node 0 retires; node 1 crashes before it did. Restarted from its blobs (generation 0 and
+    // the pending generation 1), it retires with the same receipts, as does node 2.
+    let out = c.retire(&[0], KEY, 1, &gen1.receipts);
+    assert!(
+        matches!(out[&0], Outcome::GenerationRetired { .. }),
+        "{out:?}"
+    );
+    c.restart(1, &[gen0[1].clone(), gen1.sealed[1].clone()]);
+    let out = c.retire(&[1, 2], KEY, 1, &gen1.receipts);
+    assert!(
+        out.values()
+            .all(|o| matches!(o, Outcome::GenerationRetired { .. })),
+        "{out:?}"
+    );
+    // Answered again at node 0, which retired already (its parent may have lost the answer).
+    let out = c.retire(&[0], KEY, 1, &gen1.receipts);
+    assert!(
+        matches!(out[&0], Outcome::GenerationRetired { .. }),
+        "{out:?}"
+    );
+    let out = c.sign_message(&[0, 1, 2], KEY, b"the new generation");
+    verify_eddsa(&pk, b"the new generation", &signature_of(&out).0);
+    let out = c.sign_message(&[0, 1], KEY, b"two are not enough");
+    assert!(!failure(&out).is_empty(), "{out:?}");
+}
+
+/// An ECDSA key refreshed: the chain code and every derived key stay; a presignature of the old
+/// generation is dropped at the retire and never used; the new shares sign.
+#[test]
+fn an_ecdsa_key_is_refreshed_and_its_old_presignatures_are_dropped() {
+    const KEY: &str = "refresh-ecdsa";
+    let mut c = lock();
+    let pk = c.create_key(KEY, Scheme::EcdsaSecp256k1, 2);
+    let pid = crate::testkit::fresh_session_id();
+    let presign = c.run_in(
+        pid.clone(),
+        &[0, 1],
+        SessionKind::Presign {
+            key_id: KEY.into(),
+            path: vec![],
+        },
+        |_, _| {},
+    );
+    assert!(presign.values().all(|o| *o == Outcome::PresignatureReady));
+    let digest = [3u8; 32];
+    let out = c.sign(
+        &[0, 1],
+        c.sign_request(KEY, vec![0, 5], digest.to_vec()),
+        None,
+    );
+    let (_, derived) = signature_of(&out);
+    let request = c.reshare_request(KEY, 0, 2, &[1, 2], &[0, 2]);
+    let gen1 = c.reshare(request, Scheme::EcdsaSecp256k1, &pk);
+    c.retire_all(KEY, &gen1);
+    let stale = c.sign(
+        &[0, 1],
+        c.sign_preimage(KEY, vec![], b"with an old presignature"),
+        Some(pid),
+    );
+    assert!(
+        failure(&stale)
+            .iter()
+            .any(|(code, _)| *code == protocol::session::FailureCode::NoPresignature),
+        "{stale:?}"
+    );
+    let out = c.sign(
+        &[0, 2],
+        c.sign_request(KEY, vec![0, 5], digest.to_vec()),
+        None,
+    );
+    let (sig, signer) = signature_of(&out);
+    assert_eq!(signer, derived, "the derived key changed");
+    verify_ecdsa(&signer, &digest, &sig);
+    let out = c.sign(&[1, 2], c.sign_request(KEY, vec![], digest.to_vec()), None);
+    let (sig, signer) = signature_of(&out);
+    assert_eq!(signer, pk);
+    verify_ecdsa(&signer, &digest, &sig);
+}
+
+/// A compromised dealer enclave is named by every node it cheated, and no node keeps a new
+/// generation: one that deals a secret other than its share of the key (every node refuses
+/// its constant term), one that sends a node a sub-share off its polynomial (that node
+/// refuses it; the others never get its confirmation). Requests without the admin quorum or
+/// with fewer dealers than the key's threshold change nothing either.
+#[test]
+fn a_cheating_dealer_is_named_and_no_node_keeps_a_new_generation() {
+    use crate::node::Cheat;
+    use crate::node::TestHook;
+    const KEY: &str = "cheated";
+    let mut c = Cluster::new(3);
+    let pk = c.create_key(KEY, Scheme::EddsaEd25519, 2);
+
+    let abort = |c: &Cluster, session: &ByteBuf| {
+        for e in &c.enclaves {
+            e.handle(EnclaveRequest::AbortSession {
+                session: session.clone(),
+            });
+        }
+    };
+    let no_pending = |c: &Cluster| {
+        let fake = vec![ByteBuf::from(vec![0u8; 64]); 3];
+        let out = c.retire(&c.all(), KEY, 1, &fake);
+        assert!(
+            out.values().all(
+                |o| matches!(o, Outcome::Failed { message, .. } if message.contains("no pending generation 1"))
+            ),
+            "{out:?}"
+        );
+    };
+
+    c.enclaves[1].test_hook(TestHook::CheatInNextDealing(Cheat::OtherSecret));
+    let session = crate::testkit::fresh_session_id();
+    let request = c.reshare_request(KEY, 0, 2, &[0, 1], &[0, 1]);
+    let out = c.run_in(
+        session.clone(),
+        &c.all(),
+        SessionKind::ReshareKey { request },
+        |_, _| {},
+    );
+    abort(&c, &session);
+    for node in [0u16, 2] {
+        match &out[&node] {
+            Outcome::Failed {
+                message, culprits, ..
+            } => {
+                assert_eq!(culprits, &vec![1], "{message}");
+                assert!(
+                    message.contains("node 1 (dealer 1 of the request) is refused")
+                        && message.contains("other than its share of the key"),
+                    "{message}"
+                );
+            }
+            other => panic!("node {node}: {other:?}"),
+        }
+    }
+    no_pending(&c);
+
+    c.enclaves[0].test_hook(TestHook::CheatInNextDealing(Cheat::OffPolynomial(2)));
+    let session = crate::testkit::fresh_session_id();
+    let request = c.reshare_request(KEY, 0, 2, &[0, 2], &[0, 1]);
+    let out = c.run_in(
+        session.clone(),
+        &c.all(),
+        SessionKind::ReshareKey { request },
+        |_, _| {},
+    );
+    abort(&c, &session);
+    match &out[&2] {
+        Outcome::Failed {
+            message, culprits, ..
+        } => {
+            assert_eq!(culprits, &vec![0], "{message}");
+            assert!(message.contains("sub-share"), "{message}");
+        }
+        other => panic!("node 2: {other:?}"),
+    }
+    assert!(
+        out.values()
+            .all(|o| !matches!(o, Outcome::KeyReshared { .. })),
+        "{out:?}"
+    );
+    no_pending(&c);
+
+    // One admin approval where the quorum is two; a single dealer for a 2-of-3 key.
+    for request in [
+        c.reshare_request(KEY, 0, 2, &[0, 1], &[0]),
+        c.reshare_request(KEY, 0, 2, &[1], &[0, 1]),
+        c.reshare_request(KEY, 0, 2, &[1, 1], &[0, 1]),
+        c.reshare_request(KEY, 0, 1, &[0, 1], &[0, 1]),
+    ] {
+        let out = c.run(&c.all(), SessionKind::ReshareKey { request }, |_, _| {});
+        assert!(
+            out.values().all(|o| matches!(o, Outcome::Failed { .. })),
+            "{out:?}"
+        );
+    }
+    no_pending(&c);
+    let out = c.sign_message(&[0, 2], KEY, b"unchanged");
+    verify_eddsa(&pk, b"unchanged", &signature_of(&out).0);
+}

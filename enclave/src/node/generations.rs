@@ -1,0 +1,222 @@
+//! Key generations (issue 19): a resharing's new generation kept pending beside the current
+//! one, made current once every node's receipt of it is shown, and, on restore, which of a
+//! key's sealed generations is current.
+
+use std::collections::BTreeMap;
+
+use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt};
+use protocol::session::Outcome;
+use serde_bytes::ByteBuf;
+use tracing::info;
+use zeroize::Zeroizing;
+
+use super::keys::{Key, KeyRecord, Share, load_share};
+use super::{Node, NodeError, bad, internal};
+use crate::mpc::MpcError;
+use crate::seal::{BlobKind, DataKey};
+
+/// A resharing's new generation of a key, until every node's receipt of it is shown.
+pub(super) struct Pending {
+    pub(super) generation: u32,
+    pub(super) threshold: u16,
+    pub(super) request_hash: [u8; 32],
+    pub(super) share: Share,
+}
+
+/// A 32-byte request hash from a record (`None` if absent or malformed).
+fn hash32(b: &Option<ByteBuf>) -> Option<[u8; 32]> {
+    b.as_ref().and_then(|b| b.as_slice().try_into().ok())
+}
+
+impl Node {
+    /// Seals key `key_id`'s current share (or, with `pending`, its pending one) as the key's
+    /// current generation, changing nothing here.
+    pub(super) fn seal_as_current(
+        &self,
+        key_id: &str,
+        pending: bool,
+    ) -> Result<Vec<u8>, NodeError> {
+        let key = self
+            .keys
+            .get(key_id)
+            .ok_or_else(|| NodeError::Refused(format!("unknown key {key_id}")))?;
+        let (share, threshold, generation, request) = match (&key.pending, pending) {
+            (Some(p), true) => (&p.share, p.threshold, p.generation, Some(p.request_hash)),
+            (None, true) => {
+                return Err(NodeError::Refused(format!(
+                    "key {key_id} has no pending generation"
+                )));
+            }
+            (_, false) => (&key.share, key.threshold, key.generation, key.request),
+        };
+        let record = KeyRecord {
+            key_id: key_id.to_string(),
+            scheme: share.scheme(),
+            threshold,
+            policy: key.policy.clone(),
+            share: ByteBuf::from(share.to_bytes().map_err(internal)?.to_vec()),
+            generation,
+            current: true,
+            request: request.map(|r| ByteBuf::from(r.to_vec())),
+        };
+        let mut plain = Zeroizing::new(Vec::new());
+        ciborium::into_writer(&record, &mut *plain)
+            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        drop(record);
+        Ok(self.sealing.seal(share.kind(), key_id, &plain)?)
+    }
+
+    /// Makes key `key_id`'s pending generation its current one; the old share is dropped.
+    pub(super) fn promote(&mut self, key_id: &str) -> Result<(), NodeError> {
+        let key = self
+            .keys
+            .get_mut(key_id)
+            .ok_or_else(|| NodeError::Refused(format!("unknown key {key_id}")))?;
+        let p = key
+            .pending
+            .take()
+            .ok_or_else(|| NodeError::Refused(format!("key {key_id} has no pending generation")))?;
+        key.share = p.share;
+        key.threshold = p.threshold;
+        key.generation = p.generation;
+        key.request = Some(p.request_hash);
+        Ok(())
+    }
+
+    /// Seals a resharing's new generation of a key as pending, signs its receipt and keeps it
+    /// beside the current one, replacing an earlier pending generation (one that never became
+    /// current).
+    pub(super) fn store_pending(
+        &mut self,
+        data_key: DataKey,
+        r: super::reshare::Resharing,
+        participants: &[u16],
+        share: Share,
+    ) -> Result<Outcome, MpcError> {
+        let key = self
+            .keys
+            .get(&r.key_id)
+            .ok_or_else(|| MpcError::Internal(format!("key {} is gone", r.key_id)))?;
+        if key.generation.checked_add(1) != Some(r.generation) {
+            return Err(MpcError::Internal(format!(
+                "key {} changed generation during the resharing",
+                r.key_id
+            )));
+        }
+        let (public_key, chain_code) = share.public_key();
+        if (public_key.clone(), chain_code.clone()) != key.share.public_key() {
+            return Err(MpcError::Internal(
+                "the new generation's key is not the key's".into(),
+            ));
+        }
+        let record = KeyRecord {
+            key_id: r.key_id.clone(),
+            scheme: share.scheme(),
+            threshold: r.threshold,
+            policy: key.policy.clone(),
+            share: ByteBuf::from(share.to_bytes()?.to_vec()),
+            generation: r.generation,
+            current: false,
+            request: Some(ByteBuf::from(r.request_hash.to_vec())),
+        };
+        let receipt = self.sign_receipt(KeyReceipt {
+            v: KEY_RECEIPT_VERSION,
+            cluster: self.cluster()?,
+            node: 0,
+            key_id: r.key_id.clone(),
+            scheme: share.scheme(),
+            threshold: r.threshold,
+            participants: participants.to_vec(),
+            public_key: ByteBuf::from(public_key.clone()),
+            chain_code: chain_code.clone().map(ByteBuf::from),
+            generation: r.generation,
+            request: ByteBuf::from(r.request_hash.to_vec()),
+        })?;
+        let mut plain = Zeroizing::new(Vec::new());
+        ciborium::into_writer(&record, &mut *plain)
+            .map_err(|e| MpcError::Internal(e.to_string()))?;
+        drop(record);
+        let sealed = self
+            .sealing
+            .seal_with(data_key, share.kind(), &r.key_id, &plain)
+            .map_err(|e| MpcError::Internal(e.to_string()))?;
+        if let Some(key) = self.keys.get_mut(&r.key_id) {
+            key.pending = Some(Pending {
+                generation: r.generation,
+                threshold: r.threshold,
+                request_hash: r.request_hash,
+                share,
+            });
+        }
+        Ok(Outcome::KeyReshared {
+            key_id: r.key_id,
+            generation: r.generation,
+            public_key: ByteBuf::from(public_key),
+            chain_code: chain_code.map(ByteBuf::from),
+            sealed: ByteBuf::from(sealed),
+            receipt: ByteBuf::from(receipt),
+        })
+    }
+}
+
+/// The keys a restore loads, from every key record opened: per key, the highest current
+/// generation (an older current one is a stale copy: ignored), and a pending one only if it is
+/// the generation right after it (any other is a resharing that never finished, or an old
+/// one: ignored). A pending generation without its current one is not loaded.
+pub(super) fn generations(
+    records: Vec<(BlobKind, KeyRecord)>,
+    node: u16,
+) -> Result<BTreeMap<String, Key>, NodeError> {
+    let mut keys: BTreeMap<String, Key> = BTreeMap::new();
+    let mut pending = Vec::new();
+    for (kind, record) in records {
+        let share = load_share(kind, &record)?;
+        let index = share.index();
+        if index != node {
+            return Err(bad(format!(
+                "share of {} belongs to node {index}",
+                record.key_id
+            )));
+        }
+        if !record.current {
+            pending.push((record, share));
+            continue;
+        }
+        if let Some(held) = keys.get(&record.key_id) {
+            if held.generation == record.generation {
+                return Err(bad(format!(
+                    "two blobs of generation {} of key {}",
+                    record.generation, record.key_id
+                )));
+            }
+            if held.generation > record.generation {
+                info!(key = %record.key_id, generation = record.generation, "a stale generation is ignored");
+                continue;
+            }
+        }
+        let mut key = Key::new(record.threshold, &record.policy, share)?;
+        key.generation = record.generation;
+        key.request = hash32(&record.request);
+        keys.insert(record.key_id.clone(), key);
+    }
+    for (record, share) in pending {
+        let request_hash = hash32(&record.request);
+        match (keys.get_mut(&record.key_id), request_hash) {
+            (Some(key), Some(request_hash))
+                if key.pending.is_none()
+                    && key.generation.checked_add(1) == Some(record.generation) =>
+            {
+                key.pending = Some(Pending {
+                    generation: record.generation,
+                    threshold: record.threshold,
+                    request_hash,
+                    share,
+                });
+            }
+            _ => {
+                info!(key = %record.key_id, generation = record.generation, "a pending generation that cannot become current is ignored");
+            }
+        }
+    }
+    Ok(keys)
+}

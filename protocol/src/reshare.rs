@@ -1,0 +1,57 @@
+//! Resharing and refreshing a key held by the cluster (issue 19, ADR 0018,
+//! `docs/resharing.md`): the admin-approved request, what one node deals to the others, and
+//! the proof that retires the old generation.
+//!
+//! A resharing is the import's verifiable secret redistribution with the cluster's own nodes as
+//! dealers: each dealer node deals its Lagrange-weighted share of the key's current generation
+//! to every node, in an envelope signed under the session's execution id, with a sub-share for
+//! each node sealed to that node's attested X25519 identity key. Every node checks every
+//! dealing against the public shares of the generation it holds, confirms the same digest
+//! with every other node, and seals its share of the next generation as *pending*. The old
+//! generation signs until the node is shown every node's receipt of the new one
+//! ([`RetireGeneration`](crate::session::SessionKind::RetireGeneration)); only then is it
+//! dropped, so a crash in between leaves the old generation usable, never neither.
+//!
+//! A dealer's dealing travels as an import's does ([`crate::import::SealedDealing`]: the
+//! commitments, an ephemeral X25519 key, one sealed sub-share per node in index order), in its
+//! own signed envelope, so every dealing is the dealer's word.
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::genesis::ClusterId;
+use crate::policy::Canonical;
+
+/// Version of [`ReshareKey`].
+pub const RESHARE_VERSION: u8 = 1;
+
+/// Reshare (or, at the same threshold, refresh) a key the cluster holds, approved by the admin
+/// quorum. Every node of the roster holds a share of the new generation (the cluster's
+/// auxiliary info covers exactly its nodes); `dealers` are the nodes that deal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReshareKey {
+    /// [`RESHARE_VERSION`].
+    pub v: u8,
+    /// The cluster.
+    pub cluster: ClusterId,
+    /// The key.
+    pub key_id: String,
+    /// The generation being replaced: the key's current one at every dealer (the new one is
+    /// this plus one). A request for a generation that is no longer current is refused.
+    pub generation: u32,
+    /// The new threshold, 2 to the number of nodes (the key's own for a refresh).
+    pub threshold: u16,
+    /// The nodes that deal, in increasing index order: at least the key's current threshold.
+    pub dealers: Vec<u16>,
+    /// Single-use request id (16 bytes), across every request kind that makes key material.
+    pub request_id: ByteBuf,
+    /// Valid from (Unix seconds).
+    pub created: u64,
+    /// Valid until (Unix seconds).
+    pub expiry: u64,
+}
+
+impl Canonical for ReshareKey {
+    const DOMAIN: &'static [u8] = b"cohort/reshare-key/v1\0";
+}

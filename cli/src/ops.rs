@@ -209,6 +209,34 @@ pub async fn create_key(
     .map_err(api_err)
 }
 
+/// Reshares (or, at the key's own threshold, refreshes) `key`, as the pinned genesis verified
+/// it: from its current generation to `threshold`, dealt by `dealers` (default: the first
+/// threshold-many nodes), approved by `admins`. The answer is the key's new record, unverified.
+pub async fn reshare_key(
+    api: &ApiClient,
+    cluster: ClusterId,
+    key: &KeyInfo,
+    threshold: u16,
+    dealers: Option<&[u16]>,
+    admins: &[SigningKey],
+) -> anyhow::Result<KeyInfo> {
+    let generation = key.receipts.as_ref().map_or(0, |r| r.generation);
+    let dealers: Vec<u16> = match dealers {
+        Some(d) => d.to_vec(),
+        None => (0..key.threshold).collect(),
+    };
+    let request = requests::approve(
+        &requests::reshare_key(cluster, &key.key_id, generation, threshold, &dealers),
+        admins,
+    );
+    api.post(
+        &format!("/v1/keys/{}/reshare", key.key_id),
+        &ApprovedJson::<coordinator::api::ReshareKeyJson>::from_wire(&request),
+    )
+    .await
+    .map_err(api_err)
+}
+
 /// An approved signing request body, ready to submit.
 pub fn sign_body(
     cluster: ClusterId,

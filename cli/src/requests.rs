@@ -115,6 +115,28 @@ pub fn create_key(
     }
 }
 
+/// A resharing (a refresh at the key's own threshold) of `key_id` from `generation`.
+pub fn reshare_key(
+    cluster: ClusterId,
+    key_id: &str,
+    generation: u32,
+    threshold: u16,
+    dealers: &[u16],
+) -> protocol::reshare::ReshareKey {
+    let t = now();
+    protocol::reshare::ReshareKey {
+        v: protocol::reshare::RESHARE_VERSION,
+        cluster,
+        key_id: key_id.into(),
+        generation,
+        threshold,
+        dealers: dealers.to_vec(),
+        request_id: request_id(),
+        created: t,
+        expiry: t + VALIDITY_SECS,
+    }
+}
+
 /// A signing request.
 pub fn sign_request(
     cluster: ClusterId,

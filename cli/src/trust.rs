@@ -282,6 +282,11 @@ impl Trust {
             });
         }
         verify_key_receipts(&self.approved.request, &claim, &signatures).map_err(refused)?;
+        // A reshared key: generation 0's receipts too, over its creation or import request
+        // (its policy, and for an import its legacy key and network, come from there).
+        if let Some((origin, signatures)) = key.origin_claim() {
+            verify_key_receipts(&self.approved.request, &origin, &signatures).map_err(refused)?;
+        }
         Ok(VerifiedKey(key))
     }
 

@@ -52,6 +52,7 @@ pub fn required_role(method: &str, pattern: &str) -> Option<Role> {
             "POST",
             "/v1/keys"
             | "/v1/keys/import"
+            | "/v1/keys/{key_id}/reshare"
             | "/v1/signatures"
             | "/v1/transactions"
             | "/v1/transactions/assemble",
@@ -208,6 +209,7 @@ mod tests {
             ("POST", "/v1/keys/import", Some(Role::Request)),
             ("GET", "/v1/keys/{key_id}", Some(Role::Read)),
             ("GET", "/v1/keys/{key_id}/address", Some(Role::Read)),
+            ("POST", "/v1/keys/{key_id}/reshare", Some(Role::Request)),
             ("POST", "/v1/transactions", Some(Role::Request)),
             ("POST", "/v1/transactions/assemble", Some(Role::Request)),
             ("POST", "/v1/signatures", Some(Role::Request)),

@@ -48,6 +48,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/keys/import"),
     ("GET", "/v1/keys/{key_id}"),
     ("GET", "/v1/keys/{key_id}/address"),
+    ("POST", "/v1/keys/{key_id}/reshare"),
     ("POST", "/v1/transactions"),
     ("POST", "/v1/transactions/assemble"),
     ("POST", "/v1/signatures"),
@@ -395,6 +396,15 @@ async fn handle(
                 )
             }
             ("GET", "/v1/keys/{key_id}") => json(200, &c.key(&param.unwrap_or_default()).await?),
+            ("POST", "/v1/keys/{key_id}/reshare") => {
+                let body = parse_json(&body)?;
+                let c = c.clone();
+                let key_id = param.unwrap_or_default();
+                json(
+                    200,
+                    &detached(async move { c.reshare_key(key_id, body, who).await }).await?,
+                )
+            }
             ("GET", "/v1/keys/{key_id}/address") => {
                 address(&c, &param.unwrap_or_default(), query.as_deref()).await?
             }

@@ -92,12 +92,39 @@ fn state_suite(store: &mut Store) {
         policy: "{}".into(),
         created: 9,
         receipts: Some("{\"signatures\":[]}".into()),
+        pending: None,
     };
     assert!(store.insert_key(&key, 7, &entry(4)).unwrap());
     assert!(!store.insert_key(&key, 7, &entry(5)).unwrap());
     assert_eq!(store.key("btc").unwrap(), Some(key.clone()));
     assert_eq!(store.keys().unwrap(), vec![key]);
     assert_eq!(store.key("eth").unwrap(), None);
+
+    // Issue 19: a resharing recorded as pending, then the key's next generation, replaced only
+    // over the receipts it was reshared from (another coordinator's change wins), which clears
+    // the pending resharing.
+    store
+        .set_key_pending("btc", Some("{\"p\":1}"), 8, None)
+        .unwrap();
+    assert_eq!(
+        store.key("btc").unwrap().unwrap().pending.as_deref(),
+        Some("{\"p\":1}")
+    );
+    assert!(
+        !store
+            .update_key_generation("btc", 3, "{\"g\":1}", "stale", 9, &entry(5))
+            .unwrap()
+    );
+    assert!(
+        store
+            .update_key_generation("btc", 3, "{\"g\":1}", "{\"signatures\":[]}", 9, &entry(5))
+            .unwrap()
+    );
+    let k = store.key("btc").unwrap().unwrap();
+    assert_eq!(
+        (k.threshold, k.receipts.as_deref(), k.pending),
+        (3, Some("{\"g\":1}"), None)
+    );
 
     // Idempotency: the first caller owns the request; the second finds it.
     assert_eq!(

@@ -56,6 +56,15 @@ pub fn api_request(data: &[u8]) {
         }
         Err(e) => error_body(&e),
     }
+    // What POST /v1/keys/{key_id}/reshare reads (issue 19): an approved resharing.
+    match parse_body::<ApprovedJson<coordinator::api::ReshareKeyJson>>(data) {
+        Ok(body) => {
+            json_round_trip(&body);
+            let wire = body.to_wire();
+            let _ = protocol::policy::Canonical::canonical_bytes(&wire.request);
+        }
+        Err(e) => error_body(&e),
+    }
     match parse_body::<coordinator::api::RegisterCredential>(data) {
         Ok(req) => json_round_trip(&req),
         Err(e) => error_body(&e),

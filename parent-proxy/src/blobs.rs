@@ -74,14 +74,22 @@ impl BlobStore {
                 }
                 Some(Outcome::GenerationRetired { key_id, sealed, .. }) => {
                     self.put(&key_blob(key_id), sealed)?;
-                    match std::fs::remove_file(self.dir.join(pending_blob(key_id))) {
-                        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-                        _ => Ok(()),
-                    }
+                    self.remove_pending(key_id)
                 }
+                Some(Outcome::GenerationAbandoned { key_id, .. }) => self.remove_pending(key_id),
                 _ => Ok(()),
             },
             _ => Ok(()),
+        }
+    }
+
+    fn remove_pending(&self, key_id: &str) -> io::Result<()> {
+        match std::fs::remove_file(self.dir.join(pending_blob(key_id))) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => {
+                info!(key_id, "pending generation's blob removed");
+                Ok(())
+            }
         }
     }
 

@@ -55,3 +55,35 @@ pub struct ReshareKey {
 impl Canonical for ReshareKey {
     const DOMAIN: &'static [u8] = b"cohort/reshare-key/v1\0";
 }
+
+/// Domain tag of a node's statement that it never sealed, and never will seal, the generation
+/// a resharing request makes ([`disowned_message`]).
+pub const DISOWNED_DOMAIN: &[u8] = b"cohort/reshare-disowned/v1\0";
+
+/// What node `node` signs with its node key when it disowns the resharing of `key_id` to
+/// `generation` by the request whose SHA-256 is `request`: it holds no share of that generation
+/// and can no longer start that request. Since that node's receipt of the generation can then
+/// never exist, no node can ever be shown every receipt of it, and every node holding it as
+/// pending may drop it ([`crate::session::SessionKind::AbandonGeneration`]).
+///
+/// `DISOWNED_DOMAIN || cluster id || u16 node || u32 len || key id || u32 generation || request`
+pub fn disowned_message(
+    cluster: &ClusterId,
+    node: u16,
+    key_id: &str,
+    generation: u32,
+    request: &[u8; 32],
+) -> Vec<u8> {
+    let mut m = DISOWNED_DOMAIN.to_vec();
+    m.extend_from_slice(&cluster.0);
+    m.extend_from_slice(&node.to_be_bytes());
+    m.extend_from_slice(
+        &u32::try_from(key_id.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    m.extend_from_slice(key_id.as_bytes());
+    m.extend_from_slice(&generation.to_be_bytes());
+    m.extend_from_slice(request);
+    m
+}

@@ -114,6 +114,29 @@ pub enum SessionKind {
         /// Every node's receipt signature over the new generation, by node index.
         receipts: Vec<ByteBuf>,
     },
+    /// Resolve a resharing that did not finish everywhere: a node that sealed (or retired
+    /// into) the generation `request` makes answers [`Outcome::Sealed`] with its receipt; any
+    /// other node consumes the request (it can never start it) and answers
+    /// [`Outcome::Disowned`]. Every `Sealed` → retire; one `Disowned` → abandon. Answered at
+    /// once.
+    ResolveGeneration {
+        /// The approved resharing request.
+        request: Approved<ReshareKey>,
+    },
+    /// Drop a pending generation that can never become current: `statement` is node `node`'s
+    /// node-key signature over [`crate::reshare::disowned_message`] for it. Answered at once.
+    AbandonGeneration {
+        /// The key.
+        key_id: String,
+        /// The pending generation.
+        generation: u32,
+        /// SHA-256 of the resharing request that made it.
+        request: ByteBuf,
+        /// The node that disowned it.
+        node: u16,
+        /// That node's signature.
+        statement: ByteBuf,
+    },
 }
 
 /// The digest of an import's dealings that its execution id carries: SHA-256 over each
@@ -182,6 +205,8 @@ impl SessionKind {
             Self::ImportKey { .. } => 6,
             Self::ReshareKey { .. } => 7,
             Self::RetireGeneration { .. } => 8,
+            Self::ResolveGeneration { .. } => 9,
+            Self::AbandonGeneration { .. } => 10,
         }
     }
 
@@ -259,7 +284,16 @@ impl SessionKind {
                     &[],
                 ),
                 // Answered at once: no envelope carries its execution id.
-                Self::RetireGeneration { key_id, .. } => (key_id, none, None, 0, &[]),
+                Self::RetireGeneration { key_id, .. } | Self::AbandonGeneration { key_id, .. } => {
+                    (key_id, none, None, 0, &[])
+                }
+                Self::ResolveGeneration { request } => (
+                    &request.request.key_id,
+                    none,
+                    Some(request.request.canonical_bytes()),
+                    0,
+                    &[],
+                ),
             };
         lp(&mut h, key_id.as_bytes());
         h.update(u32::try_from(path.len()).unwrap_or(u32::MAX).to_be_bytes());
@@ -299,6 +333,8 @@ impl SessionKind {
             Self::ImportKey { .. } => "import_key",
             Self::ReshareKey { .. } => "reshare_key",
             Self::RetireGeneration { .. } => "retire_generation",
+            Self::ResolveGeneration { .. } => "resolve_generation",
+            Self::AbandonGeneration { .. } => "abandon_generation",
         }
     }
 }
@@ -357,6 +393,33 @@ pub enum Outcome {
         generation: u32,
         /// The current share, sealed as confirmed.
         sealed: ByteBuf,
+    },
+    /// This node sealed the generation a resharing request makes (pending or current): its
+    /// receipt of it, again.
+    Sealed {
+        /// The key.
+        key_id: String,
+        /// The generation.
+        generation: u32,
+        /// The node-key signature over its receipt of it.
+        receipt: ByteBuf,
+    },
+    /// This node never sealed, and can no longer seal, the generation a resharing request makes:
+    /// its node-key signature over [`crate::reshare::disowned_message`].
+    Disowned {
+        /// The key.
+        key_id: String,
+        /// The generation.
+        generation: u32,
+        /// The signature.
+        statement: ByteBuf,
+    },
+    /// A pending generation that can never become current is dropped: its blob can go.
+    GenerationAbandoned {
+        /// The key.
+        key_id: String,
+        /// The generation dropped.
+        generation: u32,
     },
     /// A presignature is ready (its id is the session id).
     PresignatureReady,

@@ -199,7 +199,11 @@ pub fn scalar<E: Curve>(
 ) -> Result<Scalar<E>, ReshareError> {
     let bad = || ReshareError::Encoding { what, index };
     let s = Scalar::<E>::from_be_bytes(bytes).map_err(|_| bad())?;
-    if s.to_be_bytes().as_bytes() != bytes {
+    // The value read back may be a secret (a sub-share): its encoding is wiped.
+    let mut encoded = s.to_be_bytes();
+    let canonical = encoded.as_bytes() == bytes;
+    zeroize::Zeroize::zeroize(encoded.as_mut());
+    if !canonical {
         return Err(bad());
     }
     Ok(s)

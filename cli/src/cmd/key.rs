@@ -34,6 +34,32 @@ pub enum KeyCommand {
     /// document this machine verified against the pinned genesis; the admins given approve
     /// the import. The key keeps its public key, so every address stays the same.
     Import(Box<super::import::ImportCommand>),
+    /// Move a key to another threshold of the cluster's nodes without changing its public key
+    /// (admin approved): the dealers deal their shares of the current generation, every node
+    /// checks them and seals the next one, and the old generation is retired everywhere only
+    /// once every node's receipt of the new one verifies. Addresses stay the same.
+    Reshare(ReshareArgs),
+    /// Refresh every share of a key at its own threshold (a resharing to the same threshold):
+    /// shares taken from any node before the refresh are useless with the new ones.
+    Refresh(ReshareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReshareArgs {
+    #[command(flatten)]
+    target: super::KeyArgs,
+    /// The new threshold (reshare only; a refresh keeps the key's own).
+    #[arg(long)]
+    threshold: Option<u16>,
+    /// The nodes that deal, as `0,2` (default: nodes 0 to the current threshold - 1): at
+    /// least the key's current threshold of them, each reachable.
+    #[arg(long, value_delimiter = ',')]
+    dealers: Option<Vec<u16>>,
+    /// Admin key files approving the resharing (at least the genesis quorum).
+    #[arg(long = "admin", required = true)]
+    admins: Vec<PathBuf>,
+    #[command(flatten)]
+    output: JsonFlag,
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +115,8 @@ pub async fn run(command: KeyCommand) -> anyhow::Result<ExitCode> {
         KeyCommand::List { cluster } => list(&cluster).await,
         KeyCommand::Legacy(a) => legacy(&a),
         KeyCommand::Import(a) => super::import::run(*a).await,
+        KeyCommand::Reshare(a) => reshare(a, false).await,
+        KeyCommand::Refresh(a) => reshare(a, true).await,
     }
 }
 
@@ -170,6 +198,52 @@ async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         if let Some(c) = &info.chain_code {
             println!("chain code: {}", hex::encode(&c.0));
         }
+        println!("receipts: every node's verified against the pinned genesis");
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn reshare(a: ReshareArgs, refresh: bool) -> anyhow::Result<ExitCode> {
+    let api = a.target.api()?;
+    let trust = a.target.trust()?;
+    let admins = read_keys(&a.admins)?;
+    // The key as every node signed it, before and after.
+    let before = trust.fetch_key(&api, &a.target.key).await?;
+    let before = before.info();
+    let threshold = match (refresh, a.threshold) {
+        (true, Some(_)) => anyhow::bail!("a refresh keeps the key's threshold: drop --threshold"),
+        (true, None) => before.threshold,
+        (false, Some(t)) => t,
+        (false, None) => anyhow::bail!("--threshold is needed (or use `cohort key refresh`)"),
+    };
+    let info = cli::ops::reshare_key(
+        &api,
+        trust.cluster_id(),
+        before,
+        threshold,
+        a.dealers.as_deref(),
+        &admins,
+    )
+    .await?;
+    let info = trust.verify_key(info)?;
+    let after = info.info();
+    let generation = after.receipts.as_ref().map_or(0, |r| r.generation);
+    if after.key_id != before.key_id
+        || after.public_key != before.public_key
+        || after.chain_code != before.chain_code
+        || after.threshold != threshold
+    {
+        anyhow::bail!("the coordinator answered another key than the one reshared");
+    }
+    a.output.print(after, |k| {
+        println!(
+            "key {} {}: generation {generation}, {} of {} (public key unchanged: {})",
+            k.key_id,
+            if refresh { "refreshed" } else { "reshared" },
+            k.threshold,
+            trust.genesis().roster.len(),
+            hex::encode(&k.public_key.0)
+        );
         println!("receipts: every node's verified against the pinned genesis");
     })?;
     Ok(ExitCode::SUCCESS)

@@ -115,3 +115,59 @@ impl Wire for SealedDealingJson {
         }
     }
 }
+
+/// A resharing (or refresh) of a key the cluster holds, as the admins sign it
+/// (`protocol::reshare::ReshareKey`): the body of `POST /v1/keys/{key_id}/reshare`, with its
+/// approvals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReshareKeyJson {
+    /// Request format version (1).
+    pub v: u8,
+    /// The cluster id.
+    pub cluster: super::ClusterHex,
+    /// The key.
+    pub key_id: String,
+    /// The generation it replaces (the key's current one).
+    pub generation: u32,
+    /// The new threshold (the key's own for a refresh).
+    pub threshold: u16,
+    /// The nodes that deal, in increasing order: at least the key's current threshold.
+    pub dealers: Vec<u16>,
+    /// 16 random bytes, single use.
+    pub request_id: Hex,
+    /// Unix seconds.
+    pub created: u64,
+    /// Unix seconds.
+    pub expiry: u64,
+}
+
+impl Wire for ReshareKeyJson {
+    type Wire = protocol::reshare::ReshareKey;
+    fn to_wire(&self) -> protocol::reshare::ReshareKey {
+        protocol::reshare::ReshareKey {
+            v: self.v,
+            cluster: self.cluster.0,
+            key_id: self.key_id.clone(),
+            generation: self.generation,
+            threshold: self.threshold,
+            dealers: self.dealers.clone(),
+            request_id: buf(&self.request_id),
+            created: self.created,
+            expiry: self.expiry,
+        }
+    }
+    fn from_wire(r: &protocol::reshare::ReshareKey) -> Self {
+        Self {
+            v: r.v,
+            cluster: super::ClusterHex(r.cluster),
+            key_id: r.key_id.clone(),
+            generation: r.generation,
+            threshold: r.threshold,
+            dealers: r.dealers.clone(),
+            request_id: Hex::from(&r.request_id),
+            created: r.created,
+            expiry: r.expiry,
+        }
+    }
+}

@@ -18,7 +18,7 @@ pub use auth::{
 };
 pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
 pub use hex::{ClusterHex, Hex, buf};
-pub use import::{ImportBody, ImportKeyJson, LegacyDealerJson, SealedDealingJson};
+pub use import::{ImportBody, ImportKeyJson, LegacyDealerJson, ReshareKeyJson, SealedDealingJson};
 pub use names::{MAX_IDEMPOTENCY_KEY_LEN, MAX_KEY_ID_LEN, valid_idempotency_key, valid_key_id};
 pub use path::{parse_path, path_string};
 pub use requests::{
@@ -28,8 +28,8 @@ pub use requests::{
 };
 pub use responses::{
     AuditPage, AuditRecordJson, AuditVerification, ClusterStatus, EnrolledNode, GenesisStatus,
-    KeyInfo, KeyList, KeyReceipts, NodeDocument, NodeReceipt, NodeStatus, PoolLevel, SignResult,
-    SignatureInfo,
+    KeyInfo, KeyList, KeyReceipts, NodeDocument, NodeReceipt, NodeStatus, PoolLevel, Reshared,
+    SignResult, SignatureInfo,
 };
 pub use transactions::{
     AddressInfo, AssembleRequest, AssembledTransaction, PrepareRequest, PreparedTransaction,

@@ -48,8 +48,27 @@ pub struct KeyReceipts {
     /// checks the legacy public key and chain code against it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import: Option<super::ImportKeyJson>,
-    /// Each participant's node-key signature over its receipt.
+    /// Each participant's node-key signature over its receipt (of generation `generation`).
     pub signatures: Vec<NodeReceipt>,
+    /// For a key reshared or refreshed since it was made (issue 19): the resharing that made
+    /// the current generation, whose hash the current receipts sign, and the receipts of
+    /// generation 0, which sign the creation or import request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reshared: Option<Reshared>,
+}
+
+/// How a key came to its current generation: the last resharing the admins approved, and what
+/// every node signed when the key was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reshared {
+    /// The approved resharing that made the current generation (its `generation` is the one
+    /// before).
+    pub request: super::ReshareKeyJson,
+    /// The key's threshold at generation 0.
+    pub origin_threshold: u16,
+    /// Each node's signature over its generation-0 receipt.
+    pub origin_signatures: Vec<NodeReceipt>,
 }
 
 /// One node's signature over its key receipt.
@@ -71,10 +90,24 @@ impl KeyInfo {
     pub fn creation_mismatch(&self) -> Option<&'static str> {
         let r = self.receipts.as_ref()?;
         let c = &r.creation;
+        let origin_threshold = r
+            .reshared
+            .as_ref()
+            .map_or(self.threshold, |x| x.origin_threshold);
         [
             (c.key_id != self.key_id, "key id"),
             (c.scheme != self.scheme, "scheme"),
-            (c.threshold != self.threshold, "threshold"),
+            (c.threshold != origin_threshold, "threshold"),
+            (
+                r.reshared.as_ref().is_some_and(|x| {
+                    x.request.key_id != self.key_id
+                        || x.request.cluster != r.cluster
+                        || x.request.threshold != self.threshold
+                        || x.request.generation.checked_add(1) != Some(r.generation)
+                }),
+                "resharing request",
+            ),
+            (r.reshared.is_none() && r.generation != 0, "generation"),
             (c.policy != self.policy, "approval policy"),
             (c.cluster != r.cluster, "cluster"),
             (
@@ -109,36 +142,74 @@ impl KeyInfo {
         use protocol::policy::Canonical;
         use sha2::Digest;
         let r = self.receipts.as_ref()?;
-        let request = match &r.import {
+        if let Some(x) = &r.reshared {
+            let request =
+                sha2::Sha256::digest(super::Wire::to_wire(&x.request).canonical_bytes()).to_vec();
+            return Some(self.claim(r, r.generation, self.threshold, request, &r.signatures));
+        }
+        Some(self.claim(r, 0, self.threshold, self.origin_request()?, &r.signatures))
+    }
+
+    /// For a reshared key, the receipt every node signed at generation 0 (over the creation or
+    /// import request) and the signatures: the key's origin, checked beside the current
+    /// generation. `None` for a key never reshared (its one claim is
+    /// [`KeyInfo::receipt_claim`]).
+    pub fn origin_claim(&self) -> Option<ReceiptClaim> {
+        let r = self.receipts.as_ref()?;
+        let x = r.reshared.as_ref()?;
+        Some(self.claim(
+            r,
+            0,
+            x.origin_threshold,
+            self.origin_request()?,
+            &x.origin_signatures,
+        ))
+    }
+
+    /// SHA-256 of the creation (or import) request served with the receipts.
+    fn origin_request(&self) -> Option<Vec<u8>> {
+        use protocol::policy::Canonical;
+        use sha2::Digest;
+        let r = self.receipts.as_ref()?;
+        Some(match &r.import {
             Some(import) => {
                 sha2::Sha256::digest(super::Wire::to_wire(import).canonical_bytes()).to_vec()
             }
             None => {
                 sha2::Sha256::digest(super::Wire::to_wire(&r.creation).canonical_bytes()).to_vec()
             }
-        };
+        })
+    }
+
+    fn claim(
+        &self,
+        r: &KeyReceipts,
+        generation: u32,
+        threshold: u16,
+        request: Vec<u8>,
+        signatures: &[NodeReceipt],
+    ) -> ReceiptClaim {
         let claim = protocol::receipt::KeyReceipt {
             v: protocol::receipt::KEY_RECEIPT_VERSION,
             cluster: r.cluster.0,
             node: 0,
             key_id: self.key_id.clone(),
             scheme: self.scheme,
-            threshold: self.threshold,
+            threshold,
             participants: r.participants.clone(),
             public_key: serde_bytes::ByteBuf::from(self.public_key.0.clone()),
             chain_code: self
                 .chain_code
                 .as_ref()
                 .map(|c| serde_bytes::ByteBuf::from(c.0.clone())),
-            generation: r.generation,
+            generation,
             request: serde_bytes::ByteBuf::from(request),
         };
-        let signatures = r
-            .signatures
+        let signatures = signatures
             .iter()
             .map(|s| (s.node, s.signature.0.clone()))
             .collect();
-        Some((claim, signatures))
+        (claim, signatures)
     }
 }
 

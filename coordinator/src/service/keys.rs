@@ -158,6 +158,7 @@ fn key_from_outcomes(
                 signature: Hex(signature),
             })
             .collect(),
+        reshared: None,
     };
     Ok((public_key, chain_code, receipts))
 }
@@ -218,6 +219,11 @@ pub(super) fn check_new_key(
     Ok(r)
 }
 
+/// How long a coordinator serves a key from its cache: after a resharing at another
+/// coordinator, signing picks quorums of the old threshold for at most this long (the enclaves
+/// refuse them: nothing is signed wrongly).
+pub(super) const KEY_CACHE_SECS: u64 = 10;
+
 /// How many times a key generation is run while an enclave answers `not_yet` or `busy`.
 const NOT_YET_TRIES: u32 = 5;
 
@@ -237,14 +243,16 @@ impl Coordinator {
         key_info(&row)
     }
 
-    /// A stored key (cached: keys never change once created).
+    /// A stored key, cached for [`KEY_CACHE_SECS`]: a key changes only when it is reshared
+    /// (threshold and receipts), here or at another coordinator.
     pub(super) async fn key_row(&self, key_id: &str) -> Result<KeyRow, ApiError> {
         let cached = self
             .key_cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(key_id)
-            .cloned();
+            .filter(|(_, at)| at.elapsed().as_secs() < KEY_CACHE_SECS)
+            .map(|(k, _)| k.clone());
         if let Some(k) = cached {
             return Ok(k);
         }
@@ -256,8 +264,34 @@ impl Coordinator {
         self.key_cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key_id.to_string(), row.clone());
+            .insert(key_id.to_string(), (row.clone(), Instant::now()));
         Ok(row)
+    }
+
+    /// Every node's index, when every node is healthy and admitted by every other (what key
+    /// generation and resharing need); else `no_quorum` naming `what`.
+    pub(super) async fn every_node(&self, what: &str) -> Result<Vec<u16>, ApiError> {
+        let all: Vec<u16> = (0..self.nodes.count()).collect();
+        let ready = || self.nodes.healthy_nodes().len() == all.len() && self.nodes.usable(&all);
+        if !ready() {
+            // The last health round may predate a change: look again before refusing.
+            self.nodes.check(self.settings.attest_interval).await;
+        }
+        if !ready() {
+            return Err(err(
+                ErrorCode::NoQuorum,
+                format!("{what} needs every node healthy and admitted by every other"),
+            ));
+        }
+        Ok(all)
+    }
+
+    /// Drops a key from this coordinator's cache (it changed).
+    pub(super) fn forget_key(&self, key_id: &str) {
+        self.key_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key_id);
     }
 
     /// Creates a key across all nodes.
@@ -289,7 +323,6 @@ impl Coordinator {
         job: NewKeyJob,
         credential: String,
     ) -> Result<KeyInfo, ApiError> {
-        let nodes = self.nodes.count();
         let r = &job.r;
         let id = r.key_id.clone();
         if self.db(move |s| s.key(&id)).await?.is_some() {
@@ -298,18 +331,7 @@ impl Coordinator {
                 format!("key {} exists", r.key_id),
             ));
         }
-        let all: Vec<u16> = (0..nodes).collect();
-        let ready = || self.nodes.healthy_nodes().len() == all.len() && self.nodes.usable(&all);
-        if !ready() {
-            // The last health round may predate a change: look again before refusing.
-            self.nodes.check(self.settings.attest_interval).await;
-        }
-        if !ready() {
-            return Err(err(
-                ErrorCode::NoQuorum,
-                "key generation needs every node healthy and admitted by every other",
-            ));
-        }
+        let all = self.every_node("key generation").await?;
         // Reserve the key id: one generation of a key at a time, across coordinators too.
         // A `/` cannot appear in client idempotency keys: no client request can take this one.
         let reservation = format!("create-key/{}", r.key_id);
@@ -397,6 +419,7 @@ impl Coordinator {
                 serde_json::to_string(&receipts)
                     .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
             ),
+            pending: None,
         };
         let stored = row.clone();
         entry.outcome = "ok".into();

@@ -21,6 +21,7 @@ mod import;
 mod keys;
 mod ledger;
 mod pools;
+mod reshare;
 mod signing;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -108,7 +109,7 @@ pub struct Coordinator {
     pool_backoff: Mutex<pools::PoolBackoff>,
     initialising: tokio::sync::Mutex<()>,
     ready_genesis: std::sync::OnceLock<GenesisBody>,
-    key_cache: Mutex<std::collections::HashMap<String, KeyRow>>,
+    key_cache: Mutex<std::collections::HashMap<String, (KeyRow, std::time::Instant)>>,
     /// Credentials as last read, briefly (`credentials::CREDENTIAL_CACHE_TTL`): a flood of
     /// calls under made-up or real names costs the store one read per name and second.
     credential_cache: Mutex<credentials::CredentialCache>,

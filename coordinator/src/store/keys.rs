@@ -22,6 +22,8 @@ pub struct KeyRow {
     pub created: u64,
     /// What each participant's node key signed for it (JSON of `api::KeyReceipts`).
     pub receipts: Option<String>,
+    /// A resharing started and not finished everywhere (JSON of the approved request).
+    pub pending: Option<String>,
 }
 
 fn key_row(r: &Row) -> Result<KeyRow, StoreError> {
@@ -35,11 +37,12 @@ fn key_row(r: &Row) -> Result<KeyRow, StoreError> {
         policy: r.text(5)?,
         created: r.int(6)? as u64,
         receipts: r.opt_text(7)?,
+        pending: r.opt_text(8)?,
     })
 }
 
 const KEY_COLUMNS: &str =
-    "key_id, scheme, threshold, public_key, chain_code, policy, created, receipts";
+    "key_id, scheme, threshold, public_key, chain_code, policy, created, receipts, pending";
 
 impl Store {
     /// Stores a new key with its audit record; `false` if the id is taken.
@@ -52,7 +55,7 @@ impl Store {
         self.transaction(|tx| {
             let n = tx.exec(
                 &format!(
-                    "INSERT INTO keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                    "INSERT INTO keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                      ON CONFLICT (key_id) DO NOTHING"
                 ),
                 &[
@@ -64,12 +67,72 @@ impl Store {
                     Value::Text(key.policy.clone()),
                     Value::Int(key.created as i64),
                     Value::OptText(key.receipts.clone()),
+                    Value::OptText(key.pending.clone()),
                 ],
             )?;
             if n == 1 {
                 tx.append_audit(time, entry)?;
             }
             Ok(n == 1)
+        })
+    }
+
+    /// A key's new generation after a resharing: its threshold and receipts replaced, its
+    /// presignatures (of the old generation, gone from every enclave) dropped, with its audit
+    /// record. `false`, changing nothing, if its receipts are no longer `expected` (another
+    /// coordinator changed the key meanwhile).
+    pub fn update_key_generation(
+        &mut self,
+        key_id: &str,
+        threshold: u16,
+        receipts: &str,
+        expected: &str,
+        time: u64,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        self.transaction(|tx| {
+            let n = tx.exec(
+                "UPDATE keys SET threshold = $1, receipts = $2, pending = NULL
+                 WHERE key_id = $3 AND receipts = $4",
+                &[
+                    Value::Int(threshold.into()),
+                    Value::Text(receipts.into()),
+                    Value::Text(key_id.into()),
+                    Value::Text(expected.into()),
+                ],
+            )?;
+            if n == 1 {
+                tx.exec(
+                    "DELETE FROM presignatures WHERE key_id = $1",
+                    &[Value::Text(key_id.into())],
+                )?;
+                tx.append_audit(time, entry)?;
+            }
+            Ok(n == 1)
+        })
+    }
+
+    /// Records (or, with `None`, clears) a key's resharing that has not finished everywhere,
+    /// with an audit record when one is given.
+    pub fn set_key_pending(
+        &mut self,
+        key_id: &str,
+        pending: Option<&str>,
+        time: u64,
+        entry: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        self.transaction(|tx| {
+            tx.exec(
+                "UPDATE keys SET pending = $1 WHERE key_id = $2",
+                &[
+                    Value::OptText(pending.map(str::to_string)),
+                    Value::Text(key_id.into()),
+                ],
+            )?;
+            if let Some(entry) = entry {
+                tx.append_audit(time, entry)?;
+            }
+            Ok(())
         })
     }
 

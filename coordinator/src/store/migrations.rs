@@ -71,6 +71,12 @@ pub(super) const MIGRATIONS: &[Migration] = &[
             CREATE INDEX api_nonces_expires ON api_nonces (expires);
             ALTER TABLE requests ADD COLUMN credential TEXT;",
     },
+    // Issue 19: a key's resharing that has not finished everywhere (JSON of the approved
+    // `api::ReshareKeyJson`), resolved before the key is reshared again; NULL for none.
+    Migration {
+        version: 5,
+        sql: "ALTER TABLE keys ADD COLUMN pending TEXT",
+    },
 ];
 
 /// The latest schema version this build knows.

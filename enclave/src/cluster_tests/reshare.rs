@@ -559,3 +559,156 @@ fn a_cheating_dealer_is_named_and_no_node_keeps_a_new_generation() {
     let out = c.sign_message(&[0, 2], KEY, b"unchanged");
     verify_eddsa(&pk, b"unchanged", &signature_of(&out).0);
 }
+
+/// Attacker review helper-36, finding 1: a coordinator that gets a second resharing of the same
+/// generation approved (by making the first look failed) must not be able to retire one
+/// resharing at some nodes and the other elsewhere. A pending generation is never replaced: a
+/// second request is refused while one is pending. A resharing that did not finish everywhere
+/// is resolved: every node sealed it (retire), or a node that never sealed it disowns it and
+/// the others abandon it on that node's signed word.
+#[test]
+fn a_second_resharing_of_a_generation_cannot_split_the_cluster() {
+    const KEY: &str = "split";
+    let mut c = Cluster::new(3);
+    let pk = c.create_key(KEY, Scheme::EddsaEd25519, 2);
+
+    // Request A runs everywhere; the coordinator keeps its receipts and does not retire.
+    let a = c.reshare_request(KEY, 0, 3, &[0, 1], &[0, 1]);
+    let gen_a = c.reshare(a.clone(), Scheme::EddsaEd25519, &pk);
+    // Request B for the same generation is refused everywhere while A is pending.
+    let b = c.reshare_request(KEY, 0, 2, &[1, 2], &[0, 1]);
+    let out = c.run(&c.all(), SessionKind::ReshareKey { request: b }, |_, _| {});
+    assert!(
+        out.values().all(|o| matches!(o, Outcome::Failed { message, .. } if message.contains("pending generation 1"))),
+        "{out:?}"
+    );
+    // Resolving A: every node sealed it, and says so again with its receipt; those receipts
+    // retire A everywhere.
+    let out = c.run(
+        &c.all(),
+        SessionKind::ResolveGeneration { request: a },
+        |_, _| {},
+    );
+    let receipts: Vec<ByteBuf> = out
+        .values()
+        .map(|o| match o {
+            Outcome::Sealed { receipt, .. } => receipt.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(receipts, gen_a.receipts, "the same receipts, signed again");
+    c.retire_all(KEY, &gen_a);
+    let out = c.sign_message(&[0, 1, 2], KEY, b"A everywhere");
+    verify_eddsa(&pk, b"A everywhere", &signature_of(&out).0);
+
+    // Request C fails at node 2 after nodes 0 and 1 sealed it: node 2 never gets their
+    // confirmations. Node 2's session is aborted.
+    let request = c.reshare_request(KEY, 1, 2, &[0, 1, 2], &[0, 1]);
+    let session = crate::testkit::fresh_session_id();
+    let out = c.run_in(
+        session.clone(),
+        &c.all(),
+        SessionKind::ReshareKey {
+            request: request.clone(),
+        },
+        |to, envelopes| {
+            if to == 2 {
+                envelopes.retain(|e| e.to.is_some() || e.body.first() != Some(&3));
+            }
+        },
+    );
+    assert!(matches!(out[&0], Outcome::KeyReshared { .. }), "{out:?}");
+    assert!(matches!(out[&1], Outcome::KeyReshared { .. }), "{out:?}");
+    assert!(!out.contains_key(&2), "{out:?}");
+    c.enclaves[2].handle(EnclaveRequest::AbortSession {
+        session: session.clone(),
+    });
+    // A new request is refused at nodes 0 and 1, which hold C pending.
+    let d = c.reshare_request(KEY, 1, 2, &[0, 1, 2], &[0, 1]);
+    let session = crate::testkit::fresh_session_id();
+    let out = c.run_in(
+        session.clone(),
+        &c.all(),
+        SessionKind::ReshareKey { request: d },
+        |_, _| {},
+    );
+    // Node 2 started it and waits for the others: the coordinator aborts it.
+    for e in &c.enclaves {
+        e.handle(EnclaveRequest::AbortSession {
+            session: session.clone(),
+        });
+    }
+    assert!(
+        [0u16, 1].iter().all(|n| matches!(&out[n], Outcome::Failed { message, .. } if message.contains("pending generation 2"))),
+        "{out:?}"
+    );
+    // Resolving C: nodes 0 and 1 sealed it; node 2 did not and disowns it (it can never
+    // start C now). A disowned generation can never be retired into: nodes 0 and 1 abandon it.
+    let out = c.run(
+        &c.all(),
+        SessionKind::ResolveGeneration {
+            request: request.clone(),
+        },
+        |_, _| {},
+    );
+    assert!(matches!(out[&0], Outcome::Sealed { .. }), "{out:?}");
+    let Outcome::Disowned {
+        statement,
+        generation,
+        ..
+    } = out[&2].clone()
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(generation, 2);
+    // Node 2 cannot be made to seal C afterwards.
+    let out = c.run(
+        &c.all(),
+        SessionKind::ReshareKey {
+            request: request.clone(),
+        },
+        |_, _| {},
+    );
+    assert!(matches!(&out[&2], Outcome::Failed { .. }), "{out:?}");
+    let hash = ByteBuf::from(sha2::Sha256::digest(request.request.canonical_bytes()).to_vec());
+    let abandon = |node: u16, statement: ByteBuf, hash: ByteBuf| SessionKind::AbandonGeneration {
+        key_id: KEY.into(),
+        generation: 2,
+        request: hash,
+        node,
+        statement,
+    };
+    // A statement of another node, or over another request, abandons nothing.
+    let out = c.run(
+        &[0, 1],
+        abandon(1, statement.clone(), hash.clone()),
+        |_, _| {},
+    );
+    assert!(
+        out.values().all(|o| matches!(o, Outcome::Failed { .. })),
+        "{out:?}"
+    );
+    let out = c.run(
+        &[0, 1],
+        abandon(2, statement.clone(), ByteBuf::from(vec![7u8; 32])),
+        |_, _| {},
+    );
+    assert!(
+        out.values().all(|o| matches!(o, Outcome::Failed { .. })),
+        "{out:?}"
+    );
+    let out = c.run(&[0, 1], abandon(2, statement, hash), |_, _| {});
+    assert!(
+        out.values()
+            .all(|o| matches!(o, Outcome::GenerationAbandoned { generation: 2, .. })),
+        "{out:?}"
+    );
+    // Generation 1 signs; a new resharing goes through everywhere.
+    let out = c.sign_message(&[0, 1, 2], KEY, b"generation 1 still");
+    verify_eddsa(&pk, b"generation 1 still", &signature_of(&out).0);
+    let e = c.reshare_request(KEY, 1, 2, &[0, 1, 2], &[0, 1]);
+    let gen2 = c.reshare(e, Scheme::EddsaEd25519, &pk);
+    c.retire_all(KEY, &gen2);
+    let out = c.sign_message(&[0, 2], KEY, b"generation 2");
+    verify_eddsa(&pk, b"generation 2", &signature_of(&out).0);
+}

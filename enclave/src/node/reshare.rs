@@ -401,6 +401,21 @@ impl Node {
                 r.key_id, key.generation, r.generation
             )));
         }
+        // One resharing of a generation at a time, everywhere: a pending generation is never
+        // replaced, only retired into (every node sealed it) or abandoned (a node disowned
+        // it). Replacing it at some nodes would let a coordinator retire one resharing at
+        // some nodes and another elsewhere (attacker review helper-36).
+        if let Some(p) = &key.pending {
+            return Err(NodeError::Refused(format!(
+                "key {} has a pending generation {} (request sha256 {}): retire into it or                  abandon it first",
+                r.key_id,
+                p.generation,
+                p.request_hash
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            )));
+        }
         let next = r
             .generation
             .checked_add(1)
@@ -504,6 +519,11 @@ impl Node {
             .cluster_id()
             .ok_or(super::MembershipError::LegacyGenesis)?;
         let nodes = g.nodes;
+        if self.in_flight.contains(&key_id_use(key_id)) {
+            return Err(NodeError::InProgress(format!(
+                "a session of key {key_id} that changes its shares is running"
+            )));
+        }
         let key = self
             .keys
             .get(key_id)

@@ -181,6 +181,23 @@ impl Node {
                 self.used_sessions.insert(sid);
                 return Ok(update(sid, vec![], Some(outcome)));
             }
+            SessionKind::ResolveGeneration { request } => {
+                let outcome = self.resolve_generation(request)?;
+                self.used_sessions.insert(sid);
+                return Ok(update(sid, vec![], Some(outcome)));
+            }
+            SessionKind::AbandonGeneration {
+                key_id,
+                generation,
+                request,
+                node,
+                statement,
+            } => {
+                let outcome =
+                    self.abandon_generation(key_id, *generation, request, *node, statement)?;
+                self.used_sessions.insert(sid);
+                return Ok(update(sid, vec![], Some(outcome)));
+            }
             SessionKind::Presign { key_id, path } => {
                 self.start_presign(&eid, participants, my_position, key_id, path)?
             }

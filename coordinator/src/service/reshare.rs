@@ -1,0 +1,518 @@
+//! Resharing and refreshing a key (issue 19): the approved request is checked against the
+//! stored key and relayed to every node, which deals, checks and seals the next generation as
+//! pending (`enclave::node::reshare`); once every node's receipt of it verifies against the
+//! pinned roster, every node is shown all of them and retires the old generation. The stored
+//! key's threshold and receipts change last, with the audit record; its presignature pool is
+//! emptied (the enclaves dropped them).
+//!
+//! A failure before the retire leaves the old generation current everywhere (a new request
+//! starts over; each node's pending generation is replaced). A failure during the retire
+//! leaves nodes of both generations: the retire is tried again, and a resubmission of the same
+//! request retires what is pending without dealing again.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use protocol::policy::Canonical;
+use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt, verify_key_receipts};
+use protocol::reshare::RESHARE_VERSION;
+use protocol::session::{FailureCode, Outcome, SessionKind};
+use serde_bytes::ByteBuf;
+use sha2::{Digest, Sha256};
+use tracing::info;
+
+use super::checks::{
+    check_approvals, check_version_and_cluster, check_window, keys_of, not_before,
+};
+use super::failover::refusal;
+use super::keys::key_info;
+use super::{Coordinator, err, unix_now};
+use crate::api::{
+    ApiError, ApprovedJson, ErrorCode, GenesisBody, Hex, KeyInfo, KeyReceipts, NodeReceipt,
+    ReshareKeyJson, Reshared, Wire,
+};
+use crate::audit::AuditEntry;
+use crate::nodes::{SessionRun, new_session_id, run_session};
+
+/// Each node's receipt signature (node index, bytes).
+type Signatures = Vec<(u16, Vec<u8>)>;
+
+/// How many times the retire is run while some node has not retired yet.
+const RETIRE_TRIES: u32 = 3;
+
+/// The stored key's receipts, which a resharing needs (a key without receipts predates them).
+fn stored_receipts(info: &KeyInfo) -> Result<&KeyReceipts, ApiError> {
+    info.receipts.as_ref().ok_or_else(|| {
+        err(
+            ErrorCode::Refused,
+            format!("key {} has no receipts to reshare from", info.key_id),
+        )
+    })
+}
+
+/// Checks a resharing against the stored key and the cluster; the admins who approved it.
+fn validate(
+    key_id: &str,
+    body: &ApprovedJson<ReshareKeyJson>,
+    genesis: &GenesisBody,
+    nodes: u16,
+    key: &KeyInfo,
+) -> Result<Vec<String>, ApiError> {
+    let invalid = |m: String| err(ErrorCode::InvalidRequest, m);
+    let wire = body.to_wire();
+    let r = &wire.request;
+    check_version_and_cluster((r.v, RESHARE_VERSION), &r.cluster, genesis)?;
+    if r.key_id != key_id {
+        return Err(invalid(format!(
+            "the request reshares key {}, not {key_id}",
+            r.key_id
+        )));
+    }
+    if r.request_id.len() != protocol::policy::REQUEST_ID_LEN {
+        return Err(invalid("a request id has 16 bytes".into()));
+    }
+    let generation = stored_receipts(key)?.generation;
+    if r.generation != generation {
+        return Err(err(
+            ErrorCode::Refused,
+            format!(
+                "key {key_id} is at generation {generation}; the request reshares generation {}",
+                r.generation
+            ),
+        ));
+    }
+    if r.threshold < 2 || r.threshold > nodes {
+        return Err(invalid(format!(
+            "the threshold must be between 2 and {nodes}"
+        )));
+    }
+    if !r.dealers.windows(2).all(|w| w[0] < w[1])
+        || r.dealers.iter().any(|d| *d >= nodes)
+        || r.dealers.len() < usize::from(key.threshold)
+    {
+        return Err(invalid(format!(
+            "the dealers must be at least the key's threshold ({}) of nodes 0..{nodes}, each \
+             once, in increasing order",
+            key.threshold
+        )));
+    }
+    check_window(r.created, r.expiry, unix_now())?;
+    let admins = keys_of(genesis.admins(), "admin")?;
+    check_approvals(r, &wire.approvals, &admins, genesis.admin_quorum())
+}
+
+/// The new generation's receipts, from a finished resharing: every node sealed the same key
+/// and signed its receipt with its roster node key. Else the code and message to fail with.
+fn new_generation(
+    genesis: &GenesisBody,
+    key: &KeyInfo,
+    request: &ReshareKeyJson,
+    all: &[u16],
+    run: &SessionRun,
+) -> Result<Signatures, (ErrorCode, String)> {
+    if let Some((node, code, message)) = run.failure() {
+        let api =
+            if refusal(code) || matches!(code, FailureCode::InProgress | FailureCode::Replayed) {
+                ErrorCode::Refused
+            } else {
+                ErrorCode::KeygenFailed
+            };
+        return Err((api, format!("node {node}: {code}: {message}")));
+    }
+    let mut signatures = Vec::new();
+    for (node, o) in &run.outcomes {
+        match o {
+            Outcome::KeyReshared {
+                public_key,
+                generation,
+                receipt,
+                ..
+            } if public_key.as_slice() == key.public_key.0.as_slice()
+                && *generation == request.generation + 1 =>
+            {
+                signatures.push((*node, receipt.to_vec()));
+            }
+            other => {
+                return Err((
+                    ErrorCode::KeygenFailed,
+                    format!("node {node} answered {other:?}"),
+                ));
+            }
+        }
+    }
+    check_receipts(genesis, key, request, all, &signatures)?;
+    Ok(signatures)
+}
+
+/// Checks that `signatures` are every node's receipt of the generation `request` makes, under
+/// the roster's node keys: the key's public key and chain code, the new threshold, the request.
+fn check_receipts(
+    genesis: &GenesisBody,
+    key: &KeyInfo,
+    request: &ReshareKeyJson,
+    all: &[u16],
+    signatures: &Signatures,
+) -> Result<(), (ErrorCode, String)> {
+    let GenesisBody::V2(approved) = genesis else {
+        return Err((ErrorCode::KeygenFailed, "legacy_genesis".into()));
+    };
+    let claim = KeyReceipt {
+        v: KEY_RECEIPT_VERSION,
+        cluster: approved.request.to_wire().cluster_id(),
+        node: 0,
+        key_id: key.key_id.clone(),
+        scheme: key.scheme,
+        threshold: request.threshold,
+        participants: all.to_vec(),
+        public_key: ByteBuf::from(key.public_key.0.clone()),
+        chain_code: key.chain_code.as_ref().map(|c| ByteBuf::from(c.0.clone())),
+        generation: request.generation + 1,
+        request: ByteBuf::from(request_hash(request).to_vec()),
+    };
+    verify_key_receipts(&approved.request.to_wire(), &claim, signatures).map_err(|e| {
+        (
+            ErrorCode::KeygenFailed,
+            format!("the new generation's receipts do not verify: {e}"),
+        )
+    })
+}
+
+fn request_hash(request: &ReshareKeyJson) -> [u8; 32] {
+    Sha256::digest(request.to_wire().canonical_bytes()).into()
+}
+
+/// How an unfinished resharing ended.
+enum Resolved {
+    /// Every node had sealed it: it is the key's current generation now.
+    Retired(Box<KeyInfo>),
+    /// A node never sealed it: every node that did dropped it.
+    Abandoned,
+}
+
+impl Coordinator {
+    /// Reshares (or refreshes) a key across every node.
+    pub async fn reshare_key(
+        self: &Arc<Self>,
+        key_id: String,
+        body: ApprovedJson<ReshareKeyJson>,
+        credential: String,
+    ) -> Result<KeyInfo, ApiError> {
+        let started = Instant::now();
+        let result = self.reshare(&key_id, body, credential).await;
+        self.metrics.observe("reshare_key", started.elapsed());
+        if let Err(e) = &result {
+            self.metrics.failure("reshare_key", e.code.as_str());
+        }
+        result
+    }
+
+    async fn reshare(
+        self: &Arc<Self>,
+        key_id: &str,
+        body: ApprovedJson<ReshareKeyJson>,
+        credential: String,
+    ) -> Result<KeyInfo, ApiError> {
+        let genesis = self.cluster().await?;
+        let nodes = self.nodes.count();
+        let all = self.every_node("a resharing").await?;
+        let mut row = self.stored_key(key_id).await?;
+        // An earlier resharing that did not finish everywhere is resolved first: no node takes
+        // another while one is pending.
+        if let Some(previous) = row.pending.clone() {
+            let previous: ApprovedJson<ReshareKeyJson> = serde_json::from_str(&previous)
+                .map_err(|e| err(ErrorCode::Storage, format!("stored resharing: {e}")))?;
+            match self
+                .resolve(&genesis, key_id, &previous, &row, &credential)
+                .await?
+            {
+                Resolved::Retired(info) => {
+                    return Err(err(
+                        ErrorCode::Refused,
+                        format!(
+                            "an earlier resharing of key {key_id} (request sha256 {}) had been \
+                             sealed by every node and is now its generation {}: approve a new \
+                             request for that generation",
+                            hex::encode(request_hash(&previous.request)),
+                            info.receipts.as_ref().map_or(0, |r| r.generation)
+                        ),
+                    ));
+                }
+                Resolved::Abandoned => row = self.stored_key(key_id).await?,
+            }
+        }
+        let key = key_info(&row)?;
+        let actors = validate(key_id, &body, &genesis, nodes, &key)?;
+        not_before(body.request.created).await;
+        let request = body.request.clone();
+        let entry = AuditEntry {
+            action: "reshare_key".into(),
+            actors,
+            key_id: Some(key_id.to_string()),
+            payload_digests: vec![],
+            path: vec![],
+            nodes: all.clone(),
+            outcome: "ok".into(),
+            request_id: Some(hex::encode(&request.request_id.0)),
+            credential: Some(credential.clone()),
+            detail: Some(format!(
+                "generation {} -> {}, threshold {} -> {}, dealers {:?}, request sha256 {}",
+                request.generation,
+                request.generation + 1,
+                key.threshold,
+                request.threshold,
+                request.dealers,
+                hex::encode(request_hash(&request))
+            )),
+        };
+        // Recorded before any node deals: whatever happens next, the next request resolves it.
+        let json =
+            serde_json::to_string(&body).map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        let id = key_id.to_string();
+        self.db(move |s| s.set_key_pending(&id, Some(&json), unix_now(), None))
+            .await?;
+        let run = run_session(
+            &self.nodes,
+            &new_session_id(),
+            &all,
+            &SessionKind::ReshareKey {
+                request: body.to_wire(),
+            },
+            self.settings.setup_round_timeout,
+        )
+        .await;
+        match new_generation(&genesis, &key, &request, &all, &run) {
+            Ok(signatures) => {
+                self.retire_and_store(key_id, &row, &key, &request, signatures, entry)
+                    .await
+            }
+            Err((code, message)) => {
+                // Resolved at once where every node answers (else at the next request).
+                let _ = self
+                    .resolve(&genesis, key_id, &body, &row, &credential)
+                    .await;
+                let mut entry = entry;
+                entry.outcome = code.as_str().into();
+                let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
+                Err(err(code, message))
+            }
+        }
+    }
+
+    async fn stored_key(&self, key_id: &str) -> Result<crate::store::KeyRow, ApiError> {
+        let id = key_id.to_string();
+        self.db(move |s| s.key(&id))
+            .await?
+            .ok_or_else(|| err(ErrorCode::NotFound, format!("no key {key_id}")))
+    }
+
+    /// Resolves a resharing that did not finish everywhere: every node sealed it (it is
+    /// retired into), or a node disowns it (every node that sealed it abandons it).
+    async fn resolve(
+        self: &Arc<Self>,
+        genesis: &GenesisBody,
+        key_id: &str,
+        approved: &ApprovedJson<ReshareKeyJson>,
+        row: &crate::store::KeyRow,
+        credential: &str,
+    ) -> Result<Resolved, ApiError> {
+        let nodes = self.nodes.count();
+        let all: Vec<u16> = (0..nodes).collect();
+        let request = &approved.request;
+        let generation = request.generation + 1;
+        let run = run_session(
+            &self.nodes,
+            &new_session_id(),
+            &all,
+            &SessionKind::ResolveGeneration {
+                request: approved.to_wire(),
+            },
+            self.settings.setup_round_timeout,
+        )
+        .await;
+        let mut sealed: Signatures = Vec::new();
+        let mut disowned = None;
+        for (node, o) in &run.outcomes {
+            match o {
+                Outcome::Sealed { receipt, .. } => sealed.push((*node, receipt.to_vec())),
+                Outcome::Disowned { statement, .. } => {
+                    disowned.get_or_insert((*node, statement.clone()));
+                }
+                _ => {}
+            }
+        }
+        let hash = request_hash(request);
+        let entry = |action: &str, detail: String| AuditEntry {
+            action: action.into(),
+            actors: vec![],
+            key_id: Some(key_id.to_string()),
+            payload_digests: vec![],
+            path: vec![],
+            nodes: all.clone(),
+            outcome: "ok".into(),
+            request_id: Some(hex::encode(&request.request_id.0)),
+            credential: Some(credential.to_string()),
+            detail: Some(detail),
+        };
+        if let Some((node, statement)) = disowned {
+            let holders: Vec<u16> = sealed.iter().map(|(n, _)| *n).collect();
+            if !holders.is_empty() {
+                let run = run_session(
+                    &self.nodes,
+                    &new_session_id(),
+                    &holders,
+                    &SessionKind::AbandonGeneration {
+                        key_id: key_id.to_string(),
+                        generation,
+                        request: ByteBuf::from(hash.to_vec()),
+                        node,
+                        statement,
+                    },
+                    self.settings.setup_round_timeout,
+                )
+                .await;
+                if let Some((n, code, message)) = run.failure() {
+                    return Err(err(
+                        ErrorCode::KeygenFailed,
+                        format!(
+                            "node {n} did not abandon the unfinished generation {generation} of \
+                             key {key_id}: {code}: {message}"
+                        ),
+                    ));
+                }
+            }
+            let entry = entry(
+                "abandon_generation",
+                format!(
+                    "generation {generation} (request sha256 {}) disowned by node {node}, \
+                     abandoned by nodes {holders:?}",
+                    hex::encode(hash)
+                ),
+            );
+            let id = key_id.to_string();
+            self.db(move |s| s.set_key_pending(&id, None, unix_now(), Some(&entry)))
+                .await?;
+            return Ok(Resolved::Abandoned);
+        }
+        if sealed.len() == all.len() {
+            let key = key_info(row)?;
+            check_receipts(genesis, &key, request, &all, &sealed)
+                .map_err(|(code, message)| err(code, message))?;
+            let entry = entry(
+                "reshare_key",
+                format!(
+                    "generation {} -> {generation} resolved: sealed by every node (request \
+                     sha256 {})",
+                    request.generation,
+                    hex::encode(hash)
+                ),
+            );
+            let info = self
+                .retire_and_store(key_id, row, &key, request, sealed, entry)
+                .await?;
+            return Ok(Resolved::Retired(Box::new(info)));
+        }
+        Err(err(
+            ErrorCode::NoQuorum,
+            format!(
+                "an earlier resharing of key {key_id} (request sha256 {}) is unresolved: every \
+                 node must answer",
+                hex::encode(hash)
+            ),
+        ))
+    }
+
+    /// Retires every node into the generation `request` made (`signatures`: every node's
+    /// receipt of it), then stores the key's new generation.
+    async fn retire_and_store(
+        &self,
+        key_id: &str,
+        row: &crate::store::KeyRow,
+        key: &KeyInfo,
+        request: &ReshareKeyJson,
+        signatures: Signatures,
+        mut entry: AuditEntry,
+    ) -> Result<KeyInfo, ApiError> {
+        let all: Vec<u16> = (0..self.nodes.count()).collect();
+        let generation = request.generation + 1;
+        let retire = SessionKind::RetireGeneration {
+            key_id: key_id.to_string(),
+            generation,
+            receipts: signatures
+                .iter()
+                .map(|(_, s)| ByteBuf::from(s.clone()))
+                .collect(),
+        };
+        let mut pending: Vec<u16> = all.clone();
+        for _ in 0..RETIRE_TRIES {
+            let run = run_session(
+                &self.nodes,
+                &new_session_id(),
+                &pending,
+                &retire,
+                self.settings.setup_round_timeout,
+            )
+            .await;
+            pending.retain(|n| {
+                !matches!(run.outcomes.get(n), Some(Outcome::GenerationRetired { .. }))
+            });
+            if pending.is_empty() {
+                break;
+            }
+        }
+        if !pending.is_empty() {
+            entry.outcome = ErrorCode::KeygenFailed.as_str().into();
+            let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
+            return Err(err(
+                ErrorCode::KeygenFailed,
+                format!(
+                    "generation {generation} of key {key_id} is sealed at every node but nodes \
+                     {pending:?} have not retired the old one yet: the next request for the \
+                     key retires them first"
+                ),
+            ));
+        }
+        let old = stored_receipts(key)?;
+        let origin = match &old.reshared {
+            Some(x) => (x.origin_threshold, x.origin_signatures.clone()),
+            None => (key.threshold, old.signatures.clone()),
+        };
+        let receipts = KeyReceipts {
+            generation,
+            signatures: signatures
+                .into_iter()
+                .map(|(node, s)| NodeReceipt {
+                    node,
+                    signature: Hex(s),
+                })
+                .collect(),
+            reshared: Some(Reshared {
+                request: request.clone(),
+                origin_threshold: origin.0,
+                origin_signatures: origin.1,
+            }),
+            ..old.clone()
+        };
+        let json = serde_json::to_string(&receipts)
+            .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        let expected = row.receipts.clone().unwrap_or_default();
+        let (id, threshold) = (key_id.to_string(), request.threshold);
+        entry.outcome = "ok".into();
+        let updated = self
+            .db(move |s| {
+                s.update_key_generation(&id, threshold, &json, &expected, unix_now(), &entry)
+            })
+            .await?;
+        if !updated {
+            return Err(err(
+                ErrorCode::Refused,
+                format!("key {key_id} changed while it was reshared"),
+            ));
+        }
+        self.forget_key(key_id);
+        info!(key = key_id, generation, threshold, "key reshared");
+        let mut info = key.clone();
+        info.threshold = request.threshold;
+        info.receipts = Some(receipts);
+        Ok(info)
+    }
+}

@@ -1,0 +1,238 @@
+//! Issue 19: resharing and refresh on a simulated cluster of real processes, through the
+//! coordinator's API and the client's checks. An EdDSA key moves 2-of-3 -> 3-of-3 -> 2-of-3
+//! and is refreshed; its public key, and so its address, never changes, and every client
+//! check (the current generation's receipts and generation 0's) passes. An enclave that
+//! crashes before a resharing makes it fail with the old generation still signing; one that
+//! crashes after comes back from its parent's blobs with the new generation only.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::{Duration, Instant};
+
+use cli::client::ApiClient;
+use cli::ops;
+use cli::sim::{SimCluster, SimOptions};
+use coordinator::api::{ClusterStatus, KeyInfo};
+use ed25519_dalek::SigningKey;
+use protocol::policy::{Payload, Scheme};
+
+struct Setup {
+    api: ApiClient,
+    trust: cli::trust::Trust,
+    admins: Vec<SigningKey>,
+    approvers: Vec<SigningKey>,
+}
+
+async fn wait_all_healthy(api: &ApiClient) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Ok(s) = api.get::<ClusterStatus>("/v1/cluster").await
+            && s.nodes.iter().all(|n| n.healthy)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the nodes did not all come back: {:?}",
+            api.get::<ClusterStatus>("/v1/cluster")
+                .await
+                .map(|s| s.nodes)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Setup {
+    async fn sign(&self, key: &str, message: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let result = ops::sign(
+            &self.api,
+            self.trust.cluster_id(),
+            key,
+            &[],
+            Payload::raw(message.to_vec()),
+            &self.approvers[..1],
+            None,
+        )
+        .await?;
+        anyhow::ensure!(result.status == "completed", "{result:?}");
+        Ok(result.signatures[0].signature.0.clone())
+    }
+
+    /// Reshares `key` to `threshold` (dealt by `dealers`) and checks the answer as a client:
+    /// verified against the pinned genesis, the same public key.
+    async fn reshare(
+        &self,
+        key: &KeyInfo,
+        threshold: u16,
+        dealers: Option<&[u16]>,
+    ) -> anyhow::Result<KeyInfo> {
+        let current = self.trust.fetch_key(&self.api, &key.key_id).await?;
+        let info = ops::reshare_key(
+            &self.api,
+            self.trust.cluster_id(),
+            current.info(),
+            threshold,
+            dealers,
+            &self.admins,
+        )
+        .await?;
+        let info = self.trust.verify_key(info)?.info().clone();
+        assert_eq!(info.public_key, key.public_key, "the public key changed");
+        assert_eq!(info.threshold, threshold);
+        // What any client fetches afterwards verifies the same way.
+        let fetched = self.trust.fetch_key(&self.api, &key.key_id).await?;
+        assert_eq!(fetched.info(), &info);
+        Ok(info)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_is_reshared_and_refreshed_through_the_api_and_survives_enclave_crashes() {
+    // COHORT_KEEP_DIR=1 keeps the cluster's directory (every process's log) after the run.
+    let dir = tempfile::Builder::new()
+        .prefix("reshare-")
+        .disable_cleanup(std::env::var_os("COHORT_KEEP_DIR").is_some())
+        .tempdir()
+        .unwrap();
+    eprintln!("cluster directory: {}", dir.path().display());
+    let mut options = SimOptions::new(3, dir.path().to_path_buf()).unwrap();
+    options.bin_dir = cohort_tests::bin_dir();
+    options.fixture_primes = true;
+    let mut cluster = SimCluster::start(&options).await.unwrap();
+    let api = cluster.info.api().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !api
+        .get::<ClusterStatus>("/v1/cluster")
+        .await
+        .is_ok_and(|s| s.nodes.iter().all(|n| n.reachable && n.attested))
+    {
+        assert!(Instant::now() < deadline, "the cluster did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let admins: Vec<SigningKey> = (0..2)
+        .map(|i| SigningKey::from_bytes(&[60 + i; 32]))
+        .collect();
+    let approvers: Vec<SigningKey> = (0..1)
+        .map(|i| SigningKey::from_bytes(&[70 + i; 32]))
+        .collect();
+    let trust = ops::genesis(
+        &api,
+        &cohort_tests::expectations(&cluster),
+        "reshare",
+        &admins,
+        2,
+    )
+    .await
+    .unwrap();
+    let approver_keys: Vec<[u8; 32]> = approvers
+        .iter()
+        .map(|k| k.verifying_key().to_bytes())
+        .collect();
+    let key = ops::create_key(
+        &api,
+        trust.cluster_id(),
+        "moving",
+        Scheme::EddsaEd25519,
+        2,
+        &admins,
+        &approver_keys,
+        1,
+    )
+    .await
+    .unwrap();
+    let s = Setup {
+        api,
+        trust,
+        admins,
+        approvers,
+    };
+    let pk = key.public_key.0.clone();
+    let sig = s.sign("moving", b"generation 0").await.unwrap();
+    cohort_tests::verify_eddsa(&pk, b"generation 0", &sig);
+
+    // 2-of-3 -> 3-of-3, then 3-of-3 -> 2-of-3 (every node deals), then a refresh.
+    let info = s.reshare(&key, 3, Some(&[0, 2])).await.unwrap();
+    assert_eq!(info.receipts.as_ref().unwrap().generation, 1);
+    let sig = s.sign("moving", b"generation 1").await.unwrap();
+    cohort_tests::verify_eddsa(&pk, b"generation 1", &sig);
+    let info = s.reshare(&key, 2, Some(&[0, 1, 2])).await.unwrap();
+    let sig = s.sign("moving", b"generation 2").await.unwrap();
+    cohort_tests::verify_eddsa(&pk, b"generation 2", &sig);
+    let info = s.reshare(&info, 2, None).await.unwrap();
+    assert_eq!(info.receipts.as_ref().unwrap().generation, 3);
+    let reshared = info.receipts.as_ref().unwrap().reshared.as_ref().unwrap();
+    assert_eq!(reshared.origin_threshold, 2);
+
+    // The audit log has every step, named.
+    let records = cohort_tests::audit_log(&s.api).await;
+    let steps: Vec<&str> = records
+        .iter()
+        .filter(|r| r.entry.action == "reshare_key" && r.entry.outcome == "ok")
+        .map(|r| r.entry.detail.as_deref().unwrap_or_default())
+        .collect();
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    assert!(
+        steps[0].starts_with("generation 0 -> 1, threshold 2 -> 3"),
+        "{steps:?}"
+    );
+
+    // A resharing of a generation that is no longer current is refused, naming it.
+    let stale = ops::reshare_key(&s.api, s.trust.cluster_id(), &key, 2, None, &s.admins)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(stale.contains("generation 3"), "{stale}");
+
+    // Node 2's enclave crashes: the resharing fails (every node must take part) and the
+    // current generation still signs, 2 of 3 without node 2.
+    cluster.kill("enclave-2").await.unwrap();
+    let failed = s.reshare(&info, 2, None).await.unwrap_err().to_string();
+    assert!(
+        failed.contains("no_quorum") || failed.contains("node"),
+        "{failed}"
+    );
+    let sig = s.sign("moving", b"while node 2 is down").await.unwrap();
+    cohort_tests::verify_eddsa(&pk, b"while node 2 is down", &sig);
+    let still = s.trust.fetch_key(&s.api, "moving").await.unwrap();
+    assert_eq!(still.info().receipts.as_ref().unwrap().generation, 3);
+
+    // Back from its parent's blobs, it takes part in the next refresh; crashed again right
+    // after it, it comes back with generation 4 only and signs with the others.
+    cluster.restart_enclave(2).await.unwrap();
+    wait_all_healthy(&s.api).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let info = loop {
+        match s.reshare(&info, 3, None).await {
+            Ok(i) => break i,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "{e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    assert_eq!(info.receipts.as_ref().unwrap().generation, 4);
+    // The resharing that failed while node 2 was down was resolved before this one: no node
+    // had sealed it, so it was disowned and nothing was left pending.
+    let records = cohort_tests::audit_log(&s.api).await;
+    assert!(
+        records
+            .iter()
+            .any(|r| r.entry.action == "abandon_generation" && r.entry.outcome == "ok"),
+        "no resolution of the failed resharing in the audit log"
+    );
+    cluster.restart_enclave(2).await.unwrap();
+    wait_all_healthy(&s.api).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let sig = loop {
+        // 3 of 3: node 2 must sign with its restored generation-4 share.
+        match s.sign("moving", b"after the restart").await {
+            Ok(sig) => break sig,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "{e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    cohort_tests::verify_eddsa(&pk, b"after the restart", &sig);
+    cluster.stop().await.unwrap();
+}

@@ -5,7 +5,8 @@
 # to stdout as JSON; docs/benchmarks.md records them.
 #
 #   ./scripts/bench.sh [SECONDS]      (default 120 s per sustained run)
-#   ./scripts/bench.sh keys [N]       key creation and import latency only (N of each, default 5)
+#   ./scripts/bench.sh keys [N]       key creation, import and resharing latency only (N of each,
+#                                     default 5)
 #
 # Runs: presigned ECDSA latency (a burst the pools serve), then sustained runs of SECONDS each:
 # EdDSA at concurrency 1, 4 and 16; ECDSA preferring presignatures at 1 and 4 (the pools drain
@@ -64,6 +65,32 @@ for op in create-ecdsa create-eddsa import-ecdsa import-eddsa; do
     times+=("$(ms "$t0")")
   done
   echo "{\"op\":\"$op\",\"nodes\":3,\"threshold\":2,\"ms\":[$(IFS=,; echo "${times[*]}")]}"
+done
+# Resharing latency (issue 19), through the CLI as an admin runs it (the key fetched and
+# checked, the approvals, dealing, checks and sealing at every node, the retire, the new
+# receipts checked): a refresh of a 2-of-3 key, and a resharing that moves it 2-of-3 -> 3-of-3
+# and back on alternate rounds.
+for op in refresh-ecdsa refresh-eddsa reshare-ecdsa reshare-eddsa; do
+  times=()
+  key=${op#*-}
+  for i in $(seq 1 "$ROUNDS"); do
+    t0=$(date +%s%N)
+    case $op in
+      refresh-*)
+        "${C[@]}" key refresh --dir "$WORK/sim" --key "$key" --admin "$WORK/admin.key" > /dev/null ;;
+      reshare-*)
+        t=3; [ $((i % 2)) -eq 0 ] && t=2
+        "${C[@]}" key reshare --dir "$WORK/sim" --key "$key" --threshold "$t" \
+          --admin "$WORK/admin.key" > /dev/null ;;
+    esac
+    times+=("$(ms "$t0")")
+  done
+  # An odd number of rounds leaves the key 3-of-3: bring it back for the signing runs.
+  if [ "$op" != "${op#reshare-}" ] && [ $((ROUNDS % 2)) -eq 1 ]; then
+    "${C[@]}" key reshare --dir "$WORK/sim" --key "$key" --threshold 2 \
+      --admin "$WORK/admin.key" > /dev/null
+  fi
+  echo "{\"op\":\"$op\",\"nodes\":3,\"ms\":[$(IFS=,; echo "${times[*]}")]}"
 done
 if [ "$MODE" = keys ]; then exit 0; fi
 

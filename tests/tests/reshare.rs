@@ -147,6 +147,14 @@ async fn a_key_is_reshared_and_refreshed_through_the_api_and_survives_enclave_cr
         approvers,
     };
     let pk = key.public_key.0.clone();
+    let address = || async {
+        s.api
+            .get::<coordinator::api::AddressInfo>("/v1/keys/moving/address?chain=solana")
+            .await
+            .unwrap()
+            .address
+    };
+    let address_before = address().await;
     let sig = s.sign("moving", b"generation 0").await.unwrap();
     cohort_tests::verify_eddsa(&pk, b"generation 0", &sig);
 
@@ -162,6 +170,7 @@ async fn a_key_is_reshared_and_refreshed_through_the_api_and_survives_enclave_cr
     assert_eq!(info.receipts.as_ref().unwrap().generation, 3);
     let reshared = info.receipts.as_ref().unwrap().reshared.as_ref().unwrap();
     assert_eq!(reshared.origin_threshold, 2);
+    assert_eq!(address().await, address_before, "the address changed");
 
     // The audit log has every step, named.
     let records = cohort_tests::audit_log(&s.api).await;
@@ -234,5 +243,150 @@ async fn a_key_is_reshared_and_refreshed_through_the_api_and_survives_enclave_cr
         }
     };
     cohort_tests::verify_eddsa(&pk, b"after the restart", &sig);
+    cluster.stop().await.unwrap();
+}
+
+/// The fault suite's enclave crash, during a resharing (issue 19's Done-when): node 2's link is
+/// slowed so that the resharing waits on node 2, and node 2's enclave is killed while it is in
+/// flight (checked: the call had not returned; otherwise the fault is injected again with a
+/// longer delay). Afterwards exactly one generation signs: the key's record is unchanged and
+/// signs without node 2; back from its parent's blobs, node 2 takes part in resolving the
+/// unfinished resharing, and a resharing to 3-of-3 (which every node's share must fit) and a
+/// 3-of-3 signature go through.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_enclave_crash_during_a_resharing_leaves_exactly_one_usable_generation() {
+    use cohort_tests::relay::{FaultRelay, Link};
+    let dir = tempfile::Builder::new()
+        .prefix("reshare-crash-")
+        .disable_cleanup(std::env::var_os("COHORT_KEEP_DIR").is_some())
+        .tempdir()
+        .unwrap();
+    eprintln!("cluster directory: {}", dir.path().display());
+    let mut options = SimOptions::new(3, dir.path().to_path_buf()).unwrap();
+    options.bin_dir = cohort_tests::bin_dir();
+    options.fixture_primes = true;
+    let mut cluster = SimCluster::start(&options).await.unwrap();
+    // The coordinator reaches every proxy through a relay that can slow its link.
+    let mut relays = Vec::new();
+    for n in &cluster.info.nodes {
+        let target = n.proxy_url.trim_start_matches("http://").parse().unwrap();
+        relays.push(FaultRelay::start(target).await.unwrap());
+    }
+    let urls: Vec<String> = relays.iter().map(FaultRelay::url).collect();
+    cluster
+        .edit_command("coordinator", |_, args| {
+            let mut proxies = urls.iter();
+            for i in 0..args.len() {
+                if args[i] == "--proxy" {
+                    args[i + 1] = proxies.next().unwrap().clone();
+                }
+            }
+            args.extend(["--health-interval-ms", "500"].map(String::from));
+        })
+        .unwrap();
+    cluster.restart("coordinator").await.unwrap();
+    let api = cluster.info.api().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !api
+        .get::<ClusterStatus>("/v1/cluster")
+        .await
+        .is_ok_and(|s| s.nodes.iter().all(|n| n.reachable && n.attested))
+    {
+        assert!(Instant::now() < deadline, "the cluster did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let admins: Vec<SigningKey> = (0..2)
+        .map(|i| SigningKey::from_bytes(&[80 + i; 32]))
+        .collect();
+    let approvers = vec![SigningKey::from_bytes(&[90; 32])];
+    let trust = ops::genesis(
+        &api,
+        &cohort_tests::expectations(&cluster),
+        "reshare-crash",
+        &admins,
+        2,
+    )
+    .await
+    .unwrap();
+    let key = ops::create_key(
+        &api,
+        trust.cluster_id(),
+        "crashing",
+        Scheme::EddsaEd25519,
+        2,
+        &admins,
+        &[approvers[0].verifying_key().to_bytes()],
+        1,
+    )
+    .await
+    .unwrap();
+    let s = Setup {
+        api,
+        trust,
+        admins,
+        approvers,
+    };
+    let pk = key.public_key.0.clone();
+
+    // Inject the crash until it demonstrably hit a resharing in flight.
+    let mut hit = false;
+    for attempt in 0..5u32 {
+        let delay = Duration::from_millis(1500 << attempt);
+        relays[2].set(Link::Slow(delay));
+        let current = s.trust.fetch_key(&s.api, "crashing").await.unwrap();
+        let (api, cluster_id, admins) = (s.api.clone(), s.trust.cluster_id(), s.admins.clone());
+        let info = current.info().clone();
+        let call = tokio::spawn(async move {
+            ops::reshare_key(&api, cluster_id, &info, 2, None, &admins).await
+        });
+        tokio::time::sleep(delay / 2).await;
+        if call.is_finished() {
+            relays[2].set(Link::Up);
+            let _ = call.await;
+            continue;
+        }
+        cluster.kill("enclave-2").await.unwrap();
+        relays[2].set(Link::Up);
+        let result = call.await.unwrap();
+        assert!(result.is_err(), "a resharing went through without node 2");
+        hit = true;
+        break;
+    }
+    assert!(hit, "the crash never hit a resharing in flight");
+
+    // One generation: the key's record did not move, and it signs without node 2.
+    let after = s.trust.fetch_key(&s.api, "crashing").await.unwrap();
+    assert_eq!(after.info().receipts.as_ref().unwrap().generation, 0);
+    let sig = s.sign("crashing", b"without node 2").await.unwrap();
+    cohort_tests::verify_eddsa(&pk, b"without node 2", &sig);
+
+    // Node 2 back from its parent's blobs: the unfinished resharing is resolved first, then a
+    // resharing to 3-of-3 needs every node's share of one generation, and all three sign.
+    cluster.restart_enclave(2).await.unwrap();
+    wait_all_healthy(&s.api).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let current = s.trust.fetch_key(&s.api, "crashing").await.unwrap();
+        match s.reshare(current.info(), 3, Some(&[0, 1, 2])).await {
+            Ok(_) => break,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "{e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    let sig = s.sign("crashing", b"all three").await.unwrap();
+    cohort_tests::verify_eddsa(&pk, b"all three", &sig);
+    let records = cohort_tests::audit_log(&s.api).await;
+    assert!(
+        records
+            .iter()
+            .any(|r| r.entry.action == "abandon_generation"
+                || r.entry
+                    .detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains("resolved"))),
+        "the unfinished resharing was not resolved"
+    );
     cluster.stop().await.unwrap();
 }

@@ -254,11 +254,12 @@ async fn show(target: &super::KeyArgs, output: &JsonFlag) -> anyhow::Result<Exit
     let key = trust.fetch_key(&target.api()?, &target.key).await?;
     output.print(key.info(), |k| {
         println!(
-            "key {} ({}, {} of {})",
+            "key {} ({}, {} of {}, generation {})",
             k.key_id,
             k.scheme,
             k.threshold,
-            trust.genesis().roster.len()
+            trust.genesis().roster.len(),
+            k.receipts.as_ref().map_or(0, |r| r.generation)
         );
         println!("public key: {}", hex::encode(&k.public_key.0));
         if let Some(c) = &k.chain_code {

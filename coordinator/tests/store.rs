@@ -103,9 +103,11 @@ fn state_suite(store: &mut Store) {
     // Issue 19: a resharing recorded as pending, then the key's next generation, replaced only
     // over the receipts it was reshared from (another coordinator's change wins), which clears
     // the pending resharing.
-    store
-        .set_key_pending("btc", Some("{\"p\":1}"), 8, None)
-        .unwrap();
+    assert!(store.start_key_pending("btc", "{\"p\":1}").unwrap());
+    assert!(
+        !store.start_key_pending("btc", "{\"p\":2}").unwrap(),
+        "a second resharing is refused while one is recorded"
+    );
     assert_eq!(
         store.key("btc").unwrap().unwrap().pending.as_deref(),
         Some("{\"p\":1}")

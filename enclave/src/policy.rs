@@ -179,6 +179,12 @@ impl RequestGuard {
         }
     }
 
+    /// Records that the clock reached `now`: a clock stepping back later cannot make a request
+    /// that had expired by then valid again.
+    pub fn observe(&mut self, now: u64) {
+        self.high_water = self.high_water.max(now);
+    }
+
     /// Checks, then marks the id used.
     pub fn consume(
         &mut self,

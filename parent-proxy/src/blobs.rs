@@ -77,6 +77,13 @@ impl BlobStore {
                     self.remove_pending(key_id)
                 }
                 Some(Outcome::GenerationAbandoned { key_id, .. }) => self.remove_pending(key_id),
+                // A pending generation frozen: it replaces the pending blob, so that a restart
+                // cannot thaw it.
+                Some(Outcome::Disowned {
+                    key_id,
+                    sealed: Some(sealed),
+                    ..
+                }) => self.put(&pending_blob(key_id), sealed),
                 _ => Ok(()),
             },
             _ => Ok(()),

@@ -61,10 +61,12 @@ impl Canonical for ReshareKey {
 pub const DISOWNED_DOMAIN: &[u8] = b"cohort/reshare-disowned/v1\0";
 
 /// What node `node` signs with its node key when it disowns the resharing of `key_id` to
-/// `generation` by the request whose SHA-256 is `request`: it holds no share of that generation
-/// and can no longer start that request. Since that node's receipt of the generation can then
-/// never exist, no node can ever be shown every receipt of it, and every node holding it as
-/// pending may drop it ([`crate::session::SessionKind::AbandonGeneration`]).
+/// `generation` by the request whose SHA-256 is `request`: that generation is not current at
+/// this node and never will be (it never sealed it and can no longer start the request, or it
+/// holds it pending *frozen*: never to be retired into). Only every node's statement lets a
+/// node drop a pending generation ([`crate::session::SessionKind::AbandonGeneration`]): then no
+/// node has it current and none ever will (attacker review helper-37: one node's word, even an
+/// honest one's, does not show that another node did not retire into it).
 ///
 /// `DISOWNED_DOMAIN || cluster id || u16 node || u32 len || key id || u32 generation || request`
 pub fn disowned_message(

@@ -114,17 +114,25 @@ pub enum SessionKind {
         /// Every node's receipt signature over the new generation, by node index.
         receipts: Vec<ByteBuf>,
     },
-    /// Resolve a resharing that did not finish everywhere: a node that sealed (or retired
-    /// into) the generation `request` makes answers [`Outcome::Sealed`] with its receipt; any
-    /// other node consumes the request (it can never start it) and answers
-    /// [`Outcome::Disowned`]. Every `Sealed` → retire; one `Disowned` → abandon. Answered at
-    /// once.
+    /// Ask where a resharing that did not finish everywhere stands, changing nothing: a node
+    /// that sealed the generation `request` makes answers [`Outcome::Sealed`] with its receipt
+    /// (and whether it is current there), any other [`Outcome::NotSealed`]. Every node sealed
+    /// it: retire. None has it current: disown it everywhere, then abandon. Answered at once.
     ResolveGeneration {
         /// The approved resharing request.
         request: Approved<ReshareKey>,
     },
-    /// Drop a pending generation that can never become current: `statement` is node `node`'s
-    /// node-key signature over [`crate::reshare::disowned_message`] for it. Answered at once.
+    /// Make sure the generation `request` makes never becomes current here: a node holding it
+    /// pending freezes it (it is never retired into; sealed so), any other consumes the request
+    /// (it can never start it); either signs [`crate::reshare::disowned_message`] and answers
+    /// [`Outcome::Disowned`]. Refused where the generation is current. Answered at once.
+    DisownGeneration {
+        /// The approved resharing request.
+        request: Approved<ReshareKey>,
+    },
+    /// Drop a pending generation on every node's statement that it is not current there and
+    /// never will be (`statements`: every node's signature over
+    /// [`crate::reshare::disowned_message`], by node index). Answered at once.
     AbandonGeneration {
         /// The key.
         key_id: String,
@@ -132,10 +140,8 @@ pub enum SessionKind {
         generation: u32,
         /// SHA-256 of the resharing request that made it.
         request: ByteBuf,
-        /// The node that disowned it.
-        node: u16,
-        /// That node's signature.
-        statement: ByteBuf,
+        /// Every node's statement, by node index.
+        statements: Vec<ByteBuf>,
     },
 }
 
@@ -207,6 +213,7 @@ impl SessionKind {
             Self::RetireGeneration { .. } => 8,
             Self::ResolveGeneration { .. } => 9,
             Self::AbandonGeneration { .. } => 10,
+            Self::DisownGeneration { .. } => 11,
         }
     }
 
@@ -287,7 +294,7 @@ impl SessionKind {
                 Self::RetireGeneration { key_id, .. } | Self::AbandonGeneration { key_id, .. } => {
                     (key_id, none, None, 0, &[])
                 }
-                Self::ResolveGeneration { request } => (
+                Self::ResolveGeneration { request } | Self::DisownGeneration { request } => (
                     &request.request.key_id,
                     none,
                     Some(request.request.canonical_bytes()),
@@ -335,6 +342,7 @@ impl SessionKind {
             Self::RetireGeneration { .. } => "retire_generation",
             Self::ResolveGeneration { .. } => "resolve_generation",
             Self::AbandonGeneration { .. } => "abandon_generation",
+            Self::DisownGeneration { .. } => "disown_generation",
         }
     }
 }
@@ -394,17 +402,27 @@ pub enum Outcome {
         /// The current share, sealed as confirmed.
         sealed: ByteBuf,
     },
-    /// This node sealed the generation a resharing request makes (pending or current): its
-    /// receipt of it, again.
+    /// This node sealed the generation a resharing request makes: its receipt of it, again.
     Sealed {
         /// The key.
         key_id: String,
         /// The generation.
         generation: u32,
+        /// Whether it is this node's current generation (else it is pending).
+        current: bool,
+        /// Whether it is pending and frozen (disowned: never to be retired into).
+        frozen: bool,
         /// The node-key signature over its receipt of it.
         receipt: ByteBuf,
     },
-    /// This node never sealed, and can no longer seal, the generation a resharing request makes:
+    /// This node did not seal the generation a resharing request makes (changing nothing).
+    NotSealed {
+        /// The key.
+        key_id: String,
+        /// The generation.
+        generation: u32,
+    },
+    /// The generation a resharing request makes is not current at this node and never will be:
     /// its node-key signature over [`crate::reshare::disowned_message`].
     Disowned {
         /// The key.
@@ -413,6 +431,9 @@ pub enum Outcome {
         generation: u32,
         /// The signature.
         statement: ByteBuf,
+        /// The pending share sealed again as frozen, for the proxy to store in place of the
+        /// pending blob (when this node held it).
+        sealed: Option<ByteBuf>,
     },
     /// A pending generation that can never become current is dropped: its blob can go.
     GenerationAbandoned {

@@ -135,7 +135,10 @@ fn new_generation(
             other => {
                 return Err((
                     ErrorCode::KeygenFailed,
-                    format!("node {node} answered {other:?}"),
+                    format!(
+                        "node {node} answered {} instead of the new generation",
+                        outcome_name(Some(other))
+                    ),
                 ));
             }
         }
@@ -175,6 +178,19 @@ fn check_receipts(
             format!("the new generation's receipts do not verify: {e}"),
         )
     })
+}
+
+/// An outcome's name, for errors (never its contents: it may carry sealed blobs).
+fn outcome_name(o: Option<&Outcome>) -> String {
+    match o {
+        None => "no answer".into(),
+        Some(Outcome::Failed { code, message, .. }) => format!("{code}: {message}"),
+        Some(Outcome::KeyReshared { generation, .. }) => format!("generation {generation} sealed"),
+        Some(Outcome::Sealed { .. }) => "sealed".into(),
+        Some(Outcome::NotSealed { .. }) => "not sealed".into(),
+        Some(Outcome::Disowned { .. }) => "disowned".into(),
+        Some(_) => "another outcome".into(),
+    }
 }
 
 fn request_hash(request: &ReshareKeyJson) -> [u8; 32] {
@@ -267,9 +283,17 @@ impl Coordinator {
         // Recorded before any node deals: whatever happens next, the next request resolves it.
         let json =
             serde_json::to_string(&body).map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
-        let id = key_id.to_string();
-        self.db(move |s| s.set_key_pending(&id, Some(&json), unix_now(), None))
-            .await?;
+        let (id, recorded) = (key_id.to_string(), json.clone());
+        if !self
+            .db(move |s| s.start_key_pending(&id, &recorded))
+            .await?
+        {
+            return Err(err(
+                ErrorCode::Refused,
+                format!("another resharing of key {key_id} is under way"),
+            ));
+        }
+        row.pending = Some(json);
         let run = run_session(
             &self.nodes,
             &new_session_id(),
@@ -305,8 +329,9 @@ impl Coordinator {
             .ok_or_else(|| err(ErrorCode::NotFound, format!("no key {key_id}")))
     }
 
-    /// Resolves a resharing that did not finish everywhere: every node sealed it (it is
-    /// retired into), or a node disowns it (every node that sealed it abandons it).
+    /// Resolves a resharing that did not finish everywhere (`enclave/src/node/resolve.rs`):
+    /// every node sealed it (it is retired into), or no node has it current (every node
+    /// disowns it, then every node holding it abandons it on all their statements).
     async fn resolve(
         self: &Arc<Self>,
         genesis: &GenesisBody,
@@ -315,32 +340,61 @@ impl Coordinator {
         row: &crate::store::KeyRow,
         credential: &str,
     ) -> Result<Resolved, ApiError> {
-        let nodes = self.nodes.count();
-        let all: Vec<u16> = (0..nodes).collect();
+        let all: Vec<u16> = (0..self.nodes.count()).collect();
         let request = &approved.request;
         let generation = request.generation + 1;
-        let run = run_session(
-            &self.nodes,
-            &new_session_id(),
-            &all,
-            &SessionKind::ResolveGeneration {
-                request: approved.to_wire(),
-            },
-            self.settings.setup_round_timeout,
-        )
+        let hash = request_hash(request);
+        let run = |kind: SessionKind| {
+            let all = all.clone();
+            async move {
+                run_session(
+                    &self.nodes,
+                    &new_session_id(),
+                    &all,
+                    &kind,
+                    self.settings.setup_round_timeout,
+                )
+                .await
+            }
+        };
+        let unresolved = |why: String| {
+            err(
+                ErrorCode::NoQuorum,
+                format!(
+                    "an earlier resharing of key {key_id} (request sha256 {}) is unresolved: {why}",
+                    hex::encode(hash)
+                ),
+            )
+        };
+        let asked = run(SessionKind::ResolveGeneration {
+            request: approved.to_wire(),
+        })
         .await;
         let mut sealed: Signatures = Vec::new();
-        let mut disowned = None;
-        for (node, o) in &run.outcomes {
-            match o {
-                Outcome::Sealed { receipt, .. } => sealed.push((*node, receipt.to_vec())),
-                Outcome::Disowned { statement, .. } => {
-                    disowned.get_or_insert((*node, statement.clone()));
+        let (mut current, mut frozen) = (Vec::new(), false);
+        for node in &all {
+            match asked.outcomes.get(node) {
+                Some(Outcome::Sealed {
+                    receipt,
+                    current: c,
+                    frozen: f,
+                    ..
+                }) => {
+                    sealed.push((*node, receipt.to_vec()));
+                    if *c {
+                        current.push(*node);
+                    }
+                    frozen |= *f;
                 }
-                _ => {}
+                Some(Outcome::NotSealed { .. }) => {}
+                other => {
+                    return Err(unresolved(format!(
+                        "node {node} did not answer ({})",
+                        outcome_name(other)
+                    )));
+                }
             }
         }
-        let hash = request_hash(request);
         let entry = |action: &str, detail: String| AuditEntry {
             action: action.into(),
             actors: vec![],
@@ -353,47 +407,7 @@ impl Coordinator {
             credential: Some(credential.to_string()),
             detail: Some(detail),
         };
-        if let Some((node, statement)) = disowned {
-            let holders: Vec<u16> = sealed.iter().map(|(n, _)| *n).collect();
-            if !holders.is_empty() {
-                let run = run_session(
-                    &self.nodes,
-                    &new_session_id(),
-                    &holders,
-                    &SessionKind::AbandonGeneration {
-                        key_id: key_id.to_string(),
-                        generation,
-                        request: ByteBuf::from(hash.to_vec()),
-                        node,
-                        statement,
-                    },
-                    self.settings.setup_round_timeout,
-                )
-                .await;
-                if let Some((n, code, message)) = run.failure() {
-                    return Err(err(
-                        ErrorCode::KeygenFailed,
-                        format!(
-                            "node {n} did not abandon the unfinished generation {generation} of \
-                             key {key_id}: {code}: {message}"
-                        ),
-                    ));
-                }
-            }
-            let entry = entry(
-                "abandon_generation",
-                format!(
-                    "generation {generation} (request sha256 {}) disowned by node {node}, \
-                     abandoned by nodes {holders:?}",
-                    hex::encode(hash)
-                ),
-            );
-            let id = key_id.to_string();
-            self.db(move |s| s.set_key_pending(&id, None, unix_now(), Some(&entry)))
-                .await?;
-            return Ok(Resolved::Abandoned);
-        }
-        if sealed.len() == all.len() {
+        if sealed.len() == all.len() && !frozen {
             let key = key_info(row)?;
             check_receipts(genesis, &key, request, &all, &sealed)
                 .map_err(|(code, message)| err(code, message))?;
@@ -411,14 +425,55 @@ impl Coordinator {
                 .await?;
             return Ok(Resolved::Retired(Box::new(info)));
         }
-        Err(err(
-            ErrorCode::NoQuorum,
+        if !current.is_empty() {
+            return Err(unresolved(format!(
+                "it is current at nodes {current:?} but cannot be retired into everywhere (a \
+                 node did not seal it or froze it): the old generation signs where it is \
+                 current; see docs/threat-model.md"
+            )));
+        }
+        // No node has it current: every node makes sure none ever will, then it is dropped.
+        let disowned = run(SessionKind::DisownGeneration {
+            request: approved.to_wire(),
+        })
+        .await;
+        let mut statements = Vec::with_capacity(all.len());
+        for node in &all {
+            match disowned.outcomes.get(node) {
+                Some(Outcome::Disowned { statement, .. }) => statements.push(statement.clone()),
+                other => {
+                    return Err(unresolved(format!(
+                        "node {node} did not disown it ({})",
+                        outcome_name(other)
+                    )));
+                }
+            }
+        }
+        let abandoned = run(SessionKind::AbandonGeneration {
+            key_id: key_id.to_string(),
+            generation,
+            request: ByteBuf::from(hash.to_vec()),
+            statements,
+        })
+        .await;
+        if let Some((n, code, message)) = abandoned.failure() {
+            return Err(unresolved(format!(
+                "node {n} did not abandon it: {code}: {message}"
+            )));
+        }
+        let holders: Vec<u16> = sealed.iter().map(|(n, _)| *n).collect();
+        let entry = entry(
+            "abandon_generation",
             format!(
-                "an earlier resharing of key {key_id} (request sha256 {}) is unresolved: every \
-                 node must answer",
+                "generation {generation} (request sha256 {}) disowned by every node, dropped \
+                 by nodes {holders:?}",
                 hex::encode(hash)
             ),
-        ))
+        );
+        let (id, expected) = (key_id.to_string(), row.pending.clone().unwrap_or_default());
+        self.db(move |s| s.clear_key_pending(&id, &expected, unix_now(), &entry))
+            .await?;
+        Ok(Resolved::Abandoned)
     }
 
     /// Retires every node into the generation `request` made (`signatures`: every node's

@@ -112,27 +112,33 @@ impl Store {
         })
     }
 
-    /// Records (or, with `None`, clears) a key's resharing that has not finished everywhere,
-    /// with an audit record when one is given.
-    pub fn set_key_pending(
+    /// Records a key's resharing before any node deals: `false`, changing nothing, if one is
+    /// recorded already (another coordinator's, or an unresolved one).
+    pub fn start_key_pending(&mut self, key_id: &str, pending: &str) -> Result<bool, StoreError> {
+        self.transaction(|tx| {
+            Ok(tx.exec(
+                "UPDATE keys SET pending = $1 WHERE key_id = $2 AND pending IS NULL",
+                &[Value::Text(pending.into()), Value::Text(key_id.into())],
+            )? == 1)
+        })
+    }
+
+    /// Clears a key's recorded resharing once it is resolved, if it is still `expected`, with
+    /// its audit record.
+    pub fn clear_key_pending(
         &mut self,
         key_id: &str,
-        pending: Option<&str>,
+        expected: &str,
         time: u64,
-        entry: Option<&AuditEntry>,
-    ) -> Result<(), StoreError> {
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError> {
         self.transaction(|tx| {
-            tx.exec(
-                "UPDATE keys SET pending = $1 WHERE key_id = $2",
-                &[
-                    Value::OptText(pending.map(str::to_string)),
-                    Value::Text(key_id.into()),
-                ],
+            let n = tx.exec(
+                "UPDATE keys SET pending = NULL WHERE key_id = $1 AND pending = $2",
+                &[Value::Text(key_id.into()), Value::Text(expected.into())],
             )?;
-            if let Some(entry) = entry {
-                tx.append_audit(time, entry)?;
-            }
-            Ok(())
+            tx.append_audit(time, entry)?;
+            Ok(n == 1)
         })
     }
 

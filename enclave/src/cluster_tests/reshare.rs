@@ -571,6 +571,8 @@ fn a_second_resharing_of_a_generation_cannot_split_the_cluster() {
     const KEY: &str = "split";
     let mut c = Cluster::new(3);
     let pk = c.create_key(KEY, Scheme::EddsaEd25519, 2);
+    let gen0_2 = c.blobs[2].pop().unwrap();
+    let _ = (c.blobs[0].pop(), c.blobs[1].pop());
 
     // Request A runs everywhere; the coordinator keeps its receipts and does not retire.
     let a = c.reshare_request(KEY, 0, 3, &[0, 1], &[0, 1]);
@@ -586,7 +588,7 @@ fn a_second_resharing_of_a_generation_cannot_split_the_cluster() {
     // retire A everywhere.
     let out = c.run(
         &c.all(),
-        SessionKind::ResolveGeneration { request: a },
+        SessionKind::ResolveGeneration { request: a.clone() },
         |_, _| {},
     );
     let receipts: Vec<ByteBuf> = out
@@ -597,6 +599,72 @@ fn a_second_resharing_of_a_generation_cannot_split_the_cluster() {
         })
         .collect();
     assert_eq!(receipts, gen_a.receipts, "the same receipts, signed again");
+    // helper-37, finding 1: once node 0 retired into A, no node's word can get A dropped
+    // elsewhere. Node 0 refuses to disown A (it is current there), and one node's statement
+    // (node 2's: it freezes its pending A to give it) abandons nothing at node 1.
+    let out = c.retire(&[0], KEY, 1, &gen_a.receipts);
+    assert!(
+        matches!(out[&0], Outcome::GenerationRetired { .. }),
+        "{out:?}"
+    );
+    let out = c.run(
+        &[0],
+        SessionKind::DisownGeneration { request: a.clone() },
+        |_, _| {},
+    );
+    assert!(
+        matches!(&out[&0], Outcome::Failed { message, .. } if message.contains("is current here")),
+        "{out:?}"
+    );
+    let out = c.run(
+        &[2],
+        SessionKind::DisownGeneration { request: a.clone() },
+        |_, _| {},
+    );
+    let Outcome::Disowned {
+        statement,
+        sealed: Some(frozen_blob),
+        ..
+    } = out[&2].clone()
+    else {
+        panic!("{out:?}")
+    };
+    assert!(open_record(&frozen_blob, BlobKind::EddsaShare, KEY).generation == 1);
+    let hash_a = ByteBuf::from(sha2::Sha256::digest(a.request.canonical_bytes()).to_vec());
+    let forged = vec![statement.clone(), statement.clone(), statement];
+    let out = c.run(
+        &[1],
+        SessionKind::AbandonGeneration {
+            key_id: KEY.into(),
+            generation: 1,
+            request: hash_a,
+            statements: forged,
+        },
+        |_, _| {},
+    );
+    assert!(
+        matches!(&out[&1], Outcome::Failed { message, .. } if message.contains("node 0's statement")),
+        "{out:?}"
+    );
+    // Node 1 retires into A; node 2, which froze A, never does (the price of its statement:
+    // a frozen generation is only abandoned), so the test's cluster starts over on node 2's
+    // side by a restart from its blobs of generation 0 and A before the freeze.
+    let out = c.retire(&[1], KEY, 1, &gen_a.receipts);
+    assert!(
+        matches!(out[&1], Outcome::GenerationRetired { .. }),
+        "{out:?}"
+    );
+    let out = c.retire(&[2], KEY, 1, &gen_a.receipts);
+    assert!(
+        matches!(&out[&2], Outcome::Failed { message, .. } if message.contains("frozen")),
+        "{out:?}"
+    );
+    let out = c.sign_message(&[0, 1], KEY, b"nodes 0 and 1 on A");
+    assert!(
+        !failure(&out).is_empty(),
+        "A is 3-of-3: two do not sign: {out:?}"
+    );
+    c.restart(2, &[gen0_2.clone(), gen_a.sealed[2].clone()]);
     c.retire_all(KEY, &gen_a);
     let out = c.sign_message(&[0, 1, 2], KEY, b"A everywhere");
     verify_eddsa(&pk, b"A everywhere", &signature_of(&out).0);
@@ -642,8 +710,9 @@ fn a_second_resharing_of_a_generation_cannot_split_the_cluster() {
         [0u16, 1].iter().all(|n| matches!(&out[n], Outcome::Failed { message, .. } if message.contains("pending generation 2"))),
         "{out:?}"
     );
-    // Resolving C: nodes 0 and 1 sealed it; node 2 did not and disowns it (it can never
-    // start C now). A disowned generation can never be retired into: nodes 0 and 1 abandon it.
+    // Resolving C: nodes 0 and 1 sealed it, node 2 did not, none has it current. Every node
+    // disowns it (0 and 1 freeze their pending C, node 2 consumes the request), and on all
+    // three statements nodes 0 and 1 drop it.
     let out = c.run(
         &c.all(),
         SessionKind::ResolveGeneration {
@@ -651,16 +720,29 @@ fn a_second_resharing_of_a_generation_cannot_split_the_cluster() {
         },
         |_, _| {},
     );
-    assert!(matches!(out[&0], Outcome::Sealed { .. }), "{out:?}");
-    let Outcome::Disowned {
-        statement,
-        generation,
-        ..
-    } = out[&2].clone()
-    else {
-        panic!("{out:?}")
-    };
-    assert_eq!(generation, 2);
+    assert!(
+        matches!(out[&0], Outcome::Sealed { current: false, .. }),
+        "{out:?}"
+    );
+    assert!(matches!(out[&2], Outcome::NotSealed { .. }), "{out:?}");
+    let out = c.run(
+        &c.all(),
+        SessionKind::DisownGeneration {
+            request: request.clone(),
+        },
+        |_, _| {},
+    );
+    let statements: Vec<ByteBuf> = (0..3u16)
+        .map(|n| match &out[&n] {
+            Outcome::Disowned {
+                statement, sealed, ..
+            } => {
+                assert_eq!(sealed.is_some(), n < 2, "node {n}");
+                statement.clone()
+            }
+            other => panic!("node {n}: {other:?}"),
+        })
+        .collect();
     // Node 2 cannot be made to seal C afterwards.
     let out = c.run(
         &c.all(),
@@ -671,33 +753,42 @@ fn a_second_resharing_of_a_generation_cannot_split_the_cluster() {
     );
     assert!(matches!(&out[&2], Outcome::Failed { .. }), "{out:?}");
     let hash = ByteBuf::from(sha2::Sha256::digest(request.request.canonical_bytes()).to_vec());
-    let abandon = |node: u16, statement: ByteBuf, hash: ByteBuf| SessionKind::AbandonGeneration {
+    let abandon = |statements: Vec<ByteBuf>, hash: ByteBuf| SessionKind::AbandonGeneration {
         key_id: KEY.into(),
         generation: 2,
         request: hash,
-        node,
-        statement,
+        statements,
     };
-    // A statement of another node, or over another request, abandons nothing.
+    // Two statements, swapped statements, or statements over another request abandon nothing.
     let out = c.run(
         &[0, 1],
-        abandon(1, statement.clone(), hash.clone()),
+        abandon(statements[..2].to_vec(), hash.clone()),
         |_, _| {},
     );
     assert!(
         out.values().all(|o| matches!(o, Outcome::Failed { .. })),
         "{out:?}"
     );
+    let swapped = vec![
+        statements[1].clone(),
+        statements[0].clone(),
+        statements[2].clone(),
+    ];
+    let out = c.run(&[0, 1], abandon(swapped, hash.clone()), |_, _| {});
+    assert!(
+        out.values().all(|o| matches!(o, Outcome::Failed { .. })),
+        "{out:?}"
+    );
     let out = c.run(
         &[0, 1],
-        abandon(2, statement.clone(), ByteBuf::from(vec![7u8; 32])),
+        abandon(statements.clone(), ByteBuf::from(vec![7u8; 32])),
         |_, _| {},
     );
     assert!(
         out.values().all(|o| matches!(o, Outcome::Failed { .. })),
         "{out:?}"
     );
-    let out = c.run(&[0, 1], abandon(2, statement, hash), |_, _| {});
+    let out = c.run(&c.all(), abandon(statements, hash), |_, _| {});
     assert!(
         out.values()
             .all(|o| matches!(o, Outcome::GenerationAbandoned { generation: 2, .. })),

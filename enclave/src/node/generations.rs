@@ -10,16 +10,9 @@ use serde_bytes::ByteBuf;
 use tracing::info;
 use zeroize::Zeroizing;
 
-use protocol::policy::{Approved, Canonical};
-use protocol::reshare::{RESHARE_VERSION, ReshareKey, disowned_message};
-use sha2::Digest;
-
 use super::keys::{Key, KeyRecord, Share, load_share};
-use super::membership::MembershipError;
-use super::single_use::{key_id_use, reshare_use};
 use super::{Node, NodeError, bad, internal};
 use crate::mpc::MpcError;
-use crate::policy::{check_approvals, keys32};
 use crate::seal::{BlobKind, DataKey};
 
 /// A resharing's new generation of a key, until every node's receipt of it is shown.
@@ -28,6 +21,8 @@ pub(super) struct Pending {
     pub(super) threshold: u16,
     pub(super) request_hash: [u8; 32],
     pub(super) share: Share,
+    /// Disowned (`node/resolve.rs`): never to be retired into, only abandoned.
+    pub(super) frozen: bool,
 }
 
 /// A 32-byte request hash from a record (`None` if absent or malformed).
@@ -42,6 +37,23 @@ impl Node {
         &self,
         key_id: &str,
         pending: bool,
+    ) -> Result<Vec<u8>, NodeError> {
+        self.seal_record(key_id, pending, true)
+    }
+
+    /// Seals key `key_id`'s pending generation again, frozen (disowned: never to be retired
+    /// into), changing nothing here.
+    pub(super) fn seal_pending_frozen(&self, key_id: &str) -> Result<Vec<u8>, NodeError> {
+        self.seal_record(key_id, true, false)
+    }
+
+    /// Seals key `key_id`'s current share, or its pending one, as current or (a pending one
+    /// only) as pending and frozen.
+    fn seal_record(
+        &self,
+        key_id: &str,
+        pending: bool,
+        current: bool,
     ) -> Result<Vec<u8>, NodeError> {
         let key = self
             .keys
@@ -63,8 +75,9 @@ impl Node {
             policy: key.policy.clone(),
             share: ByteBuf::from(share.to_bytes().map_err(internal)?.to_vec()),
             generation,
-            current: true,
+            current,
             request: request.map(|r| ByteBuf::from(r.to_vec())),
+            frozen: !current,
         };
         let mut plain = Zeroizing::new(Vec::new());
         ciborium::into_writer(&record, &mut *plain)
@@ -131,6 +144,7 @@ impl Node {
             generation: r.generation,
             current: false,
             request: Some(ByteBuf::from(r.request_hash.to_vec())),
+            frozen: false,
         };
         let receipt = self.sign_receipt(KeyReceipt {
             v: KEY_RECEIPT_VERSION,
@@ -159,6 +173,7 @@ impl Node {
                 threshold: r.threshold,
                 request_hash: r.request_hash,
                 share,
+                frozen: false,
             });
         }
         Ok(Outcome::KeyReshared {
@@ -168,166 +183,6 @@ impl Node {
             chain_code: chain_code.map(ByteBuf::from),
             sealed: ByteBuf::from(sealed),
             receipt: ByteBuf::from(receipt),
-        })
-    }
-}
-
-impl Node {
-    /// Resolves a resharing that did not finish everywhere (`docs/resharing.md`): if this node
-    /// sealed the generation `request` makes (pending, or current since), its receipt of it
-    /// again; else it makes sure it never will (the request's id is consumed here, or its
-    /// window is over, or it predates this boot) and signs that it disowns it.
-    pub(super) fn resolve_generation(
-        &mut self,
-        request: &Approved<ReshareKey>,
-    ) -> Result<Outcome, NodeError> {
-        let r = &request.request;
-        let g = self.check_request((r.v, RESHARE_VERSION), &r.cluster, &r.request_id)?;
-        let (me, nodes, cluster, quorum) = (
-            g.node,
-            g.nodes,
-            g.cluster_id().ok_or(MembershipError::LegacyGenesis)?,
-            g.admin_quorum,
-        );
-        let admins = keys32(&g.admins)?;
-        check_approvals(r, &request.approvals, &admins, quorum)?;
-        if self.in_flight.contains(&key_id_use(&r.key_id)) {
-            return Err(NodeError::InProgress(format!(
-                "a session of key {} that changes its shares is running",
-                r.key_id
-            )));
-        }
-        let generation = r
-            .generation
-            .checked_add(1)
-            .ok_or_else(|| bad("the key is at its last generation"))?;
-        let hash: [u8; 32] = sha2::Sha256::digest(r.canonical_bytes()).into();
-        let key = self
-            .keys
-            .get(&r.key_id)
-            .ok_or_else(|| NodeError::Refused(format!("unknown key {}", r.key_id)))?;
-        let sealed = match &key.pending {
-            Some(p) if p.generation == generation && p.request_hash == hash => {
-                Some((&p.share, p.threshold))
-            }
-            _ if key.generation == generation && key.request == Some(hash) => {
-                Some((&key.share, key.threshold))
-            }
-            _ => None,
-        };
-        if let Some((share, threshold)) = sealed {
-            let (public_key, chain_code) = share.public_key();
-            let receipt = self
-                .sign_receipt(KeyReceipt {
-                    v: KEY_RECEIPT_VERSION,
-                    cluster,
-                    node: me,
-                    key_id: r.key_id.clone(),
-                    scheme: share.scheme(),
-                    threshold,
-                    participants: (0..nodes).collect(),
-                    public_key: ByteBuf::from(public_key),
-                    chain_code: chain_code.map(ByteBuf::from),
-                    generation,
-                    request: ByteBuf::from(hash.to_vec()),
-                })
-                .map_err(internal)?;
-            return Ok(Outcome::Sealed {
-                key_id: r.key_id.clone(),
-                generation,
-                receipt: ByteBuf::from(receipt),
-            });
-        }
-        // Never sealed here: make sure it never will be. A request consumed already, expired or
-        // older than this boot cannot start; one not valid yet could, so it is refused.
-        match self
-            .guard
-            .consume(&reshare_use(r), r.created, r.expiry, self.now())
-        {
-            Ok(())
-            | Err(crate::policy::PolicyError::Replayed | crate::policy::PolicyError::Expired(_)) => {
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let statement = self
-            .node_key
-            .as_ref()
-            .ok_or_else(|| NodeError::Internal("no node key".into()))?
-            .key
-            .sign(&disowned_message(
-                &cluster, me, &r.key_id, generation, &hash,
-            ))
-            .map_err(|e| NodeError::Internal(e.to_string()))?;
-        info!(key = %r.key_id, generation, "a resharing disowned");
-        Ok(Outcome::Disowned {
-            key_id: r.key_id.clone(),
-            generation,
-            statement: ByteBuf::from(statement.to_vec()),
-        })
-    }
-
-    /// Drops key `key_id`'s pending generation `generation` of request `request` on node
-    /// `node`'s signed statement that it disowned it: that node's receipt of it can never
-    /// exist, so no node can ever retire into it.
-    pub(super) fn abandon_generation(
-        &mut self,
-        key_id: &str,
-        generation: u32,
-        request: &[u8],
-        node: u16,
-        statement: &[u8],
-    ) -> Result<Outcome, NodeError> {
-        let g = self.genesis()?;
-        let cluster = g.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
-        let roster = &g
-            .pinned
-            .as_ref()
-            .ok_or(MembershipError::LegacyGenesis)?
-            .roster;
-        let hash: [u8; 32] = request
-            .try_into()
-            .map_err(|_| bad("a request hash is 32 bytes"))?;
-        if self.in_flight.contains(&key_id_use(key_id)) {
-            return Err(NodeError::InProgress(format!(
-                "a session of key {key_id} that changes its shares is running"
-            )));
-        }
-        let verifies = roster
-            .get(usize::from(node))
-            .and_then(|entry| <[u8; 32]>::try_from(entry.node_key.as_slice()).ok())
-            .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
-            .zip(ed25519_dalek::Signature::from_slice(statement).ok())
-            .is_some_and(|(vk, sig)| {
-                vk.verify_strict(
-                    &disowned_message(&cluster, node, key_id, generation, &hash),
-                    &sig,
-                )
-                .is_ok()
-            });
-        if !verifies {
-            return Err(NodeError::Refused(format!(
-                "node {node}'s statement does not disown generation {generation} of key \
-                 {key_id} by that request"
-            )));
-        }
-        let key = self
-            .keys
-            .get_mut(key_id)
-            .ok_or_else(|| NodeError::Refused(format!("unknown key {key_id}")))?;
-        match &key.pending {
-            Some(p) if p.generation == generation && p.request_hash == hash => {
-                key.pending = None;
-            }
-            _ => {
-                return Err(NodeError::Refused(format!(
-                    "key {key_id} has no pending generation {generation} of that request here"
-                )));
-            }
-        }
-        info!(key = key_id, generation, "a pending generation abandoned");
-        Ok(Outcome::GenerationAbandoned {
-            key_id: key_id.to_string(),
-            generation,
         })
     }
 }
@@ -384,6 +239,7 @@ pub(super) fn generations(
                     threshold: record.threshold,
                     request_hash,
                     share,
+                    frozen: record.frozen,
                 });
             }
             _ => {

@@ -44,6 +44,9 @@ pub(super) struct KeyRecord {
     /// SHA-256 of the approved request that made this generation (its receipts name it).
     #[serde(default)]
     pub(super) request: Option<ByteBuf>,
+    /// A pending generation disowned: never to be retired into, only abandoned.
+    #[serde(default)]
+    pub(super) frozen: bool,
 }
 
 fn current_by_default() -> bool {
@@ -561,6 +564,7 @@ impl Node {
             generation: 0,
             current: true,
             request: Some(ByteBuf::from(request_hash.to_vec())),
+            frozen: false,
         };
         let mut plain = Zeroizing::new(Vec::new());
         ciborium::into_writer(&record, &mut *plain)

@@ -29,6 +29,7 @@ mod keys;
 mod machine;
 pub mod membership;
 mod reshare;
+mod resolve;
 mod session;
 mod signing;
 mod single_use;

@@ -402,12 +402,13 @@ impl Node {
             )));
         }
         // One resharing of a generation at a time, everywhere: a pending generation is never
-        // replaced, only retired into (every node sealed it) or abandoned (a node disowned
-        // it). Replacing it at some nodes would let a coordinator retire one resharing at
+        // replaced, only retired into (every node sealed it) or abandoned (every node disowned
+        // it, `node/resolve.rs`). Replacing it at some nodes would let a coordinator retire one resharing at
         // some nodes and another elsewhere (attacker review helper-36).
         if let Some(p) = &key.pending {
             return Err(NodeError::Refused(format!(
-                "key {} has a pending generation {} (request sha256 {}): retire into it or                  abandon it first",
+                "key {} has a pending generation {} (request sha256 {}): it is resolved (retired \
+                 into or abandoned) first",
                 r.key_id,
                 p.generation,
                 p.request_hash
@@ -539,10 +540,11 @@ impl Node {
         let pending = key
             .pending
             .as_ref()
-            .filter(|p| p.generation == generation)
+            .filter(|p| p.generation == generation && !p.frozen)
             .ok_or_else(|| {
                 NodeError::Refused(format!(
-                    "key {key_id} has no pending generation {generation} here (current {})",
+                    "key {key_id} has no pending generation {generation} here that may become \
+                     current (current {}; a frozen one is only abandoned)",
                     key.generation
                 ))
             })?;

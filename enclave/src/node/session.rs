@@ -186,15 +186,18 @@ impl Node {
                 self.used_sessions.insert(sid);
                 return Ok(update(sid, vec![], Some(outcome)));
             }
+            SessionKind::DisownGeneration { request } => {
+                let outcome = self.disown_generation(request)?;
+                self.used_sessions.insert(sid);
+                return Ok(update(sid, vec![], Some(outcome)));
+            }
             SessionKind::AbandonGeneration {
                 key_id,
                 generation,
                 request,
-                node,
-                statement,
+                statements,
             } => {
-                let outcome =
-                    self.abandon_generation(key_id, *generation, request, *node, statement)?;
+                let outcome = self.abandon_generation(key_id, *generation, request, statements)?;
                 self.used_sessions.insert(sid);
                 return Ok(update(sid, vec![], Some(outcome)));
             }

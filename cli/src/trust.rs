@@ -96,6 +96,19 @@ pub enum TrustError {
         /// Why.
         error: ReceiptError,
     },
+    /// A reshared key whose current generation not every node says it signs with: it may be
+    /// sealed everywhere and still not retired into (the nodes signing with the one before).
+    #[error(
+        "key {key_id} is refused: node {node} does not say (signed with its node key) that generation {generation} is its current one (not_retired)"
+    )]
+    NotRetired {
+        /// The key.
+        key_id: String,
+        /// The generation claimed.
+        generation: u32,
+        /// The first node whose statement is missing or does not verify.
+        node: u16,
+    },
 }
 
 /// An approved genesis this machine trusts.
@@ -286,6 +299,21 @@ impl Trust {
         // (its policy, and for an import its legacy key and network, come from there).
         if let Some((origin, signatures)) = key.origin_claim() {
             verify_key_receipts(&self.approved.request, &origin, &signatures).map_err(refused)?;
+        }
+        // ... and every node's word that the current generation is the one it signs with.
+        if let Some((generation, request, signatures)) = key.retired_claim() {
+            protocol::reshare::verify_retired(
+                &self.approved.request,
+                &key.key_id,
+                generation,
+                &request,
+                &signatures,
+            )
+            .map_err(|node| TrustError::NotRetired {
+                key_id: key.key_id.clone(),
+                generation,
+                node,
+            })?;
         }
         Ok(VerifiedKey(key))
     }

@@ -66,10 +66,11 @@ fn hex_short(bytes: &[u8; 32]) -> String {
 
 /// Domain tags a node key signs under: a node-key signature is never an envelope signature or
 /// an approval, whatever the bytes after the tag.
-pub const NODE_KEY_DOMAINS: [&[u8]; 3] = [
+pub const NODE_KEY_DOMAINS: [&[u8]; 4] = [
     protocol::genesis::GENESIS_RECEIPT_DOMAIN,
     protocol::receipt::KEY_RECEIPT_DOMAIN,
     protocol::reshare::DISOWNED_DOMAIN,
+    protocol::reshare::RETIRED_DOMAIN,
 ];
 
 /// The enclave's long-term node key (ADR 0013): made once, at `Enroll`, sealed under the node's

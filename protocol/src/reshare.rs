@@ -56,6 +56,83 @@ impl Canonical for ReshareKey {
     const DOMAIN: &'static [u8] = b"cohort/reshare-key/v1\0";
 }
 
+/// Domain tag of a node's statement that a generation of a key is its current one
+/// ([`retired_message`]).
+pub const RETIRED_DOMAIN: &[u8] = b"cohort/generation-retired/v1\0";
+
+/// What node `node` signs with its node key once generation `generation` of `key_id`, made by
+/// the resharing whose SHA-256 is `request`, is its current generation and the one before is
+/// gone (attacker review helper-37: a key receipt says a node *sealed* a generation; this says
+/// it signs with it). A client requires every node's.
+///
+/// `RETIRED_DOMAIN || cluster id || u16 node || u32 len || key id || u32 generation || request`
+pub fn retired_message(
+    cluster: &ClusterId,
+    node: u16,
+    key_id: &str,
+    generation: u32,
+    request: &[u8; 32],
+) -> Vec<u8> {
+    statement(RETIRED_DOMAIN, cluster, node, key_id, generation, request)
+}
+
+fn statement(
+    domain: &[u8],
+    cluster: &ClusterId,
+    node: u16,
+    key_id: &str,
+    generation: u32,
+    request: &[u8; 32],
+) -> Vec<u8> {
+    let mut m = domain.to_vec();
+    m.extend_from_slice(&cluster.0);
+    m.extend_from_slice(&node.to_be_bytes());
+    m.extend_from_slice(
+        &u32::try_from(key_id.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    m.extend_from_slice(key_id.as_bytes());
+    m.extend_from_slice(&generation.to_be_bytes());
+    m.extend_from_slice(request);
+    m
+}
+
+/// Checks that `signatures` (by node index, one per node of `genesis`' roster) are every
+/// node's [`retired_message`] for this generation under the node key the roster lists for it;
+/// the first node whose is missing or does not verify is named.
+pub fn verify_retired(
+    genesis: &crate::genesis::Genesis,
+    key_id: &str,
+    generation: u32,
+    request: &[u8; 32],
+    signatures: &[(u16, Vec<u8>)],
+) -> Result<(), u16> {
+    let cluster = genesis.cluster_id();
+    for (node, entry) in (0u16..).zip(&genesis.roster) {
+        let ok = signatures
+            .iter()
+            .find(|(n, _)| *n == node)
+            .and_then(|(_, sig)| ed25519_dalek::Signature::from_slice(sig).ok())
+            .zip(
+                <[u8; 32]>::try_from(entry.node_key.as_slice())
+                    .ok()
+                    .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok()),
+            )
+            .is_some_and(|(sig, vk)| {
+                vk.verify_strict(
+                    &retired_message(&cluster, node, key_id, generation, request),
+                    &sig,
+                )
+                .is_ok()
+            });
+        if !ok {
+            return Err(node);
+        }
+    }
+    Ok(())
+}
+
 /// Domain tag of a node's statement that it never sealed, and never will seal, the generation
 /// a resharing request makes ([`disowned_message`]).
 pub const DISOWNED_DOMAIN: &[u8] = b"cohort/reshare-disowned/v1\0";
@@ -76,16 +153,5 @@ pub fn disowned_message(
     generation: u32,
     request: &[u8; 32],
 ) -> Vec<u8> {
-    let mut m = DISOWNED_DOMAIN.to_vec();
-    m.extend_from_slice(&cluster.0);
-    m.extend_from_slice(&node.to_be_bytes());
-    m.extend_from_slice(
-        &u32::try_from(key_id.len())
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
-    m.extend_from_slice(key_id.as_bytes());
-    m.extend_from_slice(&generation.to_be_bytes());
-    m.extend_from_slice(request);
-    m
+    statement(DISOWNED_DOMAIN, cluster, node, key_id, generation, request)
 }

@@ -401,6 +401,8 @@ pub enum Outcome {
         generation: u32,
         /// The current share, sealed as confirmed.
         sealed: ByteBuf,
+        /// The node-key signature over [`crate::reshare::retired_message`] for it.
+        statement: ByteBuf,
     },
     /// This node sealed the generation a resharing request makes: its receipt of it, again.
     Sealed {

@@ -171,6 +171,22 @@ async fn a_key_is_reshared_and_refreshed_through_the_api_and_survives_enclave_cr
     let reshared = info.receipts.as_ref().unwrap().reshared.as_ref().unwrap();
     assert_eq!(reshared.origin_threshold, 2);
     assert_eq!(address().await, address_before, "the address changed");
+    // A coordinator that shows the new generation without every node's word that it signs
+    // with it (a generation sealed everywhere and never retired into) is refused by name.
+    let mut unretired = info.clone();
+    let x = unretired
+        .receipts
+        .as_mut()
+        .unwrap()
+        .reshared
+        .as_mut()
+        .unwrap();
+    x.retired.retain(|r| r.node != 1);
+    let refused = s.trust.verify_key(unretired).unwrap_err().to_string();
+    assert!(
+        refused.contains("node 1") && refused.contains("not_retired"),
+        "{refused}"
+    );
 
     // The audit log has every step, named.
     let records = cohort_tests::audit_log(&s.api).await;

@@ -69,6 +69,9 @@ pub struct Reshared {
     pub origin_threshold: u16,
     /// Each node's signature over its generation-0 receipt.
     pub origin_signatures: Vec<NodeReceipt>,
+    /// Each node's signature over `protocol::reshare::retired_message`: the current
+    /// generation is the one it signs with (a receipt says only that it sealed it).
+    pub retired: Vec<NodeReceipt>,
 }
 
 /// One node's signature over its key receipt.
@@ -80,6 +83,10 @@ pub struct NodeReceipt {
     /// Ed25519 signature (64 bytes) by its node key.
     pub signature: Hex,
 }
+
+/// A reshared key's current generation, its resharing request's SHA-256, and each node's
+/// statement that it signs with it (node index, bytes).
+pub type RetiredClaim = (u32, [u8; 32], Vec<(u16, Vec<u8>)>);
 
 /// A key's receipt as its key info claims it, and each node's signature (node index, bytes).
 pub type ReceiptClaim = (protocol::receipt::KeyReceipt, Vec<(u16, Vec<u8>)>);
@@ -164,6 +171,23 @@ impl KeyInfo {
             self.origin_request()?,
             &x.origin_signatures,
         ))
+    }
+
+    /// For a reshared key, the generation every node must say it signs with, the resharing
+    /// request's SHA-256, and the nodes' statements (`protocol::reshare::verify_retired`).
+    pub fn retired_claim(&self) -> Option<RetiredClaim> {
+        use protocol::policy::Canonical;
+        use sha2::Digest;
+        let r = self.receipts.as_ref()?;
+        let x = r.reshared.as_ref()?;
+        let request: [u8; 32] =
+            sha2::Sha256::digest(super::Wire::to_wire(&x.request).canonical_bytes()).into();
+        let signatures = x
+            .retired
+            .iter()
+            .map(|s| (s.node, s.signature.0.clone()))
+            .collect();
+        Some((r.generation, request, signatures))
     }
 
     /// SHA-256 of the creation (or import) request served with the receipts.

@@ -498,6 +498,7 @@ impl Coordinator {
                 .collect(),
         };
         let mut pending: Vec<u16> = all.clone();
+        let mut retired = Vec::new();
         for _ in 0..RETIRE_TRIES {
             let run = run_session(
                 &self.nodes,
@@ -507,6 +508,14 @@ impl Coordinator {
                 self.settings.setup_round_timeout,
             )
             .await;
+            for (node, o) in &run.outcomes {
+                if let Outcome::GenerationRetired { statement, .. } = o {
+                    retired.push(NodeReceipt {
+                        node: *node,
+                        signature: Hex(statement.to_vec()),
+                    });
+                }
+            }
             pending.retain(|n| {
                 !matches!(run.outcomes.get(n), Some(Outcome::GenerationRetired { .. }))
             });
@@ -544,6 +553,10 @@ impl Coordinator {
                 request: request.clone(),
                 origin_threshold: origin.0,
                 origin_signatures: origin.1,
+                retired: {
+                    retired.sort_by_key(|r| r.node);
+                    retired
+                },
             }),
             ..old.clone()
         };

@@ -21,6 +21,8 @@ use crate::testkit::{IMAGE, MASTER, boot};
 /// What one resharing left: each node's sealed pending share and receipt, by node.
 struct Reshared {
     generation: u32,
+    /// SHA-256 of the resharing request.
+    request: [u8; 32],
     sealed: Vec<ByteBuf>,
     receipts: Vec<ByteBuf>,
 }
@@ -144,6 +146,7 @@ impl Cluster {
         verify_key_receipts(&self.genesis.request, &claim, &signatures).unwrap();
         Reshared {
             generation: r.generation + 1,
+            request: sha2::Sha256::digest(r.canonical_bytes()).into(),
             sealed,
             receipts,
         }
@@ -168,20 +171,50 @@ impl Cluster {
         )
     }
 
-    /// Retires into `reshared` everywhere; returns each node's new current blob.
+    /// Retires into `reshared` everywhere; returns each node's new current blob. Every node
+    /// says, signed with its node key, that the new generation is the one it signs with.
     fn retire_all(&self, key_id: &str, reshared: &Reshared) -> Vec<ByteBuf> {
         let out = self.retire(&self.all(), key_id, reshared.generation, &reshared.receipts);
-        out.into_iter()
+        let mut statements = Vec::new();
+        let blobs = out
+            .into_iter()
             .map(|(node, o)| match o {
                 Outcome::GenerationRetired {
-                    generation, sealed, ..
+                    generation,
+                    sealed,
+                    statement,
+                    ..
                 } => {
                     assert_eq!(generation, reshared.generation);
+                    statements.push((node, statement.to_vec()));
                     sealed
                 }
                 other => panic!("retire at {node}: {other:?}"),
             })
-            .collect()
+            .collect();
+        let verify = |statements: &[(u16, Vec<u8>)]| {
+            protocol::reshare::verify_retired(
+                &self.genesis.request,
+                key_id,
+                reshared.generation,
+                &reshared.request,
+                statements,
+            )
+        };
+        verify(&statements).unwrap();
+        // Not for another generation, and not with one node's missing.
+        assert_eq!(
+            protocol::reshare::verify_retired(
+                &self.genesis.request,
+                key_id,
+                reshared.generation + 1,
+                &reshared.request,
+                &statements
+            ),
+            Err(0)
+        );
+        assert_eq!(verify(&statements[1..]), Err(0));
+        blobs
     }
 
     /// Signs `message` with `key_id` among `quorum`; the outcomes.

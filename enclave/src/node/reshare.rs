@@ -535,6 +535,7 @@ impl Node {
                 key_id: key_id.to_string(),
                 generation,
                 sealed: ByteBuf::from(sealed),
+                statement: ByteBuf::from(self.retired_statement(key_id)?),
             });
         }
         let pending = key
@@ -596,6 +597,35 @@ impl Node {
             key_id: key_id.to_string(),
             generation,
             sealed: ByteBuf::from(sealed),
+            statement: ByteBuf::from(self.retired_statement(key_id)?),
         })
+    }
+
+    /// This node's signed statement that key `key_id`'s current generation is the one it signs
+    /// with (`protocol::reshare::retired_message`).
+    fn retired_statement(&self, key_id: &str) -> Result<Vec<u8>, NodeError> {
+        let g = self.genesis()?;
+        let cluster = g
+            .cluster_id()
+            .ok_or(super::MembershipError::LegacyGenesis)?;
+        let key = self
+            .keys
+            .get(key_id)
+            .ok_or_else(|| NodeError::Refused(format!("unknown key {key_id}")))?;
+        let request = key.request.ok_or_else(|| {
+            NodeError::Refused(format!(
+                "key {key_id}'s current generation names no request"
+            ))
+        })?;
+        let message =
+            protocol::reshare::retired_message(&cluster, g.node, key_id, key.generation, &request);
+        Ok(self
+            .node_key
+            .as_ref()
+            .ok_or_else(|| NodeError::Internal("no node key".into()))?
+            .key
+            .sign(&message)
+            .map_err(|e| NodeError::Internal(e.to_string()))?
+            .to_vec())
     }
 }

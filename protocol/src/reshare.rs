@@ -108,29 +108,36 @@ pub fn verify_retired(
     request: &[u8; 32],
     signatures: &[(u16, Vec<u8>)],
 ) -> Result<(), u16> {
-    let cluster = genesis.cluster_id();
-    for (node, entry) in (0u16..).zip(&genesis.roster) {
+    for node in (0u16..).take(genesis.roster.len()) {
         let ok = signatures
             .iter()
             .find(|(n, _)| *n == node)
-            .and_then(|(_, sig)| ed25519_dalek::Signature::from_slice(sig).ok())
-            .zip(
-                <[u8; 32]>::try_from(entry.node_key.as_slice())
-                    .ok()
-                    .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok()),
-            )
-            .is_some_and(|(sig, vk)| {
-                vk.verify_strict(
-                    &retired_message(&cluster, node, key_id, generation, request),
-                    &sig,
-                )
-                .is_ok()
-            });
+            .is_some_and(|(_, sig)| retired_by(genesis, node, key_id, generation, request, sig));
         if !ok {
             return Err(node);
         }
     }
     Ok(())
+}
+
+/// Whether `signature` is node `node`'s [`retired_message`] for this generation under the node
+/// key `genesis`' roster lists for it.
+pub fn retired_by(
+    genesis: &crate::genesis::Genesis,
+    node: u16,
+    key_id: &str,
+    generation: u32,
+    request: &[u8; 32],
+    signature: &[u8],
+) -> bool {
+    let message = retired_message(&genesis.cluster_id(), node, key_id, generation, request);
+    genesis
+        .roster
+        .get(usize::from(node))
+        .and_then(|entry| <[u8; 32]>::try_from(entry.node_key.as_slice()).ok())
+        .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
+        .zip(ed25519_dalek::Signature::from_slice(signature).ok())
+        .is_some_and(|(vk, sig)| vk.verify_strict(&message, &sig).is_ok())
 }
 
 /// Domain tag of a node's statement that it never sealed, and never will seal, the generation

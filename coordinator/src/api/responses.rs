@@ -70,7 +70,9 @@ pub struct Reshared {
     /// Each node's signature over its generation-0 receipt.
     pub origin_signatures: Vec<NodeReceipt>,
     /// Each node's signature over `protocol::reshare::retired_message`: the current
-    /// generation is the one it signs with (a receipt says only that it sealed it).
+    /// generation is the one it signs with (a receipt says only that it sealed it). Empty in
+    /// a record made before there were any (a client then refuses the key).
+    #[serde(default)]
     pub retired: Vec<NodeReceipt>,
 }
 

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use protocol::policy::Canonical;
 use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt, verify_key_receipts};
-use protocol::reshare::RESHARE_VERSION;
+use protocol::reshare::{RESHARE_VERSION, retired_by};
 use protocol::session::{FailureCode, Outcome, SessionKind};
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
@@ -489,6 +489,10 @@ impl Coordinator {
     ) -> Result<KeyInfo, ApiError> {
         let all: Vec<u16> = (0..self.nodes.count()).collect();
         let generation = request.generation + 1;
+        let GenesisBody::V2(approved) = self.cluster().await? else {
+            return Err(err(ErrorCode::KeygenFailed, "legacy_genesis"));
+        };
+        let genesis = approved.request.to_wire();
         let retire = SessionKind::RetireGeneration {
             key_id: key_id.to_string(),
             generation,
@@ -508,17 +512,26 @@ impl Coordinator {
                 self.settings.setup_round_timeout,
             )
             .await;
+            // A node counts as retired once its statement verifies (the check a client makes).
             for (node, o) in &run.outcomes {
-                if let Outcome::GenerationRetired { statement, .. } = o {
+                if let Outcome::GenerationRetired { statement, .. } = o
+                    && pending.contains(node)
+                    && retired_by(
+                        &genesis,
+                        *node,
+                        key_id,
+                        generation,
+                        &request_hash(request),
+                        statement,
+                    )
+                {
                     retired.push(NodeReceipt {
                         node: *node,
                         signature: Hex(statement.to_vec()),
                     });
                 }
             }
-            pending.retain(|n| {
-                !matches!(run.outcomes.get(n), Some(Outcome::GenerationRetired { .. }))
-            });
+            pending.retain(|n| !retired.iter().any(|r| r.node == *n));
             if pending.is_empty() {
                 break;
             }

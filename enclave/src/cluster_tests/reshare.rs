@@ -403,6 +403,14 @@ fn a_crash_mid_reshare_or_a_bad_retire_proof_leaves_exactly_one_usable_generatio
         ),
         "{out:?}"
     );
+    // Generation 0 is never retired into (nor signed as such, helper-38).
+    let out = c.retire(&c.all(), KEY, 0, &gen1.receipts);
+    assert!(
+        out.values().all(
+            |o| matches!(o, Outcome::Failed { message, .. } if message.contains("generation 0"))
+        ),
+        "{out:?}"
+    );
     let out = c.retire(&c.all(), KEY, 2, &gen1.receipts);
     assert!(
         out.values()

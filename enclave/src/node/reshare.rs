@@ -529,13 +529,24 @@ impl Node {
             .keys
             .get(key_id)
             .ok_or_else(|| NodeError::Refused(format!("unknown key {key_id}")))?;
+        if generation == 0 {
+            return Err(bad(
+                "generation 0 is a key's first: nothing is retired into it",
+            ));
+        }
         if key.generation == generation && key.pending.is_none() {
+            let request = key.request.ok_or_else(|| {
+                NodeError::Refused(format!(
+                    "key {key_id}'s current generation names no request"
+                ))
+            })?;
             let sealed = self.seal_as_current(key_id, false)?;
+            let statement = self.retired_statement(key_id, generation, &request)?;
             return Ok(Outcome::GenerationRetired {
                 key_id: key_id.to_string(),
                 generation,
                 sealed: ByteBuf::from(sealed),
-                statement: ByteBuf::from(self.retired_statement(key_id)?),
+                statement: ByteBuf::from(statement),
             });
         }
         let pending = key
@@ -588,8 +599,11 @@ impl Node {
                 )));
             }
         }
-        // Sealed before anything changes: if sealing fails, the old generation stays current.
+        // Sealed and signed before anything changes: if either fails, the old generation stays
+        // current.
+        let request = pending.request_hash;
         let sealed = self.seal_as_current(key_id, true)?;
+        let statement = self.retired_statement(key_id, generation, &request)?;
         self.promote(key_id)?;
         self.presignatures.retain(|_, p| p.key_id != key_id);
         tracing::info!(key = key_id, generation, "generation retired into");
@@ -597,28 +611,25 @@ impl Node {
             key_id: key_id.to_string(),
             generation,
             sealed: ByteBuf::from(sealed),
-            statement: ByteBuf::from(self.retired_statement(key_id)?),
+            statement: ByteBuf::from(statement),
         })
     }
 
-    /// This node's signed statement that key `key_id`'s current generation is the one it signs
-    /// with (`protocol::reshare::retired_message`).
-    fn retired_statement(&self, key_id: &str) -> Result<Vec<u8>, NodeError> {
+    /// This node's signed statement that generation `generation` of key `key_id`, made by the
+    /// resharing whose hash is `request`, is the one it signs with
+    /// (`protocol::reshare::retired_message`).
+    fn retired_statement(
+        &self,
+        key_id: &str,
+        generation: u32,
+        request: &[u8; 32],
+    ) -> Result<Vec<u8>, NodeError> {
         let g = self.genesis()?;
         let cluster = g
             .cluster_id()
             .ok_or(super::MembershipError::LegacyGenesis)?;
-        let key = self
-            .keys
-            .get(key_id)
-            .ok_or_else(|| NodeError::Refused(format!("unknown key {key_id}")))?;
-        let request = key.request.ok_or_else(|| {
-            NodeError::Refused(format!(
-                "key {key_id}'s current generation names no request"
-            ))
-        })?;
         let message =
-            protocol::reshare::retired_message(&cluster, g.node, key_id, key.generation, &request);
+            protocol::reshare::retired_message(&cluster, g.node, key_id, generation, request);
         Ok(self
             .node_key
             .as_ref()

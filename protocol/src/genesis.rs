@@ -60,6 +60,17 @@ pub struct RosterEntry {
     pub pcr4: Option<ByteBuf>,
 }
 
+impl RosterEntry {
+    /// Whether `signature` is this node's node-key signature (Ed25519, strict) over `message`.
+    pub fn signed(&self, message: &[u8], signature: &[u8]) -> bool {
+        <[u8; 32]>::try_from(self.node_key.as_slice())
+            .ok()
+            .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
+            .zip(ed25519_dalek::Signature::from_slice(signature).ok())
+            .is_some_and(|(vk, sig)| vk.verify_strict(message, &sig).is_ok())
+    }
+}
+
 /// Initialise the cluster: admins, quorum, image and roster (version 2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -144,17 +144,11 @@ pub fn verify_key_receipts(
     }
     for (node, signature) in signatures {
         let entry = &genesis.roster[usize::from(*node)];
-        let ok = <[u8; 32]>::try_from(entry.node_key.as_slice())
-            .ok()
-            .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
-            .zip(ed25519_dalek::Signature::from_slice(signature).ok())
-            .is_some_and(|(vk, sig)| {
-                let receipt = KeyReceipt {
-                    node: *node,
-                    ..claimed.clone()
-                };
-                vk.verify_strict(&receipt.message(), &sig).is_ok()
-            });
+        let receipt = KeyReceipt {
+            node: *node,
+            ..claimed.clone()
+        };
+        let ok = entry.signed(&receipt.message(), signature);
         if !ok {
             return Err(ReceiptError::BadSignature(*node));
         }

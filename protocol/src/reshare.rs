@@ -134,10 +134,7 @@ pub fn retired_by(
     genesis
         .roster
         .get(usize::from(node))
-        .and_then(|entry| <[u8; 32]>::try_from(entry.node_key.as_slice()).ok())
-        .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
-        .zip(ed25519_dalek::Signature::from_slice(signature).ok())
-        .is_some_and(|(vk, sig)| vk.verify_strict(&message, &sig).is_ok())
+        .is_some_and(|entry| entry.signed(&message, signature))
 }
 
 /// Domain tag of a node's statement that it never sealed, and never will seal, the generation

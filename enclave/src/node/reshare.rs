@@ -307,7 +307,7 @@ fn start<E: Curve>(
         old,
         members,
         context,
-        others: usize::from(nodes) - 1,
+        others: usize::from(nodes).saturating_sub(1),
         commitments: BTreeMap::new(),
         sub_shares: BTreeMap::new(),
         confirmations: BTreeMap::new(),
@@ -586,12 +586,7 @@ impl Node {
                 node,
                 ..claimed.clone()
             };
-            let verifies = <[u8; 32]>::try_from(entry.node_key.as_slice())
-                .ok()
-                .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
-                .zip(ed25519_dalek::Signature::from_slice(signature).ok())
-                .is_some_and(|(vk, sig)| vk.verify_strict(&receipt.message(), &sig).is_ok());
-            if !verifies {
+            if !entry.signed(&receipt.message(), signature) {
                 return Err(NodeError::Refused(format!(
                     "node {node}'s receipt does not show it sealed generation {generation} of \
                      key {key_id} as this node did (same key, threshold and request): the old \

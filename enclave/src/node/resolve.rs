@@ -233,18 +233,8 @@ impl Node {
             )));
         }
         for ((node, entry), statement) in (0u16..).zip(roster).zip(statements) {
-            let verifies = <[u8; 32]>::try_from(entry.node_key.as_slice())
-                .ok()
-                .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
-                .zip(ed25519_dalek::Signature::from_slice(statement).ok())
-                .is_some_and(|(vk, sig)| {
-                    vk.verify_strict(
-                        &disowned_message(&cluster, node, key_id, generation, &hash),
-                        &sig,
-                    )
-                    .is_ok()
-                });
-            if !verifies {
+            let message = disowned_message(&cluster, node, key_id, generation, &hash);
+            if !entry.signed(&message, statement) {
                 return Err(NodeError::Refused(format!(
                     "node {node}'s statement does not disown generation {generation} of key \
                      {key_id} by that request"

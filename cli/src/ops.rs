@@ -211,7 +211,9 @@ pub async fn create_key(
 
 /// Reshares (or, at the key's own threshold, refreshes) `key`, as the pinned genesis verified
 /// it: from its current generation to `threshold`, dealt by `dealers` (default: the first
-/// threshold-many nodes), approved by `admins`. The answer is the key's new record, unverified.
+/// threshold-many nodes), approved by `admins`; `refresh_every` sets the key's refresh
+/// schedule (seconds; `Some(0)` turns it off, `None` keeps it). The answer is the key's new
+/// record, unverified.
 pub async fn reshare_key(
     api: &ApiClient,
     cluster: ClusterId,
@@ -219,6 +221,7 @@ pub async fn reshare_key(
     threshold: u16,
     dealers: Option<&[u16]>,
     admins: &[SigningKey],
+    refresh_every: Option<u64>,
 ) -> anyhow::Result<KeyInfo> {
     let generation = key.receipts.as_ref().map_or(0, |r| r.generation);
     let dealers: Vec<u16> = match dealers {
@@ -226,7 +229,14 @@ pub async fn reshare_key(
         None => (0..key.threshold).collect(),
     };
     let request = requests::approve(
-        &requests::reshare_key(cluster, &key.key_id, generation, threshold, &dealers),
+        &requests::reshare_key(
+            cluster,
+            &key.key_id,
+            generation,
+            threshold,
+            &dealers,
+            refresh_every,
+        ),
         admins,
     );
     api.post(
@@ -547,5 +557,51 @@ mod tests {
         assert_eq!(percentile(&s, 99.0), 99.0);
         assert_eq!(percentile(&[7.0], 99.0), 7.0);
         assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+}
+
+/// A refresh schedule as `--every` takes it: `off`, or a period like `90d`, `12h`, `30m`,
+/// `45s` or a number of seconds; the seconds (0: off).
+pub fn parse_every(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    if s == "off" {
+        return Ok(0);
+    }
+    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?}: a period is `off` or a number with s, m, h or d"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(format!("{s:?}: the unit is s, m, h or d")),
+    };
+    match n.checked_mul(scale) {
+        Some(0) | None => Err(format!("{s:?}: a period is at least 1 s (or `off`)")),
+        Some(secs) => Ok(secs),
+    }
+}
+
+#[cfg(test)]
+mod every_tests {
+    use super::parse_every;
+
+    #[test]
+    fn periods_parse_to_seconds_and_bad_ones_name_themselves() {
+        assert_eq!(parse_every("off"), Ok(0));
+        assert_eq!(parse_every("90d"), Ok(90 * 86_400));
+        assert_eq!(parse_every("12h"), Ok(43_200));
+        assert_eq!(parse_every("30m"), Ok(1_800));
+        assert_eq!(parse_every("45s"), Ok(45));
+        assert_eq!(parse_every("600"), Ok(600));
+        for bad in ["", "0", "0d", "d", "3w", "-1h", "99999999999999999999d"] {
+            let e = parse_every(bad).unwrap_err();
+            assert!(e.contains(&format!("{bad:?}")), "{e}");
+        }
     }
 }

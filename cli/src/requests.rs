@@ -115,13 +115,15 @@ pub fn create_key(
     }
 }
 
-/// A resharing (a refresh at the key's own threshold) of `key_id` from `generation`.
+/// A resharing (a refresh at the key's own threshold) of `key_id` from `generation`;
+/// `refresh_every` sets the key's refresh schedule (`Some(0)`: off; `None`: unchanged).
 pub fn reshare_key(
     cluster: ClusterId,
     key_id: &str,
     generation: u32,
     threshold: u16,
     dealers: &[u16],
+    refresh_every: Option<u64>,
 ) -> protocol::reshare::ReshareKey {
     let t = now();
     protocol::reshare::ReshareKey {
@@ -134,6 +136,7 @@ pub fn reshare_key(
         request_id: request_id(),
         created: t,
         expiry: t + VALIDITY_SECS,
+        refresh_every,
     }
 }
 

@@ -86,6 +86,14 @@ pub struct Config {
     /// Node health check interval, milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub health_interval_ms: u64,
+    /// How often keys are checked for a due scheduled refresh, and for a resharing left
+    /// unfinished, seconds.
+    #[arg(long, default_value_t = 30)]
+    pub schedule_interval_secs: u64,
+    /// How long a resharing may stay unfinished before the coordinator resolves it by itself,
+    /// seconds (far longer than a resharing takes: a resolution of one under way fails it).
+    #[arg(long, default_value_t = 1800)]
+    pub resolve_after_secs: u64,
     /// JSON-RPC endpoint of a chain, `CHAIN[:NETWORK]=URL` (repeat): the prepare endpoint
     /// fetches EVM nonces and fees and Solana blockhashes from it.
     #[arg(long = "rpc", value_parser = crate::chains::parse_rpc)]
@@ -182,6 +190,8 @@ impl Config {
                 self.pool_paths.clone()
             },
             health_interval: Duration::from_millis(self.health_interval_ms.max(50)),
+            schedule_interval: Duration::from_secs(self.schedule_interval_secs.max(1)),
+            resolve_after: Duration::from_secs(self.resolve_after_secs.max(1)),
             chains: ChainSettings {
                 registry,
                 rpc: self.rpc.iter().cloned().collect(),

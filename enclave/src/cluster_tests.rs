@@ -52,6 +52,9 @@ struct Cluster {
     genesis: Approved<protocol::genesis::Genesis>,
     /// Sealed blobs each node's proxy would store.
     blobs: Vec<Vec<ByteBuf>>,
+    /// How far every node's clock was moved ahead (`TestHook::ClockAhead`): sessions and
+    /// requests made here are dated by it.
+    ahead: std::cell::Cell<u64>,
 }
 
 impl Cluster {
@@ -77,6 +80,7 @@ impl Cluster {
             approvers,
             genesis: approved,
             blobs,
+            ahead: std::cell::Cell::new(0),
         };
         c.admit_all();
         c
@@ -93,7 +97,8 @@ impl Cluster {
         kind: SessionKind,
         tamper: impl FnMut(u16, &mut Vec<PeerEnvelope>),
     ) -> BTreeMap<u16, Outcome> {
-        self.run_in(fresh_session_id(), participants, kind, tamper)
+        let session = crate::testkit::session_id_ahead(self.ahead.get());
+        self.run_in(session, participants, kind, tamper)
     }
 
     fn run_in(
@@ -211,7 +216,7 @@ impl Cluster {
         path: Vec<u32>,
         payload: Payload,
     ) -> Approved<SignRequest> {
-        let t = now();
+        let t = now() + self.ahead.get();
         let request = SignRequest {
             v: protocol::policy::SIGN_REQUEST_VERSION,
             cluster: self.genesis.request.cluster_id(),

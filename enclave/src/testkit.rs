@@ -88,10 +88,16 @@ fn boot_measured(
 
 /// A fresh session id (random, expiring in ten minutes: session ids carry their expiry).
 pub fn fresh_session_id() -> ByteBuf {
+    session_id_ahead(0)
+}
+
+/// A fresh session id for enclaves whose clocks run `ahead` seconds ahead of this machine's.
+pub fn session_id_ahead(ahead: u64) -> ByteBuf {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
-        .as_secs();
+        .as_secs()
+        + ahead;
     let mut rest = [0u8; 24];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut rest);
     ByteBuf::from(protocol::session::session_id_expiring(now + 600, &rest).to_vec())

@@ -50,6 +50,76 @@ pub struct ReshareKey {
     pub created: u64,
     /// Valid until (Unix seconds).
     pub expiry: u64,
+    /// The key's refresh schedule from the new generation on: `Some(0)` turns it off,
+    /// `Some(s)` lets the coordinator refresh the key, unapproved, once its current generation
+    /// is `s` seconds old at a node ([`scheduled_refresh`]); `None` keeps the key's schedule.
+    /// Absent from the canonical bytes when `None`, so a request without it is what it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_every: Option<u64>,
+}
+
+impl ReshareKey {
+    /// Whether this is the shape of a scheduled refresh: the request the coordinator makes
+    /// itself, with no approvals, once a key's schedule is due. Each node accepts it only for a
+    /// key whose sealed schedule is on and due at that node, at the key's own threshold, and
+    /// never with a schedule of its own (only the admins set one).
+    pub fn is_scheduled_shape(&self, key_threshold: u16) -> bool {
+        self.threshold == key_threshold && self.refresh_every.is_none()
+    }
+}
+
+/// A key's refresh schedule, as each node holds it sealed with the key's current generation:
+/// the period (0: off) and when this node sealed the generation (its own clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Schedule {
+    /// Seconds between refreshes; 0: no scheduled refresh.
+    pub every: u64,
+    /// When this node sealed the current generation (Unix seconds, this node's clock).
+    pub since: u64,
+}
+
+/// Why a node refuses an unapproved (scheduled) refresh.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    /// The key has no refresh schedule: a resharing needs the admins' approvals.
+    #[error(
+        "key has no refresh schedule: a resharing or refresh needs the admin quorum's approvals"
+    )]
+    Off,
+    /// The request changes the threshold or the schedule: only the admins do that.
+    #[error("a scheduled refresh keeps the key's threshold ({0}) and schedule")]
+    NotARefresh(u16),
+    /// The current generation is not old enough yet at this node.
+    #[error("the next scheduled refresh is due at {due} (this node's clock: {now})")]
+    NotDue {
+        /// When the refresh is due.
+        due: u64,
+        /// This node's clock.
+        now: u64,
+    },
+}
+
+/// Checks an unapproved refresh of a key against its sealed schedule at `now`: the key's
+/// threshold and schedule unchanged, the schedule on, and the current generation at least
+/// `every` seconds old. A coordinator can thus refresh a key no more often than the admins
+/// chose, and never change who can sign with it.
+pub fn scheduled_refresh(
+    request: &ReshareKey,
+    key_threshold: u16,
+    schedule: Schedule,
+    now: u64,
+) -> Result<(), ScheduleError> {
+    if schedule.every == 0 {
+        return Err(ScheduleError::Off);
+    }
+    if !request.is_scheduled_shape(key_threshold) {
+        return Err(ScheduleError::NotARefresh(key_threshold));
+    }
+    let due = schedule.since.saturating_add(schedule.every);
+    if now < due {
+        return Err(ScheduleError::NotDue { due, now });
+    }
+    Ok(())
 }
 
 impl Canonical for ReshareKey {
@@ -158,4 +228,68 @@ pub fn disowned_message(
     request: &[u8; 32],
 ) -> Vec<u8> {
     statement(DISOWNED_DOMAIN, cluster, node, key_id, generation, request)
+}
+
+#[cfg(test)]
+mod schedule_tests {
+    use super::*;
+
+    fn refresh(threshold: u16, refresh_every: Option<u64>) -> ReshareKey {
+        ReshareKey {
+            v: RESHARE_VERSION,
+            cluster: ClusterId([7; 32]),
+            key_id: "k".into(),
+            generation: 3,
+            threshold,
+            dealers: vec![0, 1],
+            request_id: ByteBuf::from(vec![1; 16]),
+            created: 0,
+            expiry: 10,
+            refresh_every,
+        }
+    }
+
+    #[test]
+    fn a_scheduled_refresh_is_due_exactly_every_seconds_after_the_generation() {
+        let on = Schedule {
+            every: 100,
+            since: 1_000,
+        };
+        let r = refresh(2, None);
+        assert_eq!(
+            scheduled_refresh(&r, 2, on, 1_099),
+            Err(ScheduleError::NotDue {
+                due: 1_100,
+                now: 1_099
+            })
+        );
+        assert_eq!(scheduled_refresh(&r, 2, on, 1_100), Ok(()));
+        assert_eq!(
+            scheduled_refresh(&r, 2, Schedule::default(), u64::MAX),
+            Err(ScheduleError::Off)
+        );
+        assert_eq!(
+            scheduled_refresh(&refresh(3, None), 2, on, 5_000),
+            Err(ScheduleError::NotARefresh(2))
+        );
+        assert_eq!(
+            scheduled_refresh(&refresh(2, Some(100)), 2, on, 5_000),
+            Err(ScheduleError::NotARefresh(2))
+        );
+        // No overflow at the end of time.
+        let late = Schedule {
+            every: u64::MAX,
+            since: u64::MAX,
+        };
+        assert!(scheduled_refresh(&r, 2, late, u64::MAX - 1).is_err());
+    }
+
+    #[test]
+    fn a_request_without_a_schedule_has_the_canonical_bytes_it_had() {
+        // The field is left out when absent: requests signed before it existed still verify.
+        let bytes = refresh(2, None).canonical_bytes();
+        assert!(!bytes.windows(13).any(|w| w == b"refresh_every"));
+        let bytes = refresh(2, Some(0)).canonical_bytes();
+        assert!(bytes.windows(13).any(|w| w == b"refresh_every"));
+    }
 }

@@ -87,6 +87,7 @@ impl Setup {
             threshold,
             dealers,
             &self.admins,
+            None,
         )
         .await?;
         let info = self.trust.verify_key(info)?.info().clone();
@@ -207,7 +208,7 @@ async fn a_key_is_reshared_and_refreshed_through_the_api_and_survives_enclave_cr
     );
 
     // A resharing of a generation that is no longer current is refused, naming it.
-    let stale = ops::reshare_key(&s.api, s.trust.cluster_id(), &key, 2, None, &s.admins)
+    let stale = ops::reshare_key(&s.api, s.trust.cluster_id(), &key, 2, None, &s.admins, None)
         .await
         .unwrap_err()
         .to_string();
@@ -303,7 +304,19 @@ async fn an_enclave_crash_during_a_resharing_leaves_exactly_one_usable_generatio
                     args[i + 1] = proxies.next().unwrap().clone();
                 }
             }
-            args.extend(["--health-interval-ms", "500"].map(String::from));
+            // The background pass resolves a resharing left unfinished for 30 s: long after
+            // the one in flight has failed, so it cannot race it.
+            args.extend(
+                [
+                    "--health-interval-ms",
+                    "500",
+                    "--schedule-interval-secs",
+                    "1",
+                    "--resolve-after-secs",
+                    "30",
+                ]
+                .map(String::from),
+            );
         })
         .unwrap();
     cluster.restart("coordinator").await.unwrap();
@@ -351,7 +364,7 @@ async fn an_enclave_crash_during_a_resharing_leaves_exactly_one_usable_generatio
         let (api, cluster_id, admins) = (s.api.clone(), s.trust.cluster_id(), s.admins.clone());
         let info = current.info().clone();
         let call = tokio::spawn(async move {
-            ops::reshare_key(&api, cluster_id, &info, 2, None, &admins).await
+            ops::reshare_key(&api, cluster_id, &info, 2, None, &admins, None).await
         });
         tokio::time::sleep(delay / 2).await;
         if call.is_finished() {
@@ -374,10 +387,28 @@ async fn an_enclave_crash_during_a_resharing_leaves_exactly_one_usable_generatio
     let sig = s.sign("crashing", b"without node 2").await.unwrap();
     cohort_tests::verify_eddsa(&pk, b"without node 2", &sig);
 
-    // Node 2 back from its parent's blobs: the unfinished resharing is resolved first, then a
-    // resharing to 3-of-3 needs every node's share of one generation, and all three sign.
+    // Node 2 back from its parent's blobs: the coordinator resolves the unfinished resharing
+    // by itself, with no request for the key (no node had it current: every node disowns it
+    // and it is abandoned). Then a resharing to 3-of-3 needs every node's share of one
+    // generation, and all three sign.
     cluster.restart_enclave(2).await.unwrap();
     wait_all_healthy(&s.api).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // (Or, had every node sealed it before the crash, it is retired into everywhere.)
+    while !cohort_tests::audit_log(&s.api).await.iter().any(|r| {
+        let resolved = r.entry.action == "abandon_generation"
+            || r.entry
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.contains("resolved"));
+        resolved && r.entry.outcome == "ok" && r.entry.credential.as_deref() == Some("background")
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "the unfinished resharing was not resolved in the background"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let current = s.trust.fetch_key(&s.api, "crashing").await.unwrap();
@@ -402,5 +433,141 @@ async fn an_enclave_crash_during_a_resharing_leaves_exactly_one_usable_generatio
                     .is_some_and(|d| d.contains("resolved"))),
         "the unfinished resharing was not resolved"
     );
+    cluster.stop().await.unwrap();
+}
+
+/// A scheduled refresh (issue 19), through real processes: the admins turn on a 2 s schedule
+/// with an approved refresh; the coordinator then refreshes the key by itself, each of its
+/// generations passes every client check, and the audit log names no approver for them.
+/// Turning the schedule off is another approved refresh. (The enclaves' side of it, what a
+/// coordinator cannot make them do, is `enclave/src/cluster_tests/reshare.rs`.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_on_a_refresh_schedule_is_refreshed_by_the_coordinator_alone() {
+    let dir = tempfile::Builder::new()
+        .prefix("reshare-schedule-")
+        .disable_cleanup(std::env::var_os("COHORT_KEEP_DIR").is_some())
+        .tempdir()
+        .unwrap();
+    eprintln!("cluster directory: {}", dir.path().display());
+    let mut options = SimOptions::new(3, dir.path().to_path_buf()).unwrap();
+    options.bin_dir = cohort_tests::bin_dir();
+    options.fixture_primes = true;
+    options.coordinator_args = ["--schedule-interval-secs", "1", "--resolve-after-secs", "1"]
+        .map(String::from)
+        .to_vec();
+    let mut cluster = SimCluster::start(&options).await.unwrap();
+    let api = cluster.info.api().unwrap();
+    wait_up(&api).await;
+    let admins: Vec<SigningKey> = (0..2)
+        .map(|i| SigningKey::from_bytes(&[80 + i; 32]))
+        .collect();
+    let approvers = vec![SigningKey::from_bytes(&[90; 32])];
+    let trust = ops::genesis(
+        &api,
+        &cohort_tests::expectations(&cluster),
+        "schedule",
+        &admins,
+        2,
+    )
+    .await
+    .unwrap();
+    let key = ops::create_key(
+        &api,
+        trust.cluster_id(),
+        "scheduled",
+        Scheme::EddsaEd25519,
+        2,
+        &admins,
+        &[approvers[0].verifying_key().to_bytes()],
+        1,
+    )
+    .await
+    .unwrap();
+    let s = Setup {
+        api,
+        trust,
+        admins,
+        approvers,
+    };
+    let pk = key.public_key.0.clone();
+    let set_schedule = |every: u64| {
+        let s = &s;
+        async move {
+            let current = s.trust.fetch_key(&s.api, "scheduled").await?;
+            let info = ops::reshare_key(
+                &s.api,
+                s.trust.cluster_id(),
+                current.info(),
+                2,
+                None,
+                &s.admins,
+                Some(every),
+            )
+            .await?;
+            anyhow::Ok(s.trust.verify_key(info)?.info().clone())
+        }
+    };
+    let info = set_schedule(2).await.unwrap();
+    assert_eq!(info.refresh_every, 2);
+    // Waits until the key, as a client verifies it, is at `generation` or later.
+    let at_least = |generation: u32| {
+        let s = &s;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                let key = s.trust.fetch_key(&s.api, "scheduled").await;
+                if let Ok(k) = &key
+                    && k.info().receipts.as_ref().unwrap().generation >= generation
+                {
+                    return k.info().clone();
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the key did not reach generation {generation}: {:?}",
+                    key.map(|k| k.info().receipts.clone())
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    // Two refreshes with no request from anyone; each generation verifies as a client checks.
+    let info = at_least(3).await;
+    assert_eq!(
+        (info.public_key.0.as_slice(), info.threshold),
+        (pk.as_slice(), 2)
+    );
+    let sig = s.sign("scheduled", b"refreshed on schedule").await.unwrap();
+    cohort_tests::verify_eddsa(&pk, b"refreshed on schedule", &sig);
+    let scheduled = |records: &[coordinator::api::AuditRecordJson], outcome_ok: bool| {
+        records
+            .iter()
+            .filter(|r| {
+                r.entry.action == "refresh_scheduled" && (r.entry.outcome == "ok") == outcome_ok
+            })
+            .count()
+    };
+    let records = cohort_tests::audit_log(&s.api).await;
+    assert!(scheduled(&records, true) >= 2, "{records:?}");
+    assert!(
+        records
+            .iter()
+            .filter(|r| r.entry.action == "refresh_scheduled")
+            .all(|r| r.entry.actors.is_empty()
+                && r.entry.credential.as_deref() == Some("schedule")),
+        "a scheduled refresh names no approver and the schedule as its credential"
+    );
+
+    // The admins turn it off (retrying while a scheduled refresh holds the key).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let info = loop {
+        match set_schedule(0).await {
+            Ok(info) => break info,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "{e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    assert_eq!(info.refresh_every, 0);
     cluster.stop().await.unwrap();
 }

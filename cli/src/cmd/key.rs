@@ -58,6 +58,12 @@ pub struct ReshareArgs {
     /// Admin key files approving the resharing (at least the genesis quorum).
     #[arg(long = "admin", required = true)]
     admins: Vec<PathBuf>,
+    /// Turn on the key's scheduled refresh with this period (`90d`, `12h`, `30m`, `45s`), or
+    /// `off`; default: the key's schedule is kept. While it is on, the coordinator refreshes
+    /// the key by itself each time its generation is that old, without approvals; each
+    /// enclave allows it no sooner, and never at another threshold.
+    #[arg(long, value_parser = cli::ops::parse_every)]
+    every: Option<u64>,
     #[command(flatten)]
     output: JsonFlag,
 }
@@ -223,6 +229,7 @@ async fn reshare(a: ReshareArgs, refresh: bool) -> anyhow::Result<ExitCode> {
         threshold,
         a.dealers.as_deref(),
         &admins,
+        a.every,
     )
     .await?;
     let info = trust.verify_key(info)?;
@@ -245,8 +252,21 @@ async fn reshare(a: ReshareArgs, refresh: bool) -> anyhow::Result<ExitCode> {
             hex::encode(&k.public_key.0)
         );
         println!("receipts: every node's verified against the pinned genesis");
+        println!("{}", schedule_line(k));
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The key's refresh schedule, as the coordinator reports it.
+fn schedule_line(k: &coordinator::api::KeyInfo) -> String {
+    match k.refresh_every {
+        0 => "refresh:    not scheduled".into(),
+        every => format!(
+            "refresh:    every {every} s, next due at {} (Unix s; as the coordinator reports \
+             it: the enclaves enforce the schedule they sealed)",
+            k.refreshed.saturating_add(every)
+        ),
+    }
 }
 
 async fn show(target: &super::KeyArgs, output: &JsonFlag) -> anyhow::Result<ExitCode> {
@@ -269,6 +289,7 @@ async fn show(target: &super::KeyArgs, output: &JsonFlag) -> anyhow::Result<Exit
             "receipts:   verified: every node of cluster {} signed this key",
             trust.cluster_id()
         );
+        println!("{}", schedule_line(k));
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -140,6 +140,11 @@ pub struct ReshareKeyJson {
     pub created: u64,
     /// Unix seconds.
     pub expiry: u64,
+    /// The key's refresh schedule from the new generation on, in seconds: 0 turns it off;
+    /// absent keeps it. While it is on, the coordinator refreshes the key by itself each time
+    /// its generation is that old (each enclave checks it against the schedule it sealed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_every: Option<u64>,
 }
 
 impl Wire for ReshareKeyJson {
@@ -155,6 +160,7 @@ impl Wire for ReshareKeyJson {
             request_id: buf(&self.request_id),
             created: self.created,
             expiry: self.expiry,
+            refresh_every: self.refresh_every,
         }
     }
     fn from_wire(r: &protocol::reshare::ReshareKey) -> Self {
@@ -168,6 +174,7 @@ impl Wire for ReshareKeyJson {
             request_id: Hex::from(&r.request_id),
             created: r.created,
             expiry: r.expiry,
+            refresh_every: r.refresh_every,
         }
     }
 }

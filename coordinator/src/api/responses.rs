@@ -26,6 +26,18 @@ pub struct KeyInfo {
     /// What every node's enclave signed for this key with its node key: a client holding the
     /// pinned genesis checks the fields above with them (`cohort key show`). `null` for none.
     pub receipts: Option<KeyReceipts>,
+    /// Its refresh schedule in seconds, as the admins last set it (0, left out: off). The
+    /// enclaves hold it sealed and enforce it; this is the coordinator's copy.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refresh_every: u64,
+    /// When its current generation was stored (Unix seconds; 0, left out, for generation 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refreshed: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The key receipts of a key (ADR 0013; `protocol::receipt::KeyReceipt`): the fields every

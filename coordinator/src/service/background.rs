@@ -88,7 +88,8 @@ impl Coordinator {
     }
 
     /// Starts the background tasks: health checks (re-admitting restarted nodes), pool refills,
-    /// the stale-request sweep, and a genesis left half-done by a previous run.
+    /// the stale-request sweep, scheduled refreshes and unfinished resharings
+    /// (`service/schedule.rs`), and a genesis left half-done by a previous run.
     pub fn spawn_background(self: &Arc<Self>) {
         let me = self.clone();
         tokio::spawn(async move {
@@ -156,6 +157,18 @@ impl Coordinator {
                     warn!(error = %e, "stale request sweep");
                 }
                 tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        });
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(me.settings.schedule_interval).await;
+                if !matches!(me.cluster_state().await, Ok(ClusterState::Ready)) {
+                    continue;
+                }
+                if let Err(e) = me.schedule_once().await {
+                    warn!(error = %e, "scheduled refreshes");
+                }
             }
         });
         let me = self.clone();

@@ -42,6 +42,8 @@ pub(super) fn key_info(row: &KeyRow) -> Result<KeyInfo, ApiError> {
             .map(serde_json::from_str)
             .transpose()
             .map_err(|e| err(ErrorCode::Storage, format!("stored receipts: {e}")))?,
+        refresh_every: row.refresh_every,
+        refreshed: row.refreshed,
     })
 }
 
@@ -420,6 +422,9 @@ impl Coordinator {
                     .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
             ),
             pending: None,
+            refresh_every: 0,
+            refreshed: 0,
+            pending_since: 0,
         };
         let stored = row.clone();
         entry.outcome = "ok".into();

@@ -22,6 +22,7 @@ mod keys;
 mod ledger;
 mod pools;
 mod reshare;
+mod schedule;
 mod signing;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,6 +61,12 @@ pub struct Settings {
     pub attest_interval: Duration,
     /// Chains and their JSON-RPC endpoints.
     pub chains: crate::chains::ChainSettings,
+    /// How often keys are checked for a due scheduled refresh and for a resharing left
+    /// unfinished.
+    pub schedule_interval: Duration,
+    /// How long a recorded resharing may stay unfinished before the background pass resolves
+    /// it (longer than a resharing takes: it must not race one under way).
+    pub resolve_after: Duration,
 }
 
 impl Default for Settings {
@@ -73,6 +80,8 @@ impl Default for Settings {
             health_interval: Duration::from_millis(1000),
             attest_interval: Duration::from_secs(10),
             chains: crate::chains::ChainSettings::default(),
+            schedule_interval: Duration::from_secs(30),
+            resolve_after: Duration::from_secs(30 * 60),
         }
     }
 }

@@ -5,10 +5,12 @@
 //! key's threshold and receipts change last, with the audit record; its presignature pool is
 //! emptied (the enclaves dropped them).
 //!
-//! A failure before the retire leaves the old generation current everywhere (a new request
-//! starts over; each node's pending generation is replaced). A failure during the retire
-//! leaves nodes of both generations: the retire is tried again, and a resubmission of the same
-//! request retires what is pending without dealing again.
+//! A failure before the retire leaves the old generation current everywhere; the resharing
+//! stays recorded (`keys.pending`) until it is resolved: retired into where every node sealed
+//! it, else disowned by every node and abandoned. That happens after the failure, before the
+//! key's next resharing, and in the background pass (`service/schedule.rs`) for one left
+//! unfinished. A failure during the retire leaves nodes of both generations: the retire is
+//! tried again, and the resolution retires the rest.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,6 +35,7 @@ use crate::api::{
 };
 use crate::audit::AuditEntry;
 use crate::nodes::{SessionRun, new_session_id, run_session};
+use crate::store::NewGeneration;
 
 /// Each node's receipt signature (node index, bytes).
 type Signatures = Vec<(u16, Vec<u8>)>;
@@ -50,6 +53,16 @@ fn stored_receipts(info: &KeyInfo) -> Result<&KeyReceipts, ApiError> {
     })
 }
 
+/// Who asked for a resharing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// A client, with the admin quorum's approvals.
+    Approved,
+    /// The coordinator itself, on the key's refresh schedule: no approvals; each enclave
+    /// checks it against the schedule it sealed with the key.
+    Schedule,
+}
+
 /// Checks a resharing against the stored key and the cluster; the admins who approved it.
 fn validate(
     key_id: &str,
@@ -57,6 +70,7 @@ fn validate(
     genesis: &GenesisBody,
     nodes: u16,
     key: &KeyInfo,
+    origin: Origin,
 ) -> Result<Vec<String>, ApiError> {
     let invalid = |m: String| err(ErrorCode::InvalidRequest, m);
     let wire = body.to_wire();
@@ -97,6 +111,14 @@ fn validate(
         )));
     }
     check_window(r.created, r.expiry, unix_now())?;
+    if origin == Origin::Schedule {
+        if !r.is_scheduled_shape(key.threshold) || !wire.approvals.is_empty() {
+            return Err(invalid(
+                "a scheduled refresh keeps the key's threshold and schedule, unapproved".into(),
+            ));
+        }
+        return Ok(vec![]);
+    }
     let admins = keys_of(genesis.admins(), "admin")?;
     check_approvals(r, &wire.approvals, &admins, genesis.admin_quorum())
 }
@@ -198,7 +220,7 @@ fn request_hash(request: &ReshareKeyJson) -> [u8; 32] {
 }
 
 /// How an unfinished resharing ended.
-enum Resolved {
+pub(super) enum Resolved {
     /// Every node had sealed it: it is the key's current generation now.
     Retired(Box<KeyInfo>),
     /// A node never sealed it: every node that did dropped it.
@@ -214,7 +236,9 @@ impl Coordinator {
         credential: String,
     ) -> Result<KeyInfo, ApiError> {
         let started = Instant::now();
-        let result = self.reshare(&key_id, body, credential).await;
+        let result = self
+            .reshare(&key_id, body, credential, Origin::Approved)
+            .await;
         self.metrics.observe("reshare_key", started.elapsed());
         if let Err(e) = &result {
             self.metrics.failure("reshare_key", e.code.as_str());
@@ -222,11 +246,12 @@ impl Coordinator {
         result
     }
 
-    async fn reshare(
+    pub(super) async fn reshare(
         self: &Arc<Self>,
         key_id: &str,
         body: ApprovedJson<ReshareKeyJson>,
         credential: String,
+        origin: Origin,
     ) -> Result<KeyInfo, ApiError> {
         let genesis = self.cluster().await?;
         let nodes = self.nodes.count();
@@ -257,11 +282,15 @@ impl Coordinator {
             }
         }
         let key = key_info(&row)?;
-        let actors = validate(key_id, &body, &genesis, nodes, &key)?;
+        let actors = validate(key_id, &body, &genesis, nodes, &key, origin)?;
         not_before(body.request.created).await;
         let request = body.request.clone();
         let entry = AuditEntry {
-            action: "reshare_key".into(),
+            action: match origin {
+                Origin::Approved => "reshare_key",
+                Origin::Schedule => "refresh_scheduled",
+            }
+            .into(),
             actors,
             key_id: Some(key_id.to_string()),
             payload_digests: vec![],
@@ -271,12 +300,18 @@ impl Coordinator {
             request_id: Some(hex::encode(&request.request_id.0)),
             credential: Some(credential.clone()),
             detail: Some(format!(
-                "generation {} -> {}, threshold {} -> {}, dealers {:?}, request sha256 {}",
+                "generation {} -> {}, threshold {} -> {}, dealers {:?}, refresh schedule {}, \
+                 request sha256 {}",
                 request.generation,
                 request.generation + 1,
                 key.threshold,
                 request.threshold,
                 request.dealers,
+                match request.refresh_every {
+                    None => "unchanged".to_string(),
+                    Some(0) => "off".to_string(),
+                    Some(s) => format!("every {s} s"),
+                },
                 hex::encode(request_hash(&request))
             )),
         };
@@ -285,7 +320,7 @@ impl Coordinator {
             serde_json::to_string(&body).map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
         let (id, recorded) = (key_id.to_string(), json.clone());
         if !self
-            .db(move |s| s.start_key_pending(&id, &recorded))
+            .db(move |s| s.start_key_pending(&id, &recorded, unix_now()))
             .await?
         {
             return Err(err(
@@ -322,7 +357,7 @@ impl Coordinator {
         }
     }
 
-    async fn stored_key(&self, key_id: &str) -> Result<crate::store::KeyRow, ApiError> {
+    pub(super) async fn stored_key(&self, key_id: &str) -> Result<crate::store::KeyRow, ApiError> {
         let id = key_id.to_string();
         self.db(move |s| s.key(&id))
             .await?
@@ -332,7 +367,7 @@ impl Coordinator {
     /// Resolves a resharing that did not finish everywhere (`enclave/src/node/resolve.rs`):
     /// every node sealed it (it is retired into), or no node has it current (every node
     /// disowns it, then every node holding it abandons it on all their statements).
-    async fn resolve(
+    pub(super) async fn resolve(
         self: &Arc<Self>,
         genesis: &GenesisBody,
         key_id: &str,
@@ -576,11 +611,17 @@ impl Coordinator {
         let json = serde_json::to_string(&receipts)
             .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
         let expected = row.receipts.clone().unwrap_or_default();
-        let (id, threshold) = (key_id.to_string(), request.threshold);
+        let (id, threshold, refresh_every) =
+            (key_id.to_string(), request.threshold, request.refresh_every);
         entry.outcome = "ok".into();
         let updated = self
             .db(move |s| {
-                s.update_key_generation(&id, threshold, &json, &expected, unix_now(), &entry)
+                let generation = NewGeneration {
+                    threshold,
+                    receipts: &json,
+                    refresh_every,
+                };
+                s.update_key_generation(&id, &generation, &expected, unix_now(), &entry)
             })
             .await?;
         if !updated {
@@ -594,6 +635,8 @@ impl Coordinator {
         let mut info = key.clone();
         info.threshold = request.threshold;
         info.receipts = Some(receipts);
+        info.refresh_every = request.refresh_every.unwrap_or(key.refresh_every);
+        info.refreshed = unix_now();
         Ok(info)
     }
 }

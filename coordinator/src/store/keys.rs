@@ -24,6 +24,12 @@ pub struct KeyRow {
     pub receipts: Option<String>,
     /// A resharing started and not finished everywhere (JSON of the approved request).
     pub pending: Option<String>,
+    /// Its refresh schedule, seconds (0: off).
+    pub refresh_every: u64,
+    /// When its current generation was stored (Unix seconds).
+    pub refreshed: u64,
+    /// When its pending resharing was recorded (Unix seconds; 0: none).
+    pub pending_since: u64,
 }
 
 fn key_row(r: &Row) -> Result<KeyRow, StoreError> {
@@ -38,11 +44,29 @@ fn key_row(r: &Row) -> Result<KeyRow, StoreError> {
         created: r.int(6)? as u64,
         receipts: r.opt_text(7)?,
         pending: r.opt_text(8)?,
+        refresh_every: r.int(9)? as u64,
+        refreshed: r.int(10)? as u64,
+        pending_since: r.int(11)? as u64,
     })
 }
 
-const KEY_COLUMNS: &str =
-    "key_id, scheme, threshold, public_key, chain_code, policy, created, receipts, pending";
+const KEY_COLUMNS: &str = "key_id, scheme, threshold, public_key, chain_code, policy, created, \
+     receipts, pending, refresh_every, refreshed, pending_since";
+
+/// A Unix time or period as a column value (saturating: the columns are signed).
+fn secs(t: u64) -> Value {
+    Value::Int(i64::try_from(t).unwrap_or(i64::MAX))
+}
+
+/// A key's new generation, as a resharing leaves it.
+pub struct NewGeneration<'a> {
+    /// The new threshold.
+    pub threshold: u16,
+    /// The new receipts (JSON of `api::KeyReceipts`).
+    pub receipts: &'a str,
+    /// The schedule the resharing set (`None`: unchanged).
+    pub refresh_every: Option<u64>,
+}
 
 impl Store {
     /// Stores a new key with its audit record; `false` if the id is taken.
@@ -55,7 +79,8 @@ impl Store {
         self.transaction(|tx| {
             let n = tx.exec(
                 &format!(
-                    "INSERT INTO keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                    "INSERT INTO keys ({KEY_COLUMNS})
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                      ON CONFLICT (key_id) DO NOTHING"
                 ),
                 &[
@@ -68,6 +93,9 @@ impl Store {
                     Value::Int(key.created as i64),
                     Value::OptText(key.receipts.clone()),
                     Value::OptText(key.pending.clone()),
+                    secs(key.refresh_every),
+                    secs(key.refreshed),
+                    secs(key.pending_since),
                 ],
             )?;
             if n == 1 {
@@ -84,22 +112,33 @@ impl Store {
     pub fn update_key_generation(
         &mut self,
         key_id: &str,
-        threshold: u16,
-        receipts: &str,
+        generation: &NewGeneration<'_>,
         expected: &str,
         time: u64,
         entry: &AuditEntry,
     ) -> Result<bool, StoreError> {
         self.transaction(|tx| {
+            // The schedule changes only where the resharing set one.
+            let schedule = if generation.refresh_every.is_some() {
+                ", refresh_every = $6"
+            } else {
+                ""
+            };
+            let mut values = vec![
+                Value::Int(generation.threshold.into()),
+                Value::Text(generation.receipts.into()),
+                secs(time),
+                Value::Text(key_id.into()),
+                Value::Text(expected.into()),
+            ];
+            values.extend(generation.refresh_every.map(secs));
             let n = tx.exec(
-                "UPDATE keys SET threshold = $1, receipts = $2, pending = NULL
-                 WHERE key_id = $3 AND receipts = $4",
-                &[
-                    Value::Int(threshold.into()),
-                    Value::Text(receipts.into()),
-                    Value::Text(key_id.into()),
-                    Value::Text(expected.into()),
-                ],
+                &format!(
+                    "UPDATE keys SET threshold = $1, receipts = $2, pending = NULL,
+                         pending_since = 0, refreshed = $3{schedule}
+                     WHERE key_id = $4 AND receipts = $5"
+                ),
+                &values,
             )?;
             if n == 1 {
                 tx.exec(
@@ -112,13 +151,23 @@ impl Store {
         })
     }
 
-    /// Records a key's resharing before any node deals: `false`, changing nothing, if one is
-    /// recorded already (another coordinator's, or an unresolved one).
-    pub fn start_key_pending(&mut self, key_id: &str, pending: &str) -> Result<bool, StoreError> {
+    /// Records a resharing of a key about to start (JSON of the approved request) at `time`,
+    /// if none is recorded: `false` if another one is.
+    pub fn start_key_pending(
+        &mut self,
+        key_id: &str,
+        pending: &str,
+        time: u64,
+    ) -> Result<bool, StoreError> {
         self.transaction(|tx| {
             Ok(tx.exec(
-                "UPDATE keys SET pending = $1 WHERE key_id = $2 AND pending IS NULL",
-                &[Value::Text(pending.into()), Value::Text(key_id.into())],
+                "UPDATE keys SET pending = $1, pending_since = $2
+                 WHERE key_id = $3 AND pending IS NULL",
+                &[
+                    Value::Text(pending.into()),
+                    secs(time),
+                    Value::Text(key_id.into()),
+                ],
             )? == 1)
         })
     }
@@ -134,11 +183,42 @@ impl Store {
     ) -> Result<bool, StoreError> {
         self.transaction(|tx| {
             let n = tx.exec(
-                "UPDATE keys SET pending = NULL WHERE key_id = $1 AND pending = $2",
+                "UPDATE keys SET pending = NULL, pending_since = 0
+                 WHERE key_id = $1 AND pending = $2",
                 &[Value::Text(key_id.into()), Value::Text(expected.into())],
             )?;
             tx.append_audit(time, entry)?;
             Ok(n == 1)
+        })
+    }
+
+    /// Keys whose refresh schedule is due at `now` (on, no resharing recorded, the current
+    /// generation at least `refresh_every` old), by id.
+    pub fn keys_due_for_refresh(&mut self, now: u64) -> Result<Vec<String>, StoreError> {
+        self.transaction(|tx| {
+            tx.query(
+                "SELECT key_id FROM keys
+                 WHERE refresh_every > 0 AND pending IS NULL AND refreshed + refresh_every <= $1
+                 ORDER BY key_id",
+                &[secs(now)],
+            )?
+            .iter()
+            .map(|r| r.text(0))
+            .collect()
+        })
+    }
+
+    /// Keys with a resharing recorded before `cutoff` and not resolved since, by id.
+    pub fn keys_left_pending(&mut self, cutoff: u64) -> Result<Vec<String>, StoreError> {
+        self.transaction(|tx| {
+            tx.query(
+                "SELECT key_id FROM keys WHERE pending IS NOT NULL AND pending_since < $1
+                 ORDER BY key_id",
+                &[secs(cutoff)],
+            )?
+            .iter()
+            .map(|r| r.text(0))
+            .collect()
         })
     }
 

@@ -77,6 +77,16 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         version: 5,
         sql: "ALTER TABLE keys ADD COLUMN pending TEXT",
     },
+    // Issue 19: a key's refresh schedule (seconds, 0: off, as the admins last approved it),
+    // when its current generation was stored, and when its pending resharing was recorded
+    // (0: none): the background pass refreshes keys that are due and resolves resharings left
+    // unfinished.
+    Migration {
+        version: 6,
+        sql: "ALTER TABLE keys ADD COLUMN refresh_every INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE keys ADD COLUMN refreshed INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE keys ADD COLUMN pending_since INTEGER NOT NULL DEFAULT 0;",
+    },
 ];
 
 /// The latest schema version this build knows.

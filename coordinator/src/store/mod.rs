@@ -26,7 +26,7 @@ pub use audit::verify_log;
 pub use cluster::ClusterRow;
 pub use connect::{PostgresTls, TlsMode};
 pub use credentials::{CredentialRow, NonceUse, Registered, Revoked};
-pub use keys::KeyRow;
+pub use keys::{KeyRow, NewGeneration};
 pub use migrations::latest_schema_version;
 pub use presignatures::PresigRow;
 pub use requests::{Begin, RequestRow};

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use protocol::policy::{Approved, Canonical, Scheme};
 use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt, verify_key_receipts};
 use protocol::reshare::{RESHARE_VERSION, ReshareKey};
-use protocol::session::{Outcome, SessionKind};
+use protocol::session::{FailureCode, Outcome, SessionKind};
 use protocol::{EnclaveRequest, EnclaveResponse};
 use serde_bytes::ByteBuf;
 use sha2::Digest;
@@ -33,6 +33,8 @@ struct Record {
     share: ByteBuf,
     generation: u32,
     current: bool,
+    #[serde(default)]
+    refresh_every: u64,
 }
 
 fn open_record(blob: &[u8], kind: BlobKind, key_id: &str) -> Record {
@@ -68,7 +70,7 @@ impl Cluster {
         dealers: &[u16],
         admins: &[usize],
     ) -> Approved<ReshareKey> {
-        let t = now();
+        let t = now() + self.ahead.get();
         let request = ReshareKey {
             v: RESHARE_VERSION,
             cluster: self.genesis.request.cluster_id(),
@@ -79,6 +81,7 @@ impl Cluster {
             request_id: request_id(),
             created: t,
             expiry: t + 300,
+            refresh_every: None,
         };
         let keys: Vec<&ed25519_dalek::SigningKey> =
             admins.iter().map(|i| &self.admins[*i]).collect();
@@ -90,6 +93,38 @@ impl Cluster {
 
     fn all(&self) -> Vec<u16> {
         (0..self.enclaves.len() as u16).collect()
+    }
+
+    /// A refresh of `key_id` from `generation` with no approvals at all, as a coordinator makes
+    /// one on a key's schedule.
+    fn unapproved(
+        &self,
+        key_id: &str,
+        generation: u32,
+        threshold: u16,
+        refresh_every: Option<u64>,
+    ) -> Approved<ReshareKey> {
+        let mut a = self.reshare_request(key_id, generation, threshold, &[0, 1], &[]);
+        assert!(a.approvals.is_empty());
+        a.request.refresh_every = refresh_every;
+        a
+    }
+
+    /// An admin-approved refresh of `key_id` from `generation` that sets its schedule.
+    fn scheduling(&self, key_id: &str, generation: u32, every: u64) -> Approved<ReshareKey> {
+        let mut a = self.reshare_request(key_id, generation, 2, &[1, 2], &[]);
+        a.request.refresh_every = Some(every);
+        let keys: Vec<&ed25519_dalek::SigningKey> = self.admins[..2].iter().collect();
+        a.approvals = crate::testkit::approve(&a.request, &keys);
+        a
+    }
+
+    /// Moves every node's clock `secs` forward.
+    fn clocks_ahead(&self, secs: u64) {
+        for e in &self.enclaves {
+            e.test_hook(crate::node::TestHook::ClockAhead(secs));
+        }
+        self.ahead.set(self.ahead.get() + secs);
     }
 
     /// Runs a resharing and checks that it succeeded everywhere: the same public key, receipts
@@ -843,4 +878,148 @@ fn a_second_resharing_of_a_generation_cannot_split_the_cluster() {
     c.retire_all(KEY, &gen2);
     let out = c.sign_message(&[0, 2], KEY, b"generation 2");
     verify_eddsa(&pk, b"generation 2", &signature_of(&out).0);
+}
+
+/// Every node's failure message, asserting that every node failed with `code`.
+fn failed_everywhere(out: &BTreeMap<u16, Outcome>, code: FailureCode) -> Vec<String> {
+    out.iter()
+        .map(|(node, o)| match o {
+            Outcome::Failed {
+                code: c, message, ..
+            } if *c == code => message.clone(),
+            other => panic!("node {node}: {other:?}, expected {code}"),
+        })
+        .collect()
+}
+
+/// A scheduled refresh (issue 19): the admins turn a key's schedule on with an approved
+/// refresh; from then on the coordinator may refresh the key with no approvals, but only as
+/// the schedule each node sealed allows. The attacks of a compromised coordinator: refresh a
+/// key that has no schedule, refresh before it is due (to drain presignature pools), change
+/// the threshold or the schedule under a "refresh", or disown its way past a schedule.
+#[test]
+fn an_unapproved_refresh_runs_only_as_the_keys_sealed_schedule_allows() {
+    const KEY: &str = "scheduled";
+    const DAY: u64 = 86_400;
+    let mut c = Cluster::new(3);
+    let pk = c.create_key(KEY, Scheme::EddsaEd25519, 2);
+
+    // No schedule: an unapproved refresh is refused everywhere, and it cannot be disowned
+    // either (an unapproved request names nothing the nodes accept).
+    let attack = c.unapproved(KEY, 0, 2, None);
+    let out = c.run(
+        &c.all(),
+        SessionKind::ReshareKey {
+            request: attack.clone(),
+        },
+        |_, _| {},
+    );
+    for m in failed_everywhere(&out, FailureCode::Refused) {
+        assert!(m.contains("no refresh schedule"), "{m}");
+    }
+    let out = c.run(
+        &c.all(),
+        SessionKind::DisownGeneration { request: attack },
+        |_, _| {},
+    );
+    failed_everywhere(&out, FailureCode::Refused);
+
+    // The admins turn a daily refresh on, with a refresh; each node seals the schedule.
+    let gen1 = c.reshare(c.scheduling(KEY, 0, DAY), Scheme::EddsaEd25519, &pk);
+    for blob in c.retire_all(KEY, &gen1) {
+        assert_eq!(
+            open_record(&blob, BlobKind::EddsaShare, KEY).refresh_every,
+            DAY
+        );
+    }
+
+    // Not due yet at any node: refused, nothing changes (a coordinator cannot drain the
+    // key's presignatures by refreshing it over and over).
+    let early = c.unapproved(KEY, 1, 2, None);
+    let out = c.run(
+        &c.all(),
+        SessionKind::ReshareKey { request: early },
+        |_, _| {},
+    );
+    for m in failed_everywhere(&out, FailureCode::NotYet) {
+        assert!(m.contains("due at"), "{m}");
+    }
+    c.clocks_ahead(DAY);
+    // Due now; but an unapproved request that changes the threshold or the schedule is not a
+    // refresh: refused everywhere.
+    for attack in [
+        c.unapproved(KEY, 1, 3, None),
+        c.unapproved(KEY, 1, 2, Some(1)),
+        c.unapproved(KEY, 1, 2, Some(0)),
+    ] {
+        let out = c.run(
+            &c.all(),
+            SessionKind::ReshareKey { request: attack },
+            |_, _| {},
+        );
+        for m in failed_everywhere(&out, FailureCode::Refused) {
+            assert!(m.contains("keeps the key's threshold"), "{m}");
+        }
+    }
+    // Disowning a scheduled refresh is allowed (it is the key's own kind of request), and it
+    // spends the request: it can never run afterwards.
+    let spent = c.unapproved(KEY, 1, 2, None);
+    let out = c.run(
+        &c.all(),
+        SessionKind::DisownGeneration {
+            request: spent.clone(),
+        },
+        |_, _| {},
+    );
+    assert!(
+        out.values()
+            .all(|o| matches!(o, Outcome::Disowned { sealed: None, .. })),
+        "{out:?}"
+    );
+    let out = c.run(
+        &c.all(),
+        SessionKind::ReshareKey { request: spent },
+        |_, _| {},
+    );
+    failed_everywhere(&out, FailureCode::Replayed);
+
+    // The scheduled refresh itself: every share changes, the key and its schedule stay.
+    let gen2 = c.reshare(c.unapproved(KEY, 1, 2, None), Scheme::EddsaEd25519, &pk);
+    for (node, blob) in gen2.sealed.iter().enumerate() {
+        assert_ne!(
+            eddsa_secret(blob, KEY),
+            eddsa_secret(&gen1.sealed[node], KEY),
+            "node {node}'s share did not change"
+        );
+    }
+    for blob in c.retire_all(KEY, &gen2) {
+        let record = open_record(&blob, BlobKind::EddsaShare, KEY);
+        assert_eq!((record.generation, record.refresh_every), (2, DAY));
+    }
+    let out = c.sign_message(&[0, 2], KEY, b"refreshed on schedule");
+    verify_eddsa(&pk, b"refreshed on schedule", &signature_of(&out).0);
+    // The schedule starts again from the refresh: the next one is not due.
+    let out = c.run(
+        &c.all(),
+        SessionKind::ReshareKey {
+            request: c.unapproved(KEY, 2, 2, None),
+        },
+        |_, _| {},
+    );
+    failed_everywhere(&out, FailureCode::NotYet);
+
+    // The admins turn it off: no unapproved refresh is accepted again, however late.
+    let gen3 = c.reshare(c.scheduling(KEY, 2, 0), Scheme::EddsaEd25519, &pk);
+    c.retire_all(KEY, &gen3);
+    c.clocks_ahead(10 * DAY);
+    let out = c.run(
+        &c.all(),
+        SessionKind::ReshareKey {
+            request: c.unapproved(KEY, 3, 2, None),
+        },
+        |_, _| {},
+    );
+    for m in failed_everywhere(&out, FailureCode::Refused) {
+        assert!(m.contains("no refresh schedule"), "{m}");
+    }
 }

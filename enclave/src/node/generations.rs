@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt};
+use protocol::reshare::Schedule;
 use protocol::session::Outcome;
 use serde_bytes::ByteBuf;
 use tracing::info;
@@ -23,6 +24,16 @@ pub(super) struct Pending {
     pub(super) share: Share,
     /// Disowned (`node/resolve.rs`): never to be retired into, only abandoned.
     pub(super) frozen: bool,
+    /// The refresh schedule the generation carries (the key's once it is retired into).
+    pub(super) schedule: Schedule,
+}
+
+/// The refresh schedule sealed in a record.
+fn schedule_of(record: &KeyRecord) -> Schedule {
+    Schedule {
+        every: record.refresh_every,
+        since: record.since,
+    }
 }
 
 /// A 32-byte request hash from a record (`None` if absent or malformed).
@@ -59,14 +70,26 @@ impl Node {
             .keys
             .get(key_id)
             .ok_or_else(|| NodeError::Refused(format!("unknown key {key_id}")))?;
-        let (share, threshold, generation, request) = match (&key.pending, pending) {
-            (Some(p), true) => (&p.share, p.threshold, p.generation, Some(p.request_hash)),
+        let (share, threshold, generation, request, schedule) = match (&key.pending, pending) {
+            (Some(p), true) => (
+                &p.share,
+                p.threshold,
+                p.generation,
+                Some(p.request_hash),
+                p.schedule,
+            ),
             (None, true) => {
                 return Err(NodeError::Refused(format!(
                     "key {key_id} has no pending generation"
                 )));
             }
-            (_, false) => (&key.share, key.threshold, key.generation, key.request),
+            (_, false) => (
+                &key.share,
+                key.threshold,
+                key.generation,
+                key.request,
+                key.schedule,
+            ),
         };
         let record = KeyRecord {
             key_id: key_id.to_string(),
@@ -78,6 +101,8 @@ impl Node {
             current,
             request: request.map(|r| ByteBuf::from(r.to_vec())),
             frozen: !current,
+            refresh_every: schedule.every,
+            since: schedule.since,
         };
         let mut plain = Zeroizing::new(Vec::new());
         ciborium::into_writer(&record, &mut *plain)
@@ -100,6 +125,7 @@ impl Node {
         key.threshold = p.threshold;
         key.generation = p.generation;
         key.request = Some(p.request_hash);
+        key.schedule = p.schedule;
         Ok(())
     }
 
@@ -135,6 +161,11 @@ impl Node {
                 "the new generation's key is not the key's".into(),
             ));
         }
+        // The schedule starts again from the moment this node sealed the new generation.
+        let schedule = Schedule {
+            every: r.refresh_every,
+            since: self.now(),
+        };
         let record = KeyRecord {
             key_id: r.key_id.clone(),
             scheme: share.scheme(),
@@ -145,6 +176,8 @@ impl Node {
             current: false,
             request: Some(ByteBuf::from(r.request_hash.to_vec())),
             frozen: false,
+            refresh_every: schedule.every,
+            since: schedule.since,
         };
         let receipt = self.sign_receipt(KeyReceipt {
             v: KEY_RECEIPT_VERSION,
@@ -174,6 +207,7 @@ impl Node {
                 request_hash: r.request_hash,
                 share,
                 frozen: false,
+                schedule,
             });
         }
         Ok(Outcome::KeyReshared {
@@ -225,6 +259,7 @@ pub(super) fn generations(
         let mut key = Key::new(record.threshold, &record.policy, share)?;
         key.generation = record.generation;
         key.request = hash32(&record.request);
+        key.schedule = schedule_of(&record);
         keys.insert(record.key_id.clone(), key);
     }
     for (record, share) in pending {
@@ -240,6 +275,7 @@ pub(super) fn generations(
                     request_hash,
                     share,
                     frozen: record.frozen,
+                    schedule: schedule_of(&record),
                 });
             }
             _ => {

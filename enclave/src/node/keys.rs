@@ -47,6 +47,14 @@ pub(super) struct KeyRecord {
     /// A pending generation disowned: never to be retired into, only abandoned.
     #[serde(default)]
     pub(super) frozen: bool,
+    /// The key's refresh schedule with this generation, seconds (0: off; set only by an
+    /// admin-approved resharing, `protocol::reshare::scheduled_refresh`).
+    #[serde(default)]
+    pub(super) refresh_every: u64,
+    /// When this node sealed this generation (Unix seconds, this enclave's clock; 0 in records
+    /// sealed before schedules existed): a scheduled refresh is due `refresh_every` after it.
+    #[serde(default)]
+    pub(super) since: u64,
 }
 
 fn current_by_default() -> bool {
@@ -134,6 +142,8 @@ pub(super) struct Key {
     pub(super) request: Option<[u8; 32]>,
     /// The next generation, sealed by a resharing and not retired into yet: it signs nothing.
     pub(super) pending: Option<super::generations::Pending>,
+    /// The current generation's refresh schedule, as sealed with it.
+    pub(super) schedule: protocol::reshare::Schedule,
 }
 
 impl Key {
@@ -151,6 +161,7 @@ impl Key {
             generation: 0,
             request: None,
             pending: None,
+            schedule: protocol::reshare::Schedule::default(),
         })
     }
 }
@@ -565,6 +576,8 @@ impl Node {
             current: true,
             request: Some(ByteBuf::from(request_hash.to_vec())),
             frozen: false,
+            refresh_every: 0,
+            since: self.now(),
         };
         let mut plain = Zeroizing::new(Vec::new());
         ciborium::into_writer(&record, &mut *plain)

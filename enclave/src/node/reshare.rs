@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use protocol::policy::{Approved, Canonical};
 use protocol::receipt::KeyReceipt;
-use protocol::reshare::{RESHARE_VERSION, ReshareKey};
+use protocol::reshare::{RESHARE_VERSION, ReshareKey, ScheduleError, scheduled_refresh};
 use protocol::session::Outcome;
 use reshare::generic_ec::{Curve, Point, SecretScalar};
 use reshare::{Commitments, NewShare, OldCommittee, Points, ReshareError, sealed};
@@ -64,6 +64,8 @@ pub(super) struct Resharing {
     pub(super) request_id: Vec<u8>,
     pub(super) created: u64,
     pub(super) expiry: u64,
+    /// The new generation's refresh schedule (seconds; 0: off).
+    pub(super) refresh_every: u64,
 }
 
 /// Makes this node's key share of the new generation from its redistributed share.
@@ -386,9 +388,8 @@ impl Node {
         let cheat = self.take_cheat();
         let r = &request.request;
         let g = self.check_request((r.v, RESHARE_VERSION), &r.cluster, &r.request_id)?;
-        let (me, nodes, quorum) = (g.node, g.nodes, g.admin_quorum);
-        let admins = keys32(&g.admins)?;
-        check_approvals(r, &request.approvals, &admins, quorum)?;
+        let (me, nodes) = (g.node, g.nodes);
+        self.authorize_reshare(request, true)?;
         self.guard
             .check(&reshare_use(r), r.created, r.expiry, self.now())?;
         let key = self
@@ -437,6 +438,7 @@ impl Node {
         }
         let request_hash: [u8; 32] = sha2::Sha256::digest(r.canonical_bytes()).into();
         let threshold = r.threshold;
+        let refresh_every = r.refresh_every.unwrap_or(key.schedule.every);
         let part = Part {
             me,
             nodes,
@@ -482,10 +484,46 @@ impl Node {
             request_id: r.request_id.to_vec(),
             created: r.created,
             expiry: r.expiry,
+            refresh_every,
         };
         Ok(Start::new(machine, Purpose::ReshareKey(resharing), first)
             .holding(hold)
             .sealed_under(data_key))
+    }
+
+    /// Whether `request` may reshare its key: approved by the admin quorum, or, with no
+    /// approvals at all, a refresh the key's sealed schedule allows
+    /// ([`protocol::reshare::scheduled_refresh`]; with `due`, also that it is due by this
+    /// enclave's clock: a resolution of one started earlier does not need that).
+    pub(super) fn authorize_reshare(
+        &self,
+        request: &Approved<ReshareKey>,
+        due: bool,
+    ) -> Result<(), NodeError> {
+        let r = &request.request;
+        if !request.approvals.is_empty() {
+            let g = self.genesis()?;
+            let admins = keys32(&g.admins)?;
+            check_approvals(r, &request.approvals, &admins, g.admin_quorum)?;
+            return Ok(());
+        }
+        let key = self
+            .keys
+            .get(&r.key_id)
+            .ok_or_else(|| NodeError::Refused(format!("unknown key {}", r.key_id)))?;
+        // Not due yet only for this check: any schedule allows a resolution of its own refresh.
+        let now = if due { self.now() } else { u64::MAX };
+        match scheduled_refresh(r, key.threshold, key.schedule, now) {
+            Ok(()) => Ok(()),
+            Err(e @ ScheduleError::NotDue { .. }) => Err(NodeError::NotYet(format!(
+                "an unapproved refresh of key {}: {e}",
+                r.key_id
+            ))),
+            Err(e) => Err(NodeError::Refused(format!(
+                "an unapproved resharing of key {}: {e}",
+                r.key_id
+            ))),
+        }
     }
 
     #[cfg(test)]

@@ -24,7 +24,6 @@ use tracing::info;
 use super::membership::MembershipError;
 use super::single_use::{key_id_use, reshare_use};
 use super::{Node, NodeError, bad, internal};
-use crate::policy::{check_approvals, keys32};
 
 /// A resharing request checked for this node: its key id, the generation it makes and its hash.
 struct Named {
@@ -38,9 +37,8 @@ impl Node {
     /// quorum) and that no session changing the key's shares runs.
     fn named(&self, request: &Approved<ReshareKey>) -> Result<Named, NodeError> {
         let r = &request.request;
-        let g = self.check_request((r.v, RESHARE_VERSION), &r.cluster, &r.request_id)?;
-        let admins = keys32(&g.admins)?;
-        check_approvals(r, &request.approvals, &admins, g.admin_quorum)?;
+        self.check_request((r.v, RESHARE_VERSION), &r.cluster, &r.request_id)?;
+        self.authorize_reshare(request, false)?;
         if self.in_flight.contains(&key_id_use(&r.key_id)) {
             return Err(NodeError::InProgress(format!(
                 "a session of key {} that changes its shares is running",

@@ -582,8 +582,9 @@ pub fn parse_every(s: &str) -> Result<u64, String> {
         _ => return Err(format!("{s:?}: the unit is s, m, h or d")),
     };
     match n.checked_mul(scale) {
-        Some(0) | None => Err(format!("{s:?}: a period is at least 1 s (or `off`)")),
-        Some(secs) => Ok(secs),
+        Some(0) => Err(format!("{s:?}: a period is at least 1 s (or `off`)")),
+        Some(secs) if secs <= protocol::reshare::MAX_REFRESH_EVERY => Ok(secs),
+        _ => Err(format!("{s:?}: a period is at most ten years")),
     }
 }
 
@@ -599,7 +600,16 @@ mod every_tests {
         assert_eq!(parse_every("30m"), Ok(1_800));
         assert_eq!(parse_every("45s"), Ok(45));
         assert_eq!(parse_every("600"), Ok(600));
-        for bad in ["", "0", "0d", "d", "3w", "-1h", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "0",
+            "0d",
+            "d",
+            "3w",
+            "-1h",
+            "3700d",
+            "99999999999999999999d",
+        ] {
             let e = parse_every(bad).unwrap_err();
             assert!(e.contains(&format!("{bad:?}")), "{e}");
         }

@@ -5,8 +5,8 @@
 
 use coordinator::audit::verify_chain;
 use coordinator::store::{
-    Begin, ClusterRow, ClusterState, KeyRow, PresigRow, PresigState, RequestState, Store,
-    StoreError, latest_schema_version, verify_log,
+    Begin, ClusterRow, ClusterState, KeyRow, NewGeneration, PresigRow, PresigState, RequestState,
+    Store, StoreError, latest_schema_version, verify_log,
 };
 
 mod common;
@@ -93,6 +93,9 @@ fn state_suite(store: &mut Store) {
         created: 9,
         receipts: Some("{\"signatures\":[]}".into()),
         pending: None,
+        refresh_every: 0,
+        refreshed: 0,
+        pending_since: 0,
     };
     assert!(store.insert_key(&key, 7, &entry(4)).unwrap());
     assert!(!store.insert_key(&key, 7, &entry(5)).unwrap());
@@ -103,23 +106,44 @@ fn state_suite(store: &mut Store) {
     // Issue 19: a resharing recorded as pending, then the key's next generation, replaced only
     // over the receipts it was reshared from (another coordinator's change wins), which clears
     // the pending resharing.
-    assert!(store.start_key_pending("btc", "{\"p\":1}").unwrap());
+    assert!(store.start_key_pending("btc", "{\"p\":1}", 20).unwrap());
     assert!(
-        !store.start_key_pending("btc", "{\"p\":2}").unwrap(),
+        !store.start_key_pending("btc", "{\"p\":2}", 21).unwrap(),
         "a second resharing is refused while one is recorded"
     );
     assert_eq!(
         store.key("btc").unwrap().unwrap().pending.as_deref(),
         Some("{\"p\":1}")
     );
+    // Left unfinished: found by the background pass only once recorded before its cutoff.
+    assert_eq!(
+        store.keys_left_pending(20, 25).unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        store.keys_left_pending(21, 25).unwrap(),
+        vec!["btc".to_string()]
+    );
+    let scheduled = |every| NewGeneration {
+        threshold: 3,
+        receipts: "{\"g\":1}",
+        refresh_every: every,
+    };
     assert!(
         !store
-            .update_key_generation("btc", 3, "{\"g\":1}", "stale", 9, &entry(5))
+            .update_key_generation("btc", &scheduled(Some(100)), "stale", 9, &entry(5))
             .unwrap()
     );
+    // The resharing turns a 100 s refresh schedule on.
     assert!(
         store
-            .update_key_generation("btc", 3, "{\"g\":1}", "{\"signatures\":[]}", 9, &entry(5))
+            .update_key_generation(
+                "btc",
+                &scheduled(Some(100)),
+                "{\"signatures\":[]}",
+                30,
+                &entry(5)
+            )
             .unwrap()
     );
     let k = store.key("btc").unwrap().unwrap();
@@ -127,6 +151,47 @@ fn state_suite(store: &mut Store) {
         (k.threshold, k.receipts.as_deref(), k.pending),
         (3, Some("{\"g\":1}"), None)
     );
+    assert_eq!(
+        (k.refresh_every, k.refreshed, k.pending_since),
+        (100, 30, 0)
+    );
+    assert!(store.keys_left_pending(u64::MAX, 25).unwrap().is_empty());
+    // A resharing recorded by a coordinator from before migration 6 (no time): it waits as if
+    // recorded at the first pass that sees it.
+    let old_one = KeyRow {
+        key_id: "old".into(),
+        pending: Some("{\"p\":0}".into()),
+        ..store.key("btc").unwrap().unwrap()
+    };
+    assert!(store.insert_key(&old_one, 31, &entry(6)).unwrap());
+    assert!(store.keys_left_pending(20, 50).unwrap().is_empty());
+    assert_eq!(store.key("old").unwrap().unwrap().pending_since, 50);
+    assert_eq!(
+        store.keys_left_pending(51, 80).unwrap(),
+        vec!["old".to_string()]
+    );
+    // Due exactly 100 s after the generation was stored, and not while a resharing is recorded.
+    assert!(store.keys_due_for_refresh(129).unwrap().is_empty());
+    assert_eq!(
+        store.keys_due_for_refresh(130).unwrap(),
+        vec!["btc".to_string()]
+    );
+    assert!(store.start_key_pending("btc", "{\"p\":3}", 131).unwrap());
+    assert!(store.keys_due_for_refresh(500).unwrap().is_empty());
+    // A scheduled refresh keeps the schedule (None); one that turns it off clears it.
+    assert!(
+        store
+            .update_key_generation("btc", &scheduled(None), "{\"g\":1}", 140, &entry(6))
+            .unwrap()
+    );
+    let k = store.key("btc").unwrap().unwrap();
+    assert_eq!((k.refresh_every, k.refreshed, k.pending), (100, 140, None));
+    assert!(
+        store
+            .update_key_generation("btc", &scheduled(Some(0)), "{\"g\":1}", 150, &entry(7))
+            .unwrap()
+    );
+    assert!(store.keys_due_for_refresh(u64::MAX).unwrap().is_empty());
 
     // Idempotency: the first caller owns the request; the second finds it.
     assert_eq!(
@@ -269,7 +334,7 @@ fn sqlite_store() {
     let mut again = Store::sqlite(&path).unwrap();
     assert_eq!(again.schema_version().unwrap(), latest_schema_version());
     assert!(again.audit_page(0, 100).unwrap().len() > 3);
-    assert_eq!(again.keys().unwrap().len(), 1);
+    assert_eq!(again.keys().unwrap().len(), 2);
 }
 
 #[test]

@@ -68,6 +68,9 @@ impl ReshareKey {
     }
 }
 
+/// The longest refresh schedule a resharing may set: ten years, in seconds.
+pub const MAX_REFRESH_EVERY: u64 = 10 * 365 * 86_400 + 2 * 86_400;
+
 /// A key's refresh schedule, as each node holds it sealed with the key's current generation:
 /// the period (0: off) and when this node sealed the generation (its own clock).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -113,6 +113,11 @@ pub enum SessionKind {
         generation: u32,
         /// Every node's receipt signature over the new generation, by node index.
         receipts: Vec<ByteBuf>,
+        /// For a node that froze the generation (it disowned it): another node's signed word
+        /// that it is current there (node index, [`crate::reshare::retired_message`]
+        /// signature), which retires it here too. Absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thaw: Option<(u16, ByteBuf)>,
     },
     /// Ask where a resharing that did not finish everywhere stands, changing nothing: a node
     /// that sealed the generation `request` makes answers [`Outcome::Sealed`] with its receipt

@@ -455,7 +455,7 @@ async fn a_key_on_a_refresh_schedule_is_refreshed_by_the_coordinator_alone() {
     options.coordinator_args = ["--schedule-interval-secs", "1", "--resolve-after-secs", "1"]
         .map(String::from)
         .to_vec();
-    let mut cluster = SimCluster::start(&options).await.unwrap();
+    let cluster = SimCluster::start(&options).await.unwrap();
     let api = cluster.info.api().unwrap();
     wait_up(&api).await;
     let admins: Vec<SigningKey> = (0..2)

@@ -122,6 +122,8 @@ pub struct Coordinator {
     /// Credentials as last read, briefly (`credentials::CREDENTIAL_CACHE_TTL`): a flood of
     /// calls under made-up or real names costs the store one read per name and second.
     credential_cache: Mutex<credentials::CredentialCache>,
+    /// Keys whose scheduled refresh failed, left alone for a while (`schedule::Backoff`).
+    schedule_backoff: Mutex<schedule::Backoff>,
 }
 
 /// Keeps the count of live signing requests while alive.
@@ -167,6 +169,7 @@ impl Coordinator {
             ready_genesis: std::sync::OnceLock::new(),
             key_cache: Mutex::new(std::collections::HashMap::new()),
             credential_cache: Mutex::new(Default::default()),
+            schedule_backoff: Mutex::new(Default::default()),
         })
     }
 

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use protocol::policy::Canonical;
 use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt, verify_key_receipts};
-use protocol::reshare::{RESHARE_VERSION, retired_by};
+use protocol::reshare::{MAX_REFRESH_EVERY, RESHARE_VERSION, retired_by};
 use protocol::session::{FailureCode, Outcome, SessionKind};
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
@@ -98,6 +98,11 @@ fn validate(
     if r.threshold < 2 || r.threshold > nodes {
         return Err(invalid(format!(
             "the threshold must be between 2 and {nodes}"
+        )));
+    }
+    if r.refresh_every.is_some_and(|e| e > MAX_REFRESH_EVERY) {
+        return Err(invalid(format!(
+            "a refresh schedule is at most {MAX_REFRESH_EVERY} s (ten years)"
         )));
     }
     if !r.dealers.windows(2).all(|w| w[0] < w[1])
@@ -257,6 +262,15 @@ impl Coordinator {
         let nodes = self.nodes.count();
         let all = self.every_node("a resharing").await?;
         let mut row = self.stored_key(key_id).await?;
+        // A scheduled refresh never resolves another resharing: that one may be under way at
+        // another coordinator (helper-39, finding 4); the background pass resolves it once it
+        // is old enough.
+        if origin == Origin::Schedule && row.pending.is_some() {
+            return Err(err(
+                ErrorCode::Refused,
+                format!("a resharing of key {key_id} is recorded: the scheduled refresh waits"),
+            ));
+        }
         // An earlier resharing that did not finish everywhere is resolved first: no node takes
         // another while one is pending.
         if let Some(previous) = row.pending.clone() {
@@ -442,12 +456,18 @@ impl Coordinator {
             credential: Some(credential.to_string()),
             detail: Some(detail),
         };
-        if sealed.len() == all.len() && !frozen {
+        // Every node sealed it and none froze it, or some node has it current (then it can never
+        // be abandoned, and a node that froze it is thawed by that node's statement).
+        if sealed.len() == all.len() && (!frozen || !current.is_empty()) {
             let key = key_info(row)?;
             check_receipts(genesis, &key, request, &all, &sealed)
                 .map_err(|(code, message)| err(code, message))?;
             let entry = entry(
-                "reshare_key",
+                if approved.approvals.is_empty() {
+                    "refresh_scheduled"
+                } else {
+                    "reshare_key"
+                },
                 format!(
                     "generation {} -> {generation} resolved: sealed by every node (request \
                      sha256 {})",
@@ -462,9 +482,9 @@ impl Coordinator {
         }
         if !current.is_empty() {
             return Err(unresolved(format!(
-                "it is current at nodes {current:?} but cannot be retired into everywhere (a \
-                 node did not seal it or froze it): the old generation signs where it is \
-                 current; see docs/threat-model.md"
+                "it is current at nodes {current:?} but not every node still holds it (a \
+                 node's blob of it is gone): the old generation signs where it is current; \
+                 see docs/threat-model.md"
             )));
         }
         // No node has it current: every node makes sure none ever will, then it is dropped.
@@ -528,17 +548,23 @@ impl Coordinator {
             return Err(err(ErrorCode::KeygenFailed, "legacy_genesis"));
         };
         let genesis = approved.request.to_wire();
-        let retire = SessionKind::RetireGeneration {
-            key_id: key_id.to_string(),
-            generation,
-            receipts: signatures
-                .iter()
-                .map(|(_, s)| ByteBuf::from(s.clone()))
-                .collect(),
-        };
+        let receipts: Vec<ByteBuf> = signatures
+            .iter()
+            .map(|(_, s)| ByteBuf::from(s.clone()))
+            .collect();
         let mut pending: Vec<u16> = all.clone();
-        let mut retired = Vec::new();
+        let mut retired: Vec<NodeReceipt> = Vec::new();
         for _ in 0..RETIRE_TRIES {
+            // A node that froze the generation (it disowned it) retires into it on another
+            // node's statement that it is current there (helper-39, finding 1).
+            let retire = SessionKind::RetireGeneration {
+                key_id: key_id.to_string(),
+                generation,
+                receipts: receipts.clone(),
+                thaw: retired
+                    .first()
+                    .map(|r| (r.node, ByteBuf::from(r.signature.0.clone()))),
+            };
             let run = run_session(
                 &self.nodes,
                 &new_session_id(),

@@ -11,6 +11,7 @@
 //! resolved here too once it has been recorded for `resolve_after`, without waiting for the
 //! key's next request.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,6 +26,37 @@ use crate::api::{ApiError, ApprovedJson, ClusterHex, ErrorCode, Hex, KeyInfo, Re
 
 /// How long a scheduled refresh request stays valid (seconds).
 const SCHEDULED_VALIDITY_SECS: u64 = 300;
+/// The first wait after a key's scheduled refresh failed (seconds); it doubles while the key
+/// keeps failing, up to [`BACKOFF_MAX`]. A refusal at the enclaves (its clock behind this
+/// coordinator's, a node down) then costs a few attempts an hour, not one per pass.
+const BACKOFF_MIN: u64 = 30;
+/// The longest wait between a failing key's attempts (seconds).
+const BACKOFF_MAX: u64 = 3_600;
+
+/// Keys whose scheduled refresh failed: when each may be tried again and the wait after that.
+#[derive(Debug, Default)]
+pub(super) struct Backoff(HashMap<String, (u64, u64)>);
+
+impl Backoff {
+    /// Whether `key_id` may be tried at `now`.
+    fn ready(&self, key_id: &str, now: u64) -> bool {
+        self.0.get(key_id).is_none_or(|(at, _)| *at <= now)
+    }
+
+    /// `key_id` failed at `now`: its next try waits, longer each time.
+    fn failed(&mut self, key_id: &str, now: u64) {
+        let wait = self.0.get(key_id).map_or(BACKOFF_MIN, |(_, w)| *w);
+        self.0.insert(
+            key_id.to_string(),
+            (now.saturating_add(wait), (wait * 2).min(BACKOFF_MAX)),
+        );
+    }
+
+    /// `key_id` was refreshed: no wait.
+    fn succeeded(&mut self, key_id: &str) {
+        self.0.remove(key_id);
+    }
+}
 
 impl Coordinator {
     /// One background pass: resolves the resharings recorded more than `resolve_after` ago
@@ -33,7 +65,7 @@ impl Coordinator {
     pub async fn schedule_once(self: &Arc<Self>) -> Result<Vec<String>, ApiError> {
         let now = unix_now();
         let cutoff = now.saturating_sub(self.settings.resolve_after.as_secs());
-        for key_id in self.db(move |s| s.keys_left_pending(cutoff)).await? {
+        for key_id in self.db(move |s| s.keys_left_pending(cutoff, now)).await? {
             match self.resolve_stored(&key_id).await {
                 Ok(()) => info!(key = %key_id, "an unfinished resharing resolved"),
                 Err(e) => warn!(key = %key_id, error = %e, "an unfinished resharing"),
@@ -41,11 +73,15 @@ impl Coordinator {
         }
         let mut refreshed = Vec::new();
         for key_id in self.db(move |s| s.keys_due_for_refresh(now)).await? {
+            if !self.backoff().ready(&key_id, now) {
+                continue;
+            }
             let started = Instant::now();
             let result = self.refresh_on_schedule(&key_id).await;
             self.metrics.observe("refresh_scheduled", started.elapsed());
             match result {
                 Ok(info) => {
+                    self.backoff().succeeded(&key_id);
                     info!(
                         key = %key_id,
                         generation = info.receipts.as_ref().map_or(0, |r| r.generation),
@@ -54,12 +90,19 @@ impl Coordinator {
                     refreshed.push(key_id);
                 }
                 Err(e) => {
+                    self.backoff().failed(&key_id, unix_now());
                     self.metrics.failure("refresh_scheduled", e.code.as_str());
                     warn!(key = %key_id, error = %e, "scheduled refresh");
                 }
             }
         }
         Ok(refreshed)
+    }
+
+    fn backoff(&self) -> std::sync::MutexGuard<'_, Backoff> {
+        self.schedule_backoff
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Resolves key `key_id`'s recorded resharing, if it still has one.
@@ -105,5 +148,26 @@ impl Coordinator {
         };
         self.reshare(key_id, body, "schedule".into(), Origin::Schedule)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_key_waits_longer_each_time_and_not_after_a_success() {
+        let mut b = Backoff::default();
+        assert!(b.ready("k", 0));
+        b.failed("k", 100);
+        assert!(!b.ready("k", 129) && b.ready("k", 130) && b.ready("other", 100));
+        b.failed("k", 130);
+        assert!(!b.ready("k", 189) && b.ready("k", 190));
+        for _ in 0..20 {
+            b.failed("k", 1_000);
+        }
+        assert!(b.ready("k", 1_000 + BACKOFF_MAX));
+        b.succeeded("k");
+        assert!(b.ready("k", 0));
     }
 }

@@ -118,28 +118,25 @@ impl Store {
         entry: &AuditEntry,
     ) -> Result<bool, StoreError> {
         self.transaction(|tx| {
-            // The schedule changes only where the resharing set one.
-            let schedule = if generation.refresh_every.is_some() {
-                ", refresh_every = $6"
-            } else {
-                ""
-            };
-            let mut values = vec![
-                Value::Int(generation.threshold.into()),
-                Value::Text(generation.receipts.into()),
-                secs(time),
-                Value::Text(key_id.into()),
-                Value::Text(expected.into()),
-            ];
-            values.extend(generation.refresh_every.map(secs));
             let n = tx.exec(
-                &format!(
-                    "UPDATE keys SET threshold = $1, receipts = $2, pending = NULL,
-                         pending_since = 0, refreshed = $3{schedule}
-                     WHERE key_id = $4 AND receipts = $5"
-                ),
-                &values,
+                "UPDATE keys SET threshold = $1, receipts = $2, pending = NULL,
+                     pending_since = 0, refreshed = $3
+                 WHERE key_id = $4 AND receipts = $5",
+                &[
+                    Value::Int(generation.threshold.into()),
+                    Value::Text(generation.receipts.into()),
+                    secs(time),
+                    Value::Text(key_id.into()),
+                    Value::Text(expected.into()),
+                ],
             )?;
+            // The schedule changes only where the resharing set one.
+            if let (1, Some(every)) = (n, generation.refresh_every) {
+                tx.exec(
+                    "UPDATE keys SET refresh_every = $1 WHERE key_id = $2",
+                    &[secs(every), Value::Text(key_id.into())],
+                )?;
+            }
             if n == 1 {
                 tx.exec(
                     "DELETE FROM presignatures WHERE key_id = $1",
@@ -198,7 +195,7 @@ impl Store {
         self.transaction(|tx| {
             tx.query(
                 "SELECT key_id FROM keys
-                 WHERE refresh_every > 0 AND pending IS NULL AND refreshed + refresh_every <= $1
+                 WHERE refresh_every > 0 AND pending IS NULL AND refreshed <= $1 - refresh_every
                  ORDER BY key_id",
                 &[secs(now)],
             )?
@@ -208,9 +205,15 @@ impl Store {
         })
     }
 
-    /// Keys with a resharing recorded before `cutoff` and not resolved since, by id.
-    pub fn keys_left_pending(&mut self, cutoff: u64) -> Result<Vec<String>, StoreError> {
+    /// Keys with a resharing recorded before `cutoff` and not resolved since, by id. A
+    /// resharing recorded without a time (by a coordinator from before migration 6) is given
+    /// `now` first, so it waits like one recorded now.
+    pub fn keys_left_pending(&mut self, cutoff: u64, now: u64) -> Result<Vec<String>, StoreError> {
         self.transaction(|tx| {
+            tx.exec(
+                "UPDATE keys SET pending_since = $1 WHERE pending IS NOT NULL AND pending_since = 0",
+                &[secs(now)],
+            )?;
             tx.query(
                 "SELECT key_id FROM keys WHERE pending IS NOT NULL AND pending_since < $1
                  ORDER BY key_id",

@@ -195,12 +195,25 @@ impl Cluster {
         generation: u32,
         receipts: &[ByteBuf],
     ) -> BTreeMap<u16, Outcome> {
+        self.retire_thawing(nodes, key_id, generation, receipts, None)
+    }
+
+    /// Retires as [`Self::retire`], showing `thaw` (another node's retired statement).
+    fn retire_thawing(
+        &self,
+        nodes: &[u16],
+        key_id: &str,
+        generation: u32,
+        receipts: &[ByteBuf],
+        thaw: Option<(u16, ByteBuf)>,
+    ) -> BTreeMap<u16, Outcome> {
         self.run(
             nodes,
             SessionKind::RetireGeneration {
                 key_id: key_id.into(),
                 generation,
                 receipts: receipts.to_vec(),
+                thaw,
             },
             |_, _| {},
         )
@@ -640,15 +653,15 @@ fn a_cheating_dealer_is_named_and_no_node_keeps_a_new_generation() {
 /// generation approved (by making the first look failed) must not be able to retire one
 /// resharing at some nodes and the other elsewhere. A pending generation is never replaced: a
 /// second request is refused while one is pending. A resharing that did not finish everywhere
-/// is resolved: every node sealed it (retire), or a node that never sealed it disowns it and
-/// the others abandon it on that node's signed word.
+/// is resolved: every node sealed it (retire), or every node disowns it and it is abandoned on
+/// all their statements; a node that froze it while another retired into it is thawed by that
+/// node's signed word (helper-39).
 #[test]
 fn a_second_resharing_of_a_generation_cannot_split_the_cluster() {
     const KEY: &str = "split";
     let mut c = Cluster::new(3);
     let pk = c.create_key(KEY, Scheme::EddsaEd25519, 2);
-    let gen0_2 = c.blobs[2].pop().unwrap();
-    let _ = (c.blobs[0].pop(), c.blobs[1].pop());
+    let _ = (c.blobs[0].pop(), c.blobs[1].pop(), c.blobs[2].pop());
 
     // Request A runs everywhere; the coordinator keeps its receipts and does not retire.
     let a = c.reshare_request(KEY, 0, 3, &[0, 1], &[0, 1]);
@@ -722,14 +735,16 @@ fn a_second_resharing_of_a_generation_cannot_split_the_cluster() {
         matches!(&out[&1], Outcome::Failed { message, .. } if message.contains("node 0's statement")),
         "{out:?}"
     );
-    // Node 1 retires into A; node 2, which froze A, never does (the price of its statement:
-    // a frozen generation is only abandoned), so the test's cluster starts over on node 2's
-    // side by a restart from its blobs of generation 0 and A before the freeze.
+    // Node 1 retires into A. Node 2 froze A: the receipts alone no longer retire it there
+    // (that is what its disowning promised while no node had A current).
     let out = c.retire(&[1], KEY, 1, &gen_a.receipts);
-    assert!(
-        matches!(out[&1], Outcome::GenerationRetired { .. }),
-        "{out:?}"
-    );
+    let Outcome::GenerationRetired {
+        statement: retired_1,
+        ..
+    } = out[&1].clone()
+    else {
+        panic!("{out:?}")
+    };
     let out = c.retire(&[2], KEY, 1, &gen_a.receipts);
     assert!(
         matches!(&out[&2], Outcome::Failed { message, .. } if message.contains("frozen")),
@@ -740,8 +755,35 @@ fn a_second_resharing_of_a_generation_cannot_split_the_cluster() {
         !failure(&out).is_empty(),
         "A is 3-of-3: two do not sign: {out:?}"
     );
-    c.restart(2, &[gen0_2.clone(), gen_a.sealed[2].clone()]);
-    c.retire_all(KEY, &gen_a);
+    // helper-39, finding 1 (the open attack of helper-37): left so, the key would be split
+    // for good (node 2 on generation 0, nodes 0 and 1 on A, 3-of-3: nothing signs, and no
+    // resharing can start). Another node's signed word that A is current there thaws it:
+    // not a statement under the wrong node, not node 2's own, not for another generation.
+    for thaw in [
+        (0, retired_1.clone()),
+        (2, retired_1.clone()),
+        (7, retired_1.clone()),
+    ] {
+        let out = c.retire_thawing(&[2], KEY, 1, &gen_a.receipts, Some(thaw));
+        assert!(
+            matches!(&out[&2], Outcome::Failed { message, .. } if message.contains("frozen")),
+            "{out:?}"
+        );
+    }
+    let out = c.retire_thawing(&[2], KEY, 2, &gen_a.receipts, Some((1, retired_1.clone())));
+    assert!(matches!(&out[&2], Outcome::Failed { .. }), "{out:?}");
+    let out = c.retire_thawing(&[2], KEY, 1, &gen_a.receipts, Some((1, retired_1)));
+    let Outcome::GenerationRetired { statement, .. } = &out[&2] else {
+        panic!("{out:?}")
+    };
+    assert!(protocol::reshare::retired_by(
+        &c.genesis.request,
+        2,
+        KEY,
+        1,
+        &gen_a.request,
+        statement
+    ));
     let out = c.sign_message(&[0, 1, 2], KEY, b"A everywhere");
     verify_eddsa(&pk, b"A everywhere", &signature_of(&out).0);
 
@@ -903,29 +945,63 @@ fn an_unapproved_refresh_runs_only_as_the_keys_sealed_schedule_allows() {
     const DAY: u64 = 86_400;
     let mut c = Cluster::new(3);
     let pk = c.create_key(KEY, Scheme::EddsaEd25519, 2);
+    // helper-39, finding 8: without a schedule, a key's record has no schedule fields, so an
+    // earlier image (whose record refuses unknown fields) still restores it.
+    let blob = c.blobs[0].last().unwrap();
+    let authority = LocalSealingAuthority::new(&MASTER, &IMAGE);
+    let (_, plain) = seal::unseal(&authority, blob, BlobKind::EddsaShare, Some(KEY)).unwrap();
+    let fields: ciborium::Value = ciborium::from_reader(plain.as_slice()).unwrap();
+    let names: Vec<String> = fields
+        .as_map()
+        .unwrap()
+        .iter()
+        .filter_map(|(k, _)| k.as_text().map(String::from))
+        .collect();
+    assert!(
+        !names.iter().any(|n| n == "refresh_every" || n == "since"),
+        "{names:?}"
+    );
+    // A schedule longer than ten years is refused by every node.
+    let mut too_long = c.reshare_request(KEY, 0, 2, &[0, 1], &[]);
+    too_long.request.refresh_every = Some(protocol::reshare::MAX_REFRESH_EVERY + 1);
+    let keys: Vec<&ed25519_dalek::SigningKey> = c.admins[..2].iter().collect();
+    too_long.approvals = crate::testkit::approve(&too_long.request, &keys);
+    let out = c.run(
+        &c.all(),
+        SessionKind::ReshareKey { request: too_long },
+        |_, _| {},
+    );
+    failed_everywhere(&out, FailureCode::BadRequest);
 
-    // No schedule: an unapproved refresh is refused everywhere, and it cannot be disowned
-    // either (an unapproved request names nothing the nodes accept).
+    // No schedule: an unapproved refresh is refused everywhere.
     let attack = c.unapproved(KEY, 0, 2, None);
     let out = c.run(
         &c.all(),
-        SessionKind::ReshareKey {
-            request: attack.clone(),
-        },
+        SessionKind::ReshareKey { request: attack },
         |_, _| {},
     );
     for m in failed_everywhere(&out, FailureCode::Refused) {
         assert!(m.contains("no refresh schedule"), "{m}");
     }
+    // helper-39, finding 2: an unapproved request cannot spend the id of one the admins
+    // approved. Disowning an unapproved request that reuses the id of the admins' next request
+    // is answered (a resolution needs no schedule) but spends an id of its own kind only.
+    let approved = c.scheduling(KEY, 0, DAY);
+    let mut burn = c.unapproved(KEY, 0, 2, None);
+    burn.request.request_id = approved.request.request_id.clone();
     let out = c.run(
         &c.all(),
-        SessionKind::DisownGeneration { request: attack },
+        SessionKind::DisownGeneration { request: burn },
         |_, _| {},
     );
-    failed_everywhere(&out, FailureCode::Refused);
+    assert!(
+        out.values()
+            .all(|o| matches!(o, Outcome::Disowned { sealed: None, .. })),
+        "{out:?}"
+    );
 
     // The admins turn a daily refresh on, with a refresh; each node seals the schedule.
-    let gen1 = c.reshare(c.scheduling(KEY, 0, DAY), Scheme::EddsaEd25519, &pk);
+    let gen1 = c.reshare(approved, Scheme::EddsaEd25519, &pk);
     for blob in c.retire_all(KEY, &gen1) {
         assert_eq!(
             open_record(&blob, BlobKind::EddsaShare, KEY).refresh_every,

@@ -164,7 +164,7 @@ impl Node {
         // The schedule starts again from the moment this node sealed the new generation.
         let schedule = Schedule {
             every: r.refresh_every,
-            since: self.now(),
+            since: if r.refresh_every == 0 { 0 } else { self.now() },
         };
         let record = KeyRecord {
             key_id: r.key_id.clone(),

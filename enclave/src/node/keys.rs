@@ -48,17 +48,23 @@ pub(super) struct KeyRecord {
     #[serde(default)]
     pub(super) frozen: bool,
     /// The key's refresh schedule with this generation, seconds (0: off; set only by an
-    /// admin-approved resharing, `protocol::reshare::scheduled_refresh`).
-    #[serde(default)]
+    /// admin-approved resharing, `protocol::reshare::scheduled_refresh`). Left out when 0, as
+    /// `since` is: a key without a schedule has the record an earlier image reads.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub(super) refresh_every: u64,
-    /// When this node sealed this generation (Unix seconds, this enclave's clock; 0 in records
-    /// sealed before schedules existed): a scheduled refresh is due `refresh_every` after it.
-    #[serde(default)]
+    /// When this node sealed this generation, if it has a schedule (Unix seconds, this
+    /// enclave's clock; else 0): a scheduled refresh is due `refresh_every` after it.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub(super) since: u64,
 }
 
 fn current_by_default() -> bool {
     true
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Drop for KeyRecord {
@@ -577,7 +583,7 @@ impl Node {
             request: Some(ByteBuf::from(request_hash.to_vec())),
             frozen: false,
             refresh_every: 0,
-            since: self.now(),
+            since: 0,
         };
         let mut plain = Zeroizing::new(Vec::new());
         ciborium::into_writer(&record, &mut *plain)

@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 
 use protocol::policy::{Approved, Canonical};
 use protocol::receipt::KeyReceipt;
-use protocol::reshare::{RESHARE_VERSION, ReshareKey, ScheduleError, scheduled_refresh};
+use protocol::reshare::{
+    MAX_REFRESH_EVERY, RESHARE_VERSION, ReshareKey, ScheduleError, scheduled_refresh,
+};
 use protocol::session::Outcome;
 use reshare::generic_ec::{Curve, Point, SecretScalar};
 use reshare::{Commitments, NewShare, OldCommittee, Points, ReshareError, sealed};
@@ -61,7 +63,8 @@ pub(super) struct Resharing {
     pub(super) threshold: u16,
     /// SHA-256 of the approved request's canonical bytes (the new receipts name it).
     pub(super) request_hash: [u8; 32],
-    pub(super) request_id: Vec<u8>,
+    /// What the request consumes once the session succeeds (`single_use::reshare_use`).
+    pub(super) use_key: Vec<u8>,
     pub(super) created: u64,
     pub(super) expiry: u64,
     /// The new generation's refresh schedule (seconds; 0: off).
@@ -389,9 +392,10 @@ impl Node {
         let r = &request.request;
         let g = self.check_request((r.v, RESHARE_VERSION), &r.cluster, &r.request_id)?;
         let (me, nodes) = (g.node, g.nodes);
-        self.authorize_reshare(request, true)?;
+        self.authorize_reshare(request)?;
+        let use_key = reshare_use(r, !request.approvals.is_empty());
         self.guard
-            .check(&reshare_use(r), r.created, r.expiry, self.now())?;
+            .check(&use_key, r.created, r.expiry, self.now())?;
         let key = self
             .keys
             .get(&r.key_id)
@@ -438,6 +442,11 @@ impl Node {
         }
         let request_hash: [u8; 32] = sha2::Sha256::digest(r.canonical_bytes()).into();
         let threshold = r.threshold;
+        if r.refresh_every.is_some_and(|s| s > MAX_REFRESH_EVERY) {
+            return Err(bad(format!(
+                "a refresh schedule is at most {MAX_REFRESH_EVERY} s (ten years)"
+            )));
+        }
         let refresh_every = r.refresh_every.unwrap_or(key.schedule.every);
         let part = Part {
             me,
@@ -481,7 +490,7 @@ impl Node {
             generation: next,
             threshold,
             request_hash,
-            request_id: r.request_id.to_vec(),
+            use_key,
             created: r.created,
             expiry: r.expiry,
             refresh_every,
@@ -491,14 +500,12 @@ impl Node {
             .sealed_under(data_key))
     }
 
-    /// Whether `request` may reshare its key: approved by the admin quorum, or, with no
-    /// approvals at all, a refresh the key's sealed schedule allows
-    /// ([`protocol::reshare::scheduled_refresh`]; with `due`, also that it is due by this
-    /// enclave's clock: a resolution of one started earlier does not need that).
+    /// Whether `request` may start a resharing of its key here: approved by the admin quorum,
+    /// or, with no approvals at all, a refresh the key's sealed schedule allows now by this
+    /// enclave's clock ([`protocol::reshare::scheduled_refresh`]).
     pub(super) fn authorize_reshare(
         &self,
         request: &Approved<ReshareKey>,
-        due: bool,
     ) -> Result<(), NodeError> {
         let r = &request.request;
         if !request.approvals.is_empty() {
@@ -511,9 +518,7 @@ impl Node {
             .keys
             .get(&r.key_id)
             .ok_or_else(|| NodeError::Refused(format!("unknown key {}", r.key_id)))?;
-        // Not due yet only for this check: any schedule allows a resolution of its own refresh.
-        let now = if due { self.now() } else { u64::MAX };
-        match scheduled_refresh(r, key.threshold, key.schedule, now) {
+        match scheduled_refresh(r, key.threshold, key.schedule, self.now()) {
             Ok(()) => Ok(()),
             Err(e @ ScheduleError::NotDue { .. }) => Err(NodeError::NotYet(format!(
                 "an unapproved refresh of key {}: {e}",
@@ -542,11 +547,20 @@ impl Node {
     /// the old generation's share and its presignatures. Answered again (the current share
     /// sealed anew) when `generation` is current already, so a relay that lost the answer can
     /// finish.
+    ///
+    /// A pending generation this node froze (it disowned it) is retired into only with
+    /// `thaw`: another roster node's signed statement that the generation is current there
+    /// (`protocol::reshare::retired_message`). That node was shown every node's receipt, and,
+    /// current there, it never signs that the generation is disowned, so the generation can
+    /// never be abandoned anywhere: this node's own disowning statement can never count, and
+    /// staying frozen would only leave the key split between generations (attacker review
+    /// helper-39, finding 1, the open attack of helper-37).
     pub(super) fn retire_generation(
         &mut self,
         key_id: &str,
         generation: u32,
         receipts: &[ByteBuf],
+        thaw: Option<&(u16, ByteBuf)>,
     ) -> Result<Outcome, NodeError> {
         let g = self.genesis()?;
         let roster = &g
@@ -590,14 +604,41 @@ impl Node {
         let pending = key
             .pending
             .as_ref()
-            .filter(|p| p.generation == generation && !p.frozen)
+            .filter(|p| p.generation == generation)
             .ok_or_else(|| {
                 NodeError::Refused(format!(
-                    "key {key_id} has no pending generation {generation} here that may become \
-                     current (current {}; a frozen one is only abandoned)",
+                    "key {key_id} has no pending generation {generation} here (current {})",
                     key.generation
                 ))
             })?;
+        if pending.frozen {
+            let pinned = g
+                .pinned
+                .as_ref()
+                .ok_or(super::MembershipError::LegacyGenesis)?;
+            let shown = thaw.is_some_and(|(node, statement)| {
+                *node != g.node
+                    && pinned.roster.get(usize::from(*node)).is_some_and(|entry| {
+                        entry.signed(
+                            &protocol::reshare::retired_message(
+                                &cluster,
+                                *node,
+                                key_id,
+                                generation,
+                                &pending.request_hash,
+                            ),
+                            statement,
+                        )
+                    })
+            });
+            if !shown {
+                return Err(NodeError::Refused(format!(
+                    "generation {generation} of key {key_id} is frozen here (disowned): it is \
+                     retired into only on another node's signed word that it is current there, \
+                     else abandoned"
+                )));
+            }
+        }
         if receipts.len() != usize::from(nodes) {
             return Err(NodeError::Refused(format!(
                 "retiring into generation {generation} takes every node's receipt ({nodes}), \

@@ -24,6 +24,7 @@ use tracing::info;
 use super::membership::MembershipError;
 use super::single_use::{key_id_use, reshare_use};
 use super::{Node, NodeError, bad, internal};
+use crate::policy::{check_approvals, keys32};
 
 /// A resharing request checked for this node: its key id, the generation it makes and its hash.
 struct Named {
@@ -37,8 +38,15 @@ impl Node {
     /// quorum) and that no session changing the key's shares runs.
     fn named(&self, request: &Approved<ReshareKey>) -> Result<Named, NodeError> {
         let r = &request.request;
-        self.check_request((r.v, RESHARE_VERSION), &r.cluster, &r.request_id)?;
-        self.authorize_reshare(request, false)?;
+        let g = self.check_request((r.v, RESHARE_VERSION), &r.cluster, &r.request_id)?;
+        // An unapproved request (a scheduled refresh) needs no gate here: it can only name the
+        // generation it made itself (by its hash), and what it consumes is in a space of its
+        // own (`reshare_use`); so a resolution of one works whatever the key's schedule is now
+        // (attacker review helper-39, findings 2 and 3).
+        if !request.approvals.is_empty() {
+            let admins = keys32(&g.admins)?;
+            check_approvals(r, &request.approvals, &admins, g.admin_quorum)?;
+        }
         if self.in_flight.contains(&key_id_use(&r.key_id)) {
             return Err(NodeError::InProgress(format!(
                 "a session of key {} that changes its shares is running",
@@ -159,10 +167,12 @@ impl Node {
                 )));
             }
             // Whatever the outcome, the clock never goes back below now for this guard.
-            match self
-                .guard
-                .consume(&reshare_use(r), r.created, r.expiry, now)
-            {
+            match self.guard.consume(
+                &reshare_use(r, !request.approvals.is_empty()),
+                r.created,
+                r.expiry,
+                now,
+            ) {
                 Ok(()) => {}
                 // Already consumed, expired, too long, inverted or older than this boot: it
                 // can never start here.

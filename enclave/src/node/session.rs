@@ -176,8 +176,10 @@ impl Node {
                 key_id,
                 generation,
                 receipts,
+                thaw,
             } => {
-                let outcome = self.retire_generation(key_id, *generation, receipts)?;
+                let outcome =
+                    self.retire_generation(key_id, *generation, receipts, thaw.as_ref())?;
                 self.used_sessions.insert(sid);
                 return Ok(update(sid, vec![], Some(outcome)));
             }

@@ -37,10 +37,18 @@ pub(super) fn create_key_use(r: &CreateKey) -> Vec<u8> {
     request_use(&r.request_id)
 }
 
-/// What a resharing request consumes: its request id, in the same space as key creations' and
-/// imports' (one id, one request that makes key material).
-pub(super) fn reshare_use(r: &ReshareKey) -> Vec<u8> {
-    request_use(&r.request_id)
+/// What a resharing request consumes: an approved one, its request id in the same space as key
+/// creations' and imports' (one id, one request that makes key material); an unapproved one (a
+/// scheduled refresh), its id in a space of its own, so that no unapproved request can spend
+/// the id of one the admins approved (attacker review helper-39, finding 2).
+pub(super) fn reshare_use(r: &ReshareKey, approved: bool) -> Vec<u8> {
+    if approved {
+        request_use(&r.request_id)
+    } else {
+        let mut k = b"scheduled-refresh:".to_vec();
+        k.extend_from_slice(&r.request_id);
+        k
+    }
 }
 
 fn request_use(request_id: &[u8]) -> Vec<u8> {
@@ -139,9 +147,7 @@ impl Node {
                     .consume(&create_key_use(r), r.created, r.expiry, now);
             }
             Purpose::ReshareKey(r) => {
-                let _ = self
-                    .guard
-                    .consume(&request_use(&r.request_id), r.created, r.expiry, now);
+                let _ = self.guard.consume(&r.use_key, r.created, r.expiry, now);
             }
             Purpose::AuxInfo | Purpose::Presign(..) => {}
         }

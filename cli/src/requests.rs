@@ -137,6 +137,7 @@ pub fn reshare_key(
         created: t,
         expiry: t + VALIDITY_SECS,
         refresh_every,
+        scheduled: false,
     }
 }
 

@@ -56,15 +56,27 @@ pub struct ReshareKey {
     /// Absent from the canonical bytes when `None`, so a request without it is what it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_every: Option<u64>,
+    /// A scheduled refresh: the request the coordinator makes itself, with no approvals, once
+    /// the key's schedule is due. Every unapproved request has it and no approved one does, so
+    /// that a request's hash (what its receipts and every node's statements about its
+    /// generation name) says which kind it is: the same bytes cannot be run, or disowned, once
+    /// as approved and once as unapproved (attacker review helper-40). Absent from the
+    /// canonical bytes when `false`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub scheduled: bool,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl ReshareKey {
-    /// Whether this is the shape of a scheduled refresh: the request the coordinator makes
-    /// itself, with no approvals, once a key's schedule is due. Each node accepts it only for a
-    /// key whose sealed schedule is on and due at that node, at the key's own threshold, and
-    /// never with a schedule of its own (only the admins set one).
+    /// Whether this is the shape of a scheduled refresh: marked `scheduled`, at the key's own
+    /// threshold, and never with a schedule of its own (only the admins set one). Each node
+    /// accepts it, unapproved, only for a key whose sealed schedule is on and due at that node.
     pub fn is_scheduled_shape(&self, key_threshold: u16) -> bool {
-        self.threshold == key_threshold && self.refresh_every.is_none()
+        self.scheduled && self.threshold == key_threshold && self.refresh_every.is_none()
     }
 }
 
@@ -249,6 +261,7 @@ mod schedule_tests {
             created: 0,
             expiry: 10,
             refresh_every,
+            scheduled: true,
         }
     }
 
@@ -290,8 +303,17 @@ mod schedule_tests {
     #[test]
     fn a_request_without_a_schedule_has_the_canonical_bytes_it_had() {
         // The field is left out when absent: requests signed before it existed still verify.
-        let bytes = refresh(2, None).canonical_bytes();
+        let mut approved = refresh(2, None);
+        approved.scheduled = false;
+        let bytes = approved.canonical_bytes();
         assert!(!bytes.windows(13).any(|w| w == b"refresh_every"));
+        assert!(!bytes.windows(9).any(|w| w == b"scheduled"));
+        // A scheduled refresh's bytes differ from the same request's approved form.
+        assert_ne!(refresh(2, None).canonical_bytes(), bytes);
+        assert_eq!(
+            scheduled_refresh(&approved, 2, Schedule { every: 1, since: 0 }, 9),
+            Err(ScheduleError::NotARefresh(2))
+        );
         let bytes = refresh(2, Some(0)).canonical_bytes();
         assert!(bytes.windows(13).any(|w| w == b"refresh_every"));
     }

@@ -55,7 +55,55 @@ async fn wait_up(api: &ApiClient) {
     }
 }
 
+/// A 3-node simulated cluster's options in a new directory named `prefix…` (kept after the run
+/// with COHORT_KEEP_DIR=1, for every process's log): the directory guard and the options.
+fn sim_options(prefix: &str) -> (tempfile::TempDir, SimOptions) {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .disable_cleanup(std::env::var_os("COHORT_KEEP_DIR").is_some())
+        .tempdir()
+        .unwrap();
+    eprintln!("cluster directory: {}", dir.path().display());
+    let mut options = SimOptions::new(3, dir.path().to_path_buf()).unwrap();
+    options.bin_dir = cohort_tests::bin_dir();
+    options.fixture_primes = true;
+    (dir, options)
+}
+
 impl Setup {
+    /// Once every node is up: genesis of cluster `name` (two admins, quorum 2) and a 2-of-3
+    /// EdDSA key `key_id` with one approver; the setup and the key's public key.
+    async fn with_key(cluster: &SimCluster, name: &str, key_id: &str) -> (Self, Vec<u8>) {
+        let api = cluster.info.api().unwrap();
+        wait_up(&api).await;
+        let admins: Vec<SigningKey> = (0..2)
+            .map(|i| SigningKey::from_bytes(&[80 + i; 32]))
+            .collect();
+        let approvers = vec![SigningKey::from_bytes(&[90; 32])];
+        let trust = ops::genesis(&api, &cohort_tests::expectations(cluster), name, &admins, 2)
+            .await
+            .unwrap();
+        let key = ops::create_key(
+            &api,
+            trust.cluster_id(),
+            key_id,
+            Scheme::EddsaEd25519,
+            2,
+            &admins,
+            &[approvers[0].verifying_key().to_bytes()],
+            1,
+        )
+        .await
+        .unwrap();
+        let setup = Self {
+            api,
+            trust,
+            admins,
+            approvers,
+        };
+        (setup, key.public_key.0.clone())
+    }
+
     async fn sign(&self, key: &str, message: &[u8]) -> anyhow::Result<Vec<u8>> {
         let result = ops::sign(
             &self.api,
@@ -102,16 +150,7 @@ impl Setup {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_key_is_reshared_and_refreshed_through_the_api_and_survives_enclave_crashes() {
-    // COHORT_KEEP_DIR=1 keeps the cluster's directory (every process's log) after the run.
-    let dir = tempfile::Builder::new()
-        .prefix("reshare-")
-        .disable_cleanup(std::env::var_os("COHORT_KEEP_DIR").is_some())
-        .tempdir()
-        .unwrap();
-    eprintln!("cluster directory: {}", dir.path().display());
-    let mut options = SimOptions::new(3, dir.path().to_path_buf()).unwrap();
-    options.bin_dir = cohort_tests::bin_dir();
-    options.fixture_primes = true;
+    let (_dir, options) = sim_options("reshare-");
     let mut cluster = SimCluster::start(&options).await.unwrap();
     let api = cluster.info.api().unwrap();
     wait_up(&api).await;
@@ -279,15 +318,7 @@ async fn a_key_is_reshared_and_refreshed_through_the_api_and_survives_enclave_cr
 #[tokio::test(flavor = "multi_thread")]
 async fn an_enclave_crash_during_a_resharing_leaves_exactly_one_usable_generation() {
     use cohort_tests::relay::{FaultRelay, Link};
-    let dir = tempfile::Builder::new()
-        .prefix("reshare-crash-")
-        .disable_cleanup(std::env::var_os("COHORT_KEEP_DIR").is_some())
-        .tempdir()
-        .unwrap();
-    eprintln!("cluster directory: {}", dir.path().display());
-    let mut options = SimOptions::new(3, dir.path().to_path_buf()).unwrap();
-    options.bin_dir = cohort_tests::bin_dir();
-    options.fixture_primes = true;
+    let (_dir, options) = sim_options("reshare-crash-");
     let mut cluster = SimCluster::start(&options).await.unwrap();
     // The coordinator reaches every proxy through a relay that can slow its link.
     let mut relays = Vec::new();
@@ -320,40 +351,7 @@ async fn an_enclave_crash_during_a_resharing_leaves_exactly_one_usable_generatio
         })
         .unwrap();
     cluster.restart("coordinator").await.unwrap();
-    let api = cluster.info.api().unwrap();
-    wait_up(&api).await;
-    let admins: Vec<SigningKey> = (0..2)
-        .map(|i| SigningKey::from_bytes(&[80 + i; 32]))
-        .collect();
-    let approvers = vec![SigningKey::from_bytes(&[90; 32])];
-    let trust = ops::genesis(
-        &api,
-        &cohort_tests::expectations(&cluster),
-        "reshare-crash",
-        &admins,
-        2,
-    )
-    .await
-    .unwrap();
-    let key = ops::create_key(
-        &api,
-        trust.cluster_id(),
-        "crashing",
-        Scheme::EddsaEd25519,
-        2,
-        &admins,
-        &[approvers[0].verifying_key().to_bytes()],
-        1,
-    )
-    .await
-    .unwrap();
-    let s = Setup {
-        api,
-        trust,
-        admins,
-        approvers,
-    };
-    let pk = key.public_key.0.clone();
+    let (s, pk) = Setup::with_key(&cluster, "reshare-crash", "crashing").await;
 
     // Inject the crash until it demonstrably hit a resharing in flight.
     let mut hit = false;
@@ -443,53 +441,12 @@ async fn an_enclave_crash_during_a_resharing_leaves_exactly_one_usable_generatio
 /// coordinator cannot make them do, is `enclave/src/cluster_tests/reshare.rs`.)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_key_on_a_refresh_schedule_is_refreshed_by_the_coordinator_alone() {
-    let dir = tempfile::Builder::new()
-        .prefix("reshare-schedule-")
-        .disable_cleanup(std::env::var_os("COHORT_KEEP_DIR").is_some())
-        .tempdir()
-        .unwrap();
-    eprintln!("cluster directory: {}", dir.path().display());
-    let mut options = SimOptions::new(3, dir.path().to_path_buf()).unwrap();
-    options.bin_dir = cohort_tests::bin_dir();
-    options.fixture_primes = true;
+    let (_dir, mut options) = sim_options("reshare-schedule-");
     options.coordinator_args = ["--schedule-interval-secs", "1", "--resolve-after-secs", "1"]
         .map(String::from)
         .to_vec();
     let cluster = SimCluster::start(&options).await.unwrap();
-    let api = cluster.info.api().unwrap();
-    wait_up(&api).await;
-    let admins: Vec<SigningKey> = (0..2)
-        .map(|i| SigningKey::from_bytes(&[80 + i; 32]))
-        .collect();
-    let approvers = vec![SigningKey::from_bytes(&[90; 32])];
-    let trust = ops::genesis(
-        &api,
-        &cohort_tests::expectations(&cluster),
-        "schedule",
-        &admins,
-        2,
-    )
-    .await
-    .unwrap();
-    let key = ops::create_key(
-        &api,
-        trust.cluster_id(),
-        "scheduled",
-        Scheme::EddsaEd25519,
-        2,
-        &admins,
-        &[approvers[0].verifying_key().to_bytes()],
-        1,
-    )
-    .await
-    .unwrap();
-    let s = Setup {
-        api,
-        trust,
-        admins,
-        approvers,
-    };
-    let pk = key.public_key.0.clone();
+    let (s, pk) = Setup::with_key(&cluster, "schedule", "scheduled").await;
     let set_schedule = |every: u64| {
         let s = &s;
         async move {

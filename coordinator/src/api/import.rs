@@ -145,6 +145,10 @@ pub struct ReshareKeyJson {
     /// its generation is that old (each enclave checks it against the schedule it sealed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_every: Option<u64>,
+    /// A scheduled refresh, made by the coordinator with no approvals (never in a request the
+    /// admins approve): absent or `false` otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scheduled: bool,
 }
 
 impl Wire for ReshareKeyJson {
@@ -161,6 +165,7 @@ impl Wire for ReshareKeyJson {
             created: self.created,
             expiry: self.expiry,
             refresh_every: self.refresh_every,
+            scheduled: self.scheduled,
         }
     }
     fn from_wire(r: &protocol::reshare::ReshareKey) -> Self {
@@ -175,6 +180,7 @@ impl Wire for ReshareKeyJson {
             created: r.created,
             expiry: r.expiry,
             refresh_every: r.refresh_every,
+            scheduled: r.scheduled,
         }
     }
 }

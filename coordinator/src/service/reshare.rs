@@ -124,6 +124,11 @@ fn validate(
         }
         return Ok(vec![]);
     }
+    if r.scheduled {
+        return Err(invalid(
+            "a request the admins approve is never marked scheduled".into(),
+        ));
+    }
     let admins = keys_of(genesis.admins(), "admin")?;
     check_approvals(r, &wire.approvals, &admins, genesis.admin_quorum())
 }

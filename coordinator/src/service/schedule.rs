@@ -142,6 +142,7 @@ impl Coordinator {
                 created: now,
                 expiry: now + SCHEDULED_VALIDITY_SECS,
                 refresh_every: None,
+                scheduled: true,
             },
             approvals: vec![],
             presignature: None,

@@ -82,6 +82,7 @@ impl Cluster {
             created: t,
             expiry: t + 300,
             refresh_every: None,
+            scheduled: false,
         };
         let keys: Vec<&ed25519_dalek::SigningKey> =
             admins.iter().map(|i| &self.admins[*i]).collect();
@@ -107,6 +108,7 @@ impl Cluster {
         let mut a = self.reshare_request(key_id, generation, threshold, &[0, 1], &[]);
         assert!(a.approvals.is_empty());
         a.request.refresh_every = refresh_every;
+        a.request.scheduled = true;
         a
     }
 
@@ -984,24 +986,77 @@ fn an_unapproved_refresh_runs_only_as_the_keys_sealed_schedule_allows() {
         assert!(m.contains("no refresh schedule"), "{m}");
     }
     // helper-39, finding 2: an unapproved request cannot spend the id of one the admins
-    // approved. Disowning an unapproved request that reuses the id of the admins' next request
-    // is answered (a resolution needs no schedule) but spends an id of its own kind only.
+    // approved. helper-40, finding 1: nor can it stand in for it. The admins' request with its
+    // approvals stripped is refused outright (an unapproved request is only ever a scheduled
+    // refresh); marked scheduled, it is another request (another hash): disowning it is
+    // answered but spends an id of its own kind only, and its statements abandon nothing the
+    // approved request makes.
     let approved = c.scheduling(KEY, 0, DAY);
-    let mut burn = c.unapproved(KEY, 0, 2, None);
-    burn.request.request_id = approved.request.request_id.clone();
+    let stripped = Approved {
+        approvals: vec![],
+        request: approved.request.clone(),
+    };
+    let out = c.run(
+        &c.all(),
+        SessionKind::DisownGeneration { request: stripped },
+        |_, _| {},
+    );
+    for m in failed_everywhere(&out, FailureCode::Refused) {
+        assert!(m.contains("only ever a scheduled refresh"), "{m}");
+    }
+    // Approved by the admins and marked scheduled: refused too (never both).
+    let mut marked = approved.clone();
+    marked.request.scheduled = true;
+    let keys: Vec<&ed25519_dalek::SigningKey> = c.admins[..2].iter().collect();
+    marked.approvals = crate::testkit::approve(&marked.request, &keys);
+    let out = c.run(
+        &c.all(),
+        SessionKind::ReshareKey {
+            request: marked.clone(),
+        },
+        |_, _| {},
+    );
+    failed_everywhere(&out, FailureCode::BadRequest);
+    let burn = Approved {
+        approvals: vec![],
+        request: marked.request,
+    };
+    let burn_hash = ByteBuf::from(sha2::Sha256::digest(burn.request.canonical_bytes()).to_vec());
     let out = c.run(
         &c.all(),
         SessionKind::DisownGeneration { request: burn },
         |_, _| {},
     );
+    let statements: Vec<ByteBuf> = out
+        .values()
+        .map(|o| match o {
+            Outcome::Disowned {
+                statement,
+                sealed: None,
+                ..
+            } => statement.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+
+    // The admins turn a daily refresh on, with a refresh; each node seals the schedule. The
+    // statements about the marked copy abandon none of it.
+    let gen1 = c.reshare(approved, Scheme::EddsaEd25519, &pk);
+    let out = c.run(
+        &c.all(),
+        SessionKind::AbandonGeneration {
+            key_id: KEY.into(),
+            generation: 1,
+            request: burn_hash,
+            statements,
+        },
+        |_, _| {},
+    );
     assert!(
         out.values()
-            .all(|o| matches!(o, Outcome::Disowned { sealed: None, .. })),
+            .all(|o| !matches!(o, Outcome::GenerationAbandoned { .. })),
         "{out:?}"
     );
-
-    // The admins turn a daily refresh on, with a refresh; each node seals the schedule.
-    let gen1 = c.reshare(approved, Scheme::EddsaEd25519, &pk);
     for blob in c.retire_all(KEY, &gen1) {
         assert_eq!(
             open_record(&blob, BlobKind::EddsaShare, KEY).refresh_every,

@@ -71,6 +71,17 @@ pub(super) struct Resharing {
     pub(super) refresh_every: u64,
 }
 
+/// An approved resharing is never marked `scheduled`: that mark is what tells the hash of an
+/// unapproved request from the same bytes approved (attacker review helper-40).
+pub(super) fn not_scheduled(r: &ReshareKey) -> Result<(), NodeError> {
+    if r.scheduled {
+        return Err(bad(
+            "a resharing the admins approve is never marked scheduled",
+        ));
+    }
+    Ok(())
+}
+
 /// Makes this node's key share of the new generation from its redistributed share.
 type MakeShare<E> = Box<dyn FnOnce(NewShare<E>) -> Result<Share, MpcError>>;
 
@@ -393,7 +404,7 @@ impl Node {
         let g = self.check_request((r.v, RESHARE_VERSION), &r.cluster, &r.request_id)?;
         let (me, nodes) = (g.node, g.nodes);
         self.authorize_reshare(request)?;
-        let use_key = reshare_use(r, !request.approvals.is_empty());
+        let use_key = reshare_use(r);
         self.guard
             .check(&use_key, r.created, r.expiry, self.now())?;
         let key = self
@@ -512,7 +523,7 @@ impl Node {
             let g = self.genesis()?;
             let admins = keys32(&g.admins)?;
             check_approvals(r, &request.approvals, &admins, g.admin_quorum)?;
-            return Ok(());
+            return not_scheduled(r);
         }
         let key = self
             .keys

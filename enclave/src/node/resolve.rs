@@ -39,13 +39,21 @@ impl Node {
     fn named(&self, request: &Approved<ReshareKey>) -> Result<Named, NodeError> {
         let r = &request.request;
         let g = self.check_request((r.v, RESHARE_VERSION), &r.cluster, &r.request_id)?;
-        // An unapproved request (a scheduled refresh) needs no gate here: it can only name the
-        // generation it made itself (by its hash), and what it consumes is in a space of its
-        // own (`reshare_use`); so a resolution of one works whatever the key's schedule is now
-        // (attacker review helper-39, findings 2 and 3).
-        if !request.approvals.is_empty() {
+        // An unapproved request must be marked scheduled, and then needs no other gate here:
+        // its hash differs from every approved request's (the mark is in it), so it names only
+        // the generation it made itself, and what it consumes is in a space of its own
+        // (`reshare_use`); a resolution of one works whatever the key's schedule is now
+        // (attacker reviews helper-39, findings 2 and 3, and helper-40, finding 1).
+        if request.approvals.is_empty() {
+            if !r.scheduled {
+                return Err(NodeError::Refused(
+                    "an unapproved resharing is only ever a scheduled refresh".into(),
+                ));
+            }
+        } else {
             let admins = keys32(&g.admins)?;
             check_approvals(r, &request.approvals, &admins, g.admin_quorum)?;
+            super::reshare::not_scheduled(r)?;
         }
         if self.in_flight.contains(&key_id_use(&r.key_id)) {
             return Err(NodeError::InProgress(format!(
@@ -146,8 +154,11 @@ impl Node {
             .as_ref()
             .is_some_and(|p| p.generation == n.generation && p.request_hash == n.hash);
         let sealed = if holds {
-            // Frozen and sealed so before the statement exists: a restart cannot thaw it
-            // (a parent that restores the older blob rolls back only its own node).
+            // Frozen and sealed so before the statement exists: a restart cannot thaw it. A
+            // parent that restores the older blob makes its node forget its statement; with
+            // the coordinator, that node's retired statement can then thaw others
+            // (docs/threat-model.md, helper-40 finding 2: closed only by rolled-back blobs no
+            // longer opening).
             let sealed = self.seal_pending_frozen(&n.key_id)?;
             if let Some(p) = self
                 .keys
@@ -167,12 +178,10 @@ impl Node {
                 )));
             }
             // Whatever the outcome, the clock never goes back below now for this guard.
-            match self.guard.consume(
-                &reshare_use(r, !request.approvals.is_empty()),
-                r.created,
-                r.expiry,
-                now,
-            ) {
+            match self
+                .guard
+                .consume(&reshare_use(r), r.created, r.expiry, now)
+            {
                 Ok(()) => {}
                 // Already consumed, expired, too long, inverted or older than this boot: it
                 // can never start here.

@@ -38,11 +38,11 @@ pub(super) fn create_key_use(r: &CreateKey) -> Vec<u8> {
 }
 
 /// What a resharing request consumes: an approved one, its request id in the same space as key
-/// creations' and imports' (one id, one request that makes key material); an unapproved one (a
-/// scheduled refresh), its id in a space of its own, so that no unapproved request can spend
-/// the id of one the admins approved (attacker review helper-39, finding 2).
-pub(super) fn reshare_use(r: &ReshareKey, approved: bool) -> Vec<u8> {
-    if approved {
+/// creations' and imports' (one id, one request that makes key material); a scheduled refresh
+/// (never approved, always unapproved), its id in a space of its own, so that no unapproved
+/// request can spend the id of one the admins approved (attacker review helper-39, finding 2).
+pub(super) fn reshare_use(r: &ReshareKey) -> Vec<u8> {
+    if !r.scheduled {
         request_use(&r.request_id)
     } else {
         let mut k = b"scheduled-refresh:".to_vec();

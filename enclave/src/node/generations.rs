@@ -130,8 +130,8 @@ impl Node {
     }
 
     /// Seals a resharing's new generation of a key as pending, signs its receipt and keeps it
-    /// beside the current one, replacing an earlier pending generation (one that never became
-    /// current).
+    /// beside the current one (a key never has two pending generations: a resharing does not
+    /// start while one is pending). The schedule it carries starts from now, if it has one.
     pub(super) fn store_pending(
         &mut self,
         data_key: DataKey,

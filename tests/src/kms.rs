@@ -229,8 +229,11 @@ async fn start_parents_kms(ca: &SimulatedCa) -> String {
     use http_body_util::{BodyExt, Full};
     let tls = {
         use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        // Valid from an hour ago for a day: with a lifetime of an hour it expired the second
+        // it was made, and the attack test passed or failed by how fast the world came up
+        // (CI, stop 32: "certificate is not valid after … (1 seconds ago)").
         let (key, chain) = ca
-            .issue_tls_server("kms.us-east-1.amazonaws.com", Duration::from_secs(3600))
+            .issue_tls_server("kms.us-east-1.amazonaws.com", Duration::from_secs(86_400))
             .unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         rustls::ServerConfig::builder_with_provider(provider)

@@ -209,11 +209,19 @@ pub async fn create_key(
     .map_err(api_err)
 }
 
+/// What a resharing changes besides the threshold (`None`: kept).
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// The key's refresh schedule, seconds (`Some(0)` turns it off).
+    pub refresh_every: Option<u64>,
+    /// Who approves the key's signing requests from the new generation on (issue 20).
+    pub policy: Option<protocol::policy::KeyPolicy>,
+}
+
 /// Reshares (or, at the key's own threshold, refreshes) `key`, as the pinned genesis verified
 /// it: from its current generation to `threshold`, dealt by `dealers` (default: the first
-/// threshold-many nodes), approved by `admins`; `refresh_every` sets the key's refresh
-/// schedule (seconds; `Some(0)` turns it off, `None` keeps it). The answer is the key's new
-/// record, unverified.
+/// threshold-many nodes), approved by `admins`, with `changes` (the key's refresh schedule,
+/// its approval policy). The answer is the key's new record, unverified.
 pub async fn reshare_key(
     api: &ApiClient,
     cluster: ClusterId,
@@ -221,24 +229,23 @@ pub async fn reshare_key(
     threshold: u16,
     dealers: Option<&[u16]>,
     admins: &[SigningKey],
-    refresh_every: Option<u64>,
+    changes: Changes,
 ) -> anyhow::Result<KeyInfo> {
     let generation = key.receipts.as_ref().map_or(0, |r| r.generation);
     let dealers: Vec<u16> = match dealers {
         Some(d) => d.to_vec(),
         None => (0..key.threshold).collect(),
     };
-    let request = requests::approve(
-        &requests::reshare_key(
-            cluster,
-            &key.key_id,
-            generation,
-            threshold,
-            &dealers,
-            refresh_every,
-        ),
-        admins,
+    let mut request = requests::reshare_key(
+        cluster,
+        &key.key_id,
+        generation,
+        threshold,
+        &dealers,
+        changes.refresh_every,
     );
+    request.policy = changes.policy;
+    let request = requests::approve(&request, admins);
     api.post(
         &format!("/v1/keys/{}/reshare", key.key_id),
         &ApprovedJson::<coordinator::api::ReshareKeyJson>::from_wire(&request),
@@ -247,17 +254,51 @@ pub async fn reshare_key(
     .map_err(api_err)
 }
 
+/// The key a signing request names, with the version of its approval policy the approvals are
+/// given under (issue 20; every enclave refuses another version). A bare key id is version 0:
+/// a key whose approvers the admins never replaced.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRef<'a> {
+    /// The key id.
+    pub id: &'a str,
+    /// The version of its policy.
+    pub policy: u32,
+}
+
+impl<'a> KeyRef<'a> {
+    /// The key `info` shows, under its current policy.
+    pub fn of(info: &'a KeyInfo) -> Self {
+        Self {
+            id: &info.key_id,
+            policy: info.policy_version,
+        }
+    }
+}
+
+impl<'a> From<&'a str> for KeyRef<'a> {
+    fn from(id: &'a str) -> Self {
+        Self { id, policy: 0 }
+    }
+}
+
+impl<'a> From<&'a String> for KeyRef<'a> {
+    fn from(id: &'a String) -> Self {
+        Self { id, policy: 0 }
+    }
+}
+
 /// An approved signing request body, ready to submit.
-pub fn sign_body(
+pub fn sign_body<'a>(
     cluster: ClusterId,
-    key_id: &str,
+    key: impl Into<KeyRef<'a>>,
     path: &[u32],
     payloads: Vec<Payload>,
     approvers: &[SigningKey],
     presignature: Option<PresignatureUse>,
 ) -> ApprovedJson<SignRequestJson> {
+    let key = key.into();
     let request = requests::approve(
-        &requests::sign_request(cluster, key_id, path, payloads),
+        &requests::sign_request(cluster, (key.id, key.policy), path, payloads),
         approvers,
     );
     let mut body = ApprovedJson::<SignRequestJson>::from_wire(&request);
@@ -266,23 +307,16 @@ pub fn sign_body(
 }
 
 /// Signs one payload through the coordinator, in `cluster` (see [`create_key`]).
-pub async fn sign(
+pub async fn sign<'a>(
     api: &ApiClient,
     cluster: ClusterId,
-    key_id: &str,
+    key: impl Into<KeyRef<'a>>,
     path: &[u32],
     payload: Payload,
     approvers: &[SigningKey],
     presignature: Option<PresignatureUse>,
 ) -> anyhow::Result<SignResult> {
-    let body = sign_body(
-        cluster,
-        key_id,
-        path,
-        vec![payload],
-        approvers,
-        presignature,
-    );
+    let body = sign_body(cluster, key, path, vec![payload], approvers, presignature);
     api.post("/v1/signatures", &body).await.map_err(api_err)
 }
 
@@ -362,7 +396,7 @@ pub async fn bench(
         .get(&format!("/v1/keys/{key_id}"))
         .await
         .map_err(api_err)?;
-    let scheme = key.scheme;
+    let (scheme, policy) = (key.scheme, key.policy_version);
     let salt = rand::random::<u64>();
     let (path_owned, approvers_owned) = (path.to_vec(), approvers.to_vec());
     let key_owned = key_id.to_string();
@@ -380,7 +414,10 @@ pub async fn bench(
         };
         sign_body(
             cluster,
-            &key_owned,
+            KeyRef {
+                id: &key_owned,
+                policy,
+            },
             &path_owned,
             vec![payload],
             &approvers_owned,

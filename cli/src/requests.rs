@@ -138,13 +138,14 @@ pub fn reshare_key(
         expiry: t + VALIDITY_SECS,
         refresh_every,
         scheduled: false,
+        policy: None,
     }
 }
 
-/// A signing request.
+/// A signing request for key `key_id` under version `policy` of its approval policy.
 pub fn sign_request(
     cluster: ClusterId,
-    key_id: &str,
+    (key_id, policy): (&str, u32),
     path: &[u32],
     payloads: Vec<Payload>,
 ) -> SignRequest {
@@ -158,6 +159,7 @@ pub fn sign_request(
         request_id: request_id(),
         created: t,
         expiry: t + VALIDITY_SECS,
+        policy,
     }
 }
 

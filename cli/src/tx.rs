@@ -275,7 +275,7 @@ pub async fn send(
     let payloads: Vec<Payload> = prepared.payloads.iter().map(|p| p.to_wire()).collect();
     let body = ops::sign_body(
         cluster,
-        &req.key_id,
+        ops::KeyRef::of(key.info()),
         &req.path,
         payloads,
         approvers,

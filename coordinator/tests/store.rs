@@ -96,6 +96,7 @@ fn state_suite(store: &mut Store) {
         refresh_every: 0,
         refreshed: 0,
         pending_since: 0,
+        policy_version: 0,
     };
     assert!(store.insert_key(&key, 7, &entry(4)).unwrap());
     assert!(!store.insert_key(&key, 7, &entry(5)).unwrap());
@@ -128,6 +129,7 @@ fn state_suite(store: &mut Store) {
         threshold: 3,
         receipts: "{\"g\":1}",
         refresh_every: every,
+        policy: None,
     };
     assert!(
         !store
@@ -192,6 +194,28 @@ fn state_suite(store: &mut Store) {
             .unwrap()
     );
     assert!(store.keys_due_for_refresh(u64::MAX).unwrap().is_empty());
+    // Issue 20: a resharing that replaces the key's policy stores it with its version; one that
+    // does not keeps both.
+    let with_policy = NewGeneration {
+        policy: Some(("{\"approvers\":[],\"approvals_needed\":1}", 1)),
+        ..scheduled(None)
+    };
+    assert!(
+        store
+            .update_key_generation("btc", &with_policy, "{\"g\":1}", 160, &entry(8))
+            .unwrap()
+    );
+    let k = store.key("btc").unwrap().unwrap();
+    assert_eq!(
+        (k.policy.as_str(), k.policy_version),
+        ("{\"approvers\":[],\"approvals_needed\":1}", 1)
+    );
+    assert!(
+        store
+            .update_key_generation("btc", &scheduled(None), "{\"g\":1}", 170, &entry(9))
+            .unwrap()
+    );
+    assert_eq!(store.key("btc").unwrap().unwrap().policy_version, 1);
 
     // Idempotency: the first caller owns the request; the second finds it.
     assert_eq!(

@@ -74,6 +74,7 @@ impl Setup {
             request_id: random(16),
             created: t,
             expiry: t + 300,
+            policy: 0,
         };
         let approved = Approved {
             approvals: approve(&request, &[&self.approvers[0], &self.approvers[1]]),

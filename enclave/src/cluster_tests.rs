@@ -27,6 +27,7 @@ use crate::testkit::{
 };
 
 mod bounds;
+mod governance;
 mod import;
 mod reshare;
 
@@ -173,6 +174,8 @@ impl Cluster {
             chain_code: chain,
             generation: 0,
             request: ByteBuf::from(request_hash),
+            policy_version: 0,
+            policy: None,
         };
         protocol::receipt::verify_key_receipts(&self.genesis.request, &claim, &signatures).unwrap();
         let mut other = claim.clone();
@@ -226,6 +229,7 @@ impl Cluster {
             request_id: request_id(),
             created: t,
             expiry: t + 120,
+            policy: 0,
         };
         Approved {
             approvals: approve(&request, &[&self.approvers[0], &self.approvers[2]]),

@@ -219,6 +219,7 @@ mod tests {
             request_id: ByteBuf::from(vec![9; 16]),
             created: 1_000_000,
             expiry: 1_000_100,
+            policy: 0,
         }
     }
 

@@ -102,6 +102,7 @@ fn sign_request() -> Approved<SignRequest> {
         request_id: buf(&[0x0e; 16]),
         created: 1_780_315_200,
         expiry: 1_780_315_500,
+        policy: 0,
     })
 }
 

@@ -238,6 +238,80 @@ pub struct SignRequest {
     pub created: u64,
     /// Unix seconds after which the request is void.
     pub expiry: u64,
+    /// The version of the key's policy its approvals were given under (issue 20): 0 from the
+    /// key's creation until the admins first change who approves, then one more at each change
+    /// ([`crate::reshare::ReshareKey::policy`]). Every enclave refuses a request naming another
+    /// version than the key's current one: a request approved under a policy the admins
+    /// replaced is void, and one approved under a new policy waits until that policy is the
+    /// key's everywhere. Absent from the canonical bytes when 0, so a request for a key whose
+    /// policy never changed is what it was.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub policy: u32,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Most approvers a key's policy names.
+pub const MAX_APPROVERS: usize = 32;
+
+/// Why a key policy is malformed ([`KeyPolicy::check`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyPolicyError {
+    /// No approvers, or more than [`MAX_APPROVERS`].
+    #[error("a key policy has 1 to {MAX_APPROVERS} approvers, not {0}")]
+    ApproverCount(usize),
+    /// An approver that is not a 32-byte Ed25519 public key.
+    #[error("approver {0} is not an Ed25519 public key")]
+    ApproverKey(usize),
+    /// The same approver twice.
+    #[error("approvers {first} and {second} are the same key")]
+    DuplicateApprover {
+        /// First position.
+        first: usize,
+        /// Second position.
+        second: usize,
+    },
+    /// Zero approvals needed, or more than there are approvers.
+    #[error("approvals needed is 1 to {approvers}, not {needed}")]
+    ApprovalsNeeded {
+        /// Approvals needed.
+        needed: u16,
+        /// Approvers.
+        approvers: usize,
+    },
+}
+
+impl KeyPolicy {
+    /// Checks the rules a policy the admins set must meet: 1 to [`MAX_APPROVERS`] distinct
+    /// Ed25519 keys and 1 to that many approvals needed.
+    pub fn check(&self) -> Result<(), KeyPolicyError> {
+        let n = self.approvers.len();
+        if n == 0 || n > MAX_APPROVERS {
+            return Err(KeyPolicyError::ApproverCount(n));
+        }
+        for (i, a) in self.approvers.iter().enumerate() {
+            let key: Option<[u8; 32]> = a.as_slice().try_into().ok();
+            if key
+                .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
+                .is_none()
+            {
+                return Err(KeyPolicyError::ApproverKey(i));
+            }
+            if let Some(first) = self.approvers[..i].iter().position(|b| b == a) {
+                return Err(KeyPolicyError::DuplicateApprover { first, second: i });
+            }
+        }
+        if self.approvals_needed == 0 || usize::from(self.approvals_needed) > n {
+            return Err(KeyPolicyError::ApprovalsNeeded {
+                needed: self.approvals_needed,
+                approvers: n,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// One approver's (or admin's) signature over a request's canonical bytes.
@@ -415,6 +489,7 @@ mod tests {
             request_id: ByteBuf::from(vec![1; 2]),
             created: 4,
             expiry: 5,
+            policy: 0,
         };
         let bytes = req.canonical_bytes();
         // Computed independently with Python's cbor2 (the struct's fields in order, a payload
@@ -491,6 +566,70 @@ mod tests {
             request_id: ByteBuf::from(vec![1; 16]),
             created: 100,
             expiry: 200,
+            policy: 0,
+        }
+    }
+
+    /// Issue 20: the policy version is in the canonical bytes from version 1 on (an approval
+    /// under one version is not one under another), and left out at 0 (a request for a key
+    /// whose policy never changed keeps its bytes).
+    #[test]
+    fn the_policy_version_is_signed_and_left_out_at_zero() {
+        let req = sign_request(1);
+        let bytes = req.canonical_bytes();
+        assert!(!bytes.windows(6).any(|w| w == b"policy"));
+        let v1 = SignRequest {
+            policy: 1,
+            ..req.clone()
+        };
+        assert_ne!(v1.canonical_bytes(), bytes);
+        let (approval, key) = approve(1, &req);
+        assert!(check_approvals(&v1, &[approval], &[key], 1).is_err());
+    }
+
+    #[test]
+    fn a_key_policy_is_checked() {
+        use ed25519_dalek::SigningKey;
+        let key = |i: u8| {
+            ByteBuf::from(
+                SigningKey::from_bytes(&[i; 32])
+                    .verifying_key()
+                    .to_bytes()
+                    .to_vec(),
+            )
+        };
+        let policy = |approvers: Vec<ByteBuf>, approvals_needed| KeyPolicy {
+            approvers,
+            approvals_needed,
+        };
+        assert_eq!(policy(vec![key(1), key(2)], 2).check(), Ok(()));
+        assert_eq!(
+            policy(vec![], 1).check(),
+            Err(KeyPolicyError::ApproverCount(0))
+        );
+        assert_eq!(
+            policy((0..33).map(key).collect(), 1).check(),
+            Err(KeyPolicyError::ApproverCount(33))
+        );
+        assert_eq!(
+            policy(vec![key(1), ByteBuf::from(vec![1; 31])], 1).check(),
+            Err(KeyPolicyError::ApproverKey(1))
+        );
+        assert_eq!(
+            policy(vec![key(1), key(2), key(1)], 1).check(),
+            Err(KeyPolicyError::DuplicateApprover {
+                first: 0,
+                second: 2
+            })
+        );
+        for needed in [0, 3] {
+            assert_eq!(
+                policy(vec![key(1), key(2)], needed).check(),
+                Err(KeyPolicyError::ApprovalsNeeded {
+                    needed,
+                    approvers: 2
+                })
+            );
         }
     }
 

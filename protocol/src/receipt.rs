@@ -42,9 +42,32 @@ pub struct KeyReceipt {
     pub generation: u32,
     /// SHA-256 of the approved creation request's canonical bytes.
     pub request: ByteBuf,
+    /// The version of the key's policy with this generation (issue 20): 0, left out, until
+    /// the admins first replace the key's approvers.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub policy_version: u32,
+    /// The key's policy with this generation once the admins replaced it (version above 0):
+    /// what a client checks the approvers it is shown against. Left out at version 0, where
+    /// the creation request says who approves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::policy::KeyPolicy>,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 impl KeyReceipt {
+    /// This receipt naming policy `policy` at version `version`: both left out at version 0.
+    pub fn with_policy(self, version: u32, policy: &crate::policy::KeyPolicy) -> Self {
+        Self {
+            policy_version: version,
+            policy: (version > 0).then(|| policy.clone()),
+            ..self
+        }
+    }
+
     /// The bytes a node key signs: `"cohort/key-receipt/v2\0" || CBOR(receipt)`.
     pub fn message(&self) -> Vec<u8> {
         let mut m = KEY_RECEIPT_DOMAIN.to_vec();
@@ -173,6 +196,8 @@ mod tests {
             chain_code: Some(ByteBuf::from(vec![0xCC; 32])),
             generation: 0,
             request: ByteBuf::from(vec![0x5A; 32]),
+            policy_version: 0,
+            policy: None,
         }
     }
 

@@ -64,6 +64,14 @@ pub struct ReshareKey {
     /// canonical bytes when `false`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub scheduled: bool,
+    /// Who approves the key's signing requests from the new generation on (issue 20):
+    /// `Some(policy)` replaces the key's approvers and approvals needed, and the key's policy
+    /// version goes up by one when the new generation becomes current; `None` keeps them. The
+    /// change lands with the generation, at every node at once as far as signing goes: until
+    /// the retire, requests approved under the old version sign and the new version's wait;
+    /// after it, the old version's are void. Absent from the canonical bytes when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::policy::KeyPolicy>,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -73,10 +81,14 @@ fn is_false(b: &bool) -> bool {
 
 impl ReshareKey {
     /// Whether this is the shape of a scheduled refresh: marked `scheduled`, at the key's own
-    /// threshold, and never with a schedule of its own (only the admins set one). Each node
-    /// accepts it, unapproved, only for a key whose sealed schedule is on and due at that node.
+    /// threshold, and never with a schedule or a policy of its own (only the admins set
+    /// those). Each node accepts it, unapproved, only for a key whose sealed schedule is on and
+    /// due at that node.
     pub fn is_scheduled_shape(&self, key_threshold: u16) -> bool {
-        self.scheduled && self.threshold == key_threshold && self.refresh_every.is_none()
+        self.scheduled
+            && self.threshold == key_threshold
+            && self.refresh_every.is_none()
+            && self.policy.is_none()
     }
 }
 
@@ -101,8 +113,8 @@ pub enum ScheduleError {
         "key has no refresh schedule: a resharing or refresh needs the admin quorum's approvals"
     )]
     Off,
-    /// The request changes the threshold or the schedule: only the admins do that.
-    #[error("a scheduled refresh keeps the key's threshold ({0}) and schedule")]
+    /// The request changes the threshold, the schedule or the policy: only the admins do that.
+    #[error("a scheduled refresh keeps the key's threshold ({0}), schedule and policy")]
     NotARefresh(u16),
     /// The current generation is not old enough yet at this node.
     #[error("the next scheduled refresh is due at {due} (this node's clock: {now})")]
@@ -262,7 +274,27 @@ mod schedule_tests {
             expiry: 10,
             refresh_every,
             scheduled: true,
+            policy: None,
         }
+    }
+
+    /// Issue 20: only the admins change a key's policy; a scheduled refresh never carries one.
+    #[test]
+    fn a_scheduled_refresh_carries_no_policy() {
+        let on = Schedule {
+            every: 100,
+            since: 0,
+        };
+        let mut r = refresh(2, None);
+        assert_eq!(scheduled_refresh(&r, 2, on, 100), Ok(()));
+        r.policy = Some(crate::policy::KeyPolicy {
+            approvers: vec![],
+            approvals_needed: 1,
+        });
+        assert_eq!(
+            scheduled_refresh(&r, 2, on, 100),
+            Err(ScheduleError::NotARefresh(2))
+        );
     }
 
     #[test]

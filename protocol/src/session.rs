@@ -526,6 +526,7 @@ mod tests {
                     request_id: ByteBuf::from(vec![1; 16]),
                     created: 100,
                     expiry: 200,
+                    policy: 0,
                 },
                 approvals: vec![],
             },

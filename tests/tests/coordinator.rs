@@ -450,7 +450,7 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
     // After the request expired, a resubmission still gets its first answer.
     let mut short_lived = sign_request(
         k.cluster(),
-        "eddsa",
+        ("eddsa", 0),
         &[],
         vec![Payload::raw(b"soon void".to_vec())],
     );
@@ -558,7 +558,12 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
         "unapproved",
     );
     // Approved by this key's own approvers, but for another cluster: refused by name.
-    let mut elsewhere = sign_request(k.cluster(), "eddsa", &[], vec![Payload::raw(b"x".to_vec())]);
+    let mut elsewhere = sign_request(
+        k.cluster(),
+        ("eddsa", 0),
+        &[],
+        vec![Payload::raw(b"x".to_vec())],
+    );
     elsewhere.cluster = protocol::genesis::ClusterId([0xEE; 32]);
     let elsewhere =
         ApprovedJson::<SignRequestJson>::from_wire(&approve(&elsewhere, &k.approvers[..2]));
@@ -569,8 +574,12 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
         }
         other => panic!("another cluster's request: {other:?}"),
     }
-    let mut expired_req =
-        sign_request(k.cluster(), "eddsa", &[], vec![Payload::raw(b"x".to_vec())]);
+    let mut expired_req = sign_request(
+        k.cluster(),
+        ("eddsa", 0),
+        &[],
+        vec![Payload::raw(b"x".to_vec())],
+    );
     expired_req.created -= 400;
     expired_req.expiry = expired_req.created + 300;
     let expired =

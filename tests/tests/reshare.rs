@@ -135,7 +135,7 @@ impl Setup {
             threshold,
             dealers,
             &self.admins,
-            None,
+            ops::Changes::default(),
         )
         .await?;
         let info = self.trust.verify_key(info)?.info().clone();
@@ -247,10 +247,18 @@ async fn a_key_is_reshared_and_refreshed_through_the_api_and_survives_enclave_cr
     );
 
     // A resharing of a generation that is no longer current is refused, naming it.
-    let stale = ops::reshare_key(&s.api, s.trust.cluster_id(), &key, 2, None, &s.admins, None)
-        .await
-        .unwrap_err()
-        .to_string();
+    let stale = ops::reshare_key(
+        &s.api,
+        s.trust.cluster_id(),
+        &key,
+        2,
+        None,
+        &s.admins,
+        ops::Changes::default(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(stale.contains("generation 3"), "{stale}");
 
     // Node 2's enclave crashes: the resharing fails (every node must take part) and the
@@ -362,7 +370,16 @@ async fn an_enclave_crash_during_a_resharing_leaves_exactly_one_usable_generatio
         let (api, cluster_id, admins) = (s.api.clone(), s.trust.cluster_id(), s.admins.clone());
         let info = current.info().clone();
         let call = tokio::spawn(async move {
-            ops::reshare_key(&api, cluster_id, &info, 2, None, &admins, None).await
+            ops::reshare_key(
+                &api,
+                cluster_id,
+                &info,
+                2,
+                None,
+                &admins,
+                ops::Changes::default(),
+            )
+            .await
         });
         tokio::time::sleep(delay / 2).await;
         if call.is_finished() {
@@ -458,7 +475,10 @@ async fn a_key_on_a_refresh_schedule_is_refreshed_by_the_coordinator_alone() {
                 2,
                 None,
                 &s.admins,
-                Some(every),
+                ops::Changes {
+                    refresh_every: Some(every),
+                    policy: None,
+                },
             )
             .await?;
             anyhow::Ok(s.trust.verify_key(info)?.info().clone())
@@ -527,4 +547,114 @@ async fn a_key_on_a_refresh_schedule_is_refreshed_by_the_coordinator_alone() {
     };
     assert_eq!(info.refresh_every, 0);
     cluster.stop().await.unwrap();
+}
+
+/// Issue 20, governance of a key's approvers through the API and the client's checks: the
+/// admins replace the key's one approver with another (`cohort key policy set`); the removed
+/// approver's requests are refused under either policy version, the added one's sign, every
+/// node's receipt signs the new policy, and a coordinator that shows other approvers is caught.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_policy_change_replaces_its_approvers_at_every_node() {
+    let (_dir, options) = sim_options("policy-");
+    let cluster = SimCluster::start(&options).await.unwrap();
+    let (s, pk) = Setup::with_key(&cluster, "policy", "governed").await;
+    let removed = &s.approvers[0];
+    let added = SigningKey::from_bytes(&[91; 32]);
+    let sign = |by: SigningKey, policy: u32, message: &'static [u8]| {
+        let s = &s;
+        async move {
+            let result = ops::sign(
+                &s.api,
+                s.trust.cluster_id(),
+                ops::KeyRef {
+                    id: "governed",
+                    policy,
+                },
+                &[],
+                Payload::raw(message.to_vec()),
+                &[by],
+                None,
+            )
+            .await?;
+            anyhow::ensure!(result.status == "completed", "{result:?}");
+            anyhow::Ok(result.signatures[0].signature.0.clone())
+        }
+    };
+    let sig = sign(removed.clone(), 0, b"version 0").await.unwrap();
+    cohort_tests::verify_eddsa(&pk, b"version 0", &sig);
+
+    let current = s.trust.fetch_key(&s.api, "governed").await.unwrap();
+    let policy = protocol::policy::KeyPolicy {
+        approvers: vec![serde_bytes::ByteBuf::from(
+            added.verifying_key().to_bytes().to_vec(),
+        )],
+        approvals_needed: 1,
+    };
+    let info = ops::reshare_key(
+        &s.api,
+        s.trust.cluster_id(),
+        current.info(),
+        2,
+        None,
+        &s.admins,
+        ops::Changes {
+            refresh_every: None,
+            policy: Some(policy.clone()),
+        },
+    )
+    .await
+    .unwrap();
+    let info = s.trust.verify_key(info).unwrap().info().clone();
+    assert_eq!(info.policy_version, 1);
+    assert_eq!(coordinator::api::Wire::to_wire(&info.policy), policy);
+    assert_eq!(info.public_key.0, pk);
+    let fetched = s.trust.fetch_key(&s.api, "governed").await.unwrap();
+    assert_eq!(fetched.info(), &info);
+
+    // The removed approver: refused under the old version and not an approver under the new.
+    let stale = sign(removed.clone(), 0, b"stale")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(stale.contains("stale_policy"), "{stale}");
+    let foreign = sign(removed.clone(), 1, b"foreign")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(foreign.contains("not an approver"), "{foreign}");
+    // The added approver signs under version 1, and not under version 0.
+    let sig = sign(added.clone(), 1, b"version 1").await.unwrap();
+    cohort_tests::verify_eddsa(&pk, b"version 1", &sig);
+    let early = sign(added.clone(), 0, b"version 0")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(early.contains("stale_policy"), "{early}");
+
+    // A coordinator that shows the key with other approvers (the removed one back) is caught:
+    // every node's receipt signs the policy.
+    let mut lying = info.clone();
+    lying.policy.approvers = vec![coordinator::api::Hex(
+        removed.verifying_key().to_bytes().to_vec(),
+    )];
+    let refused = s.trust.verify_key(lying).unwrap_err().to_string();
+    assert!(refused.contains("bad_receipt"), "{refused}");
+    let mut unversioned = info.clone();
+    unversioned.policy_version = 0;
+    assert!(s.trust.verify_key(unversioned).is_err());
+
+    // The change is in the audit log, with its approvers.
+    let records = cohort_tests::audit_log(&s.api).await;
+    let change = records
+        .iter()
+        .find(|r| r.entry.action == "reshare_key" && r.entry.outcome == "ok")
+        .and_then(|r| r.entry.detail.clone())
+        .unwrap();
+    assert!(
+        change.contains(&format!(
+            "policy version 0 -> 1: 1 of approvers [{}]",
+            hex::encode(added.verifying_key().to_bytes())
+        )),
+        "{change}"
+    );
 }

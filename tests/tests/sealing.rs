@@ -360,7 +360,7 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
     // A request valid for 3 s: the coordinator gives up when it expires.
     let mut request = cli::requests::sign_request(
         cluster_id,
-        &key.key_id,
+        (&key.key_id, key.policy_version),
         &[],
         vec![protocol::policy::Payload::raw(b"must not sign".to_vec())],
     );

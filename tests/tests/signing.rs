@@ -68,7 +68,7 @@ async fn sign(
         None => Payload::raw(payload),
     };
     let request = approve(
-        &sign_request(keys.cluster, key_id, path, vec![payload]),
+        &sign_request(keys.cluster, (key_id, 0), path, vec![payload]),
         &keys.approvers[..2],
     );
     let kind = SessionKind::Sign {
@@ -294,7 +294,7 @@ async fn two_of_three_keys_sign_across_processes_and_survive_a_restart() {
         let r = approve(
             &sign_request(
                 keys.cluster,
-                "sol-main",
+                ("sol-main", 0),
                 &[],
                 vec![Payload::raw(b"tamper".to_vec())],
             ),

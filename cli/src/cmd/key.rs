@@ -42,6 +42,39 @@ pub enum KeyCommand {
     /// Refresh every share of a key at its own threshold (a resharing to the same threshold):
     /// shares taken from any node before the refresh are useless with the new ones.
     Refresh(ReshareArgs),
+    /// A key's approval policy: who approves its signing requests.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Replace who approves a key's signing requests (admin approved): a refresh of the key
+    /// that carries the new approvers, sealed by every node with the new generation. Once it
+    /// lands the key's policy version goes up by one: requests approved under the old one are
+    /// refused by every enclave, and new requests name the new version.
+    Set(PolicySetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicySetArgs {
+    #[command(flatten)]
+    target: super::KeyArgs,
+    /// The new approvers' public keys (hex), or key files (repeat for each; they replace the
+    /// key's approvers).
+    #[arg(long = "approver", required = true)]
+    approvers: Vec<String>,
+    /// Approvals a signature needs under the new policy.
+    #[arg(long)]
+    approvals: u16,
+    /// The nodes that deal the refresh, as `0,2` (default: nodes 0 to the threshold - 1).
+    #[arg(long, value_delimiter = ',')]
+    dealers: Option<Vec<u16>>,
+    /// Admin key files approving the change (at least the genesis quorum).
+    #[arg(long = "admin", required = true)]
+    admins: Vec<PathBuf>,
+    #[command(flatten)]
+    output: JsonFlag,
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +156,7 @@ pub async fn run(command: KeyCommand) -> anyhow::Result<ExitCode> {
         KeyCommand::Import(a) => super::import::run(*a).await,
         KeyCommand::Reshare(a) => reshare(a, false).await,
         KeyCommand::Refresh(a) => reshare(a, true).await,
+        KeyCommand::Policy(PolicyCommand::Set(a)) => set_policy(a).await,
     }
 }
 
@@ -229,7 +263,10 @@ async fn reshare(a: ReshareArgs, refresh: bool) -> anyhow::Result<ExitCode> {
         threshold,
         a.dealers.as_deref(),
         &admins,
-        a.every,
+        cli::ops::Changes {
+            refresh_every: a.every,
+            policy: None,
+        },
     )
     .await?;
     let info = trust.verify_key(info)?;
@@ -253,6 +290,58 @@ async fn reshare(a: ReshareArgs, refresh: bool) -> anyhow::Result<ExitCode> {
         );
         println!("receipts: every node's verified against the pinned genesis");
         println!("{}", schedule_line(k));
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn set_policy(a: PolicySetArgs) -> anyhow::Result<ExitCode> {
+    let api = a.target.api()?;
+    let trust = a.target.trust()?;
+    let admins = read_keys(&a.admins)?;
+    let policy = protocol::policy::KeyPolicy {
+        approvers: public_keys(&a.approvers, approver_public)?
+            .into_iter()
+            .map(|k| serde_bytes::ByteBuf::from(k.to_vec()))
+            .collect(),
+        approvals_needed: a.approvals,
+    };
+    policy.check()?;
+    let before = trust.fetch_key(&api, &a.target.key).await?;
+    let before = before.info();
+    let info = cli::ops::reshare_key(
+        &api,
+        trust.cluster_id(),
+        before,
+        before.threshold,
+        a.dealers.as_deref(),
+        &admins,
+        cli::ops::Changes {
+            refresh_every: None,
+            policy: Some(policy.clone()),
+        },
+    )
+    .await?;
+    // Every node's receipt of the new generation signs the new policy and its version.
+    let info = trust.verify_key(info)?;
+    let after = info.info();
+    if after.key_id != before.key_id
+        || after.public_key != before.public_key
+        || after.threshold != before.threshold
+        || after.policy_version != before.policy_version + 1
+        || coordinator::api::Wire::to_wire(&after.policy) != policy
+    {
+        anyhow::bail!("the coordinator answered another key or policy than the one set");
+    }
+    a.output.print(after, |k| {
+        println!(
+            "key {}: policy version {}, {} of {} approvers (signing requests name version {})",
+            k.key_id,
+            k.policy_version,
+            k.policy.approvals_needed,
+            k.policy.approvers.len(),
+            k.policy_version
+        );
+        println!("receipts: every node's verified against the pinned genesis, with the policy");
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -290,6 +379,12 @@ async fn show(target: &super::KeyArgs, output: &JsonFlag) -> anyhow::Result<Exit
             trust.cluster_id()
         );
         println!("{}", schedule_line(k));
+        println!(
+            "policy:     version {}, {} of {} approvers",
+            k.policy_version,
+            k.policy.approvals_needed,
+            k.policy.approvers.len()
+        );
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -52,7 +52,7 @@ pub async fn run(a: SignArgs) -> anyhow::Result<ExitCode> {
     let result = cli::ops::sign(
         &api,
         trust.cluster_id(),
-        &a.target.key,
+        cli::ops::KeyRef::of(key.info()),
         &a.path,
         payload,
         &approvers,

@@ -149,6 +149,12 @@ pub struct ReshareKeyJson {
     /// admins approve): absent or `false` otherwise.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub scheduled: bool,
+    /// Who approves the key's signing requests from the new generation on (issue 20): the
+    /// key's policy version goes up by one when the new generation becomes current, and
+    /// signing requests approved under the old version are refused from then on. Absent keeps
+    /// the key's policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<super::PolicyJson>,
 }
 
 impl Wire for ReshareKeyJson {
@@ -166,6 +172,7 @@ impl Wire for ReshareKeyJson {
             expiry: self.expiry,
             refresh_every: self.refresh_every,
             scheduled: self.scheduled,
+            policy: self.policy.as_ref().map(Wire::to_wire),
         }
     }
     fn from_wire(r: &protocol::reshare::ReshareKey) -> Self {
@@ -181,6 +188,7 @@ impl Wire for ReshareKeyJson {
             expiry: r.expiry,
             refresh_every: r.refresh_every,
             scheduled: r.scheduled,
+            policy: r.policy.as_ref().map(super::PolicyJson::from_wire),
         }
     }
 }

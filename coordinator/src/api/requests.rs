@@ -299,6 +299,16 @@ pub struct SignRequestJson {
     pub created: u64,
     /// Unix seconds.
     pub expiry: u64,
+    /// The version of the key's approval policy the approvals were given under
+    /// (`policy_version` of the key; 0, which may be left out, until the admins first change
+    /// the key's approvers). Every enclave refuses a request under another version.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub policy: u32,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+pub(crate) fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One payload of a signing request: a hex string (raw) or `{"hash", "preimage"}`.
@@ -486,6 +496,7 @@ impl Wire for SignRequestJson {
             request_id: buf(&self.request_id),
             created: self.created,
             expiry: self.expiry,
+            policy: self.policy,
         }
     }
     fn from_wire(r: &SignRequest) -> Self {
@@ -498,6 +509,7 @@ impl Wire for SignRequestJson {
             request_id: Hex::from(&r.request_id),
             created: r.created,
             expiry: r.expiry,
+            policy: r.policy,
         }
     }
 }

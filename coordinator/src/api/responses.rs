@@ -33,6 +33,11 @@ pub struct KeyInfo {
     /// When its current generation was stored (Unix seconds; 0, left out, for generation 0).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub refreshed: u64,
+    /// The version of `policy` (issue 20): 0, left out, until the admins first replace the
+    /// key's approvers; signing requests name it (`policy`). From version 1 on every node's
+    /// receipt of the current generation signs the policy, which a client checks.
+    #[serde(default, skip_serializing_if = "super::requests::is_zero_u32")]
+    pub policy_version: u32,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -129,7 +134,11 @@ impl KeyInfo {
                 "resharing request",
             ),
             (r.reshared.is_none() && r.generation != 0, "generation"),
-            (c.policy != self.policy, "approval policy"),
+            // A policy the admins replaced is checked against the receipts instead.
+            (
+                self.policy_version == 0 && c.policy != self.policy,
+                "approval policy",
+            ),
             (c.cluster != r.cluster, "cluster"),
             (
                 r.import.as_ref().is_some_and(|i| {
@@ -166,7 +175,10 @@ impl KeyInfo {
         if let Some(x) = &r.reshared {
             let request =
                 sha2::Sha256::digest(super::Wire::to_wire(&x.request).canonical_bytes()).to_vec();
-            return Some(self.claim(r, r.generation, self.threshold, request, &r.signatures));
+            let (claim, signatures) =
+                self.claim(r, r.generation, self.threshold, request, &r.signatures);
+            let policy = super::Wire::to_wire(&self.policy);
+            return Some((claim.with_policy(self.policy_version, &policy), signatures));
         }
         Some(self.claim(r, 0, self.threshold, self.origin_request()?, &r.signatures))
     }
@@ -242,6 +254,8 @@ impl KeyInfo {
                 .map(|c| serde_bytes::ByteBuf::from(c.0.clone())),
             generation,
             request: serde_bytes::ByteBuf::from(request),
+            policy_version: 0,
+            policy: None,
         };
         let signatures = signatures
             .iter()

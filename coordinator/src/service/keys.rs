@@ -44,6 +44,7 @@ pub(super) fn key_info(row: &KeyRow) -> Result<KeyInfo, ApiError> {
             .map_err(|e| err(ErrorCode::Storage, format!("stored receipts: {e}")))?,
         refresh_every: row.refresh_every,
         refreshed: row.refreshed,
+        policy_version: row.policy_version,
     })
 }
 
@@ -140,6 +141,8 @@ fn key_from_outcomes(
         chain_code: chain_code.clone().map(serde_bytes::ByteBuf::from),
         generation: 0,
         request: serde_bytes::ByteBuf::from(job.request_hash.clone()),
+        policy_version: 0,
+        policy: None,
     };
     verify_key_receipts(&genesis, &claim, &signatures).map_err(|e| {
         (
@@ -425,6 +428,7 @@ impl Coordinator {
             refresh_every: 0,
             refreshed: 0,
             pending_since: 0,
+            policy_version: 0,
         };
         let stored = row.clone();
         entry.outcome = "ok".into();

@@ -31,7 +31,7 @@ use super::keys::key_info;
 use super::{Coordinator, err, unix_now};
 use crate::api::{
     ApiError, ApprovedJson, ErrorCode, GenesisBody, Hex, KeyInfo, KeyReceipts, NodeReceipt,
-    ReshareKeyJson, Reshared, Wire,
+    PolicyJson, ReshareKeyJson, Reshared, Wire,
 };
 use crate::audit::AuditEntry;
 use crate::nodes::{SessionRun, new_session_id, run_session};
@@ -104,6 +104,11 @@ fn validate(
         return Err(invalid(format!(
             "a refresh schedule is at most {MAX_REFRESH_EVERY} s (ten years)"
         )));
+    }
+    if let Some(policy) = &r.policy {
+        policy
+            .check()
+            .map_err(|e| invalid(format!("the key's new policy: {e}")))?;
     }
     if !r.dealers.windows(2).all(|w| w[0] < w[1])
         || r.dealers.iter().any(|d| *d >= nodes)
@@ -179,6 +184,15 @@ fn new_generation(
     Ok(signatures)
 }
 
+/// The approval policy, and its version, of the generation `request` makes of `key`: the one it
+/// sets, a version up, or the key's own.
+fn next_policy(key: &KeyInfo, request: &ReshareKeyJson) -> (u32, PolicyJson) {
+    match &request.policy {
+        Some(policy) => (key.policy_version.saturating_add(1), policy.clone()),
+        None => (key.policy_version, key.policy.clone()),
+    }
+}
+
 /// Checks that `signatures` are every node's receipt of the generation `request` makes, under
 /// the roster's node keys: the key's public key and chain code, the new threshold, the request.
 fn check_receipts(
@@ -203,7 +217,11 @@ fn check_receipts(
         chain_code: key.chain_code.as_ref().map(|c| ByteBuf::from(c.0.clone())),
         generation: request.generation + 1,
         request: ByteBuf::from(request_hash(request).to_vec()),
+        policy_version: 0,
+        policy: None,
     };
+    let (version, policy) = next_policy(key, request);
+    let claim = claim.with_policy(version, &policy.to_wire());
     verify_key_receipts(&approved.request.to_wire(), &claim, signatures).map_err(|e| {
         (
             ErrorCode::KeygenFailed,
@@ -320,7 +338,7 @@ impl Coordinator {
             credential: Some(credential.clone()),
             detail: Some(format!(
                 "generation {} -> {}, threshold {} -> {}, dealers {:?}, refresh schedule {}, \
-                 request sha256 {}",
+                 policy {}, request sha256 {}",
                 request.generation,
                 request.generation + 1,
                 key.threshold,
@@ -330,6 +348,20 @@ impl Coordinator {
                     None => "unchanged".to_string(),
                     Some(0) => "off".to_string(),
                     Some(s) => format!("every {s} s"),
+                },
+                match &request.policy {
+                    None => "unchanged".to_string(),
+                    Some(p) => format!(
+                        "version {} -> {}: {} of approvers [{}]",
+                        key.policy_version,
+                        key.policy_version.saturating_add(1),
+                        p.approvals_needed,
+                        p.approvers
+                            .iter()
+                            .map(|a| hex::encode(&a.0))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 },
                 hex::encode(request_hash(&request))
             )),
@@ -644,6 +676,14 @@ impl Coordinator {
         let expected = row.receipts.clone().unwrap_or_default();
         let (id, threshold, refresh_every) =
             (key_id.to_string(), request.threshold, request.refresh_every);
+        let (policy_version, policy) = next_policy(key, request);
+        let policy_json = match &request.policy {
+            Some(_) => Some(
+                serde_json::to_string(&policy)
+                    .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
+            ),
+            None => None,
+        };
         entry.outcome = "ok".into();
         let updated = self
             .db(move |s| {
@@ -651,6 +691,7 @@ impl Coordinator {
                     threshold,
                     receipts: &json,
                     refresh_every,
+                    policy: policy_json.as_deref().map(|p| (p, policy_version)),
                 };
                 s.update_key_generation(&id, &generation, &expected, unix_now(), &entry)
             })
@@ -668,6 +709,7 @@ impl Coordinator {
         info.receipts = Some(receipts);
         info.refresh_every = request.refresh_every.unwrap_or(key.refresh_every);
         info.refreshed = unix_now();
+        (info.policy_version, info.policy) = (policy_version, policy);
         Ok(info)
     }
 }

@@ -143,6 +143,7 @@ impl Coordinator {
                 expiry: now + SCHEDULED_VALIDITY_SECS,
                 refresh_every: None,
                 scheduled: true,
+                policy: None,
             },
             approvals: vec![],
             presignature: None,

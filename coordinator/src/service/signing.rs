@@ -60,6 +60,16 @@ impl Coordinator {
             }
             return Err(e);
         }
+        if r.policy != key.policy_version {
+            return Err(err(
+                ErrorCode::Unapproved,
+                format!(
+                    "stale_policy: the request was approved under policy version {} of key {}; \
+                     its policy is version {}",
+                    r.policy, r.key_id, key.policy_version
+                ),
+            ));
+        }
         let wire = body.to_wire();
         let approvers = keys_of(&key.policy.approvers, "approver")?;
         let actors = check_approvals(&r, &wire.approvals, &approvers, key.policy.approvals_needed)?;

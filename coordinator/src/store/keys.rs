@@ -30,6 +30,8 @@ pub struct KeyRow {
     pub refreshed: u64,
     /// When its pending resharing was recorded (Unix seconds; 0: none).
     pub pending_since: u64,
+    /// The version of `policy` (0 until the admins first replace the key's approvers).
+    pub policy_version: u32,
 }
 
 fn key_row(r: &Row) -> Result<KeyRow, StoreError> {
@@ -47,11 +49,13 @@ fn key_row(r: &Row) -> Result<KeyRow, StoreError> {
         refresh_every: r.int(9)? as u64,
         refreshed: r.int(10)? as u64,
         pending_since: r.int(11)? as u64,
+        policy_version: u32::try_from(r.int(12)?)
+            .map_err(|_| StoreError::Corrupt("policy version out of range".into()))?,
     })
 }
 
 const KEY_COLUMNS: &str = "key_id, scheme, threshold, public_key, chain_code, policy, created, \
-     receipts, pending, refresh_every, refreshed, pending_since";
+     receipts, pending, refresh_every, refreshed, pending_since, policy_version";
 
 /// A Unix time or period as a column value (saturating: the columns are signed).
 fn secs(t: u64) -> Value {
@@ -66,6 +70,9 @@ pub struct NewGeneration<'a> {
     pub receipts: &'a str,
     /// The schedule the resharing set (`None`: unchanged).
     pub refresh_every: Option<u64>,
+    /// The approval policy the resharing set (JSON of `api::PolicyJson`) and its version
+    /// (`None`: unchanged).
+    pub policy: Option<(&'a str, u32)>,
 }
 
 impl Store {
@@ -80,7 +87,7 @@ impl Store {
             let n = tx.exec(
                 &format!(
                     "INSERT INTO keys ({KEY_COLUMNS})
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
                      ON CONFLICT (key_id) DO NOTHING"
                 ),
                 &[
@@ -96,6 +103,7 @@ impl Store {
                     secs(key.refresh_every),
                     secs(key.refreshed),
                     secs(key.pending_since),
+                    Value::Int(key.policy_version.into()),
                 ],
             )?;
             if n == 1 {
@@ -135,6 +143,17 @@ impl Store {
                 tx.exec(
                     "UPDATE keys SET refresh_every = $1 WHERE key_id = $2",
                     &[secs(every), Value::Text(key_id.into())],
+                )?;
+            }
+            // So does the policy.
+            if let (1, Some((policy, version))) = (n, generation.policy) {
+                tx.exec(
+                    "UPDATE keys SET policy = $1, policy_version = $2 WHERE key_id = $3",
+                    &[
+                        Value::Text(policy.into()),
+                        Value::Int(version.into()),
+                        Value::Text(key_id.into()),
+                    ],
                 )?;
             }
             if n == 1 {

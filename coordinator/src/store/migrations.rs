@@ -87,6 +87,12 @@ pub(super) const MIGRATIONS: &[Migration] = &[
             ALTER TABLE keys ADD COLUMN refreshed INTEGER NOT NULL DEFAULT 0;
             ALTER TABLE keys ADD COLUMN pending_since INTEGER NOT NULL DEFAULT 0;",
     },
+    // Issue 20: the version of a key's approval policy (0 until the admins first replace its
+    // approvers; `policy` holds the current one).
+    Migration {
+        version: 7,
+        sql: "ALTER TABLE keys ADD COLUMN policy_version INTEGER NOT NULL DEFAULT 0",
+    },
 ];
 
 /// The latest schema version this build knows.

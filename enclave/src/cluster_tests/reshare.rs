@@ -19,7 +19,7 @@ use crate::seal::{self, BlobKind, LocalSealingAuthority};
 use crate::testkit::{IMAGE, MASTER, boot};
 
 /// What one resharing left: each node's sealed pending share and receipt, by node.
-struct Reshared {
+pub(super) struct Reshared {
     generation: u32,
     /// SHA-256 of the resharing request.
     request: [u8; 32],
@@ -50,7 +50,7 @@ fn eddsa_secret(blob: &[u8], key_id: &str) -> Vec<u8> {
     share.held().unwrap().secret.as_ref().to_be_bytes().to_vec()
 }
 
-fn verify_eddsa(public_key: &[u8], message: &[u8], signature: &[u8]) {
+pub(super) fn verify_eddsa(public_key: &[u8], message: &[u8], signature: &[u8]) {
     let vk = ed25519_dalek::VerifyingKey::from_bytes(public_key.try_into().unwrap()).unwrap();
     vk.verify_strict(
         message,
@@ -62,7 +62,7 @@ fn verify_eddsa(public_key: &[u8], message: &[u8], signature: &[u8]) {
 impl Cluster {
     /// A resharing of `key_id` from `generation` to threshold `threshold`, dealt by `dealers`,
     /// approved by the admins `admins` (indices into the cluster's admins).
-    fn reshare_request(
+    pub(super) fn reshare_request(
         &self,
         key_id: &str,
         generation: u32,
@@ -83,6 +83,7 @@ impl Cluster {
             expiry: t + 300,
             refresh_every: None,
             scheduled: false,
+            policy: None,
         };
         let keys: Vec<&ed25519_dalek::SigningKey> =
             admins.iter().map(|i| &self.admins[*i]).collect();
@@ -92,7 +93,7 @@ impl Cluster {
         }
     }
 
-    fn all(&self) -> Vec<u16> {
+    pub(super) fn all(&self) -> Vec<u16> {
         (0..self.enclaves.len() as u16).collect()
     }
 
@@ -131,7 +132,7 @@ impl Cluster {
 
     /// Runs a resharing and checks that it succeeded everywhere: the same public key, receipts
     /// that verify for the new generation against the pinned genesis.
-    fn reshare(
+    pub(super) fn reshare(
         &self,
         request: Approved<ReshareKey>,
         scheme: Scheme,
@@ -179,6 +180,13 @@ impl Cluster {
             chain_code: chain,
             generation: r.generation + 1,
             request: ByteBuf::from(hash),
+            policy_version: 0,
+            policy: None,
+        };
+        // The tests change a key's policy once at most: a new one is version 1.
+        let claim = match &r.policy {
+            Some(policy) => claim.with_policy(1, policy),
+            None => claim,
         };
         verify_key_receipts(&self.genesis.request, &claim, &signatures).unwrap();
         Reshared {
@@ -190,7 +198,7 @@ impl Cluster {
     }
 
     /// Retires `key_id` into `generation` at `nodes` with `receipts`.
-    fn retire(
+    pub(super) fn retire(
         &self,
         nodes: &[u16],
         key_id: &str,
@@ -223,7 +231,7 @@ impl Cluster {
 
     /// Retires into `reshared` everywhere; returns each node's new current blob. Every node
     /// says, signed with its node key, that the new generation is the one it signs with.
-    fn retire_all(&self, key_id: &str, reshared: &Reshared) -> Vec<ByteBuf> {
+    pub(super) fn retire_all(&self, key_id: &str, reshared: &Reshared) -> Vec<ByteBuf> {
         let out = self.retire(&self.all(), key_id, reshared.generation, &reshared.receipts);
         let mut statements = Vec::new();
         let blobs = out
@@ -278,7 +286,7 @@ impl Cluster {
 
     /// Restarts node `node` from `blobs` (its node key, genesis, auxiliary info and the given
     /// key blobs); the keys it loaded.
-    fn restart(&mut self, node: usize, key_blobs: &[ByteBuf]) -> Vec<String> {
+    pub(super) fn restart(&mut self, node: usize, key_blobs: &[ByteBuf]) -> Vec<String> {
         let fresh = boot(&self.ca, node, IMAGE);
         let mut blobs = self.blobs[node].clone();
         blobs.extend_from_slice(key_blobs);
@@ -925,7 +933,7 @@ fn a_second_resharing_of_a_generation_cannot_split_the_cluster() {
 }
 
 /// Every node's failure message, asserting that every node failed with `code`.
-fn failed_everywhere(out: &BTreeMap<u16, Outcome>, code: FailureCode) -> Vec<String> {
+pub(super) fn failed_everywhere(out: &BTreeMap<u16, Outcome>, code: FailureCode) -> Vec<String> {
     out.iter()
         .map(|(node, o)| match o {
             Outcome::Failed {

@@ -26,6 +26,15 @@ pub(super) struct Pending {
     pub(super) frozen: bool,
     /// The refresh schedule the generation carries (the key's once it is retired into).
     pub(super) schedule: Schedule,
+    /// The policy the generation carries, with its version (the key's once retired into).
+    pub(super) policy: Versioned,
+}
+
+/// A key policy with its version (issue 20).
+#[derive(Clone)]
+pub(super) struct Versioned {
+    pub(super) policy: protocol::policy::KeyPolicy,
+    pub(super) version: u32,
 }
 
 /// The refresh schedule sealed in a record.
@@ -70,32 +79,39 @@ impl Node {
             .keys
             .get(key_id)
             .ok_or_else(|| NodeError::Refused(format!("unknown key {key_id}")))?;
-        let (share, threshold, generation, request, schedule) = match (&key.pending, pending) {
-            (Some(p), true) => (
-                &p.share,
-                p.threshold,
-                p.generation,
-                Some(p.request_hash),
-                p.schedule,
-            ),
-            (None, true) => {
-                return Err(NodeError::Refused(format!(
-                    "key {key_id} has no pending generation"
-                )));
-            }
-            (_, false) => (
-                &key.share,
-                key.threshold,
-                key.generation,
-                key.request,
-                key.schedule,
-            ),
-        };
+        let (share, threshold, generation, request, schedule, policy) =
+            match (&key.pending, pending) {
+                (Some(p), true) => (
+                    &p.share,
+                    p.threshold,
+                    p.generation,
+                    Some(p.request_hash),
+                    p.schedule,
+                    p.policy.clone(),
+                ),
+                (None, true) => {
+                    return Err(NodeError::Refused(format!(
+                        "key {key_id} has no pending generation"
+                    )));
+                }
+                (_, false) => (
+                    &key.share,
+                    key.threshold,
+                    key.generation,
+                    key.request,
+                    key.schedule,
+                    Versioned {
+                        policy: key.policy.clone(),
+                        version: key.policy_version,
+                    },
+                ),
+            };
         let record = KeyRecord {
             key_id: key_id.to_string(),
             scheme: share.scheme(),
             threshold,
-            policy: key.policy.clone(),
+            policy: policy.policy,
+            policy_version: policy.version,
             share: ByteBuf::from(share.to_bytes().map_err(internal)?.to_vec()),
             generation,
             current,
@@ -126,6 +142,13 @@ impl Node {
         key.generation = p.generation;
         key.request = Some(p.request_hash);
         key.schedule = p.schedule;
+        // The policy lands with the generation: requests named under the old version are void
+        // from here on, and the new version's sign.
+        key.approvers = crate::policy::keys32(&p.policy.policy.approvers)
+            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        key.approvals_needed = p.policy.policy.approvals_needed;
+        key.policy = p.policy.policy;
+        key.policy_version = p.policy.version;
         Ok(())
     }
 
@@ -166,11 +189,25 @@ impl Node {
             every: r.refresh_every,
             since: if r.refresh_every == 0 { 0 } else { self.now() },
         };
+        // A new policy gets the next version; none keeps the key's.
+        let policy = match &r.policy {
+            Some(policy) => Versioned {
+                policy: policy.clone(),
+                version: key.policy_version.checked_add(1).ok_or_else(|| {
+                    MpcError::Internal(format!("key {} is at its last policy version", r.key_id))
+                })?,
+            },
+            None => Versioned {
+                policy: key.policy.clone(),
+                version: key.policy_version,
+            },
+        };
         let record = KeyRecord {
             key_id: r.key_id.clone(),
             scheme: share.scheme(),
             threshold: r.threshold,
-            policy: key.policy.clone(),
+            policy: policy.policy.clone(),
+            policy_version: policy.version,
             share: ByteBuf::from(share.to_bytes()?.to_vec()),
             generation: r.generation,
             current: false,
@@ -179,19 +216,24 @@ impl Node {
             refresh_every: schedule.every,
             since: schedule.since,
         };
-        let receipt = self.sign_receipt(KeyReceipt {
-            v: KEY_RECEIPT_VERSION,
-            cluster: self.cluster()?,
-            node: 0,
-            key_id: r.key_id.clone(),
-            scheme: share.scheme(),
-            threshold: r.threshold,
-            participants: participants.to_vec(),
-            public_key: ByteBuf::from(public_key.clone()),
-            chain_code: chain_code.clone().map(ByteBuf::from),
-            generation: r.generation,
-            request: ByteBuf::from(r.request_hash.to_vec()),
-        })?;
+        let receipt = self.sign_receipt(
+            KeyReceipt {
+                v: KEY_RECEIPT_VERSION,
+                cluster: self.cluster()?,
+                node: 0,
+                key_id: r.key_id.clone(),
+                scheme: share.scheme(),
+                threshold: r.threshold,
+                participants: participants.to_vec(),
+                public_key: ByteBuf::from(public_key.clone()),
+                chain_code: chain_code.clone().map(ByteBuf::from),
+                generation: r.generation,
+                request: ByteBuf::from(r.request_hash.to_vec()),
+                policy_version: 0,
+                policy: None,
+            }
+            .with_policy(policy.version, &policy.policy),
+        )?;
         let mut plain = Zeroizing::new(Vec::new());
         ciborium::into_writer(&record, &mut *plain)
             .map_err(|e| MpcError::Internal(e.to_string()))?;
@@ -208,6 +250,7 @@ impl Node {
                 share,
                 frozen: false,
                 schedule,
+                policy,
             });
         }
         Ok(Outcome::KeyReshared {
@@ -257,6 +300,7 @@ pub(super) fn generations(
             }
         }
         let mut key = Key::new(record.threshold, &record.policy, share)?;
+        key.policy_version = record.policy_version;
         key.generation = record.generation;
         key.request = hash32(&record.request);
         key.schedule = schedule_of(&record);
@@ -276,6 +320,10 @@ pub(super) fn generations(
                     share,
                     frozen: record.frozen,
                     schedule: schedule_of(&record),
+                    policy: Versioned {
+                        policy: record.policy.clone(),
+                        version: record.policy_version,
+                    },
                 });
             }
             _ => {

@@ -56,6 +56,10 @@ pub(super) struct KeyRecord {
     /// enclave's clock; else 0): a scheduled refresh is due `refresh_every` after it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub(super) since: u64,
+    /// The version of `policy` (issue 20): 0 until the admins first replace the key's
+    /// approvers, one more at each replacement. Left out when 0, for the same reason.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub(super) policy_version: u32,
 }
 
 fn current_by_default() -> bool {
@@ -64,6 +68,11 @@ fn current_by_default() -> bool {
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
 fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero_u32(n: &u32) -> bool {
     *n == 0
 }
 
@@ -142,6 +151,10 @@ pub(super) struct Key {
     pub(super) approvals_needed: u16,
     pub(super) share: Share,
     pub(super) policy: KeyPolicy,
+    /// The version of `policy` a signing request must name ([`SignRequest::policy`]).
+    ///
+    /// [`SignRequest::policy`]: protocol::policy::SignRequest::policy
+    pub(super) policy_version: u32,
     /// The current generation.
     pub(super) generation: u32,
     /// The request that made the current generation.
@@ -164,6 +177,7 @@ impl Key {
             approvals_needed: policy.approvals_needed,
             share,
             policy: policy.clone(),
+            policy_version: 0,
             generation: 0,
             request: None,
             pending: None,
@@ -571,6 +585,8 @@ impl Node {
             chain_code: chain_code.clone().map(ByteBuf::from),
             generation: 0,
             request: ByteBuf::from(request_hash.to_vec()),
+            policy_version: 0,
+            policy: None,
         })?;
         let record = KeyRecord {
             key_id: request.key_id.clone(),
@@ -584,6 +600,7 @@ impl Node {
             frozen: false,
             refresh_every: 0,
             since: 0,
+            policy_version: 0,
         };
         let mut plain = Zeroizing::new(Vec::new());
         ciborium::into_writer(&record, &mut *plain)

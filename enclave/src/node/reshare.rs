@@ -69,6 +69,8 @@ pub(super) struct Resharing {
     pub(super) expiry: u64,
     /// The new generation's refresh schedule (seconds; 0: off).
     pub(super) refresh_every: u64,
+    /// The key's new policy, if the resharing replaces it (issue 20).
+    pub(super) policy: Option<protocol::policy::KeyPolicy>,
 }
 
 /// An approved resharing is never marked `scheduled`: that mark is what tells the hash of an
@@ -459,6 +461,11 @@ impl Node {
             )));
         }
         let refresh_every = r.refresh_every.unwrap_or(key.schedule.every);
+        if let Some(policy) = &r.policy {
+            policy
+                .check()
+                .map_err(|e| bad(format!("the key's new policy: {e}")))?;
+        }
         let part = Part {
             me,
             nodes,
@@ -505,6 +512,7 @@ impl Node {
             created: r.created,
             expiry: r.expiry,
             refresh_every,
+            policy: r.policy.clone(),
         };
         Ok(Start::new(machine, Purpose::ReshareKey(resharing), first)
             .holding(hold)
@@ -670,7 +678,10 @@ impl Node {
             chain_code: chain_code.map(ByteBuf::from),
             generation,
             request: ByteBuf::from(pending.request_hash.to_vec()),
-        };
+            policy_version: 0,
+            policy: None,
+        }
+        .with_policy(pending.policy.version, &pending.policy.policy);
         for (node, (signature, entry)) in (0u16..).zip(receipts.iter().zip(roster)) {
             let receipt = KeyReceipt {
                 node,

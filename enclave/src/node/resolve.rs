@@ -87,15 +87,23 @@ impl Node {
             .get(&n.key_id)
             .ok_or_else(|| NodeError::Refused(format!("unknown key {}", n.key_id)))?;
         let sealed = match &key.pending {
-            Some(p) if p.generation == n.generation && p.request_hash == n.hash => {
-                Some((&p.share, p.threshold, false, p.frozen))
-            }
-            _ if key.generation == n.generation && key.request == Some(n.hash) => {
-                Some((&key.share, key.threshold, true, false))
-            }
+            Some(p) if p.generation == n.generation && p.request_hash == n.hash => Some((
+                &p.share,
+                p.threshold,
+                false,
+                p.frozen,
+                (p.policy.version, &p.policy.policy),
+            )),
+            _ if key.generation == n.generation && key.request == Some(n.hash) => Some((
+                &key.share,
+                key.threshold,
+                true,
+                false,
+                (key.policy_version, &key.policy),
+            )),
             _ => None,
         };
-        let Some((share, threshold, current, frozen)) = sealed else {
+        let Some((share, threshold, current, frozen, (version, policy))) = sealed else {
             return Ok(Outcome::NotSealed {
                 key_id: n.key_id,
                 generation: n.generation,
@@ -103,19 +111,24 @@ impl Node {
         };
         let (public_key, chain_code) = share.public_key();
         let receipt = self
-            .sign_receipt(KeyReceipt {
-                v: KEY_RECEIPT_VERSION,
-                cluster,
-                node: me,
-                key_id: n.key_id.clone(),
-                scheme: share.scheme(),
-                threshold,
-                participants: (0..nodes).collect(),
-                public_key: ByteBuf::from(public_key),
-                chain_code: chain_code.map(ByteBuf::from),
-                generation: n.generation,
-                request: ByteBuf::from(n.hash.to_vec()),
-            })
+            .sign_receipt(
+                KeyReceipt {
+                    v: KEY_RECEIPT_VERSION,
+                    cluster,
+                    node: me,
+                    key_id: n.key_id.clone(),
+                    scheme: share.scheme(),
+                    threshold,
+                    participants: (0..nodes).collect(),
+                    public_key: ByteBuf::from(public_key),
+                    chain_code: chain_code.map(ByteBuf::from),
+                    generation: n.generation,
+                    request: ByteBuf::from(n.hash.to_vec()),
+                    policy_version: 0,
+                    policy: None,
+                }
+                .with_policy(version, policy),
+            )
             .map_err(internal)?;
         Ok(Outcome::Sealed {
             key_id: n.key_id,

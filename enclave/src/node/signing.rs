@@ -241,6 +241,15 @@ impl Node {
             .keys
             .get(&r.key_id)
             .ok_or_else(|| NodeError::Refused(format!("unknown key {}", r.key_id)))?;
+        // Approvals count only under the policy they were given for (issue 20): one the admins
+        // replaced is void, and one not landed here yet is not the key's policy.
+        if r.policy != key.policy_version {
+            return Err(NodeError::Refused(format!(
+                "the request was approved under policy version {} of key {}; its policy is \
+                 version {} here",
+                r.policy, r.key_id, key.policy_version
+            )));
+        }
         check_approvals(r, &request.approvals, &key.approvers, key.approvals_needed)?;
         Ok(key)
     }

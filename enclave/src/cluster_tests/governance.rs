@@ -1,0 +1,203 @@
+//! Governance of a key's policy (issue 20): the admins replace who approves a key's signing
+//! requests with an approved resharing that carries the new policy; the enclaves seal it with
+//! the new generation and bump the key's policy version when it becomes current. The attacks:
+//! an approver the admins removed keeps approving; a request approved under the old policy by
+//! approvers in both policies is replayed after the change; a request approved under the new
+//! policy is used before the change landed; a coordinator slips a policy into an unapproved
+//! refresh; a parent restores a node from a backup of the old policy.
+
+use std::collections::BTreeMap;
+
+use ed25519_dalek::SigningKey;
+use protocol::policy::{Approved, KeyPolicy, Payload, SIGN_REQUEST_VERSION, Scheme, SignRequest};
+use protocol::reshare::ReshareKey;
+use protocol::session::{FailureCode, Outcome, SessionKind};
+use serde_bytes::ByteBuf;
+
+use super::reshare::{failed_everywhere, verify_eddsa};
+use super::{Cluster, now, request_id, signature_of};
+use crate::testkit::{approve, public_keys};
+
+impl Cluster {
+    /// A request to sign `message` with `key_id`, naming policy version `policy`, approved by
+    /// `by`.
+    fn sign_under(
+        &self,
+        key_id: &str,
+        policy: u32,
+        message: &[u8],
+        by: &[&SigningKey],
+    ) -> Approved<SignRequest> {
+        let t = now() + self.ahead.get();
+        let request = SignRequest {
+            v: SIGN_REQUEST_VERSION,
+            cluster: self.genesis.request.cluster_id(),
+            key_id: key_id.into(),
+            path: vec![],
+            payloads: vec![Payload::raw(message.to_vec())],
+            request_id: request_id(),
+            created: t,
+            expiry: t + 120,
+            policy,
+        };
+        Approved {
+            approvals: approve(&request, by),
+            request,
+        }
+    }
+
+    /// An admin-approved refresh of `key_id` from `generation` that sets `policy`.
+    fn policy_change(
+        &self,
+        key_id: &str,
+        generation: u32,
+        policy: KeyPolicy,
+    ) -> Approved<ReshareKey> {
+        let mut a = self.reshare_request(key_id, generation, 2, &[0, 1], &[]);
+        a.request.policy = Some(policy);
+        let keys: Vec<&SigningKey> = self.admins[..2].iter().collect();
+        a.approvals = approve(&a.request, &keys);
+        a
+    }
+}
+
+fn signed(out: &BTreeMap<u16, Outcome>) -> bool {
+    out.values().all(|o| matches!(o, Outcome::Signed { .. }))
+}
+
+/// Every node refuses, naming the policy version.
+fn refused_for_version(out: &BTreeMap<u16, Outcome>) {
+    for m in failed_everywhere(out, FailureCode::Refused) {
+        assert!(m.contains("policy version"), "{m}");
+    }
+}
+
+/// The Done-when of issue 20 for a key's approvers: one removed cannot approve the key's next
+/// request, one added can, and a request under a stale version is refused by every enclave.
+#[test]
+fn a_removed_approver_cannot_approve_and_an_added_one_can_once_the_policy_lands() {
+    const KEY: &str = "governed";
+    let mut c = Cluster::new(3);
+    let pk = c.create_key(KEY, Scheme::EddsaEd25519, 2);
+    let gen0: Vec<ByteBuf> = (0..3).map(|i| c.blobs[i].pop().unwrap()).collect();
+    let [a0, a1, a2] = [0, 1, 2].map(|i| c.approvers[i].clone());
+    let [a0, a1, a2] = [&a0, &a1, &a2];
+    let added = SigningKey::from_bytes(&[30; 32]);
+    let all = c.all();
+
+    // Under policy version 0 (approvers 0, 1, 2; two needed) approvers 0 and 2 sign.
+    let out = c.sign(&[0, 1], c.sign_under(KEY, 0, b"v0", &[a0, a2]), None);
+    verify_eddsa(&pk, b"v0", &signature_of(&out).0);
+    // A version the key never had is refused everywhere.
+    let out = c.sign(&all, c.sign_under(KEY, 1, b"too soon", &[a0, a2]), None);
+    refused_for_version(&out);
+
+    // Malformed policies, approved by the admins, are refused by every node: nothing sealed.
+    let a = |keys: &[&SigningKey]| -> Vec<ByteBuf> {
+        keys.iter()
+            .map(|k| ByteBuf::from(k.verifying_key().to_bytes().to_vec()))
+            .collect()
+    };
+    for bad in [
+        KeyPolicy {
+            approvers: a(&[a1, a1]),
+            approvals_needed: 1,
+        },
+        KeyPolicy {
+            approvers: a(&[a1, &added]),
+            approvals_needed: 0,
+        },
+        KeyPolicy {
+            approvers: a(&[a1, &added]),
+            approvals_needed: 3,
+        },
+        KeyPolicy {
+            approvers: vec![],
+            approvals_needed: 1,
+        },
+        KeyPolicy {
+            approvers: vec![ByteBuf::from(vec![1u8; 31])],
+            approvals_needed: 1,
+        },
+    ] {
+        let request = c.policy_change(KEY, 0, bad);
+        let out = c.run(&all, SessionKind::ReshareKey { request }, |_, _| {});
+        failed_everywhere(&out, FailureCode::BadRequest);
+    }
+    // A coordinator cannot slip a policy into an unapproved (scheduled) refresh.
+    let mut slipped = c.reshare_request(KEY, 0, 2, &[0, 1], &[]);
+    slipped.request.scheduled = true;
+    slipped.request.policy = Some(KeyPolicy {
+        approvers: public_keys(std::slice::from_ref(&added)),
+        approvals_needed: 1,
+    });
+    let out = c.run(
+        &all,
+        SessionKind::ReshareKey { request: slipped },
+        |_, _| {},
+    );
+    failed_everywhere(&out, FailureCode::Refused);
+
+    // The admins replace approver 0 by a new one: approvers 1, 2 and the new one, two needed.
+    let policy = KeyPolicy {
+        approvers: a(&[a1, a2, &added]),
+        approvals_needed: 2,
+    };
+    let change = c.policy_change(KEY, 0, policy.clone());
+    let gen1 = c.reshare(change, Scheme::EddsaEd25519, &pk);
+    // Pending: the old policy still holds everywhere, the new one waits.
+    let out = c.sign(&[1, 2], c.sign_under(KEY, 0, b"pending", &[a0, a2]), None);
+    verify_eddsa(&pk, b"pending", &signature_of(&out).0);
+    let out = c.sign(&all, c.sign_under(KEY, 1, b"early", &[a1, &added]), None);
+    refused_for_version(&out);
+
+    let current1 = c.retire_all(KEY, &gen1);
+    // Landed. The removed approver's request is refused, under either version.
+    let out = c.sign(&all, c.sign_under(KEY, 0, b"removed", &[a0, a2]), None);
+    refused_for_version(&out);
+    let out = c.sign(&all, c.sign_under(KEY, 1, b"removed", &[a0, a2]), None);
+    for m in failed_everywhere(&out, FailureCode::Refused) {
+        assert!(m.contains("not an approver"), "{m}");
+    }
+    // Approved under the old version by two approvers the new policy keeps: void all the same.
+    let out = c.sign(&all, c.sign_under(KEY, 0, b"stale", &[a1, a2]), None);
+    refused_for_version(&out);
+    // The added approver approves, with approver 1.
+    let out = c.sign(&[0, 2], c.sign_under(KEY, 1, b"v1", &[a1, &added]), None);
+    verify_eddsa(&pk, b"v1", &signature_of(&out).0);
+
+    // The admins' change cannot be run again: its generation is gone.
+    let again = c.policy_change(KEY, 0, policy);
+    let out = c.run(&all, SessionKind::ReshareKey { request: again }, |_, _| {});
+    assert!(
+        !out.values()
+            .any(|o| matches!(o, Outcome::KeyReshared { .. })),
+        "{out:?}"
+    );
+
+    // The policy is sealed with the generation: node 1 restarts with version 1.
+    c.restart(1, &[current1[1].clone()]);
+    let out = c.sign(
+        &[1, 2],
+        c.sign_under(KEY, 1, b"restarted", &[&added, a2]),
+        None,
+    );
+    verify_eddsa(&pk, b"restarted", &signature_of(&out).0);
+
+    // A parent restores node 1 from a backup of generation 0 (the old policy) alone: its
+    // node takes the removed approver's request, but no other node does, and no quorum of two
+    // signs it.
+    c.restart(1, &[gen0[1].clone()]);
+    for quorum in [[0u16, 1], [1, 2]] {
+        let out = c.sign(
+            &quorum,
+            c.sign_under(KEY, 0, b"rolled back", &[a0, a2]),
+            None,
+        );
+        assert!(!signed(&out), "{out:?}");
+        assert!(
+            out.values().any(|o| matches!(o, Outcome::Failed { message, .. } if message.contains("policy version"))),
+            "{out:?}"
+        );
+    }
+}

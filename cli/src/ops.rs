@@ -246,12 +246,27 @@ pub async fn reshare_key(
     );
     request.policy = changes.policy;
     let request = requests::approve(&request, admins);
-    api.post(
-        &format!("/v1/keys/{}/reshare", key.key_id),
-        &ApprovedJson::<coordinator::api::ReshareKeyJson>::from_wire(&request),
-    )
-    .await
-    .map_err(api_err)
+    let info: KeyInfo = api
+        .post(
+            &format!("/v1/keys/{}/reshare", key.key_id),
+            &ApprovedJson::<coordinator::api::ReshareKeyJson>::from_wire(&request),
+        )
+        .await
+        .map_err(api_err)?;
+    // The key's new generation must be the one this request made (helper-42, finding 6): its
+    // receipts, which the caller verifies, then sign exactly what the admins approved.
+    let made = info
+        .receipts
+        .as_ref()
+        .and_then(|r| r.reshared.as_ref())
+        .map(|x| coordinator::api::Wire::to_wire(&x.request));
+    if made.as_ref() != Some(&request.request) {
+        anyhow::bail!(
+            "the coordinator answered key {} with a generation another request made",
+            key.key_id
+        );
+    }
+    Ok(info)
 }
 
 /// The key a signing request names, with the version of its approval policy the approvals are

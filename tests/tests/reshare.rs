@@ -642,6 +642,27 @@ async fn a_key_policy_change_replaces_its_approvers_at_every_node() {
     let mut unversioned = info.clone();
     unversioned.policy_version = 0;
     assert!(s.trust.verify_key(unversioned).is_err());
+    // helper-42, finding 1: the key shown stripped back to its genuine generation 0 (whose
+    // receipts sign no policy) with a version above 0 and approvers of the coordinator's
+    // choosing: refused, whatever the version.
+    let receipts = info.receipts.as_ref().unwrap();
+    let reshared = receipts.reshared.as_ref().unwrap();
+    for version in [1, 7] {
+        let mut stripped = info.clone();
+        stripped.threshold = reshared.origin_threshold;
+        stripped.policy_version = version;
+        stripped.policy.approvers = vec![coordinator::api::Hex(
+            removed.verifying_key().to_bytes().to_vec(),
+        )];
+        stripped.receipts = Some(coordinator::api::KeyReceipts {
+            generation: 0,
+            signatures: reshared.origin_signatures.clone(),
+            reshared: None,
+            ..receipts.clone()
+        });
+        let refused = s.trust.verify_key(stripped).unwrap_err().to_string();
+        assert!(refused.contains("policy version"), "{refused}");
+    }
 
     // The change is in the audit log, with its approvers.
     let records = cohort_tests::audit_log(&s.api).await;

@@ -327,7 +327,7 @@ async fn set_policy(a: PolicySetArgs) -> anyhow::Result<ExitCode> {
     if after.key_id != before.key_id
         || after.public_key != before.public_key
         || after.threshold != before.threshold
-        || after.policy_version != before.policy_version + 1
+        || Some(after.policy_version) != before.policy_version.checked_add(1)
         || coordinator::api::Wire::to_wire(&after.policy) != policy
     {
         anyhow::bail!("the coordinator answered another key or policy than the one set");

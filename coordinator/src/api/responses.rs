@@ -134,6 +134,12 @@ impl KeyInfo {
                 "resharing request",
             ),
             (r.reshared.is_none() && r.generation != 0, "generation"),
+            // A policy changes only with a resharing: a key shown at generation 0 is at
+            // version 0 (attacker review helper-42, finding 1).
+            (
+                r.reshared.is_none() && self.policy_version != 0,
+                "policy version",
+            ),
             // A policy the admins replaced is checked against the receipts instead.
             (
                 self.policy_version == 0 && c.policy != self.policy,
@@ -172,15 +178,19 @@ impl KeyInfo {
         use protocol::policy::Canonical;
         use sha2::Digest;
         let r = self.receipts.as_ref()?;
-        if let Some(x) = &r.reshared {
-            let request =
-                sha2::Sha256::digest(super::Wire::to_wire(&x.request).canonical_bytes()).to_vec();
-            let (claim, signatures) =
-                self.claim(r, r.generation, self.threshold, request, &r.signatures);
-            let policy = super::Wire::to_wire(&self.policy);
-            return Some((claim.with_policy(self.policy_version, &policy), signatures));
-        }
-        Some(self.claim(r, 0, self.threshold, self.origin_request()?, &r.signatures))
+        let (claim, signatures) = match &r.reshared {
+            Some(x) => {
+                let request =
+                    sha2::Sha256::digest(super::Wire::to_wire(&x.request).canonical_bytes())
+                        .to_vec();
+                self.claim(r, r.generation, self.threshold, request, &r.signatures)
+            }
+            None => self.claim(r, 0, self.threshold, self.origin_request()?, &r.signatures),
+        };
+        // The current generation's receipts sign the key's policy from version 1 on, whatever
+        // the generation shown (helper-42, finding 1).
+        let policy = super::Wire::to_wire(&self.policy);
+        Some((claim.with_policy(self.policy_version, &policy), signatures))
     }
 
     /// For a reshared key, the receipt every node signed at generation 0 (over the creation or

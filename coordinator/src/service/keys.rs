@@ -213,13 +213,10 @@ pub(super) fn check_new_key(
             format!("the threshold must be between 2 and {nodes}"),
         ));
     }
-    let approvers = keys_of(&body.policy.approvers, "approver")?;
-    if r.policy.approvals_needed == 0 || usize::from(r.policy.approvals_needed) > approvers.len() {
-        return Err(err(
-            ErrorCode::InvalidRequest,
-            "approvals needed must be between 1 and the number of approvers",
-        ));
-    }
+    keys_of(&body.policy.approvers, "approver")?;
+    r.policy
+        .check()
+        .map_err(|e| err(ErrorCode::InvalidRequest, format!("the key's policy: {e}")))?;
     check_window(r.created, r.expiry, unix_now())?;
     Ok(r)
 }

@@ -61,6 +61,11 @@ impl Coordinator {
             return Err(e);
         }
         if r.policy != key.policy_version {
+            // A request that finished under the old version still gets its first answer
+            // (helper-42, finding 4): a client that lost it must not approve the payload again.
+            if let Some(stored) = self.replay(&idem, &hash).await? {
+                return Ok(stored);
+            }
             return Err(err(
                 ErrorCode::Unapproved,
                 format!(

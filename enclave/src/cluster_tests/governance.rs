@@ -10,8 +10,10 @@ use std::collections::BTreeMap;
 
 use ed25519_dalek::SigningKey;
 use protocol::policy::{Approved, KeyPolicy, Payload, SIGN_REQUEST_VERSION, Scheme, SignRequest};
+use protocol::relay::Relay;
 use protocol::reshare::ReshareKey;
 use protocol::session::{FailureCode, Outcome, SessionKind};
+use protocol::{EnclaveRequest, EnclaveResponse};
 use serde_bytes::ByteBuf;
 
 use super::reshare::{failed_everywhere, verify_eddsa};
@@ -200,4 +202,108 @@ fn a_removed_approver_cannot_approve_and_an_added_one_can_once_the_policy_lands(
             "{out:?}"
         );
     }
+}
+
+impl Cluster {
+    /// Starts a signing session of `request` at `quorum` and holds back every envelope: what a
+    /// relay that delays a session's rounds has in hand. The relay and the session id.
+    fn start_held(&self, quorum: &[u16], request: Approved<SignRequest>) -> (Relay, ByteBuf) {
+        let session = crate::testkit::session_id_ahead(self.ahead.get());
+        let mut relay = Relay::new(quorum);
+        for p in quorum {
+            let start = EnclaveRequest::StartSession {
+                session: session.clone(),
+                participants: quorum.to_vec(),
+                kind: SessionKind::Sign {
+                    request: request.clone(),
+                    payload: 0,
+                    presignature: None,
+                },
+            };
+            match self.enclaves[usize::from(*p)].handle(start) {
+                EnclaveResponse::Session(update) => relay.absorb(*p, update),
+                other => panic!("start at {p}: {other:?}"),
+            }
+        }
+        (relay, session)
+    }
+
+    /// Delivers what `relay` holds until the session ends; the outcomes.
+    fn release_held(&self, mut relay: Relay, session: &ByteBuf) -> BTreeMap<u16, Outcome> {
+        while let Some((node, envelopes)) = relay.next_delivery() {
+            let deliver = EnclaveRequest::Deliver {
+                session: session.clone(),
+                envelopes,
+            };
+            match self.enclaves[usize::from(node)].handle(deliver) {
+                EnclaveResponse::Session(update) => relay.absorb(node, update),
+                EnclaveResponse::Error(e) => relay.fail(
+                    node,
+                    Outcome::Failed {
+                        code: e.code.into(),
+                        message: e.message,
+                        culprits: vec![],
+                    },
+                ),
+                other => panic!("deliver at {node}: {other:?}"),
+            }
+        }
+        relay.outcomes().clone()
+    }
+}
+
+/// Attacker review helper-42, finding 3: a relay that starts signing a request under the old
+/// policy and holds its rounds back until the change landed gets no signature (the retire
+/// drops every signing session of the key), nor one that holds them past the request's expiry,
+/// and empty deliveries do not keep a session alive.
+#[test]
+fn a_signing_session_held_across_a_policy_change_or_past_its_expiry_signs_nothing() {
+    const KEY: &str = "held";
+    let c = {
+        let mut c = Cluster::new(3);
+        c.create_key(KEY, Scheme::EddsaEd25519, 2);
+        c
+    };
+    let [a0, a2] = [0, 2].map(|i| c.approvers[i].clone());
+    let added = SigningKey::from_bytes(&[31; 32]);
+
+    // Started under version 0, held; the admins then remove approver 0.
+    let (held, session) = c.start_held(&[0, 1], c.sign_under(KEY, 0, b"held", &[&a0, &a2]));
+    let change = c.policy_change(
+        KEY,
+        0,
+        KeyPolicy {
+            approvers: public_keys(std::slice::from_ref(&added)),
+            approvals_needed: 1,
+        },
+    );
+    let pk = {
+        let out = c.sign(&[1, 2], c.sign_under(KEY, 0, b"pk", &[&a0, &a2]), None);
+        signature_of(&out).1
+    };
+    let gen1 = c.reshare(change, Scheme::EddsaEd25519, &pk);
+    c.retire_all(KEY, &gen1);
+    let out = c.release_held(held, &session);
+    assert!(!signed(&out) && !out.is_empty(), "{out:?}");
+    assert!(
+        out.values().any(|o| matches!(o, Outcome::Failed { message, .. } if message.contains("unknown or finished session"))),
+        "{out:?}"
+    );
+
+    // Under version 1, valid for 20 s and held past its expiry (not idle for the 30 s that
+    // drops a session): refused, nothing signed.
+    let mut short = c.sign_under(KEY, 1, b"late", &[&added]);
+    short.request.expiry = short.request.created + 20;
+    short.approvals = approve(&short.request, &[&added]);
+    let (held, session) = c.start_held(&[0, 2], short);
+    c.clocks_ahead(25);
+    let out = c.release_held(held, &session);
+    assert!(!signed(&out) && !out.is_empty(), "{out:?}");
+    assert!(
+        out.values().any(|o| matches!(o, Outcome::Failed { message, .. } if message.contains("expired while its session ran"))),
+        "{out:?}"
+    );
+    // The version-1 policy signs as usual meanwhile.
+    let out = c.sign(&[0, 2], c.sign_under(KEY, 1, b"v1", &[&added]), None);
+    verify_eddsa(&pk, b"v1", &signature_of(&out).0);
 }

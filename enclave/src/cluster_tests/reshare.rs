@@ -123,7 +123,7 @@ impl Cluster {
     }
 
     /// Moves every node's clock `secs` forward.
-    fn clocks_ahead(&self, secs: u64) {
+    pub(super) fn clocks_ahead(&self, secs: u64) {
         for e in &self.enclaves {
             e.test_hook(crate::node::TestHook::ClockAhead(secs));
         }

@@ -133,10 +133,20 @@ impl Node {
             .keys
             .get_mut(key_id)
             .ok_or_else(|| NodeError::Refused(format!("unknown key {key_id}")))?;
-        let p = key
-            .pending
-            .take()
-            .ok_or_else(|| NodeError::Refused(format!("key {key_id} has no pending generation")))?;
+        // Everything that can fail first: nothing changes unless all of it does (helper-42,
+        // finding 5).
+        let approvers = match &key.pending {
+            Some(p) => crate::policy::keys32(&p.policy.policy.approvers)
+                .map_err(|e| NodeError::Internal(e.to_string()))?,
+            None => {
+                return Err(NodeError::Refused(format!(
+                    "key {key_id} has no pending generation"
+                )));
+            }
+        };
+        let Some(p) = key.pending.take() else {
+            return Err(NodeError::Internal("the pending generation went".into()));
+        };
         key.share = p.share;
         key.threshold = p.threshold;
         key.generation = p.generation;
@@ -144,8 +154,7 @@ impl Node {
         key.schedule = p.schedule;
         // The policy lands with the generation: requests named under the old version are void
         // from here on, and the new version's sign.
-        key.approvers = crate::policy::keys32(&p.policy.policy.approvers)
-            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        key.approvers = approvers;
         key.approvals_needed = p.policy.policy.approvals_needed;
         key.policy = p.policy.policy;
         key.policy_version = p.policy.version;

@@ -530,14 +530,11 @@ impl Node {
         if r.threshold < 2 || r.threshold > g.nodes {
             return Err(bad("threshold must be between 2 and the number of nodes"));
         }
-        let approvers = keys32(&r.policy.approvers)?;
-        if r.policy.approvals_needed == 0
-            || usize::from(r.policy.approvals_needed) > approvers.len()
-        {
-            return Err(bad(
-                "approvals needed must be between 1 and the number of approvers",
-            ));
-        }
+        // The rules a policy change meets too (helper-42, finding 9): distinct Ed25519 keys, at
+        // most 32, and 1 to that many approvals needed.
+        r.policy
+            .check()
+            .map_err(|e| bad(format!("the key's policy: {e}")))?;
         if r.scheme == Scheme::EcdsaSecp256k1 && self.aux.is_none() {
             return Err(NodeError::Refused(
                 "ECDSA keys need auxiliary info first".into(),

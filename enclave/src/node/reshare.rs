@@ -702,6 +702,7 @@ impl Node {
         let statement = self.retired_statement(key_id, generation, &request)?;
         self.promote(key_id)?;
         self.presignatures.retain(|_, p| p.key_id != key_id);
+        self.drop_sessions_of(key_id);
         tracing::info!(key = key_id, generation, "generation retired into");
         Ok(Outcome::GenerationRetired {
             key_id: key_id.to_string(),

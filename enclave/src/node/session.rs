@@ -298,7 +298,23 @@ impl Node {
             .sessions
             .remove(&sid)
             .ok_or_else(|| NodeError::Refused("unknown or finished session".into()))?;
-        s.last_active = self.now();
+        // Only a delivery with something in it keeps a session alive (helper-42, finding 3: an
+        // empty one kept a signing session open for as long as a relay liked).
+        if !envelopes.is_empty() {
+            s.last_active = self.now();
+        }
+        // A signing session ends with its request's validity: a relay that held its rounds
+        // back gets no signature for a request past its expiry.
+        if let Purpose::Sign(signing) = &s.purpose
+            && self.now() > signing.expiry
+        {
+            let outcome = failed(
+                FailureCode::Refused,
+                "the signing request expired while its session ran",
+                vec![],
+            );
+            return Ok(self.finish(sid, s, vec![], outcome));
+        }
         let mut outgoing = Vec::new();
         for envelope in envelopes {
             match self.feed(identity, &mut s, envelope) {
@@ -449,6 +465,29 @@ impl Node {
         }
         let outcome = failed(FailureCode::Aborted, "session aborted by the relay", vec![]);
         Ok(update(sid, vec![], Some(outcome)))
+    }
+
+    /// Drops every signing and presigning session of key `key_id` and releases what each
+    /// held: once the key's generation changes, nothing started under the old one (its shares,
+    /// its approval policy) finishes (attacker review helper-42, finding 3). The relay learns
+    /// it at its next delivery (`unknown or finished session`).
+    pub(super) fn drop_sessions_of(&mut self, key_id: &str) {
+        let stale: Vec<[u8; SESSION_ID_LEN]> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| match &s.purpose {
+                Purpose::Sign(signing) => signing.key_id == key_id,
+                Purpose::Presign(key, _) => key == key_id,
+                _ => false,
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for sid in stale {
+            if let Some(s) = self.sessions.remove(&sid) {
+                warn!(session = %hex_short(&sid), key = key_id, "a session of a retired generation dropped");
+                self.release(&s);
+            }
+        }
     }
 
     /// Drops sessions idle for longer than their limit and releases what they held.

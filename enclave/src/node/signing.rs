@@ -42,6 +42,9 @@ pub(super) struct Presignature {
 
 /// What a signing session signs, for the outcome.
 pub(super) struct Signing {
+    /// The key: a retire of its generation drops the session (attacker review helper-42,
+    /// finding 3: nothing started under the old generation and policy finishes after it).
+    pub(super) key_id: String,
     pub(super) use_key: Vec<u8>,
     pub(super) public_key: Vec<u8>,
     pub(super) digest: [u8; 32],
@@ -309,6 +312,7 @@ impl Node {
         Ok((
             key,
             Signing {
+                key_id: r.key_id.clone(),
                 use_key,
                 public_key,
                 digest,

@@ -81,9 +81,19 @@ impl BlobStore {
                 // cannot thaw it.
                 Some(Outcome::Disowned {
                     key_id,
-                    sealed: Some(sealed),
+                    sealed,
+                    current,
                     ..
-                }) => self.put(&pending_blob(key_id), sealed),
+                }) => {
+                    if let Some(sealed) = sealed {
+                        self.put(&pending_blob(key_id), sealed)?;
+                    }
+                    // A disowned policy change: the key's current blob, its policy void.
+                    match current {
+                        Some(current) => self.put(&key_blob(key_id), current),
+                        None => Ok(()),
+                    }
+                }
                 _ => Ok(()),
             },
             _ => Ok(()),
@@ -226,5 +236,38 @@ mod tests {
         // No temporary file is left behind.
         let left = std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(left, 2);
+    }
+
+    /// Issue 20: a disowned policy change leaves the key's current blob with its policy void
+    /// (it replaces the key's blob) beside the frozen pending one; without it, only the
+    /// pending blob changes.
+    #[test]
+    fn a_disowning_stores_the_frozen_pending_blob_and_the_voided_current_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let disowned = |sealed: Option<&[u8]>, current: Option<&[u8]>| {
+            EnclaveResponse::Session(protocol::session::SessionUpdate {
+                session: ByteBuf::from(vec![0; 16]),
+                outgoing: vec![],
+                outcome: Some(Outcome::Disowned {
+                    key_id: "k".into(),
+                    generation: 1,
+                    statement: ByteBuf::new(),
+                    sealed: sealed.map(|b| ByteBuf::from(b.to_vec())),
+                    current: current.map(|b| ByteBuf::from(b.to_vec())),
+                }),
+            })
+        };
+        store.keep(&disowned(Some(b"frozen"), None)).unwrap();
+        let read = |name: String| std::fs::read(dir.path().join(name)).ok();
+        assert_eq!(read(pending_blob("k")).as_deref(), Some(&b"frozen"[..]));
+        assert_eq!(read(key_blob("k")), None);
+        store
+            .keep(&disowned(Some(b"frozen 2"), Some(b"void")))
+            .unwrap();
+        assert_eq!(read(pending_blob("k")).as_deref(), Some(&b"frozen 2"[..]));
+        assert_eq!(read(key_blob("k")).as_deref(), Some(&b"void"[..]));
+        store.keep(&disowned(None, Some(b"void 2"))).unwrap();
+        assert_eq!(read(key_blob("k")).as_deref(), Some(&b"void 2"[..]));
     }
 }

@@ -441,6 +441,11 @@ pub enum Outcome {
         /// The pending share sealed again as frozen, for the proxy to store in place of the
         /// pending blob (when this node held it).
         sealed: Option<ByteBuf>,
+        /// The current share sealed again with its policy void, for the proxy to store in place
+        /// of the key's blob: the disowned resharing would have replaced the key's policy
+        /// (issue 20; attacker review helper-42, finding 2). Left out otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        current: Option<ByteBuf>,
     },
     /// A pending generation that can never become current is dropped: its blob can go.
     GenerationAbandoned {

@@ -307,3 +307,141 @@ fn a_signing_session_held_across_a_policy_change_or_past_its_expiry_signs_nothin
     let out = c.sign(&[0, 2], c.sign_under(KEY, 1, b"v1", &[&added]), None);
     verify_eddsa(&pk, b"v1", &signature_of(&out).0);
 }
+
+/// Every node's outcome of disowning `request`, the statements in node order; asserts each
+/// node froze its pending copy and voided the policy the change would have replaced.
+fn disowned_voiding(out: &BTreeMap<u16, Outcome>) -> (Vec<ByteBuf>, Vec<ByteBuf>) {
+    let mut statements = Vec::new();
+    let mut current = Vec::new();
+    for (node, o) in out {
+        match o {
+            Outcome::Disowned {
+                statement,
+                sealed: Some(_),
+                current: Some(blob),
+                ..
+            } => {
+                statements.push(statement.clone());
+                current.push(blob.clone());
+            }
+            other => panic!("disown at {node}: {other:?}"),
+        }
+    }
+    (statements, current)
+}
+
+/// Attacker review helper-42, finding 2: a policy change disowned everywhere, retired into at
+/// some nodes through a thaw and abandoned at the others, left the abandoned side signing
+/// under the policy the admins replaced. A disowned policy change now voids the policy it
+/// would have replaced (sealed so), until the admins set a policy again.
+#[test]
+fn a_disowned_policy_change_leaves_no_node_signing_under_the_replaced_policy() {
+    const KEY: &str = "split";
+    const RETRY: &str = "retry";
+    let mut c = Cluster::new(3);
+    let pk = c.create_key(KEY, Scheme::EddsaEd25519, 2);
+    let gen0: Vec<ByteBuf> = (0..3).map(|i| c.blobs[i].pop().unwrap()).collect();
+    let [a0, a2] = [0, 2].map(|i| c.approvers[i].clone());
+    let added = SigningKey::from_bytes(&[32; 32]);
+    let all = c.all();
+    let new_policy = KeyPolicy {
+        approvers: public_keys(std::slice::from_ref(&added)),
+        approvals_needed: 1,
+    };
+
+    // The admins remove approver 0; the change is sealed pending at every node.
+    let change = c.policy_change(KEY, 0, new_policy.clone());
+    let gen1 = c.reshare(change.clone(), Scheme::EddsaEd25519, &pk);
+    // The coordinator has every node disown it.
+    let out = c.run(
+        &all,
+        SessionKind::DisownGeneration {
+            request: change.clone(),
+        },
+        |_, _| {},
+    );
+    let (statements, voided) = disowned_voiding(&out);
+    // Node 0's parent restores the blobs from before the disowning: node 0 retires into the
+    // new generation and says so, and its statement thaws node 1.
+    c.restart(0, &[gen0[0].clone(), gen1.sealed[0].clone()]);
+    let out = c.retire(&[0], KEY, 1, &gen1.receipts);
+    let Outcome::GenerationRetired { statement, .. } = out[&0].clone() else {
+        panic!("{out:?}")
+    };
+    let out = c.retire_thawing(&[1], KEY, 1, &gen1.receipts, Some((0, statement)));
+    assert!(
+        matches!(out[&1], Outcome::GenerationRetired { .. }),
+        "{out:?}"
+    );
+    // Node 2 abandons it on every node's disowned statement.
+    let out = c.run(
+        &[2],
+        SessionKind::AbandonGeneration {
+            key_id: KEY.into(),
+            generation: 1,
+            request: ByteBuf::from(gen1.request.to_vec()),
+            statements,
+        },
+        |_, _| {},
+    );
+    assert!(
+        matches!(out[&2], Outcome::GenerationAbandoned { .. }),
+        "{out:?}"
+    );
+    // Node 0's parent rolls it back to generation 0 once more: nodes 0 and 2 share it, and
+    // the removed approver approves under version 0. Node 2 refuses: its policy is void.
+    c.restart(0, &[gen0[0].clone()]);
+    let split = |c: &Cluster| c.sign(&[0, 2], c.sign_under(KEY, 0, b"split", &[&a0, &a2]), None);
+    let out = split(&c);
+    assert!(!signed(&out), "{out:?}");
+    assert!(
+        out.values().any(
+            |o| matches!(o, Outcome::Failed { message, .. } if message.contains("policy_void"))
+        ),
+        "{out:?}"
+    );
+    // Sealed so: node 2 restarted from the blob its disowning left keeps refusing.
+    c.restart(2, &[voided[2].clone()]);
+    let out = split(&c);
+    assert!(!signed(&out), "{out:?}");
+
+    // Without an attack, a policy change that failed leaves the key signing nothing under the
+    // old policy, and the admins' next change (at the same generation) lands.
+    c.create_key(RETRY, Scheme::EddsaEd25519, 2);
+    let pk = {
+        let out = c.sign(&[0, 1], c.sign_under(RETRY, 0, b"pk", &[&a0, &a2]), None);
+        signature_of(&out).1
+    };
+    let change = c.policy_change(RETRY, 0, new_policy.clone());
+    let failed = c.reshare(change.clone(), Scheme::EddsaEd25519, &pk);
+    let out = c.run(
+        &all,
+        SessionKind::DisownGeneration { request: change },
+        |_, _| {},
+    );
+    let (statements, _) = disowned_voiding(&out);
+    let out = c.run(
+        &all,
+        SessionKind::AbandonGeneration {
+            key_id: RETRY.into(),
+            generation: 1,
+            request: ByteBuf::from(failed.request.to_vec()),
+            statements,
+        },
+        |_, _| {},
+    );
+    assert!(
+        out.values()
+            .all(|o| matches!(o, Outcome::GenerationAbandoned { .. })),
+        "{out:?}"
+    );
+    let out = c.sign(&all, c.sign_under(RETRY, 0, b"old", &[&a0, &a2]), None);
+    for m in failed_everywhere(&out, FailureCode::Refused) {
+        assert!(m.contains("policy_void"), "{m}");
+    }
+    let again = c.policy_change(RETRY, 0, new_policy);
+    let gen1 = c.reshare(again, Scheme::EddsaEd25519, &pk);
+    c.retire_all(RETRY, &gen1);
+    let out = c.sign(&[1, 2], c.sign_under(RETRY, 1, b"v1", &[&added]), None);
+    verify_eddsa(&pk, b"v1", &signature_of(&out).0);
+}

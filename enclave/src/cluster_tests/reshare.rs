@@ -20,11 +20,11 @@ use crate::testkit::{IMAGE, MASTER, boot};
 
 /// What one resharing left: each node's sealed pending share and receipt, by node.
 pub(super) struct Reshared {
-    generation: u32,
+    pub(super) generation: u32,
     /// SHA-256 of the resharing request.
-    request: [u8; 32],
-    sealed: Vec<ByteBuf>,
-    receipts: Vec<ByteBuf>,
+    pub(super) request: [u8; 32],
+    pub(super) sealed: Vec<ByteBuf>,
+    pub(super) receipts: Vec<ByteBuf>,
 }
 
 /// A key record as a test reads it from a blob it opens with the cluster's sealing key.
@@ -209,7 +209,7 @@ impl Cluster {
     }
 
     /// Retires as [`Self::retire`], showing `thaw` (another node's retired statement).
-    fn retire_thawing(
+    pub(super) fn retire_thawing(
         &self,
         nodes: &[u16],
         key_id: &str,

@@ -35,6 +35,8 @@ pub(super) struct Pending {
 pub(super) struct Versioned {
     pub(super) policy: protocol::policy::KeyPolicy,
     pub(super) version: u32,
+    /// It approves nothing (`KeyRecord::policy_void`).
+    pub(super) void: bool,
 }
 
 /// The refresh schedule sealed in a record.
@@ -103,6 +105,7 @@ impl Node {
                     Versioned {
                         policy: key.policy.clone(),
                         version: key.policy_version,
+                        void: key.policy_void,
                     },
                 ),
             };
@@ -112,6 +115,7 @@ impl Node {
             threshold,
             policy: policy.policy,
             policy_version: policy.version,
+            policy_void: policy.void,
             share: ByteBuf::from(share.to_bytes().map_err(internal)?.to_vec()),
             generation,
             current,
@@ -158,6 +162,7 @@ impl Node {
         key.approvals_needed = p.policy.policy.approvals_needed;
         key.policy = p.policy.policy;
         key.policy_version = p.policy.version;
+        key.policy_void = p.policy.void;
         Ok(())
     }
 
@@ -205,10 +210,14 @@ impl Node {
                 version: key.policy_version.checked_add(1).ok_or_else(|| {
                     MpcError::Internal(format!("key {} is at its last policy version", r.key_id))
                 })?,
+                void: false,
             },
+            // None keeps the key's policy, void if it is void: only the admins setting a
+            // policy make a void one approve again.
             None => Versioned {
                 policy: key.policy.clone(),
                 version: key.policy_version,
+                void: key.policy_void,
             },
         };
         let record = KeyRecord {
@@ -217,6 +226,7 @@ impl Node {
             threshold: r.threshold,
             policy: policy.policy.clone(),
             policy_version: policy.version,
+            policy_void: policy.void,
             share: ByteBuf::from(share.to_bytes()?.to_vec()),
             generation: r.generation,
             current: false,
@@ -310,6 +320,7 @@ pub(super) fn generations(
         }
         let mut key = Key::new(record.threshold, &record.policy, share)?;
         key.policy_version = record.policy_version;
+        key.policy_void = record.policy_void;
         key.generation = record.generation;
         key.request = hash32(&record.request);
         key.schedule = schedule_of(&record);
@@ -332,6 +343,7 @@ pub(super) fn generations(
                     policy: Versioned {
                         policy: record.policy.clone(),
                         version: record.policy_version,
+                        void: record.policy_void,
                     },
                 });
             }

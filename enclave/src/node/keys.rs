@@ -60,6 +60,10 @@ pub(super) struct KeyRecord {
     /// approvers, one more at each replacement. Left out when 0, for the same reason.
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub(super) policy_version: u32,
+    /// `policy` approves nothing: a resharing that would have replaced it was disowned here
+    /// (helper-42, finding 2), until the admins set a policy again. Left out when `false`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub(super) policy_void: bool,
 }
 
 fn current_by_default() -> bool {
@@ -74,6 +78,11 @@ fn is_zero(n: &u64) -> bool {
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
 fn is_zero_u32(n: &u32) -> bool {
     *n == 0
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Drop for KeyRecord {
@@ -155,6 +164,8 @@ pub(super) struct Key {
     ///
     /// [`SignRequest::policy`]: protocol::policy::SignRequest::policy
     pub(super) policy_version: u32,
+    /// Whether `policy` approves nothing (a change of it was disowned here).
+    pub(super) policy_void: bool,
     /// The current generation.
     pub(super) generation: u32,
     /// The request that made the current generation.
@@ -178,6 +189,7 @@ impl Key {
             share,
             policy: policy.clone(),
             policy_version: 0,
+            policy_void: false,
             generation: 0,
             request: None,
             pending: None,
@@ -598,6 +610,7 @@ impl Node {
             refresh_every: 0,
             since: 0,
             policy_version: 0,
+            policy_void: false,
         };
         let mut plain = Zeroizing::new(Vec::new());
         ciborium::into_writer(&record, &mut *plain)

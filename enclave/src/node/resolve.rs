@@ -220,13 +220,55 @@ impl Node {
                 &n.hash,
             ))
             .map_err(|e| NodeError::Internal(e.to_string()))?;
+        // A disowned change of the key's policy voids the policy it would have replaced, here
+        // and sealed so before the statement leaves (attacker review helper-42, finding 2):
+        // were the generation retired into at some nodes (a thaw) and abandoned at others, the
+        // abandoned side would otherwise keep signing under the policy the admins replaced.
+        let current = self.void_replaced_policy(r, n.generation)?;
         info!(key = %n.key_id, generation = n.generation, frozen = holds, "a resharing disowned");
         Ok(Outcome::Disowned {
             key_id: n.key_id,
             generation: n.generation,
             statement: ByteBuf::from(statement.to_vec()),
             sealed,
+            current,
         })
+    }
+
+    /// Voids key `r.key_id`'s current policy when `r`, disowned here, would have replaced it:
+    /// it carries a policy and replaces the key's current generation (its new one is
+    /// `generation`). Returns the current share sealed again with its policy void, for the
+    /// parent to store; `None` when nothing changes. Only an admin-approved resharing that sets
+    /// a policy makes it approve again.
+    fn void_replaced_policy(
+        &mut self,
+        r: &ReshareKey,
+        generation: u32,
+    ) -> Result<Option<ByteBuf>, NodeError> {
+        let Some(key) = self.keys.get(&r.key_id) else {
+            return Ok(None);
+        };
+        if r.policy.is_none()
+            || key.policy_void
+            || key.generation.checked_add(1) != Some(generation)
+        {
+            return Ok(None);
+        }
+        if let Some(key) = self.keys.get_mut(&r.key_id) {
+            key.policy_void = true;
+        }
+        match self.seal_as_current(&r.key_id, false) {
+            Ok(sealed) => {
+                info!(key = %r.key_id, "a disowned policy change voids the policy it replaced");
+                Ok(Some(ByteBuf::from(sealed)))
+            }
+            Err(e) => {
+                if let Some(key) = self.keys.get_mut(&r.key_id) {
+                    key.policy_void = false;
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Drops key `key_id`'s pending generation `generation` of request `request` on every

@@ -253,6 +253,13 @@ impl Node {
                 r.policy, r.key_id, key.policy_version
             )));
         }
+        if key.policy_void {
+            return Err(NodeError::Refused(format!(
+                "policy_void: a change of key {}'s policy was disowned here, so its policy \
+                 version {} approves nothing until the admins set a policy again",
+                r.key_id, key.policy_version
+            )));
+        }
         check_approvals(r, &request.approvals, &key.approvers, key.approvals_needed)?;
         Ok(key)
     }

@@ -1,5 +1,7 @@
 terraform {
-  required_version = ">= 1.10" # the S3 backend's use_lockfile
+  # 1.10: the S3 backend's use_lockfile; 1.11: modules/coordinator's write-only database
+  # password (used across regions only, but any use of the module needs it).
+  required_version = ">= 1.11"
 
   # The provider constraint lives here, in the root, only: the modules under ../../modules use the
   # aws provider without a version of their own (Terraform takes hashicorp/aws for them) and

@@ -3,14 +3,39 @@
 # Insights and enhanced monitoring. The master password is generated and kept by RDS in Secrets
 # Manager (manage_master_user_password); coordinators read it at start (files/db-env.sh.tftpl)
 # and check the server's certificate against the RDS CA bundle (db_ca_bundle_key).
+#
+# Across regions (examples/multi-region, docs/regions.md) the database is one of:
+#
+# * "replicated": the primary of cross-region read replicas (db_secret_replicas). RDS makes no
+#   read replica of an instance whose master password it manages, so here the password is the
+#   operator's (db_master_password, an ephemeral variable), written through write-only arguments
+#   to the instance and to a secret this module keeps, which Secrets Manager replicates to each
+#   replica's region under that region's key. Neither state nor plan files ever hold it. The
+#   provider writes it only when db_password_version changes (creation, rotation), but wants it in
+#   every plan: the operator reads it back from the secret for the others (docs/regions.md).
+# * "replica": a read replica of another region's primary (db_replica_of), encrypted under this
+#   region's key; its coordinators read the replicated secret in this region;
+# * "promoted": that replica after a region loss, promoted to a standalone instance
+#   (db_replica_of.promoted; docs/regions.md). It keeps its endpoint and the secret
+#   (promoted too), so its coordinators need no new configuration, and takes backups again.
+#
+# Without either it is "standalone", exactly as before.
 
 module "account" {
   source = "../account"
 }
 
 locals {
-  db_name = "cohort"
-  db_port = 5432
+  db_name     = "cohort"
+  db_port     = 5432
+  db_username = "cohort"
+
+  db_mode = (
+    var.db_replica_of != null ? (var.db_replica_of.promoted ? "promoted" : "replica") :
+    var.db_secret_replicas != null ? "replicated" : "standalone"
+  )
+  replica  = local.db_mode == "replica"
+  own_copy = local.db_mode == "replicated"
 }
 
 module "database_key" {
@@ -76,20 +101,55 @@ module "rds_monitoring_role" {
   tags             = var.tags
 }
 
+# The replicated primary's master credentials ({username, password}, as RDS writes its own
+# secrets, so files/db-env.sh.tftpl reads either), with a replica in each replica's region.
+resource "aws_secretsmanager_secret" "db" {
+  # checkov:skip=CKV2_AWS_57: rotated by Terraform, not a Lambda: a new db_master_password with a bumped db_password_version rewrites the instance's password and this secret in one apply (docs/regions.md); RDS cannot rotate it (it manages no password of an instance with read replicas), and a rotation function would need a path into the database subnets.
+  count = local.own_copy ? 1 : 0
+
+  name                    = "${var.name}/database/master"
+  description             = "${var.name}: master credentials of the coordinators' database (replicated to the read replicas' regions)"
+  kms_key_id              = module.database_key.arn
+  recovery_window_in_days = 30
+
+  dynamic "replica" {
+    for_each = var.db_secret_replicas
+    content {
+      region     = replica.key
+      kms_key_id = replica.value
+    }
+  }
+
+  tags = var.tags
+}
+
+resource "aws_secretsmanager_secret_version" "db" {
+  count = local.own_copy ? 1 : 0
+
+  secret_id                = aws_secretsmanager_secret.db[0].id
+  secret_string_wo         = jsonencode({ username = local.db_username, password = var.db_master_password })
+  secret_string_wo_version = var.db_password_version
+}
+
 resource "aws_db_instance" "this" {
   identifier     = "${var.name}-coordinator"
-  engine         = "postgres"
-  engine_version = var.db_engine_version
+  engine         = var.db_replica_of != null ? null : "postgres"
+  engine_version = var.db_replica_of != null ? null : var.db_engine_version
   instance_class = var.db_instance_class
 
-  db_name  = local.db_name
-  username = "cohort"
-  port     = local.db_port
+  # A replica copies the primary's database, user and password, and a promoted one keeps them.
+  # Removing a replica's source promotes it; a promoted one has none.
+  replicate_source_db = local.replica ? var.db_replica_of.source_db_arn : null
+  db_name             = var.db_replica_of != null ? null : local.db_name
+  username            = var.db_replica_of != null ? null : local.db_username
+  port                = local.db_port
 
-  manage_master_user_password   = true
-  master_user_secret_kms_key_id = module.database_key.arn
+  manage_master_user_password   = local.db_mode == "standalone" ? true : null
+  master_user_secret_kms_key_id = local.db_mode == "standalone" ? module.database_key.arn : null
+  password_wo                   = local.own_copy ? var.db_master_password : null
+  password_wo_version           = local.own_copy ? var.db_password_version : null
 
-  allocated_storage     = var.db_allocated_storage_gb
+  allocated_storage     = var.db_replica_of != null ? null : var.db_allocated_storage_gb
   max_allocated_storage = var.db_max_allocated_storage_gb
   storage_type          = "gp3"
   storage_encrypted     = true
@@ -103,14 +163,16 @@ resource "aws_db_instance" "this" {
 
   iam_database_authentication_enabled = true
   deletion_protection                 = true
-  backup_retention_period             = var.db_backup_retention_days
-  backup_window                       = "03:00-04:00"
-  maintenance_window                  = "sun:04:30-sun:05:30"
-  copy_tags_to_snapshot               = true
-  skip_final_snapshot                 = false
-  final_snapshot_identifier           = "${var.name}-coordinator-final"
-  auto_minor_version_upgrade          = true
-  allow_major_version_upgrade         = false
+  # A read replica takes no automated backups of its own (its primary's are the backups); the
+  # promotion sets them (docs/regions.md). Nor does RDS snapshot a replica it deletes.
+  backup_retention_period     = local.replica ? null : var.db_backup_retention_days
+  backup_window               = local.replica ? null : "03:00-04:00"
+  maintenance_window          = "sun:04:30-sun:05:30"
+  copy_tags_to_snapshot       = true
+  skip_final_snapshot         = local.replica
+  final_snapshot_identifier   = local.replica ? null : "${var.name}-coordinator-final"
+  auto_minor_version_upgrade  = true
+  allow_major_version_upgrade = false
 
   performance_insights_enabled          = true
   performance_insights_kms_key_id       = module.database_key.arn
@@ -120,6 +182,13 @@ resource "aws_db_instance" "this" {
   enabled_cloudwatch_logs_exports       = ["postgresql", "upgrade"]
 
   tags = merge(var.tags, { Name = "${var.name}-coordinator" })
+
+  lifecycle {
+    precondition {
+      condition     = local.replica ? startswith(var.db_replica_of.source_db_arn, "arn:") : true
+      error_message = "db_replica_of.source_db_arn must be the primary instance's ARN (a cross-region replica names its source by ARN)."
+    }
+  }
 
   depends_on = [module.rds_monitoring_role]
 }

@@ -2,9 +2,18 @@
 # and Systems Manager (Session Manager instead of SSH). No KMS key of a node, no blob.
 
 locals {
-  artifacts  = "arn:${module.account.partition}:s3:::${var.artifact_bucket}"
-  db_secret  = aws_db_instance.this.master_user_secret[0].secret_arn
-  log_groups = [aws_cloudwatch_log_group.this["service"].arn, aws_cloudwatch_log_group.this["prometheus"].arn]
+  artifacts = "arn:${module.account.partition}:s3:::${var.artifact_bucket}"
+  # RDS's own secret, this module's (replicated primary), or the replica of the primary's secret
+  # in this region (read replica, and the same secret promoted with it).
+  db_secret = {
+    standalone = try(aws_db_instance.this.master_user_secret[0].secret_arn, null)
+    replicated = try(aws_secretsmanager_secret.db[0].arn, null)
+    replica    = try(var.db_replica_of.secret_arn, null)
+    promoted   = try(var.db_replica_of.secret_arn, null)
+  }[local.db_mode]
+  # The key of that secret: the database key, or the one the primary replicated the secret under.
+  db_secret_key = coalesce(try(var.db_replica_of.secret_kms_key_arn, null), module.database_key.arn)
+  log_groups    = [aws_cloudwatch_log_group.this["service"].arn, aws_cloudwatch_log_group.this["prometheus"].arn]
 }
 
 module "role" {
@@ -31,7 +40,7 @@ module "role" {
       Sid      = "DecryptDatabaseSecret"
       Effect   = "Allow"
       Action   = "kms:Decrypt"
-      Resource = module.database_key.arn
+      Resource = local.db_secret_key
       Condition = {
         StringEquals = { "kms:ViaService" = "secretsmanager.${module.account.region}.amazonaws.com" }
       }

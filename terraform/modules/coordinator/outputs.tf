@@ -57,3 +57,28 @@ output "role_arn" {
   description = "IAM role of the coordinators."
   value       = module.role.arn
 }
+
+output "db_instance_arn" {
+  description = "The RDS instance's ARN (a read replica's db_replica_of.source_db_arn)."
+  value       = aws_db_instance.this.arn
+}
+
+output "db_mode" {
+  description = "The database's part across regions: standalone, replicated (primary of read replicas), replica, or promoted (a replica after a failover)."
+  value       = local.db_mode
+}
+
+output "db_replicate_source_db" {
+  description = "The primary a read replica follows (null otherwise)."
+  value       = local.replica ? aws_db_instance.this.replicate_source_db : null
+}
+
+output "db_secret_replica_regions" {
+  description = "The regions the replicated primary's credentials secret is replicated to (empty otherwise)."
+  value       = local.own_copy ? sort(aws_secretsmanager_secret.db[0].replica[*].region) : []
+}
+
+output "database_kms_key_arn" {
+  description = "The database key: storage, Performance Insights, and the credentials secret (RDS's, or a replicated primary's own)."
+  value       = module.database_key.arn
+}

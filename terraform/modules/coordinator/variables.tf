@@ -127,13 +127,13 @@ variable "root_volume_gb" {
 }
 
 variable "coordinator_count" {
-  description = "Coordinators behind the load balancer (spread across AZs)."
+  description = "Coordinators behind the load balancer (spread across AZs). 0 only for a standby region's coordinators, whose database is a read replica they cannot use until it is promoted (docs/regions.md)."
   type        = number
   default     = 2
 
   validation {
-    condition     = var.coordinator_count >= 1
-    error_message = "At least one coordinator."
+    condition     = var.coordinator_count >= 0 && floor(var.coordinator_count) == var.coordinator_count
+    error_message = "coordinator_count is a whole number, at least 1 (0: a standby region's)."
   }
 }
 
@@ -228,4 +228,67 @@ variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "db_secret_replicas" {
+  description = "Make this region's database the primary of cross-region read replicas: by replica region, the KMS key (ARN, in that region) under which Secrets Manager keeps the replica of the master credentials there. RDS makes no read replica of an instance whose password it manages, so the password is then db_master_password, kept in a secret of this module. Null: a standalone database with an RDS-managed password. See docs/regions.md."
+  type        = map(string)
+  default     = null
+
+  validation {
+    condition     = var.db_secret_replicas == null || alltrue([for r, k in coalesce(var.db_secret_replicas, {}) : can(regex("^arn:[a-z-]+:kms:${r}:[0-9]{12}:key/.+$", k))])
+    error_message = "db_secret_replicas maps a region to a KMS key ARN in that same region."
+  }
+}
+
+variable "db_replica_of" {
+  description = "Make this region's database a read replica of another region's primary (a module with db_secret_replicas naming this region): source_db_arn, the primary instance's ARN; secret_arn, the replica of its credentials secret in this region (the primary's secret ARN with this region in it), and secret_kms_key_arn, the key it is encrypted under here (the primary's db_secret_replicas value for this region; null: this module's database key). Until promoted the replica refuses writes, so its coordinators stay at coordinator_count = 0. promoted = true once the replica and the secret have been promoted after a region loss (docs/regions.md): a standalone instance with backups, still reading that secret (source_db_arn is then only a record). Null: not a replica."
+  type = object({
+    source_db_arn      = string
+    secret_arn         = string
+    secret_kms_key_arn = optional(string)
+    promoted           = optional(bool, false)
+  })
+  default = null
+
+  validation {
+    condition     = var.db_replica_of == null || can(regex("^arn:[a-z-]+:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$", try(var.db_replica_of.secret_arn, "")))
+    error_message = "db_replica_of.secret_arn is a Secrets Manager secret ARN."
+  }
+
+  validation {
+    condition     = var.db_replica_of == null || var.db_secret_replicas == null
+    error_message = "A database is either the replicated primary (db_secret_replicas) or a replica (db_replica_of), not both."
+  }
+}
+
+variable "db_master_password" {
+  description = "The replicated primary's master password (with db_secret_replicas only). Ephemeral and write-only, in no state or plan file: written to the instance and the secret when db_password_version changes (creation, rotation), yet required in every plan, so read it back from the secret otherwise (docs/regions.md). 16 to 128 characters, none of / \" @ or space (RDS's rule)."
+  type        = string
+  default     = null
+  sensitive   = true
+  ephemeral   = true
+
+  # Every plan of a replicated database needs it: the provider refuses a write-only password
+  # version without the password.
+  validation {
+    condition     = var.db_secret_replicas == null || var.db_master_password != null
+    error_message = "The replicated database (db_secret_replicas) needs db_master_password in every plan: TF_VAR_db_master_password, read back from its secret, or a new one with a new db_password_version (docs/regions.md)."
+  }
+
+  validation {
+    condition     = var.db_master_password == null || can(regex("^[!#-.0-?A-~]{16,128}$", var.db_master_password))
+    error_message = "db_master_password: 16 to 128 printable ASCII characters, none of / \" @ or space."
+  }
+}
+
+variable "db_password_version" {
+  description = "Version of db_master_password (with db_secret_replicas only): the password is written to the instance and to a new version of the secret when this changes. Bump it, with a new db_master_password, to rotate."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.db_password_version >= 1 && floor(var.db_password_version) == var.db_password_version
+    error_message = "db_password_version is a whole number from 1."
+  }
 }

@@ -1,7 +1,9 @@
 # One customer-managed KMS key with rotation on, its alias (alias/NAME) and its key policy. The
 # policy is, in this order: the account root's kms:* (when account_root_arn is set: IAM policies
 # may then grant use of the key), the administration statement of admin_principal_arn (manage
-# but not use the key; when set), then the caller's own statements.
+# but not use the key; when set), then the caller's own statements. With multi_region the key is
+# a multi-Region primary key: its replicas (aws_kms_replica_key, made by the caller in other
+# regions) share its key material, and the administrator may also replicate it.
 
 locals {
   administration = [
@@ -10,6 +12,11 @@ locals {
     "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion",
     "kms:CancelKeyDeletion",
   ]
+
+  # kms:ReplicateKey is granted by the primary key's policy alone (not by IAM when the policy
+  # has no account-root statement), so a multi-Region key's administrator needs it here to make
+  # the replicas. A single-Region key keeps exactly the list above (`cohort kms policy`'s).
+  administration_actions = var.multi_region ? concat(local.administration, ["kms:ReplicateKey"]) : local.administration
 
   policy = merge(
     { Version = "2012-10-17" },
@@ -27,7 +34,7 @@ locals {
           Sid       = "KeyAdministration"
           Effect    = "Allow"
           Principal = { AWS = var.admin_principal_arn }
-          Action    = local.administration
+          Action    = local.administration_actions
           Resource  = "*"
         }],
         var.statements,
@@ -39,6 +46,7 @@ locals {
 resource "aws_kms_key" "this" {
   description             = var.description
   enable_key_rotation     = true
+  multi_region            = var.multi_region
   deletion_window_in_days = var.deletion_window_in_days
   policy                  = jsonencode(local.policy)
 

@@ -12,3 +12,8 @@ output "policy" {
   description = "The key policy, as JSON."
   value       = aws_kms_key.this.policy
 }
+
+output "multi_region" {
+  description = "Whether the key is a multi-Region primary key."
+  value       = aws_kms_key.this.multi_region
+}

@@ -43,3 +43,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "multi_region" {
+  description = "Make the key a multi-Region primary key (replicas in other regions share its key material; the caller makes them with aws_kms_replica_key) and let the administrator replicate it (kms:ReplicateKey). Changing it replaces the key."
+  type        = bool
+  default     = false
+}

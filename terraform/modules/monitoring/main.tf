@@ -8,6 +8,10 @@ module "account" {
 
 locals {
   actions = [aws_sns_topic.alarms.arn]
+
+  # A region without coordinators (nor database) gets its nodes' alarms only.
+  with_coordinators = var.coordinator_asg_name != null
+  healthy_nodes     = coalesce(var.healthy_node_indices, keys(var.node_asg_names))
 }
 
 # CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key, hence this one.
@@ -99,7 +103,7 @@ locals {
         missing_data       = "breaching"
       }
     }
-    cluster = {
+    cluster = !local.with_coordinators ? {} : {
       coordinators_in_service = {
         name               = "${var.name}-coordinators-in-service"
         description        = "Fewer coordinators in service than the ${var.coordinator_count} wanted."
@@ -170,14 +174,18 @@ module "alarms" {
 # cohort_node_healthy{node} (coordinator/src/metrics.rs) is 1 while the coordinator considers
 # the node eligible for quorums. Every coordinator publishes it; a node counts as healthy when
 # any coordinator sees it so (Maximum). Fewer healthy nodes than the threshold: no signing.
+# In a region with coordinators only; across regions it counts every node of the cluster
+# (healthy_node_indices), wherever the node runs.
 resource "aws_cloudwatch_metric_alarm" "healthy_nodes" {
+  count = local.with_coordinators ? 1 : 0
+
   alarm_name          = "${var.name}-healthy-nodes-below-threshold"
   alarm_description   = "Fewer than ${var.threshold} nodes are healthy (cohort_node_healthy): the cluster cannot sign."
   comparison_operator = "LessThanThreshold"
   threshold           = var.threshold
   evaluation_periods  = 3
   datapoints_to_alarm = 3
-  treat_missing_data  = "breaching"
+  treat_missing_data  = var.healthy_nodes_missing_data
   alarm_actions       = local.actions
   ok_actions          = local.actions
 
@@ -185,11 +193,11 @@ resource "aws_cloudwatch_metric_alarm" "healthy_nodes" {
     id          = "healthy"
     label       = "Healthy nodes"
     return_data = true
-    expression  = join(" + ", [for node in keys(var.node_asg_names) : "FILL(n${node}, 0)"])
+    expression  = join(" + ", [for node in local.healthy_nodes : "FILL(n${node}, 0)"])
   }
 
   dynamic "metric_query" {
-    for_each = var.node_asg_names
+    for_each = toset(local.healthy_nodes)
     content {
       id = "n${metric_query.key}"
       metric {
@@ -206,7 +214,7 @@ resource "aws_cloudwatch_metric_alarm" "healthy_nodes" {
 
   lifecycle {
     precondition {
-      condition     = var.threshold >= 1 && var.threshold <= length(var.node_asg_names)
+      condition     = var.threshold >= 1 && var.threshold <= length(local.healthy_nodes)
       error_message = "threshold must be between 1 and the number of nodes."
     }
   }

@@ -43,3 +43,9 @@ moved {
   from = aws_cloudwatch_metric_alarm.db_free_storage
   to   = module.alarms["cluster"].aws_cloudwatch_metric_alarm.this["db_free_storage"]
 }
+
+# The healthy-nodes alarm is counted since regions without coordinators (node alarms only) exist:
+moved {
+  from = aws_cloudwatch_metric_alarm.healthy_nodes
+  to   = aws_cloudwatch_metric_alarm.healthy_nodes[0]
+}

@@ -7,6 +7,6 @@ output "alarm_names" {
   description = "Every alarm this module made."
   value = concat(
     flatten([for group in module.alarms : values(group.alarm_names)]),
-    [aws_cloudwatch_metric_alarm.healthy_nodes.alarm_name],
+    aws_cloudwatch_metric_alarm.healthy_nodes[*].alarm_name,
   )
 }

@@ -16,43 +16,67 @@ variable "threshold" {
 }
 
 variable "node_asg_names" {
-  description = "Each node's Auto Scaling group name, by node index (as a string: \"1\", \"2\", ...)."
+  description = "Each node's Auto Scaling group name, by node index (as a string: \"1\", \"2\", ...): the nodes in this region, whose EC2 and Auto Scaling alarms live here."
   type        = map(string)
 }
 
-variable "coordinator_asg_name" {
-  description = "The coordinators' Auto Scaling group."
+variable "healthy_node_indices" {
+  description = "The nodes the healthy-nodes alarm counts, by index (\"1\", \"2\", ...): every node of the cluster, also those in other regions (the coordinators here publish each one's health). Null: the keys of node_asg_names."
+  type        = list(string)
+  default     = null
+}
+
+variable "healthy_nodes_missing_data" {
+  description = "How the healthy-nodes alarm treats missing data: breaching (coordinators that publish nothing count as no healthy node), or notBreaching for a standby region whose coordinators are scaled to zero until a failover (docs/regions.md)."
   type        = string
+  default     = "breaching"
+
+  validation {
+    condition     = contains(["breaching", "notBreaching"], var.healthy_nodes_missing_data)
+    error_message = "healthy_nodes_missing_data is breaching or notBreaching."
+  }
+}
+
+variable "coordinator_asg_name" {
+  description = "The coordinators' Auto Scaling group. Null, with the other coordinator and database inputs: a region without coordinators (node alarms only)."
+  type        = string
+  default     = null
 }
 
 variable "coordinator_count" {
-  description = "Coordinators the group should keep in service."
+  description = "Coordinators the group should keep in service. Null, with the other coordinator and database inputs: a region without coordinators (node alarms only)."
   type        = number
+  default     = null
 }
 
 variable "coordinator_metrics_namespace" {
-  description = "Namespace of the coordinator metrics scraped from /metrics."
+  description = "Namespace of the coordinator metrics scraped from /metrics. Null, with the other coordinator and database inputs: a region without coordinators (node alarms only)."
   type        = string
+  default     = null
 }
 
 variable "load_balancer_arn_suffix" {
-  description = "ARN suffix of the client API load balancer."
+  description = "ARN suffix of the client API load balancer. Null, with the other coordinator and database inputs: a region without coordinators (node alarms only)."
   type        = string
+  default     = null
 }
 
 variable "target_group_arn_suffix" {
-  description = "ARN suffix of the coordinators' target group."
+  description = "ARN suffix of the coordinators' target group. Null, with the other coordinator and database inputs: a region without coordinators (node alarms only)."
   type        = string
+  default     = null
 }
 
 variable "db_instance_identifier" {
-  description = "The coordinators' RDS instance."
+  description = "The coordinators' RDS instance. Null, with the other coordinator and database inputs: a region without coordinators (node alarms only)."
   type        = string
+  default     = null
 }
 
 variable "db_allocated_storage_gb" {
-  description = "The database's allocated storage, GB (the free-storage alarm fires below 10% of it)."
+  description = "The database's allocated storage, GB (the free-storage alarm fires below 10% of it). Null, with the other coordinator and database inputs: a region without coordinators (node alarms only)."
   type        = number
+  default     = null
 }
 
 variable "tags" {

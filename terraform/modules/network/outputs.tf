@@ -28,6 +28,16 @@ output "app_subnet_ids_by_az" {
   value       = { for az, s in aws_subnet.app : az => s.id }
 }
 
+output "app_subnet_cidrs" {
+  description = "IPv4 ranges of the application subnets, in AZ order (another region's peer_proxy_cidrs or peer_coordinator_cidrs)."
+  value       = [for az in var.azs : aws_subnet.app[az].cidr_block]
+}
+
+output "app_route_table_ids" {
+  description = "Route table of each AZ's application subnet, by AZ (routes to a peered VPC go here)."
+  value       = { for az, rt in aws_route_table.app : az => rt.id }
+}
+
 output "data_subnet_ids" {
   description = "Database subnets, in AZ order."
   value       = [for az in var.azs : aws_subnet.data[az].id]

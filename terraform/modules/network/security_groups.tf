@@ -4,6 +4,8 @@
 #                                                           coordinators --5432--> database
 #   parents, coordinators  --443--> interface endpoints, S3 (gateway endpoint prefix list)
 #   coordinators           --443--> coordinator_egress_cidrs (chain RPC, through NAT), if any
+#   coordinators          --7070--> peer_proxy_cidrs (other regions' parent proxies), if any
+#   peer_coordinator_cidrs --7070--> parent proxies (other regions' coordinators), if any
 #
 # Nothing else is open: no SSH (SSM Session Manager instead), no 0.0.0.0/0 ingress unless
 # client_cidrs says so. DNS to the VPC resolver and the Nitro time source are not filtered by
@@ -125,13 +127,34 @@ locals {
       egress  = "Chain JSON-RPC (HTTPS) at ${cidr} through NAT"
     }
   }
+  # Across regions (VPC peering; a security group cannot name a group in a peer VPC of another
+  # region, so the other end is the peer's application subnets). Keyed "peer_proxy CIDR" and
+  # "peer_coordinator CIDR", so that they never collide with the CIDR-keyed flows above.
+  peer_proxy_flows = {
+    for cidr in var.peer_proxy_cidrs : "peer_proxy ${cidr}" => {
+      from    = "coordinator"
+      to      = cidr
+      port    = var.proxy_port
+      ingress = null
+      egress  = "Parent proxies' HTTP API in another region (${cidr}, VPC peering)"
+    }
+  }
+  peer_coordinator_flows = {
+    for cidr in var.peer_coordinator_cidrs : "peer_coordinator ${cidr}" => {
+      from    = cidr
+      to      = "node"
+      port    = var.proxy_port
+      egress  = null
+      ingress = "Proxy HTTP API from the coordinators in another region (${cidr}, VPC peering)"
+    }
+  }
 
   # The rules, as the two resources below take them: the tier's group, and the other end as a
   # group, the prefix list or a CIDR (exactly one of them).
   rules = {
     for direction, flows in {
-      egress  = merge({ for k, f in local.flows : k => f if contains(keys(local.groups), f.from) }, local.rpc_flows)
-      ingress = merge({ for k, f in local.flows : k => f if contains(keys(local.groups), f.to) }, local.client_flows)
+      egress  = merge({ for k, f in local.flows : k => f if contains(keys(local.groups), f.from) }, local.rpc_flows, local.peer_proxy_flows)
+      ingress = merge({ for k, f in local.flows : k => f if contains(keys(local.groups), f.to) }, local.client_flows, local.peer_coordinator_flows)
       } : direction => {
       for k, f in flows : k => {
         group       = local.groups[direction == "egress" ? f.from : f.to]

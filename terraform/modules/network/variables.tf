@@ -47,6 +47,28 @@ variable "coordinator_egress_cidrs" {
   }
 }
 
+variable "peer_proxy_cidrs" {
+  description = "Application subnets of other regions' VPCs (peered) whose parent proxies this region's coordinators call on proxy_port: a multi-region cluster (docs/regions.md). Empty: none."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.peer_proxy_cidrs : can(cidrhost(c, 0)) && try(tonumber(split("/", c)[1]) >= 16, false)])
+    error_message = "peer_proxy_cidrs must be IPv4 CIDRs of peered subnets, /16 or narrower (never 0.0.0.0/0)."
+  }
+}
+
+variable "peer_coordinator_cidrs" {
+  description = "Application subnets of other regions' VPCs (peered) whose coordinators may call this region's parent proxies on proxy_port: a multi-region cluster (docs/regions.md). Empty: none."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.peer_coordinator_cidrs : can(cidrhost(c, 0)) && try(tonumber(split("/", c)[1]) >= 16, false)])
+    error_message = "peer_coordinator_cidrs must be IPv4 CIDRs of peered subnets, /16 or narrower (never 0.0.0.0/0)."
+  }
+}
+
 variable "proxy_port" {
   description = "TCP port of the parent proxies' HTTP API (cohort-parent-proxy --listen)."
   type        = number

@@ -20,7 +20,9 @@
 #
 # There is deliberately no statement for the account root: IAM policies cannot widen access to
 # this key. The key, its alias and the KeyAdministration statement are those of ../kms_key, as
-# for the cluster's other keys.
+# for the cluster's other keys. With kms_multi_region the key is a multi-Region primary key whose
+# replica (made by the caller in another region, with this same policy: output kms_key_policy)
+# shares its key material; KeyAdministration then also allows kms:ReplicateKey.
 
 module "measurements" {
   source = "../measurements"
@@ -44,6 +46,7 @@ module "key" {
   policy_id               = "cohort-node-${var.node_index}"
   admin_principal_arn     = var.admin_principal_arn
   deletion_window_in_days = 30
+  multi_region            = var.kms_multi_region
   statements = concat(
     [
       for n, image in local.images : {

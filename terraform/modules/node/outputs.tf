@@ -47,3 +47,8 @@ output "log_group_name" {
   description = "CloudWatch log group of the node's proxy."
   value       = aws_cloudwatch_log_group.node.name
 }
+
+output "kms_key_multi_region" {
+  description = "Whether this node's KMS key is a multi-Region primary key."
+  value       = module.key.multi_region
+}

@@ -45,6 +45,12 @@ variable "parent_pcr3" {
   }
 }
 
+variable "kms_multi_region" {
+  description = "Make the node's KMS key a multi-Region primary key, so that a replica key in another region (made by the caller with this key's policy) can open the node's sealed blobs there (docs/regions.md says what the enclave still lacks for that). Changing it replaces the key, and with it every blob sealed under it: set it before genesis."
+  type        = bool
+  default     = false
+}
+
 variable "admin_principal_arn" {
   description = "IAM principal that administers this node's KMS key but may not use it. Terraform must run as this principal (KMS refuses a key policy that locks out its creator)."
   type        = string

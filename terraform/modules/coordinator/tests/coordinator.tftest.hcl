@@ -27,6 +27,9 @@ variables {
   certificate_arn        = "arn:aws:acm:eu-west-1:111122223333:certificate/mock"
   log_bucket_name        = "cohort-logs"
   logs_kms_key_arn       = "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000"
+  # Ephemeral: a test sets it in every run (an unset ephemeral root variable trips terraform test
+  # between plan and apply). Used by the replicated database only.
+  db_master_password = "mock-only-Passw0rd-not-a-secret"
   # RFC 8032's first two Ed25519 test vectors' public keys.
   admin_api_keys = [
     { credential = "alice", public_key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a" },
@@ -114,4 +117,152 @@ run "admin_key_names_are_unique" {
   }
 
   expect_failures = [var.admin_api_keys]
+}
+
+# Across regions (examples/multi-region, docs/regions.md): the database as the replicated primary,
+# as its read replica in another region, and that replica promoted.
+
+run "database_standalone_is_unchanged" {
+  command = apply
+
+  assert {
+    condition = (
+      output.db_mode == "standalone" &&
+      aws_db_instance.this.manage_master_user_password == true &&
+      aws_db_instance.this.replicate_source_db == null &&
+      length(aws_secretsmanager_secret.db) == 0 &&
+      output.db_secret_arn == "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!db-mock"
+    )
+    error_message = "Without the cross-region variables the database keeps its RDS-managed password and secret."
+  }
+}
+
+run "database_replicated_primary" {
+  command = apply
+
+  variables {
+    db_secret_replicas  = { "eu-central-1" = "arn:aws:kms:eu-central-1:111122223333:key/mrk-secret" }
+    db_password_version = 3
+  }
+
+  assert {
+    condition = (
+      output.db_mode == "replicated" &&
+      aws_db_instance.this.manage_master_user_password == null &&
+      aws_db_instance.this.password_wo_version == 3 &&
+      aws_db_instance.this.password == null &&
+      aws_db_instance.this.backup_retention_period == 14 &&
+      aws_secretsmanager_secret_version.db[0].secret_string_wo_version == 3
+    )
+    error_message = "The replicated primary takes the operator's password through write-only arguments only (RDS makes no read replica of an instance whose password it manages), and keeps its backups."
+  }
+
+  assert {
+    condition = (
+      [for r in aws_secretsmanager_secret.db[0].replica : [r.region, r.kms_key_id]] == [["eu-central-1", "arn:aws:kms:eu-central-1:111122223333:key/mrk-secret"]] &&
+      aws_secretsmanager_secret.db[0].kms_key_id == module.database_key.arn &&
+      output.db_secret_arn == aws_secretsmanager_secret.db[0].arn
+    )
+    error_message = "The credentials secret is this module's, under the database key, replicated to the replica's region under that region's key; the coordinators read it."
+  }
+}
+
+run "database_replicated_primary_needs_its_password" {
+  command = plan
+
+  variables {
+    db_secret_replicas = { "eu-central-1" = "arn:aws:kms:eu-central-1:111122223333:key/mrk-secret" }
+    db_master_password = null
+  }
+
+  expect_failures = [var.db_master_password]
+}
+
+run "database_read_replica" {
+  command = apply
+
+  variables {
+    coordinator_count = 0
+    db_replica_of = {
+      source_db_arn      = "arn:aws:rds:eu-central-1:111122223333:db:cohort-coordinator"
+      secret_arn         = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:cohort/database/master-AbCdEf"
+      secret_kms_key_arn = "arn:aws:kms:eu-west-1:111122223333:key/mrk-secret"
+    }
+  }
+
+  assert {
+    condition = (
+      output.db_mode == "replica" &&
+      output.db_replicate_source_db == "arn:aws:rds:eu-central-1:111122223333:db:cohort-coordinator" &&
+      aws_db_instance.this.manage_master_user_password == null && aws_db_instance.this.password_wo_version == null &&
+      aws_db_instance.this.kms_key_id == module.database_key.arn &&
+      aws_db_instance.this.storage_encrypted && aws_db_instance.this.multi_az && aws_db_instance.this.deletion_protection &&
+      length(aws_secretsmanager_secret.db) == 0
+    )
+    error_message = "A read replica follows its primary by ARN, under this region's database key, with no password of its own (nor user and database: the configuration leaves them to the primary)."
+  }
+
+  assert {
+    condition = (
+      output.db_secret_arn == "arn:aws:secretsmanager:eu-west-1:111122223333:secret:cohort/database/master-AbCdEf" &&
+      strcontains(local.files[0].content, "--secret-id 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:cohort/database/master-AbCdEf'") &&
+      local.db_secret_key == "arn:aws:kms:eu-west-1:111122223333:key/mrk-secret"
+    )
+    error_message = "The standby coordinators read the replicated secret in their region, decrypting it with the key it was replicated under."
+  }
+
+  assert {
+    condition     = output.coordinator_count == 0
+    error_message = "A standby region's coordinators may be zero."
+  }
+}
+
+run "database_promoted_replica" {
+  command = apply
+
+  variables {
+    db_replica_of = {
+      source_db_arn      = "arn:aws:rds:eu-central-1:111122223333:db:cohort-coordinator"
+      secret_arn         = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:cohort/database/master-AbCdEf"
+      secret_kms_key_arn = "arn:aws:kms:eu-west-1:111122223333:key/mrk-secret"
+      promoted           = true
+    }
+  }
+
+  assert {
+    condition = (
+      output.db_mode == "promoted" &&
+      aws_db_instance.this.replicate_source_db == null &&
+      aws_db_instance.this.backup_retention_period == 14 &&
+      aws_db_instance.this.skip_final_snapshot == false &&
+      output.db_secret_arn == "arn:aws:secretsmanager:eu-west-1:111122223333:secret:cohort/database/master-AbCdEf"
+    )
+    error_message = "Promoted, the replica is a standalone instance with backups and a final snapshot, still reading the (promoted) replicated secret."
+  }
+}
+
+run "database_is_primary_or_replica_not_both" {
+  command = plan
+
+  variables {
+    db_secret_replicas = { "eu-central-1" = "arn:aws:kms:eu-central-1:111122223333:key/mrk-secret" }
+    db_master_password = "mock-only-Passw0rd-not-a-secret"
+    db_replica_of = {
+      source_db_arn = "arn:aws:rds:eu-central-1:111122223333:db:cohort-coordinator"
+      secret_arn    = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:cohort/database/master-AbCdEf"
+    }
+  }
+
+  expect_failures = [var.db_replica_of]
+}
+
+run "database_secret_replica_key_must_be_in_its_region" {
+  command = plan
+
+  variables {
+    db_secret_replicas = { "eu-central-1" = "arn:aws:kms:eu-west-1:111122223333:key/mrk-secret" }
+    db_master_password = "mock-only-Passw0rd-not-a-secret"
+  }
+
+  expect_failures = [var.db_secret_replicas]
 }

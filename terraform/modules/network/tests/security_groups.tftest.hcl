@@ -68,3 +68,44 @@ run "no_outside_ends" {
     error_message = "Without client_cidrs and coordinator_egress_cidrs no rule names a CIDR."
   }
 }
+
+run "peer_regions" {
+  command = apply
+
+  # A multi-region cluster (examples/multi-region): this region's coordinators call the proxies
+  # in two peered VPCs' application subnets, and one other region's coordinators call this
+  # region's proxies. Port 7070 only, one CIDR rule per subnet, and nothing else changes.
+  variables {
+    peer_proxy_cidrs       = ["10.41.16.0/24", "10.42.16.0/24"]
+    peer_coordinator_cidrs = ["10.41.16.0/24"]
+  }
+
+  assert {
+    condition = {
+      for k, r in merge(
+        { for k, r in aws_vpc_security_group_egress_rule.this : "egress ${k}" => r if startswith(k, "peer_") },
+        { for k, r in aws_vpc_security_group_ingress_rule.this : "ingress ${k}" => r if startswith(k, "peer_") },
+      ) : k => [r.security_group_id, r.cidr_ipv4, r.from_port, r.to_port]
+      } == {
+      "egress peer_proxy 10.41.16.0/24"        = [local.groups.coordinator, "10.41.16.0/24", 7070, 7070]
+      "egress peer_proxy 10.42.16.0/24"        = [local.groups.coordinator, "10.42.16.0/24", 7070, 7070]
+      "ingress peer_coordinator 10.41.16.0/24" = [local.groups.node, "10.41.16.0/24", 7070, 7070]
+    }
+    error_message = "Peer regions add exactly coordinator egress to their proxies and node ingress from their coordinators, on the proxy port."
+  }
+
+  assert {
+    condition     = length(aws_vpc_security_group_egress_rule.this) == 10 && length(aws_vpc_security_group_ingress_rule.this) == 8
+    error_message = "The tier flows and the client and RPC CIDR rules stay as they were beside the peer rules."
+  }
+}
+
+run "peer_cidr_must_not_be_the_internet" {
+  command = plan
+
+  variables {
+    peer_coordinator_cidrs = ["0.0.0.0/0"]
+  }
+
+  expect_failures = [var.peer_coordinator_cidrs]
+}

@@ -445,3 +445,63 @@ fn a_disowned_policy_change_leaves_no_node_signing_under_the_replaced_policy() {
     let out = c.sign(&[1, 2], c.sign_under(RETRY, 1, b"v1", &[&added]), None);
     verify_eddsa(&pk, b"v1", &signature_of(&out).0);
 }
+
+/// Attacker review helper-43, findings 1, 2 and 4: a coordinator cannot void a key's policy
+/// without a change the admins approved and every node sealed. A forged unapproved request
+/// carrying a policy is refused by every node; an approved change that never ran (or failed
+/// before anything was sealed), disowned, voids nothing; the key signs throughout.
+#[test]
+fn only_a_sealed_admin_approved_change_voids_a_policy() {
+    const KEY: &str = "unvoided";
+    let mut c = Cluster::new(3);
+    let pk = c.create_key(KEY, Scheme::EddsaEd25519, 2);
+    let [a0, a2] = [0, 2].map(|i| c.approvers[i].clone());
+    let all = c.all();
+    let policy = KeyPolicy {
+        approvers: public_keys(&[SigningKey::from_bytes(&[33; 32])]),
+        approvals_needed: 1,
+    };
+    let signs = |c: &Cluster, message: &'static [u8]| {
+        let out = c.sign(&[0, 2], c.sign_under(KEY, 0, message, &[&a0, &a2]), None);
+        verify_eddsa(&pk, message, &signature_of(&out).0);
+    };
+
+    // Forged: unapproved, marked scheduled, with a policy (and, separately, a schedule).
+    for field in ["policy", "schedule"] {
+        let mut forged = c.reshare_request(KEY, 0, 2, &[0, 1], &[]);
+        forged.request.scheduled = true;
+        match field {
+            "policy" => forged.request.policy = Some(policy.clone()),
+            _ => forged.request.refresh_every = Some(60),
+        }
+        let out = c.run(
+            &all,
+            SessionKind::DisownGeneration { request: forged },
+            |_, _| {},
+        );
+        for m in failed_everywhere(&out, FailureCode::Refused) {
+            assert!(m.contains("never sets a key's policy or schedule"), "{m}");
+        }
+        signs(&c, b"after a forged disowning");
+    }
+
+    // Approved, never run: disowned everywhere, nothing voided.
+    let never_run = c.policy_change(KEY, 0, policy);
+    let out = c.run(
+        &all,
+        SessionKind::DisownGeneration { request: never_run },
+        |_, _| {},
+    );
+    assert!(
+        out.values().all(|o| matches!(
+            o,
+            Outcome::Disowned {
+                sealed: None,
+                current: None,
+                ..
+            }
+        )),
+        "{out:?}"
+    );
+    signs(&c, b"after an approved change was disowned unrun");
+}

@@ -1025,9 +1025,28 @@ fn an_unapproved_refresh_runs_only_as_the_keys_sealed_schedule_allows() {
         |_, _| {},
     );
     failed_everywhere(&out, FailureCode::BadRequest);
+    // helper-43, finding 1: unapproved, with a schedule of its own, it is refused outright,
+    // even to be disowned.
+    let with_schedule = Approved {
+        approvals: vec![],
+        request: marked.request.clone(),
+    };
+    let out = c.run(
+        &c.all(),
+        SessionKind::DisownGeneration {
+            request: with_schedule,
+        },
+        |_, _| {},
+    );
+    for m in failed_everywhere(&out, FailureCode::Refused) {
+        assert!(m.contains("never sets a key's policy or schedule"), "{m}");
+    }
+    // Without one, it is a scheduled refresh's shape, and another request than the admins'.
+    let mut plain = marked.request;
+    plain.refresh_every = None;
     let burn = Approved {
         approvals: vec![],
-        request: marked.request,
+        request: plain,
     };
     let burn_hash = ByteBuf::from(sha2::Sha256::digest(burn.request.canonical_bytes()).to_vec());
     let out = c.run(

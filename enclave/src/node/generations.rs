@@ -161,8 +161,11 @@ impl Node {
         key.approvers = approvers;
         key.approvals_needed = p.policy.policy.approvals_needed;
         key.policy = p.policy.policy;
+        // A void policy stays void unless the new generation sets a policy (helper-43,
+        // finding 9: a pending generation sealed before the void carries none).
+        key.policy_void =
+            p.policy.void || (key.policy_void && p.policy.version == key.policy_version);
         key.policy_version = p.policy.version;
-        key.policy_void = p.policy.void;
         Ok(())
     }
 

@@ -50,6 +50,14 @@ impl Node {
                     "an unapproved resharing is only ever a scheduled refresh".into(),
                 ));
             }
+            // And only ever one that changes nothing but the shares: no schedule or policy of
+            // its own, as every node refuses to run one (helper-43, finding 1: a forged
+            // unapproved request carrying a policy, disowned, voided a key's policy).
+            if r.policy.is_some() || r.refresh_every.is_some() {
+                return Err(NodeError::Refused(
+                    "an unapproved resharing never sets a key's policy or schedule".into(),
+                ));
+            }
         } else {
             let admins = keys32(&g.admins)?;
             check_approvals(r, &request.approvals, &admins, g.admin_quorum)?;
@@ -224,7 +232,7 @@ impl Node {
         // and sealed so before the statement leaves (attacker review helper-42, finding 2):
         // were the generation retired into at some nodes (a thaw) and abandoned at others, the
         // abandoned side would otherwise keep signing under the policy the admins replaced.
-        let current = self.void_replaced_policy(r, n.generation)?;
+        let current = self.void_replaced_policy(request, holds, n.generation)?;
         info!(key = %n.key_id, generation = n.generation, frozen = holds, "a resharing disowned");
         Ok(Outcome::Disowned {
             key_id: n.key_id,
@@ -235,36 +243,45 @@ impl Node {
         })
     }
 
-    /// Voids key `r.key_id`'s current policy when `r`, disowned here, would have replaced it:
-    /// it carries a policy and replaces the key's current generation (its new one is
-    /// `generation`). Returns the current share sealed again with its policy void, for the
-    /// parent to store; `None` when nothing changes. Only an admin-approved resharing that sets
-    /// a policy makes it approve again.
+    /// Voids key `r.key_id`'s current policy when the admin-approved `request`, disowned here,
+    /// would have replaced it and this node sealed its generation (`holds`): it carries a
+    /// policy and replaces the key's current generation (its new one is `generation`). Only a
+    /// generation sealed here can have been sealed everywhere and so retired into elsewhere; a
+    /// change that never sealed here (it failed to start, or was never run) voids nothing
+    /// (helper-43, findings 2 and 4). Returns the current share sealed again with its policy
+    /// void, each time it is asked (a parent that lost the first copy gets another: finding 3),
+    /// for the parent to store; `None` when nothing is voided. Only an admin-approved resharing
+    /// that sets a policy makes it approve again. Running signing sessions of the key end.
     fn void_replaced_policy(
         &mut self,
-        r: &ReshareKey,
+        request: &Approved<ReshareKey>,
+        holds: bool,
         generation: u32,
     ) -> Result<Option<ByteBuf>, NodeError> {
+        let r = &request.request;
         let Some(key) = self.keys.get(&r.key_id) else {
             return Ok(None);
         };
-        if r.policy.is_none()
-            || key.policy_void
+        if request.approvals.is_empty()
+            || !holds
+            || r.policy.is_none()
             || key.generation.checked_add(1) != Some(generation)
         {
             return Ok(None);
         }
+        let was = key.policy_void;
         if let Some(key) = self.keys.get_mut(&r.key_id) {
             key.policy_void = true;
         }
         match self.seal_as_current(&r.key_id, false) {
             Ok(sealed) => {
                 info!(key = %r.key_id, "a disowned policy change voids the policy it replaced");
+                self.drop_sessions_of(&r.key_id);
                 Ok(Some(ByteBuf::from(sealed)))
             }
             Err(e) => {
                 if let Some(key) = self.keys.get_mut(&r.key_id) {
-                    key.policy_void = false;
+                    key.policy_void = was;
                 }
                 Err(e)
             }

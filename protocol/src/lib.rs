@@ -19,6 +19,7 @@ pub mod receipt;
 pub mod relay;
 pub mod reshare;
 pub mod session;
+pub mod skip;
 pub use arn::{ArnError, KmsKeyArn, MAX_KMS_KEY_ARN_LEN};
 pub use codes::ErrorCode;
 pub use endpoint::{Endpoint, EndpointError};

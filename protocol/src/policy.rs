@@ -245,13 +245,8 @@ pub struct SignRequest {
     /// replaced is void, and one approved under a new policy waits until that policy is the
     /// key's everywhere. Absent from the canonical bytes when 0, so a request for a key whose
     /// policy never changed is what it was.
-    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    #[serde(default, skip_serializing_if = "crate::skip::is_zero_u32")]
     pub policy: u32,
-}
-
-#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
-fn is_zero_u32(n: &u32) -> bool {
-    *n == 0
 }
 
 /// Most approvers a key's policy names.

@@ -44,18 +44,13 @@ pub struct KeyReceipt {
     pub request: ByteBuf,
     /// The version of the key's policy with this generation (issue 20): 0, left out, until
     /// the admins first replace the key's approvers.
-    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    #[serde(default, skip_serializing_if = "crate::skip::is_zero_u32")]
     pub policy_version: u32,
     /// The key's policy with this generation once the admins replaced it (version above 0):
     /// what a client checks the approvers it is shown against. Left out at version 0, where
     /// the creation request says who approves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<crate::policy::KeyPolicy>,
-}
-
-#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
-fn is_zero_u32(n: &u32) -> bool {
-    *n == 0
 }
 
 impl KeyReceipt {

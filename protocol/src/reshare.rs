@@ -62,7 +62,7 @@ pub struct ReshareKey {
     /// generation name) says which kind it is: the same bytes cannot be run, or disowned, once
     /// as approved and once as unapproved (attacker review helper-40). Absent from the
     /// canonical bytes when `false`.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default, skip_serializing_if = "crate::skip::is_false")]
     pub scheduled: bool,
     /// Who approves the key's signing requests from the new generation on (issue 20):
     /// `Some(policy)` replaces the key's approvers and approvals needed, and the key's policy
@@ -72,11 +72,6 @@ pub struct ReshareKey {
     /// after it, the old version's are void. Absent from the canonical bytes when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<crate::policy::KeyPolicy>,
-}
-
-#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 impl ReshareKey {

@@ -302,13 +302,8 @@ pub struct SignRequestJson {
     /// The version of the key's approval policy the approvals were given under
     /// (`policy_version` of the key; 0, which may be left out, until the admins first change
     /// the key's approvers). Every enclave refuses a request under another version.
-    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    #[serde(default, skip_serializing_if = "protocol::skip::is_zero_u32")]
     pub policy: u32,
-}
-
-#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
-pub(crate) fn is_zero_u32(n: &u32) -> bool {
-    *n == 0
 }
 
 /// One payload of a signing request: a hex string (raw) or `{"hash", "preimage"}`.

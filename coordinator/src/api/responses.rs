@@ -36,7 +36,7 @@ pub struct KeyInfo {
     /// The version of `policy` (issue 20): 0, left out, until the admins first replace the
     /// key's approvers; signing requests name it (`policy`). From version 1 on every node's
     /// receipt of the current generation signs the policy, which a client checks.
-    #[serde(default, skip_serializing_if = "super::requests::is_zero_u32")]
+    #[serde(default, skip_serializing_if = "protocol::skip::is_zero_u32")]
     pub policy_version: u32,
 }
 

@@ -677,13 +677,12 @@ impl Coordinator {
         let (id, threshold, refresh_every) =
             (key_id.to_string(), request.threshold, request.refresh_every);
         let (policy_version, policy) = next_policy(key, request);
-        let policy_json = match &request.policy {
-            Some(_) => Some(
-                serde_json::to_string(&policy)
-                    .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
-            ),
-            None => None,
-        };
+        let policy_json = request
+            .policy
+            .as_ref()
+            .map(|_| serde_json::to_string(&policy))
+            .transpose()
+            .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
         entry.outcome = "ok".into();
         let updated = self
             .db(move |s| {

@@ -39,6 +39,17 @@ pub(super) struct Versioned {
     pub(super) void: bool,
 }
 
+impl Key {
+    /// The key's current policy with its version.
+    pub(super) fn versioned(&self) -> Versioned {
+        Versioned {
+            policy: self.policy.clone(),
+            version: self.policy_version,
+            void: self.policy_void,
+        }
+    }
+}
+
 /// The refresh schedule sealed in a record.
 fn schedule_of(record: &KeyRecord) -> Schedule {
     Schedule {
@@ -102,11 +113,7 @@ impl Node {
                     key.generation,
                     key.request,
                     key.schedule,
-                    Versioned {
-                        policy: key.policy.clone(),
-                        version: key.policy_version,
-                        void: key.policy_void,
-                    },
+                    key.versioned(),
                 ),
             };
         let record = KeyRecord {
@@ -217,11 +224,7 @@ impl Node {
             },
             // None keeps the key's policy, void if it is void: only the admins setting a
             // policy make a void one approve again.
-            None => Versioned {
-                policy: key.policy.clone(),
-                version: key.policy_version,
-                void: key.policy_void,
-            },
+            None => key.versioned(),
         };
         let record = KeyRecord {
             key_id: r.key_id.clone(),

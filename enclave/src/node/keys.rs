@@ -58,11 +58,11 @@ pub(super) struct KeyRecord {
     pub(super) since: u64,
     /// The version of `policy` (issue 20): 0 until the admins first replace the key's
     /// approvers, one more at each replacement. Left out when 0, for the same reason.
-    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    #[serde(default, skip_serializing_if = "protocol::skip::is_zero_u32")]
     pub(super) policy_version: u32,
     /// `policy` approves nothing: a resharing that would have replaced it was disowned here
     /// (helper-42, finding 2), until the admins set a policy again. Left out when `false`.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default, skip_serializing_if = "protocol::skip::is_false")]
     pub(super) policy_void: bool,
 }
 
@@ -73,16 +73,6 @@ fn current_by_default() -> bool {
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
 fn is_zero(n: &u64) -> bool {
     *n == 0
-}
-
-#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
-fn is_zero_u32(n: &u32) -> bool {
-    *n == 0
-}
-
-#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 impl Drop for KeyRecord {

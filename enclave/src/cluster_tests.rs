@@ -26,6 +26,7 @@ use crate::testkit::{
     fresh_session_id, run_session, run_session_as,
 };
 
+mod admins;
 mod bounds;
 mod governance;
 mod import;

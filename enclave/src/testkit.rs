@@ -276,6 +276,7 @@ pub fn create_key_request(
         request_id: ByteBuf::from(request_id),
         created: now,
         expiry: now + 120,
+        admins: 0,
     };
     Approved {
         approvals: approve(&request, approving),

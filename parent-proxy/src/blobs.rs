@@ -77,6 +77,9 @@ impl BlobStore {
                     self.remove_pending(key_id)
                 }
                 Some(Outcome::GenerationAbandoned { key_id, .. }) => self.remove_pending(key_id),
+                // An admin change: the genesis with every change since replaces the genesis
+                // blob (atomically; a crash leaves the old chain, and the node is caught up).
+                Some(Outcome::AdminsSet { sealed, .. }) => self.put(GENESIS_BLOB, sealed),
                 // A pending generation frozen: it replaces the pending blob, so that a restart
                 // cannot thaw it.
                 Some(Outcome::Disowned {

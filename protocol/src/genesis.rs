@@ -218,6 +218,27 @@ fn index(i: usize) -> u16 {
     u16::try_from(i).unwrap_or(u16::MAX)
 }
 
+/// The rules an admin set follows, at genesis and at every change of it (issue 20): 1 to
+/// [`MAX_ADMINS`] distinct 32-byte Ed25519 keys, and a quorum of 1 to that many.
+pub fn check_admin_set(admins: &[ByteBuf], quorum: u16) -> Result<(), GenesisError> {
+    if admins.is_empty() || admins.len() > MAX_ADMINS {
+        return Err(GenesisError::AdminCount(admins.len()));
+    }
+    if let Some(i) = admins.iter().position(|a| a.len() != 32) {
+        return Err(GenesisError::AdminKey(i));
+    }
+    if let Some((first, second)) = first_duplicate(admins) {
+        return Err(GenesisError::DuplicateAdmin { first, second });
+    }
+    if quorum == 0 || usize::from(quorum) > admins.len() {
+        return Err(GenesisError::AdminQuorum {
+            quorum,
+            admins: admins.len(),
+        });
+    }
+    Ok(())
+}
+
 impl Genesis {
     /// Checks every structural rule (sizes, ranges, distinct admins, node keys and KMS keys).
     /// Approvals are checked separately, against [`Genesis::admins`].
@@ -228,21 +249,7 @@ impl Genesis {
         if self.name.is_empty() || self.name.len() > MAX_NAME_LEN {
             return Err(GenesisError::Name(self.name.len()));
         }
-        if self.admins.is_empty() || self.admins.len() > MAX_ADMINS {
-            return Err(GenesisError::AdminCount(self.admins.len()));
-        }
-        if let Some(i) = self.admins.iter().position(|a| a.len() != 32) {
-            return Err(GenesisError::AdminKey(i));
-        }
-        if let Some((first, second)) = first_duplicate(&self.admins) {
-            return Err(GenesisError::DuplicateAdmin { first, second });
-        }
-        if self.admin_quorum == 0 || usize::from(self.admin_quorum) > self.admins.len() {
-            return Err(GenesisError::AdminQuorum {
-                quorum: self.admin_quorum,
-                admins: self.admins.len(),
-            });
-        }
+        check_admin_set(&self.admins, self.admin_quorum)?;
         let image = [&self.image.pcr0, &self.image.pcr1, &self.image.pcr2];
         if let Some(i) = image.iter().position(|p| p.len() != PCR_LEN) {
             return Err(GenesisError::ImagePcr(i as u8));

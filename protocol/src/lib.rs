@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+pub mod admins;
 mod arn;
 mod codes;
 mod endpoint;

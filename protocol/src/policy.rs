@@ -112,6 +112,12 @@ pub struct CreateKey {
     pub created: u64,
     /// Unix seconds after which the request is void.
     pub expiry: u64,
+    /// The admin version its approvals were given under (issue 20,
+    /// [`crate::admins::SetAdmins`]): every enclave refuses another than its current one. Absent
+    /// from the canonical bytes at 0 (the genesis' admins), so a request without it is what it
+    /// was.
+    #[serde(default, skip_serializing_if = "crate::skip::is_zero_u32")]
+    pub admins: u32,
 }
 
 /// A hash function an enclave applies to a preimage before signing the digest (ECDSA).

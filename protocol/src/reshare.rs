@@ -72,18 +72,24 @@ pub struct ReshareKey {
     /// after it, the old version's are void. Absent from the canonical bytes when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<crate::policy::KeyPolicy>,
+    /// The admin version its approvals were given under (issue 20): a node refuses to start it
+    /// under another, and resolves it against the admins of the version it names. Absent from
+    /// the canonical bytes at 0; always 0 for a scheduled refresh (no approvals).
+    #[serde(default, skip_serializing_if = "crate::skip::is_zero_u32")]
+    pub admins: u32,
 }
 
 impl ReshareKey {
     /// Whether this is the shape of a scheduled refresh: marked `scheduled`, at the key's own
-    /// threshold, and never with a schedule or a policy of its own (only the admins set
-    /// those). Each node accepts it, unapproved, only for a key whose sealed schedule is on and
+    /// threshold, and never with a schedule, a policy or an admin version of its own (only the
+    /// admins set those). Each node accepts it, unapproved, only for a key whose sealed schedule is on and
     /// due at that node.
     pub fn is_scheduled_shape(&self, key_threshold: u16) -> bool {
         self.scheduled
             && self.threshold == key_threshold
             && self.refresh_every.is_none()
             && self.policy.is_none()
+            && self.admins == 0
     }
 }
 
@@ -270,6 +276,7 @@ mod schedule_tests {
             refresh_every,
             scheduled: true,
             policy: None,
+            admins: 0,
         }
     }
 

@@ -148,6 +148,18 @@ pub enum SessionKind {
         /// Every node's statement, by node index.
         statements: Vec<ByteBuf>,
     },
+    /// Replace the cluster's admins (issue 20): each node checks the change against its current
+    /// admin set and version, seals its genesis again with the change appended, and signs
+    /// [`crate::admins::admins_set_message`]. Answered at once; no envelopes.
+    SetAdmins {
+        /// The approved change.
+        request: Approved<crate::admins::SetAdmins>,
+        /// For a node that missed the change while it was valid: another roster node's signed
+        /// statement that it applied it (node index, signature), which lets this node apply it
+        /// after its expiry. A change that landed nowhere cannot be applied late.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        catch_up: Option<(u16, ByteBuf)>,
+    },
 }
 
 /// The digest of an import's dealings that its execution id carries: SHA-256 over each
@@ -219,6 +231,7 @@ impl SessionKind {
             Self::ResolveGeneration { .. } => 9,
             Self::AbandonGeneration { .. } => 10,
             Self::DisownGeneration { .. } => 11,
+            Self::SetAdmins { .. } => 12,
         }
     }
 
@@ -306,6 +319,9 @@ impl SessionKind {
                     0,
                     &[],
                 ),
+                Self::SetAdmins { request, .. } => {
+                    ("", none, Some(request.request.canonical_bytes()), 0, &[])
+                }
             };
         lp(&mut h, key_id.as_bytes());
         h.update(u32::try_from(path.len()).unwrap_or(u32::MAX).to_be_bytes());
@@ -348,6 +364,7 @@ impl SessionKind {
             Self::ResolveGeneration { .. } => "resolve_generation",
             Self::AbandonGeneration { .. } => "abandon_generation",
             Self::DisownGeneration { .. } => "disown_generation",
+            Self::SetAdmins { .. } => "set_admins",
         }
     }
 }
@@ -453,6 +470,16 @@ pub enum Outcome {
         key_id: String,
         /// The generation dropped.
         generation: u32,
+    },
+    /// An admin change is applied here (issue 20): `sealed` replaces the node's genesis blob
+    /// (the genesis and every admin change since, in order).
+    AdminsSet {
+        /// The admin version now current.
+        version: u32,
+        /// The genesis sealed again with the change.
+        sealed: ByteBuf,
+        /// The node-key signature over [`crate::admins::admins_set_message`].
+        statement: ByteBuf,
     },
     /// A presignature is ready (its id is the session id).
     PresignatureReady,
@@ -579,6 +606,7 @@ mod tests {
                     request_id: ByteBuf::from(vec![1; 16]),
                     created: 100,
                     expiry: 200,
+                    admins: 0,
                 },
                 approvals: vec![],
             },

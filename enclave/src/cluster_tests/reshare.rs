@@ -84,6 +84,7 @@ impl Cluster {
             refresh_every: None,
             scheduled: false,
             policy: None,
+            admins: 0,
         };
         let keys: Vec<&ed25519_dalek::SigningKey> =
             admins.iter().map(|i| &self.admins[*i]).collect();

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use attestation::{NodeBinding, Policy};
+use protocol::admins::SetAdmins;
 use protocol::genesis::{self as g2, ClusterId, RosterEntry};
 use protocol::policy::{Approved, Genesis};
 use protocol::session::PeerDocument;
@@ -28,12 +29,23 @@ pub(super) struct GenesisState {
     pub(super) nodes: u16,
     /// The cluster's name (version 1: what requests name; version 2: the genesis' label).
     pub(super) name: String,
-    /// Ed25519 keys of the admins.
-    pub(super) admins: Vec<serde_bytes::ByteBuf>,
-    /// Admin quorum.
-    pub(super) admin_quorum: u16,
+    /// Every admin set the cluster had, by admin version (0: the genesis'; the last is
+    /// current). Kept so that an earlier resharing is resolved against the admins of the
+    /// version it names (issue 20).
+    pub(super) admin_sets: Vec<AdminSet>,
     /// The cluster id and roster of a version-2 genesis; `None` for version 1.
     pub(super) pinned: Option<Pinned>,
+    /// What this node's genesis blob holds: the approved genesis and every admin change since.
+    pub(super) sealed: SealedGenesisV2,
+}
+
+/// One admin set: Ed25519 keys and quorum.
+#[derive(Debug, Clone)]
+pub(super) struct AdminSet {
+    /// The admins' keys (32 bytes each).
+    pub(super) admins: Vec<serde_bytes::ByteBuf>,
+    /// How many approve an admin request.
+    pub(super) quorum: u16,
 }
 
 impl GenesisState {
@@ -64,13 +76,17 @@ struct SealedGenesisV1 {
     node: u16,
 }
 
-/// The genesis as sealed from version 2 on: the approved genesis only. The index and the
-/// cluster id are recomputed (and every check run again) at each restore.
-#[derive(Serialize, Deserialize)]
+/// The genesis as sealed from version 2 on: the approved genesis and the admin changes since
+/// (issue 20), in order. The index, the cluster id and the admin sets are recomputed (and every
+/// check run again) at each restore.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SealedGenesisV2 {
+pub(super) struct SealedGenesisV2 {
     v: u8,
     genesis: Approved<g2::Genesis>,
+    /// Admin change `i` makes admin version `i + 1`. Absent before the first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) admins: Vec<Approved<SetAdmins>>,
 }
 
 /// This enclave's own PCRs, from its own NSM's document at boot: a genesis names the image its
@@ -132,13 +148,20 @@ pub(super) fn check_genesis(
         node: index,
         nodes: u16::try_from(g.roster.len()).unwrap_or(u16::MAX),
         name: g.name.clone(),
-        admins: g.admins.clone(),
-        admin_quorum: g.admin_quorum,
+        admin_sets: vec![AdminSet {
+            admins: g.admins.clone(),
+            quorum: g.admin_quorum,
+        }],
         pinned: Some(Pinned {
             cluster: g.cluster_id(),
             roster: g.roster.clone(),
             roster_digest: g.roster_digest(0),
         }),
+        sealed: SealedGenesisV2 {
+            v: g2::GENESIS_VERSION,
+            genesis: approved.clone(),
+            admins: Vec::new(),
+        },
     })
 }
 
@@ -154,7 +177,11 @@ pub(super) fn open_genesis(
             return Err(bad(format!("genesis blob version {}", v2.v)));
         }
         let node_key = node_key.ok_or(MembershipError::NoNodeKey)?;
-        return Ok(check_genesis(&v2.genesis, node_key, own)?);
+        let mut state = check_genesis(&v2.genesis, node_key, own)?;
+        for change in &v2.admins {
+            state.apply_admins(change)?;
+        }
+        return Ok(state);
     }
     match ciborium::from_reader::<SealedGenesisV1, _>(plain) {
         Ok(_) => Err(MembershipError::LegacyGenesis.into()),
@@ -163,6 +190,20 @@ pub(super) fn open_genesis(
 }
 
 impl Node {
+    /// Seals `state` as this node's genesis blob (bound to `cluster`).
+    pub(super) fn seal_genesis(
+        &self,
+        state: &SealedGenesisV2,
+        cluster: &ClusterId,
+    ) -> Result<Vec<u8>, NodeError> {
+        let mut plain = Zeroizing::new(Vec::new());
+        ciborium::into_writer(state, &mut *plain)
+            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        Ok(self
+            .sealing
+            .seal(BlobKind::Genesis, &cluster.to_string(), &plain)?)
+    }
+
     /// Accepts a version-2 genesis: approved by its own admin quorum, listing this enclave's
     /// node key (whose position is this node's index: never an input) with the KMS key it is
     /// sealed under, for this image and, where pinned, this parent. Every check runs before the
@@ -194,18 +235,9 @@ impl Node {
             .key
             .sign(&g2::genesis_receipt_message(&cluster, state.node))
             .map_err(|e| NodeError::Internal(e.to_string()))?;
-        let sealed_state = SealedGenesisV2 {
-            v: g2::GENESIS_VERSION,
-            genesis: request.clone(),
-        };
-        let mut plain = Zeroizing::new(Vec::new());
-        ciborium::into_writer(&sealed_state, &mut *plain)
-            .map_err(|e| NodeError::Internal(e.to_string()))?;
         // This blob and every later one are bound to the cluster (the KMS encryption context).
         self.sealing.bind_cluster(&cluster.to_string());
-        let sealed = self
-            .sealing
-            .seal(BlobKind::Genesis, &cluster.to_string(), &plain)?;
+        let sealed = self.seal_genesis(&state.sealed, &cluster)?;
         self.sealing.retire_legacy();
         self.roster.insert_self(state.node, identity.public());
         info!(%cluster, name = %state.name, node = state.node, nodes = state.nodes, "genesis accepted");

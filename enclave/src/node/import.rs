@@ -27,7 +27,6 @@ use crate::identity::SecretIdentity;
 use crate::mpc::ecdsa::{SecretAuxInfo, SecretKeyShare};
 use crate::mpc::eddsa::SecretEddsaShare;
 use crate::mpc::{IncomingMessage, MpcError, OutgoingMessage, PartyIndex, Step};
-use crate::policy::check_approvals;
 use crate::seal::BlobKind;
 
 // The coordinator checks lengths by the protocol's constant, the enclave by the sealing's.
@@ -229,8 +228,7 @@ impl Node {
         }
         self.check_new_key(&r.key)?;
         let g = self.genesis()?;
-        let admins = crate::policy::keys32(&g.admins)?;
-        check_approvals(r, &request.approvals, &admins, g.admin_quorum)?;
+        g.check_admins(r, &request.approvals, r.key.admins)?;
         let node = g.node;
         self.check_single_use(&r.key)?;
         let request_hash: [u8; 32] = sha2::Sha256::digest(r.canonical_bytes()).into();

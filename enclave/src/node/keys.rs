@@ -21,7 +21,7 @@ use crate::identity::SecretIdentity;
 use crate::mpc::ecdsa::{self, SecretAuxInfo, SecretKeyShare};
 use crate::mpc::eddsa::{self, SecretEddsaShare};
 use crate::mpc::{MpcError, PartyIndex};
-use crate::policy::{PolicyError, check_approvals, keys32};
+use crate::policy::{PolicyError, keys32};
 use crate::seal::{self, BlobKind, DataKey};
 
 /// A key record as sealed: metadata and the share.
@@ -512,9 +512,8 @@ impl Node {
     fn check_create_key(&self, request: &Approved<CreateKey>) -> Result<(), NodeError> {
         let r = &request.request;
         self.check_new_key(r)?;
-        let g = self.genesis()?;
-        let admins = keys32(&g.admins)?;
-        check_approvals(r, &request.approvals, &admins, g.admin_quorum)?;
+        self.genesis()?
+            .check_admins(r, &request.approvals, r.admins)?;
         self.check_single_use(r)
     }
 

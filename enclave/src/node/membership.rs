@@ -1,6 +1,7 @@
 //! Membership refusals (ADR 0013): typed, each message starting with its stable kind, answered
 //! as `membership`. A refusal changes nothing: no node key, genesis or KMS key is kept.
 
+use protocol::admins::AdminsError;
 use protocol::genesis::GenesisError;
 use protocol::policy::PolicyViolation;
 
@@ -103,6 +104,20 @@ pub enum MembershipError {
         /// This node's cluster id (hex).
         ours: String,
     },
+    /// An admin request (or admin change) names another admin version than the one it must:
+    /// approved under a replaced admin set, or under one that has not landed at this node.
+    #[error(
+        "stale_admins: the request names admin version {named}; this node's current admin version is {current}"
+    )]
+    StaleAdmins {
+        /// The version the request names.
+        named: u32,
+        /// This node's current version.
+        current: u32,
+    },
+    /// A malformed admin change.
+    #[error("malformed_admin_change: {0}")]
+    AdminChange(AdminsError),
 }
 
 impl MembershipError {
@@ -124,6 +139,8 @@ impl MembershipError {
             Self::KmsKeyMismatch { .. } => "kms_key_mismatch",
             Self::MalformedNodeKey(_) => "malformed_node_key",
             Self::OtherCluster { .. } => "other_cluster",
+            Self::StaleAdmins { .. } => "stale_admins",
+            Self::AdminChange(_) => "malformed_admin_change",
         }
     }
 }

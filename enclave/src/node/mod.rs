@@ -12,6 +12,7 @@
 //! * `enroll`: the long-term node key (ADR 0013), made once and sealed under the named KMS key;
 //! * `membership`: the typed membership refusals;
 //! * `genesis`: accepting the genesis, admitting peers, checking a session's participants;
+//! * `admins`: the admin set over time, its changes and the admin version requests name;
 //! * `keys`: auxiliary info and key shares: creation, sealing, receipts, restore;
 //! * `reshare`, `generations`: resharing and refresh, a key's pending and current generations;
 //! * `signing`: presignatures and signing sessions;
@@ -20,6 +21,7 @@
 //! * `single_use`: requests held in flight, consumed request ids, released signatures;
 //! * `bounds`: caps on sessions and presignatures, expiring session ids, contained panics.
 
+mod admins;
 mod bounds;
 mod enroll;
 mod generations;

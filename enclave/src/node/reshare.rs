@@ -34,7 +34,6 @@ use super::{Node, NodeError, bad, internal};
 use crate::mpc::ecdsa::{SecretAuxInfo, SecretKeyShare};
 use crate::mpc::eddsa::SecretEddsaShare;
 use crate::mpc::{Held, IncomingMessage, MpcError, OutgoingMessage, PartyIndex, Step};
-use crate::policy::{check_approvals, keys32};
 use crate::seal::BlobKind;
 
 /// A dealer's commitments (broadcast): CBOR list of compressed points.
@@ -528,9 +527,8 @@ impl Node {
     ) -> Result<(), NodeError> {
         let r = &request.request;
         if !request.approvals.is_empty() {
-            let g = self.genesis()?;
-            let admins = keys32(&g.admins)?;
-            check_approvals(r, &request.approvals, &admins, g.admin_quorum)?;
+            self.genesis()?
+                .check_admins(r, &request.approvals, r.admins)?;
             return not_scheduled(r);
         }
         let key = self

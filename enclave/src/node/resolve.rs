@@ -24,7 +24,6 @@ use tracing::info;
 use super::membership::MembershipError;
 use super::single_use::{key_id_use, reshare_use};
 use super::{Node, NodeError, bad, internal};
-use crate::policy::{check_approvals, keys32};
 
 /// A resharing request checked for this node: its key id, the generation it makes and its hash.
 struct Named {
@@ -59,8 +58,9 @@ impl Node {
                 ));
             }
         } else {
-            let admins = keys32(&g.admins)?;
-            check_approvals(r, &request.approvals, &admins, g.admin_quorum)?;
+            // Against the admins of the version it names: an admin change never strands a
+            // resharing approved before it.
+            g.check_admins_at(r, &request.approvals, r.admins)?;
             super::reshare::not_scheduled(r)?;
         }
         if self.in_flight.contains(&key_id_use(&r.key_id)) {

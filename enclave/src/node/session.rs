@@ -203,6 +203,11 @@ impl Node {
                 self.used_sessions.insert(sid);
                 return Ok(update(sid, vec![], Some(outcome)));
             }
+            SessionKind::SetAdmins { request, catch_up } => {
+                let outcome = self.set_admins(request, catch_up.as_ref())?;
+                self.used_sessions.insert(sid);
+                return Ok(update(sid, vec![], Some(outcome)));
+            }
             SessionKind::Presign { key_id, path } => {
                 self.start_presign(&eid, participants, my_position, key_id, path)?
             }

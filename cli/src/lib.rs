@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod admins;
 pub mod attest;
 pub mod ceremony;
 pub use coordinator::client;

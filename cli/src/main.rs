@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use cmd::{
-    address::AddressArgs, attest::AttestCommand, audit::AuditCommand, bench::BenchArgs,
-    credential::CredentialCommand, demo::DemoArgs, genesis::GenesisArgs, key::KeyCommand,
-    keygen::KeygenArgs, kms::KmsCommand, sign::SignArgs, sim::SimCommand, trust::TrustArgs,
-    tx::TxCommand,
+    address::AddressArgs, admins::AdminsCommand, attest::AttestCommand, audit::AuditCommand,
+    bench::BenchArgs, credential::CredentialCommand, demo::DemoArgs, genesis::GenesisArgs,
+    key::KeyCommand, keygen::KeygenArgs, kms::KmsCommand, sign::SignArgs, sim::SimCommand,
+    trust::TrustArgs, tx::TxCommand,
 };
 
 /// Cohort threshold-signing cluster: operator and client CLI.
@@ -41,6 +41,10 @@ enum Command {
     /// Keys: create, show (checked against the pinned genesis), list.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// The cluster's admins: show them (checked against the pinned genesis), replace them,
+    /// catch nodes that missed a change up.
+    #[command(subcommand)]
+    Admins(AdminsCommand),
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -73,6 +77,7 @@ impl Command {
             Command::Genesis(a) => cmd::genesis::run(*a).await,
             Command::Trust(a) => cmd::trust::run(a),
             Command::Key(c) => cmd::key::run(c).await,
+            Command::Admins(c) => cmd::admins::run(c).await,
             Command::Audit(c) => cmd::audit::run(c).await,
             Command::Credential(c) => cmd::credential::run(c).await,
             Command::Status(a) => {

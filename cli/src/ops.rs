@@ -174,7 +174,8 @@ pub async fn wait_ready(api: &ApiClient) -> anyhow::Result<GenesisStatus> {
 
 /// Creates a key through the coordinator, in `cluster` (the pinned genesis' id: a client
 /// never takes it from the coordinator, which could name another cluster the same approvers
-/// serve).
+/// serve), under the admin version in force (asked of the coordinator:
+/// [`crate::admins::admin_version`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn create_key(
     api: &ApiClient,
@@ -190,17 +191,16 @@ pub async fn create_key(
         .iter()
         .map(|k| ByteBuf::from(k.to_vec()))
         .collect();
-    let request = requests::approve(
-        &requests::create_key(
-            cluster,
-            key_id,
-            scheme,
-            threshold,
-            &approvers,
-            approvals_needed,
-        ),
-        admins,
+    let mut request = requests::create_key(
+        cluster,
+        key_id,
+        scheme,
+        threshold,
+        &approvers,
+        approvals_needed,
     );
+    request.admins = crate::admins::admin_version(api).await?;
+    let request = requests::approve(&request, admins);
     api.post(
         "/v1/keys",
         &ApprovedJson::<CreateKeyJson>::from_wire(&request),
@@ -220,8 +220,9 @@ pub struct Changes {
 
 /// Reshares (or, at the key's own threshold, refreshes) `key`, as the pinned genesis verified
 /// it: from its current generation to `threshold`, dealt by `dealers` (default: the first
-/// threshold-many nodes), approved by `admins`, with `changes` (the key's refresh schedule,
-/// its approval policy). The answer is the key's new record, unverified.
+/// threshold-many nodes), approved by `admins` under the admin version in force (asked of the
+/// coordinator), with `changes` (the key's refresh schedule, its approval policy). The answer
+/// is the key's new record, unverified.
 pub async fn reshare_key(
     api: &ApiClient,
     cluster: ClusterId,
@@ -245,6 +246,7 @@ pub async fn reshare_key(
         changes.refresh_every,
     );
     request.policy = changes.policy;
+    request.admins = crate::admins::admin_version(api).await?;
     let request = requests::approve(&request, admins);
     let info: KeyInfo = api
         .post(

@@ -112,6 +112,8 @@ pub fn create_key(
         request_id: request_id(),
         created: t,
         expiry: t + VALIDITY_SECS,
+        // The genesis' admins; a client sets the version in force (`crate::admins`).
+        admins: 0,
     }
 }
 
@@ -139,6 +141,29 @@ pub fn reshare_key(
         refresh_every,
         scheduled: false,
         policy: None,
+        // The genesis' admins; a client sets the version in force (`crate::admins`).
+        admins: 0,
+    }
+}
+
+/// A change of the cluster's admins to `admins` and `quorum`, replacing admin version
+/// `version` (the one in force).
+pub fn set_admins(
+    cluster: ClusterId,
+    version: u32,
+    admins: &[[u8; 32]],
+    quorum: u16,
+) -> protocol::admins::SetAdmins {
+    let t = now();
+    protocol::admins::SetAdmins {
+        v: protocol::admins::SET_ADMINS_VERSION,
+        cluster,
+        version,
+        admins: admins.iter().map(|a| ByteBuf::from(a.to_vec())).collect(),
+        admin_quorum: quorum,
+        request_id: request_id(),
+        created: t,
+        expiry: t + VALIDITY_SECS,
     }
 }
 

@@ -40,6 +40,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/v1/cluster"),
+    ("POST", "/v1/cluster/admins"),
     ("POST", "/v1/genesis"),
     ("POST", "/v1/nodes/{node}/enroll"),
     ("POST", "/v1/nodes/{node}/attest"),
@@ -352,8 +353,17 @@ async fn handle(
                     genesis: c.genesis_status().await?,
                     nodes: c.nodes().status(),
                     pools: c.pool_levels().await?,
+                    admins: c.admins_status().await?,
                 },
             ),
+            ("POST", "/v1/cluster/admins") => {
+                let body = parse_json(&body)?;
+                let c = c.clone();
+                json(
+                    200,
+                    &detached(async move { c.set_admins(body, who).await }).await?,
+                )
+            }
             ("POST", "/v1/genesis") => {
                 let body = parse_json(&body)?;
                 let c = c.clone();

@@ -3,10 +3,12 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use std::collections::BTreeMap;
+
 use coordinator::audit::verify_chain;
 use coordinator::store::{
-    Begin, ClusterRow, ClusterState, KeyRow, NewGeneration, PresigRow, PresigState, RequestState,
-    Store, StoreError, latest_schema_version, verify_log,
+    AdminChangeRow, Begin, ClusterRow, ClusterState, KeyRow, NewGeneration, PresigRow, PresigState,
+    RequestState, Store, StoreError, latest_schema_version, verify_log,
 };
 
 mod common;
@@ -217,6 +219,8 @@ fn state_suite(store: &mut Store) {
     );
     assert_eq!(store.key("btc").unwrap().unwrap().policy_version, 1);
 
+    admin_changes(store);
+
     // Idempotency: the first caller owns the request; the second finds it.
     assert_eq!(
         store
@@ -340,6 +344,68 @@ fn state_suite(store: &mut Store) {
     assert_eq!(claim(store, "btc", "m", "0,1", 30).unwrap(), None);
     assert_eq!(claim(store, "btc", "m/0", "1,2", 30).unwrap(), None);
     assert_eq!(store.ready_presignatures().unwrap().len(), 1);
+}
+
+/// Issue 20: admin changes, recorded in version order from 1 (each once, with its audit
+/// record), and nodes' statements added to one without replacing a node's first.
+fn admin_changes(store: &mut Store) {
+    assert!(store.admin_changes().unwrap().is_empty());
+    let change = |version: u32| AdminChangeRow {
+        version,
+        request: format!("{{\"v\":{version}}}"),
+        request_hash: vec![version as u8; 32],
+        statements: BTreeMap::from([(0, "aa".to_string())]),
+        created_at: 40 + u64::from(version),
+    };
+    let records = verify_log(store).unwrap().unwrap();
+    for early in [0, 2] {
+        assert!(
+            !store
+                .insert_admin_change(&change(early), 41, &entry(10))
+                .unwrap(),
+            "version {early} before version 1"
+        );
+    }
+    assert!(
+        store
+            .insert_admin_change(&change(1), 41, &entry(10))
+            .unwrap()
+    );
+    assert!(
+        !store
+            .insert_admin_change(&change(1), 42, &entry(11))
+            .unwrap(),
+        "a version is recorded once"
+    );
+    assert!(
+        store
+            .insert_admin_change(&change(2), 43, &entry(12))
+            .unwrap()
+    );
+    assert_eq!(verify_log(store).unwrap().unwrap(), records + 2);
+    assert!(
+        store
+            .add_admin_statements(1, &[(2, "cc".into()), (0, "ff".into())], 44, &entry(13))
+            .unwrap()
+    );
+    assert!(
+        !store
+            .add_admin_statements(3, &[(1, "bb".into())], 45, &entry(14))
+            .unwrap(),
+        "no change made version 3"
+    );
+    assert_eq!(verify_log(store).unwrap().unwrap(), records + 3);
+    let changes = store.admin_changes().unwrap();
+    assert_eq!(
+        changes.iter().map(|c| c.version).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(
+        changes[0].statements,
+        BTreeMap::from([(0, "aa".to_string()), (2, "cc".to_string())])
+    );
+    assert_eq!(changes[0].request, "{\"v\":1}");
+    assert_eq!(changes[1], change(2));
 }
 
 #[test]

@@ -557,6 +557,7 @@ fn api() {
             request_id: Hex(vec![0x0f; 16]),
             created: 1_780_315_200,
             expiry: 1_780_315_500,
+            admins: 0,
         },
         approvals: vec![ApprovalJson {
             approver: Hex(approver().verifying_key().to_bytes().to_vec()),

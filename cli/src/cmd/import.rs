@@ -30,9 +30,12 @@ pub struct ImportCommand {
 #[derive(Debug, Subcommand)]
 enum Step {
     /// Step 1, with one holder's file: write the import request (unsigned), naming the holders
-    /// that will deal (by their position, as `cohort key legacy` lists them).
+    /// that will deal (by their position, as `cohort key legacy` lists them) and the admin
+    /// version in force (asked of the coordinator).
     Begin(BeginArgs),
-    /// Step 2, on an admin's machine: show the request and sign it with the admin's key.
+    /// Step 2, on an admin's machine: show the request and sign it with the admin's key (one
+    /// of the admins of the version it names: the pinned genesis' for version 0, else checked
+    /// against the pinned genesis through the coordinator's chain of admin changes).
     Approve(ApproveArgs),
     /// Step 3, on a holder's machine: check the request against the holder's own file, verify
     /// every node's document against the pinned genesis, and deal the holder's share sealed to
@@ -108,7 +111,7 @@ struct OneCommand {
     public: Option<PathBuf>,
     #[command(flatten)]
     plan: Option<PlanArgs>,
-    /// Admin key files approving the import (at least the genesis quorum).
+    /// Admin key files approving the import (at least the quorum of the admins in force).
     #[arg(long = "admin", required = true)]
     admins: Vec<PathBuf>,
     /// The attestation root (PEM) the nodes' documents chain to (default: the simulated
@@ -210,7 +213,7 @@ struct FinishArgs {
     /// The request `begin` wrote.
     #[arg(long)]
     request: PathBuf,
-    /// An admin's approval (repeat; at least the genesis quorum).
+    /// An admin's approval (repeat; at least the quorum of the admins in force).
     #[arg(long = "approval", required = true)]
     approvals: Vec<PathBuf>,
     /// A holder's dealing (repeat: one per dealer, any order).
@@ -228,8 +231,8 @@ struct FinishArgs {
 pub async fn run(a: ImportCommand) -> anyhow::Result<ExitCode> {
     match a.step {
         None => one_command(a.one).await,
-        Some(Step::Begin(b)) => begin(&b),
-        Some(Step::Approve(b)) => approve(&b),
+        Some(Step::Begin(b)) => begin(&b).await,
+        Some(Step::Approve(b)) => approve(&b).await,
         Some(Step::Contribute(b)) => contribute(&b).await,
         Some(Step::Finish(b)) => finish(&b).await,
     }
@@ -310,8 +313,11 @@ async fn one_command(a: OneCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn begin(a: &BeginArgs) -> anyhow::Result<ExitCode> {
+async fn begin(a: &BeginArgs) -> anyhow::Result<ExitCode> {
     let trust = a.cluster.trust()?;
+    // The admins who approve it are the ones in force, as the coordinator reports them (an
+    // enclave refuses a request naming another version than its own).
+    let admins = cli::admins::admin_version(&a.cluster.api()?).await?;
     let request = steps::begin(
         &trust,
         a.file.format,
@@ -319,6 +325,7 @@ fn begin(a: &BeginArgs) -> anyhow::Result<ExitCode> {
         a.file.public.as_deref(),
         &a.holders,
         &a.plan.plan()?,
+        admins,
     )?;
     write_json(&a.out, &ImportKeyJson::from_wire(&request))?;
     print!("{}", steps::describe(&request));
@@ -331,11 +338,24 @@ fn begin(a: &BeginArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn approve(a: &ApproveArgs) -> anyhow::Result<ExitCode> {
+async fn approve(a: &ApproveArgs) -> anyhow::Result<ExitCode> {
     let trust = a.cluster.trust()?;
     let admin = cli::ops::read_key(&a.admin)?;
     let request = a.request.read()?;
-    let approval = steps::approve(&trust, &request, &a.request.expect_sha256, &admin)?;
+    // The genesis' admins (version 0) are pinned here; a later version's set comes from the
+    // coordinator, its chain of changes checked against the pinned genesis.
+    let chain = match request.key.admins {
+        0 => cli::admins::AdminChain::genesis(&trust),
+        _ => cli::admins::fetch(&a.cluster.api()?, &trust).await?.0,
+    };
+    let admins = chain.at(request.key.admins).ok_or_else(|| {
+        anyhow::anyhow!(
+            "the request names admin version {}; the cluster's admins are version {}",
+            request.key.admins,
+            chain.current().version
+        )
+    })?;
+    let approval = steps::approve(&trust, &request, &a.request.expect_sha256, &admin, admins)?;
     write_json(&a.out, &approval)?;
     println!(
         "approved by {}: approval written to {}",

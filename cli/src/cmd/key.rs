@@ -70,7 +70,7 @@ pub struct PolicySetArgs {
     /// The nodes that deal the refresh, as `0,2` (default: nodes 0 to the threshold - 1).
     #[arg(long, value_delimiter = ',')]
     dealers: Option<Vec<u16>>,
-    /// Admin key files approving the change (at least the genesis quorum).
+    /// Admin key files approving the change (at least the quorum of the admins in force).
     #[arg(long = "admin", required = true)]
     admins: Vec<PathBuf>,
     #[command(flatten)]
@@ -88,7 +88,7 @@ pub struct ReshareArgs {
     /// least the key's current threshold of them, each reachable.
     #[arg(long, value_delimiter = ',')]
     dealers: Option<Vec<u16>>,
-    /// Admin key files approving the resharing (at least the genesis quorum).
+    /// Admin key files approving the resharing (at least the quorum of the admins in force).
     #[arg(long = "admin", required = true)]
     admins: Vec<PathBuf>,
     /// Turn on the key's scheduled refresh with this period (`90d`, `12h`, `30m`, `45s`), or
@@ -133,7 +133,7 @@ pub struct CreateArgs {
     /// Nodes needed to sign.
     #[arg(long)]
     threshold: u16,
-    /// Admin key files approving the creation (at least the genesis quorum).
+    /// Admin key files approving the creation (at least the quorum of the admins in force).
     #[arg(long = "admin", required = true)]
     admins: Vec<PathBuf>,
     /// Approvers' public keys (hex), or key files.

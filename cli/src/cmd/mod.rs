@@ -2,6 +2,7 @@
 //! clap arguments and a `run`; here what several of them share.
 
 pub mod address;
+pub mod admins;
 pub mod attest;
 pub mod audit;
 pub mod bench;

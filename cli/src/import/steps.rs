@@ -37,6 +37,7 @@ use super::deal::{compressed, import_request, member_keys, seal_dealing};
 use super::inspect::{Format, LegacyShares};
 use super::submit::{Cluster, ImportPlan, submit};
 use super::{LegacyKey, LegacyShare};
+use crate::admins::AdminSet;
 use crate::requests;
 use crate::trust::Trust;
 
@@ -92,7 +93,8 @@ pub fn check_expected(request: &ImportKey, expected: &str) -> anyhow::Result<()>
 
 /// Step 1: the import request for the key `file` (a holder's share file of `format`, with
 /// frost's public key package `public`) is a share of, dealt by the holders at positions
-/// `holders` of the key's holder list (as `cohort key legacy` numbers them).
+/// `holders` of the key's holder list (as `cohort key legacy` numbers them), for the admins of
+/// version `admins` (the one in force) to approve.
 pub fn begin(
     trust: &Trust,
     format: Format,
@@ -100,6 +102,7 @@ pub fn begin(
     public: Option<&Path>,
     holders: &[usize],
     plan: &ImportPlan,
+    admins: u32,
 ) -> anyhow::Result<ImportKey> {
     fn request_of<E: Curve>(
         key: protocol::policy::CreateKey,
@@ -115,32 +118,40 @@ pub fn begin(
             plan.master_key_network.clone(),
         )
     }
-    let key = plan.create_key(trust, format.scheme());
+    let mut key = plan.create_key(trust, format.scheme());
+    key.admins = admins;
     Ok(match LegacyShares::read(format, &[file], public)? {
         LegacyShares::Secp256k1(s) => request_of(key, &s, holders, plan)?,
         LegacyShares::Ed25519(s) => request_of(key, &s, holders, plan)?,
     })
 }
 
-/// Step 2, on an admin's machine: `admin` (one of the pinned genesis's admins) approves
-/// `request`, which must be the one `begin` printed the hash of (`expected`) and for the pinned
-/// cluster.
+/// Step 2, on an admin's machine: `admin` (one of the admins of `admins`, the set of the
+/// version the request names, checked against the pinned genesis) approves `request`, which
+/// must be the one `begin` printed the hash of (`expected`) and for the pinned cluster.
 pub fn approve(
     trust: &Trust,
     request: &ImportKey,
     expected: &str,
     admin: &SigningKey,
+    admins: &AdminSet,
 ) -> anyhow::Result<ApprovalJson> {
     check_expected(request, expected)?;
     if request.key.cluster != trust.cluster_id() {
         bail!("the request is for another cluster than the pinned one: refusing to approve");
     }
-    requests::approval_by(
-        request,
-        &trust.genesis().admins,
-        "the pinned genesis's",
-        admin,
-    )
+    if request.key.admins != admins.version {
+        bail!(
+            "the request names admin version {}, not {}: refusing to approve",
+            request.key.admins,
+            admins.version
+        );
+    }
+    let whose = match admins.version {
+        0 => "the pinned genesis's".to_string(),
+        v => format!("admin version {v}'s"),
+    };
+    requests::approval_by(request, &admins.admins, &whose, admin)
 }
 
 /// Step 3, on a holder's machine: checks `request` (the one `begin` printed the hash of,
@@ -299,6 +310,11 @@ pub fn describe(request: &ImportKey) -> String {
         hex::encode(&k.request_id),
         k.created,
         k.expiry
+    );
+    let _ = writeln!(
+        out,
+        "approved by the admins of version {} (0: the genesis' admins)",
+        k.admins
     );
     let _ = writeln!(
         out,

@@ -39,7 +39,8 @@ pub struct ImportPlan {
 
 impl ImportPlan {
     /// The key as the cluster will hold it, for the pinned cluster, valid for as long as a
-    /// request may be (an import across machines needs the time).
+    /// request may be (an import across machines needs the time), under the genesis' admins
+    /// (the caller names the admin version in force: `crate::admins::admin_version`).
     pub fn create_key(&self, trust: &Trust, scheme: Scheme) -> CreateKey {
         let approvers: Vec<ByteBuf> = self
             .approvers
@@ -80,8 +81,10 @@ async fn import_holders<E: Curve>(
     let legacy = LegacyKey::of_shares(&holders.shares)?;
     let positions: Vec<usize> = holders.shares.iter().map(|s| s.index).collect();
     let members = member_keys(cluster.api, cluster.trust.genesis(), cluster.root_der).await?;
+    let mut key = plan.create_key(cluster.trust, scheme);
+    key.admins = crate::admins::admin_version(cluster.api).await?;
     let request = import_request(
-        plan.create_key(cluster.trust, scheme),
+        key,
         &legacy,
         &positions,
         plan.chain_code,

@@ -155,6 +155,11 @@ pub struct ReshareKeyJson {
     /// the key's policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<super::PolicyJson>,
+    /// The admin version the approvals were given under (issue 20): the cluster's current one
+    /// (0, which may be left out, until the admins are first replaced; always 0 in a scheduled
+    /// refresh). The coordinator and every enclave refuse another (`stale_admins`).
+    #[serde(default, skip_serializing_if = "protocol::skip::is_zero_u32")]
+    pub admins: u32,
 }
 
 impl Wire for ReshareKeyJson {
@@ -173,6 +178,7 @@ impl Wire for ReshareKeyJson {
             refresh_every: self.refresh_every,
             scheduled: self.scheduled,
             policy: self.policy.as_ref().map(Wire::to_wire),
+            admins: self.admins,
         }
     }
     fn from_wire(r: &protocol::reshare::ReshareKey) -> Self {
@@ -189,6 +195,40 @@ impl Wire for ReshareKeyJson {
             refresh_every: r.refresh_every,
             scheduled: r.scheduled,
             policy: r.policy.as_ref().map(super::PolicyJson::from_wire),
+            admins: r.admins,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resharing_names_its_admin_version_only_past_zero() {
+        let mut r = ReshareKeyJson {
+            v: protocol::reshare::RESHARE_VERSION,
+            cluster: super::super::ClusterHex(protocol::genesis::ClusterId([5; 32])),
+            key_id: "k".into(),
+            generation: 1,
+            threshold: 2,
+            dealers: vec![0, 1],
+            request_id: Hex(vec![6; 16]),
+            created: 10,
+            expiry: 20,
+            refresh_every: None,
+            scheduled: false,
+            policy: None,
+            admins: 0,
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(!text.contains("admins"), "{text}");
+        assert_eq!(serde_json::from_str::<ReshareKeyJson>(&text).unwrap(), r);
+        r.admins = 7;
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains("\"admins\":7"), "{text}");
+        assert_eq!(serde_json::from_str::<ReshareKeyJson>(&text).unwrap(), r);
+        assert_eq!(r.to_wire().admins, 7);
+        assert_eq!(ReshareKeyJson::from_wire(&r.to_wire()), r);
     }
 }

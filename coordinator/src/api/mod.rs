@@ -2,6 +2,7 @@
 //! Byte strings travel as lowercase hex. `openapi.json` in this crate describes the same types;
 //! the CLI and the tests use these definitions as the client side.
 
+mod admins;
 mod auth;
 mod error;
 mod hex;
@@ -12,6 +13,7 @@ mod requests;
 mod responses;
 mod transactions;
 
+pub use admins::{AdminChange, AdminsSetResult, AdminsStatus, NodeFailure, SetAdminsJson};
 pub use auth::{
     AUTH_SCHEME, ApiKey, AuthHeader, CredentialInfo, CredentialList, KeyFileError, MAX_SKEW_SECS,
     PublicCredential, RegisterCredential, Role, signing_bytes, valid_name,

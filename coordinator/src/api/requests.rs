@@ -275,6 +275,11 @@ pub struct CreateKeyJson {
     pub created: u64,
     /// Unix seconds.
     pub expiry: u64,
+    /// The admin version the approvals were given under (issue 20): the cluster's current one
+    /// (`GET /v1/cluster`; 0, which may be left out, until the admins are first replaced).
+    /// The coordinator and every enclave refuse another (`stale_admins`).
+    #[serde(default, skip_serializing_if = "protocol::skip::is_zero_u32")]
+    pub admins: u32,
 }
 
 /// A signing request, as the approvers sign it.
@@ -462,6 +467,7 @@ impl Wire for CreateKeyJson {
             request_id: buf(&self.request_id),
             created: self.created,
             expiry: self.expiry,
+            admins: self.admins,
         }
     }
     fn from_wire(r: &CreateKey) -> Self {
@@ -475,6 +481,7 @@ impl Wire for CreateKeyJson {
             request_id: Hex::from(&r.request_id),
             created: r.created,
             expiry: r.expiry,
+            admins: r.admins,
         }
     }
 }
@@ -544,5 +551,38 @@ mod tests {
             serde_json::from_str::<ApprovalJson>(r#"{"approver":"00","signature":"ff","x":1}"#)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn the_admin_version_is_left_out_at_zero_and_kept_otherwise() {
+        use protocol::policy::Canonical;
+        let mut key = CreateKeyJson {
+            v: protocol::policy::REQUEST_VERSION,
+            cluster: ClusterHex(protocol::genesis::ClusterId([1; 32])),
+            key_id: "k".into(),
+            scheme: Scheme::EcdsaSecp256k1,
+            threshold: 2,
+            policy: PolicyJson {
+                approvers: vec![Hex(vec![3; 32])],
+                approvals_needed: 1,
+            },
+            request_id: Hex(vec![4; 16]),
+            created: 10,
+            expiry: 20,
+            admins: 0,
+        };
+        let text = serde_json::to_string(&key).unwrap();
+        assert!(!text.contains("admins"), "{text}");
+        assert_eq!(serde_json::from_str::<CreateKeyJson>(&text).unwrap(), key);
+        let before = key.to_wire().canonical_bytes();
+        key.admins = 2;
+        let text = serde_json::to_string(&key).unwrap();
+        assert!(text.contains("\"admins\":2"), "{text}");
+        let back: CreateKeyJson = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, key);
+        assert_eq!(back.to_wire().admins, 2);
+        assert_eq!(CreateKeyJson::from_wire(&back.to_wire()), key);
+        // The version is approved with the rest of the request.
+        assert_ne!(back.to_wire().canonical_bytes(), before);
     }
 }

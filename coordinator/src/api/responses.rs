@@ -397,6 +397,10 @@ pub struct ClusterStatus {
     pub nodes: Vec<NodeStatus>,
     /// Presignature pools.
     pub pools: Vec<PoolLevel>,
+    /// The admin set in force and every change of it (issue 20); `null` until the genesis is
+    /// ready (and from a coordinator that predates admin changes).
+    #[serde(default)]
+    pub admins: Option<super::AdminsStatus>,
 }
 
 /// One audit record.

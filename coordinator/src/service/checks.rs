@@ -5,6 +5,7 @@ use protocol::policy::{self, Approval, Canonical, PolicyViolation};
 
 use protocol::genesis::ClusterId;
 
+use super::admins::AdminSet;
 use super::{err, unix_now};
 use crate::api::{ApiError, ErrorCode, GenesisBody, Hex};
 
@@ -46,6 +47,34 @@ pub(super) fn check_approvals<T: Canonical>(
     policy::check_approvals(request, approvals, allowed, needed)
         .map(|seen| seen.into_iter().map(hex::encode).collect())
         .map_err(|v| err(ErrorCode::Unapproved, v.to_string()))
+}
+
+/// The refusal of an admin request approved under another admin version than the one in
+/// force, `current` (issue 20): `stale_admins`, as the enclaves' own refusal starts.
+pub(super) fn stale_admins(named: u32, current: u32) -> ApiError {
+    err(
+        ErrorCode::Unapproved,
+        format!(
+            "stale_admins: the request was approved under admin version {named}; the cluster's \
+             admins are version {current} (GET /v1/cluster): have it approved under that version"
+        ),
+    )
+}
+
+/// Checks an admin request (a key creation, import or resharing) against the admin set in
+/// force, `set`, as the enclaves will: it names that set's version (`named`) and carries its
+/// quorum's approvals. Returns the distinct approvers (hex, in order).
+pub(super) fn check_admin_approvals<T: Canonical>(
+    request: &T,
+    named: u32,
+    approvals: &[Approval],
+    set: &AdminSet,
+) -> Result<Vec<String>, ApiError> {
+    if named != set.version {
+        return Err(stale_admins(named, set.version));
+    }
+    let admins = keys_of(&set.admins, "admin")?;
+    check_approvals(request, approvals, &admins, set.quorum)
 }
 
 /// Checks a request's validity window at `now`, as the enclaves will.

@@ -11,17 +11,20 @@ use protocol::policy::{Canonical, Scheme};
 use protocol::session::SessionKind;
 use sha2::{Digest, Sha256};
 
-use super::checks::{check_approvals, keys_of};
+use super::admins::AdminSet;
+use super::checks::check_admin_approvals;
 use super::keys::{NewKeyJob, check_new_key};
 use super::{Coordinator, err};
 use crate::api::{ApiError, ErrorCode, GenesisBody, ImportBody, KeyInfo, Wire};
 
 /// Checks an import's shape against the cluster: the key's fields as for a new key, the
 /// request version, the dealers (1 to [`MAX_DEALERS`]), one dealing per dealer with one sealed
-/// sub-share per node, the chain code, and the admins' approvals of the import request.
+/// sub-share per node, the chain code, and the approvals of the import request by the admin set
+/// in force (`admins`), whose version its key names.
 fn validate_import(
     body: &ImportBody,
     genesis: &GenesisBody,
+    admins: &AdminSet,
     nodes: u16,
     registry: &adapters::Registry,
 ) -> Result<NewKeyJob, ApiError> {
@@ -114,14 +117,8 @@ fn validate_import(
              (an ECDSA key's legacy funds)"
         )));
     }
-    let admins = keys_of(genesis.admins(), "admin")?;
     let wire = body.import.to_wire();
-    let actors = check_approvals(
-        &wire.request,
-        &wire.approvals,
-        &admins,
-        genesis.admin_quorum(),
-    )?;
+    let actors = check_admin_approvals(&wire.request, r.admins, &wire.approvals, admins)?;
     Ok(NewKeyJob {
         request_hash: Sha256::digest(wire.request.canonical_bytes()).to_vec(),
         r,
@@ -145,9 +142,11 @@ impl Coordinator {
         let started = Instant::now();
         let result = async {
             let genesis = self.cluster().await?;
+            let admins = self.current_admins(&genesis).await?;
             let job = validate_import(
                 &body,
                 &genesis,
+                &admins,
                 self.nodes.count(),
                 &self.settings().chains.registry,
             )?;

@@ -9,8 +9,9 @@ use protocol::session::{FailureCode, Outcome, SessionKind};
 use sha2::{Digest, Sha256};
 use tracing::info;
 
+use super::admins::AdminSet;
 use super::checks::{
-    check_approvals, check_version_and_cluster, check_window, keys_of, not_before,
+    check_admin_approvals, check_version_and_cluster, check_window, keys_of, not_before,
 };
 use super::failover::refusal;
 use super::ledger::{Claim, Entry, StoredResponse};
@@ -169,16 +170,16 @@ fn key_from_outcomes(
 }
 
 /// Checks a key-creation request against the cluster's genesis and size: its fields, validity
-/// window and admin approvals.
+/// window, and the approvals of the admin set in force (`admins`), whose version it names.
 fn validate_create_key(
     body: &ApprovedJson<CreateKeyJson>,
     genesis: &GenesisBody,
+    admins: &AdminSet,
     nodes: u16,
 ) -> Result<NewKeyJob, ApiError> {
     let r = check_new_key(&body.request, genesis, nodes)?;
-    let admins = keys_of(genesis.admins(), "admin")?;
     let wire = body.to_wire();
-    let actors = check_approvals(&r, &wire.approvals, &admins, genesis.admin_quorum())?;
+    let actors = check_admin_approvals(&r, r.admins, &wire.approvals, admins)?;
     Ok(NewKeyJob {
         request_hash: Sha256::digest(r.canonical_bytes()).to_vec(),
         r,
@@ -305,7 +306,8 @@ impl Coordinator {
         let started = Instant::now();
         let result = async {
             let genesis = self.cluster().await?;
-            let job = validate_create_key(&body, &genesis, self.nodes.count())?;
+            let admins = self.current_admins(&genesis).await?;
+            let job = validate_create_key(&body, &genesis, &admins, self.nodes.count())?;
             self.new_key(genesis, job, credential).await
         }
         .await;

@@ -7,10 +7,12 @@
 //! things again themselves (with the same rules, [`protocol::policy`]), because the coordinator
 //! is not trusted.
 //!
-//! One concern per module: [`genesis`](self) (cluster set-up), `keys`, `signing`, `failover`
-//! (quorum choice and one attempt), `ledger` (idempotency records and their leases), `pools`,
-//! `background`, `checks` (early refusals) and `crypto` (derivation and signature checks).
+//! One concern per module: [`genesis`](self) (cluster set-up), `admins` (the admin set in force
+//! and its changes), `keys`, `signing`, `failover` (quorum choice and one attempt), `ledger`
+//! (idempotency records and their leases), `pools`, `background`, `checks` (early refusals) and
+//! `crypto` (derivation and signature checks).
 
+mod admins;
 mod background;
 mod checks;
 mod credentials;

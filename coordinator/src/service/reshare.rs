@@ -23,9 +23,8 @@ use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 use tracing::info;
 
-use super::checks::{
-    check_approvals, check_version_and_cluster, check_window, keys_of, not_before,
-};
+use super::admins::AdminSet;
+use super::checks::{check_admin_approvals, check_version_and_cluster, check_window, not_before};
 use super::failover::refusal;
 use super::keys::key_info;
 use super::{Coordinator, err, unix_now};
@@ -63,11 +62,13 @@ pub(super) enum Origin {
     Schedule,
 }
 
-/// Checks a resharing against the stored key and the cluster; the admins who approved it.
+/// Checks a resharing against the stored key, the cluster and the admin set in force
+/// (`admins`, whose version an approved resharing names); the admins who approved it.
 fn validate(
     key_id: &str,
     body: &ApprovedJson<ReshareKeyJson>,
     genesis: &GenesisBody,
+    admins: &AdminSet,
     nodes: u16,
     key: &KeyInfo,
     origin: Origin,
@@ -134,8 +135,7 @@ fn validate(
             "a request the admins approve is never marked scheduled".into(),
         ));
     }
-    let admins = keys_of(genesis.admins(), "admin")?;
-    check_approvals(r, &wire.approvals, &admins, genesis.admin_quorum())
+    check_admin_approvals(r, r.admins, &wire.approvals, admins)
 }
 
 /// The new generation's receipts, from a finished resharing: every node sealed the same key
@@ -319,7 +319,8 @@ impl Coordinator {
             }
         }
         let key = key_info(&row)?;
-        let actors = validate(key_id, &body, &genesis, nodes, &key, origin)?;
+        let admins = self.current_admins(&genesis).await?;
+        let actors = validate(key_id, &body, &genesis, &admins, nodes, &key, origin)?;
         not_before(body.request.created).await;
         let request = body.request.clone();
         let entry = AuditEntry {

@@ -144,6 +144,8 @@ impl Coordinator {
                 refresh_every: None,
                 scheduled: true,
                 policy: None,
+                // A scheduled refresh has no approvals: it names no admin version.
+                admins: 0,
             },
             approvals: vec![],
             presignature: None,

@@ -93,6 +93,17 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         version: 7,
         sql: "ALTER TABLE keys ADD COLUMN policy_version INTEGER NOT NULL DEFAULT 0",
     },
+    // Issue 20: every change of the cluster's admin set, by the admin version it makes (from
+    // 1; the genesis' admins are version 0): the approved request (JSON of
+    // `api::ApprovedJson<api::SetAdminsJson>`), its SHA-256, and each node's statement that it
+    // applied it (JSON object: node index -> signature, hex).
+    Migration {
+        version: 8,
+        sql: "CREATE TABLE admin_changes (
+                version INTEGER PRIMARY KEY CHECK (version >= 1), request TEXT NOT NULL,
+                request_hash BLOB NOT NULL, statements TEXT NOT NULL,
+                created_at INTEGER NOT NULL)",
+    },
 ];
 
 /// The latest schema version this build knows.

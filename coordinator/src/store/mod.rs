@@ -7,10 +7,12 @@
 //! table definitions and the presignature claim differ. A state change and the audit record that
 //! describes it commit together, so a crash leaves either both or neither.
 //!
-//! One module per table: [`cluster`], [`keys`], [`requests`], [`presignatures`], [`credentials`]
-//! (with the nonces of calls served), and the audit log ([`audit`]). States are typed ([`ClusterState`], [`RequestState`], [`PresigState`]) and
+//! One module per table: [`cluster`], [`admins`] (changes of the admin set), [`keys`],
+//! [`requests`], [`presignatures`], [`credentials`] (with the nonces of calls served), and the
+//! audit log ([`audit`]). States are typed ([`ClusterState`], [`RequestState`], [`PresigState`]) and
 //! turned into the stored names only here.
 
+mod admins;
 mod audit;
 mod cluster;
 mod connect;
@@ -22,6 +24,7 @@ mod requests;
 mod sql;
 mod states;
 
+pub use admins::AdminChangeRow;
 pub use audit::verify_log;
 pub use cluster::ClusterRow;
 pub use connect::{PostgresTls, TlsMode};

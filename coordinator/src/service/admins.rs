@@ -1,0 +1,597 @@
+//! The cluster's admin set over time (issue 20, `docs/lifecycle.md`): the genesis' admins are
+//! version 0; each change ([`protocol::admins::SetAdmins`]), approved by the quorum of the
+//! version it replaces, makes the next. The coordinator keeps the chain of changes beside the
+//! genesis (`store::admins`), checks every admin request's approvals against the set in force
+//! ([`AdminSet`]), and relays a change to every node, each in a session of its own with no
+//! rounds: each node checks it against its own current set, seals its genesis again with the
+//! change, and signs a statement that it applied it, which is checked here under its roster
+//! node key. A change is recorded once a node applied it; the same change posted again tries the
+//! nodes that have not, each shown another node's statement (so after its expiry too).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use protocol::admins::{SET_ADMINS_VERSION, SetAdmins, admins_set_message};
+use protocol::genesis::Genesis;
+use protocol::policy::Approved;
+use protocol::session::{FailureCode, Outcome, SessionKind};
+use serde_bytes::ByteBuf;
+use tracing::info;
+
+use super::checks::{
+    check_approvals, check_version_and_cluster, check_window, keys_of, not_before,
+};
+use super::{Coordinator, err, unix_now};
+use crate::api::{
+    AdminChange, AdminsSetResult, AdminsStatus, ApiError, ApprovedJson, ErrorCode, GenesisBody,
+    Hex, NodeFailure, NodeReceipt, SetAdminsJson, Wire,
+};
+use crate::audit::AuditEntry;
+use crate::nodes::{new_session_id, run_session};
+use crate::store::AdminChangeRow;
+
+/// The admin set in force: what every admin request's approvals are checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct AdminSet {
+    /// Its version (0: the genesis' admins); admin requests name it.
+    pub(super) version: u32,
+    /// The admins' public keys.
+    pub(super) admins: Vec<Hex>,
+    /// How many of them approve an admin request.
+    pub(super) quorum: u16,
+}
+
+/// A recorded admin change, read back and checked against itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Recorded {
+    /// The approved change.
+    approved: ApprovedJson<SetAdminsJson>,
+    /// SHA-256 of its canonical bytes.
+    hash: [u8; 32],
+    /// Each node's statement that it applied it, by node index.
+    statements: BTreeMap<u16, Vec<u8>>,
+    /// When it was recorded (Unix seconds).
+    recorded: u64,
+}
+
+impl Recorded {
+    /// The admin version it made.
+    fn version(&self) -> u32 {
+        self.approved.request.version.saturating_add(1)
+    }
+
+    fn from_row(row: &AdminChangeRow) -> Result<Self, ApiError> {
+        let corrupt = |m: String| {
+            err(
+                ErrorCode::Storage,
+                format!("the recorded change to admin version {}: {m}", row.version),
+            )
+        };
+        let approved: ApprovedJson<SetAdminsJson> =
+            serde_json::from_str(&row.request).map_err(|e| corrupt(e.to_string()))?;
+        let hash = approved.request.to_wire().hash();
+        if row.request_hash.as_slice() != hash.as_slice()
+            || approved.request.version.checked_add(1) != Some(row.version)
+        {
+            return Err(corrupt("its version or hash is not its request's".into()));
+        }
+        let statements: BTreeMap<u16, Vec<u8>> = row
+            .statements
+            .iter()
+            .map(|(node, s)| {
+                hex::decode(s)
+                    .map(|s| (*node, s))
+                    .map_err(|e| corrupt(format!("node {node}'s statement: {e}")))
+            })
+            .collect::<Result<_, ApiError>>()?;
+        Ok(Self {
+            approved,
+            hash,
+            statements,
+            recorded: row.created_at,
+        })
+    }
+
+    fn json(&self) -> AdminChange {
+        AdminChange {
+            version: self.version(),
+            request: self.approved.clone(),
+            request_sha256: Hex(self.hash.to_vec()),
+            statements: receipts(&self.statements),
+            recorded: self.recorded,
+        }
+    }
+}
+
+/// The admin set in force: the genesis' admins (version 0), replaced by each recorded change in
+/// order, each of which must replace the version before it.
+fn admin_set(genesis: &GenesisBody, changes: &[Recorded]) -> Result<AdminSet, ApiError> {
+    let mut set = AdminSet {
+        version: 0,
+        admins: genesis.admins().to_vec(),
+        quorum: genesis.admin_quorum(),
+    };
+    for c in changes {
+        let r = &c.approved.request;
+        let version = r
+            .version
+            .checked_add(1)
+            .filter(|_| r.version == set.version)
+            .ok_or_else(|| {
+                err(
+                    ErrorCode::Storage,
+                    format!(
+                        "a recorded admin change replaces version {}, not version {}: the \
+                         recorded chain is broken",
+                        r.version, set.version
+                    ),
+                )
+            })?;
+        set = AdminSet {
+            version,
+            admins: r.admins.clone(),
+            quorum: r.admin_quorum,
+        };
+    }
+    Ok(set)
+}
+
+/// Where a posted change stands against the set in force and the recorded changes.
+#[derive(Debug, PartialEq, Eq)]
+enum Placed<'a> {
+    /// It replaces the version in force: it is checked and run.
+    New,
+    /// The very change is recorded already: the nodes without a statement of it catch up.
+    Recorded(&'a Recorded),
+}
+
+/// Places `request`: a change of the version in force is new; one recorded already (the same
+/// request) is caught up; any other is stale.
+fn place<'a>(
+    request: &SetAdmins,
+    set: &AdminSet,
+    changes: &'a [Recorded],
+) -> Result<Placed<'a>, ApiError> {
+    if request.version == set.version {
+        return Ok(Placed::New);
+    }
+    let hash = request.hash();
+    match changes
+        .iter()
+        .find(|c| c.approved.request.version == request.version)
+    {
+        Some(c) if c.hash == hash => Ok(Placed::Recorded(c)),
+        other => Err(err(
+            ErrorCode::Unapproved,
+            format!(
+                "stale_admins: the change replaces admin version {}; the cluster's admins are \
+                 version {}{}",
+                request.version,
+                set.version,
+                if other.is_some() {
+                    " (another change of that version is recorded)"
+                } else {
+                    ""
+                }
+            ),
+        )),
+    }
+}
+
+fn receipts(statements: &BTreeMap<u16, Vec<u8>>) -> Vec<NodeReceipt> {
+    statements
+        .iter()
+        .map(|(node, s)| NodeReceipt {
+            node: *node,
+            signature: Hex(s.clone()),
+        })
+        .collect()
+}
+
+fn failure(node: u16, code: &str, message: String) -> NodeFailure {
+    NodeFailure {
+        node,
+        code: code.into(),
+        message,
+    }
+}
+
+/// Each node's answer: its statement, or why it has none.
+type Answers = BTreeMap<u16, Result<Vec<u8>, NodeFailure>>;
+
+/// The statements and the failures of `answers`.
+fn split(answers: Answers) -> (BTreeMap<u16, Vec<u8>>, Vec<NodeFailure>) {
+    let (mut applied, mut failed) = (BTreeMap::new(), Vec::new());
+    for (node, answer) in answers {
+        match answer {
+            Ok(statement) => {
+                applied.insert(node, statement);
+            }
+            Err(f) => failed.push(f),
+        }
+    }
+    (applied, failed)
+}
+
+/// The error when no node applied a change: `refused` when an enclave refused it (its
+/// approvals, its version, its window), else `no_quorum` (no node could run it).
+fn nowhere_code(failed: &[NodeFailure]) -> ErrorCode {
+    let refusals = [
+        FailureCode::Refused,
+        FailureCode::BadRequest,
+        FailureCode::Membership,
+        FailureCode::Replayed,
+    ]
+    .map(FailureCode::as_str);
+    if failed.iter().any(|f| refusals.contains(&f.code.as_str())) {
+        ErrorCode::Refused
+    } else {
+        ErrorCode::NoQuorum
+    }
+}
+
+/// The failures, for a message.
+fn failures_text(failed: &[NodeFailure]) -> String {
+    failed
+        .iter()
+        .map(|f| format!("node {}: {}: {}", f.node, f.code, f.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// What the audit record says of a change (its nodes are the record's `nodes`).
+fn describe(r: &SetAdmins, failed: &[NodeFailure]) -> String {
+    let mut text = format!(
+        "admin version {} -> {}: {} of [{}], request sha256 {}",
+        r.version,
+        r.new_version(),
+        r.admin_quorum,
+        r.admins
+            .iter()
+            .map(hex::encode)
+            .collect::<Vec<_>>()
+            .join(", "),
+        hex::encode(r.hash())
+    );
+    if !failed.is_empty() {
+        let nodes: Vec<u16> = failed.iter().map(|f| f.node).collect();
+        text.push_str(&format!("; not applied at nodes {nodes:?}"));
+    }
+    text
+}
+
+fn answer(
+    version: u32,
+    hash: &[u8; 32],
+    statements: &BTreeMap<u16, Vec<u8>>,
+    failed: Vec<NodeFailure>,
+) -> AdminsSetResult {
+    AdminsSetResult {
+        version,
+        request_sha256: Hex(hash.to_vec()),
+        applied: receipts(statements),
+        failed,
+    }
+}
+
+impl Coordinator {
+    /// Every recorded admin change, in version order.
+    async fn admin_changes(&self) -> Result<Vec<Recorded>, ApiError> {
+        self.db(|s| s.admin_changes())
+            .await?
+            .iter()
+            .map(Recorded::from_row)
+            .collect()
+    }
+
+    /// The admin set in force: the genesis' admins replaced by every recorded change.
+    pub(super) async fn current_admins(&self, genesis: &GenesisBody) -> Result<AdminSet, ApiError> {
+        admin_set(genesis, &self.admin_changes().await?)
+    }
+
+    /// The admin set in force and every change of it, as `GET /v1/cluster` shows them;
+    /// `None` until the genesis is ready.
+    pub async fn admins_status(&self) -> Result<Option<AdminsStatus>, ApiError> {
+        let genesis = match self.cluster().await {
+            Ok(g) => g,
+            Err(e) if e.code == ErrorCode::Storage => return Err(e),
+            Err(_) => return Ok(None),
+        };
+        let changes = self.admin_changes().await?;
+        let set = admin_set(&genesis, &changes)?;
+        Ok(Some(AdminsStatus {
+            version: set.version,
+            admins: set.admins,
+            admin_quorum: set.quorum,
+            changes: changes.iter().map(Recorded::json).collect(),
+        }))
+    }
+
+    /// Changes the cluster's admins (`POST /v1/cluster/admins`): the change is checked against
+    /// the set in force, run at every node and recorded once a node applied it. The same
+    /// change posted again tries the nodes that have not applied it.
+    pub async fn set_admins(
+        self: &Arc<Self>,
+        body: ApprovedJson<SetAdminsJson>,
+        credential: String,
+    ) -> Result<AdminsSetResult, ApiError> {
+        let started = Instant::now();
+        let result = self.change_admins(body, credential).await;
+        self.metrics.observe("set_admins", started.elapsed());
+        if let Err(e) = &result {
+            self.metrics.failure("set_admins", e.code.as_str());
+        }
+        result
+    }
+
+    async fn change_admins(
+        self: &Arc<Self>,
+        body: ApprovedJson<SetAdminsJson>,
+        credential: String,
+    ) -> Result<AdminsSetResult, ApiError> {
+        let genesis = self.cluster().await?;
+        let GenesisBody::V2(pinned) = &genesis else {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                "legacy_genesis: a cluster without a roster has no admin changes",
+            ));
+        };
+        let roster = pinned.request.to_wire();
+        let wire = body.to_wire();
+        let r = &wire.request;
+        check_version_and_cluster((r.v, SET_ADMINS_VERSION), &r.cluster, &genesis)?;
+        r.check()
+            .map_err(|e| err(ErrorCode::InvalidRequest, format!("the admin change: {e}")))?;
+        keys_of(&body.request.admins, "admin")?;
+        let changes = self.admin_changes().await?;
+        let set = admin_set(&genesis, &changes)?;
+        if let Placed::Recorded(recorded) = place(r, &set, &changes)? {
+            return self.catch_up(&roster, recorded, credential).await;
+        }
+        // An expired change is still asked of the nodes: one that applied it before this
+        // coordinator could record it (a crash in between) answers it again, and it is recorded;
+        // every other node refuses it as expired. A change that landed nowhere stays refused.
+        if let Err(e) = check_window(r.created, r.expiry, unix_now())
+            && e.code != ErrorCode::RequestExpired
+        {
+            return Err(e);
+        }
+        let actors = check_approvals(
+            r,
+            &wire.approvals,
+            &keys_of(&set.admins, "admin")?,
+            set.quorum,
+        )?;
+        not_before(r.created).await;
+        let all: Vec<u16> = (0..self.nodes.count()).collect();
+        let (applied, failed) = split(self.apply_at(&roster, &wire, &all, None).await);
+        let (version, hash) = (r.new_version(), r.hash());
+        let mut entry = AuditEntry {
+            action: "set_admins".into(),
+            actors,
+            key_id: None,
+            payload_digests: vec![],
+            path: vec![],
+            nodes: applied.keys().copied().collect(),
+            outcome: "ok".into(),
+            request_id: Some(hex::encode(&r.request_id)),
+            credential: Some(credential),
+            detail: Some(describe(r, &failed)),
+        };
+        if applied.is_empty() {
+            let code = nowhere_code(&failed);
+            entry.outcome = code.as_str().into();
+            let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
+            return Err(err(
+                code,
+                format!(
+                    "no node applied the change to admin version {version}: {}",
+                    failures_text(&failed)
+                ),
+            ));
+        }
+        let row = AdminChangeRow {
+            version,
+            request: serde_json::to_string(&body)
+                .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
+            request_hash: hash.to_vec(),
+            statements: applied
+                .iter()
+                .map(|(node, s)| (*node, hex::encode(s)))
+                .collect(),
+            created_at: unix_now(),
+        };
+        let (stored, recorded) = (row.clone(), entry.clone());
+        if self
+            .db(move |s| s.insert_admin_change(&stored, unix_now(), &recorded))
+            .await?
+        {
+            info!(version, nodes = ?entry.nodes, "admin set changed");
+            return Ok(answer(version, &hash, &applied, failed));
+        }
+        // Another coordinator recorded this version first: the same change gets these
+        // statements too; another change of the same version, approved as well, is a split
+        // the admins must resolve (the nodes that applied this one refuse theirs).
+        let changes = self.admin_changes().await?;
+        match changes.iter().find(|c| c.version() == version) {
+            Some(c) if c.hash == hash => {
+                let statements: Vec<(u16, String)> = row.statements.into_iter().collect();
+                self.db(move |s| s.add_admin_statements(version, &statements, unix_now(), &entry))
+                    .await?;
+                let mut all = c.statements.clone();
+                all.extend(applied);
+                let failed = failed
+                    .into_iter()
+                    .filter(|f| !all.contains_key(&f.node))
+                    .collect();
+                Ok(answer(version, &hash, &all, failed))
+            }
+            _ => {
+                let nodes = entry.nodes.clone();
+                entry.outcome = ErrorCode::Refused.as_str().into();
+                let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
+                Err(err(
+                    ErrorCode::Refused,
+                    format!(
+                        "another change of admin version {} was recorded meanwhile, while nodes \
+                         {nodes:?} applied this one (request sha256 {}): the admins approved two \
+                         changes of one version",
+                        r.version,
+                        hex::encode(hash)
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Tries a recorded change again at the nodes without a statement of it, each shown one
+    /// node's statement (so that it applies the change after its expiry too).
+    async fn catch_up(
+        &self,
+        roster: &Genesis,
+        change: &Recorded,
+        credential: String,
+    ) -> Result<AdminsSetResult, ApiError> {
+        let version = change.version();
+        let missing: Vec<u16> = (0..self.nodes.count())
+            .filter(|n| !change.statements.contains_key(n))
+            .collect();
+        if missing.is_empty() {
+            return Ok(answer(version, &change.hash, &change.statements, vec![]));
+        }
+        let shown = change
+            .statements
+            .iter()
+            .next()
+            .map(|(node, s)| (*node, ByteBuf::from(s.clone())));
+        let wire = change.approved.to_wire();
+        let (applied, failed) = split(self.apply_at(roster, &wire, &missing, shown).await);
+        let r = &change.approved.request;
+        let mut entry = AuditEntry {
+            action: "set_admins".into(),
+            actors: vec![],
+            key_id: None,
+            payload_digests: vec![],
+            path: vec![],
+            nodes: applied.keys().copied().collect(),
+            outcome: "ok".into(),
+            request_id: Some(hex::encode(&r.request_id.0)),
+            credential: Some(credential),
+            detail: Some(format!(
+                "admin version {} -> {version} caught up (request sha256 {}){}",
+                r.version,
+                hex::encode(change.hash),
+                if failed.is_empty() {
+                    String::new()
+                } else {
+                    let nodes: Vec<u16> = failed.iter().map(|f| f.node).collect();
+                    format!("; not applied at nodes {nodes:?}")
+                }
+            )),
+        };
+        let mut statements = change.statements.clone();
+        if applied.is_empty() {
+            entry.outcome = nowhere_code(&failed).as_str().into();
+            let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
+        } else {
+            let add: Vec<(u16, String)> = applied
+                .iter()
+                .map(|(node, s)| (*node, hex::encode(s)))
+                .collect();
+            if !self
+                .db(move |s| s.add_admin_statements(version, &add, unix_now(), &entry))
+                .await?
+            {
+                return Err(err(
+                    ErrorCode::Storage,
+                    format!("the recorded change to admin version {version} is gone"),
+                ));
+            }
+            info!(version, nodes = ?applied.keys().collect::<Vec<_>>(), "admin change caught up");
+            statements.extend(applied);
+        }
+        Ok(answer(version, &change.hash, &statements, failed))
+    }
+
+    /// Runs the change at each of `nodes`, in a session of its own each, all at once (a node
+    /// that fails or hangs holds up no other), showing `catch_up`: each node's statement that
+    /// verifies under the node key the roster lists for it, else why it has none.
+    async fn apply_at(
+        &self,
+        roster: &Genesis,
+        change: &Approved<SetAdmins>,
+        nodes: &[u16],
+        catch_up: Option<(u16, ByteBuf)>,
+    ) -> Answers {
+        let kind = SessionKind::SetAdmins {
+            request: change.clone(),
+            catch_up,
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        for node in nodes {
+            let (all, kind, node) = (self.nodes.clone(), kind.clone(), *node);
+            let timeout = self.settings.setup_round_timeout;
+            tasks.spawn(async move {
+                let mut run = run_session(&all, &new_session_id(), &[node], &kind, timeout).await;
+                (node, run.outcomes.remove(&node))
+            });
+        }
+        let mut outcomes = BTreeMap::new();
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok((node, outcome)) = joined {
+                outcomes.insert(node, outcome);
+            }
+        }
+        let (cluster, hash) = (roster.cluster_id(), change.request.hash());
+        let version = change.request.new_version();
+        nodes
+            .iter()
+            .map(|node| {
+                let node = *node;
+                let answer = match outcomes.remove(&node).flatten() {
+                    Some(Outcome::AdminsSet {
+                        version: v,
+                        statement,
+                        ..
+                    }) => {
+                        let message = admins_set_message(&cluster, node, version, &hash);
+                        let signed = roster
+                            .roster
+                            .get(usize::from(node))
+                            .is_some_and(|e| e.signed(&message, &statement));
+                        if v == version && signed {
+                            Ok(statement.to_vec())
+                        } else {
+                            Err(failure(
+                                node,
+                                "bad_statement",
+                                format!(
+                                    "it answered admin version {v} with a statement that does \
+                                     not verify under its roster node key"
+                                ),
+                            ))
+                        }
+                    }
+                    Some(Outcome::Failed { code, message, .. }) => {
+                        Err(failure(node, code.as_str(), message))
+                    }
+                    Some(_) => Err(failure(
+                        node,
+                        FailureCode::Internal.as_str(),
+                        "it answered with another outcome".into(),
+                    )),
+                    None => Err(failure(
+                        node,
+                        FailureCode::Unreachable.as_str(),
+                        "no answer".into(),
+                    )),
+                };
+                (node, answer)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -679,3 +679,148 @@ async fn a_key_policy_change_replaces_its_approvers_at_every_node() {
         "{change}"
     );
 }
+
+/// The Done-when of issue 20 for the admins, through the processes: `cohort admins set` replaces
+/// the genesis admins at every node (each node's statement checked against the pinned roster);
+/// the removed admin's approval no longer counts, a request approved under the replaced
+/// version is refused, the added admin approves a key creation and a refresh; a node restarted
+/// from its parent's blobs keeps the new set; the change is shown and in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_rotation_works_end_to_end() {
+    use cli::requests;
+    use coordinator::api::{ApprovedJson, CreateKeyJson};
+
+    let (_dir, options) = sim_options("admins-");
+    let mut cluster = SimCluster::start(&options).await.unwrap();
+    let (s, _) = Setup::with_key(&cluster, "admins", "before").await;
+    let [kept, removed] = [s.admins[0].clone(), s.admins[1].clone()];
+    let added = SigningKey::from_bytes(&[95; 32]);
+    let new_set = [kept.clone(), added.clone()];
+    let approver = [s.approvers[0].verifying_key().to_bytes()];
+
+    let (chain, _) = cli::admins::fetch(&s.api, &s.trust).await.unwrap();
+    assert_eq!(chain.current().version, 0);
+    // Approved under version 0 before the change, by the admins it replaces.
+    let mut early = requests::create_key(
+        s.trust.cluster_id(),
+        "early",
+        Scheme::EddsaEd25519,
+        2,
+        &[serde_bytes::ByteBuf::from(approver[0].to_vec())],
+        1,
+    );
+    early.admins = 0;
+    let early = requests::approve(&early, &s.admins);
+
+    let publics: Vec<[u8; 32]> = new_set
+        .iter()
+        .map(|k| k.verifying_key().to_bytes())
+        .collect();
+    let (request, answer) =
+        cli::admins::set_admins(&s.api, &s.trust, &chain, (&publics, 2), &s.admins)
+            .await
+            .unwrap();
+    assert_eq!(answer.version, 1);
+    assert_eq!(answer.applied.len(), 3, "{answer:?}");
+    assert!(answer.failed.is_empty(), "{answer:?}");
+    let (chain, status) = cli::admins::fetch(&s.api, &s.trust).await.unwrap();
+    assert_eq!(chain.current().version, 1);
+    assert_eq!(status.changes.len(), 1);
+    // Posted again: answered again, nothing changes.
+    let again = cli::admins::catch_up(&s.api, &s.trust).await.unwrap();
+    assert!(again.is_empty(), "{again:?}");
+
+    // The request approved under version 0 is refused now, by the coordinator and (below) by
+    // every enclave; the removed admin's approval under version 1 is foreign.
+    let refused = s
+        .api
+        .post::<KeyInfo>(
+            "/v1/keys",
+            &ApprovedJson::<CreateKeyJson>::from_wire(&early),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("stale_admins"), "{refused}");
+    let foreign = ops::create_key(
+        &s.api,
+        s.trust.cluster_id(),
+        "removed",
+        Scheme::EddsaEd25519,
+        2,
+        &[kept.clone(), removed.clone()],
+        &approver,
+        1,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(foreign.contains("not an approver"), "{foreign}");
+    // A second change under version 0 (the removed admins racing it) is stale.
+    let race = requests::approve(
+        &requests::set_admins(s.trust.cluster_id(), 0, &[approver[0]], 1),
+        &s.admins,
+    );
+    let stale = s
+        .api
+        .post::<coordinator::api::AdminsSetResult>(
+            "/v1/cluster/admins",
+            &ApprovedJson::<coordinator::api::SetAdminsJson>::from_wire(&race),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(stale.contains("stale_admins"), "{stale}");
+
+    // Node 1 restarts from its parent's blobs: the genesis blob holds the change.
+    cluster.restart_enclave(1).await.unwrap();
+    wait_all_healthy(&s.api).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let key = loop {
+        match ops::create_key(
+            &s.api,
+            s.trust.cluster_id(),
+            "after",
+            Scheme::EddsaEd25519,
+            2,
+            &new_set,
+            &approver,
+            1,
+        )
+        .await
+        {
+            Ok(k) => break k,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "{e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    let key = s.trust.verify_key(key).unwrap();
+    let sig = s.sign("after", b"new admins").await.unwrap();
+    cohort_tests::verify_eddsa(&key.info().public_key.0, b"new admins", &sig);
+    // The added admin approves a refresh of the key made before the change.
+    let before = s.trust.fetch_key(&s.api, "before").await.unwrap();
+    let info = ops::reshare_key(
+        &s.api,
+        s.trust.cluster_id(),
+        before.info(),
+        2,
+        None,
+        &new_set,
+        ops::Changes::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(info.receipts.as_ref().unwrap().generation, 1);
+
+    let records = cohort_tests::audit_log(&s.api).await;
+    let change = records
+        .iter()
+        .find(|r| r.entry.action == "set_admins" && r.entry.outcome == "ok")
+        .and_then(|r| r.entry.detail.clone())
+        .unwrap();
+    assert!(change.contains("admin version 0 -> 1: 2 of ["), "{change}");
+    assert!(change.contains(&hex::encode(request.hash())), "{change}");
+    cluster.stop().await.unwrap();
+}

@@ -79,7 +79,14 @@ impl BlobStore {
                 Some(Outcome::GenerationAbandoned { key_id, .. }) => self.remove_pending(key_id),
                 // An admin change: the genesis with every change since replaces the genesis
                 // blob (atomically; a crash leaves the old chain, and the node is caught up).
-                Some(Outcome::AdminsSet { sealed, .. }) => self.put(GENESIS_BLOB, sealed),
+                // The pending generations it froze first: a crash in between leaves them frozen
+                // under the old admin set, which the enclave answers again.
+                Some(Outcome::AdminsSet { sealed, frozen, .. }) => {
+                    for (key_id, blob) in frozen {
+                        self.put(&pending_blob(key_id), blob)?;
+                    }
+                    self.put(GENESIS_BLOB, sealed)
+                }
                 // A pending generation frozen: it replaces the pending blob, so that a restart
                 // cannot thaw it.
                 Some(Outcome::Disowned {

@@ -480,6 +480,13 @@ pub enum Outcome {
         sealed: ByteBuf,
         /// The node-key signature over [`crate::admins::admins_set_message`].
         statement: ByteBuf,
+        /// Every pending generation held here, sealed again frozen (key id, blob), for the proxy
+        /// to store in place of each key's pending blob: each was made under a replaced admin
+        /// set (or is a scheduled refresh), and is retired into only on another node's word that
+        /// it is current there, else abandoned (attacker review helper-45, finding 1). Left out
+        /// when there is none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        frozen: Vec<(String, ByteBuf)>,
     },
     /// A presignature is ready (its id is the session id).
     PresignatureReady,

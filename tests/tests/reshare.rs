@@ -684,13 +684,16 @@ async fn a_key_policy_change_replaces_its_approvers_at_every_node() {
 /// the genesis admins at every node (each node's statement checked against the pinned roster);
 /// the removed admin's approval no longer counts, a request approved under the replaced
 /// version is refused, the added admin approves a key creation and a refresh; a node restarted
-/// from its parent's blobs keeps the new set; the change is shown and in the audit log.
+/// from its parent's blobs keeps the new set, one rolled back to the old genesis blob is caught
+/// up; the change is shown and in the audit log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_rotation_works_end_to_end() {
     use cli::requests;
     use coordinator::api::{ApprovedJson, CreateKeyJson};
 
-    let (_dir, options) = sim_options("admins-");
+    let (dir, options) = sim_options("admins-");
+    // Node index 0's directory (`node-1`) and enclave (`enclave-1`).
+    let genesis_blob = dir.path().join("node-1/blobs/genesis.blob");
     let mut cluster = SimCluster::start(&options).await.unwrap();
     let (s, _) = Setup::with_key(&cluster, "admins", "before").await;
     let [kept, removed] = [s.admins[0].clone(), s.admins[1].clone()];
@@ -712,6 +715,7 @@ async fn an_admin_rotation_works_end_to_end() {
     early.admins = 0;
     let early = requests::approve(&early, &s.admins);
 
+    let before_change = std::fs::read(&genesis_blob).unwrap();
     let publics: Vec<[u8; 32]> = new_set
         .iter()
         .map(|k| k.verifying_key().to_bytes())
@@ -726,9 +730,10 @@ async fn an_admin_rotation_works_end_to_end() {
     let (chain, status) = cli::admins::fetch(&s.api, &s.trust).await.unwrap();
     assert_eq!(chain.current().version, 1);
     assert_eq!(status.changes.len(), 1);
-    // Posted again: answered again, nothing changes.
+    // Posted again: answered again by every node, nothing changes.
     let again = cli::admins::catch_up(&s.api, &s.trust).await.unwrap();
-    assert!(again.is_empty(), "{again:?}");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].applied.len(), 3, "{again:?}");
 
     // The request approved under version 0 is refused now, by the coordinator and (below) by
     // every enclave; the removed admin's approval under version 1 is foreign.
@@ -772,7 +777,7 @@ async fn an_admin_rotation_works_end_to_end() {
         .to_string();
     assert!(stale.contains("stale_admins"), "{stale}");
 
-    // Node 1 restarts from its parent's blobs: the genesis blob holds the change.
+    // Node 0 restarts from its parent's blobs: the genesis blob holds the change.
     cluster.restart_enclave(1).await.unwrap();
     wait_all_healthy(&s.api).await;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -813,6 +818,49 @@ async fn an_admin_rotation_works_end_to_end() {
     .await
     .unwrap();
     assert_eq!(info.receipts.as_ref().unwrap().generation, 1);
+
+    // Node 0's parent restores its genesis blob from before the change: node 0 is back on the
+    // genesis admins and refuses version 1's work, until `cohort admins catch-up` shows it
+    // another node's statement (helper-45, finding 4: its own statement is recorded already).
+    std::fs::write(&genesis_blob, &before_change).unwrap();
+    cluster.restart_enclave(1).await.unwrap();
+    wait_all_healthy(&s.api).await;
+    // (Until its restore, the node is only unreachable.)
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let refused = ops::create_key(
+            &s.api,
+            s.trust.cluster_id(),
+            "rolled-back",
+            Scheme::EddsaEd25519,
+            2,
+            &new_set,
+            &approver,
+            1,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        if refused.contains("stale_admins") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{refused}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let caught = cli::admins::catch_up(&s.api, &s.trust).await.unwrap();
+    assert_eq!(caught[0].applied.len(), 3, "{caught:?}");
+    ops::create_key(
+        &s.api,
+        s.trust.cluster_id(),
+        "caught-up",
+        Scheme::EddsaEd25519,
+        2,
+        &new_set,
+        &approver,
+        1,
+    )
+    .await
+    .unwrap();
 
     let records = cohort_tests::audit_log(&s.api).await;
     let change = records

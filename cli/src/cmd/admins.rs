@@ -163,7 +163,7 @@ async fn catch_up(cluster: &ClusterArgs, output: &JsonFlag) -> anyhow::Result<Ex
     let nodes = trust.genesis().roster.len();
     output.print(&results, |rs: &Vec<AdminsSetResult>| {
         if rs.is_empty() {
-            println!("every node has applied every admin change");
+            println!("no admin change is recorded");
         }
         for r in rs {
             print_result(r, nodes);

@@ -352,11 +352,14 @@ impl Coordinator {
         // An expired change is still asked of the nodes: one that applied it before this
         // coordinator could record it (a crash in between) answers it again, and it is recorded;
         // every other node refuses it as expired. A change that landed nowhere stays refused.
-        if let Err(e) = check_window(r.created, r.expiry, unix_now())
-            && e.code != ErrorCode::RequestExpired
-        {
-            return Err(e);
-        }
+        // Recorded then only on two nodes' statements or more (attacker review helper-45,
+        // finding 3: one compromised enclave alone cannot make an expired change that landed
+        // nowhere be recorded, and so caught up everywhere).
+        let expired = match check_window(r.created, r.expiry, unix_now()) {
+            Ok(()) => false,
+            Err(e) if e.code == ErrorCode::RequestExpired => true,
+            Err(e) => return Err(e),
+        };
         let actors = check_approvals(
             r,
             &wire.approvals,
@@ -365,7 +368,7 @@ impl Coordinator {
         )?;
         not_before(r.created).await;
         let all: Vec<u16> = (0..self.nodes.count()).collect();
-        let (applied, failed) = split(self.apply_at(&roster, &wire, &all, None).await);
+        let (applied, failed) = split(self.apply_at(&roster, &wire, &all, &BTreeMap::new()).await);
         let (version, hash) = (r.new_version(), r.hash());
         let mut entry = AuditEntry {
             action: "set_admins".into(),
@@ -379,6 +382,17 @@ impl Coordinator {
             credential: Some(credential),
             detail: Some(describe(r, &failed)),
         };
+        if expired && applied.len() < all.len().min(2) {
+            entry.outcome = ErrorCode::RequestExpired.as_str().into();
+            let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
+            return Err(err(
+                ErrorCode::RequestExpired,
+                format!(
+                    "the change to admin version {version} has expired and fewer than two nodes                      say they applied it (nodes {:?}): approve it again",
+                    applied.keys().collect::<Vec<_>>()
+                ),
+            ));
+        }
         if applied.is_empty() {
             let code = nowhere_code(&failed);
             entry.outcome = code.as_str().into();
@@ -445,8 +459,10 @@ impl Coordinator {
         }
     }
 
-    /// Tries a recorded change again at the nodes without a statement of it, each shown one
-    /// node's statement (so that it applies the change after its expiry too).
+    /// Tries a recorded change again at every node, each shown another node's statement (so
+    /// that it applies the change after its expiry too): a node that has it answers again, and
+    /// one restored from an older genesis blob, whose statement is recorded already, is caught
+    /// up too (attacker review helper-45, finding 4).
     async fn catch_up(
         &self,
         roster: &Genesis,
@@ -454,19 +470,12 @@ impl Coordinator {
         credential: String,
     ) -> Result<AdminsSetResult, ApiError> {
         let version = change.version();
-        let missing: Vec<u16> = (0..self.nodes.count())
-            .filter(|n| !change.statements.contains_key(n))
-            .collect();
-        if missing.is_empty() {
-            return Ok(answer(version, &change.hash, &change.statements, vec![]));
-        }
-        let shown = change
-            .statements
-            .iter()
-            .next()
-            .map(|(node, s)| (*node, ByteBuf::from(s.clone())));
+        let every: Vec<u16> = (0..self.nodes.count()).collect();
         let wire = change.approved.to_wire();
-        let (applied, failed) = split(self.apply_at(roster, &wire, &missing, shown).await);
+        let (applied, failed) = split(
+            self.apply_at(roster, &wire, &every, &change.statements)
+                .await,
+        );
         let r = &change.approved.request;
         let mut entry = AuditEntry {
             action: "set_admins".into(),
@@ -515,22 +524,28 @@ impl Coordinator {
     }
 
     /// Runs the change at each of `nodes`, in a session of its own each, all at once (a node
-    /// that fails or hangs holds up no other), showing `catch_up`: each node's statement that
+    /// that fails or hangs holds up no other), showing each another node's statement of `shown`
+    /// where there is one: each node's statement that
     /// verifies under the node key the roster lists for it, else why it has none.
     async fn apply_at(
         &self,
         roster: &Genesis,
         change: &Approved<SetAdmins>,
         nodes: &[u16],
-        catch_up: Option<(u16, ByteBuf)>,
+        shown: &BTreeMap<u16, Vec<u8>>,
     ) -> Answers {
-        let kind = SessionKind::SetAdmins {
-            request: change.clone(),
-            catch_up,
-        };
         let mut tasks = tokio::task::JoinSet::new();
         for node in nodes {
-            let (all, kind, node) = (self.nodes.clone(), kind.clone(), *node);
+            // Another node's statement: a node's own is never its proof.
+            let catch_up = shown
+                .iter()
+                .find(|(other, _)| *other != node)
+                .map(|(other, s)| (*other, ByteBuf::from(s.clone())));
+            let kind = SessionKind::SetAdmins {
+                request: change.clone(),
+                catch_up,
+            };
+            let (all, node) = (self.nodes.clone(), *node);
             let timeout = self.settings.setup_round_timeout;
             tasks.spawn(async move {
                 let mut run = run_session(&all, &new_session_id(), &[node], &kind, timeout).await;

@@ -91,6 +91,7 @@ fn applied(
                 version: v,
                 sealed,
                 statement,
+                ..
             } => {
                 assert_eq!(*v, version);
                 let message = admins_set_message(&cluster, *node, version, &request.hash());
@@ -354,4 +355,103 @@ fn a_resharing_approved_before_an_admin_change_is_resolved_under_its_own_version
         |_, _| {},
     );
     failed_everywhere(&out, FailureCode::Refused);
+}
+
+/// Attacker review helper-45, finding 1: the replaced admins (their keys stolen: the reason to
+/// rotate) approve a change of a key's approvers; a coordinator runs it until every node sealed
+/// it, and retires it only after the rotation. The change freezes every pending generation at
+/// each node (sealed so), so the retire is refused everywhere, the key keeps its approvers
+/// until the generation is abandoned (which voids the policy the change would have replaced),
+/// and the new admins set the policy again.
+#[test]
+fn an_admin_change_freezes_what_the_replaced_admins_left_pending() {
+    const KEY: &str = "pending";
+    let mut c = Cluster::new(3);
+    let all = c.all();
+    let pk = c.create_key(KEY, Scheme::EddsaEd25519, 2);
+    let [a0, a2] = [0, 2].map(|i| c.admins[i].clone());
+    let n0 = SigningKey::from_bytes(&[40; 32]);
+    let thief = SigningKey::from_bytes(&[66; 32]);
+    let stolen = protocol::policy::KeyPolicy {
+        approvers: public_keys(std::slice::from_ref(&thief)),
+        approvals_needed: 1,
+    };
+    // Approved by admins 0 and 1 under version 0, sealed everywhere, not retired.
+    let change = c.policy_change(KEY, 0, stolen);
+    let pending = c.reshare(change.clone(), Scheme::EddsaEd25519, &pk);
+
+    let rotation = c.set_admins_request(0, &[a0.clone(), n0.clone()], &[&a0, &a2]);
+    let out = c.set_admins(&all, &rotation, None);
+    for (node, o) in &out {
+        match o {
+            Outcome::AdminsSet { frozen, .. } => {
+                assert_eq!(frozen.len(), 1, "node {node}");
+                assert_eq!(frozen[0].0, KEY);
+            }
+            other => panic!("node {node}: {other:?}"),
+        }
+    }
+    // The retire with every node's receipt is refused everywhere: frozen.
+    let out = c.retire(&all, KEY, 1, &pending.receipts);
+    for m in failed_everywhere(&out, FailureCode::Refused) {
+        assert!(m.contains("frozen"), "{m}");
+    }
+    // Sealed so: node 1 restarted from the frozen blob refuses it too.
+    let again = c.set_admins(&[1], &rotation, None);
+    let frozen_blob = match &again[&1] {
+        Outcome::AdminsSet { sealed, frozen, .. } => {
+            c.blobs[1][1] = sealed.clone();
+            frozen[0].1.clone()
+        }
+        other => panic!("{other:?}"),
+    };
+    let current = c.blobs[1].pop().unwrap();
+    c.restart(1, &[current, frozen_blob]);
+    let out = c.retire(&[1], KEY, 1, &pending.receipts);
+    failed_everywhere(&out, FailureCode::Refused);
+    // The thief's approval signs nothing.
+    let out = c.sign(&[0, 1], c.sign_under(KEY, 1, b"thief", &[&thief]), None);
+    assert!(
+        out.values().all(|o| !matches!(o, Outcome::Signed { .. })),
+        "{out:?}"
+    );
+    // Disowned and abandoned everywhere; the new admins set the key's policy again.
+    let out = c.run(
+        &all,
+        SessionKind::DisownGeneration { request: change },
+        |_, _| {},
+    );
+    let (statements, _) = super::governance::disowned_voiding(&out);
+    let out = c.run(
+        &all,
+        SessionKind::AbandonGeneration {
+            key_id: KEY.into(),
+            generation: 1,
+            request: ByteBuf::from(pending.request.to_vec()),
+            statements,
+        },
+        |_, _| {},
+    );
+    assert!(
+        out.values()
+            .all(|o| matches!(o, Outcome::GenerationAbandoned { .. })),
+        "{out:?}"
+    );
+    let approvers = protocol::policy::KeyPolicy {
+        approvers: public_keys(std::slice::from_ref(&c.approvers[0])),
+        approvals_needed: 1,
+    };
+    let mut reset = c.policy_change(KEY, 0, approvers);
+    reset.request.admins = 1;
+    reset.approvals = approve(&reset.request, &[&a0, &n0]);
+    let again = c.reshare(reset, Scheme::EddsaEd25519, &pk);
+    let out = c.retire(&all, KEY, 1, &again.receipts);
+    assert!(
+        out.values()
+            .all(|o| matches!(o, Outcome::GenerationRetired { .. })),
+        "{out:?}"
+    );
+    let a = c.approvers[0].clone();
+    let out = c.sign(&[0, 2], c.sign_under(KEY, 1, b"reset", &[&a]), None);
+    verify_eddsa(&pk, b"reset", &signature_of(&out).0);
 }

@@ -23,7 +23,7 @@ use crate::testkit::{approve, public_keys};
 impl Cluster {
     /// A request to sign `message` with `key_id`, naming policy version `policy`, approved by
     /// `by`.
-    fn sign_under(
+    pub(super) fn sign_under(
         &self,
         key_id: &str,
         policy: u32,
@@ -49,7 +49,7 @@ impl Cluster {
     }
 
     /// An admin-approved refresh of `key_id` from `generation` that sets `policy`.
-    fn policy_change(
+    pub(super) fn policy_change(
         &self,
         key_id: &str,
         generation: u32,
@@ -310,7 +310,7 @@ fn a_signing_session_held_across_a_policy_change_or_past_its_expiry_signs_nothin
 
 /// Every node's outcome of disowning `request`, the statements in node order; asserts each
 /// node froze its pending copy and voided the policy the change would have replaced.
-fn disowned_voiding(out: &BTreeMap<u16, Outcome>) -> (Vec<ByteBuf>, Vec<ByteBuf>) {
+pub(super) fn disowned_voiding(out: &BTreeMap<u16, Outcome>) -> (Vec<ByteBuf>, Vec<ByteBuf>) {
     let mut statements = Vec::new();
     let mut current = Vec::new();
     for (node, o) in out {

@@ -14,6 +14,10 @@ use super::membership::MembershipError;
 use super::{Node, NodeError};
 use crate::policy::{check_approvals, keys32};
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl GenesisState {
     /// The current admin version (0: the genesis' admins).
     pub(super) fn admin_version(&self) -> u32 {
@@ -95,15 +99,16 @@ impl Node {
         let g = self.genesis()?;
         let r = &request.request;
         let hash = r.hash();
-        let current = g.admin_version();
         let applied = usize::try_from(r.version)
             .ok()
             .and_then(|v| g.sealed.admins.get(v));
         if let Some(applied) = applied {
             if applied.request.hash() != hash {
-                return Err(MembershipError::StaleAdmins {
-                    named: r.version,
-                    current,
+                // Named, so that two changes of one version (a fork) are seen as such
+                // (helper-45, finding 2).
+                return Err(MembershipError::OtherAdminChange {
+                    version: r.version,
+                    applied: hex(&applied.request.hash()),
                 }
                 .into());
             }
@@ -139,6 +144,7 @@ impl Node {
         }
         let sealed = self.seal_genesis(&next.sealed, &cluster)?;
         let statement = self.admins_statement(&cluster, next.node, next.admin_version(), &hash)?;
+        let frozen = self.freeze_pending()?;
         info!(
             version = next.admin_version(),
             admins = r.admins.len(),
@@ -147,11 +153,28 @@ impl Node {
         );
         let version = next.admin_version();
         self.genesis = Some(next);
+        for (key_id, _) in &frozen {
+            if let Some(p) = self.keys.get_mut(key_id).and_then(|k| k.pending.as_mut()) {
+                p.frozen = true;
+            }
+        }
+        self.drop_admin_sessions();
         Ok(Outcome::AdminsSet {
             version,
             sealed: ByteBuf::from(sealed),
             statement: ByteBuf::from(statement),
+            frozen,
         })
+    }
+
+    /// Every pending generation held here, sealed frozen (key id, blob): what an admin change
+    /// leaves of the work the replaced set approved. Changes nothing in memory.
+    fn freeze_pending(&self) -> Result<Vec<(String, ByteBuf)>, NodeError> {
+        self.keys
+            .iter()
+            .filter(|(_, k)| k.pending.is_some())
+            .map(|(id, _)| Ok((id.clone(), ByteBuf::from(self.seal_pending_frozen(id)?))))
+            .collect()
     }
 
     /// The answer again for a change applied here already: the genesis blob as it is, sealed
@@ -161,10 +184,19 @@ impl Node {
         let cluster = g.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
         let sealed = self.seal_genesis(&g.sealed, &cluster)?;
         let statement = self.admins_statement(&cluster, g.node, version, hash)?;
+        // The frozen pending generations again: a relay that lost the first answer, or a
+        // parent that did not store them, gets them once more.
+        let frozen = self
+            .keys
+            .iter()
+            .filter(|(_, k)| k.pending.as_ref().is_some_and(|p| p.frozen))
+            .map(|(id, _)| Ok((id.clone(), ByteBuf::from(self.seal_pending_frozen(id)?))))
+            .collect::<Result<_, NodeError>>()?;
         Ok(Outcome::AdminsSet {
             version,
             sealed: ByteBuf::from(sealed),
             statement: ByteBuf::from(statement),
+            frozen,
         })
     }
 

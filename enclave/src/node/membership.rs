@@ -115,6 +115,17 @@ pub enum MembershipError {
         /// This node's current version.
         current: u32,
     },
+    /// An admin change of a version this node replaced with another change: named, so that two
+    /// changes of one version (a fork) are seen as such (attacker review helper-45, finding 2).
+    #[error(
+        "stale_admins: this node applied another change of admin version {version} (request sha256 {applied})"
+    )]
+    OtherAdminChange {
+        /// The version both changes replace.
+        version: u32,
+        /// The SHA-256 of the change this node applied (hex).
+        applied: String,
+    },
     /// A malformed admin change.
     #[error("malformed_admin_change: {0}")]
     AdminChange(AdminsError),
@@ -139,7 +150,7 @@ impl MembershipError {
             Self::KmsKeyMismatch { .. } => "kms_key_mismatch",
             Self::MalformedNodeKey(_) => "malformed_node_key",
             Self::OtherCluster { .. } => "other_cluster",
-            Self::StaleAdmins { .. } => "stale_admins",
+            Self::StaleAdmins { .. } | Self::OtherAdminChange { .. } => "stale_admins",
             Self::AdminChange(_) => "malformed_admin_change",
         }
     }

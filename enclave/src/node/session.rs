@@ -477,19 +477,36 @@ impl Node {
     /// its approval policy) finishes (attacker review helper-42, finding 3). The relay learns
     /// it at its next delivery (`unknown or finished session`).
     pub(super) fn drop_sessions_of(&mut self, key_id: &str) {
-        let stale: Vec<[u8; SESSION_ID_LEN]> = self
+        self.drop_sessions_where("a session of a retired generation dropped", |p| match p {
+            Purpose::Sign(signing) => signing.key_id == key_id,
+            Purpose::Presign(key, _) => key == key_id,
+            _ => false,
+        });
+    }
+
+    /// Drops every running session that makes key material on an admin approval (a key
+    /// creation, an import, a resharing): an admin change ends what the replaced set approved
+    /// (attacker review helper-45, finding 1). A scheduled refresh goes too; it runs again.
+    pub(super) fn drop_admin_sessions(&mut self) {
+        self.drop_sessions_where("a session approved by a replaced admin set dropped", |p| {
+            matches!(
+                p,
+                Purpose::CreateKey(_) | Purpose::ImportKey(..) | Purpose::ReshareKey(_)
+            )
+        });
+    }
+
+    /// Drops the running sessions whose purpose `stale` picks, and releases what they held.
+    fn drop_sessions_where(&mut self, why: &'static str, stale: impl Fn(&Purpose) -> bool) {
+        let ids: Vec<[u8; SESSION_ID_LEN]> = self
             .sessions
             .iter()
-            .filter(|(_, s)| match &s.purpose {
-                Purpose::Sign(signing) => signing.key_id == key_id,
-                Purpose::Presign(key, _) => key == key_id,
-                _ => false,
-            })
+            .filter(|(_, s)| stale(&s.purpose))
             .map(|(id, _)| *id)
             .collect();
-        for sid in stale {
+        for sid in ids {
             if let Some(s) = self.sessions.remove(&sid) {
-                warn!(session = %hex_short(&sid), key = key_id, "a session of a retired generation dropped");
+                warn!(session = %hex_short(&sid), "{why}");
                 self.release(&s);
             }
         }

@@ -29,6 +29,7 @@ use crate::testkit::{
 mod admins;
 mod bounds;
 mod governance;
+mod images;
 mod import;
 mod reshare;
 

@@ -55,6 +55,22 @@ pub fn boot_sealed_by(
     boot_measured(ca, node, image, simulated_pcrs(&image), master)
 }
 
+/// Boots node `node` measured as `image`, sealing as an enclave of `kms_image` does: what KMS
+/// does during an image rotation, when the node's key policy admits both images (issue 20; the
+/// local sealing authority binds its key to one PCR0). The enclave's own checks are what a test
+/// of it exercises.
+///
+/// # Panics
+/// As [`boot`].
+pub fn boot_rotating(
+    ca: &SimulatedCa,
+    node: usize,
+    image: [u8; 48],
+    kms_image: [u8; 48],
+) -> Arc<Enclave> {
+    boot_measured(ca, node, kms_image, simulated_pcrs(&image), &MASTER)
+}
+
 /// Boots node `node` as an enclave in debug mode would attest: PCR0, PCR1 and PCR2 all zero
 /// (Nitro zeroes them when an enclave runs with `--debug-mode`), whatever its image.
 ///

@@ -87,6 +87,7 @@ impl BlobStore {
                     }
                     self.put(GENESIS_BLOB, sealed)
                 }
+                Some(Outcome::ImagesAccepted { sealed, .. }) => self.put(GENESIS_BLOB, sealed),
                 // A pending generation frozen: it replaces the pending blob, so that a restart
                 // cannot thaw it.
                 Some(Outcome::Disowned {

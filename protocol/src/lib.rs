@@ -12,6 +12,7 @@ mod codes;
 mod endpoint;
 pub mod genesis;
 pub mod http1;
+pub mod images;
 pub mod import;
 pub mod parent;
 pub mod peer;

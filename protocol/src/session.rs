@@ -160,6 +160,18 @@ pub enum SessionKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         catch_up: Option<(u16, ByteBuf)>,
     },
+    /// Replace the set of enclave images the cluster accepts (issue 20, image rotation): each
+    /// node checks the change against its current image version and the admins in force,
+    /// refuses a set without its own image, seals its genesis again with the change appended,
+    /// and signs [`crate::images::images_set_message`]. Answered at once; no envelopes.
+    AcceptImages {
+        /// The approved change.
+        request: Approved<crate::images::AcceptImages>,
+        /// As for [`SessionKind::SetAdmins`]: another roster node's statement that it applied
+        /// the change, for a node that missed it while it was valid.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        catch_up: Option<(u16, ByteBuf)>,
+    },
 }
 
 /// The digest of an import's dealings that its execution id carries: SHA-256 over each
@@ -232,6 +244,7 @@ impl SessionKind {
             Self::AbandonGeneration { .. } => 10,
             Self::DisownGeneration { .. } => 11,
             Self::SetAdmins { .. } => 12,
+            Self::AcceptImages { .. } => 13,
         }
     }
 
@@ -322,6 +335,9 @@ impl SessionKind {
                 Self::SetAdmins { request, .. } => {
                     ("", none, Some(request.request.canonical_bytes()), 0, &[])
                 }
+                Self::AcceptImages { request, .. } => {
+                    ("", none, Some(request.request.canonical_bytes()), 0, &[])
+                }
             };
         lp(&mut h, key_id.as_bytes());
         h.update(u32::try_from(path.len()).unwrap_or(u32::MAX).to_be_bytes());
@@ -365,6 +381,7 @@ impl SessionKind {
             Self::AbandonGeneration { .. } => "abandon_generation",
             Self::DisownGeneration { .. } => "disown_generation",
             Self::SetAdmins { .. } => "set_admins",
+            Self::AcceptImages { .. } => "accept_images",
         }
     }
 }
@@ -487,6 +504,15 @@ pub enum Outcome {
         /// when there is none.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         frozen: Vec<(String, ByteBuf)>,
+    },
+    /// An image change is applied here (issue 20): `sealed` replaces the node's genesis blob.
+    ImagesAccepted {
+        /// The image version now current.
+        version: u32,
+        /// The genesis sealed again with the change.
+        sealed: ByteBuf,
+        /// The node-key signature over [`crate::images::images_set_message`].
+        statement: ByteBuf,
     },
     /// A presignature is ready (its id is the session id).
     PresignatureReady,

@@ -115,33 +115,15 @@ impl Node {
             return self.admins_answer(r.new_version(), &hash);
         }
         let cluster = g.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
-        let shown = catch_up.is_some_and(|(node, statement)| {
-            *node != g.node
-                && g.pinned
-                    .as_ref()
-                    .and_then(|p| p.roster.get(usize::from(*node)))
-                    .is_some_and(|entry| {
-                        entry.signed(
-                            &admins_set_message(&cluster, *node, r.new_version(), &hash),
-                            statement,
-                        )
-                    })
-        });
         let mut next = g.clone();
         next.apply_admins(request)?;
-        if !shown {
-            let mut use_key = b"set-admins:".to_vec();
-            use_key.extend_from_slice(&r.request_id);
-            self.guard
-                .check(&use_key, r.created, r.expiry, self.now())
-                .map_err(|e| match catch_up {
-                    Some(_) => NodeError::Refused(format!(
-                        "{e}; and the statement shown is not another roster node's that it \
-                         applied this change"
-                    )),
-                    None => e.into(),
-                })?;
-        }
+        let version = r.new_version();
+        self.change_in_time(
+            g,
+            catch_up,
+            |node| admins_set_message(&cluster, node, version, &hash),
+            (b"set-admins:", &r.request_id, r.created, r.expiry),
+        )?;
         let sealed = self.seal_genesis(&next.sealed, &cluster)?;
         let statement = self.admins_statement(&cluster, next.node, next.admin_version(), &hash)?;
         let frozen = self.freeze_pending()?;
@@ -177,6 +159,40 @@ impl Node {
             .collect()
     }
 
+    /// Whether a cluster change not applied here yet may be applied now: within its window
+    /// (`tag` and the request id make its use key, never consumed: the version it replaces is
+    /// what makes it single use), or, after it, shown `catch_up`: another roster node's
+    /// signature over `message(that node)`, its statement that it applied the change.
+    pub(super) fn change_in_time(
+        &self,
+        g: &GenesisState,
+        catch_up: Option<&(u16, ByteBuf)>,
+        message: impl Fn(u16) -> Vec<u8>,
+        (tag, request_id, created, expiry): (&[u8], &[u8], u64, u64),
+    ) -> Result<(), NodeError> {
+        let shown = catch_up.is_some_and(|(node, statement)| {
+            *node != g.node
+                && g.pinned
+                    .as_ref()
+                    .and_then(|p| p.roster.get(usize::from(*node)))
+                    .is_some_and(|entry| entry.signed(&message(*node), statement))
+        });
+        if shown {
+            return Ok(());
+        }
+        let mut use_key = tag.to_vec();
+        use_key.extend_from_slice(request_id);
+        self.guard
+            .check(&use_key, created, expiry, self.now())
+            .map_err(|e| match catch_up {
+                Some(_) => NodeError::Refused(format!(
+                    "{e}; and the statement shown is not another roster node's that it applied \
+                     this change"
+                )),
+                None => e.into(),
+            })
+    }
+
     /// The answer again for a change applied here already: the genesis blob as it is, sealed
     /// anew, and the statement for the version the change made.
     fn admins_answer(&self, version: u32, hash: &[u8; 32]) -> Result<Outcome, NodeError> {
@@ -207,12 +223,17 @@ impl Node {
         version: u32,
         hash: &[u8; 32],
     ) -> Result<Vec<u8>, NodeError> {
+        self.node_statement(&admins_set_message(cluster, node, version, hash))
+    }
+
+    /// This node's node-key signature over `message` (under one of its domain tags).
+    pub(super) fn node_statement(&self, message: &[u8]) -> Result<Vec<u8>, NodeError> {
         Ok(self
             .node_key
             .as_ref()
             .ok_or_else(|| NodeError::Internal("no node key".into()))?
             .key
-            .sign(&admins_set_message(cluster, node, version, hash))
+            .sign(message)
             .map_err(|e| NodeError::Internal(e.to_string()))?
             .to_vec())
     }

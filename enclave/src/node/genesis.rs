@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use attestation::{NodeBinding, Policy};
 use protocol::admins::SetAdmins;
 use protocol::genesis::{self as g2, ClusterId, RosterEntry};
+use protocol::images::AcceptImages;
 use protocol::policy::{Approved, Genesis};
 use protocol::session::PeerDocument;
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,10 @@ pub(super) struct GenesisState {
     pub(super) admin_sets: Vec<AdminSet>,
     /// The cluster id and roster of a version-2 genesis; `None` for version 1.
     pub(super) pinned: Option<Pinned>,
+    /// Every set of accepted enclave images, by image version (0: the genesis' image alone;
+    /// the last is current): peers of any image of the current set are admitted, and this
+    /// node runs only on one of them (issue 20, image rotation).
+    pub(super) images: Vec<Vec<g2::Image>>,
     /// What this node's genesis blob holds: the approved genesis and every admin change since.
     pub(super) sealed: SealedGenesisV2,
 }
@@ -87,6 +92,10 @@ pub(super) struct SealedGenesisV2 {
     /// Admin change `i` makes admin version `i + 1`. Absent before the first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) admins: Vec<Approved<SetAdmins>>,
+    /// Image change `i` makes image version `i + 1`, each approved by the admins of the version
+    /// it names. Absent before the first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) images: Vec<Approved<AcceptImages>>,
 }
 
 /// This enclave's own PCRs, from its own NSM's document at boot: a genesis names the image its
@@ -127,10 +136,6 @@ pub(super) fn check_genesis(
             pinned: node_key.kms_key_arn.to_string(),
         });
     }
-    let image = [&g.image.pcr0, &g.image.pcr1, &g.image.pcr2];
-    if (0..3).any(|i| own.get(i) != Some(image[i].as_slice())) {
-        return Err(MembershipError::OtherImage);
-    }
     for (pcr, expected) in [(3u8, &entry.pcr3), (4, &entry.pcr4)] {
         if let Some(expected) = expected
             && own.get(usize::from(pcr)) != Some(expected.as_slice())
@@ -157,12 +162,30 @@ pub(super) fn check_genesis(
             roster: g.roster.clone(),
             roster_digest: g.roster_digest(0),
         }),
+        images: vec![vec![g.image.clone()]],
         sealed: SealedGenesisV2 {
             v: g2::GENESIS_VERSION,
             genesis: approved.clone(),
             admins: Vec::new(),
+            images: Vec::new(),
         },
     })
+}
+
+/// Whether this enclave's own PCR0-2 are one of the images the cluster accepts now: checked
+/// at genesis, at every restore (after the changes are replayed) and before an image change
+/// is applied.
+pub(super) fn runs_accepted_image(state: &GenesisState, own: &OwnPcrs) -> bool {
+    state
+        .images
+        .last()
+        .is_some_and(|set| set.iter().any(|image| is_image(image, own)))
+}
+
+/// Whether `own` are `image`'s PCR0-2.
+pub(super) fn is_image(image: &g2::Image, own: &OwnPcrs) -> bool {
+    let pcrs = [&image.pcr0, &image.pcr1, &image.pcr2];
+    (0..3).all(|i| own.get(i) == Some(pcrs[i].as_slice()))
 }
 
 /// The sealed genesis as restored: version 2 is checked again under the restored node key
@@ -180,6 +203,12 @@ pub(super) fn open_genesis(
         let mut state = check_genesis(&v2.genesis, node_key, own)?;
         for change in &v2.admins {
             state.apply_admins(change)?;
+        }
+        for change in &v2.images {
+            state.apply_images(change, false)?;
+        }
+        if !runs_accepted_image(&state, own) {
+            return Err(MembershipError::OtherImage.into());
         }
         return Ok(state);
     }
@@ -225,6 +254,9 @@ impl Node {
         }
         let node_key = self.node_key.as_ref().ok_or(MembershipError::NotEnrolled)?;
         let state = check_genesis(request, node_key, &self.own_pcrs)?;
+        if !runs_accepted_image(&state, &self.own_pcrs) {
+            return Err(MembershipError::OtherImage.into());
+        }
         let Some(pinned) = &state.pinned else {
             return Err(NodeError::Internal(
                 "a version-2 genesis pins a cluster".into(),
@@ -272,8 +304,7 @@ impl Node {
             let mut again = Vec::new();
             let before = admitted.len();
             for doc in pending {
-                let policy = self.peer_policy_for(&g, doc.node);
-                match self.roster.admit(doc.node, &doc.document, &policy, now) {
+                match self.admit_any_image(&g, doc, now) {
                     Ok(_) => admitted.push(doc.node),
                     Err(e @ PeerError::DuplicateIdentity { other, .. })
                         if offered.contains(&other) =>
@@ -299,6 +330,36 @@ impl Node {
         admitted.dedup();
         refused.sort();
         Ok((admitted, refused))
+    }
+
+    /// Admits `doc` under the first accepted image whose measurements its document shows; an
+    /// attestation refusal under every image is the last image's (issue 20: during a rotation
+    /// peers run either image; each image's PCR0-2 are checked together, never mixed).
+    fn admit_any_image(
+        &mut self,
+        g: &GenesisState,
+        doc: &PeerDocument,
+        now: std::time::Duration,
+    ) -> Result<attestation::IdentityKeys, PeerError> {
+        let images = g.images.last().cloned().unwrap_or_default();
+        let mut refused = PeerError::Attestation {
+            node: doc.node,
+            reason: "the cluster accepts no image".into(),
+        };
+        for image in &images {
+            let mut policy = self.peer_policy_for(g, doc.node);
+            for (i, pcr) in [&image.pcr0, &image.pcr1, &image.pcr2]
+                .into_iter()
+                .enumerate()
+            {
+                policy.pcrs.insert(i, vec![pcr.to_vec()]);
+            }
+            match self.roster.admit(doc.node, &doc.document, &policy, now) {
+                Err(e @ PeerError::Attestation { .. }) => refused = e,
+                other => return other,
+            }
+        }
+        Err(refused)
     }
 
     /// What a peer's document must show to be admitted at `node`: this enclave's image (and

@@ -3,6 +3,7 @@
 
 use protocol::admins::AdminsError;
 use protocol::genesis::GenesisError;
+use protocol::images::ImagesError;
 use protocol::policy::PolicyViolation;
 
 /// Why a membership request was refused.
@@ -126,6 +127,24 @@ pub enum MembershipError {
         /// The SHA-256 of the change this node applied (hex).
         applied: String,
     },
+    /// An image change names another image version than this node's current one.
+    #[error(
+        "stale_images: the change replaces image version {named}; this node's current image version is {current}"
+    )]
+    StaleImages {
+        /// The version the change names.
+        named: u32,
+        /// This node's current version.
+        current: u32,
+    },
+    /// An image change that does not accept the image this enclave runs.
+    #[error(
+        "own_image_dropped: the change does not accept the image this node runs: restart it on an accepted image first"
+    )]
+    OwnImageDropped,
+    /// A malformed image change.
+    #[error("malformed_image_change: {0}")]
+    ImageChange(ImagesError),
     /// A malformed admin change.
     #[error("malformed_admin_change: {0}")]
     AdminChange(AdminsError),
@@ -152,6 +171,9 @@ impl MembershipError {
             Self::OtherCluster { .. } => "other_cluster",
             Self::StaleAdmins { .. } | Self::OtherAdminChange { .. } => "stale_admins",
             Self::AdminChange(_) => "malformed_admin_change",
+            Self::StaleImages { .. } => "stale_images",
+            Self::OwnImageDropped => "own_image_dropped",
+            Self::ImageChange(_) => "malformed_image_change",
         }
     }
 }

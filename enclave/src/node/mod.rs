@@ -13,6 +13,7 @@
 //! * `membership`: the typed membership refusals;
 //! * `genesis`: accepting the genesis, admitting peers, checking a session's participants;
 //! * `admins`: the admin set over time, its changes and the admin version requests name;
+//! * `images`: the enclave images the cluster accepts over time (rolling rotation);
 //! * `keys`: auxiliary info and key shares: creation, sealing, receipts, restore;
 //! * `reshare`, `generations`: resharing and refresh, a key's pending and current generations;
 //! * `signing`: presignatures and signing sessions;
@@ -26,6 +27,7 @@ mod bounds;
 mod enroll;
 mod generations;
 mod genesis;
+mod images;
 mod import;
 mod keys;
 mod machine;

@@ -203,6 +203,11 @@ impl Node {
                 self.used_sessions.insert(sid);
                 return Ok(update(sid, vec![], Some(outcome)));
             }
+            SessionKind::AcceptImages { request, catch_up } => {
+                let outcome = self.accept_images(request, catch_up.as_ref())?;
+                self.used_sessions.insert(sid);
+                return Ok(update(sid, vec![], Some(outcome)));
+            }
             SessionKind::SetAdmins { request, catch_up } => {
                 let outcome = self.set_admins(request, catch_up.as_ref())?;
                 self.used_sessions.insert(sid);

@@ -1,0 +1,181 @@
+//! Rolling image rotation (issue 20): the admins accept the old and the new image together,
+//! the nodes are restarted one at a time on the new one while a quorum keeps signing, and
+//! another change accepts the new image alone. The attacks: a node restarted on an image the
+//! admins did not accept; a change the admins did not approve, or one naming a replaced image
+//! version; a change that retires the image a node still runs; a node left on the retired image.
+
+use std::collections::BTreeMap;
+
+use protocol::genesis::Image;
+use protocol::images::{ACCEPT_IMAGES_VERSION, AcceptImages, images_set_message};
+use protocol::policy::{Approved, Scheme};
+use protocol::session::{FailureCode, Outcome, SessionKind};
+use protocol::{EnclaveRequest, EnclaveResponse};
+use serde_bytes::ByteBuf;
+
+use super::reshare::{failed_everywhere, verify_eddsa};
+use super::{Cluster, now, request_id, signature_of};
+use crate::testkit::{IMAGE, approve, boot_rotating};
+
+/// The next build of the enclave (another PCR0).
+const NEW: [u8; 48] = [0x43; 48];
+/// A build the admins never accept.
+const ROGUE: [u8; 48] = [0x44; 48];
+
+/// A simulated build's PCR0-2, as a change names them.
+fn image(digest: [u8; 48]) -> Image {
+    let pcrs = attestation::sim::simulated_pcrs(&digest);
+    let pcr = |i: usize| ByteBuf::from(pcrs[&i].clone());
+    Image {
+        pcr0: pcr(0),
+        pcr1: pcr(1),
+        pcr2: pcr(2),
+    }
+}
+
+impl Cluster {
+    /// A change to `images` replacing image version `version`, approved by admins `by`.
+    fn accept_images_request(
+        &self,
+        version: u32,
+        images: &[[u8; 48]],
+        by: &[usize],
+    ) -> Approved<AcceptImages> {
+        let t = now() + self.ahead.get();
+        let request = AcceptImages {
+            v: ACCEPT_IMAGES_VERSION,
+            cluster: self.genesis.request.cluster_id(),
+            version,
+            images: images.iter().map(|d| image(*d)).collect(),
+            request_id: request_id(),
+            created: t,
+            expiry: t + 120,
+            admins: 0,
+        };
+        let keys: Vec<&ed25519_dalek::SigningKey> = by.iter().map(|i| &self.admins[*i]).collect();
+        Approved {
+            approvals: approve(&request, &keys),
+            request,
+        }
+    }
+
+    fn accept_images(&self, request: &Approved<AcceptImages>) -> BTreeMap<u16, Outcome> {
+        self.run(
+            &self.all(),
+            SessionKind::AcceptImages {
+                request: request.clone(),
+                catch_up: None,
+            },
+            |_, _| {},
+        )
+    }
+
+    /// Restarts node `node` on build `digest` from its parent's blobs, KMS admitting every
+    /// build (so that the enclave's own checks are what is tested): the restore's refusal, if
+    /// any.
+    fn restart_on(&mut self, node: usize, digest: [u8; 48]) -> Result<(), String> {
+        let fresh = boot_rotating(&self.ca, node, digest, IMAGE);
+        match fresh.handle(EnclaveRequest::Restore {
+            blobs: self.blobs[node].clone(),
+        }) {
+            EnclaveResponse::Restored { .. } => {
+                self.enclaves[node] = fresh;
+                self.admit_all();
+                Ok(())
+            }
+            EnclaveResponse::Error(e) => Err(e.message),
+            other => panic!("restore: {other:?}"),
+        }
+    }
+}
+
+/// Every node applied the change to `version`, each statement under its roster node key; the
+/// new genesis blobs are kept as the proxies keep them.
+fn applied(c: &mut Cluster, out: &BTreeMap<u16, Outcome>, request: &AcceptImages, version: u32) {
+    let cluster = c.genesis.request.cluster_id();
+    for (node, o) in out {
+        match o {
+            Outcome::ImagesAccepted {
+                version: v,
+                sealed,
+                statement,
+            } => {
+                assert_eq!(*v, version);
+                let message = images_set_message(&cluster, *node, version, &request.hash());
+                assert!(c.genesis.request.roster[usize::from(*node)].signed(&message, statement));
+                c.blobs[usize::from(*node)][1] = sealed.clone();
+            }
+            other => panic!("node {node}: {other:?}"),
+        }
+    }
+}
+
+fn refused_with(out: &BTreeMap<u16, Outcome>, code: FailureCode, kind: &str) {
+    for m in failed_everywhere(out, code) {
+        assert!(m.contains(kind), "{m}");
+    }
+}
+
+/// The Done-when of issue 20 for image rotation, on the in-process cluster: a 3-node cluster
+/// moves from one build to another (different PCR0) one node at a time, a 2-of-3 quorum
+/// signing between every step, across mixed images; then the old image is retired.
+#[test]
+fn a_rolling_image_rotation_keeps_a_quorum_signing_throughout() {
+    const KEY: &str = "rotating";
+    let mut c = Cluster::new(3);
+    let pk = c.create_key(KEY, Scheme::EddsaEd25519, 2);
+    let sign = |c: &Cluster, nodes: &[u16], message: &[u8]| {
+        let out = c.sign(nodes, c.sign_request(KEY, vec![], message.to_vec()), None);
+        verify_eddsa(&pk, message, &signature_of(&out).0);
+    };
+
+    // Before any change: the new build cannot restore a node.
+    let refused = c.restart_on(0, NEW).unwrap_err();
+    assert!(refused.contains("other_image"), "{refused}");
+    // Refused everywhere, nothing sealed: one admin's approval; a set that drops the image
+    // every node runs; a change naming an image version not held.
+    let out = c.accept_images(&c.accept_images_request(0, &[IMAGE, NEW], &[0]));
+    failed_everywhere(&out, FailureCode::Refused);
+    let out = c.accept_images(&c.accept_images_request(0, &[NEW], &[0, 1]));
+    refused_with(&out, FailureCode::Membership, "own_image_dropped");
+    let out = c.accept_images(&c.accept_images_request(1, &[IMAGE, NEW], &[0, 1]));
+    refused_with(&out, FailureCode::Membership, "stale_images");
+
+    // Version 1: both builds.
+    let both = c.accept_images_request(0, &[IMAGE, NEW], &[0, 1]);
+    let out = c.accept_images(&both);
+    applied(&mut c, &out, &both.request, 1);
+    // A build the admins did not accept still cannot restore a node.
+    let refused = c.restart_on(2, ROGUE).unwrap_err();
+    assert!(refused.contains("other_image"), "{refused}");
+
+    // One node at a time; a quorum signs after each restart, across the two images.
+    sign(&c, &[0, 1], b"before");
+    c.restart_on(0, NEW).unwrap();
+    sign(&c, &[0, 1], b"node 0 on the new build");
+    sign(&c, &[0, 2], b"mixed");
+    c.restart_on(1, NEW).unwrap();
+    sign(&c, &[1, 2], b"node 1 on the new build");
+    // While node 2 still runs the old build, retiring it is refused there (and so not applied
+    // everywhere: the change is run again once node 2 moved).
+    let only_new = c.accept_images_request(1, &[NEW], &[0, 2]);
+    let out = c.accept_images(&only_new);
+    assert!(
+        matches!(&out[&2], Outcome::Failed { message, .. } if message.contains("own_image_dropped")),
+        "{out:?}"
+    );
+    c.restart_on(2, NEW).unwrap();
+    sign(&c, &[0, 2], b"every node on the new build");
+
+    // Version 2: the new build alone (nodes 0 and 1 answer again; node 2 applies it).
+    let out = c.accept_images(&only_new);
+    applied(&mut c, &out, &only_new.request, 2);
+    // Sealed so: a node restarted on the old build is refused; on the new one it signs.
+    let refused = c.restart_on(1, IMAGE).unwrap_err();
+    assert!(refused.contains("other_image"), "{refused}");
+    c.restart_on(1, NEW).unwrap();
+    sign(&c, &[1, 2], b"after the rotation");
+    // The replaced versions' changes are stale.
+    let out = c.accept_images(&c.accept_images_request(1, &[IMAGE, NEW], &[0, 1]));
+    refused_with(&out, FailureCode::Membership, "stale_images");
+}

@@ -16,6 +16,7 @@ use coordinator::api::{
 use coordinator::client::ApiClient;
 use ed25519_dalek::SigningKey;
 use protocol::admins::{SetAdmins, admins_set_message};
+use protocol::genesis::ClusterId;
 use serde_bytes::ByteBuf;
 
 use crate::requests;
@@ -146,6 +147,11 @@ impl AdminChain {
     }
 }
 
+/// What a node's statement that it applied a change signs: cluster, node, the version the
+/// change makes, the change's SHA-256 (`protocol::admins::admins_set_message`,
+/// `protocol::images::images_set_message`).
+pub type StatementMessage = fn(&ClusterId, u16, u32, &[u8; 32]) -> Vec<u8>;
+
 /// Checks each statement that a node applied the change whose SHA-256 is `hash`, making admin
 /// `version`, under the node key the pinned roster lists for that node.
 pub fn verify_statements(
@@ -154,9 +160,28 @@ pub fn verify_statements(
     hash: &[u8; 32],
     statements: &[NodeReceipt],
 ) -> anyhow::Result<()> {
+    verify_node_statements(
+        trust,
+        ("admin", admins_set_message),
+        version,
+        hash,
+        statements,
+    )
+}
+
+/// Checks each statement that a node applied a change (`what`: `admin`, `image`) whose SHA-256
+/// is `hash`, making `version`, over `statement_message`, under the node key the pinned roster
+/// lists for that node.
+pub fn verify_node_statements(
+    trust: &Trust,
+    (what, statement_message): (&str, StatementMessage),
+    version: u32,
+    hash: &[u8; 32],
+    statements: &[NodeReceipt],
+) -> anyhow::Result<()> {
     let cluster = trust.cluster_id();
     for s in statements {
-        let message = admins_set_message(&cluster, s.node, version, hash);
+        let message = statement_message(&cluster, s.node, version, hash);
         let signed = trust
             .genesis()
             .roster
@@ -164,7 +189,7 @@ pub fn verify_statements(
             .is_some_and(|entry| entry.signed(&message, &s.signature.0));
         if !signed {
             bail!(
-                "node {}'s statement that it applied admin version {version} does not verify \
+                "node {}'s statement that it applied {what} version {version} does not verify \
                  under its node key in the pinned genesis",
                 s.node
             );
@@ -214,6 +239,30 @@ fn check_answer(
     verify_statements(trust, answer.version, &hash, &answer.applied)
 }
 
+/// Refuses to approve with `approvers` unless each is an admin of `set` (the one in force) and
+/// there are at least its quorum of them.
+pub fn check_approvers(set: &AdminSet, approvers: &[SigningKey]) -> anyhow::Result<()> {
+    for key in approvers {
+        let public = requests::public(key);
+        if !set.admins.contains(&public) {
+            bail!(
+                "{} is not an admin of version {} (the one in force): refusing to approve",
+                hex::encode(&public),
+                set.version
+            );
+        }
+    }
+    if approvers.len() < usize::from(set.quorum) {
+        bail!(
+            "admin version {} needs {} approvals; {} admin key(s) given",
+            set.version,
+            set.quorum,
+            approvers.len()
+        );
+    }
+    Ok(())
+}
+
 /// Replaces the cluster's admins with `admins` and `quorum`, approved by `approvers` (admins
 /// of the set in force, `chain`'s current one, at least its quorum of them). The answer's
 /// statements are checked against the pinned roster; nodes that did not apply the change are
@@ -226,24 +275,7 @@ pub async fn set_admins(
     approvers: &[SigningKey],
 ) -> anyhow::Result<(SetAdmins, AdminsSetResult)> {
     let current = chain.current();
-    for key in approvers {
-        let public = requests::public(key);
-        if !current.admins.contains(&public) {
-            bail!(
-                "{} is not an admin of version {} (the one in force): refusing to approve",
-                hex::encode(&public),
-                current.version
-            );
-        }
-    }
-    if approvers.len() < usize::from(current.quorum) {
-        bail!(
-            "admin version {} needs {} approvals; {} admin key(s) given",
-            current.version,
-            current.quorum,
-            approvers.len()
-        );
-    }
+    check_approvers(current, approvers)?;
     let request = requests::set_admins(trust.cluster_id(), current.version, admins, quorum);
     request.check().context("the new admin set")?;
     let approved = requests::approve(&request, approvers);

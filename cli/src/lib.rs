@@ -6,6 +6,7 @@ pub mod ceremony;
 pub use coordinator::client;
 pub mod demo;
 pub mod devchain;
+pub mod images;
 pub mod import;
 pub mod kms;
 pub mod ops;

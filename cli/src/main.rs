@@ -9,8 +9,8 @@ use clap::{Parser, Subcommand};
 use cmd::{
     address::AddressArgs, admins::AdminsCommand, attest::AttestCommand, audit::AuditCommand,
     bench::BenchArgs, credential::CredentialCommand, demo::DemoArgs, genesis::GenesisArgs,
-    key::KeyCommand, keygen::KeygenArgs, kms::KmsCommand, sign::SignArgs, sim::SimCommand,
-    trust::TrustArgs, tx::TxCommand,
+    images::ImagesCommand, key::KeyCommand, keygen::KeygenArgs, kms::KmsCommand, sign::SignArgs,
+    sim::SimCommand, trust::TrustArgs, tx::TxCommand,
 };
 
 /// Cohort threshold-signing cluster: operator and client CLI.
@@ -45,6 +45,10 @@ enum Command {
     /// catch nodes that missed a change up.
     #[command(subcommand)]
     Admins(AdminsCommand),
+    /// The enclave images the cluster accepts: show them (checked against the pinned genesis),
+    /// replace them (an image rotation), catch nodes that missed a change up.
+    #[command(subcommand)]
+    Images(ImagesCommand),
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -78,6 +82,7 @@ impl Command {
             Command::Trust(a) => cmd::trust::run(a),
             Command::Key(c) => cmd::key::run(c).await,
             Command::Admins(c) => cmd::admins::run(c).await,
+            Command::Images(c) => cmd::images::run(c).await,
             Command::Audit(c) => cmd::audit::run(c).await,
             Command::Credential(c) => cmd::credential::run(c).await,
             Command::Status(a) => {

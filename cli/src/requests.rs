@@ -167,6 +167,26 @@ pub fn set_admins(
     }
 }
 
+/// A change of the enclave images the cluster accepts to `images`, replacing image version
+/// `version` (the one in force), approved under admin version `admins` (the one in force).
+pub fn accept_images(
+    cluster: ClusterId,
+    (version, images): (u32, &[protocol::genesis::Image]),
+    admins: u32,
+) -> protocol::images::AcceptImages {
+    let t = now();
+    protocol::images::AcceptImages {
+        v: protocol::images::ACCEPT_IMAGES_VERSION,
+        cluster,
+        version,
+        images: images.to_vec(),
+        request_id: request_id(),
+        created: t,
+        expiry: t + VALIDITY_SECS,
+        admins,
+    }
+}
+
 /// A signing request for key `key_id` under version `policy` of its approval policy.
 pub fn sign_request(
     cluster: ClusterId,

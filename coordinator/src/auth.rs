@@ -202,6 +202,7 @@ mod tests {
             ("GET", "/openapi.json", Some(Role::Read)),
             ("GET", "/v1/cluster", Some(Role::Read)),
             ("POST", "/v1/cluster/admins", Some(Role::Admin)),
+            ("POST", "/v1/cluster/images", Some(Role::Admin)),
             ("POST", "/v1/genesis", Some(Role::Admin)),
             ("POST", "/v1/nodes/{node}/enroll", Some(Role::Admin)),
             ("POST", "/v1/nodes/{node}/attest", Some(Role::Admin)),

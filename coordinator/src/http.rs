@@ -41,6 +41,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/openapi.json"),
     ("GET", "/v1/cluster"),
     ("POST", "/v1/cluster/admins"),
+    ("POST", "/v1/cluster/images"),
     ("POST", "/v1/genesis"),
     ("POST", "/v1/nodes/{node}/enroll"),
     ("POST", "/v1/nodes/{node}/attest"),
@@ -354,6 +355,7 @@ async fn handle(
                     nodes: c.nodes().status(),
                     pools: c.pool_levels().await?,
                     admins: c.admins_status().await?,
+                    images: c.images_status().await?,
                 },
             ),
             ("POST", "/v1/cluster/admins") => {
@@ -362,6 +364,14 @@ async fn handle(
                 json(
                     200,
                     &detached(async move { c.set_admins(body, who).await }).await?,
+                )
+            }
+            ("POST", "/v1/cluster/images") => {
+                let body = parse_json(&body)?;
+                let c = c.clone();
+                json(
+                    200,
+                    &detached(async move { c.accept_images(body, who).await }).await?,
                 )
             }
             ("POST", "/v1/genesis") => {

@@ -28,6 +28,7 @@ use http::Method;
 use protocol::genesis::{
     ClusterId, GENESIS_VERSION, MAX_ADMINS, MAX_NAME_LEN, MAX_NODES, MIN_NODES, PCR_LEN,
 };
+use protocol::images::{ACCEPT_IMAGES_VERSION, MAX_IMAGES};
 use protocol::policy::{
     GENESIS_V1_VERSION, HashFunction, MAX_PATH_LEN, MAX_PAYLOAD_LEN, MAX_PAYLOADS, REQUEST_ID_LEN,
     REQUEST_VERSION, SIGN_REQUEST_VERSION, Scheme,
@@ -199,6 +200,7 @@ fn the_document_declares_the_enumerations_versions_and_limits_the_server_checks(
         ("SignRequest", SIGN_REQUEST_VERSION),
         ("GenesisV2", GENESIS_VERSION),
         ("Genesis", GENESIS_V1_VERSION),
+        ("AcceptImages", ACCEPT_IMAGES_VERSION),
     ] {
         assert_eq!(
             d.schema(schema)["properties"]["v"]["enum"],
@@ -293,6 +295,22 @@ fn the_document_declares_the_enumerations_versions_and_limits_the_server_checks(
             format!("{s}/GenesisV2/properties/name"),
             "maxLength",
             MAX_NAME_LEN as u64,
+        ),
+        (format!("{s}/AcceptImages/properties/images"), "minItems", 1),
+        (
+            format!("{s}/AcceptImages/properties/images"),
+            "maxItems",
+            MAX_IMAGES as u64,
+        ),
+        (
+            format!("{s}/AcceptImages/properties/request_id"),
+            "minLength",
+            hex_len(REQUEST_ID_LEN),
+        ),
+        (
+            format!("{s}/AcceptImages/properties/request_id"),
+            "maxLength",
+            hex_len(REQUEST_ID_LEN),
         ),
         (format!("{s}/GenesisV2/properties/admins"), "minItems", 1),
         (

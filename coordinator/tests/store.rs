@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use coordinator::audit::verify_chain;
+use coordinator::audit::{AuditEntry, verify_chain};
 use coordinator::store::{
-    AdminChangeRow, Begin, ClusterRow, ClusterState, KeyRow, NewGeneration, PresigRow, PresigState,
-    RequestState, Store, StoreError, latest_schema_version, verify_log,
+    AdminChangeRow, Begin, ClusterRow, ClusterState, ImageChangeRow, KeyRow, NewGeneration,
+    PresigRow, PresigState, RequestState, Store, StoreError, latest_schema_version, verify_log,
 };
 
 mod common;
@@ -220,6 +220,7 @@ fn state_suite(store: &mut Store) {
     assert_eq!(store.key("btc").unwrap().unwrap().policy_version, 1);
 
     admin_changes(store);
+    image_changes(store);
 
     // Idempotency: the first caller owns the request; the second finds it.
     assert_eq!(
@@ -346,10 +347,49 @@ fn state_suite(store: &mut Store) {
     assert_eq!(store.ready_presignatures().unwrap().len(), 1);
 }
 
+/// Adds nodes' statements to a recorded change.
+type AddStatements =
+    fn(&mut Store, u32, &[(u16, String)], u64, &AuditEntry) -> Result<bool, StoreError>;
+
+/// The calls of one table of changes (admin or image), for [`changes_in_version_order`].
+struct ChangeCalls {
+    list: fn(&mut Store) -> Result<Vec<AdminChangeRow>, StoreError>,
+    insert: fn(&mut Store, &AdminChangeRow, u64, &AuditEntry) -> Result<bool, StoreError>,
+    add: AddStatements,
+}
+
 /// Issue 20: admin changes, recorded in version order from 1 (each once, with its audit
 /// record), and nodes' statements added to one without replacing a node's first.
 fn admin_changes(store: &mut Store) {
-    assert!(store.admin_changes().unwrap().is_empty());
+    changes_in_version_order(
+        store,
+        &ChangeCalls {
+            list: Store::admin_changes,
+            insert: Store::insert_admin_change,
+            add: Store::add_admin_statements,
+        },
+    );
+}
+
+/// Issue 20 (image rotation): image changes, by the same rules in a table of their own (the
+/// admin changes recorded before are not its versions).
+fn image_changes(store: &mut Store) {
+    let admins = store.admin_changes().unwrap();
+    changes_in_version_order(
+        store,
+        &ChangeCalls {
+            list: Store::image_changes,
+            insert: Store::insert_image_change,
+            add: Store::add_image_statements,
+        },
+    );
+    assert_eq!(store.admin_changes().unwrap(), admins);
+    let first: ImageChangeRow = store.image_changes().unwrap().remove(0);
+    assert_eq!(first.version, 1);
+}
+
+fn changes_in_version_order(store: &mut Store, calls: &ChangeCalls) {
+    assert!((calls.list)(store).unwrap().is_empty());
     let change = |version: u32| AdminChangeRow {
         version,
         request: format!("{{\"v\":{version}}}"),
@@ -360,42 +400,33 @@ fn admin_changes(store: &mut Store) {
     let records = verify_log(store).unwrap().unwrap();
     for early in [0, 2] {
         assert!(
-            !store
-                .insert_admin_change(&change(early), 41, &entry(10))
-                .unwrap(),
+            !(calls.insert)(store, &change(early), 41, &entry(10)).unwrap(),
             "version {early} before version 1"
         );
     }
+    assert!((calls.insert)(store, &change(1), 41, &entry(10)).unwrap());
     assert!(
-        store
-            .insert_admin_change(&change(1), 41, &entry(10))
-            .unwrap()
-    );
-    assert!(
-        !store
-            .insert_admin_change(&change(1), 42, &entry(11))
-            .unwrap(),
+        !(calls.insert)(store, &change(1), 42, &entry(11)).unwrap(),
         "a version is recorded once"
     );
-    assert!(
-        store
-            .insert_admin_change(&change(2), 43, &entry(12))
-            .unwrap()
-    );
+    assert!((calls.insert)(store, &change(2), 43, &entry(12)).unwrap());
     assert_eq!(verify_log(store).unwrap().unwrap(), records + 2);
     assert!(
-        store
-            .add_admin_statements(1, &[(2, "cc".into()), (0, "ff".into())], 44, &entry(13))
-            .unwrap()
+        (calls.add)(
+            store,
+            1,
+            &[(2, "cc".into()), (0, "ff".into())],
+            44,
+            &entry(13)
+        )
+        .unwrap()
     );
     assert!(
-        !store
-            .add_admin_statements(3, &[(1, "bb".into())], 45, &entry(14))
-            .unwrap(),
+        !(calls.add)(store, 3, &[(1, "bb".into())], 45, &entry(14)).unwrap(),
         "no change made version 3"
     );
     assert_eq!(verify_log(store).unwrap().unwrap(), records + 3);
-    let changes = store.admin_changes().unwrap();
+    let changes = (calls.list)(store).unwrap();
     assert_eq!(
         changes.iter().map(|c| c.version).collect::<Vec<_>>(),
         vec![1, 2]

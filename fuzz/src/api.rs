@@ -22,6 +22,8 @@ pub fn api_request(data: &[u8]) {
     approved::<GenesisV2Json>(data);
     // What POST /v1/cluster/admins reads (issue 20): an approved change of the admin set.
     approved::<coordinator::api::SetAdminsJson>(data);
+    // What POST /v1/cluster/images reads (issue 20): an approved change of the accepted images.
+    approved::<coordinator::api::AcceptImagesJson>(data);
     // What POST /v1/genesis reads: by version, each with its own errors.
     match parse_body::<GenesisBody>(data) {
         Ok(GenesisBody::V2(g)) => {

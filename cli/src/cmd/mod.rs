@@ -9,6 +9,7 @@ pub mod bench;
 pub mod credential;
 pub mod demo;
 pub mod genesis;
+pub mod images;
 pub mod import;
 pub mod key;
 pub mod keygen;

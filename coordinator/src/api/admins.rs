@@ -60,7 +60,7 @@ impl Wire for SetAdminsJson {
     }
 }
 
-/// A node that has not applied an admin change, and why.
+/// A node that has not applied an admin change (or an image change), and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeFailure {
@@ -73,14 +73,15 @@ pub struct NodeFailure {
     pub message: String,
 }
 
-/// The answer to `POST /v1/cluster/admins`: the admin version the change makes, and which
-/// nodes applied it. Each statement is the node's node-key signature over
-/// `protocol::admins::admins_set_message` (cluster, node, `version`, `request_sha256`), which a
-/// client checks against the pinned roster.
+/// The answer to `POST /v1/cluster/admins` (and to `POST /v1/cluster/images`): the admin
+/// version (image version) the change makes, and which nodes applied it. Each statement is the
+/// node's node-key signature over `protocol::admins::admins_set_message`
+/// (`protocol::images::images_set_message` for an image change) of cluster, node, `version`
+/// and `request_sha256`, which a client checks against the pinned roster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminsSetResult {
-    /// The admin version the change makes (its `version` + 1).
+    /// The version the change makes (its `version` + 1).
     pub version: u32,
     /// SHA-256 of the change's canonical bytes.
     pub request_sha256: Hex,

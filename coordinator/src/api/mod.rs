@@ -6,6 +6,7 @@ mod admins;
 mod auth;
 mod error;
 mod hex;
+mod images;
 mod import;
 mod names;
 mod path;
@@ -20,6 +21,7 @@ pub use auth::{
 };
 pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
 pub use hex::{ClusterHex, Hex, buf};
+pub use images::{AcceptImagesJson, ImageChange, ImagesStatus};
 pub use import::{ImportBody, ImportKeyJson, LegacyDealerJson, ReshareKeyJson, SealedDealingJson};
 pub use names::{MAX_IDEMPOTENCY_KEY_LEN, MAX_KEY_ID_LEN, valid_idempotency_key, valid_key_id};
 pub use path::{parse_path, path_string};

@@ -401,6 +401,11 @@ pub struct ClusterStatus {
     /// ready (and from a coordinator that predates admin changes).
     #[serde(default)]
     pub admins: Option<super::AdminsStatus>,
+    /// The set of enclave images the cluster accepts and every change of it (issue 20, image
+    /// rotation); `null` until the genesis is ready, for a cluster without a roster (and from a
+    /// coordinator that predates image changes).
+    #[serde(default)]
+    pub images: Option<super::ImagesStatus>,
 }
 
 /// One audit record.

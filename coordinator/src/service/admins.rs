@@ -14,21 +14,21 @@ use std::time::Instant;
 
 use protocol::admins::{SET_ADMINS_VERSION, SetAdmins, admins_set_message};
 use protocol::genesis::Genesis;
-use protocol::policy::Approved;
-use protocol::session::{FailureCode, Outcome, SessionKind};
-use serde_bytes::ByteBuf;
+use protocol::session::{Outcome, SessionKind};
 use tracing::info;
 
+use super::changes::{
+    self, Expected, answer, failures_text, not_applied, nowhere_code, receipts, sessions, split,
+};
 use super::checks::{
     check_approvals, check_version_and_cluster, check_window, keys_of, not_before,
 };
 use super::{Coordinator, err, unix_now};
 use crate::api::{
     AdminChange, AdminsSetResult, AdminsStatus, ApiError, ApprovedJson, ErrorCode, GenesisBody,
-    Hex, NodeFailure, NodeReceipt, SetAdminsJson, Wire,
+    Hex, NodeFailure, SetAdminsJson, Wire,
 };
 use crate::audit::AuditEntry;
-use crate::nodes::{new_session_id, run_session};
 use crate::store::AdminChangeRow;
 
 /// The admin set in force: what every admin request's approvals are checked against.
@@ -43,56 +43,9 @@ pub(super) struct AdminSet {
 }
 
 /// A recorded admin change, read back and checked against itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Recorded {
-    /// The approved change.
-    approved: ApprovedJson<SetAdminsJson>,
-    /// SHA-256 of its canonical bytes.
-    hash: [u8; 32],
-    /// Each node's statement that it applied it, by node index.
-    statements: BTreeMap<u16, Vec<u8>>,
-    /// When it was recorded (Unix seconds).
-    recorded: u64,
-}
+type Recorded = changes::Recorded<SetAdminsJson>;
 
 impl Recorded {
-    /// The admin version it made.
-    fn version(&self) -> u32 {
-        self.approved.request.version.saturating_add(1)
-    }
-
-    fn from_row(row: &AdminChangeRow) -> Result<Self, ApiError> {
-        let corrupt = |m: String| {
-            err(
-                ErrorCode::Storage,
-                format!("the recorded change to admin version {}: {m}", row.version),
-            )
-        };
-        let approved: ApprovedJson<SetAdminsJson> =
-            serde_json::from_str(&row.request).map_err(|e| corrupt(e.to_string()))?;
-        let hash = approved.request.to_wire().hash();
-        if row.request_hash.as_slice() != hash.as_slice()
-            || approved.request.version.checked_add(1) != Some(row.version)
-        {
-            return Err(corrupt("its version or hash is not its request's".into()));
-        }
-        let statements: BTreeMap<u16, Vec<u8>> = row
-            .statements
-            .iter()
-            .map(|(node, s)| {
-                hex::decode(s)
-                    .map(|s| (*node, s))
-                    .map_err(|e| corrupt(format!("node {node}'s statement: {e}")))
-            })
-            .collect::<Result<_, ApiError>>()?;
-        Ok(Self {
-            approved,
-            hash,
-            statements,
-            recorded: row.created_at,
-        })
-    }
-
     fn json(&self) -> AdminChange {
         AdminChange {
             version: self.version(),
@@ -101,6 +54,22 @@ impl Recorded {
             statements: receipts(&self.statements),
             recorded: self.recorded,
         }
+    }
+}
+
+/// What a node's answer to `r` must hold: the admin version it makes, signed over its hash.
+fn expected(r: &SetAdmins) -> Expected {
+    Expected {
+        what: "admin",
+        version: r.new_version(),
+        hash: r.hash(),
+        applied: |outcome| match outcome {
+            Outcome::AdminsSet {
+                version, statement, ..
+            } => Some((version, statement)),
+            _ => None,
+        },
+        message: admins_set_message,
     }
 }
 
@@ -179,67 +148,6 @@ fn place<'a>(
     }
 }
 
-fn receipts(statements: &BTreeMap<u16, Vec<u8>>) -> Vec<NodeReceipt> {
-    statements
-        .iter()
-        .map(|(node, s)| NodeReceipt {
-            node: *node,
-            signature: Hex(s.clone()),
-        })
-        .collect()
-}
-
-fn failure(node: u16, code: &str, message: String) -> NodeFailure {
-    NodeFailure {
-        node,
-        code: code.into(),
-        message,
-    }
-}
-
-/// Each node's answer: its statement, or why it has none.
-type Answers = BTreeMap<u16, Result<Vec<u8>, NodeFailure>>;
-
-/// The statements and the failures of `answers`.
-fn split(answers: Answers) -> (BTreeMap<u16, Vec<u8>>, Vec<NodeFailure>) {
-    let (mut applied, mut failed) = (BTreeMap::new(), Vec::new());
-    for (node, answer) in answers {
-        match answer {
-            Ok(statement) => {
-                applied.insert(node, statement);
-            }
-            Err(f) => failed.push(f),
-        }
-    }
-    (applied, failed)
-}
-
-/// The error when no node applied a change: `refused` when an enclave refused it (its
-/// approvals, its version, its window), else `no_quorum` (no node could run it).
-fn nowhere_code(failed: &[NodeFailure]) -> ErrorCode {
-    let refusals = [
-        FailureCode::Refused,
-        FailureCode::BadRequest,
-        FailureCode::Membership,
-        FailureCode::Replayed,
-    ]
-    .map(FailureCode::as_str);
-    if failed.iter().any(|f| refusals.contains(&f.code.as_str())) {
-        ErrorCode::Refused
-    } else {
-        ErrorCode::NoQuorum
-    }
-}
-
-/// The failures, for a message.
-fn failures_text(failed: &[NodeFailure]) -> String {
-    failed
-        .iter()
-        .map(|f| format!("node {}: {}: {}", f.node, f.code, f.message))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 /// What the audit record says of a change (its nodes are the record's `nodes`).
 fn describe(r: &SetAdmins, failed: &[NodeFailure]) -> String {
     let mut text = format!(
@@ -254,25 +162,8 @@ fn describe(r: &SetAdmins, failed: &[NodeFailure]) -> String {
             .join(", "),
         hex::encode(r.hash())
     );
-    if !failed.is_empty() {
-        let nodes: Vec<u16> = failed.iter().map(|f| f.node).collect();
-        text.push_str(&format!("; not applied at nodes {nodes:?}"));
-    }
+    text.push_str(&not_applied(failed));
     text
-}
-
-fn answer(
-    version: u32,
-    hash: &[u8; 32],
-    statements: &BTreeMap<u16, Vec<u8>>,
-    failed: Vec<NodeFailure>,
-) -> AdminsSetResult {
-    AdminsSetResult {
-        version,
-        request_sha256: Hex(hash.to_vec()),
-        applied: receipts(statements),
-        failed,
-    }
 }
 
 impl Coordinator {
@@ -368,7 +259,11 @@ impl Coordinator {
         )?;
         not_before(r.created).await;
         let all: Vec<u16> = (0..self.nodes.count()).collect();
-        let (applied, failed) = split(self.apply_at(&roster, &wire, &all, &BTreeMap::new()).await);
+        let runs = sessions(&all, &BTreeMap::new(), |catch_up| SessionKind::SetAdmins {
+            request: wire.clone(),
+            catch_up,
+        });
+        let (applied, failed) = split(self.apply_at(&roster, runs, expected(r)).await);
         let (version, hash) = (r.new_version(), r.hash());
         let mut entry = AuditEntry {
             action: "set_admins".into(),
@@ -388,7 +283,8 @@ impl Coordinator {
             return Err(err(
                 ErrorCode::RequestExpired,
                 format!(
-                    "the change to admin version {version} has expired and fewer than two nodes                      say they applied it (nodes {:?}): approve it again",
+                    "the change to admin version {version} has expired and fewer than two nodes \
+                     say they applied it (nodes {:?}): approve it again",
                     applied.keys().collect::<Vec<_>>()
                 ),
             ));
@@ -472,10 +368,13 @@ impl Coordinator {
         let version = change.version();
         let every: Vec<u16> = (0..self.nodes.count()).collect();
         let wire = change.approved.to_wire();
-        let (applied, failed) = split(
-            self.apply_at(roster, &wire, &every, &change.statements)
-                .await,
-        );
+        let runs = sessions(&every, &change.statements, |catch_up| {
+            SessionKind::SetAdmins {
+                request: wire.clone(),
+                catch_up,
+            }
+        });
+        let (applied, failed) = split(self.apply_at(roster, runs, expected(&wire.request)).await);
         let r = &change.approved.request;
         let mut entry = AuditEntry {
             action: "set_admins".into(),
@@ -491,12 +390,7 @@ impl Coordinator {
                 "admin version {} -> {version} caught up (request sha256 {}){}",
                 r.version,
                 hex::encode(change.hash),
-                if failed.is_empty() {
-                    String::new()
-                } else {
-                    let nodes: Vec<u16> = failed.iter().map(|f| f.node).collect();
-                    format!("; not applied at nodes {nodes:?}")
-                }
+                not_applied(&failed)
             )),
         };
         let mut statements = change.statements.clone();
@@ -521,90 +415,6 @@ impl Coordinator {
             statements.extend(applied);
         }
         Ok(answer(version, &change.hash, &statements, failed))
-    }
-
-    /// Runs the change at each of `nodes`, in a session of its own each, all at once (a node
-    /// that fails or hangs holds up no other), showing each another node's statement of `shown`
-    /// where there is one: each node's statement that
-    /// verifies under the node key the roster lists for it, else why it has none.
-    async fn apply_at(
-        &self,
-        roster: &Genesis,
-        change: &Approved<SetAdmins>,
-        nodes: &[u16],
-        shown: &BTreeMap<u16, Vec<u8>>,
-    ) -> Answers {
-        let mut tasks = tokio::task::JoinSet::new();
-        for node in nodes {
-            // Another node's statement: a node's own is never its proof.
-            let catch_up = shown
-                .iter()
-                .find(|(other, _)| *other != node)
-                .map(|(other, s)| (*other, ByteBuf::from(s.clone())));
-            let kind = SessionKind::SetAdmins {
-                request: change.clone(),
-                catch_up,
-            };
-            let (all, node) = (self.nodes.clone(), *node);
-            let timeout = self.settings.setup_round_timeout;
-            tasks.spawn(async move {
-                let mut run = run_session(&all, &new_session_id(), &[node], &kind, timeout).await;
-                (node, run.outcomes.remove(&node))
-            });
-        }
-        let mut outcomes = BTreeMap::new();
-        while let Some(joined) = tasks.join_next().await {
-            if let Ok((node, outcome)) = joined {
-                outcomes.insert(node, outcome);
-            }
-        }
-        let (cluster, hash) = (roster.cluster_id(), change.request.hash());
-        let version = change.request.new_version();
-        nodes
-            .iter()
-            .map(|node| {
-                let node = *node;
-                let answer = match outcomes.remove(&node).flatten() {
-                    Some(Outcome::AdminsSet {
-                        version: v,
-                        statement,
-                        ..
-                    }) => {
-                        let message = admins_set_message(&cluster, node, version, &hash);
-                        let signed = roster
-                            .roster
-                            .get(usize::from(node))
-                            .is_some_and(|e| e.signed(&message, &statement));
-                        if v == version && signed {
-                            Ok(statement.to_vec())
-                        } else {
-                            Err(failure(
-                                node,
-                                "bad_statement",
-                                format!(
-                                    "it answered admin version {v} with a statement that does \
-                                     not verify under its roster node key"
-                                ),
-                            ))
-                        }
-                    }
-                    Some(Outcome::Failed { code, message, .. }) => {
-                        Err(failure(node, code.as_str(), message))
-                    }
-                    Some(_) => Err(failure(
-                        node,
-                        FailureCode::Internal.as_str(),
-                        "it answered with another outcome".into(),
-                    )),
-                    None => Err(failure(
-                        node,
-                        FailureCode::Unreachable.as_str(),
-                        "no answer".into(),
-                    )),
-                };
-                (node, answer)
-            })
-            .collect()
     }
 }
 

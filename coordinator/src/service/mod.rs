@@ -8,17 +8,20 @@
 //! is not trusted.
 //!
 //! One concern per module: [`genesis`](self) (cluster set-up), `admins` (the admin set in force
-//! and its changes), `keys`, `signing`, `failover` (quorum choice and one attempt), `ledger`
-//! (idempotency records and their leases), `pools`, `background`, `checks` (early refusals) and
-//! `crypto` (derivation and signature checks).
+//! and its changes), `images` (the enclave images accepted and their changes; what the two
+//! kinds of change share is `changes`), `keys`, `signing`, `failover` (quorum choice and one
+//! attempt), `ledger` (idempotency records and their leases), `pools`, `background`, `checks`
+//! (early refusals) and `crypto` (derivation and signature checks).
 
 mod admins;
 mod background;
+mod changes;
 mod checks;
 mod credentials;
 mod crypto;
 mod failover;
 mod genesis;
+mod images;
 mod import;
 mod keys;
 mod ledger;

@@ -104,6 +104,18 @@ pub(super) const MIGRATIONS: &[Migration] = &[
                 request_hash BLOB NOT NULL, statements TEXT NOT NULL,
                 created_at INTEGER NOT NULL)",
     },
+    // Issue 20 (image rotation): every change of the set of enclave images the cluster
+    // accepts, by the image version it makes (from 1; the genesis' image alone is version 0),
+    // as `admin_changes` holds the admin set's: the approved request (JSON of
+    // `api::ApprovedJson<api::AcceptImagesJson>`), its SHA-256, and each node's statement that
+    // it applied it.
+    Migration {
+        version: 9,
+        sql: "CREATE TABLE image_changes (
+                version INTEGER PRIMARY KEY CHECK (version >= 1), request TEXT NOT NULL,
+                request_hash BLOB NOT NULL, statements TEXT NOT NULL,
+                created_at INTEGER NOT NULL)",
+    },
 ];
 
 /// The latest schema version this build knows.

@@ -7,16 +7,19 @@
 //! table definitions and the presignature claim differ. A state change and the audit record that
 //! describes it commit together, so a crash leaves either both or neither.
 //!
-//! One module per table: [`cluster`], [`admins`] (changes of the admin set), [`keys`],
+//! One module per table: [`cluster`], [`admins`] (changes of the admin set), [`images`]
+//! (changes of the enclave images accepted; both change tables share [`changes`]), [`keys`],
 //! [`requests`], [`presignatures`], [`credentials`] (with the nonces of calls served), and the
 //! audit log ([`audit`]). States are typed ([`ClusterState`], [`RequestState`], [`PresigState`]) and
 //! turned into the stored names only here.
 
 mod admins;
 mod audit;
+mod changes;
 mod cluster;
 mod connect;
 mod credentials;
+mod images;
 mod keys;
 mod migrations;
 mod presignatures;
@@ -26,9 +29,11 @@ mod states;
 
 pub use admins::AdminChangeRow;
 pub use audit::verify_log;
+pub use changes::ChangeRow;
 pub use cluster::ClusterRow;
 pub use connect::{PostgresTls, TlsMode};
 pub use credentials::{CredentialRow, NonceUse, Registered, Revoked};
+pub use images::ImageChangeRow;
 pub use keys::{KeyRow, NewGeneration};
 pub use migrations::latest_schema_version;
 pub use presignatures::PresigRow;

@@ -1,6 +1,7 @@
 //! The admin set's pure parts: the chain of changes, where a posted change stands, what is
 //! read back from the store.
 
+use super::super::changes::failure;
 use super::*;
 use crate::api::GenesisJson;
 use protocol::genesis::ClusterId;

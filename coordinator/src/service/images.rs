@@ -1,0 +1,411 @@
+//! The enclave images the cluster accepts over time (issue 20, image rotation;
+//! `docs/lifecycle.md`, ADR 0021): the genesis' image alone is image version 0; each change
+//! ([`protocol::images::AcceptImages`]), approved by the admins in force under their version,
+//! names the image version it replaces and the whole new set. The coordinator keeps the chain
+//! of changes beside the genesis (`store::images`) and relays a change to every node as it
+//! relays an admin change (`changes`): each node checks it against its own image version and
+//! admin set, refuses a set without the image it runs, seals its genesis again with the change,
+//! and signs a statement that it applied it, which is checked here under its roster node key.
+//! A change is recorded once a node applied it; the same change posted again tries every node,
+//! each shown another node's statement (so after its expiry too).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use protocol::genesis::{Genesis, Image};
+use protocol::images::{ACCEPT_IMAGES_VERSION, AcceptImages, images_set_message};
+use protocol::session::{Outcome, SessionKind};
+use tracing::info;
+
+use super::changes::{
+    self, Expected, answer, failures_text, not_applied, nowhere_code, receipts, sessions, split,
+};
+use super::checks::{check_admin_approvals, check_version_and_cluster, check_window, not_before};
+use super::{Coordinator, err, unix_now};
+use crate::api::{
+    AcceptImagesJson, AdminsSetResult, ApiError, ApprovedJson, ErrorCode, GenesisBody,
+    GenesisV2Json, Hex, ImageChange, ImageJson, ImagesStatus, NodeFailure, Wire,
+};
+use crate::audit::AuditEntry;
+use crate::store::ImageChangeRow;
+
+/// The image set in force: the images nodes admit as peers and may run on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ImageSet {
+    /// Its version (0: the genesis' image alone); an image change names it.
+    version: u32,
+    /// Its images.
+    images: Vec<ImageJson>,
+}
+
+/// A recorded image change, read back and checked against itself.
+type Recorded = changes::Recorded<AcceptImagesJson>;
+
+impl Recorded {
+    fn json(&self) -> ImageChange {
+        ImageChange {
+            version: self.version(),
+            request: self.approved.clone(),
+            request_sha256: Hex(self.hash.to_vec()),
+            statements: receipts(&self.statements),
+            recorded: self.recorded,
+        }
+    }
+}
+
+/// What a node's answer to `r` must hold: the image version it makes, signed over its hash.
+fn expected(r: &AcceptImages) -> Expected {
+    Expected {
+        what: "image",
+        version: r.new_version(),
+        hash: r.hash(),
+        applied: |outcome| match outcome {
+            Outcome::ImagesAccepted {
+                version, statement, ..
+            } => Some((version, statement)),
+            _ => None,
+        },
+        message: images_set_message,
+    }
+}
+
+/// The image set in force: the genesis' image alone (version 0), replaced by each recorded
+/// change in order, each of which must replace the version before it.
+fn image_set(genesis: &GenesisV2Json, changes: &[Recorded]) -> Result<ImageSet, ApiError> {
+    let mut set = ImageSet {
+        version: 0,
+        images: vec![genesis.image.clone()],
+    };
+    for c in changes {
+        let r = &c.approved.request;
+        let version = r
+            .version
+            .checked_add(1)
+            .filter(|_| r.version == set.version)
+            .ok_or_else(|| {
+                err(
+                    ErrorCode::Storage,
+                    format!(
+                        "a recorded image change replaces version {}, not version {}: the \
+                         recorded chain is broken",
+                        r.version, set.version
+                    ),
+                )
+            })?;
+        set = ImageSet {
+            version,
+            images: r.images.clone(),
+        };
+    }
+    Ok(set)
+}
+
+/// Where a posted change stands against the set in force and the recorded changes.
+#[derive(Debug, PartialEq, Eq)]
+enum Placed<'a> {
+    /// It replaces the version in force: it is checked and run.
+    New,
+    /// The very change is recorded already: the nodes without a statement of it catch up.
+    Recorded(&'a Recorded),
+}
+
+/// Places `request`: a change of the version in force is new; one recorded already (the same
+/// request) is caught up; any other is stale.
+fn place<'a>(
+    request: &AcceptImages,
+    set: &ImageSet,
+    changes: &'a [Recorded],
+) -> Result<Placed<'a>, ApiError> {
+    if request.version == set.version {
+        return Ok(Placed::New);
+    }
+    let hash = request.hash();
+    match changes
+        .iter()
+        .find(|c| c.approved.request.version == request.version)
+    {
+        Some(c) if c.hash == hash => Ok(Placed::Recorded(c)),
+        other => Err(err(
+            ErrorCode::Unapproved,
+            format!(
+                "stale_images: the change replaces image version {}; the cluster's images are \
+                 version {}{}",
+                request.version,
+                set.version,
+                if other.is_some() {
+                    " (another change of that version is recorded)"
+                } else {
+                    ""
+                }
+            ),
+        )),
+    }
+}
+
+/// The images, for a message: the first 8 bytes of each PCR0, hex.
+fn pcr0_prefixes(images: &[Image]) -> String {
+    images
+        .iter()
+        .map(|i| hex::encode(i.pcr0.get(..8).unwrap_or(i.pcr0.as_slice())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What the audit record says of a change (its nodes are the record's `nodes`).
+fn describe(r: &AcceptImages, failed: &[NodeFailure]) -> String {
+    format!(
+        "image version {} -> {}: [{}], request sha256 {}{}",
+        r.version,
+        r.new_version(),
+        pcr0_prefixes(&r.images),
+        hex::encode(r.hash()),
+        not_applied(failed)
+    )
+}
+
+impl Coordinator {
+    /// Every recorded image change, in version order.
+    async fn image_changes(&self) -> Result<Vec<Recorded>, ApiError> {
+        self.db(|s| s.image_changes())
+            .await?
+            .iter()
+            .map(Recorded::from_row)
+            .collect()
+    }
+
+    /// The image set in force and every change of it, as `GET /v1/cluster` shows them;
+    /// `None` until the genesis is ready, and for a genesis without a roster (it names no
+    /// image).
+    pub async fn images_status(&self) -> Result<Option<ImagesStatus>, ApiError> {
+        let genesis = match self.cluster().await {
+            Ok(g) => g,
+            Err(e) if e.code == ErrorCode::Storage => return Err(e),
+            Err(_) => return Ok(None),
+        };
+        let GenesisBody::V2(pinned) = &genesis else {
+            return Ok(None);
+        };
+        let changes = self.image_changes().await?;
+        let set = image_set(&pinned.request, &changes)?;
+        Ok(Some(ImagesStatus {
+            version: set.version,
+            images: set.images,
+            changes: changes.iter().map(Recorded::json).collect(),
+        }))
+    }
+
+    /// Changes the set of enclave images the cluster accepts (`POST /v1/cluster/images`): the
+    /// change is checked against the image set and the admin set in force, run at every node
+    /// and recorded once a node applied it. The same change posted again tries the nodes that
+    /// have not applied it.
+    pub async fn accept_images(
+        self: &Arc<Self>,
+        body: ApprovedJson<AcceptImagesJson>,
+        credential: String,
+    ) -> Result<AdminsSetResult, ApiError> {
+        let started = Instant::now();
+        let result = self.change_images(body, credential).await;
+        self.metrics.observe("accept_images", started.elapsed());
+        if let Err(e) = &result {
+            self.metrics.failure("accept_images", e.code.as_str());
+        }
+        result
+    }
+
+    async fn change_images(
+        self: &Arc<Self>,
+        body: ApprovedJson<AcceptImagesJson>,
+        credential: String,
+    ) -> Result<AdminsSetResult, ApiError> {
+        let genesis = self.cluster().await?;
+        let GenesisBody::V2(pinned) = &genesis else {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                "legacy_genesis: a cluster without a roster has no image changes",
+            ));
+        };
+        let roster = pinned.request.to_wire();
+        let wire = body.to_wire();
+        let r = &wire.request;
+        check_version_and_cluster((r.v, ACCEPT_IMAGES_VERSION), &r.cluster, &genesis)?;
+        r.check()
+            .map_err(|e| err(ErrorCode::InvalidRequest, format!("the image change: {e}")))?;
+        let changes = self.image_changes().await?;
+        let set = image_set(&pinned.request, &changes)?;
+        if let Placed::Recorded(recorded) = place(r, &set, &changes)? {
+            return self.catch_up_images(&roster, recorded, credential).await;
+        }
+        // As for an admin change (`admins`): an expired change is still asked of the nodes, and
+        // recorded then only on two nodes' statements or more.
+        let expired = match check_window(r.created, r.expiry, unix_now()) {
+            Ok(()) => false,
+            Err(e) if e.code == ErrorCode::RequestExpired => true,
+            Err(e) => return Err(e),
+        };
+        let admins = self.current_admins(&genesis).await?;
+        let actors = check_admin_approvals(r, r.admins, &wire.approvals, &admins)?;
+        not_before(r.created).await;
+        let all: Vec<u16> = (0..self.nodes.count()).collect();
+        let runs = sessions(&all, &BTreeMap::new(), |catch_up| {
+            SessionKind::AcceptImages {
+                request: wire.clone(),
+                catch_up,
+            }
+        });
+        let (applied, failed) = split(self.apply_at(&roster, runs, expected(r)).await);
+        let (version, hash) = (r.new_version(), r.hash());
+        let mut entry = AuditEntry {
+            action: "accept_images".into(),
+            actors,
+            key_id: None,
+            payload_digests: vec![],
+            path: vec![],
+            nodes: applied.keys().copied().collect(),
+            outcome: "ok".into(),
+            request_id: Some(hex::encode(&r.request_id)),
+            credential: Some(credential),
+            detail: Some(describe(r, &failed)),
+        };
+        if expired && applied.len() < all.len().min(2) {
+            entry.outcome = ErrorCode::RequestExpired.as_str().into();
+            let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
+            return Err(err(
+                ErrorCode::RequestExpired,
+                format!(
+                    "the change to image version {version} has expired and fewer than two nodes \
+                     say they applied it (nodes {:?}): approve it again",
+                    applied.keys().collect::<Vec<_>>()
+                ),
+            ));
+        }
+        if applied.is_empty() {
+            let code = nowhere_code(&failed);
+            entry.outcome = code.as_str().into();
+            let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
+            return Err(err(
+                code,
+                format!(
+                    "no node applied the change to image version {version}: {}",
+                    failures_text(&failed)
+                ),
+            ));
+        }
+        let row = ImageChangeRow {
+            version,
+            request: serde_json::to_string(&body)
+                .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
+            request_hash: hash.to_vec(),
+            statements: applied
+                .iter()
+                .map(|(node, s)| (*node, hex::encode(s)))
+                .collect(),
+            created_at: unix_now(),
+        };
+        let (stored, recorded) = (row.clone(), entry.clone());
+        if self
+            .db(move |s| s.insert_image_change(&stored, unix_now(), &recorded))
+            .await?
+        {
+            info!(version, nodes = ?entry.nodes, "accepted images changed");
+            return Ok(answer(version, &hash, &applied, failed));
+        }
+        // Another coordinator recorded this version first: the same change gets these
+        // statements too; another change of the same version, approved as well, is a split
+        // the admins must resolve (the nodes that applied this one refuse theirs).
+        let changes = self.image_changes().await?;
+        match changes.iter().find(|c| c.version() == version) {
+            Some(c) if c.hash == hash => {
+                let statements: Vec<(u16, String)> = row.statements.into_iter().collect();
+                self.db(move |s| s.add_image_statements(version, &statements, unix_now(), &entry))
+                    .await?;
+                let mut all = c.statements.clone();
+                all.extend(applied);
+                let failed = failed
+                    .into_iter()
+                    .filter(|f| !all.contains_key(&f.node))
+                    .collect();
+                Ok(answer(version, &hash, &all, failed))
+            }
+            _ => {
+                let nodes = entry.nodes.clone();
+                entry.outcome = ErrorCode::Refused.as_str().into();
+                let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
+                Err(err(
+                    ErrorCode::Refused,
+                    format!(
+                        "another change of image version {} was recorded meanwhile, while nodes \
+                         {nodes:?} applied this one (request sha256 {}): the admins approved two \
+                         changes of one version",
+                        r.version,
+                        hex::encode(hash)
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Tries a recorded image change again at every node, each shown another node's statement
+    /// (so that it applies the change after its expiry too): a node that has it answers again,
+    /// and one restored from an older genesis blob is caught up too.
+    async fn catch_up_images(
+        &self,
+        roster: &Genesis,
+        change: &Recorded,
+        credential: String,
+    ) -> Result<AdminsSetResult, ApiError> {
+        let version = change.version();
+        let every: Vec<u16> = (0..self.nodes.count()).collect();
+        let wire = change.approved.to_wire();
+        let runs = sessions(&every, &change.statements, |catch_up| {
+            SessionKind::AcceptImages {
+                request: wire.clone(),
+                catch_up,
+            }
+        });
+        let (applied, failed) = split(self.apply_at(roster, runs, expected(&wire.request)).await);
+        let r = &change.approved.request;
+        let mut entry = AuditEntry {
+            action: "accept_images".into(),
+            actors: vec![],
+            key_id: None,
+            payload_digests: vec![],
+            path: vec![],
+            nodes: applied.keys().copied().collect(),
+            outcome: "ok".into(),
+            request_id: Some(hex::encode(&r.request_id.0)),
+            credential: Some(credential),
+            detail: Some(format!(
+                "image version {} -> {version} caught up (request sha256 {}){}",
+                r.version,
+                hex::encode(change.hash),
+                not_applied(&failed)
+            )),
+        };
+        let mut statements = change.statements.clone();
+        if applied.is_empty() {
+            entry.outcome = nowhere_code(&failed).as_str().into();
+            let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
+        } else {
+            let add: Vec<(u16, String)> = applied
+                .iter()
+                .map(|(node, s)| (*node, hex::encode(s)))
+                .collect();
+            if !self
+                .db(move |s| s.add_image_statements(version, &add, unix_now(), &entry))
+                .await?
+            {
+                return Err(err(
+                    ErrorCode::Storage,
+                    format!("the recorded change to image version {version} is gone"),
+                ));
+            }
+            info!(version, nodes = ?applied.keys().collect::<Vec<_>>(), "image change caught up");
+            statements.extend(applied);
+        }
+        Ok(answer(version, &change.hash, &statements, failed))
+    }
+}
+
+#[cfg(test)]
+mod tests;

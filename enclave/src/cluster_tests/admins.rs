@@ -18,7 +18,7 @@ use crate::testkit::{approve, public_keys};
 
 impl Cluster {
     /// A change to admins `admins` (quorum 2) replacing version `version`, approved by `by`.
-    fn set_admins_request(
+    pub(super) fn set_admins_request(
         &self,
         version: u32,
         admins: &[SigningKey],
@@ -42,7 +42,7 @@ impl Cluster {
     }
 
     /// Runs an admin change at `nodes`.
-    fn set_admins(
+    pub(super) fn set_admins(
         &self,
         nodes: &[u16],
         request: &Approved<SetAdmins>,

@@ -159,16 +159,30 @@ fn a_rolling_image_rotation_keeps_a_quorum_signing_throughout() {
     // While node 2 still runs the old build, retiring it is refused there (and so not applied
     // everywhere: the change is run again once node 2 moved).
     let only_new = c.accept_images_request(1, &[NEW], &[0, 2]);
-    let out = c.accept_images(&only_new);
+    let mut out = c.accept_images(&only_new);
     assert!(
         matches!(&out[&2], Outcome::Failed { message, .. } if message.contains("own_image_dropped")),
         "{out:?}"
     );
+    out.remove(&2);
+    applied(&mut c, &out, &only_new.request, 2);
+    let Outcome::ImagesAccepted { statement, .. } = &out[&0] else {
+        panic!("{out:?}")
+    };
+    let statement = statement.clone();
     c.restart_on(2, NEW).unwrap();
     sign(&c, &[0, 2], b"every node on the new build");
 
-    // Version 2: the new build alone (nodes 0 and 1 answer again; node 2 applies it).
-    let out = c.accept_images(&only_new);
+    // Version 2 at node 2 too, restarted since the change was made: caught up on node 0's
+    // statement (`cohort images catch-up`).
+    let out = c.run(
+        &[2],
+        SessionKind::AcceptImages {
+            request: only_new.clone(),
+            catch_up: Some((0, statement)),
+        },
+        |_, _| {},
+    );
     applied(&mut c, &out, &only_new.request, 2);
     // Sealed so: a node restarted on the old build is refused; on the new one it signs.
     let refused = c.restart_on(1, IMAGE).unwrap_err();
@@ -178,4 +192,54 @@ fn a_rolling_image_rotation_keeps_a_quorum_signing_throughout() {
     // The replaced versions' changes are stale.
     let out = c.accept_images(&c.accept_images_request(1, &[IMAGE, NEW], &[0, 1]));
     refused_with(&out, FailureCode::Membership, "stale_images");
+}
+
+/// Attacker review helper-47, finding 1: a node that missed an image change (down, or a
+/// coordinator that withheld it) and then applied an admin change could never apply the image
+/// change (approved under the replaced admin version), nor any image change after it: after a
+/// rotation it could not restore at all. Caught up on another node's statement, the change is
+/// checked against the admins of the version it names, as at a restore; a new change still
+/// names the admins in force.
+#[test]
+fn an_image_change_missed_before_an_admin_change_is_caught_up_after_it() {
+    let c = Cluster::new(3);
+    let all = c.all();
+    let both = c.accept_images_request(0, &[IMAGE, NEW], &[0, 1]);
+    let run = |c: &Cluster, nodes: &[u16], catch_up: Option<(u16, ByteBuf)>| {
+        c.run(
+            nodes,
+            SessionKind::AcceptImages {
+                request: both.clone(),
+                catch_up,
+            },
+            |_, _| {},
+        )
+    };
+    let out = run(&c, &[0, 1], None);
+    let Outcome::ImagesAccepted { statement, .. } = &out[&0] else {
+        panic!("{out:?}")
+    };
+    let statement = statement.clone();
+    let [a0, a2] = [0, 2].map(|i| c.admins[i].clone());
+    let n0 = ed25519_dalek::SigningKey::from_bytes(&[40; 32]);
+    let change = c.set_admins_request(0, &[a0.clone(), n0.clone()], &[&a0, &a2]);
+    let out = c.set_admins(&all, &change, None);
+    assert!(
+        out.values().all(|o| matches!(o, Outcome::AdminsSet { .. })),
+        "{out:?}"
+    );
+    c.clocks_ahead(600);
+    let out = run(&c, &[2], Some((0, statement)));
+    assert!(
+        matches!(out[&2], Outcome::ImagesAccepted { version: 1, .. }),
+        "{out:?}"
+    );
+    // Every node is at image version 1; a new change under the replaced admin version is
+    // refused everywhere.
+    let stale = c.accept_images_request(1, &[IMAGE, NEW, ROGUE], &[0, 1]);
+    refused_with(
+        &c.accept_images(&stale),
+        FailureCode::Membership,
+        "stale_admins",
+    );
 }

@@ -118,6 +118,7 @@ impl Node {
         let mut next = g.clone();
         next.apply_admins(request)?;
         let version = r.new_version();
+        // An admin change is approved by the set it replaces, always the current one here.
         self.change_in_time(
             g,
             catch_up,
@@ -159,17 +160,18 @@ impl Node {
             .collect()
     }
 
-    /// Whether a cluster change not applied here yet may be applied now: within its window
-    /// (`tag` and the request id make its use key, never consumed: the version it replaces is
-    /// what makes it single use), or, after it, shown `catch_up`: another roster node's
-    /// signature over `message(that node)`, its statement that it applied the change.
+    /// Whether a cluster change not applied here yet may be applied now: shown `catch_up`
+    /// (another roster node's signature over `message(that node)`, its statement that it
+    /// applied the change: answered `true`), or within its window (`tag` and the request id
+    /// make its use key, never consumed: the version it replaces is what makes it single use;
+    /// answered `false`).
     pub(super) fn change_in_time(
         &self,
         g: &GenesisState,
         catch_up: Option<&(u16, ByteBuf)>,
         message: impl Fn(u16) -> Vec<u8>,
         (tag, request_id, created, expiry): (&[u8], &[u8], u64, u64),
-    ) -> Result<(), NodeError> {
+    ) -> Result<bool, NodeError> {
         let shown = catch_up.is_some_and(|(node, statement)| {
             *node != g.node
                 && g.pinned
@@ -178,7 +180,7 @@ impl Node {
                     .is_some_and(|entry| entry.signed(&message(*node), statement))
         });
         if shown {
-            return Ok(());
+            return Ok(true);
         }
         let mut use_key = tag.to_vec();
         use_key.extend_from_slice(request_id);
@@ -190,7 +192,8 @@ impl Node {
                      this change"
                 )),
                 None => e.into(),
-            })
+            })?;
+        Ok(false)
     }
 
     /// The answer again for a change applied here already: the genesis blob as it is, sealed

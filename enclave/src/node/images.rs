@@ -94,18 +94,22 @@ impl Node {
                 statement: ByteBuf::from(statement),
             });
         }
-        let mut next = g.clone();
-        next.apply_images(request, true)?;
-        if !r.images.iter().any(|image| is_image(image, &self.own_pcrs)) {
-            return Err(MembershipError::OwnImageDropped.into());
-        }
         let version = r.new_version();
-        self.change_in_time(
+        let caught_up = self.change_in_time(
             g,
             catch_up,
             |node| images_set_message(&cluster, node, version, &hash),
             (b"accept-images:", &r.request_id, r.created, r.expiry),
         )?;
+        // Applied first within its window, a change is approved by the admins in force here;
+        // caught up after an admin change landed, by the admins of the version it names, as at
+        // a restore: else a node that missed it before an admin change could never apply it,
+        // nor any image change after it (attacker review helper-47, finding 1).
+        let mut next = g.clone();
+        next.apply_images(request, !caught_up)?;
+        if !r.images.iter().any(|image| is_image(image, &self.own_pcrs)) {
+            return Err(MembershipError::OwnImageDropped.into());
+        }
         let sealed = self.seal_genesis(&next.sealed, &cluster)?;
         let statement =
             self.node_statement(&images_set_message(&cluster, next.node, version, &hash))?;

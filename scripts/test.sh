@@ -4,7 +4,21 @@
 # enclave image and the Terraform checks. Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each phase's wall time goes to stderr at the end, so a slow cold run shows where it went.
+phases=()
+phase_start=$SECONDS
+phase() {
+  phases+=("$(printf '%5d s  %s' $((SECONDS - phase_start)) "$1")")
+  echo "test: ${phases[-1]}" >&2
+  phase_start=$SECONDS
+}
+report_phases() {
+  echo "test: wall time by phase:" >&2
+  printf '  %s\n' "${phases[@]}" >&2
+  echo "test: $SECONDS s in all" >&2
+}
 ./scripts/setup.sh
+phase setup
 
 # The AWS deployment: terraform fmt, validate and tests (offline, against /opt/tf-plugins; a
 # notice where terraform or the mirror is absent), checkov with zero failed checks. They need
@@ -23,13 +37,17 @@ cargo fmt --all -- --check
 # The supply-chain gate: cargo-deny (advisories from the offline RustSec snapshot in
 # ../shared/advisory-db, licences, bans, sources; reasons in deny.toml).
 ./scripts/supply-chain.sh
+phase "fmt, supply-chain gate"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy --workspace --all-targets --locked "${FEATURES[@]}" -- -D warnings
 # The production enclave's feature set (no simulated mode), as eif-build/build.sh builds it.
 cargo clippy -p enclave -p attestation --locked --no-default-features -- -D warnings
+phase "clippy (3 feature sets)"
 # The cluster tests start the real binaries: build them before the tests run.
 cargo build --workspace --bins --locked "${FEATURES[@]}"
+phase "build the binaries"
 cargo test --workspace --locked "${FEATURES[@]}"
+phase "cargo test (build and run)"
 # The fault-injection suite's failure rates (tests/tests/faults.rs; COHORT_FAULT_REPORT moves them).
 if [ -z "${COHORT_FAULT_REPORT:-}" ]; then
   cat "${CARGO_TARGET_DIR:-target}/tmp/fault-report.md"
@@ -39,15 +57,19 @@ fi
 # cargo-fuzz, the committed seeds and regressions replayed, each target fuzzed for a while.
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 ./scripts/fuzz.sh "${COHORT_FUZZ_SECONDS:-20}"
+phase "fuzzing (build, seeds, 20 s a target)"
 
 # The enclave image: the image tool's own workspace (fmt, clippy, tests) and the production
 # pipeline run twice (static release cohort-enclave, EIF, PCRs recomputed, identical images).
 ./eif-build/check.sh
+phase "enclave image, twice"
 
 # The Terraform checks started at the top.
 tf_status=0
 wait "$tf_pid" || tf_status=$?
+phase "waiting for the Terraform checks"
 cat "$tf_log"
+report_phases
 if [ "$tf_status" -ne 0 ]; then
   echo "test: the Terraform checks failed (exit $tf_status)" >&2
   exit "$tf_status"

@@ -130,6 +130,9 @@ impl PeerError {
 #[derive(Debug, Clone, Default)]
 pub struct Roster {
     peers: BTreeMap<u16, IdentityKeys>,
+    /// The PCR0-2 each peer's document showed when it was admitted (not this enclave's own
+    /// entry): a peer admitted under an image the cluster retires later is dropped then.
+    images: BTreeMap<u16, BTreeMap<usize, Vec<u8>>>,
 }
 
 impl Roster {
@@ -158,7 +161,28 @@ impl Roster {
             return Err(PeerError::DuplicateIdentity { node, other });
         }
         self.peers.insert(node, keys);
+        let image = doc.pcrs.into_iter().filter(|(i, _)| *i < 3).collect();
+        self.images.insert(node, image);
         Ok(keys)
+    }
+
+    /// Drops every peer admitted under an image `accepted` refuses (issue 20: the image was
+    /// retired); returns their indices. Sessions under way keep their own view.
+    pub fn drop_images(
+        &mut self,
+        accepted: impl Fn(&BTreeMap<usize, Vec<u8>>) -> bool,
+    ) -> Vec<u16> {
+        let dropped: Vec<u16> = self
+            .images
+            .iter()
+            .filter(|(_, image)| !accepted(image))
+            .map(|(node, _)| *node)
+            .collect();
+        for node in &dropped {
+            self.peers.remove(node);
+            self.images.remove(node);
+        }
+        dropped
     }
 
     /// The index other than `node` that holds either of `keys` (this enclave's own included):
@@ -175,6 +199,7 @@ impl Roster {
     /// Admits `node` with known keys (this enclave itself).
     pub fn insert_self(&mut self, node: u16, keys: IdentityKeys) {
         self.peers.insert(node, keys);
+        self.images.remove(&node);
     }
 
     /// The keys of an admitted node.
@@ -188,6 +213,10 @@ impl Roster {
             peers: nodes
                 .iter()
                 .filter_map(|n| self.peers.get(n).map(|k| (*n, *k)))
+                .collect(),
+            images: nodes
+                .iter()
+                .filter_map(|n| self.images.get(n).map(|i| (*n, i.clone())))
                 .collect(),
         }
     }

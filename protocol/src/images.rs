@@ -73,6 +73,10 @@ pub enum ImagesError {
         /// 0, 1 or 2.
         pcr: u8,
     },
+    /// An image with all-zero PCR0, PCR1 and PCR2: what any enclave run in debug mode
+    /// reports, whatever its code.
+    #[error("image {0} is all zero: a debug-mode enclave's measurements, never an image")]
+    Debug(usize),
     /// One image listed twice.
     #[error("images {first} and {second} are the same")]
     Duplicate {
@@ -106,6 +110,9 @@ impl AcceptImages {
                     pcr: pcr as u8,
                 });
             }
+            if pcrs.iter().all(|p| p.iter().all(|b| *b == 0)) {
+                return Err(ImagesError::Debug(image));
+            }
             if let Some(first) = self.images[..image].iter().position(|o| o == i) {
                 return Err(ImagesError::Duplicate {
                     first,
@@ -137,12 +144,7 @@ pub fn images_set_message(
     version: u32,
     request: &[u8; 32],
 ) -> Vec<u8> {
-    let mut m = IMAGES_SET_DOMAIN.to_vec();
-    m.extend_from_slice(&cluster.0);
-    m.extend_from_slice(&node.to_be_bytes());
-    m.extend_from_slice(&version.to_be_bytes());
-    m.extend_from_slice(request);
-    m
+    crate::admins::change_statement(IMAGES_SET_DOMAIN, cluster, node, version, request)
 }
 
 #[cfg(test)]
@@ -183,6 +185,16 @@ mod tests {
             (
                 |r| r.images[1].pcr2.truncate(47),
                 ImagesError::Pcr { image: 1, pcr: 2 },
+            ),
+            (
+                |r| {
+                    r.images[1] = Image {
+                        pcr0: ByteBuf::from(vec![0; 48]),
+                        pcr1: ByteBuf::from(vec![0; 48]),
+                        pcr2: ByteBuf::from(vec![0; 48]),
+                    }
+                },
+                ImagesError::Debug(1),
             ),
             (
                 |r| r.images[1] = image(1),

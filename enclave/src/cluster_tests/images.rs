@@ -189,8 +189,17 @@ fn a_rolling_image_rotation_keeps_a_quorum_signing_throughout() {
     assert!(refused.contains("other_image"), "{refused}");
     c.restart_on(1, NEW).unwrap();
     sign(&c, &[1, 2], b"after the rotation");
-    // The replaced versions' changes are stale.
+    // The replaced versions' changes are stale; a fork of an applied version names the change
+    // applied, as for admin changes (helper-47).
     let out = c.accept_images(&c.accept_images_request(1, &[IMAGE, NEW], &[0, 1]));
+    let applied_hash = hex::encode(only_new.request.hash());
+    for m in failed_everywhere(&out, FailureCode::Membership) {
+        assert!(
+            m.contains("stale_images") && m.contains(&applied_hash),
+            "{m}"
+        );
+    }
+    let out = c.accept_images(&c.accept_images_request(0, &[IMAGE, ROGUE], &[0, 1]));
     refused_with(&out, FailureCode::Membership, "stale_images");
 }
 
@@ -242,4 +251,120 @@ fn an_image_change_missed_before_an_admin_change_is_caught_up_after_it() {
         FailureCode::Membership,
         "stale_admins",
     );
+}
+
+/// Attacker review helper-47, finding 3: a node left on the retired image (its parent keeps it
+/// running, a compromised coordinator keeps it in quorums) stayed admitted at the peers that
+/// applied the retire, and signed with them until its next admission. A node applying a change
+/// now drops the peers it admitted under an image the change retires: a session with such a
+/// peer is refused there, and admitting it again is refused too (its image is not accepted).
+#[test]
+fn a_peer_left_on_a_retired_image_signs_with_no_one_that_retired_it() {
+    const KEY: &str = "retired";
+    let mut c = Cluster::new(3);
+    let pk = c.create_key(KEY, Scheme::EddsaEd25519, 2);
+    let both = c.accept_images_request(0, &[IMAGE, NEW], &[0, 1]);
+    let out = c.accept_images(&both);
+    applied(&mut c, &out, &both.request, 1);
+    c.restart_on(1, NEW).unwrap();
+    c.restart_on(2, NEW).unwrap();
+    // Node 0 stays on the old build; nodes 1 and 2 apply the retire (node 0 is not asked: it
+    // would refuse it).
+    let only_new = c.accept_images_request(1, &[NEW], &[0, 1]);
+    let out = c.run(
+        &[1, 2],
+        SessionKind::AcceptImages {
+            request: only_new.clone(),
+            catch_up: None,
+        },
+        |_, _| {},
+    );
+    applied(&mut c, &out, &only_new.request, 2);
+    let out = c.sign(&[1, 2], c.sign_request(KEY, vec![], b"new".to_vec()), None);
+    verify_eddsa(&pk, b"new", &signature_of(&out).0);
+
+    // Node 0 still takes its part; nodes 1 and 2 no longer admit it.
+    for partner in [1u16, 2] {
+        let out = c.sign(
+            &[0, partner],
+            c.sign_request(KEY, vec![], b"old".to_vec()),
+            None,
+        );
+        assert!(
+            matches!(&out[&partner], Outcome::Failed { message, .. } if message.contains("has not been admitted")),
+            "{out:?}"
+        );
+        assert!(
+            !out.values().any(|o| matches!(o, Outcome::Signed { .. })),
+            "{out:?}"
+        );
+    }
+    // Its document is refused when offered again (as it was before the fix too: its image is
+    // no longer accepted).
+    let doc = protocol::session::PeerDocument {
+        node: 0,
+        document: crate::testkit::document(&c.enclaves[0]),
+    };
+    match c.enclaves[1].handle(EnclaveRequest::AdmitPeers {
+        documents: vec![doc],
+    }) {
+        EnclaveResponse::PeersAdmitted { nodes, refused } => {
+            assert!(nodes.is_empty(), "{nodes:?}");
+            assert_eq!(refused.len(), 1, "{refused:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Attacker review helper-48, finding 1: admins removed by an admin change, with one parent
+/// that rolls its node back to its genesis blob from before the change. That node applies an
+/// image change the removed admins approve (under its admin version, within its window); the
+/// coordinator then shows every other node that node's statement, and a catch-up is checked
+/// against the admins of the version it names: the removed admins' image would be accepted
+/// everywhere. A change caught up under a replaced admin version must have been created while
+/// that version could still land changes (at most the request validity after the change that
+/// replaced it); a legitimate one missed before the admin change still is (test above).
+#[test]
+fn removed_admins_cannot_spread_an_image_change_from_a_rolled_back_node() {
+    let mut c = Cluster::new(3);
+    let all = c.all();
+    let [a0, a1] = [0, 1].map(|i| c.admins[i].clone());
+    let n0 = ed25519_dalek::SigningKey::from_bytes(&[41; 32]);
+    // Admins 1 and 2 are removed (version 1); the blobs kept are from before the change.
+    let change = c.set_admins_request(0, &[a0.clone(), n0], &[&a0, &a1]);
+    let out = c.set_admins(&all, &change, None);
+    assert!(
+        out.values().all(|o| matches!(o, Outcome::AdminsSet { .. })),
+        "{out:?}"
+    );
+    // Node 0's parent restores the genesis blob from before the change; the removed admins
+    // act well after their removal.
+    c.restart_on(0, IMAGE).unwrap();
+    c.clocks_ahead(1300);
+    let rogue = c.accept_images_request(0, &[IMAGE, ROGUE], &[1, 2]);
+    let out = c.run(
+        &[0],
+        SessionKind::AcceptImages {
+            request: rogue.clone(),
+            catch_up: None,
+        },
+        |_, _| {},
+    );
+    let Outcome::ImagesAccepted { statement, .. } = &out[&0] else {
+        panic!("the rolled-back node applies it: {out:?}")
+    };
+    let out = c.run(
+        &[1, 2],
+        SessionKind::AcceptImages {
+            request: rogue.clone(),
+            catch_up: Some((0, statement.clone())),
+        },
+        |_, _| {},
+    );
+    for m in failed_everywhere(&out, FailureCode::Membership) {
+        assert!(
+            m.contains("stale_admins") && m.contains("after that version could land changes"),
+            "{m}"
+        );
+    }
 }

@@ -14,7 +14,7 @@ use super::membership::MembershipError;
 use super::{Node, NodeError};
 use crate::policy::{check_approvals, keys32};
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

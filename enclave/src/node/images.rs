@@ -5,12 +5,12 @@
 //! current set; a node runs only on one of them.
 
 use protocol::images::{AcceptImages, images_set_message};
-use protocol::policy::Approved;
+use protocol::policy::{Approved, MAX_REQUEST_VALIDITY_SECS};
 use protocol::session::Outcome;
 use serde_bytes::ByteBuf;
 use tracing::info;
 
-use super::genesis::{GenesisState, is_image};
+use super::genesis::{GenesisState, OwnPcrs, is_image};
 use super::membership::MembershipError;
 use super::{Node, NodeError};
 
@@ -51,10 +51,43 @@ impl GenesisState {
             self.check_admins(r, &change.approvals, r.admins)?;
         } else {
             self.check_admins_at(r, &change.approvals, r.admins)?;
+            self.approved_before_replaced(r)?;
         }
         self.images.push(r.images.clone());
         self.sealed.images.push(change.clone());
         Ok(())
+    }
+
+    /// A change approved under an admin version replaced since (caught up, or replayed at a
+    /// restore) must have been made while that version could still land changes: created at
+    /// most [`MAX_REQUEST_VALIDITY_SECS`] after the change that replaced it. An image change
+    /// first applied while its admins were in force was applied before the admin change, which
+    /// was applied within its own window, so every honest chain passes. Removed admins whose
+    /// change one rolled-back node applied within its window (its blob from before their
+    /// removal), and which a coordinator then has every other node catch up on, are refused
+    /// unless they act within twice that time of their removal (attacker review helper-48,
+    /// finding 1; the residual is in the threat model).
+    fn approved_before_replaced(&self, r: &AcceptImages) -> Result<(), NodeError> {
+        let replaced = usize::try_from(r.admins)
+            .ok()
+            .and_then(|v| self.sealed.admins.get(v));
+        match replaced {
+            Some(next)
+                if r.created
+                    > next
+                        .request
+                        .created
+                        .saturating_add(MAX_REQUEST_VALIDITY_SECS) =>
+            {
+                Err(MembershipError::AdminsReplacedBefore {
+                    named: r.admins,
+                    replaced_at: next.request.created,
+                    created: r.created,
+                }
+                .into())
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -78,9 +111,10 @@ impl Node {
             .and_then(|v| g.sealed.images.get(v));
         if let Some(applied) = applied {
             if applied.request.hash() != hash {
-                return Err(MembershipError::StaleImages {
-                    named: r.version,
-                    current: g.image_version(),
+                // Named, as for admin changes, so that a fork is seen as one (helper-47).
+                return Err(MembershipError::OtherImageChange {
+                    version: r.version,
+                    applied: super::admins::hex(&applied.request.hash()),
                 }
                 .into());
             }
@@ -115,6 +149,16 @@ impl Node {
             self.node_statement(&images_set_message(&cluster, next.node, version, &hash))?;
         info!(version, images = r.images.len(), "accepted images changed");
         self.genesis = Some(next);
+        // Peers admitted under an image this change retires are dropped: a node left on it
+        // signs with no node that applied the retire, and is refused when admitted again
+        // (attacker review helper-47, finding 3).
+        let dropped = self.roster.drop_images(|pcrs| {
+            let shown = OwnPcrs(pcrs.clone());
+            r.images.iter().any(|image| is_image(image, &shown))
+        });
+        if !dropped.is_empty() {
+            info!(?dropped, "peers on a retired image dropped");
+        }
         Ok(Outcome::ImagesAccepted {
             version,
             sealed: ByteBuf::from(sealed),

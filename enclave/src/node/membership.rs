@@ -116,12 +116,35 @@ pub enum MembershipError {
         /// This node's current version.
         current: u32,
     },
+    /// A change caught up (or replayed) under an admin version replaced since, created later
+    /// than that version could land changes (attacker review helper-48, finding 1).
+    #[error(
+        "stale_admins: the change names admin version {named}, replaced by a change created at {replaced_at}; it was created at {created}, after that version could land changes"
+    )]
+    AdminsReplacedBefore {
+        /// The admin version the change names.
+        named: u32,
+        /// When the change replacing it was created (Unix seconds).
+        replaced_at: u64,
+        /// When this change was created.
+        created: u64,
+    },
     /// An admin change of a version this node replaced with another change: named, so that two
     /// changes of one version (a fork) are seen as such (attacker review helper-45, finding 2).
     #[error(
         "stale_admins: this node applied another change of admin version {version} (request sha256 {applied})"
     )]
     OtherAdminChange {
+        /// The version both changes replace.
+        version: u32,
+        /// The SHA-256 of the change this node applied (hex).
+        applied: String,
+    },
+    /// Another change of the same image version was applied here (a fork of the chain).
+    #[error(
+        "stale_images: this node applied another change of image version {version} (request sha256 {applied})"
+    )]
+    OtherImageChange {
         /// The version both changes replace.
         version: u32,
         /// The SHA-256 of the change this node applied (hex).
@@ -169,9 +192,11 @@ impl MembershipError {
             Self::KmsKeyMismatch { .. } => "kms_key_mismatch",
             Self::MalformedNodeKey(_) => "malformed_node_key",
             Self::OtherCluster { .. } => "other_cluster",
-            Self::StaleAdmins { .. } | Self::OtherAdminChange { .. } => "stale_admins",
+            Self::StaleAdmins { .. }
+            | Self::OtherAdminChange { .. }
+            | Self::AdminsReplacedBefore { .. } => "stale_admins",
             Self::AdminChange(_) => "malformed_admin_change",
-            Self::StaleImages { .. } => "stale_images",
+            Self::StaleImages { .. } | Self::OtherImageChange { .. } => "stale_images",
             Self::OwnImageDropped => "own_image_dropped",
             Self::ImageChange(_) => "malformed_image_change",
         }

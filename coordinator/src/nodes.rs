@@ -72,6 +72,11 @@ pub struct Nodes {
     http: HttpClient,
     states: RwLock<Vec<NodeState>>,
     policy: Policy,
+    /// The image set in force once the genesis is ready (issue 20, ADR 0021): each image's
+    /// PCR0, PCR1 and PCR2. It replaces the configured PCR0-2 (`--pcr0`.., `--measurements`)
+    /// in `policy`, so that a node restarted onto an image the admins accepted is attested and
+    /// used, and one on a retired image is not; `None` before (the configured values apply).
+    images: RwLock<Option<Vec<[Vec<u8>; 3]>>>,
 }
 
 fn now() -> Duration {
@@ -94,7 +99,46 @@ impl Nodes {
             http: HttpClient::new().with_timeout(Duration::from_secs(3600)),
             states: RwLock::new(vec![NodeState::default(); n]),
             policy,
+            images: RwLock::new(None),
         }
+    }
+
+    /// Follows the cluster's image set in force (`images`: each image's PCR0, PCR1, PCR2): the
+    /// next attestations admit exactly these images, and every node is attested again at the
+    /// next health check. Returns whether the set changed.
+    pub fn follow_images(&self, images: Vec<[Vec<u8>; 3]>) -> bool {
+        let mut held = self.images.write().unwrap_or_else(|p| p.into_inner());
+        if held.as_ref() == Some(&images) {
+            return false;
+        }
+        *held = Some(images);
+        drop(held);
+        // Every node is attested again under the new set at the next health check.
+        let mut states = self.states.write().unwrap_or_else(|p| p.into_inner());
+        for s in states.iter_mut() {
+            s.last_attested = None;
+        }
+        true
+    }
+
+    /// The policy a node's document is checked against: the configured one, with PCR0-2 those
+    /// of the image set in force once there is one (and PCR8 no longer pinned). The values are allowed per index, so a
+    /// document mixing two accepted images' values passes here; the enclaves check each image's
+    /// three values together, and the coordinator is outside the trust boundary anyway.
+    pub(crate) fn attestation_policy(&self) -> Policy {
+        let mut policy = self.policy.clone();
+        if let Some(images) = &*self.images.read().unwrap_or_else(|p| p.into_inner()) {
+            // PCR8 (the certificate a signed image was signed with) is no part of an accepted
+            // image, and the enclaves do not pin it: a new image signed with another
+            // certificate must not be refused here (the KMS key policies pin it).
+            policy.pcrs.remove(&8);
+            for pcr in 0..3 {
+                policy
+                    .pcrs
+                    .insert(pcr, images.iter().map(|i| i[pcr].clone()).collect());
+            }
+        }
+        policy
     }
 
     /// Number of nodes.
@@ -348,7 +392,7 @@ impl Nodes {
             EnclaveResponse::Attestation { document } => document.into_vec(),
             other => return Err(CallError(format!("node {node}: unexpected {other}"))),
         };
-        let mut policy = self.policy.clone();
+        let mut policy = self.attestation_policy();
         policy.nonce = Some(nonce);
         policy.require_identity = true;
         match attestation::verify(&document, &policy, now()) {

@@ -190,3 +190,45 @@ fn new_session_ids_expire_within_what_enclaves_accept() {
     assert!(expiry >= now + SESSION_ID_LIFETIME_SECS, "{expiry} {now}");
     assert!(expiry <= now + 1 + SESSION_ID_LIFETIME_SECS);
 }
+
+#[test]
+fn the_image_set_in_force_replaces_the_configured_pcrs_and_calls_for_attestation() {
+    let configured = Policy {
+        pcrs: [
+            (0, vec![vec![0xa0; 48]]),
+            (1, vec![vec![0xa1; 48]]),
+            (3, vec![vec![3; 48]]),
+            (8, vec![vec![8; 48]]),
+        ]
+        .into_iter()
+        .collect(),
+        ..Policy::default()
+    };
+    let nodes = Nodes::new(vec!["a".into(), "b".into()], configured.clone());
+    // Before the genesis is ready: the configured values.
+    assert_eq!(nodes.attestation_policy().pcrs, configured.pcrs);
+    nodes.update(0, |s| s.last_attested = Some(Instant::now()));
+    let old = [vec![0xa0; 48], vec![0xa1; 48], vec![0xa2; 48]];
+    let new = [vec![0xb0; 48], vec![0xb1; 48], vec![0xb2; 48]];
+    assert!(nodes.follow_images(vec![old.clone(), new.clone()]));
+    let pcrs = nodes.attestation_policy().pcrs;
+    for i in 0..3 {
+        assert_eq!(pcrs[&i], vec![old[i].clone(), new[i].clone()], "PCR{i}");
+    }
+    // PCR3 (the parent's role) is not the image's: it stays as configured; PCR8 (a signed
+    // image's certificate) is not pinned once the set is followed.
+    assert_eq!(pcrs[&3], vec![vec![3; 48]]);
+    assert!(!pcrs.contains_key(&8));
+    assert!(
+        nodes.states()[0].last_attested.is_none(),
+        "not attested again"
+    );
+    // The same set again changes nothing; a retire leaves the new image alone.
+    nodes.update(0, |s| s.last_attested = Some(Instant::now()));
+    assert!(!nodes.follow_images(vec![old.clone(), new.clone()]));
+    assert!(nodes.states()[0].last_attested.is_some());
+    assert!(nodes.follow_images(vec![new.clone()]));
+    let pcrs = nodes.attestation_policy().pcrs;
+    assert_eq!(pcrs[&0], vec![new[0].clone()]);
+    assert_eq!(pcrs[&2], vec![new[2].clone()]);
+}

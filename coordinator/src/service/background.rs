@@ -100,6 +100,8 @@ impl Coordinator {
             let mut backoff = ADMISSION_RETRY_MIN;
             let mut last_unadmitted: Vec<u16> = Vec::new();
             loop {
+                // Attest against the image set in force (nothing before the genesis is ready).
+                me.follow_images().await;
                 let events = me.nodes.check(me.settings.attest_interval).await;
                 let mut readmit = false;
                 for e in events {

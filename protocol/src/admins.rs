@@ -103,7 +103,19 @@ pub fn admins_set_message(
     version: u32,
     request: &[u8; 32],
 ) -> Vec<u8> {
-    let mut m = ADMINS_SET_DOMAIN.to_vec();
+    change_statement(ADMINS_SET_DOMAIN, cluster, node, version, request)
+}
+
+/// A node's statement that it applied a versioned cluster change (admins, images):
+/// `domain || cluster id || u16 node || u32 version || request`.
+pub(crate) fn change_statement(
+    domain: &[u8],
+    cluster: &ClusterId,
+    node: u16,
+    version: u32,
+    request: &[u8; 32],
+) -> Vec<u8> {
+    let mut m = domain.to_vec();
     m.extend_from_slice(&cluster.0);
     m.extend_from_slice(&node.to_be_bytes());
     m.extend_from_slice(&version.to_be_bytes());

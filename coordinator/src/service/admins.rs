@@ -8,28 +8,20 @@
 //! node key. A change is recorded once a node applied it; the same change posted again tries the
 //! nodes that have not, each shown another node's statement (so after its expiry too).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use protocol::admins::{SET_ADMINS_VERSION, SetAdmins, admins_set_message};
-use protocol::genesis::Genesis;
-use protocol::session::{Outcome, SessionKind};
-use tracing::info;
+use protocol::admins::{SET_ADMINS_VERSION, SetAdmins};
 
-use super::changes::{
-    self, Expected, answer, failures_text, not_applied, nowhere_code, receipts, sessions, split,
-};
+use super::changes::{self, receipts};
 use super::checks::{
     check_approvals, check_version_and_cluster, check_window, keys_of, not_before,
 };
 use super::{Coordinator, err, unix_now};
 use crate::api::{
     AdminChange, AdminsSetResult, AdminsStatus, ApiError, ApprovedJson, ErrorCode, GenesisBody,
-    Hex, NodeFailure, SetAdminsJson, Wire,
+    Hex, SetAdminsJson, Wire,
 };
-use crate::audit::AuditEntry;
-use crate::store::AdminChangeRow;
 
 /// The admin set in force: what every admin request's approvals are checked against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,22 +46,6 @@ impl Recorded {
             statements: receipts(&self.statements),
             recorded: self.recorded,
         }
-    }
-}
-
-/// What a node's answer to `r` must hold: the admin version it makes, signed over its hash.
-fn expected(r: &SetAdmins) -> Expected {
-    Expected {
-        what: "admin",
-        version: r.new_version(),
-        hash: r.hash(),
-        applied: |outcome| match outcome {
-            Outcome::AdminsSet {
-                version, statement, ..
-            } => Some((version, statement)),
-            _ => None,
-        },
-        message: admins_set_message,
     }
 }
 
@@ -149,8 +125,8 @@ fn place<'a>(
 }
 
 /// What the audit record says of a change (its nodes are the record's `nodes`).
-fn describe(r: &SetAdmins, failed: &[NodeFailure]) -> String {
-    let mut text = format!(
+fn describe(r: &SetAdmins) -> String {
+    format!(
         "admin version {} -> {}: {} of [{}], request sha256 {}",
         r.version,
         r.new_version(),
@@ -161,19 +137,13 @@ fn describe(r: &SetAdmins, failed: &[NodeFailure]) -> String {
             .collect::<Vec<_>>()
             .join(", "),
         hex::encode(r.hash())
-    );
-    text.push_str(&not_applied(failed));
-    text
+    )
 }
 
 impl Coordinator {
     /// Every recorded admin change, in version order.
     async fn admin_changes(&self) -> Result<Vec<Recorded>, ApiError> {
-        self.db(|s| s.admin_changes())
-            .await?
-            .iter()
-            .map(Recorded::from_row)
-            .collect()
+        self.recorded_changes().await
     }
 
     /// The admin set in force: the genesis' admins replaced by every recorded change.
@@ -238,7 +208,7 @@ impl Coordinator {
         let changes = self.admin_changes().await?;
         let set = admin_set(&genesis, &changes)?;
         if let Placed::Recorded(recorded) = place(r, &set, &changes)? {
-            return self.catch_up(&roster, recorded, credential).await;
+            return self.catch_up_change(&roster, recorded, credential).await;
         }
         // An expired change is still asked of the nodes: one that applied it before this
         // coordinator could record it (a crash in between) answers it again, and it is recorded;
@@ -258,163 +228,8 @@ impl Coordinator {
             set.quorum,
         )?;
         not_before(r.created).await;
-        let all: Vec<u16> = (0..self.nodes.count()).collect();
-        let runs = sessions(&all, &BTreeMap::new(), |catch_up| SessionKind::SetAdmins {
-            request: wire.clone(),
-            catch_up,
-        });
-        let (applied, failed) = split(self.apply_at(&roster, runs, expected(r)).await);
-        let (version, hash) = (r.new_version(), r.hash());
-        let mut entry = AuditEntry {
-            action: "set_admins".into(),
-            actors,
-            key_id: None,
-            payload_digests: vec![],
-            path: vec![],
-            nodes: applied.keys().copied().collect(),
-            outcome: "ok".into(),
-            request_id: Some(hex::encode(&r.request_id)),
-            credential: Some(credential),
-            detail: Some(describe(r, &failed)),
-        };
-        if expired && applied.len() < all.len().min(2) {
-            entry.outcome = ErrorCode::RequestExpired.as_str().into();
-            let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
-            return Err(err(
-                ErrorCode::RequestExpired,
-                format!(
-                    "the change to admin version {version} has expired and fewer than two nodes \
-                     say they applied it (nodes {:?}): approve it again",
-                    applied.keys().collect::<Vec<_>>()
-                ),
-            ));
-        }
-        if applied.is_empty() {
-            let code = nowhere_code(&failed);
-            entry.outcome = code.as_str().into();
-            let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
-            return Err(err(
-                code,
-                format!(
-                    "no node applied the change to admin version {version}: {}",
-                    failures_text(&failed)
-                ),
-            ));
-        }
-        let row = AdminChangeRow {
-            version,
-            request: serde_json::to_string(&body)
-                .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
-            request_hash: hash.to_vec(),
-            statements: applied
-                .iter()
-                .map(|(node, s)| (*node, hex::encode(s)))
-                .collect(),
-            created_at: unix_now(),
-        };
-        let (stored, recorded) = (row.clone(), entry.clone());
-        if self
-            .db(move |s| s.insert_admin_change(&stored, unix_now(), &recorded))
-            .await?
-        {
-            info!(version, nodes = ?entry.nodes, "admin set changed");
-            return Ok(answer(version, &hash, &applied, failed));
-        }
-        // Another coordinator recorded this version first: the same change gets these
-        // statements too; another change of the same version, approved as well, is a split
-        // the admins must resolve (the nodes that applied this one refuse theirs).
-        let changes = self.admin_changes().await?;
-        match changes.iter().find(|c| c.version() == version) {
-            Some(c) if c.hash == hash => {
-                let statements: Vec<(u16, String)> = row.statements.into_iter().collect();
-                self.db(move |s| s.add_admin_statements(version, &statements, unix_now(), &entry))
-                    .await?;
-                let mut all = c.statements.clone();
-                all.extend(applied);
-                let failed = failed
-                    .into_iter()
-                    .filter(|f| !all.contains_key(&f.node))
-                    .collect();
-                Ok(answer(version, &hash, &all, failed))
-            }
-            _ => {
-                let nodes = entry.nodes.clone();
-                entry.outcome = ErrorCode::Refused.as_str().into();
-                let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
-                Err(err(
-                    ErrorCode::Refused,
-                    format!(
-                        "another change of admin version {} was recorded meanwhile, while nodes \
-                         {nodes:?} applied this one (request sha256 {}): the admins approved two \
-                         changes of one version",
-                        r.version,
-                        hex::encode(hash)
-                    ),
-                ))
-            }
-        }
-    }
-
-    /// Tries a recorded change again at every node, each shown another node's statement (so
-    /// that it applies the change after its expiry too): a node that has it answers again, and
-    /// one restored from an older genesis blob, whose statement is recorded already, is caught
-    /// up too (attacker review helper-45, finding 4).
-    async fn catch_up(
-        &self,
-        roster: &Genesis,
-        change: &Recorded,
-        credential: String,
-    ) -> Result<AdminsSetResult, ApiError> {
-        let version = change.version();
-        let every: Vec<u16> = (0..self.nodes.count()).collect();
-        let wire = change.approved.to_wire();
-        let runs = sessions(&every, &change.statements, |catch_up| {
-            SessionKind::SetAdmins {
-                request: wire.clone(),
-                catch_up,
-            }
-        });
-        let (applied, failed) = split(self.apply_at(roster, runs, expected(&wire.request)).await);
-        let r = &change.approved.request;
-        let mut entry = AuditEntry {
-            action: "set_admins".into(),
-            actors: vec![],
-            key_id: None,
-            payload_digests: vec![],
-            path: vec![],
-            nodes: applied.keys().copied().collect(),
-            outcome: "ok".into(),
-            request_id: Some(hex::encode(&r.request_id.0)),
-            credential: Some(credential),
-            detail: Some(format!(
-                "admin version {} -> {version} caught up (request sha256 {}){}",
-                r.version,
-                hex::encode(change.hash),
-                not_applied(&failed)
-            )),
-        };
-        let mut statements = change.statements.clone();
-        if applied.is_empty() {
-            entry.outcome = nowhere_code(&failed).as_str().into();
-            let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
-        } else {
-            let add: Vec<(u16, String)> = applied
-                .iter()
-                .map(|(node, s)| (*node, hex::encode(s)))
-                .collect();
-            if !self
-                .db(move |s| s.add_admin_statements(version, &add, unix_now(), &entry))
-                .await?
-            {
-                return Err(err(
-                    ErrorCode::Storage,
-                    format!("the recorded change to admin version {version} is gone"),
-                ));
-            }
-            info!(version, nodes = ?applied.keys().collect::<Vec<_>>(), "admin change caught up");
-            statements.extend(applied);
-        }
-        Ok(answer(version, &change.hash, &statements, failed))
+        self.run_change(&body, &roster, (actors, credential), (expired, describe(r)))
+            .await
     }
 }
 

@@ -7,45 +7,113 @@
 use std::collections::BTreeMap;
 
 use protocol::genesis::{ClusterId, Genesis};
+use protocol::policy::Approved;
 use protocol::session::{FailureCode, Outcome, SessionKind};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
+use tracing::info;
 
-use super::{Coordinator, err};
+use super::{Coordinator, err, unix_now};
 use crate::api::{
     AcceptImagesJson, AdminsSetResult, ApiError, ApprovedJson, ErrorCode, Hex, NodeFailure,
     NodeReceipt, SetAdminsJson, Wire,
 };
+use crate::audit::AuditEntry;
 use crate::nodes::{new_session_id, run_session};
-use crate::store::ChangeRow;
+use crate::store::{ChangeRow, ChangeTable};
 
 /// A change request as the admins sign it (JSON): one link of a chain of versions.
-pub(super) trait ChangeJson: Wire + DeserializeOwned {
+pub(super) trait ChangeJson:
+    Wire + DeserializeOwned + Serialize + Send + Sync + 'static
+{
     /// What its versions are called in messages (`admin`, `image`).
     const WHAT: &'static str;
+    /// The audit action of a change (`set_admins`, `accept_images`).
+    const ACTION: &'static str;
+    /// The store's table of these changes.
+    const TABLE: ChangeTable;
     /// The version it replaces (the change makes the next).
     fn replaces(&self) -> u32;
     /// SHA-256 of its canonical bytes.
     fn sha256(&self) -> [u8; 32];
+    /// Its request id.
+    fn request_id(&self) -> &[u8];
+    /// What a node's answer to it must hold.
+    fn expected(&self) -> Expected;
+    /// The session applying `change` at one node, shown another node's statement `catch_up`.
+    fn session(change: &Approved<Self::Wire>, catch_up: Option<(u16, ByteBuf)>) -> SessionKind;
 }
 
 impl ChangeJson for SetAdminsJson {
     const WHAT: &'static str = "admin";
+    const ACTION: &'static str = "set_admins";
+    const TABLE: ChangeTable = ChangeTable::Admins;
     fn replaces(&self) -> u32 {
         self.version
     }
     fn sha256(&self) -> [u8; 32] {
         self.to_wire().hash()
+    }
+    fn request_id(&self) -> &[u8] {
+        &self.request_id.0
+    }
+    fn expected(&self) -> Expected {
+        let r = self.to_wire();
+        Expected {
+            what: Self::WHAT,
+            version: r.new_version(),
+            hash: r.hash(),
+            applied: |outcome| match outcome {
+                Outcome::AdminsSet {
+                    version, statement, ..
+                } => Some((version, statement)),
+                _ => None,
+            },
+            message: protocol::admins::admins_set_message,
+        }
+    }
+    fn session(change: &Approved<Self::Wire>, catch_up: Option<(u16, ByteBuf)>) -> SessionKind {
+        SessionKind::SetAdmins {
+            request: change.clone(),
+            catch_up,
+        }
     }
 }
 
 impl ChangeJson for AcceptImagesJson {
     const WHAT: &'static str = "image";
+    const ACTION: &'static str = "accept_images";
+    const TABLE: ChangeTable = ChangeTable::Images;
     fn replaces(&self) -> u32 {
         self.version
     }
     fn sha256(&self) -> [u8; 32] {
         self.to_wire().hash()
+    }
+    fn request_id(&self) -> &[u8] {
+        &self.request_id.0
+    }
+    fn expected(&self) -> Expected {
+        let r = self.to_wire();
+        Expected {
+            what: Self::WHAT,
+            version: r.new_version(),
+            hash: r.hash(),
+            applied: |outcome| match outcome {
+                Outcome::ImagesAccepted {
+                    version, statement, ..
+                } => Some((version, statement)),
+                _ => None,
+            },
+            message: protocol::images::images_set_message,
+        }
+    }
+    fn session(change: &Approved<Self::Wire>, catch_up: Option<(u16, ByteBuf)>) -> SessionKind {
+        SessionKind::AcceptImages {
+            request: change.clone(),
+            catch_up,
+        }
     }
 }
 
@@ -306,6 +374,194 @@ impl Coordinator {
                 (node, answer)
             })
             .collect()
+    }
+}
+
+/// Statements as stored: node index, signature as hex.
+fn stored(statements: &BTreeMap<u16, Vec<u8>>) -> Vec<(u16, String)> {
+    statements
+        .iter()
+        .map(|(node, s)| (*node, hex::encode(s)))
+        .collect()
+}
+
+impl Coordinator {
+    /// Every recorded change of kind `T`, in version order, each checked against itself.
+    pub(super) async fn recorded_changes<T: ChangeJson>(
+        &self,
+    ) -> Result<Vec<Recorded<T>>, ApiError> {
+        self.db(|s| s.changes(T::TABLE))
+            .await?
+            .iter()
+            .map(Recorded::from_row)
+            .collect()
+    }
+
+    /// Runs a new change at every node (its shape, version, window and approvals by `actors`
+    /// checked already; `expired` once its window has passed; `detail` describes it for the
+    /// audit record) and records it once a node applied it. An expired change is still asked
+    /// of the nodes: one that applied it before a coordinator could record it (a crash in
+    /// between) answers it again; it is recorded then only on two nodes' statements or more
+    /// (attacker review helper-45, finding 3: one compromised enclave alone cannot make an
+    /// expired change that landed nowhere be recorded, and so caught up everywhere).
+    pub(super) async fn run_change<T: ChangeJson>(
+        &self,
+        body: &ApprovedJson<T>,
+        roster: &Genesis,
+        (actors, credential): (Vec<String>, String),
+        (expired, detail): (bool, String),
+    ) -> Result<AdminsSetResult, ApiError> {
+        let wire = body.to_wire();
+        let r = &body.request;
+        let all: Vec<u16> = (0..self.nodes.count()).collect();
+        let runs = sessions(&all, &BTreeMap::new(), |catch_up| {
+            T::session(&wire, catch_up)
+        });
+        let (applied, failed) = split(self.apply_at(roster, runs, r.expected()).await);
+        let (what, version, hash) = (T::WHAT, r.replaces().saturating_add(1), r.sha256());
+        let mut entry = AuditEntry {
+            action: T::ACTION.into(),
+            actors,
+            key_id: None,
+            payload_digests: vec![],
+            path: vec![],
+            nodes: applied.keys().copied().collect(),
+            outcome: "ok".into(),
+            request_id: Some(hex::encode(r.request_id())),
+            credential: Some(credential),
+            detail: Some(format!("{detail}{}", not_applied(&failed))),
+        };
+        if expired && applied.len() < all.len().min(2) {
+            entry.outcome = ErrorCode::RequestExpired.as_str().into();
+            let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
+            return Err(err(
+                ErrorCode::RequestExpired,
+                format!(
+                    "the change to {what} version {version} has expired and fewer than two \
+                     nodes say they applied it (nodes {:?}): approve it again",
+                    applied.keys().collect::<Vec<_>>()
+                ),
+            ));
+        }
+        if applied.is_empty() {
+            let code = nowhere_code(&failed);
+            entry.outcome = code.as_str().into();
+            let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
+            return Err(err(
+                code,
+                format!(
+                    "no node applied the change to {what} version {version}: {}",
+                    failures_text(&failed)
+                ),
+            ));
+        }
+        let row = ChangeRow {
+            version,
+            request: serde_json::to_string(body)
+                .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
+            request_hash: hash.to_vec(),
+            statements: stored(&applied).into_iter().collect(),
+            created_at: unix_now(),
+        };
+        let (row_copy, recorded) = (row.clone(), entry.clone());
+        if self
+            .db(move |s| s.insert_change(T::TABLE, &row_copy, unix_now(), &recorded))
+            .await?
+        {
+            info!(what, version, nodes = ?entry.nodes, "cluster change recorded");
+            return Ok(answer(version, &hash, &applied, failed));
+        }
+        // Another coordinator recorded this version first: the same change gets these
+        // statements too; another change of the same version, approved as well, is a split
+        // the admins must resolve (the nodes that applied this one refuse theirs).
+        let changes = self.recorded_changes::<T>().await?;
+        match changes.iter().find(|c| c.version() == version) {
+            Some(c) if c.hash == hash => {
+                let statements = stored(&applied);
+                self.db(move |s| {
+                    s.add_change_statements(T::TABLE, version, &statements, unix_now(), &entry)
+                })
+                .await?;
+                let mut all = c.statements.clone();
+                all.extend(applied);
+                let failed = failed
+                    .into_iter()
+                    .filter(|f| !all.contains_key(&f.node))
+                    .collect();
+                Ok(answer(version, &hash, &all, failed))
+            }
+            _ => {
+                let nodes = entry.nodes.clone();
+                entry.outcome = ErrorCode::Refused.as_str().into();
+                let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
+                Err(err(
+                    ErrorCode::Refused,
+                    format!(
+                        "another change of {what} version {} was recorded meanwhile, while \
+                         nodes {nodes:?} applied this one (request sha256 {}): the admins \
+                         approved two changes of one version",
+                        r.replaces(),
+                        hex::encode(hash)
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Tries a recorded change again at every node, each shown another node's statement (so
+    /// that it applies the change after its expiry too): a node that has it answers again, and
+    /// one restored from an older genesis blob, whose statement is recorded already, is caught
+    /// up too (attacker review helper-45, finding 4).
+    pub(super) async fn catch_up_change<T: ChangeJson>(
+        &self,
+        roster: &Genesis,
+        change: &Recorded<T>,
+        credential: String,
+    ) -> Result<AdminsSetResult, ApiError> {
+        let (what, version) = (T::WHAT, change.version());
+        let every: Vec<u16> = (0..self.nodes.count()).collect();
+        let wire = change.approved.to_wire();
+        let runs = sessions(&every, &change.statements, |catch_up| {
+            T::session(&wire, catch_up)
+        });
+        let r = &change.approved.request;
+        let (applied, failed) = split(self.apply_at(roster, runs, r.expected()).await);
+        let mut entry = AuditEntry {
+            action: T::ACTION.into(),
+            actors: vec![],
+            key_id: None,
+            payload_digests: vec![],
+            path: vec![],
+            nodes: applied.keys().copied().collect(),
+            outcome: "ok".into(),
+            request_id: Some(hex::encode(r.request_id())),
+            credential: Some(credential),
+            detail: Some(format!(
+                "{what} version {} -> {version} caught up (request sha256 {}){}",
+                r.replaces(),
+                hex::encode(change.hash),
+                not_applied(&failed)
+            )),
+        };
+        let mut statements = change.statements.clone();
+        if applied.is_empty() {
+            entry.outcome = nowhere_code(&failed).as_str().into();
+            let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
+        } else {
+            let add = stored(&applied);
+            if !self
+                .db(move |s| s.add_change_statements(T::TABLE, version, &add, unix_now(), &entry))
+                .await?
+            {
+                return Err(err(
+                    ErrorCode::Storage,
+                    format!("the recorded change to {what} version {version} is gone"),
+                ));
+            }
+            info!(what, version, nodes = ?applied.keys().collect::<Vec<_>>(), "cluster change caught up");
+            statements.extend(applied);
+        }
+        Ok(answer(version, &change.hash, &statements, failed))
     }
 }
 

@@ -9,26 +9,20 @@
 //! A change is recorded once a node applied it; the same change posted again tries every node,
 //! each shown another node's statement (so after its expiry too).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use protocol::genesis::{Genesis, Image};
-use protocol::images::{ACCEPT_IMAGES_VERSION, AcceptImages, images_set_message};
-use protocol::session::{Outcome, SessionKind};
-use tracing::info;
+use protocol::genesis::Image;
+use protocol::images::{ACCEPT_IMAGES_VERSION, AcceptImages};
+use tracing::{info, warn};
 
-use super::changes::{
-    self, Expected, answer, failures_text, not_applied, nowhere_code, receipts, sessions, split,
-};
+use super::changes::{self, receipts};
 use super::checks::{check_admin_approvals, check_version_and_cluster, check_window, not_before};
 use super::{Coordinator, err, unix_now};
 use crate::api::{
     AcceptImagesJson, AdminsSetResult, ApiError, ApprovedJson, ErrorCode, GenesisBody,
-    GenesisV2Json, Hex, ImageChange, ImageJson, ImagesStatus, NodeFailure, Wire,
+    GenesisV2Json, Hex, ImageChange, ImageJson, ImagesStatus, Wire,
 };
-use crate::audit::AuditEntry;
-use crate::store::ImageChangeRow;
 
 /// The image set in force: the images nodes admit as peers and may run on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,22 +45,6 @@ impl Recorded {
             statements: receipts(&self.statements),
             recorded: self.recorded,
         }
-    }
-}
-
-/// What a node's answer to `r` must hold: the image version it makes, signed over its hash.
-fn expected(r: &AcceptImages) -> Expected {
-    Expected {
-        what: "image",
-        version: r.new_version(),
-        hash: r.hash(),
-        applied: |outcome| match outcome {
-            Outcome::ImagesAccepted {
-                version, statement, ..
-            } => Some((version, statement)),
-            _ => None,
-        },
-        message: images_set_message,
     }
 }
 
@@ -153,25 +131,20 @@ fn pcr0_prefixes(images: &[Image]) -> String {
 }
 
 /// What the audit record says of a change (its nodes are the record's `nodes`).
-fn describe(r: &AcceptImages, failed: &[NodeFailure]) -> String {
+fn describe(r: &AcceptImages) -> String {
     format!(
-        "image version {} -> {}: [{}], request sha256 {}{}",
+        "image version {} -> {}: [{}], request sha256 {}",
         r.version,
         r.new_version(),
         pcr0_prefixes(&r.images),
-        hex::encode(r.hash()),
-        not_applied(failed)
+        hex::encode(r.hash())
     )
 }
 
 impl Coordinator {
     /// Every recorded image change, in version order.
     async fn image_changes(&self) -> Result<Vec<Recorded>, ApiError> {
-        self.db(|s| s.image_changes())
-            .await?
-            .iter()
-            .map(Recorded::from_row)
-            .collect()
+        self.recorded_changes().await
     }
 
     /// The image set in force and every change of it, as `GET /v1/cluster` shows them;
@@ -193,6 +166,32 @@ impl Coordinator {
             images: set.images,
             changes: changes.iter().map(Recorded::json).collect(),
         }))
+    }
+
+    /// Points the nodes' attestation policy at the image set in force (once the genesis is
+    /// ready): the coordinator attests the images the enclaves admit, so a node restarted onto
+    /// an accepted image during a rotation is used again, with no restart of the coordinator,
+    /// and after a retire a node on the old image is not (`Nodes::follow_images`). Run by the
+    /// health loop; several coordinators on one store follow the same chain.
+    pub(super) async fn follow_images(&self) {
+        match self.images_status().await {
+            Ok(Some(status)) => {
+                let images = status
+                    .images
+                    .iter()
+                    .map(|i| [i.pcr0.0.clone(), i.pcr1.0.clone(), i.pcr2.0.clone()])
+                    .collect();
+                if self.nodes.follow_images(images) {
+                    info!(
+                        version = status.version,
+                        images = status.images.len(),
+                        "attesting nodes against the image set in force"
+                    );
+                }
+            }
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "the image set in force could not be read"),
+        }
     }
 
     /// Changes the set of enclave images the cluster accepts (`POST /v1/cluster/images`): the
@@ -234,7 +233,7 @@ impl Coordinator {
         let changes = self.image_changes().await?;
         let set = image_set(&pinned.request, &changes)?;
         if let Placed::Recorded(recorded) = place(r, &set, &changes)? {
-            return self.catch_up_images(&roster, recorded, credential).await;
+            return self.catch_up_change(&roster, recorded, credential).await;
         }
         // As for an admin change (`admins`): an expired change is still asked of the nodes, and
         // recorded then only on two nodes' statements or more.
@@ -246,164 +245,8 @@ impl Coordinator {
         let admins = self.current_admins(&genesis).await?;
         let actors = check_admin_approvals(r, r.admins, &wire.approvals, &admins)?;
         not_before(r.created).await;
-        let all: Vec<u16> = (0..self.nodes.count()).collect();
-        let runs = sessions(&all, &BTreeMap::new(), |catch_up| {
-            SessionKind::AcceptImages {
-                request: wire.clone(),
-                catch_up,
-            }
-        });
-        let (applied, failed) = split(self.apply_at(&roster, runs, expected(r)).await);
-        let (version, hash) = (r.new_version(), r.hash());
-        let mut entry = AuditEntry {
-            action: "accept_images".into(),
-            actors,
-            key_id: None,
-            payload_digests: vec![],
-            path: vec![],
-            nodes: applied.keys().copied().collect(),
-            outcome: "ok".into(),
-            request_id: Some(hex::encode(&r.request_id)),
-            credential: Some(credential),
-            detail: Some(describe(r, &failed)),
-        };
-        if expired && applied.len() < all.len().min(2) {
-            entry.outcome = ErrorCode::RequestExpired.as_str().into();
-            let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
-            return Err(err(
-                ErrorCode::RequestExpired,
-                format!(
-                    "the change to image version {version} has expired and fewer than two nodes \
-                     say they applied it (nodes {:?}): approve it again",
-                    applied.keys().collect::<Vec<_>>()
-                ),
-            ));
-        }
-        if applied.is_empty() {
-            let code = nowhere_code(&failed);
-            entry.outcome = code.as_str().into();
-            let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
-            return Err(err(
-                code,
-                format!(
-                    "no node applied the change to image version {version}: {}",
-                    failures_text(&failed)
-                ),
-            ));
-        }
-        let row = ImageChangeRow {
-            version,
-            request: serde_json::to_string(&body)
-                .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
-            request_hash: hash.to_vec(),
-            statements: applied
-                .iter()
-                .map(|(node, s)| (*node, hex::encode(s)))
-                .collect(),
-            created_at: unix_now(),
-        };
-        let (stored, recorded) = (row.clone(), entry.clone());
-        if self
-            .db(move |s| s.insert_image_change(&stored, unix_now(), &recorded))
-            .await?
-        {
-            info!(version, nodes = ?entry.nodes, "accepted images changed");
-            return Ok(answer(version, &hash, &applied, failed));
-        }
-        // Another coordinator recorded this version first: the same change gets these
-        // statements too; another change of the same version, approved as well, is a split
-        // the admins must resolve (the nodes that applied this one refuse theirs).
-        let changes = self.image_changes().await?;
-        match changes.iter().find(|c| c.version() == version) {
-            Some(c) if c.hash == hash => {
-                let statements: Vec<(u16, String)> = row.statements.into_iter().collect();
-                self.db(move |s| s.add_image_statements(version, &statements, unix_now(), &entry))
-                    .await?;
-                let mut all = c.statements.clone();
-                all.extend(applied);
-                let failed = failed
-                    .into_iter()
-                    .filter(|f| !all.contains_key(&f.node))
-                    .collect();
-                Ok(answer(version, &hash, &all, failed))
-            }
-            _ => {
-                let nodes = entry.nodes.clone();
-                entry.outcome = ErrorCode::Refused.as_str().into();
-                let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
-                Err(err(
-                    ErrorCode::Refused,
-                    format!(
-                        "another change of image version {} was recorded meanwhile, while nodes \
-                         {nodes:?} applied this one (request sha256 {}): the admins approved two \
-                         changes of one version",
-                        r.version,
-                        hex::encode(hash)
-                    ),
-                ))
-            }
-        }
-    }
-
-    /// Tries a recorded image change again at every node, each shown another node's statement
-    /// (so that it applies the change after its expiry too): a node that has it answers again,
-    /// and one restored from an older genesis blob is caught up too.
-    async fn catch_up_images(
-        &self,
-        roster: &Genesis,
-        change: &Recorded,
-        credential: String,
-    ) -> Result<AdminsSetResult, ApiError> {
-        let version = change.version();
-        let every: Vec<u16> = (0..self.nodes.count()).collect();
-        let wire = change.approved.to_wire();
-        let runs = sessions(&every, &change.statements, |catch_up| {
-            SessionKind::AcceptImages {
-                request: wire.clone(),
-                catch_up,
-            }
-        });
-        let (applied, failed) = split(self.apply_at(roster, runs, expected(&wire.request)).await);
-        let r = &change.approved.request;
-        let mut entry = AuditEntry {
-            action: "accept_images".into(),
-            actors: vec![],
-            key_id: None,
-            payload_digests: vec![],
-            path: vec![],
-            nodes: applied.keys().copied().collect(),
-            outcome: "ok".into(),
-            request_id: Some(hex::encode(&r.request_id.0)),
-            credential: Some(credential),
-            detail: Some(format!(
-                "image version {} -> {version} caught up (request sha256 {}){}",
-                r.version,
-                hex::encode(change.hash),
-                not_applied(&failed)
-            )),
-        };
-        let mut statements = change.statements.clone();
-        if applied.is_empty() {
-            entry.outcome = nowhere_code(&failed).as_str().into();
-            let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
-        } else {
-            let add: Vec<(u16, String)> = applied
-                .iter()
-                .map(|(node, s)| (*node, hex::encode(s)))
-                .collect();
-            if !self
-                .db(move |s| s.add_image_statements(version, &add, unix_now(), &entry))
-                .await?
-            {
-                return Err(err(
-                    ErrorCode::Storage,
-                    format!("the recorded change to image version {version} is gone"),
-                ));
-            }
-            info!(version, nodes = ?applied.keys().collect::<Vec<_>>(), "image change caught up");
-            statements.extend(applied);
-        }
-        Ok(answer(version, &change.hash, &statements, failed))
+        self.run_change(&body, &roster, (actors, credential), (expired, describe(r)))
+            .await
     }
 }
 

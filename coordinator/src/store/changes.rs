@@ -27,7 +27,7 @@ pub struct ChangeRow {
 
 /// Which table of changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum ChangeTable {
+pub enum ChangeTable {
     /// `admin_changes`.
     Admins,
     /// `image_changes`.
@@ -82,7 +82,7 @@ fn change_row(table: ChangeTable, r: &Row) -> Result<ChangeRow, StoreError> {
 
 impl Store {
     /// Every change of `table`, in version order.
-    pub(super) fn changes(&mut self, table: ChangeTable) -> Result<Vec<ChangeRow>, StoreError> {
+    pub fn changes(&mut self, table: ChangeTable) -> Result<Vec<ChangeRow>, StoreError> {
         self.transaction(|tx| {
             tx.query(
                 &format!("SELECT {COLUMNS} FROM {} ORDER BY version", table.name()),
@@ -97,7 +97,7 @@ impl Store {
     /// Records a change in `table` with its audit record, if it makes the version after the
     /// last one recorded (1 for the first); `false`, changing nothing, otherwise (another
     /// coordinator recorded that version first, or one is missing before it).
-    pub(super) fn insert_change(
+    pub fn insert_change(
         &mut self,
         table: ChangeTable,
         change: &ChangeRow,
@@ -141,7 +141,7 @@ impl Store {
     /// Adds nodes' statements (node index, signature as hex) to the change of `table` that
     /// made `version`, with its audit record; a node's statement recorded before is kept.
     /// `false`, changing nothing, if no change made that version.
-    pub(super) fn add_change_statements(
+    pub fn add_change_statements(
         &mut self,
         table: ChangeTable,
         version: u32,

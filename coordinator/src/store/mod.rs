@@ -29,7 +29,7 @@ mod states;
 
 pub use admins::AdminChangeRow;
 pub use audit::verify_log;
-pub use changes::ChangeRow;
+pub use changes::{ChangeRow, ChangeTable};
 pub use cluster::ClusterRow;
 pub use connect::{PostgresTls, TlsMode};
 pub use credentials::{CredentialRow, NonceUse, Registered, Revoked};

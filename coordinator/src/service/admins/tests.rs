@@ -1,9 +1,12 @@
 //! The admin set's pure parts: the chain of changes, where a posted change stands, what is
 //! read back from the store.
 
-use super::super::changes::failure;
+use std::collections::BTreeMap;
+
+use super::super::changes::{failure, nowhere_code};
 use super::*;
 use crate::api::GenesisJson;
+use crate::store::AdminChangeRow;
 use protocol::genesis::ClusterId;
 
 fn genesis() -> GenesisBody {

@@ -415,3 +415,63 @@ pub async fn audit_log(api: &cli::client::ApiClient) -> Vec<coordinator::api::Au
 pub fn expectations(cluster: &cli::sim::SimCluster) -> cli::ceremony::Expectations {
     cli::ceremony::Expectations::of_sim_dir(&cluster.dir).expect("the cluster's cluster.json")
 }
+
+/// Waits (up to 90 s) until every node is healthy.
+///
+/// # Panics
+/// If they are not by then (test code).
+pub async fn wait_all_healthy(api: &cli::client::ApiClient) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Ok(s) = api
+            .get::<coordinator::api::ClusterStatus>("/v1/cluster")
+            .await
+            && s.nodes.iter().all(|n| n.healthy)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the nodes did not all come back: {:?}",
+            api.get::<coordinator::api::ClusterStatus>("/v1/cluster")
+                .await
+                .map(|s| s.nodes)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits (up to 60 s) until every node is reachable and attested (before genesis none is
+/// healthy).
+///
+/// # Panics
+/// If they are not by then (test code).
+pub async fn wait_up(api: &cli::client::ApiClient) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !api
+        .get::<coordinator::api::ClusterStatus>("/v1/cluster")
+        .await
+        .is_ok_and(|s| s.nodes.iter().all(|n| n.reachable && n.attested))
+    {
+        assert!(Instant::now() < deadline, "the cluster did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A 3-node simulated cluster's options in a new directory named `prefix…` (kept after the run
+/// with COHORT_KEEP_DIR=1, for every process's log): the directory guard and the options.
+///
+/// # Panics
+/// If the directory cannot be made (test code).
+pub fn sim_options(prefix: &str) -> (tempfile::TempDir, cli::sim::SimOptions) {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .disable_cleanup(std::env::var_os("COHORT_KEEP_DIR").is_some())
+        .tempdir()
+        .expect("a temporary directory");
+    eprintln!("cluster directory: {}", dir.path().display());
+    let mut options = cli::sim::SimOptions::new(3, dir.path().to_path_buf()).expect("options");
+    options.bin_dir = bin_dir();
+    options.fixture_primes = true;
+    (dir, options)
+}

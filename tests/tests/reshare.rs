@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use cli::client::ApiClient;
 use cli::ops;
-use cli::sim::{SimCluster, SimOptions};
-use coordinator::api::{ClusterStatus, KeyInfo};
+use cli::sim::SimCluster;
+use cohort_tests::{sim_options, wait_all_healthy, wait_up};
+use coordinator::api::KeyInfo;
 use ed25519_dalek::SigningKey;
 use protocol::policy::{Payload, Scheme};
 
@@ -21,53 +22,6 @@ struct Setup {
     trust: cli::trust::Trust,
     admins: Vec<SigningKey>,
     approvers: Vec<SigningKey>,
-}
-
-async fn wait_all_healthy(api: &ApiClient) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Ok(s) = api.get::<ClusterStatus>("/v1/cluster").await
-            && s.nodes.iter().all(|n| n.healthy)
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the nodes did not all come back: {:?}",
-            api.get::<ClusterStatus>("/v1/cluster")
-                .await
-                .map(|s| s.nodes)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits until every node is reachable and attested (before genesis none is healthy).
-async fn wait_up(api: &ApiClient) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !api
-        .get::<ClusterStatus>("/v1/cluster")
-        .await
-        .is_ok_and(|s| s.nodes.iter().all(|n| n.reachable && n.attested))
-    {
-        assert!(Instant::now() < deadline, "the cluster did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// A 3-node simulated cluster's options in a new directory named `prefix…` (kept after the run
-/// with COHORT_KEEP_DIR=1, for every process's log): the directory guard and the options.
-fn sim_options(prefix: &str) -> (tempfile::TempDir, SimOptions) {
-    let dir = tempfile::Builder::new()
-        .prefix(prefix)
-        .disable_cleanup(std::env::var_os("COHORT_KEEP_DIR").is_some())
-        .tempdir()
-        .unwrap();
-    eprintln!("cluster directory: {}", dir.path().display());
-    let mut options = SimOptions::new(3, dir.path().to_path_buf()).unwrap();
-    options.bin_dir = cohort_tests::bin_dir();
-    options.fixture_primes = true;
-    (dir, options)
 }
 
 impl Setup {

@@ -183,6 +183,25 @@ async fn wait_restarted(api: &ApiClient, node: usize, before: Option<String>) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     wait_all_healthy(api).await;
+    // Healthy is not yet in quorums: every pair of nodes must have admitted each other's
+    // current identity (the coordinator's admission round after the restart).
+    loop {
+        let status: ClusterStatus = api.get("/v1/cluster").await.unwrap();
+        let n = status.nodes.len();
+        if status
+            .nodes
+            .iter()
+            .all(|s| s.healthy && s.known_to.len() == n - 1)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the peers never all admitted each other: {:?}",
+            status.nodes
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Restarts node `id` (1-based) on `program`, its proxy admitting `images`.
@@ -209,7 +228,9 @@ async fn sign_mixed(
     approver: &SigningKey,
     on_new: &[u16],
 ) -> Vec<u16> {
-    for i in 0..30 {
+    // The coordinator rotates through the usable quorums: a mixed one comes within a few
+    // requests once every pair admitted each other (`wait_restarted`).
+    for i in 0..60 {
         let message = format!("mixed {on_new:?} {i}").into_bytes();
         let r = ops::sign(
             api,
@@ -234,7 +255,7 @@ async fn sign_mixed(
             return nodes;
         }
     }
-    panic!("30 signatures and no quorum mixing nodes {on_new:?} with the others");
+    panic!("60 signatures and no quorum mixing nodes {on_new:?} with the others");
 }
 
 /// A full ECDSA signature over a fresh digest, checked with k256.

@@ -207,17 +207,17 @@ impl Roster {
         self.peers.get(&node)
     }
 
-    /// The entries of `nodes` alone, as they are now: a session's own view of its peers.
+    /// The entries of `nodes` alone, as they are now: a session's own view of its peers (their
+    /// keys; not the images they were admitted under).
     pub fn subset(&self, nodes: &[u16]) -> Self {
         Self {
             peers: nodes
                 .iter()
                 .filter_map(|n| self.peers.get(n).map(|k| (*n, *k)))
                 .collect(),
-            images: nodes
-                .iter()
-                .filter_map(|n| self.images.get(n).map(|i| (*n, i.clone())))
-                .collect(),
+            // A session's view needs the keys only (images are dropped from the node's own
+            // roster, never from a view): nothing is copied per session.
+            images: BTreeMap::new(),
         }
     }
 

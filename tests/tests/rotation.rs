@@ -8,10 +8,12 @@
 //!
 //! The steps: the KMS key policies admit both images; the admins accept both (image version 1);
 //! each node in turn is restarted onto the new image, its proxy pinned to it, and is admitted
-//! by its peers still on the old one; the admins retire the old image (version 2). Meanwhile a
-//! client signs EdDSA requests back to back, resubmitting a failed one as a custody client
-//! does: none may fail for good, and the run prints how many failed at first and the longest
-//! pause between two completed signatures. Afterwards a parent restarting its node on the
+//! by its peers still on the old one; the admins retire the old image (version 2). Meanwhile two
+//! clients sign back to back, one EdDSA, one ECDSA from presignatures (falling back to full
+//! signing where a quorum holds none), each resubmitting a failed request under its
+//! idempotency key as a custody client does: none may fail for good, and the run prints, per
+//! client, how many failed at first, how many came from a presignature and the longest pause
+//! between two completed signatures. Afterwards a parent restarting its node on the
 //! retired image, with its KMS key and its proxy still admitting it, is refused by the enclave
 //! itself (`other_image`) and by the coordinator (`pcr_mismatch`), while the other two nodes
 //! keep signing.
@@ -32,11 +34,55 @@ use coordinator::api::{ClusterStatus, KeyInfo, PresignatureUse, SignResult};
 use coordinator::client::{ApiCallError, ApiClient};
 use ed25519_dalek::SigningKey;
 use protocol::genesis::{ClusterId, Image};
-use protocol::policy::{Payload, Scheme};
+use protocol::policy::{HashFunction, Payload, Scheme};
 use serde_bytes::ByteBuf;
 use sha2::Digest;
 
-/// One signing request of the client, from its first submission to its last answer.
+/// What a client signs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    /// EdDSA over a raw message.
+    Eddsa,
+    /// ECDSA over a preimage the enclaves hash (SHA-256), from a presignature where the quorum
+    /// holds one.
+    EcdsaPresigned,
+}
+
+impl Kind {
+    /// The payload for `message` and how presignatures are used.
+    fn payload(self, message: &[u8]) -> (Payload, PresignatureUse) {
+        match self {
+            Kind::Eddsa => (Payload::raw(message.to_vec()), PresignatureUse::Never),
+            Kind::EcdsaPresigned => (
+                Payload::hashed(HashFunction::Sha256, message.to_vec()),
+                PresignatureUse::Prefer,
+            ),
+        }
+    }
+
+    /// How long the client waits after each answer: EdDSA back to back; ECDSA at two requests
+    /// a second, a withdrawal desk's pace rather than a flood, so that the pools (refilled in
+    /// the background, about a CPU-second per presignature) can keep up.
+    fn pace(self) -> Duration {
+        match self {
+            Kind::Eddsa => Duration::ZERO,
+            Kind::EcdsaPresigned => Duration::from_millis(500),
+        }
+    }
+
+    /// Checks `signature` over `message` under `public_key`.
+    fn verify(self, public_key: &[u8], message: &[u8], signature: &[u8]) {
+        match self {
+            Kind::Eddsa => cohort_tests::verify_eddsa(public_key, message, signature),
+            Kind::EcdsaPresigned => {
+                let digest: [u8; 32] = sha2::Sha256::digest(message).into();
+                cohort_tests::verify_ecdsa(public_key, &digest, signature);
+            }
+        }
+    }
+}
+
+/// One signing request of a client, from its first submission to its last answer.
 struct Request {
     /// When it was first submitted and when it was answered for good, since the run began.
     started: Duration,
@@ -50,12 +96,12 @@ struct Request {
     result: Option<SignResult>,
 }
 
-/// A client signing EdDSA requests back to back until `stop`, each made just before it is sent
-/// (an enclave restarted meanwhile refuses requests made before it booted) and resubmitted
-/// under its idempotency key on a retryable failure, for up to a minute.
+/// A client signing `kind` requests back to back until `stop`, each made just before it is
+/// sent (an enclave restarted meanwhile refuses requests made before it booted) and
+/// resubmitted under its idempotency key on a retryable failure, for up to a minute.
 async fn client(
     api: ApiClient,
-    (cluster, key): (ClusterId, String),
+    (cluster, key, kind): (ClusterId, String, Kind),
     approver: SigningKey,
     stop: Arc<AtomicBool>,
     done: Arc<AtomicUsize>,
@@ -63,14 +109,15 @@ async fn client(
     let begun = Instant::now();
     let mut out = Vec::new();
     while !stop.load(Ordering::SeqCst) {
-        let message = format!("rotation {}", out.len()).into_bytes();
+        let message = format!("rotation {kind:?} {}", out.len()).into_bytes();
+        let (payload, presignature) = kind.payload(&message);
         let body = ops::sign_body(
             cluster,
             key.as_str(),
             &[],
-            vec![Payload::raw(message.clone())],
+            vec![payload],
             std::slice::from_ref(&approver),
-            Some(PresignatureUse::Never),
+            Some(presignature),
         );
         let started = begun.elapsed();
         let mut errors = Vec::new();
@@ -110,6 +157,7 @@ async fn client(
             result,
         });
         done.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(kind.pace()).await;
     }
     out
 }
@@ -276,6 +324,93 @@ async fn sign_ecdsa(api: &ApiClient, (cluster, key): (ClusterId, &KeyInfo), appr
     cohort_tests::verify_ecdsa(&key.public_key.0, &digest, &r.signatures[0].signature.0);
 }
 
+/// Waits (up to 180 s: pools fill in the background) until every quorum's pool of `key` is
+/// full.
+async fn wait_presignatures(api: &ApiClient, key: &str) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let status: ClusterStatus = api.get("/v1/cluster").await.unwrap();
+        let pools: Vec<_> = status.pools.iter().filter(|p| p.key_id == key).collect();
+        if !pools.is_empty() && pools.iter().all(|p| p.ready >= p.target) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pools of {key} not full within 180 s: {:?}",
+            status.pools
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits (up to 120 s) until each client has completed `more` requests beyond `before`.
+async fn wait_progress(before: &[usize], now: impl Fn() -> Vec<usize>, more: [usize; 2]) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let counts = now();
+        if counts
+            .iter()
+            .zip(before)
+            .zip(more)
+            .all(|((n, b), m)| *n >= b + m)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a client stalled: {before:?} then {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Asserts that none of a client's requests failed for good and that every signature
+/// verifies, and prints the figures.
+fn report(key: &KeyInfo, kind: Kind, requests: Vec<Request>) {
+    let failed: Vec<&Request> = requests.iter().filter(|r| r.result.is_none()).collect();
+    assert!(
+        failed.is_empty(),
+        "{kind:?}: {} of {} requests failed for good: {:?}",
+        failed.len(),
+        requests.len(),
+        failed.iter().map(|r| &r.errors).collect::<Vec<_>>()
+    );
+    let mut presigned = 0;
+    for r in &requests {
+        let s = &r.result.as_ref().unwrap().signatures[0];
+        kind.verify(&key.public_key.0, &r.message, &s.signature.0);
+        presigned += usize::from(s.presigned);
+    }
+    if kind == Kind::EcdsaPresigned {
+        // The client started once the pools were full.
+        assert!(
+            presigned > 0,
+            "no ECDSA request was signed from a presignature"
+        );
+    }
+    let first_failed = requests.iter().filter(|r| !r.first_ok).count();
+    let mut errors: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in requests.iter().flat_map(|r| &r.errors) {
+        *errors.entry(e.as_str()).or_default() += 1;
+    }
+    let mut finished: Vec<Duration> = requests.iter().map(|r| r.finished).collect();
+    finished.sort();
+    let pause = finished.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    let mut latency: Vec<Duration> = requests.iter().map(|r| r.finished - r.started).collect();
+    latency.sort();
+    eprintln!(
+        "rotation report ({kind:?}): {} requests over {:.1} s while 3 nodes moved to the new \
+         image, {presigned} from a presignature; {first_failed} failed at first submission \
+         ({errors:?}), 0 failed after resubmission; longest pause between two completed \
+         signatures {} ms; latency p50 {} ms, max {} ms",
+        requests.len(),
+        finished.last().unwrap().as_secs_f64(),
+        pause.as_millis(),
+        latency[latency.len() / 2].as_millis(),
+        latency.last().unwrap().as_millis(),
+    );
+}
+
 /// Waits (up to 60 s) until `line` is in the file at `path`.
 async fn wait_for_line(path: &Path, line: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -362,22 +497,28 @@ async fn a_rolling_image_rotation_keeps_the_cluster_signing() {
     .unwrap();
     assert_eq!((answer.version, answer.applied.len()), (1, 3), "{answer:?}");
 
-    // 3. The client signs throughout; each node in turn moves to the new image.
+    // 3. The clients sign throughout; each node in turn moves to the new image. The ECDSA
+    // client starts once the pools are full, so that it is shown signing from presignatures.
+    wait_presignatures(&api, &ecdsa.key_id).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicUsize::new(0));
-    let signer = tokio::spawn(client(
-        api.clone(),
-        (cluster_id, eddsa.key_id.clone()),
-        approver.clone(),
-        stop.clone(),
-        done.clone(),
-    ));
-    while done.load(Ordering::SeqCst) < 10 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    let (mut clients, mut counters) = (Vec::new(), Vec::new());
+    for (key, kind) in [(&eddsa, Kind::Eddsa), (&ecdsa, Kind::EcdsaPresigned)] {
+        let done = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(client(
+            api.clone(),
+            (cluster_id, key.key_id.clone(), kind),
+            approver.clone(),
+            stop.clone(),
+            done.clone(),
+        ));
+        clients.push((key.clone(), kind, task));
+        counters.push(done);
     }
+    let progress = || -> Vec<usize> { counters.iter().map(|c| c.load(Ordering::SeqCst)).collect() };
+    wait_progress(&[0, 0], progress, [10, 1]).await;
     let mut on_new = Vec::new();
     for id in 1..=3usize {
-        let before = done.load(Ordering::SeqCst);
+        let before = progress();
         let identity = identity_of(&api, id - 1).await;
         run_node_on(&mut cluster, id, &new_bin, &[&new]).await;
         wait_restarted(&api, id - 1, identity).await;
@@ -388,12 +529,8 @@ async fn a_rolling_image_rotation_keeps_the_cluster_signing() {
             eprintln!("rotation: node {id} on the new image; mixed quorum {nodes:?}");
         }
         sign_ecdsa(&api, (cluster_id, &ecdsa), &approver).await;
-        // The client kept going through this node's restart.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while done.load(Ordering::SeqCst) < before + 5 {
-            assert!(Instant::now() < deadline, "the client stalled");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        // Both clients kept going through this node's restart.
+        wait_progress(&before, progress, [5, 1]).await;
     }
 
     // 4. The admins retire the old image: version 2.
@@ -409,41 +546,9 @@ async fn a_rolling_image_rotation_keeps_the_cluster_signing() {
     .unwrap();
     assert_eq!((answer.version, answer.applied.len()), (2, 3), "{answer:?}");
     stop.store(true, Ordering::SeqCst);
-    let requests = signer.await.unwrap();
-
-    // Nothing failed for good, every signature verifies, and the figures.
-    let failed: Vec<&Request> = requests.iter().filter(|r| r.result.is_none()).collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {} requests failed for good: {:?}",
-        failed.len(),
-        requests.len(),
-        failed.iter().map(|r| &r.errors).collect::<Vec<_>>()
-    );
-    for r in &requests {
-        let s = &r.result.as_ref().unwrap().signatures[0];
-        cohort_tests::verify_eddsa(&eddsa.public_key.0, &r.message, &s.signature.0);
+    for (key, kind, task) in clients {
+        report(&key, kind, task.await.unwrap());
     }
-    let first_failed = requests.iter().filter(|r| !r.first_ok).count();
-    let mut errors: BTreeMap<&str, usize> = BTreeMap::new();
-    for e in requests.iter().flat_map(|r| &r.errors) {
-        *errors.entry(e.as_str()).or_default() += 1;
-    }
-    let mut finished: Vec<Duration> = requests.iter().map(|r| r.finished).collect();
-    finished.sort();
-    let pause = finished.windows(2).map(|w| w[1] - w[0]).max().unwrap();
-    let mut latency: Vec<Duration> = requests.iter().map(|r| r.finished - r.started).collect();
-    latency.sort();
-    eprintln!(
-        "rotation report: {} EdDSA requests over {:.1} s while 3 nodes moved to the new image; \
-         {first_failed} failed at first submission ({errors:?}), 0 failed after resubmission; \
-         longest pause between two completed signatures {} ms; latency p50 {} ms, max {} ms",
-        requests.len(),
-        finished.last().unwrap().as_secs_f64(),
-        pause.as_millis(),
-        latency[latency.len() / 2].as_millis(),
-        latency.last().unwrap().as_millis(),
-    );
 
     // 5. A parent restarts its node on the retired image, its proxy and (until the operator
     // narrows it) its KMS key still admitting it: the enclave refuses its own sealed state

@@ -31,6 +31,7 @@ mod bounds;
 mod governance;
 mod images;
 mod import;
+mod inventory;
 mod reshare;
 
 fn now() -> u64 {

@@ -66,8 +66,9 @@ fn hex_short(bytes: &[u8; 32]) -> String {
 
 /// Domain tags a node key signs under: a node-key signature is never an envelope signature or
 /// an approval, whatever the bytes after the tag.
-pub const NODE_KEY_DOMAINS: [&[u8]; 6] = [
+pub const NODE_KEY_DOMAINS: [&[u8]; 7] = [
     protocol::admins::ADMINS_SET_DOMAIN,
+    protocol::inventory::INVENTORY_DOMAIN,
     protocol::images::IMAGES_SET_DOMAIN,
     protocol::genesis::GENESIS_RECEIPT_DOMAIN,
     protocol::receipt::KEY_RECEIPT_DOMAIN,

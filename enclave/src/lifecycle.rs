@@ -74,7 +74,8 @@ pub fn required_phase(request: &EnclaveRequest) -> Requirement {
         EnclaveRequest::AdmitPeers { .. }
         | EnclaveRequest::StartSession { .. }
         | EnclaveRequest::Deliver { .. }
-        | EnclaveRequest::AbortSession { .. } => Requirement::In(&[Phase::Operational]),
+        | EnclaveRequest::AbortSession { .. }
+        | EnclaveRequest::Inventory { .. } => Requirement::In(&[Phase::Operational]),
     }
 }
 

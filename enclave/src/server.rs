@@ -514,6 +514,13 @@ fn cluster_request(
         EnclaveRequest::AbortSession { session } => {
             node.abort_session(&session).map(EnclaveResponse::Session)
         }
+        EnclaveRequest::Inventory { nonce, after } => {
+            let page = node.inventory(&nonce, after.as_deref());
+            page.map(|(report, signature)| {
+                let signature = ByteBuf::from(signature);
+                EnclaveResponse::Inventory { report, signature }
+            })
+        }
         EnclaveRequest::Attest { .. } | EnclaveRequest::Status => {
             return EnclaveResponse::Error(EnclaveError::new(
                 ErrorCode::Internal,

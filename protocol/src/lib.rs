@@ -14,6 +14,7 @@ pub mod genesis;
 pub mod http1;
 pub mod images;
 pub mod import;
+pub mod inventory;
 pub mod parent;
 pub mod peer;
 pub mod policy;
@@ -212,6 +213,15 @@ pub enum EnclaveRequest {
         /// The session.
         session: ByteBuf,
     },
+    /// Report what this node holds (issue 20, disaster recovery): one page of its keys, in
+    /// key-id order, signed by its node key with the caller's nonce. Changes nothing.
+    Inventory {
+        /// Caller-chosen freshness nonce ([`inventory::MIN_INVENTORY_NONCE`] to
+        /// [`inventory::MAX_INVENTORY_NONCE`] bytes).
+        nonce: ByteBuf,
+        /// The page starts after this key id (`None`: the first page).
+        after: Option<String>,
+    },
 }
 
 impl EnclaveRequest {
@@ -228,6 +238,7 @@ impl EnclaveRequest {
             Self::StartSession { .. } => "start_session",
             Self::Deliver { .. } => "deliver",
             Self::AbortSession { .. } => "abort_session",
+            Self::Inventory { .. } => "inventory",
         }
     }
 }
@@ -343,6 +354,14 @@ pub enum EnclaveResponse {
     },
     /// Progress of a session.
     Session(session::SessionUpdate),
+    /// One page of what this node holds, and its node key's signature over
+    /// [`inventory::InventoryReport::message`].
+    Inventory {
+        /// The page.
+        report: inventory::InventoryReport,
+        /// Ed25519 signature (64 bytes) by the node key.
+        signature: ByteBuf,
+    },
     /// The request failed.
     Error(EnclaveError),
 }
@@ -358,6 +377,7 @@ impl EnclaveResponse {
             Self::Restored { .. } => "restored",
             Self::PeersAdmitted { .. } => "peers_admitted",
             Self::Session(_) => "session",
+            Self::Inventory { .. } => "inventory",
             Self::Error(_) => "error",
         }
     }

@@ -29,6 +29,7 @@ mod generations;
 mod genesis;
 mod images;
 mod import;
+mod inventory;
 mod keys;
 mod machine;
 pub mod membership;

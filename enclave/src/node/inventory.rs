@@ -1,0 +1,98 @@
+//! What this node holds, for a coordinator rebuilding its records after its database was lost
+//! (issue 20, disaster recovery): one page of keys, each with its current receipt signed again
+//! (Ed25519 is deterministic: the same bytes the node gave when it sealed that generation),
+//! the whole page signed by the node key with the caller's nonce. Read only: nothing changes.
+
+use protocol::inventory::{
+    HeldKey, INVENTORY_PAGE, INVENTORY_VERSION, InventoryReport, MAX_INVENTORY_KEY_ID,
+    MAX_INVENTORY_NONCE, MIN_INVENTORY_NONCE,
+};
+use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt};
+use serde_bytes::ByteBuf;
+
+use super::membership::MembershipError;
+use super::{Node, NodeError, bad, internal};
+
+impl Node {
+    /// One page of this node's keys after `after`, signed with `nonce`.
+    pub(crate) fn inventory(
+        &self,
+        nonce: &[u8],
+        after: Option<&str>,
+    ) -> Result<(InventoryReport, Vec<u8>), NodeError> {
+        if !(MIN_INVENTORY_NONCE..=MAX_INVENTORY_NONCE).contains(&nonce.len()) {
+            return Err(bad(format!(
+                "an inventory nonce is {MIN_INVENTORY_NONCE} to {MAX_INVENTORY_NONCE} bytes, not {}",
+                nonce.len()
+            )));
+        }
+        if after.is_some_and(|a| a.len() > MAX_INVENTORY_KEY_ID) {
+            return Err(bad(format!(
+                "an inventory page starts after a key id of at most {MAX_INVENTORY_KEY_ID} bytes"
+            )));
+        }
+        let g = self.genesis()?;
+        let cluster = g.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
+        let node_key = self
+            .node_key
+            .as_ref()
+            .ok_or_else(|| NodeError::Internal("no node key".into()))?;
+        let start = match after {
+            Some(a) => std::ops::Bound::Excluded(a.to_string()),
+            None => std::ops::Bound::Unbounded,
+        };
+        let mut keys = Vec::new();
+        let mut listed = self.keys.range((start, std::ops::Bound::Unbounded));
+        for (key_id, key) in listed.by_ref().take(INVENTORY_PAGE) {
+            let (public_key, chain_code) = key.share.public_key();
+            let receipt = KeyReceipt {
+                v: KEY_RECEIPT_VERSION,
+                cluster,
+                node: g.node,
+                key_id: key_id.clone(),
+                scheme: key.share.scheme(),
+                threshold: key.threshold,
+                participants: (0..g.nodes).collect(),
+                public_key: ByteBuf::from(public_key),
+                chain_code: chain_code.map(ByteBuf::from),
+                generation: key.generation,
+                request: ByteBuf::from(key.request.map(|r| r.to_vec()).unwrap_or_default()),
+                policy_version: 0,
+                policy: None,
+            }
+            .with_policy(key.policy_version, &key.policy);
+            let signature = match key.request {
+                Some(_) => Some(ByteBuf::from(
+                    self.sign_receipt(receipt.clone()).map_err(internal)?,
+                )),
+                None => None,
+            };
+            keys.push(HeldKey {
+                receipt,
+                signature,
+                policy: key.policy.clone(),
+                policy_void: key.policy_void,
+                refresh_every: key.schedule.every,
+                since: key.schedule.since,
+                pending: key.pending.as_ref().map(|p| p.generation),
+            });
+        }
+        let report = InventoryReport {
+            v: INVENTORY_VERSION,
+            cluster,
+            node: g.node,
+            nonce: ByteBuf::from(nonce.to_vec()),
+            after: after.map(str::to_string),
+            more: listed.next().is_some(),
+            admins: g.admin_version(),
+            images: g.image_version(),
+            aux: self.aux.is_some(),
+            keys,
+        };
+        let signature = node_key
+            .key
+            .sign(&report.message())
+            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        Ok((report, signature.to_vec()))
+    }
+}

@@ -1,0 +1,180 @@
+//! A node's inventory (issue 20, disaster recovery): what its enclave holds, signed by its node
+//! key, so that a coordinator whose database was lost can rebuild its key records from what
+//! the nodes hold rather than from what anyone tells it.
+//!
+//! Each page names the caller's fresh nonce (a report cannot be replayed from before a later
+//! change), the page's start and whether more follow, and carries each key's current receipt
+//! as the node signed it when it sealed that generation (an Ed25519 signature is
+//! deterministic: the same bytes again), so that a key's archived receipts can be matched with
+//! what the node holds now.
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::genesis::{ClusterId, Genesis};
+use crate::policy::KeyPolicy;
+use crate::receipt::KeyReceipt;
+
+/// Version of [`InventoryReport`].
+pub const INVENTORY_VERSION: u8 = 1;
+/// Domain tag of an inventory report, which a node key signs.
+pub const INVENTORY_DOMAIN: &[u8] = b"cohort/inventory/v1\0";
+/// Shortest nonce an inventory request carries (bytes): the report is fresh.
+pub const MIN_INVENTORY_NONCE: usize = 16;
+/// Longest nonce (bytes).
+pub const MAX_INVENTORY_NONCE: usize = 64;
+/// Most keys in one page (each at most a few KiB with a 32-approver policy: a page stays far
+/// under the frame limit).
+pub const INVENTORY_PAGE: usize = 500;
+/// Longest key id an inventory names or starts a page after (key ids are far shorter: the
+/// coordinator takes at most 64 bytes).
+pub const MAX_INVENTORY_KEY_ID: usize = 128;
+
+/// One page of what a node holds, as its node key signs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryReport {
+    /// [`INVENTORY_VERSION`].
+    pub v: u8,
+    /// The cluster.
+    pub cluster: ClusterId,
+    /// The reporting node's index.
+    pub node: u16,
+    /// The caller's nonce.
+    pub nonce: ByteBuf,
+    /// The page starts after this key id (`None`: the first page).
+    pub after: Option<String>,
+    /// Whether keys after the last one listed follow.
+    pub more: bool,
+    /// The admin version in force at this node.
+    pub admins: u32,
+    /// The image version in force at this node.
+    pub images: u32,
+    /// Whether this node holds auxiliary info (ECDSA): a coordinator given the genesis again
+    /// runs no auxiliary-info generation when every node says it does.
+    pub aux: bool,
+    /// The keys held, in key-id order.
+    pub keys: Vec<HeldKey>,
+}
+
+/// A key a node holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeldKey {
+    /// The current generation's receipt, with this node's index (its `request` is empty for a
+    /// generation sealed before its request was kept, whose receipt cannot be given again).
+    pub receipt: KeyReceipt,
+    /// This node's signature over `receipt` (`None` where its request is unknown).
+    pub signature: Option<ByteBuf>,
+    /// The approval policy in force (at policy version 0 the receipt does not carry it).
+    pub policy: KeyPolicy,
+    /// Whether the policy approves nothing (a change of it was disowned here).
+    pub policy_void: bool,
+    /// The key's refresh schedule, seconds (0: off).
+    pub refresh_every: u64,
+    /// When this node sealed the current generation, if the key has a schedule (Unix
+    /// seconds, this node's clock; else 0).
+    pub since: u64,
+    /// A resharing's pending generation, sealed and not retired into yet.
+    pub pending: Option<u32>,
+}
+
+impl InventoryReport {
+    /// The bytes a node key signs: `"cohort/inventory/v1\0" || CBOR(report)`.
+    pub fn message(&self) -> Vec<u8> {
+        let mut m = INVENTORY_DOMAIN.to_vec();
+        ciborium::into_writer(self, &mut m)
+            .expect("serializing an inventory into a Vec cannot fail");
+        m
+    }
+}
+
+/// Why a node's inventory page is not believed (each its own variant; the message starts with
+/// a stable kind).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InventoryError {
+    /// The node is not in the roster.
+    #[error("unknown_node: node {0} is not in the roster")]
+    UnknownNode(u16),
+    /// The report does not verify under the node's key in the roster.
+    #[error("bad_signature: node {0}'s inventory does not verify under its roster node key")]
+    BadSignature(u16),
+    /// The report is not the answer to this request (another cluster, node, nonce or page).
+    #[error("not_this_request: node {node}'s inventory names another {what}")]
+    NotThisRequest {
+        /// The node.
+        node: u16,
+        /// What differs.
+        what: &'static str,
+    },
+    /// A key in it is malformed or out of order, or its receipt's signature does not verify.
+    #[error("bad_key: node {node}'s inventory lists key {key_id}: {why}")]
+    BadKey {
+        /// The node.
+        node: u16,
+        /// The key.
+        key_id: String,
+        /// What is wrong.
+        why: &'static str,
+    },
+}
+
+/// Checks node `node`'s inventory page `report` against `genesis` and the request it answers
+/// (`nonce`, `after`): signed by the roster's node key for `node`, naming this cluster, node,
+/// nonce and page, its keys in increasing id order after `after`, each receipt this node's and
+/// signed by it.
+pub fn verify_inventory(
+    genesis: &Genesis,
+    node: u16,
+    (nonce, after): (&[u8], Option<&str>),
+    report: &InventoryReport,
+    signature: &[u8],
+) -> Result<(), InventoryError> {
+    let entry = genesis
+        .roster
+        .get(usize::from(node))
+        .ok_or(InventoryError::UnknownNode(node))?;
+    if !entry.signed(&report.message(), signature) {
+        return Err(InventoryError::BadSignature(node));
+    }
+    let cluster = genesis.cluster_id();
+    let differs = [
+        (report.v != INVENTORY_VERSION, "version"),
+        (report.cluster != cluster, "cluster"),
+        (report.node != node, "node"),
+        (report.nonce.as_slice() != nonce, "nonce"),
+        (report.after.as_deref() != after, "page"),
+        (report.keys.len() > INVENTORY_PAGE, "page size"),
+    ];
+    if let Some((_, what)) = differs.into_iter().find(|(d, _)| *d) {
+        return Err(InventoryError::NotThisRequest { node, what });
+    }
+    let mut last = after;
+    for k in &report.keys {
+        let r = &k.receipt;
+        let bad = |why| InventoryError::BadKey {
+            node,
+            key_id: r.key_id.clone(),
+            why,
+        };
+        if r.key_id.len() > MAX_INVENTORY_KEY_ID {
+            return Err(bad("key id too long"));
+        }
+        if last.is_some_and(|l| r.key_id.as_str() <= l) {
+            return Err(bad("out of order"));
+        }
+        last = Some(r.key_id.as_str());
+        if r.cluster != cluster || r.node != node {
+            return Err(bad("its receipt names another cluster or node"));
+        }
+        if let Some(s) = &k.signature
+            && !entry.signed(&r.message(), s)
+        {
+            return Err(bad("its receipt's signature does not verify"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -373,6 +373,30 @@ pub async fn submit(
     Ok((approved, status))
 }
 
+/// Gives a coordinator whose database was lost the pinned genesis again (`cohort genesis
+/// restore`, the operator guide's "the coordinator's database is gone"). Every node already
+/// holds it and answers so with its status; the coordinator admits the peers again, finds the
+/// auxiliary info held everywhere and is ready, with no approval asked again: the admins'
+/// approvals travel in the pinned file. Waits until the cluster is ready.
+pub async fn restore(
+    api: &ApiClient,
+    trust: &crate::trust::Trust,
+) -> anyhow::Result<GenesisStatus> {
+    let _: GenesisStatus = api
+        .post("/v1/genesis", &trust.approved_json())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let status = ops::wait_ready(api).await?;
+    let cluster = ops::cluster_id(api).await?;
+    if cluster != trust.cluster_id() {
+        bail!(
+            "the coordinator serves cluster {cluster}, not the pinned {}",
+            trust.cluster_id()
+        );
+    }
+    Ok(status)
+}
+
 /// The one-command ceremony: [`prepare`], [`approve`] by each of `signers` (admins are
 /// `signers` and `others`), [`submit`]. Returns the approved genesis and the final status.
 pub async fn run(

@@ -10,6 +10,7 @@ pub mod images;
 pub mod import;
 pub mod kms;
 pub mod ops;
+pub mod recover;
 pub mod requests;
 pub mod sim;
 pub mod trust;

@@ -14,7 +14,7 @@ use coordinator::api::{ApprovedJson, GenesisV2Json, KeyInfo};
 use coordinator::client::ApiClient;
 use protocol::genesis::{ClusterId, Genesis};
 use protocol::policy::Approved;
-use protocol::receipt::{ReceiptError, verify_key_receipts};
+use protocol::receipt::ReceiptError;
 
 /// The file a pinned genesis lives in, inside a sim cluster's directory.
 pub const SIM_TRUST_FILE: &str = "trusted-genesis.json";
@@ -276,46 +276,33 @@ impl Trust {
         &self.approved.request
     }
 
+    /// The pinned genesis with its admin approvals, as it was submitted.
+    pub fn approved_json(&self) -> ApprovedJson<GenesisV2Json> {
+        ApprovedJson::from_wire(&self.approved)
+    }
+
     /// Checks `key` against the pinned roster: every node signed its receipt with the node
     /// key the roster lists for it, over exactly these fields and the hash of the creation
     /// request served with it, whose id, scheme, threshold and approval policy are the key's.
     pub fn verify_key(&self, key: KeyInfo) -> Result<VerifiedKey, TrustError> {
-        let refused = |error| TrustError::Key {
-            key_id: key.key_id.clone(),
-            cluster: self.cluster,
-            error,
-        };
-        let (claim, signatures) = key
-            .receipt_claim()
-            .ok_or_else(|| refused(ReceiptError::Missing))?;
-        if let Some(what) = key.creation_mismatch() {
-            return Err(TrustError::Creation {
+        use coordinator::api::KeyCheckError;
+        match key.check(&self.approved.request) {
+            Ok(()) => Ok(VerifiedKey(key)),
+            Err(KeyCheckError::Receipts(error)) => Err(TrustError::Key {
+                key_id: key.key_id.clone(),
+                cluster: self.cluster,
+                error,
+            }),
+            Err(KeyCheckError::Creation(what)) => Err(TrustError::Creation {
                 key_id: key.key_id.clone(),
                 what,
-            });
-        }
-        verify_key_receipts(&self.approved.request, &claim, &signatures).map_err(refused)?;
-        // A reshared key: generation 0's receipts too, over its creation or import request
-        // (its policy, and for an import its legacy key and network, come from there).
-        if let Some((origin, signatures)) = key.origin_claim() {
-            verify_key_receipts(&self.approved.request, &origin, &signatures).map_err(refused)?;
-        }
-        // ... and every node's word that the current generation is the one it signs with.
-        if let Some((generation, request, signatures)) = key.retired_claim() {
-            protocol::reshare::verify_retired(
-                &self.approved.request,
-                &key.key_id,
-                generation,
-                &request,
-                &signatures,
-            )
-            .map_err(|node| TrustError::NotRetired {
+            }),
+            Err(KeyCheckError::NotRetired { generation, node }) => Err(TrustError::NotRetired {
                 key_id: key.key_id.clone(),
                 generation,
                 node,
-            })?;
+            }),
         }
-        Ok(VerifiedKey(key))
     }
 
     /// Fetches `key_id` from the coordinator and verifies it ([`Trust::verify_key`]).

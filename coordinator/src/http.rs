@@ -43,6 +43,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/cluster/admins"),
     ("POST", "/v1/cluster/images"),
     ("POST", "/v1/genesis"),
+    ("POST", "/v1/recover"),
     ("POST", "/v1/nodes/{node}/enroll"),
     ("POST", "/v1/nodes/{node}/attest"),
     ("GET", "/v1/keys"),
@@ -380,6 +381,14 @@ async fn handle(
                 json(
                     202,
                     &detached(async move { c.genesis(body, who).await }).await?,
+                )
+            }
+            ("POST", "/v1/recover") => {
+                let body = parse_json(&body)?;
+                let c = c.clone();
+                json(
+                    200,
+                    &detached(async move { c.recover(body, who).await }).await?,
                 )
             }
             ("POST", "/v1/nodes/{node}/enroll") => {

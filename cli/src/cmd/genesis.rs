@@ -33,6 +33,9 @@ enum Step {
     /// Step 3: check the approvals here, submit the approved genesis, wait until the cluster is
     /// ready, and pin it.
     Submit(SubmitArgs),
+    /// After the coordinator's database was lost: give the coordinator the pinned genesis
+    /// again (every node holds it) and wait until the cluster is ready.
+    Restore(RestoreArgs),
 }
 
 /// What the nodes must be (with --coordinator; a sim cluster's come from its directory).
@@ -128,6 +131,12 @@ struct SubmitArgs {
     /// Also write the approved genesis here (JSON), for other clients to pin.
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct RestoreArgs {
+    #[command(flatten)]
+    cluster_args: ClusterArgs,
 }
 
 fn admin_public(text: &str) -> anyhow::Result<[u8; 32]> {
@@ -257,6 +266,7 @@ pub async fn run(a: GenesisArgs) -> anyhow::Result<ExitCode> {
         Some(Step::Prepare(p)) => prepare(p).await,
         Some(Step::Approve(p)) => approve(p),
         Some(Step::Submit(p)) => submit(p).await,
+        Some(Step::Restore(p)) => restore(p).await,
     }
 }
 
@@ -320,5 +330,17 @@ async fn submit(a: SubmitArgs) -> anyhow::Result<ExitCode> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (approved, _) = cli::ceremony::submit(&api, proposal.to_wire(), approvals).await?;
     finish(&approved, &a.cluster_args, a.out.as_deref())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn restore(a: RestoreArgs) -> anyhow::Result<ExitCode> {
+    let trust = a.cluster_args.trust()?;
+    let api = a.cluster_args.api()?;
+    cli::ceremony::restore(&api, &trust).await?;
+    println!(
+        "cluster {} restored at the coordinator from the pinned genesis (the coordinator \
+         checked every node's signed inventory); now `cohort key recover`",
+        trust.cluster_id()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -20,10 +20,27 @@ pub enum KeyCommand {
         #[command(flatten)]
         output: JsonFlag,
     },
-    /// List the cluster's keys (JSON).
+    /// List the cluster's keys (JSON). Keep a copy with your backups: after a loss of the
+    /// coordinator's database, `cohort key recover` restores the keys' records from it.
     List {
         #[command(flatten)]
         cluster: ClusterArgs,
+    },
+    /// After the coordinator's database was lost and the genesis restored (`cohort genesis
+    /// restore`): rebuild the key records from what every node holds, signed by its node key,
+    /// and the archive `cohort key list` wrote; each key restored with receipts is checked
+    /// against the pinned genesis here.
+    Recover {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// The archived `cohort key list` output (JSON).
+        #[arg(long)]
+        archive: Option<std::path::PathBuf>,
+        /// Then restore the keys refused for want of a record (`no_archive`), and only those,
+        /// without receipts: they sign; clients refuse them, and the coordinator reshares
+        /// none, until a record that checks is posted, which gives them their receipts.
+        #[arg(long)]
+        without_receipts: bool,
     },
     /// Read legacy key shares on this machine (tss-lib, cggmp21, frost) and show the key they
     /// share: its public key, the threshold its public shares show, the holders given, and its
@@ -152,6 +169,11 @@ pub async fn run(command: KeyCommand) -> anyhow::Result<ExitCode> {
         KeyCommand::Create(a) => create(a).await,
         KeyCommand::Show { target, output } => show(&target, &output).await,
         KeyCommand::List { cluster } => list(&cluster).await,
+        KeyCommand::Recover {
+            cluster,
+            archive,
+            without_receipts,
+        } => recover(&cluster, archive.as_deref(), without_receipts).await,
         KeyCommand::Legacy(a) => legacy(&a),
         KeyCommand::Import(a) => super::import::run(*a).await,
         KeyCommand::Reshare(a) => reshare(a, false).await,
@@ -393,4 +415,34 @@ async fn list(cluster: &ClusterArgs) -> anyhow::Result<ExitCode> {
     let list: coordinator::api::KeyList = cluster.get("/v1/keys").await?;
     print_json(&list)?;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn recover(
+    cluster: &ClusterArgs,
+    archive: Option<&std::path::Path>,
+    without_receipts: bool,
+) -> anyhow::Result<ExitCode> {
+    let archive: coordinator::api::KeyList = match archive {
+        Some(path) => serde_json::from_slice(
+            &std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        )
+        .map_err(|e| anyhow::anyhow!("{}: not a `cohort key list` output: {e}", path.display()))?,
+        None => coordinator::api::KeyList { keys: Vec::new() },
+    };
+    let trust = cluster.trust()?;
+    let report = cli::recover::recover(&cluster.api()?, &trust, &archive, without_receipts).await?;
+    print_json(&report)?;
+    eprintln!(
+        "{} of {} keys the nodes hold restored with receipts (each checked against the pinned \
+         genesis), {} without, {} not restored",
+        report.restored.len(),
+        report.held,
+        report.restored_without_receipts.len(),
+        report.not_restored.len()
+    );
+    Ok(if report.not_restored.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

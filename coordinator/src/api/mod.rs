@@ -10,6 +10,7 @@ mod images;
 mod import;
 mod names;
 mod path;
+mod recover;
 mod requests;
 mod responses;
 mod transactions;
@@ -25,6 +26,9 @@ pub use images::{AcceptImagesJson, ImageChange, ImagesStatus};
 pub use import::{ImportBody, ImportKeyJson, LegacyDealerJson, ReshareKeyJson, SealedDealingJson};
 pub use names::{MAX_IDEMPOTENCY_KEY_LEN, MAX_KEY_ID_LEN, valid_idempotency_key, valid_key_id};
 pub use path::{parse_path, path_string};
+pub use recover::{
+    KeyCheckError, MAX_RECOVER_KEYS, NotRestored, PendingGeneration, RecoverReport, RecoverRequest,
+};
 pub use requests::{
     ApprovalJson, ApprovedJson, AttestRequest, CreateKeyJson, EnrollRequest, GenesisBody,
     GenesisJson, GenesisV2Json, ImageJson, MIN_NONCE_LEN, PayloadJson, PolicyJson, PresignatureUse,

@@ -332,10 +332,10 @@ impl Coordinator {
     }
 
     async fn initialise_steps(&self, body: &GenesisBody) -> Result<(), ApiError> {
-        match body {
+        let resumed_with_aux = match body {
             GenesisBody::V1(_) => return Err(legacy_genesis()),
             GenesisBody::V2(b) => self.hand_out_genesis_v2(b).await?,
-        }
+        };
         self.set_state(ClusterState::Initialising, "admitting peers".into(), None)
             .await;
         let refusals = self.nodes.admit_all().await;
@@ -344,6 +344,15 @@ impl Coordinator {
                 ErrorCode::Refused,
                 format!("node {node} refused peer {peer}: {why}"),
             ));
+        }
+        // A genesis every node already holds with its auxiliary info, each saying so in an
+        // inventory signed by its roster node key (a coordinator whose database was lost,
+        // given the pinned genesis again): done. An enclave restored with auxiliary info makes
+        // no new safe primes, so waiting for them would never end.
+        if resumed_with_aux {
+            info!("every node holds this genesis and auxiliary info: resumed");
+            self.nodes.check(self.settings.attest_interval).await;
+            return Ok(());
         }
         self.wait_for_primes().await?;
         self.set_state(
@@ -360,13 +369,16 @@ impl Coordinator {
     /// Gives every node the approved genesis with a roster. Each enclave finds its index by its
     /// node key; the answer must be the index the roster lists it at, with a receipt its node
     /// key signed. A node that already holds this genesis (a resumed genesis) counts as done
-    /// when its status says it is this very node, operational.
+    /// when its status says it is this very node, operational, and its inventory, signed by
+    /// the roster's node key, names this cluster and index. Returns whether every node held it
+    /// already, with auxiliary info.
     async fn hand_out_genesis_v2(
         &self,
         body: &ApprovedJson<GenesisV2Json>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<bool, ApiError> {
         let approved = body.to_wire();
         let cluster = approved.request.cluster_id();
+        let mut resumed_with_aux = 0;
         for node in 0..self.nodes.count() {
             let r = self
                 .nodes
@@ -412,7 +424,9 @@ impl Coordinator {
                 protocol::EnclaveResponse::Error(e)
                     if e.code == protocol::ErrorCode::WrongPhase =>
                 {
-                    self.resumed(node, &e).await?;
+                    if self.resumed(&approved.request, node, &e).await? {
+                        resumed_with_aux += 1;
+                    }
                 }
                 protocol::EnclaveResponse::Error(e) => {
                     return Err(err(ErrorCode::Refused, format!("node {node}: {e}")));
@@ -425,12 +439,19 @@ impl Coordinator {
                 }
             }
         }
-        Ok(())
+        Ok(resumed_with_aux == self.nodes.count())
     }
 
     /// A node that refused the genesis as done before: accepted only when its status says it
-    /// is this very node of a cluster, operational.
-    async fn resumed(&self, node: u16, e: &protocol::EnclaveError) -> Result<(), ApiError> {
+    /// is this very node of a cluster, operational, and its inventory (signed by the node key
+    /// `genesis` lists at `node`, with a fresh nonce) names this cluster (attacker review
+    /// helper-50, finding 3). Returns whether it holds auxiliary info.
+    async fn resumed(
+        &self,
+        genesis: &protocol::genesis::Genesis,
+        node: u16,
+        e: &protocol::EnclaveError,
+    ) -> Result<bool, ApiError> {
         let status = self
             .nodes
             .call(
@@ -454,7 +475,10 @@ impl Coordinator {
                 format!("node {node} refused the genesis and is not node {node} of a cluster: {e}"),
             ));
         }
-        Ok(())
+        let mut nonce = vec![0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+        let page = self.inventory_page(genesis, node, &nonce, None).await?;
+        Ok(page.aux)
     }
 
     /// Waits until every enclave has its safe primes, showing progress in the cluster state.
@@ -525,7 +549,7 @@ impl Coordinator {
 
 /// A genesis without a roster (version 1): refused since ADR 0013 step 9, as a request and as
 /// what an old database holds.
-fn legacy_genesis() -> ApiError {
+pub(super) fn legacy_genesis() -> ApiError {
     err(
         ErrorCode::InvalidRequest,
         "legacy_genesis: a genesis without a roster (version 1, before node keys) is refused: run \

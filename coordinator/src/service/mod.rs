@@ -26,6 +26,7 @@ mod import;
 mod keys;
 mod ledger;
 mod pools;
+mod recover;
 mod reshare;
 mod schedule;
 mod signing;

@@ -167,6 +167,38 @@ impl Store {
         })
     }
 
+    /// A key restored without receipts given its checked archived record's (disaster
+    /// recovery, attacker review helper-50): its receipts, policy and times set, with its audit
+    /// record. `false`, changing nothing, unless the key is stored without receipts and with
+    /// this public key.
+    pub fn restore_key_receipts(
+        &mut self,
+        key: &KeyRow,
+        time: u64,
+        entry: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        self.transaction(|tx| {
+            let n = tx.exec(
+                "UPDATE keys SET receipts = $1, policy = $2, policy_version = $3, created = $4,
+                     refreshed = $5
+                 WHERE key_id = $6 AND receipts IS NULL AND public_key = $7",
+                &[
+                    Value::OptText(key.receipts.clone()),
+                    Value::Text(key.policy.clone()),
+                    Value::Int(key.policy_version.into()),
+                    secs(key.created),
+                    secs(key.refreshed),
+                    Value::Text(key.key_id.clone()),
+                    Value::Bytes(key.public_key.clone()),
+                ],
+            )?;
+            if n == 1 {
+                tx.append_audit(time, entry)?;
+            }
+            Ok(n == 1)
+        })
+    }
+
     /// Records a resharing of a key about to start (JSON of the approved request) at `time`,
     /// if none is recorded: `false` if another one is.
     pub fn start_key_pending(

@@ -1,0 +1,387 @@
+//! `POST /v1/recover` (issue 20, disaster recovery): a coordinator whose database was lost
+//! (and given the pinned genesis again, `cohort genesis restore`) rebuilds its key records.
+//!
+//! Every roster node is asked, with a fresh nonce, for what it holds (`Inventory`), and each
+//! page is checked under the node key the genesis lists for it. A key is restored only when
+//! every node holds the same generation of it (the same receipt but for the node index), and
+//! then with the archived record whose current receipt is exactly that one and which checks
+//! against the genesis as a client checks a key; or, when asked, without receipts from what
+//! the nodes hold. Nothing is replaced: a key this coordinator has is left as it is. The
+//! enclaves decide everything that signs; this rebuilds the coordinator's copy.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use protocol::inventory::{HeldKey, InventoryReport, verify_inventory};
+use protocol::receipt::KeyReceipt;
+use protocol::{EnclaveRequest, EnclaveResponse};
+use rand::RngCore;
+use serde_bytes::ByteBuf;
+use tracing::info;
+
+use super::{Coordinator, err, unix_now};
+use crate::api::{
+    ApiError, ErrorCode, GenesisBody, KeyInfo, MAX_RECOVER_KEYS, NotRestored, PendingGeneration,
+    PolicyJson, RecoverReport, RecoverRequest, Wire,
+};
+use crate::audit::AuditEntry;
+use crate::store::KeyRow;
+
+/// Pages one node may answer (each at most `protocol::inventory::INVENTORY_PAGE` keys).
+const MAX_PAGES: usize = 1_000;
+
+/// Every node's view of one key, by node index.
+type Views = BTreeMap<String, Vec<HeldKey>>;
+
+impl Coordinator {
+    /// Rebuilds the key records the nodes hold from `body`'s archive (see the module).
+    pub async fn recover(
+        &self,
+        body: RecoverRequest,
+        credential: String,
+    ) -> Result<RecoverReport, ApiError> {
+        if body.keys.len().max(body.without_receipts.len()) > MAX_RECOVER_KEYS {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "at most {MAX_RECOVER_KEYS} archived keys and {MAX_RECOVER_KEYS} keys to \
+                     restore without receipts a request"
+                ),
+            ));
+        }
+        let genesis = match self.cluster().await? {
+            GenesisBody::V2(g) => g.request.to_wire(),
+            GenesisBody::V1(_) => return Err(super::genesis::legacy_genesis()),
+        };
+        let mut archive: BTreeMap<&str, &KeyInfo> = BTreeMap::new();
+        for k in &body.keys {
+            if archive.insert(k.key_id.as_str(), k).is_some() {
+                return Err(err(
+                    ErrorCode::InvalidRequest,
+                    format!("key {} is archived twice", k.key_id),
+                ));
+            }
+        }
+        let (views, (admins, images)) = self.inventories(&genesis).await?;
+        let stored: BTreeMap<String, bool> = self
+            .db(|s| s.keys())
+            .await?
+            .into_iter()
+            .map(|k| (k.key_id, k.receipts.is_some()))
+            .collect();
+        let mut report = RecoverReport {
+            nodes: self.nodes.count(),
+            held: views.len(),
+            restored: Vec::new(),
+            restored_without_receipts: Vec::new(),
+            already_stored: Vec::new(),
+            not_restored: Vec::new(),
+            pending: Vec::new(),
+            admins,
+            images,
+        };
+        for (key_id, held) in &views {
+            if let Some(generation) = held.first().and_then(|k| k.pending) {
+                report.pending.push(PendingGeneration {
+                    key_id: key_id.clone(),
+                    generation,
+                });
+            }
+            let with_receipts = stored.get(key_id).copied();
+            if with_receipts == Some(true) {
+                report.already_stored.push(key_id.clone());
+                continue;
+            }
+            let refuse = |reason: String| NotRestored {
+                key_id: key_id.clone(),
+                reason,
+            };
+            let current = match agreed(held, self.nodes.count()) {
+                Ok(r) => r,
+                Err(reason) => {
+                    report.not_restored.push(refuse(reason));
+                    continue;
+                }
+            };
+            // A record that does not check, or is another generation, is reported, never
+            // replaced by what the nodes hold alone (helper-50, finding 1): it may be the sign
+            // of a rollback or a tampered archive the operator must see.
+            let (row, receipts) = match archive.get(key_id.as_str()) {
+                Some(info) => match archived_row(&genesis, info, &current, &held[0]) {
+                    Ok(row) => (row, true),
+                    Err(reason) => {
+                        report.not_restored.push(refuse(reason));
+                        continue;
+                    }
+                },
+                None if with_receipts.is_none() && body.without_receipts.contains(key_id) => {
+                    (held_row(&held[0])?, false)
+                }
+                None if with_receipts.is_some() => {
+                    report.already_stored.push(key_id.clone());
+                    continue;
+                }
+                None => {
+                    report.not_restored.push(refuse(
+                        "no_archive: no archived record of this key was given (restore it \
+                         without receipts only if none exists)"
+                            .into(),
+                    ));
+                    continue;
+                }
+            };
+            let entry = AuditEntry {
+                action: "recover_key".into(),
+                actors: vec![],
+                key_id: Some(key_id.clone()),
+                payload_digests: vec![],
+                path: vec![],
+                nodes: (0..self.nodes.count()).collect(),
+                outcome: "ok".into(),
+                request_id: None,
+                credential: Some(credential.clone()),
+                detail: Some(format!(
+                    "generation {}, {}",
+                    current.generation,
+                    if receipts {
+                        "archived receipts"
+                    } else {
+                        "no receipts"
+                    }
+                )),
+            };
+            // A key stored without receipts gets them from a record that checks (an upgrade);
+            // any other stored key is left as it is.
+            let upgrade = with_receipts == Some(false);
+            let done = self
+                .db(move |s| {
+                    if upgrade {
+                        s.restore_key_receipts(&row, unix_now(), &entry)
+                    } else {
+                        s.insert_key(&row, unix_now(), &entry)
+                    }
+                })
+                .await?;
+            match (done, receipts) {
+                (false, _) => report.already_stored.push(key_id.clone()),
+                (true, true) => report.restored.push(key_id.clone()),
+                (true, false) => report.restored_without_receipts.push(key_id.clone()),
+            }
+        }
+        info!(
+            held = report.held,
+            restored = report.restored.len(),
+            without_receipts = report.restored_without_receipts.len(),
+            refused = report.not_restored.len(),
+            "key records recovered from the nodes' inventories"
+        );
+        Ok(report)
+    }
+
+    /// Every node's inventory, each page checked under its roster node key with this call's
+    /// nonce; by key id, each key's view at every node (a key some node lacks has fewer).
+    /// Also the admin and image versions, which every node must agree on.
+    async fn inventories(
+        &self,
+        genesis: &protocol::genesis::Genesis,
+    ) -> Result<(Views, (u32, u32)), ApiError> {
+        let mut nonce = vec![0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let mut views: Views = BTreeMap::new();
+        let mut versions = None;
+        for node in 0..self.nodes.count() {
+            let mut after: Option<String> = None;
+            for page in 0.. {
+                if page == MAX_PAGES {
+                    return Err(err(
+                        ErrorCode::Refused,
+                        format!("node {node} answered more than {MAX_PAGES} inventory pages"),
+                    ));
+                }
+                let report = self
+                    .inventory_page(genesis, node, &nonce, after.clone())
+                    .await?;
+                let v = (report.admins, report.images);
+                if *versions.get_or_insert(v) != v {
+                    return Err(err(
+                        ErrorCode::Refused,
+                        format!(
+                            "the nodes are at different admin or image versions ({:?} and {v:?} at node {node}): catch the lagging nodes up first",
+                            versions.unwrap_or(v)
+                        ),
+                    ));
+                }
+                after = report.keys.last().map(|k| k.receipt.key_id.clone());
+                for k in report.keys {
+                    // A key node 0 does not list is not held everywhere: no entry, so that a
+                    // node cannot fill this coordinator's memory with keys (helper-50).
+                    if node == 0 {
+                        views.entry(k.receipt.key_id.clone()).or_default().push(k);
+                    } else if let Some(seen) = views.get_mut(&k.receipt.key_id)
+                        && seen.len() == usize::from(node)
+                    {
+                        seen.push(k);
+                    }
+                }
+                if !report.more || after.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok((views, versions.unwrap_or((0, 0))))
+    }
+
+    /// Node `node`'s inventory page after `after`, checked under the node key `genesis` lists
+    /// for it, with `nonce`.
+    pub(super) async fn inventory_page(
+        &self,
+        genesis: &protocol::genesis::Genesis,
+        node: u16,
+        nonce: &[u8],
+        after: Option<String>,
+    ) -> Result<InventoryReport, ApiError> {
+        let request = EnclaveRequest::Inventory {
+            nonce: ByteBuf::from(nonce.to_vec()),
+            after: after.clone(),
+        };
+        let answer = self
+            .nodes
+            .call(node, &request, Duration::from_secs(30))
+            .await
+            .map_err(|e| {
+                err(
+                    ErrorCode::NoQuorum,
+                    format!("node {node} (every node's inventory is needed): {}", e.0),
+                )
+            })?;
+        match answer {
+            EnclaveResponse::Inventory { report, signature } => {
+                verify_inventory(
+                    genesis,
+                    node,
+                    (nonce, after.as_deref()),
+                    &report,
+                    &signature,
+                )
+                .map_err(|e| err(ErrorCode::Refused, e.to_string()))?;
+                Ok(report)
+            }
+            EnclaveResponse::Error(e) => Err(err(ErrorCode::Refused, format!("node {node}: {e}"))),
+            other => Err(err(
+                ErrorCode::Internal,
+                format!("node {node}: unexpected {other}"),
+            )),
+        }
+    }
+}
+
+/// The receipt every one of the `nodes` nodes holds for a key (with node index 0), if each
+/// holds it, the same generation and the same policy; else why not. `held` is the key's view
+/// at nodes 0, 1, … up to the first node that does not hold it.
+fn agreed(held: &[HeldKey], nodes: u16) -> Result<KeyReceipt, String> {
+    if held.len() != usize::from(nodes) {
+        return Err(format!(
+            "not_everywhere: node {} does not hold it (every node must)",
+            held.len()
+        ));
+    }
+    let Some(first) = held.first() else {
+        return Err("not_held: no node holds it".into());
+    };
+    let as_node0 = |k: &HeldKey| KeyReceipt {
+        node: 0,
+        ..k.receipt.clone()
+    };
+    let receipt = as_node0(first);
+    if let Some((node, _)) = held.iter().enumerate().find(|(_, k)| {
+        as_node0(k) != receipt
+            || k.policy != first.policy
+            || k.policy_void != first.policy_void
+            || k.refresh_every != first.refresh_every
+            || k.pending != first.pending
+    }) {
+        return Err(format!(
+            "disagree: node {node} holds another generation, threshold, policy, schedule or \
+             pending generation of it than node 0"
+        ));
+    }
+    Ok(receipt)
+}
+
+/// The row of an archived record that checks against `genesis` and is the generation every
+/// node holds; else why not.
+fn archived_row(
+    genesis: &protocol::genesis::Genesis,
+    info: &KeyInfo,
+    current: &KeyReceipt,
+    held: &HeldKey,
+) -> Result<KeyRow, String> {
+    if current.request.is_empty() {
+        return Err(
+            "no_request: the nodes sealed this generation before its request was kept".into(),
+        );
+    }
+    info.check(genesis).map_err(|e| format!("archive: {e}"))?;
+    let (claim, _) = info
+        .receipt_claim()
+        .ok_or_else(|| "archive: no receipts".to_string())?;
+    if claim != *current {
+        // An archive newer than every node: the nodes' blobs were rolled back together
+        // (helper-50, finding 2), or the archive is of another key.
+        let kind = if (claim.generation, claim.policy_version)
+            > (current.generation, current.policy_version)
+        {
+            "rollback_suspected"
+        } else {
+            "stale_archive"
+        };
+        return Err(format!(
+            "{kind}: the archived record is generation {} (policy version {}); every node \
+             holds generation {} (policy version {})",
+            claim.generation, info.policy_version, current.generation, current.policy_version
+        ));
+    }
+    Ok(KeyRow {
+        key_id: info.key_id.clone(),
+        scheme: info.scheme.to_string(),
+        threshold: info.threshold,
+        public_key: info.public_key.0.clone(),
+        chain_code: info.chain_code.as_ref().map(|c| c.0.clone()),
+        policy: serde_json::to_string(&info.policy).map_err(|e| e.to_string())?,
+        created: info.created,
+        receipts: info
+            .receipts
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| e.to_string())?,
+        pending: None,
+        refresh_every: held.refresh_every,
+        // Unsigned in the record: never later than now, so that a record cannot put the key's
+        // next scheduled refresh off (helper-50, finding 6).
+        refreshed: info.refreshed.min(unix_now()),
+        pending_since: 0,
+        policy_version: info.policy_version,
+    })
+}
+
+/// The row of a key from what the nodes hold alone: no receipts.
+fn held_row(held: &HeldKey) -> Result<KeyRow, ApiError> {
+    let r = &held.receipt;
+    Ok(KeyRow {
+        key_id: r.key_id.clone(),
+        scheme: r.scheme.to_string(),
+        threshold: r.threshold,
+        public_key: r.public_key.to_vec(),
+        chain_code: r.chain_code.as_ref().map(|c| c.to_vec()),
+        policy: serde_json::to_string(&PolicyJson::from_wire(&held.policy))
+            .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
+        created: unix_now(),
+        receipts: None,
+        pending: None,
+        refresh_every: held.refresh_every,
+        refreshed: 0,
+        pending_since: 0,
+        policy_version: r.policy_version,
+    })
+}

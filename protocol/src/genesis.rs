@@ -175,6 +175,10 @@ pub enum GenesisError {
     /// An image PCR that is not 48 bytes.
     #[error("image PCR{0} is not 48 bytes")]
     ImagePcr(u8),
+    /// An image whose PCR0, PCR1 and PCR2 are all zero: what every enclave in debug mode
+    /// reports, whose memory its parent can read. No cluster is founded on it.
+    #[error("the image's PCR0-2 are all zero: a debug-mode enclave's, never a cluster's")]
+    DebugImage,
     /// Fewer than [`MIN_NODES`] or more than [`MAX_NODES`] nodes.
     #[error("a roster has {MIN_NODES} to {MAX_NODES} nodes, not {0}")]
     RosterSize(usize),
@@ -253,6 +257,9 @@ impl Genesis {
         let image = [&self.image.pcr0, &self.image.pcr1, &self.image.pcr2];
         if let Some(i) = image.iter().position(|p| p.len() != PCR_LEN) {
             return Err(GenesisError::ImagePcr(i as u8));
+        }
+        if image.iter().all(|p| p.iter().all(|b| *b == 0)) {
+            return Err(GenesisError::DebugImage);
         }
         if self.roster.len() < MIN_NODES || self.roster.len() > MAX_NODES {
             return Err(GenesisError::RosterSize(self.roster.len()));
@@ -431,7 +438,7 @@ pub(crate) mod tests {
     #[test]
     fn every_malformed_genesis_is_named() {
         type Edit = fn(&mut Genesis);
-        let cases: [(Edit, GenesisError); 14] = [
+        let cases: [(Edit, GenesisError); 15] = [
             (|g| g.v = 1, GenesisError::Version(1)),
             (|g| g.name.clear(), GenesisError::Name(0)),
             (|g| g.name = "n".repeat(129), GenesisError::Name(129)),
@@ -459,6 +466,14 @@ pub(crate) mod tests {
                 },
             ),
             (|g| g.image.pcr1 = b(0, 32), GenesisError::ImagePcr(1)),
+            (
+                |g| {
+                    g.image.pcr0 = b(0, 48);
+                    g.image.pcr1 = b(0, 48);
+                    g.image.pcr2 = b(0, 48);
+                },
+                GenesisError::DebugImage,
+            ),
             (|g| g.roster.truncate(1), GenesisError::RosterSize(1)),
             (
                 |g| g.roster[2].node_key = b(0, 33),

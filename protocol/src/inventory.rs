@@ -11,8 +11,10 @@
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use crate::admins::SetAdmins;
 use crate::genesis::{ClusterId, Genesis};
-use crate::policy::KeyPolicy;
+use crate::images::AcceptImages;
+use crate::policy::{Approved, KeyPolicy};
 use crate::receipt::KeyReceipt;
 
 /// Version of [`InventoryReport`].
@@ -53,8 +55,26 @@ pub struct InventoryReport {
     /// Whether this node holds auxiliary info (ECDSA): a coordinator given the genesis again
     /// runs no auxiliary-info generation when every node says it does.
     pub aux: bool,
+    /// On the first page (`after` is `None`; empty on the others): every admin change this
+    /// node applied, in version order (change `i` makes admin version `i + 1`), each with the
+    /// statement it gave when it applied it (signed again: the same bytes), so that a
+    /// coordinator whose database was lost records the chain again.
+    pub admin_changes: Vec<AppliedChange<SetAdmins>>,
+    /// The same for image changes.
+    pub image_changes: Vec<AppliedChange<AcceptImages>>,
     /// The keys held, in key-id order.
     pub keys: Vec<HeldKey>,
+}
+
+/// An approved change a node applied, and its statement that it did (under
+/// `cohort/admins-set/v1\0` or `cohort/images-set/v1\0`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppliedChange<T> {
+    /// The approved change.
+    pub request: Approved<T>,
+    /// The node's statement (Ed25519 signature by its node key).
+    pub statement: ByteBuf,
 }
 
 /// A key a node holds.

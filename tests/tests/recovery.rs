@@ -14,7 +14,9 @@
 //! name the generation every node holds. A tampered archive restores nothing; a stale one
 //! (the key refreshed since) restores nothing for that key, even when keys without records are
 //! asked for; a key the archive lacks comes back only when asked, without receipts, and gets
-//! them from a newer record. Every restored key signs.
+//! them from a newer record. Every restored key signs. The chain of admin changes comes back
+//! from the nodes first (every node's statement), so that keys are made under the admin
+//! version in force.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -105,6 +107,17 @@ async fn a_coordinator_whose_database_is_lost_is_restored_from_the_pinned_genesi
     )
     .await
     .unwrap();
+    // The admins change (a third joins): admin version 1, every node's statement recorded.
+    let (chain, _) = cli::admins::fetch(&api, &trust).await.unwrap();
+    let publics = [
+        admins[0].verifying_key().to_bytes(),
+        admins[1].verifying_key().to_bytes(),
+        SigningKey::from_bytes(&[82; 32]).verifying_key().to_bytes(),
+    ];
+    let (_, answer) = cli::admins::set_admins(&api, &trust, &chain, (&publics, 2), &admins)
+        .await
+        .unwrap();
+    assert_eq!((answer.version, answer.applied.len()), (1, 3), "{answer:?}");
     let late = create("late", Scheme::EddsaEd25519).await;
 
     // The enclaves restart as production ones run: without fixture primes, so that one
@@ -162,11 +175,6 @@ async fn a_coordinator_whose_database_is_lost_is_restored_from_the_pinned_genesi
         status.nodes
     );
 
-    // A new ECDSA key is made on the auxiliary info every node held.
-    let fresh = create("after", Scheme::EcdsaSecp256k1).await;
-    let fresh = trust.verify_key(fresh).unwrap().info().clone();
-    sign_both(&api, cluster_id, &fresh, &approver).await;
-
     // The key records. A tampered archive (another public key, its receipts kept) restores
     // nothing: the record does not check against the pinned genesis.
     let mut tampered = archive.keys[1].clone();
@@ -186,6 +194,25 @@ async fn a_coordinator_whose_database_is_lost_is_restored_from_the_pinned_genesi
         reason(&report, "hot").starts_with("archive: bad_receipt"),
         "{report:?}"
     );
+    // The chain of admin changes came back first, from the nodes: every node's statement,
+    // checked here from the pinned genesis as every client checks it.
+    assert_eq!(
+        (
+            report.admins,
+            report.admin_changes_restored,
+            report.image_changes_restored
+        ),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    let (chain, status) = cli::admins::fetch(&api, &trust).await.unwrap();
+    assert_eq!((chain.current().version, status.changes.len()), (1, 1));
+    assert_eq!(status.changes[0].statements.len(), 3, "{status:?}");
+
+    // A new ECDSA key is made on the auxiliary info every node held, under admin version 1.
+    let fresh = create("after", Scheme::EcdsaSecp256k1).await;
+    let fresh = trust.verify_key(fresh).unwrap().info().clone();
+    sign_both(&api, cluster_id, &fresh, &approver).await;
 
     // The archive: the keys it holds at the generation every node holds come back, checked
     // against the pinned genesis; the refreshed key (a stale record) and the one made after

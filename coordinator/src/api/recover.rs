@@ -50,11 +50,15 @@ pub struct RecoverReport {
     /// Keys with a resharing's generation sealed and not retired into: the admins' resharing
     /// request, posted again (`POST /v1/keys/{key_id}/reshare`), resolves it.
     pub pending: Vec<PendingGeneration>,
-    /// The admin version the nodes are at (the coordinator's record of admin changes is not
-    /// rebuilt: `cohort admins catch-up` with the archived changes).
+    /// The admin version the nodes are at.
     pub admins: u32,
     /// The image version the nodes are at.
     pub images: u32,
+    /// Admin changes recorded again from the nodes' inventories (each with every node's
+    /// statement), when this coordinator had fewer than the nodes.
+    pub admin_changes_restored: u32,
+    /// The same for image changes.
+    pub image_changes_restored: u32,
 }
 
 /// A key left out, and why (the message starts with a stable kind).

@@ -12,26 +12,38 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use protocol::inventory::{HeldKey, InventoryReport, verify_inventory};
+use protocol::inventory::{AppliedChange, HeldKey, InventoryReport, verify_inventory};
 use protocol::receipt::KeyReceipt;
 use protocol::{EnclaveRequest, EnclaveResponse};
 use rand::RngCore;
 use serde_bytes::ByteBuf;
 use tracing::info;
 
+use super::changes::ChangeJson;
 use super::{Coordinator, err, unix_now};
 use crate::api::{
-    ApiError, ErrorCode, GenesisBody, KeyInfo, MAX_RECOVER_KEYS, NotRestored, PendingGeneration,
-    PolicyJson, RecoverReport, RecoverRequest, Wire,
+    AcceptImagesJson, ApiError, ApprovedJson, ErrorCode, GenesisBody, KeyInfo, MAX_RECOVER_KEYS,
+    NotRestored, PendingGeneration, PolicyJson, RecoverReport, RecoverRequest, SetAdminsJson, Wire,
 };
 use crate::audit::AuditEntry;
-use crate::store::KeyRow;
+use crate::store::{ChangeRow, KeyRow};
 
 /// Pages one node may answer (each at most `protocol::inventory::INVENTORY_PAGE` keys).
 const MAX_PAGES: usize = 1_000;
 
 /// Every node's view of one key, by node index.
 type Views = BTreeMap<String, Vec<HeldKey>>;
+
+/// Each node's chain of changes of one kind, by node index, as its first page reports it.
+type Chains<W> = Vec<Vec<AppliedChange<W>>>;
+
+/// What every node's inventory says: the keys, the admin and image versions, and the chains.
+struct Inventories {
+    views: Views,
+    versions: (u32, u32),
+    admin_changes: Chains<protocol::admins::SetAdmins>,
+    image_changes: Chains<protocol::images::AcceptImages>,
+}
 
 impl Coordinator {
     /// Rebuilds the key records the nodes hold from `body`'s archive (see the module).
@@ -62,7 +74,19 @@ impl Coordinator {
                 ));
             }
         }
-        let (views, (admins, images)) = self.inventories(&genesis).await?;
+        let Inventories {
+            views,
+            versions: (admins, images),
+            admin_changes,
+            image_changes,
+        } = self.inventories(&genesis).await?;
+        // The chains first: admin requests made after this name the admin version in force.
+        let admin_changes_restored = self
+            .recover_changes::<SetAdminsJson>(&genesis, &admin_changes, &credential)
+            .await?;
+        let image_changes_restored = self
+            .recover_changes::<AcceptImagesJson>(&genesis, &image_changes, &credential)
+            .await?;
         let stored: BTreeMap<String, bool> = self
             .db(|s| s.keys())
             .await?
@@ -79,6 +103,8 @@ impl Coordinator {
             pending: Vec::new(),
             admins,
             images,
+            admin_changes_restored,
+            image_changes_restored,
         };
         for (key_id, held) in &views {
             if let Some(generation) = held.first().and_then(|k| k.pending) {
@@ -184,11 +210,12 @@ impl Coordinator {
     async fn inventories(
         &self,
         genesis: &protocol::genesis::Genesis,
-    ) -> Result<(Views, (u32, u32)), ApiError> {
+    ) -> Result<Inventories, ApiError> {
         let mut nonce = vec![0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let mut views: Views = BTreeMap::new();
         let mut versions = None;
+        let (mut admin_changes, mut image_changes) = (Vec::new(), Vec::new());
         for node in 0..self.nodes.count() {
             let mut after: Option<String> = None;
             for page in 0.. {
@@ -198,9 +225,13 @@ impl Coordinator {
                         format!("node {node} answered more than {MAX_PAGES} inventory pages"),
                     ));
                 }
-                let report = self
+                let mut report = self
                     .inventory_page(genesis, node, &nonce, after.clone())
                     .await?;
+                if page == 0 {
+                    admin_changes.push(std::mem::take(&mut report.admin_changes));
+                    image_changes.push(std::mem::take(&mut report.image_changes));
+                }
                 let v = (report.admins, report.images);
                 if *versions.get_or_insert(v) != v {
                     return Err(err(
@@ -228,7 +259,98 @@ impl Coordinator {
                 }
             }
         }
-        Ok((views, versions.unwrap_or((0, 0))))
+        Ok(Inventories {
+            views,
+            versions: versions.unwrap_or((0, 0)),
+            admin_changes,
+            image_changes,
+        })
+    }
+
+    /// Records again the changes of one kind every node applied that this coordinator has not
+    /// recorded (its database was lost): each only when every node reports the same change of
+    /// that version with a statement that verifies under its roster node key (an enclave
+    /// applies only a change the admins approved, each against the set before it); in version
+    /// order after the last one recorded. Returns how many were recorded.
+    async fn recover_changes<T: ChangeJson>(
+        &self,
+        genesis: &protocol::genesis::Genesis,
+        chains: &Chains<T::Wire>,
+        credential: &str,
+    ) -> Result<u32, ApiError> {
+        let recorded = self.recorded_changes::<T>().await?.len();
+        let Some(first) = chains.first() else {
+            return Ok(0);
+        };
+        let refused = |m: String| err(ErrorCode::Refused, m);
+        let cluster = genesis.cluster_id();
+        let mut restored = 0;
+        for (index, applied) in first.iter().enumerate().skip(recorded) {
+            let body = ApprovedJson::<T>::from_wire(&applied.request);
+            let (version, hash) = (
+                body.request.replaces().saturating_add(1),
+                body.request.sha256(),
+            );
+            if usize::try_from(version).ok() != Some(index + 1) {
+                return Err(refused(format!(
+                    "node 0's {} chain is out of order at version {}",
+                    T::WHAT,
+                    index + 1
+                )));
+            }
+            let message = body.request.expected().message;
+            let mut statements = BTreeMap::new();
+            for (node, chain) in (0u16..).zip(chains) {
+                let theirs = chain
+                    .get(index)
+                    .filter(|c| ApprovedJson::<T>::from_wire(&c.request).request.sha256() == hash);
+                let signed = theirs.is_some_and(|c| {
+                    genesis.roster.get(usize::from(node)).is_some_and(|entry| {
+                        entry.signed(&message(&cluster, node, version, &hash), &c.statement)
+                    })
+                });
+                let Some(c) = theirs.filter(|_| signed) else {
+                    return Err(refused(format!(
+                        "node {node} does not report the {} change of version {version} node \
+                         0 does, with a statement under its roster node key",
+                        T::WHAT
+                    )));
+                };
+                statements.insert(node, hex::encode(&c.statement));
+            }
+            let row = ChangeRow {
+                version,
+                request: serde_json::to_string(&body)
+                    .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
+                request_hash: hash.to_vec(),
+                statements,
+                created_at: unix_now(),
+            };
+            let entry = AuditEntry {
+                action: "recover_change".into(),
+                actors: vec![],
+                key_id: None,
+                payload_digests: vec![],
+                path: vec![],
+                nodes: (0..self.nodes.count()).collect(),
+                outcome: "ok".into(),
+                request_id: Some(hex::encode(body.request.request_id())),
+                credential: Some(credential.to_string()),
+                detail: Some(format!("{} version {version}", T::WHAT)),
+            };
+            if !self
+                .db(move |s| s.insert_change(T::TABLE, &row, unix_now(), &entry))
+                .await?
+            {
+                return Err(refused(format!(
+                    "{} version {version} could not be recorded (another coordinator recorded \
+                     changes meanwhile?)",
+                    T::WHAT
+                )));
+            }
+            restored += 1;
+        }
+        Ok(restored)
     }
 
     /// Node `node`'s inventory page after `after`, checked under the node key `genesis` lists

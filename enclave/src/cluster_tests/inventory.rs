@@ -48,8 +48,10 @@ fn every_node_reports_what_it_holds_signed_and_fresh() {
         let (report, signature) = c.inventory(usize::from(node), &nonce, None).unwrap();
         verify_inventory(genesis, node, (&nonce, None), &report, &signature).unwrap();
         assert!(!report.more);
-        // No auxiliary info was made in this cluster (EdDSA keys only): none is reported.
+        // No auxiliary info was made in this cluster (EdDSA keys only): none is reported; nor
+        // any admin or image change.
         assert_eq!((report.admins, report.images, report.aux), (0, 0, false));
+        assert!(report.admin_changes.is_empty() && report.image_changes.is_empty());
         let ids: Vec<&str> = report
             .keys
             .iter()

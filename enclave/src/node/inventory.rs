@@ -3,9 +3,11 @@
 //! (Ed25519 is deterministic: the same bytes the node gave when it sealed that generation),
 //! the whole page signed by the node key with the caller's nonce. Read only: nothing changes.
 
+use protocol::admins::admins_set_message;
+use protocol::images::images_set_message;
 use protocol::inventory::{
-    HeldKey, INVENTORY_PAGE, INVENTORY_VERSION, InventoryReport, MAX_INVENTORY_KEY_ID,
-    MAX_INVENTORY_NONCE, MIN_INVENTORY_NONCE,
+    AppliedChange, HeldKey, INVENTORY_PAGE, INVENTORY_VERSION, InventoryReport,
+    MAX_INVENTORY_KEY_ID, MAX_INVENTORY_NONCE, MIN_INVENTORY_NONCE,
 };
 use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt};
 use serde_bytes::ByteBuf;
@@ -77,6 +79,27 @@ impl Node {
                 pending: key.pending.as_ref().map(|p| p.generation),
             });
         }
+        // The chains of changes on the first page only: each with this node's statement,
+        // signed again (the same bytes it gave when it applied the change).
+        let (mut admin_changes, mut image_changes) = (Vec::new(), Vec::new());
+        if after.is_none() {
+            for (version, request) in (1u32..).zip(&g.sealed.admins) {
+                let message =
+                    admins_set_message(&cluster, g.node, version, &request.request.hash());
+                admin_changes.push(AppliedChange {
+                    request: request.clone(),
+                    statement: ByteBuf::from(self.node_statement(&message)?),
+                });
+            }
+            for (version, request) in (1u32..).zip(&g.sealed.images) {
+                let message =
+                    images_set_message(&cluster, g.node, version, &request.request.hash());
+                image_changes.push(AppliedChange {
+                    request: request.clone(),
+                    statement: ByteBuf::from(self.node_statement(&message)?),
+                });
+            }
+        }
         let report = InventoryReport {
             v: INVENTORY_VERSION,
             cluster,
@@ -87,6 +110,8 @@ impl Node {
             admins: g.admin_version(),
             images: g.image_version(),
             aux: self.aux.is_some(),
+            admin_changes,
+            image_changes,
             keys,
         };
         let signature = node_key

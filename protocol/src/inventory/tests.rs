@@ -59,6 +59,8 @@ fn report(g: &Genesis, node: u16, ids: &[&str]) -> InventoryReport {
         admins: 0,
         images: 0,
         aux: true,
+        admin_changes: Vec::new(),
+        image_changes: Vec::new(),
         keys: ids.iter().map(|id| held(g, node, id)).collect(),
     }
 }

@@ -165,6 +165,16 @@ pub fn verify_inventory(
         (report.nonce.as_slice() != nonce, "nonce"),
         (report.after.as_deref() != after, "page"),
         (report.keys.len() > INVENTORY_PAGE, "page size"),
+        // The chains on the first page only, each as long as the version the node is at: a
+        // node cannot drop the newest changes and still report its version (helper-51).
+        (
+            chain_length(after, report.admin_changes.len(), report.admins),
+            "admin change chain",
+        ),
+        (
+            chain_length(after, report.image_changes.len(), report.images),
+            "image change chain",
+        ),
     ];
     if let Some((_, what)) = differs.into_iter().find(|(d, _)| *d) {
         return Err(InventoryError::NotThisRequest { node, what });
@@ -194,6 +204,17 @@ pub fn verify_inventory(
         }
     }
     Ok(())
+}
+
+/// Whether a page's chain of `len` changes is wrong for a node at `version`: the first page
+/// carries every change, the others none.
+fn chain_length(after: Option<&str>, len: usize, version: u32) -> bool {
+    let expected = if after.is_none() {
+        usize::try_from(version).unwrap_or(usize::MAX)
+    } else {
+        0
+    };
+    len != expected
 }
 
 #[cfg(test)]

@@ -268,60 +268,94 @@ impl Coordinator {
     }
 
     /// Records again the changes of one kind every node applied that this coordinator has not
-    /// recorded (its database was lost): each only when every node reports the same change of
-    /// that version with a statement that verifies under its roster node key (an enclave
-    /// applies only a change the admins approved, each against the set before it); in version
-    /// order after the last one recorded. Returns how many were recorded.
+    /// recorded (its database was lost): each only when every roster node reports the same
+    /// approved change of that version, approvals included, with a statement that verifies
+    /// under its roster node key (an enclave applies only a change the admins approved, each
+    /// against the set before it); in version order after the last one recorded, which must be
+    /// the nodes' own changes (a fork at any version is refused by name: helper-51). Returns
+    /// how many were recorded.
     async fn recover_changes<T: ChangeJson>(
         &self,
         genesis: &protocol::genesis::Genesis,
         chains: &Chains<T::Wire>,
         credential: &str,
     ) -> Result<u32, ApiError> {
-        let recorded = self.recorded_changes::<T>().await?.len();
-        let Some(first) = chains.first() else {
-            return Ok(0);
-        };
         let refused = |m: String| err(ErrorCode::Refused, m);
+        if chains.len() != genesis.roster.len() {
+            return Err(refused(format!(
+                "{} chains for a roster of {} nodes: every roster node's is needed",
+                chains.len(),
+                genesis.roster.len()
+            )));
+        }
+        let recorded = self.recorded_changes::<T>().await?;
         let cluster = genesis.cluster_id();
+        let longest = chains.iter().map(Vec::len).max().unwrap_or(0);
+        if recorded.len() > longest {
+            return Err(refused(format!(
+                "this coordinator has recorded {} version {} that no node applied",
+                T::WHAT,
+                longest + 1
+            )));
+        }
         let mut restored = 0;
-        for (index, applied) in first.iter().enumerate().skip(recorded) {
-            let body = ApprovedJson::<T>::from_wire(&applied.request);
-            let (version, hash) = (
-                body.request.replaces().saturating_add(1),
-                body.request.sha256(),
-            );
-            if usize::try_from(version).ok() != Some(index + 1) {
+        for index in 0..longest {
+            let version = u32::try_from(index + 1).unwrap_or(u32::MAX);
+            // Every node's copy, JSON (approvals included), and its request's hash.
+            let mut copies = Vec::new();
+            for (node, chain) in (0u16..).zip(chains) {
+                let Some(c) = chain.get(index) else {
+                    return Err(refused(format!(
+                        "node {node} has not applied {} version {version}: catch it up first",
+                        T::WHAT
+                    )));
+                };
+                copies.push((node, ApprovedJson::<T>::from_wire(&c.request), &c.statement));
+            }
+            let (_, body, _) = &copies[0];
+            let hash = body.request.sha256();
+            let text =
+                serde_json::to_string(body).map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+            if body.request.replaces().checked_add(1) != Some(version) {
                 return Err(refused(format!(
-                    "node 0's {} chain is out of order at version {}",
+                    "node 0's {} chain is out of order at version {version}",
+                    T::WHAT
+                )));
+            }
+            if let Some(r) = recorded.get(index)
+                && r.hash != hash
+            {
+                return Err(refused(format!(
+                    "fork at {} version {version}: this coordinator recorded request sha256 \
+                     {}, the nodes applied {}",
                     T::WHAT,
-                    index + 1
+                    hex::encode(r.hash),
+                    hex::encode(hash)
                 )));
             }
             let message = body.request.expected().message;
             let mut statements = BTreeMap::new();
-            for (node, chain) in (0u16..).zip(chains) {
-                let theirs = chain
-                    .get(index)
-                    .filter(|c| ApprovedJson::<T>::from_wire(&c.request).request.sha256() == hash);
-                let signed = theirs.is_some_and(|c| {
-                    genesis.roster.get(usize::from(node)).is_some_and(|entry| {
-                        entry.signed(&message(&cluster, node, version, &hash), &c.statement)
-                    })
+            for (node, copy, statement) in &copies {
+                let same = serde_json::to_string(copy).is_ok_and(|t| t == text);
+                let signed = genesis.roster.get(usize::from(*node)).is_some_and(|entry| {
+                    entry.signed(&message(&cluster, *node, version, &hash), statement)
                 });
-                let Some(c) = theirs.filter(|_| signed) else {
+                if !same || !signed {
                     return Err(refused(format!(
                         "node {node} does not report the {} change of version {version} node \
-                         0 does, with a statement under its roster node key",
+                         0 does (approvals included), with a statement under its roster node \
+                         key",
                         T::WHAT
                     )));
-                };
-                statements.insert(node, hex::encode(&c.statement));
+                }
+                statements.insert(*node, hex::encode(statement));
+            }
+            if index < recorded.len() {
+                continue;
             }
             let row = ChangeRow {
                 version,
-                request: serde_json::to_string(&body)
-                    .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
+                request: text,
                 request_hash: hash.to_vec(),
                 statements,
                 created_at: unix_now(),

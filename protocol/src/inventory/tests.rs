@@ -127,6 +127,17 @@ fn a_forged_stale_or_misplaced_report_is_refused() {
         e.to_string(),
         "bad_key: node 1's inventory lists key a: its receipt's signature does not verify"
     );
+    // A node at admin version 1 that reports no change (its newest dropped).
+    let mut short = report(&g, 1, &["a"]);
+    short.admins = 1;
+    let e = verify_inventory(&g, 1, (NONCE, None), &short, &sign(1, &short)).unwrap_err();
+    assert_eq!(
+        e,
+        InventoryError::NotThisRequest {
+            node: 1,
+            what: "admin change chain"
+        }
+    );
     // A key id longer than any the cluster makes.
     let long = "k".repeat(MAX_INVENTORY_KEY_ID + 1);
     let too_long = report(&g, 1, &[long.as_str()]);

@@ -204,6 +204,7 @@ mod tests {
             ("POST", "/v1/cluster/admins", Some(Role::Admin)),
             ("POST", "/v1/cluster/images", Some(Role::Admin)),
             ("POST", "/v1/genesis", Some(Role::Admin)),
+            ("POST", "/v1/recover", Some(Role::Admin)),
             ("POST", "/v1/nodes/{node}/enroll", Some(Role::Admin)),
             ("POST", "/v1/nodes/{node}/attest", Some(Role::Admin)),
             ("GET", "/v1/keys", Some(Role::Read)),

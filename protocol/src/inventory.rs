@@ -92,9 +92,6 @@ pub struct HeldKey {
     pub policy_void: bool,
     /// The key's refresh schedule, seconds (0: off).
     pub refresh_every: u64,
-    /// When this node sealed the current generation, if the key has a schedule (Unix
-    /// seconds, this node's clock; else 0).
-    pub since: u64,
     /// A resharing's pending generation, sealed and not retired into yet.
     pub pending: Option<u32>,
 }

@@ -75,7 +75,6 @@ impl Node {
                 policy: key.policy.clone(),
                 policy_void: key.policy_void,
                 refresh_every: key.schedule.every,
-                since: key.schedule.since,
                 pending: key.pending.as_ref().map(|p| p.generation),
             });
         }

@@ -43,7 +43,6 @@ fn held(g: &Genesis, node: u16, key_id: &str) -> HeldKey {
         },
         policy_void: false,
         refresh_every: 0,
-        since: 0,
         pending: None,
     }
 }

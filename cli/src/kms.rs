@@ -69,7 +69,44 @@ pub fn pcr3_hex(role_arn: &str) -> String {
     hex::encode(attestation::parent::pcr3_of_role(role_arn))
 }
 
+/// What the key administrator may do with a node's key, listed one by one (issue 23): manage it,
+/// alias, tag, rotate, disable, schedule its deletion and change its policy (every policy change
+/// is alarmed), never use it and never grant its use (`kms:CreateGrant`, which `kms:Create*`
+/// would include: a grant to any principal with a document of any image would open every
+/// sealed blob). Terraform's `modules/kms_key` lists the same actions.
+pub const KEY_ADMINISTRATION: [&str; 22] = [
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:DeleteAlias",
+    "kms:DescribeKey",
+    "kms:DisableKey",
+    "kms:DisableKeyRotation",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListAliases",
+    "kms:ListGrants",
+    "kms:ListKeyPolicies",
+    "kms:ListKeyRotations",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:RevokeGrant",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateAlias",
+    "kms:UpdateKeyDescription",
+];
+
 /// The key policy of a node.
+///
+/// After the administration statement and one `EnclaveUse` statement per image, four denies
+/// that hold whatever else allows (a grant, a statement added later): `Decrypt` and
+/// `GenerateDataKey*` without an attestation document (`DenyWithoutAttestation`) or with one
+/// whose `ImageSha384` is not an allowed image's PCR0 (`DenyOtherImages`: a negated operator
+/// also matches a call without the key); `ReEncrypt*` (`DenyReEncrypt`); and `CreateGrant` to
+/// everyone (`DenyGrants`).
 pub fn key_policy(params: &PolicyParams) -> anyhow::Result<Value> {
     if params.images.is_empty() {
         bail!("a key policy needs the measurements of at least one image");
@@ -78,12 +115,7 @@ pub fn key_policy(params: &PolicyParams) -> anyhow::Result<Value> {
         "Sid": "KeyAdministration",
         "Effect": "Allow",
         "Principal": {"AWS": params.admin},
-        "Action": [
-            "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*",
-            "kms:Update*", "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*",
-            "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion",
-            "kms:CancelKeyDeletion"
-        ],
+        "Action": KEY_ADMINISTRATION,
         "Resource": "*"
     })];
     for (n, image) in params.images.iter().enumerate() {
@@ -135,11 +167,31 @@ pub fn key_policy(params: &PolicyParams) -> anyhow::Result<Value> {
         "Resource": "*",
         "Condition": {"Null": {"kms:RecipientAttestation:ImageSha384": "true"}}
     }));
+    let allowed: Vec<String> = params
+        .images
+        .iter()
+        .map(|image| image[&0].to_ascii_lowercase())
+        .collect();
+    statements.push(json!({
+        "Sid": "DenyOtherImages",
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+        "Resource": "*",
+        "Condition": {"StringNotEqualsIgnoreCase": {"kms:RecipientAttestation:ImageSha384": allowed}}
+    }));
     statements.push(json!({
         "Sid": "DenyReEncrypt",
         "Effect": "Deny",
         "Principal": {"AWS": "*"},
         "Action": "kms:ReEncrypt*",
+        "Resource": "*"
+    }));
+    statements.push(json!({
+        "Sid": "DenyGrants",
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Action": "kms:CreateGrant",
         "Resource": "*"
     }));
     Ok(json!({
@@ -189,12 +241,19 @@ pub fn read_measurements(path: &Path) -> anyhow::Result<Measurements> {
 /// A KMS client for the local stand-in at `endpoint` (static credentials; the stand-in checks
 /// no signature).
 pub fn sim_client(endpoint: &str) -> aws_sdk_kms::Client {
+    sim_client_as(endpoint, "cohort-sim")
+}
+
+/// A client of the local stand-in at `endpoint` signing with the access key id
+/// `access_key_id` (a stand-in started with `--principal ACCESS_KEY_ID=ARN` takes it for that
+/// principal).
+pub fn sim_client_as(endpoint: &str, access_key_id: &str) -> aws_sdk_kms::Client {
     let config = aws_sdk_kms::Config::builder()
         .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
         .region(aws_sdk_kms::config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_kms::config::Credentials::new(
-            "cohort-sim",
+            access_key_id,
             "cohort-sim",
             None,
             None,
@@ -285,7 +344,9 @@ mod tests {
                 "KeyAdministration",
                 "EnclaveUse",
                 "DenyWithoutAttestation",
-                "DenyReEncrypt"
+                "DenyOtherImages",
+                "DenyReEncrypt",
+                "DenyGrants"
             ]
         );
         let cond = &st[1]["Condition"]["StringEqualsIgnoreCase"];
@@ -314,9 +375,30 @@ mod tests {
             ])
         );
         assert_eq!(cond["Null"]["kms:EncryptionContext:cohort:id"], "false");
-        // The admin manages the key but may not use it.
+        // The admin manages the key but may not use it, nor grant its use: every action is
+        // named (no wildcard, which would take in kms:CreateGrant).
         let admin = st[0]["Action"].as_array().unwrap();
-        assert!(admin.iter().all(|a| a != "kms:Decrypt" && a != "kms:*"));
+        assert!(admin.iter().all(|a| {
+            let a = a.as_str().unwrap();
+            !a.contains('*') && a != "kms:Decrypt" && a != "kms:CreateGrant"
+        }));
+        // Whatever else allows: no use by another image (nor without a document), no grants.
+        assert_eq!(st[3]["Effect"], "Deny");
+        assert_eq!(
+            st[3]["Condition"]["StringNotEqualsIgnoreCase"]["kms:RecipientAttestation:ImageSha384"],
+            json!([hex::encode([0x10; 48])])
+        );
+        assert_eq!(st[5]["Effect"], "Deny");
+        assert_eq!(st[5]["Action"], "kms:CreateGrant");
+        assert_eq!(st[5]["Principal"], json!({"AWS": "*"}));
+        // During a rotation both images' PCR0 are allowed, each with its own statement.
+        let mut two = PolicyParams::simulated(2, image(0x10));
+        two.images.push(image(0x20));
+        let p = key_policy(&two).unwrap();
+        assert_eq!(
+            p["Statement"][4]["Condition"]["StringNotEqualsIgnoreCase"]["kms:RecipientAttestation:ImageSha384"],
+            json!([hex::encode([0x10; 48]), hex::encode([0x20; 48])])
+        );
     }
 
     #[test]

@@ -366,6 +366,11 @@ impl World {
     pub fn client(&self) -> aws_sdk_kms::Client {
         cli::kms::sim_client(&self.kms_url)
     }
+
+    /// A KMS client of the stand-in signing with `access_key_id`.
+    pub fn client_as(&self, access_key_id: &str) -> aws_sdk_kms::Client {
+        cli::kms::sim_client_as(&self.kms_url, access_key_id)
+    }
 }
 
 async fn addr_of(file: &std::path::Path, kms: &Proc) -> String {
@@ -380,6 +385,16 @@ async fn addr_of(file: &std::path::Path, kms: &Proc) -> String {
 
 /// Starts the stand-in, creates the key, and puts the parent in front of it.
 pub async fn world() -> World {
+    world_with_principals(&[]).await
+}
+
+/// The access key id of the key administrator in [`world_with_principals`]'s stand-in (the
+/// parent signs with `cohort-sim`, node 1's parent role).
+pub const ADMIN_ACCESS_KEY: &str = "cohort-kms-admin";
+
+/// [`world`] with a stand-in that names its callers: `principals` maps access key ids to
+/// principal ARNs (`--principal`); every other access key id is refused.
+pub async fn world_with_principals(principals: &[(&str, &str)]) -> World {
     let dir = tempfile::tempdir().unwrap();
     let ca_dir = dir.path().join("ca");
     let ca = SimulatedCa::load_or_generate(&ca_dir).unwrap();
@@ -401,14 +416,26 @@ pub async fn world() -> World {
             tls_addr_file.display().to_string(),
             "--tls-ca".into(),
             ca_dir.display().to_string(),
-        ],
+        ]
+        .into_iter()
+        .chain(
+            principals
+                .iter()
+                .map(|(id, arn)| format!("--principal={id}={arn}")),
+        )
+        .collect::<Vec<String>>(),
         &dir.path().join("kms.log"),
     )
     .unwrap();
     let addr = addr_of(&addr_file, &kms).await;
     let kms_tls = addr_of(&tls_addr_file, &kms).await;
     let kms_url = format!("http://{addr}");
-    let client = cli::kms::sim_client(&kms_url);
+    // The key is made by its administrator when callers are named (as Terraform's deployer
+    // makes it), else by the unnamed caller.
+    let client = match principals.iter().find(|(id, _)| *id == ADMIN_ACCESS_KEY) {
+        Some((id, _)) => cli::kms::sim_client_as(&kms_url, id),
+        None => cli::kms::sim_client(&kms_url),
+    };
     let image = simulated_pcrs(&IMAGE)
         .into_iter()
         .filter(|(i, _)| *i <= 2)

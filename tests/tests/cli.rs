@@ -984,7 +984,7 @@ fn kms_policy_is_made_from_measurement_files() {
     );
     let policy: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let st = policy["Statement"].as_array().unwrap();
-    assert_eq!(st.len(), 5, "admin, two images, two denies");
+    assert_eq!(st.len(), 7, "admin, two images, four denies");
     assert_eq!(st[1]["Principal"]["AWS"], role);
     let cond = |i: usize, k: &str| st[i]["Condition"]["StringEqualsIgnoreCase"][k].clone();
     assert_eq!(
@@ -997,6 +997,13 @@ fn kms_policy_is_made_from_measurement_files() {
         st[3]["Condition"]["Null"]["kms:RecipientAttestation:ImageSha384"],
         "true"
     );
+    // Both images' PCR0, and no other, may use the key, whatever a grant allows; no grants.
+    assert_eq!(st[4]["Sid"], "DenyOtherImages");
+    assert_eq!(
+        st[4]["Condition"]["StringNotEqualsIgnoreCase"]["kms:RecipientAttestation:ImageSha384"],
+        serde_json::json!([pcr(0xa0), cond(2, "kms:RecipientAttestation:ImageSha384")])
+    );
+    assert_eq!(st[6]["Sid"], "DenyGrants");
     // The stand-in accepts the document as a key policy (its parser refuses what it would
     // not evaluate).
     kms_local::policy::KeyPolicy::parse(&policy.to_string()).unwrap();

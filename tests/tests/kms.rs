@@ -16,7 +16,9 @@ use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec;
 use base64::Engine;
-use cohort_tests::kms::{IMAGE, Mode, OTHER_IMAGE, PARENTS_DATA_KEY, world};
+use cohort_tests::kms::{
+    ADMIN_ACCESS_KEY, IMAGE, Mode, OTHER_IMAGE, PARENTS_DATA_KEY, world, world_with_principals,
+};
 use enclave::kms::{KmsSealingAuthority, Roots};
 use enclave::seal::{
     AuthorityKind, BlobKind, CONTEXT_BLOB, CONTEXT_ID, Context, LocalSealingAuthority, SealError,
@@ -62,6 +64,140 @@ impl SealingAuthority for ParentKnowsTheKey {
     fn decrypt_data_key(&self, _: &[u8], _: &Context) -> Result<Zeroizing<[u8; 32]>, SealError> {
         Ok(Zeroizing::new(PARENTS_DATA_KEY))
     }
+}
+
+/// The policy the deployment review found (issue 23): the administrator's `kms:Create*` (which
+/// takes in `kms:CreateGrant`) and, for use, only a call without a document denied.
+fn reviewed_policy(current: &serde_json::Value) -> serde_json::Value {
+    let mut old = current.clone();
+    let statements = old["Statement"].as_array_mut().unwrap();
+    statements[0]["Action"] = serde_json::json!([
+        "kms:Create*",
+        "kms:Describe*",
+        "kms:Enable*",
+        "kms:List*",
+        "kms:Put*",
+        "kms:Update*",
+        "kms:Revoke*",
+        "kms:Disable*",
+        "kms:Get*",
+        "kms:Delete*",
+        "kms:TagResource",
+        "kms:UntagResource",
+        "kms:ScheduleKeyDeletion",
+        "kms:CancelKeyDeletion"
+    ]);
+    statements.retain(|s| s["Sid"] != "DenyOtherImages" && s["Sid"] != "DenyGrants");
+    old
+}
+
+/// Issue 23, the deployment review's finding: the KMS key administrator must not be able to
+/// open sealed blobs. The stand-in names its callers here (the parent signs as node 1's parent
+/// role, the administrator as the administrator). Under the policy the review found, the
+/// administrator grants the parent role `Decrypt`, and an enclave of another image (the
+/// attacker's own) on that parent opens a blob the genuine image sealed: the attack is real.
+/// Under Cohort's policy the grant is refused (`DenyGrants`), and a grant made before the policy
+/// was tightened still opens nothing (`DenyOtherImages`), while the genuine image opens its blob.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_key_administrator_cannot_open_sealed_blobs() {
+    let admin_arn = cli::kms::PolicyParams::simulated(1, Default::default()).admin;
+    let parent_role = cli::kms::sim_parent_role(1);
+    let w = world_with_principals(&[
+        ("cohort-sim", parent_role.as_str()),
+        (ADMIN_ACCESS_KEY, admin_arn.as_str()),
+    ])
+    .await;
+    let genuine = Arc::new(w.authority(IMAGE));
+    let a = genuine.clone();
+    let blob = blocking(move || seal(a.as_ref(), BlobKind::EddsaShare, "k1", b"the share"))
+        .await
+        .unwrap();
+    let admin = w.client_as(ADMIN_ACCESS_KEY);
+    let cohorts: serde_json::Value = serde_json::from_str(
+        &admin
+            .get_key_policy()
+            .key_id(&w.key_id)
+            .policy_name("default")
+            .send()
+            .await
+            .unwrap()
+            .policy
+            .unwrap(),
+    )
+    .unwrap();
+    let grant = || {
+        admin
+            .create_grant()
+            .key_id(&w.key_id)
+            .grantee_principal(&parent_role)
+            .operations(aws_sdk_kms::types::GrantOperation::Decrypt)
+            .send()
+    };
+    let attacker = Arc::new(w.authority(OTHER_IMAGE));
+    let try_open = |authority: Arc<enclave::kms::KmsSealingAuthority>| {
+        let blob = blob.clone();
+        blocking(move || unseal(authority.as_ref(), &blob, BlobKind::EddsaShare, None))
+    };
+    // Cohort's policy: no grant, for the administrator or anyone.
+    let e = grant().await.unwrap_err();
+    assert_eq!(e.code(), Some("AccessDeniedException"), "{e:?}");
+    assert!(format!("{e:?}").contains("DenyGrants"), "{e:?}");
+    let e = w
+        .client()
+        .create_grant()
+        .key_id(&w.key_id)
+        .grantee_principal(&parent_role)
+        .operations(aws_sdk_kms::types::GrantOperation::Decrypt)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("AccessDeniedException"), "{e:?}");
+    let e = try_open(attacker.clone()).await.unwrap_err();
+    assert!(e.to_string().contains("access_denied"), "{e}");
+
+    // The reviewed policy: the grant goes through, and the attacker's image opens the blob.
+    admin
+        .put_key_policy()
+        .key_id(&w.key_id)
+        .policy_name("default")
+        .policy(reviewed_policy(&cohorts).to_string())
+        .send()
+        .await
+        .unwrap();
+    grant().await.unwrap();
+    let (_, plain) = try_open(attacker.clone()).await.unwrap();
+    assert_eq!(plain.as_slice(), b"the share", "the attack is real");
+
+    // Cohort's policy again: the grant is still there, and opens nothing for another image.
+    admin
+        .put_key_policy()
+        .key_id(&w.key_id)
+        .policy_name("default")
+        .policy(cohorts.to_string())
+        .send()
+        .await
+        .unwrap();
+    let e = try_open(attacker).await.unwrap_err();
+    assert!(e.to_string().contains("access_denied"), "{e}");
+    let audit = std::fs::read_to_string(w.dir.path().join("kms/audit.jsonl")).unwrap();
+    let last_decrypt = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .rfind(|e| e["operation"] == "kms:Decrypt")
+        .unwrap();
+    assert_eq!(last_decrypt["statement"], "DenyOtherImages", "{audit}");
+    assert_eq!(last_decrypt["caller"], parent_role.as_str(), "{audit}");
+    let (_, plain) = try_open(genuine).await.unwrap();
+    assert_eq!(plain.as_slice(), b"the share");
+    // A caller the stand-in cannot name is refused outright.
+    let e = w
+        .client_as("someone-else")
+        .describe_key()
+        .key_id(&w.key_id)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("UnrecognizedClientException"), "{e:?}");
 }
 
 /// ADR 0013 step 16: the key policy pins the parent role's PCR3. An enclave of the right image

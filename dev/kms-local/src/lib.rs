@@ -19,8 +19,8 @@ use rand::RngCore;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use crate::policy::{Decision, KeyPolicy, RequestContext};
-use crate::store::{KeyRecord, KeyStore};
+use crate::policy::{Caller, Decision, KeyPolicy, RequestContext};
+use crate::store::{Grant, KeyRecord, KeyStore};
 
 /// A KMS error as the JSON protocol carries it (`__type`, `message`, HTTP status).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,7 +62,23 @@ pub struct LocalKms {
     recipient_policy: Policy,
     audit: Mutex<Option<std::fs::File>>,
     audit_path: PathBuf,
+    /// Access key id → principal ARN (`--principal`); empty: callers are unnamed.
+    principals: BTreeMap<String, String>,
 }
+
+/// The operations a grant may name (KMS's list for a symmetric encryption key).
+const GRANT_OPERATIONS: [&str; 10] = [
+    "Decrypt",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyWithoutPlaintext",
+    "ReEncryptFrom",
+    "ReEncryptTo",
+    "CreateGrant",
+    "RetireGrant",
+    "DescribeKey",
+    "GenerateDataKeyPair",
+];
 
 impl std::fmt::Debug for LocalKms {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -169,7 +185,32 @@ impl LocalKms {
             recipient_policy,
             audit: Mutex::new(None),
             audit_path: data_dir.join("audit.jsonl"),
+            principals: BTreeMap::new(),
         })
+    }
+
+    /// The same stand-in naming callers: `principals` maps access key ids to principal ARNs.
+    /// With none (the default), every caller is [`Caller::Unnamed`] and matches every
+    /// `Principal`; with some, a request signed with another access key id is refused.
+    pub fn with_principals(mut self, principals: BTreeMap<String, String>) -> Self {
+        self.principals = principals;
+        self
+    }
+
+    /// The caller of a request signed with `access_key_id` (from its SigV4 `Credential`).
+    pub fn caller(&self, access_key_id: Option<&str>) -> Result<Caller, KmsError> {
+        if self.principals.is_empty() {
+            return Ok(Caller::Unnamed);
+        }
+        access_key_id
+            .and_then(|id| self.principals.get(id))
+            .map(|arn| Caller::Principal(arn.clone()))
+            .ok_or_else(|| {
+                KmsError::new(
+                    "UnrecognizedClientException",
+                    "The security token included in the request is invalid.",
+                )
+            })
     }
 
     /// The region of this stand-in's keys.
@@ -177,8 +218,19 @@ impl LocalKms {
         &self.region
     }
 
-    /// Answers one JSON-protocol request (`X-Amz-Target: TrentService.<operation>`).
+    /// Answers one JSON-protocol request (`X-Amz-Target: TrentService.<operation>`) of an
+    /// unnamed caller.
     pub fn handle(&self, operation: &str, request: &Value) -> Result<Value, KmsError> {
+        self.handle_as(operation, request, &Caller::Unnamed)
+    }
+
+    /// Answers one JSON-protocol request of `caller`.
+    pub fn handle_as(
+        &self,
+        operation: &str,
+        request: &Value,
+        caller: &Caller,
+    ) -> Result<Value, KmsError> {
         if !request.is_object() {
             return Err(KmsError::new(
                 "SerializationException",
@@ -186,19 +238,20 @@ impl LocalKms {
             ));
         }
         let result = match operation {
-            "CreateKey" => self.create_key(request),
-            "DescribeKey" => self.describe_key(request),
-            "GetKeyPolicy" => self.get_key_policy(request),
-            "PutKeyPolicy" => self.put_key_policy(request),
-            "GenerateDataKey" => self.generate_data_key(request),
-            "Decrypt" => self.decrypt(request),
+            "CreateKey" => self.create_key(request, caller),
+            "DescribeKey" => self.describe_key(request, caller),
+            "GetKeyPolicy" => self.get_key_policy(request, caller),
+            "PutKeyPolicy" => self.put_key_policy(request, caller),
+            "CreateGrant" => self.create_grant(request, caller),
+            "GenerateDataKey" => self.generate_data_key(request, caller),
+            "Decrypt" => self.decrypt(request, caller),
             other => Err(KmsError::new(
                 "UnknownOperationException",
                 format!("operation {other} is not supported by the local KMS stand-in"),
             )),
         };
         if let Err(e) = &result {
-            self.audit(json!({"operation": operation, "error": e.kind, "message": e.message}));
+            self.audit(json!({"operation": operation, "caller": caller.arn(), "error": e.kind, "message": e.message}));
         }
         result
     }
@@ -231,23 +284,39 @@ impl LocalKms {
             })
     }
 
-    /// The key policy's verdict on `action` by a caller with `recipient` (verified) and the
-    /// encryption context `context` (empty for operations without one).
+    /// The key policy's verdict on `action` by `caller` with `recipient` (verified) and the
+    /// encryption context `context` (empty for operations without one). An explicit deny wins;
+    /// otherwise an allowing statement or one of the key's grants to the caller for the
+    /// operation allows it, as at KMS.
     fn authorize(
         &self,
         key: &KeyRecord,
         action: &str,
+        caller: &Caller,
         recipient: Option<&Recipient>,
         context: &BTreeMap<String, String>,
     ) -> Result<(), KmsError> {
         let policy = KeyPolicy::parse(&key.policy).map_err(KmsError::internal)?;
         let request = RequestContext::new(action, recipient.map(|r| &r.pcrs))
+            .by(caller.clone())
             .with_encryption_context(context)
             .map_err(|e| KmsError::new("ValidationException", e))?;
-        let decision = policy.evaluate(&request);
+        let mut decision = policy.evaluate(&request);
+        let operation = action.strip_prefix("kms:").unwrap_or(action);
+        let grant = (decision == Decision::ImplicitDeny)
+            .then(|| {
+                key.grants
+                    .iter()
+                    .find(|g| caller.is(&g.grantee) && g.operations.iter().any(|o| o == operation))
+            })
+            .flatten();
+        if grant.is_some() {
+            decision = Decision::Allow;
+        }
         self.audit(json!({
             "operation": action,
             "key_id": key.key_id,
+            "caller": caller.arn(),
             "recipient": recipient.map(|r| json!({
                 "module_id": r.module_id,
                 "pcr0": r.pcrs.get(&0).map(hex::encode),
@@ -259,6 +328,7 @@ impl LocalKms {
                 Decision::ExplicitDeny(sid) => json!(sid),
                 _ => Value::Null,
             },
+            "grant": grant.map(|g| g.grant_id.clone()),
         }));
         let why = match decision {
             Decision::Allow => return Ok(()),
@@ -267,11 +337,14 @@ impl LocalKms {
             }
             Decision::ImplicitDeny => "because no resource-based policy allows the action".into(),
         };
+        let user = caller.arn().map_or_else(
+            || format!("arn:aws:sts::{}:assumed-role/parent", store::ACCOUNT),
+            str::to_string,
+        );
         Err(KmsError::new(
             "AccessDeniedException",
             format!(
-                "User: arn:aws:sts::{}:assumed-role/parent is not authorized to perform: {action} on resource: {} {why}",
-                store::ACCOUNT,
+                "User: {user} is not authorized to perform: {action} on resource: {} {why}",
                 key.arn
             ),
         ))
@@ -341,7 +414,7 @@ impl LocalKms {
         })
     }
 
-    fn create_key(&self, request: &Value) -> Result<Value, KmsError> {
+    fn create_key(&self, request: &Value, caller: &Caller) -> Result<Value, KmsError> {
         for (field, allowed) in [
             ("KeySpec", "SYMMETRIC_DEFAULT"),
             ("CustomerMasterKeySpec", "SYMMETRIC_DEFAULT"),
@@ -373,23 +446,25 @@ impl LocalKms {
             .keys
             .create(description, &policy)
             .map_err(KmsError::internal)?;
-        self.audit(json!({"operation": "kms:CreateKey", "key_id": key.key_id}));
+        self.audit(
+            json!({"operation": "kms:CreateKey", "key_id": key.key_id, "caller": caller.arn()}),
+        );
         Ok(json!({"KeyMetadata": self.metadata(&key)}))
     }
 
-    fn describe_key(&self, request: &Value) -> Result<Value, KmsError> {
+    fn describe_key(&self, request: &Value, caller: &Caller) -> Result<Value, KmsError> {
         let key = self.key(request)?;
-        self.authorize(&key, "kms:DescribeKey", None, &BTreeMap::new())?;
+        self.authorize(&key, "kms:DescribeKey", caller, None, &BTreeMap::new())?;
         Ok(json!({"KeyMetadata": self.metadata(&key)}))
     }
 
-    fn get_key_policy(&self, request: &Value) -> Result<Value, KmsError> {
+    fn get_key_policy(&self, request: &Value, caller: &Caller) -> Result<Value, KmsError> {
         let key = self.key(request)?;
-        self.authorize(&key, "kms:GetKeyPolicy", None, &BTreeMap::new())?;
+        self.authorize(&key, "kms:GetKeyPolicy", caller, None, &BTreeMap::new())?;
         Ok(json!({"Policy": key.policy, "PolicyName": "default"}))
     }
 
-    fn put_key_policy(&self, request: &Value) -> Result<Value, KmsError> {
+    fn put_key_policy(&self, request: &Value, caller: &Caller) -> Result<Value, KmsError> {
         let key = self.key(request)?;
         if let Some(name) = field_str(request, "PolicyName")?
             && name != "default"
@@ -402,14 +477,76 @@ impl LocalKms {
         let policy = required(request, "Policy")?;
         store::check_policy(policy)
             .map_err(|e| KmsError::new("MalformedPolicyDocumentException", e))?;
-        self.authorize(&key, "kms:PutKeyPolicy", None, &BTreeMap::new())?;
+        self.authorize(&key, "kms:PutKeyPolicy", caller, None, &BTreeMap::new())?;
         self.keys
             .put_policy(&key, policy)
             .map_err(KmsError::internal)?;
         Ok(json!({}))
     }
 
-    fn generate_data_key(&self, request: &Value) -> Result<Value, KmsError> {
+    /// `CreateGrant`: `GranteePrincipal` may perform `Operations` on the key. Allowed by the key
+    /// policy's `kms:CreateGrant` for the caller (Cohort's node policies deny it to everyone).
+    /// Grant constraints and grant tokens are not modelled: a request with them is refused.
+    fn create_grant(&self, request: &Value, caller: &Caller) -> Result<Value, KmsError> {
+        let key = self.key(request)?;
+        for field in ["Constraints", "GrantTokens", "RetiringPrincipal", "DryRun"] {
+            if request.get(field).is_some_and(|v| !v.is_null()) {
+                return Err(KmsError::new(
+                    "ValidationException",
+                    format!("CreateGrant {field} is not supported by the local KMS stand-in"),
+                ));
+            }
+        }
+        let grantee = required(request, "GranteePrincipal")?;
+        if !grantee.starts_with("arn:") || grantee.len() > 256 {
+            return Err(KmsError::new(
+                "ValidationException",
+                "GranteePrincipal must be an ARN",
+            ));
+        }
+        let operations = match request.get("Operations") {
+            Some(Value::Array(ops)) if !ops.is_empty() => ops
+                .iter()
+                .map(|o| {
+                    o.as_str()
+                        .filter(|o| GRANT_OPERATIONS.contains(o))
+                        .map(str::to_string)
+                        .ok_or_else(|| {
+                            KmsError::new(
+                                "ValidationException",
+                                format!("Operations: {o} is not a grant operation"),
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => {
+                return Err(KmsError::new(
+                    "ValidationException",
+                    "Operations must list at least one operation",
+                ));
+            }
+        };
+        self.authorize(&key, "kms:CreateGrant", caller, None, &BTreeMap::new())?;
+        let mut raw = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut raw);
+        let grant_id = hex::encode(raw);
+        self.keys
+            .add_grant(
+                &key,
+                Grant {
+                    grant_id: grant_id.clone(),
+                    grantee: grantee.to_string(),
+                    operations,
+                    created_by: caller.arn().map(str::to_string),
+                },
+            )
+            .map_err(KmsError::internal)?;
+        self.audit(json!({"operation": "kms:CreateGrant", "key_id": key.key_id,
+            "caller": caller.arn(), "grantee": grantee, "grant_id": grant_id}));
+        Ok(json!({"GrantId": grant_id, "GrantToken": B64.encode(grant_id.as_bytes())}))
+    }
+
+    fn generate_data_key(&self, request: &Value, caller: &Caller) -> Result<Value, KmsError> {
         let key = self.key(request)?;
         // Data keys for AES-256 only: the ciphertext-blob format holds 32-byte keys.
         match (field_str(request, "KeySpec")?, request.get("NumberOfBytes")) {
@@ -424,7 +561,13 @@ impl LocalKms {
         }
         let context = encryption_context(request)?;
         let recipient = self.recipient(request)?;
-        self.authorize(&key, "kms:GenerateDataKey", recipient.as_ref(), &context)?;
+        self.authorize(
+            &key,
+            "kms:GenerateDataKey",
+            caller,
+            recipient.as_ref(),
+            &context,
+        )?;
         let mut plaintext = Zeroizing::new(vec![0u8; 32]);
         rand::rngs::OsRng.fill_bytes(&mut plaintext);
         let blob = self.wrap(&key, &plaintext, &context_aad(&context))?;
@@ -433,7 +576,7 @@ impl LocalKms {
         Ok(out)
     }
 
-    fn decrypt(&self, request: &Value) -> Result<Value, KmsError> {
+    fn decrypt(&self, request: &Value, caller: &Caller) -> Result<Value, KmsError> {
         let blob = blob_field(request, "CiphertextBlob")?
             .ok_or_else(|| KmsError::new("ValidationException", "CiphertextBlob is required"))?;
         if let Some(a) = field_str(request, "EncryptionAlgorithm")?
@@ -472,7 +615,7 @@ impl LocalKms {
         }
         let context = encryption_context(request)?;
         let recipient = self.recipient(request)?;
-        self.authorize(&key, "kms:Decrypt", recipient.as_ref(), &context)?;
+        self.authorize(&key, "kms:Decrypt", caller, recipient.as_ref(), &context)?;
         let plaintext = self.unwrap(&key, &blob, &context_aad(&context))?;
         let mut out = json!({"KeyId": key.arn, "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"});
         self.answer(&mut out, &plaintext, recipient.as_ref())?;

@@ -42,6 +42,19 @@ struct Config {
     /// Maximum age of a Recipient attestation document, seconds.
     #[arg(long, default_value_t = 300)]
     max_age_secs: u64,
+    /// `ACCESS_KEY_ID=ARN`: requests signed with this access key id come from this principal
+    /// (repeatable). With none, callers are unnamed and match every `Principal` of a key policy;
+    /// with some, a request signed with another access key id is refused.
+    #[arg(long = "principal", value_parser = principal)]
+    principals: Vec<(String, String)>,
+}
+
+fn principal(s: &str) -> Result<(String, String), String> {
+    let (id, arn) = s.split_once('=').ok_or("expected ACCESS_KEY_ID=ARN")?;
+    if id.is_empty() || !arn.starts_with("arn:") {
+        return Err("expected ACCESS_KEY_ID=ARN".into());
+    }
+    Ok((id.to_string(), arn.to_string()))
 }
 
 const NAME: &str = "cohort-kms";
@@ -69,6 +82,7 @@ async fn run(config: Config, root: Vec<u8>) -> Result<(), String> {
         root,
         Duration::from_secs(config.max_age_secs),
     )
+    .map(|kms| kms.with_principals(config.principals.iter().cloned().collect()))
     .map(Arc::new)
     .map_err(|e| format!("cannot use {}: {e}", config.data_dir.display()))?;
     if let (Some(listen), Some(ca)) = (&config.tls_listen, &config.tls_ca) {

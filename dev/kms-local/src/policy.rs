@@ -24,8 +24,14 @@
 //! without a set qualifier, or a qualifier on a single-valued key, is refused (IAM warns against
 //! both: the result on a missing key is easy to get wrong). Anything else in a policy — another
 //! operator, an `…IfExists` suffix, `NotAction`, `NotPrincipal` — is refused when the policy is
-//! stored, so nothing is silently ignored. The stand-in has no IAM: every caller matches every
-//! `Principal`.
+//! stored, so nothing is silently ignored.
+//!
+//! Principals: a statement applies to the callers its `Principal` names — `"*"` or `{"AWS":
+//! "*"}` everyone, `{"AWS": ARN or [ARN…]}` a caller with exactly that ARN, and an account's root
+//! (`arn:aws:iam::ACCOUNT:root`, or the bare account id) every caller of that account, as if its
+//! IAM policies allowed everything (the worst case: the stand-in has no IAM policies). Service
+//! principals name no caller of the stand-in. A caller the stand-in cannot name
+//! ([`Caller::Unnamed`]: it was started without `--principal`) matches every `Principal`.
 
 use std::collections::BTreeMap;
 
@@ -44,9 +50,96 @@ pub const CONTEXT_KEYS: &str = "kms:EncryptionContextKeys";
 /// a set qualifier.
 const MULTIVALUED: [&str; 1] = ["kms:encryptioncontextkeys"];
 
-/// What a request offers to a policy: its action and condition keys.
+/// Who calls: the principal the request's credentials belong to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Caller {
+    /// The stand-in knows no principals (started without `--principal`): every `Principal`
+    /// matches, and so does every grant.
+    #[default]
+    Unnamed,
+    /// An IAM principal's ARN (a role or user).
+    Principal(String),
+}
+
+impl Caller {
+    /// The caller's ARN, if named.
+    pub fn arn(&self) -> Option<&str> {
+        match self {
+            Self::Unnamed => None,
+            Self::Principal(arn) => Some(arn),
+        }
+    }
+
+    /// Whether `principal` (one ARN, an account root, an account id or `*`) names this caller.
+    pub fn is(&self, principal: &str) -> bool {
+        let Self::Principal(arn) = self else {
+            return true;
+        };
+        if principal == "*" || principal == arn {
+            return true;
+        }
+        // arn:PARTITION:iam::ACCOUNT:...
+        let account = arn.split(':').nth(4).unwrap_or("");
+        !account.is_empty()
+            && (principal == account
+                || principal
+                    .strip_suffix(":root")
+                    .and_then(|p| p.rsplit(':').next())
+                    .is_some_and(|a| a == account && principal.starts_with("arn:")))
+    }
+}
+
+/// The callers a statement names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Principals {
+    /// `"*"` or `{"AWS": "*"}`.
+    Anyone,
+    /// `{"AWS": …}`: these ARNs, account roots or account ids (empty: only service principals,
+    /// which name no caller of the stand-in).
+    Aws(Vec<String>),
+}
+
+impl Principals {
+    fn parse(v: &Value, sid: &str) -> Result<Self, String> {
+        match v {
+            Value::String(s) if s == "*" => Ok(Self::Anyone),
+            Value::Object(m) => {
+                let mut aws = Vec::new();
+                for (k, v) in m {
+                    match k.as_str() {
+                        "AWS" => aws.extend(strings(v, "Principal.AWS")?),
+                        "Service" | "Federated" | "CanonicalUser" => {
+                            strings(v, "Principal")?;
+                        }
+                        other => return Err(format!("{sid}: Principal {other} is not supported")),
+                    }
+                }
+                if aws.iter().any(|p| p == "*") {
+                    return Ok(Self::Anyone);
+                }
+                Ok(Self::Aws(aws))
+            }
+            _ => Err(format!(
+                "{sid}: Principal is \"*\" or an object such as {{\"AWS\": ARN}}"
+            )),
+        }
+    }
+
+    fn names(&self, caller: &Caller) -> bool {
+        match self {
+            Self::Anyone => true,
+            Self::Aws(list) => {
+                matches!(caller, Caller::Unnamed) || list.iter().any(|p| caller.is(p))
+            }
+        }
+    }
+}
+
+/// What a request offers to a policy: its caller, action and condition keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestContext {
+    /// Who calls.
+    pub caller: Caller,
     /// `kms:GenerateDataKey`, `kms:Decrypt`, ...
     pub action: String,
     /// Single-valued condition keys (lowercase key names) and values.
@@ -75,10 +168,17 @@ impl RequestContext {
             }
         }
         Self {
+            caller: Caller::Unnamed,
             action: action.to_string(),
             keys,
             sets: BTreeMap::new(),
         }
+    }
+
+    /// The same request by `caller`.
+    pub fn by(mut self, caller: Caller) -> Self {
+        self.caller = caller;
+        self
     }
 
     /// The same request with the encryption context `context`: `kms:EncryptionContext:<key>`
@@ -146,6 +246,7 @@ struct Condition {
 struct Statement {
     sid: String,
     allow: bool,
+    principals: Principals,
     actions: Vec<String>,
     conditions: Vec<Condition>,
 }
@@ -259,9 +360,11 @@ impl KeyPolicy {
                 Some("Deny") => false,
                 _ => return Err(format!("{sid}: Effect must be Allow or Deny")),
             };
-            if st.get("Principal").is_none() {
-                return Err(format!("{sid}: a key policy statement needs a Principal"));
-            }
+            let principals = Principals::parse(
+                st.get("Principal")
+                    .ok_or_else(|| format!("{sid}: a key policy statement needs a Principal"))?,
+                &sid,
+            )?;
             let actions = strings(
                 st.get("Action")
                     .ok_or_else(|| format!("{sid}: Action is missing"))?,
@@ -309,6 +412,7 @@ impl KeyPolicy {
             out.push(Statement {
                 sid,
                 allow,
+                principals,
                 actions,
                 conditions,
             });
@@ -320,6 +424,9 @@ impl KeyPolicy {
     pub fn evaluate(&self, request: &RequestContext) -> Decision {
         let mut allowed = false;
         for st in &self.statements {
+            if !st.principals.names(&request.caller) {
+                continue;
+            }
             if !st.actions.iter().any(|a| like(a, &request.action, true)) {
                 continue;
             }
@@ -682,6 +789,72 @@ mod tests {
         ] {
             let e = KeyPolicy::parse(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    /// A statement applies to the callers its `Principal` names; an unnamed caller (a stand-in
+    /// started without `--principal`) to every statement.
+    #[test]
+    fn principals() {
+        let policy = KeyPolicy::parse(&enclave_policy(0x10)).unwrap();
+        let admin = Caller::Principal("arn:aws:iam::1:role/admin".into());
+        let parent = Caller::Principal("arn:aws:iam::1:role/parent".into());
+        let ok = pcrs(0x10);
+        let ask = |action: &str, caller: &Caller, pcrs: Option<&BTreeMap<usize, Vec<u8>>>| {
+            policy.evaluate(&RequestContext::new(action, pcrs).by(caller.clone()))
+        };
+        assert_eq!(ask("kms:Decrypt", &parent, Some(&ok)), Decision::Allow);
+        assert_eq!(
+            ask("kms:Decrypt", &admin, Some(&ok)),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(ask("kms:GetKeyPolicy", &admin, None), Decision::Allow);
+        assert_eq!(
+            ask("kms:GetKeyPolicy", &parent, None),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            ask("kms:GetKeyPolicy", &Caller::Unnamed, None),
+            Decision::Allow
+        );
+        // "*" names everyone: the deny holds for the admin too.
+        assert_eq!(
+            ask("kms:Decrypt", &admin, None),
+            Decision::ExplicitDeny("DenyWithoutAttestation".into())
+        );
+        // An account root names every caller of its account, not another account's.
+        let root = |who: &str| {
+            let p = serde_json::json!({"Statement": {"Effect": "Allow",
+                "Principal": {"AWS": who}, "Action": "kms:*"}});
+            KeyPolicy::parse(&p.to_string()).unwrap()
+        };
+        let ctx = RequestContext::new("kms:CreateGrant", None).by(admin.clone());
+        assert_eq!(root("arn:aws:iam::1:root").evaluate(&ctx), Decision::Allow);
+        assert_eq!(root("1").evaluate(&ctx), Decision::Allow);
+        assert_eq!(
+            root("arn:aws:iam::2:root").evaluate(&ctx),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            root("arn:aws:iam::1:role/other").evaluate(&ctx),
+            Decision::ImplicitDeny
+        );
+        let service = serde_json::json!({"Statement": {"Effect": "Allow",
+            "Principal": {"Service": "logs.amazonaws.com"}, "Action": "kms:*"}});
+        assert_eq!(
+            KeyPolicy::parse(&service.to_string())
+                .unwrap()
+                .evaluate(&ctx),
+            Decision::ImplicitDeny
+        );
+        for bad in [r#""someone""#, r#"{"Unknown": "x"}"#, "3"] {
+            let p = format!(
+                r#"{{"Statement": {{"Effect": "Allow", "Principal": {bad}, "Action": "kms:*"}}}}"#
+            );
+            assert!(
+                KeyPolicy::parse(&p).unwrap_err().contains("Principal"),
+                "{p}"
+            );
         }
     }
 }

@@ -70,6 +70,15 @@ fn check_signed(kms: &LocalKms, request: &Request<Incoming>) -> Result<(), KmsEr
     Ok(())
 }
 
+/// The access key id of a SigV4-signed request (`Authorization: AWS4-HMAC-SHA256
+/// Credential=AKID/DATE/REGION/kms/aws4_request, ...`); the signature itself is not checked.
+fn access_key_id(request: &Request<Incoming>) -> Option<String> {
+    let authorization = request.headers().get("authorization")?.to_str().ok()?;
+    let credential = authorization.split("Credential=").nth(1)?;
+    let id = credential.split('/').next()?;
+    (!id.is_empty()).then(|| id.to_string())
+}
+
 async fn route(
     kms: Arc<LocalKms>,
     request: Request<Incoming>,
@@ -95,6 +104,7 @@ async fn route(
         .and_then(|v| v.to_str().ok())
         .and_then(|t| t.strip_prefix("TrentService."))
         .map(str::to_string);
+    let access_key_id = access_key_id(&request);
     let Some(operation) = target else {
         return error(&KmsError {
             kind: "UnknownOperationException",
@@ -126,9 +136,16 @@ async fn route(
             }
         }
     };
+    let caller = match kms.caller(access_key_id.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            info!(%operation, error = %e, "refused");
+            return error(&e);
+        }
+    };
     // Key operations touch files and RSA: keep them off the async threads.
     let op = operation.clone();
-    let result = tokio::task::spawn_blocking(move || kms.handle(&op, &parsed))
+    let result = tokio::task::spawn_blocking(move || kms.handle_as(&op, &parsed, &caller))
         .await
         .unwrap_or_else(|_| {
             Err(KmsError {

@@ -31,6 +31,24 @@ pub struct KeyRecord {
     pub policy: String,
     /// The key material, hex.
     pub material: String,
+    /// The key's grants, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<Grant>,
+}
+
+/// A grant: `grantee` may perform `operations` on the key, whatever the key policy allows (an
+/// explicit deny in the key policy still wins, as at KMS).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// The grant id.
+    pub grant_id: String,
+    /// The grantee principal's ARN.
+    pub grantee: String,
+    /// Operations without the `kms:` prefix (`Decrypt`, `GenerateDataKey`, ...).
+    pub operations: Vec<String>,
+    /// Who created it.
+    pub created_by: Option<String>,
 }
 
 impl std::fmt::Debug for KeyRecord {
@@ -117,6 +135,7 @@ impl KeyStore {
             description: description.to_string(),
             policy: policy.to_string(),
             material: hex::encode(material.as_slice()),
+            grants: Vec::new(),
         };
         self.write(&record)?;
         Ok(record)
@@ -126,6 +145,13 @@ impl KeyStore {
     pub fn put_policy(&self, record: &KeyRecord, policy: &str) -> Result<(), String> {
         let mut next = record.clone();
         next.policy = policy.to_string();
+        self.write(&next)
+    }
+
+    /// Adds a grant to a key.
+    pub fn add_grant(&self, record: &KeyRecord, grant: Grant) -> Result<(), String> {
+        let mut next = record.clone();
+        next.grants.push(grant);
         self.write(&next)
     }
 

@@ -6,11 +6,33 @@
 # regions) share its key material, and the administrator may also replicate it.
 
 locals {
+  # Every action named (cli/src/kms.rs, KEY_ADMINISTRATION): manage, alias, tag, rotate,
+  # disable, schedule deletion and change the policy; never use the key and never grant its use.
+  # A wildcard such as kms:Create* would take in kms:CreateGrant, and a grant to any principal
+  # lets that principal use the key beside the policy (issue 23).
   administration = [
-    "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*",
-    "kms:Update*", "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*",
-    "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion",
     "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:DeleteAlias",
+    "kms:DescribeKey",
+    "kms:DisableKey",
+    "kms:DisableKeyRotation",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListAliases",
+    "kms:ListGrants",
+    "kms:ListKeyPolicies",
+    "kms:ListKeyRotations",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:RevokeGrant",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateAlias",
+    "kms:UpdateKeyDescription",
   ]
 
   # kms:ReplicateKey is granted by the primary key's policy alone (not by IAM when the policy

@@ -3,7 +3,8 @@
 # `cohort kms policy` (cli/src/kms.rs, key_policy), one EnclaveUse statement per allowed image so
 # that PCRs of different images cannot be mixed:
 #
-# * KeyAdministration: the admin principal manages the key but cannot use it;
+# * KeyAdministration: the admin principal manages the key but can neither use it nor grant
+#   its use (every action named, kms:CreateGrant not among them; ../kms_key);
 # * EnclaveUse / EnclaveUseImageN: the parent role may call GenerateDataKey and Decrypt only with
 #   a Recipient attestation document whose ImageSha384 (= PCR0), PCR0, PCR1, PCR2 (and PCR8 when
 #   the image is signed) match, and, with parent_pcr3, whose PCR3 is the parent role's (the
@@ -16,7 +17,16 @@
 #   makes its node key at enrollment, the cluster id comes from genesis): their keys only;
 # * DenyWithoutAttestation: Decrypt and GenerateDataKey* without an attestation document are
 #   denied to everyone, whatever else allows them;
-# * DenyReEncrypt: ReEncrypt* (which takes no Recipient) is denied to everyone.
+# * DenyOtherImages: so are Decrypt and GenerateDataKey* with a document whose ImageSha384 is
+#   not one of the allowed images' PCR0 (StringNotEqualsIgnoreCase, which also matches a call
+#   without a document): a grant, or an allow statement added later, cannot let another image
+#   (an attacker's, or a debug-mode enclave's zeros) open the node's blobs;
+# * DenyReEncrypt: ReEncrypt* (which takes no Recipient) is denied to everyone;
+# * DenyGrants: CreateGrant is denied to everyone (nothing in Cohort uses grants on node keys).
+#
+# The administrator can still change the policy (kms:PutKeyPolicy: an image rotation needs
+# it); every change is alarmed (../monitoring, kms_key_changes) and is the documented
+# break-glass path (docs/operator-guide.md, "KMS key administration and break-glass").
 #
 # There is deliberately no statement for the account root: IAM policies cannot widen access to
 # this key. The key, its alias and the KeyAdministration statement are those of ../kms_key, as
@@ -77,10 +87,29 @@ module "key" {
         Condition = { Null = { "kms:RecipientAttestation:ImageSha384" = "true" } }
       },
       {
+        Sid       = "DenyOtherImages"
+        Effect    = "Deny"
+        Principal = { AWS = "*" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        Resource  = "*"
+        Condition = {
+          StringNotEqualsIgnoreCase = {
+            "kms:RecipientAttestation:ImageSha384" = [for image in local.images : image.PCR0]
+          }
+        }
+      },
+      {
         Sid       = "DenyReEncrypt"
         Effect    = "Deny"
         Principal = { AWS = "*" }
         Action    = "kms:ReEncrypt*"
+        Resource  = "*"
+      },
+      {
+        Sid       = "DenyGrants"
+        Effect    = "Deny"
+        Principal = { AWS = "*" }
+        Action    = "kms:CreateGrant"
         Resource  = "*"
       },
     ],

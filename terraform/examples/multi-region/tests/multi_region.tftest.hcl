@@ -190,7 +190,7 @@ run "one_node_per_region" {
           [merge(jsondecode(file("../cluster/tests/cli-policy-node-1.json")).Statement[0], {
             Action = concat(jsondecode(file("../cluster/tests/cli-policy-node-1.json")).Statement[0].Action, ["kms:ReplicateKey"])
           })],
-          slice(jsondecode(file("../cluster/tests/cli-policy-node-1.json")).Statement, 1, 4),
+          slice(jsondecode(file("../cluster/tests/cli-policy-node-1.json")).Statement, 1, length(jsondecode(file("../cluster/tests/cli-policy-node-1.json")).Statement)),
         )
       },
     )

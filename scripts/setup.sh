@@ -12,6 +12,7 @@ command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)       # installs anvil 
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 [ -f /usr/include/openssl/ssl.h ] || need_apt+=(libssl-dev)       # the EIF library signs with OpenSSL
 [ -x /bin/busybox ] || need_apt+=(busybox-static)                  # stand-in init of test images
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)  # scripts/check-units.sh
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks terraform/: formatting, `terraform validate` of every module and example and their
-# `terraform test` suites (offline, against the provider mirror in /opt/tf-plugins), and checkov
+# `terraform test` suites (offline, against the provider mirror in /opt/tf-plugins), the units
+# and scripts the modules install (scripts/check-units.sh: systemd-analyze verify), and checkov
 # with zero failed checks. Every checkov skip
 # lives inline in the .tf files (`# checkov:skip=ID: reason`), never on this command line.
 #
@@ -88,6 +89,11 @@ else
   echo "NOTICE: terraform validate skipped: terraform or $MIRROR absent (terraform test too)"
   echo
 fi
+
+# --- the instances' systemd units and scripts ----------------------------------------------------
+
+step "systemd units and scripts (scripts/check-units.sh)"
+./scripts/check-units.sh
 
 # --- checkov -------------------------------------------------------------------------------------
 

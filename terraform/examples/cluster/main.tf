@@ -22,6 +22,7 @@ module "network" {
   azs                      = var.azs
   client_cidrs             = var.client_cidrs
   coordinator_egress_cidrs = var.coordinator_egress_cidrs
+  s3_bucket_names          = [var.artifact_bucket, module.storage.blob_bucket_name]
   tags                     = var.tags
 }
 
@@ -41,6 +42,7 @@ module "node" {
   node_index          = tonumber(each.key)
   subnet_id           = module.network.app_subnet_ids_by_az[each.value]
   security_group_id   = module.network.security_group_ids.node
+  proxy_port          = module.network.proxy_port
   measurements_files  = var.measurements_files
   parent_pcr3         = lookup(var.parent_pcr3, each.key, null)
   admin_principal_arn = var.admin_principal_arn
@@ -104,5 +106,9 @@ module "monitoring" {
   target_group_arn_suffix       = module.coordinator.target_group_arn_suffix
   db_instance_identifier        = module.coordinator.db_instance_identifier
   db_allocated_storage_gb       = module.coordinator.db_allocated_storage_gb
-  tags                          = var.tags
+  watched_kms_key_arns = concat(
+    [for i in sort(keys(module.node)) : module.node[i].kms_key_arn],
+    [module.storage.storage_kms_key_arn, module.storage.trail_kms_key_arn, module.network.logs_kms_key_arn, module.coordinator.database_kms_key_arn],
+  )
+  tags = var.tags
 }

@@ -356,6 +356,7 @@ module "monitoring_a" {
   target_group_arn_suffix       = module.coordinator_a.target_group_arn_suffix
   db_instance_identifier        = module.coordinator_a.db_instance_identifier
   db_allocated_storage_gb       = module.coordinator_a.db_allocated_storage_gb
+  watched_kms_key_arns          = concat(module.region_a.kms_key_arns, [module.coordinator_a.database_kms_key_arn])
   tags                          = var.tags
 }
 
@@ -376,6 +377,7 @@ module "monitoring_b" {
   target_group_arn_suffix       = module.coordinator_b.target_group_arn_suffix
   db_instance_identifier        = module.coordinator_b.db_instance_identifier
   db_allocated_storage_gb       = module.coordinator_b.db_allocated_storage_gb
+  watched_kms_key_arns          = concat(module.region_b.kms_key_arns, [module.coordinator_b.database_kms_key_arn])
   tags                          = var.tags
 }
 
@@ -384,9 +386,10 @@ module "monitoring_c" {
   source    = "../../modules/monitoring"
   providers = { aws = aws.c }
 
-  name           = local.names.c
-  alarm_email    = var.alarm_email
-  threshold      = var.threshold
-  node_asg_names = { for i, n in module.region_c.nodes : i => n.autoscaling_group_name }
-  tags           = var.tags
+  name                 = local.names.c
+  alarm_email          = var.alarm_email
+  threshold            = var.threshold
+  node_asg_names       = { for i, n in module.region_c.nodes : i => n.autoscaling_group_name }
+  watched_kms_key_arns = module.region_c.kms_key_arns
+  tags                 = var.tags
 }

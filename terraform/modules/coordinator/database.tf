@@ -179,7 +179,7 @@ resource "aws_db_instance" "this" {
   performance_insights_retention_period = 7
   monitoring_interval                   = 60
   monitoring_role_arn                   = module.rds_monitoring_role.arn
-  enabled_cloudwatch_logs_exports       = ["postgresql", "upgrade"]
+  enabled_cloudwatch_logs_exports       = keys(aws_cloudwatch_log_group.database)
 
   tags = merge(var.tags, { Name = "${var.name}-coordinator" })
 
@@ -190,5 +190,19 @@ resource "aws_db_instance" "this" {
     }
   }
 
-  depends_on = [module.rds_monitoring_role]
+  # The log groups exist, encrypted and with a retention, before RDS would make its own
+  # (unencrypted, kept forever).
+  depends_on = [module.rds_monitoring_role, aws_cloudwatch_log_group.database]
+}
+
+# The database's exported logs (enabled_cloudwatch_logs_exports), made here so that they are
+# encrypted under the logs key and expire: RDS otherwise creates them on first export,
+# unencrypted and kept forever.
+resource "aws_cloudwatch_log_group" "database" {
+  for_each = toset(["postgresql", "upgrade"])
+
+  name              = "/aws/rds/instance/${var.name}-coordinator/${each.key}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.logs_kms_key_arn
+  tags              = var.tags
 }

@@ -31,18 +31,25 @@ locals {
       }
     ],
     var.files,
-    [{ path = "/etc/logrotate.d/cohort", permissions = "0644", content = file("${path.module}/files/logrotate.conf") }],
+    [
+      { path = "/etc/logrotate.d/cohort", permissions = "0644", content = file("${path.module}/files/logrotate.conf") },
+      { path = "/etc/tmpfiles.d/cohort.conf", permissions = "0644", content = file("${path.module}/files/tmpfiles.conf") },
+    ],
     var.agent_files,
     [{ path = "/etc/cohort/cloudwatch-agent.json", permissions = "0644", content = jsonencode(local.cloudwatch_agent) }],
   )
 
-  # The service user, the caller's install commands, the agent started, systemd reloaded, then
-  # the caller's start commands.
+  # The service user and its directories (tmpfiles.d/cohort.conf: made now, and at every boot
+  # before any service starts), the caller's install commands, the agent started, systemd
+  # reloaded, then the caller's start commands.
   user_data = "#cloud-config\n${yamlencode({
     packages    = concat(var.packages, ["jq", "amazon-cloudwatch-agent", "logrotate"])
     write_files = local.files
     runcmd = concat(
-      [["useradd", "--system", "--no-create-home", "--shell", "/sbin/nologin", "cohort"]],
+      [
+        ["useradd", "--system", "--no-create-home", "--shell", "/sbin/nologin", "cohort"],
+        ["systemd-tmpfiles", "--create", "/etc/tmpfiles.d/cohort.conf"],
+      ],
       var.install_commands,
       [
         ["/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl", "-a", "fetch-config", "-m", "ec2", "-s", "-c", "file:/etc/cohort/cloudwatch-agent.json"],

@@ -1,6 +1,8 @@
 # Alarms to one encrypted SNS topic: each node's instance status checks and in-service count,
 # the coordinators' in-service count and target health, the database's CPU and free storage,
-# and the number of healthy nodes the coordinators see against the signing threshold.
+# the number of healthy nodes the coordinators see against the signing threshold, and every
+# change to the administration of the cluster's KMS keys (an EventBridge rule on the region's
+# CloudTrail events: modules/storage records them).
 
 module "account" {
   source = "../account"
@@ -24,7 +26,7 @@ module "alarms_key" {
   statements = [{
     Sid       = "CloudWatchAlarms"
     Effect    = "Allow"
-    Principal = { Service = "cloudwatch.amazonaws.com" }
+    Principal = { Service = ["cloudwatch.amazonaws.com", "events.amazonaws.com"] }
     Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
     Resource  = "*"
     Condition = {
@@ -47,7 +49,7 @@ resource "aws_sns_topic_policy" "alarms" {
     Statement = [{
       Sid       = "CloudWatchAlarms"
       Effect    = "Allow"
-      Principal = { Service = "cloudwatch.amazonaws.com" }
+      Principal = { Service = ["cloudwatch.amazonaws.com", "events.amazonaws.com"] }
       Action    = "sns:Publish"
       Resource  = aws_sns_topic.alarms.arn
       Condition = {
@@ -55,6 +57,46 @@ resource "aws_sns_topic_policy" "alarms" {
       }
     }]
   })
+}
+
+# --- Changes to the KMS keys' administration ------------------------------------------------
+
+# Whoever holds the key administrator's role can still change a key's policy (an image rotation
+# needs it), disable a key or schedule its deletion; no one can create a grant (the node keys'
+# policies deny it), but the attempt is recorded. Each of these calls on a watched key, allowed
+# or refused, pages: a policy change that lets another image in is the one way left to open a
+# node's blobs (docs/threat-model.md, "The KMS key administrator"). EventBridge sees the calls
+# because the region's trail records management events (modules/storage).
+locals {
+  kms_admin_events = [
+    "PutKeyPolicy", "CreateGrant", "DisableKey", "ScheduleKeyDeletion",
+    "DisableKeyRotation", "ReplicateKey", "UpdatePrimaryRegion",
+  ]
+}
+
+resource "aws_cloudwatch_event_rule" "kms_key_changes" {
+  count = length(var.watched_kms_key_arns) > 0 ? 1 : 0
+
+  name        = "${var.name}-kms-key-changes"
+  description = "A policy change, grant, disabling, deletion or replication of one of ${var.name}'s KMS keys (allowed or refused)."
+  event_pattern = jsonencode({
+    source        = ["aws.kms"]
+    "detail-type" = ["AWS API Call via CloudTrail"]
+    detail = {
+      eventSource = ["kms.amazonaws.com"]
+      eventName   = local.kms_admin_events
+      resources   = { ARN = var.watched_kms_key_arns }
+    }
+  })
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "kms_key_changes" {
+  count = length(aws_cloudwatch_event_rule.kms_key_changes)
+
+  rule      = aws_cloudwatch_event_rule.kms_key_changes[0].name
+  target_id = "alarms"
+  arn       = aws_sns_topic.alarms.arn
 }
 
 resource "aws_sns_topic_subscription" "email" {

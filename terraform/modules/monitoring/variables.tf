@@ -79,6 +79,17 @@ variable "db_allocated_storage_gb" {
   default     = null
 }
 
+variable "watched_kms_key_arns" {
+  description = "KMS keys in this region whose administration pages (PutKeyPolicy, CreateGrant, DisableKey, ScheduleKeyDeletion, DisableKeyRotation, ReplicateKey, UpdatePrimaryRegion; allowed or refused): the node keys, the storage and trail keys. Empty: no rule. The region needs a trail recording management events (modules/storage makes one)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.watched_kms_key_arns : can(regex("^arn:[a-z-]+:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", arn))])
+    error_message = "watched_kms_key_arns holds KMS key ARNs."
+  }
+}
+
 variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)

@@ -139,11 +139,45 @@ resource "aws_route_table_association" "data" {
 
 # --- VPC endpoints ---------------------------------------------------------------------------
 
+# The S3 gateway endpoint reaches only the buckets the instances use (issue 23: without a policy
+# it is a path out for anything on an instance, to any bucket of any account): the cluster's own
+# (s3_bucket_names: the release artifacts, the sealed blobs) and, read-only, Amazon Linux's
+# package repositories and SSM's buckets in this region, which cloud-init and the SSM agent read.
 resource "aws_vpc_endpoint" "s3" {
   vpc_id            = aws_vpc.this.id
   service_name      = "com.amazonaws.${local.region}.s3"
   vpc_endpoint_type = "Gateway"
   route_table_ids   = [for rt in aws_route_table.app : rt.id]
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "ClusterBuckets"
+        Effect    = "Allow"
+        Principal = { AWS = "*" }
+        Action    = ["s3:GetObject", "s3:PutObject", "s3:ListBucket", "s3:GetBucketLocation"]
+        Resource  = flatten([for b in var.s3_bucket_names : ["arn:${module.account.partition}:s3:::${b}", "arn:${module.account.partition}:s3:::${b}/*"]])
+      },
+      {
+        Sid       = "AmazonLinuxAndSsm"
+        Effect    = "Allow"
+        Principal = { AWS = "*" }
+        Action    = "s3:GetObject"
+        Resource = [
+          "arn:${module.account.partition}:s3:::al2023-repos-${local.region}-*/*",
+          "arn:${module.account.partition}:s3:::amazonlinux-2-repos-${local.region}/*",
+          "arn:${module.account.partition}:s3:::aws-ssm-${local.region}/*",
+          "arn:${module.account.partition}:s3:::amazon-ssm-${local.region}/*",
+          "arn:${module.account.partition}:s3:::amazon-ssm-packages-${local.region}/*",
+          "arn:${module.account.partition}:s3:::${local.region}-birdwatcher-prod/*",
+          "arn:${module.account.partition}:s3:::aws-ssm-distributor-file-${local.region}/*",
+          "arn:${module.account.partition}:s3:::aws-ssm-document-attachments-${local.region}/*",
+          "arn:${module.account.partition}:s3:::patch-baseline-snapshot-${local.region}/*",
+          "arn:${module.account.partition}:s3:::amazoncloudwatch-agent-${local.region}/*",
+        ]
+      },
+    ]
+  })
 
   tags = merge(var.tags, { Name = "${var.name}-s3" })
 }
@@ -164,7 +198,7 @@ resource "aws_vpc_endpoint" "interface" {
 # --- Logs key and VPC flow logs --------------------------------------------------------------
 
 # One customer-managed key for the cluster's CloudWatch log groups (flow logs, node and
-# coordinator logs).
+# coordinator logs, the database's exported logs).
 module "logs_key" {
   source = "../kms_key"
 
@@ -182,6 +216,7 @@ module "logs_key" {
         "kms:EncryptionContext:aws:logs:arn" = [
           "${local.log_group_arn_prefix}/${var.name}/*",
           "${local.log_group_arn_prefix}aws-waf-logs-${var.name}*",
+          "${local.log_group_arn_prefix}/aws/rds/instance/${var.name}-coordinator/*",
         ]
       }
     }

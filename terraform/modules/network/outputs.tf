@@ -57,3 +57,8 @@ output "flow_log_group_name" {
   description = "CloudWatch log group of the VPC flow logs."
   value       = aws_cloudwatch_log_group.flow_logs.name
 }
+
+output "proxy_port" {
+  description = "Port of the parent proxies' HTTP API, as the security groups open it: pass it to every node module."
+  value       = var.proxy_port
+}

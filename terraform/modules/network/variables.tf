@@ -69,6 +69,16 @@ variable "peer_coordinator_cidrs" {
   }
 }
 
+variable "s3_bucket_names" {
+  description = "The cluster's buckets the instances reach through the S3 gateway endpoint (the release artifacts, the sealed blobs): its policy allows no other bucket, besides Amazon Linux's package repositories and SSM's own, read-only."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.s3_bucket_names) > 0 && alltrue([for b in var.s3_bucket_names : can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", b))])
+    error_message = "s3_bucket_names lists bucket names (not ARNs), at least one."
+  }
+}
+
 variable "proxy_port" {
   description = "TCP port of the parent proxies' HTTP API (cohort-parent-proxy --listen)."
   type        = number

@@ -5,12 +5,21 @@
 # The node's fixed address. The launch template attaches it as the primary interface
 # (delete_on_termination = false), so it outlives instances. It pins the node to one subnet and
 # so one availability zone.
+#
+# Moving the node to another AZ (operator guide, section 8) replaces the interface: the new one
+# is made first and the launch template points at it before the old one is deleted, so an AZ
+# whose API cannot delete the old interface (the AZ that was lost) does not hold the node back;
+# the old one stays deposed until a later apply deletes it.
 resource "aws_network_interface" "proxy" {
   subnet_id       = var.subnet_id
   security_groups = [var.security_group_id]
   description     = "${var.name} node ${var.node_index}: parent proxy (stable address)"
 
   tags = merge(var.tags, { Name = "${var.name}-node-${var.node_index}" })
+
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 resource "aws_cloudwatch_log_group" "node" {
@@ -18,6 +27,27 @@ resource "aws_cloudwatch_log_group" "node" {
   retention_in_days = var.log_retention_days
   kms_key_id        = var.logs_kms_key_arn
   tags              = var.tags
+}
+
+# The parent's instance type, as EC2 describes it: refused at plan time unless it supports Nitro
+# Enclaves and leaves the parent at least 2 vCPUs besides the enclave's.
+data "aws_ec2_instance_type" "parent" {
+  instance_type = var.instance_type
+}
+
+resource "terraform_data" "instance_type" {
+  input = var.instance_type
+
+  lifecycle {
+    precondition {
+      condition     = data.aws_ec2_instance_type.parent.nitro_enclaves_support == "supported"
+      error_message = "instance_type ${var.instance_type} does not support Nitro Enclaves."
+    }
+    precondition {
+      condition     = data.aws_ec2_instance_type.parent.default_vcpus - var.enclave_cpu_count >= 2
+      error_message = "instance_type ${var.instance_type} has ${data.aws_ec2_instance_type.parent.default_vcpus} vCPUs: the enclave's ${var.enclave_cpu_count} would leave the parent fewer than 2."
+    }
+  }
 }
 
 locals {
@@ -58,6 +88,7 @@ module "group" {
   files = [
     { path = "/etc/cohort/allocator.yaml", permissions = "0644", content = templatefile("${path.module}/files/allocator.yaml.tftpl", local.template_vars) },
     { path = "/usr/local/libexec/cohort/run-enclave", permissions = "0755", content = templatefile("${path.module}/files/run-enclave.sh.tftpl", local.template_vars) },
+    { path = "/usr/local/libexec/cohort/fetch-blobs", permissions = "0755", content = templatefile("${path.module}/files/fetch-blobs.sh.tftpl", local.template_vars) },
     { path = "/etc/systemd/system/cohort-enclave.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-enclave.service.tftpl", local.template_vars) },
     { path = "/etc/systemd/system/cohort-parent-proxy.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-parent-proxy.service.tftpl", local.template_vars) },
     { path = "/etc/systemd/system/cohort-blob-sync.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-blob-sync.service.tftpl", local.template_vars) },

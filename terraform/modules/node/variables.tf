@@ -57,9 +57,14 @@ variable "admin_principal_arn" {
 }
 
 variable "instance_type" {
-  description = "Parent instance type; must support Nitro Enclaves and leave the parent at least 2 vCPUs besides the enclave's."
+  description = "Parent instance type; must support Nitro Enclaves and leave the parent at least 2 vCPUs besides the enclave's (checked against EC2's description of the type at plan time)."
   type        = string
   default     = "m6i.xlarge"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]*\\.[a-z0-9-]+$", var.instance_type))
+    error_message = "instance_type is an EC2 instance type such as m6i.xlarge."
+  }
 }
 
 variable "ami_ssm_parameter" {
@@ -75,9 +80,14 @@ variable "root_volume_gb" {
 }
 
 variable "enclave_cpu_count" {
-  description = "vCPUs given to the enclave (allocator.yaml cpu_count and run-enclave --cpu-count)."
+  description = "vCPUs given to the enclave (allocator.yaml cpu_count and run-enclave --cpu-count): whole cores, so an even number on x86."
   type        = number
   default     = 2
+
+  validation {
+    condition     = var.enclave_cpu_count >= 2 && floor(var.enclave_cpu_count) == var.enclave_cpu_count
+    error_message = "enclave_cpu_count is a whole number of at least 2 (one full core)."
+  }
 }
 
 variable "enclave_memory_mib" {
@@ -87,9 +97,8 @@ variable "enclave_memory_mib" {
 }
 
 variable "proxy_port" {
-  description = "Port of the proxy's HTTP API (--listen 0.0.0.0:PORT)."
+  description = "Port of the proxy's HTTP API (--listen 0.0.0.0:PORT): the network module's proxy_port output, which its security groups open, so the two never disagree."
   type        = number
-  default     = 7070
 }
 
 variable "artifact_bucket" {

@@ -19,7 +19,11 @@ locals {
 # --- Storage key ------------------------------------------------------------------------------
 
 # Usable by principals the account's IAM policies allow (each node role: through S3 only, on
-# its own prefix's objects); administered by admin_principal_arn.
+# its own prefix's objects); administered by admin_principal_arn. The account root's kms:* is
+# what lets IAM policies grant that use; what it opens is only the bucket's layer of encryption
+# (each blob is sealed under its node's attestation-gated key inside). Whatever IAM allows, the
+# key is used only through S3 in this region (DenyUseOutsideS3) and never through a grant
+# (DenyGrants: S3 needs none); every policy change and grant attempt is alarmed (monitoring).
 module "storage_key" {
   source = "../kms_key"
 
@@ -27,7 +31,24 @@ module "storage_key" {
   description         = "${var.name}: SSE-KMS of the sealed-blob bucket"
   account_root_arn    = module.account.account_root
   admin_principal_arn = var.admin_principal_arn
-  tags                = var.tags
+  statements = [
+    {
+      Sid       = "DenyUseOutsideS3"
+      Effect    = "Deny"
+      Principal = { AWS = "*" }
+      Action    = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"]
+      Resource  = "*"
+      Condition = { StringNotEquals = { "kms:ViaService" = "s3.${module.account.region}.amazonaws.com" } }
+    },
+    {
+      Sid       = "DenyGrants"
+      Effect    = "Deny"
+      Principal = { AWS = "*" }
+      Action    = "kms:CreateGrant"
+      Resource  = "*"
+    },
+  ]
+  tags = var.tags
 }
 
 # --- Sealed-blob bucket -----------------------------------------------------------------------
@@ -82,20 +103,39 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "logs" {
 # Versioned, never public, owner-enforced (no ACLs), TLS-only, with a lifecycle each. Their
 # encryption differs (SSE-KMS for the blobs, SSE-S3 for the logs), so it stays with each bucket.
 locals {
-  buckets = { blobs = aws_s3_bucket.blobs, logs = aws_s3_bucket.logs }
+  buckets = { blobs = aws_s3_bucket.blobs, logs = aws_s3_bucket.logs, trail = aws_s3_bucket.trail }
 
   lifecycle_rules = {
     # A blob overwritten by a reseal (or by a compromised parent) stays recoverable
     # blob_noncurrent_days.
     blobs = { rule = "noncurrent-versions", expiration_days = null, noncurrent_days = var.blob_noncurrent_days }
     logs  = { rule = "expire-logs", expiration_days = var.access_log_days, noncurrent_days = 30 }
+    trail = { rule = "expire-trail", expiration_days = var.trail_days, noncurrent_days = 30 }
   }
 
   # Besides DenyInsecureTransport: the log bucket accepts the deliveries. The load balancer
   # writes under lb/, S3 server access logging under s3/.
   policy_statements = {
     blobs = []
-    logs = [
+    trail = [
+      {
+        Sid       = "CloudTrailAclCheck"
+        Effect    = "Allow"
+        Principal = { Service = "cloudtrail.amazonaws.com" }
+        Action    = "s3:GetBucketAcl"
+        Resource  = aws_s3_bucket.trail.arn
+        Condition = { StringEquals = { "aws:SourceArn" = local.trail_arn } }
+      },
+      {
+        Sid       = "CloudTrailWrite"
+        Effect    = "Allow"
+        Principal = { Service = "cloudtrail.amazonaws.com" }
+        Action    = "s3:PutObject"
+        Resource  = "${aws_s3_bucket.trail.arn}/AWSLogs/${module.account.account_id}/*"
+        Condition = { StringEquals = { "aws:SourceArn" = local.trail_arn, "s3:x-amz-acl" = "bucket-owner-full-control" } }
+      },
+    ]
+    logs = concat([
       {
         Sid       = "S3ServerAccessLogs"
         Effect    = "Allow"
@@ -104,31 +144,47 @@ locals {
         Resource  = "${aws_s3_bucket.logs.arn}/s3/*"
         Condition = {
           StringEquals = { "aws:SourceAccount" = module.account.account_id }
-          ArnLike      = { "aws:SourceArn" = aws_s3_bucket.blobs.arn }
+          ArnLike      = { "aws:SourceArn" = [aws_s3_bucket.blobs.arn, aws_s3_bucket.trail.arn] }
         }
       },
-      {
-        # Regions opened before August 2022 deliver load balancer logs from the regional
-        # Elastic Load Balancing account; later regions from the log delivery service (there
-        # aws_elb_service_account has no account: drop this statement and the data source).
+      ],
+      # Regions opened before August 2022 deliver load balancer logs from the regional Elastic
+      # Load Balancing account (aws_elb_service_account); later regions have none and deliver
+      # from the log delivery service only (the statement below).
+      local.legacy_elb_region ? [{
         Sid       = "LoadBalancerAccessLogsLegacy"
         Effect    = "Allow"
-        Principal = { AWS = data.aws_elb_service_account.this.arn }
+        Principal = { AWS = data.aws_elb_service_account.this[0].arn }
         Action    = "s3:PutObject"
         Resource  = "${aws_s3_bucket.logs.arn}/lb/AWSLogs/${module.account.account_id}/*"
-      },
-      {
-        Sid       = "LoadBalancerAccessLogs"
-        Effect    = "Allow"
-        Principal = { Service = "logdelivery.elasticloadbalancing.amazonaws.com" }
-        Action    = "s3:PutObject"
-        Resource  = "${aws_s3_bucket.logs.arn}/lb/AWSLogs/${module.account.account_id}/*"
-      },
-    ]
+      }] : [],
+      [
+        {
+          Sid       = "LoadBalancerAccessLogs"
+          Effect    = "Allow"
+          Principal = { Service = "logdelivery.elasticloadbalancing.amazonaws.com" }
+          Action    = "s3:PutObject"
+          Resource  = "${aws_s3_bucket.logs.arn}/lb/AWSLogs/${module.account.account_id}/*"
+        },
+    ])
   }
+
+  # The regions with a regional Elastic Load Balancing account for access logs (AWS's list in
+  # "Enable access logs for your Application Load Balancer"): the regions opened before August
+  # 2022. Anywhere else the data source below has no account and fails.
+  legacy_elb_regions = [
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "af-south-1", "ap-east-1",
+    "ap-south-1", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-southeast-1",
+    "ap-southeast-2", "ap-southeast-3", "ca-central-1", "eu-central-1", "eu-west-1",
+    "eu-west-2", "eu-west-3", "eu-south-1", "eu-north-1", "me-south-1", "sa-east-1",
+    "us-gov-west-1", "us-gov-east-1", "cn-north-1", "cn-northwest-1",
+  ]
+  legacy_elb_region = contains(local.legacy_elb_regions, module.account.region)
 }
 
-data "aws_elb_service_account" "this" {}
+data "aws_elb_service_account" "this" {
+  count = local.legacy_elb_region ? 1 : 0
+}
 
 resource "aws_s3_bucket_versioning" "this" {
   for_each = local.buckets

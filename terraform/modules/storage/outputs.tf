@@ -17,3 +17,18 @@ output "log_bucket_name" {
   description = "Access-log bucket (load balancer logs go under lb/)."
   value       = aws_s3_bucket.logs.bucket
 }
+
+output "trail_arn" {
+  description = "The region's CloudTrail trail (management events and the sealed-blob bucket's object events)."
+  value       = aws_cloudtrail.this.arn
+}
+
+output "trail_bucket_name" {
+  description = "Bucket of the trail's log files (Object Lock on)."
+  value       = aws_s3_bucket.trail.bucket
+}
+
+output "trail_kms_key_arn" {
+  description = "KMS key of the trail's log files."
+  value       = module.trail_key.arn
+}

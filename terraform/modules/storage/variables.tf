@@ -21,6 +21,40 @@ variable "access_log_days" {
   default     = 365
 }
 
+variable "trail_days" {
+  description = "How long CloudTrail log files are kept (the trail's bucket; at least trail_lock_days)."
+  type        = number
+  default     = 2557 # seven years
+}
+
+variable "trail_lock_days" {
+  description = "Object Lock retention of each CloudTrail log file: it cannot be deleted or overwritten before."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = var.trail_lock_days >= 1
+    error_message = "trail_lock_days is at least 1."
+  }
+}
+
+variable "trail_lock_mode" {
+  description = "Object Lock mode of the trail's bucket: COMPLIANCE (no one, not even the account root, shortens it) or GOVERNANCE (principals with s3:BypassGovernanceRetention may; for test deployments that must be torn down)."
+  type        = string
+  default     = "COMPLIANCE"
+
+  validation {
+    condition     = contains(["COMPLIANCE", "GOVERNANCE"], var.trail_lock_mode)
+    error_message = "trail_lock_mode is COMPLIANCE or GOVERNANCE."
+  }
+}
+
+variable "trail_log_days" {
+  description = "Retention of the trail's CloudWatch Logs copy, days (a value CloudWatch Logs accepts)."
+  type        = number
+  default     = 365
+}
+
 variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)

@@ -15,6 +15,9 @@ mock_data "aws_partition" {
 mock_data "aws_ssm_parameter" {
   defaults = { insecure_value = "ami-0123456789abcdef0" }
 }
+mock_data "aws_ec2_instance_type" {
+  defaults = { nitro_enclaves_support = "supported", default_vcpus = 4 }
+}
 mock_data "aws_elb_service_account" {
   defaults = { arn = "arn:aws:iam::156460612806:root" }
 }

@@ -41,7 +41,7 @@ run "one_image" {
 
   assert {
     condition = [for s in jsondecode(output.kms_key_policies["2"]).Statement : s.Sid] == [
-      "KeyAdministration", "EnclaveUse", "DenyWithoutAttestation", "DenyReEncrypt",
+      "KeyAdministration", "EnclaveUse", "DenyWithoutAttestation", "DenyOtherImages", "DenyReEncrypt", "DenyGrants",
     ]
     error_message = "The key policy has the statements of `cohort kms policy`, in its order."
   }
@@ -110,9 +110,32 @@ run "one_image" {
   assert {
     condition = alltrue([
       for a in jsondecode(output.kms_key_policies["3"]).Statement[0].Action :
-      !contains(["kms:Decrypt", "kms:GenerateDataKey", "kms:*", "kms:ReEncrypt*"], a)
+      !contains(["kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant", "kms:ReEncrypt*"], a) && !strcontains(a, "*")
     ])
-    error_message = "The admin manages the key but may not use it."
+    error_message = "The admin manages the key but may neither use it nor grant its use: every action is named, none is a wildcard (kms:Create* would take in kms:CreateGrant)."
+  }
+
+  assert {
+    condition = jsondecode(output.kms_key_policies["3"]).Statement[3] == {
+      Sid       = "DenyOtherImages"
+      Effect    = "Deny"
+      Principal = { AWS = "*" }
+      Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+      Resource  = "*"
+      Condition = { StringNotEqualsIgnoreCase = { "kms:RecipientAttestation:ImageSha384" = [lower(jsondecode(file("measurements.example.json")).Measurements.PCR0)] } }
+    }
+    error_message = "Decrypt and GenerateDataKey* with a document of another image than the allowed ones are denied to everyone, whatever a grant or another statement allows."
+  }
+
+  assert {
+    condition = jsondecode(output.kms_key_policies["3"]).Statement[5] == {
+      Sid       = "DenyGrants"
+      Effect    = "Deny"
+      Principal = { AWS = "*" }
+      Action    = "kms:CreateGrant"
+      Resource  = "*"
+    }
+    error_message = "No one may create a grant on a node's key."
   }
 
   assert {
@@ -125,6 +148,20 @@ run "one_image" {
       Condition = { Null = { "kms:RecipientAttestation:ImageSha384" = "true" } }
     }
     error_message = "Decrypt and GenerateDataKey* without an attestation document are denied to everyone."
+  }
+
+  assert {
+    condition = (
+      module.monitoring.kms_key_changes_rule.pattern.detail.eventName == [
+        "PutKeyPolicy", "CreateGrant", "DisableKey", "ScheduleKeyDeletion",
+        "DisableKeyRotation", "ReplicateKey", "UpdatePrimaryRegion",
+      ] &&
+      module.monitoring.kms_key_changes_rule.pattern.source == ["aws.kms"] &&
+      module.monitoring.kms_key_changes_rule.pattern["detail-type"] == ["AWS API Call via CloudTrail"] &&
+      length(module.monitoring.kms_key_changes_rule.pattern.detail.resources.ARN) == 3 + 4 &&
+      module.monitoring.kms_key_changes_rule.target == module.monitoring.alarm_topic_arn
+    )
+    error_message = "A policy change, grant, disabling, deletion or replication of any of the cluster's keys (three nodes', storage, trail, logs, database) pages the alarm topic."
   }
 
   assert {
@@ -142,9 +179,17 @@ run "image_rotation" {
 
   assert {
     condition = [for s in jsondecode(output.kms_key_policies["1"]).Statement : s.Sid] == [
-      "KeyAdministration", "EnclaveUseImage0", "EnclaveUseImage1", "DenyWithoutAttestation", "DenyReEncrypt",
+      "KeyAdministration", "EnclaveUseImage0", "EnclaveUseImage1", "DenyWithoutAttestation", "DenyOtherImages", "DenyReEncrypt", "DenyGrants",
     ]
     error_message = "Two images give one EnclaveUse statement each, so their PCRs cannot be mixed."
+  }
+
+  assert {
+    condition = jsondecode(output.kms_key_policies["1"]).Statement[4].Condition.StringNotEqualsIgnoreCase["kms:RecipientAttestation:ImageSha384"] == [
+      lower(jsondecode(file("measurements.example.json")).Measurements.PCR0),
+      lower(jsondecode(file("tests/next-image.json")).Measurements.PCR0),
+    ]
+    error_message = "During a rotation the deny lets both images through, and no third."
   }
 
   assert {

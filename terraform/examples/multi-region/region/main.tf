@@ -14,6 +14,7 @@ module "network" {
   coordinator_egress_cidrs = var.coordinator_egress_cidrs
   peer_proxy_cidrs         = var.peer_proxy_cidrs
   peer_coordinator_cidrs   = var.peer_coordinator_cidrs
+  s3_bucket_names          = [var.artifact_bucket, module.storage.blob_bucket_name]
   tags                     = var.tags
 }
 
@@ -37,6 +38,7 @@ module "node" {
   node_index         = tonumber(each.key)
   subnet_id          = module.network.app_subnet_ids_by_az[each.value.az]
   security_group_id  = module.network.security_group_ids.node
+  proxy_port         = module.network.proxy_port
   measurements_files = var.measurements_files
   parent_pcr3        = each.value.parent_pcr3
 

@@ -63,6 +63,14 @@ output "storage_kms_key_arn" {
   value       = module.storage.storage_kms_key_arn
 }
 
+output "kms_key_arns" {
+  description = "Every KMS key this region's resources made (its nodes', the storage, trail and logs keys): their administration pages (modules/monitoring)."
+  value = concat(
+    [for i in sort(keys(module.node)) : module.node[i].kms_key_arn],
+    [module.storage.storage_kms_key_arn, module.storage.trail_kms_key_arn, module.network.logs_kms_key_arn],
+  )
+}
+
 output "nodes" {
   description = "The nodes homed here, by index: placement, proxy, KMS key, parent role, Auto Scaling group, blob bucket."
   value = {

@@ -266,3 +266,19 @@ run "database_secret_replica_key_must_be_in_its_region" {
 
   expect_failures = [var.db_secret_replicas]
 }
+
+run "the_database_log_groups_are_encrypted_and_expire" {
+  command = apply
+
+  variables {
+    db_master_password = "mock-only-Passw0rd-not-a-secret"
+  }
+
+  assert {
+    condition = (
+      toset(keys(aws_cloudwatch_log_group.database)) == toset(aws_db_instance.this.enabled_cloudwatch_logs_exports) &&
+      alltrue([for g in aws_cloudwatch_log_group.database : g.kms_key_id == var.logs_kms_key_arn && g.retention_in_days > 0 && startswith(g.name, "/aws/rds/instance/${aws_db_instance.this.identifier}/")])
+    )
+    error_message = "Every exported database log has its log group made here, under the logs key, with a retention, named as RDS names it."
+  }
+}

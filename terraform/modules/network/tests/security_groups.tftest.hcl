@@ -10,6 +10,7 @@ variables {
   azs                      = ["eu-west-1a", "eu-west-1b"]
   client_cidrs             = ["203.0.113.0/24", "198.51.100.0/24"]
   coordinator_egress_cidrs = ["192.0.2.10/32"]
+  s3_bucket_names          = ["artifacts", "cohort-111122223333-eu-west-1-sealed-blobs"]
 }
 
 run "rules" {
@@ -108,4 +109,38 @@ run "peer_cidr_must_not_be_the_internet" {
   }
 
   expect_failures = [var.peer_coordinator_cidrs]
+}
+
+run "the_s3_endpoint_reaches_only_the_clusters_buckets" {
+  command = apply
+
+  assert {
+    condition = jsondecode(aws_vpc_endpoint.s3.policy).Statement[0].Resource == [
+      "arn:aws:s3:::artifacts", "arn:aws:s3:::artifacts/*",
+      "arn:aws:s3:::cohort-111122223333-eu-west-1-sealed-blobs", "arn:aws:s3:::cohort-111122223333-eu-west-1-sealed-blobs/*",
+    ]
+    error_message = "The S3 gateway endpoint's policy names the cluster's buckets."
+  }
+
+  assert {
+    condition = alltrue([
+      for s in jsondecode(aws_vpc_endpoint.s3.policy).Statement : s.Effect == "Allow" && !contains(flatten([s.Resource]), "*") && !contains(flatten([s.Resource]), "arn:aws:s3:::*")
+    ])
+    error_message = "No statement reaches every bucket."
+  }
+
+  assert {
+    condition     = jsondecode(aws_vpc_endpoint.s3.policy).Statement[1].Action == "s3:GetObject"
+    error_message = "Amazon Linux's and SSM's buckets are read-only."
+  }
+}
+
+run "bucket_arns_are_refused" {
+  command = plan
+
+  variables {
+    s3_bucket_names = ["arn:aws:s3:::artifacts"]
+  }
+
+  expect_failures = [var.s3_bucket_names]
 }

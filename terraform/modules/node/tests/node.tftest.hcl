@@ -1,0 +1,64 @@
+# One node's parent (issue 23): its instance type is checked against EC2's description of it at
+# plan time — Nitro Enclaves supported, and at least 2 vCPUs left to the parent besides the
+# enclave's — and the units and scripts it installs are those of files/ (scripts/check-units.sh
+# verifies them with systemd-analyze). Applied against the mocked AWS provider (nothing reaches
+# AWS). Run by scripts/terraform-check.sh.
+
+mock_provider "aws" {
+  source = "../../tests/mocks"
+}
+
+variables {
+  node_index          = 1
+  subnet_id           = "subnet-0a"
+  security_group_id   = "sg-0a"
+  proxy_port          = 7070
+  measurements_files  = ["../../examples/cluster/measurements.example.json"]
+  admin_principal_arn = "arn:aws:iam::111122223333:role/cohort-deployer"
+  artifact_bucket     = "artifacts"
+  eif_key             = "cohort.eif"
+  proxy_binary_key    = "cohort-parent-proxy"
+  blob_bucket_name    = "cohort-111122223333-eu-west-1-sealed-blobs"
+  storage_kms_key_arn = "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000"
+  logs_kms_key_arn    = "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000"
+}
+
+run "a_nitro_enclaves_type_is_taken" {
+  command = plan
+
+  assert {
+    condition     = terraform_data.instance_type.input == "m6i.xlarge"
+    error_message = "The default type, with Nitro Enclaves and 4 vCPUs, is taken."
+  }
+}
+
+run "a_type_without_nitro_enclaves_is_refused" {
+  command = plan
+
+  override_data {
+    target = data.aws_ec2_instance_type.parent
+    values = { nitro_enclaves_support = "unsupported", default_vcpus = 4 }
+  }
+
+  expect_failures = [terraform_data.instance_type]
+}
+
+run "a_type_too_small_for_the_enclave_is_refused" {
+  command = plan
+
+  variables {
+    enclave_cpu_count = 4
+  }
+
+  expect_failures = [terraform_data.instance_type]
+}
+
+run "a_fraction_of_a_core_is_refused" {
+  command = plan
+
+  variables {
+    enclave_cpu_count = 1
+  }
+
+  expect_failures = [var.enclave_cpu_count]
+}

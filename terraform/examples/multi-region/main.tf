@@ -125,6 +125,7 @@ module "region_a" {
   name                     = local.names.a
   azs                      = var.regions["a"].azs
   vpc_cidr                 = var.regions["a"].vpc_cidr
+  kms_replica_region       = var.regions["b"].region
   nodes                    = local.nodes.a
   peer_proxy_cidrs         = local.peer_proxy_cidrs.a
   peer_coordinator_cidrs   = local.peer_coordinator_cidrs.a
@@ -149,6 +150,7 @@ module "region_b" {
   name                     = local.names.b
   azs                      = var.regions["b"].azs
   vpc_cidr                 = var.regions["b"].vpc_cidr
+  kms_replica_region       = var.regions["c"].region
   nodes                    = local.nodes.b
   peer_proxy_cidrs         = local.peer_proxy_cidrs.b
   peer_coordinator_cidrs   = local.peer_coordinator_cidrs.b
@@ -174,6 +176,7 @@ module "region_c" {
   name                   = local.names.c
   azs                    = var.regions["c"].azs
   vpc_cidr               = var.regions["c"].vpc_cidr
+  kms_replica_region     = var.regions["a"].region
   nodes                  = local.nodes.c
   peer_proxy_cidrs       = local.peer_proxy_cidrs.c
   peer_coordinator_cidrs = local.peer_coordinator_cidrs.c
@@ -356,7 +359,7 @@ module "monitoring_a" {
   target_group_arn_suffix       = module.coordinator_a.target_group_arn_suffix
   db_instance_identifier        = module.coordinator_a.db_instance_identifier
   db_allocated_storage_gb       = module.coordinator_a.db_allocated_storage_gb
-  watched_kms_key_arns          = concat(module.region_a.kms_key_arns, [module.coordinator_a.database_kms_key_arn])
+  watched_kms_key_arns          = concat(module.region_a.kms_key_arns, [module.coordinator_a.database_kms_key_arn], [for r in values(module.link_c_a.kms_replicas) : r.arn])
   tags                          = var.tags
 }
 
@@ -377,7 +380,7 @@ module "monitoring_b" {
   target_group_arn_suffix       = module.coordinator_b.target_group_arn_suffix
   db_instance_identifier        = module.coordinator_b.db_instance_identifier
   db_allocated_storage_gb       = module.coordinator_b.db_allocated_storage_gb
-  watched_kms_key_arns          = concat(module.region_b.kms_key_arns, [module.coordinator_b.database_kms_key_arn])
+  watched_kms_key_arns          = concat(module.region_b.kms_key_arns, [module.coordinator_b.database_kms_key_arn], [for r in values(module.link_a_b.kms_replicas) : r.arn])
   tags                          = var.tags
 }
 
@@ -390,6 +393,6 @@ module "monitoring_c" {
   alarm_email          = var.alarm_email
   threshold            = var.threshold
   node_asg_names       = { for i, n in module.region_c.nodes : i => n.autoscaling_group_name }
-  watched_kms_key_arns = module.region_c.kms_key_arns
+  watched_kms_key_arns = concat(module.region_c.kms_key_arns, [for r in values(module.link_b_c.kms_replicas) : r.arn])
   tags                 = var.tags
 }

@@ -71,11 +71,24 @@ locals {
   kms_admin_events = [
     "PutKeyPolicy", "CreateGrant", "DisableKey", "ScheduleKeyDeletion",
     "DisableKeyRotation", "ReplicateKey", "UpdatePrimaryRegion",
+    "CreateAlias", "UpdateAlias", "DeleteAlias",
   ]
+  # The keys watched: the caller's and the alarm topic's own (disabling it would silence every
+  # page, CloudWatch alarms included).
+  watched_kms_key_arns = concat(var.watched_kms_key_arns, [module.alarms_key.arn])
+
+  # What would silence the pager itself, anywhere in the region: stopping or narrowing the
+  # trail (EventBridge sees API calls only through one), disabling or retargeting a rule,
+  # unsubscribing from or reconfiguring a topic. Rare and always worth a look; the page about
+  # one is the last this module can send, so docs/operator-guide.md asks for a second channel.
+  monitoring_events = {
+    "aws.cloudtrail" = ["StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors", "PutInsightSelectors"]
+    "aws.events"     = ["DisableRule", "DeleteRule", "RemoveTargets", "PutRule", "PutTargets"]
+    "aws.sns"        = ["Unsubscribe", "DeleteTopic", "SetTopicAttributes", "SetSubscriptionAttributes", "RemovePermission"]
+  }
 }
 
 resource "aws_cloudwatch_event_rule" "kms_key_changes" {
-  count = length(var.watched_kms_key_arns) > 0 ? 1 : 0
 
   name        = "${var.name}-kms-key-changes"
   description = "A policy change, grant, disabling, deletion or replication of one of ${var.name}'s KMS keys (allowed or refused)."
@@ -85,16 +98,31 @@ resource "aws_cloudwatch_event_rule" "kms_key_changes" {
     detail = {
       eventSource = ["kms.amazonaws.com"]
       eventName   = local.kms_admin_events
-      resources   = { ARN = var.watched_kms_key_arns }
+      resources   = { ARN = local.watched_kms_key_arns }
     }
   })
   tags = var.tags
 }
 
-resource "aws_cloudwatch_event_target" "kms_key_changes" {
-  count = length(aws_cloudwatch_event_rule.kms_key_changes)
+resource "aws_cloudwatch_event_rule" "monitoring_changes" {
+  name        = "${var.name}-monitoring-changes"
+  description = "The trail stopped or narrowed, a rule disabled or retargeted, a topic unsubscribed or reconfigured: what would silence ${var.name}'s pages."
+  event_pattern = jsonencode({
+    source        = keys(local.monitoring_events)
+    "detail-type" = ["AWS API Call via CloudTrail"]
+    detail        = { eventName = distinct(flatten(values(local.monitoring_events))) }
+  })
+  tags = var.tags
+}
 
-  rule      = aws_cloudwatch_event_rule.kms_key_changes[0].name
+resource "aws_cloudwatch_event_target" "monitoring_changes" {
+  rule      = aws_cloudwatch_event_rule.monitoring_changes.name
+  target_id = "alarms"
+  arn       = aws_sns_topic.alarms.arn
+}
+
+resource "aws_cloudwatch_event_target" "kms_key_changes" {
+  rule      = aws_cloudwatch_event_rule.kms_key_changes.name
   target_id = "alarms"
   arn       = aws_sns_topic.alarms.arn
 }

@@ -12,10 +12,19 @@ output "alarm_names" {
 }
 
 output "kms_key_changes_rule" {
-  description = "The EventBridge rule that pages on the watched KMS keys' administration: its name, event pattern (decoded) and target (null without watched keys)."
-  value = length(aws_cloudwatch_event_rule.kms_key_changes) == 0 ? null : {
-    name    = aws_cloudwatch_event_rule.kms_key_changes[0].name
-    pattern = jsondecode(aws_cloudwatch_event_rule.kms_key_changes[0].event_pattern)
-    target  = aws_cloudwatch_event_target.kms_key_changes[0].arn
+  description = "The EventBridge rule that pages on the watched KMS keys' administration (and the alarm topic key's): its name, event pattern (decoded) and target."
+  value = {
+    name    = aws_cloudwatch_event_rule.kms_key_changes.name
+    pattern = jsondecode(aws_cloudwatch_event_rule.kms_key_changes.event_pattern)
+    target  = aws_cloudwatch_event_target.kms_key_changes.arn
+  }
+}
+
+output "monitoring_changes_rule" {
+  description = "The EventBridge rule that pages on what would silence the pages (the trail, the rules, the topic): its name, event pattern (decoded) and target."
+  value = {
+    name    = aws_cloudwatch_event_rule.monitoring_changes.name
+    pattern = jsondecode(aws_cloudwatch_event_rule.monitoring_changes.event_pattern)
+    target  = aws_cloudwatch_event_target.monitoring_changes.arn
   }
 }

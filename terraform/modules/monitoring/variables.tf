@@ -80,7 +80,7 @@ variable "db_allocated_storage_gb" {
 }
 
 variable "watched_kms_key_arns" {
-  description = "KMS keys in this region whose administration pages (PutKeyPolicy, CreateGrant, DisableKey, ScheduleKeyDeletion, DisableKeyRotation, ReplicateKey, UpdatePrimaryRegion; allowed or refused): the node keys, the storage and trail keys. Empty: no rule. The region needs a trail recording management events (modules/storage makes one)."
+  description = "KMS keys in this region whose administration pages (PutKeyPolicy, CreateGrant, DisableKey, ScheduleKeyDeletion, DisableKeyRotation, ReplicateKey, UpdatePrimaryRegion, alias changes; allowed or refused): the node keys and their replicas here, the storage, trail, logs and database keys. The alarm topic's own key is always watched. The region needs a trail recording management events (modules/storage makes one)."
   type        = list(string)
   default     = []
 

@@ -113,6 +113,20 @@ module "key" {
         Resource  = "*"
       },
     ],
+    # A multi-Region key's administrator may replicate it (../kms_key) — into the planned
+    # regions only: a replica is made with a policy of the caller's choosing.
+    !var.kms_multi_region ? [] : [merge(
+      {
+        Sid       = "DenyUnplannedReplicas"
+        Effect    = "Deny"
+        Principal = { AWS = "*" }
+        Action    = "kms:ReplicateKey"
+        Resource  = "*"
+      },
+      length(var.kms_replica_regions) == 0 ? {} : {
+        Condition = { StringNotEquals = { "kms:ReplicaRegion" = var.kms_replica_regions } }
+      },
+    )],
   )
   tags = var.tags
 }

@@ -51,6 +51,12 @@ variable "kms_multi_region" {
   default     = false
 }
 
+variable "kms_replica_regions" {
+  description = "With kms_multi_region: the regions where the key's replicas are planned (the multi-region example: the next region of the ring). ReplicateKey into any other region is denied to everyone (DenyUnplannedReplicas): a replica takes a policy of its replicator's choosing and opens the primary's ciphertexts, so an unplanned one would be PutKeyPolicy by another name. KMS allows one replica per region, so once the planned ones exist no further replica can be made."
+  type        = list(string)
+  default     = []
+}
+
 variable "admin_principal_arn" {
   description = "IAM principal that administers this node's KMS key but may not use it. Terraform must run as this principal (KMS refuses a key policy that locks out its creator)."
   type        = string

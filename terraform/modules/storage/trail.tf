@@ -1,8 +1,10 @@
 # --- CloudTrail (issue 23) --------------------------------------------------------------------
 #
-# The region's trail: every management event (each KMS call on the node keys — PutKeyPolicy,
-# CreateGrant, DisableKey, ScheduleKeyDeletion, and Decrypt/GenerateDataKey with the PCRs of the
-# Recipient document KMS saw — and every IAM, EC2 and SSM change) and the object-level events of
+# The region's trail: every management event of the region (each KMS call on the node keys —
+# PutKeyPolicy, CreateGrant, DisableKey, ScheduleKeyDeletion, and Decrypt/GenerateDataKey with
+# the PCRs of the Recipient document KMS saw — and every EC2 and SSM change; IAM and global STS
+# events are logged in us-east-1 and reach only a trail there or a multi-Region one, which the
+# account's owner keeps beside this) and the object-level events of
 # the sealed-blob bucket (who read, wrote or deleted which node's blob). Delivered, with log-file
 # validation (a signed digest chain), to its own bucket under its own key, with Object Lock, and
 # to a CloudWatch Logs group; EventBridge receives the management events only because a trail

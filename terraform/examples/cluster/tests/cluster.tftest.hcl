@@ -155,13 +155,24 @@ run "one_image" {
       module.monitoring.kms_key_changes_rule.pattern.detail.eventName == [
         "PutKeyPolicy", "CreateGrant", "DisableKey", "ScheduleKeyDeletion",
         "DisableKeyRotation", "ReplicateKey", "UpdatePrimaryRegion",
+        "CreateAlias", "UpdateAlias", "DeleteAlias",
       ] &&
       module.monitoring.kms_key_changes_rule.pattern.source == ["aws.kms"] &&
       module.monitoring.kms_key_changes_rule.pattern["detail-type"] == ["AWS API Call via CloudTrail"] &&
-      length(module.monitoring.kms_key_changes_rule.pattern.detail.resources.ARN) == 3 + 4 &&
+      length(module.monitoring.kms_key_changes_rule.pattern.detail.resources.ARN) == 3 + 4 + 1 &&
       module.monitoring.kms_key_changes_rule.target == module.monitoring.alarm_topic_arn
     )
-    error_message = "A policy change, grant, disabling, deletion or replication of any of the cluster's keys (three nodes', storage, trail, logs, database) pages the alarm topic."
+    error_message = "A policy change, grant, disabling, deletion, replication or alias change of any of the cluster's keys (three nodes', storage, trail, logs, database, the alarm topic's) pages the alarm topic."
+  }
+
+  assert {
+    condition = (
+      contains(module.monitoring.monitoring_changes_rule.pattern.detail.eventName, "StopLogging") &&
+      contains(module.monitoring.monitoring_changes_rule.pattern.detail.eventName, "DisableRule") &&
+      contains(module.monitoring.monitoring_changes_rule.pattern.detail.eventName, "Unsubscribe") &&
+      module.monitoring.monitoring_changes_rule.target == module.monitoring.alarm_topic_arn
+    )
+    error_message = "Stopping the trail, disabling a rule or unsubscribing from the topic pages too."
   }
 
   assert {

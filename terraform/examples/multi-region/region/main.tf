@@ -44,6 +44,7 @@ module "node" {
 
   admin_principal_arn  = var.admin_principal_arn
   kms_multi_region     = true
+  kms_replica_regions  = [var.kms_replica_region]
   artifact_bucket      = var.artifact_bucket
   artifact_kms_key_arn = var.artifact_kms_key_arn
   eif_key              = var.eif_key

@@ -96,6 +96,11 @@ variable "enclave_memory_mib" {
   type        = number
 }
 
+variable "kms_replica_region" {
+  description = "The next region of the ring, where this region's node keys have their replicas (../link): ReplicateKey into any other region is denied."
+  type        = string
+}
+
 variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)

@@ -191,10 +191,26 @@ run "one_node_per_region" {
             Action = concat(jsondecode(file("../cluster/tests/cli-policy-node-1.json")).Statement[0].Action, ["kms:ReplicateKey"])
           })],
           slice(jsondecode(file("../cluster/tests/cli-policy-node-1.json")).Statement, 1, length(jsondecode(file("../cluster/tests/cli-policy-node-1.json")).Statement)),
+          [{
+            Sid       = "DenyUnplannedReplicas"
+            Effect    = "Deny"
+            Principal = { AWS = "*" }
+            Action    = "kms:ReplicateKey"
+            Resource  = "*"
+            Condition = { StringNotEquals = { "kms:ReplicaRegion" = ["eu-central-1"] } }
+          }],
         )
       },
     )
-    error_message = "A node key's policy is `cohort kms policy`'s (examples/cluster/tests/cli-policy-node-1.json) with kms:ReplicateKey for the administrator, and nothing else."
+    error_message = "A node key's policy is `cohort kms policy`'s (examples/cluster/tests/cli-policy-node-1.json) with kms:ReplicateKey for the administrator into the next region of the ring only (node 1 lives in eu-west-1, its replica in eu-central-1), and nothing else."
+  }
+
+  assert {
+    condition = (
+      contains(module.monitoring_b.kms_key_changes_rule.pattern.detail.resources.ARN, module.link_a_b.kms_replicas["1"].arn) &&
+      contains(module.monitoring_a.kms_key_changes_rule.pattern.detail.resources.ARN, output.nodes["1"].kms_key_arn)
+    )
+    error_message = "A node key pages in its region, and its replica in the replica's."
   }
 
   assert {

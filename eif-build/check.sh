@@ -23,7 +23,7 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 for run in 1 2; do
   "$ROOT/eif-build/build.sh" --kernel "$KERNEL" --cmdline-file "$ROOT/eif-build/dev-cmdline" \
-    --init "$INIT" --out "$scratch/$run" >/dev/null
+    --init "$INIT" --out "$scratch/$run" --allow-dirty >/dev/null
 done
 if ! cmp -s "$scratch/1/cohort.eif" "$scratch/2/cohort.eif" \
   || ! cmp -s "$scratch/1/measurements.json" "$scratch/2/measurements.json"; then
@@ -33,6 +33,28 @@ if ! cmp -s "$scratch/1/cohort.eif" "$scratch/2/cohort.eif" \
 fi
 echo "eif-build: two builds, identical images; PCRs:"
 grep -E '"PCR[0-9]"' "$scratch/1/measurements.json"
+# Every input that shaped the binary is recorded beside the PCRs.
+for key in Commit Dirty Rustc Cargo Gcc Glibc GmpCache BaseImage NitroCli; do
+  if ! grep -q "\"$key\": \"[^\"]" "$scratch/1/measurements.json"; then
+    echo "eif-build: measurements.json does not record Inputs.Build.$key" >&2
+    exit 1
+  fi
+done
+# A release build refuses a tree with uncommitted changes (this one may have some: made here).
+probe="$ROOT/.eif-build-dirty-probe"
+touch "$probe"
+if "$ROOT/eif-build/build.sh" --kernel "$KERNEL" --cmdline-file "$ROOT/eif-build/dev-cmdline" \
+  --init "$INIT" --out "$scratch/dirty" >/dev/null 2>"$scratch/dirty.err"; then
+  rm -f "$probe"
+  echo "eif-build: a build from a dirty tree was not refused" >&2
+  exit 1
+fi
+rm -f "$probe"
+grep -q "uncommitted changes" "$scratch/dirty.err" || {
+  cat "$scratch/dirty.err" >&2
+  exit 1
+}
+echo "eif-build: a dirty tree is refused without --allow-dirty; the build inputs are recorded"
 
 # The production enclave contains no simulated NSM or CA: not in the feature graph it is built
 # with, and not in the binary (neither the simulated measurement's domain string nor the

@@ -150,6 +150,13 @@ impl Measurements {
         })
     }
 
+    /// Whether the image's own PCRs (0, 1, 2) are those of `other`, whoever signed either: a
+    /// security team rebuilding a signed image has no signing key, so its rebuild carries no
+    /// PCR8 while the deployed image does.
+    pub fn same_image(&self, other: &Self) -> bool {
+        self.differences(other).iter().all(|pcr| *pcr == "PCR8")
+    }
+
     /// The PCRs in which `self` and `other` differ, e.g. `["PCR0", "PCR2"]`.
     pub fn differences(&self, other: &Self) -> Vec<&'static str> {
         let mut out = Vec::new();
@@ -232,6 +239,12 @@ pub struct Inputs {
     /// The application ramdisk as built.
     #[serde(rename = "ApplicationRamdisk")]
     pub application_ramdisk: InputFile,
+    /// How the enclave binary was built, recorded by `build.sh` (`--build-info KEY=VALUE`):
+    /// the commit and whether the tree was clean, rustc, cargo, gcc, glibc, the base image
+    /// digest, the nitro-cli version, whether GMP's build cache was off. Not measured (it is
+    /// not in the image): what a rebuild compares when the PCRs differ.
+    #[serde(rename = "Build", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub build: BTreeMap<String, String>,
 }
 
 /// The JSON eif-build prints and writes next to the image: `Measurements` is what KMS key
@@ -422,6 +435,7 @@ pub fn build(spec: &ImageSpec, out: &Path) -> Result<Report, EifError> {
         source_date_epoch: epoch,
         bootstrap_ramdisk: InputFile::of(&bootstrap),
         application_ramdisk: InputFile::of(&application),
+        build: BTreeMap::new(),
     };
 
     // The library takes paths: the ramdisks go to a scratch directory beside the output.

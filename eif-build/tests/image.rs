@@ -84,7 +84,7 @@ fn spec(dir: &Path, enclave: PathBuf) -> ImageSpec {
             "--listen".into(),
             "vsock:any:5005".into(),
             "--parent".into(),
-            "vsock:3:8000".into(),
+            "vsock:3:8001".into(),
         ],
         env: vec!["RUST_LOG=info".into()],
         source_date_epoch: 1_700_000_000,
@@ -235,6 +235,12 @@ fn a_signed_image_has_pcr8_and_it_is_recomputed_from_the_file() {
         vec!["PCR8"],
         "signing adds PCR8 and leaves the image's own measurements alone"
     );
+    // A security team's unsigned rebuild is the same image as the signed one it deployed.
+    assert!(unsigned.measurements.same_image(&report.measurements));
+    assert!(report.measurements.same_image(&unsigned.measurements));
+    let mut other = report.measurements.clone();
+    other.pcr1 = other.pcr0.clone();
+    assert!(!unsigned.measurements.same_image(&other));
     assert_eq!(describe(&out).unwrap().measurements, report.measurements);
 }
 

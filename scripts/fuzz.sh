@@ -33,7 +33,8 @@ RUN="$CACHE/fuzz-runs/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$RUN" "$(dirname "$REPORT")"
 
 if [ "$(cargo fuzz --version 2> /dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
-  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
+  # --debug: the tool only drives cargo; an unoptimised build installs in a fraction of the time.
+  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --debug
 fi
 
 # cargo fuzz has no --locked: check that fuzz/Cargo.lock is current first.

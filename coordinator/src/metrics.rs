@@ -39,10 +39,25 @@ struct Inner {
 pub struct Gauges {
     /// (key, path, quorum, ready).
     pub pools: Vec<(String, String, String, u32)>,
-    /// (node, reachable, attested, healthy).
-    pub nodes: Vec<(u16, bool, bool, bool)>,
+    /// Each node as the health check last saw it.
+    pub nodes: Vec<NodeGauge>,
     /// Signing requests in flight.
     pub live_requests: usize,
+}
+
+/// One node's gauges.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NodeGauge {
+    /// Node index.
+    pub node: u16,
+    /// Answered its last status call.
+    pub up: bool,
+    /// Its last attestation verified.
+    pub attested: bool,
+    /// Eligible for quorums.
+    pub healthy: bool,
+    /// Its enclave's clock minus the coordinator's, seconds, at its last health check.
+    pub clock_skew_secs: Option<i64>,
 }
 
 fn escape(v: &str) -> String {
@@ -161,26 +176,49 @@ impl Metrics {
         }
         out.push_str("# HELP cohort_node_up Whether the node answered its last status call.\n");
         out.push_str("# TYPE cohort_node_up gauge\n");
-        for (node, up, _, _) in &gauges.nodes {
-            let _ = writeln!(out, "cohort_node_up{{node=\"{node}\"}} {}", u8::from(*up));
+        for g in &gauges.nodes {
+            let _ = writeln!(
+                out,
+                "cohort_node_up{{node=\"{}\"}} {}",
+                g.node,
+                u8::from(g.up)
+            );
         }
         out.push_str("# HELP cohort_node_attested Whether the node's last attestation verified.\n");
         out.push_str("# TYPE cohort_node_attested gauge\n");
-        for (node, _, attested, _) in &gauges.nodes {
+        for g in &gauges.nodes {
             let _ = writeln!(
                 out,
-                "cohort_node_attested{{node=\"{node}\"}} {}",
-                u8::from(*attested)
+                "cohort_node_attested{{node=\"{}\"}} {}",
+                g.node,
+                u8::from(g.attested)
             );
         }
         out.push_str("# HELP cohort_node_healthy Whether the node is eligible for quorums.\n");
         out.push_str("# TYPE cohort_node_healthy gauge\n");
-        for (node, _, _, healthy) in &gauges.nodes {
+        for g in &gauges.nodes {
             let _ = writeln!(
                 out,
-                "cohort_node_healthy{{node=\"{node}\"}} {}",
-                u8::from(*healthy)
+                "cohort_node_healthy{{node=\"{}\"}} {}",
+                g.node,
+                u8::from(g.healthy)
             );
+        }
+        out.push_str(
+            "# HELP cohort_node_clock_skew_seconds How far the node's enclave clock is from the \
+             coordinator's, either way (its documents, requests and receipts are checked against \
+             it).\n",
+        );
+        out.push_str("# TYPE cohort_node_clock_skew_seconds gauge\n");
+        for g in &gauges.nodes {
+            if let Some(skew) = g.clock_skew_secs {
+                let _ = writeln!(
+                    out,
+                    "cohort_node_clock_skew_seconds{{node=\"{}\"}} {}",
+                    g.node,
+                    skew.unsigned_abs()
+                );
+            }
         }
         out.push_str("# HELP cohort_live_requests Signing requests in flight.\n");
         out.push_str("# TYPE cohort_live_requests gauge\n");
@@ -203,6 +241,7 @@ mod tests {
         assert!(text.contains(
             "cohort_operation_duration_seconds_bucket{operation=\"sign\",le=\"0.001\"} 1"
         ));
+        assert!(!text.contains("cohort_node_clock_skew_seconds{"));
         assert!(text.contains(
             "cohort_operation_duration_seconds_bucket{operation=\"sign\",le=\"0.01\"} 2"
         ));
@@ -212,5 +251,35 @@ mod tests {
                 "cohort_operation_failures_total{operation=\"sign\",code=\"no_quorum\"} 1"
             )
         );
+    }
+
+    #[test]
+    fn node_gauges_by_node_and_clock_skew_either_way() {
+        let text = Metrics::default().render(&Gauges {
+            nodes: vec![
+                NodeGauge {
+                    node: 0,
+                    up: true,
+                    attested: true,
+                    healthy: true,
+                    clock_skew_secs: Some(-400),
+                },
+                NodeGauge {
+                    node: 1,
+                    up: false,
+                    ..NodeGauge::default()
+                },
+            ],
+            ..Gauges::default()
+        });
+        for needle in [
+            "cohort_node_up{node=\"0\"} 1",
+            "cohort_node_healthy{node=\"1\"} 0",
+            "cohort_node_clock_skew_seconds{node=\"0\"} 400",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from\n{text}");
+        }
+        // A node whose clock was never read has no skew, not a zero one.
+        assert!(!text.contains("cohort_node_clock_skew_seconds{node=\"1\"}"));
     }
 }

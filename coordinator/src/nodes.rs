@@ -35,6 +35,8 @@ struct NodeState {
     presignatures: u32,
     primes_ready: bool,
     error: Option<String>,
+    /// The enclave's clock minus ours, seconds, at its last status answer.
+    clock_skew_secs: Option<i64>,
     suspended_until: Option<Instant>,
     last_attested: Option<Instant>,
     /// The identity (signing key) the node had when it last admitted its peers: it can run
@@ -349,6 +351,7 @@ impl Nodes {
                     let by = Self::refused_by(&states, i);
                     (!by.is_empty()).then(|| format!("refused as a peer by node(s) {by:?}"))
                 }),
+                clock_skew_secs: s.clock_skew_secs,
             })
             .collect()
     }
@@ -431,6 +434,28 @@ impl Nodes {
         events
     }
 
+    /// The node's enclave clock minus ours, in seconds, or `None` if it did not say (an
+    /// enclave older than the `Clock` request answers it with an error). The answer is the
+    /// parent's word (unsigned) and a slow one makes the enclave look behind: for operators
+    /// and alarms, never for a decision.
+    async fn clock_skew(&self, node: u16) -> Option<i64> {
+        let answer = self
+            .call(node, &EnclaveRequest::Clock, Duration::from_secs(2))
+            .await;
+        let Ok(EnclaveResponse::Clock { time }) = answer else {
+            return None;
+        };
+        let here = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs();
+        Some(
+            i64::try_from(time)
+                .ok()?
+                .saturating_sub(i64::try_from(here).ok()?),
+        )
+    }
+
     async fn check_one(&self, node: u16, attest_every: Duration) -> Vec<NodeEvent> {
         let mut events = Vec::new();
         match self
@@ -446,6 +471,7 @@ impl Nodes {
                 identity,
                 ..
             }) => {
+                let skew = self.clock_skew(node).await;
                 // An identity other than the one last attested is a new enclave process, even
                 // when no poll saw it down or in another phase (a restart between two polls).
                 // The hint is the parent's word: it only makes the coordinator attest again.
@@ -481,6 +507,7 @@ impl Nodes {
                     s.keys = keys;
                     s.presignatures = presignatures;
                     s.primes_ready = primes_ready;
+                    s.clock_skew_secs = skew;
                     // What the enclave reports went wrong (a failed phase's reason, a panic it
                     // contained), for operators.
                     // The parent relays this text: cut and escaped before it reaches status and logs.
@@ -517,6 +544,8 @@ impl Nodes {
             Err(e) => self.update(node, |s| {
                 s.reachable = false;
                 s.error = Some(e.0);
+                // Not read this time: no stale skew keeps an alarm in its state.
+                s.clock_skew_secs = None;
             }),
         }
         events

@@ -62,7 +62,7 @@ pub enum Requirement {
 /// Which phase each request needs.
 pub fn required_phase(request: &EnclaveRequest) -> Requirement {
     match request {
-        EnclaveRequest::Status => Requirement::Any,
+        EnclaveRequest::Status | EnclaveRequest::Clock => Requirement::Any,
         EnclaveRequest::Attest { .. } => {
             Requirement::In(&[Phase::Ready, Phase::Enrolled, Phase::Operational])
         }

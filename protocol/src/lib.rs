@@ -222,6 +222,10 @@ pub enum EnclaveRequest {
         /// The page starts after this key id (`None`: the first page).
         after: Option<String>,
     },
+    /// Report the enclave's clock (any phase). Apart from `Status` so that an enclave image
+    /// with it still answers an older coordinator's `Status`, and an older enclave answers
+    /// this with an error, not a status its caller cannot read.
+    Clock,
 }
 
 impl EnclaveRequest {
@@ -239,6 +243,7 @@ impl EnclaveRequest {
             Self::Deliver { .. } => "deliver",
             Self::AbortSession { .. } => "abort_session",
             Self::Inventory { .. } => "inventory",
+            Self::Clock => "clock",
         }
     }
 }
@@ -364,6 +369,14 @@ pub enum EnclaveResponse {
     },
     /// The request failed.
     Error(EnclaveError),
+    /// The enclave's clock when it answered (Unix seconds): the clock it checks peers'
+    /// documents, requests and receipts against. Unsigned, so the parent's word like `Status`:
+    /// a watcher comparing it with its own clock sees a drift early, or a parent's lie, never
+    /// anything the enclaves rely on.
+    Clock {
+        /// Unix seconds.
+        time: u64,
+    },
 }
 
 impl EnclaveResponse {
@@ -379,6 +392,7 @@ impl EnclaveResponse {
             Self::Session(_) => "session",
             Self::Inventory { .. } => "inventory",
             Self::Error(_) => "error",
+            Self::Clock { .. } => "clock",
         }
     }
 }
@@ -481,7 +495,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let requests = [attest(), EnclaveRequest::Status];
+        let requests = [attest(), EnclaveRequest::Status, EnclaveRequest::Clock];
         for r in requests {
             let frame = encode_frame(&r).unwrap();
             assert_eq!(decode_frame::<EnclaveRequest>(&frame).unwrap(), r);
@@ -511,6 +525,9 @@ mod tests {
             EnclaveResponse::Error(EnclaveError::new(ErrorCode::Nsm, "x")),
             EnclaveResponse::Error(EnclaveError::new(ErrorCode::Busy, "full")),
             EnclaveResponse::Error(EnclaveError::new(ErrorCode::Limit, "full")),
+            EnclaveResponse::Clock {
+                time: 1_796_000_000,
+            },
         ];
         for r in responses {
             let frame = encode_frame(&r).unwrap();

@@ -369,6 +369,11 @@ pub struct NodeStatus {
     /// Last error: a failed call or session, or what the enclave reports went wrong (the
     /// reason of a `failed` phase, a panic it contained), prefixed `enclave: `.
     pub error: Option<String>,
+    /// Its enclave's clock minus the coordinator's, in seconds, at its last health check
+    /// (the enclave checks documents against its clock, so a skew nearing their 5-minute
+    /// window is worth an alarm). Unsigned, so the parent's word: an early warning, never a
+    /// control. Null when the node did not answer or its enclave does not report its clock.
+    pub clock_skew_secs: Option<i64>,
 }
 
 /// A presignature pool level.

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 
 use crate::api::{ApiError, ErrorCode, GenesisBody};
-use crate::metrics::{Gauges, Metrics};
+use crate::metrics::{Gauges, Metrics, NodeGauge};
 use crate::nodes::Nodes;
 use crate::store::{ClusterState, KeyRow, Store, StoreError};
 use failover::quorum_string;
@@ -222,7 +222,13 @@ impl Coordinator {
             .nodes
             .status()
             .into_iter()
-            .map(|n| (n.node, n.reachable, n.attested, n.healthy))
+            .map(|n| NodeGauge {
+                node: n.node,
+                up: n.reachable,
+                attested: n.attested,
+                healthy: n.healthy,
+                clock_skew_secs: n.clock_skew_secs,
+            })
             .collect();
         self.metrics.render(&Gauges {
             pools,

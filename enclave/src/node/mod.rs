@@ -221,6 +221,12 @@ fn system_clock() -> Duration {
         .unwrap_or_default()
 }
 
+/// The enclave's clock, Unix seconds: what a node checks documents and requests against
+/// (status reports it, so that watchers see it drift).
+pub fn clock_now() -> u64 {
+    system_clock().as_secs()
+}
+
 impl Node {
     /// A node without genesis. `peer_policy` pins the root and this enclave's own PCRs: peers
     /// must run the same image. `own_pcrs` are this enclave's PCRs (a genesis names the image

@@ -113,6 +113,15 @@ fn boot_failure_is_terminal_and_explained() {
             ..
         }
     ));
+    // Its clock too (any phase): what watchers compare with theirs.
+    let EnclaveResponse::Clock { time } = enclave.handle(EnclaveRequest::Clock) else {
+        panic!("expected the clock")
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(time.abs_diff(now) <= 1, "{time} vs {now}");
 }
 
 #[test]

@@ -31,7 +31,8 @@ pub type Measurements = BTreeMap<usize, String>;
 /// Who the policy names.
 #[derive(Debug, Clone)]
 pub struct PolicyParams {
-    /// The node (1-based), for the policy id.
+    /// The node's index, for the policy id: from 0, as the coordinators, Terraform and the
+    /// simulated cluster number nodes.
     pub node: usize,
     /// The images whose enclaves may use the key (several during an image rotation).
     pub images: Vec<Measurements>,
@@ -57,7 +58,7 @@ impl PolicyParams {
     }
 }
 
-/// The parent role of node `node` (1-based) of a simulated cluster: its simulated enclave
+/// The parent role of node `node` (numbered from 0) of a simulated cluster: its simulated enclave
 /// reports this role's PCR3, and its key policy pins it.
 pub fn sim_parent_role(node: usize) -> String {
     format!("arn:aws:iam::{SIM_ACCOUNT}:role/cohort-node-{node}-parent")

@@ -99,7 +99,8 @@ pub fn sibling_bin_dir() -> anyhow::Result<PathBuf> {
 /// One node as started.
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeInfo {
-    /// 1-based node number.
+    /// The node's index, from 0: the coordinator's node `id` (its `id`-th `--proxy`), as the
+    /// API, the metrics and Terraform number nodes.
     pub id: usize,
     /// The NSM module id of its enclave.
     pub module_id: String,
@@ -265,6 +266,18 @@ impl SimCluster {
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let dir = dir.canonicalize()?;
         claim_dir(&dir)?;
+        // Nodes were numbered from 1 here before they were numbered from 0 everywhere: in such
+        // a directory node-1/ holds the first node's blobs, which would now start as the
+        // second node under the coordinator's index 1.
+        if !dir.join("node-0").exists() && dir.join(format!("node-{}", options.nodes)).exists() {
+            bail!(
+                "{} holds a simulated cluster whose nodes are numbered from 1 (node-1/ to \
+                 node-{}/): nodes are numbered from 0 now; start a new cluster in another \
+                 directory",
+                dir.display(),
+                options.nodes
+            );
+        }
         let ca_dir = dir.join("ca");
         SimulatedCa::load_or_generate(&ca_dir).context("simulated CA")?;
         let enclave_bin = options.bin_dir.join(ENCLAVE_BIN);
@@ -296,7 +309,7 @@ impl SimCluster {
         };
         cluster.start_kms(&kms_bin, options.ready_timeout).await?;
         let kms = crate::kms::sim_client(&cluster.info.kms_url);
-        for id in 1..=options.nodes {
+        for id in 0..options.nodes {
             let bins = (enclave_bin.as_path(), proxy_bin.as_path());
             cluster
                 .start_node(id, options, bins, &kms, &pcrs_hex)
@@ -353,7 +366,7 @@ impl SimCluster {
             .to_string();
         fs::write(node_dir.join("kms-key-arn"), format!("{kms_key_arn}\n"))?;
         if options.fixture_primes {
-            args.extend(["--fixture-primes".to_string(), (id - 1).to_string()]);
+            args.extend(["--fixture-primes".to_string(), id.to_string()]);
         }
         let log = node_dir.join("enclave.log");
         self.launch(
@@ -420,7 +433,7 @@ impl SimCluster {
     async fn wait_for_proxies(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         for i in 0..self.info.nodes.len() {
-            let id = i + 1;
+            let id = i;
             let addr_file = self.dir.join(format!("node-{id}")).join("proxy.addr");
             let failure = format!(
                 "proxy {id} did not start; see its log in {}",
@@ -612,7 +625,7 @@ impl SimCluster {
         Ok(())
     }
 
-    /// Kills process `name` (`enclave-1`, `proxy-2`, `coordinator`, ...) with SIGKILL.
+    /// Kills process `name` (`enclave-0`, `proxy-2`, `coordinator`, ...) with SIGKILL.
     pub async fn kill(&mut self, name: &str) -> anyhow::Result<()> {
         let _ = self.child(name)?.kill().await;
         Ok(())
@@ -655,13 +668,13 @@ impl SimCluster {
         Ok(())
     }
 
-    /// Kills enclave `id` (1-based) and starts it again: a new process, new identity keys, no
+    /// Kills enclave `id` (numbered from 0) and starts it again: a new process, new identity keys, no
     /// state until its proxy hands it its sealed blobs.
     pub async fn restart_enclave(&mut self, id: usize) -> anyhow::Result<()> {
         self.restart(&format!("enclave-{id}")).await
     }
 
-    /// Process ids of the cluster's processes, by name (`enclave-1`, `proxy-1`, ...).
+    /// Process ids of the cluster's processes, by name (`enclave-0`, `proxy-0`, ...).
     pub fn pids(&self) -> Vec<(String, u32)> {
         self.children
             .iter()
@@ -698,6 +711,37 @@ impl Drop for SimCluster {
         }
         if !self.children.is_empty() {
             let _ = fs::remove_file(self.dir.join("sim.pid"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory left by a cluster that numbered its nodes from 1 is refused, before any
+    /// process starts: its node-1/ would start as the second node.
+    #[tokio::test]
+    async fn a_directory_numbered_from_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 1..=3 {
+            fs::create_dir_all(dir.path().join(format!("node-{i}/blobs"))).unwrap();
+        }
+        let mut options = SimOptions::new(3, dir.path().to_path_buf()).unwrap();
+        options.bin_dir = dir.path().join("no-binaries-here");
+        let e = start_error(&options).await;
+        assert!(e.contains("numbered from 1"), "{e}");
+        // A directory of this numbering gets past that check (to the missing binaries).
+        fs::create_dir_all(dir.path().join("node-0")).unwrap();
+        let _ = fs::remove_file(dir.path().join("sim.pid"));
+        let e = start_error(&options).await;
+        assert!(!e.contains("numbered from 1"), "{e}");
+    }
+
+    async fn start_error(options: &SimOptions) -> String {
+        match SimCluster::start(options).await {
+            Ok(_) => panic!("a cluster started without its binaries"),
+            Err(e) => format!("{e:#}"),
         }
     }
 }

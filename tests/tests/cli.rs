@@ -1204,7 +1204,7 @@ fn https_endpoints_are_reached_and_unknown_issuers_refused() {
 }
 
 /// Terraform's KMS key policy (terraform/examples/cluster, checked by `terraform test` against
-/// tests/cli-policy-node-1.json) and `cohort kms policy` are the same document: this side checks
+/// tests/cli-policy-node-0.json) and `cohort kms policy` are the same document: this side checks
 /// that the committed file is what the CLI prints for the same inputs.
 #[test]
 fn terraform_and_the_cli_make_the_same_key_policy() {
@@ -1213,7 +1213,7 @@ fn terraform_and_the_cli_make_the_same_key_policy() {
         "kms",
         "policy",
         "--node",
-        "1",
+        "0",
         "--measurements",
         example.join("measurements.example.json").to_str().unwrap(),
         "--parent-role",
@@ -1229,14 +1229,14 @@ fn terraform_and_the_cli_make_the_same_key_policy() {
     );
     let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let committed: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(example.join("tests/cli-policy-node-1.json")).unwrap(),
+        &std::fs::read_to_string(example.join("tests/cli-policy-node-0.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(
         cli, committed,
-        "regenerate tests/cli-policy-node-1.json and check terraform/modules/node/kms.tf"
+        "regenerate tests/cli-policy-node-0.json and check terraform/modules/node/kms.tf"
     );
-    // The PCR3 Terraform's test gives node 1 (tests/cluster.tftest.hcl, parent_pcr3) is what
+    // The PCR3 Terraform's test gives node 0 (tests/cluster.tftest.hcl, parent_pcr3) is what
     // `cohort kms pcr3` computes for the mocked role, and what the policy above pins.
     let out = cohort(&[
         "kms",
@@ -1248,7 +1248,7 @@ fn terraform_and_the_cli_make_the_same_key_policy() {
     let pcr3 = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let tftest = std::fs::read_to_string(example.join("tests/cluster.tftest.hcl")).unwrap();
     assert!(
-        tftest.contains(&format!("parent_pcr3 = {{ \"1\" = \"{pcr3}\" }}")),
+        tftest.contains(&format!("parent_pcr3 = {{ \"0\" = \"{pcr3}\" }}")),
         "{pcr3}"
     );
     assert_eq!(

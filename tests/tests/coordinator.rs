@@ -630,9 +630,17 @@ async fn api_end_to_end_bad_input_idempotency_and_a_coordinator_restart() {
         "cohort_operation_failures_total{operation=\"create_key\",code=\"key_exists\"} 1",
         "cohort_presignatures_ready{key=\"ecdsa\",path=\"m\",quorum=\"0,1\"}",
         "cohort_node_healthy{node=\"2\"} 1",
+        "cohort_node_clock_skew_seconds{node=\"0\"}",
         "cohort_http_responses_total{route=\"POST /v1/signatures\",status=\"403\"}",
     ] {
         assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+    // Every enclave reports its clock; on one machine it is the coordinator's (the status call
+    // itself takes under its 2 s timeout).
+    let status: ClusterStatus = api.get("/v1/cluster").await.unwrap();
+    for n in &status.nodes {
+        let skew = n.clock_skew_secs.expect("the enclave reports its clock");
+        assert!(skew.abs() <= 5, "{n:?}");
     }
     let request = api
         .request(Method::GET, "/openapi.json", None, &[], vec![])
@@ -825,11 +833,11 @@ async fn run_with_fault(
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     match fault {
-        "stop-enclave-1" => {
+        "stop-enclave-0" => {
             let pid = cluster
                 .pids()
                 .into_iter()
-                .find(|(n, _)| n == "enclave-1")
+                .find(|(n, _)| n == "enclave-0")
                 .unwrap()
                 .1;
             nix::sys::signal::kill(
@@ -934,7 +942,7 @@ async fn signing_survives_a_dead_enclave_a_dead_proxy_and_a_stalled_enclave() {
     let keys = bootstrap(&api, &cohort_tests::expectations(&cluster), &mut k).await;
 
     // An enclave dies (SIGKILL) during 200 2-of-3 signatures: every request succeeds.
-    let failures = run_with_fault(&api, &k, &keys, 200, 40, &mut cluster, "enclave-2").await;
+    let failures = run_with_fault(&api, &k, &keys, 200, 40, &mut cluster, "enclave-1").await;
     assert!(failures.is_empty(), "{failures:?}");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -949,21 +957,21 @@ async fn signing_survives_a_dead_enclave_a_dead_proxy_and_a_stalled_enclave() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // It comes back: its proxy restores its sealed shares, the coordinator re-admits it.
-    cluster.restart("enclave-2").await.unwrap();
+    cluster.restart("enclave-1").await.unwrap();
     wait_healthy(&api, 1).await;
 
     // A proxy dies during 200 signatures: every request succeeds.
-    let failures = run_with_fault(&api, &k, &keys, 200, 40, &mut cluster, "proxy-3").await;
+    let failures = run_with_fault(&api, &k, &keys, 200, 40, &mut cluster, "proxy-2").await;
     assert!(failures.is_empty(), "{failures:?}");
-    cluster.restart("proxy-3").await.unwrap();
+    cluster.restart("proxy-2").await.unwrap();
     wait_healthy(&api, 2).await;
 
     // An enclave stalls (SIGSTOP): rounds time out, other quorums sign.
-    let failures = run_with_fault(&api, &k, &keys, 40, 5, &mut cluster, "stop-enclave-1").await;
+    let failures = run_with_fault(&api, &k, &keys, 40, 5, &mut cluster, "stop-enclave-0").await;
     let pid = cluster
         .pids()
         .into_iter()
-        .find(|(n, _)| n == "enclave-1")
+        .find(|(n, _)| n == "enclave-0")
         .unwrap()
         .1;
     nix::sys::signal::kill(

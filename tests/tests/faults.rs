@@ -543,8 +543,8 @@ impl Harness {
             Fault::None => {}
             Fault::Kill(name) => self.cluster.kill(name).await.unwrap(),
             Fault::KillCoordinator => self.cluster.kill("coordinator").await.unwrap(),
-            Fault::SlowLink(node, delay) => self.relays[node - 1].set(Link::Slow(delay)),
-            Fault::Partition(node) => self.relays[node - 1].set(Link::Partitioned),
+            Fault::SlowLink(node, delay) => self.relays[node].set(Link::Slow(delay)),
+            Fault::Partition(node) => self.relays[node].set(Link::Partitioned),
             Fault::KmsOutage { restart_enclave } => {
                 self.cluster.kill("kms").await.unwrap();
                 self.cluster.restart_enclave(restart_enclave).await.unwrap();
@@ -554,22 +554,22 @@ impl Harness {
                 restarted,
                 down,
             } => {
-                self.relays[cut - 1].set(Link::Partitioned);
+                self.relays[cut].set(Link::Partitioned);
                 self.wait_node(cut, "cut off", |n| !n.reachable).await;
                 let before = self.node(restarted).await.identity;
                 self.cluster.restart_enclave(restarted).await.unwrap();
                 // The restarted enclave is back under a new identity, and the peer still in
                 // reach admitted it, while `cut` knew nothing of it (the fault has hit).
-                let third = (1..=3).find(|n| *n != cut && *n != restarted).unwrap();
+                let third = (0..3).find(|n| *n != cut && *n != restarted).unwrap();
                 self.wait_node(restarted, "back and admitted by the peer in reach", |n| {
                     n.identity.is_some()
                         && n.identity != before
                         && n.phase.as_deref() == Some("operational")
-                        && n.known_to.contains(&(third as u16 - 1))
+                        && n.known_to.contains(&(third as u16))
                 })
                 .await;
                 assert!(!self.node(cut).await.reachable);
-                self.relays[cut - 1].set(Link::Up);
+                self.relays[cut].set(Link::Up);
                 self.wait_node(cut, "back in reach", |n| n.reachable && n.attested)
                     .await;
                 self.cluster.kill(&format!("proxy-{down}")).await.unwrap();
@@ -615,13 +615,11 @@ impl Harness {
                 self.cluster.restart("coordinator").await.unwrap();
                 wait_ready_api(&self.api).await;
             }
-            Fault::SlowLink(node, _) | Fault::Partition(node) => {
-                self.relays[node - 1].set(Link::Up)
-            }
+            Fault::SlowLink(node, _) | Fault::Partition(node) => self.relays[node].set(Link::Up),
             Fault::KmsOutage { restart_enclave } => {
                 // The restarted enclave could not get its shares: it stayed out of quorums.
                 let s: ClusterStatus = self.api.get("/v1/cluster").await.unwrap();
-                let n = &s.nodes[restart_enclave - 1];
+                let n = &s.nodes[restart_enclave];
                 assert!(!n.healthy && n.keys == 0, "{n:?}");
                 self.cluster.restart("kms").await.unwrap();
             }
@@ -634,13 +632,13 @@ impl Harness {
         }
     }
 
-    /// Node `node` (1-based) as the coordinator sees it.
+    /// Node `node` (from 0) as the coordinator sees it.
     async fn node(&self, node: usize) -> NodeStatus {
         let s: ClusterStatus = self.api.get("/v1/cluster").await.unwrap();
-        s.nodes[node - 1].clone()
+        s.nodes[node].clone()
     }
 
-    /// Waits until node `node` (1-based) is as `test` wants it.
+    /// Waits until node `node` (from 0) is as `test` wants it.
     async fn wait_node(&self, node: usize, what: &str, test: impl Fn(&NodeStatus) -> bool) {
         let deadline = Instant::now() + HIT_PATIENCE;
         loop {
@@ -907,15 +905,15 @@ async fn signing_goes_on_through_faults_without_signing_twice_or_losing_answers(
     let mut h = Harness::start().await;
     h.scenario("no fault", Fault::None, 0, Heal::AtEnd).await;
     h.scenario(
-        "enclave crash (node 2)",
-        Fault::Kill("enclave-2"),
+        "enclave crash (node 1)",
+        Fault::Kill("enclave-1"),
         8,
         Heal::AtEnd,
     )
     .await;
     h.scenario(
-        "proxy crash (node 3)",
-        Fault::Kill("proxy-3"),
+        "proxy crash (node 2)",
+        Fault::Kill("proxy-2"),
         8,
         Heal::AtEnd,
     )
@@ -928,22 +926,22 @@ async fn signing_goes_on_through_faults_without_signing_twice_or_losing_answers(
     )
     .await;
     h.scenario(
-        "slow node (node 1, +3 s per hop)",
-        Fault::SlowLink(1, Duration::from_secs(3)),
+        "slow node (node 0, +3 s per hop)",
+        Fault::SlowLink(0, Duration::from_secs(3)),
         4,
         Heal::AtEnd,
     )
     .await;
     h.scenario(
-        "partitioned node (node 2)",
-        Fault::Partition(2),
+        "partitioned node (node 1)",
+        Fault::Partition(1),
         4,
         Heal::AtEnd,
     )
     .await;
     h.scenario(
-        "KMS stand-in down, node 3 restarted",
-        Fault::KmsOutage { restart_enclave: 3 },
+        "KMS stand-in down, node 2 restarted",
+        Fault::KmsOutage { restart_enclave: 2 },
         8,
         Heal::AtEnd,
     )
@@ -957,11 +955,11 @@ async fn signing_goes_on_through_faults_without_signing_twice_or_losing_answers(
     .await;
 
     h.scenario(
-        "node 1 cut off while node 2 restarts, then node 3's proxy down",
+        "node 0 cut off while node 1 restarts, then node 2's proxy down",
         Fault::MissedRestart {
-            cut: 1,
-            restarted: 2,
-            down: 3,
+            cut: 0,
+            restarted: 1,
+            down: 2,
         },
         0,
         Heal::AtEnd,

@@ -122,7 +122,7 @@ async fn a_coordinator_whose_database_is_lost_is_restored_from_the_pinned_genesi
 
     // The enclaves restart as production ones run: without fixture primes, so that one
     // restored with auxiliary info makes none.
-    for id in 1..=3 {
+    for id in 0..3 {
         cluster
             .edit_command(&format!("enclave-{id}"), |_, args| {
                 let at = args.iter().position(|a| a == "--fixture-primes").unwrap();

@@ -215,23 +215,23 @@ async fn a_key_is_reshared_and_refreshed_through_the_api_and_survives_enclave_cr
     .to_string();
     assert!(stale.contains("generation 3"), "{stale}");
 
-    // Node 2's enclave crashes: the resharing fails (every node must take part) and the
-    // current generation still signs, 2 of 3 without node 2.
-    cluster.kill("enclave-2").await.unwrap();
+    // Node 1's enclave crashes: the resharing fails (every node must take part) and the
+    // current generation still signs, 2 of 3 without node 1.
+    cluster.kill("enclave-1").await.unwrap();
     let failed = s.reshare(&info, 2, None).await.unwrap_err().to_string();
     assert!(
-        // Refused before the session (node 2 known down), or the session failed for it.
+        // Refused before the session (node 1 known down), or the session failed for it.
         failed.contains("no_quorum") || failed.contains("keygen_failed"),
         "{failed}"
     );
-    let sig = s.sign("moving", b"while node 2 is down").await.unwrap();
-    cohort_tests::verify_eddsa(&pk, b"while node 2 is down", &sig);
+    let sig = s.sign("moving", b"while node 1 is down").await.unwrap();
+    cohort_tests::verify_eddsa(&pk, b"while node 1 is down", &sig);
     let still = s.trust.fetch_key(&s.api, "moving").await.unwrap();
     assert_eq!(still.info().receipts.as_ref().unwrap().generation, 3);
 
     // Back from its parent's blobs, it takes part in the next refresh; crashed again right
     // after it, it comes back with generation 4 only and signs with the others.
-    cluster.restart_enclave(2).await.unwrap();
+    cluster.restart_enclave(1).await.unwrap();
     wait_all_healthy(&s.api).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let info = loop {
@@ -244,7 +244,7 @@ async fn a_key_is_reshared_and_refreshed_through_the_api_and_survives_enclave_cr
         }
     };
     assert_eq!(info.receipts.as_ref().unwrap().generation, 4);
-    // The resharing that failed while node 2 was down was resolved before this one: no node
+    // The resharing that failed while node 1 was down was resolved before this one: no node
     // had sealed it, so it was disowned and nothing was left pending.
     let records = cohort_tests::audit_log(&s.api).await;
     assert!(
@@ -253,11 +253,11 @@ async fn a_key_is_reshared_and_refreshed_through_the_api_and_survives_enclave_cr
             .any(|r| r.entry.action == "abandon_generation" && r.entry.outcome == "ok"),
         "no resolution of the failed resharing in the audit log"
     );
-    cluster.restart_enclave(2).await.unwrap();
+    cluster.restart_enclave(1).await.unwrap();
     wait_all_healthy(&s.api).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let sig = loop {
-        // 3 of 3: node 2 must sign with its restored generation-4 share.
+        // 3 of 3: node 1 must sign with its restored generation-4 share.
         match s.sign("moving", b"after the restart").await {
             Ok(sig) => break sig,
             Err(e) => {
@@ -646,8 +646,8 @@ async fn an_admin_rotation_works_end_to_end() {
     use coordinator::api::{ApprovedJson, CreateKeyJson};
 
     let (dir, options) = sim_options("admins-");
-    // Node index 0's directory (`node-1`) and enclave (`enclave-1`).
-    let genesis_blob = dir.path().join("node-1/blobs/genesis.blob");
+    // Node 0's directory and enclave.
+    let genesis_blob = dir.path().join("node-0/blobs/genesis.blob");
     let mut cluster = SimCluster::start(&options).await.unwrap();
     let (s, _) = Setup::with_key(&cluster, "admins", "before").await;
     let [kept, removed] = [s.admins[0].clone(), s.admins[1].clone()];
@@ -732,7 +732,7 @@ async fn an_admin_rotation_works_end_to_end() {
     assert!(stale.contains("stale_admins"), "{stale}");
 
     // Node 0 restarts from its parent's blobs: the genesis blob holds the change.
-    cluster.restart_enclave(1).await.unwrap();
+    cluster.restart_enclave(0).await.unwrap();
     wait_all_healthy(&s.api).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let key = loop {
@@ -777,7 +777,7 @@ async fn an_admin_rotation_works_end_to_end() {
     // genesis admins and refuses version 1's work, until `cohort admins catch-up` shows it
     // another node's statement (helper-45, finding 4: its own statement is recorded already).
     std::fs::write(&genesis_blob, &before_change).unwrap();
-    cluster.restart_enclave(1).await.unwrap();
+    cluster.restart_enclave(0).await.unwrap();
     wait_all_healthy(&s.api).await;
     // (Until its restore, the node is only unreachable.)
     let deadline = Instant::now() + Duration::from_secs(60);

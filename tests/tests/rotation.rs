@@ -252,7 +252,7 @@ async fn wait_restarted(api: &ApiClient, node: usize, before: Option<String>) {
     }
 }
 
-/// Restarts node `id` (1-based) on `program`, its proxy admitting `images`.
+/// Restarts node `id` (from 0) on `program`, its proxy admitting `images`.
 async fn run_node_on(
     cluster: &mut SimCluster,
     id: usize,
@@ -517,13 +517,13 @@ async fn a_rolling_image_rotation_keeps_the_cluster_signing() {
     let progress = || -> Vec<usize> { counters.iter().map(|c| c.load(Ordering::SeqCst)).collect() };
     wait_progress(&[0, 0], progress, [10, 1]).await;
     let mut on_new = Vec::new();
-    for id in 1..=3usize {
+    for id in 0..3usize {
         let before = progress();
-        let identity = identity_of(&api, id - 1).await;
+        let identity = identity_of(&api, id).await;
         run_node_on(&mut cluster, id, &new_bin, &[&new]).await;
-        wait_restarted(&api, id - 1, identity).await;
-        on_new.push(id as u16 - 1);
-        if id < 3 {
+        wait_restarted(&api, id, identity).await;
+        on_new.push(id as u16);
+        if id < 2 {
             // A node on the new image signs with one on the old.
             let nodes = sign_mixed(&api, (cluster_id, &eddsa), &approver, &on_new).await;
             eprintln!("rotation: node {id} on the new image; mixed quorum {nodes:?}");
@@ -553,8 +553,8 @@ async fn a_rolling_image_rotation_keeps_the_cluster_signing() {
     // 5. A parent restarts its node on the retired image, its proxy and (until the operator
     // narrows it) its KMS key still admitting it: the enclave refuses its own sealed state
     // and the coordinator refuses its document; the other two keep signing.
-    run_node_on(&mut cluster, 1, &old_bin, &[&old, &new]).await;
-    wait_for_line(&dir.path().join("node-1/proxy.log"), "other_image").await;
+    run_node_on(&mut cluster, 0, &old_bin, &[&old, &new]).await;
+    wait_for_line(&dir.path().join("node-0/proxy.log"), "other_image").await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let status: ClusterStatus = api.get("/v1/cluster").await.unwrap();
@@ -575,7 +575,7 @@ async fn a_rolling_image_rotation_keeps_the_cluster_signing() {
     // The operator narrows the KMS key policies to the new image and brings the node back.
     kms_admits(&cluster, &[&new]).await;
     let identity = identity_of(&api, 0).await;
-    run_node_on(&mut cluster, 1, &new_bin, &[&new]).await;
+    run_node_on(&mut cluster, 0, &new_bin, &[&new]).await;
     wait_restarted(&api, 0, identity).await;
     sign_ecdsa(&api, (cluster_id, &ecdsa), &approver).await;
     let (_, image_chain, _, _) = cli::images::fetch(&api, &trust).await.unwrap();

@@ -23,10 +23,10 @@ const CLUSTER: &str = "sealing-test";
 
 async fn node(api: &ApiClient, id: usize) -> NodeStatus {
     let status: ClusterStatus = api.get("/v1/cluster").await.unwrap();
-    status.nodes[id - 1].clone()
+    status.nodes[id].clone()
 }
 
-/// Waits until node `id` (1-based) is in `phase` with `keys` keys (and, when operational,
+/// Waits until node `id` (from 0) is in `phase` with `keys` keys (and, when operational,
 /// healthy).
 async fn wait_node(api: &ApiClient, id: usize, phase: &str, keys: u32, within: Duration) {
     let start = Instant::now();
@@ -102,7 +102,7 @@ async fn bound_node_key(
     let nonce = rand::random::<[u8; 32]>().to_vec();
     policy.nonce = Some(nonce.clone());
     let document = HttpClient::new()
-        .fetch_attestation(&cluster.info.nodes[id - 1].proxy_url, &nonce)
+        .fetch_attestation(&cluster.info.nodes[id].proxy_url, &nonce)
         .await?;
     Ok(attestation::verify(&document, &policy, cohort_tests::now())?.node)
 }
@@ -153,33 +153,33 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
         .iter()
         .map(|k| k.verifying_key().to_bytes())
         .collect();
-    // ADR 0013 step 5: node 2 enrolls before the genesis ceremony. Its node key is sealed under
+    // ADR 0013 step 5: node 1 enrolls before the genesis ceremony. Its node key is sealed under
     // the KMS key it names (its own, as an ARN), its documents bind both from then on, it is
     // never enrolled twice (the ceremony finds it enrolled and takes its key from its verified
     // document), and every restart below gives it the same node key back.
     let http = HttpClient::new();
-    let proxy2 = cluster.info.nodes[1].proxy_url.clone();
+    let proxy1 = cluster.info.nodes[1].proxy_url.clone();
     let arn = protocol::KmsKeyArn::parse(&cluster.info.nodes[1].kms_key_arn).unwrap();
-    wait_bound(&cluster, 2, None).await;
+    wait_bound(&cluster, 1, None).await;
     let enroll = EnclaveRequest::Enroll {
         kms_key_arn: arn.clone(),
     };
-    let node_key: [u8; 32] = match http.enclave_call(&proxy2, &enroll).await.unwrap() {
+    let node_key: [u8; 32] = match http.enclave_call(&proxy1, &enroll).await.unwrap() {
         EnclaveResponse::Enrolled { node_key, .. } => node_key.as_slice().try_into().unwrap(),
         other => panic!("enroll: {other:?}"),
     };
-    assert!(cluster.dir.join("node-2/blobs/node-key.blob").exists());
+    assert!(cluster.dir.join("node-1/blobs/node-key.blob").exists());
     let enrolled = attestation::NodeBinding::new(node_key, arn.as_str()).unwrap();
     assert_eq!(
-        bound_node_key(&cluster, 2).await.unwrap(),
+        bound_node_key(&cluster, 1).await.unwrap(),
         Some(enrolled.clone())
     );
-    let again = http.enclave_call(&proxy2, &enroll).await.unwrap_err();
+    let again = http.enclave_call(&proxy1, &enroll).await.unwrap_err();
     assert!(again.to_string().contains("already_enrolled"), "{again}");
-    wait_node(&api, 2, "enrolled", 0, Duration::from_secs(30)).await;
-    restart_enclave(&mut cluster, &api, 2).await;
-    wait_bound(&cluster, 2, Some(&enrolled)).await;
-    wait_node(&api, 2, "enrolled", 0, Duration::from_secs(30)).await;
+    wait_node(&api, 1, "enrolled", 0, Duration::from_secs(30)).await;
+    restart_enclave(&mut cluster, &api, 1).await;
+    wait_bound(&cluster, 1, Some(&enrolled)).await;
+    wait_node(&api, 1, "enrolled", 0, Duration::from_secs(30)).await;
     let trust = ops::genesis(
         &api,
         &cohort_tests::expectations(&cluster),
@@ -250,49 +250,49 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
         }
     }
 
-    // A restarted enclave unseals through KMS and signs (node 2 is down, so node 1 must sign).
-    cluster.kill("enclave-2").await.unwrap();
+    // A restarted enclave unseals through KMS and signs (node 1 is down, so node 0 must sign).
+    cluster.kill("enclave-1").await.unwrap();
+    restart_enclave(&mut cluster, &api, 0).await;
+    wait_node(&api, 0, "operational", 1, Duration::from_secs(30)).await;
+    let signers = sign_eddsa(&api, &key, &approvers, b"after a restart").await;
+    assert_eq!(signers, vec![0, 2], "nodes 0 and 2 signed");
     restart_enclave(&mut cluster, &api, 1).await;
     wait_node(&api, 1, "operational", 1, Duration::from_secs(30)).await;
-    let signers = sign_eddsa(&api, &key, &approvers, b"after a restart").await;
-    assert_eq!(signers, vec![0, 2], "nodes 1 and 3 signed");
-    restart_enclave(&mut cluster, &api, 2).await;
-    wait_node(&api, 2, "operational", 1, Duration::from_secs(30)).await;
-    wait_bound(&cluster, 2, Some(&enrolled)).await;
-    // The ceremony enrolled the others: node 1 binds its own node key and KMS key.
-    let node1 = bound_node_key(&cluster, 1).await.unwrap().unwrap();
-    assert_eq!(node1.kms_key_arn(), cluster.info.nodes[0].kms_key_arn);
-    assert_ne!(node1.node_key, enrolled.node_key);
+    wait_bound(&cluster, 1, Some(&enrolled)).await;
+    // The ceremony enrolled the others: node 0 binds its own node key and KMS key.
+    let node0 = bound_node_key(&cluster, 0).await.unwrap().unwrap();
+    assert_eq!(node0.kms_key_arn(), cluster.info.nodes[0].kms_key_arn);
+    assert_ne!(node0.node_key, enrolled.node_key);
 
     // KMS down while an enclave restarts: it stays sealed (and out of quorums), the proxy
     // retries, and it recovers when KMS is back.
     cluster.kill("kms").await.unwrap();
-    restart_enclave(&mut cluster, &api, 2).await;
+    restart_enclave(&mut cluster, &api, 1).await;
     let start = Instant::now();
-    while !log(&cluster, "node-2/proxy.log").contains("code=sealing_unavailable") {
+    while !log(&cluster, "node-1/proxy.log").contains("code=sealing_unavailable") {
         assert!(
             start.elapsed() < Duration::from_secs(30),
             "the proxy never reported the outage: {}",
-            log(&cluster, "node-2/proxy.log")
+            log(&cluster, "node-1/proxy.log")
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     // The coordinator sees it at its next poll of the proxy; KMS stays down until then, so the
     // state waited for holds (sealed: ready, no keys, not healthy).
-    wait_node(&api, 2, "ready", 0, Duration::from_secs(30)).await;
-    let n2 = node(&api, 2).await;
-    assert_eq!((n2.phase.as_deref(), n2.keys), (Some("ready"), 0), "{n2:?}");
-    assert!(!n2.healthy);
+    wait_node(&api, 1, "ready", 0, Duration::from_secs(30)).await;
+    let n1 = node(&api, 1).await;
+    assert_eq!((n1.phase.as_deref(), n1.keys), (Some("ready"), 0), "{n1:?}");
+    assert!(!n1.healthy);
     cluster.restart("kms").await.unwrap();
-    wait_node(&api, 2, "operational", 1, Duration::from_secs(30)).await;
-    wait_bound(&cluster, 2, Some(&enrolled)).await;
-    cluster.kill("enclave-3").await.unwrap();
+    wait_node(&api, 1, "operational", 1, Duration::from_secs(30)).await;
+    wait_bound(&cluster, 1, Some(&enrolled)).await;
+    cluster.kill("enclave-2").await.unwrap();
     let signers = sign_eddsa(&api, &key, &approvers, b"after the outage").await;
     assert_eq!(signers, vec![0, 1]);
-    restart_enclave(&mut cluster, &api, 3).await;
-    wait_node(&api, 3, "operational", 1, Duration::from_secs(30)).await;
+    restart_enclave(&mut cluster, &api, 2).await;
+    wait_node(&api, 2, "operational", 1, Duration::from_secs(30)).await;
 
-    // Node 1 runs another binary (one byte appended: another PCR0). Its proxy is compromised
+    // Node 0 runs another binary (one byte appended: another PCR0). Its proxy is compromised
     // and lets it through; KMS refuses it, so it never gets its shares.
     let other = dir.path().join("cohort-enclave-other");
     let enclave_bin = cohort_tests::bin("cohort-enclave");
@@ -308,17 +308,17 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
     let other_pcrs = simulated_pcrs(&measure_file(&other).unwrap());
     assert_ne!(hex::encode(&other_pcrs[&0]), pcr0);
     cluster
-        .edit_command("enclave-1", |program, _| *program = other.clone())
+        .edit_command("enclave-0", |program, _| *program = other.clone())
         .unwrap();
     cluster
-        .edit_command("proxy-1", |_, args| {
+        .edit_command("proxy-0", |_, args| {
             for i in 0..3 {
                 args.extend([format!("--pcr{i}"), hex::encode(&other_pcrs[&i])]);
             }
         })
         .unwrap();
-    cluster.restart("proxy-1").await.unwrap();
-    cluster.restart_enclave(1).await.unwrap();
+    cluster.restart("proxy-0").await.unwrap();
+    cluster.restart_enclave(0).await.unwrap();
     let other_pcr0 = hex::encode(&other_pcrs[&0]);
     let start = Instant::now();
     while !audit(&cluster)
@@ -346,17 +346,17 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
     );
     // KMS kept its shares from it; the coordinator (which checks measurements itself) does not
     // attest it either.
-    let n1 = node(&api, 1).await;
-    assert_eq!((n1.phase.as_deref(), n1.keys), (Some("ready"), 0), "{n1:?}");
-    assert!(!n1.attested && !n1.healthy, "{n1:?}");
-    let proxy_log = log(&cluster, "node-1/proxy.log");
+    let n0 = node(&api, 0).await;
+    assert_eq!((n0.phase.as_deref(), n0.keys), (Some("ready"), 0), "{n0:?}");
+    assert!(!n0.attested && !n0.healthy, "{n0:?}");
+    let proxy_log = log(&cluster, "node-0/proxy.log");
     assert!(
         proxy_log.contains("AccessDeniedException"),
         "the proxy log says why"
     );
-    // With node 2 down, only node 1 could complete a quorum with node 3: nothing is signed.
-    // (The coordinator sees node 1 without keys and reports no quorum at once.)
-    cluster.kill("enclave-2").await.unwrap();
+    // With node 1 down, only node 0 could complete a quorum with node 2: nothing is signed.
+    // (The coordinator sees node 0 without keys and reports no quorum at once.)
+    cluster.kill("enclave-1").await.unwrap();
     // A request valid for 3 s: the coordinator gives up when it expires.
     let mut request = cli::requests::sign_request(
         cluster_id,
@@ -381,13 +381,13 @@ async fn shares_sealed_under_kms_survive_restarts_and_only_the_measured_image_op
 
     // The measured binary again: it unseals and signs.
     cluster
-        .edit_command("enclave-1", |program, _| *program = enclave_bin.clone())
+        .edit_command("enclave-0", |program, _| *program = enclave_bin.clone())
         .unwrap();
+    restart_enclave(&mut cluster, &api, 0).await;
     restart_enclave(&mut cluster, &api, 1).await;
-    restart_enclave(&mut cluster, &api, 2).await;
+    wait_node(&api, 0, "operational", 1, Duration::from_secs(30)).await;
     wait_node(&api, 1, "operational", 1, Duration::from_secs(30)).await;
-    wait_node(&api, 2, "operational", 1, Duration::from_secs(30)).await;
-    cluster.kill("enclave-3").await.unwrap();
+    cluster.kill("enclave-2").await.unwrap();
     let signers = sign_eddsa(&api, &key, &approvers, b"measured image again").await;
     assert_eq!(signers, vec![0, 1]);
     cluster.stop().await.unwrap();

@@ -11,7 +11,8 @@ pub enum KmsCommand {
     /// Print the key policy of a node's KMS key: only an enclave with these measurements may
     /// have data keys, and nobody without an attestation document.
     Policy {
-        /// The node (1-based), for the policy id.
+        /// The node's index, from 0 as the coordinators number nodes (their i-th --proxy) and
+        /// as Terraform keys them, for the policy id.
         #[arg(long)]
         node: usize,
         /// Measurements JSON (`{"PCR0": .., "PCR1": .., "PCR2": ..}`, at the top level or under

@@ -12,7 +12,8 @@
 #   make /var/log/cohort and /var/lib/cohort owned by the service user;
 # * the ordering the units rely on: each unit that appends to /var/log/cohort starts after
 #   systemd-tmpfiles-setup.service, every Restart=always unit has no start limit, and the proxy
-#   never syncs blobs downward with `aws s3 sync`.
+#   never syncs blobs downward with `aws s3 sync`; the upward sync sends a checksum (the blob
+#   bucket is under Object Lock).
 #
 # Called by scripts/terraform-check.sh. Needs terraform (to render) and systemd-analyze; without
 # terraform it prints a notice and checks nothing (as terraform-check does), without
@@ -170,6 +171,11 @@ for unit in "$root"/etc/systemd/system/*.service; do
 done
 if grep -q 'aws s3 sync s3://' "$root/etc/systemd/system/cohort-parent-proxy.service"; then
   fail "the proxy syncs blobs downward with aws s3 sync (it would replace a newer local blob)"
+fi
+# The blob bucket is under Object Lock with a default retention: S3 refuses a write without a
+# checksum (Content-MD5 or x-amz-checksum-*), and the unit would retry it forever.
+if ! grep -q -- '--checksum-algorithm' "$root/etc/systemd/system/cohort-blob-sync.service"; then
+  fail "cohort-blob-sync.service uploads without a checksum (S3 refuses it under Object Lock)"
 fi
 
 if [ "$failed" -ne 0 ]; then

@@ -4,8 +4,8 @@
 
 locals {
   nodes = {
-    for i in range(1, var.node_count + 1) :
-    tostring(i) => lookup(var.node_az_overrides, tostring(i), var.azs[(i - 1) % length(var.azs)])
+    for i in range(var.node_count) :
+    tostring(i) => lookup(var.node_az_overrides, tostring(i), var.azs[i % length(var.azs)])
   }
 }
 
@@ -23,6 +23,7 @@ module "network" {
   client_cidrs             = var.client_cidrs
   coordinator_egress_cidrs = var.coordinator_egress_cidrs
   s3_bucket_names          = [var.artifact_bucket, module.storage.blob_bucket_name]
+  session_preferences      = var.session_preferences
   tags                     = var.tags
 }
 
@@ -31,6 +32,7 @@ module "storage" {
 
   name                = var.name
   admin_principal_arn = var.admin_principal_arn
+  blob_lock_mode      = var.blob_lock_mode
   tags                = var.tags
 }
 
@@ -47,6 +49,7 @@ module "node" {
   parent_pcr3         = lookup(var.parent_pcr3, each.key, null)
   admin_principal_arn = var.admin_principal_arn
   instance_type       = var.node_instance_type
+  ami_id              = var.node_ami_id
   enclave_cpu_count   = var.enclave_cpu_count
   enclave_memory_mib  = var.enclave_memory_mib
 
@@ -55,10 +58,12 @@ module "node" {
   eif_key              = var.eif_key
   proxy_binary_key     = var.proxy_binary_key
 
-  blob_bucket_name    = module.storage.blob_bucket_name
-  storage_kms_key_arn = module.storage.storage_kms_key_arn
-  logs_kms_key_arn    = module.network.logs_kms_key_arn
-  tags                = var.tags
+  blob_bucket_name      = module.storage.blob_bucket_name
+  storage_kms_key_arn   = module.storage.storage_kms_key_arn
+  logs_kms_key_arn      = module.network.logs_kms_key_arn
+  session_log_group_arn = module.network.session_log_group_arn
+  session_kms_key_arn   = module.network.session_kms_key_arn
+  tags                  = var.tags
 }
 
 module "coordinator" {
@@ -71,8 +76,9 @@ module "coordinator" {
   data_subnet_ids    = module.network.data_subnet_ids
   security_group_ids = module.network.security_group_ids
 
-  # In node order: --proxy is positional.
-  proxy_urls         = [for i in range(1, var.node_count + 1) : module.node[tostring(i)].proxy_url]
+  # In node order: --proxy is positional, and the coordinator's node i (API, metrics, audit,
+  # quorums) is its i-th --proxy, so node i here is node i there (docs/operator-guide.md, "Node numbering").
+  proxy_urls         = [for i in range(var.node_count) : module.node[tostring(i)].proxy_url]
   measurements_files = var.measurements_files
 
   artifact_bucket        = var.artifact_bucket
@@ -83,12 +89,15 @@ module "coordinator" {
   admin_api_keys         = var.admin_api_keys
 
   instance_type          = var.coordinator_instance_type
+  ami_id                 = var.coordinator_ami_id
   coordinator_count      = var.coordinator_count
   db_instance_class      = var.db_instance_class
   load_balancer_internal = var.load_balancer_internal
   certificate_arn        = var.certificate_arn
   log_bucket_name        = module.storage.log_bucket_name
   logs_kms_key_arn       = module.network.logs_kms_key_arn
+  session_log_group_arn  = module.network.session_log_group_arn
+  session_kms_key_arn    = module.network.session_kms_key_arn
   tags                   = var.tags
 }
 
@@ -99,6 +108,7 @@ module "monitoring" {
   alarm_email                   = var.alarm_email
   threshold                     = var.threshold
   node_asg_names                = { for i, n in module.node : i => n.autoscaling_group_name }
+  tunnel_document_names         = [for i in sort(keys(module.node)) : module.node[i].proxy_tunnel_document.name]
   coordinator_asg_name          = module.coordinator.autoscaling_group_name
   coordinator_count             = module.coordinator.coordinator_count
   coordinator_metrics_namespace = module.coordinator.metrics_namespace
@@ -108,7 +118,7 @@ module "monitoring" {
   db_allocated_storage_gb       = module.coordinator.db_allocated_storage_gb
   watched_kms_key_arns = concat(
     [for i in sort(keys(module.node)) : module.node[i].kms_key_arn],
-    [module.storage.storage_kms_key_arn, module.storage.trail_kms_key_arn, module.network.logs_kms_key_arn, module.coordinator.database_kms_key_arn],
+    [module.storage.storage_kms_key_arn, module.storage.trail_kms_key_arn, module.network.logs_kms_key_arn, module.network.session_kms_key_arn, module.coordinator.database_kms_key_arn],
   )
   tags = var.tags
 }

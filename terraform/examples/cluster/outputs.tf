@@ -19,6 +19,7 @@ output "nodes" {
       parent_role_arn        = n.parent_role_arn
       parent_pcr3            = n.parent_pcr3
       autoscaling_group_name = n.autoscaling_group_name
+      proxy_tunnel_document  = n.proxy_tunnel_document.name
     }
   }
 }
@@ -26,9 +27,9 @@ output "nodes" {
 output "genesis_prepare_args" {
   description = "What `cohort genesis prepare` takes from this deployment, 0-based as the roster counts: each node's KMS key (--kms-key=I=ARN) and, where pinned, its parent PCR3 (--pcr3=I=HEX)."
   value = concat(
-    [for i in range(1, var.node_count + 1) : "--kms-key=${i - 1}=${module.node[tostring(i)].kms_key_arn}"],
+    [for i in range(var.node_count) : "--kms-key=${i}=${module.node[tostring(i)].kms_key_arn}"],
     [
-      for i in range(1, var.node_count + 1) : "--pcr3=${i - 1}=${module.node[tostring(i)].parent_pcr3}"
+      for i in range(var.node_count) : "--pcr3=${i}=${module.node[tostring(i)].parent_pcr3}"
       if module.node[tostring(i)].parent_pcr3 != null
     ],
   )
@@ -62,4 +63,12 @@ output "db_secret_arn" {
 output "alarm_topic_arn" {
   description = "SNS topic of the alarms."
   value       = module.monitoring.alarm_topic_arn
+}
+
+output "ami_ids" {
+  description = "The AMIs the parents (by node) and the coordinators start from: pin them with node_ami_id and coordinator_ami_id."
+  value = {
+    nodes       = { for i, n in module.node : i => n.ami_id }
+    coordinator = module.coordinator.ami_id
+  }
 }

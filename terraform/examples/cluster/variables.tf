@@ -48,23 +48,28 @@ variable "threshold" {
 }
 
 variable "node_az_overrides" {
-  description = "Availability zone of a node, by node index (\"2\" = \"eu-west-1c\"), overriding the round-robin placement: the procedure after losing an AZ (README)."
+  description = "Availability zone of a node, by node index (\"1\" = \"eu-west-1c\"; nodes are numbered from 0), overriding the round-robin placement: the procedure after losing an AZ (README)."
   type        = map(string)
   default     = {}
+
+  validation {
+    condition     = alltrue([for k, v in var.node_az_overrides : can(regex("^(0|[1-9][0-9]*)$", k)) && try(tonumber(k) < var.node_count, false)])
+    error_message = "node_az_overrides maps node indices (\"0\" to node_count - 1) to availability zones: a key for a node that does not exist would be ignored."
+  }
 }
 
 variable "parent_pcr3" {
-  description = "By node index (\"1\" = ..), the PCR3 of the node's parent role: `cohort kms pcr3 --role-arn arn:aws:iam::ACCOUNT:role/NAME-node-I-parent` (NAME = var.name). The node's KMS key then answers only enclaves on an instance with that role, and `cohort genesis prepare` expects it (output genesis_prepare_args). A node left out is not pinned."
+  description = "By node index (\"0\" = .., node 0 being the coordinators' first --proxy), the PCR3 of the node's parent role: `cohort kms pcr3 --role-arn arn:aws:iam::ACCOUNT:role/NAME-node-I-parent` (NAME = var.name). The node's KMS key then answers only enclaves on an instance with that role, and `cohort genesis prepare` expects it (output genesis_prepare_args). A node left out is not pinned."
   type        = map(string)
   default     = {}
 
   validation {
-    condition     = alltrue([for k, v in var.parent_pcr3 : can(regex("^[1-9][0-9]*$", k)) && can(regex("^[0-9a-f]{96}$", v))])
-    error_message = "parent_pcr3 maps node indices (\"1\", \"2\", ..) to 48 bytes of lowercase hex."
+    condition     = alltrue([for k, v in var.parent_pcr3 : can(regex("^(0|[1-9][0-9]*)$", k)) && can(regex("^[0-9a-f]{96}$", v))])
+    error_message = "parent_pcr3 maps node indices (\"0\", \"1\", ..) to 48 bytes of lowercase hex."
   }
 
   validation {
-    condition     = alltrue([for k, v in var.parent_pcr3 : !can(tonumber(k)) || tonumber(k) <= var.node_count])
+    condition     = alltrue([for k, v in var.parent_pcr3 : !can(tonumber(k)) || tonumber(k) < var.node_count])
     error_message = "parent_pcr3 names a node beyond node_count: a value for a node that does not exist would be ignored."
   }
 }
@@ -154,6 +159,30 @@ variable "enclave_memory_mib" {
   description = "Memory of each enclave, MiB."
   type        = number
   default     = 4096
+}
+
+variable "session_preferences" {
+  description = "Whether to manage the region's Session Manager preferences (the account-wide document SSM-SessionManagerRunShell: shell transcripts to /NAME/sessions, encrypted). false where the account already has that document (import it, or manage it elsewhere); two clusters in one account and region cannot both manage it."
+  type        = bool
+  default     = true
+}
+
+variable "blob_lock_mode" {
+  description = "Object Lock mode of the sealed-blob bucket: COMPLIANCE (production: no one in the account removes a blob version for a year) or GOVERNANCE (a test deployment that must be torn down)."
+  type        = string
+  default     = "COMPLIANCE"
+}
+
+variable "node_ami_id" {
+  description = "The parent instances' AMI, pinned (output ami_ids shows the ones in use). Null: the latest Amazon Linux 2023 at each apply, so that a replaced parent may boot an OS no one reviewed. Pin it in production."
+  type        = string
+  default     = null
+}
+
+variable "coordinator_ami_id" {
+  description = "The coordinators' AMI, pinned (a change rolls them, one at a time). Null: the latest Amazon Linux 2023 at each apply."
+  type        = string
+  default     = null
 }
 
 variable "coordinator_instance_type" {

@@ -2,12 +2,12 @@
 # node per region, so that losing any one region leaves a signing quorum.
 #
 #   slot a (primary)            slot b (standby)               slot c
-#   node 1                      node 2                         node 3
+#   node 0                      node 1                         node 2
 #   PostgreSQL primary  ──────▶ read replica (promoted on a
 #   coordinators (active)       failover), coordinators (0)
-#   node 1's blobs, key ──────▶ their replicas
-#                               node 2's blobs, key ─────────▶ their replicas
-#   their replicas ◀──────────────────────────────────────── node 3's blobs, key
+#   node 0's blobs, key ──────▶ their replicas
+#                               node 1's blobs, key ─────────▶ their replicas
+#   their replicas ◀──────────────────────────────────────── node 2's blobs, key
 #   VPC ◀──── peering ────────▶ VPC ◀──── peering ──────────▶ VPC  (and c ◀──▶ a)
 #
 # Each region is ./region (its network, storage and nodes); each ./link keeps one region's
@@ -22,10 +22,10 @@ locals {
   # Node index => slot: round-robin over a, b, c, unless node_regions says otherwise (the
   # threshold's validation checks the same placement).
   node_slot = {
-    for i in range(1, var.node_count + 1) : tostring(i) => lookup(var.node_regions, tostring(i), local.slots[(i - 1) % 3])
+    for i in range(var.node_count) : tostring(i) => lookup(var.node_regions, tostring(i), local.slots[i % 3])
   }
   # Within its region a node goes round-robin over that region's AZs, by its rank there.
-  slot_nodes = { for s in local.slots : s => [for i in range(1, var.node_count + 1) : tostring(i) if local.node_slot[tostring(i)] == s] }
+  slot_nodes = { for s in local.slots : s => [for i in range(var.node_count) : tostring(i) if local.node_slot[tostring(i)] == s] }
   nodes = {
     for s in local.slots : s => {
       for rank, i in local.slot_nodes[s] : i => {
@@ -39,8 +39,8 @@ locals {
   region_loss = {
     for lost in local.slots : lost => {
       region     = var.regions[lost].region
-      nodes_left = [for i in range(1, var.node_count + 1) : tostring(i) if local.node_slot[tostring(i)] != lost]
-      can_sign   = length([for i in range(1, var.node_count + 1) : i if local.node_slot[tostring(i)] != lost]) >= var.threshold
+      nodes_left = [for i in range(var.node_count) : tostring(i) if local.node_slot[tostring(i)] != lost]
+      can_sign   = length([for i in range(var.node_count) : i if local.node_slot[tostring(i)] != lost]) >= var.threshold
     }
   }
 
@@ -68,7 +68,7 @@ locals {
 
   all_nodes    = merge(module.region_a.nodes, module.region_b.nodes, module.region_c.nodes)
   kms_replicas = merge(module.link_a_b.kms_replicas, module.link_b_c.kms_replicas, module.link_c_a.kms_replicas)
-  proxy_urls   = [for i in range(1, var.node_count + 1) : local.all_nodes[tostring(i)].proxy_url]
+  proxy_urls   = [for i in range(var.node_count) : local.all_nodes[tostring(i)].proxy_url]
 
   # The standby's secret is Secrets Manager's replica of the primary's: the same ARN but for the
   # region.
@@ -131,6 +131,9 @@ module "region_a" {
   peer_coordinator_cidrs   = local.peer_coordinator_cidrs.a
   artifact_bucket          = var.regions["a"].artifact_bucket
   artifact_kms_key_arn     = var.regions["a"].artifact_kms_key_arn
+  node_ami_id              = var.regions["a"].ami_id
+  session_preferences      = var.session_preferences
+  blob_lock_mode           = var.blob_lock_mode
   client_cidrs             = local.region_settings.client_cidrs
   coordinator_egress_cidrs = local.region_settings.coordinator_egress_cidrs
   measurements_files       = local.region_settings.measurements_files
@@ -156,6 +159,9 @@ module "region_b" {
   peer_coordinator_cidrs   = local.peer_coordinator_cidrs.b
   artifact_bucket          = var.regions["b"].artifact_bucket
   artifact_kms_key_arn     = var.regions["b"].artifact_kms_key_arn
+  node_ami_id              = var.regions["b"].ami_id
+  session_preferences      = var.session_preferences
+  blob_lock_mode           = var.blob_lock_mode
   client_cidrs             = local.region_settings.client_cidrs
   coordinator_egress_cidrs = local.region_settings.coordinator_egress_cidrs
   measurements_files       = local.region_settings.measurements_files
@@ -182,6 +188,9 @@ module "region_c" {
   peer_coordinator_cidrs = local.peer_coordinator_cidrs.c
   artifact_bucket        = var.regions["c"].artifact_bucket
   artifact_kms_key_arn   = var.regions["c"].artifact_kms_key_arn
+  node_ami_id            = var.regions["c"].ami_id
+  session_preferences    = var.session_preferences
+  blob_lock_mode         = var.blob_lock_mode
   measurements_files     = local.region_settings.measurements_files
   admin_principal_arn    = local.region_settings.admin_principal_arn
   eif_key                = local.region_settings.eif_key
@@ -290,8 +299,11 @@ module "coordinator_a" {
   db_instance_class      = var.db_instance_class
   load_balancer_internal = var.load_balancer_internal
   certificate_arn        = var.regions["a"].certificate_arn
+  ami_id                 = var.regions["a"].ami_id
   log_bucket_name        = module.region_a.log_bucket_name
   logs_kms_key_arn       = module.region_a.logs_kms_key_arn
+  session_log_group_arn  = module.region_a.session_log_group_arn
+  session_kms_key_arn    = module.region_a.session_kms_key_arn
   tags                   = var.tags
 }
 
@@ -333,8 +345,11 @@ module "coordinator_b" {
   db_instance_class      = var.db_instance_class
   load_balancer_internal = var.load_balancer_internal
   certificate_arn        = var.regions["b"].certificate_arn
+  ami_id                 = var.regions["b"].ami_id
   log_bucket_name        = module.region_b.log_bucket_name
   logs_kms_key_arn       = module.region_b.logs_kms_key_arn
+  session_log_group_arn  = module.region_b.session_log_group_arn
+  session_kms_key_arn    = module.region_b.session_kms_key_arn
   tags                   = var.tags
 }
 
@@ -350,6 +365,7 @@ module "monitoring_a" {
   alarm_email                   = var.alarm_email
   threshold                     = var.threshold
   node_asg_names                = { for i, n in module.region_a.nodes : i => n.autoscaling_group_name }
+  tunnel_document_names         = [for i in sort(keys(module.region_a.nodes)) : module.region_a.nodes[i].proxy_tunnel_document]
   healthy_node_indices          = keys(local.node_slot)
   healthy_nodes_missing_data    = var.failed_over ? "notBreaching" : "breaching"
   coordinator_asg_name          = module.coordinator_a.autoscaling_group_name
@@ -371,6 +387,7 @@ module "monitoring_b" {
   alarm_email                   = var.alarm_email
   threshold                     = var.threshold
   node_asg_names                = { for i, n in module.region_b.nodes : i => n.autoscaling_group_name }
+  tunnel_document_names         = [for i in sort(keys(module.region_b.nodes)) : module.region_b.nodes[i].proxy_tunnel_document]
   healthy_node_indices          = keys(local.node_slot)
   healthy_nodes_missing_data    = var.failed_over ? "breaching" : "notBreaching"
   coordinator_asg_name          = module.coordinator_b.autoscaling_group_name
@@ -389,10 +406,11 @@ module "monitoring_c" {
   source    = "../../modules/monitoring"
   providers = { aws = aws.c }
 
-  name                 = local.names.c
-  alarm_email          = var.alarm_email
-  threshold            = var.threshold
-  node_asg_names       = { for i, n in module.region_c.nodes : i => n.autoscaling_group_name }
-  watched_kms_key_arns = concat(module.region_c.kms_key_arns, [for r in values(module.link_b_c.kms_replicas) : r.arn])
-  tags                 = var.tags
+  name                  = local.names.c
+  alarm_email           = var.alarm_email
+  threshold             = var.threshold
+  node_asg_names        = { for i, n in module.region_c.nodes : i => n.autoscaling_group_name }
+  tunnel_document_names = [for i in sort(keys(module.region_c.nodes)) : module.region_c.nodes[i].proxy_tunnel_document]
+  watched_kms_key_arns  = concat(module.region_c.kms_key_arns, [for r in values(module.link_b_c.kms_replicas) : r.arn])
+  tags                  = var.tags
 }

@@ -49,9 +49,9 @@ output "region_loss" {
 output "genesis_prepare_args" {
   description = "What `cohort genesis prepare` takes from this deployment, 0-based as the roster counts: each node's KMS key in its home region (--kms-key=I=ARN) and, where pinned, its parent PCR3 (--pcr3=I=HEX)."
   value = concat(
-    [for i in range(1, var.node_count + 1) : "--kms-key=${i - 1}=${local.all_nodes[tostring(i)].kms_key_arn}"],
+    [for i in range(var.node_count) : "--kms-key=${i}=${local.all_nodes[tostring(i)].kms_key_arn}"],
     [
-      for i in range(1, var.node_count + 1) : "--pcr3=${i - 1}=${local.all_nodes[tostring(i)].parent_pcr3}"
+      for i in range(var.node_count) : "--pcr3=${i}=${local.all_nodes[tostring(i)].parent_pcr3}"
       if local.all_nodes[tostring(i)].parent_pcr3 != null
     ],
   )

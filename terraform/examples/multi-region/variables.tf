@@ -15,8 +15,9 @@ variable "regions" {
     b, the standby (the database's cross-region read replica and the coordinators started on a
     failover); c, the third node region. Per region: its name, availability zones (at least two),
     VPC range (not overlapping another region's: the VPCs are peered), the S3 bucket of the release
-    artifacts in that region (and its KMS key, if any), and for a and b the ACM certificate of the
-    client API there. docs/regions.md.
+    artifacts in that region (and its KMS key, if any), for a and b the ACM certificate of the
+    client API there, and the AMI its parents and coordinators start from (ami_id, pinned: AMIs are
+    regional; null follows the latest Amazon Linux 2023 at each apply). docs/regions.md.
   EOT
   type = map(object({
     region               = string
@@ -25,6 +26,7 @@ variable "regions" {
     artifact_bucket      = string
     artifact_kms_key_arn = optional(string)
     certificate_arn      = optional(string)
+    ami_id               = optional(string)
   }))
 
   validation {
@@ -73,17 +75,17 @@ variable "node_count" {
 }
 
 variable "node_regions" {
-  description = "The region slot of a node, by node index (\"4\" = \"b\"), overriding the round-robin placement over a, b, c (node 1 in a, 2 in b, 3 in c, 4 in a, ..)."
+  description = "The region slot of a node, by node index (\"3\" = \"b\"), overriding the round-robin placement over a, b, c (node 0 in a, 1 in b, 2 in c, 3 in a, ..; nodes are numbered from 0, as the coordinators number them)."
   type        = map(string)
   default     = {}
 
   validation {
-    condition     = alltrue([for i, s in var.node_regions : contains(["a", "b", "c"], s) && can(regex("^[1-9][0-9]*$", i))])
-    error_message = "node_regions maps node indices (\"1\", ..) to a slot: a, b or c."
+    condition     = alltrue([for i, s in var.node_regions : contains(["a", "b", "c"], s) && can(regex("^(0|[1-9][0-9]*)$", i))])
+    error_message = "node_regions maps node indices (\"0\", \"1\", ..) to a slot: a, b or c."
   }
 
   validation {
-    condition     = alltrue([for i, s in var.node_regions : try(tonumber(i) <= var.node_count, true)])
+    condition     = alltrue([for i, s in var.node_regions : try(tonumber(i) < var.node_count, true)])
     error_message = "node_regions names a node beyond node_count."
   }
 }
@@ -103,8 +105,8 @@ variable "threshold" {
   validation {
     condition = alltrue([
       for lost in ["a", "b", "c"] : length([
-        for i in range(1, var.node_count + 1) : i
-        if lookup(var.node_regions, tostring(i), ["a", "b", "c"][(i - 1) % 3]) != lost
+        for i in range(var.node_count) : i
+        if lookup(var.node_regions, tostring(i), ["a", "b", "c"][i % 3]) != lost
       ]) >= var.threshold
     ])
     error_message = "Losing one region must leave at least threshold nodes: with this placement some region holds more than node_count - threshold nodes (see node_regions)."
@@ -132,17 +134,17 @@ variable "db_password_version" {
 }
 
 variable "parent_pcr3" {
-  description = "By node index (\"1\" = ..), the PCR3 of the node's parent role: `cohort kms pcr3 --role-arn arn:aws:iam::ACCOUNT:role/NAME-SLOT-node-I-parent` (the nodes output shows each role). A node left out is not pinned."
+  description = "By node index (\"0\" = .., node 0 being the coordinators' first --proxy), the PCR3 of the node's parent role: `cohort kms pcr3 --role-arn arn:aws:iam::ACCOUNT:role/NAME-SLOT-node-I-parent` (the nodes output shows each role). A node left out is not pinned."
   type        = map(string)
   default     = {}
 
   validation {
-    condition     = alltrue([for k, v in var.parent_pcr3 : can(regex("^[1-9][0-9]*$", k)) && can(regex("^[0-9a-f]{96}$", v))])
-    error_message = "parent_pcr3 maps node indices (\"1\", \"2\", ..) to 48 bytes of lowercase hex."
+    condition     = alltrue([for k, v in var.parent_pcr3 : can(regex("^(0|[1-9][0-9]*)$", k)) && can(regex("^[0-9a-f]{96}$", v))])
+    error_message = "parent_pcr3 maps node indices (\"0\", \"1\", ..) to 48 bytes of lowercase hex."
   }
 
   validation {
-    condition     = alltrue([for k, v in var.parent_pcr3 : !can(tonumber(k)) || tonumber(k) <= var.node_count])
+    condition     = alltrue([for k, v in var.parent_pcr3 : !can(tonumber(k)) || tonumber(k) < var.node_count])
     error_message = "parent_pcr3 names a node beyond node_count: a value for a node that does not exist would be ignored."
   }
 }
@@ -254,4 +256,16 @@ variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)
   default     = { Project = "cohort" }
+}
+
+variable "session_preferences" {
+  description = "Whether to manage each region's Session Manager preferences (the account-wide document SSM-SessionManagerRunShell: shell transcripts to /NAME/sessions, encrypted). false where the account already has that document."
+  type        = bool
+  default     = true
+}
+
+variable "blob_lock_mode" {
+  description = "Object Lock mode of every region's sealed-blob bucket: COMPLIANCE (production) or GOVERNANCE (a test deployment that must be torn down)."
+  type        = string
+  default     = "COMPLIANCE"
 }

@@ -51,9 +51,11 @@ module "role" {
       Resource = var.source_bucket_arn
     },
     {
-      Sid      = "ReadSourceVersions"
-      Effect   = "Allow"
-      Action   = ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"]
+      Sid    = "ReadSourceVersions"
+      Effect = "Allow"
+      # Retention and legal hold: the source bucket is under Object Lock, and so is the
+      # destination (each region's modules/storage), which S3 requires to replicate it.
+      Action   = ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging", "s3:GetObjectRetention", "s3:GetObjectLegalHold"]
       Resource = local.source_objects
     },
     {

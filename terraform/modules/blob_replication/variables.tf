@@ -43,7 +43,7 @@ variable "prefixes" {
   type        = list(string)
 
   validation {
-    condition     = length(var.prefixes) >= 1 && alltrue([for p in var.prefixes : can(regex("^node-[1-9][0-9]*/$", p))])
+    condition     = length(var.prefixes) >= 1 && alltrue([for p in var.prefixes : can(regex("^node-(0|[1-9][0-9]*)/$", p))])
     error_message = "prefixes are one or more node prefixes, \"node-I/\"."
   }
 }

@@ -45,9 +45,16 @@ module "role" {
         StringEquals = { "kms:ViaService" = "secretsmanager.${module.account.region}.amazonaws.com" }
       }
     },
+    {
+      # Session Manager's encryption of session data (modules/network): the agent decrypts.
+      Sid      = "DecryptSessionData"
+      Effect   = "Allow"
+      Action   = "kms:Decrypt"
+      Resource = var.session_kms_key_arn
+    },
   ]
   host = {
-    log_group_arns       = local.log_groups
+    log_group_arns       = compact(concat(local.log_groups, [var.session_log_group_arn]))
     metrics_namespace    = var.metrics_namespace
     artifact_kms_key_arn = var.artifact_kms_key_arn
   }

@@ -109,13 +109,14 @@ locals {
           metric_declaration_dedup = true
           metric_namespace         = var.metrics_namespace
           # Node gauges from coordinator/src/metrics.rs (cohort_node_healthy: eligible for
-          # quorums), by node; the in-flight signing requests for the whole cluster.
+          # quorums; cohort_node_clock_skew_seconds: its enclave's clock against the
+          # coordinator's), by node; the in-flight signing requests for the whole cluster.
           metric_declaration = [
             {
               source_labels    = ["job"]
               label_matcher    = "^cohort-coordinator$"
               dimensions       = [["cluster", "node"]]
-              metric_selectors = ["^cohort_node_healthy$", "^cohort_node_up$", "^cohort_node_attested$"]
+              metric_selectors = ["^cohort_node_healthy$", "^cohort_node_up$", "^cohort_node_attested$", "^cohort_node_clock_skew_seconds$"]
             },
             {
               source_labels    = ["job"]
@@ -141,6 +142,7 @@ module "group" {
   kind                 = "coordinator"
   description          = "${var.name} coordinator"
   ami_ssm_parameter    = var.ami_ssm_parameter
+  ami_id               = var.ami_id
   instance_type        = var.instance_type
   instance_profile_arn = module.role.instance_profile_arn
   security_group_ids   = [var.security_group_ids.coordinator]

@@ -1,3 +1,8 @@
+output "proxy_urls" {
+  description = "The nodes' proxy URLs in the coordinators' --proxy order: the coordinators' node i (API, metrics, audit log, quorums) is the i-th."
+  value       = var.proxy_urls
+}
+
 output "client_api_url" {
   description = "The client API (TLS at the load balancer); point a DNS name of the certificate at load_balancer_dns_name."
   value       = "https://${aws_lb.client_api.dns_name}"
@@ -81,4 +86,9 @@ output "db_secret_replica_regions" {
 output "database_kms_key_arn" {
   description = "The database key: storage, Performance Insights, and the credentials secret (RDS's, or a replicated primary's own)."
   value       = module.database_key.arn
+}
+
+output "ami_id" {
+  description = "The AMI this coordinator's instances start from: pin it with ami_id."
+  value       = module.group.ami_id
 }

@@ -114,6 +114,12 @@ variable "instance_type" {
   default     = "m6i.large"
 }
 
+variable "ami_id" {
+  description = "The coordinator AMI, pinned (production: a new OS is then a reviewed change; output ami_id shows the one in use). Null: the latest ami_ssm_parameter names, at each apply."
+  type        = string
+  default     = null
+}
+
 variable "ami_ssm_parameter" {
   description = "SSM parameter holding the coordinator AMI id (Amazon Linux 2023, x86_64)."
   type        = string
@@ -175,6 +181,17 @@ variable "waf_rate_limit" {
 variable "log_bucket_name" {
   description = "Access-log bucket (storage module); load balancer logs go under lb/."
   type        = string
+}
+
+variable "session_kms_key_arn" {
+  description = "The key Session Manager encrypts session data under (network module, session_kms_key_arn): the instances' SSM agent decrypts with it."
+  type        = string
+}
+
+variable "session_log_group_arn" {
+  description = "Session Manager's log group (network module, session_log_group_arn): the instances' SSM agent streams each session there. Null: no session logging from these instances."
+  type        = string
+  default     = null
 }
 
 variable "logs_kms_key_arn" {

@@ -60,14 +60,21 @@ locals {
   })}"
 }
 
+# The AMI: ami_id when pinned (production: a new parent or coordinator OS is then a reviewed
+# change, rolled out like any other), else the latest one the SSM parameter names at this apply.
 data "aws_ssm_parameter" "ami" {
-  name = var.ami_ssm_parameter
+  count = var.ami_id == null ? 1 : 0
+  name  = var.ami_ssm_parameter
+}
+
+locals {
+  ami_id = var.ami_id != null ? var.ami_id : data.aws_ssm_parameter.ami[0].insecure_value
 }
 
 resource "aws_launch_template" "this" {
   name                   = var.name
   description            = var.description
-  image_id               = data.aws_ssm_parameter.ami.insecure_value
+  image_id               = local.ami_id
   instance_type          = var.instance_type
   ebs_optimized          = true
   update_default_version = true

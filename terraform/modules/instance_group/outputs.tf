@@ -7,3 +7,8 @@ output "launch_template_id" {
   description = "The launch template's id."
   value       = aws_launch_template.this.id
 }
+
+output "ami_id" {
+  description = "The AMI the launch template starts instances from (pinned, or the latest at this apply)."
+  value       = aws_launch_template.this.image_id
+}

@@ -14,8 +14,19 @@ variable "description" {
 }
 
 variable "ami_ssm_parameter" {
-  description = "SSM parameter holding the AMI id."
+  description = "SSM parameter holding the AMI id (used when ami_id is null)."
   type        = string
+}
+
+variable "ami_id" {
+  description = "The AMI, pinned. Null: the latest the SSM parameter names at each apply."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.ami_id == null || can(regex("^ami-[0-9a-f]{8,17}$", var.ami_id))
+    error_message = "ami_id is an AMI id (ami-0123456789abcdef0)."
+  }
 }
 
 variable "instance_type" {

@@ -85,6 +85,9 @@ locals {
     "aws.cloudtrail" = ["StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors", "PutInsightSelectors"]
     "aws.events"     = ["DisableRule", "DeleteRule", "RemoveTargets", "PutRule", "PutTargets"]
     "aws.sns"        = ["Unsubscribe", "DeleteTopic", "SetTopicAttributes", "SetSubscriptionAttributes", "RemovePermission"]
+    # Session Manager's preferences (a shell's transcript) and the proxy-tunnel documents
+    # (one rewritten into a shell would no longer page as one).
+    "aws.ssm" = ["UpdateDocument", "UpdateDocumentDefaultVersion", "DeleteDocument"]
   }
 }
 
@@ -102,6 +105,44 @@ resource "aws_cloudwatch_event_rule" "kms_key_changes" {
     }
   })
   tags = var.tags
+}
+
+# Root on an instance through Systems Manager, other than a node's proxy tunnel: a Session
+# Manager session with any other document (a shell has none, or SSM-SessionManagerRunShell), a
+# Run Command, a State Manager association or an Automation (each runs as root, the last three
+# without a session). On a parent that is the host that relays the enclave's traffic, holds its
+# sealed blobs and can stop it: the enclave's properties do not depend on it, but it is
+# break-glass and someone should know at once: who (userIdentity), where (the target or
+# instance ids) and with what (documentName). A shell's transcript is in /NAME/sessions
+# (modules/network); a port forward and the other three leave none.
+locals {
+  host_access_events = ["SendCommand", "CreateAssociation", "UpdateAssociation", "StartAutomationExecution"]
+  # Every session, or every session without a tunnel document: no document (the default shell)
+  # or another one. (Through JSON: the two branches are tuples of different shapes.)
+  session_branches = jsondecode(length(var.tunnel_document_names) == 0 ? jsonencode([{ eventName = ["StartSession"] }]) : jsonencode([
+    { eventName = ["StartSession"], requestParameters = { documentName = [{ exists = false }] } },
+    { eventName = ["StartSession"], requestParameters = { documentName = [{ "anything-but" = var.tunnel_document_names }] } },
+  ]))
+}
+
+resource "aws_cloudwatch_event_rule" "shell_sessions" {
+  name        = "${var.name}-host-access"
+  description = "A Session Manager session other than a proxy tunnel, a Run Command, an association or an automation was started in ${var.name}'s region."
+  event_pattern = jsonencode({
+    source        = ["aws.ssm"]
+    "detail-type" = ["AWS API Call via CloudTrail"]
+    detail = {
+      eventSource = ["ssm.amazonaws.com"]
+      "$or"       = concat([{ eventName = local.host_access_events }], local.session_branches)
+    }
+  })
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "shell_sessions" {
+  rule      = aws_cloudwatch_event_rule.shell_sessions.name
+  target_id = "alarms"
+  arn       = aws_sns_topic.alarms.arn
 }
 
 resource "aws_cloudwatch_event_rule" "monitoring_changes" {
@@ -140,6 +181,41 @@ resource "aws_sns_topic_subscription" "email" {
 # Every alarm on a single metric, in one table, grouped by how its resources were keyed: each
 # node's two alarms by node, the coordinators' and the database's by name.
 locals {
+  # The per-node alarms on the coordinators' gauges. Maximum over the coordinators for the
+  # 0/1 gauges (a node counts as attested or healthy if any coordinator sees it so); Minimum
+  # for the clock skew (one coordinator's own drifting clock does not page for every node).
+  node_gauge_alarms = {
+    attested = {
+      suffix      = "not-attested"
+      description = "the coordinators cannot verify its attestation (cohort_node_attested): it is out of quorums until they can."
+      metric      = "cohort_node_attested"
+      statistic   = "Maximum"
+      minutes     = 3
+      comparison  = "LessThanThreshold"
+      threshold   = 1
+    }
+    # Enclaves check documents, requests and receipts against their own clock, documents
+    # within a 5-minute window: a clock a minute off is caught long before peers refuse it.
+    clock = {
+      suffix      = "clock-skew"
+      description = "its enclave clock is more than 60 s from the coordinators' (cohort_node_clock_skew_seconds): at 5 minutes its peers refuse its documents."
+      metric      = "cohort_node_clock_skew_seconds"
+      statistic   = "Minimum"
+      minutes     = 5
+      comparison  = "GreaterThanThreshold"
+      threshold   = 60
+    }
+    healthy = {
+      suffix      = "unhealthy"
+      description = "no coordinator has considered it eligible for quorums for 5 minutes (cohort_node_healthy): the cluster signs without it."
+      metric      = "cohort_node_healthy"
+      statistic   = "Maximum"
+      minutes     = 5
+      comparison  = "LessThanThreshold"
+      threshold   = 1
+    }
+  }
+
   alarms = {
     # EC2 publishes the status checks of an Auto Scaling group's instances by group name, so the
     # alarm follows the node across instance replacements.
@@ -173,6 +249,30 @@ locals {
         missing_data       = "breaching"
       }
     }
+    # What the coordinators see of each node (coordinator/src/metrics.rs), by the coordinators'
+    # node numbering, which Terraform's node keys, ASG names and blob prefixes share: node i is
+    # the coordinators' i-th --proxy. A node whose attestation stopped verifying (a changed
+    # image, a forged or expired document, a clock outside the document window), whose enclave
+    # clock drifts, or that has been out of quorums for 5 minutes pages on its own, before the
+    # cluster as a whole drops below its threshold. In a region with coordinators: they publish
+    # every node's gauges (no coordinator publishing: the healthy-nodes alarm).
+    coordinator_view = !local.with_coordinators ? {} : merge([
+      for kind, a in local.node_gauge_alarms : {
+        for node in local.healthy_nodes : "node-${node}-${kind}" => {
+          name               = "${var.name}-node-${node}-${a.suffix}"
+          description        = "Node ${node}: ${a.description}"
+          namespace          = var.coordinator_metrics_namespace
+          metric             = a.metric
+          dimensions         = { cluster = var.name, node = node }
+          statistic          = a.statistic
+          period             = 60
+          evaluation_periods = a.minutes
+          comparison         = a.comparison
+          threshold          = a.threshold
+          missing_data       = "notBreaching"
+        }
+      }
+    ]...)
     cluster = !local.with_coordinators ? {} : {
       coordinators_in_service = {
         name               = "${var.name}-coordinators-in-service"

@@ -16,12 +16,18 @@ variable "threshold" {
 }
 
 variable "node_asg_names" {
-  description = "Each node's Auto Scaling group name, by node index (as a string: \"1\", \"2\", ...): the nodes in this region, whose EC2 and Auto Scaling alarms live here."
+  description = "Each node's Auto Scaling group name, by node index (as a string: \"0\", \"1\", ..., the coordinators' numbering): the nodes in this region, whose EC2 and Auto Scaling alarms live here."
   type        = map(string)
 }
 
+variable "tunnel_document_names" {
+  description = "The nodes' proxy-tunnel Session Manager documents (modules/node): the one routine kind of session. Every other session started in the region (a shell, or any other document) pages."
+  type        = list(string)
+  default     = []
+}
+
 variable "healthy_node_indices" {
-  description = "The nodes the healthy-nodes alarm counts, by index (\"1\", \"2\", ...): every node of the cluster, also those in other regions (the coordinators here publish each one's health). Null: the keys of node_asg_names."
+  description = "The nodes the healthy-nodes alarm counts, by index (\"0\", \"1\", ...): every node of the cluster, also those in other regions (the coordinators here publish each one's health). Null: the keys of node_asg_names."
   type        = list(string)
   default     = null
 }

@@ -257,3 +257,59 @@ resource "aws_flow_log" "this" {
 
   tags = merge(var.tags, { Name = var.name })
 }
+
+# --- Session Manager: the region's preferences and the session log ----------------------------
+
+# Instances have no SSH; Session Manager is the way in. Its preferences are one document per
+# account and region (SSM-SessionManagerRunShell): every shell session started here, on a
+# parent or a coordinator, has its input and output streamed to /NAME/sessions, encrypted, and
+# ends after 20 idle minutes or an hour. A shell on a parent pages (modules/monitoring,
+# NAME-host-access); the routine way in is a node's proxy tunnel (modules/node), a port
+# forward to the proxy's port only. session_preferences = false where the account already
+# manages this document (it cannot have two).
+resource "aws_cloudwatch_log_group" "sessions" {
+  name              = "/${var.name}/sessions"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = module.logs_key.arn
+  tags              = var.tags
+}
+
+# Session data is encrypted under this key beyond TLS (Session Manager's KMS encryption): an
+# operator starting a session needs kms:GenerateDataKey on it (their own IAM policy), each
+# instance kms:Decrypt (its role: session_kms_key_arn).
+module "sessions_key" {
+  source = "../kms_key"
+
+  name             = "${var.name}-sessions"
+  description      = "${var.name}: Session Manager session encryption"
+  account_root_arn = module.account.account_root
+  tags             = var.tags
+}
+
+resource "aws_ssm_document" "session_preferences" {
+  count = var.session_preferences ? 1 : 0
+
+  name            = "SSM-SessionManagerRunShell"
+  document_type   = "Session"
+  document_format = "JSON"
+  content = jsonencode({
+    schemaVersion = "1.0"
+    description   = "Session Manager preferences (${var.name}): every session logged to CloudWatch Logs, encrypted"
+    sessionType   = "Standard_Stream"
+    inputs = {
+      s3BucketName                = ""
+      s3KeyPrefix                 = ""
+      s3EncryptionEnabled         = true
+      cloudWatchLogGroupName      = aws_cloudwatch_log_group.sessions.name
+      cloudWatchEncryptionEnabled = true
+      cloudWatchStreamingEnabled  = true
+      kmsKeyId                    = module.sessions_key.arn
+      runAsEnabled                = false
+      runAsDefaultUser            = ""
+      idleSessionTimeout          = "20"
+      maxSessionDuration          = "60"
+      shellProfile                = { windows = "", linux = "" }
+    }
+  })
+  tags = var.tags
+}

@@ -53,6 +53,25 @@ output "logs_kms_key_arn" {
   value       = module.logs_key.arn
 }
 
+output "session_log_group_arn" {
+  description = "CloudWatch log group of Session Manager sessions (/NAME/sessions): every instance role may write to it."
+  value       = aws_cloudwatch_log_group.sessions.arn
+}
+
+output "session_kms_key_arn" {
+  description = "The KMS key Session Manager encrypts session data under: every instance role may decrypt with it."
+  value       = module.sessions_key.arn
+}
+
+output "session_preferences" {
+  description = "The Session Manager preferences document this module manages (name and decoded content) and its log group's key, or null (session_preferences = false)."
+  value = !var.session_preferences ? null : {
+    name                  = aws_ssm_document.session_preferences[0].name
+    content               = jsondecode(aws_ssm_document.session_preferences[0].content)
+    log_group_kms_key_arn = aws_cloudwatch_log_group.sessions.kms_key_id
+  }
+}
+
 output "flow_log_group_name" {
   description = "CloudWatch log group of the VPC flow logs."
   value       = aws_cloudwatch_log_group.flow_logs.name

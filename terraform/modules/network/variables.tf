@@ -97,6 +97,12 @@ variable "interface_endpoints" {
   default     = ["kms", "sts", "logs", "monitoring", "ssm", "ssmmessages", "ec2messages", "secretsmanager"]
 }
 
+variable "session_preferences" {
+  description = "Whether to manage the region's Session Manager preferences (the account-wide document SSM-SessionManagerRunShell): sessions logged to /NAME/sessions. false where the account already manages that document."
+  type        = bool
+  default     = true
+}
+
 variable "log_retention_days" {
   description = "Retention of the VPC flow logs (and the default for other Cohort log groups)."
   type        = number

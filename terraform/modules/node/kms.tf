@@ -43,7 +43,7 @@ locals {
   images = module.measurements.images
 
   # The enclave's encryption context (protocol::parent::kms_http::context in the Rust tree;
-  # tests/cli-policy-node-1.json keeps the two in step).
+  # tests/cli-policy-node-0.json keeps the two in step).
   context_keys = ["cohort:blob", "cohort:cluster", "cohort:id", "cohort:node"]
   blob_kinds   = ["aux-info", "ecdsa-share", "eddsa-share", "genesis", "node-key"]
 }

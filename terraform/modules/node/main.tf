@@ -73,6 +73,7 @@ module "group" {
   kind                 = "node"
   description          = "${var.name} node ${var.node_index}: Nitro Enclaves parent"
   ami_ssm_parameter    = var.ami_ssm_parameter
+  ami_id               = var.ami_id
   instance_type        = var.instance_type
   instance_profile_arn = module.role.instance_profile_arn
   network_interface_id = aws_network_interface.proxy.id

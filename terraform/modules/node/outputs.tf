@@ -1,5 +1,5 @@
 output "node_index" {
-  description = "This node's index (1-based)."
+  description = "This node's index, from 0: the coordinators' node i is their i-th --proxy."
   value       = var.node_index
 }
 
@@ -33,6 +33,15 @@ output "parent_pcr3" {
   value       = var.parent_pcr3
 }
 
+output "proxy_tunnel_document" {
+  description = "The Session Manager document that forwards a local port to this node's proxy port and nowhere else (`aws ssm start-session --document-name ...`)."
+  value = {
+    name    = aws_ssm_document.proxy_tunnel.name
+    arn     = aws_ssm_document.proxy_tunnel.arn
+    content = jsondecode(aws_ssm_document.proxy_tunnel.content)
+  }
+}
+
 output "autoscaling_group_name" {
   description = "The node's Auto Scaling group (always one instance)."
   value       = module.group.autoscaling_group_name
@@ -51,4 +60,9 @@ output "log_group_name" {
 output "kms_key_multi_region" {
   description = "Whether this node's KMS key is a multi-Region primary key."
   value       = module.key.multi_region
+}
+
+output "ami_id" {
+  description = "The AMI this parent's instances start from: pin it with ami_id."
+  value       = module.group.ami_id
 }

@@ -5,12 +5,12 @@ variable "name" {
 }
 
 variable "node_index" {
-  description = "This node's index, 1-based, in the coordinators' --proxy order (the enclave's party index)."
+  description = "This node's index, from 0: the coordinators' node i (API, metrics, audit log) is their i-th --proxy, and the same number names its Auto Scaling group, KMS key, blob prefix and alarms."
   type        = number
 
   validation {
-    condition     = var.node_index >= 1 && floor(var.node_index) == var.node_index
-    error_message = "node_index is a whole number from 1."
+    condition     = var.node_index >= 0 && floor(var.node_index) == var.node_index
+    error_message = "node_index is a whole number from 0 (the coordinators' numbering)."
   }
 }
 
@@ -71,6 +71,12 @@ variable "instance_type" {
     condition     = can(regex("^[a-z][a-z0-9-]*\\.[a-z0-9-]+$", var.instance_type))
     error_message = "instance_type is an EC2 instance type such as m6i.xlarge."
   }
+}
+
+variable "ami_id" {
+  description = "The parent AMI, pinned (production: a new OS is then a reviewed change; output ami_id shows the one in use). Null: the latest ami_ssm_parameter names, at each apply."
+  type        = string
+  default     = null
 }
 
 variable "ami_ssm_parameter" {
@@ -136,6 +142,17 @@ variable "blob_bucket_name" {
 variable "storage_kms_key_arn" {
   description = "SSE-KMS key of the sealed-blob bucket (storage module)."
   type        = string
+}
+
+variable "session_kms_key_arn" {
+  description = "The key Session Manager encrypts session data under (network module, session_kms_key_arn): the instances' SSM agent decrypts with it."
+  type        = string
+}
+
+variable "session_log_group_arn" {
+  description = "Session Manager's log group (network module, session_log_group_arn): the instances' SSM agent streams each session there. Null: no session logging from these instances."
+  type        = string
+  default     = null
 }
 
 variable "logs_kms_key_arn" {

@@ -4,7 +4,9 @@
 #   (each node's role reaches only its own prefix). The blobs are already sealed by the enclave
 #   under the node's attestation-gated KMS key; the bucket adds SSE-KMS under a separate storage
 #   key (S3 cannot use the node keys: their policy denies every call without an attestation
-#   document), versioning, and a TLS-only policy;
+#   document), versioning, Object Lock on every blob version (blob_lock_days: not even the
+#   account's administrators can destroy a node's shares, in COMPLIANCE mode), and a TLS-only
+#   policy;
 # * the access-log bucket: S3 server access logs of the blob bucket and the load balancer's
 #   access logs (both services write only to SSE-S3 buckets).
 
@@ -59,6 +61,31 @@ resource "aws_s3_bucket" "blobs" {
   bucket        = "${local.bucket_prefix}-sealed-blobs"
   force_destroy = false
   tags          = merge(var.tags, { Name = "${var.name}-sealed-blobs" })
+}
+
+# Every blob version (each write of a node's sealed share, node key or genesis) is retained
+# for blob_lock_days from its write: neither a parent (which cannot delete anyway), nor the key
+# administrator, nor the account root in COMPLIANCE mode can delete it before. That window is
+# what it buys; a blob written once (a node key, a share never refreshed) is unlocked after it,
+# so refresh keys within it (cohort key refresh --every) and deny s3:DeleteObjectVersion and KMS
+# key deletion with an organisation SCP (operator guide). Old versions are old shares: what they
+# could do is property 5's rollback, which the enclaves detect (receipts and key generations,
+# docs/threat-model.md); locking them adds no power, versioning already kept them.
+#
+# Object Lock is turned on here, not on the bucket resource (whose object_lock_enabled would
+# replace a bucket made without it): S3 enables it on an existing versioned bucket. Versions
+# written before it are not locked retroactively (an S3 Batch Operations retention job does
+# that). Writes need a checksum under default retention: the sync unit sends one.
+resource "aws_s3_bucket_object_lock_configuration" "blobs" {
+  bucket              = aws_s3_bucket.blobs.id
+  object_lock_enabled = "Enabled"
+  rule {
+    default_retention {
+      mode = var.blob_lock_mode
+      days = var.blob_lock_days
+    }
+  }
+  depends_on = [aws_s3_bucket_versioning.this]
 }
 
 resource "aws_s3_bucket_server_side_encryption_configuration" "blobs" {

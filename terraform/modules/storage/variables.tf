@@ -15,6 +15,28 @@ variable "blob_noncurrent_days" {
   default     = 365
 }
 
+variable "blob_lock_days" {
+  description = "Object Lock retention of each sealed-blob version: it cannot be deleted or overwritten before (at most blob_noncurrent_days, after which an overwritten version expires)."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = var.blob_lock_days >= 1 && var.blob_lock_days <= var.blob_noncurrent_days
+    error_message = "blob_lock_days is between 1 and blob_noncurrent_days."
+  }
+}
+
+variable "blob_lock_mode" {
+  description = "Object Lock mode of the sealed-blob bucket: COMPLIANCE (no one, not even the account root, removes a blob version early) or GOVERNANCE (principals with s3:BypassGovernanceRetention may; for test deployments that must be torn down)."
+  type        = string
+  default     = "COMPLIANCE"
+
+  validation {
+    condition     = contains(["COMPLIANCE", "GOVERNANCE"], var.blob_lock_mode)
+    error_message = "blob_lock_mode is COMPLIANCE or GOVERNANCE."
+  }
+}
+
 variable "access_log_days" {
   description = "How long access logs (S3 server access logs, load balancer access logs) are kept."
   type        = number

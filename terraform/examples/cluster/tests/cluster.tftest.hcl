@@ -21,7 +21,7 @@ variables {
   certificate_arn        = "arn:aws:acm:eu-west-1:111122223333:certificate/mock"
   admin_principal_arn    = "arn:aws:iam::111122223333:role/cohort-deployer"
   # `cohort kms pcr3 --role-arn arn:aws:iam::111122223333:role/mock-parent` (the mocked role).
-  parent_pcr3 = { "1" = "391dc275119dab28f7c0ff33ac135cb618f1ae7e183991fed433748a562a2a6ee036e67082847d43b7d26535cc594ed1" }
+  parent_pcr3 = { "0" = "391dc275119dab28f7c0ff33ac135cb618f1ae7e183991fed433748a562a2a6ee036e67082847d43b7d26535cc594ed1" }
   # RFC 8032's first Ed25519 test vector's public key.
   admin_api_keys = [{ credential = "alice", public_key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a" }]
 }
@@ -30,31 +30,31 @@ run "one_image" {
   command = apply
 
   assert {
-    condition     = toset(keys(output.nodes)) == toset(["1", "2", "3"])
-    error_message = "node_count = 3 makes nodes 1, 2 and 3."
+    condition     = toset(keys(output.nodes)) == toset(["0", "1", "2"])
+    error_message = "node_count = 3 makes nodes 0, 1 and 2 (the coordinators' numbering)."
   }
 
   assert {
-    condition     = [for i in ["1", "2", "3"] : output.nodes[i].az] == ["eu-west-1a", "eu-west-1b", "eu-west-1a"]
+    condition     = [for i in ["0", "1", "2"] : output.nodes[i].az] == ["eu-west-1a", "eu-west-1b", "eu-west-1a"]
     error_message = "Nodes are spread round-robin over the AZs."
   }
 
   assert {
-    condition = [for s in jsondecode(output.kms_key_policies["2"]).Statement : s.Sid] == [
+    condition = [for s in jsondecode(output.kms_key_policies["1"]).Statement : s.Sid] == [
       "KeyAdministration", "EnclaveUse", "DenyWithoutAttestation", "DenyOtherImages", "DenyReEncrypt", "DenyGrants",
     ]
     error_message = "The key policy has the statements of `cohort kms policy`, in its order."
   }
 
   assert {
-    condition     = jsondecode(output.kms_key_policies["1"]) == jsondecode(file("tests/cli-policy-node-1.json"))
-    error_message = "Node 1's key policy equals `cohort kms policy --node 1` for the same measurements, role and admin (tests/cli-policy-node-1.json, which tests/tests/cli.rs checks against the CLI)."
+    condition     = jsondecode(output.kms_key_policies["0"]) == jsondecode(file("tests/cli-policy-node-0.json"))
+    error_message = "Node 0's key policy equals `cohort kms policy --node 0` for the same measurements, role and admin (tests/cli-policy-node-0.json, which tests/tests/cli.rs checks against the CLI)."
   }
 
   assert {
     condition = (
-      jsondecode(output.kms_key_policies["1"]).Statement[1].Condition.StringEqualsIgnoreCase["kms:RecipientAttestation:PCR3"] == var.parent_pcr3["1"] &&
-      !contains(keys(jsondecode(output.kms_key_policies["2"]).Statement[1].Condition.StringEqualsIgnoreCase), "kms:RecipientAttestation:PCR3")
+      jsondecode(output.kms_key_policies["0"]).Statement[1].Condition.StringEqualsIgnoreCase["kms:RecipientAttestation:PCR3"] == var.parent_pcr3["0"] &&
+      !contains(keys(jsondecode(output.kms_key_policies["1"]).Statement[1].Condition.StringEqualsIgnoreCase), "kms:RecipientAttestation:PCR3")
     )
     error_message = "A node given parent_pcr3 requires it of every enclave; a node without is not pinned."
   }
@@ -64,18 +64,18 @@ run "one_image" {
       "--kms-key=0=arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000",
       "--kms-key=1=arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000",
       "--kms-key=2=arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000",
-      "--pcr3=0=${var.parent_pcr3["1"]}",
+      "--pcr3=0=${var.parent_pcr3["0"]}",
     ]
     error_message = "genesis_prepare_args gives prepare every node's KMS key and the pinned PCR3, 0-based."
   }
 
   assert {
-    condition     = jsondecode(output.kms_key_policies["2"]).Id == "cohort-node-2"
+    condition     = jsondecode(output.kms_key_policies["1"]).Id == "cohort-node-1"
     error_message = "The policy id names the node."
   }
 
   assert {
-    condition = jsondecode(output.kms_key_policies["2"]).Statement[1].Condition.StringEqualsIgnoreCase == {
+    condition = jsondecode(output.kms_key_policies["1"]).Statement[1].Condition.StringEqualsIgnoreCase == {
       "kms:RecipientAttestation:ImageSha384" = jsondecode(file("measurements.example.json")).Measurements.PCR0
       "kms:RecipientAttestation:PCR0"        = jsondecode(file("measurements.example.json")).Measurements.PCR0
       "kms:RecipientAttestation:PCR1"        = jsondecode(file("measurements.example.json")).Measurements.PCR1
@@ -86,13 +86,13 @@ run "one_image" {
 
   assert {
     condition = (
-      jsondecode(output.kms_key_policies["2"]).Statement[1].Condition["ForAllValues:StringEquals"] == {
+      jsondecode(output.kms_key_policies["1"]).Statement[1].Condition["ForAllValues:StringEquals"] == {
         "kms:EncryptionContextKeys" = ["cohort:blob", "cohort:cluster", "cohort:id", "cohort:node"]
       } &&
-      jsondecode(output.kms_key_policies["2"]).Statement[1].Condition.StringEquals == {
+      jsondecode(output.kms_key_policies["1"]).Statement[1].Condition.StringEquals == {
         "kms:EncryptionContext:cohort:blob" = ["aux-info", "ecdsa-share", "eddsa-share", "genesis", "node-key"]
       } &&
-      jsondecode(output.kms_key_policies["2"]).Statement[1].Condition.Null == {
+      jsondecode(output.kms_key_policies["1"]).Statement[1].Condition.Null == {
         "kms:EncryptionContext:cohort:id" = "false"
       }
     )
@@ -101,22 +101,22 @@ run "one_image" {
 
   assert {
     condition = (
-      jsondecode(output.kms_key_policies["1"]).Statement[1].Action == ["kms:GenerateDataKey", "kms:Decrypt"] &&
-      jsondecode(output.kms_key_policies["1"]).Statement[1].Principal.AWS == output.nodes["1"].parent_role_arn
+      jsondecode(output.kms_key_policies["0"]).Statement[1].Action == ["kms:GenerateDataKey", "kms:Decrypt"] &&
+      jsondecode(output.kms_key_policies["0"]).Statement[1].Principal.AWS == output.nodes["0"].parent_role_arn
     )
     error_message = "Only the node's parent role may GenerateDataKey and Decrypt."
   }
 
   assert {
     condition = alltrue([
-      for a in jsondecode(output.kms_key_policies["3"]).Statement[0].Action :
+      for a in jsondecode(output.kms_key_policies["2"]).Statement[0].Action :
       !contains(["kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant", "kms:ReEncrypt*"], a) && !strcontains(a, "*")
     ])
     error_message = "The admin manages the key but may neither use it nor grant its use: every action is named, none is a wildcard (kms:Create* would take in kms:CreateGrant)."
   }
 
   assert {
-    condition = jsondecode(output.kms_key_policies["3"]).Statement[3] == {
+    condition = jsondecode(output.kms_key_policies["2"]).Statement[3] == {
       Sid       = "DenyOtherImages"
       Effect    = "Deny"
       Principal = { AWS = "*" }
@@ -128,7 +128,7 @@ run "one_image" {
   }
 
   assert {
-    condition = jsondecode(output.kms_key_policies["3"]).Statement[5] == {
+    condition = jsondecode(output.kms_key_policies["2"]).Statement[5] == {
       Sid       = "DenyGrants"
       Effect    = "Deny"
       Principal = { AWS = "*" }
@@ -139,7 +139,7 @@ run "one_image" {
   }
 
   assert {
-    condition = jsondecode(output.kms_key_policies["3"]).Statement[2] == {
+    condition = jsondecode(output.kms_key_policies["2"]).Statement[2] == {
       Sid       = "DenyWithoutAttestation"
       Effect    = "Deny"
       Principal = { AWS = "*" }
@@ -159,10 +159,10 @@ run "one_image" {
       ] &&
       module.monitoring.kms_key_changes_rule.pattern.source == ["aws.kms"] &&
       module.monitoring.kms_key_changes_rule.pattern["detail-type"] == ["AWS API Call via CloudTrail"] &&
-      length(module.monitoring.kms_key_changes_rule.pattern.detail.resources.ARN) == 3 + 4 + 1 &&
+      length(module.monitoring.kms_key_changes_rule.pattern.detail.resources.ARN) == 3 + 5 + 1 &&
       module.monitoring.kms_key_changes_rule.target == module.monitoring.alarm_topic_arn
     )
-    error_message = "A policy change, grant, disabling, deletion, replication or alias change of any of the cluster's keys (three nodes', storage, trail, logs, database, the alarm topic's) pages the alarm topic."
+    error_message = "A policy change, grant, disabling, deletion, replication or alias change of any of the cluster's keys (three nodes', storage, trail, logs, sessions, database, the alarm topic's) pages the alarm topic."
   }
 
   assert {
@@ -176,8 +176,44 @@ run "one_image" {
   }
 
   assert {
-    condition     = output.nodes["2"].proxy_url == "http://10.40.16.10:7070"
+    condition     = output.nodes["1"].proxy_url == "http://10.40.16.10:7070"
     error_message = "The proxy URL is the fixed interface's address on port 7070."
+  }
+
+  assert {
+    condition = (
+      output.nodes["1"].proxy_tunnel_document == "cohort-node-1-proxy-tunnel" &&
+      module.node["1"].proxy_tunnel_document.content.sessionType == "Port" &&
+      module.node["1"].proxy_tunnel_document.content.properties.portNumber == "7070" &&
+      !contains(keys(module.node["1"].proxy_tunnel_document.content.parameters), "portNumber") &&
+      !contains(keys(module.node["1"].proxy_tunnel_document.content.parameters), "host")
+    )
+    error_message = "Each node's proxy tunnel forwards to the proxy port and nowhere else: the caller chooses only its local port."
+  }
+
+  assert {
+    condition = (
+      module.monitoring.shell_sessions_rule.name == "cohort-host-access" &&
+      module.monitoring.shell_sessions_rule.pattern.detail["$or"][0].eventName == ["SendCommand", "CreateAssociation", "UpdateAssociation", "StartAutomationExecution"] &&
+      module.monitoring.shell_sessions_rule.pattern.detail["$or"][1].eventName == ["StartSession"] &&
+      module.monitoring.shell_sessions_rule.pattern.detail["$or"][1].requestParameters.documentName == [{ exists = false }] &&
+      module.monitoring.shell_sessions_rule.pattern.detail["$or"][2].eventName == ["StartSession"] &&
+      tolist(module.monitoring.shell_sessions_rule.pattern.detail["$or"][2].requestParameters.documentName[0]["anything-but"]) == tolist([for i in ["0", "1", "2"] : output.nodes[i].proxy_tunnel_document]) &&
+      module.monitoring.shell_sessions_rule.target == module.monitoring.alarm_topic_arn &&
+      contains(module.monitoring.monitoring_changes_rule.pattern.detail.eventName, "UpdateDocument")
+    )
+    error_message = "Root on an instance through Systems Manager pages: every session but the nodes' proxy tunnels (a shell: no document, or any other), Run Command, associations and automations; so does a change to a session document."
+  }
+
+  assert {
+    condition = (
+      module.network.session_preferences.content.inputs.cloudWatchLogGroupName == "/cohort/sessions" &&
+      module.network.session_preferences.content.inputs.cloudWatchEncryptionEnabled &&
+      module.network.session_preferences.content.inputs.cloudWatchStreamingEnabled &&
+      module.network.session_preferences.name == "SSM-SessionManagerRunShell" &&
+      module.network.session_preferences.log_group_kms_key_arn == module.network.logs_kms_key_arn
+    )
+    error_message = "Sessions are logged, encrypted, to /NAME/sessions (the instance roles may write there: session_log_group_arn)."
   }
 }
 
@@ -189,14 +225,14 @@ run "image_rotation" {
   }
 
   assert {
-    condition = [for s in jsondecode(output.kms_key_policies["1"]).Statement : s.Sid] == [
+    condition = [for s in jsondecode(output.kms_key_policies["0"]).Statement : s.Sid] == [
       "KeyAdministration", "EnclaveUseImage0", "EnclaveUseImage1", "DenyWithoutAttestation", "DenyOtherImages", "DenyReEncrypt", "DenyGrants",
     ]
     error_message = "Two images give one EnclaveUse statement each, so their PCRs cannot be mixed."
   }
 
   assert {
-    condition = jsondecode(output.kms_key_policies["1"]).Statement[4].Condition.StringNotEqualsIgnoreCase["kms:RecipientAttestation:ImageSha384"] == [
+    condition = jsondecode(output.kms_key_policies["0"]).Statement[4].Condition.StringNotEqualsIgnoreCase["kms:RecipientAttestation:ImageSha384"] == [
       lower(jsondecode(file("measurements.example.json")).Measurements.PCR0),
       lower(jsondecode(file("tests/next-image.json")).Measurements.PCR0),
     ]
@@ -205,7 +241,7 @@ run "image_rotation" {
 
   assert {
     condition = (
-      jsondecode(output.kms_key_policies["1"]).Statement[2].Condition.StringEqualsIgnoreCase["kms:RecipientAttestation:PCR8"]
+      jsondecode(output.kms_key_policies["0"]).Statement[2].Condition.StringEqualsIgnoreCase["kms:RecipientAttestation:PCR8"]
       == jsondecode(file("tests/next-image.json")).Measurements.PCR8
     )
     error_message = "A signed image's statement also requires its PCR8."
@@ -213,7 +249,7 @@ run "image_rotation" {
 
   assert {
     condition = alltrue([
-      for s in slice(jsondecode(output.kms_key_policies["1"]).Statement, 1, 3) :
+      for s in slice(jsondecode(output.kms_key_policies["0"]).Statement, 1, 3) :
       s.Condition.StringEquals == { "kms:EncryptionContext:cohort:blob" = ["aux-info", "ecdsa-share", "eddsa-share", "genesis", "node-key"] }
     ])
     error_message = "Every image's statement requires the encryption context, not only the first."
@@ -229,20 +265,97 @@ run "node_moved_after_az_loss" {
   command = apply
 
   variables {
-    node_az_overrides = { "1" = "eu-west-1b" }
+    node_az_overrides = { "0" = "eu-west-1b" }
   }
 
   assert {
-    condition     = output.nodes["1"].az == "eu-west-1b"
+    condition     = output.nodes["0"].az == "eu-west-1b"
     error_message = "node_az_overrides moves a node to another AZ."
   }
+}
+
+# One node numbering everywhere (issue 23): the coordinators number nodes by --proxy position
+# from 0 (API, metrics, audit log, quorums; tests/tests/coordinator.rs reads node="2" of three),
+# and Terraform's node i is their node i: its key, ASG, blob prefix, alarms and --proxy slot.
+run "one_node_numbering" {
+  command = apply
+
+  # The mocked provider gives every interface one address, so this pins the list, and
+  # modules/coordinator/tests pins that the unit passes it as --proxy flags in its order.
+  assert {
+    condition     = module.coordinator.proxy_urls == tolist([for i in ["0", "1", "2"] : output.nodes[i].proxy_url])
+    error_message = "The coordinators' i-th --proxy is Terraform's node i."
+  }
+
+  assert {
+    condition = (
+      [for i in ["0", "1", "2"] : output.nodes[i].autoscaling_group_name] == ["cohort-node-0", "cohort-node-1", "cohort-node-2"] &&
+      [for i in ["0", "1", "2"] : jsondecode(output.kms_key_policies[i]).Id] == ["cohort-node-0", "cohort-node-1", "cohort-node-2"] &&
+      [for i in ["0", "1", "2"] : module.node[i].node_index] == [0, 1, 2]
+    )
+    error_message = "Node i's Auto Scaling group and KMS key policy are named node-i."
+  }
+
+  assert {
+    condition = (
+      { for k, d in module.monitoring.alarm_dimensions.node_status_check : k => d.AutoScalingGroupName } == { for i, n in output.nodes : i => n.autoscaling_group_name } &&
+      { for k, d in module.monitoring.alarm_dimensions.node_in_service : k => d.AutoScalingGroupName } == { for i, n in output.nodes : i => n.autoscaling_group_name }
+    )
+    error_message = "Node i's EC2 and Auto Scaling alarms watch node i's group."
+  }
+
+  assert {
+    condition = (
+      sort(module.monitoring.healthy_nodes_alarm_nodes) == tolist(["0", "1", "2"]) &&
+      alltrue([for k, d in module.monitoring.alarm_dimensions.coordinator_view : d.cluster == "cohort" && length(d) == 2]) &&
+      { for k, d in module.monitoring.alarm_dimensions.coordinator_view : k => d.node } == {
+        "node-0-attested" = "0"
+        "node-1-attested" = "1"
+        "node-2-attested" = "2"
+        "node-0-healthy"  = "0"
+        "node-1-healthy"  = "1"
+        "node-2-healthy"  = "2"
+        "node-0-clock"    = "0"
+        "node-1-clock"    = "1"
+        "node-2-clock"    = "2"
+      }
+    )
+    error_message = "The alarms on the coordinators' node gauges read node=\"0\"..\"2\", the labels the coordinators publish for their three --proxy flags (the healthy-nodes alarm once read \"1\"..\"3\" and missed node 0)."
+  }
+}
+
+run "pinned_amis" {
+  command = apply
+
+  variables {
+    node_ami_id        = "ami-0123456789abcdef0"
+    coordinator_ami_id = "ami-0fedcba9876543210"
+  }
+
+  assert {
+    condition = (
+      output.ami_ids.nodes == { "0" = "ami-0123456789abcdef0", "1" = "ami-0123456789abcdef0", "2" = "ami-0123456789abcdef0" } &&
+      output.ami_ids.coordinator == "ami-0fedcba9876543210"
+    )
+    error_message = "Pinned AMIs are the ones every launch template starts instances from."
+  }
+}
+
+run "node_az_override_of_a_node_that_does_not_exist_is_refused" {
+  command = plan
+
+  variables {
+    node_az_overrides = { "3" = "eu-west-1b" }
+  }
+
+  expect_failures = [var.node_az_overrides]
 }
 
 run "parent_pcr3_must_be_a_sha384_value" {
   command = plan
 
   variables {
-    parent_pcr3 = { "1" = "391dc275" }
+    parent_pcr3 = { "0" = "391dc275" }
   }
 
   expect_failures = [var.parent_pcr3]
@@ -252,7 +365,7 @@ run "parent_pcr3_of_a_node_that_does_not_exist_is_refused" {
   command = plan
 
   variables {
-    parent_pcr3 = { "4" = "391dc275119dab28f7c0ff33ac135cb618f1ae7e183991fed433748a562a2a6ee036e67082847d43b7d26535cc594ed1" }
+    parent_pcr3 = { "3" = "391dc275119dab28f7c0ff33ac135cb618f1ae7e183991fed433748a562a2a6ee036e67082847d43b7d26535cc594ed1" }
   }
 
   expect_failures = [var.parent_pcr3]

@@ -15,6 +15,7 @@ module "network" {
   peer_proxy_cidrs         = var.peer_proxy_cidrs
   peer_coordinator_cidrs   = var.peer_coordinator_cidrs
   s3_bucket_names          = [var.artifact_bucket, module.storage.blob_bucket_name]
+  session_preferences      = var.session_preferences
   tags                     = var.tags
 }
 
@@ -26,6 +27,7 @@ module "storage" {
 
   name                = var.name
   admin_principal_arn = var.admin_principal_arn
+  blob_lock_mode      = var.blob_lock_mode
   tags                = var.tags
 }
 
@@ -50,11 +52,14 @@ module "node" {
   eif_key              = var.eif_key
   proxy_binary_key     = var.proxy_binary_key
 
-  blob_bucket_name    = module.storage.blob_bucket_name
-  storage_kms_key_arn = module.storage.storage_kms_key_arn
-  logs_kms_key_arn    = module.network.logs_kms_key_arn
+  blob_bucket_name      = module.storage.blob_bucket_name
+  storage_kms_key_arn   = module.storage.storage_kms_key_arn
+  logs_kms_key_arn      = module.network.logs_kms_key_arn
+  session_log_group_arn = module.network.session_log_group_arn
+  session_kms_key_arn   = module.network.session_kms_key_arn
 
   instance_type      = var.node_instance_type
+  ami_id             = var.node_ami_id
   enclave_cpu_count  = var.enclave_cpu_count
   enclave_memory_mib = var.enclave_memory_mib
   tags               = var.tags

@@ -43,6 +43,16 @@ output "logs_kms_key_arn" {
   value       = module.network.logs_kms_key_arn
 }
 
+output "session_log_group_arn" {
+  description = "Session Manager's log group in this region (modules/network)."
+  value       = module.network.session_log_group_arn
+}
+
+output "session_kms_key_arn" {
+  description = "The key Session Manager encrypts session data under in this region (modules/network)."
+  value       = module.network.session_kms_key_arn
+}
+
 output "log_bucket_name" {
   description = "This region's access-log bucket."
   value       = module.storage.log_bucket_name
@@ -67,7 +77,7 @@ output "kms_key_arns" {
   description = "Every KMS key this region's resources made (its nodes', the storage, trail and logs keys): their administration pages (modules/monitoring)."
   value = concat(
     [for i in sort(keys(module.node)) : module.node[i].kms_key_arn],
-    [module.storage.storage_kms_key_arn, module.storage.trail_kms_key_arn, module.network.logs_kms_key_arn],
+    [module.storage.storage_kms_key_arn, module.storage.trail_kms_key_arn, module.network.logs_kms_key_arn, module.network.session_kms_key_arn],
   )
 }
 
@@ -84,6 +94,7 @@ output "nodes" {
       parent_role_arn        = n.parent_role_arn
       parent_pcr3            = n.parent_pcr3
       autoscaling_group_name = n.autoscaling_group_name
+      proxy_tunnel_document  = n.proxy_tunnel_document.name
       blob_bucket            = module.storage.blob_bucket_name
     }
   }

@@ -81,6 +81,24 @@ variable "proxy_binary_key" {
   type        = string
 }
 
+variable "session_preferences" {
+  description = "Whether to manage this region's Session Manager preferences (account-wide: SSM-SessionManagerRunShell)."
+  type        = bool
+  default     = true
+}
+
+variable "blob_lock_mode" {
+  description = "Object Lock mode of this region's sealed-blob bucket (COMPLIANCE or GOVERNANCE)."
+  type        = string
+  default     = "COMPLIANCE"
+}
+
+variable "node_ami_id" {
+  description = "The parent instances' AMI in this region, pinned. Null: the latest Amazon Linux 2023 at each apply."
+  type        = string
+  default     = null
+}
+
 variable "node_instance_type" {
   description = "Parent instance type (Nitro Enclaves capable)."
   type        = string

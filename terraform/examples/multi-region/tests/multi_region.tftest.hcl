@@ -108,8 +108,8 @@ variables {
   admin_principal_arn    = "arn:aws:iam::111122223333:role/cohort-deployer"
   db_master_password     = "mock-only-Passw0rd-not-a-secret"
   # `cohort kms pcr3 --role-arn arn:aws:iam::111122223333:role/mock-parent` (the mocked role), as in
-  # examples/cluster, so that node 1's policy compares with its CLI policy file.
-  parent_pcr3 = { "1" = "391dc275119dab28f7c0ff33ac135cb618f1ae7e183991fed433748a562a2a6ee036e67082847d43b7d26535cc594ed1" }
+  # examples/cluster, so that node 0's policy compares with its CLI policy file.
+  parent_pcr3 = { "0" = "391dc275119dab28f7c0ff33ac135cb618f1ae7e183991fed433748a562a2a6ee036e67082847d43b7d26535cc594ed1" }
   # RFC 8032's first Ed25519 test vector's public key.
   admin_api_keys = [{ credential = "alice", public_key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a" }]
 }
@@ -118,12 +118,12 @@ run "one_node_per_region" {
   command = apply
 
   assert {
-    condition     = [for i in ["1", "2", "3"] : [output.nodes[i].slot, output.nodes[i].region]] == [["a", "eu-west-1"], ["b", "eu-central-1"], ["c", "eu-north-1"]]
-    error_message = "Three nodes, threshold 2: node 1 in region a, node 2 in b, node 3 in c."
+    condition     = [for i in ["0", "1", "2"] : [output.nodes[i].slot, output.nodes[i].region]] == [["a", "eu-west-1"], ["b", "eu-central-1"], ["c", "eu-north-1"]]
+    error_message = "Three nodes, threshold 2: node 0 in region a, node 1 in b, node 2 in c."
   }
 
   assert {
-    condition     = [for i in ["1", "2", "3"] : output.nodes[i].az] == ["eu-west-1a", "eu-central-1a", "eu-north-1a"]
+    condition     = [for i in ["0", "1", "2"] : output.nodes[i].az] == ["eu-west-1a", "eu-central-1a", "eu-north-1a"]
     error_message = "Each node sits in an availability zone of its own region."
   }
 
@@ -135,7 +135,7 @@ run "one_node_per_region" {
   }
 
   assert {
-    condition     = { for s, loss in output.region_loss : s => loss.nodes_left } == { a = ["2", "3"], b = ["1", "3"], c = ["1", "2"] }
+    condition     = { for s, loss in output.region_loss : s => loss.nodes_left } == { a = ["1", "2"], b = ["0", "2"], c = ["0", "1"] }
     error_message = "The survivors of each region's loss are the other two regions' nodes."
   }
 
@@ -165,7 +165,7 @@ run "one_node_per_region" {
   }
 
   assert {
-    condition     = [for s in ["a", "b", "c"] : output.blob_replication[s].replication.prefixes] == [["node-1/"], ["node-2/"], ["node-3/"]]
+    condition     = [for s in ["a", "b", "c"] : output.blob_replication[s].replication.prefixes] == [["node-0/"], ["node-1/"], ["node-2/"]]
     error_message = "A region replicates exactly its own nodes' prefixes (never the replicas it holds for another region)."
   }
 
@@ -183,14 +183,14 @@ run "one_node_per_region" {
   }
 
   assert {
-    condition = jsondecode(output.kms_key_policies["1"]) == merge(
-      jsondecode(file("../cluster/tests/cli-policy-node-1.json")),
+    condition = jsondecode(output.kms_key_policies["0"]) == merge(
+      jsondecode(file("../cluster/tests/cli-policy-node-0.json")),
       {
         Statement = concat(
-          [merge(jsondecode(file("../cluster/tests/cli-policy-node-1.json")).Statement[0], {
-            Action = concat(jsondecode(file("../cluster/tests/cli-policy-node-1.json")).Statement[0].Action, ["kms:ReplicateKey"])
+          [merge(jsondecode(file("../cluster/tests/cli-policy-node-0.json")).Statement[0], {
+            Action = concat(jsondecode(file("../cluster/tests/cli-policy-node-0.json")).Statement[0].Action, ["kms:ReplicateKey"])
           })],
-          slice(jsondecode(file("../cluster/tests/cli-policy-node-1.json")).Statement, 1, length(jsondecode(file("../cluster/tests/cli-policy-node-1.json")).Statement)),
+          slice(jsondecode(file("../cluster/tests/cli-policy-node-0.json")).Statement, 1, length(jsondecode(file("../cluster/tests/cli-policy-node-0.json")).Statement)),
           [{
             Sid       = "DenyUnplannedReplicas"
             Effect    = "Deny"
@@ -202,13 +202,13 @@ run "one_node_per_region" {
         )
       },
     )
-    error_message = "A node key's policy is `cohort kms policy`'s (examples/cluster/tests/cli-policy-node-1.json) with kms:ReplicateKey for the administrator into the next region of the ring only (node 1 lives in eu-west-1, its replica in eu-central-1), and nothing else."
+    error_message = "A node key's policy is `cohort kms policy`'s (examples/cluster/tests/cli-policy-node-0.json) with kms:ReplicateKey for the administrator into the next region of the ring only (node 0 lives in eu-west-1, its replica in eu-central-1), and nothing else."
   }
 
   assert {
     condition = (
-      contains(module.monitoring_b.kms_key_changes_rule.pattern.detail.resources.ARN, module.link_a_b.kms_replicas["1"].arn) &&
-      contains(module.monitoring_a.kms_key_changes_rule.pattern.detail.resources.ARN, output.nodes["1"].kms_key_arn)
+      contains(module.monitoring_b.kms_key_changes_rule.pattern.detail.resources.ARN, module.link_a_b.kms_replicas["0"].arn) &&
+      contains(module.monitoring_a.kms_key_changes_rule.pattern.detail.resources.ARN, output.nodes["0"].kms_key_arn)
     )
     error_message = "A node key pages in its region, and its replica in the replica's."
   }
@@ -218,7 +218,7 @@ run "one_node_per_region" {
       "--kms-key=0=arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000",
       "--kms-key=1=arn:aws:kms:eu-central-1:111122223333:key/mrk-00000000000000000000000000000002",
       "--kms-key=2=arn:aws:kms:eu-north-1:111122223333:key/mrk-00000000000000000000000000000003",
-      "--pcr3=0=${var.parent_pcr3["1"]}",
+      "--pcr3=0=${var.parent_pcr3["0"]}",
     ]
     error_message = "genesis_prepare_args names each node's home-region key (the roster pins that ARN)."
   }
@@ -320,22 +320,22 @@ run "nodes_over_two_regions" {
   # 2-of-4 over regions a and b (two nodes each), region c without nodes.
   variables {
     node_count   = 4
-    node_regions = { "3" = "a", "4" = "b" }
+    node_regions = { "2" = "a", "3" = "b" }
   }
 
   assert {
-    condition     = { for i, n in output.nodes : i => n.slot } == { "1" = "a", "2" = "b", "3" = "a", "4" = "b" }
+    condition     = { for i, n in output.nodes : i => n.slot } == { "0" = "a", "1" = "b", "2" = "a", "3" = "b" }
     error_message = "node_regions overrides the round-robin placement."
   }
 
   assert {
-    condition     = alltrue([for s, loss in output.region_loss : loss.can_sign]) && output.region_loss.a.nodes_left == ["2", "4"]
+    condition     = alltrue([for s, loss in output.region_loss : loss.can_sign]) && output.region_loss.a.nodes_left == ["1", "3"]
     error_message = "Two nodes in each of two regions still sign 2-of-4 after losing either."
   }
 
   assert {
     condition = (
-      output.blob_replication.a.replication.prefixes == ["node-1/", "node-3/"] &&
+      output.blob_replication.a.replication.prefixes == ["node-0/", "node-2/"] &&
       output.blob_replication.c.replication == null &&
       length(local.peer_coordinator_cidrs.c) == 0 && local.peer_proxy_cidrs.a == tolist(module.region_b.app_subnet_cidrs)
     )
@@ -343,7 +343,7 @@ run "nodes_over_two_regions" {
   }
 
   assert {
-    condition     = [for i in ["1", "3"] : output.nodes[i].az] == ["eu-west-1a", "eu-west-1b"]
+    condition     = [for i in ["0", "2"] : output.nodes[i].az] == ["eu-west-1a", "eu-west-1b"]
     error_message = "Nodes of one region spread over its availability zones."
   }
 }
@@ -351,9 +351,9 @@ run "nodes_over_two_regions" {
 run "placement_that_loses_quorum_with_a_region_is_refused" {
   command = plan
 
-  # Nodes 1 and 2 in region a: losing it leaves node 3 alone, below the threshold 2.
+  # Nodes 0 and 1 in region a: losing it leaves node 2 alone, below the threshold 2.
   variables {
-    node_regions = { "2" = "a" }
+    node_regions = { "1" = "a" }
   }
 
   expect_failures = [var.threshold]

@@ -27,6 +27,7 @@ variables {
   certificate_arn        = "arn:aws:acm:eu-west-1:111122223333:certificate/mock"
   log_bucket_name        = "cohort-logs"
   logs_kms_key_arn       = "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000"
+  session_kms_key_arn    = "arn:aws:kms:eu-west-1:111122223333:key/11111111-1111-1111-1111-111111111111"
   # Ephemeral: a test sets it in every run (an unset ephemeral root variable trips terraform test
   # between plan and apply). Used by the replicated database only.
   db_master_password = "mock-only-Passw0rd-not-a-secret"
@@ -73,6 +74,15 @@ run "admin_keys" {
   assert {
     condition     = contains([for f in local.files : f.content if f.path == "/etc/systemd/system/cohort-coordinator.service"], local.coordinator_unit)
     error_message = "cloud-init installs the rendered unit."
+  }
+
+  assert {
+    condition = (
+      strcontains(local.coordinator_unit, "  --proxy http://10.40.16.10:7070 \\\n  --proxy http://10.40.17.10:7070 \\\n  --proxy http://10.40.16.11:7070 \\\n") &&
+      length(regexall("\n  --proxy ", local.coordinator_unit)) == 3 &&
+      output.proxy_urls == var.proxy_urls
+    )
+    error_message = "The unit passes the proxies as --proxy flags in proxy_urls' order: the coordinator's node i (API, metrics, audit log) is proxy_urls[i], and Terraform's node i must be the same node."
   }
 }
 

@@ -9,7 +9,7 @@ mock_provider "aws" {
 }
 
 variables {
-  node_index          = 1
+  node_index          = 0
   subnet_id           = "subnet-0a"
   security_group_id   = "sg-0a"
   proxy_port          = 7070
@@ -21,6 +21,7 @@ variables {
   blob_bucket_name    = "cohort-111122223333-eu-west-1-sealed-blobs"
   storage_kms_key_arn = "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000"
   logs_kms_key_arn    = "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000"
+  session_kms_key_arn = "arn:aws:kms:eu-west-1:111122223333:key/11111111-1111-1111-1111-111111111111"
 }
 
 run "a_nitro_enclaves_type_is_taken" {
@@ -61,4 +62,31 @@ run "a_fraction_of_a_core_is_refused" {
   }
 
   expect_failures = [var.enclave_cpu_count]
+}
+
+# Nodes are numbered from 0, as the coordinators number them (their i-th --proxy): node 0 is
+# taken and names everything of it node-0; a negative index is refused.
+run "node_zero_is_the_first_node" {
+  command = apply
+
+  assert {
+    condition = (
+      output.node_index == 0 &&
+      output.autoscaling_group_name == "cohort-node-0" &&
+      output.proxy_tunnel_document.name == "cohort-node-0-proxy-tunnel" &&
+      output.proxy_tunnel_document.content.properties.portNumber == "7070" &&
+      jsondecode(output.kms_key_policy).Id == "cohort-node-0"
+    )
+    error_message = "Node 0's group, tunnel and key are named node-0, and its tunnel forwards to the proxy port."
+  }
+}
+
+run "a_negative_node_index_is_refused" {
+  command = plan
+
+  variables {
+    node_index = -1
+  }
+
+  expect_failures = [var.node_index]
 }

@@ -47,6 +47,16 @@ run "trail" {
 
   assert {
     condition = (
+      aws_s3_bucket_object_lock_configuration.blobs.object_lock_enabled == "Enabled" &&
+      aws_s3_bucket_object_lock_configuration.blobs.bucket == aws_s3_bucket.blobs.id &&
+      aws_s3_bucket_object_lock_configuration.blobs.rule[0].default_retention[0].mode == "COMPLIANCE" &&
+      aws_s3_bucket_object_lock_configuration.blobs.rule[0].default_retention[0].days == 365
+    )
+    error_message = "Every sealed-blob version is under Object Lock, COMPLIANCE for 365 days by default: no one in the account can destroy a node's shares."
+  }
+
+  assert {
+    condition = (
       contains([for s in jsondecode(aws_s3_bucket_policy.this["trail"].policy).Statement : s.Sid], "CloudTrailWrite") &&
       contains([for s in jsondecode(aws_s3_bucket_policy.this["trail"].policy).Statement : s.Sid], "DenyInsecureTransport")
     )
@@ -64,6 +74,27 @@ run "trail" {
     condition     = jsondecode(module.storage_key.policy).Statement[2].Condition.StringNotEquals["kms:ViaService"] == "s3.eu-west-1.amazonaws.com"
     error_message = "Through S3 in this region only."
   }
+}
+
+run "blob_lock_cannot_outlast_the_versions_it_keeps" {
+  command = plan
+
+  variables {
+    blob_lock_days       = 400
+    blob_noncurrent_days = 365
+  }
+
+  expect_failures = [var.blob_lock_days]
+}
+
+run "blob_lock_mode_is_checked" {
+  command = plan
+
+  variables {
+    blob_lock_mode = "NONE"
+  }
+
+  expect_failures = [var.blob_lock_mode]
 }
 
 run "trail_lock_mode_is_checked" {

@@ -45,6 +45,9 @@ pub struct Gauges {
     pub live_requests: usize,
 }
 
+/// A 0/1 gauge per node: its name, help text and what it reads.
+type NodeFlag = (&'static str, &'static str, fn(&NodeGauge) -> bool);
+
 /// One node's gauges.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NodeGauge {
@@ -174,35 +177,28 @@ impl Metrics {
                 escape(quorum)
             );
         }
-        out.push_str("# HELP cohort_node_up Whether the node answered its last status call.\n");
-        out.push_str("# TYPE cohort_node_up gauge\n");
-        for g in &gauges.nodes {
-            let _ = writeln!(
-                out,
-                "cohort_node_up{{node=\"{}\"}} {}",
-                g.node,
-                u8::from(g.up)
-            );
-        }
-        out.push_str("# HELP cohort_node_attested Whether the node's last attestation verified.\n");
-        out.push_str("# TYPE cohort_node_attested gauge\n");
-        for g in &gauges.nodes {
-            let _ = writeln!(
-                out,
-                "cohort_node_attested{{node=\"{}\"}} {}",
-                g.node,
-                u8::from(g.attested)
-            );
-        }
-        out.push_str("# HELP cohort_node_healthy Whether the node is eligible for quorums.\n");
-        out.push_str("# TYPE cohort_node_healthy gauge\n");
-        for g in &gauges.nodes {
-            let _ = writeln!(
-                out,
-                "cohort_node_healthy{{node=\"{}\"}} {}",
-                g.node,
-                u8::from(g.healthy)
-            );
+        let flags: [NodeFlag; 3] = [
+            (
+                "cohort_node_up",
+                "Whether the node answered its last status call.",
+                |g| g.up,
+            ),
+            (
+                "cohort_node_attested",
+                "Whether the node's last attestation verified.",
+                |g| g.attested,
+            ),
+            (
+                "cohort_node_healthy",
+                "Whether the node is eligible for quorums.",
+                |g| g.healthy,
+            ),
+        ];
+        for (name, help, flag) in flags {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for g in &gauges.nodes {
+                let _ = writeln!(out, "{name}{{node=\"{}\"}} {}", g.node, u8::from(flag(g)));
+            }
         }
         out.push_str(
             "# HELP cohort_node_clock_skew_seconds How far the node's enclave clock is from the \

@@ -121,7 +121,7 @@ build_info=(
   --kernel "$kernel" --cmdline-file "$cmdline_file" --init "$init" "${nsm_args[@]}" \
   --enclave "$out/cohort-enclave" \
   --arg=--mode --arg=production --arg=--listen --arg=vsock:any:5005 --arg=--parent --arg=vsock:3:8001 \
-  --arg=--log-json "${extra[@]}" \
+  --arg=--log-to --arg=vsock:3:8002 --arg=--log-json "${extra[@]}" \
   "${sign[@]}" "${build_info[@]}" \
   --out "$out/cohort.eif" --measurements-out "$out/measurements.json" >/dev/null
 

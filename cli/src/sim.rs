@@ -4,13 +4,17 @@
 //! DIR/ca/{root.pem, intermediate.pem, intermediate.key.pem}   simulated CA (kept across runs)
 //! DIR/node-I/enclave.sock                                    enclave I's Unix socket
 //! DIR/node-I/kms.sock                                        proxy I's KMS channel (enclave -> KMS)
+//! DIR/node-I/log.sock                                        proxy I's log channel (enclave -> log)
 //! DIR/node-I/kms-key-id                                      node I's KMS key in the stand-in
 //! DIR/node-I/kms-key-arn                                     the same key's full ARN
 //! DIR/node-I/pcr3                                            its parent role's PCR3 (hex)
 //! DIR/node-I/blobs/                                          node I's sealed blobs
+//! DIR/node-I/backed-up.json                                  what `cohort sim backup` copied
+//! DIR/backup/node-I/                                         the copies (the deployment: S3)
 //! DIR/kms/{keys/, audit.jsonl, kms.log}                      the local KMS stand-in's keys and log
 //! DIR/kms.addr                                               the stand-in's HTTP address
-//! DIR/node-I/{enclave.log, proxy.log, proxy.addr}            logs and the proxy's HTTP address
+//! DIR/node-I/{enclave.log, proxy.log, proxy.addr}            logs (the enclave's records reach
+//!                                                            proxy.log too) and the proxy's address
 //! DIR/coordinator/{coordinator.db, coordinator.log}         the coordinator's store and log
 //! DIR/coordinator.addr                                       the coordinator's HTTP address
 //! DIR/api-key.json, DIR/api-key.pub.json                    the admin API key (kept across runs)
@@ -31,6 +35,9 @@ use serde::Serialize;
 use tokio::process::{Child, Command};
 
 use coordinator::client::HttpClient;
+
+mod backup;
+pub use backup::backup;
 
 /// Name of the enclave executable.
 pub const ENCLAVE_BIN: &str = "cohort-enclave";
@@ -356,6 +363,9 @@ impl SimCluster {
         fs::write(node_dir.join("pcr3"), format!("{pcr3}\n"))?;
         let kms_socket = format!("unix:{}", node_dir.join("kms.sock").display());
         args.extend(["--parent".to_string(), kms_socket.clone()]);
+        // The log channel, as in production: the enclave's records also reach proxy.log.
+        let log_socket = format!("unix:{}", node_dir.join("log.sock").display());
+        args.extend(["--log-to".to_string(), log_socket.clone()]);
         let kms_key_id = self
             .node_key(kms, id, &node_dir, pcrs_hex)
             .await
@@ -402,6 +412,10 @@ impl SimCluster {
             kms_key_id.clone(),
             "--kms-tunnel-to".into(),
             self.info.kms_tls_addr.clone(),
+            "--enclave-log-listen".into(),
+            log_socket,
+            "--backup-manifest".into(),
+            backup::manifest_path(&node_dir).display().to_string(),
         ]);
         let env = SIM_AWS_ENV
             .iter()

@@ -85,6 +85,8 @@ fn spec(dir: &Path, enclave: PathBuf) -> ImageSpec {
             "vsock:any:5005".into(),
             "--parent".into(),
             "vsock:3:8001".into(),
+            "--log-to".into(),
+            "vsock:3:8002".into(),
         ],
         env: vec!["RUST_LOG=info".into()],
         source_date_epoch: 1_700_000_000,

@@ -52,6 +52,12 @@ pub struct Config {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "COHORT_LOG_JSON")]
     pub log_json: bool,
+    /// Where the log records also go, a JSON line each (`enclave::logship`): the parent
+    /// proxy's `--enclave-log-listen`, vsock:3:PORT in production, unix:PATH or tcp:HOST:PORT
+    /// in simulated mode. Without it the records go to standard output only, which is the
+    /// console of a production enclave and shown by nothing but a debug-mode one.
+    #[arg(long, env = "COHORT_ENCLAVE_LOG_TO")]
+    pub log_to: Option<Endpoint>,
 }
 
 impl Config {
@@ -68,6 +74,13 @@ impl Config {
                     .is_some_and(|p| !matches!(p, Endpoint::Vsock { cid: Some(_), .. }))
                 {
                     return Err("production mode reaches its parent on vsock:3:PORT only".into());
+                }
+                if self
+                    .log_to
+                    .as_ref()
+                    .is_some_and(|p| !matches!(p, Endpoint::Vsock { cid: Some(_), .. }))
+                {
+                    return Err("production mode sends its logs to vsock:3:PORT only".into());
                 }
                 if self.sim_ca.is_some()
                     || self.module_id.is_some()

@@ -4,6 +4,7 @@ pub mod config;
 pub mod identity;
 pub mod kms;
 pub mod lifecycle;
+pub mod logship;
 pub mod node;
 pub mod nsm;
 pub mod peer;

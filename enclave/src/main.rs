@@ -10,6 +10,7 @@ use attestation::sim::{SimulatedCa, SimulatedNsm, measure_file, simulated_pcrs};
 use clap::Parser;
 use enclave::config::{Config, Mode};
 use enclave::kms::{KmsSealingAuthority, Roots};
+use enclave::logship::LogChannel;
 use enclave::nsm::NitroNsm;
 use enclave::primes::PrimePool;
 use enclave::seal::{LocalSealingAuthority, Sealer, SealingAuthority, UnavailableSealing};
@@ -18,7 +19,9 @@ use enclave::transport::Listener;
 use enclave::{Enclave, run};
 use nix::sys::signal::{SigSet, Signal};
 use tracing::{error, info};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry, fmt};
 
 /// The NSM, the root peers' documents chain to, the legacy local sealing authority, and the
 /// roots KMS's TLS certificate must chain to.
@@ -141,19 +144,44 @@ fn shutdown_signal() -> impl FnOnce() {
     }
 }
 
+/// Logs to standard output (text or JSON lines) and, with `--log-to`, as JSON lines to the
+/// parent over the log channel, whose shipper runs on a thread of its own.
+fn init_logs(config: &Config) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let stdout: Box<dyn Layer<Registry> + Send + Sync> = match config.log_json {
+        true => Box::new(fmt::layer().json()),
+        false => Box::new(fmt::layer().with_ansi(std::io::stdout().is_terminal())),
+    };
+    let channel = config.log_to.clone().map(|endpoint| {
+        let (channel, shipper) = LogChannel::new(endpoint);
+        std::thread::Builder::new()
+            .name("log-channel".into())
+            .spawn(move || shipper.run())
+            .map(|_| fmt::layer().json().with_writer(channel))
+    });
+    let (channel, failed) = match channel {
+        Some(Ok(layer)) => (Some(layer), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(stdout)
+        .with(channel)
+        .with(filter)
+        .init();
+    if let Some(e) = failed {
+        error!(error = %e, "cannot start the log channel's thread: logging to standard output only");
+    }
+}
+
 fn main() -> ExitCode {
     let config = Config::parse();
     let shutdown = shutdown_signal();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
-    match config.log_json {
-        true => logs.json().init(),
-        false => logs.with_ansi(std::io::stdout().is_terminal()).init(),
-    }
     if let Err(e) = config.validate() {
         eprintln!("cohort-enclave: invalid configuration: {e}");
         return ExitCode::from(BAD_CONFIG);
     }
+    init_logs(&config);
     let enclave = Arc::new(Enclave::boot(boot_config(&config)));
     let listener = match Listener::bind(&config.listen) {
         Ok(l) => l,

@@ -17,12 +17,12 @@ pub const GENESIS_BLOB: &str = "genesis.blob";
 
 /// The file of a key's current sealed share.
 fn key_blob(key_id: &str) -> String {
-    format!("key-{}.blob", hex::encode(key_id))
+    protocol::backups::key_blob_name(key_id)
 }
 
 /// The file of a key's pending generation (a resharing not retired into yet).
 fn pending_blob(key_id: &str) -> String {
-    format!("key-{}.pending.blob", hex::encode(key_id))
+    protocol::backups::pending_blob_name(key_id)
 }
 
 /// A directory of sealed blobs.

@@ -49,6 +49,11 @@ pub struct Config {
     /// back after it restarts).
     #[arg(long, env = "COHORT_PROXY_BLOB_DIR")]
     pub blob_dir: Option<PathBuf>,
+    /// The manifest of the blobs confirmed copied off the instance (JSON `{"checked": SECS,
+    /// "blobs": {NAME: SHA256_HEX}}`, written by the deployment's blob sync once S3 holds each
+    /// exact content), which `GET /v1/backups` compares every blob with.
+    #[arg(long, env = "COHORT_PROXY_BACKUP_MANIFEST", requires = "blob_dir")]
+    pub backup_manifest: Option<PathBuf>,
     /// Where the enclave reaches the proxy for KMS calls: vsock:any:PORT in production (the
     /// enclave connects to CID 3), unix:PATH or tcp:HOST:PORT in simulated mode.
     #[arg(long, env = "COHORT_PROXY_KMS_LISTEN", requires = "kms_key_id")]
@@ -64,6 +69,11 @@ pub struct Config {
     /// Region for the AWS credential chain (default: the AWS SDK's region chain).
     #[arg(long, env = "COHORT_PROXY_KMS_REGION")]
     pub kms_region: Option<String>,
+    /// Where the enclave sends its log records (its `--log-to`): vsock:any:PORT in production,
+    /// unix:PATH or tcp:HOST:PORT in simulated mode. Each becomes a line of this proxy's
+    /// standard output, `{"source":"enclave","record":{...}}`.
+    #[arg(long, env = "COHORT_PROXY_ENCLAVE_LOG_LISTEN")]
+    pub enclave_log_listen: Option<Endpoint>,
     /// Log as JSON lines.
     #[arg(long, env = "COHORT_LOG_JSON")]
     pub log_json: bool,

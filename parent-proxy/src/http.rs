@@ -24,6 +24,8 @@ pub struct Proxy {
     pub link: Arc<EnclaveLink>,
     /// Where sealed blobs are kept.
     pub blobs: Option<crate::blobs::BlobStore>,
+    /// The manifest of the blobs confirmed copied off the instance (`crate::backups`).
+    pub backup_manifest: Option<std::path::PathBuf>,
 }
 
 type Body = Full<Bytes>;
@@ -153,12 +155,38 @@ async fn relay(proxy: &Proxy, request: Request<Incoming>) -> Response<Body> {
     }
 }
 
+/// `GET /v1/backups`: every blob on this disk, its SHA-256, and whether the backup manifest
+/// confirms that content copied off the instance.
+async fn backups(proxy: &Proxy) -> Response<Body> {
+    let Some(store) = proxy.blobs.clone() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no_blob_dir",
+            "this proxy keeps no blobs (--blob-dir)",
+        );
+    };
+    // Reading and hashing every blob is file work: off the async threads.
+    let manifest = proxy.backup_manifest.clone();
+    let answer =
+        tokio::task::spawn_blocking(move || crate::backups::backups(&store, manifest.as_deref()))
+            .await;
+    match answer {
+        Ok(Ok(b)) => json_response(
+            StatusCode::OK,
+            serde_json::to_value(&b).unwrap_or_else(|_| json!({})),
+        ),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "blob_storage", e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
+    }
+}
+
 async fn route(proxy: Arc<Proxy>, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path().to_string();
     let response = match (request.method(), path.as_str()) {
         (&Method::GET, "/healthz") => health(&proxy).await,
         (&Method::POST, "/v1/enclave") => relay(&proxy, request).await,
-        (_, "/healthz" | "/v1/enclave") => error(
+        (&Method::GET, "/v1/backups") => backups(&proxy).await,
+        (_, "/healthz" | "/v1/enclave" | "/v1/backups") => error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "method not allowed",

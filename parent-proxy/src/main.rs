@@ -48,13 +48,20 @@ async fn run(config: Config, policy: attestation::Policy) -> Result<(), String> 
         None => None,
     };
     start_kms_channel(&config).await?;
+    if let Some(endpoint) = &config.enclave_log_listen {
+        let listener = host::Listener::bind(endpoint)
+            .await
+            .map_err(|e| format!("cannot listen for the enclave's logs on {endpoint}: {e}"))?;
+        info!(%endpoint, "enclave log channel listening");
+        tokio::spawn(parent_proxy::enclave_logs::serve(listener));
+    }
     info!(%addr, enclave = %config.enclave, "listening");
     parent_proxy::run(
         listener,
         EnclaveLink::new(config.enclave.clone()),
         policy,
         Duration::from_secs(config.reattest_secs.max(1)),
-        blobs,
+        (blobs, config.backup_manifest.clone()),
         startup::shutdown_signal(),
     )
     .await

@@ -8,6 +8,7 @@ use serde_bytes::ByteBuf;
 
 pub mod admins;
 mod arn;
+pub mod backups;
 mod codes;
 mod endpoint;
 pub mod genesis;

@@ -453,9 +453,10 @@ async fn run_tampering(
     relay.outcomes().clone()
 }
 
-/// The enclaves ran at trace level: their logs must hold no secret. Secrets have no fixed
-/// printed form, so every long hex string must be a known public value (identity keys), no
-/// byte array may be printed, and no KMS key material may appear in any process's log.
+/// The enclaves ran at trace level: their logs, on standard output and as they reached their
+/// parents over the log channel, must hold no secret. Secrets have no fixed printed form, so
+/// every long hex string must be a known public value (identity keys), no byte array may be
+/// printed, and no KMS key material may appear in any process's log.
 fn scan_logs_for_secrets(dir: &std::path::Path) {
     let mut materials = Vec::new();
     for entry in std::fs::read_dir(dir.join("kms/keys")).unwrap() {
@@ -470,9 +471,27 @@ fn scan_logs_for_secrets(dir: &std::path::Path) {
         logs.push_str(
             &std::fs::read_to_string(dir.join(format!("node-{node}/enclave.log"))).unwrap(),
         );
-        everything.push_str(
-            &std::fs::read_to_string(dir.join(format!("node-{node}/proxy.log"))).unwrap(),
+        let proxy = std::fs::read_to_string(dir.join(format!("node-{node}/proxy.log"))).unwrap();
+        // What reached the parent over the log channel: the same records, as JSON lines.
+        let channel: Vec<&str> = proxy
+            .lines()
+            .filter(|l| l.starts_with(r#"{"source":"enclave","record":"#))
+            .collect();
+        assert!(
+            channel.iter().any(|l| l.contains(r#""level":"DEBUG""#)),
+            "node {node}'s verbose records did not reach its parent over the log channel"
         );
+        assert!(
+            channel
+                .iter()
+                .any(|l| l.contains(r#""message":"listening""#)),
+            "node {node}'s boot records did not wait for its parent's log channel"
+        );
+        for line in channel {
+            logs.push_str(line);
+            logs.push('\n');
+        }
+        everything.push_str(&proxy);
     }
     everything.push_str(&logs);
     assert!(logs.contains("DEBUG"), "the enclaves did not log verbosely");
@@ -487,9 +506,16 @@ fn scan_logs_for_secrets(dir: &std::path::Path) {
     let allowed: Vec<String> = logs
         .lines()
         .flat_map(|l| {
-            ["identity=", "node_key=", "cluster="]
-                .iter()
-                .filter_map(move |field| l.split(field).nth(1))
+            [
+                "identity=",
+                "node_key=",
+                "cluster=",
+                r#""identity":""#,
+                r#""node_key":""#,
+                r#""cluster":""#,
+            ]
+            .iter()
+            .filter_map(move |field| l.split(field).nth(1))
         })
         .map(|rest| rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect())
         .collect();

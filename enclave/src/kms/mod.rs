@@ -30,6 +30,7 @@ use protocol::{Endpoint, KmsKeyArn};
 use serde_bytes::ByteBuf;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tracing::warn;
 use zeroize::Zeroizing;
 
 pub use self::https::{HttpsError, Roots};
@@ -299,15 +300,20 @@ fn blob_field(json: &Value, name: &str) -> Result<Vec<u8>, SealError> {
         .map_err(|e| SealError::BadAnswer(format!("KMS's {name} is not base64: {e}")))
 }
 
-impl SealingAuthority for KmsSealingAuthority {
-    fn kind(&self) -> AuthorityKind {
-        AuthorityKind::Kms
+/// A failed KMS operation is logged with `event = "kms_failure"` — the call refused or
+/// unreachable, or an answer the enclave rejected (another key, a plaintext data key, an
+/// envelope that does not open: a parent tampering) — which the deployment counts from the
+/// parent's log (the log channel) and alarms on.
+fn logged<T>(operation: KmsOperation, result: Result<T, SealError>) -> Result<T, SealError> {
+    if let Err(e) = &result {
+        warn!(event = "kms_failure", %operation, error = %e, "KMS operation failed");
     }
+    result
+}
 
-    fn generate_data_key(
-        &self,
-        context: &Context,
-    ) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>), SealError> {
+impl KmsSealingAuthority {
+    /// `GenerateDataKey` with a Recipient: the data key (opened here) and its wrapped form.
+    fn generate(&self, context: &Context) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>), SealError> {
         let named = self.named_key()?;
         let (key, document) = self.recipient()?;
         let answer = self.call(
@@ -334,11 +340,8 @@ impl SealingAuthority for KmsSealingAuthority {
         Ok((Self::open(&key, &envelope)?, blob))
     }
 
-    fn decrypt_data_key(
-        &self,
-        wrapped: &[u8],
-        context: &Context,
-    ) -> Result<Zeroizing<[u8; 32]>, SealError> {
+    /// `Decrypt` with a Recipient: the data key, opened here.
+    fn decrypt(&self, wrapped: &[u8], context: &Context) -> Result<Zeroizing<[u8; 32]>, SealError> {
         let named = self.named_key()?;
         let (key, document) = self.recipient()?;
         let answer = self.call(
@@ -354,6 +357,27 @@ impl SealingAuthority for KmsSealingAuthority {
         Self::check_answer_key(&named, answer["KeyId"].as_str().unwrap_or(""))?;
         let envelope = blob_field(&answer, "CiphertextForRecipient")?;
         Self::open(&key, &envelope)
+    }
+}
+
+impl SealingAuthority for KmsSealingAuthority {
+    fn kind(&self) -> AuthorityKind {
+        AuthorityKind::Kms
+    }
+
+    fn generate_data_key(
+        &self,
+        context: &Context,
+    ) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>), SealError> {
+        logged(KmsOperation::GenerateDataKey, self.generate(context))
+    }
+
+    fn decrypt_data_key(
+        &self,
+        wrapped: &[u8],
+        context: &Context,
+    ) -> Result<Zeroizing<[u8; 32]>, SealError> {
+        logged(KmsOperation::Decrypt, self.decrypt(wrapped, context))
     }
 
     fn name_kms_key(&self, arn: &KmsKeyArn) -> Result<(), SealError> {

@@ -1,0 +1,61 @@
+//! What a parent proxy answers to `GET /v1/backups` (issue 23): every sealed blob on its disk,
+//! and whether the deployment's blob sync confirmed that exact content copied off the instance.
+//! Written by the proxy (`parent_proxy::backups`), read by the coordinator (`cohort key
+//! check-backups`). A parent's word, not the enclave's: nothing here is signed.
+
+use serde::{Deserialize, Serialize};
+
+/// One blob on a parent's disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobBackup {
+    /// The file's name (`node-key.blob`, `genesis.blob`, `aux.blob`, `key-HEX.blob`, ...).
+    pub name: String,
+    /// SHA-256 of its content, hex.
+    pub sha256: String,
+    /// Whether the backup manifest names this exact content.
+    pub backed_up: bool,
+}
+
+/// A parent's blobs and its backup manifest's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backups {
+    /// Every blob on the parent's disk, by name.
+    pub blobs: Vec<BlobBackup>,
+    /// `ok`, `absent` (no sync confirmed anything yet, or the proxy has no manifest), or
+    /// `unreadable: REASON`.
+    pub manifest: String,
+    /// When the last sync checked (Unix seconds), from the manifest.
+    pub checked: Option<u64>,
+}
+
+/// The file of a key's current sealed share on a parent's disk (as the proxy names it).
+pub fn key_blob_name(key_id: &str) -> String {
+    format!("key-{}.blob", hex_lower(key_id.as_bytes()))
+}
+
+/// The file of a key's pending generation (a resharing not retired into yet).
+pub fn pending_blob_name(key_id: &str) -> String {
+    format!("key-{}.pending.blob", hex_lower(key_id.as_bytes()))
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn blob_names_are_the_key_id_in_lower_case_hex() {
+        assert_eq!(
+            super::key_blob_name("eth-Main"),
+            format!("key-{}.blob", hex::encode("eth-Main"))
+        );
+        assert_eq!(super::pending_blob_name("\u{e9}"), "key-c3a9.pending.blob");
+    }
+}

@@ -44,6 +44,7 @@ pub fn required_role(method: &str, pattern: &str) -> Option<Role> {
             | "/v1/keys"
             | "/v1/keys/{key_id}"
             | "/v1/keys/{key_id}/address"
+            | "/v1/keys/{key_id}/backups"
             | "/v1/signatures/{idempotency_key}"
             | "/v1/audit"
             | "/v1/audit/verify",
@@ -212,6 +213,7 @@ mod tests {
             ("POST", "/v1/keys/import", Some(Role::Request)),
             ("GET", "/v1/keys/{key_id}", Some(Role::Read)),
             ("GET", "/v1/keys/{key_id}/address", Some(Role::Read)),
+            ("GET", "/v1/keys/{key_id}/backups", Some(Role::Read)),
             ("POST", "/v1/keys/{key_id}/reshare", Some(Role::Request)),
             ("POST", "/v1/transactions", Some(Role::Request)),
             ("POST", "/v1/transactions/assemble", Some(Role::Request)),

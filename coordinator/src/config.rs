@@ -32,7 +32,7 @@ pub struct Config {
     #[arg(long, env = "COHORT_COORDINATOR_ADDR_FILE")]
     pub addr_file: Option<PathBuf>,
     /// Base URL of node I's parent proxy (repeat, in node order).
-    #[arg(long = "proxy", required = true)]
+    #[arg(long = "proxy", required_unless_present = "store_grant")]
     pub proxies: Vec<String>,
     /// Storage: sqlite:PATH or postgres://... (default: sqlite in --data-dir). PostgreSQL is
     /// reached over TLS (see --store-tls). Its value (a URL may hold a password) is never shown
@@ -54,6 +54,15 @@ pub struct Config {
     /// without it, the system's roots.
     #[arg(long, env = "COHORT_COORDINATOR_STORE_CA", value_name = "FILE")]
     pub store_ca: Option<PathBuf>,
+    /// Instead of serving: apply the store's migrations, make ROLE the coordinator's own
+    /// PostgreSQL role (made if absent; usage of the schema and exactly the rights it needs on
+    /// each table, the audit log append-only, no schema change), and exit. Run as the schema's
+    /// owner; coordinators then connect as ROLE (docs/operator-guide.md, "The database").
+    #[arg(long, value_name = "ROLE")]
+    pub store_grant: Option<String>,
+    /// With --store-grant: ROLE logs in with RDS IAM authentication tokens (`rds_iam`).
+    #[arg(long, requires = "store_grant")]
+    pub store_grant_iam: bool,
     /// Directory for the default SQLite database.
     #[arg(
         long,

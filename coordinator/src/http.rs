@@ -51,6 +51,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/keys/import"),
     ("GET", "/v1/keys/{key_id}"),
     ("GET", "/v1/keys/{key_id}/address"),
+    ("GET", "/v1/keys/{key_id}/backups"),
     ("POST", "/v1/keys/{key_id}/reshare"),
     ("POST", "/v1/transactions"),
     ("POST", "/v1/transactions/assemble"),
@@ -436,6 +437,9 @@ async fn handle(
             }
             ("GET", "/v1/keys/{key_id}/address") => {
                 address(&c, &param.unwrap_or_default(), query.as_deref()).await?
+            }
+            ("GET", "/v1/keys/{key_id}/backups") => {
+                json(200, &c.key_backups(&param.unwrap_or_default()).await?)
             }
             ("POST", "/v1/transactions") => {
                 let body = parse_json(&body)?;

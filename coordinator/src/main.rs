@@ -11,12 +11,33 @@ use tracing::info;
 
 const NAME: &str = "cohort-coordinator";
 
+/// `--store-grant ROLE`: migrates the store as its owner, grants ROLE the coordinator's rights,
+/// and stops.
+async fn grant(config: &Config, role: String) -> Result<(), String> {
+    let url = config.store_url();
+    let tls = config.store_tls();
+    let iam = config.store_grant_iam;
+    let shown = role.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut store = coordinator::store::open(&url, &tls)?;
+        store.grant_app_role(&role, iam)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("--store-grant: {e}"))?;
+    info!(role = %shown, iam, "store migrated; the coordinator's role granted its rights");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     startup::run_with_policy(NAME, |c: &Config| c.log_json, Config::policy, run).await
 }
 
 async fn run(config: Config, policy: attestation::Policy) -> Result<(), String> {
+    if let Some(role) = config.store_grant.clone() {
+        return grant(&config, role).await;
+    }
     let admins = config.admin_keys()?;
     let url = config.store_url();
     let tls = config.store_tls();

@@ -180,6 +180,36 @@ impl Nodes {
         }
     }
 
+    /// Node `node`'s parent's sealed blobs and which of them its backup manifest confirms
+    /// copied off the instance (`GET /v1/backups` on its proxy: the parent's word).
+    pub async fn backups(
+        &self,
+        node: u16,
+        timeout: Duration,
+    ) -> Result<protocol::backups::Backups, CallError> {
+        let proxy = self
+            .proxies
+            .get(usize::from(node))
+            .ok_or_else(|| CallError(format!("no node {node}")))?;
+        let url = format!("{}/v1/backups", proxy.trim_end_matches('/'));
+        let (status, body) = match tokio::time::timeout(timeout, self.http.get(&url)).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => return Err(CallError(format!("node {node}: {e:#}"))),
+            Err(_) => {
+                return Err(CallError(format!(
+                    "node {node}: no answer within {} ms",
+                    timeout.as_millis()
+                )));
+            }
+        };
+        if !status.is_success() {
+            let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
+            return Err(CallError(format!("node {node}: {status}: {text}")));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| CallError(format!("node {node}: bad backups answer: {e}")))
+    }
+
     /// Whether a node admitted its peers under its current identity.
     fn admitted_own(s: &NodeState) -> bool {
         s.admitted.is_some() && s.admitted == s.identity.map(|k| k.signing)

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 
 use coordinator::audit::{AuditEntry, verify_chain};
 use coordinator::store::{
-    AdminChangeRow, Begin, ClusterRow, ClusterState, ImageChangeRow, KeyRow, NewGeneration,
-    PresigRow, PresigState, RequestState, Store, StoreError, latest_schema_version, verify_log,
+    APP_PRIVILEGES, AdminChangeRow, Begin, ClusterRow, ClusterState, ImageChangeRow, KeyRow,
+    NewGeneration, PresigRow, PresigState, RequestState, Store, StoreError, latest_schema_version,
+    verify_log,
 };
 
 mod common;
@@ -520,6 +521,165 @@ fn postgres_store_shared_by_two_coordinators() {
     all.sort();
     all.dedup();
     assert_eq!(all.len(), 60, "a presignature was handed out twice");
+}
+
+/// A connection as `role` (trust authentication, as on the test machines) to an existing
+/// private schema.
+fn postgres_as(role: &str, schema: &str) -> postgres::Client {
+    let url = std::env::var("COHORT_TEST_POSTGRES").unwrap_or_else(|_| PG_URL.to_string());
+    let mut config: postgres::Config = url.parse().unwrap();
+    config.user(role);
+    let mut c = config.connect(postgres::NoTls).unwrap();
+    c.batch_execute(&format!("SET search_path TO {schema}"))
+        .unwrap();
+    c
+}
+
+/// The coordinator's own role (issue 23): the schema's owner migrates and grants; a store
+/// opened as the role does all the suite's work, and the role can neither change the schema nor
+/// rewrite or shorten the audit log — what a coordinator taken over would try.
+#[test]
+fn the_coordinators_own_role_cannot_change_the_schema_or_rewrite_the_audit_log() {
+    let schema = "cohort_role_test";
+    let role = "cohort_test_app";
+    let Some(owner) = postgres(schema) else {
+        return;
+    };
+    let mut owner = Store::postgres(owner).unwrap();
+    assert!(matches!(
+        owner.grant_app_role("pg_x", false),
+        Err(StoreError::BadRole(_))
+    ));
+    owner.grant_app_role(role, false).unwrap();
+    // Asked again (a coordinator restart runs it again): the same rights.
+    owner.grant_app_role(role, false).unwrap();
+
+    let mut side = postgres_existing(schema).unwrap();
+    // Nobody but the owner creates objects in the schema or the database (a function planted
+    // there would run with the owner's rights at its next migration).
+    for (what, sql) in [
+        (
+            "schema",
+            format!("SELECT has_schema_privilege('{role}', '{schema}', 'CREATE')"),
+        ),
+        (
+            "schema, by anyone",
+            format!("SELECT has_schema_privilege('public', '{schema}', 'CREATE')"),
+        ),
+        (
+            "database",
+            format!("SELECT has_database_privilege('{role}', current_database(), 'CREATE')"),
+        ),
+    ] {
+        let held: bool = side.query_one(sql.as_str(), &[]).unwrap().get(0);
+        assert!(!held, "CREATE on the {what}");
+    }
+    // An existing role that holds more than a login is not made the coordinator's.
+    side.batch_execute(
+        "DROP ROLE IF EXISTS cohort_test_wide; CREATE ROLE cohort_test_wide LOGIN CREATEDB;
+         DROP ROLE IF EXISTS cohort_test_member; CREATE ROLE cohort_test_member LOGIN;
+         GRANT pg_read_all_data TO cohort_test_member;",
+    )
+    .unwrap();
+    for wide in ["cohort_test_wide", "cohort_test_member"] {
+        match owner.grant_app_role(wide, false) {
+            Err(StoreError::BadRole(why)) => assert!(why.contains(wide), "{why}"),
+            other => panic!("{wide}: {other:?}"),
+        }
+    }
+    side.batch_execute("DROP ROLE cohort_test_wide; DROP ROLE cohort_test_member;")
+        .unwrap();
+    // A schema newer than this coordinator: its grant would take away what newer ones need.
+    side.batch_execute(&format!(
+        "INSERT INTO schema_migrations (version, applied_at) VALUES ({}, 0)",
+        latest_schema_version() + 1
+    ))
+    .unwrap();
+    assert!(matches!(
+        owner.grant_app_role(role, false),
+        Err(StoreError::SchemaAhead { .. })
+    ));
+    side.batch_execute(&format!(
+        "DELETE FROM schema_migrations WHERE version = {}",
+        latest_schema_version() + 1
+    ))
+    .unwrap();
+    // Every table of the schema has its line in APP_PRIVILEGES, and the role holds exactly
+    // those rights.
+    let tables: Vec<String> = side
+        .query(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",
+            &[&schema],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut listed: Vec<String> = APP_PRIVILEGES.iter().map(|(t, _)| t.to_string()).collect();
+    listed.sort();
+    assert_eq!(tables, listed, "a table without its line in APP_PRIVILEGES");
+    for (table, rights) in APP_PRIVILEGES {
+        for right in [
+            "SELECT",
+            "INSERT",
+            "UPDATE",
+            "DELETE",
+            "TRUNCATE",
+            "REFERENCES",
+            "TRIGGER",
+        ] {
+            let held: bool = side
+                .query_one(
+                    "SELECT has_table_privilege($1, $2, $3)",
+                    &[&role, &format!("{schema}.{table}"), &right],
+                )
+                .unwrap()
+                .get(0);
+            assert_eq!(held, rights.contains(right), "{role} {right} on {table}");
+        }
+    }
+
+    // The store as the role: every operation of the suite works.
+    let mut app = Store::postgres(postgres_as(role, schema)).unwrap();
+    assert_eq!(app.schema_version().unwrap(), latest_schema_version());
+    let mut tamper = |sql: &str| {
+        side.batch_execute(sql).unwrap();
+    };
+    suite(&mut app, &mut tamper);
+    app.append_audit(5, &entry(1)).unwrap();
+
+    // What the role itself may not do.
+    let mut raw = postgres_as(role, schema);
+    for sql in [
+        "UPDATE audit_log SET time = time + 1",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+        "DROP TABLE keys",
+        "ALTER TABLE keys ADD COLUMN x BIGINT",
+        "CREATE TABLE extra (a BIGINT)",
+        "DELETE FROM schema_migrations",
+    ] {
+        let e = raw.batch_execute(sql).unwrap_err();
+        let code = e.code().map(|c| c.code().to_string());
+        assert!(
+            matches!(code.as_deref(), Some("42501")),
+            "{sql}: {e} (expected permission denied)"
+        );
+    }
+
+    // A coordinator newer than the schema, opened as the role, says what to do.
+    side.batch_execute(&format!(
+        "DELETE FROM schema_migrations WHERE version = {}",
+        latest_schema_version()
+    ))
+    .unwrap();
+    match Store::postgres(postgres_as(role, schema)) {
+        Err(e @ StoreError::Migrate { version, .. }) => {
+            assert_eq!(version, latest_schema_version());
+            assert!(e.to_string().contains("--store-grant"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 /// Another connection to an existing private schema.

@@ -20,6 +20,16 @@ pub enum KeyCommand {
         #[command(flatten)]
         output: JsonFlag,
     },
+    /// Check that every node's copy off its instance holds what the key's share needs there
+    /// (node key, genesis, auxiliary info for ECDSA, the key's current share), as each node's
+    /// parent proxy answers from the deployment's blob sync. Exits 1 unless every node's is:
+    /// fund a key only after this passes, and again after a refresh or resharing.
+    CheckBackups {
+        #[command(flatten)]
+        target: super::KeyArgs,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
     /// List the cluster's keys (JSON). Keep a copy with your backups: after a loss of the
     /// coordinator's database, `cohort key recover` restores the keys' records from it.
     List {
@@ -168,6 +178,7 @@ pub async fn run(command: KeyCommand) -> anyhow::Result<ExitCode> {
     match command {
         KeyCommand::Create(a) => create(a).await,
         KeyCommand::Show { target, output } => show(&target, &output).await,
+        KeyCommand::CheckBackups { target, output } => check_backups(&target, &output).await,
         KeyCommand::List { cluster } => list(&cluster).await,
         KeyCommand::Recover {
             cluster,
@@ -378,6 +389,36 @@ fn schedule_line(k: &coordinator::api::KeyInfo) -> String {
             k.refreshed.saturating_add(every)
         ),
     }
+}
+
+async fn check_backups(target: &super::KeyArgs, output: &JsonFlag) -> anyhow::Result<ExitCode> {
+    let api = target.api()?;
+    let path = format!("/v1/keys/{}/backups", target.key);
+    let report: coordinator::api::KeyBackups = api.get(&path).await?;
+    output.print(&report, |r| {
+        for n in &r.nodes {
+            let state = match (&n.error, n.backed_up) {
+                (Some(e), _) => format!("no answer: {e}"),
+                (None, true) => "backed up".to_string(),
+                (None, false) => {
+                    format!("missing {} (manifest {})", n.missing.join(", "), n.manifest)
+                }
+            };
+            println!("node {}: {state}", n.node);
+        }
+        println!(
+            "key {}: {}",
+            r.key_id,
+            match r.backed_up {
+                true => "backed up at every node",
+                false => "NOT backed up at every node: do not fund it yet",
+            }
+        );
+    })?;
+    Ok(match report.backed_up {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(1),
+    })
 }
 
 async fn show(target: &super::KeyArgs, output: &JsonFlag) -> anyhow::Result<ExitCode> {

@@ -24,16 +24,34 @@ pub enum SimCommand {
         #[arg(long = "coordinator-arg", allow_hyphen_values = true)]
         coordinator_args: Vec<String>,
     },
+    /// The simulated cluster's stand-in for the deployment's blob sync: copy every node's
+    /// sealed blobs to DIR/backup/node-I/ and write the manifest its proxy reads, so that
+    /// `cohort key check-backups` sees them backed up.
+    Backup {
+        /// Cluster directory.
+        #[arg(long, default_value = ".cohort-sim")]
+        dir: PathBuf,
+    },
 }
 
 /// Starts the cluster, prints its endpoints, and stops it on Ctrl-C or SIGTERM.
 pub async fn run(command: SimCommand) -> anyhow::Result<ExitCode> {
-    let SimCommand::Up {
-        nodes,
-        dir,
-        fixture_primes,
-        coordinator_args,
-    } = command;
+    let (nodes, dir, fixture_primes, coordinator_args) = match command {
+        SimCommand::Up {
+            nodes,
+            dir,
+            fixture_primes,
+            coordinator_args,
+        } => (nodes, dir, fixture_primes, coordinator_args),
+        SimCommand::Backup { dir } => {
+            let copied = cli::sim::backup(&dir)?;
+            println!(
+                "{copied} sealed blobs copied to {} and confirmed in each node's manifest",
+                dir.join("backup").display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     let mut options = SimOptions::new(nodes, dir)?;
     options.fixture_primes = fixture_primes;
     options.coordinator_args = coordinator_args;

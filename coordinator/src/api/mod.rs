@@ -36,8 +36,8 @@ pub use requests::{
 };
 pub use responses::{
     AuditPage, AuditRecordJson, AuditVerification, ClusterStatus, EnrolledNode, GenesisStatus,
-    KeyInfo, KeyList, KeyReceipts, NodeDocument, NodeReceipt, NodeStatus, PoolLevel, Reshared,
-    SignResult, SignatureInfo,
+    KeyBackups, KeyInfo, KeyList, KeyReceipts, NodeBackup, NodeDocument, NodeReceipt, NodeStatus,
+    PoolLevel, Reshared, SignResult, SignatureInfo,
 };
 pub use transactions::{
     AddressInfo, AssembleRequest, AssembledTransaction, PrepareRequest, PreparedTransaction,

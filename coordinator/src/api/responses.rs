@@ -474,3 +474,38 @@ pub struct NodeDocument {
     /// Its enclave's attestation document (COSE_Sign1, hex).
     pub document: Hex,
 }
+
+/// `GET /v1/keys/{key_id}/backups` (`cohort key check-backups`): whether every node's copy off
+/// its instance holds what the key's share needs there (the parents' word: issue 23).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyBackups {
+    /// The key.
+    pub key_id: String,
+    /// Whether every node's blobs are backed up: fund the key only then.
+    pub backed_up: bool,
+    /// The blobs each node needs backed up for this key (node key, genesis, auxiliary info for
+    /// ECDSA, the key's current share).
+    pub needed: Vec<String>,
+    /// Each node, in index order.
+    pub nodes: Vec<NodeBackup>,
+}
+
+/// One node's backup of a key's blobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeBackup {
+    /// The node.
+    pub node: u16,
+    /// Whether each needed blob's current content is confirmed copied off the instance.
+    pub backed_up: bool,
+    /// The needed blobs that are not (all of them when the proxy did not answer).
+    pub missing: Vec<String>,
+    /// The proxy's backup manifest: `ok`, `absent` or `unreadable: REASON` (empty when it did
+    /// not answer).
+    pub manifest: String,
+    /// When the node's last blob sync checked (Unix seconds).
+    pub checked: Option<u64>,
+    /// Why the proxy did not answer.
+    pub error: Option<String>,
+}

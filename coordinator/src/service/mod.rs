@@ -15,6 +15,7 @@
 
 mod admins;
 mod background;
+mod backups;
 mod changes;
 mod checks;
 mod credentials;

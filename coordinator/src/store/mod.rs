@@ -24,6 +24,7 @@ mod keys;
 mod migrations;
 mod presignatures;
 mod requests;
+mod roles;
 mod sql;
 mod states;
 
@@ -38,6 +39,7 @@ pub use keys::{KeyRow, NewGeneration};
 pub use migrations::latest_schema_version;
 pub use presignatures::PresigRow;
 pub use requests::{Begin, RequestRow};
+pub use roles::APP_PRIVILEGES;
 pub use sql::{Row, Tx, Value};
 pub use states::{ClusterState, PresigState, RequestState};
 
@@ -77,6 +79,36 @@ pub enum StoreError {
     /// Stored data does not decode.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// A schema migration could not be applied: on PostgreSQL, most often because the store's
+    /// role is the coordinator's own, which may not change the schema.
+    #[error(
+        "cannot apply schema migration {version} (the coordinator's own role may not change the schema: run `cohort-coordinator --store-grant ROLE` as the schema's owner first): {reason}"
+    )]
+    Migrate {
+        /// The migration.
+        version: i64,
+        /// The database's reason.
+        reason: String,
+    },
+    /// A role name `--store-grant` does not take.
+    #[error(
+        "bad role `{0}`: a role name is lower-case letters, digits and _, not starting with a digit or pg_, at most 63 bytes, and not the role running the grant"
+    )]
+    BadRole(String),
+    /// The schema is newer than this coordinator: the grant is left to a coordinator that
+    /// knows every table (this one's would take rights away the newer ones need).
+    #[error(
+        "the schema is at migration {schema}, newer than this coordinator's {known}: its --store-grant would take away rights newer coordinators need; run the newer coordinator's"
+    )]
+    SchemaAhead {
+        /// The schema's newest migration.
+        schema: i64,
+        /// This coordinator's newest.
+        known: i64,
+    },
+    /// Roles are PostgreSQL's: a SQLite store has none.
+    #[error("--store-grant needs a PostgreSQL store: SQLite has no roles")]
+    NoRoles,
 }
 
 /// A PostgreSQL error with its causes: the client's own `Display` names only the kind ("db
@@ -159,27 +191,43 @@ impl Store {
         })
     }
 
-    /// Uses a PostgreSQL connection (tests set a private schema first) and migrates.
+    /// Uses a PostgreSQL connection (tests set a private schema first) and migrates. A schema
+    /// with every migration applied is only read, so the coordinator's own role, which may not
+    /// change the schema ([`Store::grant_app_role`]), opens it; a migration it cannot apply is
+    /// [`StoreError::Migrate`].
     pub fn postgres(mut client: postgres::Client) -> Result<Self, StoreError> {
         let mut tx = client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])?;
-        tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
-        )?;
-        for m in MIGRATIONS {
-            let done: bool = tx
-                .query_one(
-                    "SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = $1)",
-                    &[&m.version],
-                )?
-                .get(0);
-            if !done {
-                tx.batch_execute(&m.postgres())?;
-                tx.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, EXTRACT(EPOCH FROM now())::BIGINT)",
-                    &[&m.version],
-                )?;
-            }
+        let tracked: bool = tx
+            .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])?
+            .get(0);
+        let applied: Vec<i64> = match tracked {
+            true => tx
+                .query("SELECT version FROM schema_migrations", &[])?
+                .iter()
+                .map(|r| r.get(0))
+                .collect(),
+            false => Vec::new(),
+        };
+        let migrate = |tx: &mut postgres::Transaction<'_>, version: i64, sql: &str| {
+            tx.batch_execute(sql).map_err(|e| StoreError::Migrate {
+                version,
+                reason: with_causes(&e),
+            })
+        };
+        if !tracked {
+            migrate(
+                &mut tx,
+                0,
+                "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+            )?;
+        }
+        for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+            migrate(&mut tx, m.version, &m.postgres())?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, EXTRACT(EPOCH FROM now())::BIGINT)",
+                &[&m.version],
+            )?;
         }
         tx.commit()?;
         Ok(Self {

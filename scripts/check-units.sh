@@ -13,7 +13,8 @@
 # * the ordering the units rely on: each unit that appends to /var/log/cohort starts after
 #   systemd-tmpfiles-setup.service, every Restart=always unit has no start limit, and the proxy
 #   never syncs blobs downward with `aws s3 sync`; the upward sync sends a checksum (the blob
-#   bucket is under Object Lock).
+#   bucket is under Object Lock); the proxy listens for the enclave's logs on the vsock port
+#   the image sends them to.
 #
 # Called by scripts/terraform-check.sh. Needs terraform (to render) and systemd-analyze; without
 # terraform it prints a notice and checks nothing (as terraform-check does), without
@@ -65,6 +66,7 @@ locals {
     db_name            = "cohort"
     db_ca_file         = "/etc/cohort/rds-ca.pem"
     admin_key_paths    = ["/etc/cohort/admin-keys/alice.json"]
+    db_app_role        = "cohort_app"
   }
   n = "$modules/node/files"
   c = "$modules/coordinator/files"
@@ -80,12 +82,13 @@ output "files" {
     "etc/systemd/system/cohort-blob-sync.timer"          = file("\${local.n}/cohort-blob-sync.timer")
     "usr/local/libexec/cohort/run-enclave"               = templatefile("\${local.n}/run-enclave.sh.tftpl", local.node)
     "usr/local/libexec/cohort/fetch-blobs"               = templatefile("\${local.n}/fetch-blobs.sh.tftpl", local.node)
+    "usr/local/libexec/cohort/sync-blobs"                = templatefile("\${local.n}/sync-blobs.sh.tftpl", local.node)
     "etc/systemd/system/cohort-coordinator.service"      = templatefile("\${local.c}/cohort-coordinator.service.tftpl", local.coordinator)
     "etc/systemd/system/cohort-db-env.service"           = file("\${local.c}/cohort-db-env.service")
-    "etc/systemd/system/cohort-db-env-refresh.service"   = file("\${local.c}/cohort-db-env-refresh.service")
-    "etc/systemd/system/cohort-db-env-refresh.timer"     = file("\${local.c}/cohort-db-env-refresh.timer")
+    "etc/systemd/system/cohort-db-grant.service"         = templatefile("\${local.c}/cohort-db-grant.service.tftpl", local.coordinator)
     "usr/local/libexec/cohort/db-env"                    = templatefile("\${local.c}/db-env.sh.tftpl", local.coordinator)
     "etc/tmpfiles.d/cohort.conf"                         = file("\${local.g}/tmpfiles.conf")
+    "etc/systemd/system/cohort-journal.service"          = file("\${local.g}/cohort-journal.service")
   }
 }
 EOF
@@ -112,7 +115,7 @@ print(f"check-units: {len(files)} files rendered")
 PY
 
 # Executables the units name that the instances get from packages or the release, as stubs.
-for exe in usr/bin/aws usr/bin/nitro-cli usr/bin/jq usr/local/bin/cohort-parent-proxy \
+for exe in usr/bin/aws usr/bin/nitro-cli usr/bin/jq usr/bin/journalctl usr/local/bin/cohort-parent-proxy \
   usr/local/bin/cohort-coordinator; do
   mkdir -p "$root/$(dirname "$exe")"
   printf '#!/bin/sh\n' >"$root/$exe"
@@ -157,11 +160,15 @@ for d in var/log/cohort var/lib/cohort; do
     fail "tmpfiles.d/cohort.conf did not make /$d owned by the service user, mode 0750"
   fi
 done
+# The journal's copy is out of the service user's reach.
+if [ ! -d "$root/var/log/cohort-journal" ] || [ "$(stat -c '%u %a' "$root/var/log/cohort-journal")" != "0 750" ]; then
+  fail "tmpfiles.d/cohort.conf did not make /var/log/cohort-journal owned by root, mode 0750"
+fi
 
 # --- what the units rely on -----------------------------------------------------------------
 for unit in "$root"/etc/systemd/system/*.service; do
   name=$(basename "$unit")
-  if grep -q '^StandardOutput=append:/var/log/cohort/' "$unit" \
+  if grep -q '^StandardOutput=append:/var/log/cohort' "$unit" \
     && ! grep -q '^After=.*systemd-tmpfiles-setup.service' "$unit"; then
     fail "$name appends to /var/log/cohort but is not ordered after systemd-tmpfiles-setup.service"
   fi
@@ -174,8 +181,21 @@ if grep -q 'aws s3 sync s3://' "$root/etc/systemd/system/cohort-parent-proxy.ser
 fi
 # The blob bucket is under Object Lock with a default retention: S3 refuses a write without a
 # checksum (Content-MD5 or x-amz-checksum-*), and the unit would retry it forever.
-if ! grep -q -- '--checksum-algorithm' "$root/etc/systemd/system/cohort-blob-sync.service"; then
-  fail "cohort-blob-sync.service uploads without a checksum (S3 refuses it under Object Lock)"
+if ! grep -q -- '--checksum-algorithm SHA256' "$root/usr/local/libexec/cohort/sync-blobs"; then
+  fail "sync-blobs uploads without a checksum (S3 refuses it under Object Lock)"
+fi
+# The manifest the sync writes is the one the proxy reads.
+if ! grep -q '^manifest=/var/lib/cohort/backed-up.json$' "$root/usr/local/libexec/cohort/sync-blobs" \
+  || ! grep -q -- '--backup-manifest /var/lib/cohort/backed-up.json ' "$root/etc/systemd/system/cohort-parent-proxy.service"; then
+  fail "the proxy's --backup-manifest is not the file sync-blobs writes"
+fi
+
+# The enclave image sends its logs to the vsock port the proxy listens on (eif-build/build.sh
+# bakes --log-to into the image; the proxy unit passes --enclave-log-listen).
+log_port=$(grep -o -- '--arg=--log-to --arg=vsock:3:[0-9]*' eif-build/build.sh | sed 's/.*://')
+if [ -z "$log_port" ] \
+  || ! grep -q -- "--enclave-log-listen vsock:any:$log_port " "$root/etc/systemd/system/cohort-parent-proxy.service"; then
+  fail "the proxy does not listen for the enclave's logs on the port the image sends them to (${log_port:-none})"
 fi
 
 if [ "$failed" -ne 0 ]; then

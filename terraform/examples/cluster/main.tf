@@ -109,6 +109,7 @@ module "monitoring" {
   threshold                     = var.threshold
   node_asg_names                = { for i, n in module.node : i => n.autoscaling_group_name }
   tunnel_document_names         = [for i in sort(keys(module.node)) : module.node[i].proxy_tunnel_document.name]
+  node_log_metrics              = { for i, n in module.node : i => n.log_metrics }
   coordinator_asg_name          = module.coordinator.autoscaling_group_name
   coordinator_count             = module.coordinator.coordinator_count
   coordinator_metrics_namespace = module.coordinator.metrics_namespace

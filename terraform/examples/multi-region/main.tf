@@ -366,6 +366,7 @@ module "monitoring_a" {
   threshold                     = var.threshold
   node_asg_names                = { for i, n in module.region_a.nodes : i => n.autoscaling_group_name }
   tunnel_document_names         = [for i in sort(keys(module.region_a.nodes)) : module.region_a.nodes[i].proxy_tunnel_document]
+  node_log_metrics              = { for i, n in module.region_a.nodes : i => n.log_metrics }
   healthy_node_indices          = keys(local.node_slot)
   healthy_nodes_missing_data    = var.failed_over ? "notBreaching" : "breaching"
   coordinator_asg_name          = module.coordinator_a.autoscaling_group_name
@@ -388,6 +389,7 @@ module "monitoring_b" {
   threshold                     = var.threshold
   node_asg_names                = { for i, n in module.region_b.nodes : i => n.autoscaling_group_name }
   tunnel_document_names         = [for i in sort(keys(module.region_b.nodes)) : module.region_b.nodes[i].proxy_tunnel_document]
+  node_log_metrics              = { for i, n in module.region_b.nodes : i => n.log_metrics }
   healthy_node_indices          = keys(local.node_slot)
   healthy_nodes_missing_data    = var.failed_over ? "breaching" : "notBreaching"
   coordinator_asg_name          = module.coordinator_b.autoscaling_group_name
@@ -411,6 +413,7 @@ module "monitoring_c" {
   threshold             = var.threshold
   node_asg_names        = { for i, n in module.region_c.nodes : i => n.autoscaling_group_name }
   tunnel_document_names = [for i in sort(keys(module.region_c.nodes)) : module.region_c.nodes[i].proxy_tunnel_document]
+  node_log_metrics      = { for i, n in module.region_c.nodes : i => n.log_metrics }
   watched_kms_key_arns  = concat(module.region_c.kms_key_arns, [for r in values(module.link_b_c.kms_replicas) : r.arn])
   tags                  = var.tags
 }

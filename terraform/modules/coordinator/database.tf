@@ -29,6 +29,9 @@ locals {
   db_name     = "cohort"
   db_port     = 5432
   db_username = "cohort"
+  # The coordinator's own role (least privilege: coordinator/src/store/roles.rs), logging in
+  # with IAM authentication tokens; the master user above only migrates and grants.
+  db_app_role = "cohort_app"
 
   db_mode = (
     var.db_replica_of != null ? (var.db_replica_of.promoted ? "promoted" : "replica") :

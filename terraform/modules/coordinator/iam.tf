@@ -46,6 +46,13 @@ module "role" {
       }
     },
     {
+      # An IAM authentication token for the coordinator's own database role (files/db-env).
+      Sid      = "ConnectAsTheCoordinatorRole"
+      Effect   = "Allow"
+      Action   = "rds-db:connect"
+      Resource = "arn:${module.account.partition}:rds-db:${module.account.region}:${module.account.account_id}:dbuser:${aws_db_instance.this.resource_id}/${local.db_app_role}"
+    },
+    {
       # Session Manager's encryption of session data (modules/network): the agent decrypts.
       Sid      = "DecryptSessionData"
       Effect   = "Allow"

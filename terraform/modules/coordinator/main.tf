@@ -58,6 +58,7 @@ locals {
     db_port            = local.db_port
     db_name            = local.db_name
     db_ca_file         = local.db_ca_file
+    db_app_role        = local.db_app_role
     admin_key_paths    = local.admin_key_files[*].path
   }
 
@@ -69,8 +70,7 @@ locals {
     [
       { path = "/usr/local/libexec/cohort/db-env", permissions = "0700", content = templatefile("${path.module}/files/db-env.sh.tftpl", local.template_vars) },
       { path = "/etc/systemd/system/cohort-db-env.service", permissions = "0644", content = file("${path.module}/files/cohort-db-env.service") },
-      { path = "/etc/systemd/system/cohort-db-env-refresh.service", permissions = "0644", content = file("${path.module}/files/cohort-db-env-refresh.service") },
-      { path = "/etc/systemd/system/cohort-db-env-refresh.timer", permissions = "0644", content = file("${path.module}/files/cohort-db-env-refresh.timer") },
+      { path = "/etc/systemd/system/cohort-db-grant.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-db-grant.service.tftpl", local.template_vars) },
       { path = "/etc/systemd/system/cohort-coordinator.service", permissions = "0644", content = local.coordinator_unit },
     ],
     local.admin_key_files,
@@ -124,6 +124,15 @@ locals {
               dimensions       = [["cluster"]]
               metric_selectors = ["^cohort_live_requests$"]
             },
+            # Ready presignatures, by key (cohort_presignatures_ready{key,path,quorum}: each
+            # path and quorum's pool is a data point of the key's series, so its Minimum is
+            # the key's emptiest pool).
+            {
+              source_labels    = ["job"]
+              label_matcher    = "^cohort-coordinator$"
+              dimensions       = [["cluster", "key"]]
+              metric_selectors = ["^cohort_presignatures_ready$"]
+            },
           ]
         }
       }
@@ -148,18 +157,19 @@ module "group" {
   security_group_ids   = [var.security_group_ids.coordinator]
   root_volume_gb       = var.root_volume_gb
 
-  measurements      = module.measurements
-  files             = local.files
-  agent_files       = [{ path = "/etc/cohort/prometheus.yaml", permissions = "0644", content = yamlencode(local.prometheus) }]
-  agent_logs        = local.agent_logs
-  metrics_namespace = var.metrics_namespace
+  measurements        = module.measurements
+  files               = local.files
+  agent_files         = [{ path = "/etc/cohort/prometheus.yaml", permissions = "0644", content = yamlencode(local.prometheus) }]
+  agent_logs          = local.agent_logs
+  host_log_group_name = aws_cloudwatch_log_group.this["service"].name
+  metrics_namespace   = var.metrics_namespace
   install_commands = [
     ["aws", "s3", "cp", "--region", module.account.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.coordinator_binary_key}", "/usr/local/bin/cohort-coordinator"],
     ["chmod", "0755", "/usr/local/bin/cohort-coordinator"],
     ["aws", "s3", "cp", "--region", module.account.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.db_ca_bundle_key}", local.db_ca_file],
     ["chmod", "0644", local.db_ca_file],
   ]
-  start_commands = [["systemctl", "enable", "--now", "cohort-coordinator.service", "cohort-db-env-refresh.timer"]]
+  start_commands = [["systemctl", "enable", "--now", "cohort-coordinator.service"]]
 
   min_size                  = var.coordinator_count
   max_size                  = var.coordinator_count + 1

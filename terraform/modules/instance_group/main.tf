@@ -1,15 +1,37 @@
 # Instances of one kind kept running by an Auto Scaling group: the launch template (the AMI from
 # an SSM parameter, IMDSv2 only, detailed monitoring, an encrypted gp3 root volume, the cloud-init
-# user data, built here around the caller's files and commands and checked against EC2's 16 KiB
-# limit) and the group (EC2 health checks, group metrics,
+# user data, built here around the caller's files and commands, gzip-compressed and checked
+# against EC2's 16 KiB limit) and the group (EC2 health checks, group metrics,
 # every tag propagated). The coordinators and each node's parent instance are such groups; what
 # differs between them is variables: the network (security groups, or a fixed interface), Nitro
 # Enclaves, the group's sizes and how it replaces instances.
 
 locals {
-  # The CloudWatch agent: the caller's logs section, and the host's memory and disk metrics.
+  # The host's own logs, shipped beside the caller's: the journal (cohort-journal.service copies
+  # it to a file, as the agent reads only files) and cloud-init's, which say why an instance
+  # that never came up did not.
+  host_logs = [
+    for stream, log in {
+      "journal"           = "/var/log/cohort-journal/journal.log"
+      "cloud-init"        = "/var/log/cloud-init.log"
+      "cloud-init-output" = "/var/log/cloud-init-output.log"
+      } : {
+      file_path       = log
+      log_group_name  = var.host_log_group_name
+      log_stream_name = "{instance_id}/${stream}"
+    }
+  ]
+
+  # The CloudWatch agent: the caller's logs section with the host's logs added, and the host's
+  # memory and disk metrics.
   cloudwatch_agent = {
-    logs = var.agent_logs
+    logs = merge(var.agent_logs, {
+      logs_collected = merge(var.agent_logs.logs_collected, {
+        files = {
+          collect_list = concat(var.agent_logs.logs_collected.files.collect_list, local.host_logs)
+        }
+      })
+    })
     metrics = {
       namespace         = var.metrics_namespace
       append_dimensions = { InstanceId = "$${aws:InstanceId}" }
@@ -34,6 +56,7 @@ locals {
     [
       { path = "/etc/logrotate.d/cohort", permissions = "0644", content = file("${path.module}/files/logrotate.conf") },
       { path = "/etc/tmpfiles.d/cohort.conf", permissions = "0644", content = file("${path.module}/files/tmpfiles.conf") },
+      { path = "/etc/systemd/system/cohort-journal.service", permissions = "0644", content = file("${path.module}/files/cohort-journal.service") },
     ],
     var.agent_files,
     [{ path = "/etc/cohort/cloudwatch-agent.json", permissions = "0644", content = jsonencode(local.cloudwatch_agent) }],
@@ -54,6 +77,7 @@ locals {
       [
         ["/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl", "-a", "fetch-config", "-m", "ec2", "-s", "-c", "file:/etc/cohort/cloudwatch-agent.json"],
         ["systemctl", "daemon-reload"],
+        ["systemctl", "enable", "--now", "cohort-journal.service"],
       ],
       var.start_commands,
     )
@@ -68,6 +92,12 @@ data "aws_ssm_parameter" "ami" {
 }
 
 locals {
+  user_data_gzip = base64gzip(local.user_data)
+  # The compressed bytes EC2 receives: three per four base64 characters, less the padding.
+  user_data_bytes = floor(length(local.user_data_gzip) * 3 / 4) - length(regexall("=", local.user_data_gzip))
+}
+
+locals {
   ami_id = var.ami_id != null ? var.ami_id : data.aws_ssm_parameter.ami[0].insecure_value
 }
 
@@ -78,7 +108,9 @@ resource "aws_launch_template" "this" {
   instance_type          = var.instance_type
   ebs_optimized          = true
   update_default_version = true
-  user_data              = base64encode(local.user_data)
+  # Gzip-compressed (cloud-init recognises gzip and inflates it): EC2's 16 KiB limit is on the
+  # bytes it is given, and the units, scripts and measurements compress about four-fold.
+  user_data              = local.user_data_gzip
   vpc_security_group_ids = var.security_group_ids
 
   iam_instance_profile {
@@ -137,8 +169,8 @@ resource "aws_launch_template" "this" {
 
   lifecycle {
     precondition {
-      condition     = length(local.user_data) < 16384
-      error_message = "The ${var.kind}'s cloud-init user data exceeds EC2's 16 KiB limit."
+      condition     = local.user_data_bytes < 16384
+      error_message = "The ${var.kind}'s cloud-init user data exceeds EC2's 16 KiB limit (${local.user_data_bytes} bytes compressed)."
     }
   }
 }

@@ -72,6 +72,11 @@ variable "agent_logs" {
   type        = any
 }
 
+variable "host_log_group_name" {
+  description = "CloudWatch log group of the host's own logs: the systemd journal and cloud-init's (streams INSTANCE/journal, INSTANCE/cloud-init, INSTANCE/cloud-init-output)."
+  type        = string
+}
+
 variable "metrics_namespace" {
   description = "CloudWatch namespace of the hosts' metrics."
   type        = string

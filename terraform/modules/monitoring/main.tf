@@ -216,6 +216,19 @@ locals {
     }
   }
 
+  # The per-node alarms on what each node's log group counts (modules/node, log_metrics): any
+  # occurrence in 5 minutes pages.
+  node_log_alarms = {
+    kms_failures = {
+      suffix      = "kms-failures"
+      description = "its enclave's KMS calls failed (record.fields.event = kms_failure in its log group): it cannot seal or unseal."
+    }
+    blob_sync_failures = {
+      suffix      = "blob-sync-failures"
+      description = "copying its sealed blobs to or from S3 failed (cohort-blob-sync or fetch-blobs, in its journal): a new key's share may exist on its disk only."
+    }
+  }
+
   alarms = {
     # EC2 publishes the status checks of an Auto Scaling group's instances by group name, so the
     # alarm follows the node across instance replacements.
@@ -269,6 +282,28 @@ locals {
           evaluation_periods = a.minutes
           comparison         = a.comparison
           threshold          = a.threshold
+          missing_data       = "notBreaching"
+        }
+      }
+    ]...)
+    # Counted from each node's logs (modules/node): its enclave could not reach or was refused
+    # by KMS (a key policy or image change, a proxy without credentials, KMS away: the node
+    # cannot seal or unseal, so it cannot take part in new keys or restart), or its sealed
+    # blobs did not reach S3 or could not be fetched from it (a key's only copy of that share
+    # is then the instance's disk).
+    node_logs = length(var.node_log_metrics) == 0 ? {} : merge([
+      for node, m in var.node_log_metrics : {
+        for kind, a in local.node_log_alarms : "node-${node}-${a.suffix}" => {
+          name               = "${var.name}-node-${node}-${a.suffix}"
+          description        = "Node ${node}: ${a.description}"
+          namespace          = m.namespace
+          metric             = m[kind]
+          dimensions         = {}
+          statistic          = "Sum"
+          period             = 300
+          evaluation_periods = 1
+          comparison         = "GreaterThanThreshold"
+          threshold          = 0
           missing_data       = "notBreaching"
         }
       }
@@ -388,4 +423,35 @@ resource "aws_cloudwatch_metric_alarm" "healthy_nodes" {
       error_message = "threshold must be between 1 and the number of nodes."
     }
   }
+}
+
+# --- Presignature pools ----------------------------------------------------------------------
+
+# cohort_presignatures_ready (coordinator/src/metrics.rs), by key (modules/coordinator's agent
+# keeps the cluster and key labels; each path and quorum's pool is a data point of its key).
+# A pool empty for 15 minutes means presigned ECDSA falls back to full signing (seconds, not
+# milliseconds) and its refills fail or cannot keep up. One alarm over every key, by a Metrics
+# Insights query (keys come and go without Terraform); no ECDSA key with a pool: no data.
+resource "aws_cloudwatch_metric_alarm" "presignature_pools" {
+  count = local.with_coordinators ? 1 : 0
+
+  alarm_name          = "${var.name}-presignature-pool-empty"
+  alarm_description   = "A key's presignature pool has been empty for 15 minutes (cohort_presignatures_ready): presigned ECDSA requests fall back to full signing; refills are failing or cannot keep up."
+  comparison_operator = "LessThanThreshold"
+  threshold           = 1
+  evaluation_periods  = 3
+  datapoints_to_alarm = 3
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+
+  metric_query {
+    id          = "emptiest"
+    label       = "Ready presignatures in the emptiest pool"
+    return_data = true
+    period      = 300
+    expression  = "SELECT MIN(cohort_presignatures_ready) FROM SCHEMA(\"${coalesce(var.coordinator_metrics_namespace, "none")}\", cluster, key) WHERE cluster = '${var.name}'"
+  }
+
+  tags = var.tags
 }

@@ -16,6 +16,11 @@ output "alarm_dimensions" {
   value       = { for group, alarms in module.alarms : group => alarms.dimensions }
 }
 
+output "alarm_metrics" {
+  description = "Each single-metric alarm's metric (namespace and name), by group (as alarm_dimensions) and key."
+  value       = { for group, alarms in module.alarms : group => alarms.metrics }
+}
+
 output "healthy_nodes_alarm_nodes" {
   description = "The node labels the healthy-nodes alarm sums (cohort_node_healthy{node}), or [] where it is not made."
   value = flatten([
@@ -50,4 +55,9 @@ output "monitoring_changes_rule" {
     pattern = jsondecode(aws_cloudwatch_event_rule.monitoring_changes.event_pattern)
     target  = aws_cloudwatch_event_target.monitoring_changes.arn
   }
+}
+
+output "presignature_pool_alarm_query" {
+  description = "The Metrics Insights query of the empty-presignature-pool alarm, or null where it is not made (no coordinators in the region)."
+  value       = one([for a in aws_cloudwatch_metric_alarm.presignature_pools : one([for q in a.metric_query : q.expression])])
 }

@@ -26,6 +26,16 @@ variable "tunnel_document_names" {
   default     = []
 }
 
+variable "node_log_metrics" {
+  description = "The metrics each node's log group counts (modules/node output log_metrics), by node index as in node_asg_names: each failed KMS call of its enclave or failed blob copy pages."
+  type = map(object({
+    namespace          = string
+    kms_failures       = string
+    blob_sync_failures = string
+  }))
+  default = {}
+}
+
 variable "healthy_node_indices" {
   description = "The nodes the healthy-nodes alarm counts, by index (\"0\", \"1\", ...): every node of the cluster, also those in other regions (the coordinators here publish each one's health). Null: the keys of node_asg_names."
   type        = list(string)

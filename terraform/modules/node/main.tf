@@ -29,6 +29,41 @@ resource "aws_cloudwatch_log_group" "node" {
   tags              = var.tags
 }
 
+# Counted from the node's log group: the enclave's failed KMS calls (its records reach the
+# proxy's log over the log channel, `{"source":"enclave","record":{...,"fields":{"event":
+# "kms_failure"}}}`) and the failed copies of its sealed blobs, up (cohort-blob-sync) or down
+# (fetch-blobs, the proxy's ExecStartPre), as systemd reports them in the journal
+# (cohort-journal.service ships it). Each filter publishes 0 when nothing matched, so the alarms
+# (modules/monitoring) always have data.
+locals {
+  log_metrics = {
+    kms_failures = {
+      metric  = "${var.name}-node-${var.node_index}-kms-failures"
+      pattern = "{ $.record.fields.event = \"kms_failure\" }"
+    }
+    blob_sync_failures = {
+      metric  = "${var.name}-node-${var.node_index}-blob-sync-failures"
+      pattern = "?\"cohort-blob-sync.service: Failed with result\" ?\"cohort-parent-proxy.service: Control process exited\""
+    }
+  }
+}
+
+resource "aws_cloudwatch_log_metric_filter" "node" {
+  for_each = local.log_metrics
+
+  name           = each.value.metric
+  log_group_name = aws_cloudwatch_log_group.node.name
+  pattern        = each.value.pattern
+
+  metric_transformation {
+    name          = each.value.metric
+    namespace     = var.log_metrics_namespace
+    value         = "1"
+    default_value = "0"
+    unit          = "Count"
+  }
+}
+
 # The parent's instance type, as EC2 describes it: refused at plan time unless it supports Nitro
 # Enclaves and leaves the parent at least 2 vCPUs besides the enclave's.
 data "aws_ec2_instance_type" "parent" {
@@ -84,12 +119,13 @@ module "group" {
   # The units and the allocator configuration are templates in files/ so an operator can read
   # exactly what runs. Configuration that a package also ships is written under /etc/cohort
   # (cloud-init writes files before it installs packages) and installed in place.
-  packages     = ["aws-nitro-enclaves-cli"]
+  packages     = ["aws-nitro-enclaves-cli", "openssl"]
   measurements = module.measurements
   files = [
     { path = "/etc/cohort/allocator.yaml", permissions = "0644", content = templatefile("${path.module}/files/allocator.yaml.tftpl", local.template_vars) },
     { path = "/usr/local/libexec/cohort/run-enclave", permissions = "0755", content = templatefile("${path.module}/files/run-enclave.sh.tftpl", local.template_vars) },
     { path = "/usr/local/libexec/cohort/fetch-blobs", permissions = "0755", content = templatefile("${path.module}/files/fetch-blobs.sh.tftpl", local.template_vars) },
+    { path = "/usr/local/libexec/cohort/sync-blobs", permissions = "0755", content = templatefile("${path.module}/files/sync-blobs.sh.tftpl", local.template_vars) },
     { path = "/etc/systemd/system/cohort-enclave.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-enclave.service.tftpl", local.template_vars) },
     { path = "/etc/systemd/system/cohort-parent-proxy.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-parent-proxy.service.tftpl", local.template_vars) },
     { path = "/etc/systemd/system/cohort-blob-sync.service", permissions = "0644", content = templatefile("${path.module}/files/cohort-blob-sync.service.tftpl", local.template_vars) },
@@ -107,7 +143,8 @@ module "group" {
       }
     }
   }
-  metrics_namespace = var.metrics_namespace
+  host_log_group_name = aws_cloudwatch_log_group.node.name
+  metrics_namespace   = var.metrics_namespace
   install_commands = [
     ["mkdir", "-p", "/opt/cohort"],
     ["aws", "s3", "cp", "--region", module.account.region, "--only-show-errors", "s3://${var.artifact_bucket}/${var.eif_key}", "/opt/cohort/cohort.eif"],

@@ -66,3 +66,12 @@ output "ami_id" {
   description = "The AMI this parent's instances start from: pin it with ami_id."
   value       = module.group.ami_id
 }
+
+output "log_metrics" {
+  description = "The metrics counted from the node's log group (modules/monitoring alarms on them): namespace, and the metric names of the enclave's failed KMS calls and of the failed blob copies."
+  value = {
+    namespace          = var.log_metrics_namespace
+    kms_failures       = local.log_metrics.kms_failures.metric
+    blob_sync_failures = local.log_metrics.blob_sync_failures.metric
+  }
+}

@@ -166,6 +166,12 @@ variable "log_retention_days" {
   default     = 365
 }
 
+variable "log_metrics_namespace" {
+  description = "CloudWatch namespace of the metrics counted from the node's log group (KMS failures, blob sync failures)."
+  type        = string
+  default     = "Cohort/Logs"
+}
+
 variable "metrics_namespace" {
   description = "CloudWatch namespace of the host metrics the CloudWatch agent publishes."
   type        = string

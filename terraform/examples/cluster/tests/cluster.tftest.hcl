@@ -306,6 +306,25 @@ run "one_node_numbering" {
 
   assert {
     condition = (
+      { for k, m in module.monitoring.alarm_metrics.node_logs : k => m.name } == merge([
+        for i in ["0", "1", "2"] : {
+          "node-${i}-kms-failures"       = module.node[i].log_metrics.kms_failures
+          "node-${i}-blob-sync-failures" = module.node[i].log_metrics.blob_sync_failures
+        }
+      ]...) &&
+      [for i in ["0", "1", "2"] : module.node[i].log_metrics.kms_failures] == ["cohort-node-0-kms-failures", "cohort-node-1-kms-failures", "cohort-node-2-kms-failures"] &&
+      alltrue([for k, m in module.monitoring.alarm_metrics.node_logs : m.namespace == "Cohort/Logs"])
+    )
+    error_message = "Node i's KMS-failure and blob-sync-failure alarms read the metrics node i's log group counts."
+  }
+
+  assert {
+    condition     = module.monitoring.presignature_pool_alarm_query == "SELECT MIN(cohort_presignatures_ready) FROM SCHEMA(\"${module.coordinator.metrics_namespace}\", cluster, key) WHERE cluster = 'cohort'"
+    error_message = "The empty-pool alarm reads the pool gauge with the dimensions the coordinators' agent publishes it under."
+  }
+
+  assert {
+    condition = (
       sort(module.monitoring.healthy_nodes_alarm_nodes) == tolist(["0", "1", "2"]) &&
       alltrue([for k, d in module.monitoring.alarm_dimensions.coordinator_view : d.cluster == "cohort" && length(d) == 2]) &&
       { for k, d in module.monitoring.alarm_dimensions.coordinator_view : k => d.node } == {

@@ -94,6 +94,7 @@ output "nodes" {
       parent_role_arn        = n.parent_role_arn
       parent_pcr3            = n.parent_pcr3
       autoscaling_group_name = n.autoscaling_group_name
+      log_metrics            = n.log_metrics
       proxy_tunnel_document  = n.proxy_tunnel_document.name
       blob_bucket            = module.storage.blob_bucket_name
     }

@@ -292,3 +292,37 @@ run "the_database_log_groups_are_encrypted_and_expire" {
     error_message = "Every exported database log has its log group made here, under the logs key, with a retention, named as RDS names it."
   }
 }
+
+# The coordinator's own database role (issue 23): the master user only migrates and grants
+# (cohort-db-grant.service, before every start), the coordinator connects as cohort_app with an
+# IAM authentication token, may use only that role's IAM permission, and reaches no instance
+# metadata (so no instance credentials, and not the master user's secret).
+run "the_coordinator_connects_as_its_own_role" {
+  command = apply
+
+  assert {
+    condition = (
+      length([for f in local.files : f if f.path == "/etc/systemd/system/cohort-db-grant.service" && strcontains(f.content, "EnvironmentFile=/etc/cohort/db-owner.env") && strcontains(f.content, "  --store-grant cohort_app \\\n  --store-grant-iam \\\n")]) == 1 &&
+      length([for f in local.files : f if strcontains(f.path, "refresh")]) == 0 &&
+      strcontains(local.coordinator_unit, "Wants=cohort-db-env.service cohort-db-grant.service\n") &&
+      strcontains(local.coordinator_unit, "IPAddressDeny=169.254.169.254/32 fd00:ec2::254/128\n") &&
+      strcontains(local.coordinator_unit, "EnvironmentFile=/etc/cohort/coordinator.env\n")
+    )
+    error_message = "The grant runs as the owner before the coordinator, which starts without instance metadata."
+  }
+
+  assert {
+    condition = alltrue([
+      for s in ["generate-db-auth-token", "--username 'cohort_app'", "write /etc/cohort/db-owner.env", "write /etc/cohort/coordinator.env \"$app\""] :
+      strcontains(one([for f in local.files : f.content if f.path == "/usr/local/libexec/cohort/db-env"]), s)
+    ])
+    error_message = "db-env writes the owner's URL for the grant and the coordinator's role's URL with an IAM token for the coordinator."
+  }
+
+  assert {
+    condition = one([
+      for s in jsondecode(module.role.policy_json).Statement : s.Resource if s.Sid == "ConnectAsTheCoordinatorRole"
+    ]) == "arn:aws:rds-db:${module.account.region}:${module.account.account_id}:dbuser:${aws_db_instance.this.resource_id}/cohort_app"
+    error_message = "The coordinators may connect as cohort_app only."
+  }
+}

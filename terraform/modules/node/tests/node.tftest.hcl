@@ -90,3 +90,25 @@ run "a_negative_node_index_is_refused" {
 
   expect_failures = [var.node_index]
 }
+
+# What the node's log group counts (issue 23): the enclave's failed KMS calls, which reach the
+# proxy's log over the log channel as {"source":"enclave","record":{"fields":{"event":
+# "kms_failure"}}}, and systemd's reports of a failed blob copy; each filter publishes 0 when
+# nothing matched. (scripts/check-units.sh checks that the units bring both into the logs.)
+run "kms_and_blob_sync_failures_are_counted_from_the_logs" {
+  command = apply
+
+  assert {
+    condition = (
+      aws_cloudwatch_log_metric_filter.node["kms_failures"].pattern == "{ $.record.fields.event = \"kms_failure\" }" &&
+      strcontains(aws_cloudwatch_log_metric_filter.node["blob_sync_failures"].pattern, "\"cohort-blob-sync.service: Failed with result\"") &&
+      alltrue([for f in aws_cloudwatch_log_metric_filter.node : f.log_group_name == "/cohort/node-0" && one(f.metric_transformation).default_value == "0"]) &&
+      output.log_metrics == {
+        namespace          = "Cohort/Logs"
+        kms_failures       = "cohort-node-0-kms-failures"
+        blob_sync_failures = "cohort-node-0-blob-sync-failures"
+      }
+    )
+    error_message = "Node 0's log group counts its enclave's KMS failures and its blob sync failures, under the names the alarms read."
+  }
+}

@@ -4,6 +4,8 @@
 # SECONDS_PER_TARGET with libFuzzer, and reports executions and crashes.
 #
 #   ./scripts/fuzz.sh [SECONDS_PER_TARGET]      (default 30)
+#   ./scripts/fuzz.sh --build-only              (build the targets, nothing else: scripts/test.sh
+#                                                runs it early, beside the other phases)
 #
 # Builds with the stable toolchain: cargo-fuzz passes -Zsanitizer=address and friends, which
 # RUSTC_BOOTSTRAP=1 lets stable rustc take (stable ships the ASan runtime). Work files stay out
@@ -14,6 +16,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+BUILD_ONLY=""
+if [ "${1:-}" = "--build-only" ]; then
+  BUILD_ONLY=1
+  shift
+fi
 SECONDS_EACH="${1:-30}"
 case "$SECONDS_EACH" in
   '' | *[!0-9]* | 0)
@@ -42,6 +49,10 @@ cargo metadata --manifest-path fuzz/Cargo.toml --locked --format-version 1 > /de
 started=$(date +%s)
 RUSTC_BOOTSTRAP=1 cargo fuzz build --fuzz-dir fuzz
 echo "fuzz: targets built in $(($(date +%s) - started)) s ($(rustc --version))" >&2
+if [ -n "$BUILD_ONLY" ]; then
+  rmdir "$RUN" 2> /dev/null || true
+  exit 0
+fi
 
 mapfile -t TARGETS < <(cargo fuzz list --fuzz-dir fuzz)
 if [ "${#TARGETS[@]}" -eq 0 ]; then

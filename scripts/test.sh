@@ -27,7 +27,14 @@ phase setup
 tf_log=$(mktemp)
 ./scripts/terraform-check.sh > "$tf_log" 2>&1 &
 tf_pid=$!
-trap 'kill "$tf_pid" 2> /dev/null || true; rm -f "$tf_log"' EXIT
+# The fuzz targets' build (release, instrumented, in its own target directory) needs nothing
+# from the phases before the fuzzing: it runs from the start at the lowest priority, on the CPU
+# the lints, builds and cluster tests leave idle (the tests wait on their processes and
+# sockets), and the fuzzing phase waits for what is left of it.
+fuzz_log=$(mktemp)
+nice -n 19 ./scripts/fuzz.sh --build-only > "$fuzz_log" 2>&1 &
+fuzz_pid=$!
+trap 'kill "$tf_pid" "$fuzz_pid" 2> /dev/null || true; rm -f "$tf_log" "$fuzz_log"' EXIT
 
 # Test builds load committed safe primes instead of generating them (feature `test-fixtures`,
 # off in production builds).
@@ -56,6 +63,14 @@ fi
 # Bounded fuzzing of every decoder of untrusted bytes (fuzz/README.md): the targets built with
 # cargo-fuzz, the committed seeds and regressions replayed, each target fuzzed for a while.
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+fuzz_status=0
+wait "$fuzz_pid" || fuzz_status=$?
+if [ "$fuzz_status" -ne 0 ]; then
+  cat "$fuzz_log" >&2
+  echo "test: building the fuzz targets failed (exit $fuzz_status)" >&2
+  exit "$fuzz_status"
+fi
+tail -n 1 "$fuzz_log" >&2
 ./scripts/fuzz.sh "${COHORT_FUZZ_SECONDS:-20}"
 phase "fuzzing (build, seeds, 20 s a target)"
 

@@ -115,9 +115,21 @@ pub(crate) fn change_statement(
     version: u32,
     request: &[u8; 32],
 ) -> Vec<u8> {
+    versioned_statement(domain, cluster, &node.to_be_bytes(), version, request)
+}
+
+/// `domain || cluster id || signer || u32 version || request`: a statement about a versioned
+/// cluster change, its signer named by index (admins, images) or by node key (roster).
+pub(crate) fn versioned_statement(
+    domain: &[u8],
+    cluster: &ClusterId,
+    signer: &[u8],
+    version: u32,
+    request: &[u8; 32],
+) -> Vec<u8> {
     let mut m = domain.to_vec();
     m.extend_from_slice(&cluster.0);
-    m.extend_from_slice(&node.to_be_bytes());
+    m.extend_from_slice(signer);
     m.extend_from_slice(&version.to_be_bytes());
     m.extend_from_slice(request);
     m

@@ -243,6 +243,54 @@ pub fn check_admin_set(admins: &[ByteBuf], quorum: u16) -> Result<(), GenesisErr
     Ok(())
 }
 
+/// The rules a roster follows, at genesis and in every roster change (issue 20): [`MIN_NODES`]
+/// to [`MAX_NODES`] entries, each node key 32 bytes, each pinned PCR 48 bytes, node keys and
+/// KMS keys distinct.
+pub fn check_roster(roster: &[RosterEntry]) -> Result<(), GenesisError> {
+    if roster.len() < MIN_NODES || roster.len() > MAX_NODES {
+        return Err(GenesisError::RosterSize(roster.len()));
+    }
+    for (node, e) in roster.iter().enumerate() {
+        if e.node_key.len() != 32 {
+            return Err(GenesisError::NodeKey(node));
+        }
+        for (pcr, value) in [(3u8, &e.pcr3), (4, &e.pcr4)] {
+            if value.as_ref().is_some_and(|v| v.len() != PCR_LEN) {
+                return Err(GenesisError::NodePcr { node, pcr });
+            }
+        }
+    }
+    let keys: Vec<&ByteBuf> = roster.iter().map(|e| &e.node_key).collect();
+    if let Some((first, second)) = first_duplicate(&keys) {
+        return Err(GenesisError::DuplicateNodeKey {
+            first: index(first),
+            second: index(second),
+        });
+    }
+    let arns: Vec<&KmsKeyArn> = roster.iter().map(|e| &e.kms_key_arn).collect();
+    if let Some((first, second)) = first_duplicate(&arns) {
+        return Err(GenesisError::DuplicateKmsKey {
+            first: index(first),
+            second: index(second),
+        });
+    }
+    Ok(())
+}
+
+/// The digest of `roster` as roster `version` of cluster `cluster`, in every session's
+/// execution id: SHA-256 of `"cohort/roster/v1\0" || cluster id || u32 version ||
+/// CBOR(roster)`.
+pub fn roster_digest(cluster: &ClusterId, version: u32, roster: &[RosterEntry]) -> [u8; 32] {
+    let mut bytes = Vec::new();
+    ciborium::into_writer(roster, &mut bytes).expect("serializing a roster into a Vec cannot fail");
+    let mut h = Sha256::new();
+    h.update(ROSTER_DOMAIN);
+    h.update(cluster.0);
+    h.update(version.to_be_bytes());
+    h.update(bytes);
+    h.finalize().into()
+}
+
 impl Genesis {
     /// Checks every structural rule (sizes, ranges, distinct admins, node keys and KMS keys).
     /// Approvals are checked separately, against [`Genesis::admins`].
@@ -261,33 +309,7 @@ impl Genesis {
         if image.iter().all(|p| p.iter().all(|b| *b == 0)) {
             return Err(GenesisError::DebugImage);
         }
-        if self.roster.len() < MIN_NODES || self.roster.len() > MAX_NODES {
-            return Err(GenesisError::RosterSize(self.roster.len()));
-        }
-        for (node, e) in self.roster.iter().enumerate() {
-            if e.node_key.len() != 32 {
-                return Err(GenesisError::NodeKey(node));
-            }
-            for (pcr, value) in [(3u8, &e.pcr3), (4, &e.pcr4)] {
-                if value.as_ref().is_some_and(|v| v.len() != PCR_LEN) {
-                    return Err(GenesisError::NodePcr { node, pcr });
-                }
-            }
-        }
-        let keys: Vec<&ByteBuf> = self.roster.iter().map(|e| &e.node_key).collect();
-        if let Some((first, second)) = first_duplicate(&keys) {
-            return Err(GenesisError::DuplicateNodeKey {
-                first: index(first),
-                second: index(second),
-            });
-        }
-        let arns: Vec<&KmsKeyArn> = self.roster.iter().map(|e| &e.kms_key_arn).collect();
-        if let Some((first, second)) = first_duplicate(&arns) {
-            return Err(GenesisError::DuplicateKmsKey {
-                first: index(first),
-                second: index(second),
-            });
-        }
+        check_roster(&self.roster)?;
         Ok(())
     }
 
@@ -299,19 +321,10 @@ impl Genesis {
         ClusterId(h.finalize().into())
     }
 
-    /// The roster digest at roster `version` (0 at genesis; issue 20 raises it with each
-    /// approved roster change): SHA-256 of `"cohort/roster/v1\0" || cluster id || u32 version
-    /// || CBOR(roster)`.
+    /// The genesis roster's digest as roster `version` ([`roster_digest`]; the genesis roster is
+    /// version 0).
     pub fn roster_digest(&self, version: u32) -> [u8; 32] {
-        let mut roster = Vec::new();
-        ciborium::into_writer(&self.roster, &mut roster)
-            .expect("serializing a roster into a Vec cannot fail");
-        let mut h = Sha256::new();
-        h.update(ROSTER_DOMAIN);
-        h.update(self.cluster_id().0);
-        h.update(version.to_be_bytes());
-        h.update(roster);
-        h.finalize().into()
+        roster_digest(&self.cluster_id(), version, &self.roster)
     }
 
     /// The index whose roster entry lists `node_key`.

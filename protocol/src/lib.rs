@@ -22,6 +22,7 @@ pub mod policy;
 pub mod receipt;
 pub mod relay;
 pub mod reshare;
+pub mod roster;
 pub mod session;
 pub mod skip;
 pub use arn::{ArnError, KmsKeyArn, MAX_KMS_KEY_ARN_LEN};

@@ -1,0 +1,316 @@
+//! Changing the cluster's roster: adding, replacing and removing nodes (issue 20,
+//! `docs/lifecycle.md`, "Membership").
+//!
+//! The roster a genesis names is roster version 0. Each change is a [`ChangeRoster`] request
+//! approved by the admins in force, naming the roster version it replaces and the whole new
+//! roster, so a change approved against a replaced roster is refused and the versions form one
+//! chain. What a change may do is fixed here, where every enclave, the coordinator and the CLI
+//! check it alike ([`ChangeRoster::diff`]):
+//!
+//! - a node that stays (its node key is in both rosters) keeps its KMS key and PCR pins
+//!   unchanged, the nodes that stay keep their order, and none moves to a higher index, so a
+//!   node joins at the end or in a leaving node's place and an index moves only down, by the
+//!   nodes removed before it;
+//! - a node is added with a node key no roster of the cluster ever listed: a node key that
+//!   left the roster never comes back, whoever holds a copy of its sealed blob;
+//! - the new roster holds at least as many nodes as the highest threshold of any key, so every
+//!   key can be reshared to it.
+//!
+//! Replacing node `k` is removing it and adding a node at the same index in one change. The
+//! change itself moves no key material: every key is reshared to the new roster before it is
+//! committed (`docs/lifecycle.md`).
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use sha2::{Digest, Sha256};
+
+use crate::admins::versioned_statement;
+use crate::genesis::{ClusterId, GenesisError, RosterEntry, check_roster};
+use crate::policy::{Canonical, REQUEST_ID_LEN};
+
+/// Version of [`ChangeRoster`].
+pub const CHANGE_ROSTER_VERSION: u8 = 1;
+
+/// Domain tag of a node's statement that it holds a roster change as proposed
+/// ([`roster_proposed_message`]).
+pub const ROSTER_PROPOSED_DOMAIN: &[u8] = b"cohort/roster-proposed/v1\0";
+
+/// Domain tag of a node's statement that it committed a roster change ([`roster_set_message`]).
+pub const ROSTER_SET_DOMAIN: &[u8] = b"cohort/roster-set/v1\0";
+
+/// Replace the cluster's roster, approved by the admins in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRoster {
+    /// [`CHANGE_ROSTER_VERSION`].
+    pub v: u8,
+    /// The cluster.
+    pub cluster: ClusterId,
+    /// The roster version this change replaces (0: the genesis' roster). The new roster is
+    /// version `version + 1`.
+    pub version: u32,
+    /// The whole new roster, by index, under the rules of a genesis roster
+    /// ([`check_roster`]) and of a change ([`ChangeRoster::diff`]).
+    pub roster: Vec<RosterEntry>,
+    /// Request id (16 bytes).
+    pub request_id: ByteBuf,
+    /// Valid from (Unix seconds).
+    pub created: u64,
+    /// Valid until (Unix seconds).
+    pub expiry: u64,
+    /// The admin version its approvals were given under (as every admin request).
+    #[serde(default, skip_serializing_if = "crate::skip::is_zero_u32")]
+    pub admins: u32,
+}
+
+impl Canonical for ChangeRoster {
+    const DOMAIN: &'static [u8] = b"cohort/change-roster/v1\0";
+}
+
+/// Why a [`ChangeRoster`] is refused: malformed, or a change a roster may not undergo.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RosterError {
+    /// Another request version.
+    #[error("change-roster request version {0} (this build reads {CHANGE_ROSTER_VERSION})")]
+    Version(u8),
+    /// The request id is not [`REQUEST_ID_LEN`] bytes.
+    #[error("request id is {0} bytes, not {REQUEST_ID_LEN}")]
+    RequestId(usize),
+    /// The version it replaces is the last one there can be.
+    #[error("roster version {0} cannot be replaced (no version after it)")]
+    LastVersion(u32),
+    /// The new roster breaks the rules of a roster.
+    #[error(transparent)]
+    Roster(#[from] GenesisError),
+    /// The new roster is the current one.
+    #[error("unchanged: the new roster is the current one")]
+    Unchanged,
+    /// A node that stays lists another KMS key or other PCR pins: its node key is sealed
+    /// under its KMS key, and its parent is what it was pinned to. Re-pin a node by replacing
+    /// it.
+    #[error(
+        "kept_entry_changed: node {from} stays (as node {to}) but its KMS key or PCR pins differ; replace the node to change them"
+    )]
+    KeptEntryChanged {
+        /// Its index in the current roster.
+        from: u16,
+        /// Its index in the new roster.
+        to: u16,
+    },
+    /// A node that stays would move to a higher index: nodes join at the end or at the index
+    /// of a node leaving, never before one that stays.
+    #[error(
+        "moved_up: node {from} stays but would be node {to}; nodes join at the end or in a leaving node's place"
+    )]
+    MovedUp {
+        /// Its index in the current roster.
+        from: u16,
+        /// Its index in the new roster.
+        to: u16,
+    },
+    /// The nodes that stay are in another order.
+    #[error(
+        "reordered: nodes {first} and {second} stay but change order; nodes that stay keep their order"
+    )]
+    Reordered {
+        /// The index (current roster) of the node now placed after the other.
+        first: u16,
+        /// The index (current roster) of the node now placed before it.
+        second: u16,
+    },
+    /// A node key that an earlier roster listed and the current one does not: a node that
+    /// left never comes back under its old key (a copy of its sealed blob is not a node).
+    #[error(
+        "retired_node_key: node {node} of the new roster has a node key roster version {version} listed and a later one dropped; a node key that left never comes back"
+    )]
+    RetiredNodeKey {
+        /// Its index in the new roster.
+        node: u16,
+        /// The roster version that listed it.
+        version: u32,
+    },
+    /// Fewer nodes than some key's threshold: that key could not be reshared to the roster.
+    #[error(
+        "below_threshold: the new roster has {nodes} nodes; a key of this cluster needs {threshold} to sign"
+    )]
+    BelowThreshold {
+        /// Nodes in the new roster.
+        nodes: usize,
+        /// The highest threshold of any key.
+        threshold: u16,
+    },
+}
+
+impl RosterError {
+    /// The stable kind (the message's first word, or the roster rule's kind).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Version(_) | Self::RequestId(_) | Self::LastVersion(_) | Self::Roster(_) => {
+                "malformed_roster_change"
+            }
+            Self::Unchanged => "unchanged",
+            Self::KeptEntryChanged { .. } => "kept_entry_changed",
+            Self::Reordered { .. } => "reordered",
+            Self::MovedUp { .. } => "moved_up",
+            Self::RetiredNodeKey { .. } => "retired_node_key",
+            Self::BelowThreshold { .. } => "below_threshold",
+        }
+    }
+}
+
+/// What a roster change does, node by node.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RosterDiff {
+    /// Nodes that stay: (index in the current roster, index in the new one), in order.
+    pub kept: Vec<(u16, u16)>,
+    /// Indices (current roster) of the nodes that leave.
+    pub removed: Vec<u16>,
+    /// Indices (new roster) of the nodes that join.
+    pub added: Vec<u16>,
+}
+
+impl RosterDiff {
+    /// The indices at which a node leaves and another joins: a replacement.
+    pub fn replaced(&self) -> Vec<u16> {
+        self.removed
+            .iter()
+            .copied()
+            .filter(|i| self.added.contains(i))
+            .collect()
+    }
+}
+
+fn index(i: usize) -> u16 {
+    u16::try_from(i).unwrap_or(u16::MAX)
+}
+
+impl ChangeRoster {
+    /// Checks the shape: version, request id, the version after the one replaced, and the
+    /// rules of a roster ([`check_roster`]). What the change does to the current roster is
+    /// checked by [`ChangeRoster::diff`]; approvals and the window separately.
+    pub fn check(&self) -> Result<(), RosterError> {
+        if self.v != CHANGE_ROSTER_VERSION {
+            return Err(RosterError::Version(self.v));
+        }
+        if self.request_id.len() != REQUEST_ID_LEN {
+            return Err(RosterError::RequestId(self.request_id.len()));
+        }
+        if self.version == u32::MAX {
+            return Err(RosterError::LastVersion(self.version));
+        }
+        check_roster(&self.roster)?;
+        Ok(())
+    }
+
+    /// The roster version this change makes.
+    pub fn new_version(&self) -> u32 {
+        self.version.saturating_add(1)
+    }
+
+    /// SHA-256 of the canonical bytes: what every node's statements name.
+    pub fn hash(&self) -> [u8; 32] {
+        Sha256::digest(self.canonical_bytes()).into()
+    }
+
+    /// What the change does to `rosters` (every roster version of the cluster, in order; the
+    /// last is current and must be the version this change replaces), refused unless it keeps
+    /// the rules of a change: the shape ([`ChangeRoster::check`]), a new roster, nodes that
+    /// stay unchanged and in order, no node key that left coming back, and at least
+    /// `max_threshold` nodes (the highest threshold of any key the cluster holds).
+    pub fn diff(
+        &self,
+        rosters: &[&[RosterEntry]],
+        max_threshold: u16,
+    ) -> Result<RosterDiff, RosterError> {
+        self.check()?;
+        let Some(current) = rosters.last() else {
+            return Err(RosterError::Roster(GenesisError::RosterSize(0)));
+        };
+        if self.roster.as_slice() == *current {
+            return Err(RosterError::Unchanged);
+        }
+        let mut diff = RosterDiff::default();
+        let mut last_kept: Option<(u16, u16)> = None;
+        for (to, entry) in self.roster.iter().enumerate() {
+            let to = index(to);
+            match current.iter().position(|e| e.node_key == entry.node_key) {
+                Some(from) => {
+                    let from = index(from);
+                    if current[usize::from(from)] != *entry {
+                        return Err(RosterError::KeptEntryChanged { from, to });
+                    }
+                    if let Some((before, _)) = last_kept
+                        && before > from
+                    {
+                        return Err(RosterError::Reordered {
+                            first: from,
+                            second: before,
+                        });
+                    }
+                    if to > from {
+                        return Err(RosterError::MovedUp { from, to });
+                    }
+                    last_kept = Some((from, to));
+                    diff.kept.push((from, to));
+                }
+                None => {
+                    let earlier = rosters
+                        .iter()
+                        .position(|r| r.iter().any(|e| e.node_key == entry.node_key));
+                    if let Some(version) = earlier {
+                        return Err(RosterError::RetiredNodeKey {
+                            node: to,
+                            version: u32::try_from(version).unwrap_or(u32::MAX),
+                        });
+                    }
+                    diff.added.push(to);
+                }
+            }
+        }
+        diff.removed = (0..current.len())
+            .map(index)
+            .filter(|from| !diff.kept.iter().any(|(f, _)| f == from))
+            .collect();
+        if self.roster.len() < usize::from(max_threshold) {
+            return Err(RosterError::BelowThreshold {
+                nodes: self.roster.len(),
+                threshold: max_threshold,
+            });
+        }
+        Ok(diff)
+    }
+}
+
+/// What the node whose node key is `node_key` signs with it once it sealed the roster change
+/// whose SHA-256 is `request` as proposed (roster version `version` pending, the current one
+/// still in force):
+///
+/// `ROSTER_PROPOSED_DOMAIN || cluster id || node key || u32 version || request`
+///
+/// A roster change's statements name their signer by node key, not by index: its index may
+/// differ between the two rosters, and a node that joins or leaves has one in only one.
+pub fn roster_proposed_message(
+    cluster: &ClusterId,
+    node_key: &[u8; 32],
+    version: u32,
+    request: &[u8; 32],
+) -> Vec<u8> {
+    versioned_statement(ROSTER_PROPOSED_DOMAIN, cluster, node_key, version, request)
+}
+
+/// What the node whose node key is `node_key` signs with it once it committed the roster change
+/// whose SHA-256 is `request`, making roster version `version` its current one (or, for a node
+/// the change removes, once it dropped its shares):
+///
+/// `ROSTER_SET_DOMAIN || cluster id || node key || u32 version || request`
+pub fn roster_set_message(
+    cluster: &ClusterId,
+    node_key: &[u8; 32],
+    version: u32,
+    request: &[u8; 32],
+) -> Vec<u8> {
+    versioned_statement(ROSTER_SET_DOMAIN, cluster, node_key, version, request)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,260 @@
+use super::*;
+use crate::KmsKeyArn;
+
+fn arn(i: u8) -> KmsKeyArn {
+    KmsKeyArn::parse(&format!("arn:aws:kms:eu-west-1:111122223333:key/node-{i}")).unwrap()
+}
+
+fn b(byte: u8, n: usize) -> ByteBuf {
+    ByteBuf::from(vec![byte; n])
+}
+
+/// Node `i`: node key `0xB0 + i`, KMS key `node-i`.
+fn node(i: u8) -> RosterEntry {
+    RosterEntry {
+        node_key: b(0xB0 + i, 32),
+        kms_key_arn: arn(i),
+        pcr3: (i == 0).then(|| b(0x33, 48)),
+        pcr4: None,
+    }
+}
+
+fn roster(nodes: &[u8]) -> Vec<RosterEntry> {
+    nodes.iter().copied().map(node).collect()
+}
+
+fn change(nodes: &[u8]) -> ChangeRoster {
+    ChangeRoster {
+        v: CHANGE_ROSTER_VERSION,
+        cluster: ClusterId([7; 32]),
+        version: 0,
+        roster: roster(nodes),
+        request_id: b(3, 16),
+        created: 1_000,
+        expiry: 1_300,
+        admins: 0,
+    }
+}
+
+/// The genesis roster: nodes 0, 1 and 2.
+fn genesis() -> Vec<RosterEntry> {
+    roster(&[0, 1, 2])
+}
+
+#[test]
+fn adding_replacing_and_removing_nodes_are_told_apart() {
+    let current = genesis();
+    let rosters = [current.as_slice()];
+
+    let grow = change(&[0, 1, 2, 3, 4]).diff(&rosters, 2).unwrap();
+    assert_eq!(grow.kept, vec![(0, 0), (1, 1), (2, 2)]);
+    assert_eq!(grow.added, vec![3, 4]);
+    assert!(grow.removed.is_empty() && grow.replaced().is_empty());
+
+    let replace = change(&[0, 5, 2]).diff(&rosters, 3).unwrap();
+    assert_eq!(replace.kept, vec![(0, 0), (2, 2)]);
+    assert_eq!(
+        (replace.removed.clone(), replace.added.clone()),
+        (vec![1], vec![1])
+    );
+    assert_eq!(replace.replaced(), vec![1]);
+
+    // Removing node 0 moves the others down by one, in their order.
+    let shrink = change(&[1, 2]).diff(&rosters, 2).unwrap();
+    assert_eq!(shrink.kept, vec![(1, 0), (2, 1)]);
+    assert_eq!(shrink.removed, vec![0]);
+    assert!(shrink.added.is_empty() && shrink.replaced().is_empty());
+
+    assert_eq!(change(&[0, 1, 2, 3]).new_version(), 1);
+}
+
+#[test]
+fn malformed_changes_are_refused_by_name() {
+    type Edit = fn(&mut ChangeRoster);
+    let cases: Vec<(Edit, RosterError)> = vec![
+        (|r| r.v = 2, RosterError::Version(2)),
+        (|r| r.request_id.truncate(15), RosterError::RequestId(15)),
+        (|r| r.version = u32::MAX, RosterError::LastVersion(u32::MAX)),
+        (
+            |r| r.roster.truncate(1),
+            RosterError::Roster(GenesisError::RosterSize(1)),
+        ),
+        (
+            |r| r.roster[3].node_key = b(0xB0, 32),
+            RosterError::Roster(GenesisError::DuplicateNodeKey {
+                first: 0,
+                second: 3,
+            }),
+        ),
+        (
+            |r| r.roster[3].kms_key_arn = arn(1),
+            RosterError::Roster(GenesisError::DuplicateKmsKey {
+                first: 1,
+                second: 3,
+            }),
+        ),
+        (
+            |r| r.roster[3].pcr4 = Some(b(4, 47)),
+            RosterError::Roster(GenesisError::NodePcr { node: 3, pcr: 4 }),
+        ),
+    ];
+    let current = genesis();
+    for (edit, expected) in cases {
+        let mut r = change(&[0, 1, 2, 3]);
+        edit(&mut r);
+        assert_eq!(r.diff(&[current.as_slice()], 2), Err(expected.clone()));
+        assert_eq!(expected.kind(), "malformed_roster_change");
+    }
+}
+
+/// What a coordinator, a parent or an admin's mistake could try to slip into a roster change,
+/// each refused by name wherever the change is checked.
+#[test]
+fn a_change_may_not_alter_or_reorder_the_nodes_that_stay_nor_bring_back_a_node_that_left() {
+    let v0 = genesis();
+    let rosters = [v0.as_slice()];
+
+    assert_eq!(
+        change(&[0, 1, 2]).diff(&rosters, 2),
+        Err(RosterError::Unchanged)
+    );
+
+    // Node 1 stays but another KMS key is listed for it: its node key is sealed under its own.
+    let mut other_kms = change(&[0, 1, 2]);
+    other_kms.roster[1].kms_key_arn = arn(9);
+    assert_eq!(
+        other_kms.diff(&rosters, 2),
+        Err(RosterError::KeptEntryChanged { from: 1, to: 1 })
+    );
+    // Node 0's PCR3 pin dropped: its parent would no longer be checked.
+    let mut unpinned = change(&[0, 1, 2]);
+    unpinned.roster[0].pcr3 = None;
+    assert_eq!(
+        unpinned.diff(&rosters, 2),
+        Err(RosterError::KeptEntryChanged { from: 0, to: 0 })
+    );
+
+    assert_eq!(
+        change(&[0, 2, 1]).diff(&rosters, 2),
+        Err(RosterError::Reordered {
+            first: 1,
+            second: 2
+        })
+    );
+
+    // A node inserted before nodes that stay would move them up.
+    assert_eq!(
+        change(&[5, 0, 1, 2]).diff(&rosters, 2),
+        Err(RosterError::MovedUp { from: 0, to: 1 })
+    );
+    assert_eq!(
+        change(&[0, 5, 1, 2]).diff(&rosters, 2),
+        Err(RosterError::MovedUp { from: 1, to: 2 })
+    );
+    // Nodes 0 and 2 leave, node 1 moves down to 0, and two join after it.
+    let mixed = change(&[1, 5, 6]).diff(&rosters, 2).unwrap();
+    assert_eq!(mixed.kept, vec![(1, 0)]);
+    assert_eq!((mixed.removed, mixed.added), (vec![0, 2], vec![1, 2]));
+
+    // Version 1 replaced node 1 by node 5; node 1's key may not come back, at any index.
+    let v1 = roster(&[0, 5, 2]);
+    let history = [v0.as_slice(), v1.as_slice()];
+    let mut back = change(&[0, 5, 2, 1]);
+    back.version = 1;
+    assert_eq!(
+        back.diff(&history, 2),
+        Err(RosterError::RetiredNodeKey {
+            node: 3,
+            version: 0
+        })
+    );
+    let mut swapped_back = change(&[0, 1, 2]);
+    swapped_back.version = 1;
+    assert_eq!(
+        swapped_back.diff(&history, 2),
+        Err(RosterError::RetiredNodeKey {
+            node: 1,
+            version: 0
+        })
+    );
+    // A new node key at node 1 is fine.
+    let mut again = change(&[0, 6, 2]);
+    again.version = 1;
+    assert_eq!(again.diff(&history, 2).unwrap().replaced(), vec![1]);
+}
+
+#[test]
+fn a_roster_smaller_than_a_keys_threshold_is_refused() {
+    let v0 = roster(&[0, 1, 2, 3]);
+    let rosters = [v0.as_slice()];
+    assert_eq!(
+        change(&[0, 1]).diff(&rosters, 3),
+        Err(RosterError::BelowThreshold {
+            nodes: 2,
+            threshold: 3
+        })
+    );
+    assert_eq!(
+        RosterError::BelowThreshold {
+            nodes: 2,
+            threshold: 3
+        }
+        .kind(),
+        "below_threshold"
+    );
+    change(&[0, 1, 2]).diff(&rosters, 3).unwrap();
+}
+
+#[test]
+fn every_field_is_in_the_hash_and_the_statements_name_domain_node_and_version() {
+    let base = change(&[0, 1, 2, 3]);
+    let edits: [fn(&mut ChangeRoster); 8] = [
+        |r| r.cluster = ClusterId([8; 32]),
+        |r| r.version = 1,
+        |r| r.roster.swap(0, 1),
+        |r| r.roster[3].pcr4 = Some(b(4, 48)),
+        |r| r.request_id[0] = 9,
+        |r| r.created += 1,
+        |r| r.expiry += 1,
+        |r| r.admins = 1,
+    ];
+    for edit in edits {
+        let mut r = base.clone();
+        edit(&mut r);
+        assert_ne!(r.hash(), base.hash());
+    }
+    // At admin version 0 the field is left out: the bytes are those without it.
+    let bytes = base.canonical_bytes();
+    assert!(bytes.starts_with(b"cohort/change-roster/v1\0"));
+    let mut cbor = Vec::new();
+    ciborium::into_writer(&base, &mut cbor).unwrap();
+    let read: ciborium::Value = ciborium::from_reader(cbor.as_slice()).unwrap();
+    let fields: Vec<String> = read
+        .as_map()
+        .unwrap()
+        .iter()
+        .map(|(k, _)| k.as_text().unwrap().to_owned())
+        .collect();
+    assert!(!fields.contains(&"admins".to_owned()), "{fields:?}");
+
+    let h = base.hash();
+    let key = [0xB1; 32];
+    let proposed = roster_proposed_message(&base.cluster, &key, 1, &h);
+    let set = roster_set_message(&base.cluster, &key, 1, &h);
+    assert!(proposed.starts_with(ROSTER_PROPOSED_DOMAIN));
+    assert!(set.starts_with(ROSTER_SET_DOMAIN));
+    // Only the domain tells a proposal's statement from a commit's.
+    assert_ne!(proposed, set);
+    assert_eq!(
+        proposed[ROSTER_PROPOSED_DOMAIN.len()..],
+        set[ROSTER_SET_DOMAIN.len()..]
+    );
+    assert_eq!(
+        set.len(),
+        ROSTER_SET_DOMAIN.len() + 32 + 32 + 4 + 32,
+        "domain, cluster, node key, version, request"
+    );
+    assert_ne!(set, roster_set_message(&base.cluster, &[0xB2; 32], 1, &h));
+    assert_ne!(set, roster_set_message(&base.cluster, &key, 2, &h));
+    assert_ne!(set, roster_set_message(&ClusterId([8; 32]), &key, 1, &h));
+}

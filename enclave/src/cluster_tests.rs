@@ -33,6 +33,7 @@ mod images;
 mod import;
 mod inventory;
 mod reshare;
+mod roster;
 
 fn now() -> u64 {
     SystemTime::now()

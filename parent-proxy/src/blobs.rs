@@ -87,7 +87,8 @@ impl BlobStore {
                     }
                     self.put(GENESIS_BLOB, sealed)
                 }
-                Some(Outcome::ImagesAccepted { sealed, .. }) => self.put(GENESIS_BLOB, sealed),
+                Some(Outcome::ImagesAccepted { sealed, .. })
+                | Some(Outcome::RosterProposed { sealed, .. }) => self.put(GENESIS_BLOB, sealed),
                 // A pending generation frozen: it replaces the pending blob, so that a restart
                 // cannot thaw it.
                 Some(Outcome::Disowned {
@@ -280,5 +281,37 @@ mod tests {
         assert_eq!(read(key_blob("k")).as_deref(), Some(&b"void"[..]));
         store.keep(&disowned(None, Some(b"void 2"))).unwrap();
         assert_eq!(read(key_blob("k")).as_deref(), Some(&b"void 2"[..]));
+    }
+
+    /// Issue 20: a roster proposal's answer replaces the genesis blob (the genesis with the
+    /// change pending), as an admin or image change does; the genesis as first accepted is still
+    /// stored only once.
+    #[test]
+    fn a_roster_proposal_replaces_the_genesis_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        store
+            .keep(&EnclaveResponse::GenesisAccepted {
+                sealed: ByteBuf::from(b"genesis".to_vec()),
+                receipt: ByteBuf::new(),
+                node: Some(0),
+            })
+            .unwrap();
+        let proposed = |sealed: &[u8]| {
+            EnclaveResponse::Session(protocol::session::SessionUpdate {
+                session: ByteBuf::from(vec![0; 16]),
+                outgoing: vec![],
+                outcome: Some(Outcome::RosterProposed {
+                    version: 1,
+                    sealed: ByteBuf::from(sealed.to_vec()),
+                    statement: ByteBuf::new(),
+                }),
+            })
+        };
+        store.keep(&proposed(b"genesis, change pending")).unwrap();
+        let read = || std::fs::read(dir.path().join(GENESIS_BLOB)).unwrap();
+        assert_eq!(read(), b"genesis, change pending");
+        store.keep(&proposed(b"genesis, change withdrawn")).unwrap();
+        assert_eq!(read(), b"genesis, change withdrawn");
     }
 }

@@ -172,6 +172,20 @@ pub enum SessionKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         catch_up: Option<(u16, ByteBuf)>,
     },
+    /// Propose a roster change (issue 20, ADR 0022): each node of the current roster checks the
+    /// change (the admins in force, its roster version, [`crate::roster::ChangeRoster::diff`]
+    /// against every roster version and its keys' thresholds, no pending generation), seals
+    /// its genesis again with the change pending and signs
+    /// [`crate::roster::roster_proposed_message`]. The current roster stays in force.
+    /// Answered at once; no envelopes.
+    ProposeRoster {
+        /// The approved change.
+        request: Approved<crate::roster::ChangeRoster>,
+        /// As for [`SessionKind::SetAdmins`]: another current roster node's proposed
+        /// statement, for a node that missed the change while it was valid.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        catch_up: Option<(u16, ByteBuf)>,
+    },
 }
 
 /// The digest of an import's dealings that its execution id carries: SHA-256 over each
@@ -245,6 +259,7 @@ impl SessionKind {
             Self::DisownGeneration { .. } => 11,
             Self::SetAdmins { .. } => 12,
             Self::AcceptImages { .. } => 13,
+            Self::ProposeRoster { .. } => 14,
         }
     }
 
@@ -338,6 +353,9 @@ impl SessionKind {
                 Self::AcceptImages { request, .. } => {
                     ("", none, Some(request.request.canonical_bytes()), 0, &[])
                 }
+                Self::ProposeRoster { request, .. } => {
+                    ("", none, Some(request.request.canonical_bytes()), 0, &[])
+                }
             };
         lp(&mut h, key_id.as_bytes());
         h.update(u32::try_from(path.len()).unwrap_or(u32::MAX).to_be_bytes());
@@ -382,6 +400,7 @@ impl SessionKind {
             Self::DisownGeneration { .. } => "disown_generation",
             Self::SetAdmins { .. } => "set_admins",
             Self::AcceptImages { .. } => "accept_images",
+            Self::ProposeRoster { .. } => "propose_roster",
         }
     }
 }
@@ -512,6 +531,16 @@ pub enum Outcome {
         /// The genesis sealed again with the change.
         sealed: ByteBuf,
         /// The node-key signature over [`crate::images::images_set_message`].
+        statement: ByteBuf,
+    },
+    /// A roster change is proposed here (issue 20): `sealed` replaces the node's genesis blob
+    /// (the genesis, its chains of changes and the pending roster change).
+    RosterProposed {
+        /// The roster version the change makes (pending; the current one stays in force).
+        version: u32,
+        /// The genesis sealed again with the change pending.
+        sealed: ByteBuf,
+        /// The node-key signature over [`crate::roster::roster_proposed_message`].
         statement: ByteBuf,
     },
     /// A presignature is ready (its id is the session id).

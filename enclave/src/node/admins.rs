@@ -117,6 +117,9 @@ impl Node {
         let cluster = g.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
         let mut next = g.clone();
         next.apply_admins(request)?;
+        // A roster proposal is the replaced admins' work: it is dropped, and the new admins
+        // approve it again if they want it (attacker review helper-56, finding 1).
+        next.sealed.proposed_roster = None;
         let version = r.new_version();
         // An admin change is approved by the set it replaces, always the current one here.
         self.change_in_time(

@@ -8,6 +8,7 @@ use protocol::admins::SetAdmins;
 use protocol::genesis::{self as g2, ClusterId, RosterEntry};
 use protocol::images::AcceptImages;
 use protocol::policy::{Approved, Genesis};
+use protocol::roster::ChangeRoster;
 use protocol::session::PeerDocument;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -96,6 +97,10 @@ pub(super) struct SealedGenesisV2 {
     /// it names. Absent before the first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) images: Vec<Approved<AcceptImages>>,
+    /// A roster change proposed and not committed (issue 20, ADR 0022): the current roster
+    /// stays in force. Absent when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) proposed_roster: Option<Approved<ChangeRoster>>,
 }
 
 /// This enclave's own PCRs, from its own NSM's document at boot: a genesis names the image its
@@ -168,6 +173,7 @@ pub(super) fn check_genesis(
             genesis: approved.clone(),
             admins: Vec::new(),
             images: Vec::new(),
+            proposed_roster: None,
         },
     })
 }
@@ -206,6 +212,16 @@ pub(super) fn open_genesis(
         }
         for change in &v2.images {
             state.apply_images(change, false)?;
+        }
+        if let Some(change) = &v2.proposed_roster {
+            // Checked again (its keys' thresholds were checked when it was proposed; they are
+            // not loaded yet). One that no longer holds is dropped, never fatal: a proposal
+            // changes nothing that signs, and a node must not be locked out by one
+            // (attacker review helper-56, finding 2).
+            match state.check_roster_change(change, 0) {
+                Ok(_) => state.sealed.proposed_roster = Some(change.clone()),
+                Err(e) => warn!(error = %e, "the sealed roster proposal no longer holds: dropped"),
+            }
         }
         if !runs_accepted_image(&state, own) {
             return Err(MembershipError::OtherImage.into());

@@ -51,15 +51,15 @@ impl GenesisState {
             self.check_admins(r, &change.approvals, r.admins)?;
         } else {
             self.check_admins_at(r, &change.approvals, r.admins)?;
-            self.approved_before_replaced(r)?;
+            self.approved_before_replaced(r.admins, r.created)?;
         }
         self.images.push(r.images.clone());
         self.sealed.images.push(change.clone());
         Ok(())
     }
 
-    /// A change approved under an admin version replaced since (caught up, or replayed at a
-    /// restore) must have been made while that version could still land changes: created at
+    /// A change (image or roster) approved under an admin version replaced since (caught up, or
+    /// replayed at a restore) must have been made while that version could still land changes: created at
     /// most [`MAX_REQUEST_VALIDITY_SECS`] after the change that replaced it. An image change
     /// first applied while its admins were in force was applied before the admin change, which
     /// was applied within its own window, so every honest chain passes. Removed admins whose
@@ -67,22 +67,26 @@ impl GenesisState {
     /// removal), and which a coordinator then has every other node catch up on, are refused
     /// unless they act within twice that time of their removal (attacker review helper-48,
     /// finding 1; the residual is in the threat model).
-    fn approved_before_replaced(&self, r: &AcceptImages) -> Result<(), NodeError> {
-        let replaced = usize::try_from(r.admins)
+    pub(super) fn approved_before_replaced(
+        &self,
+        admins: u32,
+        created: u64,
+    ) -> Result<(), NodeError> {
+        let replaced = usize::try_from(admins)
             .ok()
             .and_then(|v| self.sealed.admins.get(v));
         match replaced {
             Some(next)
-                if r.created
+                if created
                     > next
                         .request
                         .created
                         .saturating_add(MAX_REQUEST_VALIDITY_SECS) =>
             {
                 Err(MembershipError::AdminsReplacedBefore {
-                    named: r.admins,
+                    named: admins,
                     replaced_at: next.request.created,
-                    created: r.created,
+                    created,
                 }
                 .into())
             }

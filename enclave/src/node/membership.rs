@@ -5,6 +5,7 @@ use protocol::admins::AdminsError;
 use protocol::genesis::GenesisError;
 use protocol::images::ImagesError;
 use protocol::policy::PolicyViolation;
+use protocol::roster::RosterError;
 
 /// Why a membership request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -171,6 +172,42 @@ pub enum MembershipError {
     /// A malformed admin change.
     #[error("malformed_admin_change: {0}")]
     AdminChange(AdminsError),
+    /// A roster change names another roster version than this node's current one.
+    #[error(
+        "stale_roster: the change replaces roster version {named}; this node's current roster version is {current}"
+    )]
+    StaleRoster {
+        /// The version the change names.
+        named: u32,
+        /// This node's current version.
+        current: u32,
+    },
+    /// A roster change a roster may not undergo, or a malformed one (the kind is the rule's).
+    #[error("{0}")]
+    RosterChange(RosterError),
+    /// Another change of the roster is pending here, created no earlier than this one: a
+    /// pending change is replaced only by a change of the same version the admins approved
+    /// later.
+    #[error(
+        "roster_change_pending: this node holds another change of roster version {version} as proposed (request sha256 {pending}), created at {created}; only a change created later replaces it"
+    )]
+    RosterChangePending {
+        /// The version both changes replace.
+        version: u32,
+        /// The SHA-256 of the pending change (hex).
+        pending: String,
+        /// When the pending change was created (Unix seconds).
+        created: u64,
+    },
+    /// A key has a pending generation (a resharing not finished): a roster change waits for
+    /// it to be retired or abandoned, so that every key is reshared from one generation.
+    #[error(
+        "pending_generation: key {key_id} has a pending generation; retire or abandon it before the roster changes"
+    )]
+    PendingGeneration {
+        /// The key.
+        key_id: String,
+    },
 }
 
 impl MembershipError {
@@ -199,6 +236,10 @@ impl MembershipError {
             Self::StaleImages { .. } | Self::OtherImageChange { .. } => "stale_images",
             Self::OwnImageDropped => "own_image_dropped",
             Self::ImageChange(_) => "malformed_image_change",
+            Self::StaleRoster { .. } => "stale_roster",
+            Self::RosterChange(e) => e.kind(),
+            Self::RosterChangePending { .. } => "roster_change_pending",
+            Self::PendingGeneration { .. } => "pending_generation",
         }
     }
 }

@@ -35,6 +35,7 @@ mod machine;
 pub mod membership;
 mod reshare;
 mod resolve;
+mod roster;
 mod session;
 mod signing;
 mod single_use;

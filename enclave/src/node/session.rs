@@ -213,6 +213,11 @@ impl Node {
                 self.used_sessions.insert(sid);
                 return Ok(update(sid, vec![], Some(outcome)));
             }
+            SessionKind::ProposeRoster { request, catch_up } => {
+                let outcome = self.propose_roster(request, catch_up.as_ref())?;
+                self.used_sessions.insert(sid);
+                return Ok(update(sid, vec![], Some(outcome)));
+            }
             SessionKind::Presign { key_id, path } => {
                 self.start_presign(&eid, participants, my_position, key_id, path)?
             }

@@ -1,0 +1,197 @@
+//! Roster changes (issue 20, ADR 0022, `docs/lifecycle.md`): adding, replacing and removing
+//! nodes. Built here: the first step, the proposal. Each node of the current roster checks an
+//! admin-approved change against its chain of rosters, its keys' thresholds and its pending
+//! generations, seals it with the genesis as pending and signs that it did; the current roster
+//! stays in force. The admins withdraw a proposal by proposing the roster in force; an admin
+//! change drops it. Joining, resharing to the new roster and the commit are planned.
+
+use protocol::genesis::RosterEntry;
+use protocol::policy::Approved;
+use protocol::roster::{ChangeRoster, RosterDiff, RosterError, roster_proposed_message};
+use protocol::session::Outcome;
+use serde_bytes::ByteBuf;
+use tracing::info;
+
+use super::admins::hex;
+use super::genesis::GenesisState;
+use super::membership::MembershipError;
+use super::{Node, NodeError};
+
+impl GenesisState {
+    /// Every roster version of the cluster, in order; the last is current. Until a change is
+    /// committed (planned) that is the genesis' roster alone.
+    pub(super) fn rosters(&self) -> Vec<&[RosterEntry]> {
+        self.pinned
+            .as_ref()
+            .map(|p| vec![p.roster.as_slice()])
+            .unwrap_or_default()
+    }
+
+    /// The current roster version (0: the genesis').
+    pub(super) fn roster_version(&self) -> u32 {
+        u32::try_from(self.rosters().len().saturating_sub(1)).unwrap_or(u32::MAX)
+    }
+
+    /// Checks a roster change against this cluster: its cluster, the roster version it
+    /// replaces (this node's current one), its approvals by the admins in force naming their
+    /// version (always: a proposal outlives no admin change, which drops it), and what it does
+    /// ([`ChangeRoster::diff`]) against every roster version and `max_threshold`, the highest
+    /// threshold of a key held here. A change back to the roster in force is a withdrawal
+    /// (`None`). Not its window.
+    pub(super) fn check_roster_change(
+        &self,
+        change: &Approved<ChangeRoster>,
+        max_threshold: u16,
+    ) -> Result<Option<RosterDiff>, NodeError> {
+        let r = &change.request;
+        let ours = self.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
+        if r.cluster != ours {
+            return Err(MembershipError::OtherCluster {
+                named: r.cluster.to_string(),
+                ours: ours.to_string(),
+            }
+            .into());
+        }
+        let current = self.roster_version();
+        if r.version != current {
+            return Err(MembershipError::StaleRoster {
+                named: r.version,
+                current,
+            }
+            .into());
+        }
+        let diff = match r.diff(&self.rosters(), max_threshold) {
+            Ok(diff) => Some(diff),
+            Err(RosterError::Unchanged) => None,
+            Err(e) => return Err(MembershipError::RosterChange(e).into()),
+        };
+        self.check_admins(r, &change.approvals, r.admins)?;
+        Ok(diff)
+    }
+
+    /// The roster change pending here, if any: a withdrawal (the roster in force proposed
+    /// again) leaves none.
+    pub(super) fn pending_roster(&self) -> Option<&Approved<ChangeRoster>> {
+        let current = self.rosters().last().copied();
+        self.sealed
+            .proposed_roster
+            .as_ref()
+            .filter(|p| Some(p.request.roster.as_slice()) != current)
+    }
+}
+
+/// Whether `change` comes after `pending` in the one order every node applies: by creation
+/// time, then by request hash, so that nodes shown the same two changes end on the same one.
+fn supersedes(change: &ChangeRoster, pending: &ChangeRoster) -> bool {
+    (change.created, change.hash()) > (pending.created, pending.hash())
+}
+
+impl Node {
+    /// Proposes a roster change here (`SessionKind::ProposeRoster`): approved by the admins in
+    /// force, replacing this node's current roster version, a change a roster may undergo
+    /// with the keys held here, no key with a pending generation; within its window, or shown
+    /// another current roster node's statement that it proposed it. The roster in force
+    /// proposed again withdraws a pending change. A pending change (or withdrawal) is replaced
+    /// only by another of the same version that comes after it (created later; at the same
+    /// second, the higher request hash), so a relay cannot bring back a change the admins
+    /// replaced, and nodes shown both end on the same one. Sealed and signed before anything
+    /// changes; a change proposed already is answered again.
+    pub(super) fn propose_roster(
+        &mut self,
+        request: &Approved<ChangeRoster>,
+        catch_up: Option<&(u16, ByteBuf)>,
+    ) -> Result<Outcome, NodeError> {
+        let g = self.genesis()?;
+        let r = &request.request;
+        let hash = r.hash();
+        let cluster = g.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
+        let version = r.new_version();
+        if let Some(pending) = &g.sealed.proposed_roster {
+            if pending.request.hash() == hash {
+                return self.roster_proposed_answer(version, &hash);
+            }
+            if pending.request.version == r.version && !supersedes(r, &pending.request) {
+                return Err(MembershipError::RosterChangePending {
+                    version: pending.request.version,
+                    pending: hex(&pending.request.hash()),
+                    created: pending.request.created,
+                }
+                .into());
+            }
+        }
+        if let Some((key_id, _)) = self.keys.iter().find(|(_, k)| k.pending.is_some()) {
+            return Err(MembershipError::PendingGeneration {
+                key_id: key_id.clone(),
+            }
+            .into());
+        }
+        let max_threshold = self.keys.values().map(|k| k.threshold).max().unwrap_or(0);
+        let roster = g.rosters().last().map(|r| r.to_vec()).unwrap_or_default();
+        self.change_in_time(
+            g,
+            catch_up,
+            |node| {
+                roster
+                    .get(usize::from(node))
+                    .and_then(|e| <[u8; 32]>::try_from(e.node_key.as_slice()).ok())
+                    .map(|key| roster_proposed_message(&cluster, &key, version, &hash))
+                    .unwrap_or_default()
+            },
+            (b"propose-roster:", &r.request_id, r.created, r.expiry),
+        )?;
+        let diff = g.check_roster_change(request, max_threshold)?;
+        if diff.is_none() && g.pending_roster().is_none() {
+            // Nothing to withdraw: the roster in force is no change.
+            return Err(MembershipError::RosterChange(RosterError::Unchanged).into());
+        }
+        let mut next = g.clone();
+        next.sealed.proposed_roster = Some(request.clone());
+        let sealed = self.seal_genesis(&next.sealed, &cluster)?;
+        let statement = self.roster_statement(&cluster, version, &hash)?;
+        match &diff {
+            Some(diff) => info!(
+                version,
+                nodes = r.roster.len(),
+                kept = diff.kept.len(),
+                added = diff.added.len(),
+                removed = diff.removed.len(),
+                "roster change proposed"
+            ),
+            None => info!(version, "roster change withdrawn"),
+        }
+        self.genesis = Some(next);
+        Ok(Outcome::RosterProposed {
+            version,
+            sealed: ByteBuf::from(sealed),
+            statement: ByteBuf::from(statement),
+        })
+    }
+
+    /// The answer again for a change proposed here already.
+    fn roster_proposed_answer(&self, version: u32, hash: &[u8; 32]) -> Result<Outcome, NodeError> {
+        let g = self.genesis()?;
+        let cluster = g.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
+        let sealed = self.seal_genesis(&g.sealed, &cluster)?;
+        let statement = self.roster_statement(&cluster, version, hash)?;
+        Ok(Outcome::RosterProposed {
+            version,
+            sealed: ByteBuf::from(sealed),
+            statement: ByteBuf::from(statement),
+        })
+    }
+
+    fn roster_statement(
+        &self,
+        cluster: &protocol::genesis::ClusterId,
+        version: u32,
+        hash: &[u8; 32],
+    ) -> Result<Vec<u8>, NodeError> {
+        let key = self
+            .node_key
+            .as_ref()
+            .ok_or_else(|| NodeError::Internal("no node key".into()))?
+            .key
+            .public();
+        self.node_statement(&roster_proposed_message(cluster, &key, version, hash))
+    }
+}

@@ -62,7 +62,7 @@ terraform -chdir="$work/render" apply -auto-approve -input=false -no-color -stat
 terraform -chdir="$work/render" output -state="$work/render.tfstate" -json >"$work/outputs.json"
 
 # --- 2. the system (jq, logrotate: the user data's packages; as in Amazon Linux's AMI, openssl
-# for sync-blobs and ca-certificates, without which the proxy's AWS SDK panics) -------------------
+# for sync-blobs and ca-certificates, without which the proxy refuses to start: no_ca_certificates) -
 pkgs=systemd,systemd-sysv,udev,kmod,jq,logrotate,openssl,ca-certificates
 if [ "$(cat "$work/base/.complete" 2>/dev/null)" != "$pkgs" ]; then
   rm -rf "$work/base"

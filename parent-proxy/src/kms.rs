@@ -43,21 +43,52 @@ pub struct KmsSettings {
     pub region: Option<String>,
 }
 
+/// The refusal to start when the system trust store holds no CA certificate and the KMS
+/// channel leads to AWS: the credential chain's HTTPS calls (instance metadata, STS) could
+/// verify no server.
+pub const NO_CA_CERTIFICATES: &str = "no_ca_certificates: the system trust store holds no CA \
+     certificate (install Debian's ca-certificates, or point SSL_CERT_FILE at a bundle): the \
+     KMS channel cannot verify AWS's endpoints";
+
 /// The SDK's default credential chain (environment, profile, web identity, container, instance
-/// metadata), the instance role's credentials on AWS.
-pub async fn credentials(settings: &KmsSettings) -> Option<SharedCredentialsProvider> {
+/// metadata), the instance role's credentials on AWS. Refused ([`NO_CA_CERTIFICATES`]) when
+/// the channel leads to AWS and the system trust store is empty, rather than failing on every
+/// call later (or, in a debug build, the HTTP client panicking when it is built); with a
+/// tunnel to a local stand-in (simulated mode) the chain is built with no trust anchors, so
+/// any HTTPS call it makes fails as unverified.
+pub async fn credentials(
+    settings: &KmsSettings,
+) -> Result<Option<SharedCredentialsProvider>, String> {
+    let roots = rustls_native_certs::load_native_certs();
+    let has_roots = !roots.certs.is_empty();
+    if !has_roots && settings.tunnel_to.is_none() {
+        return Err(NO_CA_CERTIFICATES.into());
+    }
     // An HTTPS client for the credential chain's own calls (instance metadata, STS): rustls
     // with ring, as everywhere on the host side.
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+    let mut http = aws_smithy_http_client::Builder::new().tls_provider(
+        aws_smithy_http_client::tls::Provider::Rustls(
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
+        ),
+    );
+    if !has_roots {
+        warn!(
+            "no CA certificate in the system trust store: the credential chain's HTTPS calls will fail"
+        );
+        let empty = aws_smithy_http_client::tls::TlsContext::builder()
+            .with_trust_store(
+                aws_smithy_http_client::tls::TrustStore::empty().with_native_roots(false),
+            )
+            .build()
+            .map_err(|e| format!("cannot build the credential chain's TLS context: {e}"))?;
+        http = http.tls_context(empty);
+    }
+    let mut loader =
+        aws_config::defaults(BehaviorVersion::latest()).http_client(http.build_https());
     if let Some(region) = &settings.region {
         loader = loader.region(aws_config::Region::new(region.clone()));
     }
-    loader.load().await.credentials_provider()
+    Ok(loader.load().await.credentials_provider())
 }
 
 /// Signs and tunnels for the enclave.

@@ -26,7 +26,10 @@ async fn start_kms_channel(config: &Config) -> Result<(), String> {
     let listener = KmsListener::bind(endpoint)
         .await
         .map_err(|e| format!("cannot listen for KMS calls on {endpoint}: {e}"))?;
-    let gateway = Arc::new(KmsGateway::new(kms::credentials(&settings).await, settings));
+    let gateway = Arc::new(KmsGateway::new(
+        kms::credentials(&settings).await?,
+        settings,
+    ));
     info!(%endpoint, key = %key_id, "KMS channel listening");
     tokio::spawn(kms::serve(listener, gateway));
     Ok(())

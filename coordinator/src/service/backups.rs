@@ -6,6 +6,7 @@
 //! key's current share, and its pending generation's where the node holds one (a resharing
 //! under way). Only then should a key be funded.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use protocol::backups::{Backups, key_blob_name, pending_blob_name};
@@ -81,15 +82,31 @@ impl Coordinator {
         let key = self.key(key_id).await?;
         let needed = needed_blobs(key_id, key.scheme);
         let pending = pending_blob_name(key_id);
-        let mut nodes = Vec::new();
-        for node in 0..self.nodes().count() {
-            let answer = self
-                .nodes()
-                .backups(node, BACKUPS_TIMEOUT)
-                .await
-                .map_err(|e| e.0);
-            nodes.push(node_backup(node, &needed, &pending, answer));
+        // Every proxy at once: a node that is down holds up no other (it costs its timeout
+        // once, not once per node before it).
+        let count = self.nodes().count();
+        let mut tasks = tokio::task::JoinSet::new();
+        for node in 0..count {
+            let all = self.nodes.clone();
+            tasks.spawn(async move {
+                let answer = all.backups(node, BACKUPS_TIMEOUT).await.map_err(|e| e.0);
+                (node, answer)
+            });
         }
+        let mut answers = BTreeMap::new();
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok((node, answer)) = joined {
+                answers.insert(node, answer);
+            }
+        }
+        let nodes: Vec<NodeBackup> = (0..count)
+            .map(|node| {
+                let answer = answers
+                    .remove(&node)
+                    .unwrap_or_else(|| Err(format!("node {node}: the check did not finish")));
+                node_backup(node, &needed, &pending, answer)
+            })
+            .collect();
         Ok(KeyBackups {
             key_id: key_id.to_string(),
             backed_up: nodes.iter().all(|n| n.backed_up),

@@ -53,13 +53,17 @@ pub const NO_CA_CERTIFICATES: &str = "no_ca_certificates: the system trust store
 /// The SDK's default credential chain (environment, profile, web identity, container, instance
 /// metadata), the instance role's credentials on AWS. Refused ([`NO_CA_CERTIFICATES`]) when
 /// the channel leads to AWS and the system trust store is empty, rather than failing on every
-/// call later (or, in a debug build, the HTTP client panicking when it is built); with a
-/// tunnel to a local stand-in (simulated mode) the chain is built with no trust anchors, so
-/// any HTTPS call it makes fails as unverified.
+/// call later (or, in a debug build, the HTTP client panicking when it is built). With
+/// `--kms-tunnel-to` set (simulated mode's local stand-in; the KMS TLS itself ends inside the
+/// enclave, which has its own roots) the chain is built with no trust anchors, so any HTTPS
+/// call it makes fails as unverified.
 pub async fn credentials(
     settings: &KmsSettings,
 ) -> Result<Option<SharedCredentialsProvider>, String> {
     let roots = rustls_native_certs::load_native_certs();
+    for e in &roots.errors {
+        warn!(error = %e, "a CA certificate of the system trust store could not be read");
+    }
     let has_roots = !roots.certs.is_empty();
     if !has_roots && settings.tunnel_to.is_none() {
         return Err(NO_CA_CERTIFICATES.into());

@@ -62,6 +62,12 @@ pub struct InventoryReport {
     pub admin_changes: Vec<AppliedChange<SetAdmins>>,
     /// The same for image changes.
     pub image_changes: Vec<AppliedChange<AcceptImages>>,
+    /// On the first page: the roster change this node holds as proposed (issue 20, ADR 0022;
+    /// a withdrawal too: it orders the proposals after it), with its statement over
+    /// [`crate::roster::roster_proposed_message`] signed again. Absent when there is none, so a
+    /// report without one is what it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roster_proposal: Option<AppliedChange<crate::roster::ChangeRoster>>,
     /// The keys held, in key-id order.
     pub keys: Vec<HeldKey>,
 }

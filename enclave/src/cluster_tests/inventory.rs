@@ -14,7 +14,7 @@ use super::Cluster;
 
 impl Cluster {
     /// Node `node`'s inventory page after `after`, with `nonce`.
-    fn inventory(
+    pub(super) fn inventory(
         &self,
         node: usize,
         nonce: &[u8],

@@ -138,8 +138,24 @@ fn a_roster_change_is_proposed_at_every_node_and_the_current_roster_keeps_signin
     };
 
     let grow = c.roster_request(0, c.grown(&[newcomer(0), newcomer(1)]), &[0, 1]);
+    // Before it, no node's inventory names a proposal.
+    let (report, _) = c.inventory(1, &[7; 32], None).unwrap();
+    assert_eq!(report.roster_proposal, None);
     let out = c.propose(&grow);
     proposed(&mut c, &out, &grow.request);
+    // Each node's inventory (signed by its node key, read by a coordinator rebuilding its
+    // database) names the pending change, with the statement it gave.
+    let cluster = c.genesis.request.cluster_id();
+    for node in c.all() {
+        let (report, signature) = c.inventory(usize::from(node), &[7; 32], None).unwrap();
+        let entry = &c.genesis.request.roster[usize::from(node)];
+        assert!(entry.signed(&report.message(), &signature));
+        let held = report.roster_proposal.expect("the pending change");
+        assert_eq!(held.request, grow);
+        let key: [u8; 32] = entry.node_key.as_slice().try_into().unwrap();
+        let message = roster_proposed_message(&cluster, &key, 1, &grow.request.hash());
+        assert!(entry.signed(&message, &held.statement), "node {node}");
+    }
     // Asked again (a relay that lost the answers): the same statements.
     let again = c.propose(&grow);
     proposed(&mut c, &again, &grow.request);

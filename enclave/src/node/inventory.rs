@@ -10,6 +10,7 @@ use protocol::inventory::{
     MAX_INVENTORY_KEY_ID, MAX_INVENTORY_NONCE, MIN_INVENTORY_NONCE,
 };
 use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt};
+use protocol::roster::roster_proposed_message;
 use serde_bytes::ByteBuf;
 
 use super::membership::MembershipError;
@@ -81,7 +82,21 @@ impl Node {
         // The chains of changes on the first page only: each with this node's statement,
         // signed again (the same bytes it gave when it applied the change).
         let (mut admin_changes, mut image_changes) = (Vec::new(), Vec::new());
+        let mut roster_proposal = None;
         if after.is_none() {
+            if let Some(request) = &g.sealed.proposed_roster {
+                let r = &request.request;
+                let message = roster_proposed_message(
+                    &cluster,
+                    &node_key.key.public(),
+                    r.new_version(),
+                    &r.hash(),
+                );
+                roster_proposal = Some(AppliedChange {
+                    request: request.clone(),
+                    statement: ByteBuf::from(self.node_statement(&message)?),
+                });
+            }
             for (version, request) in (1u32..).zip(&g.sealed.admins) {
                 let message =
                     admins_set_message(&cluster, g.node, version, &request.request.hash());
@@ -111,6 +126,7 @@ impl Node {
             aux: self.aux.is_some(),
             admin_changes,
             image_changes,
+            roster_proposal,
             keys,
         };
         let signature = node_key

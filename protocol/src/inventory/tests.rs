@@ -60,6 +60,7 @@ fn report(g: &Genesis, node: u16, ids: &[&str]) -> InventoryReport {
         aux: true,
         admin_changes: Vec::new(),
         image_changes: Vec::new(),
+        roster_proposal: None,
         keys: ids.iter().map(|id| held(g, node, id)).collect(),
     }
 }

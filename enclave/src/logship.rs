@@ -82,11 +82,29 @@ impl LogChannel {
 }
 
 /// A notice replacing a record over [`MAX_RECORD`] bytes, as the JSON formatter writes records.
-fn oversized(len: usize) -> Vec<u8> {
+/// It keeps the record's `event` (what alarms count, such as `kms_failure`) when the kept
+/// prefix names one.
+fn oversized(len: usize, prefix: &[u8]) -> Vec<u8> {
+    let event = event_of(prefix)
+        .map(|e| format!(r#","event":"{e}""#))
+        .unwrap_or_default();
     format!(
-        r#"{{"level":"WARN","fields":{{"message":"an enclave log record was too long to send","bytes":{len}}},"target":"enclave::logship"}}"#
+        r#"{{"level":"WARN","fields":{{"message":"an enclave log record was too long to send","bytes":{len}{event}}},"target":"enclave::logship"}}"#
     )
     .into_bytes()
+}
+
+/// The first `"event":"…"` value of a JSON record's prefix, when it is a plain identifier (1
+/// to 64 ASCII letters, digits, `_`, `.` or `-`): a string the formatter wrote unescaped, so
+/// the pattern cannot come from inside another string's value, and nothing else is copied.
+fn event_of(prefix: &[u8]) -> Option<&str> {
+    const KEY: &[u8] = br#""event":""#;
+    let start = prefix.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let rest = &prefix[start..];
+    let end = rest.iter().position(|b| *b == b'"')?;
+    let value = std::str::from_utf8(&rest[..end]).ok()?;
+    let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-');
+    (!value.is_empty() && value.len() <= 64 && value.bytes().all(plain)).then_some(value)
 }
 
 /// A notice of records dropped since the last one.
@@ -114,9 +132,10 @@ impl Write for Record<'_> {
         if let Some(last) = bytes.last() {
             self.newline = *last == b'\n';
         }
-        if self.len <= MAX_RECORD + 1 {
-            self.line.extend_from_slice(bytes);
-        }
+        // Up to one byte past the limit (the newline) is kept: the whole record when it fits,
+        // else the prefix an oversized record's notice reads its event from.
+        let room = (MAX_RECORD + 1).saturating_sub(self.line.len());
+        self.line.extend_from_slice(&bytes[..bytes.len().min(room)]);
         Ok(bytes.len())
     }
 
@@ -133,7 +152,7 @@ impl Drop for Record<'_> {
         }
         let mut line = std::mem::take(&mut self.line);
         self.channel.send(match size > MAX_RECORD {
-            true => oversized(size),
+            true => oversized(size, &line),
             false => {
                 line.truncate(size);
                 line
@@ -287,14 +306,31 @@ mod tests {
         let (channel, shipper) = LogChannel::new(Endpoint::Unix(path));
         record(&channel, &"x".repeat(MAX_RECORD + 10));
         record(&channel, &"y".repeat(MAX_RECORD));
+        // A KMS failure with a long message keeps its event, which the kms-failures alarm
+        // counts; a value that is not a plain identifier is not copied.
+        let long = "z".repeat(MAX_RECORD);
+        record(
+            &channel,
+            &format!(r#"{{"fields":{{"event":"kms_failure","message":"{long}"}}}}"#),
+        );
+        record(
+            &channel,
+            &format!(r#"{{"fields":{{"event":"a\"b","message":"{long}"}}}}"#),
+        );
         drop(channel);
         let thread = std::thread::spawn(move || shipper.run());
         let (stream, _) = listener.accept().unwrap();
         let got = lines(stream, 10);
-        assert_eq!(got.len(), 2);
+        assert_eq!(got.len(), 4);
         let notice: serde_json::Value = serde_json::from_str(&got[0]).unwrap();
         assert_eq!(notice["fields"]["bytes"], MAX_RECORD + 10);
+        assert_eq!(notice["fields"].get("event"), None);
         assert_eq!(got[1], "y".repeat(MAX_RECORD));
+        let kms: serde_json::Value = serde_json::from_str(&got[2]).unwrap();
+        assert_eq!(kms["fields"]["event"], "kms_failure");
+        assert!(kms["fields"]["bytes"].as_u64().unwrap() > MAX_RECORD as u64);
+        let odd: serde_json::Value = serde_json::from_str(&got[3]).unwrap();
+        assert_eq!(odd["fields"].get("event"), None);
         thread.join().unwrap();
     }
 

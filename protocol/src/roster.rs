@@ -35,9 +35,6 @@ pub const CHANGE_ROSTER_VERSION: u8 = 1;
 /// ([`roster_proposed_message`]).
 pub const ROSTER_PROPOSED_DOMAIN: &[u8] = b"cohort/roster-proposed/v1\0";
 
-/// Domain tag of a node's statement that it committed a roster change ([`roster_set_message`]).
-pub const ROSTER_SET_DOMAIN: &[u8] = b"cohort/roster-set/v1\0";
-
 /// Replace the cluster's roster, approved by the admins in force.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -296,20 +293,6 @@ pub fn roster_proposed_message(
     request: &[u8; 32],
 ) -> Vec<u8> {
     versioned_statement(ROSTER_PROPOSED_DOMAIN, cluster, node_key, version, request)
-}
-
-/// What the node whose node key is `node_key` signs with it once it committed the roster change
-/// whose SHA-256 is `request`, making roster version `version` its current one (or, for a node
-/// the change removes, once it dropped its shares):
-///
-/// `ROSTER_SET_DOMAIN || cluster id || node key || u32 version || request`
-pub fn roster_set_message(
-    cluster: &ClusterId,
-    node_key: &[u8; 32],
-    version: u32,
-    request: &[u8; 32],
-) -> Vec<u8> {
-    versioned_statement(ROSTER_SET_DOMAIN, cluster, node_key, version, request)
 }
 
 #[cfg(test)]

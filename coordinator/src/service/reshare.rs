@@ -685,6 +685,9 @@ impl Coordinator {
             .transpose()
             .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
         entry.outcome = "ok".into();
+        // One instant for the row and the answer: two readings of the clock may straddle a
+        // second, and the answer must be what any later fetch reads.
+        let now = unix_now();
         let updated = self
             .db(move |s| {
                 let generation = NewGeneration {
@@ -693,7 +696,7 @@ impl Coordinator {
                     refresh_every,
                     policy: policy_json.as_deref().map(|p| (p, policy_version)),
                 };
-                s.update_key_generation(&id, &generation, &expected, unix_now(), &entry)
+                s.update_key_generation(&id, &generation, &expected, now, &entry)
             })
             .await?;
         if !updated {
@@ -708,7 +711,7 @@ impl Coordinator {
         info.threshold = request.threshold;
         info.receipts = Some(receipts);
         info.refresh_every = request.refresh_every.unwrap_or(key.refresh_every);
-        info.refreshed = unix_now();
+        info.refreshed = now;
         (info.policy_version, info.policy) = (policy_version, policy);
         Ok(info)
     }

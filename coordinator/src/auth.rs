@@ -204,6 +204,7 @@ mod tests {
             ("GET", "/v1/cluster", Some(Role::Read)),
             ("POST", "/v1/cluster/admins", Some(Role::Admin)),
             ("POST", "/v1/cluster/images", Some(Role::Admin)),
+            ("POST", "/v1/cluster/roster", Some(Role::Admin)),
             ("POST", "/v1/genesis", Some(Role::Admin)),
             ("POST", "/v1/recover", Some(Role::Admin)),
             ("POST", "/v1/nodes/{node}/enroll", Some(Role::Admin)),

@@ -42,6 +42,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/cluster"),
     ("POST", "/v1/cluster/admins"),
     ("POST", "/v1/cluster/images"),
+    ("POST", "/v1/cluster/roster"),
     ("POST", "/v1/genesis"),
     ("POST", "/v1/recover"),
     ("POST", "/v1/nodes/{node}/enroll"),
@@ -358,6 +359,7 @@ async fn handle(
                     pools: c.pool_levels().await?,
                     admins: c.admins_status().await?,
                     images: c.images_status().await?,
+                    roster: c.roster_status().await?,
                 },
             ),
             ("POST", "/v1/cluster/admins") => {
@@ -374,6 +376,14 @@ async fn handle(
                 json(
                     200,
                     &detached(async move { c.accept_images(body, who).await }).await?,
+                )
+            }
+            ("POST", "/v1/cluster/roster") => {
+                let body = parse_json(&body)?;
+                let c = c.clone();
+                json(
+                    200,
+                    &detached(async move { c.propose_roster(body, who).await }).await?,
                 )
             }
             ("POST", "/v1/genesis") => {

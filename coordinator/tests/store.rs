@@ -222,6 +222,7 @@ fn state_suite(store: &mut Store) {
 
     admin_changes(store);
     image_changes(store);
+    roster_proposals(store);
 
     // Idempotency: the first caller owns the request; the second finds it.
     assert_eq!(
@@ -387,6 +388,58 @@ fn image_changes(store: &mut Store) {
     assert_eq!(store.admin_changes().unwrap(), admins);
     let first: ImageChangeRow = store.image_changes().unwrap().remove(0);
     assert_eq!(first.version, 1);
+}
+
+/// Issue 20 (membership): roster change proposals, recorded by their hash (several may make
+/// one version), each with its audit record; a node's statement is replaced by a later one
+/// (the caller checked it); never written as a version of a chain.
+fn roster_proposals(store: &mut Store) {
+    use coordinator::store::{ChangeRow, ChangeTable};
+    let table = ChangeTable::RosterProposals;
+    assert!(store.changes(table).unwrap().is_empty());
+    let proposal = |n: u8, created: u64| ChangeRow {
+        version: 1,
+        request: format!("{{\"p\":{n}}}"),
+        request_hash: vec![n; 32],
+        statements: BTreeMap::from([(0, format!("{n:02x}"))]),
+        created_at: created,
+    };
+    let records = verify_log(store).unwrap().unwrap();
+    store
+        .record_roster_proposal(&proposal(1, 50), 50, &entry(20))
+        .unwrap();
+    store
+        .record_roster_proposal(&proposal(2, 51), 51, &entry(21))
+        .unwrap();
+    // The first posted again: node 1's statement added, node 0's replaced.
+    let mut again = proposal(1, 60);
+    again.statements = BTreeMap::from([(0, "ee".into()), (1, "bb".into())]);
+    store
+        .record_roster_proposal(&again, 60, &entry(22))
+        .unwrap();
+    assert_eq!(verify_log(store).unwrap().unwrap(), records + 3);
+    let all = store.changes(table).unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].request_hash, vec![1; 32]);
+    assert_eq!(all[0].created_at, 50, "kept as first recorded");
+    assert_eq!(
+        all[0].statements,
+        BTreeMap::from([(0, "ee".to_string()), (1, "bb".to_string())])
+    );
+    assert_eq!(all[1], proposal(2, 51));
+    // Never as a version of a chain: refused, nothing written.
+    assert!(
+        store
+            .insert_change(table, &proposal(3, 70), 70, &entry(23))
+            .is_err()
+    );
+    assert!(
+        store
+            .add_change_statements(table, 1, &[(2, "cc".into())], 70, &entry(23))
+            .is_err()
+    );
+    assert_eq!(store.changes(table).unwrap().len(), 2);
+    assert_eq!(verify_log(store).unwrap().unwrap(), records + 3);
 }
 
 fn changes_in_version_order(store: &mut Store, calls: &ChangeCalls) {

@@ -13,6 +13,7 @@ mod path;
 mod recover;
 mod requests;
 mod responses;
+mod roster;
 mod transactions;
 
 pub use admins::{AdminChange, AdminsSetResult, AdminsStatus, NodeFailure, SetAdminsJson};
@@ -38,6 +39,9 @@ pub use responses::{
     AuditPage, AuditRecordJson, AuditVerification, ClusterStatus, EnrolledNode, GenesisStatus,
     KeyBackups, KeyInfo, KeyList, KeyReceipts, NodeBackup, NodeDocument, NodeReceipt, NodeStatus,
     PoolLevel, Reshared, SignResult, SignatureInfo,
+};
+pub use roster::{
+    ChangeRosterJson, KeptNode, RosterDiffJson, RosterProposal, RosterProposedResult, RosterStatus,
 };
 pub use transactions::{
     AddressInfo, AssembleRequest, AssembledTransaction, PrepareRequest, PreparedTransaction,

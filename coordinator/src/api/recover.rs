@@ -59,6 +59,11 @@ pub struct RecoverReport {
     pub admin_changes_restored: u32,
     /// The same for image changes.
     pub image_changes_restored: u32,
+    /// Roster change proposals recorded again (issue 20, membership): each a node's inventory
+    /// names as the change it holds, with its statement under its roster node key, approved
+    /// by the admins in force, and not recorded yet.
+    #[serde(default)]
+    pub roster_proposals_restored: u32,
 }
 
 /// A key left out, and why (the message starts with a stable kind).

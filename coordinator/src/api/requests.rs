@@ -111,16 +111,7 @@ impl Wire for GenesisV2Json {
                 pcr1: buf(&self.image.pcr1),
                 pcr2: buf(&self.image.pcr2),
             },
-            roster: self
-                .roster
-                .iter()
-                .map(|e| protocol::genesis::RosterEntry {
-                    node_key: buf(&e.node_key),
-                    kms_key_arn: e.kms_key_arn.clone(),
-                    pcr3: e.pcr3.as_ref().map(buf),
-                    pcr4: e.pcr4.as_ref().map(buf),
-                })
-                .collect(),
+            roster: self.roster.iter().map(RosterEntryJson::to_wire).collect(),
         }
     }
     fn from_wire(g: &protocol::genesis::Genesis) -> Self {
@@ -134,16 +125,7 @@ impl Wire for GenesisV2Json {
                 pcr1: Hex::from(&g.image.pcr1),
                 pcr2: Hex::from(&g.image.pcr2),
             },
-            roster: g
-                .roster
-                .iter()
-                .map(|e| RosterEntryJson {
-                    node_key: Hex::from(&e.node_key),
-                    kms_key_arn: e.kms_key_arn.clone(),
-                    pcr3: e.pcr3.as_ref().map(Hex::from),
-                    pcr4: e.pcr4.as_ref().map(Hex::from),
-                })
-                .collect(),
+            roster: g.roster.iter().map(RosterEntryJson::from_wire).collect(),
         }
     }
 }

@@ -411,6 +411,11 @@ pub struct ClusterStatus {
     /// coordinator that predates image changes).
     #[serde(default)]
     pub images: Option<super::ImagesStatus>,
+    /// The roster in force and the changes proposed to it (issue 20, membership); `null` until
+    /// the genesis is ready, for a cluster without a roster (and from a coordinator that
+    /// predates roster changes).
+    #[serde(default)]
+    pub roster: Option<super::RosterStatus>,
 }
 
 /// One audit record.

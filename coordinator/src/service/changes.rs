@@ -1,8 +1,8 @@
-//! What changes of the admin set (`admins`) and of the accepted enclave images (`images`)
-//! share (issue 20): each is a chain of versions from the genesis, each change recorded beside
-//! it once a node applied it (`store::changes`); a change runs at every node in a session of
-//! its own with no rounds, and each node answers with a statement that it applied it, checked
-//! here under the node key its roster lists.
+//! What changes of the admin set (`admins`), of the accepted enclave images (`images`) and
+//! proposals of roster changes (`roster`) share (issue 20): each is a chain of versions from
+//! the genesis, each change recorded beside it once a node applied it (`store::changes`); a
+//! change runs at every node in a session of its own with no rounds, and each node answers
+//! with a statement that it applied it, checked here under the node key its roster lists.
 
 use std::collections::BTreeMap;
 
@@ -16,8 +16,8 @@ use tracing::info;
 
 use super::{Coordinator, err, unix_now};
 use crate::api::{
-    AcceptImagesJson, AdminsSetResult, ApiError, ApprovedJson, ErrorCode, Hex, NodeFailure,
-    NodeReceipt, SetAdminsJson, Wire,
+    AcceptImagesJson, AdminsSetResult, ApiError, ApprovedJson, ChangeRosterJson, ErrorCode, Hex,
+    NodeFailure, NodeReceipt, SetAdminsJson, Wire,
 };
 use crate::audit::AuditEntry;
 use crate::nodes::{new_session_id, run_session};
@@ -70,7 +70,9 @@ impl ChangeJson for SetAdminsJson {
                 } => Some((version, statement)),
                 _ => None,
             },
-            message: protocol::admins::admins_set_message,
+            message: |cluster, node, _, version, hash| {
+                protocol::admins::admins_set_message(cluster, node, version, hash)
+            },
         }
     }
     fn session(change: &Approved<Self::Wire>, catch_up: Option<(u16, ByteBuf)>) -> SessionKind {
@@ -106,11 +108,58 @@ impl ChangeJson for AcceptImagesJson {
                 } => Some((version, statement)),
                 _ => None,
             },
-            message: protocol::images::images_set_message,
+            message: |cluster, node, _, version, hash| {
+                protocol::images::images_set_message(cluster, node, version, hash)
+            },
         }
     }
     fn session(change: &Approved<Self::Wire>, catch_up: Option<(u16, ByteBuf)>) -> SessionKind {
         SessionKind::AcceptImages {
+            request: change.clone(),
+            catch_up,
+        }
+    }
+}
+
+/// A roster change proposal (issue 20, membership): read back as a change, but recorded by
+/// its hash (`Coordinator::propose_roster`), never by `run_change` (the admins may replace a
+/// proposal, so several may make one version). Its statements name the node by node key.
+impl ChangeJson for ChangeRosterJson {
+    const WHAT: &'static str = "roster";
+    const ACTION: &'static str = "propose_roster";
+    const TABLE: ChangeTable = ChangeTable::RosterProposals;
+    fn replaces(&self) -> u32 {
+        self.version
+    }
+    fn sha256(&self) -> [u8; 32] {
+        self.to_wire().hash()
+    }
+    fn request_id(&self) -> &[u8] {
+        &self.request_id.0
+    }
+    fn expected(&self) -> Expected {
+        let r = self.to_wire();
+        Expected {
+            what: Self::WHAT,
+            version: r.new_version(),
+            hash: r.hash(),
+            applied: |outcome| match outcome {
+                Outcome::RosterProposed {
+                    version, statement, ..
+                } => Some((version, statement)),
+                _ => None,
+            },
+            message: |cluster, _, node_key, version, hash| {
+                <[u8; 32]>::try_from(node_key)
+                    .map(|key| {
+                        protocol::roster::roster_proposed_message(cluster, &key, version, hash)
+                    })
+                    .unwrap_or_default()
+            },
+        }
+    }
+    fn session(change: &Approved<Self::Wire>, catch_up: Option<(u16, ByteBuf)>) -> SessionKind {
+        SessionKind::ProposeRoster {
             request: change.clone(),
             catch_up,
         }
@@ -282,6 +331,10 @@ pub(super) fn sessions(
         .collect()
 }
 
+/// The message a node's statement signs: cluster, node index, the node key its roster entry
+/// lists, version, request SHA-256.
+pub(super) type StatementMessage = fn(&ClusterId, u16, &[u8], u32, &[u8; 32]) -> Vec<u8>;
+
 /// What a node's answer to a change must hold to count as applied.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Expected {
@@ -294,8 +347,10 @@ pub(super) struct Expected {
     /// The version and the statement of an outcome that says the node applied a change of
     /// this kind; `None` for any other outcome.
     pub(super) applied: fn(Outcome) -> Option<(u32, ByteBuf)>,
-    /// The message a node's statement signs: cluster, node, version, request SHA-256.
-    pub(super) message: fn(&ClusterId, u16, u32, &[u8; 32]) -> Vec<u8>,
+    /// The message a node's statement signs: cluster, node index, the node key its roster
+    /// entry lists (a roster change's statements name the node by key), version, request
+    /// SHA-256.
+    pub(super) message: StatementMessage,
 }
 
 impl Coordinator {
@@ -335,16 +390,16 @@ impl Coordinator {
                     }
                     Some(outcome) => match (expected.applied)(outcome) {
                         Some((v, statement)) => {
-                            let message = (expected.message)(
-                                &cluster,
-                                node,
-                                expected.version,
-                                &expected.hash,
-                            );
-                            let signed = roster
-                                .roster
-                                .get(usize::from(node))
-                                .is_some_and(|e| e.signed(&message, &statement));
+                            let signed = roster.roster.get(usize::from(node)).is_some_and(|e| {
+                                let message = (expected.message)(
+                                    &cluster,
+                                    node,
+                                    &e.node_key,
+                                    expected.version,
+                                    &expected.hash,
+                                );
+                                e.signed(&message, &statement)
+                            });
                             if v == expected.version && signed {
                                 Ok(statement.to_vec())
                             } else {
@@ -378,7 +433,7 @@ impl Coordinator {
 }
 
 /// Statements as stored: node index, signature as hex.
-fn stored(statements: &BTreeMap<u16, Vec<u8>>) -> Vec<(u16, String)> {
+pub(super) fn stored(statements: &BTreeMap<u16, Vec<u8>>) -> Vec<(u16, String)> {
     statements
         .iter()
         .map(|(node, s)| (*node, hex::encode(s)))

@@ -29,6 +29,7 @@ mod ledger;
 mod pools;
 mod recover;
 mod reshare;
+mod roster;
 mod schedule;
 mod signing;
 

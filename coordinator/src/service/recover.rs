@@ -43,6 +43,8 @@ struct Inventories {
     versions: (u32, u32),
     admin_changes: Chains<protocol::admins::SetAdmins>,
     image_changes: Chains<protocol::images::AcceptImages>,
+    /// The roster change each node holds as proposed, by node index.
+    roster_proposals: Vec<(u16, AppliedChange<protocol::roster::ChangeRoster>)>,
 }
 
 impl Coordinator {
@@ -79,6 +81,7 @@ impl Coordinator {
             versions: (admins, images),
             admin_changes,
             image_changes,
+            roster_proposals,
         } = self.inventories(&genesis).await?;
         // The chains first: admin requests made after this name the admin version in force.
         let admin_changes_restored = self
@@ -86,6 +89,9 @@ impl Coordinator {
             .await?;
         let image_changes_restored = self
             .recover_changes::<AcceptImagesJson>(&genesis, &image_changes, &credential)
+            .await?;
+        let roster_proposals_restored = self
+            .recover_roster_proposals(&genesis, roster_proposals, &credential)
             .await?;
         let stored: BTreeMap<String, bool> = self
             .db(|s| s.keys())
@@ -105,6 +111,7 @@ impl Coordinator {
             images,
             admin_changes_restored,
             image_changes_restored,
+            roster_proposals_restored,
         };
         for (key_id, held) in &views {
             if let Some(generation) = held.first().and_then(|k| k.pending) {
@@ -216,6 +223,7 @@ impl Coordinator {
         let mut views: Views = BTreeMap::new();
         let mut versions = None;
         let (mut admin_changes, mut image_changes) = (Vec::new(), Vec::new());
+        let mut roster_proposals = Vec::new();
         for node in 0..self.nodes.count() {
             let mut after: Option<String> = None;
             for page in 0.. {
@@ -231,6 +239,9 @@ impl Coordinator {
                 if page == 0 {
                     admin_changes.push(std::mem::take(&mut report.admin_changes));
                     image_changes.push(std::mem::take(&mut report.image_changes));
+                    if let Some(p) = report.roster_proposal.take() {
+                        roster_proposals.push((node, p));
+                    }
                 }
                 let v = (report.admins, report.images);
                 if *versions.get_or_insert(v) != v {
@@ -264,6 +275,7 @@ impl Coordinator {
             versions: versions.unwrap_or((0, 0)),
             admin_changes,
             image_changes,
+            roster_proposals,
         })
     }
 
@@ -338,7 +350,8 @@ impl Coordinator {
             for (node, copy, statement) in &copies {
                 let same = serde_json::to_string(copy).is_ok_and(|t| t == text);
                 let signed = genesis.roster.get(usize::from(*node)).is_some_and(|entry| {
-                    entry.signed(&message(&cluster, *node, version, &hash), statement)
+                    let message = message(&cluster, *node, &entry.node_key, version, &hash);
+                    entry.signed(&message, statement)
                 });
                 if !same || !signed {
                     return Err(refused(format!(

@@ -32,6 +32,9 @@ pub enum ChangeTable {
     Admins,
     /// `image_changes`.
     Images,
+    /// `roster_proposals`: read by [`Store::changes`] like the others, but written only by
+    /// [`Store::record_roster_proposal`] (several proposals may make one version).
+    RosterProposals,
 }
 
 impl ChangeTable {
@@ -40,6 +43,7 @@ impl ChangeTable {
         match self {
             Self::Admins => "admin_changes",
             Self::Images => "image_changes",
+            Self::RosterProposals => "roster_proposals",
         }
     }
 
@@ -48,6 +52,7 @@ impl ChangeTable {
         match self {
             Self::Admins => "admin",
             Self::Images => "image",
+            Self::RosterProposals => "roster",
         }
     }
 }
@@ -81,11 +86,15 @@ fn change_row(table: ChangeTable, r: &Row) -> Result<ChangeRow, StoreError> {
 }
 
 impl Store {
-    /// Every change of `table`, in version order.
+    /// Every change of `table`, in version order (proposals of one version in the order they
+    /// were first recorded).
     pub fn changes(&mut self, table: ChangeTable) -> Result<Vec<ChangeRow>, StoreError> {
         self.transaction(|tx| {
             tx.query(
-                &format!("SELECT {COLUMNS} FROM {} ORDER BY version", table.name()),
+                &format!(
+                    "SELECT {COLUMNS} FROM {} ORDER BY version, created_at",
+                    table.name()
+                ),
                 &[],
             )?
             .iter()
@@ -104,6 +113,11 @@ impl Store {
         time: u64,
         entry: &AuditEntry,
     ) -> Result<bool, StoreError> {
+        if table == ChangeTable::RosterProposals {
+            return Err(StoreError::Corrupt(
+                "a roster proposal is recorded by its hash, not as the next version".into(),
+            ));
+        }
         let statements = statements_json(table, &change.statements)?;
         let name = table.name();
         self.transaction(|tx| {
@@ -149,6 +163,11 @@ impl Store {
         time: u64,
         entry: &AuditEntry,
     ) -> Result<bool, StoreError> {
+        if table == ChangeTable::RosterProposals {
+            return Err(StoreError::Corrupt(
+                "a roster proposal's statements are added by its hash, not its version".into(),
+            ));
+        }
         let name = table.name();
         self.transaction(|tx| {
             // The row is read and written back: on PostgreSQL it is locked until then, so that
@@ -174,6 +193,56 @@ impl Store {
             )?;
             tx.append_audit(time, entry)?;
             Ok(true)
+        })
+    }
+    /// Records a roster change proposal with its nodes' statements (node index in the roster
+    /// in force, signature as hex, each checked by the caller) and its audit record: a new one
+    /// is inserted; for one recorded already (the same request hash) the statements are added,
+    /// each replacing the node's earlier one (which may be one a tampered database holds).
+    pub fn record_roster_proposal(
+        &mut self,
+        change: &ChangeRow,
+        time: u64,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let table = ChangeTable::RosterProposals;
+        let name = table.name();
+        self.transaction(|tx| {
+            tx.exec(
+                &format!(
+                    "INSERT INTO {name} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (request_hash) DO NOTHING"
+                ),
+                &[
+                    Value::Int(change.version.into()),
+                    Value::Text(change.request.clone()),
+                    Value::Bytes(change.request_hash.clone()),
+                    Value::Text(statements_json(table, &BTreeMap::new())?),
+                    Value::Int(i64::try_from(change.created_at).unwrap_or(i64::MAX)),
+                ],
+            )?;
+            // Read and written back under the row's lock (PostgreSQL), so two coordinators
+            // adding statements at once keep both.
+            let lock = if tx.is_postgres() { " FOR UPDATE" } else { "" };
+            let row = tx
+                .query_opt(
+                    &format!("SELECT statements FROM {name} WHERE request_hash = $1{lock}"),
+                    &[Value::Bytes(change.request_hash.clone())],
+                )?
+                .ok_or_else(|| {
+                    StoreError::Corrupt("a roster proposal just recorded is gone".into())
+                })?;
+            let mut all = parse_statements(table, &row.text(0)?)?;
+            all.extend(change.statements.clone());
+            tx.exec(
+                &format!("UPDATE {name} SET statements = $1 WHERE request_hash = $2"),
+                &[
+                    Value::Text(statements_json(table, &all)?),
+                    Value::Bytes(change.request_hash.clone()),
+                ],
+            )?;
+            tx.append_audit(time, entry)?;
+            Ok(())
         })
     }
 }

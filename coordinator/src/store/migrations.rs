@@ -116,6 +116,18 @@ pub(super) const MIGRATIONS: &[Migration] = &[
                 request_hash BLOB NOT NULL, statements TEXT NOT NULL,
                 created_at INTEGER NOT NULL)",
     },
+    // Issue 20 (membership): every roster change proposed to the nodes, by its SHA-256 (the
+    // admins may replace a proposal before it is committed, so one version may have several):
+    // the roster version it makes, the approved request (JSON of
+    // `api::ApprovedJson<api::ChangeRosterJson>`), and each node's statement that it holds it
+    // as proposed (JSON object: node index in the roster in force -> signature, hex).
+    Migration {
+        version: 10,
+        sql: "CREATE TABLE roster_proposals (
+                request_hash BLOB PRIMARY KEY, version INTEGER NOT NULL CHECK (version >= 1),
+                request TEXT NOT NULL, statements TEXT NOT NULL,
+                created_at INTEGER NOT NULL)",
+    },
 ];
 
 /// The latest schema version this build knows.

@@ -205,6 +205,6 @@ fn a_node_counts_as_having_applied_an_image_change_only_by_its_outcome() {
         Some((1, serde_bytes::ByteBuf::from(vec![5; 64])))
     );
     assert_eq!((e.applied)(Outcome::PresignatureReady), None);
-    let message = (e.message)(&r.cluster, 2, 1, &r.hash());
+    let message = (e.message)(&r.cluster, 2, &[0; 32], 1, &r.hash());
     assert_eq!(message, images_set_message(&r.cluster, 2, 1, &r.hash()));
 }

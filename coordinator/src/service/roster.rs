@@ -1,0 +1,547 @@
+//! Changing the cluster's roster (issue 20, membership; `docs/lifecycle.md`, ADR 0022): the
+//! proposal step. A roster change ([`protocol::roster::ChangeRoster`]), approved by the admins
+//! in force under their version, names the roster version it replaces and the whole new
+//! roster. The coordinator checks it as every enclave does (`ChangeRoster::diff` against the
+//! roster in force and the highest threshold of the keys it holds, no key with a resharing
+//! pending, the approvals, the window) and proposes it at every node of the roster in force,
+//! each on its own; each node seals it as pending and signs, by its node key, that it holds it
+//! as proposed, which is checked here under the node key the roster lists. A proposal is
+//! recorded by its hash once a node holds it (`roster_proposals`); the same proposal posted
+//! again tries every node, each shown another node's statement (so after its expiry too).
+//!
+//! The roster in force is the genesis' (version 0) until a change is committed: joining,
+//! resharing every key to the new roster and the commit are the planned steps that follow.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use protocol::genesis::Genesis;
+use protocol::inventory::AppliedChange;
+use protocol::roster::{CHANGE_ROSTER_VERSION, ChangeRoster, RosterError};
+use tracing::info;
+
+use super::changes::{self, failures_text, not_applied, nowhere_code, receipts, sessions, split};
+use super::checks::{check_admin_approvals, check_version_and_cluster, check_window, not_before};
+use super::{Coordinator, err, unix_now};
+use crate::api::{
+    ApiError, ApprovedJson, ChangeRosterJson, ErrorCode, GenesisBody, Hex, RosterDiffJson,
+    RosterProposal, RosterProposedResult, RosterStatus, Wire,
+};
+use crate::audit::AuditEntry;
+use crate::store::ChangeRow;
+
+/// A recorded roster change proposal, read back and checked against itself.
+type Recorded = changes::Recorded<ChangeRosterJson>;
+
+impl Recorded {
+    fn json(&self) -> RosterProposal {
+        RosterProposal {
+            version: self.version(),
+            request: self.approved.clone(),
+            request_sha256: Hex(self.hash.to_vec()),
+            statements: receipts(&self.statements),
+            recorded: self.recorded,
+        }
+    }
+
+    /// Its place in the order every node applies proposals of one version: by creation
+    /// time, then by request hash.
+    fn order(&self) -> (u64, [u8; 32]) {
+        (self.approved.request.created, self.hash)
+    }
+}
+
+/// A proposal the nodes hold, with each holder's statement by node index.
+type Held = (ApprovedJson<ChangeRosterJson>, BTreeMap<u16, Vec<u8>>);
+
+/// The roster version in force. No roster change is committed yet (the commit is the
+/// planned step after resharing), so it is the genesis' roster, version 0.
+const ROSTER_VERSION: u32 = 0;
+
+/// The recorded proposals that replace roster version `version`, in the order the nodes apply
+/// them: the last is the one they end on.
+fn proposals_of(mut all: Vec<Recorded>, version: u32) -> Vec<Recorded> {
+    all.retain(|p| p.approved.request.version == version);
+    all.sort_by_key(Recorded::order);
+    all
+}
+
+/// The change the nodes hold as pending, of `proposals` (in the order the nodes apply them):
+/// the last approved under the admin version in force (`admins`: an admin change drops a
+/// pending proposal at every node, attacker review helper-57, finding 3), unless it names the
+/// roster in force (a withdrawal).
+fn pending_of<'a>(
+    proposals: &'a [Recorded],
+    roster: &[crate::api::RosterEntryJson],
+    admins: u32,
+) -> Option<&'a Recorded> {
+    proposals
+        .iter()
+        .rfind(|p| p.approved.request.admins == admins)
+        .filter(|p| p.approved.request.roster != roster)
+}
+
+/// The refusal of a change a roster may not undergo, named by its kind.
+fn roster_refused(e: &RosterError) -> ApiError {
+    let message = match e.kind() {
+        "malformed_roster_change" => format!("malformed_roster_change: {e}"),
+        _ => e.to_string(),
+    };
+    err(ErrorCode::InvalidRequest, message)
+}
+
+/// What the audit record says of a proposal (its nodes are the record's `nodes`).
+fn describe(r: &ChangeRoster, diff: &RosterDiffJson, withdrawal: bool) -> String {
+    let what = if withdrawal {
+        "withdrawal of the pending change".to_string()
+    } else {
+        let kept: Vec<(u16, u16)> = diff.kept.iter().map(|k| (k.from, k.to)).collect();
+        format!(
+            "{} nodes: kept {kept:?} (from, to), removed {:?}, added {:?}",
+            r.roster.len(),
+            diff.removed,
+            diff.added
+        )
+    };
+    format!(
+        "roster version {} -> {} proposed: {what}, request sha256 {}",
+        r.version,
+        r.new_version(),
+        hex::encode(r.hash())
+    )
+}
+
+/// The statements of `statements` that verify, for `change`, under the node key `roster`
+/// lists at each node's index.
+fn verified(
+    roster: &Genesis,
+    change: &ChangeRosterJson,
+    statements: &BTreeMap<u16, Vec<u8>>,
+) -> BTreeMap<u16, Vec<u8>> {
+    use super::changes::ChangeJson;
+    let expected = change.expected();
+    let cluster = roster.cluster_id();
+    statements
+        .iter()
+        .filter(|(node, statement)| {
+            roster.roster.get(usize::from(**node)).is_some_and(|e| {
+                let message = (expected.message)(
+                    &cluster,
+                    **node,
+                    &e.node_key,
+                    expected.version,
+                    &expected.hash,
+                );
+                e.signed(&message, statement)
+            })
+        })
+        .map(|(node, statement)| (*node, statement.clone()))
+        .collect()
+}
+
+impl Coordinator {
+    /// Records again the roster change proposals the nodes hold that this coordinator has not
+    /// recorded (its database was lost; `POST /v1/recover`): each proposal with the
+    /// statements of the nodes that report it, recorded only when its statements verify under
+    /// their roster node keys and it carries the approvals of the admins in force (an enclave
+    /// holds only such a change; one that reports a change it made up is refused here).
+    /// Returns how many were recorded.
+    pub(super) async fn recover_roster_proposals(
+        &self,
+        genesis: &Genesis,
+        held: Vec<(u16, AppliedChange<ChangeRoster>)>,
+        credential: &str,
+    ) -> Result<u32, ApiError> {
+        let body = self.cluster().await?;
+        let admins = self.current_admins(&body).await?;
+        let recorded = self.roster_proposals().await?;
+        let mut by_hash: BTreeMap<[u8; 32], Held> = BTreeMap::new();
+        for (node, p) in held {
+            let hash = p.request.request.hash();
+            let (_, statements) = by_hash
+                .entry(hash)
+                .or_insert_with(|| (ApprovedJson::from_wire(&p.request), BTreeMap::new()));
+            statements.insert(node, p.statement.to_vec());
+        }
+        let mut restored = 0;
+        for (hash, (approved, statements)) in by_hash {
+            let r = approved.request.to_wire();
+            let statements = verified(genesis, &approved.request, &statements);
+            if recorded.iter().any(|p| p.hash == hash)
+                || statements.is_empty()
+                || r.cluster != genesis.cluster_id()
+                || check_admin_approvals(&r, r.admins, &approved.to_wire().approvals, &admins)
+                    .is_err()
+            {
+                continue;
+            }
+            let row = ChangeRow {
+                version: r.new_version(),
+                request: serde_json::to_string(&approved)
+                    .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
+                request_hash: hash.to_vec(),
+                statements: changes::stored(&statements).into_iter().collect(),
+                created_at: unix_now(),
+            };
+            let entry = AuditEntry {
+                action: "recover_change".into(),
+                actors: vec![],
+                key_id: None,
+                payload_digests: vec![],
+                path: vec![],
+                nodes: statements.keys().copied().collect(),
+                outcome: "ok".into(),
+                request_id: Some(hex::encode(&r.request_id)),
+                credential: Some(credential.to_string()),
+                detail: Some(format!(
+                    "roster proposal of version {}, request sha256 {}",
+                    r.new_version(),
+                    hex::encode(hash)
+                )),
+            };
+            self.db(move |s| s.record_roster_proposal(&row, unix_now(), &entry))
+                .await?;
+            restored += 1;
+        }
+        Ok(restored)
+    }
+
+    /// Every recorded roster change proposal.
+    async fn roster_proposals(&self) -> Result<Vec<Recorded>, ApiError> {
+        self.recorded_changes().await
+    }
+
+    /// The roster in force and the changes proposed to it, as `GET /v1/cluster` shows them;
+    /// `None` until the genesis is ready, and for a genesis without a roster.
+    pub async fn roster_status(&self) -> Result<Option<RosterStatus>, ApiError> {
+        let genesis = match self.cluster().await {
+            Ok(g) => g,
+            Err(e) if e.code == ErrorCode::Storage => return Err(e),
+            Err(_) => return Ok(None),
+        };
+        let GenesisBody::V2(pinned) = &genesis else {
+            return Ok(None);
+        };
+        let proposals = proposals_of(self.roster_proposals().await?, ROSTER_VERSION);
+        let roster = &pinned.request.roster;
+        let admins = self.current_admins(&genesis).await?.version;
+        let pending = pending_of(&proposals, roster, admins).map(|p| Hex(p.hash.to_vec()));
+        Ok(Some(RosterStatus {
+            version: ROSTER_VERSION,
+            roster: roster.clone(),
+            proposals: proposals.iter().map(Recorded::json).collect(),
+            pending,
+        }))
+    }
+
+    /// Proposes a roster change (`POST /v1/cluster/roster`): checked against the roster and
+    /// the admin set in force and the keys held, proposed at every node of the roster in
+    /// force and recorded once a node holds it. The same change posted again tries every node
+    /// again, each shown another node's statement.
+    pub async fn propose_roster(
+        self: &Arc<Self>,
+        body: ApprovedJson<ChangeRosterJson>,
+        credential: String,
+    ) -> Result<RosterProposedResult, ApiError> {
+        let started = Instant::now();
+        let result = self.change_roster(body, credential).await;
+        self.metrics.observe("propose_roster", started.elapsed());
+        if let Err(e) = &result {
+            self.metrics.failure("propose_roster", e.code.as_str());
+        }
+        result
+    }
+
+    async fn change_roster(
+        self: &Arc<Self>,
+        body: ApprovedJson<ChangeRosterJson>,
+        credential: String,
+    ) -> Result<RosterProposedResult, ApiError> {
+        let genesis = self.cluster().await?;
+        let GenesisBody::V2(pinned) = &genesis else {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                "legacy_genesis: a cluster without a roster has no roster changes",
+            ));
+        };
+        let roster = pinned.request.to_wire();
+        let wire = body.to_wire();
+        let r = &wire.request;
+        check_version_and_cluster((r.v, CHANGE_ROSTER_VERSION), &r.cluster, &genesis)?;
+        r.check().map_err(|e| roster_refused(&e))?;
+        if r.version != ROSTER_VERSION {
+            return Err(err(
+                ErrorCode::Unapproved,
+                format!(
+                    "stale_roster: the change replaces roster version {}; the cluster's roster \
+                     is version {ROSTER_VERSION}",
+                    r.version
+                ),
+            ));
+        }
+        let hash = r.hash();
+        let recorded = self
+            .roster_proposals()
+            .await?
+            .into_iter()
+            .find(|p| p.hash == hash);
+        // The keys held: the highest threshold bounds the new roster's size, and no key may
+        // have a resharing pending (every key is reshared to the new roster from one
+        // generation). Every enclave checks both against its own keys too.
+        let keys = self.db(|s| s.keys()).await?;
+        if let Some(k) = keys.iter().find(|k| k.pending.is_some()) {
+            return Err(err(
+                ErrorCode::Refused,
+                format!(
+                    "pending_generation: key {} has a resharing pending; it is resolved \
+                     before the roster changes",
+                    k.key_id
+                ),
+            ));
+        }
+        let max_threshold = keys.iter().map(|k| k.threshold).max().unwrap_or(0);
+        let diff = match r.diff(&[roster.roster.as_slice()], max_threshold) {
+            Ok(d) => Some(RosterDiffJson::from(&d)),
+            Err(RosterError::Unchanged) => None,
+            Err(e) => return Err(roster_refused(&e)),
+        };
+        let withdrawal = diff.is_none();
+        let diff = diff.unwrap_or_default();
+        // A proposal recorded already is tried again at every node, each shown another
+        // node's statement; a new one within its window, approved by the admins in force. An
+        // expired new one is still asked of the nodes (one that took it before a crash here
+        // answers again) and recorded then only on two nodes' statements or more, as an admin
+        // change is (attacker review helper-45, finding 3).
+        let admins = self.current_admins(&genesis).await?;
+        let actors = check_admin_approvals(r, r.admins, &wire.approvals, &admins)?;
+        let (expired, shown) = match &recorded {
+            // Only statements that verify are shown: one bad stored statement must not stop
+            // every node's catch-up (attacker review helper-57, finding 6).
+            Some(p) => (false, verified(&roster, &body.request, &p.statements)),
+            None => {
+                let expired = match check_window(r.created, r.expiry, unix_now()) {
+                    Ok(()) => false,
+                    Err(e) if e.code == ErrorCode::RequestExpired => true,
+                    Err(e) => return Err(e),
+                };
+                not_before(r.created).await;
+                (expired, BTreeMap::new())
+            }
+        };
+        self.run_proposal(
+            &body,
+            &roster,
+            (actors, credential),
+            expired,
+            &shown,
+            (diff, withdrawal),
+        )
+        .await
+    }
+
+    /// Proposes `body` at every node (each shown another node's statement of `shown`) and
+    /// records the statements of the nodes that hold it.
+    async fn run_proposal(
+        &self,
+        body: &ApprovedJson<ChangeRosterJson>,
+        roster: &Genesis,
+        (actors, credential): (Vec<String>, String),
+        expired: bool,
+        shown: &BTreeMap<u16, Vec<u8>>,
+        (diff, withdrawal): (RosterDiffJson, bool),
+    ) -> Result<RosterProposedResult, ApiError> {
+        use super::changes::ChangeJson;
+        let wire = body.to_wire();
+        let r = &wire.request;
+        let all: Vec<u16> = (0..self.nodes.count()).collect();
+        let runs = sessions(&all, shown, |catch_up| {
+            ChangeRosterJson::session(&wire, catch_up)
+        });
+        let (applied, failed) = split(self.apply_at(roster, runs, body.request.expected()).await);
+        let (version, hash) = (r.new_version(), r.hash());
+        let mut entry = AuditEntry {
+            action: ChangeRosterJson::ACTION.into(),
+            actors,
+            key_id: None,
+            payload_digests: vec![],
+            path: vec![],
+            nodes: applied.keys().copied().collect(),
+            outcome: "ok".into(),
+            request_id: Some(hex::encode(&r.request_id)),
+            credential: Some(credential),
+            detail: Some(format!(
+                "{}{}",
+                describe(r, &diff, withdrawal),
+                not_applied(&failed)
+            )),
+        };
+        let refusal = if expired && applied.len() < all.len().min(2) {
+            Some((
+                ErrorCode::RequestExpired,
+                format!(
+                    "the roster change has expired and fewer than two nodes say they hold it \
+                     (nodes {:?}): approve it again",
+                    applied.keys().collect::<Vec<_>>()
+                ),
+            ))
+        } else if applied.is_empty() {
+            Some((
+                nowhere_code(&failed),
+                format!(
+                    "no node holds the roster change as proposed: {}",
+                    failures_text(&failed)
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some((code, message)) = refusal {
+            entry.outcome = code.as_str().into();
+            let _ = self.db(move |s| s.append_audit(unix_now(), &entry)).await;
+            return Err(err(code, message));
+        }
+        let row = ChangeRow {
+            version,
+            request: serde_json::to_string(body)
+                .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
+            request_hash: hash.to_vec(),
+            statements: changes::stored(&applied).into_iter().collect(),
+            created_at: unix_now(),
+        };
+        self.db(move |s| s.record_roster_proposal(&row, unix_now(), &entry))
+            .await?;
+        info!(
+            version,
+            withdrawal,
+            nodes = ?applied.keys().collect::<Vec<_>>(),
+            "roster change proposed"
+        );
+        // This run's statements only: a node that held the change once may hold a later one
+        // now, and its refusal is reported (attacker review helper-57, finding 1).
+        Ok(RosterProposedResult {
+            version,
+            request_sha256: Hex(hash.to_vec()),
+            withdrawal,
+            diff,
+            proposed: receipts(&applied),
+            failed,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::RosterEntryJson;
+
+    #[test]
+    fn a_roster_refusal_is_named_by_its_kind() {
+        let e = roster_refused(&RosterError::RequestId(3));
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        assert!(e.message.starts_with("malformed_roster_change: "), "{e}");
+        let e = roster_refused(&RosterError::BelowThreshold {
+            nodes: 2,
+            threshold: 3,
+        });
+        assert!(e.message.starts_with("below_threshold: "), "{e}");
+    }
+
+    /// A recorded proposal replacing roster version 0 with `roster`, created at `created`,
+    /// approved under admin version `admins`.
+    fn proposal(roster: &[RosterEntryJson], created: u64, admins: u32) -> Recorded {
+        let request = ChangeRosterJson {
+            v: CHANGE_ROSTER_VERSION,
+            cluster: crate::api::ClusterHex(protocol::genesis::ClusterId([1; 32])),
+            version: 0,
+            roster: roster.to_vec(),
+            request_id: Hex(vec![created as u8; 16]),
+            created,
+            expiry: created + 300,
+            admins,
+        };
+        let hash = request.to_wire().hash();
+        Recorded {
+            approved: ApprovedJson {
+                request,
+                approvals: vec![],
+                presignature: None,
+            },
+            hash,
+            statements: BTreeMap::new(),
+            recorded: 0,
+        }
+    }
+
+    fn entry(i: u8) -> RosterEntryJson {
+        RosterEntryJson {
+            node_key: Hex(vec![i; 32]),
+            kms_key_arn: protocol::KmsKeyArn::parse(&format!(
+                "arn:aws:kms:us-east-1:000000000000:key/{i:08}-0000-0000-0000-000000000000"
+            ))
+            .unwrap(),
+            pcr3: None,
+            pcr4: None,
+        }
+    }
+
+    #[test]
+    fn the_pending_change_is_the_last_under_the_admins_in_force_unless_a_withdrawal() {
+        let current = [entry(1), entry(2), entry(3)];
+        let smaller = [entry(1), entry(2)];
+        let larger = [entry(1), entry(2), entry(3), entry(4)];
+        // Recorded out of order: the nodes apply them by creation time.
+        let all = vec![proposal(&larger, 20, 0), proposal(&smaller, 10, 0)];
+        let ordered = proposals_of(all, 0);
+        assert_eq!(ordered[0].approved.request.created, 10);
+        let pending = pending_of(&ordered, &current, 0).unwrap();
+        assert_eq!(pending.approved.request.roster, larger);
+        // A withdrawal after them leaves nothing pending.
+        let mut withdrawn = ordered.clone();
+        withdrawn.push(proposal(&current, 30, 0));
+        assert!(pending_of(&withdrawn, &current, 0).is_none());
+        // An admin change dropped them at every node: nothing pending under admin version 1,
+        // until a proposal approved under it.
+        assert!(pending_of(&ordered, &current, 1).is_none());
+        let mut after = ordered.clone();
+        after.push(proposal(&smaller, 5, 1));
+        assert_eq!(
+            pending_of(&after, &current, 1)
+                .unwrap()
+                .approved
+                .request
+                .created,
+            5
+        );
+        // Proposals of another roster version are not this version's.
+        let mut other = proposal(&larger, 40, 0);
+        other.approved.request.version = 1;
+        assert_eq!(proposals_of(vec![other], 0).len(), 0);
+    }
+
+    #[test]
+    fn a_withdrawal_and_a_change_are_described_apart() {
+        let r = ChangeRoster {
+            v: CHANGE_ROSTER_VERSION,
+            cluster: protocol::genesis::ClusterId([1; 32]),
+            version: 0,
+            roster: vec![],
+            request_id: serde_bytes::ByteBuf::from(vec![0; 16]),
+            created: 0,
+            expiry: 0,
+            admins: 0,
+        };
+        let diff = RosterDiffJson {
+            kept: vec![crate::api::KeptNode { from: 0, to: 0 }],
+            removed: vec![1],
+            added: vec![],
+        };
+        let change = describe(&r, &diff, false);
+        assert!(
+            change.contains("removed [1]") && change.contains("0 -> 1"),
+            "{change}"
+        );
+        let withdrawal = describe(&r, &RosterDiffJson::default(), true);
+        assert!(withdrawal.contains("withdrawal"), "{withdrawal}");
+    }
+}

@@ -152,6 +152,32 @@ impl AdminChain {
 /// `protocol::images::images_set_message`).
 pub type StatementMessage = fn(&ClusterId, u16, u32, &[u8; 32]) -> Vec<u8>;
 
+impl AdminChain {
+    /// Checks that `request` (`what` it is, for messages) carries the approvals of the quorum
+    /// of admin version `named`, as this checked chain has it.
+    pub fn check_approved<T: protocol::policy::Canonical>(
+        &self,
+        what: &str,
+        (request, named): (&T, u32),
+        approvals: &[protocol::policy::Approval],
+    ) -> anyhow::Result<()> {
+        let Some(set) = self.at(named) else {
+            bail!(
+                "{what} names admin version {named}, which the checked admin chain does not reach"
+            );
+        };
+        let keys: Vec<[u8; 32]> = set
+            .admins
+            .iter()
+            .filter_map(|a| a.as_slice().try_into().ok())
+            .collect();
+        protocol::policy::check_approvals(request, approvals, &keys, set.quorum).map_err(|e| {
+            anyhow::anyhow!("{what} is not approved by the admins of version {named}: {e}")
+        })?;
+        Ok(())
+    }
+}
+
 /// Checks each statement that a node applied the change whose SHA-256 is `hash`, making admin
 /// `version`, under the node key the pinned roster lists for that node.
 pub fn verify_statements(
@@ -311,43 +337,9 @@ pub async fn catch_up(api: &ApiClient, trust: &Trust) -> anyhow::Result<Vec<Admi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{key, pinned};
     use coordinator::api::{AdminChange, Hex};
     use ed25519_dalek::Signer;
-
-    fn key(seed: u8) -> SigningKey {
-        SigningKey::from_bytes(&[seed; 32])
-    }
-
-    /// A pinned two-node cluster whose genesis admins are keys 1, 2 and 3, any 2 approving.
-    fn pinned(nodes: &[SigningKey]) -> Trust {
-        let admins = [key(1), key(2), key(3)];
-        let genesis = protocol::genesis::Genesis {
-            v: protocol::genesis::GENESIS_VERSION,
-            name: "test".into(),
-            admins: admins.iter().map(requests::public).collect(),
-            admin_quorum: 2,
-            image: protocol::genesis::Image {
-                pcr0: ByteBuf::from(vec![0; 48]),
-                pcr1: ByteBuf::from(vec![1; 48]),
-                pcr2: ByteBuf::from(vec![2; 48]),
-            },
-            roster: nodes
-                .iter()
-                .enumerate()
-                .map(|(i, n)| protocol::genesis::RosterEntry {
-                    node_key: requests::public(n),
-                    kms_key_arn: protocol::KmsKeyArn::parse(&format!(
-                        "arn:aws:kms:eu-west-1:111122223333:key/node-{i}"
-                    ))
-                    .unwrap(),
-                    pcr3: None,
-                    pcr4: None,
-                })
-                .collect(),
-        };
-        let approved = requests::approve(&genesis, &admins[..2]);
-        Trust::new(approved, std::path::Path::new("the test")).unwrap()
-    }
 
     /// The change from `version` to the admins of seeds `new` (any `quorum` of them), approved
     /// by `approvers`, with the statements of the nodes at `appliers` (signed by `nodes`).

@@ -101,28 +101,10 @@ impl ImageChain {
             }
             r.check()
                 .with_context(|| format!("the change to image version {}", change.version))?;
-            let Some(set) = admins.at(r.admins) else {
-                bail!(
-                    "the change to image version {} names admin version {}, which the checked \
-                     admin chain does not reach",
-                    change.version,
-                    r.admins
-                );
-            };
-            let keys: Vec<[u8; 32]> = set
-                .admins
-                .iter()
-                .filter_map(|a| a.as_slice().try_into().ok())
-                .collect();
-            protocol::policy::check_approvals(r, &approved.approvals, &keys, set.quorum).map_err(
-                |e| {
-                    anyhow::anyhow!(
-                        "the change to image version {} is not approved by the admins of version \
-                         {}: {e}",
-                        change.version,
-                        set.version
-                    )
-                },
+            admins.check_approved(
+                &format!("the change to image version {}", change.version),
+                (r, r.admins),
+                &approved.approvals,
             )?;
             let hash = r.hash();
             if change.request_sha256.0 != hash {

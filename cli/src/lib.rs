@@ -12,6 +12,9 @@ pub mod kms;
 pub mod ops;
 pub mod recover;
 pub mod requests;
+pub mod roster;
 pub mod sim;
+#[cfg(test)]
+mod testing;
 pub mod trust;
 pub mod tx;

@@ -9,8 +9,8 @@ use clap::{Parser, Subcommand};
 use cmd::{
     address::AddressArgs, admins::AdminsCommand, attest::AttestCommand, audit::AuditCommand,
     bench::BenchArgs, credential::CredentialCommand, demo::DemoArgs, genesis::GenesisArgs,
-    images::ImagesCommand, key::KeyCommand, keygen::KeygenArgs, kms::KmsCommand, sign::SignArgs,
-    sim::SimCommand, trust::TrustArgs, tx::TxCommand,
+    images::ImagesCommand, key::KeyCommand, keygen::KeygenArgs, kms::KmsCommand, node::NodeCommand,
+    sign::SignArgs, sim::SimCommand, trust::TrustArgs, tx::TxCommand,
 };
 
 /// Cohort threshold-signing cluster: operator and client CLI.
@@ -49,6 +49,10 @@ enum Command {
     /// replace them (an image rotation), catch nodes that missed a change up.
     #[command(subcommand)]
     Images(ImagesCommand),
+    /// The cluster's roster: show it and the changes proposed to it (checked against the
+    /// pinned genesis); propose adding, replacing or removing a node, or withdraw a proposal.
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -83,6 +87,7 @@ impl Command {
             Command::Key(c) => cmd::key::run(c).await,
             Command::Admins(c) => cmd::admins::run(c).await,
             Command::Images(c) => cmd::images::run(c).await,
+            Command::Node(c) => cmd::node::run(c).await,
             Command::Audit(c) => cmd::audit::run(c).await,
             Command::Credential(c) => cmd::credential::run(c).await,
             Command::Status(a) => {

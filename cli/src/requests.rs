@@ -187,6 +187,26 @@ pub fn accept_images(
     }
 }
 
+/// A roster change replacing roster `version` with `roster`, approved under admin version
+/// `admins`.
+pub fn change_roster(
+    cluster: ClusterId,
+    (version, roster): (u32, &[protocol::genesis::RosterEntry]),
+    admins: u32,
+) -> protocol::roster::ChangeRoster {
+    let t = now();
+    protocol::roster::ChangeRoster {
+        v: protocol::roster::CHANGE_ROSTER_VERSION,
+        cluster,
+        version,
+        roster: roster.to_vec(),
+        request_id: request_id(),
+        created: t,
+        expiry: t + VALIDITY_SECS,
+        admins,
+    }
+}
+
 /// A signing request for key `key_id` under version `policy` of its approval policy.
 pub fn sign_request(
     cluster: ClusterId,

@@ -475,3 +475,53 @@ pub fn sim_options(prefix: &str) -> (tempfile::TempDir, cli::sim::SimOptions) {
     options.fixture_primes = true;
     (dir, options)
 }
+
+/// The identity node index `node` was last attested with, as the coordinator shows it.
+///
+/// # Panics
+/// If the coordinator does not answer (test code).
+pub async fn identity_of(api: &cli::client::ApiClient, node: usize) -> Option<String> {
+    let status: coordinator::api::ClusterStatus =
+        api.get("/v1/cluster").await.expect("the cluster status");
+    status.nodes[node]
+        .identity
+        .as_ref()
+        .map(|k| hex::encode(&k.0))
+}
+
+/// Waits (up to 90 s) until node index `node` shows another identity than `before` (the new
+/// process was attested) and every node is healthy again.
+///
+/// # Panics
+/// If it does not by then (test code).
+pub async fn wait_restarted(api: &cli::client::ApiClient, node: usize, before: Option<String>) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while identity_of(api, node).await == before {
+        assert!(
+            Instant::now() < deadline,
+            "node {node} was never attested again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_all_healthy(api).await;
+    // Healthy is not yet in quorums: every pair of nodes must have admitted each other's
+    // current identity (the coordinator's admission round after the restart).
+    loop {
+        let status: coordinator::api::ClusterStatus =
+            api.get("/v1/cluster").await.expect("the cluster status");
+        let n = status.nodes.len();
+        if status
+            .nodes
+            .iter()
+            .all(|s| s.healthy && s.known_to.len() == n - 1)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the peers never all admitted each other: {:?}",
+            status.nodes
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -119,6 +119,14 @@ async fn a_coordinator_whose_database_is_lost_is_restored_from_the_pinned_genesi
         .unwrap();
     assert_eq!((answer.version, answer.applied.len()), (1, 3), "{answer:?}");
     let late = create("late", Scheme::EddsaEd25519).await;
+    // A roster change is proposed under admin version 1 (issue 20, membership): every node
+    // holds it as pending, and names it on its inventory's first page.
+    let (chain, _) = cli::roster::fetch(&api, &trust).await.unwrap();
+    let (proposal, answer) =
+        cli::roster::propose(&api, &trust, &chain, cli::roster::Edit::Remove(2), &admins)
+            .await
+            .unwrap();
+    assert_eq!(answer.proposed.len(), 3, "{answer:?}");
 
     // The enclaves restart as production ones run: without fixture primes, so that one
     // restored with auxiliary info makes none.
@@ -208,6 +216,16 @@ async fn a_coordinator_whose_database_is_lost_is_restored_from_the_pinned_genesi
     let (chain, status) = cli::admins::fetch(&api, &trust).await.unwrap();
     assert_eq!((chain.current().version, status.changes.len()), (1, 1));
     assert_eq!(status.changes[0].statements.len(), 3, "{status:?}");
+    // So did the roster change every node holds as proposed (helper-57, finding 8), with
+    // every node's statement, as a client checks it.
+    assert_eq!(report.roster_proposals_restored, 1, "{report:?}");
+    let (_, roster) = cli::roster::fetch(&api, &trust).await.unwrap();
+    assert_eq!(
+        roster.pending.as_ref().map(|h| h.0.clone()),
+        Some(proposal.hash().to_vec()),
+        "{roster:?}"
+    );
+    assert_eq!(roster.proposals[0].statements.len(), 3, "{roster:?}");
 
     // A new ECDSA key is made on the auxiliary info every node held, under admin version 1.
     let fresh = create("after", Scheme::EcdsaSecp256k1).await;

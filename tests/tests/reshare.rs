@@ -835,3 +835,167 @@ async fn an_admin_rotation_works_end_to_end() {
     assert!(change.contains(&hex::encode(request.hash())), "{change}");
     cluster.stop().await.unwrap();
 }
+
+/// Posts a roster change of roster version 0 to `roster`, created at `created`, approved by
+/// the setup's admins (admin version 0), as a client would after its own checks.
+async fn post_roster(
+    s: &Setup,
+    roster: &[protocol::genesis::RosterEntry],
+    created: u64,
+) -> Result<
+    (
+        protocol::roster::ChangeRoster,
+        coordinator::api::RosterProposedResult,
+    ),
+    String,
+> {
+    use coordinator::api::{ApprovedJson, ChangeRosterJson};
+    let mut request = cli::requests::change_roster(s.trust.cluster_id(), (0, roster), 0);
+    request.created = created;
+    request.expiry = created + 300;
+    let approved = cli::requests::approve(&request, &s.admins);
+    let answer: coordinator::api::RosterProposedResult = s
+        .api
+        .post(
+            "/v1/cluster/roster",
+            &ApprovedJson::<ChangeRosterJson>::from_wire(&approved),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    assert_eq!(answer.request_sha256.0, request.hash());
+    cli::roster::verify_proposed(&s.trust, answer.version, &request.hash(), &answer.proposed)
+        .unwrap();
+    Ok((request, answer))
+}
+
+/// Issue 20, membership, the proposal step through the processes: `cohort node remove`
+/// proposes a change at every node (each statement checked by node key against the pinned
+/// roster) while the roster in force keeps signing; a later change replaces it, also at a node
+/// that was down (caught up by `propose-again`); an earlier one is refused by every node; a
+/// withdrawal leaves nothing pending; a change below a key's threshold is refused by the
+/// client and by the coordinator, by name; the coordinator's report checks as a client's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_roster_change_is_proposed_replaced_caught_up_and_withdrawn() {
+    use cli::roster::Edit;
+
+    let (_dir, options) = sim_options("roster-");
+    let mut cluster = SimCluster::start(&options).await.unwrap();
+    let (s, pk) = Setup::with_key(&cluster, "roster", "staying").await;
+    let pinned = s.trust.genesis().roster.clone();
+
+    let (admins, status) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
+    assert_eq!(status.version, 0);
+    assert!(status.proposals.is_empty() && status.pending.is_none());
+
+    // Remove node 2 (2 nodes are enough for a 2-of-3 key): every node holds it as proposed.
+    let (removal, answer) =
+        cli::roster::propose(&s.api, &s.trust, &admins, Edit::Remove(2), &s.admins)
+            .await
+            .unwrap();
+    assert_eq!(answer.version, 1);
+    assert_eq!(answer.proposed.len(), 3, "{answer:?}");
+    assert!(answer.failed.is_empty() && !answer.withdrawal, "{answer:?}");
+    assert_eq!(answer.diff.removed, vec![2]);
+    assert!(answer.diff.added.is_empty());
+    // The roster in force still signs.
+    let sig = s
+        .sign("staying", b"while a removal is proposed")
+        .await
+        .unwrap();
+    cohort_tests::verify_eddsa(&pk, b"while a removal is proposed", &sig);
+
+    // Node 2 is down when a later change (a fourth node instead) is proposed: it is held by
+    // nodes 0 and 1, node 2 is named as not holding it, and it is pending.
+    let newcomer = protocol::genesis::RosterEntry {
+        node_key: serde_bytes::ByteBuf::from(
+            SigningKey::from_bytes(&[77; 32])
+                .verifying_key()
+                .to_bytes()
+                .to_vec(),
+        ),
+        kms_key_arn: protocol::KmsKeyArn::parse(
+            "arn:aws:kms:us-east-1:000000000000:key/0d1e2f3a-4b5c-6d7e-8f90-a1b2c3d4e5f6",
+        )
+        .unwrap(),
+        pcr3: None,
+        pcr4: None,
+    };
+    let grown = cli::roster::edited(&pinned, Edit::Add(newcomer)).unwrap();
+    let identity = cohort_tests::identity_of(&s.api, 2).await;
+    cluster.kill("enclave-2").await.unwrap();
+    let (addition, answer) = post_roster(&s, &grown, removal.created + 1).await.unwrap();
+    let held: Vec<u16> = answer.proposed.iter().map(|r| r.node).collect();
+    assert_eq!(held, vec![0, 1], "{answer:?}");
+    assert_eq!(answer.failed.len(), 1, "{answer:?}");
+    assert_eq!(answer.failed[0].node, 2);
+    assert_eq!(answer.diff.added, vec![3]);
+    let (_, status) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
+    assert_eq!(status.pending.as_ref().unwrap().0, addition.hash());
+    assert_eq!(status.proposals.len(), 2);
+
+    // Back from its parent's blobs (holding the removal), node 2 takes the later change.
+    cluster.restart_enclave(2).await.unwrap();
+    cohort_tests::wait_restarted(&s.api, 2, identity).await;
+    let again = cli::roster::propose_again(&s.api, &s.trust)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.proposed.len(), 3, "{again:?}");
+    assert!(again.failed.is_empty(), "{again:?}");
+
+    // A change created before the pending one is refused by every node: a relay cannot bring
+    // back a change the admins replaced.
+    let shrunk = cli::roster::edited(&pinned, Edit::Remove(1)).unwrap();
+    let stale = post_roster(&s, &shrunk, removal.created).await.unwrap_err();
+    assert!(stale.contains("roster_change_pending"), "{stale}");
+
+    // The roster in force proposed again withdraws the pending change everywhere.
+    let (_, answer) = post_roster(&s, &pinned, addition.created + 1)
+        .await
+        .unwrap();
+    assert!(answer.withdrawal, "{answer:?}");
+    assert_eq!(answer.proposed.len(), 3, "{answer:?}");
+    let (_, status) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
+    assert!(status.pending.is_none(), "{status:?}");
+    assert_eq!(status.proposals.len(), 3);
+
+    // A 3-of-3 key: a roster of two nodes is refused by the client before it asks anything,
+    // and by the coordinator, by name.
+    ops::create_key(
+        &s.api,
+        s.trust.cluster_id(),
+        "wide",
+        Scheme::EddsaEd25519,
+        3,
+        &s.admins,
+        &[s.approvers[0].verifying_key().to_bytes()],
+        1,
+    )
+    .await
+    .unwrap();
+    let client = cli::roster::propose(&s.api, &s.trust, &admins, Edit::Remove(0), &s.admins)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{client:#}").contains("below_threshold"),
+        "{client:#}"
+    );
+    let coordinator = post_roster(&s, &shrunk, addition.created + 2)
+        .await
+        .unwrap_err();
+    assert!(
+        coordinator.contains("invalid_request") && coordinator.contains("below_threshold"),
+        "{coordinator}"
+    );
+
+    // Every proposal is in the audit log.
+    let records = cohort_tests::audit_log(&s.api).await;
+    let proposed = records
+        .iter()
+        .filter(|r| r.entry.action == "propose_roster" && r.entry.outcome == "ok")
+        .count();
+    assert_eq!(
+        proposed, 4,
+        "the removal, the addition, its catch-up and the withdrawal"
+    );
+}

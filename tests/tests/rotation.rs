@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use cli::kms::Measurements;
 use cli::ops;
 use cli::sim::SimCluster;
-use cohort_tests::{sim_options, wait_all_healthy, wait_up};
+use cohort_tests::{sim_options, wait_up};
 use coordinator::api::{ClusterStatus, KeyInfo, PresignatureUse, SignResult};
 use coordinator::client::{ApiCallError, ApiClient};
 use ed25519_dalek::SigningKey;
@@ -208,48 +208,6 @@ fn pin_proxy(cluster: &mut SimCluster, id: usize, images: &[&Measurements]) {
             *args = kept;
         })
         .unwrap();
-}
-
-/// The identity node index `node` was last attested with, as the coordinator shows it.
-async fn identity_of(api: &ApiClient, node: usize) -> Option<String> {
-    let status: ClusterStatus = api.get("/v1/cluster").await.unwrap();
-    status.nodes[node]
-        .identity
-        .as_ref()
-        .map(|k| hex::encode(&k.0))
-}
-
-/// Waits (up to 90 s) until node index `node` shows another identity than `before` (the new
-/// process was attested) and every node is healthy again.
-async fn wait_restarted(api: &ApiClient, node: usize, before: Option<String>) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while identity_of(api, node).await == before {
-        assert!(
-            Instant::now() < deadline,
-            "node {node} was never attested again"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    wait_all_healthy(api).await;
-    // Healthy is not yet in quorums: every pair of nodes must have admitted each other's
-    // current identity (the coordinator's admission round after the restart).
-    loop {
-        let status: ClusterStatus = api.get("/v1/cluster").await.unwrap();
-        let n = status.nodes.len();
-        if status
-            .nodes
-            .iter()
-            .all(|s| s.healthy && s.known_to.len() == n - 1)
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the peers never all admitted each other: {:?}",
-            status.nodes
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Restarts node `id` (from 0) on `program`, its proxy admitting `images`.
@@ -519,9 +477,9 @@ async fn a_rolling_image_rotation_keeps_the_cluster_signing() {
     let mut on_new = Vec::new();
     for id in 0..3usize {
         let before = progress();
-        let identity = identity_of(&api, id).await;
+        let identity = cohort_tests::identity_of(&api, id).await;
         run_node_on(&mut cluster, id, &new_bin, &[&new]).await;
-        wait_restarted(&api, id, identity).await;
+        cohort_tests::wait_restarted(&api, id, identity).await;
         on_new.push(id as u16);
         if id < 2 {
             // A node on the new image signs with one on the old.
@@ -574,9 +532,9 @@ async fn a_rolling_image_rotation_keeps_the_cluster_signing() {
     assert!(!nodes.contains(&0), "{nodes:?}");
     // The operator narrows the KMS key policies to the new image and brings the node back.
     kms_admits(&cluster, &[&new]).await;
-    let identity = identity_of(&api, 0).await;
+    let identity = cohort_tests::identity_of(&api, 0).await;
     run_node_on(&mut cluster, 0, &new_bin, &[&new]).await;
-    wait_restarted(&api, 0, identity).await;
+    cohort_tests::wait_restarted(&api, 0, identity).await;
     sign_ecdsa(&api, (cluster_id, &ecdsa), &approver).await;
     let (_, image_chain, _, _) = cli::images::fetch(&api, &trust).await.unwrap();
     assert_eq!(image_chain.current().version, 2);

@@ -14,6 +14,7 @@ pub mod import;
 pub mod key;
 pub mod keygen;
 pub mod kms;
+pub mod node;
 pub mod sign;
 pub mod sim;
 pub mod trust;

@@ -2,13 +2,10 @@
 
 use super::*;
 use crate::admins::StatementMessage;
+use crate::testing::{key, pinned_on};
 use coordinator::api::{AdminChange, Hex, ImageChange, ImageJson, NodeReceipt, SetAdminsJson};
 use ed25519_dalek::Signer;
 use protocol::admins::admins_set_message;
-
-fn key(seed: u8) -> SigningKey {
-    SigningKey::from_bytes(&[seed; 32])
-}
 
 fn image(b: u8) -> Image {
     Image {
@@ -18,32 +15,9 @@ fn image(b: u8) -> Image {
     }
 }
 
-/// A pinned two-node cluster on `image(0)` whose genesis admins are keys 1, 2 and 3, any 2
-/// approving.
-fn pinned(nodes: &[SigningKey]) -> Trust {
-    let admins = [key(1), key(2), key(3)];
-    let genesis = protocol::genesis::Genesis {
-        v: protocol::genesis::GENESIS_VERSION,
-        name: "test".into(),
-        admins: admins.iter().map(requests::public).collect(),
-        admin_quorum: 2,
-        image: image(0),
-        roster: nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| protocol::genesis::RosterEntry {
-                node_key: requests::public(n),
-                kms_key_arn: protocol::KmsKeyArn::parse(&format!(
-                    "arn:aws:kms:eu-west-1:111122223333:key/node-{i}"
-                ))
-                .unwrap(),
-                pcr3: None,
-                pcr4: None,
-            })
-            .collect(),
-    };
-    let approved = requests::approve(&genesis, &admins[..2]);
-    Trust::new(approved, Path::new("the test")).unwrap()
+/// A pinned cluster of `nodes` on `image(0)`.
+fn pinned_on_image0(nodes: &[SigningKey]) -> Trust {
+    pinned_on(nodes, image(0))
 }
 
 /// The statements of the nodes at `appliers` (signed by `nodes`) over `message`.
@@ -131,7 +105,7 @@ fn replaced_admins(trust: &Trust, nodes: &[SigningKey]) -> AdminChain {
 #[test]
 fn a_rotation_verifies_and_names_every_version() {
     let nodes = [key(11), key(12)];
-    let trust = pinned(&nodes);
+    let trust = pinned_on_image0(&nodes);
     let admins = AdminChain::genesis(&trust);
     let genesis = ImageChain::verify(&trust, &admins, &status(&trust, vec![])).unwrap();
     assert_eq!(
@@ -161,7 +135,7 @@ fn a_rotation_verifies_and_names_every_version() {
 #[test]
 fn each_change_is_approved_by_the_admins_of_the_version_it_names() {
     let nodes = [key(11), key(12)];
-    let trust = pinned(&nodes);
+    let trust = pinned_on_image0(&nodes);
     let admins = replaced_admins(&trust, &nodes);
     let accepted = [
         // Under the genesis admins (before they were replaced).
@@ -188,7 +162,7 @@ fn each_change_is_approved_by_the_admins_of_the_version_it_names() {
 #[test]
 fn a_change_out_of_order_unapplied_or_not_signed_by_the_roster_is_refused() {
     let nodes = [key(11), key(12)];
-    let trust = pinned(&nodes);
+    let trust = pinned_on_image0(&nodes);
     let admins = AdminChain::genesis(&trust);
     let approvers = [key(1), key(2)];
     let first = || change(&trust, &nodes, (0, 0), &[0, 7], &approvers, &[0]);

@@ -1,0 +1,288 @@
+//! The cluster's roster, as this machine trusts it (issue 20, membership), behind
+//! `cohort node`.
+//!
+//! The roster in force is the pinned genesis' (roster version 0) until a roster change is
+//! committed (planned). A change adds a node at the end, replaces one at its index or removes
+//! one ([`edited`]); it is checked here with the rules every enclave applies
+//! (`ChangeRoster::diff`), approved by the admins in force, and proposed at every node; each
+//! node's statement that it holds it as proposed is checked under the node key the pinned
+//! roster lists. The proposals the coordinator reports are checked the same way ([`verify`]).
+
+use anyhow::{Context, bail};
+use coordinator::api::{
+    ApprovedJson, ChangeRosterJson, ClusterStatus, KeyList, NodeReceipt, RosterDiffJson,
+    RosterProposedResult, RosterStatus, Wire,
+};
+use coordinator::client::ApiClient;
+use ed25519_dalek::SigningKey;
+use protocol::genesis::RosterEntry;
+use protocol::roster::{ChangeRoster, RosterError, roster_proposed_message};
+
+use crate::admins::{AdminChain, check_approvers};
+use crate::requests;
+use crate::trust::Trust;
+
+/// The roster version in force: the pinned genesis' until a change is committed.
+pub const ROSTER_VERSION: u32 = 0;
+
+/// How a roster change edits the roster in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Edit {
+    /// A new node at the end.
+    Add(RosterEntry),
+    /// A new node in place of the node at this index (a lost node, or a node to re-pin).
+    Replace(u16, RosterEntry),
+    /// The node at this index leaves; the nodes after it move down by one.
+    Remove(u16),
+    /// The roster in force proposed again: withdraws the change pending.
+    Withdraw,
+}
+
+/// The roster `edit` makes of `current`; an index out of the roster is refused by name.
+pub fn edited(current: &[RosterEntry], edit: Edit) -> anyhow::Result<Vec<RosterEntry>> {
+    let mut roster = current.to_vec();
+    let check = |node: u16| {
+        if usize::from(node) >= current.len() {
+            bail!(
+                "node {node} is not in the roster in force (nodes 0 to {})",
+                current.len().saturating_sub(1)
+            );
+        }
+        Ok(usize::from(node))
+    };
+    match edit {
+        Edit::Add(entry) => roster.push(entry),
+        Edit::Replace(node, entry) => roster[check(node)?] = entry,
+        Edit::Remove(node) => {
+            roster.remove(check(node)?);
+        }
+        Edit::Withdraw => {}
+    }
+    Ok(roster)
+}
+
+/// Checks each statement that a node of the pinned roster holds the roster change whose
+/// SHA-256 is `hash` (making roster `version`) as proposed, under the node key the pinned
+/// roster lists at its index.
+pub fn verify_proposed(
+    trust: &Trust,
+    version: u32,
+    hash: &[u8; 32],
+    statements: &[NodeReceipt],
+) -> anyhow::Result<()> {
+    let cluster = trust.cluster_id();
+    for s in statements {
+        let signed = trust
+            .genesis()
+            .roster
+            .get(usize::from(s.node))
+            .is_some_and(|entry| {
+                <[u8; 32]>::try_from(entry.node_key.as_slice()).is_ok_and(|key| {
+                    let message = roster_proposed_message(&cluster, &key, version, hash);
+                    entry.signed(&message, &s.signature.0)
+                })
+            });
+        if !signed {
+            bail!(
+                "node {}'s statement that it holds roster version {version} as proposed does \
+                 not verify under its node key in the pinned genesis",
+                s.node
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Checks the roster the coordinator reports (`GET /v1/cluster`) against the pinned genesis:
+/// the roster in force is the pinned one (version 0), and each proposal is for the pinned
+/// cluster, replaces that version, is well formed, approved by the admins of the admin version
+/// it names (`admins`, the checked admin chain), with its hash, and has at least one node's
+/// statement, every one of which verifies; the proposals are in the order the nodes apply
+/// them, and the change pending is the last approved under the admin version in force, unless
+/// it is a withdrawal.
+pub fn verify(trust: &Trust, admins: &AdminChain, status: &RosterStatus) -> anyhow::Result<()> {
+    let pinned = &trust.genesis().roster;
+    if status.version != ROSTER_VERSION
+        || !status
+            .roster
+            .iter()
+            .map(Wire::to_wire)
+            .eq(pinned.iter().cloned())
+    {
+        bail!(
+            "the coordinator reports roster version {} with another roster than the pinned \
+             genesis' (no roster change is committed yet)",
+            status.version
+        );
+    }
+    // The order the nodes apply proposals in is checked here, not taken from the
+    // coordinator: by creation time, then by request hash, each hash once (attacker review
+    // helper-57, finding 2).
+    let order: Vec<(u64, Vec<u8>)> = status
+        .proposals
+        .iter()
+        .map(|p| (p.request.request.created, p.request_sha256.0.clone()))
+        .collect();
+    if order.windows(2).any(|w| w[0] >= w[1]) {
+        bail!(
+            "the coordinator lists the roster proposals out of the order the nodes apply them              (created, then request hash), or one twice"
+        );
+    }
+    for p in &status.proposals {
+        let approved = p.request.to_wire();
+        let r = &approved.request;
+        if r.cluster != trust.cluster_id() || r.version != ROSTER_VERSION {
+            bail!("a roster proposal is for another cluster or roster version");
+        }
+        r.check().context("a roster proposal")?;
+        admins.check_approved("a roster proposal", (r, r.admins), &approved.approvals)?;
+        let hash = r.hash();
+        if p.request_sha256.0 != hash || p.version != r.new_version() {
+            bail!("the coordinator names another hash or version for a roster proposal");
+        }
+        if p.statements.is_empty() {
+            bail!(
+                "no node holds the roster proposal {} as proposed",
+                hex::encode(hash)
+            );
+        }
+        verify_proposed(trust, p.version, &hash, &p.statements)?;
+    }
+    // Pending: the last proposal approved under the admin version in force (an admin change
+    // drops a pending proposal at every node), unless it is a withdrawal.
+    let admin_version = admins.current().version;
+    let pending = status
+        .proposals
+        .iter()
+        .rfind(|p| p.request.request.admins == admin_version)
+        .filter(|p| p.request.request.roster != status.roster)
+        .map(|p| &p.request_sha256);
+    if status.pending.as_ref() != pending {
+        bail!("the coordinator names another pending roster change than its proposals make");
+    }
+    Ok(())
+}
+
+/// Whether `statements` name every node of a roster of `nodes` (distinct indices: a
+/// statement repeated counts once, attacker review helper-57, finding 7).
+pub fn every_node(statements: &[NodeReceipt], nodes: usize) -> bool {
+    let named: std::collections::BTreeSet<u16> = statements
+        .iter()
+        .map(|s| s.node)
+        .filter(|n| usize::from(*n) < nodes)
+        .collect();
+    named.len() >= nodes
+}
+
+fn api_err(e: coordinator::client::ApiCallError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+/// The admin chain and the roster with its proposals, from one `GET /v1/cluster`, both
+/// checked against the pinned genesis.
+pub async fn fetch(api: &ApiClient, trust: &Trust) -> anyhow::Result<(AdminChain, RosterStatus)> {
+    let status: ClusterStatus = api.get("/v1/cluster").await.map_err(api_err)?;
+    let (Some(admins), Some(roster)) = (status.admins, status.roster) else {
+        bail!(
+            "the coordinator reports no admin set or no roster (is the cluster's genesis ready, \
+             and the coordinator recent enough?)"
+        );
+    };
+    let chain = AdminChain::verify(trust, &admins)?;
+    verify(trust, &chain, &roster)?;
+    Ok((chain, roster))
+}
+
+/// The highest threshold of the keys the coordinator lists: a new roster needs at least as
+/// many nodes (checked here early; every enclave checks it against the keys it holds).
+pub async fn max_threshold(api: &ApiClient) -> anyhow::Result<u16> {
+    let keys: KeyList = api.get("/v1/keys").await.map_err(api_err)?;
+    Ok(keys.keys.iter().map(|k| k.threshold).max().unwrap_or(0))
+}
+
+/// Proposes `edit` of the pinned roster, approved by `approvers` (admins of the set in force,
+/// `admins`' current one, at least its quorum of them): checked here first with the rules
+/// every enclave applies (a withdrawal only as [`Edit::Withdraw`]), then posted; the answer's
+/// statements are checked against the pinned roster. Nodes that do not hold it are in its
+/// `failed`; posting the same change again ([`propose_again`]) tries them.
+pub async fn propose(
+    api: &ApiClient,
+    trust: &Trust,
+    admins: &AdminChain,
+    edit: Edit,
+    approvers: &[SigningKey],
+) -> anyhow::Result<(ChangeRoster, RosterProposedResult)> {
+    let set = admins.current();
+    check_approvers(set, approvers)?;
+    let pinned = &trust.genesis().roster;
+    let withdraw = edit == Edit::Withdraw;
+    let roster = edited(pinned, edit)?;
+    let request =
+        requests::change_roster(trust.cluster_id(), (ROSTER_VERSION, &roster), set.version);
+    match request.diff(&[pinned.as_slice()], max_threshold(api).await?) {
+        Ok(_) if !withdraw => {}
+        Err(RosterError::Unchanged) if withdraw => {}
+        Ok(_) => bail!("a withdrawal names the roster in force"),
+        Err(e) => return Err(anyhow::anyhow!("{e}")).context("the new roster"),
+    }
+    let approved = requests::approve(&request, approvers);
+    let answer = post(
+        api,
+        trust,
+        &ApprovedJson::<ChangeRosterJson>::from_wire(&approved),
+    )
+    .await?;
+    Ok((request, answer))
+}
+
+/// Posts `change` and checks the answer: the version it makes, its hash, and every statement
+/// under the pinned roster.
+async fn post(
+    api: &ApiClient,
+    trust: &Trust,
+    change: &ApprovedJson<ChangeRosterJson>,
+) -> anyhow::Result<RosterProposedResult> {
+    let answer: RosterProposedResult = api
+        .post("/v1/cluster/roster", change)
+        .await
+        .map_err(api_err)?;
+    let r = change.request.to_wire();
+    let hash = r.hash();
+    if answer.version != r.new_version() || answer.request_sha256.0 != hash {
+        bail!("the coordinator answered for another roster change than the one sent");
+    }
+    // What the change does is computed here, not taken from the coordinator (the thresholds
+    // do not change the diff).
+    let pinned = &trust.genesis().roster;
+    let (diff, withdrawal) = match r.diff(&[pinned.as_slice()], 0) {
+        Ok(d) => (RosterDiffJson::from(&d), false),
+        Err(RosterError::Unchanged) => (RosterDiffJson::default(), true),
+        Err(e) => return Err(anyhow::anyhow!("{e}")).context("the roster change"),
+    };
+    if answer.diff != diff || answer.withdrawal != withdrawal {
+        bail!("the coordinator describes the roster change otherwise than it reads");
+    }
+    verify_proposed(trust, answer.version, &hash, &answer.proposed)?;
+    Ok(answer)
+}
+
+/// Posts the pending roster change again (checked first): every node that does not hold it
+/// is shown another node's statement and takes it, after its expiry too. `None` when no change
+/// is pending.
+pub async fn propose_again(
+    api: &ApiClient,
+    trust: &Trust,
+) -> anyhow::Result<Option<RosterProposedResult>> {
+    let (_, status) = fetch(api, trust).await?;
+    let Some(pending) = status
+        .proposals
+        .last()
+        .filter(|p| Some(&p.request_sha256) == status.pending.as_ref())
+    else {
+        return Ok(None);
+    };
+    post(api, trust, &pending.request).await.map(Some)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,214 @@
+//! Roster changes as a client builds and checks them: edits of the pinned roster, and the
+//! coordinator's report of the roster and its proposals (attacker review helper-57).
+
+use coordinator::api::{Hex, RosterEntryJson, RosterProposal};
+use ed25519_dalek::Signer;
+
+use super::*;
+use crate::testing::{key, pinned};
+fn entry(i: u8) -> RosterEntry {
+    RosterEntry {
+        node_key: serde_bytes::ByteBuf::from(vec![i; 32]),
+        kms_key_arn: protocol::KmsKeyArn::parse(&format!(
+            "arn:aws:kms:us-east-1:000000000000:key/{i:08}-0000-0000-0000-000000000000"
+        ))
+        .unwrap(),
+        pcr3: None,
+        pcr4: None,
+    }
+}
+
+#[test]
+fn an_edit_adds_at_the_end_replaces_in_place_and_removes_by_index() {
+    let current = vec![entry(1), entry(2), entry(3)];
+    assert_eq!(
+        edited(&current, Edit::Add(entry(4))).unwrap(),
+        vec![entry(1), entry(2), entry(3), entry(4)]
+    );
+    assert_eq!(
+        edited(&current, Edit::Replace(1, entry(9))).unwrap(),
+        vec![entry(1), entry(9), entry(3)]
+    );
+    assert_eq!(
+        edited(&current, Edit::Remove(0)).unwrap(),
+        vec![entry(2), entry(3)]
+    );
+    assert_eq!(edited(&current, Edit::Withdraw).unwrap(), current);
+    let out = edited(&current, Edit::Remove(3)).unwrap_err().to_string();
+    assert!(out.contains("node 3 is not in the roster"), "{out}");
+    let out = edited(&current, Edit::Replace(7, entry(9)))
+        .unwrap_err()
+        .to_string();
+    assert!(out.contains("nodes 0 to 2"), "{out}");
+}
+
+#[test]
+fn every_node_counts_each_node_once_and_only_nodes_of_the_roster() {
+    let receipt = |node| NodeReceipt {
+        node,
+        signature: coordinator::api::Hex(vec![1; 64]),
+    };
+    assert!(every_node(&[receipt(0), receipt(1), receipt(2)], 3));
+    assert!(!every_node(&[receipt(0), receipt(0), receipt(0)], 3));
+    assert!(!every_node(&[receipt(0), receipt(1), receipt(7)], 3));
+}
+
+/// A proposal of `edit`, created at `created`, approved by `approvers`, held by the nodes at
+/// `holders` (each statement signed by `signers[node]`).
+fn proposal(
+    trust: &Trust,
+    signers: &[SigningKey],
+    (edit, created): (Edit, u64),
+    approvers: &[SigningKey],
+    holders: &[u16],
+) -> RosterProposal {
+    let roster = edited(&trust.genesis().roster, edit).unwrap();
+    let mut request = requests::change_roster(trust.cluster_id(), (0, &roster), 0);
+    request.created = created;
+    request.expiry = created + 300;
+    let hash = request.hash();
+    let statements = holders
+        .iter()
+        .map(|n| {
+            let node = &trust.genesis().roster[usize::from(*n)];
+            let key: [u8; 32] = node.node_key.as_slice().try_into().unwrap();
+            let message = roster_proposed_message(&trust.cluster_id(), &key, 1, &hash);
+            NodeReceipt {
+                node: *n,
+                signature: Hex(signers[usize::from(*n)].sign(&message).to_bytes().to_vec()),
+            }
+        })
+        .collect();
+    RosterProposal {
+        version: 1,
+        request: ApprovedJson::from_wire(&requests::approve(&request, approvers)),
+        request_sha256: Hex(hash.to_vec()),
+        statements,
+        recorded: created,
+    }
+}
+
+fn status(trust: &Trust, proposals: Vec<RosterProposal>) -> RosterStatus {
+    let roster: Vec<RosterEntryJson> = trust
+        .genesis()
+        .roster
+        .iter()
+        .map(RosterEntryJson::from_wire)
+        .collect();
+    let pending = proposals
+        .last()
+        .filter(|p| p.request.request.roster != roster)
+        .map(|p| p.request_sha256.clone());
+    RosterStatus {
+        version: 0,
+        roster,
+        proposals,
+        pending,
+    }
+}
+
+fn newcomer() -> RosterEntry {
+    RosterEntry {
+        node_key: requests::public(&key(40)),
+        kms_key_arn: protocol::KmsKeyArn::parse("arn:aws:kms:eu-west-1:111122223333:key/node-new")
+            .unwrap(),
+        pcr3: None,
+        pcr4: None,
+    }
+}
+
+#[test]
+fn a_coordinators_report_of_the_roster_is_checked_against_the_pinned_genesis() {
+    let nodes = [key(10), key(11), key(12)];
+    let trust = pinned(&nodes);
+    let admins = AdminChain::genesis(&trust);
+    let approvers = [key(1), key(2)];
+    let removal = proposal(
+        &trust,
+        &nodes,
+        (Edit::Remove(2), 100),
+        &approvers,
+        &[0, 1, 2],
+    );
+    let addition = proposal(
+        &trust,
+        &nodes,
+        (Edit::Add(newcomer()), 101),
+        &approvers,
+        &[0, 1],
+    );
+    let honest = status(&trust, vec![removal.clone(), addition.clone()]);
+    verify(&trust, &admins, &honest).unwrap();
+    // A withdrawal last: nothing pending.
+    let withdrawal = proposal(&trust, &nodes, (Edit::Withdraw, 102), &approvers, &[0]);
+    let withdrawn = status(&trust, vec![removal.clone(), addition.clone(), withdrawal]);
+    assert!(withdrawn.pending.is_none());
+    verify(&trust, &admins, &withdrawn).unwrap();
+
+    let refused = |s: &RosterStatus| verify(&trust, &admins, s).unwrap_err().to_string();
+    // Listed out of the nodes' order, to pass the earlier change off as pending.
+    let mut reordered = status(&trust, vec![addition.clone(), removal.clone()]);
+    reordered.pending = Some(removal.request_sha256.clone());
+    assert!(
+        refused(&reordered).contains("out of the order"),
+        "{}",
+        refused(&reordered)
+    );
+    // The same proposal twice.
+    let twice = status(&trust, vec![removal.clone(), removal.clone()]);
+    assert!(refused(&twice).contains("out of the order"));
+    // Another pending change than the proposals make.
+    let mut other = honest.clone();
+    other.pending = Some(removal.request_sha256.clone());
+    assert!(
+        refused(&other).contains("another pending"),
+        "{}",
+        refused(&other)
+    );
+    let mut none = honest.clone();
+    none.pending = None;
+    assert!(refused(&none).contains("another pending"));
+    // A statement moved to another node's index, or signed by another key.
+    let mut moved = addition.clone();
+    moved.statements[1].node = 2;
+    let s = status(&trust, vec![removal.clone(), moved]);
+    assert!(
+        refused(&s).contains("node 2's statement"),
+        "{}",
+        refused(&s)
+    );
+    let forged = proposal(
+        &trust,
+        &[key(10), key(66), key(12)],
+        (Edit::Add(newcomer()), 101),
+        &approvers,
+        &[0, 1],
+    );
+    let s = status(&trust, vec![removal.clone(), forged]);
+    assert!(
+        refused(&s).contains("node 1's statement"),
+        "{}",
+        refused(&s)
+    );
+    // A proposal the admins did not approve, or held by no node.
+    let made_up = proposal(
+        &trust,
+        &nodes,
+        (Edit::Remove(0), 103),
+        &[key(1), key(9)],
+        &[0],
+    );
+    let s = status(&trust, vec![removal.clone(), made_up]);
+    assert!(refused(&s).contains("not approved"), "{}", refused(&s));
+    let unheld = proposal(&trust, &nodes, (Edit::Remove(0), 103), &approvers, &[]);
+    let s = status(&trust, vec![removal.clone(), unheld]);
+    assert!(refused(&s).contains("no node holds"), "{}", refused(&s));
+    // A roster in force other than the pinned one.
+    let mut moved_roster = honest.clone();
+    moved_roster.roster.pop();
+    assert!(
+        refused(&moved_roster).contains("another roster"),
+        "{}",
+        refused(&moved_roster)
+    );
+}

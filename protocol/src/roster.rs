@@ -278,6 +278,20 @@ impl ChangeRoster {
     }
 }
 
+/// Where `change` stands in the one order every node applies the changes of one roster version
+/// in (a pending change is replaced only by one after it): by creation time; in the same
+/// second, a change back to `current` (the roster in force: a withdrawal, or a fence when
+/// nothing is pending) after any other, so that a fence made in the same second as a change
+/// still stops it; then by request hash, so that nodes shown the same changes in any order end
+/// on the same one.
+pub fn proposal_order(change: &ChangeRoster, current: &[RosterEntry]) -> (u64, bool, [u8; 32]) {
+    (
+        change.created,
+        change.roster.as_slice() == current,
+        change.hash(),
+    )
+}
+
 /// What the node whose node key is `node_key` signs with it once it sealed the roster change
 /// whose SHA-256 is `request` as proposed (roster version `version` pending, the current one
 /// still in force):

@@ -2,7 +2,9 @@
 //! not approve, or approved for another cluster or a roster version not in force; a change that
 //! re-points a node that stays at another KMS key or drops its PCR pins; a roster smaller than
 //! a key's threshold; a change while a resharing is unfinished; a relay bringing back a change
-//! the admins replaced, also after a restart. Nothing of this changes which nodes sign.
+//! the admins replaced, also after a restart; a withheld change made pending after its window
+//! on one compromised node's statement, which a fence stops. Nothing of this changes which
+//! nodes sign.
 
 use std::collections::BTreeMap;
 
@@ -291,9 +293,13 @@ fn roster_changes_the_admins_did_not_approve_or_the_keys_cannot_take_are_refused
     // A roster version no node holds.
     let out = c.propose(&c.roster_request(1, c.grown(&[newcomer(0)]), &[0, 1]));
     refused_with(&out, FailureCode::Membership, "stale_roster");
-    // The roster in force.
-    let out = c.propose(&c.roster_request(0, c.grown(&[]), &[0, 1]));
-    refused_with(&out, FailureCode::Membership, "unchanged");
+    // The roster in force, nothing pending: sealed as a fence (see
+    // `a_fence_keeps_a_withheld_roster_change_from_being_made_pending_later`); every change
+    // below is created after it.
+    let fence = c.roster_request(0, c.grown(&[]), &[0, 1]);
+    let out = c.propose(&fence);
+    proposed(&mut c, &out, &fence.request);
+    c.clocks_ahead(10);
     // Node 1 re-pointed at a KMS key the attacker's account holds; node 0's parent unpinned.
     let mut repointed = c.grown(&[newcomer(0)]);
     repointed[1].kms_key_arn = newcomer(9).kms_key_arn;
@@ -340,4 +346,140 @@ fn roster_changes_the_admins_did_not_approve_or_the_keys_cannot_take_are_refused
     let change = c.roster_request(0, removed, &[0, 1]);
     let out = c.propose(&change);
     proposed(&mut c, &out, &change.request);
+}
+
+/// Attacker review helper-57, finding 4: a change the admins approved and never saw proposed
+/// (a coordinator withheld it, or its post failed) can be made pending after its window by a
+/// coordinator holding one compromised enclave's statement: a node takes a change after its
+/// window on another node's statement. The admins fence it off by proposing the roster in
+/// force: every node seals the fence, and the withheld change, created before it, is refused
+/// everywhere after that, on any node's statement; a change created after the fence is not.
+#[test]
+fn a_fence_keeps_a_withheld_roster_change_from_being_made_pending_later() {
+    let mut c = Cluster::new(3);
+    let withheld = c.roster_request(0, c.grown(&[newcomer(0)]), &[0, 1]);
+    let at = |c: &Cluster, node: u16, request: &Approved<ChangeRoster>, catch_up| {
+        c.run(
+            &[node],
+            SessionKind::ProposeRoster {
+                request: request.clone(),
+                catch_up,
+            },
+            |_, _| {},
+        )
+        .remove(&node)
+        .unwrap()
+    };
+    // The compromised enclave, node 0, takes it within its window and signs that it did.
+    let statement = match at(&c, 0, &withheld, None) {
+        Outcome::RosterProposed { statement, .. } => statement,
+        other => panic!("{other:?}"),
+    };
+    // Its window passes. The attack: node 1, shown node 0's statement, takes it.
+    c.clocks_ahead(600);
+    assert!(
+        matches!(
+            at(&c, 1, &withheld, None),
+            Outcome::Failed {
+                code: FailureCode::Refused,
+                ..
+            }
+        ),
+        "expired, with no statement"
+    );
+    assert!(matches!(
+        at(&c, 1, &withheld, Some((0, statement.clone()))),
+        Outcome::RosterProposed { .. }
+    ));
+    // The admins fence: the roster in force, proposed with nothing pending at node 2. Every
+    // node seals it (at nodes 0 and 1 it replaces the withheld change: created later).
+    let fence = c.roster_request(0, c.grown(&[]), &[1, 2]);
+    let out = c.propose(&fence);
+    proposed(&mut c, &out, &fence.request);
+    // The withheld change is refused everywhere now, shown node 0's statement.
+    for node in [0, 1, 2] {
+        let shown = (node != 0).then(|| (0, statement.clone()));
+        match at(&c, node, &withheld, shown) {
+            Outcome::Failed {
+                code: FailureCode::Membership,
+                message,
+                ..
+            } => assert!(message.starts_with("roster_change_pending"), "{message}"),
+            other => panic!("node {node}: {other:?}"),
+        }
+    }
+    // Node 2, restarted from its blobs, keeps the fence.
+    let fresh = boot(&c.ca, 2, IMAGE);
+    fresh.test_hook(crate::node::TestHook::ClockAhead(c.ahead.get()));
+    match fresh.handle(EnclaveRequest::Restore {
+        blobs: c.blobs[2].clone(),
+    }) {
+        EnclaveResponse::Restored { .. } => {}
+        other => panic!("restore: {other:?}"),
+    }
+    c.enclaves[2] = fresh;
+    c.admit_all();
+    assert!(
+        matches!(
+            at(&c, 2, &withheld, Some((0, statement.clone()))),
+            Outcome::Failed { code: FailureCode::Membership, ref message, .. }
+                if message.starts_with("roster_change_pending")
+        ),
+        "node 2 after its restart"
+    );
+    // Nothing is pending: a change created after the fence is proposed at every node.
+    c.clocks_ahead(10);
+    let later = c.roster_request(0, c.grown(&[newcomer(1)]), &[0, 2]);
+    let out = c.propose(&later);
+    proposed(&mut c, &out, &later.request);
+
+    // A fence made in the same second as a change comes after it, whatever their hashes
+    // (helper-58, finding 2): node 0 shown the fence first refuses the change; node 1 shown
+    // the change first takes the fence after it, then refuses the change again.
+    c.clocks_ahead(10);
+    let change = c.roster_request(0, c.grown(&[newcomer(2)]), &[0, 1]);
+    let mut fence = c.roster_request(0, c.grown(&[]), &[0, 1]);
+    (fence.request.created, fence.request.expiry) = (change.request.created, change.request.expiry);
+    fence.approvals = approve(&fence.request, &[&c.admins[0], &c.admins[1]]);
+    let refused = |o: Outcome| {
+        matches!(o, Outcome::Failed { code: FailureCode::Membership, ref message, .. }
+            if message.starts_with("roster_change_pending"))
+    };
+    assert!(matches!(
+        at(&c, 0, &fence, None),
+        Outcome::RosterProposed { .. }
+    ));
+    assert!(refused(at(&c, 0, &change, None)), "node 0");
+    assert!(matches!(
+        at(&c, 1, &change, None),
+        Outcome::RosterProposed { .. }
+    ));
+    assert!(matches!(
+        at(&c, 1, &fence, None),
+        Outcome::RosterProposed { .. }
+    ));
+    assert!(refused(at(&c, 1, &change, None)), "node 1");
+
+    // A fence dated ahead of the nodes' clocks, taken by a node whose clock runs ahead (or a
+    // compromised one), is not made current at another node on its statement: it would block
+    // every roster change until an admin change (helper-58, finding 3).
+    c.clocks_ahead(10);
+    let mut future = c.roster_request(0, c.grown(&[]), &[0, 1]);
+    // 200 s: beyond any clock skew, within a session id's life at node 0.
+    future.request.created += 200;
+    future.request.expiry += 200;
+    future.approvals = approve(&future.request, &[&c.admins[0], &c.admins[1]]);
+    c.enclaves[0].test_hook(crate::node::TestHook::ClockAhead(200));
+    let ahead = match at(&c, 0, &future, None) {
+        Outcome::RosterProposed { statement, .. } => statement,
+        other => panic!("{other:?}"),
+    };
+    match at(&c, 2, &future, Some((0, ahead))) {
+        Outcome::Failed {
+            code: FailureCode::Refused,
+            message,
+            ..
+        } => assert!(message.contains("in this node's future"), "{message}"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -183,6 +183,19 @@ impl Node {
                     .is_some_and(|entry| entry.signed(&message(*node), statement))
         });
         if shown {
+            // A statement makes a change that was valid elsewhere current here, never one made
+            // in this node's future (attacker review helper-58, finding 3: a fence dated
+            // ahead would block every roster change until an admin change).
+            if created
+                > self
+                    .now()
+                    .saturating_add(protocol::policy::MAX_CLOCK_SKEW_SECS)
+            {
+                return Err(NodeError::Refused(format!(
+                    "the change was made at {created}, in this node's future: another node's \
+                     statement does not make it current early"
+                )));
+            }
             return Ok(true);
         }
         let mut use_key = tag.to_vec();

@@ -2,12 +2,15 @@
 //! nodes. Built here: the first step, the proposal. Each node of the current roster checks an
 //! admin-approved change against its chain of rosters, its keys' thresholds and its pending
 //! generations, seals it with the genesis as pending and signs that it did; the current roster
-//! stays in force. The admins withdraw a proposal by proposing the roster in force; an admin
-//! change drops it. Joining, resharing to the new roster and the commit are planned.
+//! stays in force. The admins withdraw a proposal by proposing the roster in force (with nothing
+//! pending, the same fences off every change approved before it); an admin change drops it.
+//! Joining, resharing to the new roster and the commit are planned.
 
 use protocol::genesis::RosterEntry;
 use protocol::policy::Approved;
-use protocol::roster::{ChangeRoster, RosterDiff, RosterError, roster_proposed_message};
+use protocol::roster::{
+    ChangeRoster, RosterDiff, RosterError, proposal_order, roster_proposed_message,
+};
 use protocol::session::Outcome;
 use serde_bytes::ByteBuf;
 use tracing::info;
@@ -80,10 +83,10 @@ impl GenesisState {
     }
 }
 
-/// Whether `change` comes after `pending` in the one order every node applies: by creation
-/// time, then by request hash, so that nodes shown the same two changes end on the same one.
-fn supersedes(change: &ChangeRoster, pending: &ChangeRoster) -> bool {
-    (change.created, change.hash()) > (pending.created, pending.hash())
+/// Whether `change` comes after `pending` in the one order every node applies
+/// ([`proposal_order`]) against the roster in force, `current`.
+fn supersedes(change: &ChangeRoster, pending: &ChangeRoster, current: &[RosterEntry]) -> bool {
+    proposal_order(change, current) > proposal_order(pending, current)
 }
 
 impl Node {
@@ -91,9 +94,11 @@ impl Node {
     /// force, replacing this node's current roster version, a change a roster may undergo
     /// with the keys held here, no key with a pending generation; within its window, or shown
     /// another current roster node's statement that it proposed it. The roster in force
-    /// proposed again withdraws a pending change. A pending change (or withdrawal) is replaced
+    /// proposed again withdraws a pending change, and with nothing pending is sealed as a
+    /// fence; neither waits for a resharing. A pending change (or withdrawal) is replaced
     /// only by another of the same version that comes after it (created later; at the same
-    /// second, the higher request hash), so a relay cannot bring back a change the admins
+    /// second, a withdrawal after a change, then the higher request hash), so a relay cannot
+    /// bring back a change the admins
     /// replaced, and nodes shown both end on the same one. Sealed and signed before anything
     /// changes; a change proposed already is answered again.
     pub(super) fn propose_roster(
@@ -110,7 +115,8 @@ impl Node {
             if pending.request.hash() == hash {
                 return self.roster_proposed_answer(version, &hash);
             }
-            if pending.request.version == r.version && !supersedes(r, &pending.request) {
+            let current = g.rosters().last().copied().unwrap_or_default();
+            if pending.request.version == r.version && !supersedes(r, &pending.request, current) {
                 return Err(MembershipError::RosterChangePending {
                     version: pending.request.version,
                     pending: hex(&pending.request.hash()),
@@ -118,12 +124,6 @@ impl Node {
                 }
                 .into());
             }
-        }
-        if let Some((key_id, _)) = self.keys.iter().find(|(_, k)| k.pending.is_some()) {
-            return Err(MembershipError::PendingGeneration {
-                key_id: key_id.clone(),
-            }
-            .into());
         }
         let max_threshold = self.keys.values().map(|k| k.threshold).max().unwrap_or(0);
         let roster = g.rosters().last().map(|r| r.to_vec()).unwrap_or_default();
@@ -140,10 +140,21 @@ impl Node {
             (b"propose-roster:", &r.request_id, r.created, r.expiry),
         )?;
         let diff = g.check_roster_change(request, max_threshold)?;
-        if diff.is_none() && g.pending_roster().is_none() {
-            // Nothing to withdraw: the roster in force is no change.
-            return Err(MembershipError::RosterChange(RosterError::Unchanged).into());
+        // A change waits for every resharing to finish (every key is reshared to the new
+        // roster from one generation); a withdrawal never waits.
+        if diff.is_some()
+            && let Some((key_id, _)) = self.keys.iter().find(|(_, k)| k.pending.is_some())
+        {
+            return Err(MembershipError::PendingGeneration {
+                key_id: key_id.clone(),
+            }
+            .into());
         }
+        // The roster in force with nothing pending is sealed too, as a fence: a change the
+        // admins approved before it (one a coordinator withheld, or whose post failed) can no
+        // longer be made pending, also after its window on another node's statement (attacker
+        // review helper-57, finding 4).
+        let withdrawn = g.pending_roster().is_some();
         let mut next = g.clone();
         next.sealed.proposed_roster = Some(request.clone());
         let sealed = self.seal_genesis(&next.sealed, &cluster)?;
@@ -157,7 +168,11 @@ impl Node {
                 removed = diff.removed.len(),
                 "roster change proposed"
             ),
-            None => info!(version, "roster change withdrawn"),
+            None if withdrawn => info!(version, "pending roster change withdrawn"),
+            None => info!(
+                version,
+                "roster fenced: changes created before it are refused"
+            ),
         }
         self.genesis = Some(next);
         Ok(Outcome::RosterProposed {

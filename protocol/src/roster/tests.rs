@@ -259,3 +259,30 @@ fn every_field_is_in_the_hash_and_the_statements_name_domain_node_and_version() 
         roster_proposed_message(&ClusterId([8; 32]), &key, 1, &h)
     );
 }
+
+/// The one order of proposals (attacker review helper-58, finding 2): by creation time; in the
+/// same second a change back to the roster in force (a withdrawal or fence) after any change,
+/// whatever their hashes; then by hash.
+#[test]
+fn in_one_second_a_withdrawal_comes_after_a_change_whatever_their_hashes() {
+    let current = genesis();
+    let fence = change(&[0, 1, 2]);
+    for id in 0..16u8 {
+        let mut grow = change(&[0, 1, 2, 3]);
+        grow.request_id = b(id, 16);
+        assert!(
+            proposal_order(&fence, &current) > proposal_order(&grow, &current),
+            "request id {id}"
+        );
+        // A second later, a change comes after the fence.
+        grow.created += 1;
+        assert!(proposal_order(&grow, &current) > proposal_order(&fence, &current));
+    }
+    // Two changes in one second: by hash.
+    let (mut x, y) = (change(&[0, 1, 2, 3]), change(&[0, 1, 2, 4]));
+    x.request_id = b(9, 16);
+    assert_eq!(
+        proposal_order(&x, &current) > proposal_order(&y, &current),
+        x.hash() > y.hash()
+    );
+}

@@ -201,14 +201,15 @@ pub async fn max_threshold(api: &ApiClient) -> anyhow::Result<u16> {
 }
 
 /// Proposes `edit` of the pinned roster, approved by `approvers` (admins of the set in force,
-/// `admins`' current one, at least its quorum of them): checked here first with the rules
+/// `admins`' current one, at least its quorum of them), created after every proposal of
+/// `status` (both from [`fetch`]): checked here first with the rules
 /// every enclave applies (a withdrawal only as [`Edit::Withdraw`]), then posted; the answer's
 /// statements are checked against the pinned roster. Nodes that do not hold it are in its
 /// `failed`; posting the same change again ([`propose_again`]) tries them.
 pub async fn propose(
     api: &ApiClient,
     trust: &Trust,
-    admins: &AdminChain,
+    (admins, status): (&AdminChain, &RosterStatus),
     edit: Edit,
     approvers: &[SigningKey],
 ) -> anyhow::Result<(ChangeRoster, RosterProposedResult)> {
@@ -217,8 +218,22 @@ pub async fn propose(
     let pinned = &trust.genesis().roster;
     let withdraw = edit == Edit::Withdraw;
     let roster = edited(pinned, edit)?;
-    let request =
+    let mut request =
         requests::change_roster(trust.cluster_id(), (ROSTER_VERSION, &roster), set.version);
+    // Created after every proposal recorded, so that the nodes take it over any of them, also
+    // one made in the same second (attacker review helper-58, finding 2); the coordinator
+    // waits out the second at most.
+    if let Some(last) = status
+        .proposals
+        .iter()
+        .map(|p| p.request.request.created)
+        .max()
+        && last >= request.created
+    {
+        let validity = request.expiry - request.created;
+        request.created = last + 1;
+        request.expiry = request.created + validity;
+    }
     match request.diff(&[pinned.as_slice()], max_threshold(api).await?) {
         Ok(_) if !withdraw => {}
         Err(RosterError::Unchanged) if withdraw => {}
@@ -266,22 +281,24 @@ async fn post(
     Ok(answer)
 }
 
-/// Posts the pending roster change again (checked first): every node that does not hold it
-/// is shown another node's statement and takes it, after its expiry too. `None` when no change
-/// is pending.
+/// Posts the last roster proposal again (checked first; the pending change, or a withdrawal or
+/// fence, approved under the admin version in force): every node that does not hold it is
+/// shown another node's statement and takes it, after its expiry too (attacker review
+/// helper-58, finding 1: a fence some node missed is completed so). `None` when there is none.
 pub async fn propose_again(
     api: &ApiClient,
     trust: &Trust,
 ) -> anyhow::Result<Option<RosterProposedResult>> {
-    let (_, status) = fetch(api, trust).await?;
-    let Some(pending) = status
+    let (admins, status) = fetch(api, trust).await?;
+    let version = admins.current().version;
+    let Some(last) = status
         .proposals
-        .last()
-        .filter(|p| Some(&p.request_sha256) == status.pending.as_ref())
+        .iter()
+        .rfind(|p| p.request.request.admins == version)
     else {
         return Ok(None);
     };
-    post(api, trust, &pending.request).await.map(Some)
+    post(api, trust, &last.request).await.map(Some)
 }
 
 #[cfg(test)]

@@ -121,11 +121,16 @@ async fn a_coordinator_whose_database_is_lost_is_restored_from_the_pinned_genesi
     let late = create("late", Scheme::EddsaEd25519).await;
     // A roster change is proposed under admin version 1 (issue 20, membership): every node
     // holds it as pending, and names it on its inventory's first page.
-    let (chain, _) = cli::roster::fetch(&api, &trust).await.unwrap();
-    let (proposal, answer) =
-        cli::roster::propose(&api, &trust, &chain, cli::roster::Edit::Remove(2), &admins)
-            .await
-            .unwrap();
+    let (chain, status) = cli::roster::fetch(&api, &trust).await.unwrap();
+    let (proposal, answer) = cli::roster::propose(
+        &api,
+        &trust,
+        (&chain, &status),
+        cli::roster::Edit::Remove(2),
+        &admins,
+    )
+    .await
+    .unwrap();
     assert_eq!(answer.proposed.len(), 3, "{answer:?}");
 
     // The enclaves restart as production ones run: without fixture primes, so that one

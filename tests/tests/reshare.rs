@@ -888,10 +888,15 @@ async fn a_roster_change_is_proposed_replaced_caught_up_and_withdrawn() {
     assert!(status.proposals.is_empty() && status.pending.is_none());
 
     // Remove node 2 (2 nodes are enough for a 2-of-3 key): every node holds it as proposed.
-    let (removal, answer) =
-        cli::roster::propose(&s.api, &s.trust, &admins, Edit::Remove(2), &s.admins)
-            .await
-            .unwrap();
+    let (removal, answer) = cli::roster::propose(
+        &s.api,
+        &s.trust,
+        (&admins, &status),
+        Edit::Remove(2),
+        &s.admins,
+    )
+    .await
+    .unwrap();
     assert_eq!(answer.version, 1);
     assert_eq!(answer.proposed.len(), 3, "{answer:?}");
     assert!(answer.failed.is_empty() && !answer.withdrawal, "{answer:?}");
@@ -973,9 +978,16 @@ async fn a_roster_change_is_proposed_replaced_caught_up_and_withdrawn() {
     )
     .await
     .unwrap();
-    let client = cli::roster::propose(&s.api, &s.trust, &admins, Edit::Remove(0), &s.admins)
-        .await
-        .unwrap_err();
+    let (admins, status) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
+    let client = cli::roster::propose(
+        &s.api,
+        &s.trust,
+        (&admins, &status),
+        Edit::Remove(0),
+        &s.admins,
+    )
+    .await
+    .unwrap_err();
     assert!(
         format!("{client:#}").contains("below_threshold"),
         "{client:#}"

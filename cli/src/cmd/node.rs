@@ -54,13 +54,16 @@ pub enum NodeCommand {
         #[command(flatten)]
         change: ChangeArgs,
     },
-    /// Withdraw the change pending: the roster in force proposed again.
+    /// Withdraw the change pending: the roster in force proposed again. With nothing pending,
+    /// a fence: every change approved before it can no longer be made pending (run it after a
+    /// proposal that failed or is unaccounted for).
     Withdraw {
         #[command(flatten)]
         change: ChangeArgs,
     },
-    /// Propose the pending change again at every node that does not hold it (down when it
-    /// was proposed): each is shown another node's statement, so after its expiry too.
+    /// Propose the last change (or withdrawal, or fence) again at every node that does not
+    /// hold it (down when it was proposed): each is shown another node's statement, so after
+    /// its expiry too.
     ProposeAgain {
         #[command(flatten)]
         cluster: ClusterArgs,
@@ -184,7 +187,11 @@ async fn show(cluster: &ClusterArgs, output: &JsonFlag) -> anyhow::Result<ExitCo
 /// Prints what a proposal does and which nodes hold it; whether every node does.
 fn print_result(r: &RosterProposedResult, nodes: usize) -> bool {
     if r.withdrawal {
-        println!("the pending roster change is withdrawn:");
+        println!(
+            "the roster in force proposed again (request sha256 {}): the pending change, if \
+             any, is withdrawn, and every change created before it is fenced off:",
+            hex::encode(&r.request_sha256.0)
+        );
     } else {
         let d = &r.diff;
         println!(
@@ -213,8 +220,9 @@ async fn propose(a: ChangeArgs, edit: Edit) -> anyhow::Result<ExitCode> {
     let api = a.cluster.api()?;
     let trust = a.cluster.trust()?;
     let approvers = read_keys(&a.approvers)?;
-    let (admins, _) = cli::roster::fetch(&api, &trust).await?;
-    let (_, result) = cli::roster::propose(&api, &trust, &admins, edit, &approvers).await?;
+    let (admins, status) = cli::roster::fetch(&api, &trust).await?;
+    let (_, result) =
+        cli::roster::propose(&api, &trust, (&admins, &status), edit, &approvers).await?;
     let nodes = trust.genesis().roster.len();
     a.output.print(&result, |r| {
         if !print_result(r, nodes) {
@@ -235,7 +243,7 @@ async fn propose(a: ChangeArgs, edit: Edit) -> anyhow::Result<ExitCode> {
 async fn again(cluster: &ClusterArgs, output: &JsonFlag) -> anyhow::Result<ExitCode> {
     let trust = cluster.trust()?;
     let Some(result) = cli::roster::propose_again(&cluster.api()?, &trust).await? else {
-        bail!("no roster change is pending");
+        bail!("no roster change is recorded under the admins in force");
     };
     let nodes = trust.genesis().roster.len();
     output.print(&result, |r| {

@@ -26,7 +26,7 @@ use super::checks::{check_admin_approvals, check_version_and_cluster, check_wind
 use super::{Coordinator, err, unix_now};
 use crate::api::{
     ApiError, ApprovedJson, ChangeRosterJson, ErrorCode, GenesisBody, Hex, RosterDiffJson,
-    RosterProposal, RosterProposedResult, RosterStatus, Wire,
+    RosterEntryJson, RosterProposal, RosterProposedResult, RosterStatus, Wire,
 };
 use crate::audit::AuditEntry;
 use crate::store::ChangeRow;
@@ -45,10 +45,11 @@ impl Recorded {
         }
     }
 
-    /// Its place in the order every node applies proposals of one version: by creation
-    /// time, then by request hash.
-    fn order(&self) -> (u64, [u8; 32]) {
-        (self.approved.request.created, self.hash)
+    /// Its place in the order every node applies proposals of one version against the roster
+    /// in force, `current` (`protocol::roster::proposal_order`).
+    fn order(&self, current: &[RosterEntryJson]) -> (u64, bool, [u8; 32]) {
+        let r = &self.approved.request;
+        (r.created, r.roster.as_slice() == current, self.hash)
     }
 }
 
@@ -59,11 +60,14 @@ type Held = (ApprovedJson<ChangeRosterJson>, BTreeMap<u16, Vec<u8>>);
 /// planned step after resharing), so it is the genesis' roster, version 0.
 const ROSTER_VERSION: u32 = 0;
 
-/// The recorded proposals that replace roster version `version`, in the order the nodes apply
-/// them: the last is the one they end on.
-fn proposals_of(mut all: Vec<Recorded>, version: u32) -> Vec<Recorded> {
+/// The recorded proposals that replace roster version `version` (whose roster is `current`),
+/// in the order the nodes apply them: the last is the one they end on.
+fn proposals_of(
+    mut all: Vec<Recorded>,
+    (version, current): (u32, &[RosterEntryJson]),
+) -> Vec<Recorded> {
     all.retain(|p| p.approved.request.version == version);
-    all.sort_by_key(Recorded::order);
+    all.sort_by_key(|p| p.order(current));
     all
 }
 
@@ -73,7 +77,7 @@ fn proposals_of(mut all: Vec<Recorded>, version: u32) -> Vec<Recorded> {
 /// roster in force (a withdrawal).
 fn pending_of<'a>(
     proposals: &'a [Recorded],
-    roster: &[crate::api::RosterEntryJson],
+    roster: &[RosterEntryJson],
     admins: u32,
 ) -> Option<&'a Recorded> {
     proposals
@@ -94,7 +98,7 @@ fn roster_refused(e: &RosterError) -> ApiError {
 /// What the audit record says of a proposal (its nodes are the record's `nodes`).
 fn describe(r: &ChangeRoster, diff: &RosterDiffJson, withdrawal: bool) -> String {
     let what = if withdrawal {
-        "withdrawal of the pending change".to_string()
+        "withdrawal of the pending change (a fence when none is)".to_string()
     } else {
         let kept: Vec<(u16, u16)> = diff.kept.iter().map(|k| (k.from, k.to)).collect();
         format!(
@@ -223,8 +227,8 @@ impl Coordinator {
         let GenesisBody::V2(pinned) = &genesis else {
             return Ok(None);
         };
-        let proposals = proposals_of(self.roster_proposals().await?, ROSTER_VERSION);
         let roster = &pinned.request.roster;
+        let proposals = proposals_of(self.roster_proposals().await?, (ROSTER_VERSION, roster));
         let admins = self.current_admins(&genesis).await?.version;
         let pending = pending_of(&proposals, roster, admins).map(|p| Hex(p.hash.to_vec()));
         Ok(Some(RosterStatus {
@@ -290,7 +294,15 @@ impl Coordinator {
         // have a resharing pending (every key is reshared to the new roster from one
         // generation). Every enclave checks both against its own keys too.
         let keys = self.db(|s| s.keys()).await?;
-        if let Some(k) = keys.iter().find(|k| k.pending.is_some()) {
+        let max_threshold = keys.iter().map(|k| k.threshold).max().unwrap_or(0);
+        let diff = match r.diff(&[roster.roster.as_slice()], max_threshold) {
+            Ok(d) => Some(RosterDiffJson::from(&d)),
+            Err(RosterError::Unchanged) => None,
+            Err(e) => return Err(roster_refused(&e)),
+        };
+        let withdrawal = diff.is_none();
+        // A withdrawal (or a fence, with nothing pending) never waits.
+        if let (false, Some(k)) = (withdrawal, keys.iter().find(|k| k.pending.is_some())) {
             return Err(err(
                 ErrorCode::Refused,
                 format!(
@@ -300,13 +312,6 @@ impl Coordinator {
                 ),
             ));
         }
-        let max_threshold = keys.iter().map(|k| k.threshold).max().unwrap_or(0);
-        let diff = match r.diff(&[roster.roster.as_slice()], max_threshold) {
-            Ok(d) => Some(RosterDiffJson::from(&d)),
-            Err(RosterError::Unchanged) => None,
-            Err(e) => return Err(roster_refused(&e)),
-        };
-        let withdrawal = diff.is_none();
         let diff = diff.unwrap_or_default();
         // A proposal recorded already is tried again at every node, each shown another
         // node's statement; a new one within its window, approved by the admins in force. An
@@ -433,7 +438,6 @@ impl Coordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::RosterEntryJson;
 
     #[test]
     fn a_roster_refusal_is_named_by_its_kind() {
@@ -492,7 +496,7 @@ mod tests {
         let larger = [entry(1), entry(2), entry(3), entry(4)];
         // Recorded out of order: the nodes apply them by creation time.
         let all = vec![proposal(&larger, 20, 0), proposal(&smaller, 10, 0)];
-        let ordered = proposals_of(all, 0);
+        let ordered = proposals_of(all, (0, &current));
         assert_eq!(ordered[0].approved.request.created, 10);
         let pending = pending_of(&ordered, &current, 0).unwrap();
         assert_eq!(pending.approved.request.roster, larger);
@@ -516,7 +520,16 @@ mod tests {
         // Proposals of another roster version are not this version's.
         let mut other = proposal(&larger, 40, 0);
         other.approved.request.version = 1;
-        assert_eq!(proposals_of(vec![other], 0).len(), 0);
+        assert_eq!(proposals_of(vec![other], (0, &current)).len(), 0);
+        // In one second a withdrawal comes after a change, whatever their hashes.
+        for seed in 0..8 {
+            let mut change = proposal(&larger, 50, 0);
+            change.approved.request.request_id = Hex(vec![seed; 16]);
+            change.hash = change.approved.request.to_wire().hash();
+            let fence = proposal(&current, 50, 0);
+            let ordered = proposals_of(vec![fence, change], (0, &current));
+            assert!(pending_of(&ordered, &current, 0).is_none(), "seed {seed}");
+        }
     }
 
     #[test]

@@ -877,6 +877,62 @@ async fn genesis_key_create_and_sign_from_the_command_line() {
         "{list}"
     );
 
+    // Issue 20, membership: `cohort node` proposes a roster change at every node, each node's
+    // statement checked against the pinned genesis; bad input is refused before anything is
+    // sent; the roster in force proposed again withdraws it.
+    let admins = [
+        "--admin",
+        admin.to_str().unwrap(),
+        "--admin",
+        admin2.to_str().unwrap(),
+    ];
+    let node = |args: &[&str]| {
+        let mut all = vec!["node"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--dir", d]);
+        cohort(&all)
+    };
+    let with_admins = |args: &[&'static str]| -> Vec<&str> {
+        args.iter().copied().chain(admins.iter().copied()).collect()
+    };
+    failed(
+        &node(&with_admins(&[
+            "add",
+            "--node-key",
+            "abcd",
+            "--kms-key",
+            "arn:aws:kms:us-east-1:000000000000:key/new-node",
+        ])),
+        "--node-key: not 32 bytes",
+    );
+    failed(
+        &node(&with_admins(&["remove", "--node", "7"])),
+        "node 7 is not in the roster in force",
+    );
+    let out = node(&with_admins(&["remove", "--node", "2"]));
+    ok(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("roster version 1 proposed") && text.contains("removed [2]"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("holds it (statement verified against the pinned genesis)")
+            .count(),
+        3,
+        "{text}"
+    );
+    let out = node(&["show", "--json"]);
+    ok(&out);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(status["pending"].is_string(), "{status}");
+    ok(&node(&with_admins(&["withdraw"])));
+    let out = node(&["show"]);
+    ok(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("no roster change is pending"), "{text}");
+    assert_eq!(text.matches("replaced or withdrawn").count(), 2, "{text}");
+
     // The pin: another genesis is not pinned over it, and an edited pin is refused.
     let pinned = sim.join("trusted-genesis.json");
     let mut other: serde_json::Value =

@@ -353,6 +353,22 @@ pub(super) struct Expected {
     pub(super) message: StatementMessage,
 }
 
+impl Expected {
+    /// Whether `statement` is node `node`'s that it took this change: a signature over
+    /// [`Expected::message`] by the node key `roster` (of cluster `cluster`) lists for it.
+    pub(super) fn signed_by(
+        &self,
+        (cluster, roster): (&ClusterId, &Genesis),
+        node: u16,
+        statement: &[u8],
+    ) -> bool {
+        roster.roster.get(usize::from(node)).is_some_and(|e| {
+            let message = (self.message)(cluster, node, &e.node_key, self.version, &self.hash);
+            e.signed(&message, statement)
+        })
+    }
+}
+
 impl Coordinator {
     /// Runs each session of `runs` (see [`sessions`]) at its node, all at once (a node that
     /// fails or hangs holds up no other): each node's statement, when it says it applied the
@@ -390,17 +406,9 @@ impl Coordinator {
                     }
                     Some(outcome) => match (expected.applied)(outcome) {
                         Some((v, statement)) => {
-                            let signed = roster.roster.get(usize::from(node)).is_some_and(|e| {
-                                let message = (expected.message)(
-                                    &cluster,
-                                    node,
-                                    &e.node_key,
-                                    expected.version,
-                                    &expected.hash,
-                                );
-                                e.signed(&message, &statement)
-                            });
-                            if v == expected.version && signed {
+                            if v == expected.version
+                                && expected.signed_by((&cluster, roster), node, &statement)
+                            {
                                 Ok(statement.to_vec())
                             } else {
                                 Err(failure(

@@ -345,14 +345,12 @@ impl Coordinator {
                     hex::encode(hash)
                 )));
             }
-            let message = body.request.expected().message;
+            // The version and hash it names are `version` and `hash` (checked above).
+            let expected = body.request.expected();
             let mut statements = BTreeMap::new();
             for (node, copy, statement) in &copies {
                 let same = serde_json::to_string(copy).is_ok_and(|t| t == text);
-                let signed = genesis.roster.get(usize::from(*node)).is_some_and(|entry| {
-                    let message = message(&cluster, *node, &entry.node_key, version, &hash);
-                    entry.signed(&message, statement)
-                });
+                let signed = expected.signed_by((&cluster, genesis), *node, statement);
                 if !same || !signed {
                     return Err(refused(format!(
                         "node {node} does not report the {} change of version {version} node \

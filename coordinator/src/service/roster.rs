@@ -128,18 +128,7 @@ fn verified(
     let cluster = roster.cluster_id();
     statements
         .iter()
-        .filter(|(node, statement)| {
-            roster.roster.get(usize::from(**node)).is_some_and(|e| {
-                let message = (expected.message)(
-                    &cluster,
-                    **node,
-                    &e.node_key,
-                    expected.version,
-                    &expected.hash,
-                );
-                e.signed(&message, statement)
-            })
-        })
+        .filter(|(node, statement)| expected.signed_by((&cluster, roster), **node, statement))
         .map(|(node, statement)| (*node, statement.clone()))
         .collect()
 }

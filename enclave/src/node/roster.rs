@@ -98,9 +98,9 @@ impl Node {
     /// fence; neither waits for a resharing. A pending change (or withdrawal) is replaced
     /// only by another of the same version that comes after it (created later; at the same
     /// second, a withdrawal after a change, then the higher request hash), so a relay cannot
-    /// bring back a change the admins
-    /// replaced, and nodes shown both end on the same one. Sealed and signed before anything
-    /// changes; a change proposed already is answered again.
+    /// bring back a change the admins replaced, and nodes shown both end on the same one.
+    /// Sealed and signed before anything changes; a change proposed already is answered
+    /// again.
     pub(super) fn propose_roster(
         &mut self,
         request: &Approved<ChangeRoster>,

@@ -32,6 +32,7 @@ mod governance;
 mod images;
 mod import;
 mod inventory;
+mod join;
 mod reshare;
 mod roster;
 

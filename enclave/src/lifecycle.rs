@@ -11,6 +11,15 @@
 //! genesis goes to `operational`.
 //!
 //! ```text
+//!   enrolled | joining --joined--> joining          (issue 20: a pending roster change joined)
+//!   ready --restored_joining--> joining             (a joining node's sealed state restored)
+//! ```
+//!
+//! `joining`: the node holds the cluster's chain and a pending roster change that lists it; it
+//! answers `attest`, `status`, `clock` and a `join_cluster` for a change that replaced its own,
+//! and takes no part in the cluster's work until the change is committed (planned).
+//!
+//! ```text
 //!   ready | enrolled | operational --worker_failed--> failed (terminal)
 //! ```
 //!
@@ -34,6 +43,10 @@ pub enum Event {
     Enrolled,
     /// A genesis was accepted.
     GenesisAccepted,
+    /// A pending roster change was joined.
+    Joined,
+    /// A joining node's sealed state was restored.
+    RestoredJoining,
     /// Sealed state was restored.
     Restored,
     /// The cluster worker panicked outside a protocol machine, or stopped.
@@ -63,13 +76,17 @@ pub enum Requirement {
 pub fn required_phase(request: &EnclaveRequest) -> Requirement {
     match request {
         EnclaveRequest::Status | EnclaveRequest::Clock => Requirement::Any,
-        EnclaveRequest::Attest { .. } => {
-            Requirement::In(&[Phase::Ready, Phase::Enrolled, Phase::Operational])
-        }
+        EnclaveRequest::Attest { .. } => Requirement::In(&[
+            Phase::Ready,
+            Phase::Enrolled,
+            Phase::Joining,
+            Phase::Operational,
+        ]),
         EnclaveRequest::Enroll { .. } | EnclaveRequest::Genesis { .. } => {
             Requirement::In(&[Phase::Ready, Phase::Enrolled])
         }
         EnclaveRequest::GenesisV2 { .. } => Requirement::In(&[Phase::Enrolled]),
+        EnclaveRequest::JoinCluster { .. } => Requirement::In(&[Phase::Enrolled, Phase::Joining]),
         EnclaveRequest::Restore { .. } => Requirement::In(&[Phase::Ready]),
         EnclaveRequest::AdmitPeers { .. }
         | EnclaveRequest::StartSession { .. }
@@ -123,9 +140,12 @@ impl Lifecycle {
             (Phase::Ready, Event::Enrolled) => Phase::Enrolled,
             (Phase::Ready | Phase::Enrolled, Event::GenesisAccepted) => Phase::Operational,
             (Phase::Ready, Event::Restored) => Phase::Operational,
-            (Phase::Ready | Phase::Enrolled | Phase::Operational, Event::WorkerFailed) => {
-                Phase::Failed
-            }
+            (Phase::Enrolled | Phase::Joining, Event::Joined) => Phase::Joining,
+            (Phase::Ready, Event::RestoredJoining) => Phase::Joining,
+            (
+                Phase::Ready | Phase::Enrolled | Phase::Joining | Phase::Operational,
+                Event::WorkerFailed,
+            ) => Phase::Failed,
             (phase, event) => return Err(InvalidTransition { phase, event }),
         };
         if matches!(next, Phase::BootFailed | Phase::Failed) {
@@ -236,6 +256,57 @@ mod tests {
         assert_eq!(l.admit(&enroll).unwrap_err().code, ErrorCode::WrongPhase);
         assert!(l.admit(&admit).is_ok());
         assert!(l.apply(Event::Enrolled, None).is_err());
+    }
+
+    /// The joining phase (issue 20): reached from enrolled by joining, or from ready by
+    /// restoring a joining node; it admits attestation, status and a later join, and no cluster
+    /// work; a genesis never makes a joining node operational.
+    #[test]
+    fn the_joining_phase_table() {
+        let admit = EnclaveRequest::AdmitPeers { documents: vec![] };
+        let start = EnclaveRequest::StartSession {
+            session: vec![0; 32].into(),
+            participants: vec![],
+            kind: protocol::session::SessionKind::Presign {
+                key_id: "k".into(),
+                path: vec![],
+            },
+        };
+        let inventory = EnclaveRequest::Inventory {
+            nonce: vec![0; 32].into(),
+            after: None,
+        };
+        let mut l = Lifecycle::new();
+        l.apply(Event::BootSucceeded, None).unwrap();
+        assert!(
+            l.apply(Event::Joined, None).is_err(),
+            "a node key comes first"
+        );
+        l.apply(Event::Enrolled, None).unwrap();
+        assert_eq!(l.apply(Event::Joined, None), Ok(Phase::Joining));
+        assert_eq!(l.apply(Event::Joined, None), Ok(Phase::Joining));
+        assert!(l.admit(&EnclaveRequest::Attest { nonce: None }).is_ok());
+        assert!(l.admit(&EnclaveRequest::Status).is_ok());
+        for refused in [&admit, &start, &inventory] {
+            assert_eq!(
+                l.admit(refused).unwrap_err().code,
+                ErrorCode::WrongPhase,
+                "{refused:?}"
+            );
+        }
+        assert!(l.apply(Event::GenesisAccepted, None).is_err());
+        assert!(l.apply(Event::Restored, None).is_err());
+
+        let mut restored = Lifecycle::new();
+        restored.apply(Event::BootSucceeded, None).unwrap();
+        assert_eq!(
+            restored.apply(Event::RestoredJoining, None),
+            Ok(Phase::Joining)
+        );
+        assert_eq!(
+            restored.apply(Event::WorkerFailed, Some("worker panicked".into())),
+            Ok(Phase::Failed)
+        );
     }
 
     /// Issue 18: a worker failure is terminal from every phase the worker runs in, keeps its

@@ -485,11 +485,25 @@ fn cluster_request(
                     }
                 })
         }
+        EnclaveRequest::JoinCluster { join } => {
+            node.join_cluster(&join)
+                .map(|(sealed, index, version, statement)| {
+                    advance(node, Event::Joined);
+                    EnclaveResponse::Joined {
+                        sealed: ByteBuf::from(sealed),
+                        node: index,
+                        version,
+                        statement: ByteBuf::from(statement),
+                    }
+                })
+        }
         EnclaveRequest::Restore { blobs } => {
             node.restore(identity, &blobs).map(|(keys, aux, resealed)| {
                 advance(
                     node,
-                    if node.index().is_some() {
+                    if node.joining() {
+                        Event::RestoredJoining
+                    } else if node.index().is_some() {
                         Event::Restored
                     } else {
                         Event::Enrolled

@@ -14,6 +14,8 @@ use tracing::{info, warn};
 pub const NODE_KEY_BLOB: &str = "node-key.blob";
 /// The sealed genesis state's file.
 pub const GENESIS_BLOB: &str = "genesis.blob";
+/// Marks the genesis blob stored as a join's (issue 20): a later join may replace it.
+pub const JOINED: &str = "joined";
 
 /// The file of a key's current sealed share.
 fn key_blob(key_id: &str) -> String {
@@ -53,6 +55,27 @@ impl BlobStore {
         Ok(())
     }
 
+    /// A join's genesis blob (issue 20): stored where there is none, or over an earlier
+    /// join's, never over a member's. The enclave answers a join only in phase enrolled or
+    /// joining and refuses it where the roster in force lists its node key; this store does
+    /// not rely on that (attacker review helper-59, finding 4): the marker file [`JOINED`]
+    /// (not a blob: never handed to the enclave) says the genesis blob stored is a join's.
+    fn keep_join(&self, sealed: &[u8]) -> io::Result<()> {
+        let marker = self.dir.join(JOINED);
+        if self.dir.join(GENESIS_BLOB).exists() && !marker.exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "this node's genesis blob is a member's: a join never replaces it",
+            ));
+        }
+        if !marker.exists() {
+            let f = std::fs::File::create(&marker)?;
+            f.sync_all()?;
+            std::fs::File::open(&self.dir)?.sync_all()?;
+        }
+        self.put(GENESIS_BLOB, sealed)
+    }
+
     /// Stores the sealed blobs an enclave response carries, if any.
     pub fn keep(&self, response: &EnclaveResponse) -> io::Result<()> {
         match response {
@@ -60,6 +83,7 @@ impl BlobStore {
             // A genesis is stored once: a genesis relayed to an enclave that has not been given
             // its sealed state back yet must not replace the node's real one.
             EnclaveResponse::GenesisAccepted { sealed, .. } => self.put_new(GENESIS_BLOB, sealed),
+            EnclaveResponse::Joined { sealed, .. } => self.keep_join(sealed),
             EnclaveResponse::Session(update) => match &update.outcome {
                 Some(Outcome::AuxReady { sealed }) => self.put("aux.blob", sealed),
                 Some(Outcome::KeyCreated { key_id, sealed, .. }) => {
@@ -313,5 +337,41 @@ mod tests {
         assert_eq!(read(), b"genesis, change pending");
         store.keep(&proposed(b"genesis, change withdrawn")).unwrap();
         assert_eq!(read(), b"genesis, change withdrawn");
+    }
+
+    /// Issue 20: a join stores the joining node's genesis blob, and a later join (a change
+    /// that replaced the one it joined) replaces it; a member's genesis blob is never replaced
+    /// by a join.
+    #[test]
+    fn a_join_stores_the_genesis_blob_and_a_later_join_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let joined = |sealed: &[u8]| EnclaveResponse::Joined {
+            sealed: ByteBuf::from(sealed.to_vec()),
+            node: 3,
+            version: 1,
+            statement: ByteBuf::new(),
+        };
+        let read = || std::fs::read(dir.path().join(GENESIS_BLOB)).unwrap();
+        store.keep(&joined(b"joined change a")).unwrap();
+        assert_eq!(read(), b"joined change a");
+        store.keep(&joined(b"joined change b")).unwrap();
+        assert_eq!(read(), b"joined change b");
+        let names: Vec<String> = store.all().unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, [GENESIS_BLOB], "the marker is no blob");
+
+        let member = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(member.path()).unwrap();
+        store
+            .keep(&EnclaveResponse::GenesisAccepted {
+                sealed: ByteBuf::from(b"a member's genesis".to_vec()),
+                receipt: ByteBuf::new(),
+                node: Some(0),
+            })
+            .unwrap();
+        let e = store.keep(&joined(b"a join")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists, "{e}");
+        let kept = std::fs::read(member.path().join(GENESIS_BLOB)).unwrap();
+        assert_eq!(kept, b"a member's genesis");
     }
 }

@@ -181,6 +181,15 @@ pub enum EnclaveRequest {
         /// The genesis, approved by its admin quorum.
         request: policy::Approved<genesis::Genesis>,
     },
+    /// Join the cluster at a pending roster change that lists this enclave's node key (issue
+    /// 20, the join step): the enclave checks the chain from the genesis on and seals it as its
+    /// genesis blob; it takes the index that lists its node key in the pending roster, and no
+    /// part in the cluster's work until the change is committed. Needs phase `enrolled` (or
+    /// `joining`, for a change that replaced the one it joined).
+    JoinCluster {
+        /// The chain, the change and a member's statement.
+        join: roster::JoinCluster,
+    },
     /// Reload sealed state after a restart: the genesis blob, auxiliary info and key shares.
     Restore {
         /// Sealed blobs, as the enclave returned them.
@@ -239,6 +248,7 @@ impl EnclaveRequest {
             Self::Enroll { .. } => "enroll",
             Self::Genesis { .. } => "genesis",
             Self::GenesisV2 { .. } => "genesis_v2",
+            Self::JoinCluster { .. } => "join_cluster",
             Self::Restore { .. } => "restore",
             Self::AdmitPeers { .. } => "admit_peers",
             Self::StartSession { .. } => "start_session",
@@ -268,6 +278,9 @@ pub enum Phase {
     Enrolled,
     /// Genesis done (or restored): the enclave takes part in the cluster.
     Operational,
+    /// The enclave joined a pending roster change (or was restored so): it holds the
+    /// cluster's chain and takes no part in its work until the change is committed.
+    Joining,
     /// Boot failed; the enclave answers nothing but errors until restarted.
     BootFailed,
     /// The cluster worker panicked outside a protocol machine: its state is not trusted any
@@ -283,6 +296,7 @@ impl fmt::Display for Phase {
             Self::Ready => "ready",
             Self::Enrolled => "enrolled",
             Self::Operational => "operational",
+            Self::Joining => "joining",
             Self::BootFailed => "boot_failed",
             Self::Failed => "failed",
         })
@@ -341,6 +355,20 @@ pub enum EnclaveResponse {
         #[serde(default)]
         node: Option<u16>,
     },
+    /// A pending roster change joined: the sealed genesis state to store (it replaces any
+    /// before), the index the enclave found for itself in the pending roster, and its node key's
+    /// [`roster::roster_proposed_message`] over the change — the statement every member of the
+    /// change makes.
+    Joined {
+        /// Sealed genesis state.
+        sealed: ByteBuf,
+        /// This enclave's index in the pending roster.
+        node: u16,
+        /// The roster version the change makes.
+        version: u32,
+        /// Ed25519 signature (64 bytes) by the node key.
+        statement: ByteBuf,
+    },
     /// Sealed state reloaded.
     Restored {
         /// Keys whose shares were loaded.
@@ -389,6 +417,7 @@ impl EnclaveResponse {
             Self::Status { .. } => "status",
             Self::Enrolled { .. } => "enrolled",
             Self::GenesisAccepted { .. } => "genesis_accepted",
+            Self::Joined { .. } => "joined",
             Self::Restored { .. } => "restored",
             Self::PeersAdmitted { .. } => "peers_admitted",
             Self::Session(_) => "session",

@@ -24,9 +24,10 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 
-use crate::admins::versioned_statement;
-use crate::genesis::{ClusterId, GenesisError, RosterEntry, check_roster};
-use crate::policy::{Canonical, REQUEST_ID_LEN};
+use crate::admins::{SetAdmins, versioned_statement};
+use crate::genesis::{ClusterId, Genesis, GenesisError, RosterEntry, check_roster};
+use crate::images::AcceptImages;
+use crate::policy::{Approved, Canonical, REQUEST_ID_LEN};
 
 /// Version of [`ChangeRoster`].
 pub const CHANGE_ROSTER_VERSION: u8 = 1;
@@ -307,6 +308,31 @@ pub fn roster_proposed_message(
     request: &[u8; 32],
 ) -> Vec<u8> {
     versioned_statement(ROSTER_PROPOSED_DOMAIN, cluster, node_key, version, request)
+}
+
+/// What a node joining the cluster is given (the join step, `docs/lifecycle.md`): the chain a
+/// member's genesis blob holds — the approved genesis and every admin and image change since,
+/// in order — the roster change that lists the joining node's key, and one member's proposed
+/// statement over that change. The joining enclave checks all of it itself (every approval from
+/// the genesis on, its own entry, the statement under the node key the roster in force lists):
+/// whoever relays it chooses nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinCluster {
+    /// The approved genesis.
+    pub genesis: Approved<Genesis>,
+    /// Admin change `i` makes admin version `i + 1`.
+    #[serde(default)]
+    pub admins: Vec<Approved<SetAdmins>>,
+    /// Image change `i` makes image version `i + 1`.
+    #[serde(default)]
+    pub images: Vec<Approved<AcceptImages>>,
+    /// The roster change pending at the members, listing the joining node.
+    pub change: Approved<ChangeRoster>,
+    /// The index, in the roster in force, of the member whose statement this is.
+    pub proposed_by: u16,
+    /// That member's [`roster_proposed_message`] over `change`, by its node key.
+    pub statement: ByteBuf,
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ impl Cluster {
     /// A change to `roster` replacing roster version `version`, made now (the nodes' clocks:
     /// `clocks_ahead` orders changes), approved by admins `by` (of the genesis' admins, admin
     /// version 0).
-    fn roster_request(
+    pub(super) fn roster_request(
         &self,
         version: u32,
         roster: Vec<RosterEntry>,
@@ -77,13 +77,13 @@ impl Cluster {
     }
 
     /// The genesis roster with `extra` appended.
-    fn grown(&self, extra: &[RosterEntry]) -> Vec<RosterEntry> {
+    pub(super) fn grown(&self, extra: &[RosterEntry]) -> Vec<RosterEntry> {
         let mut roster = self.genesis.request.roster.clone();
         roster.extend_from_slice(extra);
         roster
     }
 
-    fn propose(&self, request: &Approved<ChangeRoster>) -> BTreeMap<u16, Outcome> {
+    pub(super) fn propose(&self, request: &Approved<ChangeRoster>) -> BTreeMap<u16, Outcome> {
         self.run(
             &self.all(),
             SessionKind::ProposeRoster {
@@ -97,7 +97,7 @@ impl Cluster {
 
 /// Every node proposed the change as roster version 1: each statement verifies under the node
 /// key the roster lists for it; the new genesis blobs are kept as the proxies keep them.
-fn proposed(c: &mut Cluster, out: &BTreeMap<u16, Outcome>, request: &ChangeRoster) {
+pub(super) fn proposed(c: &mut Cluster, out: &BTreeMap<u16, Outcome>, request: &ChangeRoster) {
     assert_eq!(out.len(), c.enclaves.len(), "{out:?}");
     let cluster = c.genesis.request.cluster_id();
     for (node, o) in out {

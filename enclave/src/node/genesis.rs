@@ -41,6 +41,10 @@ pub(super) struct GenesisState {
     /// the last is current): peers of any image of the current set are admitted, and this
     /// node runs only on one of them (issue 20, image rotation).
     pub(super) images: Vec<Vec<g2::Image>>,
+    /// Whether this node joined a pending roster change (issue 20, the join step): `node` is
+    /// then its index in the pending roster, and it takes no part in the cluster's work
+    /// ([`Node::genesis`](super::Node) refuses it) until the change is committed.
+    pub(super) joining: bool,
     /// What this node's genesis blob holds: the approved genesis and every admin change since.
     pub(super) sealed: SealedGenesisV2,
 }
@@ -101,6 +105,42 @@ pub(super) struct SealedGenesisV2 {
     /// stays in force. Absent when there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) proposed_roster: Option<Approved<ChangeRoster>>,
+    /// On a node that joined `proposed_roster` (and is in no roster in force): the member whose
+    /// proposed statement it joined on, checked again at every restore. Absent on a member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) joined: Option<JoinedOn>,
+}
+
+/// The member statement a joining node joined on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct JoinedOn {
+    /// The member's index in the roster in force.
+    pub(super) node: u16,
+    /// Its roster-proposed statement over the change, by its node key.
+    pub(super) statement: serde_bytes::ByteBuf,
+}
+
+impl SealedGenesisV2 {
+    /// What a joining node seals: the chain it was given, the change and the statement.
+    pub(super) fn joining(join: &protocol::roster::JoinCluster) -> Self {
+        Self {
+            v: g2::GENESIS_VERSION,
+            genesis: join.genesis.clone(),
+            admins: join.admins.clone(),
+            images: join.images.clone(),
+            proposed_roster: Some(join.change.clone()),
+            joined: Some(JoinedOn {
+                node: join.proposed_by,
+                statement: join.statement.clone(),
+            }),
+        }
+    }
+
+    /// The approved genesis.
+    pub(super) fn genesis_request(&self) -> &Approved<g2::Genesis> {
+        &self.genesis
+    }
 }
 
 /// This enclave's own PCRs, from its own NSM's document at boot: a genesis names the image its
@@ -121,6 +161,24 @@ pub(super) fn check_genesis(
     node_key: &NodeKey,
     own: &OwnPcrs,
 ) -> Result<GenesisState, MembershipError> {
+    let mut state = genesis_state(approved)?;
+    let g = &approved.request;
+    let public = node_key.key.public();
+    let index = g
+        .index_of(&public)
+        .ok_or_else(|| MembershipError::NotInRoster {
+            node_key: key_hex(&public),
+        })?;
+    check_entry(&g.roster[usize::from(index)], node_key, own)?;
+    state.node = index;
+    Ok(state)
+}
+
+/// The cluster a version-2 genesis founds, checked (its shape, its admins' approvals), before
+/// this node's place in it is known: `node` is 0 until the caller finds it.
+pub(super) fn genesis_state(
+    approved: &Approved<g2::Genesis>,
+) -> Result<GenesisState, MembershipError> {
     let g = &approved.request;
     g.check().map_err(MembershipError::Genesis)?;
     let admins: Vec<[u8; 32]> = keys32(&g.admins).map_err(|_| {
@@ -128,13 +186,39 @@ pub(super) fn check_genesis(
     })?;
     protocol::policy::check_approvals(g, &approved.approvals, &admins, g.admin_quorum)
         .map_err(MembershipError::Approvals)?;
-    let public = node_key.key.public();
-    let index = g
-        .index_of(&public)
-        .ok_or_else(|| MembershipError::NotInRoster {
-            node_key: key_hex(&public),
-        })?;
-    let entry = &g.roster[usize::from(index)];
+    Ok(GenesisState {
+        node: 0,
+        nodes: u16::try_from(g.roster.len()).unwrap_or(u16::MAX),
+        name: g.name.clone(),
+        admin_sets: vec![AdminSet {
+            admins: g.admins.clone(),
+            quorum: g.admin_quorum,
+        }],
+        pinned: Some(Pinned {
+            cluster: g.cluster_id(),
+            roster: g.roster.clone(),
+            roster_digest: g.roster_digest(0),
+        }),
+        images: vec![vec![g.image.clone()]],
+        joining: false,
+        sealed: SealedGenesisV2 {
+            v: g2::GENESIS_VERSION,
+            genesis: approved.clone(),
+            admins: Vec::new(),
+            images: Vec::new(),
+            proposed_roster: None,
+            joined: None,
+        },
+    })
+}
+
+/// The roster entry listing this node's key names the KMS key it is sealed under and, where it
+/// pins them, this parent's PCR3 and PCR4.
+pub(super) fn check_entry(
+    entry: &RosterEntry,
+    node_key: &NodeKey,
+    own: &OwnPcrs,
+) -> Result<(), MembershipError> {
     if entry.kms_key_arn != node_key.kms_key_arn {
         return Err(MembershipError::RosterKmsKey {
             listed: entry.kms_key_arn.to_string(),
@@ -154,28 +238,7 @@ pub(super) fn check_genesis(
             });
         }
     }
-    Ok(GenesisState {
-        node: index,
-        nodes: u16::try_from(g.roster.len()).unwrap_or(u16::MAX),
-        name: g.name.clone(),
-        admin_sets: vec![AdminSet {
-            admins: g.admins.clone(),
-            quorum: g.admin_quorum,
-        }],
-        pinned: Some(Pinned {
-            cluster: g.cluster_id(),
-            roster: g.roster.clone(),
-            roster_digest: g.roster_digest(0),
-        }),
-        images: vec![vec![g.image.clone()]],
-        sealed: SealedGenesisV2 {
-            v: g2::GENESIS_VERSION,
-            genesis: approved.clone(),
-            admins: Vec::new(),
-            images: Vec::new(),
-            proposed_roster: None,
-        },
-    })
+    Ok(())
 }
 
 /// Whether this enclave's own PCR0-2 are one of the images the cluster accepts now: checked
@@ -206,6 +269,9 @@ pub(super) fn open_genesis(
             return Err(bad(format!("genesis blob version {}", v2.v)));
         }
         let node_key = node_key.ok_or(MembershipError::NoNodeKey)?;
+        if v2.joined.is_some() {
+            return super::join::check_joining(&v2, node_key, own);
+        }
         let mut state = check_genesis(&v2.genesis, node_key, own)?;
         for change in &v2.admins {
             state.apply_admins(change)?;

@@ -208,6 +208,47 @@ pub enum MembershipError {
         /// The key.
         key_id: String,
     },
+    /// A join whose node key the roster the change makes does not list.
+    #[error(
+        "not_in_roster: this enclave's node key {node_key} is not in the roster the change makes"
+    )]
+    NotInChange {
+        /// This enclave's node key (hex).
+        node_key: String,
+    },
+    /// A join at a node whose key the roster in force lists: it is a member (its genesis blob
+    /// restores it), not a node to add.
+    #[error(
+        "listed_in_force: this enclave's node key {node_key} is in the roster in force: a member restores its genesis blob, it does not join"
+    )]
+    ListedInForce {
+        /// This enclave's node key (hex).
+        node_key: String,
+    },
+    /// A join at a change back to the roster in force (a withdrawal or a fence): nothing to
+    /// join.
+    #[error(
+        "nothing_to_join: the change is the roster in force proposed again (a withdrawal or a fence)"
+    )]
+    NothingToJoin,
+    /// A join whose member statement is not the named member's proposed statement over the
+    /// change, under the node key the roster in force lists at its index.
+    #[error(
+        "unproven_change: the statement is not node {node}'s proposed statement over this change under the node key the roster in force lists"
+    )]
+    UnprovenChange {
+        /// The member the join names.
+        node: u16,
+    },
+    /// This node joined a roster change not committed yet: it takes no part in the cluster's
+    /// work until then.
+    #[error(
+        "joining: this node joined roster version {version}, not committed yet: it takes no part in the cluster's work until then"
+    )]
+    Joining {
+        /// The roster version it joined.
+        version: u32,
+    },
 }
 
 impl MembershipError {
@@ -240,6 +281,11 @@ impl MembershipError {
             Self::RosterChange(e) => e.kind(),
             Self::RosterChangePending { .. } => "roster_change_pending",
             Self::PendingGeneration { .. } => "pending_generation",
+            Self::NotInChange { .. } => "not_in_roster",
+            Self::ListedInForce { .. } => "listed_in_force",
+            Self::NothingToJoin => "nothing_to_join",
+            Self::UnprovenChange { .. } => "unproven_change",
+            Self::Joining { .. } => "joining",
         }
     }
 }

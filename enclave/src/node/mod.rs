@@ -12,6 +12,7 @@
 //! * `enroll`: the long-term node key (ADR 0013), made once and sealed under the named KMS key;
 //! * `membership`: the typed membership refusals;
 //! * `genesis`: accepting the genesis, admitting peers, checking a session's participants;
+//! * `join`: a node to add joining the cluster at a pending roster change (issue 20);
 //! * `admins`: the admin set over time, its changes and the admin version requests name;
 //! * `images`: the enclave images the cluster accepts over time (rolling rotation);
 //! * `keys`: auxiliary info and key shares: creation, sealing, receipts, restore;
@@ -30,6 +31,7 @@ mod genesis;
 mod images;
 mod import;
 mod inventory;
+mod join;
 mod keys;
 mod machine;
 pub mod membership;
@@ -262,9 +264,11 @@ impl Node {
         }
     }
 
-    /// This node's index, once genesis is known.
+    /// This node's index in the roster in force, once genesis is known; `None` on a node that
+    /// joined a roster change not committed yet (its index in the pending roster may be a
+    /// member's in force: attacker review helper-59, finding 5).
     pub fn index(&self) -> Option<u16> {
-        self.genesis.as_ref().map(|g| g.node)
+        self.genesis.as_ref().filter(|g| !g.joining).map(|g| g.node)
     }
 
     /// Number of keys held.
@@ -317,7 +321,16 @@ impl Node {
         0
     }
 
+    /// The cluster as a member knows it: refused before a genesis, and on a node that joined a
+    /// roster change not committed yet (it takes no part in the cluster's work until then).
     fn genesis(&self) -> Result<&GenesisState, NodeError> {
-        self.genesis.as_ref().ok_or_else(|| bad("no genesis yet"))
+        match &self.genesis {
+            None => Err(bad("no genesis yet")),
+            Some(g) if g.joining => Err(MembershipError::Joining {
+                version: g.roster_version().saturating_add(1),
+            }
+            .into()),
+            Some(g) => Ok(g),
+        }
     }
 }

@@ -195,7 +195,7 @@ impl Node {
         })
     }
 
-    fn roster_statement(
+    pub(super) fn roster_statement(
         &self,
         cluster: &protocol::genesis::ClusterId,
         version: u32,

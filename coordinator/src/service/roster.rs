@@ -21,6 +21,7 @@ use protocol::inventory::AppliedChange;
 use protocol::roster::{CHANGE_ROSTER_VERSION, ChangeRoster, RosterError};
 use tracing::info;
 
+use super::admins::AdminSet;
 use super::changes::{self, failures_text, not_applied, nowhere_code, receipts, sessions, split};
 use super::checks::{check_admin_approvals, check_version_and_cluster, check_window, not_before};
 use super::{Coordinator, err, unix_now};
@@ -133,6 +134,25 @@ fn verified(
         .collect()
 }
 
+/// The statements with which a proposal the nodes' inventories report is recorded again, or
+/// `None` when it is not: it names another cluster, the admins in force (`admins`) did not
+/// approve it under their version, or no statement verifies under the node key the roster
+/// lists for its node (only those that do are kept). An enclave holds only a change its admins
+/// approved, so one reported otherwise is a node, or a relay, making it up.
+fn restorable(
+    genesis: &Genesis,
+    admins: &AdminSet,
+    approved: &ApprovedJson<ChangeRosterJson>,
+    statements: &BTreeMap<u16, Vec<u8>>,
+) -> Option<BTreeMap<u16, Vec<u8>>> {
+    let r = approved.request.to_wire();
+    let statements = verified(genesis, &approved.request, statements);
+    let approved_here =
+        check_admin_approvals(&r, r.admins, &approved.to_wire().approvals, admins).is_ok();
+    (!statements.is_empty() && r.cluster == genesis.cluster_id() && approved_here)
+        .then_some(statements)
+}
+
 impl Coordinator {
     /// Records again the roster change proposals the nodes hold that this coordinator has not
     /// recorded (its database was lost; `POST /v1/recover`): each proposal with the
@@ -159,16 +179,13 @@ impl Coordinator {
         }
         let mut restored = 0;
         for (hash, (approved, statements)) in by_hash {
-            let r = approved.request.to_wire();
-            let statements = verified(genesis, &approved.request, &statements);
-            if recorded.iter().any(|p| p.hash == hash)
-                || statements.is_empty()
-                || r.cluster != genesis.cluster_id()
-                || check_admin_approvals(&r, r.admins, &approved.to_wire().approvals, &admins)
-                    .is_err()
-            {
+            if recorded.iter().any(|p| p.hash == hash) {
                 continue;
             }
+            let Some(statements) = restorable(genesis, &admins, &approved, &statements) else {
+                continue;
+            };
+            let r = approved.request.to_wire();
             let row = ChangeRow {
                 version: r.new_version(),
                 request: serde_json::to_string(&approved)
@@ -547,3 +564,6 @@ mod tests {
         assert!(withdrawal.contains("withdrawal"), "{withdrawal}");
     }
 }
+
+#[cfg(test)]
+mod recovery_tests;

@@ -19,6 +19,8 @@ use protocol::genesis::RosterEntry;
 use protocol::roster::{ChangeRoster, RosterError, roster_proposed_message};
 
 use crate::admins::{AdminChain, check_approvers};
+
+pub mod join;
 use crate::requests;
 use crate::trust::Trust;
 
@@ -125,7 +127,8 @@ pub fn verify(trust: &Trust, admins: &AdminChain, status: &RosterStatus) -> anyh
         .collect();
     if order.windows(2).any(|w| w[0] >= w[1]) {
         bail!(
-            "the coordinator lists the roster proposals out of the order the nodes apply them              (created, then request hash), or one twice"
+            "the coordinator lists the roster proposals out of the order the nodes apply them \
+             (created, then request hash), or one twice"
         );
     }
     for p in &status.proposals {

@@ -73,6 +73,10 @@ pub struct SimOptions {
     pub enclave_env: Vec<(String, String)>,
     /// Extra arguments for the coordinator (e.g. `--store postgres://...`, `--pool-level 8`).
     pub coordinator_args: Vec<String>,
+    /// Nodes to add later (issue 20, membership): enclave/proxy pairs started like the others
+    /// (numbered after them, each with its own KMS key) but not given to the coordinator and
+    /// not in the genesis: `cohort node enroll | add | join --proxy` reach them.
+    pub candidates: usize,
 }
 
 impl SimOptions {
@@ -86,6 +90,7 @@ impl SimOptions {
             fixture_primes: false,
             enclave_env: Vec::new(),
             coordinator_args: Vec::new(),
+            candidates: 0,
         })
     }
 }
@@ -132,6 +137,9 @@ pub struct ClusterInfo {
     pub pcrs: [String; 3],
     /// The nodes.
     pub nodes: Vec<NodeInfo>,
+    /// Nodes to add later ([`SimOptions::candidates`]), numbered after `nodes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<NodeInfo>,
     /// The coordinator's base URL.
     pub coordinator_url: String,
     /// The local KMS stand-in's base URL.
@@ -305,6 +313,7 @@ impl SimCluster {
                 root_pem_path: ca_dir.join("root.pem"),
                 pcrs: pcrs_hex.clone(),
                 nodes: Vec::new(),
+                candidates: Vec::new(),
                 coordinator_url: String::new(),
                 kms_url: String::new(),
                 kms_tls_addr: String::new(),
@@ -316,13 +325,15 @@ impl SimCluster {
         };
         cluster.start_kms(&kms_bin, options.ready_timeout).await?;
         let kms = crate::kms::sim_client(&cluster.info.kms_url);
-        for id in 0..options.nodes {
+        for id in 0..options.nodes + options.candidates {
             let bins = (enclave_bin.as_path(), proxy_bin.as_path());
             cluster
                 .start_node(id, options, bins, &kms, &pcrs_hex)
                 .await?;
         }
         cluster.wait_for_proxies(options.ready_timeout).await?;
+        // Nodes to add are no node of the coordinator's (nor of the genesis).
+        cluster.info.candidates = cluster.info.nodes.split_off(options.nodes);
         cluster.start_coordinator(&coordinator_bin, options).await?;
         let json = serde_json::to_string_pretty(&cluster.info)?;
         fs::write(dir.join("cluster.json"), json + "\n")?;

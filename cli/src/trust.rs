@@ -276,6 +276,11 @@ impl Trust {
         &self.approved.request
     }
 
+    /// The pinned genesis with its admin approvals.
+    pub fn approved(&self) -> &Approved<Genesis> {
+        &self.approved
+    }
+
     /// The pinned genesis with its admin approvals, as it was submitted.
     pub fn approved_json(&self) -> ApprovedJson<GenesisV2Json> {
         ApprovedJson::from_wire(&self.approved)

@@ -1011,3 +1011,185 @@ async fn a_roster_change_is_proposed_replaced_caught_up_and_withdrawn() {
         "the removal, the addition, its catch-up and the withdrawal"
     );
 }
+
+/// The status `proxy`'s enclave reports: its phase and index.
+async fn phase_of(
+    http: &coordinator::client::HttpClient,
+    proxy: &str,
+) -> (protocol::Phase, Option<u16>) {
+    match http
+        .enclave_call(proxy, &protocol::EnclaveRequest::Status)
+        .await
+        .unwrap()
+    {
+        protocol::EnclaveResponse::Status { phase, node, .. } => (phase, node),
+        other => panic!("status: {other:?}"),
+    }
+}
+
+/// Issue 20, the join step through processes: a node to add (a fourth enclave and proxy, with
+/// its own KMS key, in no genesis and not the coordinator's) is enrolled and its document
+/// verified by the client, proposed with the entry that document shows (its parent's PCR3 and
+/// PCR4 pinned), and joins the pending change through `cohort node join`: it holds index 3 of
+/// the new roster, its statement verifies under its node key, it comes back joining from its
+/// parent's blobs after a crash, and the roster in force signs throughout. Refused by name: a
+/// join with nothing pending; a node enrolled under another KMS key; another enrolled node of
+/// the same image that the change does not list; a member of the roster in force.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_to_add_is_enrolled_verified_proposed_and_joins() {
+    use cli::roster::Edit;
+    use cli::roster::join::{self, Candidate};
+
+    let (dir, mut options) = sim_options("join-");
+    options.candidates = 2;
+    let mut cluster = SimCluster::start(&options).await.unwrap();
+    let (s, pk) = Setup::with_key(&cluster, "join", "staying").await;
+    s.trust
+        .pin(&dir.path().join("trusted-genesis.json"))
+        .unwrap();
+    let pem = std::fs::read_to_string(&cluster.info.root_pem_path).unwrap();
+    let root = attestation::pem_to_der(&pem).unwrap();
+    let http = coordinator::client::HttpClient::new();
+    let images = join::accepted_images(&s.api, &s.trust).await.unwrap();
+    let (newcomer, other) = (
+        cluster.info.candidates[0].clone(),
+        cluster.info.candidates[1].clone(),
+    );
+    let node = Candidate {
+        proxy: &newcomer.proxy_url,
+        root_der: &root,
+    };
+    let other_node = Candidate {
+        proxy: &other.proxy_url,
+        root_der: &root,
+    };
+    let arn = protocol::KmsKeyArn::parse(&newcomer.kms_key_arn).unwrap();
+    let other_arn = protocol::KmsKeyArn::parse(&other.kms_key_arn).unwrap();
+    assert_eq!(
+        phase_of(&http, &newcomer.proxy_url).await,
+        (protocol::Phase::Ready, None)
+    );
+
+    // Enrolled and verified here: the entry its document shows, its parent pinned.
+    let entry = join::enroll(&http, node, &images, &arn, true)
+        .await
+        .unwrap();
+    assert_eq!(entry.kms_key_arn, arn);
+    assert_eq!(
+        entry.pcr3.as_ref().map(|p| p.to_vec()),
+        Some(hex::decode(&newcomer.pcr3).unwrap())
+    );
+    assert!(entry.pcr4.is_some());
+    // Asked again, the same node key; under another KMS key, refused.
+    assert_eq!(
+        join::enroll(&http, node, &images, &arn, true)
+            .await
+            .unwrap(),
+        entry
+    );
+    let e = join::enroll(&http, node, &images, &other_arn, true)
+        .await
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("never replaced"), "{e:#}");
+    // Nothing is pending yet.
+    let e = join::join(&s.api, &s.trust, &http, node).await.unwrap_err();
+    assert!(
+        format!("{e:#}").contains("no roster change is pending"),
+        "{e:#}"
+    );
+
+    // Proposed with that entry: every member holds it.
+    let (admins, status) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
+    let (change, answer) = cli::roster::propose(
+        &s.api,
+        &s.trust,
+        (&admins, &status),
+        Edit::Add(entry.clone()),
+        &s.admins,
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.proposed.len(), 3, "{answer:?}");
+    assert_eq!(answer.diff.added, vec![3]);
+
+    // Another enrolled node of the same image that the change does not list: refused by the
+    // client; handed the join directly, by its own enclave.
+    join::enroll(&http, other_node, &images, &other_arn, false)
+        .await
+        .unwrap();
+    let e = join::join(&s.api, &s.trust, &http, other_node)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{e:#}").contains("does not list the node key"),
+        "{e:#}"
+    );
+    // A member of the roster in force is not a node to add.
+    let member = Candidate {
+        proxy: &cluster.info.nodes[0].proxy_url,
+        root_der: &root,
+    };
+    let e = join::join(&s.api, &s.trust, &http, member)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{e:#}").contains("member of the roster in force"),
+        "{e:#}"
+    );
+
+    // The join, through the binary: index 3 of roster version 1, the change's hash.
+    let out = std::process::Command::new(cohort_tests::bin("cohort"))
+        .args([
+            "node",
+            "join",
+            "--proxy",
+            &newcomer.proxy_url,
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let joined: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(joined["node"], 3);
+    assert_eq!(joined["version"], 1);
+    assert_eq!(joined["request_sha256"], hex::encode(change.hash()));
+    assert_eq!(joined["node_key"], hex::encode(&entry.node_key));
+    assert_eq!(
+        phase_of(&http, &newcomer.proxy_url).await,
+        (protocol::Phase::Joining, None),
+        "a joining node names no index in the roster in force"
+    );
+    // Joined again (a client that lost the answer): the same, checked again.
+    let again = join::join(&s.api, &s.trust, &http, node).await.unwrap();
+    assert_eq!((again.node, again.version), (3, 1));
+    let sig = s.sign("staying", b"while a node joins").await.unwrap();
+    cohort_tests::verify_eddsa(&pk, b"while a node joins", &sig);
+
+    // Its enclave crashes: its parent hands the new one its blobs, and it is joining again.
+    cluster.restart_enclave(3).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = http
+            .enclave_call(&newcomer.proxy_url, &protocol::EnclaveRequest::Status)
+            .await;
+        if let Ok(protocol::EnclaveResponse::Status { phase, node, .. }) = answer
+            && phase == protocol::Phase::Joining
+        {
+            assert_eq!(node, None);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node never came back joining"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let sig = s.sign("staying", b"after it came back").await.unwrap();
+    cohort_tests::verify_eddsa(&pk, b"after it came back", &sig);
+}

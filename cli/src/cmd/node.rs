@@ -3,8 +3,10 @@
 //! a roster change from the roster in force, check it with the rules every enclave applies,
 //! and propose it at every node, approved by the admins in force; `withdraw` proposes the
 //! roster in force again; `propose-again` tries the pending change at the nodes that do not
-//! hold it. Joining, resharing every key to the new roster and the commit are planned
-//! (`docs/lifecycle.md`, "Membership"): a proposed change does not yet take effect.
+//! hold it. `enroll` and `add --proxy` take a new node's entry from its own document, verified
+//! here; `join` hands it the pending change (`cli::roster::join`). Resharing every key to the
+//! new roster and the commit are planned (`docs/lifecycle.md`, "Membership"): a proposed
+//! change does not yet take effect.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +14,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use cli::roster::Edit;
+use cli::roster::join::{self, Candidate};
 use coordinator::api::{RosterProposedResult, RosterStatus};
 use protocol::genesis::RosterEntry;
 
@@ -70,14 +73,56 @@ pub enum NodeCommand {
         #[command(flatten)]
         output: JsonFlag,
     },
+    /// Enroll a node to add (its enclave makes its node key, sealed under --kms-key, unless it
+    /// holds one), verify its document here and print the roster entry it shows.
+    Enroll {
+        #[command(flatten)]
+        node: CandidateArgs,
+        /// The KMS key its node key is sealed under (a full key ARN).
+        #[arg(long = "kms-key", value_name = "ARN")]
+        kms_key: String,
+        /// Pin the PCR3 and PCR4 its document shows (its parent's role and instance).
+        #[arg(long)]
+        pin_parent: bool,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
+    /// Hand the pending roster change to the node it adds: the chain from the pinned genesis,
+    /// the change and a member's statement, all checked here, as is the node's document and
+    /// its answer. The node holds the change from then on and takes no part in the cluster's
+    /// work until it is committed.
+    Join {
+        #[command(flatten)]
+        node: CandidateArgs,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
 }
 
-/// A new node's roster entry.
+/// A new node's roster entry: from its own document, verified here (`--proxy`), or given by
+/// hand (`--node-key`).
 #[derive(Debug, Args)]
 pub struct EntryArgs {
-    /// Its node key (32 bytes, hex), as its enclave made it at enrollment.
-    #[arg(long, value_name = "HEX")]
-    node_key: String,
+    /// The new node's parent proxy: its enclave is enrolled under --kms-key unless it is
+    /// already, its document verified here, and the entry taken from it.
+    #[arg(long, value_name = "URL", conflicts_with = "node_key")]
+    proxy: Option<String>,
+    /// PEM of the attestation root the new node's document must chain to (default: the
+    /// simulated cluster's in --dir, else the AWS Nitro root).
+    #[arg(long, value_name = "FILE", requires = "proxy")]
+    root: Option<PathBuf>,
+    /// With --proxy: pin the PCR3 and PCR4 the new node's document shows (its parent's role
+    /// and instance), so that peers admit it only on that parent.
+    #[arg(long, requires = "proxy", conflicts_with_all = ["pcr3", "pcr4"])]
+    pin_parent: bool,
+    /// Its node key (32 bytes, hex), as its enclave made it at enrollment (by hand: prefer
+    /// --proxy, which verifies it).
+    #[arg(long, value_name = "HEX", required_unless_present = "proxy")]
+    node_key: Option<String>,
     /// The KMS key its node key is sealed under (a full key ARN).
     #[arg(long = "kms-key", value_name = "ARN")]
     kms_key: String,
@@ -87,6 +132,31 @@ pub struct EntryArgs {
     /// Its parent's PCR4 (48 bytes, hex), pinned.
     #[arg(long, value_name = "HEX")]
     pcr4: Option<String>,
+}
+
+/// Where the node to add is.
+#[derive(Debug, Args)]
+pub struct CandidateArgs {
+    /// The new node's parent proxy (base URL).
+    #[arg(long, value_name = "URL")]
+    proxy: String,
+    /// PEM of the attestation root its document must chain to (default: the simulated
+    /// cluster's in --dir, else the AWS Nitro root).
+    #[arg(long, value_name = "FILE")]
+    root: Option<PathBuf>,
+}
+
+/// The attestation root: `root`, else the simulated cluster's in the sim dir, else AWS's.
+fn root_der(root: Option<&std::path::Path>, cluster: &ClusterArgs) -> anyhow::Result<Vec<u8>> {
+    if let Some(path) = root {
+        return super::attest::read_root(path);
+    }
+    match cluster.sim_dir() {
+        Some(dir) if dir.join("cluster.json").exists() => {
+            Ok(cli::ceremony::Expectations::of_sim_dir(dir)?.root_der)
+        }
+        _ => Ok(attestation::aws_nitro_root_der()),
+    }
 }
 
 /// What every roster change takes.
@@ -116,14 +186,32 @@ fn pcr(flag: &str, value: &Option<String>) -> anyhow::Result<Option<serde_bytes:
 }
 
 impl EntryArgs {
-    fn entry(&self) -> anyhow::Result<RosterEntry> {
-        let node_key = hex::decode(&self.node_key)
-            .ok()
+    async fn entry(&self, cluster: &ClusterArgs) -> anyhow::Result<RosterEntry> {
+        let kms_key = protocol::KmsKeyArn::parse(&self.kms_key).context("--kms-key")?;
+        if let Some(proxy) = &self.proxy {
+            let root = root_der(self.root.as_deref(), cluster)?;
+            let node = Candidate {
+                proxy,
+                root_der: &root,
+            };
+            let images = join::accepted_images(&cluster.api()?, &cluster.trust()?).await?;
+            let http = coordinator::client::HttpClient::new();
+            let mut entry = join::enroll(&http, node, &images, &kms_key, self.pin_parent).await?;
+            if !self.pin_parent {
+                entry.pcr3 = pcr("--pcr3", &self.pcr3)?;
+                entry.pcr4 = pcr("--pcr4", &self.pcr4)?;
+            }
+            return Ok(entry);
+        }
+        let node_key = self
+            .node_key
+            .as_deref()
+            .and_then(|k| hex::decode(k).ok())
             .filter(|k| k.len() == 32)
             .context("--node-key: not 32 bytes in hex")?;
         Ok(RosterEntry {
             node_key: serde_bytes::ByteBuf::from(node_key),
-            kms_key_arn: protocol::KmsKeyArn::parse(&self.kms_key).context("--kms-key")?,
+            kms_key_arn: kms_key,
             pcr3: pcr("--pcr3", &self.pcr3)?,
             pcr4: pcr("--pcr4", &self.pcr4)?,
         })
@@ -134,12 +222,30 @@ impl EntryArgs {
 pub async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
     match command {
         NodeCommand::Show { cluster, output } => show(&cluster, &output).await,
-        NodeCommand::Add { entry, change } => propose(change, Edit::Add(entry.entry()?)).await,
+        NodeCommand::Add { entry, change } => {
+            let entry = entry.entry(&change.cluster).await?;
+            propose(change, Edit::Add(entry)).await
+        }
         NodeCommand::Replace {
             node,
             entry,
             change,
-        } => propose(change, Edit::Replace(node, entry.entry()?)).await,
+        } => {
+            let entry = entry.entry(&change.cluster).await?;
+            propose(change, Edit::Replace(node, entry)).await
+        }
+        NodeCommand::Enroll {
+            node,
+            kms_key,
+            pin_parent,
+            cluster,
+            output,
+        } => enroll(&node, &kms_key, pin_parent, &cluster, &output).await,
+        NodeCommand::Join {
+            node,
+            cluster,
+            output,
+        } => join_node(&node, &cluster, &output).await,
         NodeCommand::Remove { node, change } => propose(change, Edit::Remove(node)).await,
         NodeCommand::Withdraw { change } => propose(change, Edit::Withdraw).await,
         NodeCommand::ProposeAgain { cluster, output } => again(&cluster, &output).await,
@@ -229,8 +335,8 @@ async fn propose(a: ChangeArgs, edit: Edit) -> anyhow::Result<ExitCode> {
             println!("run cohort node propose-again once the nodes that do not hold it are back");
         }
         println!(
-            "the roster in force is unchanged until the change is committed (joining, \
-             resharing and the commit are not built yet)"
+            "the roster in force is unchanged until the change is committed (resharing and \
+             the commit are not built yet); a node it adds joins with cohort node join"
         );
     })?;
     Ok(if cli::roster::every_node(&result.proposed, nodes) {
@@ -254,4 +360,99 @@ async fn again(cluster: &ClusterArgs, output: &JsonFlag) -> anyhow::Result<ExitC
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The roster entry as `cohort node enroll` prints it.
+#[derive(serde::Serialize)]
+struct EntryJson {
+    node_key: String,
+    kms_key_arn: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pcr3: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pcr4: Option<String>,
+}
+
+async fn enroll(
+    node: &CandidateArgs,
+    kms_key: &str,
+    pin_parent: bool,
+    cluster: &ClusterArgs,
+    output: &JsonFlag,
+) -> anyhow::Result<ExitCode> {
+    let kms_key = protocol::KmsKeyArn::parse(kms_key).context("--kms-key")?;
+    let root = root_der(node.root.as_deref(), cluster)?;
+    let images = join::accepted_images(&cluster.api()?, &cluster.trust()?).await?;
+    let candidate = Candidate {
+        proxy: &node.proxy,
+        root_der: &root,
+    };
+    let http = coordinator::client::HttpClient::new();
+    let entry = join::enroll(&http, candidate, &images, &kms_key, pin_parent).await?;
+    let json = EntryJson {
+        node_key: hex::encode(&entry.node_key),
+        kms_key_arn: entry.kms_key_arn.to_string(),
+        pcr3: entry.pcr3.as_ref().map(hex::encode),
+        pcr4: entry.pcr4.as_ref().map(hex::encode),
+    };
+    output.print(&json, |e| {
+        println!(
+            "the node behind {} is enrolled; its document verified here (root, an image the \
+             cluster accepts, a fresh nonce):",
+            node.proxy
+        );
+        println!("  node key {}", e.node_key);
+        println!("  KMS key  {}", e.kms_key_arn);
+        for (name, value) in [("PCR3", &e.pcr3), ("PCR4", &e.pcr4)] {
+            if let Some(v) = value {
+                println!("  {name} {v} (pinned)");
+            }
+        }
+        println!(
+            "propose it with: cohort node add --proxy {} --kms-key {}{}",
+            node.proxy,
+            e.kms_key_arn,
+            if pin_parent { " --pin-parent" } else { "" }
+        );
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn join_node(
+    node: &CandidateArgs,
+    cluster: &ClusterArgs,
+    output: &JsonFlag,
+) -> anyhow::Result<ExitCode> {
+    let root = root_der(node.root.as_deref(), cluster)?;
+    let candidate = Candidate {
+        proxy: &node.proxy,
+        root_der: &root,
+    };
+    let http = coordinator::client::HttpClient::new();
+    let joined = join::join(&cluster.api()?, &cluster.trust()?, &http, candidate).await?;
+    #[derive(serde::Serialize)]
+    struct JoinedJson {
+        node: u16,
+        version: u32,
+        request_sha256: String,
+        node_key: String,
+    }
+    let json = JoinedJson {
+        node: joined.node,
+        version: joined.version,
+        request_sha256: hex::encode(joined.change),
+        node_key: hex::encode(&joined.entry.node_key),
+    };
+    output.print(&json, |j| {
+        println!(
+            "the node behind {} joined roster version {} (request sha256 {}) as node {}; its \
+             statement verified under node key {}",
+            node.proxy, j.version, j.request_sha256, j.node, j.node_key
+        );
+        println!(
+            "it takes no part in the cluster's work until the change is committed (resharing \
+             and the commit are not built yet)"
+        );
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -23,6 +23,10 @@ pub enum SimCommand {
         /// Extra argument for the coordinator, e.g. --coordinator-arg=--pool-level=8 (repeat).
         #[arg(long = "coordinator-arg", allow_hyphen_values = true)]
         coordinator_args: Vec<String>,
+        /// Nodes to add later (`cohort node enroll | add | join --proxy`): enclaves and
+        /// proxies numbered after the others, in no genesis and not the coordinator's.
+        #[arg(long, default_value_t = 0)]
+        candidates: usize,
     },
     /// The simulated cluster's stand-in for the deployment's blob sync: copy every node's
     /// sealed blobs to DIR/backup/node-I/ and write the manifest its proxy reads, so that
@@ -36,13 +40,14 @@ pub enum SimCommand {
 
 /// Starts the cluster, prints its endpoints, and stops it on Ctrl-C or SIGTERM.
 pub async fn run(command: SimCommand) -> anyhow::Result<ExitCode> {
-    let (nodes, dir, fixture_primes, coordinator_args) = match command {
+    let (nodes, dir, fixture_primes, coordinator_args, candidates) = match command {
         SimCommand::Up {
             nodes,
             dir,
             fixture_primes,
             coordinator_args,
-        } => (nodes, dir, fixture_primes, coordinator_args),
+            candidates,
+        } => (nodes, dir, fixture_primes, coordinator_args, candidates),
         SimCommand::Backup { dir } => {
             let copied = cli::sim::backup(&dir)?;
             println!(
@@ -55,6 +60,7 @@ pub async fn run(command: SimCommand) -> anyhow::Result<ExitCode> {
     let mut options = SimOptions::new(nodes, dir)?;
     options.fixture_primes = fixture_primes;
     options.coordinator_args = coordinator_args;
+    options.candidates = candidates;
     let cluster = SimCluster::start(&options).await?;
     println!("simulated cluster up in {}", cluster.dir.display());
     println!("root certificate: {}", cluster.info.root_pem_path.display());
@@ -63,6 +69,12 @@ pub async fn run(command: SimCommand) -> anyhow::Result<ExitCode> {
         println!(
             "node {}: enclave {} ({}), proxy {}, KMS key {}",
             n.id, n.enclave, n.module_id, n.proxy_url, n.kms_key_id
+        );
+    }
+    for n in &cluster.info.candidates {
+        println!(
+            "node to add {}: enclave {} ({}), proxy {}, KMS key {}",
+            n.id, n.enclave, n.module_id, n.proxy_url, n.kms_key_arn
         );
     }
     println!("coordinator: {}", cluster.info.coordinator_url);

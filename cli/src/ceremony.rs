@@ -107,16 +107,25 @@ impl Expectations {
 
     /// The policy a node's document must pass (besides its node binding).
     fn policy(&self, nonce: &[u8]) -> Policy {
-        let mut policy = Policy::default().with_root(self.root_der.clone());
-        for (i, v) in self.image.iter().enumerate() {
-            policy = policy.allow_pcr(i, v.clone());
-        }
-        policy.nonce = Some(nonce.to_vec());
-        policy.max_age = Some(MAX_DOCUMENT_AGE);
-        policy.require_identity = true;
+        let [pcr0, pcr1, pcr2] = &self.image;
+        let mut policy = image_policy(&self.root_der, [pcr0, pcr1, pcr2], nonce);
         policy.allow_debug = self.allow_debug;
         policy
     }
+}
+
+/// What a node's document must show to be one of `image`'s enclaves (its PCR0-2 together),
+/// now: signed under `root_der`, with `nonce`, at most [`MAX_DOCUMENT_AGE`] old, binding an
+/// identity. Callers add what they pin besides (a node binding, the parent's PCRs).
+pub fn image_policy(root_der: &[u8], image: [&[u8]; 3], nonce: &[u8]) -> Policy {
+    let mut policy = Policy::default().with_root(root_der.to_vec());
+    for (i, pcr) in image.into_iter().enumerate() {
+        policy = policy.allow_pcr(i, pcr.to_vec());
+    }
+    policy.nonce = Some(nonce.to_vec());
+    policy.max_age = Some(MAX_DOCUMENT_AGE);
+    policy.require_identity = true;
+    policy
 }
 
 /// A node as the ceremony verified it.

@@ -24,9 +24,7 @@ use reshare::{Points, deal};
 use serde_bytes::ByteBuf;
 
 use super::{ImportError, LegacyKey, LegacyShare};
-
-/// How old a node's document may be when a dealer takes its identity key from it.
-pub const MAX_DOCUMENT_AGE: Duration = Duration::from_secs(300);
+use crate::ceremony::image_policy;
 
 fn now() -> Duration {
     std::time::SystemTime::now()
@@ -46,11 +44,8 @@ pub fn node_policy(
         .roster
         .get(usize::from(node))
         .with_context(|| format!("node {node} is not in the pinned roster"))?;
-    let mut policy = Policy::default()
-        .with_root(root_der.to_vec())
-        .allow_pcr(0, genesis.image.pcr0.to_vec())
-        .allow_pcr(1, genesis.image.pcr1.to_vec())
-        .allow_pcr(2, genesis.image.pcr2.to_vec());
+    let image = &genesis.image;
+    let mut policy = image_policy(root_der, [&image.pcr0, &image.pcr1, &image.pcr2], nonce);
     if let Some(v) = &entry.pcr3 {
         policy = policy.allow_pcr(3, v.to_vec());
     }
@@ -67,10 +62,7 @@ pub fn node_policy(
             .map_err(|e| anyhow::anyhow!("node {node}'s roster entry: {e}"))?,
     );
     policy.require_node = true;
-    policy.require_identity = true;
     policy.allow_debug = false;
-    policy.nonce = Some(nonce.to_vec());
-    policy.max_age = Some(MAX_DOCUMENT_AGE);
     Ok(policy)
 }
 

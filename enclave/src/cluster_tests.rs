@@ -33,6 +33,7 @@ mod images;
 mod import;
 mod inventory;
 mod join;
+mod prepare;
 mod reshare;
 mod roster;
 

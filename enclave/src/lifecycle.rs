@@ -16,8 +16,9 @@
 //! ```
 //!
 //! `joining`: the node holds the cluster's chain and a pending roster change that lists it; it
-//! answers `attest`, `status`, `clock` and a `join_cluster` for a change that replaced its own,
-//! and takes no part in the cluster's work until the change is committed (planned).
+//! answers `attest`, `status`, `clock`, a `join_cluster` for a change that replaced its own and
+//! `prepare_roster` (the gate every node of the new roster passes, members too), and takes no
+//! part in the cluster's work until the change is committed (planned).
 //!
 //! ```text
 //!   ready | enrolled | operational --worker_failed--> failed (terminal)
@@ -87,6 +88,9 @@ pub fn required_phase(request: &EnclaveRequest) -> Requirement {
         }
         EnclaveRequest::GenesisV2 { .. } => Requirement::In(&[Phase::Enrolled]),
         EnclaveRequest::JoinCluster { .. } => Requirement::In(&[Phase::Enrolled, Phase::Joining]),
+        EnclaveRequest::PrepareRoster { .. } => {
+            Requirement::In(&[Phase::Joining, Phase::Operational])
+        }
         EnclaveRequest::Restore { .. } => Requirement::In(&[Phase::Ready]),
         EnclaveRequest::AdmitPeers { .. }
         | EnclaveRequest::StartSession { .. }
@@ -287,6 +291,16 @@ mod tests {
         assert_eq!(l.apply(Event::Joined, None), Ok(Phase::Joining));
         assert!(l.admit(&EnclaveRequest::Attest { nonce: None }).is_ok());
         assert!(l.admit(&EnclaveRequest::Status).is_ok());
+        let prepare = EnclaveRequest::PrepareRoster {
+            prepare: protocol::roster::PrepareRoster {
+                change: vec![0; 32].into(),
+                statements: vec![],
+            },
+        };
+        assert!(
+            l.admit(&prepare).is_ok(),
+            "the prepare gate includes joiners"
+        );
         for refused in [&admit, &start, &inventory] {
             assert_eq!(
                 l.admit(refused).unwrap_err().code,

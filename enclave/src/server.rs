@@ -497,6 +497,17 @@ fn cluster_request(
                     }
                 })
         }
+        EnclaveRequest::PrepareRoster { prepare } => {
+            node.prepare_roster(&prepare)
+                .map(|held| EnclaveResponse::RosterPrepared {
+                    version: held.version,
+                    chain: ByteBuf::from(held.chain.to_vec()),
+                    statement: ByteBuf::from(held.statement),
+                    prepared: held.prepared,
+                    joining: held.joining,
+                    sealed: held.sealed.map(ByteBuf::from),
+                })
+        }
         EnclaveRequest::Restore { blobs } => {
             node.restore(identity, &blobs).map(|(keys, aux, resealed)| {
                 advance(

@@ -76,6 +76,31 @@ impl BlobStore {
         self.put(GENESIS_BLOB, sealed)
     }
 
+    /// Stores a prepared node's genesis blob over the one before, only where this store's own
+    /// record agrees on what the node is (attacker review helper-60, finding 6, as
+    /// [`Self::keep_join`] for helper-59's finding 4): a joining node's blob beside its `joined`
+    /// marker, a member's where there is none; never where no genesis blob is stored.
+    fn keep_prepared(&self, sealed: &[u8], joining: bool) -> io::Result<()> {
+        let marked = self.dir.join(JOINED).exists();
+        if !self.dir.join(GENESIS_BLOB).exists() || marked != joining {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "a prepared {} node's genesis blob, but this store holds {}",
+                    if joining { "joining" } else { "member" },
+                    if !self.dir.join(GENESIS_BLOB).exists() {
+                        "no genesis blob"
+                    } else if marked {
+                        "a joining node's"
+                    } else {
+                        "a member's"
+                    }
+                ),
+            ));
+        }
+        self.put(GENESIS_BLOB, sealed)
+    }
+
     /// Stores the sealed blobs an enclave response carries, if any.
     pub fn keep(&self, response: &EnclaveResponse) -> io::Result<()> {
         match response {
@@ -84,6 +109,15 @@ impl BlobStore {
             // its sealed state back yet must not replace the node's real one.
             EnclaveResponse::GenesisAccepted { sealed, .. } => self.put_new(GENESIS_BLOB, sealed),
             EnclaveResponse::Joined { sealed, .. } => self.keep_join(sealed),
+            // Prepared for a pending roster change: the genesis blob with every node's
+            // statement replaces the one before (a member's, or a joining node's beside its
+            // marker); a crash in between leaves the node unprepared, and it is shown the
+            // statements again.
+            EnclaveResponse::RosterPrepared {
+                sealed: Some(sealed),
+                joining,
+                ..
+            } => self.keep_prepared(sealed, *joining),
             EnclaveResponse::Session(update) => match &update.outcome {
                 Some(Outcome::AuxReady { sealed }) => self.put("aux.blob", sealed),
                 Some(Outcome::KeyCreated { key_id, sealed, .. }) => {
@@ -373,5 +407,66 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::AlreadyExists, "{e}");
         let kept = std::fs::read(member.path().join(GENESIS_BLOB)).unwrap();
         assert_eq!(kept, b"a member's genesis");
+    }
+
+    /// Issue 20, the prepare gate: a node prepared for a roster change answers its genesis
+    /// blob with every node's statement, which replaces the one before where the store agrees
+    /// on what the node is (a member's blob, or a joining node's beside its marker); a node
+    /// only asked for its own statement seals nothing, and nothing is stored.
+    #[test]
+    fn a_prepared_node_s_genesis_blob_replaces_the_one_before_where_the_store_agrees() {
+        let prepared = |sealed: Option<&[u8]>, joining: bool| EnclaveResponse::RosterPrepared {
+            version: 1,
+            chain: ByteBuf::from(vec![7; 32]),
+            statement: ByteBuf::new(),
+            prepared: sealed.is_some(),
+            joining,
+            sealed: sealed.map(|s| ByteBuf::from(s.to_vec())),
+        };
+        // A member.
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let read = |dir: &tempfile::TempDir| std::fs::read(dir.path().join(GENESIS_BLOB)).unwrap();
+        let e = store
+            .keep(&prepared(Some(b"no genesis yet"), false))
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        store
+            .keep(&EnclaveResponse::GenesisAccepted {
+                sealed: ByteBuf::from(b"genesis, change pending".to_vec()),
+                receipt: ByteBuf::new(),
+                node: Some(0),
+            })
+            .unwrap();
+        store.keep(&prepared(None, false)).unwrap();
+        assert_eq!(read(&dir), b"genesis, change pending");
+        let e = store
+            .keep(&prepared(Some(b"a joiner's"), true))
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        assert_eq!(read(&dir), b"genesis, change pending");
+        store
+            .keep(&prepared(Some(b"genesis, prepared"), false))
+            .unwrap();
+        assert_eq!(read(&dir), b"genesis, prepared");
+        // A joining node.
+        let joiner = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(joiner.path()).unwrap();
+        store
+            .keep(&EnclaveResponse::Joined {
+                sealed: ByteBuf::from(b"joined".to_vec()),
+                node: 3,
+                version: 1,
+                statement: ByteBuf::new(),
+            })
+            .unwrap();
+        let e = store
+            .keep(&prepared(Some(b"a member's"), false))
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        store
+            .keep(&prepared(Some(b"joined, prepared"), true))
+            .unwrap();
+        assert_eq!(read(&joiner), b"joined, prepared");
     }
 }

@@ -190,6 +190,14 @@ pub enum EnclaveRequest {
         /// The chain, the change and a member's statement.
         join: roster::JoinCluster,
     },
+    /// The prepare step's gate of a pending roster change (issue 20): answer this node's
+    /// statement that it holds the change under its chain, or, shown every node's, check them
+    /// and seal this node as prepared ([`roster::PrepareRoster`]). Needs phase `operational`
+    /// (a member) or `joining`.
+    PrepareRoster {
+        /// The change's hash and the statements.
+        prepare: roster::PrepareRoster,
+    },
     /// Reload sealed state after a restart: the genesis blob, auxiliary info and key shares.
     Restore {
         /// Sealed blobs, as the enclave returned them.
@@ -249,6 +257,7 @@ impl EnclaveRequest {
             Self::Genesis { .. } => "genesis",
             Self::GenesisV2 { .. } => "genesis_v2",
             Self::JoinCluster { .. } => "join_cluster",
+            Self::PrepareRoster { .. } => "prepare_roster",
             Self::Restore { .. } => "restore",
             Self::AdmitPeers { .. } => "admit_peers",
             Self::StartSession { .. } => "start_session",
@@ -369,6 +378,27 @@ pub enum EnclaveResponse {
         /// Ed25519 signature (64 bytes) by the node key.
         statement: ByteBuf,
     },
+    /// A node's word on a pending roster change ([`EnclaveRequest::PrepareRoster`]).
+    RosterPrepared {
+        /// The roster version the change makes.
+        version: u32,
+        /// The digest of the chain this node holds the change under
+        /// ([`roster::chain_digest`], 32 bytes).
+        chain: ByteBuf,
+        /// Its node key's signature over [`roster::roster_held_message`] (64 bytes).
+        statement: ByteBuf,
+        /// Whether this node is prepared for the change (every node's statement checked and
+        /// sealed), now or before.
+        prepared: bool,
+        /// Whether this node is a joining node (else a member): the parent stores the blob
+        /// only where its own record agrees (a joining node's genesis blob sits beside its
+        /// `joined` marker).
+        joining: bool,
+        /// The sealed genesis state to store (it replaces the one before), when this answer
+        /// sealed it.
+        #[serde(default)]
+        sealed: Option<ByteBuf>,
+    },
     /// Sealed state reloaded.
     Restored {
         /// Keys whose shares were loaded.
@@ -418,6 +448,7 @@ impl EnclaveResponse {
             Self::Enrolled { .. } => "enrolled",
             Self::GenesisAccepted { .. } => "genesis_accepted",
             Self::Joined { .. } => "joined",
+            Self::RosterPrepared { .. } => "roster_prepared",
             Self::Restored { .. } => "restored",
             Self::PeersAdmitted { .. } => "peers_admitted",
             Self::Session(_) => "session",

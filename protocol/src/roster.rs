@@ -310,6 +310,96 @@ pub fn roster_proposed_message(
     versioned_statement(ROSTER_PROPOSED_DOMAIN, cluster, node_key, version, request)
 }
 
+/// Domain tag of a node's chain's digest ([`chain_digest`]).
+pub const CHAIN_DOMAIN: &[u8] = b"cohort/roster-chain/v1\0";
+
+/// Domain tag of a node's statement that it holds a roster change under a chain
+/// ([`roster_held_message`]).
+pub const ROSTER_HELD_DOMAIN: &[u8] = b"cohort/roster-held/v1\0";
+
+/// The digest of the chain a node holds a roster change under: its cluster (the genesis'
+/// hash) and every admin and image change since, in order, by request hash. Two nodes with
+/// the same digest apply the same admins and admit the same images.
+///
+/// `CHAIN_DOMAIN || cluster id || u32 n || n admin change hashes || u32 m || m image change
+/// hashes`
+pub fn chain_digest(
+    cluster: &ClusterId,
+    admins: &[Approved<SetAdmins>],
+    images: &[Approved<AcceptImages>],
+) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(CHAIN_DOMAIN);
+    h.update(cluster.0);
+    h.update(
+        u32::try_from(admins.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    for change in admins {
+        h.update(change.request.hash());
+    }
+    h.update(
+        u32::try_from(images.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    for change in images {
+        h.update(change.request.hash());
+    }
+    h.finalize().into()
+}
+
+/// What the node whose node key is `node_key` signs with it to say that it holds the roster
+/// change whose SHA-256 is `request` (making roster version `version`) as pending, under the
+/// chain whose digest is `chain` ([`chain_digest`]):
+///
+/// `ROSTER_HELD_DOMAIN || cluster id || node key || u32 version || request || chain`
+///
+/// The prepare step's gate ([`PrepareRoster`]): every node of the new roster's statement, over
+/// one change and one chain, before anything is reshared to it.
+pub fn roster_held_message(
+    cluster: &ClusterId,
+    node_key: &[u8; 32],
+    version: u32,
+    request: &[u8; 32],
+    chain: &[u8; 32],
+) -> Vec<u8> {
+    let mut m = versioned_statement(ROSTER_HELD_DOMAIN, cluster, node_key, version, request);
+    m.extend_from_slice(chain);
+    m
+}
+
+/// One node's word that it holds a roster change under a chain ([`roster_held_message`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeldStatement {
+    /// The node's node key (32 bytes): a roster change's statements name their signer by node
+    /// key, as a node that joins or leaves has an index in one roster only.
+    pub node_key: ByteBuf,
+    /// The digest of the chain it holds the change under (32 bytes).
+    pub chain: ByteBuf,
+    /// Its node key's Ed25519 signature over [`roster_held_message`].
+    pub statement: ByteBuf,
+}
+
+/// The prepare step's gate (issue 20, `docs/lifecycle.md`): asked with no statements, a node
+/// holding the change answers its own [`HeldStatement`] and seals nothing; shown the statement
+/// of every node of the new roster (and of any leaving node that still answers), each over
+/// this change and the chain this node holds, it seals that it is prepared for the change.
+/// The nodes of the new roster then hold one change under one chain: a joining node whose
+/// relay chose another prefix of the chain, or walked it back to an earlier change, is not
+/// prepared, and nothing is reshared to a node that is not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrepareRoster {
+    /// The SHA-256 of the pending change (32 bytes): a node holding another refuses.
+    pub change: ByteBuf,
+    /// Every node's statement, or none to ask only for this node's.
+    #[serde(default)]
+    pub statements: Vec<HeldStatement>,
+}
+
 /// What a node joining the cluster is given (the join step, `docs/lifecycle.md`): the chain a
 /// member's genesis blob holds — the approved genesis and every admin and image change since,
 /// in order — the roster change that lists the joining node's key, and one member's proposed

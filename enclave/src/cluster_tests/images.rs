@@ -18,7 +18,7 @@ use super::{Cluster, now, request_id, signature_of};
 use crate::testkit::{IMAGE, approve, boot_rotating};
 
 /// The next build of the enclave (another PCR0).
-const NEW: [u8; 48] = [0x43; 48];
+pub(super) const NEW: [u8; 48] = [0x43; 48];
 /// A build the admins never accept.
 const ROGUE: [u8; 48] = [0x44; 48];
 
@@ -35,7 +35,7 @@ fn image(digest: [u8; 48]) -> Image {
 
 impl Cluster {
     /// A change to `images` replacing image version `version`, approved by admins `by`.
-    fn accept_images_request(
+    pub(super) fn accept_images_request(
         &self,
         version: u32,
         images: &[[u8; 48]],
@@ -59,7 +59,7 @@ impl Cluster {
         }
     }
 
-    fn accept_images(&self, request: &Approved<AcceptImages>) -> BTreeMap<u16, Outcome> {
+    pub(super) fn accept_images(&self, request: &Approved<AcceptImages>) -> BTreeMap<u16, Outcome> {
         self.run(
             &self.all(),
             SessionKind::AcceptImages {
@@ -73,7 +73,7 @@ impl Cluster {
     /// Restarts node `node` on build `digest` from its parent's blobs, KMS admitting every
     /// build (so that the enclave's own checks are what is tested): the restore's refusal, if
     /// any.
-    fn restart_on(&mut self, node: usize, digest: [u8; 48]) -> Result<(), String> {
+    pub(super) fn restart_on(&mut self, node: usize, digest: [u8; 48]) -> Result<(), String> {
         let fresh = boot_rotating(&self.ca, node, digest, IMAGE);
         match fresh.handle(EnclaveRequest::Restore {
             blobs: self.blobs[node].clone(),
@@ -91,7 +91,12 @@ impl Cluster {
 
 /// Every node applied the change to `version`, each statement under its roster node key; the
 /// new genesis blobs are kept as the proxies keep them.
-fn applied(c: &mut Cluster, out: &BTreeMap<u16, Outcome>, request: &AcceptImages, version: u32) {
+pub(super) fn applied(
+    c: &mut Cluster,
+    out: &BTreeMap<u16, Outcome>,
+    request: &AcceptImages,
+    version: u32,
+) {
     let cluster = c.genesis.request.cluster_id();
     for (node, o) in out {
         match o {

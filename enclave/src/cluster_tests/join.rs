@@ -28,7 +28,7 @@ use crate::testkit::{IMAGE, boot, fresh_session_id, node_arn};
 
 /// The join a relay would hand to a node to add: the founders' chain (no admin or image change
 /// here), the change, and member `by`'s statement from `out`.
-fn join_of(
+pub(super) fn join_of(
     c: &Cluster,
     change: &Approved<ChangeRoster>,
     out: &BTreeMap<u16, Outcome>,
@@ -48,12 +48,12 @@ fn join_of(
     }
 }
 
-fn join(e: &Enclave, join: &JoinCluster) -> EnclaveResponse {
+pub(super) fn join(e: &Enclave, join: &JoinCluster) -> EnclaveResponse {
     e.handle(EnclaveRequest::JoinCluster { join: join.clone() })
 }
 
 /// The index, version and statement of a join that succeeded, its blob kept in `blobs[1]`.
-fn joined(response: EnclaveResponse, blobs: &mut Vec<ByteBuf>) -> (u16, u32, ByteBuf) {
+pub(super) fn joined(response: EnclaveResponse, blobs: &mut Vec<ByteBuf>) -> (u16, u32, ByteBuf) {
     match response {
         EnclaveResponse::Joined {
             sealed,
@@ -76,7 +76,7 @@ fn wrong_phase(response: EnclaveResponse) {
     }
 }
 
-fn entry_of(node_key: [u8; 32], i: usize) -> RosterEntry {
+pub(super) fn entry_of(node_key: [u8; 32], i: usize) -> RosterEntry {
     RosterEntry {
         node_key: ByteBuf::from(node_key.to_vec()),
         kms_key_arn: node_arn(i),
@@ -258,7 +258,18 @@ fn a_node_joins_a_pending_roster_change_and_takes_no_part_until_it_is_committed(
     assert_eq!(c.blobs[0].len(), 3, "node key, genesis, the key's share");
     with_share.push(c.blobs[0][2].clone());
     match fresh.handle(EnclaveRequest::Restore { blobs: with_share }) {
-        EnclaveResponse::Error(e) => assert!(e.message.contains("node"), "{e}"),
+        EnclaveResponse::Error(e) => {
+            // The share is bound to its member's node key, not this node's.
+            assert_eq!(e.code, ErrorCode::Sealing, "{e}");
+            assert!(
+                e.message.starts_with("wrong_binding")
+                    && e.message.contains(&hex::encode(
+                        c.genesis.request.roster[0].node_key.as_slice()
+                    ))
+                    && e.message.contains(&hex::encode(newcomer_key)),
+                "{e}"
+            );
+        }
         other => panic!("restore: {other:?}"),
     }
     let fresh = boot(&c.ca, 3, IMAGE);

@@ -120,6 +120,7 @@ impl Node {
         // A roster proposal is the replaced admins' work: it is dropped, and the new admins
         // approve it again if they want it (attacker review helper-56, finding 1).
         next.sealed.proposed_roster = None;
+        next.sealed.prepared = None;
         let version = r.new_version();
         // An admin change is approved by the set it replaces, always the current one here.
         self.change_in_time(

@@ -41,10 +41,6 @@ pub(super) struct GenesisState {
     /// the last is current): peers of any image of the current set are admitted, and this
     /// node runs only on one of them (issue 20, image rotation).
     pub(super) images: Vec<Vec<g2::Image>>,
-    /// Whether this node joined a pending roster change (issue 20, the join step): `node` is
-    /// then its index in the pending roster, and it takes no part in the cluster's work
-    /// ([`Node::genesis`](super::Node) refuses it) until the change is committed.
-    pub(super) joining: bool,
     /// What this node's genesis blob holds: the approved genesis and every admin change since.
     pub(super) sealed: SealedGenesisV2,
 }
@@ -62,6 +58,13 @@ impl GenesisState {
     /// The cluster id requests must name (`None` only for a legacy genesis, refused anyway).
     pub(super) fn cluster_id(&self) -> Option<ClusterId> {
         self.pinned.as_ref().map(|p| p.cluster)
+    }
+
+    /// Whether this node joined a pending roster change (issue 20, the join step): `node` is
+    /// then its index in the pending roster, and it takes no part in the cluster's work
+    /// ([`Node::genesis`](super::Node) refuses it) until the change is committed.
+    pub(super) fn joining(&self) -> bool {
+        self.sealed.joined.is_some()
     }
 }
 
@@ -109,6 +112,10 @@ pub(super) struct SealedGenesisV2 {
     /// proposed statement it joined on, checked again at every restore. Absent on a member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) joined: Option<JoinedOn>,
+    /// Every node's statement that it holds `proposed_roster` under this chain, once this
+    /// node was shown them (the prepare step's gate, `prepare.rs`). Absent until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) prepared: Option<super::prepare::PreparedOn>,
 }
 
 /// The member statement a joining node joined on.
@@ -134,6 +141,7 @@ impl SealedGenesisV2 {
                 node: join.proposed_by,
                 statement: join.statement.clone(),
             }),
+            prepared: None,
         }
     }
 
@@ -200,7 +208,6 @@ pub(super) fn genesis_state(
             roster_digest: g.roster_digest(0),
         }),
         images: vec![vec![g.image.clone()]],
-        joining: false,
         sealed: SealedGenesisV2 {
             v: g2::GENESIS_VERSION,
             genesis: approved.clone(),
@@ -208,6 +215,7 @@ pub(super) fn genesis_state(
             images: Vec::new(),
             proposed_roster: None,
             joined: None,
+            prepared: None,
         },
     })
 }
@@ -289,6 +297,7 @@ pub(super) fn open_genesis(
                 Err(e) => warn!(error = %e, "the sealed roster proposal no longer holds: dropped"),
             }
         }
+        super::prepare::restore_prepared(&mut state, v2.prepared.as_ref());
         if !runs_accepted_image(&state, own) {
             return Err(MembershipError::OtherImage.into());
         }

@@ -148,6 +148,9 @@ impl Node {
         if !r.images.iter().any(|image| is_image(image, &self.own_pcrs)) {
             return Err(MembershipError::OwnImageDropped.into());
         }
+        // Prepared under the chain this change extends: no longer (the nodes are shown every
+        // statement over the new chain again).
+        next.sealed.prepared = None;
         let sealed = self.seal_genesis(&next.sealed, &cluster)?;
         let statement =
             self.node_statement(&images_set_message(&cluster, next.node, version, &hash))?;

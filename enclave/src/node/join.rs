@@ -94,9 +94,9 @@ pub(super) fn check_joining(
     }
     state.node = index;
     state.nodes = u16::try_from(r.roster.len()).unwrap_or(u16::MAX);
-    state.joining = true;
     state.sealed.proposed_roster = Some(change.clone());
     state.sealed.joined = Some(joined.clone());
+    super::prepare::restore_prepared(&mut state, sealed.prepared.as_ref());
     Ok(state)
 }
 
@@ -127,7 +127,7 @@ impl Node {
         let cluster = state.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
         if let Some(held) = &self.genesis {
             let ours = held.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
-            if !held.joining || ours != cluster {
+            if !held.joining() || ours != cluster {
                 return Err(MembershipError::AlreadyMember {
                     cluster: ours.to_string(),
                 }
@@ -175,6 +175,6 @@ impl Node {
 
     /// Whether this node joined a roster change not committed yet.
     pub fn joining(&self) -> bool {
-        self.genesis.as_ref().is_some_and(|g| g.joining)
+        self.genesis.as_ref().is_some_and(GenesisState::joining)
     }
 }

@@ -299,14 +299,14 @@ impl Node {
             self.node_key = Some(node_key);
             return Ok((Vec::new(), false, resealed));
         };
-        if state.joining && (!opened.records.is_empty() || opened.aux.is_some()) {
+        if state.joining() && (!opened.records.is_empty() || opened.aux.is_some()) {
             return Err(bad(
                 "a joining node holds no key share and no auxiliary information",
             ));
         }
         let keys = super::generations::generations(opened.records, state.node)?;
         // A joining node's index is in the pending roster, not the one peers are admitted by.
-        if !state.joining {
+        if !state.joining() {
             self.roster.insert_self(state.node, identity.public());
         }
         let names: Vec<String> = keys.keys().cloned().collect();

@@ -249,6 +249,55 @@ pub enum MembershipError {
         /// The roster version it joined.
         version: u32,
     },
+    /// A prepare step with no change pending here (none proposed, or the roster in force
+    /// proposed again).
+    #[error("no_pending_change: this node holds no pending roster change")]
+    NoPendingChange,
+    /// A prepare step for another change than the one pending here.
+    #[error(
+        "other_change: this node holds roster change {pending} as pending, not {named} (it may have missed a replacement, or be walked back to an earlier one)"
+    )]
+    OtherChange {
+        /// The SHA-256 of the change pending here (hex).
+        pending: String,
+        /// The SHA-256 the request names (hex).
+        named: String,
+    },
+    /// A node of the new roster whose statement is missing from a prepare step.
+    #[error(
+        "missing_statement: no statement of node key {node_key} (in the roster the change makes)"
+    )]
+    MissingStatement {
+        /// Its node key (hex).
+        node_key: String,
+    },
+    /// A statement of a node key neither roster lists, or a node's second statement.
+    #[error("stranger_statement: node key {node_key} is in neither roster, or has two statements")]
+    StrangerStatement {
+        /// Its node key (hex).
+        node_key: String,
+    },
+    /// A node holds the change under another chain than this node's: the nodes would not
+    /// apply the same admins or admit the same images.
+    #[error(
+        "chain_differs: node key {node_key} holds the change under chain {theirs}; this node's is {ours}"
+    )]
+    ChainDiffers {
+        /// Its node key (hex).
+        node_key: String,
+        /// Its chain's digest (hex).
+        theirs: String,
+        /// This node's (hex).
+        ours: String,
+    },
+    /// A statement that is not its node key's signature over the change and the chain.
+    #[error(
+        "unproven_statement: the statement named for node key {node_key} is not its signature over this change and chain"
+    )]
+    UnprovenStatement {
+        /// Its node key (hex).
+        node_key: String,
+    },
 }
 
 impl MembershipError {
@@ -286,6 +335,12 @@ impl MembershipError {
             Self::NothingToJoin => "nothing_to_join",
             Self::UnprovenChange { .. } => "unproven_change",
             Self::Joining { .. } => "joining",
+            Self::NoPendingChange => "no_pending_change",
+            Self::OtherChange { .. } => "other_change",
+            Self::MissingStatement { .. } => "missing_statement",
+            Self::StrangerStatement { .. } => "stranger_statement",
+            Self::ChainDiffers { .. } => "chain_differs",
+            Self::UnprovenStatement { .. } => "unproven_statement",
         }
     }
 }

@@ -35,6 +35,7 @@ mod join;
 mod keys;
 mod machine;
 pub mod membership;
+mod prepare;
 mod reshare;
 mod resolve;
 mod roster;
@@ -66,6 +67,7 @@ use genesis::GenesisState;
 pub use genesis::OwnPcrs;
 use keys::Key;
 pub use membership::MembershipError;
+pub use prepare::Held;
 #[cfg(test)]
 pub use reshare::Cheat;
 use session::Session;
@@ -268,7 +270,10 @@ impl Node {
     /// joined a roster change not committed yet (its index in the pending roster may be a
     /// member's in force: attacker review helper-59, finding 5).
     pub fn index(&self) -> Option<u16> {
-        self.genesis.as_ref().filter(|g| !g.joining).map(|g| g.node)
+        self.genesis
+            .as_ref()
+            .filter(|g| !g.joining())
+            .map(|g| g.node)
     }
 
     /// Number of keys held.
@@ -326,7 +331,7 @@ impl Node {
     fn genesis(&self) -> Result<&GenesisState, NodeError> {
         match &self.genesis {
             None => Err(bad("no genesis yet")),
-            Some(g) if g.joining => Err(MembershipError::Joining {
+            Some(g) if g.joining() => Err(MembershipError::Joining {
                 version: g.roster_version().saturating_add(1),
             }
             .into()),

@@ -157,6 +157,8 @@ impl Node {
         let withdrawn = g.pending_roster().is_some();
         let mut next = g.clone();
         next.sealed.proposed_roster = Some(request.clone());
+        // Prepared for the change it replaces, not for this one.
+        next.sealed.prepared = None;
         let sealed = self.seal_genesis(&next.sealed, &cluster)?;
         let statement = self.roster_statement(&cluster, version, &hash)?;
         match &diff {

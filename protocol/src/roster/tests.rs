@@ -286,3 +286,78 @@ fn in_one_second_a_withdrawal_comes_after_a_change_whatever_their_hashes() {
         x.hash() > y.hash()
     );
 }
+
+/// The prepare gate's digest and statement (issue 20): every change of either chain, its
+/// order and which chain it is in change the digest; the held statement names the domain, the
+/// node, the version, the change and the chain.
+#[test]
+fn the_chain_digest_covers_every_change_in_order_and_the_held_statement_names_it() {
+    let cluster = ClusterId([7; 32]);
+    let admins = |id: u8| Approved {
+        request: SetAdmins {
+            v: 1,
+            cluster,
+            version: 0,
+            admins: vec![b(0xA1, 32), b(0xA2, 32)],
+            admin_quorum: 2,
+            request_id: b(id, 16),
+            created: 1,
+            expiry: 2,
+        },
+        approvals: vec![],
+    };
+    let images = |id: u8| Approved {
+        request: AcceptImages {
+            v: 1,
+            cluster,
+            version: 0,
+            images: vec![],
+            request_id: b(id, 16),
+            created: 1,
+            expiry: 2,
+            admins: 0,
+        },
+        approvals: vec![],
+    };
+    let base = chain_digest(&cluster, &[admins(1)], &[images(2), images(3)]);
+    let others = [
+        chain_digest(&ClusterId([8; 32]), &[admins(1)], &[images(2), images(3)]),
+        chain_digest(&cluster, &[], &[images(2), images(3)]),
+        chain_digest(&cluster, &[admins(1)], &[images(2)]),
+        chain_digest(&cluster, &[admins(1)], &[images(3), images(2)]),
+        chain_digest(&cluster, &[admins(4)], &[images(2), images(3)]),
+        chain_digest(&cluster, &[admins(1), admins(2)], &[images(3)]),
+    ];
+    for (i, other) in others.iter().enumerate() {
+        assert_ne!(*other, base, "edit {i}");
+    }
+    // The approvals are not the change: the same request approved otherwise is the same chain.
+    let mut approved = admins(1);
+    approved.approvals = vec![crate::policy::Approval {
+        approver: b(0xA1, 32),
+        signature: b(0, 64),
+    }];
+    assert_eq!(
+        chain_digest(&cluster, &[approved], &[images(2), images(3)]),
+        base
+    );
+
+    let h = change(&[0, 1, 2, 3]).hash();
+    let key = [0xB1; 32];
+    let held = roster_held_message(&cluster, &key, 1, &h, &base);
+    assert!(held.starts_with(ROSTER_HELD_DOMAIN));
+    assert_eq!(
+        held.len(),
+        ROSTER_HELD_DOMAIN.len() + 32 + 32 + 4 + 32 + 32,
+        "domain, cluster, node key, version, change, chain"
+    );
+    assert!(held.ends_with(&base));
+    assert_ne!(held, roster_held_message(&cluster, &key, 1, &h, &others[2]));
+    assert_ne!(
+        held,
+        roster_held_message(&cluster, &[0xB2; 32], 1, &h, &base)
+    );
+    assert_ne!(held, roster_held_message(&cluster, &key, 2, &h, &base));
+    // Never a proposed statement: another domain.
+    assert!(!held.starts_with(ROSTER_PROPOSED_DOMAIN));
+}

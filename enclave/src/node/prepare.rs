@@ -1,0 +1,280 @@
+//! The prepare step's gate of a roster change (issue 20, step 3 of `docs/lifecycle.md`,
+//! ADR 0022): before anything is reshared to the new roster, every node of it holds the same
+//! change under the same chain (the approved genesis, every admin and image change since).
+//!
+//! A node's word on it is its node key's signature over [`roster_held_message`]: the change's
+//! hash and the digest of its chain ([`chain_digest`]). Asked with no statements, a node
+//! holding the change (a member, or a node that joined it) answers its own and seals nothing.
+//! Shown a statement of every node of the new roster (and, optionally, of leaving nodes that
+//! still answer), each over this change and this node's own chain and verifying under the node
+//! key it names, it seals them with its genesis as *prepared*; a member first checks the change
+//! again against the keys it holds then (thresholds, no pending generation).
+//!
+//! This detects what the join left open (attacker review helper-59, findings 2 and 3): a relay
+//! that gave a joining node another approved prefix of the image chain, or walked it back to
+//! an earlier change across a restart, leaves that node with another chain digest or another
+//! change, and no node of the new roster is prepared with it. Being prepared is read from the
+//! sealed state at every use ([`Node::prepared`]): for the change pending and the chain held
+//! now, and at a member with the change still holding for the keys it holds. At a member an
+//! admin or image change, or a replacing proposal, clears it. At a restore the sealed
+//! statements are verified again; ones that no longer hold are dropped, never fatal. A node
+//! restored from an older prepared blob is prepared by its own record for what the members
+//! replaced (attacker review helper-60, finding 1): its word prepares no one, and the resharing
+//! (planned) must bind the change and the chain, not this flag (`docs/threat-model.md`).
+//!
+//! The chain digest covers the admin and image changes; once commits exist it must cover the
+//! committed roster versions too.
+
+use std::collections::BTreeSet;
+
+use protocol::genesis::RosterEntry;
+use protocol::roster::{HeldStatement, PrepareRoster, chain_digest, roster_held_message};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::admins::hex;
+use super::genesis::GenesisState;
+use super::membership::MembershipError;
+use super::{Node, NodeError, bad};
+
+/// What a node sealed when it was prepared for a roster change: the change's hash, the digest
+/// of the chain it held it under, and every node's statement it was shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PreparedOn {
+    /// SHA-256 of the change.
+    change: serde_bytes::ByteBuf,
+    /// The chain's digest.
+    chain: serde_bytes::ByteBuf,
+    /// Every node's statement.
+    statements: Vec<HeldStatement>,
+}
+
+/// This node's answer to a prepare step.
+#[derive(Debug)]
+pub struct Held {
+    /// The roster version the change makes.
+    pub version: u32,
+    /// The digest of the chain this node holds the change under.
+    pub chain: [u8; 32],
+    /// Its node key's signature over [`roster_held_message`].
+    pub statement: Vec<u8>,
+    /// Whether it is prepared for the change.
+    pub prepared: bool,
+    /// Whether it is a joining node.
+    pub joining: bool,
+    /// The sealed genesis blob, when this answer sealed it.
+    pub sealed: Option<Vec<u8>>,
+}
+
+impl GenesisState {
+    /// The digest of the chain this node holds: its cluster and every admin and image change.
+    pub(super) fn chain_digest(&self) -> Option<[u8; 32]> {
+        let cluster = self.cluster_id()?;
+        Some(chain_digest(
+            &cluster,
+            &self.sealed.admins,
+            &self.sealed.images,
+        ))
+    }
+
+    /// Whether this node is prepared for the roster change pending here: every node's
+    /// statement over that change and the chain this node holds now is sealed.
+    pub(super) fn prepared(&self) -> bool {
+        match (
+            &self.sealed.prepared,
+            self.pending_roster(),
+            self.chain_digest(),
+        ) {
+            (Some(p), Some(pending), Some(chain)) => {
+                p.change.as_slice() == pending.request.hash() && p.chain.as_slice() == chain
+            }
+            _ => false,
+        }
+    }
+
+    /// Checks `statements` for the change pending here under `chain`: one per node key, each of
+    /// a node of the new roster or a leaving node of the roster in force, over this chain,
+    /// verifying under that key; every node of the new roster has one.
+    fn check_held(
+        &self,
+        chain: &[u8; 32],
+        statements: &[HeldStatement],
+    ) -> Result<(), MembershipError> {
+        let pending = self
+            .pending_roster()
+            .ok_or(MembershipError::NoPendingChange)?;
+        let cluster = self.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
+        let r = &pending.request;
+        let (version, hash) = (r.new_version(), r.hash());
+        let in_force: Vec<RosterEntry> = self
+            .rosters()
+            .last()
+            .map(|r| r.to_vec())
+            .unwrap_or_default();
+        let entry = |key: &[u8]| {
+            r.roster
+                .iter()
+                .chain(in_force.iter())
+                .find(|e| e.node_key.as_slice() == key)
+        };
+        let mut seen = BTreeSet::new();
+        for s in statements {
+            let node_key = hex(&s.node_key);
+            let (Some(listed), Ok(key)) = (
+                entry(&s.node_key),
+                <[u8; 32]>::try_from(s.node_key.as_slice()),
+            ) else {
+                return Err(MembershipError::StrangerStatement { node_key });
+            };
+            if !seen.insert(key) {
+                return Err(MembershipError::StrangerStatement { node_key });
+            }
+            // The node's own word over the chain it names first: a relay cannot pin another
+            // chain on an honest node (attacker review helper-60, finding 4).
+            let theirs = <[u8; 32]>::try_from(s.chain.as_slice()).unwrap_or_default();
+            let message = roster_held_message(&cluster, &key, version, &hash, &theirs);
+            if s.chain.len() != 32 || !listed.signed(&message, &s.statement) {
+                return Err(MembershipError::UnprovenStatement { node_key });
+            }
+            if &theirs != chain {
+                return Err(MembershipError::ChainDiffers {
+                    node_key,
+                    theirs: hex(&theirs),
+                    ours: hex(chain),
+                });
+            }
+        }
+        match r
+            .roster
+            .iter()
+            .find(|e| !seen.iter().any(|k| k.as_slice() == e.node_key.as_slice()))
+        {
+            Some(missing) => Err(MembershipError::MissingStatement {
+                node_key: hex(&missing.node_key),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Keeps the prepared record sealed in a restored genesis blob only if it still holds: for the
+/// change pending and the chain held, every statement verifying. One that no longer holds is
+/// dropped, never fatal: being prepared lets nothing sign.
+pub(super) fn restore_prepared(state: &mut GenesisState, sealed: Option<&PreparedOn>) {
+    let Some(prepared) = sealed else {
+        return;
+    };
+    state.sealed.prepared = Some(prepared.clone());
+    if !state.prepared() {
+        // For a change replaced since, or a chain changed since: the node is prepared again
+        // when shown every node's statement over the change and chain it holds now.
+        state.sealed.prepared = None;
+        return;
+    }
+    let chain = state.chain_digest().unwrap_or_default();
+    if let Err(e) = state.check_held(&chain, &prepared.statements) {
+        warn!(error = %e, "the sealed prepared record no longer holds: dropped");
+        state.sealed.prepared = None;
+    }
+}
+
+impl Node {
+    /// At a member: the change pending here checked again with the keys it holds now (their
+    /// highest threshold; no pending generation). A joining node holds no key. Run before this
+    /// node vouches for the change and again wherever being prepared is used
+    /// ([`Node::prepared`]), since keys may be created or reshared after the gate.
+    fn holds_for_prepare(&self) -> Result<(), NodeError> {
+        let g = self.genesis.as_ref().ok_or_else(|| bad("no genesis yet"))?;
+        if g.joining() {
+            return Ok(());
+        }
+        let pending = g.pending_roster().ok_or(MembershipError::NoPendingChange)?;
+        let max_threshold = self.keys.values().map(|k| k.threshold).max().unwrap_or(0);
+        g.check_roster_change(pending, max_threshold)?;
+        if let Some((key_id, _)) = self.keys.iter().find(|(_, k)| k.pending.is_some()) {
+            return Err(MembershipError::PendingGeneration {
+                key_id: key_id.clone(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Whether this node is prepared for the roster change pending here now: the sealed
+    /// statements are for that change and the chain it holds, and (at a member) the change
+    /// still holds with the keys held now. What the resharing to the new roster (planned)
+    /// starts from.
+    pub(super) fn prepared(&self) -> bool {
+        self.genesis.as_ref().is_some_and(GenesisState::prepared)
+            && self.holds_for_prepare().is_ok()
+    }
+
+    /// The prepare step's gate (`EnclaveRequest::PrepareRoster`), at a member or a joining
+    /// node: with no statements, this node's own over the change pending here and the chain it
+    /// holds; with statements, every check of [`GenesisState::check_held`] (and at a member,
+    /// the change against the keys held now: thresholds, no pending generation) before this
+    /// node seals itself as prepared. A refusal changes nothing.
+    pub fn prepare_roster(&mut self, prepare: &PrepareRoster) -> Result<Held, NodeError> {
+        let g = self.genesis.as_ref().ok_or_else(|| bad("no genesis yet"))?;
+        let cluster = g.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
+        let pending = g.pending_roster().ok_or(MembershipError::NoPendingChange)?;
+        let hash = pending.request.hash();
+        if prepare.change.as_slice() != hash {
+            return Err(MembershipError::OtherChange {
+                pending: hex(&hash),
+                named: hex(&prepare.change),
+            }
+            .into());
+        }
+        let version = pending.request.new_version();
+        let chain = g.chain_digest().ok_or(MembershipError::LegacyGenesis)?;
+        // A member checks the change again with the keys it holds now, before it vouches for
+        // it or is prepared: every key is reshared to the new roster from one generation, at
+        // a threshold the new roster can hold (attacker review helper-60, finding 2).
+        self.holds_for_prepare()?;
+        let key = self
+            .node_key
+            .as_ref()
+            .ok_or(MembershipError::NotEnrolled)?
+            .key
+            .public();
+        let statement =
+            self.node_statement(&roster_held_message(&cluster, &key, version, &hash, &chain))?;
+        if prepare.statements.is_empty() {
+            return Ok(Held {
+                version,
+                chain,
+                statement,
+                prepared: self.prepared(),
+                joining: g.joining(),
+                sealed: None,
+            });
+        }
+        g.check_held(&chain, &prepare.statements)?;
+        let joining = g.joining();
+        let mut next = g.clone();
+        next.sealed.prepared = Some(PreparedOn {
+            change: serde_bytes::ByteBuf::from(hash.to_vec()),
+            chain: serde_bytes::ByteBuf::from(chain.to_vec()),
+            statements: prepare.statements.clone(),
+        });
+        let sealed = self.seal_genesis(&next.sealed, &cluster)?;
+        info!(
+            version,
+            change = %hex(&hash),
+            chain = %hex(&chain),
+            nodes = prepare.statements.len(),
+            "prepared for the pending roster change"
+        );
+        self.genesis = Some(next);
+        Ok(Held {
+            version,
+            chain,
+            statement,
+            prepared: true,
+            joining,
+            sealed: Some(sealed),
+        })
+    }
+}

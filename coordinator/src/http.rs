@@ -43,6 +43,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/cluster/admins"),
     ("POST", "/v1/cluster/images"),
     ("POST", "/v1/cluster/roster"),
+    ("POST", "/v1/cluster/roster/prepare"),
     ("POST", "/v1/genesis"),
     ("POST", "/v1/recover"),
     ("POST", "/v1/nodes/{node}/enroll"),
@@ -384,6 +385,14 @@ async fn handle(
                 json(
                     200,
                     &detached(async move { c.propose_roster(body, who).await }).await?,
+                )
+            }
+            ("POST", "/v1/cluster/roster/prepare") => {
+                let body = parse_json(&body)?;
+                let c = c.clone();
+                json(
+                    200,
+                    &detached(async move { c.prepare_roster(body, who).await }).await?,
                 )
             }
             ("POST", "/v1/genesis") => {

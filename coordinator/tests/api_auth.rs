@@ -350,8 +350,8 @@ async fn every_route_refuses_anonymous_forged_stale_replayed_revoked_and_underpr
     }
     assert_eq!(
         refused,
-        6 + 10 + 10,
-        "read: 6 request routes and 10 admin ones; request: 10"
+        6 + 11 + 11,
+        "read: 6 request routes and 11 admin ones; request: 11"
     );
     // A requester's own call gets past the credential check to the request's own checks.
     assert_eq!(

@@ -41,7 +41,8 @@ pub use responses::{
     PoolLevel, Reshared, SignResult, SignatureInfo,
 };
 pub use roster::{
-    ChangeRosterJson, KeptNode, RosterDiffJson, RosterProposal, RosterProposedResult, RosterStatus,
+    ChangeRosterJson, HeldStatementJson, KeptNode, NodePrepared, PrepareRosterBody, RosterDiffJson,
+    RosterPreparedResult, RosterProposal, RosterProposedResult, RosterStatus,
 };
 pub use transactions::{
     AddressInfo, AssembleRequest, AssembledTransaction, PrepareRequest, PreparedTransaction,

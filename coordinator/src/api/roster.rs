@@ -179,3 +179,75 @@ pub struct RosterStatus {
     /// (a withdrawal); `null` when none is.
     pub pending: Option<Hex>,
 }
+
+/// One node's word that it holds a roster change under a chain (the prepare gate,
+/// `protocol::roster::HeldStatement`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeldStatementJson {
+    /// Its node key (32 bytes).
+    pub node_key: Hex,
+    /// The digest of the chain it holds the change under (32 bytes,
+    /// `protocol::roster::chain_digest`).
+    pub chain: Hex,
+    /// Its node key's Ed25519 signature over `protocol::roster::roster_held_message`.
+    pub statement: Hex,
+}
+
+impl Wire for HeldStatementJson {
+    type Wire = protocol::roster::HeldStatement;
+    fn to_wire(&self) -> Self::Wire {
+        protocol::roster::HeldStatement {
+            node_key: buf(&self.node_key),
+            chain: buf(&self.chain),
+            statement: buf(&self.statement),
+        }
+    }
+    fn from_wire(s: &Self::Wire) -> Self {
+        Self {
+            node_key: Hex::from(&s.node_key),
+            chain: Hex::from(&s.chain),
+            statement: Hex::from(&s.statement),
+        }
+    }
+}
+
+/// `POST /v1/cluster/roster/prepare`: the prepare gate of the pending roster change, at every
+/// node of the roster in force. With no statements each node answers its own; with the
+/// statement of every node of the new roster (the nodes that join are asked by the client at
+/// their parent proxies) each node checks them all and is prepared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrepareRosterBody {
+    /// SHA-256 of the pending change (32 bytes).
+    pub change: Hex,
+    /// Every node's statement, or none.
+    #[serde(default)]
+    pub statements: Vec<HeldStatementJson>,
+}
+
+/// One node of the roster in force, prepared or asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodePrepared {
+    /// Its index in the roster in force.
+    pub node: u16,
+    /// Its statement (checked here under the node key the roster lists).
+    pub held: HeldStatementJson,
+    /// Whether it says it is prepared (its word, unsigned: a client checks the statements).
+    pub prepared: bool,
+}
+
+/// The answer to `POST /v1/cluster/roster/prepare`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterPreparedResult {
+    /// The roster version the change makes.
+    pub version: u32,
+    /// SHA-256 of the change.
+    pub request_sha256: Hex,
+    /// The nodes that answered with a statement that verifies.
+    pub nodes: Vec<NodePrepared>,
+    /// The nodes that did not, with why (`chain_differs`, `missing_statement`, ...).
+    pub failed: Vec<NodeFailure>,
+}

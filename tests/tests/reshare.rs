@@ -1034,9 +1034,13 @@ async fn phase_of(
 /// the new roster, its statement verifies under its node key, it comes back joining from its
 /// parent's blobs after a crash, and the roster in force signs throughout. Refused by name: a
 /// join with nothing pending; a node enrolled under another KMS key; another enrolled node of
-/// the same image that the change does not list; a member of the roster in force.
+/// the same image that the change does not list; a member of the roster in force. Then the
+/// prepare gate through `cohort node prepare` (every member through the coordinator, the node
+/// that joins at its proxy, each statement checked against the chain pinned by the client),
+/// refused by the client without the joining node's statement or with a node the change does
+/// not list; passed, every node of the new roster is prepared.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_node_to_add_is_enrolled_verified_proposed_and_joins() {
+async fn a_node_to_add_is_enrolled_verified_proposed_joins_and_is_prepared() {
     use cli::roster::Edit;
     use cli::roster::join::{self, Candidate};
 
@@ -1138,24 +1142,21 @@ async fn a_node_to_add_is_enrolled_verified_proposed_and_joins() {
     );
 
     // The join, through the binary: index 3 of roster version 1, the change's hash.
-    let out = std::process::Command::new(cohort_tests::bin("cohort"))
-        .args([
-            "node",
-            "join",
-            "--proxy",
-            &newcomer.proxy_url,
-            "--dir",
-            dir.path().to_str().unwrap(),
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let joined: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let node_json = |sub: &str| {
+        let out = std::process::Command::new(cohort_tests::bin("cohort"))
+            .args(["node", sub, "--proxy", &newcomer.proxy_url, "--dir"])
+            .arg(dir.path())
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cohort node {sub}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let joined = node_json("join");
     assert_eq!(joined["node"], 3);
     assert_eq!(joined["version"], 1);
     assert_eq!(joined["request_sha256"], hex::encode(change.hash()));
@@ -1192,4 +1193,45 @@ async fn a_node_to_add_is_enrolled_verified_proposed_and_joins() {
     }
     let sig = s.sign("staying", b"after it came back").await.unwrap();
     cohort_tests::verify_eddsa(&pk, b"after it came back", &sig);
+
+    // The prepare gate. Without the node that joins, its statement is missing; with a node
+    // the change does not list, refused here; neither prepared anyone.
+    let e = cli::roster::prepare::prepare(&s.api, &s.trust, &http, &[])
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{e:#}").contains(&format!(
+            "missing index 3 (node key {}",
+            hex::encode(&entry.node_key)
+        )),
+        "{e:#}"
+    );
+    let e = cli::roster::prepare::prepare(&s.api, &s.trust, &http, &[node, other_node])
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{e:#}").contains("is not in the pending roster change"),
+        "{e:#}"
+    );
+    // Through the binary: every member and the node that joins hold the change under the
+    // chain pinned here, and each is prepared.
+    let prepared = node_json("prepare");
+    assert_eq!(prepared["version"], 1);
+    assert_eq!(prepared["request_sha256"], hex::encode(change.hash()));
+    let nodes = prepared["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 4, "{prepared}");
+    assert!(nodes.iter().all(|n| n["prepared"] == true), "{prepared}");
+    assert!(
+        nodes
+            .iter()
+            .any(|n| n["node_key"] == hex::encode(&entry.node_key) && n["index"] == 3),
+        "{prepared}"
+    );
+    // Asked again, every node says it is prepared; the roster in force still signs.
+    let again = cli::roster::prepare::prepare(&s.api, &s.trust, &http, &[node])
+        .await
+        .unwrap();
+    assert_eq!(again.chain, prepared["chain"].as_str().unwrap());
+    let sig = s.sign("staying", b"once prepared").await.unwrap();
+    cohort_tests::verify_eddsa(&pk, b"once prepared", &sig);
 }

@@ -4,8 +4,9 @@
 //! and propose it at every node, approved by the admins in force; `withdraw` proposes the
 //! roster in force again; `propose-again` tries the pending change at the nodes that do not
 //! hold it. `enroll` and `add --proxy` take a new node's entry from its own document, verified
-//! here; `join` hands it the pending change (`cli::roster::join`). Resharing every key to the
-//! new roster and the commit are planned (`docs/lifecycle.md`, "Membership"): a proposed
+//! here; `join` hands it the pending change (`cli::roster::join`); `prepare` runs the prepare
+//! gate (`cli::roster::prepare`). Resharing every key to the new roster and the commit are
+//! planned (`docs/lifecycle.md`, "Membership"): a proposed
 //! change does not yet take effect.
 
 use std::path::PathBuf;
@@ -96,6 +97,24 @@ pub enum NodeCommand {
     Join {
         #[command(flatten)]
         node: CandidateArgs,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
+    /// The prepare gate of the pending roster change: every member (through the coordinator)
+    /// and every node that joins (at its parent proxy) says under which chain it holds the
+    /// change; each statement is checked here against the chain pinned here, and every node is
+    /// then shown the whole set and is prepared. A node that holds another chain or gave no
+    /// statement is named.
+    Prepare {
+        /// The parent proxy of each node the change adds (base URL; repeat for each).
+        #[arg(long = "proxy", value_name = "URL")]
+        proxies: Vec<String>,
+        /// PEM of the attestation root their documents must chain to (default: the simulated
+        /// cluster's in --dir, else the AWS Nitro root).
+        #[arg(long, value_name = "FILE")]
+        root: Option<PathBuf>,
         #[command(flatten)]
         cluster: ClusterArgs,
         #[command(flatten)]
@@ -246,6 +265,12 @@ pub async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
             cluster,
             output,
         } => join_node(&node, &cluster, &output).await,
+        NodeCommand::Prepare {
+            proxies,
+            root,
+            cluster,
+            output,
+        } => prepare(&proxies, root.as_deref(), &cluster, &output).await,
         NodeCommand::Remove { node, change } => propose(change, Edit::Remove(node)).await,
         NodeCommand::Withdraw { change } => propose(change, Edit::Withdraw).await,
         NodeCommand::ProposeAgain { cluster, output } => again(&cluster, &output).await,
@@ -453,6 +478,46 @@ async fn join_node(
             "it takes no part in the cluster's work until the change is committed (resharing \
              and the commit are not built yet)"
         );
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn prepare(
+    proxies: &[String],
+    root: Option<&std::path::Path>,
+    cluster: &ClusterArgs,
+    output: &JsonFlag,
+) -> anyhow::Result<ExitCode> {
+    let root = root_der(root, cluster)?;
+    let joiners: Vec<Candidate> = proxies
+        .iter()
+        .map(|proxy| Candidate {
+            proxy,
+            root_der: &root,
+        })
+        .collect();
+    let http = coordinator::client::HttpClient::new();
+    let prepared =
+        cli::roster::prepare::prepare(&cluster.api()?, &cluster.trust()?, &http, &joiners).await?;
+    output.print(&prepared, |p| {
+        println!(
+            "every node of roster version {} holds change {} under chain {} and is prepared:",
+            p.version, p.request_sha256, p.chain
+        );
+        for n in &p.nodes {
+            let role = match (n.member, n.index) {
+                (Some(m), Some(i)) => format!("member {m}, index {i} of the new roster"),
+                (Some(m), None) => format!("member {m}, leaving"),
+                (None, Some(i)) => format!("joining at index {i}"),
+                (None, None) => "neither roster".to_string(),
+            };
+            println!(
+                "  {} ({role}){}",
+                n.node_key,
+                if n.prepared { "" } else { ": not prepared" }
+            );
+        }
+        println!("resharing every key to the new roster and the commit are not built yet");
     })?;
     Ok(ExitCode::SUCCESS)
 }

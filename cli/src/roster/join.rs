@@ -12,7 +12,7 @@
 //! statement by the node key the verified document binds, at the index the change lists it.
 
 use anyhow::{Context, bail};
-use attestation::{Policy, VerifiedDocument};
+use attestation::VerifiedDocument;
 use coordinator::api::ClusterStatus;
 use coordinator::client::{ApiClient, HttpClient};
 use protocol::genesis::{Image, RosterEntry};
@@ -21,7 +21,7 @@ use protocol::{EnclaveRequest, EnclaveResponse, KmsKeyArn};
 use serde_bytes::ByteBuf;
 
 use crate::admins::AdminChain;
-use crate::ceremony::MAX_DOCUMENT_AGE;
+use crate::ceremony::image_policy;
 use crate::images::ImageChain;
 use crate::trust::Trust;
 
@@ -55,16 +55,11 @@ pub async fn verified_document(
         .with_context(|| format!("the node behind {}", node.proxy))?;
     let mut refused = String::from("the cluster accepts no image");
     for image in images {
-        let mut policy = Policy::default().with_root(node.root_der.to_vec());
-        for (i, pcr) in [&image.pcr0, &image.pcr1, &image.pcr2]
-            .into_iter()
-            .enumerate()
-        {
-            policy = policy.allow_pcr(i, pcr.to_vec());
-        }
-        policy.nonce = Some(nonce.to_vec());
-        policy.max_age = Some(MAX_DOCUMENT_AGE);
-        policy.require_identity = true;
+        let policy = image_policy(
+            node.root_der,
+            [&image.pcr0, &image.pcr1, &image.pcr2],
+            &nonce,
+        );
         match attestation::verify(&document, &policy, now()) {
             Ok(doc) => return Ok(doc),
             Err(e) => refused = e.to_string(),
@@ -160,19 +155,44 @@ pub struct Joined {
     pub entry: RosterEntry,
 }
 
-/// Hands the pending roster change to the node behind `node.proxy`: the coordinator's report
-/// (`GET /v1/cluster`) is checked against the pinned genesis (the admin and image chains, the
-/// proposals, which one is pending); the node's document is verified here and the node key it
-/// binds must be one the pending change adds, with the same KMS key; the join carries the
-/// pinned approved genesis, every admin and image change, the change and one member's checked
-/// statement. The node's answer must be its statement over that change by that node key, at
-/// the index the change lists it.
-pub async fn join(
-    api: &ApiClient,
-    trust: &Trust,
-    http: &HttpClient,
-    node: Candidate<'_>,
-) -> anyhow::Result<Joined> {
+/// The pending roster change as the coordinator reports it (`GET /v1/cluster`), checked
+/// against the pinned genesis: the admin and image chains, every proposal, which one is
+/// pending.
+pub(super) struct Pending {
+    /// The admin chain as reported (checked).
+    pub(super) admins: coordinator::api::AdminsStatus,
+    /// The image chain as reported (checked).
+    pub(super) images: coordinator::api::ImagesStatus,
+    /// The image chain, checked.
+    pub(super) image_chain: ImageChain,
+    /// The pending proposal, with the members' proposed statements (checked).
+    pub(super) proposal: coordinator::api::RosterProposal,
+    /// The pending change.
+    pub(super) change: protocol::policy::Approved<protocol::roster::ChangeRoster>,
+}
+
+impl Pending {
+    /// The digest of the chain every node must hold the change under: the pinned cluster and
+    /// every admin and image change, as checked here.
+    pub(super) fn chain_digest(&self, trust: &Trust) -> [u8; 32] {
+        let admins: Vec<_> = self
+            .admins
+            .changes
+            .iter()
+            .map(|c| c.request.to_wire())
+            .collect();
+        let images: Vec<_> = self
+            .images
+            .changes
+            .iter()
+            .map(|c| c.request.to_wire())
+            .collect();
+        protocol::roster::chain_digest(&trust.cluster_id(), &admins, &images)
+    }
+}
+
+/// The pending roster change, checked against the pinned genesis ([`Pending`]).
+pub(super) async fn pending(api: &ApiClient, trust: &Trust) -> anyhow::Result<Pending> {
     let status: ClusterStatus = api
         .get("/v1/cluster")
         .await
@@ -194,8 +214,38 @@ pub async fn join(
         .proposals
         .iter()
         .find(|p| &p.request_sha256 == pending)
-        .context("the coordinator names a pending roster change it does not list")?;
+        .context("the coordinator names a pending roster change it does not list")?
+        .clone();
     let change = proposal.request.to_wire();
+    Ok(Pending {
+        admins,
+        images,
+        image_chain,
+        proposal,
+        change,
+    })
+}
+
+/// Hands the pending roster change to the node behind `node.proxy`: the coordinator's report
+/// (`GET /v1/cluster`) is checked against the pinned genesis (the admin and image chains, the
+/// proposals, which one is pending); the node's document is verified here and the node key it
+/// binds must be one the pending change adds, with the same KMS key; the join carries the
+/// pinned approved genesis, every admin and image change, the change and one member's checked
+/// statement. The node's answer must be its statement over that change by that node key, at
+/// the index the change lists it.
+pub async fn join(
+    api: &ApiClient,
+    trust: &Trust,
+    http: &HttpClient,
+    node: Candidate<'_>,
+) -> anyhow::Result<Joined> {
+    let Pending {
+        admins,
+        images,
+        image_chain,
+        proposal,
+        change,
+    } = pending(api, trust).await?;
     let r = &change.request;
     // Checked by `verify` under the pinned roster, as the node checks it again.
     let member = proposal

@@ -295,6 +295,7 @@ mod tests {
             prepare: protocol::roster::PrepareRoster {
                 change: vec![0; 32].into(),
                 statements: vec![],
+                nonce: vec![].into(),
             },
         };
         assert!(

@@ -504,6 +504,7 @@ fn cluster_request(
                     chain: ByteBuf::from(held.chain.to_vec()),
                     statement: ByteBuf::from(held.statement),
                     prepared: held.prepared,
+                    prepared_statement: held.prepared_statement.map(ByteBuf::from),
                     joining: held.joining,
                     sealed: held.sealed.map(ByteBuf::from),
                 })

@@ -420,6 +420,7 @@ mod tests {
             chain: ByteBuf::from(vec![7; 32]),
             statement: ByteBuf::new(),
             prepared: sealed.is_some(),
+            prepared_statement: sealed.map(|_| ByteBuf::from(vec![1; 64])),
             joining,
             sealed: sealed.map(|s| ByteBuf::from(s.to_vec())),
         };

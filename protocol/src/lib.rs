@@ -388,8 +388,14 @@ pub enum EnclaveResponse {
         /// Its node key's signature over [`roster::roster_held_message`] (64 bytes).
         statement: ByteBuf,
         /// Whether this node is prepared for the change (every node's statement checked and
-        /// sealed), now or before.
+        /// sealed), now or before: the parent could rewrite it, so a client checks
+        /// `prepared_statement` instead.
         prepared: bool,
+        /// When it is prepared: its node key's signature over
+        /// [`roster::roster_prepared_message`] of the statements it sealed and the request's
+        /// nonce.
+        #[serde(default)]
+        prepared_statement: Option<ByteBuf>,
         /// Whether this node is a joining node (else a member): the parent stores the blob
         /// only where its own record agrees (a joining node's genesis blob sits beside its
         /// `joined` marker).

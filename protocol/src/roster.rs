@@ -370,6 +370,67 @@ pub fn roster_held_message(
     m
 }
 
+/// Domain tag of a node's statement that it is prepared for a roster change
+/// ([`roster_prepared_message`]).
+pub const ROSTER_PREPARED_DOMAIN: &[u8] = b"cohort/roster-prepared/v1\0";
+
+/// Domain tag of [`statements_digest`].
+pub const HELD_SET_DOMAIN: &[u8] = b"cohort/roster-held-set/v1\0";
+
+/// The longest nonce a client may give a prepare step ([`PrepareRoster::nonce`]).
+pub const MAX_PREPARE_NONCE: usize = 64;
+
+/// The digest of a set of held statements, in node-key order whatever order they were given
+/// in: `HELD_SET_DOMAIN || u32 n || n × (node key || chain || u16 len || statement)`.
+pub fn statements_digest(statements: &[HeldStatement]) -> [u8; 32] {
+    let mut sorted: Vec<&HeldStatement> = statements.iter().collect();
+    sorted.sort_by(|a, b| a.node_key.cmp(&b.node_key));
+    let mut h = Sha256::new();
+    h.update(HELD_SET_DOMAIN);
+    h.update(
+        u32::try_from(sorted.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    for s in sorted {
+        h.update(&s.node_key);
+        h.update(&s.chain);
+        h.update(
+            u16::try_from(s.statement.len())
+                .unwrap_or(u16::MAX)
+                .to_be_bytes(),
+        );
+        h.update(&s.statement);
+    }
+    h.finalize().into()
+}
+
+/// What the node whose node key is `node_key` signs with it when it is prepared for the roster
+/// change whose SHA-256 is `request`, under the chain `chain`, on the statements whose digest
+/// is `statements` ([`statements_digest`]), answering a prepare step that gave `nonce`:
+///
+/// `ROSTER_PREPARED_DOMAIN || cluster id || node key || u32 version || request || chain ||
+/// statements || u8 nonce length || nonce`
+///
+/// Unlike the answer's `prepared` flag, which its parent could rewrite, this is the node's
+/// own word, and the client's nonce makes it fresh: a node walked back since, or never shown
+/// the set, cannot produce it.
+pub fn roster_prepared_message(
+    cluster: &ClusterId,
+    node_key: &[u8; 32],
+    (version, request): (u32, &[u8; 32]),
+    chain: &[u8; 32],
+    statements: &[u8; 32],
+    nonce: &[u8],
+) -> Vec<u8> {
+    let mut m = versioned_statement(ROSTER_PREPARED_DOMAIN, cluster, node_key, version, request);
+    m.extend_from_slice(chain);
+    m.extend_from_slice(statements);
+    m.push(u8::try_from(nonce.len()).unwrap_or(u8::MAX));
+    m.extend_from_slice(nonce);
+    m
+}
+
 /// One node's word that it holds a roster change under a chain ([`roster_held_message`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -398,6 +459,10 @@ pub struct PrepareRoster {
     /// Every node's statement, or none to ask only for this node's.
     #[serde(default)]
     pub statements: Vec<HeldStatement>,
+    /// A client's nonce (at most [`MAX_PREPARE_NONCE`] bytes), which a prepared node's
+    /// [`roster_prepared_message`] covers. Empty when none is given.
+    #[serde(default)]
+    pub nonce: ByteBuf,
 }
 
 /// What a node joining the cluster is given (the join step, `docs/lifecycle.md`): the chain a

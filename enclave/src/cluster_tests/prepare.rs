@@ -11,11 +11,13 @@
 //! prepared with before the change was replaced (helper-60, finding 1: by its own record it is
 //! prepared, for a change no member holds, and its word prepares no one). Prepared, every node
 //! stays so across a restart; a replacing proposal leaves no member prepared, and the node to
-//! add neither once it joins the replacement. The roster in force signs throughout.
+//! add neither once it joins the replacement; a key reshared after the gate leaves a member
+//! unprepared until its generation is retired. The roster in force signs throughout.
 
 use protocol::policy::Scheme;
 use protocol::roster::{
     ChangeRoster, HeldStatement, JoinCluster, PrepareRoster, chain_digest, roster_held_message,
+    roster_prepared_message, statements_digest,
 };
 use protocol::{EnclaveRequest, EnclaveResponse, Phase};
 use serde_bytes::ByteBuf;
@@ -40,6 +42,7 @@ fn prepare(
         prepare: PrepareRoster {
             change: ByteBuf::from(change.hash().to_vec()),
             statements: statements.to_vec(),
+            nonce: ByteBuf::from(NONCE.to_vec()),
         },
     });
     match response {
@@ -48,15 +51,32 @@ fn prepare(
             chain,
             statement,
             prepared,
+            prepared_statement,
             sealed,
             ..
         } => {
             assert_eq!(version, change.new_version());
             assert_eq!(sealed.is_some(), !statements.is_empty() && prepared);
+            assert_eq!(prepared_statement.is_some(), prepared);
             if let Some(sealed) = sealed {
                 blobs[1] = sealed;
             }
             let node_key = e.node_binding().expect("an enrolled node").node_key;
+            if let (Some(signed), false) = (&prepared_statement, statements.is_empty()) {
+                // Its own word, fresh: over the change, its chain, the set it sealed and the
+                // nonce.
+                let message = roster_prepared_message(
+                    &change.cluster,
+                    &node_key,
+                    (version, &change.hash()),
+                    &<[u8; 32]>::try_from(chain.as_slice()).unwrap(),
+                    &statements_digest(statements),
+                    &NONCE,
+                );
+                let vk = ed25519_dalek::VerifyingKey::from_bytes(&node_key).unwrap();
+                let sig = ed25519_dalek::Signature::from_slice(signed).unwrap();
+                assert!(vk.verify_strict(&message, &sig).is_ok());
+            }
             Ok((
                 HeldStatement {
                     node_key: ByteBuf::from(node_key.to_vec()),
@@ -76,6 +96,9 @@ fn prepare(
 /// shown every statement, each node is prepared, across restarts; a parent walking the node to
 /// add back is caught; a replacing proposal leaves no node prepared. The roster in force signs
 /// throughout.
+/// The nonce every prepare step here gives.
+const NONCE: [u8; 32] = [0x5a; 32];
+
 #[test]
 fn every_node_of_the_new_roster_holds_one_change_under_one_chain_before_it_is_prepared() {
     const KEY: &str = "through-a-prepare";
@@ -175,6 +198,17 @@ fn every_node_of_the_new_roster_holds_one_change_under_one_chain_before_it_is_pr
             let m = prepare(e, &grow.request, shown, &mut vec![ByteBuf::new(); 2]).unwrap_err();
             assert!(m.starts_with(kind), "{name}: {m}");
         }
+    }
+    // A nonce longer than a prepare step takes: a bad request, changing nothing.
+    match c.enclaves[0].handle(EnclaveRequest::PrepareRoster {
+        prepare: PrepareRoster {
+            change: ByteBuf::from(grow.request.hash().to_vec()),
+            statements: held.clone(),
+            nonce: ByteBuf::from(vec![0; protocol::roster::MAX_PREPARE_NONCE + 1]),
+        },
+    }) {
+        EnclaveResponse::Error(e) => assert_eq!(e.code, protocol::ErrorCode::BadRequest, "{e}"),
+        other => panic!("{other:?}"),
     }
     // A step for another change (one the admins approved but no node holds).
     let other = c.roster_request(0, c.grown(&[entry_of([5; 32], 3)]), &[0, 2]);
@@ -278,6 +312,22 @@ fn every_node_of_the_new_roster_holds_one_change_under_one_chain_before_it_is_pr
             .unwrap()
             .1
     );
+
+    // A key reshared after the gate (helper-60, finding 2): a member holding a pending
+    // generation is not prepared and vouches for nothing (every key is reshared to the new
+    // roster from one generation) until the generation is retired; then it is prepared again
+    // on its sealed record.
+    let refresh = c.reshare_request(KEY, 0, 2, &[0, 1], &[0, 1]);
+    let reshared = c.reshare(refresh, Scheme::EddsaEd25519, &pk);
+    for (i, e) in c.enclaves.iter().enumerate() {
+        let m = prepare(e, &replaced.request, &[], &mut none).unwrap_err();
+        assert!(m.starts_with("pending_generation"), "node {i}: {m}");
+    }
+    c.retire_all(KEY, &reshared);
+    for (i, e) in c.enclaves.iter().enumerate() {
+        let (_, prepared) = prepare(e, &replaced.request, &[], &mut none).unwrap();
+        assert!(prepared, "node {i}");
+    }
     sign(&c, b"the roster in force still signs");
 }
 

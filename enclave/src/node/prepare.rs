@@ -28,7 +28,10 @@
 use std::collections::BTreeSet;
 
 use protocol::genesis::RosterEntry;
-use protocol::roster::{HeldStatement, PrepareRoster, chain_digest, roster_held_message};
+use protocol::roster::{
+    HeldStatement, MAX_PREPARE_NONCE, PrepareRoster, chain_digest, roster_held_message,
+    roster_prepared_message, statements_digest,
+};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
@@ -61,6 +64,9 @@ pub struct Held {
     pub statement: Vec<u8>,
     /// Whether it is prepared for the change.
     pub prepared: bool,
+    /// When it is prepared: its signature over [`roster_prepared_message`] of the sealed
+    /// statements and the request's nonce.
+    pub prepared_statement: Option<Vec<u8>>,
     /// Whether it is a joining node.
     pub joining: bool,
     /// The sealed genesis blob, when this answer sealed it.
@@ -201,6 +207,26 @@ impl Node {
         Ok(())
     }
 
+    /// This node's signature over [`roster_prepared_message`]: prepared for the change under
+    /// the chain, on `statements`, answering `nonce`.
+    fn prepared_statement(
+        &self,
+        (cluster, key): (&protocol::genesis::ClusterId, &[u8; 32]),
+        (version, hash, chain): (u32, &[u8; 32], &[u8; 32]),
+        statements: &[HeldStatement],
+        nonce: &[u8],
+    ) -> Result<Vec<u8>, NodeError> {
+        let set = statements_digest(statements);
+        self.node_statement(&roster_prepared_message(
+            cluster,
+            key,
+            (version, hash),
+            chain,
+            &set,
+            nonce,
+        ))
+    }
+
     /// Whether this node is prepared for the roster change pending here now: the sealed
     /// statements are for that change and the chain it holds, and (at a member) the change
     /// still holds with the keys held now. What the resharing to the new roster (planned)
@@ -239,14 +265,29 @@ impl Node {
             .ok_or(MembershipError::NotEnrolled)?
             .key
             .public();
+        if prepare.nonce.len() > MAX_PREPARE_NONCE {
+            return Err(bad(format!(
+                "a prepare step's nonce is at most {MAX_PREPARE_NONCE} bytes"
+            )));
+        }
         let statement =
             self.node_statement(&roster_held_message(&cluster, &key, version, &hash, &chain))?;
         if prepare.statements.is_empty() {
+            let prepared_statement = match (&g.sealed.prepared, self.prepared()) {
+                (Some(p), true) => Some(self.prepared_statement(
+                    (&cluster, &key),
+                    (version, &hash, &chain),
+                    &p.statements,
+                    &prepare.nonce,
+                )?),
+                _ => None,
+            };
             return Ok(Held {
                 version,
                 chain,
                 statement,
-                prepared: self.prepared(),
+                prepared: prepared_statement.is_some(),
+                prepared_statement,
                 joining: g.joining(),
                 sealed: None,
             });
@@ -260,6 +301,12 @@ impl Node {
             statements: prepare.statements.clone(),
         });
         let sealed = self.seal_genesis(&next.sealed, &cluster)?;
+        let prepared_statement = self.prepared_statement(
+            (&cluster, &key),
+            (version, &hash, &chain),
+            &prepare.statements,
+            &prepare.nonce,
+        )?;
         info!(
             version,
             change = %hex(&hash),
@@ -273,6 +320,7 @@ impl Node {
             chain,
             statement,
             prepared: true,
+            prepared_statement: Some(prepared_statement),
             joining,
             sealed: Some(sealed),
         })

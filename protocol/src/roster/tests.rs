@@ -328,6 +328,16 @@ fn the_chain_digest_covers_every_change_in_order_and_the_held_statement_names_it
         chain_digest(&cluster, &[admins(4)], &[images(2), images(3)]),
         chain_digest(&cluster, &[admins(1), admins(2)], &[images(3)]),
     ];
+    // The same request id in either list is another change: the lists are told apart by
+    // their counts, so a change cannot move from one to the other unseen.
+    assert_ne!(
+        chain_digest(&cluster, &[admins(1)], &[]),
+        chain_digest(&cluster, &[], &[images(1)])
+    );
+    assert_ne!(
+        chain_digest(&cluster, &[admins(1)], &[images(2)]),
+        chain_digest(&cluster, &[admins(1), admins(2)], &[])
+    );
     for (i, other) in others.iter().enumerate() {
         assert_ne!(*other, base, "edit {i}");
     }
@@ -358,6 +368,49 @@ fn the_chain_digest_covers_every_change_in_order_and_the_held_statement_names_it
         roster_held_message(&cluster, &[0xB2; 32], 1, &h, &base)
     );
     assert_ne!(held, roster_held_message(&cluster, &key, 2, &h, &base));
+    assert_ne!(
+        held,
+        roster_held_message(&cluster, &key, 1, &[9; 32], &base)
+    );
+    assert_ne!(
+        held,
+        roster_held_message(&ClusterId([8; 32]), &key, 1, &h, &base)
+    );
     // Never a proposed statement: another domain.
     assert!(!held.starts_with(ROSTER_PROPOSED_DOMAIN));
+
+    // The set of statements a prepared node signs: in node-key order whatever the order given,
+    // every field of every statement in it.
+    let statement = |key: u8, chain: u8, sig: u8| HeldStatement {
+        node_key: b(key, 32),
+        chain: b(chain, 32),
+        statement: b(sig, 64),
+    };
+    let set = [statement(1, 5, 7), statement(2, 5, 8)];
+    let digest = statements_digest(&set);
+    assert_eq!(digest, statements_digest(&[set[1].clone(), set[0].clone()]));
+    for other in [
+        vec![set[0].clone()],
+        vec![statement(1, 5, 7), statement(3, 5, 8)],
+        vec![statement(1, 5, 7), statement(2, 6, 8)],
+        vec![statement(1, 5, 7), statement(2, 5, 9)],
+    ] {
+        assert_ne!(statements_digest(&other), digest);
+    }
+    let prepared = roster_prepared_message(&cluster, &key, (1, &h), &base, &digest, &[4; 32]);
+    assert!(prepared.starts_with(ROSTER_PREPARED_DOMAIN));
+    assert_eq!(
+        prepared.len(),
+        ROSTER_PREPARED_DOMAIN.len() + 32 + 32 + 4 + 32 + 32 + 32 + 1 + 32,
+        "domain, cluster, node key, version, change, chain, set, nonce length, nonce"
+    );
+    for other in [
+        roster_prepared_message(&cluster, &key, (1, &h), &base, &digest, &[5; 32]),
+        roster_prepared_message(&cluster, &key, (1, &h), &base, &digest, &[]),
+        roster_prepared_message(&cluster, &key, (1, &h), &base, &[0; 32], &[4; 32]),
+        roster_prepared_message(&cluster, &key, (1, &h), &others[0], &digest, &[4; 32]),
+        roster_prepared_message(&cluster, &key, (2, &h), &base, &digest, &[4; 32]),
+    ] {
+        assert_ne!(prepared, other);
+    }
 }

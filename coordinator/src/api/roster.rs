@@ -224,6 +224,9 @@ pub struct PrepareRosterBody {
     /// Every node's statement, or none.
     #[serde(default)]
     pub statements: Vec<HeldStatementJson>,
+    /// A client's nonce (at most 64 bytes) that each prepared node's signed statement covers.
+    #[serde(default)]
+    pub nonce: Option<Hex>,
 }
 
 /// One node of the roster in force, prepared or asked.
@@ -234,8 +237,13 @@ pub struct NodePrepared {
     pub node: u16,
     /// Its statement (checked here under the node key the roster lists).
     pub held: HeldStatementJson,
-    /// Whether it says it is prepared (its word, unsigned: a client checks the statements).
+    /// Whether it says it is prepared (unsigned: a client checks `prepared_statement`).
     pub prepared: bool,
+    /// When it is prepared: its node key's signature over
+    /// `protocol::roster::roster_prepared_message` (the change, its chain, the digest of the
+    /// statements it sealed, the request's nonce). Not checked here: a client checks it.
+    #[serde(default)]
+    pub prepared_statement: Option<Hex>,
 }
 
 /// The answer to `POST /v1/cluster/roster/prepare`.
@@ -248,6 +256,7 @@ pub struct RosterPreparedResult {
     pub request_sha256: Hex,
     /// The nodes that answered with a statement that verifies.
     pub nodes: Vec<NodePrepared>,
-    /// The nodes that did not, with why (`chain_differs`, `missing_statement`, ...).
+    /// The nodes that did not, with why (code `membership`, the message starting with the
+    /// enclave's kind: `chain_differs`, `missing_statement`, ...).
     pub failed: Vec<NodeFailure>,
 }

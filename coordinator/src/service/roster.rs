@@ -59,6 +59,10 @@ impl Recorded {
 /// A proposal the nodes hold, with each holder's statement by node index.
 type Held = (ApprovedJson<ChangeRosterJson>, BTreeMap<u16, Vec<u8>>);
 
+/// How long a node has to answer a prepare step (no protocol round: a check, a signature
+/// and, when shown the set, one seal).
+const PREPARE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The roster version in force. No roster change is committed yet (the commit is the
 /// planned step after resharing), so it is the genesis' roster, version 0.
 const ROSTER_VERSION: u32 = 0;
@@ -493,6 +497,18 @@ impl Coordinator {
                 "statements: node keys and chains of 32 bytes, statements of 64",
             ));
         }
+        let keys: std::collections::BTreeSet<&[u8]> = body
+            .statements
+            .iter()
+            .map(|s| s.node_key.0.as_slice())
+            .collect();
+        if keys.len() != body.statements.len() {
+            return Err(malformed("statements: one per node key"));
+        }
+        let nonce = body.nonce.as_ref().map(|n| n.0.clone()).unwrap_or_default();
+        if nonce.len() > protocol::roster::MAX_PREPARE_NONCE {
+            return Err(malformed("nonce: at most 64 bytes"));
+        }
         let status = self.roster_status().await?;
         let pending = status.as_ref().and_then(|s| s.pending.as_ref());
         let Some(proposal) = status.as_ref().and_then(|s| {
@@ -505,6 +521,11 @@ impl Coordinator {
                 "no_pending_change: no roster change is pending",
             ));
         };
+        // One statement per node of either roster at most.
+        let listed = roster.roster.len() + proposal.request.request.roster.len();
+        if body.statements.len() > listed {
+            return Err(malformed("statements: more than the two rosters list"));
+        }
         if proposal.request_sha256.0 != change {
             return Err(err(
                 ErrorCode::Refused,
@@ -521,13 +542,13 @@ impl Coordinator {
             prepare: protocol::roster::PrepareRoster {
                 change: serde_bytes::ByteBuf::from(change.to_vec()),
                 statements: body.statements.iter().map(Wire::to_wire).collect(),
+                nonce: serde_bytes::ByteBuf::from(nonce),
             },
         };
         let mut tasks = tokio::task::JoinSet::new();
         for node in 0..self.nodes.count() {
             let (nodes, request) = (self.nodes.clone(), request.clone());
-            let timeout = self.settings.setup_round_timeout;
-            tasks.spawn(async move { (node, nodes.call(node, &request, timeout).await) });
+            tasks.spawn(async move { (node, nodes.call(node, &request, PREPARE_TIMEOUT).await) });
         }
         let mut answers = BTreeMap::new();
         while let Some(joined) = tasks.join_next().await {
@@ -548,6 +569,7 @@ impl Coordinator {
                     chain,
                     statement,
                     prepared: is_prepared,
+                    prepared_statement,
                     ..
                 })) => {
                     let entry = roster.roster.get(usize::from(node));
@@ -571,6 +593,7 @@ impl Coordinator {
                                 statement: Hex::from(&statement),
                             },
                             prepared: is_prepared,
+                            prepared_statement: prepared_statement.as_ref().map(Hex::from),
                         }),
                         _ => failed.push(failure(
                             "bad_statement",
@@ -592,12 +615,36 @@ impl Coordinator {
                 None => failed.push(failure("unreachable", "no answer".into())),
             }
         }
+        let refusal = prepared.is_empty().then(|| {
+            (
+                nowhere_code(&failed),
+                format!(
+                    "no node answered the prepare step: {}",
+                    failures_text(&failed)
+                ),
+            )
+        });
         if !body.statements.is_empty() {
             let ready: Vec<u16> = prepared
                 .iter()
                 .filter(|p| p.prepared)
                 .map(|p| p.node)
                 .collect();
+            let chains: std::collections::BTreeSet<String> = body
+                .statements
+                .iter()
+                .map(|s| hex::encode(&s.chain.0))
+                .collect();
+            let shown: Vec<String> = body
+                .statements
+                .iter()
+                .map(|s| hex::encode(&s.node_key.0))
+                .collect();
+            let outcome = match (&refusal, failed.is_empty()) {
+                (Some((code, _)), _) => code.as_str(),
+                (None, true) => "ok",
+                (None, false) => "partial",
+            };
             let entry = AuditEntry {
                 action: "prepare_roster".into(),
                 actors: vec![],
@@ -605,28 +652,23 @@ impl Coordinator {
                 payload_digests: vec![],
                 path: vec![],
                 nodes: ready.clone(),
-                outcome: if failed.is_empty() { "ok" } else { "partial" }.into(),
+                outcome: outcome.into(),
                 request_id: None,
                 credential: Some(credential),
                 detail: Some(format!(
-                    "roster version {version}: prepared for change {} at nodes {ready:?} on {} \
-                     statements{}",
+                    "roster version {version}: change {}; statements of node keys {shown:?} \
+                     under chains {chains:?}; nodes saying they are prepared {ready:?}{}",
                     hex::encode(change),
-                    body.statements.len(),
                     not_applied(&failed)
                 )),
             };
+            // The nodes sealed whatever they sealed: a failed write is reported, and the
+            // client (which checks every node's signed word) may run the step again.
             self.db(move |s| s.append_audit(unix_now(), &entry)).await?;
-            info!(version, nodes = ?ready, "nodes prepared for the pending roster change");
+            info!(version, nodes = ?ready, "prepare step shown to the roster in force");
         }
-        if prepared.is_empty() {
-            return Err(err(
-                nowhere_code(&failed),
-                format!(
-                    "no node answered the prepare step: {}",
-                    failures_text(&failed)
-                ),
-            ));
+        if let Some((code, message)) = refusal {
+            return Err(err(code, message));
         }
         Ok(RosterPreparedResult {
             version,

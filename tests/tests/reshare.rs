@@ -1213,6 +1213,86 @@ async fn a_node_to_add_is_enrolled_verified_proposed_joins_and_is_prepared() {
         format!("{e:#}").contains("is not in the pending roster change"),
         "{e:#}"
     );
+    // Neither prepared anyone: every member and the node that joins say so, and none signs
+    // that it is.
+    let hash = change.hash();
+    let members_prepared = |nonce: Option<Vec<u8>>| {
+        let api = s.api.clone();
+        async move {
+            let answer: coordinator::api::RosterPreparedResult = api
+                .post(
+                    "/v1/cluster/roster/prepare",
+                    &coordinator::api::PrepareRosterBody {
+                        change: coordinator::api::Hex(hash.to_vec()),
+                        statements: vec![],
+                        nonce: nonce.map(coordinator::api::Hex),
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(answer.nodes.len(), 3, "{answer:?}");
+            answer
+                .nodes
+                .iter()
+                .map(|n| (n.prepared, n.prepared_statement.is_some()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let joiner_prepared = |nonce: Vec<u8>| {
+        let http = http.clone();
+        let proxy = newcomer.proxy_url.clone();
+        async move {
+            match http
+                .enclave_call(
+                    &proxy,
+                    &protocol::EnclaveRequest::PrepareRoster {
+                        prepare: protocol::roster::PrepareRoster {
+                            change: serde_bytes::ByteBuf::from(hash.to_vec()),
+                            statements: vec![],
+                            nonce: serde_bytes::ByteBuf::from(nonce),
+                        },
+                    },
+                )
+                .await
+                .unwrap()
+            {
+                protocol::EnclaveResponse::RosterPrepared {
+                    prepared,
+                    prepared_statement,
+                    ..
+                } => (prepared, prepared_statement.is_some()),
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    assert_eq!(members_prepared(None).await, vec![(false, false); 3]);
+    assert_eq!(joiner_prepared(vec![]).await, (false, false));
+    // The coordinator's own refusals: another change than the pending one, a malformed hash,
+    // a key named twice.
+    let post = |body: serde_json::Value| {
+        let api = s.api.clone();
+        async move {
+            api.post::<serde_json::Value>("/v1/cluster/roster/prepare", &body)
+                .await
+                .unwrap_err()
+        }
+    };
+    let e = post(serde_json::json!({ "change": hex::encode([7; 32]) })).await;
+    assert_eq!(e.code(), Some("refused"), "{e}");
+    assert!(e.to_string().contains("other_change"), "{e}");
+    let e = post(serde_json::json!({ "change": "0102" })).await;
+    assert_eq!(e.code(), Some("malformed_request"), "{e}");
+    let twice = serde_json::json!({
+        "node_key": hex::encode([1; 32]),
+        "chain": hex::encode([2; 32]),
+        "statement": hex::encode([3; 64]),
+    });
+    let e = post(serde_json::json!({
+        "change": hex::encode(hash),
+        "statements": [twice.clone(), twice],
+    }))
+    .await;
+    assert_eq!(e.code(), Some("malformed_request"), "{e}");
     // Through the binary: every member and the node that joins hold the change under the
     // chain pinned here, and each is prepared.
     let prepared = node_json("prepare");
@@ -1227,11 +1307,18 @@ async fn a_node_to_add_is_enrolled_verified_proposed_joins_and_is_prepared() {
             .any(|n| n["node_key"] == hex::encode(&entry.node_key) && n["index"] == 3),
         "{prepared}"
     );
-    // Asked again, every node says it is prepared; the roster in force still signs.
+    // Asked again through the library, every node of the new roster signs that it is
+    // prepared (checked there); asked directly, each says so and signs for a fresh nonce.
     let again = cli::roster::prepare::prepare(&s.api, &s.trust, &http, &[node])
         .await
         .unwrap();
     assert_eq!(again.chain, prepared["chain"].as_str().unwrap());
+    assert!(again.nodes.iter().all(|n| n.prepared), "{again:?}");
+    assert_eq!(
+        members_prepared(Some(vec![9; 32])).await,
+        vec![(true, true); 3]
+    );
+    assert_eq!(joiner_prepared(vec![9; 32]).await, (true, true));
     let sig = s.sign("staying", b"once prepared").await.unwrap();
     cohort_tests::verify_eddsa(&pk, b"once prepared", &sig);
 }

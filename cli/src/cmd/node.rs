@@ -105,8 +105,8 @@ pub enum NodeCommand {
     /// The prepare gate of the pending roster change: every member (through the coordinator)
     /// and every node that joins (at its parent proxy) says under which chain it holds the
     /// change; each statement is checked here against the chain pinned here, and every node is
-    /// then shown the whole set and is prepared. A node that holds another chain or gave no
-    /// statement is named.
+    /// then shown the whole set and is prepared, counted so only on its own signature for this
+    /// run. A node that holds another chain, gave no statement or did not sign is named.
     Prepare {
         /// The parent proxy of each node the change adds (base URL; repeat for each).
         #[arg(long = "proxy", value_name = "URL")]

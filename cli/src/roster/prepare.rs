@@ -7,8 +7,10 @@
 //! `POST /v1/cluster/roster/prepare`) and every node that joins (at its parent proxy, as
 //! `cohort node join` does) for its statement, checks each under the node key the rosters list
 //! and against that digest, and names every node that holds another chain or gave no
-//! statement. Only then does it show every node the whole set, and each node checks it again
-//! itself before it is prepared; the answers are checked here too.
+//! statement. Only then does it show every node the whole set with a fresh nonce; each node
+//! checks it again itself before it is prepared, and counts as prepared here only on its own
+//! signature over the change, the chain, that set and the nonce (never on an answer's flag,
+//! which a coordinator or a parent could rewrite).
 
 use std::collections::BTreeMap;
 
@@ -16,7 +18,9 @@ use anyhow::{Context, bail};
 use coordinator::api::{HeldStatementJson, PrepareRosterBody, RosterPreparedResult, Wire};
 use coordinator::client::{ApiClient, HttpClient};
 use protocol::genesis::RosterEntry;
-use protocol::roster::{HeldStatement, PrepareRoster, roster_held_message};
+use protocol::roster::{
+    HeldStatement, PrepareRoster, roster_held_message, roster_prepared_message, statements_digest,
+};
 use protocol::{EnclaveRequest, EnclaveResponse};
 use serde_bytes::ByteBuf;
 
@@ -32,7 +36,8 @@ pub struct PreparedNode {
     pub member: Option<u16>,
     /// Its index in the new roster, if it stays or joins (`None`: it leaves).
     pub index: Option<u16>,
-    /// Whether it says it is prepared.
+    /// Whether it is prepared: its own signature over the change, the chain, the set it was
+    /// shown and this run's nonce verified here.
     pub prepared: bool,
 }
 
@@ -102,7 +107,7 @@ pub async fn prepare(
     };
 
     // Every member's statement, through the coordinator.
-    let asked = post(api, change, vec![]).await?;
+    let asked = post(api, change, vec![], &[]).await?;
     let mut held: BTreeMap<Vec<u8>, (HeldStatement, PreparedNode)> = BTreeMap::new();
     for n in &asked.nodes {
         let entry = in_force
@@ -146,7 +151,7 @@ pub async fn prepare(
             );
         }
         let listed = &r.roster[usize::from(index)];
-        let (claimed, statement, _) = ask(http, candidate.proxy, change, vec![]).await?;
+        let (claimed, statement, _) = ask(http, candidate.proxy, change, vec![], &[]).await?;
         checked(
             trust,
             (version, &change, &chain),
@@ -187,25 +192,47 @@ pub async fn prepare(
         );
     }
 
-    // Every node shown the whole set.
+    // Every node shown the whole set, with a fresh nonce: a node is counted prepared only on
+    // its own signed word over the change, the chain, this set and the nonce, never on the
+    // answer's flag, which a coordinator or a parent could rewrite (attacker review
+    // helper-61, finding 1).
     let statements: Vec<HeldStatement> = held.values().map(|(s, _)| s.clone()).collect();
-    let shown = post(api, change, statements.clone()).await?;
+    let nonce: [u8; 32] = rand::random();
+    let set = statements_digest(&statements);
+    let signed_prepared = |entry: &RosterEntry, signature: Option<&[u8]>| {
+        let Ok(key) = <[u8; 32]>::try_from(entry.node_key.as_slice()) else {
+            return false;
+        };
+        let message = roster_prepared_message(
+            &trust.cluster_id(),
+            &key,
+            (version, &change),
+            &chain,
+            &set,
+            &nonce,
+        );
+        signature.is_some_and(|s| entry.signed(&message, s))
+    };
+    let shown = post(api, change, statements.clone(), &nonce).await?;
     for n in &shown.nodes {
-        let entry = &in_force[usize::from(n.node)];
-        checked(
-            trust,
-            (version, &change, &chain),
-            entry,
-            (&n.held.chain.0, &n.held.statement.0),
-        )?;
+        let entry = in_force
+            .get(usize::from(n.node))
+            .with_context(|| format!("the coordinator answers for node {}", n.node))?;
         if let Some((_, node)) = held.get_mut(entry.node_key.as_slice()) {
-            node.prepared = n.prepared;
+            node.prepared =
+                signed_prepared(entry, n.prepared_statement.as_ref().map(|s| s.0.as_slice()));
         }
     }
     for (key, proxy) in &proxies {
-        let (_, _, prepared) = ask(http, proxy, change, statements.clone()).await?;
+        let signature = ask(http, proxy, change, statements.clone(), &nonce)
+            .await?
+            .2;
         if let Some((_, node)) = held.get_mut(key) {
-            node.prepared = prepared;
+            let index = node.index.map(usize::from).unwrap_or(usize::MAX);
+            node.prepared = r
+                .roster
+                .get(index)
+                .is_some_and(|e| signed_prepared(e, signature.as_deref()));
         }
     }
     let nodes: Vec<PreparedNode> = held.into_values().map(|(_, n)| n).collect();
@@ -247,6 +274,7 @@ async fn post(
     api: &ApiClient,
     change: [u8; 32],
     statements: Vec<HeldStatement>,
+    nonce: &[u8],
 ) -> anyhow::Result<RosterPreparedResult> {
     let body = PrepareRosterBody {
         change: coordinator::api::Hex(change.to_vec()),
@@ -254,6 +282,7 @@ async fn post(
             .iter()
             .map(HeldStatementJson::from_wire)
             .collect(),
+        nonce: (!nonce.is_empty()).then(|| coordinator::api::Hex(nonce.to_vec())),
     };
     let answer: RosterPreparedResult = api
         .post("/v1/cluster/roster/prepare", &body)
@@ -265,27 +294,33 @@ async fn post(
     Ok(answer)
 }
 
-/// `prepare_roster` at the node behind `proxy`: its claimed chain, statement and whether it
-/// says it is prepared.
+/// `prepare_roster` at the node behind `proxy`: its claimed chain, its held statement and,
+/// when it is prepared, its signed word on it.
 async fn ask(
     http: &HttpClient,
     proxy: &str,
     change: [u8; 32],
     statements: Vec<HeldStatement>,
-) -> anyhow::Result<(Vec<u8>, Vec<u8>, bool)> {
+    nonce: &[u8],
+) -> anyhow::Result<(Vec<u8>, Vec<u8>, Option<Vec<u8>>)> {
     let request = EnclaveRequest::PrepareRoster {
         prepare: PrepareRoster {
             change: ByteBuf::from(change.to_vec()),
             statements,
+            nonce: ByteBuf::from(nonce.to_vec()),
         },
     };
     match http.enclave_call(proxy, &request).await? {
         EnclaveResponse::RosterPrepared {
             chain,
             statement,
-            prepared,
+            prepared_statement,
             ..
-        } => Ok((chain.into_vec(), statement.into_vec(), prepared)),
+        } => Ok((
+            chain.into_vec(),
+            statement.into_vec(),
+            prepared_statement.map(ByteBuf::into_vec),
+        )),
         EnclaveResponse::Error(e) => bail!("the node behind {proxy} refused: {e}"),
         other => bail!("the node behind {proxy} answered {other}"),
     }

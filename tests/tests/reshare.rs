@@ -1034,7 +1034,8 @@ async fn phase_of(
 /// the new roster, its statement verifies under its node key, it comes back joining from its
 /// parent's blobs after a crash, and the roster in force signs throughout. Refused by name: a
 /// join with nothing pending; a node enrolled under another KMS key; another enrolled node of
-/// the same image that the change does not list; a member of the roster in force. Then the
+/// the same image that the change does not list; a member of the roster in force. The admins
+/// accept a second build before the change, so the chain is more than the genesis. Then the
 /// prepare gate through `cohort node prepare` (every member through the coordinator, the node
 /// that joins at its proxy, each statement checked against the chain pinned by the client),
 /// refused by the client without the joining node's statement or with a node the change does
@@ -1100,6 +1101,27 @@ async fn a_node_to_add_is_enrolled_verified_proposed_joins_and_is_prepared() {
     assert!(
         format!("{e:#}").contains("no roster change is pending"),
         "{e:#}"
+    );
+
+    // The admins accept a second build (image version 1), so that the chain the change is held
+    // under, which the client hashes itself at the prepare gate, is more than the genesis.
+    let (admin_chain, image_chain, _, _) = cli::images::fetch(&s.api, &s.trust).await.unwrap();
+    let current = image_chain.current().images[0].clone();
+    let mut second = current.clone();
+    second.pcr0 = serde_bytes::ByteBuf::from(vec![0x43; 48]);
+    let (_, accepted) = cli::images::accept_images(
+        &s.api,
+        &s.trust,
+        (&admin_chain, &image_chain),
+        &[current, second],
+        &s.admins,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (accepted.version, accepted.applied.len()),
+        (1, 3),
+        "{accepted:?}"
     );
 
     // Proposed with that entry: every member holds it.
@@ -1297,6 +1319,8 @@ async fn a_node_to_add_is_enrolled_verified_proposed_joins_and_is_prepared() {
     // chain pinned here, and each is prepared.
     let prepared = node_json("prepare");
     assert_eq!(prepared["version"], 1);
+    let genesis_only = protocol::roster::chain_digest(&s.trust.cluster_id(), &[], &[]);
+    assert_ne!(prepared["chain"], hex::encode(genesis_only), "{prepared}");
     assert_eq!(prepared["request_sha256"], hex::encode(change.hash()));
     let nodes = prepared["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 4, "{prepared}");

@@ -503,7 +503,7 @@ fn cluster_request(
                     version: held.version,
                     chain: ByteBuf::from(held.chain.to_vec()),
                     statement: ByteBuf::from(held.statement),
-                    prepared: held.prepared,
+                    prepared: held.prepared_statement.is_some(),
                     prepared_statement: held.prepared_statement.map(ByteBuf::from),
                     joining: held.joining,
                     sealed: held.sealed.map(ByteBuf::from),

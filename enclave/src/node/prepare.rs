@@ -62,9 +62,7 @@ pub struct Held {
     pub chain: [u8; 32],
     /// Its node key's signature over [`roster_held_message`].
     pub statement: Vec<u8>,
-    /// Whether it is prepared for the change.
-    pub prepared: bool,
-    /// When it is prepared: its signature over [`roster_prepared_message`] of the sealed
+    /// When (and only when) it is prepared: its signature over [`roster_prepared_message`] of the sealed
     /// statements and the request's nonce.
     pub prepared_statement: Option<Vec<u8>>,
     /// Whether it is a joining node.
@@ -286,7 +284,6 @@ impl Node {
                 version,
                 chain,
                 statement,
-                prepared: prepared_statement.is_some(),
                 prepared_statement,
                 joining: g.joining(),
                 sealed: None,
@@ -319,7 +316,6 @@ impl Node {
             version,
             chain,
             statement,
-            prepared: true,
             prepared_statement: Some(prepared_statement),
             joining,
             sealed: Some(sealed),

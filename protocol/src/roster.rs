@@ -167,7 +167,42 @@ pub struct RosterDiff {
     pub added: Vec<u16>,
 }
 
+/// A party of a session across a roster change: its index in the current roster (a node that
+/// stays or leaves) and in the new one (a node that stays or joins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeParty {
+    /// Its index in the roster in force, if it is in it.
+    pub current: Option<u16>,
+    /// Its index in the new roster, if it is in it.
+    pub next: Option<u16>,
+}
+
 impl RosterDiff {
+    /// The party space of a session across this change (the resharing to the new roster,
+    /// issue 20): the new roster's nodes (those kept and those added) at their new index, then
+    /// the nodes that leave by their current index. Party `i` of such a session is
+    /// `parties()[i]`, the same at every node, which computes it from the change it holds
+    /// pending, never from the relay; so a node's party index is its new index whenever it
+    /// has one.
+    pub fn parties(&self) -> Vec<ChangeParty> {
+        let new_len = index(self.kept.len().saturating_add(self.added.len()));
+        let mut parties: Vec<ChangeParty> = (0..new_len)
+            .map(|next| ChangeParty {
+                current: self
+                    .kept
+                    .iter()
+                    .find(|(_, to)| *to == next)
+                    .map(|(from, _)| *from),
+                next: Some(next),
+            })
+            .collect();
+        parties.extend(self.removed.iter().map(|from| ChangeParty {
+            current: Some(*from),
+            next: None,
+        }));
+        parties
+    }
+
     /// The indices at which a node leaves and another joins: a replacement.
     pub fn replaced(&self) -> Vec<u16> {
         self.removed
@@ -489,6 +524,8 @@ pub struct JoinCluster {
     /// That member's [`roster_proposed_message`] over `change`, by its node key.
     pub statement: ByteBuf,
 }
+
+pub mod transfer;
 
 #[cfg(test)]
 mod tests;

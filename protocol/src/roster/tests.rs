@@ -69,6 +69,51 @@ fn adding_replacing_and_removing_nodes_are_told_apart() {
 }
 
 #[test]
+fn a_change_names_its_session_parties_new_roster_first_then_the_nodes_leaving() {
+    let current = genesis();
+    let rosters = [current.as_slice()];
+    let party = |current, next| ChangeParty { current, next };
+
+    // Growing: every node keeps its index as its party; the new ones follow.
+    let grow = change(&[0, 1, 2, 3, 4]).diff(&rosters, 2).unwrap();
+    assert_eq!(
+        grow.parties(),
+        vec![
+            party(Some(0), Some(0)),
+            party(Some(1), Some(1)),
+            party(Some(2), Some(2)),
+            party(None, Some(3)),
+            party(None, Some(4)),
+        ]
+    );
+
+    // Replacing node 1 by node 5: the newcomer takes index 1 and party 1; the node it replaces
+    // deals as the last party.
+    let replace = change(&[0, 5, 2]).diff(&rosters, 3).unwrap();
+    assert_eq!(
+        replace.parties(),
+        vec![
+            party(Some(0), Some(0)),
+            party(None, Some(1)),
+            party(Some(2), Some(2)),
+            party(Some(1), None),
+        ]
+    );
+
+    // Removing node 0 and adding node 3: the nodes that stay move down, node 0 comes last.
+    let both = change(&[1, 2, 3]).diff(&rosters, 2).unwrap();
+    assert_eq!(
+        both.parties(),
+        vec![
+            party(Some(1), Some(0)),
+            party(Some(2), Some(1)),
+            party(None, Some(2)),
+            party(Some(0), None),
+        ]
+    );
+}
+
+#[test]
 fn malformed_changes_are_refused_by_name() {
     type Edit = fn(&mut ChangeRoster);
     let cases: Vec<(Edit, RosterError)> = vec![

@@ -202,7 +202,7 @@ pub enum TestHook {
     /// Move this node's clock forward by this many seconds.
     ClockAhead(u64),
     /// Cheat in this node's next dealing of a resharing, as a compromised enclave would.
-    CheatInNextDealing(super::reshare::Cheat),
+    CheatInNextDealing(super::redistribute::Cheat),
 }
 
 /// A node's test state: an injected panic pending, its clock's offset.
@@ -211,7 +211,7 @@ pub enum TestHook {
 pub(super) struct TestState {
     pub(super) panic_next_step: bool,
     pub(super) clock_ahead: u64,
-    pub(super) cheat: Option<super::reshare::Cheat>,
+    pub(super) cheat: Option<super::redistribute::Cheat>,
 }
 
 #[cfg(test)]

@@ -37,6 +37,9 @@ pub(super) enum Product {
     /// A key share made whole before the last round (an import's, kept once every node
     /// confirmed).
     Share(super::keys::Share),
+    /// A redistribution's end at a node that deals and receives nothing (it leaves the
+    /// roster): every party confirmed the dealings it checked.
+    Dealt,
 }
 
 impl From<SecretAuxInfo> for Product {

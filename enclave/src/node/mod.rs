@@ -36,6 +36,7 @@ mod keys;
 mod machine;
 pub mod membership;
 mod prepare;
+mod redistribute;
 mod reshare;
 mod resolve;
 mod roster;
@@ -69,7 +70,7 @@ use keys::Key;
 pub use membership::MembershipError;
 pub use prepare::Held;
 #[cfg(test)]
-pub use reshare::Cheat;
+pub use redistribute::Cheat;
 use session::Session;
 pub use session::{SETUP_SESSION_IDLE_SECS, SIGNING_SESSION_IDLE_SECS};
 use signing::Presignature;

@@ -12,46 +12,24 @@
 //! a dealer that deals anything but its share of this key fails the constant-term check, and
 //! every envelope is signed by its sender, so a dealing is its dealer's word.
 
-use std::collections::BTreeMap;
-
 use protocol::policy::{Approved, Canonical};
 use protocol::receipt::KeyReceipt;
 use protocol::reshare::{
     MAX_REFRESH_EVERY, RESHARE_VERSION, ReshareKey, ScheduleError, scheduled_refresh,
 };
 use protocol::session::Outcome;
-use reshare::generic_ec::{Curve, Point, SecretScalar};
-use reshare::{Commitments, NewShare, OldCommittee, Points, ReshareError, sealed};
 use serde_bytes::ByteBuf;
 use sha2::Digest;
-use zeroize::Zeroizing;
 
 use super::keys::Share;
-use super::machine::{Machine, Product};
+use super::machine::Machine;
+use super::redistribute::{Cheat, Committee, MakeShare, Part, StartError, start};
 use super::session::{Purpose, Start};
 use super::single_use::{key_id_use, reshare_use};
 use super::{Node, NodeError, bad, internal};
 use crate::mpc::ecdsa::{SecretAuxInfo, SecretKeyShare};
 use crate::mpc::eddsa::SecretEddsaShare;
-use crate::mpc::{Held, IncomingMessage, MpcError, OutgoingMessage, PartyIndex, Step};
 use crate::seal::BlobKind;
-
-/// A dealer's commitments (broadcast): CBOR list of compressed points.
-const COMMITMENTS: u8 = 1;
-/// A dealer's sub-share for the receiver (point to point): 32 bytes, big-endian.
-const SUB_SHARE: u8 = 2;
-/// A node's confirmation (broadcast): the digest of the whole redistribution.
-const CONFIRM: u8 = 3;
-
-/// How a compromised dealer cheats (tests only: [`super::TestHook::CheatInNextDealing`]).
-#[cfg_attr(not(test), allow(dead_code))]
-#[derive(Debug, Clone, Copy)]
-pub enum Cheat {
-    /// Deals a secret of its own instead of its share of the key.
-    OtherSecret,
-    /// Sends this node a sub-share off the committed polynomial.
-    OffPolynomial(u16),
-}
 
 /// What a resharing session makes once it ends well: the next generation, pending.
 #[derive(Clone)]
@@ -81,312 +59,6 @@ pub(super) fn not_scheduled(r: &ReshareKey) -> Result<(), NodeError> {
         ));
     }
     Ok(())
-}
-
-/// Makes this node's key share of the new generation from its redistributed share.
-type MakeShare<E> = Box<dyn FnOnce(NewShare<E>) -> Result<Share, MpcError>>;
-
-/// One node's resharing: collects every dealer's commitments and its own sub-share from each,
-/// checks them, makes its new share, and keeps it once every other node confirmed the same
-/// digest. Party indices are node indices.
-struct Reshare<E: Curve> {
-    me: u16,
-    threshold: u16,
-    dealers: Vec<u16>,
-    old: OldCommittee<E>,
-    members: Points<E>,
-    context: [u8; 32],
-    others: usize,
-    commitments: BTreeMap<u16, Commitments<E>>,
-    sub_shares: BTreeMap<u16, SecretScalar<E>>,
-    confirmations: BTreeMap<u16, [u8; 32]>,
-    make: Option<MakeShare<E>>,
-    made: Option<(Share, [u8; 32])>,
-}
-
-fn bad_message(from: PartyIndex, reason: impl Into<String>) -> MpcError {
-    MpcError::BadMessage {
-        from,
-        reason: reason.into(),
-    }
-}
-
-/// A dealing refused by the protocol's checks, blaming the dealer it names.
-fn blame(e: ReshareError, dealers: &[u16]) -> MpcError {
-    let position = match &e {
-        ReshareError::ConstantTerm(i)
-        | ReshareError::SubShare(i)
-        | ReshareError::Encoding { index: i, .. }
-        | ReshareError::CommitmentLength { dealer: i, .. } => Some(*i),
-        _ => None,
-    };
-    let dealer = position.and_then(|i| dealers.get(i).copied().map(|node| (i, node)));
-    MpcError::Aborted {
-        culprits: dealer.map(|(_, node)| node).into_iter().collect(),
-        reason: match dealer {
-            Some((i, node)) => {
-                format!("the dealing of node {node} (dealer {i} of the request) is refused: {e}")
-            }
-            None => format!("the resharing is refused: {e}"),
-        },
-    }
-}
-
-impl<E: Curve> Reshare<E> {
-    fn dealer_position(&self, from: PartyIndex) -> Result<usize, MpcError> {
-        self.dealers
-            .iter()
-            .position(|d| *d == from)
-            .ok_or_else(|| bad_message(from, "a dealing from a node the request does not name"))
-    }
-
-    fn take_commitments(&mut self, from: PartyIndex, body: &[u8]) -> Result<(), MpcError> {
-        let position = self.dealer_position(from)?;
-        if self.commitments.contains_key(&from) {
-            return Err(bad_message(from, "a second set of commitments"));
-        }
-        let list: Vec<ByteBuf> = ciborium::from_reader(body)
-            .map_err(|e| bad_message(from, format!("commitments do not decode: {e}")))?;
-        if list.len() != usize::from(self.threshold) {
-            return Err(blame(
-                ReshareError::CommitmentLength {
-                    dealer: position,
-                    got: list.len(),
-                    want: usize::from(self.threshold),
-                },
-                &self.dealers,
-            ));
-        }
-        let points = list
-            .iter()
-            .map(|c| sealed::point::<E>(c, false, "a commitment of dealer", position))
-            .collect::<Result<Vec<Point<E>>, _>>()
-            .map_err(|e| blame(e, &self.dealers))?;
-        let commitments = Commitments::new(points);
-        // The constant term at once: a dealer that does not deal its share of this key is
-        // named before anything else of it is looked at.
-        self.old
-            .check_commitments(position, &commitments, self.threshold)
-            .map_err(|e| blame(e, &self.dealers))?;
-        self.commitments.insert(from, commitments);
-        Ok(())
-    }
-
-    fn take_sub_share(&mut self, from: PartyIndex, body: &[u8]) -> Result<(), MpcError> {
-        let position = self.dealer_position(from)?;
-        if self.sub_shares.contains_key(&from) {
-            return Err(bad_message(from, "a second sub-share"));
-        }
-        let mut scalar = sealed::scalar::<E>(body, "the sub-share of dealer", position)
-            .map_err(|e| blame(e, &self.dealers))?;
-        self.sub_shares.insert(from, SecretScalar::new(&mut scalar));
-        Ok(())
-    }
-
-    /// Once every dealing is in: checks them all and makes the new share; once every other
-    /// node confirmed the same digest: done.
-    fn advance(&mut self) -> Result<Step<Product>, MpcError> {
-        let mut out = Vec::new();
-        let complete = self.commitments.len() == self.dealers.len()
-            && self.sub_shares.len() == self.dealers.len();
-        if self.made.is_none() && complete {
-            let mut dealt = Vec::with_capacity(self.dealers.len());
-            for d in &self.dealers {
-                let c = self.commitments.get(d).cloned();
-                let s = self.sub_shares.remove(d);
-                let (Some(c), Some(s)) = (c, s) else {
-                    return Err(MpcError::Internal("a dealing went missing".into()));
-                };
-                dealt.push((c, s));
-            }
-            let new = reshare::receive(
-                &self.old,
-                &self.members,
-                self.threshold,
-                usize::from(self.me),
-                &dealt,
-            )
-            .map_err(|e| blame(e, &self.dealers))?;
-            let all: Vec<Commitments<E>> = dealt.into_iter().map(|(c, _)| c).collect();
-            let digest = reshare::commitments_digest(
-                &self.context,
-                &self.old,
-                &self.members,
-                self.threshold,
-                &all,
-            );
-            let make = self
-                .make
-                .take()
-                .ok_or_else(|| MpcError::Internal("the share was made already".into()))?;
-            self.made = Some((make(new)?, digest));
-            let mut payload = Zeroizing::new(Vec::with_capacity(33));
-            payload.push(CONFIRM);
-            payload.extend_from_slice(&digest);
-            out.push(OutgoingMessage { to: None, payload });
-        }
-        if let Some((_, digest)) = &self.made {
-            if let Some((from, _)) = self.confirmations.iter().find(|(_, d)| *d != digest) {
-                return Err(MpcError::Aborted {
-                    culprits: vec![*from],
-                    reason: format!(
-                        "node {from} confirmed another redistribution (its digest differs): \
-                         the dealings it checked are not the ones this node checked"
-                    ),
-                });
-            }
-            if self.confirmations.len() == self.others {
-                let (share, _) = self
-                    .made
-                    .take()
-                    .ok_or_else(|| MpcError::Internal("the new share is gone".into()))?;
-                return Ok(Step::Done(Product::Share(share), out));
-            }
-        }
-        Ok(Step::Continue(out))
-    }
-}
-
-impl<E: Curve> Machine for Reshare<E> {
-    fn step(&mut self, msg: IncomingMessage) -> Result<Step<Product>, MpcError> {
-        let from = msg.from;
-        let Some((&tag, body)) = msg.payload.split_first() else {
-            return Err(bad_message(from, "an empty message"));
-        };
-        match (tag, msg.broadcast) {
-            (COMMITMENTS, true) => self.take_commitments(from, body)?,
-            (SUB_SHARE, false) => self.take_sub_share(from, body)?,
-            (CONFIRM, true) => {
-                let digest: [u8; 32] = body
-                    .try_into()
-                    .map_err(|_| bad_message(from, "a confirmation is 32 bytes"))?;
-                if self.confirmations.insert(from, digest).is_some() {
-                    return Err(bad_message(from, "a second confirmation"));
-                }
-            }
-            _ => return Err(bad_message(from, "not a message of a resharing")),
-        }
-        self.advance()
-    }
-
-    fn positional(&self) -> bool {
-        false
-    }
-}
-
-/// A node's place in a resharing: its index among nodes `0..nodes`, the key's current
-/// threshold and the request's hash.
-#[derive(Clone, Copy)]
-struct Part {
-    me: u16,
-    nodes: u16,
-    old_threshold: u16,
-    context: [u8; 32],
-}
-
-/// Starts node `me`'s part (of nodes `0..nodes`): the old committee from its own share, and
-/// its dealing if it is a dealer.
-fn start<E: Curve>(
-    held: Held<E>,
-    part: Part,
-    request: &ReshareKey,
-    make: MakeShare<E>,
-    cheat: Option<Cheat>,
-) -> Result<(Reshare<E>, Vec<OutgoingMessage>), ReshareError> {
-    let Part {
-        me,
-        nodes,
-        old_threshold,
-        context,
-    } = part;
-    let dealer_points = Points::<E>::of_indices(&request.dealers)?;
-    let public_shares = request
-        .dealers
-        .iter()
-        .map(|d| {
-            held.public_shares
-                .get(usize::from(*d))
-                .copied()
-                .ok_or(ReshareError::Member(usize::from(*d)))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let old = OldCommittee::new(
-        dealer_points.clone(),
-        public_shares,
-        old_threshold,
-        held.public_key,
-    )?;
-    let members = Points::<E>::of_indices(&(0..nodes).collect::<Vec<_>>())?;
-    let mut machine = Reshare {
-        me,
-        threshold: request.threshold,
-        dealers: request.dealers.clone(),
-        old,
-        members,
-        context,
-        others: usize::from(nodes).saturating_sub(1),
-        commitments: BTreeMap::new(),
-        sub_shares: BTreeMap::new(),
-        confirmations: BTreeMap::new(),
-        make: Some(make),
-        made: None,
-    };
-    let mut first = Vec::new();
-    if let Some(position) = request.dealers.iter().position(|d| *d == me) {
-        let own = held
-            .public_shares
-            .get(usize::from(me))
-            .ok_or(ReshareError::Member(usize::from(me)))?;
-        let (secret, public) = match cheat {
-            Some(Cheat::OtherSecret) => {
-                let other = SecretScalar::<E>::random(&mut rand::rngs::OsRng);
-                let public = Point::generator() * &other;
-                (other, public)
-            }
-            _ => (held.secret, *own),
-        };
-        let mut dealing = reshare::deal(
-            &mut rand::rngs::OsRng,
-            &dealer_points,
-            position,
-            &secret,
-            &public,
-            &machine.members,
-            request.threshold,
-        )?;
-        if let Some(Cheat::OffPolynomial(node)) = cheat
-            && let Some(s) = dealing.sub_shares.get_mut(usize::from(node))
-        {
-            let mut off = reshare::generic_ec::Scalar::<E>::one() + s.as_ref();
-            *s = SecretScalar::new(&mut off);
-        }
-        let list: Vec<ByteBuf> = dealing
-            .commitments
-            .as_slice()
-            .iter()
-            .map(|c| ByteBuf::from(c.to_bytes(true).as_ref().to_vec()))
-            .collect();
-        let mut payload = Zeroizing::new(vec![COMMITMENTS]);
-        ciborium::into_writer(&list, &mut *payload).map_err(|_| ReshareError::Sealed(position))?;
-        first.push(OutgoingMessage { to: None, payload });
-        for (node, sub_share) in (0u16..).zip(dealing.sub_shares) {
-            if node == me {
-                machine.sub_shares.insert(me, sub_share);
-                continue;
-            }
-            let mut payload = Zeroizing::new(Vec::with_capacity(33));
-            payload.push(SUB_SHARE);
-            let mut encoded = sub_share.as_ref().to_be_bytes();
-            payload.extend_from_slice(encoded.as_ref());
-            zeroize::Zeroize::zeroize(encoded.as_mut());
-            first.push(OutgoingMessage {
-                to: Some(node),
-                payload,
-            });
-        }
-        machine.commitments.insert(me, dealing.commitments);
-    }
-    Ok((machine, first))
 }
 
 impl Node {
@@ -467,11 +139,12 @@ impl Node {
         }
         let part = Part {
             me,
-            nodes,
+            committee: Committee::within(nodes, &r.dealers),
             old_threshold: key.threshold,
+            threshold,
             context: request_hash,
         };
-        let refused = |e: ReshareError| bad(format!("resharing refused: {e}"));
+        let refused = |e: StartError| bad(format!("resharing refused: {e}"));
         let (machine, first, kind): (Box<dyn Machine>, _, _) = match &key.share {
             Share::Ecdsa(share) => {
                 let held = share.held().map_err(internal)?;
@@ -481,20 +154,20 @@ impl Node {
                 })?;
                 let aux = SecretAuxInfo::from_bytes(&aux.to_bytes().map_err(internal)?)
                     .map_err(internal)?;
-                let make: MakeShare<_> = Box::new(move |new| {
-                    SecretKeyShare::from_redistributed(me, new, threshold, chain_code, aux)
+                let make: MakeShare<_> = Box::new(move |index, new| {
+                    SecretKeyShare::from_redistributed(index, new, threshold, chain_code, aux)
                         .map(Share::from)
                 });
-                let (m, first) = start(held, part, r, make, cheat).map_err(refused)?;
+                let (m, first) = start(held.into(), part, make, cheat).map_err(refused)?;
                 (Box::new(m), first, BlobKind::EcdsaShare)
             }
             Share::Eddsa(share) => {
                 let held = share.held().map_err(internal)?;
-                let make: MakeShare<_> = Box::new(move |new| {
-                    SecretEddsaShare::from_redistributed(me, new, threshold)
+                let make: MakeShare<_> = Box::new(move |index, new| {
+                    SecretEddsaShare::from_redistributed(index, new, threshold)
                         .map(|s| Share::from(Box::new(s)))
                 });
-                let (m, first) = start(held, part, r, make, cheat).map_err(refused)?;
+                let (m, first) = start(held.into(), part, make, cheat).map_err(refused)?;
                 (Box::new(m), first, BlobKind::EddsaShare)
             }
         };

@@ -416,27 +416,7 @@ fn an_admin_change_freezes_what_the_replaced_admins_left_pending() {
         "{out:?}"
     );
     // Disowned and abandoned everywhere; the new admins set the key's policy again.
-    let out = c.run(
-        &all,
-        SessionKind::DisownGeneration { request: change },
-        |_, _| {},
-    );
-    let (statements, _) = super::governance::disowned_voiding(&out);
-    let out = c.run(
-        &all,
-        SessionKind::AbandonGeneration {
-            key_id: KEY.into(),
-            generation: 1,
-            request: ByteBuf::from(pending.request.to_vec()),
-            statements,
-        },
-        |_, _| {},
-    );
-    assert!(
-        out.values()
-            .all(|o| matches!(o, Outcome::GenerationAbandoned { .. })),
-        "{out:?}"
-    );
+    c.disown_and_abandon(KEY, 1, change, &pending.request);
     let approvers = protocol::policy::KeyPolicy {
         approvers: public_keys(std::slice::from_ref(&c.approvers[0])),
         approvals_needed: 1,

@@ -308,6 +308,42 @@ fn a_signing_session_held_across_a_policy_change_or_past_its_expiry_signs_nothin
     verify_eddsa(&pk, b"v1", &signature_of(&out).0);
 }
 
+impl Cluster {
+    /// Disowns the resharing `change` (which made generation `generation` of `key_id`, its
+    /// hash `request`) at every node, then abandons it everywhere on every node's statement: a
+    /// policy the change would have replaced is void at every node.
+    pub(super) fn disown_and_abandon(
+        &self,
+        key_id: &str,
+        generation: u32,
+        change: Approved<ReshareKey>,
+        request: &[u8],
+    ) {
+        let all = self.all();
+        let out = self.run(
+            &all,
+            SessionKind::DisownGeneration { request: change },
+            |_, _| {},
+        );
+        let (statements, _) = disowned_voiding(&out);
+        let out = self.run(
+            &all,
+            SessionKind::AbandonGeneration {
+                key_id: key_id.into(),
+                generation,
+                request: ByteBuf::from(request.to_vec()),
+                statements,
+            },
+            |_, _| {},
+        );
+        assert!(
+            out.values()
+                .all(|o| matches!(o, Outcome::GenerationAbandoned { .. })),
+            "{out:?}"
+        );
+    }
+}
+
 /// Every node's outcome of disowning `request`, the statements in node order; asserts each
 /// node froze its pending copy and voided the policy the change would have replaced.
 pub(super) fn disowned_voiding(out: &BTreeMap<u16, Outcome>) -> (Vec<ByteBuf>, Vec<ByteBuf>) {
@@ -414,27 +450,7 @@ fn a_disowned_policy_change_leaves_no_node_signing_under_the_replaced_policy() {
     };
     let change = c.policy_change(RETRY, 0, new_policy.clone());
     let failed = c.reshare(change.clone(), Scheme::EddsaEd25519, &pk);
-    let out = c.run(
-        &all,
-        SessionKind::DisownGeneration { request: change },
-        |_, _| {},
-    );
-    let (statements, _) = disowned_voiding(&out);
-    let out = c.run(
-        &all,
-        SessionKind::AbandonGeneration {
-            key_id: RETRY.into(),
-            generation: 1,
-            request: ByteBuf::from(failed.request.to_vec()),
-            statements,
-        },
-        |_, _| {},
-    );
-    assert!(
-        out.values()
-            .all(|o| matches!(o, Outcome::GenerationAbandoned { .. })),
-        "{out:?}"
-    );
+    c.disown_and_abandon(RETRY, 1, change, &failed.request);
     let out = c.sign(&all, c.sign_under(RETRY, 0, b"old", &[&a0, &a2]), None);
     for m in failed_everywhere(&out, FailureCode::Refused) {
         assert!(m.contains("policy_void"), "{m}");

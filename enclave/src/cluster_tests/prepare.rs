@@ -11,14 +11,17 @@
 //! prepared with before the change was replaced (helper-60, finding 1: by its own record it is
 //! prepared, for a change no member holds, and its word prepares no one). Prepared, every node
 //! stays so across a restart; a replacing proposal leaves no member prepared, and the node to
-//! add neither once it joins the replacement; a key reshared after the gate leaves a member
-//! unprepared until its generation is retired. The roster in force signs throughout.
+//! add neither once it joins the replacement; a key reshared before the set is shown leaves a
+//! member unprepared until its generation is retired; prepared, a member refuses to create or
+//! reshare keys (`roster_change_prepared`). The roster in force signs throughout.
 
-use protocol::policy::Scheme;
+use ed25519_dalek::SigningKey;
+use protocol::policy::{KeyPolicy, Scheme};
 use protocol::roster::{
     ChangeRoster, HeldStatement, JoinCluster, PrepareRoster, chain_digest, roster_held_message,
     roster_prepared_message, statements_digest,
 };
+use protocol::session::SessionKind;
 use protocol::{EnclaveRequest, EnclaveResponse, Phase};
 use serde_bytes::ByteBuf;
 
@@ -28,7 +31,7 @@ use super::reshare::verify_eddsa;
 use super::roster::proposed;
 use super::{Cluster, enroll, membership_refusal, signature_of};
 use crate::server::Enclave;
-use crate::testkit::{IMAGE, boot, node_arn};
+use crate::testkit::{IMAGE, boot, node_arn, public_keys};
 
 /// One node's answer to a prepare step: its statement as the others are shown it, and whether
 /// it is prepared; the sealed blob, if any, is kept in `blobs[1]`.
@@ -299,6 +302,17 @@ fn every_node_of_the_new_roster_holds_one_change_under_one_chain_before_it_is_pr
         let m = prepare(e, &replaced.request, &with_stale, &mut none).unwrap_err();
         assert!(m.starts_with("unproven_statement"), "node {i}: {m}");
     }
+    // A key reshared before the set is shown (helper-60, finding 2): a member holding a pending
+    // generation is not prepared and vouches for nothing (every key is reshared to the new
+    // roster from one generation) until the generation is retired.
+    let refresh = c.reshare_request(KEY, 0, 2, &[0, 1], &[0, 1]);
+    let reshared = c.reshare(refresh, Scheme::EddsaEd25519, &pk);
+    for (i, e) in c.enclaves.iter().enumerate() {
+        let m = prepare(e, &replaced.request, &held, &mut none).unwrap_err();
+        assert!(m.starts_with("pending_generation"), "node {i}: {m}");
+    }
+    c.retire_all(KEY, &reshared);
+
     // Shown the genuine set, every node is prepared for `replaced`.
     for (i, e) in c.enclaves.iter().enumerate() {
         assert!(
@@ -313,18 +327,30 @@ fn every_node_of_the_new_roster_holds_one_change_under_one_chain_before_it_is_pr
             .1
     );
 
-    // A key reshared after the gate (helper-60, finding 2): a member holding a pending
-    // generation is not prepared and vouches for nothing (every key is reshared to the new
-    // roster from one generation) until the generation is retired; then it is prepared again
-    // on its sealed record.
-    let refresh = c.reshare_request(KEY, 0, 2, &[0, 1], &[0, 1]);
-    let reshared = c.reshare(refresh, Scheme::EddsaEd25519, &pk);
+    // Prepared, the cluster's keys stay as they are until the change is committed or withdrawn
+    // (helper-62, finding 4): a resharing and a new key are refused by every member, naming
+    // the change's version, and the members stay prepared.
+    let again = c.reshare_request(KEY, 1, 2, &[0, 1], &[0, 1]);
+    let create = c.create_key_request("after-the-gate", Scheme::EddsaEd25519, 2);
     for (i, e) in c.enclaves.iter().enumerate() {
-        let m = prepare(e, &replaced.request, &[], &mut none).unwrap_err();
-        assert!(m.starts_with("pending_generation"), "node {i}: {m}");
-    }
-    c.retire_all(KEY, &reshared);
-    for (i, e) in c.enclaves.iter().enumerate() {
+        for kind in [
+            SessionKind::ReshareKey {
+                request: again.clone(),
+            },
+            SessionKind::CreateKey {
+                request: create.clone(),
+            },
+        ] {
+            let m = membership_refusal(e.handle(EnclaveRequest::StartSession {
+                session: crate::testkit::session_id_ahead(c.ahead.get()),
+                participants: vec![0, 1, 2],
+                kind,
+            }));
+            assert!(
+                m.starts_with("roster_change_prepared") && m.contains("version 1"),
+                "node {i}: {m}"
+            );
+        }
         let (_, prepared) = prepare(e, &replaced.request, &[], &mut none).unwrap();
         assert!(prepared, "node {i}");
     }
@@ -368,4 +394,45 @@ fn restarted(c: &Cluster, blobs: &[ByteBuf]) -> std::sync::Arc<Enclave> {
     }
     assert_eq!(fresh.phase(), Phase::Joining);
     fresh
+}
+
+/// Attacker review helper-62, finding 3: a key whose policy is void at the members (a policy
+/// change disowned and abandoned everywhere) stops the prepare step: a node joining would be
+/// told a policy that approves nothing there. Once the admins set the key's policy again, the
+/// members vouch for the change.
+#[test]
+fn a_key_whose_policy_is_void_stops_the_prepare_step() {
+    const KEY: &str = "void-before-a-change";
+    let mut c = Cluster::new(3);
+    let pk = c.create_key(KEY, Scheme::EddsaEd25519, 2);
+    let policy = KeyPolicy {
+        approvers: public_keys(&[SigningKey::from_bytes(&[34; 32])]),
+        approvals_needed: 1,
+    };
+    let change = c.policy_change(KEY, 0, policy.clone());
+    let failed = c.reshare(change.clone(), Scheme::EddsaEd25519, &pk);
+    c.disown_and_abandon(KEY, 1, change, &failed.request);
+
+    let newcomer = boot(&c.ca, 3, IMAGE);
+    let (_, newcomer_key) = enroll(&newcomer, &node_arn(3));
+    let grow = c.roster_request(0, c.grown(&[entry_of(newcomer_key, 3)]), &[0, 1]);
+    let out = c.propose(&grow);
+    proposed(&mut c, &out, &grow.request);
+    let mut none = [ByteBuf::new(), ByteBuf::new()];
+    for (i, e) in c.enclaves.iter().enumerate() {
+        let m = prepare(e, &grow.request, &[], &mut none).unwrap_err();
+        assert!(
+            m.starts_with("void_policy") && m.contains(KEY),
+            "node {i}: {m}"
+        );
+    }
+
+    // The admins set the key's policy: every member vouches for the change again.
+    let again = c.policy_change(KEY, 0, policy);
+    let gen1 = c.reshare(again, Scheme::EddsaEd25519, &pk);
+    c.retire_all(KEY, &gen1);
+    for (i, e) in c.enclaves.iter().enumerate() {
+        let (_, prepared) = prepare(e, &grow.request, &[], &mut none).unwrap();
+        assert!(!prepared, "node {i}: asked, not yet shown the set");
+    }
 }

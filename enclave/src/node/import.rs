@@ -187,6 +187,7 @@ impl Node {
             return Err(bad("an import involves all nodes, in index order"));
         }
         let r = &request.request;
+        self.refuse_while_prepared()?;
         if r.v != IMPORT_VERSION {
             return Err(bad(format!(
                 "import request version {} (this enclave reads {IMPORT_VERSION})",

@@ -488,6 +488,7 @@ impl Node {
         }
         let r = &request.request;
         self.check_create_key(request)?;
+        self.refuse_while_prepared()?;
         let kind = match r.scheme {
             Scheme::EcdsaSecp256k1 => BlobKind::EcdsaShare,
             Scheme::EddsaEd25519 => BlobKind::EddsaShare,

@@ -208,6 +208,27 @@ pub enum MembershipError {
         /// The key.
         key_id: String,
     },
+    /// A key whose policy is void here (a resharing that would have replaced it was
+    /// disowned): a roster change waits for the admins to set its policy, since a node joining
+    /// would be told a policy that approves nothing here (attacker review helper-62, finding
+    /// 3).
+    #[error(
+        "void_policy: key {key_id}'s policy is void here; the admins set its policy before the roster changes"
+    )]
+    VoidPolicy {
+        /// The key.
+        key_id: String,
+    },
+    /// This node is prepared for a roster change: no key is created, imported or reshared
+    /// within the roster until the change is committed or withdrawn, so the keys moved to
+    /// the new roster are the keys the cluster holds (helper-62, finding 4).
+    #[error(
+        "roster_change_prepared: this node is prepared for roster version {version}; no key is created, imported or reshared until it is committed or withdrawn"
+    )]
+    RosterChangePrepared {
+        /// The roster version the change makes.
+        version: u32,
+    },
     /// A join whose node key the roster the change makes does not list.
     #[error(
         "not_in_roster: this enclave's node key {node_key} is not in the roster the change makes"
@@ -330,6 +351,8 @@ impl MembershipError {
             Self::RosterChange(e) => e.kind(),
             Self::RosterChangePending { .. } => "roster_change_pending",
             Self::PendingGeneration { .. } => "pending_generation",
+            Self::VoidPolicy { .. } => "void_policy",
+            Self::RosterChangePrepared { .. } => "roster_change_prepared",
             Self::NotInChange { .. } => "not_in_roster",
             Self::ListedInForce { .. } => "listed_in_force",
             Self::NothingToJoin => "nothing_to_join",

@@ -202,7 +202,29 @@ impl Node {
             }
             .into());
         }
+        if let Some((key_id, _)) = self.keys.iter().find(|(_, k)| k.policy_void) {
+            return Err(MembershipError::VoidPolicy {
+                key_id: key_id.clone(),
+            }
+            .into());
+        }
         Ok(())
+    }
+
+    /// Refuses work that changes the cluster's keys (creating, importing, resharing within
+    /// the roster) while this node is prepared for a roster change: the keys moved to the new
+    /// roster are then the keys the cluster holds (attacker review helper-62, finding 4). The
+    /// admins withdraw the change to make keys before it.
+    pub(super) fn refuse_while_prepared(&self) -> Result<(), NodeError> {
+        if !self.prepared() {
+            return Ok(());
+        }
+        let version = self
+            .genesis
+            .as_ref()
+            .and_then(GenesisState::pending_roster)
+            .map_or(0, |p| p.request.new_version());
+        Err(MembershipError::RosterChangePrepared { version }.into())
     }
 
     /// This node's signature over [`roster_prepared_message`]: prepared for the change under

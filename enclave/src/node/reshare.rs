@@ -77,6 +77,7 @@ impl Node {
         let g = self.check_request((r.v, RESHARE_VERSION), &r.cluster, &r.request_id)?;
         let (me, nodes) = (g.node, g.nodes);
         self.authorize_reshare(request)?;
+        self.refuse_while_prepared()?;
         let use_key = reshare_use(r);
         self.guard
             .check(&use_key, r.created, r.expiry, self.now())?;

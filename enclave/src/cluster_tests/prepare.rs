@@ -313,6 +313,41 @@ fn every_node_of_the_new_roster_holds_one_change_under_one_chain_before_it_is_pr
     }
     c.retire_all(KEY, &reshared);
 
+    // A key creation running when the set is shown would end after the gate and change the
+    // keys of a prepared node (helper-63, finding 1): the step waits for it (`in_progress`),
+    // sealing nothing, until it ends (here the relay aborts it).
+    let running = crate::testkit::session_id_ahead(c.ahead.get());
+    let create = c.create_key_request("across-the-gate", Scheme::EddsaEd25519, 2);
+    for e in &c.enclaves {
+        let started = e.handle(EnclaveRequest::StartSession {
+            session: running.clone(),
+            participants: vec![0, 1, 2],
+            kind: SessionKind::CreateKey {
+                request: create.clone(),
+            },
+        });
+        assert!(
+            matches!(started, EnclaveResponse::Session(_)),
+            "{started:?}"
+        );
+    }
+    for (i, e) in c.enclaves.iter().enumerate() {
+        let refused = e.handle(EnclaveRequest::PrepareRoster {
+            prepare: PrepareRoster {
+                change: ByteBuf::from(replaced.request.hash().to_vec()),
+                statements: held.clone(),
+                nonce: ByteBuf::from(NONCE.to_vec()),
+            },
+        });
+        assert!(
+            matches!(&refused, EnclaveResponse::Error(e) if e.code == protocol::ErrorCode::InProgress),
+            "node {i}: {refused:?}"
+        );
+        e.handle(EnclaveRequest::AbortSession {
+            session: running.clone(),
+        });
+    }
+
     // Shown the genuine set, every node is prepared for `replaced`.
     for (i, e) in c.enclaves.iter().enumerate() {
         assert!(

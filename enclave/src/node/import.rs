@@ -187,7 +187,6 @@ impl Node {
             return Err(bad("an import involves all nodes, in index order"));
         }
         let r = &request.request;
-        self.refuse_while_prepared()?;
         if r.v != IMPORT_VERSION {
             return Err(bad(format!(
                 "import request version {} (this enclave reads {IMPORT_VERSION})",
@@ -230,6 +229,7 @@ impl Node {
         self.check_new_key(&r.key)?;
         let g = self.genesis()?;
         g.check_admins(r, &request.approvals, r.key.admins)?;
+        self.refuse_while_prepared()?;
         let node = g.node;
         self.check_single_use(&r.key)?;
         let request_hash: [u8; 32] = sha2::Sha256::digest(r.canonical_bytes()).into();

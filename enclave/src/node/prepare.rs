@@ -215,8 +215,12 @@ impl Node {
     /// the roster) while this node is prepared for a roster change: the keys moved to the new
     /// roster are then the keys the cluster holds (attacker review helper-62, finding 4). The
     /// admins withdraw the change to make keys before it.
+    ///
+    /// It reads the sealed record alone, not [`Node::prepared`]: a key with a pending
+    /// generation or a void policy makes a member unprepared, and must not thereby let key
+    /// work through while the record stands (attacker review helper-63, finding 1).
     pub(super) fn refuse_while_prepared(&self) -> Result<(), NodeError> {
-        if !self.prepared() {
+        if !self.genesis.as_ref().is_some_and(GenesisState::prepared) {
             return Ok(());
         }
         let version = self
@@ -312,6 +316,15 @@ impl Node {
             });
         }
         g.check_held(&chain, &prepare.statements)?;
+        // No session that makes key material may span the gate: one started before it and
+        // ending after it would change the keys of a prepared node (helper-63, finding 1).
+        if self.makes_keys() {
+            return Err(NodeError::InProgress(
+                "a key creation, import or resharing is running here: the prepare step waits \
+                 for it to end"
+                    .into(),
+            ));
+        }
         let joining = g.joining();
         let mut next = g.clone();
         next.sealed.prepared = Some(PreparedOn {

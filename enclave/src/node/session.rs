@@ -130,6 +130,14 @@ impl Session {
     }
 }
 
+/// Whether a session of `purpose` makes key material.
+fn makes_keys(purpose: &Purpose) -> bool {
+    matches!(
+        purpose,
+        Purpose::CreateKey(_) | Purpose::ImportKey(..) | Purpose::ReshareKey(_)
+    )
+}
+
 fn update(
     sid: [u8; SESSION_ID_LEN],
     outgoing: Vec<PeerEnvelope>,
@@ -494,16 +502,20 @@ impl Node {
         });
     }
 
+    /// Whether a session that makes key material (a key creation, an import, a resharing) is
+    /// running here.
+    pub(super) fn makes_keys(&self) -> bool {
+        self.sessions.values().any(|s| makes_keys(&s.purpose))
+    }
+
     /// Drops every running session that makes key material on an admin approval (a key
     /// creation, an import, a resharing): an admin change ends what the replaced set approved
     /// (attacker review helper-45, finding 1). A scheduled refresh goes too; it runs again.
     pub(super) fn drop_admin_sessions(&mut self) {
-        self.drop_sessions_where("a session approved by a replaced admin set dropped", |p| {
-            matches!(
-                p,
-                Purpose::CreateKey(_) | Purpose::ImportKey(..) | Purpose::ReshareKey(_)
-            )
-        });
+        self.drop_sessions_where(
+            "a session approved by a replaced admin set dropped",
+            makes_keys,
+        );
     }
 
     /// Drops the running sessions whose purpose `stale` picks, and releases what they held.

@@ -623,3 +623,43 @@ fn every_party_checks_the_new_threshold_at_once() {
         );
     }
 }
+
+/// A receiver's share is made at its index in the new roster, which the committee gives, not
+/// at its party index (helper-63, finding 6: with parties numbered as `RosterDiff::parties`
+/// numbers them the two coincide, so this committee numbers them apart).
+#[test]
+fn a_receivers_share_is_at_its_new_index_not_its_party_index() {
+    let (secret, old) = old_sharing();
+    let committee = Committee {
+        dealers: vec![(0, 0), (4, 1), (1, 2)],
+        receivers: vec![2, 0, 1, 3],
+    };
+    let views = BTreeMap::from([
+        (0, copy_view(&old[0])),
+        (1, copy_view(&old[2])),
+        (2, public_view(&old[1])),
+        (3, public_view(&old[1])),
+        (4, copy_view(&old[1])),
+    ]);
+    let (machines, first) = start_all(&committee, views, 2);
+    let ends = run(machines, first);
+    let mut shares = Vec::new();
+    for (index, party) in (0u16..).zip(&committee.receivers) {
+        let Some(Ok(product)) = &ends[party] else {
+            panic!("party {party} made a share");
+        };
+        let Product::Share(share) = product else {
+            panic!("party {party} receives");
+        };
+        assert_eq!(
+            share.index(),
+            index,
+            "party {party} holds the share at index {index}"
+        );
+        shares.push(secret_of(product));
+    }
+    let points = Points::<E>::of_indices(&[0, 3]).expect("points");
+    let key = points.lagrange_at_zero(0).expect("l0") * shares[0]
+        + points.lagrange_at_zero(1).expect("l1") * shares[3];
+    assert_eq!(key, secret, "the shares at indices 0 and 3 give the key");
+}

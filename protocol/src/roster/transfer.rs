@@ -172,6 +172,9 @@ pub struct Transfer<'a> {
     pub cluster: &'a ClusterId,
     /// SHA-256 of the approved change's canonical bytes.
     pub change: &'a [u8; 32],
+    /// The digest of the roster in force (`crate::genesis::roster_digest`), whose indices
+    /// name the dealers and every party's `current` index.
+    pub current: &'a [u8; 32],
     /// The new roster's version.
     pub version: u32,
     /// The new roster's digest (`crate::genesis::roster_digest`).
@@ -197,8 +200,8 @@ fn index(i: Option<u16>) -> [u8; 3] {
 }
 
 /// The context of a key's redistribution to a new roster: `SHA-256(TRANSFER_DOMAIN || cluster
-/// || change || u32 version || roster || chain || u32 n || n x (current, next) || u32 d || d x
-/// u16 dealer || key)`, each index as `01 || u16` or `00 00 00` for none. The redistribution's
+/// || change || current || u32 version || roster || chain || u32 n || n x (current, next) ||
+/// u32 d || d x u16 dealer || key)`, each index as `01 || u16` or `00 00 00` for none. The redistribution's
 /// confirmed digest covers it (the `context` of `reshare::commitments_digest`), so parties
 /// that differ on any part of it never confirm each other.
 pub fn transfer_context(t: &Transfer<'_>) -> [u8; 32] {
@@ -206,6 +209,7 @@ pub fn transfer_context(t: &Transfer<'_>) -> [u8; 32] {
     h.update(TRANSFER_DOMAIN);
     h.update(t.cluster.0);
     h.update(t.change);
+    h.update(t.current);
     h.update(t.version.to_be_bytes());
     h.update(t.roster);
     h.update(t.chain);

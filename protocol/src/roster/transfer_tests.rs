@@ -230,6 +230,7 @@ fn every_part_of_a_transfer_is_in_its_context() {
     let base = Transfer {
         cluster: &cluster,
         change: &change,
+        current: &[6; 32],
         version: 1,
         roster: &roster,
         chain: &chain,
@@ -261,6 +262,10 @@ fn every_part_of_a_transfer_is_in_its_context() {
         },
         Transfer {
             change: &other,
+            ..base
+        },
+        Transfer {
+            current: &other,
             ..base
         },
         Transfer { version: 2, ..base },
@@ -308,6 +313,11 @@ fn key_facts_and_transfer_contexts_are_pinned() {
         hex(&ecdsa_key().digest()),
         "fbb9eabbabcd35e6d9ecc656faed130da7d312a1d0a4536793740e41983c59df"
     );
+    // An EdDSA key's chain code is CBOR null.
+    assert_eq!(
+        hex(&eddsa_key().digest()),
+        "b35c12edccbfaa6edb4ac5311045f38e475ca744d6747e725e0238fc6c7e4125"
+    );
     let cluster = ClusterId([1; 32]);
     let parties = [ChangeParty {
         current: Some(0),
@@ -316,6 +326,7 @@ fn key_facts_and_transfer_contexts_are_pinned() {
     let t = Transfer {
         cluster: &cluster,
         change: &[2; 32],
+        current: &[6; 32],
         version: 1,
         roster: &[3; 32],
         chain: &[4; 32],
@@ -325,6 +336,6 @@ fn key_facts_and_transfer_contexts_are_pinned() {
     };
     assert_eq!(
         hex(&transfer_context(&t)),
-        "a623822ae804a11f8f186436bdd87e4d5ce8d2f8f464319bf1b9413304f73b07"
+        "8a62e0b514a782b41b57545b2415116c88b7befb9dcddff961e904e65d3b68fa"
     );
 }

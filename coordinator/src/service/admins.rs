@@ -9,7 +9,6 @@
 //! nodes that have not, each shown another node's statement (so after its expiry too).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use protocol::admins::{SET_ADMINS_VERSION, SetAdmins};
 
@@ -177,13 +176,8 @@ impl Coordinator {
         body: ApprovedJson<SetAdminsJson>,
         credential: String,
     ) -> Result<AdminsSetResult, ApiError> {
-        let started = Instant::now();
-        let result = self.change_admins(body, credential).await;
-        self.metrics.observe("set_admins", started.elapsed());
-        if let Err(e) = &result {
-            self.metrics.failure("set_admins", e.code.as_str());
-        }
-        result
+        self.measured("set_admins", self.change_admins(body, credential))
+            .await
     }
 
     async fn change_admins(

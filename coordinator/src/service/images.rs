@@ -10,7 +10,6 @@
 //! each shown another node's statement (so after its expiry too).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use protocol::genesis::Image;
 use protocol::images::{ACCEPT_IMAGES_VERSION, AcceptImages};
@@ -203,13 +202,8 @@ impl Coordinator {
         body: ApprovedJson<AcceptImagesJson>,
         credential: String,
     ) -> Result<AdminsSetResult, ApiError> {
-        let started = Instant::now();
-        let result = self.change_images(body, credential).await;
-        self.metrics.observe("accept_images", started.elapsed());
-        if let Err(e) = &result {
-            self.metrics.failure("accept_images", e.code.as_str());
-        }
-        result
+        self.measured("accept_images", self.change_images(body, credential))
+            .await
     }
 
     async fn change_images(

@@ -4,7 +4,6 @@
 //! node's receipt verifies.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use protocol::import::{IMPORT_VERSION, MAX_DEALERS, MAX_NETWORK_LEN, SEALED_LEN};
 use protocol::policy::{Canonical, Scheme};
@@ -139,8 +138,7 @@ impl Coordinator {
         body: ImportBody,
         credential: String,
     ) -> Result<KeyInfo, ApiError> {
-        let started = Instant::now();
-        let result = async {
+        self.measured("import_key", async {
             let genesis = self.cluster().await?;
             let admins = self.current_admins(&genesis).await?;
             let job = validate_import(
@@ -151,12 +149,7 @@ impl Coordinator {
                 &self.settings().chains.registry,
             )?;
             self.new_key(genesis, job, credential).await
-        }
-        .await;
-        self.metrics.observe("import_key", started.elapsed());
-        if let Err(e) = &result {
-            self.metrics.failure("import_key", e.code.as_str());
-        }
-        result
+        })
+        .await
     }
 }

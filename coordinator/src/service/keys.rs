@@ -303,19 +303,13 @@ impl Coordinator {
         body: ApprovedJson<CreateKeyJson>,
         credential: String,
     ) -> Result<KeyInfo, ApiError> {
-        let started = Instant::now();
-        let result = async {
+        self.measured("create_key", async {
             let genesis = self.cluster().await?;
             let admins = self.current_admins(&genesis).await?;
             let job = validate_create_key(&body, &genesis, &admins, self.nodes.count())?;
             self.new_key(genesis, job, credential).await
-        }
-        .await;
-        self.metrics.observe("create_key", started.elapsed());
-        if let Err(e) = &result {
-            self.metrics.failure("create_key", e.code.as_str());
-        }
-        result
+        })
+        .await
     }
 
     /// Makes `job`'s key at every node (a generation or an import) under a key-id

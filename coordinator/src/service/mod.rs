@@ -161,6 +161,21 @@ fn digest_hex(payload: &[u8]) -> String {
 }
 
 impl Coordinator {
+    /// Runs `work`, recording its duration and, if it fails, its error code under `op`.
+    async fn measured<T>(
+        &self,
+        op: &'static str,
+        work: impl std::future::Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        let started = Instant::now();
+        let result = work.await;
+        self.metrics.observe(op, started.elapsed());
+        if let Err(e) = &result {
+            self.metrics.failure(op, e.code.as_str());
+        }
+        result
+    }
+
     /// A coordinator over `nodes` and `store`.
     pub fn new(settings: Settings, nodes: Arc<Nodes>, store: Store) -> Arc<Self> {
         Arc::new(Self {

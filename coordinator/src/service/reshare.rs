@@ -13,7 +13,6 @@
 //! tried again, and the resolution retires the rest.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use protocol::policy::Canonical;
 use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt, verify_key_receipts};
@@ -263,15 +262,11 @@ impl Coordinator {
         body: ApprovedJson<ReshareKeyJson>,
         credential: String,
     ) -> Result<KeyInfo, ApiError> {
-        let started = Instant::now();
-        let result = self
-            .reshare(&key_id, body, credential, Origin::Approved)
-            .await;
-        self.metrics.observe("reshare_key", started.elapsed());
-        if let Err(e) = &result {
-            self.metrics.failure("reshare_key", e.code.as_str());
-        }
-        result
+        self.measured(
+            "reshare_key",
+            self.reshare(&key_id, body, credential, Origin::Approved),
+        )
+        .await
     }
 
     pub(super) async fn reshare(

@@ -14,7 +14,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use protocol::genesis::Genesis;
 use protocol::inventory::AppliedChange;
@@ -254,13 +253,8 @@ impl Coordinator {
         body: ApprovedJson<ChangeRosterJson>,
         credential: String,
     ) -> Result<RosterProposedResult, ApiError> {
-        let started = Instant::now();
-        let result = self.change_roster(body, credential).await;
-        self.metrics.observe("propose_roster", started.elapsed());
-        if let Err(e) = &result {
-            self.metrics.failure("propose_roster", e.code.as_str());
-        }
-        result
+        self.measured("propose_roster", self.change_roster(body, credential))
+            .await
     }
 
     async fn change_roster(

@@ -33,6 +33,7 @@ mod images;
 mod import;
 mod inventory;
 mod join;
+mod move_key;
 mod prepare;
 mod reshare;
 mod roster;

@@ -17,8 +17,10 @@
 //!
 //! `joining`: the node holds the cluster's chain and a pending roster change that lists it; it
 //! answers `attest`, `status`, `clock`, a `join_cluster` for a change that replaced its own and
-//! `prepare_roster` (the gate every node of the new roster passes, members too), and takes no
-//! part in the cluster's work until the change is committed (planned).
+//! `prepare_roster` (the gate every node of the new roster passes, members too) and the
+//! sessions that move keys to the roster it joined (`start_session` of kind `move_key`,
+//! `deliver`, `abort_session`), and takes no other part in the cluster's work until the
+//! change is committed (planned).
 //!
 //! ```text
 //!   ready | enrolled | operational --worker_failed--> failed (terminal)
@@ -92,10 +94,18 @@ pub fn required_phase(request: &EnclaveRequest) -> Requirement {
             Requirement::In(&[Phase::Joining, Phase::Operational])
         }
         EnclaveRequest::Restore { .. } => Requirement::In(&[Phase::Ready]),
+        // A joining node takes part in one kind of session: a key's move to the roster it
+        // joined (issue 20). It admits no peers; each move admits its own.
+        EnclaveRequest::StartSession {
+            kind: protocol::session::SessionKind::MoveKey { .. },
+            ..
+        }
+        | EnclaveRequest::Deliver { .. }
+        | EnclaveRequest::AbortSession { .. } => {
+            Requirement::In(&[Phase::Joining, Phase::Operational])
+        }
         EnclaveRequest::AdmitPeers { .. }
         | EnclaveRequest::StartSession { .. }
-        | EnclaveRequest::Deliver { .. }
-        | EnclaveRequest::AbortSession { .. }
         | EnclaveRequest::Inventory { .. } => Requirement::In(&[Phase::Operational]),
     }
 }
@@ -308,6 +318,41 @@ mod tests {
                 ErrorCode::WrongPhase,
                 "{refused:?}"
             );
+        }
+        // The one session a joining node takes part in: a key's move to its roster.
+        let moving = EnclaveRequest::StartSession {
+            session: vec![0; 32].into(),
+            participants: vec![],
+            kind: protocol::session::SessionKind::MoveKey {
+                key_id: "k".into(),
+                generation: 0,
+                dealers: vec![],
+                key: Box::new(protocol::roster::transfer::KeyInfo {
+                    v: protocol::roster::transfer::KEY_INFO_VERSION,
+                    key_id: "k".into(),
+                    scheme: protocol::policy::Scheme::EddsaEd25519,
+                    generation: 0,
+                    threshold: 2,
+                    public_key: vec![].into(),
+                    chain_code: None,
+                    public_shares: vec![],
+                    request: vec![].into(),
+                    policy_version: 0,
+                    policy: protocol::policy::KeyPolicy {
+                        approvers: vec![],
+                        approvals_needed: 1,
+                    },
+                    refresh_every: 0,
+                }),
+                documents: vec![],
+            },
+        };
+        let deliver = EnclaveRequest::Deliver {
+            session: vec![0; 32].into(),
+            envelopes: vec![],
+        };
+        for admitted in [&moving, &deliver] {
+            assert!(l.admit(admitted).is_ok(), "{admitted:?}");
         }
         assert!(l.apply(Event::GenesisAccepted, None).is_err());
         assert!(l.apply(Event::Restored, None).is_err());

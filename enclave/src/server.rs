@@ -114,6 +114,9 @@ enum Work {
     /// Tests only: a hook into the node or the worker.
     #[cfg(test)]
     Test(TestHook),
+    /// Tests only: the keys' incoming generations the node holds.
+    #[cfg(test)]
+    Incoming,
 }
 
 struct Job {
@@ -268,6 +271,16 @@ impl Enclave {
         }
     }
 
+    /// Tests only: each incoming generation the node holds, as (its index, "key id, confirmed
+    /// digest in hex").
+    #[cfg(test)]
+    pub(crate) fn incoming_for_test(&self) -> Vec<(u16, String)> {
+        match self.ask_worker(Work::Incoming) {
+            EnclaveResponse::PeersAdmitted { refused, .. } => refused,
+            other => panic!("incoming: {other:?}"),
+        }
+    }
+
     fn lifecycle(&self) -> MutexGuard<'_, Lifecycle> {
         // A panic while holding this lock cannot leave the lifecycle half-updated (apply only
         // assigns after all checks), so a poisoned lock is still consistent.
@@ -410,6 +423,15 @@ fn work(
             };
             (applied, !matches!(hook, TestHook::StopWorker))
         }
+        // Carried in a response the worker already answers, for the test alone.
+        #[cfg(test)]
+        Work::Incoming => (
+            EnclaveResponse::PeersAdmitted {
+                nodes: vec![],
+                refused: state.incoming_generations(),
+            },
+            true,
+        ),
     }));
     match done {
         Ok(done) => done,

@@ -27,6 +27,11 @@ fn pending_blob(key_id: &str) -> String {
     protocol::backups::pending_blob_name(key_id)
 }
 
+/// The file of a key's incoming generation (a move to a pending roster change).
+fn incoming_blob(key_id: &str) -> String {
+    protocol::backups::incoming_blob_name(key_id)
+}
+
 /// A directory of sealed blobs.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
@@ -135,6 +140,13 @@ impl BlobStore {
                     self.remove_pending(key_id)
                 }
                 Some(Outcome::GenerationAbandoned { key_id, .. }) => self.remove_pending(key_id),
+                // A key's share dealt to the pending roster change: kept beside the current
+                // one (a later move of the key replaces it) until the change is committed.
+                Some(Outcome::KeyMoved {
+                    key_id,
+                    sealed: Some(sealed),
+                    ..
+                }) => self.put(&incoming_blob(key_id), sealed),
                 // An admin change: the genesis with every change since replaces the genesis
                 // blob (atomically; a crash leaves the old chain, and the node is caught up).
                 // The pending generations it froze first: a crash in between leaves them frozen

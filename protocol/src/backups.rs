@@ -40,6 +40,12 @@ pub fn pending_blob_name(key_id: &str) -> String {
     format!("key-{}.pending.blob", hex_lower(key_id.as_bytes()))
 }
 
+/// The file of a key's incoming generation (issue 20: its share dealt to a pending roster
+/// change, not committed yet).
+pub fn incoming_blob_name(key_id: &str) -> String {
+    format!("key-{}.incoming.blob", hex_lower(key_id.as_bytes()))
+}
+
 fn hex_lower(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes.iter().fold(String::new(), |mut s, b| {

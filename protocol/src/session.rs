@@ -186,6 +186,33 @@ pub enum SessionKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         catch_up: Option<(u16, ByteBuf)>,
     },
+    /// Move a key's shares to the pending roster change (issue 20, membership step 3 of
+    /// `docs/lifecycle.md`): the dealers (nodes of the roster in force) deal their shares of
+    /// the key's current generation to every node of the new roster, and each of those seals
+    /// its share of the key's *incoming* generation once every party confirmed the same
+    /// digest; the current generation keeps signing. No request of its own: the change the
+    /// admins approved, sealed pending and prepared at each party, is the authority. The
+    /// participants are party indices ([`crate::roster::RosterDiff::parties`]: the new
+    /// roster's nodes at their new index, then the nodes leaving), which every party computes
+    /// from its own sealed change.
+    MoveKey {
+        /// The key.
+        key_id: String,
+        /// The generation the holders deal from (the key's current one).
+        generation: u32,
+        /// The dealers, by index in the roster in force, increasing; at least the key's
+        /// threshold.
+        dealers: Vec<u16>,
+        /// The key's facts as the relay states them: every holder compares them with its own
+        /// record, and a joining node, which holds nothing of the key, takes them; the
+        /// confirmed digest covers their digest.
+        key: Box<crate::roster::transfer::KeyInfo>,
+        /// Every party's attestation document, by party index (a party's own is not read):
+        /// each is verified against the node key, KMS key and parent PCRs the rosters list for
+        /// that party and the images the cluster accepts, and binds the identity keys its
+        /// envelopes are checked under for this session only.
+        documents: Vec<ByteBuf>,
+    },
 }
 
 /// The digest of an import's dealings that its execution id carries: SHA-256 over each
@@ -260,6 +287,7 @@ impl SessionKind {
             Self::SetAdmins { .. } => 12,
             Self::AcceptImages { .. } => 13,
             Self::ProposeRoster { .. } => 14,
+            Self::MoveKey { .. } => 15,
         }
     }
 
@@ -277,7 +305,10 @@ impl SessionKind {
     ///      for an import, the dealings' digest, [`dealings_digest`]))
     /// ```
     ///
-    /// `lp` is a `u32` big-endian length, then the bytes. Every enclave of a session derives
+    /// `lp` is a `u32` big-endian length, then the bytes. For a key's move to a new roster
+    /// ([`SessionKind::MoveKey`]) the roster digest is the move's context
+    /// ([`crate::roster::transfer::transfer_context`]), which names both rosters, the change,
+    /// the chain, the party space, the dealers and the key's facts. Every enclave of a session derives
     /// it from what it was asked to run; it is the protocol's execution id and it is signed in
     /// every peer envelope, so a relay that starts one session id as different sessions at
     /// different nodes (another kind, key, path, request, participant list or peer identity)
@@ -356,6 +387,7 @@ impl SessionKind {
                 Self::ProposeRoster { request, .. } => {
                     ("", none, Some(request.request.canonical_bytes()), 0, &[])
                 }
+                Self::MoveKey { key_id, .. } => (key_id, none, None, 0, &[]),
             };
         lp(&mut h, key_id.as_bytes());
         h.update(u32::try_from(path.len()).unwrap_or(u32::MAX).to_be_bytes());
@@ -401,6 +433,7 @@ impl SessionKind {
             Self::SetAdmins { .. } => "set_admins",
             Self::AcceptImages { .. } => "accept_images",
             Self::ProposeRoster { .. } => "propose_roster",
+            Self::MoveKey { .. } => "move_key",
         }
     }
 }
@@ -543,6 +576,29 @@ pub enum Outcome {
         /// The node-key signature over [`crate::roster::roster_proposed_message`].
         statement: ByteBuf,
     },
+    /// This node's part in a key's move to the pending roster ended well (issue 20): every
+    /// party confirmed the same digest. A node of the new roster sealed its share of the key's
+    /// incoming generation (`sealed`, for the proxy to keep beside the current one until the
+    /// change is committed); a node leaving only dealt.
+    KeyMoved {
+        /// The key.
+        key_id: String,
+        /// The generation dealt from (the key's current one).
+        generation: u32,
+        /// The roster version the incoming generation is for.
+        version: u32,
+        /// This node's index in that roster, if it received.
+        index: Option<u16>,
+        /// The digest every party confirmed (what the commit compares).
+        confirmed: ByteBuf,
+        /// The digest of the key's facts ([`crate::roster::transfer::KeyInfo::digest`]).
+        key: ByteBuf,
+        /// The sealed incoming share, if it received.
+        sealed: Option<ByteBuf>,
+        /// If it received: its node key's signature over
+        /// [`crate::roster::transfer::key_moved_message`].
+        statement: Option<ByteBuf>,
+    },
     /// A presignature is ready (its id is the session id).
     PresignatureReady,
     /// The signature, verified against the (derived) public key by the enclave.
@@ -584,212 +640,5 @@ pub fn genesis_receipt_message(genesis_canonical: &[u8], node: u16) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ErrorCode;
-    use crate::policy::{KeyPolicy, Payload};
-
-    fn participants() -> Vec<Participant> {
-        vec![
-            Participant {
-                node: 0,
-                signing: [1; 32],
-                encryption: [2; 32],
-            },
-            Participant {
-                node: 2,
-                signing: [3; 32],
-                encryption: [4; 32],
-            },
-        ]
-    }
-
-    fn eid(kind: &SessionKind, participants: &[Participant]) -> [u8; 32] {
-        kind.execution_id(&ClusterId([7; 32]), &[8; 32], &[9; 32], participants)
-    }
-
-    fn sign(payload: u16, presignature: Option<&[u8]>) -> SessionKind {
-        SessionKind::Sign {
-            request: Approved {
-                request: SignRequest {
-                    v: 3,
-                    cluster: ClusterId([7; 32]),
-                    key_id: "hot1".into(),
-                    path: vec![1],
-                    payloads: vec![Payload::raw(vec![5; 32]), Payload::raw(vec![6; 32])],
-                    request_id: ByteBuf::from(vec![1; 16]),
-                    created: 100,
-                    expiry: 200,
-                    policy: 0,
-                },
-                approvals: vec![],
-            },
-            payload,
-            presignature: presignature.map(|p| ByteBuf::from(p.to_vec())),
-        }
-    }
-
-    /// Known answer, computed independently (Python's hashlib and struct, from the layout in
-    /// ADR 0013 section 3): a presignature for key `hot1` at path 1/2147483647 among nodes 0
-    /// and 2.
-    #[test]
-    fn the_execution_id_is_pinned() {
-        let kind = SessionKind::Presign {
-            key_id: "hot1".into(),
-            path: vec![1, 0x7fff_ffff],
-        };
-        assert_eq!(
-            hex::encode(eid(&kind, &participants())),
-            "478ff6dabc7aa96959d86de461c2e5c048ca16fede079e79500ab39f9826c498"
-        );
-    }
-
-    /// Whatever a relay changes in what it asks one node to run, that node's execution id
-    /// differs from the others'.
-    #[test]
-    fn every_part_of_a_session_changes_its_execution_id() {
-        let p = participants();
-        let presign = |key: &str, path: Vec<u32>| SessionKind::Presign {
-            key_id: key.into(),
-            path,
-        };
-        let create = |threshold: u16| SessionKind::CreateKey {
-            request: Approved {
-                request: CreateKey {
-                    v: 2,
-                    cluster: ClusterId([7; 32]),
-                    key_id: "hot1".into(),
-                    scheme: Scheme::EcdsaSecp256k1,
-                    threshold,
-                    policy: KeyPolicy {
-                        approvers: vec![],
-                        approvals_needed: 1,
-                    },
-                    request_id: ByteBuf::from(vec![1; 16]),
-                    created: 100,
-                    expiry: 200,
-                    admins: 0,
-                },
-                approvals: vec![],
-            },
-        };
-        let mut reversed = p.clone();
-        reversed.reverse();
-        let mut other_identity = p.clone();
-        other_identity[1].encryption[0] ^= 1;
-        let mut other_signing = p.clone();
-        other_signing[0].signing[31] ^= 1;
-        let ids = [
-            eid(&SessionKind::AuxInfo, &p),
-            eid(&create(2), &p),
-            eid(&create(3), &p),
-            eid(&presign("hot1", vec![]), &p),
-            eid(&presign("hot1", vec![1]), &p),
-            eid(&presign("hot1", vec![2]), &p),
-            eid(&presign("hot2", vec![1]), &p),
-            eid(&presign("hot1", vec![1]), &reversed),
-            eid(&presign("hot1", vec![1]), &p[..1]),
-            eid(&presign("hot1", vec![1]), &other_identity),
-            eid(&presign("hot1", vec![1]), &other_signing),
-            eid(&sign(0, None), &p),
-            eid(&sign(1, None), &p),
-            eid(&sign(0, Some(b"pre-1")), &p),
-            eid(&sign(0, Some(b"pre-2")), &p),
-            // A presign whose key id is the sign request's, path the same.
-            eid(&presign("hot1", vec![1]), &p),
-        ];
-        let distinct: std::collections::BTreeSet<_> = ids[..ids.len() - 1].iter().collect();
-        assert_eq!(distinct.len(), ids.len() - 1, "{ids:x?}");
-        assert_eq!(ids[4], ids[ids.len() - 1], "the same session, the same id");
-        // And the cluster, the roster and the session id.
-        let kind = presign("hot1", vec![1]);
-        let base = kind.execution_id(&ClusterId([7; 32]), &[8; 32], &[9; 32], &p);
-        assert_eq!(base, ids[4]);
-        assert_ne!(
-            base,
-            kind.execution_id(&ClusterId([6; 32]), &[8; 32], &[9; 32], &p)
-        );
-        assert_ne!(
-            base,
-            kind.execution_id(&ClusterId([7; 32]), &[6; 32], &[9; 32], &p)
-        );
-        assert_ne!(
-            base,
-            kind.execution_id(&ClusterId([7; 32]), &[8; 32], &[6; 32], &p)
-        );
-    }
-
-    #[test]
-    fn session_ids_carry_their_expiry_and_sort_by_it() {
-        let a = session_id_expiring(1_700_000_000, &[0xff; 24]);
-        let b = session_id_expiring(1_700_000_001, &[0; 24]);
-        assert_eq!(session_id_expiry(&a), 1_700_000_000);
-        assert_eq!(session_id_expiry(&b), 1_700_000_001);
-        assert_eq!(&a[8..], &[0xff; 24]);
-        assert!(
-            a < b,
-            "a later expiry sorts after, whatever the other bytes"
-        );
-    }
-
-    const ALL: [FailureCode; 19] = [
-        FailureCode::BadRequest,
-        FailureCode::UnsupportedVersion,
-        FailureCode::WrongPhase,
-        FailureCode::Nsm,
-        FailureCode::Refused,
-        FailureCode::InProgress,
-        FailureCode::Replayed,
-        FailureCode::NotYet,
-        FailureCode::Busy,
-        FailureCode::Limit,
-        FailureCode::Peer,
-        FailureCode::Sealing,
-        FailureCode::SealingUnavailable,
-        FailureCode::Membership,
-        FailureCode::Internal,
-        FailureCode::Protocol,
-        FailureCode::NoPresignature,
-        FailureCode::Aborted,
-        FailureCode::Unreachable,
-    ];
-
-    fn cbor<T: Serialize>(v: &T) -> Vec<u8> {
-        let mut out = Vec::new();
-        ciborium::into_writer(v, &mut out).expect("in-memory cbor");
-        out
-    }
-
-    /// The typed code encodes exactly as the string it replaced, so the wire bytes of a failed
-    /// outcome did not change; and every enclave error code maps to the failure of that name.
-    #[test]
-    fn failure_codes_encode_as_their_names() {
-        for code in ALL {
-            assert_eq!(cbor(&code), cbor(&code.as_str()), "{code}");
-            let back: FailureCode =
-                ciborium::from_reader(cbor(&code.as_str()).as_slice()).expect("decodes");
-            assert_eq!(back, code);
-        }
-        let junk = cbor(&"no_such_code");
-        assert!(ciborium::from_reader::<FailureCode, _>(junk.as_slice()).is_err());
-        for e in [
-            ErrorCode::BadRequest,
-            ErrorCode::UnsupportedVersion,
-            ErrorCode::WrongPhase,
-            ErrorCode::Nsm,
-            ErrorCode::Refused,
-            ErrorCode::InProgress,
-            ErrorCode::Replayed,
-            ErrorCode::NotYet,
-            ErrorCode::Busy,
-            ErrorCode::Limit,
-            ErrorCode::Peer,
-            ErrorCode::Sealing,
-            ErrorCode::SealingUnavailable,
-            ErrorCode::Membership,
-            ErrorCode::Internal,
-        ] {
-            assert_eq!(FailureCode::from(e).as_str(), e.to_string());
-        }
-    }
-}
+#[path = "session_tests.rs"]
+mod tests;

@@ -35,7 +35,7 @@ use crate::testkit::{IMAGE, boot, node_arn, public_keys};
 
 /// One node's answer to a prepare step: its statement as the others are shown it, and whether
 /// it is prepared; the sealed blob, if any, is kept in `blobs[1]`.
-fn prepare(
+pub(super) fn prepare(
     e: &Enclave,
     change: &ChangeRoster,
     statements: &[HeldStatement],
@@ -393,7 +393,11 @@ fn every_node_of_the_new_roster_holds_one_change_under_one_chain_before_it_is_pr
 }
 
 /// Every node's statement over `change`, none prepared yet.
-fn asked_for(c: &Cluster, newcomer: &Enclave, change: &ChangeRoster) -> Vec<HeldStatement> {
+pub(super) fn asked_for(
+    c: &Cluster,
+    newcomer: &Enclave,
+    change: &ChangeRoster,
+) -> Vec<HeldStatement> {
     statements_with_flags(c, newcomer, change)
         .into_iter()
         .map(|(s, prepared)| {
@@ -419,7 +423,7 @@ fn statements_with_flags(
 }
 
 /// The node to add restarted from `blobs`.
-fn restarted(c: &Cluster, blobs: &[ByteBuf]) -> std::sync::Arc<Enclave> {
+pub(super) fn restarted(c: &Cluster, blobs: &[ByteBuf]) -> std::sync::Arc<Enclave> {
     let fresh = boot(&c.ca, 3, IMAGE);
     match fresh.handle(EnclaveRequest::Restore {
         blobs: blobs.to_vec(),

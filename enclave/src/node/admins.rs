@@ -246,6 +246,16 @@ impl Node {
         self.node_statement(&admins_set_message(cluster, node, version, hash))
     }
 
+    /// This node's node key (public half).
+    pub(super) fn node_key_public(&self) -> Result<[u8; 32], NodeError> {
+        Ok(self
+            .node_key
+            .as_ref()
+            .ok_or(super::MembershipError::NotEnrolled)?
+            .key
+            .public())
+    }
+
     /// This node's node-key signature over `message` (under one of its domain tags).
     pub(super) fn node_statement(&self, message: &[u8]) -> Result<Vec<u8>, NodeError> {
         Ok(self

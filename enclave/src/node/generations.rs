@@ -130,6 +130,7 @@ impl Node {
             frozen: !current,
             refresh_every: schedule.every,
             since: schedule.since,
+            incoming: None,
         };
         let mut plain = Zeroizing::new(Vec::new());
         ciborium::into_writer(&record, &mut *plain)
@@ -174,6 +175,27 @@ impl Node {
             p.policy.void || (key.policy_void && p.policy.version == key.policy_version);
         key.policy_version = p.policy.version;
         Ok(())
+    }
+
+    /// Seals `record` (a key share with its metadata) under `data_key`; the plaintext is
+    /// zeroized.
+    pub(super) fn seal_key_record(
+        &self,
+        data_key: DataKey,
+        record: KeyRecord,
+    ) -> Result<Vec<u8>, MpcError> {
+        let mut plain = Zeroizing::new(Vec::new());
+        ciborium::into_writer(&record, &mut *plain)
+            .map_err(|e| MpcError::Internal(e.to_string()))?;
+        let kind = match record.scheme {
+            protocol::policy::Scheme::EcdsaSecp256k1 => BlobKind::EcdsaShare,
+            protocol::policy::Scheme::EddsaEd25519 => BlobKind::EddsaShare,
+        };
+        let key_id = record.key_id.clone();
+        drop(record);
+        self.sealing
+            .seal_with(data_key, kind, &key_id, &plain)
+            .map_err(|e| MpcError::Internal(e.to_string()))
     }
 
     /// Seals a resharing's new generation of a key as pending, signs its receipt and keeps it
@@ -240,6 +262,7 @@ impl Node {
             frozen: false,
             refresh_every: schedule.every,
             since: schedule.since,
+            incoming: None,
         };
         let receipt = self.sign_receipt(
             KeyReceipt {
@@ -259,14 +282,7 @@ impl Node {
             }
             .with_policy(policy.version, &policy.policy),
         )?;
-        let mut plain = Zeroizing::new(Vec::new());
-        ciborium::into_writer(&record, &mut *plain)
-            .map_err(|e| MpcError::Internal(e.to_string()))?;
-        drop(record);
-        let sealed = self
-            .sealing
-            .seal_with(data_key, share.kind(), &r.key_id, &plain)
-            .map_err(|e| MpcError::Internal(e.to_string()))?;
+        let sealed = self.seal_key_record(data_key, record)?;
         if let Some(key) = self.keys.get_mut(&r.key_id) {
             key.pending = Some(Pending {
                 generation: r.generation,

@@ -18,7 +18,7 @@ use super::enroll::{NodeKey, bytes_hex, key_hex};
 use super::membership::MembershipError;
 use super::{Admission, Node, NodeError, bad};
 use crate::identity::SecretIdentity;
-use crate::peer::PeerError;
+use crate::peer::{PeerError, Roster};
 use crate::policy::keys32;
 use crate::seal::BlobKind;
 
@@ -432,39 +432,31 @@ impl Node {
         doc: &PeerDocument,
         now: std::time::Duration,
     ) -> Result<attestation::IdentityKeys, PeerError> {
-        let images = g.images.last().cloned().unwrap_or_default();
-        let mut refused = PeerError::Attestation {
-            node: doc.node,
-            reason: "the cluster accepts no image".into(),
-        };
-        for image in &images {
-            let mut policy = self.peer_policy_for(g, doc.node);
-            for (i, pcr) in [&image.pcr0, &image.pcr1, &image.pcr2]
-                .into_iter()
-                .enumerate()
-            {
-                policy.pcrs.insert(i, vec![pcr.to_vec()]);
-            }
-            match self.roster.admit(doc.node, &doc.document, &policy, now) {
-                Err(e @ PeerError::Attestation { .. }) => refused = e,
-                other => return other,
-            }
-        }
-        Err(refused)
-    }
-
-    /// What a peer's document must show to be admitted at `node`: this enclave's image (and
-    /// root), and the node key and KMS key the roster lists at `node`, with the parent PCR3 and
-    /// PCR4 the entry pins. A document of any other enclave of the image — an attacker's, a
-    /// replacement that lost the node key, another index's — is refused.
-    fn peer_policy_for(&self, g: &GenesisState, node: u16) -> Policy {
-        let mut policy = self.peer_policy.clone();
-        policy.require_node = true;
-        let Some(entry) = g
+        let entry = g
             .pinned
             .as_ref()
-            .and_then(|p| p.roster.get(usize::from(node)))
-        else {
+            .and_then(|p| p.roster.get(usize::from(doc.node)));
+        let policy = self.peer_policy_for(entry);
+        let images = g.images.last().map(Vec::as_slice).unwrap_or_default();
+        admit_under(
+            &mut self.roster,
+            images,
+            doc.node,
+            &doc.document,
+            &policy,
+            now,
+        )
+    }
+
+    /// What a peer's document must show to be admitted as the node `entry` lists: this
+    /// enclave's root, and the node key and KMS key of the entry, with the parent PCR3 and
+    /// PCR4 it pins (the image is each accepted image's, [`admit_under`]). A document of any
+    /// other enclave of the image — an attacker's, a replacement that lost the node key,
+    /// another index's — is refused.
+    pub(super) fn peer_policy_for(&self, entry: Option<&RosterEntry>) -> Policy {
+        let mut policy = self.peer_policy.clone();
+        policy.require_node = true;
+        let Some(entry) = entry else {
             return policy;
         };
         let key: Option<[u8; 32]> = entry.node_key.as_slice().try_into().ok();
@@ -507,4 +499,35 @@ impl Node {
         let nodes = self.genesis()?.nodes;
         Ok(participants.iter().copied().eq(0..nodes))
     }
+}
+
+/// Admits `document` into `roster` as `node` under the first of `images` whose PCR0-2 it
+/// shows, with `policy` ([`Node::peer_policy_for`]) for the rest; an attestation refusal under
+/// every image is the last image's.
+pub(super) fn admit_under(
+    roster: &mut Roster,
+    images: &[g2::Image],
+    node: u16,
+    document: &[u8],
+    policy: &Policy,
+    now: std::time::Duration,
+) -> Result<attestation::IdentityKeys, PeerError> {
+    let mut refused = PeerError::Attestation {
+        node,
+        reason: "the cluster accepts no image".into(),
+    };
+    for image in images {
+        let mut policy = policy.clone();
+        for (i, pcr) in [&image.pcr0, &image.pcr1, &image.pcr2]
+            .into_iter()
+            .enumerate()
+        {
+            policy.pcrs.insert(i, vec![pcr.to_vec()]);
+        }
+        match roster.admit(node, document, &policy, now) {
+            Err(e @ PeerError::Attestation { .. }) => refused = e,
+            other => return other,
+        }
+    }
+    Err(refused)
 }

@@ -64,6 +64,11 @@ pub(super) struct KeyRecord {
     /// (helper-42, finding 2), until the admins set a policy again. Left out when `false`.
     #[serde(default, skip_serializing_if = "protocol::skip::is_false")]
     pub(super) policy_void: bool,
+    /// A key's incoming generation (issue 20): its share dealt to the pending roster change
+    /// this names, at this node's index in that roster; it signs nothing until the change is
+    /// committed. Left out otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) incoming: Option<super::move_key::IncomingOn>,
 }
 
 fn current_by_default() -> bool {
@@ -299,12 +304,14 @@ impl Node {
             self.node_key = Some(node_key);
             return Ok((Vec::new(), false, resealed));
         };
-        if state.joining() && (!opened.records.is_empty() || opened.aux.is_some()) {
+        let (records, incoming) = super::move_key::incoming_of(opened.records)?;
+        if state.joining() && (!records.is_empty() || opened.aux.is_some()) {
             return Err(bad(
-                "a joining node holds no key share and no auxiliary information",
+                "a joining node holds no key share and no auxiliary information, only keys' \
+                 incoming generations",
             ));
         }
-        let keys = super::generations::generations(opened.records, state.node)?;
+        let keys = super::generations::generations(records, state.node)?;
         // A joining node's index is in the pending roster, not the one peers are admitted by.
         if !state.joining() {
             self.roster.insert_self(state.node, identity.public());
@@ -322,6 +329,8 @@ impl Node {
         self.node_key = opened.node_key;
         self.genesis = Some(state);
         self.keys = keys;
+        self.incoming = incoming;
+        self.prune_incoming();
         if aux.is_none() {
             self.primes.warm_up();
         }
@@ -531,7 +540,10 @@ impl Node {
     /// them.
     pub(super) fn check_new_key(&self, r: &CreateKey) -> Result<(), NodeError> {
         let g = self.check_request((r.v, REQUEST_VERSION), &r.cluster, &r.request_id)?;
-        if r.key_id.is_empty() || r.key_id.len() > 128 || self.keys.contains_key(&r.key_id) {
+        if r.key_id.is_empty()
+            || r.key_id.len() > protocol::roster::transfer::MAX_KEY_ID_LEN
+            || self.keys.contains_key(&r.key_id)
+        {
             return Err(NodeError::Refused(format!(
                 "key id {} is empty, too long or taken",
                 r.key_id
@@ -609,6 +621,7 @@ impl Node {
             since: 0,
             policy_version: 0,
             policy_void: false,
+            incoming: None,
         };
         let mut plain = Zeroizing::new(Vec::new());
         ciborium::into_writer(&record, &mut *plain)

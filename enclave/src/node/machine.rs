@@ -37,9 +37,13 @@ pub(super) enum Product {
     /// A key share made whole before the last round (an import's, kept once every node
     /// confirmed).
     Share(super::keys::Share),
-    /// A redistribution's end at a node that deals and receives nothing (it leaves the
-    /// roster): every party confirmed the dealings it checked.
-    Dealt,
+    /// A redistribution's end, once every party confirmed the same digest (`confirmed`): the
+    /// share of the next generation at a receiver, none at a party that only deals (it leaves
+    /// the roster).
+    Redistributed {
+        share: Option<super::keys::Share>,
+        confirmed: [u8; 32],
+    },
 }
 
 impl From<SecretAuxInfo> for Product {
@@ -153,7 +157,12 @@ impl Node {
                 let data_key = data_key(s, "key share")?;
                 self.store_key(data_key, request, request_hash, &s.participants, share)
             }
-            (Product::Share(share), Purpose::ReshareKey(resharing)) => {
+            (
+                Product::Redistributed {
+                    share: Some(share), ..
+                },
+                Purpose::ReshareKey(resharing),
+            ) => {
                 let resharing = resharing.clone();
                 let data_key = data_key(s, "key share")?;
                 self.store_pending(data_key, resharing, &s.participants, share)
@@ -176,6 +185,11 @@ impl Node {
                     },
                 );
                 Ok(Outcome::PresignatureReady)
+            }
+            (Product::Redistributed { share, confirmed }, Purpose::MoveKey(moving)) => {
+                let moving = (**moving).clone();
+                let data_key = s.data_key.take();
+                self.keep_incoming(moving, share, confirmed, data_key)
             }
             (Product::Signature(signature), Purpose::Sign(signing)) => Ok(Outcome::Signed {
                 signature: ByteBuf::from(signature),

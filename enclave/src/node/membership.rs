@@ -229,6 +229,34 @@ pub enum MembershipError {
         /// The roster version the change makes.
         version: u32,
     },
+    /// A key's move to the pending roster at a node not prepared for it (issue 20): every
+    /// node of the new roster holds one change under one chain before anything is moved.
+    #[error(
+        "not_prepared: this node is not prepared for roster version {version}; no key moves to it until it is"
+    )]
+    NotPrepared {
+        /// The roster version the change makes.
+        version: u32,
+    },
+    /// A key's move whose stated facts are not the key's as this node holds it (another
+    /// policy, threshold, public share...): a relay telling a joining node a lie is refused by
+    /// the holders told the same.
+    #[error(
+        "key_info_differs: the facts the move states of key {key_id} are not the ones this node holds"
+    )]
+    KeyInfoDiffers {
+        /// The key.
+        key_id: String,
+    },
+    /// A key's move whose document for a party does not verify as the node the rosters list
+    /// for it (its node key, KMS key, parent PCRs, an accepted image).
+    #[error("party_refused: party {party}'s document: {reason}")]
+    PartyRefused {
+        /// The party, by index in the change's party space.
+        party: u16,
+        /// Why.
+        reason: String,
+    },
     /// A join whose node key the roster the change makes does not list.
     #[error(
         "not_in_roster: this enclave's node key {node_key} is not in the roster the change makes"
@@ -353,6 +381,9 @@ impl MembershipError {
             Self::PendingGeneration { .. } => "pending_generation",
             Self::VoidPolicy { .. } => "void_policy",
             Self::RosterChangePrepared { .. } => "roster_change_prepared",
+            Self::NotPrepared { .. } => "not_prepared",
+            Self::KeyInfoDiffers { .. } => "key_info_differs",
+            Self::PartyRefused { .. } => "party_refused",
             Self::NotInChange { .. } => "not_in_roster",
             Self::ListedInForce { .. } => "listed_in_force",
             Self::NothingToJoin => "nothing_to_join",

@@ -35,6 +35,7 @@ mod join;
 mod keys;
 mod machine;
 pub mod membership;
+mod move_key;
 mod prepare;
 mod redistribute;
 mod reshare;
@@ -185,6 +186,8 @@ pub struct Node {
     peer_policy: Policy,
     aux: Option<SecretAuxInfo>,
     keys: BTreeMap<String, Key>,
+    /// Keys' incoming generations, dealt to the pending roster change (issue 20).
+    incoming: BTreeMap<String, move_key::Incoming>,
     presignatures: HashMap<[u8; SESSION_ID_LEN], Presignature>,
     sessions: HashMap<[u8; SESSION_ID_LEN], Session>,
     /// Ids of sessions started here that have not expired yet (ordered by expiry: the expiry
@@ -247,6 +250,7 @@ impl Node {
             peer_policy,
             aux: None,
             keys: BTreeMap::new(),
+            incoming: BTreeMap::new(),
             presignatures: HashMap::new(),
             sessions: HashMap::new(),
             used_sessions: BTreeSet::new(),

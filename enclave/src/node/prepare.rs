@@ -85,16 +85,14 @@ impl GenesisState {
     /// Whether this node is prepared for the roster change pending here: every node's
     /// statement over that change and the chain this node holds now is sealed.
     pub(super) fn prepared(&self) -> bool {
-        match (
-            &self.sealed.prepared,
-            self.pending_roster(),
-            self.chain_digest(),
-        ) {
-            (Some(p), Some(pending), Some(chain)) => {
-                p.change.as_slice() == pending.request.hash() && p.chain.as_slice() == chain
-            }
-            _ => false,
-        }
+        // The sealed record first: the chain digest (hashing every change) only when it exists.
+        let (Some(p), Some(pending)) = (&self.sealed.prepared, self.pending_roster()) else {
+            return false;
+        };
+        p.change.as_slice() == pending.request.hash()
+            && self
+                .chain_digest()
+                .is_some_and(|chain| p.chain.as_slice() == chain)
     }
 
     /// Checks `statements` for the change pending here under `chain`: one per node key, each of
@@ -266,6 +264,8 @@ impl Node {
     /// the change against the keys held now: thresholds, no pending generation) before this
     /// node seals itself as prepared. A refusal changes nothing.
     pub fn prepare_roster(&mut self, prepare: &PrepareRoster) -> Result<Held, NodeError> {
+        // Keys' incoming generations for a change or chain no longer held go first.
+        self.prune_incoming();
         let g = self.genesis.as_ref().ok_or_else(|| bad("no genesis yet"))?;
         let cluster = g.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
         let pending = g.pending_roster().ok_or(MembershipError::NoPendingChange)?;
@@ -283,12 +283,7 @@ impl Node {
         // it or is prepared: every key is reshared to the new roster from one generation, at
         // a threshold the new roster can hold (attacker review helper-60, finding 2).
         self.holds_for_prepare()?;
-        let key = self
-            .node_key
-            .as_ref()
-            .ok_or(MembershipError::NotEnrolled)?
-            .key
-            .public();
+        let key = self.node_key_public()?;
         if prepare.nonce.len() > MAX_PREPARE_NONCE {
             return Err(bad(format!(
                 "a prepare step's nonce is at most {MAX_PREPARE_NONCE} bytes"

@@ -333,15 +333,11 @@ impl<E: Curve> Redistribution<E> {
                 });
             }
             if self.confirmations.len() == self.others.len() {
-                let (share, _) = self
+                let (share, confirmed) = self
                     .made
                     .take()
                     .ok_or_else(|| MpcError::Internal("the new share is gone".into()))?;
-                let product = match share {
-                    Some(share) => Product::Share(share),
-                    None => Product::Dealt,
-                };
-                return Ok(Step::Done(product, out));
+                return Ok(Step::Done(Product::Redistributed { share, confirmed }, out));
             }
         }
         Ok(Step::Continue(out))

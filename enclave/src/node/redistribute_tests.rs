@@ -267,7 +267,11 @@ fn start_all(
 }
 
 fn secret_of(product: &Product) -> Scalar<E> {
-    let Product::Share(Share::Eddsa(share)) = product else {
+    let Product::Redistributed {
+        share: Some(Share::Eddsa(share)),
+        ..
+    } = product
+    else {
         panic!("a receiver ends with an EdDSA share");
     };
     *share.held().expect("the share converts").secret.as_ref()
@@ -296,11 +300,17 @@ fn a_roster_change_redistributes_from_the_old_nodes_to_the_new_ones() {
         );
     }
     assert!(
-        matches!(ends[&4], Some(Ok(Product::Dealt))),
+        matches!(
+            ends[&4],
+            Some(Ok(Product::Redistributed { share: None, .. }))
+        ),
         "the node leaving deals and keeps nothing"
     );
     for p in 0..4u16 {
-        let Some(Ok(Product::Share(share))) = &ends[&p] else {
+        let Some(Ok(Product::Redistributed {
+            share: Some(share), ..
+        })) = &ends[&p]
+        else {
             panic!("party {p} made a share");
         };
         assert_eq!(share.index(), p, "a receiver's share is at its new index");
@@ -545,7 +555,10 @@ fn no_party_finishes_without_every_other_partys_confirmation() {
     for p in 0..4u16 {
         assert!(ends[&p].is_none(), "party {p} waits for B's confirmation");
     }
-    assert!(matches!(ends[&4], Some(Ok(Product::Dealt))));
+    assert!(matches!(
+        ends[&4],
+        Some(Ok(Product::Redistributed { share: None, .. }))
+    ));
     // E's confirmation to B lost: B, which deals only, is not done; the receivers are.
     let (machines, first) = start_all(&roster_change(), views(), 2);
     let ends = run_dropping(machines, first, &|from, to, tag| {
@@ -554,7 +567,10 @@ fn no_party_finishes_without_every_other_partys_confirmation() {
     assert!(ends[&4].is_none(), "B waits for E's confirmation");
     for p in 0..4u16 {
         assert!(
-            matches!(ends[&p], Some(Ok(Product::Share(_)))),
+            matches!(
+                ends[&p],
+                Some(Ok(Product::Redistributed { share: Some(_), .. }))
+            ),
             "party {p} is done"
         );
     }
@@ -648,7 +664,10 @@ fn a_receivers_share_is_at_its_new_index_not_its_party_index() {
         let Some(Ok(product)) = &ends[party] else {
             panic!("party {party} made a share");
         };
-        let Product::Share(share) = product else {
+        let Product::Redistributed {
+            share: Some(share), ..
+        } = product
+        else {
             panic!("party {party} receives");
         };
         assert_eq!(

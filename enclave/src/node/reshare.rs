@@ -223,12 +223,12 @@ impl Node {
     }
 
     #[cfg(test)]
-    fn take_cheat(&mut self) -> Option<Cheat> {
+    pub(super) fn take_cheat(&mut self) -> Option<Cheat> {
         self.test.cheat.take()
     }
 
     #[cfg(not(test))]
-    fn take_cheat(&mut self) -> Option<Cheat> {
+    pub(super) fn take_cheat(&mut self) -> Option<Cheat> {
         None
     }
 

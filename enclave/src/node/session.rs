@@ -39,6 +39,8 @@ pub(super) enum Purpose {
     Presign(String, u32),
     /// A resharing: the new generation it makes, pending.
     ReshareKey(super::reshare::Resharing),
+    /// A key's move to the pending roster: the incoming generation it makes (issue 20).
+    MoveKey(Box<super::move_key::Moving>),
     Sign(Signing),
 }
 
@@ -77,6 +79,15 @@ impl Start {
         self.data_key = Some(data_key);
         self
     }
+}
+
+/// A session's identity once its start is checked: its id, execution id, this node's index
+/// in it and the peers' identity keys as admitted for it.
+pub(super) struct Opened {
+    pub(super) sid: [u8; SESSION_ID_LEN],
+    pub(super) eid: [u8; 32],
+    pub(super) me: u16,
+    pub(super) peers: Roster,
 }
 
 /// How a session kind opens: a running session, or an outcome given at once.
@@ -134,7 +145,10 @@ impl Session {
 fn makes_keys(purpose: &Purpose) -> bool {
     matches!(
         purpose,
-        Purpose::CreateKey(_) | Purpose::ImportKey(..) | Purpose::ReshareKey(_)
+        Purpose::CreateKey(_)
+            | Purpose::ImportKey(..)
+            | Purpose::ReshareKey(_)
+            | Purpose::MoveKey(_)
     )
 }
 
@@ -169,6 +183,27 @@ impl Node {
             return Err(NodeError::Refused("session id already used".into()));
         }
         self.check_capacity(kind)?;
+        // A key's move to the pending roster runs in the change's party space, with peers
+        // admitted for the session alone (`node/move_key.rs`).
+        if let SessionKind::MoveKey {
+            key_id,
+            generation,
+            dealers,
+            key,
+            documents,
+        } = kind
+        {
+            let moved = super::move_key::Move {
+                key_id,
+                generation: *generation,
+                dealers,
+                key,
+                documents,
+            };
+            let (start, opened) = self.start_move(identity, &sid, participants, kind, &moved)?;
+            self.used_sessions.insert(sid);
+            return self.run(identity, opened, participants, start, kind.name());
+        }
         let my_position = self.check_participants(participants)?;
         let me = self.genesis()?.node;
         let peers = self.roster.subset(participants);
@@ -229,6 +264,11 @@ impl Node {
             SessionKind::Presign { key_id, path } => {
                 self.start_presign(&eid, participants, my_position, key_id, path)?
             }
+            SessionKind::MoveKey { .. } => {
+                return Err(NodeError::Internal(
+                    "a key's move starts in its own party space".into(),
+                ));
+            }
             SessionKind::Sign {
                 request,
                 payload,
@@ -253,6 +293,30 @@ impl Node {
             }
         };
         self.used_sessions.insert(sid);
+        let opened = Opened {
+            sid,
+            eid,
+            me,
+            peers,
+        };
+        self.run(identity, opened, participants, start, kind.name())
+    }
+
+    /// Runs a session whose start succeeded: seals its first messages and keeps it.
+    fn run(
+        &mut self,
+        identity: &SecretIdentity,
+        opened: Opened,
+        participants: &[u16],
+        start: Start,
+        name: &'static str,
+    ) -> Result<SessionUpdate, NodeError> {
+        let Opened {
+            sid,
+            eid,
+            me,
+            peers,
+        } = opened;
         let mut session = Session {
             channel: Channel::new(sid, eid, me, participants.iter().copied()),
             participants: participants.to_vec(),
@@ -263,7 +327,7 @@ impl Node {
             last_active: self.now(),
             data_key: start.data_key,
         };
-        info!(session = %hex_short(&sid), kind = kind.name(), "session started");
+        info!(session = %hex_short(&sid), kind = name, "session started");
         let outgoing = match seal_all(identity, &mut session, start.first) {
             Ok(o) => o,
             Err(e) => {

@@ -149,7 +149,7 @@ impl Node {
             Purpose::ReshareKey(r) => {
                 let _ = self.guard.consume(&r.use_key, r.created, r.expiry, now);
             }
-            Purpose::AuxInfo | Purpose::Presign(..) => {}
+            Purpose::AuxInfo | Purpose::Presign(..) | Purpose::MoveKey(_) => {}
         }
     }
 

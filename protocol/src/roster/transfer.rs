@@ -25,6 +25,9 @@ pub const KEY_INFO_DOMAIN: &[u8] = b"cohort/key-info/v1\0";
 /// Domain of [`transfer_context`].
 pub const TRANSFER_DOMAIN: &[u8] = b"cohort/roster-transfer/v1\0";
 
+/// Domain of [`key_moved_message`].
+pub const KEY_MOVED_DOMAIN: &[u8] = b"cohort/key-moved/v1\0";
+
 /// The longest key id (as key creation allows).
 pub const MAX_KEY_ID_LEN: usize = 128;
 
@@ -232,6 +235,37 @@ pub fn transfer_context(t: &Transfer<'_>) -> [u8; 32] {
     }
     h.update(t.key);
     h.finalize().into()
+}
+
+/// What a node of the new roster signs by its node key once it sealed a key's incoming
+/// generation: `KEY_MOVED_DOMAIN || cluster || node key || u32 version || change || u32
+/// len || key id || u32 generation dealt from || u16 index || confirmed digest || key facts'
+/// digest`. The commit compares every node's (planned): one digest, one sharing.
+pub fn key_moved_message(
+    cluster: &ClusterId,
+    node_key: &[u8; 32],
+    (version, change): (u32, &[u8; 32]),
+    (key_id, generation): (&str, u32),
+    index: u16,
+    confirmed: &[u8; 32],
+    key: &[u8; 32],
+) -> Vec<u8> {
+    let mut m = KEY_MOVED_DOMAIN.to_vec();
+    m.extend_from_slice(&cluster.0);
+    m.extend_from_slice(node_key);
+    m.extend_from_slice(&version.to_be_bytes());
+    m.extend_from_slice(change);
+    m.extend_from_slice(
+        &u32::try_from(key_id.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    m.extend_from_slice(key_id.as_bytes());
+    m.extend_from_slice(&generation.to_be_bytes());
+    m.extend_from_slice(&index.to_be_bytes());
+    m.extend_from_slice(confirmed);
+    m.extend_from_slice(key);
+    m
 }
 
 #[cfg(test)]

@@ -1,0 +1,622 @@
+//! Moving a key to the pending roster (issue 20, membership step 3 of `docs/lifecycle.md`,
+//! ADR 0022): the dealers, nodes of the roster in force, deal their shares of the key's
+//! current generation to every node of the roster the change makes ([`super::redistribute`]),
+//! and each of those seals its share as the key's *incoming* generation once every party
+//! confirmed the same digest. The current generation keeps signing; the commit (planned) makes
+//! the incoming one current.
+//!
+//! No request starts it: the change the admins approved, sealed pending and prepared at each
+//! party ([`Node::prepared`]), is the authority, checked at the start and again before anything
+//! is sealed. Everything a party binds it computes from its own sealed state, never from the
+//! relay: the party space ([`protocol::roster::RosterDiff::parties`]), the committee, the
+//! threshold (the key's own), the peers' identities (each party's document verified against
+//! the entry the rosters list for that party and the images of the chain it holds, for this
+//! session only), and the context the confirmed digest covers
+//! ([`protocol::roster::transfer::transfer_context`]: both rosters, the change, the chain,
+//! the party space, the dealers and the digest of the key's facts). A holder states the key's
+//! facts from its own record; a joining node takes the ones it is given, checks that the
+//! public shares lie on one polynomial of the key's threshold, and gets no confirmation from
+//! any holder if they are not the key's.
+
+use std::collections::BTreeMap;
+
+use protocol::genesis::{RosterEntry, roster_digest};
+use protocol::policy::Scheme;
+use protocol::roster::ChangeParty;
+use protocol::roster::transfer::{
+    KEY_INFO_VERSION, KeyInfo, Transfer, key_moved_message, transfer_context,
+};
+use protocol::session::{Outcome, Participant, SessionKind};
+use reshare::Points;
+use reshare::generic_ec::curves::Ed25519;
+use reshare::generic_ec::{Curve, Point};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use tracing::{info, warn};
+
+use super::genesis::{GenesisState, admit_under};
+use super::keys::{KeyRecord, Share};
+use super::membership::MembershipError;
+use super::redistribute::{Committee, MakeShare, OldKey, Part, start};
+use super::session::{Opened, Purpose, Start};
+use super::single_use::key_id_use;
+use super::{Node, NodeError, bad, internal};
+use crate::identity::SecretIdentity;
+use crate::mpc::MpcError;
+use crate::mpc::eddsa::SecretEddsaShare;
+use crate::peer::Roster;
+use crate::seal::{BlobKind, DataKey};
+
+/// What a [`SessionKind::MoveKey`] names.
+pub(super) struct Move<'a> {
+    pub(super) key_id: &'a str,
+    pub(super) generation: u32,
+    pub(super) dealers: &'a [u16],
+    pub(super) key: &'a KeyInfo,
+    pub(super) documents: &'a [ByteBuf],
+}
+
+/// A move under way at this node: what its incoming generation will be named by.
+#[derive(Clone)]
+pub(super) struct Moving {
+    pub(super) key_id: String,
+    /// SHA-256 of the change.
+    pub(super) change: [u8; 32],
+    /// The roster version it makes.
+    pub(super) version: u32,
+    /// The digest of the chain this node was prepared under.
+    pub(super) chain: [u8; 32],
+    /// This node's index in the new roster, if it receives.
+    pub(super) index: Option<u16>,
+    /// The key's facts: this node's own record's, or, at a joining node, the ones given.
+    pub(super) info: KeyInfo,
+    pub(super) info_digest: [u8; 32],
+}
+
+/// What an incoming generation's sealed record names besides the share: the change it was
+/// dealt to, the chain it was prepared under, the digest its move confirmed and the key's
+/// facts it was dealt under. It holds only while all of them are this node's now
+/// ([`Node::incoming_holds`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct IncomingOn {
+    /// SHA-256 of the roster change.
+    pub(super) change: ByteBuf,
+    /// The roster version the change makes.
+    pub(super) version: u32,
+    /// The digest of the chain (`protocol::roster::chain_digest`) it was prepared under.
+    pub(super) chain: ByteBuf,
+    /// The digest every party of the move confirmed.
+    pub(super) confirmed: ByteBuf,
+    /// The key's facts.
+    pub(super) key: KeyInfo,
+}
+
+/// A key's incoming generation at this node: its share at its index in the pending roster,
+/// sealed as the generation after the one dealt from. It signs nothing; the commit (planned)
+/// makes it current.
+pub(super) struct Incoming {
+    pub(super) on: IncomingOn,
+    pub(super) share: Share,
+}
+
+/// The entry the rosters list for `party`: the new roster's at its new index, else the roster
+/// in force's (a node leaving).
+fn entry_of<'a>(
+    party: &ChangeParty,
+    next: &'a [RosterEntry],
+    in_force: &'a [RosterEntry],
+) -> Option<&'a RosterEntry> {
+    match (party.next, party.current) {
+        (Some(j), _) => next.get(usize::from(j)),
+        (None, Some(i)) => in_force.get(usize::from(i)),
+        (None, None) => None,
+    }
+}
+
+/// Points as `KeyInfo` carries them (compressed).
+fn encoded<E: Curve>(points: &[Point<E>]) -> Vec<ByteBuf> {
+    points
+        .iter()
+        .map(|p| ByteBuf::from(p.to_bytes(true).as_ref().to_vec()))
+        .collect()
+}
+
+/// The old committee's public side as a joining node is given it: the key and every holder's
+/// public share, which must lie on one polynomial of the key's threshold whose value at zero
+/// is the key (helper-63, finding 5: a forged view is refused at once, not stalled).
+fn given_view<E: Curve>(info: &KeyInfo) -> Result<OldKey<E>, NodeError> {
+    let point = |b: &[u8]| {
+        Point::<E>::from_bytes(b).map_err(|_| bad("the key's facts name a point off the curve"))
+    };
+    let public_key = point(&info.public_key)?;
+    let public_shares = info
+        .public_shares
+        .iter()
+        .map(|s| point(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let n = u16::try_from(public_shares.len()).map_err(|_| bad("too many public shares"))?;
+    let points = Points::<E>::of_indices(&(0..n).collect::<Vec<_>>())
+        .map_err(|e| bad(format!("the key's holders: {e}")))?;
+    reshare::check_public_shares(&points, &public_shares, info.threshold, &public_key)
+        .map_err(|e| bad(format!("the key's public shares as given: {e}")))?;
+    Ok(OldKey {
+        public_shares,
+        public_key,
+        secret: None,
+    })
+}
+
+impl Node {
+    /// The facts this node states of key `key_id` from its own record ([`KeyInfo`]). A key
+    /// whose current generation names no request (sealed before requests were kept) is not
+    /// moved: the admins refresh it first.
+    pub(super) fn key_info(&self, key_id: &str) -> Result<KeyInfo, NodeError> {
+        let key = self
+            .keys
+            .get(key_id)
+            .ok_or_else(|| NodeError::Refused(format!("unknown key {key_id}")))?;
+        let request = key.request.ok_or_else(|| {
+            NodeError::Refused(format!(
+                "key {key_id}'s current generation names no request: the admins refresh it \
+                 before it moves to another roster"
+            ))
+        })?;
+        let (public_key, chain_code) = key.share.public_key();
+        let public_shares = match &key.share {
+            Share::Ecdsa(s) => encoded(&s.held().map_err(internal)?.public_shares),
+            Share::Eddsa(s) => encoded(&s.held().map_err(internal)?.public_shares),
+        };
+        Ok(KeyInfo {
+            v: KEY_INFO_VERSION,
+            key_id: key_id.to_string(),
+            scheme: key.share.scheme(),
+            generation: key.generation,
+            threshold: key.threshold,
+            public_key: ByteBuf::from(public_key),
+            chain_code: chain_code.map(ByteBuf::from),
+            public_shares,
+            request: ByteBuf::from(request.to_vec()),
+            policy_version: key.policy_version,
+            policy: key.policy.clone(),
+            refresh_every: key.schedule.every,
+        })
+    }
+
+    /// Starts this node's part in a key's move to the pending roster (module docs): every
+    /// check runs before anything is sent or held.
+    pub(super) fn start_move(
+        &mut self,
+        identity: &SecretIdentity,
+        sid: &[u8; 32],
+        participants: &[u16],
+        kind: &SessionKind,
+        m: &Move<'_>,
+    ) -> Result<(Start, Opened), NodeError> {
+        // An incoming generation that no longer holds (another change or chain, the key changed
+        // since) goes before anything else is looked at.
+        self.prune_incoming();
+        let g: &GenesisState = self.genesis.as_ref().ok_or_else(|| bad("no genesis yet"))?;
+        let pending = g.pending_roster().ok_or(MembershipError::NoPendingChange)?;
+        let change = pending.request.clone();
+        let version = change.new_version();
+        if !self.prepared() {
+            return Err(MembershipError::NotPrepared { version }.into());
+        }
+        let joining = g.joining();
+        let cluster = g.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
+        let pinned = g.pinned.as_ref().ok_or(MembershipError::LegacyGenesis)?;
+        let chain = g.chain_digest().ok_or(MembershipError::LegacyGenesis)?;
+        let in_force = pinned.roster.clone();
+        let current_digest = pinned.roster_digest;
+        let images = g.images.last().cloned().unwrap_or_default();
+        let parties = change
+            .diff(&g.rosters(), 0)
+            .map_err(MembershipError::RosterChange)?
+            .parties();
+        let hash = change.hash();
+        let n = u16::try_from(parties.len()).map_err(|_| bad("too many parties"))?;
+        if !participants.iter().copied().eq(0..n) {
+            return Err(bad(format!(
+                "a key's move involves every party of the change ({n}: the new roster, then the \
+                 nodes leaving), in party order"
+            )));
+        }
+        let my_key = self.node_key_public()?;
+        let me = parties
+            .iter()
+            .position(|p| {
+                entry_of(p, &change.roster, &in_force)
+                    .is_some_and(|e| e.node_key.as_slice() == my_key)
+            })
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| bad("this node is no party of the change"))?;
+        let index = parties[usize::from(me)].next;
+
+        // The key's facts: a holder's own, compared with what the relay states; a joining
+        // node's as given, checked by shape.
+        let info = if joining {
+            m.key
+                .check()
+                .map_err(|e| bad(format!("the key's facts: {e}")))?;
+            m.key.clone()
+        } else {
+            self.key_info(m.key_id)?
+        };
+        if info.key_id != m.key_id || info.generation != m.generation {
+            return Err(NodeError::Refused(format!(
+                "key {} is at generation {} here; the move names key {} at generation {}",
+                info.key_id, info.generation, m.key_id, m.generation
+            )));
+        }
+        if !joining && info != *m.key {
+            return Err(MembershipError::KeyInfoDiffers {
+                key_id: m.key_id.to_string(),
+            }
+            .into());
+        }
+        if info.public_shares.len() != in_force.len() {
+            return Err(bad(format!(
+                "the key's facts name {} holders; the roster in force has {}",
+                info.public_shares.len(),
+                in_force.len()
+            )));
+        }
+        if info.scheme != Scheme::EddsaEd25519 {
+            return Err(NodeError::Refused(format!(
+                "key {}: an ECDSA key moves with the new roster's auxiliary information, not \
+                 built yet; EdDSA keys move",
+                m.key_id
+            )));
+        }
+        let increasing = m.dealers.windows(2).all(|w| w[0] < w[1]);
+        if !increasing || m.dealers.len() < usize::from(info.threshold) {
+            return Err(bad(format!(
+                "the dealers must be at least the key's threshold ({}) of the roster in force, \
+                 each once, in increasing order (got {:?})",
+                info.threshold, m.dealers
+            )));
+        }
+        let mut dealers = Vec::with_capacity(m.dealers.len());
+        for d in m.dealers {
+            let party = parties
+                .iter()
+                .position(|p| p.current == Some(*d))
+                .and_then(|p| u16::try_from(p).ok())
+                .ok_or_else(|| bad(format!("dealer {d} is no node of the roster in force")))?;
+            dealers.push((party, *d));
+        }
+        let receivers: Vec<u16> = (0..n)
+            .filter(|p| parties[usize::from(*p)].next.is_some())
+            .collect();
+
+        let info_digest = info.digest();
+        let next_digest = roster_digest(&cluster, version, &change.roster);
+        let context = transfer_context(&Transfer {
+            cluster: &cluster,
+            change: &hash,
+            current: &current_digest,
+            version,
+            roster: &next_digest,
+            chain: &chain,
+            parties: &parties,
+            dealers: m.dealers,
+            key: &info_digest,
+        });
+
+        // The peers, for this session alone: each party's document against the entry the
+        // rosters list for it.
+        if m.documents.len() != parties.len() {
+            return Err(bad(format!(
+                "a key's move carries one document per party ({n}), not {}",
+                m.documents.len()
+            )));
+        }
+        let now = (self.clock)();
+        let mut peers = Roster::default();
+        peers.insert_self(me, identity.public());
+        for (p, party) in (0u16..).zip(&parties) {
+            if p == me {
+                continue;
+            }
+            let entry = entry_of(party, &change.roster, &in_force)
+                .ok_or_else(|| NodeError::Internal(format!("party {p} has no roster entry")))?;
+            let policy = self.peer_policy_for(Some(entry));
+            let document = &m.documents[usize::from(p)];
+            admit_under(&mut peers, &images, p, document, &policy, now).map_err(|e| {
+                MembershipError::PartyRefused {
+                    party: p,
+                    reason: e.to_string(),
+                }
+            })?;
+        }
+        let named = (0..n)
+            .map(|p| {
+                let keys = peers
+                    .get(p)
+                    .ok_or_else(|| NodeError::Internal(format!("party {p} was not admitted")))?;
+                Ok(Participant {
+                    node: p,
+                    signing: keys.signing,
+                    encryption: keys.encryption,
+                })
+            })
+            .collect::<Result<Vec<_>, NodeError>>()?;
+        let eid = kind.execution_id(&cluster, &context, sid, &named);
+
+        let old: OldKey<Ed25519> = match self.keys.get(m.key_id).map(|k| &k.share) {
+            Some(Share::Eddsa(share)) => share.held().map_err(internal)?.into(),
+            Some(Share::Ecdsa(_)) => return Err(bad("the key's scheme is not its share's")),
+            None => given_view(&info)?,
+        };
+        let threshold = info.threshold;
+        let make: MakeShare<Ed25519> = Box::new(move |index, new| {
+            SecretEddsaShare::from_redistributed(index, new, threshold)
+                .map(|s| Share::from(Box::new(s)))
+        });
+        let part = Part {
+            me,
+            committee: Committee { dealers, receivers },
+            old_threshold: threshold,
+            threshold,
+            context,
+        };
+        let cheat = self.take_cheat();
+        let (machine, first) =
+            start(old, part, make, cheat).map_err(|e| bad(format!("the key's move: {e}")))?;
+        let data_key = match index {
+            Some(_) => Some(self.sealing.data_key(BlobKind::EddsaShare, m.key_id)?),
+            None => None,
+        };
+        // Held for the whole move: no resharing or other move of this key meanwhile.
+        let hold = key_id_use(m.key_id);
+        self.claim(&hold)?;
+        let moving = Moving {
+            key_id: m.key_id.to_string(),
+            change: hash,
+            version,
+            chain,
+            index,
+            info,
+            info_digest,
+        };
+        let mut start =
+            Start::new(Box::new(machine), Purpose::MoveKey(Box::new(moving)), first).holding(hold);
+        if let Some(data_key) = data_key {
+            start = start.sealed_under(data_key);
+        }
+        Ok((
+            start,
+            Opened {
+                sid: *sid,
+                eid,
+                me,
+                peers,
+            },
+        ))
+    }
+
+    /// Keeps what a key's move made here once every party confirmed `confirmed`: a
+    /// receiver's share, sealed as the key's incoming generation (it replaces an earlier one
+    /// of the key: the commit compares every node's digests). Refused, keeping nothing, if
+    /// this node is no longer prepared for the same change or the key changed meanwhile.
+    pub(super) fn keep_incoming(
+        &mut self,
+        moving: Moving,
+        share: Option<Share>,
+        confirmed: [u8; 32],
+        data_key: Option<DataKey>,
+    ) -> Result<Outcome, MpcError> {
+        let refused = |reason: String| MpcError::Aborted {
+            culprits: vec![],
+            reason,
+        };
+        let g = self.genesis.as_ref();
+        let same_change = g
+            .and_then(GenesisState::pending_roster)
+            .map(|p| p.request.hash())
+            == Some(moving.change);
+        let same_chain = g.and_then(GenesisState::chain_digest) == Some(moving.chain);
+        if !same_change || !same_chain || !self.prepared() {
+            return Err(refused(format!(
+                "this node is no longer prepared for roster version {}: the move of key {} \
+                 keeps nothing",
+                moving.version, moving.key_id
+            )));
+        }
+        if let Some(key) = self.keys.get(&moving.key_id)
+            && (key.generation != moving.info.generation || key.pending.is_some())
+        {
+            return Err(refused(format!(
+                "key {} changed here while it moved: the move keeps nothing",
+                moving.key_id
+            )));
+        }
+        let on = IncomingOn {
+            change: ByteBuf::from(moving.change.to_vec()),
+            version: moving.version,
+            chain: ByteBuf::from(moving.chain.to_vec()),
+            confirmed: ByteBuf::from(confirmed.to_vec()),
+            key: moving.info.clone(),
+        };
+        let (index, sealed, statement) = match (share, moving.index) {
+            (None, None) => (None, None, None),
+            (None, Some(_)) | (Some(_), None) => {
+                return Err(MpcError::Internal(
+                    "a receiver without a share, or a share at a node that only deals".into(),
+                ));
+            }
+            (Some(share), Some(_)) => {
+                let (public_key, chain_code) = share.public_key();
+                if public_key != moving.info.public_key.to_vec()
+                    || chain_code.map(ByteBuf::from) != moving.info.chain_code
+                    || Some(share.index()) != moving.index
+                {
+                    return Err(MpcError::Internal(
+                        "the incoming share is not the key's at this node's new index".into(),
+                    ));
+                }
+                let data_key = data_key.ok_or_else(|| {
+                    MpcError::Internal("no data key for the incoming share".into())
+                })?;
+                let info = &moving.info;
+                let generation = info.generation.checked_add(1).ok_or_else(|| {
+                    MpcError::Internal(format!("key {} is at its last generation", info.key_id))
+                })?;
+                // A schedule starts again from the moment this node sealed the generation.
+                let since = if info.refresh_every == 0 {
+                    0
+                } else {
+                    self.now()
+                };
+                let record = KeyRecord {
+                    key_id: moving.key_id.clone(),
+                    scheme: share.scheme(),
+                    threshold: info.threshold,
+                    policy: info.policy.clone(),
+                    policy_version: info.policy_version,
+                    policy_void: false,
+                    share: ByteBuf::from(share.to_bytes()?.to_vec()),
+                    generation,
+                    current: false,
+                    request: Some(info.request.clone()),
+                    frozen: false,
+                    refresh_every: info.refresh_every,
+                    since,
+                    incoming: Some(on.clone()),
+                };
+                let sealed = self.seal_key_record(data_key, record)?;
+                let index = share.index();
+                let statement = self
+                    .moved_statement(&moving, index, &confirmed)
+                    .map_err(|e| MpcError::Internal(e.to_string()))?;
+                self.incoming
+                    .insert(moving.key_id.clone(), Incoming { on, share });
+                (
+                    Some(index),
+                    Some(ByteBuf::from(sealed)),
+                    Some(ByteBuf::from(statement)),
+                )
+            }
+        };
+        info!(key = %moving.key_id, version = moving.version, ?index, "key moved to the pending roster");
+        Ok(Outcome::KeyMoved {
+            key_id: moving.key_id,
+            generation: moving.info.generation,
+            version: moving.version,
+            index,
+            confirmed: ByteBuf::from(confirmed.to_vec()),
+            key: ByteBuf::from(moving.info_digest.to_vec()),
+            sealed,
+            statement,
+        })
+    }
+
+    /// This node's signature over [`key_moved_message`] for `moving`, sealed at `index`.
+    fn moved_statement(
+        &self,
+        moving: &Moving,
+        index: u16,
+        confirmed: &[u8; 32],
+    ) -> Result<Vec<u8>, NodeError> {
+        let g = self.genesis.as_ref().ok_or_else(|| bad("no genesis yet"))?;
+        let cluster = g.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
+        let key = self.node_key_public()?;
+        self.node_statement(&key_moved_message(
+            &cluster,
+            &key,
+            (moving.version, &moving.change),
+            (&moving.key_id, moving.info.generation),
+            index,
+            confirmed,
+            &moving.info_digest,
+        ))
+    }
+
+    /// Whether the incoming generation `on` of key `key_id`, at `index`, still holds here: for
+    /// the change pending and the chain held now, at this node's index in the change's
+    /// roster, and, where this node holds the key, dealt from its current generation with
+    /// the facts its record states now (a key reshared, re-policied or refreshed since is
+    /// moved again). A joining node holds no key: the facts are the ones it was dealt under.
+    fn incoming_holds(&self, key_id: &str, on: &IncomingOn, index: u16) -> bool {
+        let Some(g) = self.genesis.as_ref() else {
+            return false;
+        };
+        let Some(pending) = g.pending_roster() else {
+            return false;
+        };
+        let my_key = self.node_key.as_ref().map(|k| k.key.public());
+        let my_index = pending
+            .request
+            .roster
+            .iter()
+            .position(|e| Some(e.node_key.as_slice()) == my_key.as_ref().map(|k| &k[..]));
+        let facts = match self.keys.get(key_id) {
+            Some(_) => self.key_info(key_id).is_ok_and(|info| info == on.key),
+            None => g.joining() && on.key.check().is_ok(),
+        };
+        on.change.as_slice() == pending.request.hash()
+            && on.version == pending.request.new_version()
+            && g.chain_digest().is_some_and(|c| on.chain.as_slice() == c)
+            && my_index == Some(usize::from(index))
+            && on.key.key_id == key_id
+            && facts
+    }
+
+    /// Drops every incoming generation that no longer holds ([`Node::incoming_holds`]).
+    pub(super) fn prune_incoming(&mut self) {
+        let stale: Vec<String> = self
+            .incoming
+            .iter()
+            .filter(|(k, i)| !self.incoming_holds(k, &i.on, i.share.index()))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key_id in stale {
+            info!(key = %key_id, "an incoming generation that no longer holds is dropped");
+            self.incoming.remove(&key_id);
+        }
+    }
+
+    /// The incoming generations this node holds: its index, and the key id with the
+    /// confirmed digest in hex.
+    #[cfg(test)]
+    pub(crate) fn incoming_generations(&self) -> Vec<(u16, String)> {
+        self.incoming
+            .iter()
+            .map(|(k, i)| {
+                let hex: String = i.on.confirmed.iter().map(|b| format!("{b:02x}")).collect();
+                (i.share.index(), format!("{k} {hex}"))
+            })
+            .collect()
+    }
+}
+
+/// The key records a restore loads as generations, and the incoming ones by key.
+pub(super) type Split = (Vec<(BlobKind, KeyRecord)>, BTreeMap<String, Incoming>);
+
+/// Sets the incoming generations apart from the key records a restore opened; whether each
+/// still holds is checked once the node's state is loaded ([`Node::prune_incoming`]). Two of
+/// one key are both ignored: neither is known to be the last move's, and the move runs again.
+pub(super) fn incoming_of(records: Vec<(BlobKind, KeyRecord)>) -> Result<Split, NodeError> {
+    let mut kept = Vec::with_capacity(records.len());
+    let mut incoming: BTreeMap<String, Incoming> = BTreeMap::new();
+    let mut twice = Vec::new();
+    for (kind, mut record) in records {
+        let Some(on) = record.incoming.take() else {
+            kept.push((kind, record));
+            continue;
+        };
+        let share = super::keys::load_share(kind, &record)?;
+        if incoming
+            .insert(record.key_id.clone(), Incoming { on, share })
+            .is_some()
+        {
+            twice.push(record.key_id.clone());
+        }
+    }
+    for key_id in twice {
+        warn!(key = %key_id, "two incoming generations of one key: both ignored, the move runs again");
+        incoming.remove(&key_id);
+    }
+    Ok((kept, incoming))
+}

@@ -25,8 +25,8 @@ pub const INVENTORY_DOMAIN: &[u8] = b"cohort/inventory/v1\0";
 pub const MIN_INVENTORY_NONCE: usize = 16;
 /// Longest nonce (bytes).
 pub const MAX_INVENTORY_NONCE: usize = 64;
-/// Most keys in one page (each at most a few KiB with a 32-approver policy: a page stays far
-/// under the frame limit).
+/// Most keys in one page (each at most a few KiB with a 32-approver policy and 64 public
+/// shares: a page stays under a third of the frame limit).
 pub const INVENTORY_PAGE: usize = 500;
 /// Longest key id an inventory names or starts a page after (key ids are far shorter: the
 /// coordinator takes at most 64 bytes).
@@ -100,6 +100,39 @@ pub struct HeldKey {
     pub refresh_every: u64,
     /// A resharing's pending generation, sealed and not retired into yet.
     pub pending: Option<u32>,
+    /// Every holder's public share of the current generation, by index (compressed points):
+    /// with the rest, the key's facts a node joining is told when the key moves to a new
+    /// roster ([`HeldKey::key_info`]). Empty from a node that predates them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub public_shares: Vec<ByteBuf>,
+}
+
+impl HeldKey {
+    /// The key's facts as this node states them (`crate::roster::transfer::KeyInfo`), for a
+    /// key's move to a new roster: `None` for a generation whose request is unknown (it is not
+    /// moved) or a report without public shares. Every holder checks them against its own
+    /// record, so a coordinator takes them from any one node's report.
+    pub fn key_info(&self) -> Option<crate::roster::transfer::KeyInfo> {
+        let r = &self.receipt;
+        if r.request.is_empty() || self.public_shares.is_empty() {
+            return None;
+        }
+        let info = crate::roster::transfer::KeyInfo {
+            v: crate::roster::transfer::KEY_INFO_VERSION,
+            key_id: r.key_id.clone(),
+            scheme: r.scheme,
+            generation: r.generation,
+            threshold: r.threshold,
+            public_key: r.public_key.clone(),
+            chain_code: r.chain_code.clone(),
+            public_shares: self.public_shares.clone(),
+            request: r.request.clone(),
+            policy_version: r.policy_version,
+            policy: self.policy.clone(),
+            refresh_every: self.refresh_every,
+        };
+        info.check().is_ok().then_some(info)
+    }
 }
 
 impl InventoryReport {

@@ -439,3 +439,55 @@ fn a_key_in_another_encoding_or_a_misshapen_dealing_is_refused_by_name_and_nothi
         "{outcomes:?}"
     );
 }
+
+/// Prepared for a roster change, every member refuses an import (`roster_change_prepared`),
+/// keeping nothing: the keys moved to the new roster are the keys the cluster holds (attacker
+/// review helper-62, finding 4). Withdrawn, the same approved import goes through.
+#[test]
+fn an_import_is_refused_while_a_roster_change_is_prepared() {
+    let mut c = Cluster::new(3);
+    let shrink = c.roster_request(0, c.genesis.request.roster[..2].to_vec(), &[0, 1]);
+    let out = c.propose(&shrink);
+    super::roster::proposed(&mut c, &out, &shrink.request);
+    let mut none = [ByteBuf::new(), ByteBuf::new()];
+    let held: Vec<_> = c
+        .enclaves
+        .iter()
+        .map(|e| {
+            super::prepare::prepare(e, &shrink.request, &[], &mut none)
+                .unwrap()
+                .0
+        })
+        .collect();
+    for (i, e) in c.enclaves.iter().enumerate() {
+        let (_, prepared) =
+            super::prepare::prepare(e, &shrink.request, &held, &mut c.blobs[i]).unwrap();
+        assert!(prepared, "node {i}");
+    }
+    let legacy = legacy(2, 3);
+    let dealers = [0, 1];
+    let request = c.import_request("imported-after-the-gate", &legacy, &dealers, &[0, 1]);
+    let dealings = c.deal(&request, &legacy, &dealers, own(&legacy));
+    let refused = failures(&c.import(request.clone(), dealings.clone()));
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    for m in refused {
+        assert!(
+            m.starts_with("roster_change_prepared") && m.contains("version 1"),
+            "{m}"
+        );
+    }
+    assert_eq!(c.key_counts(), [0, 0, 0]);
+
+    // The admins withdraw the change (the roster in force proposed again): the import runs.
+    let withdraw = c.roster_request(0, c.genesis.request.roster.clone(), &[0, 1]);
+    let out = c.propose(&withdraw);
+    super::roster::proposed(&mut c, &out, &withdraw.request);
+    let outcomes = c.import(request, dealings);
+    assert!(
+        outcomes
+            .values()
+            .all(|o| matches!(o, Outcome::KeyCreated { .. })),
+        "{outcomes:?}"
+    );
+    assert_eq!(c.key_counts(), [1, 1, 1]);
+}

@@ -126,6 +126,17 @@ fn an_eddsa_key_moves_to_a_grown_roster_and_no_lie_to_the_joining_node_is_kept()
     let mut c = Cluster::new(3);
     let pk = c.create_key(KEY, Scheme::EddsaEd25519, 2);
     let info = facts(c.blobs[0].last().unwrap(), KEY, &pk);
+    // What a coordinator tells the node joining: the facts a holder's signed inventory states,
+    // the same as its sealed record's.
+    match c.enclaves[2].handle(EnclaveRequest::Inventory {
+        nonce: ByteBuf::from(vec![7; 16]),
+        after: None,
+    }) {
+        protocol::EnclaveResponse::Inventory { report, .. } => {
+            assert_eq!(report.keys[0].key_info(), Some(info.clone()));
+        }
+        other => panic!("{other:?}"),
+    }
     let cluster = c.genesis.request.cluster_id();
     let sign = |c: &Cluster, message: &[u8]| {
         let out = c.sign(&[0, 1], c.sign_request(KEY, vec![], message.to_vec()), None);

@@ -77,6 +77,7 @@ impl Node {
                 policy_void: key.policy_void,
                 refresh_every: key.schedule.every,
                 pending: key.pending.as_ref().map(|p| p.generation),
+                public_shares: super::move_key::public_shares(&key.share)?,
             });
         }
         // The chains of changes on the first page only: each with this node's statement,

@@ -122,6 +122,15 @@ fn encoded<E: Curve>(points: &[Point<E>]) -> Vec<ByteBuf> {
         .collect()
 }
 
+/// Every holder's public share of `share`'s generation, by index, as `KeyInfo` and the
+/// inventory carry them.
+pub(super) fn public_shares(share: &Share) -> Result<Vec<ByteBuf>, NodeError> {
+    Ok(match share {
+        Share::Ecdsa(s) => encoded(&s.held().map_err(internal)?.public_shares),
+        Share::Eddsa(s) => encoded(&s.held().map_err(internal)?.public_shares),
+    })
+}
+
 /// The old committee's public side as a joining node is given it: the key and every holder's
 /// public share, which must lie on one polynomial of the key's threshold whose value at zero
 /// is the key (helper-63, finding 5: a forged view is refused at once, not stalled).
@@ -163,10 +172,7 @@ impl Node {
             ))
         })?;
         let (public_key, chain_code) = key.share.public_key();
-        let public_shares = match &key.share {
-            Share::Ecdsa(s) => encoded(&s.held().map_err(internal)?.public_shares),
-            Share::Eddsa(s) => encoded(&s.held().map_err(internal)?.public_shares),
-        };
+        let public_shares = public_shares(&key.share)?;
         Ok(KeyInfo {
             v: KEY_INFO_VERSION,
             key_id: key_id.to_string(),

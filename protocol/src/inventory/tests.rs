@@ -42,6 +42,7 @@ fn held(g: &Genesis, node: u16, key_id: &str) -> HeldKey {
             approvals_needed: 1,
         },
         policy_void: false,
+        public_shares: vec![],
         refresh_every: 0,
         pending: None,
     }
@@ -148,4 +149,29 @@ fn a_forged_stale_or_misplaced_report_is_refused() {
     page.after = Some("a".into());
     let e = verify_inventory(&g, 1, (NONCE, Some("a")), &page, &sign(1, &page)).unwrap_err();
     assert_eq!(kind(e), "bad_key");
+}
+
+/// A key's facts for a move come from a node's report once it carries the public shares and
+/// the current generation's request; a report without either states none.
+#[test]
+fn a_held_key_states_its_facts_for_a_move() {
+    let g = genesis();
+    let mut key = held(&g, 1, "hot");
+    assert_eq!(key.key_info(), None, "no public shares");
+    key.public_shares = vec![ByteBuf::from(vec![3; 32]); 3];
+    let info = key.key_info().expect("facts");
+    assert_eq!(
+        (info.key_id.as_str(), info.generation, info.threshold),
+        ("hot", 1, 2)
+    );
+    assert_eq!(info.public_shares.len(), 3);
+    assert_eq!(info.request.as_slice(), [0x5A; 32]);
+    assert_eq!(info.policy, key.policy);
+    // The request unknown: the key is not moved.
+    key.receipt.request = ByteBuf::new();
+    assert_eq!(key.key_info(), None);
+    // A malformed share: no facts.
+    key.receipt.request = ByteBuf::from(vec![0x5A; 32]);
+    key.public_shares[0] = ByteBuf::from(vec![3; 31]);
+    assert_eq!(key.key_info(), None);
 }

@@ -238,6 +238,18 @@ pub fn verify_inventory(
         {
             return Err(bad("its receipt's signature does not verify"));
         }
+        // Public shares, where listed: one per participant, each the key's point size
+        // (helper-65, finding 5).
+        let point = match r.scheme {
+            crate::policy::Scheme::EcdsaSecp256k1 => 33,
+            crate::policy::Scheme::EddsaEd25519 => 32,
+        };
+        if !k.public_shares.is_empty()
+            && (k.public_shares.len() != r.participants.len()
+                || k.public_shares.iter().any(|p| p.len() != point))
+        {
+            return Err(bad("its public shares are not one point per participant"));
+        }
     }
     Ok(())
 }

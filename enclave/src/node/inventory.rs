@@ -77,7 +77,12 @@ impl Node {
                 policy_void: key.policy_void,
                 refresh_every: key.schedule.every,
                 pending: key.pending.as_ref().map(|p| p.generation),
-                public_shares: super::move_key::public_shares(&key.share)?,
+                // A share whose public side does not convert lists none (its facts are then
+                // unknown here), rather than failing every key's report (helper-65, finding 4).
+                public_shares: super::move_key::public_shares(&key.share).unwrap_or_else(|e| {
+                    tracing::warn!(key = %key_id, error = %e, "public shares not listed");
+                    Vec::new()
+                }),
             });
         }
         // The chains of changes on the first page only: each with this node's statement,

@@ -199,9 +199,6 @@ impl Node {
         kind: &SessionKind,
         m: &Move<'_>,
     ) -> Result<(Start, Opened), NodeError> {
-        // An incoming generation that no longer holds (another change or chain, the key changed
-        // since) goes before anything else is looked at.
-        self.prune_incoming();
         let g: &GenesisState = self.genesis.as_ref().ok_or_else(|| bad("no genesis yet"))?;
         let pending = g.pending_roster().ok_or(MembershipError::NoPendingChange)?;
         let change = pending.request.clone();
@@ -539,42 +536,77 @@ impl Node {
         ))
     }
 
-    /// Whether the incoming generation `on` of key `key_id`, at `index`, still holds here: for
-    /// the change pending and the chain held now, at this node's index in the change's
-    /// roster, and, where this node holds the key, dealt from its current generation with
-    /// the facts its record states now (a key reshared, re-policied or refreshed since is
-    /// moved again). A joining node holds no key: the facts are the ones it was dealt under.
-    fn incoming_holds(&self, key_id: &str, on: &IncomingOn, index: u16) -> bool {
-        let Some(g) = self.genesis.as_ref() else {
-            return false;
-        };
-        let Some(pending) = g.pending_roster() else {
-            return false;
-        };
-        let my_key = self.node_key.as_ref().map(|k| k.key.public());
-        let my_index = pending
+    /// What every incoming generation must match to hold here, computed once: the change
+    /// pending (hash, version), the chain held and this node's index in the change's roster.
+    fn incoming_frame(&self) -> Option<([u8; 32], u32, [u8; 32], u16)> {
+        let g = self.genesis.as_ref()?;
+        let pending = g.pending_roster()?;
+        let my_key = self.node_key.as_ref()?.key.public();
+        let index = pending
             .request
             .roster
             .iter()
-            .position(|e| Some(e.node_key.as_slice()) == my_key.as_ref().map(|k| &k[..]));
+            .position(|e| e.node_key.as_slice() == my_key)
+            .and_then(|i| u16::try_from(i).ok())?;
+        Some((
+            pending.request.hash(),
+            pending.request.new_version(),
+            g.chain_digest()?,
+            index,
+        ))
+    }
+
+    /// Whether the incoming generation `on` of key `key_id`, at `index`, still holds within
+    /// `frame` ([`Node::incoming_frame`]): for the change pending and the chain held now, at
+    /// this node's index in the change's roster, and, where this node holds the key, dealt
+    /// from its current generation with the facts its record states now (a key reshared,
+    /// re-policied or refreshed since is moved again; the public shares change only with the
+    /// generation, so the record's scalar facts are compared, not rebuilt). A joining node
+    /// holds no key: the facts are the ones it was dealt under. Cheap: no hashing, no point
+    /// conversion (attacker review helper-65, finding 1).
+    fn incoming_holds(
+        &self,
+        frame: &([u8; 32], u32, [u8; 32], u16),
+        key_id: &str,
+        on: &IncomingOn,
+        index: u16,
+    ) -> bool {
+        let (change, version, chain, my_index) = frame;
         let facts = match self.keys.get(key_id) {
-            Some(_) => self.key_info(key_id).is_ok_and(|info| info == on.key),
-            None => g.joining() && on.key.check().is_ok(),
+            Some(key) => {
+                on.key.generation == key.generation
+                    && key.pending.is_none()
+                    && !key.policy_void
+                    && key.request.is_some_and(|r| on.key.request.as_slice() == r)
+                    && on.key.threshold == key.threshold
+                    && on.key.scheme == key.share.scheme()
+                    && on.key.policy_version == key.policy_version
+                    && on.key.policy == key.policy
+                    && on.key.refresh_every == key.schedule.every
+            }
+            None => self.genesis.as_ref().is_some_and(GenesisState::joining),
         };
-        on.change.as_slice() == pending.request.hash()
-            && on.version == pending.request.new_version()
-            && g.chain_digest().is_some_and(|c| on.chain.as_slice() == c)
-            && my_index == Some(usize::from(index))
+        on.change.as_slice() == change
+            && on.version == *version
+            && on.chain.as_slice() == chain
+            && index == *my_index
             && on.key.key_id == key_id
             && facts
     }
 
-    /// Drops every incoming generation that no longer holds ([`Node::incoming_holds`]).
+    /// Drops every incoming generation that no longer holds ([`Node::incoming_holds`]): at
+    /// each prepare step and restore. The commit (planned) checks each key's again, and its
+    /// own confirmed digest against the one every node signed (helper-65, finding 2).
     pub(super) fn prune_incoming(&mut self) {
+        let frame = self.incoming_frame();
         let stale: Vec<String> = self
             .incoming
             .iter()
-            .filter(|(k, i)| !self.incoming_holds(k, &i.on, i.share.index()))
+            .filter(|(k, i)| {
+                !frame
+                    .as_ref()
+                    .is_some_and(|f| self.incoming_holds(f, k, &i.on, i.share.index()))
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for key_id in stale {

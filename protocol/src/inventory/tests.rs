@@ -175,3 +175,24 @@ fn a_held_key_states_its_facts_for_a_move() {
     key.public_shares[0] = ByteBuf::from(vec![3; 31]);
     assert_eq!(key.key_info(), None);
 }
+
+/// Public shares, where a report lists them, are one point per participant.
+#[test]
+fn public_shares_are_one_point_per_participant() {
+    let g = genesis();
+    let mut r = report(&g, 1, &["a"]);
+    r.keys[0].public_shares = vec![ByteBuf::from(vec![3; 32]); 3];
+    verify_inventory(&g, 1, (NONCE, None), &r, &sign(1, &r)).unwrap();
+    for bad in [
+        vec![ByteBuf::from(vec![3; 32]); 2],
+        vec![ByteBuf::from(vec![3; 33]); 3],
+    ] {
+        r.keys[0].public_shares = bad;
+        assert_eq!(
+            verify_inventory(&g, 1, (NONCE, None), &r, &sign(1, &r))
+                .unwrap_err()
+                .to_string(),
+            "bad_key: node 1's inventory lists key a: its public shares are not one point per participant"
+        );
+    }
+}

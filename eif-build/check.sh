@@ -73,7 +73,9 @@ for marker in "${MARKERS[@]}"; do
     exit 1
   fi
 done
-SIMULATED="${CARGO_TARGET_DIR:-$ROOT/target}/debug/cohort-enclave"
+# The workspace's simulated-mode build (scripts/test.sh names it when this script builds in a
+# target directory of its own).
+SIMULATED="${COHORT_SIMULATED_ENCLAVE:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/cohort-enclave}"
 if [ ! -f "$SIMULATED" ]; then
   echo "eif-build: no simulated-mode $SIMULATED for the control: build the workspace first" >&2
   exit 1

@@ -13,14 +13,15 @@
 //! ```text
 //!   enrolled | joining --joined--> joining          (issue 20: a pending roster change joined)
 //!   ready --restored_joining--> joining             (a joining node's sealed state restored)
+//!   joining | operational --committed--> operational (the roster change committed)
 //! ```
 //!
 //! `joining`: the node holds the cluster's chain and a pending roster change that lists it; it
 //! answers `attest`, `status`, `clock`, a `join_cluster` for a change that replaced its own and
 //! `prepare_roster` (the gate every node of the new roster passes, members too) and the
 //! sessions that move keys to the roster it joined (`start_session` of kind `move_key`,
-//! `deliver`, `abort_session`), and takes no other part in the cluster's work until the
-//! change is committed (planned).
+//! `deliver`, `abort_session`) and `commit_roster`, and takes no other part in the cluster's
+//! work until the change is committed; then it is `operational`.
 //!
 //! ```text
 //!   ready | enrolled | operational --worker_failed--> failed (terminal)
@@ -50,6 +51,8 @@ pub enum Event {
     Joined,
     /// A joining node's sealed state was restored.
     RestoredJoining,
+    /// A roster change was committed: a joining node is a member from here on.
+    Committed,
     /// Sealed state was restored.
     Restored,
     /// The cluster worker panicked outside a protocol machine, or stopped.
@@ -90,7 +93,7 @@ pub fn required_phase(request: &EnclaveRequest) -> Requirement {
         }
         EnclaveRequest::GenesisV2 { .. } => Requirement::In(&[Phase::Enrolled]),
         EnclaveRequest::JoinCluster { .. } => Requirement::In(&[Phase::Enrolled, Phase::Joining]),
-        EnclaveRequest::PrepareRoster { .. } => {
+        EnclaveRequest::PrepareRoster { .. } | EnclaveRequest::CommitRoster { .. } => {
             Requirement::In(&[Phase::Joining, Phase::Operational])
         }
         EnclaveRequest::Restore { .. } => Requirement::In(&[Phase::Ready]),
@@ -156,6 +159,7 @@ impl Lifecycle {
             (Phase::Ready, Event::Restored) => Phase::Operational,
             (Phase::Enrolled | Phase::Joining, Event::Joined) => Phase::Joining,
             (Phase::Ready, Event::RestoredJoining) => Phase::Joining,
+            (Phase::Joining | Phase::Operational, Event::Committed) => Phase::Operational,
             (
                 Phase::Ready | Phase::Enrolled | Phase::Joining | Phase::Operational,
                 Event::WorkerFailed,

@@ -531,6 +531,19 @@ fn cluster_request(
                     sealed: held.sealed.map(ByteBuf::from),
                 })
         }
+        EnclaveRequest::CommitRoster { commit } => node.commit_roster(identity, &commit).map(|c| {
+            if c.set_statement.is_some() {
+                advance(node, Event::Committed);
+            }
+            EnclaveResponse::RosterCommitted {
+                version: c.version,
+                keys: ByteBuf::from(c.keys.to_vec()),
+                count: c.count,
+                statement: ByteBuf::from(c.statement),
+                set_statement: c.set_statement.map(ByteBuf::from),
+                sealed: c.sealed.map(ByteBuf::from),
+            }
+        }),
         EnclaveRequest::Restore { blobs } => {
             node.restore(identity, &blobs).map(|(keys, aux, resealed)| {
                 advance(

@@ -27,9 +27,10 @@ fn pending_blob(key_id: &str) -> String {
     protocol::backups::pending_blob_name(key_id)
 }
 
-/// The file of a key's incoming generation (a move to a pending roster change).
-fn incoming_blob(key_id: &str) -> String {
-    protocol::backups::incoming_blob_name(key_id)
+/// The file of a key's incoming generation for roster version `version` (a move to a pending
+/// roster change).
+fn incoming_blob(key_id: &str, version: u32) -> String {
+    protocol::backups::incoming_blob_name(key_id, version)
 }
 
 /// A directory of sealed blobs.
@@ -123,6 +124,27 @@ impl BlobStore {
                 joining,
                 ..
             } => self.keep_prepared(sealed, *joining),
+            EnclaveResponse::RosterCommitted {
+                sealed: Some(sealed),
+                set_statement: Some(_),
+                version,
+                ..
+            } => self.keep_committed(sealed, *version),
+            // The node vouched for its key set: the genesis blob that says so replaces the one
+            // before (a crash in between lets it vouch once more, for the same set).
+            EnclaveResponse::RosterCommitted {
+                sealed: Some(sealed),
+                set_statement: None,
+                ..
+            } => {
+                if !self.dir.join(GENESIS_BLOB).exists() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "a vouching node's genesis blob, but this store holds no genesis blob",
+                    ));
+                }
+                self.put(GENESIS_BLOB, sealed)
+            }
             EnclaveResponse::Session(update) => match &update.outcome {
                 Some(Outcome::AuxReady { sealed }) => self.put("aux.blob", sealed),
                 Some(Outcome::KeyCreated { key_id, sealed, .. }) => {
@@ -144,9 +166,10 @@ impl BlobStore {
                 // one (a later move of the key replaces it) until the change is committed.
                 Some(Outcome::KeyMoved {
                     key_id,
+                    version,
                     sealed: Some(sealed),
                     ..
-                }) => self.put(&incoming_blob(key_id), sealed),
+                }) => self.put(&incoming_blob(key_id, *version), sealed),
                 // An admin change: the genesis with every change since replaces the genesis
                 // blob (atomically; a crash leaves the old chain, and the node is caught up).
                 // The pending generations it froze first: a crash in between leaves them frozen
@@ -180,6 +203,53 @@ impl BlobStore {
             },
             _ => Ok(()),
         }
+    }
+
+    /// A roster change committed (issue 20): the genesis blob with the committed change
+    /// replaces the one before (a member's or a joining node's: the node is a member now, so
+    /// the `joined` marker goes after it), atomically; that is the commit point. The keys'
+    /// incoming generations for this version are their current ones from here on and stay
+    /// where they are; incoming blobs of earlier versions (a change withdrawn, or one committed
+    /// before) are stale and go. A crash between the steps leaves files the enclave ignores.
+    fn keep_committed(&self, sealed: &[u8], version: u32) -> io::Result<()> {
+        if !self.dir.join(GENESIS_BLOB).exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a committed node's genesis blob, but this store holds no genesis blob",
+            ));
+        }
+        self.put(GENESIS_BLOB, sealed)?;
+        // The commit point is past: what follows is clean-up, and a failure of it is logged,
+        // not answered as a failure of the commit (helper-66, finding M2).
+        if let Err(e) = std::fs::remove_file(self.dir.join(JOINED))
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            warn!(error = %e, "the joined marker could not be removed after a commit");
+        }
+        if let Err(e) = self.remove_stale(version) {
+            warn!(error = %e, "stale blobs could not all be removed after a commit");
+        }
+        Ok(())
+    }
+
+    /// After the commit of roster version `version`: incoming blobs of earlier versions go (a
+    /// change withdrawn, or one committed before; never current now). This version's incoming
+    /// blobs are the keys' current generations now and stay. The replaced roster's key blobs
+    /// stay too: the enclave never loads them (a record names its roster version), and an
+    /// answer given again after the commit must not remove a blob sealed since.
+    fn remove_stale(&self, version: u32) -> io::Result<()> {
+        for entry in std::fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if protocol::backups::incoming_blob_version(&name).is_some_and(|v| v < version) {
+                std::fs::remove_file(&path)?;
+                info!(name, "a stale incoming generation's blob removed");
+            }
+        }
+        Ok(())
     }
 
     fn remove_pending(&self, key_id: &str) -> io::Result<()> {
@@ -481,5 +551,83 @@ mod tests {
             .keep(&prepared(Some(b"joined, prepared"), true))
             .unwrap();
         assert_eq!(read(&joiner), b"joined, prepared");
+    }
+
+    /// Issue 20, the commit: a key's move is stored under its roster version; a node vouching
+    /// for its key set replaces its genesis blob; the commit's genesis blob replaces the one
+    /// before, the `joined` marker goes, the incoming blobs of
+    /// this version stay (they are the keys' current generations now) and earlier versions'
+    /// go. A commit where no genesis blob is stored is refused and stores nothing.
+    #[test]
+    fn a_commit_replaces_the_genesis_blob_and_keeps_this_version_s_incoming_blobs() {
+        let moved = |key_id: &str, version: u32, sealed: &[u8]| {
+            EnclaveResponse::Session(protocol::session::SessionUpdate {
+                session: ByteBuf::from(vec![0; 16]),
+                outgoing: vec![],
+                outcome: Some(Outcome::KeyMoved {
+                    key_id: key_id.into(),
+                    generation: 0,
+                    version,
+                    index: Some(3),
+                    confirmed: ByteBuf::from(vec![1; 32]),
+                    key: ByteBuf::from(vec![2; 32]),
+                    sealed: Some(ByteBuf::from(sealed.to_vec())),
+                    statement: Some(ByteBuf::from(vec![3; 64])),
+                }),
+            })
+        };
+        let answer =
+            |sealed: Option<&[u8]>, set: bool, version: u32| EnclaveResponse::RosterCommitted {
+                version,
+                keys: ByteBuf::from(vec![4; 32]),
+                count: 1,
+                statement: ByteBuf::from(vec![5; 64]),
+                set_statement: set.then(|| ByteBuf::from(vec![6; 64])),
+                sealed: sealed.map(|s| ByteBuf::from(s.to_vec())),
+            };
+        let committed = |sealed: &[u8], version: u32| answer(Some(sealed), true, version);
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let read = |name: &str| std::fs::read(dir.path().join(name)).ok();
+        let e = store.keep(&committed(b"no genesis yet", 2)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        assert_eq!(read(GENESIS_BLOB), None);
+        store
+            .keep(&EnclaveResponse::Joined {
+                sealed: ByteBuf::from(b"joined".to_vec()),
+                node: 3,
+                version: 2,
+                statement: ByteBuf::new(),
+            })
+            .unwrap();
+        assert!(dir.path().join(JOINED).exists());
+        store.keep(&moved("k", 1, b"withdrawn change's")).unwrap();
+        store.keep(&moved("k", 2, b"this change's")).unwrap();
+        store.keep(&moved("j", 2, b"another key's")).unwrap();
+        // The node vouches for its key set: its genesis blob says so.
+        store.keep(&answer(Some(b"vouched"), false, 2)).unwrap();
+        assert_eq!(read(GENESIS_BLOB).as_deref(), Some(&b"vouched"[..]));
+        assert!(dir.path().join(JOINED).exists());
+        store.keep(&committed(b"committed", 2)).unwrap();
+        assert_eq!(read(GENESIS_BLOB).as_deref(), Some(&b"committed"[..]));
+        assert!(!dir.path().join(JOINED).exists());
+        assert_eq!(read(&incoming_blob("k", 1)), None);
+        assert_eq!(
+            read(&incoming_blob("k", 2)).as_deref(),
+            Some(&b"this change's"[..])
+        );
+        assert_eq!(
+            read(&incoming_blob("j", 2)).as_deref(),
+            Some(&b"another key's"[..])
+        );
+        // A later change's move never writes over them.
+        store.keep(&moved("k", 3, b"the next change's")).unwrap();
+        assert_eq!(
+            read(&incoming_blob("k", 2)).as_deref(),
+            Some(&b"this change's"[..])
+        );
+        // Asked again without committing, nothing changes.
+        store.keep(&answer(None, false, 2)).unwrap();
+        assert_eq!(read(GENESIS_BLOB).as_deref(), Some(&b"committed"[..]));
     }
 }

@@ -40,10 +40,26 @@ pub fn pending_blob_name(key_id: &str) -> String {
     format!("key-{}.pending.blob", hex_lower(key_id.as_bytes()))
 }
 
-/// The file of a key's incoming generation (issue 20: its share dealt to a pending roster
-/// change, not committed yet).
-pub fn incoming_blob_name(key_id: &str) -> String {
-    format!("key-{}.incoming.blob", hex_lower(key_id.as_bytes()))
+/// The file of a key's incoming generation for roster version `version` (issue 20: its share
+/// dealt to a roster change). Named by version, so a later change's move never writes over
+/// the generation an earlier commit made current (the enclave reads which is current from the
+/// records, not the names).
+pub fn incoming_blob_name(key_id: &str, version: u32) -> String {
+    format!(
+        "key-{}.incoming-{version}.blob",
+        hex_lower(key_id.as_bytes())
+    )
+}
+
+/// The roster version an incoming generation's file is named by ([`incoming_blob_name`]), if
+/// `name` is one.
+pub fn incoming_blob_version(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("key-")?.strip_suffix(".blob")?;
+    let (hex, version) = rest.split_once(".incoming-")?;
+    if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    version.parse().ok()
 }
 
 fn hex_lower(bytes: &[u8]) -> String {
@@ -63,5 +79,20 @@ mod tests {
             format!("key-{}.blob", hex::encode("eth-Main"))
         );
         assert_eq!(super::pending_blob_name("\u{e9}"), "key-c3a9.pending.blob");
+        assert_eq!(super::incoming_blob_name("a", 2), "key-61.incoming-2.blob");
+        assert_eq!(
+            super::incoming_blob_version("key-61.incoming-2.blob"),
+            Some(2)
+        );
+        for other in [
+            "key-61.blob",
+            "key-61.pending.blob",
+            "key-.incoming-2.blob",
+            "key-6z.incoming-2.blob",
+            "key-61.incoming-x.blob",
+            "genesis.blob",
+        ] {
+            assert_eq!(super::incoming_blob_version(other), None, "{other}");
+        }
     }
 }

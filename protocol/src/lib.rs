@@ -198,6 +198,14 @@ pub enum EnclaveRequest {
         /// The change's hash and the statements.
         prepare: roster::PrepareRoster,
     },
+    /// The commit step of a pending roster change (issue 20): answer this node's statement
+    /// that it holds every key's incoming generation, or, shown every node's of the new roster
+    /// over the same key set, make the new roster and those generations current
+    /// ([`roster::commit::CommitRoster`]). Needs phase `operational` (a member) or `joining`.
+    CommitRoster {
+        /// The change's hash and the statements.
+        commit: roster::commit::CommitRoster,
+    },
     /// Reload sealed state after a restart: the genesis blob, auxiliary info and key shares.
     Restore {
         /// Sealed blobs, as the enclave returned them.
@@ -258,6 +266,7 @@ impl EnclaveRequest {
             Self::GenesisV2 { .. } => "genesis_v2",
             Self::JoinCluster { .. } => "join_cluster",
             Self::PrepareRoster { .. } => "prepare_roster",
+            Self::CommitRoster { .. } => "commit_roster",
             Self::Restore { .. } => "restore",
             Self::AdmitPeers { .. } => "admit_peers",
             Self::StartSession { .. } => "start_session",
@@ -405,6 +414,31 @@ pub enum EnclaveResponse {
         #[serde(default)]
         sealed: Option<ByteBuf>,
     },
+    /// A node's word at a roster change's commit step ([`EnclaveRequest::CommitRoster`]).
+    RosterCommitted {
+        /// The roster version the change makes.
+        version: u32,
+        /// The digest of the key set this node holds incoming
+        /// ([`roster::commit::keys_digest`], 32 bytes).
+        keys: ByteBuf,
+        /// How many keys the set holds.
+        count: u32,
+        /// Its node key's signature over [`roster::commit::keys_held_message`] (64 bytes).
+        statement: ByteBuf,
+        /// Once the node committed the change: its node key's signature over
+        /// [`roster::commit::roster_set_message`]. A node asked again after its commit answers
+        /// the same (its own statement as it committed on it, the blob sealed again).
+        #[serde(default)]
+        set_statement: Option<ByteBuf>,
+        /// The sealed genesis state to store (it replaces the one before), when this answer
+        /// sealed it: the first time the node vouches for a key set (it seals that set as the
+        /// only one it ever vouches for, for this change), and when it committed (with
+        /// `set_statement`; at a node that joined, its `joined` marker goes). The keys'
+        /// incoming blobs become their current ones: the enclave reads the generation, not the
+        /// name.
+        #[serde(default)]
+        sealed: Option<ByteBuf>,
+    },
     /// Sealed state reloaded.
     Restored {
         /// Keys whose shares were loaded.
@@ -455,6 +489,7 @@ impl EnclaveResponse {
             Self::GenesisAccepted { .. } => "genesis_accepted",
             Self::Joined { .. } => "joined",
             Self::RosterPrepared { .. } => "roster_prepared",
+            Self::RosterCommitted { .. } => "roster_committed",
             Self::Restored { .. } => "restored",
             Self::PeersAdmitted { .. } => "peers_admitted",
             Self::Session(_) => "session",

@@ -137,6 +137,20 @@ pub enum RosterError {
         /// The highest threshold of any key.
         threshold: u16,
     },
+    /// Fewer nodes stay than the highest threshold of any key. The nodes that stay are the
+    /// ones that vouch, at the commit, for the whole key set the roster in force holds (a node
+    /// joining holds only what was moved to it): with at least a threshold of them, one is
+    /// honest whenever fewer than a threshold of enclaves are compromised (attacker review
+    /// helper-66, finding H2). Replace more nodes in several changes.
+    #[error(
+        "too_few_kept: {kept} nodes of the roster in force stay; a key of this cluster needs {threshold}, so that nodes holding every key vouch for the key set moved"
+    )]
+    TooFewKept {
+        /// Nodes that stay.
+        kept: usize,
+        /// The highest threshold of any key.
+        threshold: u16,
+    },
 }
 
 impl RosterError {
@@ -152,6 +166,7 @@ impl RosterError {
             Self::MovedUp { .. } => "moved_up",
             Self::RetiredNodeKey { .. } => "retired_node_key",
             Self::BelowThreshold { .. } => "below_threshold",
+            Self::TooFewKept { .. } => "too_few_kept",
         }
     }
 }
@@ -310,6 +325,12 @@ impl ChangeRoster {
                 threshold: max_threshold,
             });
         }
+        if diff.kept.len() < usize::from(max_threshold) {
+            return Err(RosterError::TooFewKept {
+                kept: diff.kept.len(),
+                threshold: max_threshold,
+            });
+        }
         Ok(diff)
     }
 }
@@ -363,6 +384,18 @@ pub fn chain_digest(
     admins: &[Approved<SetAdmins>],
     images: &[Approved<AcceptImages>],
 ) -> [u8; 32] {
+    chain_digest_with_rosters(cluster, admins, images, &[])
+}
+
+/// [`chain_digest`] of a chain that also holds committed roster changes: the same digest while
+/// there is none, else `|| u32 k || k roster change hashes` after the image changes, so a node
+/// that committed a change and one that did not never hold one chain.
+pub fn chain_digest_with_rosters(
+    cluster: &ClusterId,
+    admins: &[Approved<SetAdmins>],
+    images: &[Approved<AcceptImages>],
+    rosters: &[commit::CommittedRoster],
+) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(CHAIN_DOMAIN);
     h.update(cluster.0);
@@ -381,6 +414,16 @@ pub fn chain_digest(
     );
     for change in images {
         h.update(change.request.hash());
+    }
+    if !rosters.is_empty() {
+        h.update(
+            u32::try_from(rosters.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
+        for committed in rosters {
+            h.update(committed.change.request.hash());
+        }
     }
     h.finalize().into()
 }
@@ -517,6 +560,9 @@ pub struct JoinCluster {
     /// Image change `i` makes image version `i + 1`.
     #[serde(default)]
     pub images: Vec<Approved<AcceptImages>>,
+    /// Committed roster change `i` makes roster version `i + 1`. Absent before the first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rosters: Vec<commit::CommittedRoster>,
     /// The roster change pending at the members, listing the joining node.
     pub change: Approved<ChangeRoster>,
     /// The index, in the roster in force, of the member whose statement this is.
@@ -525,6 +571,7 @@ pub struct JoinCluster {
     pub statement: ByteBuf,
 }
 
+pub mod commit;
 pub mod transfer;
 
 #[cfg(test)]

@@ -289,6 +289,9 @@ pub async fn join(
         genesis: trust.approved().clone(),
         admins: admins.changes.iter().map(|c| c.request.to_wire()).collect(),
         images: images.changes.iter().map(|c| c.request.to_wire()).collect(),
+        // No committed roster change yet: the CLI and the coordinator carry them once the
+        // commit is driven through them (planned).
+        rosters: Vec::new(),
         change: change.clone(),
         proposed_by: member.node,
         statement: ByteBuf::from(member.signature.0.clone()),

@@ -42,6 +42,7 @@ pub(super) fn join_of(
         genesis: c.genesis.clone(),
         admins: vec![],
         images: vec![],
+        rosters: vec![],
         change: change.clone(),
         proposed_by: by,
         statement,

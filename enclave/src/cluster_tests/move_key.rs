@@ -52,7 +52,7 @@ fn open(blob: &[u8], key_id: &str) -> (Record, SecretEddsaShare) {
 }
 
 /// The facts of `key_id` as its holders state them, read from a holder's sealed share.
-fn facts(blob: &[u8], key_id: &str, public_key: &[u8]) -> KeyInfo {
+pub(super) fn facts(blob: &[u8], key_id: &str, public_key: &[u8]) -> KeyInfo {
     let (record, share) = open(blob, key_id);
     KeyInfo {
         v: KEY_INFO_VERSION,

@@ -131,6 +131,7 @@ impl Node {
             refresh_every: schedule.every,
             since: schedule.since,
             incoming: None,
+            roster: self.roster_now(),
         };
         let mut plain = Zeroizing::new(Vec::new());
         ciborium::into_writer(&record, &mut *plain)
@@ -263,6 +264,7 @@ impl Node {
             refresh_every: schedule.every,
             since: schedule.since,
             incoming: None,
+            roster: self.roster_now(),
         };
         let receipt = self.sign_receipt(
             KeyReceipt {

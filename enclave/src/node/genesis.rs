@@ -9,6 +9,7 @@ use protocol::genesis::{self as g2, ClusterId, RosterEntry};
 use protocol::images::AcceptImages;
 use protocol::policy::{Approved, Genesis};
 use protocol::roster::ChangeRoster;
+use protocol::roster::commit::CommittedRoster;
 use protocol::session::PeerDocument;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -104,6 +105,10 @@ pub(super) struct SealedGenesisV2 {
     /// it names. Absent before the first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) images: Vec<Approved<AcceptImages>>,
+    /// Committed roster change `i` makes roster version `i + 1`, with the statements it was
+    /// committed on (issue 20, the commit). Absent before the first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) rosters: Vec<CommittedRoster>,
     /// A roster change proposed and not committed (issue 20, ADR 0022): the current roster
     /// stays in force. Absent when there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,6 +121,10 @@ pub(super) struct SealedGenesisV2 {
     /// node was shown them (the prepare step's gate, `prepare.rs`). Absent until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) prepared: Option<super::prepare::PreparedOn>,
+    /// The key set this node vouched for at the commit step of `proposed_roster` (the only one
+    /// it ever vouches for, for that change and chain). Absent until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) vouched: Option<super::commit::Vouched>,
 }
 
 /// The member statement a joining node joined on.
@@ -136,12 +145,14 @@ impl SealedGenesisV2 {
             genesis: join.genesis.clone(),
             admins: join.admins.clone(),
             images: join.images.clone(),
+            rosters: join.rosters.clone(),
             proposed_roster: Some(join.change.clone()),
             joined: Some(JoinedOn {
                 node: join.proposed_by,
                 statement: join.statement.clone(),
             }),
             prepared: None,
+            vouched: None,
         }
     }
 
@@ -170,16 +181,37 @@ pub(super) fn check_genesis(
     own: &OwnPcrs,
 ) -> Result<GenesisState, MembershipError> {
     let mut state = genesis_state(approved)?;
-    let g = &approved.request;
-    let public = node_key.key.public();
-    let index = g
-        .index_of(&public)
-        .ok_or_else(|| MembershipError::NotInRoster {
-            node_key: key_hex(&public),
-        })?;
-    check_entry(&g.roster[usize::from(index)], node_key, own)?;
-    state.node = index;
+    state.locate(node_key, own)?;
     Ok(state)
+}
+
+impl GenesisState {
+    /// Finds this node in the roster in force by its node key, whose entry must name the KMS
+    /// key it is sealed under and, where it pins them, this parent's PCRs: its index is never
+    /// an input.
+    pub(super) fn locate(
+        &mut self,
+        node_key: &NodeKey,
+        own: &OwnPcrs,
+    ) -> Result<(), MembershipError> {
+        let public = node_key.key.public();
+        let roster = self
+            .pinned
+            .as_ref()
+            .map(|p| p.roster.as_slice())
+            .unwrap_or_default();
+        let (index, entry) = roster
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.node_key.as_slice() == public)
+            .and_then(|(i, e)| Some((u16::try_from(i).ok()?, e)))
+            .ok_or_else(|| MembershipError::NotInRoster {
+                node_key: key_hex(&public),
+            })?;
+        check_entry(entry, node_key, own)?;
+        self.node = index;
+        Ok(())
+    }
 }
 
 /// The cluster a version-2 genesis founds, checked (its shape, its admins' approvals), before
@@ -213,9 +245,11 @@ pub(super) fn genesis_state(
             genesis: approved.clone(),
             admins: Vec::new(),
             images: Vec::new(),
+            rosters: Vec::new(),
             proposed_roster: None,
             joined: None,
             prepared: None,
+            vouched: None,
         },
     })
 }
@@ -280,13 +314,20 @@ pub(super) fn open_genesis(
         if v2.joined.is_some() {
             return super::join::check_joining(&v2, node_key, own);
         }
-        let mut state = check_genesis(&v2.genesis, node_key, own)?;
+        // The chain replayed first (every admin and image change, then every committed roster
+        // change under the admins of the version it names), then this node found in the
+        // roster in force.
+        let mut state = genesis_state(&v2.genesis)?;
         for change in &v2.admins {
             state.apply_admins(change)?;
         }
         for change in &v2.images {
             state.apply_images(change, false)?;
         }
+        for committed in &v2.rosters {
+            state.apply_committed(committed)?;
+        }
+        state.locate(node_key, own)?;
         if let Some(change) = &v2.proposed_roster {
             // Checked again (its keys' thresholds were checked when it was proposed; they are
             // not loaded yet). One that no longer holds is dropped, never fatal: a proposal
@@ -298,6 +339,7 @@ pub(super) fn open_genesis(
             }
         }
         super::prepare::restore_prepared(&mut state, v2.prepared.as_ref());
+        state.sealed.vouched = v2.vouched.clone();
         if !runs_accepted_image(&state, own) {
             return Err(MembershipError::OtherImage.into());
         }

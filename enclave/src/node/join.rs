@@ -12,7 +12,7 @@
 //!
 //! A joining node holds no key and takes no part in the cluster's work ([`Node::genesis`]
 //! refuses it, and the lifecycle admits no session in phase `joining`) until the change is
-//! committed (planned). So a relay that feeds it a stale chain, or a change the members dropped,
+//! committed (`commit.rs`). So a relay that feeds it a stale chain, or a change the members dropped,
 //! gains nothing: the prepare step asks every member's statement over the same change before
 //! anything is reshared to it. A change that replaced the one it joined (created later, in the
 //! members' order) may be joined again; an earlier one is refused.
@@ -48,6 +48,9 @@ pub(super) fn check_joining(
     }
     for images in &sealed.images {
         state.apply_images(images, false)?;
+    }
+    for committed in &sealed.rosters {
+        state.apply_committed(committed)?;
     }
     let public = node_key.key.public();
     let in_force: Vec<RosterEntry> = state
@@ -97,6 +100,7 @@ pub(super) fn check_joining(
     state.sealed.proposed_roster = Some(change.clone());
     state.sealed.joined = Some(joined.clone());
     super::prepare::restore_prepared(&mut state, sealed.prepared.as_ref());
+    state.sealed.vouched = sealed.vouched.clone();
     Ok(state)
 }
 

@@ -347,6 +347,54 @@ pub enum MembershipError {
         /// Its node key (hex).
         node_key: String,
     },
+    /// The commit of a roster change at a node that holds a key with no incoming generation
+    /// for the change (never moved, or its move dropped since: the key changed, the change was
+    /// replaced): the key moves first.
+    #[error("key_not_moved: key {key_id} has no incoming generation for the pending change here")]
+    KeyNotMoved {
+        /// The key.
+        key_id: String,
+    },
+    /// The commit of a roster change shown a node's statement over another key set than this
+    /// node's: some key moved twice and the nodes kept different moves, or a node misses a key.
+    #[error(
+        "keys_differ: node key {node_key} holds the key set {theirs} incoming; this node holds {ours}"
+    )]
+    KeysDiffer {
+        /// Its node key (hex).
+        node_key: String,
+        /// Its key set's digest (hex).
+        theirs: String,
+        /// This node's (hex).
+        ours: String,
+    },
+    /// The commit of a roster change at a node holding auxiliary information for the roster in
+    /// force: an ECDSA party set's auxiliary information is made for the new roster first.
+    #[error(
+        "aux_not_moved: this node holds auxiliary information for the roster in force; the new \
+         roster's is made before the commit"
+    )]
+    AuxNotMoved,
+    /// A key's move at a node that already vouched for its key set for the pending change:
+    /// the set it vouched for is the only one it ever vouches for (attacker review helper-66,
+    /// finding H1), so no key moves to it again. The admins withdraw the change to start again.
+    #[error(
+        "vouched: this node vouched for its key set for roster version {version}; no key moves \
+         to it again (the admins withdraw the change to start again)"
+    )]
+    Vouched {
+        /// The roster version the change makes.
+        version: u32,
+    },
+    /// A node asked to vouch for, or commit on, another key set than the one it vouched for
+    /// (its parent gave it another run's incoming blob since).
+    #[error("vouched_other: this node vouched for key set {vouched}; it now holds {holds}")]
+    VouchedOther {
+        /// The set it vouched for (hex).
+        vouched: String,
+        /// The set it holds now (hex).
+        holds: String,
+    },
 }
 
 impl MembershipError {
@@ -395,6 +443,11 @@ impl MembershipError {
             Self::StrangerStatement { .. } => "stranger_statement",
             Self::ChainDiffers { .. } => "chain_differs",
             Self::UnprovenStatement { .. } => "unproven_statement",
+            Self::KeyNotMoved { .. } => "key_not_moved",
+            Self::KeysDiffer { .. } => "keys_differ",
+            Self::AuxNotMoved => "aux_not_moved",
+            Self::Vouched { .. } => "vouched",
+            Self::VouchedOther { .. } => "vouched_other",
         }
     }
 }

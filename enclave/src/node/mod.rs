@@ -13,6 +13,8 @@
 //! * `membership`: the typed membership refusals;
 //! * `genesis`: accepting the genesis, admitting peers, checking a session's participants;
 //! * `join`: a node to add joining the cluster at a pending roster change (issue 20);
+//! * `prepare`, `move_key`, `commit`: the prepare gate, a key's move to the pending roster,
+//!   and the commit that makes the new roster current;
 //! * `admins`: the admin set over time, its changes and the admin version requests name;
 //! * `images`: the enclave images the cluster accepts over time (rolling rotation);
 //! * `keys`: auxiliary info and key shares: creation, sealing, receipts, restore;
@@ -25,6 +27,7 @@
 
 mod admins;
 mod bounds;
+mod commit;
 mod enroll;
 mod generations;
 mod genesis;
@@ -64,6 +67,7 @@ use crate::seal::{self, Sealer};
 #[cfg(test)]
 pub use bounds::TestHook;
 pub use bounds::{Limits, panic_reason};
+pub use commit::Committed;
 use enroll::NodeKey;
 use genesis::GenesisState;
 pub use genesis::OwnPcrs;

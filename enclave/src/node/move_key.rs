@@ -2,7 +2,7 @@
 //! ADR 0022): the dealers, nodes of the roster in force, deal their shares of the key's
 //! current generation to every node of the roster the change makes ([`super::redistribute`]),
 //! and each of those seals its share as the key's *incoming* generation once every party
-//! confirmed the same digest. The current generation keeps signing; the commit (planned) makes
+//! confirmed the same digest. The current generation keeps signing; the commit ([`super::commit`]) makes
 //! the incoming one current.
 //!
 //! No request starts it: the change the admins approved, sealed pending and prepared at each
@@ -93,11 +93,13 @@ pub(super) struct IncomingOn {
 }
 
 /// A key's incoming generation at this node: its share at its index in the pending roster,
-/// sealed as the generation after the one dealt from. It signs nothing; the commit (planned)
+/// sealed as the generation after the one dealt from. It signs nothing; the commit
 /// makes it current.
 pub(super) struct Incoming {
     pub(super) on: IncomingOn,
     pub(super) share: Share,
+    /// When this node sealed it (its refresh schedule's start), as the record says.
+    pub(super) since: u64,
 }
 
 /// The entry the rosters list for `party`: the new roster's at its new index, else the roster
@@ -205,6 +207,10 @@ impl Node {
         let version = change.new_version();
         if !self.prepared() {
             return Err(MembershipError::NotPrepared { version }.into());
+        }
+        // A node that vouched for its key set keeps that set (helper-66, finding H1).
+        if g.vouched_now().is_some() {
+            return Err(MembershipError::Vouched { version }.into());
         }
         let joining = g.joining();
         let cluster = g.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
@@ -420,7 +426,8 @@ impl Node {
             .map(|p| p.request.hash())
             == Some(moving.change);
         let same_chain = g.and_then(GenesisState::chain_digest) == Some(moving.chain);
-        if !same_change || !same_chain || !self.prepared() {
+        let vouched = g.and_then(GenesisState::vouched_now).is_some();
+        if !same_change || !same_chain || vouched || !self.prepared() {
             return Err(refused(format!(
                 "this node is no longer prepared for roster version {}: the move of key {} \
                  keeps nothing",
@@ -487,6 +494,7 @@ impl Node {
                     refresh_every: info.refresh_every,
                     since,
                     incoming: Some(on.clone()),
+                    roster: moving.version,
                 };
                 let sealed = self.seal_key_record(data_key, record)?;
                 let index = share.index();
@@ -494,7 +502,7 @@ impl Node {
                     .moved_statement(&moving, index, &confirmed)
                     .map_err(|e| MpcError::Internal(e.to_string()))?;
                 self.incoming
-                    .insert(moving.key_id.clone(), Incoming { on, share });
+                    .insert(moving.key_id.clone(), Incoming { on, share, since });
                 (
                     Some(index),
                     Some(ByteBuf::from(sealed)),
@@ -595,7 +603,7 @@ impl Node {
     }
 
     /// Drops every incoming generation that no longer holds ([`Node::incoming_holds`]): at
-    /// each prepare step and restore. The commit (planned) checks each key's again, and its
+    /// each prepare step and restore. The commit checks each key's again, and its
     /// own confirmed digest against the one every node signed (helper-65, finding 2).
     pub(super) fn prune_incoming(&mut self) {
         let frame = self.incoming_frame();
@@ -645,8 +653,9 @@ pub(super) fn incoming_of(records: Vec<(BlobKind, KeyRecord)>) -> Result<Split, 
             continue;
         };
         let share = super::keys::load_share(kind, &record)?;
+        let since = record.since;
         if incoming
-            .insert(record.key_id.clone(), Incoming { on, share })
+            .insert(record.key_id.clone(), Incoming { on, share, since })
             .is_some()
         {
             twice.push(record.key_id.clone());

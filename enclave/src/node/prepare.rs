@@ -22,15 +22,14 @@
 //! replaced (attacker review helper-60, finding 1): its word prepares no one, and the resharing
 //! (planned) must bind the change and the chain, not this flag (`docs/threat-model.md`).
 //!
-//! The chain digest covers the admin and image changes; once commits exist it must cover the
-//! committed roster versions too.
+//! The chain digest covers the admin and image changes and the committed roster changes.
 
 use std::collections::BTreeSet;
 
 use protocol::genesis::RosterEntry;
 use protocol::roster::{
-    HeldStatement, MAX_PREPARE_NONCE, PrepareRoster, chain_digest, roster_held_message,
-    roster_prepared_message, statements_digest,
+    HeldStatement, MAX_PREPARE_NONCE, PrepareRoster, chain_digest_with_rosters,
+    roster_held_message, roster_prepared_message, statements_digest,
 };
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -72,13 +71,15 @@ pub struct Held {
 }
 
 impl GenesisState {
-    /// The digest of the chain this node holds: its cluster and every admin and image change.
+    /// The digest of the chain this node holds: its cluster, every admin and image change and
+    /// every committed roster change.
     pub(super) fn chain_digest(&self) -> Option<[u8; 32]> {
         let cluster = self.cluster_id()?;
-        Some(chain_digest(
+        Some(chain_digest_with_rosters(
             &cluster,
             &self.sealed.admins,
             &self.sealed.images,
+            &self.sealed.rosters,
         ))
     }
 
@@ -120,43 +121,74 @@ impl GenesisState {
                 .chain(in_force.iter())
                 .find(|e| e.node_key.as_slice() == key)
         };
-        let mut seen = BTreeSet::new();
-        for s in statements {
-            let node_key = hex(&s.node_key);
-            let (Some(listed), Ok(key)) = (
-                entry(&s.node_key),
-                <[u8; 32]>::try_from(s.node_key.as_slice()),
-            ) else {
-                return Err(MembershipError::StrangerStatement { node_key });
-            };
-            if !seen.insert(key) {
-                return Err(MembershipError::StrangerStatement { node_key });
-            }
-            // The node's own word over the chain it names first: a relay cannot pin another
-            // chain on an honest node (attacker review helper-60, finding 4).
-            let theirs = <[u8; 32]>::try_from(s.chain.as_slice()).unwrap_or_default();
-            let message = roster_held_message(&cluster, &key, version, &hash, &theirs);
-            if s.chain.len() != 32 || !listed.signed(&message, &s.statement) {
-                return Err(MembershipError::UnprovenStatement { node_key });
-            }
-            if &theirs != chain {
-                return Err(MembershipError::ChainDiffers {
-                    node_key,
-                    theirs: hex(&theirs),
-                    ours: hex(chain),
-                });
-            }
+        let words = statements.iter().map(|s| Word {
+            node_key: &s.node_key,
+            named: &s.chain,
+            statement: &s.statement,
+        });
+        // The node's own word over the chain it names first: a relay cannot pin another chain
+        // on an honest node (attacker review helper-60, finding 4).
+        check_words(
+            words,
+            entry,
+            &r.roster,
+            |key, theirs| roster_held_message(&cluster, key, version, &hash, theirs),
+            chain,
+            |node_key, theirs, ours| MembershipError::ChainDiffers {
+                node_key,
+                theirs,
+                ours,
+            },
+        )
+    }
+}
+
+/// One node's signed word over a digest it names (a chain, a key set).
+pub(super) struct Word<'a> {
+    pub(super) node_key: &'a [u8],
+    pub(super) named: &'a [u8],
+    pub(super) statement: &'a [u8],
+}
+
+/// Checks nodes' words on a roster change: one per node key, each of a node `listed` finds
+/// (else `stranger_statement`, also for a node key named twice), each its node key's signature
+/// over `message(node key, the digest it names)` (`unproven_statement`: checked before the
+/// digest is compared, so a relay cannot pin another digest on an honest node), the digest it
+/// names this node's own, `ours` (else `differs(node key, theirs, ours)`, in hex), and every
+/// node of `required` has one (`missing_statement`).
+pub(super) fn check_words<'a, 'e>(
+    words: impl Iterator<Item = Word<'a>>,
+    listed: impl Fn(&[u8]) -> Option<&'e RosterEntry>,
+    required: &[RosterEntry],
+    message: impl Fn(&[u8; 32], &[u8; 32]) -> Vec<u8>,
+    ours: &[u8; 32],
+    differs: impl Fn(String, String, String) -> MembershipError,
+) -> Result<(), MembershipError> {
+    let mut seen = BTreeSet::new();
+    for w in words {
+        let node_key = hex(w.node_key);
+        let (Some(entry), Ok(key)) = (listed(w.node_key), <[u8; 32]>::try_from(w.node_key)) else {
+            return Err(MembershipError::StrangerStatement { node_key });
+        };
+        if !seen.insert(key) {
+            return Err(MembershipError::StrangerStatement { node_key });
         }
-        match r
-            .roster
-            .iter()
-            .find(|e| !seen.iter().any(|k| k.as_slice() == e.node_key.as_slice()))
-        {
-            Some(missing) => Err(MembershipError::MissingStatement {
-                node_key: hex(&missing.node_key),
-            }),
-            None => Ok(()),
+        let theirs = <[u8; 32]>::try_from(w.named).unwrap_or_default();
+        if w.named.len() != 32 || !entry.signed(&message(&key, &theirs), w.statement) {
+            return Err(MembershipError::UnprovenStatement { node_key });
         }
+        if &theirs != ours {
+            return Err(differs(node_key, hex(&theirs), hex(ours)));
+        }
+    }
+    match required
+        .iter()
+        .find(|e| !seen.iter().any(|k| k.as_slice() == e.node_key.as_slice()))
+    {
+        Some(missing) => Err(MembershipError::MissingStatement {
+            node_key: hex(&missing.node_key),
+        }),
+        None => Ok(()),
     }
 }
 

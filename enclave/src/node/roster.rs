@@ -21,13 +21,20 @@ use super::membership::MembershipError;
 use super::{Node, NodeError};
 
 impl GenesisState {
-    /// Every roster version of the cluster, in order; the last is current. Until a change is
-    /// committed (planned) that is the genesis' roster alone.
+    /// Every roster version of the cluster, in order: the genesis' and each committed
+    /// change's; the last is current.
     pub(super) fn rosters(&self) -> Vec<&[RosterEntry]> {
-        self.pinned
-            .as_ref()
-            .map(|p| vec![p.roster.as_slice()])
-            .unwrap_or_default()
+        if self.pinned.is_none() {
+            return Vec::new();
+        }
+        std::iter::once(self.sealed.genesis_request().request.roster.as_slice())
+            .chain(
+                self.sealed
+                    .rosters
+                    .iter()
+                    .map(|c| c.change.request.roster.as_slice()),
+            )
+            .collect()
     }
 
     /// The current roster version (0: the genesis').
@@ -47,6 +54,19 @@ impl GenesisState {
         max_threshold: u16,
     ) -> Result<Option<RosterDiff>, NodeError> {
         let r = &change.request;
+        self.check_names(r)?;
+        let diff = match r.diff(&self.rosters(), max_threshold) {
+            Ok(diff) => Some(diff),
+            Err(RosterError::Unchanged) => None,
+            Err(e) => return Err(MembershipError::RosterChange(e).into()),
+        };
+        self.check_admins(r, &change.approvals, r.admins)?;
+        Ok(diff)
+    }
+
+    /// A roster change names this cluster and, as the version it replaces, the roster version
+    /// in force here.
+    pub(super) fn check_names(&self, r: &ChangeRoster) -> Result<(), NodeError> {
         let ours = self.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
         if r.cluster != ours {
             return Err(MembershipError::OtherCluster {
@@ -63,13 +83,7 @@ impl GenesisState {
             }
             .into());
         }
-        let diff = match r.diff(&self.rosters(), max_threshold) {
-            Ok(diff) => Some(diff),
-            Err(RosterError::Unchanged) => None,
-            Err(e) => return Err(MembershipError::RosterChange(e).into()),
-        };
-        self.check_admins(r, &change.approvals, r.admins)?;
-        Ok(diff)
+        Ok(())
     }
 
     /// The roster change pending here, if any: a withdrawal (the roster in force proposed

@@ -572,6 +572,15 @@ impl Node {
         self.sessions.values().any(|s| makes_keys(&s.purpose))
     }
 
+    /// Whether an auxiliary-information run is in progress here (it makes the party set's
+    /// auxiliary information, which the commit of a roster change must not outlive: attacker
+    /// review helper-66, finding M3).
+    pub(super) fn aux_running(&self) -> bool {
+        self.sessions
+            .values()
+            .any(|s| matches!(s.purpose, Purpose::AuxInfo))
+    }
+
     /// Drops every running session that makes key material on an admin approval (a key
     /// creation, an import, a resharing): an admin change ends what the replaced set approved
     /// (attacker review helper-45, finding 1). A scheduled refresh goes too; it runs again.

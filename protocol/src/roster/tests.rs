@@ -51,7 +51,7 @@ fn adding_replacing_and_removing_nodes_are_told_apart() {
     assert_eq!(grow.added, vec![3, 4]);
     assert!(grow.removed.is_empty() && grow.replaced().is_empty());
 
-    let replace = change(&[0, 5, 2]).diff(&rosters, 3).unwrap();
+    let replace = change(&[0, 5, 2]).diff(&rosters, 2).unwrap();
     assert_eq!(replace.kept, vec![(0, 0), (2, 2)]);
     assert_eq!(
         (replace.removed.clone(), replace.added.clone()),
@@ -89,7 +89,7 @@ fn a_change_names_its_session_parties_new_roster_first_then_the_nodes_leaving() 
 
     // Replacing node 1 by node 5: the newcomer takes index 1 and party 1; the node it replaces
     // deals as the last party.
-    let replace = change(&[0, 5, 2]).diff(&rosters, 3).unwrap();
+    let replace = change(&[0, 5, 2]).diff(&rosters, 2).unwrap();
     assert_eq!(
         replace.parties(),
         vec![
@@ -196,8 +196,9 @@ fn a_change_may_not_alter_or_reorder_the_nodes_that_stay_nor_bring_back_a_node_t
         change(&[0, 5, 1, 2]).diff(&rosters, 2),
         Err(RosterError::MovedUp { from: 1, to: 2 })
     );
-    // Nodes 0 and 2 leave, node 1 moves down to 0, and two join after it.
-    let mixed = change(&[1, 5, 6]).diff(&rosters, 2).unwrap();
+    // Nodes 0 and 2 leave, node 1 moves down to 0, and two join after it (a 1-of key: only
+    // one node stays).
+    let mixed = change(&[1, 5, 6]).diff(&rosters, 1).unwrap();
     assert_eq!(mixed.kept, vec![(1, 0)]);
     assert_eq!((mixed.removed, mixed.added), (vec![0, 2], vec![1, 2]));
 
@@ -248,6 +249,40 @@ fn a_roster_smaller_than_a_keys_threshold_is_refused() {
         "below_threshold"
     );
     change(&[0, 1, 2]).diff(&rosters, 3).unwrap();
+}
+
+/// Attacker review helper-66, finding H2: the nodes that stay vouch for the key set at the
+/// commit, so at least a threshold of them stay; more nodes are replaced in several changes.
+#[test]
+fn a_change_keeping_fewer_nodes_than_a_keys_threshold_is_refused() {
+    let v0 = roster(&[0, 1, 2, 3]);
+    let rosters = [v0.as_slice()];
+    // Two of four replaced: two stay, a 3-of key needs three.
+    assert_eq!(
+        change(&[0, 1, 6, 7]).diff(&rosters, 3),
+        Err(RosterError::TooFewKept {
+            kept: 2,
+            threshold: 3
+        })
+    );
+    assert_eq!(
+        RosterError::TooFewKept {
+            kept: 2,
+            threshold: 3
+        }
+        .kind(),
+        "too_few_kept"
+    );
+    change(&[0, 1, 6, 7]).diff(&rosters, 2).unwrap();
+    change(&[0, 1, 2, 7]).diff(&rosters, 3).unwrap();
+    // Every node replaced at once: none vouches for the keys.
+    assert_eq!(
+        change(&[4, 5, 6, 7]).diff(&rosters, 1),
+        Err(RosterError::TooFewKept {
+            kept: 0,
+            threshold: 1
+        })
+    );
 }
 
 #[test]

@@ -240,7 +240,7 @@ pub fn transfer_context(t: &Transfer<'_>) -> [u8; 32] {
 /// What a node of the new roster signs by its node key once it sealed a key's incoming
 /// generation: `KEY_MOVED_DOMAIN || cluster || node key || u32 version || change || u32
 /// len || key id || u32 generation dealt from || u16 index || confirmed digest || key facts'
-/// digest`. The commit compares every node's (planned): one digest, one sharing.
+/// digest`. The commit compares every node's digests (`super::commit`): one digest, one sharing.
 pub fn key_moved_message(
     cluster: &ClusterId,
     node_key: &[u8; 32],

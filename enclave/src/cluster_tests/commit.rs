@@ -1,0 +1,491 @@
+//! The commit of a roster change (issue 20, membership step 4): every node of the new roster
+//! holds every key's incoming generation, says so over one digest of its whole key set, and,
+//! shown every node's statement over its own digest, makes the new roster and those
+//! generations current. The attacks, written before the commit existed: a commit while a key
+//! has not moved (`key_not_moved`); a node's statement missing, twice, of a node leaving, or
+//! forged (`missing_statement`, `stranger_statement`, `unproven_statement`); a relay that
+//! replays a node's statement from before a key moved again (`keys_differ`: one digest per
+//! key, one sharing); a restore that offers a share of the replaced roster (ignored). The
+//! keys keep their public keys and sign on the new roster, the node that joined among the
+//! signers, across restarts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use protocol::policy::Scheme;
+use protocol::roster::ChangeRoster;
+use protocol::roster::commit::{
+    CommitRoster, KeysHeldStatement, keys_held_message, roster_set_message,
+};
+use protocol::roster::transfer::KeyInfo;
+use protocol::session::{Outcome, SessionKind};
+use protocol::{EnclaveRequest, EnclaveResponse, Phase};
+use serde_bytes::ByteBuf;
+
+use super::join::{entry_of, join, join_of, joined};
+use super::move_key::facts;
+use super::prepare::{asked_for, prepare};
+use super::reshare::verify_eddsa;
+use super::roster::proposed;
+use super::{Cluster, enroll, membership_refusal, signature_of};
+use crate::server::Enclave;
+use crate::testkit::{
+    IMAGE, admit_all, boot, document, node_arn, run_session_as, session_id_ahead,
+};
+
+/// A commit step's answer: this node's statement, and, when it committed, its sealed genesis
+/// blob and its roster-set statement (checked under its node key).
+struct Answer {
+    held: KeysHeldStatement,
+    count: u32,
+    sealed: Option<ByteBuf>,
+    committed: bool,
+}
+
+fn commit(
+    e: &Enclave,
+    change: &ChangeRoster,
+    statements: &[KeysHeldStatement],
+) -> Result<Answer, String> {
+    let response = e.handle(EnclaveRequest::CommitRoster {
+        commit: CommitRoster {
+            change: ByteBuf::from(change.hash().to_vec()),
+            statements: statements.to_vec(),
+        },
+    });
+    let EnclaveResponse::RosterCommitted {
+        version,
+        keys,
+        count,
+        statement,
+        set_statement,
+        sealed,
+    } = response
+    else {
+        return Err(membership_refusal(response));
+    };
+    assert_eq!(version, change.new_version());
+    if set_statement.is_some() || !statements.is_empty() {
+        assert!(sealed.is_some() && set_statement.is_some());
+    }
+    let node_key = e.node_binding().expect("an enrolled node").node_key;
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(&node_key).unwrap();
+    if let Some(signed) = &set_statement {
+        let message = roster_set_message(&change.cluster, &node_key, version, &change.hash());
+        let sig = ed25519_dalek::Signature::from_slice(signed).unwrap();
+        assert!(vk.verify_strict(&message, &sig).is_ok());
+    }
+    Ok(Answer {
+        held: KeysHeldStatement {
+            node_key: ByteBuf::from(node_key.to_vec()),
+            keys,
+            statement,
+        },
+        count,
+        committed: set_statement.is_some(),
+        sealed,
+    })
+}
+
+/// Asks `e` for its word (vouching for its set the first time: the sealed genesis blob goes
+/// to `genesis`).
+fn vouch(e: &Enclave, change: &ChangeRoster, genesis: &mut ByteBuf) -> Answer {
+    let answer = commit(e, change, &[]).unwrap();
+    assert!(!answer.committed);
+    if let Some(sealed) = &answer.sealed {
+        *genesis = sealed.clone();
+    }
+    answer
+}
+
+/// Every party's failure message of a session that failed everywhere.
+fn failed(out: &BTreeMap<u16, Outcome>) -> Vec<(u16, String)> {
+    out.iter()
+        .map(|(p, o)| match o {
+            Outcome::Failed { message, .. } => (*p, message.clone()),
+            other => panic!("party {p}: {other:?}"),
+        })
+        .collect()
+}
+
+/// Moves `info`'s key among `parties` (every party of the change, in party order), dealt by
+/// `dealers`: each receiver's incoming blob by party.
+fn move_key(
+    c: &Cluster,
+    parties: &[Arc<Enclave>],
+    info: &KeyInfo,
+    dealers: &[u16],
+) -> BTreeMap<u16, ByteBuf> {
+    let mut blobs = BTreeMap::new();
+    for (p, o) in run_move(c, parties, info, dealers) {
+        match o {
+            Outcome::KeyMoved {
+                sealed: Some(sealed),
+                ..
+            } => {
+                blobs.insert(p, sealed);
+            }
+            Outcome::KeyMoved { sealed: None, .. } => {}
+            other => panic!("party {p}: {other:?}"),
+        }
+    }
+    blobs
+}
+
+/// One run of `info`'s move, then the session aborted everywhere (as the coordinator ends a
+/// failed one): every party's outcome.
+fn run_move(
+    c: &Cluster,
+    parties: &[Arc<Enclave>],
+    info: &KeyInfo,
+    dealers: &[u16],
+) -> BTreeMap<u16, Outcome> {
+    let docs: Vec<ByteBuf> = parties.iter().map(|e| document(e)).collect();
+    let all: Vec<u16> = (0..u16::try_from(parties.len()).unwrap()).collect();
+    let session = session_id_ahead(c.ahead.get());
+    let out = run_session_as(
+        parties,
+        session.clone(),
+        &all,
+        |_| SessionKind::MoveKey {
+            key_id: info.key_id.clone(),
+            generation: info.generation,
+            dealers: dealers.to_vec(),
+            key: Box::new(info.clone()),
+            documents: docs.clone(),
+        },
+        |_, _| {},
+    );
+    for e in parties {
+        e.handle(EnclaveRequest::AbortSession {
+            session: session.clone(),
+        });
+    }
+    out
+}
+
+/// Every node of `nodes` prepared for `change` (each asked first, then shown every statement).
+fn prepare_all(c: &mut Cluster, nodes: &[Arc<Enclave>], change: &ChangeRoster) {
+    let mut none = [ByteBuf::new(), ByteBuf::new()];
+    let held: Vec<_> = nodes
+        .iter()
+        .map(|e| prepare(e, change, &[], &mut none).unwrap().0)
+        .collect();
+    for (i, e) in nodes.iter().enumerate() {
+        let blobs = match c.blobs.get_mut(i) {
+            Some(blobs) => blobs.as_mut_slice(),
+            None => none.as_mut_slice(),
+        };
+        assert!(prepare(e, change, &held, blobs).unwrap().1);
+    }
+}
+
+/// A 3-node cluster holding two EdDSA keys shrinks to its first two nodes. Every attack on the
+/// commit is refused by name and changes nothing; committed, the two nodes sign with both
+/// keys on the new roster, under the same public keys, and a restart brings the committed
+/// roster and the moved shares back while a stale share of the old roster is never loaded.
+#[test]
+fn a_shrunk_roster_is_committed_once_every_key_moved_and_signs_on() {
+    const A: &str = "committed-a";
+    const B: &str = "committed-b";
+    let mut c = Cluster::new(3);
+    let pk_a = c.create_key(A, Scheme::EddsaEd25519, 2);
+    let info_a = facts(c.blobs[0].last().unwrap(), A, &pk_a);
+    let pk_b = c.create_key(B, Scheme::EddsaEd25519, 2);
+    let info_b = facts(c.blobs[0].last().unwrap(), B, &pk_b);
+    // The keys' blobs as their proxies keep them (the current generations, of roster 0).
+    let old_blobs: Vec<Vec<ByteBuf>> = c.blobs.iter().map(|b| b[2..].to_vec()).collect();
+    for blobs in &mut c.blobs {
+        blobs.truncate(2);
+    }
+    let sign = |c: &Cluster, key: &str, pk: &[u8], message: &[u8]| {
+        let out = c.sign(&[0, 1], c.sign_request(key, vec![], message.to_vec()), None);
+        verify_eddsa(pk, message, &signature_of(&out).0);
+    };
+
+    let shrink = c.roster_request(0, c.genesis.request.roster[..2].to_vec(), &[0, 1]);
+    let out = c.propose(&shrink);
+    proposed(&mut c, &out, &shrink.request);
+    let change = shrink.request.clone();
+    let members = c.enclaves.clone();
+
+    // Not prepared: no node says it holds anything.
+    let refused = commit(&c.enclaves[0], &change, &[]).err().unwrap();
+    assert!(refused.starts_with("not_prepared"), "{refused}");
+
+    prepare_all(&mut c, &members, &change);
+    let mut incoming: Vec<Vec<ByteBuf>> = vec![Vec::new(); 2];
+    for (p, blob) in move_key(&c, &members, &info_a, &[1, 2]) {
+        incoming[usize::from(p)].push(blob);
+    }
+    sign(
+        &c,
+        A,
+        &pk_a,
+        b"moved, the roster in force signs until the commit",
+    );
+
+    // Key B has not moved: no node of the new roster vouches for a set without it.
+    for e in &c.enclaves[..2] {
+        let refused = commit(e, &change, &[]).err().unwrap();
+        assert!(
+            refused.starts_with("key_not_moved") && refused.contains(B),
+            "{refused}"
+        );
+    }
+
+    // B moves: each node vouches for the set of both keys, once (sealed with its genesis).
+    for (p, blob) in move_key(&c, &members, &info_b, &[0, 2]) {
+        incoming[usize::from(p)].push(blob);
+    }
+    let now: Vec<Answer> = (0..2)
+        .map(|i| vouch(&c.enclaves[i], &change, &mut c.blobs[i][1]))
+        .collect();
+    assert!(now.iter().all(|a| a.count == 2 && a.sealed.is_some()));
+    assert_eq!(now[0].held.keys, now[1].held.keys);
+    // Asked again, the same word, nothing sealed.
+    let again = vouch(&c.enclaves[0], &change, &mut c.blobs[0][1]);
+    assert!(again.sealed.is_none());
+    assert_eq!(again.held, now[0].held);
+    // A node that vouched takes no further move: a relay cannot make it hold another sharing
+    // of B (helper-66, finding H1). Nothing is kept anywhere.
+    let out = run_move(&c, &members, &info_b, &[1, 2]);
+    for (p, m) in failed(&out) {
+        if p < 2 {
+            assert!(m.starts_with("vouched"), "party {p}: {m}");
+        }
+    }
+    assert_eq!(
+        vouch(&c.enclaves[1], &change, &mut c.blobs[1][1]).held,
+        now[1].held
+    );
+    let statements = [now[0].held.clone(), now[1].held.clone()];
+
+    let refusals: Vec<(Vec<KeysHeldStatement>, &str)> = vec![
+        (vec![now[0].held.clone()], "missing_statement"),
+        (
+            vec![
+                now[0].held.clone(),
+                now[1].held.clone(),
+                now[0].held.clone(),
+            ],
+            "stranger_statement",
+        ),
+        // Node 1's statement with another set named than the one it signed.
+        (
+            vec![
+                now[0].held.clone(),
+                KeysHeldStatement {
+                    keys: ByteBuf::from(vec![9; 32]),
+                    ..now[1].held.clone()
+                },
+            ],
+            "unproven_statement",
+        ),
+        // A leaving node's key is no node of the new roster.
+        (
+            vec![
+                now[0].held.clone(),
+                now[1].held.clone(),
+                KeysHeldStatement {
+                    node_key: ByteBuf::from(
+                        c.enclaves[2].node_binding().unwrap().node_key.to_vec(),
+                    ),
+                    ..now[1].held.clone()
+                },
+            ],
+            "stranger_statement",
+        ),
+    ];
+    for (shown, kind) in refusals {
+        for e in &c.enclaves[..2] {
+            let refused = commit(e, &change, &shown).err().unwrap();
+            assert!(refused.starts_with(kind), "{kind}: {refused}");
+            assert_eq!(e.phase(), Phase::Operational);
+        }
+    }
+    // The node leaving holds no incoming generation: it vouches for nothing.
+    let refused = commit(&c.enclaves[2], &change, &[]).err().unwrap();
+    assert!(refused.starts_with("key_not_moved"), "{refused}");
+    sign(&c, B, &pk_b, b"refused commits change nothing");
+
+    // Both statements shown: each node commits.
+    for (i, e) in c.enclaves[..2].iter().enumerate() {
+        let answer = commit(e, &change, &statements).unwrap();
+        assert!(answer.committed);
+        c.blobs[i][1] = answer.sealed.unwrap();
+    }
+    // Asked again (its parent lost the answer), a committed node answers the same: its word
+    // as it committed on it, and the genesis blob sealed again (helper-66, finding M2).
+    let again = commit(&c.enclaves[0], &change, &[]).unwrap();
+    assert!(again.committed);
+    assert_eq!(again.held, now[0].held);
+    assert_eq!(again.count, 2);
+    c.blobs[0][1] = again.sealed.unwrap();
+
+    c.enclaves.truncate(2);
+    c.blobs.truncate(2);
+    admit_all(&c.enclaves);
+    sign(&c, A, &pk_a, b"committed: the new roster signs with a");
+    sign(&c, B, &pk_b, b"committed: the new roster signs with b");
+
+    // Restarted from the committed genesis, its old key blobs (a share of roster 0: stale) and
+    // the incoming blobs (the parent keeps them where the move left them).
+    for i in 0..2 {
+        let mut blobs = old_blobs[i].clone();
+        blobs.extend(incoming[i].iter().cloned());
+        let mut keys = c.restart(i, &blobs);
+        keys.sort();
+        assert_eq!(keys, vec![A.to_string(), B.to_string()]);
+    }
+    sign(&c, A, &pk_a, b"restarted on the new roster");
+    sign(&c, B, &pk_b, b"restarted on the new roster, b");
+    // Given only the replaced roster's blobs, a node loads no key at all: a share of roster 0
+    // is never a share of roster 1.
+    let keys = c.restart(0, &old_blobs[0]);
+    assert!(keys.is_empty(), "{keys:?}");
+}
+
+/// A 3-node cluster grows to 4: the node joining holds the key's incoming share, commits with
+/// the members, becomes operational at its index and signs with them under the same public
+/// key, also after a restart from its blobs, where a blob of an earlier run of the key's move
+/// is never taken for the committed one.
+#[test]
+fn a_grown_roster_is_committed_and_the_node_that_joined_signs() {
+    const KEY: &str = "committed-four";
+    let mut c = Cluster::new(3);
+    let pk = c.create_key(KEY, Scheme::EddsaEd25519, 2);
+    let info = facts(c.blobs[0].last().unwrap(), KEY, &pk);
+
+    let newcomer = boot(&c.ca, 3, IMAGE);
+    let (blob, newcomer_key) = enroll(&newcomer, &node_arn(3));
+    let mut newcomer_blobs = vec![blob];
+    let grow = c.roster_request(0, c.grown(&[entry_of(newcomer_key, 3)]), &[0, 1]);
+    let out = c.propose(&grow);
+    proposed(&mut c, &out, &grow.request);
+    joined(
+        join(&newcomer, &join_of(&c, &grow, &out, 0)),
+        &mut newcomer_blobs,
+    );
+    let change = grow.request.clone();
+    let held = asked_for(&c, &newcomer, &change);
+    for (i, e) in c.enclaves.iter().enumerate() {
+        assert!(prepare(e, &change, &held, &mut c.blobs[i]).unwrap().1);
+    }
+    assert!(
+        prepare(&newcomer, &change, &held, &mut newcomer_blobs)
+            .unwrap()
+            .1
+    );
+    let parties: Vec<Arc<Enclave>> = c
+        .enclaves
+        .iter()
+        .cloned()
+        .chain([newcomer.clone()])
+        .collect();
+    // Moved twice (a relay's retry): the first run's blobs are what a parent may keep.
+    let earlier = move_key(&c, &parties, &info, &[0, 2]);
+    let incoming = move_key(&c, &parties, &info, &[0, 1]);
+    assert_eq!(incoming.len(), 4);
+
+    let mut vouched = vec![ByteBuf::new(); 4];
+    let answers: Vec<Answer> = parties
+        .iter()
+        .zip(&mut vouched)
+        .map(|(e, genesis)| vouch(e, &change, genesis))
+        .collect();
+    assert!(answers.iter().all(|a| a.count == 1 && a.sealed.is_some()));
+    let statements: Vec<KeysHeldStatement> = answers.iter().map(|a| a.held.clone()).collect();
+    // The statement is its node key's over the change, the chain and the set.
+    let chain = <[u8; 32]>::try_from(held[3].chain.as_slice()).unwrap();
+    let keys = <[u8; 32]>::try_from(answers[3].held.keys.as_slice()).unwrap();
+    let message = keys_held_message(
+        &change.cluster,
+        &newcomer_key,
+        (1, &change.hash()),
+        &chain,
+        &keys,
+    );
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(&newcomer_key).unwrap();
+    let sig = ed25519_dalek::Signature::from_slice(&answers[3].held.statement).unwrap();
+    assert!(vk.verify_strict(&message, &sig).is_ok());
+
+    for (i, e) in parties.iter().enumerate() {
+        let answer = commit(e, &change, &statements).unwrap();
+        match c.blobs.get_mut(i) {
+            Some(blobs) => blobs[1] = answer.sealed.unwrap(),
+            None => newcomer_blobs[1] = answer.sealed.unwrap(),
+        }
+    }
+    assert_eq!(newcomer.phase(), Phase::Operational);
+    c.enclaves.push(newcomer);
+    c.blobs.push(newcomer_blobs);
+    admit_all(&c.enclaves);
+    let sign = |c: &Cluster, signers: &[u16], message: &[u8]| {
+        let out = c.sign(signers, c.sign_request(KEY, vec![], message.to_vec()), None);
+        verify_eddsa(&pk, message, &signature_of(&out).0);
+    };
+    sign(&c, &[2, 3], b"the node that joined signs");
+    sign(&c, &[0, 3], b"with any member");
+
+    // Restarted from its committed genesis and the first run's blob alone, it loads no key:
+    // that sharing is not the one committed (helper-66, finding M4).
+    let keys = c.restart(3, std::slice::from_ref(&earlier[&3]));
+    assert!(keys.is_empty(), "{keys:?}");
+    assert_eq!(c.enclaves[3].phase(), Phase::Operational);
+    // With both runs' blobs, the committed one is its key; the other is ignored.
+    let keys = c.restart(3, &[earlier[&3].clone(), incoming[&3].clone()]);
+    assert_eq!(keys, vec![KEY.to_string()]);
+    sign(&c, &[1, 3], b"after its restart");
+}
+
+/// A parent rolls its node back to an earlier run of a key's move before the node vouches (the
+/// relay ran the move twice): the two nodes of the new roster vouch for different sets, no
+/// node commits on either (`keys_differ`), the node rolled back cannot be walked to the other
+/// set (`vouched_other`), and the roster in force signs on until the admins withdraw the
+/// change. A key is never split between two committed sharings (helper-66, finding H1).
+#[test]
+fn two_runs_of_a_move_never_commit_two_sharings() {
+    const KEY: &str = "moved-twice";
+    let mut c = Cluster::new(3);
+    let pk = c.create_key(KEY, Scheme::EddsaEd25519, 2);
+    let info = facts(c.blobs[0].last().unwrap(), KEY, &pk);
+    let sign = |c: &Cluster, message: &[u8]| {
+        let out = c.sign(&[0, 1], c.sign_request(KEY, vec![], message.to_vec()), None);
+        verify_eddsa(&pk, message, &signature_of(&out).0);
+    };
+    let shrink = c.roster_request(0, c.genesis.request.roster[..2].to_vec(), &[0, 1]);
+    let out = c.propose(&shrink);
+    proposed(&mut c, &out, &shrink.request);
+    let change = shrink.request.clone();
+    let members = c.enclaves.clone();
+    prepare_all(&mut c, &members, &change);
+    let first = move_key(&c, &members, &info, &[0, 2]);
+    let second = move_key(&c, &members, &info, &[1, 2]);
+    assert_ne!(first[&1], second[&1]);
+
+    // Node 1's parent restarts it with the first run's incoming blob.
+    c.restart(1, std::slice::from_ref(&first[&1]));
+    let words: Vec<Answer> = (0..2)
+        .map(|i| vouch(&c.enclaves[i], &change, &mut c.blobs[i][1]))
+        .collect();
+    assert_ne!(words[0].held.keys, words[1].held.keys);
+    let statements = [words[0].held.clone(), words[1].held.clone()];
+    for e in &c.enclaves[..2] {
+        let refused = commit(e, &change, &statements).err().unwrap();
+        assert!(refused.starts_with("keys_differ"), "{refused}");
+    }
+    // Given the second run's blob now, node 1 vouches for no other set than its first.
+    c.restart(1, std::slice::from_ref(&second[&1]));
+    let refused = commit(&c.enclaves[1], &change, &[]).err().unwrap();
+    assert!(refused.starts_with("vouched_other"), "{refused}");
+    sign(&c, b"nothing committed: the roster in force signs");
+
+    // The admins withdraw the change: the vouched sets go with it.
+    let withdraw = c.roster_request(0, c.genesis.request.roster.clone(), &[0, 1]);
+    let out = c.propose(&withdraw);
+    proposed(&mut c, &out, &withdraw.request);
+    let refused = commit(&c.enclaves[0], &change, &[]).err().unwrap();
+    assert!(refused.starts_with("no_pending_change"), "{refused}");
+    sign(&c, b"withdrawn, the roster in force signs on");
+}

@@ -1,0 +1,499 @@
+//! The commit of a roster change (issue 20, membership step 4 of `docs/lifecycle.md`, ADR
+//! 0022): once every key has moved to the pending roster, every node of that roster says so
+//! over one digest of the whole key set ([`protocol::roster::commit`]), and each node, shown
+//! every such statement over its *own* digest, makes the new roster and the keys' incoming
+//! generations current in one sealed step: its genesis blob with the committed change.
+//!
+//! A node's key set is recomputed from its own records at each step: the incoming generation
+//! of every key it holds (a member's every key has one, and each still holds: the change
+//! pending, the chain held, the key's facts unchanged since its move; helper-64, finding 1),
+//! each named by its id, the generation dealt from, the digest of its facts and the digest its
+//! move confirmed. One digest at every node means one sharing per key: a relay that let a
+//! later move of a key finish at some nodes only, or replays an earlier move's statements,
+//! leaves two digests, and no node commits (helper-65, finding 2; helper-62, finding 2).
+//!
+//! The genesis blob is the commit point. Its committed changes are replayed at every restore
+//! (each under the admins of the version it names), the node is found in the roster in force
+//! by its node key, and the key records are read for that roster version only: a key's
+//! incoming generation for the change that made it is its current one (the parent keeps the
+//! blob; nothing else is sealed at the commit), a record of another roster version is a stale
+//! copy, ignored ([`for_roster`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use protocol::genesis::roster_digest;
+use protocol::roster::commit::{
+    CommitRoster, CommittedRoster, HeldKey, KeysHeldStatement, MovedKey, keys_digest,
+    keys_held_message, roster_set_message,
+};
+use protocol::roster::{ChangeRoster, chain_digest_with_rosters};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use tracing::info;
+
+use super::admins::hex;
+use super::genesis::GenesisState;
+use super::keys::{Key, KeyRecord};
+use super::membership::MembershipError;
+use super::prepare::{Word, check_words};
+use super::{Node, NodeError, bad};
+use crate::identity::SecretIdentity;
+use crate::peer::Roster;
+use crate::seal::BlobKind;
+
+/// This node's answer to a commit step.
+#[derive(Debug)]
+pub struct Committed {
+    /// The roster version the change makes.
+    pub version: u32,
+    /// The digest of the key set it holds incoming.
+    pub keys: [u8; 32],
+    /// How many keys the set holds.
+    pub count: u32,
+    /// Its node key's signature over [`keys_held_message`].
+    pub statement: Vec<u8>,
+    /// When this answer committed: its signature over [`roster_set_message`].
+    pub set_statement: Option<Vec<u8>>,
+    /// When this answer committed: the sealed genesis blob.
+    pub sealed: Option<Vec<u8>>,
+}
+
+impl GenesisState {
+    /// Applies a committed roster change at a restore or a join: checked as its proposal was
+    /// (its cluster, the roster version it replaces, its rules against every roster version so
+    /// far, the approvals of the admins of the version it names), then its roster is the one in
+    /// force. The caller finds this node in it ([`GenesisState::locate`]).
+    pub(super) fn apply_committed(&mut self, committed: &CommittedRoster) -> Result<(), NodeError> {
+        let change = &committed.change;
+        let r = &change.request;
+        let ours = self.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
+        self.check_names(r)?;
+        r.diff(&self.rosters(), 0)
+            .map_err(MembershipError::RosterChange)?;
+        self.check_admins_at(r, &change.approvals, r.admins)?;
+        // The statements it was committed on, under the chain of that moment: every node of
+        // its roster vouched for one key set. A relay cannot hand a joining node an approved
+        // change that was never committed as if it had been.
+        let (admins, images) = (
+            usize::try_from(r.admins).unwrap_or(usize::MAX),
+            usize::try_from(committed.images).unwrap_or(usize::MAX),
+        );
+        let (Some(admins), Some(images)) = (
+            self.sealed.admins.get(..admins),
+            self.sealed.images.get(..images),
+        ) else {
+            return Err(bad(format!(
+                "committed roster version {}: its chain holds {} admin and {} image changes, \
+                 more than this chain",
+                r.new_version(),
+                r.admins,
+                committed.images
+            )));
+        };
+        let chain = chain_digest_with_rosters(&ours, admins, images, &self.sealed.rosters);
+        let named = committed
+            .statements
+            .first()
+            .and_then(|s| <[u8; 32]>::try_from(s.keys.as_slice()).ok())
+            .unwrap_or_default();
+        check_keys_held(&ours, r, &chain, &named, &committed.statements)?;
+        let held: Vec<HeldKey<'_>> = committed.keys.iter().map(MovedKey::held).collect();
+        if !committed.keys.is_empty() && keys_digest(&held) != named {
+            return Err(bad(format!(
+                "committed roster version {}: its key set is not the one its statements name",
+                r.new_version()
+            )));
+        }
+        self.commit_to(committed.clone());
+        Ok(())
+    }
+
+    /// Makes `committed`'s roster the one in force (its digest, its size) and keeps it in the
+    /// chain. This node's index is found by the caller.
+    fn commit_to(&mut self, committed: CommittedRoster) {
+        let version = committed.change.request.new_version();
+        let roster = committed.change.request.roster.clone();
+        self.nodes = u16::try_from(roster.len()).unwrap_or(u16::MAX);
+        if let Some(p) = self.pinned.as_mut() {
+            p.roster_digest = roster_digest(&p.cluster, version, &roster);
+            p.roster = roster;
+        }
+        self.sealed.rosters.push(committed);
+    }
+
+    /// The hash of the committed change that made roster version `version` (none for the
+    /// genesis' roster).
+    pub(super) fn made_by(&self, version: u32) -> Option<[u8; 32]> {
+        let i = usize::try_from(version).ok()?.checked_sub(1)?;
+        self.sealed.rosters.get(i).map(|c| c.change.request.hash())
+    }
+}
+
+/// Checks the commit's statements against this node's own key set `ours`: one per node of
+/// the new roster (by node key; none of a stranger or twice), each its node key's signature
+/// over the key set it names, and that set this node's.
+fn check_keys_held(
+    cluster: &protocol::genesis::ClusterId,
+    change: &ChangeRoster,
+    chain: &[u8; 32],
+    ours: &[u8; 32],
+    statements: &[KeysHeldStatement],
+) -> Result<(), MembershipError> {
+    let (version, hash) = (change.new_version(), change.hash());
+    let words = statements.iter().map(|s| Word {
+        node_key: &s.node_key,
+        named: &s.keys,
+        statement: &s.statement,
+    });
+    let listed = |key: &[u8]| change.roster.iter().find(|e| e.node_key.as_slice() == key);
+    check_words(
+        words,
+        listed,
+        &change.roster,
+        |key, theirs| keys_held_message(cluster, key, (version, &hash), chain, theirs),
+        ours,
+        |node_key, theirs, ours| MembershipError::KeysDiffer {
+            node_key,
+            theirs,
+            ours,
+        },
+    )
+}
+
+/// The key records a restore loads with the roster in force, version `v` of `state`: a
+/// record sealed at `v`; a key's incoming generation for the change that made `v`, as its
+/// current one, if it is the one the change was committed with (its generation, facts and
+/// confirmed digest in the committed set: helper-66, finding M4) and no current record of the
+/// key sealed at `v` exists (a later generation, or the same one sealed again); an incoming
+/// generation for the next version, kept as incoming (checked once the state is loaded). Any
+/// other record is a stale copy of another roster version or another run of a move: ignored,
+/// never loaded, so a share of a roster replaced since never signs.
+pub(super) fn for_roster(
+    records: Vec<(BlobKind, KeyRecord)>,
+    state: &GenesisState,
+) -> Vec<(BlobKind, KeyRecord)> {
+    let v = state.roster_version();
+    let committed = state
+        .made_by(v)
+        .zip(state.sealed.rosters.last().map(|c| c.keys.as_slice()));
+    let sealed_at_v: BTreeSet<String> = records
+        .iter()
+        .filter(|(_, r)| r.incoming.is_none() && r.current && r.roster == v)
+        .map(|(_, r)| r.key_id.clone())
+        .collect();
+    let mut promoted = BTreeSet::new();
+    let mut kept = Vec::with_capacity(records.len());
+    for (kind, mut r) in records {
+        let keep = match &r.incoming {
+            Some(on) if on.version == v.saturating_add(1) => true,
+            Some(on) => {
+                let of_the_set = committed.is_some_and(|(change, keys)| {
+                    on.change.as_slice() == change
+                        && keys.iter().any(|k| {
+                            k.key_id == r.key_id
+                                && k.generation == on.key.generation
+                                && k.confirmed == on.confirmed
+                                && k.facts.as_slice() == on.key.digest()
+                        })
+                });
+                let current = on.version == v
+                    && r.roster == v
+                    && of_the_set
+                    && !sealed_at_v.contains(&r.key_id)
+                    && promoted.insert(r.key_id.clone());
+                if current {
+                    r.incoming = None;
+                    r.current = true;
+                }
+                current
+            }
+            None => r.roster == v,
+        };
+        if keep {
+            kept.push((kind, r));
+        } else {
+            info!(
+                key = %r.key_id,
+                generation = r.generation,
+                roster = r.roster,
+                in_force = v,
+                "a key record of another roster version, or of another run of a move, is ignored"
+            );
+        }
+    }
+    kept
+}
+
+/// The one key set a node vouched for at the commit step of a change, under a chain: sealed
+/// with its genesis the first time it vouches, so that it never vouches for another set for
+/// that change, and no key moves to it again (attacker review helper-66, finding H1: with
+/// statements over two sets, a relay could commit nodes on different sharings of a key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Vouched {
+    /// SHA-256 of the change.
+    change: ByteBuf,
+    /// The chain's digest.
+    chain: ByteBuf,
+    /// The key set's digest.
+    keys: ByteBuf,
+}
+
+impl GenesisState {
+    /// The key set this node vouched for, for the change pending here under the chain held
+    /// now; none if it did not vouch (or vouched for a change or chain it no longer holds).
+    pub(super) fn vouched_now(&self) -> Option<[u8; 32]> {
+        let v = self.sealed.vouched.as_ref()?;
+        let pending = self.pending_roster()?;
+        let same = v.change.as_slice() == pending.request.hash()
+            && self
+                .chain_digest()
+                .is_some_and(|chain| v.chain.as_slice() == chain);
+        same.then(|| <[u8; 32]>::try_from(v.keys.as_slice()).ok())
+            .flatten()
+    }
+}
+
+impl Node {
+    /// The roster version in force here (0 before any commit, or without a genesis).
+    pub(super) fn roster_now(&self) -> u32 {
+        self.genesis
+            .as_ref()
+            .map_or(0, GenesisState::roster_version)
+    }
+
+    /// The key set this node holds incoming for the change pending, checked: it is prepared
+    /// for the change; every incoming generation still holds (ones that do not are dropped
+    /// first); a member's every key has one; it holds no auxiliary information for the roster
+    /// in force (an ECDSA party set's is made for the new roster first, planned). Returns the
+    /// set and its digest.
+    fn incoming_set(&mut self) -> Result<(Vec<MovedKey>, [u8; 32]), NodeError> {
+        self.prune_incoming();
+        let g = self.genesis.as_ref().ok_or_else(|| bad("no genesis yet"))?;
+        let pending = g.pending_roster().ok_or(MembershipError::NoPendingChange)?;
+        let version = pending.request.new_version();
+        if !self.prepared() {
+            return Err(MembershipError::NotPrepared { version }.into());
+        }
+        if self.aux.is_some() {
+            return Err(MembershipError::AuxNotMoved.into());
+        }
+        if let Some(key_id) = self.keys.keys().find(|k| !self.incoming.contains_key(*k)) {
+            return Err(MembershipError::KeyNotMoved {
+                key_id: key_id.clone(),
+            }
+            .into());
+        }
+        let moved: Vec<MovedKey> = self
+            .incoming
+            .iter()
+            .map(|(key_id, i)| MovedKey {
+                key_id: key_id.clone(),
+                generation: i.on.key.generation,
+                facts: ByteBuf::from(i.on.key.digest().to_vec()),
+                confirmed: i.on.confirmed.clone(),
+            })
+            .collect();
+        let held: Vec<HeldKey<'_>> = moved.iter().map(MovedKey::held).collect();
+        let digest = keys_digest(&held);
+        Ok((moved, digest))
+    }
+
+    /// A node asked again for the change it committed answers as it did: its own statement as
+    /// the change was committed with it, its roster-set statement, and the genesis blob sealed
+    /// again (a parent that lost the first answer stores it now: helper-66, finding M2).
+    fn committed_answer(&self, change: &[u8]) -> Result<Option<Committed>, NodeError> {
+        let Some(g) = self.genesis.as_ref().filter(|g| !g.joining()) else {
+            return Ok(None);
+        };
+        let version = g.roster_version();
+        let (Some(hash), Some(committed)) = (g.made_by(version), g.sealed.rosters.last()) else {
+            return Ok(None);
+        };
+        if change != hash {
+            return Ok(None);
+        }
+        let cluster = g.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
+        let key = self.node_key_public()?;
+        let own = committed
+            .statements
+            .iter()
+            .find(|s| s.node_key.as_slice() == key)
+            .ok_or_else(|| {
+                NodeError::Internal("the committed change has no statement of this node".into())
+            })?;
+        Ok(Some(Committed {
+            version,
+            keys: <[u8; 32]>::try_from(own.keys.as_slice()).unwrap_or_default(),
+            count: u32::try_from(committed.keys.len()).unwrap_or(u32::MAX),
+            statement: own.statement.to_vec(),
+            set_statement: Some(
+                self.node_statement(&roster_set_message(&cluster, &key, version, &hash))?,
+            ),
+            sealed: Some(self.seal_genesis(&g.sealed, &cluster)?),
+        }))
+    }
+
+    /// The commit step (`EnclaveRequest::CommitRoster`), at a member or a joining node of the
+    /// new roster. With no statements, this node's own over the key set it holds incoming; the
+    /// first time, it seals that set as the only one it vouches for, for this change (no key
+    /// moves to it after that; helper-66, finding H1). With statements, every check of
+    /// [`check_keys_held`] against its own set (the one it vouched for, if it did), then the
+    /// commit: the genesis blob sealed with the change committed (no change pending, no
+    /// prepared record, no `joined` marker, the key set kept for the restore), this node found
+    /// in the new roster by its node key, the keys' incoming generations made current and the
+    /// old ones dropped, the peers admitted under the old roster forgotten (they are admitted
+    /// again under the new one), presignatures of the old shares dropped. Asked again after its
+    /// commit, it answers the same. A refusal changes nothing. A node leaving is no node of
+    /// the new roster and vouches for nothing; disabling its KMS key ends its old shares.
+    pub fn commit_roster(
+        &mut self,
+        identity: &SecretIdentity,
+        commit: &CommitRoster,
+    ) -> Result<Committed, NodeError> {
+        if let Some(answer) = self.committed_answer(&commit.change)? {
+            return Ok(answer);
+        }
+        let (moved, digest) = self.incoming_set()?;
+        let g = self.genesis.as_ref().ok_or_else(|| bad("no genesis yet"))?;
+        let cluster = g.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
+        let pending = g
+            .pending_roster()
+            .ok_or(MembershipError::NoPendingChange)?
+            .clone();
+        let hash = pending.request.hash();
+        if commit.change.as_slice() != hash {
+            return Err(MembershipError::OtherChange {
+                pending: hex(&hash),
+                named: hex(&commit.change),
+            }
+            .into());
+        }
+        let version = pending.request.new_version();
+        let chain = g.chain_digest().ok_or(MembershipError::LegacyGenesis)?;
+        let vouched = g.vouched_now();
+        if let Some(vouched) = vouched
+            && vouched != digest
+        {
+            return Err(MembershipError::VouchedOther {
+                vouched: hex(&vouched),
+                holds: hex(&digest),
+            }
+            .into());
+        }
+        let key = self.node_key_public()?;
+        let statement = self.node_statement(&keys_held_message(
+            &cluster,
+            &key,
+            (version, &hash),
+            &chain,
+            &digest,
+        ))?;
+        let count = u32::try_from(moved.len()).unwrap_or(u32::MAX);
+        let answer = |set_statement, sealed| Committed {
+            version,
+            keys: digest,
+            count,
+            statement: statement.clone(),
+            set_statement,
+            sealed,
+        };
+        if commit.statements.is_empty() {
+            if vouched.is_some() {
+                return Ok(answer(None, None));
+            }
+            let mut next = g.clone();
+            next.sealed.vouched = Some(Vouched {
+                change: ByteBuf::from(hash.to_vec()),
+                chain: ByteBuf::from(chain.to_vec()),
+                keys: ByteBuf::from(digest.to_vec()),
+            });
+            let sealed = self.seal_genesis(&next.sealed, &cluster)?;
+            info!(version, keys = count, set = %hex(&digest), "vouched for the key set moved to the pending roster");
+            self.genesis = Some(next);
+            return Ok(answer(None, Some(sealed)));
+        }
+        check_keys_held(
+            &cluster,
+            &pending.request,
+            &chain,
+            &digest,
+            &commit.statements,
+        )?;
+        if self.makes_keys() || self.aux_running() {
+            return Err(NodeError::InProgress(
+                "a key creation, import, resharing, move or auxiliary-information run is \
+                 running here: the commit waits for it to end"
+                    .into(),
+            ));
+        }
+        // The chain a restore recomputes the statements' over: the admin changes up to the
+        // change's admin version (an admin change drops a pending change, so these are all).
+        let current = g.admin_version();
+        if pending.request.admins != current {
+            return Err(MembershipError::StaleAdmins {
+                named: pending.request.admins,
+                current,
+            }
+            .into());
+        }
+        let mut next = g.clone();
+        next.sealed.proposed_roster = None;
+        next.sealed.prepared = None;
+        next.sealed.joined = None;
+        next.sealed.vouched = None;
+        // Only the last committed change keeps its key set (what a restore compares records
+        // with); earlier ones keep their statements.
+        for earlier in &mut next.sealed.rosters {
+            earlier.keys.clear();
+        }
+        next.commit_to(CommittedRoster {
+            change: pending,
+            images: u32::try_from(g.sealed.images.len()).unwrap_or(u32::MAX),
+            statements: commit.statements.clone(),
+            keys: moved,
+        });
+        let node_key = self.node_key.as_ref().ok_or(MembershipError::NoNodeKey)?;
+        next.locate(node_key, &self.own_pcrs)?;
+        // Everything that can fail before anything changes: each key's approvers, the seal.
+        for (key_id, i) in &self.incoming {
+            crate::policy::keys32(&i.on.key.policy.approvers).map_err(|e| {
+                NodeError::Internal(format!("key {key_id}'s approvers as moved: {e}"))
+            })?;
+        }
+        let sealed = self.seal_genesis(&next.sealed, &cluster)?;
+        let set_statement =
+            self.node_statement(&roster_set_message(&cluster, &key, version, &hash))?;
+
+        let mut keys = BTreeMap::new();
+        for (key_id, i) in std::mem::take(&mut self.incoming) {
+            let facts = i.on.key;
+            let mut key = Key::new(facts.threshold, &facts.policy, i.share)
+                .map_err(|e| NodeError::Internal(e.to_string()))?;
+            key.generation = facts.generation.saturating_add(1);
+            key.request = <[u8; 32]>::try_from(facts.request.as_slice()).ok();
+            key.policy_version = facts.policy_version;
+            key.schedule = protocol::reshare::Schedule {
+                every: facts.refresh_every,
+                since: i.since,
+            };
+            keys.insert(key_id, key);
+        }
+        let dropped = self.keys.len();
+        self.keys = keys;
+        self.presignatures.clear();
+        self.roster = Roster::default();
+        self.roster.insert_self(next.node, identity.public());
+        let index = next.node;
+        self.genesis = Some(next);
+        info!(
+            version,
+            change = %hex(&hash),
+            index,
+            keys = count,
+            dropped,
+            "roster change committed: the new roster and the keys' incoming generations are current"
+        );
+        Ok(answer(Some(set_statement), Some(sealed)))
+    }
+}

@@ -243,9 +243,9 @@ fn a_shrunk_roster_is_committed_once_every_key_moved_and_signs_on() {
         .collect();
     assert!(now.iter().all(|a| a.count == 2 && a.sealed.is_some()));
     assert_eq!(now[0].held.keys, now[1].held.keys);
-    // Asked again, the same word, nothing sealed.
+    // Asked again, the same word (the blob sealed again, for a parent that lost it).
     let again = vouch(&c.enclaves[0], &change, &mut c.blobs[0][1]);
-    assert!(again.sealed.is_none());
+    assert!(again.sealed.is_some());
     assert_eq!(again.held, now[0].held);
     // A node that vouched takes no further move: a relay cannot make it hold another sharing
     // of B (helper-66, finding H1). Nothing is kept anywhere.
@@ -363,10 +363,8 @@ fn a_grown_roster_is_committed_and_the_node_that_joined_signs() {
     let grow = c.roster_request(0, c.grown(&[entry_of(newcomer_key, 3)]), &[0, 1]);
     let out = c.propose(&grow);
     proposed(&mut c, &out, &grow.request);
-    joined(
-        join(&newcomer, &join_of(&c, &grow, &out, 0)),
-        &mut newcomer_blobs,
-    );
+    let join_request = join_of(&c, &grow, &out, 0);
+    joined(join(&newcomer, &join_request), &mut newcomer_blobs);
     let change = grow.request.clone();
     let held = asked_for(&c, &newcomer, &change);
     for (i, e) in c.enclaves.iter().enumerate() {
@@ -395,6 +393,16 @@ fn a_grown_roster_is_committed_and_the_node_that_joined_signs() {
         .map(|(e, genesis)| vouch(e, &change, genesis))
         .collect();
     assert!(answers.iter().all(|a| a.count == 1 && a.sealed.is_some()));
+    // The join sent again (the same change, the same chain) is answered from the state held:
+    // the node stays prepared and vouched (helper-67, finding 3), and takes no move.
+    joined(join(&newcomer, &join_request), &mut newcomer_blobs);
+    let refused = failed(&run_move(&c, &parties, &info, &[0, 1]));
+    assert!(
+        refused
+            .iter()
+            .any(|(p, m)| *p == 3 && m.starts_with("vouched")),
+        "{refused:?}"
+    );
     let statements: Vec<KeysHeldStatement> = answers.iter().map(|a| a.held.clone()).collect();
     // The statement is its node key's over the change, the chain and the set.
     let chain = <[u8; 32]>::try_from(held[3].chain.as_slice()).unwrap();

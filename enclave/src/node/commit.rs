@@ -400,7 +400,10 @@ impl Node {
         };
         if commit.statements.is_empty() {
             if vouched.is_some() {
-                return Ok(answer(None, None));
+                // Sealed again: a parent that lost the first answer's blob stores it now
+                // (helper-67, finding 5).
+                let sealed = self.seal_genesis(&g.sealed, &cluster)?;
+                return Ok(answer(None, Some(sealed)));
             }
             let mut next = g.clone();
             next.sealed.vouched = Some(Vouched {

@@ -144,6 +144,16 @@ impl Node {
                 let in_force = state.rosters().last().copied().unwrap_or_default();
                 let order = |c: &ChangeRoster| (c.admins, proposal_order(c, in_force));
                 let same = pending.request.hash() == r.hash();
+                if same && held.chain_digest() == state.chain_digest() {
+                    // The same change under the same chain: answered again from the state
+                    // held, whose prepared record and vouched key set stay (attacker review
+                    // helper-67, finding 3: a join sent again must not unlock a node that
+                    // vouched). Another chain (an image change since) is joined anew.
+                    let (version, hash) = (r.new_version(), r.hash());
+                    let sealed = self.seal_genesis(&held.sealed, &cluster)?;
+                    let statement = self.roster_statement(&cluster, version, &hash)?;
+                    return Ok((sealed, held.node, version, statement));
+                }
                 if !same && order(r) <= order(&pending.request) {
                     return Err(MembershipError::RosterChangePending {
                         version: pending.request.version,

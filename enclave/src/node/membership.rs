@@ -377,10 +377,13 @@ pub enum MembershipError {
     AuxNotMoved,
     /// A key's move at a node that already vouched for its key set for the pending change:
     /// the set it vouched for is the only one it ever vouches for (attacker review helper-66,
-    /// finding H1), so no key moves to it again. The admins withdraw the change to start again.
+    /// finding H1), so no key moves to it again. Once no node committed, the admins may
+    /// withdraw the change to start again (a withdrawal after some node committed strands it:
+    /// helper-67, finding 1).
     #[error(
         "vouched: this node vouched for its key set for roster version {version}; no key moves \
-         to it again (the admins withdraw the change to start again)"
+         to it again (once no node committed, the admins may withdraw the change to start \
+         again)"
     )]
     Vouched {
         /// The roster version the change makes.

@@ -13,9 +13,10 @@
 //! see [`Sealer`]) and for in-process test clusters.
 //!
 //! Blob format, version 3 (CBOR map, unknown fields rejected):
-//! `{ v: 3, authority, kind, key_id, context, wrapped_key, nonce (12 bytes), ciphertext }`,
+//! `{ v: 3, authority, kind, key_id, context, seq?, wrapped_key, nonce (12 bytes), ciphertext }`,
 //! associated data `"cohort/sealed-blob/v3" || CBOR([3, authority, kind, key_id, context,
-//! wrapped_key])`. `context` is the KMS encryption context the data key was made under (and
+//! wrapped_key])`, or with `seq` (a genesis blob's sequence number) `... || CBOR([3,
+//! authority, kind, key_id, context, wrapped_key, seq])`. `context` is the KMS encryption context the data key was made under (and
 //! must be given again to `Decrypt`): the blob's kind and key id, and the node key and cluster
 //! id it belongs to once they exist ([`Context`]). KMS binds the wrapped key to it and the
 //! blob's associated data repeats it, so a blob of another node or cluster sealed under the
@@ -32,12 +33,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
-use hkdf::Hkdf;
 use protocol::parent::kms_http::context as kms_context;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-use sha2::Sha256;
 use zeroize::Zeroizing;
 
 /// Version of the sealed-blob format written by this build.
@@ -165,93 +164,7 @@ impl SealingAuthority for UnavailableSealing {
     }
 }
 
-/// The interim local authority: reads blobs of simulated clusters sealed before KMS sealing
-/// existed, and seals for in-process test clusters.
-pub struct LocalSealingAuthority {
-    kek: Zeroizing<[u8; 32]>,
-}
-
-impl std::fmt::Debug for LocalSealingAuthority {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LocalSealingAuthority { .. }")
-    }
-}
-
-impl LocalSealingAuthority {
-    /// An authority whose key-encryption key is bound to `master` and to `pcr0`.
-    pub fn new(master: &[u8], pcr0: &[u8]) -> Self {
-        let hk = Hkdf::<Sha256>::new(Some(b"cohort/local-sealing/v1"), master);
-        let mut kek = Zeroizing::new([0u8; 32]);
-        hk.expand(pcr0, kek.as_mut_slice())
-            .expect("32 bytes is a valid HKDF-SHA256 output length");
-        Self { kek }
-    }
-
-    /// The authority of an existing master secret file (`None` if there is none: the cluster
-    /// never sealed with the local authority).
-    pub fn from_existing_file(
-        path: &std::path::Path,
-        pcr0: &[u8],
-    ) -> Result<Option<Self>, SealError> {
-        let master = match std::fs::read(path) {
-            Ok(m) => Zeroizing::new(m),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(SealError::Unavailable(format!(
-                    "cannot read the local master secret: {e}"
-                )));
-            }
-        };
-        if master.len() != 32 {
-            return Err(SealError::Unavailable(
-                "local master secret is not 32 bytes".into(),
-            ));
-        }
-        Ok(Some(Self::new(&master, pcr0)))
-    }
-}
-
-impl SealingAuthority for LocalSealingAuthority {
-    fn kind(&self) -> AuthorityKind {
-        AuthorityKind::Local
-    }
-
-    // The context is in the blob's associated data; the local wrapping does not repeat it.
-    fn generate_data_key(&self, _: &Context) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>), SealError> {
-        let mut key = Zeroizing::new([0u8; 32]);
-        rand::rngs::OsRng.fill_bytes(key.as_mut_slice());
-        let mut nonce = [0u8; 12];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let wrapped = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*self.kek))
-            .encrypt(&Nonce::from(nonce), key.as_slice())
-            .map_err(|_| SealError::BadAnswer("wrapping failed".into()))?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&wrapped);
-        Ok((key, out))
-    }
-
-    fn decrypt_data_key(
-        &self,
-        wrapped: &[u8],
-        _: &Context,
-    ) -> Result<Zeroizing<[u8; 32]>, SealError> {
-        if wrapped.len() != 12 + 32 + 16 {
-            return Err(SealError::Malformed(
-                "wrapped key has the wrong length".into(),
-            ));
-        }
-        let plain = Zeroizing::new(
-            Aes256Gcm::new(&Key::<Aes256Gcm>::from(*self.kek))
-                .decrypt(&nonce_of(&wrapped[..12])?, &wrapped[12..])
-                .map_err(|_| SealError::Tampered)?,
-        );
-        let mut key = Zeroizing::new([0u8; 32]);
-        key.copy_from_slice(&plain);
-        Ok(key)
-    }
-}
-
-fn nonce_of(bytes: &[u8]) -> Result<Nonce<aes_gcm::aead::consts::U12>, SealError> {
+pub(crate) fn nonce_of(bytes: &[u8]) -> Result<Nonce<aes_gcm::aead::consts::U12>, SealError> {
     let n: [u8; 12] = bytes
         .try_into()
         .map_err(|_| SealError::Malformed("nonce is not 12 bytes".into()))?;
@@ -284,6 +197,12 @@ struct Blob {
     key_id: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     context: Context,
+    /// The sequence number of a genesis blob (version 3 only, in the authenticated data): each
+    /// one an enclave seals is numbered above the one before, across restarts, so that a parent
+    /// never stores an older genesis blob over a newer one when two answers race
+    /// (`protocol::backups::sealed_sequence` reads it; attacker review helper-67, finding 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
     wrapped_key: ByteBuf,
     nonce: ByteBuf,
     ciphertext: ByteBuf,
@@ -302,9 +221,16 @@ impl Blob {
         let written = match (self.authority, v) {
             (None, _) => ciborium::into_writer(&(v, kind, key_id, wrapped_key), &mut out),
             (Some(a), 2) => ciborium::into_writer(&(v, a, kind, key_id, wrapped_key), &mut out),
-            (Some(a), _) => {
-                ciborium::into_writer(&(v, a, kind, key_id, &self.context, wrapped_key), &mut out)
-            }
+            (Some(a), _) => match self.seq {
+                None => ciborium::into_writer(
+                    &(v, a, kind, key_id, &self.context, wrapped_key),
+                    &mut out,
+                ),
+                Some(seq) => ciborium::into_writer(
+                    &(v, a, kind, key_id, &self.context, wrapped_key, seq),
+                    &mut out,
+                ),
+            },
         };
         written.expect("serializing into a Vec cannot fail");
         out
@@ -408,6 +334,17 @@ pub fn seal_bound(
     binding: &Binding,
     plaintext: &[u8],
 ) -> Result<Vec<u8>, SealError> {
+    seal_numbered(authority, (kind, key_id, None), binding, plaintext)
+}
+
+/// Seals `plaintext` as a blob of `kind` for `key_id` numbered `seq` (if any), bound as
+/// `binding` says.
+fn seal_numbered(
+    authority: &dyn SealingAuthority,
+    (kind, key_id, seq): (BlobKind, &str, Option<u64>),
+    binding: &Binding,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, SealError> {
     let context = context_of(kind, key_id, binding);
     let (key, wrapped) = authority.generate_data_key(&context)?;
     seal_with(
@@ -417,8 +354,7 @@ pub fn seal_bound(
             wrapped,
             context,
         },
-        kind,
-        key_id,
+        (kind, key_id, seq),
         plaintext,
     )
 }
@@ -426,8 +362,7 @@ pub fn seal_bound(
 /// Seals `plaintext` under a data key fetched earlier (used once).
 fn seal_with(
     data_key: DataKey,
-    kind: BlobKind,
-    key_id: &str,
+    (kind, key_id, seq): (BlobKind, &str, Option<u64>),
     plaintext: &[u8],
 ) -> Result<Vec<u8>, SealError> {
     let DataKey {
@@ -453,6 +388,7 @@ fn seal_with(
         kind,
         key_id: key_id.to_string(),
         context,
+        seq,
         wrapped_key: ByteBuf::from(wrapped),
         nonce: ByteBuf::from(nonce.to_vec()),
         ciphertext: ByteBuf::new(),
@@ -477,6 +413,12 @@ pub fn authority_of(blob: &[u8]) -> Result<AuthorityKind, SealError> {
     parse(blob).map(|b| b.authority())
 }
 
+/// Reads a blob's sequence number (a genesis blob's) without opening it; authentic once the
+/// blob opened.
+pub fn sequence_of(blob: &[u8]) -> Result<Option<u64>, SealError> {
+    parse(blob).map(|b| b.seq)
+}
+
 /// Reads a blob's kind and key id without opening it.
 pub fn peek(blob: &[u8]) -> Result<(BlobKind, String), SealError> {
     let b = parse(blob)?;
@@ -492,6 +434,12 @@ fn parse(blob: &[u8]) -> Result<Blob, SealError> {
         ciborium::from_reader(&mut rest).map_err(|e| SealError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
         return Err(SealError::Malformed("trailing bytes".into()));
+    }
+    if b.v < 3 && b.seq.is_some() {
+        return Err(SealError::Malformed(format!(
+            "a version {} blob with a sequence number",
+            b.v
+        )));
     }
     if b.v < 3 && !b.context.is_empty() {
         return Err(SealError::Malformed(format!(
@@ -657,7 +605,7 @@ impl Sealer {
         key_id: &str,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, SealError> {
-        seal_with(data_key, kind, key_id, plaintext)
+        seal_with(data_key, (kind, key_id, None), plaintext)
     }
 
     /// Seals `plaintext` with the current authority, bound to the current node and cluster.
@@ -669,6 +617,24 @@ impl Sealer {
     ) -> Result<Vec<u8>, SealError> {
         let binding = self.current_binding();
         seal_bound(self.current.as_ref(), kind, key_id, &binding, plaintext)
+    }
+
+    /// Seals `plaintext` as [`Sealer::seal`] does, numbered `seq` in the blob's authenticated
+    /// header (a genesis blob: [`sequence_of`]).
+    pub fn seal_numbered(
+        &self,
+        kind: BlobKind,
+        key_id: &str,
+        seq: u64,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, SealError> {
+        let binding = self.current_binding();
+        seal_numbered(
+            self.current.as_ref(),
+            (kind, key_id, Some(seq)),
+            &binding,
+            plaintext,
+        )
     }
 
     /// Whether a blob should be sealed again in the current format once opened: one of another
@@ -781,6 +747,9 @@ fn open_with(
         .map_err(|_| SealError::Tampered)?;
     Ok((b.key_id, Zeroizing::new(plain)))
 }
+
+mod local;
+pub use local::LocalSealingAuthority;
 
 #[cfg(test)]
 mod tests;

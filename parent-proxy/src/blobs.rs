@@ -4,6 +4,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use protocol::EnclaveResponse;
 use protocol::session::Outcome;
@@ -37,6 +38,9 @@ fn incoming_blob(key_id: &str, version: u32) -> String {
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     dir: PathBuf,
+    /// Held while the genesis blob is compared and replaced: two answers racing store in
+    /// turn, and the higher-numbered stays ([`BlobStore::put_genesis`]).
+    genesis: Arc<Mutex<()>>,
 }
 
 impl BlobStore {
@@ -45,7 +49,45 @@ impl BlobStore {
         std::fs::create_dir_all(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
+            genesis: Arc::new(Mutex::new(())),
         })
+    }
+
+    /// Runs `f` holding the genesis blob's lock: every step that reads or writes the genesis
+    /// blob or the `joined` marker runs in turn.
+    fn genesis_turn<T>(&self, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+        let _turn = self
+            .genesis
+            .lock()
+            .map_err(|_| io::Error::other("the genesis store's lock is poisoned"))?;
+        f()
+    }
+
+    /// Replaces the genesis blob with `sealed` unless the stored one carries a higher sequence
+    /// number (`protocol::backups::sealed_sequence`; none reads as 0): the enclave numbers
+    /// each genesis blob above the one before, so of two answers that finish in the other
+    /// order the newer state stays, and a restart does not lose, say, the key set a node
+    /// vouched for (attacker review helper-67, finding 2). An older answer is not an error:
+    /// the newer blob holds every change it does (the enclave seals a state before it holds
+    /// it); it is logged and not stored. Whether it was stored. The caller holds the lock
+    /// ([`BlobStore::genesis_turn`]).
+    fn put_genesis(&self, sealed: &[u8]) -> io::Result<bool> {
+        let number = |blob: &[u8]| protocol::backups::sealed_sequence(blob).unwrap_or(0);
+        let answered = number(sealed);
+        let stored = match std::fs::read(self.dir.join(GENESIS_BLOB)) {
+            Ok(blob) => number(&blob),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        if answered < stored {
+            warn!(
+                stored,
+                answered, "a genesis blob older than the one stored came back late: not stored"
+            );
+            return Ok(false);
+        }
+        self.put(GENESIS_BLOB, sealed)?;
+        Ok(true)
     }
 
     fn put(&self, name: &str, blob: &[u8]) -> io::Result<()> {
@@ -66,7 +108,13 @@ impl BlobStore {
     /// joining and refuses it where the roster in force lists its node key; this store does
     /// not rely on that (attacker review helper-59, finding 4): the marker file [`JOINED`]
     /// (not a blob: never handed to the enclave) says the genesis blob stored is a join's.
+    /// Its sequence number is compared as every genesis blob's is (the enclave numbers from its
+    /// clock, so also one restarted with its node key only numbers above what it sealed).
     fn keep_join(&self, sealed: &[u8]) -> io::Result<()> {
+        self.genesis_turn(|| self.keep_join_locked(sealed))
+    }
+
+    fn keep_join_locked(&self, sealed: &[u8]) -> io::Result<()> {
         let marker = self.dir.join(JOINED);
         if self.dir.join(GENESIS_BLOB).exists() && !marker.exists() {
             return Err(io::Error::new(
@@ -79,7 +127,7 @@ impl BlobStore {
             f.sync_all()?;
             std::fs::File::open(&self.dir)?.sync_all()?;
         }
-        self.put(GENESIS_BLOB, sealed)
+        self.put_genesis(sealed).map(drop)
     }
 
     /// Stores a prepared node's genesis blob over the one before, only where this store's own
@@ -87,6 +135,10 @@ impl BlobStore {
     /// [`Self::keep_join`] for helper-59's finding 4): a joining node's blob beside its `joined`
     /// marker, a member's where there is none; never where no genesis blob is stored.
     fn keep_prepared(&self, sealed: &[u8], joining: bool) -> io::Result<()> {
+        self.genesis_turn(|| self.keep_prepared_locked(sealed, joining))
+    }
+
+    fn keep_prepared_locked(&self, sealed: &[u8], joining: bool) -> io::Result<()> {
         let marked = self.dir.join(JOINED).exists();
         if !self.dir.join(GENESIS_BLOB).exists() || marked != joining {
             return Err(io::Error::new(
@@ -104,7 +156,7 @@ impl BlobStore {
                 ),
             ));
         }
-        self.put(GENESIS_BLOB, sealed)
+        self.put_genesis(sealed).map(drop)
     }
 
     /// Stores the sealed blobs an enclave response carries, if any.
@@ -113,7 +165,9 @@ impl BlobStore {
             EnclaveResponse::Enrolled { sealed, .. } => self.put_new(NODE_KEY_BLOB, sealed),
             // A genesis is stored once: a genesis relayed to an enclave that has not been given
             // its sealed state back yet must not replace the node's real one.
-            EnclaveResponse::GenesisAccepted { sealed, .. } => self.put_new(GENESIS_BLOB, sealed),
+            EnclaveResponse::GenesisAccepted { sealed, .. } => {
+                self.genesis_turn(|| self.put_new(GENESIS_BLOB, sealed))
+            }
             EnclaveResponse::Joined { sealed, .. } => self.keep_join(sealed),
             // Prepared for a pending roster change: the genesis blob with every node's
             // statement replaces the one before (a member's, or a joining node's beside its
@@ -136,15 +190,15 @@ impl BlobStore {
                 sealed: Some(sealed),
                 set_statement: None,
                 ..
-            } => {
+            } => self.genesis_turn(|| {
                 if !self.dir.join(GENESIS_BLOB).exists() {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         "a vouching node's genesis blob, but this store holds no genesis blob",
                     ));
                 }
-                self.put(GENESIS_BLOB, sealed)
-            }
+                self.put_genesis(sealed).map(drop)
+            }),
             EnclaveResponse::Session(update) => match &update.outcome {
                 Some(Outcome::AuxReady { sealed }) => self.put("aux.blob", sealed),
                 Some(Outcome::KeyCreated { key_id, sealed, .. }) => {
@@ -178,10 +232,12 @@ impl BlobStore {
                     for (key_id, blob) in frozen {
                         self.put(&pending_blob(key_id), blob)?;
                     }
-                    self.put(GENESIS_BLOB, sealed)
+                    self.genesis_turn(|| self.put_genesis(sealed).map(drop))
                 }
                 Some(Outcome::ImagesAccepted { sealed, .. })
-                | Some(Outcome::RosterProposed { sealed, .. }) => self.put(GENESIS_BLOB, sealed),
+                | Some(Outcome::RosterProposed { sealed, .. }) => {
+                    self.genesis_turn(|| self.put_genesis(sealed).map(drop))
+                }
                 // A pending generation frozen: it replaces the pending blob, so that a restart
                 // cannot thaw it.
                 Some(Outcome::Disowned {
@@ -212,13 +268,19 @@ impl BlobStore {
     /// where they are; incoming blobs of earlier versions (a change withdrawn, or one committed
     /// before) are stale and go. A crash between the steps leaves files the enclave ignores.
     fn keep_committed(&self, sealed: &[u8], version: u32) -> io::Result<()> {
+        self.genesis_turn(|| self.keep_committed_locked(sealed, version))
+    }
+
+    fn keep_committed_locked(&self, sealed: &[u8], version: u32) -> io::Result<()> {
         if !self.dir.join(GENESIS_BLOB).exists() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "a committed node's genesis blob, but this store holds no genesis blob",
             ));
         }
-        self.put(GENESIS_BLOB, sealed)?;
+        // One stored already with a higher number is a later state of the node, with this
+        // commit in it: the clean-up below holds for it too.
+        self.put_genesis(sealed)?;
         // The commit point is past: what follows is clean-up, and a failure of it is logged,
         // not answered as a failure of the commit (helper-66, finding M2).
         if let Err(e) = std::fs::remove_file(self.dir.join(JOINED))
@@ -629,5 +691,75 @@ mod tests {
         // Asked again without committing, nothing changes.
         store.keep(&answer(None, false, 2)).unwrap();
         assert_eq!(read(GENESIS_BLOB).as_deref(), Some(&b"committed"[..]));
+    }
+
+    /// A blob whose header is a CBOR map carrying sequence number `seq` (below 24) and a body,
+    /// as the enclave's genesis blobs carry theirs.
+    fn numbered(seq: u8, body: &[u8; 4]) -> Vec<u8> {
+        assert!(seq < 24);
+        let mut v = vec![0xA2, 0x63, b's', b'e', b'q', seq];
+        v.extend_from_slice(&[0x64, b'b', b'o', b'd', b'y', 0x44]);
+        v.extend_from_slice(body);
+        v
+    }
+
+    /// Attacker review helper-67, finding 2: answers that carry genesis blobs can finish in
+    /// another order than the enclave sealed them; the store keeps the higher-numbered one,
+    /// whichever order they come in, also from racing threads, and a blob with no number
+    /// never replaces a numbered one.
+    #[test]
+    fn an_older_genesis_blob_answered_late_never_replaces_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let read = || std::fs::read(dir.path().join(GENESIS_BLOB)).unwrap();
+        store
+            .keep(&EnclaveResponse::GenesisAccepted {
+                sealed: ByteBuf::from(numbered(1, b"gen1")),
+                receipt: ByteBuf::new(),
+                node: Some(0),
+            })
+            .unwrap();
+        let proposed = |sealed: Vec<u8>| {
+            EnclaveResponse::Session(protocol::session::SessionUpdate {
+                session: ByteBuf::from(vec![0; 16]),
+                outgoing: vec![],
+                outcome: Some(Outcome::RosterProposed {
+                    version: 1,
+                    sealed: ByteBuf::from(sealed),
+                    statement: ByteBuf::new(),
+                }),
+            })
+        };
+        let vouched = |sealed: Vec<u8>| EnclaveResponse::RosterCommitted {
+            version: 1,
+            keys: ByteBuf::from(vec![4; 32]),
+            count: 1,
+            statement: ByteBuf::from(vec![5; 64]),
+            set_statement: None,
+            sealed: Some(ByteBuf::from(sealed)),
+        };
+        store.keep(&proposed(numbered(3, b"pro3"))).unwrap();
+        assert_eq!(read(), numbered(3, b"pro3"));
+        // The vouch sealed before the proposal answered again, coming back last: not stored.
+        store.keep(&vouched(numbered(2, b"vch2"))).unwrap();
+        assert_eq!(read(), numbered(3, b"pro3"));
+        store.keep(&vouched(numbered(4, b"vch4"))).unwrap();
+        assert_eq!(read(), numbered(4, b"vch4"));
+        // The same number again (an answer given again) is stored.
+        store.keep(&vouched(numbered(4, b"vch4"))).unwrap();
+        // A blob with no number reads as 0.
+        store.keep(&proposed(b"unnumbered".to_vec())).unwrap();
+        assert_eq!(read(), numbered(4, b"vch4"));
+
+        // Racing threads, in the reverse of the enclave's order: the highest stays.
+        std::thread::scope(|scope| {
+            for seq in (5..20u8).rev() {
+                let store = store.clone();
+                scope.spawn(move || {
+                    store.keep(&proposed(numbered(seq, &[seq; 4]))).unwrap();
+                });
+            }
+        });
+        assert_eq!(read(), numbered(19, &[19; 4]));
     }
 }

@@ -335,6 +335,14 @@ impl Node {
             node_key = opened.node_key.is_some(),
             "sealed state restored"
         );
+        // The genesis blob's number (authentic: it opened): the next is sealed above it.
+        let sequence = blobs
+            .iter()
+            .filter(|b| seal::peek(b).is_ok_and(|(k, _)| k == BlobKind::Genesis))
+            .find_map(|b| seal::sequence_of(b).ok().flatten())
+            .unwrap_or(0);
+        self.genesis_sequence
+            .fetch_max(sequence, std::sync::atomic::Ordering::SeqCst);
         self.node_key = opened.node_key;
         self.genesis = Some(state);
         self.keys = keys;

@@ -53,6 +53,7 @@ fn v1_blob(auth: &LocalSealingAuthority, kind: BlobKind, key_id: &str, plain: &[
         kind,
         key_id: key_id.into(),
         context: Context::new(),
+        seq: None,
         wrapped_key: ByteBuf::from(wrapped),
         nonce: ByteBuf::from(nonce.to_vec()),
         ciphertext: ByteBuf::new(),
@@ -280,4 +281,46 @@ fn every_context_is_one_the_key_policy_allows() {
         kinds, BLOB_KINDS,
         "one policy value per blob kind, and no other"
     );
+}
+
+/// Attacker review helper-67, finding 2: a genesis blob carries its sequence number in its
+/// authenticated header, where the parent reads it (`protocol::backups::sealed_sequence`)
+/// without opening the blob; one rewritten to another number opens nowhere, and a blob with
+/// none reads as none.
+#[test]
+fn a_numbered_blob_s_sequence_is_read_by_the_parent_and_authenticated() {
+    let auth = LocalSealingAuthority::new(&[1; 32], &[0xAA; 48]);
+    let sealer = Sealer::new(
+        Box::new(LocalSealingAuthority::new(&[1; 32], &[0xAA; 48])),
+        None,
+    );
+    let blob = sealer
+        .seal_numbered(BlobKind::Genesis, "cluster", 7, b"genesis state")
+        .unwrap();
+    assert_eq!(sequence_of(&blob).unwrap(), Some(7));
+    assert_eq!(protocol::backups::sealed_sequence(&blob), Some(7));
+    let (_, plain) = unseal(&auth, &blob, BlobKind::Genesis, Some("cluster")).unwrap();
+    assert_eq!(plain.as_slice(), b"genesis state");
+
+    let mut header: Blob = ciborium::from_reader(blob.as_slice()).unwrap();
+    header.seq = Some(8);
+    let mut renumbered = Vec::new();
+    ciborium::into_writer(&header, &mut renumbered).unwrap();
+    assert_eq!(protocol::backups::sealed_sequence(&renumbered), Some(8));
+    assert_eq!(
+        unseal(&auth, &renumbered, BlobKind::Genesis, None).unwrap_err(),
+        SealError::Tampered
+    );
+    header.seq = None;
+    let mut stripped = Vec::new();
+    ciborium::into_writer(&header, &mut stripped).unwrap();
+    assert_eq!(
+        unseal(&auth, &stripped, BlobKind::Genesis, None).unwrap_err(),
+        SealError::Tampered
+    );
+
+    let plain_blob = sealer.seal(BlobKind::Genesis, "cluster", b"x").unwrap();
+    assert_eq!(sequence_of(&plain_blob).unwrap(), None);
+    assert_eq!(protocol::backups::sealed_sequence(&plain_blob), None);
+    assert_eq!(protocol::backups::sealed_sequence(b"not a blob"), None);
 }

@@ -28,6 +28,7 @@ use crate::testkit::{
 
 mod admins;
 mod bounds;
+mod catch_up;
 mod commit;
 mod governance;
 mod images;

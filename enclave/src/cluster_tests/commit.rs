@@ -13,46 +13,58 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use protocol::policy::Scheme;
-use protocol::roster::ChangeRoster;
 use protocol::roster::commit::{
     CommitRoster, KeysHeldStatement, keys_held_message, roster_set_message,
 };
 use protocol::roster::transfer::KeyInfo;
+use protocol::roster::{ChangeRoster, HeldStatement};
 use protocol::session::{Outcome, SessionKind};
 use protocol::{EnclaveRequest, EnclaveResponse, Phase};
 use serde_bytes::ByteBuf;
 
-use super::join::{entry_of, join, join_of, joined};
+use super::join::{Joining, join, join_one_more, joined};
 use super::move_key::facts;
 use super::prepare::{asked_for, prepare};
 use super::reshare::verify_eddsa;
 use super::roster::proposed;
-use super::{Cluster, enroll, membership_refusal, signature_of};
+use super::{Cluster, membership_refusal, signature_of};
 use crate::server::Enclave;
-use crate::testkit::{
-    IMAGE, admit_all, boot, document, node_arn, run_session_as, session_id_ahead,
-};
+use crate::testkit::{admit_all, document, run_session_as, session_id_ahead};
 
 /// A commit step's answer: this node's statement, and, when it committed, its sealed genesis
 /// blob and its roster-set statement (checked under its node key).
-struct Answer {
-    held: KeysHeldStatement,
-    count: u32,
-    sealed: Option<ByteBuf>,
-    committed: bool,
+pub(super) struct Answer {
+    pub(super) held: KeysHeldStatement,
+    pub(super) count: u32,
+    pub(super) sealed: Option<ByteBuf>,
+    pub(super) committed: bool,
+    pub(super) set_statement: Option<ByteBuf>,
 }
 
-fn commit(
+pub(super) fn commit(
     e: &Enclave,
     change: &ChangeRoster,
     statements: &[KeysHeldStatement],
 ) -> Result<Answer, String> {
-    let response = e.handle(EnclaveRequest::CommitRoster {
-        commit: CommitRoster {
+    send_commit(
+        e,
+        change,
+        CommitRoster {
             change: ByteBuf::from(change.hash().to_vec()),
             statements: statements.to_vec(),
+            catch_up: None,
         },
-    });
+    )
+}
+
+/// Sends `commit` to `e` for `change`: its answer, checked, or its refusal.
+pub(super) fn send_commit(
+    e: &Enclave,
+    change: &ChangeRoster,
+    commit: CommitRoster,
+) -> Result<Answer, String> {
+    let statements = commit.statements.clone();
+    let response = e.handle(EnclaveRequest::CommitRoster { commit });
     let EnclaveResponse::RosterCommitted {
         version,
         keys,
@@ -83,13 +95,14 @@ fn commit(
         },
         count,
         committed: set_statement.is_some(),
+        set_statement,
         sealed,
     })
 }
 
 /// Asks `e` for its word (vouching for its set the first time: the sealed genesis blob goes
 /// to `genesis`).
-fn vouch(e: &Enclave, change: &ChangeRoster, genesis: &mut ByteBuf) -> Answer {
+pub(super) fn vouch(e: &Enclave, change: &ChangeRoster, genesis: &mut ByteBuf) -> Answer {
     let answer = commit(e, change, &[]).unwrap();
     assert!(!answer.committed);
     if let Some(sealed) = &answer.sealed {
@@ -110,7 +123,7 @@ fn failed(out: &BTreeMap<u16, Outcome>) -> Vec<(u16, String)> {
 
 /// Moves `info`'s key among `parties` (every party of the change, in party order), dealt by
 /// `dealers`: each receiver's incoming blob by party.
-fn move_key(
+pub(super) fn move_key(
     c: &Cluster,
     parties: &[Arc<Enclave>],
     info: &KeyInfo,
@@ -164,8 +177,33 @@ fn run_move(
     out
 }
 
+/// Every member of `c` and the node joining prepared for the change `joining` joined: the
+/// statements the members were shown, and every party of the change in party order.
+pub(super) fn prepare_grown(
+    c: &mut Cluster,
+    joining: &mut Joining,
+) -> (Vec<HeldStatement>, Vec<Arc<Enclave>>) {
+    let change = &joining.grow.request;
+    let held = asked_for(c, &joining.newcomer, change);
+    for (i, e) in c.enclaves.iter().enumerate() {
+        assert!(prepare(e, change, &held, &mut c.blobs[i]).unwrap().1);
+    }
+    assert!(
+        prepare(&joining.newcomer, change, &held, &mut joining.blobs)
+            .unwrap()
+            .1
+    );
+    let parties = c
+        .enclaves
+        .iter()
+        .cloned()
+        .chain([joining.newcomer.clone()])
+        .collect();
+    (held, parties)
+}
+
 /// Every node of `nodes` prepared for `change` (each asked first, then shown every statement).
-fn prepare_all(c: &mut Cluster, nodes: &[Arc<Enclave>], change: &ChangeRoster) {
+pub(super) fn prepare_all(c: &mut Cluster, nodes: &[Arc<Enclave>], change: &ChangeRoster) {
     let mut none = [ByteBuf::new(), ByteBuf::new()];
     let held: Vec<_> = nodes
         .iter()
@@ -357,30 +395,16 @@ fn a_grown_roster_is_committed_and_the_node_that_joined_signs() {
     let pk = c.create_key(KEY, Scheme::EddsaEd25519, 2);
     let info = facts(c.blobs[0].last().unwrap(), KEY, &pk);
 
-    let newcomer = boot(&c.ca, 3, IMAGE);
-    let (blob, newcomer_key) = enroll(&newcomer, &node_arn(3));
-    let mut newcomer_blobs = vec![blob];
-    let grow = c.roster_request(0, c.grown(&[entry_of(newcomer_key, 3)]), &[0, 1]);
-    let out = c.propose(&grow);
-    proposed(&mut c, &out, &grow.request);
-    let join_request = join_of(&c, &grow, &out, 0);
-    joined(join(&newcomer, &join_request), &mut newcomer_blobs);
+    let mut joining = join_one_more(&mut c);
+    let (held, parties) = prepare_grown(&mut c, &mut joining);
+    let Joining {
+        newcomer,
+        key: newcomer_key,
+        blobs: mut newcomer_blobs,
+        grow,
+        join: join_request,
+    } = joining;
     let change = grow.request.clone();
-    let held = asked_for(&c, &newcomer, &change);
-    for (i, e) in c.enclaves.iter().enumerate() {
-        assert!(prepare(e, &change, &held, &mut c.blobs[i]).unwrap().1);
-    }
-    assert!(
-        prepare(&newcomer, &change, &held, &mut newcomer_blobs)
-            .unwrap()
-            .1
-    );
-    let parties: Vec<Arc<Enclave>> = c
-        .enclaves
-        .iter()
-        .cloned()
-        .chain([newcomer.clone()])
-        .collect();
     // Moved twice (a relay's retry): the first run's blobs are what a parent may keep.
     let earlier = move_key(&c, &parties, &info, &[0, 2]);
     let incoming = move_key(&c, &parties, &info, &[0, 1]);

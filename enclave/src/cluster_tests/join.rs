@@ -11,6 +11,7 @@
 //! roster in force keeps signing throughout.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use ed25519_dalek::{Signer, SigningKey};
 use protocol::genesis::RosterEntry;
@@ -51,6 +52,38 @@ pub(super) fn join_of(
 
 pub(super) fn join(e: &Enclave, join: &JoinCluster) -> EnclaveResponse {
     e.handle(EnclaveRequest::JoinCluster { join: join.clone() })
+}
+
+/// A node added by a change growing a cluster by one: booted and enrolled at the next index,
+/// joined to the members' proposal.
+pub(super) struct Joining {
+    pub(super) newcomer: Arc<Enclave>,
+    pub(super) key: [u8; 32],
+    /// Its blobs: the node key's, then the genesis blob of its join.
+    pub(super) blobs: Vec<ByteBuf>,
+    pub(super) grow: Approved<ChangeRoster>,
+    pub(super) join: JoinCluster,
+}
+
+/// `c`'s members propose growing to one more node, which is booted, enrolled and joined (at
+/// the first member's statement).
+pub(super) fn join_one_more(c: &mut Cluster) -> Joining {
+    let i = c.enclaves.len();
+    let newcomer = boot(&c.ca, i, IMAGE);
+    let (blob, key) = enroll(&newcomer, &node_arn(i));
+    let mut blobs = vec![blob];
+    let grow = c.roster_request(0, c.grown(&[entry_of(key, i)]), &[0, 1]);
+    let out = c.propose(&grow);
+    proposed(c, &out, &grow.request);
+    let join = join_of(c, &grow, &out, 0);
+    joined(self::join(&newcomer, &join), &mut blobs);
+    Joining {
+        newcomer,
+        key,
+        blobs,
+        grow,
+        join,
+    }
 }
 
 /// The index, version and statement of a join that succeeded, its blob kept in `blobs[1]`.

@@ -21,7 +21,7 @@ use reshare::generic_ec::{Point, Scalar};
 use serde_bytes::ByteBuf;
 
 use super::images::NEW;
-use super::join::{entry_of, join, join_of, joined};
+use super::join::{Joining, join, join_of, join_one_more, joined};
 use super::prepare::{asked_for, prepare, restarted};
 use super::reshare::verify_eddsa;
 use super::roster::proposed;
@@ -144,16 +144,12 @@ fn an_eddsa_key_moves_to_a_grown_roster_and_no_lie_to_the_joining_node_is_kept()
     };
 
     // A node to add, enrolled, joins the members' proposal to grow to 4.
-    let newcomer = boot(&c.ca, 3, IMAGE);
-    let (blob, newcomer_key) = enroll(&newcomer, &node_arn(3));
-    let mut newcomer_blobs = vec![blob];
-    let grow = c.roster_request(0, c.grown(&[entry_of(newcomer_key, 3)]), &[0, 1]);
-    let out = c.propose(&grow);
-    proposed(&mut c, &out, &grow.request);
-    joined(
-        join(&newcomer, &join_of(&c, &grow, &out, 0)),
-        &mut newcomer_blobs,
-    );
+    let Joining {
+        newcomer,
+        blobs: mut newcomer_blobs,
+        grow,
+        ..
+    } = join_one_more(&mut c);
     let held = asked_for(&c, &newcomer, &grow.request);
 
     let parties: Vec<Arc<Enclave>> = c

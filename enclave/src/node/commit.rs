@@ -35,11 +35,14 @@ use super::admins::hex;
 use super::genesis::GenesisState;
 use super::keys::{Key, KeyRecord};
 use super::membership::MembershipError;
+use super::move_key::Frame;
 use super::prepare::{Word, check_words};
 use super::{Node, NodeError, bad};
 use crate::identity::SecretIdentity;
 use crate::peer::Roster;
 use crate::seal::BlobKind;
+
+mod catch_up;
 
 /// This node's answer to a commit step.
 #[derive(Debug)]
@@ -62,8 +65,12 @@ impl GenesisState {
     /// Applies a committed roster change at a restore or a join: checked as its proposal was
     /// (its cluster, the roster version it replaces, its rules against every roster version so
     /// far, the approvals of the admins of the version it names), then its roster is the one in
-    /// force. The caller finds this node in it ([`GenesisState::locate`]).
-    pub(super) fn apply_committed(&mut self, committed: &CommittedRoster) -> Result<(), NodeError> {
+    /// force. The caller finds this node in it ([`GenesisState::locate`]). Returns the chain
+    /// digest its statements were checked under.
+    pub(super) fn apply_committed(
+        &mut self,
+        committed: &CommittedRoster,
+    ) -> Result<[u8; 32], NodeError> {
         let change = &committed.change;
         let r = &change.request;
         let ours = self.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
@@ -105,7 +112,7 @@ impl GenesisState {
             )));
         }
         self.commit_to(committed.clone());
-        Ok(())
+        Ok(chain)
     }
 
     /// Makes `committed`'s roster the one in force (its digest, its size) and keeps it in the
@@ -237,6 +244,12 @@ pub(super) struct Vouched {
     chain: ByteBuf,
     /// The key set's digest.
     keys: ByteBuf,
+    /// The roster version the change makes.
+    #[serde(default)]
+    version: u32,
+    /// This node's index in the change's roster (what its incoming shares are dealt at).
+    #[serde(default)]
+    index: u16,
 }
 
 impl GenesisState {
@@ -252,6 +265,37 @@ impl GenesisState {
         same.then(|| <[u8; 32]>::try_from(v.keys.as_slice()).ok())
             .flatten()
     }
+
+    /// What an incoming generation of the change this node vouched for must match to be kept
+    /// for a catch-up ([`Node::prune_incoming`]): that change, the chain it vouched under, its
+    /// index in the change's roster. None once another change is pending here: taking one
+    /// abandons the change it vouched for (its moves replace the incoming generations).
+    pub(super) fn vouched_frame(&self) -> Option<Frame> {
+        let v = self.sealed.vouched.as_ref()?;
+        let change = <[u8; 32]>::try_from(v.change.as_slice()).ok()?;
+        if self
+            .pending_roster()
+            .is_some_and(|p| p.request.hash() != change)
+        {
+            return None;
+        }
+        let chain = <[u8; 32]>::try_from(v.chain.as_slice()).ok()?;
+        Some((change, v.version, chain, v.index))
+    }
+
+    /// The key set this node vouched for, for the change whose SHA-256 is `change`, with the
+    /// chain it vouched under (none if it vouched for no such change).
+    pub(super) fn vouched_for(&self, change: &[u8; 32]) -> Option<([u8; 32], [u8; 32])> {
+        let v = self
+            .sealed
+            .vouched
+            .as_ref()
+            .filter(|v| v.change.as_slice() == change)?;
+        Some((
+            <[u8; 32]>::try_from(v.keys.as_slice()).ok()?,
+            <[u8; 32]>::try_from(v.chain.as_slice()).ok()?,
+        ))
+    }
 }
 
 impl Node {
@@ -264,9 +308,9 @@ impl Node {
 
     /// The key set this node holds incoming for the change pending, checked: it is prepared
     /// for the change; every incoming generation still holds (ones that do not are dropped
-    /// first); a member's every key has one; it holds no auxiliary information for the roster
-    /// in force (an ECDSA party set's is made for the new roster first, planned). Returns the
-    /// set and its digest.
+    /// first, and one kept for a catch-up counts only under its own frame); a member's every
+    /// key has one; it holds no auxiliary information for the roster in force (an ECDSA party
+    /// set's is made for the new roster first, planned). Returns the set and its digest.
     fn incoming_set(&mut self) -> Result<(Vec<MovedKey>, [u8; 32]), NodeError> {
         self.prune_incoming();
         let g = self.genesis.as_ref().ok_or_else(|| bad("no genesis yet"))?;
@@ -275,10 +319,34 @@ impl Node {
         if !self.prepared() {
             return Err(MembershipError::NotPrepared { version }.into());
         }
+        match self.incoming_frame() {
+            Some(frame) => self.set_under(&frame),
+            // A node leaving holds no incoming generation.
+            None => Err(match self.keys.keys().next() {
+                Some(key_id) => MembershipError::KeyNotMoved {
+                    key_id: key_id.clone(),
+                },
+                None => MembershipError::NotInChange {
+                    node_key: hex(&self.node_key_public()?),
+                },
+            }
+            .into()),
+        }
+    }
+
+    /// The key set this node holds incoming under `frame`: every incoming generation that
+    /// holds there, and one for each key this node holds (`key_not_moved`); no auxiliary
+    /// information for the roster in force (`aux_not_moved`). The set and its digest.
+    fn set_under(&self, frame: &Frame) -> Result<(Vec<MovedKey>, [u8; 32]), NodeError> {
         if self.aux.is_some() {
             return Err(MembershipError::AuxNotMoved.into());
         }
-        if let Some(key_id) = self.keys.keys().find(|k| !self.incoming.contains_key(*k)) {
+        let holds = |key_id: &str| {
+            self.incoming
+                .get(key_id)
+                .is_some_and(|i| self.incoming_holds(frame, key_id, &i.on, i.share.index()))
+        };
+        if let Some(key_id) = self.keys.keys().find(|k| !holds(k)) {
             return Err(MembershipError::KeyNotMoved {
                 key_id: key_id.clone(),
             }
@@ -287,6 +355,7 @@ impl Node {
         let moved: Vec<MovedKey> = self
             .incoming
             .iter()
+            .filter(|(key_id, _)| holds(key_id))
             .map(|(key_id, i)| MovedKey {
                 key_id: key_id.clone(),
                 generation: i.on.key.generation,
@@ -339,13 +408,10 @@ impl Node {
     /// first time, it seals that set as the only one it vouches for, for this change (no key
     /// moves to it after that; helper-66, finding H1). With statements, every check of
     /// [`check_keys_held`] against its own set (the one it vouched for, if it did), then the
-    /// commit: the genesis blob sealed with the change committed (no change pending, no
-    /// prepared record, no `joined` marker, the key set kept for the restore), this node found
-    /// in the new roster by its node key, the keys' incoming generations made current and the
-    /// old ones dropped, the peers admitted under the old roster forgotten (they are admitted
-    /// again under the new one), presignatures of the old shares dropped. Asked again after its
-    /// commit, it answers the same. A refusal changes nothing. A node leaving is no node of
-    /// the new roster and vouches for nothing; disabling its KMS key ends its old shares.
+    /// commit ([`Node::install`]). With a catch-up, the commit of a change this node vouched
+    /// for that is no longer pending here ([`Node::catch_up`]). Asked again after its commit,
+    /// it answers the same. A refusal changes nothing. A node leaving is no node of the new
+    /// roster and vouches for nothing; disabling its KMS key ends its old shares.
     pub fn commit_roster(
         &mut self,
         identity: &SecretIdentity,
@@ -353,6 +419,9 @@ impl Node {
     ) -> Result<Committed, NodeError> {
         if let Some(answer) = self.committed_answer(&commit.change)? {
             return Ok(answer);
+        }
+        if let Some(up) = &commit.catch_up {
+            return self.catch_up(identity, commit, up);
         }
         let (moved, digest) = self.incoming_set()?;
         let g = self.genesis.as_ref().ok_or_else(|| bad("no genesis yet"))?;
@@ -381,14 +450,7 @@ impl Node {
             }
             .into());
         }
-        let key = self.node_key_public()?;
-        let statement = self.node_statement(&keys_held_message(
-            &cluster,
-            &key,
-            (version, &hash),
-            &chain,
-            &digest,
-        ))?;
+        let statement = self.keys_held_statement(&cluster, (version, &hash), &chain, &digest)?;
         let count = u32::try_from(moved.len()).unwrap_or(u32::MAX);
         let answer = |set_statement, sealed| Committed {
             version,
@@ -405,11 +467,14 @@ impl Node {
                 let sealed = self.seal_genesis(&g.sealed, &cluster)?;
                 return Ok(answer(None, Some(sealed)));
             }
+            let index = self.incoming_frame().map_or(0, |f| f.3);
             let mut next = g.clone();
             next.sealed.vouched = Some(Vouched {
                 change: ByteBuf::from(hash.to_vec()),
                 chain: ByteBuf::from(chain.to_vec()),
                 keys: ByteBuf::from(digest.to_vec()),
+                version,
+                index,
             });
             let sealed = self.seal_genesis(&next.sealed, &cluster)?;
             info!(version, keys = count, set = %hex(&digest), "vouched for the key set moved to the pending roster");
@@ -423,13 +488,6 @@ impl Node {
             &digest,
             &commit.statements,
         )?;
-        if self.makes_keys() || self.aux_running() {
-            return Err(NodeError::InProgress(
-                "a key creation, import, resharing, move or auxiliary-information run is \
-                 running here: the commit waits for it to end"
-                    .into(),
-            ));
-        }
         // The chain a restore recomputes the statements' over: the admin changes up to the
         // change's admin version (an admin change drops a pending change, so these are all).
         let current = g.admin_version();
@@ -441,35 +499,94 @@ impl Node {
             .into());
         }
         let mut next = g.clone();
-        next.sealed.proposed_roster = None;
-        next.sealed.prepared = None;
-        next.sealed.joined = None;
-        next.sealed.vouched = None;
-        // Only the last committed change keeps its key set (what a restore compares records
-        // with); earlier ones keep their statements.
-        for earlier in &mut next.sealed.rosters {
-            earlier.keys.clear();
-        }
         next.commit_to(CommittedRoster {
             change: pending,
             images: u32::try_from(g.sealed.images.len()).unwrap_or(u32::MAX),
             statements: commit.statements.clone(),
-            keys: moved,
+            keys: moved.clone(),
         });
+        let (sealed, set_statement) = self.install(identity, next, &moved, &hash)?;
+        Ok(answer(Some(set_statement), Some(sealed)))
+    }
+
+    /// This node's word ([`keys_held_message`]) that it holds the key set `keys` for the change
+    /// `change` (making roster version `version`) under the chain `chain`.
+    fn keys_held_statement(
+        &self,
+        cluster: &protocol::genesis::ClusterId,
+        (version, change): (u32, &[u8; 32]),
+        chain: &[u8; 32],
+        keys: &[u8; 32],
+    ) -> Result<Vec<u8>, NodeError> {
+        let key = self.node_key_public()?;
+        self.node_statement(&keys_held_message(
+            cluster,
+            &key,
+            (version, change),
+            chain,
+            keys,
+        ))
+    }
+
+    /// Commits `next`, this node's genesis state with the change whose SHA-256 is `change`
+    /// committed last ([`GenesisState::commit_to`] or [`GenesisState::apply_committed`]), on
+    /// the key set `moved`, every key of which this node holds incoming: no key-making or
+    /// auxiliary-information session may run. The genesis blob is sealed with the change
+    /// committed (no change pending, no prepared record, no `joined` marker, no vouched set;
+    /// only this change keeps its key set, for the restore), and only then, in memory: this
+    /// node is found in the new roster by its node key, the keys' incoming generations are
+    /// current and the old ones dropped, the peers admitted under the old roster are forgotten
+    /// (they are admitted again under the new one), presignatures of the old shares dropped.
+    /// Returns the sealed blob and the roster-set statement.
+    fn install(
+        &mut self,
+        identity: &SecretIdentity,
+        mut next: GenesisState,
+        moved: &[MovedKey],
+        change: &[u8; 32],
+    ) -> Result<(Vec<u8>, Vec<u8>), NodeError> {
+        if self.makes_keys() || self.aux_running() {
+            return Err(NodeError::InProgress(
+                "a key creation, import, resharing, move or auxiliary-information run is \
+                 running here: the commit waits for it to end"
+                    .into(),
+            ));
+        }
+        let cluster = next.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
+        let version = next.roster_version();
+        next.sealed.proposed_roster = None;
+        next.sealed.prepared = None;
+        next.sealed.joined = None;
+        next.sealed.vouched = None;
+        if let Some((last, earlier)) = next.sealed.rosters.split_last_mut() {
+            for e in earlier {
+                e.keys.clear();
+            }
+            last.keys = moved.to_vec();
+        }
         let node_key = self.node_key.as_ref().ok_or(MembershipError::NoNodeKey)?;
         next.locate(node_key, &self.own_pcrs)?;
-        // Everything that can fail before anything changes: each key's approvers, the seal.
-        for (key_id, i) in &self.incoming {
+        // Everything that can fail before anything changes: each key's incoming generation
+        // and approvers, the seal.
+        for k in moved {
+            let i = self.incoming.get(&k.key_id).ok_or_else(|| {
+                NodeError::Internal(format!("key {} is in the set but not held", k.key_id))
+            })?;
             crate::policy::keys32(&i.on.key.policy.approvers).map_err(|e| {
-                NodeError::Internal(format!("key {key_id}'s approvers as moved: {e}"))
+                NodeError::Internal(format!("key {}'s approvers as moved: {e}", k.key_id))
             })?;
         }
         let sealed = self.seal_genesis(&next.sealed, &cluster)?;
+        let key = self.node_key_public()?;
         let set_statement =
-            self.node_statement(&roster_set_message(&cluster, &key, version, &hash))?;
+            self.node_statement(&roster_set_message(&cluster, &key, version, change))?;
 
+        let wanted: BTreeSet<&str> = moved.iter().map(|k| k.key_id.as_str()).collect();
         let mut keys = BTreeMap::new();
         for (key_id, i) in std::mem::take(&mut self.incoming) {
+            if !wanted.contains(key_id.as_str()) {
+                continue;
+            }
             let facts = i.on.key;
             let mut key = Key::new(facts.threshold, &facts.policy, i.share)
                 .map_err(|e| NodeError::Internal(e.to_string()))?;
@@ -491,12 +608,12 @@ impl Node {
         self.genesis = Some(next);
         info!(
             version,
-            change = %hex(&hash),
+            change = %hex(change),
             index,
-            keys = count,
+            keys = moved.len(),
             dropped,
             "roster change committed: the new roster and the keys' incoming generations are current"
         );
-        Ok(answer(Some(set_statement), Some(sealed)))
+        Ok((sealed, set_statement))
     }
 }

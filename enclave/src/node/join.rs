@@ -154,6 +154,15 @@ impl Node {
                     let statement = self.roster_statement(&cluster, version, &hash)?;
                     return Ok((sealed, held.node, version, statement));
                 }
+                if same && held.vouched_for(&r.hash()).is_some() {
+                    // Joined anew under another chain, it would forget the set it vouched
+                    // for and the incoming generations a catch-up commits (helper-68,
+                    // finding 3): a node that vouched keeps them.
+                    return Err(MembershipError::Vouched {
+                        version: r.new_version(),
+                    }
+                    .into());
+                }
                 if !same && order(r) <= order(&pending.request) {
                     return Err(MembershipError::RosterChangePending {
                         version: pending.request.version,

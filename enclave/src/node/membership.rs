@@ -389,6 +389,30 @@ pub enum MembershipError {
         /// The roster version the change makes.
         version: u32,
     },
+    /// A catch-up commit at a node that did not vouch for the change it names (or vouched
+    /// for it and has since taken another change as pending, abandoning it): only a node
+    /// that vouched for a change, and still holds the key set it vouched for, commits it late.
+    #[error(
+        "not_vouched: this node holds no vouched key set for roster change {change}; it cannot \
+         commit it late"
+    )]
+    NotVouched {
+        /// The SHA-256 of the change named (hex).
+        change: String,
+    },
+    /// Key work (creating, importing, resharing, auxiliary information) at a node that vouched
+    /// for a roster change it has not committed, with no other change pending (a withdrawal,
+    /// an admin or an image change came first): its keys stay the set a catch-up commits
+    /// (helper-68, finding 2). It ends with the catch-up, or with another change proposed.
+    #[error(
+        "vouched_not_committed: this node vouched for its key set for roster version {version} \
+         and has not committed it; no key is created, imported or reshared until it commits (a \
+         catch-up) or the admins propose another change"
+    )]
+    VouchedNotCommitted {
+        /// The roster version the change makes.
+        version: u32,
+    },
     /// A node asked to vouch for, or commit on, another key set than the one it vouched for
     /// (its parent gave it another run's incoming blob since).
     #[error("vouched_other: this node vouched for key set {vouched}; it now holds {holds}")]
@@ -451,6 +475,8 @@ impl MembershipError {
             Self::AuxNotMoved => "aux_not_moved",
             Self::Vouched { .. } => "vouched",
             Self::VouchedOther { .. } => "vouched_other",
+            Self::NotVouched { .. } => "not_vouched",
+            Self::VouchedNotCommitted { .. } => "vouched_not_committed",
         }
     }
 }

@@ -209,7 +209,7 @@ impl Node {
             return Err(MembershipError::NotPrepared { version }.into());
         }
         // A node that vouched for its key set keeps that set (helper-66, finding H1).
-        if g.vouched_now().is_some() {
+        if g.vouched_frame().is_some() {
             return Err(MembershipError::Vouched { version }.into());
         }
         let joining = g.joining();
@@ -426,7 +426,7 @@ impl Node {
             .map(|p| p.request.hash())
             == Some(moving.change);
         let same_chain = g.and_then(GenesisState::chain_digest) == Some(moving.chain);
-        let vouched = g.and_then(GenesisState::vouched_now).is_some();
+        let vouched = g.and_then(GenesisState::vouched_frame).is_some();
         if !same_change || !same_chain || vouched || !self.prepared() {
             return Err(refused(format!(
                 "this node is no longer prepared for roster version {}: the move of key {} \
@@ -546,7 +546,7 @@ impl Node {
 
     /// What every incoming generation must match to hold here, computed once: the change
     /// pending (hash, version), the chain held and this node's index in the change's roster.
-    fn incoming_frame(&self) -> Option<([u8; 32], u32, [u8; 32], u16)> {
+    pub(super) fn incoming_frame(&self) -> Option<Frame> {
         let g = self.genesis.as_ref()?;
         let pending = g.pending_roster()?;
         let my_key = self.node_key.as_ref()?.key.public();
@@ -572,9 +572,9 @@ impl Node {
     /// generation, so the record's scalar facts are compared, not rebuilt). A joining node
     /// holds no key: the facts are the ones it was dealt under. Cheap: no hashing, no point
     /// conversion (attacker review helper-65, finding 1).
-    fn incoming_holds(
+    pub(super) fn incoming_holds(
         &self,
-        frame: &([u8; 32], u32, [u8; 32], u16),
+        frame: &Frame,
         key_id: &str,
         on: &IncomingOn,
         index: u16,
@@ -604,16 +604,26 @@ impl Node {
 
     /// Drops every incoming generation that no longer holds ([`Node::incoming_holds`]): at
     /// each prepare step and restore. The commit checks each key's again, and its
-    /// own confirmed digest against the one every node signed (helper-65, finding 2).
+    /// own confirmed digest against the one every node signed (helper-65, finding 2). One
+    /// that holds for the change this node vouched for, under the chain it vouched under, is
+    /// kept while no other change is pending here ([`GenesisState::vouched_frame`]): a
+    /// withdrawal, an admin or an image change that reached this node before its commit
+    /// leaves it what a catch-up commits (helper-67, finding 1).
     pub(super) fn prune_incoming(&mut self) {
-        let frame = self.incoming_frame();
+        let frames: Vec<Frame> = [
+            self.incoming_frame(),
+            self.genesis.as_ref().and_then(GenesisState::vouched_frame),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let stale: Vec<String> = self
             .incoming
             .iter()
             .filter(|(k, i)| {
-                !frame
-                    .as_ref()
-                    .is_some_and(|f| self.incoming_holds(f, k, &i.on, i.share.index()))
+                !frames
+                    .iter()
+                    .any(|f| self.incoming_holds(f, k, &i.on, i.share.index()))
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -636,6 +646,10 @@ impl Node {
             .collect()
     }
 }
+
+/// What an incoming generation must match to hold: the change (hash, the roster version it
+/// makes), the chain it was moved under and this node's index in the change's roster.
+pub(super) type Frame = ([u8; 32], u32, [u8; 32], u16);
 
 /// The key records a restore loads as generations, and the incoming ones by key.
 pub(super) type Split = (Vec<(BlobKind, KeyRecord)>, BTreeMap<String, Incoming>);

@@ -249,8 +249,17 @@ impl Node {
     /// It reads the sealed record alone, not [`Node::prepared`]: a key with a pending
     /// generation or a void policy makes a member unprepared, and must not thereby let key
     /// work through while the record stands (attacker review helper-63, finding 1).
+    ///
+    /// It refuses the same while this node vouched for a change it has not committed and no
+    /// other change is pending (a withdrawal, an admin or an image change reached it first):
+    /// the keys it vouched for stay the keys a catch-up commits (helper-68, finding 2).
     pub(super) fn refuse_while_prepared(&self) -> Result<(), NodeError> {
         if !self.genesis.as_ref().is_some_and(GenesisState::prepared) {
+            if let Some((_, version, _, _)) =
+                self.genesis.as_ref().and_then(GenesisState::vouched_frame)
+            {
+                return Err(MembershipError::VouchedNotCommitted { version }.into());
+            }
             return Ok(());
         }
         let version = self

@@ -153,6 +153,39 @@ pub struct CommitRoster {
     /// Every node's statement, or none to ask only for this node's.
     #[serde(default)]
     pub statements: Vec<KeysHeldStatement>,
+    /// For a node that vouched for the change and no longer holds it pending (a withdrawal, an
+    /// admin change or an image change reached it before its commit while another node had
+    /// committed): the change as it was committed, with every node's statement above. It
+    /// commits it as the other nodes did (the catch-up; helper-67, finding 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_up: Option<CatchUp>,
+}
+
+/// What a node needs to commit a change it vouched for that is no longer pending here
+/// ([`CommitRoster::catch_up`]): what a committed node's genesis keeps of it, less the key set
+/// (the node recomputes its own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatchUp {
+    /// The approved change; its SHA-256 is [`CommitRoster::change`].
+    pub change: Approved<ChangeRoster>,
+    /// How many image changes the chain it was prepared under held
+    /// ([`CommittedRoster::images`]).
+    pub images: u32,
+    /// A node of the new roster that committed it: its word over [`roster_set_message`]. A
+    /// change that every node vouched for is not caught up on until some node committed it,
+    /// so a withdrawal that reached every node before any commit ends it.
+    pub committed: SetStatement,
+}
+
+/// A node's word that it committed a roster change ([`roster_set_message`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetStatement {
+    /// The node's node key (32 bytes).
+    pub node_key: ByteBuf,
+    /// Its node key's Ed25519 signature over [`roster_set_message`].
+    pub statement: ByteBuf,
 }
 
 /// A committed roster change as a node's genesis blob keeps it, and as a node joining a later

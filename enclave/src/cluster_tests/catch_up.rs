@@ -1,0 +1,412 @@
+//! The catch-up of a roster change's commit (issue 20, attacker review helper-67 finding 1): a
+//! node of the new roster that vouched for its key set, and to which a withdrawal or an admin
+//! change came before its commit while another node had committed, commits the change late on
+//! every node's statement. The attacks, written before the catch-up existed: a node that did
+//! not vouch for the change (a node leaving, or a change no node vouched for) is refused
+//! (`not_vouched`); statements missing, a wrong chain, a change other than the one named are
+//! refused; a restart between the withdrawal and the catch-up keeps what it commits.
+
+use std::collections::BTreeMap;
+
+use protocol::policy::Scheme;
+use protocol::roster::ChangeRoster;
+use protocol::roster::commit::{CatchUp, CommitRoster, KeysHeldStatement, SetStatement};
+use protocol::session::{Outcome, PeerDocument, SessionKind};
+use protocol::{EnclaveRequest, EnclaveResponse, Phase};
+use serde_bytes::ByteBuf;
+
+use super::commit::{Answer, commit, move_key, prepare_all, prepare_grown, send_commit, vouch};
+use super::join::join_one_more;
+use super::move_key::facts;
+use super::reshare::verify_eddsa;
+use super::roster::proposed;
+use super::signature_of;
+use super::{Cluster, membership_refusal};
+use crate::server::Enclave;
+use crate::testkit::{IMAGE, admit_all, boot, document, session_id_ahead};
+
+const KEY: &str = "caught-up";
+
+/// A 3-node cluster with one 2-of-3 EdDSA key, its roster change to its first two nodes
+/// prepared, the key moved and both nodes vouched: the change, the statements, each node's
+/// word, the incoming blobs by node and the key's roster-0 blobs by node.
+struct Vouched {
+    c: Cluster,
+    change: ChangeRoster,
+    approved: protocol::policy::Approved<ChangeRoster>,
+    statements: Vec<KeysHeldStatement>,
+    words: Vec<Answer>,
+    incoming: BTreeMap<u16, ByteBuf>,
+    old: Vec<ByteBuf>,
+    pk: Vec<u8>,
+}
+
+fn vouched() -> Vouched {
+    let mut c = Cluster::new(3);
+    let pk = c.create_key(KEY, Scheme::EddsaEd25519, 2);
+    let info = facts(c.blobs[0].last().unwrap(), KEY, &pk);
+    let old: Vec<ByteBuf> = c.blobs.iter().map(|b| b[2].clone()).collect();
+    for blobs in &mut c.blobs {
+        blobs.truncate(2);
+    }
+    let approved = c.roster_request(0, c.genesis.request.roster[..2].to_vec(), &[0, 1]);
+    let out = c.propose(&approved);
+    proposed(&mut c, &out, &approved.request);
+    let change = approved.request.clone();
+    let members = c.enclaves.clone();
+    prepare_all(&mut c, &members, &change);
+    let incoming = move_key(&c, &members, &info, &[0, 2]);
+    let words: Vec<Answer> = (0..2)
+        .map(|i| vouch(&c.enclaves[i], &change, &mut c.blobs[i][1]))
+        .collect();
+    let statements = words.iter().map(|w| w.held.clone()).collect();
+    Vouched {
+        c,
+        change,
+        approved,
+        statements,
+        words,
+        incoming,
+        old,
+        pk,
+    }
+}
+
+/// A catch-up of `up` with `statements` and `by`'s word that it committed, naming `up`'s hash.
+fn catch_up(
+    e: &Enclave,
+    up: &protocol::policy::Approved<ChangeRoster>,
+    (images, by): (u32, &SetStatement),
+    statements: &[KeysHeldStatement],
+) -> Result<Answer, String> {
+    send_commit(e, &up.request, catching_up(up, (images, by), statements))
+}
+
+fn catching_up(
+    up: &protocol::policy::Approved<ChangeRoster>,
+    (images, by): (u32, &SetStatement),
+    statements: &[KeysHeldStatement],
+) -> CommitRoster {
+    CommitRoster {
+        change: ByteBuf::from(up.request.hash().to_vec()),
+        statements: statements.to_vec(),
+        catch_up: Some(CatchUp {
+            change: up.clone(),
+            images,
+            committed: by.clone(),
+        }),
+    }
+}
+
+/// `e`'s refusal of `commit` as a malformed request.
+fn bad_request(e: &Enclave, commit: CommitRoster) -> String {
+    match e.handle(EnclaveRequest::CommitRoster { commit }) {
+        EnclaveResponse::Error(e) => {
+            assert_eq!(e.code, protocol::ErrorCode::BadRequest, "{e}");
+            e.message
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// `answer`'s word that its node committed.
+fn set_statement(answer: &Answer) -> SetStatement {
+    SetStatement {
+        node_key: answer.held.node_key.clone(),
+        statement: answer.set_statement.clone().unwrap(),
+    }
+}
+
+/// Boots `node` again from its blobs and `key_blobs`, admitting the other nodes as peers
+/// where its roster allows (its peers are on two rosters): the keys it loaded.
+fn restarted(c: &mut Cluster, node: usize, key_blobs: &[ByteBuf]) -> Vec<String> {
+    let fresh = boot(&c.ca, node, IMAGE);
+    let mut blobs = c.blobs[node].clone();
+    blobs.extend_from_slice(key_blobs);
+    let keys = match fresh.handle(EnclaveRequest::Restore { blobs }) {
+        EnclaveResponse::Restored { keys, .. } => keys,
+        other => panic!("restore: {other:?}"),
+    };
+    // Admitted by the roster-0 peers' documents, as its parent does after a restart.
+    let documents = (0..c.enclaves.len())
+        .filter(|&i| i != node)
+        .map(|i| PeerDocument {
+            node: u16::try_from(i).unwrap(),
+            document: document(&c.enclaves[i]),
+        })
+        .collect();
+    match fresh.handle(EnclaveRequest::AdmitPeers { documents }) {
+        EnclaveResponse::PeersAdmitted { .. } => {}
+        other => panic!("admit: {other:?}"),
+    }
+    c.enclaves[node] = fresh;
+    keys
+}
+
+/// Keeps each node's sealed genesis from a proposal's outcomes.
+fn keep_proposed(c: &mut Cluster, out: &BTreeMap<u16, Outcome>) {
+    for (node, o) in out {
+        match o {
+            Outcome::RosterProposed { sealed, .. } => {
+                c.blobs[usize::from(*node)][1] = sealed.clone();
+            }
+            other => panic!("node {node}: {other:?}"),
+        }
+    }
+}
+
+/// Node `node` refuses to create a key while it vouched for a change it has not committed.
+fn fenced(c: &Cluster, node: usize) {
+    let response = c.enclaves[node].handle(EnclaveRequest::StartSession {
+        session: session_id_ahead(c.ahead.get()),
+        participants: vec![0, 1, 2],
+        kind: SessionKind::CreateKey {
+            request: c.create_key_request("fenced", Scheme::EddsaEd25519, 2),
+        },
+    });
+    let refused = membership_refusal(response);
+    assert!(refused.starts_with("vouched_not_committed"), "{refused}");
+}
+
+/// The two nodes of the new roster sign with the key on it.
+fn signs(c: &mut Cluster, pk: &[u8], message: &[u8]) {
+    let out = c.sign(&[0, 1], c.sign_request(KEY, vec![], message.to_vec()), None);
+    verify_eddsa(pk, message, &signature_of(&out).0);
+}
+
+/// Node 0 commits a shrink from 3 nodes to 2; the admins, not seeing it, withdraw the change,
+/// which reaches nodes 1 and 2 (node 0 refuses it: its roster is the new one). Node 1 can no
+/// longer commit as before (`no_pending_change`), and without the catch-up node 0 would be
+/// stranded. Shown the change with every statement, node 1 commits it, also after a restart
+/// between the withdrawal and the catch-up; every attack on the catch-up is refused by name
+/// and changes nothing; both nodes then sign on the new roster, and a restart keeps it.
+#[test]
+fn a_node_a_withdrawal_reached_before_its_commit_catches_up_on_the_committed_change() {
+    let Vouched {
+        mut c,
+        change,
+        approved,
+        statements,
+        words,
+        incoming,
+        old,
+        pk,
+    } = vouched();
+    let committed = commit(&c.enclaves[0], &change, &statements).unwrap();
+    assert!(committed.committed);
+    let by = set_statement(&committed);
+    c.blobs[0][1] = committed.sealed.unwrap();
+
+    let withdraw = c.roster_request(0, c.genesis.request.roster.clone(), &[0, 1]);
+    let kind = |request: &protocol::policy::Approved<ChangeRoster>| SessionKind::ProposeRoster {
+        request: request.clone(),
+        catch_up: None,
+    };
+    let out = c.run(&[1, 2], kind(&withdraw), |_, _| {});
+    keep_proposed(&mut c, &out);
+    let refused = c.run(&[0], kind(&withdraw), |_, _| {});
+    match &refused[&0] {
+        Outcome::Failed { message, .. } => {
+            assert!(message.starts_with("stale_roster"), "{message}")
+        }
+        other => panic!("node 0: {other:?}"),
+    }
+    let stranded = commit(&c.enclaves[1], &change, &statements).err().unwrap();
+    assert!(stranded.starts_with("no_pending_change"), "{stranded}");
+    // Until it commits, no key work changes what it vouched for (helper-68, finding 2).
+    fenced(&c, 1);
+
+    // A restart between the withdrawal and the catch-up: the incoming generation it vouched
+    // for is kept (the key in force is still roster 0's).
+    let keys = restarted(&mut c, 1, &[old[1].clone(), incoming[&1].clone()]);
+    assert_eq!(keys, vec![KEY.to_string()]);
+    fenced(&c, 1);
+    let restored = protocol::backups::sealed_sequence(&c.blobs[1][1]).unwrap();
+
+    // The attacks. Every statement is needed.
+    let refused = catch_up(&c.enclaves[1], &approved, (0, &by), &statements[..1])
+        .err()
+        .unwrap();
+    assert!(refused.starts_with("missing_statement"), "{refused}");
+    // Another image count names another chain, under which the statements prove nothing.
+    let refused = bad_request(
+        &c.enclaves[1],
+        catching_up(&approved, (1, &by), &statements),
+    );
+    assert!(refused.contains("more than this chain"), "{refused}");
+    // No node's word that it committed: node 0's statement put under node 1's key, or a
+    // vouching statement in its place, or the word of a node leaving.
+    let forged = [
+        (
+            SetStatement {
+                node_key: statements[1].node_key.clone(),
+                ..by.clone()
+            },
+            "unproven_statement",
+        ),
+        (
+            SetStatement {
+                statement: statements[0].statement.clone(),
+                ..by.clone()
+            },
+            "unproven_statement",
+        ),
+        (
+            SetStatement {
+                node_key: ByteBuf::from(c.enclaves[2].node_binding().unwrap().node_key.to_vec()),
+                ..by.clone()
+            },
+            "stranger_statement",
+        ),
+    ];
+    for (word, kind) in forged {
+        let refused = catch_up(&c.enclaves[1], &approved, (0, &word), &statements)
+            .err()
+            .unwrap();
+        assert!(refused.starts_with(kind), "{kind}: {refused}");
+    }
+    // A change approved by the admins that no node vouched for.
+    let other = c.roster_request(0, c.genesis.request.roster[..2].to_vec(), &[0, 1]);
+    let refused = catch_up(&c.enclaves[1], &other, (0, &by), &statements)
+        .err()
+        .unwrap();
+    assert!(refused.starts_with("not_vouched"), "{refused}");
+    // The node leaving vouched for nothing.
+    let refused = catch_up(&c.enclaves[2], &approved, (0, &by), &statements)
+        .err()
+        .unwrap();
+    assert!(refused.starts_with("not_vouched"), "{refused}");
+    // A catch-up whose change is not the one named.
+    let mut mismatched = catching_up(&approved, (0, &by), &statements);
+    mismatched.change = ByteBuf::from(other.request.hash().to_vec());
+    let refused = bad_request(&c.enclaves[1], mismatched);
+    assert!(refused.contains("is not the change named"), "{refused}");
+    assert_eq!(c.enclaves[1].phase(), Phase::Operational);
+    let stranded = commit(&c.enclaves[1], &change, &statements).err().unwrap();
+    assert!(
+        stranded.starts_with("no_pending_change"),
+        "refusals change nothing: {stranded}"
+    );
+
+    // The catch-up: node 1 commits, with the word it vouched with.
+    let late = catch_up(&c.enclaves[1], &approved, (0, &by), &statements).unwrap();
+    assert!(late.committed);
+    assert_eq!(late.held, words[1].held);
+    assert_eq!(late.count, 1);
+    c.blobs[1][1] = late.sealed.unwrap();
+    assert_eq!(c.enclaves[1].phase(), Phase::Operational);
+    // Its genesis blob is numbered above the one it was restored from (helper-67, finding 2).
+    assert!(protocol::backups::sealed_sequence(&c.blobs[1][1]).unwrap() > restored);
+    // Asked again, the same answer, and the same blob: no second seal (finding 7).
+    let again = catch_up(&c.enclaves[1], &approved, (0, &by), &statements).unwrap();
+    assert!(again.committed && again.held == words[1].held);
+    assert_eq!(again.sealed.as_ref(), Some(&c.blobs[1][1]));
+
+    c.enclaves.truncate(2);
+    c.blobs.truncate(2);
+    admit_all(&c.enclaves);
+    signs(&mut c, &pk, b"caught up: the new roster signs");
+    // Restarted from its committed genesis, node 1 loads the moved share only.
+    let keys = c.restart(1, &[old[1].clone(), incoming[&1].clone()]);
+    assert_eq!(keys, vec![KEY.to_string()]);
+    signs(&mut c, &pk, b"caught up and restarted");
+    // Committed, key work goes on, on the new roster.
+    let request = c.create_key_request("after-catch-up", Scheme::EddsaEd25519, 2);
+    let out = c.run(&[0, 1], SessionKind::CreateKey { request }, |_, _| {});
+    assert!(
+        out.values()
+            .all(|o| matches!(o, Outcome::KeyCreated { .. })),
+        "{out:?}"
+    );
+    let keys = c.restart(1, &[old[1].clone()]);
+    assert!(keys.is_empty(), "{keys:?}");
+}
+
+/// The admins change their own set after node 0 committed and before node 1 did: the admin
+/// change drops the pending change at node 1 (and moves its chain on). Node 1 commits late on
+/// the statements, checked under the chain it vouched under, and the two sign on.
+#[test]
+fn a_node_an_admin_change_reached_before_its_commit_catches_up() {
+    let Vouched {
+        mut c,
+        change,
+        approved,
+        statements,
+        words,
+        incoming,
+        old,
+        pk,
+    } = vouched();
+    let committed = commit(&c.enclaves[0], &change, &statements).unwrap();
+    let by = set_statement(&committed);
+    c.blobs[0][1] = committed.sealed.unwrap();
+
+    let mut next: Vec<ed25519_dalek::SigningKey> = c.admins.clone();
+    next[2] = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    let approvers = [&c.admins[0], &c.admins[1]];
+    let admins = c.set_admins_request(0, &next, &approvers);
+    for nodes in [&[0u16][..], &[1, 2]] {
+        let out = c.set_admins(nodes, &admins, None);
+        for (node, o) in out {
+            match o {
+                Outcome::AdminsSet { sealed, .. } => c.blobs[usize::from(node)][1] = sealed,
+                other => panic!("node {node}: {other:?}"),
+            }
+        }
+    }
+    let stranded = commit(&c.enclaves[1], &change, &statements).err().unwrap();
+    assert!(stranded.starts_with("no_pending_change"), "{stranded}");
+
+    let late = catch_up(&c.enclaves[1], &approved, (0, &by), &statements).unwrap();
+    assert!(late.committed);
+    assert_eq!(late.held, words[1].held);
+    c.blobs[1][1] = late.sealed.unwrap();
+    c.enclaves.truncate(2);
+    c.blobs.truncate(2);
+    admit_all(&c.enclaves);
+    signs(&mut c, &pk, b"caught up after an admin change");
+    // Its restore replays the admin change, then the roster change under the admins it names.
+    let keys = c.restart(1, &[old[1].clone(), incoming[&1].clone()]);
+    assert_eq!(keys, vec![KEY.to_string()]);
+    signs(&mut c, &pk, b"caught up, restarted");
+}
+
+/// The coordinator commits a growth from 3 nodes to 4 at the node joining alone, then relays
+/// a withdrawal to every node of the roster in force, which all take it. The joining node's
+/// word that it committed is no kept node's: no member is caught up on it, so the cluster is
+/// never split between two rosters by the coordinator alone (helper-68, finding 1).
+#[test]
+fn a_joining_node_s_commit_alone_catches_no_member_up() {
+    const GROWN: &str = "grown-key";
+    let mut c = Cluster::new(3);
+    let pk = c.create_key(GROWN, Scheme::EddsaEd25519, 2);
+    let info = facts(c.blobs[0].last().unwrap(), GROWN, &pk);
+    let mut joining = join_one_more(&mut c);
+    let (_, parties) = prepare_grown(&mut c, &mut joining);
+    let (newcomer, grow) = (joining.newcomer, joining.grow);
+    let change = grow.request.clone();
+    move_key(&c, &parties, &info, &[0, 1]);
+    let mut sealed = ByteBuf::new();
+    let words: Vec<Answer> = parties
+        .iter()
+        .map(|e| vouch(e, &change, &mut sealed))
+        .collect();
+    let statements: Vec<KeysHeldStatement> = words.iter().map(|w| w.held.clone()).collect();
+    let joiner = commit(&newcomer, &change, &statements).unwrap();
+    assert!(joiner.committed);
+
+    let withdraw = c.roster_request(0, c.genesis.request.roster.clone(), &[0, 1]);
+    let out = c.propose(&withdraw);
+    keep_proposed(&mut c, &out);
+    let refused = catch_up(
+        &c.enclaves[1],
+        &grow,
+        (0, &set_statement(&joiner)),
+        &statements,
+    )
+    .err()
+    .unwrap();
+    assert!(refused.starts_with("stranger_statement"), "{refused}");
+    let out = c.sign(&[0, 1], c.sign_request(GROWN, vec![], b"on".to_vec()), None);
+    verify_eddsa(&pk, b"on", &signature_of(&out).0);
+}

@@ -1,0 +1,138 @@
+//! The catch-up of a roster change's commit (issue 20, helper-67 finding 1): a node of the new
+//! roster that vouched for its key set, and to which a withdrawal, an admin change or an image
+//! change came before its commit while another node had committed, no longer holds the change
+//! as pending and could never commit it; the nodes that committed would be stranded on a
+//! roster the rest never reach. Shown the change as committed, with every node's statement,
+//! it commits it as they did.
+//!
+//! Every node of the new roster vouched for one key set before any node could commit, so a
+//! change shown with every node's statement *is* committed (or can be, by any relay holding
+//! them): a late withdrawal cannot undo that, and this node reaching the same roster is the
+//! only way the cluster stays whole. What it commits is checked as a restore checks a
+//! committed change ([`GenesisState::apply_committed`]): the roster version it replaces is
+//! the one in force here, its rules, the approvals of the admins of the version it names,
+//! every statement under the chain of that moment, which must be the chain this node vouched
+//! under, over the set this node vouched for and still holds, and one node of the new roster's
+//! word that it committed (so a withdrawal that reached every node before any commit ends the
+//! change, whoever holds the statements). A node that did not vouch for
+//! the change, or took another change as pending since (its moves replace the incoming
+//! generations: the change is abandoned here), refuses (`not_vouched`).
+
+use protocol::roster::commit::{CatchUp, CommitRoster, CommittedRoster, roster_set_message};
+use tracing::info;
+
+use super::super::admins::hex;
+use super::super::membership::MembershipError;
+use super::super::{Node, NodeError, bad};
+use super::{Committed, check_keys_held};
+use crate::identity::SecretIdentity;
+
+impl Node {
+    /// Commits the change `up` names, which this node vouched for and no longer holds as
+    /// pending, on `commit`'s statements ([`CommitRoster::catch_up`]).
+    pub(super) fn catch_up(
+        &mut self,
+        identity: &SecretIdentity,
+        commit: &CommitRoster,
+        up: &CatchUp,
+    ) -> Result<Committed, NodeError> {
+        let hash = up.change.request.hash();
+        if commit.change.as_slice() != hash {
+            return Err(bad(format!(
+                "the catch-up's change {} is not the change named, {}",
+                hex(&hash),
+                hex(&commit.change)
+            )));
+        }
+        // Nothing is pruned before the checks: a refusal changes nothing (helper-68, finding
+        // 7); the set is read under the vouched frame, and the commit keeps that set alone.
+        let g = self.genesis.as_ref().ok_or_else(|| bad("no genesis yet"))?;
+        let cluster = g.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
+        if let Some(pending) = g.pending_roster()
+            && pending.request.hash() != hash
+        {
+            return Err(MembershipError::OtherChange {
+                pending: hex(&pending.request.hash()),
+                named: hex(&hash),
+            }
+            .into());
+        }
+        let not_vouched = || MembershipError::NotVouched { change: hex(&hash) };
+        let (vouched, vouched_chain) = g.vouched_for(&hash).ok_or_else(not_vouched)?;
+        let frame = g.vouched_frame().ok_or_else(not_vouched)?;
+        let (moved, digest) = self.set_under(&frame)?;
+        if digest != vouched {
+            return Err(MembershipError::VouchedOther {
+                vouched: hex(&vouched),
+                holds: hex(&digest),
+            }
+            .into());
+        }
+        let version = up.change.request.new_version();
+        if frame.1 != version {
+            return Err(not_vouched().into());
+        }
+        // A node that stays, of the roster in force here and the new one, committed it: it
+        // then refused any withdrawal (`stale_roster`), so a withdrawal or admin change that
+        // every node of the roster in force took ends the change, also where a joining node
+        // alone committed it (helper-68, finding 1).
+        let by = &up.committed;
+        let in_force = g.rosters().last().copied().unwrap_or_default();
+        let entry = up
+            .change
+            .request
+            .roster
+            .iter()
+            .find(|e| e.node_key == by.node_key)
+            .filter(|_| in_force.iter().any(|e| e.node_key == by.node_key))
+            .ok_or_else(|| MembershipError::StrangerStatement {
+                node_key: hex(&by.node_key),
+            })?;
+        let key = <[u8; 32]>::try_from(by.node_key.as_slice()).unwrap_or_default();
+        if !entry.signed(
+            &roster_set_message(&cluster, &key, version, &hash),
+            &by.statement,
+        ) {
+            return Err(MembershipError::UnprovenStatement {
+                node_key: hex(&by.node_key),
+            }
+            .into());
+        }
+        // Every node's word, over this node's set, under the chain it vouched under: refused by
+        // name as at a commit (`missing_statement`, `keys_differ`, `unproven_statement`, ...).
+        check_keys_held(
+            &cluster,
+            &up.change.request,
+            &vouched_chain,
+            &digest,
+            &commit.statements,
+        )?;
+        // Then as a restore will: the change's rules and approvals, and the statements again
+        // under the chain recomputed from the image count named (a wrong count proves none).
+        let mut next = g.clone();
+        let chain = next.apply_committed(&CommittedRoster {
+            change: up.change.clone(),
+            images: up.images,
+            statements: commit.statements.clone(),
+            keys: moved.clone(),
+        })?;
+        if chain != vouched_chain {
+            return Err(bad(format!(
+                "the catch-up's chain {} is not the one this node vouched under, {}",
+                hex(&chain),
+                hex(&vouched_chain)
+            )));
+        }
+        let statement = self.keys_held_statement(&cluster, (version, &hash), &chain, &digest)?;
+        let (sealed, set_statement) = self.install(identity, next, &moved, &hash)?;
+        info!(version, change = %hex(&hash), "a roster change committed elsewhere, committed here late");
+        Ok(Committed {
+            version,
+            keys: digest,
+            count: u32::try_from(moved.len()).unwrap_or(u32::MAX),
+            statement,
+            set_statement: Some(set_statement),
+            sealed: Some(sealed),
+        })
+    }
+}

@@ -152,7 +152,9 @@ impl RequestGuard {
         // would let that request through again. A Nitro enclave takes seconds to boot, so
         // only a simulated enclave, which has no security claims, can restart that fast.)
         if created < self.boot_time {
-            return Err(PolicyError::Expired("request predates this enclave's boot"));
+            return Err(PolicyError::Expired(
+                "request predates this enclave's boot (or its joining the roster)",
+            ));
         }
         if created > now {
             return Err(PolicyError::NotYet {
@@ -177,6 +179,14 @@ impl RequestGuard {
             self.seen.retain(|_, expiry| *expiry > now);
             self.pruned_at = now;
         }
+    }
+
+    /// Refuses every request created before `t` from now on, as if this enclave booted then: a
+    /// node that joined a roster saw none of the requests the nodes before it consumed, so it
+    /// takes none created before its commit (attacker review helper-62, finding 12).
+    pub fn refuse_created_before(&mut self, t: u64) {
+        self.boot_time = self.boot_time.max(t);
+        self.high_water = self.high_water.max(t);
     }
 
     /// Records that the clock reached `now`: a clock stepping back later cannot make a request

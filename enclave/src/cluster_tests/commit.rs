@@ -442,6 +442,12 @@ fn a_grown_roster_is_committed_and_the_node_that_joined_signs() {
     let sig = ed25519_dalek::Signature::from_slice(&answers[3].held.statement).unwrap();
     assert!(vk.verify_strict(&message, &sig).is_ok());
 
+    // A request made before the commit, which the members might have consumed already; the
+    // commit comes five seconds later by every clock.
+    let early = c.sign_request(KEY, vec![], b"made before the commit".to_vec());
+    c.clocks_ahead(5);
+    // As far ahead as the members (booted after them, it was not moved before).
+    newcomer.test_hook(crate::node::TestHook::ClockAhead(c.ahead.get()));
     for (i, e) in parties.iter().enumerate() {
         let answer = commit(e, &change, &statements).unwrap();
         match c.blobs.get_mut(i) {
@@ -453,6 +459,17 @@ fn a_grown_roster_is_committed_and_the_node_that_joined_signs() {
     c.enclaves.push(newcomer);
     c.blobs.push(newcomer_blobs);
     admit_all(&c.enclaves);
+    // The node that joined saw none of the requests consumed before its commit: it takes none
+    // created before it (helper-62, finding 12); members that stay answer it from their record.
+    let out = c.sign(&[2, 3], early.clone(), None);
+    match &out[&3] {
+        Outcome::Failed { message, .. } => {
+            assert!(message.contains("joining the roster"), "{message}")
+        }
+        other => panic!("node 3: {other:?}"),
+    }
+    let out = c.sign(&[0, 1], early, None);
+    verify_eddsa(&pk, b"made before the commit", &signature_of(&out).0);
     let sign = |c: &Cluster, signers: &[u16], message: &[u8]| {
         let out = c.sign(signers, c.sign_request(KEY, vec![], message.to_vec()), None);
         verify_eddsa(&pk, message, &signature_of(&out).0);
@@ -467,6 +484,7 @@ fn a_grown_roster_is_committed_and_the_node_that_joined_signs() {
     assert_eq!(c.enclaves[3].phase(), Phase::Operational);
     // With both runs' blobs, the committed one is its key; the other is ignored.
     let keys = c.restart(3, &[earlier[&3].clone(), incoming[&3].clone()]);
+    c.enclaves[3].test_hook(crate::node::TestHook::ClockAhead(c.ahead.get()));
     assert_eq!(keys, vec![KEY.to_string()]);
     sign(&c, &[1, 3], b"after its restart");
 }

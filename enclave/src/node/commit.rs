@@ -605,6 +605,12 @@ impl Node {
         self.roster = Roster::default();
         self.roster.insert_self(next.node, identity.public());
         let index = next.node;
+        // A node that joined saw none of the requests the members consumed before: it takes
+        // none created before now (helper-62, finding 12).
+        if self.genesis.as_ref().is_some_and(GenesisState::joining) {
+            let now = self.now();
+            self.guard.refuse_created_before(now);
+        }
         self.genesis = Some(next);
         info!(
             version,

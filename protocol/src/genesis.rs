@@ -329,11 +329,17 @@ impl Genesis {
 
     /// The index whose roster entry lists `node_key`.
     pub fn index_of(&self, node_key: &[u8; 32]) -> Option<u16> {
-        self.roster
-            .iter()
-            .position(|e| e.node_key.as_slice() == node_key)
-            .map(index)
+        index_in(&self.roster, node_key)
     }
+}
+
+/// The index of the entry of `roster` that lists `node_key` (a node's index is its position:
+/// never an input).
+pub fn index_in(roster: &[RosterEntry], node_key: &[u8]) -> Option<u16> {
+    roster
+        .iter()
+        .position(|e| e.node_key.as_slice() == node_key)
+        .and_then(|i| u16::try_from(i).ok())
 }
 
 /// The message a node key signs when its enclave accepts a genesis at `index`:

@@ -23,7 +23,7 @@ use protocol::{EnclaveRequest, EnclaveResponse, Phase};
 use serde_bytes::ByteBuf;
 
 use super::join::{Joining, join, join_one_more, joined};
-use super::move_key::facts;
+use super::move_key::{abort, facts, failures};
 use super::prepare::{asked_for, prepare};
 use super::reshare::verify_eddsa;
 use super::roster::proposed;
@@ -111,16 +111,6 @@ pub(super) fn vouch(e: &Enclave, change: &ChangeRoster, genesis: &mut ByteBuf) -
     answer
 }
 
-/// Every party's failure message of a session that failed everywhere.
-fn failed(out: &BTreeMap<u16, Outcome>) -> Vec<(u16, String)> {
-    out.iter()
-        .map(|(p, o)| match o {
-            Outcome::Failed { message, .. } => (*p, message.clone()),
-            other => panic!("party {p}: {other:?}"),
-        })
-        .collect()
-}
-
 /// Moves `info`'s key among `parties` (every party of the change, in party order), dealt by
 /// `dealers`: each receiver's incoming blob by party.
 pub(super) fn move_key(
@@ -169,11 +159,7 @@ fn run_move(
         },
         |_, _| {},
     );
-    for e in parties {
-        e.handle(EnclaveRequest::AbortSession {
-            session: session.clone(),
-        });
-    }
+    abort(parties, &session);
     out
 }
 
@@ -288,7 +274,7 @@ fn a_shrunk_roster_is_committed_once_every_key_moved_and_signs_on() {
     // A node that vouched takes no further move: a relay cannot make it hold another sharing
     // of B (helper-66, finding H1). Nothing is kept anywhere.
     let out = run_move(&c, &members, &info_b, &[1, 2]);
-    for (p, m) in failed(&out) {
+    for (p, m) in failures(&out) {
         if p < 2 {
             assert!(m.starts_with("vouched"), "party {p}: {m}");
         }
@@ -420,7 +406,7 @@ fn a_grown_roster_is_committed_and_the_node_that_joined_signs() {
     // The join sent again (the same change, the same chain) is answered from the state held:
     // the node stays prepared and vouched (helper-67, finding 3), and takes no move.
     joined(join(&newcomer, &join_request), &mut newcomer_blobs);
-    let refused = failed(&run_move(&c, &parties, &info, &[0, 1]));
+    let refused = failures(&run_move(&c, &parties, &info, &[0, 1]));
     assert!(
         refused
             .iter()

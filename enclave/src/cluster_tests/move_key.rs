@@ -102,7 +102,7 @@ fn moving(info: &KeyInfo, documents: Vec<ByteBuf>) -> SessionKind {
 }
 
 /// The relay's abort of `session` at every party.
-fn abort(parties: &[Arc<Enclave>], session: &ByteBuf) {
+pub(super) fn abort(parties: &[Arc<Enclave>], session: &ByteBuf) {
     for e in parties {
         e.handle(EnclaveRequest::AbortSession {
             session: session.clone(),
@@ -111,7 +111,7 @@ fn abort(parties: &[Arc<Enclave>], session: &ByteBuf) {
 }
 
 /// Every party's failure message, asserting there is no other outcome.
-fn failures(out: &std::collections::BTreeMap<u16, Outcome>) -> Vec<(u16, String)> {
+pub(super) fn failures(out: &std::collections::BTreeMap<u16, Outcome>) -> Vec<(u16, String)> {
     out.iter()
         .map(|(p, o)| match o {
             Outcome::Failed { message, .. } => (*p, message.clone()),

@@ -201,15 +201,10 @@ impl GenesisState {
             .as_ref()
             .map(|p| p.roster.as_slice())
             .unwrap_or_default();
-        let (index, entry) = roster
-            .iter()
-            .enumerate()
-            .find(|(_, e)| e.node_key.as_slice() == public)
-            .and_then(|(i, e)| Some((u16::try_from(i).ok()?, e)))
-            .ok_or_else(|| MembershipError::NotInRoster {
-                node_key: key_hex(&public),
-            })?;
-        check_entry(entry, node_key, own)?;
+        let index = g2::index_in(roster, &public).ok_or_else(|| MembershipError::NotInRoster {
+            node_key: key_hex(&public),
+        })?;
+        check_entry(&roster[usize::from(index)], node_key, own)?;
         self.node = index;
         Ok(())
     }

@@ -71,14 +71,11 @@ pub(super) fn check_joining(
         return Err(MembershipError::NothingToJoin.into());
     }
     let r = &change.request;
-    let index = r
-        .roster
-        .iter()
-        .position(|e| e.node_key.as_slice() == public)
-        .and_then(|i| u16::try_from(i).ok())
-        .ok_or_else(|| MembershipError::NotInChange {
+    let index = protocol::genesis::index_in(&r.roster, &public).ok_or_else(|| {
+        MembershipError::NotInChange {
             node_key: key_hex(&public),
-        })?;
+        }
+    })?;
     check_entry(&r.roster[usize::from(index)], node_key, own)?;
     let cluster = state.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
     let proven = in_force

@@ -550,12 +550,7 @@ impl Node {
         let g = self.genesis.as_ref()?;
         let pending = g.pending_roster()?;
         let my_key = self.node_key.as_ref()?.key.public();
-        let index = pending
-            .request
-            .roster
-            .iter()
-            .position(|e| e.node_key.as_slice() == my_key)
-            .and_then(|i| u16::try_from(i).ok())?;
+        let index = protocol::genesis::index_in(&pending.request.roster, &my_key)?;
         Some((
             pending.request.hash(),
             pending.request.new_version(),

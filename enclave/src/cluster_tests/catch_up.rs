@@ -18,6 +18,7 @@ use serde_bytes::ByteBuf;
 use super::commit::{Answer, commit, move_key, prepare_all, prepare_grown, send_commit, vouch};
 use super::join::join_one_more;
 use super::move_key::facts;
+use super::prepare::prepare;
 use super::reshare::verify_eddsa;
 use super::roster::proposed;
 use super::signature_of;
@@ -121,6 +122,7 @@ fn set_statement(answer: &Answer) -> SetStatement {
 /// where its roster allows (its peers are on two rosters): the keys it loaded.
 fn restarted(c: &mut Cluster, node: usize, key_blobs: &[ByteBuf]) -> Vec<String> {
     let fresh = boot(&c.ca, node, IMAGE);
+    fresh.test_hook(crate::node::TestHook::ClockAhead(c.ahead.get()));
     let mut blobs = c.blobs[node].clone();
     blobs.extend_from_slice(key_blobs);
     let keys = match fresh.handle(EnclaveRequest::Restore { blobs }) {
@@ -215,6 +217,14 @@ fn a_node_a_withdrawal_reached_before_its_commit_catches_up_on_the_committed_cha
     assert!(stranded.starts_with("no_pending_change"), "{stranded}");
     // Until it commits, no key work changes what it vouched for (helper-68, finding 2).
     fenced(&c, 1);
+    // A replacing change proposed at the nodes that took the withdrawal abandons nothing: it
+    // proves nothing about node 0 (helper-69, finding 1). (A second later: a change replaces a
+    // withdrawal only if created after it.)
+    c.clocks_ahead(1);
+    let replacing = c.roster_request(0, c.genesis.request.roster[..2].to_vec(), &[0, 1]);
+    let out = c.run(&[1, 2], kind(&replacing), |_, _| {});
+    keep_proposed(&mut c, &out);
+    fenced(&c, 1);
 
     // A restart between the withdrawal and the catch-up: the incoming generation it vouched
     // for is kept (the key in force is still roster 0's).
@@ -283,8 +293,9 @@ fn a_node_a_withdrawal_reached_before_its_commit_catches_up_on_the_committed_cha
     assert!(refused.contains("is not the change named"), "{refused}");
     assert_eq!(c.enclaves[1].phase(), Phase::Operational);
     let stranded = commit(&c.enclaves[1], &change, &statements).err().unwrap();
+    // (The replacing change is pending there, not prepared.)
     assert!(
-        stranded.starts_with("no_pending_change"),
+        stranded.starts_with("not_prepared"),
         "refusals change nothing: {stranded}"
     );
 
@@ -309,6 +320,7 @@ fn a_node_a_withdrawal_reached_before_its_commit_catches_up_on_the_committed_cha
     // Restarted from its committed genesis, node 1 loads the moved share only.
     let keys = c.restart(1, &[old[1].clone(), incoming[&1].clone()]);
     assert_eq!(keys, vec![KEY.to_string()]);
+    c.enclaves[1].test_hook(crate::node::TestHook::ClockAhead(c.ahead.get()));
     signs(&mut c, &pk, b"caught up and restarted");
     // Committed, key work goes on, on the new roster.
     let request = c.create_key_request("after-catch-up", Scheme::EddsaEd25519, 2);
@@ -409,4 +421,67 @@ fn a_joining_node_s_commit_alone_catches_no_member_up() {
     assert!(refused.starts_with("stranger_statement"), "{refused}");
     let out = c.sign(&[0, 1], c.sign_request(GROWN, vec![], b"on".to_vec()), None);
     verify_eddsa(&pk, b"on", &signature_of(&out).0);
+}
+
+/// Every node vouched and none committed; the admins replace the change. Proposed, the
+/// replacing change abandons nothing (the fence stays); a node that vouched is prepared for it
+/// only on the word of every node of the roster in force, leaving nodes included (none of them
+/// can have committed the first change: a node that did gives no word at this version), and
+/// then drops its vouched set: key work goes on once the replacing change is withdrawn
+/// (helper-69, findings 1 and 2).
+#[test]
+fn a_change_every_node_vouched_for_is_abandoned_only_on_every_current_node_s_word() {
+    let Vouched {
+        mut c,
+        change,
+        approved,
+        statements,
+        ..
+    } = vouched();
+    c.clocks_ahead(1);
+    let replacing = c.roster_request(0, c.genesis.request.roster[..2].to_vec(), &[0, 1]);
+    let out = c.propose(&replacing);
+    keep_proposed(&mut c, &out);
+    fenced(&c, 0);
+    let mut none = [ByteBuf::new(), ByteBuf::new()];
+    let words: Vec<_> = c
+        .enclaves
+        .iter()
+        .map(|e| prepare(e, &replacing.request, &[], &mut none).unwrap().0)
+        .collect();
+    // The new roster's words alone: node 2's is missing at a node that vouched.
+    let refused = prepare(&c.enclaves[0], &replacing.request, &words[..2], &mut none)
+        .err()
+        .unwrap();
+    assert!(refused.starts_with("missing_statement"), "{refused}");
+    fenced(&c, 0);
+    for i in 0..3 {
+        assert!(
+            prepare(&c.enclaves[i], &replacing.request, &words, &mut c.blobs[i])
+                .unwrap()
+                .1
+        );
+    }
+    // The first change can no longer be caught up on, even with a word that it committed.
+    let by = SetStatement {
+        node_key: statements[1].node_key.clone(),
+        statement: ByteBuf::from(vec![0; 64]),
+    };
+    let refused = catch_up(&c.enclaves[0], &approved, (0, &by), &statements)
+        .err()
+        .unwrap();
+    assert!(refused.starts_with("not_vouched"), "{refused}");
+    let _ = change;
+    // Withdrawn, key work goes on.
+    c.clocks_ahead(1);
+    let withdraw = c.roster_request(0, c.genesis.request.roster.clone(), &[0, 1]);
+    let out = c.propose(&withdraw);
+    keep_proposed(&mut c, &out);
+    let request = c.create_key_request("after-abandoning", Scheme::EddsaEd25519, 2);
+    let out = c.run(&[0, 1, 2], SessionKind::CreateKey { request }, |_, _| {});
+    assert!(
+        out.values()
+            .all(|o| matches!(o, Outcome::KeyCreated { .. })),
+        "{out:?}"
+    );
 }

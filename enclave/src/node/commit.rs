@@ -268,17 +268,13 @@ impl GenesisState {
 
     /// What an incoming generation of the change this node vouched for must match to be kept
     /// for a catch-up ([`Node::prune_incoming`]): that change, the chain it vouched under, its
-    /// index in the change's roster. None once another change is pending here: taking one
-    /// abandons the change it vouched for (its moves replace the incoming generations).
+    /// index in the change's roster. Held until this node commits, or is prepared for another
+    /// change on the word of every node of the roster in force (proof that none committed this
+    /// one: [`GenesisState::check_held`]); a change merely proposed keeps it (attacker review
+    /// helper-69, finding 1).
     pub(super) fn vouched_frame(&self) -> Option<Frame> {
         let v = self.sealed.vouched.as_ref()?;
         let change = <[u8; 32]>::try_from(v.change.as_slice()).ok()?;
-        if self
-            .pending_roster()
-            .is_some_and(|p| p.request.hash() != change)
-        {
-            return None;
-        }
         let chain = <[u8; 32]>::try_from(v.chain.as_slice()).ok()?;
         Some((change, v.version, chain, v.index))
     }

@@ -151,10 +151,11 @@ impl Node {
                     let statement = self.roster_statement(&cluster, version, &hash)?;
                     return Ok((sealed, held.node, version, statement));
                 }
-                if same && held.vouched_for(&r.hash()).is_some() {
-                    // Joined anew under another chain, it would forget the set it vouched
-                    // for and the incoming generations a catch-up commits (helper-68,
-                    // finding 3): a node that vouched keeps them.
+                if held.sealed.vouched.is_some() {
+                    // Joined anew (under another chain, or to a later change), it would forget
+                    // the set it vouched for and the incoming generations a catch-up commits
+                    // (helper-68, finding 3; helper-69, finding 1): a node that vouched keeps
+                    // them. One the admins give up on is wiped and enrolled again.
                     return Err(MembershipError::Vouched {
                         version: r.new_version(),
                     }

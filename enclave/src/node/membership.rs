@@ -389,9 +389,10 @@ pub enum MembershipError {
         /// The roster version the change makes.
         version: u32,
     },
-    /// A catch-up commit at a node that did not vouch for the change it names (or vouched
-    /// for it and has since taken another change as pending, abandoning it): only a node
-    /// that vouched for a change, and still holds the key set it vouched for, commits it late.
+    /// A catch-up commit at a node that did not vouch for the change it names (or vouched for
+    /// it and was prepared for another change since, on every current node's word): only a
+    /// node that vouched for a change, and still holds the key set it vouched for, commits it
+    /// late.
     #[error(
         "not_vouched: this node holds no vouched key set for roster change {change}; it cannot \
          commit it late"
@@ -401,13 +402,15 @@ pub enum MembershipError {
         change: String,
     },
     /// Key work (creating, importing, resharing, auxiliary information) at a node that vouched
-    /// for a roster change it has not committed, with no other change pending (a withdrawal,
-    /// an admin or an image change came first): its keys stay the set a catch-up commits
-    /// (helper-68, finding 2). It ends with the catch-up, or with another change proposed.
+    /// for a roster change it has not committed (a withdrawal, an admin or an image change
+    /// came first): its keys stay the set a catch-up commits (helper-68, finding 2). It ends
+    /// with the catch-up, or with the node prepared for another change on every current
+    /// node's word.
     #[error(
         "vouched_not_committed: this node vouched for its key set for roster version {version} \
          and has not committed it; no key is created, imported or reshared until it commits (a \
-         catch-up) or the admins propose another change"
+         catch-up) or is prepared for another change on the word of every node of the roster in \
+         force"
     )]
     VouchedNotCommitted {
         /// The roster version the change makes.

@@ -98,7 +98,11 @@ impl GenesisState {
 
     /// Checks `statements` for the change pending here under `chain`: one per node key, each of
     /// a node of the new roster or a leaving node of the roster in force, over this chain,
-    /// verifying under that key; every node of the new roster has one.
+    /// verifying under that key; every node of the new roster has one. At a node that vouched
+    /// for another change, every node of the roster in force has one too: a node that
+    /// committed that change holds a later roster and gives none, so these words prove that
+    /// none did, and being prepared drops the vouched set (attacker review helper-69, finding
+    /// 1).
     fn check_held(
         &self,
         chain: &[u8; 32],
@@ -126,12 +130,21 @@ impl GenesisState {
             named: &s.chain,
             statement: &s.statement,
         });
+        let mut required = r.roster.clone();
+        if self.sealed.vouched.is_some() && self.vouched_for(&hash).is_none() {
+            required.extend(
+                in_force
+                    .iter()
+                    .filter(|e| !r.roster.iter().any(|n| n.node_key == e.node_key))
+                    .cloned(),
+            );
+        }
         // The node's own word over the chain it names first: a relay cannot pin another chain
         // on an honest node (attacker review helper-60, finding 4).
         check_words(
             words,
             entry,
-            &r.roster,
+            &required,
             |key, theirs| roster_held_message(&cluster, key, version, &hash, theirs),
             chain,
             |node_key, theirs, ours| MembershipError::ChainDiffers {
@@ -363,6 +376,13 @@ impl Node {
         }
         let joining = g.joining();
         let mut next = g.clone();
+        if g.vouched_for(&hash).is_none() && next.sealed.vouched.take().is_some() {
+            info!(
+                version,
+                "prepared for another change on every current node's word: the key set vouched \
+                 for an earlier change is abandoned"
+            );
+        }
         next.sealed.prepared = Some(PreparedOn {
             change: serde_bytes::ByteBuf::from(hash.to_vec()),
             chain: serde_bytes::ByteBuf::from(chain.to_vec()),

@@ -173,12 +173,9 @@ impl Node {
         next.sealed.proposed_roster = Some(request.clone());
         // Prepared for the change it replaces, not for this one.
         next.sealed.prepared = None;
-        // Another change made pending abandons the one this node vouched for, for good: its
-        // moves replace the incoming generations (helper-68, finding 6). A withdrawal keeps
-        // it, for a catch-up if another node committed it.
-        if diff.is_some() && g.vouched_for(&hash).is_none() {
-            next.sealed.vouched = None;
-        }
+        // A set this node vouched for stays: another change proposed proves nothing about
+        // whether a node committed the one it vouched for (helper-69, finding 1); being
+        // prepared for another change on every current node's word does.
         let sealed = self.seal_genesis(&next.sealed, &cluster)?;
         let statement = self.roster_statement(&cluster, version, &hash)?;
         match &diff {

@@ -14,9 +14,9 @@
 //! every statement under the chain of that moment, which must be the chain this node vouched
 //! under, over the set this node vouched for and still holds, and one node of the new roster's
 //! word that it committed (so a withdrawal that reached every node before any commit ends the
-//! change, whoever holds the statements). A node that did not vouch for
-//! the change, or took another change as pending since (its moves replace the incoming
-//! generations: the change is abandoned here), refuses (`not_vouched`).
+//! change, whoever holds the statements). A node that did not vouch for the change, or was
+//! prepared for another change since on the word of every node of the roster in force (proof
+//! that none committed it: the set is then dropped), refuses (`not_vouched`).
 
 use protocol::roster::commit::{CatchUp, CommitRoster, CommittedRoster, roster_set_message};
 use tracing::info;
@@ -48,15 +48,8 @@ impl Node {
         // 7); the set is read under the vouched frame, and the commit keeps that set alone.
         let g = self.genesis.as_ref().ok_or_else(|| bad("no genesis yet"))?;
         let cluster = g.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
-        if let Some(pending) = g.pending_roster()
-            && pending.request.hash() != hash
-        {
-            return Err(MembershipError::OtherChange {
-                pending: hex(&pending.request.hash()),
-                named: hex(&hash),
-            }
-            .into());
-        }
+        // Another change pending here and not prepared (a node is prepared for one only when
+        // its vouched set is dropped) does not stop it: the commit replaces it.
         let not_vouched = || MembershipError::NotVouched { change: hex(&hash) };
         let (vouched, vouched_chain) = g.vouched_for(&hash).ok_or_else(not_vouched)?;
         let frame = g.vouched_frame().ok_or_else(not_vouched)?;

@@ -77,15 +77,25 @@ fn vouched() -> Vouched {
 fn catch_up(
     e: &Enclave,
     up: &protocol::policy::Approved<ChangeRoster>,
-    (images, by): (u32, &SetStatement),
+    (images, by): (u32, &[SetStatement]),
     statements: &[KeysHeldStatement],
 ) -> Result<Answer, String> {
     send_commit(e, &up.request, catching_up(up, (images, by), statements))
 }
 
+/// `e`'s refusal of a catch-up of `up` (the image count 0) on `by` and `statements`.
+fn refusal(
+    e: &Enclave,
+    up: &protocol::policy::Approved<ChangeRoster>,
+    by: &[SetStatement],
+    statements: &[KeysHeldStatement],
+) -> String {
+    catch_up(e, up, (0, by), statements).err().unwrap()
+}
+
 fn catching_up(
     up: &protocol::policy::Approved<ChangeRoster>,
-    (images, by): (u32, &SetStatement),
+    (images, by): (u32, &[SetStatement]),
     statements: &[KeysHeldStatement],
 ) -> CommitRoster {
     CommitRoster {
@@ -94,7 +104,7 @@ fn catching_up(
         catch_up: Some(CatchUp {
             change: up.clone(),
             images,
-            committed: by.clone(),
+            committed: by.to_vec(),
         }),
     }
 }
@@ -196,7 +206,7 @@ fn a_node_a_withdrawal_reached_before_its_commit_catches_up_on_the_committed_cha
     } = vouched();
     let committed = commit(&c.enclaves[0], &change, &statements).unwrap();
     assert!(committed.committed);
-    let by = set_statement(&committed);
+    let by = [set_statement(&committed)];
     c.blobs[0][1] = committed.sealed.unwrap();
 
     let withdraw = c.roster_request(0, c.genesis.request.roster.clone(), &[0, 1]);
@@ -234,9 +244,7 @@ fn a_node_a_withdrawal_reached_before_its_commit_catches_up_on_the_committed_cha
     let restored = protocol::backups::sealed_sequence(&c.blobs[1][1]).unwrap();
 
     // The attacks. Every statement is needed.
-    let refused = catch_up(&c.enclaves[1], &approved, (0, &by), &statements[..1])
-        .err()
-        .unwrap();
+    let refused = refusal(&c.enclaves[1], &approved, &by, &statements[..1]);
     assert!(refused.starts_with("missing_statement"), "{refused}");
     // Another image count names another chain, under which the statements prove nothing.
     let refused = bad_request(
@@ -250,41 +258,35 @@ fn a_node_a_withdrawal_reached_before_its_commit_catches_up_on_the_committed_cha
         (
             SetStatement {
                 node_key: statements[1].node_key.clone(),
-                ..by.clone()
+                ..by[0].clone()
             },
             "unproven_statement",
         ),
         (
             SetStatement {
                 statement: statements[0].statement.clone(),
-                ..by.clone()
+                ..by[0].clone()
             },
             "unproven_statement",
         ),
         (
             SetStatement {
                 node_key: ByteBuf::from(c.enclaves[2].node_binding().unwrap().node_key.to_vec()),
-                ..by.clone()
+                ..by[0].clone()
             },
             "stranger_statement",
         ),
     ];
     for (word, kind) in forged {
-        let refused = catch_up(&c.enclaves[1], &approved, (0, &word), &statements)
-            .err()
-            .unwrap();
+        let refused = refusal(&c.enclaves[1], &approved, &[word], &statements);
         assert!(refused.starts_with(kind), "{kind}: {refused}");
     }
     // A change approved by the admins that no node vouched for.
     let other = c.roster_request(0, c.genesis.request.roster[..2].to_vec(), &[0, 1]);
-    let refused = catch_up(&c.enclaves[1], &other, (0, &by), &statements)
-        .err()
-        .unwrap();
+    let refused = refusal(&c.enclaves[1], &other, &by, &statements);
     assert!(refused.starts_with("not_vouched"), "{refused}");
     // The node leaving vouched for nothing.
-    let refused = catch_up(&c.enclaves[2], &approved, (0, &by), &statements)
-        .err()
-        .unwrap();
+    let refused = refusal(&c.enclaves[2], &approved, &by, &statements);
     assert!(refused.starts_with("not_vouched"), "{refused}");
     // A catch-up whose change is not the one named.
     let mut mismatched = catching_up(&approved, (0, &by), &statements);
@@ -350,7 +352,7 @@ fn a_node_an_admin_change_reached_before_its_commit_catches_up() {
         pk,
     } = vouched();
     let committed = commit(&c.enclaves[0], &change, &statements).unwrap();
-    let by = set_statement(&committed);
+    let by = [set_statement(&committed)];
     c.blobs[0][1] = committed.sealed.unwrap();
 
     let mut next: Vec<ed25519_dalek::SigningKey> = c.admins.clone();
@@ -413,7 +415,7 @@ fn a_joining_node_s_commit_alone_catches_no_member_up() {
     let refused = catch_up(
         &c.enclaves[1],
         &grow,
-        (0, &set_statement(&joiner)),
+        (0, &[set_statement(&joiner)]),
         &statements,
     )
     .err()
@@ -425,21 +427,22 @@ fn a_joining_node_s_commit_alone_catches_no_member_up() {
 
 /// Every node vouched and none committed; the admins replace the change. Proposed, the
 /// replacing change abandons nothing (the fence stays); a node that vouched is prepared for it
-/// only on the word of every node of the roster in force, leaving nodes included (none of them
-/// can have committed the first change: a node that did gives no word at this version), and
-/// then drops its vouched set: key work goes on once the replacing change is withdrawn
-/// (helper-69, findings 1 and 2).
+/// only on the word of every node the first change keeps (none of them can have committed it:
+/// a node that did gives no word at this version), and then drops its vouched set: key work
+/// goes on once the replacing change is withdrawn (helper-69, findings 1 and 2; helper-70,
+/// finding 2: a node the first change removes is not asked).
 #[test]
 fn a_change_every_node_vouched_for_is_abandoned_only_on_every_current_node_s_word() {
     let Vouched {
         mut c,
-        change,
         approved,
         statements,
         ..
     } = vouched();
     c.clocks_ahead(1);
-    let replacing = c.roster_request(0, c.genesis.request.roster[..2].to_vec(), &[0, 1]);
+    // Node 1, which the first change keeps, leaves with this one.
+    let roster = &c.genesis.request.roster;
+    let replacing = c.roster_request(0, vec![roster[0].clone(), roster[2].clone()], &[0, 1]);
     let out = c.propose(&replacing);
     keep_proposed(&mut c, &out);
     fenced(&c, 0);
@@ -449,10 +452,16 @@ fn a_change_every_node_vouched_for_is_abandoned_only_on_every_current_node_s_wor
         .iter()
         .map(|e| prepare(e, &replacing.request, &[], &mut none).unwrap().0)
         .collect();
-    // The new roster's words alone: node 2's is missing at a node that vouched.
-    let refused = prepare(&c.enclaves[0], &replacing.request, &words[..2], &mut none)
-        .err()
-        .unwrap();
+    // The new roster's words alone: node 1's is missing at a node that vouched (the first
+    // change keeps node 1, which may have committed it).
+    let refused = prepare(
+        &c.enclaves[0],
+        &replacing.request,
+        &[words[0].clone(), words[2].clone()],
+        &mut none,
+    )
+    .err()
+    .unwrap();
     assert!(refused.starts_with("missing_statement"), "{refused}");
     fenced(&c, 0);
     for i in 0..3 {
@@ -463,15 +472,12 @@ fn a_change_every_node_vouched_for_is_abandoned_only_on_every_current_node_s_wor
         );
     }
     // The first change can no longer be caught up on, even with a word that it committed.
-    let by = SetStatement {
+    let by = [SetStatement {
         node_key: statements[1].node_key.clone(),
         statement: ByteBuf::from(vec![0; 64]),
-    };
-    let refused = catch_up(&c.enclaves[0], &approved, (0, &by), &statements)
-        .err()
-        .unwrap();
+    }];
+    let refused = refusal(&c.enclaves[0], &approved, &by, &statements);
     assert!(refused.starts_with("not_vouched"), "{refused}");
-    let _ = change;
     // Withdrawn, key work goes on.
     c.clocks_ahead(1);
     let withdraw = c.roster_request(0, c.genesis.request.roster.clone(), &[0, 1]);
@@ -484,4 +490,43 @@ fn a_change_every_node_vouched_for_is_abandoned_only_on_every_current_node_s_wor
             .all(|o| matches!(o, Outcome::KeyCreated { .. })),
         "{out:?}"
     );
+}
+
+/// Node 0 commits; a replacing change reaches node 1, which gives its word on it. One node's
+/// word that it committed no longer catches node 1 up: that word may have let the others be
+/// prepared for the replacing change, and one parent's rollback forges a committed word, so it
+/// now needs a threshold of them (attacker review helper-70, finding 1).
+#[test]
+fn a_node_that_gave_its_word_on_another_change_needs_a_threshold_of_committed_words() {
+    let Vouched {
+        mut c,
+        change,
+        approved,
+        statements,
+        ..
+    } = vouched();
+    let committed = commit(&c.enclaves[0], &change, &statements).unwrap();
+    let by = [set_statement(&committed)];
+    c.clocks_ahead(1);
+    let replacing = c.roster_request(0, c.genesis.request.roster[..2].to_vec(), &[0, 1]);
+    let out = c.run(
+        &[1, 2],
+        SessionKind::ProposeRoster {
+            request: replacing.clone(),
+            catch_up: None,
+        },
+        |_, _| {},
+    );
+    keep_proposed(&mut c, &out);
+    // Before its word, one committed word is enough (checked by asking for nothing else).
+    let mut blobs = c.blobs[1].clone();
+    let (_, prepared) = prepare(&c.enclaves[1], &replacing.request, &[], &mut blobs).unwrap();
+    assert!(!prepared);
+    assert_ne!(
+        blobs[1], c.blobs[1][1],
+        "the word is sealed before it is given"
+    );
+    let refused = refusal(&c.enclaves[1], &approved, &by, &statements);
+    assert!(refused.starts_with("too_few_committed"), "{refused}");
+    assert!(refused.contains("needs 2"), "{refused}");
 }

@@ -250,6 +250,15 @@ pub(super) struct Vouched {
     /// This node's index in the change's roster (what its incoming shares are dealt at).
     #[serde(default)]
     index: u16,
+    /// The node keys of the roster in force that the change keeps: whose word it takes to be
+    /// prepared for another change (none sealed: every node of the roster in force).
+    #[serde(default)]
+    kept: Vec<ByteBuf>,
+    /// Whether this node has since given its word on another change: a catch-up then needs
+    /// the committed words of a threshold of nodes that stay (attacker review helper-70,
+    /// finding 1).
+    #[serde(default)]
+    renounced: bool,
 }
 
 impl GenesisState {
@@ -277,6 +286,41 @@ impl GenesisState {
         let change = <[u8; 32]>::try_from(v.change.as_slice()).ok()?;
         let chain = <[u8; 32]>::try_from(v.chain.as_slice()).ok()?;
         Some((change, v.version, chain, v.index))
+    }
+
+    /// The node keys whose word this node needs to be prepared for a change other than the one
+    /// it vouched for (none if it vouched for no other change): the nodes that one keeps of the
+    /// roster in force, or the whole roster in force for a record that names none.
+    pub(super) fn words_needed(&self, change: &[u8; 32]) -> Option<Vec<ByteBuf>> {
+        let v = self.sealed.vouched.as_ref()?;
+        if v.change.as_slice() == change {
+            return None;
+        }
+        let in_force = self.rosters().last().copied().unwrap_or_default();
+        Some(
+            in_force
+                .iter()
+                .map(|e| e.node_key.clone())
+                .filter(|k| v.kept.is_empty() || v.kept.contains(k))
+                .collect(),
+        )
+    }
+
+    /// Marks that this node gives its word on the change `change`, other than the one it
+    /// vouched for: whether that changed the sealed state (the caller seals it).
+    pub(super) fn renounce_for(&mut self, change: &[u8; 32]) -> bool {
+        match self.sealed.vouched.as_mut() {
+            Some(v) if v.change.as_slice() != change && !v.renounced => {
+                v.renounced = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether this node gave its word on another change since it vouched.
+    pub(super) fn renounced(&self) -> bool {
+        self.sealed.vouched.as_ref().is_some_and(|v| v.renounced)
     }
 
     /// The key set this node vouched for, for the change whose SHA-256 is `change`, with the
@@ -464,6 +508,14 @@ impl Node {
                 return Ok(answer(None, Some(sealed)));
             }
             let index = self.incoming_frame().map_or(0, |f| f.3);
+            let in_force = g.rosters().last().copied().unwrap_or_default();
+            let kept = pending
+                .request
+                .roster
+                .iter()
+                .filter(|e| in_force.iter().any(|f| f.node_key == e.node_key))
+                .map(|e| e.node_key.clone())
+                .collect();
             let mut next = g.clone();
             next.sealed.vouched = Some(Vouched {
                 change: ByteBuf::from(hash.to_vec()),
@@ -471,6 +523,8 @@ impl Node {
                 keys: ByteBuf::from(digest.to_vec()),
                 version,
                 index,
+                kept,
+                renounced: false,
             });
             let sealed = self.seal_genesis(&next.sealed, &cluster)?;
             info!(version, keys = count, set = %hex(&digest), "vouched for the key set moved to the pending roster");

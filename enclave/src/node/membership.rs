@@ -401,6 +401,19 @@ pub enum MembershipError {
         /// The SHA-256 of the change named (hex).
         change: String,
     },
+    /// A catch-up shown too few words of nodes that stay that they committed the change: one
+    /// at least, and as many as the highest threshold of its keys at a node that gave its word
+    /// on another change since it vouched (attacker review helper-70, finding 1).
+    #[error(
+        "too_few_committed: {have} node(s) that stay said they committed the change; this node \
+         needs {need}"
+    )]
+    TooFewCommitted {
+        /// Distinct words shown.
+        have: usize,
+        /// Words needed.
+        need: usize,
+    },
     /// Key work (creating, importing, resharing, auxiliary information) at a node that vouched
     /// for a roster change it has not committed (a withdrawal, an admin or an image change
     /// came first): its keys stay the set a catch-up commits (helper-68, finding 2). It ends
@@ -479,6 +492,7 @@ impl MembershipError {
             Self::Vouched { .. } => "vouched",
             Self::VouchedOther { .. } => "vouched_other",
             Self::NotVouched { .. } => "not_vouched",
+            Self::TooFewCommitted { .. } => "too_few_committed",
             Self::VouchedNotCommitted { .. } => "vouched_not_committed",
         }
     }

@@ -131,10 +131,11 @@ impl GenesisState {
             statement: &s.statement,
         });
         let mut required = r.roster.clone();
-        if self.sealed.vouched.is_some() && self.vouched_for(&hash).is_none() {
+        if let Some(needed) = self.words_needed(&hash) {
             required.extend(
                 in_force
                     .iter()
+                    .filter(|e| needed.contains(&e.node_key))
                     .filter(|e| !r.roster.iter().any(|n| n.node_key == e.node_key))
                     .cloned(),
             );
@@ -346,6 +347,22 @@ impl Node {
         let statement =
             self.node_statement(&roster_held_message(&cluster, &key, version, &hash, &chain))?;
         if prepare.statements.is_empty() {
+            // Its word on another change than the one it vouched for: sealed first, so that
+            // a catch-up of that one then needs a threshold of committed words (helper-70,
+            // finding 1).
+            let mut renounced = g.clone();
+            let sealed = if renounced.renounce_for(&hash) {
+                let sealed = self.seal_genesis(&renounced.sealed, &cluster)?;
+                info!(
+                    version,
+                    "gave its word on another change than the one it vouched for"
+                );
+                self.genesis = Some(renounced);
+                Some(sealed)
+            } else {
+                None
+            };
+            let g = self.genesis.as_ref().ok_or_else(|| bad("no genesis yet"))?;
             let prepared_statement = match (&g.sealed.prepared, self.prepared()) {
                 (Some(p), true) => Some(self.prepared_statement(
                     (&cluster, &key),
@@ -361,7 +378,7 @@ impl Node {
                 statement,
                 prepared_statement,
                 joining: g.joining(),
-                sealed: None,
+                sealed,
             });
         }
         g.check_held(&chain, &prepare.statements)?;

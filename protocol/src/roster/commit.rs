@@ -172,10 +172,11 @@ pub struct CatchUp {
     /// How many image changes the chain it was prepared under held
     /// ([`CommittedRoster::images`]).
     pub images: u32,
-    /// A node of the new roster that committed it: its word over [`roster_set_message`]. A
-    /// change that every node vouched for is not caught up on until some node committed it,
-    /// so a withdrawal that reached every node before any commit ends it.
-    pub committed: SetStatement,
+    /// Nodes that stay (in the roster in force and the new one) and committed it: each one's
+    /// word over [`roster_set_message`]. One is enough at a node that gave no word for
+    /// another change since it vouched; one that did needs as many as the highest threshold
+    /// of its keys, so that an honest one is among them (attacker review helper-70).
+    pub committed: Vec<SetStatement>,
 }
 
 /// A node's word that it committed a roster change ([`roster_set_message`]).

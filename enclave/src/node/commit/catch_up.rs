@@ -69,25 +69,51 @@ impl Node {
         // then refused any withdrawal (`stale_roster`), so a withdrawal or admin change that
         // every node of the roster in force took ends the change, also where a joining node
         // alone committed it (helper-68, finding 1).
-        let by = &up.committed;
+        // One such word is enough while this node gave no word on another change; once it
+        // did (that word may have let the others be prepared for that change), a threshold of
+        // them, so that an honest one, which then refused that change, is among them: one
+        // parent's rollback or one compromised enclave forges one (helper-70, finding 1).
         let in_force = g.rosters().last().copied().unwrap_or_default();
-        let entry = up
-            .change
-            .request
-            .roster
-            .iter()
-            .find(|e| e.node_key == by.node_key)
-            .filter(|_| in_force.iter().any(|e| e.node_key == by.node_key))
-            .ok_or_else(|| MembershipError::StrangerStatement {
-                node_key: hex(&by.node_key),
-            })?;
-        let key = <[u8; 32]>::try_from(by.node_key.as_slice()).unwrap_or_default();
-        if !entry.signed(
-            &roster_set_message(&cluster, &key, version, &hash),
-            &by.statement,
-        ) {
-            return Err(MembershipError::UnprovenStatement {
-                node_key: hex(&by.node_key),
+        let mut committed = std::collections::BTreeSet::new();
+        for by in &up.committed {
+            let entry = up
+                .change
+                .request
+                .roster
+                .iter()
+                .find(|e| e.node_key == by.node_key)
+                .filter(|_| in_force.iter().any(|e| e.node_key == by.node_key))
+                .filter(|_| !committed.contains(by.node_key.as_slice()))
+                .ok_or_else(|| MembershipError::StrangerStatement {
+                    node_key: hex(&by.node_key),
+                })?;
+            let key = <[u8; 32]>::try_from(by.node_key.as_slice()).unwrap_or_default();
+            if !entry.signed(
+                &roster_set_message(&cluster, &key, version, &hash),
+                &by.statement,
+            ) {
+                return Err(MembershipError::UnprovenStatement {
+                    node_key: hex(&by.node_key),
+                }
+                .into());
+            }
+            committed.insert(by.node_key.as_slice());
+        }
+        let need = if g.renounced() {
+            moved
+                .iter()
+                .filter_map(|k| self.incoming.get(&k.key_id))
+                .map(|i| usize::from(i.on.key.threshold))
+                .max()
+                .unwrap_or(1)
+                .max(1)
+        } else {
+            1
+        };
+        if committed.len() < need {
+            return Err(MembershipError::TooFewCommitted {
+                have: committed.len(),
+                need,
             }
             .into());
         }

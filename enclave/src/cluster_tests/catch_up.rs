@@ -73,6 +73,16 @@ fn vouched() -> Vouched {
     }
 }
 
+impl Vouched {
+    /// Node 0 commits the change normally: its word that it did (its blob kept).
+    fn first_commits(&mut self) -> [SetStatement; 1] {
+        let committed = commit(&self.c.enclaves[0], &self.change, &self.statements).unwrap();
+        assert!(committed.committed);
+        self.c.blobs[0][1] = committed.sealed.clone().unwrap();
+        [set_statement(&committed)]
+    }
+}
+
 /// A catch-up of `up` with `statements` and `by`'s word that it committed, naming `up`'s hash.
 fn catch_up(
     e: &Enclave,
@@ -194,6 +204,8 @@ fn signs(c: &mut Cluster, pk: &[u8], message: &[u8]) {
 /// and changes nothing; both nodes then sign on the new roster, and a restart keeps it.
 #[test]
 fn a_node_a_withdrawal_reached_before_its_commit_catches_up_on_the_committed_change() {
+    let mut fixture = vouched();
+    let by = fixture.first_commits();
     let Vouched {
         mut c,
         change,
@@ -203,11 +215,7 @@ fn a_node_a_withdrawal_reached_before_its_commit_catches_up_on_the_committed_cha
         incoming,
         old,
         pk,
-    } = vouched();
-    let committed = commit(&c.enclaves[0], &change, &statements).unwrap();
-    assert!(committed.committed);
-    let by = [set_statement(&committed)];
-    c.blobs[0][1] = committed.sealed.unwrap();
+    } = fixture;
 
     let withdraw = c.roster_request(0, c.genesis.request.roster.clone(), &[0, 1]);
     let kind = |request: &protocol::policy::Approved<ChangeRoster>| SessionKind::ProposeRoster {
@@ -341,6 +349,8 @@ fn a_node_a_withdrawal_reached_before_its_commit_catches_up_on_the_committed_cha
 /// the statements, checked under the chain it vouched under, and the two sign on.
 #[test]
 fn a_node_an_admin_change_reached_before_its_commit_catches_up() {
+    let mut fixture = vouched();
+    let by = fixture.first_commits();
     let Vouched {
         mut c,
         change,
@@ -350,10 +360,7 @@ fn a_node_an_admin_change_reached_before_its_commit_catches_up() {
         incoming,
         old,
         pk,
-    } = vouched();
-    let committed = commit(&c.enclaves[0], &change, &statements).unwrap();
-    let by = [set_statement(&committed)];
-    c.blobs[0][1] = committed.sealed.unwrap();
+    } = fixture;
 
     let mut next: Vec<ed25519_dalek::SigningKey> = c.admins.clone();
     next[2] = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
@@ -498,15 +505,14 @@ fn a_change_every_node_vouched_for_is_abandoned_only_on_every_current_node_s_wor
 /// now needs a threshold of them (attacker review helper-70, finding 1).
 #[test]
 fn a_node_that_gave_its_word_on_another_change_needs_a_threshold_of_committed_words() {
+    let mut fixture = vouched();
+    let by = fixture.first_commits();
     let Vouched {
         mut c,
-        change,
         approved,
         statements,
         ..
-    } = vouched();
-    let committed = commit(&c.enclaves[0], &change, &statements).unwrap();
-    let by = [set_statement(&committed)];
+    } = fixture;
     c.clocks_ahead(1);
     let replacing = c.roster_request(0, c.genesis.request.roster[..2].to_vec(), &[0, 1]);
     let out = c.run(

@@ -306,15 +306,22 @@ impl GenesisState {
         )
     }
 
+    /// Whether this node's word on the change `change` renounces the one it vouched for: it
+    /// vouched for another and has not renounced it yet.
+    pub(super) fn renounces_for(&self, change: &[u8; 32]) -> bool {
+        self.sealed
+            .vouched
+            .as_ref()
+            .is_some_and(|v| v.change.as_slice() != change && !v.renounced)
+    }
+
     /// Marks that this node gives its word on the change `change`, other than the one it
-    /// vouched for: whether that changed the sealed state (the caller seals it).
-    pub(super) fn renounce_for(&mut self, change: &[u8; 32]) -> bool {
-        match self.sealed.vouched.as_mut() {
-            Some(v) if v.change.as_slice() != change && !v.renounced => {
-                v.renounced = true;
-                true
-            }
-            _ => false,
+    /// vouched for ([`GenesisState::renounces_for`]; the caller seals it).
+    pub(super) fn renounce_for(&mut self, change: &[u8; 32]) {
+        if self.renounces_for(change)
+            && let Some(v) = self.sealed.vouched.as_mut()
+        {
+            v.renounced = true;
         }
     }
 

@@ -347,6 +347,16 @@ pub(super) fn open_genesis(
     }
 }
 
+/// The genesis blobs a node sealed: the last one's sequence number (or the restored blob's:
+/// the next is numbered above it, so its parent never stores an older one over it; helper-67,
+/// finding 2), and the digest of the state sealed last with its blob (no secret: the genesis
+/// state holds none), so that sealing the same state again answers the same blob.
+#[derive(Debug, Default)]
+pub(super) struct GenesisSeals {
+    pub(super) sequence: u64,
+    last: Option<([u8; 32], Vec<u8>)>,
+}
+
 impl Node {
     /// Seals `state` as this node's genesis blob (bound to `cluster`), numbered above every
     /// genesis blob sealed or restored here before it (the blob's authenticated header; its
@@ -371,11 +381,11 @@ impl Node {
             h.update([0]);
         }
         let digest: [u8; 32] = h.finalize().into();
-        let mut cached = self
-            .last_genesis
+        let mut seals = self
+            .genesis_seals
             .lock()
-            .map_err(|_| NodeError::Internal("the last genesis blob's lock is poisoned".into()))?;
-        if let Some((sealed_digest, blob)) = cached.as_ref()
+            .map_err(|_| NodeError::Internal("the genesis seals' lock is poisoned".into()))?;
+        if let Some((sealed_digest, blob)) = seals.last.as_ref()
             && *sealed_digest == digest
         {
             return Ok(blob.clone());
@@ -384,17 +394,12 @@ impl Node {
         // an enclave started again without its genesis blob (a join after a restart) still
         // numbers above what it sealed before.
         let now = u64::try_from((self.clock)().as_micros()).unwrap_or(u64::MAX);
-        let next = |last: u64| last.saturating_add(1).max(now);
-        let ordering = std::sync::atomic::Ordering::SeqCst;
-        let last = self
-            .genesis_sequence
-            .fetch_update(ordering, ordering, |last| Some(next(last)))
-            .unwrap_or_else(|last| last);
-        let seq = next(last);
+        let seq = seals.sequence.saturating_add(1).max(now);
         let blob =
             self.sealing
                 .seal_numbered(BlobKind::Genesis, &cluster.to_string(), seq, &plain)?;
-        *cached = Some((digest, blob.clone()));
+        seals.sequence = seq;
+        seals.last = Some((digest, blob.clone()));
         Ok(blob)
     }
 

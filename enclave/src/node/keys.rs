@@ -341,8 +341,11 @@ impl Node {
             .filter(|b| seal::peek(b).is_ok_and(|(k, _)| k == BlobKind::Genesis))
             .find_map(|b| seal::sequence_of(b).ok().flatten())
             .unwrap_or(0);
-        self.genesis_sequence
-            .fetch_max(sequence, std::sync::atomic::Ordering::SeqCst);
+        let seals = self
+            .genesis_seals
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        seals.sequence = seals.sequence.max(sequence);
         self.node_key = opened.node_key;
         self.genesis = Some(state);
         self.keys = keys;

@@ -210,12 +210,8 @@ pub struct Node {
     released: HashMap<Vec<u8>, Released>,
     guard: RequestGuard,
     sealing: Sealer,
-    /// The sequence number of the last genesis blob sealed (or restored): the next is numbered
-    /// above it, so its parent never stores an older one over it (helper-67, finding 2).
-    genesis_sequence: std::sync::atomic::AtomicU64,
-    /// The digest of the genesis state sealed last and its blob (no secret: the genesis state
-    /// holds none): sealing the same state again answers the same blob.
-    last_genesis: std::sync::Mutex<Option<([u8; 32], Vec<u8>)>>,
+    /// The genesis blobs sealed here ([`genesis::GenesisSeals`]).
+    genesis_seals: std::sync::Mutex<genesis::GenesisSeals>,
     primes: PrimePool,
     clock: fn() -> Duration,
     #[cfg(test)]
@@ -274,8 +270,7 @@ impl Node {
             released: HashMap::new(),
             guard: RequestGuard::new(clock().as_secs()),
             sealing,
-            genesis_sequence: std::sync::atomic::AtomicU64::new(0),
-            last_genesis: std::sync::Mutex::new(None),
+            genesis_seals: std::sync::Mutex::default(),
             primes,
             clock,
             #[cfg(test)]

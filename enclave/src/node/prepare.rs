@@ -350,8 +350,9 @@ impl Node {
             // Its word on another change than the one it vouched for: sealed first, so that
             // a catch-up of that one then needs a threshold of committed words (helper-70,
             // finding 1).
-            let mut renounced = g.clone();
-            let sealed = if renounced.renounce_for(&hash) {
+            let sealed = if g.renounces_for(&hash) {
+                let mut renounced = g.clone();
+                renounced.renounce_for(&hash);
                 let sealed = self.seal_genesis(&renounced.sealed, &cluster)?;
                 info!(
                     version,

@@ -35,6 +35,7 @@ mod images;
 mod import;
 mod inventory;
 mod join;
+mod move_aux;
 mod move_key;
 mod prepare;
 mod reshare;

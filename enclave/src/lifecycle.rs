@@ -97,10 +97,13 @@ pub fn required_phase(request: &EnclaveRequest) -> Requirement {
             Requirement::In(&[Phase::Joining, Phase::Operational])
         }
         EnclaveRequest::Restore { .. } => Requirement::In(&[Phase::Ready]),
-        // A joining node takes part in one kind of session: a key's move to the roster it
-        // joined (issue 20). It admits no peers; each move admits its own.
+        // A joining node takes part in two kinds of session: a key's move to the roster it
+        // joined, and that roster's auxiliary information (issue 20). It admits no peers; each
+        // such session admits its own.
         EnclaveRequest::StartSession {
-            kind: protocol::session::SessionKind::MoveKey { .. },
+            kind:
+                protocol::session::SessionKind::MoveKey { .. }
+                | protocol::session::SessionKind::MoveAux { .. },
             ..
         }
         | EnclaveRequest::Deliver { .. }

@@ -224,6 +224,12 @@ impl BlobStore {
                     sealed: Some(sealed),
                     ..
                 }) => self.put(&incoming_blob(key_id, *version), sealed),
+                // The new party set's auxiliary information, made for the pending roster
+                // change: kept beside the roster in force's (a later run replaces it) until the
+                // change is committed; then it is the current one, and goes at the next commit.
+                Some(Outcome::AuxMoved {
+                    version, sealed, ..
+                }) => self.put(&protocol::backups::incoming_aux_blob_name(*version), sealed),
                 // An admin change: the genesis with every change since replaces the genesis
                 // blob (atomically; a crash leaves the old chain, and the node is caught up).
                 // The pending generations it froze first: a crash in between leaves them frozen
@@ -668,7 +674,25 @@ mod tests {
             })
             .unwrap();
         assert!(dir.path().join(JOINED).exists());
+        let aux_moved = |version: u32, sealed: &[u8]| {
+            EnclaveResponse::Session(protocol::session::SessionUpdate {
+                session: ByteBuf::from(vec![0; 16]),
+                outgoing: vec![],
+                outcome: Some(Outcome::AuxMoved {
+                    version,
+                    index: 3,
+                    aux: ByteBuf::from(vec![7; 32]),
+                    sealed: ByteBuf::from(sealed.to_vec()),
+                }),
+            })
+        };
+        let aux_blob = protocol::backups::incoming_aux_blob_name;
         store.keep(&moved("k", 1, b"withdrawn change's")).unwrap();
+        store
+            .keep(&aux_moved(1, b"withdrawn change's aux"))
+            .unwrap();
+        store.keep(&aux_moved(2, b"a first run")).unwrap();
+        store.keep(&aux_moved(2, b"this change's aux")).unwrap();
         store.keep(&moved("k", 2, b"this change's")).unwrap();
         store.keep(&moved("j", 2, b"another key's")).unwrap();
         // The node vouches for its key set: its genesis blob says so.
@@ -679,6 +703,13 @@ mod tests {
         assert_eq!(read(GENESIS_BLOB).as_deref(), Some(&b"committed"[..]));
         assert!(!dir.path().join(JOINED).exists());
         assert_eq!(read(&incoming_blob("k", 1)), None);
+        // The new party set's auxiliary information: the last run of this version's stays
+        // (it is the roster's now), an earlier version's goes.
+        assert_eq!(read(&aux_blob(1)), None);
+        assert_eq!(
+            read(&aux_blob(2)).as_deref(),
+            Some(&b"this change's aux"[..])
+        );
         assert_eq!(
             read(&incoming_blob("k", 2)).as_deref(),
             Some(&b"this change's"[..])

@@ -51,9 +51,22 @@ pub fn incoming_blob_name(key_id: &str, version: u32) -> String {
     )
 }
 
-/// The roster version an incoming generation's file is named by ([`incoming_blob_name`]), if
-/// `name` is one.
+/// The file of the auxiliary information made for the party set of roster version `version`
+/// (issue 20: an ECDSA party set's, made before its keys move to it). Named by version as an
+/// incoming generation is, and removed with them when a later commit makes it stale.
+pub fn incoming_aux_blob_name(version: u32) -> String {
+    format!("aux.incoming-{version}.blob")
+}
+
+/// The roster version an incoming generation's file ([`incoming_blob_name`]) or an incoming
+/// auxiliary information's file ([`incoming_aux_blob_name`]) is named by, if `name` is one.
 pub fn incoming_blob_version(name: &str) -> Option<u32> {
+    if let Some(version) = name
+        .strip_prefix("aux.incoming-")
+        .and_then(|v| v.strip_suffix(".blob"))
+    {
+        return version.parse().ok();
+    }
     let rest = name.strip_prefix("key-")?.strip_suffix(".blob")?;
     let (hex, version) = rest.split_once(".incoming-")?;
     if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -101,12 +114,16 @@ mod tests {
             super::incoming_blob_version("key-61.incoming-2.blob"),
             Some(2)
         );
+        assert_eq!(super::incoming_aux_blob_name(3), "aux.incoming-3.blob");
+        assert_eq!(super::incoming_blob_version("aux.incoming-3.blob"), Some(3));
         for other in [
             "key-61.blob",
             "key-61.pending.blob",
             "key-.incoming-2.blob",
             "key-6z.incoming-2.blob",
             "key-61.incoming-x.blob",
+            "aux.incoming-.blob",
+            "aux.blob",
             "genesis.blob",
         ] {
             assert_eq!(super::incoming_blob_version(other), None, "{other}");

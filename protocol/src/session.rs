@@ -213,6 +213,17 @@ pub enum SessionKind {
         /// envelopes are checked under for this session only.
         documents: Vec<ByteBuf>,
     },
+    /// Make the auxiliary information of the pending roster change's party set (issue 20,
+    /// before an ECDSA key moves to it): the nodes of the new roster, at their index in it, run
+    /// CGGMP21's auxiliary-information generation, and each seals its output as *incoming*,
+    /// for that change and chain alone; the roster in force keeps its own. Prepared at each
+    /// party, as for [`SessionKind::MoveKey`]. The participants are the new roster's indices,
+    /// all of them, in order.
+    MoveAux {
+        /// Every party's attestation document, by its index in the new roster (a party's own
+        /// is not read), verified as for [`SessionKind::MoveKey`].
+        documents: Vec<ByteBuf>,
+    },
 }
 
 /// The digest of an import's dealings that its execution id carries: SHA-256 over each
@@ -288,6 +299,7 @@ impl SessionKind {
             Self::AcceptImages { .. } => 13,
             Self::ProposeRoster { .. } => 14,
             Self::MoveKey { .. } => 15,
+            Self::MoveAux { .. } => 16,
         }
     }
 
@@ -308,7 +320,9 @@ impl SessionKind {
     /// `lp` is a `u32` big-endian length, then the bytes. For a key's move to a new roster
     /// ([`SessionKind::MoveKey`]) the roster digest is the move's context
     /// ([`crate::roster::transfer::transfer_context`]), which names both rosters, the change,
-    /// the chain, the party space, the dealers and the key's facts. Every enclave of a session derives
+    /// the chain, the party space, the dealers and the key's facts; for the new party set's
+    /// auxiliary information ([`SessionKind::MoveAux`]), its context
+    /// ([`crate::roster::transfer::aux_move_context`]). Every enclave of a session derives
     /// it from what it was asked to run; it is the protocol's execution id and it is signed in
     /// every peer envelope, so a relay that starts one session id as different sessions at
     /// different nodes (another kind, key, path, request, participant list or peer identity)
@@ -388,6 +402,7 @@ impl SessionKind {
                     ("", none, Some(request.request.canonical_bytes()), 0, &[])
                 }
                 Self::MoveKey { key_id, .. } => (key_id, none, None, 0, &[]),
+                Self::MoveAux { .. } => ("", none, None, 0, &[]),
             };
         lp(&mut h, key_id.as_bytes());
         h.update(u32::try_from(path.len()).unwrap_or(u32::MAX).to_be_bytes());
@@ -434,6 +449,7 @@ impl SessionKind {
             Self::AcceptImages { .. } => "accept_images",
             Self::ProposeRoster { .. } => "propose_roster",
             Self::MoveKey { .. } => "move_key",
+            Self::MoveAux { .. } => "move_aux",
         }
     }
 }
@@ -598,6 +614,20 @@ pub enum Outcome {
         /// If it received: its node key's signature over
         /// [`crate::roster::transfer::key_moved_message`].
         statement: Option<ByteBuf>,
+    },
+    /// The auxiliary information of the pending roster change's party set is made here (issue
+    /// 20, [`SessionKind::MoveAux`]): sealed as incoming (`sealed`, for the proxy to keep as
+    /// [`crate::backups::incoming_aux_blob_name`] until the change is committed). A later run
+    /// for the same change replaces it; the commit compares every node's digest.
+    AuxMoved {
+        /// The roster version it is for.
+        version: u32,
+        /// This node's index in that roster.
+        index: u16,
+        /// The digest of every party's public parameters (32 bytes): one run, one digest.
+        aux: ByteBuf,
+        /// The sealed auxiliary information.
+        sealed: ByteBuf,
     },
     /// A presignature is ready (its id is the session id).
     PresignatureReady,

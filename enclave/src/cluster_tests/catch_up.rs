@@ -15,7 +15,9 @@ use protocol::session::{Outcome, PeerDocument, SessionKind};
 use protocol::{EnclaveRequest, EnclaveResponse, Phase};
 use serde_bytes::ByteBuf;
 
-use super::commit::{Answer, commit, move_key, prepare_all, prepare_grown, send_commit, vouch};
+use super::commit::{
+    Answer, commit, move_key, prepare_all, prepare_grown, send_commit, set_statement, vouch,
+};
 use super::join::join_one_more;
 use super::move_key::facts;
 use super::prepare::prepare;
@@ -111,10 +113,10 @@ fn catching_up(
     CommitRoster {
         change: ByteBuf::from(up.request.hash().to_vec()),
         statements: statements.to_vec(),
+        committed: by.to_vec(),
         catch_up: Some(CatchUp {
             change: up.clone(),
             images,
-            committed: by.to_vec(),
         }),
     }
 }
@@ -127,14 +129,6 @@ fn bad_request(e: &Enclave, commit: CommitRoster) -> String {
             e.message
         }
         other => panic!("{other:?}"),
-    }
-}
-
-/// `answer`'s word that its node committed.
-fn set_statement(answer: &Answer) -> SetStatement {
-    SetStatement {
-        node_key: answer.held.node_key.clone(),
-        statement: answer.set_statement.clone().unwrap(),
     }
 }
 
@@ -392,12 +386,16 @@ fn a_node_an_admin_change_reached_before_its_commit_catches_up() {
     signs(&mut c, &pk, b"caught up, restarted");
 }
 
-/// The coordinator commits a growth from 3 nodes to 4 at the node joining alone, then relays
-/// a withdrawal to every node of the roster in force, which all take it. The joining node's
-/// word that it committed is no kept node's: no member is caught up on it, so the cluster is
-/// never split between two rosters by the coordinator alone (helper-68, finding 1).
+/// The coordinator tries to commit a growth from 3 nodes to 4 at the node joining alone, then
+/// relays a withdrawal to the members that have not committed, which take it. The joining node
+/// commits on no statement set alone, nor on one member's word, as a commit or as a catch-up
+/// (it needs a threshold of them: attacker review helper-70, finding 3); no member is caught up
+/// on a joining node's word (helper-68, finding 1); and the members that vouched sign nothing
+/// until they commit (helper-71, finding 1), so the old roster and the new never both sign.
+/// Caught up on the committed member's word, a member commits, and the joining node then does
+/// on two members' words: the grown roster signs.
 #[test]
-fn a_joining_node_s_commit_alone_catches_no_member_up() {
+fn a_joining_node_commits_only_after_a_threshold_of_the_nodes_that_stay() {
     const GROWN: &str = "grown-key";
     let mut c = Cluster::new(3);
     let pk = c.create_key(GROWN, Scheme::EddsaEd25519, 2);
@@ -413,23 +411,76 @@ fn a_joining_node_s_commit_alone_catches_no_member_up() {
         .map(|e| vouch(e, &change, &mut sealed))
         .collect();
     let statements: Vec<KeysHeldStatement> = words.iter().map(|w| w.held.clone()).collect();
-    let joiner = commit(&newcomer, &change, &statements).unwrap();
-    assert!(joiner.committed);
-
-    let withdraw = c.roster_request(0, c.genesis.request.roster.clone(), &[0, 1]);
-    let out = c.propose(&withdraw);
-    keep_proposed(&mut c, &out);
-    let refused = catch_up(
-        &c.enclaves[1],
-        &grow,
-        (0, &[set_statement(&joiner)]),
-        &statements,
-    )
-    .err()
-    .unwrap();
+    let refused = commit(&newcomer, &change, &statements).err().unwrap();
+    assert!(refused.starts_with("too_few_committed"), "{refused}");
+    // Node 0 commits; node 0's word alone does not commit the joining node, as a commit or as
+    // a catch-up.
+    let first = commit(&c.enclaves[0], &change, &statements).unwrap();
+    let by = [set_statement(&first)];
+    let refused = catch_up(&newcomer, &grow, (0, &by), &statements)
+        .err()
+        .unwrap();
+    assert!(refused.contains("this node needs 2"), "{refused}");
+    assert_eq!(newcomer.phase(), Phase::Joining);
+    // A joining node's word is no kept node's (here forged: the joining node never committed).
+    let theirs = [SetStatement {
+        node_key: statements[3].node_key.clone(),
+        statement: ByteBuf::from(vec![0; 64]),
+    }];
+    let refused = refusal(&c.enclaves[1], &grow, &theirs, &statements);
     assert!(refused.starts_with("stranger_statement"), "{refused}");
-    let out = c.sign(&[0, 1], c.sign_request(GROWN, vec![], b"on".to_vec()), None);
-    verify_eddsa(&pk, b"on", &signature_of(&out).0);
+    // Nodes 1 and 2 vouched and did not commit: a withdrawal reaches them and they take it,
+    // but they sign nothing on the old roster (node 0 may sign on the new one).
+    let withdraw = c.roster_request(0, c.genesis.request.roster.clone(), &[0, 1]);
+    let out = c.run(
+        &[1, 2],
+        SessionKind::ProposeRoster {
+            request: withdraw,
+            catch_up: None,
+        },
+        |_, _| {},
+    );
+    keep_proposed(&mut c, &out);
+    let out = c.sign(
+        &[1, 2],
+        c.sign_request(GROWN, vec![], b"split".to_vec()),
+        None,
+    );
+    for node in [1, 2] {
+        match &out[&node] {
+            Outcome::Failed { message, .. } => {
+                assert!(message.contains("vouched_not_committed"), "{message}")
+            }
+            other => panic!("node {node}: {other:?}"),
+        }
+    }
+    // Node 1 is caught up on node 0's word; the joining node then commits, as a catch-up, on
+    // the words of nodes 0 and 1.
+    let second = catch_up(&c.enclaves[1], &grow, (0, &by), &statements).unwrap();
+    assert!(second.committed);
+    let both = [by[0].clone(), set_statement(&second)];
+    let joined = catch_up(&newcomer, &grow, (0, &both), &statements).unwrap();
+    assert!(joined.committed);
+    assert_eq!(newcomer.phase(), Phase::Operational);
+    c.enclaves.push(newcomer);
+    // Node 2 is still on the old roster: nodes 1 and 3 admit each other alone.
+    for (me, other) in [(1u16, 3u16), (3, 1)] {
+        let documents = vec![PeerDocument {
+            node: other,
+            document: document(&c.enclaves[usize::from(other)]),
+        }];
+        let answer = c.enclaves[usize::from(me)].handle(EnclaveRequest::AdmitPeers { documents });
+        assert!(
+            matches!(&answer, EnclaveResponse::PeersAdmitted { refused, .. } if refused.is_empty()),
+            "{answer:?}"
+        );
+    }
+    let out = c.sign(
+        &[1, 3],
+        c.sign_request(GROWN, vec![], b"grown".to_vec()),
+        None,
+    );
+    verify_eddsa(&pk, b"grown", &signature_of(&out).0);
 }
 
 /// Every node vouched and none committed; the admins replace the change. Proposed, the

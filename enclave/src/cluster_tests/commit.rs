@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use protocol::policy::Scheme;
 use protocol::roster::commit::{
-    CommitRoster, KeysHeldStatement, keys_held_message, roster_set_message,
+    CommitRoster, KeysHeldStatement, SetStatement, keys_held_message, roster_set_message,
 };
 use protocol::roster::transfer::KeyInfo;
 use protocol::roster::{ChangeRoster, HeldStatement};
@@ -46,15 +46,35 @@ pub(super) fn commit(
     change: &ChangeRoster,
     statements: &[KeysHeldStatement],
 ) -> Result<Answer, String> {
+    commit_after(e, change, statements, &[])
+}
+
+/// [`commit`] with the words of nodes that stay that they committed (what a joining node
+/// needs).
+pub(super) fn commit_after(
+    e: &Enclave,
+    change: &ChangeRoster,
+    statements: &[KeysHeldStatement],
+    committed: &[SetStatement],
+) -> Result<Answer, String> {
     send_commit(
         e,
         change,
         CommitRoster {
             change: ByteBuf::from(change.hash().to_vec()),
             statements: statements.to_vec(),
+            committed: committed.to_vec(),
             catch_up: None,
         },
     )
+}
+
+/// `answer`'s word that its node committed.
+pub(super) fn set_statement(answer: &Answer) -> SetStatement {
+    SetStatement {
+        node_key: answer.held.node_key.clone(),
+        statement: answer.set_statement.clone().unwrap(),
+    }
 }
 
 /// Sends `commit` to `e` for `change`: its answer, checked, or its refusal.
@@ -137,11 +157,28 @@ pub(super) fn move_key(
 
 /// One run of `info`'s move, then the session aborted everywhere (as the coordinator ends a
 /// failed one): every party's outcome.
-fn run_move(
+pub(super) fn run_move(
     c: &Cluster,
     parties: &[Arc<Enclave>],
     info: &KeyInfo,
     dealers: &[u16],
+) -> BTreeMap<u16, Outcome> {
+    run_in_change(c, parties, |documents| SessionKind::MoveKey {
+        key_id: info.key_id.clone(),
+        generation: info.generation,
+        dealers: dealers.to_vec(),
+        key: Box::new(info.clone()),
+        documents,
+    })
+}
+
+/// One run of a roster change's session among `parties` (in party order), each given every
+/// party's document, then the session aborted everywhere (as the coordinator ends a failed
+/// one): every party's outcome.
+pub(super) fn run_in_change(
+    c: &Cluster,
+    parties: &[Arc<Enclave>],
+    kind: impl Fn(Vec<ByteBuf>) -> SessionKind,
 ) -> BTreeMap<u16, Outcome> {
     let docs: Vec<ByteBuf> = parties.iter().map(|e| document(e)).collect();
     let all: Vec<u16> = (0..u16::try_from(parties.len()).unwrap()).collect();
@@ -150,13 +187,7 @@ fn run_move(
         parties,
         session.clone(),
         &all,
-        |_| SessionKind::MoveKey {
-            key_id: info.key_id.clone(),
-            generation: info.generation,
-            dealers: dealers.to_vec(),
-            key: Box::new(info.clone()),
-            documents: docs.clone(),
-        },
+        |_| kind(docs.clone()),
         |_, _| {},
     );
     abort(parties, &session);
@@ -201,6 +232,23 @@ pub(super) fn prepare_all(c: &mut Cluster, nodes: &[Arc<Enclave>], change: &Chan
             None => none.as_mut_slice(),
         };
         assert!(prepare(e, change, &held, blobs).unwrap().1);
+    }
+}
+
+/// `signers` refuse to sign with `key`: each vouched for a roster change it has not committed.
+pub(super) fn refuses_to_sign(c: &Cluster, key: &str, signers: &[u16]) {
+    let out = c.sign(
+        signers,
+        c.sign_request(key, vec![], b"vouched".to_vec()),
+        None,
+    );
+    for node in signers {
+        match &out[node] {
+            Outcome::Failed { message, .. } => {
+                assert!(message.contains("vouched_not_committed"), "{message}")
+            }
+            other => panic!("node {node}: {other:?}"),
+        }
     }
 }
 
@@ -331,7 +379,9 @@ fn a_shrunk_roster_is_committed_once_every_key_moved_and_signs_on() {
     // The node leaving holds no incoming generation: it vouches for nothing.
     let refused = commit(&c.enclaves[2], &change, &[]).err().unwrap();
     assert!(refused.starts_with("key_not_moved"), "{refused}");
-    sign(&c, B, &pk_b, b"refused commits change nothing");
+    // Refused commits change nothing: the nodes that vouched sign nothing until they commit
+    // (attacker review helper-71, finding 1).
+    refuses_to_sign(&c, B, &[0, 1]);
 
     // Both statements shown: each node commits.
     for (i, e) in c.enclaves[..2].iter().enumerate() {
@@ -434,13 +484,44 @@ fn a_grown_roster_is_committed_and_the_node_that_joined_signs() {
     c.clocks_ahead(5);
     // As far ahead as the members (booted after them, it was not moved before).
     newcomer.test_hook(crate::node::TestHook::ClockAhead(c.ahead.get()));
-    for (i, e) in parties.iter().enumerate() {
+    // The joining node commits only after a threshold of the nodes that stay (the key is
+    // 2-of-4): on the statements alone, or on one member's word, a relay could commit it
+    // while the members abandon the change (attacker review helper-70, finding 3).
+    let refused = commit(&newcomer, &change, &statements).err().unwrap();
+    assert!(refused.starts_with("too_few_committed"), "{refused}");
+    let mut words = Vec::new();
+    for (i, e) in c.enclaves.iter().enumerate() {
         let answer = commit(e, &change, &statements).unwrap();
-        match c.blobs.get_mut(i) {
-            Some(blobs) => blobs[1] = answer.sealed.unwrap(),
-            None => newcomer_blobs[1] = answer.sealed.unwrap(),
-        }
+        c.blobs[i][1] = answer.sealed.clone().unwrap();
+        words.push(set_statement(&answer));
     }
+    let refused = commit_after(&newcomer, &change, &statements, &words[..1])
+        .err()
+        .unwrap();
+    assert!(
+        refused.contains("said they committed the change; this node needs 2"),
+        "{refused}"
+    );
+    let twice = [words[0].clone(), words[0].clone()];
+    let refused = commit_after(&newcomer, &change, &statements, &twice)
+        .err()
+        .unwrap();
+    assert!(refused.starts_with("stranger_statement"), "{refused}");
+    // One node's signature under another's node key proves nothing.
+    let forged = [
+        words[0].clone(),
+        SetStatement {
+            statement: words[0].statement.clone(),
+            ..words[1].clone()
+        },
+    ];
+    let refused = commit_after(&newcomer, &change, &statements, &forged)
+        .err()
+        .unwrap();
+    assert!(refused.starts_with("unproven_statement"), "{refused}");
+    assert_eq!(newcomer.phase(), Phase::Joining);
+    let answer = commit_after(&newcomer, &change, &statements, &words[1..]).unwrap();
+    newcomer_blobs[1] = answer.sealed.unwrap();
     assert_eq!(newcomer.phase(), Phase::Operational);
     c.enclaves.push(newcomer);
     c.blobs.push(newcomer_blobs);
@@ -478,8 +559,10 @@ fn a_grown_roster_is_committed_and_the_node_that_joined_signs() {
 /// A parent rolls its node back to an earlier run of a key's move before the node vouches (the
 /// relay ran the move twice): the two nodes of the new roster vouch for different sets, no
 /// node commits on either (`keys_differ`), the node rolled back cannot be walked to the other
-/// set (`vouched_other`), and the roster in force signs on until the admins withdraw the
-/// change. A key is never split between two committed sharings (helper-66, finding H1).
+/// set (`vouched_other`), and neither signs (helper-71, finding 1) until the admins replace
+/// the change and prepare the replacement at both (proof that neither committed; a withdrawal
+/// alone keeps the vouched sets: helper-69, finding 1). A key is never split between two
+/// committed sharings (helper-66, finding H1).
 #[test]
 fn two_runs_of_a_move_never_commit_two_sharings() {
     const KEY: &str = "moved-twice";
@@ -515,13 +598,24 @@ fn two_runs_of_a_move_never_commit_two_sharings() {
     c.restart(1, std::slice::from_ref(&second[&1]));
     let refused = commit(&c.enclaves[1], &change, &[]).err().unwrap();
     assert!(refused.starts_with("vouched_other"), "{refused}");
-    sign(&c, b"nothing committed: the roster in force signs");
+    refuses_to_sign(&c, KEY, &[0, 1]);
 
-    // The admins withdraw the change: the vouched sets go with it.
+    // Withdrawn, the change stays vouched for: still no signature.
+    c.clocks_ahead(1);
     let withdraw = c.roster_request(0, c.genesis.request.roster.clone(), &[0, 1]);
     let out = c.propose(&withdraw);
     proposed(&mut c, &out, &withdraw.request);
     let refused = commit(&c.enclaves[0], &change, &[]).err().unwrap();
     assert!(refused.starts_with("no_pending_change"), "{refused}");
-    sign(&c, b"withdrawn, the roster in force signs on");
+    refuses_to_sign(&c, KEY, &[0, 1]);
+    // A replacing change prepared at every node (the first change's kept nodes' words among
+    // them) abandons it: the roster in force signs on.
+    c.clocks_ahead(1);
+    let roster = &c.genesis.request.roster;
+    let replacing = c.roster_request(0, vec![roster[0].clone(), roster[2].clone()], &[0, 1]);
+    let out = c.propose(&replacing);
+    proposed(&mut c, &out, &replacing.request);
+    let members = c.enclaves.clone();
+    prepare_all(&mut c, &members, &replacing.request);
+    sign(&c, b"abandoned, the roster in force signs on");
 }

@@ -203,6 +203,9 @@ pub enum TestHook {
     ClockAhead(u64),
     /// Cheat in this node's next dealing of a resharing, as a compromised enclave would.
     CheatInNextDealing(super::redistribute::Cheat),
+    /// Hold party `i`'s committed safe primes again (a pool of committed primes never
+    /// refills: a second auxiliary-information run needs them given again).
+    FixturePrimes(usize),
 }
 
 /// A node's test state: an injected panic pending, its clock's offset.
@@ -225,6 +228,11 @@ impl Node {
             TestHook::Limits(l) => self.limits = l,
             TestHook::ClockAhead(secs) => self.test.clock_ahead += secs,
             TestHook::CheatInNextDealing(cheat) => self.test.cheat = Some(cheat),
+            TestHook::FixturePrimes(i) => {
+                self.primes = crate::primes::PrimePool::preloaded(
+                    crate::mpc::ecdsa::fixtures::primes(i).expect("committed primes"),
+                );
+            }
         }
     }
 }

@@ -23,8 +23,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use protocol::genesis::roster_digest;
 use protocol::roster::commit::{
-    CommitRoster, CommittedRoster, HeldKey, KeysHeldStatement, MovedKey, keys_digest,
-    keys_held_message, roster_set_message,
+    CommitRoster, CommittedRoster, HeldKey, KeysHeldStatement, MovedKey, keys_held_message,
+    roster_set_message, set_digest,
 };
 use protocol::roster::{ChangeRoster, chain_digest_with_rosters};
 use serde::{Deserialize, Serialize};
@@ -79,8 +79,8 @@ impl GenesisState {
             .map_err(MembershipError::RosterChange)?;
         self.check_admins_at(r, &change.approvals, r.admins)?;
         // The statements it was committed on, under the chain of that moment: every node of
-        // its roster vouched for one key set. A relay cannot hand a joining node an approved
-        // change that was never committed as if it had been.
+        // its roster vouched for one key set (evidence that the change could be committed, not
+        // that each node did; the prepare gate pins a joining node's chain to the members').
         let (admins, images) = (
             usize::try_from(r.admins).unwrap_or(usize::MAX),
             usize::try_from(committed.images).unwrap_or(usize::MAX),
@@ -105,7 +105,12 @@ impl GenesisState {
             .unwrap_or_default();
         check_keys_held(&ours, r, &chain, &named, &committed.statements)?;
         let held: Vec<HeldKey<'_>> = committed.keys.iter().map(MovedKey::held).collect();
-        if !committed.keys.is_empty() && keys_digest(&held) != named {
+        let aux = committed
+            .aux
+            .as_deref()
+            .map(|a| <[u8; 32]>::try_from(a.as_slice()).unwrap_or_default());
+        if (!committed.keys.is_empty() || aux.is_some()) && set_digest(&held, aux.as_ref()) != named
+        {
             return Err(bad(format!(
                 "committed roster version {}: its key set is not the one its statements name",
                 r.new_version()
@@ -183,6 +188,9 @@ pub(super) fn for_roster(
     let committed = state
         .made_by(v)
         .zip(state.sealed.rosters.last().map(|c| c.keys.as_slice()));
+    // The new party set's auxiliary information the change was committed with: an ECDSA
+    // share completed with another is not the one committed (helper-73, finding 7).
+    let committed_aux = state.sealed.rosters.last().and_then(|c| c.aux.clone());
     let sealed_at_v: BTreeSet<String> = records
         .iter()
         .filter(|(_, r)| r.incoming.is_none() && r.current && r.roster == v)
@@ -202,7 +210,8 @@ pub(super) fn for_roster(
                                 && k.confirmed == on.confirmed
                                 && k.facts.as_slice() == on.key.digest()
                         })
-                });
+                }) && (on.key.scheme != protocol::policy::Scheme::EcdsaSecp256k1
+                    || (on.aux.is_some() && on.aux == committed_aux));
                 let current = on.version == v
                     && r.roster == v
                     && of_the_set
@@ -382,10 +391,13 @@ impl Node {
     }
 
     /// The key set this node holds incoming under `frame`: every incoming generation that
-    /// holds there, and one for each key this node holds (`key_not_moved`); no auxiliary
-    /// information for the roster in force (`aux_not_moved`). The set and its digest.
+    /// holds there, and one for each key this node holds (`key_not_moved`); where this node
+    /// holds auxiliary information for the roster in force, the new party set's made for the
+    /// change (`aux_not_moved`). The set and its digest, which names the new party set's
+    /// auxiliary information with the keys where this node holds it ([`set_digest`]).
     fn set_under(&self, frame: &Frame) -> Result<(Vec<MovedKey>, [u8; 32]), NodeError> {
-        if self.aux.is_some() {
+        let aux = self.incoming_aux_under(frame).map(|a| a.digest);
+        if self.aux.is_some() && aux.is_none() {
             return Err(MembershipError::AuxNotMoved.into());
         }
         let holds = |key_id: &str| {
@@ -411,7 +423,7 @@ impl Node {
             })
             .collect();
         let held: Vec<HeldKey<'_>> = moved.iter().map(MovedKey::held).collect();
-        let digest = keys_digest(&held);
+        let digest = set_digest(&held, aux.as_ref());
         Ok((moved, digest))
     }
 
@@ -454,8 +466,9 @@ impl Node {
     /// new roster. With no statements, this node's own over the key set it holds incoming; the
     /// first time, it seals that set as the only one it vouches for, for this change (no key
     /// moves to it after that; helper-66, finding H1). With statements, every check of
-    /// [`check_keys_held`] against its own set (the one it vouched for, if it did), then the
-    /// commit ([`Node::install`]). With a catch-up, the commit of a change this node vouched
+    /// [`check_keys_held`] against its own set (the one it vouched for, if it did), at a
+    /// joining node the committed words of a threshold of nodes that stay
+    /// ([`CommitRoster::committed`]), then the commit ([`Node::install`]). With a catch-up, the commit of a change this node vouched
     /// for that is no longer pending here ([`Node::catch_up`]). Asked again after its commit,
     /// it answers the same. A refusal changes nothing. A node leaving is no node of the new
     /// roster and vouches for nothing; disabling its KMS key ends its old shares.
@@ -523,6 +536,15 @@ impl Node {
                 .filter(|e| in_force.iter().any(|f| f.node_key == e.node_key))
                 .map(|e| e.node_key.clone())
                 .collect();
+            // Nothing that makes key material or auxiliary information may outlive the vouching
+            // (helper-73, finding 4).
+            if self.makes_keys() || self.aux_running() {
+                return Err(NodeError::InProgress(
+                    "a key creation, import, resharing, move or auxiliary-information run is \
+                     running here: the node vouches once it ends"
+                        .into(),
+                ));
+            }
             let mut next = g.clone();
             next.sealed.vouched = Some(Vouched {
                 change: ByteBuf::from(hash.to_vec()),
@@ -536,6 +558,9 @@ impl Node {
             let sealed = self.seal_genesis(&next.sealed, &cluster)?;
             info!(version, keys = count, set = %hex(&digest), "vouched for the key set moved to the pending roster");
             self.genesis = Some(next);
+            // It signs nothing from here until it commits (helper-71, finding 1), also in a
+            // session started before (helper-73, finding 4).
+            self.drop_signing_sessions();
             return Ok(answer(None, Some(sealed)));
         }
         check_keys_held(
@@ -545,6 +570,18 @@ impl Node {
             &digest,
             &commit.statements,
         )?;
+        // A joining node commits after a threshold of the nodes that stay did: an honest one
+        // among them takes no withdrawal and gives no word on another change, so the members
+        // cannot abandon a change that nodes which joined committed and sign on (attacker
+        // review helper-70, finding 3).
+        if g.joining() {
+            catch_up::check_committed(
+                g,
+                &pending.request,
+                &commit.committed,
+                self.threshold_of(&pending.request, &moved),
+            )?;
+        }
         // The chain a restore recomputes the statements' over: the admin changes up to the
         // change's admin version (an admin change drops a pending change, so these are all).
         let current = g.admin_version();
@@ -561,9 +598,18 @@ impl Node {
             images: u32::try_from(g.sealed.images.len()).unwrap_or(u32::MAX),
             statements: commit.statements.clone(),
             keys: moved.clone(),
+            aux: self.aux_digest_under(self.incoming_frame()),
         });
         let (sealed, set_statement) = self.install(identity, next, &moved, &hash)?;
         Ok(answer(Some(set_statement), Some(sealed)))
+    }
+
+    /// The digest of the new party set's auxiliary information held under `frame`, as a
+    /// committed change keeps it.
+    fn aux_digest_under(&self, frame: Option<Frame>) -> Option<ByteBuf> {
+        frame
+            .and_then(|f| self.incoming_aux_under(&f))
+            .map(|a| ByteBuf::from(a.digest.to_vec()))
     }
 
     /// This node's word ([`keys_held_message`]) that it holds the key set `keys` for the change
@@ -618,8 +664,22 @@ impl Node {
         if let Some((last, earlier)) = next.sealed.rosters.split_last_mut() {
             for e in earlier {
                 e.keys.clear();
+                e.aux = None;
             }
             last.keys = moved.to_vec();
+        }
+        // The new party set's auxiliary information the set was committed with, if any: it
+        // replaces the roster in force's.
+        let aux = next
+            .sealed
+            .rosters
+            .last()
+            .and_then(|c| c.aux.as_deref())
+            .map(|a| <[u8; 32]>::try_from(a.as_slice()).unwrap_or_default());
+        if aux.is_some() && self.incoming_aux.as_ref().map(|a| a.digest) != aux {
+            return Err(NodeError::Internal(
+                "the committed set names auxiliary information this node does not hold".into(),
+            ));
         }
         let node_key = self.node_key.as_ref().ok_or(MembershipError::NoNodeKey)?;
         next.locate(node_key, &self.own_pcrs)?;
@@ -658,6 +718,8 @@ impl Node {
         }
         let dropped = self.keys.len();
         self.keys = keys;
+        let incoming_aux = self.incoming_aux.take();
+        self.aux = aux.and(incoming_aux).map(|a| a.aux);
         self.presignatures.clear();
         self.roster = Roster::default();
         self.roster.insert_self(next.node, identity.public());

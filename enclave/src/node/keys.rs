@@ -224,7 +224,9 @@ struct Opened {
     /// The genesis blob's plaintext: read once the node key is known (a version-2 genesis is
     /// checked again under it), whatever order the blobs came in.
     genesis: Option<Zeroizing<Vec<u8>>>,
-    aux: Option<SecretAuxInfo>,
+    /// Auxiliary-information blobs, by the key id each was sealed under, opened: which is the
+    /// roster in force's is known once the genesis is ([`super::move_aux::aux_of`]).
+    aux: Vec<(String, Zeroizing<Vec<u8>>)>,
     records: Vec<(BlobKind, KeyRecord)>,
     /// Per blob, what to seal again in the current format once the binding is known.
     to_reseal: Vec<Option<Reseal>>,
@@ -300,7 +302,7 @@ impl Node {
             });
         }
         let Some(state) = genesis else {
-            if !opened.records.is_empty() || opened.aux.is_some() {
+            if !opened.records.is_empty() || !opened.aux.is_empty() {
                 return Err(bad("restore needs the genesis blob"));
             }
             let node_key = opened
@@ -314,10 +316,12 @@ impl Node {
         // are current), then the incoming ones set apart.
         let records = super::commit::for_roster(opened.records, &state);
         let (records, incoming) = super::move_key::incoming_of(records)?;
-        if state.joining() && (!records.is_empty() || opened.aux.is_some()) {
+        // The roster in force's auxiliary information, and the pending change's party set's.
+        let (aux, incoming_aux) = super::move_aux::aux_of(opened.aux, &state)?;
+        if state.joining() && (!records.is_empty() || aux.is_some()) {
             return Err(bad(
-                "a joining node holds no key share and no auxiliary information, only keys' \
-                 incoming generations",
+                "a joining node holds no key share and no auxiliary information of the roster \
+                 in force, only what was made for the roster it joins",
             ));
         }
         let keys = super::generations::generations(records, state.node)?;
@@ -326,7 +330,6 @@ impl Node {
             self.roster.insert_self(state.node, identity.public());
         }
         let names: Vec<String> = keys.keys().cloned().collect();
-        let aux = opened.aux;
         let has_aux = aux.is_some();
         info!(
             node = state.node,
@@ -350,6 +353,7 @@ impl Node {
         self.genesis = Some(state);
         self.keys = keys;
         self.incoming = incoming;
+        self.incoming_aux = incoming_aux;
         self.prune_incoming();
         if aux.is_none() {
             self.primes.warm_up();
@@ -404,7 +408,7 @@ impl Node {
             let again = self.sealing.needs_reseal(blob)?;
             opened
                 .to_reseal
-                .push(again.then(|| (kind, id, Zeroizing::new(plain.to_vec()))));
+                .push(again.then(|| (kind, id.clone(), Zeroizing::new(plain.to_vec()))));
             let current = blob.to_vec();
             match kind {
                 BlobKind::NodeKey => {
@@ -419,7 +423,7 @@ impl Node {
                     }
                 }
                 BlobKind::AuxInfo => {
-                    opened.aux = Some(SecretAuxInfo::from_bytes(&plain).map_err(internal)?);
+                    opened.aux.push((id, plain));
                 }
                 BlobKind::EcdsaShare | BlobKind::EddsaShare => {
                     let record: KeyRecord = ciborium::from_reader(plain.as_slice())
@@ -477,8 +481,14 @@ impl Node {
             ));
         }
         // The data key first: with KMS unreachable the session fails now, not after every node
-        // has done the work.
-        let data_key = self.sealing.data_key(BlobKind::AuxInfo, "aux")?;
+        // has done the work. After a roster change, sealed as that roster version's
+        // (`move_aux::aux_label`), so a restore knows it for the roster in force's.
+        let data_key = match self.roster_now() {
+            0 => self.sealing.data_key(BlobKind::AuxInfo, "aux")?,
+            v => self
+                .sealing
+                .data_key(BlobKind::AuxInfo, &super::move_aux::aux_label(v))?,
+        };
         let primes = self
             .primes
             .take()
@@ -489,17 +499,45 @@ impl Node {
         Ok(Start::new(Box::new(m), Purpose::AuxInfo, first).sealed_under(data_key))
     }
 
-    /// Seals auxiliary info just generated and keeps it.
+    /// Seals auxiliary info just generated and keeps it: at roster version 0 as the genesis'
+    /// (`aux`), after a roster change as a record naming the change that made the roster in
+    /// force (helper-73, finding 3: a restore would otherwise not take it for that roster's).
+    /// Refused, keeping nothing, if a roster change was prepared or vouched for meanwhile: it
+    /// is made for a party set that change replaces (helper-73, finding 4).
     pub(super) fn keep_aux(
         &mut self,
         aux: SecretAuxInfo,
         data_key: DataKey,
         plain: &[u8],
     ) -> Result<Outcome, MpcError> {
-        let sealed = self
-            .sealing
-            .seal_with(data_key, BlobKind::AuxInfo, "aux", plain)
-            .map_err(|e| MpcError::Internal(e.to_string()))?;
+        let g = self
+            .genesis
+            .as_ref()
+            .ok_or_else(|| MpcError::Internal("no genesis".into()))?;
+        if g.prepared() || g.vouched_frame().is_some() {
+            return Err(MpcError::Aborted {
+                culprits: vec![],
+                reason: "a roster change was prepared while the auxiliary information was made: \
+                         it keeps nothing"
+                    .into(),
+            });
+        }
+        let sealed = match (g.roster_version(), g.made_by(g.roster_version())) {
+            (0, _) => self
+                .sealing
+                .seal_with(data_key, BlobKind::AuxInfo, "aux", plain)
+                .map_err(|e| MpcError::Internal(e.to_string()))?,
+            (v, Some(change)) => {
+                let chain = g.chain_digest().unwrap_or_default();
+                self.seal_aux_record(data_key, &aux, (change, v, chain, g.node))?
+                    .0
+            }
+            (v, None) => {
+                return Err(MpcError::Internal(format!(
+                    "roster version {v} names no change that made it"
+                )));
+            }
+        };
         self.aux = Some(aux);
         Ok(Outcome::AuxReady {
             sealed: ByteBuf::from(sealed),

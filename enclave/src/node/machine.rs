@@ -186,6 +186,11 @@ impl Node {
                 );
                 Ok(Outcome::PresignatureReady)
             }
+            (Product::AuxInfo(aux), Purpose::MoveAux(moving)) => {
+                let moving = *moving;
+                let data_key = data_key(s, "auxiliary information")?;
+                self.keep_incoming_aux(moving, aux, data_key)
+            }
             (Product::Redistributed { share, confirmed }, Purpose::MoveKey(moving)) => {
                 let moving = (**moving).clone();
                 let data_key = s.data_key.take();

@@ -401,9 +401,10 @@ pub enum MembershipError {
         /// The SHA-256 of the change named (hex).
         change: String,
     },
-    /// A catch-up shown too few words of nodes that stay that they committed the change: one
-    /// at least, and as many as the highest threshold of its keys at a node that gave its word
-    /// on another change since it vouched (attacker review helper-70, finding 1).
+    /// A commit shown too few words of nodes that stay that they committed the change: a
+    /// joining node needs as many as the highest threshold of its keys (attacker review
+    /// helper-70, finding 3); a catch-up one at least, and that threshold at a node that gave
+    /// its word on another change since it vouched (helper-70, finding 1).
     #[error(
         "too_few_committed: {have} node(s) that stay said they committed the change; this node \
          needs {need}"
@@ -416,14 +417,15 @@ pub enum MembershipError {
     },
     /// Key work (creating, importing, resharing, auxiliary information) at a node that vouched
     /// for a roster change it has not committed (a withdrawal, an admin or an image change
-    /// came first): its keys stay the set a catch-up commits (helper-68, finding 2). It ends
-    /// with the catch-up, or with the node prepared for another change on every current
-    /// node's word.
+    /// came first): its keys stay the set a catch-up commits (helper-68, finding 2). Signing
+    /// and presigning at a node that vouched, pending change or not: the nodes that committed
+    /// sign on the new sharing (helper-71, finding 1). It ends with the commit or catch-up, or
+    /// with the node prepared for another change on the word of every node the change keeps.
     #[error(
         "vouched_not_committed: this node vouched for its key set for roster version {version} \
-         and has not committed it; no key is created, imported or reshared until it commits (a \
-         catch-up) or is prepared for another change on the word of every node of the roster in \
-         force"
+         and has not committed it; it signs nothing and no key is created, imported or reshared \
+         until it commits (a catch-up) or is prepared for another change on the word of every \
+         node the change keeps"
     )]
     VouchedNotCommitted {
         /// The roster version the change makes.

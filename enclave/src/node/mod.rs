@@ -38,6 +38,7 @@ mod join;
 mod keys;
 mod machine;
 pub mod membership;
+mod move_aux;
 mod move_key;
 mod prepare;
 mod redistribute;
@@ -192,6 +193,8 @@ pub struct Node {
     keys: BTreeMap<String, Key>,
     /// Keys' incoming generations, dealt to the pending roster change (issue 20).
     incoming: BTreeMap<String, move_key::Incoming>,
+    /// The auxiliary information of the pending roster change's party set (issue 20).
+    incoming_aux: Option<move_aux::IncomingAux>,
     presignatures: HashMap<[u8; SESSION_ID_LEN], Presignature>,
     sessions: HashMap<[u8; SESSION_ID_LEN], Session>,
     /// Ids of sessions started here that have not expired yet (ordered by expiry: the expiry
@@ -257,6 +260,7 @@ impl Node {
             aux: None,
             keys: BTreeMap::new(),
             incoming: BTreeMap::new(),
+            incoming_aux: None,
             presignatures: HashMap::new(),
             sessions: HashMap::new(),
             used_sessions: BTreeSet::new(),

@@ -28,7 +28,7 @@ use protocol::roster::transfer::{
 };
 use protocol::session::{Outcome, Participant, SessionKind};
 use reshare::Points;
-use reshare::generic_ec::curves::Ed25519;
+use reshare::generic_ec::curves::{Ed25519, Secp256k1};
 use reshare::generic_ec::{Curve, Point};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -36,6 +36,7 @@ use tracing::{info, warn};
 
 use super::genesis::{GenesisState, admit_under};
 use super::keys::{KeyRecord, Share};
+use super::machine::Machine;
 use super::membership::MembershipError;
 use super::redistribute::{Committee, MakeShare, OldKey, Part, start};
 use super::session::{Opened, Purpose, Start};
@@ -43,6 +44,7 @@ use super::single_use::key_id_use;
 use super::{Node, NodeError, bad, internal};
 use crate::identity::SecretIdentity;
 use crate::mpc::MpcError;
+use crate::mpc::ecdsa::SecretKeyShare;
 use crate::mpc::eddsa::SecretEddsaShare;
 use crate::peer::Roster;
 use crate::seal::{BlobKind, DataKey};
@@ -71,6 +73,9 @@ pub(super) struct Moving {
     /// The key's facts: this node's own record's, or, at a joining node, the ones given.
     pub(super) info: KeyInfo,
     pub(super) info_digest: [u8; 32],
+    /// An ECDSA receiver's: the digest of the new party set's auxiliary information its share
+    /// is completed with.
+    pub(super) aux: Option<[u8; 32]>,
 }
 
 /// What an incoming generation's sealed record names besides the share: the change it was
@@ -90,6 +95,11 @@ pub(super) struct IncomingOn {
     pub(super) confirmed: ByteBuf,
     /// The key's facts.
     pub(super) key: KeyInfo,
+    /// An ECDSA share's: the digest of the new party set's auxiliary information it is
+    /// completed with ([`crate::mpc::ecdsa::SecretAuxInfo::public_digest`]); it holds only
+    /// with that auxiliary information (a later run of it leaves the key to move again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) aux: Option<ByteBuf>,
 }
 
 /// A key's incoming generation at this node: its share at its index in the pending roster,
@@ -271,13 +281,18 @@ impl Node {
                 in_force.len()
             )));
         }
-        if info.scheme != Scheme::EddsaEd25519 {
-            return Err(NodeError::Refused(format!(
-                "key {}: an ECDSA key moves with the new roster's auxiliary information, not \
-                 built yet; EdDSA keys move",
-                m.key_id
-            )));
-        }
+        // An ECDSA share is completed with the new party set's auxiliary information, made
+        // for this change first ([`super::move_aux`]); a node that only deals needs none.
+        let (aux, aux_digest) = match (info.scheme, index) {
+            (Scheme::EcdsaSecp256k1, Some(i)) => {
+                let frame = (hash, version, chain, i);
+                let aux = self
+                    .incoming_aux_under(&frame)
+                    .ok_or(MembershipError::AuxNotMoved)?;
+                (Some(aux.copy().map_err(internal)?), Some(aux.digest))
+            }
+            _ => (None, None),
+        };
         let increasing = m.dealers.windows(2).all(|w| w[0] < w[1]);
         if !increasing || m.dealers.len() < usize::from(info.threshold) {
             return Err(bad(format!(
@@ -321,48 +336,14 @@ impl Node {
                 m.documents.len()
             )));
         }
-        let now = (self.clock)();
-        let mut peers = Roster::default();
-        peers.insert_self(me, identity.public());
-        for (p, party) in (0u16..).zip(&parties) {
-            if p == me {
-                continue;
-            }
-            let entry = entry_of(party, &change.roster, &in_force)
-                .ok_or_else(|| NodeError::Internal(format!("party {p} has no roster entry")))?;
-            let policy = self.peer_policy_for(Some(entry));
-            let document = &m.documents[usize::from(p)];
-            admit_under(&mut peers, &images, p, document, &policy, now).map_err(|e| {
-                MembershipError::PartyRefused {
-                    party: p,
-                    reason: e.to_string(),
-                }
-            })?;
-        }
-        let named = (0..n)
-            .map(|p| {
-                let keys = peers
-                    .get(p)
-                    .ok_or_else(|| NodeError::Internal(format!("party {p} was not admitted")))?;
-                Ok(Participant {
-                    node: p,
-                    signing: keys.signing,
-                    encryption: keys.encryption,
-                })
-            })
-            .collect::<Result<Vec<_>, NodeError>>()?;
+        let entries = parties
+            .iter()
+            .map(|party| entry_of(party, &change.roster, &in_force))
+            .collect::<Vec<_>>();
+        let (peers, named) = self.admit_parties(identity, me, &entries, m.documents, &images)?;
         let eid = kind.execution_id(&cluster, &context, sid, &named);
 
-        let old: OldKey<Ed25519> = match self.keys.get(m.key_id).map(|k| &k.share) {
-            Some(Share::Eddsa(share)) => share.held().map_err(internal)?.into(),
-            Some(Share::Ecdsa(_)) => return Err(bad("the key's scheme is not its share's")),
-            None => given_view(&info)?,
-        };
         let threshold = info.threshold;
-        let make: MakeShare<Ed25519> = Box::new(move |index, new| {
-            SecretEddsaShare::from_redistributed(index, new, threshold)
-                .map(|s| Share::from(Box::new(s)))
-        });
         let part = Part {
             me,
             committee: Committee { dealers, receivers },
@@ -371,10 +352,45 @@ impl Node {
             context,
         };
         let cheat = self.take_cheat();
-        let (machine, first) =
-            start(old, part, make, cheat).map_err(|e| bad(format!("the key's move: {e}")))?;
+        let refused = |e: super::redistribute::StartError| bad(format!("the key's move: {e}"));
+        let held = self.keys.get(m.key_id).map(|k| &k.share);
+        let (machine, first, blob): (Box<dyn Machine>, _, _) = match (info.scheme, held) {
+            (Scheme::EddsaEd25519, Some(Share::Eddsa(_)) | None) => {
+                let old: OldKey<Ed25519> = match held {
+                    Some(Share::Eddsa(share)) => share.held().map_err(internal)?.into(),
+                    _ => given_view(&info)?,
+                };
+                let make: MakeShare<Ed25519> = Box::new(move |index, new| {
+                    SecretEddsaShare::from_redistributed(index, new, threshold)
+                        .map(|s| Share::from(Box::new(s)))
+                });
+                let (m, first) = start(old, part, make, cheat).map_err(refused)?;
+                (Box::new(m), first, BlobKind::EddsaShare)
+            }
+            (Scheme::EcdsaSecp256k1, Some(Share::Ecdsa(_)) | None) => {
+                let old: OldKey<Secp256k1> = match held {
+                    Some(Share::Ecdsa(share)) => share.held().map_err(internal)?.into(),
+                    _ => given_view(&info)?,
+                };
+                let chain_code = info
+                    .chain_code
+                    .as_deref()
+                    .and_then(|c| <[u8; 32]>::try_from(c.as_slice()).ok())
+                    .ok_or_else(|| bad("an ECDSA key's facts name no chain code"))?;
+                let make: MakeShare<Secp256k1> = Box::new(move |index, new| {
+                    let aux = aux.ok_or_else(|| {
+                        MpcError::Internal("a share dealt to a node that only deals".into())
+                    })?;
+                    SecretKeyShare::from_redistributed(index, new, threshold, chain_code, aux)
+                        .map(Share::from)
+                });
+                let (m, first) = start(old, part, make, cheat).map_err(refused)?;
+                (Box::new(m), first, BlobKind::EcdsaShare)
+            }
+            _ => return Err(bad("the key's scheme is not its share's")),
+        };
         let data_key = match index {
-            Some(_) => Some(self.sealing.data_key(BlobKind::EddsaShare, m.key_id)?),
+            Some(_) => Some(self.sealing.data_key(blob, m.key_id)?),
             None => None,
         };
         // Held for the whole move: no resharing or other move of this key meanwhile.
@@ -388,9 +404,10 @@ impl Node {
             index,
             info,
             info_digest,
+            aux: aux_digest,
         };
         let mut start =
-            Start::new(Box::new(machine), Purpose::MoveKey(Box::new(moving)), first).holding(hold);
+            Start::new(machine, Purpose::MoveKey(Box::new(moving)), first).holding(hold);
         if let Some(data_key) = data_key {
             start = start.sealed_under(data_key);
         }
@@ -403,6 +420,51 @@ impl Node {
                 peers,
             },
         ))
+    }
+
+    /// The peers of a roster change's session (a key's move, the new party set's auxiliary
+    /// information), admitted for it alone: party `p`'s document (`documents[p]`; this node's,
+    /// `me`, is not read) against the roster entry `entries[p]` and the images of the chain
+    /// held (`images`). Returns them with every party as the execution id names it.
+    pub(super) fn admit_parties(
+        &self,
+        identity: &SecretIdentity,
+        me: u16,
+        entries: &[Option<&RosterEntry>],
+        documents: &[ByteBuf],
+        images: &[protocol::genesis::Image],
+    ) -> Result<(Roster, Vec<Participant>), NodeError> {
+        let now = (self.clock)();
+        let mut peers = Roster::default();
+        peers.insert_self(me, identity.public());
+        for ((p, entry), document) in (0u16..).zip(entries).zip(documents) {
+            if p == me {
+                continue;
+            }
+            let entry = entry
+                .ok_or_else(|| NodeError::Internal(format!("party {p} has no roster entry")))?;
+            let policy = self.peer_policy_for(Some(entry));
+            admit_under(&mut peers, images, p, document, &policy, now).map_err(|e| {
+                MembershipError::PartyRefused {
+                    party: p,
+                    reason: e.to_string(),
+                }
+            })?;
+        }
+        let n = u16::try_from(entries.len()).map_err(|_| bad("too many parties"))?;
+        let named = (0..n)
+            .map(|p| {
+                let keys = peers
+                    .get(p)
+                    .ok_or_else(|| NodeError::Internal(format!("party {p} was not admitted")))?;
+                Ok(Participant {
+                    node: p,
+                    signing: keys.signing,
+                    encryption: keys.encryption,
+                })
+            })
+            .collect::<Result<Vec<_>, NodeError>>()?;
+        Ok((peers, named))
     }
 
     /// Keeps what a key's move made here once every party confirmed `confirmed`: a
@@ -434,6 +496,17 @@ impl Node {
                 moving.version, moving.key_id
             )));
         }
+        // A share completed with a run of the new party set's auxiliary information that a
+        // later run replaced keeps nothing (helper-73, finding 5).
+        if let Some(aux) = moving.aux
+            && self.incoming_aux.as_ref().map(|a| a.digest) != Some(aux)
+        {
+            return Err(refused(format!(
+                "the new party set's auxiliary information was made again while key {} moved: \
+                 the move keeps nothing",
+                moving.key_id
+            )));
+        }
         if let Some(key) = self.keys.get(&moving.key_id)
             && (key.generation != moving.info.generation || key.pending.is_some())
         {
@@ -448,6 +521,7 @@ impl Node {
             chain: ByteBuf::from(moving.chain.to_vec()),
             confirmed: ByteBuf::from(confirmed.to_vec()),
             key: moving.info.clone(),
+            aux: moving.aux.map(|d| ByteBuf::from(d.to_vec())),
         };
         let (index, sealed, statement) = match (share, moving.index) {
             (None, None) => (None, None, None),
@@ -589,12 +663,22 @@ impl Node {
             }
             None => self.genesis.as_ref().is_some_and(GenesisState::joining),
         };
+        // An ECDSA share holds with the party set's auxiliary information it was completed
+        // with, and no other run of it.
+        let aux = match on.key.scheme {
+            Scheme::EcdsaSecp256k1 => on.aux.as_deref().is_some_and(|named| {
+                self.incoming_aux_under(frame)
+                    .is_some_and(|a| a.digest.as_slice() == named)
+            }),
+            Scheme::EddsaEd25519 => on.aux.is_none(),
+        };
         on.change.as_slice() == change
             && on.version == *version
             && on.chain.as_slice() == chain
             && index == *my_index
             && on.key.key_id == key_id
             && facts
+            && aux
     }
 
     /// Drops every incoming generation that no longer holds ([`Node::incoming_holds`]): at
@@ -612,6 +696,14 @@ impl Node {
         .into_iter()
         .flatten()
         .collect();
+        if self
+            .incoming_aux
+            .as_ref()
+            .is_some_and(|a| !frames.contains(&a.frame))
+        {
+            info!("the auxiliary information of a party set no longer pending is dropped");
+            self.incoming_aux = None;
+        }
         let stale: Vec<String> = self
             .incoming
             .iter()

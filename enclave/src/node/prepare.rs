@@ -284,6 +284,23 @@ impl Node {
         Err(MembershipError::RosterChangePrepared { version }.into())
     }
 
+    /// Refuses signing and presigning while this node vouched for a roster change it has not
+    /// committed (attacker review helper-71, finding 1): a node that vouched may be one a
+    /// commit elsewhere already left behind, and the nodes that committed sign on the new
+    /// sharing with their own record of the request ids consumed; with one parent's rollback
+    /// of a node that committed, the old roster and the new would otherwise both reach a
+    /// threshold and sign one request twice. It signs again once it commits (or is caught
+    /// up), or once it is prepared for another change on the word of every node the first
+    /// change keeps (proof that none committed it). The pause lasts the commit step.
+    pub(super) fn refuse_while_vouched(&self) -> Result<(), NodeError> {
+        match self.genesis.as_ref().and_then(GenesisState::vouched_frame) {
+            Some((_, version, _, _)) => {
+                Err(MembershipError::VouchedNotCommitted { version }.into())
+            }
+            None => Ok(()),
+        }
+    }
+
     /// This node's signature over [`roster_prepared_message`]: prepared for the change under
     /// the chain, on `statements`, answering `nonce`.
     fn prepared_statement(
@@ -421,6 +438,11 @@ impl Node {
             "prepared for the pending roster change"
         );
         self.genesis = Some(next);
+        // The new party set's auxiliary information needs safe primes, ready by the time it
+        // runs (a restored node has none generating: helper-73, finding 2).
+        if !joining && self.aux.is_some() {
+            self.primes.warm_up();
+        }
         Ok(Held {
             version,
             chain,

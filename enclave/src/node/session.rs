@@ -41,6 +41,8 @@ pub(super) enum Purpose {
     ReshareKey(super::reshare::Resharing),
     /// A key's move to the pending roster: the incoming generation it makes (issue 20).
     MoveKey(Box<super::move_key::Moving>),
+    /// The auxiliary information of the pending roster's party set (issue 20).
+    MoveAux(super::move_aux::AuxMoving),
     Sign(Signing),
 }
 
@@ -204,6 +206,12 @@ impl Node {
             self.used_sessions.insert(sid);
             return self.run(identity, opened, participants, start, kind.name());
         }
+        if let SessionKind::MoveAux { documents } = kind {
+            let (start, opened) =
+                self.start_move_aux(identity, &sid, participants, kind, documents)?;
+            self.used_sessions.insert(sid);
+            return self.run(identity, opened, participants, start, kind.name());
+        }
         let my_position = self.check_participants(participants)?;
         let me = self.genesis()?.node;
         let peers = self.roster.subset(participants);
@@ -264,9 +272,9 @@ impl Node {
             SessionKind::Presign { key_id, path } => {
                 self.start_presign(&eid, participants, my_position, key_id, path)?
             }
-            SessionKind::MoveKey { .. } => {
+            SessionKind::MoveKey { .. } | SessionKind::MoveAux { .. } => {
                 return Err(NodeError::Internal(
-                    "a key's move starts in its own party space".into(),
+                    "a roster change's session starts in its own party space".into(),
                 ));
             }
             SessionKind::Sign {
@@ -578,7 +586,7 @@ impl Node {
     pub(super) fn aux_running(&self) -> bool {
         self.sessions
             .values()
-            .any(|s| matches!(s.purpose, Purpose::AuxInfo))
+            .any(|s| matches!(s.purpose, Purpose::AuxInfo | Purpose::MoveAux(_)))
     }
 
     /// Drops every running session that makes key material on an admin approval (a key
@@ -592,6 +600,15 @@ impl Node {
     }
 
     /// Drops the running sessions whose purpose `stale` picks, and releases what they held.
+    /// Drops every running signing and presigning session: a node that vouched for a roster
+    /// change signs nothing until it commits (`Node::refuse_while_vouched`).
+    pub(super) fn drop_signing_sessions(&mut self) {
+        self.drop_sessions_where(
+            "a signing session dropped: this node vouched for a roster change",
+            |p| matches!(p, Purpose::Sign(_) | Purpose::Presign(..)),
+        );
+    }
+
     fn drop_sessions_where(&mut self, why: &'static str, stale: impl Fn(&Purpose) -> bool) {
         let ids: Vec<[u8; SESSION_ID_LEN]> = self
             .sessions

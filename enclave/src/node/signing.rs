@@ -103,6 +103,7 @@ impl Node {
         key_id: &str,
         path: &[u32],
     ) -> Result<Start, NodeError> {
+        self.refuse_while_vouched()?;
         let key = self
             .keys
             .get(key_id)
@@ -137,6 +138,7 @@ impl Node {
         if let Some(outcome) = self.released_signature(request, payload)? {
             return Ok(Opening::Answered(outcome));
         }
+        self.refuse_while_vouched()?;
         let (key, signing) = self.check_sign(request, payload)?;
         let threshold = usize::from(key.threshold);
         let r = &request.request;

@@ -149,7 +149,8 @@ impl Node {
             Purpose::ReshareKey(r) => {
                 let _ = self.guard.consume(&r.use_key, r.created, r.expiry, now);
             }
-            Purpose::AuxInfo | Purpose::Presign(..) | Purpose::MoveKey(_) => {}
+            Purpose::AuxInfo | Purpose::Presign(..) | Purpose::MoveKey(_) | Purpose::MoveAux(_) => {
+            }
         }
     }
 

@@ -94,6 +94,29 @@ pub fn keys_digest(keys: &[HeldKey<'_>]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// Domain tag of a key set's digest with the new party set's auxiliary information
+/// ([`set_digest`]).
+pub const KEY_SET_AUX_DOMAIN: &[u8] = b"cohort/roster-key-set-aux/v1\0";
+
+/// The digest a node's [`KeysHeldStatement`] names: the key set's ([`keys_digest`]), and, where
+/// the new party set has auxiliary information (any ECDSA party set), the digest of its public
+/// parameters with it, so that every node commits on one run of it:
+///
+/// `keys_digest` alone, or `SHA-256(KEY_SET_AUX_DOMAIN || keys_digest || aux)`
+pub fn set_digest(keys: &[HeldKey<'_>], aux: Option<&[u8; 32]>) -> [u8; 32] {
+    let keys = keys_digest(keys);
+    match aux {
+        None => keys,
+        Some(aux) => {
+            let mut h = Sha256::new();
+            h.update(KEY_SET_AUX_DOMAIN);
+            h.update(keys);
+            h.update(aux);
+            h.finalize().into()
+        }
+    }
+}
+
 fn len32(n: usize) -> [u8; 4] {
     u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes()
 }
@@ -143,8 +166,10 @@ pub struct KeysHeldStatement {
 }
 
 /// The commit step (`EnclaveRequest::CommitRoster`): asked with no statements, a node of the
-/// new roster answers its own [`KeysHeldStatement`] and seals nothing; shown the statement of
-/// every node of the new roster, each over this node's own key-set digest, it commits.
+/// new roster answers its own [`KeysHeldStatement`] (sealing the set it vouches for); shown
+/// the statement of every node of the new roster, each over this node's own key-set digest, it
+/// commits. The nodes that stay commit first: a joining node also needs their words that they
+/// did ([`CommitRoster::committed`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommitRoster {
@@ -153,6 +178,15 @@ pub struct CommitRoster {
     /// Every node's statement, or none to ask only for this node's.
     #[serde(default)]
     pub statements: Vec<KeysHeldStatement>,
+    /// Words of nodes that stay (in the roster in force and the new one) that they committed
+    /// the change ([`roster_set_message`]). A member committing as the first needs none. A
+    /// joining node needs as many as the highest threshold of the keys it holds incoming, so
+    /// that an honest one, which then takes no withdrawal and gives no word on another change,
+    /// is among them: the members cannot abandon a change that nodes which joined committed
+    /// (attacker review helper-70, finding 3). A catch-up needs one, or that threshold at a
+    /// node that gave its word on another change since it vouched (helper-70, finding 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub committed: Vec<SetStatement>,
     /// For a node that vouched for the change and no longer holds it pending (a withdrawal, an
     /// admin change or an image change reached it before its commit while another node had
     /// committed): the change as it was committed, with every node's statement above. It
@@ -172,11 +206,6 @@ pub struct CatchUp {
     /// How many image changes the chain it was prepared under held
     /// ([`CommittedRoster::images`]).
     pub images: u32,
-    /// Nodes that stay (in the roster in force and the new one) and committed it: each one's
-    /// word over [`roster_set_message`]. One is enough at a node that gave no word for
-    /// another change since it vouched; one that did needs as many as the highest threshold
-    /// of its keys, so that an honest one is among them (attacker review helper-70).
-    pub committed: Vec<SetStatement>,
 }
 
 /// A node's word that it committed a roster change ([`roster_set_message`]).
@@ -207,6 +236,10 @@ pub struct CommittedRoster {
     /// roster in force alone; earlier changes keep the statements' digest). Absent otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<MovedKey>,
+    /// The digest of the new party set's auxiliary information the statements name with the
+    /// keys ([`set_digest`]), for the last committed change only, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aux: Option<ByteBuf>,
 }
 
 #[cfg(test)]

@@ -168,6 +168,51 @@ impl KeyInfo {
     }
 }
 
+/// Domain tag of the context of a new party set's auxiliary information
+/// ([`aux_move_context`]).
+pub const AUX_MOVE_DOMAIN: &[u8] = b"cohort/roster-aux/v1\0";
+
+/// The context of the auxiliary information made for a roster change's party set
+/// (`crate::session::SessionKind::MoveAux`), which its execution id names: `SHA-256(
+/// AUX_MOVE_DOMAIN || cluster || change || current || u32 version || roster || chain)`, with
+/// the fields of [`Transfer`]. Parties that differ on any of it derive different execution ids
+/// and never take each other's messages.
+pub fn aux_move_context(t: &AuxMove<'_>) -> [u8; 32] {
+    change_context(AUX_MOVE_DOMAIN, t).finalize().into()
+}
+
+/// `domain || cluster || change || current || u32 version || roster || chain`, hashing on:
+/// what both a key's move and the new party set's auxiliary information name first.
+fn change_context(domain: &[u8], t: &AuxMove<'_>) -> Sha256 {
+    let mut h = Sha256::new();
+    h.update(domain);
+    h.update(t.cluster.0);
+    h.update(t.change);
+    h.update(t.current);
+    h.update(t.version.to_be_bytes());
+    h.update(t.roster);
+    h.update(t.chain);
+    h
+}
+
+/// What a new party set's auxiliary information is made for ([`aux_move_context`]); each
+/// field as in [`Transfer`].
+#[derive(Debug, Clone, Copy)]
+pub struct AuxMove<'a> {
+    /// The cluster.
+    pub cluster: &'a ClusterId,
+    /// SHA-256 of the approved change's canonical bytes.
+    pub change: &'a [u8; 32],
+    /// The digest of the roster in force.
+    pub current: &'a [u8; 32],
+    /// The new roster's version.
+    pub version: u32,
+    /// The new roster's digest.
+    pub roster: &'a [u8; 32],
+    /// The chain digest every party of the new roster holds.
+    pub chain: &'a [u8; 32],
+}
+
 /// What one key's redistribution to a new roster is, as every party computes it itself.
 #[derive(Debug, Clone, Copy)]
 pub struct Transfer<'a> {
@@ -208,14 +253,17 @@ fn index(i: Option<u16>) -> [u8; 3] {
 /// confirmed digest covers it (the `context` of `reshare::commitments_digest`), so parties
 /// that differ on any part of it never confirm each other.
 pub fn transfer_context(t: &Transfer<'_>) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(TRANSFER_DOMAIN);
-    h.update(t.cluster.0);
-    h.update(t.change);
-    h.update(t.current);
-    h.update(t.version.to_be_bytes());
-    h.update(t.roster);
-    h.update(t.chain);
+    let mut h = change_context(
+        TRANSFER_DOMAIN,
+        &AuxMove {
+            cluster: t.cluster,
+            change: t.change,
+            current: t.current,
+            version: t.version,
+            roster: t.roster,
+            chain: t.chain,
+        },
+    );
     h.update(
         u32::try_from(t.parties.len())
             .unwrap_or(u32::MAX)

@@ -27,6 +27,24 @@ impl SecretAuxInfo {
         self.0.parties.len()
     }
 
+    /// SHA-256 of every party's public parameters, domain-separated: `cohort/aux-public/v1\0`,
+    /// then per party in index order its Paillier modulus `N` and ring-Pedersen `s` and `t`
+    /// (CBOR each). Only those: a party's own entry also holds precomputations made from its
+    /// Paillier secret (`crt`), which must never be hashed into anything shown (attacker
+    /// review helper-73, finding 1). Every party of one run holds the same; two runs differ.
+    /// What a roster change's commit names (`protocol::roster::commit::set_digest`).
+    pub fn public_digest(&self) -> Result<[u8; 32], MpcError> {
+        use sha2::Digest as _;
+        let mut bytes = b"cohort/aux-public/v1\0".to_vec();
+        let n = u32::try_from(self.0.parties.len()).unwrap_or(u32::MAX);
+        bytes.extend_from_slice(&n.to_be_bytes());
+        for p in &self.0.parties {
+            ciborium::into_writer(&(&p.N, &p.s, &p.t), &mut bytes)
+                .map_err(|e| MpcError::Internal(format!("encoding public parameters: {e}")))?;
+        }
+        Ok(sha2::Sha256::digest(bytes).into())
+    }
+
     /// Encodes the auxiliary info for storage (versioned CBOR envelope).
     pub fn to_bytes(&self) -> Result<Zeroizing<Vec<u8>>, MpcError> {
         envelope::encode(Kind::EcdsaAuxInfo, &self.0)
@@ -103,6 +121,33 @@ mod tests {
     use super::super::testutil::*;
     use super::*;
     use crate::mpc::ecdsa::{Keygen, SecretKeyShare};
+
+    /// Every party of one run names the same public digest, although each holds its own
+    /// Paillier secret (and precomputations from it) in its own entry; another run's differs
+    /// (attacker review helper-73, finding 1).
+    #[test]
+    fn every_party_of_a_run_has_one_public_digest_and_runs_differ() {
+        let digests = |n: u16| -> Vec<[u8; 32]> {
+            (0..n)
+                .map(|i| fixtures::aux_info(n, i).unwrap().public_digest().unwrap())
+                .collect()
+        };
+        let three = digests(3);
+        assert!(three.windows(2).all(|w| w[0] == w[1]), "{three:?}");
+        let five = digests(5);
+        assert!(five.windows(2).all(|w| w[0] == w[1]), "{five:?}");
+        assert_ne!(three[0], five[0]);
+        // Nothing of a party's own secret is in it: the same entry without its
+        // precomputations hashes the same.
+        let mut bare = fixtures::aux_info(3, 1).unwrap();
+        let mut dirty = bare.0.clone().into_inner();
+        for p in &mut dirty.parties {
+            p.crt = None;
+            p.multiexp = None;
+        }
+        bare.0 = cggmp21::key_share::Validate::validate(dirty).unwrap();
+        assert_eq!(bare.public_digest().unwrap(), three[0]);
+    }
 
     #[test]
     #[ignore = "slow (minutes): regenerates the committed aux-info fixtures from the primes"]

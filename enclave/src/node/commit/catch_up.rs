@@ -18,10 +18,16 @@
 //! prepared for another change since on the word of every node of the roster in force (proof
 //! that none committed it: the set is then dropped), refuses (`not_vouched`).
 
-use protocol::roster::commit::{CatchUp, CommitRoster, CommittedRoster, roster_set_message};
+use std::collections::BTreeSet;
+
+use protocol::roster::ChangeRoster;
+use protocol::roster::commit::{
+    CatchUp, CommitRoster, CommittedRoster, MovedKey, SetStatement, roster_set_message,
+};
 use tracing::info;
 
 use super::super::admins::hex;
+use super::super::genesis::GenesisState;
 use super::super::membership::MembershipError;
 use super::super::{Node, NodeError, bad};
 use super::{Committed, check_keys_held};
@@ -72,51 +78,14 @@ impl Node {
         // One such word is enough while this node gave no word on another change; once it
         // did (that word may have let the others be prepared for that change), a threshold of
         // them, so that an honest one, which then refused that change, is among them: one
-        // parent's rollback or one compromised enclave forges one (helper-70, finding 1).
-        let in_force = g.rosters().last().copied().unwrap_or_default();
-        let mut committed = std::collections::BTreeSet::new();
-        for by in &up.committed {
-            let entry = up
-                .change
-                .request
-                .roster
-                .iter()
-                .find(|e| e.node_key == by.node_key)
-                .filter(|_| in_force.iter().any(|e| e.node_key == by.node_key))
-                .filter(|_| !committed.contains(by.node_key.as_slice()))
-                .ok_or_else(|| MembershipError::StrangerStatement {
-                    node_key: hex(&by.node_key),
-                })?;
-            let key = <[u8; 32]>::try_from(by.node_key.as_slice()).unwrap_or_default();
-            if !entry.signed(
-                &roster_set_message(&cluster, &key, version, &hash),
-                &by.statement,
-            ) {
-                return Err(MembershipError::UnprovenStatement {
-                    node_key: hex(&by.node_key),
-                }
-                .into());
-            }
-            committed.insert(by.node_key.as_slice());
-        }
-        let need = if g.renounced() {
-            moved
-                .iter()
-                .filter_map(|k| self.incoming.get(&k.key_id))
-                .map(|i| usize::from(i.on.key.threshold))
-                .max()
-                .unwrap_or(1)
-                .max(1)
+        // parent's rollback or one compromised enclave forges one (helper-70, finding 1). A
+        // joining node needs that threshold always, as at its commit (helper-70, finding 3).
+        let need = if g.renounced() || g.joining() {
+            self.threshold_of(&up.change.request, &moved)
         } else {
             1
         };
-        if committed.len() < need {
-            return Err(MembershipError::TooFewCommitted {
-                have: committed.len(),
-                need,
-            }
-            .into());
-        }
+        check_committed(g, &up.change.request, &commit.committed, need)?;
         // Every node's word, over this node's set, under the chain it vouched under: refused by
         // name as at a commit (`missing_statement`, `keys_differ`, `unproven_statement`, ...).
         check_keys_held(
@@ -134,6 +103,7 @@ impl Node {
             images: up.images,
             statements: commit.statements.clone(),
             keys: moved.clone(),
+            aux: self.aux_digest_under(Some(frame)),
         })?;
         if chain != vouched_chain {
             return Err(bad(format!(
@@ -154,4 +124,76 @@ impl Node {
             sealed: Some(sealed),
         })
     }
+}
+
+impl Node {
+    /// How many committed words of nodes that stay a joining node, or a node that renounced,
+    /// needs for `change`: the highest threshold of the keys of `moved` held incoming here
+    /// (every key id of `moved` is one of them: [`Node::set_under`]); with no key, two, or as
+    /// many as stay if fewer (attacker review helper-71, finding 3: one rolled-back word would
+    /// otherwise make a node that joined operational on a change the members abandoned).
+    pub(super) fn threshold_of(&self, change: &ChangeRoster, moved: &[MovedKey]) -> usize {
+        let highest = moved
+            .iter()
+            .filter_map(|k| self.incoming.get(&k.key_id))
+            .map(|i| usize::from(i.on.key.threshold))
+            .max();
+        highest.unwrap_or_else(|| {
+            let in_force = self
+                .genesis
+                .as_ref()
+                .and_then(|g| g.rosters().last().copied())
+                .unwrap_or_default();
+            let kept = change
+                .roster
+                .iter()
+                .filter(|e| in_force.iter().any(|f| f.node_key == e.node_key))
+                .count();
+            kept.min(2)
+        })
+    }
+}
+
+/// Checks `words`, each the word of a node that stays that it committed `change`
+/// ([`roster_set_message`]): listed in the roster in force in `g` and in the change's, once
+/// (`stranger_statement`), its node key's signature (`unproven_statement`), and at least `need`
+/// of them (`too_few_committed`).
+pub(super) fn check_committed(
+    g: &GenesisState,
+    change: &ChangeRoster,
+    words: &[SetStatement],
+    need: usize,
+) -> Result<(), MembershipError> {
+    let cluster = g.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
+    let (version, hash) = (change.new_version(), change.hash());
+    let in_force = g.rosters().last().copied().unwrap_or_default();
+    let mut committed = BTreeSet::new();
+    for by in words {
+        let entry = change
+            .roster
+            .iter()
+            .find(|e| e.node_key == by.node_key)
+            .filter(|_| in_force.iter().any(|e| e.node_key == by.node_key))
+            .filter(|_| !committed.contains(by.node_key.as_slice()))
+            .ok_or_else(|| MembershipError::StrangerStatement {
+                node_key: hex(&by.node_key),
+            })?;
+        let key = <[u8; 32]>::try_from(by.node_key.as_slice()).unwrap_or_default();
+        if !entry.signed(
+            &roster_set_message(&cluster, &key, version, &hash),
+            &by.statement,
+        ) {
+            return Err(MembershipError::UnprovenStatement {
+                node_key: hex(&by.node_key),
+            });
+        }
+        committed.insert(by.node_key.as_slice());
+    }
+    if committed.len() < need {
+        return Err(MembershipError::TooFewCommitted {
+            have: committed.len(),
+            need,
+        });
+    }
+    Ok(())
 }

@@ -66,7 +66,7 @@ fn hex_short(bytes: &[u8; 32]) -> String {
 
 /// Domain tags a node key signs under: a node-key signature is never an envelope signature or
 /// an approval, whatever the bytes after the tag.
-pub const NODE_KEY_DOMAINS: [&[u8]; 13] = [
+pub const NODE_KEY_DOMAINS: [&[u8]; 14] = [
     protocol::admins::ADMINS_SET_DOMAIN,
     protocol::inventory::INVENTORY_DOMAIN,
     protocol::images::IMAGES_SET_DOMAIN,
@@ -80,6 +80,7 @@ pub const NODE_KEY_DOMAINS: [&[u8]; 13] = [
     protocol::roster::transfer::KEY_MOVED_DOMAIN,
     protocol::roster::commit::KEYS_HELD_DOMAIN,
     protocol::roster::commit::ROSTER_SET_DOMAIN,
+    protocol::roster::commit::ROSTER_LEFT_DOMAIN,
 ];
 
 /// The enclave's long-term node key (ADR 0013): made once, at `Enroll`, sealed under the node's

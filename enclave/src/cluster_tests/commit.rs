@@ -235,6 +235,19 @@ pub(super) fn prepare_all(c: &mut Cluster, nodes: &[Arc<Enclave>], change: &Chan
     }
 }
 
+/// Node `signers[1]`'s refusal to sign with `key` beside `signers[0]`.
+fn sign_refusal(c: &Cluster, key: &str, signers: &[u16]) -> String {
+    let out = c.sign(
+        signers,
+        c.sign_request(key, vec![], b"refused".to_vec()),
+        None,
+    );
+    match &out[&signers[1]] {
+        Outcome::Failed { message, .. } => message.clone(),
+        other => panic!("node {}: {other:?}", signers[1]),
+    }
+}
+
 /// `signers` refuse to sign with `key`: each vouched for a roster change it has not committed.
 pub(super) fn refuses_to_sign(c: &Cluster, key: &str, signers: &[u16]) {
     let out = c.sign(
@@ -376,18 +389,38 @@ fn a_shrunk_roster_is_committed_once_every_key_moved_and_signs_on() {
             assert_eq!(e.phase(), Phase::Operational);
         }
     }
-    // The node leaving holds no incoming generation: it vouches for nothing.
+    // The node leaving vouches for nothing: asked, it names the proof it needs to leave.
     let refused = commit(&c.enclaves[2], &change, &[]).err().unwrap();
-    assert!(refused.starts_with("key_not_moved"), "{refused}");
+    assert!(refused.starts_with("too_few_committed"), "{refused}");
     // Refused commits change nothing: the nodes that vouched sign nothing until they commit
     // (attacker review helper-71, finding 1).
     refuses_to_sign(&c, B, &[0, 1]);
 
     // Both statements shown: each node commits.
+    let mut words = Vec::new();
     for (i, e) in c.enclaves[..2].iter().enumerate() {
         let answer = commit(e, &change, &statements).unwrap();
         assert!(answer.committed);
-        c.blobs[i][1] = answer.sealed.unwrap();
+        c.blobs[i][1] = answer.sealed.clone().unwrap();
+        words.push(set_statement(&answer));
+    }
+    // The node removed drops its shares once shown that the change was committed, by as many
+    // nodes that stay as its keys' threshold (one word could be a rolled-back node's); after
+    // that, and after a restart from its blobs, it holds no key.
+    let left = &c.enclaves[2];
+    let refused = commit_after(left, &change, &[], &words[..1]).err().unwrap();
+    assert!(refused.contains("this node needs 2"), "{refused}");
+    let answer = commit_after(left, &change, &[], &words).unwrap();
+    assert_eq!(answer.count, 0);
+    c.blobs[2][1] = answer.sealed.unwrap();
+    let refused = sign_refusal(&c, A, &[1, 2]);
+    assert!(refused.contains("unknown key"), "{refused}");
+    let fresh = crate::testkit::boot(&c.ca, 2, crate::testkit::IMAGE);
+    let mut blobs = c.blobs[2].clone();
+    blobs.extend(old_blobs[2].iter().cloned());
+    match fresh.handle(EnclaveRequest::Restore { blobs }) {
+        EnclaveResponse::Restored { keys, aux, .. } => assert!(keys.is_empty() && !aux, "{keys:?}"),
+        other => panic!("restore: {other:?}"),
     }
     // Asked again (its parent lost the answer), a committed node answers the same: its word
     // as it committed on it, and the genesis blob sealed again (helper-66, finding M2).

@@ -173,3 +173,54 @@ fn an_ecdsa_key_moves_to_a_grown_roster_with_the_new_party_set_s_auxiliary_infor
     assert_eq!(keys, vec![KEY.to_string()]);
     signs(&c, &pk, &[0, 3], [12; 32]);
 }
+
+/// An auxiliary-information run for the roster in force that started before the prepare gate
+/// holds it: a node prepared mid-run would keep nothing of it while the others did, leaving
+/// the roster in force's auxiliary information made at some nodes only (attacker review
+/// helper-74, finding 1).
+#[test]
+fn no_node_is_prepared_while_the_roster_in_force_s_auxiliary_information_is_made() {
+    let mut c = Cluster::new(3);
+    let session = crate::testkit::session_id_ahead(c.ahead.get());
+    let started = c.enclaves[0].handle(EnclaveRequest::StartSession {
+        session: session.clone(),
+        participants: vec![0, 1, 2],
+        kind: SessionKind::AuxInfo,
+    });
+    assert!(
+        matches!(started, EnclaveResponse::Session(_)),
+        "{started:?}"
+    );
+    let shrink = c.roster_request(0, c.genesis.request.roster[..2].to_vec(), &[0, 1]);
+    let out = c.propose(&shrink);
+    super::roster::proposed(&mut c, &out, &shrink.request);
+    let mut none = [ByteBuf::new(), ByteBuf::new()];
+    let held: Vec<_> = c
+        .enclaves
+        .iter()
+        .map(|e| {
+            super::prepare::prepare(e, &shrink.request, &[], &mut none)
+                .unwrap()
+                .0
+        })
+        .collect();
+    let response = c.enclaves[0].handle(EnclaveRequest::PrepareRoster {
+        prepare: protocol::roster::PrepareRoster {
+            change: ByteBuf::from(shrink.request.hash().to_vec()),
+            statements: held.clone(),
+            nonce: ByteBuf::from(vec![1; 32]),
+        },
+    });
+    match response {
+        EnclaveResponse::Error(e) => {
+            assert_eq!(e.code, protocol::ErrorCode::InProgress, "{e}");
+            assert!(e.message.contains("auxiliary-information run"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Ended, the gate passes.
+    super::move_key::abort(&c.enclaves[..1], &session);
+    let (_, prepared) =
+        super::prepare::prepare(&c.enclaves[0], &shrink.request, &held, &mut none).unwrap();
+    assert!(prepared);
+}

@@ -43,6 +43,9 @@ use crate::peer::Roster;
 use crate::seal::BlobKind;
 
 mod catch_up;
+mod leave;
+
+pub(super) use leave::LeftOn;
 
 /// This node's answer to a commit step.
 #[derive(Debug)]
@@ -334,6 +337,26 @@ impl GenesisState {
         }
     }
 
+    /// The change pending here, if it is the one whose SHA-256 is `named` (`other_change`
+    /// otherwise), with its hash.
+    pub(super) fn pending_named(
+        &self,
+        named: &[u8],
+    ) -> Result<(protocol::policy::Approved<ChangeRoster>, [u8; 32]), MembershipError> {
+        let pending = self
+            .pending_roster()
+            .ok_or(MembershipError::NoPendingChange)?
+            .clone();
+        let hash = pending.request.hash();
+        if named != hash {
+            return Err(MembershipError::OtherChange {
+                pending: hex(&hash),
+                named: hex(named),
+            });
+        }
+        Ok((pending, hash))
+    }
+
     /// Whether this node gave its word on another change since it vouched.
     pub(super) fn renounced(&self) -> bool {
         self.sealed.vouched.as_ref().is_some_and(|v| v.renounced)
@@ -483,21 +506,13 @@ impl Node {
         if let Some(up) = &commit.catch_up {
             return self.catch_up(identity, commit, up);
         }
+        if self.removed_by_pending() {
+            return self.leave(commit);
+        }
         let (moved, digest) = self.incoming_set()?;
         let g = self.genesis.as_ref().ok_or_else(|| bad("no genesis yet"))?;
         let cluster = g.cluster_id().ok_or(MembershipError::LegacyGenesis)?;
-        let pending = g
-            .pending_roster()
-            .ok_or(MembershipError::NoPendingChange)?
-            .clone();
-        let hash = pending.request.hash();
-        if commit.change.as_slice() != hash {
-            return Err(MembershipError::OtherChange {
-                pending: hex(&hash),
-                named: hex(&commit.change),
-            }
-            .into());
-        }
+        let (pending, hash) = g.pending_named(&commit.change)?;
         let version = pending.request.new_version();
         let chain = g.chain_digest().ok_or(MembershipError::LegacyGenesis)?;
         let vouched = g.vouched_now();

@@ -126,6 +126,10 @@ pub(super) struct SealedGenesisV2 {
     /// it ever vouches for, for that change and chain). Absent until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) vouched: Option<super::commit::Vouched>,
+    /// The change that removed this node, once it was shown the change committed: it dropped
+    /// its shares, and a restore loads none ([`super::commit::leave`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) left: Option<super::commit::LeftOn>,
 }
 
 /// The member statement a joining node joined on.
@@ -154,6 +158,7 @@ impl SealedGenesisV2 {
             }),
             prepared: None,
             vouched: None,
+            left: None,
         }
     }
 
@@ -246,6 +251,7 @@ pub(super) fn genesis_state(
             joined: None,
             prepared: None,
             vouched: None,
+            left: None,
         },
     })
 }
@@ -336,6 +342,7 @@ pub(super) fn open_genesis(
         }
         super::prepare::restore_prepared(&mut state, v2.prepared.as_ref());
         state.sealed.vouched = v2.vouched.clone();
+        state.sealed.left = v2.left.clone();
         if !runs_accepted_image(&state, own) {
             return Err(MembershipError::OtherImage.into());
         }

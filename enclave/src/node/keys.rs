@@ -314,10 +314,20 @@ impl Node {
         };
         // The records of the roster in force only (a committed change's incoming generations
         // are current), then the incoming ones set apart.
-        let records = super::commit::for_roster(opened.records, &state);
+        // A node that left, removed by a committed change, loads no share (`commit/leave.rs`).
+        let left = state.sealed.left.is_some();
+        let records = if left {
+            Vec::new()
+        } else {
+            super::commit::for_roster(opened.records, &state)
+        };
         let (records, incoming) = super::move_key::incoming_of(records)?;
         // The roster in force's auxiliary information, and the pending change's party set's.
-        let (aux, incoming_aux) = super::move_aux::aux_of(opened.aux, &state)?;
+        let (aux, incoming_aux) = if left {
+            (None, None)
+        } else {
+            super::move_aux::aux_of(opened.aux, &state)?
+        };
         if state.joining() && (!records.is_empty() || aux.is_some()) {
             return Err(bad(
                 "a joining node holds no key share and no auxiliary information of the roster \
@@ -487,7 +497,7 @@ impl Node {
             0 => self.sealing.data_key(BlobKind::AuxInfo, "aux")?,
             v => self
                 .sealing
-                .data_key(BlobKind::AuxInfo, &super::move_aux::aux_label(v))?,
+                .data_key(BlobKind::AuxInfo, &super::move_aux::after_label(v))?,
         };
         let primes = self
             .primes
@@ -529,7 +539,8 @@ impl Node {
                 .map_err(|e| MpcError::Internal(e.to_string()))?,
             (v, Some(change)) => {
                 let chain = g.chain_digest().unwrap_or_default();
-                self.seal_aux_record(data_key, &aux, (change, v, chain, g.node))?
+                let label = super::move_aux::after_label(v);
+                self.seal_aux_record((data_key, &label), &aux, (change, v, chain, g.node))?
                     .0
             }
             (v, None) => {

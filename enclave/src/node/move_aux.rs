@@ -38,13 +38,26 @@ pub(super) fn aux_label(version: u32) -> String {
     format!("aux@{version}")
 }
 
-/// The roster version an auxiliary information's sealed key id names ([`aux_label`]): 0 for
-/// the genesis' `aux`.
-pub(super) fn version_of_label(label: &str) -> Option<u32> {
+/// The key id auxiliary information made for the roster in force by a run after the change
+/// that made roster version `version` (`version` > 0) is sealed under: told apart from a
+/// change's own ([`aux_label`]), which a restore takes only if the commit named it (attacker
+/// review helper-74, finding 2).
+pub(super) fn after_label(version: u32) -> String {
+    format!("aux@{version}.after")
+}
+
+/// The roster version an auxiliary information's sealed key id names ([`aux_label`],
+/// [`after_label`]): 0 for the genesis' `aux`; and whether it was made after that version's
+/// commit.
+pub(super) fn version_of_label(label: &str) -> Option<(u32, bool)> {
     if label == "aux" {
-        return Some(0);
+        return Some((0, false));
     }
-    label.strip_prefix("aux@")?.parse().ok()
+    let rest = label.strip_prefix("aux@")?;
+    match rest.strip_suffix(".after") {
+        Some(v) => Some((v.parse().ok()?, true)),
+        None => Some((rest.parse().ok()?, false)),
+    }
 }
 
 /// Auxiliary information made for a pending roster change's party set, held until the commit
@@ -231,7 +244,8 @@ impl Node {
                 ),
             });
         }
-        let (sealed, digest) = self.seal_aux_record(data_key, &aux, frame)?;
+        let (sealed, digest) =
+            self.seal_aux_record((data_key, &aux_label(frame.1)), &aux, frame)?;
         info!(
             version = frame.1,
             index = frame.3,
@@ -251,11 +265,11 @@ impl Node {
 
     /// Seals `aux` as a party set's auxiliary information made under `frame` (the change it
     /// was made for, or the one that made the roster in force; that change's version; the
-    /// chain; this node's index), under [`aux_label`] of that version. Returns the blob and
-    /// the public digest.
+    /// chain; this node's index), under `label` ([`aux_label`] or [`after_label`] of that
+    /// version, as the data key was made for). Returns the blob and the public digest.
     pub(super) fn seal_aux_record(
         &self,
-        data_key: DataKey,
+        (data_key, label): (DataKey, &str),
         aux: &SecretAuxInfo,
         frame: Frame,
     ) -> Result<(Vec<u8>, [u8; 32]), MpcError> {
@@ -275,7 +289,7 @@ impl Node {
         drop(record);
         let sealed = self
             .sealing
-            .seal_with(data_key, BlobKind::AuxInfo, &aux_label(frame.1), &bytes)
+            .seal_with(data_key, BlobKind::AuxInfo, label, &bytes)
             .map_err(|e| MpcError::Internal(e.to_string()))?;
         Ok((sealed, digest))
     }
@@ -320,16 +334,20 @@ pub(super) fn aux_of(
     let mut incoming: Vec<IncomingAux> = Vec::new();
     for (label, plain) in blobs {
         match version_of_label(&label) {
-            Some(0) if v == 0 => {
+            Some((0, _)) if v == 0 => {
                 let aux = SecretAuxInfo::from_bytes(&plain).map_err(internal)?;
                 current.push((aux.public_digest().map_err(internal)?, aux));
             }
-            Some(k) if k > 0 && (k == v || k == v.saturating_add(1)) => {
+            Some((k, after)) if k > 0 && (k == v || (k == v.saturating_add(1) && !after)) => {
                 let record = AuxRecord::open(&plain)?;
-                let of_v = k == v
-                    && record.frame.1 == v
-                    && made == Some(record.frame.0)
-                    && committed.is_none_or(|d| d == record.digest);
+                // The change's own only if its commit named it; one made after the commit
+                // only if the commit named none.
+                let named = if after {
+                    committed.is_none()
+                } else {
+                    committed == Some(record.digest)
+                };
+                let of_v = k == v && record.frame.1 == v && made == Some(record.frame.0) && named;
                 if of_v {
                     current.push((record.digest, record.aux));
                 } else if k == v.saturating_add(1)

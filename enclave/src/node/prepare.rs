@@ -400,12 +400,14 @@ impl Node {
             });
         }
         g.check_held(&chain, &prepare.statements)?;
-        // No session that makes key material may span the gate: one started before it and
-        // ending after it would change the keys of a prepared node (helper-63, finding 1).
-        if self.makes_keys() {
+        // No session that makes key material or auxiliary information may span the gate: one
+        // started before it and ending after it would change the keys of a prepared node
+        // (helper-63, finding 1), or leave the roster in force's auxiliary information made at
+        // some nodes only (helper-74, finding 1).
+        if self.makes_keys() || self.aux_running() {
             return Err(NodeError::InProgress(
-                "a key creation, import or resharing is running here: the prepare step waits \
-                 for it to end"
+                "a key creation, import, resharing or auxiliary-information run is running \
+                 here: the prepare step waits for it to end"
                     .into(),
             ));
         }

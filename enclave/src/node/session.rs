@@ -599,7 +599,6 @@ impl Node {
         );
     }
 
-    /// Drops the running sessions whose purpose `stale` picks, and releases what they held.
     /// Drops every running signing and presigning session: a node that vouched for a roster
     /// change signs nothing until it commits (`Node::refuse_while_vouched`).
     pub(super) fn drop_signing_sessions(&mut self) {
@@ -609,6 +608,7 @@ impl Node {
         );
     }
 
+    /// Drops the running sessions whose purpose `stale` picks, and releases what they held.
     fn drop_sessions_where(&mut self, why: &'static str, stale: impl Fn(&Purpose) -> bool) {
         let ids: Vec<[u8; SESSION_ID_LEN]> = self
             .sessions

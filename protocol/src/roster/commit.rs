@@ -153,6 +153,22 @@ pub fn roster_set_message(
     versioned_statement(ROSTER_SET_DOMAIN, cluster, node_key, version, change)
 }
 
+/// Domain tag of a node's statement that it left the roster a committed change removed it
+/// from, its shares dropped ([`roster_left_message`]).
+pub const ROSTER_LEFT_DOMAIN: &[u8] = b"cohort/roster-left/v1\0";
+
+/// What a node the roster change whose SHA-256 is `change` (making roster version `version`)
+/// removes signs with its node key once it dropped its shares, shown that the change was
+/// committed: `ROSTER_LEFT_DOMAIN || cluster id || node key || u32 version || change`.
+pub fn roster_left_message(
+    cluster: &ClusterId,
+    node_key: &[u8; 32],
+    version: u32,
+    change: &[u8; 32],
+) -> Vec<u8> {
+    versioned_statement(ROSTER_LEFT_DOMAIN, cluster, node_key, version, change)
+}
+
 /// One node's word that it holds a key set incoming ([`keys_held_message`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

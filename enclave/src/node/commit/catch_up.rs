@@ -138,6 +138,13 @@ impl Node {
             .filter_map(|k| self.incoming.get(&k.key_id))
             .map(|i| usize::from(i.on.key.threshold))
             .max();
+        self.words_needed_for(change, highest)
+    }
+
+    /// How many committed words of nodes that stay `change` needs here: `highest`, the
+    /// highest threshold of the keys concerned, or, with no key, two (as many as stay if
+    /// fewer).
+    pub(super) fn words_needed_for(&self, change: &ChangeRoster, highest: Option<usize>) -> usize {
         highest.unwrap_or_else(|| {
             let in_force = self
                 .genesis

@@ -114,6 +114,8 @@ fn catching_up(
         change: ByteBuf::from(up.request.hash().to_vec()),
         statements: statements.to_vec(),
         committed: by.to_vec(),
+        keys: Vec::new(),
+        aux: None,
         catch_up: Some(CatchUp {
             change: up.clone(),
             images,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use protocol::policy::Scheme;
 use protocol::roster::commit::{
-    CommitRoster, KeysHeldStatement, SetStatement, keys_held_message, roster_set_message,
+    CommitRoster, KeysHeldStatement, MovedKey, SetStatement, keys_held_message, roster_set_message,
 };
 use protocol::roster::transfer::KeyInfo;
 use protocol::roster::{ChangeRoster, HeldStatement};
@@ -64,6 +64,8 @@ pub(super) fn commit_after(
             change: ByteBuf::from(change.hash().to_vec()),
             statements: statements.to_vec(),
             committed: committed.to_vec(),
+            keys: Vec::new(),
+            aux: None,
             catch_up: None,
         },
     )
@@ -84,6 +86,8 @@ pub(super) fn send_commit(
     commit: CommitRoster,
 ) -> Result<Answer, String> {
     let statements = commit.statements.clone();
+    // A node that leaves is shown the set and answers no roster-set word.
+    let leaving = !commit.keys.is_empty();
     let response = e.handle(EnclaveRequest::CommitRoster { commit });
     let EnclaveResponse::RosterCommitted {
         version,
@@ -97,7 +101,7 @@ pub(super) fn send_commit(
         return Err(membership_refusal(response));
     };
     assert_eq!(version, change.new_version());
-    if set_statement.is_some() || !statements.is_empty() {
+    if set_statement.is_some() || (!statements.is_empty() && !leaving) {
         assert!(sealed.is_some() && set_statement.is_some());
     }
     let node_key = e.node_binding().expect("an enrolled node").node_key;
@@ -139,20 +143,43 @@ pub(super) fn move_key(
     info: &KeyInfo,
     dealers: &[u16],
 ) -> BTreeMap<u16, ByteBuf> {
+    moved_key(c, parties, info, dealers).0
+}
+
+/// [`move_key`], and the key as the committed set lists it (what the coordinator shows a node
+/// that leaves).
+pub(super) fn moved_key(
+    c: &Cluster,
+    parties: &[Arc<Enclave>],
+    info: &KeyInfo,
+    dealers: &[u16],
+) -> (BTreeMap<u16, ByteBuf>, MovedKey) {
     let mut blobs = BTreeMap::new();
+    let mut listed = None;
     for (p, o) in run_move(c, parties, info, dealers) {
         match o {
             Outcome::KeyMoved {
-                sealed: Some(sealed),
+                key_id,
+                generation,
+                confirmed,
+                key,
+                sealed,
                 ..
             } => {
-                blobs.insert(p, sealed);
+                listed = Some(MovedKey {
+                    key_id,
+                    generation,
+                    facts: key,
+                    confirmed,
+                });
+                if let Some(sealed) = sealed {
+                    blobs.insert(p, sealed);
+                }
             }
-            Outcome::KeyMoved { sealed: None, .. } => {}
             other => panic!("party {p}: {other:?}"),
         }
     }
-    blobs
+    (blobs, listed.expect("a party's outcome"))
 }
 
 /// One run of `info`'s move, then the session aborted everywhere (as the coordinator ends a
@@ -300,7 +327,8 @@ fn a_shrunk_roster_is_committed_once_every_key_moved_and_signs_on() {
 
     prepare_all(&mut c, &members, &change);
     let mut incoming: Vec<Vec<ByteBuf>> = vec![Vec::new(); 2];
-    for (p, blob) in move_key(&c, &members, &info_a, &[1, 2]) {
+    let (moved_a, listed_a) = moved_key(&c, &members, &info_a, &[1, 2]);
+    for (p, blob) in moved_a {
         incoming[usize::from(p)].push(blob);
     }
     sign(
@@ -320,7 +348,8 @@ fn a_shrunk_roster_is_committed_once_every_key_moved_and_signs_on() {
     }
 
     // B moves: each node vouches for the set of both keys, once (sealed with its genesis).
-    for (p, blob) in move_key(&c, &members, &info_b, &[0, 2]) {
+    let (moved_b, listed_b) = moved_key(&c, &members, &info_b, &[0, 2]);
+    for (p, blob) in moved_b {
         incoming[usize::from(p)].push(blob);
     }
     let now: Vec<Answer> = (0..2)
@@ -410,7 +439,29 @@ fn a_shrunk_roster_is_committed_once_every_key_moved_and_signs_on() {
     let left = &c.enclaves[2];
     let refused = commit_after(left, &change, &[], &words[..1]).err().unwrap();
     assert!(refused.contains("this node needs 2"), "{refused}");
-    let answer = commit_after(left, &change, &[], &words).unwrap();
+    // Shown the words, and the set the nodes that stay vouched for, it checks that set holds
+    // every key it holds: never the last copy (helper-75, finding 1).
+    let leave = |keys: Vec<MovedKey>, statements: &[KeysHeldStatement]| CommitRoster {
+        change: ByteBuf::from(change.hash().to_vec()),
+        statements: statements.to_vec(),
+        committed: words.clone(),
+        keys,
+        aux: None,
+        catch_up: None,
+    };
+    let refused = send_commit(left, &change, leave(vec![listed_a.clone()], &statements))
+        .err()
+        .unwrap();
+    assert!(refused.starts_with("keys_differ"), "{refused}");
+    let refused = send_commit(
+        left,
+        &change,
+        leave(vec![listed_a.clone(), listed_b.clone()], &[]),
+    )
+    .err()
+    .unwrap();
+    assert!(refused.starts_with("missing_statement"), "{refused}");
+    let answer = send_commit(left, &change, leave(vec![listed_a, listed_b], &statements)).unwrap();
     assert_eq!(answer.count, 0);
     c.blobs[2][1] = answer.sealed.unwrap();
     let refused = sign_refusal(&c, A, &[1, 2]);

@@ -493,8 +493,8 @@ impl Node {
     /// joining node the committed words of a threshold of nodes that stay
     /// ([`CommitRoster::committed`]), then the commit ([`Node::install`]). With a catch-up, the commit of a change this node vouched
     /// for that is no longer pending here ([`Node::catch_up`]). Asked again after its commit,
-    /// it answers the same. A refusal changes nothing. A node leaving is no node of the new
-    /// roster and vouches for nothing; disabling its KMS key ends its old shares.
+    /// it answers the same. A refusal changes nothing. A node the change removes vouches for
+    /// nothing; shown that the change was committed, it leaves ([`Node::leave`]).
     pub fn commit_roster(
         &mut self,
         identity: &SecretIdentity,

@@ -203,6 +203,16 @@ pub struct CommitRoster {
     /// node that gave its word on another change since it vouched (helper-70, finding 1).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub committed: Vec<SetStatement>,
+    /// For a node the change removes: the key set the new roster vouched for (as
+    /// [`CommittedRoster::keys`]), which the statements of the nodes whose words are shown
+    /// name ([`set_digest`] with [`CommitRoster::aux`]). It drops its shares only if every key
+    /// it holds is in it: never the last copy of a key (attacker review helper-75, finding 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<MovedKey>,
+    /// With [`CommitRoster::keys`]: the new party set's auxiliary information's digest, if the
+    /// set names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aux: Option<ByteBuf>,
     /// For a node that vouched for the change and no longer holds it pending (a withdrawal, an
     /// admin change or an image change reached it before its commit while another node had
     /// committed): the change as it was committed, with every node's statement above. It

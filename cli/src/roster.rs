@@ -21,6 +21,7 @@ use protocol::roster::{ChangeRoster, RosterError, roster_proposed_message};
 use crate::admins::{AdminChain, check_approvers};
 
 pub mod join;
+pub mod moves;
 pub mod prepare;
 use crate::requests;
 use crate::trust::Trust;

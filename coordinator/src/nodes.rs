@@ -180,6 +180,24 @@ impl Nodes {
         }
     }
 
+    /// Sends one request to the enclave behind the parent proxy at `proxy`, with a time limit:
+    /// a node that is not one of these nodes (one joining the cluster, issue 20).
+    pub async fn call_proxy(
+        &self,
+        proxy: &str,
+        request: &EnclaveRequest,
+        timeout: Duration,
+    ) -> Result<EnclaveResponse, CallError> {
+        match tokio::time::timeout(timeout, self.http.enclave_call(proxy, request)).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(CallError(format!("{e:#}"))),
+            Err(_) => Err(CallError(format!(
+                "{proxy}: no answer within {} ms",
+                timeout.as_millis()
+            ))),
+        }
+    }
+
     /// Node `node`'s parent's sealed blobs and which of them its backup manifest confirms
     /// copied off the instance (`GET /v1/backups` on its proxy: the parent's word).
     pub async fn backups(
@@ -646,8 +664,8 @@ impl Nodes {
 mod session;
 
 pub use session::{
-    MAX_YIELD, SESSION_ID_LIFETIME_SECS, SessionRun, new_session_id, run_session,
-    run_session_yielding,
+    MAX_YIELD, Route, SESSION_ID_LIFETIME_SECS, SessionRun, Target, new_session_id,
+    run_routed_session, run_session, run_session_yielding,
 };
 
 #[cfg(test)]

@@ -1352,4 +1352,70 @@ async fn a_node_to_add_is_enrolled_verified_proposed_joins_and_is_prepared() {
     assert_eq!(joiner_prepared(vec![9; 32]).await, (true, true));
     let sig = s.sign("staying", b"once prepared").await.unwrap();
     cohort_tests::verify_eddsa(&pk, b"once prepared", &sig);
+
+    // The move. The coordinator's refusals first: the node that joins is not its node, so a
+    // step without its proxy names it; a member's node key is no node to add; no such key.
+    let move_body = |joining: serde_json::Value, step: serde_json::Value| serde_json::json!({ "change": hex::encode(hash), "joining": joining, "step": step });
+    let refused = |body: serde_json::Value| {
+        let api = s.api.clone();
+        async move {
+            api.post::<serde_json::Value>("/v1/cluster/roster/move", &body)
+                .await
+                .unwrap_err()
+        }
+    };
+    let key_step = serde_json::json!({ "key": { "key_id": "staying" } });
+    let e = refused(move_body(serde_json::json!([]), key_step.clone())).await;
+    assert_eq!(e.code(), Some("invalid_request"), "{e}");
+    assert!(e.to_string().contains("missing_proxy"), "{e}");
+    let member_key = hex::encode(&s.trust.genesis().roster[0].node_key);
+    let e = refused(move_body(
+        serde_json::json!([{ "node_key": member_key, "proxy": cluster.info.nodes[0].proxy_url }]),
+        key_step.clone(),
+    ))
+    .await;
+    assert!(e.to_string().contains("not_joining"), "{e}");
+    let joining = serde_json::json!([{
+        "node_key": hex::encode(&entry.node_key),
+        "proxy": newcomer.proxy_url,
+    }]);
+    let e = refused(move_body(
+        joining.clone(),
+        serde_json::json!({ "key": { "key_id": "no-such-key" } }),
+    ))
+    .await;
+    assert_eq!(e.code(), Some("not_found"), "{e}");
+    // Through the binary: the key's shares dealt to every node of the new roster, the node
+    // that joins included, each node's signed word checked by the client.
+    let moved = node_json("move");
+    assert_eq!(moved["version"], 1, "{moved}");
+    let steps = moved["steps"].as_array().unwrap();
+    assert_eq!(
+        steps.len(),
+        1,
+        "an EdDSA key alone: no auxiliary information; {moved}"
+    );
+    assert_eq!(steps[0]["step"], "staying");
+    assert_eq!(steps[0]["nodes"], 4, "{moved}");
+    // Moved again, through the coordinator: a later run replaces the earlier one at every
+    // node, and every node signs it at its index in the new roster.
+    let again: coordinator::api::RosterMovedResult = s
+        .api
+        .post("/v1/cluster/roster/move", &move_body(joining, key_step))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.moved.iter().map(|m| m.index).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3]
+    );
+    assert_eq!(again.moved[3].node_key.0, entry.node_key.to_vec());
+    assert!(again.moved.iter().all(|m| m.statement.is_some()));
+    assert_ne!(
+        again.moved[0].digest.0,
+        hex::decode(steps[0]["digest"].as_str().unwrap()).unwrap(),
+        "a fresh sharing"
+    );
+    // The current generation keeps signing on the roster in force.
+    let sig = s.sign("staying", b"once moved").await.unwrap();
+    cohort_tests::verify_eddsa(&pk, b"once moved", &sig);
 }

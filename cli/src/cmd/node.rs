@@ -120,6 +120,23 @@ pub enum NodeCommand {
         #[command(flatten)]
         output: JsonFlag,
     },
+    /// Moves every key to the pending roster change, after the prepare gate: the new party
+    /// set's auxiliary information first when the cluster holds an ECDSA key (minutes), then
+    /// each key, with progress. Every node of the new roster's signed word that it sealed each
+    /// key is checked here under the node key the change lists.
+    Move {
+        /// The parent proxy of each node the change adds (base URL; repeat for each).
+        #[arg(long = "proxy", value_name = "URL")]
+        proxies: Vec<String>,
+        /// PEM of the attestation root their documents must chain to (default: the simulated
+        /// cluster's in --dir, else the AWS Nitro root).
+        #[arg(long, value_name = "FILE")]
+        root: Option<PathBuf>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
 }
 
 /// A new node's roster entry: from its own document, verified here (`--proxy`), or given by
@@ -271,6 +288,12 @@ pub async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
             cluster,
             output,
         } => prepare(&proxies, root.as_deref(), &cluster, &output).await,
+        NodeCommand::Move {
+            proxies,
+            root,
+            cluster,
+            output,
+        } => move_keys(&proxies, root.as_deref(), &cluster, &output).await,
         NodeCommand::Remove { node, change } => propose(change, Edit::Remove(node)).await,
         NodeCommand::Withdraw { change } => propose(change, Edit::Withdraw).await,
         NodeCommand::ProposeAgain { cluster, output } => again(&cluster, &output).await,
@@ -360,8 +383,10 @@ async fn propose(a: ChangeArgs, edit: Edit) -> anyhow::Result<ExitCode> {
             println!("run cohort node propose-again once the nodes that do not hold it are back");
         }
         println!(
-            "the roster in force is unchanged until the change is committed (resharing and \
-             the commit are not built yet); a node it adds joins with cohort node join"
+            "the roster in force is unchanged until the change is committed; next: a node it \
+             adds joins (cohort node join), every node is prepared (cohort node prepare) and \
+             the keys move (cohort node move); the coordinator's drive of the commit is not \
+             built yet"
         );
     })?;
     Ok(if cli::roster::every_node(&result.proposed, nodes) {
@@ -475,11 +500,22 @@ async fn join_node(
             node.proxy, j.version, j.request_sha256, j.node, j.node_key
         );
         println!(
-            "it takes no part in the cluster's work until the change is committed (resharing \
-             and the commit are not built yet)"
+            "it takes no part in the cluster's work until the change is committed (the \
+             coordinator's drive of the commit is not built yet)"
         );
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The nodes behind `proxies`, their documents checked against the root `root`.
+fn candidates<'a>(proxies: &'a [String], root: &'a [u8]) -> Vec<Candidate<'a>> {
+    proxies
+        .iter()
+        .map(|proxy| Candidate {
+            proxy,
+            root_der: root,
+        })
+        .collect()
 }
 
 async fn prepare(
@@ -489,13 +525,7 @@ async fn prepare(
     output: &JsonFlag,
 ) -> anyhow::Result<ExitCode> {
     let root = root_der(root, cluster)?;
-    let joiners: Vec<Candidate> = proxies
-        .iter()
-        .map(|proxy| Candidate {
-            proxy,
-            root_der: &root,
-        })
-        .collect();
+    let joiners = candidates(proxies, &root);
     let http = coordinator::client::HttpClient::new();
     let prepared =
         cli::roster::prepare::prepare(&cluster.api()?, &cluster.trust()?, &http, &joiners).await?;
@@ -517,7 +547,42 @@ async fn prepare(
                 if n.prepared { "" } else { ": not prepared" }
             );
         }
-        println!("resharing every key to the new roster and the commit are not built yet");
+        println!("next: move every key to the new roster (`cohort node move`)");
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn move_keys(
+    proxies: &[String],
+    root: Option<&std::path::Path>,
+    cluster: &ClusterArgs,
+    output: &JsonFlag,
+) -> anyhow::Result<ExitCode> {
+    let root = root_der(root, cluster)?;
+    let joiners = candidates(proxies, &root);
+    let http = coordinator::client::HttpClient::new();
+    // Progress goes to stderr, so that --json stays one document on stdout.
+    let mut progress = |line: &str| eprintln!("{line}");
+    let moved = cli::roster::moves::move_keys(
+        &cluster.api()?,
+        &cluster.trust()?,
+        &http,
+        &joiners,
+        &mut progress,
+    )
+    .await?;
+    output.print(&moved, |m| {
+        println!(
+            "every key moved to roster version {} (change {}):",
+            m.version, m.request_sha256
+        );
+        for s in &m.steps {
+            println!(
+                "  {}: {} nodes, digest {}, {:.1} s",
+                s.step, s.nodes, s.digest, s.seconds
+            );
+        }
+        println!("the commit step is not built yet");
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -98,6 +98,97 @@ pub async fn run_session_yielding(
     deadline: Option<Instant>,
     yield_now: &(dyn Fn() -> bool + Sync),
 ) -> SessionRun {
+    let route = Route::nodes(nodes);
+    relay_session(
+        &route,
+        (session, participants, kind),
+        (round_timeout, deadline),
+        yield_now,
+    )
+    .await
+}
+
+/// Where a session's parties are reached. A session among the cluster's nodes reaches party
+/// `i` at node `i`; one across a roster change (issue 20) has parties that are not this
+/// coordinator's nodes yet (the nodes that join), reached at their parent proxies.
+#[derive(Clone)]
+pub struct Route {
+    nodes: Arc<Nodes>,
+    /// Party index to where it is reached; `None`: party `i` is node `i`.
+    targets: Option<Arc<BTreeMap<u16, Target>>>,
+}
+
+/// Where one party of a session is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Node `i` of this coordinator's nodes (the roster in force).
+    Node(u16),
+    /// The enclave behind the parent proxy at this URL (a node that joins).
+    Proxy(String),
+}
+
+impl Route {
+    /// Party `i` is node `i`.
+    pub fn nodes(nodes: &Arc<Nodes>) -> Self {
+        Self {
+            nodes: nodes.clone(),
+            targets: None,
+        }
+    }
+
+    /// Each party where `targets` says.
+    pub fn to(nodes: &Arc<Nodes>, targets: BTreeMap<u16, Target>) -> Self {
+        Self {
+            nodes: nodes.clone(),
+            targets: Some(Arc::new(targets)),
+        }
+    }
+
+    /// Sends one request to party `party`, with a time limit.
+    pub async fn call(
+        &self,
+        party: u16,
+        request: &EnclaveRequest,
+        timeout: Duration,
+    ) -> Result<EnclaveResponse, CallError> {
+        let Some(targets) = &self.targets else {
+            return self.nodes.call(party, request, timeout).await;
+        };
+        match targets.get(&party) {
+            Some(Target::Node(node)) => self.nodes.call(*node, request, timeout).await,
+            Some(Target::Proxy(url)) => self
+                .nodes
+                .call_proxy(url, request, timeout)
+                .await
+                .map_err(|e| CallError(format!("party {party}: {}", e.0))),
+            None => Err(CallError(format!("no party {party}"))),
+        }
+    }
+}
+
+/// Runs one session among the `participants` of `route`, as [`run_session`] does.
+pub async fn run_routed_session(
+    route: &Route,
+    session: &ByteBuf,
+    participants: &[u16],
+    kind: &SessionKind,
+    round_timeout: Duration,
+) -> SessionRun {
+    relay_session(
+        route,
+        (session, participants, kind),
+        (round_timeout, None),
+        &|| false,
+    )
+    .await
+}
+
+async fn relay_session(
+    route: &Route,
+    (session, participants, kind): (&ByteBuf, &[u16], &SessionKind),
+    (round_timeout, deadline): (Duration, Option<Instant>),
+    yield_now: &(dyn Fn() -> bool + Sync),
+) -> SessionRun {
     // Each call gets the round's limit, cut to what is left before the deadline.
     let limit = move || match deadline {
         Some(d) => round_timeout
@@ -109,14 +200,14 @@ pub async fn run_session_yielding(
     let mut unresponsive = Vec::new();
     let mut tasks = JoinSet::new();
     for p in participants {
-        let (nodes, node) = (nodes.clone(), *p);
+        let (route, node) = (route.clone(), *p);
         let request = EnclaveRequest::StartSession {
             session: session.clone(),
             participants: participants.to_vec(),
             kind: kind.clone(),
         };
         let t = limit();
-        tasks.spawn(async move { (node, nodes.call(node, &request, t).await) });
+        tasks.spawn(async move { (node, route.call(node, &request, t).await) });
     }
     let mut failed = false;
     'rounds: loop {
@@ -157,13 +248,13 @@ pub async fn run_session_yielding(
         let mut any = false;
         while let Some((node, envelopes)) = relay.next_delivery() {
             any = true;
-            let nodes = nodes.clone();
+            let route = route.clone();
             let request = EnclaveRequest::Deliver {
                 session: session.clone(),
                 envelopes,
             };
             let t = limit();
-            tasks.spawn(async move { (node, nodes.call(node, &request, t).await) });
+            tasks.spawn(async move { (node, route.call(node, &request, t).await) });
         }
         if !any {
             break;
@@ -173,7 +264,7 @@ pub async fn run_session_yielding(
         tasks.abort_all();
         // Also at nodes that did not answer in time: a slow node may be alive and hold the
         // request until it hears of the abort.
-        abort(nodes, session, participants).await;
+        abort(route, session, participants).await;
         for p in participants {
             if !relay.outcomes().contains_key(p) {
                 relay.fail(
@@ -194,15 +285,15 @@ pub async fn run_session_yielding(
 }
 
 /// Aborts a session at every participant that still answers (best effort, briefly).
-async fn abort(nodes: &Arc<Nodes>, session: &ByteBuf, participants: &[u16]) {
+async fn abort(route: &Route, session: &ByteBuf, participants: &[u16]) {
     let mut tasks = JoinSet::new();
     for p in participants {
-        let (nodes, node) = (nodes.clone(), *p);
+        let (route, node) = (route.clone(), *p);
         let request = EnclaveRequest::AbortSession {
             session: session.clone(),
         };
         tasks.spawn(async move {
-            let _ = nodes.call(node, &request, Duration::from_secs(2)).await;
+            let _ = route.call(node, &request, Duration::from_secs(2)).await;
         });
     }
     while tasks.join_next().await.is_some() {}

@@ -86,6 +86,15 @@ fn pending_of<'a>(
         .filter(|p| p.approved.request.roster != roster)
 }
 
+/// A roster change's SHA-256 as a request names it.
+fn change_hash(change: &Hex) -> Result<[u8; 32], ApiError> {
+    change
+        .0
+        .as_slice()
+        .try_into()
+        .map_err(|_| err(ErrorCode::MalformedRequest, "change: a SHA-256 of 32 bytes"))
+}
+
 /// The refusal of a change a roster may not undergo, named by its kind.
 fn roster_refused(e: &RosterError) -> ApiError {
     let message = match e.kind() {
@@ -214,6 +223,45 @@ impl Coordinator {
             restored += 1;
         }
         Ok(restored)
+    }
+
+    /// The pending roster change, which must be the one whose SHA-256 is `change`
+    /// (`no_pending_change`, `other_change` otherwise).
+    async fn pending_proposal(&self, change: &[u8; 32]) -> Result<RosterProposal, ApiError> {
+        let status = self.roster_status().await?;
+        let pending = status.as_ref().and_then(|s| s.pending.as_ref());
+        let Some(proposal) = status.as_ref().and_then(|s| {
+            s.proposals
+                .iter()
+                .find(|p| Some(&p.request_sha256) == pending)
+        }) else {
+            return Err(err(
+                ErrorCode::Refused,
+                "no_pending_change: no roster change is pending",
+            ));
+        };
+        if proposal.request_sha256.0 != change {
+            return Err(err(
+                ErrorCode::Refused,
+                format!(
+                    "other_change: the pending roster change is {}, not {}",
+                    hex::encode(&proposal.request_sha256.0),
+                    hex::encode(change)
+                ),
+            ));
+        }
+        Ok(proposal.clone())
+    }
+
+    /// The genesis with the roster in force (a legacy genesis has none: `legacy_genesis`).
+    async fn roster_in_force(&self) -> Result<Genesis, ApiError> {
+        match self.cluster().await? {
+            GenesisBody::V2(pinned) => Ok(pinned.request.to_wire()),
+            _ => Err(err(
+                ErrorCode::InvalidRequest,
+                "legacy_genesis: a cluster without a roster has no roster changes",
+            )),
+        }
     }
 
     /// Every recorded roster change proposal.
@@ -559,6 +607,7 @@ mod tests {
     }
 }
 
+mod moves;
 mod prepare;
 
 #[cfg(test)]

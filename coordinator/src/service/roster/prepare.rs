@@ -11,8 +11,8 @@ use tracing::info;
 use super::super::changes::{failures_text, not_applied, nowhere_code};
 use super::super::{Coordinator, err, unix_now};
 use crate::api::{
-    ApiError, ErrorCode, GenesisBody, HeldStatementJson, Hex, NodeFailure, NodePrepared,
-    PrepareRosterBody, RosterPreparedResult, Wire,
+    ApiError, ErrorCode, HeldStatementJson, Hex, NodeFailure, NodePrepared, PrepareRosterBody,
+    RosterPreparedResult, Wire,
 };
 use crate::audit::AuditEntry;
 
@@ -46,21 +46,9 @@ impl Coordinator {
         body: PrepareRosterBody,
         credential: String,
     ) -> Result<RosterPreparedResult, ApiError> {
-        let genesis = self.cluster().await?;
-        let GenesisBody::V2(pinned) = &genesis else {
-            return Err(err(
-                ErrorCode::InvalidRequest,
-                "legacy_genesis: a cluster without a roster has no roster changes",
-            ));
-        };
-        let roster = pinned.request.to_wire();
+        let roster = self.roster_in_force().await?;
         let malformed = |what: &str| err(ErrorCode::MalformedRequest, what.to_string());
-        let change: [u8; 32] = body
-            .change
-            .0
-            .as_slice()
-            .try_into()
-            .map_err(|_| malformed("change: a SHA-256 of 32 bytes"))?;
+        let change = super::change_hash(&body.change)?;
         if body
             .statements
             .iter()
@@ -82,32 +70,11 @@ impl Coordinator {
         if nonce.len() > protocol::roster::MAX_PREPARE_NONCE {
             return Err(malformed("nonce: at most 64 bytes"));
         }
-        let status = self.roster_status().await?;
-        let pending = status.as_ref().and_then(|s| s.pending.as_ref());
-        let Some(proposal) = status.as_ref().and_then(|s| {
-            s.proposals
-                .iter()
-                .find(|p| Some(&p.request_sha256) == pending)
-        }) else {
-            return Err(err(
-                ErrorCode::Refused,
-                "no_pending_change: no roster change is pending",
-            ));
-        };
+        let proposal = self.pending_proposal(&change).await?;
         // One statement per node of either roster at most.
         let listed = roster.roster.len() + proposal.request.request.roster.len();
         if body.statements.len() > listed {
             return Err(malformed("statements: more than the two rosters list"));
-        }
-        if proposal.request_sha256.0 != change {
-            return Err(err(
-                ErrorCode::Refused,
-                format!(
-                    "other_change: the pending roster change is {}, not {}",
-                    hex::encode(&proposal.request_sha256.0),
-                    hex::encode(change)
-                ),
-            ));
         }
         let version = proposal.version;
         let cluster = roster.cluster_id();

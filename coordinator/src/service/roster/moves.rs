@@ -1,0 +1,650 @@
+//! Moving the cluster's keys to the pending roster change (issue 20, step 3 of
+//! `docs/lifecycle.md`): `POST /v1/cluster/roster/move`, one step per call — the new party
+//! set's auxiliary information (`SessionKind::MoveAux`), or one key (`SessionKind::MoveKey`) —
+//! so that a client prints progress between steps and runs a failed one again.
+//!
+//! The parties are every node of the new roster at its index in it, then, for a key, the nodes
+//! leaving (`protocol::roster::RosterDiff::parties`), which every enclave computes from its
+//! own sealed change; the coordinator reaches a node that stays or leaves at its own proxy and
+//! a node that joins at the parent proxy the client names. Nothing here is trusted by the
+//! enclaves: each checks that it is prepared for the change, verifies every party's document
+//! against the entry the rosters list for it, and takes a key's facts from its own record (a
+//! joining node from the facts the holders confirm). The coordinator checks each receiver's
+//! signed word under the node key the new roster lists, and that every party confirmed one
+//! digest, so a client is told a step moved only what the commit will find.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use protocol::genesis::{Genesis, RosterEntry};
+use protocol::roster::transfer::{KeyInfo, key_moved_message};
+use protocol::roster::{ChangeParty, ChangeRoster};
+use protocol::session::{FailureCode, Outcome, SessionKind};
+use protocol::{EnclaveRequest, EnclaveResponse};
+use rand::RngCore;
+use serde_bytes::ByteBuf;
+use tracing::info;
+
+use super::super::{Coordinator, err, unix_now};
+use crate::api::{
+    ApiError, ErrorCode, Hex, JoiningProxy, MoveRosterBody, MoveStep, PartyMoved,
+    RosterMovedResult, Wire,
+};
+use crate::audit::AuditEntry;
+use crate::nodes::{Route, SessionRun, Target, new_session_id, run_routed_session};
+
+/// How long a party has to answer a status or attestation call of a move.
+const ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One party of a move: where it is reached and the entry the rosters list for it.
+struct Party {
+    /// Its place in the change (`current`: index in the roster in force, `next`: in the new).
+    at: ChangeParty,
+    target: Target,
+    entry: RosterEntry,
+}
+
+/// The pending change a move is for, with what every step needs.
+struct Moving {
+    roster: Genesis,
+    hash: [u8; 32],
+    version: u32,
+    parties: Vec<Party>,
+}
+
+/// The parent proxies the client named, by node key, each checked to be a node the change
+/// adds, once.
+fn joining_proxies(
+    joining: &[JoiningProxy],
+    added: &BTreeSet<Vec<u8>>,
+) -> Result<BTreeMap<Vec<u8>, String>, ApiError> {
+    let malformed = |m: String| err(ErrorCode::MalformedRequest, m);
+    let mut out = BTreeMap::new();
+    for j in joining {
+        if !(j.proxy.starts_with("http://") || j.proxy.starts_with("https://")) {
+            return Err(malformed(format!(
+                "joining: proxy {:?} is not an http:// or https:// URL",
+                j.proxy
+            )));
+        }
+        if !added.contains(&j.node_key.0) {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "not_joining: node key {} is not a node the pending change adds",
+                    hex::encode(&j.node_key.0)
+                ),
+            ));
+        }
+        if out.insert(j.node_key.0.clone(), j.proxy.clone()).is_some() {
+            return Err(malformed(format!(
+                "joining: node key {} named twice",
+                hex::encode(&j.node_key.0)
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// Every party of the change in party order, reached at its node (a node of the roster in
+/// force) or at the parent proxy named for it (a node that joins).
+fn parties_of(
+    (roster, change): (&Genesis, &ChangeRoster),
+    diff: &protocol::roster::RosterDiff,
+    proxies: &BTreeMap<Vec<u8>, String>,
+) -> Result<Vec<Party>, ApiError> {
+    diff.parties()
+        .into_iter()
+        .map(|at| {
+            let entry = match (at.next, at.current) {
+                (Some(j), _) => change.roster.get(usize::from(j)),
+                (None, Some(i)) => roster.roster.get(usize::from(i)),
+                (None, None) => None,
+            }
+            .cloned()
+            .ok_or_else(|| err(ErrorCode::Internal, "a party the rosters do not list"))?;
+            let target = match at.current {
+                Some(i) => Target::Node(i),
+                None => Target::Proxy(proxies.get(entry.node_key.as_slice()).cloned().ok_or_else(
+                    || {
+                        err(
+                            ErrorCode::InvalidRequest,
+                            format!(
+                                "missing_proxy: no parent proxy named for the node that joins at \
+                                 index {} (node key {})",
+                                at.next.unwrap_or_default(),
+                                hex::encode(&entry.node_key)
+                            ),
+                        )
+                    },
+                )?),
+            };
+            Ok(Party { at, target, entry })
+        })
+        .collect()
+}
+
+/// What a failed session says, naming the party by its place in the change (`at`, by party).
+fn session_failure(run: &SessionRun, at: &[ChangeParty]) -> Option<ApiError> {
+    let (party, code, message) = run.failure()?;
+    let at = at.get(usize::from(party)).copied();
+    let place = match at {
+        Some(ChangeParty {
+            next: Some(j),
+            current: None,
+        }) => format!("the node joining at index {j}"),
+        Some(ChangeParty {
+            next: Some(j),
+            current: Some(i),
+        }) => format!("node {i} (index {j} in the new roster)"),
+        Some(ChangeParty {
+            current: Some(i), ..
+        }) => format!("node {i} (leaving)"),
+        _ => format!("party {party}"),
+    };
+    let api = match code {
+        FailureCode::Unreachable | FailureCode::Aborted => ErrorCode::NoQuorum,
+        _ => ErrorCode::Refused,
+    };
+    Some(err(api, format!("{place}: {code}: {message}")))
+}
+
+impl Coordinator {
+    /// One step of moving the keys to the pending roster change (`POST
+    /// /v1/cluster/roster/move`): the new party set's auxiliary information, or one key.
+    pub async fn move_roster(
+        self: &Arc<Self>,
+        body: MoveRosterBody,
+        credential: String,
+    ) -> Result<RosterMovedResult, ApiError> {
+        self.measured("move_roster", self.run_move(body, credential))
+            .await
+    }
+
+    async fn run_move(
+        self: &Arc<Self>,
+        body: MoveRosterBody,
+        credential: String,
+    ) -> Result<RosterMovedResult, ApiError> {
+        let moving = self.moving(&body).await?;
+        let (result, action, key_id) = match &body.step {
+            MoveStep::Aux => (self.move_aux(&moving).await, "move_aux", None),
+            MoveStep::Key { key_id } => (
+                self.move_key(&moving, key_id).await,
+                "move_key",
+                Some(key_id.clone()),
+            ),
+        };
+        let (outcome, detail) = match &result {
+            Ok(r) => (
+                "ok".to_string(),
+                format!(
+                    "roster version {}: change {}; sealed incoming at new indices {:?}{}",
+                    r.version,
+                    hex::encode(moving.hash),
+                    r.moved.iter().map(|m| m.index).collect::<Vec<_>>(),
+                    match (&r.generation, r.moved.first()) {
+                        (Some(g), Some(m)) => format!(
+                            ", dealt from generation {g} by nodes {:?}, confirmed {}",
+                            r.dealers,
+                            hex::encode(&m.digest.0)
+                        ),
+                        (None, Some(m)) => format!(", public digest {}", hex::encode(&m.digest.0)),
+                        _ => String::new(),
+                    }
+                ),
+            ),
+            Err(e) => (
+                e.code.as_str().to_string(),
+                format!(
+                    "roster version {}: change {}: {}",
+                    moving.version,
+                    hex::encode(moving.hash),
+                    e.message
+                ),
+            ),
+        };
+        let entry = AuditEntry {
+            action: action.into(),
+            actors: vec![],
+            key_id,
+            payload_digests: vec![],
+            path: vec![],
+            nodes: result
+                .as_ref()
+                .map(|r| r.moved.iter().map(|m| m.index).collect())
+                .unwrap_or_default(),
+            outcome,
+            request_id: None,
+            credential: Some(credential),
+            detail: Some(detail),
+        };
+        // The nodes sealed whatever they sealed: a failed write is reported, and the step may
+        // run again (a later run replaces an earlier one at every node).
+        self.db(move |s| s.append_audit(unix_now(), &entry)).await?;
+        result
+    }
+
+    /// The pending change `body` names, its parties and where each is reached.
+    async fn moving(&self, body: &MoveRosterBody) -> Result<Moving, ApiError> {
+        let roster = self.roster_in_force().await?;
+        let hash = super::change_hash(&body.change)?;
+        let proposal = self.pending_proposal(&hash).await?;
+        let change = proposal.request.request.to_wire();
+        let diff = change
+            .diff(&[roster.roster.as_slice()], 0)
+            .map_err(|e| super::roster_refused(&e))?;
+        let added: BTreeSet<Vec<u8>> = diff
+            .added
+            .iter()
+            .filter_map(|j| change.roster.get(usize::from(*j)))
+            .map(|e| e.node_key.to_vec())
+            .collect();
+        let proxies = joining_proxies(&body.joining, &added)?;
+        let parties = parties_of((&roster, &change), &diff, &proxies)?;
+        Ok(Moving {
+            roster,
+            version: change.new_version(),
+            hash,
+            parties,
+        })
+    }
+
+    /// Where each of `parties` is reached, party `p` being the `p`-th.
+    fn route_of(&self, parties: &[&Party]) -> Route {
+        Route::to(
+            &self.nodes,
+            parties
+                .iter()
+                .enumerate()
+                .map(|(p, party)| (p as u16, party.target.clone()))
+                .collect(),
+        )
+    }
+
+    /// Runs the session `kind` among every one of `parties`, in order, on `route`: the
+    /// outcomes, or the first failure named by the party's place in the change.
+    async fn run_among(
+        &self,
+        route: &Route,
+        parties: &[&Party],
+        kind: &SessionKind,
+    ) -> Result<SessionRun, ApiError> {
+        let participants: Vec<u16> = (0..parties.len() as u16).collect();
+        let run = run_routed_session(
+            route,
+            &new_session_id(),
+            &participants,
+            kind,
+            self.settings.setup_round_timeout,
+        )
+        .await;
+        let at: Vec<ChangeParty> = parties.iter().map(|p| p.at).collect();
+        match session_failure(&run, &at) {
+            Some(e) => Err(e),
+            None => Ok(run),
+        }
+    }
+
+    /// A fresh attestation document of every party of `parties`, in their order: what the
+    /// enclaves verify each party by, against the entry the rosters list for it.
+    async fn documents(&self, parties: &[&Party]) -> Result<Vec<ByteBuf>, ApiError> {
+        let mut out = Vec::with_capacity(parties.len());
+        for p in parties {
+            let document = match &p.target {
+                Target::Node(i) => self.nodes.attest(*i).await.map(|(d, _)| d).map_err(|e| e.0),
+                Target::Proxy(url) => {
+                    let mut nonce = vec![0u8; 32];
+                    rand::rngs::OsRng.fill_bytes(&mut nonce);
+                    let call = EnclaveRequest::Attest {
+                        nonce: Some(ByteBuf::from(nonce)),
+                    };
+                    match self.nodes.call_proxy(url, &call, ASK_TIMEOUT).await {
+                        Ok(EnclaveResponse::Attestation { document }) => Ok(document.into_vec()),
+                        Ok(other) => Err(format!("{url}: unexpected {other}")),
+                        Err(e) => Err(e.0),
+                    }
+                }
+            }
+            .map_err(|why| {
+                err(
+                    ErrorCode::NoQuorum,
+                    format!(
+                        "every party's attestation document is needed: {}",
+                        why.chars().take(300).collect::<String>()
+                    ),
+                )
+            })?;
+            out.push(ByteBuf::from(document));
+        }
+        Ok(out)
+    }
+
+    /// The new party set's auxiliary information: every node of the new roster, at its index
+    /// in it. A node without safe primes ready is asked alone first, which starts them there
+    /// (and refuses): the others keep theirs for the run, and the client asks again.
+    async fn move_aux(&self, m: &Moving) -> Result<RosterMovedResult, ApiError> {
+        let receivers: Vec<&Party> = m.parties.iter().filter(|p| p.at.next.is_some()).collect();
+        let route = self.route_of(&receivers);
+        let participants: Vec<u16> = (0..receivers.len() as u16).collect();
+        let mut unready = Vec::new();
+        for j in &participants {
+            match route.call(*j, &EnclaveRequest::Status, ASK_TIMEOUT).await {
+                Ok(EnclaveResponse::Status { primes_ready, .. }) => {
+                    if !primes_ready {
+                        unready.push(*j)
+                    }
+                }
+                Ok(other) => {
+                    return Err(err(
+                        ErrorCode::NoQuorum,
+                        format!("index {j}: unexpected {other}"),
+                    ));
+                }
+                Err(e) => return Err(err(ErrorCode::NoQuorum, format!("index {j}: {}", e.0))),
+            }
+        }
+        let documents = self.documents(&receivers).await?;
+        let kind = SessionKind::MoveAux { documents };
+        if !unready.is_empty() {
+            for j in &unready {
+                let start = EnclaveRequest::StartSession {
+                    session: new_session_id(),
+                    participants: participants.clone(),
+                    kind: kind.clone(),
+                };
+                // Refused, having started its primes (or for a reason the run will name).
+                let _ = route.call(*j, &start, ASK_TIMEOUT).await;
+            }
+            return Err(err(
+                ErrorCode::Refused,
+                format!(
+                    "primes_not_ready: the nodes at new indices {unready:?} are generating safe \
+                     primes (20 to 50 s each); ask again"
+                ),
+            ));
+        }
+        info!(
+            version = m.version,
+            parties = participants.len(),
+            "making the new party set's auxiliary information"
+        );
+        let run = self.run_among(&route, &receivers, &kind).await?;
+        let mut moved = Vec::new();
+        for (j, p) in receivers.iter().enumerate() {
+            match run.outcomes.get(&(j as u16)) {
+                Some(Outcome::AuxMoved {
+                    version,
+                    index,
+                    aux,
+                    ..
+                }) if *version == m.version && usize::from(*index) == j => moved.push(PartyMoved {
+                    index: *index,
+                    node_key: Hex::from(&p.entry.node_key),
+                    digest: Hex(aux.to_vec()),
+                    statement: None,
+                }),
+                other => {
+                    return Err(err(
+                        ErrorCode::Internal,
+                        format!("index {j} answered {other:?} to the auxiliary information"),
+                    ));
+                }
+            }
+        }
+        one_digest(&moved)?;
+        info!(
+            version = m.version,
+            "the new party set's auxiliary information is made"
+        );
+        Ok(RosterMovedResult {
+            version: m.version,
+            request_sha256: Hex(m.hash.to_vec()),
+            step: MoveStep::Aux,
+            generation: None,
+            facts: None,
+            dealers: vec![],
+            moved,
+            leaving: vec![],
+        })
+    }
+
+    /// The facts of key `key_id` as node `node` of the roster in force holds it, from its
+    /// signed inventory.
+    async fn key_facts(
+        &self,
+        roster: &Genesis,
+        node: u16,
+        key_id: &str,
+    ) -> Result<KeyInfo, ApiError> {
+        let mut nonce = vec![0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let mut after = None;
+        loop {
+            let report = self
+                .inventory_page(roster, node, &nonce, after.clone())
+                .await?;
+            if let Some(k) = report.keys.iter().find(|k| k.receipt.key_id == key_id) {
+                if k.pending.is_some() {
+                    return Err(err(
+                        ErrorCode::Refused,
+                        format!(
+                            "pending_generation: key {key_id} has a resharing pending at node \
+                             {node}; it is resolved before the key moves"
+                        ),
+                    ));
+                }
+                return k.key_info().ok_or_else(|| {
+                    err(
+                        ErrorCode::Refused,
+                        format!(
+                            "not_movable: key {key_id}'s current generation names no request (it \
+                             was sealed before requests were kept): refresh it first"
+                        ),
+                    )
+                });
+            }
+            if !report.more || report.keys.is_empty() {
+                return Err(err(
+                    ErrorCode::NotFound,
+                    format!("node {node} holds no key {key_id}"),
+                ));
+            }
+            after = report.keys.last().map(|k| k.receipt.key_id.clone());
+        }
+    }
+
+    /// One key, dealt from its current generation by as many healthy nodes of the roster in
+    /// force as its threshold, to every node of the new roster.
+    async fn move_key(&self, m: &Moving, key_id: &str) -> Result<RosterMovedResult, ApiError> {
+        let row = self
+            .db({
+                let id = key_id.to_string();
+                move |s| s.key(&id)
+            })
+            .await?
+            .ok_or_else(|| err(ErrorCode::NotFound, format!("no key {key_id}")))?;
+        let healthy: Vec<u16> = (0..m.roster.roster.len() as u16)
+            .filter(|i| self.nodes.healthy(*i))
+            .collect();
+        let dealers: Vec<u16> = healthy
+            .iter()
+            .copied()
+            .take(usize::from(row.threshold))
+            .collect();
+        if dealers.len() < usize::from(row.threshold) {
+            return Err(err(
+                ErrorCode::NoQuorum,
+                format!(
+                    "key {key_id} needs {} dealers of the roster in force; healthy: {healthy:?}",
+                    row.threshold
+                ),
+            ));
+        }
+        let info = self.key_facts(&m.roster, dealers[0], key_id).await?;
+        let all: Vec<&Party> = m.parties.iter().collect();
+        let documents = self.documents(&all).await?;
+        let kind = SessionKind::MoveKey {
+            key_id: key_id.to_string(),
+            generation: info.generation,
+            dealers: dealers.clone(),
+            key: Box::new(info.clone()),
+            documents,
+        };
+        let route = self.route_of(&all);
+        info!(
+            key_id,
+            version = m.version,
+            ?dealers,
+            "moving a key to the new roster"
+        );
+        let run = self.run_among(&route, &all, &kind).await?;
+        let facts = info.digest();
+        let cluster = m.roster.cluster_id();
+        let (mut moved, mut leaving) = (Vec::new(), Vec::new());
+        for (p, party) in m.parties.iter().enumerate() {
+            let Some(Outcome::KeyMoved {
+                key_id: id,
+                generation,
+                version,
+                index,
+                confirmed,
+                key,
+                statement,
+                ..
+            }) = run.outcomes.get(&(p as u16))
+            else {
+                return Err(err(
+                    ErrorCode::Internal,
+                    format!("party {p} answered no key move"),
+                ));
+            };
+            let same = id == key_id
+                && *generation == info.generation
+                && *version == m.version
+                && *index == party.at.next
+                && key.as_slice() == facts;
+            if !same {
+                return Err(err(
+                    ErrorCode::Refused,
+                    format!("party {p} answered another key move ({id}, generation {generation})"),
+                ));
+            }
+            match (party.at.next, statement) {
+                (Some(j), Some(statement)) => {
+                    let node_key =
+                        <[u8; 32]>::try_from(party.entry.node_key.as_slice()).unwrap_or_default();
+                    let confirmed32 =
+                        <[u8; 32]>::try_from(confirmed.as_slice()).unwrap_or_default();
+                    let message = key_moved_message(
+                        &cluster,
+                        &node_key,
+                        (m.version, &m.hash),
+                        (key_id, info.generation),
+                        j,
+                        &confirmed32,
+                        &facts,
+                    );
+                    if !party.entry.signed(&message, statement) {
+                        return Err(err(
+                            ErrorCode::Refused,
+                            format!(
+                                "bad_statement: index {j}'s key-moved statement does not verify \
+                                 under the node key the new roster lists"
+                            ),
+                        ));
+                    }
+                    moved.push(PartyMoved {
+                        index: j,
+                        node_key: Hex::from(&party.entry.node_key),
+                        digest: Hex(confirmed.to_vec()),
+                        statement: Some(Hex(statement.to_vec())),
+                    });
+                }
+                (Some(j), None) => {
+                    return Err(err(
+                        ErrorCode::Refused,
+                        format!("index {j} sealed nothing of key {key_id}"),
+                    ));
+                }
+                (None, _) => leaving.extend(party.at.current),
+            }
+        }
+        one_digest(&moved)?;
+        info!(key_id, version = m.version, "key moved to the new roster");
+        Ok(RosterMovedResult {
+            version: m.version,
+            request_sha256: Hex(m.hash.to_vec()),
+            step: MoveStep::Key {
+                key_id: key_id.to_string(),
+            },
+            generation: Some(info.generation),
+            facts: Some(Hex(facts.to_vec())),
+            dealers,
+            moved,
+            leaving,
+        })
+    }
+}
+
+/// Refused unless every node sealed what the step moved under one digest: parties that
+/// confirmed different digests hold different sharings, which no commit takes.
+fn one_digest(moved: &[PartyMoved]) -> Result<(), ApiError> {
+    let digests: BTreeSet<&[u8]> = moved.iter().map(|m| m.digest.0.as_slice()).collect();
+    if digests.len() > 1 {
+        return Err(err(
+            ErrorCode::Refused,
+            format!(
+                "digests_differ: the nodes of the new roster sealed {} different digests; run the \
+                 step again",
+                digests.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxy(key: u8, url: &str) -> JoiningProxy {
+        JoiningProxy {
+            node_key: Hex(vec![key; 32]),
+            proxy: url.into(),
+        }
+    }
+
+    #[test]
+    fn the_proxies_named_are_of_nodes_the_change_adds_once_each() {
+        let added: BTreeSet<Vec<u8>> = [vec![4; 32]].into();
+        let ok = joining_proxies(&[proxy(4, "http://127.0.0.1:1")], &added).unwrap();
+        assert_eq!(ok[&vec![4; 32]], "http://127.0.0.1:1");
+        let e = joining_proxies(&[proxy(1, "http://127.0.0.1:1")], &added).unwrap_err();
+        assert!(e.message.starts_with("not_joining: "), "{e}");
+        let e = joining_proxies(
+            &[
+                proxy(4, "http://127.0.0.1:1"),
+                proxy(4, "http://127.0.0.1:2"),
+            ],
+            &added,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::MalformedRequest);
+        let e = joining_proxies(&[proxy(4, "file:///etc/passwd")], &added).unwrap_err();
+        assert_eq!(e.code, ErrorCode::MalformedRequest);
+    }
+
+    #[test]
+    fn two_digests_are_refused() {
+        let moved = |d: u8| PartyMoved {
+            index: 0,
+            node_key: Hex(vec![1; 32]),
+            digest: Hex(vec![d; 32]),
+            statement: None,
+        };
+        assert!(one_digest(&[moved(1), moved(1)]).is_ok());
+        let e = one_digest(&[moved(1), moved(2)]).unwrap_err();
+        assert!(e.message.starts_with("digests_differ: "), "{e}");
+    }
+}

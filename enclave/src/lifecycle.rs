@@ -55,6 +55,10 @@ pub enum Event {
     Committed,
     /// Sealed state was restored.
     Restored,
+    /// A committed roster change removed this node, and it dropped every share.
+    Left,
+    /// The sealed state of a node that left was restored.
+    RestoredLeft,
     /// The cluster worker panicked outside a protocol machine, or stopped.
     WorkerFailed,
 }
@@ -87,14 +91,19 @@ pub fn required_phase(request: &EnclaveRequest) -> Requirement {
             Phase::Enrolled,
             Phase::Joining,
             Phase::Operational,
+            Phase::Left,
         ]),
         EnclaveRequest::Enroll { .. } | EnclaveRequest::Genesis { .. } => {
             Requirement::In(&[Phase::Ready, Phase::Enrolled])
         }
         EnclaveRequest::GenesisV2 { .. } => Requirement::In(&[Phase::Enrolled]),
         EnclaveRequest::JoinCluster { .. } => Requirement::In(&[Phase::Enrolled, Phase::Joining]),
-        EnclaveRequest::PrepareRoster { .. } | EnclaveRequest::CommitRoster { .. } => {
+        EnclaveRequest::PrepareRoster { .. } => {
             Requirement::In(&[Phase::Joining, Phase::Operational])
+        }
+        // A node that left answers its leaving again (a lost answer).
+        EnclaveRequest::CommitRoster { .. } => {
+            Requirement::In(&[Phase::Joining, Phase::Operational, Phase::Left])
         }
         EnclaveRequest::Restore { .. } => Requirement::In(&[Phase::Ready]),
         // A joining node takes part in two kinds of session: a key's move to the roster it
@@ -163,8 +172,10 @@ impl Lifecycle {
             (Phase::Enrolled | Phase::Joining, Event::Joined) => Phase::Joining,
             (Phase::Ready, Event::RestoredJoining) => Phase::Joining,
             (Phase::Joining | Phase::Operational, Event::Committed) => Phase::Operational,
+            (Phase::Operational | Phase::Left, Event::Left) => Phase::Left,
+            (Phase::Ready, Event::RestoredLeft) => Phase::Left,
             (
-                Phase::Ready | Phase::Enrolled | Phase::Joining | Phase::Operational,
+                Phase::Ready | Phase::Enrolled | Phase::Joining | Phase::Operational | Phase::Left,
                 Event::WorkerFailed,
             ) => Phase::Failed,
             (phase, event) => return Err(InvalidTransition { phase, event }),

@@ -73,7 +73,13 @@ fn primes(config: &Config) -> PrimePool {
     #[cfg(feature = "test-fixtures")]
     if let Some(i) = config.fixture_primes {
         match enclave::mpc::ecdsa::fixtures::primes(i) {
-            Ok(p) => return PrimePool::preloaded(p),
+            // The committed set again after each use: a roster change makes auxiliary
+            // information a second time.
+            Ok(p) => {
+                return PrimePool::reloading(p, move || {
+                    enclave::mpc::ecdsa::fixtures::primes(i).ok()
+                });
+            }
             Err(e) => error!(error = %e, "cannot load fixture primes; generating"),
         }
     }

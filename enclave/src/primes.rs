@@ -26,12 +26,17 @@ impl std::fmt::Debug for PrimesProbe {
     }
 }
 
+/// Where a test pool's next set comes from.
+type Reload = Arc<dyn Fn() -> Option<SecretPrimes> + Send + Sync>;
+
 /// One set of pregenerated primes, refilled in the background after it is taken.
 #[derive(Clone, Default)]
 pub struct PrimePool {
     ready: Arc<Mutex<Option<SecretPrimes>>>,
     generating: Arc<AtomicBool>,
     refill: bool,
+    /// Test fixtures: the committed set again, at once, after each use.
+    reload: Option<Reload>,
 }
 
 impl std::fmt::Debug for PrimePool {
@@ -56,7 +61,12 @@ impl PrimePool {
 
     /// Starts generating now if nothing is ready and nothing is being generated.
     pub fn warm_up(&self) {
-        if self.refill && !self.ready() {
+        if self.ready() {
+            return;
+        }
+        if let Some(reload) = &self.reload {
+            *self.ready.lock().unwrap_or_else(|p| p.into_inner()) = reload();
+        } else if self.refill {
             self.spawn_generation();
         }
     }
@@ -66,6 +76,20 @@ impl PrimePool {
         Self {
             ready: Arc::new(Mutex::new(Some(primes))),
             ..Self::default()
+        }
+    }
+
+    #[cfg(feature = "test-fixtures")]
+    /// A pool holding `primes` and taking the next set from `reload` at once after each use
+    /// (test fixtures: the committed set again, so that a simulated cluster makes auxiliary
+    /// information more than once, as a roster change does, without minutes of prime search).
+    pub fn reloading(
+        primes: SecretPrimes,
+        reload: impl Fn() -> Option<SecretPrimes> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            reload: Some(Arc::new(reload)),
+            ..Self::preloaded(primes)
         }
     }
 
@@ -104,9 +128,35 @@ impl PrimePool {
     /// Takes the ready set (if any) and starts generating the next.
     pub fn take(&self) -> Option<SecretPrimes> {
         let taken = self.ready.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if taken.is_some() && self.refill {
-            self.spawn_generation();
+        if taken.is_some() {
+            if let Some(reload) = &self.reload {
+                *self.ready.lock().unwrap_or_else(|p| p.into_inner()) = reload();
+            } else if self.refill {
+                self.spawn_generation();
+            }
         }
         taken
+    }
+}
+
+#[cfg(all(test, feature = "test-fixtures"))]
+mod tests {
+    use super::*;
+
+    /// A fixture pool that reloads is ready again after each use (a simulated cluster makes
+    /// auxiliary information at the genesis and again at a roster change); a preloaded one is
+    /// not.
+    #[test]
+    fn a_reloading_pool_is_ready_again_after_each_use() {
+        let load = || crate::mpc::ecdsa::fixtures::primes(0).ok();
+        let pool = PrimePool::reloading(load().unwrap(), load);
+        for _ in 0..2 {
+            assert!(pool.take().is_some());
+            assert!(pool.ready());
+        }
+        let once = PrimePool::preloaded(load().unwrap());
+        assert!(once.take().is_some());
+        once.warm_up();
+        assert!(!once.ready() && once.take().is_none());
     }
 }

@@ -478,6 +478,15 @@ fn cluster_request(
             warn!(error = %e, "lifecycle transition refused");
         }
     };
+    // A request admitted while the node was operational and queued behind its leaving runs on
+    // a node that left: refused as the phase now refuses it (attacker review helper-76,
+    // finding L4). Its shares are gone already; this keeps the rule in one place.
+    if node.has_left() && !matches!(request, EnclaveRequest::CommitRoster { .. }) {
+        return EnclaveResponse::Error(EnclaveError::new(
+            ErrorCode::WrongPhase,
+            format!("{request} needs phase operational, enclave is left"),
+        ));
+    }
     let result = match request {
         EnclaveRequest::Enroll { kms_key_arn } => {
             node.enroll(&kms_key_arn).map(|(sealed, node_key)| {
@@ -532,6 +541,14 @@ fn cluster_request(
                 })
         }
         EnclaveRequest::CommitRoster { commit } => node.commit_roster(identity, &commit).map(|c| {
+            if c.left {
+                advance(node, Event::Left);
+                return EnclaveResponse::RosterLeft {
+                    version: c.version,
+                    statement: ByteBuf::from(c.statement),
+                    sealed: ByteBuf::from(c.sealed.unwrap_or_default()),
+                };
+            }
             if c.set_statement.is_some() {
                 advance(node, Event::Committed);
             }
@@ -542,6 +559,8 @@ fn cluster_request(
                 statement: ByteBuf::from(c.statement),
                 set_statement: c.set_statement.map(ByteBuf::from),
                 sealed: c.sealed.map(ByteBuf::from),
+                set: c.set,
+                aux: c.aux,
             }
         }),
         EnclaveRequest::Restore { blobs } => {
@@ -550,6 +569,8 @@ fn cluster_request(
                     node,
                     if node.joining() {
                         Event::RestoredJoining
+                    } else if node.has_left() {
+                        Event::RestoredLeft
                     } else if node.index().is_some() {
                         Event::Restored
                     } else {

@@ -199,6 +199,9 @@ impl BlobStore {
                 }
                 self.put_genesis(sealed).map(drop)
             }),
+            // The node left the roster (a committed change removed it): the genesis blob that
+            // says so replaces the one before, and the shares it will never load go.
+            EnclaveResponse::RosterLeft { sealed, .. } => self.keep_left(sealed),
             EnclaveResponse::Session(update) => match &update.outcome {
                 Some(Outcome::AuxReady { sealed }) => self.put("aux.blob", sealed),
                 Some(Outcome::KeyCreated { key_id, sealed, .. }) => {
@@ -296,6 +299,47 @@ impl BlobStore {
         }
         if let Err(e) = self.remove_stale(version) {
             warn!(error = %e, "stale blobs could not all be removed after a commit");
+        }
+        Ok(())
+    }
+
+    /// A node that left (`EnclaveResponse::RosterLeft`): its genesis blob stored as a
+    /// committed node's is, then, if that blob is the one stored, every key, incoming and
+    /// auxiliary-information blob removed: the enclave loads none of them again (its genesis
+    /// says it left), and a removed node's shares kept on its disk are a liability only. A
+    /// failure of the clean-up is logged. A mirror that keeps versions (the AWS deployment's
+    /// S3 bucket) still holds them: disabling the node's KMS key is what ends them.
+    fn keep_left(&self, sealed: &[u8]) -> io::Result<()> {
+        self.genesis_turn(|| {
+            if !self.dir.join(GENESIS_BLOB).exists() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a leaving node's genesis blob, but this store holds no genesis blob",
+                ));
+            }
+            // Only where the blob that says it left is the one stored: an older answer coming
+            // back last removes nothing (attacker review helper-76, finding L1).
+            if self.put_genesis(sealed)?
+                && let Err(e) = self.remove_shares()
+            {
+                warn!(error = %e, "the blobs of a node that left could not all be removed");
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes every key blob (current, pending, incoming) and auxiliary-information blob.
+    fn remove_shares(&self) -> io::Result<()> {
+        for entry in std::fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if (name.starts_with("key-") || name.starts_with("aux.")) && name.ends_with(".blob") {
+                std::fs::remove_file(&path)?;
+                info!(name, "a share of a node that left removed");
+            }
         }
         Ok(())
     }

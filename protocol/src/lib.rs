@@ -299,6 +299,9 @@ pub enum Phase {
     /// The enclave joined a pending roster change (or was restored so): it holds the
     /// cluster's chain and takes no part in its work until the change is committed.
     Joining,
+    /// A committed roster change removed this node, and it dropped every share (or was
+    /// restored so): it takes no part in the cluster's work any more (issue 20).
+    Left,
     /// Boot failed; the enclave answers nothing but errors until restarted.
     BootFailed,
     /// The cluster worker panicked outside a protocol machine: its state is not trusted any
@@ -315,6 +318,7 @@ impl fmt::Display for Phase {
             Self::Enrolled => "enrolled",
             Self::Operational => "operational",
             Self::Joining => "joining",
+            Self::Left => "left",
             Self::BootFailed => "boot_failed",
             Self::Failed => "failed",
         })
@@ -438,6 +442,27 @@ pub enum EnclaveResponse {
         /// name.
         #[serde(default)]
         sealed: Option<ByteBuf>,
+        /// The key set `keys` is the digest of (public: each key's id, generation dealt from,
+        /// facts' digest and confirmed digest), what a node the change removes is shown to
+        /// leave ([`roster::commit::CommitRoster::keys`]).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        set: Vec<roster::commit::MovedKey>,
+        /// With `set`: the digest of the new party set's auxiliary information the set's
+        /// digest names, if any ([`roster::commit::set_digest`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        aux: Option<ByteBuf>,
+    },
+    /// A node the roster change removes left ([`EnclaveRequest::CommitRoster`], shown that the
+    /// change was committed): it dropped every share and its auxiliary information, and its
+    /// phase is `left` from here on.
+    RosterLeft {
+        /// The roster version the change makes.
+        version: u32,
+        /// Its node key's signature over [`roster::commit::roster_left_message`] (64 bytes).
+        statement: ByteBuf,
+        /// The sealed genesis state to store (it replaces the one before); the parent deletes
+        /// the node's key, incoming and auxiliary-information blobs, which it will never load.
+        sealed: ByteBuf,
     },
     /// Sealed state reloaded.
     Restored {
@@ -490,6 +515,7 @@ impl EnclaveResponse {
             Self::Joined { .. } => "joined",
             Self::RosterPrepared { .. } => "roster_prepared",
             Self::RosterCommitted { .. } => "roster_committed",
+            Self::RosterLeft { .. } => "roster_left",
             Self::Restored { .. } => "restored",
             Self::PeersAdmitted { .. } => "peers_admitted",
             Self::Session(_) => "session",

@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use protocol::policy::Scheme;
 use protocol::roster::commit::{
-    CommitRoster, KeysHeldStatement, MovedKey, SetStatement, keys_held_message, roster_set_message,
+    CommitRoster, KeysHeldStatement, MovedKey, SetStatement, keys_held_message,
+    roster_left_message, roster_set_message,
 };
 use protocol::roster::transfer::KeyInfo;
 use protocol::roster::{ChangeRoster, HeldStatement};
@@ -39,6 +40,11 @@ pub(super) struct Answer {
     pub(super) sealed: Option<ByteBuf>,
     pub(super) committed: bool,
     pub(super) set_statement: Option<ByteBuf>,
+    /// The key set its digest is of, as the node lists it (what a node leaving is shown).
+    pub(super) set: Vec<MovedKey>,
+    pub(super) aux: Option<ByteBuf>,
+    /// The node left: `held.statement` is its `cohort/roster-left/v1` word.
+    pub(super) left: bool,
 }
 
 pub(super) fn commit(
@@ -89,6 +95,35 @@ pub(super) fn send_commit(
     // A node that leaves is shown the set and answers no roster-set word.
     let leaving = !commit.keys.is_empty();
     let response = e.handle(EnclaveRequest::CommitRoster { commit });
+    let node_key = e.node_binding().expect("an enrolled node").node_key;
+    if let EnclaveResponse::RosterLeft {
+        version,
+        statement,
+        sealed,
+    } = response
+    {
+        // Its word that it left, under its node key; its phase is `left` from here on.
+        assert!(leaving);
+        let message = roster_left_message(&change.cluster, &node_key, version, &change.hash());
+        let vk = ed25519_dalek::VerifyingKey::from_bytes(&node_key).unwrap();
+        let sig = ed25519_dalek::Signature::from_slice(&statement).unwrap();
+        assert!(vk.verify_strict(&message, &sig).is_ok());
+        assert_eq!(e.phase(), Phase::Left);
+        return Ok(Answer {
+            held: KeysHeldStatement {
+                node_key: ByteBuf::from(node_key.to_vec()),
+                keys: ByteBuf::from(vec![0; 32]),
+                statement,
+            },
+            count: 0,
+            sealed: Some(sealed),
+            committed: false,
+            set_statement: None,
+            set: Vec::new(),
+            aux: None,
+            left: true,
+        });
+    }
     let EnclaveResponse::RosterCommitted {
         version,
         keys,
@@ -96,15 +131,26 @@ pub(super) fn send_commit(
         statement,
         set_statement,
         sealed,
+        set,
+        aux,
     } = response
     else {
         return Err(membership_refusal(response));
     };
+    // The set it lists is the one its digest names, each key once.
+    let held: Vec<_> = set.iter().map(MovedKey::held).collect();
+    let aux32 = aux
+        .as_ref()
+        .map(|a| <[u8; 32]>::try_from(a.as_slice()).unwrap());
+    assert_eq!(
+        keys.as_slice(),
+        protocol::roster::commit::set_digest(&held, aux32.as_ref())
+    );
+    assert_eq!(set.len(), count as usize);
     assert_eq!(version, change.new_version());
     if set_statement.is_some() || (!statements.is_empty() && !leaving) {
         assert!(sealed.is_some() && set_statement.is_some());
     }
-    let node_key = e.node_binding().expect("an enrolled node").node_key;
     let vk = ed25519_dalek::VerifyingKey::from_bytes(&node_key).unwrap();
     if let Some(signed) = &set_statement {
         let message = roster_set_message(&change.cluster, &node_key, version, &change.hash());
@@ -121,6 +167,9 @@ pub(super) fn send_commit(
         committed: set_statement.is_some(),
         set_statement,
         sealed,
+        set,
+        aux,
+        left: false,
     })
 }
 
@@ -461,11 +510,20 @@ fn a_shrunk_roster_is_committed_once_every_key_moved_and_signs_on() {
     .err()
     .unwrap();
     assert!(refused.starts_with("missing_statement"), "{refused}");
-    let answer = send_commit(left, &change, leave(vec![listed_a, listed_b], &statements)).unwrap();
-    assert_eq!(answer.count, 0);
-    c.blobs[2][1] = answer.sealed.unwrap();
+    // The set a node that stays lists with its word is the one shown (what the coordinator
+    // reads it from).
+    let mut listed = vec![listed_a, listed_b];
+    listed.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+    assert_eq!(commit(&c.enclaves[0], &change, &[]).unwrap().set, listed);
+    let answer = send_commit(left, &change, leave(listed.clone(), &statements)).unwrap();
+    assert!(answer.left && answer.count == 0);
+    c.blobs[2][1] = answer.sealed.clone().unwrap();
+    // Asked again (its parent lost the answer), it answers its leaving again.
+    let again = send_commit(left, &change, leave(listed, &statements)).unwrap();
+    assert!(again.left);
+    // It takes no part in the cluster's work any more: its phase is `left`.
     let refused = sign_refusal(&c, A, &[1, 2]);
-    assert!(refused.contains("unknown key"), "{refused}");
+    assert!(refused.contains("enclave is left"), "{refused}");
     let fresh = crate::testkit::boot(&c.ca, 2, crate::testkit::IMAGE);
     let mut blobs = c.blobs[2].clone();
     blobs.extend(old_blobs[2].iter().cloned());
@@ -473,6 +531,7 @@ fn a_shrunk_roster_is_committed_once_every_key_moved_and_signs_on() {
         EnclaveResponse::Restored { keys, aux, .. } => assert!(keys.is_empty() && !aux, "{keys:?}"),
         other => panic!("restore: {other:?}"),
     }
+    assert_eq!(fresh.phase(), Phase::Left);
     // Asked again (its parent lost the answer), a committed node answers the same: its word
     // as it committed on it, and the genesis blob sealed again (helper-66, finding M2).
     let again = commit(&c.enclaves[0], &change, &[]).unwrap();

@@ -136,6 +136,13 @@ fn an_ecdsa_key_moves_to_a_grown_roster_with_the_new_party_set_s_auxiliary_infor
         .collect();
     let statements: Vec<KeysHeldStatement> = answers.iter().map(|a| a.held.clone()).collect();
     assert!(statements.windows(2).all(|w| w[0].keys == w[1].keys));
+    // Each lists the set with the new party set's auxiliary information's digest, the one
+    // the run made (the set's digest is checked against both as the answer is read).
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.aux.is_some() && a.aux == answers[0].aux)
+    );
     let mut words = Vec::new();
     for (i, e) in c.enclaves.iter().enumerate() {
         let answer = commit(e, &change, &statements).unwrap();

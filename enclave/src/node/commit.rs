@@ -62,6 +62,13 @@ pub struct Committed {
     pub set_statement: Option<Vec<u8>>,
     /// When this answer committed: the sealed genesis blob.
     pub sealed: Option<Vec<u8>>,
+    /// The key set `keys` is the digest of (public), and the auxiliary information's digest
+    /// it names, if any.
+    pub set: Vec<MovedKey>,
+    /// With `set`.
+    pub aux: Option<ByteBuf>,
+    /// This answer is a node leaving (`statement` is its `cohort/roster-left/v1` word).
+    pub left: bool,
 }
 
 impl GenesisState {
@@ -482,6 +489,9 @@ impl Node {
                 self.node_statement(&roster_set_message(&cluster, &key, version, &hash))?,
             ),
             sealed: Some(self.seal_genesis(&g.sealed, &cluster)?),
+            set: committed.keys.clone(),
+            aux: committed.aux.clone(),
+            left: false,
         }))
     }
 
@@ -527,6 +537,7 @@ impl Node {
         }
         let statement = self.keys_held_statement(&cluster, (version, &hash), &chain, &digest)?;
         let count = u32::try_from(moved.len()).unwrap_or(u32::MAX);
+        let aux = self.aux_digest_under(self.incoming_frame());
         let answer = |set_statement, sealed| Committed {
             version,
             keys: digest,
@@ -534,6 +545,9 @@ impl Node {
             statement: statement.clone(),
             set_statement,
             sealed,
+            set: moved.clone(),
+            aux: aux.clone(),
+            left: false,
         };
         if commit.statements.is_empty() {
             if vouched.is_some() {

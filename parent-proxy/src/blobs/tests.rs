@@ -231,6 +231,8 @@ fn a_commit_replaces_the_genesis_blob_and_keeps_this_version_s_incoming_blobs() 
             statement: ByteBuf::from(vec![5; 64]),
             set_statement: set.then(|| ByteBuf::from(vec![6; 64])),
             sealed: sealed.map(|s| ByteBuf::from(s.to_vec())),
+            set: vec![],
+            aux: None,
         };
     let committed = |sealed: &[u8], version: u32| answer(Some(sealed), true, version);
     let dir = tempfile::tempdir().unwrap();
@@ -347,6 +349,8 @@ fn an_older_genesis_blob_answered_late_never_replaces_a_newer_one() {
         statement: ByteBuf::from(vec![5; 64]),
         set_statement: None,
         sealed: Some(ByteBuf::from(sealed)),
+        set: vec![],
+        aux: None,
     };
     store.keep(&proposed(numbered(3, b"pro3"))).unwrap();
     assert_eq!(read(), numbered(3, b"pro3"));
@@ -371,4 +375,50 @@ fn an_older_genesis_blob_answered_late_never_replaces_a_newer_one() {
         }
     });
     assert_eq!(read(), numbered(19, &[19; 4]));
+}
+
+/// A node that left (a committed roster change removed it): its genesis blob is stored over
+/// the one before, and every share it will never load again goes; its node key stays (it
+/// still proves which node it was). Without a genesis blob, the answer fails and removes
+/// nothing.
+#[test]
+fn a_node_that_left_keeps_its_genesis_and_node_key_and_drops_its_shares() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::open(dir.path()).unwrap();
+    let left = |sealed: Vec<u8>| EnclaveResponse::RosterLeft {
+        version: 1,
+        statement: ByteBuf::from(vec![5; 64]),
+        sealed: ByteBuf::from(sealed),
+    };
+    let shares = [
+        "key-6b31.blob",
+        "key-6b31.pending.blob",
+        "key-6b31.incoming-1.blob",
+        "aux.blob",
+        "aux.incoming-1.blob",
+    ];
+    for name in shares {
+        std::fs::write(dir.path().join(name), b"share").unwrap();
+    }
+    std::fs::write(dir.path().join(NODE_KEY_BLOB), b"node key").unwrap();
+    let e = store.keep(&left(numbered(2, b"left"))).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+    assert!(dir.path().join("key-6b31.blob").exists(), "nothing removed");
+
+    std::fs::write(dir.path().join(GENESIS_BLOB), numbered(1, b"gen1")).unwrap();
+    store.keep(&left(numbered(2, b"left"))).unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join(GENESIS_BLOB)).unwrap(),
+        numbered(2, b"left")
+    );
+    for name in shares {
+        assert!(!dir.path().join(name).exists(), "{name} kept");
+    }
+    assert!(dir.path().join(NODE_KEY_BLOB).exists());
+    // An older answer coming back after a later state was stored removes nothing (attacker
+    // review helper-76, finding L1).
+    std::fs::write(dir.path().join("key-6b31.blob"), b"share").unwrap();
+    std::fs::write(dir.path().join(GENESIS_BLOB), numbered(5, b"gen5")).unwrap();
+    store.keep(&left(numbered(2, b"left"))).unwrap();
+    assert!(dir.path().join("key-6b31.blob").exists());
 }

@@ -98,12 +98,13 @@ impl Node {
         // Then as a restore will: the change's rules and approvals, and the statements again
         // under the chain recomputed from the image count named (a wrong count proves none).
         let mut next = g.clone();
+        let aux = self.aux_digest_under(Some(frame));
         let chain = next.apply_committed(&CommittedRoster {
             change: up.change.clone(),
             images: up.images,
             statements: commit.statements.clone(),
             keys: moved.clone(),
-            aux: self.aux_digest_under(Some(frame)),
+            aux: aux.clone(),
         })?;
         if chain != vouched_chain {
             return Err(bad(format!(
@@ -122,6 +123,9 @@ impl Node {
             statement,
             set_statement: Some(set_statement),
             sealed: Some(sealed),
+            set: moved,
+            aux,
+            left: false,
         })
     }
 }

@@ -102,6 +102,14 @@ impl Node {
         Ok(())
     }
 
+    /// Whether a committed roster change removed this node and it left (its genesis says so):
+    /// its phase is `left`.
+    pub fn has_left(&self) -> bool {
+        self.genesis
+            .as_ref()
+            .is_some_and(|g| g.sealed.left.is_some())
+    }
+
     /// Whether this node is a member of the roster in force that the change pending here
     /// removes.
     pub(super) fn removed_by_pending(&self) -> bool {
@@ -174,6 +182,9 @@ impl Node {
             statement,
             set_statement: None,
             sealed: Some(sealed),
+            set: Vec::new(),
+            aux: None,
+            left: true,
         })
     }
 }

@@ -20,6 +20,7 @@ use protocol::roster::{ChangeRoster, RosterError, roster_proposed_message};
 
 use crate::admins::{AdminChain, check_approvers};
 
+pub mod commit;
 pub mod join;
 pub mod moves;
 pub mod prepare;

@@ -207,6 +207,7 @@ mod tests {
             ("POST", "/v1/cluster/roster", Some(Role::Admin)),
             ("POST", "/v1/cluster/roster/prepare", Some(Role::Admin)),
             ("POST", "/v1/cluster/roster/move", Some(Role::Admin)),
+            ("POST", "/v1/cluster/roster/commit", Some(Role::Admin)),
             ("POST", "/v1/genesis", Some(Role::Admin)),
             ("POST", "/v1/recover", Some(Role::Admin)),
             ("POST", "/v1/nodes/{node}/enroll", Some(Role::Admin)),

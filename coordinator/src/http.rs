@@ -45,6 +45,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/cluster/roster"),
     ("POST", "/v1/cluster/roster/prepare"),
     ("POST", "/v1/cluster/roster/move"),
+    ("POST", "/v1/cluster/roster/commit"),
     ("POST", "/v1/genesis"),
     ("POST", "/v1/recover"),
     ("POST", "/v1/nodes/{node}/enroll"),
@@ -402,6 +403,14 @@ async fn handle(
                 json(
                     200,
                     &detached(async move { c.move_roster(body, who).await }).await?,
+                )
+            }
+            ("POST", "/v1/cluster/roster/commit") => {
+                let body = parse_json(&body)?;
+                let c = c.clone();
+                json(
+                    200,
+                    &detached(async move { c.commit_roster(body, who).await }).await?,
                 )
             }
             ("POST", "/v1/genesis") => {

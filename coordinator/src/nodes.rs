@@ -143,6 +143,11 @@ impl Nodes {
         policy
     }
 
+    /// Node `node`'s parent proxy (base URL).
+    pub fn proxy(&self, node: u16) -> Option<String> {
+        self.proxies.get(usize::from(node)).cloned()
+    }
+
     /// Number of nodes.
     pub fn count(&self) -> u16 {
         self.proxies.len() as u16
@@ -190,7 +195,14 @@ impl Nodes {
     ) -> Result<EnclaveResponse, CallError> {
         match tokio::time::timeout(timeout, self.http.enclave_call(proxy, request)).await {
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => Err(CallError(format!("{e:#}"))),
+            // What a URL a client named answered is logged, never passed back to the caller
+            // (attacker review helper-76, finding L2).
+            Ok(Err(e)) => {
+                warn!(proxy, error = %format!("{e:#}"), "no usable answer from a parent proxy");
+                Err(CallError(format!(
+                    "{proxy}: no usable enclave answer (the coordinator's log has why)"
+                )))
+            }
             Err(_) => Err(CallError(format!(
                 "{proxy}: no answer within {} ms",
                 timeout.as_millis()

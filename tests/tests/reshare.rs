@@ -1389,12 +1389,16 @@ async fn a_node_to_add_is_enrolled_verified_proposed_joins_and_is_prepared() {
     // that joins included, each node's signed word checked by the client.
     let moved = node_json("move");
     assert_eq!(moved["version"], 1, "{moved}");
+    // The nodes hold auxiliary information (made at the genesis): the new party set's is made
+    // first, at every node of the new roster, under one digest.
     let steps = moved["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{moved}");
     assert_eq!(
-        steps.len(),
-        1,
-        "an EdDSA key alone: no auxiliary information; {moved}"
+        (&steps[0]["step"], &steps[0]["nodes"]),
+        (&serde_json::json!("aux"), &serde_json::json!(4)),
+        "{moved}"
     );
+    let steps = &steps[1..];
     assert_eq!(steps[0]["step"], "staying");
     assert_eq!(steps[0]["nodes"], 4, "{moved}");
     // Moved again, through the coordinator: a later run replaces the earlier one at every
@@ -1418,4 +1422,29 @@ async fn a_node_to_add_is_enrolled_verified_proposed_joins_and_is_prepared() {
     // The current generation keeps signing on the roster in force.
     let sig = s.sign("staying", b"once moved").await.unwrap();
     cohort_tests::verify_eddsa(&pk, b"once moved", &sig);
+
+    // The commit, through the binary: every node of the new roster vouches for the one key,
+    // the members commit, then the node that joined on their words; every word checked by
+    // the client. The node that joined is a member from here on.
+    let committed = node_json("commit");
+    assert_eq!(committed["version"], 1, "{committed}");
+    assert_eq!(committed["keys"], 1, "{committed}");
+    assert_eq!(committed["committed"], serde_json::json!([0, 1, 2, 3]));
+    assert_eq!(committed["left"], serde_json::json!([]));
+    assert_eq!(committed["failed"], serde_json::json!([]));
+    assert_eq!(committed["proxies"][3], newcomer.proxy_url.as_str());
+    assert_eq!(
+        phase_of(&http, &newcomer.proxy_url).await,
+        (protocol::Phase::Operational, Some(3))
+    );
+    // Asked again (a client that lost the answer), every node answers as it did.
+    let again = cli::roster::commit::commit(&s.api, &s.trust, &http, &[node])
+        .await
+        .unwrap();
+    assert_eq!(again.committed, vec![0, 1, 2, 3]);
+    // The members sign on the new sharing under the same public key, admitted again under the
+    // new roster (the coordinator still serves the first three: it does not follow a committed
+    // roster yet, and appending a node keeps every index).
+    let sig = s.sign("staying", b"committed").await.unwrap();
+    cohort_tests::verify_eddsa(&pk, b"committed", &sig);
 }

@@ -137,6 +137,23 @@ pub enum NodeCommand {
         #[command(flatten)]
         output: JsonFlag,
     },
+    /// The commit of the pending roster change, after every key moved: every node of the new
+    /// roster vouches for one key set, the nodes that stay commit, the nodes that join commit
+    /// on their words, the nodes removed leave (dropping every share). Every word is checked
+    /// here under the node keys of the pending change and the roster in force.
+    Commit {
+        /// The parent proxy of each node the change adds (base URL; repeat for each).
+        #[arg(long = "proxy", value_name = "URL")]
+        proxies: Vec<String>,
+        /// PEM of the attestation root their documents must chain to (default: the simulated
+        /// cluster's in --dir, else the AWS Nitro root).
+        #[arg(long, value_name = "FILE")]
+        root: Option<PathBuf>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        output: JsonFlag,
+    },
 }
 
 /// A new node's roster entry: from its own document, verified here (`--proxy`), or given by
@@ -294,6 +311,12 @@ pub async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
             cluster,
             output,
         } => move_keys(&proxies, root.as_deref(), &cluster, &output).await,
+        NodeCommand::Commit {
+            proxies,
+            root,
+            cluster,
+            output,
+        } => commit(&proxies, root.as_deref(), &cluster, &output).await,
         NodeCommand::Remove { node, change } => propose(change, Edit::Remove(node)).await,
         NodeCommand::Withdraw { change } => propose(change, Edit::Withdraw).await,
         NodeCommand::ProposeAgain { cluster, output } => again(&cluster, &output).await,
@@ -582,7 +605,40 @@ async fn move_keys(
                 s.step, s.nodes, s.digest, s.seconds
             );
         }
-        println!("the commit step is not built yet");
+        println!("next: the commit (cohort node commit)");
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn commit(
+    proxies: &[String],
+    root: Option<&std::path::Path>,
+    cluster: &ClusterArgs,
+    output: &JsonFlag,
+) -> anyhow::Result<ExitCode> {
+    let root = root_der(root, cluster)?;
+    let joiners = candidates(proxies, &root);
+    let http = coordinator::client::HttpClient::new();
+    let committed =
+        cli::roster::commit::commit(&cluster.api()?, &cluster.trust()?, &http, &joiners).await?;
+    output.print(&committed, |c| {
+        println!(
+            "roster version {} (change {}) committed over {} keys at indices {:?}; left: nodes \
+             {:?}",
+            c.version, c.request_sha256, c.keys, c.committed, c.left
+        );
+        for f in &c.failed {
+            println!("  not committed or left: {f}");
+        }
+        println!(
+            "the new roster's proxies, in index order: {} (the coordinator does not follow a \
+             committed roster yet: it serves its nodes at their indices)",
+            c.proxies.join(" ")
+        );
+    })?;
+    Ok(if committed.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

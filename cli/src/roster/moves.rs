@@ -1,6 +1,6 @@
 //! Moving every key to the pending roster change (issue 20, step 3 of `docs/lifecycle.md`),
-//! after the prepare gate: the new party set's auxiliary information first when the cluster
-//! holds an ECDSA key, then each key, one `POST /v1/cluster/roster/move` each, with progress
+//! after the prepare gate: the new party set's auxiliary information first where the nodes
+//! hold the roster in force's, then each key, one `POST /v1/cluster/roster/move` each, with progress
 //! between steps (the auxiliary information takes minutes).
 //!
 //! The nodes that join are found at the parent proxies named here, each verified by its own
@@ -18,11 +18,12 @@ use coordinator::client::{ApiCallError, ApiClient, HttpClient};
 use protocol::policy::Scheme;
 use protocol::roster::transfer::key_moved_message;
 
-use super::join::{Candidate, entry_of, pending, verified_document};
+use super::join::{Candidate, Pending, entry_of, pending, verified_document};
 use crate::trust::Trust;
 
-/// How long the auxiliary information's step waits for safe primes in all.
-const PRIMES_WAIT: Duration = Duration::from_secs(30 * 60);
+/// How long the auxiliary information's step waits for safe primes in all (a set takes 20 to 50 s
+/// of CPU at each node that has none; they generate in parallel).
+const PRIMES_WAIT: Duration = Duration::from_secs(10 * 60);
 
 /// One step done.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -51,7 +52,7 @@ pub struct Moved {
 }
 
 /// Moves every key the coordinator lists to the pending change, the new party set's
-/// auxiliary information first where a key is ECDSA. `joiners` are the parent proxies of the
+/// auxiliary information first where the nodes hold the roster in force's. `joiners` are the parent proxies of the
 /// nodes the change adds; `progress` is told of each step as it starts and ends.
 pub async fn move_keys(
     api: &ApiClient,
@@ -63,26 +64,7 @@ pub async fn move_keys(
     let pending = pending(api, trust).await?;
     let r = &pending.change.request;
     let (version, change) = (r.new_version(), r.hash());
-    let in_force = &trust.genesis().roster;
-    let mut joining = Vec::new();
-    for candidate in joiners {
-        let doc =
-            verified_document(http, *candidate, &pending.image_chain.current().images).await?;
-        let entry = entry_of(&doc, false)?;
-        let listed = r.roster.iter().any(|e| e.node_key == entry.node_key);
-        let member = in_force.iter().any(|e| e.node_key == entry.node_key);
-        if !listed || member {
-            bail!(
-                "the node behind {} (node key {}) is not a node the pending change adds",
-                candidate.proxy,
-                hex::encode(&entry.node_key)
-            );
-        }
-        joining.push(JoiningProxy {
-            node_key: Hex(entry.node_key.to_vec()),
-            proxy: candidate.proxy.to_string(),
-        });
-    }
+    let joining = joining_of(http, trust, &pending, joiners).await?;
     let keys: KeyList = api
         .get("/v1/keys")
         .await
@@ -99,18 +81,26 @@ pub async fn move_keys(
         joining: joining.clone(),
         step,
     };
-    if ids.iter().any(|(_, s)| *s == Scheme::EcdsaSecp256k1) {
-        progress("the new party set's auxiliary information (minutes of CPU at every node)");
-        let started = Instant::now();
-        let answer = loop {
-            match post(api, &body(MoveStep::Aux)).await {
-                Err(e) if is_primes_not_ready(&e) && started.elapsed() < PRIMES_WAIT => {
-                    progress(&format!("  {e}"));
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                }
-                other => break other?,
+    // The new party set's auxiliary information, wherever a node holds the roster in force's
+    // (every node does once an ECDSA key can exist): the coordinator answers with no node when
+    // none does. An ECDSA key needs it; so does the commit, at a node that holds some.
+    progress("the new party set's auxiliary information (minutes of CPU at every node)");
+    let started = Instant::now();
+    let answer = loop {
+        match post(api, &body(MoveStep::Aux)).await {
+            Err(e) if is_primes_not_ready(&e) && started.elapsed() < PRIMES_WAIT => {
+                progress(&format!("  {e}"));
+                tokio::time::sleep(Duration::from_secs(5)).await;
             }
-        };
+            other => break other?,
+        }
+    };
+    if answer.moved.is_empty() {
+        if ids.iter().any(|(_, s)| *s == Scheme::EcdsaSecp256k1) {
+            bail!("the coordinator made no auxiliary information, and an ECDSA key needs it");
+        }
+        progress("  no node holds auxiliary information: none to make");
+    } else {
         let digest = checked_aux(&answer, (version, &change), r.roster.len())?;
         progress(&format!(
             "  made at {} nodes in {:.1} s",
@@ -156,6 +146,38 @@ pub async fn move_keys(
         request_sha256: hex::encode(change),
         steps,
     })
+}
+
+/// The nodes behind `joiners`, each verified by its own document and named by its node key,
+/// which must be one the pending change adds.
+pub(super) async fn joining_of(
+    http: &HttpClient,
+    trust: &Trust,
+    pending: &Pending,
+    joiners: &[Candidate<'_>],
+) -> anyhow::Result<Vec<JoiningProxy>> {
+    let r = &pending.change.request;
+    let in_force = &trust.genesis().roster;
+    let mut joining = Vec::new();
+    for candidate in joiners {
+        let doc =
+            verified_document(http, *candidate, &pending.image_chain.current().images).await?;
+        let entry = entry_of(&doc, false)?;
+        let listed = r.roster.iter().any(|e| e.node_key == entry.node_key);
+        let member = in_force.iter().any(|e| e.node_key == entry.node_key);
+        if !listed || member {
+            bail!(
+                "the node behind {} (node key {}) is not a node the pending change adds",
+                candidate.proxy,
+                hex::encode(&entry.node_key)
+            );
+        }
+        joining.push(JoiningProxy {
+            node_key: Hex(entry.node_key.to_vec()),
+            proxy: candidate.proxy.to_string(),
+        });
+    }
+    Ok(joining)
 }
 
 fn is_primes_not_ready(e: &anyhow::Error) -> bool {

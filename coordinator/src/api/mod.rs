@@ -26,7 +26,10 @@ pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
 pub use hex::{ClusterHex, Hex, buf};
 pub use images::{AcceptImagesJson, ImageChange, ImagesStatus};
 pub use import::{ImportBody, ImportKeyJson, LegacyDealerJson, ReshareKeyJson, SealedDealingJson};
-pub use moves::{JoiningProxy, MoveRosterBody, MoveStep, PartyMoved, RosterMovedResult};
+pub use moves::{
+    CommitRosterBody, JoiningProxy, MoveRosterBody, MoveStep, MovedKeyJson, NodeCommitted,
+    NodeLeft, PartyFailure, PartyMoved, RosterCommitResult, RosterMovedResult,
+};
 pub use names::{MAX_IDEMPOTENCY_KEY_LEN, MAX_KEY_ID_LEN, valid_idempotency_key, valid_key_id};
 pub use path::{parse_path, path_string};
 pub use recover::{

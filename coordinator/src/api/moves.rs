@@ -82,3 +82,96 @@ pub struct RosterMovedResult {
     /// The nodes that leave with the change and took part (by index in the roster in force).
     pub leaving: Vec<u16>,
 }
+
+/// The body of `POST /v1/cluster/roster/commit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitRosterBody {
+    /// SHA-256 of the pending change (32 bytes).
+    pub change: Hex,
+    /// The parent proxy of every node the change adds.
+    #[serde(default)]
+    pub joining: Vec<JoiningProxy>,
+}
+
+/// One key of the set the new roster vouched for (`protocol::roster::commit::MovedKey`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MovedKeyJson {
+    /// The key.
+    pub key_id: String,
+    /// The generation its move dealt from.
+    pub generation: u32,
+    /// The digest of its facts (32 bytes).
+    pub facts: Hex,
+    /// The digest its move confirmed (32 bytes).
+    pub confirmed: Hex,
+}
+
+/// One node of the new roster at the commit step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeCommitted {
+    /// Its index in the new roster.
+    pub index: u16,
+    /// Its node key (32 bytes).
+    pub node_key: Hex,
+    /// Its node key's signature over `protocol::roster::commit::keys_held_message` (the set
+    /// it vouched for, under the chain it was prepared under).
+    pub statement: Hex,
+    /// Once it committed: its node key's signature over
+    /// `protocol::roster::commit::roster_set_message` (checked here).
+    pub set_statement: Option<Hex>,
+}
+
+/// A node the change removes that left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeLeft {
+    /// Its index in the roster the change replaced.
+    pub node: u16,
+    /// Its node key (32 bytes).
+    pub node_key: Hex,
+    /// Its node key's signature over `protocol::roster::commit::roster_left_message` (checked
+    /// here).
+    pub statement: Hex,
+}
+
+/// A node that did not answer a commit step as asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartyFailure {
+    /// Its place in the change (`node 1 (index 1 in the new roster)`, `the node joining at
+    /// index 3`, `node 2 (leaving)`).
+    pub party: String,
+    /// The enclave's failure code, or `unreachable`, `bad_statement`.
+    pub code: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// The answer to `POST /v1/cluster/roster/commit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterCommitResult {
+    /// The roster version the change makes.
+    pub version: u32,
+    /// SHA-256 of the change.
+    pub request_sha256: Hex,
+    /// The digest of the key set every node of the new roster vouched for
+    /// (`protocol::roster::commit::set_digest`).
+    pub keys: Hex,
+    /// That set.
+    pub set: Vec<MovedKeyJson>,
+    /// The digest of the new party set's auxiliary information it names, if any.
+    pub aux: Option<Hex>,
+    /// Every node of the new roster, by index.
+    pub nodes: Vec<NodeCommitted>,
+    /// The nodes the change removes that left.
+    pub left: Vec<NodeLeft>,
+    /// The nodes that did not commit or leave, with why.
+    pub failed: Vec<PartyFailure>,
+    /// The parent proxy of each node of the new roster, by index: the coordinator's `--proxy`
+    /// list once it follows the new roster (not built yet).
+    pub proxies: Vec<String>,
+}

@@ -607,6 +607,7 @@ mod tests {
     }
 }
 
+mod commit;
 mod moves;
 mod prepare;
 

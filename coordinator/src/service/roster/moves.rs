@@ -37,19 +37,19 @@ use crate::nodes::{Route, SessionRun, Target, new_session_id, run_routed_session
 const ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One party of a move: where it is reached and the entry the rosters list for it.
-struct Party {
+pub(super) struct Party {
     /// Its place in the change (`current`: index in the roster in force, `next`: in the new).
-    at: ChangeParty,
-    target: Target,
-    entry: RosterEntry,
+    pub(super) at: ChangeParty,
+    pub(super) target: Target,
+    pub(super) entry: RosterEntry,
 }
 
 /// The pending change a move is for, with what every step needs.
-struct Moving {
-    roster: Genesis,
-    hash: [u8; 32],
-    version: u32,
-    parties: Vec<Party>,
+pub(super) struct Moving {
+    pub(super) roster: Genesis,
+    pub(super) hash: [u8; 32],
+    pub(super) version: u32,
+    pub(super) parties: Vec<Party>,
 }
 
 /// The parent proxies the client named, by node key, each checked to be a node the change
@@ -61,9 +61,10 @@ fn joining_proxies(
     let malformed = |m: String| err(ErrorCode::MalformedRequest, m);
     let mut out = BTreeMap::new();
     for j in joining {
-        if !(j.proxy.starts_with("http://") || j.proxy.starts_with("https://")) {
+        if !is_proxy_base(&j.proxy) {
             return Err(malformed(format!(
-                "joining: proxy {:?} is not an http:// or https:// URL",
+                "joining: proxy {:?} is not a base URL (http:// or https://, a host and a port, \
+                 no user, path, query or fragment)",
                 j.proxy
             )));
         }
@@ -84,6 +85,25 @@ fn joining_proxies(
         }
     }
     Ok(out)
+}
+
+/// Whether `url` is a parent proxy's base URL: `http://` or `https://`, a host (and port), no
+/// user info, no path beyond `/`, no query or fragment. The coordinator calls
+/// `<url>/v1/enclave` there, and nothing else (attacker review helper-76, finding L2: a URL
+/// ending in `?` would reach any path of any host).
+fn is_proxy_base(url: &str) -> bool {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return false;
+    };
+    let scheme = matches!(uri.scheme_str(), Some("http" | "https"));
+    let authority = uri
+        .authority()
+        .is_some_and(|a| !a.as_str().contains('@') && !a.host().is_empty());
+    scheme
+        && authority
+        && matches!(uri.path(), "" | "/")
+        && uri.query().is_none()
+        && !url.contains('#')
 }
 
 /// Every party of the change in party order, reached at its node (a node of the roster in
@@ -124,23 +144,30 @@ fn parties_of(
         .collect()
 }
 
+/// Party `party`'s place in the change, in words.
+pub(super) fn place(at: ChangeParty, party: u16) -> String {
+    match at {
+        ChangeParty {
+            next: Some(j),
+            current: None,
+        } => format!("the node joining at index {j}"),
+        ChangeParty {
+            next: Some(j),
+            current: Some(i),
+        } => format!("node {i} (index {j} in the new roster)"),
+        ChangeParty {
+            current: Some(i), ..
+        } => format!("node {i} (leaving)"),
+        _ => format!("party {party}"),
+    }
+}
+
 /// What a failed session says, naming the party by its place in the change (`at`, by party).
 fn session_failure(run: &SessionRun, at: &[ChangeParty]) -> Option<ApiError> {
     let (party, code, message) = run.failure()?;
-    let at = at.get(usize::from(party)).copied();
-    let place = match at {
-        Some(ChangeParty {
-            next: Some(j),
-            current: None,
-        }) => format!("the node joining at index {j}"),
-        Some(ChangeParty {
-            next: Some(j),
-            current: Some(i),
-        }) => format!("node {i} (index {j} in the new roster)"),
-        Some(ChangeParty {
-            current: Some(i), ..
-        }) => format!("node {i} (leaving)"),
-        _ => format!("party {party}"),
+    let place = match at.get(usize::from(party)) {
+        Some(at) => place(*at, party),
+        None => format!("party {party}"),
     };
     let api = match code {
         FailureCode::Unreachable | FailureCode::Aborted => ErrorCode::NoQuorum,
@@ -226,7 +253,7 @@ impl Coordinator {
     }
 
     /// The pending change `body` names, its parties and where each is reached.
-    async fn moving(&self, body: &MoveRosterBody) -> Result<Moving, ApiError> {
+    pub(super) async fn moving(&self, body: &MoveRosterBody) -> Result<Moving, ApiError> {
         let roster = self.roster_in_force().await?;
         let hash = super::change_hash(&body.change)?;
         let proposal = self.pending_proposal(&hash).await?;
@@ -251,7 +278,7 @@ impl Coordinator {
     }
 
     /// Where each of `parties` is reached, party `p` being the `p`-th.
-    fn route_of(&self, parties: &[&Party]) -> Route {
+    pub(super) fn route_of(&self, parties: &[&Party]) -> Route {
         Route::to(
             &self.nodes,
             parties
@@ -325,6 +352,21 @@ impl Coordinator {
     /// (and refuses): the others keep theirs for the run, and the client asks again.
     async fn move_aux(&self, m: &Moving) -> Result<RosterMovedResult, ApiError> {
         let receivers: Vec<&Party> = m.parties.iter().filter(|p| p.at.next.is_some()).collect();
+        // Needed where a node holds auxiliary information for the roster in force (each such
+        // node refuses the commit without the new party set's): none does in a cluster that
+        // never made any, and the step is then a no-op, named by an empty `moved`.
+        if !self.holds_aux(m).await {
+            return Ok(RosterMovedResult {
+                version: m.version,
+                request_sha256: Hex(m.hash.to_vec()),
+                step: MoveStep::Aux,
+                generation: None,
+                facts: None,
+                dealers: vec![],
+                moved: vec![],
+                leaving: vec![],
+            });
+        }
         let route = self.route_of(&receivers);
         let participants: Vec<u16> = (0..receivers.len() as u16).collect();
         let mut unready = Vec::new();
@@ -407,6 +449,20 @@ impl Coordinator {
             moved,
             leaving: vec![],
         })
+    }
+
+    /// Whether any node of the roster in force says, in its signed inventory, that it holds
+    /// auxiliary information (or does not answer: then the step runs, and the enclaves decide).
+    async fn holds_aux(&self, m: &Moving) -> bool {
+        let mut nonce = vec![0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        for node in 0..m.roster.roster.len() as u16 {
+            match self.inventory_page(&m.roster, node, &nonce, None).await {
+                Ok(report) if !report.aux => continue,
+                _ => return true,
+            }
+        }
+        false
     }
 
     /// The facts of key `key_id` as node `node` of the roster in force holds it, from its
@@ -631,8 +687,20 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.code, ErrorCode::MalformedRequest);
-        let e = joining_proxies(&[proxy(4, "file:///etc/passwd")], &added).unwrap_err();
-        assert_eq!(e.code, ErrorCode::MalformedRequest);
+        for url in [
+            "file:///etc/passwd",
+            "http://10.0.0.1:80/admin?",
+            "http://10.0.0.1:80/?x=1",
+            "http://user@10.0.0.1:80",
+            "http://10.0.0.1:80/#f",
+            "http://",
+        ] {
+            let e = joining_proxies(&[proxy(4, url)], &added).unwrap_err();
+            assert_eq!(e.code, ErrorCode::MalformedRequest, "{url}");
+        }
+        for url in ["http://127.0.0.1:8080", "https://proxy.internal:8443/"] {
+            assert!(joining_proxies(&[proxy(4, url)], &added).is_ok(), "{url}");
+        }
     }
 
     #[test]

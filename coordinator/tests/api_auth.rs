@@ -350,8 +350,8 @@ async fn every_route_refuses_anonymous_forged_stale_replayed_revoked_and_underpr
     }
     assert_eq!(
         refused,
-        6 + 11 + 11,
-        "read: 6 request routes and 11 admin ones; request: 11"
+        6 + 13 + 13,
+        "read: 6 request routes and 13 admin ones; request: 13"
     );
     // A requester's own call gets past the credential check to the request's own checks.
     assert_eq!(

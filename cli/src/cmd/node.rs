@@ -523,8 +523,8 @@ async fn join_node(
             node.proxy, j.version, j.request_sha256, j.node, j.node_key
         );
         println!(
-            "it takes no part in the cluster's work until the change is committed (the \
-             coordinator's drive of the commit is not built yet)"
+            "it takes no part in the cluster's work until the change is committed; next: \
+             cohort node prepare, move and commit"
         );
     })?;
     Ok(ExitCode::SUCCESS)

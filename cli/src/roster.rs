@@ -2,7 +2,9 @@
 //! `cohort node`.
 //!
 //! The roster in force is the pinned genesis' (roster version 0) until a roster change is
-//! committed (planned). A change adds a node at the end, replaces one at its index or removes
+//! committed, then the last committed change's: every committed change the coordinator lists
+//! is checked here from the pinned genesis on ([`rosters`]), by its admins' approvals and the
+//! word of every node of its roster that it committed it. A change adds a node at the end, replaces one at its index or removes
 //! one ([`edited`]); it is checked here with the rules every enclave applies
 //! (`ChangeRoster::diff`), approved by the admins in force, and proposed at every node; each
 //! node's statement that it holds it as proposed is checked under the node key the pinned
@@ -10,13 +12,15 @@
 
 use anyhow::{Context, bail};
 use coordinator::api::{
-    ApprovedJson, ChangeRosterJson, ClusterStatus, KeyList, NodeReceipt, RosterDiffJson,
-    RosterProposedResult, RosterStatus, Wire,
+    ApprovedJson, ChangeRosterJson, ClusterStatus, KeyList, NodeReceipt, RosterCommitted,
+    RosterDiffJson, RosterProposedResult, RosterStatus, Wire,
 };
 use coordinator::client::ApiClient;
 use ed25519_dalek::SigningKey;
 use protocol::genesis::RosterEntry;
+use protocol::roster::commit::{CommittedRoster, KeysHeldStatement, roster_set_message};
 use protocol::roster::{ChangeRoster, RosterError, roster_proposed_message};
+use serde_bytes::ByteBuf;
 
 use crate::admins::{AdminChain, check_approvers};
 
@@ -27,8 +31,165 @@ pub mod prepare;
 use crate::requests;
 use crate::trust::Trust;
 
-/// The roster version in force: the pinned genesis' until a change is committed.
-pub const ROSTER_VERSION: u32 = 0;
+/// The cluster's rosters as this machine checked them ([`rosters`]): the pinned genesis'
+/// (version 0), then each committed change's; the last is the roster in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rosters {
+    /// Each roster's nodes, by version.
+    pub all: Vec<Vec<RosterEntry>>,
+    /// The SHA-256 of each committed change, by the version it made less one.
+    pub changes: Vec<[u8; 32]>,
+    /// Each committed change as a node that joins a later change is given it: with the
+    /// keys-held statements it was committed on (which that node checks; not here).
+    pub committed: Vec<CommittedRoster>,
+    /// The nodes of each committed change's roster (by version) that gave no word that they
+    /// committed it yet: the commit is run again for them (`cohort node commit`).
+    pub incomplete: Vec<(u32, Vec<u16>)>,
+}
+
+impl Rosters {
+    /// The roster version in force.
+    pub fn version(&self) -> u32 {
+        u32::try_from(self.all.len().saturating_sub(1)).unwrap_or(u32::MAX)
+    }
+
+    /// The roster in force.
+    pub fn in_force(&self) -> &[RosterEntry] {
+        self.all.last().map(Vec::as_slice).unwrap_or_default()
+    }
+}
+
+/// Checks the committed roster changes the coordinator lists, in order from the pinned
+/// genesis: each makes the version after the one before and replaces it, is for the pinned
+/// cluster, well formed, a real change of the roster before it, approved by the admins of the
+/// admin version it names (`admins`, the checked admin chain), with its hash; and every node of
+/// its roster gave its word that it committed it, under the node key that roster lists. A
+/// change the admins did not approve, or that some node of its roster did not commit, is
+/// refused.
+pub fn rosters(
+    trust: &Trust,
+    admins: &AdminChain,
+    committed: &[RosterCommitted],
+) -> anyhow::Result<Rosters> {
+    let cluster = trust.cluster_id();
+    let mut out = Rosters {
+        all: vec![trust.genesis().roster.clone()],
+        changes: Vec::new(),
+        committed: Vec::new(),
+        incomplete: Vec::new(),
+    };
+    for c in committed {
+        let before = out.version();
+        let approved = c.request.to_wire();
+        let r = &approved.request;
+        let hash = r.hash();
+        if c.version != before + 1 || r.version != before || c.request_sha256.0 != hash {
+            bail!(
+                "the coordinator lists a committed roster change out of order, or under another \
+                 version or hash than its request's (version {})",
+                c.version
+            );
+        }
+        if r.cluster != cluster {
+            bail!("a committed roster change is for another cluster");
+        }
+        r.check().context("a committed roster change")?;
+        admins.check_approved(
+            "a committed roster change",
+            (r, r.admins),
+            &approved.approvals,
+        )?;
+        // Against every roster before it, as the enclaves check it: no node key that left
+        // comes back (attacker review helper-77, L6).
+        let history: Vec<&[RosterEntry]> = out.all.iter().map(Vec::as_slice).collect();
+        r.diff(&history, 0)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("a committed roster change")?;
+        let missing = words_of(&cluster, (c.version, &hash), (out.in_force(), &r.roster), c)?;
+        if !missing.is_empty() {
+            out.incomplete.push((c.version, missing));
+        }
+        let statements = c
+            .vouched
+            .iter()
+            .map(|v| {
+                let entry = r
+                    .roster
+                    .get(usize::from(v.node))
+                    .context("a keys-held statement of a node its roster does not list")?;
+                Ok(KeysHeldStatement {
+                    node_key: entry.node_key.clone(),
+                    keys: ByteBuf::from(c.keys.0.clone()),
+                    statement: ByteBuf::from(v.signature.0.clone()),
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        out.committed.push(CommittedRoster {
+            change: approved.clone(),
+            images: c.images,
+            statements,
+            keys: Vec::new(),
+            aux: None,
+        });
+        out.all.push(r.roster.clone());
+        out.changes.push(hash);
+    }
+    Ok(out)
+}
+
+/// Checks the roster-set words of the committed change `c` (making roster `version`, whose
+/// SHA-256 is `hash`) of `next`, the roster it made of `current`: every word shown must verify
+/// under the node key `next` lists at its index (a forged one is refused, and so is one named
+/// twice or at no index), and at least one node that stays must have given its word (every
+/// node, when none stays): an enclave commits only a change the admins approved, once every
+/// node of the new roster vouched for one key set, so one node's word is that the change took
+/// effect. Returns the nodes that gave no word yet (a node that missed the commit: attacker
+/// review helper-77, H1).
+fn words_of(
+    cluster: &protocol::genesis::ClusterId,
+    (version, hash): (u32, &[u8; 32]),
+    (current, next): (&[RosterEntry], &[RosterEntry]),
+    c: &RosterCommitted,
+) -> anyhow::Result<Vec<u16>> {
+    let mut given = std::collections::BTreeSet::new();
+    for w in &c.committed {
+        let entry = next.get(usize::from(w.node)).with_context(|| {
+            format!(
+                "a word of node {}, which roster version {version} does not list",
+                w.node
+            )
+        })?;
+        let signed = <[u8; 32]>::try_from(entry.node_key.as_slice()).is_ok_and(|key| {
+            entry.signed(
+                &roster_set_message(cluster, &key, version, hash),
+                &w.signature.0,
+            )
+        });
+        if !signed || !given.insert(w.node) {
+            bail!(
+                "node {}'s word that it committed roster version {version} does not verify \
+                 under its node key, or is shown twice",
+                w.node
+            );
+        }
+    }
+    let stays = |i: usize| current.iter().any(|e| e.node_key == next[i].node_key);
+    let kept: Vec<usize> = (0..next.len()).filter(|i| stays(*i)).collect();
+    let anchored = if kept.is_empty() {
+        given.len() == next.len()
+    } else {
+        kept.iter().any(|i| given.contains(&(*i as u16)))
+    };
+    if !anchored {
+        bail!(
+            "no node that stays in roster version {version} gave its word that it committed the \
+             change"
+        );
+    }
+    Ok((0..next.len() as u16)
+        .filter(|i| !given.contains(i))
+        .collect())
+}
 
 /// How a roster change edits the roster in force.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,31 +227,27 @@ pub fn edited(current: &[RosterEntry], edit: Edit) -> anyhow::Result<Vec<RosterE
     Ok(roster)
 }
 
-/// Checks each statement that a node of the pinned roster holds the roster change whose
-/// SHA-256 is `hash` (making roster `version`) as proposed, under the node key the pinned
-/// roster lists at its index.
+/// Checks each statement that a node of the roster in force (`roster`) holds the roster
+/// change whose SHA-256 is `hash` (making roster `version`) as proposed, under the node key
+/// that roster lists at its index.
 pub fn verify_proposed(
     trust: &Trust,
-    version: u32,
+    (roster, version): (&[RosterEntry], u32),
     hash: &[u8; 32],
     statements: &[NodeReceipt],
 ) -> anyhow::Result<()> {
     let cluster = trust.cluster_id();
     for s in statements {
-        let signed = trust
-            .genesis()
-            .roster
-            .get(usize::from(s.node))
-            .is_some_and(|entry| {
-                <[u8; 32]>::try_from(entry.node_key.as_slice()).is_ok_and(|key| {
-                    let message = roster_proposed_message(&cluster, &key, version, hash);
-                    entry.signed(&message, &s.signature.0)
-                })
-            });
+        let signed = roster.get(usize::from(s.node)).is_some_and(|entry| {
+            <[u8; 32]>::try_from(entry.node_key.as_slice()).is_ok_and(|key| {
+                let message = roster_proposed_message(&cluster, &key, version, hash);
+                entry.signed(&message, &s.signature.0)
+            })
+        });
         if !signed {
             bail!(
                 "node {}'s statement that it holds roster version {version} as proposed does \
-                 not verify under its node key in the pinned genesis",
+                 not verify under its node key in the roster in force",
                 s.node
             );
         }
@@ -99,24 +256,29 @@ pub fn verify_proposed(
 }
 
 /// Checks the roster the coordinator reports (`GET /v1/cluster`) against the pinned genesis:
-/// the roster in force is the pinned one (version 0), and each proposal is for the pinned
-/// cluster, replaces that version, is well formed, approved by the admins of the admin version
+/// the roster in force is the one the committed changes make ([`rosters`]), and each proposal
+/// is for the pinned cluster, replaces that version, is well formed, approved by the admins of the admin version
 /// it names (`admins`, the checked admin chain), with its hash, and has at least one node's
 /// statement, every one of which verifies; the proposals are in the order the nodes apply
 /// them, and the change pending is the last approved under the admin version in force, unless
 /// it is a withdrawal.
-pub fn verify(trust: &Trust, admins: &AdminChain, status: &RosterStatus) -> anyhow::Result<()> {
-    let pinned = &trust.genesis().roster;
-    if status.version != ROSTER_VERSION
+pub fn verify(
+    trust: &Trust,
+    admins: &AdminChain,
+    status: &RosterStatus,
+) -> anyhow::Result<Rosters> {
+    let rosters = rosters(trust, admins, &status.committed)?;
+    let version = rosters.version();
+    if status.version != version
         || !status
             .roster
             .iter()
             .map(Wire::to_wire)
-            .eq(pinned.iter().cloned())
+            .eq(rosters.in_force().iter().cloned())
     {
         bail!(
-            "the coordinator reports roster version {} with another roster than the pinned \
-             genesis' (no roster change is committed yet)",
+            "the coordinator reports roster version {} with another roster than the one the \
+             pinned genesis and the committed changes make (version {version})",
             status.version
         );
     }
@@ -137,7 +299,7 @@ pub fn verify(trust: &Trust, admins: &AdminChain, status: &RosterStatus) -> anyh
     for p in &status.proposals {
         let approved = p.request.to_wire();
         let r = &approved.request;
-        if r.cluster != trust.cluster_id() || r.version != ROSTER_VERSION {
+        if r.cluster != trust.cluster_id() || r.version != version {
             bail!("a roster proposal is for another cluster or roster version");
         }
         r.check().context("a roster proposal")?;
@@ -152,7 +314,7 @@ pub fn verify(trust: &Trust, admins: &AdminChain, status: &RosterStatus) -> anyh
                 hex::encode(hash)
             );
         }
-        verify_proposed(trust, p.version, &hash, &p.statements)?;
+        verify_proposed(trust, (rosters.in_force(), p.version), &hash, &p.statements)?;
     }
     // Pending: the last proposal approved under the admin version in force (an admin change
     // drops a pending proposal at every node), unless it is a withdrawal.
@@ -166,7 +328,7 @@ pub fn verify(trust: &Trust, admins: &AdminChain, status: &RosterStatus) -> anyh
     if status.pending.as_ref() != pending {
         bail!("the coordinator names another pending roster change than its proposals make");
     }
-    Ok(())
+    Ok(rosters)
 }
 
 /// Whether `statements` name every node of a roster of `nodes` (distinct indices: a
@@ -185,8 +347,11 @@ fn api_err(e: coordinator::client::ApiCallError) -> anyhow::Error {
 }
 
 /// The admin chain and the roster with its proposals, from one `GET /v1/cluster`, both
-/// checked against the pinned genesis.
-pub async fn fetch(api: &ApiClient, trust: &Trust) -> anyhow::Result<(AdminChain, RosterStatus)> {
+/// checked against the pinned genesis, with the rosters they make.
+pub async fn fetch(
+    api: &ApiClient,
+    trust: &Trust,
+) -> anyhow::Result<(AdminChain, RosterStatus, Rosters)> {
     let status: ClusterStatus = api.get("/v1/cluster").await.map_err(api_err)?;
     let (Some(admins), Some(roster)) = (status.admins, status.roster) else {
         bail!(
@@ -195,8 +360,16 @@ pub async fn fetch(api: &ApiClient, trust: &Trust) -> anyhow::Result<(AdminChain
         );
     };
     let chain = AdminChain::verify(trust, &admins)?;
-    verify(trust, &chain, &roster)?;
-    Ok((chain, roster))
+    let rosters = verify(trust, &chain, &roster)?;
+    Ok((chain, roster, rosters))
+}
+
+/// How many nodes the roster in force has, as this machine checks it ([`fetch`]): what a
+/// change every node applies is counted against (attacker review helper-77, M1: not the
+/// pinned genesis' count, which misses a node a committed change added).
+pub async fn nodes_in_force(api: &ApiClient, trust: &Trust) -> anyhow::Result<usize> {
+    let (_, _, rosters) = fetch(api, trust).await?;
+    Ok(rosters.in_force().len())
 }
 
 /// The highest threshold of the keys the coordinator lists: a new roster needs at least as
@@ -215,17 +388,20 @@ pub async fn max_threshold(api: &ApiClient) -> anyhow::Result<u16> {
 pub async fn propose(
     api: &ApiClient,
     trust: &Trust,
-    (admins, status): (&AdminChain, &RosterStatus),
+    (admins, status, rosters): (&AdminChain, &RosterStatus, &Rosters),
     edit: Edit,
     approvers: &[SigningKey],
 ) -> anyhow::Result<(ChangeRoster, RosterProposedResult)> {
     let set = admins.current();
     check_approvers(set, approvers)?;
-    let pinned = &trust.genesis().roster;
+    let pinned = rosters.in_force();
     let withdraw = edit == Edit::Withdraw;
     let roster = edited(pinned, edit)?;
-    let mut request =
-        requests::change_roster(trust.cluster_id(), (ROSTER_VERSION, &roster), set.version);
+    let mut request = requests::change_roster(
+        trust.cluster_id(),
+        (rosters.version(), &roster),
+        set.version,
+    );
     // Created after every proposal recorded, so that the nodes take it over any of them, also
     // one made in the same second (attacker review helper-58, finding 2); the coordinator
     // waits out the second at most.
@@ -240,7 +416,7 @@ pub async fn propose(
         request.created = last + 1;
         request.expiry = request.created + validity;
     }
-    match request.diff(&[pinned.as_slice()], max_threshold(api).await?) {
+    match request.diff(&[pinned], max_threshold(api).await?) {
         Ok(_) if !withdraw => {}
         Err(RosterError::Unchanged) if withdraw => {}
         Ok(_) => bail!("a withdrawal names the roster in force"),
@@ -248,8 +424,7 @@ pub async fn propose(
     }
     let approved = requests::approve(&request, approvers);
     let answer = post(
-        api,
-        trust,
+        (api, trust, rosters),
         &ApprovedJson::<ChangeRosterJson>::from_wire(&approved),
     )
     .await?;
@@ -257,10 +432,9 @@ pub async fn propose(
 }
 
 /// Posts `change` and checks the answer: the version it makes, its hash, and every statement
-/// under the pinned roster.
+/// under the roster in force.
 async fn post(
-    api: &ApiClient,
-    trust: &Trust,
+    (api, trust, rosters): (&ApiClient, &Trust, &Rosters),
     change: &ApprovedJson<ChangeRosterJson>,
 ) -> anyhow::Result<RosterProposedResult> {
     let answer: RosterProposedResult = api
@@ -274,8 +448,7 @@ async fn post(
     }
     // What the change does is computed here, not taken from the coordinator (the thresholds
     // do not change the diff).
-    let pinned = &trust.genesis().roster;
-    let (diff, withdrawal) = match r.diff(&[pinned.as_slice()], 0) {
+    let (diff, withdrawal) = match r.diff(&[rosters.in_force()], 0) {
         Ok(d) => (RosterDiffJson::from(&d), false),
         Err(RosterError::Unchanged) => (RosterDiffJson::default(), true),
         Err(e) => return Err(anyhow::anyhow!("{e}")).context("the roster change"),
@@ -283,7 +456,12 @@ async fn post(
     if answer.diff != diff || answer.withdrawal != withdrawal {
         bail!("the coordinator describes the roster change otherwise than it reads");
     }
-    verify_proposed(trust, answer.version, &hash, &answer.proposed)?;
+    verify_proposed(
+        trust,
+        (rosters.in_force(), answer.version),
+        &hash,
+        &answer.proposed,
+    )?;
     Ok(answer)
 }
 
@@ -294,8 +472,8 @@ async fn post(
 pub async fn propose_again(
     api: &ApiClient,
     trust: &Trust,
-) -> anyhow::Result<Option<RosterProposedResult>> {
-    let (admins, status) = fetch(api, trust).await?;
+) -> anyhow::Result<Option<(RosterProposedResult, Rosters)>> {
+    let (admins, status, rosters) = fetch(api, trust).await?;
     let version = admins.current().version;
     let Some(last) = status
         .proposals
@@ -304,7 +482,8 @@ pub async fn propose_again(
     else {
         return Ok(None);
     };
-    post(api, trust, &last.request).await.map(Some)
+    let answer = post((api, trust, &rosters), &last.request).await?;
+    Ok(Some((answer, rosters)))
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ pub const SUSPEND_AFTER_FAILURE: Duration = Duration::from_secs(3);
 /// What the coordinator knows of one node.
 #[derive(Debug, Clone, Default)]
 struct NodeState {
+    /// Its parent proxy (base URL).
+    proxy: String,
     reachable: bool,
     phase: Option<Phase>,
     attested: bool,
@@ -70,9 +72,12 @@ pub enum NodeEvent {
 
 /// The nodes, by index.
 pub struct Nodes {
-    proxies: Vec<String>,
     http: HttpClient,
+    /// Each node of the roster in force, by index: its proxy and what is known of it.
     states: RwLock<Vec<NodeState>>,
+    /// How many times the nodes followed a new roster: an answer asked of a node before the
+    /// count changed is another node's, and is dropped (attacker review helper-77, L2).
+    epoch: std::sync::atomic::AtomicU64,
     policy: Policy,
     /// The image set in force once the genesis is ready (issue 20, ADR 0021): each image's
     /// PCR0, PCR1 and PCR2. It replaces the configured PCR0-2 (`--pcr0`.., `--measurements`)
@@ -94,12 +99,11 @@ pub struct CallError(pub String);
 impl Nodes {
     /// Nodes behind `proxies`; attestation documents are checked against `policy`.
     pub fn new(proxies: Vec<String>, policy: Policy) -> Self {
-        let n = proxies.len();
         Self {
-            proxies,
             // Every call sets its own limit (`call`); the client's must not cut a long round.
             http: HttpClient::new().with_timeout(Duration::from_secs(3600)),
-            states: RwLock::new(vec![NodeState::default(); n]),
+            states: RwLock::new(Self::fresh(proxies)),
+            epoch: std::sync::atomic::AtomicU64::new(0),
             policy,
             images: RwLock::new(None),
         }
@@ -143,14 +147,49 @@ impl Nodes {
         policy
     }
 
+    fn fresh(proxies: Vec<String>) -> Vec<NodeState> {
+        proxies
+            .into_iter()
+            .map(|proxy| NodeState {
+                proxy,
+                ..NodeState::default()
+            })
+            .collect()
+    }
+
+    /// Follows the roster in force (issue 20, membership): its nodes are those behind
+    /// `proxies`, by index. When they change (a roster change was committed), everything
+    /// known of the old nodes is dropped: each node is attested, and admitted by its peers,
+    /// again at its new index. Returns whether they changed.
+    pub fn follow_roster(&self, proxies: Vec<String>) -> bool {
+        let mut states = self.states.write().unwrap_or_else(|p| p.into_inner());
+        if states.iter().map(|s| &s.proxy).eq(proxies.iter()) {
+            return false;
+        }
+        *states = Self::fresh(proxies);
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        true
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Node `node`'s parent proxy (base URL).
     pub fn proxy(&self, node: u16) -> Option<String> {
-        self.proxies.get(usize::from(node)).cloned()
+        self.states()
+            .get(usize::from(node))
+            .map(|s| s.proxy.clone())
+    }
+
+    /// Every node's parent proxy, by index.
+    pub fn proxies(&self) -> Vec<String> {
+        self.states().iter().map(|s| s.proxy.clone()).collect()
     }
 
     /// Number of nodes.
     pub fn count(&self) -> u16 {
-        self.proxies.len() as u16
+        self.states().len() as u16
     }
 
     fn states(&self) -> std::sync::RwLockReadGuard<'_, Vec<NodeState>> {
@@ -172,10 +211,9 @@ impl Nodes {
         timeout: Duration,
     ) -> Result<EnclaveResponse, CallError> {
         let proxy = self
-            .proxies
-            .get(usize::from(node))
+            .proxy(node)
             .ok_or_else(|| CallError(format!("no node {node}")))?;
-        match tokio::time::timeout(timeout, self.http.enclave_call(proxy, request)).await {
+        match tokio::time::timeout(timeout, self.http.enclave_call(&proxy, request)).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => Err(CallError(format!("node {node}: {e:#}"))),
             Err(_) => Err(CallError(format!(
@@ -218,8 +256,7 @@ impl Nodes {
         timeout: Duration,
     ) -> Result<protocol::backups::Backups, CallError> {
         let proxy = self
-            .proxies
-            .get(usize::from(node))
+            .proxy(node)
             .ok_or_else(|| CallError(format!("no node {node}")))?;
         let url = format!("{}/v1/backups", proxy.trim_end_matches('/'));
         let (status, body) = match tokio::time::timeout(timeout, self.http.get(&url)).await {
@@ -395,7 +432,7 @@ impl Nodes {
             .enumerate()
             .map(|(i, s)| NodeStatus {
                 node: i as u16,
-                proxy: self.proxies[i].clone(),
+                proxy: s.proxy.clone(),
                 reachable: s.reachable,
                 healthy: Self::is_healthy(&states, i),
                 phase: s.phase.map(|p| p.to_string()),
@@ -442,6 +479,7 @@ impl Nodes {
     pub async fn attest(&self, node: u16) -> Result<(Vec<u8>, Option<IdentityKeys>), CallError> {
         let mut nonce = vec![0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let epoch = self.epoch();
         let r = self
             .call(
                 node,
@@ -458,6 +496,11 @@ impl Nodes {
         let mut policy = self.attestation_policy();
         policy.nonce = Some(nonce);
         policy.require_identity = true;
+        if self.epoch() != epoch {
+            return Err(CallError(format!(
+                "node {node}: the nodes followed a committed roster while it was attested"
+            )));
+        }
         match attestation::verify(&document, &policy, now()) {
             Ok(v) => {
                 self.update(node, |s| {
@@ -515,10 +558,15 @@ impl Nodes {
 
     async fn check_one(&self, node: u16, attest_every: Duration) -> Vec<NodeEvent> {
         let mut events = Vec::new();
-        match self
+        let epoch = self.epoch();
+        let answer = self
             .call(node, &EnclaveRequest::Status, Duration::from_secs(2))
-            .await
-        {
+            .await;
+        if self.epoch() != epoch {
+            // Another node's answer now: the next round asks the node at this index.
+            return events;
+        }
+        match answer {
             Ok(EnclaveResponse::Status {
                 phase,
                 keys,
@@ -536,16 +584,23 @@ impl Nodes {
                     self.identity(node)
                         .is_some_and(|k| k.signing.as_slice() != hint.as_slice())
                 });
-                let (was_reachable, due) = {
-                    let s = &self.states()[usize::from(node)];
-                    (
-                        s.reachable,
-                        // A phase change (operational -> ready is a restart the status poll
-                        // did not see as an outage) also calls for a fresh attestation.
-                        s.last_attested.is_none_or(|t| t.elapsed() >= attest_every)
-                            || s.phase != Some(phase)
-                            || new_process,
-                    )
+                // The nodes followed a committed roster since (its clock skew was asked after
+                // the status): the answer is another node's now, and is dropped.
+                let Some((was_reachable, due, phase_changed)) =
+                    self.states().get(usize::from(node)).map(|s| {
+                        (
+                            s.reachable,
+                            // A phase change (operational -> ready is a restart the status
+                            // poll did not see as an outage) also calls for a fresh
+                            // attestation.
+                            s.last_attested.is_none_or(|t| t.elapsed() >= attest_every)
+                                || s.phase != Some(phase)
+                                || new_process,
+                            s.phase != Some(phase),
+                        )
+                    })
+                else {
+                    return events;
                 };
                 if new_process {
                     // Out of quorums until the attestation below: if it shows a new identity,
@@ -553,7 +608,7 @@ impl Nodes {
                     // was forged, it is back at once, and no admission round is run for it.
                     self.update(node, |s| s.attested = false);
                 }
-                if self.states()[usize::from(node)].phase != Some(phase) {
+                if phase_changed {
                     // What its peers refused was another phase's document (a restarted enclave
                     // before its node key came back): they are asked again.
                     self.forget_refusals_of(node);

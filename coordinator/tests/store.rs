@@ -223,6 +223,7 @@ fn state_suite(store: &mut Store) {
     admin_changes(store);
     image_changes(store);
     roster_proposals(store);
+    roster_commits(store);
 
     // Idempotency: the first caller owns the request; the second finds it.
     assert_eq!(
@@ -440,6 +441,84 @@ fn roster_proposals(store: &mut Store) {
     );
     assert_eq!(store.changes(table).unwrap().len(), 2);
     assert_eq!(verify_log(store).unwrap().unwrap(), records + 3);
+}
+
+/// Issue 20 (membership): committed roster changes, in version order from 1, each with its
+/// audit record; the first commit of a version kills every ready presignature (the nodes dropped
+/// those of the replaced shares); the same change committed again replaces its answer and its
+/// proxies; another change never takes a version, and no version is skipped.
+fn roster_commits(store: &mut Store) {
+    use coordinator::store::RosterCommitRow;
+    assert!(store.roster_commits().unwrap().is_empty());
+    let commit = |version: u32, hash: u8, result: &str| RosterCommitRow {
+        version,
+        request_hash: vec![hash; 32],
+        proxies: vec!["http://a:1".into(), format!("http://j{version}:1")],
+        replaced: vec!["http://a:1".into()],
+        result: result.into(),
+        created_at: 80 + u64::from(version),
+    };
+    store
+        .add_presignature(&PresigRow {
+            id: vec![0x77; 32],
+            key_id: "moved".into(),
+            path: "m".into(),
+            quorum: "0,1".into(),
+            created: 79,
+        })
+        .unwrap();
+    let records = verify_log(store).unwrap().unwrap();
+    assert!(
+        !store
+            .record_roster_commit(&commit(2, 1, "{}"), 80, &entry(30))
+            .unwrap(),
+        "version 2 before version 1"
+    );
+    assert!(
+        store
+            .ready_presignatures()
+            .unwrap()
+            .iter()
+            .any(|p| p.key_id == "moved")
+    );
+    assert!(
+        store
+            .record_roster_commit(&commit(1, 1, "{\"first\":1}"), 81, &entry(31))
+            .unwrap()
+    );
+    assert!(
+        !store
+            .ready_presignatures()
+            .unwrap()
+            .iter()
+            .any(|p| p.key_id == "moved"),
+        "a presignature of the replaced shares is dead"
+    );
+    // The same change committed again: its answer and proxies replaced, its first time kept.
+    let mut again = commit(1, 1, "{\"again\":1}");
+    again.created_at = 99;
+    again.proxies[1] = "http://moved:1".into();
+    assert!(store.record_roster_commit(&again, 82, &entry(32)).unwrap());
+    // Another change never makes version 1.
+    assert!(
+        !store
+            .record_roster_commit(&commit(1, 2, "{}"), 83, &entry(33))
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_roster_commit(&commit(2, 3, "{}"), 84, &entry(34))
+            .unwrap()
+    );
+    // Every call wrote its audit record, a refused one too: the nodes committed whatever the
+    // store recorded.
+    assert_eq!(verify_log(store).unwrap().unwrap(), records + 5);
+    let all = store.roster_commits().unwrap();
+    assert_eq!(all.len(), 2);
+    let mut expected = commit(1, 1, "{\"again\":1}");
+    expected.proxies[1] = "http://moved:1".into();
+    assert_eq!(all[0], expected);
+    assert_eq!(all[1], commit(2, 3, "{}"));
 }
 
 fn changes_in_version_order(store: &mut Store, calls: &ChangeCalls) {

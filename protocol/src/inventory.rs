@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::admins::SetAdmins;
-use crate::genesis::{ClusterId, Genesis};
+use crate::genesis::{ClusterId, RosterEntry};
 use crate::images::AcceptImages;
 use crate::policy::{Approved, KeyPolicy};
 use crate::receipt::KeyReceipt;
@@ -175,25 +175,25 @@ pub enum InventoryError {
     },
 }
 
-/// Checks node `node`'s inventory page `report` against `genesis` and the request it answers
-/// (`nonce`, `after`): signed by the roster's node key for `node`, naming this cluster, node,
+/// Checks node `node`'s inventory page `report` against the roster in force of cluster
+/// `cluster` and the request it answers (`nonce`, `after`): signed by the roster's node key
+/// for `node`, naming this cluster, node,
 /// nonce and page, its keys in increasing id order after `after`, each receipt this node's and
 /// signed by it.
 pub fn verify_inventory(
-    genesis: &Genesis,
+    (cluster, roster): (&ClusterId, &[RosterEntry]),
     node: u16,
     (nonce, after): (&[u8], Option<&str>),
     report: &InventoryReport,
     signature: &[u8],
 ) -> Result<(), InventoryError> {
-    let entry = genesis
-        .roster
+    let entry = roster
         .get(usize::from(node))
         .ok_or(InventoryError::UnknownNode(node))?;
     if !entry.signed(&report.message(), signature) {
         return Err(InventoryError::BadSignature(node));
     }
-    let cluster = genesis.cluster_id();
+    let cluster = *cluster;
     let differs = [
         (report.v != INVENTORY_VERSION, "version"),
         (report.cluster != cluster, "cluster"),

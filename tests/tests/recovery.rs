@@ -121,11 +121,11 @@ async fn a_coordinator_whose_database_is_lost_is_restored_from_the_pinned_genesi
     let late = create("late", Scheme::EddsaEd25519).await;
     // A roster change is proposed under admin version 1 (issue 20, membership): every node
     // holds it as pending, and names it on its inventory's first page.
-    let (chain, status) = cli::roster::fetch(&api, &trust).await.unwrap();
+    let (chain, status, rosters) = cli::roster::fetch(&api, &trust).await.unwrap();
     let (proposal, answer) = cli::roster::propose(
         &api,
         &trust,
-        (&chain, &status),
+        (&chain, &status, &rosters),
         cli::roster::Edit::Remove(2),
         &admins,
     )
@@ -224,7 +224,7 @@ async fn a_coordinator_whose_database_is_lost_is_restored_from_the_pinned_genesi
     // So did the roster change every node holds as proposed (helper-57, finding 8), with
     // every node's statement, as a client checks it.
     assert_eq!(report.roster_proposals_restored, 1, "{report:?}");
-    let (_, roster) = cli::roster::fetch(&api, &trust).await.unwrap();
+    let (_, roster, _) = cli::roster::fetch(&api, &trust).await.unwrap();
     assert_eq!(
         roster.pending.as_ref().map(|h| h.0.clone()),
         Some(proposal.hash().to_vec()),

@@ -863,8 +863,13 @@ async fn post_roster(
         .await
         .map_err(|e| e.to_string())?;
     assert_eq!(answer.request_sha256.0, request.hash());
-    cli::roster::verify_proposed(&s.trust, answer.version, &request.hash(), &answer.proposed)
-        .unwrap();
+    cli::roster::verify_proposed(
+        &s.trust,
+        (&s.trust.genesis().roster, answer.version),
+        &request.hash(),
+        &answer.proposed,
+    )
+    .unwrap();
     Ok((request, answer))
 }
 
@@ -883,7 +888,7 @@ async fn a_roster_change_is_proposed_replaced_caught_up_and_withdrawn() {
     let (s, pk) = Setup::with_key(&cluster, "roster", "staying").await;
     let pinned = s.trust.genesis().roster.clone();
 
-    let (admins, status) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
+    let (admins, status, rosters) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
     assert_eq!(status.version, 0);
     assert!(status.proposals.is_empty() && status.pending.is_none());
 
@@ -891,7 +896,7 @@ async fn a_roster_change_is_proposed_replaced_caught_up_and_withdrawn() {
     let (removal, answer) = cli::roster::propose(
         &s.api,
         &s.trust,
-        (&admins, &status),
+        (&admins, &status, &rosters),
         Edit::Remove(2),
         &s.admins,
     )
@@ -934,14 +939,14 @@ async fn a_roster_change_is_proposed_replaced_caught_up_and_withdrawn() {
     assert_eq!(answer.failed.len(), 1, "{answer:?}");
     assert_eq!(answer.failed[0].node, 2);
     assert_eq!(answer.diff.added, vec![3]);
-    let (_, status) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
+    let (_, status, _) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
     assert_eq!(status.pending.as_ref().unwrap().0, addition.hash());
     assert_eq!(status.proposals.len(), 2);
 
     // Back from its parent's blobs (holding the removal), node 2 takes the later change.
     cluster.restart_enclave(2).await.unwrap();
     cohort_tests::wait_restarted(&s.api, 2, identity).await;
-    let again = cli::roster::propose_again(&s.api, &s.trust)
+    let (again, _) = cli::roster::propose_again(&s.api, &s.trust)
         .await
         .unwrap()
         .unwrap();
@@ -967,7 +972,7 @@ async fn a_roster_change_is_proposed_replaced_caught_up_and_withdrawn() {
         .unwrap();
     assert!(answer.withdrawal, "{answer:?}");
     assert_eq!(answer.proposed.len(), 3, "{answer:?}");
-    let (_, status) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
+    let (_, status, _) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
     assert!(status.pending.is_none(), "{status:?}");
     assert_eq!(status.proposals.len(), 3);
 
@@ -985,11 +990,11 @@ async fn a_roster_change_is_proposed_replaced_caught_up_and_withdrawn() {
     )
     .await
     .unwrap();
-    let (admins, status) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
+    let (admins, status, rosters) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
     let client = cli::roster::propose(
         &s.api,
         &s.trust,
-        (&admins, &status),
+        (&admins, &status, &rosters),
         Edit::Remove(0),
         &s.admins,
     )
@@ -1132,11 +1137,11 @@ async fn a_node_to_add_is_enrolled_verified_proposed_joins_and_is_prepared() {
     );
 
     // Proposed with that entry: every member holds it.
-    let (admins, status) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
+    let (admins, status, rosters) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
     let (change, answer) = cli::roster::propose(
         &s.api,
         &s.trust,
-        (&admins, &status),
+        (&admins, &status, &rosters),
         Edit::Add(entry.clone()),
         &s.admins,
     )
@@ -1171,9 +1176,9 @@ async fn a_node_to_add_is_enrolled_verified_proposed_joins_and_is_prepared() {
     );
 
     // The join, through the binary: index 3 of roster version 1, the change's hash.
-    let node_json = |sub: &str| {
+    let node_at = |sub: &str, proxy: &str| {
         let out = std::process::Command::new(cohort_tests::bin("cohort"))
-            .args(["node", sub, "--proxy", &newcomer.proxy_url, "--dir"])
+            .args(["node", sub, "--proxy", proxy, "--dir"])
             .arg(dir.path())
             .arg("--json")
             .output()
@@ -1185,6 +1190,7 @@ async fn a_node_to_add_is_enrolled_verified_proposed_joins_and_is_prepared() {
         );
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
+    let node_json = |sub: &str| node_at(sub, &newcomer.proxy_url);
     let joined = node_json("join");
     assert_eq!(joined["node"], 3);
     assert_eq!(joined["version"], 1);
@@ -1442,9 +1448,74 @@ async fn a_node_to_add_is_enrolled_verified_proposed_joins_and_is_prepared() {
         .await
         .unwrap();
     assert_eq!(again.committed, vec![0, 1, 2, 3]);
+    // The coordinator follows the committed roster: version 1, four nodes, the one that joined
+    // served at index 3 at its own proxy; the client checks the commit (the admins' approval,
+    // every node's word) from the pinned genesis on.
+    let (admins, status, rosters) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
+    assert_eq!((status.version, rosters.version()), (1, 1));
+    assert_eq!(rosters.in_force()[3], entry);
+    assert!(status.pending.is_none() && status.proposals.is_empty());
+    let served: coordinator::api::ClusterStatus = s.api.get("/v1/cluster").await.unwrap();
+    assert_eq!(served.nodes.len(), 4);
+    assert_eq!(served.nodes[3].proxy.as_str(), newcomer.proxy_url.as_str());
     // The members sign on the new sharing under the same public key, admitted again under the
-    // new roster (the coordinator still serves the first three: it does not follow a committed
-    // roster yet, and appending a node keeps every index).
+    // new roster.
     let sig = s.sign("staying", b"committed").await.unwrap();
     cohort_tests::verify_eddsa(&pk, b"committed", &sig);
+    // Grown again, 4 -> 5 (roster version 1 -> 2), through the binary: the other candidate
+    // joins a change of the committed roster, given the committed change with the statements
+    // it was committed on (its own enclave checks them from the genesis on); the change is
+    // proposed at every node of the new roster in force, the one that joined first too, each
+    // statement checked under the node key that roster lists; every node is prepared under
+    // the chain that now holds the committed change; the auxiliary information and the key
+    // move from four nodes to five; the commit.
+    let other_entry = join::enroll(&http, other_node, &images, &other_arn, false)
+        .await
+        .unwrap();
+    let (grow, grown) = cli::roster::propose(
+        &s.api,
+        &s.trust,
+        (&admins, &status, &rosters),
+        Edit::Add(other_entry.clone()),
+        &s.admins,
+    )
+    .await
+    .unwrap();
+    assert_eq!((grow.version, grown.version), (1, 2));
+    assert_eq!(
+        grown.proposed.iter().map(|p| p.node).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3]
+    );
+    assert_eq!(grown.diff.added, vec![4]);
+    let other_json = |sub: &str| node_at(sub, &other.proxy_url);
+    let joined = other_json("join");
+    assert_eq!(
+        (joined["node"].clone(), joined["version"].clone()),
+        (4.into(), 2.into())
+    );
+    let prepared = other_json("prepare");
+    let nodes = prepared["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 5, "{prepared}");
+    assert!(nodes.iter().all(|n| n["prepared"] == true), "{prepared}");
+    let moved = other_json("move");
+    assert_eq!(moved["version"], 2, "{moved}");
+    let steps = moved["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{moved}");
+    assert!(steps.iter().all(|s| s["nodes"] == 5), "{moved}");
+    let committed = other_json("commit");
+    assert_eq!(committed["version"], 2, "{committed}");
+    assert_eq!(committed["committed"], serde_json::json!([0, 1, 2, 3, 4]));
+    assert_eq!(committed["failed"], serde_json::json!([]));
+    let (_, status, rosters) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
+    assert_eq!((status.version, rosters.in_force().len()), (2, 5));
+    assert_eq!(rosters.in_force()[4], other_entry);
+    let served: coordinator::api::ClusterStatus = s.api.get("/v1/cluster").await.unwrap();
+    assert_eq!(served.nodes.len(), 5);
+    assert_eq!(served.nodes[4].proxy.as_str(), other.proxy_url.as_str());
+    assert_eq!(
+        phase_of(&http, &other.proxy_url).await,
+        (protocol::Phase::Operational, Some(4))
+    );
+    let sig = s.sign("staying", b"on five nodes").await.unwrap();
+    cohort_tests::verify_eddsa(&pk, b"on five nodes", &sig);
 }

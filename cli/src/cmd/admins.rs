@@ -68,7 +68,7 @@ pub async fn run(command: AdminsCommand) -> anyhow::Result<ExitCode> {
 async fn show(cluster: &ClusterArgs, output: &JsonFlag) -> anyhow::Result<ExitCode> {
     let trust = cluster.trust()?;
     let (_, status) = cli::admins::fetch(&cluster.api()?, &trust).await?;
-    let nodes = trust.genesis().roster.len();
+    let nodes = cli::roster::nodes_in_force(&cluster.api()?, &trust).await?;
     output.print(&status, |s: &AdminsStatus| {
         println!(
             "admin version {}: any {} of {} admins approve (checked against the pinned genesis \
@@ -133,7 +133,7 @@ async fn set(a: SetArgs) -> anyhow::Result<ExitCode> {
         &approvers,
     )
     .await?;
-    let nodes = trust.genesis().roster.len();
+    let nodes = cli::roster::nodes_in_force(&api, &trust).await?;
     a.output.print(&result, |r| {
         println!(
             "admin version {} -> {}: any {} of {} admins approve from now on",
@@ -160,7 +160,7 @@ async fn set(a: SetArgs) -> anyhow::Result<ExitCode> {
 async fn catch_up(cluster: &ClusterArgs, output: &JsonFlag) -> anyhow::Result<ExitCode> {
     let trust = cluster.trust()?;
     let results = cli::admins::catch_up(&cluster.api()?, &trust).await?;
-    let nodes = trust.genesis().roster.len();
+    let nodes = cli::roster::nodes_in_force(&cluster.api()?, &trust).await?;
     output.print(&results, |rs: &Vec<AdminsSetResult>| {
         if rs.is_empty() {
             println!("no admin change is recorded");

@@ -74,7 +74,7 @@ fn short(image: &ImageJson) -> String {
 async fn show(cluster: &ClusterArgs, output: &JsonFlag) -> anyhow::Result<ExitCode> {
     let trust = cluster.trust()?;
     let (_, _, _, status) = cli::images::fetch(&cluster.api()?, &trust).await?;
-    let nodes = trust.genesis().roster.len();
+    let nodes = cli::roster::nodes_in_force(&cluster.api()?, &trust).await?;
     output.print(&status, |s: &ImagesStatus| {
         println!(
             "image version {}: {} image(s) accepted (checked against the pinned genesis of \
@@ -138,7 +138,7 @@ async fn accept(a: AcceptArgs) -> anyhow::Result<ExitCode> {
     let (admins, chain, _, _) = cli::images::fetch(&api, &trust).await?;
     let (request, result) =
         cli::images::accept_images(&api, &trust, (&admins, &chain), &images, &approvers).await?;
-    let nodes = trust.genesis().roster.len();
+    let nodes = cli::roster::nodes_in_force(&api, &trust).await?;
     a.output.print(&result, |r| {
         println!(
             "image version {} -> {}: {} image(s) accepted from now on",
@@ -167,7 +167,7 @@ async fn accept(a: AcceptArgs) -> anyhow::Result<ExitCode> {
 async fn catch_up(cluster: &ClusterArgs, output: &JsonFlag) -> anyhow::Result<ExitCode> {
     let trust = cluster.trust()?;
     let results = cli::images::catch_up(&cluster.api()?, &trust).await?;
-    let nodes = trust.genesis().roster.len();
+    let nodes = cli::roster::nodes_in_force(&cluster.api()?, &trust).await?;
     output.print(&results, |rs: &Vec<AdminsSetResult>| {
         if rs.is_empty() {
             println!("no image change is recorded");

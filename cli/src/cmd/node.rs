@@ -325,10 +325,11 @@ pub async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
 
 async fn show(cluster: &ClusterArgs, output: &JsonFlag) -> anyhow::Result<ExitCode> {
     let trust = cluster.trust()?;
-    let (_, status) = cli::roster::fetch(&cluster.api()?, &trust).await?;
+    let (_, status, rosters) = cli::roster::fetch(&cluster.api()?, &trust).await?;
     output.print(&status, |s: &RosterStatus| {
         println!(
-            "roster version {} (checked against the pinned genesis of cluster {}):",
+            "roster version {} (checked against the pinned genesis of cluster {} and every \
+             committed change):",
             s.version,
             trust.cluster_id()
         );
@@ -357,8 +358,18 @@ async fn show(cluster: &ClusterArgs, output: &JsonFlag) -> anyhow::Result<ExitCo
         if s.pending.is_none() {
             println!("no roster change is pending");
         }
+        for (version, nodes) in &rosters.incomplete {
+            println!(
+                "roster version {version}: nodes {nodes:?} gave no word that they committed it \
+                 yet; run cohort node commit again once they are reachable"
+            );
+        }
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(if rosters.incomplete.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Prints what a proposal does and which nodes hold it; whether every node does.
@@ -397,19 +408,18 @@ async fn propose(a: ChangeArgs, edit: Edit) -> anyhow::Result<ExitCode> {
     let api = a.cluster.api()?;
     let trust = a.cluster.trust()?;
     let approvers = read_keys(&a.approvers)?;
-    let (admins, status) = cli::roster::fetch(&api, &trust).await?;
+    let (admins, status, rosters) = cli::roster::fetch(&api, &trust).await?;
     let (_, result) =
-        cli::roster::propose(&api, &trust, (&admins, &status), edit, &approvers).await?;
-    let nodes = trust.genesis().roster.len();
+        cli::roster::propose(&api, &trust, (&admins, &status, &rosters), edit, &approvers).await?;
+    let nodes = rosters.in_force().len();
     a.output.print(&result, |r| {
         if !print_result(r, nodes) {
             println!("run cohort node propose-again once the nodes that do not hold it are back");
         }
         println!(
             "the roster in force is unchanged until the change is committed; next: a node it \
-             adds joins (cohort node join), every node is prepared (cohort node prepare) and \
-             the keys move (cohort node move); the coordinator's drive of the commit is not \
-             built yet"
+             adds joins (cohort node join), every node is prepared (cohort node prepare), \
+             the keys move (cohort node move) and the change is committed (cohort node commit)"
         );
     })?;
     Ok(if cli::roster::every_node(&result.proposed, nodes) {
@@ -421,10 +431,10 @@ async fn propose(a: ChangeArgs, edit: Edit) -> anyhow::Result<ExitCode> {
 
 async fn again(cluster: &ClusterArgs, output: &JsonFlag) -> anyhow::Result<ExitCode> {
     let trust = cluster.trust()?;
-    let Some(result) = cli::roster::propose_again(&cluster.api()?, &trust).await? else {
+    let Some((result, rosters)) = cli::roster::propose_again(&cluster.api()?, &trust).await? else {
         bail!("no roster change is recorded under the admins in force");
     };
-    let nodes = trust.genesis().roster.len();
+    let nodes = rosters.in_force().len();
     output.print(&result, |r| {
         print_result(r, nodes);
     })?;

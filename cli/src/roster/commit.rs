@@ -17,7 +17,7 @@ use protocol::roster::commit::{
     HeldKey, keys_held_message, roster_left_message, roster_set_message, set_digest,
 };
 
-use super::join::{Candidate, pending};
+use super::join::{Candidate, pending_or_committed};
 use super::moves::joining_of;
 use crate::trust::Trust;
 
@@ -87,11 +87,11 @@ pub async fn commit(
     http: &HttpClient,
     joiners: &[Candidate<'_>],
 ) -> anyhow::Result<Committed> {
-    let pending = pending(api, trust).await?;
+    let pending = pending_or_committed(api, trust, true).await?;
     let chain = pending.chain_digest(trust);
     let r = &pending.change.request;
     let (version, change) = (r.new_version(), r.hash());
-    let joining: Vec<JoiningProxy> = joining_of(http, trust, &pending, joiners).await?;
+    let joining: Vec<JoiningProxy> = joining_of(http, &pending, joiners).await?;
     let answer: RosterCommitResult = api
         .post(
             "/v1/cluster/roster/commit",
@@ -177,7 +177,7 @@ pub async fn commit(
             committed.push(n.index);
         }
     }
-    let in_force = &trust.genesis().roster;
+    let in_force = pending.replaced();
     let mut left = Vec::new();
     for l in &answer.left {
         let entry = in_force

@@ -169,30 +169,71 @@ pub(super) struct Pending {
     pub(super) proposal: coordinator::api::RosterProposal,
     /// The pending change.
     pub(super) change: protocol::policy::Approved<protocol::roster::ChangeRoster>,
+    /// The rosters, checked; the change replaces the last of them, or, for the change
+    /// committed last ([`pending_or_committed`]), the one before.
+    pub(super) rosters: super::Rosters,
+    /// Whether the change is the one committed last, not a pending one.
+    pub(super) committed: bool,
+    /// For the change committed last: how many image changes the chain it was committed
+    /// under held (`None` for a pending change: every one recorded).
+    pub(super) images_at: Option<u32>,
 }
 
 impl Pending {
-    /// The digest of the chain every node must hold the change under: the pinned cluster and
-    /// every admin and image change, as checked here.
+    /// The roster the change replaces.
+    pub(super) fn replaced(&self) -> &[RosterEntry] {
+        let all = &self.rosters.all;
+        let at = all.len().saturating_sub(if self.committed { 2 } else { 1 });
+        all.get(at).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The digest of the chain every node must hold the change under: the pinned cluster,
+    /// every admin and image change and every roster change committed before it, as checked
+    /// here.
     pub(super) fn chain_digest(&self, trust: &Trust) -> [u8; 32] {
+        // A committed change's chain is the one of its moment: the admin changes up to the
+        // version it was approved under, the image changes it was committed under (attacker
+        // review helper-77, L1); a pending change's is every change recorded.
+        let (admins_at, images_at) = match self.images_at {
+            Some(images) => (self.change.request.admins, images),
+            None => (u32::MAX, u32::MAX),
+        };
+        let upto = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
         let admins: Vec<_> = self
             .admins
             .changes
             .iter()
+            .take(upto(admins_at))
             .map(|c| c.request.to_wire())
             .collect();
         let images: Vec<_> = self
             .images
             .changes
             .iter()
+            .take(upto(images_at))
             .map(|c| c.request.to_wire())
             .collect();
-        protocol::roster::chain_digest(&trust.cluster_id(), &admins, &images)
+        let before = self.rosters.changes.len() - usize::from(self.committed);
+        protocol::roster::chain_digest_of(
+            &trust.cluster_id(),
+            (&admins, &images),
+            &self.rosters.changes[..before],
+        )
     }
 }
 
 /// The pending roster change, checked against the pinned genesis ([`Pending`]).
 pub(super) async fn pending(api: &ApiClient, trust: &Trust) -> anyhow::Result<Pending> {
+    pending_or_committed(api, trust, false).await
+}
+
+/// The pending roster change, or with `committed`, when none is pending, the change committed
+/// last (its commit run again: a node that missed it catches up).
+pub(super) async fn pending_or_committed(
+    api: &ApiClient,
+    trust: &Trust,
+    committed: bool,
+) -> anyhow::Result<Pending> {
     let status: ClusterStatus = api
         .get("/v1/cluster")
         .await
@@ -206,7 +247,28 @@ pub(super) async fn pending(api: &ApiClient, trust: &Trust) -> anyhow::Result<Pe
     };
     let admin_chain = AdminChain::verify(trust, &admins)?;
     let image_chain = ImageChain::verify(trust, &admin_chain, &images)?;
-    super::verify(trust, &admin_chain, &roster)?;
+    let rosters = super::verify(trust, &admin_chain, &roster)?;
+    if committed
+        && roster.pending.is_none()
+        && let Some(last) = roster.committed.last()
+    {
+        return Ok(Pending {
+            admins,
+            images,
+            image_chain,
+            proposal: coordinator::api::RosterProposal {
+                version: last.version,
+                request: last.request.clone(),
+                request_sha256: last.request_sha256.clone(),
+                statements: Vec::new(),
+                recorded: last.recorded,
+            },
+            change: last.request.to_wire(),
+            rosters,
+            committed: true,
+            images_at: Some(last.images),
+        });
+    }
     let pending = roster.pending.as_ref().context(
         "no roster change is pending: propose one first (`cohort node add` or `replace`)",
     )?;
@@ -223,6 +285,9 @@ pub(super) async fn pending(api: &ApiClient, trust: &Trust) -> anyhow::Result<Pe
         image_chain,
         proposal,
         change,
+        rosters,
+        committed: false,
+        images_at: None,
     })
 }
 
@@ -245,6 +310,8 @@ pub async fn join(
         image_chain,
         proposal,
         change,
+        rosters,
+        ..
     } = pending(api, trust).await?;
     let r = &change.request;
     // Checked by `verify` under the pinned roster, as the node checks it again.
@@ -270,7 +337,7 @@ pub async fn join(
         .as_slice()
         .try_into()
         .context("a node key of 32 bytes")?;
-    if trust.genesis().index_of(&key).is_some() {
+    if protocol::genesis::index_in(rosters.in_force(), &key).is_some() {
         bail!(
             "the node behind {} is a member of the roster in force, not a node to add",
             node.proxy
@@ -289,9 +356,9 @@ pub async fn join(
         genesis: trust.approved().clone(),
         admins: admins.changes.iter().map(|c| c.request.to_wire()).collect(),
         images: images.changes.iter().map(|c| c.request.to_wire()).collect(),
-        // No committed roster change yet: the CLI and the coordinator carry them once the
-        // commit is driven through them (planned).
-        rosters: Vec::new(),
+        // Every committed change, with the statements it was committed on: the node checks
+        // each itself, from the genesis on.
+        rosters: rosters.committed.clone(),
         change: change.clone(),
         proposed_by: member.node,
         statement: ByteBuf::from(member.signature.0.clone()),

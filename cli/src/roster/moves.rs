@@ -64,7 +64,7 @@ pub async fn move_keys(
     let pending = pending(api, trust).await?;
     let r = &pending.change.request;
     let (version, change) = (r.new_version(), r.hash());
-    let joining = joining_of(http, trust, &pending, joiners).await?;
+    let joining = joining_of(http, &pending, joiners).await?;
     let keys: KeyList = api
         .get("/v1/keys")
         .await
@@ -152,12 +152,11 @@ pub async fn move_keys(
 /// which must be one the pending change adds.
 pub(super) async fn joining_of(
     http: &HttpClient,
-    trust: &Trust,
     pending: &Pending,
     joiners: &[Candidate<'_>],
 ) -> anyhow::Result<Vec<JoiningProxy>> {
     let r = &pending.change.request;
-    let in_force = &trust.genesis().roster;
+    let in_force = pending.replaced();
     let mut joining = Vec::new();
     for candidate in joiners {
         let doc =

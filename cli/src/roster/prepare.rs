@@ -98,7 +98,7 @@ pub async fn prepare(
     let chain = pending.chain_digest(trust);
     let r = &pending.change.request;
     let (version, change) = (r.new_version(), r.hash());
-    let in_force = &trust.genesis().roster;
+    let in_force = pending.replaced();
     let index_in = |roster: &[RosterEntry], key: &[u8]| {
         roster
             .iter()

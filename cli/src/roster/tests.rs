@@ -104,7 +104,115 @@ fn status(trust: &Trust, proposals: Vec<RosterProposal>) -> RosterStatus {
         roster,
         proposals,
         pending,
+        committed: vec![],
     }
+}
+
+/// `change` committed, with the word of each node of its roster signed by `signers` (by index
+/// in it).
+fn committed(trust: &Trust, change: &RosterProposal, signers: &[SigningKey]) -> RosterCommitted {
+    let r = change.request.request.to_wire();
+    let hash = r.hash();
+    let words = r
+        .roster
+        .iter()
+        .zip(signers)
+        .enumerate()
+        .map(|(i, (entry, signer))| {
+            let key: [u8; 32] = entry.node_key.as_slice().try_into().unwrap();
+            let message = roster_set_message(&trust.cluster_id(), &key, 1, &hash);
+            NodeReceipt {
+                node: i as u16,
+                signature: Hex(signer.sign(&message).to_bytes().to_vec()),
+            }
+        })
+        .collect();
+    RosterCommitted {
+        version: 1,
+        request: change.request.clone(),
+        request_sha256: change.request_sha256.clone(),
+        committed: words,
+        images: 0,
+        keys: Hex(vec![7; 32]),
+        vouched: vec![],
+        recorded: 0,
+    }
+}
+
+#[test]
+fn a_committed_change_is_followed_only_with_the_admins_approval_and_every_nodes_word() {
+    let nodes = [key(10), key(11), key(12)];
+    let trust = pinned(&nodes);
+    let admins = AdminChain::genesis(&trust);
+    let approvers = [key(1), key(2)];
+    let addition = proposal(
+        &trust,
+        &nodes,
+        (Edit::Add(newcomer()), 101),
+        &approvers,
+        &[0, 1, 2],
+    );
+    let signers = [key(10), key(11), key(12), key(40)];
+    let honest = committed(&trust, &addition, &signers);
+    let rosters = super::rosters(&trust, &admins, std::slice::from_ref(&honest)).unwrap();
+    assert_eq!(rosters.version(), 1);
+    assert_eq!(rosters.in_force().len(), 4);
+    assert_eq!(rosters.in_force()[3], newcomer());
+    assert_eq!(
+        rosters.changes,
+        vec![addition.request.request.to_wire().hash()]
+    );
+    let refused = |c: RosterCommitted| rosters_err(&trust, &admins, c);
+    assert!(rosters.incomplete.is_empty());
+    // The new node's word missing (it missed the commit): followed, and named as missing, so
+    // that the commit is run again for it.
+    let mut missing = honest.clone();
+    missing.committed.pop();
+    let partial = super::rosters(&trust, &admins, &[missing]).unwrap();
+    assert_eq!(partial.in_force(), rosters.in_force());
+    assert_eq!(partial.incomplete, vec![(1, vec![3])]);
+    // A word signed by another key, or shown twice: refused.
+    let forged = committed(&trust, &addition, &[key(10), key(11), key(12), key(66)]);
+    assert!(refused(forged).contains("node 3's word"));
+    let mut twice = honest.clone();
+    twice.committed.push(twice.committed[0].clone());
+    assert!(refused(twice).contains("node 0's word"));
+    // Only the node that joined gave its word: no node that stays did, so nothing says the
+    // change took effect.
+    let mut joiner_only = honest.clone();
+    joiner_only.committed.drain(..3);
+    assert!(refused(joiner_only).contains("no node that stays"));
+    // A change the admins did not approve.
+    let unapproved = proposal(
+        &trust,
+        &nodes,
+        (Edit::Add(newcomer()), 101),
+        &[key(1), key(9)],
+        &[0],
+    );
+    let out = refused(committed(&trust, &unapproved, &signers));
+    assert!(!out.is_empty(), "{out}");
+    // Listed under another version.
+    let mut later = honest.clone();
+    later.version = 2;
+    assert!(refused(later).contains("out of order"));
+    // A coordinator that reports the genesis' roster with a committed change is refused, and
+    // one that reports the new roster is followed.
+    let mut report = status(&trust, vec![]);
+    report.committed = vec![honest.clone()];
+    let out = verify(&trust, &admins, &report).unwrap_err().to_string();
+    assert!(out.contains("version 1"), "{out}");
+    report.version = 1;
+    report.roster = signers
+        .iter()
+        .enumerate()
+        .map(|(i, _)| RosterEntryJson::from_wire(&rosters.in_force()[i]))
+        .collect();
+    assert_eq!(verify(&trust, &admins, &report).unwrap(), rosters);
+}
+
+fn rosters_err(trust: &Trust, admins: &AdminChain, c: RosterCommitted) -> String {
+    format!("{:#}", super::rosters(trust, admins, &[c]).unwrap_err())
 }
 
 fn newcomer() -> RosterEntry {

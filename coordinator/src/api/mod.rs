@@ -46,8 +46,9 @@ pub use responses::{
     PoolLevel, Reshared, SignResult, SignatureInfo,
 };
 pub use roster::{
-    ChangeRosterJson, HeldStatementJson, KeptNode, NodePrepared, PrepareRosterBody, RosterDiffJson,
-    RosterPreparedResult, RosterProposal, RosterProposedResult, RosterStatus,
+    ChangeRosterJson, HeldStatementJson, KeptNode, NodePrepared, PrepareRosterBody,
+    RosterCommitted, RosterDiffJson, RosterPreparedResult, RosterProposal, RosterProposedResult,
+    RosterStatus,
 };
 pub use transactions::{
     AddressInfo, AssembleRequest, AssembledTransaction, PrepareRequest, PreparedTransaction,

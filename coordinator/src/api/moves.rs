@@ -87,7 +87,8 @@ pub struct RosterMovedResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommitRosterBody {
-    /// SHA-256 of the pending change (32 bytes).
+    /// SHA-256 of the pending change, or of the change committed last (its commit run again:
+    /// every party asked at the proxy recorded for it), 32 bytes.
     pub change: Hex,
     /// The parent proxy of every node the change adds.
     #[serde(default)]
@@ -171,7 +172,13 @@ pub struct RosterCommitResult {
     pub left: Vec<NodeLeft>,
     /// The nodes that did not commit or leave, with why.
     pub failed: Vec<PartyFailure>,
-    /// The parent proxy of each node of the new roster, by index: the coordinator's `--proxy`
-    /// list once it follows the new roster (not built yet).
+    /// The parent proxy of each node of the new roster, by index: where every coordinator on
+    /// the store reaches it from the commit on (recorded with the commit).
     pub proxies: Vec<String>,
+    /// How many image changes the chain the change was committed under held: with the
+    /// admin changes up to the version it was approved under and the roster changes committed
+    /// before it, what the keys-held statements' chain digest is recomputed from (a node that
+    /// joins a later change checks them so).
+    #[serde(default)]
+    pub images: u32,
 }

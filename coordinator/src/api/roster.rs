@@ -178,6 +178,35 @@ pub struct RosterStatus {
     /// SHA-256 of the change pending: the last proposal, unless it names the roster in force
     /// (a withdrawal); `null` when none is.
     pub pending: Option<Hex>,
+    /// Every committed roster change, in version order: what a client checks the roster in
+    /// force against, from the genesis it pinned.
+    #[serde(default)]
+    pub committed: Vec<RosterCommitted>,
+}
+
+/// A committed roster change, as `GET /v1/cluster` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterCommitted {
+    /// The roster version it made.
+    pub version: u32,
+    /// The approved change.
+    pub request: ApprovedJson<ChangeRosterJson>,
+    /// SHA-256 of its canonical bytes.
+    pub request_sha256: Hex,
+    /// The word of each node of its roster that committed it
+    /// (`protocol::roster::commit::roster_set_message`), by index in that roster.
+    pub committed: Vec<NodeReceipt>,
+    /// How many image changes the chain it was committed under held.
+    pub images: u32,
+    /// The digest of the key set every node of its roster vouched for
+    /// (`protocol::roster::commit::set_digest`).
+    pub keys: Hex,
+    /// Each node's keys-held statement over that set (`keys_held_message`), by index in its
+    /// roster: what a node that joins a later change checks the commit by.
+    pub vouched: Vec<NodeReceipt>,
+    /// When it was first recorded (Unix seconds).
+    pub recorded: u64,
 }
 
 /// One node's word that it holds a roster change under a chain (the prepare gate,

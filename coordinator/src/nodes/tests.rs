@@ -232,3 +232,36 @@ fn the_image_set_in_force_replaces_the_configured_pcrs_and_calls_for_attestation
     assert_eq!(pcrs[&0], vec![new[0].clone()]);
     assert_eq!(pcrs[&2], vec![new[2].clone()]);
 }
+
+/// Issue 20 (membership): the nodes follow a committed roster's proxies. Nothing known of the
+/// old nodes carries over (a node's admissions name peers by their old indices); the same
+/// proxies again change nothing.
+#[test]
+fn a_committed_roster_replaces_the_nodes_and_everything_known_of_them() {
+    let nodes = Nodes::new(vec!["a".into(), "b".into(), "c".into()], Policy::default());
+    nodes.update(1, |s| {
+        s.attested = true;
+        s.admitted_peers.insert(2, [7; 32]);
+    });
+    assert!(!nodes.follow_roster(vec!["a".into(), "b".into(), "c".into()]));
+    assert!(
+        nodes.states()[1].attested,
+        "the same roster keeps what is known"
+    );
+    // Node "b" removed, "d" added: indices move.
+    assert!(nodes.follow_roster(vec!["a".into(), "c".into(), "d".into()]));
+    assert_eq!(nodes.count(), 3);
+    assert_eq!(nodes.proxies(), vec!["a", "c", "d"]);
+    assert_eq!(nodes.proxy(1).as_deref(), Some("c"));
+    assert!(
+        nodes
+            .states()
+            .iter()
+            .all(|s| !s.attested && s.admitted_peers.is_empty())
+    );
+    assert!(!nodes.healthy(1));
+    // Grown to four: an index beyond the old count is a node now.
+    assert!(nodes.follow_roster(vec!["a".into(), "c".into(), "d".into(), "e".into()]));
+    assert_eq!(nodes.proxy(3).as_deref(), Some("e"));
+    assert_eq!(nodes.proxy(4), None);
+}

@@ -19,7 +19,7 @@ use super::checks::{
 use super::{Coordinator, err, unix_now};
 use crate::api::{
     AdminChange, AdminsSetResult, AdminsStatus, ApiError, ApprovedJson, ErrorCode, GenesisBody,
-    Hex, SetAdminsJson, Wire,
+    Hex, SetAdminsJson,
 };
 
 /// The admin set in force: what every admin request's approvals are checked against.
@@ -186,13 +186,13 @@ impl Coordinator {
         credential: String,
     ) -> Result<AdminsSetResult, ApiError> {
         let genesis = self.cluster().await?;
-        let GenesisBody::V2(pinned) = &genesis else {
+        let GenesisBody::V2(_) = &genesis else {
             return Err(err(
                 ErrorCode::InvalidRequest,
                 "legacy_genesis: a cluster without a roster has no admin changes",
             ));
         };
-        let roster = pinned.request.to_wire();
+        let roster = self.roster_in_force().await?;
         let wire = body.to_wire();
         let r = &wire.request;
         check_version_and_cluster((r.v, SET_ADMINS_VERSION), &r.cluster, &genesis)?;

@@ -100,7 +100,9 @@ impl Coordinator {
             let mut backoff = ADMISSION_RETRY_MIN;
             let mut last_unadmitted: Vec<u16> = Vec::new();
             loop {
-                // Attest against the image set in force (nothing before the genesis is ready).
+                // Serve the nodes of the roster in force (a committed roster change), and attest
+                // against the image set in force (nothing before the genesis is ready).
+                me.follow_roster().await;
                 me.follow_images().await;
                 let events = me.nodes.check(me.settings.attest_interval).await;
                 let mut readmit = false;

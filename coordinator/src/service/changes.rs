@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use protocol::genesis::{ClusterId, Genesis};
+use protocol::genesis::{ClusterId, RosterEntry};
 use protocol::policy::Approved;
 use protocol::session::{FailureCode, Outcome, SessionKind};
 use serde::Serialize;
@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 use tracing::info;
 
+use super::roster::ClusterRoster;
 use super::{Coordinator, err, unix_now};
 use crate::api::{
     AcceptImagesJson, AdminsSetResult, ApiError, ApprovedJson, ChangeRosterJson, ErrorCode, Hex,
@@ -358,11 +359,11 @@ impl Expected {
     /// [`Expected::message`] by the node key `roster` (of cluster `cluster`) lists for it.
     pub(super) fn signed_by(
         &self,
-        (cluster, roster): (&ClusterId, &Genesis),
+        (cluster, roster): (&ClusterId, &[RosterEntry]),
         node: u16,
         statement: &[u8],
     ) -> bool {
-        roster.roster.get(usize::from(node)).is_some_and(|e| {
+        roster.get(usize::from(node)).is_some_and(|e| {
             let message = (self.message)(cluster, node, &e.node_key, self.version, &self.hash);
             e.signed(&message, statement)
         })
@@ -376,7 +377,7 @@ impl Coordinator {
     /// it has none.
     pub(super) async fn apply_at(
         &self,
-        roster: &Genesis,
+        roster: &ClusterRoster,
         runs: Vec<(u16, SessionKind)>,
         expected: Expected,
     ) -> Answers {
@@ -407,7 +408,7 @@ impl Coordinator {
                     Some(outcome) => match (expected.applied)(outcome) {
                         Some((v, statement)) => {
                             if v == expected.version
-                                && expected.signed_by((&cluster, roster), node, &statement)
+                                && expected.signed_by((&cluster, &roster.roster), node, &statement)
                             {
                                 Ok(statement.to_vec())
                             } else {
@@ -470,7 +471,7 @@ impl Coordinator {
     pub(super) async fn run_change<T: ChangeJson>(
         &self,
         body: &ApprovedJson<T>,
-        roster: &Genesis,
+        roster: &ClusterRoster,
         (actors, credential): (Vec<String>, String),
         (expired, detail): (bool, String),
     ) -> Result<AdminsSetResult, ApiError> {
@@ -577,7 +578,7 @@ impl Coordinator {
     /// up too (attacker review helper-45, finding 4).
     pub(super) async fn catch_up_change<T: ChangeJson>(
         &self,
-        roster: &Genesis,
+        roster: &ClusterRoster,
         change: &Recorded<T>,
         credential: String,
     ) -> Result<AdminsSetResult, ApiError> {

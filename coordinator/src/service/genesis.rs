@@ -477,7 +477,8 @@ impl Coordinator {
         }
         let mut nonce = vec![0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
-        let page = self.inventory_page(genesis, node, &nonce, None).await?;
+        let roster = super::roster::ClusterRoster::genesis(genesis);
+        let page = self.inventory_page(&roster, node, &nonce, None).await?;
         Ok(page.aux)
     }
 

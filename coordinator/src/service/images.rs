@@ -20,7 +20,7 @@ use super::checks::{check_admin_approvals, check_version_and_cluster, check_wind
 use super::{Coordinator, err, unix_now};
 use crate::api::{
     AcceptImagesJson, AdminsSetResult, ApiError, ApprovedJson, ErrorCode, GenesisBody,
-    GenesisV2Json, Hex, ImageChange, ImageJson, ImagesStatus, Wire,
+    GenesisV2Json, Hex, ImageChange, ImageJson, ImagesStatus,
 };
 
 /// The image set in force: the images nodes admit as peers and may run on.
@@ -218,7 +218,7 @@ impl Coordinator {
                 "legacy_genesis: a cluster without a roster has no image changes",
             ));
         };
-        let roster = pinned.request.to_wire();
+        let roster = self.roster_in_force().await?;
         let wire = body.to_wire();
         let r = &wire.request;
         check_version_and_cluster((r.v, ACCEPT_IMAGES_VERSION), &r.cluster, &genesis)?;

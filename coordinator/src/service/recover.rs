@@ -218,6 +218,7 @@ impl Coordinator {
         &self,
         genesis: &protocol::genesis::Genesis,
     ) -> Result<Inventories, ApiError> {
+        let roster = super::roster::ClusterRoster::genesis(genesis);
         let mut nonce = vec![0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let mut views: Views = BTreeMap::new();
@@ -234,7 +235,7 @@ impl Coordinator {
                     ));
                 }
                 let mut report = self
-                    .inventory_page(genesis, node, &nonce, after.clone())
+                    .inventory_page(&roster, node, &nonce, after.clone())
                     .await?;
                 if page == 0 {
                     admin_changes.push(std::mem::take(&mut report.admin_changes));
@@ -350,7 +351,7 @@ impl Coordinator {
             let mut statements = BTreeMap::new();
             for (node, copy, statement) in &copies {
                 let same = serde_json::to_string(copy).is_ok_and(|t| t == text);
-                let signed = expected.signed_by((&cluster, genesis), *node, statement);
+                let signed = expected.signed_by((&cluster, &genesis.roster), *node, statement);
                 if !same || !signed {
                     return Err(refused(format!(
                         "node {node} does not report the {} change of version {version} node \
@@ -398,11 +399,11 @@ impl Coordinator {
         Ok(restored)
     }
 
-    /// Node `node`'s inventory page after `after`, checked under the node key `genesis` lists
+    /// Node `node`'s inventory page after `after`, checked under the node key `roster` lists
     /// for it, with `nonce`.
     pub(super) async fn inventory_page(
         &self,
-        genesis: &protocol::genesis::Genesis,
+        roster: &super::roster::ClusterRoster,
         node: u16,
         nonce: &[u8],
         after: Option<String>,
@@ -424,7 +425,7 @@ impl Coordinator {
         match answer {
             EnclaveResponse::Inventory { report, signature } => {
                 verify_inventory(
-                    genesis,
+                    (&roster.cluster_id(), roster.roster.as_slice()),
                     node,
                     (nonce, after.as_deref()),
                     &report,

@@ -9,8 +9,8 @@
 //! recorded by its hash once a node holds it (`roster_proposals`); the same proposal posted
 //! again tries every node, each shown another node's statement (so after its expiry too).
 //!
-//! The roster in force is the genesis' (version 0) until a change is committed: joining,
-//! resharing every key to the new roster and the commit are the planned steps that follow.
+//! The roster in force is the genesis' (version 0) until a change is committed, then the last
+//! committed change's (`in_force`); a change replaces its version.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -55,10 +55,6 @@ impl Recorded {
 
 /// A proposal the nodes hold, with each holder's statement by node index.
 type Held = (ApprovedJson<ChangeRosterJson>, BTreeMap<u16, Vec<u8>>);
-
-/// The roster version in force. No roster change is committed yet (the commit is the
-/// planned step after resharing), so it is the genesis' roster, version 0.
-const ROSTER_VERSION: u32 = 0;
 
 /// The recorded proposals that replace roster version `version` (whose roster is `current`),
 /// in the order the nodes apply them: the last is the one they end on.
@@ -128,7 +124,7 @@ fn describe(r: &ChangeRoster, diff: &RosterDiffJson, withdrawal: bool) -> String
 /// The statements of `statements` that verify, for `change`, under the node key `roster`
 /// lists at each node's index.
 fn verified(
-    roster: &Genesis,
+    roster: &ClusterRoster,
     change: &ChangeRosterJson,
     statements: &BTreeMap<u16, Vec<u8>>,
 ) -> BTreeMap<u16, Vec<u8>> {
@@ -137,7 +133,9 @@ fn verified(
     let cluster = roster.cluster_id();
     statements
         .iter()
-        .filter(|(node, statement)| expected.signed_by((&cluster, roster), **node, statement))
+        .filter(|(node, statement)| {
+            expected.signed_by((&cluster, &roster.roster), **node, statement)
+        })
         .map(|(node, statement)| (*node, statement.clone()))
         .collect()
 }
@@ -154,7 +152,11 @@ fn restorable(
     statements: &BTreeMap<u16, Vec<u8>>,
 ) -> Option<BTreeMap<u16, Vec<u8>>> {
     let r = approved.request.to_wire();
-    let statements = verified(genesis, &approved.request, statements);
+    let statements = verified(
+        &ClusterRoster::genesis(genesis),
+        &approved.request,
+        statements,
+    );
     let approved_here =
         check_admin_approvals(&r, r.admins, &approved.to_wire().approvals, admins).is_ok();
     (!statements.is_empty() && r.cluster == genesis.cluster_id() && approved_here)
@@ -253,17 +255,6 @@ impl Coordinator {
         Ok(proposal.clone())
     }
 
-    /// The genesis with the roster in force (a legacy genesis has none: `legacy_genesis`).
-    async fn roster_in_force(&self) -> Result<Genesis, ApiError> {
-        match self.cluster().await? {
-            GenesisBody::V2(pinned) => Ok(pinned.request.to_wire()),
-            _ => Err(err(
-                ErrorCode::InvalidRequest,
-                "legacy_genesis: a cluster without a roster has no roster changes",
-            )),
-        }
-    }
-
     /// Every recorded roster change proposal.
     async fn roster_proposals(&self) -> Result<Vec<Recorded>, ApiError> {
         self.recorded_changes().await
@@ -277,18 +268,24 @@ impl Coordinator {
             Err(e) if e.code == ErrorCode::Storage => return Err(e),
             Err(_) => return Ok(None),
         };
-        let GenesisBody::V2(pinned) = &genesis else {
+        let GenesisBody::V2(_) = &genesis else {
             return Ok(None);
         };
-        let roster = &pinned.request.roster;
-        let proposals = proposals_of(self.roster_proposals().await?, (ROSTER_VERSION, roster));
+        let in_force = self.roster_in_force().await?;
+        let roster: Vec<RosterEntryJson> = in_force
+            .roster
+            .iter()
+            .map(RosterEntryJson::from_wire)
+            .collect();
+        let proposals = proposals_of(self.roster_proposals().await?, (in_force.version, &roster));
         let admins = self.current_admins(&genesis).await?.version;
-        let pending = pending_of(&proposals, roster, admins).map(|p| Hex(p.hash.to_vec()));
+        let pending = pending_of(&proposals, &roster, admins).map(|p| Hex(p.hash.to_vec()));
         Ok(Some(RosterStatus {
-            version: ROSTER_VERSION,
-            roster: roster.clone(),
+            version: in_force.version,
+            roster,
             proposals: proposals.iter().map(Recorded::json).collect(),
             pending,
+            committed: self.committed_json().await?,
         }))
     }
 
@@ -311,24 +308,18 @@ impl Coordinator {
         credential: String,
     ) -> Result<RosterProposedResult, ApiError> {
         let genesis = self.cluster().await?;
-        let GenesisBody::V2(pinned) = &genesis else {
-            return Err(err(
-                ErrorCode::InvalidRequest,
-                "legacy_genesis: a cluster without a roster has no roster changes",
-            ));
-        };
-        let roster = pinned.request.to_wire();
+        let roster = self.roster_in_force().await?;
         let wire = body.to_wire();
         let r = &wire.request;
         check_version_and_cluster((r.v, CHANGE_ROSTER_VERSION), &r.cluster, &genesis)?;
         r.check().map_err(|e| roster_refused(&e))?;
-        if r.version != ROSTER_VERSION {
+        if r.version != roster.version {
             return Err(err(
                 ErrorCode::Unapproved,
                 format!(
                     "stale_roster: the change replaces roster version {}; the cluster's roster \
-                     is version {ROSTER_VERSION}",
-                    r.version
+                     is version {}",
+                    r.version, roster.version
                 ),
             ));
         }
@@ -398,7 +389,7 @@ impl Coordinator {
     async fn run_proposal(
         &self,
         body: &ApprovedJson<ChangeRosterJson>,
-        roster: &Genesis,
+        roster: &ClusterRoster,
         (actors, credential): (Vec<String>, String),
         expired: bool,
         shown: &BTreeMap<u16, Vec<u8>>,
@@ -608,8 +599,11 @@ mod tests {
 }
 
 mod commit;
+mod in_force;
 mod moves;
 mod prepare;
+
+pub(crate) use in_force::ClusterRoster;
 
 #[cfg(test)]
 mod recovery_tests;

@@ -128,6 +128,18 @@ pub(super) const MIGRATIONS: &[Migration] = &[
                 request TEXT NOT NULL, statements TEXT NOT NULL,
                 created_at INTEGER NOT NULL)",
     },
+    // Issue 20 (membership): every committed roster change, by the roster version it makes
+    // (from 1; the genesis' roster is version 0): the change's SHA-256 (a recorded proposal),
+    // the parent proxy of each node of the new roster and of the roster it replaced (JSON
+    // arrays by index), and the commit's answer (JSON of `api::RosterCommitResult`, every
+    // node's word kept across runs of the commit).
+    Migration {
+        version: 11,
+        sql: "CREATE TABLE roster_commits (
+                version INTEGER PRIMARY KEY CHECK (version >= 1), request_hash BLOB NOT NULL,
+                proxies TEXT NOT NULL, replaced TEXT NOT NULL, result TEXT NOT NULL,
+                created_at INTEGER NOT NULL)",
+    },
 ];
 
 /// The latest schema version this build knows.

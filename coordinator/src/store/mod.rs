@@ -25,6 +25,7 @@ mod migrations;
 mod presignatures;
 mod requests;
 mod roles;
+mod rosters;
 mod sql;
 mod states;
 
@@ -40,6 +41,7 @@ pub use migrations::latest_schema_version;
 pub use presignatures::PresigRow;
 pub use requests::{Begin, RequestRow};
 pub use roles::APP_PRIVILEGES;
+pub use rosters::RosterCommitRow;
 pub use sql::{Row, Tx, Value};
 pub use states::{ClusterState, PresigState, RequestState};
 

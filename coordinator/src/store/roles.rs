@@ -22,6 +22,7 @@ pub const APP_PRIVILEGES: &[(&str, &str)] = &[
     ("admin_changes", "SELECT, INSERT, UPDATE"),
     ("image_changes", "SELECT, INSERT, UPDATE"),
     ("roster_proposals", "SELECT, INSERT, UPDATE"),
+    ("roster_commits", "SELECT, INSERT, UPDATE"),
 ];
 
 /// A role name we quote ourselves: lower-case letters, digits and `_`, starting with a letter

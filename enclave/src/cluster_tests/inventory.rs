@@ -46,7 +46,14 @@ fn every_node_reports_what_it_holds_signed_and_fresh() {
     let mut claims: Vec<Vec<(KeyReceipt, Vec<u8>)>> = Vec::new();
     for node in 0..3u16 {
         let (report, signature) = c.inventory(usize::from(node), &nonce, None).unwrap();
-        verify_inventory(genesis, node, (&nonce, None), &report, &signature).unwrap();
+        verify_inventory(
+            (&genesis.cluster_id(), genesis.roster.as_slice()),
+            node,
+            (&nonce, None),
+            &report,
+            &signature,
+        )
+        .unwrap();
         assert!(!report.more);
         // No auxiliary info was made in this cluster (EdDSA keys only): none is reported; nor
         // any admin or image change.
@@ -73,7 +80,7 @@ fn every_node_reports_what_it_holds_signed_and_fresh() {
         // A page signed for one nonce is not the answer to another.
         assert!(
             verify_inventory(
-                genesis,
+                (&genesis.cluster_id(), genesis.roster.as_slice()),
                 node,
                 (&[0x43; 32], None),
                 &report_of(&c, node, &nonce),
@@ -98,7 +105,14 @@ fn every_node_reports_what_it_holds_signed_and_fresh() {
 
     // Pages: after "hot" comes "warm" alone; after "warm", nothing.
     let (page, signature) = c.inventory(0, &nonce, Some("hot")).unwrap();
-    verify_inventory(genesis, 0, (&nonce, Some("hot")), &page, &signature).unwrap();
+    verify_inventory(
+        (&genesis.cluster_id(), genesis.roster.as_slice()),
+        0,
+        (&nonce, Some("hot")),
+        &page,
+        &signature,
+    )
+    .unwrap();
     assert_eq!(page.keys.len(), 1);
     assert_eq!(page.keys[0].receipt.key_id, "warm");
     let (page, _) = c.inventory(0, &nonce, Some("warm")).unwrap();

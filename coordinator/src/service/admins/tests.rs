@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::super::changes::{failure, nowhere_code};
 use super::*;
 use crate::api::GenesisJson;
+use crate::api::Wire;
 use crate::store::AdminChangeRow;
 use protocol::genesis::ClusterId;
 

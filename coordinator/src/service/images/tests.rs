@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::changes::ChangeJson;
 use super::*;
+use crate::api::Wire;
 use crate::store::ImageChangeRow;
 use protocol::genesis::ClusterId;
 use protocol::images::images_set_message;

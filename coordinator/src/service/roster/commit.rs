@@ -16,10 +16,11 @@
 //!
 //! Every step can run again: a node asked again answers as it did. The enclaves check every
 //! statement and word themselves; the checks here are early refusals and what the client is
-//! shown, which it checks again. The coordinator does not follow the committed roster yet: it
-//! reads the roster in force from the genesis and serves its nodes at their indices, which a
-//! change that appends nodes keeps; after the commit its nodes admit each other again under
-//! the new roster.
+//! shown, which it checks again. Once a node that stays committed, the commit is recorded with
+//! every node's proxy (`in_force`): the coordinator serves the new roster from then on, its
+//! nodes admitting each other under the new roster's entries. The change committed last can be
+//! committed again (`moving` with `committed`): a node that missed a step is asked again, at
+//! the proxy recorded for it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,8 +37,8 @@ use tracing::info;
 use super::super::{Coordinator, err, unix_now};
 use super::moves::{Moving, Party, place};
 use crate::api::{
-    ApiError, CommitRosterBody, ErrorCode, Hex, MoveRosterBody, MoveStep, MovedKeyJson,
-    NodeCommitted, NodeLeft, PartyFailure, RosterCommitResult,
+    ApiError, CommitRosterBody, ErrorCode, Hex, MovedKeyJson, NodeCommitted, NodeLeft,
+    PartyFailure, RosterCommitResult,
 };
 use crate::audit::AuditEntry;
 use crate::nodes::{Route, Target};
@@ -76,13 +77,7 @@ impl Coordinator {
         body: CommitRosterBody,
         credential: String,
     ) -> Result<RosterCommitResult, ApiError> {
-        let m = self
-            .moving(&MoveRosterBody {
-                change: body.change.clone(),
-                joining: body.joining.clone(),
-                step: MoveStep::Aux,
-            })
-            .await?;
+        let m = self.moving((&body.change, &body.joining), true).await?;
         let result = self.commit_steps(&m).await;
         let (outcome, detail) = match &result {
             Ok(r) => (
@@ -138,9 +133,22 @@ impl Coordinator {
             detail: Some(detail),
         };
         // The nodes sealed whatever they sealed: a failed write is reported, and the step may
-        // run again (a node asked again answers as it did).
-        self.db(move |s| s.append_audit(unix_now(), &entry)).await?;
-        result
+        // run again (a node asked again answers as it did). A commit is recorded with its
+        // audit record, and from then on this coordinator and every other on the store serve
+        // the new roster.
+        match result {
+            Ok(r) => match self.replaced_proxies(&m) {
+                Ok(replaced) => self.record_commit((&m.hash, &r), replaced, entry).await,
+                Err(e) => {
+                    self.db(move |s| s.append_audit(unix_now(), &entry)).await?;
+                    Err(e)
+                }
+            },
+            Err(e) => {
+                self.db(move |s| s.append_audit(unix_now(), &entry)).await?;
+                Err(e)
+            }
+        }
     }
 
     /// Asks `party` for its commit step with `commit`.
@@ -181,6 +189,10 @@ impl Coordinator {
     }
 
     async fn commit_steps(&self, m: &Moving) -> Result<RosterCommitResult, ApiError> {
+        // An image change drops a pending roster change at every node, so the chain the nodes
+        // vouch under holds the image changes recorded before they are asked; read first, so
+        // that one recorded meanwhile is not counted (attacker review helper-77, M2).
+        let images = self.images_status().await?.map_or(0, |s| s.version);
         let all: Vec<&Party> = m.parties.iter().collect();
         let route = self.route_of(&all);
         let cluster = m.roster.cluster_id();
@@ -372,21 +384,13 @@ impl Coordinator {
                 Err(f) => failed.push(f),
             }
         }
-        // A node that committed forgot the peers it admitted under the replaced roster: the
-        // nodes this coordinator serves admit each other again, under the new roster's
-        // entries, before anything is signed.
-        for (node, peer, why) in self.nodes.admit_all().await {
-            info!(node, peer, why, "a peer refused after the commit");
+        let mut proxies: Vec<(u16, String)> = Vec::new();
+        for p in &m.parties {
+            if let Some(j) = p.at.next {
+                proxies.push((j, self.url_of(p)?));
+            }
         }
-        let proxies = m
-            .parties
-            .iter()
-            .filter(|p| p.at.next.is_some())
-            .map(|p| match &p.target {
-                Target::Node(i) => self.nodes.proxy(*i).unwrap_or_default(),
-                Target::Proxy(url) => url.clone(),
-            })
-            .collect();
+        proxies.sort();
         info!(
             version = m.version,
             committed = words.len(),
@@ -411,8 +415,34 @@ impl Coordinator {
             nodes: nodes.into_values().collect(),
             left,
             failed,
-            proxies,
+            proxies: proxies.into_iter().map(|(_, url)| url).collect(),
+            images,
         })
+    }
+
+    /// The parent proxy of each node of the roster the change replaces, by index in it.
+    fn replaced_proxies(&self, m: &Moving) -> Result<Vec<String>, ApiError> {
+        let mut replaced: Vec<(u16, String)> = Vec::new();
+        for p in &m.parties {
+            if let Some(i) = p.at.current {
+                replaced.push((i, self.url_of(p)?));
+            }
+        }
+        replaced.sort();
+        Ok(replaced.into_iter().map(|(_, url)| url).collect())
+    }
+
+    /// The parent proxy at which `party` is reached.
+    fn url_of(&self, party: &Party) -> Result<String, ApiError> {
+        match &party.target {
+            Target::Node(i) => self.nodes.proxy(*i).ok_or_else(|| {
+                err(
+                    ErrorCode::Internal,
+                    format!("node {i} is not one of this coordinator's nodes"),
+                )
+            }),
+            Target::Proxy(url) => Ok(url.clone()),
+        }
     }
 }
 

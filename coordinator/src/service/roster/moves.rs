@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use protocol::genesis::{Genesis, RosterEntry};
+use protocol::genesis::RosterEntry;
 use protocol::roster::transfer::{KeyInfo, key_moved_message};
 use protocol::roster::{ChangeParty, ChangeRoster};
 use protocol::session::{FailureCode, Outcome, SessionKind};
@@ -26,6 +26,7 @@ use serde_bytes::ByteBuf;
 use tracing::info;
 
 use super::super::{Coordinator, err, unix_now};
+use super::ClusterRoster;
 use crate::api::{
     ApiError, ErrorCode, Hex, JoiningProxy, MoveRosterBody, MoveStep, PartyMoved,
     RosterMovedResult, Wire,
@@ -46,7 +47,8 @@ pub(super) struct Party {
 
 /// The pending change a move is for, with what every step needs.
 pub(super) struct Moving {
-    pub(super) roster: Genesis,
+    /// The roster the change replaces.
+    pub(super) roster: ClusterRoster,
     pub(super) hash: [u8; 32],
     pub(super) version: u32,
     pub(super) parties: Vec<Party>,
@@ -106,13 +108,38 @@ fn is_proxy_base(url: &str) -> bool {
         && !url.contains('#')
 }
 
-/// Every party of the change in party order, reached at its node (a node of the roster in
-/// force) or at the parent proxy named for it (a node that joins).
+/// Where the parties of a change are reached.
+enum Reach<'a> {
+    /// The pending change: a node of the roster in force at its node, a node that joins at the
+    /// parent proxy named for its node key.
+    Pending(&'a BTreeMap<Vec<u8>, String>),
+    /// The change committed last: every party at the proxy recorded for it (`replaced`, by
+    /// index in the roster it replaced; `proxies`, by index in the new), a node that joined at
+    /// the proxy named for its node key instead, if one is (its parent moved).
+    Committed {
+        replaced: &'a [String],
+        proxies: &'a [String],
+        joining: &'a BTreeMap<Vec<u8>, String>,
+    },
+}
+
+/// Every party of the change in party order, with where it is reached.
 fn parties_of(
-    (roster, change): (&Genesis, &ChangeRoster),
+    (roster, change): (&ClusterRoster, &ChangeRoster),
     diff: &protocol::roster::RosterDiff,
-    proxies: &BTreeMap<Vec<u8>, String>,
+    reach: Reach<'_>,
 ) -> Result<Vec<Party>, ApiError> {
+    let recorded = |urls: &[String], i: u16| {
+        urls.get(usize::from(i))
+            .cloned()
+            .map(Target::Proxy)
+            .ok_or_else(|| {
+                err(
+                    ErrorCode::Storage,
+                    "the recorded commit names no proxy for a party",
+                )
+            })
+    };
     diff.parties()
         .into_iter()
         .map(|at| {
@@ -123,9 +150,19 @@ fn parties_of(
             }
             .cloned()
             .ok_or_else(|| err(ErrorCode::Internal, "a party the rosters do not list"))?;
-            let target = match at.current {
-                Some(i) => Target::Node(i),
-                None => Target::Proxy(proxies.get(entry.node_key.as_slice()).cloned().ok_or_else(
+            let target = match (&reach, at.current, at.next) {
+                (Reach::Committed { replaced, .. }, Some(i), _) => recorded(replaced, i)?,
+                (Reach::Committed { joining, .. }, None, Some(_))
+                    if joining.contains_key(entry.node_key.as_slice()) =>
+                {
+                    Target::Proxy(joining[entry.node_key.as_slice()].clone())
+                }
+                (Reach::Committed { proxies, .. }, None, Some(j)) => recorded(proxies, j)?,
+                (Reach::Committed { .. }, None, None) => {
+                    return Err(err(ErrorCode::Internal, "a party the rosters do not list"));
+                }
+                (Reach::Pending(_), Some(i), _) => Target::Node(i),
+                (Reach::Pending(proxies), None, _) => Target::Proxy(proxies.get(entry.node_key.as_slice()).cloned().ok_or_else(
                     || {
                         err(
                             ErrorCode::InvalidRequest,
@@ -193,7 +230,7 @@ impl Coordinator {
         body: MoveRosterBody,
         credential: String,
     ) -> Result<RosterMovedResult, ApiError> {
-        let moving = self.moving(&body).await?;
+        let moving = self.moving((&body.change, &body.joining), false).await?;
         let (result, action, key_id) = match &body.step {
             MoveStep::Aux => (self.move_aux(&moving).await, "move_aux", None),
             MoveStep::Key { key_id } => (
@@ -252,23 +289,59 @@ impl Coordinator {
         result
     }
 
-    /// The pending change `body` names, its parties and where each is reached.
-    pub(super) async fn moving(&self, body: &MoveRosterBody) -> Result<Moving, ApiError> {
+    /// The pending change whose SHA-256 is `change`, its parties and where each is reached
+    /// (a node that joins at the proxy `joining` names for it). With `committed`, also the
+    /// change committed last, run again (a node that missed the commit catches up): its
+    /// parties at the proxies recorded with it.
+    pub(super) async fn moving(
+        &self,
+        (change, joining): (&Hex, &[JoiningProxy]),
+        committed: bool,
+    ) -> Result<Moving, ApiError> {
+        let hash = super::change_hash(change)?;
+        // The nodes a change adds to `roster`, by node key.
+        let added = |roster: &ClusterRoster, change: &ChangeRoster| -> BTreeSet<Vec<u8>> {
+            change
+                .roster
+                .iter()
+                .filter(|e| roster.roster.iter().all(|r| r.node_key != e.node_key))
+                .map(|e| e.node_key.to_vec())
+                .collect()
+        };
+        if committed {
+            let commits = self.commits().await?;
+            if let Some(last) = commits.last().filter(|c| c.change.hash == hash) {
+                let rosters = self.rosters().await?;
+                let roster = rosters
+                    .get(rosters.len().saturating_sub(2))
+                    .cloned()
+                    .ok_or_else(|| err(ErrorCode::Internal, "no roster before the last"))?;
+                let change = last.change.approved.request.to_wire();
+                let proxies = joining_proxies(joining, &added(&roster, &change))?;
+                let reach = Reach::Committed {
+                    replaced: &last.row.replaced,
+                    proxies: &last.row.proxies,
+                    joining: &proxies,
+                };
+                return Self::moving_of(roster, (hash, &change), reach);
+            }
+        }
         let roster = self.roster_in_force().await?;
-        let hash = super::change_hash(&body.change)?;
         let proposal = self.pending_proposal(&hash).await?;
         let change = proposal.request.request.to_wire();
+        let proxies = joining_proxies(joining, &added(&roster, &change))?;
+        Self::moving_of(roster, (hash, &change), Reach::Pending(&proxies))
+    }
+
+    fn moving_of(
+        roster: ClusterRoster,
+        (hash, change): ([u8; 32], &ChangeRoster),
+        reach: Reach<'_>,
+    ) -> Result<Moving, ApiError> {
         let diff = change
             .diff(&[roster.roster.as_slice()], 0)
             .map_err(|e| super::roster_refused(&e))?;
-        let added: BTreeSet<Vec<u8>> = diff
-            .added
-            .iter()
-            .filter_map(|j| change.roster.get(usize::from(*j)))
-            .map(|e| e.node_key.to_vec())
-            .collect();
-        let proxies = joining_proxies(&body.joining, &added)?;
-        let parties = parties_of((&roster, &change), &diff, &proxies)?;
+        let parties = parties_of((&roster, change), &diff, reach)?;
         Ok(Moving {
             roster,
             version: change.new_version(),
@@ -469,7 +542,7 @@ impl Coordinator {
     /// signed inventory.
     async fn key_facts(
         &self,
-        roster: &Genesis,
+        roster: &ClusterRoster,
         node: u16,
         key_id: &str,
     ) -> Result<KeyInfo, ApiError> {

@@ -194,7 +194,9 @@ pub enum SessionKind {
     /// admins approved, sealed pending and prepared at each party, is the authority. The
     /// participants are party indices ([`crate::roster::RosterDiff::parties`]: the new
     /// roster's nodes at their new index, then the nodes leaving), which every party computes
-    /// from its own sealed change.
+    /// from its own sealed change: exactly the new roster's nodes and the dealers, in party
+    /// order (a node that leaves without dealing takes no part, so a node lost for good is
+    /// replaced without it).
     MoveKey {
         /// The key.
         key_id: String,
@@ -207,10 +209,10 @@ pub enum SessionKind {
         /// record, and a joining node, which holds nothing of the key, takes them; the
         /// confirmed digest covers their digest.
         key: Box<crate::roster::transfer::KeyInfo>,
-        /// Every party's attestation document, by party index (a party's own is not read):
-        /// each is verified against the node key, KMS key and parent PCRs the rosters list for
-        /// that party and the images the cluster accepts, and binds the identity keys its
-        /// envelopes are checked under for this session only.
+        /// Every participant's attestation document, in session order (a party's own is not
+        /// read): each is verified against the node key, KMS key and parent PCRs the rosters
+        /// list for that party and the images the cluster accepts, and binds the identity keys
+        /// its envelopes are checked under for this session only.
         documents: Vec<ByteBuf>,
     },
     /// Make the auxiliary information of the pending roster change's party set (issue 20,

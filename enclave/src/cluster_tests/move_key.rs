@@ -430,22 +430,7 @@ fn a_node_leaving_deals_keeps_nothing_and_the_nodes_left_hold_the_key() {
     let mut c = Cluster::new(3);
     let pk = c.create_key(KEY, Scheme::EddsaEd25519, 2);
     let info = facts(c.blobs[0].last().unwrap(), KEY, &pk);
-    let shrink = c.roster_request(0, c.genesis.request.roster[..2].to_vec(), &[0, 1]);
-    let out = c.propose(&shrink);
-    proposed(&mut c, &out, &shrink.request);
-    let mut none = [ByteBuf::new(), ByteBuf::new()];
-    let held: Vec<_> = c
-        .enclaves
-        .iter()
-        .map(|e| prepare(e, &shrink.request, &[], &mut none).unwrap().0)
-        .collect();
-    for (i, e) in c.enclaves.iter().enumerate() {
-        assert!(
-            prepare(e, &shrink.request, &held, &mut c.blobs[i])
-                .unwrap()
-                .1
-        );
-    }
+    shrink_prepared(&mut c, 3);
     // Parties: the new roster's nodes 0 and 1, then node 2, leaving; nodes 1 and 2 deal.
     let docs: Vec<ByteBuf> = c.enclaves.iter().map(|e| document(e)).collect();
     let out = run_session_as(
@@ -461,26 +446,116 @@ fn a_node_leaving_deals_keeps_nothing_and_the_nodes_left_hold_the_key() {
         },
         |_, _| {},
     );
+    let shares = shares_of(&out, KEY, &[2]);
+    assert_eq!(out.len(), 3);
+    assert_eq!(interpolate(shares[0], shares[1]), pk);
+}
+
+/// Shrinks `c` (3 nodes) to its first two, proposed at every node and prepared at the first
+/// `prepared` (node 2 not, when it is gone).
+fn shrink_prepared(c: &mut Cluster, prepared: usize) {
+    let shrink = c.roster_request(0, c.genesis.request.roster[..2].to_vec(), &[0, 1]);
+    let out = c.propose(&shrink);
+    proposed(c, &out, &shrink.request);
+    let mut none = [ByteBuf::new(), ByteBuf::new()];
+    let held: Vec<_> = c.enclaves[..prepared]
+        .iter()
+        .map(|e| prepare(e, &shrink.request, &[], &mut none).unwrap().0)
+        .collect();
+    for (i, e) in c.enclaves[..prepared].iter().enumerate() {
+        assert!(
+            prepare(e, &shrink.request, &held, &mut c.blobs[i])
+                .unwrap()
+                .1
+        );
+    }
+}
+
+/// Each receiver's share of `key` in a move's outcomes `out`, by party, opened from its sealed
+/// blob; the parties `leaving` received nothing.
+fn shares_of(
+    out: &std::collections::BTreeMap<u16, Outcome>,
+    key: &str,
+    leaving: &[u16],
+) -> Vec<(u16, Scalar<Ed25519>)> {
     let mut shares = Vec::new();
-    for (p, o) in &out {
+    for (p, o) in out {
         match o {
             Outcome::KeyMoved {
                 index: None,
                 sealed: None,
                 statement: None,
                 ..
-            } if *p == 2 => {}
+            } if leaving.contains(p) => {}
             Outcome::KeyMoved {
                 index: Some(i),
                 sealed: Some(sealed),
                 ..
             } if *i == *p => {
-                let (_, share) = open(sealed, KEY);
+                let (_, share) = open(sealed, key);
                 shares.push((*p, *share.held().unwrap().secret.as_ref()));
             }
             other => panic!("party {p}: {other:?}"),
         }
     }
-    assert_eq!(out.len(), 3);
+    shares
+}
+
+/// A node leaving that does not deal takes no part in the move, so a node lost for good is
+/// removed or replaced without it: the session is exactly the new roster's nodes and the
+/// dealers, in party order. Named beside them, or with a receiver left out, the session is
+/// refused by every party asked and keeps nothing; without it, nodes 0 and 1 deal and hold the
+/// key, and node 2 is never asked.
+#[test]
+fn a_node_leaving_without_dealing_takes_no_part_and_the_move_without_it_holds_the_key() {
+    const KEY: &str = "moving-without-2";
+    let mut c = Cluster::new(3);
+    let pk = c.create_key(KEY, Scheme::EddsaEd25519, 2);
+    let info = facts(c.blobs[0].last().unwrap(), KEY, &pk);
+    shrink_prepared(&mut c, 2);
+    let run = |participants: &[u16]| {
+        let documents: Vec<ByteBuf> = participants
+            .iter()
+            .map(|p| document(&c.enclaves[usize::from(*p)]))
+            .collect();
+        let session = session_id_ahead(c.ahead.get());
+        let out = run_session_as(
+            &c.enclaves,
+            session.clone(),
+            participants,
+            |_| SessionKind::MoveKey {
+                key_id: KEY.into(),
+                generation: 0,
+                dealers: vec![0, 1],
+                key: Box::new(info.clone()),
+                documents: documents.clone(),
+            },
+            |_, _| {},
+        );
+        abort(&c.enclaves, &session);
+        out
+    };
+    for participants in [&[0u16, 1, 2][..], &[0][..], &[1, 0][..]] {
+        let out = run(participants);
+        assert_eq!(out.len(), participants.len());
+        for (p, o) in &out {
+            match o {
+                // Node 2, not prepared (it is gone), refuses before it reads the session.
+                Outcome::Failed { .. } if *p == 2 => {}
+                Outcome::Failed { message, .. } => assert!(
+                    message.contains("involves the new roster's nodes and the dealers"),
+                    "party {p}: {message}"
+                ),
+                other => panic!("party {p}: {other:?}"),
+            }
+        }
+    }
+    for e in &c.enclaves {
+        assert!(e.incoming_for_test().is_empty());
+    }
+    let out = run(&[0, 1]);
+    let shares = shares_of(&out, KEY, &[]);
+    assert_eq!(out.len(), 2);
     assert_eq!(interpolate(shares[0], shares[1]), pk);
+    assert!(c.enclaves[2].incoming_for_test().is_empty());
 }

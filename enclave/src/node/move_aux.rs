@@ -182,7 +182,7 @@ impl Node {
             ));
         }
         let me = frame.3;
-        let entries: Vec<_> = change.roster.iter().map(Some).collect();
+        let entries: Vec<_> = (0u16..).zip(change.roster.iter().map(Some)).collect();
         let (peers, named) = self.admit_parties(identity, me, &entries, documents, &images)?;
         let hash = frame.0;
         let next = roster_digest(&cluster, version, &change.roster);

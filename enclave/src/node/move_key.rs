@@ -18,7 +18,7 @@
 //! public shares lie on one polynomial of the key's threshold, and gets no confirmation from
 //! any holder if they are not the key's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use protocol::genesis::{RosterEntry, roster_digest};
 use protocol::policy::Scheme;
@@ -235,12 +235,6 @@ impl Node {
             .parties();
         let hash = change.hash();
         let n = u16::try_from(parties.len()).map_err(|_| bad("too many parties"))?;
-        if !participants.iter().copied().eq(0..n) {
-            return Err(bad(format!(
-                "a key's move involves every party of the change ({n}: the new roster, then the \
-                 nodes leaving), in party order"
-            )));
-        }
         let my_key = self.node_key_public()?;
         let me = parties
             .iter()
@@ -313,6 +307,22 @@ impl Node {
         let receivers: Vec<u16> = (0..n)
             .filter(|p| parties[usize::from(*p)].next.is_some())
             .collect();
+        // The session is the committee's: every node of the new roster and the dealers, in
+        // party order. A node that leaves without dealing takes no part, so a node lost for
+        // good is replaced without it; one asked anyway is refused, as is a session that
+        // leaves out a receiver or a dealer.
+        let committee: BTreeSet<u16> = receivers
+            .iter()
+            .copied()
+            .chain(dealers.iter().map(|(p, _)| *p))
+            .collect();
+        if !participants.iter().copied().eq(committee.iter().copied()) {
+            return Err(bad(format!(
+                "a key's move involves the new roster's nodes and the dealers ({:?}, by party: \
+                 the new roster, then the nodes leaving), in party order; got {participants:?}",
+                committee
+            )));
+        }
 
         let info_digest = info.digest();
         let next_digest = roster_digest(&cluster, version, &change.roster);
@@ -328,17 +338,23 @@ impl Node {
             key: &info_digest,
         });
 
-        // The peers, for this session alone: each party's document against the entry the
-        // rosters list for it.
-        if m.documents.len() != parties.len() {
+        // The peers, for this session alone: each participant's document against the entry
+        // the rosters list for its party.
+        if m.documents.len() != participants.len() {
             return Err(bad(format!(
-                "a key's move carries one document per party ({n}), not {}",
+                "a key's move carries one document per participant ({}), not {}",
+                participants.len(),
                 m.documents.len()
             )));
         }
-        let entries = parties
+        let entries = participants
             .iter()
-            .map(|party| entry_of(party, &change.roster, &in_force))
+            .map(|p| {
+                (
+                    *p,
+                    entry_of(&parties[usize::from(*p)], &change.roster, &in_force),
+                )
+            })
             .collect::<Vec<_>>();
         let (peers, named) = self.admit_parties(identity, me, &entries, m.documents, &images)?;
         let eid = kind.execution_id(&cluster, &context, sid, &named);
@@ -423,21 +439,23 @@ impl Node {
     }
 
     /// The peers of a roster change's session (a key's move, the new party set's auxiliary
-    /// information), admitted for it alone: party `p`'s document (`documents[p]`; this node's,
-    /// `me`, is not read) against the roster entry `entries[p]` and the images of the chain
-    /// held (`images`). Returns them with every party as the execution id names it.
+    /// information), admitted for it alone: for each participant, in session order, its party
+    /// `p` and the roster entry listed for it (`entries`), its document (`documents`, in the
+    /// same order; this node's, `me`, is not read) against that entry and the images of the
+    /// chain held (`images`). Returns them with every participant as the execution id names
+    /// it.
     pub(super) fn admit_parties(
         &self,
         identity: &SecretIdentity,
         me: u16,
-        entries: &[Option<&RosterEntry>],
+        entries: &[(u16, Option<&RosterEntry>)],
         documents: &[ByteBuf],
         images: &[protocol::genesis::Image],
     ) -> Result<(Roster, Vec<Participant>), NodeError> {
         let now = (self.clock)();
         let mut peers = Roster::default();
         peers.insert_self(me, identity.public());
-        for ((p, entry), document) in (0u16..).zip(entries).zip(documents) {
+        for ((p, entry), document) in entries.iter().copied().zip(documents) {
             if p == me {
                 continue;
             }
@@ -451,9 +469,10 @@ impl Node {
                 }
             })?;
         }
-        let n = u16::try_from(entries.len()).map_err(|_| bad("too many parties"))?;
-        let named = (0..n)
-            .map(|p| {
+        let named = entries
+            .iter()
+            .map(|(p, _)| {
+                let p = *p;
                 let keys = peers
                     .get(p)
                     .ok_or_else(|| NodeError::Internal(format!("party {p} was not admitted")))?;

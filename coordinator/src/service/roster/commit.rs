@@ -193,7 +193,7 @@ impl Coordinator {
         // vouch under holds the image changes recorded before they are asked; read first, so
         // that one recorded meanwhile is not counted (attacker review helper-77, M2).
         let images = self.images_status().await?.map_or(0, |s| s.version);
-        let all: Vec<&Party> = m.parties.iter().collect();
+        let all: Vec<(u16, &Party)> = (0u16..).zip(&m.parties).collect();
         let route = self.route_of(&all);
         let cluster = m.roster.cluster_id();
         let change = ByteBuf::from(m.hash.to_vec());

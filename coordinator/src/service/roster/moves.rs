@@ -200,9 +200,9 @@ pub(super) fn place(at: ChangeParty, party: u16) -> String {
 }
 
 /// What a failed session says, naming the party by its place in the change (`at`, by party).
-fn session_failure(run: &SessionRun, at: &[ChangeParty]) -> Option<ApiError> {
+fn session_failure(run: &SessionRun, at: &BTreeMap<u16, ChangeParty>) -> Option<ApiError> {
     let (party, code, message) = run.failure()?;
-    let place = match at.get(usize::from(party)) {
+    let place = match at.get(&party) {
         Some(at) => place(*at, party),
         None => format!("party {party}"),
     };
@@ -350,27 +350,26 @@ impl Coordinator {
         })
     }
 
-    /// Where each of `parties` is reached, party `p` being the `p`-th.
-    pub(super) fn route_of(&self, parties: &[&Party]) -> Route {
+    /// Where each of `parties` (party index, party) is reached.
+    pub(super) fn route_of(&self, parties: &[(u16, &Party)]) -> Route {
         Route::to(
             &self.nodes,
             parties
                 .iter()
-                .enumerate()
-                .map(|(p, party)| (p as u16, party.target.clone()))
+                .map(|(p, party)| (*p, party.target.clone()))
                 .collect(),
         )
     }
 
-    /// Runs the session `kind` among every one of `parties`, in order, on `route`: the
-    /// outcomes, or the first failure named by the party's place in the change.
+    /// Runs the session `kind` among `parties` (party index, party), in party order, on
+    /// `route`: the outcomes, or the first failure named by the party's place in the change.
     async fn run_among(
         &self,
         route: &Route,
-        parties: &[&Party],
+        parties: &[(u16, &Party)],
         kind: &SessionKind,
     ) -> Result<SessionRun, ApiError> {
-        let participants: Vec<u16> = (0..parties.len() as u16).collect();
+        let participants: Vec<u16> = parties.iter().map(|(p, _)| *p).collect();
         let run = run_routed_session(
             route,
             &new_session_id(),
@@ -379,7 +378,7 @@ impl Coordinator {
             self.settings.setup_round_timeout,
         )
         .await;
-        let at: Vec<ChangeParty> = parties.iter().map(|p| p.at).collect();
+        let at: BTreeMap<u16, ChangeParty> = parties.iter().map(|(i, p)| (*i, p.at)).collect();
         match session_failure(&run, &at) {
             Some(e) => Err(e),
             None => Ok(run),
@@ -388,9 +387,9 @@ impl Coordinator {
 
     /// A fresh attestation document of every party of `parties`, in their order: what the
     /// enclaves verify each party by, against the entry the rosters list for it.
-    async fn documents(&self, parties: &[&Party]) -> Result<Vec<ByteBuf>, ApiError> {
+    async fn documents(&self, parties: &[(u16, &Party)]) -> Result<Vec<ByteBuf>, ApiError> {
         let mut out = Vec::with_capacity(parties.len());
-        for p in parties {
+        for (_, p) in parties {
             let document = match &p.target {
                 Target::Node(i) => self.nodes.attest(*i).await.map(|(d, _)| d).map_err(|e| e.0),
                 Target::Proxy(url) => {
@@ -424,7 +423,11 @@ impl Coordinator {
     /// in it. A node without safe primes ready is asked alone first, which starts them there
     /// (and refuses): the others keep theirs for the run, and the client asks again.
     async fn move_aux(&self, m: &Moving) -> Result<RosterMovedResult, ApiError> {
-        let receivers: Vec<&Party> = m.parties.iter().filter(|p| p.at.next.is_some()).collect();
+        // The new roster's nodes come first in the party space, at their index in it.
+        let receivers: Vec<(u16, &Party)> = (0u16..)
+            .zip(&m.parties)
+            .filter(|(_, p)| p.at.next.is_some())
+            .collect();
         // Needed where a node holds auxiliary information for the roster in force (each such
         // node refuses the commit without the new party set's): none does in a cluster that
         // never made any, and the step is then a no-op, named by an empty `moved`.
@@ -441,7 +444,7 @@ impl Coordinator {
             });
         }
         let route = self.route_of(&receivers);
-        let participants: Vec<u16> = (0..receivers.len() as u16).collect();
+        let participants: Vec<u16> = receivers.iter().map(|(j, _)| *j).collect();
         let mut unready = Vec::new();
         for j in &participants {
             match route.call(*j, &EnclaveRequest::Status, ASK_TIMEOUT).await {
@@ -486,14 +489,14 @@ impl Coordinator {
         );
         let run = self.run_among(&route, &receivers, &kind).await?;
         let mut moved = Vec::new();
-        for (j, p) in receivers.iter().enumerate() {
-            match run.outcomes.get(&(j as u16)) {
+        for (j, p) in receivers.iter().copied() {
+            match run.outcomes.get(&j) {
                 Some(Outcome::AuxMoved {
                     version,
                     index,
                     aux,
                     ..
-                }) if *version == m.version && usize::from(*index) == j => moved.push(PartyMoved {
+                }) if *version == m.version && *index == j => moved.push(PartyMoved {
                     index: *index,
                     node_key: Hex::from(&p.entry.node_key),
                     digest: Hex(aux.to_vec()),
@@ -611,7 +614,14 @@ impl Coordinator {
             ));
         }
         let info = self.key_facts(&m.roster, dealers[0], key_id).await?;
-        let all: Vec<&Party> = m.parties.iter().collect();
+        // The committee: every node of the new roster and the dealers, in party order. A node
+        // that leaves without dealing takes no part (it may be gone for good).
+        let all: Vec<(u16, &Party)> = (0u16..)
+            .zip(&m.parties)
+            .filter(|(_, p)| {
+                p.at.next.is_some() || p.at.current.is_some_and(|c| dealers.contains(&c))
+            })
+            .collect();
         let documents = self.documents(&all).await?;
         let kind = SessionKind::MoveKey {
             key_id: key_id.to_string(),
@@ -631,7 +641,7 @@ impl Coordinator {
         let facts = info.digest();
         let cluster = m.roster.cluster_id();
         let (mut moved, mut leaving) = (Vec::new(), Vec::new());
-        for (p, party) in m.parties.iter().enumerate() {
+        for (p, party) in all.iter().copied() {
             let Some(Outcome::KeyMoved {
                 key_id: id,
                 generation,
@@ -641,7 +651,7 @@ impl Coordinator {
                 key,
                 statement,
                 ..
-            }) = run.outcomes.get(&(p as u16))
+            }) = run.outcomes.get(&p)
             else {
                 return Err(err(
                     ErrorCode::Internal,
@@ -734,58 +744,5 @@ fn one_digest(moved: &[PartyMoved]) -> Result<(), ApiError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn proxy(key: u8, url: &str) -> JoiningProxy {
-        JoiningProxy {
-            node_key: Hex(vec![key; 32]),
-            proxy: url.into(),
-        }
-    }
-
-    #[test]
-    fn the_proxies_named_are_of_nodes_the_change_adds_once_each() {
-        let added: BTreeSet<Vec<u8>> = [vec![4; 32]].into();
-        let ok = joining_proxies(&[proxy(4, "http://127.0.0.1:1")], &added).unwrap();
-        assert_eq!(ok[&vec![4; 32]], "http://127.0.0.1:1");
-        let e = joining_proxies(&[proxy(1, "http://127.0.0.1:1")], &added).unwrap_err();
-        assert!(e.message.starts_with("not_joining: "), "{e}");
-        let e = joining_proxies(
-            &[
-                proxy(4, "http://127.0.0.1:1"),
-                proxy(4, "http://127.0.0.1:2"),
-            ],
-            &added,
-        )
-        .unwrap_err();
-        assert_eq!(e.code, ErrorCode::MalformedRequest);
-        for url in [
-            "file:///etc/passwd",
-            "http://10.0.0.1:80/admin?",
-            "http://10.0.0.1:80/?x=1",
-            "http://user@10.0.0.1:80",
-            "http://10.0.0.1:80/#f",
-            "http://",
-        ] {
-            let e = joining_proxies(&[proxy(4, url)], &added).unwrap_err();
-            assert_eq!(e.code, ErrorCode::MalformedRequest, "{url}");
-        }
-        for url in ["http://127.0.0.1:8080", "https://proxy.internal:8443/"] {
-            assert!(joining_proxies(&[proxy(4, url)], &added).is_ok(), "{url}");
-        }
-    }
-
-    #[test]
-    fn two_digests_are_refused() {
-        let moved = |d: u8| PartyMoved {
-            index: 0,
-            node_key: Hex(vec![1; 32]),
-            digest: Hex(vec![d; 32]),
-            statement: None,
-        };
-        assert!(one_digest(&[moved(1), moved(1)]).is_ok());
-        let e = one_digest(&[moved(1), moved(2)]).unwrap_err();
-        assert!(e.message.starts_with("digests_differ: "), "{e}");
-    }
-}
+#[path = "moves_tests.rs"]
+mod tests;

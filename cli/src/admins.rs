@@ -208,15 +208,19 @@ pub fn verify_node_statements(
     let cluster = trust.cluster_id();
     for s in statements {
         let message = statement_message(&cluster, s.node, version, hash);
-        let signed = trust
-            .genesis()
-            .roster
-            .get(usize::from(s.node))
-            .is_some_and(|entry| entry.signed(&message, &s.signature.0));
+        // Under the node key a roster of the cluster lists at its index: the change may have
+        // been applied under any roster in force since the genesis (issue 20; attacker review
+        // helper-78, H1). A statement names an index, not a roster version, so a node that
+        // held that index in an earlier roster counts as its word.
+        let signed = trust.rosters().iter().any(|roster| {
+            roster
+                .get(usize::from(s.node))
+                .is_some_and(|entry| entry.signed(&message, &s.signature.0))
+        });
         if !signed {
             bail!(
                 "node {}'s statement that it applied {what} version {version} does not verify \
-                 under its node key in the pinned genesis",
+                 under its node key in the pinned genesis or a committed roster",
                 s.node
             );
         }
@@ -242,13 +246,17 @@ pub async fn admin_version(api: &ApiClient) -> anyhow::Result<u32> {
 /// The coordinator's admin set and its changes, checked against the pinned genesis
 /// ([`AdminChain::verify`]), with what it reported.
 pub async fn fetch(api: &ApiClient, trust: &Trust) -> anyhow::Result<(AdminChain, AdminsStatus)> {
-    let Some(admins) = status(api).await?.admins else {
+    let status = status(api).await?;
+    let Some(admins) = status.admins else {
         bail!(
             "the coordinator reports no admin set (is the cluster's genesis ready, and the \
              coordinator recent enough?)"
         );
     };
-    Ok((AdminChain::verify(trust, &admins)?, admins))
+    let committed = status.roster.map(|r| r.committed).unwrap_or_default();
+    let (chain, _) =
+        crate::roster::verify_with_rosters(trust, &committed, |t| AdminChain::verify(t, &admins))?;
+    Ok((chain, admins))
 }
 
 /// Checks the coordinator's answer to `request`: the version it makes, its hash, and every
@@ -300,6 +308,7 @@ pub async fn set_admins(
     (admins, quorum): (&[[u8; 32]], u16),
     approvers: &[SigningKey],
 ) -> anyhow::Result<(SetAdmins, AdminsSetResult)> {
+    let trust = &crate::roster::checked_trust(api, trust).await?;
     let current = chain.current();
     check_approvers(current, approvers)?;
     let request = requests::set_admins(trust.cluster_id(), current.version, admins, quorum);
@@ -322,6 +331,7 @@ pub async fn set_admins(
 /// recorded already) is caught up (attacker review helper-45, finding 4). The answers, checked.
 pub async fn catch_up(api: &ApiClient, trust: &Trust) -> anyhow::Result<Vec<AdminsSetResult>> {
     let (_, admins) = fetch(api, trust).await?;
+    let trust = &crate::roster::checked_trust(api, trust).await?;
     let mut answers = Vec::new();
     for change in &admins.changes {
         let answer: AdminsSetResult = api
@@ -479,5 +489,40 @@ mod tests {
         let mut lying = status(&trust, vec![first()]);
         lying.version = 0;
         assert!(AdminChain::verify(&trust, &lying).is_err());
+    }
+
+    /// A change applied after a committed roster change put a new node at index 1 carries that
+    /// node's statement: it verifies under the roster that lists it, which the client holds
+    /// once it checked the committed changes (attacker review helper-78, H1), and under no
+    /// other.
+    #[test]
+    fn a_statement_of_a_node_a_committed_change_added_verifies_under_that_roster_alone() {
+        let nodes = [key(11), key(12)];
+        let trust = pinned(&nodes);
+        let replaced = [key(11), key(13)];
+        let applied = || {
+            vec![change(
+                &trust,
+                &replaced,
+                0,
+                (vec![4, 5], 1),
+                &[key(1), key(2)],
+                &[0, 1],
+            )]
+        };
+        assert!(AdminChain::verify(&trust, &status(&trust, applied())).is_err());
+        let mut later = trust.genesis().roster.clone();
+        later[1].node_key = requests::public(&key(13));
+        let with = trust.with_rosters(vec![trust.genesis().roster.clone(), later.clone()]);
+        assert_eq!(with.rosters().len(), 2);
+        let chain = AdminChain::verify(&with, &status(&trust, applied())).unwrap();
+        assert_eq!(chain.current().version, 1);
+        // A roster without the genesis' first is given it first.
+        assert_eq!(trust.with_rosters(vec![later]).rosters().len(), 2);
+        // Another key at index 1 in that roster: refused.
+        let mut other = trust.genesis().roster.clone();
+        other[1].node_key = requests::public(&key(14));
+        let wrong = trust.with_rosters(vec![other]);
+        assert!(AdminChain::verify(&wrong, &status(&trust, applied())).is_err());
     }
 }

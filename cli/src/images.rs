@@ -233,8 +233,10 @@ pub async fn fetch(
              ready, and the coordinator recent enough?)"
         );
     };
-    let admin_chain = AdminChain::verify(trust, &admins)?;
-    let image_chain = ImageChain::verify(trust, &admin_chain, &images)?;
+    let committed = status.roster.map(|r| r.committed).unwrap_or_default();
+    let (admin_chain, trust) =
+        crate::roster::verify_with_rosters(trust, &committed, |t| AdminChain::verify(t, &admins))?;
+    let image_chain = ImageChain::verify(&trust, &admin_chain, &images)?;
     Ok((admin_chain, image_chain, admins, images))
 }
 
@@ -264,6 +266,7 @@ pub async fn accept_images(
     images: &[Image],
     approvers: &[SigningKey],
 ) -> anyhow::Result<(AcceptImages, AdminsSetResult)> {
+    let trust = &crate::roster::checked_trust(api, trust).await?;
     let set = admins.current();
     check_approvers(set, approvers)?;
     let request = requests::accept_images(
@@ -289,6 +292,7 @@ pub async fn accept_images(
 /// that has it answers again, and one that missed it is caught up. The answers, checked.
 pub async fn catch_up(api: &ApiClient, trust: &Trust) -> anyhow::Result<Vec<AdminsSetResult>> {
     let (_, _, _, images) = fetch(api, trust).await?;
+    let trust = &crate::roster::checked_trust(api, trust).await?;
     let mut answers = Vec::new();
     for change in &images.changes {
         let answer: AdminsSetResult = api

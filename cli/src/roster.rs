@@ -37,8 +37,6 @@ use crate::trust::Trust;
 pub struct Rosters {
     /// Each roster's nodes, by version.
     pub all: Vec<Vec<RosterEntry>>,
-    /// The SHA-256 of each committed change, by the version it made less one.
-    pub changes: Vec<[u8; 32]>,
     /// Each committed change as a node that joins a later change is given it: with the
     /// keys-held statements it was committed on (which that node checks; not here).
     pub committed: Vec<CommittedRoster>,
@@ -74,7 +72,6 @@ pub fn rosters(
     let cluster = trust.cluster_id();
     let mut out = Rosters {
         all: vec![trust.genesis().roster.clone()],
-        changes: Vec::new(),
         committed: Vec::new(),
         incomplete: Vec::new(),
     };
@@ -132,7 +129,6 @@ pub fn rosters(
             aux: None,
         });
         out.all.push(r.roster.clone());
-        out.changes.push(hash);
     }
     Ok(out)
 }
@@ -359,9 +355,36 @@ pub async fn fetch(
              and the coordinator recent enough?)"
         );
     };
-    let chain = AdminChain::verify(trust, &admins)?;
-    let rosters = verify(trust, &chain, &roster)?;
+    let (chain, trust) =
+        verify_with_rosters(trust, &roster.committed, |t| AdminChain::verify(t, &admins))?;
+    let rosters = verify(&trust, &chain, &roster)?;
     Ok((chain, roster, rosters))
+}
+
+/// `trust` with every roster of the cluster as this machine checks them from the pinned
+/// genesis ([`fetch`]): what node statements and key receipts signed after a committed change
+/// are checked under.
+pub async fn checked_trust(api: &ApiClient, trust: &Trust) -> anyhow::Result<Trust> {
+    let (_, _, rosters) = fetch(api, trust).await?;
+    Ok(trust.with_rosters(rosters.all))
+}
+
+/// Runs `check` (the admin chain's, whose node statements name no roster) with `trust` holding
+/// the rosters `committed` lists, then checks those committed changes against the admin chain
+/// it returns ([`rosters`]: approvals and node words): the statements `check` accepted under a
+/// roster the coordinator made up are refused with it. Returns what `check` returned and the
+/// trust with the rosters checked.
+pub fn verify_with_rosters(
+    trust: &Trust,
+    committed: &[RosterCommitted],
+    check: impl FnOnce(&Trust) -> anyhow::Result<AdminChain>,
+) -> anyhow::Result<(AdminChain, Trust)> {
+    let mut listed = vec![trust.genesis().roster.clone()];
+    listed.extend(committed.iter().map(|c| c.request.request.to_wire().roster));
+    let candidate = trust.with_rosters(listed);
+    let chain = check(&candidate)?;
+    let checked = rosters(&candidate, &chain, committed)?;
+    Ok((chain, trust.with_rosters(checked.all)))
 }
 
 /// How many nodes the roster in force has, as this machine checks it ([`fetch`]): what a

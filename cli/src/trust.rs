@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use coordinator::api::{ApprovedJson, GenesisV2Json, KeyInfo};
 use coordinator::client::ApiClient;
-use protocol::genesis::{ClusterId, Genesis};
+use protocol::genesis::{ClusterId, Genesis, RosterEntry};
 use protocol::policy::Approved;
 use protocol::receipt::ReceiptError;
 
@@ -109,6 +109,18 @@ pub enum TrustError {
         /// The first node whose statement is missing or does not verify.
         node: u16,
     },
+    /// The key's receipts are signed under a roster version the rosters checked here do not
+    /// hold.
+    #[error(
+        "key {key_id} is refused: its receipts are signed under roster version {version}, which \
+         the committed roster changes checked here do not make (unknown_roster)"
+    )]
+    UnknownRoster {
+        /// The key.
+        key_id: String,
+        /// The roster version named.
+        version: u32,
+    },
 }
 
 /// An approved genesis this machine trusts.
@@ -116,6 +128,10 @@ pub enum TrustError {
 pub struct Trust {
     approved: Approved<Genesis>,
     cluster: ClusterId,
+    /// The cluster's rosters by version that node statements and key receipts are checked
+    /// under: the pinned genesis' alone, or with every committed change's once this machine
+    /// checked them (`crate::roster::checked_trust`).
+    rosters: Vec<Vec<RosterEntry>>,
 }
 
 /// A key whose receipts verified against the pinned genesis: only [`Trust::verify_key`]
@@ -173,7 +189,12 @@ impl Trust {
     pub fn new(approved: Approved<Genesis>, source: &Path) -> Result<Self, TrustError> {
         check(&approved, source)?;
         let cluster = approved.request.cluster_id();
-        Ok(Self { approved, cluster })
+        let rosters = vec![approved.request.roster.clone()];
+        Ok(Self {
+            approved,
+            cluster,
+            rosters,
+        })
     }
 
     /// Reads the genesis pinned at `path`, checking it again (a file edited since is refused).
@@ -276,6 +297,25 @@ impl Trust {
         &self.approved.request
     }
 
+    /// The cluster's rosters by version that node statements and key receipts are checked
+    /// under (the pinned genesis' first).
+    pub fn rosters(&self) -> &[Vec<RosterEntry>] {
+        &self.rosters
+    }
+
+    /// This trust with the cluster's rosters by version `rosters` (the genesis' first): the
+    /// committed changes' as `crate::roster` checked them, or, while it checks them, as the
+    /// coordinator lists them (a check that then fails refuses everything checked under them).
+    pub(crate) fn with_rosters(&self, mut rosters: Vec<Vec<RosterEntry>>) -> Self {
+        if rosters.first() != Some(&self.approved.request.roster) {
+            rosters.insert(0, self.approved.request.roster.clone());
+        }
+        Self {
+            rosters,
+            ..self.clone()
+        }
+    }
+
     /// The pinned genesis with its admin approvals.
     pub fn approved(&self) -> &Approved<Genesis> {
         &self.approved
@@ -289,9 +329,21 @@ impl Trust {
     /// Checks `key` against the pinned roster: every node signed its receipt with the node
     /// key the roster lists for it, over exactly these fields and the hash of the creation
     /// request served with it, whose id, scheme, threshold and approval policy are the key's.
+    /// A key whose receipts a roster this trust does not hold signed (one a committed change
+    /// made) is refused here as `unknown_roster`: [`Trust::check_key`] fetches the rosters.
     pub fn verify_key(&self, key: KeyInfo) -> Result<VerifiedKey, TrustError> {
+        self.verify_key_in(key, &self.rosters)
+    }
+
+    /// [`Trust::verify_key`] with the cluster's rosters by version, as this machine checked
+    /// them from the pinned genesis (`crate::roster::Rosters::all`).
+    pub fn verify_key_in(
+        &self,
+        key: KeyInfo,
+        rosters: &[Vec<RosterEntry>],
+    ) -> Result<VerifiedKey, TrustError> {
         use coordinator::api::KeyCheckError;
-        match key.check(&self.approved.request) {
+        match key.check(&self.cluster, rosters) {
             Ok(()) => Ok(VerifiedKey(key)),
             Err(KeyCheckError::Receipts(error)) => Err(TrustError::Key {
                 key_id: key.key_id.clone(),
@@ -307,10 +359,16 @@ impl Trust {
                 generation,
                 node,
             }),
+            Err(KeyCheckError::Roster(version)) => Err(TrustError::UnknownRoster {
+                key_id: key.key_id.clone(),
+                version,
+            }),
         }
     }
 
-    /// Fetches `key_id` from the coordinator and verifies it ([`Trust::verify_key`]).
+    /// Fetches `key_id` from the coordinator and verifies it ([`Trust::verify_key`]); a key
+    /// whose receipts name a roster a committed change made is checked with the rosters the
+    /// coordinator reports, each checked from the pinned genesis (`crate::roster::fetch`).
     pub async fn fetch_key(&self, api: &ApiClient, key_id: &str) -> anyhow::Result<VerifiedKey> {
         let key: KeyInfo = api
             .get(&format!("/v1/keys/{key_id}"))
@@ -322,7 +380,24 @@ impl Trust {
                 key.key_id
             );
         }
-        Ok(self.verify_key(key)?)
+        self.check_key(api, key).await
+    }
+
+    /// Verifies `key` as the coordinator answered it ([`Trust::verify_key`]), with the rosters
+    /// the coordinator reports where its receipts name a roster a committed change made.
+    pub async fn check_key(&self, api: &ApiClient, key: KeyInfo) -> anyhow::Result<VerifiedKey> {
+        let known = |v: u32| usize::try_from(v).is_ok_and(|v| v < self.rosters.len());
+        let later = key.receipts.as_ref().is_some_and(|r| {
+            !known(r.roster)
+                || r.reshared
+                    .as_ref()
+                    .is_some_and(|x| !known(x.roster) || !known(x.origin_roster))
+        });
+        if !later {
+            return Ok(self.verify_key(key)?);
+        }
+        let trust = crate::roster::checked_trust(api, self).await?;
+        Ok(trust.verify_key(key)?)
     }
 }
 

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use crate::genesis::{ClusterId, Genesis};
+use crate::genesis::{ClusterId, Genesis, RosterEntry};
 use crate::policy::Scheme;
 
 /// Version of [`KeyReceipt`].
@@ -123,27 +123,41 @@ impl ReceiptError {
     }
 }
 
-/// Checks that every node of `genesis`' roster signed `claimed` (its `node` field is ignored:
-/// each receipt is rebuilt with its signer's index) with the node key the roster lists for it.
-/// `signatures` are (node index, Ed25519 signature). A key passes only if each participant's
-/// enclave signed exactly these fields, so a coordinator that substitutes a public key, a chain
-/// code, a scheme or a threshold is caught.
+/// Checks that every node of `genesis`' roster signed `claimed` ([`verify_key_receipts_in`]
+/// the genesis roster, version 0).
 pub fn verify_key_receipts(
     genesis: &Genesis,
+    claimed: &KeyReceipt,
+    signatures: &[(u16, Vec<u8>)],
+) -> Result<(), ReceiptError> {
+    verify_key_receipts_in(
+        (&genesis.cluster_id(), &genesis.roster),
+        claimed,
+        signatures,
+    )
+}
+
+/// Checks that every node of `roster`, a roster of cluster `cluster` (the genesis' or one a
+/// committed change made: the one the receipts were signed under), signed `claimed` (its
+/// `node` field is ignored: each receipt is rebuilt with its signer's index) with the node key
+/// the roster lists for it. `signatures` are (node index, Ed25519 signature). A key passes
+/// only if each participant's enclave signed exactly these fields, so a coordinator that
+/// substitutes a public key, a chain code, a scheme or a threshold is caught.
+pub fn verify_key_receipts_in(
+    (cluster, roster): (&ClusterId, &[RosterEntry]),
     claimed: &KeyReceipt,
     signatures: &[(u16, Vec<u8>)],
 ) -> Result<(), ReceiptError> {
     if signatures.is_empty() {
         return Err(ReceiptError::Missing);
     }
-    let pinned = genesis.cluster_id();
-    if claimed.cluster != pinned {
+    if claimed.cluster != *cluster {
         return Err(ReceiptError::OtherCluster {
             named: claimed.cluster.to_string(),
-            pinned: pinned.to_string(),
+            pinned: cluster.to_string(),
         });
     }
-    let nodes = genesis.roster.len();
+    let nodes = roster.len();
     if !claimed.participants.iter().copied().eq(0..nodes as u16) {
         return Err(ReceiptError::Participants {
             named: claimed.participants.clone(),
@@ -161,7 +175,7 @@ pub fn verify_key_receipts(
         return Err(ReceiptError::MissingNode(missing as u16));
     }
     for (node, signature) in signatures {
-        let entry = &genesis.roster[usize::from(*node)];
+        let entry = &roster[usize::from(*node)];
         let receipt = KeyReceipt {
             node: *node,
             ..claimed.clone()

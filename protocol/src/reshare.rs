@@ -206,11 +206,29 @@ pub fn verify_retired(
     request: &[u8; 32],
     signatures: &[(u16, Vec<u8>)],
 ) -> Result<(), u16> {
-    for node in (0u16..).take(genesis.roster.len()) {
+    verify_retired_in(
+        (&genesis.cluster_id(), &genesis.roster),
+        (key_id, generation),
+        request,
+        signatures,
+    )
+}
+
+/// [`verify_retired`] under `roster`, a roster of cluster `cluster` (the genesis' or one a
+/// committed change made: the one in force when the nodes retired into the generation).
+pub fn verify_retired_in(
+    (cluster, roster): (&crate::genesis::ClusterId, &[crate::genesis::RosterEntry]),
+    (key_id, generation): (&str, u32),
+    request: &[u8; 32],
+    signatures: &[(u16, Vec<u8>)],
+) -> Result<(), u16> {
+    for node in (0u16..).take(roster.len()) {
         let ok = signatures
             .iter()
             .find(|(n, _)| *n == node)
-            .is_some_and(|(_, sig)| retired_by(genesis, node, key_id, generation, request, sig));
+            .is_some_and(|(_, sig)| {
+                retired_by((cluster, roster), node, (key_id, generation), request, sig)
+            });
         if !ok {
             return Err(node);
         }
@@ -219,18 +237,16 @@ pub fn verify_retired(
 }
 
 /// Whether `signature` is node `node`'s [`retired_message`] for this generation under the node
-/// key `genesis`' roster lists for it.
+/// key `roster`, a roster of cluster `cluster`, lists for it.
 pub fn retired_by(
-    genesis: &crate::genesis::Genesis,
+    (cluster, roster): (&crate::genesis::ClusterId, &[crate::genesis::RosterEntry]),
     node: u16,
-    key_id: &str,
-    generation: u32,
+    (key_id, generation): (&str, u32),
     request: &[u8; 32],
     signature: &[u8],
 ) -> bool {
-    let message = retired_message(&genesis.cluster_id(), node, key_id, generation, request);
-    genesis
-        .roster
+    let message = retired_message(cluster, node, key_id, generation, request);
+    roster
         .get(usize::from(node))
         .is_some_and(|entry| entry.signed(&message, signature))
 }

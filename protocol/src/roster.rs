@@ -396,17 +396,6 @@ pub fn chain_digest_with_rosters(
     images: &[Approved<AcceptImages>],
     rosters: &[commit::CommittedRoster],
 ) -> [u8; 32] {
-    let hashes: Vec<[u8; 32]> = rosters.iter().map(|c| c.change.request.hash()).collect();
-    chain_digest_of(cluster, (admins, images), &hashes)
-}
-
-/// [`chain_digest_with_rosters`] of committed roster changes named by their SHA-256 (what a
-/// client that checked them holds).
-pub fn chain_digest_of(
-    cluster: &ClusterId,
-    (admins, images): (&[Approved<SetAdmins>], &[Approved<AcceptImages>]),
-    rosters: &[[u8; 32]],
-) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(CHAIN_DOMAIN);
     h.update(cluster.0);
@@ -432,8 +421,8 @@ pub fn chain_digest_of(
                 .unwrap_or(u32::MAX)
                 .to_be_bytes(),
         );
-        for hash in rosters {
-            h.update(hash);
+        for committed in rosters {
+            h.update(committed.change.request.hash());
         }
     }
     h.finalize().into()

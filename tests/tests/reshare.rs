@@ -92,7 +92,7 @@ impl Setup {
             ops::Changes::default(),
         )
         .await?;
-        let info = self.trust.verify_key(info)?.info().clone();
+        let info = self.trust.check_key(&self.api, info).await?.info().clone();
         assert_eq!(info.public_key, key.public_key, "the public key changed");
         assert_eq!(info.threshold, threshold);
         // What any client fetches afterwards verifies the same way.
@@ -1039,6 +1039,45 @@ async fn phase_of(
     }
 }
 
+/// A 3-node cluster with `candidates` enclaves to add, its genesis pinned in its directory (for
+/// the `cohort` binary), a 2-of-3 EdDSA key, and what a client needs to enroll a node.
+struct Growing {
+    dir: tempfile::TempDir,
+    cluster: SimCluster,
+    s: Setup,
+    pk: Vec<u8>,
+    root: Vec<u8>,
+    http: coordinator::client::HttpClient,
+    images: Vec<protocol::genesis::Image>,
+}
+
+impl Growing {
+    async fn start((name, key_id): (&str, &str), candidates: usize) -> Self {
+        let (dir, mut options) = sim_options(&format!("{name}-"));
+        options.candidates = candidates;
+        let cluster = SimCluster::start(&options).await.unwrap();
+        let (s, pk) = Setup::with_key(&cluster, name, key_id).await;
+        s.trust
+            .pin(&dir.path().join("trusted-genesis.json"))
+            .unwrap();
+        let pem = std::fs::read_to_string(&cluster.info.root_pem_path).unwrap();
+        let root = attestation::pem_to_der(&pem).unwrap();
+        let http = coordinator::client::HttpClient::new();
+        let images = cli::roster::join::accepted_images(&s.api, &s.trust)
+            .await
+            .unwrap();
+        Self {
+            dir,
+            cluster,
+            s,
+            pk,
+            root,
+            http,
+            images,
+        }
+    }
+}
+
 /// Issue 20, the join step through processes: a node to add (a fourth enclave and proxy, with
 /// its own KMS key, in no genesis and not the coordinator's) is enrolled and its document
 /// verified by the client, proposed with the entry that document shows (its parent's PCR3 and
@@ -1057,17 +1096,15 @@ async fn a_node_to_add_is_enrolled_verified_proposed_joins_and_is_prepared() {
     use cli::roster::Edit;
     use cli::roster::join::{self, Candidate};
 
-    let (dir, mut options) = sim_options("join-");
-    options.candidates = 2;
-    let mut cluster = SimCluster::start(&options).await.unwrap();
-    let (s, pk) = Setup::with_key(&cluster, "join", "staying").await;
-    s.trust
-        .pin(&dir.path().join("trusted-genesis.json"))
-        .unwrap();
-    let pem = std::fs::read_to_string(&cluster.info.root_pem_path).unwrap();
-    let root = attestation::pem_to_der(&pem).unwrap();
-    let http = coordinator::client::HttpClient::new();
-    let images = join::accepted_images(&s.api, &s.trust).await.unwrap();
+    let Growing {
+        dir,
+        mut cluster,
+        s,
+        pk,
+        root,
+        http,
+        images,
+    } = Growing::start(("join", "staying"), 2).await;
     let (newcomer, other) = (
         cluster.info.candidates[0].clone(),
         cluster.info.candidates[1].clone(),
@@ -1518,4 +1555,224 @@ async fn a_node_to_add_is_enrolled_verified_proposed_joins_and_is_prepared() {
     );
     let sig = s.sign("staying", b"on five nodes").await.unwrap();
     cohort_tests::verify_eddsa(&pk, b"on five nodes", &sig);
+
+    // The coordinator records the key at the generation the two moves made, its receipts
+    // signed by the five nodes of roster version 2 (their inventories); a client checks them
+    // with the rosters it checked from the pinned genesis, which alone does not know them.
+    let moved_key = s.trust.fetch_key(&s.api, "staying").await.unwrap();
+    let moved_key = moved_key.info().clone();
+    let r = moved_key.receipts.clone().unwrap();
+    assert_eq!(
+        (r.generation, r.moved, r.roster, r.participants.len()),
+        (2, 2, 2, 5)
+    );
+    let e = s.trust.verify_key(moved_key.clone()).unwrap_err();
+    assert!(e.to_string().contains("unknown_roster"), "{e}");
+    // Named under another roster, or with another move count, the record is refused.
+    let mut other_roster = moved_key.clone();
+    other_roster.receipts.as_mut().unwrap().roster = 1;
+    assert!(s.trust.verify_key_in(other_roster, &rosters.all).is_err());
+    let mut other_count = moved_key.clone();
+    other_count.receipts.as_mut().unwrap().moved = 1;
+    let e = s
+        .trust
+        .verify_key_in(other_count, &rosters.all)
+        .unwrap_err();
+    assert!(e.to_string().contains("generation"), "{e}");
+    // Reshared to 3-of-5, dealt by nodes 0, 1 and 4 (the node that joined last): the same
+    // public key, every node's receipt of the new generation under roster version 2, and the
+    // key's origin the moved generation's receipts.
+    let reshared = s.reshare(&moved_key, 3, Some(&[0, 1, 4])).await.unwrap();
+    let r = reshared.receipts.clone().unwrap();
+    assert_eq!((r.generation, r.moved, r.roster), (3, 0, 2));
+    let x = r.reshared.unwrap();
+    assert_eq!(
+        (
+            x.origin_generation,
+            x.origin_roster,
+            x.roster,
+            x.origin_threshold
+        ),
+        (2, 2, 2, 2)
+    );
+    let sig = s.sign("staying", b"three of five").await.unwrap();
+    cohort_tests::verify_eddsa(&pk, b"three of five", &sig);
+}
+
+/// A node's instance and its blobs are gone (disaster recovery, issue 20): the admins replace
+/// it from the remaining quorum. Node 2's enclave and parent are killed and its blobs deleted;
+/// a fresh enclave is enrolled and proposed at index 2; it joins, every node of the new roster
+/// is prepared, the key moves dealt by nodes 0 and 1 alone (the lost node takes no part), and
+/// the change is committed with the lost node reported as not reached. The key keeps its
+/// public key and signs throughout, on the new roster with the new node among the signers.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_node_is_replaced_from_the_remaining_quorum_and_the_key_signs_throughout() {
+    use cli::roster::Edit;
+    use cli::roster::join::{self, Candidate};
+
+    let Growing {
+        dir,
+        mut cluster,
+        s,
+        pk,
+        root,
+        http,
+        images,
+    } = Growing::start(("replace", "kept"), 1).await;
+    let fresh = cluster.info.candidates[0].clone();
+    let node = Candidate {
+        proxy: &fresh.proxy_url,
+        root_der: &root,
+    };
+    let arn = protocol::KmsKeyArn::parse(&fresh.kms_key_arn).unwrap();
+
+    // Node 2 is lost: its enclave and parent gone, its blobs deleted. Nodes 0 and 1 sign on.
+    cluster.kill("enclave-2").await.unwrap();
+    cluster.kill("proxy-2").await.unwrap();
+    let blobs = dir.path().join("node-2").join("blobs");
+    let deleted = std::fs::read_dir(&blobs).unwrap().count();
+    assert!(deleted > 0, "node 2 had sealed blobs");
+    std::fs::remove_dir_all(&blobs).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status: coordinator::api::ClusterStatus = s.api.get("/v1/cluster").await.unwrap();
+        if !status.nodes[2].healthy {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 2 was never seen down");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sig = s.sign("kept", b"node 2 lost").await.unwrap();
+    cohort_tests::verify_eddsa(&pk, b"node 2 lost", &sig);
+
+    // The replacement, enrolled and verified here, proposed at index 2: the nodes reached hold
+    // it as proposed.
+    let entry = join::enroll(&http, node, &images, &arn, true)
+        .await
+        .unwrap();
+    let (admins, status, rosters) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
+    let (change, answer) = cli::roster::propose(
+        &s.api,
+        &s.trust,
+        (&admins, &status, &rosters),
+        Edit::Replace(2, entry.clone()),
+        &s.admins,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        answer.proposed.iter().map(|p| p.node).collect::<Vec<_>>(),
+        vec![0, 1],
+        "{answer:?}"
+    );
+    assert_eq!(
+        (answer.diff.added.clone(), answer.diff.removed.clone()),
+        (vec![2], vec![2])
+    );
+
+    // Through the binary: the join, the prepare gate, the moves, the commit.
+    let node_json = |sub: &str| {
+        let out = std::process::Command::new(cohort_tests::bin("cohort"))
+            .args(["node", sub, "--proxy", &fresh.proxy_url, "--dir"])
+            .arg(dir.path())
+            .arg("--json")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let ok = |sub: &str| {
+        let (success, json, stderr) = node_json(sub);
+        assert!(success, "cohort node {sub}: {stderr}");
+        json
+    };
+    let joined = ok("join");
+    assert_eq!(
+        (joined["node"].clone(), joined["version"].clone()),
+        (2.into(), 1.into())
+    );
+    assert_eq!(joined["request_sha256"], hex::encode(change.hash()));
+    let prepared = ok("prepare");
+    let nodes = prepared["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{prepared}");
+    assert!(nodes.iter().all(|n| n["prepared"] == true), "{prepared}");
+    let moved = ok("move");
+    let steps = moved["steps"].as_array().unwrap();
+    assert!(steps.iter().all(|s| s["nodes"] == 3), "{moved}");
+    let sig = s.sign("kept", b"moved, not committed").await.unwrap();
+    cohort_tests::verify_eddsa(&pk, b"moved, not committed", &sig);
+    // The lost node is reported, not waited for: it cannot be told to leave.
+    let (_, committed, stderr) = node_json("commit");
+    assert_eq!(committed["version"], 1, "{committed} {stderr}");
+    assert_eq!(
+        committed["committed"],
+        serde_json::json!([0, 1, 2]),
+        "{committed}"
+    );
+    assert_eq!(
+        committed["proxies"][2],
+        fresh.proxy_url.as_str(),
+        "{committed}"
+    );
+
+    // The roster in force is version 1, the new node at index 2 at its own parent, and the key
+    // signs there: recorded at the moved generation under the new roster, checked as a client
+    // checks it, and signing with the new node among the two signers.
+    let (_, status, rosters) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
+    assert_eq!((status.version, rosters.in_force()[2].clone()), (1, entry));
+    assert_eq!(
+        phase_of(&http, &fresh.proxy_url).await,
+        (protocol::Phase::Operational, Some(2))
+    );
+    let key = s.trust.fetch_key(&s.api, "kept").await.unwrap();
+    let r = key.info().receipts.clone().unwrap();
+    assert_eq!((r.generation, r.roster, r.moved), (1, 1, 1));
+    // An admin change after the replacement: the new node's statement that it applied it is
+    // checked under the roster that lists it, and so is everything fetched afterwards
+    // (attacker review helper-78, H1).
+    let (chain, _) = cli::admins::fetch(&s.api, &s.trust).await.unwrap();
+    let publics: Vec<[u8; 32]> = [s.admins[0].clone(), SigningKey::from_bytes(&[96; 32])]
+        .iter()
+        .map(|k| k.verifying_key().to_bytes())
+        .collect();
+    let (_, answer) = cli::admins::set_admins(&s.api, &s.trust, &chain, (&publics, 2), &s.admins)
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.applied.iter().map(|a| a.node).collect::<Vec<_>>(),
+        vec![0, 1, 2],
+        "{answer:?}"
+    );
+    let (chain, _) = cli::admins::fetch(&s.api, &s.trust).await.unwrap();
+    assert_eq!(chain.current().version, 1);
+    s.trust.fetch_key(&s.api, "kept").await.unwrap();
+
+    // Node 0 down too: nodes 1 and 2, the new one, sign.
+    cluster.kill("enclave-0").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status: coordinator::api::ClusterStatus = s.api.get("/v1/cluster").await.unwrap();
+        if !status.nodes[0].healthy && status.nodes[2].healthy {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 0 was never seen down");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let result = ops::sign(
+        &s.api,
+        s.trust.cluster_id(),
+        "kept",
+        &[],
+        Payload::raw(b"with the new node".to_vec()),
+        &s.approvers[..1],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(result.status, "completed", "{result:?}");
+    assert_eq!(result.signatures[0].nodes, vec![1, 2]);
+    cohort_tests::verify_eddsa(&pk, b"with the new node", &result.signatures[0].signature.0);
 }

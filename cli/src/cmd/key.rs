@@ -258,7 +258,7 @@ async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     // What the coordinator answers is checked like any key: every node signed it.
-    let info = trust.verify_key(info)?;
+    let info = trust.check_key(&api, info).await?;
     let info = info.info();
     if info.key_id != *id || info.scheme != scheme || info.threshold != threshold {
         anyhow::bail!("the coordinator answered another key than the one created");
@@ -302,7 +302,7 @@ async fn reshare(a: ReshareArgs, refresh: bool) -> anyhow::Result<ExitCode> {
         },
     )
     .await?;
-    let info = trust.verify_key(info)?;
+    let info = trust.check_key(&api, info).await?;
     let after = info.info();
     let generation = after.receipts.as_ref().map_or(0, |r| r.generation);
     if after.key_id != before.key_id
@@ -318,10 +318,10 @@ async fn reshare(a: ReshareArgs, refresh: bool) -> anyhow::Result<ExitCode> {
             k.key_id,
             if refresh { "refreshed" } else { "reshared" },
             k.threshold,
-            trust.genesis().roster.len(),
+            k.receipts.as_ref().map_or(0, |r| r.participants.len()),
             hex::encode(&k.public_key.0)
         );
-        println!("receipts: every node's verified against the pinned genesis");
+        println!("receipts: every node's verified against the pinned genesis and its rosters");
         println!("{}", schedule_line(k));
     })?;
     Ok(ExitCode::SUCCESS)
@@ -355,7 +355,7 @@ async fn set_policy(a: PolicySetArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     // Every node's receipt of the new generation signs the new policy and its version.
-    let info = trust.verify_key(info)?;
+    let info = trust.check_key(&api, info).await?;
     let after = info.info();
     if after.key_id != before.key_id
         || after.public_key != before.public_key
@@ -430,7 +430,7 @@ async fn show(target: &super::KeyArgs, output: &JsonFlag) -> anyhow::Result<Exit
             k.key_id,
             k.scheme,
             k.threshold,
-            trust.genesis().roster.len(),
+            k.receipts.as_ref().map_or(0, |r| r.participants.len()),
             k.receipts.as_ref().map_or(0, |r| r.generation)
         );
         println!("public key: {}", hex::encode(&k.public_key.0));

@@ -130,7 +130,7 @@ pub async fn submit(
         .post("/v1/keys/import", &body)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let verified = cluster.trust.verify_key(info)?;
+    let verified = cluster.trust.check_key(cluster.api, info).await?;
     let info = verified.info();
     let named = info.receipts.as_ref().and_then(|r| r.import.as_ref());
     if named.map(Wire::to_wire).as_ref() != Some(request)

@@ -213,11 +213,12 @@ impl Pending {
             .take(upto(images_at))
             .map(|c| c.request.to_wire())
             .collect();
-        let before = self.rosters.changes.len() - usize::from(self.committed);
-        protocol::roster::chain_digest_of(
+        let before = self.rosters.committed.len() - usize::from(self.committed);
+        protocol::roster::chain_digest_with_rosters(
             &trust.cluster_id(),
-            (&admins, &images),
-            &self.rosters.changes[..before],
+            &admins,
+            &images,
+            &self.rosters.committed[..before],
         )
     }
 }

@@ -158,9 +158,10 @@ fn a_committed_change_is_followed_only_with_the_admins_approval_and_every_nodes_
     assert_eq!(rosters.version(), 1);
     assert_eq!(rosters.in_force().len(), 4);
     assert_eq!(rosters.in_force()[3], newcomer());
+    assert_eq!(rosters.committed.len(), 1);
     assert_eq!(
-        rosters.changes,
-        vec![addition.request.request.to_wire().hash()]
+        rosters.committed[0].change.request.hash(),
+        addition.request.request.to_wire().hash()
     );
     let refused = |c: RosterCommitted| rosters_err(&trust, &admins, c);
     assert!(rosters.incomplete.is_empty());

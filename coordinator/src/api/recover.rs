@@ -3,8 +3,8 @@
 //! (`protocol::inventory`), and from the operator's archive of the keys as `GET /v1/keys`
 //! showed them (`cohort key list`), each checked as a client checks a key.
 
-use protocol::genesis::Genesis;
-use protocol::receipt::{ReceiptError, verify_key_receipts};
+use protocol::genesis::{ClusterId, RosterEntry};
+use protocol::receipt::{ReceiptError, verify_key_receipts_in};
 use serde::{Deserialize, Serialize};
 
 use super::KeyInfo;
@@ -86,7 +86,7 @@ pub struct PendingGeneration {
     pub generation: u32,
 }
 
-/// Why a key record does not check against a pinned genesis.
+/// Why a key record does not check against a pinned genesis and the rosters committed since.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyCheckError {
     /// The receipts (current or of generation 0) do not show that every roster node holds it.
@@ -105,30 +105,63 @@ pub enum KeyCheckError {
         /// The node.
         node: u16,
     },
+    /// The receipts name a roster version the rosters checked do not hold (a committed change
+    /// the client has not checked, or none).
+    #[error(
+        "unknown_roster: the receipts are signed under roster version {0}, which the committed \
+         roster changes checked here do not make"
+    )]
+    Roster(u32),
 }
 
 impl KeyInfo {
-    /// Checks this key against `genesis` as a client does: every roster node signed its
-    /// receipt with the node key listed for it, over exactly these fields and the hash of the
-    /// request served with it, whose id, scheme, threshold and approval policy are the key's;
-    /// for a reshared key, generation 0's receipts too and every node's word that the current
-    /// generation is the one it signs with.
-    pub fn check(&self, genesis: &Genesis) -> Result<(), KeyCheckError> {
+    /// Checks this key as a client does, against the pinned cluster `cluster` and its rosters
+    /// by version (`rosters[0]` the genesis', then each committed change's, as the client
+    /// checked them): every node of the roster its receipts name signed its receipt with the
+    /// node key listed for it, over exactly these fields and the hash of the request served
+    /// with it, whose id, scheme, threshold and approval policy are the key's; for a reshared
+    /// key, its origin's receipts too and every node's word that the generation the resharing
+    /// made is the one it signs with (a committed roster change that moved the key since made
+    /// its next generation current at every node of the new roster: the roster-set words a
+    /// client checks with the rosters).
+    pub fn check(
+        &self,
+        cluster: &ClusterId,
+        rosters: &[Vec<RosterEntry>],
+    ) -> Result<(), KeyCheckError> {
         let (claim, signatures) = self
             .receipt_claim()
             .ok_or(KeyCheckError::Receipts(ReceiptError::Missing))?;
         if let Some(what) = self.creation_mismatch() {
             return Err(KeyCheckError::Creation(what));
         }
-        verify_key_receipts(genesis, &claim, &signatures).map_err(KeyCheckError::Receipts)?;
-        if let Some((origin, signatures)) = self.origin_claim() {
-            verify_key_receipts(genesis, &origin, &signatures).map_err(KeyCheckError::Receipts)?;
+        let Some(r) = &self.receipts else {
+            return Err(KeyCheckError::Receipts(ReceiptError::Missing));
+        };
+        let roster = |version: u32| {
+            usize::try_from(version)
+                .ok()
+                .and_then(|v| rosters.get(v))
+                .map(Vec::as_slice)
+                .ok_or(KeyCheckError::Roster(version))
+        };
+        verify_key_receipts_in((cluster, roster(r.roster)?), &claim, &signatures)
+            .map_err(KeyCheckError::Receipts)?;
+        if let Some(x) = &r.reshared {
+            let origin_roster = roster(x.origin_roster)?;
+            let nodes = u16::try_from(origin_roster.len()).unwrap_or(u16::MAX);
+            let (origin, signatures) = self
+                .origin_claim(nodes)
+                .ok_or(KeyCheckError::Receipts(ReceiptError::Missing))?;
+            verify_key_receipts_in((cluster, origin_roster), &origin, &signatures)
+                .map_err(KeyCheckError::Receipts)?;
         }
-        if let Some((generation, request, signatures)) = self.retired_claim() {
-            protocol::reshare::verify_retired(
-                genesis,
-                &self.key_id,
-                generation,
+        if let (Some(x), Some((generation, request, signatures))) =
+            (&r.reshared, self.retired_claim())
+        {
+            protocol::reshare::verify_retired_in(
+                (cluster, roster(x.roster)?),
+                (&self.key_id, generation),
                 &request,
                 &signatures,
             )

@@ -72,6 +72,17 @@ pub struct KeyReceipts {
     /// generation 0, which sign the creation or import request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reshared: Option<Reshared>,
+    /// The roster version whose nodes signed `signatures` (issue 20, membership): 0, left
+    /// out, for the genesis roster. A client checks them under the node keys of that roster,
+    /// as the committed roster changes it checked make it.
+    #[serde(default, skip_serializing_if = "protocol::skip::is_zero_u32")]
+    pub roster: u32,
+    /// How many generations committed roster changes moved the key on since its creation or
+    /// its last resharing (issue 20): 0, left out, for none. A move deals the key's current
+    /// generation to the new roster as the next one, with the same request and facts, so the
+    /// current receipts sign the request of that creation or resharing.
+    #[serde(default, skip_serializing_if = "protocol::skip::is_zero_u32")]
+    pub moved: u32,
 }
 
 /// How a key came to its current generation: the last resharing the admins approved, and what
@@ -91,6 +102,19 @@ pub struct Reshared {
     /// a record made before there were any (a client then refuses the key).
     #[serde(default)]
     pub retired: Vec<NodeReceipt>,
+    /// The roster version whose nodes signed `retired` (the one in force at the resharing;
+    /// issue 20): 0, left out, for the genesis roster.
+    #[serde(default, skip_serializing_if = "protocol::skip::is_zero_u32")]
+    pub roster: u32,
+    /// The generation `origin_signatures` are of: 0, left out, unless a committed roster
+    /// change moved the key before its first resharing (its receipts of the moved generation
+    /// sign the creation or import request as well).
+    #[serde(default, skip_serializing_if = "protocol::skip::is_zero_u32")]
+    pub origin_generation: u32,
+    /// The roster version whose nodes signed `origin_signatures`: 0, left out, for the genesis
+    /// roster.
+    #[serde(default, skip_serializing_if = "protocol::skip::is_zero_u32")]
+    pub origin_roster: u32,
 }
 
 /// One node's signature over its key receipt.
@@ -129,13 +153,21 @@ impl KeyInfo {
                     x.request.key_id != self.key_id
                         || x.request.cluster != r.cluster
                         || x.request.threshold != self.threshold
-                        || x.request.generation.checked_add(1) != Some(r.generation)
+                        || x.request
+                            .generation
+                            .checked_add(1)
+                            .and_then(|g| g.checked_add(r.moved))
+                            != Some(r.generation)
                 }),
                 "resharing request",
             ),
-            (r.reshared.is_none() && r.generation != 0, "generation"),
-            // A policy changes only with a resharing: a key shown at generation 0 is at
-            // version 0 (attacker review helper-42, finding 1).
+            // Generation 0, or the one the moves since its creation made.
+            (
+                r.reshared.is_none() && r.generation != r.moved,
+                "generation",
+            ),
+            // A policy changes only with a resharing: a key never reshared is at version 0
+            // (attacker review helper-42, finding 1).
             (
                 r.reshared.is_none() && self.policy_version != 0,
                 "policy version",
@@ -185,7 +217,13 @@ impl KeyInfo {
                         .to_vec();
                 self.claim(r, r.generation, self.threshold, request, &r.signatures)
             }
-            None => self.claim(r, 0, self.threshold, self.origin_request()?, &r.signatures),
+            None => self.claim(
+                r,
+                r.moved,
+                self.threshold,
+                self.origin_request()?,
+                &r.signatures,
+            ),
         };
         // The current generation's receipts sign the key's policy from version 1 on, whatever
         // the generation shown (helper-42, finding 1).
@@ -193,20 +231,22 @@ impl KeyInfo {
         Some((claim.with_policy(self.policy_version, &policy), signatures))
     }
 
-    /// For a reshared key, the receipt every node signed at generation 0 (over the creation or
-    /// import request) and the signatures: the key's origin, checked beside the current
-    /// generation. `None` for a key never reshared (its one claim is
-    /// [`KeyInfo::receipt_claim`]).
-    pub fn origin_claim(&self) -> Option<ReceiptClaim> {
+    /// For a reshared key, the receipt every node of the roster of version `x.origin_roster`
+    /// (`nodes` nodes) signed at generation `x.origin_generation` (over the creation or import
+    /// request) and the signatures: the key's origin, checked beside the current generation.
+    /// `None` for a key never reshared (its one claim is [`KeyInfo::receipt_claim`]).
+    pub fn origin_claim(&self, nodes: u16) -> Option<ReceiptClaim> {
         let r = self.receipts.as_ref()?;
         let x = r.reshared.as_ref()?;
-        Some(self.claim(
+        let (mut claim, signatures) = self.claim(
             r,
-            0,
+            x.origin_generation,
             x.origin_threshold,
             self.origin_request()?,
             &x.origin_signatures,
-        ))
+        );
+        claim.participants = (0..nodes).collect();
+        Some((claim, signatures))
     }
 
     /// For a reshared key, the generation every node must say it signs with, the resharing
@@ -223,7 +263,7 @@ impl KeyInfo {
             .iter()
             .map(|s| (s.node, s.signature.0.clone()))
             .collect();
-        Some((r.generation, request, signatures))
+        Some((r.generation.saturating_sub(r.moved), request, signatures))
     }
 
     /// SHA-256 of the creation (or import) request served with the receipts.

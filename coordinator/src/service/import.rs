@@ -148,7 +148,7 @@ impl Coordinator {
                 self.nodes.count(),
                 &self.settings().chains.registry,
             )?;
-            self.new_key(genesis, job, credential).await
+            self.new_key(job, credential).await
         })
         .await
     }

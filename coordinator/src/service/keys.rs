@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use protocol::policy::{Canonical, CreateKey, REQUEST_ID_LEN, REQUEST_VERSION};
-use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt, verify_key_receipts};
+use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt, verify_key_receipts_in};
 use protocol::session::{FailureCode, Outcome, SessionKind};
 use sha2::{Digest, Sha256};
 use tracing::info;
@@ -69,10 +69,11 @@ pub(super) struct NewKeyJob {
 }
 
 /// The new key the nodes agree on, from a finished generation: every node created it and
-/// signed its receipt with the node key the genesis roster lists for it (the same check a client
-/// makes, `protocol::receipt::verify_key_receipts`). Else the code and message to fail with.
+/// signed its receipt with the node key the roster in force (`roster`) lists for it (the same
+/// check a client makes, `protocol::receipt::verify_key_receipts_in`). Else the code and
+/// message to fail with.
 fn key_from_outcomes(
-    genesis: &GenesisBody,
+    roster: &super::roster::ClusterRoster,
     job: &NewKeyJob,
     participants: &[u16],
     run: &SessionRun,
@@ -87,13 +88,6 @@ fn key_from_outcomes(
             };
         return Err((api_code, format!("node {node}: {code}: {message}")));
     }
-    let GenesisBody::V2(approved) = genesis else {
-        return Err((
-            ErrorCode::KeygenFailed,
-            "legacy_genesis: no roster to check key receipts against".into(),
-        ));
-    };
-    let genesis = approved.request.to_wire();
     let mut created: Option<(Vec<u8>, Option<Vec<u8>>)> = None;
     let mut signatures = Vec::new();
     for (node, o) in &run.outcomes {
@@ -132,7 +126,7 @@ fn key_from_outcomes(
         created.ok_or((ErrorCode::KeygenFailed, "no node answered".into()))?;
     let claim = KeyReceipt {
         v: KEY_RECEIPT_VERSION,
-        cluster: genesis.cluster_id(),
+        cluster: roster.cluster_id(),
         node: 0,
         key_id: r.key_id.clone(),
         scheme: r.scheme,
@@ -145,12 +139,14 @@ fn key_from_outcomes(
         policy_version: 0,
         policy: None,
     };
-    verify_key_receipts(&genesis, &claim, &signatures).map_err(|e| {
-        (
-            ErrorCode::KeygenFailed,
-            format!("the key's receipts do not verify: {e}"),
-        )
-    })?;
+    verify_key_receipts_in((&roster.cluster_id(), &roster.roster), &claim, &signatures).map_err(
+        |e| {
+            (
+                ErrorCode::KeygenFailed,
+                format!("the key's receipts do not verify: {e}"),
+            )
+        },
+    )?;
     let receipts = KeyReceipts {
         cluster: ClusterHex(claim.cluster),
         participants: participants.to_vec(),
@@ -165,6 +161,8 @@ fn key_from_outcomes(
             })
             .collect(),
         reshared: None,
+        roster: roster.version,
+        moved: 0,
     };
     Ok((public_key, chain_code, receipts))
 }
@@ -307,7 +305,7 @@ impl Coordinator {
             let genesis = self.cluster().await?;
             let admins = self.current_admins(&genesis).await?;
             let job = validate_create_key(&body, &genesis, &admins, self.nodes.count())?;
-            self.new_key(genesis, job, credential).await
+            self.new_key(job, credential).await
         })
         .await
     }
@@ -317,7 +315,6 @@ impl Coordinator {
     /// stores it.
     pub(super) async fn new_key(
         self: &Arc<Self>,
-        genesis: GenesisBody,
         job: NewKeyJob,
         credential: String,
     ) -> Result<KeyInfo, ApiError> {
@@ -399,8 +396,13 @@ impl Coordinator {
                 Err(err(code, message))
             }
         };
-        let (public_key, chain_code, receipts) = match key_from_outcomes(&genesis, &job, &all, &run)
-        {
+        // The receipts are checked under the roster in force (issue 20): a key made after a
+        // committed change is signed by the nodes of the roster that change made.
+        let checked = match self.roster_in_force().await {
+            Ok(roster) => key_from_outcomes(&roster, &job, &all, &run),
+            Err(e) => Err((ErrorCode::KeygenFailed, e.message)),
+        };
+        let (public_key, chain_code, receipts) = match checked {
             Ok(key) => key,
             Err((code, message)) => return fail(code, message, entry).await,
         };

@@ -32,14 +32,14 @@ use crate::store::{ChangeRow, KeyRow};
 const MAX_PAGES: usize = 1_000;
 
 /// Every node's view of one key, by node index.
-type Views = BTreeMap<String, Vec<HeldKey>>;
+pub(super) type Views = BTreeMap<String, Vec<HeldKey>>;
 
 /// Each node's chain of changes of one kind, by node index, as its first page reports it.
 type Chains<W> = Vec<Vec<AppliedChange<W>>>;
 
 /// What every node's inventory says: the keys, the admin and image versions, and the chains.
-struct Inventories {
-    views: Views,
+pub(super) struct Inventories {
+    pub(super) views: Views,
     versions: (u32, u32),
     admin_changes: Chains<protocol::admins::SetAdmins>,
     image_changes: Chains<protocol::images::AcceptImages>,
@@ -82,7 +82,9 @@ impl Coordinator {
             admin_changes,
             image_changes,
             roster_proposals,
-        } = self.inventories(&genesis).await?;
+        } = self
+            .inventories(&super::roster::ClusterRoster::genesis(&genesis), true)
+            .await?;
         // The chains first: admin requests made after this name the admin version in force.
         let admin_changes_restored = self
             .recover_changes::<SetAdminsJson>(&genesis, &admin_changes, &credential)
@@ -211,21 +213,22 @@ impl Coordinator {
         Ok(report)
     }
 
-    /// Every node's inventory, each page checked under its roster node key with this call's
-    /// nonce; by key id, each key's view at every node (a key some node lacks has fewer).
-    /// Also the admin and image versions, which every node must agree on.
-    async fn inventories(
+    /// Every node's inventory, each page checked under the node key `roster` lists for it
+    /// with this call's nonce; by key id, each key's view at every node (a key some node lacks
+    /// has fewer). Also the admin and image versions, which every node must agree on when
+    /// `agree` (a recovery).
+    pub(super) async fn inventories(
         &self,
-        genesis: &protocol::genesis::Genesis,
+        roster: &super::roster::ClusterRoster,
+        agree: bool,
     ) -> Result<Inventories, ApiError> {
-        let roster = super::roster::ClusterRoster::genesis(genesis);
         let mut nonce = vec![0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let mut views: Views = BTreeMap::new();
         let mut versions = None;
         let (mut admin_changes, mut image_changes) = (Vec::new(), Vec::new());
         let mut roster_proposals = Vec::new();
-        for node in 0..self.nodes.count() {
+        for node in (0u16..).take(roster.roster.len()) {
             let mut after: Option<String> = None;
             for page in 0.. {
                 if page == MAX_PAGES {
@@ -235,7 +238,7 @@ impl Coordinator {
                     ));
                 }
                 let mut report = self
-                    .inventory_page(&roster, node, &nonce, after.clone())
+                    .inventory_page(roster, node, &nonce, after.clone())
                     .await?;
                 if page == 0 {
                     admin_changes.push(std::mem::take(&mut report.admin_changes));
@@ -245,7 +248,7 @@ impl Coordinator {
                     }
                 }
                 let v = (report.admins, report.images);
-                if *versions.get_or_insert(v) != v {
+                if *versions.get_or_insert(v) != v && agree {
                     return Err(err(
                         ErrorCode::Refused,
                         format!(
@@ -446,7 +449,7 @@ impl Coordinator {
 /// The receipt every one of the `nodes` nodes holds for a key (with node index 0), if each
 /// holds it, the same generation and the same policy; else why not. `held` is the key's view
 /// at nodes 0, 1, … up to the first node that does not hold it.
-fn agreed(held: &[HeldKey], nodes: u16) -> Result<KeyReceipt, String> {
+pub(super) fn agreed(held: &[HeldKey], nodes: u16) -> Result<KeyReceipt, String> {
     if held.len() != usize::from(nodes) {
         return Err(format!(
             "not_everywhere: node {} does not hold it (every node must)",
@@ -489,7 +492,8 @@ fn archived_row(
             "no_request: the nodes sealed this generation before its request was kept".into(),
         );
     }
-    info.check(genesis).map_err(|e| format!("archive: {e}"))?;
+    info.check(&genesis.cluster_id(), std::slice::from_ref(&genesis.roster))
+        .map_err(|e| format!("archive: {e}"))?;
     let (claim, _) = info
         .receipt_claim()
         .ok_or_else(|| "archive: no receipts".to_string())?;

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use protocol::policy::Canonical;
-use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt, verify_key_receipts};
+use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt, verify_key_receipts_in};
 use protocol::reshare::{MAX_REFRESH_EVERY, RESHARE_VERSION, retired_by};
 use protocol::session::{FailureCode, Outcome, SessionKind};
 use serde_bytes::ByteBuf;
@@ -26,6 +26,7 @@ use super::admins::AdminSet;
 use super::checks::{check_admin_approvals, check_version_and_cluster, check_window, not_before};
 use super::failover::refusal;
 use super::keys::key_info;
+use super::roster::ClusterRoster;
 use super::{Coordinator, err, unix_now};
 use crate::api::{
     ApiError, ApprovedJson, ErrorCode, GenesisBody, Hex, KeyInfo, KeyReceipts, NodeReceipt,
@@ -140,7 +141,7 @@ fn validate(
 /// The new generation's receipts, from a finished resharing: every node sealed the same key
 /// and signed its receipt with its roster node key. Else the code and message to fail with.
 fn new_generation(
-    genesis: &GenesisBody,
+    roster: &ClusterRoster,
     key: &KeyInfo,
     request: &ReshareKeyJson,
     all: &[u16],
@@ -179,7 +180,7 @@ fn new_generation(
             }
         }
     }
-    check_receipts(genesis, key, request, all, &signatures)?;
+    check_receipts(roster, key, request, all, &signatures)?;
     Ok(signatures)
 }
 
@@ -193,20 +194,18 @@ fn next_policy(key: &KeyInfo, request: &ReshareKeyJson) -> (u32, PolicyJson) {
 }
 
 /// Checks that `signatures` are every node's receipt of the generation `request` makes, under
-/// the roster's node keys: the key's public key and chain code, the new threshold, the request.
+/// the node keys of the roster in force (`roster`): the key's public key and chain code, the
+/// new threshold, the request.
 fn check_receipts(
-    genesis: &GenesisBody,
+    roster: &ClusterRoster,
     key: &KeyInfo,
     request: &ReshareKeyJson,
     all: &[u16],
     signatures: &Signatures,
 ) -> Result<(), (ErrorCode, String)> {
-    let GenesisBody::V2(approved) = genesis else {
-        return Err((ErrorCode::KeygenFailed, "legacy_genesis".into()));
-    };
     let claim = KeyReceipt {
         v: KEY_RECEIPT_VERSION,
-        cluster: approved.request.to_wire().cluster_id(),
+        cluster: roster.cluster_id(),
         node: 0,
         key_id: key.key_id.clone(),
         scheme: key.scheme,
@@ -221,12 +220,14 @@ fn check_receipts(
     };
     let (version, policy) = next_policy(key, request);
     let claim = claim.with_policy(version, &policy.to_wire());
-    verify_key_receipts(&approved.request.to_wire(), &claim, signatures).map_err(|e| {
-        (
-            ErrorCode::KeygenFailed,
-            format!("the new generation's receipts do not verify: {e}"),
-        )
-    })
+    verify_key_receipts_in((&roster.cluster_id(), &roster.roster), &claim, signatures).map_err(
+        |e| {
+            (
+                ErrorCode::KeygenFailed,
+                format!("the new generation's receipts do not verify: {e}"),
+            )
+        },
+    )
 }
 
 /// An outcome's name, for errors (never its contents: it may carry sealed blobs).
@@ -277,6 +278,8 @@ impl Coordinator {
         origin: Origin,
     ) -> Result<KeyInfo, ApiError> {
         let genesis = self.cluster().await?;
+        // Receipts and words are checked under the roster in force (issue 20).
+        let roster = self.roster_in_force().await?;
         let nodes = self.nodes.count();
         let all = self.every_node("a resharing").await?;
         let mut row = self.stored_key(key_id).await?;
@@ -295,7 +298,7 @@ impl Coordinator {
             let previous: ApprovedJson<ReshareKeyJson> = serde_json::from_str(&previous)
                 .map_err(|e| err(ErrorCode::Storage, format!("stored resharing: {e}")))?;
             match self
-                .resolve(&genesis, key_id, &previous, &row, &credential)
+                .resolve(&roster, key_id, &previous, &row, &credential)
                 .await?
             {
                 Resolved::Retired(info) => {
@@ -313,8 +316,26 @@ impl Coordinator {
                 Resolved::Abandoned => row = self.stored_key(key_id).await?,
             }
         }
-        let key = key_info(&row)?;
         let admins = self.current_admins(&genesis).await?;
+        // A key a committed roster change moved is recorded at the generation it moved to
+        // first (the commit records it, unless a node had not committed then), for a request
+        // the admins approved that names a later generation, or the coordinator's own
+        // schedule: a caller cannot make every node list its keys at will (attacker review
+        // helper-78, M1). A failure leaves the record, and the request is refused below.
+        let stale = key_info(&row)?
+            .receipts
+            .is_some_and(|r| r.roster < roster.version && body.request.generation > r.generation);
+        let wire = body.to_wire();
+        let approved = origin == Origin::Schedule
+            || check_admin_approvals(&wire.request, wire.request.admins, &wire.approvals, &admins)
+                .is_ok();
+        if stale && approved {
+            if let Err(e) = self.record_moved_keys().await {
+                tracing::warn!(key = key_id, error = %e, "the moved key is not recorded yet");
+            }
+            row = self.stored_key(key_id).await?;
+        }
+        let key = key_info(&row)?;
         let actors = validate(key_id, &body, &genesis, &admins, nodes, &key, origin)?;
         not_before(body.request.created).await;
         let request = body.request.clone();
@@ -386,15 +407,15 @@ impl Coordinator {
             self.settings.setup_round_timeout,
         )
         .await;
-        match new_generation(&genesis, &key, &request, &all, &run) {
+        match new_generation(&roster, &key, &request, &all, &run) {
             Ok(signatures) => {
-                self.retire_and_store(key_id, &row, &key, &request, signatures, entry)
+                self.retire_and_store(&roster, (key_id, &row, &key), &request, signatures, entry)
                     .await
             }
             Err((code, message)) => {
                 // Resolved at once where every node answers (else at the next request).
                 let _ = self
-                    .resolve(&genesis, key_id, &body, &row, &credential)
+                    .resolve(&roster, key_id, &body, &row, &credential)
                     .await;
                 let mut entry = entry;
                 entry.outcome = code.as_str().into();
@@ -416,7 +437,7 @@ impl Coordinator {
     /// disowns it, then every node holding it abandons it on all their statements).
     pub(super) async fn resolve(
         self: &Arc<Self>,
-        genesis: &GenesisBody,
+        roster: &ClusterRoster,
         key_id: &str,
         approved: &ApprovedJson<ReshareKeyJson>,
         row: &crate::store::KeyRow,
@@ -493,7 +514,7 @@ impl Coordinator {
         // be abandoned, and a node that froze it is thawed by that node's statement).
         if sealed.len() == all.len() && (!frozen || !current.is_empty()) {
             let key = key_info(row)?;
-            check_receipts(genesis, &key, request, &all, &sealed)
+            check_receipts(roster, &key, request, &all, &sealed)
                 .map_err(|(code, message)| err(code, message))?;
             let entry = entry(
                 if approved.approvals.is_empty() {
@@ -509,7 +530,7 @@ impl Coordinator {
                 ),
             );
             let info = self
-                .retire_and_store(key_id, row, &key, request, sealed, entry)
+                .retire_and_store(roster, (key_id, row, &key), request, sealed, entry)
                 .await?;
             return Ok(Resolved::Retired(Box::new(info)));
         }
@@ -564,23 +585,18 @@ impl Coordinator {
         Ok(Resolved::Abandoned)
     }
 
-    /// Retires every node into the generation `request` made (`signatures`: every node's
-    /// receipt of it), then stores the key's new generation.
+    /// Retires every node of the roster in force (`roster`) into the generation `request`
+    /// made (`signatures`: every node's receipt of it), then stores the key's new generation.
     async fn retire_and_store(
         &self,
-        key_id: &str,
-        row: &crate::store::KeyRow,
-        key: &KeyInfo,
+        roster: &ClusterRoster,
+        (key_id, row, key): (&str, &crate::store::KeyRow, &KeyInfo),
         request: &ReshareKeyJson,
         signatures: Signatures,
         mut entry: AuditEntry,
     ) -> Result<KeyInfo, ApiError> {
         let all: Vec<u16> = (0..self.nodes.count()).collect();
         let generation = request.generation + 1;
-        let GenesisBody::V2(approved) = self.cluster().await? else {
-            return Err(err(ErrorCode::KeygenFailed, "legacy_genesis"));
-        };
-        let genesis = approved.request.to_wire();
         let receipts: Vec<ByteBuf> = signatures
             .iter()
             .map(|(_, s)| ByteBuf::from(s.clone()))
@@ -611,10 +627,9 @@ impl Coordinator {
                 if let Outcome::GenerationRetired { statement, .. } = o
                     && pending.contains(node)
                     && retired_by(
-                        &genesis,
+                        (&roster.cluster_id(), &roster.roster),
                         *node,
-                        key_id,
-                        generation,
+                        (key_id, generation),
                         &request_hash(request),
                         statement,
                     )
@@ -643,9 +658,20 @@ impl Coordinator {
             ));
         }
         let old = stored_receipts(key)?;
+        // The key's origin: the receipts its first resharing kept, or, at its first, the
+        // receipts of its creation's generation (or of the one committed roster changes moved
+        // it to since), under the roster that signed them.
         let origin = match &old.reshared {
-            Some(x) => (x.origin_threshold, x.origin_signatures.clone()),
-            None => (key.threshold, old.signatures.clone()),
+            Some(x) => (
+                x.origin_threshold,
+                x.origin_signatures.clone(),
+                (x.origin_generation, x.origin_roster),
+            ),
+            None => (
+                key.threshold,
+                old.signatures.clone(),
+                (old.generation, old.roster),
+            ),
         };
         let receipts = KeyReceipts {
             generation,
@@ -664,7 +690,13 @@ impl Coordinator {
                     retired.sort_by_key(|r| r.node);
                     retired
                 },
+                roster: roster.version,
+                origin_generation: origin.2.0,
+                origin_roster: origin.2.1,
             }),
+            participants: all.clone(),
+            roster: roster.version,
+            moved: 0,
             ..old.clone()
         };
         let json = serde_json::to_string(&receipts)

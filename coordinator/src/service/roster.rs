@@ -600,6 +600,7 @@ mod tests {
 
 mod commit;
 mod in_force;
+mod moved;
 mod moves;
 mod prepare;
 

@@ -107,14 +107,14 @@ impl Coordinator {
 
     /// Resolves key `key_id`'s recorded resharing, if it still has one.
     async fn resolve_stored(self: &Arc<Self>, key_id: &str) -> Result<(), ApiError> {
-        let genesis = self.cluster().await?;
+        let roster = self.roster_in_force().await?;
         let row = self.stored_key(key_id).await?;
         let Some(previous) = row.pending.clone() else {
             return Ok(());
         };
         let previous: ApprovedJson<ReshareKeyJson> = serde_json::from_str(&previous)
             .map_err(|e| err(ErrorCode::Storage, format!("stored resharing: {e}")))?;
-        self.resolve(&genesis, key_id, &previous, &row, "background")
+        self.resolve(&roster, key_id, &previous, &row, "background")
             .await
             .map(|_| ())
     }

@@ -788,10 +788,9 @@ fn a_second_resharing_of_a_generation_cannot_split_the_cluster() {
         panic!("{out:?}")
     };
     assert!(protocol::reshare::retired_by(
-        &c.genesis.request,
+        (&c.genesis.request.cluster_id(), &c.genesis.request.roster),
         2,
-        KEY,
-        1,
+        (KEY, 1),
         &gen_a.request,
         statement
     ));

@@ -39,6 +39,16 @@ impl ClusterRoster {
     pub(crate) fn cluster_id(&self) -> ClusterId {
         self.cluster
     }
+
+    /// A roster of `cluster` at `version`, as a committed change made it (tests).
+    #[cfg(test)]
+    pub(super) fn at(cluster: ClusterId, version: u32, roster: Vec<RosterEntry>) -> Self {
+        Self {
+            cluster,
+            version,
+            roster,
+        }
+    }
 }
 
 /// A committed roster change as recorded, checked against the chain before it.
@@ -236,7 +246,8 @@ impl Coordinator {
 
     /// Records the commit `result` of the change `change` (its answer merged with an earlier
     /// run's), with its audit record; then the nodes of the new roster are served at their
-    /// proxies and admit each other. `replaced`: the parent proxy of each node of the roster
+    /// proxies and admit each other, and the keys it moved are recorded at their new
+    /// generation (`record_moved_keys`). `replaced`: the parent proxy of each node of the roster
     /// the change replaced.
     pub(super) async fn record_commit(
         &self,
@@ -286,6 +297,11 @@ impl Coordinator {
         // signed.
         for (node, peer, why) in self.nodes.admit_all().await {
             info!(node, peer, why, "a peer refused after the commit");
+        }
+        // Every key the change moved is recorded at the generation the new roster holds; a key
+        // some node has not committed yet is recorded when the commit is run again.
+        if let Err(e) = self.record_moved_keys().await {
+            warn!(error = %e, "the moved keys are not recorded yet");
         }
         Ok(result)
     }

@@ -503,6 +503,16 @@ pub async fn wait_restarted(api: &cli::client::ApiClient, node: usize, before: O
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    wait_admitted(api, deadline).await;
+}
+
+/// Waits (until `deadline`) until every node is healthy and every pair of nodes admitted each
+/// other's current identity (the coordinator's admission round after a restart): what a
+/// quorum needs.
+///
+/// # Panics
+/// If they are not by then (test code).
+pub async fn wait_admitted(api: &cli::client::ApiClient, deadline: Instant) {
     wait_all_healthy(api).await;
     // Healthy is not yet in quorums: every pair of nodes must have admitted each other's
     // current identity (the coordinator's admission round after the restart).

@@ -1076,6 +1076,66 @@ impl Growing {
             images,
         }
     }
+
+    /// Candidate `i`, enrolled under its own KMS key, its document verified here and its
+    /// parent pinned: where it is, and the roster entry its document shows.
+    async fn enroll(&self, i: usize) -> (cli::sim::NodeInfo, protocol::genesis::RosterEntry) {
+        let fresh = self.cluster.info.candidates[i].clone();
+        let node = cli::roster::join::Candidate {
+            proxy: &fresh.proxy_url,
+            root_der: &self.root,
+        };
+        let arn = protocol::KmsKeyArn::parse(&fresh.kms_key_arn).unwrap();
+        let entry = cli::roster::join::enroll(&self.http, node, &self.images, &arn, true)
+            .await
+            .unwrap();
+        (fresh, entry)
+    }
+}
+
+/// `cohort node SUB --proxy PROXY --dir DIR --json`: whether it succeeded, its JSON answer
+/// (null if none) and its standard error.
+fn cohort_node(dir: &std::path::Path, sub: &str, proxy: &str) -> (bool, serde_json::Value, String) {
+    let out = std::process::Command::new(cohort_tests::bin("cohort"))
+        .args(["node", sub, "--proxy", proxy, "--dir"])
+        .arg(dir)
+        .arg("--json")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// [`cohort_node`], which must succeed: its JSON answer.
+fn cohort_node_ok(dir: &std::path::Path, sub: &str, proxy: &str) -> serde_json::Value {
+    let (success, json, stderr) = cohort_node(dir, sub, proxy);
+    assert!(success, "cohort node {sub}: {stderr}");
+    json
+}
+
+/// Waits (up to 60 s) until the enclave behind `proxy`, restarted, is joining again (from its
+/// parent's blobs), with no index in the roster in force.
+async fn wait_joining(http: &coordinator::client::HttpClient, proxy: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = http
+            .enclave_call(proxy, &protocol::EnclaveRequest::Status)
+            .await;
+        if let Ok(protocol::EnclaveResponse::Status { phase, node, .. }) = answer
+            && phase == protocol::Phase::Joining
+        {
+            assert_eq!(node, None);
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node never came back joining"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Issue 20, the join step through processes: a node to add (a fourth enclave and proxy, with
@@ -1213,20 +1273,7 @@ async fn a_node_to_add_is_enrolled_verified_proposed_joins_and_is_prepared() {
     );
 
     // The join, through the binary: index 3 of roster version 1, the change's hash.
-    let node_at = |sub: &str, proxy: &str| {
-        let out = std::process::Command::new(cohort_tests::bin("cohort"))
-            .args(["node", sub, "--proxy", proxy, "--dir"])
-            .arg(dir.path())
-            .arg("--json")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "cohort node {sub}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-    };
+    let node_at = |sub: &str, proxy: &str| cohort_node_ok(dir.path(), sub, proxy);
     let node_json = |sub: &str| node_at(sub, &newcomer.proxy_url);
     let joined = node_json("join");
     assert_eq!(joined["node"], 3);
@@ -1246,23 +1293,7 @@ async fn a_node_to_add_is_enrolled_verified_proposed_joins_and_is_prepared() {
 
     // Its enclave crashes: its parent hands the new one its blobs, and it is joining again.
     cluster.restart_enclave(3).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let answer = http
-            .enclave_call(&newcomer.proxy_url, &protocol::EnclaveRequest::Status)
-            .await;
-        if let Ok(protocol::EnclaveResponse::Status { phase, node, .. }) = answer
-            && phase == protocol::Phase::Joining
-        {
-            assert_eq!(node, None);
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the node never came back joining"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_joining(&http, &newcomer.proxy_url).await;
     let sig = s.sign("staying", b"after it came back").await.unwrap();
     cohort_tests::verify_eddsa(&pk, b"after it came back", &sig);
 
@@ -1602,29 +1633,59 @@ async fn a_node_to_add_is_enrolled_verified_proposed_joins_and_is_prepared() {
 /// A node's instance and its blobs are gone (disaster recovery, issue 20): the admins replace
 /// it from the remaining quorum. Node 2's enclave and parent are killed and its blobs deleted;
 /// a fresh enclave is enrolled and proposed at index 2; it joins, every node of the new roster
-/// is prepared, the key moves dealt by nodes 0 and 1 alone (the lost node takes no part), and
-/// the change is committed with the lost node reported as not reached. The key keeps its
-/// public key and signs throughout, on the new roster with the new node among the signers.
+/// is prepared, the keys (EdDSA and ECDSA) move dealt by nodes 0 and 1 alone (the lost node
+/// takes no part), and the change is committed with the lost node reported as not reached.
+/// The keys keep their public keys and sign throughout, on the new roster with the new node
+/// among the signers.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_node_is_replaced_from_the_remaining_quorum_and_the_key_signs_throughout() {
     use cli::roster::Edit;
-    use cli::roster::join::{self, Candidate};
 
+    let growing = Growing::start(("replace", "kept"), 1).await;
+    // The replacement, enrolled and verified here.
+    let (fresh, entry) = growing.enroll(0).await;
     let Growing {
         dir,
         mut cluster,
         s,
         pk,
-        root,
         http,
-        images,
-    } = Growing::start(("replace", "kept"), 1).await;
-    let fresh = cluster.info.candidates[0].clone();
-    let node = Candidate {
-        proxy: &fresh.proxy_url,
-        root_der: &root,
+        ..
+    } = growing;
+    // An ECDSA key too: its shares move with the new party set's auxiliary information.
+    let ecdsa = ops::create_key(
+        &s.api,
+        s.trust.cluster_id(),
+        "kept-ecdsa",
+        Scheme::EcdsaSecp256k1,
+        2,
+        &s.admins,
+        &[s.approvers[0].verifying_key().to_bytes()],
+        1,
+    )
+    .await
+    .unwrap();
+    let signs_ecdsa = |message: &'static [u8]| {
+        let (s, pk) = (&s, ecdsa.public_key.0.clone());
+        async move {
+            let payload = Payload::hashed(protocol::policy::HashFunction::Sha256, message);
+            let digest = payload.ecdsa_digest().unwrap();
+            let result = ops::sign(
+                &s.api,
+                s.trust.cluster_id(),
+                "kept-ecdsa",
+                &[],
+                payload,
+                &s.approvers[..1],
+                None,
+            )
+            .await
+            .unwrap();
+            assert_eq!(result.status, "completed", "{result:?}");
+            cohort_tests::verify_ecdsa(&pk, &digest, &result.signatures[0].signature.0);
+            result.signatures[0].nodes.clone()
+        }
     };
-    let arn = protocol::KmsKeyArn::parse(&fresh.kms_key_arn).unwrap();
 
     // Node 2 is lost: its enclave and parent gone, its blobs deleted. Nodes 0 and 1 sign on.
     cluster.kill("enclave-2").await.unwrap();
@@ -1644,12 +1705,9 @@ async fn a_lost_node_is_replaced_from_the_remaining_quorum_and_the_key_signs_thr
     }
     let sig = s.sign("kept", b"node 2 lost").await.unwrap();
     cohort_tests::verify_eddsa(&pk, b"node 2 lost", &sig);
+    assert_eq!(signs_ecdsa(b"node 2 lost").await, vec![0, 1]);
 
-    // The replacement, enrolled and verified here, proposed at index 2: the nodes reached hold
-    // it as proposed.
-    let entry = join::enroll(&http, node, &images, &arn, true)
-        .await
-        .unwrap();
+    // The replacement proposed at index 2: the nodes reached hold it as proposed.
     let (admins, status, rosters) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
     let (change, answer) = cli::roster::propose(
         &s.api,
@@ -1671,24 +1729,8 @@ async fn a_lost_node_is_replaced_from_the_remaining_quorum_and_the_key_signs_thr
     );
 
     // Through the binary: the join, the prepare gate, the moves, the commit.
-    let node_json = |sub: &str| {
-        let out = std::process::Command::new(cohort_tests::bin("cohort"))
-            .args(["node", sub, "--proxy", &fresh.proxy_url, "--dir"])
-            .arg(dir.path())
-            .arg("--json")
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
-    let ok = |sub: &str| {
-        let (success, json, stderr) = node_json(sub);
-        assert!(success, "cohort node {sub}: {stderr}");
-        json
-    };
+    let node_json = |sub: &str| cohort_node(dir.path(), sub, &fresh.proxy_url);
+    let ok = |sub: &str| cohort_node_ok(dir.path(), sub, &fresh.proxy_url);
     let joined = ok("join");
     assert_eq!(
         (joined["node"].clone(), joined["version"].clone()),
@@ -1701,6 +1743,8 @@ async fn a_lost_node_is_replaced_from_the_remaining_quorum_and_the_key_signs_thr
     assert!(nodes.iter().all(|n| n["prepared"] == true), "{prepared}");
     let moved = ok("move");
     let steps = moved["steps"].as_array().unwrap();
+    // The auxiliary information, then both keys.
+    assert_eq!(steps.len(), 3, "{moved}");
     assert!(steps.iter().all(|s| s["nodes"] == 3), "{moved}");
     let sig = s.sign("kept", b"moved, not committed").await.unwrap();
     cohort_tests::verify_eddsa(&pk, b"moved, not committed", &sig);
@@ -1727,9 +1771,12 @@ async fn a_lost_node_is_replaced_from_the_remaining_quorum_and_the_key_signs_thr
         phase_of(&http, &fresh.proxy_url).await,
         (protocol::Phase::Operational, Some(2))
     );
-    let key = s.trust.fetch_key(&s.api, "kept").await.unwrap();
-    let r = key.info().receipts.clone().unwrap();
-    assert_eq!((r.generation, r.roster, r.moved), (1, 1, 1));
+    for key_id in ["kept", "kept-ecdsa"] {
+        let key = s.trust.fetch_key(&s.api, key_id).await.unwrap();
+        let r = key.info().receipts.clone().unwrap();
+        assert_eq!((r.generation, r.roster, r.moved), (1, 1, 1), "{key_id}");
+    }
+    signs_ecdsa(b"on the new roster").await;
     // An admin change after the replacement: the new node's statement that it applied it is
     // checked under the roster that lists it, and so is everything fetched afterwards
     // (attacker review helper-78, H1).
@@ -1775,4 +1822,118 @@ async fn a_lost_node_is_replaced_from_the_remaining_quorum_and_the_key_signs_thr
     assert_eq!(result.status, "completed", "{result:?}");
     assert_eq!(result.signatures[0].nodes, vec![1, 2]);
     cohort_tests::verify_eddsa(&pk, b"with the new node", &result.signatures[0].signature.0);
+    assert_eq!(signs_ecdsa(b"with the new node").await, vec![1, 2]);
+}
+
+/// A crash between every step of a membership change (issue 20): a node is added to a 3-node
+/// cluster while a member's enclave crashes after the proposal, the joining enclave after its
+/// join, the coordinator after the prepare step, a member's enclave after the key moved, and
+/// the coordinator after the commit. Each process comes back from its parent's blobs or the
+/// store, the next step runs on, one roster holds at every moment (the one in force signs
+/// until the commit, the new one after), and the key keeps its public key.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_is_added_with_a_crash_between_every_step_and_one_roster_holds_throughout() {
+    use cli::roster::Edit;
+
+    let growing = Growing::start(("crashes", "kept"), 1).await;
+    let (fresh, entry) = growing.enroll(0).await;
+    let Growing {
+        dir,
+        mut cluster,
+        s,
+        pk,
+        http,
+        ..
+    } = growing;
+    let (admins, status, rosters) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
+    cli::roster::propose(
+        &s.api,
+        &s.trust,
+        (&admins, &status, &rosters),
+        Edit::Add(entry.clone()),
+        &s.admins,
+    )
+    .await
+    .unwrap();
+    let node_json = |sub: &str| cohort_node_ok(dir.path(), sub, &fresh.proxy_url);
+    let signs = |message: &'static [u8]| {
+        let s = &s;
+        let pk = pk.clone();
+        async move {
+            let sig = s.sign("kept", message).await.unwrap();
+            cohort_tests::verify_eddsa(&pk, message, &sig);
+        }
+    };
+    let admitted = || cohort_tests::wait_admitted(&s.api, Instant::now() + Duration::from_secs(90));
+
+    // A member's enclave crashes after the proposal: it comes back holding it.
+    let before = cohort_tests::identity_of(&s.api, 1).await;
+    cluster.restart_enclave(1).await.unwrap();
+    cohort_tests::wait_restarted(&s.api, 1, before).await;
+    signs(b"after a member's crash").await;
+    let joined = node_json("join");
+    assert_eq!(
+        (joined["node"].clone(), joined["version"].clone()),
+        (3.into(), 1.into())
+    );
+
+    // The joining enclave crashes after its join: it comes back joining.
+    cluster.restart_enclave(3).await.unwrap();
+    wait_joining(&http, &fresh.proxy_url).await;
+    let prepared = node_json("prepare");
+    let nodes = prepared["nodes"].as_array().unwrap();
+    assert!(
+        nodes.len() == 4 && nodes.iter().all(|n| n["prepared"] == true),
+        "{prepared}"
+    );
+
+    // The coordinator crashes after the prepare step: the next one reads the store.
+    cluster.restart("coordinator").await.unwrap();
+    admitted().await;
+    let moved = node_json("move");
+    assert!(
+        moved["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["nodes"] == 4),
+        "{moved}"
+    );
+
+    // A member's enclave crashes after the key moved: the roster in force signs on, and the
+    // commit finds the moved generation its parent handed back.
+    let before = cohort_tests::identity_of(&s.api, 0).await;
+    cluster.restart_enclave(0).await.unwrap();
+    cohort_tests::wait_restarted(&s.api, 0, before).await;
+    signs(b"moved, before the commit").await;
+    let committed = node_json("commit");
+    assert_eq!(committed["version"], 1, "{committed}");
+    assert_eq!(committed["committed"], serde_json::json!([0, 1, 2, 3]));
+
+    // The coordinator crashes after the commit: it follows the recorded commit, serves the
+    // four nodes, and the key is recorded at the moved generation.
+    cluster.restart("coordinator").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let served = s
+            .api
+            .get::<coordinator::api::ClusterStatus>("/v1/cluster")
+            .await;
+        if served.is_ok_and(|c| c.nodes.len() == 4) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted coordinator never served 4 nodes"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    admitted().await;
+    let (_, status, rosters) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
+    assert_eq!((status.version, rosters.in_force().len()), (1, 4));
+    assert_eq!(rosters.in_force()[3], entry);
+    let key = s.trust.fetch_key(&s.api, "kept").await.unwrap();
+    let r = key.info().receipts.clone().unwrap();
+    assert_eq!((r.generation, r.roster, r.participants.len()), (1, 1, 4));
+    signs(b"after the coordinator's crash").await;
 }

@@ -265,3 +265,60 @@ fn a_committed_roster_replaces_the_nodes_and_everything_known_of_them() {
     assert_eq!(nodes.proxy(3).as_deref(), Some("e"));
     assert_eq!(nodes.proxy(4), None);
 }
+
+/// Issue 20 (membership; attacker review helper-77, L2): a status answer asked before the
+/// nodes followed a committed roster is another node's by the time it comes back, and is
+/// dropped: the node now at that index is neither marked reachable nor given that phase. The
+/// answer is held until the roster is followed, so the race is hit every run.
+#[tokio::test]
+async fn a_status_asked_before_a_committed_roster_was_followed_is_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (asked, was_asked) = tokio::sync::oneshot::channel::<()>();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let hold = release.clone();
+    let server = tokio::spawn(async move {
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut request = vec![0u8; 4096];
+        let _ = conn.read(&mut request).await.unwrap();
+        let _ = asked.send(());
+        hold.notified().await;
+        let body = protocol::encode_frame(&EnclaveResponse::Status {
+            phase: Phase::Operational,
+            node: Some(0),
+            keys: 1,
+            presignatures: 0,
+            primes_ready: true,
+            failure: None,
+            identity: None,
+        })
+        .unwrap();
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/cbor\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n",
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        conn.write_all(&body).await.unwrap();
+    });
+    let nodes = Arc::new(Nodes::new(vec![url], Policy::default()));
+    let checking = tokio::spawn({
+        let nodes = nodes.clone();
+        async move { nodes.check(Duration::from_secs(3600)).await }
+    });
+    was_asked.await.unwrap();
+    assert!(nodes.follow_roster(vec!["http://127.0.0.1:9".into()]));
+    release.notify_one();
+    let events = checking.await.unwrap();
+    server.await.unwrap();
+    assert!(events.is_empty(), "{events:?}");
+    let states = nodes.states();
+    let state = &states[0];
+    assert!(
+        !state.reachable,
+        "another node's answer marked it reachable"
+    );
+    assert_eq!(state.phase, None);
+    assert_eq!(state.keys, 0);
+}

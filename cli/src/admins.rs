@@ -254,8 +254,7 @@ pub async fn fetch(api: &ApiClient, trust: &Trust) -> anyhow::Result<(AdminChain
         );
     };
     let committed = status.roster.map(|r| r.committed).unwrap_or_default();
-    let (chain, _) =
-        crate::roster::verify_with_rosters(trust, &committed, |t| AdminChain::verify(t, &admins))?;
+    let (chain, _) = crate::roster::verify_with_rosters(trust, &committed, &admins)?;
     Ok((chain, admins))
 }
 

@@ -234,8 +234,7 @@ pub async fn fetch(
         );
     };
     let committed = status.roster.map(|r| r.committed).unwrap_or_default();
-    let (admin_chain, trust) =
-        crate::roster::verify_with_rosters(trust, &committed, |t| AdminChain::verify(t, &admins))?;
+    let (admin_chain, trust) = crate::roster::verify_with_rosters(trust, &committed, &admins)?;
     let image_chain = ImageChain::verify(&trust, &admin_chain, &images)?;
     Ok((admin_chain, image_chain, admins, images))
 }

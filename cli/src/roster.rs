@@ -12,8 +12,8 @@
 
 use anyhow::{Context, bail};
 use coordinator::api::{
-    ApprovedJson, ChangeRosterJson, ClusterStatus, KeyList, NodeReceipt, RosterCommitted,
-    RosterDiffJson, RosterProposedResult, RosterStatus, Wire,
+    AdminsStatus, ApprovedJson, ChangeRosterJson, ClusterStatus, KeyList, NodeReceipt,
+    RosterCommitted, RosterDiffJson, RosterProposedResult, RosterStatus, Wire,
 };
 use coordinator::client::ApiClient;
 use ed25519_dalek::SigningKey;
@@ -355,8 +355,7 @@ pub async fn fetch(
              and the coordinator recent enough?)"
         );
     };
-    let (chain, trust) =
-        verify_with_rosters(trust, &roster.committed, |t| AdminChain::verify(t, &admins))?;
+    let (chain, trust) = verify_with_rosters(trust, &roster.committed, &admins)?;
     let rosters = verify(&trust, &chain, &roster)?;
     Ok((chain, roster, rosters))
 }
@@ -369,20 +368,21 @@ pub async fn checked_trust(api: &ApiClient, trust: &Trust) -> anyhow::Result<Tru
     Ok(trust.with_rosters(rosters.all))
 }
 
-/// Runs `check` (the admin chain's, whose node statements name no roster) with `trust` holding
-/// the rosters `committed` lists, then checks those committed changes against the admin chain
-/// it returns ([`rosters`]: approvals and node words): the statements `check` accepted under a
-/// roster the coordinator made up are refused with it. Returns what `check` returned and the
-/// trust with the rosters checked.
-pub fn verify_with_rosters(
+/// Checks the admin chain `admins` (whose node statements name an index, not a roster) with
+/// `trust` holding the rosters `committed` lists, then checks those committed changes against
+/// that chain ([`rosters`]: approvals and node words): a statement accepted under a roster the
+/// coordinator made up is refused with it. The chain's approvals never depend on the rosters
+/// (each change is approved by the admins before it, from the pinned genesis on). Returns the
+/// chain and the trust with the rosters checked.
+pub(crate) fn verify_with_rosters(
     trust: &Trust,
     committed: &[RosterCommitted],
-    check: impl FnOnce(&Trust) -> anyhow::Result<AdminChain>,
+    admins: &AdminsStatus,
 ) -> anyhow::Result<(AdminChain, Trust)> {
     let mut listed = vec![trust.genesis().roster.clone()];
     listed.extend(committed.iter().map(|c| c.request.request.to_wire().roster));
     let candidate = trust.with_rosters(listed);
-    let chain = check(&candidate)?;
+    let chain = AdminChain::verify(&candidate, admins)?;
     let checked = rosters(&candidate, &chain, committed)?;
     Ok((chain, trust.with_rosters(checked.all)))
 }

@@ -1519,7 +1519,7 @@ async fn a_node_to_add_is_enrolled_verified_proposed_joins_and_is_prepared() {
     // The coordinator follows the committed roster: version 1, four nodes, the one that joined
     // served at index 3 at its own proxy; the client checks the commit (the admins' approval,
     // every node's word) from the pinned genesis on.
-    let (admins, status, rosters) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
+    let (_, status, rosters) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
     assert_eq!((status.version, rosters.version()), (1, 1));
     assert_eq!(rosters.in_force()[3], entry);
     assert!(status.pending.is_none() && status.proposals.is_empty());
@@ -1530,6 +1530,23 @@ async fn a_node_to_add_is_enrolled_verified_proposed_joins_and_is_prepared() {
     // new roster.
     let sig = s.sign("staying", b"committed").await.unwrap();
     cohort_tests::verify_eddsa(&pk, b"committed", &sig);
+    // An admin change between the two changes (the admins now any one of the two): node 3's
+    // statement that it applied it is checked under roster version 1, which lists it, here and
+    // at every step of the next change through the binary (attacker review helper-79, H-A).
+    let (chain, _) = cli::admins::fetch(&s.api, &s.trust).await.unwrap();
+    let publics: Vec<[u8; 32]> = s
+        .admins
+        .iter()
+        .map(|k| k.verifying_key().to_bytes())
+        .collect();
+    let (_, applied) = cli::admins::set_admins(&s.api, &s.trust, &chain, (&publics, 1), &s.admins)
+        .await
+        .unwrap();
+    assert_eq!(
+        applied.applied.iter().map(|a| a.node).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3]
+    );
+    let (admins, status, rosters) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
     // Grown again, 4 -> 5 (roster version 1 -> 2), through the binary: the other candidate
     // joins a change of the committed roster, given the committed change with the statements
     // it was committed on (its own enclave checks them from the genesis on); the change is

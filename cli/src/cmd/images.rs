@@ -96,7 +96,7 @@ async fn show(cluster: &ClusterArgs, output: &JsonFlag) -> anyhow::Result<ExitCo
                 images.join(", "),
                 c.request.request.admins,
                 hex::encode(&c.request_sha256.0),
-                if applied.len() < nodes {
+                if !cli::roster::every_node(&c.statements, nodes) {
                     " (not everywhere: cohort images catch-up)"
                 } else {
                     ""
@@ -123,7 +123,7 @@ fn print_result(r: &AdminsSetResult, nodes: usize) -> bool {
     for f in &r.failed {
         println!("  node {}: not applied: {}: {}", f.node, f.code, f.message);
     }
-    r.applied.len() >= nodes
+    cli::roster::every_node(&r.applied, nodes)
 }
 
 async fn accept(a: AcceptArgs) -> anyhow::Result<ExitCode> {
@@ -157,7 +157,7 @@ async fn accept(a: AcceptArgs) -> anyhow::Result<ExitCode> {
             );
         }
     })?;
-    Ok(if result.applied.len() >= nodes {
+    Ok(if cli::roster::every_node(&result.applied, nodes) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -176,9 +176,14 @@ async fn catch_up(cluster: &ClusterArgs, output: &JsonFlag) -> anyhow::Result<Ex
             print_result(r, nodes);
         }
     })?;
-    Ok(if results.iter().all(|r| r.applied.len() >= nodes) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(
+        if results
+            .iter()
+            .all(|r| cli::roster::every_node(&r.applied, nodes))
+        {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
 }

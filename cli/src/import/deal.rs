@@ -14,7 +14,7 @@ use anyhow::Context;
 use attestation::{NodeBinding, Policy};
 use coordinator::api::{AttestRequest, Hex, NodeDocument};
 use coordinator::client::ApiClient;
-use protocol::genesis::Genesis;
+use protocol::genesis::{Image, RosterEntry};
 use protocol::import::{IMPORT_VERSION, ImportKey, LegacyDealer, SealedDealing};
 use protocol::policy::CreateKey;
 use rand::{CryptoRng, RngCore};
@@ -25,6 +25,7 @@ use serde_bytes::ByteBuf;
 
 use super::{ImportError, LegacyKey, LegacyShare};
 use crate::ceremony::image_policy;
+use crate::trust::Trust;
 
 fn now() -> Duration {
     std::time::SystemTime::now()
@@ -32,20 +33,28 @@ fn now() -> Duration {
         .unwrap_or_default()
 }
 
-/// What node `node`'s document must show: the pinned genesis's image and root, the nonce, an
-/// identity binding, and the node key, KMS key and parent PCRs its roster entry pins.
+/// What node `node`'s document must show: one of the images the cluster accepts (`images`, the
+/// checked image chain's set in force) and the root, the nonce, an identity binding, and the
+/// node key, KMS key and parent PCRs its entry in the roster in force (`roster`) pins.
 pub fn node_policy(
-    genesis: &Genesis,
+    (roster, images): (&[RosterEntry], &[Image]),
     root_der: &[u8],
     node: u16,
     nonce: &[u8],
 ) -> anyhow::Result<Policy> {
-    let entry = genesis
-        .roster
+    let entry = roster
         .get(usize::from(node))
-        .with_context(|| format!("node {node} is not in the pinned roster"))?;
-    let image = &genesis.image;
+        .with_context(|| format!("node {node} is not in the roster in force"))?;
+    let (image, others) = images
+        .split_first()
+        .context("the cluster accepts no enclave image")?;
     let mut policy = image_policy(root_der, [&image.pcr0, &image.pcr1, &image.pcr2], nonce);
+    for other in others {
+        policy = policy
+            .allow_pcr(0, other.pcr0.to_vec())
+            .allow_pcr(1, other.pcr1.to_vec())
+            .allow_pcr(2, other.pcr2.to_vec());
+    }
     if let Some(v) = &entry.pcr3 {
         policy = policy.allow_pcr(3, v.to_vec());
     }
@@ -66,16 +75,23 @@ pub fn node_policy(
     Ok(policy)
 }
 
-/// Every roster node's X25519 identity key, in index order, each from a document the node
-/// attested just now and that verifies here against the pinned genesis (`root_der`: the
-/// attestation root, AWS's or a simulated cluster's).
+/// Every node's X25519 identity key, in index order, each from a document the node attested
+/// just now and that verifies here against the roster in force and the images the cluster
+/// accepts, both checked from the pinned genesis (`root_der`: the attestation root, AWS's or a
+/// simulated cluster's). Not the genesis' roster: after a committed change, a node that left
+/// (its genuine document binds the genesis entry at its old index) would be dealt a share
+/// (attacker review helper-79, H-B).
 pub async fn member_keys(
     api: &ApiClient,
-    genesis: &Genesis,
+    trust: &Trust,
     root_der: &[u8],
 ) -> anyhow::Result<Vec<[u8; 32]>> {
-    let mut keys = Vec::with_capacity(genesis.roster.len());
-    for node in 0..u16::try_from(genesis.roster.len())? {
+    let (_, _, rosters) = crate::roster::fetch(api, trust).await?;
+    let (_, image_chain, _, _) = crate::images::fetch(api, trust).await?;
+    let roster = rosters.in_force();
+    let images = &image_chain.current().images;
+    let mut keys = Vec::with_capacity(roster.len());
+    for node in 0..u16::try_from(roster.len())? {
         let nonce: [u8; 32] = rand::random();
         let answer: NodeDocument = api
             .post(
@@ -86,10 +102,11 @@ pub async fn member_keys(
             )
             .await
             .map_err(|e| anyhow::anyhow!("node {node}: {e}"))?;
-        let policy = node_policy(genesis, root_der, node, &nonce)?;
+        let policy = node_policy((roster, images), root_der, node, &nonce)?;
         let doc = attestation::verify(&answer.document.0, &policy, now()).map_err(|e| {
             anyhow::anyhow!(
-                "node {node}'s document does not verify against the pinned genesis: {e}"
+                "node {node}'s document does not verify against the roster in force and the \
+                 images the cluster accepts: {e}"
             )
         })?;
         let identity = doc

@@ -229,7 +229,7 @@ async fn deal_own<E: Curve>(
              public shares, the version or the chain code differ): refusing to deal"
         );
     }
-    let members = member_keys(cluster.api, cluster.trust.genesis(), cluster.root_der).await?;
+    let members = member_keys(cluster.api, cluster.trust, cluster.root_der).await?;
     let hash = request_hash(request);
     let dealing = seal_dealing(
         &mut rand::rngs::OsRng,

@@ -80,7 +80,7 @@ async fn import_holders<E: Curve>(
     let holders = Holders::check(shares)?;
     let legacy = LegacyKey::of_shares(&holders.shares)?;
     let positions: Vec<usize> = holders.shares.iter().map(|s| s.index).collect();
-    let members = member_keys(cluster.api, cluster.trust.genesis(), cluster.root_der).await?;
+    let members = member_keys(cluster.api, cluster.trust, cluster.root_der).await?;
     let mut key = plan.create_key(cluster.trust, scheme);
     key.admins = crate::admins::admin_version(cluster.api).await?;
     let request = import_request(

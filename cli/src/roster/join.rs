@@ -20,7 +20,6 @@ use protocol::roster::{JoinCluster, roster_proposed_message};
 use protocol::{EnclaveRequest, EnclaveResponse, KmsKeyArn};
 use serde_bytes::ByteBuf;
 
-use crate::admins::AdminChain;
 use crate::ceremony::image_policy;
 use crate::images::ImageChain;
 use crate::trust::Trust;
@@ -246,9 +245,11 @@ pub(super) async fn pending_or_committed(
              ready, and the coordinator recent enough?)"
         );
     };
-    let admin_chain = AdminChain::verify(trust, &admins)?;
-    let image_chain = ImageChain::verify(trust, &admin_chain, &images)?;
-    let rosters = super::verify(trust, &admin_chain, &roster)?;
+    // Statements of nodes a committed change added are checked under the rosters that list
+    // them (attacker review helper-79, H-A).
+    let (admin_chain, trust) = super::verify_with_rosters(trust, &roster.committed, &admins)?;
+    let image_chain = ImageChain::verify(&trust, &admin_chain, &images)?;
+    let rosters = super::verify(&trust, &admin_chain, &roster)?;
     if committed
         && roster.pending.is_none()
         && let Some(last) = roster.committed.last()

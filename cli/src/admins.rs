@@ -246,6 +246,15 @@ pub async fn admin_version(api: &ApiClient) -> anyhow::Result<u32> {
 /// The coordinator's admin set and its changes, checked against the pinned genesis
 /// ([`AdminChain::verify`]), with what it reported.
 pub async fn fetch(api: &ApiClient, trust: &Trust) -> anyhow::Result<(AdminChain, AdminsStatus)> {
+    let (chain, admins, _) = fetch_checked(api, trust).await?;
+    Ok((chain, admins))
+}
+
+/// [`fetch`], with `trust` holding the rosters checked with the chain.
+async fn fetch_checked(
+    api: &ApiClient,
+    trust: &Trust,
+) -> anyhow::Result<(AdminChain, AdminsStatus, Trust)> {
     let status = status(api).await?;
     let Some(admins) = status.admins else {
         bail!(
@@ -254,8 +263,8 @@ pub async fn fetch(api: &ApiClient, trust: &Trust) -> anyhow::Result<(AdminChain
         );
     };
     let committed = status.roster.map(|r| r.committed).unwrap_or_default();
-    let (chain, _) = crate::roster::verify_with_rosters(trust, &committed, &admins)?;
-    Ok((chain, admins))
+    let (chain, trust, _) = crate::roster::verify_with_rosters(trust, &committed, &admins)?;
+    Ok((chain, admins, trust))
 }
 
 /// Checks the coordinator's answer to `request`: the version it makes, its hash, and every
@@ -329,8 +338,7 @@ pub async fn set_admins(
 /// has it answers again, and one restored from an older genesis blob (whose statement is
 /// recorded already) is caught up (attacker review helper-45, finding 4). The answers, checked.
 pub async fn catch_up(api: &ApiClient, trust: &Trust) -> anyhow::Result<Vec<AdminsSetResult>> {
-    let (_, admins) = fetch(api, trust).await?;
-    let trust = &crate::roster::checked_trust(api, trust).await?;
+    let (_, admins, trust) = &fetch_checked(api, trust).await?;
     let mut answers = Vec::new();
     for change in &admins.changes {
         let answer: AdminsSetResult = api

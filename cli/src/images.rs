@@ -226,6 +226,15 @@ pub async fn fetch(
     api: &ApiClient,
     trust: &Trust,
 ) -> anyhow::Result<(AdminChain, ImageChain, AdminsStatus, ImagesStatus)> {
+    let (admin_chain, image_chain, admins, images, _) = fetch_checked(api, trust).await?;
+    Ok((admin_chain, image_chain, admins, images))
+}
+
+/// [`fetch`], with `trust` holding the rosters checked with the chains.
+async fn fetch_checked(
+    api: &ApiClient,
+    trust: &Trust,
+) -> anyhow::Result<(AdminChain, ImageChain, AdminsStatus, ImagesStatus, Trust)> {
     let status: ClusterStatus = api.get("/v1/cluster").await.map_err(api_err)?;
     let (Some(admins), Some(images)) = (status.admins, status.images) else {
         bail!(
@@ -234,9 +243,9 @@ pub async fn fetch(
         );
     };
     let committed = status.roster.map(|r| r.committed).unwrap_or_default();
-    let (admin_chain, trust) = crate::roster::verify_with_rosters(trust, &committed, &admins)?;
+    let (admin_chain, trust, _) = crate::roster::verify_with_rosters(trust, &committed, &admins)?;
     let image_chain = ImageChain::verify(&trust, &admin_chain, &images)?;
-    Ok((admin_chain, image_chain, admins, images))
+    Ok((admin_chain, image_chain, admins, images, trust))
 }
 
 /// Checks the coordinator's answer to `request`: the version it makes, its hash, and every
@@ -290,8 +299,7 @@ pub async fn accept_images(
 /// every node, each shown another node's statement (so after the change expired too); a node
 /// that has it answers again, and one that missed it is caught up. The answers, checked.
 pub async fn catch_up(api: &ApiClient, trust: &Trust) -> anyhow::Result<Vec<AdminsSetResult>> {
-    let (_, _, _, images) = fetch(api, trust).await?;
-    let trust = &crate::roster::checked_trust(api, trust).await?;
+    let (_, _, _, images, trust) = &fetch_checked(api, trust).await?;
     let mut answers = Vec::new();
     for change in &images.changes {
         let answer: AdminsSetResult = api

@@ -264,6 +264,16 @@ pub fn verify(
     status: &RosterStatus,
 ) -> anyhow::Result<Rosters> {
     let rosters = rosters(trust, admins, &status.committed)?;
+    verify_status(trust, admins, status, rosters)
+}
+
+/// [`verify`] with the rosters `status.committed` makes, checked already ([`rosters`]).
+fn verify_status(
+    trust: &Trust,
+    admins: &AdminChain,
+    status: &RosterStatus,
+    rosters: Rosters,
+) -> anyhow::Result<Rosters> {
     let version = rosters.version();
     if status.version != version
         || !status
@@ -355,8 +365,8 @@ pub async fn fetch(
              and the coordinator recent enough?)"
         );
     };
-    let (chain, trust) = verify_with_rosters(trust, &roster.committed, &admins)?;
-    let rosters = verify(&trust, &chain, &roster)?;
+    let (chain, trust, rosters) = verify_with_rosters(trust, &roster.committed, &admins)?;
+    let rosters = verify_status(&trust, &chain, &roster, rosters)?;
     Ok((chain, roster, rosters))
 }
 
@@ -373,18 +383,18 @@ pub async fn checked_trust(api: &ApiClient, trust: &Trust) -> anyhow::Result<Tru
 /// that chain ([`rosters`]: approvals and node words): a statement accepted under a roster the
 /// coordinator made up is refused with it. The chain's approvals never depend on the rosters
 /// (each change is approved by the admins before it, from the pinned genesis on). Returns the
-/// chain and the trust with the rosters checked.
+/// chain, the trust with the rosters checked, and those rosters.
 pub(crate) fn verify_with_rosters(
     trust: &Trust,
     committed: &[RosterCommitted],
     admins: &AdminsStatus,
-) -> anyhow::Result<(AdminChain, Trust)> {
+) -> anyhow::Result<(AdminChain, Trust, Rosters)> {
     let mut listed = vec![trust.genesis().roster.clone()];
     listed.extend(committed.iter().map(|c| c.request.request.to_wire().roster));
     let candidate = trust.with_rosters(listed);
     let chain = AdminChain::verify(&candidate, admins)?;
     let checked = rosters(&candidate, &chain, committed)?;
-    Ok((chain, trust.with_rosters(checked.all)))
+    Ok((chain, trust.with_rosters(checked.all.clone()), checked))
 }
 
 /// How many nodes the roster in force has, as this machine checks it ([`fetch`]): what a

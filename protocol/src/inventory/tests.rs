@@ -67,6 +67,17 @@ fn report(g: &Genesis, node: u16, ids: &[&str]) -> InventoryReport {
     }
 }
 
+/// [`verify_inventory`] under the genesis' roster.
+fn verify_under(
+    g: &Genesis,
+    node: u16,
+    page: (&[u8], Option<&str>),
+    r: &InventoryReport,
+    signature: &[u8],
+) -> Result<(), InventoryError> {
+    verify_inventory((&g.cluster_id(), &g.roster), node, page, r, signature)
+}
+
 fn sign(node: u16, r: &InventoryReport) -> Vec<u8> {
     keys()[usize::from(node)]
         .sign(&r.message())
@@ -80,14 +91,7 @@ const NONCE: &[u8] = &[0xAB; 16];
 fn a_node_s_own_fresh_report_verifies() {
     let g = genesis();
     let r = report(&g, 1, &["a", "b"]);
-    verify_inventory(
-        (&g.cluster_id(), &g.roster),
-        1,
-        (NONCE, None),
-        &r,
-        &sign(1, &r),
-    )
-    .unwrap();
+    verify_under(&g, 1, (NONCE, None), &r, &sign(1, &r)).unwrap();
     assert!(r.message().starts_with(b"cohort/inventory/v1\0"));
 }
 
@@ -98,54 +102,19 @@ fn a_forged_stale_or_misplaced_report_is_refused() {
     let r = report(&g, 1, &["a", "b"]);
     let kind = |e: InventoryError| e.to_string().split(':').next().unwrap().to_string();
     // Signed by another node's key, or altered after signing.
-    let e = verify_inventory(
-        (&g.cluster_id(), &g.roster),
-        1,
-        (NONCE, None),
-        &r,
-        &sign(2, &r),
-    )
-    .unwrap_err();
+    let e = verify_under(&g, 1, (NONCE, None), &r, &sign(2, &r)).unwrap_err();
     assert_eq!(e, InventoryError::BadSignature(1));
     let mut altered = r.clone();
     altered.keys[0].receipt.generation = 0;
-    let e = verify_inventory(
-        (&g.cluster_id(), &g.roster),
-        1,
-        (NONCE, None),
-        &altered,
-        &sign(1, &r),
-    )
-    .unwrap_err();
+    let e = verify_under(&g, 1, (NONCE, None), &altered, &sign(1, &r)).unwrap_err();
     assert_eq!(e, InventoryError::BadSignature(1));
     // Node 1's report shown as node 2's, or an old one replayed for a new nonce, or another
     // page.
-    let e = verify_inventory(
-        (&g.cluster_id(), &g.roster),
-        2,
-        (NONCE, None),
-        &r,
-        &sign(1, &r),
-    )
-    .unwrap_err();
+    let e = verify_under(&g, 2, (NONCE, None), &r, &sign(1, &r)).unwrap_err();
     assert_eq!(e, InventoryError::BadSignature(2));
-    let e = verify_inventory(
-        (&g.cluster_id(), &g.roster),
-        1,
-        (&[0xCD; 16], None),
-        &r,
-        &sign(1, &r),
-    )
-    .unwrap_err();
+    let e = verify_under(&g, 1, (&[0xCD; 16], None), &r, &sign(1, &r)).unwrap_err();
     assert_eq!(kind(e), "not_this_request");
-    let e = verify_inventory(
-        (&g.cluster_id(), &g.roster),
-        1,
-        (NONCE, Some("a")),
-        &r,
-        &sign(1, &r),
-    )
-    .unwrap_err();
+    let e = verify_under(&g, 1, (NONCE, Some("a")), &r, &sign(1, &r)).unwrap_err();
     assert_eq!(
         e,
         InventoryError::NotThisRequest {
@@ -153,48 +122,20 @@ fn a_forged_stale_or_misplaced_report_is_refused() {
             what: "page"
         }
     );
-    let e = verify_inventory(
-        (&g.cluster_id(), &g.roster),
-        7,
-        (NONCE, None),
-        &r,
-        &sign(1, &r),
-    )
-    .unwrap_err();
+    let e = verify_under(&g, 7, (NONCE, None), &r, &sign(1, &r)).unwrap_err();
     assert_eq!(e, InventoryError::UnknownNode(7));
     // Keys out of order (or repeated), or a receipt of another node.
     let dup = report(&g, 1, &["b", "b"]);
-    let e = verify_inventory(
-        (&g.cluster_id(), &g.roster),
-        1,
-        (NONCE, None),
-        &dup,
-        &sign(1, &dup),
-    )
-    .unwrap_err();
+    let e = verify_under(&g, 1, (NONCE, None), &dup, &sign(1, &dup)).unwrap_err();
     assert_eq!(kind(e), "bad_key");
     let mut other = report(&g, 1, &["a"]);
     other.keys[0] = held(&g, 2, "a");
-    let e = verify_inventory(
-        (&g.cluster_id(), &g.roster),
-        1,
-        (NONCE, None),
-        &other,
-        &sign(1, &other),
-    )
-    .unwrap_err();
+    let e = verify_under(&g, 1, (NONCE, None), &other, &sign(1, &other)).unwrap_err();
     assert_eq!(kind(e), "bad_key");
     // A receipt signature that does not verify, though the whole report is signed.
     let mut forged = report(&g, 1, &["a"]);
     forged.keys[0].receipt.public_key = ByteBuf::from(vec![8; 32]);
-    let e = verify_inventory(
-        (&g.cluster_id(), &g.roster),
-        1,
-        (NONCE, None),
-        &forged,
-        &sign(1, &forged),
-    )
-    .unwrap_err();
+    let e = verify_under(&g, 1, (NONCE, None), &forged, &sign(1, &forged)).unwrap_err();
     assert_eq!(
         e.to_string(),
         "bad_key: node 1's inventory lists key a: its receipt's signature does not verify"
@@ -202,14 +143,7 @@ fn a_forged_stale_or_misplaced_report_is_refused() {
     // A node at admin version 1 that reports no change (its newest dropped).
     let mut short = report(&g, 1, &["a"]);
     short.admins = 1;
-    let e = verify_inventory(
-        (&g.cluster_id(), &g.roster),
-        1,
-        (NONCE, None),
-        &short,
-        &sign(1, &short),
-    )
-    .unwrap_err();
+    let e = verify_under(&g, 1, (NONCE, None), &short, &sign(1, &short)).unwrap_err();
     assert_eq!(
         e,
         InventoryError::NotThisRequest {
@@ -220,26 +154,12 @@ fn a_forged_stale_or_misplaced_report_is_refused() {
     // A key id longer than any the cluster makes.
     let long = "k".repeat(MAX_INVENTORY_KEY_ID + 1);
     let too_long = report(&g, 1, &[long.as_str()]);
-    let e = verify_inventory(
-        (&g.cluster_id(), &g.roster),
-        1,
-        (NONCE, None),
-        &too_long,
-        &sign(1, &too_long),
-    )
-    .unwrap_err();
+    let e = verify_under(&g, 1, (NONCE, None), &too_long, &sign(1, &too_long)).unwrap_err();
     assert_eq!(kind(e), "bad_key");
     // A page starting after "a" may not list "a".
     let mut page = report(&g, 1, &["a"]);
     page.after = Some("a".into());
-    let e = verify_inventory(
-        (&g.cluster_id(), &g.roster),
-        1,
-        (NONCE, Some("a")),
-        &page,
-        &sign(1, &page),
-    )
-    .unwrap_err();
+    let e = verify_under(&g, 1, (NONCE, Some("a")), &page, &sign(1, &page)).unwrap_err();
     assert_eq!(kind(e), "bad_key");
 }
 
@@ -274,29 +194,16 @@ fn public_shares_are_one_point_per_participant() {
     let g = genesis();
     let mut r = report(&g, 1, &["a"]);
     r.keys[0].public_shares = vec![ByteBuf::from(vec![3; 32]); 3];
-    verify_inventory(
-        (&g.cluster_id(), &g.roster),
-        1,
-        (NONCE, None),
-        &r,
-        &sign(1, &r),
-    )
-    .unwrap();
+    verify_under(&g, 1, (NONCE, None), &r, &sign(1, &r)).unwrap();
     for bad in [
         vec![ByteBuf::from(vec![3; 32]); 2],
         vec![ByteBuf::from(vec![3; 33]); 3],
     ] {
         r.keys[0].public_shares = bad;
         assert_eq!(
-            verify_inventory(
-                (&g.cluster_id(), &g.roster),
-                1,
-                (NONCE, None),
-                &r,
-                &sign(1, &r)
-            )
-            .unwrap_err()
-            .to_string(),
+            verify_under(&g, 1, (NONCE, None), &r, &sign(1, &r))
+                .unwrap_err()
+                .to_string(),
             "bad_key: node 1's inventory lists key a: its public shares are not one point per participant"
         );
     }

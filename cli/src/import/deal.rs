@@ -102,19 +102,35 @@ pub async fn member_keys(
             )
             .await
             .map_err(|e| anyhow::anyhow!("node {node}: {e}"))?;
-        let policy = node_policy((roster, images), root_der, node, &nonce)?;
-        let doc = attestation::verify(&answer.document.0, &policy, now()).map_err(|e| {
-            anyhow::anyhow!(
-                "node {node}'s document does not verify against the roster in force and the \
-                 images the cluster accepts: {e}"
-            )
-        })?;
-        let identity = doc
-            .identity
-            .with_context(|| format!("node {node}'s document binds no identity key"))?;
-        keys.push(identity.encryption);
+        keys.push(member_key(
+            (roster, images),
+            root_der,
+            (node, &nonce),
+            &answer.document.0,
+        )?);
     }
     Ok(keys)
+}
+
+/// Node `node`'s X25519 identity key from `document`, the answer to `nonce`, once it verifies
+/// against its entry in `roster` (the roster in force) and the images the cluster accepts.
+pub fn member_key(
+    (roster, images): (&[RosterEntry], &[Image]),
+    root_der: &[u8],
+    (node, nonce): (u16, &[u8]),
+    document: &[u8],
+) -> anyhow::Result<[u8; 32]> {
+    let policy = node_policy((roster, images), root_der, node, nonce)?;
+    let doc = attestation::verify(document, &policy, now()).map_err(|e| {
+        anyhow::anyhow!(
+            "node {node}'s document does not verify against the roster in force and the images \
+             the cluster accepts: {e}"
+        )
+    })?;
+    let identity = doc
+        .identity
+        .with_context(|| format!("node {node}'s document binds no identity key"))?;
+    Ok(identity.encryption)
 }
 
 pub(super) fn compressed<E: Curve>(p: &Point<E>) -> ByteBuf {
@@ -206,4 +222,84 @@ pub fn seal_dealing<E: Curve>(
         ephemeral: ByteBuf::from(ephemeral.public().to_vec()),
         sub_shares,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use attestation::sim::{SimulatedCa, SimulatedNsm, simulated_pcrs};
+    use attestation::{AttestationRequest, Binding, IdentityKeys, NodeBinding, Nsm};
+
+    use super::*;
+
+    fn entry(node_key: [u8; 32], i: u8) -> RosterEntry {
+        RosterEntry {
+            node_key: ByteBuf::from(node_key.to_vec()),
+            kms_key_arn: protocol::KmsKeyArn::parse(&format!(
+                "arn:aws:kms:eu-west-1:111122223333:key/node-{i}"
+            ))
+            .unwrap(),
+            pcr3: None,
+            pcr4: None,
+        }
+    }
+
+    /// Attacker review helper-79, H-B, as the attack: node 2 was replaced by a committed roster
+    /// change, but its old enclave (a genuine one of the accepted image) still runs under the
+    /// genesis' entry. A coordinator answers for index 2 with that enclave's document, made for
+    /// the holder's fresh nonce, to be dealt the imported key's sub-share there. The genesis'
+    /// entry would take it; the roster in force refuses it, naming the node.
+    #[test]
+    fn a_removed_nodes_genuine_document_is_refused_at_its_old_index() {
+        let ca = SimulatedCa::generate().unwrap();
+        let root = ca.root_der().to_vec();
+        let pcrs = simulated_pcrs(&[7; 48]);
+        let image = Image {
+            pcr0: ByteBuf::from(pcrs[&0].clone()),
+            pcr1: ByteBuf::from(pcrs[&1].clone()),
+            pcr2: ByteBuf::from(pcrs[&2].clone()),
+        };
+        let genesis: Vec<RosterEntry> = (0..3).map(|i| entry([i + 1; 32], i)).collect();
+        let mut in_force = genesis.clone();
+        in_force[2] = entry([9; 32], 9);
+
+        // The removed node's enclave, bound to the genesis' entry at index 2.
+        let removed = SimulatedNsm::new(ca, "i-removed".into(), pcrs);
+        let nonce = [5u8; 32];
+        let binding = Binding {
+            identity: IdentityKeys {
+                signing: [3; 32],
+                encryption: [4; 32],
+            },
+            node: Some(NodeBinding::new([3; 32], genesis[2].kms_key_arn.as_str()).unwrap()),
+        };
+        let document = removed
+            .attest(&AttestationRequest {
+                user_data: Some(binding.user_data().to_vec()),
+                nonce: Some(nonce.to_vec()),
+                public_key: Some(binding.public_key()),
+            })
+            .unwrap();
+        let images = [image];
+
+        // What the holder checked before the fix: the genesis' roster takes it.
+        assert_eq!(
+            member_key((&genesis, &images), &root, (2, &nonce), &document).unwrap(),
+            [4; 32]
+        );
+        // The roster in force: refused, by name.
+        let e = member_key((&in_force, &images), &root, (2, &nonce), &document).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("node 2's document does not verify against the roster in force"),
+            "{e:#}"
+        );
+        // Nor at an index past the roster in force (a removal shortened it).
+        let e = member_key((&in_force[..2], &images), &root, (2, &nonce), &document).unwrap_err();
+        assert!(
+            e.to_string().contains("not in the roster in force"),
+            "{e:#}"
+        );
+    }
 }

@@ -1,5 +1,7 @@
 //! A TCP relay that injects network faults between the coordinator and one node's proxy: it
-//! forwards faithfully, adds latency, or partitions the node.
+//! forwards faithfully, adds latency, or partitions the node; and it can hold back the one
+//! request that carries given bytes (an enclave request's CBOR name) until told, so that a fault
+//! injected meanwhile demonstrably hit the step that request belongs to.
 //!
 //! Every byte between the coordinator and a node crosses its proxy's HTTP port (enclaves reach
 //! each other only through the coordinator's relay of their envelopes), so putting this relay in
@@ -32,7 +34,37 @@ pub enum Link {
 pub struct FaultRelay {
     addr: SocketAddr,
     link: watch::Sender<Link>,
+    watched: Arc<Watched>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// Bytes the relay holds back on their way to the node ([`FaultRelay::hold_on`]), and whether
+/// it holds them.
+#[derive(Default)]
+struct Watched {
+    pattern: std::sync::Mutex<Option<Vec<u8>>>,
+    seen: std::sync::atomic::AtomicBool,
+}
+
+impl Watched {
+    fn armed(&self) -> Option<Vec<u8>> {
+        self.pattern.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// Looks for the pattern in `chunk`, read just after `tail` (the end of the chunk before):
+    /// found, the chunk is held until [`FaultRelay::release`].
+    async fn hold_if_seen(&self, tail: &[u8], chunk: &[u8]) {
+        let Some(p) = self.armed() else { return };
+        let mut joined = tail.to_vec();
+        joined.extend_from_slice(chunk);
+        if p.is_empty() || !joined.windows(p.len()).any(|w| w == p.as_slice()) {
+            return;
+        }
+        self.seen.store(true, std::sync::atomic::Ordering::SeqCst);
+        while self.armed().is_some() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 }
 
 impl FaultRelay {
@@ -41,15 +73,48 @@ impl FaultRelay {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (link, watch) = watch::channel(Link::Up);
+        let watched = Arc::new(Watched::default());
+        let for_task = watched.clone();
         let task = tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
-                let watch = watch.clone();
+                let (watch, watched) = (watch.clone(), for_task.clone());
                 tokio::spawn(async move {
-                    let _ = relay(inbound, target, watch).await;
+                    let _ = relay(inbound, target, watch, watched).await;
                 });
             }
         });
-        Ok(Self { addr, link, task })
+        Ok(Self {
+            addr,
+            link,
+            watched,
+            task,
+        })
+    }
+
+    /// From now on, holds back the first chunk on its way to the node that carries `pattern`
+    /// (e.g. an enclave request by its CBOR name, `b"commit_roster"`; under 64 bytes) until
+    /// [`FaultRelay::release`]; other traffic passes. A fault injected once
+    /// [`FaultRelay::seen`] is true demonstrably hit the step that request belongs to, before
+    /// the node had it.
+    pub fn hold_on(&self, pattern: &[u8]) {
+        self.watched
+            .seen
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut p) = self.watched.pattern.lock() {
+            *p = Some(pattern.to_vec());
+        }
+    }
+
+    /// Whether the relay holds a chunk [`FaultRelay::hold_on`] looked for.
+    pub fn seen(&self) -> bool {
+        self.watched.seen.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Lets what [`FaultRelay::hold_on`] held through, and holds nothing more.
+    pub fn release(&self) {
+        if let Ok(mut p) = self.watched.pattern.lock() {
+            *p = None;
+        }
     }
 
     /// `http://ADDR` of the relay.
@@ -89,6 +154,7 @@ async fn relay(
     inbound: TcpStream,
     target: SocketAddr,
     mut watch: watch::Receiver<Link>,
+    watched: Arc<Watched>,
 ) -> std::io::Result<()> {
     if passable(&mut watch).await.is_none() {
         return Ok(());
@@ -99,8 +165,8 @@ async fn relay(
     let (ri, wi) = inbound.into_split();
     let (ro, wo) = outbound.into_split();
     let closed = Arc::new(tokio::sync::Notify::new());
-    let up = tokio::spawn(pump(ri, wo, watch.clone(), closed.clone()));
-    let down = tokio::spawn(pump(ro, wi, watch, closed.clone()));
+    let up = tokio::spawn(pump(ri, wo, watch.clone(), (closed.clone(), Some(watched))));
+    let down = tokio::spawn(pump(ro, wi, watch, (closed.clone(), None)));
     // When either direction ends, both do (a half-open HTTP connection serves no one).
     closed.notified().await;
     up.abort();
@@ -112,14 +178,20 @@ async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     mut watch: watch::Receiver<Link>,
-    closed: Arc<tokio::sync::Notify>,
+    (closed, watched): (Arc<tokio::sync::Notify>, Option<Arc<Watched>>),
 ) {
     let mut buf = vec![0u8; 64 * 1024];
+    let mut tail: Vec<u8> = Vec::new();
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if let Some(w) = &watched {
+            w.hold_if_seen(&tail, &buf[..n]).await;
+            // A pattern split between two reads is still found (patterns under 64 bytes).
+            tail = buf[n.saturating_sub(64)..n].to_vec();
+        }
         let Some(delay) = passable(&mut watch).await else {
             break;
         };

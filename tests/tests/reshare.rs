@@ -73,6 +73,55 @@ impl Setup {
         Ok(result.signatures[0].signature.0.clone())
     }
 
+    /// Proposes `edit` of the roster in force at every node, checked as a client checks it.
+    async fn propose(
+        &self,
+        edit: cli::roster::Edit,
+    ) -> (
+        protocol::roster::ChangeRoster,
+        coordinator::api::RosterProposedResult,
+    ) {
+        let (admins, status, rosters) = cli::roster::fetch(&self.api, &self.trust).await.unwrap();
+        cli::roster::propose(
+            &self.api,
+            &self.trust,
+            (&admins, &status, &rosters),
+            edit,
+            &self.admins,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// After a fourth node's addition was committed: waits (up to 60 s) until the coordinator
+    /// serves the four nodes and they admitted each other, then checks, as a client, that
+    /// roster version 1 is in force with `entry` at index 3 and `key_id` recorded at the moved
+    /// generation under it.
+    async fn added_fourth(&self, entry: &protocol::genesis::RosterEntry, key_id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let served = self
+                .api
+                .get::<coordinator::api::ClusterStatus>("/v1/cluster")
+                .await;
+            if served.is_ok_and(|c| c.nodes.len() == 4) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the coordinator never served 4 nodes"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        cohort_tests::wait_admitted(&self.api, Instant::now() + Duration::from_secs(90)).await;
+        let (_, status, rosters) = cli::roster::fetch(&self.api, &self.trust).await.unwrap();
+        assert_eq!((status.version, rosters.in_force().len()), (1, 4));
+        assert_eq!(&rosters.in_force()[3], entry);
+        let key = self.trust.fetch_key(&self.api, key_id).await.unwrap();
+        let r = key.info().receipts.clone().unwrap();
+        assert_eq!((r.generation, r.roster, r.participants.len()), (1, 1, 4));
+    }
+
     /// Reshares `key` to `threshold` (dealt by `dealers`) and checks the answer as a client:
     /// verified against the pinned genesis, the same public key.
     async fn reshare(
@@ -1049,13 +1098,51 @@ struct Growing {
     root: Vec<u8>,
     http: coordinator::client::HttpClient,
     images: Vec<protocol::genesis::Image>,
+    /// With [`Growing::relayed`]: the relay the coordinator reaches each genesis node through.
+    relays: Vec<cohort_tests::relay::FaultRelay>,
 }
 
 impl Growing {
-    async fn start((name, key_id): (&str, &str), candidates: usize) -> Self {
+    async fn start(names: (&str, &str), candidates: usize) -> Self {
+        Self::start_with(names, candidates, false).await
+    }
+
+    /// [`Growing::start`], the coordinator reaching each genesis node through a relay that can
+    /// slow its link (the nodes that join are reached at their own proxies).
+    async fn relayed(names: (&str, &str), candidates: usize) -> Self {
+        Self::start_with(names, candidates, true).await
+    }
+
+    async fn start_with((name, key_id): (&str, &str), candidates: usize, relayed: bool) -> Self {
         let (dir, mut options) = sim_options(&format!("{name}-"));
         options.candidates = candidates;
-        let cluster = SimCluster::start(&options).await.unwrap();
+        let mut cluster = SimCluster::start(&options).await.unwrap();
+        let mut relays = Vec::new();
+        if relayed {
+            for n in &cluster.info.nodes {
+                let target = n.proxy_url.trim_start_matches("http://").parse().unwrap();
+                relays.push(
+                    cohort_tests::relay::FaultRelay::start(target)
+                        .await
+                        .unwrap(),
+                );
+            }
+            let urls: Vec<String> = relays
+                .iter()
+                .map(cohort_tests::relay::FaultRelay::url)
+                .collect();
+            cluster
+                .edit_command("coordinator", |_, args| {
+                    let mut proxies = urls.iter();
+                    for i in 0..args.len() {
+                        if args[i] == "--proxy" {
+                            args[i + 1] = proxies.next().unwrap().clone();
+                        }
+                    }
+                })
+                .unwrap();
+            cluster.restart("coordinator").await.unwrap();
+        }
         let (s, pk) = Setup::with_key(&cluster, name, key_id).await;
         s.trust
             .pin(&dir.path().join("trusted-genesis.json"))
@@ -1074,6 +1161,7 @@ impl Growing {
             root,
             http,
             images,
+            relays,
         }
     }
 
@@ -1164,6 +1252,7 @@ async fn a_node_to_add_is_enrolled_verified_proposed_joins_and_is_prepared() {
         root,
         http,
         images,
+        ..
     } = Growing::start(("join", "staying"), 2).await;
     let (newcomer, other) = (
         cluster.info.candidates[0].clone(),
@@ -1725,16 +1814,7 @@ async fn a_lost_node_is_replaced_from_the_remaining_quorum_and_the_key_signs_thr
     assert_eq!(signs_ecdsa(b"node 2 lost").await, vec![0, 1]);
 
     // The replacement proposed at index 2: the nodes reached hold it as proposed.
-    let (admins, status, rosters) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
-    let (change, answer) = cli::roster::propose(
-        &s.api,
-        &s.trust,
-        (&admins, &status, &rosters),
-        Edit::Replace(2, entry.clone()),
-        &s.admins,
-    )
-    .await
-    .unwrap();
+    let (change, answer) = s.propose(Edit::Replace(2, entry.clone())).await;
     assert_eq!(
         answer.proposed.iter().map(|p| p.node).collect::<Vec<_>>(),
         vec![0, 1],
@@ -1862,16 +1942,7 @@ async fn a_node_is_added_with_a_crash_between_every_step_and_one_roster_holds_th
         http,
         ..
     } = growing;
-    let (admins, status, rosters) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
-    cli::roster::propose(
-        &s.api,
-        &s.trust,
-        (&admins, &status, &rosters),
-        Edit::Add(entry.clone()),
-        &s.admins,
-    )
-    .await
-    .unwrap();
+    s.propose(Edit::Add(entry.clone())).await;
     let node_json = |sub: &str| cohort_node_ok(dir.path(), sub, &fresh.proxy_url);
     let signs = |message: &'static [u8]| {
         let s = &s;
@@ -1930,27 +2001,138 @@ async fn a_node_is_added_with_a_crash_between_every_step_and_one_roster_holds_th
     // The coordinator crashes after the commit: it follows the recorded commit, serves the
     // four nodes, and the key is recorded at the moved generation.
     cluster.restart("coordinator").await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let served = s
-            .api
-            .get::<coordinator::api::ClusterStatus>("/v1/cluster")
-            .await;
-        if served.is_ok_and(|c| c.nodes.len() == 4) {
-            break;
+    s.added_fourth(&entry, "kept").await;
+    signs(b"after the coordinator's crash").await;
+}
+
+/// A crash *during* a step of a membership change (issue 20, fault-suite style): a node is
+/// added while a member's enclave is killed in the middle of the move step, then the
+/// coordinator in the middle of the commit. Each fault is injected once it demonstrably hit
+/// the step in flight: the step's command has not returned and the coordinator's request of
+/// that step (a key's `move_key` session, node 0's commit with every statement) is held on its
+/// way to the node by the node's relay. The interrupted step fails, the roster in force signs
+/// on, and the same step run again completes: one roster holds throughout, the new one after
+/// the commit, and the key keeps its public key.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_during_the_move_and_the_commit_leaves_one_roster_and_the_step_runs_again() {
+    use cli::roster::Edit;
+
+    let growing = Growing::relayed(("during", "kept"), 1).await;
+    let (fresh, entry) = growing.enroll(0).await;
+    let Growing {
+        dir,
+        mut cluster,
+        s,
+        pk,
+        relays,
+        ..
+    } = growing;
+    s.propose(Edit::Add(entry.clone())).await;
+    let node_json = |sub: &str| cohort_node_ok(dir.path(), sub, &fresh.proxy_url);
+    node_json("join");
+    node_json("prepare");
+    let signs = |message: &'static [u8]| {
+        let s = &s;
+        let pk = pk.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let sig = loop {
+                match s.sign("kept", message).await {
+                    Ok(sig) => break sig,
+                    Err(e) => {
+                        assert!(Instant::now() < deadline, "{e}");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            };
+            cohort_tests::verify_eddsa(&pk, message, &sig);
+        }
+    };
+    // `cohort node SUB` in the background, until the coordinator's request `pattern` of that
+    // step is on its way to a node (held by the node's relay, so the node has not had it):
+    // then `crash` runs, demonstrably in the middle of the step. The step's outcome.
+    async fn interrupted(
+        (dir, proxy): (&std::path::Path, &str),
+        sub: &'static str,
+        (relay, pattern): (&cohort_tests::relay::FaultRelay, &[u8]),
+        crash: impl AsyncFnOnce(),
+    ) -> (bool, serde_json::Value, String) {
+        relay.hold_on(pattern);
+        let (d, p) = (dir.to_path_buf(), proxy.to_string());
+        let call = tokio::task::spawn_blocking(move || cohort_node(&d, sub, &p));
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while !relay.seen() {
+            assert!(
+                !call.is_finished(),
+                "`cohort node {sub}` ended before its request reached the relay"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "`cohort node {sub}` never reached the relay"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(
-            Instant::now() < deadline,
-            "the restarted coordinator never served 4 nodes"
+            !call.is_finished(),
+            "`cohort node {sub}` returned with a request held"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        crash().await;
+        relay.release();
+        call.await.unwrap()
     }
-    admitted().await;
+
+    // Node 1's enclave crashes in the middle of the move: the move fails, and the roster in
+    // force signs on without it.
+    let before = cohort_tests::identity_of(&s.api, 1).await;
+    let (moved, json, stderr) = interrupted(
+        (dir.path(), &fresh.proxy_url),
+        "move",
+        (&relays[1], b"move_key"),
+        async || cluster.kill("enclave-1").await.unwrap(),
+    )
+    .await;
+    assert!(!moved, "the move went through without node 1: {json}");
+    assert!(stderr.contains("moving key kept: "), "{stderr}");
+    signs(b"node 1 down in the move").await;
     let (_, status, rosters) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
-    assert_eq!((status.version, rosters.in_force().len()), (1, 4));
-    assert_eq!(rosters.in_force()[3], entry);
-    let key = s.trust.fetch_key(&s.api, "kept").await.unwrap();
-    let r = key.info().receipts.clone().unwrap();
-    assert_eq!((r.generation, r.roster, r.participants.len()), (1, 1, 4));
-    signs(b"after the coordinator's crash").await;
+    assert_eq!((status.version, rosters.in_force().len()), (0, 3));
+
+    // Back from its parent's blobs, the move runs again and reaches every node.
+    cluster.restart_enclave(1).await.unwrap();
+    cohort_tests::wait_restarted(&s.api, 1, before).await;
+    let moved = node_json("move");
+    assert!(
+        moved["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["nodes"] == 4),
+        "{moved}"
+    );
+    signs(b"moved, before the commit").await;
+
+    // The coordinator crashes in the middle of the commit, its request that node 0 commit on
+    // its way (delivered once the coordinator is gone): the commit fails; the next coordinator
+    // reads the store, and the commit run again completes at every node.
+    let (committed, json, stderr) = interrupted(
+        (dir.path(), &fresh.proxy_url),
+        "commit",
+        // Node 0's commit itself (its request shows the four nodes' statements: CBOR's
+        // "statements" and an array of four), after every statement was gathered.
+        (&relays[0], b"statements\x84"),
+        async || cluster.kill("coordinator").await.unwrap(),
+    )
+    .await;
+    assert!(
+        !committed,
+        "the commit answered with the coordinator killed: {json}"
+    );
+    assert!(stderr.contains("/v1/cluster/roster/commit"), "{stderr}");
+    cluster.restart("coordinator").await.unwrap();
+    wait_up(&s.api).await;
+    let committed = node_json("commit");
+    assert_eq!(committed["version"], 1, "{committed}");
+    assert_eq!(committed["committed"], serde_json::json!([0, 1, 2, 3]));
+    s.added_fourth(&entry, "kept").await;
+    signs(b"on the new roster").await;
 }

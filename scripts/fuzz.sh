@@ -7,11 +7,15 @@
 #   ./scripts/fuzz.sh --build-only              (build the targets, nothing else: scripts/test.sh
 #                                                runs it early, beside the other phases)
 #
-# Builds with the stable toolchain: cargo-fuzz passes -Zsanitizer=address and friends, which
-# RUSTC_BOOTSTRAP=1 lets stable rustc take (stable ships the ASan runtime). Work files stay out
-# of the tree, under ~/.cache/cohort: fuzz-target/ (CARGO_TARGET_DIR), fuzz-corpus/<target>/
-# (the growing corpus; fuzz/seeds/<target>/ is read as a second corpus), fuzz-runs/<time>/ (logs
-# and crash artifacts). The report goes to stdout as a table and to $COHORT_FUZZ_REPORT
+# Builds with the stable toolchain and the flags `cargo fuzz build` (cargo-fuzz 0.13.2) passes,
+# given here so that no tool has to be installed before the build can start (a cold install of
+# cargo-fuzz held the build back by 13 minutes of a cold CI run): release with debug assertions,
+# one codegen unit, libFuzzer's coverage instrumentation, `--cfg fuzzing` and AddressSanitizer,
+# which RUSTC_BOOTSTRAP=1 lets stable rustc take (stable ships the ASan runtime). The targets
+# are cargo-fuzz targets all the same: `cargo fuzz run` works on them (fuzz/README.md). Work
+# files stay out of the tree, under ~/.cache/cohort: fuzz-target/ (CARGO_TARGET_DIR),
+# fuzz-corpus/<target>/ (the growing corpus; fuzz/seeds/<target>/ is read as a second corpus),
+# fuzz-runs/<time>/ (logs and crash artifacts). The report goes to stdout as a table and to $COHORT_FUZZ_REPORT
 # (default ~/.cache/cohort/fuzz-report.json) as JSON. Exits non-zero if any target crashed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +33,6 @@ case "$SECONDS_EACH" in
     ;;
 esac
 
-CARGO_FUZZ_VERSION=0.13.2
 # cargo fuzz's default --target: the binaries land in $CARGO_TARGET_DIR/$TRIPLE/release.
 TRIPLE=x86_64-unknown-linux-gnu
 CACHE="${COHORT_CACHE:-$HOME/.cache/cohort}"
@@ -39,24 +42,36 @@ CORPORA="$CACHE/fuzz-corpus"
 RUN="$CACHE/fuzz-runs/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$RUN" "$(dirname "$REPORT")"
 
-if [ "$(cargo fuzz --version 2> /dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
-  # --debug: the tool only drives cargo; an unoptimised build installs in a fraction of the time.
-  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --debug
-fi
-
-# cargo fuzz has no --locked: check that fuzz/Cargo.lock is current first.
-cargo metadata --manifest-path fuzz/Cargo.toml --locked --format-version 1 > /dev/null
+# Exactly what cargo-fuzz 0.13.2's `cargo fuzz build` sets (its defaults: address sanitizer,
+# comparisons traced, release with debug assertions), so that a build by either reuses the
+# other's artifacts.
+FUZZ_RUSTFLAGS=(
+  -Cpasses=sancov-module
+  -Cllvm-args=-sanitizer-coverage-level=4
+  -Cllvm-args=-sanitizer-coverage-inline-8bit-counters
+  -Cllvm-args=-sanitizer-coverage-pc-table
+  -Cllvm-args=-sanitizer-coverage-trace-compares
+  --cfg fuzzing
+  -Cllvm-args=-simplifycfg-branch-fold-threshold=0
+  -Zsanitizer=address
+  -Cllvm-args=-sanitizer-coverage-stack-depth
+  -Cdebug-assertions
+  -Ccodegen-units=1
+)
 started=$(date +%s)
-RUSTC_BOOTSTRAP=1 cargo fuzz build --fuzz-dir fuzz
+RUSTC_BOOTSTRAP=1 RUSTFLAGS="${FUZZ_RUSTFLAGS[*]}" cargo build --manifest-path fuzz/Cargo.toml \
+  --target "$TRIPLE" --release --config 'profile.release.debug="line-tables-only"' --locked --bins
 echo "fuzz: targets built in $(($(date +%s) - started)) s ($(rustc --version))" >&2
 if [ -n "$BUILD_ONLY" ]; then
   rmdir "$RUN" 2> /dev/null || true
   exit 0
 fi
 
-mapfile -t TARGETS < <(cargo fuzz list --fuzz-dir fuzz)
+# The targets: every [[bin]] of fuzz/Cargo.toml (what `cargo fuzz list` lists).
+mapfile -t TARGETS < <(awk '/^\[\[bin\]\]/ { bin = 1; next }
+  bin && /^name *= */ { gsub(/"/, "", $3); print $3; bin = 0 }' fuzz/Cargo.toml)
 if [ "${#TARGETS[@]}" -eq 0 ]; then
-  echo "fuzz: cargo fuzz list found no targets" >&2
+  echo "fuzz: fuzz/Cargo.toml lists no targets" >&2
   exit 1
 fi
 
@@ -172,7 +187,7 @@ if [ "${#crashed[@]}" -gt 0 ]; then
 
 fuzz: $target crashed: $file
   reproduce: $CARGO_TARGET_DIR/$TRIPLE/release/$target $file
-  minimise:  RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$CARGO_TARGET_DIR cargo fuzz tmin --fuzz-dir fuzz $target $file
+  minimise:  $CARGO_TARGET_DIR/$TRIPLE/release/$target -minimize_crash=1 -runs=100000 $file
   then copy the (minimised) input to fuzz/regressions/$target/ and fix the bug:
   cargo test --manifest-path fuzz/Cargo.toml replays it from then on.
 EOF

@@ -71,7 +71,7 @@ if [ -z "${COHORT_FAULT_REPORT:-}" ]; then
 fi
 
 # Bounded fuzzing of every decoder of untrusted bytes (fuzz/README.md): the targets built with
-# cargo-fuzz, the committed seeds and regressions replayed, each target fuzzed for a while.
+# cargo-fuzz's flags, the committed seeds and regressions replayed, each target fuzzed for a while.
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 fuzz_status=0
 wait "$fuzz_pid" || fuzz_status=$?

@@ -88,11 +88,7 @@ pub async fn member_keys(
 ) -> anyhow::Result<Vec<[u8; 32]>> {
     let (_, _, rosters) = crate::roster::fetch(api, trust).await?;
     let (_, image_chain, _, _) = crate::images::fetch(api, trust).await?;
-    let roster = rosters.in_force();
-    let images = &image_chain.current().images;
-    let mut keys = Vec::with_capacity(roster.len());
-    for node in 0..u16::try_from(roster.len())? {
-        let nonce: [u8; 32] = rand::random();
+    let attest = async |node: u16, nonce: &[u8; 32]| -> anyhow::Result<Vec<u8>> {
         let answer: NodeDocument = api
             .post(
                 &format!("/v1/nodes/{node}/attest"),
@@ -102,11 +98,29 @@ pub async fn member_keys(
             )
             .await
             .map_err(|e| anyhow::anyhow!("node {node}: {e}"))?;
+        Ok(answer.document.0)
+    };
+    attested_members((&rosters, &image_chain.current().images), root_der, attest).await
+}
+
+/// Every member's X25519 identity key, in index order: the members are the roster in force of
+/// `rosters` (the checked chain), each asked by `attest` for a document answering a fresh
+/// nonce, which must verify against its entry there and `images` ([`member_key`]).
+pub async fn attested_members(
+    (rosters, images): (&crate::roster::Rosters, &[Image]),
+    root_der: &[u8],
+    mut attest: impl AsyncFnMut(u16, &[u8; 32]) -> anyhow::Result<Vec<u8>>,
+) -> anyhow::Result<Vec<[u8; 32]>> {
+    let roster = rosters.in_force();
+    let mut keys = Vec::with_capacity(roster.len());
+    for node in 0..u16::try_from(roster.len())? {
+        let nonce: [u8; 32] = rand::random();
+        let document = attest(node, &nonce).await?;
         keys.push(member_key(
             (roster, images),
             root_der,
             (node, &nonce),
-            &answer.document.0,
+            &document,
         )?);
     }
     Ok(keys)
@@ -248,57 +262,65 @@ mod tests {
     /// Attacker review helper-79, H-B, as the attack: node 2 was replaced by a committed roster
     /// change, but its old enclave (a genuine one of the accepted image) still runs under the
     /// genesis' entry. A coordinator answers for index 2 with that enclave's document, made for
-    /// the holder's fresh nonce, to be dealt the imported key's sub-share there. The genesis'
-    /// entry would take it; the roster in force refuses it, naming the node.
-    #[test]
-    fn a_removed_nodes_genuine_document_is_refused_at_its_old_index() {
+    /// the holder's fresh nonce, to be dealt the imported key's sub-share there. Checked
+    /// against the genesis' roster (what the holder did before the fix) it is taken; against
+    /// the checked chain, whose roster in force lists the new node, it is refused by name.
+    #[tokio::test]
+    async fn a_removed_nodes_genuine_document_is_refused_at_its_old_index() {
         let ca = SimulatedCa::generate().unwrap();
         let root = ca.root_der().to_vec();
         let pcrs = simulated_pcrs(&[7; 48]);
-        let image = Image {
+        let images = [Image {
             pcr0: ByteBuf::from(pcrs[&0].clone()),
             pcr1: ByteBuf::from(pcrs[&1].clone()),
             pcr2: ByteBuf::from(pcrs[&2].clone()),
-        };
+        }];
         let genesis: Vec<RosterEntry> = (0..3).map(|i| entry([i + 1; 32], i)).collect();
         let mut in_force = genesis.clone();
         in_force[2] = entry([9; 32], 9);
-
-        // The removed node's enclave, bound to the genesis' entry at index 2.
-        let removed = SimulatedNsm::new(ca, "i-removed".into(), pcrs);
-        let nonce = [5u8; 32];
-        let binding = Binding {
-            identity: IdentityKeys {
-                signing: [3; 32],
-                encryption: [4; 32],
-            },
-            node: Some(NodeBinding::new([3; 32], genesis[2].kms_key_arn.as_str()).unwrap()),
-        };
-        let document = removed
-            .attest(&AttestationRequest {
+        // The enclaves a coordinator can reach: nodes 0 and 1, and the removed node 2, each
+        // under its genesis entry and with identity key [10 + i; 32].
+        let nsm = SimulatedNsm::new(ca, "i-genuine".into(), pcrs);
+        let attest = async |node: u16, nonce: &[u8; 32]| -> anyhow::Result<Vec<u8>> {
+            let e = &genesis[usize::from(node)];
+            let binding = Binding {
+                identity: IdentityKeys {
+                    signing: [20; 32],
+                    encryption: [10 + node as u8; 32],
+                },
+                node: Some(NodeBinding::new(
+                    e.node_key.as_slice().try_into().unwrap(),
+                    e.kms_key_arn.as_str(),
+                )?),
+            };
+            Ok(nsm.attest(&AttestationRequest {
                 user_data: Some(binding.user_data().to_vec()),
                 nonce: Some(nonce.to_vec()),
                 public_key: Some(binding.public_key()),
-            })
-            .unwrap();
-        let images = [image];
+            })?)
+        };
+        let chain = |all: Vec<Vec<RosterEntry>>| crate::roster::Rosters {
+            all,
+            committed: Vec::new(),
+            incomplete: Vec::new(),
+        };
 
-        // What the holder checked before the fix: the genesis' roster takes it.
-        assert_eq!(
-            member_key((&genesis, &images), &root, (2, &nonce), &document).unwrap(),
-            [4; 32]
-        );
-        // The roster in force: refused, by name.
-        let e = member_key((&in_force, &images), &root, (2, &nonce), &document).unwrap_err();
+        // Before the change, or with the genesis' roster: the removed node is dealt to.
+        let taken = attested_members((&chain(vec![genesis.clone()]), &images), &root, &attest)
+            .await
+            .unwrap();
+        assert_eq!(taken, vec![[10; 32], [11; 32], [12; 32]]);
+        // After it: refused at index 2, by name.
+        let e = attested_members(
+            (&chain(vec![genesis.clone(), in_force]), &images),
+            &root,
+            &attest,
+        )
+        .await
+        .unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("node 2's document does not verify against the roster in force"),
-            "{e:#}"
-        );
-        // Nor at an index past the roster in force (a removal shortened it).
-        let e = member_key((&in_force[..2], &images), &root, (2, &nonce), &document).unwrap_err();
-        assert!(
-            e.to_string().contains("not in the roster in force"),
             "{e:#}"
         );
     }

@@ -42,28 +42,55 @@ pub struct FaultRelay {
 /// it holds them.
 #[derive(Default)]
 struct Watched {
-    pattern: std::sync::Mutex<Option<Vec<u8>>>,
+    /// The pattern armed, with the number of the `hold_on` that armed it.
+    pattern: std::sync::Mutex<Option<(u64, Vec<u8>)>>,
+    armings: std::sync::atomic::AtomicU64,
+    /// Whether a chunk was seized since the last `hold_on`: only one is.
     seen: std::sync::atomic::AtomicBool,
 }
 
 impl Watched {
-    fn armed(&self) -> Option<Vec<u8>> {
-        self.pattern.lock().map(|p| p.clone()).unwrap_or_default()
+    fn armed(&self) -> Option<(u64, Vec<u8>)> {
+        self.pattern
+            .lock()
+            .expect("the relay's pattern lock")
+            .clone()
     }
 
-    /// Looks for the pattern in `chunk`, read just after `tail` (the end of the chunk before):
-    /// found, the chunk is held until [`FaultRelay::release`].
-    async fn hold_if_seen(&self, tail: &[u8], chunk: &[u8]) {
-        let Some(p) = self.armed() else { return };
-        let mut joined = tail.to_vec();
+    /// Looks for the pattern in `chunk`, read just after `tail` (the end of the connection's
+    /// chunk before, kept here: a pattern split between two reads is found, a match that ended
+    /// in an earlier chunk is not found again). The first chunk found since the pattern was
+    /// armed is held until [`FaultRelay::release`]; returns whether this one was.
+    async fn hold_if_seen(&self, tail: &mut Vec<u8>, chunk: &[u8]) -> bool {
+        let Some((arming, p)) = self.armed() else {
+            tail.clear();
+            return false;
+        };
+        let mut joined = std::mem::take(tail);
+        let fresh = joined.len();
         joined.extend_from_slice(chunk);
-        if p.is_empty() || !joined.windows(p.len()).any(|w| w == p.as_slice()) {
-            return;
+        let found = joined
+            .windows(p.len())
+            .enumerate()
+            .any(|(at, w)| at + p.len() > fresh && w == p.as_slice());
+        *tail = joined[joined.len().saturating_sub(p.len() - 1)..].to_vec();
+        let seized = found
+            && self
+                .seen
+                .compare_exchange(
+                    false,
+                    true,
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                )
+                .is_ok();
+        if !seized {
+            return false;
         }
-        self.seen.store(true, std::sync::atomic::Ordering::SeqCst);
-        while self.armed().is_some() {
+        while self.armed().is_some_and(|(a, _)| a == arming) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        true
     }
 }
 
@@ -92,17 +119,29 @@ impl FaultRelay {
     }
 
     /// From now on, holds back the first chunk on its way to the node that carries `pattern`
-    /// (e.g. an enclave request by its CBOR name, `b"commit_roster"`; under 64 bytes) until
+    /// (e.g. an enclave request by its CBOR name, `b"commit_roster"`) until
     /// [`FaultRelay::release`]; other traffic passes. A fault injected once
     /// [`FaultRelay::seen`] is true demonstrably hit the step that request belongs to, before
-    /// the node had it.
+    /// the node had it. If the coordinator's side of that connection closes meanwhile, the
+    /// node's side stays open until the node answered: the request is delivered as it was
+    /// sent.
+    ///
+    /// # Panics
+    /// If `pattern` is empty.
     pub fn hold_on(&self, pattern: &[u8]) {
+        assert!(!pattern.is_empty(), "an empty pattern");
+        let arming = self
+            .watched
+            .armings
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.watched
             .seen
             .store(false, std::sync::atomic::Ordering::SeqCst);
-        if let Ok(mut p) = self.watched.pattern.lock() {
-            *p = Some(pattern.to_vec());
-        }
+        *self
+            .watched
+            .pattern
+            .lock()
+            .expect("the relay's pattern lock") = Some((arming, pattern.to_vec()));
     }
 
     /// Whether the relay holds a chunk [`FaultRelay::hold_on`] looked for.
@@ -112,9 +151,11 @@ impl FaultRelay {
 
     /// Lets what [`FaultRelay::hold_on`] held through, and holds nothing more.
     pub fn release(&self) {
-        if let Ok(mut p) = self.watched.pattern.lock() {
-            *p = None;
-        }
+        *self
+            .watched
+            .pattern
+            .lock()
+            .expect("the relay's pattern lock") = None;
     }
 
     /// `http://ADDR` of the relay.
@@ -182,15 +223,21 @@ async fn pump(
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut tail: Vec<u8> = Vec::new();
+    let mut held = false;
     loop {
         let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) if held => {
+                // The coordinator's side closed after a held request: the node's side stays
+                // open, not even half-closed (`to` is kept), until the node answered (the
+                // answer then finds no one and ends the relay, which aborts this task), so the
+                // request is delivered, not cut off half-way.
+                return std::future::pending::<()>().await;
+            }
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
         if let Some(w) = &watched {
-            w.hold_if_seen(&tail, &buf[..n]).await;
-            // A pattern split between two reads is still found (patterns under 64 bytes).
-            tail = buf[n.saturating_sub(64)..n].to_vec();
+            held |= w.hold_if_seen(&mut tail, &buf[..n]).await;
         }
         let Some(delay) = passable(&mut watch).await else {
             break;

@@ -1108,7 +1108,7 @@ impl Growing {
     }
 
     /// [`Growing::start`], the coordinator reaching each genesis node through a relay that can
-    /// slow its link (the nodes that join are reached at their own proxies).
+    /// hold back a request (the nodes that join are reached at their own proxies).
     async fn relayed(names: (&str, &str), candidates: usize) -> Self {
         Self::start_with(names, candidates, true).await
     }
@@ -2092,7 +2092,10 @@ async fn a_crash_during_the_move_and_the_commit_leaves_one_roster_and_the_step_r
     )
     .await;
     assert!(!moved, "the move went through without node 1: {json}");
-    assert!(stderr.contains("moving key kept: "), "{stderr}");
+    assert!(
+        stderr.contains("moving key kept: ") && stderr.contains("no_quorum"),
+        "{stderr}"
+    );
     signs(b"node 1 down in the move").await;
     let (_, status, rosters) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
     assert_eq!((status.version, rosters.in_force().len()), (0, 3));
@@ -2112,22 +2115,39 @@ async fn a_crash_during_the_move_and_the_commit_leaves_one_roster_and_the_step_r
     signs(b"moved, before the commit").await;
 
     // The coordinator crashes in the middle of the commit, its request that node 0 commit on
-    // its way (delivered once the coordinator is gone): the commit fails; the next coordinator
-    // reads the store, and the commit run again completes at every node.
+    // its way: the commit fails, and node 0 commits with no coordinator to hear it (its parent
+    // keeps the genesis blob its commit seals), while the others hold the change pending. The
+    // next coordinator reads the store, and the commit run again completes at every node.
+    let genesis_blob = dir.path().join("node-0").join("blobs").join("genesis.blob");
+    let mut vouched = Vec::new();
     let (committed, json, stderr) = interrupted(
         (dir.path(), &fresh.proxy_url),
         "commit",
         // Node 0's commit itself (its request shows the four nodes' statements: CBOR's
         // "statements" and an array of four), after every statement was gathered.
         (&relays[0], b"statements\x84"),
-        async || cluster.kill("coordinator").await.unwrap(),
+        async || {
+            vouched = std::fs::read(&genesis_blob).unwrap();
+            cluster.kill("coordinator").await.unwrap();
+        },
     )
     .await;
     assert!(
         !committed,
         "the commit answered with the coordinator killed: {json}"
     );
-    assert!(stderr.contains("/v1/cluster/roster/commit"), "{stderr}");
+    assert!(
+        stderr.contains("/v1/cluster/roster/commit failed"),
+        "{stderr}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read(&genesis_blob).unwrap() == vouched {
+        assert!(
+            Instant::now() < deadline,
+            "node 0 never committed the request delivered after the coordinator died"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     cluster.restart("coordinator").await.unwrap();
     wait_up(&s.api).await;
     let committed = node_json("commit");

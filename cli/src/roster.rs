@@ -348,6 +348,19 @@ pub fn every_node(statements: &[NodeReceipt], nodes: usize) -> bool {
     named.len() >= nodes
 }
 
+/// The exit code of a step each node of a roster of `nodes` applies: success only when every
+/// list of `applied` statements names every node ([`every_node`]).
+pub fn exit_code<'a>(
+    applied: impl IntoIterator<Item = &'a [NodeReceipt]>,
+    nodes: usize,
+) -> std::process::ExitCode {
+    if applied.into_iter().all(|a| every_node(a, nodes)) {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
+}
+
 fn api_err(e: coordinator::client::ApiCallError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }

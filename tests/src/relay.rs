@@ -33,6 +33,7 @@ pub enum Link {
 /// A running relay; dropping it stops accepting (open connections end with their peers).
 pub struct FaultRelay {
     addr: SocketAddr,
+    target: SocketAddr,
     link: watch::Sender<Link>,
     watched: Arc<Watched>,
     task: tokio::task::JoinHandle<()>,
@@ -112,6 +113,7 @@ impl FaultRelay {
         });
         Ok(Self {
             addr,
+            target,
             link,
             watched,
             task,
@@ -167,6 +169,56 @@ impl FaultRelay {
     pub fn set(&self, link: Link) {
         self.link.send_replace(link);
     }
+}
+
+/// Puts a relay in front of each node's proxy of `cluster`, in node order, and has the
+/// coordinator reach every proxy through its relay from its next start (the caller restarts
+/// it, after any edits of its own): relay `i` is node `i`'s link.
+///
+/// # Panics
+/// If a relay cannot listen, or the coordinator's command does not name each node's proxy
+/// exactly once.
+pub async fn put_behind_relays(cluster: &mut cli::sim::SimCluster) -> Vec<FaultRelay> {
+    let mut relays = Vec::new();
+    for n in &cluster.info.nodes {
+        let target = n
+            .proxy_url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("a simulated node's proxy listens on ip:port");
+        relays.push(FaultRelay::start(target).await.expect("a relay listens"));
+    }
+    cluster
+        .edit_command("coordinator", |_, args| route_through(args, &relays))
+        .expect("the simulated cluster runs a coordinator");
+    relays
+}
+
+/// Points every `--proxy URL` in `args` at the relay in front of that URL.
+///
+/// # Panics
+/// If a proxy named has no relay, or a relay's proxy is not named exactly once.
+pub fn route_through(args: &mut [String], relays: &[FaultRelay]) {
+    let mut routed = vec![0usize; relays.len()];
+    for i in 1..args.len() {
+        if args[i - 1] != "--proxy" {
+            continue;
+        }
+        let proxy: SocketAddr = args[i]
+            .trim_start_matches("http://")
+            .parse()
+            .expect("--proxy names ip:port");
+        let at = relays
+            .iter()
+            .position(|r| r.target == proxy)
+            .unwrap_or_else(|| panic!("no relay in front of the proxy {proxy}"));
+        routed[at] += 1;
+        args[i] = relays[at].url();
+    }
+    assert!(
+        routed.iter().all(|&n| n == 1),
+        "each relay's proxy is named once: {routed:?}"
+    );
 }
 
 impl Drop for FaultRelay {

@@ -311,22 +311,11 @@ impl Harness {
 
         // The coordinator moves behind the relays, onto the small disk.
         let disk = SmallDisk::mount(&dir.join("db"), DB_FS_BYTES);
-        let mut relays = Vec::new();
-        for n in &cluster.info.nodes {
-            let target = n.proxy_url.trim_start_matches("http://").parse().unwrap();
-            relays.push(FaultRelay::start(target).await.unwrap());
-        }
-        let urls: Vec<String> = relays.iter().map(FaultRelay::url).collect();
+        let relays = cohort_tests::relay::put_behind_relays(&mut cluster).await;
         let prefix = disk.nsenter();
         let store = format!("sqlite:{}", disk.dir.join("coordinator.db").display());
         cluster
             .edit_command("coordinator", |program, args| {
-                let mut proxies = urls.iter();
-                for i in 0..args.len() {
-                    if args[i] == "--proxy" {
-                        args[i + 1] = proxies.next().unwrap().clone();
-                    }
-                }
                 let mut wrapped = prefix.clone();
                 wrapped.push(program.display().to_string());
                 wrapped.append(args);

@@ -337,24 +337,13 @@ async fn a_key_is_reshared_and_refreshed_through_the_api_and_survives_enclave_cr
 /// 3-of-3 signature go through.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_enclave_crash_during_a_resharing_leaves_exactly_one_usable_generation() {
-    use cohort_tests::relay::{FaultRelay, Link};
+    use cohort_tests::relay::Link;
     let (_dir, options) = sim_options("reshare-crash-");
     let mut cluster = SimCluster::start(&options).await.unwrap();
     // The coordinator reaches every proxy through a relay that can slow its link.
-    let mut relays = Vec::new();
-    for n in &cluster.info.nodes {
-        let target = n.proxy_url.trim_start_matches("http://").parse().unwrap();
-        relays.push(FaultRelay::start(target).await.unwrap());
-    }
-    let urls: Vec<String> = relays.iter().map(FaultRelay::url).collect();
+    let relays = cohort_tests::relay::put_behind_relays(&mut cluster).await;
     cluster
         .edit_command("coordinator", |_, args| {
-            let mut proxies = urls.iter();
-            for i in 0..args.len() {
-                if args[i] == "--proxy" {
-                    args[i + 1] = proxies.next().unwrap().clone();
-                }
-            }
             // The background pass resolves a resharing left unfinished for 30 s: long after
             // the one in flight has failed, so it cannot race it.
             args.extend(
@@ -1119,28 +1108,7 @@ impl Growing {
         let mut cluster = SimCluster::start(&options).await.unwrap();
         let mut relays = Vec::new();
         if relayed {
-            for n in &cluster.info.nodes {
-                let target = n.proxy_url.trim_start_matches("http://").parse().unwrap();
-                relays.push(
-                    cohort_tests::relay::FaultRelay::start(target)
-                        .await
-                        .unwrap(),
-                );
-            }
-            let urls: Vec<String> = relays
-                .iter()
-                .map(cohort_tests::relay::FaultRelay::url)
-                .collect();
-            cluster
-                .edit_command("coordinator", |_, args| {
-                    let mut proxies = urls.iter();
-                    for i in 0..args.len() {
-                        if args[i] == "--proxy" {
-                            args[i + 1] = proxies.next().unwrap().clone();
-                        }
-                    }
-                })
-                .unwrap();
+            relays = cohort_tests::relay::put_behind_relays(&mut cluster).await;
             cluster.restart("coordinator").await.unwrap();
         }
         let (s, pk) = Setup::with_key(&cluster, name, key_id).await;

@@ -150,11 +150,7 @@ async fn set(a: SetArgs) -> anyhow::Result<ExitCode> {
             );
         }
     })?;
-    Ok(if cli::roster::every_node(&result.applied, nodes) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(cli::roster::exit_code([result.applied.as_slice()], nodes))
 }
 
 async fn catch_up(cluster: &ClusterArgs, output: &JsonFlag) -> anyhow::Result<ExitCode> {
@@ -169,14 +165,8 @@ async fn catch_up(cluster: &ClusterArgs, output: &JsonFlag) -> anyhow::Result<Ex
             print_result(r, nodes);
         }
     })?;
-    Ok(
-        if results
-            .iter()
-            .all(|r| cli::roster::every_node(&r.applied, nodes))
-        {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        },
-    )
+    Ok(cli::roster::exit_code(
+        results.iter().map(|r| r.applied.as_slice()),
+        nodes,
+    ))
 }

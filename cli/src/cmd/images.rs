@@ -157,11 +157,7 @@ async fn accept(a: AcceptArgs) -> anyhow::Result<ExitCode> {
             );
         }
     })?;
-    Ok(if cli::roster::every_node(&result.applied, nodes) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(cli::roster::exit_code([result.applied.as_slice()], nodes))
 }
 
 async fn catch_up(cluster: &ClusterArgs, output: &JsonFlag) -> anyhow::Result<ExitCode> {
@@ -176,14 +172,8 @@ async fn catch_up(cluster: &ClusterArgs, output: &JsonFlag) -> anyhow::Result<Ex
             print_result(r, nodes);
         }
     })?;
-    Ok(
-        if results
-            .iter()
-            .all(|r| cli::roster::every_node(&r.applied, nodes))
-        {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        },
-    )
+    Ok(cli::roster::exit_code(
+        results.iter().map(|r| r.applied.as_slice()),
+        nodes,
+    ))
 }

@@ -255,12 +255,14 @@ impl From<adapters::AdapterError> for ApiError {
     }
 }
 
+#[cfg(feature = "server")]
 impl From<crate::rpc::RpcError> for ApiError {
     fn from(e: crate::rpc::RpcError) -> Self {
         ApiError::new(ErrorCode::RpcFailed, e.to_string())
     }
 }
 
+#[cfg(feature = "server")]
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         ApiError::new(ErrorCode::Storage, e.to_string())

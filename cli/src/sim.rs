@@ -336,7 +336,11 @@ impl SimCluster {
         cluster.info.candidates = cluster.info.nodes.split_off(options.nodes);
         cluster.start_coordinator(&coordinator_bin, options).await?;
         let json = serde_json::to_string_pretty(&cluster.info)?;
-        fs::write(dir.join("cluster.json"), json + "\n")?;
+        // Written whole, then renamed into place: whoever waits for the file (a script, a test)
+        // never reads it half-written (a CI run once read it empty).
+        let partial = dir.join("cluster.json.partial");
+        fs::write(&partial, json + "\n")?;
+        fs::rename(&partial, dir.join("cluster.json"))?;
         Ok(cluster)
     }
 

@@ -1,7 +1,7 @@
 //! Rebuilding a lost coordinator database's key records (issue 20, disaster recovery;
 //! operator guide 7b): the archive (`cohort key list` as it was) posted in turns to
 //! `POST /v1/recover`, and every key restored with receipts checked here against the pinned
-//! genesis, as every client checks it.
+//! genesis, as every client checks it, with the committed roster changes recorded again.
 
 use coordinator::api::{KeyInfo, KeyList, MAX_RECOVER_KEYS, RecoverReport, RecoverRequest};
 use coordinator::client::ApiClient;
@@ -49,6 +49,18 @@ pub async fn recover(
         }
     }
     let report = merged.ok_or_else(|| anyhow::anyhow!("no answer from the coordinator"))?;
+    // The committed roster changes it recorded again, checked as every client checks them from
+    // the pinned genesis (issue 20): the roster it follows is the one the admins approved.
+    let (_, status, _) = crate::roster::fetch(api, trust).await.map_err(|e| {
+        anyhow::anyhow!("the roster the coordinator follows after the recovery: {e:#}")
+    })?;
+    if status.version != report.roster {
+        anyhow::bail!(
+            "the coordinator follows roster version {}, the nodes reported version {}",
+            status.version,
+            report.roster
+        );
+    }
     for key_id in &report.restored {
         trust.fetch_key(api, key_id).await?;
     }

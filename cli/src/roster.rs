@@ -40,8 +40,8 @@ pub struct Rosters {
     /// Each committed change as a node that joins a later change is given it: with the
     /// keys-held statements it was committed on (which that node checks; not here).
     pub committed: Vec<CommittedRoster>,
-    /// The nodes of each committed change's roster (by version) that gave no word that they
-    /// committed it yet: the commit is run again for them (`cohort node commit`).
+    /// The nodes of the last committed change's roster that gave no word that they committed
+    /// it yet (by version): the commit is run again for them (`cohort node commit`).
     pub incomplete: Vec<(u32, Vec<u16>)>,
 }
 
@@ -130,6 +130,12 @@ pub fn rosters(
         });
         out.all.push(r.roster.clone());
     }
+    // Only the last change can lack a node's word for good reason: a node of an earlier
+    // roster that is still a member committed every change since, and one that left can
+    // commit nothing any more (a coordinator rebuilt from the nodes knows no word of a node
+    // that left; helper-82, finding 5).
+    let last = out.version();
+    out.incomplete.retain(|(version, _)| *version == last);
     Ok(out)
 }
 

@@ -604,7 +604,10 @@ fn cluster_request(
             let page = node.inventory(&nonce, after.as_deref());
             page.map(|(report, signature)| {
                 let signature = ByteBuf::from(signature);
-                EnclaveResponse::Inventory { report, signature }
+                EnclaveResponse::Inventory {
+                    report: Box::new(report),
+                    signature,
+                }
             })
         }
         EnclaveRequest::Attest { .. } | EnclaveRequest::Status | EnclaveRequest::Clock => {

@@ -16,6 +16,7 @@ use crate::genesis::{ClusterId, RosterEntry};
 use crate::images::AcceptImages;
 use crate::policy::{Approved, KeyPolicy};
 use crate::receipt::KeyReceipt;
+use crate::roster::commit::CommittedRoster;
 
 /// Version of [`InventoryReport`].
 pub const INVENTORY_VERSION: u8 = 1;
@@ -68,8 +69,35 @@ pub struct InventoryReport {
     /// report without one is what it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roster_proposal: Option<AppliedChange<crate::roster::ChangeRoster>>,
+    /// The roster version in force at this node (issue 20): 0, the genesis', until a roster
+    /// change is committed. Absent when 0, so that a report of a node whose roster never
+    /// changed is what it was.
+    #[serde(default, skip_serializing_if = "crate::skip::is_zero_u32")]
+    pub roster: u32,
+    /// On the first page: every roster change this node committed, in version order (change
+    /// `i` makes roster version `i + 1`), as its genesis blob keeps it less the last one's key
+    /// set (`keys` and `aux` empty: the keys are the pages'), so that a coordinator whose
+    /// database was lost follows the roster in force again (`POST /v1/recover`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rosters: Vec<CommittedRoster>,
+    /// On the first page: this node's word that it committed each change of `rosters` whose
+    /// roster lists it ([`crate::roster::commit::roster_set_message`] under its node key,
+    /// signed again: the same bytes it gave at the commit), in version order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roster_words: Vec<RosterWord>,
     /// The keys held, in key-id order.
     pub keys: Vec<HeldKey>,
+}
+
+/// A node's word that it committed the roster change that made roster version `version`
+/// ([`InventoryReport::roster_words`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterWord {
+    /// The roster version the change made.
+    pub version: u32,
+    /// The node key's signature over [`crate::roster::commit::roster_set_message`].
+    pub statement: ByteBuf,
 }
 
 /// An approved change a node applied, and its statement that it did (under
@@ -210,6 +238,14 @@ pub fn verify_inventory(
         (
             chain_length(after, report.image_changes.len(), report.images),
             "image change chain",
+        ),
+        (
+            chain_length(after, report.rosters.len(), report.roster),
+            "committed roster chain",
+        ),
+        (
+            report.roster_words.len() > report.rosters.len(),
+            "committed roster words",
         ),
     ];
     if let Some((_, what)) = differs.into_iter().find(|(d, _)| *d) {

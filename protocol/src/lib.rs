@@ -488,7 +488,7 @@ pub enum EnclaveResponse {
     /// [`inventory::InventoryReport::message`].
     Inventory {
         /// The page.
-        report: inventory::InventoryReport,
+        report: Box<inventory::InventoryReport>,
         /// Ed25519 signature (64 bytes) by the node key.
         signature: ByteBuf,
     },

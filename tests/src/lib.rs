@@ -535,3 +535,22 @@ pub async fn wait_admitted(api: &cli::client::ApiClient, deadline: Instant) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Deletes the database of the simulated cluster in `cluster_dir` (the coordinator stopped
+/// first): the disaster-recovery drills' fault. Panics if there was none.
+pub fn lose_coordinator_database(cluster_dir: &Path) {
+    let data = cluster_dir.join("coordinator");
+    let mut removed = 0;
+    for entry in std::fs::read_dir(&data).expect("the coordinator's data directory") {
+        let path = entry.expect("a directory entry").path();
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("coordinator.db"))
+        {
+            std::fs::remove_file(&path).expect("the database file removed");
+            removed += 1;
+        }
+    }
+    assert!(removed > 0, "no database in {}", data.display());
+}

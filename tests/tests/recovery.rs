@@ -146,20 +146,7 @@ async fn a_coordinator_whose_database_is_lost_is_restored_from_the_pinned_genesi
     }
     // The coordinator's database is gone.
     cluster.kill("coordinator").await.unwrap();
-    let data = dir.path().join("coordinator");
-    let mut removed = 0;
-    for entry in std::fs::read_dir(&data).unwrap() {
-        let path = entry.unwrap().path();
-        if path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("coordinator.db"))
-        {
-            std::fs::remove_file(&path).unwrap();
-            removed += 1;
-        }
-    }
-    assert!(removed > 0, "no database in {}", data.display());
+    cohort_tests::lose_coordinator_database(dir.path());
     cluster.restart("coordinator").await.unwrap();
     wait_up(&api).await;
     let status: ClusterStatus = api.get("/v1/cluster").await.unwrap();

@@ -1710,7 +1710,8 @@ async fn a_node_to_add_is_enrolled_verified_proposed_joins_and_is_prepared() {
 /// is prepared, the keys (EdDSA and ECDSA) move dealt by nodes 0 and 1 alone (the lost node
 /// takes no part), and the change is committed with the lost node reported as not reached.
 /// The keys keep their public keys and sign throughout, on the new roster with the new node
-/// among the signers.
+/// among the signers; and after the coordinator's database is lost too, it is rebuilt from the
+/// nodes (the roster in force, the admin change, the keys at their moved generation).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_node_is_replaced_from_the_remaining_quorum_and_the_key_signs_throughout() {
     use cli::roster::Edit;
@@ -1831,7 +1832,10 @@ async fn a_lost_node_is_replaced_from_the_remaining_quorum_and_the_key_signs_thr
     // signs there: recorded at the moved generation under the new roster, checked as a client
     // checks it, and signing with the new node among the two signers.
     let (_, status, rosters) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
-    assert_eq!((status.version, rosters.in_force()[2].clone()), (1, entry));
+    assert_eq!(
+        (status.version, rosters.in_force()[2].clone()),
+        (1, entry.clone())
+    );
     assert_eq!(
         phase_of(&http, &fresh.proxy_url).await,
         (protocol::Phase::Operational, Some(2))
@@ -1861,6 +1865,48 @@ async fn a_lost_node_is_replaced_from_the_remaining_quorum_and_the_key_signs_thr
     let (chain, _) = cli::admins::fetch(&s.api, &s.trust).await.unwrap();
     assert_eq!(chain.current().version, 1);
     s.trust.fetch_key(&s.api, "kept").await.unwrap();
+
+    // Then the coordinator's database is lost (the DR drill after a replacement, issue 20).
+    // The operator starts it with the parent proxy of each node of the roster in force, gives
+    // it the pinned genesis again and posts the archived key list: it follows roster version 1
+    // again, checked as a client checks it (the new node's words and statements under its node
+    // key), with the admin change the new node applied, and the keys at their moved generation.
+    let archive: coordinator::api::KeyList = s.api.get("/v1/keys").await.unwrap();
+    cluster.kill("coordinator").await.unwrap();
+    cohort_tests::lose_coordinator_database(dir.path());
+    cluster
+        .edit_command("coordinator", |_, args| {
+            let at: Vec<usize> = (0..args.len()).filter(|i| args[*i] == "--proxy").collect();
+            assert_eq!(at.len(), 3, "{args:?}");
+            args[at[2] + 1] = fresh.proxy_url.clone();
+        })
+        .unwrap();
+    cluster.restart("coordinator").await.unwrap();
+    cohort_tests::wait_up(&s.api).await;
+    let restored = cli::ceremony::restore(&s.api, &s.trust).await.unwrap();
+    assert_eq!(restored.state, "ready", "{restored:?}");
+    let report = cli::recover::recover(&s.api, &s.trust, &archive, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            report.roster,
+            report.roster_commits_restored,
+            report.admin_changes_restored
+        ),
+        (1, 1, 1),
+        "{report:?}"
+    );
+    let mut keys = report.restored.clone();
+    keys.sort();
+    assert_eq!(keys, vec!["kept", "kept-ecdsa"], "{report:?}");
+    assert!(report.not_restored.is_empty(), "{report:?}");
+    let (_, status, rosters) = cli::roster::fetch(&s.api, &s.trust).await.unwrap();
+    assert_eq!((status.version, rosters.in_force()[2].clone()), (1, entry));
+    assert!(rosters.incomplete.is_empty(), "{:?}", rosters.incomplete);
+    let sig = s.sign("kept", b"after the recovery").await.unwrap();
+    cohort_tests::verify_eddsa(&pk, b"after the recovery", &sig);
+    signs_ecdsa(b"after the recovery").await;
 
     // Node 0 down too: nodes 1 and 2, the new one, sign.
     cluster.kill("enclave-0").await.unwrap();

@@ -474,8 +474,11 @@ async fn recover(
     let report = cli::recover::recover(&cluster.api()?, &trust, &archive, without_receipts).await?;
     print_json(&report)?;
     eprintln!(
-        "{} of {} keys the nodes hold restored with receipts (each checked against the pinned \
-         genesis), {} without, {} not restored",
+        "roster version {} in force ({} committed changes recorded again, checked against the \
+         pinned genesis); {} of {} keys the nodes hold restored with receipts (each checked \
+         against the pinned genesis), {} without, {} not restored",
+        report.roster,
+        report.roster_commits_restored,
         report.restored.len(),
         report.held,
         report.restored_without_receipts.len(),

@@ -64,6 +64,16 @@ pub struct RecoverReport {
     /// by the admins in force, and not recorded yet.
     #[serde(default)]
     pub roster_proposals_restored: u32,
+    /// The roster version in force at every node (0: the genesis'), which this coordinator
+    /// follows from now on.
+    #[serde(default)]
+    pub roster: u32,
+    /// Committed roster changes recorded again from the nodes' inventories (issue 20: a
+    /// coordinator whose database was lost after a node was added, replaced or removed): each
+    /// checked as the enclaves checked it when they committed it, with the words of the nodes
+    /// of the roster in force that they committed it.
+    #[serde(default)]
+    pub roster_commits_restored: u32,
 }
 
 /// A key left out, and why (the message starts with a stable kind).

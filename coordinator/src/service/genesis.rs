@@ -80,7 +80,10 @@ impl Coordinator {
     ) -> Result<GenesisStatus, ApiError> {
         let (actors, nodes) = match &body {
             GenesisBody::V1(_) => return Err(legacy_genesis()),
-            GenesisBody::V2(b) => (self.check_genesis_v2(b)?, self.nodes.count()),
+            GenesisBody::V2(b) => {
+                self.check_roster_size(&b.request.to_wire()).await?;
+                (self.check_genesis_v2(b)?, self.nodes.count())
+            }
         };
         let row = ClusterRow {
             genesis: serde_json::to_string(&body)
@@ -233,6 +236,42 @@ impl Coordinator {
             })
     }
 
+    /// The genesis' roster lists one node per parent proxy this coordinator relays to; or it
+    /// is given again after roster changes were committed (`cohort genesis restore` after the
+    /// database was lost, issue 20), and node 0 reports a committed chain whose roster in force
+    /// does, its inventory checked under the node key that roster lists for it.
+    async fn check_roster_size(&self, g: &protocol::genesis::Genesis) -> Result<(), ApiError> {
+        let nodes = usize::from(self.nodes.count());
+        if g.roster.len() == nodes {
+            return Ok(());
+        }
+        let mut nonce = vec![0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+        let reported = self.reported_first_page(g, 0, &nonce).await;
+        let in_force = reported
+            .as_ref()
+            .ok()
+            .and_then(|(_, rosters)| rosters.last())
+            .map(|r| (r.version, r.roster.len()));
+        match in_force {
+            Some((version, n)) if version > 0 && n == nodes => Ok(()),
+            _ => Err(err(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "the roster lists {} nodes; this coordinator relays to {nodes}{}",
+                    g.roster.len(),
+                    match (&reported, in_force) {
+                        (Err(e), _) =>
+                            format!(" (node 0 reports no committed roster: {})", e.message),
+                        (_, Some((version, n))) =>
+                            format!(" (node 0 is at roster version {version}, of {n} nodes)"),
+                        _ => String::new(),
+                    }
+                ),
+            )),
+        }
+    }
+
     /// The early checks of a genesis with a roster (ADR 0013); not relied on: every enclave
     /// checks it again, and finds its own index by its node key.
     fn check_genesis_v2(
@@ -242,16 +281,6 @@ impl Coordinator {
         let g = body.request.to_wire();
         g.check()
             .map_err(|e| err(ErrorCode::InvalidRequest, format!("genesis: {e}")))?;
-        if g.roster.len() != usize::from(self.nodes.count()) {
-            return Err(err(
-                ErrorCode::InvalidRequest,
-                format!(
-                    "the roster lists {} nodes; this coordinator relays to {}",
-                    g.roster.len(),
-                    self.nodes.count()
-                ),
-            ));
-        }
         let admins = keys_of(&body.request.admins, "admin")?;
         let wire = body.to_wire();
         check_approvals(&g, &wire.approvals, &admins, g.admin_quorum)
@@ -405,7 +434,16 @@ impl Coordinator {
                             ),
                         ));
                     }
-                    let key = &approved.request.roster[usize::from(node)].node_key;
+                    // A node the genesis' roster does not list (one added since) holds a
+                    // genesis already and answers `wrong_phase`; one that accepts it here is
+                    // refused, never indexed out of the roster (helper-82, finding 2).
+                    let Some(entry) = approved.request.roster.get(usize::from(node)) else {
+                        return Err(err(
+                            ErrorCode::Refused,
+                            format!("node {node} took an index the genesis' roster does not list"),
+                        ));
+                    };
+                    let key = &entry.node_key;
                     let message = protocol::genesis::genesis_receipt_message(&cluster, node);
                     let verified = <[u8; 32]>::try_from(key.as_slice())
                         .ok()
@@ -444,8 +482,9 @@ impl Coordinator {
 
     /// A node that refused the genesis as done before: accepted only when its status says it
     /// is this very node of a cluster, operational, and its inventory (signed by the node key
-    /// `genesis` lists at `node`, with a fresh nonce) names this cluster (attacker review
-    /// helper-50, finding 3). Returns whether it holds auxiliary info.
+    /// listed at `node` in the roster in force its committed chain makes of `genesis`, with a
+    /// fresh nonce) names this cluster (attacker review helper-50, finding 3). Returns whether
+    /// it holds auxiliary info.
     async fn resumed(
         &self,
         genesis: &protocol::genesis::Genesis,
@@ -475,10 +514,21 @@ impl Coordinator {
                 format!("node {node} refused the genesis and is not node {node} of a cluster: {e}"),
             ));
         }
+        // Checked under the roster in force its committed chain makes: after a node was
+        // added, replaced or removed, the genesis' roster no longer lists it (issue 20).
         let mut nonce = vec![0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
-        let roster = super::roster::ClusterRoster::genesis(genesis);
-        let page = self.inventory_page(&roster, node, &nonce, None).await?;
+        let (page, rosters) = self.reported_first_page(genesis, node, &nonce).await?;
+        if rosters.last().map(|r| r.roster.len()) != Some(usize::from(self.nodes.count())) {
+            return Err(err(
+                ErrorCode::Refused,
+                format!(
+                    "node {node} is at roster version {}, whose roster does not list a node per \
+                     parent proxy this coordinator relays to",
+                    page.roster
+                ),
+            ));
+        }
         Ok(page.aux)
     }
 

@@ -12,8 +12,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use protocol::inventory::{AppliedChange, HeldKey, InventoryReport, verify_inventory};
+use protocol::inventory::{AppliedChange, HeldKey, InventoryReport, RosterWord, verify_inventory};
 use protocol::receipt::KeyReceipt;
+use protocol::roster::commit::CommittedRoster;
 use protocol::{EnclaveRequest, EnclaveResponse};
 use rand::RngCore;
 use serde_bytes::ByteBuf;
@@ -45,6 +46,10 @@ pub(super) struct Inventories {
     image_changes: Chains<protocol::images::AcceptImages>,
     /// The roster change each node holds as proposed, by node index.
     roster_proposals: Vec<(u16, AppliedChange<protocol::roster::ChangeRoster>)>,
+    /// Each node's committed roster chain, by node index, as its first page reports it.
+    roster_chains: Vec<Vec<CommittedRoster>>,
+    /// Each node's words that it committed the changes of its chain, by node index.
+    roster_words: Vec<(u16, Vec<RosterWord>)>,
 }
 
 impl Coordinator {
@@ -76,25 +81,73 @@ impl Coordinator {
                 ));
             }
         }
+        // The roster in force, as the nodes' committed chains make it of the genesis (issue 20:
+        // changes committed since the genesis): every node must report the same chain, its
+        // first page checked under the node key listed for it in the roster that chain makes.
+        let (first, rosters) = self.reported_chain(&genesis).await?;
+        let in_force = rosters
+            .last()
+            .cloned()
+            .ok_or_else(|| err(ErrorCode::Internal, "no roster, not even the genesis'"))?;
+        if in_force.roster.len() != usize::from(self.nodes.count()) {
+            return Err(err(
+                ErrorCode::Refused,
+                format!(
+                    "the nodes report roster version {} of {} nodes; this coordinator relays to \
+                     {}: start it with the parent proxy of each node of the roster in force, in \
+                     its order",
+                    in_force.version,
+                    in_force.roster.len(),
+                    self.nodes.count()
+                ),
+            ));
+        }
         let Inventories {
             views,
             versions: (admins, images),
             admin_changes,
             image_changes,
             roster_proposals,
-        } = self
-            .inventories(&super::roster::ClusterRoster::genesis(&genesis), true)
-            .await?;
+            roster_chains,
+            roster_words,
+        } = self.inventories(&in_force, true).await?;
+        for (node, chain) in (0u16..).zip(&roster_chains) {
+            if !super::roster::same_chain(chain, &first) {
+                return Err(err(
+                    ErrorCode::Refused,
+                    format!(
+                        "fork: node {node} reports other committed roster changes than before, \
+                         at roster version {}",
+                        in_force.version
+                    ),
+                ));
+            }
+        }
         // The chains first: admin requests made after this name the admin version in force.
         let admin_changes_restored = self
-            .recover_changes::<SetAdminsJson>(&genesis, &admin_changes, &credential)
+            .recover_changes::<SetAdminsJson>(&in_force, &admin_changes, &credential)
             .await?;
         let image_changes_restored = self
-            .recover_changes::<AcceptImagesJson>(&genesis, &image_changes, &credential)
+            .recover_changes::<AcceptImagesJson>(&in_force, &image_changes, &credential)
+            .await?;
+        let reported = super::roster::ReportedChain {
+            rosters: rosters.clone(),
+            chain: first,
+            words: roster_words,
+        };
+        let roster_commits_restored = self
+            .recover_commits(
+                &genesis,
+                &reported,
+                (&requests_of(&admin_changes), &requests_of(&image_changes)),
+                &credential,
+            )
             .await?;
         let roster_proposals_restored = self
-            .recover_roster_proposals(&genesis, roster_proposals, &credential)
+            .recover_roster_proposals(&in_force, roster_proposals, &credential)
             .await?;
+        let roster_entries: Vec<Vec<protocol::genesis::RosterEntry>> =
+            rosters.into_iter().map(|r| r.roster).collect();
         let stored: BTreeMap<String, bool> = self
             .db(|s| s.keys())
             .await?
@@ -114,6 +167,8 @@ impl Coordinator {
             admin_changes_restored,
             image_changes_restored,
             roster_proposals_restored,
+            roster: in_force.version,
+            roster_commits_restored,
         };
         for (key_id, held) in &views {
             if let Some(generation) = held.first().and_then(|k| k.pending) {
@@ -142,7 +197,12 @@ impl Coordinator {
             // replaced by what the nodes hold alone (helper-50, finding 1): it may be the sign
             // of a rollback or a tampered archive the operator must see.
             let (row, receipts) = match archive.get(key_id.as_str()) {
-                Some(info) => match archived_row(&genesis, info, &current, &held[0]) {
+                Some(info) => match archived_row(
+                    (&genesis.cluster_id(), &roster_entries),
+                    info,
+                    &current,
+                    &held[0],
+                ) {
                     Ok(row) => (row, true),
                     Err(reason) => {
                         report.not_restored.push(refuse(reason));
@@ -228,6 +288,7 @@ impl Coordinator {
         let mut versions = None;
         let (mut admin_changes, mut image_changes) = (Vec::new(), Vec::new());
         let mut roster_proposals = Vec::new();
+        let (mut roster_chains, mut roster_words) = (Vec::new(), Vec::new());
         for node in (0u16..).take(roster.roster.len()) {
             let mut after: Option<String> = None;
             for page in 0.. {
@@ -240,9 +301,21 @@ impl Coordinator {
                 let mut report = self
                     .inventory_page(roster, node, &nonce, after.clone())
                     .await?;
+                if agree && report.roster != roster.version {
+                    return Err(err(
+                        ErrorCode::Refused,
+                        format!(
+                            "node {node} is at roster version {}, not {}: every node of the \
+                             roster in force must have committed it (run the commit again)",
+                            report.roster, roster.version
+                        ),
+                    ));
+                }
                 if page == 0 {
                     admin_changes.push(std::mem::take(&mut report.admin_changes));
                     image_changes.push(std::mem::take(&mut report.image_changes));
+                    roster_chains.push(std::mem::take(&mut report.rosters));
+                    roster_words.push((node, std::mem::take(&mut report.roster_words)));
                     if let Some(p) = report.roster_proposal.take() {
                         roster_proposals.push((node, p));
                     }
@@ -280,6 +353,8 @@ impl Coordinator {
             admin_changes,
             image_changes,
             roster_proposals,
+            roster_chains,
+            roster_words,
         })
     }
 
@@ -292,20 +367,20 @@ impl Coordinator {
     /// how many were recorded.
     async fn recover_changes<T: ChangeJson>(
         &self,
-        genesis: &protocol::genesis::Genesis,
+        roster: &super::roster::ClusterRoster,
         chains: &Chains<T::Wire>,
         credential: &str,
     ) -> Result<u32, ApiError> {
         let refused = |m: String| err(ErrorCode::Refused, m);
-        if chains.len() != genesis.roster.len() {
+        if chains.len() != roster.roster.len() {
             return Err(refused(format!(
                 "{} chains for a roster of {} nodes: every roster node's is needed",
                 chains.len(),
-                genesis.roster.len()
+                roster.roster.len()
             )));
         }
         let recorded = self.recorded_changes::<T>().await?;
-        let cluster = genesis.cluster_id();
+        let cluster = roster.cluster_id();
         let longest = chains.iter().map(Vec::len).max().unwrap_or(0);
         if recorded.len() > longest {
             return Err(refused(format!(
@@ -354,7 +429,7 @@ impl Coordinator {
             let mut statements = BTreeMap::new();
             for (node, copy, statement) in &copies {
                 let same = serde_json::to_string(copy).is_ok_and(|t| t == text);
-                let signed = expected.signed_by((&cluster, &genesis.roster), *node, statement);
+                let signed = expected.signed_by((&cluster, &roster.roster), *node, statement);
                 if !same || !signed {
                     return Err(refused(format!(
                         "node {node} does not report the {} change of version {version} node \
@@ -375,18 +450,12 @@ impl Coordinator {
                 statements,
                 created_at: unix_now(),
             };
-            let entry = AuditEntry {
-                action: "recover_change".into(),
-                actors: vec![],
-                key_id: None,
-                payload_digests: vec![],
-                path: vec![],
-                nodes: (0..self.nodes.count()).collect(),
-                outcome: "ok".into(),
-                request_id: Some(hex::encode(body.request.request_id())),
-                credential: Some(credential.to_string()),
-                detail: Some(format!("{} version {version}", T::WHAT)),
-            };
+            let entry = self.recovered_entry(
+                "recover_change",
+                body.request.request_id(),
+                credential,
+                format!("{} version {version}", T::WHAT),
+            );
             if !self
                 .db(move |s| s.insert_change(T::TABLE, &row, unix_now(), &entry))
                 .await?
@@ -411,9 +480,21 @@ impl Coordinator {
         nonce: &[u8],
         after: Option<String>,
     ) -> Result<InventoryReport, ApiError> {
+        let (report, signature) = self.inventory_call(node, nonce, after.clone()).await?;
+        Self::verify_page(roster, node, (nonce, after.as_deref()), &report, &signature)?;
+        Ok(report)
+    }
+
+    /// Node `node`'s inventory page after `after` with `nonce`, and its signature, unchecked.
+    pub(super) async fn inventory_call(
+        &self,
+        node: u16,
+        nonce: &[u8],
+        after: Option<String>,
+    ) -> Result<(InventoryReport, Vec<u8>), ApiError> {
         let request = EnclaveRequest::Inventory {
             nonce: ByteBuf::from(nonce.to_vec()),
-            after: after.clone(),
+            after,
         };
         let answer = self
             .nodes
@@ -426,17 +507,7 @@ impl Coordinator {
                 )
             })?;
         match answer {
-            EnclaveResponse::Inventory { report, signature } => {
-                verify_inventory(
-                    (&roster.cluster_id(), roster.roster.as_slice()),
-                    node,
-                    (nonce, after.as_deref()),
-                    &report,
-                    &signature,
-                )
-                .map_err(|e| err(ErrorCode::Refused, e.to_string()))?;
-                Ok(report)
-            }
+            EnclaveResponse::Inventory { report, signature } => Ok((*report, signature.to_vec())),
             EnclaveResponse::Error(e) => Err(err(ErrorCode::Refused, format!("node {node}: {e}"))),
             other => Err(err(
                 ErrorCode::Internal,
@@ -444,6 +515,58 @@ impl Coordinator {
             )),
         }
     }
+}
+
+impl Coordinator {
+    /// The audit record of a change a recovery recorded again (`action`), on every node's word.
+    pub(super) fn recovered_entry(
+        &self,
+        action: &str,
+        request_id: &[u8],
+        credential: &str,
+        detail: String,
+    ) -> AuditEntry {
+        AuditEntry {
+            action: action.into(),
+            actors: vec![],
+            key_id: None,
+            payload_digests: vec![],
+            path: vec![],
+            nodes: (0..self.nodes.count()).collect(),
+            outcome: "ok".into(),
+            request_id: Some(hex::encode(request_id)),
+            credential: Some(credential.to_string()),
+            detail: Some(detail),
+        }
+    }
+
+    /// Checks node `node`'s page `report` for `(nonce, after)` under the node key `roster`
+    /// lists for it.
+    pub(super) fn verify_page(
+        roster: &super::roster::ClusterRoster,
+        node: u16,
+        (nonce, after): (&[u8], Option<&str>),
+        report: &InventoryReport,
+        signature: &[u8],
+    ) -> Result<(), ApiError> {
+        verify_inventory(
+            (&roster.cluster_id(), roster.roster.as_slice()),
+            node,
+            (nonce, after),
+            report,
+            signature,
+        )
+        .map_err(|e| err(ErrorCode::Refused, e.to_string()))
+    }
+}
+
+/// Node 0's copy of a chain of changes, the requests alone (every node's is the same, approvals
+/// included: `recover_changes` checked it).
+fn requests_of<W: Clone>(chains: &Chains<W>) -> Vec<protocol::policy::Approved<W>> {
+    chains
+        .first()
+        .map(|c| c.iter().map(|a| a.request.clone()).collect())
+        .unwrap_or_default()
 }
 
 /// The receipt every one of the `nodes` nodes holds for a key (with node index 0), if each
@@ -479,10 +602,13 @@ pub(super) fn agreed(held: &[HeldKey], nodes: u16) -> Result<KeyReceipt, String>
     Ok(receipt)
 }
 
-/// The row of an archived record that checks against `genesis` and is the generation every
-/// node holds; else why not.
+/// The row of an archived record that checks against the cluster's rosters by version (the
+/// genesis' first) and is the generation every node holds; else why not.
 fn archived_row(
-    genesis: &protocol::genesis::Genesis,
+    (cluster, rosters): (
+        &protocol::genesis::ClusterId,
+        &[Vec<protocol::genesis::RosterEntry>],
+    ),
     info: &KeyInfo,
     current: &KeyReceipt,
     held: &HeldKey,
@@ -492,7 +618,7 @@ fn archived_row(
             "no_request: the nodes sealed this generation before its request was kept".into(),
         );
     }
-    info.check(&genesis.cluster_id(), std::slice::from_ref(&genesis.roster))
+    info.check(cluster, rosters)
         .map_err(|e| format!("archive: {e}"))?;
     let (claim, _) = info
         .receipt_claim()

@@ -15,7 +15,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use protocol::genesis::Genesis;
 use protocol::inventory::AppliedChange;
 use protocol::roster::{CHANGE_ROSTER_VERSION, ChangeRoster, RosterError};
 use tracing::info;
@@ -142,24 +141,20 @@ fn verified(
 
 /// The statements with which a proposal the nodes' inventories report is recorded again, or
 /// `None` when it is not: it names another cluster, the admins in force (`admins`) did not
-/// approve it under their version, or no statement verifies under the node key the roster
-/// lists for its node (only those that do are kept). An enclave holds only a change its admins
+/// approve it under their version, or no statement verifies under the node key the roster in
+/// force (`roster`) lists for its node (only those that do are kept). An enclave holds only a change its admins
 /// approved, so one reported otherwise is a node, or a relay, making it up.
 fn restorable(
-    genesis: &Genesis,
+    roster: &ClusterRoster,
     admins: &AdminSet,
     approved: &ApprovedJson<ChangeRosterJson>,
     statements: &BTreeMap<u16, Vec<u8>>,
 ) -> Option<BTreeMap<u16, Vec<u8>>> {
     let r = approved.request.to_wire();
-    let statements = verified(
-        &ClusterRoster::genesis(genesis),
-        &approved.request,
-        statements,
-    );
+    let statements = verified(roster, &approved.request, statements);
     let approved_here =
         check_admin_approvals(&r, r.admins, &approved.to_wire().approvals, admins).is_ok();
-    (!statements.is_empty() && r.cluster == genesis.cluster_id() && approved_here)
+    (!statements.is_empty() && r.cluster == roster.cluster_id() && approved_here)
         .then_some(statements)
 }
 
@@ -172,7 +167,7 @@ impl Coordinator {
     /// Returns how many were recorded.
     pub(super) async fn recover_roster_proposals(
         &self,
-        genesis: &Genesis,
+        roster: &ClusterRoster,
         held: Vec<(u16, AppliedChange<ChangeRoster>)>,
         credential: &str,
     ) -> Result<u32, ApiError> {
@@ -192,7 +187,7 @@ impl Coordinator {
             if recorded.iter().any(|p| p.hash == hash) {
                 continue;
             }
-            let Some(statements) = restorable(genesis, &admins, &approved, &statements) else {
+            let Some(statements) = restorable(roster, &admins, &approved, &statements) else {
                 continue;
             };
             let r = approved.request.to_wire();
@@ -603,8 +598,10 @@ mod in_force;
 mod moved;
 mod moves;
 mod prepare;
+mod recovered;
 
 pub(crate) use in_force::ClusterRoster;
+pub(crate) use recovered::{ReportedChain, same_chain};
 
 #[cfg(test)]
 mod recovery_tests;

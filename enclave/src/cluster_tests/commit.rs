@@ -664,6 +664,7 @@ fn a_grown_roster_is_committed_and_the_node_that_joined_signs() {
     assert!(refused.starts_with("unproven_statement"), "{refused}");
     assert_eq!(newcomer.phase(), Phase::Joining);
     let answer = commit_after(&newcomer, &change, &statements, &words[1..]).unwrap();
+    words.push(set_statement(&answer));
     newcomer_blobs[1] = answer.sealed.unwrap();
     assert_eq!(newcomer.phase(), Phase::Operational);
     c.enclaves.push(newcomer);
@@ -697,6 +698,37 @@ fn a_grown_roster_is_committed_and_the_node_that_joined_signs() {
     c.enclaves[3].test_hook(crate::node::TestHook::ClockAhead(c.ahead.get()));
     assert_eq!(keys, vec![KEY.to_string()]);
     sign(&c, &[1, 3], b"after its restart");
+
+    // Each node's inventory (a coordinator whose database was lost follows the roster again):
+    // roster version 1 on every page, signed under the node key roster 1 lists; on the first
+    // page the committed change without its key set, and the node's word that it committed it,
+    // the same bytes as at the commit.
+    let nonce = [0x5A; 16];
+    for node in [0u16, 3] {
+        let (report, signature) = c.inventory(usize::from(node), &nonce, None).unwrap();
+        protocol::inventory::verify_inventory(
+            (&change.cluster, &change.roster),
+            node,
+            (&nonce, None),
+            &report,
+            &signature,
+        )
+        .unwrap();
+        assert_eq!(report.roster, 1);
+        assert_eq!(report.rosters.len(), 1);
+        let committed = &report.rosters[0];
+        assert_eq!(committed.change.request.hash(), change.hash());
+        assert_eq!(committed.statements, statements);
+        assert!(committed.keys.is_empty() && committed.aux.is_none());
+        assert_eq!(
+            report.roster_words,
+            vec![protocol::inventory::RosterWord {
+                version: 1,
+                statement: words[usize::from(node)].statement.clone(),
+            }],
+            "node {node}"
+        );
+    }
 }
 
 /// A parent rolls its node back to an earlier run of a key's move before the node vouches (the

@@ -24,7 +24,7 @@ impl Cluster {
             nonce: ByteBuf::from(nonce.to_vec()),
             after: after.map(str::to_string),
         }) {
-            EnclaveResponse::Inventory { report, signature } => Ok((report, signature.to_vec())),
+            EnclaveResponse::Inventory { report, signature } => Ok((*report, signature.to_vec())),
             EnclaveResponse::Error(e) => Err(e),
             other => panic!("inventory at {node}: {other:?}"),
         }

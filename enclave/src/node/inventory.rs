@@ -7,9 +7,10 @@ use protocol::admins::admins_set_message;
 use protocol::images::images_set_message;
 use protocol::inventory::{
     AppliedChange, HeldKey, INVENTORY_PAGE, INVENTORY_VERSION, InventoryReport,
-    MAX_INVENTORY_KEY_ID, MAX_INVENTORY_NONCE, MIN_INVENTORY_NONCE,
+    MAX_INVENTORY_KEY_ID, MAX_INVENTORY_NONCE, MIN_INVENTORY_NONCE, RosterWord,
 };
 use protocol::receipt::{KEY_RECEIPT_VERSION, KeyReceipt};
+use protocol::roster::commit::{CommittedRoster, roster_set_message};
 use protocol::roster::roster_proposed_message;
 use serde_bytes::ByteBuf;
 
@@ -89,6 +90,7 @@ impl Node {
         // signed again (the same bytes it gave when it applied the change).
         let (mut admin_changes, mut image_changes) = (Vec::new(), Vec::new());
         let mut roster_proposal = None;
+        let (mut rosters, mut roster_words) = (Vec::new(), Vec::new());
         if after.is_none() {
             if let Some(request) = &g.sealed.proposed_roster {
                 let r = &request.request;
@@ -110,6 +112,24 @@ impl Node {
                     request: request.clone(),
                     statement: ByteBuf::from(self.node_statement(&message)?),
                 });
+            }
+            // The committed roster changes, and this node's word for each whose roster lists
+            // it (it committed each such change: the same bytes as then).
+            let own = node_key.key.public();
+            for (version, committed) in (1u32..).zip(&g.sealed.rosters) {
+                let r = &committed.change.request;
+                rosters.push(CommittedRoster {
+                    keys: Vec::new(),
+                    aux: None,
+                    ..committed.clone()
+                });
+                if r.roster.iter().any(|e| e.node_key.as_slice() == own) {
+                    let message = roster_set_message(&cluster, &own, version, &r.hash());
+                    roster_words.push(RosterWord {
+                        version,
+                        statement: ByteBuf::from(self.node_statement(&message)?),
+                    });
+                }
             }
             for (version, request) in (1u32..).zip(&g.sealed.images) {
                 let message =
@@ -133,6 +153,9 @@ impl Node {
             admin_changes,
             image_changes,
             roster_proposal,
+            roster: g.roster_version(),
+            rosters,
+            roster_words,
             keys,
         };
         let signature = node_key

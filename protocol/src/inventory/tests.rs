@@ -63,6 +63,9 @@ fn report(g: &Genesis, node: u16, ids: &[&str]) -> InventoryReport {
         admin_changes: Vec::new(),
         image_changes: Vec::new(),
         roster_proposal: None,
+        roster: 0,
+        rosters: Vec::new(),
+        roster_words: Vec::new(),
         keys: ids.iter().map(|id| held(g, node, id)).collect(),
     }
 }
@@ -149,6 +152,31 @@ fn a_forged_stale_or_misplaced_report_is_refused() {
         InventoryError::NotThisRequest {
             node: 1,
             what: "admin change chain"
+        }
+    );
+    // A node at roster version 1 that reports no committed change (its newest dropped, so
+    // that a coordinator would follow a roster it replaced), or more words than changes.
+    let mut short = report(&g, 1, &["a"]);
+    short.roster = 1;
+    let e = verify_under(&g, 1, (NONCE, None), &short, &sign(1, &short)).unwrap_err();
+    assert_eq!(
+        e,
+        InventoryError::NotThisRequest {
+            node: 1,
+            what: "committed roster chain"
+        }
+    );
+    let mut wordy = report(&g, 1, &["a"]);
+    wordy.roster_words.push(RosterWord {
+        version: 1,
+        statement: ByteBuf::from(vec![1; 64]),
+    });
+    let e = verify_under(&g, 1, (NONCE, None), &wordy, &sign(1, &wordy)).unwrap_err();
+    assert_eq!(
+        e,
+        InventoryError::NotThisRequest {
+            node: 1,
+            what: "committed roster words"
         }
     );
     // A key id longer than any the cluster makes.

@@ -40,6 +40,15 @@ impl ClusterRoster {
         self.cluster
     }
 
+    /// The roster `change` makes of this one (the caller checked that it replaces it).
+    pub(crate) fn changed_by(&self, change: &protocol::roster::ChangeRoster) -> Self {
+        Self {
+            cluster: self.cluster,
+            version: change.new_version(),
+            roster: change.roster.clone(),
+        }
+    }
+
     /// A roster of `cluster` at `version`, as a committed change made it (tests).
     #[cfg(test)]
     pub(super) fn at(cluster: ClusterId, version: u32, roster: Vec<RosterEntry>) -> Self {
@@ -88,6 +97,14 @@ pub(super) fn merged(
     result
 }
 
+/// Whether a commit row's `proxies` fit a roster of `nodes`: one per node; or none for a
+/// change before the last, recorded again by a recovery (`POST /v1/recover` learns the parent
+/// proxies of the roster in force alone: nothing is reached at those of a roster replaced
+/// since).
+fn proxies_fit(proxies: &[String], nodes: usize, last: bool) -> bool {
+    proxies.len() == nodes || (proxies.is_empty() && !last)
+}
+
 impl Coordinator {
     /// Every committed roster change, in version order, each checked against the chain from the
     /// genesis: it makes the version after the one before, replaces that version, is a recorded
@@ -105,7 +122,8 @@ impl Coordinator {
                 format!("the recorded commit of roster version {version}: {m}"),
             )
         };
-        let mut out: Vec<Commit> = Vec::with_capacity(rows.len());
+        let count = rows.len();
+        let mut out: Vec<Commit> = Vec::with_capacity(count);
         for (i, row) in rows.into_iter().enumerate() {
             let version = row.version;
             if usize::try_from(version).ok() != Some(i + 1) {
@@ -121,7 +139,11 @@ impl Coordinator {
             if change.approved.request.version + 1 != version
                 || result.version != version
                 || result.request_sha256.0 != row.request_hash
-                || row.proxies.len() != change.approved.request.roster.len()
+                || !proxies_fit(
+                    &row.proxies,
+                    change.approved.request.roster.len(),
+                    i + 1 == count,
+                )
             {
                 return Err(corrupt(version, "it is not the commit of its change"));
             }
@@ -341,6 +363,15 @@ mod tests {
             proxies: vec![],
             images: 0,
         }
+    }
+
+    #[test]
+    fn only_a_commit_before_the_last_may_name_no_proxies() {
+        let three = vec!["a".to_string(), "b".into(), "c".into()];
+        assert!(proxies_fit(&three, 3, true) && proxies_fit(&three, 3, false));
+        assert!(proxies_fit(&[], 3, false));
+        assert!(!proxies_fit(&[], 3, true));
+        assert!(!proxies_fit(&three[..2], 3, false));
     }
 
     #[test]

@@ -136,7 +136,9 @@ fn parties_of(
             .ok_or_else(|| {
                 err(
                     ErrorCode::Storage,
-                    "the recorded commit names no proxy for a party",
+                    "the recorded commit names no proxy for a party (a commit recorded again \
+                     by POST /v1/recover names none of the roster it replaced: run the commit \
+                     at the nodes of the roster in force only)",
                 )
             })
     };

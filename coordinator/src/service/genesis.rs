@@ -81,8 +81,10 @@ impl Coordinator {
         let (actors, nodes) = match &body {
             GenesisBody::V1(_) => return Err(legacy_genesis()),
             GenesisBody::V2(b) => {
+                // Its approvals first: an unapproved genesis asks no node anything.
+                let actors = self.check_genesis_v2(b)?;
                 self.check_roster_size(&b.request.to_wire()).await?;
-                (self.check_genesis_v2(b)?, self.nodes.count())
+                (actors, self.nodes.count())
             }
         };
         let row = ClusterRow {

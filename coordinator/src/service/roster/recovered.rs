@@ -2,15 +2,14 @@
 //! (`POST /v1/recover`, issue 20: disaster recovery after a membership change).
 //!
 //! Each node's first inventory page carries the roster changes it committed and its word that
-//! it committed each one whose roster lists it. The roster in force is found from the chain a
-//! node reports ([`chain_rosters`]: each change for this cluster, replacing the version before
-//! it, a change of every roster before it); every page is then checked under the node key that
-//! roster lists, and every node of it must report that very chain. Once the admin and image
-//! chains are recorded again, each change is checked in full as the enclaves checked it when
-//! they committed it (its approvals under the admins of the version it names, the statement of
-//! every node of its roster that it vouched for one key set under the chain of that moment)
-//! and recorded with the words the nodes of the roster in force give: a client checks them
-//! from its pinned genesis (`cli::roster::rosters`). Nothing is taken on one node's word.
+//! it committed each one whose roster lists it. Before a page is checked under any key, its
+//! admin, image and roster chains are checked from the pinned genesis as the enclaves applied
+//! them ([`verify_chains`]: approvals, each roster change against every roster before it, the
+//! statement of every node of its roster that it vouched for one key set under the chain of
+//! that moment); the page is then checked under the node key the roster in force lists, and
+//! every node must report that very chain. The changes are recorded with the words the nodes
+//! of the roster in force give: a client checks them from its pinned genesis
+//! (`cli::roster::rosters`). Nothing is taken on one node's word.
 
 use std::collections::BTreeMap;
 
@@ -38,8 +37,8 @@ fn refused(m: String) -> ApiError {
 /// The rosters a node's committed chain makes of the genesis, by version (the genesis' first,
 /// the roster in force last): each change is for this cluster, replaces the version before
 /// it, is well formed, and is a change of every roster before it as the enclaves check it (no
-/// node key that left comes back). Its approvals and statements are checked once the admin
-/// and image chains are known ([`Coordinator::recover_commits`]).
+/// node key that left comes back). Its approvals and statements are checked by
+/// [`verify_chains`], which calls this once the approvals hold.
 pub(crate) fn chain_rosters(
     genesis: &Genesis,
     chain: &[CommittedRoster],
@@ -272,10 +271,10 @@ impl Coordinator {
     }
 
     /// Records again the committed roster changes `reported` (every node of the roster in force
-    /// reports them alike) that this coordinator has not recorded (its database was lost):
-    /// each checked in full against the admin and image chains recorded (`admins`, `images`:
-    /// the nodes' copies, recorded already), then recorded as a proposal and as committed,
-    /// with the words of the nodes that gave one. A chain that forks from the commits recorded
+    /// reports them alike, each checked at every node's first page by [`verify_chains`]) that
+    /// this coordinator has not recorded (its database was lost): each recorded as a proposal
+    /// and as committed, with its statements (recomputed against `admins` and `images`, the
+    /// nodes' chains, recorded already) and the words of the nodes that gave one. A chain that forks from the commits recorded
     /// here is refused by name. Returns how many were recorded.
     pub(crate) async fn recover_commits(
         &self,

@@ -263,7 +263,8 @@ async fn fetch_checked(
         );
     };
     let committed = status.roster.map(|r| r.committed).unwrap_or_default();
-    let (chain, trust, _) = crate::roster::verify_with_rosters(trust, &committed, &admins)?;
+    let (chain, trust, _) =
+        crate::roster::verify_with_rosters(trust, &committed, (&admins, status.images.as_ref()))?;
     Ok((chain, admins, trust))
 }
 

@@ -243,7 +243,8 @@ async fn fetch_checked(
         );
     };
     let committed = status.roster.map(|r| r.committed).unwrap_or_default();
-    let (admin_chain, trust, _) = crate::roster::verify_with_rosters(trust, &committed, &admins)?;
+    let (admin_chain, trust, _) =
+        crate::roster::verify_with_rosters(trust, &committed, (&admins, Some(&images)))?;
     let image_chain = ImageChain::verify(&trust, &admin_chain, &images)?;
     Ok((admin_chain, image_chain, admins, images, trust))
 }

@@ -12,13 +12,15 @@
 
 use anyhow::{Context, bail};
 use coordinator::api::{
-    AdminsStatus, ApprovedJson, ChangeRosterJson, ClusterStatus, KeyList, NodeReceipt,
-    RosterCommitted, RosterDiffJson, RosterProposedResult, RosterStatus, Wire,
+    AdminsStatus, ApprovedJson, ChangeRosterJson, ClusterStatus, ImagesStatus, KeyList,
+    NodeReceipt, RosterCommitted, RosterDiffJson, RosterProposedResult, RosterStatus, Wire,
 };
 use coordinator::client::ApiClient;
 use ed25519_dalek::SigningKey;
 use protocol::genesis::RosterEntry;
-use protocol::roster::commit::{CommittedRoster, KeysHeldStatement, roster_set_message};
+use protocol::roster::commit::{
+    CommittedRoster, KeysHeldStatement, keys_held_message, roster_set_message,
+};
 use protocol::roster::{ChangeRoster, RosterError, roster_proposed_message};
 use serde_bytes::ByteBuf;
 
@@ -38,7 +40,8 @@ pub struct Rosters {
     /// Each roster's nodes, by version.
     pub all: Vec<Vec<RosterEntry>>,
     /// Each committed change as a node that joins a later change is given it: with the
-    /// keys-held statements it was committed on (which that node checks; not here).
+    /// keys-held statements it was committed on (each shown one checked here too,
+    /// `verify_vouched`; a joining node checks that there is one of every node).
     pub committed: Vec<CommittedRoster>,
     /// The nodes of the last committed change's roster that gave no word that they committed
     /// it yet (by version): the commit is run again for them (`cohort node commit`).
@@ -60,13 +63,15 @@ impl Rosters {
 /// Checks the committed roster changes the coordinator lists, in order from the pinned
 /// genesis: each makes the version after the one before and replaces it, is for the pinned
 /// cluster, well formed, a real change of the roster before it, approved by the admins of the
-/// admin version it names (`admins`, the checked admin chain), with its hash; and every node of
-/// its roster gave its word that it committed it, under the node key that roster lists. A
-/// change the admins did not approve, or that some node of its roster did not commit, is
-/// refused.
+/// admin version it names (`admins`, the checked admin chain), with its hash; a node of its
+/// roster that stays gave its word that it committed it, under the node key that roster lists,
+/// or a node of its roster vouched for the next change under a chain that holds it; every keys-held statement shown
+/// verifies over the chain of its change's moment (`hashes`: the admin and image changes the
+/// coordinator lists). A change the admins did not approve, or that no node of its roster is
+/// shown to have committed, is refused.
 pub fn rosters(
     trust: &Trust,
-    admins: &AdminChain,
+    (admins, hashes): (&AdminChain, &ChangeHashes),
     committed: &[RosterCommitted],
 ) -> anyhow::Result<Rosters> {
     let cluster = trust.cluster_id();
@@ -75,7 +80,8 @@ pub fn rosters(
         committed: Vec::new(),
         incomplete: Vec::new(),
     };
-    for c in committed {
+    let mut unanchored = Vec::new();
+    for (i, c) in committed.iter().enumerate() {
         let before = out.version();
         let approved = c.request.to_wire();
         let r = &approved.request;
@@ -102,10 +108,15 @@ pub fn rosters(
         r.diff(&history, 0)
             .map_err(|e| anyhow::anyhow!("{e}"))
             .context("a committed roster change")?;
-        let missing = words_of(&cluster, (c.version, &hash), (out.in_force(), &r.roster), c)?;
+        let (missing, anchored) =
+            words_of(&cluster, (c.version, &hash), (out.in_force(), &r.roster), c)?;
         if !missing.is_empty() {
             out.incomplete.push((c.version, missing));
         }
+        if !anchored {
+            unanchored.push(i);
+        }
+        verify_vouched(&cluster, hashes, committed, i)?;
         let statements = c
             .vouched
             .iter()
@@ -130,6 +141,18 @@ pub fn rosters(
         });
         out.all.push(r.roster.clone());
     }
+    // A change no node that stays gave its word on is followed only if a node of its roster
+    // vouched for the next change under a chain that holds it (helper-82, finding 4).
+    for i in unanchored {
+        if !vouched_after(&out.all, committed, i) {
+            bail!(
+                "no node that stays in roster version {} gave its word that it committed the \
+                 change, and no node of that roster vouched for the next change under a chain \
+                 that holds it",
+                committed[i].version
+            );
+        }
+    }
     // Only the last change can lack a node's word for good reason: a node of an earlier
     // roster that is still a member committed every change since, and one that left can
     // commit nothing any more (a coordinator rebuilt from the nodes knows no word of a node
@@ -139,20 +162,136 @@ pub fn rosters(
     Ok(out)
 }
 
+/// The request hashes of the admin and image changes the coordinator lists, in version order:
+/// what the digest of the chain a node vouched for a roster change under is recomputed from
+/// ([`verify_vouched`]). Not checked here: a hash the coordinator made up makes a digest no
+/// node signed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeHashes {
+    /// Each admin change's, by version.
+    pub admins: Vec<[u8; 32]>,
+    /// Each image change's, by version.
+    pub images: Vec<[u8; 32]>,
+}
+
+impl ChangeHashes {
+    /// The hashes of the changes `admins` and `images` list (no image change without it).
+    pub fn of(admins: &AdminsStatus, images: Option<&ImagesStatus>) -> Self {
+        Self {
+            admins: admins
+                .changes
+                .iter()
+                .map(|c| c.request.request.to_wire().hash())
+                .collect(),
+            images: images
+                .map(|i| {
+                    i.changes
+                        .iter()
+                        .map(|c| c.request.request.to_wire().hash())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Checks every keys-held statement the coordinator shows for `committed[i]` (the change
+/// making roster `version`): each under the node key its roster lists at the statement's
+/// index, over the key set the change names and the digest of the chain of its moment — the
+/// admin changes up to the version it names, the image changes it was committed under, the
+/// roster changes before it, as each enclave computed it when it vouched
+/// (`chain_digest_with_rosters`). One that does not verify, or one index shown twice, is
+/// refused: the coordinator shows a node's word it did not give. What [`vouched_after`]
+/// relies on.
+fn verify_vouched(
+    cluster: &protocol::genesis::ClusterId,
+    hashes: &ChangeHashes,
+    committed: &[RosterCommitted],
+    i: usize,
+) -> anyhow::Result<()> {
+    let c = &committed[i];
+    if c.vouched.is_empty() {
+        return Ok(());
+    }
+    let r = c.request.request.to_wire();
+    let upto = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+    let (Some(admins), Some(images)) = (
+        hashes.admins.get(..upto(r.admins)),
+        hashes.images.get(..upto(c.images)),
+    ) else {
+        bail!(
+            "committed roster version {} was committed under more admin or image changes than \
+             the coordinator lists",
+            c.version
+        );
+    };
+    let keys = <[u8; 32]>::try_from(c.keys.0.as_slice()).map_err(|_| {
+        anyhow::anyhow!(
+            "committed roster version {}: the key set's digest is not 32 bytes",
+            c.version
+        )
+    })?;
+    let before: Vec<[u8; 32]> = committed[..i]
+        .iter()
+        .map(|c| c.request.request.to_wire().hash())
+        .collect();
+    let chain = protocol::roster::chain_digest_of_hashes(cluster, admins, images, &before);
+    let hash = r.hash();
+    let mut seen = std::collections::BTreeSet::new();
+    for v in &c.vouched {
+        let signed = r.roster.get(usize::from(v.node)).is_some_and(|entry| {
+            <[u8; 32]>::try_from(entry.node_key.as_slice()).is_ok_and(|key| {
+                let message = keys_held_message(cluster, &key, (c.version, &hash), &chain, &keys);
+                entry.signed(&message, &v.signature.0)
+            })
+        });
+        if !signed || !seen.insert(v.node) {
+            bail!(
+                "node {}'s statement that it holds the key set of roster version {} does not \
+                 verify under its node key over the chain of that moment, or is shown twice",
+                v.node,
+                c.version
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether a node of the roster `committed[i]` made (`all[i + 1]`) that stays in the next
+/// change's roster vouched for that next change: its keys-held statement (checked by
+/// [`verify_vouched`]) is over the digest of a chain that holds `committed[..=i]`. A node of
+/// that roster holds the change in its chain only if it committed it (its own commit or a
+/// catch-up, each on other nodes' words; a node joins only a roster it is not in), so the
+/// statement is its word that the change took effect, kept by every node that commits later
+/// (helper-82, finding 4: after the database is lost, the roster-set words of nodes that have
+/// left are gone). A node that joined with the next change is not counted: it was given the
+/// chain, it did not commit it.
+fn vouched_after(all: &[Vec<RosterEntry>], committed: &[RosterCommitted], i: usize) -> bool {
+    let (Some(next), Some(made)) = (committed.get(i + 1), all.get(i + 1)) else {
+        return false;
+    };
+    let roster = next.request.request.to_wire().roster;
+    next.vouched.iter().any(|v| {
+        roster
+            .get(usize::from(v.node))
+            .is_some_and(|entry| made.iter().any(|e| e.node_key == entry.node_key))
+    })
+}
+
 /// Checks the roster-set words of the committed change `c` (making roster `version`, whose
 /// SHA-256 is `hash`) of `next`, the roster it made of `current`: every word shown must verify
 /// under the node key `next` lists at its index (a forged one is refused, and so is one named
-/// twice or at no index), and at least one node that stays must have given its word (every
+/// twice or at no index). Returns the nodes that gave no word yet (a node that missed the
+/// commit: attacker review helper-77, H1), and whether a node that stays gave its word (every
 /// node, when none stays): an enclave commits only a change the admins approved, once every
 /// node of the new roster vouched for one key set, so one node's word is that the change took
-/// effect. Returns the nodes that gave no word yet (a node that missed the commit: attacker
-/// review helper-77, H1).
+/// effect. Without one, [`vouched_after`] must show it.
 fn words_of(
     cluster: &protocol::genesis::ClusterId,
     (version, hash): (u32, &[u8; 32]),
     (current, next): (&[RosterEntry], &[RosterEntry]),
     c: &RosterCommitted,
-) -> anyhow::Result<Vec<u16>> {
+) -> anyhow::Result<(Vec<u16>, bool)> {
     let mut given = std::collections::BTreeSet::new();
     for w in &c.committed {
         let entry = next.get(usize::from(w.node)).with_context(|| {
@@ -182,15 +321,10 @@ fn words_of(
     } else {
         kept.iter().any(|i| given.contains(&(*i as u16)))
     };
-    if !anchored {
-        bail!(
-            "no node that stays in roster version {version} gave its word that it committed the \
-             change"
-        );
-    }
-    Ok((0..next.len() as u16)
+    let missing = (0..next.len() as u16)
         .filter(|i| !given.contains(i))
-        .collect())
+        .collect();
+    Ok((missing, anchored))
 }
 
 /// How a roster change edits the roster in force.
@@ -266,10 +400,10 @@ pub fn verify_proposed(
 /// it is a withdrawal.
 pub fn verify(
     trust: &Trust,
-    admins: &AdminChain,
+    (admins, hashes): (&AdminChain, &ChangeHashes),
     status: &RosterStatus,
 ) -> anyhow::Result<Rosters> {
-    let rosters = rosters(trust, admins, &status.committed)?;
+    let rosters = rosters(trust, (admins, hashes), &status.committed)?;
     verify_status(trust, admins, status, rosters)
 }
 
@@ -384,7 +518,8 @@ pub async fn fetch(
              and the coordinator recent enough?)"
         );
     };
-    let (chain, trust, rosters) = verify_with_rosters(trust, &roster.committed, &admins)?;
+    let (chain, trust, rosters) =
+        verify_with_rosters(trust, &roster.committed, (&admins, status.images.as_ref()))?;
     let rosters = verify_status(&trust, &chain, &roster, rosters)?;
     Ok((chain, roster, rosters))
 }
@@ -402,18 +537,28 @@ pub async fn checked_trust(api: &ApiClient, trust: &Trust) -> anyhow::Result<Tru
 /// that chain ([`rosters`]: approvals and node words): a statement accepted under a roster the
 /// coordinator made up is refused with it. The chain's approvals never depend on the rosters
 /// (each change is approved by the admins before it, from the pinned genesis on). Returns the
-/// chain, the trust with the rosters checked, and those rosters.
+/// chain, the trust with the rosters checked, and those rosters. `images`, the image chain as
+/// the coordinator reports it, gives the digests committed changes were vouched for under.
 pub(crate) fn verify_with_rosters(
     trust: &Trust,
     committed: &[RosterCommitted],
-    admins: &AdminsStatus,
+    (admins, images): (&AdminsStatus, Option<&ImagesStatus>),
 ) -> anyhow::Result<(AdminChain, Trust, Rosters)> {
     let mut listed = vec![trust.genesis().roster.clone()];
     listed.extend(committed.iter().map(|c| c.request.request.to_wire().roster));
     let candidate = trust.with_rosters(listed);
     let chain = AdminChain::verify(&candidate, admins)?;
-    let checked = rosters(&candidate, &chain, committed)?;
+    let hashes = ChangeHashes::of(admins, images);
+    let checked = rosters(&candidate, (&chain, &hashes), committed)?;
     Ok((chain, trust.with_rosters(checked.all.clone()), checked))
+}
+
+/// The roster version in force as the coordinator reports it (0 from a coordinator that
+/// predates roster changes): what a new key's request names. Not checked: every enclave
+/// refuses a request naming another version than its own (`stale_roster`).
+pub async fn roster_version(api: &ApiClient) -> anyhow::Result<u32> {
+    let status: ClusterStatus = api.get("/v1/cluster").await.map_err(api_err)?;
+    Ok(status.roster.map_or(0, |r| r.version))
 }
 
 /// How many nodes the roster in force has, as this machine checks it ([`fetch`]): what a

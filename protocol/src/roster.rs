@@ -396,33 +396,37 @@ pub fn chain_digest_with_rosters(
     images: &[Approved<AcceptImages>],
     rosters: &[commit::CommittedRoster],
 ) -> [u8; 32] {
+    let admins: Vec<[u8; 32]> = admins.iter().map(|c| c.request.hash()).collect();
+    let images: Vec<[u8; 32]> = images.iter().map(|c| c.request.hash()).collect();
+    let rosters: Vec<[u8; 32]> = rosters.iter().map(|c| c.change.request.hash()).collect();
+    chain_digest_of_hashes(cluster, &admins, &images, &rosters)
+}
+
+/// [`chain_digest_with_rosters`] from the request hashes of the admin, image and committed
+/// roster changes, in order: what a client that holds the changes as the coordinator lists
+/// them recomputes the digest a node signed from.
+pub fn chain_digest_of_hashes(
+    cluster: &ClusterId,
+    admins: &[[u8; 32]],
+    images: &[[u8; 32]],
+    rosters: &[[u8; 32]],
+) -> [u8; 32] {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes();
     let mut h = Sha256::new();
     h.update(CHAIN_DOMAIN);
     h.update(cluster.0);
-    h.update(
-        u32::try_from(admins.len())
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
-    for change in admins {
-        h.update(change.request.hash());
+    h.update(count(admins.len()));
+    for hash in admins {
+        h.update(hash);
     }
-    h.update(
-        u32::try_from(images.len())
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
-    for change in images {
-        h.update(change.request.hash());
+    h.update(count(images.len()));
+    for hash in images {
+        h.update(hash);
     }
     if !rosters.is_empty() {
-        h.update(
-            u32::try_from(rosters.len())
-                .unwrap_or(u32::MAX)
-                .to_be_bytes(),
-        );
-        for committed in rosters {
-            h.update(committed.change.request.hash());
+        h.update(count(rosters.len()));
+        for hash in rosters {
+            h.update(hash);
         }
     }
     h.finalize().into()

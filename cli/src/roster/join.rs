@@ -248,7 +248,7 @@ pub(super) async fn pending_or_committed(
     // Statements of nodes a committed change added are checked under the rosters that list
     // them (attacker review helper-79, H-A).
     let (admin_chain, trust, rosters) =
-        super::verify_with_rosters(trust, &roster.committed, &admins)?;
+        super::verify_with_rosters(trust, &roster.committed, (&admins, Some(&images)))?;
     let image_chain = ImageChain::verify(&trust, &admin_chain, &images)?;
     let rosters = super::verify_status(&trust, &admin_chain, &roster, rosters)?;
     if committed

@@ -154,7 +154,8 @@ fn a_committed_change_is_followed_only_with_the_admins_approval_and_every_nodes_
     );
     let signers = [key(10), key(11), key(12), key(40)];
     let honest = committed(&trust, &addition, &signers);
-    let rosters = super::rosters(&trust, &admins, std::slice::from_ref(&honest)).unwrap();
+    let rosters =
+        super::rosters(&trust, (&admins, &none()), std::slice::from_ref(&honest)).unwrap();
     assert_eq!(rosters.version(), 1);
     assert_eq!(rosters.in_force().len(), 4);
     assert_eq!(rosters.in_force()[3], newcomer());
@@ -169,7 +170,7 @@ fn a_committed_change_is_followed_only_with_the_admins_approval_and_every_nodes_
     // that the commit is run again for it.
     let mut missing = honest.clone();
     missing.committed.pop();
-    let partial = super::rosters(&trust, &admins, &[missing]).unwrap();
+    let partial = super::rosters(&trust, (&admins, &none()), &[missing]).unwrap();
     assert_eq!(partial.in_force(), rosters.in_force());
     assert_eq!(partial.incomplete, vec![(1, vec![3])]);
     // A word signed by another key, or shown twice: refused.
@@ -201,7 +202,9 @@ fn a_committed_change_is_followed_only_with_the_admins_approval_and_every_nodes_
     // one that reports the new roster is followed.
     let mut report = status(&trust, vec![]);
     report.committed = vec![honest.clone()];
-    let out = verify(&trust, &admins, &report).unwrap_err().to_string();
+    let out = verify(&trust, (&admins, &none()), &report)
+        .unwrap_err()
+        .to_string();
     assert!(out.contains("version 1"), "{out}");
     report.version = 1;
     report.roster = signers
@@ -209,11 +212,22 @@ fn a_committed_change_is_followed_only_with_the_admins_approval_and_every_nodes_
         .enumerate()
         .map(|(i, _)| RosterEntryJson::from_wire(&rosters.in_force()[i]))
         .collect();
-    assert_eq!(verify(&trust, &admins, &report).unwrap(), rosters);
+    assert_eq!(
+        verify(&trust, (&admins, &none()), &report).unwrap(),
+        rosters
+    );
+}
+
+/// No admin or image change.
+fn none() -> ChangeHashes {
+    ChangeHashes::default()
 }
 
 fn rosters_err(trust: &Trust, admins: &AdminChain, c: RosterCommitted) -> String {
-    format!("{:#}", super::rosters(trust, admins, &[c]).unwrap_err())
+    format!(
+        "{:#}",
+        super::rosters(trust, (admins, &none()), &[c]).unwrap_err()
+    )
 }
 
 fn newcomer() -> RosterEntry {
@@ -247,14 +261,18 @@ fn a_coordinators_report_of_the_roster_is_checked_against_the_pinned_genesis() {
         &[0, 1],
     );
     let honest = status(&trust, vec![removal.clone(), addition.clone()]);
-    verify(&trust, &admins, &honest).unwrap();
+    verify(&trust, (&admins, &none()), &honest).unwrap();
     // A withdrawal last: nothing pending.
     let withdrawal = proposal(&trust, &nodes, (Edit::Withdraw, 102), &approvers, &[0]);
     let withdrawn = status(&trust, vec![removal.clone(), addition.clone(), withdrawal]);
     assert!(withdrawn.pending.is_none());
-    verify(&trust, &admins, &withdrawn).unwrap();
+    verify(&trust, (&admins, &none()), &withdrawn).unwrap();
 
-    let refused = |s: &RosterStatus| verify(&trust, &admins, s).unwrap_err().to_string();
+    let refused = |s: &RosterStatus| {
+        verify(&trust, (&admins, &none()), s)
+            .unwrap_err()
+            .to_string()
+    };
     // Listed out of the nodes' order, to pass the earlier change off as pending.
     let mut reordered = status(&trust, vec![addition.clone(), removal.clone()]);
     reordered.pending = Some(removal.request_sha256.clone());
@@ -319,5 +337,183 @@ fn a_coordinators_report_of_the_roster_is_checked_against_the_pinned_genesis() {
         refused(&moved_roster).contains("another roster"),
         "{}",
         refused(&moved_roster)
+    );
+}
+
+/// Roster version `version`'s change of `before` by `edit`, approved by the genesis' admins.
+fn change_of(
+    trust: &Trust,
+    (before, version): (&[RosterEntry], u32),
+    edit: Edit,
+) -> (Vec<RosterEntry>, ApprovedJson<ChangeRosterJson>) {
+    let roster = edited(before, edit).unwrap();
+    let request = requests::change_roster(trust.cluster_id(), (version - 1, &roster), 0);
+    let approved = requests::approve(&request, &[key(1), key(2)]);
+    (roster, ApprovedJson::from_wire(&approved))
+}
+
+/// `request` (making roster `version`) committed, with the roster-set word of each node of
+/// `words` (index in its roster, signer), and `vouched` as the keys-held statements.
+fn commit_record(
+    trust: &Trust,
+    (version, request): (u32, &ApprovedJson<ChangeRosterJson>),
+    (roster, words): (&[RosterEntry], &[(u16, &SigningKey)]),
+    (images, vouched): (u32, Vec<NodeReceipt>),
+) -> RosterCommitted {
+    let hash = request.request.to_wire().hash();
+    let committed = words
+        .iter()
+        .map(|(i, signer)| {
+            let key: [u8; 32] = roster[usize::from(*i)]
+                .node_key
+                .as_slice()
+                .try_into()
+                .unwrap();
+            let message = roster_set_message(&trust.cluster_id(), &key, version, &hash);
+            NodeReceipt {
+                node: *i,
+                signature: Hex(signer.sign(&message).to_bytes().to_vec()),
+            }
+        })
+        .collect();
+    RosterCommitted {
+        version,
+        request: request.clone(),
+        request_sha256: Hex(hash.to_vec()),
+        committed,
+        images,
+        keys: Hex(vec![7; 32]),
+        vouched,
+        recorded: 0,
+    }
+}
+
+/// Node `node` of roster version `version` (signed by `signer`) vouches for the change
+/// `request` under the chain whose digest is `chain`.
+fn vouch(
+    trust: &Trust,
+    (version, request): (u32, &ApprovedJson<ChangeRosterJson>),
+    (node, signer): (u16, &SigningKey),
+    chain: &[u8; 32],
+) -> NodeReceipt {
+    let key = requests::public(signer);
+    let key: [u8; 32] = key.as_slice().try_into().unwrap();
+    let hash = request.request.to_wire().hash();
+    let message = keys_held_message(&trust.cluster_id(), &key, (version, &hash), chain, &[7; 32]);
+    NodeReceipt {
+        node,
+        signature: Hex(signer.sign(&message).to_bytes().to_vec()),
+    }
+}
+
+/// Attacker review helper-82, finding 4: a coordinator rebuilt from the nodes after its
+/// database was lost knows the roster-set words of the nodes in force only. A change whose
+/// every staying node has left since is followed on the keys-held statement a node of its
+/// roster gave for the next change, under a chain that holds it — and on nothing less.
+#[test]
+fn a_change_whose_staying_nodes_left_is_followed_on_their_word_for_the_next_change() {
+    let nodes = [key(10), key(11), key(12)];
+    let trust = pinned(&nodes);
+    let admins = AdminChain::genesis(&trust);
+    let cluster = trust.cluster_id();
+    // Version 1 replaces node 2 by key 40; version 2 replaces node 0 by key 41.
+    let (first_roster, first) = change_of(
+        &trust,
+        (&trust.genesis().roster, 1),
+        Edit::Replace(2, newcomer()),
+    );
+    let mut other = newcomer();
+    other.node_key = requests::public(&key(41));
+    other.kms_key_arn =
+        protocol::KmsKeyArn::parse("arn:aws:kms:eu-west-1:111122223333:key/node-other").unwrap();
+    let (second_roster, second) = change_of(&trust, (&first_roster, 2), Edit::Replace(0, other));
+    // Of version 1, only the node that joined gave its word (the words of nodes 0 and 1 are
+    // lost); version 2 has the word of node 1, which stays.
+    let one = commit_record(
+        &trust,
+        (1, &first),
+        (&first_roster, &[(2, &key(40))]),
+        (0, vec![]),
+    );
+    let image = [9u8; 32];
+    let hashes = ChangeHashes {
+        admins: vec![],
+        images: vec![image],
+    };
+    let first_hash = first.request.to_wire().hash();
+    let chain = protocol::roster::chain_digest_of_hashes(&cluster, &[], &[image], &[first_hash]);
+    let two = |vouched: Vec<NodeReceipt>| {
+        commit_record(
+            &trust,
+            (2, &second),
+            (&second_roster, &[(1, &key(11))]),
+            (1, vouched),
+        )
+    };
+    let run = |two: RosterCommitted, hashes: &ChangeHashes| {
+        super::rosters(&trust, (&admins, hashes), &[one.clone(), two]).map_err(|e| format!("{e:#}"))
+    };
+    let refused = |two: RosterCommitted, hashes: &ChangeHashes, why: &str| {
+        let out = run(two, hashes).unwrap_err();
+        assert!(out.contains(why), "{out}");
+    };
+    let unanchored = "no node that stays in roster version 1";
+    // Before the fix, and still with no statement: refused by name.
+    refused(two(vec![]), &hashes, unanchored);
+    // Node 1 of version 1, which stays in version 2, vouched for version 2 under a chain that
+    // holds version 1: followed.
+    let stayer = vouch(&trust, (2, &second), (1, &key(11)), &chain);
+    let followed = run(two(vec![stayer.clone()]), &hashes).unwrap();
+    assert_eq!(followed.version(), 2);
+    assert_eq!(followed.in_force(), second_roster.as_slice());
+    // Node 2 (key 40, which joined at version 1) is of version 1's roster too.
+    let joined_then = vouch(&trust, (2, &second), (2, &key(40)), &chain);
+    assert_eq!(run(two(vec![joined_then]), &hashes).unwrap().version(), 2);
+    // The node that joined at version 2 was given version 1, it did not commit it: its
+    // statement verifies and anchors nothing.
+    let joined_now = vouch(&trust, (2, &second), (0, &key(41)), &chain);
+    refused(two(vec![joined_now]), &hashes, unanchored);
+    // A statement under a chain without version 1, signed by another key than the roster
+    // lists, over another change, or shown twice: the coordinator shows a word no node gave.
+    let forged = "node 1's statement that it holds the key set of roster version 2";
+    let bare = protocol::roster::chain_digest_of_hashes(&cluster, &[], &[image], &[]);
+    refused(
+        two(vec![vouch(&trust, (2, &second), (1, &key(11)), &bare)]),
+        &hashes,
+        forged,
+    );
+    refused(
+        two(vec![vouch(&trust, (2, &second), (1, &key(66)), &chain)]),
+        &hashes,
+        forged,
+    );
+    refused(
+        two(vec![vouch(&trust, (2, &first), (1, &key(11)), &chain)]),
+        &hashes,
+        forged,
+    );
+    refused(two(vec![stayer.clone(), stayer.clone()]), &hashes, forged);
+    // Without the image change of its moment, the chain cannot be recomputed.
+    refused(
+        two(vec![stayer.clone()]),
+        &none(),
+        "more admin or image changes",
+    );
+    let mut other_image = hashes.clone();
+    other_image.images = vec![[8; 32]];
+    refused(two(vec![stayer.clone()]), &other_image, forged);
+    // The last change has no later one: it needs a staying node's word.
+    let unanchored_last = commit_record(
+        &trust,
+        (2, &second),
+        (&second_roster, &[(0, &key(41))]),
+        (1, vec![stayer]),
+    );
+    let out = super::rosters(&trust, (&admins, &hashes), &[one.clone(), unanchored_last])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        out.contains("no node that stays in roster version 2"),
+        "{out}"
     );
 }

@@ -174,8 +174,8 @@ pub async fn wait_ready(api: &ApiClient) -> anyhow::Result<GenesisStatus> {
 
 /// Creates a key through the coordinator, in `cluster` (the pinned genesis' id: a client
 /// never takes it from the coordinator, which could name another cluster the same approvers
-/// serve), under the admin version in force (asked of the coordinator:
-/// [`crate::admins::admin_version`]).
+/// serve), under the admin and roster versions in force (asked of the coordinator:
+/// [`crate::admins::admin_version`], [`crate::roster::roster_version`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn create_key(
     api: &ApiClient,
@@ -200,6 +200,7 @@ pub async fn create_key(
         approvals_needed,
     );
     request.admins = crate::admins::admin_version(api).await?;
+    request.roster = crate::roster::roster_version(api).await?;
     let request = requests::approve(&request, admins);
     api.post(
         "/v1/keys",

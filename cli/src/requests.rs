@@ -112,8 +112,10 @@ pub fn create_key(
         request_id: request_id(),
         created: t,
         expiry: t + VALIDITY_SECS,
-        // The genesis' admins; a client sets the version in force (`crate::admins`).
+        // The genesis' admins and roster; a client sets the versions in force
+        // (`crate::admins`, `crate::roster`).
         admins: 0,
+        roster: 0,
     }
 }
 

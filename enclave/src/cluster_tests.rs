@@ -122,20 +122,41 @@ impl Cluster {
         run_session(&self.enclaves, session, participants, kind, tamper)
     }
 
+    /// A request to create `key_id`, for the roster version node 0 reports (0 if it reports
+    /// none), approved by two admins of the genesis.
     fn create_key_request(
         &self,
         key_id: &str,
         scheme: Scheme,
         threshold: u16,
     ) -> Approved<CreateKey> {
-        create_key_request(
+        self.create_key_request_for(0, key_id, scheme, threshold)
+    }
+
+    /// [`Cluster::create_key_request`] for the roster version node `node` reports.
+    fn create_key_request_for(
+        &self,
+        node: usize,
+        key_id: &str,
+        scheme: Scheme,
+        threshold: u16,
+    ) -> Approved<CreateKey> {
+        let mut approved = create_key_request(
             self.genesis.request.cluster_id(),
             key_id,
             scheme,
             threshold,
             &self.approvers,
             &[&self.admins[0], &self.admins[1]],
-        )
+        );
+        let roster = self
+            .inventory(node, &[0x5a; 16], None)
+            .map_or(0, |(report, _)| report.roster);
+        if roster != 0 {
+            approved.request.roster = roster;
+            approved.approvals = approve(&approved.request, &[&self.admins[0], &self.admins[1]]);
+        }
+        approved
     }
 
     fn create_key(&mut self, key_id: &str, scheme: Scheme, threshold: u16) -> Vec<u8> {

@@ -293,6 +293,7 @@ pub fn create_key_request(
         created: now,
         expiry: now + 120,
         admins: 0,
+        roster: 0,
     };
     Approved {
         approvals: approve(&request, approving),

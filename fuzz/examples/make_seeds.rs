@@ -558,6 +558,7 @@ fn api() {
             created: 1_780_315_200,
             expiry: 1_780_315_500,
             admins: 0,
+            roster: 0,
         },
         approvals: vec![ApprovalJson {
             approver: Hex(approver().verifying_key().to_bytes().to_vec()),

@@ -118,6 +118,13 @@ pub struct CreateKey {
     /// was.
     #[serde(default, skip_serializing_if = "crate::skip::is_zero_u32")]
     pub admins: u32,
+    /// The roster version the request was made for (issue 20, `crate::roster`): the one whose
+    /// nodes an import's holders attested and dealt to. Every enclave refuses another than its
+    /// current one, so that a dealing made for a roster a change has replaced is never taken
+    /// (attacker review helper-79). Absent from the canonical bytes at 0 (the genesis'
+    /// roster), so a request without it is what it was.
+    #[serde(default, skip_serializing_if = "crate::skip::is_zero_u32")]
+    pub roster: u32,
 }
 
 /// A hash function an enclave applies to a preimage before signing the digest (ECDSA).

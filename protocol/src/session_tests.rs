@@ -128,6 +128,7 @@ fn every_part_of_a_session_changes_its_execution_id() {
                 created: 100,
                 expiry: 200,
                 admins: 0,
+                roster: 0,
             },
             approvals: vec![],
         },

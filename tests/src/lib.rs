@@ -536,21 +536,53 @@ pub async fn wait_admitted(api: &cli::client::ApiClient, deadline: Instant) {
     }
 }
 
+/// The files of the database of the simulated cluster in `cluster_dir` (SQLite's file and its
+/// journal files). Panics if there are none.
+fn coordinator_database_files(cluster_dir: &Path) -> Vec<PathBuf> {
+    let data = cluster_dir.join("coordinator");
+    let files: Vec<PathBuf> = std::fs::read_dir(&data)
+        .expect("the coordinator's data directory")
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("coordinator.db"))
+        })
+        .collect();
+    assert!(!files.is_empty(), "no database in {}", data.display());
+    files
+}
+
 /// Deletes the database of the simulated cluster in `cluster_dir` (the coordinator stopped
 /// first): the disaster-recovery drills' fault. Panics if there was none.
 pub fn lose_coordinator_database(cluster_dir: &Path) {
-    let data = cluster_dir.join("coordinator");
-    let mut removed = 0;
-    for entry in std::fs::read_dir(&data).expect("the coordinator's data directory") {
-        let path = entry.expect("a directory entry").path();
-        if path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("coordinator.db"))
-        {
-            std::fs::remove_file(&path).expect("the database file removed");
-            removed += 1;
-        }
+    let files = coordinator_database_files(cluster_dir);
+    for path in files {
+        std::fs::remove_file(&path).expect("the database file removed");
     }
-    assert!(removed > 0, "no database in {}", data.display());
+}
+
+/// Copies the database of the simulated cluster in `cluster_dir` (the coordinator stopped
+/// first) into the directory `to`, made here: a snapshot an operator would restore.
+pub fn snapshot_coordinator_database(cluster_dir: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("the snapshot directory");
+    let files = coordinator_database_files(cluster_dir);
+    for path in files {
+        let name = path.file_name().expect("a file name");
+        std::fs::copy(&path, to.join(name)).expect("the database file copied");
+    }
+}
+
+/// Replaces the database of the simulated cluster in `cluster_dir` (the coordinator stopped
+/// first) with the snapshot in `from` ([`snapshot_coordinator_database`]).
+pub fn restore_coordinator_database(cluster_dir: &Path, from: &Path) {
+    for path in coordinator_database_files(cluster_dir) {
+        std::fs::remove_file(&path).expect("the database file removed");
+    }
+    let data = cluster_dir.join("coordinator");
+    for entry in std::fs::read_dir(from).expect("the snapshot directory") {
+        let path = entry.expect("a directory entry").path();
+        let name = path.file_name().expect("a file name");
+        std::fs::copy(&path, data.join(name)).expect("the database file restored");
+    }
 }

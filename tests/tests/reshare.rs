@@ -1781,6 +1781,26 @@ async fn a_lost_node_is_replaced_from_the_remaining_quorum_and_the_key_signs_thr
     let sig = s.sign("kept", b"node 2 lost").await.unwrap();
     cohort_tests::verify_eddsa(&pk, b"node 2 lost", &sig);
     assert_eq!(signs_ecdsa(b"node 2 lost").await, vec![0, 1]);
+    // A snapshot of the coordinator's database from before the replacement, for the drill
+    // below.
+    let snapshot = dir.path().join("snapshot-before-the-change");
+    cluster.kill("coordinator").await.unwrap();
+    cohort_tests::snapshot_coordinator_database(dir.path(), &snapshot);
+    cluster.restart("coordinator").await.unwrap();
+    // Node 2 is down: wait for the other two.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !s
+        .api
+        .get::<coordinator::api::ClusterStatus>("/v1/cluster")
+        .await
+        .is_ok_and(|c| c.nodes[..2].iter().all(|n| n.reachable && n.attested))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "nodes 0 and 1 were never seen up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // The replacement proposed at index 2: the nodes reached hold it as proposed.
     let (change, answer) = s.propose(Edit::Replace(2, entry.clone())).await;
@@ -1873,7 +1893,6 @@ async fn a_lost_node_is_replaced_from_the_remaining_quorum_and_the_key_signs_thr
     // key), with the admin change the new node applied, and the keys at their moved generation.
     let archive: coordinator::api::KeyList = s.api.get("/v1/keys").await.unwrap();
     cluster.kill("coordinator").await.unwrap();
-    cohort_tests::lose_coordinator_database(dir.path());
     cluster
         .edit_command("coordinator", |_, args| {
             let at: Vec<usize> = (0..args.len()).filter(|i| args[*i] == "--proxy").collect();
@@ -1881,6 +1900,17 @@ async fn a_lost_node_is_replaced_from_the_remaining_quorum_and_the_key_signs_thr
             args[at[2] + 1] = fresh.proxy_url.clone();
         })
         .unwrap();
+    // First the snapshot from before the change: it holds the keys at the generations before
+    // the move, so the commit is not recorded into it (attacker review helper-82, finding 3).
+    cohort_tests::restore_coordinator_database(dir.path(), &snapshot);
+    cluster.restart("coordinator").await.unwrap();
+    cohort_tests::wait_up(&s.api).await;
+    let stale = cli::recover::recover(&s.api, &s.trust, &archive, false)
+        .await
+        .unwrap_err();
+    assert!(format!("{stale:#}").contains("stale_database"), "{stale:#}");
+    cluster.kill("coordinator").await.unwrap();
+    cohort_tests::lose_coordinator_database(dir.path());
     cluster.restart("coordinator").await.unwrap();
     cohort_tests::wait_up(&s.api).await;
     let restored = cli::ceremony::restore(&s.api, &s.trust).await.unwrap();
@@ -1907,6 +1937,47 @@ async fn a_lost_node_is_replaced_from_the_remaining_quorum_and_the_key_signs_thr
     let sig = s.sign("kept", b"after the recovery").await.unwrap();
     cohort_tests::verify_eddsa(&pk, b"after the recovery", &sig);
     signs_ecdsa(b"after the recovery").await;
+    // A key made now names roster version 1 (`ops::create_key` asks for it) and is created;
+    // one made for the roster the change replaced is refused by name, by the coordinator
+    // before any node (attacker review helper-79: an import dealt to that roster's nodes).
+    let new_admins = [s.admins[0].clone(), SigningKey::from_bytes(&[96; 32])];
+    let approver = [s.approvers[0].verifying_key().to_bytes()];
+    ops::create_key(
+        &s.api,
+        s.trust.cluster_id(),
+        "made-on-roster-1",
+        Scheme::EddsaEd25519,
+        2,
+        &new_admins,
+        &approver,
+        1,
+    )
+    .await
+    .unwrap();
+    s.trust.fetch_key(&s.api, "made-on-roster-1").await.unwrap();
+    let mut stale = cli::requests::create_key(
+        s.trust.cluster_id(),
+        "made-for-roster-0",
+        Scheme::EddsaEd25519,
+        2,
+        &[serde_bytes::ByteBuf::from(approver[0].to_vec())],
+        1,
+    );
+    stale.admins = 1;
+    let stale = cli::requests::approve(&stale, &new_admins);
+    let refused = s
+        .api
+        .post::<KeyInfo>(
+            "/v1/keys",
+            &coordinator::api::ApprovedJson::<coordinator::api::CreateKeyJson>::from_wire(&stale),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("stale_roster: the request names roster version 0"),
+        "{refused}"
+    );
 
     // Node 0 down too: nodes 1 and 2, the new one, sign.
     cluster.kill("enclave-0").await.unwrap();

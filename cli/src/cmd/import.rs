@@ -317,7 +317,11 @@ async fn begin(a: &BeginArgs) -> anyhow::Result<ExitCode> {
     let trust = a.cluster.trust()?;
     // The admins who approve it are the ones in force, as the coordinator reports them (an
     // enclave refuses a request naming another version than its own).
-    let admins = cli::admins::admin_version(&a.cluster.api()?).await?;
+    // The roster whose nodes the holders deal to is the one in force, checked from the pinned
+    // genesis; each holder checks it again before it deals.
+    let api = a.cluster.api()?;
+    let admins = cli::admins::admin_version(&api).await?;
+    let (_, _, rosters) = cli::roster::fetch(&api, &trust).await?;
     let request = steps::begin(
         &trust,
         a.file.format,
@@ -325,7 +329,7 @@ async fn begin(a: &BeginArgs) -> anyhow::Result<ExitCode> {
         a.file.public.as_deref(),
         &a.holders,
         &a.plan.plan()?,
-        admins,
+        (admins, rosters.version()),
     )?;
     write_json(&a.out, &ImportKeyJson::from_wire(&request))?;
     print!("{}", steps::describe(&request));

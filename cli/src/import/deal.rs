@@ -75,17 +75,18 @@ pub fn node_policy(
     Ok(policy)
 }
 
-/// Every node's X25519 identity key, in index order, each from a document the node attested
-/// just now and that verifies here against the roster in force and the images the cluster
-/// accepts, both checked from the pinned genesis (`root_der`: the attestation root, AWS's or a
-/// simulated cluster's). Not the genesis' roster: after a committed change, a node that left
-/// (its genuine document binds the genesis entry at its old index) would be dealt a share
-/// (attacker review helper-79, H-B).
+/// The roster version in force and every node's X25519 identity key, in index order, each
+/// from a document the node attested just now and that verifies here against the roster in
+/// force and the images the cluster accepts, both checked from the pinned genesis (`root_der`:
+/// the attestation root, AWS's or a simulated cluster's). Not the genesis' roster: after a
+/// committed change, a node that left (its genuine document binds the genesis entry at its old
+/// index) would be dealt a share (attacker review helper-79, H-B). The import request names
+/// that version, so that no enclave takes a dealing made for a roster a change replaced since.
 pub async fn member_keys(
     api: &ApiClient,
     trust: &Trust,
     root_der: &[u8],
-) -> anyhow::Result<Vec<[u8; 32]>> {
+) -> anyhow::Result<(u32, Vec<[u8; 32]>)> {
     let (_, _, rosters) = crate::roster::fetch(api, trust).await?;
     let (_, image_chain, _, _) = crate::images::fetch(api, trust).await?;
     let attest = async |node: u16, nonce: &[u8; 32]| -> anyhow::Result<Vec<u8>> {
@@ -100,7 +101,9 @@ pub async fn member_keys(
             .map_err(|e| anyhow::anyhow!("node {node}: {e}"))?;
         Ok(answer.document.0)
     };
-    attested_members((&rosters, &image_chain.current().images), root_der, attest).await
+    let keys =
+        attested_members((&rosters, &image_chain.current().images), root_der, attest).await?;
+    Ok((rosters.version(), keys))
 }
 
 /// Every member's X25519 identity key, in index order: the members are the roster in force of

@@ -94,7 +94,9 @@ pub fn check_expected(request: &ImportKey, expected: &str) -> anyhow::Result<()>
 /// Step 1: the import request for the key `file` (a holder's share file of `format`, with
 /// frost's public key package `public`) is a share of, dealt by the holders at positions
 /// `holders` of the key's holder list (as `cohort key legacy` numbers them), for the admins of
-/// version `admins` (the one in force) to approve.
+/// version `admins` (the one in force) to approve, dealt to the nodes of roster version
+/// `roster` (the one in force; each holder refuses to deal under another, and so does every
+/// enclave).
 pub fn begin(
     trust: &Trust,
     format: Format,
@@ -102,7 +104,7 @@ pub fn begin(
     public: Option<&Path>,
     holders: &[usize],
     plan: &ImportPlan,
-    admins: u32,
+    (admins, roster): (u32, u32),
 ) -> anyhow::Result<ImportKey> {
     fn request_of<E: Curve>(
         key: protocol::policy::CreateKey,
@@ -120,6 +122,7 @@ pub fn begin(
     }
     let mut key = plan.create_key(trust, format.scheme());
     key.admins = admins;
+    key.roster = roster;
     Ok(match LegacyShares::read(format, &[file], public)? {
         LegacyShares::Secp256k1(s) => request_of(key, &s, holders, plan)?,
         LegacyShares::Ed25519(s) => request_of(key, &s, holders, plan)?,
@@ -229,7 +232,15 @@ async fn deal_own<E: Curve>(
              public shares, the version or the chain code differ): refusing to deal"
         );
     }
-    let members = member_keys(cluster.api, cluster.trust, cluster.root_der).await?;
+    let (roster, members) = member_keys(cluster.api, cluster.trust, cluster.root_der).await?;
+    if request.key.roster != roster {
+        bail!(
+            "the request was made for roster version {}; the roster in force is version \
+             {roster}, whose nodes every enclave would refuse it for (stale_roster): begin the \
+             import again",
+            request.key.roster
+        );
+    }
     let hash = request_hash(request);
     let dealing = seal_dealing(
         &mut rand::rngs::OsRng,
@@ -315,6 +326,12 @@ pub fn describe(request: &ImportKey) -> String {
         out,
         "approved by the admins of version {} (0: the genesis' admins)",
         k.admins
+    );
+    let _ = writeln!(
+        out,
+        "dealt to the nodes of roster version {} (0: the genesis' roster); each holder and \
+         every node refuses another than the one in force",
+        k.roster
     );
     let _ = writeln!(
         out,

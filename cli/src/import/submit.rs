@@ -40,7 +40,9 @@ pub struct ImportPlan {
 impl ImportPlan {
     /// The key as the cluster will hold it, for the pinned cluster, valid for as long as a
     /// request may be (an import across machines needs the time), under the genesis' admins
-    /// (the caller names the admin version in force: `crate::admins::admin_version`).
+    /// and roster (the caller names the admin version in force,
+    /// `crate::admins::admin_version`, and the roster version whose nodes it deals to,
+    /// `super::deal::member_keys`).
     pub fn create_key(&self, trust: &Trust, scheme: Scheme) -> CreateKey {
         let approvers: Vec<ByteBuf> = self
             .approvers
@@ -80,9 +82,10 @@ async fn import_holders<E: Curve>(
     let holders = Holders::check(shares)?;
     let legacy = LegacyKey::of_shares(&holders.shares)?;
     let positions: Vec<usize> = holders.shares.iter().map(|s| s.index).collect();
-    let members = member_keys(cluster.api, cluster.trust, cluster.root_der).await?;
+    let (roster, members) = member_keys(cluster.api, cluster.trust, cluster.root_der).await?;
     let mut key = plan.create_key(cluster.trust, scheme);
     key.admins = crate::admins::admin_version(cluster.api).await?;
+    key.roster = roster;
     let request = import_request(
         key,
         &legacy,

@@ -262,6 +262,12 @@ pub struct CreateKeyJson {
     /// The coordinator and every enclave refuse another (`stale_admins`).
     #[serde(default, skip_serializing_if = "protocol::skip::is_zero_u32")]
     pub admins: u32,
+    /// The roster version the request was made for (issue 20): the cluster's current one
+    /// (`GET /v1/cluster`), the one whose nodes an import's holders dealt to; 0, which may be
+    /// left out, until a roster change is committed. Every enclave refuses another
+    /// (`stale_roster`).
+    #[serde(default, skip_serializing_if = "protocol::skip::is_zero_u32")]
+    pub roster: u32,
 }
 
 /// A signing request, as the approvers sign it.
@@ -450,6 +456,7 @@ impl Wire for CreateKeyJson {
             created: self.created,
             expiry: self.expiry,
             admins: self.admins,
+            roster: self.roster,
         }
     }
     fn from_wire(r: &CreateKey) -> Self {
@@ -464,6 +471,7 @@ impl Wire for CreateKeyJson {
             created: r.created,
             expiry: r.expiry,
             admins: r.admins,
+            roster: r.roster,
         }
     }
 }
@@ -552,6 +560,7 @@ mod tests {
             created: 10,
             expiry: 20,
             admins: 0,
+            roster: 0,
         };
         let text = serde_json::to_string(&key).unwrap();
         assert!(!text.contains("admins"), "{text}");

@@ -319,6 +319,10 @@ impl Coordinator {
         credential: String,
     ) -> Result<KeyInfo, ApiError> {
         let r = &job.r;
+        // The roster the request was made for (an import's holders dealt to its nodes): every
+        // enclave refuses another too (attacker review helper-79).
+        let roster = self.roster_in_force().await?;
+        super::roster::check_roster_version("the request names", r.roster, roster.version)?;
         let id = r.key_id.clone();
         if self.db(move |s| s.key(&id)).await?.is_some() {
             return Err(err(

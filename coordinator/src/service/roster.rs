@@ -308,16 +308,7 @@ impl Coordinator {
         let r = &wire.request;
         check_version_and_cluster((r.v, CHANGE_ROSTER_VERSION), &r.cluster, &genesis)?;
         r.check().map_err(|e| roster_refused(&e))?;
-        if r.version != roster.version {
-            return Err(err(
-                ErrorCode::Unapproved,
-                format!(
-                    "stale_roster: the change replaces roster version {}; the cluster's roster \
-                     is version {}",
-                    r.version, roster.version
-                ),
-            ));
-        }
+        check_roster_version("the change replaces", r.version, roster.version)?;
         let hash = r.hash();
         let recorded = self
             .roster_proposals()
@@ -467,6 +458,21 @@ impl Coordinator {
             failed,
         })
     }
+}
+
+/// Refuses a request that names roster version `named` (`what`: how it names it) when the
+/// cluster's is `current` (`stale_roster`, as every enclave refuses it).
+pub(super) fn check_roster_version(what: &str, named: u32, current: u32) -> Result<(), ApiError> {
+    if named == current {
+        return Ok(());
+    }
+    Err(err(
+        ErrorCode::Unapproved,
+        format!(
+            "stale_roster: {what} roster version {named}; the cluster's roster is version \
+             {current}"
+        ),
+    ))
 }
 
 #[cfg(test)]

@@ -179,7 +179,7 @@ fn fenced(c: &Cluster, node: usize) {
         session: session_id_ahead(c.ahead.get()),
         participants: vec![0, 1, 2],
         kind: SessionKind::CreateKey {
-            request: c.create_key_request("fenced", Scheme::EddsaEd25519, 2),
+            request: c.create_key_request_for(node, "fenced", Scheme::EddsaEd25519, 2),
         },
     });
     let refused = membership_refusal(response);
@@ -328,8 +328,25 @@ fn a_node_a_withdrawal_reached_before_its_commit_catches_up_on_the_committed_cha
     assert_eq!(keys, vec![KEY.to_string()]);
     c.enclaves[1].test_hook(crate::node::TestHook::ClockAhead(c.ahead.get()));
     signs(&mut c, &pk, b"caught up and restarted");
-    // Committed, key work goes on, on the new roster.
+    // Committed, key work goes on, on the new roster, for requests made for it: one made for
+    // the roster the change replaced (an import's dealing sealed to its nodes) is refused by
+    // both (attacker review helper-79).
     let request = c.create_key_request("after-catch-up", Scheme::EddsaEd25519, 2);
+    assert_eq!(request.request.roster, 1);
+    let mut before = request.clone();
+    before.request.roster = 0;
+    before.approvals = crate::testkit::approve(&before.request, &[&c.admins[0], &c.admins[1]]);
+    let out = c.run(
+        &[0, 1],
+        SessionKind::CreateKey { request: before },
+        |_, _| {},
+    );
+    for o in out.values() {
+        assert!(
+            matches!(o, Outcome::Failed { message, .. } if message.starts_with("stale_roster: the request names roster version 0")),
+            "{out:?}"
+        );
+    }
     let out = c.run(&[0, 1], SessionKind::CreateKey { request }, |_, _| {});
     assert!(
         out.values()

@@ -226,6 +226,30 @@ fn an_imported_key_signs_under_its_legacy_key() {
     }
 }
 
+/// An import made for another roster version than the node's (its holders attested and dealt
+/// to that roster's nodes) is refused by every node, and nothing is kept (attacker review
+/// helper-79: a dealing made before a committed change would seal a share to a node that left).
+#[test]
+fn an_import_for_another_roster_version_is_refused_and_nothing_is_kept() {
+    let c = Cluster::new(3);
+    let legacy = legacy(3, 5);
+    let dealers = [0, 1, 2];
+    let mut request = c.import_request("other-roster", &legacy, &dealers, &[0, 1]);
+    request.request.key.roster = 1;
+    request.approvals = crate::testkit::approve(&request.request, &[&c.admins[0], &c.admins[1]]);
+    let dealings = c.deal(&request, &legacy, &dealers, own(&legacy));
+    let outcomes = c.import(request, dealings);
+    let failed = failures(&outcomes);
+    assert_eq!(failed.len(), 3, "{outcomes:?}");
+    for m in failed {
+        assert!(
+            m.starts_with("stale_roster: the request names roster version 1; this node's current roster version is 0"),
+            "{m}"
+        );
+    }
+    assert_eq!(c.key_counts(), [0, 0, 0]);
+}
+
 #[test]
 fn a_dealer_off_its_polynomial_or_without_its_share_is_named_and_nothing_is_kept() {
     let c = Cluster::new(3);

@@ -623,6 +623,16 @@ impl Node {
         if r.threshold < 2 || r.threshold > g.nodes {
             return Err(bad("threshold must be between 2 and the number of nodes"));
         }
+        // The roster it was made for: an import's holders dealt to that roster's nodes, so a
+        // dealing made before a committed change is refused (attacker review helper-79).
+        let current = g.roster_version();
+        if r.roster != current {
+            return Err(MembershipError::KeyRoster {
+                named: r.roster,
+                current,
+            }
+            .into());
+        }
         // The rules a policy change meets too (helper-42, finding 9): distinct Ed25519 keys, at
         // most 32, and 1 to that many approvals needed.
         r.policy

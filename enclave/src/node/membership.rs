@@ -182,6 +182,16 @@ pub enum MembershipError {
         /// This node's current version.
         current: u32,
     },
+    /// A key creation or import names another roster version than this node's current one.
+    #[error(
+        "stale_roster: the request names roster version {named}; this node's current roster version is {current}"
+    )]
+    KeyRoster {
+        /// The version the request names.
+        named: u32,
+        /// This node's current version.
+        current: u32,
+    },
     /// A roster change a roster may not undergo, or a malformed one (the kind is the rule's).
     #[error("{0}")]
     RosterChange(RosterError),
@@ -468,7 +478,7 @@ impl MembershipError {
             Self::StaleImages { .. } | Self::OtherImageChange { .. } => "stale_images",
             Self::OwnImageDropped => "own_image_dropped",
             Self::ImageChange(_) => "malformed_image_change",
-            Self::StaleRoster { .. } => "stale_roster",
+            Self::StaleRoster { .. } | Self::KeyRoster { .. } => "stale_roster",
             Self::RosterChange(e) => e.kind(),
             Self::RosterChangePending { .. } => "roster_change_pending",
             Self::PendingGeneration { .. } => "pending_generation",

@@ -235,6 +235,7 @@ mod tests {
             created: 100,
             expiry: 200,
             admins: 0,
+            roster: 0,
         }
     }
 

@@ -19,7 +19,7 @@ use serde_bytes::ByteBuf;
 
 use protocol::admins::SetAdmins;
 
-use super::recovered::{Chains, chain_rosters, verify_chains, vouched, with_words};
+use super::recovered::{Chains, chain_rosters, same_chain, verify_chains, vouched, with_words};
 use super::*;
 
 fn key(b: u8) -> SigningKey {
@@ -307,4 +307,32 @@ fn a_committed_chain_is_recovered_only_as_every_node_of_its_roster_vouched_for_i
             .collect::<Vec<_>>(),
         vec![true, false, false, true]
     );
+}
+
+/// The rebuild records a committed chain only if every node reports the same one: a node
+/// behind (a stale backup of its blobs), ahead, forked at a version (another change made that
+/// version) or with a change committed under another image chain is told apart; the same
+/// statements in another order are not.
+#[test]
+fn nodes_report_the_same_chain_only_with_the_same_changes_under_the_same_chains() {
+    let (genesis, mut nodes, _) = cluster();
+    nodes.push(key(4));
+    let committed = committed_grow(&genesis, &nodes);
+    let chain = std::slice::from_ref(&committed);
+    let mut reordered = committed.clone();
+    reordered.statements.reverse();
+    assert!(same_chain(chain, &[reordered]));
+    assert!(!same_chain(chain, &[]), "a node behind");
+    assert!(!same_chain(&[], chain), "a node ahead");
+    assert!(!same_chain(chain, &[committed.clone(), committed.clone()]));
+    let mut forked = committed.clone();
+    forked.change.request.created += 1;
+    assert_ne!(
+        forked.change.request.hash(),
+        committed.change.request.hash()
+    );
+    assert!(!same_chain(chain, &[forked]), "a fork at version 1");
+    let mut other_images = committed.clone();
+    other_images.images = 1;
+    assert!(!same_chain(chain, &[other_images]));
 }

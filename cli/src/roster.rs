@@ -65,10 +65,10 @@ impl Rosters {
 /// cluster, well formed, a real change of the roster before it, approved by the admins of the
 /// admin version it names (`admins`, the checked admin chain), with its hash; a node of its
 /// roster that stays gave its word that it committed it, under the node key that roster lists,
-/// or a node of its roster vouched for the next change under a chain that holds it; every keys-held statement shown
-/// verifies over the chain of its change's moment (`hashes`: the admin and image changes the
-/// coordinator lists). A change the admins did not approve, or that no node of its roster is
-/// shown to have committed, is refused.
+/// or a node of its roster vouched for the next change under a chain that holds it; every
+/// keys-held statement shown verifies over the chain of its change's moment (`hashes`: the
+/// admin and image changes the coordinator lists). A change the admins did not approve, or
+/// that no node of its roster is shown to have committed, is refused.
 pub fn rosters(
     trust: &Trust,
     (admins, hashes): (&AdminChain, &ChangeHashes),
@@ -81,6 +81,8 @@ pub fn rosters(
         incomplete: Vec::new(),
     };
     let mut unanchored = Vec::new();
+    // Each change's hash, computed once: the chain digest of a later change names them all.
+    let mut earlier: Vec<[u8; 32]> = Vec::with_capacity(committed.len());
     for (i, c) in committed.iter().enumerate() {
         let before = out.version();
         let approved = c.request.to_wire();
@@ -116,7 +118,8 @@ pub fn rosters(
         if !anchored {
             unanchored.push(i);
         }
-        verify_vouched(&cluster, hashes, committed, i)?;
+        verify_vouched(&cluster, hashes, (c, r, &hash), &earlier)?;
+        earlier.push(hash);
         let statements = c
             .vouched
             .iter()
@@ -195,25 +198,24 @@ impl ChangeHashes {
     }
 }
 
-/// Checks every keys-held statement the coordinator shows for `committed[i]` (the change
-/// making roster `version`): each under the node key its roster lists at the statement's
-/// index, over the key set the change names and the digest of the chain of its moment — the
-/// admin changes up to the version it names, the image changes it was committed under, the
-/// roster changes before it, as each enclave computed it when it vouched
+/// Checks every keys-held statement the coordinator shows for the committed change `c` (its
+/// request `r`, whose hash is `hash`; `before`: the hashes of the changes before it), the
+/// change making roster version `c.version`: each under the node key its roster lists at
+/// the statement's index, over the key set the change names and the digest of the chain of its
+/// moment — the admin changes up to the version it names, the image changes it was committed
+/// under, the roster changes before it, as each enclave computed it when it vouched
 /// (`chain_digest_with_rosters`). One that does not verify, or one index shown twice, is
 /// refused: the coordinator shows a node's word it did not give. What [`vouched_after`]
 /// relies on.
 fn verify_vouched(
     cluster: &protocol::genesis::ClusterId,
     hashes: &ChangeHashes,
-    committed: &[RosterCommitted],
-    i: usize,
+    (c, r, hash): (&RosterCommitted, &ChangeRoster, &[u8; 32]),
+    before: &[[u8; 32]],
 ) -> anyhow::Result<()> {
-    let c = &committed[i];
     if c.vouched.is_empty() {
         return Ok(());
     }
-    let r = c.request.request.to_wire();
     let upto = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
     let (Some(admins), Some(images)) = (
         hashes.admins.get(..upto(r.admins)),
@@ -231,17 +233,12 @@ fn verify_vouched(
             c.version
         )
     })?;
-    let before: Vec<[u8; 32]> = committed[..i]
-        .iter()
-        .map(|c| c.request.request.to_wire().hash())
-        .collect();
-    let chain = protocol::roster::chain_digest_of_hashes(cluster, admins, images, &before);
-    let hash = r.hash();
+    let chain = protocol::roster::chain_digest_of_hashes(cluster, admins, images, before);
     let mut seen = std::collections::BTreeSet::new();
     for v in &c.vouched {
         let signed = r.roster.get(usize::from(v.node)).is_some_and(|entry| {
             <[u8; 32]>::try_from(entry.node_key.as_slice()).is_ok_and(|key| {
-                let message = keys_held_message(cluster, &key, (c.version, &hash), &chain, &keys);
+                let message = keys_held_message(cluster, &key, (c.version, hash), &chain, &keys);
                 entry.signed(&message, &v.signature.0)
             })
         });
@@ -267,10 +264,12 @@ fn verify_vouched(
 /// left are gone). A node that joined with the next change is not counted: it was given the
 /// chain, it did not commit it.
 fn vouched_after(all: &[Vec<RosterEntry>], committed: &[RosterCommitted], i: usize) -> bool {
-    let (Some(next), Some(made)) = (committed.get(i + 1), all.get(i + 1)) else {
+    // `all[0]` is the genesis' roster, `all[i + 1]` the one `committed[i]` made.
+    let (Some(next), Some(made), Some(roster)) =
+        (committed.get(i + 1), all.get(i + 1), all.get(i + 2))
+    else {
         return false;
     };
-    let roster = next.request.request.to_wire().roster;
     next.vouched.iter().any(|v| {
         roster
             .get(usize::from(v.node))

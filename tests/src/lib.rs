@@ -447,13 +447,31 @@ pub async fn wait_all_healthy(api: &cli::client::ApiClient) {
 /// # Panics
 /// If they are not by then (test code).
 pub async fn wait_up(api: &cli::client::ApiClient) {
+    wait_up_nodes(api, None).await;
+}
+
+/// [`wait_up`] for the nodes `nodes` names alone (`None`: every node), for a cluster with a
+/// node down.
+///
+/// # Panics
+/// If they are not all reachable and attested within 60 s (test code).
+pub async fn wait_up_nodes(api: &cli::client::ApiClient, nodes: Option<&[u16]>) {
     let deadline = Instant::now() + Duration::from_secs(60);
+    let up = |s: &coordinator::api::ClusterStatus| {
+        s.nodes.iter().enumerate().all(|(i, n)| {
+            let waited = nodes.is_none_or(|w| u16::try_from(i).is_ok_and(|i| w.contains(&i)));
+            !waited || (n.reachable && n.attested)
+        })
+    };
     while !api
         .get::<coordinator::api::ClusterStatus>("/v1/cluster")
         .await
-        .is_ok_and(|s| s.nodes.iter().all(|n| n.reachable && n.attested))
+        .is_ok_and(|s| up(&s))
     {
-        assert!(Instant::now() < deadline, "the cluster did not come up");
+        assert!(
+            Instant::now() < deadline,
+            "the nodes {nodes:?} did not come up"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

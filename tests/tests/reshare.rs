@@ -1788,19 +1788,7 @@ async fn a_lost_node_is_replaced_from_the_remaining_quorum_and_the_key_signs_thr
     cohort_tests::snapshot_coordinator_database(dir.path(), &snapshot);
     cluster.restart("coordinator").await.unwrap();
     // Node 2 is down: wait for the other two.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !s
-        .api
-        .get::<coordinator::api::ClusterStatus>("/v1/cluster")
-        .await
-        .is_ok_and(|c| c.nodes[..2].iter().all(|n| n.reachable && n.attested))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "nodes 0 and 1 were never seen up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    cohort_tests::wait_up_nodes(&s.api, Some(&[0, 1])).await;
 
     // The replacement proposed at index 2: the nodes reached hold it as proposed.
     let (change, answer) = s.propose(Edit::Replace(2, entry.clone())).await;

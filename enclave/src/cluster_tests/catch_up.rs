@@ -341,6 +341,12 @@ fn a_node_a_withdrawal_reached_before_its_commit_catches_up_on_the_committed_cha
         SessionKind::CreateKey { request: before },
         |_, _| {},
     );
+    // Both nodes answered, each refusing: an empty answer would pass the loop below.
+    assert_eq!(
+        out.keys().copied().collect::<Vec<u16>>(),
+        vec![0, 1],
+        "{out:?}"
+    );
     for o in out.values() {
         assert!(
             matches!(o, Outcome::Failed { message, .. } if message.starts_with("stale_roster: the request names roster version 0")),

@@ -79,6 +79,14 @@ pub struct Config {
     /// Derivation paths the pools serve, like m/0/0 (repeat; default: the key itself, m).
     #[arg(long = "pool-path", value_parser = crate::api::parse_path)]
     pub pool_paths: Vec<Vec<u32>>,
+    /// Presignature sessions each node runs at once while pools refill (0: one per worker
+    /// thread the node's enclave reports, that is one per vCPU by default).
+    #[arg(long, default_value_t = 0)]
+    pub refill_sessions: usize,
+    /// Refills wait while live signing requests run (the behaviour before issue 22, when an
+    /// enclave computed one request at a time; kept for comparison: docs/benchmarks.md).
+    #[arg(long)]
+    pub refill_yield: bool,
     /// Time limit of one signing round at one enclave, milliseconds.
     #[arg(long, default_value_t = 5000)]
     pub sign_round_timeout_ms: u64,
@@ -193,6 +201,8 @@ impl Config {
             setup_round_timeout: Duration::from_secs(self.setup_round_timeout_secs.max(1)),
             sign_deadline: Duration::from_millis(self.sign_deadline_ms.max(100)),
             pool_level: self.pool_level,
+            refill_sessions: self.refill_sessions,
+            refill_yield: self.refill_yield,
             pool_paths: if self.pool_paths.is_empty() {
                 vec![vec![]]
             } else {

@@ -36,6 +36,9 @@ struct NodeState {
     keys: u32,
     presignatures: u32,
     primes_ready: bool,
+    /// The worker threads the enclave runs background protocol work on, as it reports them
+    /// (`None` from an enclave that does not).
+    workers: Option<u16>,
     error: Option<String>,
     /// The enclave's clock minus ours, seconds, at its last status answer.
     clock_skew_secs: Option<i64>,
@@ -410,6 +413,15 @@ impl Nodes {
             && s.suspended_until.is_none_or(|t| Instant::now() >= t)
     }
 
+    /// How many presignature sessions node `node` runs at once while pools refill: one per
+    /// worker thread it reports, one if it reports none.
+    pub fn presign_capacity(&self, node: u16) -> usize {
+        self.states()
+            .get(usize::from(node))
+            .and_then(|s| s.workers)
+            .map_or(1, |w| usize::from(w.max(1)))
+    }
+
     /// Healthy node indices.
     pub fn healthy_nodes(&self) -> Vec<u16> {
         (0..self.count()).filter(|n| self.healthy(*n)).collect()
@@ -574,6 +586,7 @@ impl Nodes {
                 primes_ready,
                 failure,
                 identity,
+                workers,
                 ..
             }) => {
                 let skew = self.clock_skew(node).await;
@@ -619,6 +632,7 @@ impl Nodes {
                     s.keys = keys;
                     s.presignatures = presignatures;
                     s.primes_ready = primes_ready;
+                    s.workers = workers;
                     s.clock_skew_secs = skew;
                     // What the enclave reports went wrong (a failed phase's reason, a panic it
                     // contained), for operators.

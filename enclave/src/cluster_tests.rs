@@ -37,6 +37,7 @@ mod inventory;
 mod join;
 mod move_aux;
 mod move_key;
+mod online;
 mod prepare;
 mod reshare;
 mod roster;

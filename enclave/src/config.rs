@@ -58,6 +58,10 @@ pub struct Config {
     /// console of a production enclave and shown by nothing but a debug-mode one.
     #[arg(long, env = "COHORT_ENCLAVE_LOG_TO")]
     pub log_to: Option<Endpoint>,
+    /// Worker threads for background protocol work (presignatures, auxiliary information, key
+    /// generation, full ECDSA signing). Default: one per CPU the enclave has.
+    #[arg(long, env = "COHORT_ENCLAVE_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: Option<u16>,
 }
 
 impl Config {

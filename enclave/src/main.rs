@@ -117,12 +117,14 @@ fn boot_config(config: &Config) -> BootConfig {
             nsm: Ok(nsm),
             root_der,
             primes: primes(config),
+            workers: config.workers.map(usize::from),
         },
         Err(reason) => BootConfig {
             nsm: Err(reason.clone()),
             sealing: Sealer::new(Box::new(UnavailableSealing(reason)), None),
             root_der: Vec::new(),
             primes: PrimePool::default(),
+            workers: Some(1),
         },
     }
 }

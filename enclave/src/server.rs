@@ -15,10 +15,11 @@ use crate::identity::SecretIdentity;
 use crate::lifecycle::{Event, Lifecycle};
 #[cfg(test)]
 use crate::node::TestHook;
-use crate::node::{MembershipError, Node, OwnPcrs, panic_reason};
+use crate::node::{Node, OwnPcrs, Resumed, default_workers};
 use crate::primes::{PrimePool, PrimesProbe};
 use crate::seal::Sealer;
 use crate::transport::{self, Listener, Stream};
+use node_thread::{resume_on, work};
 
 /// What an enclave boots with.
 pub struct BootConfig {
@@ -30,13 +31,20 @@ pub struct BootConfig {
     pub root_der: Vec<u8>,
     /// Safe primes for auxiliary info.
     pub primes: PrimePool,
+    /// Worker threads for background protocol work (`None`: one per CPU).
+    pub workers: Option<usize>,
 }
 
 /// One enclave: its lifecycle, identity, NSM and cluster state.
 ///
-/// The cluster state ([`Node`]) lives on one worker thread: the threshold-protocol state
-/// machines are not `Send`, and one thread also serialises every change to keys, presignatures
-/// and sessions. Requests reach it through a channel.
+/// The cluster state ([`Node`]) lives on one thread, the node's: one thread serialises every
+/// change to keys, presignatures and sessions. Requests reach it through a channel. It serves
+/// the online path itself (signing from a presignature, FROST rounds, aborts) and hands the
+/// CPU-heavy protocol work of background sessions (presignatures, auxiliary information, key
+/// generation, full ECDSA signing) to a pool of worker threads, one per CPU by default; a
+/// worker's result comes back to the node's thread as a job of its own, which answers the
+/// request that sent it (issue 22). Status and the clock are answered without the node's
+/// thread at all.
 ///
 /// The worker contains panics (issue 18): one inside a protocol machine fails that session
 /// only (the node reports it in `status` and goes on); one anywhere else leaves the node's
@@ -50,7 +58,7 @@ pub struct Enclave {
     /// (binding version 2) from then on. Set once by the worker, never changed.
     node: Arc<OnceLock<NodeBinding>>,
     nsm: Option<Arc<dyn Nsm>>,
-    worker: Option<Mutex<mpsc::Sender<Job>>>,
+    worker: Option<Arc<Mutex<mpsc::Sender<Job>>>>,
     /// What `status` reports, refreshed by the worker after every request: status is answered
     /// without waiting for the worker, which may be busy for seconds (a protocol round, KMS
     /// calls during a restore).
@@ -67,6 +75,8 @@ struct Snapshot {
     counters: Counters,
     /// The last panic contained to its session.
     last_panic: Option<String>,
+    /// Worker threads in each lane of the node's pool, as started.
+    workers: usize,
 }
 
 /// What the enclave's memory holds that grows with use (issue 18: bounded, and measured).
@@ -101,16 +111,22 @@ impl Snapshot {
                 contained_panics: node.contained_panic_count(),
             },
             last_panic: node.last_contained_panic().map(str::to_string),
+            workers: node.workers(),
         }
     }
 }
 
-/// What the worker is asked to do.
-// Only tests have a second (small) variant; boxing requests for them would cost production an
-// allocation per request.
-#[cfg_attr(test, allow(clippy::large_enum_variant))]
+/// What the node's thread is asked to do.
+// A request is the large variant and the common one: boxing it to save the smaller variants'
+// padding would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum Work {
     Request(EnclaveRequest),
+    /// A background session's work, done on its worker thread: finished on the node's thread.
+    Resume(Resumed),
+    /// Tests only: hold every background task at this gate until it opens.
+    #[cfg(test)]
+    Hold(Arc<crate::node::Gate>),
     /// Tests only: a hook into the node or the worker.
     #[cfg(test)]
     Test(TestHook),
@@ -181,8 +197,13 @@ impl Enclave {
         let snapshot = Arc::new(Mutex::new(Snapshot::default()));
         let node_binding = Arc::new(OnceLock::new());
         let probe = config.primes.probe();
+        let workers = config.workers.unwrap_or_else(default_workers);
         let worker = node_policy.map(|(policy, own_pcrs)| {
             let (tx, rx) = mpsc::channel::<Job>();
+            let tx = Arc::new(Mutex::new(tx));
+            // A worker's result comes back to the node's thread on the same channel. Weak: the
+            // node's thread ends once the enclave is gone and no result is on its way.
+            let jobs = Arc::downgrade(&tx);
             let (identity, lifecycle) = (identity.clone(), lifecycle.clone());
             let (sealing, primes) = (config.sealing, config.primes);
             let snapshot = snapshot.clone();
@@ -190,10 +211,18 @@ impl Enclave {
             std::thread::Builder::new()
                 .name("cluster-node".into())
                 .spawn(move || {
-                    let mut node = Some(Node::new(policy, own_pcrs, sealing, primes));
+                    let mut node = Some(Node::new(policy, own_pcrs, (sealing, primes), workers));
+                    if let Some(node) = &node {
+                        *snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Snapshot::of(node);
+                    }
                     for job in rx {
-                        let (response, go_on) =
-                            work(&mut node, &identity, &lifecycle, &binding, job.work);
+                        let then = || resume_on(&jobs, &job.reply);
+                        let (response, go_on) = work(
+                            &mut node,
+                            (&identity, &lifecycle, &binding),
+                            job.work,
+                            &then,
+                        );
                         let mut shown = snapshot.lock().unwrap_or_else(|p| p.into_inner());
                         *shown = match &node {
                             Some(node) => Snapshot::of(node),
@@ -205,13 +234,16 @@ impl Enclave {
                             },
                         };
                         drop(shown);
-                        let _ = job.reply.send(response);
+                        // None: a worker answers it later, through the node's thread.
+                        if let Some(response) = response {
+                            let _ = job.reply.send(response);
+                        }
                         if !go_on {
                             break;
                         }
                     }
                 })
-                .map(|_| Mutex::new(tx))
+                .map(|_| tx)
         });
         let worker = match worker {
             Some(Ok(w)) => Some(w),
@@ -268,6 +300,14 @@ impl Enclave {
         match self.ask_worker(Work::Test(hook)) {
             EnclaveResponse::Error(e) => EnclaveResponse::Error(e),
             _ => self.handle(EnclaveRequest::Status),
+        }
+    }
+
+    /// Tests only: holds every background task of this enclave at `gate` until it opens.
+    #[cfg(test)]
+    pub(crate) fn hold_background(&self, gate: Arc<crate::node::Gate>) {
+        if let EnclaveResponse::Error(e) = self.ask_worker(Work::Hold(gate)) {
+            panic!("hold: {e:?}");
         }
     }
 
@@ -334,6 +374,7 @@ impl Enclave {
                     primes_ready: self.worker.is_some() && self.primes.ready(),
                     failure: failure.or(s.last_panic),
                     identity: Some(ByteBuf::from(self.identity.public().signing.to_vec())),
+                    workers: (s.workers > 0).then(|| u16::try_from(s.workers).unwrap_or(u16::MAX)),
                 }
             }
             EnclaveRequest::Attest { nonce } => self.attest(nonce),
@@ -386,240 +427,6 @@ impl Enclave {
     }
 }
 
-/// Does one piece of work on the worker thread, containing its panics; says whether the
-/// worker goes on.
-///
-/// A panic here (a protocol machine's own panics are contained to their session earlier, in
-/// the node) may have left `node` half-changed: a request id held but never released or
-/// consumed, a signature released but its request not recorded as used. Rather than reason
-/// about every such state, the worker drops it (its secrets are zeroized on drop) and the
-/// enclave enters the terminal `failed` phase with the reason; a restart restores what was
-/// sealed. Presignatures are lost with it, which is safe: they live in memory only.
-fn work(
-    node: &mut Option<Node>,
-    identity: &SecretIdentity,
-    lifecycle: &Mutex<Lifecycle>,
-    binding: &OnceLock<NodeBinding>,
-    work: Work,
-) -> (EnclaveResponse, bool) {
-    let Some(state) = node.as_mut() else {
-        // A job queued before the failure: nothing reaches the state left behind.
-        let l = lifecycle.lock().unwrap_or_else(|p| p.into_inner());
-        let why = l.failure().unwrap_or("the cluster worker failed");
-        let e = EnclaveError::new(ErrorCode::WrongPhase, format!("the enclave failed: {why}"));
-        return (EnclaveResponse::Error(e), true);
-    };
-    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match work {
-        Work::Request(request) => (
-            cluster_request(state, identity, lifecycle, binding, request),
-            true,
-        ),
-        #[cfg(test)]
-        Work::Test(hook) => {
-            state.apply_test_hook(hook);
-            let applied = EnclaveResponse::PeersAdmitted {
-                nodes: vec![],
-                refused: vec![],
-            };
-            (applied, !matches!(hook, TestHook::StopWorker))
-        }
-        // Carried in a response the worker already answers, for the test alone.
-        #[cfg(test)]
-        Work::Incoming => (
-            EnclaveResponse::PeersAdmitted {
-                nodes: vec![],
-                refused: state.incoming_generations(),
-            },
-            true,
-        ),
-    }));
-    match done {
-        Ok(done) => done,
-        Err(payload) => {
-            let why = format!(
-                "the cluster worker panicked: {}",
-                panic_reason(payload.as_ref())
-            );
-            warn!(reason = %why, "enclave failed: its cluster state is dropped");
-            if let Err(e) = lifecycle
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .apply(Event::WorkerFailed, Some(why.clone()))
-            {
-                warn!(error = %e, "lifecycle transition refused");
-            }
-            let state = node.take();
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(state)));
-            (
-                EnclaveResponse::Error(EnclaveError::new(ErrorCode::Internal, why)),
-                true,
-            )
-        }
-    }
-}
-
-/// Runs one cluster request on the worker thread.
-fn cluster_request(
-    node: &mut Node,
-    identity: &SecretIdentity,
-    lifecycle: &Mutex<Lifecycle>,
-    binding: &OnceLock<NodeBinding>,
-    request: EnclaveRequest,
-) -> EnclaveResponse {
-    // The node key is published for documents before the phase says enrolled (or operational
-    // after a restore): no document of those phases binds less than the node holds.
-    let advance = |node: &Node, event| {
-        publish_node_binding(node, binding);
-        if let Err(e) = lifecycle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .apply(event, None)
-        {
-            warn!(error = %e, "lifecycle transition refused");
-        }
-    };
-    // A request admitted while the node was operational and queued behind its leaving runs on
-    // a node that left: refused as the phase now refuses it (attacker review helper-76,
-    // finding L4). Its shares are gone already; this keeps the rule in one place.
-    if node.has_left() && !matches!(request, EnclaveRequest::CommitRoster { .. }) {
-        return EnclaveResponse::Error(EnclaveError::new(
-            ErrorCode::WrongPhase,
-            format!("{request} needs phase operational, enclave is left"),
-        ));
-    }
-    let result = match request {
-        EnclaveRequest::Enroll { kms_key_arn } => {
-            node.enroll(&kms_key_arn).map(|(sealed, node_key)| {
-                // A repeated enroll (same key) answers the same node key and moves nothing.
-                let ready =
-                    lifecycle.lock().unwrap_or_else(|p| p.into_inner()).phase() == Phase::Ready;
-                if ready {
-                    advance(node, Event::Enrolled);
-                }
-                EnclaveResponse::Enrolled {
-                    sealed: ByteBuf::from(sealed),
-                    node_key: ByteBuf::from(node_key.to_vec()),
-                    kms_key_arn,
-                }
-            })
-        }
-        // A genesis without a roster: refused (ADR 0013 step 9), changing nothing.
-        EnclaveRequest::Genesis { .. } => Err(MembershipError::LegacyGenesis.into()),
-        EnclaveRequest::GenesisV2 { request } => {
-            node.genesis_v2_request(identity, &request)
-                .map(|(sealed, index, receipt)| {
-                    advance(node, Event::GenesisAccepted);
-                    EnclaveResponse::GenesisAccepted {
-                        sealed: ByteBuf::from(sealed),
-                        receipt: ByteBuf::from(receipt),
-                        node: Some(index),
-                    }
-                })
-        }
-        EnclaveRequest::JoinCluster { join } => {
-            node.join_cluster(&join)
-                .map(|(sealed, index, version, statement)| {
-                    advance(node, Event::Joined);
-                    EnclaveResponse::Joined {
-                        sealed: ByteBuf::from(sealed),
-                        node: index,
-                        version,
-                        statement: ByteBuf::from(statement),
-                    }
-                })
-        }
-        EnclaveRequest::PrepareRoster { prepare } => {
-            node.prepare_roster(&prepare)
-                .map(|held| EnclaveResponse::RosterPrepared {
-                    version: held.version,
-                    chain: ByteBuf::from(held.chain.to_vec()),
-                    statement: ByteBuf::from(held.statement),
-                    prepared: held.prepared_statement.is_some(),
-                    prepared_statement: held.prepared_statement.map(ByteBuf::from),
-                    joining: held.joining,
-                    sealed: held.sealed.map(ByteBuf::from),
-                })
-        }
-        EnclaveRequest::CommitRoster { commit } => node.commit_roster(identity, &commit).map(|c| {
-            if c.left {
-                advance(node, Event::Left);
-                return EnclaveResponse::RosterLeft {
-                    version: c.version,
-                    statement: ByteBuf::from(c.statement),
-                    sealed: ByteBuf::from(c.sealed.unwrap_or_default()),
-                };
-            }
-            if c.set_statement.is_some() {
-                advance(node, Event::Committed);
-            }
-            EnclaveResponse::RosterCommitted {
-                version: c.version,
-                keys: ByteBuf::from(c.keys.to_vec()),
-                count: c.count,
-                statement: ByteBuf::from(c.statement),
-                set_statement: c.set_statement.map(ByteBuf::from),
-                sealed: c.sealed.map(ByteBuf::from),
-                set: c.set,
-                aux: c.aux,
-            }
-        }),
-        EnclaveRequest::Restore { blobs } => {
-            node.restore(identity, &blobs).map(|(keys, aux, resealed)| {
-                advance(
-                    node,
-                    if node.joining() {
-                        Event::RestoredJoining
-                    } else if node.has_left() {
-                        Event::RestoredLeft
-                    } else if node.index().is_some() {
-                        Event::Restored
-                    } else {
-                        Event::Enrolled
-                    },
-                );
-                EnclaveResponse::Restored {
-                    keys,
-                    aux,
-                    resealed,
-                }
-            })
-        }
-        EnclaveRequest::AdmitPeers { documents } => node
-            .admit_peers(&documents)
-            .map(|(nodes, refused)| EnclaveResponse::PeersAdmitted { nodes, refused }),
-        EnclaveRequest::StartSession {
-            session,
-            participants,
-            kind,
-        } => node
-            .start_session(identity, &session, &participants, &kind)
-            .map(EnclaveResponse::Session),
-        EnclaveRequest::Deliver { session, envelopes } => node
-            .deliver(identity, &session, &envelopes)
-            .map(EnclaveResponse::Session),
-        EnclaveRequest::AbortSession { session } => {
-            node.abort_session(&session).map(EnclaveResponse::Session)
-        }
-        EnclaveRequest::Inventory { nonce, after } => {
-            let page = node.inventory(&nonce, after.as_deref());
-            page.map(|(report, signature)| {
-                let signature = ByteBuf::from(signature);
-                EnclaveResponse::Inventory {
-                    report: Box::new(report),
-                    signature,
-                }
-            })
-        }
-        EnclaveRequest::Attest { .. } | EnclaveRequest::Status | EnclaveRequest::Clock => {
-            return EnclaveResponse::Error(EnclaveError::new(
-                ErrorCode::Internal,
-                "not a cluster request",
-            ));
-        }
-    };
-    result.unwrap_or_else(|e| EnclaveResponse::Error(e.into()))
-}
-
 /// An identity document's request: binding version 1 before the enclave holds a node key,
 /// version 2 (node key and KMS key as well) after.
 fn identity_request(
@@ -635,21 +442,6 @@ fn identity_request(
         user_data: Some(binding.user_data().to_vec()),
         nonce,
         public_key: Some(binding.public_key()),
-    }
-}
-
-/// Publishes the node's node key for attestation once it holds one (it never changes after).
-fn publish_node_binding(node: &Node, published: &OnceLock<NodeBinding>) {
-    if published.get().is_some() {
-        return;
-    }
-    if let Some((key, arn)) = node.node_binding() {
-        match NodeBinding::new(key, arn.as_str()) {
-            Ok(b) => {
-                let _ = published.set(b);
-            }
-            Err(e) => warn!(error = %e, "the node key cannot be bound into documents"),
-        }
     }
 }
 
@@ -758,5 +550,6 @@ fn hex_key(key: &[u8; 32]) -> String {
     key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+mod node_thread;
 #[cfg(test)]
 mod tests;

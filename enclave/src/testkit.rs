@@ -99,6 +99,7 @@ fn boot_measured(
         sealing: Sealer::new(Box::new(LocalSealingAuthority::new(master, &image)), None),
         root_der: root,
         primes: PrimePool::preloaded(fixtures::primes(node).expect("committed primes")),
+        workers: None,
     }))
 }
 

@@ -205,6 +205,7 @@ fn frames() {
                 primes_ready: true,
                 failure: None,
                 identity: Some(ByteBuf::from(vec![3; 32])),
+                workers: None,
             },
         ),
         (

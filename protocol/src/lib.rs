@@ -355,6 +355,11 @@ pub enum EnclaveResponse {
         /// restarted and attests it again; it believes an identity only from a document.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         identity: Option<ByteBuf>,
+        /// Worker threads it runs background protocol work on (presignatures and the like),
+        /// one per CPU by default: the coordinator keeps that many presignature sessions
+        /// running at this node while pools refill. Absent from older enclaves.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        workers: Option<u16>,
     },
     /// Enrolled: the sealed node key to store (`node-key.blob` at the proxy) and its public half.
     Enrolled {
@@ -603,6 +608,7 @@ mod tests {
                     primes_ready: false,
                     failure: None,
                     identity: None,
+                    workers: None,
                 })
                 .unwrap(),
                 "000000408201a166737461747573a5657068617365657265616479646e6f6465f6646b657973006d7072657369676e617475726573006c7072696d65735f7265616479f4",
@@ -641,6 +647,7 @@ mod tests {
                 primes_ready: true,
                 failure: Some("boot failed: no nsm".into()),
                 identity: None,
+                workers: None,
             },
             EnclaveResponse::Status {
                 phase: Phase::Failed,
@@ -650,6 +657,7 @@ mod tests {
                 primes_ready: false,
                 failure: Some("the cluster worker panicked".into()),
                 identity: Some(ByteBuf::from(vec![7; 32])),
+                workers: None,
             },
             EnclaveResponse::Error(EnclaveError::new(ErrorCode::Nsm, "x")),
             EnclaveResponse::Error(EnclaveError::new(ErrorCode::Busy, "full")),

@@ -292,6 +292,7 @@ async fn a_status_asked_before_a_committed_roster_was_followed_is_dropped() {
             primes_ready: true,
             failure: None,
             identity: None,
+            workers: None,
         })
         .unwrap();
         let head = format!(

@@ -144,9 +144,9 @@ impl Coordinator {
         let me = self.clone();
         tokio::spawn(async move {
             loop {
-                match me.refill_once().await {
-                    Ok(true) => {}
-                    Ok(false) => tokio::time::sleep(Duration::from_millis(200)).await,
+                match me.refill_round().await {
+                    // Again once a session ends (a node has room again), or in 200 ms.
+                    Ok(_) => me.refill_ended(Duration::from_millis(200)).await,
                     Err(e) => {
                         warn!(error = %e, "pool refill");
                         tokio::time::sleep(Duration::from_secs(1)).await;

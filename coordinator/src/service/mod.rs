@@ -63,6 +63,12 @@ pub struct Settings {
     pub pool_level: u32,
     /// Derivation paths pools serve (the key's root `m` by default).
     pub pool_paths: Vec<Vec<u32>>,
+    /// Presignature sessions each node runs at once while pools refill (0: one per worker
+    /// thread the node reports).
+    pub refill_sessions: usize,
+    /// Whether refills wait while live signing requests run (off: the enclaves serve the
+    /// online path beside background work, issue 22).
+    pub refill_yield: bool,
     /// How often node health is checked.
     pub health_interval: Duration,
     /// How often each node is attested again.
@@ -85,6 +91,8 @@ impl Default for Settings {
             sign_deadline: Duration::from_secs(30),
             pool_level: 4,
             pool_paths: vec![vec![]],
+            refill_sessions: 0,
+            refill_yield: false,
             health_interval: Duration::from_millis(1000),
             attest_interval: Duration::from_secs(10),
             chains: crate::chains::ChainSettings::default(),
@@ -121,7 +129,12 @@ pub struct Coordinator {
     /// When the last live signing request ended: refills wait for a quiet moment.
     last_live: Mutex<Instant>,
     rotation: AtomicUsize,
-    presign_gate: tokio::sync::Mutex<()>,
+    /// Held shared by every refill session, and alone while a roster commit is recorded.
+    presign_gate: tokio::sync::RwLock<()>,
+    /// The refill sessions running (`service/pools.rs`).
+    refilling: Mutex<pools::Refilling>,
+    /// Woken when a refill session ends.
+    refill_done: tokio::sync::Notify,
     /// Nodes the refiller leaves alone for a while (`limit`, `busy`).
     pool_backoff: Mutex<pools::PoolBackoff>,
     initialising: tokio::sync::Mutex<()>,
@@ -186,7 +199,9 @@ impl Coordinator {
             live: AtomicUsize::new(0),
             last_live: Mutex::new(Instant::now()),
             rotation: AtomicUsize::new(0),
-            presign_gate: tokio::sync::Mutex::new(()),
+            presign_gate: tokio::sync::RwLock::new(()),
+            refilling: Mutex::new(pools::Refilling::default()),
+            refill_done: tokio::sync::Notify::new(),
             pool_backoff: Mutex::new(pools::PoolBackoff::default()),
             initialising: tokio::sync::Mutex::new(()),
             ready_genesis: std::sync::OnceLock::new(),

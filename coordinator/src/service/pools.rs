@@ -1,7 +1,8 @@
-//! Presignature pools: their levels, refilling the emptiest when the coordinator is quiet, and
-//! forgetting presignatures a node no longer holds.
+//! Presignature pools: their levels, refilling the emptiest with as many sessions at once as
+//! the nodes have worker threads, and forgetting presignatures a node no longer holds.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,13 @@ pub const LIMIT_BACKOFF: Duration = Duration::from_secs(60);
 /// How long the refiller leaves a node alone after it answered `busy` (at its cap of live
 /// setup sessions: they end or idle out).
 pub const BUSY_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How long a failed refill session keeps its pool's and nodes' places before another is tried.
+pub const FAILED_REFILL_PAUSE: Duration = Duration::from_secs(1);
+
+/// Most refill sessions one node runs at once, whatever it reports: half of an enclave's cap
+/// of 32 setup sessions, so that key creation and resharing always find room (helper-85, L6).
+pub const MAX_REFILL_PER_NODE: usize = 16;
 
 /// Nodes the pool refiller leaves alone for a while, after `limit` or `busy`. Not blame: the
 /// node did nothing wrong and signs as before.
@@ -62,6 +70,68 @@ impl PoolBackoff {
     /// Forgets a node's pause (it restarted: its presignatures are gone).
     pub fn clear(&mut self, node: u16) {
         self.0.remove(&node);
+    }
+}
+
+/// The presignature sessions refills are running: per pool, and per node.
+#[derive(Debug, Default)]
+pub struct Refilling {
+    pools: BTreeMap<(String, String, Vec<u16>), u32>,
+    nodes: BTreeMap<u16, usize>,
+}
+
+fn pool_id(p: &PoolLevel) -> (String, String, Vec<u16>) {
+    (p.key_id.clone(), p.path.clone(), p.quorum.clone())
+}
+
+impl Refilling {
+    fn of_pool(&self, p: &PoolLevel) -> u32 {
+        self.pools.get(&pool_id(p)).copied().unwrap_or(0)
+    }
+
+    fn of_node(&self, node: u16) -> usize {
+        self.nodes.get(&node).copied().unwrap_or(0)
+    }
+
+    /// Counts a session for `level` until the [`Held`] it answers is dropped.
+    fn hold(&mut self, coordinator: Arc<Coordinator>, level: PoolLevel) -> Held {
+        *self.pools.entry(pool_id(&level)).or_default() += 1;
+        for n in &level.quorum {
+            *self.nodes.entry(*n).or_default() += 1;
+        }
+        Held { coordinator, level }
+    }
+
+    fn release(&mut self, level: &PoolLevel) {
+        let id = pool_id(level);
+        if let Some(c) = self.pools.get_mut(&id) {
+            *c = c.saturating_sub(1);
+            if *c == 0 {
+                self.pools.remove(&id);
+            }
+        }
+        for n in &level.quorum {
+            if let Some(c) = self.nodes.get_mut(n) {
+                *c = c.saturating_sub(1);
+                if *c == 0 {
+                    self.nodes.remove(n);
+                }
+            }
+        }
+    }
+}
+
+/// One running refill session's place in [`Refilling`]; dropping it (the session ended, or its
+/// task did) frees the place and wakes the refiller.
+struct Held {
+    coordinator: Arc<Coordinator>,
+    level: PoolLevel,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.coordinator.refilling().release(&self.level);
+        self.coordinator.refill_done.notify_one();
     }
 }
 
@@ -108,41 +178,106 @@ impl Coordinator {
         Ok(out)
     }
 
-    /// Runs one presignature session for the emptiest pool below its level, if any; returns
-    /// whether it made one. Yields to live signing requests: it starts only when none runs.
-    pub async fn refill_once(&self) -> Result<bool, ApiError> {
+    /// Starts presignature sessions for the pools below their level, emptiest first, as many
+    /// as the nodes have room for: each node runs at most one per worker thread it reports
+    /// (`--refill-sessions` overrides), so that every core of every enclave makes
+    /// presignatures (issue 22). Each session runs as a task of its own; returns how many
+    /// started. With `--refill-yield` it starts none while live signing requests run.
+    pub async fn refill_round(self: &Arc<Self>) -> Result<usize, ApiError> {
+        if self.settings.pool_level == 0 || self.yields_to_live() {
+            return Ok(0);
+        }
+        if self.cluster().await.is_err() {
+            return Ok(0);
+        }
+        let healthy = self.nodes.healthy_nodes();
+        let levels = self.pool_levels().await?;
+        let now = Instant::now();
+        let mut started = 0;
+        loop {
+            let picked = {
+                let mut refilling = self.refilling();
+                let pick = levels
+                    .iter()
+                    .filter(|p| p.target > 0 && p.ready + refilling.of_pool(p) < p.target)
+                    .filter(|p| {
+                        p.quorum.iter().all(|n| healthy.contains(n))
+                            && self.nodes.usable(&p.quorum)
+                            && p.quorum
+                                .iter()
+                                .all(|n| refilling.of_node(*n) < self.presign_capacity(*n))
+                    })
+                    .filter(|p| self.pool_backoff().allows(&p.quorum, now))
+                    .min_by_key(|p| p.ready + refilling.of_pool(p))
+                    .cloned();
+                pick.map(|p| refilling.hold(self.clone(), p))
+            };
+            let Some(held) = picked else {
+                break;
+            };
+            started += 1;
+            let me = self.clone();
+            tokio::spawn(async move {
+                let made = me.refill_one(&held.level).await;
+                if let Err(e) = &made {
+                    warn!(error = %e, "pool refill");
+                }
+                // A failed session keeps its place a while: the same pool and nodes are not
+                // asked again at once (helper-85, M2: a node refusing every start was asked
+                // as fast as it answered).
+                if !matches!(made, Ok(true)) {
+                    tokio::time::sleep(FAILED_REFILL_PAUSE).await;
+                }
+                drop(held);
+            });
+        }
+        Ok(started)
+    }
+
+    /// Whether refills wait for live signing requests now (`--refill-yield`).
+    fn yields_to_live(&self) -> bool {
+        if !self.settings.refill_yield {
+            return false;
+        }
         let quiet = self
             .last_live
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .elapsed()
             >= REFILL_QUIET;
-        if self.settings.pool_level == 0 || self.live.load(Ordering::SeqCst) > 0 || !quiet {
+        self.live.load(Ordering::SeqCst) > 0 || !quiet
+    }
+
+    /// Presignature sessions node `node` runs at once while pools refill.
+    fn presign_capacity(&self, node: u16) -> usize {
+        match self.settings.refill_sessions {
+            0 => self.nodes.presign_capacity(node),
+            n => n,
+        }
+        .min(MAX_REFILL_PER_NODE)
+    }
+
+    fn refilling(&self) -> std::sync::MutexGuard<'_, Refilling> {
+        self.refilling.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs one presignature session for pool `target`; returns whether it made one.
+    async fn refill_one(&self, target: &PoolLevel) -> Result<bool, ApiError> {
+        // Shared with the other refills; a roster commit being recorded waits for them all
+        // and holds the next ones back (`roster::in_force`).
+        let _gate = self.presign_gate.read().await;
+        // Picked before the gate: a roster commit recorded meanwhile may have changed the
+        // nodes (helper-85, L3).
+        if !(target.quorum.iter().all(|n| self.nodes.healthy(*n))
+            && self.nodes.usable(&target.quorum))
+        {
             return Ok(false);
         }
-        if self.cluster().await.is_err() {
-            return Ok(false);
-        }
-        let _gate = self.presign_gate.lock().await;
-        let healthy = self.nodes.healthy_nodes();
-        let levels = self.pool_levels().await?;
-        let now = Instant::now();
-        let Some(target) = levels
-            .iter()
-            .filter(|p| p.target > 0 && p.ready < p.target)
-            .filter(|p| {
-                p.quorum.iter().all(|n| healthy.contains(n)) && self.nodes.usable(&p.quorum)
-            })
-            .filter(|p| self.pool_backoff().allows(&p.quorum, now))
-            .min_by_key(|p| p.ready)
-            .cloned()
-        else {
-            return Ok(false);
-        };
         let path = crate::api::parse_path(&target.path).map_err(|e| err(ErrorCode::Internal, e))?;
         let session = new_session_id();
         let started = Instant::now();
-        let live = || self.live.load(Ordering::SeqCst) > 0;
+        let yields = self.settings.refill_yield;
+        let live = || yields && self.live.load(Ordering::SeqCst) > 0;
         let run = run_session_yielding(
             &self.nodes,
             &session,
@@ -165,8 +300,8 @@ impl Coordinator {
             self.metrics.observe("presign", started.elapsed());
             let row = PresigRow {
                 id: session.to_vec(),
-                key_id: target.key_id,
-                path: target.path,
+                key_id: target.key_id.clone(),
+                path: target.path.clone(),
                 quorum: quorum_string(&target.quorum),
                 created: unix_now(),
             };
@@ -183,6 +318,11 @@ impl Coordinator {
             }
             Ok(false)
         }
+    }
+
+    /// Waits until a refill session ends, or `most` passes.
+    pub async fn refill_ended(&self, most: Duration) {
+        let _ = tokio::time::timeout(most, self.refill_done.notified()).await;
     }
 
     fn pool_backoff(&self) -> std::sync::MutexGuard<'_, PoolBackoff> {

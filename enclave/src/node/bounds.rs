@@ -215,6 +215,8 @@ pub(super) struct TestState {
     pub(super) panic_next_step: bool,
     pub(super) clock_ahead: u64,
     pub(super) cheat: Option<super::redistribute::Cheat>,
+    /// Background tasks are held here until it opens.
+    pub(super) gate: Option<std::sync::Arc<super::background::Gate>>,
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use serde_bytes::ByteBuf;
 use tracing::info;
 use zeroize::Zeroizing;
 
+use super::background::Launch;
 use super::enroll::NodeKey;
 use super::genesis::open_genesis;
 use super::machine::Machine;
@@ -504,9 +505,13 @@ impl Node {
             .take()
             .ok_or_else(|| NodeError::Refused("safe primes are still being generated".into()))?;
         let g = self.genesis()?;
-        let (m, first) =
-            ecdsa::AuxInfoGen::start(eid, g.node, g.nodes, primes).map_err(internal)?;
-        Ok(Start::new(Box::new(m), Purpose::AuxInfo, first).sealed_under(data_key))
+        let (eid, me, n) = (*eid, g.node, g.nodes);
+        // Built and stepped on a worker thread: tens of CPU seconds.
+        let launch: Launch = Box::new(move || {
+            let (m, first) = ecdsa::AuxInfoGen::start(&eid, me, n, primes)?;
+            Ok((Box::new(m) as Box<dyn Machine>, first))
+        });
+        Ok(Start::background(launch, false, Purpose::AuxInfo).sealed_under(data_key))
     }
 
     /// Seals auxiliary info just generated and keeps it: at roster version 0 as the genesis'
@@ -579,23 +584,25 @@ impl Node {
         let key = key_id_use(&r.key_id);
         self.claim(&key)?;
         let g = self.genesis()?;
-        let (me, nodes) = (g.node, g.nodes);
-        let (machine, first): (Box<dyn Machine>, _) = match r.scheme {
-            Scheme::EcdsaSecp256k1 => {
-                let (m, out) =
-                    ecdsa::Keygen::start(eid, me, nodes, r.threshold).map_err(internal)?;
-                (Box::new(m), out)
-            }
-            Scheme::EddsaEd25519 => {
-                let (m, out) =
-                    eddsa::Dkg::start(eid, me, nodes, r.threshold, &mut rand::rngs::OsRng)
-                        .map_err(internal)?;
-                (Box::new(m), out)
-            }
-        };
-        Ok(Start::new(machine, Purpose::CreateKey(r.clone()), first)
-            .holding(key)
-            .sealed_under(data_key))
+        let (eid, me, nodes, t, scheme) = (*eid, g.node, g.nodes, r.threshold, r.scheme);
+        // Built and stepped on a worker thread, like every key generation.
+        let launch: Launch = Box::new(move || {
+            Ok(match scheme {
+                Scheme::EcdsaSecp256k1 => {
+                    let (m, out) = ecdsa::Keygen::start(&eid, me, nodes, t)?;
+                    (Box::new(m) as Box<dyn Machine>, out)
+                }
+                Scheme::EddsaEd25519 => {
+                    let (m, out) = eddsa::Dkg::start(&eid, me, nodes, t, &mut rand::rngs::OsRng)?;
+                    (Box::new(m) as Box<dyn Machine>, out)
+                }
+            })
+        });
+        Ok(
+            Start::background(launch, false, Purpose::CreateKey(r.clone()))
+                .holding(key)
+                .sealed_under(data_key),
+        )
     }
 
     fn check_create_key(&self, request: &Approved<CreateKey>) -> Result<(), NodeError> {

@@ -21,11 +21,14 @@
 //! * `reshare`, `generations`: resharing and refresh, a key's pending and current generations;
 //! * `signing`: presignatures and signing sessions;
 //! * `session`: starting, stepping, finishing and aborting sessions;
+//! * `background`: the worker threads background sessions are built and stepped on, so that
+//!   the online path never waits behind them (issue 22);
 //! * `machine`: the one interface every protocol machine is stepped through;
 //! * `single_use`: requests held in flight, consumed request ids, released signatures;
 //! * `bounds`: caps on sessions and presignatures, expiring session ids, contained panics.
 
 mod admins;
+mod background;
 mod bounds;
 mod commit;
 mod enroll;
@@ -65,6 +68,9 @@ use crate::policy::{PolicyError, RequestGuard};
 use crate::primes::PrimePool;
 use crate::seal::{self, Sealer};
 
+#[cfg(test)]
+pub use background::Gate;
+pub use background::{Progress, Resumed, Then, default_workers};
 #[cfg(test)]
 pub use bounds::TestHook;
 pub use bounds::{Limits, panic_reason};
@@ -216,6 +222,8 @@ pub struct Node {
     /// The genesis blobs sealed here ([`genesis::GenesisSeals`]).
     genesis_seals: std::sync::Mutex<genesis::GenesisSeals>,
     primes: PrimePool,
+    /// The worker threads background sessions run on.
+    pool: background::Pool,
     clock: fn() -> Duration,
     #[cfg(test)]
     test: bounds::TestState,
@@ -248,8 +256,13 @@ pub fn clock_now() -> u64 {
 impl Node {
     /// A node without genesis. `peer_policy` pins the root and this enclave's own PCRs: peers
     /// must run the same image. `own_pcrs` are this enclave's PCRs (a genesis names the image
-    /// and may pin the parent's PCR3 and PCR4).
-    pub fn new(peer_policy: Policy, own_pcrs: OwnPcrs, sealing: Sealer, primes: PrimePool) -> Self {
+    /// and may pin the parent's PCR3 and PCR4). Background sessions run on `workers` threads.
+    pub fn new(
+        peer_policy: Policy,
+        own_pcrs: OwnPcrs,
+        (sealing, primes): (Sealer, PrimePool),
+        workers: usize,
+    ) -> Self {
         let clock: fn() -> Duration = system_clock;
         Self {
             node_key: None,
@@ -276,6 +289,7 @@ impl Node {
             sealing,
             genesis_seals: std::sync::Mutex::default(),
             primes,
+            pool: background::Pool::new(workers),
             clock,
             #[cfg(test)]
             test: bounds::TestState::default(),

@@ -23,6 +23,8 @@ use serde_bytes::ByteBuf;
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
+use super::background::Launch;
+use super::machine::Machine;
 use super::membership::MembershipError;
 use super::move_key::Frame;
 use super::session::{Opened, Purpose, Start};
@@ -204,8 +206,12 @@ impl Node {
             .primes
             .take()
             .ok_or_else(|| NodeError::Refused("safe primes are still being generated".into()))?;
-        let (m, first) = ecdsa::AuxInfoGen::start(&eid, me, n, primes).map_err(internal)?;
-        let start = Start::new(Box::new(m), Purpose::MoveAux(AuxMoving { frame }), first)
+        // Built and stepped on a worker thread: tens of CPU seconds.
+        let launch: Launch = Box::new(move || {
+            let (m, first) = ecdsa::AuxInfoGen::start(&eid, me, n, primes)?;
+            Ok((Box::new(m) as Box<dyn Machine>, first))
+        });
+        let start = Start::background(launch, false, Purpose::MoveAux(AuxMoving { frame }))
             .sealed_under(data_key);
         Ok((
             start,

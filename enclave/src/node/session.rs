@@ -7,6 +7,7 @@ use protocol::session::{FailureCode, Outcome, Participant, SessionKind, SessionU
 use serde_bytes::ByteBuf;
 use tracing::{info, warn};
 
+use super::background::{Home, Lane, Launch, Progress, Then};
 use super::bounds::{check_session_id, panic_reason};
 use super::machine::Machine;
 use super::membership::MembershipError;
@@ -28,6 +29,10 @@ pub const SIGNING_SESSION_IDLE_SECS: u64 = 30;
 /// The same for key generation, auxiliary info and presignatures, whose rounds take long.
 pub const SETUP_SESSION_IDLE_SECS: u64 = 900;
 
+/// Most envelopes one delivery may carry, per party of the session: twice what an honest round
+/// brings (a broadcast and a direct message from each other party).
+pub const ENVELOPES_PER_PARTY: usize = 4;
+
 /// What a session is for, and what it needs to keep its result.
 pub(super) enum Purpose {
     AuxInfo,
@@ -46,10 +51,22 @@ pub(super) enum Purpose {
     Sign(Signing),
 }
 
+/// How a session's machine is made: here, on the node's thread (an online session: FROST
+/// signing, signing from a presignature, a dealing's confirmation), or on a worker thread of
+/// the pool (background work: `node/background.rs`).
+pub(super) enum Made {
+    Here(Box<dyn Machine>),
+    Background {
+        launch: Launch,
+        /// As [`Machine::positional`].
+        positional: bool,
+    },
+}
+
 /// A session as its kind starts it: the machine, its first messages, and what it holds.
 pub(super) struct Start {
-    machine: Box<dyn Machine>,
-    purpose: Purpose,
+    machine: Made,
+    pub(super) purpose: Purpose,
     first: Vec<OutgoingMessage>,
     use_key: Option<Vec<u8>>,
     data_key: Option<DataKey>,
@@ -62,9 +79,21 @@ impl Start {
         first: Vec<OutgoingMessage>,
     ) -> Self {
         Self {
-            machine,
+            machine: Made::Here(machine),
             purpose,
             first,
+            use_key: None,
+            data_key: None,
+        }
+    }
+
+    /// A background session: its machine is built, and stepped, on a worker thread; its first
+    /// messages come from there.
+    pub(super) fn background(launch: Launch, positional: bool, purpose: Purpose) -> Self {
+        Self {
+            machine: Made::Background { launch, positional },
+            purpose,
+            first: Vec::new(),
             use_key: None,
             data_key: None,
         }
@@ -104,12 +133,12 @@ pub(super) struct Session {
     /// The participants' identity keys as admitted when the session started: a peer admitted
     /// again meanwhile (a new document at its index) takes part only in later sessions.
     peers: Roster,
-    machine: Box<dyn Machine>,
+    pub(super) machine: Home,
     pub(super) purpose: Purpose,
     /// Request held in flight by this session (released on failure, consumed on success).
     pub(super) use_key: Option<Vec<u8>>,
     /// When the relay last touched the session (Unix seconds).
-    last_active: u64,
+    pub(super) last_active: u64,
     /// The data key its result (auxiliary info, a key share) will be sealed under, fetched
     /// before the session started.
     pub(super) data_key: Option<DataKey>,
@@ -123,8 +152,20 @@ impl Session {
         }
     }
 
+    fn positional(&self) -> bool {
+        match &self.machine {
+            Home::Here(machine) => machine.positional(),
+            Home::Away(away) => away.positional,
+        }
+    }
+
+    /// Whether the session's machine is working on a worker thread now: it is not idle.
+    fn working(&self) -> bool {
+        matches!(&self.machine, Home::Away(away) if away.busy > 0)
+    }
+
     fn party_of(&self, node: u16) -> Option<PartyIndex> {
-        if self.machine.positional() {
+        if self.positional() {
             self.participants
                 .iter()
                 .position(|p| *p == node)
@@ -135,11 +176,53 @@ impl Session {
     }
 
     fn node_of(&self, party: PartyIndex) -> Option<u16> {
-        if self.machine.positional() {
+        if self.positional() {
             self.participants.get(usize::from(party)).copied()
         } else {
             Some(party)
         }
+    }
+
+    /// The nodes a protocol error blames.
+    pub(super) fn culprits(&self, e: &MpcError) -> Vec<u16> {
+        match e {
+            MpcError::BadMessage { from, .. } => self.node_of(*from).into_iter().collect(),
+            MpcError::Aborted { culprits, .. } => {
+                culprits.iter().filter_map(|c| self.node_of(*c)).collect()
+            }
+            _ => vec![],
+        }
+    }
+
+    /// Opens one envelope of this session: authenticated from a participant, as the message
+    /// its machine takes. `Err` carries the failure outcome.
+    pub(super) fn open(
+        &mut self,
+        identity: &SecretIdentity,
+        envelope: &PeerEnvelope,
+    ) -> Result<IncomingMessage, Box<Outcome>> {
+        let (from, broadcast, body) =
+            self.channel
+                .open(identity, &self.peers, envelope)
+                .map_err(|e| {
+                    Box::new(failed(
+                        FailureCode::Peer,
+                        e.to_string(),
+                        e.culprit().into_iter().collect(),
+                    ))
+                })?;
+        let party = self.party_of(from).ok_or_else(|| {
+            Box::new(failed(
+                FailureCode::Peer,
+                format!("node {from} is not a participant"),
+                vec![from],
+            ))
+        })?;
+        Ok(IncomingMessage {
+            from: party,
+            broadcast,
+            payload: body,
+        })
     }
 }
 
@@ -154,7 +237,7 @@ fn makes_keys(purpose: &Purpose) -> bool {
     )
 }
 
-fn update(
+pub(super) fn update(
     sid: [u8; SESSION_ID_LEN],
     outgoing: Vec<PeerEnvelope>,
     outcome: Option<Outcome>,
@@ -174,7 +257,8 @@ impl Node {
         session: &[u8],
         participants: &[u16],
         kind: &SessionKind,
-    ) -> Result<SessionUpdate, NodeError> {
+        then: Then,
+    ) -> Result<Progress, NodeError> {
         let sid = session_id(session)?;
         self.expire_idle_sessions();
         let now = self.session_clock();
@@ -204,13 +288,13 @@ impl Node {
             };
             let (start, opened) = self.start_move(identity, &sid, participants, kind, &moved)?;
             self.used_sessions.insert(sid);
-            return self.run(identity, opened, participants, start, kind.name());
+            return self.run(identity, opened, participants, start, (kind.name(), then));
         }
         if let SessionKind::MoveAux { documents } = kind {
             let (start, opened) =
                 self.start_move_aux(identity, &sid, participants, kind, documents)?;
             self.used_sessions.insert(sid);
-            return self.run(identity, opened, participants, start, kind.name());
+            return self.run(identity, opened, participants, start, (kind.name(), then));
         }
         let my_position = self.check_participants(participants)?;
         let me = self.genesis()?.node;
@@ -232,17 +316,17 @@ impl Node {
                 let outcome =
                     self.retire_generation(key_id, *generation, receipts, thaw.as_ref())?;
                 self.used_sessions.insert(sid);
-                return Ok(update(sid, vec![], Some(outcome)));
+                return Ok(Progress::Now(update(sid, vec![], Some(outcome))));
             }
             SessionKind::ResolveGeneration { request } => {
                 let outcome = self.resolve_generation(request)?;
                 self.used_sessions.insert(sid);
-                return Ok(update(sid, vec![], Some(outcome)));
+                return Ok(Progress::Now(update(sid, vec![], Some(outcome))));
             }
             SessionKind::DisownGeneration { request } => {
                 let outcome = self.disown_generation(request)?;
                 self.used_sessions.insert(sid);
-                return Ok(update(sid, vec![], Some(outcome)));
+                return Ok(Progress::Now(update(sid, vec![], Some(outcome))));
             }
             SessionKind::AbandonGeneration {
                 key_id,
@@ -252,22 +336,22 @@ impl Node {
             } => {
                 let outcome = self.abandon_generation(key_id, *generation, request, statements)?;
                 self.used_sessions.insert(sid);
-                return Ok(update(sid, vec![], Some(outcome)));
+                return Ok(Progress::Now(update(sid, vec![], Some(outcome))));
             }
             SessionKind::AcceptImages { request, catch_up } => {
                 let outcome = self.accept_images(request, catch_up.as_ref())?;
                 self.used_sessions.insert(sid);
-                return Ok(update(sid, vec![], Some(outcome)));
+                return Ok(Progress::Now(update(sid, vec![], Some(outcome))));
             }
             SessionKind::SetAdmins { request, catch_up } => {
                 let outcome = self.set_admins(request, catch_up.as_ref())?;
                 self.used_sessions.insert(sid);
-                return Ok(update(sid, vec![], Some(outcome)));
+                return Ok(Progress::Now(update(sid, vec![], Some(outcome))));
             }
             SessionKind::ProposeRoster { request, catch_up } => {
                 let outcome = self.propose_roster(request, catch_up.as_ref())?;
                 self.used_sessions.insert(sid);
-                return Ok(update(sid, vec![], Some(outcome)));
+                return Ok(Progress::Now(update(sid, vec![], Some(outcome))));
             }
             SessionKind::Presign { key_id, path } => {
                 self.start_presign(&eid, participants, my_position, key_id, path)?
@@ -295,7 +379,7 @@ impl Node {
                     Opening::Answered(outcome) => {
                         // The session id is spent all the same.
                         self.used_sessions.insert(sid);
-                        return Ok(update(sid, vec![], Some(outcome)));
+                        return Ok(Progress::Now(update(sid, vec![], Some(outcome))));
                     }
                 }
             }
@@ -307,35 +391,62 @@ impl Node {
             me,
             peers,
         };
-        self.run(identity, opened, participants, start, kind.name())
+        self.run(identity, opened, participants, start, (kind.name(), then))
     }
 
-    /// Runs a session whose start succeeded: seals its first messages and keeps it.
+    /// Runs a session whose start succeeded: seals its first messages and keeps it. A
+    /// background session is homed on a worker, which builds its machine and makes its first
+    /// messages; they are answered through `then` (`Node::resume`).
     fn run(
         &mut self,
         identity: &SecretIdentity,
         opened: Opened,
         participants: &[u16],
         start: Start,
-        name: &'static str,
-    ) -> Result<SessionUpdate, NodeError> {
+        (name, then): (&'static str, Then),
+    ) -> Result<Progress, NodeError> {
         let Opened {
             sid,
             eid,
             me,
             peers,
         } = opened;
+        let machine = match start.machine {
+            Made::Here(machine) => Home::Here(machine),
+            Made::Background { launch, positional } => {
+                // Full signing is a client's request: the interactive lane.
+                let lane = match &start.purpose {
+                    Purpose::Sign(_) => Lane::Interactive,
+                    _ => Lane::Background,
+                };
+                match self.launch_away(sid, (launch, positional, lane), then) {
+                    Ok(away) => Home::Away(away),
+                    Err(e) => {
+                        if let Some(key) = &start.use_key {
+                            self.in_flight.remove(key);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        let away = matches!(machine, Home::Away(_));
         let mut session = Session {
             channel: Channel::new(sid, eid, me, participants.iter().copied()),
             participants: participants.to_vec(),
             peers,
-            machine: start.machine,
+            machine,
             purpose: start.purpose,
             use_key: start.use_key,
             last_active: self.now(),
             data_key: start.data_key,
         };
-        info!(session = %hex_short(&sid), kind = name, "session started");
+        let home = if away { "background" } else { "online" };
+        info!(session = %hex_short(&sid), kind = name, home, "session started");
+        if away {
+            self.sessions.insert(sid, session);
+            return Ok(Progress::Later);
+        }
         let outgoing = match seal_all(identity, &mut session, start.first) {
             Ok(o) => o,
             Err(e) => {
@@ -344,7 +455,7 @@ impl Node {
             }
         };
         self.sessions.insert(sid, session);
-        Ok(update(sid, outgoing, None))
+        Ok(Progress::Now(update(sid, outgoing, None)))
     }
 
     /// The execution id of session `sid` of `kind` among `participants`, with their identities
@@ -380,15 +491,29 @@ impl Node {
         Ok(kind.execution_id(&pinned.cluster, &pinned.roster_digest, sid, &named))
     }
 
-    /// Delivers envelopes to a running session.
+    /// Delivers envelopes to a running session. A background session's are opened here and
+    /// stepped on its home thread, answered through `then` (`Node::resume`).
     pub fn deliver(
         &mut self,
         identity: &SecretIdentity,
         session: &[u8],
         envelopes: &[PeerEnvelope],
-    ) -> Result<SessionUpdate, NodeError> {
+        then: Then,
+    ) -> Result<Progress, NodeError> {
         let sid = session_id(session)?;
         self.expire_idle_sessions();
+        // A round brings at most a broadcast and a direct message from each party: a delivery
+        // of more is refused before any envelope is opened, since opening costs a signature
+        // check each (helper-85, M1: tens of thousands in one delivery held the node's thread).
+        if let Some(s) = self.sessions.get(&sid) {
+            let most = s.participants.len().saturating_mul(ENVELOPES_PER_PARTY);
+            if envelopes.len() > most {
+                return Err(bad(format!(
+                    "a delivery carries at most {most} envelopes in a session of {} parties",
+                    s.participants.len()
+                )));
+            }
+        }
         let mut s = self
             .sessions
             .remove(&sid)
@@ -408,7 +533,10 @@ impl Node {
                 "the signing request expired while its session ran",
                 vec![],
             );
-            return Ok(self.finish(sid, s, vec![], outcome));
+            return Ok(Progress::Now(self.finish(sid, s, vec![], outcome)));
+        }
+        if matches!(s.machine, Home::Away(_)) {
+            return Ok(self.deliver_away(identity, sid, s, envelopes, then));
         }
         let mut outgoing = Vec::new();
         for envelope in envelopes {
@@ -416,16 +544,18 @@ impl Node {
                 Ok((out, None)) => outgoing.extend(out),
                 Ok((out, Some(outcome))) => {
                     outgoing.extend(out);
-                    return Ok(self.finish(sid, s, outgoing, outcome));
+                    return Ok(Progress::Now(self.finish(sid, s, outgoing, outcome)));
                 }
-                Err(outcome) => return Ok(self.finish(sid, s, outgoing, *outcome)),
+                Err(outcome) => {
+                    return Ok(Progress::Now(self.finish(sid, s, outgoing, *outcome)));
+                }
             }
         }
         self.sessions.insert(sid, s);
-        Ok(update(sid, outgoing, None))
+        Ok(Progress::Now(update(sid, outgoing, None)))
     }
 
-    fn finish(
+    pub(super) fn finish(
         &mut self,
         sid: [u8; SESSION_ID_LEN],
         s: Session,
@@ -456,35 +586,10 @@ impl Node {
         s: &mut Session,
         envelope: &PeerEnvelope,
     ) -> Result<(Vec<PeerEnvelope>, Option<Outcome>), Box<Outcome>> {
-        let (from, broadcast, body) =
-            s.channel.open(identity, &s.peers, envelope).map_err(|e| {
-                Box::new(failed(
-                    FailureCode::Peer,
-                    e.to_string(),
-                    e.culprit().into_iter().collect(),
-                ))
-            })?;
-        let party = s.party_of(from).ok_or_else(|| {
-            Box::new(failed(
-                FailureCode::Peer,
-                format!("node {from} is not a participant"),
-                vec![from],
-            ))
-        })?;
-        let msg = IncomingMessage {
-            from: party,
-            broadcast,
-            payload: body,
-        };
+        let msg = s.open(identity, envelope)?;
         let (out, outcome) = self.step(s, msg).map_err(|e| match e {
             Stepped::Failed(e) => {
-                let culprits = match &e {
-                    MpcError::BadMessage { from, .. } => s.node_of(*from).into_iter().collect(),
-                    MpcError::Aborted { culprits, .. } => {
-                        culprits.iter().filter_map(|c| s.node_of(*c)).collect()
-                    }
-                    _ => vec![],
-                };
+                let culprits = s.culprits(&e);
                 Box::new(failed(FailureCode::Protocol, e.to_string(), culprits))
             }
             Stepped::Panicked(reason) => Box::new(failed(FailureCode::Internal, reason, vec![])),
@@ -507,7 +612,11 @@ impl Node {
     ) -> Result<(Vec<OutgoingMessage>, Option<Outcome>), Stepped> {
         #[cfg(test)]
         let inject = std::mem::take(&mut self.test.panic_next_step);
-        let machine = &mut s.machine;
+        let Home::Here(machine) = &mut s.machine else {
+            return Err(Stepped::Failed(MpcError::Internal(
+                "a background session is stepped on its worker".into(),
+            )));
+        };
         let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
             #[cfg(test)]
             if inject {
@@ -630,7 +739,7 @@ impl Node {
         let idle: Vec<[u8; SESSION_ID_LEN]> = self
             .sessions
             .iter()
-            .filter(|(_, s)| now.saturating_sub(s.last_active) > s.idle_limit())
+            .filter(|(_, s)| !s.working() && now.saturating_sub(s.last_active) > s.idle_limit())
             .map(|(id, _)| *id)
             .collect();
         for sid in idle {
@@ -649,7 +758,7 @@ enum Stepped {
     Panicked(String),
 }
 
-fn seal_all(
+pub(super) fn seal_all(
     identity: &SecretIdentity,
     s: &mut Session,
     messages: Vec<OutgoingMessage>,

@@ -9,6 +9,7 @@ use protocol::policy::{
 };
 use protocol::session::FailureCode;
 
+use super::background::Launch;
 use super::keys::{Key, Share};
 use super::machine::{Machine, Product};
 use super::session::{Opening, Purpose, Start};
@@ -115,13 +116,15 @@ impl Node {
         if participants.len() != usize::from(key.threshold) {
             return Err(bad("a presignature needs exactly threshold participants"));
         }
-        let (m, first) =
-            ecdsa::Presign::start(eid, my_position, participants, share, path).map_err(internal)?;
-        Ok(Start::new(
-            Box::new(m),
-            Purpose::Presign(key_id.to_string(), key.generation),
-            first,
-        ))
+        // Built and stepped on a worker thread: a presignature costs CPU seconds.
+        let (share, eid, signers, path) =
+            (share.handle(), *eid, participants.to_vec(), path.to_vec());
+        let launch: Launch = Box::new(move || {
+            let (m, first) = ecdsa::Presign::start(&eid, my_position, &signers, &share, &path)?;
+            Ok((Box::new(m) as Box<dyn Machine>, first))
+        });
+        let purpose = Purpose::Presign(key_id.to_string(), key.generation);
+        Ok(Start::background(launch, true, purpose))
     }
 
     /// Starts signing one payload of an approved request under execution id `eid`, or answers
@@ -142,21 +145,20 @@ impl Node {
         let (key, signing) = self.check_sign(request, payload)?;
         let threshold = usize::from(key.threshold);
         let r = &request.request;
-        let (machine, first): (Box<dyn Machine>, _) = match (&key.share, presignature) {
+        let start = match (&key.share, presignature) {
             (Share::Ecdsa(share), None) => {
                 if participants.len() != threshold {
                     return Err(bad("ECDSA signing needs exactly threshold participants"));
                 }
-                let (m, out) = ecdsa::Sign::start(
-                    eid,
-                    my_position,
-                    participants,
-                    share,
-                    &r.path,
-                    signing.digest,
-                )
-                .map_err(internal)?;
-                (Box::new(m), out)
+                // Full signing makes a presignature first: on a worker thread, like one.
+                let (share, eid, signers) = (share.handle(), *eid, participants.to_vec());
+                let (path, digest) = (r.path.clone(), signing.digest);
+                let launch: Launch = Box::new(move || {
+                    let (m, first) =
+                        ecdsa::Sign::start(&eid, my_position, &signers, &share, &path, digest)?;
+                    Ok((Box::new(m) as Box<dyn Machine>, first))
+                });
+                Start::background(launch, true, Purpose::Sign(signing))
             }
             (Share::Ecdsa(_), Some(id)) => {
                 return self.start_presigned(participants, my_position, r, signing, id);
@@ -171,17 +173,18 @@ impl Node {
                 let (m, out) =
                     eddsa::Sign::start(share, eid, participants, message, &mut rand::rngs::OsRng)
                         .map_err(internal)?;
-                (Box::new(m), out)
+                Start::new(Box::new(m), Purpose::Sign(signing), out)
             }
             (Share::Eddsa(_), Some(_)) => {
                 return Err(bad("presignatures exist for ECDSA keys only"));
             }
         };
-        self.claim(&signing.use_key)?;
+        let Purpose::Sign(signing) = &start.purpose else {
+            return Err(NodeError::Internal("a signing session signs".into()));
+        };
         let use_key = signing.use_key.clone();
-        Ok(Opening::Run(
-            Start::new(machine, Purpose::Sign(signing), first).holding(use_key),
-        ))
+        self.claim(&use_key)?;
+        Ok(Opening::Run(start.holding(use_key)))
     }
 
     /// ECDSA signing from presignature `id`: this enclave's partial signature goes out at once.

@@ -298,7 +298,7 @@ impl Coordinator {
         // No presignature session runs while the commit is recorded: one started before it
         // would record a presignature of the replaced shares after every ready one was marked
         // dead (attacker review helper-77, L5).
-        let gate = self.presign_gate.lock().await;
+        let gate = self.presign_gate.write().await;
         let recorded = self
             .db(move |s| s.record_roster_commit(&row, super::super::unix_now(), &entry))
             .await?;

@@ -25,6 +25,15 @@ pub struct SecretKeyShare {
 }
 
 impl SecretKeyShare {
+    /// Another handle on the same share, for a machine built on another thread: the secret is
+    /// not copied (machines share it through an `Arc`).
+    pub fn handle(&self) -> Self {
+        Self {
+            share: Arc::clone(&self.share),
+            epub: self.epub,
+        }
+    }
+
     /// Completes a key share with this party's auxiliary info (same group, same index).
     pub fn from_parts(
         incomplete: SecretIncompleteKeyShare,

@@ -7,6 +7,13 @@
 #   ./scripts/bench.sh [SECONDS]      (default 120 s per sustained run)
 #   ./scripts/bench.sh keys [N]       key creation, import and resharing latency only (N of each,
 #                                     default 5)
+#   ./scripts/bench.sh online [SECONDS]
+#                                     the online path while pools refill at full speed, beside
+#                                     the same runs with refill paused (default 60 s per run)
+#   ./scripts/bench.sh scaling [SECONDS]
+#                                     sustained full ECDSA with the cluster pinned to 1 core,
+#                                     then to 2 cores (taskset), and the floor's presignature
+#                                     cost for the CPU ceiling (default 120 s per run)
 #
 # Runs: presigned ECDSA latency (a burst the pools serve), then sustained runs of SECONDS each:
 # EdDSA at concurrency 1, 4 and 16; ECDSA preferring presignatures at 1 and 4 (the pools drain
@@ -15,31 +22,99 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 MODE=sustained
-if [ "${1:-}" = keys ]; then MODE=keys; fi
-SECONDS_EACH="${1:-120}"
-ROUNDS="${2:-5}"
+case "${1:-}" in
+  keys | online | scaling) MODE=$1; shift ;;
+esac
+if [ "$MODE" = keys ]; then
+  ROUNDS="${1:-5}"
+  SECONDS_EACH=0
+else
+  ROUNDS=5
+  default=120; [ "$MODE" = online ] && default=60
+  SECONDS_EACH="${1:-$default}"
+fi
 FEATURES=(--features enclave/test-fixtures)
 cargo build --workspace --bins --locked "${FEATURES[@]}"
 cargo build -p enclave --example floor --locked "${FEATURES[@]}"
 BIN="${CARGO_TARGET_DIR:-target}/debug"
 WORK="$(mktemp -d)"
-trap 'kill "$SIM" 2>/dev/null || true; wait "$SIM" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+SIM=
+trap 'if [ -n "$SIM" ]; then kill "$SIM" 2>/dev/null || true; wait "$SIM" 2>/dev/null || true; fi; rm -rf "$WORK"' EXIT
+C=("$BIN/cohort")
+B=(bench --dir "$WORK/sim" --approver "$WORK/approver.key" --json)
+machine() {
+  echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)" >&2
+}
+
+# start_sim [PREFIX...] -- [COORDINATOR-ARG...]: a fresh simulated 2-of-3 cluster, genesis
+# done, one ECDSA key "ecdsa" and one EdDSA key "eddsa" created. PREFIX runs the cluster's
+# processes (taskset).
+start_sim() {
+  local prefix=() args=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do prefix+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  for a in "$@"; do args+=("--coordinator-arg=$a"); done
+  rm -rf "$WORK/sim"
+  ${prefix[@]+"${prefix[@]}"} "$BIN/cohort" sim up --nodes 3 --dir "$WORK/sim" --fixture-primes \
+    ${args[@]+"${args[@]}"} > "$WORK/sim.log" 2>&1 &
+  SIM=$!
+  for _ in $(seq 1 600); do [ -f "$WORK/sim/cluster.json" ] && break; sleep 0.1; done
+  [ -f "$WORK/admin.key" ] || "${C[@]}" keygen --out "$WORK/admin.key" > /dev/null
+  [ -f "$WORK/approver.key" ] || "${C[@]}" keygen --out "$WORK/approver.key" > /dev/null
+  "${C[@]}" genesis --dir "$WORK/sim" --admin "$WORK/admin.key" > /dev/null
+  for k in "ecdsa ecdsa-secp256k1" "eddsa eddsa-ed25519"; do
+    set -- $k
+    "${C[@]}" key create --dir "$WORK/sim" --id "$1" --scheme "$2" --threshold 2 \
+      --admin "$WORK/admin.key" --approver "$WORK/approver.key" > /dev/null
+  done
+}
+
+stop_sim() {
+  kill "$SIM"
+  wait "$SIM" || true
+  SIM=
+}
+
+if [ "$MODE" = online ]; then
+  # Issue 22. Refill at full speed: pools of 1,000 per quorum, which the run never fills, so
+  # every node runs one presignature session per worker thread throughout. Then a fresh
+  # cluster with refill paused: pools of 10 that wait for a quiet moment (--refill-yield),
+  # which a back-to-back run never gives. Each: a presigned burst of 30 from 10 per quorum,
+  # then EdDSA at concurrency 1 for SECONDS.
+  machine
+  for setting in "refilling --pool-level=1000" "paused --pool-level=10 --refill-yield"; do
+    set -- $setting
+    label=$1; shift
+    start_sim -- "$@"
+    echo "# refill: $label" >&2
+    "${C[@]}" "${B[@]}" --key ecdsa --presignature prefer --concurrency 1 --count 30 \
+      --warmup 0 --wait-pool 10
+    "${C[@]}" "${B[@]}" --key eddsa --presignature never --concurrency 1 --duration "$SECONDS_EACH"
+    stop_sim
+  done
+  "$BIN/examples/floor" --count 50
+  exit 0
+fi
+
+if [ "$MODE" = scaling ]; then
+  # Issue 22: sustained full ECDSA (no pools) at concurrency 4 with every process of the
+  # cluster pinned to one core, then to two; the floor's presignature cost gives the CPU
+  # ceiling (cores / CPU-seconds per presignature).
+  machine
+  for cpus in 0 0,1; do
+    start_sim taskset -c "$cpus" -- --pool-level=0
+    echo "# cluster pinned to cpus $cpus" >&2
+    "${C[@]}" "${B[@]}" --key ecdsa --presignature never --concurrency 4 --warmup 4 \
+      --duration "$SECONDS_EACH"
+    stop_sim
+  done
+  "$BIN/examples/floor" --count 10
+  exit 0
+fi
 
 # Presignatures kept per quorum (three quorums).
 LEVEL=20
-"$BIN/cohort" sim up --nodes 3 --dir "$WORK/sim" --fixture-primes \
-  --coordinator-arg="--pool-level=$LEVEL" > "$WORK/sim.log" 2>&1 &
-SIM=$!
-for _ in $(seq 1 600); do [ -f "$WORK/sim/cluster.json" ] && break; sleep 0.1; done
-C=("$BIN/cohort")
-"${C[@]}" keygen --out "$WORK/admin.key" > /dev/null
-"${C[@]}" keygen --out "$WORK/approver.key" > /dev/null
-"${C[@]}" genesis --dir "$WORK/sim" --admin "$WORK/admin.key" > /dev/null
-for k in "ecdsa ecdsa-secp256k1" "eddsa eddsa-ed25519"; do
-  set -- $k
-  "${C[@]}" key create --dir "$WORK/sim" --id "$1" --scheme "$2" --threshold 2 \
-    --admin "$WORK/admin.key" --approver "$WORK/approver.key" > /dev/null
-done
+start_sim -- "--pool-level=$LEVEL"
 # Key setup latency: creation by DKG beside import by redistribution (tss-lib's files, 3 of 5
 # holders dealing), each through the CLI as an operator runs it (holder's checks, attestation
 # of every node, approvals, the session, receipts checked against the pinned genesis).
@@ -94,8 +169,7 @@ for op in refresh-ecdsa refresh-eddsa reshare-ecdsa reshare-eddsa; do
 done
 if [ "$MODE" = keys ]; then exit 0; fi
 
-echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)" >&2
-B=(bench --dir "$WORK/sim" --approver "$WORK/approver.key" --json)
+machine
 # Presigned latency: fill the pools first (refills run only while no signing request does), then
 # a burst they serve entirely.
 "${C[@]}" "${B[@]}" --key ecdsa --presignature prefer --concurrency 1 --count $(( LEVEL * 3 / 2 )) \
@@ -111,6 +185,5 @@ for c in 1 4; do
   "${C[@]}" "${B[@]}" --key ecdsa --presignature never --concurrency "$c" --duration "$SECONDS_EACH"
 done
 # The floor runs alone: stop the cluster first (its pools would start refilling).
-kill "$SIM"
-wait "$SIM" || true
+stop_sim
 "$BIN/examples/floor" --count 50

@@ -315,6 +315,12 @@ fn verify_ecdsa(public_key: &[u8], digest: &[u8; 32], signature: &[u8]) {
     vk.verify_prehash(digest, &sig).unwrap();
 }
 
+fn verify_eddsa(public_key: &[u8], message: &[u8], signature: &[u8]) {
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(public_key.try_into().unwrap()).unwrap();
+    let sig = ed25519_dalek::Signature::from_slice(signature).unwrap();
+    vk.verify_strict(message, &sig).unwrap();
+}
+
 fn failure(outcomes: &BTreeMap<u16, Outcome>) -> Vec<(FailureCode, Vec<u16>)> {
     outcomes
         .values()
@@ -459,12 +465,7 @@ fn eddsa_dkg_and_signing() {
         );
         let (sig, signer) = signature_of(&out);
         assert_eq!(signer, pk);
-        let vk = ed25519_dalek::VerifyingKey::from_bytes(&pk.clone().try_into().unwrap()).unwrap();
-        vk.verify_strict(
-            &message,
-            &ed25519_dalek::Signature::from_slice(&sig).unwrap(),
-        )
-        .unwrap();
+        verify_eddsa(&pk, &message, &sig);
     }
 }
 

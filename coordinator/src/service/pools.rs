@@ -234,18 +234,22 @@ impl Coordinator {
         Ok(started)
     }
 
-    /// Whether refills wait for live signing requests now (`--refill-yield`).
+    /// Whether refills start no session now (`--refill-yield`): a live signing request runs,
+    /// or one ended within [`REFILL_QUIET`].
     fn yields_to_live(&self) -> bool {
-        if !self.settings.refill_yield {
-            return false;
-        }
-        let quiet = self
-            .last_live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .elapsed()
-            >= REFILL_QUIET;
-        self.live.load(Ordering::SeqCst) > 0 || !quiet
+        self.live_signing()
+            || (self.settings.refill_yield
+                && self
+                    .last_live
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .elapsed()
+                    < REFILL_QUIET)
+    }
+
+    /// Whether a refill gives way to a live signing request running now (`--refill-yield`).
+    fn live_signing(&self) -> bool {
+        self.settings.refill_yield && self.live.load(Ordering::SeqCst) > 0
     }
 
     /// Presignature sessions node `node` runs at once while pools refill.
@@ -276,8 +280,7 @@ impl Coordinator {
         let path = crate::api::parse_path(&target.path).map_err(|e| err(ErrorCode::Internal, e))?;
         let session = new_session_id();
         let started = Instant::now();
-        let yields = self.settings.refill_yield;
-        let live = || yields && self.live.load(Ordering::SeqCst) > 0;
+        let live = || self.live_signing();
         let run = run_session_yielding(
             &self.nodes,
             &session,

@@ -145,6 +145,7 @@ impl Node {
         let (key, signing) = self.check_sign(request, payload)?;
         let threshold = usize::from(key.threshold);
         let r = &request.request;
+        let use_key = signing.use_key.clone();
         let start = match (&key.share, presignature) {
             (Share::Ecdsa(share), None) => {
                 if participants.len() != threshold {
@@ -179,10 +180,6 @@ impl Node {
                 return Err(bad("presignatures exist for ECDSA keys only"));
             }
         };
-        let Purpose::Sign(signing) = &start.purpose else {
-            return Err(NodeError::Internal("a signing session signs".into()));
-        };
-        let use_key = signing.use_key.clone();
         self.claim(&use_key)?;
         Ok(Opening::Run(start.holding(use_key)))
     }

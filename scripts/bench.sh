@@ -77,16 +77,18 @@ stop_sim() {
 
 if [ "$MODE" = online ]; then
   # Issue 22. Refill at full speed: pools of 1,000 per quorum, which the run never fills, so
-  # every node runs one presignature session per worker thread throughout. Then a fresh
-  # cluster with refill paused: pools of 10 that wait for a quiet moment (--refill-yield),
-  # which a back-to-back run never gives. Each: a presigned burst of 30 from 10 per quorum,
-  # then EdDSA at concurrency 1 for SECONDS.
+  # every node runs one presignature session per worker thread throughout; once with the
+  # background workers at SCHED_IDLE (production's default), once at nice 10 (simulated
+  # mode's). Then a fresh cluster with refill paused: pools of 10 that wait for a quiet moment
+  # (--refill-yield), which a back-to-back run never gives. Each: a presigned burst of 30 from
+  # 10 per quorum, then EdDSA at concurrency 1 for SECONDS.
   machine
-  for setting in "refilling --pool-level=1000" "paused --pool-level=10 --refill-yield"; do
+  for setting in "idle refilling --pool-level=1000" "nice refilling --pool-level=1000" \
+    "idle paused --pool-level=10 --refill-yield"; do
     set -- $setting
-    label=$1; shift
-    start_sim -- "$@"
-    echo "# refill: $label" >&2
+    yielding=$1 label=$2; shift 2
+    COHORT_ENCLAVE_BACKGROUND=$yielding start_sim -- "$@"
+    echo "# refill: $label; background workers: $yielding" >&2
     "${C[@]}" "${B[@]}" --key ecdsa --presignature prefer --concurrency 1 --count 30 \
       --warmup 0 --wait-pool 10
     "${C[@]}" "${B[@]}" --key eddsa --presignature never --concurrency 1 --duration "$SECONDS_EACH"

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 use protocol::Endpoint;
 
+use crate::node::Background;
+
 /// Which NSM and which kind of socket the enclave uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
@@ -62,9 +64,22 @@ pub struct Config {
     /// generation, full ECDSA signing). Default: one per CPU the enclave has.
     #[arg(long, env = "COHORT_ENCLAVE_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: Option<u16>,
+    /// How the background worker threads yield the CPU to the online path: `idle`
+    /// (`SCHED_IDLE`, the default in production, where the enclave's vCPUs run nothing else) or
+    /// `nice` (nice 10, the default in simulated mode, where the machine is shared).
+    #[arg(long, env = "COHORT_ENCLAVE_BACKGROUND", value_enum)]
+    pub background: Option<Background>,
 }
 
 impl Config {
+    /// How the background lane yields: as configured, or the mode's default.
+    pub fn background(&self) -> Background {
+        self.background.unwrap_or(match self.mode {
+            Mode::Production => Background::Idle,
+            Mode::Simulated => Background::Nice,
+        })
+    }
+
     /// Checks combinations clap cannot express.
     pub fn validate(&self) -> Result<(), String> {
         match self.mode {
@@ -106,5 +121,32 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Background, Config};
+
+    /// A production image passes no `--background` (`eif-build/build.sh`): it idles.
+    #[test]
+    fn the_background_lane_idles_in_production_and_is_nice_in_simulated_mode() {
+        let background = |args: &[&str]| {
+            Config::try_parse_from([&["cohort-enclave"][..], args].concat())
+                .unwrap()
+                .background()
+        };
+        assert_eq!(background(&["--mode", "production"]), Background::Idle);
+        assert_eq!(background(&["--mode", "simulated"]), Background::Nice);
+        assert_eq!(
+            background(&["--mode", "production", "--background", "nice"]),
+            Background::Nice
+        );
+        assert_eq!(
+            background(&["--mode", "simulated", "--background", "idle"]),
+            Background::Idle
+        );
     }
 }

@@ -118,6 +118,7 @@ fn boot_config(config: &Config) -> BootConfig {
             root_der,
             primes: primes(config),
             workers: config.workers.map(usize::from),
+            background: config.background(),
         },
         Err(reason) => BootConfig {
             nsm: Err(reason.clone()),
@@ -125,6 +126,7 @@ fn boot_config(config: &Config) -> BootConfig {
             root_der: Vec::new(),
             primes: PrimePool::default(),
             workers: Some(1),
+            background: config.background(),
         },
     }
 }

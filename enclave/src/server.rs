@@ -15,7 +15,7 @@ use crate::identity::SecretIdentity;
 use crate::lifecycle::{Event, Lifecycle};
 #[cfg(test)]
 use crate::node::TestHook;
-use crate::node::{Node, OwnPcrs, Resumed, default_workers};
+use crate::node::{Background, Node, OwnPcrs, Resumed, default_workers};
 use crate::primes::{PrimePool, PrimesProbe};
 use crate::seal::Sealer;
 use crate::transport::{self, Listener, Stream};
@@ -33,6 +33,8 @@ pub struct BootConfig {
     pub primes: PrimePool,
     /// Worker threads for background protocol work (`None`: one per CPU).
     pub workers: Option<usize>,
+    /// How the background lane's threads yield the CPU.
+    pub background: Background,
 }
 
 /// One enclave: its lifecycle, identity, NSM and cluster state.
@@ -133,6 +135,9 @@ enum Work {
     /// Tests only: the keys' incoming generations the node holds.
     #[cfg(test)]
     Incoming,
+    /// Tests only: a look at the node, on its thread.
+    #[cfg(test)]
+    Probe(Box<dyn FnOnce(&Node) + Send>),
 }
 
 struct Job {
@@ -197,7 +202,10 @@ impl Enclave {
         let snapshot = Arc::new(Mutex::new(Snapshot::default()));
         let node_binding = Arc::new(OnceLock::new());
         let probe = config.primes.probe();
-        let workers = config.workers.unwrap_or_else(default_workers);
+        let workers = (
+            config.workers.unwrap_or_else(default_workers),
+            config.background,
+        );
         let worker = node_policy.map(|(policy, own_pcrs)| {
             let (tx, rx) = mpsc::channel::<Job>();
             let tx = Arc::new(Mutex::new(tx));
@@ -309,6 +317,23 @@ impl Enclave {
         if let EnclaveResponse::Error(e) = self.ask_worker(Work::Hold(gate)) {
             panic!("hold: {e:?}");
         }
+    }
+
+    /// Tests only: what `look` sees of the node, on the node's thread (after every job sent
+    /// before).
+    #[cfg(test)]
+    pub(crate) fn probe<T: Send + 'static>(
+        &self,
+        look: impl FnOnce(&Node) -> T + Send + 'static,
+    ) -> T {
+        let (tx, rx) = mpsc::channel();
+        let probe = Box::new(move |node: &Node| {
+            let _ = tx.send(look(node));
+        });
+        if let EnclaveResponse::Error(e) = self.ask_worker(Work::Probe(probe)) {
+            panic!("probe: {e:?}");
+        }
+        rx.recv().expect("the probe ran")
     }
 
     /// Tests only: each incoming generation the node holds, as (its index, "key id, confirmed

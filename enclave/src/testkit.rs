@@ -21,6 +21,7 @@ use protocol::{EnclaveRequest, EnclaveResponse};
 use serde_bytes::ByteBuf;
 
 use crate::mpc::ecdsa::fixtures;
+use crate::node::Background;
 use crate::primes::PrimePool;
 use crate::seal::{LocalSealingAuthority, Sealer};
 use crate::server::{BootConfig, Enclave};
@@ -100,6 +101,7 @@ fn boot_measured(
         root_der: root,
         primes: PrimePool::preloaded(fixtures::primes(node).expect("committed primes")),
         workers: None,
+        background: Background::Nice,
     }))
 }
 

@@ -70,12 +70,7 @@ fn signing_is_answered_while_a_presignature_round_of_the_same_enclave_runs() {
     );
     let (sig, signer) = signature_of(&out);
     assert_eq!(signer, eddsa);
-    let vk = ed25519_dalek::VerifyingKey::from_bytes(&eddsa.clone().try_into().unwrap()).unwrap();
-    vk.verify_strict(
-        &message,
-        &ed25519_dalek::Signature::from_slice(&sig).unwrap(),
-    )
-    .unwrap();
+    verify_eddsa(&eddsa, &message, &sig);
     // ...signs from the presignature made before...
     let preimage = b"a transaction, hashed by the enclaves";
     let out = c.sign(
@@ -149,6 +144,10 @@ fn an_abort_during_a_background_round_drops_its_result() {
     let after = c.enclaves[0].counters();
     assert_eq!(after.sessions, base.sessions, "{after:?}");
     assert_eq!(after.presignatures, base.presignatures, "{after:?}");
+    // The machine the round built on its worker (after the abort, once the gate opened) is
+    // gone from there too.
+    let sid: [u8; protocol::peer::SESSION_ID_LEN] = session.as_ref().try_into().unwrap();
+    assert!(!c.enclaves[0].probe(move |node| node.machine_on_a_worker(sid)));
     // A delivery to it is refused as to any finished session.
     match c.enclaves[0].handle(EnclaveRequest::Deliver {
         session,
@@ -157,4 +156,46 @@ fn an_abort_during_a_background_round_drops_its_result() {
         EnclaveResponse::Error(e) => assert_eq!(e.code, ErrorCode::Refused, "{e:?}"),
         other => panic!("delivery after the abort: {other:?}"),
     }
+}
+
+/// helper-85, M1, written as the attack: a relay floods one delivery with more envelopes than a
+/// round can carry (4 a party), which would hold the node's thread opening each. The delivery is
+/// refused before any envelope is opened, and the session goes on with the real one.
+#[test]
+fn a_delivery_of_more_envelopes_than_a_round_carries_is_refused_and_the_session_goes_on() {
+    let mut c = lock();
+    c.create_key("online-flood", Scheme::EcdsaSecp256k1, 2);
+    let session = crate::testkit::session_id_ahead(c.ahead.get());
+    let enclave = c.enclaves[0].clone();
+    let mut flooded = 0;
+    let kind = SessionKind::Presign {
+        key_id: "online-flood".into(),
+        path: vec![],
+    };
+    let outcomes = c.run_in(session.clone(), &[0, 1], kind, |node, envelopes| {
+        if node != 0 || envelopes.is_empty() || flooded > 0 {
+            return;
+        }
+        // Two parties, four envelopes a party, and one more.
+        let flood = vec![envelopes[0].clone(); 9];
+        match enclave.handle(EnclaveRequest::Deliver {
+            session: session.clone(),
+            envelopes: flood,
+        }) {
+            EnclaveResponse::Error(e) => {
+                assert_eq!(e.code, ErrorCode::BadRequest, "{e:?}");
+                assert!(e.message.contains("at most 8 envelopes"), "{e:?}");
+            }
+            other => panic!("a flooded delivery: {other:?}"),
+        }
+        flooded += 1;
+    });
+    assert_eq!(flooded, 1, "the flood was sent");
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    assert!(
+        outcomes
+            .values()
+            .all(|o| matches!(o, Outcome::PresignatureReady)),
+        "{outcomes:?}"
+    );
 }

@@ -10,9 +10,11 @@
 //! shares state through an `Rc`), so a machine is never moved: it is built where it lives.
 //!
 //! The pool has two lanes of as many threads each. Background work (presignatures, auxiliary
-//! information, key generation) runs on the *background* lane, whose threads run at a lower
-//! scheduling priority (nice 10): where the CPU is short, the node's own thread and full
-//! signing win it. Full ECDSA signing, which a client waits for but which makes a presignature
+//! information, key generation) runs on the *background* lane, whose threads yield the CPU to
+//! everything else ([`Background`]): `SCHED_IDLE` in a production enclave, whose vCPUs run
+//! nothing but the enclave, so that background work gets exactly the CPU the online path leaves;
+//! nice 10 in a simulated one, which shares its machine with other processes that an idle
+//! thread would wait behind indefinitely. Full ECDSA signing, which a client waits for but which makes a presignature
 //! first, runs on the *interactive* lane at normal priority: it never waits behind a
 //! presignature's round either, and while one is alive the background lane starts no new task
 //! for up to [`MAX_DEFER`] (a round already running finishes), so that full signing has the
@@ -25,7 +27,9 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::sync::{Arc, mpsc};
+#[cfg(test)]
+use std::sync::{Condvar, Mutex};
 
 use protocol::peer::{PeerEnvelope, SESSION_ID_LEN};
 use protocol::session::{FailureCode, SessionUpdate};
@@ -78,6 +82,7 @@ enum Task {
     Launch {
         sid: Sid,
         launch: Launch,
+        #[cfg(test)]
         gate: Option<Arc<Gate>>,
         then: Then,
     },
@@ -86,11 +91,19 @@ enum Task {
         messages: Vec<IncomingMessage>,
         /// Tests only: panic inside the machine at the first message.
         panic: bool,
+        #[cfg(test)]
         gate: Option<Arc<Gate>>,
         then: Then,
     },
     /// The session ended at the node: its machine goes too.
     Drop { sid: Sid },
+    /// Tests only: whether the session's machine lives on the worker, once every task before
+    /// ran.
+    #[cfg(test)]
+    Has {
+        sid: Sid,
+        answer: mpsc::Sender<bool>,
+    },
 }
 
 /// The worker threads sessions whose machines cost CPU seconds live on: two lanes.
@@ -105,33 +118,36 @@ pub(super) struct Pool {
 /// before it runs all the same: background work is deferred, never starved.
 pub const MAX_DEFER: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// A count of interactive sessions alive, and a way to wait for it to reach zero.
+/// How often a background task giving way looks whether the interactive sessions ended.
+const GIVE_WAY_POLL: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// A count of interactive sessions alive, which the background lane waits to reach zero.
+///
+/// An atomic, polled, rather than a mutex and a condition variable: the node's thread counts,
+/// and must never wait for a lock a background thread holds, since a background thread holding
+/// one may not get the CPU back for a long time (`SCHED_IDLE`, attacker review helper-86).
 #[derive(Debug, Default)]
-struct Alive {
-    count: Mutex<usize>,
-    changed: Condvar,
-}
+struct Alive(AtomicUsize);
 
 impl Alive {
     fn add(&self) {
-        *self.count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.0.fetch_add(1, Ordering::SeqCst);
     }
 
     fn sub(&self) {
-        let mut n = self.count.lock().unwrap_or_else(|p| p.into_inner());
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            self.changed.notify_all();
-        }
+        let _ = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_sub(1))
+            });
     }
 
     /// Waits until none is alive, or `most` passed.
     fn give_way(&self, most: std::time::Duration) {
-        let n = self.count.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = self
-            .changed
-            .wait_timeout_while(n, most, |n| *n > 0)
-            .unwrap_or_else(|p| p.into_inner());
+        let until = std::time::Instant::now() + most;
+        while self.0.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < until {
+            std::thread::sleep(GIVE_WAY_POLL);
+        }
     }
 }
 
@@ -144,8 +160,21 @@ pub(super) enum Lane {
     Interactive,
 }
 
-/// The nice value of the background lane's threads: where the CPU is short, a thread at the
-/// default priority gets about ten times their share.
+/// How the background lane's threads yield the CPU (`--background`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Background {
+    /// `SCHED_IDLE`: a background thread gets the CPU a thread at the default priority
+    /// leaves, and where one wants it, about 0.3 % of its share (a weight of 3 against 1024):
+    /// the online path does not wait for background rounds. For an enclave, whose vCPUs run
+    /// the enclave alone; on a shared machine any busy process holds background work back,
+    /// and protocol sessions time out.
+    Idle,
+    /// Nice 10: where the CPU is short, a thread at the default priority gets about ten times
+    /// a background thread's share. Background work always progresses.
+    Nice,
+}
+
+/// The nice value of the background lane's threads under [`Background::Nice`].
 const BACKGROUND_NICE: i32 = 10;
 
 #[derive(Clone)]
@@ -177,10 +206,10 @@ impl Pool {
     /// Starts `threads` worker threads in each lane (at least one). A thread that cannot be
     /// started is left out, with a warning; with none at all in a lane, every session of that
     /// lane fails (`internal`).
-    pub(super) fn new(threads: usize) -> Self {
+    pub(super) fn new(threads: usize, yielding: Background) -> Self {
         let alive = Arc::new(Alive::default());
         Self {
-            background: lane(threads, "background", Some(alive.clone())),
+            background: lane(threads, "background", Some((alive.clone(), yielding))),
             interactive: lane(threads, "interactive", None),
             alive,
         }
@@ -201,22 +230,46 @@ impl Pool {
     }
 }
 
-/// A lane of `threads` workers; a background one (`gives_way`) runs at a lower priority and
+/// A lane of `threads` workers; a background one (`gives_way`) yields the CPU as it says and
 /// gives way to the interactive sessions alive.
-fn lane(threads: usize, name: &str, gives_way: Option<Arc<Alive>>) -> Vec<Worker> {
+fn lane(threads: usize, name: &str, gives_way: Option<(Arc<Alive>, Background)>) -> Vec<Worker> {
+    // A background lane's results are answered by a relay thread at normal priority, never by
+    // the worker itself (attacker review helper-86): answering posts a job to the node's
+    // thread, which takes that channel's lock and wakes the node's thread, which may then
+    // preempt the worker while it still holds the lock. A worker at a low priority might not
+    // get the CPU back for long, and the node's thread, next waiting for a job, would wait for
+    // it. With the relay, only the relay waits.
+    let relay = match gives_way {
+        Some(_) => relay(name),
+        None => None,
+    };
     let mut workers = Vec::new();
     for i in 0..threads.max(1) {
         let (tasks, rx) = mpsc::channel();
         let load = Arc::new(AtomicUsize::new(0));
         let held = load.clone();
         let gives_way = gives_way.clone();
+        let relay = relay.clone();
         match std::thread::Builder::new()
             .name(format!("{name}-{i}"))
             .spawn(move || {
-                if gives_way.is_some() {
-                    lower_priority(BACKGROUND_NICE);
+                if let Some((_, yielding)) = &gives_way {
+                    lower_priority(*yielding);
                 }
-                serve(&rx, &held, gives_way.as_deref());
+                let answer = |then: Then, resumed: Resumed| match &relay {
+                    Some(relay) => {
+                        if let Err(mpsc::SendError((then, resumed))) = relay.send((then, resumed)) {
+                            then(resumed);
+                        }
+                    }
+                    None => then(resumed),
+                };
+                serve(
+                    &rx,
+                    &held,
+                    gives_way.as_ref().map(|(alive, _)| &**alive),
+                    &answer,
+                );
             }) {
             Ok(_) => workers.push(Worker { tasks, load }),
             Err(e) => warn!(error = %e, lane = name, "cannot start a worker thread"),
@@ -225,11 +278,52 @@ fn lane(threads: usize, name: &str, gives_way: Option<Arc<Alive>>) -> Vec<Worker
     workers
 }
 
-/// Lowers the calling thread's scheduling priority to `nice` (Linux sets it per thread). A
-/// refusal costs only the priority: the work runs all the same.
-fn lower_priority(nice: i32) {
-    if let Err(e) = rustix::process::setpriority_process(None, nice) {
-        warn!(error = %e, nice, "cannot lower a background thread's priority");
+/// The relay thread of lane `name`, at normal priority: it runs the continuations its workers
+/// send it, in the order sent. It ends with the last of them. `None` if it cannot be started:
+/// the workers then answer themselves.
+fn relay(name: &str) -> Option<mpsc::Sender<(Then, Resumed)>> {
+    let (tx, rx) = mpsc::channel::<(Then, Resumed)>();
+    match std::thread::Builder::new()
+        .name(format!("{name}-relay"))
+        .spawn(move || {
+            for (then, resumed) in rx {
+                then(resumed);
+            }
+        }) {
+        Ok(_) => Some(tx),
+        Err(e) => {
+            warn!(error = %e, lane = name, "cannot start a relay thread");
+            None
+        }
+    }
+}
+
+/// Lowers the calling thread's scheduling priority as `yielding` says (Linux sets both per
+/// thread; lowering needs no privilege). A refusal costs only the priority: the work runs all
+/// the same.
+fn lower_priority(yielding: Background) {
+    match yielding {
+        Background::Idle => {
+            use thread_priority::{
+                NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+                set_thread_priority_and_policy, thread_native_id,
+            };
+            let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+            // The crate sets the policy, then the nice value, which it cannot raise back to 0
+            // in a process started at a higher one: only a policy that did not take is worth a
+            // warning.
+            if let Err(e) =
+                set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle)
+                && thread_priority::thread_schedule_policy().ok() != Some(idle)
+            {
+                warn!(error = %e, "cannot set a background thread to SCHED_IDLE");
+            }
+        }
+        Background::Nice => {
+            if let Err(e) = rustix::process::setpriority_process(None, BACKGROUND_NICE) {
+                warn!(error = %e, nice = BACKGROUND_NICE, "cannot lower a background thread's priority");
+            }
+        }
     }
 }
 
@@ -237,6 +331,8 @@ fn answer_unsent(task: Task) {
     let (sid, then) = match task {
         Task::Launch { sid, then, .. } | Task::Step { sid, then, .. } => (sid, then),
         Task::Drop { .. } => return,
+        #[cfg(test)]
+        Task::Has { .. } => return,
     };
     let why = MpcError::Internal("the background worker is gone".into());
     then(Resumed {
@@ -246,7 +342,15 @@ fn answer_unsent(task: Task) {
 }
 
 /// One worker thread: the machines homed here, stepped in the order their tasks came.
-fn serve(tasks: &mpsc::Receiver<Task>, load: &AtomicUsize, gives_way: Option<&Alive>) {
+/// Answers a task's result: through the lane's relay, or at once.
+type Answer<'a> = &'a dyn Fn(Then, Resumed);
+
+fn serve(
+    tasks: &mpsc::Receiver<Task>,
+    load: &AtomicUsize,
+    gives_way: Option<&Alive>,
+    answer: Answer<'_>,
+) {
     let mut machines: HashMap<Sid, Box<dyn Machine>> = HashMap::new();
     for task in tasks {
         let (sid, ran, then) = match task {
@@ -254,13 +358,21 @@ fn serve(tasks: &mpsc::Receiver<Task>, load: &AtomicUsize, gives_way: Option<&Al
                 drop_contained(machines.remove(&sid));
                 continue;
             }
+            #[cfg(test)]
+            Task::Has { sid, answer } => {
+                let _ = answer.send(machines.contains_key(&sid));
+                continue;
+            }
             Task::Launch {
                 sid,
                 launch,
+                #[cfg(test)]
                 gate,
                 then,
             } => {
-                take_turn(gate.as_deref(), gives_way);
+                #[cfg(test)]
+                wait(gate.as_deref());
+                take_turn(gives_way);
                 let ran = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(launch)) {
                     Ok(Ok((machine, first))) => {
                         machines.insert(sid, machine);
@@ -275,10 +387,13 @@ fn serve(tasks: &mpsc::Receiver<Task>, load: &AtomicUsize, gives_way: Option<&Al
                 sid,
                 messages,
                 panic,
+                #[cfg(test)]
                 gate,
                 then,
             } => {
-                take_turn(gate.as_deref(), gives_way);
+                #[cfg(test)]
+                wait(gate.as_deref());
+                take_turn(gives_way);
                 let ran = match machines.get_mut(&sid) {
                     Some(machine) => step_all(machine.as_mut(), messages, panic),
                     None => Ran::Gone,
@@ -290,14 +405,13 @@ fn serve(tasks: &mpsc::Receiver<Task>, load: &AtomicUsize, gives_way: Option<&Al
             }
         };
         load.fetch_sub(1, Ordering::SeqCst);
-        then(Resumed { sid, ran });
+        answer(then, Resumed { sid, ran });
     }
 }
 
-/// Waits for a task's turn: past a test's gate, and (on the background lane) until no
-/// interactive session is alive, for [`MAX_DEFER`] at most.
-fn take_turn(gate: Option<&Gate>, gives_way: Option<&Alive>) {
-    wait(gate);
+/// Waits for a task's turn: on the background lane, until no interactive session is alive,
+/// for [`MAX_DEFER`] at most.
+fn take_turn(gives_way: Option<&Alive>) {
     if let Some(alive) = gives_way {
         alive.give_way(MAX_DEFER);
     }
@@ -345,9 +459,9 @@ fn step_all(machine: &mut dyn Machine, messages: Vec<IncomingMessage>, panic: bo
     Ran::Went(out, None)
 }
 
-/// Tests only (built always, opened only by tests): holds every background task sent while it
-/// is set until it is opened, so that a test knows a background round is in progress without
-/// timing anything.
+/// Tests only: holds every background task sent while it is set until it is opened, so that a
+/// test knows a background round is in progress without timing anything.
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub struct Gate {
     /// (open, tasks waiting at it).
@@ -355,6 +469,7 @@ pub struct Gate {
     changed: Condvar,
 }
 
+#[cfg(test)]
 fn wait(gate: Option<&Gate>) {
     let Some(gate) = gate else { return };
     let mut state = gate.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -443,7 +558,8 @@ impl Node {
         home.send(Task::Launch {
             sid,
             launch,
-            gate: self.gate(),
+            #[cfg(test)]
+            gate: self.test.gate.clone(),
             then,
         });
         Ok(Away {
@@ -471,20 +587,10 @@ impl Node {
             sid: away.sid,
             messages,
             panic,
-            gate: self.gate(),
+            #[cfg(test)]
+            gate: self.test.gate.clone(),
             then,
         });
-    }
-
-    #[cfg(test)]
-    fn gate(&self) -> Option<Arc<Gate>> {
-        self.test.gate.clone()
-    }
-
-    #[cfg(not(test))]
-    #[allow(clippy::unused_self)]
-    fn gate(&self) -> Option<Arc<Gate>> {
-        None
     }
 
     /// Finishes, on the node's thread, what a worker ran for a background session: seals its
@@ -552,15 +658,15 @@ impl Node {
     }
 
     /// Delivers `envelopes` to a background session: opens them here, and sends them to its
-    /// home thread, which answers through `then`. An envelope that does not open ends the
-    /// session, answered at once.
+    /// home thread, which answers through the continuation `then` makes. An envelope that does
+    /// not open ends the session, answered at once.
     pub(super) fn deliver_away(
         &mut self,
         identity: &SecretIdentity,
         sid: Sid,
         mut s: Session,
         envelopes: &[PeerEnvelope],
-        then: Then,
+        then: &dyn Fn() -> Then,
     ) -> Progress {
         if envelopes.is_empty() {
             self.sessions.insert(sid, s);
@@ -573,9 +679,12 @@ impl Node {
                 Err(outcome) => return Progress::Now(self.finish(sid, s, vec![], *outcome)),
             }
         }
-        if let Home::Away(away) = &mut s.machine {
-            self.step_away(away, messages, then);
-        }
+        let Home::Away(away) = &mut s.machine else {
+            let why = "a session on the node's thread was delivered to as a background one";
+            let outcome = failed(FailureCode::Internal, why, vec![]);
+            return Progress::Now(self.finish(sid, s, vec![], outcome));
+        };
+        self.step_away(away, messages, then());
         self.sessions.insert(sid, s);
         Progress::Later
     }
@@ -589,5 +698,61 @@ impl Node {
     #[cfg(test)]
     pub fn hold_background(&mut self, gate: Arc<Gate>) {
         self.test.gate = Some(gate);
+    }
+
+    /// Tests only: whether session `sid`'s machine lives on a worker of either lane, once
+    /// every task sent to them before ran (a worker held at a gate holds this too).
+    #[cfg(test)]
+    pub fn machine_on_a_worker(&self, sid: Sid) -> bool {
+        let pool = &self.pool;
+        pool.background.iter().chain(&pool.interactive).any(|w| {
+            let (answer, rx) = mpsc::channel();
+            let _ = w.tasks.send(Task::Has { sid, answer });
+            rx.recv().unwrap_or(false)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadSchedulePolicy, thread_schedule_policy,
+    };
+
+    use super::{BACKGROUND_NICE, Background, lower_priority};
+
+    const IDLE: ThreadSchedulePolicy =
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+
+    /// Each way of yielding takes hold on the thread that asks for it, and on no other.
+    #[test]
+    fn a_background_thread_yields_as_configured() {
+        let (own_policy, own_nice) = (
+            thread_schedule_policy().unwrap(),
+            rustix::process::getpriority_process(None).unwrap(),
+        );
+        let idle = std::thread::spawn(|| {
+            lower_priority(Background::Idle);
+            thread_schedule_policy()
+        });
+        assert_eq!(idle.join().unwrap().unwrap(), IDLE);
+
+        let nice = std::thread::spawn(|| {
+            lower_priority(Background::Nice);
+            (
+                rustix::process::getpriority_process(None),
+                thread_schedule_policy(),
+            )
+        });
+        let (nice, policy) = nice.join().unwrap();
+        assert_eq!(nice.unwrap(), BACKGROUND_NICE);
+        assert_ne!(policy.unwrap(), IDLE);
+
+        // The thread that started them is as it was.
+        assert_eq!(thread_schedule_policy().unwrap(), own_policy);
+        assert_eq!(
+            rustix::process::getpriority_process(None).unwrap(),
+            own_nice
+        );
     }
 }

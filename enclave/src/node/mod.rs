@@ -70,7 +70,7 @@ use crate::seal::{self, Sealer};
 
 #[cfg(test)]
 pub use background::Gate;
-pub use background::{Progress, Resumed, Then, default_workers};
+pub use background::{Background, Progress, Resumed, Then, default_workers};
 #[cfg(test)]
 pub use bounds::TestHook;
 pub use bounds::{Limits, panic_reason};
@@ -256,12 +256,13 @@ pub fn clock_now() -> u64 {
 impl Node {
     /// A node without genesis. `peer_policy` pins the root and this enclave's own PCRs: peers
     /// must run the same image. `own_pcrs` are this enclave's PCRs (a genesis names the image
-    /// and may pin the parent's PCR3 and PCR4). Background sessions run on `workers` threads.
+    /// and may pin the parent's PCR3 and PCR4). Background sessions run on `workers` threads a
+    /// lane, the background lane's yielding as `background` says.
     pub fn new(
         peer_policy: Policy,
         own_pcrs: OwnPcrs,
         (sealing, primes): (Sealer, PrimePool),
-        workers: usize,
+        (workers, background): (usize, Background),
     ) -> Self {
         let clock: fn() -> Duration = system_clock;
         Self {
@@ -289,7 +290,7 @@ impl Node {
             sealing,
             genesis_seals: std::sync::Mutex::default(),
             primes,
-            pool: background::Pool::new(workers),
+            pool: background::Pool::new(workers, background),
             clock,
             #[cfg(test)]
             test: bounds::TestState::default(),

@@ -66,7 +66,7 @@ pub(super) enum Made {
 /// A session as its kind starts it: the machine, its first messages, and what it holds.
 pub(super) struct Start {
     machine: Made,
-    pub(super) purpose: Purpose,
+    purpose: Purpose,
     first: Vec<OutgoingMessage>,
     use_key: Option<Vec<u8>>,
     data_key: Option<DataKey>,
@@ -257,7 +257,7 @@ impl Node {
         session: &[u8],
         participants: &[u16],
         kind: &SessionKind,
-        then: Then,
+        then: &dyn Fn() -> Then,
     ) -> Result<Progress, NodeError> {
         let sid = session_id(session)?;
         self.expire_idle_sessions();
@@ -403,7 +403,7 @@ impl Node {
         opened: Opened,
         participants: &[u16],
         start: Start,
-        (name, then): (&'static str, Then),
+        (name, then): (&'static str, &dyn Fn() -> Then),
     ) -> Result<Progress, NodeError> {
         let Opened {
             sid,
@@ -419,7 +419,7 @@ impl Node {
                     Purpose::Sign(_) => Lane::Interactive,
                     _ => Lane::Background,
                 };
-                match self.launch_away(sid, (launch, positional, lane), then) {
+                match self.launch_away(sid, (launch, positional, lane), then()) {
                     Ok(away) => Home::Away(away),
                     Err(e) => {
                         if let Some(key) = &start.use_key {
@@ -498,7 +498,7 @@ impl Node {
         identity: &SecretIdentity,
         session: &[u8],
         envelopes: &[PeerEnvelope],
-        then: Then,
+        then: &dyn Fn() -> Then,
     ) -> Result<Progress, NodeError> {
         let sid = session_id(session)?;
         self.expire_idle_sessions();

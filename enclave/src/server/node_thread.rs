@@ -55,6 +55,11 @@ pub(super) fn work(
             (Some(applied()), true)
         }
         #[cfg(test)]
+        Work::Probe(probe) => {
+            probe(state);
+            (Some(applied()), true)
+        }
+        #[cfg(test)]
         Work::Test(hook) => {
             state.apply_test_hook(hook);
             (Some(applied()), !matches!(hook, TestHook::StopWorker))
@@ -262,12 +267,12 @@ fn cluster_request(
             session,
             participants,
             kind,
-        } => match node.start_session(identity, &session, &participants, &kind, then()) {
+        } => match node.start_session(identity, &session, &participants, &kind, then) {
             Ok(p) => return progress(p),
             Err(e) => Err(e),
         },
         EnclaveRequest::Deliver { session, envelopes } => {
-            match node.deliver(identity, &session, &envelopes, then()) {
+            match node.deliver(identity, &session, &envelopes, then) {
                 Ok(p) => return progress(p),
                 Err(e) => Err(e),
             }

@@ -15,6 +15,7 @@ fn config(nsm: Result<Arc<dyn Nsm>, String>, root: Vec<u8>) -> BootConfig {
         root_der: root,
         primes: PrimePool::default(),
         workers: Some(1),
+        background: Background::Nice,
     }
 }
 

@@ -930,12 +930,13 @@ async fn signing_survives_a_dead_enclave_a_dead_proxy_and_a_stalled_enclave() {
     // The synchronous PostgreSQL client runs its own runtime: not on this one's threads.
     let mut args = tokio::task::spawn_blocking(failover_store).await.unwrap();
     let store = args.clone();
-    args.extend([
-        "--sign-round-timeout-ms".into(),
-        "1500".into(),
-        "--pool-level".into(),
-        "0".into(),
-    ]);
+    // The round timeout stays the product's (5 s): every tenth request signs ECDSA in full,
+    // whose rounds compute Paillier proofs. On a CPU slower at them (an AMD EPYC here, about
+    // 35 % slower than the Xeon the test was tuned on), with three more requests and CI's image
+    // build on the same two cores, such a round took longer than the 1.5 s this test once set,
+    // every quorum's attempt timed out, and a request ran out of its deadline. The stalled
+    // enclave below is still found by the timeout (the failover count is asserted).
+    args.extend(["--pool-level".into(), "0".into()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (_dir, mut cluster, api) = start(&args).await;
     let mut k = keys(90);

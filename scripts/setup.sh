@@ -65,6 +65,27 @@ if ! ls /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/pg_ctl >/dev/
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
 fi
 
+# RabbitMQ for the coordinator's broker tests (tests/tests/broker.rs, issue 21): start it if it
+# is down, install Debian's rabbitmq-server if it is absent. Its default user guest/guest may log
+# in from localhost only, which is what the tests use.
+amqp_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if ! amqp_up; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  if ! command -v rabbitmq-server >/dev/null 2>&1 && [ ! -x /usr/sbin/rabbitmq-server ]; then
+    echo "setup: installing RabbitMQ"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq rabbitmq-server >/dev/null
+  fi
+  echo "setup: starting RabbitMQ"
+  $SUDO service rabbitmq-server start >/dev/null 2>&1 || $SUDO /usr/sbin/rabbitmq-server -detached || true
+  for _ in $(seq 1 60); do
+    amqp_up && break
+    sleep 1
+  done
+  amqp_up || echo "setup: RabbitMQ did not come up on 127.0.0.1:5672 (the broker tests will fail)" >&2
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is missing; install the Rust toolchain (rustc 1.95) first" >&2
   exit 1

@@ -135,6 +135,66 @@ pub async fn verify(
     if header.timestamp.abs_diff(now) > MAX_SKEW_SECS {
         return Err(stale());
     }
+    let row = signed_by(c, &header, &call, needed, now).await?;
+    let expires = header.timestamp + NONCE_MEMORY_SECS;
+    let (name, nonce) = (header.credential.clone(), header.nonce);
+    match c
+        .db(move |s| s.use_nonce(&name, &nonce, expires, now))
+        .await?
+    {
+        NonceUse::Fresh => Ok(Caller {
+            credential: row.name,
+            role: row.role,
+        }),
+        NonceUse::Replayed => Err(refuse(
+            ErrorCode::Replayed,
+            "this call was served before (its nonce was used): sign a new one",
+        )),
+        // Revoked (or past its end) since the lookup: the store's word is the last.
+        NonceUse::Inactive => Err(bad_credential()),
+    }
+}
+
+/// The check of a message from the broker's intake queue (issue 21), signed as a call is
+/// with the method `AMQP`. A message may wait in the queue: its timestamp may be up to
+/// `max_age` seconds old (and at most [`MAX_SKEW_SECS`] ahead). It is redelivered with the same
+/// nonce, so no nonce is recorded: the idempotency key, which the signature covers and which
+/// the intake requires, makes a replayed message the same request, answered from its record.
+pub async fn verify_message(
+    c: &Coordinator,
+    header: &AuthHeader,
+    call: Signed<'_>,
+    needed: Role,
+    max_age: u64,
+) -> Result<Caller, ApiError> {
+    let now = unix_now();
+    if header.timestamp > now + MAX_SKEW_SECS || header.timestamp + max_age < now {
+        return Err(refuse(
+            ErrorCode::StaleRequest,
+            "the message's timestamp is older than --amqp-max-age or ahead of the coordinator's clock: sign it again",
+        ));
+    }
+    if call.idempotency_key.is_none() {
+        return Err(refuse(
+            ErrorCode::InvalidRequest,
+            "a message needs its idempotency key (message_id)",
+        ));
+    }
+    let row = signed_by(c, header, &call, needed, now).await?;
+    Ok(Caller {
+        credential: row.name,
+        role: row.role,
+    })
+}
+
+/// The credential that signed `call`, if it is active and its role allows `needed`.
+async fn signed_by(
+    c: &Coordinator,
+    header: &AuthHeader,
+    call: &Signed<'_>,
+    needed: Role,
+    now: u64,
+) -> Result<crate::store::CredentialRow, ApiError> {
     let row = match c.credential_cached(&header.credential).await? {
         Some(row) if row.revoked.is_none() => row,
         _ => return Err(bad_credential()),
@@ -169,23 +229,7 @@ pub async fn verify(
             ),
         ));
     }
-    let expires = header.timestamp + NONCE_MEMORY_SECS;
-    let (name, nonce) = (header.credential.clone(), header.nonce);
-    match c
-        .db(move |s| s.use_nonce(&name, &nonce, expires, now))
-        .await?
-    {
-        NonceUse::Fresh => Ok(Caller {
-            credential: row.name,
-            role: row.role,
-        }),
-        NonceUse::Replayed => Err(refuse(
-            ErrorCode::Replayed,
-            "this call was served before (its nonce was used): sign a new one",
-        )),
-        // Revoked (or past its end) since the lookup: the store's word is the last.
-        NonceUse::Inactive => Err(bad_credential()),
-    }
+    Ok(row)
 }
 
 #[cfg(test)]

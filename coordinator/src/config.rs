@@ -127,10 +127,47 @@ pub struct Config {
         value_name = "FILE"
     )]
     pub admin_keys: Vec<PathBuf>,
+    /// RabbitMQ (issue 21): `amqp://` or `amqps://` (TLS, checked against the system's roots)
+    /// URL of a broker to take requests from and publish events to; off without it. Its value
+    /// (it may hold a password) is never shown by --help or logged.
+    #[arg(long, env = "COHORT_COORDINATOR_AMQP", hide_env_values = true)]
+    pub amqp: Option<String>,
+    /// The durable queue requests are taken from.
+    #[arg(
+        long,
+        env = "COHORT_COORDINATOR_AMQP_QUEUE",
+        default_value = "cohort.requests"
+    )]
+    pub amqp_queue: String,
+    /// The durable queue refused requests go to, with their reason (default: the intake
+    /// queue's name and `.dead`).
+    #[arg(long, env = "COHORT_COORDINATOR_AMQP_DEAD_LETTER_QUEUE")]
+    pub amqp_dead_letter_queue: Option<String>,
+    /// The durable topic exchange events are published to.
+    #[arg(
+        long,
+        env = "COHORT_COORDINATOR_AMQP_EXCHANGE",
+        default_value = "cohort.events"
+    )]
+    pub amqp_exchange: String,
+    /// Requests each coordinator takes from the queue at once.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    pub amqp_prefetch: u16,
+    /// Oldest request message accepted, seconds since its signature (a message may wait in the
+    /// queue; its idempotency key, not a nonce, makes a replay harmless).
+    #[arg(long, default_value_t = 3600)]
+    pub amqp_max_age_secs: u64,
+    /// How long events stay in the outbox, seconds: those the broker confirmed, and those no
+    /// broker took in all that time (with no `--amqp` on any coordinator sharing the store).
+    #[arg(long, default_value_t = 7 * 24 * 3600)]
+    pub outbox_retention_secs: u64,
     /// Log as JSON lines.
     #[arg(long, env = "COHORT_LOG_JSON")]
     pub log_json: bool,
 }
+
+/// The longest `--amqp-max-age-secs` (a week).
+pub const MAX_AMQP_AGE_SECS: u64 = 7 * 24 * 3600;
 
 /// The longest `--sign-deadline-ms` (30 minutes).
 pub const MAX_SIGN_DEADLINE_MS: u64 = 30 * 60 * 1000;
@@ -159,6 +196,45 @@ impl Config {
                 Ok(c)
             })
             .collect()
+    }
+
+    /// The broker, when `--amqp` names one.
+    pub fn broker(&self) -> Result<Option<crate::broker::BrokerConfig>, String> {
+        let Some(url) = self.amqp.clone() else {
+            return Ok(None);
+        };
+        if !url.starts_with("amqp://") && !url.starts_with("amqps://") {
+            return Err(format!(
+                "--amqp {}: expected an amqp:// or amqps:// URL",
+                crate::broker::redact(&url)
+            ));
+        }
+        let dead_letter = self
+            .amqp_dead_letter_queue
+            .clone()
+            .unwrap_or_else(|| format!("{}.dead", self.amqp_queue));
+        if dead_letter == self.amqp_queue {
+            return Err(
+                "--amqp-dead-letter-queue: the intake queue itself (refused messages would be \
+                 taken again)"
+                    .into(),
+            );
+        }
+        if self.amqp_max_age_secs > MAX_AMQP_AGE_SECS {
+            return Err(format!(
+                "--amqp-max-age-secs {}: at most {MAX_AMQP_AGE_SECS} (a week)",
+                self.amqp_max_age_secs
+            ));
+        }
+        Ok(Some(crate::broker::BrokerConfig {
+            url,
+            dead_letter,
+            queue: self.amqp_queue.clone(),
+            exchange: self.amqp_exchange.clone(),
+            prefetch: self.amqp_prefetch,
+            max_age: self.amqp_max_age_secs,
+            max_body: self.max_body_bytes,
+        }))
     }
 
     /// The store URL.
@@ -211,6 +287,7 @@ impl Config {
             health_interval: Duration::from_millis(self.health_interval_ms.max(50)),
             schedule_interval: Duration::from_secs(self.schedule_interval_secs.max(1)),
             resolve_after: Duration::from_secs(self.resolve_after_secs.max(1)),
+            outbox_retention: Duration::from_secs(self.outbox_retention_secs.max(60)),
             chains: ChainSettings {
                 registry,
                 rpc: self.rpc.iter().cloned().collect(),

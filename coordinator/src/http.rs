@@ -345,13 +345,20 @@ async fn handle(
         let who = caller.clone().map(|c| c.credential).unwrap_or_default();
         Ok(match (method.as_str(), pattern) {
             ("GET", "/healthz") => json(200, &serde_json::json!({"status": "ok"})),
-            ("GET", "/readyz") => match c.ready().await {
-                Ok(()) => json(200, &serde_json::json!({"status": "ready"})),
-                Err(why) => json(
-                    503,
-                    &serde_json::json!({"status": "not_ready", "reason": why}),
-                ),
-            },
+            ("GET", "/readyz") => {
+                // The broker is detail: HTTP serves with it down (issue 21).
+                let broker = c.broker_readiness().await;
+                match c.ready().await {
+                    Ok(()) => json(
+                        200,
+                        &serde_json::json!({"status": "ready", "broker": broker}),
+                    ),
+                    Err(why) => json(
+                        503,
+                        &serde_json::json!({"status": "not_ready", "reason": why, "broker": broker}),
+                    ),
+                }
+            }
             ("GET", "/metrics") => text(200, "text/plain; version=0.0.4", c.render_metrics().await),
             ("GET", "/openapi.json") => text(200, "application/json", OPENAPI.to_string()),
             ("GET", "/v1/cluster") => json(

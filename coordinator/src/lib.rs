@@ -5,11 +5,14 @@ pub mod audit;
 #[cfg(feature = "server")]
 pub mod auth;
 #[cfg(feature = "server")]
+pub mod broker;
+#[cfg(feature = "server")]
 pub mod chains;
 #[cfg(feature = "server")]
 pub mod client;
 #[cfg(feature = "server")]
 pub mod config;
+pub mod events;
 #[cfg(feature = "server")]
 pub mod http;
 #[cfg(feature = "server")]

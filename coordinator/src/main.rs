@@ -39,6 +39,7 @@ async fn run(config: Config, policy: attestation::Policy) -> Result<(), String> 
         return grant(&config, role).await;
     }
     let admins = config.admin_keys()?;
+    let broker = config.broker()?;
     let url = config.store_url();
     let tls = config.store_tls();
     if url.starts_with("sqlite:") {
@@ -58,6 +59,10 @@ async fn run(config: Config, policy: attestation::Policy) -> Result<(), String> 
         .await
         .map_err(|e| format!("--admin-key: {}", e.message))?;
     coordinator.spawn_background();
+    if let Some(broker) = broker {
+        info!(broker = %coordinator::broker::redact(&broker.url), queue = %broker.queue, exchange = %broker.exchange, "taking requests from and publishing events to the broker");
+        coordinator::broker::spawn(&coordinator, broker);
+    }
     startup::write_addr_file(config.addr_file.as_deref(), &addr)?;
     info!(%addr, nodes = config.proxies.len(), "coordinator listening");
     coordinator::http::serve(

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use coordinator::audit::{AuditEntry, verify_chain};
+use coordinator::events::{Event, NODE_DOWN, audit_event_id};
 use coordinator::store::{
     APP_PRIVILEGES, AdminChangeRow, Begin, ClusterRow, ClusterState, ImageChangeRow, KeyRow,
     NewGeneration, PresigRow, PresigState, RequestState, Store, StoreError, latest_schema_version,
@@ -43,6 +44,7 @@ fn suite(store: &mut Store, tamper: &mut dyn FnMut(&str)) {
         assert_eq!(r.seq, u64::from(i) + 1);
     }
     assert_eq!(verify_log(store).unwrap(), Ok(25));
+    outbox(store);
     let page = store.audit_page(10, 5).unwrap();
     assert_eq!(
         page.iter().map(|r| r.seq).collect::<Vec<_>>(),
@@ -72,6 +74,48 @@ fn suite(store: &mut Store, tamper: &mut dyn FnMut(&str)) {
 
 /// Cluster, keys, idempotency records and presignatures: each change commits with its audit
 /// record, and conditional updates refuse stale owners.
+/// Every audit record wrote its event in its transaction (issue 21), in the log's order; the
+/// relay marks a prefix sent; pruning takes sent and expired events.
+fn outbox(store: &mut Store) {
+    let records = store.audit_page(0, 100).unwrap();
+    let events = store.unsent_events(1000).unwrap();
+    assert_eq!(events.len(), records.len());
+    for (e, r) in events.iter().zip(&records) {
+        let event: Event = serde_json::from_str(&e.body).unwrap();
+        assert_eq!(event.audit_seq, Some(r.seq));
+        assert_eq!(event.id, e.event_id);
+        assert_eq!(event.id, audit_event_id(&r.hash));
+        assert_eq!(
+            (e.routing_key.as_str(), event.kind.as_str()),
+            ("signature.completed", "signature.completed")
+        );
+        assert_eq!(event.request_id, r.entry.request_id);
+    }
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+    let first: Vec<u64> = events[..10].iter().map(|e| e.seq).collect();
+    store.mark_sent(&first, 2_000).unwrap();
+    let left = store.unsent_events(1000).unwrap();
+    assert_eq!(left.first().map(|e| e.seq), Some(events[10].seq));
+    let level = store.outbox_level().unwrap();
+    assert_eq!(level.unsent, events.len() as u64 - 10);
+    // A lifecycle event follows, in order.
+    let node_down = Event::lifecycle(NODE_DOWN, 3_000, vec![1], None);
+    let seq = store.push_event(&node_down).unwrap();
+    assert!(seq > events.last().unwrap().seq);
+    // Nothing younger than the cut goes; everything older does, sent or not.
+    assert_eq!(store.prune_events(1_000).unwrap(), (0, 0));
+    assert_eq!(
+        store.prune_events(2_500).unwrap(),
+        (10, events.len() as u64 - 10)
+    );
+    let rest = store.unsent_events(1000).unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].event_id, node_down.id);
+    // The next event is numbered after the last, even with the outbox emptied before it.
+    store.prune_events(u64::MAX >> 2).unwrap();
+    assert_eq!(store.outbox_level().unwrap().unsent, 0);
+}
+
 fn state_suite(store: &mut Store) {
     assert_eq!(store.cluster().unwrap(), None);
     let cluster = ClusterRow {
@@ -617,7 +661,22 @@ fn postgres_store_shared_by_two_coordinators() {
     }
     let mut first = t1.join().unwrap();
     assert_eq!(verify_log(&mut first).unwrap(), Ok(40));
-    side.batch_execute("DELETE FROM audit_log").unwrap();
+    // Their events are in the log's order: `seq` allocated under the append's lock.
+    let events = first.unsent_events(100).unwrap();
+    let seqs: Vec<Option<u64>> = events
+        .iter()
+        .map(|e| serde_json::from_str::<Event>(&e.body).unwrap().audit_seq)
+        .collect();
+    assert_eq!(seqs, (1..=40).map(Some).collect::<Vec<_>>());
+    // One relays at a time; the lock is handed on when its holder lets go.
+    assert!(first.try_lead_relay().unwrap());
+    assert!(!second.try_lead_relay().unwrap());
+    first.release_relay().unwrap();
+    assert!(second.try_lead_relay().unwrap());
+    assert!(!first.try_lead_relay().unwrap());
+    second.release_relay().unwrap();
+    side.batch_execute("DELETE FROM audit_log; DELETE FROM outbox")
+        .unwrap();
 
     let mut tamper = |sql: &str| {
         side.batch_execute(sql).unwrap();

@@ -48,6 +48,8 @@ struct Watched {
     armings: std::sync::atomic::AtomicU64,
     /// Whether a chunk was seized since the last `hold_on`: only one is.
     seen: std::sync::atomic::AtomicBool,
+    /// Whether the chunk held is dropped, with its connection, instead of let through.
+    cut: std::sync::atomic::AtomicBool,
 }
 
 impl Watched {
@@ -139,6 +141,9 @@ impl FaultRelay {
         self.watched
             .seen
             .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.watched
+            .cut
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         *self
             .watched
             .pattern
@@ -158,6 +163,21 @@ impl FaultRelay {
             .pattern
             .lock()
             .expect("the relay's pattern lock") = None;
+    }
+
+    /// Drops what [`FaultRelay::hold_on`] held, and closes its connection at both ends, as
+    /// if the sender had died before its bytes left (a broker then sees a client that went
+    /// away without acknowledging what it held); holds nothing more.
+    pub fn cut_held(&self) {
+        self.watched
+            .cut
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.release();
+    }
+
+    /// `ADDR` of the relay.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// `http://ADDR` of the relay.
@@ -289,7 +309,11 @@ async fn pump(
             Ok(n) => n,
         };
         if let Some(w) = &watched {
-            held |= w.hold_if_seen(&mut tail, &buf[..n]).await;
+            let this = w.hold_if_seen(&mut tail, &buf[..n]).await;
+            if this && w.cut.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            held |= this;
         }
         let Some(delay) = passable(&mut watch).await else {
             break;

@@ -1,6 +1,7 @@
 //! Background tasks: health checks (re-admitting restarted nodes), pool refills, the
 //! stale-request sweep, and resuming a genesis left half-done.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use super::ledger::StoredResponse;
 use super::{Coordinator, STALE_GRACE, digest_hex, err, unix_now};
 use crate::api::{ApiError, ApprovedJson, ErrorCode, SignRequestJson};
 use crate::audit::AuditEntry;
+use crate::events::{Event, NODE_DOWN, NODE_UP};
 use crate::nodes::NodeEvent;
 use crate::store::{ClusterState, RequestState};
 
@@ -18,7 +20,49 @@ const ADMISSION_RETRY_MIN: Duration = Duration::from_secs(2);
 /// The longest: while the same nodes stay unadmitted, the wait doubles up to this.
 const ADMISSION_RETRY_MAX: Duration = Duration::from_secs(60);
 
+/// How often the outbox is pruned (issue 21).
+const OUTBOX_PRUNE_EVERY: Duration = Duration::from_secs(60);
+
 impl Coordinator {
+    /// Deletes the outbox's events older than its retention, published or not: the outbox
+    /// stays bounded whether or not any coordinator relays it.
+    async fn prune_outbox(&self) {
+        let before = unix_now().saturating_sub(self.settings.outbox_retention.as_secs());
+        match self.db_quiet(move |s| s.prune_events(before)).await {
+            Ok((_, 0)) => {}
+            Ok((_, unsent)) => warn!(
+                unsent,
+                "events no broker confirmed within the outbox's retention were dropped"
+            ),
+            Err(e) => warn!(error = %e, "outbox pruning"),
+        }
+    }
+
+    /// Writes a `node.down` or `node.up` event for each node whose health changed since the
+    /// last look (issue 21); the first look is the baseline.
+    async fn report_health(&self, last: &mut Option<BTreeSet<u16>>) {
+        let healthy: BTreeSet<u16> = self
+            .nodes
+            .status()
+            .iter()
+            .filter(|n| n.healthy)
+            .map(|n| n.node)
+            .collect();
+        if let Some(before) = last.as_ref() {
+            let changes = before
+                .difference(&healthy)
+                .map(|n| (NODE_DOWN, *n))
+                .chain(healthy.difference(before).map(|n| (NODE_UP, *n)));
+            for (kind, node) in changes {
+                let event = Event::lifecycle(kind, unix_now(), vec![node], None);
+                if let Err(e) = self.db(move |s| s.push_event(&event)).await {
+                    warn!(error = %e, kind, node, "cannot record a node event");
+                }
+            }
+        }
+        *last = Some(healthy);
+    }
+
     /// Ends requests whose coordinator stopped before recording their result: they fail
     /// visibly (`interrupted`), with an audit record, instead of staying in progress forever.
     pub async fn fail_stale_requests(&self) -> Result<usize, ApiError> {
@@ -99,6 +143,7 @@ impl Coordinator {
             // a round a minute, not one every 2 s. A restart, or a change, starts again at 2 s.
             let mut backoff = ADMISSION_RETRY_MIN;
             let mut last_unadmitted: Vec<u16> = Vec::new();
+            let mut last_healthy = None;
             loop {
                 // Serve the nodes of the roster in force (a committed roster change), and attest
                 // against the image set in force (nothing before the genesis is ready).
@@ -117,6 +162,9 @@ impl Coordinator {
                     }
                 }
                 let genesis = me.cluster_state().await;
+                if genesis.as_ref().is_ok_and(|g| *g == ClusterState::Ready) {
+                    me.report_health(&mut last_healthy).await;
+                }
                 // Also, after genesis, whenever an operational node has not admitted its peers
                 // under its current identity (its state came back after it restarted, e.g.
                 // after a KMS outage, or a round missed a peer): every 2 s at most.
@@ -156,9 +204,14 @@ impl Coordinator {
         });
         let me = self.clone();
         tokio::spawn(async move {
+            let mut pruned: Option<Instant> = None;
             loop {
                 if let Err(e) = me.fail_stale_requests().await {
                     warn!(error = %e, "stale request sweep");
+                }
+                if pruned.is_none_or(|t| t.elapsed() >= OUTBOX_PRUNE_EVERY) {
+                    me.prune_outbox().await;
+                    pruned = Some(Instant::now());
                 }
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }

@@ -462,6 +462,19 @@ impl Coordinator {
         Ok(info)
     }
 
+    /// The recorded answer of the key creation `body` asks, if it ended with the key made
+    /// (issue 21: a `create_key` message redelivered after its key was made is answered from
+    /// it, as a signing request is from its idempotency record).
+    pub async fn create_key_record(
+        &self,
+        body: &ApprovedJson<CreateKeyJson>,
+    ) -> Result<Option<StoredResponse>, ApiError> {
+        let r = body.request.to_wire();
+        let hash = Sha256::digest(r.canonical_bytes()).to_vec();
+        self.replay(&format!("create-key/{}", r.key_id), &hash)
+            .await
+    }
+
     /// Reserves a key id for one generation; returns the lease it is held under.
     async fn reserve_key_id(
         &self,

@@ -30,7 +30,7 @@ impl StoredResponse {
     }
 
     /// The stored form of an error.
-    pub(super) fn of_error(e: &ApiError) -> Result<Self, ApiError> {
+    pub fn of_error(e: &ApiError) -> Result<Self, ApiError> {
         Ok(Self {
             status: e.code.status(),
             body: serde_json::to_value(e.body())

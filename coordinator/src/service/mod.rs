@@ -81,6 +81,8 @@ pub struct Settings {
     /// How long a recorded resharing may stay unfinished before the background pass resolves
     /// it (longer than a resharing takes: it must not race one under way).
     pub resolve_after: Duration,
+    /// How long events stay in the outbox (issue 21): sent or not, they go after this.
+    pub outbox_retention: Duration,
 }
 
 impl Default for Settings {
@@ -98,6 +100,7 @@ impl Default for Settings {
             chains: crate::chains::ChainSettings::default(),
             schedule_interval: Duration::from_secs(30),
             resolve_after: Duration::from_secs(30 * 60),
+            outbox_retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -145,6 +148,12 @@ pub struct Coordinator {
     credential_cache: Mutex<credentials::CredentialCache>,
     /// Keys whose scheduled refresh failed, left alone for a while (`schedule::Backoff`).
     schedule_backoff: Mutex<schedule::Backoff>,
+    /// The broker, when `--amqp` names one (issue 21).
+    broker: crate::broker::BrokerStatus,
+    /// Signalled after store work that may have written events: the relay looks at once.
+    outbox_signal: tokio::sync::Notify,
+    /// Pools below half their level, reported by a `pool.low` event (key, path, quorum).
+    low_pools: Mutex<std::collections::BTreeSet<(String, String, String)>>,
 }
 
 /// Keeps the count of live signing requests while alive.
@@ -208,6 +217,9 @@ impl Coordinator {
             key_cache: Mutex::new(std::collections::HashMap::new()),
             credential_cache: Mutex::new(Default::default()),
             schedule_backoff: Mutex::new(Default::default()),
+            broker: Default::default(),
+            outbox_signal: tokio::sync::Notify::new(),
+            low_pools: Mutex::new(Default::default()),
         })
     }
 
@@ -226,8 +238,52 @@ impl Coordinator {
         &self.nodes
     }
 
-    /// Runs `f` on the store, off the async threads.
+    /// Its broker's status.
+    pub fn broker(&self) -> &crate::broker::BrokerStatus {
+        &self.broker
+    }
+
+    /// The broker's part of `/readyz`, when one is configured.
+    pub async fn broker_readiness(&self) -> Option<crate::broker::BrokerReadiness> {
+        if !self.broker.configured() {
+            return None;
+        }
+        let level = self.outbox_level().await;
+        self.broker.readiness(level, unix_now())
+    }
+
+    /// The outbox's backlog, read at most once a second (`/readyz` and `/metrics` need no
+    /// credential: a flood of them costs the store one count a second).
+    async fn outbox_level(&self) -> crate::store::OutboxLevel {
+        if let Some(level) = self.broker.cached_level() {
+            return level;
+        }
+        let level = self
+            .db_quiet(|s| s.outbox_level())
+            .await
+            .unwrap_or_default();
+        self.broker.cache_level(level);
+        level
+    }
+
+    /// Runs `f` on the store, off the async threads; then wakes the outbox relay (what `f`
+    /// wrote may have events).
     pub async fn db<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, ApiError> {
+        let r = self.db_quiet(f).await;
+        self.outbox_signal.notify_one();
+        r
+    }
+
+    /// Waits until store work may have written events (the relay's idle wait).
+    pub async fn outbox_written(&self) {
+        self.outbox_signal.notified().await;
+    }
+
+    /// [`Coordinator::db`] without waking the relay: the relay's own store work.
+    pub async fn db_quiet<R: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Store) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, ApiError> {
@@ -262,11 +318,16 @@ impl Coordinator {
                 clock_skew_secs: n.clock_skew_secs,
             })
             .collect();
-        self.metrics.render(&Gauges {
+        let mut text = self.metrics.render(&Gauges {
             pools,
             nodes,
             live_requests: self.live.load(Ordering::SeqCst),
-        })
+        });
+        if self.broker.configured() {
+            let level = self.outbox_level().await;
+            text.push_str(&self.broker.render(level, unix_now()));
+        }
+        text
     }
 
     /// Signing requests in flight.

@@ -13,6 +13,7 @@ use tracing::warn;
 use super::failover::{combinations, parse_quorum, quorum_string};
 use super::{Coordinator, REFILL_QUIET, err, unix_now};
 use crate::api::{ApiError, ErrorCode, PoolLevel, path_string};
+use crate::events::{Event, POOL_LOW};
 use crate::nodes::{SessionRun, new_session_id, run_session_yielding};
 use crate::store::{PresigRow, PresigState};
 
@@ -136,6 +137,39 @@ impl Drop for Held {
 }
 
 impl Coordinator {
+    /// Writes a `pool.low` event for each pool that fell below half its level since the last
+    /// look (issue 21); a pool is reported again once it has been refilled past half.
+    async fn report_low_pools(&self, levels: &[PoolLevel]) {
+        let mut fresh = Vec::new();
+        {
+            let mut low = self.low_pools.lock().unwrap_or_else(|p| p.into_inner());
+            for p in levels.iter().filter(|p| p.target > 0) {
+                let id = (p.key_id.clone(), p.path.clone(), quorum_string(&p.quorum));
+                if p.ready * 2 < p.target {
+                    if low.insert(id) {
+                        fresh.push(p.clone());
+                    }
+                } else {
+                    low.remove(&id);
+                }
+            }
+        }
+        for p in fresh {
+            let detail = format!(
+                "path {} quorum {}: {} of {} ready",
+                p.path,
+                quorum_string(&p.quorum),
+                p.ready,
+                p.target
+            );
+            let mut event = Event::lifecycle(POOL_LOW, unix_now(), p.quorum, Some(detail));
+            event.key_id = Some(p.key_id);
+            if let Err(e) = self.db(move |s| s.push_event(&event)).await {
+                warn!(error = %e, "cannot record a pool event");
+            }
+        }
+    }
+
     async fn pool_counts(&self) -> Result<BTreeMap<(String, String, String), u32>, ApiError> {
         self.db(|s| s.presignature_counts()).await
     }
@@ -192,6 +226,7 @@ impl Coordinator {
         }
         let healthy = self.nodes.healthy_nodes();
         let levels = self.pool_levels().await?;
+        self.report_low_pools(&levels).await;
         let now = Instant::now();
         let mut started = 0;
         loop {

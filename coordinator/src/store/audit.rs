@@ -4,8 +4,19 @@ use super::{LOCK_KEY, Store, StoreError, Tx, Value};
 use crate::audit::{AuditEntry, AuditRecord, decode_entry, encode_entry, record_hash};
 
 impl Tx<'_> {
-    /// Appends an audit record chained to the last one, inside this transaction.
+    /// Appends an audit record chained to the last one, and the event reporting it (issue 21),
+    /// inside this transaction.
     pub fn append_audit(
+        &mut self,
+        time: u64,
+        entry: &AuditEntry,
+    ) -> Result<AuditRecord, StoreError> {
+        self.append_audit_reported(time, entry, None)
+    }
+
+    /// Appends an audit record chained to the last one, alone: every caller goes through
+    /// [`Tx::append_audit`] or [`Tx::append_audit_reported`], which write its event too.
+    pub(super) fn append_record(
         &mut self,
         time: u64,
         entry: &AuditEntry,

@@ -140,6 +140,17 @@ pub(super) const MIGRATIONS: &[Migration] = &[
                 proxies TEXT NOT NULL, replaced TEXT NOT NULL, result TEXT NOT NULL,
                 created_at INTEGER NOT NULL)",
     },
+    // Issue 21: the transactional outbox. One row per event (`events::Event`, JSON), written
+    // in the transaction of what it reports, in commit order (`seq`); `audit_seq` is the audit
+    // record it reports (0: none), `sent` when the broker confirmed it (0: not yet).
+    Migration {
+        version: 12,
+        sql: "CREATE TABLE outbox (
+                seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL, routing_key TEXT NOT NULL,
+                body TEXT NOT NULL, audit_seq INTEGER NOT NULL, created INTEGER NOT NULL,
+                sent INTEGER NOT NULL);
+            CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent = 0;",
+    },
 ];
 
 /// The latest schema version this build knows.

@@ -9,9 +9,10 @@
 //!
 //! One module per table: [`cluster`], [`admins`] (changes of the admin set), [`images`]
 //! (changes of the enclave images accepted; both change tables share [`changes`]), [`keys`],
-//! [`requests`], [`presignatures`], [`credentials`] (with the nonces of calls served), and the
-//! audit log ([`audit`]). States are typed ([`ClusterState`], [`RequestState`], [`PresigState`]) and
-//! turned into the stored names only here.
+//! [`requests`], [`presignatures`], [`credentials`] (with the nonces of calls served), the
+//! audit log ([`audit`]) and the events reporting it ([`outbox`]). States are typed
+//! ([`ClusterState`], [`RequestState`], [`PresigState`]) and turned into the stored names only
+//! here.
 
 mod admins;
 mod audit;
@@ -22,6 +23,7 @@ mod credentials;
 mod images;
 mod keys;
 mod migrations;
+mod outbox;
 mod presignatures;
 mod requests;
 mod roles;
@@ -38,6 +40,7 @@ pub use credentials::{CredentialRow, NonceUse, Registered, Revoked};
 pub use images::ImageChangeRow;
 pub use keys::{KeyRow, NewGeneration};
 pub use migrations::latest_schema_version;
+pub use outbox::{OutboxLevel, OutboxRow};
 pub use presignatures::PresigRow;
 pub use requests::{Begin, RequestRow};
 pub use roles::APP_PRIVILEGES;

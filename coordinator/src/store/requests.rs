@@ -175,8 +175,12 @@ impl Store {
                 ],
             )?;
             if n == 1 {
+                // The events report the request's answer (the body a client reads back).
+                let answer = serde_json::from_str::<serde_json::Value>(response)
+                    .ok()
+                    .and_then(|mut r| r.get_mut("body").map(serde_json::Value::take));
                 for e in entries {
-                    tx.append_audit(time, e)?;
+                    tx.append_audit_reported(time, e, answer.clone().map(|a| (idem_key, a)))?;
                 }
             }
             Ok(n == 1)

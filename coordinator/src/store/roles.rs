@@ -23,6 +23,7 @@ pub const APP_PRIVILEGES: &[(&str, &str)] = &[
     ("image_changes", "SELECT, INSERT, UPDATE"),
     ("roster_proposals", "SELECT, INSERT, UPDATE"),
     ("roster_commits", "SELECT, INSERT, UPDATE"),
+    ("outbox", "SELECT, INSERT, UPDATE, DELETE"),
 ];
 
 /// A role name we quote ourselves: lower-case letters, digits and `_`, starting with a letter

@@ -23,6 +23,10 @@ pub enum SimCommand {
         /// Extra argument for the coordinator, e.g. --coordinator-arg=--pool-level=8 (repeat).
         #[arg(long = "coordinator-arg", allow_hyphen_values = true)]
         coordinator_args: Vec<String>,
+        /// A RabbitMQ broker the coordinator takes requests from and publishes events to
+        /// (`amqp://guest:guest@127.0.0.1:5672/%2f` on these machines; docs/events.md).
+        #[arg(long, value_name = "URL")]
+        amqp: Option<String>,
         /// Nodes to add later (`cohort node enroll | add | join --proxy`): enclaves and
         /// proxies numbered after the others, in no genesis and not the coordinator's.
         #[arg(long, default_value_t = 0)]
@@ -46,8 +50,13 @@ pub async fn run(command: SimCommand) -> anyhow::Result<ExitCode> {
             dir,
             fixture_primes,
             coordinator_args,
+            amqp,
             candidates,
-        } => (nodes, dir, fixture_primes, coordinator_args, candidates),
+        } => {
+            let broker = amqp.into_iter().flat_map(|url| ["--amqp".to_string(), url]);
+            let args = broker.chain(coordinator_args).collect::<Vec<_>>();
+            (nodes, dir, fixture_primes, args, candidates)
+        }
         SimCommand::Backup { dir } => {
             let copied = cli::sim::backup(&dir)?;
             println!(

@@ -10,6 +10,12 @@
 #   ./scripts/bench.sh online [SECONDS]
 #                                     the online path while pools refill at full speed, beside
 #                                     the same runs with refill paused (default 60 s per run)
+#   ./scripts/bench.sh broker [SECONDS]
+#                                     the broker path (issue 21) beside HTTP in one run: presigned
+#                                     ECDSA bursts of 60 and EdDSA at concurrency 1 and 16,
+#                                     each over HTTP then through the RabbitMQ intake
+#                                     (COHORT_AMQP, default the machine's), and the outbox's
+#                                     backlog after each (default 60 s per run)
 #   ./scripts/bench.sh scaling [SECONDS]
 #                                     sustained full ECDSA with the cluster pinned to 1 core,
 #                                     then to 2 cores (taskset), and the floor's presignature
@@ -26,14 +32,14 @@ cd "$(dirname "$0")/.."
 export COHORT_ENCLAVE_BACKGROUND="${COHORT_ENCLAVE_BACKGROUND:-idle}"
 MODE=sustained
 case "${1:-}" in
-  keys | online | scaling) MODE=$1; shift ;;
+  keys | online | scaling | broker) MODE=$1; shift ;;
 esac
 if [ "$MODE" = keys ]; then
   ROUNDS="${1:-5}"
   SECONDS_EACH=0
 else
   ROUNDS=5
-  default=120; [ "$MODE" = online ] && default=60
+  default=120; [ "$MODE" = online ] || [ "$MODE" = broker ] && default=60
   SECONDS_EACH="${1:-$default}"
 fi
 FEATURES=(--features enclave/test-fixtures)
@@ -97,6 +103,44 @@ if [ "$MODE" = online ]; then
     "${C[@]}" "${B[@]}" --key eddsa --presignature never --concurrency 1 --duration "$SECONDS_EACH"
     stop_sim
   done
+  "$BIN/examples/floor" --count 50
+  exit 0
+fi
+
+if [ "$MODE" = broker ]; then
+  # Issue 21: the same requests over HTTP and through the broker's intake queue (answers on
+  # the client's own reply queue), against one cluster; after each, the outbox's backlog
+  # (events the broker has not confirmed), which must not grow.
+  AMQP="${COHORT_AMQP:-amqp://guest:guest@127.0.0.1:5672/%2f}"
+  RUN="cohort-bench-$$"
+  machine
+  start_sim -- "--amqp=$AMQP" "--amqp-queue=$RUN.requests" "--amqp-exchange=$RUN.events" \
+    --pool-level=40
+  url=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["coordinator_url"])' \
+    "$WORK/sim/cluster.json")
+  backlog() {
+    sleep 1
+    local n
+    n=$(curl -sf "$url/metrics" | awk '/^cohort_outbox_unsent / {print $2}')
+    echo "{\"op\":\"outbox_backlog\",\"after\":\"$1\",\"unsent\":${n:-null}}"
+  }
+  for via in http amqp; do
+    V=(--via "$via"); [ "$via" = amqp ] && V+=(--amqp "$AMQP" --amqp-queue "$RUN.requests")
+    for c in 1 16; do
+      "${C[@]}" "${B[@]}" "${V[@]}" --key ecdsa --presignature prefer --concurrency "$c" \
+        --count 60 --warmup 2 --wait-pool 30
+      backlog "presigned burst c=$c via $via"
+    done
+    for c in 1 16; do
+      "${C[@]}" "${B[@]}" "${V[@]}" --key eddsa --presignature never --concurrency "$c" \
+        --duration "$SECONDS_EACH"
+      backlog "eddsa c=$c via $via"
+    done
+  done
+  stop_sim
+  if command -v rabbitmqctl > /dev/null; then
+    for q in "$RUN.requests" "$RUN.requests.dead"; do rabbitmqctl -q delete_queue "$q" > /dev/null 2>&1 || true; done
+  fi
   "$BIN/examples/floor" --count 50
   exit 0
 fi

@@ -8,9 +8,10 @@ use clap::{Parser, Subcommand};
 
 use cmd::{
     address::AddressArgs, admins::AdminsCommand, attest::AttestCommand, audit::AuditCommand,
-    bench::BenchArgs, credential::CredentialCommand, demo::DemoArgs, genesis::GenesisArgs,
-    images::ImagesCommand, key::KeyCommand, keygen::KeygenArgs, kms::KmsCommand, node::NodeCommand,
-    sign::SignArgs, sim::SimCommand, trust::TrustArgs, tx::TxCommand,
+    bench::BenchArgs, credential::CredentialCommand, demo::DemoArgs, events::EventsCommand,
+    genesis::GenesisArgs, images::ImagesCommand, key::KeyCommand, keygen::KeygenArgs,
+    kms::KmsCommand, node::NodeCommand, sign::SignArgs, sim::SimCommand, trust::TrustArgs,
+    tx::TxCommand,
 };
 
 /// Cohort threshold-signing cluster: operator and client CLI.
@@ -68,6 +69,9 @@ enum Command {
     Bench(BenchArgs),
     /// The address of a key on a chain.
     Address(AddressArgs),
+    /// The coordinator's events on the broker (docs/events.md).
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Chain transactions.
     #[command(subcommand)]
     Tx(TxCommand),
@@ -98,6 +102,7 @@ impl Command {
             Command::Sign(a) => cmd::sign::run(a).await,
             Command::Bench(a) => cmd::bench::run(a).await,
             Command::Address(a) => cmd::address::run(a).await,
+            Command::Events(c) => cmd::events::run(c).await,
             Command::Tx(c) => cmd::tx::run(c).await,
             Command::Demo(a) => cmd::demo::run(a).await,
         }

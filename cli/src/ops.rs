@@ -13,6 +13,8 @@ use coordinator::api::{
     ApiKey, ApprovedJson, ClusterStatus, CreateKeyJson, GenesisStatus, KeyInfo, PresignatureUse,
     SignRequestJson, SignResult,
 };
+use coordinator::broker::client::IntakeClient;
+use coordinator::broker::intake::Kind;
 use coordinator::client::{ApiCallError, ApiClient};
 use ed25519_dalek::SigningKey;
 use protocol::genesis::ClusterId;
@@ -349,6 +351,8 @@ pub struct BenchReport {
     pub path: String,
     /// Presignature use requested.
     pub presignature: PresignatureUse,
+    /// How requests went: `http`, or `amqp` (the broker's intake).
+    pub via: &'static str,
     /// Requests sent (after warm-up).
     pub requests: usize,
     /// Requests in flight at once.
@@ -409,6 +413,7 @@ pub async fn bench(
     concurrency: usize,
     warmup: usize,
     presignature: PresignatureUse,
+    via: Option<std::sync::Arc<IntakeClient>>,
 ) -> anyhow::Result<BenchReport> {
     let key: KeyInfo = api
         .get(&format!("/v1/keys/{key_id}"))
@@ -443,13 +448,14 @@ pub async fn bench(
         )
     });
     for i in 0..warmup {
-        let _: Result<SignResult, _> = api.post("/v1/signatures", &body(i)).await;
+        let _ = send(api, via.as_deref(), &body(i)).await;
     }
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(warmup));
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for _ in 0..concurrency.max(1) {
         let (api, next, body) = (api.clone(), next.clone(), body.clone());
+        let via = via.clone();
         tasks.spawn(async move {
             let mut samples = Vec::new();
             loop {
@@ -463,7 +469,7 @@ pub async fn bench(
                 }
                 let body = body(i);
                 let t = Instant::now();
-                let r: Result<SignResult, ApiCallError> = api.post("/v1/signatures", &body).await;
+                let r = send(&api, via.as_deref(), &body).await;
                 let at = t.duration_since(started).as_secs_f64();
                 samples.push((at, t.elapsed().as_secs_f64() * 1000.0, r));
             }
@@ -484,6 +490,7 @@ pub async fn bench(
         scheme: key.scheme,
         path: coordinator::api::path_string(path),
         presignature,
+        via: if via.is_some() { "amqp" } else { "http" },
         requests: count,
         concurrency,
         ok: latencies.len(),
@@ -502,6 +509,31 @@ pub async fn bench(
         p50_first_tenth_ms: tenth(&timeline, false),
         p50_last_tenth_ms: tenth(&timeline, true),
     })
+}
+
+/// Sends one signing request over HTTP, or through the broker's intake with `via` (under
+/// the request id as its idempotency key, as over HTTP).
+async fn send(
+    api: &ApiClient,
+    via: Option<&IntakeClient>,
+    body: &ApprovedJson<SignRequestJson>,
+) -> Result<SignResult, ApiCallError> {
+    let Some(intake) = via else {
+        return api.post("/v1/signatures", body).await;
+    };
+    let bytes = serde_json::to_vec(body).map_err(|e| ApiCallError::Transport(e.into()))?;
+    let idem = hex::encode(&body.request.request_id.0);
+    let (status, answer) = intake
+        .call(Kind::Sign, &idem, &bytes, Duration::from_secs(120))
+        .await
+        .map_err(|e| ApiCallError::Transport(anyhow::anyhow!(e)))?;
+    match status {
+        200 => serde_json::from_slice(&answer).map_err(|e| ApiCallError::Transport(e.into())),
+        _ => Err(match serde_json::from_slice(&answer) {
+            Ok(body) => ApiCallError::Api { status, body },
+            Err(e) => ApiCallError::Transport(anyhow::anyhow!("answer {status}: {e}")),
+        }),
+    }
 }
 
 /// The outcomes of a benchmark's requests.

@@ -228,6 +228,11 @@ impl ApiClient {
         self
     }
 
+    /// The key calls are signed with, if any.
+    pub fn key(&self) -> Option<&std::sync::Arc<crate::api::ApiKey>> {
+        self.key.as_ref()
+    }
+
     /// The credential calls are signed with, if any.
     pub fn credential(&self) -> Option<&str> {
         self.key.as_deref().map(|k| k.credential())

@@ -30,7 +30,7 @@ use ed25519_dalek::SigningKey;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions,
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -202,20 +202,6 @@ impl Broker {
     }
 }
 
-/// A queue of the test's own, gone with its connection.
-async fn private_queue(ch: &Channel) -> lapin::Queue {
-    ch.queue_declare(
-        "".into(),
-        QueueDeclareOptions {
-            exclusive: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .unwrap()
-}
-
 async fn broker(tag: &str) -> (Broker, Inbox, String) {
     let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
         .await
@@ -240,7 +226,7 @@ async fn broker(tag: &str) -> (Broker, Inbox, String) {
     .await
     .unwrap();
     // Bound before the coordinator starts: every event it ever publishes reaches the test.
-    let events = private_queue(&ch).await;
+    let events = coordinator::broker::private_queue(&ch).await.unwrap();
     ch.queue_bind(
         events.name().clone(),
         exchange.as_str().into(),
@@ -251,7 +237,7 @@ async fn broker(tag: &str) -> (Broker, Inbox, String) {
     .await
     .unwrap();
     let inbox = collect(&ch, events.name().as_str()).await;
-    let replies = private_queue(&ch).await;
+    let replies = coordinator::broker::private_queue(&ch).await.unwrap();
     let b = Broker {
         _conn: conn,
         ch,
@@ -319,6 +305,21 @@ async fn requests_through_the_broker_are_signed_once_and_every_audit_record_is_p
         "--amqp-exchange".into(),
         b.exchange.clone(),
     ];
+    // `cohort events tail` as an operator runs it: its first three events.
+    let tail = tokio::process::Command::new(cohort_tests::bin("cohort"))
+        .args([
+            "events",
+            "tail",
+            "--amqp",
+            &amqp_url(),
+            "--exchange",
+            &b.exchange,
+        ])
+        .args(["--count", "3"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
     let mut cluster = cli::sim::SimCluster::start(&options).await.unwrap();
     let api = cluster.info.api().unwrap();
     let key = ApiKey::load(&cluster.info.api_key).unwrap();
@@ -709,5 +710,19 @@ async fn requests_through_the_broker_are_signed_once_and_every_audit_record_is_p
             b.ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default())
                 .await;
     }
+    let tailed = tokio::time::timeout(Duration::from_secs(60), tail.wait_with_output())
+        .await
+        .expect("cohort events tail stops after three events")
+        .unwrap();
+    assert!(tailed.status.success());
+    let lines: Vec<Event> = String::from_utf8(tailed.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    let _ =
+        b.ch.exchange_delete(b.exchange.as_str().into(), Default::default())
+            .await;
     cluster.stop().await.unwrap();
 }

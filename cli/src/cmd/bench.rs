@@ -3,9 +3,11 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
 use cli::ops::BenchLength;
 use coordinator::api::PresignatureUse;
+use coordinator::broker::client::IntakeClient;
 
 use super::{ApproverFiles, JsonFlag, KeyArgs, parse_presignature};
 
@@ -36,6 +38,22 @@ pub struct BenchArgs {
     /// Before measuring, wait until every quorum's pool holds this many presignatures.
     #[arg(long, default_value_t = 0)]
     wait_pool: u32,
+    /// `http` (the API) or `amqp` (the coordinator's intake queue, answers on a private reply
+    /// queue; needs --amqp).
+    #[arg(long, default_value = "http", value_parser = ["http", "amqp"])]
+    via: String,
+    /// With `--via amqp`: the broker's URL.
+    #[arg(
+        long,
+        env = "COHORT_AMQP",
+        hide_env_values = true,
+        value_name = "URL",
+        required_if_eq("via", "amqp")
+    )]
+    amqp: Option<String>,
+    /// With `--via amqp`: the coordinator's intake queue.
+    #[arg(long, default_value = "cohort.requests")]
+    amqp_queue: String,
     #[command(flatten)]
     output: JsonFlag,
 }
@@ -53,6 +71,19 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         None => BenchLength::Count(a.count),
     };
     let trust = a.target.trust()?;
+    let via = match (a.via.as_str(), &a.amqp) {
+        ("amqp", Some(url)) => {
+            let key = api
+                .key()
+                .context("--via amqp signs its messages with an API key (--api-key)")?
+                .clone();
+            let client = IntakeClient::connect(url, &a.amqp_queue, key)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+            Some(std::sync::Arc::new(client))
+        }
+        _ => None,
+    };
     let r = cli::ops::bench(
         &api,
         trust.cluster_id(),
@@ -63,14 +94,16 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         a.concurrency,
         a.warmup,
         a.presignature,
+        via,
     )
     .await?;
     a.output.print(&r, |r| {
         println!(
-            "{} {} ({:?}): {} requests at concurrency {}: {} ok ({} presigned), failures {:?}",
+            "{} {} ({:?}, via {}): {} requests at concurrency {}: {} ok ({} presigned), failures {:?}",
             r.key_id,
             r.scheme,
             r.presignature,
+            r.via,
             r.requests,
             r.concurrency,
             r.ok,

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod bench;
 pub mod credential;
 pub mod demo;
+pub mod events;
 pub mod genesis;
 pub mod images;
 pub mod import;

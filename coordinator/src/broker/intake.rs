@@ -57,6 +57,8 @@ pub const REASON_HEADER: &str = "x-cohort-reason";
 pub const ERROR_HEADER: &str = "x-cohort-error";
 /// The header of an answer with its HTTP status.
 pub const STATUS_HEADER: &str = "x-cohort-status";
+/// The header of an answer with the idempotency key of the request it answers.
+pub const IDEMPOTENCY_HEADER: &str = "x-cohort-idempotency-key";
 /// The header carrying the credential's signature.
 pub const AUTHORIZATION_HEADER: &str = "authorization";
 /// The method a message is signed with.
@@ -205,6 +207,8 @@ enum Fate {
 enum PublishError {
     /// The broker took it but no queue does (`mandatory`).
     Unroutable,
+    /// The broker refused it (a full queue with `x-overflow: reject-publish`).
+    Refused,
     /// The channel or connection failed: make them again.
     Channel(String),
 }
@@ -322,33 +326,16 @@ async fn handle(
         .and_then(Kind::parse)
         .map_or("unknown", Kind::as_str);
     let (mut fate, idem) = decide(c, config, &d, kind.as_deref()).await;
+    let key = idem.clone().unwrap_or_default();
     if let Fate::Requeue(why) = &fate {
-        let key = idem.clone().unwrap_or_default();
-        let n = {
-            let mut counts = requeues.lock().unwrap_or_else(|p| p.into_inner());
-            if counts.len() >= REQUEUES_TRACKED {
-                counts.clear();
-            }
-            let n = counts.entry(key).or_default();
-            *n += 1;
-            *n
-        };
-        if n > MAX_REQUEUES {
+        if count_requeue(requeues, &key) > MAX_REQUEUES {
             fate = Fate::Dead(Dead::new(
                 "unavailable",
                 format!("the coordinator could not decide it {MAX_REQUEUES} times: {why}"),
             ));
         } else {
             warn!(error = %why, "intake: requeueing a message the coordinator could not decide");
-            c.broker().intake(label, "requeued");
-            tokio::time::sleep(REQUEUE_PAUSE).await;
-            return settled(
-                d.nack(BasicNackOptions {
-                    requeue: true,
-                    multiple: false,
-                })
-                .await,
-            );
+            return requeue(c, label, &d).await;
         }
     }
     if let (Fate::Answered(answer), Some(reply_to), Some(idem)) =
@@ -356,11 +343,12 @@ async fn handle(
     {
         match reply(out, &d, reply_to.as_str(), idem, answer).await {
             Ok(()) => {}
-            Err(PublishError::Unroutable) => {
+            Err(PublishError::Unroutable | PublishError::Refused) => {
                 fate = Fate::Dead(Dead::new(
                     "reply_undeliverable",
                     format!(
-                        "the request ran (its answer is recorded under its idempotency key) but                          no queue {} took the answer",
+                        "the request ran (its answer is recorded under its idempotency key) \
+                         but the queue {} did not take the answer",
                         reply_to.as_str()
                     ),
                 ));
@@ -370,31 +358,63 @@ async fn handle(
     }
     if let Fate::Dead(dead) = &fate {
         match dead_letter(out, config, &d, dead).await {
-            Ok(()) => {}
+            Ok(()) => c.broker().dead(&dead.reason),
             Err(PublishError::Unroutable) => {
                 return Err(format!(
                     "the dead-letter queue {} is gone",
                     config.dead_letter
                 ));
             }
+            // The dead-letter queue is full and refuses (an operator's `reject-publish`
+            // limit): paced requeues, then the message is dropped (nothing ran for it).
+            Err(PublishError::Refused) if count_requeue(requeues, &key) <= MAX_REQUEUES => {
+                warn!(reason = %dead.reason, "intake: the dead-letter queue refuses; requeueing");
+                return requeue(c, label, &d).await;
+            }
+            Err(PublishError::Refused) => {
+                warn!(reason = %dead.reason, "intake: the dead-letter queue refuses; message dropped");
+                fate = Fate::Requeue("dropped".into());
+            }
             Err(PublishError::Channel(e)) => return Err(e),
         }
-        c.broker().dead(&dead.reason);
     }
-    if let Some(idem) = &idem {
-        requeues
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(idem);
-    }
+    requeues
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&key);
     c.broker().intake(
         label,
         match fate {
             Fate::Dead(_) => "dead",
-            _ => "answered",
+            Fate::Requeue(_) => "dropped",
+            Fate::Answered(_) => "answered",
         },
     );
     settled(d.ack(BasicAckOptions::default()).await)
+}
+
+/// Counts one more requeue of the message under `key` by this coordinator; returns the count.
+fn count_requeue(requeues: &Requeues, key: &str) -> u32 {
+    let mut counts = requeues.lock().unwrap_or_else(|p| p.into_inner());
+    if counts.len() >= REQUEUES_TRACKED {
+        counts.clear();
+    }
+    let n = counts.entry(key.to_string()).or_default();
+    *n += 1;
+    *n
+}
+
+/// Puts a message back in the queue after a pause.
+async fn requeue(c: &Coordinator, label: &str, d: &Delivery) -> Result<(), String> {
+    c.broker().intake(label, "requeued");
+    tokio::time::sleep(REQUEUE_PAUSE).await;
+    settled(
+        d.nack(BasicNackOptions {
+            requeue: true,
+            multiple: false,
+        })
+        .await,
+    )
 }
 
 /// A failed acknowledgement: the channel broke, and the broker redelivers the message (it is
@@ -462,7 +482,11 @@ async fn decide(
                     Err(e) if e.code == ErrorCode::KeyExists => {
                         match c.create_key_record(&body).await.map_err(fate_of)? {
                             Some(stored) => Ok(stored),
-                            None => Err(fate_of(e)),
+                            // Made by another request: refused.
+                            None if c.key(&body.request.key_id).await.is_ok() => Err(fate_of(e)),
+                            // Being made (this request's generation, or another's): decided
+                            // once it ends.
+                            None => Err(Fate::Requeue(e.message)),
                         }
                     }
                     // The generation ran and failed: recorded (audit, event), so answered.
@@ -492,9 +516,7 @@ async fn confirmed(confirm: lapin::Result<lapin::PublisherConfirm>) -> Result<()
         Confirmation::Ack(None) => Ok(()),
         // Returned: `mandatory` and no queue took it.
         Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => Err(PublishError::Unroutable),
-        Confirmation::Nack(None) => Err(PublishError::Channel(
-            "the broker refused the message (nack)".into(),
-        )),
+        Confirmation::Nack(None) => Err(PublishError::Refused),
         Confirmation::NotRequested => Err(PublishError::Channel(
             "confirms are off on the channel".into(),
         )),
@@ -537,6 +559,12 @@ async fn reply(
     headers.insert(
         STATUS_HEADER.into(),
         AMQPValue::LongString(answer.status.to_string().into()),
+    );
+    // What the answer is for, from the signed message: the correlation id is the sender's
+    // label, which a replay may set to anything.
+    headers.insert(
+        IDEMPOTENCY_HEADER.into(),
+        AMQPValue::LongString(idem.into()),
     );
     let correlation = d
         .properties

@@ -15,6 +15,7 @@
 //! signed by an API credential like an HTTP call, and what it asks is approved by approvers
 //! the enclaves check themselves.
 
+pub mod client;
 pub mod intake;
 mod relay;
 mod status;
@@ -89,6 +90,20 @@ async fn connect(config: &BrokerConfig, role: &str) -> Result<Connection, String
     Connection::connect(&config.url, props)
         .await
         .map_err(|e| format!("cannot connect to {}: {e}", redact(&config.url)))
+}
+
+/// Declares a queue of the caller's own: named by the broker, exclusive (gone with its
+/// connection). Answers (`IntakeClient`) and `cohort events tail` use one.
+pub async fn private_queue(ch: &Channel) -> lapin::Result<lapin::Queue> {
+    ch.queue_declare(
+        "".into(),
+        QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
 }
 
 /// Declares the events exchange (idempotent; the same arguments every time).

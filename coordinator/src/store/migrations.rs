@@ -149,7 +149,8 @@ pub(super) const MIGRATIONS: &[Migration] = &[
                 seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL, routing_key TEXT NOT NULL,
                 body TEXT NOT NULL, audit_seq INTEGER NOT NULL, created INTEGER NOT NULL,
                 sent INTEGER NOT NULL);
-            CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent = 0;",
+            CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent = 0;
+            CREATE INDEX outbox_created ON outbox (created);",
     },
 ];
 
